@@ -1,0 +1,198 @@
+/*
+ * bus.c - open a bus: resolve its directory, create it when missing, map
+ * bus.meta (bus-wide counters), and sweep leftovers of processes that died
+ * while creating or deleting a topic.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "bus_internal.h"
+
+#define EVB_SHM_ROOT "/dev/shm/evbus"
+
+/* mkdir -p, mode 0770 for created levels. */
+static int mkdirs(const char *path)
+{
+    char buf[PATH_MAX];
+    size_t n = strlen(path);
+    if (n >= sizeof buf)
+        return -ENAMETOOLONG;
+    memcpy(buf, path, n + 1);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(buf, 0770) < 0 && errno != EEXIST)
+            return -errno;
+        *p = '/';
+    }
+    if (mkdir(buf, 0770) < 0 && errno != EEXIST)
+        return -errno;
+    struct stat st;
+    if (stat(buf, &st) < 0)
+        return -errno;
+    return S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    remove(path);
+    return 0;
+}
+
+int evb_rmtree(const char *path)
+{
+    return nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS) < 0 ? -errno : 0;
+}
+
+/* ".tmp.<topic>.<pid>.<n>" and ".del.<topic>.<pid>.<n>": a dead pid's are
+ * garbage. The pid is the second-to-last dot field. */
+static void sweep_leftovers(const char *busdir)
+{
+    DIR *d = opendir(busdir);
+    if (!d)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (strncmp(e->d_name, ".tmp.", 5) && strncmp(e->d_name, ".del.", 5))
+            continue;
+        char name[256];
+        snprintf(name, sizeof name, "%s", e->d_name);
+        char *last = strrchr(name, '.');
+        if (!last || last == name)
+            continue;
+        *last = '\0';
+        char *pidp = strrchr(name, '.');
+        if (!pidp)
+            continue;
+        long pid = strtol(pidp + 1, NULL, 10);
+        if (pid > 0 && evb_proc_start((int)pid) && e->d_name[1] == 't')
+            continue; /* still being created by a live process */
+        char path[PATH_MAX];
+        if (snprintf(path, sizeof path, "%s/%s", busdir, e->d_name) < (int)sizeof path)
+            evb_rmtree(path);
+    }
+    closedir(d);
+}
+
+static int map_meta(evb_bus *bus)
+{
+    char path[PATH_MAX + 16];
+    snprintf(path, sizeof path, "%s/bus.meta", bus->path);
+    size_t bytes = 4096;
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0660);
+    if (fd < 0)
+        return evb_err_set(-errno, "%s: %s", path, strerror(errno));
+    struct stat st;
+    int rc = 0;
+    if (fstat(fd, &st) < 0) {
+        rc = -errno;
+        goto out;
+    }
+    if (st.st_size < (off_t)bytes) {
+        /* A new or half-made file: grow it. Zero magic means "not ready",
+         * and every field's zero is a valid start. */
+        int e = posix_fallocate(fd, 0, (off_t)bytes);
+        if (e) {
+            rc = evb_err_set(-e, "%s: %s", path, strerror(e));
+            goto out;
+        }
+    }
+    void *m = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (m == MAP_FAILED) {
+        rc = evb_err_set(-errno, "%s: mmap: %s", path, strerror(errno));
+        goto out;
+    }
+    struct evb_bus_meta *meta = m;
+    uint64_t magic = atomic_load_explicit(&meta->magic, memory_order_acquire);
+    if (magic == 0) {
+        /* First opener (or a racing one: both store the same values). */
+        meta->version = EVB_BUS_VERSION;
+        atomic_store_explicit(&meta->magic, EVB_BUS_MAGIC, memory_order_release);
+    } else if (magic != EVB_BUS_MAGIC || meta->version != EVB_BUS_VERSION) {
+        munmap(m, bytes);
+        rc = evb_err_set(-EPROTO, "%s: bus format 0x%llx v%u, this build reads v%u", path,
+                         (unsigned long long)magic, meta->version, EVB_BUS_VERSION);
+        goto out;
+    }
+    bus->meta = meta;
+out:
+    close(fd);
+    return rc;
+}
+
+EVB_EXPORT int evb_bus_open(evb_bus **out, const char *name_or_path,
+                            const evb_bus_options *opts)
+{
+    if (!out)
+        return -EINVAL;
+    *out = NULL;
+    evb_err_clear();
+    const char *name = name_or_path && *name_or_path ? name_or_path : getenv("EVBUS_BUS");
+    if (!name || !*name)
+        name = "default";
+    evb_bus *bus = calloc(1, sizeof *bus);
+    if (!bus)
+        return -ENOMEM;
+    int n;
+    if (strchr(name, '/')) {
+        n = snprintf(bus->path, sizeof bus->path, "%s", name);
+    } else {
+        int rc = evb_name_check(name, "bus");
+        if (rc) {
+            free(bus);
+            return rc;
+        }
+        n = snprintf(bus->path, sizeof bus->path, "%s/%s", EVB_SHM_ROOT, name);
+    }
+    if (n < 0 || n >= (int)sizeof bus->path - 2 * EVB_NAME_MAX - 32) {
+        free(bus);
+        return evb_err_set(-ENAMETOOLONG, "bus path too long");
+    }
+    if (opts)
+        bus->opts = *opts;
+    if (!bus->opts.dead_ms)
+        bus->opts.dead_ms = 200;
+    if (!bus->opts.stall_ms)
+        bus->opts.stall_ms = 5000;
+    int rc = mkdirs(bus->path);
+    if (rc) {
+        evb_err_set(rc, "bus %s: cannot create directory: %s", bus->path, strerror(-rc));
+        free(bus);
+        return rc;
+    }
+    rc = map_meta(bus);
+    if (rc) {
+        evb_err_prefix(rc, "bus %s", bus->path);
+        free(bus);
+        return rc;
+    }
+    sweep_leftovers(bus->path);
+    *out = bus;
+    return 0;
+}
+
+EVB_EXPORT void evb_bus_close(evb_bus *bus)
+{
+    if (!bus)
+        return;
+    if (bus->meta)
+        munmap(bus->meta, 4096);
+    free(bus);
+}
+
+EVB_EXPORT const char *evb_bus_path(const evb_bus *bus)
+{
+    return bus->path;
+}

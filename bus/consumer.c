@@ -1,0 +1,410 @@
+/*
+ * consumer.c - every reader kind behind one handle: which partitions it
+ * reads, where it starts, how it waits (spin, yield, futex), and for named
+ * consumers the committed cursors file.
+ *
+ *   <topic>/consumers/<name>.cur   struct cur_file, mapped shared
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "bus_internal.h"
+
+#define EVB_CUR_MAGIC 0x3152554342564545ull /* "EEVBCUR1" */
+#define EVB_SPIN_TRIES 256
+
+/* One partition's committed cursor. A seqlock (odd while written) keeps a
+ * reader from pairing a position with another commit's offset. */
+struct cur_entry {
+    _Atomic uint64_t seq;
+    _Atomic uint64_t pos;     /* EVB_POS_NONE: never committed */
+    _Atomic uint64_t offset;
+    uint64_t pad_;
+};
+
+struct cur_file {
+    _Atomic uint64_t magic;   /* stored last at creation */
+    uint32_t partitions;
+    uint32_t pad_;
+    _Atomic uint64_t owner;   /* pid << 32 | start time of the open handle */
+    uint64_t pad2_;
+    struct cur_entry e[];
+};
+
+struct evb_consumer {
+    evb_bus *bus;
+    struct evb_topic_map *tm;
+    evb_consumer_options opts;
+    char name[EVB_NAME_MAX + 1];
+    uint32_t n;                 /* partitions read */
+    uint32_t next;              /* round-robin index into rd[] */
+    uint32_t slot_kind;
+    struct evb_ring_reader *rd; /* rd[i] reads partition part[i] */
+    uint32_t *part;
+    _Atomic uint32_t **bells;
+    uint32_t *vals;
+    struct cur_file *cur;
+    size_t cur_bytes;
+    int failed;
+};
+
+static size_t cur_size(uint32_t parts)
+{
+    return sizeof(struct cur_file) + parts * sizeof(struct cur_entry);
+}
+
+/* Map (creating when new) the named consumer's cursor file and take its
+ * ownership: -EBUSY while another live process holds it. */
+static int cur_open(evb_consumer *c)
+{
+    char path[PATH_MAX + 128];
+    snprintf(path, sizeof path, "%s/consumers/%s.cur", c->tm->dir, c->name);
+    size_t bytes = cur_size(c->tm->nparts);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, c->tm->cfg.file_mode);
+    if (fd < 0)
+        return evb_err_set(-errno, "%s: %s", path, strerror(errno));
+    struct stat st;
+    int rc = 0;
+    if (fstat(fd, &st) < 0 || (st.st_size < (off_t)bytes &&
+                               (rc = posix_fallocate(fd, 0, (off_t)bytes)))) {
+        rc = evb_err_set(rc ? -rc : -errno, "%s: cannot size cursor file", path);
+        close(fd);
+        return rc;
+    }
+    struct cur_file *f = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    close(fd);
+    if (f == MAP_FAILED)
+        return evb_err_set(-errno, "%s: mmap: %s", path, strerror(errno));
+    uint64_t magic = atomic_load_explicit(&f->magic, memory_order_acquire);
+    if (magic == 0) {
+        /* New file: racing creators write identical values. */
+        f->partitions = c->tm->nparts;
+        for (uint32_t i = 0; i < c->tm->nparts; i++)
+            atomic_store_explicit(&f->e[i].pos, EVB_POS_NONE, memory_order_relaxed);
+        atomic_store_explicit(&f->magic, EVB_CUR_MAGIC, memory_order_release);
+    } else if (magic != EVB_CUR_MAGIC || f->partitions != c->tm->nparts) {
+        munmap(f, bytes);
+        return evb_err_set(-EBADMSG, "%s: not a cursor file for %u partitions", path,
+                           c->tm->nparts);
+    }
+    uint64_t self = evb_proc_self();
+    for (;;) {
+        uint64_t o = atomic_load_explicit(&f->owner, memory_order_acquire);
+        if (o && o != self && evb_proc_alive(o)) {
+            munmap(f, bytes);
+            return evb_err_set(-EBUSY, "consumer %s of topic %s is open in process %u",
+                               c->name, c->tm->name, (unsigned)(o >> 32));
+        }
+        if (atomic_compare_exchange_strong_explicit(&f->owner, &o, self, memory_order_acq_rel,
+                                                    memory_order_relaxed))
+            break;
+    }
+    c->cur = f;
+    c->cur_bytes = bytes;
+    return 0;
+}
+
+static bool cur_load(const struct cur_file *f, uint32_t part, uint64_t *pos, uint64_t *off)
+{
+    const struct cur_entry *e = &f->e[part];
+    for (int tries = 0; tries < 1000; tries++) {
+        uint64_t s1 = atomic_load_explicit(&e->seq, memory_order_acquire);
+        *pos = atomic_load_explicit(&e->pos, memory_order_relaxed);
+        *off = atomic_load_explicit(&e->offset, memory_order_relaxed);
+        atomic_thread_fence(memory_order_acquire);
+        if (!(s1 & 1) && atomic_load_explicit(&e->seq, memory_order_relaxed) == s1)
+            return *pos != EVB_POS_NONE;
+    }
+    /* A writer died mid-commit: the position alone is still a boundary. */
+    *pos = atomic_load_explicit(&e->pos, memory_order_relaxed);
+    return *pos != EVB_POS_NONE;
+}
+
+static void cur_store(struct cur_file *f, uint32_t part, uint64_t pos, uint64_t off)
+{
+    struct cur_entry *e = &f->e[part];
+    uint64_t s = atomic_load_explicit(&e->seq, memory_order_relaxed);
+    atomic_store_explicit(&e->seq, s + 1, memory_order_relaxed);
+    atomic_thread_fence(memory_order_release);
+    atomic_store_explicit(&e->pos, pos, memory_order_relaxed);
+    atomic_store_explicit(&e->offset, off, memory_order_relaxed);
+    atomic_store_explicit(&e->seq, s + 2, memory_order_release);
+}
+
+static int seek_one(evb_consumer *c, uint32_t i, uint32_t whence, uint64_t value)
+{
+    struct evb_ring_reader *rd = &c->rd[i];
+    uint64_t pos, off;
+    switch (whence) {
+    case EVB_START_LATEST:
+        evb_ring_load_tail(rd->r, &pos, &off);
+        return evb_ring_reader_seek_pos(rd, pos, off);
+    case EVB_START_EARLIEST:
+        if (evb_ring_oldest(rd->r, &pos, &off) < 0)
+            evb_ring_load_tail(rd->r, &pos, &off);
+        return evb_ring_reader_seek_pos(rd, pos, off);
+    case EVB_START_COMMITTED:
+        if (!c->cur)
+            return -EINVAL;
+        if (!cur_load(c->cur, c->part[i], &pos, &off))
+            return seek_one(c, i, EVB_START_EARLIEST, 0);
+        return evb_ring_reader_seek_pos(rd, pos, off);
+    case EVB_START_OFFSET:
+        return evb_ring_reader_seek_offset(rd, value);
+    case EVB_START_POSITION:
+        return evb_ring_reader_seek_pos(rd, value, 0);
+    default:
+        return -EINVAL;
+    }
+}
+
+EVB_EXPORT int evb_consumer_open(evb_consumer **out, evb_bus *bus, const char *topic,
+                                 const evb_consumer_options *opts)
+{
+    if (!out || !bus)
+        return -EINVAL;
+    *out = NULL;
+    evb_err_clear();
+    evb_consumer_options o = {0};
+    if (opts)
+        o = *opts;
+    if (o.kind > EVB_CONSUMER || o.idle > EVB_IDLE_YIELD || o.start > EVB_START_POSITION)
+        return evb_err_set(-EINVAL, "consumer options out of range");
+    if (o.kind == EVB_CONSUMER) {
+        int rc = evb_name_check(o.name, "consumer");
+        if (rc)
+            return rc;
+    } else if (o.start == EVB_START_COMMITTED) {
+        return evb_err_set(-EINVAL, "only named consumers have a committed position");
+    }
+    evb_consumer *c = calloc(1, sizeof *c);
+    if (!c)
+        return -ENOMEM;
+    c->opts = o;
+    c->bus = bus;
+    if (o.name && o.kind == EVB_CONSUMER)
+        snprintf(c->name, sizeof c->name, "%s", o.name);
+    c->opts.name = NULL;
+    int rc = evb_topic_map_open(bus, topic, &c->tm);
+    if (rc)
+        goto fail;
+    bool one = o.only_partition != 0;
+    if (one && (o.partition < 0 || (uint32_t)o.partition >= c->tm->nparts)) {
+        rc = evb_err_set(-EINVAL, "topic %s has %u partitions, no partition %d", topic,
+                         c->tm->nparts, o.partition);
+        goto fail;
+    }
+    c->n = one ? 1 : c->tm->nparts;
+    c->rd = calloc(c->n, sizeof *c->rd);
+    c->part = calloc(c->n, sizeof *c->part);
+    c->bells = calloc(c->n, sizeof *c->bells);
+    c->vals = calloc(c->n, sizeof *c->vals);
+    if (!c->rd || !c->part || !c->bells || !c->vals) {
+        rc = -ENOMEM;
+        goto fail;
+    }
+    if (o.kind == EVB_CONSUMER && (rc = cur_open(c)))
+        goto fail;
+    c->slot_kind = o.kind == EVB_SUBSCRIBER ? EVB_SLOT_SUBSCRIBER
+                   : o.kind == EVB_SUBSCRIBER_LOSSLESS ? EVB_SLOT_LOSSLESS
+                                                       : EVB_SLOT_CONSUMER;
+    uint32_t start = o.start;
+    if (start == EVB_START_DEFAULT)
+        start = o.kind == EVB_CONSUMER ? EVB_START_COMMITTED : EVB_START_LATEST;
+    for (uint32_t i = 0; i < c->n; i++) {
+        c->part[i] = one ? (uint32_t)o.partition : i;
+        struct evb_ring *r = &c->tm->rings[c->part[i]];
+        c->bells[i] = &r->hdr->bell;
+        rc = evb_ring_reader_attach(&c->rd[i], r, c->slot_kind, c->name, EVB_POS_NONE, 0);
+        if (rc) {
+            evb_err_prefix(rc, "topic %s", topic);
+            goto fail;
+        }
+        if (start != EVB_START_LATEST && (rc = seek_one(c, i, start, o.start_value)))
+            goto fail;
+    }
+    *out = c;
+    return 0;
+fail:
+    evb_consumer_close(c);
+    return rc;
+}
+
+EVB_EXPORT void evb_consumer_close(evb_consumer *c)
+{
+    if (!c)
+        return;
+    for (uint32_t i = 0; c->rd && i < c->n; i++)
+        evb_ring_reader_detach(&c->rd[i]);
+    if (c->cur) {
+        uint64_t self = evb_proc_self();
+        atomic_compare_exchange_strong_explicit(&c->cur->owner, &self, 0,
+                                                memory_order_acq_rel, memory_order_relaxed);
+        munmap(c->cur, c->cur_bytes);
+    }
+    free(c->rd);
+    free(c->part);
+    free(c->bells);
+    free(c->vals);
+    evb_topic_map_close(c->tm);
+    free(c);
+}
+
+static void fill_event(evb_event *ev, const struct evb_frame_view *v, uint32_t part)
+{
+    const struct evb_frame *f = v->f;
+    ev->key = v->key;
+    ev->value = v->value;
+    ev->key_len = f->key_len;
+    ev->value_len = f->len - EVB_FRAME_HDR - f->key_len;
+    ev->partition = part;
+    ev->type = f->type;
+    ev->flags = f->flags;
+    ev->offset = f->offset;
+    ev->position = v->pos;
+    ev->timestamp_ns = f->timestamp_ns;
+    ev->producer_seq = f->producer_seq;
+    ev->producer_id = f->producer_id;
+    ev->reserved_ = 0;
+    ev->lost_events = v->lost_events;
+    ev->lost_bytes = v->lost_bytes;
+}
+
+/* One pass over the partitions, starting after the last one served. */
+static int try_read(evb_consumer *c, evb_event *ev)
+{
+    for (uint32_t k = 0; k < c->n; k++) {
+        uint32_t i = c->next + k;
+        if (i >= c->n)
+            i -= c->n;
+        struct evb_frame_view v;
+        int rc = evb_ring_read(&c->rd[i], &v);
+        if (rc == 0) {
+            fill_event(ev, &v, c->part[i]);
+            c->next = i + 1 == c->n ? 0 : i + 1;
+            return 0;
+        }
+        if (rc != -EAGAIN)
+            return c->failed = rc;
+    }
+    return -EAGAIN;
+}
+
+static void release_all(evb_consumer *c)
+{
+    for (uint32_t i = 0; i < c->n; i++)
+        evb_ring_reader_release(&c->rd[i]);
+}
+
+/* Sleep on the partitions' doorbells until something is committed, a hole
+ * needs timing, or the deadline passes. */
+static void block(evb_consumer *c, uint64_t deadline)
+{
+    uint64_t now = evb_mono_ns();
+    if (now >= deadline)
+        return;
+    uint64_t wait = deadline - now;
+    bool ready = false;
+    for (uint32_t i = 0; i < c->n; i++) {
+        evb_ring_waiter_set(c->rd[i].r, c->rd[i].slot_idx, &c->vals[i]);
+        if (evb_ring_reader_ready(&c->rd[i]))
+            ready = true;
+        /* A hole in progress must be re-timed within dead_ns/4. */
+        if (c->rd[i].hole_pos != EVB_POS_NONE && wait > c->rd[i].r->dead_ns / 4)
+            wait = c->rd[i].r->dead_ns / 4;
+    }
+    if (!ready)
+        evb_bell_wait(c->bells, c->vals, c->n, wait ? wait : 1);
+    for (uint32_t i = 0; i < c->n; i++)
+        evb_ring_waiter_clear(c->rd[i].r, c->rd[i].slot_idx);
+}
+
+EVB_EXPORT int evb_consumer_next(evb_consumer *c, evb_event *ev, int32_t timeout_ms)
+{
+    if (!c || !ev)
+        return -EINVAL;
+    if (c->failed)
+        return c->failed;
+    release_all(c);
+    int rc = try_read(c, ev);
+    if (rc != -EAGAIN || timeout_ms == 0)
+        return rc;
+    uint64_t deadline = timeout_ms < 0 ? UINT64_MAX
+                                       : evb_mono_ns() + (uint64_t)timeout_ms * 1000000ull;
+    for (unsigned spins = 1;; spins++) {
+        if (c->opts.idle == EVB_IDLE_SPIN || spins < EVB_SPIN_TRIES)
+            __builtin_ia32_pause();
+        else if (c->opts.idle == EVB_IDLE_YIELD)
+            sched_yield();
+        else
+            block(c, deadline);
+        rc = try_read(c, ev);
+        if (rc != -EAGAIN)
+            return rc;
+        if ((spins & 63) == 0 && evb_mono_ns() >= deadline)
+            return -ETIMEDOUT;
+    }
+}
+
+EVB_EXPORT int evb_consumer_poll(evb_consumer *c, int (*fn)(const evb_event *ev, void *arg),
+                                 void *arg, uint32_t max)
+{
+    if (!c || !fn)
+        return -EINVAL;
+    if (c->failed)
+        return c->failed;
+    release_all(c);
+    uint32_t n = 0;
+    evb_event ev;
+    while (n < max) {
+        int rc = try_read(c, &ev);
+        if (rc == -EAGAIN)
+            break;
+        if (rc)
+            return n ? (int)n : rc;
+        n++;
+        int stop = fn(&ev, arg);
+        /* Let producers move on during long polls of a gating reader. */
+        if ((n & 255) == 0)
+            release_all(c);
+        if (stop)
+            break;
+    }
+    release_all(c);
+    return (int)n;
+}
+
+EVB_EXPORT int evb_consumer_commit(evb_consumer *c)
+{
+    if (!c || !c->cur)
+        return -EINVAL;
+    for (uint32_t i = 0; i < c->n; i++)
+        cur_store(c->cur, c->part[i], c->rd[i].pos, c->rd[i].offset);
+    return 0;
+}
+
+EVB_EXPORT int evb_consumer_seek(evb_consumer *c, int32_t partition, uint32_t whence,
+                                 uint64_t value)
+{
+    if (!c || whence == EVB_START_DEFAULT || whence > EVB_START_POSITION)
+        return -EINVAL;
+    if (c->failed)
+        return c->failed;
+    bool any = false;
+    for (uint32_t i = 0; i < c->n; i++) {
+        if (partition >= 0 && c->part[i] != (uint32_t)partition)
+            continue;
+        any = true;
+        int rc = seek_one(c, i, whence, value);
+        if (rc)
+            return rc;
+    }
+    return any ? 0 : -EINVAL;
+}

@@ -1,0 +1,39 @@
+/*
+ * error.c - version, error words and the per-thread error detail.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "bus_internal.h"
+
+EVB_EXPORT const char *evb_version(void)
+{
+    return "0.1.0";
+}
+
+EVB_EXPORT const char *evb_strerror(int err)
+{
+    switch (err) {
+    case 0: return "success";
+    case -EAGAIN: return "would block: ring full or nothing to read yet";
+    case -ETIMEDOUT: return "timed out";
+    case -EMSGSIZE: return "event larger than the topic's max_event_bytes";
+    case -ENOENT: return "no such topic or bus";
+    case -EEXIST: return "topic already exists";
+    case -EBADMSG: return "corrupt ring or frame";
+    case -EPROTO: return "ring format not readable by this build";
+    case -EACCES: return "permission denied";
+    case -ENOSPC: return "no space left to reserve the ring (tmpfs full)";
+    case -EINVAL: return "invalid argument";
+    case -ENOMEM: return "out of memory";
+    case -EBUSY: return "in use by another live process, or no free slot";
+    case -ECANCELED: return "claim padded after the producer stalled: event not published";
+    case -ENAMETOOLONG: return "name too long";
+    default: return strerror(err < 0 ? -err : err);
+    }
+}
+
+EVB_EXPORT const char *evb_last_error(void)
+{
+    return evb_err_get();
+}

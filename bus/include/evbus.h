@@ -1,0 +1,404 @@
+/*
+ * evbus.h - the public API of evbus, a shared-memory event bus for one host.
+ *
+ * This header is the manual. Concepts (see DESIGN.md section 1):
+ *
+ *   bus        a directory of ring files in tmpfs (default /dev/shm/evbus/<name>)
+ *   topic      a named stream of events split into N partitions
+ *   partition  one ring; the unit of ordering
+ *   position   byte offset of an event in the partition's unbounded log
+ *   offset     index of an event in its partition (0, 1, 2, ...)
+ *   subscriber pub/sub reader: starts at the tail, never slows producers and
+ *              is told exactly how many events it lost when lapped
+ *   lossless subscriber
+ *              a subscriber that gates producers: they wait for it; reaped
+ *              automatically when its process dies
+ *   consumer   a named reader whose committed cursor persists in the bus
+ *
+ * Errors. Every fallible function returns 0 (or a count) on success and a
+ * negative errno on failure; none sets errno. One meaning per code:
+ *
+ *   -EAGAIN     ring full (back-pressure) or nothing to read yet
+ *   -ETIMEDOUT  a blocking call's timeout expired
+ *   -EMSGSIZE   event larger than the topic's max_event_bytes
+ *   -ENOENT     unknown bus path component or topic
+ *   -EEXIST     topic already exists
+ *   -EBADMSG    corrupt ring header or frame; the handle stays failed
+ *   -EPROTO     ring format version not readable by this build
+ *   -EACCES     no permission on a bus or topic file
+ *   -ENOSPC     tmpfs cannot reserve the ring's memory
+ *   -EINVAL     bad argument
+ *   -ENOMEM     out of memory (process heap)
+ *   -EBUSY      resource owned by another live process (consumer name,
+ *               all producer or reader slots of a ring taken)
+ *   -ECANCELED  the claim was padded by another process because this
+ *               producer stalled longer than stall_ms; the event was NOT
+ *               published
+ *   -ENAMETOOLONG  topic or consumer name longer than EVB_NAME_MAX
+ *
+ * evb_strerror() turns any of them into words; cold paths (open, create)
+ * also leave a detail for evb_last_error() in the calling thread.
+ *
+ * Threads. A bus handle may be shared by threads. A producer or consumer
+ * handle belongs to one thread at a time; open one per thread to publish or
+ * read in parallel (they are cheap).
+ *
+ * Crashes. Any process may die at any instruction. A producer killed
+ * between claim and commit leaves a hole that a reader or producer pads
+ * within dead_ms; its event is counted as aborted, never served half
+ * written. A dead lossless reader stops gating within dead_ms. See
+ * ARCHITECTURE.md for the protocol.
+ */
+#ifndef EVBUS_H
+#define EVBUS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define EVB_VERSION_MAJOR 0
+#define EVB_VERSION_MINOR 1
+#define EVB_VERSION_PATCH 0
+
+/** Library version as "major.minor.patch". */
+const char *evb_version(void);
+
+/** Words for a negative errno returned by evbus (any int accepted). */
+const char *evb_strerror(int err);
+
+/**
+ * Detail of the last cold-path failure in this thread ("topic orders:
+ * partition 3: ring magic 0x0, expected 0x..."), or "" when none.
+ */
+const char *evb_last_error(void);
+
+/** Longest topic or consumer name, bytes, without the NUL. */
+#define EVB_NAME_MAX 63
+/** Most partitions a topic may have. */
+#define EVB_MAX_PARTITIONS 256
+/** Producer handles that may hold a ring at once; reader handles likewise. */
+#define EVB_RING_PRODUCERS 64
+#define EVB_RING_READERS 64
+
+typedef struct evb_bus evb_bus;
+typedef struct evb_producer evb_producer;
+typedef struct evb_consumer evb_consumer;
+
+/* ------------------------------------------------------------------ */
+/* Value types                                                        */
+/* ------------------------------------------------------------------ */
+
+/** Options for evb_bus_open(); zero-initialise, zero means default. */
+typedef struct evb_bus_options {
+    /** Hole-padding bound for dead producers and reaping bound for dead
+     *  readers, ms. Default 200. */
+    uint32_t dead_ms;
+    /** A live producer that keeps a claim uncommitted this long may have it
+     *  padded; its commit then returns -ECANCELED. Default 5000. */
+    uint32_t stall_ms;
+} evb_bus_options;
+
+/** Topic configuration; zero-initialise, zero means default. */
+typedef struct evb_topic_config {
+    uint32_t partitions;      /**< 1..EVB_MAX_PARTITIONS; default 1 */
+    uint32_t max_event_bytes; /**< key + value bytes; default 64 KiB, at most ring_bytes/4 */
+    uint64_t ring_bytes;      /**< per partition, power of two >= 64 KiB; default 4 MiB */
+    uint32_t file_mode;       /**< permission bits of ring files; default 0660 */
+    uint32_t reserved_[7];
+} evb_topic_config;
+
+/** What evb_topic_info() reports. (Struct tags, like struct stat and
+ *  stat(), because the function has the same name.) */
+struct evb_topic_info {
+    char name[EVB_NAME_MAX + 1];
+    evb_topic_config config;  /**< with defaults filled in */
+};
+
+/** Counters of one partition, read live from shared memory. */
+struct evb_partition_stat {
+    uint64_t tail_position;   /**< next position to be claimed */
+    uint64_t tail_offset;     /**< next offset to be assigned */
+    uint64_t capacity;        /**< ring bytes */
+    uint64_t published;       /**< events committed by producers now attached */
+    uint64_t aborted;         /**< claims padded: evb_abort, dead or stalled producers */
+    uint64_t padded_dead;     /**< of those, holes of dead producers */
+    uint64_t padded_stalled;  /**< of those, claims of live producers stalled past stall_ms */
+    uint64_t reaped_readers;  /**< dead readers whose slots were freed */
+    uint32_t producers;       /**< producer slots in use */
+    uint32_t readers;         /**< reader slots in use */
+};
+
+/** One reader attached to a partition, for evb_reader_list(). */
+typedef struct evb_reader_stat {
+    char name[EVB_NAME_MAX + 1]; /**< consumer name, or "" for a subscriber */
+    uint32_t kind;            /**< enum evb_reader_kind */
+    uint32_t pid;
+    uint64_t position;        /**< next position it will read */
+    uint64_t offset;          /**< next offset it will read */
+    uint64_t lag_bytes;       /**< tail_position - position */
+    uint64_t delivered;       /**< events handed to the application */
+    uint64_t lost;            /**< events it lost to lapping */
+} evb_reader_stat;
+
+/** Which reader a consumer handle is. */
+enum evb_reader_kind {
+    EVB_SUBSCRIBER = 0,          /**< anonymous, lossy, never gates */
+    EVB_SUBSCRIBER_LOSSLESS = 1, /**< anonymous, gates producers while alive */
+    EVB_CONSUMER = 2,            /**< named: committed cursor persists; gates while open */
+};
+
+/** Where a reader starts, and the whence of evb_consumer_seek(). */
+enum evb_start {
+    EVB_START_DEFAULT = 0,   /**< subscribers: LATEST; consumers: COMMITTED */
+    EVB_START_LATEST = 1,    /**< the next event published */
+    EVB_START_EARLIEST = 2,  /**< the oldest event still held */
+    EVB_START_COMMITTED = 3, /**< after the last committed event; EARLIEST when none */
+    EVB_START_OFFSET = 4,    /**< the event with this offset (value) */
+    EVB_START_POSITION = 5,  /**< the frame at this position (value) */
+};
+
+/** How a reader waits when there is nothing to read. */
+enum evb_idle {
+    EVB_IDLE_BLOCK = 0,  /**< spin briefly, then sleep on the ring's futex */
+    EVB_IDLE_SPIN = 1,   /**< busy-spin (lowest latency, burns a core) */
+    EVB_IDLE_YIELD = 2,  /**< spin, then sched_yield() */
+};
+
+/** How a producer picks a partition when the message leaves it to it. */
+enum evb_partitioner {
+    EVB_PART_KEY_HASH = 0,    /**< xxHash3 of the key; round-robin when no key */
+    EVB_PART_ROUND_ROBIN = 1, /**< ignore keys */
+};
+
+/** Let the producer choose the partition. */
+#define EVB_PARTITION_ANY (-1)
+
+typedef struct evb_producer_options {
+    /** 0: a full ring returns -EAGAIN at once; >0: wait up to this many ms;
+     *  <0: wait as long as it takes. */
+    int32_t block_ms;
+    uint32_t partitioner;     /**< enum evb_partitioner */
+    uint32_t reserved_[6];
+} evb_producer_options;
+
+/** One event to publish. */
+typedef struct evb_msg {
+    const void *key;          /**< may be NULL when key_len is 0 */
+    const void *value;        /**< may be NULL when value_len is 0 */
+    uint32_t key_len;
+    uint32_t value_len;
+    int32_t partition;        /**< EVB_PARTITION_ANY or 0..partitions-1 */
+    uint16_t type;            /**< application event type, carried as is */
+    uint16_t reserved_;
+} evb_msg;
+
+/** A reservation made by evb_claim(); fill value, then commit or abort. */
+struct evb_claim {
+    void *value;              /**< value_len writable bytes inside the ring */
+    uint32_t value_len;
+    uint32_t partition;
+    uint64_t offset;          /**< the offset the event will have */
+    uint64_t position;        /**< the position the event will have */
+    uint64_t priv_[4];        /**< library use */
+};
+
+/** A delivered event. Pointers stay valid until the next call on the
+ *  consumer handle (they point into the ring or the handle's buffer). */
+typedef struct evb_event {
+    const void *key;
+    const void *value;
+    uint32_t key_len;
+    uint32_t value_len;
+    uint32_t partition;
+    uint16_t type;
+    uint16_t flags;
+    uint64_t offset;
+    uint64_t position;
+    uint64_t timestamp_ns;    /**< CLOCK_REALTIME at publish */
+    uint64_t producer_seq;    /**< per producer and partition, from 0, +1 per event */
+    uint32_t producer_id;     /**< unique within the bus */
+    uint32_t reserved_;
+    uint64_t lost_events;     /**< events lost (lapped) just before this one */
+    uint64_t lost_bytes;      /**< log bytes skipped with them */
+} evb_event;
+
+/** Options for evb_consumer_open(); zero-initialise. */
+typedef struct evb_consumer_options {
+    uint32_t kind;            /**< enum evb_reader_kind */
+    const char *name;         /**< EVB_CONSUMER only: 1..EVB_NAME_MAX bytes of [A-Za-z0-9._-] */
+    uint32_t start;           /**< enum evb_start */
+    uint64_t start_value;     /**< offset or position for START_OFFSET/POSITION */
+    uint32_t idle;            /**< enum evb_idle */
+    int32_t partition;        /**< with only_partition: the partition to read */
+    uint32_t only_partition;  /**< 0: read every partition; else only .partition */
+    uint32_t reserved_[5];
+} evb_consumer_options;
+
+/* ------------------------------------------------------------------ */
+/* Bus                                                                */
+/* ------------------------------------------------------------------ */
+
+/**
+ * Open (creating when missing) the bus NAME_OR_PATH. A name without '/'
+ * lives under /dev/shm/evbus/; a value with '/' is taken as a directory
+ * path. NULL or "" means the EVBUS_BUS environment variable, else
+ * "default". Leftovers of processes that died half-way through creating or
+ * deleting a topic are cleaned up.
+ * Blocking: file system calls only. Thread-safe.
+ * Returns 0, -EINVAL, -ENAMETOOLONG, -EACCES, -ENOMEM, -ENOSPC, -ENOTDIR,
+ * -EPROTO (bus metadata of another format).
+ */
+int evb_bus_open(evb_bus **out, const char *name_or_path, const evb_bus_options *opts);
+
+/** Close a bus handle; NULL is accepted. Producers and consumers opened on
+ *  it must be closed first. */
+void evb_bus_close(evb_bus *bus);
+
+/** The bus directory. */
+const char *evb_bus_path(const evb_bus *bus);
+
+/* ------------------------------------------------------------------ */
+/* Topics                                                             */
+/* ------------------------------------------------------------------ */
+
+/**
+ * Create TOPIC with CFG (NULL: all defaults). Atomic: other processes see
+ * the whole topic or none of it. The ring memory is reserved now, so a
+ * full tmpfs fails here with -ENOSPC and never later with SIGBUS.
+ * Returns 0, -EEXIST, -EINVAL (bad name or config), -ENAMETOOLONG,
+ * -ENOSPC, -EACCES, -ENOMEM.
+ */
+int evb_topic_create(evb_bus *bus, const char *topic, const evb_topic_config *cfg);
+
+/** Delete TOPIC. Handles already open keep working on the old memory
+ *  until closed. Returns 0, -ENOENT, -EACCES. */
+int evb_topic_delete(evb_bus *bus, const char *topic);
+
+/** Fill OUT with TOPIC's configuration. Returns 0, -ENOENT, -EBADMSG. */
+int evb_topic_info(evb_bus *bus, const char *topic, struct evb_topic_info *out);
+
+/** Call FN for each topic name, in name order; stops early when FN
+ *  returns non-zero. Returns the number of topics visited or -errno. */
+int evb_topic_list(evb_bus *bus, int (*fn)(const char *topic, void *arg), void *arg);
+
+/** Live counters of one partition. Returns 0, -ENOENT, -EINVAL,
+ *  -EBADMSG, -EPROTO. */
+int evb_partition_stat(evb_bus *bus, const char *topic, uint32_t partition,
+                       struct evb_partition_stat *out);
+
+/** Fill up to CAP readers of one partition into OUT. Returns how many
+ *  readers are attached (may exceed CAP) or -errno. */
+int evb_reader_list(evb_bus *bus, const char *topic, uint32_t partition,
+                    evb_reader_stat *out, uint32_t cap);
+
+/* ------------------------------------------------------------------ */
+/* Producers                                                          */
+/* ------------------------------------------------------------------ */
+
+/**
+ * Open a producer on TOPIC. It takes a producer slot in each ring it
+ * writes to, on first use. Returns 0, -ENOENT, -EBADMSG, -EPROTO,
+ * -EACCES, -ENOMEM.
+ */
+int evb_producer_open(evb_producer **out, evb_bus *bus, const char *topic,
+                      const evb_producer_options *opts);
+
+/**
+ * Publish one event (copying it into the ring). Blocks only on a full
+ * ring, per block_ms. Returns 0, -EAGAIN (full, block_ms == 0),
+ * -ETIMEDOUT, -EMSGSIZE, -EINVAL (partition out of range), -EBUSY (no free
+ * producer slot in the ring), -EBADMSG.
+ */
+int evb_publish(evb_producer *p, const evb_msg *msg);
+
+/**
+ * Publish N events. Consecutive messages bound for the same partition are
+ * claimed and committed together (one claim per run), so a batch is
+ * published whole or not at all per partition run. Returns the number of
+ * messages published (< N only when a later run could not be claimed) or
+ * -errno when none was.
+ */
+int evb_publish_batch(evb_producer *p, const evb_msg *msgs, size_t n);
+
+/**
+ * Zero-copy publish, step 1: reserve room for one event of VALUE_LEN bytes
+ * with KEY (copied now) in PARTITION (or EVB_PARTITION_ANY). Write the value
+ * into c->value, then call evb_commit() or evb_abort(). At most one claim
+ * per producer is open at a time. Readers wait at the claim until it is
+ * committed or aborted, so keep it short:
+ *
+ *     struct evb_claim c;
+ *     if (evb_claim(p, EVB_PARTITION_ANY, "k", 1, 64, &c) == 0) {
+ *         fill(c.value, 64);
+ *         evb_commit(p, &c);
+ *     }
+ *
+ * Returns as evb_publish().
+ */
+int evb_claim(evb_producer *p, int32_t partition, const void *key, uint32_t key_len,
+              uint32_t value_len, struct evb_claim *c);
+
+/** Publish a claimed event. Returns 0, or -ECANCELED when the claim was
+ *  padded because this producer stalled past stall_ms (not published). */
+int evb_commit(evb_producer *p, struct evb_claim *c);
+
+/** Give a claim up: readers skip it and count it aborted. Returns 0 or
+ *  -ECANCELED (already padded). */
+int evb_abort(evb_producer *p, struct evb_claim *c);
+
+/** Close a producer (NULL accepted); releases its ring slots. */
+void evb_producer_close(evb_producer *p);
+
+/* ------------------------------------------------------------------ */
+/* Consumers (all reader kinds)                                       */
+/* ------------------------------------------------------------------ */
+
+/**
+ * Open a reader on TOPIC. Subscribers start at the tail. A named consumer
+ * is exclusive: a second live opener of the same name gets -EBUSY.
+ * Returns 0, -ENOENT, -EINVAL, -ENAMETOOLONG, -EBUSY, -EBADMSG, -EPROTO,
+ * -ENOMEM, -EACCES.
+ */
+int evb_consumer_open(evb_consumer **out, evb_bus *bus, const char *topic,
+                      const evb_consumer_options *opts);
+
+/**
+ * Next event from any partition (ordered within each partition), waiting
+ * per the consumer's idle strategy up to TIMEOUT_MS (0: do not wait, <0:
+ * forever). EV points into the ring or the handle and stays valid until the
+ * next call on C. Returns 0, -EAGAIN (timeout 0, nothing yet), -ETIMEDOUT,
+ * -EBADMSG (corrupt ring: the handle stays failed).
+ */
+int evb_consumer_next(evb_consumer *c, evb_event *ev, int32_t timeout_ms);
+
+/**
+ * Deliver up to MAX events that are ready now to FN, without blocking.
+ * FN returns non-zero to stop after the current event. Returns the number
+ * of events delivered (0 when none was ready) or -EBADMSG.
+ */
+int evb_consumer_poll(evb_consumer *c, int (*fn)(const evb_event *ev, void *arg),
+                      void *arg, uint32_t max);
+
+/** Named consumers: persist, for every partition, the position after the
+ *  last event delivered. Returns 0, -EINVAL (not a named consumer). */
+int evb_consumer_commit(evb_consumer *c);
+
+/**
+ * Move the read position of PARTITION (-1: all) per WHENCE (enum
+ * evb_start, not DEFAULT) and VALUE. An offset older than the ring holds
+ * lands on the oldest event held and counts the gap as lost; one past the
+ * end lands at the tail. Returns 0, -EINVAL, -EBADMSG.
+ */
+int evb_consumer_seek(evb_consumer *c, int32_t partition, uint32_t whence, uint64_t value);
+
+/** Close a consumer (NULL accepted). Uncommitted progress of a named
+ *  consumer is not committed. */
+void evb_consumer_close(evb_consumer *c);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* EVBUS_H */

@@ -1,0 +1,289 @@
+/*
+ * producer.c - producers: pick a partition, claim, write frames, commit.
+ * The ring protocol itself (limits, CAS, pads) is shm/claim.c; this file
+ * owns frame contents, batching, back-pressure waiting and sequences.
+ */
+#include <errno.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <xxhash.h>
+
+#include "bus_internal.h"
+
+struct evb_producer {
+    evb_bus *bus;
+    struct evb_topic_map *tm;
+    evb_producer_options opts;
+    uint32_t producer_id;
+    uint32_t rr;               /* round-robin cursor */
+    bool claim_open;
+    struct evb_ring_claim claim;
+    uint32_t claim_part;
+    struct evb_ring_producer *rp; /* per partition; rp[i].slot == NULL until used */
+    uint64_t *seq;             /* next producer sequence per partition */
+};
+
+EVB_EXPORT int evb_producer_open(evb_producer **out, evb_bus *bus, const char *topic,
+                                 const evb_producer_options *opts)
+{
+    if (!out || !bus)
+        return -EINVAL;
+    *out = NULL;
+    evb_err_clear();
+    evb_producer *p = calloc(1, sizeof *p);
+    if (!p)
+        return -ENOMEM;
+    int rc = evb_topic_map_open(bus, topic, &p->tm);
+    if (rc) {
+        free(p);
+        return rc;
+    }
+    p->rp = calloc(p->tm->nparts, sizeof *p->rp);
+    p->seq = calloc(p->tm->nparts, sizeof *p->seq);
+    if (!p->rp || !p->seq) {
+        evb_producer_close(p);
+        return -ENOMEM;
+    }
+    p->bus = bus;
+    if (opts)
+        p->opts = *opts;
+    /* Relaxed: uniqueness is all that is needed. */
+    p->producer_id = atomic_fetch_add_explicit(&bus->meta->next_producer_id, 1,
+                                               memory_order_relaxed) + 1;
+    p->rr = p->producer_id;
+    *out = p;
+    return 0;
+}
+
+EVB_EXPORT void evb_producer_close(evb_producer *p)
+{
+    if (!p)
+        return;
+    if (p->claim_open)
+        evb_abort(p, &(struct evb_claim){0});
+    for (uint32_t i = 0; p->rp && i < p->tm->nparts; i++)
+        evb_ring_producer_detach(&p->rp[i]);
+    free(p->rp);
+    free(p->seq);
+    evb_topic_map_close(p->tm);
+    free(p);
+}
+
+static int pick_partition(evb_producer *p, int32_t want, const void *key, uint32_t key_len)
+{
+    uint32_t n = p->tm->nparts;
+    if (want >= 0)
+        return (uint32_t)want < n ? want : -EINVAL;
+    if (want != EVB_PARTITION_ANY)
+        return -EINVAL;
+    if (key_len && p->opts.partitioner == EVB_PART_KEY_HASH)
+        return (int)(XXH3_64bits(key, key_len) % n);
+    return (int)(p->rr++ % n);
+}
+
+static struct evb_ring_producer *ring_producer(evb_producer *p, uint32_t part, int *rc)
+{
+    struct evb_ring_producer *rp = &p->rp[part];
+    *rc = 0;
+    if (!rp->slot)
+        *rc = evb_ring_producer_attach(rp, &p->tm->rings[part], p->producer_id);
+    return rp;
+}
+
+/* Claim with back-pressure handling per block_ms: spin a little, then
+ * yield, running the blocked producer's slow path between tries. */
+static int claim_wait(evb_producer *p, struct evb_ring_producer *rp, uint32_t len,
+                      uint32_t events, struct evb_ring_claim *c)
+{
+    int rc = evb_ring_claim(rp, len, events, c);
+    if (rc != -EAGAIN || p->opts.block_ms == 0)
+        return rc;
+    uint64_t deadline = p->opts.block_ms > 0
+                            ? evb_mono_ns() + (uint64_t)p->opts.block_ms * 1000000ull
+                            : UINT64_MAX;
+    for (unsigned spins = 0;; spins++) {
+        if (spins < 64)
+            __builtin_ia32_pause();
+        else
+            sched_yield();
+        evb_ring_producer_unblock(rp);
+        rc = evb_ring_claim(rp, len, events, c);
+        if (rc != -EAGAIN)
+            return rc;
+        if ((spins & 15) == 0 && evb_mono_ns() >= deadline)
+            return -ETIMEDOUT;
+    }
+}
+
+static int check_size(const evb_producer *p, uint32_t key_len, uint32_t value_len)
+{
+    if (key_len > UINT16_MAX ||
+        (uint64_t)key_len + value_len > p->tm->cfg.max_event_bytes)
+        return -EMSGSIZE;
+    return 0;
+}
+
+/* Header of one frame; the value is the caller's to fill. */
+static void write_frame(struct evb_frame *f, uint64_t offset, uint64_t ts, uint64_t seq,
+                        uint32_t producer_id, const void *key, uint32_t key_len,
+                        uint32_t value_len, uint16_t type, uint32_t claim_len,
+                        uint16_t claim_events)
+{
+    f->offset = offset;
+    f->timestamp_ns = ts;
+    f->producer_seq = seq;
+    f->len = EVB_FRAME_HDR + key_len + value_len;
+    f->claim_len = claim_len;
+    f->producer_id = producer_id;
+    f->claim_events = claim_events;
+    f->key_len = (uint16_t)key_len;
+    f->crc32c = 0;
+    f->type = type;
+    f->flags = 0;
+    if (key_len)
+        memcpy((uint8_t *)f + EVB_FRAME_HDR, key, key_len);
+}
+
+EVB_EXPORT int evb_claim(evb_producer *p, int32_t partition, const void *key,
+                         uint32_t key_len, uint32_t value_len, struct evb_claim *c)
+{
+    if (!p || !c || (key_len && !key) || p->claim_open)
+        return -EINVAL;
+    int rc = check_size(p, key_len, value_len);
+    if (rc)
+        return rc;
+    int part = pick_partition(p, partition, key, key_len);
+    if (part < 0)
+        return part;
+    struct evb_ring_producer *rp = ring_producer(p, (uint32_t)part, &rc);
+    if (rc)
+        return rc;
+    uint32_t len = (uint32_t)evb_align_frame(EVB_FRAME_HDR + (uint64_t)key_len + value_len);
+    struct evb_ring_claim *rc_ = &p->claim;
+    if ((rc = claim_wait(p, rp, len, 1, rc_)))
+        return rc;
+    struct evb_frame *f = evb_ring_frame(rp->r, rc_->data_pos);
+    write_frame(f, rc_->offset, evb_real_ns(), p->seq[part]++, p->producer_id, key, key_len,
+                value_len, 0, len, 1);
+    p->claim_open = true;
+    p->claim_part = (uint32_t)part;
+    c->value = (uint8_t *)f + EVB_FRAME_HDR + key_len;
+    c->value_len = value_len;
+    c->partition = (uint32_t)part;
+    c->offset = rc_->offset;
+    c->position = rc_->data_pos;
+    return 0;
+}
+
+EVB_EXPORT int evb_commit(evb_producer *p, struct evb_claim *c)
+{
+    (void)c;
+    if (!p || !p->claim_open)
+        return -EINVAL;
+    p->claim_open = false;
+    return evb_ring_commit(&p->rp[p->claim_part], &p->claim);
+}
+
+EVB_EXPORT int evb_abort(evb_producer *p, struct evb_claim *c)
+{
+    (void)c;
+    if (!p || !p->claim_open)
+        return -EINVAL;
+    p->claim_open = false;
+    /* The sequence number was not used by a published event: give it back
+     * so per-producer sequences stay gap-free for consumers. */
+    p->seq[p->claim_part]--;
+    return evb_ring_abort(&p->rp[p->claim_part], &p->claim);
+}
+
+/* Publish msgs[0..n) into one partition as a single claim. */
+static int publish_run(evb_producer *p, uint32_t part, const evb_msg *m, size_t n)
+{
+    int rc;
+    struct evb_ring_producer *rp = ring_producer(p, part, &rc);
+    if (rc)
+        return rc;
+    uint64_t len = 0;
+    for (size_t i = 0; i < n; i++)
+        len += evb_align_frame(EVB_FRAME_HDR + (uint64_t)m[i].key_len + m[i].value_len);
+    struct evb_ring_claim c;
+    if ((rc = claim_wait(p, rp, (uint32_t)len, (uint32_t)n, &c)))
+        return rc;
+    uint64_t ts = evb_real_ns();
+    uint64_t pos = c.data_pos;
+    for (size_t i = 0; i < n; i++) {
+        struct evb_frame *f = evb_ring_frame(rp->r, pos);
+        write_frame(f, c.offset + i, ts, p->seq[part]++, p->producer_id, m[i].key,
+                    m[i].key_len, m[i].value_len, m[i].type, i ? 0 : (uint32_t)len,
+                    i ? 0 : (uint16_t)n);
+        if (m[i].value_len)
+            memcpy((uint8_t *)f + EVB_FRAME_HDR + m[i].key_len, m[i].value, m[i].value_len);
+        pos += evb_align_frame(f->len);
+    }
+    rc = evb_ring_commit(rp, &c);
+    if (rc)
+        p->seq[part] -= n;
+    return rc;
+}
+
+EVB_EXPORT int evb_publish(evb_producer *p, const evb_msg *m)
+{
+    if (!p || !m || (m->key_len && !m->key) || (m->value_len && !m->value))
+        return -EINVAL;
+    int rc = check_size(p, m->key_len, m->value_len);
+    if (rc)
+        return rc;
+    int part = pick_partition(p, m->partition, m->key, m->key_len);
+    if (part < 0)
+        return part;
+    return publish_run(p, (uint32_t)part, m, 1);
+}
+
+EVB_EXPORT int evb_publish_batch(evb_producer *p, const evb_msg *msgs, size_t n)
+{
+    if (!p || (!msgs && n))
+        return -EINVAL;
+    size_t done = 0;
+    while (done < n) {
+        const evb_msg *m = &msgs[done];
+        if ((m->key_len && !m->key) || (m->value_len && !m->value))
+            return done ? (int)done : -EINVAL;
+        int rc = check_size(p, m->key_len, m->value_len);
+        if (rc)
+            return done ? (int)done : rc;
+        int part = pick_partition(p, m->partition, m->key, m->key_len);
+        if (part < 0)
+            return done ? (int)done : part;
+        /* Extend the run while messages go to the same partition and the
+         * claim stays within a quarter ring. */
+        size_t k = 1;
+        uint64_t bytes = evb_align_frame(EVB_FRAME_HDR + (uint64_t)m->key_len + m->value_len);
+        uint64_t max = p->tm->cfg.ring_bytes / 4;
+        while (done + k < n && k < UINT16_MAX) {
+            const evb_msg *x = &msgs[done + k];
+            uint64_t b = evb_align_frame(EVB_FRAME_HDR + (uint64_t)x->key_len + x->value_len);
+            if (bytes + b > max || check_size(p, x->key_len, x->value_len) ||
+                (x->key_len && !x->key) || (x->value_len && !x->value))
+                break;
+            int xp = x->partition;
+            if (xp == EVB_PARTITION_ANY) {
+                /* Key-hashed messages stay with their key's partition;
+                 * keyless ones join the current run. */
+                if (x->key_len && p->opts.partitioner == EVB_PART_KEY_HASH)
+                    xp = (int)(XXH3_64bits(x->key, x->key_len) % p->tm->nparts);
+                else
+                    xp = part;
+            }
+            if (xp != part)
+                break;
+            bytes += b;
+            k++;
+        }
+        rc = publish_run(p, (uint32_t)part, m, k);
+        if (rc)
+            return done ? (int)done : rc;
+        done += k;
+    }
+    return (int)done;
+}

@@ -1,0 +1,95 @@
+/*
+ * stat.c - live counters of partitions and their readers, read straight
+ * from the rings' shared memory for `evbus stat`. Everything here is a
+ * statistic: relaxed loads, no ordering promised between fields.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "bus_internal.h"
+
+static int open_part(evb_bus *bus, const char *topic, uint32_t partition,
+                     struct evb_topic_map **tm)
+{
+    if (!bus)
+        return -EINVAL;
+    int rc = evb_topic_map_open(bus, topic, tm);
+    if (rc)
+        return rc;
+    if (partition >= (*tm)->nparts) {
+        evb_topic_map_close(*tm);
+        return evb_err_set(-EINVAL, "topic %s has no partition %u", topic, partition);
+    }
+    return 0;
+}
+
+EVB_EXPORT int evb_partition_stat(evb_bus *bus, const char *topic, uint32_t partition,
+                                  struct evb_partition_stat *out)
+{
+    struct evb_topic_map *tm;
+    int rc = open_part(bus, topic, partition, &tm);
+    if (rc)
+        return rc;
+    struct evb_ring *r = &tm->rings[partition];
+    struct evb_ring_hdr *h = r->hdr;
+    memset(out, 0, sizeof *out);
+    evb_ring_load_tail(r, &out->tail_position, &out->tail_offset);
+    out->capacity = r->capacity;
+    out->aborted = atomic_load_explicit(&h->aborted, memory_order_relaxed);
+    out->padded_dead = atomic_load_explicit(&h->padded_dead, memory_order_relaxed);
+    out->padded_stalled = atomic_load_explicit(&h->padded_stalled, memory_order_relaxed);
+    out->reaped_readers = atomic_load_explicit(&h->reaped_readers, memory_order_relaxed);
+    for (uint32_t i = 0; i < EVB_RING_PRODUCER_SLOTS; i++) {
+        struct evb_producer_slot *s = &r->pslots[i];
+        if (!atomic_load_explicit(&s->owner, memory_order_relaxed))
+            continue;
+        out->producers++;
+        out->published += atomic_load_explicit(&s->published, memory_order_relaxed);
+    }
+    for (uint32_t i = 0; i < EVB_RING_READER_SLOTS; i++)
+        if (atomic_load_explicit(&r->rslots[i].owner, memory_order_relaxed))
+            out->readers++;
+    evb_topic_map_close(tm);
+    return 0;
+}
+
+EVB_EXPORT int evb_reader_list(evb_bus *bus, const char *topic, uint32_t partition,
+                               evb_reader_stat *out, uint32_t cap)
+{
+    struct evb_topic_map *tm;
+    int rc = open_part(bus, topic, partition, &tm);
+    if (rc)
+        return rc;
+    struct evb_ring *r = &tm->rings[partition];
+    uint64_t tpos, toff;
+    evb_ring_load_tail(r, &tpos, &toff);
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < EVB_RING_READER_SLOTS; i++) {
+        struct evb_reader_slot *s = &r->rslots[i];
+        uint64_t owner = atomic_load_explicit(&s->owner, memory_order_relaxed);
+        if (!owner)
+            continue;
+        if (n < cap && out) {
+            evb_reader_stat *o = &out[n];
+            memset(o, 0, sizeof *o);
+            char name[sizeof s->name];
+            memcpy(name, s->name, sizeof name);
+            name[sizeof name - 1] = '\0';
+            snprintf(o->name, sizeof o->name, "%s", name);
+            uint32_t kind = atomic_load_explicit(&s->kind, memory_order_relaxed);
+            o->kind = kind == EVB_SLOT_CONSUMER   ? EVB_CONSUMER
+                      : kind == EVB_SLOT_LOSSLESS ? EVB_SUBSCRIBER_LOSSLESS
+                                                  : EVB_SUBSCRIBER;
+            o->pid = (uint32_t)(owner >> 32);
+            o->position = atomic_load_explicit(&s->cursor, memory_order_relaxed);
+            o->offset = atomic_load_explicit(&s->cursor_offset, memory_order_relaxed);
+            o->lag_bytes = tpos > o->position ? tpos - o->position : 0;
+            o->delivered = atomic_load_explicit(&s->delivered, memory_order_relaxed);
+            o->lost = atomic_load_explicit(&s->lost, memory_order_relaxed);
+        }
+        n++;
+    }
+    evb_topic_map_close(tm);
+    return (int)n;
+}

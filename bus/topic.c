@@ -1,0 +1,344 @@
+/*
+ * topic.c - topics: create (atomically, by renaming a finished directory
+ * into place), delete, list, read the persisted config, and map a topic's
+ * rings for producers and consumers.
+ *
+ *   <bus>/<topic>/topic.conf       text, "key value" per line
+ *   <bus>/<topic>/<partition>.ring one ring per partition
+ *   <bus>/<topic>/consumers/       named consumers' cursor files
+ */
+#include <dirent.h>
+#include <fcntl.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "bus_internal.h"
+
+#define EVB_CONF_HEADER "evbus-topic 1"
+
+int evb_name_check(const char *name, const char *what)
+{
+    if (!name || !*name)
+        return evb_err_set(-EINVAL, "%s name is empty", what);
+    size_t n = strlen(name);
+    if (n > EVB_NAME_MAX)
+        return evb_err_set(-ENAMETOOLONG, "%s name of %zu bytes exceeds %d", what, n,
+                           EVB_NAME_MAX);
+    if (name[0] == '.')
+        return evb_err_set(-EINVAL, "%s name '%s' starts with '.'", what, name);
+    for (size_t i = 0; i < n; i++) {
+        char c = name[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '-'))
+            return evb_err_set(-EINVAL, "%s name '%s': only [A-Za-z0-9._-] allowed", what,
+                               name);
+    }
+    return 0;
+}
+
+void evb_topic_config_defaults(evb_topic_config *cfg)
+{
+    if (!cfg->partitions)
+        cfg->partitions = 1;
+    if (!cfg->ring_bytes)
+        cfg->ring_bytes = 4u << 20;
+    if (!cfg->max_event_bytes) {
+        cfg->max_event_bytes = 64u << 10;
+        if (cfg->max_event_bytes > cfg->ring_bytes / 4 - EVB_FRAME_HDR - EVB_FRAME_ALIGN)
+            cfg->max_event_bytes = (uint32_t)(cfg->ring_bytes / 4 - EVB_FRAME_HDR -
+                                              EVB_FRAME_ALIGN);
+    }
+    if (!cfg->file_mode)
+        cfg->file_mode = 0660;
+}
+
+static int config_check(const evb_topic_config *cfg)
+{
+    if (cfg->partitions < 1 || cfg->partitions > EVB_MAX_PARTITIONS)
+        return evb_err_set(-EINVAL, "partitions %u: need 1..%d", cfg->partitions,
+                           EVB_MAX_PARTITIONS);
+    uint64_t rb = cfg->ring_bytes;
+    if (rb < EVB_RING_MIN_CAPACITY || rb > EVB_RING_MAX_CAPACITY || (rb & (rb - 1)))
+        return evb_err_set(-EINVAL, "ring bytes %llu: need a power of two in [%u, %llu]",
+                           (unsigned long long)rb, EVB_RING_MIN_CAPACITY,
+                           (unsigned long long)EVB_RING_MAX_CAPACITY);
+    uint64_t frame = evb_align_frame((uint64_t)cfg->max_event_bytes + EVB_FRAME_HDR);
+    if (!cfg->max_event_bytes || frame > rb / 4)
+        return evb_err_set(-EINVAL, "max event bytes %u: need 1..%llu for a %llu-byte ring",
+                           cfg->max_event_bytes,
+                           (unsigned long long)(rb / 4 - EVB_FRAME_HDR - EVB_FRAME_ALIGN),
+                           (unsigned long long)rb);
+    if (cfg->file_mode & ~0777u)
+        return evb_err_set(-EINVAL, "file mode %o: only permission bits", cfg->file_mode);
+    return 0;
+}
+
+static int config_write(const char *dir, const evb_topic_config *cfg)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/topic.conf", dir);
+    FILE *f = fopen(path, "wx");
+    if (!f)
+        return evb_err_set(-errno, "%s: %s", path, strerror(errno));
+    fprintf(f, "%s\npartitions %u\nring_bytes %llu\nmax_event_bytes %u\nfile_mode %o\n",
+            EVB_CONF_HEADER, cfg->partitions, (unsigned long long)cfg->ring_bytes,
+            cfg->max_event_bytes, cfg->file_mode);
+    if (fflush(f) || ferror(f)) {
+        int e = errno;
+        fclose(f);
+        return evb_err_set(-e, "%s: %s", path, strerror(e));
+    }
+    fclose(f);
+    return 0;
+}
+
+int evb_topic_config_read(const char *dir, evb_topic_config *cfg)
+{
+    char path[PATH_MAX], line[256];
+    snprintf(path, sizeof path, "%s/topic.conf", dir);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return evb_err_set(-errno, "%s: %s", path, strerror(errno));
+    memset(cfg, 0, sizeof *cfg);
+    int rc = 0, lineno = 0;
+    while (fgets(line, sizeof line, f)) {
+        lineno++;
+        line[strcspn(line, "\n")] = '\0';
+        if (lineno == 1) {
+            if (strcmp(line, EVB_CONF_HEADER)) {
+                rc = evb_err_set(-EPROTO, "%s: header '%.40s', expected '%s'", path, line,
+                                 EVB_CONF_HEADER);
+                break;
+            }
+            continue;
+        }
+        char key[64];
+        char val[64];
+        if (sscanf(line, "%63s %63s", key, val) != 2) {
+            rc = evb_err_set(-EBADMSG, "%s:%d: malformed line", path, lineno);
+            break;
+        }
+        char *end;
+        errno = 0;
+        unsigned long long v = strtoull(val, &end, strcmp(key, "file_mode") ? 10 : 8);
+        if (errno || *end || val[0] == '-') {
+            rc = evb_err_set(-EBADMSG, "%s:%d: bad number '%s'", path, lineno, val);
+            break;
+        }
+        if (!strcmp(key, "partitions") && v <= UINT32_MAX)
+            cfg->partitions = (uint32_t)v;
+        else if (!strcmp(key, "ring_bytes"))
+            cfg->ring_bytes = v;
+        else if (!strcmp(key, "max_event_bytes") && v <= UINT32_MAX)
+            cfg->max_event_bytes = (uint32_t)v;
+        else if (!strcmp(key, "file_mode") && v <= 0777)
+            cfg->file_mode = (uint32_t)v;
+        /* Unknown keys: written by a newer build; ignore them. */
+    }
+    fclose(f);
+    if (!rc && lineno == 0)
+        rc = evb_err_set(-EBADMSG, "%s: empty", path);
+    if (!rc && config_check(cfg))
+        rc = evb_err_prefix(-EBADMSG, "%s", path);
+    return rc;
+}
+
+static int topic_dir(evb_bus *bus, const char *topic, char *out, size_t cap)
+{
+    int rc = evb_name_check(topic, "topic");
+    if (rc)
+        return rc;
+    if ((size_t)snprintf(out, cap, "%s/%s", bus->path, topic) >= cap)
+        return -ENAMETOOLONG;
+    return 0;
+}
+
+EVB_EXPORT int evb_topic_create(evb_bus *bus, const char *topic, const evb_topic_config *cfgp)
+{
+    static _Atomic unsigned seq;
+    char dir[PATH_MAX], tmp[PATH_MAX], path[PATH_MAX];
+    evb_err_clear();
+    int rc = topic_dir(bus, topic, dir, sizeof dir);
+    if (rc)
+        return rc;
+    evb_topic_config cfg = {0};
+    if (cfgp)
+        cfg = *cfgp;
+    evb_topic_config_defaults(&cfg);
+    if ((rc = config_check(&cfg)))
+        return evb_err_prefix(rc, "topic %s", topic);
+    if (access(dir, F_OK) == 0)
+        return evb_err_set(-EEXIST, "topic %s exists", topic);
+
+    /* Relaxed: only uniqueness of the name within this process matters. */
+    unsigned n = atomic_fetch_add_explicit(&seq, 1, memory_order_relaxed);
+    snprintf(tmp, sizeof tmp, "%s/.tmp.%s.%d.%u", bus->path, topic, (int)getpid(), n);
+    if (mkdir(tmp, 0770) < 0)
+        return evb_err_set(-errno, "%s: %s", tmp, strerror(errno));
+    snprintf(path, sizeof path, "%s/consumers", tmp);
+    if (mkdir(path, 0770) < 0) {
+        rc = evb_err_set(-errno, "%s: %s", path, strerror(errno));
+        goto fail;
+    }
+    if ((rc = config_write(tmp, &cfg)))
+        goto fail;
+    uint32_t max_frame = (uint32_t)evb_align_frame((uint64_t)cfg.max_event_bytes + EVB_FRAME_HDR);
+    for (uint32_t i = 0; i < cfg.partitions; i++) {
+        snprintf(path, sizeof path, "%s/%u.ring", tmp, i);
+        rc = evb_ring_create(path, cfg.ring_bytes, max_frame, i, cfg.file_mode);
+        if (rc) {
+            evb_err_prefix(rc, "topic %s: partition %u", topic, i);
+            goto fail;
+        }
+    }
+    /* Publish the finished topic in one step; never over another. */
+    if (renameat2(AT_FDCWD, tmp, AT_FDCWD, dir, RENAME_NOREPLACE) < 0) {
+        rc = errno == EEXIST || errno == ENOTEMPTY
+                 ? evb_err_set(-EEXIST, "topic %s exists", topic)
+                 : evb_err_set(-errno, "%s: %s", dir, strerror(errno));
+        goto fail;
+    }
+    return 0;
+fail:
+    evb_rmtree(tmp);
+    return rc;
+}
+
+EVB_EXPORT int evb_topic_delete(evb_bus *bus, const char *topic)
+{
+    static _Atomic unsigned seq;
+    char dir[PATH_MAX], del[PATH_MAX];
+    evb_err_clear();
+    int rc = topic_dir(bus, topic, dir, sizeof dir);
+    if (rc)
+        return rc;
+    unsigned n = atomic_fetch_add_explicit(&seq, 1, memory_order_relaxed);
+    snprintf(del, sizeof del, "%s/.del.%s.%d.%u", bus->path, topic, (int)getpid(), n);
+    /* Rename first: the topic disappears at once for new openers; removal
+     * of the files can then fail half-way without leaving half a topic. */
+    if (rename(dir, del) < 0)
+        return evb_err_set(-errno, "topic %s: %s", topic, strerror(errno));
+    evb_rmtree(del);
+    return 0;
+}
+
+EVB_EXPORT int evb_topic_info(evb_bus *bus, const char *topic, struct evb_topic_info *out)
+{
+    char dir[PATH_MAX];
+    evb_err_clear();
+    int rc = topic_dir(bus, topic, dir, sizeof dir);
+    if (rc)
+        return rc;
+    memset(out, 0, sizeof *out);
+    rc = evb_topic_config_read(dir, &out->config);
+    if (rc)
+        return rc == -ENOENT ? evb_err_set(-ENOENT, "no topic %s", topic) : rc;
+    snprintf(out->name, sizeof out->name, "%s", topic);
+    return 0;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+EVB_EXPORT int evb_topic_list(evb_bus *bus, int (*fn)(const char *topic, void *arg), void *arg)
+{
+    DIR *d = opendir(bus->path);
+    if (!d)
+        return evb_err_set(-errno, "%s: %s", bus->path, strerror(errno));
+    char **names = NULL;
+    size_t n = 0, cap = 0;
+    struct dirent *e;
+    int rc = 0;
+    while ((e = readdir(d))) {
+        char conf[PATH_MAX];
+        if (e->d_name[0] == '.' || evb_name_check(e->d_name, "topic"))
+            continue;
+        snprintf(conf, sizeof conf, "%s/%s/topic.conf", bus->path, e->d_name);
+        if (access(conf, F_OK))
+            continue;
+        if (n == cap) {
+            cap = cap ? 2 * cap : 16;
+            char **nn = realloc(names, cap * sizeof *names);
+            if (!nn) {
+                rc = -ENOMEM;
+                break;
+            }
+            names = nn;
+        }
+        if (!(names[n] = strdup(e->d_name))) {
+            rc = -ENOMEM;
+            break;
+        }
+        n++;
+    }
+    closedir(d);
+    evb_err_clear();
+    if (!rc && n)
+        qsort(names, n, sizeof *names, cmp_str);
+    size_t visited = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!rc) {
+            visited++;
+            if (fn && fn(names[i], arg))
+                rc = 1;
+        }
+        free(names[i]);
+    }
+    free(names);
+    return rc < 0 ? rc : (int)visited;
+}
+
+int evb_topic_map_open(evb_bus *bus, const char *topic, struct evb_topic_map **out)
+{
+    char dir[PATH_MAX];
+    int rc = topic_dir(bus, topic, dir, sizeof dir);
+    if (rc)
+        return rc;
+    evb_topic_config cfg;
+    rc = evb_topic_config_read(dir, &cfg);
+    if (rc)
+        return rc == -ENOENT ? evb_err_set(-ENOENT, "no topic %s", topic) : rc;
+    struct evb_topic_map *tm = calloc(1, sizeof *tm + cfg.partitions * sizeof tm->rings[0]);
+    if (!tm)
+        return -ENOMEM;
+    snprintf(tm->name, sizeof tm->name, "%s", topic);
+    snprintf(tm->dir, sizeof tm->dir, "%s", dir);
+    tm->cfg = cfg;
+    for (uint32_t i = 0; i < cfg.partitions; i++) {
+        char path[PATH_MAX + 32];
+        snprintf(path, sizeof path, "%s/%u.ring", dir, i);
+        rc = evb_ring_open(&tm->rings[i], path);
+        if (!rc && (tm->rings[i].partition != i ||
+                    tm->rings[i].capacity != cfg.ring_bytes))
+            rc = evb_err_set(-EBADMSG, "%s: partition %u, capacity %llu disagree with the "
+                             "topic config", path, tm->rings[i].partition,
+                             (unsigned long long)tm->rings[i].capacity);
+        if (rc) {
+            if (tm->rings[i].base)
+                evb_ring_close(&tm->rings[i]);
+            tm->nparts = i;
+            evb_topic_map_close(tm);
+            return evb_err_prefix(rc, "topic %s", topic);
+        }
+        tm->rings[i].dead_ns = (uint64_t)bus->opts.dead_ms * 1000000ull;
+        tm->rings[i].stall_ns = (uint64_t)bus->opts.stall_ms * 1000000ull;
+        tm->nparts = i + 1;
+    }
+    *out = tm;
+    return 0;
+}
+
+void evb_topic_map_close(struct evb_topic_map *tm)
+{
+    if (!tm)
+        return;
+    for (uint32_t i = 0; i < tm->nparts; i++)
+        evb_ring_close(&tm->rings[i]);
+    free(tm);
+}

@@ -1,0 +1,348 @@
+/*
+ * claim.c - producers: claim space, commit or abort it, and the producer
+ * limit. Padding of other processes' holes lives in pad.c, reading in
+ * read.c.
+ *
+ * Ordering edges of the ring protocol (labels used at each site):
+ *
+ *   C1  intent before claim: a producer stores its intent (slot fields)
+ *       and pending, then claims with the 16-byte CAS (a full barrier).
+ *       Pairs with A2: a padder loads the tail with acquire and, seeing the
+ *       claim, sees the intent that describes it.
+ *   R1  commit: header and payload before the stamp, CAS seq_cst on the
+ *       first frame's stamp. Pairs with A1, the reader's acquire load of
+ *       the stamp. The same CAS decides commit against pad (pad.c).
+ *   R2  later frames of a batch: release store of each stamp, all before
+ *       R1, so a reader that saw frame 1 committed finds them committed.
+ *   R3  a reader stores its cursor with release once it is done with the
+ *       bytes below (read.c); A3 is the producer's acquire load of it in
+ *       refresh_limit(), so overwriting starts after the reading ended.
+ *   S1  registration: a new reader stores its slot, fences seq_cst, then
+ *       loads the tail (cursor.c, read.c); refresh_limit() loads the tail,
+ *       fences seq_cst, then loads the slots. One of the two sees the
+ *       other, so a producer that missed the reader limits itself below
+ *       the tail the reader saw (read.c verifies positions below it).
+ *   L1  lap check: a producer's tail CAS precedes its writes (the CAS is a
+ *       full barrier); a lap-checking reader copies, fences acquire, then
+ *       loads the tail: if it read overwritten bytes it sees the claim.
+ *   D1  doorbell (Dekker): commit CAS seq_cst then waiters load seq_cst;
+ *       a sleeper fetch_or's its waiter bit seq_cst then loads the stamp
+ *       seq_cst (doorbell.c). At least one sees the other.
+ */
+#include "ring.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "err.h"
+
+typedef unsigned __int128 evb_u128;
+
+/* The one 16-byte CAS of the library: (pos, offset) move together so a
+ * position and its event index can never disagree. x86-64 cmpxchg16b
+ * (-mcx16); __sync builtins are full barriers. */
+static inline bool tail_cas(struct evb_ring_tail *t, uint64_t opos, uint64_t ooff,
+                            uint64_t npos, uint64_t noff)
+{
+    evb_u128 o = (evb_u128)ooff << 64 | opos;
+    evb_u128 n = (evb_u128)noff << 64 | npos;
+    return __sync_bool_compare_and_swap((evb_u128 *)(void *)t, o, n);
+}
+
+void evb_ring_load_tail(const struct evb_ring *r, uint64_t *pos, uint64_t *offset)
+{
+    struct evb_ring_tail *t = &r->hdr->tail;
+    for (;;) {
+        /* pos, offset, pos again: positions only grow, so two equal reads
+         * of pos bracket an offset from the same CAS. Acquire keeps the
+         * three loads in order. */
+        uint64_t p1 = atomic_load_explicit(&t->pos, memory_order_acquire);
+        uint64_t o = atomic_load_explicit(&t->offset, memory_order_acquire);
+        uint64_t p2 = atomic_load_explicit(&t->pos, memory_order_acquire);
+        if (p1 == p2) {
+            *pos = p1;
+            *offset = o;
+            return;
+        }
+    }
+}
+
+static bool is_committed(uint64_t stamp, uint64_t pos)
+{
+    return stamp == (pos | EVB_STAMP_DATA) || stamp == (pos | EVB_STAMP_PAD);
+}
+
+/*
+ * Recompute the producer limit: no claim may end past (oldest gating cursor
+ * or oldest pending claim) + capacity. Runs about once a lap, or while
+ * blocked.
+ */
+static void refresh_limit(struct evb_ring_producer *p, uint64_t pos)
+{
+    struct evb_ring *r = p->r;
+    uint64_t min = pos;
+
+    /* S1: our tail load (by the caller) before the slot loads below. */
+    atomic_thread_fence(memory_order_seq_cst);
+    for (uint32_t i = 0; i < EVB_RING_READER_SLOTS; i++) {
+        struct evb_reader_slot *s = &r->rslots[i];
+        if (!atomic_load_explicit(&s->owner, memory_order_acquire))
+            continue;
+        /* Relaxed: kind is settled before the S1 fence of its reader. */
+        if (!EVB_SLOT_GATES(atomic_load_explicit(&s->kind, memory_order_relaxed)))
+            continue;
+        /* A3: pairs with R3, the reader's release of its cursor. */
+        uint64_t c = atomic_load_explicit(&s->cursor, memory_order_acquire);
+        if (c < min)
+            min = c;
+    }
+    for (uint32_t i = 0; i < EVB_RING_PRODUCER_SLOTS; i++) {
+        if (i == p->slot_idx)
+            continue;
+        struct evb_producer_slot *s = &r->pslots[i];
+        uint64_t owner = atomic_load_explicit(&s->owner, memory_order_acquire);
+        if (!owner)
+            continue;
+        uint64_t pend = atomic_load_explicit(&s->pending, memory_order_acquire);
+        if (pend >= min)
+            continue;
+        /* A committed stamp at a dead owner's pending claim is a leftover
+         * (it lost the CAS, or died after committing): free the slot. A
+         * live owner's pending claim counts even when padded, because the
+         * owner may still be writing into it. */
+        uint64_t st = atomic_load_explicit(&evb_ring_frame(r, pend)->stamp,
+                                           memory_order_acquire);
+        if (is_committed(st, pend) && !evb_proc_alive(owner)) {
+            evb_ring_reap_producers(r);
+            continue;
+        }
+        min = pend;
+    }
+    p->limit = min + r->capacity;
+}
+
+static void write_intent(struct evb_producer_slot *s, uint64_t pos, uint64_t off,
+                         uint32_t pad, uint32_t len, uint32_t events)
+{
+    /* Seqlock over the intent. Relaxed seq load: only this producer
+     * writes it. The release fence orders the odd value before the
+     * fields; the final release orders the fields before the even value;
+     * a padder reads seq (acquire), fields, fence acquire, seq. */
+    uint64_t seq = atomic_load_explicit(&s->intent_seq, memory_order_relaxed);
+    atomic_store_explicit(&s->intent_seq, seq + 1, memory_order_relaxed);
+    atomic_thread_fence(memory_order_release);
+    atomic_store_explicit(&s->intent_pos, pos, memory_order_relaxed);
+    atomic_store_explicit(&s->intent_offset, off, memory_order_relaxed);
+    atomic_store_explicit(&s->intent_pad, pad, memory_order_relaxed);
+    atomic_store_explicit(&s->intent_len, len, memory_order_relaxed);
+    atomic_store_explicit(&s->intent_events, events, memory_order_relaxed);
+    atomic_store_explicit(&s->intent_seq, seq + 2, memory_order_release);
+}
+
+int evb_ring_claim(struct evb_ring_producer *p, uint32_t len, uint32_t events,
+                   struct evb_ring_claim *c)
+{
+    struct evb_ring *r = p->r;
+    struct evb_producer_slot *s = p->slot;
+
+    if (!len || len % EVB_FRAME_ALIGN || len > r->capacity / 2 || !events ||
+        events > UINT16_MAX)
+        return -EINVAL;
+    for (;;) {
+        uint64_t pos, off;
+        evb_ring_load_tail(r, &pos, &off);
+        if (pos % EVB_FRAME_ALIGN)
+            return evb_err_set(-EBADMSG, "partition %u: tail %llu is not aligned",
+                               r->partition, (unsigned long long)pos);
+        uint64_t idx = pos & r->mask;
+        uint32_t pad = idx + len > r->capacity ? (uint32_t)(r->capacity - idx) : 0;
+        uint64_t end = pos + pad + len;
+        if (end > p->limit) {
+            refresh_limit(p, pos);
+            if (end > p->limit) {
+                /* Relaxed: nothing was claimed; a stale pending from a lost
+                 * CAS only makes others' limits more cautious. */
+                atomic_store_explicit(&s->pending, EVB_POS_NONE, memory_order_relaxed);
+                return -EAGAIN;
+            }
+        }
+        write_intent(s, pos, off, pad, len, events);
+        /* C1: relaxed, ordered before the claim by the CAS's full barrier. */
+        atomic_store_explicit(&s->pending, pos, memory_order_relaxed);
+        EVB_CRASH_POINT("claim.before_cas");
+        if (!tail_cas(&r->hdr->tail, pos, off, end, off + events))
+            continue;
+        c->pos = pos;
+        c->data_pos = pos + pad;
+        c->offset = off;
+        c->pad = pad;
+        c->len = len;
+        c->events = events;
+        /* Relaxed: no one but a padder writes these words while our claim
+         * is pending, and a padder's value is caught at commit by the CAS. */
+        c->stale_pad = pad ? atomic_load_explicit(&evb_ring_frame(r, pos)->stamp,
+                                                  memory_order_relaxed) : 0;
+        c->stale_data = atomic_load_explicit(&evb_ring_frame(r, c->data_pos)->stamp,
+                                             memory_order_relaxed);
+        EVB_CRASH_POINT("claim.after_cas");
+        return 0;
+    }
+}
+
+/* Commit the end-of-ring pad in front of a wrapped claim. Losing the CAS
+ * means a padder wrote the identical pad: nothing to do either way. */
+static void commit_end_pad(struct evb_ring *r, const struct evb_ring_claim *c)
+{
+    struct evb_frame *f = evb_ring_frame(r, c->pos);
+    if (c->pad >= EVB_FRAME_HDR) {
+        f->offset = c->offset;
+        f->claim_len = c->pad;
+        f->claim_events = 0;
+    }
+    uint64_t exp = c->stale_pad;
+    if (!is_committed(exp, c->pos))
+        atomic_compare_exchange_strong_explicit(&f->stamp, &exp, c->pos | EVB_STAMP_PAD,
+                                                memory_order_seq_cst,
+                                                memory_order_relaxed);
+}
+
+/* Finish a claim: the end pad, then stamp word TYPE on the first data frame. */
+static int finish(struct evb_ring_producer *p, struct evb_ring_claim *c, uint64_t type)
+{
+    struct evb_ring *r = p->r;
+    struct evb_frame *f1 = evb_ring_frame(r, c->data_pos);
+    int rc = 0;
+
+    if (c->pad)
+        commit_end_pad(r, c);
+    uint64_t exp = c->stale_data;
+    /* R1: seq_cst CAS, also the first half of D1. A stale word that is
+     * already a commit of this position means a padder beat us to it. */
+    if (is_committed(exp, c->data_pos) ||
+        !atomic_compare_exchange_strong_explicit(&f1->stamp, &exp, c->data_pos | type,
+                                                 memory_order_seq_cst,
+                                                 memory_order_relaxed))
+        rc = -ECANCELED;
+    /* Release: the claim is resolved; limit scans of others may pass it.
+     * A zombie (padded, still writing) keeps pending until here. */
+    atomic_store_explicit(&p->slot->pending, EVB_POS_NONE, memory_order_release);
+    /* D1: second half; seq_cst load after the seq_cst CAS above. */
+    if (atomic_load_explicit(&r->hdr->waiters, memory_order_seq_cst))
+        evb_ring_wake(r);
+    return rc;
+}
+
+int evb_ring_commit(struct evb_ring_producer *p, struct evb_ring_claim *c)
+{
+    struct evb_ring *r = p->r;
+    struct evb_frame *f1 = evb_ring_frame(r, c->data_pos);
+
+    /* R2: frames after the first, in order, before frame 1. Walk by the
+     * lengths we wrote ourselves, bounded by the claim. */
+    uint64_t end = c->data_pos + c->len;
+    uint64_t q = c->data_pos + evb_align_frame(f1->len);
+    for (uint32_t i = 1; i < c->events && q + EVB_FRAME_HDR <= end; i++) {
+        struct evb_frame *f = evb_ring_frame(r, q);
+        uint64_t step = evb_align_frame(f->len);
+        atomic_store_explicit(&f->stamp, q | EVB_STAMP_DATA, memory_order_release);
+        if (step < EVB_FRAME_HDR)
+            break;
+        q += step;
+    }
+    EVB_CRASH_POINT("commit.before_stamp");
+    int rc = finish(p, c, EVB_STAMP_DATA);
+    if (!rc) {
+        /* Statistics, single writer: relaxed. */
+        struct evb_producer_slot *s = p->slot;
+        atomic_store_explicit(&s->published,
+                              atomic_load_explicit(&s->published, memory_order_relaxed) +
+                                  c->events, memory_order_relaxed);
+        atomic_store_explicit(&s->published_bytes,
+                              atomic_load_explicit(&s->published_bytes,
+                                                   memory_order_relaxed) + c->len,
+                              memory_order_relaxed);
+    }
+    return rc;
+}
+
+int evb_ring_abort(struct evb_ring_producer *p, struct evb_ring_claim *c)
+{
+    struct evb_ring *r = p->r;
+    struct evb_frame *f1 = evb_ring_frame(r, c->data_pos);
+    /* The same fields a padder would write for this claim (pad.c). */
+    f1->offset = c->offset;
+    f1->claim_len = c->len;
+    f1->claim_events = (uint16_t)c->events;
+    int rc = finish(p, c, EVB_STAMP_PAD);
+    if (!rc)
+        atomic_fetch_add_explicit(&r->hdr->aborted, c->events, memory_order_relaxed);
+    return rc;
+}
+
+int evb_ring_producer_attach(struct evb_ring_producer *p, struct evb_ring *r,
+                             uint32_t producer_id)
+{
+    uint64_t self = evb_proc_self();
+    memset(p, 0, sizeof *p);
+    p->r = r;
+    p->producer_id = producer_id;
+    for (int pass = 0; pass < 2; pass++) {
+        for (uint32_t i = 0; i < EVB_RING_PRODUCER_SLOTS; i++) {
+            struct evb_producer_slot *s = &r->pslots[i];
+            uint64_t exp = 0;
+            if (!atomic_compare_exchange_strong_explicit(&s->owner, &exp, self,
+                                                         memory_order_acq_rel,
+                                                         memory_order_relaxed))
+                continue;
+            atomic_store_explicit(&s->pending, EVB_POS_NONE, memory_order_release);
+            s->producer_id = producer_id;
+            atomic_store_explicit(&s->published, 0, memory_order_relaxed);
+            atomic_store_explicit(&s->published_bytes, 0, memory_order_relaxed);
+            p->slot = s;
+            p->slot_idx = i;
+            return 0;
+        }
+        evb_ring_reap_producers(r);
+    }
+    return evb_err_set(-EBUSY, "partition %u: all %u producer slots are taken",
+                       r->partition, EVB_RING_PRODUCER_SLOTS);
+}
+
+void evb_ring_producer_detach(struct evb_ring_producer *p)
+{
+    if (!p->slot)
+        return;
+    atomic_store_explicit(&p->slot->pending, EVB_POS_NONE, memory_order_relaxed);
+    /* Release: our last commit is visible before the slot reads as free. */
+    atomic_store_explicit(&p->slot->owner, 0, memory_order_release);
+    p->slot = NULL;
+}
+
+/*
+ * A blocked producer's slow path, at most every dead_ns/4: free dead
+ * readers' slots, pad dead producers' holes that hold the ring, and force a
+ * fresh limit.
+ */
+void evb_ring_producer_unblock(struct evb_ring_producer *p)
+{
+    struct evb_ring *r = p->r;
+    uint64_t now = evb_mono_ns();
+    if (now < p->next_check)
+        return;
+    p->next_check = now + r->dead_ns / 4;
+    evb_ring_reap_readers(r);
+
+    /* What holds us: the oldest gating cursor or pending claim. If it is a
+     * claimed but uncommitted frame, time it and try to pad it. */
+    uint64_t tpos, toff;
+    evb_ring_load_tail(r, &tpos, &toff);
+    refresh_limit(p, tpos);
+    uint64_t min = p->limit - r->capacity;
+    if (min != p->blocked_pos) {
+        p->blocked_pos = min;
+        p->blocked_since = now;
+    }
+    if (min < tpos)
+        evb_ring_unblock(r, min, now - p->blocked_since);
+    p->limit = 0;
+}

@@ -1,0 +1,59 @@
+/*
+ * crash.c - crash points for fault tests. Compiled into the test library
+ * only (EVB_CRASH_POINTS). EVB_CRASH_AT names the point; EVB_CRASH_SKIP
+ * lets that many passes go by first; EVB_CRASH_SIGNAL=STOP stops the
+ * process there instead of killing it.
+ */
+#ifdef EVB_CRASH_POINTS
+#include "ring.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+static _Atomic long crash_skip = -1;
+static _Atomic int crash_armed = -1; /* -1 unknown, 0 no, 1 yes */
+
+/* A forked child may arm a point its parent never did: forget the cache. */
+static void crash_forget(void)
+{
+    atomic_store_explicit(&crash_armed, -1, memory_order_relaxed);
+    atomic_store_explicit(&crash_skip, -1, memory_order_relaxed);
+}
+
+__attribute__((constructor)) static void crash_init(void)
+{
+    pthread_atfork(NULL, NULL, crash_forget);
+}
+
+void evb_crash_point(const char *name)
+{
+    /* Relaxed: every thread computes the same answer from the environment. */
+    int armed = atomic_load_explicit(&crash_armed, memory_order_relaxed);
+    if (armed < 0) {
+        armed = getenv("EVB_CRASH_AT") != NULL;
+        atomic_store_explicit(&crash_armed, armed, memory_order_relaxed);
+    }
+    if (!armed)
+        return;
+    const char *at = getenv("EVB_CRASH_AT");
+    if (!at || strcmp(at, name) != 0)
+        return;
+    long skip = atomic_load_explicit(&crash_skip, memory_order_relaxed);
+    if (skip < 0) {
+        const char *s = getenv("EVB_CRASH_SKIP");
+        skip = s ? atol(s) : 0;
+    }
+    atomic_store_explicit(&crash_skip, skip - 1, memory_order_relaxed);
+    if (skip > 0)
+        return;
+    const char *sig = getenv("EVB_CRASH_SIGNAL");
+    if (sig && strcmp(sig, "STOP") == 0) {
+        atomic_store_explicit(&crash_armed, 0, memory_order_relaxed);
+        raise(SIGSTOP);
+        return;
+    }
+    raise(SIGKILL);
+}
+#endif

@@ -1,0 +1,217 @@
+/*
+ * pad.c - unwedging a ring whose producer died (or stalled) between claim
+ * and commit (DESIGN.md section 4).
+ *
+ * The hole's extent comes from the claimant's intent (claim.c, C1). Every
+ * intent position is a real claim boundary or the tail: a producer that
+ * lost the tail CAS lost it to a claim starting exactly there. Among the
+ * intents that name the hole, the true one ends where the next claim
+ * starts: the tail, a committed frame with the expected offset, or another
+ * pending intent. The pad writes only fields whose values the claimant
+ * itself writes identically (offset, claim_len, claim_events), and its type
+ * lives in the stamp, so a stalled producer that wakes up and keeps writing
+ * cannot change what readers see; its commit CAS then fails (-ECANCELED).
+ */
+#include "ring.h"
+
+#include <errno.h>
+
+struct hole {
+    uint64_t pos;       /* where the pad goes */
+    uint64_t end;       /* next boundary */
+    uint64_t offset;    /* first offset voided */
+    uint64_t end_offset;
+    uint32_t events;
+    bool data_part;     /* false: the end-of-ring pad in front of a claim */
+    uint64_t owner;
+    struct evb_producer_slot *slot;
+    uint64_t intent_pos;
+};
+
+struct intent {
+    uint64_t pos, offset;
+    uint32_t pad, len, events;
+};
+
+/* Read a slot's intent under its seqlock; false when torn or not pending. */
+static bool read_intent(struct evb_producer_slot *s, struct intent *in)
+{
+    uint64_t s1 = atomic_load_explicit(&s->intent_seq, memory_order_acquire);
+    if (s1 & 1)
+        return false;
+    in->pos = atomic_load_explicit(&s->intent_pos, memory_order_relaxed);
+    in->offset = atomic_load_explicit(&s->intent_offset, memory_order_relaxed);
+    in->pad = atomic_load_explicit(&s->intent_pad, memory_order_relaxed);
+    in->len = atomic_load_explicit(&s->intent_len, memory_order_relaxed);
+    in->events = atomic_load_explicit(&s->intent_events, memory_order_relaxed);
+    atomic_thread_fence(memory_order_acquire);
+    if (atomic_load_explicit(&s->intent_seq, memory_order_relaxed) != s1)
+        return false;
+    return atomic_load_explicit(&s->pending, memory_order_acquire) == in->pos;
+}
+
+/* Is (pos, offset) the start of a claim: committed there, or pending? */
+static bool is_boundary(struct evb_ring *r, uint64_t pos, uint64_t offset)
+{
+    struct evb_frame *f = evb_ring_frame(r, pos);
+    uint64_t st = atomic_load_explicit(&f->stamp, memory_order_acquire);
+    if (st == (pos | EVB_STAMP_DATA) || st == (pos | EVB_STAMP_PAD)) {
+        if (r->capacity - (pos & r->mask) < EVB_FRAME_HDR)
+            return st == (pos | EVB_STAMP_PAD);
+        /* Relaxed atomic read: committed frames do not change, but a
+         * zombie may rewrite the same value. */
+        return __atomic_load_n(&f->offset, __ATOMIC_RELAXED) == offset;
+    }
+    for (uint32_t i = 0; i < EVB_RING_PRODUCER_SLOTS; i++) {
+        struct evb_producer_slot *s = &r->pslots[i];
+        struct intent in;
+        if (!atomic_load_explicit(&s->owner, memory_order_acquire) || !read_intent(s, &in))
+            continue;
+        if (in.pos == pos && in.offset == offset)
+            return true;
+        if (in.pad && in.pos + in.pad == pos && in.offset == offset)
+            return true;
+    }
+    return false;
+}
+
+static bool same_hole(const struct hole *a, const struct hole *b)
+{
+    return a->end == b->end && a->offset == b->offset && a->events == b->events;
+}
+
+/* Find the one claim that covers POS; 1 found, 0 none or ambiguous. */
+static int find_hole(struct evb_ring *r, uint64_t pos, uint64_t tpos, uint64_t toff,
+                     struct hole *out)
+{
+    int found = 0;
+    for (uint32_t i = 0; i < EVB_RING_PRODUCER_SLOTS; i++) {
+        struct evb_producer_slot *s = &r->pslots[i];
+        uint64_t owner = atomic_load_explicit(&s->owner, memory_order_acquire);
+        struct intent in;
+        if (!owner || !read_intent(s, &in))
+            continue;
+        struct hole h = {.pos = pos, .owner = owner, .slot = s, .intent_pos = in.pos,
+                         .end = 0, .offset = 0, .events = 0};
+        if (in.pad && pos == in.pos) {
+            h.end = pos + in.pad;
+            h.offset = h.end_offset = in.offset;
+            h.events = 0;
+            h.data_part = false;
+        } else if (pos == in.pos + in.pad) {
+            h.end = pos + in.len;
+            h.offset = in.offset;
+            h.end_offset = in.offset + in.events;
+            h.events = in.events;
+            h.data_part = true;
+        } else {
+            continue;
+        }
+        /* Never trust the slot: the pad must fit the ring without wrapping,
+         * stay aligned and end inside what was claimed. */
+        uint64_t len = h.end - pos;
+        if (h.end <= pos || len % EVB_FRAME_ALIGN || (pos & r->mask) + len > r->capacity ||
+            h.end > tpos || h.events > UINT16_MAX)
+            continue;
+        bool ok = h.end == tpos ? h.end_offset == toff : is_boundary(r, h.end, h.end_offset);
+        if (!ok)
+            continue;
+        if (found && !same_hole(out, &h))
+            return 0;
+        if (!found)
+            *out = h;
+        found = 1;
+    }
+    return found;
+}
+
+int evb_ring_unblock(struct evb_ring *r, uint64_t pos, uint64_t waited_ns)
+{
+    uint64_t tpos, toff;
+    /* A2: acquire tail; a claim we see has its intent visible (C1). */
+    evb_ring_load_tail(r, &tpos, &toff);
+    if (pos >= tpos || tpos - pos > r->capacity || pos % EVB_FRAME_ALIGN)
+        return 0;
+    struct evb_frame *f = evb_ring_frame(r, pos);
+    uint64_t stale = atomic_load_explicit(&f->stamp, memory_order_acquire);
+    if (stale == (pos | EVB_STAMP_DATA) || stale == (pos | EVB_STAMP_PAD))
+        return 1;
+
+    struct hole h = {0};
+    if (!find_hole(r, pos, tpos, toff, &h))
+        return 0;
+    bool dead = (h.owner >> 32) != (evb_proc_self() >> 32) && !evb_proc_alive(h.owner);
+    if (!dead && waited_ns < r->stall_ns)
+        return 0;
+
+    if (r->capacity - (pos & r->mask) >= EVB_FRAME_HDR) {
+        /* Identical to what the claimant writes; relaxed atomics because
+         * another padder may be writing the same values. */
+        __atomic_store_n(&f->offset, h.offset, __ATOMIC_RELAXED);
+        __atomic_store_n(&f->claim_len, (uint32_t)(h.end - pos), __ATOMIC_RELAXED);
+        __atomic_store_n(&f->claim_events, (uint16_t)h.events, __ATOMIC_RELAXED);
+    }
+    EVB_CRASH_POINT("pad.before_cas");
+    /* The race with the claimant's commit (claim.c R1): one CAS wins.
+     * seq_cst: also the first half of D1 for sleepers. */
+    if (!atomic_compare_exchange_strong_explicit(&f->stamp, &stale, pos | EVB_STAMP_PAD,
+                                                 memory_order_seq_cst,
+                                                 memory_order_relaxed))
+        return 1;
+    /* Counters are statistics: relaxed. */
+    atomic_fetch_add_explicit(&r->hdr->aborted, h.events, memory_order_relaxed);
+    atomic_fetch_add_explicit(dead ? &r->hdr->padded_dead : &r->hdr->padded_stalled,
+                              h.events ? 1 : 0, memory_order_relaxed);
+    if (dead && h.data_part) {
+        /* The dead claimant can make no further claim: free its slot. */
+        uint64_t exp = h.intent_pos;
+        atomic_compare_exchange_strong_explicit(&h.slot->pending, &exp, EVB_POS_NONE,
+                                                memory_order_acq_rel, memory_order_relaxed);
+        uint64_t o = h.owner;
+        if (atomic_compare_exchange_strong_explicit(&h.slot->owner, &o, 0,
+                                                    memory_order_acq_rel,
+                                                    memory_order_relaxed))
+            atomic_fetch_add_explicit(&r->hdr->reaped_producers, 1, memory_order_relaxed);
+    }
+    if (atomic_load_explicit(&r->hdr->waiters, memory_order_seq_cst))
+        evb_ring_wake(r);
+    return 1;
+}
+
+void evb_ring_reap_producers(struct evb_ring *r)
+{
+    uint64_t self_pid = evb_proc_self() >> 32;
+    for (uint32_t i = 0; i < EVB_RING_PRODUCER_SLOTS; i++) {
+        struct evb_producer_slot *s = &r->pslots[i];
+        uint64_t owner = atomic_load_explicit(&s->owner, memory_order_acquire);
+        if (!owner || (owner >> 32) == self_pid || evb_proc_alive(owner))
+            continue;
+        /* A dead owner's pending claim that is still a hole must be padded
+         * first (by a reader or a blocked producer), so keep the slot: its
+         * intent is the only record of the hole's extent. */
+        uint64_t pend = atomic_load_explicit(&s->pending, memory_order_acquire);
+        if (pend != EVB_POS_NONE) {
+            uint64_t st = atomic_load_explicit(&evb_ring_frame(r, pend)->stamp,
+                                               memory_order_acquire);
+            uint64_t tpos, toff;
+            evb_ring_load_tail(r, &tpos, &toff);
+            bool resolved = st == (pend | EVB_STAMP_DATA) || st == (pend | EVB_STAMP_PAD);
+            /* A claim with an end pad resolves in two steps; the data part
+             * decides. A pending position at or past the tail was never
+             * claimed (it died before its CAS). */
+            struct intent in;
+            if (resolved && read_intent(s, &in) && in.pad) {
+                uint64_t dp = in.pos + in.pad;
+                uint64_t st2 = atomic_load_explicit(&evb_ring_frame(r, dp)->stamp,
+                                                    memory_order_acquire);
+                resolved = st2 == (dp | EVB_STAMP_DATA) || st2 == (dp | EVB_STAMP_PAD);
+            }
+            if (!resolved && pend < tpos)
+                continue;
+        }
+        if (atomic_compare_exchange_strong_explicit(&s->owner, &owner, 0,
+                                                    memory_order_acq_rel,
+                                                    memory_order_relaxed))
+            atomic_fetch_add_explicit(&r->hdr->reaped_producers, 1, memory_order_relaxed);
+    }
+}

@@ -1,0 +1,98 @@
+/*
+ * proc.c - who owns a slot. An owner word is pid << 32 | the low 32 bits of
+ * the process start time (clock ticks since boot, /proc/<pid>/stat field
+ * 22), so a recycled pid with another start time reads as dead. Also the
+ * two clocks the library uses.
+ */
+#include "ring.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+#include <time.h>
+#include <unistd.h>
+
+uint64_t evb_proc_start(int pid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = '\0';
+    /* The command name (field 2) may hold spaces and parentheses: count
+     * fields from the last ')'. p starts at the space before field 3 and
+     * moves one field per step; we want the space before field 22. */
+    char *p = strrchr(buf, ')');
+    if (!p)
+        return 0;
+    p++;
+    for (int field = 3; field < 22 && p; field++)
+        p = strchr(p + 1, ' ');
+    if (!p)
+        return 0;
+    unsigned long long start = strtoull(p + 1, NULL, 10);
+    /* A zombie has state 'Z' (field 3): it will never commit anything. */
+    const char *state = strrchr(buf, ')') + 2;
+    if (*state == 'Z' || *state == 'X')
+        return 0;
+    return start ? start : 1;
+}
+
+static _Atomic uint64_t self_owner;
+static _Atomic int self_pid;
+
+uint64_t evb_proc_self(void)
+{
+    /* Cached per process; a fork()ed child has another pid and recomputes.
+     * Relaxed: a racing recomputation stores the same value. */
+    int pid = getpid();
+    if (atomic_load_explicit(&self_pid, memory_order_relaxed) == pid)
+        return atomic_load_explicit(&self_owner, memory_order_relaxed);
+    uint64_t start = evb_proc_start(pid);
+    uint64_t owner = (uint64_t)(uint32_t)pid << 32 | (uint32_t)start;
+    if (!(uint32_t)start)
+        owner |= 1; /* never leave the low half zero: 0 means "free" */
+    atomic_store_explicit(&self_owner, owner, memory_order_relaxed);
+    atomic_store_explicit(&self_pid, pid, memory_order_relaxed);
+    return owner;
+}
+
+int evb_proc_alive(uint64_t owner)
+{
+    int pid = (int)(owner >> 32);
+    if (pid <= 0)
+        return 0;
+    if (kill(pid, 0) < 0 && errno == ESRCH)
+        return 0;
+    uint64_t start = evb_proc_start(pid);
+    if (!start)
+        return 0;
+    uint32_t want = (uint32_t)owner;
+    uint32_t have = (uint32_t)start;
+    if (!have)
+        have = 1;
+    return want == have || (want == 1 && (uint32_t)start == 0);
+}
+
+uint64_t evb_mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t evb_real_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}

@@ -1,0 +1,359 @@
+/*
+ * read.c - readers: walk frames by stamp, skip pads, pad holes that outlive
+ * their producer, and for positions producers may overwrite (anonymous
+ * subscribers, and gating readers below their registration tail) copy then
+ * lap-check, seqlock style. Ordering labels are explained in claim.c.
+ */
+#include "ring.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "err.h"
+
+/* The newest lap start at or below T: always a frame boundary, because a
+ * frame never wraps and an end pad fills every lap to its end. */
+static uint64_t lap_start(const struct evb_ring *r, uint64_t t)
+{
+    return t & ~r->mask;
+}
+
+static int corrupt(struct evb_ring_reader *rd, const char *what, uint64_t pos,
+                   uint64_t val)
+{
+    rd->failed = evb_err_set(-EBADMSG, "partition %u: %s %llu at position %llu",
+                             rd->r->partition, what, (unsigned long long)val,
+                             (unsigned long long)pos);
+    return rd->failed;
+}
+
+/* Lapped: jump to the newest lap start; the offset there tells the loss. */
+static void jump(struct evb_ring_reader *rd, uint64_t t)
+{
+    uint64_t to = lap_start(rd->r, t);
+    if (to <= rd->pos)
+        return;
+    rd->lost_bytes += to - rd->pos;
+    rd->pos = to;
+    rd->resync = true;
+    rd->hole_pos = EVB_POS_NONE;
+}
+
+/* After copying bytes at POS: were they overwritten meanwhile? (L1) */
+static bool lapped_after(struct evb_ring_reader *rd, uint64_t pos)
+{
+    atomic_thread_fence(memory_order_acquire);
+    uint64_t t = atomic_load_explicit(&rd->r->hdr->tail.pos, memory_order_relaxed);
+    if (t - pos > rd->r->capacity) {
+        jump(rd, t);
+        return true;
+    }
+    return false;
+}
+
+/* Account for the frame at rd->pos carrying OFF: learn it after a jump,
+ * insist on it otherwise. */
+static int check_offset(struct evb_ring_reader *rd, uint64_t off)
+{
+    if (rd->learn) {
+        rd->offset = off;
+        rd->learn = false;
+        rd->resync = false;
+    } else if (rd->resync) {
+        if (off < rd->offset)
+            return corrupt(rd, "offset went back to", rd->pos, off);
+        rd->lost_events += off - rd->offset;
+        atomic_fetch_add_explicit(&rd->r->rslots[rd->slot_idx].lost, off - rd->offset,
+                                  memory_order_relaxed);
+        rd->offset = off;
+        rd->resync = false;
+    } else if (off != rd->offset) {
+        return corrupt(rd, "unexpected offset", rd->pos, off);
+    }
+    return 0;
+}
+
+/* Nothing committed at POS. A claimed frame that stays uncommitted is timed
+ * and, past a quarter of dead_ns at a time, offered to evb_ring_unblock().
+ * Returns 1 to retry at once, -EAGAIN to wait. */
+static int not_ready(struct evb_ring_reader *rd, uint64_t pos)
+{
+    struct evb_ring *r = rd->r;
+    uint64_t t = atomic_load_explicit(&r->hdr->tail.pos, memory_order_acquire);
+    if (pos >= t) {
+        rd->hole_pos = EVB_POS_NONE;
+        return -EAGAIN;
+    }
+    uint64_t now = evb_mono_ns();
+    if (rd->hole_pos != pos) {
+        rd->hole_pos = pos;
+        rd->hole_since = now;
+        rd->hole_next_check = now + r->dead_ns / 4;
+        return -EAGAIN;
+    }
+    if (now < rd->hole_next_check)
+        return -EAGAIN;
+    rd->hole_next_check = now + r->dead_ns / 4;
+    return evb_ring_unblock(r, pos, now - rd->hole_since) == 1 ? 1 : -EAGAIN;
+}
+
+int evb_ring_read(struct evb_ring_reader *rd, struct evb_frame_view *v)
+{
+    struct evb_ring *r = rd->r;
+    if (rd->failed)
+        return rd->failed;
+    for (;;) {
+        uint64_t pos = rd->pos;
+        bool verify = pos < rd->verify_below;
+        if (verify) {
+            uint64_t t = atomic_load_explicit(&r->hdr->tail.pos, memory_order_acquire);
+            if (t > pos && t - pos > r->capacity) {
+                jump(rd, t);
+                continue;
+            }
+        }
+        struct evb_frame *f = evb_ring_frame(r, pos);
+        uint64_t room = r->capacity - (pos & r->mask);
+        /* A1: pairs with R1/R2 (claim.c) and the padder's CAS (pad.c). */
+        uint64_t stamp = atomic_load_explicit(&f->stamp, memory_order_acquire);
+
+        if (stamp == (pos | EVB_STAMP_PAD)) {
+            uint64_t skip = room, events = 0, off = rd->offset;
+            if (room >= EVB_FRAME_HDR) {
+                /* Relaxed atomic loads: a woken stalled producer may be
+                 * rewriting these very fields, with the same values. */
+                skip = __atomic_load_n(&f->claim_len, __ATOMIC_RELAXED);
+                events = __atomic_load_n(&f->claim_events, __ATOMIC_RELAXED);
+                off = __atomic_load_n(&f->offset, __ATOMIC_RELAXED);
+            }
+            if (verify && lapped_after(rd, pos))
+                continue;
+            if (skip < EVB_FRAME_ALIGN || skip % EVB_FRAME_ALIGN || skip > room)
+                return corrupt(rd, "pad length", pos, skip);
+            int rc = check_offset(rd, off);
+            if (rc)
+                return rc;
+            rd->pos = pos + skip;
+            rd->offset = off + events;
+            rd->hole_pos = EVB_POS_NONE;
+            continue;
+        }
+        if (stamp != (pos | EVB_STAMP_DATA)) {
+            int rc = not_ready(rd, pos);
+            if (rc == 1)
+                continue;
+            if (verify) {
+                uint64_t t = atomic_load_explicit(&r->hdr->tail.pos, memory_order_acquire);
+                if (t > pos && t - pos > r->capacity) {
+                    jump(rd, t);
+                    continue;
+                }
+            }
+            return rc;
+        }
+        if (room < EVB_FRAME_HDR) {
+            if (verify && lapped_after(rd, pos))
+                continue;
+            return corrupt(rd, "data frame in end gap, room", pos, room);
+        }
+
+        /* Load each header field once into locals, check, then use. */
+        const struct evb_frame *h = f;
+        if (verify) {
+            memcpy(rd->buf, f, EVB_FRAME_HDR);
+            h = (const struct evb_frame *)(void *)rd->buf;
+        }
+        uint32_t len = h->len;
+        uint32_t key_len = h->key_len;
+        uint64_t off = h->offset;
+        bool bad = len < EVB_FRAME_HDR || len > r->max_frame ||
+                   evb_align_frame(len) > room || key_len > len - EVB_FRAME_HDR;
+        if (verify) {
+            if (!bad)
+                memcpy(rd->buf + EVB_FRAME_HDR, (const uint8_t *)f + EVB_FRAME_HDR,
+                       len - EVB_FRAME_HDR);
+            if (lapped_after(rd, pos))
+                continue;
+        }
+        if (bad)
+            return corrupt(rd, "frame length", pos, len);
+        int rc = check_offset(rd, off);
+        if (rc)
+            return rc;
+        rd->pos = pos + evb_align_frame(len);
+        rd->offset = off + 1;
+        rd->hole_pos = EVB_POS_NONE;
+        if (off < rd->skip_below)
+            continue;
+        v->f = h;
+        v->key = (const uint8_t *)h + EVB_FRAME_HDR;
+        v->value = v->key + key_len;
+        v->pos = pos;
+        v->lost_events = rd->lost_events;
+        v->lost_bytes = rd->lost_bytes;
+        rd->lost_events = 0;
+        rd->lost_bytes = 0;
+        rd->delivered++;
+        return 0;
+    }
+}
+
+bool evb_ring_reader_ready(struct evb_ring_reader *rd)
+{
+    struct evb_ring *r = rd->r;
+    uint64_t pos = rd->pos;
+    /* D1 (doorbell.c): seq_cst, after the waiter bit's seq_cst fetch_or. */
+    uint64_t st = atomic_load_explicit(&evb_ring_frame(r, pos)->stamp,
+                                       memory_order_seq_cst);
+    if (st == (pos | EVB_STAMP_DATA) || st == (pos | EVB_STAMP_PAD))
+        return true;
+    uint64_t t = atomic_load_explicit(&r->hdr->tail.pos, memory_order_seq_cst);
+    return t > pos && t - pos > r->capacity; /* lapped: must jump */
+}
+
+void evb_ring_reader_release(struct evb_ring_reader *rd)
+{
+    struct evb_reader_slot *s = &rd->r->rslots[rd->slot_idx];
+    if (rd->pos == rd->published)
+        return;
+    /* R3: we are done with every byte below pos; pairs with A3. */
+    atomic_store_explicit(&s->cursor, rd->pos, memory_order_release);
+    /* Statistics: relaxed. */
+    atomic_store_explicit(&s->cursor_offset, rd->offset, memory_order_relaxed);
+    atomic_store_explicit(&s->delivered, rd->delivered, memory_order_relaxed);
+    rd->published = rd->pos;
+}
+
+int evb_ring_oldest(struct evb_ring *r, uint64_t *pos, uint64_t *offset)
+{
+    uint64_t t, toff;
+    evb_ring_load_tail(r, &t, &toff);
+    if (t % EVB_FRAME_ALIGN)
+        return -EBADMSG;
+    /* The oldest lap start whose whole lap is still held. */
+    uint64_t at = t <= r->capacity ? 0 : (t - r->capacity + r->mask) & ~r->mask;
+    if (at >= t) {
+        *pos = t;
+        *offset = toff;
+        return 0;
+    }
+    struct evb_frame *f = evb_ring_frame(r, at);
+    uint64_t st = atomic_load_explicit(&f->stamp, memory_order_acquire);
+    uint64_t off = __atomic_load_n(&f->offset, __ATOMIC_RELAXED);
+    /* L1: the offset we copied is good only if no claim lapped it since. */
+    atomic_thread_fence(memory_order_acquire);
+    uint64_t t2 = atomic_load_explicit(&r->hdr->tail.pos, memory_order_relaxed);
+    if ((st != (at | EVB_STAMP_DATA) && st != (at | EVB_STAMP_PAD)) || t2 - at > r->capacity)
+        return -EAGAIN;
+    *pos = at;
+    *offset = off;
+    return 0;
+}
+
+int evb_ring_reader_seek_pos(struct evb_ring_reader *rd, uint64_t pos, uint64_t offset)
+{
+    struct evb_ring *r = rd->r;
+    uint64_t t, toff;
+    if (pos % EVB_FRAME_ALIGN)
+        return -EINVAL;
+    evb_ring_load_tail(r, &t, &toff);
+    if (t % EVB_FRAME_ALIGN)
+        return rd->failed = evb_err_set(-EBADMSG, "partition %u: tail %llu is not aligned",
+                                        r->partition, (unsigned long long)t);
+    if (pos >= t) {
+        pos = t;
+        offset = toff;
+    } else if (t - pos > r->capacity) {
+        /* Overwritten already: land on the oldest frame, count the gap. */
+        uint64_t opos, ooff;
+        if (evb_ring_oldest(r, &opos, &ooff) < 0) {
+            opos = t;
+            ooff = toff;
+        }
+        rd->lost_bytes += opos - pos;
+        if (ooff > offset)
+            rd->lost_events += ooff - offset;
+        pos = opos;
+        offset = ooff;
+    }
+    rd->pos = pos;
+    rd->offset = offset;
+    rd->learn = true; /* the frame at pos tells its own offset */
+    rd->resync = false;
+    rd->hole_pos = EVB_POS_NONE;
+    rd->skip_below = 0;
+    evb_ring_reader_release(rd);
+    if (EVB_SLOT_GATES(rd->kind)) {
+        /* S1 again: producers that computed their limit from our old
+         * cursor may overwrite below the tail we see after this fence. */
+        atomic_thread_fence(memory_order_seq_cst);
+        uint64_t t2 = atomic_load_explicit(&r->hdr->tail.pos, memory_order_acquire);
+        if (rd->verify_below < t2)
+            rd->verify_below = t2;
+    }
+    return 0;
+}
+
+int evb_ring_reader_seek_offset(struct evb_ring_reader *rd, uint64_t offset)
+{
+    uint64_t pos, off;
+    if (evb_ring_oldest(rd->r, &pos, &off) < 0)
+        evb_ring_load_tail(rd->r, &pos, &off);
+    int rc = evb_ring_reader_seek_pos(rd, pos, off);
+    if (rc)
+        return rc;
+    if (offset < off) {
+        rd->lost_events += off - offset;
+    }
+    rd->skip_below = offset;
+    return 0;
+}
+
+int evb_ring_reader_attach(struct evb_ring_reader *rd, struct evb_ring *r, uint32_t kind,
+                           const char *name, uint64_t start_pos, uint64_t start_offset)
+{
+    memset(rd, 0, sizeof *rd);
+    rd->r = r;
+    rd->kind = kind;
+    rd->hole_pos = EVB_POS_NONE;
+    rd->buf = malloc(r->max_frame);
+    if (!rd->buf)
+        return -ENOMEM;
+    uint64_t t, toff;
+    evb_ring_load_tail(r, &t, &toff);
+    uint64_t first = start_pos == EVB_POS_NONE || start_pos > t ? t : start_pos;
+    int rc = evb_ring_slot_take(r, kind, name, first, &rd->slot_idx);
+    if (rc) {
+        free(rd->buf);
+        rd->buf = NULL;
+        return rc;
+    }
+    /* S1: the slot is stored and fenced (cursor.c); this tail is the one
+     * every producer that missed the slot stays below. */
+    evb_ring_load_tail(r, &t, &toff);
+    if (t % EVB_FRAME_ALIGN) {
+        evb_ring_reader_detach(rd);
+        return evb_err_set(-EBADMSG, "partition %u: tail %llu is not aligned", r->partition,
+                           (unsigned long long)t);
+    }
+    rd->verify_below = EVB_SLOT_GATES(kind) ? t : EVB_POS_NONE;
+    rd->published = EVB_POS_NONE;
+    if (start_pos == EVB_POS_NONE) {
+        rd->pos = t;
+        rd->offset = toff;
+        evb_ring_reader_release(rd);
+        return 0;
+    }
+    return evb_ring_reader_seek_pos(rd, start_pos, start_offset);
+}
+
+void evb_ring_reader_detach(struct evb_ring_reader *rd)
+{
+    if (!rd->r)
+        return;
+    evb_ring_slot_release(rd->r, rd->slot_idx);
+    free(rd->buf);
+    rd->buf = NULL;
+    rd->r = NULL;
+}

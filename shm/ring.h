@@ -1,0 +1,174 @@
+/*
+ * ring.h - the partition ring protocol, private to the library.
+ *
+ * shm/ knows rings, frames, slots and processes; nothing of topics or disks.
+ * The format is in ring_format.h; the ordering edges are listed in claim.c.
+ */
+#ifndef EVB_RING_H
+#define EVB_RING_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ring_format.h"
+
+/* A mapped ring. Values copied out of the header at open were checked once
+ * there; the hot path uses these locals, never the mapping's copies. */
+struct evb_ring {
+    int fd;
+    uint8_t *base;
+    size_t map_bytes;
+    struct evb_ring_hdr *hdr;
+    struct evb_producer_slot *pslots;
+    struct evb_reader_slot *rslots;
+    uint8_t *data;
+    uint64_t capacity;
+    uint64_t mask;
+    uint32_t max_frame;
+    uint32_t partition;
+    uint64_t dead_ns;  /* pad holes of dead producers within this */
+    uint64_t stall_ns; /* pad claims of live producers stalled this long */
+};
+
+/* ---- map.c ---- */
+int evb_ring_create(const char *path, uint64_t capacity, uint32_t max_frame,
+                    uint32_t partition, uint32_t mode);
+int evb_ring_open(struct evb_ring *r, const char *path);
+void evb_ring_close(struct evb_ring *r);
+/* Check a mapped header; fills r's locals. Exposed for the fuzz target. */
+int evb_ring_validate(struct evb_ring *r, const void *base, size_t bytes);
+
+static inline struct evb_frame *evb_ring_frame(const struct evb_ring *r, uint64_t pos)
+{
+    return (struct evb_frame *)(void *)(r->data + (pos & r->mask));
+}
+
+/* ---- proc.c: process identity that survives pid reuse ---- */
+uint64_t evb_proc_self(void);         /* pid << 32 | start time (clock ticks) */
+int evb_proc_alive(uint64_t owner);   /* 1 alive, 0 dead */
+uint64_t evb_proc_start(int pid);     /* 0 when gone */
+uint64_t evb_mono_ns(void);
+uint64_t evb_real_ns(void);
+
+/* ---- tail pair (claim.c) ---- */
+void evb_ring_load_tail(const struct evb_ring *r, uint64_t *pos, uint64_t *offset);
+
+/* ---- claim.c, pad.c: producers ---- */
+struct evb_ring_producer {
+    struct evb_ring *r;
+    struct evb_producer_slot *slot;
+    uint32_t slot_idx;
+    uint32_t producer_id;
+    uint64_t limit;          /* cached: claims ending at or below are safe */
+    uint64_t blocked_pos;    /* min position blocking us, for stall timing */
+    uint64_t blocked_since;  /* mono ns */
+    uint64_t next_check;     /* mono ns: next liveness/reap pass */
+};
+
+struct evb_ring_claim {
+    uint64_t pos;            /* claim start (end pad first when pad > 0) */
+    uint64_t data_pos;       /* pos + pad: first data frame */
+    uint64_t offset;         /* first event offset */
+    uint32_t pad;            /* end-of-ring pad bytes */
+    uint32_t len;            /* aligned data bytes */
+    uint32_t events;
+    uint64_t stale_pad;      /* stamp word found at pos before we wrote it */
+    uint64_t stale_data;     /* stamp word found at data_pos */
+};
+
+int evb_ring_producer_attach(struct evb_ring_producer *p, struct evb_ring *r,
+                             uint32_t producer_id);
+void evb_ring_producer_detach(struct evb_ring_producer *p);
+/* Claim LEN aligned data bytes for EVENTS frames; -EAGAIN when the limit
+ * stops it (the caller may retry after evb_ring_producer_unblock()). */
+int evb_ring_claim(struct evb_ring_producer *p, uint32_t len, uint32_t events,
+                   struct evb_ring_claim *c);
+/* Frames 2..n (stores their stamps), then frame 1 (CAS). 0 or -ECANCELED. */
+int evb_ring_commit(struct evb_ring_producer *p, struct evb_ring_claim *c);
+int evb_ring_abort(struct evb_ring_producer *p, struct evb_ring_claim *c);
+/* Slow path of a blocked producer: reap dead readers, pad dead holes. */
+void evb_ring_producer_unblock(struct evb_ring_producer *p);
+
+/* pad.c: resolve an uncommitted claim at POS that has kept a reader waiting
+ * WAITED_NS. 1: resolved (padded now or already committed), 0: not allowed
+ * yet (owner alive and not stalled), <0 error. */
+int evb_ring_unblock(struct evb_ring *r, uint64_t pos, uint64_t waited_ns);
+/* Free the slots of dead producers whose claims are all resolved. */
+void evb_ring_reap_producers(struct evb_ring *r);
+
+/* ---- cursor.c: reader slots ---- */
+int evb_ring_slot_take(struct evb_ring *r, uint32_t kind, const char *name,
+                       uint64_t cursor, uint32_t *slot_idx);
+void evb_ring_slot_release(struct evb_ring *r, uint32_t slot_idx);
+/* Free slots of dead readers; returns how many. */
+int evb_ring_reap_readers(struct evb_ring *r);
+
+/* ---- read.c: readers ---- */
+struct evb_frame_view {
+    const struct evb_frame *f;  /* header (in the ring or a copy) */
+    const uint8_t *key;
+    const uint8_t *value;
+    uint64_t pos;
+    uint64_t lost_events;
+    uint64_t lost_bytes;
+};
+
+struct evb_ring_reader {
+    struct evb_ring *r;
+    uint32_t slot_idx;
+    uint32_t kind;            /* EVB_SLOT_* */
+    uint64_t pos;             /* next position to read */
+    uint64_t offset;          /* next offset expected */
+    uint64_t published;       /* cursor value last stored in the slot */
+    uint64_t verify_below;    /* positions below this are lap-checked */
+    uint64_t hole_pos;        /* hole being timed, or EVB_POS_NONE */
+    uint64_t hole_since;
+    uint64_t hole_next_check;
+    uint64_t lost_events;     /* to report with the next event */
+    uint64_t lost_bytes;
+    uint64_t skip_below;      /* after a seek: skip events below this offset */
+    uint64_t delivered;       /* events returned; statistic */
+    bool resync;              /* lapped: the next frame's offset tells the loss */
+    bool learn;               /* after a seek: take the next frame's offset */
+    int failed;               /* sticky error */
+    uint8_t *buf;             /* copy buffer for lap-checked reads */
+};
+
+/* Attach at START_POS (EVB_POS_NONE: the tail). A start older than the
+ * ring holds is moved to the oldest lap start and counted lost. */
+int evb_ring_reader_attach(struct evb_ring_reader *rd, struct evb_ring *r,
+                           uint32_t kind, const char *name, uint64_t start_pos,
+                           uint64_t start_offset);
+void evb_ring_reader_detach(struct evb_ring_reader *rd);
+/* 0 and a view, -EAGAIN nothing ready, -EBADMSG corrupt (sticky). */
+int evb_ring_read(struct evb_ring_reader *rd, struct evb_frame_view *v);
+/* Publish the reader's position to its slot: frames before it may be
+ * overwritten from now on. */
+void evb_ring_reader_release(struct evb_ring_reader *rd);
+/* Move to the frame holding OFFSET (scanning from the oldest lap start). */
+int evb_ring_reader_seek_offset(struct evb_ring_reader *rd, uint64_t offset);
+int evb_ring_reader_seek_pos(struct evb_ring_reader *rd, uint64_t pos, uint64_t offset);
+/* The oldest frame start still held: (pos, offset); -EAGAIN if unknown. */
+int evb_ring_oldest(struct evb_ring *r, uint64_t *pos, uint64_t *offset);
+/* Is the frame at the reader's position ready (committed)? For sleep checks. */
+bool evb_ring_reader_ready(struct evb_ring_reader *rd);
+
+/* ---- doorbell.c ---- */
+void evb_ring_wake(struct evb_ring *r);  /* called after commits */
+/* Sleep until one of N rings rings or TIMEOUT_NS passes (0: forever). The
+ * caller set its waiter bits and re-checked readiness. */
+int evb_bell_wait(_Atomic uint32_t **bells, const uint32_t *vals, unsigned n,
+                  uint64_t timeout_ns);
+void evb_ring_waiter_set(struct evb_ring *r, uint32_t slot_idx, uint32_t *bell_val);
+void evb_ring_waiter_clear(struct evb_ring *r, uint32_t slot_idx);
+
+/* ---- crash points (test builds only) ---- */
+#ifdef EVB_CRASH_POINTS
+void evb_crash_point(const char *name);
+#define EVB_CRASH_POINT(name) evb_crash_point(name)
+#else
+#define EVB_CRASH_POINT(name) ((void)0)
+#endif
+
+#endif /* EVB_RING_H */

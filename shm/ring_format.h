@@ -1,0 +1,202 @@
+/*
+ * ring_format.h - every byte of a partition ring file (DESIGN.md section 3).
+ *
+ * A ring file is one MAP_SHARED mapping:
+ *
+ *   0        +-----------------------------+
+ *            | evb_ring_hdr   (1 KiB)      |  identity, tail, doorbell, counters
+ *   1 KiB    +-----------------------------+
+ *            | producer slots (64 x 128 B) |  owner, pending claim (intent)
+ *   9 KiB    +-----------------------------+
+ *            | reader slots   (64 x 128 B) |  owner, kind, cursor, counters
+ *   17 KiB   +-----------------------------+
+ *            | (zero up to 20 KiB)         |
+ *   20 KiB   +-----------------------------+
+ *            | data: capacity bytes        |  frames, position p at p & (cap-1)
+ *            +-----------------------------+
+ *
+ * A frame (8-byte aligned, never wraps; a PAD frame fills a ring end):
+ *
+ *   0  stamp         pos|EVB_STAMP_DATA when committed, pos|EVB_STAMP_PAD when
+ *                    padded; anything else: not yet committed
+ *   8  offset        event index (pads: the next offset, events they void)
+ *   16 timestamp_ns  CLOCK_REALTIME at claim
+ *   24 producer_seq
+ *   32 len           header + key + value bytes (unaligned)
+ *   36 claim_len     first frame of a claim: aligned bytes of the claim's
+ *                    data part; 0 in later frames of a batch
+ *   40 producer_id
+ *   44 claim_events  first frame of a claim: events in the claim
+ *   46 key_len
+ *   48 crc32c        reserved for durable segments (0 today)
+ *   52 type          application type
+ *   54 flags
+ *   56 key, value
+ *
+ * Positions are 8-aligned, so the low three bits of a stamp are free to say
+ * what was committed there. A zeroed file has no valid stamp (0 is neither
+ * 0|DATA nor 0|PAD), and a stale stamp from an older lap names another
+ * position, so no cleaning between laps is needed.
+ */
+#ifndef EVB_RING_FORMAT_H
+#define EVB_RING_FORMAT_H
+
+#include <assert.h>
+#include <stdalign.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Cross-process atomics must not fall back to a process-local lock. */
+static_assert(ATOMIC_LLONG_LOCK_FREE == 2, "64-bit atomics must be lock-free");
+static_assert(ATOMIC_INT_LOCK_FREE == 2, "32-bit atomics must be lock-free");
+
+#define EVB_RING_MAGIC 0x31474e4952425645ull /* "EVBRING1" little-endian */
+#define EVB_RING_VERSION 1u
+#define EVB_LINE 128u
+#define EVB_FRAME_ALIGN 8u
+#define EVB_FRAME_HDR 56u
+#define EVB_RING_MIN_CAPACITY (64u * 1024u)
+#define EVB_RING_MAX_CAPACITY (1ull << 34)
+#define EVB_RING_PRODUCER_SLOTS 64u
+#define EVB_RING_READER_SLOTS 64u
+#define EVB_RING_DATA_OFFSET (20u * 1024u)
+
+#define EVB_STAMP_DATA 1u
+#define EVB_STAMP_PAD 2u
+#define EVB_STAMP_MASK 7u
+#define EVB_POS_NONE UINT64_MAX
+
+/*
+ * Sizes and alignments folded into one word (as LMDB's lock format): two
+ * builds that disagree on the layout refuse each other's rings.
+ */
+#define EVB_RING_FORMAT_WORD                                                     \
+    ((uint64_t)EVB_RING_VERSION << 48 | (uint64_t)EVB_FRAME_HDR << 32 |          \
+     (uint64_t)EVB_LINE << 16 | (uint64_t)EVB_RING_PRODUCER_SLOTS << 8 |         \
+     (uint64_t)EVB_RING_READER_SLOTS)
+
+/* The ring's tail: the next position to claim and the offset it will get.
+ * Claims advance both in one 16-byte compare-and-swap (claim.c). */
+struct evb_ring_tail {
+    alignas(16) _Atomic uint64_t pos; /* producers, CAS16; readers load */
+    _Atomic uint64_t offset;          /* moves with pos, same CAS16 */
+};
+
+struct evb_ring_hdr {
+    /* line 0: identity, written once by the creator before magic. */
+    _Atomic uint64_t magic;      /* 0: EVB_RING_MAGIC, stored last (release) */
+    uint64_t format;             /* 8: EVB_RING_FORMAT_WORD */
+    uint64_t capacity;           /* 16: data bytes, power of two */
+    uint32_t max_frame_bytes;    /* 24: largest frame incl. header, aligned */
+    uint32_t partition;          /* 28: partition number in its topic */
+    uint64_t created_ns;         /* 32: CLOCK_REALTIME at creation */
+    uint8_t pad0_[EVB_LINE - 40];
+
+    /* line 1: the tail, hammered by producers. */
+    struct evb_ring_tail tail;   /* 128 */
+    uint8_t pad1_[EVB_LINE - 16];
+
+    /* line 2: the doorbell. Readers about to sleep set their bit in
+     * waiters then sleep on bell; a producer that sees a bit bumps bell
+     * and wakes (doorbell.c). */
+    _Atomic uint64_t waiters;    /* 256: bit i = reader slot i may sleep */
+    _Atomic uint32_t bell;       /* 264: futex word */
+    uint32_t pad2a_;
+    uint8_t pad2_[EVB_LINE - 16];
+
+    /* line 3: durability (issue 4) and log start. */
+    _Atomic uint64_t flushed;    /* 384: bytes below written to disk */
+    _Atomic uint64_t durable;    /* 392: bytes below fdatasync'ed */
+    uint8_t pad3_[EVB_LINE - 16];
+
+    /* line 4: rare-event counters; statistics, relaxed. */
+    _Atomic uint64_t aborted;        /* 512: events voided by pads */
+    _Atomic uint64_t padded_dead;    /* 520: holes of dead producers padded */
+    _Atomic uint64_t padded_stalled; /* 528: claims of stalled producers padded */
+    _Atomic uint64_t reaped_readers; /* 536: dead reader slots freed */
+    _Atomic uint64_t reaped_producers; /* 544: dead producer slots freed */
+    uint8_t pad4_[EVB_LINE - 40];
+
+    uint8_t pad5_[1024 - 5 * EVB_LINE];
+};
+
+/*
+ * A producer slot. The owner writes its intent (the claim it is about to
+ * make) before the tail CAS, so whoever finds the claim uncommitted later
+ * knows its exact extent and can pad it (pad.c). intent_seq is a seqlock
+ * over the intent fields: odd while they are being rewritten.
+ */
+struct evb_producer_slot {
+    _Atomic uint64_t owner;      /* 0: pid << 32 | start time; 0 = free (CAS) */
+    _Atomic uint64_t pending;    /* 8: claim start not yet committed, or EVB_POS_NONE */
+    _Atomic uint64_t intent_seq; /* 16: seqlock over the intent, odd = writing */
+    _Atomic uint64_t intent_pos; /* 24: claim start (end pad first, if any) */
+    _Atomic uint64_t intent_offset; /* 32: first offset of the claim */
+    _Atomic uint32_t intent_pad; /* 40: end-of-ring pad bytes before the data */
+    _Atomic uint32_t intent_len; /* 44: aligned data bytes after the pad */
+    _Atomic uint32_t intent_events; /* 48: events in the claim */
+    uint32_t producer_id;        /* 52: bus-wide id of the owning producer */
+    _Atomic uint64_t published;  /* 56: events committed; statistic */
+    _Atomic uint64_t published_bytes; /* 64: frame bytes committed; statistic */
+    uint8_t pad_[EVB_LINE - 72];
+};
+
+/* Reader kinds stored in evb_reader_slot.kind. */
+#define EVB_SLOT_SUBSCRIBER 0u
+#define EVB_SLOT_LOSSLESS 1u
+#define EVB_SLOT_CONSUMER 2u
+#define EVB_SLOT_GATES(kind) ((kind) != EVB_SLOT_SUBSCRIBER)
+
+struct evb_reader_slot {
+    _Atomic uint64_t owner;      /* 0: pid << 32 | start time; 0 = free (CAS) */
+    _Atomic uint64_t cursor;     /* 8: next position to read; reader stores
+                                    (release), producers load (acquire) */
+    _Atomic uint64_t cursor_offset; /* 16: next offset to read; statistic */
+    _Atomic uint32_t kind;       /* 24: EVB_SLOT_*; set before owner is final */
+    uint32_t pad0_;
+    _Atomic uint64_t delivered;  /* 32: events handed out; statistic */
+    _Atomic uint64_t lost;       /* 40: events lost to laps; statistic */
+    char name[64];               /* 48: consumer name or "" */
+    uint8_t pad_[EVB_LINE - 112];
+};
+
+struct evb_frame {
+    _Atomic uint64_t stamp;      /* 0: see the file comment */
+    uint64_t offset;             /* 8 */
+    uint64_t timestamp_ns;       /* 16 */
+    uint64_t producer_seq;       /* 24 */
+    uint32_t len;                /* 32 */
+    uint32_t claim_len;          /* 36 */
+    uint32_t producer_id;        /* 40 */
+    uint16_t claim_events;       /* 44 */
+    uint16_t key_len;            /* 46 */
+    uint32_t crc32c;             /* 48 */
+    uint16_t type;               /* 52 */
+    uint16_t flags;              /* 54 */
+};
+
+/* Offsets are ABI: a move here must bump EVB_RING_VERSION. */
+static_assert(sizeof(struct evb_ring_hdr) == 1024, "ring header size");
+static_assert(offsetof(struct evb_ring_hdr, tail) == 128, "ring ABI moved");
+static_assert(offsetof(struct evb_ring_hdr, waiters) == 256, "ring ABI moved");
+static_assert(offsetof(struct evb_ring_hdr, bell) == 264, "ring ABI moved");
+static_assert(offsetof(struct evb_ring_hdr, flushed) == 384, "ring ABI moved");
+static_assert(offsetof(struct evb_ring_hdr, aborted) == 512, "ring ABI moved");
+static_assert(sizeof(struct evb_producer_slot) == EVB_LINE, "producer slot size");
+static_assert(sizeof(struct evb_reader_slot) == EVB_LINE, "reader slot size");
+static_assert(offsetof(struct evb_reader_slot, name) == 48, "ring ABI moved");
+static_assert(sizeof(struct evb_frame) == EVB_FRAME_HDR, "frame header size");
+static_assert(offsetof(struct evb_frame, key_len) == 46, "frame ABI moved");
+static_assert(1024 + (EVB_RING_PRODUCER_SLOTS + EVB_RING_READER_SLOTS) * EVB_LINE
+              <= EVB_RING_DATA_OFFSET, "slots overlap data");
+
+#define EVB_PRODUCER_SLOTS_OFFSET 1024u
+#define EVB_READER_SLOTS_OFFSET (1024u + EVB_RING_PRODUCER_SLOTS * EVB_LINE)
+
+static inline uint64_t evb_align_frame(uint64_t n)
+{
+    return (n + (EVB_FRAME_ALIGN - 1)) & ~(uint64_t)(EVB_FRAME_ALIGN - 1);
+}
+
+#endif /* EVB_RING_FORMAT_H */
