@@ -1,0 +1,141 @@
+/*
+ * cli.h - what the evbus subcommands share: exit codes, the common option
+ * set (--bus, --json, --help), error reporting and the command table.
+ *
+ * The tool uses only the public API in evbus.h; nothing here reaches into
+ * bus/ or shm/ internals.
+ */
+#ifndef EVBUS_CLI_H
+#define EVBUS_CLI_H
+
+#include <getopt.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "evbus.h"
+
+/* Exit codes, documented in `evbus --help`. */
+enum {
+    CLI_OK = 0,      /* the command did what was asked */
+    CLI_FAIL = 1,    /* runtime failure: unknown topic, no permission, ... */
+    CLI_USAGE = 2,   /* bad command line: unknown option, bad number */
+    /* Internal: --help was printed. Non-zero so option parsers stop the
+     * command; main() turns it into CLI_OK. */
+    CLI_HELP_SHOWN = 100,
+};
+
+/* Long-option values shared by every subcommand; subcommands number their
+ * own options from CLI_OPT_FIRST so the two sets never collide. */
+enum {
+    CLI_OPT_BUS = 0x100,
+    CLI_OPT_HELP,
+    CLI_OPT_JSON,
+    CLI_OPT_FIRST,
+};
+
+/* State of one invocation of a subcommand. */
+typedef struct cli {
+    const char *cmd;       /* subcommand name, for "evbus <cmd>: ..." */
+    const char *usage;     /* the subcommand's --help text */
+    const char *bus_name;  /* --bus, or NULL for the library's default */
+    bool json;             /* --json given */
+    evb_bus *bus;          /* opened by cli_open_bus() */
+} cli;
+
+/* One subcommand: NAME, a one-line SUMMARY for `evbus --help`, and RUN,
+ * which gets argv with argv[0] == NAME and returns an exit code. */
+typedef struct cli_command {
+    const char *name;
+    const char *summary;
+    int (*run)(int argc, char **argv);
+} cli_command;
+
+int cmd_create(int argc, char **argv);
+int cmd_list(int argc, char **argv);
+int cmd_info(int argc, char **argv);
+int cmd_delete(int argc, char **argv);
+int cmd_pub(int argc, char **argv);
+int cmd_tail(int argc, char **argv);
+int cmd_stat(int argc, char **argv);
+
+/*
+ * Parse the next option of ARGV with getopt_long over LONGOPTS (which must
+ * hold the common entries, see CLI_COMMON_LONGOPTS). Handles --bus, --json
+ * and --help itself and returns the next option the caller must handle,
+ * -1 at the end of the options, or a negative exit code minus one (see
+ * CLI_PARSE_EXIT) when the command should stop: after --help or on a
+ * usage error, which it has already reported.
+ */
+int cli_getopt(cli *c, int argc, char **argv, const char *shortopts,
+               const struct option *longopts);
+
+/* The long options every subcommand accepts; put these first in its table. */
+#define CLI_COMMON_LONGOPTS                                  \
+    { "bus", required_argument, NULL, CLI_OPT_BUS },         \
+    { "help", no_argument, NULL, CLI_OPT_HELP }
+
+/* cli_getopt() returns CLI_PARSE_EXIT(code) to say "exit with CODE". */
+#define CLI_PARSE_EXIT(code) (-2 - (code))
+#define CLI_PARSE_IS_EXIT(r) ((r) <= -2)
+#define CLI_PARSE_CODE(r) (-2 - (r))
+
+/* Reset getopt before a subcommand parses its own argv. */
+void cli_begin(cli *c, const char *cmd, const char *usage);
+
+/* Report a usage error as one line and return CLI_USAGE. */
+int cli_usage_error(const cli *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/*
+ * Report a runtime failure: "evbus <cmd>: <context>: <strerror(rc)>", plus
+ * the library's detail when it left one. Returns CLI_FAIL.
+ */
+int cli_fail(const cli *c, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* As cli_fail() without evb_last_error(): for hot-path calls (publish,
+ * next), which leave no detail, so whatever is there is stale. */
+int cli_fail_hot(const cli *c, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Report a runtime failure that has no library code. Returns CLI_FAIL. */
+int cli_error(const cli *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Open the bus named by --bus (or the default). Returns 0 or CLI_FAIL,
+ * after reporting. */
+int cli_open_bus(cli *c);
+
+/* Close what cli_open_bus() opened. */
+void cli_close(cli *c);
+
+/* Ask for exactly N positional arguments after the options; returns 0 or
+ * reports and returns CLI_USAGE. WHAT names them for the message. */
+int cli_want_args(const cli *c, int argc, char **argv, const char *what, int n);
+
+/* Parse option text as a number in [MIN, MAX] for option OPT; returns 0
+ * or reports a usage error and returns CLI_USAGE. */
+int cli_opt_u64(const cli *c, const char *opt, const char *text, uint64_t min,
+                uint64_t max, uint64_t *out);
+int cli_opt_size(const cli *c, const char *opt, const char *text, uint64_t min,
+                 uint64_t max, uint64_t *out);
+
+/* Print J as one compact JSON line on stdout and drop the reference.
+ * Returns 0 or CLI_FAIL (out of memory, reported). */
+int cli_print_json(const cli *c, json_t *j);
+
+/* JSON integer from a counter; counters stay far below 2^63. */
+json_t *cli_json_u64(uint64_t v);
+
+/* A topic's configuration as a JSON object (shared by info and stat). */
+json_t *cli_config_json(const struct evb_topic_config *cfg);
+
+/* Set by SIGINT/SIGTERM once cli_catch_signals() ran; long-running
+ * commands poll it and leave cleanly. */
+extern volatile sig_atomic_t cli_stop;
+void cli_catch_signals(void);
+
+#endif /* EVBUS_CLI_H */

@@ -1,0 +1,396 @@
+/*
+ * cmd_stat.c - evbus stat: counters of topics, partitions and readers,
+ * once or redrawn every few seconds with rates from the deltas.
+ *
+ * Each round takes a snapshot of everything it shows; rates compare it
+ * with the previous round's snapshot, matching partitions by topic and
+ * index and readers by (kind, pid, name).
+ */
+#include "cli.h"
+#include "util.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static const char stat_usage[] =
+    "usage: evbus stat [TOPIC] [--json] [--watch SECONDS] [--bus NAME|PATH]\n"
+    "\n"
+    "Show, for TOPIC or every topic, per partition: the tail offset and\n"
+    "position, events published and aborted (dead or stalled producers),\n"
+    "producer and reader slots; per reader: kind, name, pid, next offset,\n"
+    "lag in bytes, events delivered and lost.\n"
+    "\n"
+    "  --watch SECONDS  redraw every SECONDS (fractions allowed) with\n"
+    "                   events/s rates, until Ctrl-C\n"
+    "  --json           one JSON object per round\n";
+
+enum { OPT_WATCH = CLI_OPT_FIRST };
+
+typedef struct part_snap {
+    struct evb_partition_stat ps;
+    uint32_t nreaders;
+    struct evb_reader_stat *readers;
+} part_snap;
+
+typedef struct topic_snap {
+    struct evb_topic_info ti;
+    uint32_t nparts;
+    part_snap *parts;
+} topic_snap;
+
+typedef struct snapshot {
+    topic_snap *topics;
+    size_t n;
+    double when;        /* util_now() when taken */
+} snapshot;
+
+/* What one round shows next to the previous round, for rates. */
+typedef struct stat_round {
+    const snapshot *cur;
+    const snapshot *prev;  /* NULL on the first round */
+    double dt;
+} stat_round;
+
+static void snap_free(snapshot *s)
+{
+    for (size_t i = 0; i < s->n; i++) {
+        for (uint32_t p = 0; p < s->topics[i].nparts; p++)
+            free(s->topics[i].parts[p].readers);
+        free(s->topics[i].parts);
+    }
+    free(s->topics);
+    *s = (snapshot){ 0 };
+}
+
+/* Load one partition's counters and readers. Returns 0 or -errno. */
+static int snap_part(evb_bus *bus, const char *topic, uint32_t p, part_snap *ps)
+{
+    struct evb_reader_stat rs[EVB_RING_READERS];
+    int rc = evb_partition_stat(bus, topic, p, &ps->ps);
+    if (rc < 0)
+        return rc;
+    int n = evb_reader_list(bus, topic, p, rs, EVB_RING_READERS);
+    if (n < 0)
+        return n;
+    ps->nreaders = n < EVB_RING_READERS ? (uint32_t)n : EVB_RING_READERS;
+    if (ps->nreaders == 0)
+        return 0;
+    ps->readers = malloc(ps->nreaders * sizeof(*rs));
+    if (ps->readers == NULL)
+        return -ENOMEM;
+    memcpy(ps->readers, rs, ps->nreaders * sizeof(*rs));
+    return 0;
+}
+
+/* Load TOPIC into the next slot of S. Returns 0 or -errno. */
+static int snap_topic(evb_bus *bus, const char *topic, snapshot *s)
+{
+    topic_snap *grown = realloc(s->topics, (s->n + 1) * sizeof(*grown));
+    if (grown == NULL)
+        return -ENOMEM;
+    s->topics = grown;
+    topic_snap *ts = &s->topics[s->n];
+    *ts = (topic_snap){ 0 };
+    int rc = evb_topic_info(bus, topic, &ts->ti);
+    if (rc < 0)
+        return rc;
+    uint32_t np = ts->ti.config.partitions;
+    ts->parts = calloc(np ? np : 1, sizeof(*ts->parts));
+    if (ts->parts == NULL)
+        return -ENOMEM;
+    s->n++;  /* from here snap_free() owns it */
+    for (; ts->nparts < np; ts->nparts++) {
+        rc = snap_part(bus, topic, ts->nparts, &ts->parts[ts->nparts]);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+typedef struct names {
+    char **v;
+    size_t n;
+    int err;
+} names;
+
+static int collect_name(const char *topic, void *arg)
+{
+    names *nm = arg;
+    char **grown = realloc(nm->v, (nm->n + 1) * sizeof(*grown));
+    char *copy = grown ? strdup(topic) : NULL;
+    if (grown)
+        nm->v = grown;
+    if (copy == NULL) {
+        nm->err = -ENOMEM;
+        return 1;
+    }
+    nm->v[nm->n++] = copy;
+    return 0;
+}
+
+/* Snapshot TOPIC, or every topic when NULL. Returns 0 or an exit code. */
+static int snap_take(cli *c, const char *topic, snapshot *s)
+{
+    *s = (snapshot){ .when = util_now() };
+    if (topic != NULL) {
+        int rc = snap_topic(c->bus, topic, s);
+        return rc < 0 ? cli_fail(c, rc, "topic %s", topic) : 0;
+    }
+    names nm = { 0 };
+    int rc = evb_topic_list(c->bus, collect_name, &nm);
+    if (rc >= 0 && nm.err < 0)
+        rc = nm.err;
+    int exit = rc < 0 ? cli_fail(c, rc, "listing topics of %s", evb_bus_path(c->bus)) : 0;
+    for (size_t i = 0; exit == 0 && i < nm.n; i++) {
+        rc = snap_topic(c->bus, nm.v[i], s);
+        /* A topic deleted since the listing is simply gone. */
+        if (rc < 0 && rc != -ENOENT)
+            exit = cli_fail(c, rc, "topic %s", nm.v[i]);
+    }
+    for (size_t i = 0; i < nm.n; i++)
+        free(nm.v[i]);
+    free(nm.v);
+    return exit;
+}
+
+/* ---- rates ----------------------------------------------------------- */
+
+static const part_snap *prev_part(const stat_round *r, const char *topic, uint32_t p)
+{
+    for (size_t i = 0; r->prev != NULL && i < r->prev->n; i++) {
+        const topic_snap *ts = &r->prev->topics[i];
+        if (strcmp(ts->ti.name, topic) == 0)
+            return p < ts->nparts ? &ts->parts[p] : NULL;
+    }
+    return NULL;
+}
+
+static const struct evb_reader_stat *prev_reader(const part_snap *pp, const struct evb_reader_stat *rs)
+{
+    for (uint32_t i = 0; pp != NULL && i < pp->nreaders; i++) {
+        const struct evb_reader_stat *o = &pp->readers[i];
+        if (o->kind == rs->kind && o->pid == rs->pid && strcmp(o->name, rs->name) == 0)
+            return o;
+    }
+    return NULL;
+}
+
+/* Events per second between two counter values, NAN when unknown. */
+static double rate(const stat_round *r, const void *prev, uint64_t before, uint64_t now)
+{
+    if (prev == NULL || r->dt <= 0 || now < before)
+        return NAN;
+    return (double)(now - before) / r->dt;
+}
+
+/* ---- text ------------------------------------------------------------ */
+
+static const char *kind_name(uint32_t kind)
+{
+    switch (kind) {
+    case EVB_SUBSCRIBER: return "subscriber";
+    case EVB_SUBSCRIBER_LOSSLESS: return "lossless";
+    case EVB_CONSUMER: return "consumer";
+    default: return "unknown";
+    }
+}
+
+static void fmt_rate(double v, char *out, size_t cap)
+{
+    if (isnan(v))
+        snprintf(out, cap, "-");
+    else
+        snprintf(out, cap, "%.1f", v);
+}
+
+static void print_readers(const stat_round *r, const part_snap *ps, const part_snap *pp)
+{
+    if (ps->nreaders > 0)
+        printf("        %-10s %8s %12s %12s %12s %10s %10s  %s\n", "reader", "pid",
+               "offset", "lag_bytes", "delivered", "lost", "ev/s", "name");
+    for (uint32_t i = 0; i < ps->nreaders; i++) {
+        const struct evb_reader_stat *rs = &ps->readers[i];
+        const struct evb_reader_stat *o = prev_reader(pp, rs);
+        char rt[32];
+        fmt_rate(rate(r, o, o ? o->delivered : 0, rs->delivered), rt, sizeof(rt));
+        printf("        %-10s %8u %12llu %12llu %12llu %10llu %10s  %s\n",
+               kind_name(rs->kind), rs->pid, (unsigned long long)rs->offset,
+               (unsigned long long)rs->lag_bytes, (unsigned long long)rs->delivered,
+               (unsigned long long)rs->lost, rt, rs->name[0] ? rs->name : "-");
+    }
+}
+
+static void print_topic(const stat_round *r, const topic_snap *ts)
+{
+    char ring[32], max[32];
+    util_fmt_size(ts->ti.config.ring_bytes, ring, sizeof(ring));
+    util_fmt_size(ts->ti.config.max_event_bytes, max, sizeof(max));
+    printf("topic %s: %u partition%s, ring %s, max event %s\n", ts->ti.name, ts->nparts,
+           ts->nparts == 1 ? "" : "s", ring, max);
+    printf("  %4s %12s %14s %12s %8s %6s %7s %4s %7s %10s\n", "part", "tail_offset",
+           "tail_position", "published", "aborted", "dead", "stalled", "prod",
+           "readers", "ev/s");
+    for (uint32_t p = 0; p < ts->nparts; p++) {
+        const struct evb_partition_stat *s = &ts->parts[p].ps;
+        const part_snap *pp = prev_part(r, ts->ti.name, p);
+        char rt[32];
+        fmt_rate(rate(r, pp, pp ? pp->ps.tail_offset : 0, s->tail_offset), rt, sizeof(rt));
+        printf("  %4u %12llu %14llu %12llu %8llu %6llu %7llu %4u %7u %10s\n", p,
+               (unsigned long long)s->tail_offset, (unsigned long long)s->tail_position,
+               (unsigned long long)s->published, (unsigned long long)s->aborted,
+               (unsigned long long)s->padded_dead, (unsigned long long)s->padded_stalled,
+               s->producers, s->readers, rt);
+        print_readers(r, &ts->parts[p], pp);
+    }
+}
+
+/* ---- JSON ------------------------------------------------------------ */
+
+/* Add "events_per_sec" to O when the rate is known. */
+static void json_rate(json_t *o, double v)
+{
+    if (!isnan(v))
+        json_object_set_new(o, "events_per_sec", json_real(v));
+}
+
+static json_t *readers_json(const stat_round *r, const part_snap *ps, const part_snap *pp)
+{
+    json_t *a = json_array();
+    for (uint32_t i = 0; a != NULL && i < ps->nreaders; i++) {
+        const struct evb_reader_stat *rs = &ps->readers[i];
+        const struct evb_reader_stat *o = prev_reader(pp, rs);
+        json_t *j = json_pack("{s:s, s:s, s:I, s:o, s:o, s:o, s:o, s:o}",
+                              "kind", kind_name(rs->kind), "name", rs->name,
+                              "pid", (json_int_t)rs->pid,
+                              "offset", cli_json_u64(rs->offset),
+                              "position", cli_json_u64(rs->position),
+                              "lag_bytes", cli_json_u64(rs->lag_bytes),
+                              "delivered", cli_json_u64(rs->delivered),
+                              "lost", cli_json_u64(rs->lost));
+        if (j != NULL)
+            json_rate(j, rate(r, o, o ? o->delivered : 0, rs->delivered));
+        json_array_append_new(a, j);
+    }
+    return a;
+}
+
+static json_t *part_json(const stat_round *r, const topic_snap *ts, uint32_t p)
+{
+    const struct evb_partition_stat *s = &ts->parts[p].ps;
+    const part_snap *pp = prev_part(r, ts->ti.name, p);
+    json_t *o = json_pack("{s:I, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:I, s:I, s:o}",
+                          "partition", (json_int_t)p,
+                          "tail_offset", cli_json_u64(s->tail_offset),
+                          "tail_position", cli_json_u64(s->tail_position),
+                          "capacity", cli_json_u64(s->capacity),
+                          "published", cli_json_u64(s->published),
+                          "aborted", cli_json_u64(s->aborted),
+                          "padded_dead", cli_json_u64(s->padded_dead),
+                          "padded_stalled", cli_json_u64(s->padded_stalled),
+                          "reaped_readers", cli_json_u64(s->reaped_readers),
+                          "producer_slots", (json_int_t)s->producers,
+                          "reader_slots", (json_int_t)s->readers,
+                          "readers", readers_json(r, &ts->parts[p], pp));
+    if (o != NULL)
+        json_rate(o, rate(r, pp, pp ? pp->ps.tail_offset : 0, s->tail_offset));
+    return o;
+}
+
+static json_t *round_json(const stat_round *r)
+{
+    json_t *topics = json_array();
+    for (size_t i = 0; topics != NULL && i < r->cur->n; i++) {
+        const topic_snap *ts = &r->cur->topics[i];
+        json_t *parts = json_array();
+        for (uint32_t p = 0; parts != NULL && p < ts->nparts; p++)
+            json_array_append_new(parts, part_json(r, ts, p));
+        json_array_append_new(topics, json_pack("{s:s, s:o, s:o}", "name", ts->ti.name,
+                                                "config", cli_config_json(&ts->ti.config),
+                                                "partitions", parts));
+    }
+    return json_pack("{s:f, s:o}", "interval_s", r->dt, "topics", topics);
+}
+
+/* ---- command --------------------------------------------------------- */
+
+static int show(cli *c, const stat_round *r, bool redraw)
+{
+    if (c->json)
+        return cli_print_json(c, round_json(r));
+    /* Home the cursor and clear, so --watch reads like top(1). */
+    if (redraw && isatty(STDOUT_FILENO))
+        fputs("\033[H\033[J", stdout);
+    if (r->cur->n == 0)
+        printf("no topics in %s\n", evb_bus_path(c->bus));
+    for (size_t i = 0; i < r->cur->n; i++)
+        print_topic(r, &r->cur->topics[i]);
+    return 0;
+}
+
+/* Sleep SECS unless Ctrl-C comes first. */
+static void nap(double secs)
+{
+    struct timespec ts = { .tv_sec = (time_t)secs };
+    ts.tv_nsec = (long)((secs - (double)ts.tv_sec) * 1e9);
+    /* nanosleep returns early with EINTR on a signal; that ends the wait. */
+    nanosleep(&ts, NULL);
+}
+
+static int stat_run(cli *c, const char *topic, double watch)
+{
+    snapshot snaps[2] = { 0 };
+    int cur = 0, rc = 0;
+    for (int n = 0; rc == 0 && !cli_stop; n++) {
+        rc = snap_take(c, topic, &snaps[cur]);
+        if (rc != 0)
+            break;
+        const snapshot *prev = n > 0 ? &snaps[!cur] : NULL;
+        stat_round r = { &snaps[cur], prev, prev ? snaps[cur].when - prev->when : 0 };
+        rc = show(c, &r, watch > 0);
+        /* Output that cannot be written ends a watch; main() reports it. */
+        if (watch <= 0 || fflush(stdout) != 0 || ferror(stdout))
+            break;
+        nap(watch);
+        cur = !cur;
+        snap_free(&snaps[cur]);
+    }
+    snap_free(&snaps[0]);
+    snap_free(&snaps[1]);
+    return rc;
+}
+
+int cmd_stat(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        CLI_COMMON_LONGOPTS,
+        { "json", no_argument, NULL, CLI_OPT_JSON },
+        { "watch", required_argument, NULL, OPT_WATCH },
+        { 0 },
+    };
+    cli c;
+    double watch = 0;
+    int opt;
+    cli_begin(&c, "stat", stat_usage);
+    while ((opt = cli_getopt(&c, argc, argv, "", longopts)) != -1) {
+        if (CLI_PARSE_IS_EXIT(opt))
+            return CLI_PARSE_CODE(opt);
+        if (opt == OPT_WATCH && util_parse_seconds(optarg, &watch) < 0)
+            return cli_usage_error(&c, "--watch '%s': not a positive number of seconds",
+                                   optarg);
+    }
+    if (argc - optind > 1)
+        return cli_usage_error(&c, "unexpected argument '%s'", argv[optind + 1]);
+    const char *topic = optind < argc ? argv[optind] : NULL;
+    int rc = cli_open_bus(&c);
+    if (rc != 0)
+        return rc;
+    cli_catch_signals();
+    rc = stat_run(&c, topic, watch);
+    cli_close(&c);
+    return rc;
+}

@@ -1,0 +1,331 @@
+/*
+ * cmd_tail.c - evbus tail: print the events of a topic.
+ *
+ * Without --name the reader is a lossless subscriber, so tail never loses
+ * an event it set out to print (it slows producers instead; --lossy picks
+ * a plain subscriber for watching a busy topic). With --name it is a named
+ * consumer whose cursor is committed each time output is flushed, so a
+ * later tail with the same name resumes after what was printed.
+ */
+#include "cli.h"
+#include "util.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+static const char tail_usage[] =
+    "usage: evbus tail TOPIC [OPTIONS]\n"
+    "\n"
+    "Print events as `<partition>:<offset> <value>`, escaping \\n, \\t, \\\\ and\n"
+    "other unprintable bytes as \\xHH. Stops when nothing more is ready,\n"
+    "or follows with -f until Ctrl-C.\n"
+    "\n"
+    "  --from WHERE     earliest, latest, committed or an OFFSET; default\n"
+    "                   committed with --name, latest with -f, else earliest\n"
+    "  --name NAME      read as the named consumer NAME and commit its\n"
+    "                   cursor as output is written\n"
+    "  --partition P    read partition P only (default: all)\n"
+    "  -f, --follow     wait for new events until interrupted\n"
+    "  --count N        stop after N events\n"
+    "  --lossy          read as a subscriber that never slows producers\n"
+    "                   (and may lose events when lapped)\n"
+    "  --json           one JSON object per event with every field; the value\n"
+    "                   (and key) as \"value\" when UTF-8 text, else base64 in\n"
+    "                   \"value_b64\"\n"
+    "  --bus NAME|PATH  the bus (default $EVBUS_BUS, else \"default\")\n"
+    "\n"
+    "Lost events (lapped subscribers) are reported on stderr.\n";
+
+/* How long to wait for in-flight claims before deciding nothing more is
+ * ready, and the slice a follower sleeps between checks for Ctrl-C. */
+#define TAIL_SETTLE_MS 50
+#define TAIL_FOLLOW_SLICE_MS 200
+
+enum { OPT_FROM = CLI_OPT_FIRST, OPT_NAME, OPT_PARTITION, OPT_FOLLOW, OPT_COUNT, OPT_LOSSY };
+
+typedef struct tail {
+    cli c;
+    const char *topic;
+    evb_consumer_options co;
+    bool from_given;
+    bool follow;
+    bool lossy;
+    bool has_count;
+    uint64_t count;
+    uint64_t printed;
+    bool stop;             /* output or commit failed: leave at once */
+    evb_consumer *cons;
+    util_buf out;          /* the line being built */
+    util_buf b64;          /* scratch for base64 */
+} tail;
+
+/* --from: a keyword or an offset; returns 0 or an exit code. */
+static int parse_from(tail *t, const char *text)
+{
+    static const struct { const char *word; uint32_t start; } words[] = {
+        { "earliest", EVB_START_EARLIEST },
+        { "latest", EVB_START_LATEST },
+        { "committed", EVB_START_COMMITTED },
+    };
+    t->from_given = true;
+    for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++) {
+        if (strcmp(text, words[i].word) == 0) {
+            t->co.start = words[i].start;
+            return 0;
+        }
+    }
+    t->co.start = EVB_START_OFFSET;
+    int rc = util_parse_u64(text, &t->co.start_value);
+    if (rc == -ERANGE)
+        return cli_usage_error(&t->c, "--from '%s': offset too large", text);
+    if (rc < 0)
+        return cli_usage_error(&t->c, "--from '%s': not earliest, latest, committed "
+                               "or an offset", text);
+    return 0;
+}
+
+static int tail_option(tail *t, int opt)
+{
+    uint64_t v;
+    int rc = 0;
+    switch (opt) {
+    case OPT_FROM: return parse_from(t, optarg);
+    case OPT_NAME: t->co.name = optarg; return 0;
+    case 'f':
+    case OPT_FOLLOW: t->follow = true; return 0;
+    case OPT_LOSSY: t->lossy = true; return 0;
+    case OPT_PARTITION:
+        rc = cli_opt_u64(&t->c, "--partition", optarg, 0, EVB_MAX_PARTITIONS - 1, &v);
+        t->co.partition = (int32_t)v;
+        t->co.only_partition = 1;
+        return rc;
+    case OPT_COUNT:
+        rc = cli_opt_u64(&t->c, "--count", optarg, 0, UINT64_MAX, &t->count);
+        t->has_count = true;
+        return rc;
+    default:
+        return 0;
+    }
+}
+
+/* Parse tail's options into T; returns 0 or an exit code. */
+static int tail_options(tail *t, int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        CLI_COMMON_LONGOPTS,
+        { "json", no_argument, NULL, CLI_OPT_JSON },
+        { "from", required_argument, NULL, OPT_FROM },
+        { "name", required_argument, NULL, OPT_NAME },
+        { "partition", required_argument, NULL, OPT_PARTITION },
+        { "follow", no_argument, NULL, OPT_FOLLOW },
+        { "count", required_argument, NULL, OPT_COUNT },
+        { "lossy", no_argument, NULL, OPT_LOSSY },
+        { 0 },
+    };
+    t->co.partition = -1;
+    int opt;
+    while ((opt = cli_getopt(&t->c, argc, argv, "f", longopts)) != -1) {
+        if (CLI_PARSE_IS_EXIT(opt))
+            return CLI_PARSE_CODE(opt);
+        int rc = tail_option(t, opt);
+        if (rc != 0)
+            return rc;
+    }
+    if (t->co.name != NULL && t->lossy)
+        return cli_usage_error(&t->c, "--lossy and --name exclude each other");
+    int rc = cli_want_args(&t->c, argc, argv, "TOPIC", 1);
+    t->topic = argv[optind];
+    return rc;
+}
+
+/* Choose the reader kind and start, then open it; returns 0 or an exit code. */
+static int tail_open(tail *t)
+{
+    struct evb_topic_info ti;
+    int err = evb_topic_info(t->c.bus, t->topic, &ti);
+    if (err < 0)
+        return cli_fail(&t->c, err, "topic %s", t->topic);
+    if (t->co.partition >= 0 && (uint32_t)t->co.partition >= ti.config.partitions)
+        return cli_usage_error(&t->c, "--partition %d: topic %s has %u partition%s",
+                               t->co.partition, t->topic, ti.config.partitions,
+                               ti.config.partitions == 1 ? "" : "s");
+    if (t->co.name != NULL)
+        t->co.kind = EVB_CONSUMER;
+    else
+        t->co.kind = t->lossy ? EVB_SUBSCRIBER : EVB_SUBSCRIBER_LOSSLESS;
+    /* A one-shot tail of a subscriber starting at the tail would print
+     * nothing; reading what the ring holds is what a person means. */
+    if (!t->from_given && t->co.name == NULL)
+        t->co.start = t->follow ? EVB_START_LATEST : EVB_START_EARLIEST;
+    err = evb_consumer_open(&t->cons, t->c.bus, t->topic, &t->co);
+    if (err < 0) {
+        t->cons = NULL;
+        if (t->co.name != NULL)
+            return cli_fail(&t->c, err, "topic %s: consumer %s", t->topic, t->co.name);
+        return cli_fail(&t->c, err, "topic %s: opening reader", t->topic);
+    }
+    return 0;
+}
+
+static int tail_text(tail *t, const evb_event *ev)
+{
+    char head[48];
+    int n = snprintf(head, sizeof(head), "%u:%llu ", ev->partition,
+                     (unsigned long long)ev->offset);
+    if (util_buf_append(&t->out, head, (size_t)n) < 0 ||
+        util_escape(&t->out, ev->value, ev->value_len) < 0 ||
+        util_buf_append(&t->out, "\n", 1) < 0)
+        return -ENOMEM;
+    return 0;
+}
+
+/* Append `,"FIELD":"text"` or, when the bytes are not text,
+ * `,"FIELD_b64":"base64"`. */
+static int json_bytes(tail *t, const char *field, const void *p, size_t n)
+{
+    char name[32];
+    bool text = util_utf8_text(p, n);
+    int len = snprintf(name, sizeof(name), ",\"%s%s\":", field, text ? "" : "_b64");
+    if (util_buf_append(&t->out, name, (size_t)len) < 0)
+        return -ENOMEM;
+    if (text)
+        return util_json_string(&t->out, p, n);
+    t->b64.len = 0;
+    if (util_base64(&t->b64, p, n) < 0)
+        return -ENOMEM;
+    return util_json_string(&t->out, t->b64.data, t->b64.len);
+}
+
+/*
+ * One event as a JSON object. Written by hand rather than through jansson:
+ * this runs per event, and building and freeing a json_t tree cost ten
+ * times the rest of tail.
+ */
+static int tail_json(tail *t, const evb_event *ev)
+{
+    char head[512];
+    int n = snprintf(head, sizeof(head),
+                     "{\"partition\":%u,\"offset\":%llu,\"position\":%llu,"
+                     "\"timestamp_ns\":%llu,\"producer_id\":%u,\"producer_seq\":%llu,"
+                     "\"type\":%u,\"flags\":%u,\"lost_events\":%llu,\"lost_bytes\":%llu",
+                     ev->partition, (unsigned long long)ev->offset,
+                     (unsigned long long)ev->position, (unsigned long long)ev->timestamp_ns,
+                     ev->producer_id, (unsigned long long)ev->producer_seq,
+                     (unsigned)ev->type, (unsigned)ev->flags,
+                     (unsigned long long)ev->lost_events, (unsigned long long)ev->lost_bytes);
+    if (util_buf_append(&t->out, head, (size_t)n) < 0)
+        return -ENOMEM;
+    int rc = ev->key_len == 0 ? util_buf_append(&t->out, ",\"key\":null", 11)
+                              : json_bytes(t, "key", ev->key, ev->key_len);
+    if (rc == 0)
+        rc = json_bytes(t, "value", ev->value, ev->value_len);
+    return rc < 0 ? rc : util_buf_append(&t->out, "}\n", 2);
+}
+
+/* Print one event; returns 0 or an exit code. */
+static int tail_print(tail *t, const evb_event *ev)
+{
+    if (ev->lost_events > 0)
+        fprintf(stderr, "evbus tail: lost %llu events before %u:%llu\n",
+                (unsigned long long)ev->lost_events, ev->partition,
+                (unsigned long long)ev->offset);
+    t->out.len = 0;
+    int rc = t->c.json ? tail_json(t, ev) : tail_text(t, ev);
+    if (rc < 0)
+        return cli_error(&t->c, "out of memory");
+    if (fwrite(t->out.data, 1, t->out.len, stdout) != t->out.len) {
+        /* The reader of our output went away (`| head`): stop quietly;
+         * tail_flush() then fails too and so commits nothing. */
+        t->stop = true;
+        if (errno == EPIPE)
+            return 0;
+        return cli_error(&t->c, "writing output: %s", strerror(errno));
+    }
+    t->printed++;
+    return 0;
+}
+
+/*
+ * Push printed lines out, then commit a named consumer: only what reached
+ * the output counts as consumed. Returns 0, or an exit code; a closed pipe
+ * (`| head`) ends the command quietly and without committing.
+ */
+static int tail_flush(tail *t)
+{
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        t->stop = true;
+        if (errno == EPIPE)
+            return CLI_OK;
+        return cli_error(&t->c, "writing output: %s", strerror(errno));
+    }
+    if (t->co.name == NULL)
+        return 0;
+    int err = evb_consumer_commit(t->cons);
+    if (err < 0) {
+        t->stop = true;
+        return cli_fail_hot(&t->c, err, "topic %s: committing consumer %s", t->topic,
+                            t->co.name);
+    }
+    return 0;
+}
+
+static bool tail_done(const tail *t)
+{
+    return cli_stop || (t->has_count && t->printed >= t->count);
+}
+
+/* Read and print until done; returns an exit code. */
+static int tail_loop(tail *t)
+{
+    evb_event ev;
+    bool caught_up = false;  /* without -f: nothing more is coming now */
+    bool pending = false;    /* printed since the last flush */
+    int rc = 0;
+    while (rc == 0 && !caught_up && !t->stop && !tail_done(t)) {
+        int r = evb_consumer_next(t->cons, &ev, 0);
+        if (r == -EAGAIN || r == -ETIMEDOUT) {
+            /* Nothing ready: show what we have before waiting. */
+            if (pending && (rc = tail_flush(t)) != 0)
+                break;
+            pending = false;
+            r = evb_consumer_next(t->cons, &ev,
+                                  t->follow ? TAIL_FOLLOW_SLICE_MS : TAIL_SETTLE_MS);
+            if (r == -EAGAIN || r == -ETIMEDOUT || r == -EINTR) {
+                caught_up = !t->follow;
+                continue;
+            }
+        }
+        if (r < 0) {
+            rc = cli_fail_hot(&t->c, r, "topic %s: reading", t->topic);
+            break;
+        }
+        rc = tail_print(t, &ev);
+        pending = true;
+    }
+    /* Commit what was printed, even after a read error: it was delivered. */
+    if (pending && !t->stop) {
+        int frc = tail_flush(t);
+        rc = rc != 0 ? rc : frc;
+    }
+    return rc;
+}
+
+int cmd_tail(int argc, char **argv)
+{
+    static tail t;
+    memset(&t, 0, sizeof(t));
+    cli_begin(&t.c, "tail", tail_usage);
+    int rc = tail_options(&t, argc, argv);
+    if (rc != 0 || (rc = cli_open_bus(&t.c)) != 0)
+        return rc;
+    cli_catch_signals();
+    rc = tail_open(&t);
+    if (rc == 0 && !(t.has_count && t.count == 0))
+        rc = tail_loop(&t);
+    evb_consumer_close(t.cons);
+    util_buf_free(&t.out);
+    util_buf_free(&t.b64);
+    cli_close(&t.c);
+    return rc;
+}

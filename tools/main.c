@@ -1,0 +1,319 @@
+/*
+ * main.c - the evbus command line: dispatch to subcommands, and what they
+ * share (option parsing, error lines, opening the bus, signals).
+ */
+#include "cli.h"
+#include "util.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const cli_command commands[] = {
+    { "create", "create a topic", cmd_create },
+    { "list", "list the topics of a bus", cmd_list },
+    { "info", "show a topic's configuration and partition tails", cmd_info },
+    { "delete", "delete a topic", cmd_delete },
+    { "pub", "publish events from arguments or stdin lines", cmd_pub },
+    { "tail", "print events of a topic", cmd_tail },
+    { "stat", "show counters, readers, lag and rates", cmd_stat },
+};
+
+#define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+static void print_main_help(FILE *out)
+{
+    fprintf(out,
+            "usage: evbus COMMAND [OPTIONS] [ARGS]\n"
+            "\n"
+            "A shared-memory event bus for one host.\n"
+            "\n"
+            "commands:\n");
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        fprintf(out, "  %-8s %s\n", commands[i].name, commands[i].summary);
+    fprintf(out,
+            "\n"
+            "options of every command:\n"
+            "  --bus NAME|PATH  the bus: a NAME lives in /dev/shm/evbus/NAME, a value\n"
+            "                   with '/' is a directory; default $EVBUS_BUS, else\n"
+            "                   \"default\"\n"
+            "  --help           describe the command\n"
+            "\n"
+            "`evbus COMMAND --help` describes each command; `evbus --version` prints\n"
+            "the version.\n"
+            "\n"
+            "exit status:\n"
+            "  0  success\n"
+            "  1  runtime failure (unknown topic, no permission, full /dev/shm, ...)\n"
+            "  2  usage error (unknown command or option, bad number, missing argument)\n");
+}
+
+volatile sig_atomic_t cli_stop;
+
+static void on_stop_signal(int sig)
+{
+    (void)sig;
+    cli_stop = 1;
+}
+
+void cli_catch_signals(void)
+{
+    /* No SA_RESTART: a blocking wait should return early on Ctrl-C so the
+     * command can leave (and commit) promptly. */
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+void cli_begin(cli *c, const char *cmd, const char *usage)
+{
+    *c = (cli){ .cmd = cmd, .usage = usage };
+    /* getopt keeps state across calls; each subcommand parses afresh. */
+    optind = 1;
+    opterr = 0;
+}
+
+__attribute__((format(printf, 2, 0)))
+static void vreport(const cli *c, const char *fmt, va_list ap)
+{
+    /* Build the whole line first so it reaches stderr in one write. */
+    char line[1024];
+    int n = snprintf(line, sizeof(line), "evbus %s: ", c->cmd);
+    if (n < 0 || (size_t)n >= sizeof(line))
+        n = 0;
+    vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
+    /* Names come from the user and may hold newlines; the message must
+     * stay one line for scripts that read stderr. */
+    for (char *p = line; *p != '\0'; p++)
+        if ((unsigned char)*p < 0x20)
+            *p = '?';
+    fprintf(stderr, "%s\n", line);
+}
+
+int cli_usage_error(const cli *c, const char *fmt, ...)
+{
+    char msg[768];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    cli_error(c, "%s (see evbus %s --help)", msg, c->cmd);
+    return CLI_USAGE;
+}
+
+int cli_error(const cli *c, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vreport(c, fmt, ap);
+    va_end(ap);
+    return CLI_FAIL;
+}
+
+/* Format CTX, then report it with RC's words and, when WITH_DETAIL, the
+ * library's detail. */
+__attribute__((format(printf, 4, 0)))
+static int vfail(const cli *c, int rc, bool with_detail, const char *fmt, va_list ap)
+{
+    char ctx[512];
+    vsnprintf(ctx, sizeof(ctx), fmt, ap);
+    /* The library's detail says what it saw; its code says what kind of
+     * failure it is. Both fit on one line. */
+    const char *detail = with_detail ? evb_last_error() : NULL;
+    if (detail != NULL && detail[0] != '\0')
+        return cli_error(c, "%s: %s (%s)", ctx, evb_strerror(rc), detail);
+    return cli_error(c, "%s: %s", ctx, evb_strerror(rc));
+}
+
+int cli_fail(const cli *c, int rc, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int code = vfail(c, rc, true, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+int cli_fail_hot(const cli *c, int rc, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int code = vfail(c, rc, false, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+int cli_getopt(cli *c, int argc, char **argv, const char *shortopts,
+               const struct option *longopts)
+{
+    /* A leading ':' makes getopt tell a missing argument (':') apart from
+     * an unknown option ('?'). */
+    char spec[64];
+    snprintf(spec, sizeof(spec), ":%s", shortopts);
+    for (;;) {
+        int prev = optind;
+        int opt = getopt_long(argc, argv, spec, longopts, NULL);
+        const char *seen = prev < argc ? argv[prev] : "?";
+        switch (opt) {
+        case CLI_OPT_BUS:
+            c->bus_name = optarg;
+            continue;
+        case CLI_OPT_JSON:
+            c->json = true;
+            continue;
+        case CLI_OPT_HELP:
+            fputs(c->usage, stdout);
+            return CLI_PARSE_EXIT(CLI_HELP_SHOWN);
+        case ':':
+            return CLI_PARSE_EXIT(cli_usage_error(c, "option %s needs a value", seen));
+        case '?':
+            if (optopt > 0 && optopt < 128)
+                return CLI_PARSE_EXIT(cli_usage_error(c, "unknown option -%c", optopt));
+            return CLI_PARSE_EXIT(cli_usage_error(c, "unknown option %s", seen));
+        default:
+            return opt;
+        }
+    }
+}
+
+int cli_want_args(const cli *c, int argc, char **argv, const char *what, int n)
+{
+    int have = argc - optind;
+    if (have < n)
+        return cli_usage_error(c, "missing %s", what);
+    if (have > n)
+        return cli_usage_error(c, "unexpected argument '%s'", argv[optind + n]);
+    return 0;
+}
+
+static int opt_number_error(const cli *c, const char *opt, const char *text, int rc,
+                            uint64_t min, uint64_t max)
+{
+    if (rc == -ERANGE)
+        return cli_usage_error(c, "%s '%s': too large", opt, text);
+    if (rc < 0)
+        return cli_usage_error(c, "%s '%s': not a non-negative number", opt, text);
+    return cli_usage_error(c, "%s '%s': out of range %llu..%llu", opt, text,
+                           (unsigned long long)min, (unsigned long long)max);
+}
+
+int cli_opt_u64(const cli *c, const char *opt, const char *text, uint64_t min,
+                uint64_t max, uint64_t *out)
+{
+    int rc = util_parse_u64(text, out);
+    if (rc < 0 || *out < min || *out > max)
+        return opt_number_error(c, opt, text, rc, min, max);
+    return 0;
+}
+
+int cli_opt_size(const cli *c, const char *opt, const char *text, uint64_t min,
+                 uint64_t max, uint64_t *out)
+{
+    int rc = util_parse_size(text, out);
+    if (rc < 0 || *out < min || *out > max)
+        return opt_number_error(c, opt, text, rc, min, max);
+    return 0;
+}
+
+int cli_print_json(const cli *c, json_t *j)
+{
+    if (j == NULL)
+        return cli_error(c, "building JSON output: out of memory");
+    int rc = json_dumpf(j, stdout, JSON_COMPACT);
+    json_decref(j);
+    if (rc < 0)
+        return cli_error(c, "writing JSON output failed");
+    putchar('\n');
+    return 0;
+}
+
+json_t *cli_json_u64(uint64_t v)
+{
+    return json_integer((json_int_t)v);
+}
+
+json_t *cli_config_json(const struct evb_topic_config *cfg)
+{
+    return json_pack("{s:I, s:I, s:I, s:I}",
+                     "partitions", (json_int_t)cfg->partitions,
+                     "ring_bytes", (json_int_t)cfg->ring_bytes,
+                     "max_event_bytes", (json_int_t)cfg->max_event_bytes,
+                     "file_mode", (json_int_t)cfg->file_mode);
+}
+
+/* Run one subcommand, then make sure what it printed reached stdout:
+ * a full disk or a closed pipe must not look like success. */
+static int run_command(const cli_command *cmd, int argc, char **argv)
+{
+    int rc = cmd->run(argc, argv);
+    if (rc == CLI_HELP_SHOWN)
+        rc = CLI_OK;
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        int err = errno;
+        /* A reader that went away (`| head`) is not our failure. */
+        if (err == EPIPE)
+            return rc;
+        fprintf(stderr, "evbus %s: writing output: %s\n", cmd->name, strerror(err));
+        return rc == CLI_OK ? CLI_FAIL : rc;
+    }
+    return rc;
+}
+
+int cli_open_bus(cli *c)
+{
+    int rc = evb_bus_open(&c->bus, c->bus_name, NULL);
+    if (rc < 0) {
+        c->bus = NULL;
+        const char *name = c->bus_name;
+        if (name == NULL || name[0] == '\0')
+            name = getenv("EVBUS_BUS") ? getenv("EVBUS_BUS") : "default";
+        return cli_fail(c, rc, "bus %s", name);
+    }
+    return 0;
+}
+
+void cli_close(cli *c)
+{
+    evb_bus_close(c->bus);
+    c->bus = NULL;
+}
+
+int main(int argc, char **argv)
+{
+    /* A closed pipe shows up as EPIPE on write, which the commands check,
+     * instead of killing the process before a named consumer commits. */
+    signal(SIGPIPE, SIG_IGN);
+    if (argc < 2) {
+        print_main_help(stderr);
+        return CLI_USAGE;
+    }
+    const char *name = argv[1];
+    if (strcmp(name, "--help") == 0 || strcmp(name, "-h") == 0 || strcmp(name, "help") == 0) {
+        /* `evbus help CMD` is `evbus CMD --help`. */
+        if (strcmp(name, "help") == 0 && argc > 2) {
+            char *help_argv[] = { argv[2], "--help", NULL };
+            name = argv[2];
+            for (size_t i = 0; i < N_COMMANDS; i++)
+                if (strcmp(name, commands[i].name) == 0)
+                    return run_command(&commands[i], 2, help_argv);
+            fprintf(stderr, "evbus: unknown command '%s' (see evbus --help)\n", name);
+            return CLI_USAGE;
+        }
+        print_main_help(stdout);
+        return CLI_OK;
+    }
+    if (strcmp(name, "--version") == 0) {
+        printf("evbus %s\n", evb_version());
+        return CLI_OK;
+    }
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        if (strcmp(name, commands[i].name) == 0)
+            return run_command(&commands[i], argc - 1, argv + 1);
+    fprintf(stderr, "evbus: unknown command '%s' (see evbus --help)\n", name);
+    return CLI_USAGE;
+}
