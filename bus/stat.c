@@ -40,6 +40,7 @@ EVB_EXPORT int evb_partition_stat(evb_bus *bus, const char *topic, uint32_t part
     out->padded_dead = atomic_load_explicit(&h->padded_dead, memory_order_relaxed);
     out->padded_stalled = atomic_load_explicit(&h->padded_stalled, memory_order_relaxed);
     out->reaped_readers = atomic_load_explicit(&h->reaped_readers, memory_order_relaxed);
+    out->published = atomic_load_explicit(&h->published_retired, memory_order_relaxed);
     for (uint32_t i = 0; i < EVB_RING_PRODUCER_SLOTS; i++) {
         struct evb_producer_slot *s = &r->pslots[i];
         if (!atomic_load_explicit(&s->owner, memory_order_relaxed))

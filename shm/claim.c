@@ -313,6 +313,10 @@ void evb_ring_producer_detach(struct evb_ring_producer *p)
     if (!p->slot)
         return;
     atomic_store_explicit(&p->slot->pending, EVB_POS_NONE, memory_order_relaxed);
+    /* Statistic: keep the count once the slot is gone. */
+    atomic_fetch_add_explicit(&p->r->hdr->published_retired,
+                              atomic_load_explicit(&p->slot->published, memory_order_relaxed),
+                              memory_order_relaxed);
     /* Release: our last commit is visible before the slot reads as free. */
     atomic_store_explicit(&p->slot->owner, 0, memory_order_release);
     p->slot = NULL;

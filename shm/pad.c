@@ -28,6 +28,15 @@ struct hole {
     uint64_t intent_pos;
 };
 
+/* A dead producer's slot was freed: keep its counts. Statistics: relaxed. */
+static void retire(struct evb_ring *r, struct evb_producer_slot *s)
+{
+    atomic_fetch_add_explicit(&r->hdr->reaped_producers, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&r->hdr->published_retired,
+                              atomic_load_explicit(&s->published, memory_order_relaxed),
+                              memory_order_relaxed);
+}
+
 struct intent {
     uint64_t pos, offset;
     uint32_t pad, len, events;
@@ -171,7 +180,7 @@ int evb_ring_unblock(struct evb_ring *r, uint64_t pos, uint64_t waited_ns)
         if (atomic_compare_exchange_strong_explicit(&h.slot->owner, &o, 0,
                                                     memory_order_acq_rel,
                                                     memory_order_relaxed))
-            atomic_fetch_add_explicit(&r->hdr->reaped_producers, 1, memory_order_relaxed);
+            retire(r, h.slot);
     }
     if (atomic_load_explicit(&r->hdr->waiters, memory_order_seq_cst))
         evb_ring_wake(r);
@@ -212,6 +221,6 @@ void evb_ring_reap_producers(struct evb_ring *r)
         if (atomic_compare_exchange_strong_explicit(&s->owner, &owner, 0,
                                                     memory_order_acq_rel,
                                                     memory_order_relaxed))
-            atomic_fetch_add_explicit(&r->hdr->reaped_producers, 1, memory_order_relaxed);
+            retire(r, s);
     }
 }

@@ -116,7 +116,8 @@ struct evb_ring_hdr {
     _Atomic uint64_t padded_stalled; /* 528: claims of stalled producers padded */
     _Atomic uint64_t reaped_readers; /* 536: dead reader slots freed */
     _Atomic uint64_t reaped_producers; /* 544: dead producer slots freed */
-    uint8_t pad4_[EVB_LINE - 40];
+    _Atomic uint64_t published_retired; /* 552: events of producers now gone */
+    uint8_t pad4_[EVB_LINE - 48];
 
     uint8_t pad5_[1024 - 5 * EVB_LINE];
 };

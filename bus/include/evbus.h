@@ -122,7 +122,7 @@ struct evb_partition_stat {
     uint64_t tail_position;   /**< next position to be claimed */
     uint64_t tail_offset;     /**< next offset to be assigned */
     uint64_t capacity;        /**< ring bytes */
-    uint64_t published;       /**< events committed by producers now attached */
+    uint64_t published;       /**< events committed since the ring was created */
     uint64_t aborted;         /**< claims padded: evb_abort, dead or stalled producers */
     uint64_t padded_dead;     /**< of those, holes of dead producers */
     uint64_t padded_stalled;  /**< of those, claims of live producers stalled past stall_ms */
@@ -169,7 +169,9 @@ enum evb_idle {
 
 /** How a producer picks a partition when the message leaves it to it. */
 enum evb_partitioner {
-    EVB_PART_KEY_HASH = 0,    /**< xxHash3 of the key; round-robin when no key */
+    EVB_PART_KEY_HASH = 0,    /**< xxHash3 of the key; round-robin when no key (per
+                                   call: evb_publish_batch keeps a run of keyless
+                                   messages in one partition) */
     EVB_PART_ROUND_ROBIN = 1, /**< ignore keys */
 };
 

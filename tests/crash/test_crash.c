@@ -102,6 +102,7 @@ Test(crash, producer_killed_between_claim_and_commit_is_padded_in_time)
     cr_assert_eq(evb_partition_stat(bus, "k", 0, &ps), 0);
     cr_expect_eq(ps.aborted, 1);
     cr_expect_eq(ps.padded_dead, 1);
+    cr_expect_eq(ps.published, 11, "the dead producer's 10 events still count");
     evb_producer_close(p);
     evb_consumer_close(c);
 }
