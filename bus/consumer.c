@@ -18,7 +18,8 @@
 #include "bus_internal.h"
 
 #define EVB_CUR_MAGIC 0x3152554342564545ull /* "EEVBCUR1" */
-#define EVB_SPIN_TRIES 256
+#define EVB_SPIN_NS 50000u /* 50 us */
+#define EVB_SPIN_FREE 64u
 
 /* One partition's committed cursor. A seqlock (odd while written) keeps a
  * reader from pairing a position with another commit's offset. */
@@ -314,10 +315,11 @@ static void block(evb_consumer *c, uint64_t deadline)
     bool ready = false;
     for (uint32_t i = 0; i < c->n; i++) {
         evb_ring_waiter_set(c->rd[i].r, c->rd[i].slot_idx, &c->vals[i]);
-        if (evb_ring_reader_ready(&c->rd[i]))
+        int st = evb_ring_reader_ready(&c->rd[i]);
+        if (st == 1)
             ready = true;
         /* A hole in progress must be re-timed within dead_ns/4. */
-        if (c->rd[i].hole_pos != EVB_POS_NONE && wait > c->rd[i].r->dead_ns / 4)
+        if (st == 2 && wait > c->rd[i].r->dead_ns / 4)
             wait = c->rd[i].r->dead_ns / 4;
     }
     if (!ready)
@@ -336,10 +338,20 @@ EVB_EXPORT int evb_consumer_next(evb_consumer *c, evb_event *ev, int32_t timeout
     int rc = try_read(c, ev);
     if (rc != -EAGAIN || timeout_ms == 0)
         return rc;
-    uint64_t deadline = timeout_ms < 0 ? UINT64_MAX
-                                       : evb_mono_ns() + (uint64_t)timeout_ms * 1000000ull;
+    /* The first EVB_SPIN_FREE polls read no clock: a reply that is a few
+     * hundred nanoseconds away is seen without a clock call in its path. */
+    for (unsigned i = 0; i < EVB_SPIN_FREE; i++) {
+        __builtin_ia32_pause();
+        if ((rc = try_read(c, ev)) != -EAGAIN)
+            return rc;
+    }
+    uint64_t now = evb_mono_ns();
+    uint64_t deadline = timeout_ms < 0 ? UINT64_MAX : now + (uint64_t)timeout_ms * 1000000ull;
+    /* Spin a while longer before yielding or sleeping: an event that
+     * arrives within EVB_SPIN_NS costs no context switch on either side. */
+    uint64_t spin_until = now + EVB_SPIN_NS;
     for (unsigned spins = 1;; spins++) {
-        if (c->opts.idle == EVB_IDLE_SPIN || spins < EVB_SPIN_TRIES)
+        if (c->opts.idle == EVB_IDLE_SPIN || now < spin_until)
             __builtin_ia32_pause();
         else if (c->opts.idle == EVB_IDLE_YIELD)
             sched_yield();
@@ -348,8 +360,13 @@ EVB_EXPORT int evb_consumer_next(evb_consumer *c, evb_event *ev, int32_t timeout
         rc = try_read(c, ev);
         if (rc != -EAGAIN)
             return rc;
-        if ((spins & 63) == 0 && evb_mono_ns() >= deadline)
-            return -ETIMEDOUT;
+        if ((spins & 31) == 0 || now >= spin_until) {
+            if (deadline == UINT64_MAX && c->opts.idle == EVB_IDLE_SPIN)
+                continue; /* nothing to time */
+            now = evb_mono_ns();
+            if (now >= deadline)
+                return -ETIMEDOUT;
+        }
     }
 }
 

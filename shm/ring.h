@@ -125,6 +125,7 @@ struct evb_ring_reader {
     uint64_t hole_pos;        /* hole being timed, or EVB_POS_NONE */
     uint64_t hole_since;
     uint64_t hole_next_check;
+    uint32_t idle_polls;      /* empty polls, to pace tail peeks */
     uint64_t lost_events;     /* to report with the next event */
     uint64_t lost_bytes;
     uint64_t skip_below;      /* after a seek: skip events below this offset */
@@ -151,8 +152,9 @@ int evb_ring_reader_seek_offset(struct evb_ring_reader *rd, uint64_t offset);
 int evb_ring_reader_seek_pos(struct evb_ring_reader *rd, uint64_t pos, uint64_t offset);
 /* The oldest frame start still held: (pos, offset); -EAGAIN if unknown. */
 int evb_ring_oldest(struct evb_ring *r, uint64_t *pos, uint64_t *offset);
-/* Is the frame at the reader's position ready (committed)? For sleep checks. */
-bool evb_ring_reader_ready(struct evb_ring_reader *rd);
+/* Before sleeping: 1 ready (committed, or lapped), 2 claimed but not
+ * committed (sleep at most dead_ns/4 so the hole gets timed), 0 nothing. */
+int evb_ring_reader_ready(struct evb_ring_reader *rd);
 
 /* ---- doorbell.c ---- */
 void evb_ring_wake(struct evb_ring *r);  /* called after commits */
