@@ -228,7 +228,7 @@ static int finish(struct evb_ring_producer *p, struct evb_ring_claim *c, uint64_
     atomic_store_explicit(&p->slot->pending, EVB_POS_NONE, memory_order_release);
     /* D1: second half; seq_cst load after the seq_cst CAS above. */
     if (atomic_load_explicit(&r->hdr->waiters, memory_order_seq_cst))
-        evb_ring_wake(r);
+        evb_ring_wake_waiters(r);
     return rc;
 }
 

@@ -26,6 +26,18 @@ struct evb_futex_waitv {
     uint32_t reserved;
 };
 
+/*
+ * Take every waiter bit and wake the sleepers. Taking the bits means the
+ * next commit pays no system call until some reader sets its bit again,
+ * which it does before each sleep: one wake per sleep, not per event.
+ * seq_cst exchange: D1's second half, as the load it follows.
+ */
+void evb_ring_wake_waiters(struct evb_ring *r)
+{
+    if (atomic_exchange_explicit(&r->hdr->waiters, 0, memory_order_seq_cst))
+        evb_ring_wake(r);
+}
+
 void evb_ring_wake(struct evb_ring *r)
 {
     /* Release: pairs with the acquire load of bell in waiter_set, so a

@@ -183,7 +183,7 @@ int evb_ring_unblock(struct evb_ring *r, uint64_t pos, uint64_t waited_ns)
             retire(r, h.slot);
     }
     if (atomic_load_explicit(&r->hdr->waiters, memory_order_seq_cst))
-        evb_ring_wake(r);
+        evb_ring_wake_waiters(r);
     return 1;
 }
 

@@ -84,7 +84,7 @@ static int check_offset(struct evb_ring_reader *rd, uint64_t off)
 static int not_ready(struct evb_ring_reader *rd, uint64_t pos)
 {
     struct evb_ring *r = rd->r;
-    if (rd->hole_pos != pos && (++rd->idle_polls % EVB_TAIL_PEEK) != 0)
+    if ((++rd->idle_polls % EVB_TAIL_PEEK) != 0)
         return -EAGAIN;
     uint64_t t = atomic_load_explicit(&r->hdr->tail.pos, memory_order_acquire);
     if (pos >= t) {

@@ -157,7 +157,8 @@ int evb_ring_oldest(struct evb_ring *r, uint64_t *pos, uint64_t *offset);
 int evb_ring_reader_ready(struct evb_ring_reader *rd);
 
 /* ---- doorbell.c ---- */
-void evb_ring_wake(struct evb_ring *r);  /* called after commits */
+void evb_ring_wake(struct evb_ring *r);  /* bump the bell, wake all sleepers */
+void evb_ring_wake_waiters(struct evb_ring *r); /* after commits: if any bit set */
 /* Sleep until one of N rings rings or TIMEOUT_NS passes (0: forever). The
  * caller set its waiter bits and re-checked readiness. */
 int evb_bell_wait(_Atomic uint32_t **bells, const uint32_t *vals, unsigned n,
