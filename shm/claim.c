@@ -36,7 +36,7 @@
 
 #include "err.h"
 
-typedef unsigned __int128 evb_u128;
+__extension__ typedef unsigned __int128 evb_u128;
 
 /* The one 16-byte CAS of the library: (pos, offset) move together so a
  * position and its event index can never disagree. x86-64 cmpxchg16b
