@@ -19,7 +19,7 @@
 #define EVB_SHM_ROOT "/dev/shm/evbus"
 
 /* mkdir -p, mode 0770 for created levels. */
-static int mkdirs(const char *path)
+int evb_mkdirs(const char *path)
 {
     char buf[PATH_MAX];
     size_t n = strlen(path);
@@ -132,6 +132,35 @@ out:
     return rc;
 }
 
+/* The data directory: the option, EVBUS_DATA_DIR, or a per-user default
+ * named after the bus directory's last component. Not created here. */
+static int data_dir(evb_bus *bus)
+{
+    const char *d = bus->opts.data_dir;
+    if (!d || !*d)
+        d = getenv("EVBUS_DATA_DIR");
+    int n;
+    if (d && *d) {
+        n = snprintf(bus->data, sizeof bus->data, "%s", d);
+    } else {
+        const char *leaf = strrchr(bus->path, '/');
+        leaf = leaf ? leaf + 1 : bus->path;
+        const char *home = getenv("HOME");
+        const char *xdg = getenv("XDG_DATA_HOME");
+        if (geteuid() == 0)
+            n = snprintf(bus->data, sizeof bus->data, "/var/lib/evbus/%s", leaf);
+        else if (xdg && *xdg)
+            n = snprintf(bus->data, sizeof bus->data, "%s/evbus/%s", xdg, leaf);
+        else
+            n = snprintf(bus->data, sizeof bus->data, "%s/.local/share/evbus/%s",
+                         home ? home : "/tmp", leaf);
+    }
+    if (n < 0 || n >= (int)sizeof bus->data - 2 * EVB_NAME_MAX - 64)
+        return evb_err_set(-ENAMETOOLONG, "data directory path too long");
+    bus->opts.data_dir = bus->data;
+    return 0;
+}
+
 EVB_EXPORT int evb_bus_open(evb_bus **out, const char *name_or_path,
                             const evb_bus_options *opts)
 {
@@ -166,7 +195,12 @@ EVB_EXPORT int evb_bus_open(evb_bus **out, const char *name_or_path,
         bus->opts.dead_ms = 200;
     if (!bus->opts.stall_ms)
         bus->opts.stall_ms = 5000;
-    int rc = mkdirs(bus->path);
+    int rc = data_dir(bus);
+    if (rc) {
+        free(bus);
+        return rc;
+    }
+    rc = evb_mkdirs(bus->path);
     if (rc) {
         evb_err_set(rc, "bus %s: cannot create directory: %s", bus->path, strerror(-rc));
         free(bus);
@@ -179,6 +213,9 @@ EVB_EXPORT int evb_bus_open(evb_bus **out, const char *name_or_path,
         return rc;
     }
     sweep_leftovers(bus->path);
+    pthread_mutex_init(&bus->lock, NULL);
+    /* After a reboot tmpfs is empty: durable topics come back from disk. */
+    evb_topics_restore_all(bus);
     *out = bus;
     return 0;
 }
@@ -189,10 +226,16 @@ EVB_EXPORT void evb_bus_close(evb_bus *bus)
         return;
     if (bus->meta)
         munmap(bus->meta, 4096);
+    pthread_mutex_destroy(&bus->lock);
     free(bus);
 }
 
 EVB_EXPORT const char *evb_bus_path(const evb_bus *bus)
 {
     return bus->path;
+}
+
+EVB_EXPORT const char *evb_bus_data_dir(const evb_bus *bus)
+{
+    return bus->data;
 }

@@ -6,6 +6,7 @@
 #define EVB_BUS_INTERNAL_H
 
 #include <limits.h>
+#include <pthread.h>
 #include <stdint.h>
 
 #include "err.h"
@@ -25,16 +26,22 @@ struct evb_bus_meta {
     _Atomic uint32_t next_producer_id; /* fetch_add by producer_open */
 };
 
+struct evb_flusher;
+
 struct evb_bus {
     char path[PATH_MAX];
-    evb_bus_options opts;
+    char data[PATH_MAX];        /* durable topics live under here */
+    evb_bus_options opts;       /* opts.data_dir points at data */
     struct evb_bus_meta *meta;
+    pthread_mutex_t lock;       /* guards flushers */
+    struct evb_flusher *flushers; /* this process's, one per durable topic */
 };
 
 /* A topic opened for use: its config and every partition's ring mapped. */
 struct evb_topic_map {
     char name[EVB_NAME_MAX + 1];
-    char dir[PATH_MAX];
+    char dir[PATH_MAX];         /* <bus>/<topic> in tmpfs */
+    char ddir[PATH_MAX];        /* <data>/<topic> when durable, else "" */
     evb_topic_config cfg;
     uint32_t nparts;
     struct evb_ring rings[];
@@ -46,5 +53,34 @@ void evb_topic_map_close(struct evb_topic_map *tm);
 int evb_topic_config_read(const char *dir, evb_topic_config *cfg);
 void evb_topic_config_defaults(evb_topic_config *cfg);
 int evb_rmtree(const char *path);
+int evb_mkdirs(const char *path);
+/* Rebuild the tmpfs side of durable topic TOPIC from its data directory
+ * (after a reboot wiped tmpfs). 0 also when someone else did it first. */
+int evb_topic_restore(evb_bus *bus, const char *topic);
+/* Restore every durable topic of the bus whose tmpfs side is missing. */
+void evb_topics_restore_all(evb_bus *bus);
+
+/* ---- flusher.c ---- */
+/* Make this process a flush candidate for every partition of TM's durable
+ * topic (refcounted per bus and topic); drop with evb_flusher_put(), which
+ * flushes and syncs what is committed before the last holder lets go. */
+int evb_flusher_get(evb_bus *bus, struct evb_topic_map *tm, struct evb_flusher **out);
+void evb_flusher_put(evb_bus *bus, struct evb_flusher *f);
+/* Flush partitions whose flush lock nobody holds (the flusher died and no
+ * candidate is left): everything committed goes to disk, synced. */
+int evb_flush_orphans(struct evb_topic_map *tm);
+/* Wait until R's durable position reaches TARGET or DEADLINE (mono ns,
+ * UINT64_MAX: none) passes; ASYNC rings are asked for an early sync.
+ * 0, -ETIMEDOUT, or the flusher's write error. */
+int evb_wait_durable(struct evb_ring *r, uint64_t target, uint64_t deadline);
+/* Take the flush lock of partition directory PDIR (created if missing),
+ * waiting up to WAIT_MS (0: try once). The fd holds it; -EWOULDBLOCK when
+ * another process does. */
+int evb_flush_lock(const char *pdir, int wait_ms);
+/* consumer.c: the smallest position a named consumer of TM has committed
+ * in PART (cursor files); UINT64_MAX when none has. */
+uint64_t evb_consumers_min_committed(struct evb_topic_map *tm, uint32_t part);
+/* <ddir>/<partition> */
+void evb_part_dir(const struct evb_topic_map *tm, uint32_t part, char *out, size_t cap);
 
 #endif

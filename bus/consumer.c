@@ -4,6 +4,14 @@
  * consumers the committed cursors file.
  *
  *   <topic>/consumers/<name>.cur   struct cur_file, mapped shared
+ *
+ * (For durable topics the cursor file lives in the data directory, beside
+ * the log it points into, and survives a reboot with it.)
+ *
+ * Durable topics: a reader that the ring laps (evb_ring_read says -ESTALE)
+ * goes on from the same position and offset in the segment files, and when
+ * it reaches the flushed position comes back to the ring there. Positions
+ * are the same on both sides, so the seam has no gap and no duplicate.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -15,7 +23,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <dirent.h>
+
 #include "bus_internal.h"
+#include "segment.h"
 
 #define EVB_CUR_MAGIC 0x3152554342564545ull /* "EEVBCUR1" */
 #define EVB_SPIN_NS 50000u /* 50 us */
@@ -39,6 +50,13 @@ struct cur_file {
     struct cur_entry e[];
 };
 
+/* A partition's disk side, durable topics only. */
+struct disk {
+    struct evb_seg_reader sr;
+    bool open;                 /* sr opened */
+    bool active;               /* reading from disk now */
+};
+
 struct evb_consumer {
     evb_bus *bus;
     struct evb_topic_map *tm;
@@ -53,6 +71,8 @@ struct evb_consumer {
     uint32_t *vals;
     struct cur_file *cur;
     size_t cur_bytes;
+    struct disk *disk;          /* per partition read, durable topics */
+    struct evb_seg_geom geom;
     int failed;
 };
 
@@ -66,7 +86,11 @@ static size_t cur_size(uint32_t parts)
 static int cur_open(evb_consumer *c)
 {
     char path[PATH_MAX + 128];
-    snprintf(path, sizeof path, "%s/consumers/%s.cur", c->tm->dir, c->name);
+    const char *top = c->tm->ddir[0] ? c->tm->ddir : c->tm->dir;
+    snprintf(path, sizeof path, "%s/consumers", top);
+    if (c->tm->ddir[0])
+        evb_mkdirs(path); /* topics made before consumers/ existed */
+    snprintf(path, sizeof path, "%s/consumers/%s.cur", top, c->name);
     size_t bytes = cur_size(c->tm->nparts);
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, c->tm->cfg.file_mode);
     if (fd < 0)
@@ -139,31 +163,226 @@ static void cur_store(struct cur_file *f, uint32_t part, uint64_t pos, uint64_t 
     atomic_store_explicit(&e->seq, s + 2, memory_order_release);
 }
 
+/* ---- durable topics: the disk side ---- */
+
+static int disk_start(evb_consumer *c, uint32_t i, uint64_t pos, uint64_t off, bool learn)
+{
+    struct disk *d = &c->disk[i];
+    if (!d->open) {
+        char pdir[PATH_MAX + 16];
+        evb_part_dir(c->tm, c->part[i], pdir, sizeof pdir);
+        int rc = evb_seg_reader_open(&d->sr, pdir, &c->geom);
+        if (rc)
+            return rc;
+        d->open = true;
+    }
+    evb_seg_reader_seek(&d->sr, pos, off, learn);
+    d->active = true;
+    return 0;
+}
+
+/* The next event from disk, or -EAGAIN once the reader reached flushed. */
+static int disk_read(evb_consumer *c, uint32_t i, struct evb_frame_view *v)
+{
+    struct evb_ring_reader *rd = &c->rd[i];
+    struct evb_seg_reader *sr = &c->disk[i].sr;
+    struct evb_ring_hdr *h = rd->r->hdr;
+    for (;;) {
+        /* Acquire: pairs with the flusher's release; the bytes below were
+         * written to the file before it. */
+        uint64_t end = atomic_load_explicit(&h->flushed, memory_order_acquire);
+        int rc = evb_seg_read(sr, end, v);
+        if (rc == -ENOENT) {
+            /* Retention removed the segment under us: go to the log start
+             * and report what was skipped as lost. */
+            uint64_t sp = atomic_load_explicit(&h->log_start_pos, memory_order_relaxed);
+            uint64_t so = atomic_load_explicit(&h->log_start_offset, memory_order_relaxed);
+            if (sp <= sr->pos)
+                return evb_err_set(-EBADMSG, "partition %u: segment of position %llu missing",
+                                   c->part[i], (unsigned long long)sr->pos);
+            rd->lost_bytes += sp - sr->pos;
+            if (so > sr->offset)
+                rd->lost_events += so - sr->offset;
+            evb_seg_reader_seek(sr, sp, so, false);
+            continue;
+        }
+        if (rc)
+            return rc;
+        rd->pos = sr->pos;
+        rd->offset = sr->offset;
+        uint64_t off = v->f->offset;
+        if (off < rd->skip_below)
+            continue;
+        if (rd->skip_ts) {
+            if (v->f->timestamp_ns < rd->skip_ts)
+                continue;
+            rd->skip_ts = 0;
+        }
+        v->lost_events = rd->lost_events;
+        v->lost_bytes = rd->lost_bytes;
+        rd->lost_events = 0;
+        rd->lost_bytes = 0;
+        rd->delivered++;
+        return 0;
+    }
+}
+
+/* One partition: the disk while behind, else the ring. */
+static int read_part(evb_consumer *c, uint32_t i, struct evb_frame_view *v)
+{
+    struct evb_ring_reader *rd = &c->rd[i];
+    for (int hop = 0; hop < 4; hop++) {
+        if (c->disk && c->disk[i].active) {
+            int rc = disk_read(c, i, v);
+            if (rc != -EAGAIN)
+                return rc;
+            /* Caught up with flushed: the ring holds it (producers gate on
+             * flushed); if it lapped us again meanwhile, back we come. */
+            struct evb_seg_reader *sr = &c->disk[i].sr;
+            uint64_t skip = rd->skip_below, ts = rd->skip_ts;
+            c->disk[i].active = false;
+            int e = evb_ring_reader_seek_pos(rd, sr->pos, sr->offset);
+            if (e)
+                return e;
+            rd->learn = sr->learn;
+            rd->skip_below = skip;
+            rd->skip_ts = ts;
+            continue;
+        }
+        int rc = evb_ring_read(rd, v);
+        if (rc != -ESTALE)
+            return rc;
+        if (!c->disk)
+            return -EBADMSG;
+        if ((rc = disk_start(c, i, rd->pos, rd->offset, rd->learn)))
+            return rc;
+    }
+    return -EAGAIN;
+}
+
+/* Move reader I to (POS, OFF); the first read finds out whether that is in
+ * the ring or, for durable topics, on disk. */
+static int seek_to(evb_consumer *c, uint32_t i, uint64_t pos, uint64_t off, bool learn)
+{
+    if (c->disk)
+        c->disk[i].active = false;
+    int rc = evb_ring_reader_seek_pos(&c->rd[i], pos, off);
+    if (!rc)
+        c->rd[i].learn = learn;
+    return rc;
+}
+
 static int seek_one(evb_consumer *c, uint32_t i, uint32_t whence, uint64_t value)
 {
     struct evb_ring_reader *rd = &c->rd[i];
+    struct evb_ring *r = rd->r;
+    bool strict = whence & EVB_SEEK_STRICT;
+    whence &= ~EVB_SEEK_STRICT;
     uint64_t pos, off;
+    char pdir[PATH_MAX + 16];
+    if (c->disk)
+        evb_part_dir(c->tm, c->part[i], pdir, sizeof pdir);
     switch (whence) {
     case EVB_START_LATEST:
-        evb_ring_load_tail(rd->r, &pos, &off);
-        return evb_ring_reader_seek_pos(rd, pos, off);
+        evb_ring_load_tail(r, &pos, &off);
+        return seek_to(c, i, pos, off, false);
     case EVB_START_EARLIEST:
-        if (evb_ring_oldest(rd->r, &pos, &off) < 0)
-            evb_ring_load_tail(rd->r, &pos, &off);
-        return evb_ring_reader_seek_pos(rd, pos, off);
+        if (c->disk) {
+            pos = atomic_load_explicit(&r->hdr->log_start_pos, memory_order_relaxed);
+            off = atomic_load_explicit(&r->hdr->log_start_offset, memory_order_relaxed);
+            return seek_to(c, i, pos, off, false);
+        }
+        if (evb_ring_oldest(r, &pos, &off) < 0)
+            evb_ring_load_tail(r, &pos, &off);
+        return seek_to(c, i, pos, off, true);
     case EVB_START_COMMITTED:
         if (!c->cur)
             return -EINVAL;
         if (!cur_load(c->cur, c->part[i], &pos, &off))
             return seek_one(c, i, EVB_START_EARLIEST, 0);
-        return evb_ring_reader_seek_pos(rd, pos, off);
-    case EVB_START_OFFSET:
-        return evb_ring_reader_seek_offset(rd, value);
+        return seek_to(c, i, pos, off, false);
     case EVB_START_POSITION:
         return evb_ring_reader_seek_pos(rd, value, 0);
+    case EVB_START_OFFSET:
+    case EVB_START_TIME:
+        break;
     default:
         return -EINVAL;
     }
+    if (!c->disk) {
+        if (whence == EVB_START_OFFSET) {
+            if (strict && evb_ring_oldest(r, &pos, &off) == 0 && value < off)
+                return evb_err_set(-ERANGE, "partition %u: offset %llu is older than %llu",
+                                   c->part[i], (unsigned long long)value,
+                                   (unsigned long long)off);
+            return evb_ring_reader_seek_offset(rd, value);
+        }
+        int rc = seek_one(c, i, EVB_START_EARLIEST, 0);
+        rd->skip_ts = value;
+        return rc;
+    }
+    /* Durable: the disk log below flushed, the ring from there. */
+    uint64_t start = atomic_load_explicit(&r->hdr->log_start_offset, memory_order_relaxed);
+    if (whence == EVB_START_OFFSET && value < start) {
+        if (strict)
+            return evb_err_set(-ERANGE, "partition %u: offset %llu is older than the log "
+                               "start %llu", c->part[i], (unsigned long long)value,
+                               (unsigned long long)start);
+        rd->lost_events += start - value;
+        return seek_one(c, i, EVB_START_EARLIEST, 0);
+    }
+    uint64_t flushed = atomic_load_explicit(&r->hdr->flushed, memory_order_acquire);
+    int rc = whence == EVB_START_OFFSET
+                 ? evb_seg_find_offset(pdir, &c->geom, value, flushed, &pos, &off)
+                 : evb_seg_find_time(pdir, &c->geom, value, flushed, &pos, &off);
+    if (rc == 0)
+        return seek_to(c, i, pos, off, false);
+    if (rc != -ENOENT)
+        return rc;
+    /* Not on disk: at or after flushed, in the ring. */
+    if (whence == EVB_START_OFFSET)
+        return evb_ring_reader_seek_offset(rd, value);
+    if ((rc = seek_to(c, i, flushed, 0, true)))
+        return rc;
+    rd->skip_ts = value;
+    return 0;
+}
+
+uint64_t evb_consumers_min_committed(struct evb_topic_map *tm, uint32_t part)
+{
+    char dir[PATH_MAX + 16];
+    snprintf(dir, sizeof dir, "%s/consumers", tm->ddir[0] ? tm->ddir : tm->dir);
+    uint64_t min = UINT64_MAX;
+    DIR *d = opendir(dir);
+    if (!d)
+        return min;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        size_t n = strlen(e->d_name);
+        if (n < 5 || strcmp(e->d_name + n - 4, ".cur"))
+            continue;
+        char path[PATH_MAX + 300];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            continue;
+        size_t bytes = cur_size(tm->nparts);
+        struct stat st;
+        const struct cur_file *f = MAP_FAILED;
+        if (fstat(fd, &st) == 0 && st.st_size >= (off_t)bytes)
+            f = mmap(NULL, bytes, PROT_READ, MAP_SHARED, fd, 0);
+        close(fd);
+        if (f == MAP_FAILED)
+            continue;
+        uint64_t pos, off;
+        if (atomic_load_explicit(&f->magic, memory_order_acquire) == EVB_CUR_MAGIC &&
+            f->partitions == tm->nparts && part < tm->nparts &&
+            cur_load(f, part, &pos, &off) && pos < min)
+            min = pos;
+        munmap((void *)f, bytes);
+    }
+    closedir(d);
+    return min;
 }
 
 EVB_EXPORT int evb_consumer_open(evb_consumer **out, evb_bus *bus, const char *topic,
@@ -176,13 +395,14 @@ EVB_EXPORT int evb_consumer_open(evb_consumer **out, evb_bus *bus, const char *t
     evb_consumer_options o = {0};
     if (opts)
         o = *opts;
-    if (o.kind > EVB_CONSUMER || o.idle > EVB_IDLE_YIELD || o.start > EVB_START_POSITION)
+    if (o.kind > EVB_CONSUMER || o.idle > EVB_IDLE_YIELD ||
+        (o.start & ~EVB_SEEK_STRICT) > EVB_START_TIME)
         return evb_err_set(-EINVAL, "consumer options out of range");
     if (o.kind == EVB_CONSUMER) {
         int rc = evb_name_check(o.name, "consumer");
         if (rc)
             return rc;
-    } else if (o.start == EVB_START_COMMITTED) {
+    } else if ((o.start & ~EVB_SEEK_STRICT) == EVB_START_COMMITTED) {
         return evb_err_set(-EINVAL, "only named consumers have a committed position");
     }
     evb_consumer *c = calloc(1, sizeof *c);
@@ -213,6 +433,18 @@ EVB_EXPORT int evb_consumer_open(evb_consumer **out, evb_bus *bus, const char *t
     }
     if (o.kind == EVB_CONSUMER && (rc = cur_open(c)))
         goto fail;
+    if (c->tm->ddir[0]) {
+        /* A flusher that died with no candidate left: finish its work,
+         * so what this consumer reads from disk is all there. */
+        evb_flush_orphans(c->tm);
+        c->disk = calloc(c->n, sizeof *c->disk);
+        if (!c->disk) {
+            rc = -ENOMEM;
+            goto fail;
+        }
+        c->geom = (struct evb_seg_geom){c->tm->cfg.segment_bytes, c->tm->cfg.ring_bytes,
+                                        c->tm->rings[0].max_frame};
+    }
     c->slot_kind = o.kind == EVB_SUBSCRIBER ? EVB_SLOT_SUBSCRIBER
                    : o.kind == EVB_SUBSCRIBER_LOSSLESS ? EVB_SLOT_LOSSLESS
                                                        : EVB_SLOT_CONSUMER;
@@ -228,7 +460,8 @@ EVB_EXPORT int evb_consumer_open(evb_consumer **out, evb_bus *bus, const char *t
             evb_err_prefix(rc, "topic %s", topic);
             goto fail;
         }
-        if (start != EVB_START_LATEST && (rc = seek_one(c, i, start, o.start_value)))
+        if ((start & ~EVB_SEEK_STRICT) != EVB_START_LATEST &&
+            (rc = seek_one(c, i, start, o.start_value)))
             goto fail;
     }
     *out = c;
@@ -242,8 +475,12 @@ EVB_EXPORT void evb_consumer_close(evb_consumer *c)
 {
     if (!c)
         return;
-    for (uint32_t i = 0; c->rd && i < c->n; i++)
+    for (uint32_t i = 0; c->rd && i < c->n; i++) {
         evb_ring_reader_detach(&c->rd[i]);
+        if (c->disk && c->disk[i].open)
+            evb_seg_reader_close(&c->disk[i].sr);
+    }
+    free(c->disk);
     if (c->cur) {
         uint64_t self = evb_proc_self();
         atomic_compare_exchange_strong_explicit(&c->cur->owner, &self, 0,
@@ -286,7 +523,7 @@ static int try_read(evb_consumer *c, evb_event *ev)
         if (i >= c->n)
             i -= c->n;
         struct evb_frame_view v;
-        int rc = evb_ring_read(&c->rd[i], &v);
+        int rc = read_part(c, i, &v);
         if (rc == 0) {
             fill_event(ev, &v, c->part[i]);
             c->next = i + 1 == c->n ? 0 : i + 1;
@@ -316,7 +553,7 @@ static void block(evb_consumer *c, uint64_t deadline)
     for (uint32_t i = 0; i < c->n; i++) {
         evb_ring_waiter_set(c->rd[i].r, c->rd[i].slot_idx, &c->vals[i]);
         int st = evb_ring_reader_ready(&c->rd[i]);
-        if (st == 1)
+        if (st == 1 || c->rd[i].behind || (c->disk && c->disk[i].active))
             ready = true;
         /* A hole in progress must be re-timed within dead_ns/4. */
         if (st == 2 && wait > c->rd[i].r->dead_ns / 4)
@@ -410,7 +647,8 @@ EVB_EXPORT int evb_consumer_commit(evb_consumer *c)
 EVB_EXPORT int evb_consumer_seek(evb_consumer *c, int32_t partition, uint32_t whence,
                                  uint64_t value)
 {
-    if (!c || whence == EVB_START_DEFAULT || whence > EVB_START_POSITION)
+    uint32_t w = whence & ~EVB_SEEK_STRICT;
+    if (!c || w == EVB_START_DEFAULT || w > EVB_START_TIME)
         return -EINVAL;
     if (c->failed)
         return c->failed;

@@ -10,6 +10,7 @@
 #include <xxhash.h>
 
 #include "bus_internal.h"
+#include "crc32c.h"
 
 struct evb_producer {
     evb_bus *bus;
@@ -22,6 +23,9 @@ struct evb_producer {
     uint32_t claim_part;
     struct evb_ring_producer *rp; /* per partition; rp[i].slot == NULL until used */
     uint64_t *seq;             /* next producer sequence per partition */
+    uint64_t *end;             /* durable: end of our last commit per partition */
+    bool durable;              /* frames carry a CRC32C; sync waits for disk */
+    struct evb_flusher *flusher; /* durable: this process flushes too */
 };
 
 EVB_EXPORT int evb_producer_open(evb_producer **out, evb_bus *bus, const char *topic,
@@ -41,11 +45,21 @@ EVB_EXPORT int evb_producer_open(evb_producer **out, evb_bus *bus, const char *t
     }
     p->rp = calloc(p->tm->nparts, sizeof *p->rp);
     p->seq = calloc(p->tm->nparts, sizeof *p->seq);
-    if (!p->rp || !p->seq) {
+    p->end = calloc(p->tm->nparts, sizeof *p->end);
+    p->bus = bus;
+    if (!p->rp || !p->seq || !p->end) {
         evb_producer_close(p);
         return -ENOMEM;
     }
-    p->bus = bus;
+    p->durable = p->tm->cfg.durability != EVB_DURABILITY_NONE;
+    /* Every producer's process is a flush candidate: no daemon needed. */
+    if (p->durable)
+        evb_flush_orphans(p->tm);
+    if (p->durable && (rc = evb_flusher_get(bus, p->tm, &p->flusher))) {
+        evb_err_prefix(rc, "topic %s: flusher", topic);
+        evb_producer_close(p);
+        return rc;
+    }
     if (opts)
         p->opts = *opts;
     /* Relaxed: uniqueness is all that is needed. */
@@ -64,8 +78,12 @@ EVB_EXPORT void evb_producer_close(evb_producer *p)
         evb_abort(p, &(struct evb_claim){0});
     for (uint32_t i = 0; p->rp && i < p->tm->nparts; i++)
         evb_ring_producer_detach(&p->rp[i]);
+    /* The last producer of this process on the topic: its flusher writes
+     * and syncs what is committed, then lets another process take over. */
+    evb_flusher_put(p->bus, p->flusher);
     free(p->rp);
     free(p->seq);
+    free(p->end);
     evb_topic_map_close(p->tm);
     free(p);
 }
@@ -176,13 +194,26 @@ EVB_EXPORT int evb_claim(evb_producer *p, int32_t partition, const void *key,
     return 0;
 }
 
+/* Durable topics: what recovery checks a frame with (ring_format.h). */
+static void seal(const evb_producer *p, struct evb_frame *f)
+{
+    if (p->durable)
+        f->crc32c = evb_frame_crc(f, f->len);
+}
+
 EVB_EXPORT int evb_commit(evb_producer *p, struct evb_claim *c)
 {
     (void)c;
     if (!p || !p->claim_open)
         return -EINVAL;
     p->claim_open = false;
-    return evb_ring_commit(&p->rp[p->claim_part], &p->claim);
+    struct evb_ring_claim *rc_ = &p->claim;
+    struct evb_ring_producer *rp = &p->rp[p->claim_part];
+    seal(p, evb_ring_frame(rp->r, rc_->data_pos));
+    int rc = evb_ring_commit(rp, rc_);
+    if (!rc)
+        p->end[p->claim_part] = rc_->data_pos + rc_->len;
+    return rc;
 }
 
 EVB_EXPORT int evb_abort(evb_producer *p, struct evb_claim *c)
@@ -219,12 +250,33 @@ static int publish_run(evb_producer *p, uint32_t part, const evb_msg *m, size_t 
                     i ? 0 : (uint16_t)n);
         if (m[i].value_len)
             memcpy((uint8_t *)f + EVB_FRAME_HDR + m[i].key_len, m[i].value, m[i].value_len);
+        seal(p, f);
         pos += evb_align_frame(f->len);
     }
     rc = evb_ring_commit(rp, &c);
     if (rc)
         p->seq[part] -= n;
+    else
+        p->end[part] = c.data_pos + c.len;
     return rc;
+}
+
+EVB_EXPORT int evb_producer_sync(evb_producer *p, int32_t timeout_ms)
+{
+    if (!p)
+        return -EINVAL;
+    if (!p->durable)
+        return 0;
+    uint64_t deadline = timeout_ms < 0 ? UINT64_MAX
+                                       : evb_mono_ns() + (uint64_t)timeout_ms * 1000000ull;
+    for (uint32_t i = 0; i < p->tm->nparts; i++) {
+        if (!p->end[i])
+            continue;
+        int rc = evb_wait_durable(&p->tm->rings[i], p->end[i], deadline);
+        if (rc)
+            return rc;
+    }
+    return 0;
 }
 
 EVB_EXPORT int evb_publish(evb_producer *p, const evb_msg *m)
@@ -237,7 +289,10 @@ EVB_EXPORT int evb_publish(evb_producer *p, const evb_msg *m)
     int part = pick_partition(p, m->partition, m->key, m->key_len);
     if (part < 0)
         return part;
-    return publish_run(p, (uint32_t)part, m, 1);
+    rc = publish_run(p, (uint32_t)part, m, 1);
+    if (!rc && (m->flags & EVB_MSG_SYNC) && p->durable)
+        rc = evb_wait_durable(&p->tm->rings[part], p->end[part], UINT64_MAX);
+    return rc;
 }
 
 EVB_EXPORT int evb_publish_batch(evb_producer *p, const evb_msg *msgs, size_t n)
@@ -284,6 +339,14 @@ EVB_EXPORT int evb_publish_batch(evb_producer *p, const evb_msg *msgs, size_t n)
         if (rc)
             return done ? (int)done : rc;
         done += k;
+    }
+    for (size_t i = 0; p->durable && i < n; i++) {
+        if (msgs[i].flags & EVB_MSG_SYNC) {
+            int rc = evb_producer_sync(p, -1);
+            if (rc)
+                return rc;
+            break;
+        }
     }
     return (int)done;
 }

@@ -5,9 +5,12 @@
  */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "bus_internal.h"
+#include "segment.h"
 
 static int open_part(evb_bus *bus, const char *topic, uint32_t partition,
                      struct evb_topic_map **tm)
@@ -48,9 +51,39 @@ EVB_EXPORT int evb_partition_stat(evb_bus *bus, const char *topic, uint32_t part
         out->producers++;
         out->published += atomic_load_explicit(&s->published, memory_order_relaxed);
     }
-    for (uint32_t i = 0; i < EVB_RING_READER_SLOTS; i++)
-        if (atomic_load_explicit(&r->rslots[i].owner, memory_order_relaxed))
+    for (uint32_t i = 0; i < EVB_RING_READER_SLOTS; i++) {
+        struct evb_reader_slot *s = &r->rslots[i];
+        if (atomic_load_explicit(&s->owner, memory_order_relaxed) &&
+            atomic_load_explicit(&s->kind, memory_order_relaxed) != EVB_SLOT_FLUSHER)
             out->readers++;
+    }
+    if (tm->ddir[0]) {
+        out->flushed_position = atomic_load_explicit(&h->flushed, memory_order_relaxed);
+        out->durable_position = atomic_load_explicit(&h->durable, memory_order_relaxed);
+        out->log_start_position = atomic_load_explicit(&h->log_start_pos, memory_order_relaxed);
+        out->log_start_offset = atomic_load_explicit(&h->log_start_offset, memory_order_relaxed);
+        out->fsyncs = atomic_load_explicit(&h->fsyncs, memory_order_relaxed);
+        out->recovered_dropped = atomic_load_explicit(&h->recovered_dropped,
+                                                      memory_order_relaxed);
+        out->flush_error = atomic_load_explicit(&h->flush_error, memory_order_relaxed);
+        uint64_t fo = atomic_load_explicit(&h->flusher, memory_order_relaxed);
+        out->flusher_pid = fo && evb_proc_alive(fo) ? (uint32_t)(fo >> 32) : 0;
+        char pdir[PATH_MAX + 16];
+        evb_part_dir(tm, partition, pdir, sizeof pdir);
+        uint64_t *bases;
+        size_t n;
+        if (evb_seg_list(pdir, &bases, &n) == 0) {
+            out->segments = (uint32_t)n;
+            for (size_t k = 0; k < n; k++) {
+                char path[PATH_MAX + 64];
+                struct stat st;
+                evb_seg_path(path, sizeof path, pdir, bases[k], "log");
+                if (stat(path, &st) == 0)
+                    out->disk_bytes += (uint64_t)st.st_blocks * 512;
+            }
+            free(bases);
+        }
+    }
     evb_topic_map_close(tm);
     return 0;
 }

@@ -6,6 +6,14 @@
  *   <bus>/<topic>/topic.conf       text, "key value" per line
  *   <bus>/<topic>/<partition>.ring one ring per partition
  *   <bus>/<topic>/consumers/       named consumers' cursor files
+ *
+ * A durable topic also has, under the bus's data directory:
+ *
+ *   <data>/<topic>/topic.conf      the same config: the topic's identity on disk
+ *   <data>/<topic>/<partition>/    segment files, indexes, flush.lock
+ *
+ * When tmpfs lost the topic (reboot), evb_topic_restore() rebuilds it from
+ * there: config copied back, each ring created where its log ends.
  */
 #include <dirent.h>
 #include <fcntl.h>
@@ -17,6 +25,7 @@
 #include <unistd.h>
 
 #include "bus_internal.h"
+#include "segment.h"
 
 #define EVB_CONF_HEADER "evbus-topic 1"
 
@@ -54,6 +63,14 @@ void evb_topic_config_defaults(evb_topic_config *cfg)
     }
     if (!cfg->file_mode)
         cfg->file_mode = 0660;
+    if (cfg->durability != EVB_DURABILITY_NONE) {
+        if (!cfg->segment_bytes) {
+            uint64_t k = (64ull << 20) / cfg->ring_bytes;
+            cfg->segment_bytes = (k ? k : 1) * cfg->ring_bytes;
+        }
+        if (!cfg->flush_ms)
+            cfg->flush_ms = 200;
+    }
 }
 
 static int config_check(const evb_topic_config *cfg)
@@ -74,6 +91,16 @@ static int config_check(const evb_topic_config *cfg)
                            (unsigned long long)rb);
     if (cfg->file_mode & ~0777u)
         return evb_err_set(-EINVAL, "file mode %o: only permission bits", cfg->file_mode);
+    if (cfg->durability > EVB_DURABILITY_SYNC)
+        return evb_err_set(-EINVAL, "durability %u: need none, async or sync",
+                           cfg->durability);
+    if (cfg->flags & ~EVB_TOPIC_RETAIN_UNTIL_CONSUMED)
+        return evb_err_set(-EINVAL, "topic flags 0x%x unknown", cfg->flags);
+    if (cfg->durability != EVB_DURABILITY_NONE &&
+        (cfg->segment_bytes < rb || cfg->segment_bytes % rb ||
+         cfg->segment_bytes > (1ull << 40)))
+        return evb_err_set(-EINVAL, "segment bytes %llu: need a multiple of the ring's %llu",
+                           (unsigned long long)cfg->segment_bytes, (unsigned long long)rb);
     return 0;
 }
 
@@ -87,6 +114,12 @@ static int config_write(const char *dir, const evb_topic_config *cfg)
     fprintf(f, "%s\npartitions %u\nring_bytes %llu\nmax_event_bytes %u\nfile_mode %o\n",
             EVB_CONF_HEADER, cfg->partitions, (unsigned long long)cfg->ring_bytes,
             cfg->max_event_bytes, cfg->file_mode);
+    if (cfg->durability != EVB_DURABILITY_NONE)
+        fprintf(f, "durability %u\nsegment_bytes %llu\nretain_bytes %llu\nretain_ms %llu\n"
+                "retain_cap_bytes %llu\nflags %u\nflush_ms %u\n", cfg->durability,
+                (unsigned long long)cfg->segment_bytes, (unsigned long long)cfg->retain_bytes,
+                (unsigned long long)cfg->retain_ms, (unsigned long long)cfg->retain_cap_bytes,
+                cfg->flags, cfg->flush_ms);
     if (fflush(f) || ferror(f)) {
         int e = errno;
         fclose(f);
@@ -137,6 +170,20 @@ int evb_topic_config_read(const char *dir, evb_topic_config *cfg)
             cfg->max_event_bytes = (uint32_t)v;
         else if (!strcmp(key, "file_mode") && v <= 0777)
             cfg->file_mode = (uint32_t)v;
+        else if (!strcmp(key, "durability") && v <= UINT32_MAX)
+            cfg->durability = (uint32_t)v;
+        else if (!strcmp(key, "segment_bytes"))
+            cfg->segment_bytes = v;
+        else if (!strcmp(key, "retain_bytes"))
+            cfg->retain_bytes = v;
+        else if (!strcmp(key, "retain_ms"))
+            cfg->retain_ms = v;
+        else if (!strcmp(key, "retain_cap_bytes"))
+            cfg->retain_cap_bytes = v;
+        else if (!strcmp(key, "flags") && v <= UINT32_MAX)
+            cfg->flags = (uint32_t)v;
+        else if (!strcmp(key, "flush_ms") && v <= UINT32_MAX)
+            cfg->flush_ms = (uint32_t)v;
         /* Unknown keys: written by a newer build; ignore them. */
     }
     fclose(f);
@@ -157,10 +204,131 @@ static int topic_dir(evb_bus *bus, const char *topic, char *out, size_t cap)
     return 0;
 }
 
-EVB_EXPORT int evb_topic_create(evb_bus *bus, const char *topic, const evb_topic_config *cfgp)
+static int data_topic_dir(evb_bus *bus, const char *topic, char *out, size_t cap)
+{
+    if ((size_t)snprintf(out, cap, "%s/%s", bus->data, topic) >= cap)
+        return -ENAMETOOLONG;
+    return 0;
+}
+
+static uint32_t max_frame_of(const evb_topic_config *cfg)
+{
+    return (uint32_t)evb_align_frame((uint64_t)cfg->max_event_bytes + EVB_FRAME_HDR);
+}
+
+/* Rename the finished directory TMP to DIR, never over another. */
+static int publish_dir(const char *tmp, const char *dir, const char *topic)
+{
+    if (renameat2(AT_FDCWD, tmp, AT_FDCWD, dir, RENAME_NOREPLACE) == 0)
+        return 0;
+    return errno == EEXIST || errno == ENOTEMPTY
+               ? evb_err_set(-EEXIST, "topic %s exists", topic)
+               : evb_err_set(-errno, "%s: %s", dir, strerror(errno));
+}
+
+static int temp_dir(const char *parent, const char *topic, char *out, size_t cap)
 {
     static _Atomic unsigned seq;
-    char dir[PATH_MAX], tmp[PATH_MAX], path[PATH_MAX];
+    /* Relaxed: only uniqueness of the name within this process matters. */
+    unsigned n = atomic_fetch_add_explicit(&seq, 1, memory_order_relaxed);
+    snprintf(out, cap, "%s/.tmp.%s.%d.%u", parent, topic, (int)getpid(), n);
+    if (mkdir(out, 0770) < 0)
+        return evb_err_set(-errno, "%s: %s", out, strerror(errno));
+    return 0;
+}
+
+/*
+ * Build the tmpfs side of TOPIC in a temporary directory and rename it into
+ * place. REC (durable topics rebuilt from disk): per partition, where the
+ * log ends; NULL for a new topic.
+ */
+static int make_tmpfs_topic(evb_bus *bus, const char *topic, const evb_topic_config *cfg,
+                            const struct evb_seg_recovery *rec)
+{
+    char dir[PATH_MAX], tmp[PATH_MAX], path[PATH_MAX + 32];
+    snprintf(dir, sizeof dir, "%s/%s", bus->path, topic);
+    int rc = temp_dir(bus->path, topic, tmp, sizeof tmp);
+    if (rc)
+        return rc;
+    snprintf(path, sizeof path, "%s/consumers", tmp);
+    if (mkdir(path, 0770) < 0) {
+        rc = evb_err_set(-errno, "%s: %s", path, strerror(errno));
+        goto fail;
+    }
+    if ((rc = config_write(tmp, cfg)))
+        goto fail;
+    for (uint32_t i = 0; i < cfg->partitions; i++) {
+        struct evb_ring_init init = {
+            .capacity = cfg->ring_bytes,
+            .max_frame = max_frame_of(cfg),
+            .partition = i,
+            .mode = cfg->file_mode,
+            .flags = cfg->durability != EVB_DURABILITY_NONE ? EVB_RING_F_DURABLE : 0,
+        };
+        if (rec) {
+            init.base_pos = rec[i].end_pos;
+            init.base_offset = rec[i].end_offset;
+            init.log_start_pos = rec[i].start_pos;
+            init.log_start_offset = rec[i].start_offset;
+            init.dropped = rec[i].dropped_bytes;
+        }
+        snprintf(path, sizeof path, "%s/%u.ring", tmp, i);
+        rc = evb_ring_create(path, &init);
+        if (rc) {
+            evb_err_prefix(rc, "topic %s: partition %u", topic, i);
+            goto fail;
+        }
+    }
+    /* Publish the finished topic in one step; never over another. */
+    if ((rc = publish_dir(tmp, dir, topic)))
+        goto fail;
+    return 0;
+fail:
+    evb_rmtree(tmp);
+    return rc;
+}
+
+/* The data side of a new durable topic: config and partition directories,
+ * renamed into place (the rename decides between racing creators) and
+ * made durable with an fsync of the parent. */
+static int make_data_topic(evb_bus *bus, const char *topic, const evb_topic_config *cfg)
+{
+    char ddir[PATH_MAX], tmp[PATH_MAX], path[PATH_MAX + 32];
+    int rc = evb_mkdirs(bus->data);
+    if (rc)
+        return evb_err_set(rc, "data directory %s: %s", bus->data, strerror(-rc));
+    if ((rc = data_topic_dir(bus, topic, ddir, sizeof ddir)))
+        return rc;
+    if ((rc = temp_dir(bus->data, topic, tmp, sizeof tmp)))
+        return rc;
+    if ((rc = config_write(tmp, cfg)))
+        goto fail;
+    for (uint32_t i = 0; i <= cfg->partitions; i++) {
+        if (i == cfg->partitions)
+            snprintf(path, sizeof path, "%s/consumers", tmp);
+        else
+            snprintf(path, sizeof path, "%s/%u", tmp, i);
+        if (mkdir(path, 0770) < 0) {
+            rc = evb_err_set(-errno, "%s: %s", path, strerror(errno));
+            goto fail;
+        }
+    }
+    if ((rc = publish_dir(tmp, ddir, topic)))
+        goto fail;
+    int dfd = open(bus->data, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+        fsync(dfd);
+        close(dfd);
+    }
+    return 0;
+fail:
+    evb_rmtree(tmp);
+    return rc;
+}
+
+EVB_EXPORT int evb_topic_create(evb_bus *bus, const char *topic, const evb_topic_config *cfgp)
+{
+    char dir[PATH_MAX], ddir[PATH_MAX];
     evb_err_clear();
     int rc = topic_dir(bus, topic, dir, sizeof dir);
     if (rc)
@@ -173,57 +341,112 @@ EVB_EXPORT int evb_topic_create(evb_bus *bus, const char *topic, const evb_topic
         return evb_err_prefix(rc, "topic %s", topic);
     if (access(dir, F_OK) == 0)
         return evb_err_set(-EEXIST, "topic %s exists", topic);
-
-    /* Relaxed: only uniqueness of the name within this process matters. */
-    unsigned n = atomic_fetch_add_explicit(&seq, 1, memory_order_relaxed);
-    snprintf(tmp, sizeof tmp, "%s/.tmp.%s.%d.%u", bus->path, topic, (int)getpid(), n);
-    if (mkdir(tmp, 0770) < 0)
-        return evb_err_set(-errno, "%s: %s", tmp, strerror(errno));
-    snprintf(path, sizeof path, "%s/consumers", tmp);
-    if (mkdir(path, 0770) < 0) {
-        rc = evb_err_set(-errno, "%s: %s", path, strerror(errno));
-        goto fail;
-    }
-    if ((rc = config_write(tmp, &cfg)))
-        goto fail;
-    uint32_t max_frame = (uint32_t)evb_align_frame((uint64_t)cfg.max_event_bytes + EVB_FRAME_HDR);
-    for (uint32_t i = 0; i < cfg.partitions; i++) {
-        snprintf(path, sizeof path, "%s/%u.ring", tmp, i);
-        rc = evb_ring_create(path, cfg.ring_bytes, max_frame, i, cfg.file_mode);
-        if (rc) {
-            evb_err_prefix(rc, "topic %s: partition %u", topic, i);
-            goto fail;
-        }
-    }
-    /* Publish the finished topic in one step; never over another. */
-    if (renameat2(AT_FDCWD, tmp, AT_FDCWD, dir, RENAME_NOREPLACE) < 0) {
-        rc = errno == EEXIST || errno == ENOTEMPTY
-                 ? evb_err_set(-EEXIST, "topic %s exists", topic)
-                 : evb_err_set(-errno, "%s: %s", dir, strerror(errno));
-        goto fail;
-    }
-    return 0;
-fail:
-    evb_rmtree(tmp);
+    bool durable = cfg.durability != EVB_DURABILITY_NONE;
+    if (durable && (rc = make_data_topic(bus, topic, &cfg)))
+        return rc;
+    rc = make_tmpfs_topic(bus, topic, &cfg, NULL);
+    if (rc && durable && rc != -EEXIST && !data_topic_dir(bus, topic, ddir, sizeof ddir))
+        evb_rmtree(ddir); /* ours: its rename succeeded above */
     return rc;
+}
+
+/* Rename DIR aside in PARENT, then remove it: it disappears at once for new
+ * openers, and a removal that fails half-way leaves no half topic. */
+static int remove_dir(const char *parent, const char *dir, const char *topic)
+{
+    static _Atomic unsigned seq;
+    char del[PATH_MAX];
+    unsigned n = atomic_fetch_add_explicit(&seq, 1, memory_order_relaxed);
+    snprintf(del, sizeof del, "%s/.del.%s.%d.%u", parent, topic, (int)getpid(), n);
+    if (rename(dir, del) < 0)
+        return -errno;
+    evb_rmtree(del);
+    return 0;
 }
 
 EVB_EXPORT int evb_topic_delete(evb_bus *bus, const char *topic)
 {
-    static _Atomic unsigned seq;
-    char dir[PATH_MAX], del[PATH_MAX];
+    char dir[PATH_MAX], ddir[PATH_MAX];
     evb_err_clear();
     int rc = topic_dir(bus, topic, dir, sizeof dir);
-    if (rc)
+    if (rc || (rc = data_topic_dir(bus, topic, ddir, sizeof ddir)))
         return rc;
-    unsigned n = atomic_fetch_add_explicit(&seq, 1, memory_order_relaxed);
-    snprintf(del, sizeof del, "%s/.del.%s.%d.%u", bus->path, topic, (int)getpid(), n);
-    /* Rename first: the topic disappears at once for new openers; removal
-     * of the files can then fail half-way without leaving half a topic. */
-    if (rename(dir, del) < 0)
-        return evb_err_set(-errno, "topic %s: %s", topic, strerror(errno));
-    evb_rmtree(del);
+    int rt = remove_dir(bus->path, dir, topic);
+    int rd = remove_dir(bus->data, ddir, topic);
+    if (rt == -ENOENT && rd == -ENOENT)
+        return evb_err_set(-ENOENT, "no topic %s", topic);
+    if (rt && rt != -ENOENT)
+        return evb_err_set(rt, "topic %s: %s", topic, strerror(-rt));
+    if (rd && rd != -ENOENT)
+        return evb_err_set(rd, "topic %s: data: %s", topic, strerror(-rd));
     return 0;
+}
+
+int evb_topic_restore(evb_bus *bus, const char *topic)
+{
+    char ddir[PATH_MAX], pdir[PATH_MAX + 16];
+    evb_topic_config cfg;
+    int rc = data_topic_dir(bus, topic, ddir, sizeof ddir);
+    if (rc || (rc = evb_topic_config_read(ddir, &cfg)))
+        return rc;
+    if (cfg.durability == EVB_DURABILITY_NONE)
+        return evb_err_set(-EBADMSG, "%s: topic.conf of a topic that is not durable", ddir);
+    struct evb_seg_recovery *rec = calloc(cfg.partitions, sizeof *rec);
+    int *locks = malloc(cfg.partitions * sizeof *locks);
+    if (!rec || !locks) {
+        free(rec);
+        free(locks);
+        return -ENOMEM;
+    }
+    struct evb_seg_geom g = {cfg.segment_bytes, cfg.ring_bytes, max_frame_of(&cfg)};
+    uint32_t held = 0;
+    for (; held < cfg.partitions; held++) {
+        snprintf(pdir, sizeof pdir, "%s/%u", ddir, held);
+        /* The flush lock: no flusher may write while the log end is found
+         * and the torn tail cut off. */
+        locks[held] = evb_flush_lock(pdir, 2000);
+        if (locks[held] < 0) {
+            rc = locks[held];
+            break;
+        }
+        rc = evb_seg_recover(pdir, &g, 0, &rec[held]);
+        if (rc) {
+            close(locks[held]);
+            evb_err_prefix(rc, "topic %s: partition %u", topic, held);
+            break;
+        }
+    }
+    if (!rc) {
+        rc = make_tmpfs_topic(bus, topic, &cfg, rec);
+        if (rc == -EEXIST) /* restored by another process meanwhile */
+            rc = 0;
+    }
+    for (uint32_t i = 0; i < held; i++)
+        close(locks[i]);
+    free(rec);
+    free(locks);
+    return rc;
+}
+
+void evb_topics_restore_all(evb_bus *bus)
+{
+    DIR *d = opendir(bus->data);
+    if (!d)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        char path[PATH_MAX];
+        if (e->d_name[0] == '.' || evb_name_check(e->d_name, "topic"))
+            continue;
+        snprintf(path, sizeof path, "%s/%s/topic.conf", bus->path, e->d_name);
+        if (access(path, F_OK) == 0)
+            continue;
+        snprintf(path, sizeof path, "%s/%s/topic.conf", bus->data, e->d_name);
+        if (access(path, F_OK) == 0)
+            evb_topic_restore(bus, e->d_name); /* failures surface at open */
+    }
+    closedir(d);
+    evb_err_clear();
 }
 
 EVB_EXPORT int evb_topic_info(evb_bus *bus, const char *topic, struct evb_topic_info *out)
@@ -302,6 +525,8 @@ int evb_topic_map_open(evb_bus *bus, const char *topic, struct evb_topic_map **o
         return rc;
     evb_topic_config cfg;
     rc = evb_topic_config_read(dir, &cfg);
+    if (rc == -ENOENT && evb_topic_restore(bus, topic) == 0)
+        rc = evb_topic_config_read(dir, &cfg);
     if (rc)
         return rc == -ENOENT ? evb_err_set(-ENOENT, "no topic %s", topic) : rc;
     struct evb_topic_map *tm = calloc(1, sizeof *tm + cfg.partitions * sizeof tm->rings[0]);
@@ -309,15 +534,18 @@ int evb_topic_map_open(evb_bus *bus, const char *topic, struct evb_topic_map **o
         return -ENOMEM;
     snprintf(tm->name, sizeof tm->name, "%s", topic);
     snprintf(tm->dir, sizeof tm->dir, "%s", dir);
+    if (cfg.durability != EVB_DURABILITY_NONE)
+        data_topic_dir(bus, topic, tm->ddir, sizeof tm->ddir);
     tm->cfg = cfg;
     for (uint32_t i = 0; i < cfg.partitions; i++) {
         char path[PATH_MAX + 32];
         snprintf(path, sizeof path, "%s/%u.ring", dir, i);
         rc = evb_ring_open(&tm->rings[i], path);
         if (!rc && (tm->rings[i].partition != i ||
-                    tm->rings[i].capacity != cfg.ring_bytes))
+                    tm->rings[i].capacity != cfg.ring_bytes ||
+                    tm->rings[i].durable != (cfg.durability != EVB_DURABILITY_NONE)))
             rc = evb_err_set(-EBADMSG, "%s: partition %u, capacity %llu disagree with the "
-                             "topic config", path, tm->rings[i].partition,
+                             "topic config (or durability does)", path, tm->rings[i].partition,
                              (unsigned long long)tm->rings[i].capacity);
         if (rc) {
             if (tm->rings[i].base)

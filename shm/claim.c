@@ -25,6 +25,10 @@
  *   L1  lap check: a producer's tail CAS precedes its writes (the CAS is a
  *       full barrier); a lap-checking reader copies, fences acquire, then
  *       loads the tail: if it read overwritten bytes it sees the claim.
+ *   F1  durable rings: the flusher's release store of flushed after its
+ *       write completed; the acquire load in refresh_limit(). Readers of
+ *       durable rings never gate: they lap-check every frame and fall back
+ *       to the disk log when lapped (bus/consumer.c).
  *   D1  doorbell (Dekker): commit CAS seq_cst then waiters load seq_cst;
  *       a sleeper fetch_or's its waiter bit seq_cst then loads the stamp
  *       seq_cst (doorbell.c). At least one sees the other.
@@ -84,7 +88,15 @@ static void refresh_limit(struct evb_ring_producer *p, uint64_t pos)
 
     /* S1: our tail load (by the caller) before the slot loads below. */
     atomic_thread_fence(memory_order_seq_cst);
-    for (uint32_t i = 0; i < EVB_RING_READER_SLOTS; i++) {
+    if (r->durable) {
+        /* F1: only the flusher gates a durable ring. Acquire pairs with
+         * its release store of flushed (bus/flusher.c), made after the
+         * write that read those bytes completed: we overwrite them after. */
+        uint64_t f = atomic_load_explicit(&r->hdr->flushed, memory_order_acquire);
+        if (f < min)
+            min = f;
+    }
+    for (uint32_t i = 0; !r->durable && i < EVB_RING_READER_SLOTS; i++) {
         struct evb_reader_slot *s = &r->rslots[i];
         if (!atomic_load_explicit(&s->owner, memory_order_acquire))
             continue;

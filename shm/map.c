@@ -20,9 +20,11 @@ static bool is_pow2(uint64_t v)
     return v && !(v & (v - 1));
 }
 
-int evb_ring_create(const char *path, uint64_t capacity, uint32_t max_frame,
-                    uint32_t partition, uint32_t mode)
+int evb_ring_create(const char *path, const struct evb_ring_init *init)
 {
+    uint64_t capacity = init->capacity;
+    uint32_t max_frame = init->max_frame;
+    uint32_t mode = init->mode;
     if (!is_pow2(capacity) || capacity < EVB_RING_MIN_CAPACITY ||
         capacity > EVB_RING_MAX_CAPACITY)
         return evb_err_set(-EINVAL, "ring bytes %llu: need a power of two in [%u, %llu]",
@@ -32,6 +34,9 @@ int evb_ring_create(const char *path, uint64_t capacity, uint32_t max_frame,
         max_frame % EVB_FRAME_ALIGN)
         return evb_err_set(-EINVAL, "max frame %u: need an aligned size <= ring/4",
                            max_frame);
+    if (init->base_pos % EVB_FRAME_ALIGN)
+        return evb_err_set(-EINVAL, "ring base %llu is not aligned",
+                           (unsigned long long)init->base_pos);
 
     uint64_t bytes = EVB_RING_DATA_OFFSET + capacity;
     int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, mode);
@@ -56,10 +61,20 @@ int evb_ring_create(const char *path, uint64_t capacity, uint32_t max_frame,
     hdr->format = EVB_RING_FORMAT_WORD;
     hdr->capacity = capacity;
     hdr->max_frame_bytes = max_frame;
-    hdr->partition = partition;
+    hdr->partition = init->partition;
     hdr->created_ns = evb_real_ns();
-    atomic_store_explicit(&hdr->flushed, 0, memory_order_relaxed);
-    atomic_store_explicit(&hdr->durable, 0, memory_order_relaxed);
+    hdr->base_pos = init->base_pos;
+    hdr->base_offset = init->base_offset;
+    hdr->flags = init->flags;
+    /* Relaxed: published with the header by the magic's release. */
+    atomic_store_explicit(&hdr->tail.pos, init->base_pos, memory_order_relaxed);
+    atomic_store_explicit(&hdr->tail.offset, init->base_offset, memory_order_relaxed);
+    atomic_store_explicit(&hdr->flushed, init->base_pos, memory_order_relaxed);
+    atomic_store_explicit(&hdr->durable, init->base_pos, memory_order_relaxed);
+    atomic_store_explicit(&hdr->log_start_pos, init->log_start_pos, memory_order_relaxed);
+    atomic_store_explicit(&hdr->log_start_offset, init->log_start_offset,
+                          memory_order_relaxed);
+    atomic_store_explicit(&hdr->recovered_dropped, init->dropped, memory_order_relaxed);
     for (uint32_t i = 0; i < EVB_RING_PRODUCER_SLOTS; i++) {
         struct evb_producer_slot *s =
             (void *)((uint8_t *)base + EVB_PRODUCER_SLOTS_OFFSET + i * EVB_LINE);
@@ -114,6 +129,13 @@ int evb_ring_validate(struct evb_ring *r, const void *base, size_t bytes)
     r->mask = cap - 1;
     r->max_frame = max_frame;
     r->partition = hdr->partition;
+    uint64_t base_pos = hdr->base_pos;
+    uint32_t flags = hdr->flags;
+    if (base_pos % EVB_FRAME_ALIGN || (flags & ~EVB_RING_F_DURABLE))
+        return evb_err_set(-EBADMSG, "ring base %llu or flags 0x%x invalid",
+                           (unsigned long long)base_pos, flags);
+    r->base_pos = base_pos;
+    r->durable = flags & EVB_RING_F_DURABLE;
     return 0;
 }
 

@@ -28,9 +28,15 @@ static int corrupt(struct evb_ring_reader *rd, const char *what, uint64_t pos,
     return rd->failed;
 }
 
-/* Lapped: jump to the newest lap start; the offset there tells the loss. */
+/* Lapped: jump to the newest lap start; the offset there tells the loss.
+ * On a durable ring nothing is lost: the reader stays put and reports
+ * -ESTALE, so its owner reads these positions from the disk log. */
 static void jump(struct evb_ring_reader *rd, uint64_t t)
 {
+    if (rd->r->durable) {
+        rd->behind = true;
+        return;
+    }
     uint64_t to = lap_start(rd->r, t);
     if (to <= rd->pos)
         return;
@@ -110,6 +116,8 @@ int evb_ring_read(struct evb_ring_reader *rd, struct evb_frame_view *v)
     if (rd->failed)
         return rd->failed;
     for (;;) {
+        if (rd->behind)
+            return -ESTALE;
         uint64_t pos = rd->pos;
         bool verify = pos < rd->verify_below;
         if (verify) {
@@ -192,6 +200,12 @@ int evb_ring_read(struct evb_ring_reader *rd, struct evb_frame_view *v)
         rd->hole_pos = EVB_POS_NONE;
         if (off < rd->skip_below)
             continue;
+        if (rd->skip_ts) {
+            /* A seek by time: the first event at or after it, in log order. */
+            if (h->timestamp_ns < rd->skip_ts)
+                continue;
+            rd->skip_ts = 0;
+        }
         v->f = h;
         v->key = (const uint8_t *)h + EVB_FRAME_HDR;
         v->value = v->key + key_len;
@@ -246,6 +260,8 @@ int evb_ring_oldest(struct evb_ring *r, uint64_t *pos, uint64_t *offset)
         return -EBADMSG;
     /* The oldest lap start whose whole lap is still held. */
     uint64_t at = t <= r->capacity ? 0 : (t - r->capacity + r->mask) & ~r->mask;
+    if (at < r->base_pos)
+        at = r->base_pos; /* a rebuilt ring holds nothing below its base */
     if (at >= t) {
         *pos = t;
         *offset = toff;
@@ -274,9 +290,13 @@ int evb_ring_reader_seek_pos(struct evb_ring_reader *rd, uint64_t pos, uint64_t 
     if (t % EVB_FRAME_ALIGN)
         return rd->failed = evb_err_set(-EBADMSG, "partition %u: tail %llu is not aligned",
                                         r->partition, (unsigned long long)t);
+    rd->behind = false;
     if (pos >= t) {
         pos = t;
         offset = toff;
+    } else if (r->durable && (t - pos > r->capacity || pos < r->base_pos)) {
+        /* Not in the ring any more: the caller reads it from disk. */
+        rd->behind = true;
     } else if (t - pos > r->capacity) {
         /* Overwritten already: land on the oldest frame, count the gap. */
         uint64_t opos, ooff;
@@ -296,8 +316,9 @@ int evb_ring_reader_seek_pos(struct evb_ring_reader *rd, uint64_t pos, uint64_t 
     rd->resync = false;
     rd->hole_pos = EVB_POS_NONE;
     rd->skip_below = 0;
+    rd->skip_ts = 0;
     evb_ring_reader_release(rd);
-    if (EVB_SLOT_GATES(rd->kind)) {
+    if (EVB_SLOT_GATES(rd->kind) && !r->durable) {
         /* S1 again: producers that computed their limit from our old
          * cursor may overwrite below the tail we see after this fence. */
         atomic_thread_fence(memory_order_seq_cst);
@@ -350,7 +371,8 @@ int evb_ring_reader_attach(struct evb_ring_reader *rd, struct evb_ring *r, uint3
         return evb_err_set(-EBADMSG, "partition %u: tail %llu is not aligned", r->partition,
                            (unsigned long long)t);
     }
-    rd->verify_below = EVB_SLOT_GATES(kind) ? t : EVB_POS_NONE;
+    /* Readers of durable rings gate nothing: every frame is lap-checked. */
+    rd->verify_below = EVB_SLOT_GATES(kind) && !r->durable ? t : EVB_POS_NONE;
     rd->published = EVB_POS_NONE;
     if (start_pos == EVB_POS_NONE) {
         rd->pos = t;

@@ -27,13 +27,29 @@ struct evb_ring {
     uint64_t mask;
     uint32_t max_frame;
     uint32_t partition;
+    bool durable;      /* EVB_RING_F_DURABLE: producers gate on flushed */
+    uint64_t base_pos; /* no frame below this position in this ring */
     uint64_t dead_ns;  /* pad holes of dead producers within this */
     uint64_t stall_ns; /* pad claims of live producers stalled this long */
 };
 
 /* ---- map.c ---- */
-int evb_ring_create(const char *path, uint64_t capacity, uint32_t max_frame,
-                    uint32_t partition, uint32_t mode);
+/* A new ring whose first position is BASE_POS (8-aligned) with offset
+ * BASE_OFFSET: 0, 0 for a new topic; where the disk log ends for a ring
+ * rebuilt from segments (flushed and durable start there too). */
+struct evb_ring_init {
+    uint64_t capacity;
+    uint32_t max_frame;
+    uint32_t partition;
+    uint32_t mode;
+    uint32_t flags;      /* EVB_RING_F_* */
+    uint64_t base_pos;
+    uint64_t base_offset;
+    uint64_t log_start_pos;    /* oldest position on disk (durable) */
+    uint64_t log_start_offset;
+    uint64_t dropped;    /* recovered_dropped to record */
+};
+int evb_ring_create(const char *path, const struct evb_ring_init *init);
 int evb_ring_open(struct evb_ring *r, const char *path);
 void evb_ring_close(struct evb_ring *r);
 /* Check a mapped header; fills r's locals. Exposed for the fuzz target. */
@@ -129,9 +145,11 @@ struct evb_ring_reader {
     uint64_t lost_events;     /* to report with the next event */
     uint64_t lost_bytes;
     uint64_t skip_below;      /* after a seek: skip events below this offset */
+    uint64_t skip_ts;         /* after a seek by time: skip events before it, once */
     uint64_t delivered;       /* events returned; statistic */
     bool resync;              /* lapped: the next frame's offset tells the loss */
     bool learn;               /* after a seek: take the next frame's offset */
+    bool behind;              /* durable ring lapped us: read from disk (-ESTALE) */
     int failed;               /* sticky error */
     uint8_t *buf;             /* copy buffer for lap-checked reads */
 };
@@ -142,7 +160,9 @@ int evb_ring_reader_attach(struct evb_ring_reader *rd, struct evb_ring *r,
                            uint32_t kind, const char *name, uint64_t start_pos,
                            uint64_t start_offset);
 void evb_ring_reader_detach(struct evb_ring_reader *rd);
-/* 0 and a view, -EAGAIN nothing ready, -EBADMSG corrupt (sticky). */
+/* 0 and a view, -EAGAIN nothing ready, -EBADMSG corrupt (sticky),
+ * -ESTALE: a durable ring no longer holds rd->pos (read it from disk, then
+ * come back with evb_ring_reader_seek_pos). */
 int evb_ring_read(struct evb_ring_reader *rd, struct evb_frame_view *v);
 /* Publish the reader's position to its slot: frames before it may be
  * overwritten from now on. */

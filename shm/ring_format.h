@@ -28,7 +28,9 @@
  *   40 producer_id
  *   44 claim_events  first frame of a claim: events in the claim
  *   46 key_len
- *   48 crc32c        reserved for durable segments (0 today)
+ *   48 crc32c        durable rings: CRC32C of bytes [8,48) and [52,len)
+ *                    (evb_frame_crc), so recovery can tell a torn frame;
+ *                    0 on rings that are not durable
  *   52 type          application type
  *   54 flags
  *   56 key, value
@@ -52,7 +54,7 @@ static_assert(ATOMIC_LLONG_LOCK_FREE == 2, "64-bit atomics must be lock-free");
 static_assert(ATOMIC_INT_LOCK_FREE == 2, "32-bit atomics must be lock-free");
 
 #define EVB_RING_MAGIC 0x31474e4952425645ull /* "EVBRING1" little-endian */
-#define EVB_RING_VERSION 1u
+#define EVB_RING_VERSION 2u
 #define EVB_LINE 128u
 #define EVB_FRAME_ALIGN 8u
 #define EVB_FRAME_HDR 56u
@@ -61,6 +63,9 @@ static_assert(ATOMIC_INT_LOCK_FREE == 2, "32-bit atomics must be lock-free");
 #define EVB_RING_PRODUCER_SLOTS 64u
 #define EVB_RING_READER_SLOTS 64u
 #define EVB_RING_DATA_OFFSET (20u * 1024u)
+
+/* evb_ring_hdr.flags */
+#define EVB_RING_F_DURABLE 1u /* gated by the flusher, not by readers */
 
 #define EVB_STAMP_DATA 1u
 #define EVB_STAMP_PAD 2u
@@ -91,7 +96,13 @@ struct evb_ring_hdr {
     uint32_t max_frame_bytes;    /* 24: largest frame incl. header, aligned */
     uint32_t partition;          /* 28: partition number in its topic */
     uint64_t created_ns;         /* 32: CLOCK_REALTIME at creation */
-    uint8_t pad0_[EVB_LINE - 40];
+    uint64_t base_pos;           /* 40: first position of this ring (a ring
+                                    rebuilt from disk starts where the log
+                                    ended); no frame below it is held */
+    uint64_t base_offset;        /* 48: offset of the event at base_pos */
+    uint32_t flags;              /* 56: EVB_RING_F_* */
+    uint32_t pad0a_;
+    uint8_t pad0_[EVB_LINE - 64];
 
     /* line 1: the tail, hammered by producers. */
     struct evb_ring_tail tail;   /* 128 */
@@ -105,10 +116,21 @@ struct evb_ring_hdr {
     uint32_t pad2a_;
     uint8_t pad2_[EVB_LINE - 16];
 
-    /* line 3: durability (issue 4) and log start. */
-    _Atomic uint64_t flushed;    /* 384: bytes below written to disk */
-    _Atomic uint64_t durable;    /* 392: bytes below fdatasync'ed */
-    uint8_t pad3_[EVB_LINE - 16];
+    /* line 3: durability (bus/flusher.c). The flusher stores flushed and
+     * durable with release; producers of a durable ring gate on flushed;
+     * sync waiters sleep on sync_bell (Dekker with sync_waiters, like the
+     * doorbell). */
+    _Atomic uint64_t flushed;    /* 384: positions below are written to disk */
+    _Atomic uint64_t durable;    /* 392: positions below are fdatasync'ed */
+    _Atomic uint32_t sync_bell;  /* 400: futex word, bumped as durable moves */
+    _Atomic uint32_t sync_waiters; /* 404: threads asleep or about to sleep */
+    _Atomic uint64_t log_start_pos;    /* 408: oldest position retained on disk */
+    _Atomic uint64_t log_start_offset; /* 416: its offset */
+    _Atomic uint64_t flusher;    /* 424: owner word of the flushing process; statistic */
+    _Atomic uint64_t fsyncs;     /* 432: fdatasyncs completed; statistic */
+    _Atomic int32_t flush_error; /* 440: last write/fdatasync error (-errno), 0 ok */
+    uint32_t pad3a_;
+    uint8_t pad3_[EVB_LINE - 64];
 
     /* line 4: rare-event counters; statistics, relaxed. */
     _Atomic uint64_t aborted;        /* 512: events voided by pads */
@@ -117,7 +139,8 @@ struct evb_ring_hdr {
     _Atomic uint64_t reaped_readers; /* 536: dead reader slots freed */
     _Atomic uint64_t reaped_producers; /* 544: dead producer slots freed */
     _Atomic uint64_t published_retired; /* 552: events of producers now gone */
-    uint8_t pad4_[EVB_LINE - 48];
+    _Atomic uint64_t recovered_dropped; /* 560: torn bytes cut off the log at rebuild */
+    uint8_t pad4_[EVB_LINE - 56];
 
     uint8_t pad5_[1024 - 5 * EVB_LINE];
 };
@@ -147,7 +170,9 @@ struct evb_producer_slot {
 #define EVB_SLOT_SUBSCRIBER 0u
 #define EVB_SLOT_LOSSLESS 1u
 #define EVB_SLOT_CONSUMER 2u
-#define EVB_SLOT_GATES(kind) ((kind) != EVB_SLOT_SUBSCRIBER)
+#define EVB_SLOT_FLUSHER 3u /* a flusher's doorbell registration; no cursor */
+/* Gating on a ring that is not durable (durable rings gate on flushed). */
+#define EVB_SLOT_GATES(kind) ((kind) == EVB_SLOT_LOSSLESS || (kind) == EVB_SLOT_CONSUMER)
 
 struct evb_reader_slot {
     _Atomic uint64_t owner;      /* 0: pid << 32 | start time; 0 = free (CAS) */
@@ -183,6 +208,9 @@ static_assert(offsetof(struct evb_ring_hdr, tail) == 128, "ring ABI moved");
 static_assert(offsetof(struct evb_ring_hdr, waiters) == 256, "ring ABI moved");
 static_assert(offsetof(struct evb_ring_hdr, bell) == 264, "ring ABI moved");
 static_assert(offsetof(struct evb_ring_hdr, flushed) == 384, "ring ABI moved");
+static_assert(offsetof(struct evb_ring_hdr, flags) == 56, "ring ABI moved");
+static_assert(offsetof(struct evb_ring_hdr, sync_bell) == 400, "ring ABI moved");
+static_assert(offsetof(struct evb_ring_hdr, fsyncs) == 432, "ring ABI moved");
 static_assert(offsetof(struct evb_ring_hdr, aborted) == 512, "ring ABI moved");
 static_assert(sizeof(struct evb_producer_slot) == EVB_LINE, "producer slot size");
 static_assert(sizeof(struct evb_reader_slot) == EVB_LINE, "reader slot size");

@@ -14,6 +14,10 @@
  *              a subscriber that gates producers: they wait for it; reaped
  *              automatically when its process dies
  *   consumer   a named reader whose committed cursor persists in the bus
+ *   durable topic
+ *              a topic whose partitions are also written to segment files
+ *              on disk (DESIGN.md section 5); readers that fall behind the
+ *              ring read the disk log through the same calls
  *
  * Errors. Every fallible function returns 0 (or a count) on success and a
  * negative errno on failure; none sets errno. One meaning per code:
@@ -35,6 +39,9 @@
  *               producer stalled longer than stall_ms; the event was NOT
  *               published
  *   -ENAMETOOLONG  topic or consumer name longer than EVB_NAME_MAX
+ *   -ERANGE     an offset or time older than the retained log, asked for
+ *               with EVB_SEEK_STRICT
+ *   -EIO        the disk failed a durable topic's write or fdatasync
  *
  * evb_strerror() turns any of them into words; cold paths (open, create)
  * also leave a detail for evb_last_error() in the calling thread.
@@ -99,7 +106,26 @@ typedef struct evb_bus_options {
     /** A live producer that keeps a claim uncommitted this long may have it
      *  padded; its commit then returns -ECANCELED. Default 5000. */
     uint32_t stall_ms;
+    uint32_t reserved_;
+    /** Directory for durable topics' segments and config. NULL: the
+     *  EVBUS_DATA_DIR environment variable, else /var/lib/evbus/<bus> as
+     *  root and ~/.local/share/evbus/<bus> otherwise, <bus> being the last
+     *  component of the bus path. Created when a durable topic is. */
+    const char *data_dir;
 } evb_bus_options;
+
+/** How a topic keeps its events. */
+enum evb_durability {
+    EVB_DURABILITY_NONE = 0,  /**< ring only: gone with tmpfs */
+    EVB_DURABILITY_ASYNC = 1, /**< written to disk soon, fdatasync'ed every flush_ms */
+    EVB_DURABILITY_SYNC = 2,  /**< as ASYNC, and fdatasync'ed as soon as written, so
+                                   evb_producer_sync() returns after one group commit */
+};
+
+/** evb_topic_config.flags */
+#define EVB_TOPIC_RETAIN_UNTIL_CONSUMED 1u /**< keep segments a named consumer
+                                                has not committed past (up to
+                                                retain_cap_bytes) */
 
 /** Topic configuration; zero-initialise, zero means default. */
 typedef struct evb_topic_config {
@@ -107,7 +133,18 @@ typedef struct evb_topic_config {
     uint32_t max_event_bytes; /**< key + value bytes; default 64 KiB, at most ring_bytes/4 */
     uint64_t ring_bytes;      /**< per partition, power of two >= 64 KiB; default 4 MiB */
     uint32_t file_mode;       /**< permission bits of ring files; default 0660 */
-    uint32_t reserved_[7];
+    uint32_t durability;      /**< enum evb_durability; default NONE */
+    /** Durable topics: bytes per segment file, a multiple of ring_bytes;
+     *  default the multiple of ring_bytes nearest 64 MiB. */
+    uint64_t segment_bytes;
+    uint64_t retain_bytes;    /**< per partition; whole old segments go; 0: no limit */
+    uint64_t retain_ms;       /**< segments older than this go; 0: no limit */
+    /** With EVB_TOPIC_RETAIN_UNTIL_CONSUMED: per partition, the size past
+     *  which old segments go even when not yet consumed; 0: no cap. */
+    uint64_t retain_cap_bytes;
+    uint32_t flags;           /**< EVB_TOPIC_* */
+    uint32_t flush_ms;        /**< ASYNC: fdatasync interval; default 200 */
+    uint64_t reserved_[4];
 } evb_topic_config;
 
 /** What evb_topic_info() reports. (Struct tags, like struct stat and
@@ -129,6 +166,17 @@ struct evb_partition_stat {
     uint64_t reaped_readers;  /**< dead readers whose slots were freed */
     uint32_t producers;       /**< producer slots in use */
     uint32_t readers;         /**< reader slots in use */
+    /* Durable topics (zero otherwise). */
+    uint64_t flushed_position; /**< positions below are written to disk */
+    uint64_t durable_position; /**< positions below are fdatasync'ed */
+    uint64_t log_start_position; /**< oldest position still on disk */
+    uint64_t log_start_offset;   /**< its offset */
+    uint64_t fsyncs;          /**< fdatasyncs completed */
+    uint64_t recovered_dropped; /**< torn bytes cut off the log when the ring was rebuilt */
+    int32_t flush_error;      /**< the flusher's last write error (-errno), 0 if none */
+    uint32_t flusher_pid;     /**< process holding the flush lock, 0 if none seen */
+    uint32_t segments;        /**< segment files on disk */
+    uint64_t disk_bytes;      /**< their total size */
 };
 
 /** One reader attached to a partition, for evb_reader_list(). */
@@ -158,7 +206,13 @@ enum evb_start {
     EVB_START_COMMITTED = 3, /**< after the last committed event; EARLIEST when none */
     EVB_START_OFFSET = 4,    /**< the event with this offset (value) */
     EVB_START_POSITION = 5,  /**< the frame at this position (value) */
+    EVB_START_TIME = 6,      /**< the first event with timestamp_ns >= value */
 };
+
+/** Or'ed into the whence of evb_consumer_seek() / evb_consumer_options.start
+ *  on durable topics: an offset or time older than the retained log gives
+ *  -ERANGE instead of landing on the oldest event. */
+#define EVB_SEEK_STRICT 0x100u
 
 /** How a reader waits when there is nothing to read. */
 enum evb_idle {
@@ -194,8 +248,12 @@ typedef struct evb_msg {
     uint32_t value_len;
     int32_t partition;        /**< EVB_PARTITION_ANY or 0..partitions-1 */
     uint16_t type;            /**< application event type, carried as is */
-    uint16_t reserved_;
+    uint16_t flags;           /**< EVB_MSG_* */
 } evb_msg;
+
+/** evb_msg.flags: return only once the event is on disk (evb_producer_sync
+ *  after it; a batch syncs once, after its last event). */
+#define EVB_MSG_SYNC 1u
 
 /** A reservation made by evb_claim(); fill value, then commit or abort. */
 struct evb_claim {
@@ -261,6 +319,9 @@ void evb_bus_close(evb_bus *bus);
 
 /** The bus directory. */
 const char *evb_bus_path(const evb_bus *bus);
+
+/** The data directory for durable topics (it may not exist yet). */
+const char *evb_bus_data_dir(const evb_bus *bus);
 
 /* ------------------------------------------------------------------ */
 /* Topics                                                             */
@@ -351,7 +412,18 @@ int evb_commit(evb_producer *p, struct evb_claim *c);
  *  -ECANCELED (already padded). */
 int evb_abort(evb_producer *p, struct evb_claim *c);
 
-/** Close a producer (NULL accepted); releases its ring slots. */
+/**
+ * Durable topics: wait until every event this producer has published is on
+ * disk (written and fdatasync'ed), up to TIMEOUT_MS (<0: forever). Many
+ * producers waiting at once share one fdatasync per partition (group
+ * commit). On a topic that is not durable it returns 0 at once.
+ * Returns 0, -ETIMEDOUT, -EIO.
+ */
+int evb_producer_sync(evb_producer *p, int32_t timeout_ms);
+
+/** Close a producer (NULL accepted); releases its ring slots. On a durable
+ *  topic, what it published is written to disk first if this process is
+ *  the flusher. */
 void evb_producer_close(evb_producer *p);
 
 /* ------------------------------------------------------------------ */
@@ -399,6 +471,64 @@ int evb_consumer_seek(evb_consumer *c, int32_t partition, uint32_t whence, uint6
 /** Close a consumer (NULL accepted). Uncommitted progress of a named
  *  consumer is not committed. */
 void evb_consumer_close(evb_consumer *c);
+
+/* ------------------------------------------------------------------ */
+/* Durable topics: the flush daemon and segment dumps                 */
+/* ------------------------------------------------------------------ */
+
+/**
+ * Be the flusher of every durable topic of BUS (topics created meanwhile
+ * are picked up within a second) until *STOP becomes non-zero, then write
+ * and sync what is committed and return 0. Producers' processes flush on
+ * their own; this is for users who prefer one long-running process
+ * (`evbus flushd`). Returns 0, or -errno from listing the bus.
+ */
+int evb_bus_flushd(evb_bus *bus, const volatile int *stop);
+
+/** What evb_dump_segment() reports for each frame. */
+enum evb_dump_kind {
+    EVB_DUMP_DATA = 1, /**< an event */
+    EVB_DUMP_PAD = 2,  /**< padding: a ring end, an aborted claim, a dead producer's hole */
+    EVB_DUMP_END = 3,  /**< the valid log ends here; why says why */
+};
+
+typedef struct evb_dump_frame {
+    uint32_t kind;            /**< enum evb_dump_kind */
+    uint32_t bytes;           /**< frame bytes in the file (aligned); END: 0 */
+    uint64_t position;
+    uint64_t offset;          /**< DATA: its offset; PAD: the next event's offset */
+    uint64_t timestamp_ns;
+    uint64_t producer_seq;
+    uint32_t producer_id;
+    uint32_t events;          /**< PAD: events it voids */
+    const void *key;
+    const void *value;
+    uint32_t key_len;
+    uint32_t value_len;
+    uint32_t crc32c;          /**< DATA: the stored checksum */
+    uint16_t type;
+    uint16_t reserved_;
+    /** END: "end of file", "zero bytes" (the unwritten rest), "bad checksum",
+     *  "stale stamp", "bad length" */
+    const char *why;
+    uint64_t trailing_bytes;  /**< END: bytes after it up to the last non-zero one */
+} evb_dump_frame;
+
+/**
+ * Walk the segment file PATH (<data>/<topic>/<partition>/<base>.log; the
+ * topic's config is read from two directories up) and call FN for every
+ * frame, then once with an END record. Nothing is modified. FN returns
+ * non-zero to stop. Returns 0, -ENOENT, -EBADMSG (not a segment of a
+ * durable topic), -ENOMEM.
+ */
+int evb_dump_segment(const char *path, int (*fn)(const evb_dump_frame *f, void *arg),
+                     void *arg);
+
+/** The segment file paths of one partition of a durable topic, oldest
+ *  first: *N malloc'd strings in a malloc'd array, the caller frees each
+ *  and the array. Returns 0, -ENOENT, -EINVAL (not durable), -ENOMEM. */
+int evb_segment_list(evb_bus *bus, const char *topic, uint32_t partition, char ***paths,
+                     size_t *n);
 
 #ifdef __cplusplus
 }

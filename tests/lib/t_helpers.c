@@ -12,6 +12,8 @@
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <time.h>
+#include <sys/prctl.h>
+#include <signal.h>
 #include <unistd.h>
 #include <xxhash.h>
 
@@ -38,11 +40,33 @@ static int rm_one(const char *p, const struct stat *s, int f, struct FTW *w)
     return 0;
 }
 
+static char data_dir[256];
+
+const char *t_data_dir(void)
+{
+    if (!data_dir[0]) {
+        snprintf(data_dir, sizeof data_dir, "/tmp/evbus-data-XXXXXX");
+        if (!mkdtemp(data_dir)) {
+            perror("mkdtemp");
+            abort();
+        }
+    }
+    return data_dir;
+}
+
+void t_rmtree(const char *path)
+{
+    nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
 void t_bus_cleanup(void)
 {
     if (bus_dir[0])
-        nftw(bus_dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+        t_rmtree(bus_dir);
     bus_dir[0] = '\0';
+    if (data_dir[0])
+        t_rmtree(data_dir);
+    data_dir[0] = '\0';
 }
 
 uint64_t t_env_u64(const char *name, uint64_t dflt)
@@ -54,9 +78,16 @@ uint64_t t_env_u64(const char *name, uint64_t dflt)
 pid_t t_spawn(int (*fn)(void *arg), void *arg)
 {
     fflush(NULL);
+    pid_t parent = getpid();
     pid_t pid = fork();
-    if (pid == 0)
+    if (pid == 0) {
+        /* A test that fails or is killed must not leave children running
+         * (they would publish, and flush to disk, forever). */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent)
+            _exit(99);
         _exit(fn(arg));
+    }
     return pid;
 }
 

@@ -23,6 +23,11 @@
 const char *t_bus_dir(void);
 void t_bus_cleanup(void);
 
+/* A fresh data directory on disk (/tmp), removed by t_bus_cleanup(). */
+const char *t_data_dir(void);
+/* rm -rf PATH */
+void t_rmtree(const char *path);
+
 /* Event counts: env NAME when set (sanitizer runs use smaller ones). */
 uint64_t t_env_u64(const char *name, uint64_t dflt);
 

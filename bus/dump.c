@@ -1,0 +1,181 @@
+/*
+ * dump.c - read-only walks of segment files for `evbus dump`: every frame
+ * with its checksum status, then where and why the valid log ends.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bus_internal.h"
+#include "crc32c.h"
+#include "segment.h"
+
+/* "<data>/<topic>/<p>/<base>.log" → the directory, the base and the
+ * topic's config two levels up. */
+static int split_path(const char *path, char *dir, size_t cap, uint64_t *base,
+                      evb_topic_config *cfg)
+{
+    const char *slash = strrchr(path, '/');
+    const char *name = slash ? slash + 1 : path;
+    size_t dlen = slash ? (size_t)(slash - path) : 1;
+    if (strlen(name) != 24 || strcmp(name + 20, ".log"))
+        return evb_err_set(-EINVAL, "%s: not a segment file name (20 digits + .log)", path);
+    char digits[21];
+    memcpy(digits, name, 20);
+    digits[20] = '\0';
+    for (int i = 0; i < 20; i++)
+        if (digits[i] < '0' || digits[i] > '9')
+            return evb_err_set(-EINVAL, "%s: not a segment file name", path);
+    *base = strtoull(digits, NULL, 10);
+    if (dlen >= cap)
+        return -ENAMETOOLONG;
+    if (slash)
+        memcpy(dir, path, dlen);
+    else
+        dir[0] = '.';
+    dir[dlen] = '\0';
+    char conf[PATH_MAX + 8];
+    snprintf(conf, sizeof conf, "%s/..", dir);
+    int rc = evb_topic_config_read(conf, cfg);
+    if (rc)
+        return rc;
+    if (cfg->durability == EVB_DURABILITY_NONE)
+        return evb_err_set(-EBADMSG, "%s: the topic is not durable", conf);
+    if (*base % cfg->segment_bytes)
+        return evb_err_set(-EBADMSG, "%s: base is not a multiple of %llu", path,
+                           (unsigned long long)cfg->segment_bytes);
+    return 0;
+}
+
+/* Why there is no valid frame at POS (evb_seg_frame said 0). */
+static const char *why_invalid(const struct evb_seg *s, const struct evb_seg_geom *g,
+                               uint64_t pos)
+{
+    const uint8_t *p = s->map + (pos - s->base);
+    uint64_t stamp;
+    memcpy(&stamp, p, sizeof stamp);
+    if (stamp == 0)
+        return "zero bytes";
+    if ((stamp & ~(uint64_t)EVB_STAMP_MASK) != pos)
+        return "stale stamp";
+    uint64_t room = g->capacity - (pos & (g->capacity - 1));
+    const struct evb_frame *f = (const void *)p;
+    if ((stamp & EVB_STAMP_MASK) == EVB_STAMP_DATA && room >= EVB_FRAME_HDR &&
+        f->len >= EVB_FRAME_HDR && f->len <= g->max_frame && evb_align_frame(f->len) <= room &&
+        f->key_len <= f->len - EVB_FRAME_HDR)
+        return "bad checksum";
+    return "bad length";
+}
+
+EVB_EXPORT int evb_dump_segment(const char *path, int (*fn)(const evb_dump_frame *, void *),
+                                void *arg)
+{
+    char dir[PATH_MAX];
+    uint64_t base = 0;
+    evb_topic_config cfg;
+    evb_err_clear();
+    if (!path || !fn)
+        return -EINVAL;
+    int rc = split_path(path, dir, sizeof dir, &base, &cfg);
+    if (rc)
+        return rc;
+    struct evb_seg_geom g = {cfg.segment_bytes, cfg.ring_bytes,
+                             (uint32_t)evb_align_frame((uint64_t)cfg.max_event_bytes +
+                                                       EVB_FRAME_HDR)};
+    struct evb_seg s;
+    if ((rc = evb_seg_map(&s, dir, base, cfg.segment_bytes)))
+        return rc;
+    uint64_t pos = base, end = base + cfg.segment_bytes;
+    evb_dump_frame d;
+    while (pos < end) {
+        struct evb_seg_frame sf;
+        int k = evb_seg_frame(&s, &g, pos, &sf);
+        if (!k)
+            break;
+        memset(&d, 0, sizeof d);
+        d.kind = k == 1 ? EVB_DUMP_DATA : EVB_DUMP_PAD;
+        d.bytes = (uint32_t)sf.skip;
+        d.position = pos;
+        d.offset = sf.offset;
+        d.events = k == 2 ? sf.events : 1;
+        if (k == 1) {
+            const struct evb_frame *f = sf.f;
+            d.timestamp_ns = f->timestamp_ns;
+            d.producer_seq = f->producer_seq;
+            d.producer_id = f->producer_id;
+            d.key = (const uint8_t *)f + EVB_FRAME_HDR;
+            d.key_len = sf.key_len;
+            d.value = (const uint8_t *)d.key + sf.key_len;
+            d.value_len = sf.len - EVB_FRAME_HDR - sf.key_len;
+            d.crc32c = f->crc32c;
+            d.type = f->type;
+        }
+        if (fn(&d, arg)) {
+            evb_seg_unmap(&s);
+            return 0;
+        }
+        pos += sf.skip;
+    }
+    memset(&d, 0, sizeof d);
+    d.kind = EVB_DUMP_END;
+    d.position = pos;
+    d.why = pos >= end ? "end of file" : why_invalid(&s, &g, pos);
+    /* The last non-zero byte after the end: what recovery would cut. */
+    for (uint64_t i = end; i > pos; i--) {
+        if (s.map[i - 1 - base]) {
+            d.trailing_bytes = i - pos;
+            break;
+        }
+    }
+    fn(&d, arg);
+    evb_seg_unmap(&s);
+    return 0;
+}
+
+EVB_EXPORT int evb_segment_list(evb_bus *bus, const char *topic, uint32_t partition,
+                                char ***paths, size_t *n)
+{
+    if (!bus || !paths || !n)
+        return -EINVAL;
+    *paths = NULL;
+    *n = 0;
+    struct evb_topic_map *tm;
+    int rc = evb_topic_map_open(bus, topic, &tm);
+    if (rc)
+        return rc;
+    if (!tm->ddir[0] || partition >= tm->nparts) {
+        rc = evb_err_set(-EINVAL, "topic %s: %s", topic,
+                         tm->ddir[0] ? "no such partition" : "not durable");
+        evb_topic_map_close(tm);
+        return rc;
+    }
+    char pdir[PATH_MAX + 16];
+    evb_part_dir(tm, partition, pdir, sizeof pdir);
+    evb_topic_map_close(tm);
+    uint64_t *bases;
+    size_t k;
+    if ((rc = evb_seg_list(pdir, &bases, &k)))
+        return rc;
+    char **out = calloc(k ? k : 1, sizeof *out);
+    if (!out) {
+        free(bases);
+        return -ENOMEM;
+    }
+    for (size_t i = 0; i < k; i++) {
+        char path[PATH_MAX + 64];
+        evb_seg_path(path, sizeof path, pdir, bases[i], "log");
+        if (!(out[i] = strdup(path))) {
+            while (i--)
+                free(out[i]);
+            free(out);
+            free(bases);
+            return -ENOMEM;
+        }
+    }
+    free(bases);
+    *paths = out;
+    *n = k;
+    return 0;
+}

@@ -1,0 +1,213 @@
+/*
+ * segment.h - the disk log of a durable partition (DESIGN.md section 5).
+ *
+ * <data>/<topic>/<partition>/ holds, per segment, with <base> the segment's
+ * first position as 20 decimal digits:
+ *
+ *   <base>.log  segment_bytes bytes: the ring's bytes for positions
+ *               [base, base + segment_bytes); the frame at position p sits
+ *               at file offset p - base, in the format of ring_format.h,
+ *               with crc32c filled in (evb_frame_crc)
+ *   <base>.idx  sparse index, a hint only (struct evb_idx_hdr, then
+ *               struct evb_idx_entry records appended in position order)
+ *
+ * segment_bytes is a multiple of the ring capacity, so a segment end is
+ * always a ring end: no frame crosses it. Integers are in host order, as
+ * in the ring. Every byte read from these files is checked before use.
+ *
+ * Everything here is cold path and keeps a detail for evb_last_error() on
+ * failure. A reader handle is for one thread at a time; the rest keeps no
+ * state between calls.
+ */
+#ifndef EVB_SEGMENT_H
+#define EVB_SEGMENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ring.h"
+
+struct evb_seg_geom {
+    uint64_t segment_bytes; /* a multiple of capacity */
+    uint64_t capacity;      /* ring capacity C, a power of two */
+    uint32_t max_frame;     /* largest frame, header included */
+};
+
+/* "<dir>/<base, %020llu>.<ext>" with ext "log" or "idx";
+ * -ENAMETOOLONG when it does not fit CAP. */
+int evb_seg_path(char *out, size_t cap, const char *dir, uint64_t base, const char *ext);
+
+/* Bases of the segment files in DIR (names of exactly 20 digits + ".log"),
+ * ascending, in a malloc'd array the caller frees (NULL when N is 0).
+ * -ENOENT when DIR does not exist, -ENOMEM. */
+int evb_seg_list(const char *dir, uint64_t **bases, size_t *n);
+
+/* Open segment BASE for writing (O_RDWR | O_CLOEXEC), creating it when it
+ * does not exist: built as "<name>.tmp" (a leftover one is overwritten),
+ * its BYTES reserved (-ENOSPC when the disk is full), zeros written over it
+ * when ZERO_FILL (then later fdatasyncs have no unwritten extents to
+ * convert), synced, renamed into place and the directory synced. Returns
+ * the fd. An existing segment of another size is -EBADMSG. */
+int evb_seg_create(const char *dir, uint64_t base, uint64_t bytes, bool zero_fill,
+                   uint32_t mode);
+
+/* A segment mapped read-only (MAP_SHARED). */
+struct evb_seg {
+    int fd;             /* -1 when not mapped */
+    uint64_t base;      /* first position */
+    uint64_t bytes;     /* mapped bytes, segment_bytes */
+    const uint8_t *map; /* NULL when not mapped */
+};
+
+/* Map BYTES of segment BASE. -ENOENT missing (retention removed it),
+ * -EBADMSG shorter than BYTES. S may be unmapped whatever this returns. */
+int evb_seg_map(struct evb_seg *s, const char *dir, uint64_t base, uint64_t bytes);
+void evb_seg_unmap(struct evb_seg *s);
+
+#define EVB_SEG_NO_OFFSET UINT64_MAX
+
+/* A checked frame; every field is a copy taken before the checks. */
+struct evb_seg_frame {
+    const struct evb_frame *f; /* in the mapping; NULL for a stamp-only pad */
+    uint64_t skip;             /* bytes to the next frame */
+    uint32_t events;           /* 1 for data, claim_events for a pad */
+    uint64_t offset;           /* frame's offset; EVB_SEG_NO_OFFSET for a
+                                  stamp-only pad, which carries none */
+    uint32_t len;              /* data: frame length, unaligned */
+    uint32_t key_len;          /* data: key bytes after the header */
+};
+
+/* The frame at POS in S: 1 data, 2 pad, 0 no valid frame there (wrong or
+ * stale stamp, bad length, checksum mismatch, POS outside S). The rules are
+ * those of shm/read.c plus the checksum; the caller compares offsets. */
+int evb_seg_frame(const struct evb_seg *s, const struct evb_seg_geom *g, uint64_t pos,
+                  struct evb_seg_frame *out);
+
+/*
+ * Segment reader: the consumers behind the ring, and `evbus dump`.
+ *
+ *   evb_seg_reader_open(&sr, dir, &g);
+ *   evb_seg_reader_seek(&sr, pos, 0, true);
+ *   while (evb_seg_read(&sr, flushed, &v) == 0)
+ *       use(v);   // v points into the mapping: valid until the next call
+ *   // -EAGAIN: sr.pos reached FLUSHED; go back to the ring at sr.pos,
+ *   // sr.offset
+ *   evb_seg_reader_close(&sr);
+ */
+struct evb_seg_reader {
+    char *dir;              /* partition directory (owned copy) */
+    struct evb_seg_geom g;
+    struct evb_seg seg;     /* the segment mapped now, if any */
+    uint64_t pos;           /* next position to read */
+    uint64_t offset;        /* offset of the next event, unless learn */
+    bool learn;             /* take the offset from the next frame with one */
+    int failed;             /* sticky -EBADMSG after corruption */
+};
+
+/* -EINVAL for a bad geometry, -ENOMEM. Positioned at 0, learning. */
+int evb_seg_reader_open(struct evb_seg_reader *sr, const char *dir,
+                        const struct evb_seg_geom *g);
+void evb_seg_reader_close(struct evb_seg_reader *sr);
+/* Continue at POS (a frame start) expecting OFFSET there, or with LEARN
+ * taking the offset from the next frame that carries one. */
+void evb_seg_reader_seek(struct evb_seg_reader *sr, uint64_t pos, uint64_t offset,
+                         bool learn);
+/* The next data frame starting below END (a frame boundary: bytes below it
+ * are completely written), pads skipped; V points into the mapping, no
+ * copy, lost_* = 0. 0 delivered; -EAGAIN sr->pos >= END; -ENOENT the
+ * segment holding sr->pos is gone; -EBADMSG an invalid frame or offset
+ * below END (sticky); -EINVAL sr->pos not 8-aligned. */
+int evb_seg_read(struct evb_seg_reader *sr, uint64_t end, struct evb_frame_view *v);
+
+/* ---- sparse index ---- */
+
+#define EVB_IDX_MAGIC 0x3130584449425645ull /* "EVBIDX01" little-endian */
+#define EVB_IDX_VERSION 1u
+
+struct evb_idx_hdr {
+    uint64_t magic;         /* 0: EVB_IDX_MAGIC */
+    uint32_t version;       /* 8: EVB_IDX_VERSION */
+    uint32_t pad_;          /* 12: 0 */
+    uint64_t base_pos;      /* 16: the segment's base */
+    uint64_t base_offset;   /* 24: offset of the first frame at base_pos */
+    uint8_t reserved[32];   /* 32: zero */
+};
+
+/* A frame boundary POS of the segment, the offset of the frame there, and
+ * the largest timestamp_ns of the data frames before POS in the segment
+ * (0 for none). Entries ascend in pos, offset and max_ts. */
+struct evb_idx_entry {
+    uint64_t pos;
+    uint64_t offset;
+    uint64_t max_ts;
+};
+
+static_assert(sizeof(struct evb_idx_hdr) == 64, "index header size");
+static_assert(sizeof(struct evb_idx_entry) == 24, "index entry size");
+
+/* A loaded index: the checked prefix of its entries. free() it. */
+struct evb_idx {
+    uint64_t base_pos;
+    uint64_t base_offset;
+    size_t n;
+    struct evb_idx_entry e[];
+};
+
+/* Open the index of segment BASE for appending (O_APPEND), creating it.
+ * An existing index keeps its checked entries, cut to whole records; one
+ * with a bad header or another BASE_OFFSET starts over. Returns the fd. */
+int evb_idx_create(const char *dir, uint64_t base, uint64_t base_offset, uint32_t mode);
+/* Append N entries (no sync; the index is a hint). 0 or -errno. */
+int evb_idx_append(int fd, const struct evb_idx_entry *e, size_t n);
+/* Load the index of segment BASE: -ENOENT none, -EBADMSG bad header,
+ * -ENOMEM. Entries stop at the first that is out of order or below base;
+ * callers ignore those past the segment's end. */
+int evb_idx_load(const char *dir, uint64_t base, struct evb_idx **out);
+
+/* ---- lookups, for seeks ----
+ * Both consider only events of frames starting below END, from the oldest
+ * segment on, and return the event's position and offset; -ENOENT when
+ * no event below END qualifies, -EBADMSG when a frame below END is bad. */
+
+/* The first event whose offset is >= OFFSET (exactly OFFSET if present). */
+int evb_seg_find_offset(const char *dir, const struct evb_seg_geom *g, uint64_t offset,
+                        uint64_t end, uint64_t *pos, uint64_t *off);
+/* The first event in log order whose timestamp_ns is >= TS. */
+int evb_seg_find_time(const char *dir, const struct evb_seg_geom *g, uint64_t ts,
+                      uint64_t end, uint64_t *pos, uint64_t *off);
+
+/* ---- recovery ---- */
+
+struct evb_seg_recovery {
+    uint64_t end_pos;       /* first position after the valid log */
+    uint64_t end_offset;    /* offset the next event gets */
+    uint64_t start_pos;     /* oldest position on disk */
+    uint64_t start_offset;  /* its offset */
+    uint64_t dropped_bytes; /* bytes cut off after end_pos */
+    uint32_t segments;      /* segment files left */
+};
+
+/* Find where the valid log of DIR ends and cut everything after it. The
+ * newest segment is walked from its base to the first position without a
+ * valid frame (HINT_POS is not used: walking from the base checks the bytes
+ * below it too). That segment must continue the previous one, which must
+ * run to its end (walked from its last index entry): if the newest has no
+ * valid frame, or its first offset differs from the previous segment's end
+ * offset, the log ends at its base with that offset; if the previous one
+ * stops short, the log ends inside it (asked the same way in turn). With
+ * no previous segment to ask, an empty segment's offset comes from its
+ * index, else 0.
+ * Then the bytes after the end up to the segment's last non-zero byte are
+ * zeroed and synced, newer segments are removed, and index entries at or
+ * past the end are cut (an index contradicting the log is removed).
+ * dropped_bytes counts, per file, the bytes from where the cut starts
+ * (end_pos, or a removed segment's base) to its last non-zero byte.
+ * start_offset is the oldest segment's first frame's offset (its index's
+ * base_offset when that frame is bad; -EBADMSG when both are). No segment:
+ * all zero. The caller holds the partition's flush lock. -ENOENT when DIR
+ * does not exist. */
+int evb_seg_recover(const char *dir, const struct evb_seg_geom *g, uint64_t hint_pos,
+                    struct evb_seg_recovery *out);
+
+#endif
