@@ -597,29 +597,42 @@ static void retain(struct evb_flusher *fl, struct fpart *fp, uint64_t now_real)
         if (!((big || old) && (consumed || capped)) && !capped)
             break;
     }
+    if (drop == n)
+        drop = n - 1; /* keep at least one segment, whatever the listing says */
+    if (drop) {
+        /* The new log start, the oldest kept segment's first event, is
+         * published before anything is removed: a reader that finds a
+         * segment gone moves to the log start (bus/consumer.c), which
+         * must not name a removed segment. Relaxed: readers take the pair
+         * as a hint that the seek or read then checks against the files. */
+        uint64_t start = bases[drop], off = UINT64_MAX;
+        struct evb_idx *idx;
+        if (evb_idx_load(fp->dir, start, &idx) == 0) {
+            off = idx->base_offset;
+            free(idx);
+        } else {
+            struct evb_seg s;
+            struct evb_seg_frame sf;
+            struct evb_seg_geom g = {cfg->segment_bytes, cfg->ring_bytes, fp->r->max_frame};
+            if (evb_seg_map(&s, fp->dir, start, cfg->segment_bytes) == 0 &&
+                evb_seg_frame(&s, &g, start, &sf) && sf.offset != EVB_SEG_NO_OFFSET)
+                off = sf.offset;
+            evb_seg_unmap(&s);
+        }
+        if (off == UINT64_MAX) {
+            free(bases);
+            return; /* cannot tell where the log would start: keep it all */
+        }
+        struct evb_ring_hdr *h = fp->r->hdr;
+        atomic_store_explicit(&h->log_start_offset, off, memory_order_relaxed);
+        atomic_store_explicit(&h->log_start_pos, start, memory_order_relaxed);
+    }
     for (size_t i = 0; i < drop; i++) {
         char path[PATH_MAX + 32];
         evb_seg_path(path, sizeof path, fp->dir, bases[i], "idx");
         unlink(path);
         evb_seg_path(path, sizeof path, fp->dir, bases[i], "log");
         unlink(path);
-    }
-    if (drop) {
-        /* The new log start: the oldest kept segment's first event. */
-        uint64_t start = bases[drop];
-        struct evb_idx *idx;
-        uint64_t off = UINT64_MAX;
-        if (evb_idx_load(fp->dir, start, &idx) == 0) {
-            off = idx->base_offset;
-            free(idx);
-        }
-        struct evb_ring_hdr *h = fp->r->hdr;
-        if (off != UINT64_MAX) {
-            /* Readers pair the two loosely (statistics and a seek start
-             * that the seek then checks), so relaxed. */
-            atomic_store_explicit(&h->log_start_offset, off, memory_order_relaxed);
-            atomic_store_explicit(&h->log_start_pos, start, memory_order_relaxed);
-        }
     }
     free(bases);
 }
