@@ -80,6 +80,14 @@ struct fpart {
     int32_t sres;             /* fdatasync result */
     uint32_t wlen;
     int failed;               /* sticky: corrupt ring or I/O error */
+    /* The next segment, built ahead by a helper thread so that the switch
+     * costs no zero-filling in the flush path. */
+    pthread_t prep;
+    bool prep_running;
+    uint64_t prep_base;       /* last base prepared (or being prepared) */
+    uint64_t seg_bytes;
+    uint32_t mode;
+    bool zero_fill;
 };
 
 struct evb_flusher {
@@ -234,9 +242,43 @@ static void close_segment(struct fpart *fp)
     fp->seg_fd = fp->idx_fd = -1;
 }
 
+static void *prep_main(void *arg)
+{
+    struct fpart *fp = arg;
+    /* tmp + rename: the flusher never sees a half-built file, and waits
+     * for this thread before it opens the segment itself. */
+    int fd = evb_seg_create(fp->dir, fp->prep_base, fp->seg_bytes, fp->zero_fill, fp->mode);
+    if (fd >= 0)
+        close(fd);
+    return NULL;
+}
+
+static void prep_join(struct fpart *fp)
+{
+    if (fp->prep_running)
+        pthread_join(fp->prep, NULL);
+    fp->prep_running = false;
+}
+
+/* Past half of the current segment: build the next one in the background. */
+static void prep_next(struct evb_flusher *fl, struct fpart *fp)
+{
+    const evb_topic_config *cfg = &fl->tm->cfg;
+    uint64_t next = fp->seg_base + cfg->segment_bytes;
+    if (fp->prep_running || fp->prep_base == next ||
+        fp->written - fp->seg_base < cfg->segment_bytes / 2)
+        return;
+    fp->prep_base = next;
+    fp->seg_bytes = cfg->segment_bytes;
+    fp->mode = cfg->file_mode;
+    fp->zero_fill = cfg->durability == EVB_DURABILITY_SYNC;
+    fp->prep_running = pthread_create(&fp->prep, NULL, prep_main, fp) == 0;
+}
+
 static int open_segment(struct evb_flusher *fl, struct fpart *fp, uint64_t base)
 {
     const evb_topic_config *cfg = &fl->tm->cfg;
+    prep_join(fp);
     close_segment(fp);
     int fd = evb_seg_create(fp->dir, base, cfg->segment_bytes,
                             cfg->durability == EVB_DURABILITY_SYNC, cfg->file_mode);
@@ -383,6 +425,7 @@ corrupt:
 
 static void release_part(struct fpart *fp)
 {
+    prep_join(fp);
     close_segment(fp);
     if (fp->has_slot)
         evb_ring_slot_release(fp->r, fp->slot);
@@ -467,6 +510,7 @@ static bool prepare(struct evb_flusher *fl, struct fpart *fp, uint64_t now)
     walk(fl, fp, limit, now);
     if (fp->failed)
         return false;
+    prep_next(fl, fp);
     uint64_t end = fp->walk;
     bool sync = sync_due(fl, fp, end, now);
     if (end == fp->written && !sync)
