@@ -550,6 +550,9 @@ static void complete(struct evb_flusher *fl, struct fpart *fp, uint64_t now)
         /* A short write (rare: a signal, a full disk half-way): keep what
          * was written, the rest goes next round. */
         fp->written = start + (uint64_t)fp->wres;
+        /* A death here leaves bytes written past flushed: the next flusher
+         * writes them again, the same bytes at the same place. */
+        EVB_CRASH_POINT("flush.written");
         /* F1: the write completed, so the kernel has read those bytes of
          * the ring; release lets producers overwrite them. */
         atomic_store_explicit(&fp->r->hdr->flushed, fp->written, memory_order_release);
@@ -575,6 +578,7 @@ static void run_ops(struct evb_flusher *fl, unsigned nparts, uint64_t now)
     for (unsigned i = 0; i < nparts; i++)
         if (fl->p[i].busy)
             want += (fl->p[i].op_end > fl->p[i].written) + fl->p[i].op_sync;
+    EVB_CRASH_POINT("flush.submit");
     int rc = io_uring_submit(&fl->ring);
     while (rc == -EINTR || rc == -EAGAIN)
         rc = io_uring_submit(&fl->ring);
@@ -623,8 +627,13 @@ static void retain(struct evb_flusher *fl, struct fpart *fp, uint64_t now_real)
     uint64_t floor = until_consumed ? evb_consumers_min_committed(fl->tm, fp->part)
                                     : UINT64_MAX;
     size_t drop = 0;
+    uint64_t unconsumed = 0;
+    /* Segments built ahead of the one being written hold nothing yet. */
+    size_t used = n;
+    while (used > 1 && bases[used - 1] > keep_from)
+        used--;
     for (; drop < n && bases[drop] < keep_from; drop++) {
-        uint64_t total = (n - drop) * cfg->segment_bytes;
+        uint64_t total = (used - drop) * cfg->segment_bytes;
         bool big = cfg->retain_bytes && total > cfg->retain_bytes;
         bool old = false;
         if (cfg->retain_ms) {
@@ -640,6 +649,11 @@ static void retain(struct evb_flusher *fl, struct fpart *fp, uint64_t now_real)
         bool consumed = bases[drop] + cfg->segment_bytes <= floor;
         if (!((big || old) && (consumed || capped)) && !capped)
             break;
+        if (!consumed) {
+            /* The cap wins over a consumer that is behind: count it. */
+            uint64_t from = floor > bases[drop] ? floor : bases[drop];
+            unconsumed += bases[drop] + cfg->segment_bytes - from;
+        }
     }
     if (drop == n)
         drop = n - 1; /* keep at least one segment, whatever the listing says */
@@ -670,6 +684,8 @@ static void retain(struct evb_flusher *fl, struct fpart *fp, uint64_t now_real)
         struct evb_ring_hdr *h = fp->r->hdr;
         atomic_store_explicit(&h->log_start_offset, off, memory_order_relaxed);
         atomic_store_explicit(&h->log_start_pos, start, memory_order_relaxed);
+        /* Statistic: relaxed. */
+        atomic_fetch_add_explicit(&h->retention_unconsumed, unconsumed, memory_order_relaxed);
     }
     for (size_t i = 0; i < drop; i++) {
         char path[PATH_MAX + 32];

@@ -66,6 +66,8 @@ EVB_EXPORT int evb_partition_stat(evb_bus *bus, const char *topic, uint32_t part
         out->recovered_dropped = atomic_load_explicit(&h->recovered_dropped,
                                                       memory_order_relaxed);
         out->flush_error = atomic_load_explicit(&h->flush_error, memory_order_relaxed);
+        out->retention_unconsumed = atomic_load_explicit(&h->retention_unconsumed,
+                                                         memory_order_relaxed);
         uint64_t fo = atomic_load_explicit(&h->flusher, memory_order_relaxed);
         out->flusher_pid = fo && evb_proc_alive(fo) ? (uint32_t)(fo >> 32) : 0;
         char pdir[PATH_MAX + 16];

@@ -140,7 +140,9 @@ struct evb_ring_hdr {
     _Atomic uint64_t reaped_producers; /* 544: dead producer slots freed */
     _Atomic uint64_t published_retired; /* 552: events of producers now gone */
     _Atomic uint64_t recovered_dropped; /* 560: torn bytes cut off the log at rebuild */
-    uint8_t pad4_[EVB_LINE - 56];
+    _Atomic uint64_t retention_unconsumed; /* 568: log bytes retention removed before a
+                                              named consumer committed past them */
+    uint8_t pad4_[EVB_LINE - 64];
 
     uint8_t pad5_[1024 - 5 * EVB_LINE];
 };

@@ -319,16 +319,22 @@ Test(durable, torn_last_frame_is_truncated)
 struct run_arg {
     uint32_t pid;
     struct t_shared *sh;
+    const char *topic;
+    const char *crash_at;      /* arm this crash point in the child */
 };
 
 /* Publish until told to stop (sh->go == 2), counting in val[pid]. */
 static int run_child(void *argp)
 {
     struct run_arg *a = argp;
+    if (a->crash_at) {
+        setenv("EVB_CRASH_AT", a->crash_at, 1);
+        setenv("EVB_CRASH_SKIP", "5", 1);
+    }
     evb_bus *b = open_bus();
     evb_producer *p;
     evb_producer_options po = {.block_ms = -1};
-    if (evb_producer_open(&p, b, "f", &po))
+    if (evb_producer_open(&p, b, a->topic ? a->topic : "f", &po))
         return 10;
     atomic_fetch_add(&a->sh->ready, 1);
     uint8_t v[VLEN];
@@ -489,6 +495,7 @@ Test(durable, retention_drops_old_segments_only)
         nanosleep(&ts, NULL);
         cr_assert_eq(evb_partition_stat(bus, "r", 0, &st), 0);
     } while (st.segments > 3 && t_now_ms() < until);
+    /* Two kept by retain_bytes, perhaps one built ahead. */
     cr_assert_leq(st.segments, 3u, "%u segments left", st.segments);
     cr_assert_geq(st.segments, 2u);
     cr_assert_gt(st.log_start_offset, 0u);
@@ -508,6 +515,101 @@ Test(durable, retention_drops_old_segments_only)
     while (evb_consumer_next(c, &ev, 100) == 0)
         n++;
     cr_expect_eq(n, 20000 - st.log_start_offset);
+    evb_consumer_close(c);
+    evb_producer_close(p);
+}
+
+/* ---- no flusher left: the next open finishes the flush ---- */
+
+Test(durable, next_open_finishes_an_orphaned_flush)
+{
+    create("o", 1, 256 << 10, 1 << 20, EVB_DURABILITY_ASYNC);
+    struct t_shared *sh = t_shared_new();
+    /* The only producer dies in its flusher, after a write completed and
+     * before it published the flushed position. */
+    struct run_arg a = {.pid = 7, .sh = sh, .topic = "o", .crash_at = "flush.written"};
+    pid_t pid = t_spawn(run_child, &a);
+    cr_assert_eq(t_wait_exit(pid, 30000), 128 + SIGKILL, "the crash point did not fire");
+    uint64_t committed = atomic_load(&sh->val[7]);
+    cr_assert_gt(committed, 0u);
+    struct evb_partition_stat st;
+    cr_assert_eq(evb_partition_stat(bus, "o", 0, &st), 0);
+    cr_assert_lt(st.flushed_position, st.tail_position, "nothing left to flush?");
+    /* Opening a consumer flushes it (nobody holds the lock). */
+    evb_consumer_options co = {.kind = EVB_SUBSCRIBER};
+    evb_consumer *c;
+    cr_assert_eq(evb_consumer_open(&c, bus, "o", &co), 0);
+    evb_consumer_close(c);
+    cr_assert_eq(evb_partition_stat(bus, "o", 0, &st), 0);
+    cr_assert_eq(st.durable_position, st.tail_position, "durable %llu, tail %llu",
+                 (unsigned long long)st.durable_position,
+                 (unsigned long long)st.tail_position);
+    reboot();
+    struct seen s;
+    uint64_t got = read_all("o", &s, committed, 200);
+    cr_assert_geq(got, committed);
+    cr_assert_eq(s.next[7], got);
+}
+
+/* ---- retention waits for named consumers, up to a cap ---- */
+
+static uint32_t segments_after(const char *topic, uint32_t want, int ms)
+{
+    struct evb_partition_stat st;
+    uint64_t until = t_now_ms() + (uint64_t)ms;
+    do {
+        struct timespec ts = {0, 50000000};
+        nanosleep(&ts, NULL);
+        cr_assert_eq(evb_partition_stat(bus, topic, 0, &st), 0);
+    } while (st.segments > want && t_now_ms() < until);
+    return st.segments;
+}
+
+Test(durable, retention_until_consumed_and_its_cap)
+{
+    evb_topic_config tc = {.partitions = 1, .ring_bytes = 64 << 10, .segment_bytes = 128 << 10,
+                           .durability = EVB_DURABILITY_ASYNC, .retain_bytes = 256 << 10,
+                           .flags = EVB_TOPIC_RETAIN_UNTIL_CONSUMED,
+                           .retain_cap_bytes = 2 << 20, .max_event_bytes = 4096};
+    cr_assert_eq(evb_topic_create(bus, "u", &tc), 0);
+    /* A named consumer that committed at the very start. */
+    evb_consumer_options co = {.kind = EVB_CONSUMER, .name = "slow",
+                               .start = EVB_START_EARLIEST};
+    evb_consumer *c;
+    cr_assert_eq(evb_consumer_open(&c, bus, "u", &co), 0);
+    cr_assert_eq(evb_consumer_commit(c), 0);
+    evb_producer *p = producer("u");
+    publish(p, 1, 0, 10000); /* ~1.2 MiB: 10 segments, under the cap */
+    cr_assert_eq(evb_producer_sync(p, 10000), 0);
+    /* Retention runs once a second: nothing may go while unconsumed. */
+    uint32_t n = segments_after("u", 2, 1500);
+    cr_assert_geq(n, 9u, "retention removed unconsumed segments: %u left", n);
+    /* Consume and commit half: the segments below the commit may go. */
+    evb_event ev;
+    for (int i = 0; i < 5000; i++)
+        cr_assert_eq(evb_consumer_next(c, &ev, 1000), 0);
+    cr_assert_eq(evb_consumer_commit(c), 0);
+    /* (The count includes the segment built ahead of the one written.) */
+    n = segments_after("u", 7, 3000);
+    {
+        struct evb_partition_stat s2;
+        evb_partition_stat(bus, "u", 0, &s2);
+        cr_assert_leq(n, 7u, "%u segments; log start %llu; consumer at offset %llu pos %llu",
+                      n, (unsigned long long)s2.log_start_offset,
+                      (unsigned long long)ev.offset, (unsigned long long)ev.position);
+    }
+    cr_assert_geq(n, 5u);
+    struct evb_partition_stat st;
+    cr_assert_eq(evb_partition_stat(bus, "u", 0, &st), 0);
+    cr_assert_eq(st.retention_unconsumed, 0u);
+    cr_assert_leq(st.log_start_offset, 5000u);
+    /* Past the cap, the cap wins and says how much it dropped unread. */
+    publish(p, 1, 10000, 20000);
+    cr_assert_eq(evb_producer_sync(p, 10000), 0);
+    n = segments_after("u", 17, 3000);
+    cr_assert_leq(n, 17u);
+    cr_assert_eq(evb_partition_stat(bus, "u", 0, &st), 0);
+    cr_assert_gt(st.retention_unconsumed, 0u);
     evb_consumer_close(c);
     evb_producer_close(p);
 }
