@@ -434,7 +434,11 @@ void evb_producer_close(evb_producer *p);
 
 /**
  * Open a reader on TOPIC. Subscribers start at the tail. A named consumer
- * is exclusive: a second live opener of the same name gets -EBUSY.
+ * is exclusive: a second live opener of the same name gets -EBUSY. On a
+ * durable topic no reader gates producers; one that falls behind the ring
+ * reads the segment files instead, with the same events and offsets, and
+ * its cursor file lives in the data directory. Opening finishes the flush
+ * of partitions whose flusher died with no other candidate left.
  * Returns 0, -ENOENT, -EINVAL, -ENAMETOOLONG, -EBUSY, -EBADMSG, -EPROTO,
  * -ENOMEM, -EACCES.
  */
@@ -464,9 +468,15 @@ int evb_consumer_commit(evb_consumer *c);
 
 /**
  * Move the read position of PARTITION (-1: all) per WHENCE (enum
- * evb_start, not DEFAULT) and VALUE. An offset older than the ring holds
- * lands on the oldest event held and counts the gap as lost; one past the
- * end lands at the tail. Returns 0, -EINVAL, -EBADMSG.
+ * evb_start, not DEFAULT, optionally | EVB_SEEK_STRICT) and VALUE. On a
+ * topic that is not durable, an offset older than the ring holds lands on
+ * the oldest event held and counts the gap as lost. On a durable topic the
+ * retained disk log counts too: an offset or time before the log start
+ * lands there (its gap reported as lost_events on the next event), or with
+ * EVB_SEEK_STRICT fails with -ERANGE. An offset past the end, or a time
+ * after the newest event, lands at the tail. EVB_START_TIME lands on the
+ * first event, in log order, whose timestamp_ns >= VALUE (sparse indexes
+ * keep it cheap on disk). Returns 0, -EINVAL, -ERANGE, -EBADMSG.
  */
 int evb_consumer_seek(evb_consumer *c, int32_t partition, uint32_t whence, uint64_t value);
 
