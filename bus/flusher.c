@@ -50,6 +50,7 @@
 #define EVB_IDX_EVERY (64u << 10)                /* index entry per 64 KiB */
 #define EVB_WRITE_MAX (8u << 20)                 /* bytes per write op */
 #define EVB_RETAIN_EVERY_NS (1000ull * 1000 * 1000)
+#define EVB_DIO 4096u /* O_DIRECT alignment of offsets, lengths and buffers */
 
 /* io_uring user_data: partition index << 1 | 1 for the fdatasync. */
 #define OP_SYNC 1u
@@ -63,6 +64,7 @@ struct fpart {
     uint32_t slot;            /* reader slot (doorbell bit) while held */
     bool has_slot;
     int seg_fd;               /* segment being written, -1 none */
+    int dio_fd;               /* the same file opened O_DIRECT, or -1 */
     uint64_t seg_base;
     int idx_fd;               /* its index, -1 none */
     uint64_t idx_next;        /* position due for the next index entry */
@@ -79,6 +81,7 @@ struct fpart {
     int32_t wres;             /* write result, bytes or -errno */
     int32_t sres;             /* fdatasync result */
     uint32_t wlen;
+    uint64_t cover, cover_blk; /* O_DIRECT: start of the frame that covers block cover_blk */
     int failed;               /* sticky: corrupt ring or I/O error */
     /* The next segment, built ahead by a helper thread so that the switch
      * costs no zero-filling in the flush path. */
@@ -101,6 +104,7 @@ struct evb_flusher {
     _Atomic bool stop;
     struct io_uring ring;
     bool uring_ok;
+    bool direct;              /* EVBUS_FLUSH_DIRECT=1: write with O_DIRECT */
     uint64_t next_retain;
     struct fpart p[];
 };
@@ -235,6 +239,9 @@ static int idx_cut(int fd, uint64_t at)
 
 static void close_segment(struct fpart *fp)
 {
+    if (fp->dio_fd >= 0)
+        close(fp->dio_fd);
+    fp->dio_fd = -1;
     if (fp->seg_fd >= 0)
         close(fp->seg_fd);
     if (fp->idx_fd >= 0)
@@ -285,6 +292,13 @@ static int open_segment(struct evb_flusher *fl, struct fpart *fp, uint64_t base)
     if (fd < 0)
         return fd;
     fp->seg_fd = fd;
+    if (fl->direct) {
+        /* Not every file system takes O_DIRECT (tmpfs does not): then the
+         * page cache it is. */
+        char path[PATH_MAX + 32];
+        evb_seg_path(path, sizeof path, fp->dir, base, "log");
+        fp->dio_fd = open(path, O_RDWR | O_DIRECT | O_CLOEXEC);
+    }
     fp->seg_base = base;
     fp->max_ts = 0;
     fp->idx_next = base;
@@ -410,6 +424,13 @@ static void walk(struct evb_flusher *fl, struct fpart *fp, uint64_t limit, uint6
             }
             break;
         }
+        /* The frame [pos, pos + skip) covers the block start blk: a frame
+         * boundary flushed may be published at under O_DIRECT. */
+        uint64_t blk = (pos + skip - 1) & ~(uint64_t)(EVB_DIO - 1);
+        if (blk >= pos) {
+            fp->cover = pos;
+            fp->cover_blk = blk;
+        }
         pos += skip;
         fp->hole_pos = EVB_POS_NONE;
     }
@@ -515,10 +536,30 @@ static bool prepare(struct evb_flusher *fl, struct fpart *fp, uint64_t now)
     bool sync = sync_due(fl, fp, end, now);
     if (end == fp->written && !sync)
         return false;
-    if (end > fp->written) {
+    /* Under O_DIRECT only whole blocks go direct; a partial block at either
+     * end goes through the page cache. Every byte is written once, from
+     * committed ring bytes at or above written, so nothing below written
+     * needs to stay in the ring and nothing past the log's end reaches the
+     * file. (Lap and segment ends are block-aligned.) */
+    int wfd = fp->seg_fd;
+    uint64_t we = end;
+    if (fp->dio_fd >= 0 && end > fp->written) {
+        uint64_t up = (fp->written + EVB_DIO - 1) & ~(uint64_t)(EVB_DIO - 1);
+        uint64_t down = end & ~(uint64_t)(EVB_DIO - 1);
+        if (fp->written != up) {
+            we = end < up ? end : up;
+        } else if (down > fp->written) {
+            we = down;
+            wfd = fp->dio_fd;
+        }
+    }
+    /* A sync waits for the write that reaches the walk's end. */
+    if (we != end)
+        sync = false;
+    if (we > fp->written) {
         struct io_uring_sqe *sqe = io_uring_get_sqe(&fl->ring);
-        fp->wlen = (uint32_t)(end - fp->written);
-        io_uring_prep_write(sqe, fp->seg_fd, r->data + (fp->written & r->mask), fp->wlen,
+        fp->wlen = (uint32_t)(we - fp->written);
+        io_uring_prep_write(sqe, wfd, r->data + (fp->written & r->mask), fp->wlen,
                             fp->written - fp->seg_base);
         io_uring_sqe_set_data64(sqe, (uint64_t)(fp - fl->p) << 1);
         if (sync)
@@ -529,6 +570,7 @@ static bool prepare(struct evb_flusher *fl, struct fpart *fp, uint64_t now)
         io_uring_prep_fsync(sqe, fp->seg_fd, IORING_FSYNC_DATASYNC);
         io_uring_sqe_set_data64(sqe, (uint64_t)(fp - fl->p) << 1 | OP_SYNC);
     }
+    end = we;
     fp->busy = true;
     fp->op_sync = sync;
     fp->op_end = end;
@@ -547,15 +589,27 @@ static void complete(struct evb_flusher *fl, struct fpart *fp, uint64_t now)
                                       strerror(-fp->wres)));
             return;
         }
-        /* A short write (rare: a signal, a full disk half-way): keep what
-         * was written, the rest goes next round. */
-        fp->written = start + (uint64_t)fp->wres;
+        /* A short write (rare: a full disk half-way) is done again whole:
+         * written and flushed stay on frame boundaries. */
+        if ((uint32_t)fp->wres < fp->wlen)
+            return;
+        fp->written = fp->op_end;
         /* A death here leaves bytes written past flushed: the next flusher
          * writes them again, the same bytes at the same place. */
         EVB_CRASH_POINT("flush.written");
         /* F1: the write completed, so the kernel has read those bytes of
          * the ring; release lets producers overwrite them. */
-        atomic_store_explicit(&fp->r->hdr->flushed, fp->written, memory_order_release);
+        /* flushed must be a frame boundary (readers stop there, a new
+         * flusher resumes there); a direct write may end inside a frame,
+         * then the boundary below it, recorded by walk(), is published. */
+        uint64_t pub = fp->written;
+        if (fp->written < fp->walk) {
+            if (fp->cover_blk == fp->written)
+                pub = fp->cover;
+            else
+                pub = atomic_load_explicit(&fp->r->hdr->flushed, memory_order_relaxed);
+        }
+        atomic_store_explicit(&fp->r->hdr->flushed, pub, memory_order_release);
     }
     if (fp->op_sync) {
         if (fp->sres == 0 && fp->written == fp->op_end) {
@@ -810,7 +864,7 @@ static struct evb_flusher *flusher_new(struct evb_topic_map *tm)
         struct fpart *fp = &fl->p[i];
         fp->r = &tm->rings[i];
         fp->part = i;
-        fp->lock_fd = fp->seg_fd = fp->idx_fd = -1;
+        fp->lock_fd = fp->seg_fd = fp->idx_fd = fp->dio_fd = -1;
         fp->hole_pos = EVB_POS_NONE;
         evb_part_dir(tm, i, fp->dir, sizeof fp->dir);
     }
@@ -821,6 +875,8 @@ static struct evb_flusher *flusher_new(struct evb_topic_map *tm)
         return NULL;
     }
     fl->uring_ok = true;
+    const char *d = getenv("EVBUS_FLUSH_DIRECT");
+    fl->direct = d && *d == '1';
     return fl;
 }
 
