@@ -70,9 +70,10 @@ void evb_flusher_put(evb_bus *bus, struct evb_flusher *f);
  * candidate is left): everything committed goes to disk, synced. */
 int evb_flush_orphans(struct evb_topic_map *tm);
 /* Wait until R's durable position reaches TARGET or DEADLINE (mono ns,
- * UINT64_MAX: none) passes; ASYNC rings are asked for an early sync.
+ * UINT64_MAX: none) passes; with POKE (ASYNC topics) the flusher is woken
+ * to sync now rather than at its interval.
  * 0, -ETIMEDOUT, or the flusher's write error. */
-int evb_wait_durable(struct evb_ring *r, uint64_t target, uint64_t deadline);
+int evb_wait_durable(struct evb_ring *r, uint64_t target, uint64_t deadline, bool poke);
 /* Take the flush lock of partition directory PDIR (created if missing),
  * waiting up to WAIT_MS (0: try once). The fd holds it; -EWOULDBLOCK when
  * another process does. */

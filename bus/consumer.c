@@ -203,7 +203,7 @@ static int disk_read(evb_consumer *c, uint32_t i, struct evb_frame_view *v)
             rd->lost_bytes += sp - sr->pos;
             if (so > sr->offset)
                 rd->lost_events += so - sr->offset;
-            evb_seg_reader_seek(sr, sp, so, false);
+            evb_seg_reader_seek(sr, sp, so, true);
             continue;
         }
         if (rc)
@@ -280,17 +280,22 @@ static int seek_one(evb_consumer *c, uint32_t i, uint32_t whence, uint64_t value
     whence &= ~EVB_SEEK_STRICT;
     uint64_t pos, off;
     char pdir[PATH_MAX + 16];
-    if (c->disk)
+    if (c->disk) {
         evb_part_dir(c->tm, c->part[i], pdir, sizeof pdir);
+        /* Every seek starts over in the ring; the first read finds out
+         * whether the new place is on disk. */
+        c->disk[i].active = false;
+    }
     switch (whence) {
     case EVB_START_LATEST:
         evb_ring_load_tail(r, &pos, &off);
         return seek_to(c, i, pos, off, false);
     case EVB_START_EARLIEST:
         if (c->disk) {
+            /* The pair may straddle a retention pass: learn the offset. */
             pos = atomic_load_explicit(&r->hdr->log_start_pos, memory_order_relaxed);
             off = atomic_load_explicit(&r->hdr->log_start_offset, memory_order_relaxed);
-            return seek_to(c, i, pos, off, false);
+            return seek_to(c, i, pos, off, true);
         }
         if (evb_ring_oldest(r, &pos, &off) < 0)
             evb_ring_load_tail(r, &pos, &off);
@@ -300,7 +305,9 @@ static int seek_one(evb_consumer *c, uint32_t i, uint32_t whence, uint64_t value
             return -EINVAL;
         if (!cur_load(c->cur, c->part[i], &pos, &off))
             return seek_one(c, i, EVB_START_EARLIEST, 0);
-        return seek_to(c, i, pos, off, false);
+        /* Learn the offset from the frame: a commit torn by a crash leaves
+         * a good position with a stale offset. */
+        return seek_to(c, i, pos, off, true);
     case EVB_START_POSITION:
         return evb_ring_reader_seek_pos(rd, value, 0);
     case EVB_START_OFFSET:
@@ -335,6 +342,11 @@ static int seek_one(evb_consumer *c, uint32_t i, uint32_t whence, uint64_t value
     int rc = whence == EVB_START_OFFSET
                  ? evb_seg_find_offset(pdir, &c->geom, value, flushed, &pos, &off)
                  : evb_seg_find_time(pdir, &c->geom, value, flushed, &pos, &off);
+    if (rc == 0 && strict && whence == EVB_START_TIME && start > 0 &&
+        pos == atomic_load_explicit(&r->hdr->log_start_pos, memory_order_relaxed))
+        return evb_err_set(-ERANGE, "partition %u: time %llu may be older than the log "
+                           "start (offset %llu)", c->part[i], (unsigned long long)value,
+                           (unsigned long long)start);
     if (rc == 0)
         return seek_to(c, i, pos, off, false);
     if (rc != -ENOENT)

@@ -29,6 +29,8 @@ EVB_EXPORT const char *evb_strerror(int err)
     case -EBUSY: return "in use by another live process, or no free slot";
     case -ECANCELED: return "claim padded after the producer stalled: event not published";
     case -ENAMETOOLONG: return "name too long";
+    case -ERANGE: return "older than the retained log";
+    case -EIO: return "disk write or fdatasync failed";
     default: return strerror(err < 0 ? -err : err);
     }
 }

@@ -50,6 +50,7 @@
 #define EVB_IDX_EVERY (64u << 10)                /* index entry per 64 KiB */
 #define EVB_WRITE_MAX (8u << 20)                 /* bytes per write op */
 #define EVB_RETAIN_EVERY_NS (1000ull * 1000 * 1000)
+#define EVB_FAIL_RETRY_NS (1000ull * 1000 * 1000)
 #define EVB_DIO 4096u /* O_DIRECT alignment of offsets, lengths and buffers */
 
 /* io_uring user_data: partition index << 1 | 1 for the fdatasync. */
@@ -95,6 +96,7 @@ struct fpart {
 
 struct evb_flusher {
     struct evb_flusher *next;
+    struct evb_flusher *all_next; /* every flusher of the process (fork) */
     evb_bus *bus;
     unsigned refs;
     struct evb_topic_map *tm;
@@ -108,6 +110,59 @@ struct evb_flusher {
     uint64_t next_retain;
     struct fpart p[];
 };
+
+/*
+ * fork(): a flock belongs to the open file, so a child that inherits a
+ * lock fd would keep the partition locked after this process died, with no
+ * flusher thread behind it. Children close every inherited lock fd. (The
+ * child must not use the parent's evbus handles, as with LMDB.)
+ */
+static pthread_mutex_t all_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct evb_flusher *all_flushers;
+
+static void fork_prepare(void)
+{
+    pthread_mutex_lock(&all_mu);
+}
+
+static void fork_parent(void)
+{
+    pthread_mutex_unlock(&all_mu);
+}
+
+static void fork_child(void)
+{
+    for (struct evb_flusher *f = all_flushers; f; f = f->all_next)
+        for (uint32_t i = 0; i < f->tm->nparts; i++)
+            if (f->p[i].lock_fd >= 0)
+                close(f->p[i].lock_fd);
+    pthread_mutex_unlock(&all_mu);
+}
+
+__attribute__((constructor)) static void flusher_atfork(void)
+{
+    pthread_atfork(fork_prepare, fork_parent, fork_child);
+}
+
+static void all_add(struct evb_flusher *f)
+{
+    pthread_mutex_lock(&all_mu);
+    f->all_next = all_flushers;
+    all_flushers = f;
+    pthread_mutex_unlock(&all_mu);
+}
+
+static void all_remove(struct evb_flusher *f)
+{
+    pthread_mutex_lock(&all_mu);
+    for (struct evb_flusher **pp = &all_flushers; *pp; pp = &(*pp)->all_next) {
+        if (*pp == f) {
+            *pp = f->all_next;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&all_mu);
+}
 
 void evb_part_dir(const struct evb_topic_map *tm, uint32_t part, char *out, size_t cap)
 {
@@ -142,21 +197,24 @@ int evb_flush_lock(const char *pdir, int wait_ms)
 /* ---- durable position and its waiters (S2) ---- */
 
 /*
- * S2, the sync doorbell (a Dekker pair like D1): a waiter increments
- * sync_waiters (seq_cst RMW), then loads durable (seq_cst); the flusher
- * stores durable (seq_cst), then loads sync_waiters (seq_cst). One of the
- * two sees the other, so no waiter sleeps through its durable update.
- * The bell's value is read before the check, so a bump after it makes the
- * futex wait return at once.
+ * S2, the sync doorbell: a waiter reads sync_bell (acquire), then loads
+ * durable (seq_cst) and sleeps on the bell value it read; the flusher
+ * stores durable (seq_cst), then bumps the bell (release) and wakes. A
+ * bump after the waiter's read makes its futex wait return at once, so no
+ * waiter sleeps through its durable update. sync_waiters only tells an
+ * ASYNC flusher that someone waits, so it syncs now rather than at
+ * flush_ms; a count left behind by a killed waiter makes it sync more
+ * often, nothing worse.
  */
 static void publish_durable(struct evb_ring *r, uint64_t pos)
 {
     struct evb_ring_hdr *h = r->hdr;
     atomic_store_explicit(&h->durable, pos, memory_order_seq_cst);
-    if (atomic_load_explicit(&h->sync_waiters, memory_order_seq_cst)) {
-        atomic_fetch_add_explicit(&h->sync_bell, 1, memory_order_release);
-        syscall(SYS_futex, &h->sync_bell, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
-    }
+    /* Always wake: one system call per fdatasync is noise, and so a
+     * waiter SIGKILLed before it could decrement sync_waiters (which then
+     * only asks ASYNC flushers to sync at once) costs no lost wake-up. */
+    atomic_fetch_add_explicit(&h->sync_bell, 1, memory_order_release);
+    syscall(SYS_futex, &h->sync_bell, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
 }
 
 static void set_error(struct fpart *fp, int err)
@@ -167,7 +225,7 @@ static void set_error(struct fpart *fp, int err)
     publish_durable(fp->r, fp->synced);
 }
 
-int evb_wait_durable(struct evb_ring *r, uint64_t target, uint64_t deadline)
+int evb_wait_durable(struct evb_ring *r, uint64_t target, uint64_t deadline, bool poke)
 {
     struct evb_ring_hdr *h = r->hdr;
     /* A short spin first: a group commit in flight lands within one
@@ -185,7 +243,7 @@ int evb_wait_durable(struct evb_ring *r, uint64_t target, uint64_t deadline)
             break;
         __builtin_ia32_pause();
     }
-    bool poked = false;
+    bool poked = !poke;
     for (;;) {
         atomic_fetch_add_explicit(&h->sync_waiters, 1, memory_order_seq_cst);
         uint32_t bell = atomic_load_explicit(&h->sync_bell, memory_order_acquire);
@@ -448,12 +506,49 @@ static void release_part(struct fpart *fp)
 {
     prep_join(fp);
     close_segment(fp);
+    if (fp->lock_fd >= 0) {
+        /* No longer the flusher: orphan flushes may look at it again. */
+        uint64_t self = evb_proc_self();
+        atomic_compare_exchange_strong_explicit(&fp->r->hdr->flusher, &self, 0,
+                                                memory_order_relaxed, memory_order_relaxed);
+    }
     if (fp->has_slot)
         evb_ring_slot_release(fp->r, fp->slot);
     fp->has_slot = false;
     if (fp->lock_fd >= 0)
         close(fp->lock_fd);
     fp->lock_fd = -1;
+}
+
+/*
+ * A predecessor may have died (or failed) after writing past durable into
+ * earlier segments than the one it was writing: those files are synced
+ * here, before anything above durable can be published as durable. (After
+ * an fdatasync error Linux may report success on a retry while the pages
+ * were never written; a partition whose flusher saw an error keeps it in
+ * flush_error until a new flusher takes over, and that is all it can do.)
+ */
+static int sync_behind(struct evb_flusher *fl, struct fpart *fp)
+{
+    uint64_t seg = fl->tm->cfg.segment_bytes;
+    uint64_t cur = fp->written - fp->written % seg;
+    for (uint64_t b = fp->synced - fp->synced % seg; fp->synced < cur && b < cur; b += seg) {
+        char path[PATH_MAX + 32];
+        evb_seg_path(path, sizeof path, fp->dir, b, "log");
+        int fd = open(path, O_RDWR | O_CLOEXEC);
+        if (fd < 0 && errno == ENOENT)
+            continue; /* removed by retention: nothing left to sync */
+        if (fd < 0 || fdatasync(fd) < 0) {
+            int e = errno;
+            if (fd >= 0)
+                close(fd);
+            return evb_err_set(-e, "%s: fdatasync: %s", path, strerror(e));
+        }
+        close(fd);
+    }
+    if (fp->synced < cur)
+        fp->synced = cur;
+    return 0;
 }
 
 static bool try_take(struct evb_flusher *fl, struct fpart *fp, uint64_t now)
@@ -477,7 +572,9 @@ static bool try_take(struct evb_flusher *fl, struct fpart *fp, uint64_t now)
     fp->failed = 0;
     fp->last_sync = now;
     atomic_store_explicit(&h->flush_error, 0, memory_order_relaxed);
-    int rc = resume_segment(fl, fp, fp->written);
+    int rc = sync_behind(fl, fp);
+    if (!rc)
+        rc = resume_segment(fl, fp, fp->written);
     if (!rc)
         rc = evb_ring_slot_take(fp->r, EVB_SLOT_FLUSHER, "flusher", 0, &fp->slot);
     if (rc) {
@@ -510,6 +607,14 @@ static bool prepare(struct evb_flusher *fl, struct fpart *fp, uint64_t now)
     const evb_topic_config *cfg = &fl->tm->cfg;
     struct evb_ring *r = fp->r;
     fp->busy = false;
+    if (fp->lock_fd >= 0 && fp->failed && !atomic_load(&fl->stop)) {
+        /* Let go after a failure (a full disk, an I/O error): another
+         * process, or this one a second later, tries again from flushed.
+         * flush_error stays set for sync waiters until then. */
+        release_part(fp);
+        fp->next_try = now + EVB_FAIL_RETRY_NS;
+        return false;
+    }
     if (fp->lock_fd < 0 || fp->failed)
         return false;
     /* Segment full and synced: start the next. */
@@ -779,7 +884,8 @@ static void sleep_idle(struct evb_flusher *fl, uint64_t now)
         uint64_t st = atomic_load_explicit(&evb_ring_frame(fp->r, fp->walk)->stamp,
                                            memory_order_seq_cst);
         if (st == (fp->walk | EVB_STAMP_DATA) || st == (fp->walk | EVB_STAMP_PAD) ||
-            atomic_load_explicit(&fp->r->hdr->sync_waiters, memory_order_seq_cst))
+            (fp->synced < fp->written &&
+             atomic_load_explicit(&fp->r->hdr->sync_waiters, memory_order_seq_cst)))
             ready = true;
         if (fp->hole_pos != EVB_POS_NONE && wait > fp->r->dead_ns / 4)
             wait = fp->r->dead_ns / 4;
@@ -811,7 +917,7 @@ static void sleep_idle(struct evb_flusher *fl, uint64_t now)
 
 /* Flush every held partition up to its committed frontier and sync it:
  * the last thing a stopping flusher does before letting go. */
-static void drain(struct evb_flusher *fl)
+static void drain_once(struct evb_flusher *fl)
 {
     for (int rounds = 0; rounds < 1000; rounds++) {
         uint64_t now = evb_mono_ns();
@@ -821,6 +927,28 @@ static void drain(struct evb_flusher *fl)
         if (!any)
             return;
         run_ops(fl, fl->tm->nparts, now);
+    }
+}
+
+/* Drain, and when a dead producer's hole stops it short of the tail, wait
+ * the bound (2 dead_ns) for the hole to be padded and drain again. */
+static void drain(struct evb_flusher *fl)
+{
+    uint64_t until = evb_mono_ns() + 2 * fl->tm->rings[0].dead_ns;
+    for (;;) {
+        drain_once(fl);
+        bool short_of_tail = false;
+        for (uint32_t i = 0; i < fl->tm->nparts; i++) {
+            struct fpart *fp = &fl->p[i];
+            uint64_t t, toff;
+            evb_ring_load_tail(fp->r, &t, &toff);
+            if (fp->lock_fd >= 0 && !fp->failed && fp->written < t)
+                short_of_tail = true;
+        }
+        if (!short_of_tail || evb_mono_ns() >= until)
+            return;
+        struct timespec nap = {0, 2 * 1000 * 1000};
+        nanosleep(&nap, NULL);
     }
 }
 
@@ -877,11 +1005,13 @@ static struct evb_flusher *flusher_new(struct evb_topic_map *tm)
     fl->uring_ok = true;
     const char *d = getenv("EVBUS_FLUSH_DIRECT");
     fl->direct = d && *d == '1';
+    all_add(fl);
     return fl;
 }
 
 static void flusher_free(struct evb_flusher *fl)
 {
+    all_remove(fl);
     if (fl->uring_ok)
         io_uring_queue_exit(&fl->ring);
     free(fl);
@@ -992,18 +1122,8 @@ int evb_flush_orphans(struct evb_topic_map *tm)
         if (!try_take(fl, fp, evb_mono_ns()))
             continue; /* someone is flushing it */
         /* Up to what is committed now; a dead producer's hole at the
-         * frontier is padded within dead_ns, so wait for that much. */
-        uint64_t until = evb_mono_ns() + 2 * tm->rings[i].dead_ns;
-        do {
-            drain(fl);
-            if (fp->failed)
-                break;
-            evb_ring_load_tail(fp->r, &t, &toff);
-            if (fp->written >= t)
-                break;
-            struct timespec nap = {0, 2 * 1000 * 1000};
-            nanosleep(&nap, NULL);
-        } while (evb_mono_ns() < until);
+         * frontier is padded within dead_ns, so drain() waits that much. */
+        drain(fl);
         if (fp->failed && !rc)
             rc = fp->failed;
         release_part(fp);

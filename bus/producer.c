@@ -25,6 +25,7 @@ struct evb_producer {
     uint64_t *seq;             /* next producer sequence per partition */
     uint64_t *end;             /* durable: end of our last commit per partition */
     bool durable;              /* frames carry a CRC32C; sync waits for disk */
+    bool poke;                 /* ASYNC: a sync wakes the flusher early */
     struct evb_flusher *flusher; /* durable: this process flushes too */
 };
 
@@ -52,6 +53,7 @@ EVB_EXPORT int evb_producer_open(evb_producer **out, evb_bus *bus, const char *t
         return -ENOMEM;
     }
     p->durable = p->tm->cfg.durability != EVB_DURABILITY_NONE;
+    p->poke = p->tm->cfg.durability == EVB_DURABILITY_ASYNC;
     /* Every producer's process is a flush candidate: no daemon needed. */
     if (p->durable)
         evb_flush_orphans(p->tm);
@@ -272,7 +274,7 @@ EVB_EXPORT int evb_producer_sync(evb_producer *p, int32_t timeout_ms)
     for (uint32_t i = 0; i < p->tm->nparts; i++) {
         if (!p->end[i])
             continue;
-        int rc = evb_wait_durable(&p->tm->rings[i], p->end[i], deadline);
+        int rc = evb_wait_durable(&p->tm->rings[i], p->end[i], deadline, p->poke);
         if (rc)
             return rc;
     }
@@ -291,7 +293,7 @@ EVB_EXPORT int evb_publish(evb_producer *p, const evb_msg *m)
         return part;
     rc = publish_run(p, (uint32_t)part, m, 1);
     if (!rc && (m->flags & EVB_MSG_SYNC) && p->durable)
-        rc = evb_wait_durable(&p->tm->rings[part], p->end[part], UINT64_MAX);
+        rc = evb_wait_durable(&p->tm->rings[part], p->end[part], UINT64_MAX, p->poke);
     return rc;
 }
 

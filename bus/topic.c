@@ -525,8 +525,11 @@ int evb_topic_map_open(evb_bus *bus, const char *topic, struct evb_topic_map **o
         return rc;
     evb_topic_config cfg;
     rc = evb_topic_config_read(dir, &cfg);
-    if (rc == -ENOENT && evb_topic_restore(bus, topic) == 0)
+    if (rc == -ENOENT) {
+        /* Restored by us, or by another process while ours failed. */
+        evb_topic_restore(bus, topic);
         rc = evb_topic_config_read(dir, &cfg);
+    }
     if (rc)
         return rc == -ENOENT ? evb_err_set(-ENOENT, "no topic %s", topic) : rc;
     struct evb_topic_map *tm = calloc(1, sizeof *tm + cfg.partitions * sizeof tm->rings[0]);

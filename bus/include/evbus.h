@@ -109,8 +109,9 @@ typedef struct evb_bus_options {
     uint32_t reserved_;
     /** Directory for durable topics' segments and config. NULL: the
      *  EVBUS_DATA_DIR environment variable, else /var/lib/evbus/<bus> as
-     *  root and ~/.local/share/evbus/<bus> otherwise, <bus> being the last
-     *  component of the bus path. Created when a durable topic is. */
+     *  root and ${XDG_DATA_HOME:-~/.local/share}/evbus/<bus> otherwise,
+     *  <bus> being the last component of the bus path. Created when a
+     *  durable topic is. */
     const char *data_dir;
 } evb_bus_options;
 
@@ -279,7 +280,7 @@ typedef struct evb_event {
     uint16_t flags;
     uint64_t offset;
     uint64_t position;
-    uint64_t timestamp_ns;    /**< CLOCK_REALTIME at publish */
+    uint64_t timestamp_ns;    /**< CLOCK_REALTIME at publish (one per batch run) */
     uint64_t producer_seq;    /**< per producer and partition, from 0, +1 per event */
     uint32_t producer_id;     /**< unique within the bus */
     uint32_t reserved_;
@@ -530,8 +531,8 @@ typedef struct evb_dump_frame {
  * Walk the segment file PATH (<data>/<topic>/<partition>/<base>.log; the
  * topic's config is read from two directories up) and call FN for every
  * frame, then once with an END record. Nothing is modified. FN returns
- * non-zero to stop. Returns 0, -ENOENT, -EBADMSG (not a segment of a
- * durable topic), -ENOMEM.
+ * non-zero to stop. Returns 0, -ENOENT, -EINVAL (not named like a segment),
+ * -EBADMSG (not a segment of a durable topic), -ENOMEM.
  */
 int evb_dump_segment(const char *path, int (*fn)(const evb_dump_frame *f, void *arg),
                      void *arg);
