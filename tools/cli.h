@@ -31,6 +31,7 @@ enum {
  * own options from CLI_OPT_FIRST so the two sets never collide. */
 enum {
     CLI_OPT_BUS = 0x100,
+    CLI_OPT_DATA_DIR,
     CLI_OPT_HELP,
     CLI_OPT_JSON,
     CLI_OPT_FIRST,
@@ -41,6 +42,7 @@ typedef struct cli {
     const char *cmd;       /* subcommand name, for "evbus <cmd>: ..." */
     const char *usage;     /* the subcommand's --help text */
     const char *bus_name;  /* --bus, or NULL for the library's default */
+    const char *data_dir;  /* --data-dir, or NULL for the library's default */
     bool json;             /* --json given */
     evb_bus *bus;          /* opened by cli_open_bus() */
 } cli;
@@ -60,22 +62,32 @@ int cmd_delete(int argc, char **argv);
 int cmd_pub(int argc, char **argv);
 int cmd_tail(int argc, char **argv);
 int cmd_stat(int argc, char **argv);
+int cmd_dump(int argc, char **argv);
+int cmd_flushd(int argc, char **argv);
 
 /*
  * Parse the next option of ARGV with getopt_long over LONGOPTS (which must
- * hold the common entries, see CLI_COMMON_LONGOPTS). Handles --bus, --json
- * and --help itself and returns the next option the caller must handle,
- * -1 at the end of the options, or a negative exit code minus one (see
- * CLI_PARSE_EXIT) when the command should stop: after --help or on a
- * usage error, which it has already reported.
+ * hold the common entries, see CLI_COMMON_LONGOPTS). Handles --bus,
+ * --data-dir, --json and --help itself and returns the next option the
+ * caller must handle, -1 at the end of the options, or a negative exit code
+ * minus one (see CLI_PARSE_EXIT) when the command should stop: after --help
+ * or on a usage error, which it has already reported.
  */
 int cli_getopt(cli *c, int argc, char **argv, const char *shortopts,
                const struct option *longopts);
 
 /* The long options every subcommand accepts; put these first in its table. */
-#define CLI_COMMON_LONGOPTS                                  \
-    { "bus", required_argument, NULL, CLI_OPT_BUS },         \
+#define CLI_COMMON_LONGOPTS                                    \
+    { "bus", required_argument, NULL, CLI_OPT_BUS },           \
+    { "data-dir", required_argument, NULL, CLI_OPT_DATA_DIR }, \
     { "help", no_argument, NULL, CLI_OPT_HELP }
+
+/* The lines of a usage text that describe the common options. */
+#define CLI_BUS_HELP                                                          \
+    "  --bus NAME|PATH  the bus (default $EVBUS_BUS, else \"default\")\n"     \
+    "  --data-dir DIR   durable topics' segment files (default\n"             \
+    "                   $EVBUS_DATA_DIR, else one named after the bus; see\n" \
+    "                   evbus --help)\n"
 
 /* cli_getopt() returns CLI_PARSE_EXIT(code) to say "exit with CODE". */
 #define CLI_PARSE_EXIT(code) (-2 - (code))
@@ -105,12 +117,18 @@ int cli_fail_hot(const cli *c, int rc, const char *fmt, ...)
 int cli_error(const cli *c, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
-/* Open the bus named by --bus (or the default). Returns 0 or CLI_FAIL,
- * after reporting. */
+/* Open the bus named by --bus (or the default), with --data-dir as its
+ * data directory. Returns 0 or CLI_FAIL, after reporting. */
 int cli_open_bus(cli *c);
 
 /* Close what cli_open_bus() opened. */
 void cli_close(cli *c);
+
+/* Parse options that are only the common ones (and --json when
+ * WITH_JSON), then ask for NARGS arguments named WHAT as cli_want_args();
+ * returns 0 or an exit code. */
+int cli_common_options(cli *c, int argc, char **argv, bool with_json, int nargs,
+                       const char *what);
 
 /* Ask for exactly N positional arguments after the options; returns 0 or
  * reports and returns CLI_USAGE. WHAT names them for the message. */
@@ -130,11 +148,18 @@ int cli_print_json(const cli *c, json_t *j);
 /* JSON integer from a counter; counters stay far below 2^63. */
 json_t *cli_json_u64(uint64_t v);
 
-/* A topic's configuration as a JSON object (shared by info and stat). */
+/* A topic's configuration as a JSON object (shared by info and stat);
+ * the durability fields only for durable topics. */
 json_t *cli_config_json(const struct evb_topic_config *cfg);
 
+/* "none", "async" or "sync" for an enum evb_durability, "unknown" for a
+ * value this build does not know. */
+const char *cli_durability_name(uint32_t durability);
+
 /* Set by SIGINT/SIGTERM once cli_catch_signals() ran; long-running
- * commands poll it and leave cleanly. */
+ * commands poll it and leave cleanly. An int, as sig_atomic_t is on the
+ * platforms we build for (main.c asserts it), so evb_bus_flushd() can
+ * watch it directly. */
 extern volatile sig_atomic_t cli_stop;
 void cli_catch_signals(void);
 

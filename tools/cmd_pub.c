@@ -26,7 +26,7 @@ static const char pub_usage[] =
     "  --partition P    publish to partition P (default: by key hash)\n"
     "  --type T         application event type, 0..65535 (default 0)\n"
     "  -v, --verbose    print the count and rate to stderr at the end\n"
-    "  --bus NAME|PATH  the bus (default $EVBUS_BUS, else \"default\")\n"
+    CLI_BUS_HELP
     "\n"
     "Use `--` before values that start with '-'.\n";
 

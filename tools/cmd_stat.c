@@ -19,15 +19,19 @@
 
 static const char stat_usage[] =
     "usage: evbus stat [TOPIC] [--json] [--watch SECONDS] [--bus NAME|PATH]\n"
+    "                  [--data-dir DIR]\n"
     "\n"
     "Show, for TOPIC or every topic, per partition: the tail offset and\n"
     "position, events published and aborted (dead or stalled producers),\n"
     "producer and reader slots; per reader: kind, name, pid, next offset,\n"
-    "lag in bytes, events delivered and lost.\n"
+    "lag in bytes, events delivered and lost. For durable topics also the\n"
+    "disk lag: log bytes not yet fdatasync'ed (unsynced = tail - durable\n"
+    "position; JSON adds unflushed_bytes = tail - flushed position).\n"
     "\n"
     "  --watch SECONDS  redraw every SECONDS (fractions allowed) with\n"
     "                   events/s rates, until Ctrl-C\n"
-    "  --json           one JSON object per round\n";
+    "  --json           one JSON object per round\n"
+    CLI_BUS_HELP;
 
 enum { OPT_WATCH = CLI_OPT_FIRST };
 
@@ -180,6 +184,19 @@ static const struct evb_reader_stat *prev_reader(const part_snap *pp, const stru
     return NULL;
 }
 
+/* Log bytes below the tail not yet at POS (flushed or durable). The two
+ * are read at different moments, so POS may have passed the tail read
+ * before it: that is no lag. */
+static uint64_t disk_lag(const struct evb_partition_stat *s, uint64_t pos)
+{
+    return s->tail_position > pos ? s->tail_position - pos : 0;
+}
+
+static bool is_durable(const topic_snap *ts)
+{
+    return ts->ti.config.durability != EVB_DURABILITY_NONE;
+}
+
 /* Events per second between two counter values, NAN when unknown. */
 static double rate(const stat_round *r, const void *prev, uint64_t before, uint64_t now)
 {
@@ -230,21 +247,26 @@ static void print_topic(const stat_round *r, const topic_snap *ts)
     char ring[32], max[32];
     util_fmt_size(ts->ti.config.ring_bytes, ring, sizeof(ring));
     util_fmt_size(ts->ti.config.max_event_bytes, max, sizeof(max));
-    printf("topic %s: %u partition%s, ring %s, max event %s\n", ts->ti.name, ts->nparts,
-           ts->nparts == 1 ? "" : "s", ring, max);
-    printf("  %4s %12s %14s %12s %8s %6s %7s %4s %7s %10s\n", "part", "tail_offset",
+    bool durable = is_durable(ts);
+    printf("topic %s: %u partition%s, ring %s, max event %s%s%s\n", ts->ti.name, ts->nparts,
+           ts->nparts == 1 ? "" : "s", ring, max, durable ? ", durability " : "",
+           durable ? cli_durability_name(ts->ti.config.durability) : "");
+    printf("  %4s %12s %14s %12s %8s %6s %7s %4s %7s %10s%s\n", "part", "tail_offset",
            "tail_position", "published", "aborted", "dead", "stalled", "prod",
-           "readers", "ev/s");
+           "readers", "ev/s", durable ? "     unsynced" : "");
     for (uint32_t p = 0; p < ts->nparts; p++) {
         const struct evb_partition_stat *s = &ts->parts[p].ps;
         const part_snap *pp = prev_part(r, ts->ti.name, p);
         char rt[32];
         fmt_rate(rate(r, pp, pp ? pp->ps.tail_offset : 0, s->tail_offset), rt, sizeof(rt));
-        printf("  %4u %12llu %14llu %12llu %8llu %6llu %7llu %4u %7u %10s\n", p,
+        printf("  %4u %12llu %14llu %12llu %8llu %6llu %7llu %4u %7u %10s", p,
                (unsigned long long)s->tail_offset, (unsigned long long)s->tail_position,
                (unsigned long long)s->published, (unsigned long long)s->aborted,
                (unsigned long long)s->padded_dead, (unsigned long long)s->padded_stalled,
                s->producers, s->readers, rt);
+        if (durable)
+            printf(" %12llu", (unsigned long long)disk_lag(s, s->durable_position));
+        putchar('\n');
         print_readers(r, &ts->parts[p], pp);
     }
 }
@@ -298,6 +320,17 @@ static json_t *part_json(const stat_round *r, const topic_snap *ts, uint32_t p)
                           "readers", readers_json(r, &ts->parts[p], pp));
     if (o != NULL)
         json_rate(o, rate(r, pp, pp ? pp->ps.tail_offset : 0, s->tail_offset));
+    if (o != NULL && is_durable(ts) &&
+        json_object_update_new(o, json_pack("{s:o, s:o, s:o, s:o}",
+                                            "flushed_position", cli_json_u64(s->flushed_position),
+                                            "durable_position", cli_json_u64(s->durable_position),
+                                            "unflushed_bytes",
+                                            cli_json_u64(disk_lag(s, s->flushed_position)),
+                                            "unsynced_bytes",
+                                            cli_json_u64(disk_lag(s, s->durable_position)))) < 0) {
+        json_decref(o);
+        o = NULL;
+    }
     return o;
 }
 

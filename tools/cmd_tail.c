@@ -23,6 +23,13 @@ static const char tail_usage[] =
     "\n"
     "  --from WHERE     earliest, latest, committed or an OFFSET; default\n"
     "                   committed with --name, latest with -f, else earliest\n"
+    "  --from-time TIME the first event published at or after TIME:\n"
+    "                   2026-11-24T21:00:00Z (RFC 3339: optional .fraction,\n"
+    "                   Z or +hh:mm), @UNIX_SECONDS[.fraction], or -30s, -5m,\n"
+    "                   -2h, -1d for that long ago\n"
+    "  --strict         with --from OFFSET or --from-time on a durable topic:\n"
+    "                   fail when it is older than the retained log instead\n"
+    "                   of starting at the oldest event held\n"
     "  --name NAME      read as the named consumer NAME and commit its\n"
     "                   cursor as output is written\n"
     "  --partition P    read partition P only (default: all)\n"
@@ -33,22 +40,33 @@ static const char tail_usage[] =
     "  --json           one JSON object per event with every field; the value\n"
     "                   (and key) as \"value\" when UTF-8 text, else base64 in\n"
     "                   \"value_b64\"\n"
-    "  --bus NAME|PATH  the bus (default $EVBUS_BUS, else \"default\")\n"
+    CLI_BUS_HELP
     "\n"
-    "Lost events (lapped subscribers) are reported on stderr.\n";
+    "Lost events (lapped subscribers) are reported on stderr. A durable topic\n"
+    "is read from its segment files where the ring no longer holds the events.\n";
 
 /* How long to wait for in-flight claims before deciding nothing more is
  * ready, and the slice a follower sleeps between checks for Ctrl-C. */
 #define TAIL_SETTLE_MS 50
 #define TAIL_FOLLOW_SLICE_MS 200
 
-enum { OPT_FROM = CLI_OPT_FIRST, OPT_NAME, OPT_PARTITION, OPT_FOLLOW, OPT_COUNT, OPT_LOSSY };
+enum {
+    OPT_FROM = CLI_OPT_FIRST,
+    OPT_FROM_TIME,
+    OPT_STRICT,
+    OPT_NAME,
+    OPT_PARTITION,
+    OPT_FOLLOW,
+    OPT_COUNT,
+    OPT_LOSSY,
+};
 
 typedef struct tail {
     cli c;
     const char *topic;
     evb_consumer_options co;
-    bool from_given;
+    const char *from_opt;  /* "--from" or "--from-time" once given */
+    bool strict;
     bool follow;
     bool lossy;
     bool has_count;
@@ -60,6 +78,15 @@ typedef struct tail {
     util_buf b64;          /* scratch for base64 */
 } tail;
 
+/* One start per command line: --from and --from-time exclude each other. */
+static int from_once(tail *t, const char *opt)
+{
+    if (t->from_opt != NULL && strcmp(t->from_opt, opt) != 0)
+        return cli_usage_error(&t->c, "--from and --from-time exclude each other");
+    t->from_opt = opt;
+    return 0;
+}
+
 /* --from: a keyword or an offset; returns 0 or an exit code. */
 static int parse_from(tail *t, const char *text)
 {
@@ -68,7 +95,9 @@ static int parse_from(tail *t, const char *text)
         { "latest", EVB_START_LATEST },
         { "committed", EVB_START_COMMITTED },
     };
-    t->from_given = true;
+    int rc = from_once(t, "--from");
+    if (rc != 0)
+        return rc;
     for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++) {
         if (strcmp(text, words[i].word) == 0) {
             t->co.start = words[i].start;
@@ -76,12 +105,28 @@ static int parse_from(tail *t, const char *text)
         }
     }
     t->co.start = EVB_START_OFFSET;
-    int rc = util_parse_u64(text, &t->co.start_value);
+    rc = util_parse_u64(text, &t->co.start_value);
     if (rc == -ERANGE)
         return cli_usage_error(&t->c, "--from '%s': offset too large", text);
     if (rc < 0)
         return cli_usage_error(&t->c, "--from '%s': not earliest, latest, committed "
                                "or an offset", text);
+    return 0;
+}
+
+/* --from-time: a wall-clock time for EVB_START_TIME; returns 0 or an exit code. */
+static int parse_from_time(tail *t, const char *text)
+{
+    int rc = from_once(t, "--from-time");
+    if (rc != 0)
+        return rc;
+    t->co.start = EVB_START_TIME;
+    rc = util_parse_time_ns(text, util_realtime_ns(), &t->co.start_value);
+    if (rc == -ERANGE)
+        return cli_usage_error(&t->c, "--from-time '%s': before 1970 or too far ahead", text);
+    if (rc < 0)
+        return cli_usage_error(&t->c, "--from-time '%s': not a time like "
+                               "2026-11-24T21:00:00Z, @1795640400 or -5m", text);
     return 0;
 }
 
@@ -91,6 +136,8 @@ static int tail_option(tail *t, int opt)
     int rc = 0;
     switch (opt) {
     case OPT_FROM: return parse_from(t, optarg);
+    case OPT_FROM_TIME: return parse_from_time(t, optarg);
+    case OPT_STRICT: t->strict = true; return 0;
     case OPT_NAME: t->co.name = optarg; return 0;
     case 'f':
     case OPT_FOLLOW: t->follow = true; return 0;
@@ -116,6 +163,8 @@ static int tail_options(tail *t, int argc, char **argv)
         CLI_COMMON_LONGOPTS,
         { "json", no_argument, NULL, CLI_OPT_JSON },
         { "from", required_argument, NULL, OPT_FROM },
+        { "from-time", required_argument, NULL, OPT_FROM_TIME },
+        { "strict", no_argument, NULL, OPT_STRICT },
         { "name", required_argument, NULL, OPT_NAME },
         { "partition", required_argument, NULL, OPT_PARTITION },
         { "follow", no_argument, NULL, OPT_FOLLOW },
@@ -134,6 +183,12 @@ static int tail_options(tail *t, int argc, char **argv)
     }
     if (t->co.name != NULL && t->lossy)
         return cli_usage_error(&t->c, "--lossy and --name exclude each other");
+    /* Strictness is about an offset or time that may be gone; for the
+     * keywords it would mean nothing (and EVB_START_DEFAULT cannot carry it). */
+    if (t->strict && t->co.start != EVB_START_OFFSET && t->co.start != EVB_START_TIME)
+        return cli_usage_error(&t->c, "--strict needs --from OFFSET or --from-time");
+    if (t->strict)
+        t->co.start |= EVB_SEEK_STRICT;
     int rc = cli_want_args(&t->c, argc, argv, "TOPIC", 1);
     t->topic = argv[optind];
     return rc;
@@ -156,7 +211,7 @@ static int tail_open(tail *t)
         t->co.kind = t->lossy ? EVB_SUBSCRIBER : EVB_SUBSCRIBER_LOSSLESS;
     /* A one-shot tail of a subscriber starting at the tail would print
      * nothing; reading what the ring holds is what a person means. */
-    if (!t->from_given && t->co.name == NULL)
+    if (t->from_opt == NULL && t->co.name == NULL)
         t->co.start = t->follow ? EVB_START_LATEST : EVB_START_EARLIEST;
     err = evb_consumer_open(&t->cons, t->c.bus, t->topic, &t->co);
     if (err < 0) {

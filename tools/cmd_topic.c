@@ -1,5 +1,6 @@
 /*
- * cmd_topic.c - evbus create, list, info, delete: topic administration.
+ * cmd_topic.c - evbus create, list, delete: topic administration (info,
+ * which has grown the most, is in cmd_info.c).
  */
 #include "cli.h"
 #include "util.h"
@@ -7,6 +8,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 /* ---- create ---------------------------------------------------------- */
 
@@ -22,11 +24,42 @@ static const char create_usage[] =
     "  --max-event-bytes B    largest key + value, at most ring-bytes/4\n"
     "                         (default 64K)\n"
     "  --mode OCTAL           permission bits of the ring files (default 0660)\n"
-    "  --bus NAME|PATH        the bus (default $EVBUS_BUS, else \"default\")\n"
     "\n"
-    "B takes a suffix K, M or G (KiB, MiB, GiB).\n";
+    "Durable topics also write their events to segment files under the data\n"
+    "directory, survive a reboot and let readers go back further than the ring:\n"
+    "\n"
+    "  --durability D         none (default), async (fdatasync every flush-ms)\n"
+    "                         or sync (fdatasync as soon as written)\n"
+    "  --segment-bytes B      bytes per segment file, a multiple of ring-bytes\n"
+    "                         (default: the multiple nearest 64M)\n"
+    "  --retain-bytes B       per partition, drop the oldest segments beyond B\n"
+    "                         (default 0: no limit)\n"
+    "  --retain-ms T          drop segments older than T (default 0: no limit)\n"
+    "  --retain-until-consumed\n"
+    "                         keep segments a named consumer has not committed\n"
+    "                         past, whatever the limits above say\n"
+    "  --retain-cap-bytes B   with --retain-until-consumed: per partition, drop\n"
+    "                         old segments beyond B even when not consumed\n"
+    "  --flush-ms T           async: fdatasync interval (default 200ms)\n"
+    "\n"
+    CLI_BUS_HELP
+    "\n"
+    "B takes a suffix K, M or G (KiB, MiB, GiB). T is milliseconds, or takes a\n"
+    "unit ms, s, m, h or d (10s, 5m, 2h, 7d).\n";
 
-enum { OPT_PARTITIONS = CLI_OPT_FIRST, OPT_RING_BYTES, OPT_MAX_EVENT, OPT_MODE };
+enum {
+    OPT_PARTITIONS = CLI_OPT_FIRST,
+    OPT_RING_BYTES,
+    OPT_MAX_EVENT,
+    OPT_MODE,
+    OPT_DURABILITY,
+    OPT_SEGMENT_BYTES,
+    OPT_RETAIN_BYTES,
+    OPT_RETAIN_MS,
+    OPT_RETAIN_CONSUMED,
+    OPT_RETAIN_CAP,
+    OPT_FLUSH_MS,
+};
 
 static int parse_mode(const cli *c, const char *text, uint32_t *out)
 {
@@ -39,6 +72,85 @@ static int parse_mode(const cli *c, const char *text, uint32_t *out)
     return 0;
 }
 
+static int parse_durability(const cli *c, const char *text, uint32_t *out)
+{
+    for (uint32_t d = EVB_DURABILITY_NONE; d <= EVB_DURABILITY_SYNC; d++) {
+        if (strcmp(text, cli_durability_name(d)) == 0) {
+            *out = d;
+            return 0;
+        }
+    }
+    return cli_usage_error(c, "--durability '%s': not none, async or sync", text);
+}
+
+/* A duration option: milliseconds or a unit (10s, 5m, 2h, 7d). */
+static int parse_ms(const cli *c, const char *opt, const char *text, uint64_t min,
+                    uint64_t max, uint64_t *out)
+{
+    int rc = util_parse_duration_ms(text, false, out);
+    if (rc == -ERANGE || (rc == 0 && *out > max))
+        return cli_usage_error(c, "%s '%s': too long", opt, text);
+    if (rc < 0)
+        return cli_usage_error(c, "%s '%s': not a duration (ms, or a unit: 10s, 5m, 2h, 7d)",
+                               opt, text);
+    if (*out < min)
+        return cli_usage_error(c, "%s '%s': at least %llu ms", opt, text,
+                               (unsigned long long)min);
+    return 0;
+}
+
+/* Handle one of create's durability options; returns 0 or an exit code. */
+static int create_durable_option(cli *c, int opt, struct evb_topic_config *cfg)
+{
+    uint64_t v;
+    int rc = 0;
+    switch (opt) {
+    case OPT_DURABILITY:
+        return parse_durability(c, optarg, &cfg->durability);
+    case OPT_SEGMENT_BYTES:
+        rc = cli_opt_size(c, "--segment-bytes", optarg, 1, UINT64_MAX, &cfg->segment_bytes);
+        break;
+    case OPT_RETAIN_BYTES:
+        rc = cli_opt_size(c, "--retain-bytes", optarg, 0, UINT64_MAX, &cfg->retain_bytes);
+        break;
+    case OPT_RETAIN_MS:
+        rc = parse_ms(c, "--retain-ms", optarg, 0, UINT64_MAX, &cfg->retain_ms);
+        break;
+    case OPT_RETAIN_CONSUMED:
+        cfg->flags |= EVB_TOPIC_RETAIN_UNTIL_CONSUMED;
+        break;
+    case OPT_RETAIN_CAP:
+        rc = cli_opt_size(c, "--retain-cap-bytes", optarg, 0, UINT64_MAX,
+                          &cfg->retain_cap_bytes);
+        break;
+    case OPT_FLUSH_MS:
+        rc = parse_ms(c, "--flush-ms", optarg, 1, UINT32_MAX, &v);
+        cfg->flush_ms = (uint32_t)v;
+        break;
+    default:
+        break;
+    }
+    return rc;
+}
+
+/* The retention and flush options mean nothing for a topic that is not
+ * durable (the library would drop them silently): say so instead. */
+static int create_check_durable(const cli *c, const struct evb_topic_config *cfg)
+{
+    const char *given = cfg->segment_bytes ? "--segment-bytes"
+                        : cfg->retain_bytes ? "--retain-bytes"
+                        : cfg->retain_ms ? "--retain-ms"
+                        : cfg->flags ? "--retain-until-consumed"
+                        : cfg->retain_cap_bytes ? "--retain-cap-bytes"
+                        : cfg->flush_ms ? "--flush-ms"
+                                        : NULL;
+    if (cfg->durability == EVB_DURABILITY_NONE && given != NULL)
+        return cli_usage_error(c, "%s needs --durability async or sync", given);
+    if (cfg->retain_cap_bytes && !(cfg->flags & EVB_TOPIC_RETAIN_UNTIL_CONSUMED))
+        return cli_usage_error(c, "--retain-cap-bytes needs --retain-until-consumed");
+    return 0;
+}
+
 /* Fill CFG from create's options; returns 0 or an exit code. */
 static int create_options(cli *c, int argc, char **argv, struct evb_topic_config *cfg)
 {
@@ -48,6 +160,13 @@ static int create_options(cli *c, int argc, char **argv, struct evb_topic_config
         { "ring-bytes", required_argument, NULL, OPT_RING_BYTES },
         { "max-event-bytes", required_argument, NULL, OPT_MAX_EVENT },
         { "mode", required_argument, NULL, OPT_MODE },
+        { "durability", required_argument, NULL, OPT_DURABILITY },
+        { "segment-bytes", required_argument, NULL, OPT_SEGMENT_BYTES },
+        { "retain-bytes", required_argument, NULL, OPT_RETAIN_BYTES },
+        { "retain-ms", required_argument, NULL, OPT_RETAIN_MS },
+        { "retain-until-consumed", no_argument, NULL, OPT_RETAIN_CONSUMED },
+        { "retain-cap-bytes", required_argument, NULL, OPT_RETAIN_CAP },
+        { "flush-ms", required_argument, NULL, OPT_FLUSH_MS },
         { 0 },
     };
     int opt;
@@ -67,11 +186,14 @@ static int create_options(cli *c, int argc, char **argv, struct evb_topic_config
             cfg->max_event_bytes = (uint32_t)v;
         } else if (opt == OPT_MODE) {
             rc = parse_mode(c, optarg, &cfg->file_mode);
+        } else {
+            rc = create_durable_option(c, opt, cfg);
         }
         if (rc != 0)
             return rc;
     }
-    return cli_want_args(c, argc, argv, "TOPIC", 1);
+    int rc = create_check_durable(c, cfg);
+    return rc != 0 ? rc : cli_want_args(c, argc, argv, "TOPIC", 1);
 }
 
 int cmd_create(int argc, char **argv)
@@ -87,6 +209,11 @@ int cmd_create(int argc, char **argv)
         return rc;
     int err = evb_topic_create(c.bus, topic, &cfg);
     rc = err < 0 ? cli_fail(&c, err, "topic %s", topic) : CLI_OK;
+    /* -EINVAL is a value the library refused (a ring size that is not a
+     * power of two, a segment size that is not a multiple of it, a bad
+     * name): the command line was wrong, as with a bad number. */
+    if (err == -EINVAL || err == -ENAMETOOLONG)
+        rc = CLI_USAGE;
     cli_close(&c);
     return rc;
 }
@@ -94,10 +221,12 @@ int cmd_create(int argc, char **argv)
 /* ---- list ------------------------------------------------------------ */
 
 static const char list_usage[] =
-    "usage: evbus list [--json] [--bus NAME|PATH]\n"
+    "usage: evbus list [--json] [--bus NAME|PATH] [--data-dir DIR]\n"
     "\n"
     "Print the topics of the bus, one per line in name order; with --json,\n"
-    "one JSON array of names.\n";
+    "one JSON array of names.\n"
+    "\n"
+    CLI_BUS_HELP;
 
 static int list_print(const char *topic, void *arg)
 {
@@ -113,27 +242,11 @@ static int list_collect(const char *topic, void *arg)
     return 0;
 }
 
-/* Parse options that are only the common ones; returns 0 or an exit code. */
-static int common_options(cli *c, int argc, char **argv, bool with_json, int nargs,
-                          const char *what)
-{
-    static const struct option plain[] = { CLI_COMMON_LONGOPTS, { 0 } };
-    static const struct option json[] = {
-        CLI_COMMON_LONGOPTS,
-        { "json", no_argument, NULL, CLI_OPT_JSON },
-        { 0 },
-    };
-    int opt = cli_getopt(c, argc, argv, "", with_json ? json : plain);
-    if (CLI_PARSE_IS_EXIT(opt))
-        return CLI_PARSE_CODE(opt);
-    return cli_want_args(c, argc, argv, what, nargs);
-}
-
 int cmd_list(int argc, char **argv)
 {
     cli c;
     cli_begin(&c, "list", list_usage);
-    int rc = common_options(&c, argc, argv, true, 0, "");
+    int rc = cli_common_options(&c, argc, argv, true, 0, "");
     if (rc != 0 || (rc = cli_open_bus(&c)) != 0)
         return rc;
     json_t *names = c.json ? json_array() : NULL;
@@ -153,95 +266,21 @@ int cmd_list(int argc, char **argv)
     return rc;
 }
 
-/* ---- info ------------------------------------------------------------ */
-
-static const char info_usage[] =
-    "usage: evbus info TOPIC [--json] [--bus NAME|PATH]\n"
-    "\n"
-    "Print TOPIC's configuration and, per partition, the tail: the offset\n"
-    "and position the next event will get.\n";
-
-/* Partitions to show: the config's count, bounded by the array we fill,
- * in case a newer library allows more than this build knows of. */
-static uint32_t info_parts(const struct evb_topic_info *ti)
-{
-    uint32_t n = ti->config.partitions;
-    return n < EVB_MAX_PARTITIONS ? n : EVB_MAX_PARTITIONS;
-}
-
-static void info_print_text(const struct evb_topic_info *ti, const struct evb_partition_stat *ps)
-{
-    char ring[32], max[32];
-    util_fmt_size(ti->config.ring_bytes, ring, sizeof(ring));
-    util_fmt_size(ti->config.max_event_bytes, max, sizeof(max));
-    printf("topic            %s\n", ti->name);
-    printf("partitions       %u\n", ti->config.partitions);
-    printf("ring bytes       %s per partition\n", ring);
-    printf("max event bytes  %s\n", max);
-    printf("file mode        %04o\n", ti->config.file_mode);
-    printf("\n%-9s  %14s  %16s\n", "partition", "tail offset", "tail position");
-    for (uint32_t p = 0; p < info_parts(ti); p++)
-        printf("%-9u  %14llu  %16llu\n", p, (unsigned long long)ps[p].tail_offset,
-               (unsigned long long)ps[p].tail_position);
-}
-
-static json_t *info_json(const struct evb_topic_info *ti, const struct evb_partition_stat *ps)
-{
-    json_t *parts = json_array();
-    for (uint32_t p = 0; parts != NULL && p < info_parts(ti); p++)
-        json_array_append_new(parts, json_pack("{s:I, s:o, s:o}",
-                                               "partition", (json_int_t)p,
-                                               "tail_offset", cli_json_u64(ps[p].tail_offset),
-                                               "tail_position", cli_json_u64(ps[p].tail_position)));
-    return json_pack("{s:s, s:o, s:o}", "name", ti->name,
-                     "config", cli_config_json(&ti->config), "partitions", parts);
-}
-
-/* Read TOPIC's info and every partition's counters; returns 0 or an exit code. */
-static int info_load(cli *c, const char *topic, struct evb_topic_info *ti, struct evb_partition_stat *ps)
-{
-    int err = evb_topic_info(c->bus, topic, ti);
-    if (err < 0)
-        return cli_fail(c, err, "topic %s", topic);
-    for (uint32_t p = 0; p < info_parts(ti); p++) {
-        err = evb_partition_stat(c->bus, topic, p, &ps[p]);
-        if (err < 0)
-            return cli_fail(c, err, "topic %s partition %u", topic, p);
-    }
-    return 0;
-}
-
-int cmd_info(int argc, char **argv)
-{
-    cli c;
-    cli_begin(&c, "info", info_usage);
-    int rc = common_options(&c, argc, argv, true, 1, "TOPIC");
-    if (rc != 0 || (rc = cli_open_bus(&c)) != 0)
-        return rc;
-    struct evb_topic_info ti;
-    static struct evb_partition_stat ps[EVB_MAX_PARTITIONS];
-    rc = info_load(&c, argv[optind], &ti, ps);
-    if (rc == 0 && c.json)
-        rc = cli_print_json(&c, info_json(&ti, ps));
-    else if (rc == 0)
-        info_print_text(&ti, ps);
-    cli_close(&c);
-    return rc;
-}
-
 /* ---- delete ---------------------------------------------------------- */
 
 static const char delete_usage[] =
-    "usage: evbus delete TOPIC [--bus NAME|PATH]\n"
+    "usage: evbus delete TOPIC [--bus NAME|PATH] [--data-dir DIR]\n"
     "\n"
-    "Delete TOPIC. Processes that have it open keep using the old memory\n"
-    "until they close it.\n";
+    "Delete TOPIC, and for a durable topic its segment files too. Processes\n"
+    "that have it open keep using the old memory until they close it.\n"
+    "\n"
+    CLI_BUS_HELP;
 
 int cmd_delete(int argc, char **argv)
 {
     cli c;
     cli_begin(&c, "delete", delete_usage);
-    int rc = common_options(&c, argc, argv, false, 1, "TOPIC");
+    int rc = cli_common_options(&c, argc, argv, false, 1, "TOPIC");
     if (rc != 0 || (rc = cli_open_bus(&c)) != 0)
         return rc;
     const char *topic = argv[optind];

@@ -19,6 +19,8 @@ static const cli_command commands[] = {
     { "pub", "publish events from arguments or stdin lines", cmd_pub },
     { "tail", "print events of a topic", cmd_tail },
     { "stat", "show counters, readers, lag and rates", cmd_stat },
+    { "dump", "print the frames of a durable topic's segment files", cmd_dump },
+    { "flushd", "write durable topics to disk until stopped", cmd_flushd },
 };
 
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
@@ -39,6 +41,11 @@ static void print_main_help(FILE *out)
             "  --bus NAME|PATH  the bus: a NAME lives in /dev/shm/evbus/NAME, a value\n"
             "                   with '/' is a directory; default $EVBUS_BUS, else\n"
             "                   \"default\"\n"
+            "  --data-dir DIR   where durable topics keep their segment files;\n"
+            "                   default $EVBUS_DATA_DIR, else /var/lib/evbus/BUS for\n"
+            "                   root and $XDG_DATA_HOME/evbus/BUS (when set) or\n"
+            "                   ~/.local/share/evbus/BUS otherwise, BUS being the\n"
+            "                   last component of the bus path\n"
             "  --help           describe the command\n"
             "\n"
             "`evbus COMMAND --help` describes each command; `evbus --version` prints\n"
@@ -51,6 +58,11 @@ static void print_main_help(FILE *out)
 }
 
 volatile sig_atomic_t cli_stop;
+
+/* evb_bus_flushd() polls a `const volatile int *`; cmd_flushd hands it
+ * &cli_stop, which is only right while the two types are the same. */
+_Static_assert(_Generic(cli_stop, int: 1, default: 0),
+               "sig_atomic_t is not int: give evb_bus_flushd() its own flag");
 
 static void on_stop_signal(int sig)
 {
@@ -163,6 +175,9 @@ int cli_getopt(cli *c, int argc, char **argv, const char *shortopts,
         case CLI_OPT_BUS:
             c->bus_name = optarg;
             continue;
+        case CLI_OPT_DATA_DIR:
+            c->data_dir = optarg;
+            continue;
         case CLI_OPT_JSON:
             c->json = true;
             continue;
@@ -179,6 +194,21 @@ int cli_getopt(cli *c, int argc, char **argv, const char *shortopts,
             return opt;
         }
     }
+}
+
+int cli_common_options(cli *c, int argc, char **argv, bool with_json, int nargs,
+                       const char *what)
+{
+    static const struct option plain[] = { CLI_COMMON_LONGOPTS, { 0 } };
+    static const struct option json[] = {
+        CLI_COMMON_LONGOPTS,
+        { "json", no_argument, NULL, CLI_OPT_JSON },
+        { 0 },
+    };
+    int opt = cli_getopt(c, argc, argv, "", with_json ? json : plain);
+    if (CLI_PARSE_IS_EXIT(opt))
+        return CLI_PARSE_CODE(opt);
+    return cli_want_args(c, argc, argv, what, nargs);
 }
 
 int cli_want_args(const cli *c, int argc, char **argv, const char *what, int n)
@@ -237,13 +267,39 @@ json_t *cli_json_u64(uint64_t v)
     return json_integer((json_int_t)v);
 }
 
+const char *cli_durability_name(uint32_t durability)
+{
+    switch (durability) {
+    case EVB_DURABILITY_NONE: return "none";
+    case EVB_DURABILITY_ASYNC: return "async";
+    case EVB_DURABILITY_SYNC: return "sync";
+    default: return "unknown";
+    }
+}
+
 json_t *cli_config_json(const struct evb_topic_config *cfg)
 {
-    return json_pack("{s:I, s:I, s:I, s:I}",
-                     "partitions", (json_int_t)cfg->partitions,
-                     "ring_bytes", (json_int_t)cfg->ring_bytes,
-                     "max_event_bytes", (json_int_t)cfg->max_event_bytes,
-                     "file_mode", (json_int_t)cfg->file_mode);
+    json_t *o = json_pack("{s:I, s:I, s:I, s:I, s:s}",
+                          "partitions", (json_int_t)cfg->partitions,
+                          "ring_bytes", (json_int_t)cfg->ring_bytes,
+                          "max_event_bytes", (json_int_t)cfg->max_event_bytes,
+                          "file_mode", (json_int_t)cfg->file_mode,
+                          "durability", cli_durability_name(cfg->durability));
+    if (o == NULL || cfg->durability == EVB_DURABILITY_NONE)
+        return o;
+    /* json_object_update_new consumes the second object, also on failure. */
+    if (json_object_update_new(o, json_pack("{s:o, s:o, s:o, s:o, s:b, s:I}",
+                                            "segment_bytes", cli_json_u64(cfg->segment_bytes),
+                                            "retain_bytes", cli_json_u64(cfg->retain_bytes),
+                                            "retain_ms", cli_json_u64(cfg->retain_ms),
+                                            "retain_cap_bytes", cli_json_u64(cfg->retain_cap_bytes),
+                                            "retain_until_consumed",
+                                            (cfg->flags & EVB_TOPIC_RETAIN_UNTIL_CONSUMED) != 0,
+                                            "flush_ms", (json_int_t)cfg->flush_ms)) < 0) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
 }
 
 /* Run one subcommand, then make sure what it printed reached stdout:
@@ -266,7 +322,8 @@ static int run_command(const cli_command *cmd, int argc, char **argv)
 
 int cli_open_bus(cli *c)
 {
-    int rc = evb_bus_open(&c->bus, c->bus_name, NULL);
+    evb_bus_options opts = { .data_dir = c->data_dir };
+    int rc = evb_bus_open(&c->bus, c->bus_name, &opts);
     if (rc < 0) {
         c->bus = NULL;
         const char *name = c->bus_name;

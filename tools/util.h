@@ -1,7 +1,7 @@
 /*
  * util.h - helpers of the evbus tool that know nothing of the bus: strict
  * number parsing, a growable byte buffer, text escaping, UTF-8 checking
- * and base64.
+ * and base64 (util.c); durations and wall-clock times (util_time.c).
  */
 #ifndef EVBUS_UTIL_H
 #define EVBUS_UTIL_H
@@ -65,5 +65,34 @@ void util_fmt_size(uint64_t v, char *out, size_t cap);
 
 /* Monotonic clock in seconds. */
 double util_now(void);
+
+/*
+ * Parse TEXT as a duration in milliseconds: digits, then a unit ms, s, m,
+ * h or d ("30s", "7d"). Without NEED_UNIT, bare digits are milliseconds.
+ * Returns 0, -EINVAL or -ERANGE (does not fit 64 bits of ms).
+ */
+int util_parse_duration_ms(const char *text, bool need_unit, uint64_t *out);
+
+/* Write MS with the largest unit that divides it ("7d", "90s", "250ms"). */
+void util_fmt_duration_ms(uint64_t ms, char *out, size_t cap);
+
+/*
+ * Parse TEXT as a wall-clock time in nanoseconds since the epoch:
+ *   2026-11-24T21:00:00Z          RFC 3339: optional .fraction, Z or +hh:mm
+ *                                 or -hh:mm ('t', 'z' and ' ' accepted)
+ *   @1795640400.5                 Unix seconds, optional fraction
+ *   -30s, -5m, -2h, -1d           that long before NOW_NS (units as
+ *                                 util_parse_duration_ms, unit required)
+ * Returns 0, -EINVAL (none of these forms, or no such date) or -ERANGE
+ * (before 1970 or after 2554, which 64 bits of ns cannot hold).
+ */
+int util_parse_time_ns(const char *text, uint64_t now_ns, uint64_t *out);
+
+/* Write NS since the epoch as UTC RFC 3339 with nanoseconds,
+ * "2026-11-24T21:00:00.000000000Z" (31 bytes with the NUL). */
+void util_fmt_time_ns(uint64_t ns, char *out, size_t cap);
+
+/* CLOCK_REALTIME in nanoseconds: the clock of evb_event.timestamp_ns. */
+uint64_t util_realtime_ns(void);
 
 #endif /* EVBUS_UTIL_H */

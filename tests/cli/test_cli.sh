@@ -4,17 +4,25 @@
 # Usage: test_cli.sh PATH/TO/evbus
 #
 # Every check runs against a private bus in a fresh temporary directory, so
-# the tests neither see nor touch /dev/shm/evbus. Waiting checks poll a
-# condition against a deadline instead of sleeping.
+# the tests neither see nor touch /dev/shm/evbus. Durable topics use a bus in
+# a private directory under /dev/shm, which a test removes to play a reboot,
+# and a data directory under $TMP. Waiting checks poll a condition against a
+# deadline instead of sleeping.
 set -euo pipefail
 
 EVBUS=${1:?usage: test_cli.sh PATH/TO/evbus}
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/evbus-cli.XXXXXX")
 BUS="$TMP/bus"
+SHM=$(mktemp -d /dev/shm/evbus-cli.XXXXXX)
+DBUS="$SHM/bus"
+DATA="$TMP/data"
+# Commands without --data-dir must not read or write the user's default
+# data directory (~/.local/share/evbus/...).
+export EVBUS_DATA_DIR="$TMP/data-default"
 BG_PID=
 cleanup() {
-    if [[ -n "$BG_PID" ]]; then kill "$BG_PID" 2>/dev/null || true; fi
-    rm -rf "$TMP"
+    if [[ -n "$BG_PID" ]]; then kill "$BG_PID" 2>/dev/null || true; wait "$BG_PID" 2>/dev/null || true; fi
+    rm -rf "$TMP" "$SHM"
 }
 trap cleanup EXIT
 
@@ -37,6 +45,26 @@ run_in() {
     shift
     RC=0
     "$EVBUS" "$1" --bus "$BUS" "${@:2}" <"$input" >"$OUT" 2>"$ERR" || RC=$?
+}
+
+# drun CMD...: as run, on the durable tests' bus and data directory.
+drun() {
+    RC=0
+    "$EVBUS" "$1" --bus "$DBUS" --data-dir "$DATA" "${@:2}" >"$OUT" 2>"$ERR" || RC=$?
+}
+# drun_in FILE CMD...: as drun, with stdin from FILE.
+drun_in() {
+    local input=$1
+    shift
+    RC=0
+    "$EVBUS" "$1" --bus "$DBUS" --data-dir "$DATA" "${@:2}" <"$input" >"$OUT" 2>"$ERR" || RC=$?
+}
+# reboot: remove the durable bus's tmpfs directory, as a reboot empties
+# /dev/shm; the next command rebuilds its topics from the data directory.
+# Nothing may have the bus open (no background process).
+reboot() {
+    [[ -z "$BG_PID" ]] || { echo "reboot with a process running" >&2; return 1; }
+    rm -rf "$DBUS"
 }
 
 begin() { CURRENT=$1; CASE_OK=1; }
@@ -88,10 +116,13 @@ test_help() {
     RC=0; "$EVBUS" --help >"$OUT" 2>"$ERR" || RC=$?
     check "evbus --help exits 0" rc_is 0
     check "evbus --help documents exit codes" out_has "usage error"
-    for cmd in create list info delete pub tail stat; do
+    check "evbus --help documents --data-dir" out_has "--data-dir DIR"
+    check "evbus --help documents EVBUS_DATA_DIR" out_has 'EVBUS_DATA_DIR'
+    for cmd in create list info delete pub tail stat dump flushd; do
         run "$cmd" --help
         check "$cmd --help exits 0" rc_is 0
         check "$cmd --help prints usage" out_has "usage: evbus $cmd"
+        check "$cmd --help documents --data-dir" out_has 'EVBUS_DATA_DIR'
     done
     RC=0; "$EVBUS" frobnicate >"$OUT" 2>"$ERR" || RC=$?
     check "unknown command exits 2" rc_is 2
@@ -334,6 +365,233 @@ test_errors() {
     end
 }
 
+
+# ---- durable topics --------------------------------------------------------
+
+# json_field EXPR: evaluate EXPR (Python, `o` is the JSON of the last
+# command's stdout) and print it.
+json_field() { python3 -c "import json,sys; o=json.load(sys.stdin); print($1)" <"$OUT"; }
+
+test_durable_round_trip() {
+    begin "durable topic: info, then read back from disk after a reboot"
+    drun create dur --durability async --ring-bytes 64K --segment-bytes 256K
+    check "create --durability async exits 0" rc_is 0
+    check "--data-dir holds the topic (over EVBUS_DATA_DIR)" test -f "$DATA/dur/topic.conf"
+    seq 1 500 >"$TMP/first"
+    seq 501 1000 >"$TMP/second"
+    seq 1 1000 >"$TMP/all"
+    drun_in "$TMP/first" pub dur
+    # A time after every event of the first pub and before any of the second.
+    local between
+    between=$(date +%s.%N)
+    drun_in "$TMP/second" pub dur
+    check "pub exits 0" rc_is 0
+    drun info dur
+    check "info exits 0" rc_is 0
+    check "info shows durability async" out_has '^durability  *async'
+    check "info shows the segment size" out_has '^segment bytes  *256 KiB'
+    check "info has the on-disk table" out_has 'recovered_dropped'
+    drun info dur --json
+    check "info --json: async, >= 1 segment, all flushed" py '
+import json,sys
+o=json.load(sys.stdin)
+assert o["config"]["durability"]=="async" and o["config"]["segment_bytes"]==262144, o
+p=o["partitions"][0]
+assert p["tail_offset"]==1000 and p["segments"]>=1 and p["disk_bytes"]>0, p
+assert p["flushed_position"]==p["tail_position"], p
+assert p["log_start_offset"]==0 and p["flush_error"]==0, p'
+    check "info --json names the data directory" eval '[[ "$(json_field "o[\"data_dir\"]")" == "$DATA/dur" ]]'
+    local tail_pos
+    tail_pos=$(json_field 'o["partitions"][0]["tail_position"]')
+    drun stat dur --json
+    check "stat --json has the disk lag of a durable partition" py '
+import json,sys
+p=json.load(sys.stdin)["topics"][0]["partitions"][0]
+assert p["unsynced_bytes"]==p["tail_position"]-p["durable_position"], p
+assert "unflushed_bytes" in p, p'
+    drun stat dur
+    check "stat shows the unsynced column" out_has 'unsynced'
+
+    reboot
+    drun tail dur --from earliest
+    check "tail after the reboot exits 0" rc_is 0
+    check "tail --from earliest prints all 1000 from disk" eval 'cut -d" " -f2- "$OUT" | cmp -s - "$TMP/all"'
+    check "offsets are 0..999" eval 'cut -d" " -f1 "$OUT" | cmp -s - <(seq 0 999 | sed "s/^/0:/")'
+    drun tail dur --from 250 --count 2
+    check "--from OFFSET reads from disk" out_is $'0:250 251\n0:251 252'
+    drun tail dur --from-time "@$between" --count 1
+    check "--from-time @UNIX starts at the second pub" out_is '0:500 501'
+    drun tail dur --from-time "$(TZ=UTC date -d "@$between" +%Y-%m-%dT%H:%M:%S.%NZ)" --count 1
+    check "--from-time RFC 3339 UTC" out_is '0:500 501'
+    drun tail dur --from-time "$(TZ=UTC-2 date -d "@$between" +%Y-%m-%dT%H:%M:%S.%N%:z)" --count 1
+    check "--from-time RFC 3339 with +02:00" out_is '0:500 501'
+    drun tail dur --from-time -1d
+    check "--from-time -1d prints all 1000" eval '[[ $(wc -l <"$OUT") -eq 1000 ]]'
+    drun tail dur --from-time "@$(( ${between%.*} + 3600 ))"
+    check "--from-time an hour ahead prints nothing" out_empty
+
+    drun dump dur
+    check "dump TOPIC exits 0" rc_is 0
+    check "dump prints 1000 data frames" eval '[[ $(grep -c "^pos=[0-9]* offset=[0-9]* data " "$OUT") -eq 1000 ]]'
+    check "dump frames carry time, producer, crc and ok" \
+        grep -Eq '^pos=0 offset=0 data time=[0-9-]{10}T[0-9:]{8}\.[0-9]{9}Z producer=[0-9]+/0 size=1 crc=0x[0-9a-f]{8} ok$' "$OUT"
+    # The flusher may have made the next segment already; its file ends at
+    # its base. The log's end is in the segment that holds the tail.
+    check "dump ends where the log ends, on zero bytes" \
+        grep -qx "pos=$tail_pos end why=\"zero bytes\" trailing_bytes=0" "$OUT"
+    drun dump dur --values --json
+    check "dump --json --values: one object per frame" py '
+import json,sys
+fs=[json.loads(l) for l in sys.stdin]
+data=[f for f in fs if f["kind"]=="data"]
+assert [f["value"] for f in data]==[str(i) for i in range(1,1001)], data[:3]
+assert [f["offset"] for f in data]==list(range(1000))
+assert all(f["ok"] and f["segment"].endswith(".log") for f in data)
+assert fs[-1]["kind"]=="end" and fs[-1]["why"]=="zero bytes", fs[-1]
+assert sum(f["kind"]=="end" for f in fs)==sum(1 for s in {f["segment"] for f in fs}), fs[-1]'
+    end
+}
+
+test_durable_torn_tail() {
+    begin "garbage after the log end: dump shows it, the rebuild cuts it"
+    drun create torn --durability sync --ring-bytes 64K --segment-bytes 256K
+    seq 1 1000 >"$TMP/all"
+    drun_in "$TMP/all" pub torn
+    drun info torn --json
+    local end_pos seg base
+    end_pos=$(json_field 'o["partitions"][0]["tail_position"]')
+    drun dump torn --json
+    # The segment whose valid log ends at the tail (the flusher may have
+    # made the next, empty one already).
+    seg=$(python3 -c '
+import json,sys
+for l in sys.stdin:
+    f=json.loads(l)
+    if f["kind"]=="end" and f["position"]=='"$end_pos"':
+        print(f["segment"])' <"$OUT")
+    check "dump names the segment file holding the end" test -f "$seg"
+    if [[ -f "$seg" ]]; then
+        # 100 non-zero bytes where the next frame would start: a torn write.
+        base=$(basename "$seg" .log)
+        printf '\xa5%.0s' $(seq 100) |
+            dd of="$seg" bs=1 seek=$((end_pos - 10#$base)) conv=notrunc status=none
+    fi
+    RC=0; "$EVBUS" dump "$seg" >"$OUT" 2>"$ERR" || RC=$?
+    check "dump SEGMENT_FILE exits 0" rc_is 0
+    check "dump of the file shows the garbage after the end" \
+        grep -Eq "^pos=$end_pos end why=\"[a-z ]+\" trailing_bytes=100\$" "$OUT"
+    check "the garbage is not zero bytes" eval '! tail -1 "$OUT" | grep -q "zero bytes"'
+    reboot
+    drun info torn --json
+    check "info after the rebuild: recovered_dropped is the garbage length" \
+        py 'import json,sys; p=json.load(sys.stdin)["partitions"][0]; assert p["recovered_dropped"]==100, p'
+    drun info torn
+    check "info text shows recovered_dropped 100" out_has '^0  *[0-9]*  *[0-9.]* [KMG]*i*B  *[0-9]*  *100 '
+    drun tail torn --from earliest
+    check "tail still prints exactly the 1000 events" eval 'cut -d" " -f2- "$OUT" | cmp -s - "$TMP/all"'
+    drun dump torn
+    check "the cut tail is zero bytes again" \
+        grep -qx "pos=$end_pos end why=\"zero bytes\" trailing_bytes=0" "$OUT"
+    end
+}
+
+# log_start_moved TOPIC: retention has dropped partition 0's oldest segment.
+log_start_moved() {
+    "$EVBUS" info "$1" --bus "$DBUS" --data-dir "$DATA" --json 2>/dev/null | python3 -c '
+import json,sys
+sys.exit(0 if json.load(sys.stdin)["partitions"][0]["log_start_offset"]>0 else 1)'
+}
+
+test_durable_retention() {
+    begin "flushd applies retention; --strict refuses a dropped offset; SIGTERM exits 0"
+    drun create ret --durability async --ring-bytes 64K --segment-bytes 64K --retain-bytes 64K
+    "$EVBUS" flushd --bus "$DBUS" --data-dir "$DATA" >"$TMP/flushd" 2>"$TMP/flushd.err" &
+    BG_PID=$!
+    check "flushd says what it flushes" \
+        wait_for 10 grep -q "^flushing durable topics of $DBUS (data $DATA); Ctrl-C to stop$" "$TMP/flushd"
+    seq 1 5000 >"$TMP/five"
+    drun_in "$TMP/five" pub ret
+    check "retention moved the log start" wait_for 20 log_start_moved ret
+    drun info ret --json
+    local start
+    start=$(json_field 'o["partitions"][0]["log_start_offset"]')
+    drun tail ret --from 0 --strict
+    check "--strict --from 0 exits 1" rc_is 1
+    check "--strict: one stderr line" err_one_line
+    check "--strict prints nothing" out_empty
+    drun tail ret --from 0 --count 1
+    check "--from 0 lands on the log start" out_is "0:$start $((start + 1))"
+    check "and reports the gap as lost" err_has "lost $start events"
+    drun tail ret --from earliest --count 1
+    check "--from earliest is the log start" out_is "0:$start $((start + 1))"
+    drun tail ret --from 4999 --strict
+    check "--strict with a retained offset works" out_is '0:4999 5000'
+    kill -TERM "$BG_PID"
+    RC=0; wait "$BG_PID" || RC=$?
+    BG_PID=
+    check "flushd exits 0 on SIGTERM" rc_is 0
+    check "flushd printed no error" test ! -s "$TMP/flushd.err"
+    end
+}
+
+test_durable_errors() {
+    begin "durable options and dump: bad input exits non-zero with one line"
+    drun create bad --durability maybe
+    check "--durability maybe exits 2" rc_is 2
+    check "--durability maybe: one stderr line" err_one_line
+    drun create bad --retain-ms 5m
+    check "retention without durability exits 2" rc_is 2
+    check "retention without durability: one stderr line" err_one_line
+    drun create bad --durability async --retain-ms 5parsecs
+    check "a bad duration exits 2" rc_is 2
+    drun create bad --durability async --retain-cap-bytes 1G
+    check "--retain-cap-bytes alone exits 2" rc_is 2
+    drun create bad --durability async --ring-bytes 64K --segment-bytes 100K
+    check "a segment size the library refuses exits 2" rc_is 2
+    check "refused segment size: one stderr line" err_one_line
+    drun create good --durability sync --ring-bytes 64K --segment-bytes 128K --retain-ms 7d \
+        --retain-bytes 1M --retain-until-consumed --retain-cap-bytes 2M --flush-ms 1s
+    check "every durable option together exits 0" rc_is 0
+    drun info good --json
+    check "the options reach the topic's config" py '
+import json,sys
+c=json.load(sys.stdin)["config"]
+assert c["durability"]=="sync" and c["segment_bytes"]==131072, c
+assert c["retain_ms"]==7*86400*1000 and c["retain_bytes"]==1<<20, c
+assert c["retain_until_consumed"] and c["retain_cap_bytes"]==2<<20, c
+assert c["flush_ms"]==1000, c'
+    local t
+    for t in yesterday-ish 2026-02-30T00:00:00Z 2026-11-24T21:00:00 @12x -5 1969-12-31T23:59:59Z; do
+        drun tail good --from-time "$t"
+        check "--from-time '$t' exits 2" rc_is 2
+        check "--from-time '$t': one stderr line" err_one_line
+    done
+    drun tail good --strict
+    check "--strict without an offset or time exits 2" rc_is 2
+    drun tail good --from 1 --from-time -1m
+    check "--from and --from-time together exit 2" rc_is 2
+    printf 'not a segment\n' >"$TMP/00000000000000000000.log"
+    drun dump "$TMP/00000000000000000000.log"
+    check "dump of a file outside a durable topic exits 1" rc_is 1
+    check "dump of a non-segment: one stderr line" err_one_line
+    check "dump of a non-segment prints nothing" out_empty
+    drun dump "$TMP/all"
+    check "dump of a file not named like a segment exits 1" rc_is 1
+    check "dump of a badly named file: one stderr line" err_one_line
+    drun create plain
+    drun dump plain
+    check "dump of a topic that is not durable exits 1" rc_is 1
+    check "not durable: one stderr line" err_one_line
+    drun dump good --partition 1
+    check "dump --partition out of range exits 2" rc_is 2
+    RC=0
+    EVBUS_DATA_DIR="$TMP/envdata" "$EVBUS" create envdur --bus "$DBUS" --durability async \
+        --ring-bytes 64K --segment-bytes 64K >"$OUT" 2>"$ERR" || RC=$?
+    check "EVBUS_DATA_DIR picks the data directory" test -f "$TMP/envdata/envdur/topic.conf"
+    check "no test wrote to the default data directory" test ! -e "$EVBUS_DATA_DIR"
+    end
+}
+
 test_help
 test_topic_round_trip
 test_pub_args_tail
@@ -345,6 +603,10 @@ test_follow
 test_lost_events
 test_stat
 test_errors
+test_durable_round_trip
+test_durable_torn_tail
+test_durable_retention
+test_durable_errors
 
 echo "$PASSED passed, $FAILED failed"
 ((FAILED == 0))
