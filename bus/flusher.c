@@ -48,7 +48,10 @@
 #define EVB_LOCK_RETRY_NS (50ull * 1000 * 1000)  /* takeover bound */
 #define EVB_IDLE_WAIT_NS (100ull * 1000 * 1000)  /* housekeeping tick */
 #define EVB_IDX_EVERY (64u << 10)                /* index entry per 64 KiB */
-#define EVB_WRITE_MAX (8u << 20)                 /* bytes per write op */
+#define EVB_WRITE_MAX (8u << 20)                 /* bytes per O_DIRECT write op */
+/* Through the page cache, writes of 2 MiB or more ran at a quarter of the
+ * speed of 1 MiB ones on this VM (perf/RESULTS.md). */
+#define EVB_WRITE_MAX_CACHED (1u << 20)
 #define EVB_RETAIN_EVERY_NS (1000ull * 1000 * 1000)
 #define EVB_FAIL_RETRY_NS (1000ull * 1000 * 1000)
 #define EVB_DIO 4096u /* O_DIRECT alignment of offsets, lengths and buffers */
@@ -631,8 +634,9 @@ static bool prepare(struct evb_flusher *fl, struct fpart *fp, uint64_t now)
     uint64_t limit = fp->seg_base + cfg->segment_bytes;
     if (limit > lap_end)
         limit = lap_end;
-    if (limit > fp->written + EVB_WRITE_MAX)
-        limit = fp->written + EVB_WRITE_MAX;
+    uint64_t max = fp->dio_fd >= 0 ? EVB_WRITE_MAX : EVB_WRITE_MAX_CACHED;
+    if (limit > fp->written + max)
+        limit = fp->written + max;
     walk(fl, fp, limit, now);
     if (fp->failed)
         return false;
@@ -1003,11 +1007,16 @@ static struct evb_flusher *flusher_new(struct evb_topic_map *tm)
         return NULL;
     }
     fl->uring_ok = true;
-    /* O_DIRECT by default: measured 1.0-1.3 GB/s of 1 KiB events against
-     * 0.4-1.0 GB/s through the page cache (perf/RESULTS.md), and a tenth
-     * of the flusher's CPU. EVBUS_FLUSH_DIRECT=0 selects the page cache. */
+    /* O_DIRECT by default for ASYNC: measured 1.2-1.3 GB/s of 1 KiB events
+     * against 0.5-1.0 GB/s through the page cache (perf/RESULTS.md), and a
+     * third of the flusher's CPU. EVBUS_FLUSH_DIRECT=0: the page cache. */
     const char *d = getenv("EVBUS_FLUSH_DIRECT");
     fl->direct = !(d && *d == '0');
+    /* SYNC topics write small groups: split into head, blocks and tail
+     * under O_DIRECT they took 2.5 writes per fdatasync and lost ~30% to
+     * the page cache path (perf/RESULTS.md). */
+    if (tm->cfg.durability == EVB_DURABILITY_SYNC)
+        fl->direct = false;
     all_add(fl);
     return fl;
 }

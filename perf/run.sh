@@ -5,9 +5,13 @@
 # Default total runtime is about 2 minutes on 2 cores (idle machine).
 #
 # usage: perf/run.sh [--quick] [--wait-quiet SEC] [--build-dir DIR] [--producer-cpu N] [--consumer-cpu N]
+#                    [--durable [--data-root DIR]]
 #   --quick          3 runs, shorter runs (a smoke pass, ~30 s; not for RESULTS.md)
 #   --wait-quiet SEC first wait up to SEC seconds for the CPUs to be >= 90% idle
 #                    (builds and stress tests on the same 2 cores skew every number)
+#   --durable        then perf/durable.sh: durable topics on disk (ASYNC ingest vs
+#                    fio, SYNC latency vs fdatasync; ~12 more minutes, writes ~2 GiB
+#                    at a time under --data-root, default /work; its own raw file)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
@@ -16,6 +20,8 @@ quick=0
 wait_quiet=0
 pcpu=0
 ccpu=1
+durable=0
+data_root=/work
 while [ $# -gt 0 ]; do
     case $1 in
     --quick) quick=1 ;;
@@ -23,7 +29,9 @@ while [ $# -gt 0 ]; do
     --build-dir) build=$2; shift ;;
     --producer-cpu) pcpu=$2; shift ;;
     --consumer-cpu) ccpu=$2; shift ;;
-    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+    --durable) durable=1 ;;
+    --data-root) data_root=$2; shift ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
     esac
     shift
@@ -106,3 +114,11 @@ grep -E '^# A cpu' "$out" || true
 grep -E '^# FAIL' <(sed -n '/^## bench_pingpong/,/^## block_syscalls/p' "$out") || true
 echo
 sed -n '/^## block_syscalls/,$p' "$out" | sed -n '/^phase  *events/,$p'
+
+# ---- durable topics (opt-in: disk-bound, longer) ----
+if [ $durable = 1 ]; then
+    echo
+    d_args=(--build-dir "$build" --data-root "$data_root" --wait-quiet "$wait_quiet")
+    [ $quick = 1 ] && d_args+=(--quick)
+    "$here/durable.sh" "${d_args[@]}"
+fi

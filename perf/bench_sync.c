@@ -1,0 +1,457 @@
+/*
+ * bench_sync.c - SYNC durable topics: latency of each synchronous publish
+ * and total rate, with 1..N producer processes.
+ *
+ * Each producer process publishes --size values to a 1-partition
+ * EVB_DURABILITY_SYNC topic with evb_publish(EVB_MSG_SYNC) in a loop (or
+ * evb_publish + evb_producer_sync with --api sync) and times every call
+ * with clock_gettime(CLOCK_MONOTONIC). All start together; --warmup-ms
+ * later a window of --duration-ms opens: calls that start in it are kept
+ * (every sample, no reservoir), events/s = calls completed in it / its
+ * length. Percentiles over all samples of all producers of the run.
+ *
+ * Baseline in the same run, before each round: the latency of one
+ * fdatasync on a pre-zeroed file after a --size pwrite (sequential
+ * offsets), --fsync-samples times after 100 warm-up, on the same disk as
+ * the segments (which SYNC topics also pre-zero). Ratios are per round,
+ * median over rounds.
+ *
+ * Data lives in a mkdtemp dir under --data-root, removed at exit.
+ */
+#include "durable_util.h"
+
+#include <getopt.h>
+
+#define MAX_NP 8
+#define MAX_PROCS 64
+#define MAX_RUNS 32
+
+typedef struct config {
+    int np[MAX_NP];
+    int nnp;
+    uint64_t size, ring, segment;
+    uint64_t duration_ms, warmup_ms;
+    uint32_t fsync_samples;
+    uint64_t cap; /* samples kept per producer */
+    int runs, api_sync, json;
+    const char *data_root;
+} config;
+
+typedef struct pslot {
+    uint64_t n;       /* samples kept */
+    uint64_t done;    /* calls completed inside the window */
+    int err;
+    char msg[256];
+} pslot;
+
+typedef struct sctl {
+    _Atomic uint32_t ready;
+    _Atomic uint32_t go;
+    uint64_t t_start, t_end; /* window, now_ns clock */
+    pslot p[MAX_PROCS];
+} sctl;
+
+typedef struct sres {
+    int ok;
+    double ev_s, p50, p90, p99, p999, max, ev_per_fsync;
+    uint64_t samples, fsyncs;
+    char why[512];
+} sres;
+
+/* ---- baseline: pwrite + fdatasync ---------------------------------- */
+
+typedef struct fsres {
+    double sync_p50, sync_p99, both_p50, both_p99;
+} fsres;
+
+static int fsync_baseline(const config *cf, fsres *out)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/fsync-probe", du_data_dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return -errno;
+    const uint64_t file = 16u << 20;
+    unsigned char *z = calloc(1, 1u << 20);
+    for (uint64_t off = 0; off < file; off += 1u << 20)
+        if (pwrite(fd, z, 1u << 20, (off_t)off) != 1 << 20)
+            return -EIO;
+    free(z);
+    fdatasync(fd);
+    unsigned char *buf = malloc(cf->size);
+    fill_pattern(buf, cf->size, 3);
+    uint32_t n = cf->fsync_samples;
+    uint64_t *s = malloc(sizeof(uint64_t) * n), *b = malloc(sizeof(uint64_t) * n);
+    uint64_t off = 0;
+    for (uint32_t i = 0; i < n + 100; i++) {
+        uint64_t t0 = now_ns();
+        if (pwrite(fd, buf, cf->size, (off_t)off) != (ssize_t)cf->size)
+            return -EIO;
+        uint64_t t1 = now_ns();
+        if (fdatasync(fd) < 0)
+            return -errno;
+        uint64_t t2 = now_ns();
+        off = (off + cf->size) % file;
+        if (i >= 100) {
+            s[i - 100] = t2 - t1;
+            b[i - 100] = t2 - t0;
+        }
+    }
+    close(fd);
+    unlink(path);
+    qsort(s, n, sizeof *s, cmp_u64);
+    qsort(b, n, sizeof *b, cmp_u64);
+    out->sync_p50 = (double)du_pct(s, n, 0.50);
+    out->sync_p99 = (double)du_pct(s, n, 0.99);
+    out->both_p50 = (double)du_pct(b, n, 0.50);
+    out->both_p99 = (double)du_pct(b, n, 0.99);
+    free(s);
+    free(b);
+    free(buf);
+    return 0;
+}
+
+/* ---- a producer process -------------------------------------------- */
+
+static int producer_main(const config *cf, const char *topic, sctl *c, int id, uint64_t *samples)
+{
+    pslot *ps = &c->p[id];
+    evb_bus *bus = NULL;
+    evb_producer *p = NULL;
+    int rc = du_bus_open(&bus);
+    if (rc < 0)
+        return du_fail(ps->msg, "evb_bus_open", rc);
+    evb_producer_options po = { .block_ms = -1 };
+    if ((rc = evb_producer_open(&p, bus, topic, &po)) < 0)
+        return du_fail(ps->msg, "evb_producer_open", rc);
+    unsigned char *buf = aligned_alloc(64, cf->size);
+    fill_pattern(buf + 8, cf->size - 8, 1);
+    evb_msg m = { .value = buf, .value_len = (uint32_t)cf->size, .partition = 0,
+                  .flags = cf->api_sync ? 0 : EVB_MSG_SYNC };
+    atomic_fetch_add_explicit(&c->ready, 1, memory_order_release);
+    while (!atomic_load_explicit(&c->go, memory_order_acquire))
+        sleep_ns(100000);
+    uint64_t ts = c->t_start, te = c->t_end, seq = 0;
+    int err = 0;
+    for (;;) {
+        uint64_t t0 = now_ns();
+        if (t0 >= te)
+            break;
+        store64(buf, (uint64_t)id << 48 | seq++);
+        rc = evb_publish(p, &m);
+        if (rc == 0 && cf->api_sync)
+            rc = evb_producer_sync(p, -1);
+        uint64_t t1 = now_ns();
+        if (rc < 0) {
+            err = du_fail(ps->msg, cf->api_sync ? "evb_publish+sync" : "evb_publish(SYNC)", rc);
+            break;
+        }
+        if (t0 >= ts) {
+            if (ps->n < cf->cap)
+                samples[ps->n++] = t1 - t0;
+            if (t1 <= te)
+                ps->done++;
+        }
+    }
+    free(buf);
+    evb_producer_close(p);
+    evb_bus_close(bus);
+    return err;
+}
+
+static sres run_one(const config *cf, evb_bus *bus, int np, int run, uint64_t *samples)
+{
+    sres res = { 0 };
+    char topic[EVB_NAME_MAX + 1];
+    snprintf(topic, sizeof topic, "sync-%dp-%d", np, run);
+    evb_topic_config tc = { .partitions = 1, .ring_bytes = cf->ring,
+                            .durability = EVB_DURABILITY_SYNC, .segment_bytes = cf->segment };
+    int rc = evb_topic_create(bus, topic, &tc);
+    if (rc < 0) {
+        snprintf(res.why, sizeof res.why, "evb_topic_create: %s %s", evb_strerror(rc),
+                 evb_last_error());
+        return res;
+    }
+    sctl *c = shared_alloc(sizeof *c);
+    pid_t pids[MAX_PROCS];
+    fflush(NULL);
+    for (int i = 0; i < np; i++) {
+        pids[i] = fork();
+        if (pids[i] == 0) {
+            du_child_init();
+            c->p[i].err = producer_main(cf, topic, c, i, samples + (size_t)i * cf->cap);
+            _exit(c->p[i].err);
+        }
+        du_child_add(pids[i]);
+    }
+    uint64_t until = now_ns() + 20000000000ull;
+    while (atomic_load_explicit(&c->ready, memory_order_acquire) < (uint32_t)np && now_ns() < until)
+        sleep_ns(1000000);
+    struct evb_partition_stat s0 = { 0 }, s1 = { 0 };
+    int started = atomic_load(&c->ready) == (uint32_t)np;
+    if (started) {
+        c->t_start = now_ns() + cf->warmup_ms * 1000000u;
+        c->t_end = c->t_start + cf->duration_ms * 1000000u;
+        atomic_store_explicit(&c->go, 1, memory_order_release);
+        sleep_ns(c->t_start - now_ns());
+        evb_partition_stat(bus, topic, 0, &s0);
+        uint64_t t = now_ns();
+        if (t < c->t_end)
+            sleep_ns(c->t_end - t);
+        evb_partition_stat(bus, topic, 0, &s1);
+    }
+    int bad = !started;
+    for (int i = 0; i < np; i++) {
+        if (!started)
+            kill(pids[i], SIGKILL);
+        int st = wait_child(pids[i], now_ns() + 60000000000ull);
+        du_child_del(pids[i]);
+        if (st != 0 && !bad) {
+            bad = 1;
+            snprintf(res.why, sizeof res.why, "producer %d status %d: %s", i, st, c->p[i].msg);
+        }
+    }
+    struct evb_partition_stat s2 = { 0 };
+    evb_partition_stat(bus, topic, 0, &s2);
+    if (!started)
+        snprintf(res.why, sizeof res.why, "producers did not start");
+    else if (!bad && (s2.durable_position < s2.tail_position || s2.flush_error))
+        snprintf(res.why, sizeof res.why, "durable %" PRIu64 " < tail %" PRIu64 ", flush_error %d",
+                 s2.durable_position, s2.tail_position, s2.flush_error);
+    else if (!bad) {
+        uint64_t n = 0, done = 0;
+        for (int i = 0; i < np; i++) {
+            if (i && c->p[i].n)
+                memmove(samples + n, samples + (size_t)i * cf->cap, c->p[i].n * sizeof(uint64_t));
+            n += c->p[i].n;
+            done += c->p[i].done;
+        }
+        qsort(samples, n, sizeof *samples, cmp_u64);
+        res.ok = n > 0;
+        res.samples = n;
+        res.ev_s = (double)done / ((double)cf->duration_ms / 1e3);
+        res.p50 = (double)du_pct(samples, n, 0.50);
+        res.p90 = (double)du_pct(samples, n, 0.90);
+        res.p99 = (double)du_pct(samples, n, 0.99);
+        res.p999 = (double)du_pct(samples, n, 0.999);
+        res.max = n ? (double)samples[n - 1] : 0;
+        res.fsyncs = s1.fsyncs - s0.fsyncs;
+        uint64_t ev = (s1.tail_offset - s0.tail_offset);
+        res.ev_per_fsync = res.fsyncs ? (double)ev / (double)res.fsyncs : 0;
+        if (!n)
+            snprintf(res.why, sizeof res.why, "no samples");
+    }
+    rc = evb_topic_delete(bus, topic);
+    if (rc < 0 && res.ok) {
+        res.ok = 0;
+        snprintf(res.why, sizeof res.why, "evb_topic_delete: %s", evb_strerror(rc));
+    }
+    munmap(c, sizeof *c);
+    return res;
+}
+
+/* ---- main ----------------------------------------------------------- */
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: bench_sync [options]\n"
+            "  --producers LIST   producer process counts (default 1,2,8)\n"
+            "  --duration-ms MS   timed window per run (default 3000)\n"
+            "  --warmup-ms MS     before the window (default 300)\n"
+            "  --size SIZE        value size (default 1K)\n"
+            "  --ring SIZE        ring_bytes (default 8M)\n"
+            "  --segment SIZE     segment_bytes (default 64M)\n"
+            "  --api msg|sync     EVB_MSG_SYNC on evb_publish (default) or evb_publish +\n"
+            "                     evb_producer_sync\n"
+            "  --fsync-samples N  baseline fdatasyncs per round (default 2000)\n"
+            "  --runs N           rounds (default 5)\n"
+            "  --data-root DIR    where perfdata-XXXXXX is made (default /work)\n"
+            "  --json             also print one JSON line per result\n");
+}
+
+static void pr_stat(const char *what, const double *v, int n, double scale, const char *fmt)
+{
+    stat3 s = stat3_of(v, n);
+    char b[128];
+    snprintf(b, sizeof b, fmt, s.med / scale, s.min / scale, s.max / scale);
+    printf("  %-14s %s\n", what, b);
+}
+
+int main(int argc, char **argv)
+{
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    print_cmdline(stdout, argc, argv);
+    config cf = { .np = { 1, 2, 8 }, .nnp = 3, .size = 1024, .ring = 8u << 20,
+                  .segment = 64u << 20, .duration_ms = 3000, .warmup_ms = 300,
+                  .fsync_samples = 2000, .cap = 2000000, .runs = 5, .data_root = "/work" };
+    static const struct option opts[] = {
+        { "producers", required_argument, 0, 'p' }, { "duration-ms", required_argument, 0, 'd' },
+        { "warmup-ms", required_argument, 0, 'w' }, { "size", required_argument, 0, 's' },
+        { "ring", required_argument, 0, 'R' },      { "segment", required_argument, 0, 'S' },
+        { "api", required_argument, 0, 'a' },       { "fsync-samples", required_argument, 0, 'n' },
+        { "runs", required_argument, 0, 'r' },      { "data-root", required_argument, 0, 'D' },
+        { "json", no_argument, 0, 'j' },            { "help", no_argument, 0, 'h' },
+        { 0, 0, 0, 0 },
+    };
+    int o;
+    while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (o) {
+        case 'p': {
+            char buf[128];
+            snprintf(buf, sizeof buf, "%s", optarg);
+            cf.nnp = 0;
+            for (char *sv = NULL, *t = strtok_r(buf, ",", &sv); t && cf.nnp < MAX_NP;
+                 t = strtok_r(NULL, ",", &sv))
+                cf.np[cf.nnp++] = atoi(t);
+            break;
+        }
+        case 'd': cf.duration_ms = strtoull(optarg, NULL, 0); break;
+        case 'w': cf.warmup_ms = strtoull(optarg, NULL, 0); break;
+        case 's': cf.size = parse_size(optarg); break;
+        case 'R': cf.ring = parse_size(optarg); break;
+        case 'S': cf.segment = parse_size(optarg); break;
+        case 'a': cf.api_sync = !strcmp(optarg, "sync"); break;
+        case 'n': cf.fsync_samples = (uint32_t)atoi(optarg); break;
+        case 'r': cf.runs = atoi(optarg); break;
+        case 'D': cf.data_root = optarg; break;
+        case 'j': cf.json = 1; break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    int maxnp = 0;
+    for (int i = 0; i < cf.nnp; i++) {
+        if (cf.np[i] < 1 || cf.np[i] > MAX_PROCS) {
+            fprintf(stderr, "bad --producers\n");
+            return 2;
+        }
+        if (cf.np[i] > maxnp)
+            maxnp = cf.np[i];
+    }
+    if (cf.runs < 1 || cf.runs > MAX_RUNS || cf.size < 16 || cf.size % 8 || !cf.duration_ms ||
+        cf.fsync_samples < 10 || !cf.nnp) {
+        usage(stderr);
+        return 2;
+    }
+    print_env_header(stdout, "bench_sync");
+    if (du_dirs_make(cf.data_root))
+        return 1;
+    printf("# data dir %s, bus %s; %" PRIu64 " B events, %s, ring %" PRIu64 " B, segment %" PRIu64
+           " B; window %" PRIu64 " ms after %" PRIu64 " ms warm-up; %d rounds interleaved; "
+           "producers unpinned on %ld CPUs\n",
+           du_data_dir, du_bus_dir, cf.size,
+           cf.api_sync ? "evb_publish + evb_producer_sync" : "evb_publish with EVB_MSG_SYNC",
+           cf.ring, cf.segment, cf.duration_ms, cf.warmup_ms, cf.runs,
+           sysconf(_SC_NPROCESSORS_ONLN));
+    printf("# baseline: fdatasync after a %" PRIu64 " B pwrite to a pre-zeroed 16 MiB file, "
+           "%u samples per round\n", cf.size, cf.fsync_samples);
+    evb_bus *bus = NULL;
+    int rc = du_bus_open(&bus);
+    if (rc < 0) {
+        fprintf(stderr, "evb_bus_open: %s %s\n", evb_strerror(rc), evb_last_error());
+        return 1;
+    }
+    uint64_t *samples = shared_alloc((size_t)maxnp * cf.cap * sizeof(uint64_t));
+    static sres res[MAX_NP][MAX_RUNS];
+    static fsres base[MAX_RUNS];
+    int failures = 0;
+    for (int run = 0; run < cf.runs; run++) {
+        if ((rc = fsync_baseline(&cf, &base[run])) < 0) {
+            fprintf(stderr, "fsync baseline: %s\n", strerror(-rc));
+            return 1;
+        }
+        fprintf(stderr, "  run %d fdatasync p50 %.1f us p99 %.1f us (pwrite+fdatasync p50 %.1f)\n",
+                run + 1, base[run].sync_p50 / 1e3, base[run].sync_p99 / 1e3,
+                base[run].both_p50 / 1e3);
+        for (int k = 0; k < cf.nnp; k++) {
+            sres *r = &res[k][run];
+            *r = run_one(&cf, bus, cf.np[k], run, samples);
+            if (!r->ok) {
+                failures++;
+                printf("# FAIL %d producers run %d: %s\n", cf.np[k], run + 1, r->why);
+                continue;
+            }
+            fprintf(stderr, "  run %d %dp %.0f ev/s p50 %.1f p99 %.1f p99.9 %.1f max %.1f us; "
+                    "%" PRIu64 " fsyncs, %.1f ev/fsync\n", run + 1, cf.np[k], r->ev_s,
+                    r->p50 / 1e3, r->p99 / 1e3, r->p999 / 1e3, r->max / 1e3, r->fsyncs,
+                    r->ev_per_fsync);
+        }
+    }
+
+    printf("\nbaseline (per round: p50 and p99 of %u; median [min..max] over rounds, us)\n",
+           cf.fsync_samples);
+    double v[MAX_RUNS];
+    for (int r = 0; r < cf.runs; r++)
+        v[r] = base[r].sync_p50;
+    pr_stat("fdatasync p50", v, cf.runs, 1e3, "%.1f [%.1f..%.1f]");
+    for (int r = 0; r < cf.runs; r++)
+        v[r] = base[r].sync_p99;
+    pr_stat("fdatasync p99", v, cf.runs, 1e3, "%.1f [%.1f..%.1f]");
+    for (int r = 0; r < cf.runs; r++)
+        v[r] = base[r].both_p50;
+    pr_stat("write+sync p50", v, cf.runs, 1e3, "%.1f [%.1f..%.1f]");
+
+    printf("\n%-5s %4s  %-24s %-22s %-22s %-22s %9s %8s  %-20s %s\n", "procs", "runs",
+           "events/s med [min..max]", "p50 us", "p99 us", "p99.9 us", "max us", "ev/fsync",
+           "p50 / fdatasync p50", "events/s / bound");
+    for (int k = 0; k < cf.nnp; k++) {
+        double ev[MAX_RUNS], p50[MAX_RUNS], p99[MAX_RUNS], p999[MAX_RUNS], mx[MAX_RUNS],
+            epf[MAX_RUNS], q[MAX_RUNS], qb[MAX_RUNS];
+        int n = 0;
+        uint64_t nsamp = 0;
+        for (int r = 0; r < cf.runs; r++) {
+            const sres *x = &res[k][r];
+            if (!x->ok)
+                continue;
+            ev[n] = x->ev_s;
+            p50[n] = x->p50 / 1e3;
+            p99[n] = x->p99 / 1e3;
+            p999[n] = x->p999 / 1e3;
+            mx[n] = x->max / 1e3;
+            epf[n] = x->ev_per_fsync;
+            q[n] = x->p50 / base[r].sync_p50;
+            /* bound: every producer has one sync publish outstanding, so
+             * at best each round of write + fdatasync carries one event of
+             * each: np / (write+fdatasync p50) events/s */
+            qb[n] = x->ev_s / ((double)cf.np[k] / (base[r].both_p50 / 1e9));
+            nsamp += x->samples;
+            n++;
+        }
+        if (!n) {
+            printf("%-5d %4d  FAILED\n", cf.np[k], 0);
+            continue;
+        }
+        stat3 e = stat3_of(ev, n), a = stat3_of(p50, n), b = stat3_of(p99, n),
+              c = stat3_of(p999, n), m = stat3_of(mx, n), f = stat3_of(epf, n),
+              qq = stat3_of(q, n), qbb = stat3_of(qb, n);
+        char es[64], as[64], bs[64], cs[64];
+        snprintf(es, sizeof es, "%.0f [%.0f..%.0f]", e.med, e.min, e.max);
+        snprintf(as, sizeof as, "%.1f [%.1f..%.1f]", a.med, a.min, a.max);
+        snprintf(bs, sizeof bs, "%.1f [%.1f..%.1f]", b.med, b.min, b.max);
+        snprintf(cs, sizeof cs, "%.1f [%.1f..%.1f]", c.med, c.min, c.max);
+        char qs[64];
+        snprintf(qs, sizeof qs, "%.2f [%.2f..%.2f]", qq.med, qq.min, qq.max);
+        printf("%-5d %4d  %-24s %-22s %-22s %-22s %9.0f %8.1f  %-20s %.3f [%.3f..%.3f]\n",
+               cf.np[k], n, es, as, bs, cs, m.med, f.med, qs, qbb.med, qbb.min, qbb.max);
+        if (cf.json)
+            printf("{\"bench\":\"durable_sync\",\"producers\":%d,\"size\":%" PRIu64 ",\"runs\":%d,"
+                   "\"samples\":%" PRIu64 ",\"events_per_s\":{\"median\":%.6g,\"min\":%.6g,"
+                   "\"max\":%.6g},\"p50_us\":%.2f,\"p99_us\":%.2f,\"p999_us\":%.2f,\"max_us\":%.1f,"
+                   "\"events_per_fsync\":%.2f,\"ratio_p50_vs_fdatasync\":%.3f,"
+                   "\"ratio_events_vs_bound\":%.4f}\n",
+                   cf.np[k], cf.size, n, nsamp, e.med, e.min, e.max, a.med, b.med, c.med, m.med,
+                   f.med, qq.med, qbb.med);
+    }
+    printf("# latency: clock_gettime around each evb_publish(EVB_MSG_SYNC) call, all calls "
+           "started in the window, all producers; percentiles per run, then median [min..max] "
+           "over runs.\n# ev/fsync: events published / fdatasyncs completed in the window "
+           "(evb_partition_stat); ratio: run p50 / that round's fdatasync p50.\n# bound: "
+           "procs / (pwrite+fdatasync p50 of the round): the rate if every fdatasync carried "
+           "one event of every producer\n#   (each producer has one sync publish outstanding).\n");
+    if (failures)
+        printf("# %d run(s) FAILED\n", failures);
+    evb_bus_close(bus);
+    du_cleanup();
+    return failures ? 1 : 0;
+}
