@@ -3,7 +3,7 @@
 set -euo pipefail
 pkgs=(build-essential meson ninja-build pkg-config python3 clang
       liburing-dev libhwloc-dev libjemalloc-dev libcriterion-dev libxxhash-dev
-      libjansson-dev strace)
+      libjansson-dev strace fio)
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
