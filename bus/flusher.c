@@ -719,6 +719,10 @@ static void complete(struct evb_flusher *fl, struct fpart *fp, uint64_t now)
                 pub = atomic_load_explicit(&fp->r->hdr->flushed, memory_order_relaxed);
         }
         atomic_store_explicit(&fp->r->hdr->flushed, pub, memory_order_release);
+        /* Producers blocked on a full ring sleep on flush_bell (producer.c):
+         * one wake per completed write, a few per MiB at most. */
+        atomic_fetch_add_explicit(&fp->r->hdr->flush_bell, 1, memory_order_release);
+        syscall(SYS_futex, &fp->r->hdr->flush_bell, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
     }
     if (fp->op_sync) {
         if (fp->sres == 0 && fp->written == fp->op_end) {

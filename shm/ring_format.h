@@ -129,7 +129,7 @@ struct evb_ring_hdr {
     _Atomic uint64_t flusher;    /* 424: owner word of the flushing process; statistic */
     _Atomic uint64_t fsyncs;     /* 432: fdatasyncs completed; statistic */
     _Atomic int32_t flush_error; /* 440: last write/fdatasync error (-errno), 0 ok */
-    uint32_t pad3a_;
+    _Atomic uint32_t flush_bell; /* 444: futex word, bumped as flushed moves */
     uint8_t pad3_[EVB_LINE - 64];
 
     /* line 4: rare-event counters; statistics, relaxed. */
