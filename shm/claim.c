@@ -298,6 +298,10 @@ int evb_ring_producer_attach(struct evb_ring_producer *p, struct evb_ring *r,
     memset(p, 0, sizeof *p);
     p->r = r;
     p->producer_id = producer_id;
+    /* Nothing holds us yet. (0 would match a first blocking position of 0,
+     * leave blocked_since at 0 and time any claim at 0 as stalled since
+     * boot: a live producer's claim padded at once.) */
+    p->blocked_pos = EVB_POS_NONE;
     for (int pass = 0; pass < 2; pass++) {
         for (uint32_t i = 0; i < EVB_RING_PRODUCER_SLOTS; i++) {
             struct evb_producer_slot *s = &r->pslots[i];

@@ -90,8 +90,13 @@ static int check_event(const evb_event *ev, void *arg)
         st->err = E_LOST;
     else if (!t_value_check(ev->value, ev->value_len, &tp, &tseq) || tp >= 64)
         st->err = E_CHECKSUM;
-    else if (ev->offset != st->next_offset[ev->partition])
+    else if (ev->offset != st->next_offset[ev->partition]) {
         st->err = E_OFFSET;
+        fprintf(stderr, "partition %u: offset %llu at position %llu, expected %llu\n",
+                ev->partition, (unsigned long long)ev->offset,
+                (unsigned long long)ev->position,
+                (unsigned long long)st->next_offset[ev->partition]);
+    }
     else if (ev->producer_id >= 64 || ev->partition >= 16 ||
              ev->producer_seq != st->next_seq[ev->producer_id][ev->partition])
         st->err = E_SEQ;
