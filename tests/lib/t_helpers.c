@@ -64,7 +64,7 @@ void t_bus_cleanup(void)
     if (bus_dir[0])
         t_rmtree(bus_dir);
     bus_dir[0] = '\0';
-    if (data_dir[0])
+    if (data_dir[0] && !getenv("EVB_TEST_KEEP_DATA"))
         t_rmtree(data_dir);
     data_dir[0] = '\0';
 }
