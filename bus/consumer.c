@@ -210,20 +210,8 @@ static int disk_read(evb_consumer *c, uint32_t i, struct evb_frame_view *v)
             return rc;
         rd->pos = sr->pos;
         rd->offset = sr->offset;
-        uint64_t off = v->f->offset;
-        if (off < rd->skip_below)
-            continue;
-        if (rd->skip_ts) {
-            if (v->f->timestamp_ns < rd->skip_ts)
-                continue;
-            rd->skip_ts = 0;
-        }
-        v->lost_events = rd->lost_events;
-        v->lost_bytes = rd->lost_bytes;
-        rd->lost_events = 0;
-        rd->lost_bytes = 0;
-        rd->delivered++;
-        return 0;
+        if (evb_ring_reader_take(rd, v->f, v))
+            return 0;
     }
 }
 

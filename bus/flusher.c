@@ -276,28 +276,6 @@ int evb_wait_durable(struct evb_ring *r, uint64_t target, uint64_t deadline, boo
 
 /* ---- segments and the index ---- */
 
-/* Drop index entries at or past AT: a flusher that died may have noted
- * frames it never got to publish as flushed; they are noted again. */
-static int idx_cut(int fd, uint64_t at)
-{
-    struct stat st;
-    if (fstat(fd, &st) < 0)
-        return -errno;
-    size_t n = st.st_size > (off_t)sizeof(struct evb_idx_hdr)
-                   ? (size_t)(st.st_size - sizeof(struct evb_idx_hdr)) / sizeof(struct evb_idx_entry)
-                   : 0;
-    struct evb_idx_entry e;
-    while (n > 0 &&
-           pread(fd, &e, sizeof e, (off_t)(sizeof(struct evb_idx_hdr) + (n - 1) * sizeof e)) ==
-               (ssize_t)sizeof e &&
-           e.pos >= at)
-        n--;
-    if (ftruncate(fd, (off_t)(sizeof(struct evb_idx_hdr) + n * sizeof e)) < 0 || lseek(fd, 0, SEEK_END) < 0)
-        return -errno;
-    return 0;
-}
-
-
 static void close_segment(struct fpart *fp)
 {
     if (fp->dio_fd >= 0)
@@ -399,13 +377,12 @@ static int resume_segment(struct evb_flusher *fl, struct fpart *fp, uint64_t at)
     evb_seg_reader_close(&sr);
     if (rc != -EAGAIN)
         return rc;
+    /* Entries a dead flusher made past the resume point are redone. */
+    if ((rc = evb_idx_cut(fp->dir, base, at, first_off)))
+        return rc;
     int ifd = evb_idx_create(fp->dir, base, first_off, cfg->file_mode);
     if (ifd < 0)
         return ifd;
-    if ((rc = idx_cut(ifd, at))) {
-        close(ifd);
-        return evb_err_set(rc, "%s: index: %s", fp->dir, strerror(-rc));
-    }
     fp->idx_fd = ifd;
     return 0;
 }
@@ -417,13 +394,11 @@ static void index_note(struct evb_flusher *fl, struct fpart *fp, uint64_t pos, u
     fp->idx_next = pos + EVB_IDX_EVERY;
     if (fp->idx_fd < 0) {
         /* First frame of the segment: its offset is the index's base. */
+        if (evb_idx_cut(fp->dir, fp->seg_base, pos, off))
+            return; /* an index is a hint: seeks fall back to walking */
         int fd = evb_idx_create(fp->dir, fp->seg_base, off, fl->tm->cfg.file_mode);
         if (fd < 0)
-            return; /* an index is a hint: seeks fall back to walking */
-        if (idx_cut(fd, pos)) {
-            close(fd);
             return;
-        }
         fp->idx_fd = fd;
     }
     struct evb_idx_entry e = {.pos = pos, .offset = off, .max_ts = fp->max_ts};

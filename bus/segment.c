@@ -769,7 +769,7 @@ static int cut_tail(const char *path, uint64_t from, bool zero, uint64_t *droppe
 /* Make the index of segment BASE agree with a log ending at END: cut the
  * entries at or past it (and any bad tail); remove an index whose base
  * offset contradicts FIRST, the offset of the segment's first frame. */
-static int cut_index(const char *dir, uint64_t base, uint64_t end, uint64_t first)
+int evb_idx_cut(const char *dir, uint64_t base, uint64_t end, uint64_t first)
 {
     char path[PATH_MAX];
     int rc = evb_seg_path(path, sizeof path, dir, base, "idx");
@@ -874,7 +874,7 @@ int evb_seg_recover(const char *dir, const struct evb_seg_geom *g, uint64_t hint
     if (!rc && !(rc = evb_seg_path(path, sizeof path, dir, bases[cur], "log")))
         rc = cut_tail(path, w.pos - bases[cur], true, &dropped);
     if (!rc)
-        rc = cut_index(dir, bases[cur], w.pos, first);
+        rc = evb_idx_cut(dir, bases[cur], w.pos, first);
 
     /* The start: the oldest segment's first frame, or its index. */
     uint64_t start = EVB_SEG_NO_OFFSET;

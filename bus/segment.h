@@ -160,6 +160,10 @@ struct evb_idx {
 int evb_idx_create(const char *dir, uint64_t base, uint64_t base_offset, uint32_t mode);
 /* Append N entries (no sync; the index is a hint). 0 or -errno. */
 int evb_idx_append(int fd, const struct evb_idx_entry *e, size_t n);
+/* Make the index of segment BASE agree with a log ending at END: entries
+ * at or past END (and a bad tail) are cut; an index whose base offset is
+ * not FIRST (EVB_SEG_NO_OFFSET: unknown) is removed. No index: 0. */
+int evb_idx_cut(const char *dir, uint64_t base, uint64_t end, uint64_t first);
 /* Load the index of segment BASE: -ENOENT none, -EBADMSG bad header,
  * -ENOMEM. Entries stop at the first that is out of order or below base;
  * callers ignore those past the segment's end. */

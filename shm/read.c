@@ -198,23 +198,12 @@ int evb_ring_read(struct evb_ring_reader *rd, struct evb_frame_view *v)
         rd->pos = pos + evb_align_frame(len);
         rd->offset = off + 1;
         rd->hole_pos = EVB_POS_NONE;
-        if (off < rd->skip_below)
+        if (!evb_ring_reader_take(rd, h, v))
             continue;
-        if (rd->skip_ts) {
-            /* A seek by time: the first event at or after it, in log order. */
-            if (h->timestamp_ns < rd->skip_ts)
-                continue;
-            rd->skip_ts = 0;
-        }
         v->f = h;
         v->key = (const uint8_t *)h + EVB_FRAME_HDR;
         v->value = v->key + key_len;
         v->pos = pos;
-        v->lost_events = rd->lost_events;
-        v->lost_bytes = rd->lost_bytes;
-        rd->lost_events = 0;
-        rd->lost_bytes = 0;
-        rd->delivered++;
         return 0;
     }
 }

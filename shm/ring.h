@@ -154,6 +154,29 @@ struct evb_ring_reader {
     uint8_t *buf;             /* copy buffer for lap-checked reads */
 };
 
+/* The last step of delivering the data frame H (in the ring, a copy, or a
+ * segment file): a seek's filters (offset below skip_below; timestamp
+ * before skip_ts, once) say false to skip it; else V reports the loss
+ * pending before it. Shared by evb_ring_read and the disk reader. */
+static inline bool evb_ring_reader_take(struct evb_ring_reader *rd,
+                                        const struct evb_frame *h,
+                                        struct evb_frame_view *v)
+{
+    if (h->offset < rd->skip_below)
+        return false;
+    if (rd->skip_ts) {
+        if (h->timestamp_ns < rd->skip_ts)
+            return false;
+        rd->skip_ts = 0;
+    }
+    v->lost_events = rd->lost_events;
+    v->lost_bytes = rd->lost_bytes;
+    rd->lost_events = 0;
+    rd->lost_bytes = 0;
+    rd->delivered++;
+    return true;
+}
+
 /* Attach at START_POS (EVB_POS_NONE: the tail). A start older than the
  * ring holds is moved to the oldest lap start and counted lost. */
 int evb_ring_reader_attach(struct evb_ring_reader *rd, struct evb_ring *r,

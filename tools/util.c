@@ -52,6 +52,11 @@ int util_parse_size(const char *text, uint64_t *out)
     uint64_t mult = size_multiplier(text + digits);
     if (mult == 0)
         return -EINVAL;
+    return util_parse_scaled(text, digits, mult, out);
+}
+
+int util_parse_scaled(const char *text, size_t digits, uint64_t mult, uint64_t *out)
+{
     /* Parse the digits alone so the suffix does not count as junk. */
     char num[32];
     if (digits >= sizeof(num))

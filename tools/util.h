@@ -22,6 +22,9 @@ int util_parse_u64(const char *text, uint64_t *out);
  * KiB, MiB, GiB, case-insensitive) multiply by 2^10, 2^20, 2^30.
  */
 int util_parse_size(const char *text, uint64_t *out);
+/* The leading DIGITS characters of TEXT as a number times MULT:
+ * -EINVAL, -ERANGE on overflow. (Sizes and durations share it.) */
+int util_parse_scaled(const char *text, size_t digits, uint64_t mult, uint64_t *out);
 
 /* Parse a positive, finite number of seconds ("2", "0.5"). Returns 0 or
  * -EINVAL. */

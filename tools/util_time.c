@@ -41,19 +41,7 @@ int util_parse_duration_ms(const char *text, bool need_unit, uint64_t *out)
             mult = duration_units[i].ms;
     if (mult == 0)
         return -EINVAL;
-    char num[32];
-    if (digits >= sizeof(num))
-        return -ERANGE;
-    memcpy(num, text, digits);
-    num[digits] = '\0';
-    uint64_t v;
-    int rc = util_parse_u64(num, &v);
-    if (rc < 0)
-        return rc;
-    if (v > UINT64_MAX / mult)
-        return -ERANGE;
-    *out = v * mult;
-    return 0;
+    return util_parse_scaled(text, digits, mult, out);
 }
 
 void util_fmt_duration_ms(uint64_t ms, char *out, size_t cap)
