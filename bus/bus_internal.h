@@ -1,6 +1,7 @@
 /*
  * bus_internal.h - what the bus/ files share: the bus handle, a mapped
- * topic (config plus its partition rings) and the export macro.
+ * topic (config plus its partition rings) and the export macro. Disk
+ * work is bus/durable's (durable.h), reached through durability.c.
  */
 #ifndef EVB_BUS_INTERNAL_H
 #define EVB_BUS_INTERNAL_H
@@ -9,6 +10,7 @@
 #include <pthread.h>
 #include <stdint.h>
 
+#include "durable.h"
 #include "err.h"
 #include "evbus.h"
 #include "ring.h"
@@ -53,14 +55,13 @@ void evb_topic_map_close(struct evb_topic_map *tm);
 int evb_topic_config_read(const char *dir, evb_topic_config *cfg);
 void evb_topic_config_defaults(evb_topic_config *cfg);
 int evb_rmtree(const char *path);
-int evb_mkdirs(const char *path);
 /* Rebuild the tmpfs side of durable topic TOPIC from its data directory
  * (after a reboot wiped tmpfs). 0 also when someone else did it first. */
 int evb_topic_restore(evb_bus *bus, const char *topic);
 /* Restore every durable topic of the bus whose tmpfs side is missing. */
 void evb_topics_restore_all(evb_bus *bus);
 
-/* ---- flusher.c ---- */
+/* ---- durability.c: bus/'s side of bus/durable ---- */
 /* Make this process a flush candidate for every partition of TM's durable
  * topic (refcounted per bus and topic); drop with evb_flusher_put(), which
  * flushes and syncs what is committed before the last holder lets go. */
@@ -69,19 +70,15 @@ void evb_flusher_put(evb_bus *bus, struct evb_flusher *f);
 /* Flush partitions whose flush lock nobody holds (the flusher died and no
  * candidate is left): everything committed goes to disk, synced. */
 int evb_flush_orphans(struct evb_topic_map *tm);
-/* Wait until R's durable position reaches TARGET or DEADLINE (mono ns,
- * UINT64_MAX: none) passes; with POKE (ASYNC topics) the flusher is woken
- * to sync now rather than at its interval.
- * 0, -ETIMEDOUT, or the flusher's write error. */
-int evb_wait_durable(struct evb_ring *r, uint64_t target, uint64_t deadline, bool poke);
-/* Take the flush lock of partition directory PDIR (created if missing),
- * waiting up to WAIT_MS (0: try once). The fd holds it; -EWOULDBLOCK when
- * another process does. */
-int evb_flush_lock(const char *pdir, int wait_ms);
 /* consumer.c: the smallest position a named consumer of TM has committed
  * in PART (cursor files); UINT64_MAX when none has. */
 uint64_t evb_consumers_min_committed(struct evb_topic_map *tm, uint32_t part);
+
 /* <ddir>/<partition> */
-void evb_part_dir(const struct evb_topic_map *tm, uint32_t part, char *out, size_t cap);
+static inline void evb_part_dir(const struct evb_topic_map *tm, uint32_t part, char *out,
+                                size_t cap)
+{
+    evb_seg_part_dir(tm->ddir, part, out, cap);
+}
 
 #endif

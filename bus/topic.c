@@ -25,7 +25,6 @@
 #include <unistd.h>
 
 #include "bus_internal.h"
-#include "segment.h"
 
 #define EVB_CONF_HEADER "evbus-topic 1"
 
@@ -239,11 +238,11 @@ static int temp_dir(const char *parent, const char *topic, char *out, size_t cap
 
 /*
  * Build the tmpfs side of TOPIC in a temporary directory and rename it into
- * place. REC (durable topics rebuilt from disk): per partition, where the
+ * place. RS (durable topics rebuilt from disk): per partition, where the
  * log ends; NULL for a new topic.
  */
 static int make_tmpfs_topic(evb_bus *bus, const char *topic, const evb_topic_config *cfg,
-                            const struct evb_seg_recovery *rec)
+                            const struct evb_restore *rs)
 {
     char dir[PATH_MAX], tmp[PATH_MAX], path[PATH_MAX + 32];
     snprintf(dir, sizeof dir, "%s/%s", bus->path, topic);
@@ -265,13 +264,8 @@ static int make_tmpfs_topic(evb_bus *bus, const char *topic, const evb_topic_con
             .mode = cfg->file_mode,
             .flags = cfg->durability != EVB_DURABILITY_NONE ? EVB_RING_F_DURABLE : 0,
         };
-        if (rec) {
-            init.base_pos = rec[i].end_pos;
-            init.base_offset = rec[i].end_offset;
-            init.log_start_pos = rec[i].start_pos;
-            init.log_start_offset = rec[i].start_offset;
-            init.dropped = rec[i].dropped_bytes;
-        }
+        if (rs)
+            evb_restore_ring_init(rs, i, &init);
         snprintf(path, sizeof path, "%s/%u.ring", tmp, i);
         rc = evb_ring_create(path, &init);
         if (rc) {
@@ -384,47 +378,20 @@ EVB_EXPORT int evb_topic_delete(evb_bus *bus, const char *topic)
 
 int evb_topic_restore(evb_bus *bus, const char *topic)
 {
-    char ddir[PATH_MAX], pdir[PATH_MAX + 16];
+    char ddir[PATH_MAX];
     evb_topic_config cfg;
     int rc = data_topic_dir(bus, topic, ddir, sizeof ddir);
     if (rc || (rc = evb_topic_config_read(ddir, &cfg)))
         return rc;
     if (cfg.durability == EVB_DURABILITY_NONE)
         return evb_err_set(-EBADMSG, "%s: topic.conf of a topic that is not durable", ddir);
-    struct evb_seg_recovery *rec = calloc(cfg.partitions, sizeof *rec);
-    int *locks = malloc(cfg.partitions * sizeof *locks);
-    if (!rec || !locks) {
-        free(rec);
-        free(locks);
-        return -ENOMEM;
-    }
-    struct evb_seg_geom g = {cfg.segment_bytes, cfg.ring_bytes, max_frame_of(&cfg)};
-    uint32_t held = 0;
-    for (; held < cfg.partitions; held++) {
-        snprintf(pdir, sizeof pdir, "%s/%u", ddir, held);
-        /* The flush lock: no flusher may write while the log end is found
-         * and the torn tail cut off. */
-        locks[held] = evb_flush_lock(pdir, 2000);
-        if (locks[held] < 0) {
-            rc = locks[held];
-            break;
-        }
-        rc = evb_seg_recover(pdir, &g, 0, &rec[held]);
-        if (rc) {
-            close(locks[held]);
-            evb_err_prefix(rc, "topic %s: partition %u", topic, held);
-            break;
-        }
-    }
-    if (!rc) {
-        rc = make_tmpfs_topic(bus, topic, &cfg, rec);
-        if (rc == -EEXIST) /* restored by another process meanwhile */
-            rc = 0;
-    }
-    for (uint32_t i = 0; i < held; i++)
-        close(locks[i]);
-    free(rec);
-    free(locks);
+    struct evb_restore rs;
+    if ((rc = evb_restore_begin(&rs, ddir, topic, &cfg, max_frame_of(&cfg))))
+        return rc;
+    rc = make_tmpfs_topic(bus, topic, &cfg, &rs);
+    if (rc == -EEXIST) /* restored by another process meanwhile */
+        rc = 0;
+    evb_restore_end(&rs);
     return rc;
 }
 

@@ -1,6 +1,8 @@
 /*
  * dump.c - read-only walks of segment files for `evbus dump`: every frame
- * with its checksum status, then where and why the valid log ends.
+ * with its checksum status, then where and why the valid log ends; and
+ * the list of a partition's segment files. Finding the topic's config is
+ * bus/'s (bus/durability.c).
  */
 #include <errno.h>
 #include <limits.h>
@@ -8,14 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "bus_internal.h"
-#include "crc32c.h"
-#include "segment.h"
+#include "durable.h"
+#include "err.h"
 
-/* "<data>/<topic>/<p>/<base>.log" → the directory, the base and the
- * topic's config two levels up. */
-static int split_path(const char *path, char *dir, size_t cap, uint64_t *base,
-                      evb_topic_config *cfg)
+int evb_dump_parse_path(const char *path, char *dir, size_t cap, uint64_t *base)
 {
     const char *slash = strrchr(path, '/');
     const char *name = slash ? slash + 1 : path;
@@ -36,16 +34,6 @@ static int split_path(const char *path, char *dir, size_t cap, uint64_t *base,
     else
         dir[0] = '.';
     dir[dlen] = '\0';
-    char conf[PATH_MAX + 8];
-    snprintf(conf, sizeof conf, "%s/..", dir);
-    int rc = evb_topic_config_read(conf, cfg);
-    if (rc)
-        return rc;
-    if (cfg->durability == EVB_DURABILITY_NONE)
-        return evb_err_set(-EBADMSG, "%s: the topic is not durable", conf);
-    if (*base % cfg->segment_bytes)
-        return evb_err_set(-EBADMSG, "%s: base is not a multiple of %llu", path,
-                           (unsigned long long)cfg->segment_bytes);
     return 0;
 }
 
@@ -69,25 +57,17 @@ static const char *why_invalid(const struct evb_seg *s, const struct evb_seg_geo
     return "bad length";
 }
 
-EVB_EXPORT int evb_dump_segment(const char *path, int (*fn)(const evb_dump_frame *, void *),
-                                void *arg)
+int evb_dump_walk(const char *dir, uint64_t base, const evb_topic_config *cfg,
+                  int (*fn)(const evb_dump_frame *, void *), void *arg)
 {
-    char dir[PATH_MAX];
-    uint64_t base = 0;
-    evb_topic_config cfg;
-    evb_err_clear();
-    if (!path || !fn)
-        return -EINVAL;
-    int rc = split_path(path, dir, sizeof dir, &base, &cfg);
-    if (rc)
-        return rc;
-    struct evb_seg_geom g = {cfg.segment_bytes, cfg.ring_bytes,
-                             (uint32_t)evb_align_frame((uint64_t)cfg.max_event_bytes +
+    struct evb_seg_geom g = {cfg->segment_bytes, cfg->ring_bytes,
+                             (uint32_t)evb_align_frame((uint64_t)cfg->max_event_bytes +
                                                        EVB_FRAME_HDR)};
     struct evb_seg s;
-    if ((rc = evb_seg_map(&s, dir, base, cfg.segment_bytes)))
+    int rc = evb_seg_map(&s, dir, base, cfg->segment_bytes);
+    if (rc)
         return rc;
-    uint64_t pos = base, end = base + cfg.segment_bytes;
+    uint64_t pos = base, end = base + cfg->segment_bytes;
     evb_dump_frame d;
     while (pos < end) {
         struct evb_seg_frame sf;
@@ -134,29 +114,12 @@ EVB_EXPORT int evb_dump_segment(const char *path, int (*fn)(const evb_dump_frame
     return 0;
 }
 
-EVB_EXPORT int evb_segment_list(evb_bus *bus, const char *topic, uint32_t partition,
-                                char ***paths, size_t *n)
+int evb_dump_paths(const char *pdir, char ***paths, size_t *n)
 {
-    if (!bus || !paths || !n)
-        return -EINVAL;
-    *paths = NULL;
-    *n = 0;
-    struct evb_topic_map *tm;
-    int rc = evb_topic_map_open(bus, topic, &tm);
-    if (rc)
-        return rc;
-    if (!tm->ddir[0] || partition >= tm->nparts) {
-        rc = evb_err_set(-EINVAL, "topic %s: %s", topic,
-                         tm->ddir[0] ? "no such partition" : "not durable");
-        evb_topic_map_close(tm);
-        return rc;
-    }
-    char pdir[PATH_MAX + 16];
-    evb_part_dir(tm, partition, pdir, sizeof pdir);
-    evb_topic_map_close(tm);
     uint64_t *bases;
     size_t k;
-    if ((rc = evb_seg_list(pdir, &bases, &k)))
+    int rc = evb_seg_list(pdir, &bases, &k);
+    if (rc)
         return rc;
     char **out = calloc(k ? k : 1, sizeof *out);
     if (!out) {

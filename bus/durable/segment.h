@@ -8,12 +8,14 @@
  *               [base, base + segment_bytes); the frame at position p sits
  *               at file offset p - base, in the format of ring_format.h,
  *               with crc32c filled in (evb_frame_crc)
- *   <base>.idx  sparse index, a hint only (struct evb_idx_hdr, then
- *               struct evb_idx_entry records appended in position order)
+ *   <base>.idx  sparse index, a hint only (index_format.h)
  *
  * segment_bytes is a multiple of the ring capacity, so a segment end is
  * always a ring end: no frame crosses it. Integers are in host order, as
  * in the ring. Every byte read from these files is checked before use.
+ *
+ * Files: segment.c (names, create, map), seg_reader.c (frames, reader),
+ * index.c, lookup.c, recover.c.
  *
  * Everything here is cold path and keeps a detail for evb_last_error() on
  * failure. A reader handle is for one thread at a time; the rest keeps no
@@ -26,6 +28,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "index_format.h"
 #include "ring.h"
 
 struct evb_seg_geom {
@@ -33,6 +36,10 @@ struct evb_seg_geom {
     uint64_t capacity;      /* ring capacity C, a power of two */
     uint32_t max_frame;     /* largest frame, header included */
 };
+
+/* "<ddir>/<part>": the directory of partition PART of the durable topic
+ * whose data directory is DDIR. */
+void evb_seg_part_dir(const char *ddir, uint32_t part, char *out, size_t cap);
 
 /* "<dir>/<base, %020llu>.<ext>" with ext "log" or "idx";
  * -ENAMETOOLONG when it does not fit CAP. */
@@ -122,29 +129,7 @@ int evb_seg_read(struct evb_seg_reader *sr, uint64_t end, struct evb_frame_view 
 
 /* ---- sparse index ---- */
 
-#define EVB_IDX_MAGIC 0x3130584449425645ull /* "EVBIDX01" little-endian */
-#define EVB_IDX_VERSION 1u
-
-struct evb_idx_hdr {
-    uint64_t magic;         /* 0: EVB_IDX_MAGIC */
-    uint32_t version;       /* 8: EVB_IDX_VERSION */
-    uint32_t pad_;          /* 12: 0 */
-    uint64_t base_pos;      /* 16: the segment's base */
-    uint64_t base_offset;   /* 24: offset of the first frame at base_pos */
-    uint8_t reserved[32];   /* 32: zero */
-};
-
-/* A frame boundary POS of the segment, the offset of the frame there, and
- * the largest timestamp_ns of the data frames before POS in the segment
- * (0 for none). Entries ascend in pos, offset and max_ts. */
-struct evb_idx_entry {
-    uint64_t pos;
-    uint64_t offset;
-    uint64_t max_ts;
-};
-
-static_assert(sizeof(struct evb_idx_hdr) == 64, "index header size");
-static_assert(sizeof(struct evb_idx_entry) == 24, "index entry size");
+/* The file format is index_format.h. */
 
 /* A loaded index: the checked prefix of its entries. free() it. */
 struct evb_idx {

@@ -1,0 +1,185 @@
+/*
+ * durability.c - bus/'s side of durable topics: the per-bus registry of
+ * flushers (one per durable topic, refcounted by the producers that use
+ * it), describing a mapped topic to bus/durable, and the public entry
+ * points whose work is bus/durable's: evb_bus_flushd, evb_dump_segment,
+ * evb_segment_list. Flushing, segments and dumps live in bus/durable.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bus_internal.h"
+
+/* One durable topic's flusher in this bus handle. */
+struct evb_flusher {
+    struct evb_flusher *next;
+    unsigned refs;             /* under bus->lock */
+    struct evb_topic_map *tm;  /* the flusher's own mapping */
+    struct evb_flush *flush;
+};
+
+static uint64_t min_committed(void *arg, uint32_t part)
+{
+    return evb_consumers_min_committed(arg, part);
+}
+
+static struct evb_durable_topic describe(struct evb_topic_map *tm)
+{
+    return (struct evb_durable_topic){
+        .dir = tm->ddir,
+        .cfg = &tm->cfg,
+        .nparts = tm->nparts,
+        .rings = tm->rings,
+        .min_committed = min_committed,
+        .min_committed_arg = tm,
+    };
+}
+
+int evb_flusher_get(evb_bus *bus, struct evb_topic_map *tm, struct evb_flusher **out)
+{
+    pthread_mutex_lock(&bus->lock);
+    for (struct evb_flusher *f = bus->flushers; f; f = f->next) {
+        if (!strcmp(f->tm->ddir, tm->ddir)) {
+            f->refs++;
+            pthread_mutex_unlock(&bus->lock);
+            *out = f;
+            return 0;
+        }
+    }
+    struct evb_flusher *fl = calloc(1, sizeof *fl);
+    if (!fl) {
+        pthread_mutex_unlock(&bus->lock);
+        return -ENOMEM;
+    }
+    int rc = evb_topic_map_open(bus, tm->name, &fl->tm);
+    if (rc) {
+        free(fl);
+        pthread_mutex_unlock(&bus->lock);
+        return rc;
+    }
+    struct evb_durable_topic dt = describe(fl->tm);
+    if ((rc = evb_flush_start(&dt, &fl->flush))) {
+        evb_topic_map_close(fl->tm);
+        free(fl);
+        pthread_mutex_unlock(&bus->lock);
+        return rc;
+    }
+    fl->refs = 1;
+    fl->next = bus->flushers;
+    bus->flushers = fl;
+    pthread_mutex_unlock(&bus->lock);
+    *out = fl;
+    return 0;
+}
+
+void evb_flusher_put(evb_bus *bus, struct evb_flusher *fl)
+{
+    if (!fl)
+        return;
+    pthread_mutex_lock(&bus->lock);
+    if (--fl->refs) {
+        pthread_mutex_unlock(&bus->lock);
+        return;
+    }
+    for (struct evb_flusher **pp = &bus->flushers; *pp; pp = &(*pp)->next) {
+        if (*pp == fl) {
+            *pp = fl->next;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&bus->lock);
+    evb_flush_stop(fl->flush);
+    evb_topic_map_close(fl->tm);
+    free(fl);
+}
+
+int evb_flush_orphans(struct evb_topic_map *tm)
+{
+    struct evb_durable_topic dt = describe(tm);
+    return evb_flush_orphans_of(&dt);
+}
+
+/* ---- evbus flushd ---- */
+
+static int flushd_list(void *ctx, int (*seen)(const char *topic, void *arg), void *arg)
+{
+    return evb_topic_list(ctx, seen, arg);
+}
+
+static void *flushd_get(void *ctx, const char *topic)
+{
+    struct evb_topic_map *tm;
+    struct evb_flusher *fl = NULL;
+    if (evb_topic_map_open(ctx, topic, &tm))
+        return NULL;
+    if (tm->ddir[0])
+        evb_flusher_get(ctx, tm, &fl);
+    evb_topic_map_close(tm);
+    return fl;
+}
+
+static void flushd_put(void *ctx, void *fl)
+{
+    evb_flusher_put(ctx, fl);
+}
+
+EVB_EXPORT int evb_bus_flushd(evb_bus *bus, const volatile int *stop)
+{
+    if (!bus || !stop)
+        return -EINVAL;
+    static const struct evb_flushd_ops ops = {flushd_list, flushd_get, flushd_put};
+    return evb_flushd_run(&ops, bus, stop);
+}
+
+/* ---- evbus dump ---- */
+
+EVB_EXPORT int evb_dump_segment(const char *path, int (*fn)(const evb_dump_frame *, void *),
+                                void *arg)
+{
+    char dir[PATH_MAX];
+    uint64_t base = 0;
+    evb_topic_config cfg;
+    evb_err_clear();
+    if (!path || !fn)
+        return -EINVAL;
+    int rc = evb_dump_parse_path(path, dir, sizeof dir, &base);
+    if (rc)
+        return rc;
+    /* "<data>/<topic>/<p>/<base>.log": the config is two levels up. */
+    char conf[PATH_MAX + 8];
+    snprintf(conf, sizeof conf, "%s/..", dir);
+    if ((rc = evb_topic_config_read(conf, &cfg)))
+        return rc;
+    if (cfg.durability == EVB_DURABILITY_NONE)
+        return evb_err_set(-EBADMSG, "%s: the topic is not durable", conf);
+    if (base % cfg.segment_bytes)
+        return evb_err_set(-EBADMSG, "%s: base is not a multiple of %llu", path,
+                           (unsigned long long)cfg.segment_bytes);
+    return evb_dump_walk(dir, base, &cfg, fn, arg);
+}
+
+EVB_EXPORT int evb_segment_list(evb_bus *bus, const char *topic, uint32_t partition,
+                                char ***paths, size_t *n)
+{
+    if (!bus || !paths || !n)
+        return -EINVAL;
+    *paths = NULL;
+    *n = 0;
+    struct evb_topic_map *tm;
+    int rc = evb_topic_map_open(bus, topic, &tm);
+    if (rc)
+        return rc;
+    if (!tm->ddir[0] || partition >= tm->nparts) {
+        rc = evb_err_set(-EINVAL, "topic %s: %s", topic,
+                         tm->ddir[0] ? "no such partition" : "not durable");
+        evb_topic_map_close(tm);
+        return rc;
+    }
+    char pdir[PATH_MAX + 16];
+    evb_part_dir(tm, partition, pdir, sizeof pdir);
+    evb_topic_map_close(tm);
+    return evb_dump_paths(pdir, paths, n);
+}

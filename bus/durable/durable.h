@@ -1,0 +1,103 @@
+/*
+ * durable.h - what bus/ asks of bus/durable: flushing a durable topic,
+ * waiting for the durable position, the flush lock, rebuilding a topic's
+ * ring positions from its log, `evbus flushd`'s loop and `evbus dump`'s
+ * walks. Segment files themselves are segment.h's.
+ *
+ * bus/durable knows no bus handle and no topic map: bus/ describes a
+ * topic with struct evb_durable_topic (bus/durability.c fills it).
+ */
+#ifndef EVB_DURABLE_H
+#define EVB_DURABLE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "evbus.h"
+#include "ring.h"
+#include "segment.h"
+
+/* A durable topic as the flusher sees it. Everything is borrowed: the
+ * caller keeps it valid until evb_flush_stop() (or the call) returns. */
+struct evb_durable_topic {
+    const char *dir;              /* <data>/<topic> */
+    const evb_topic_config *cfg;
+    uint32_t nparts;
+    struct evb_ring *rings;       /* every partition's ring, mapped */
+    /* The smallest position a named consumer committed in PART (retention
+     * with EVB_TOPIC_RETAIN_UNTIL_CONSUMED); UINT64_MAX when none has.
+     * NULL: no consumer holds anything back. */
+    uint64_t (*min_committed)(void *arg, uint32_t part);
+    void *min_committed_arg;
+};
+
+struct evb_flush;
+
+/* Start flushing DT: this process becomes a flush candidate for each of
+ * its partitions (the locks free now are taken before this returns) and
+ * a thread flushes those it holds. */
+int evb_flush_start(const struct evb_durable_topic *dt, struct evb_flush **out);
+/* Stop: what is committed is flushed and synced, the locks let go. */
+void evb_flush_stop(struct evb_flush *fl);
+/* Flush partitions whose flush lock nobody holds (the flusher died and no
+ * candidate is left): everything committed goes to disk, synced. */
+int evb_flush_orphans_of(const struct evb_durable_topic *dt);
+
+/* Wait until R's durable position reaches TARGET or DEADLINE (mono ns,
+ * UINT64_MAX: none) passes; with POKE (ASYNC topics) the flusher is woken
+ * to sync now rather than at its interval.
+ * 0, -ETIMEDOUT, or the flusher's write error. */
+int evb_wait_durable(struct evb_ring *r, uint64_t target, uint64_t deadline, bool poke);
+/* Take the flush lock of partition directory PDIR (created if missing),
+ * waiting up to WAIT_MS (0: try once). The fd holds it; -EWOULDBLOCK when
+ * another process does. */
+int evb_flush_lock(const char *pdir, int wait_ms);
+/* mkdir -p, mode 0770 for created levels. */
+int evb_mkdirs(const char *path);
+
+/* ---- restore (restore.c) ----
+ * A durable topic whose tmpfs side is gone is rebuilt from its log: each
+ * partition's log end is found and cut under its flush lock, and the
+ * locks stay held until the rings exist (evb_restore_end). */
+struct evb_restore {
+    uint32_t nparts;
+    int *locks;                   /* flush lock fds, nparts */
+    struct evb_seg_recovery *rec; /* per partition */
+};
+
+/* Recover every partition of the topic in DDIR (config CFG, frames up to
+ * MAX_FRAME bytes; TOPIC names it in messages). On failure nothing is
+ * held. */
+int evb_restore_begin(struct evb_restore *rs, const char *ddir, const char *topic,
+                      const evb_topic_config *cfg, uint32_t max_frame);
+/* Set where partition PART's ring starts: its log end and log start. */
+void evb_restore_ring_init(const struct evb_restore *rs, uint32_t part,
+                           struct evb_ring_init *init);
+void evb_restore_end(struct evb_restore *rs);
+
+/* ---- evbus flushd (flushd.c) ----
+ * Keep one flusher per topic of a listing, every second, until *STOP:
+ * LIST calls SEEN once per topic; GET starts a flusher for TOPIC (NULL
+ * when it is not durable or cannot be opened now: tried again next time);
+ * PUT stops it. */
+struct evb_flushd_ops {
+    int (*list)(void *ctx, int (*seen)(const char *topic, void *arg), void *arg);
+    void *(*get)(void *ctx, const char *topic);
+    void (*put)(void *ctx, void *flusher);
+};
+int evb_flushd_run(const struct evb_flushd_ops *ops, void *ctx, const volatile int *stop);
+
+/* ---- evbus dump (dump.c) ---- */
+
+/* Split "<data>/<topic>/<p>/<base>.log" into its directory DIR and BASE. */
+int evb_dump_parse_path(const char *path, char *dir, size_t cap, uint64_t *base);
+/* Call FN for every frame of segment BASE in DIR of a topic with config
+ * CFG, then once with EVB_DUMP_END saying where and why the log ends. */
+int evb_dump_walk(const char *dir, uint64_t base, const evb_topic_config *cfg,
+                  int (*fn)(const evb_dump_frame *, void *), void *arg);
+/* The segment file paths of partition directory PDIR, oldest first, in a
+ * malloc'd array of malloc'd strings. */
+int evb_dump_paths(const char *pdir, char ***paths, size_t *n);
+
+#endif

@@ -1,0 +1,131 @@
+/*
+ * flush_internal.h - what the flusher's files share: one topic's flush
+ * (struct evb_flush) and its per-partition state (struct fpart), the
+ * tuning constants, and the steps each file provides. Only bus/durable
+ * includes it; bus/ sees struct evb_flush as opaque (durable.h).
+ *
+ *   flusher.c        thread, lifecycle, fork hooks, orphan flushes
+ *   flush_lock.c     flock, takeover (resume from flushed), release
+ *   flush_segment.c  segment switch, build-ahead thread, index notes
+ *   flush_round.c    ring walk, one io_uring round, publication (F1)
+ *   durable_wait.c   durable position, sync waiters (S2)
+ *   retention.c      dropping old segments
+ */
+#ifndef EVB_FLUSH_INTERNAL_H
+#define EVB_FLUSH_INTERNAL_H
+
+#include <liburing.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "durable.h"
+#include "ring.h"
+
+#define EVB_LOCK_RETRY_NS (50ull * 1000 * 1000)  /* takeover bound */
+#define EVB_IDLE_WAIT_NS (100ull * 1000 * 1000)  /* housekeeping tick */
+#define EVB_IDX_EVERY (64u << 10)                /* index entry per 64 KiB */
+#define EVB_WRITE_MAX (8u << 20)                 /* bytes per O_DIRECT write op */
+/* Through the page cache, writes of 2 MiB or more ran at a quarter of the
+ * speed of 1 MiB ones on this VM (perf/RESULTS.md). */
+#define EVB_WRITE_MAX_CACHED (1u << 20)
+#define EVB_RETAIN_EVERY_NS (1000ull * 1000 * 1000)
+#define EVB_FAIL_RETRY_NS (1000ull * 1000 * 1000)
+#define EVB_DIO 4096u /* O_DIRECT alignment of offsets, lengths and buffers */
+
+struct fpart {
+    struct evb_ring *r;
+    char dir[PATH_MAX];
+    uint32_t part;
+    int lock_fd;              /* -1: not held */
+    uint64_t next_try;        /* mono ns of the next lock attempt */
+    uint32_t slot;            /* reader slot (doorbell bit) while held */
+    bool has_slot;
+    int seg_fd;               /* segment being written, -1 none */
+    int dio_fd;               /* the same file opened O_DIRECT, or -1 */
+    uint64_t seg_base;
+    int idx_fd;               /* its index, -1 none */
+    uint64_t idx_next;        /* position due for the next index entry */
+    uint64_t max_ts;          /* largest timestamp before the walk, this segment */
+    uint64_t walk;            /* committed frontier found (>= written) */
+    uint64_t written;         /* == hdr->flushed once published */
+    uint64_t synced;          /* == hdr->durable once published */
+    uint64_t last_sync;       /* mono ns */
+    uint64_t hole_pos, hole_since, hole_next;
+    /* the round's op */
+    bool busy;
+    bool op_sync;
+    uint64_t op_end;          /* end of the write (or written, sync only) */
+    int32_t wres;             /* write result, bytes or -errno */
+    int32_t sres;             /* fdatasync result */
+    uint32_t wlen;
+    uint64_t cover, cover_blk; /* O_DIRECT: start of the frame that covers block cover_blk */
+    int failed;               /* sticky: corrupt ring or I/O error */
+    /* The next segment, built ahead by a helper thread so that the switch
+     * costs no zero-filling in the flush path. */
+    pthread_t prep;
+    bool prep_running;
+    uint64_t prep_base;       /* last base prepared (or being prepared) */
+    uint64_t seg_bytes;
+    uint32_t mode;
+    bool zero_fill;
+};
+
+/* The flush of one durable topic by this process: a thread (none for an
+ * orphan flush), an io_uring, and every partition's state. */
+struct evb_flush {
+    struct evb_flush *all_next; /* every flush of the process (fork) */
+    evb_topic_config cfg;
+    uint32_t nparts;
+    struct evb_ring *rings;   /* the caller's mapping, nparts rings */
+    uint64_t (*min_committed)(void *arg, uint32_t part);
+    void *min_committed_arg;
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    _Atomic bool stop;
+    struct io_uring ring;
+    bool uring_ok;
+    bool direct;              /* EVBUS_FLUSH_DIRECT=1: O_DIRECT whole blocks */
+    uint64_t next_retain;
+    struct fpart p[];
+};
+
+/* The stop flag: stored once (evb_flush_stop(), or at creation for an
+ * orphan flush), polled by the thread. seq_cst as it always was; it
+ * publishes nothing but itself (pthread_join orders the teardown). */
+static inline bool evb_flush_stopping(struct evb_flush *fl)
+{
+    return atomic_load_explicit(&fl->stop, memory_order_seq_cst);
+}
+
+/* durable_wait.c: store durable and wake sync waiters (S2). */
+void evb_flush_publish_durable(struct evb_ring *r, uint64_t pos);
+/* durable_wait.c: FP failed with ERR (sticky): tell the waiters. */
+void evb_flush_fail(struct fpart *fp, int err);
+
+/* flush_lock.c: take FP's flush lock unless it is not time to try yet;
+ * resumes from the ring's flushed position. True when held. */
+bool evb_flush_take(struct evb_flush *fl, struct fpart *fp, uint64_t now);
+/* flush_lock.c: close FP's files, give back its slot and its lock. */
+void evb_flush_release(struct fpart *fp);
+
+/* flush_segment.c */
+int evb_flush_seg_open(struct evb_flush *fl, struct fpart *fp, uint64_t base);
+int evb_flush_seg_resume(struct evb_flush *fl, struct fpart *fp, uint64_t at);
+void evb_flush_seg_close(struct fpart *fp);
+void evb_flush_prep_next(struct evb_flush *fl, struct fpart *fp);
+void evb_flush_prep_join(struct fpart *fp);
+void evb_flush_index_note(struct evb_flush *fl, struct fpart *fp, uint64_t pos, uint64_t off);
+
+/* flush_round.c: queue FP's write and/or fdatasync (true if queued), then
+ * submit every queued op and complete them. */
+bool evb_flush_prepare(struct evb_flush *fl, struct fpart *fp, uint64_t now);
+void evb_flush_run_ops(struct evb_flush *fl, unsigned nparts, uint64_t now);
+
+/* retention.c: drop FP's old segments as the topic's retention says. */
+void evb_flush_retain(struct evb_flush *fl, struct fpart *fp, uint64_t now_real);
+
+#endif

@@ -1,0 +1,131 @@
+/*
+ * flush_lock.c - who flushes a partition: its flock on
+ * <data>/<topic>/<p>/flush.lock, taken over when the holder dies (the
+ * kernel drops its flock) and resumed from the ring's flushed position,
+ * and given back on release. The flush itself is flush_round.c's.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/file.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "err.h"
+#include "flush_internal.h"
+
+int evb_flush_lock(const char *pdir, int wait_ms)
+{
+    char path[PATH_MAX + 16];
+    int rc = evb_mkdirs(pdir);
+    if (rc)
+        return evb_err_set(rc, "%s: %s", pdir, strerror(-rc));
+    snprintf(path, sizeof path, "%s/flush.lock", pdir);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0660);
+    if (fd < 0)
+        return evb_err_set(-errno, "%s: %s", path, strerror(errno));
+    uint64_t deadline = evb_mono_ns() + (uint64_t)wait_ms * 1000000ull;
+    for (;;) {
+        if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+            return fd;
+        int e = errno;
+        if (e != EWOULDBLOCK || evb_mono_ns() >= deadline) {
+            close(fd);
+            return e == EWOULDBLOCK ? -EWOULDBLOCK
+                                    : evb_err_set(-e, "%s: flock: %s", path, strerror(e));
+        }
+        struct timespec nap = {0, 5 * 1000 * 1000};
+        nanosleep(&nap, NULL);
+    }
+}
+
+void evb_flush_release(struct fpart *fp)
+{
+    evb_flush_prep_join(fp);
+    evb_flush_seg_close(fp);
+    if (fp->lock_fd >= 0) {
+        /* No longer the flusher: orphan flushes may look at it again.
+         * Relaxed: the owner word is a hint; the flock decides who flushes. */
+        uint64_t self = evb_proc_self();
+        atomic_compare_exchange_strong_explicit(&fp->r->hdr->flusher, &self, 0,
+                                                memory_order_relaxed, memory_order_relaxed);
+    }
+    if (fp->has_slot)
+        evb_ring_slot_release(fp->r, fp->slot);
+    fp->has_slot = false;
+    if (fp->lock_fd >= 0)
+        close(fp->lock_fd);
+    fp->lock_fd = -1;
+}
+
+/*
+ * A predecessor may have died (or failed) after writing past durable into
+ * earlier segments than the one it was writing: those files are synced
+ * here, before anything above durable can be published as durable. (After
+ * an fdatasync error Linux may report success on a retry while the pages
+ * were never written; a partition whose flusher saw an error keeps it in
+ * flush_error until a new flusher takes over, and that is all it can do.)
+ */
+static int sync_behind(struct evb_flush *fl, struct fpart *fp)
+{
+    uint64_t seg = fl->cfg.segment_bytes;
+    uint64_t cur = fp->written - fp->written % seg;
+    for (uint64_t b = fp->synced - fp->synced % seg; fp->synced < cur && b < cur; b += seg) {
+        char path[PATH_MAX + 32];
+        evb_seg_path(path, sizeof path, fp->dir, b, "log");
+        int fd = open(path, O_RDWR | O_CLOEXEC);
+        if (fd < 0 && errno == ENOENT)
+            continue; /* removed by retention: nothing left to sync */
+        if (fd < 0 || fdatasync(fd) < 0) {
+            int e = errno;
+            if (fd >= 0)
+                close(fd);
+            return evb_err_set(-e, "%s: fdatasync: %s", path, strerror(e));
+        }
+        close(fd);
+    }
+    if (fp->synced < cur)
+        fp->synced = cur;
+    return 0;
+}
+
+bool evb_flush_take(struct evb_flush *fl, struct fpart *fp, uint64_t now)
+{
+    if (now < fp->next_try)
+        return false;
+    fp->next_try = now + EVB_LOCK_RETRY_NS;
+    int fd = evb_flush_lock(fp->dir, 0);
+    if (fd < 0)
+        return false;
+    struct evb_ring_hdr *h = fp->r->hdr;
+    fp->lock_fd = fd;
+    /* F1 (takeover side): acquire pairs with the previous holder's release
+     * of flushed and durable; its writes below them happened before, and
+     * we only append after them. */
+    fp->written = atomic_load_explicit(&h->flushed, memory_order_acquire);
+    fp->synced = atomic_load_explicit(&h->durable, memory_order_acquire);
+    if (fp->synced > fp->written)
+        fp->synced = fp->written;
+    fp->walk = fp->written;
+    fp->hole_pos = EVB_POS_NONE;
+    fp->failed = 0;
+    fp->last_sync = now;
+    /* Relaxed: waiters re-read it after each bell (S2). */
+    atomic_store_explicit(&h->flush_error, 0, memory_order_relaxed);
+    int rc = sync_behind(fl, fp);
+    if (!rc)
+        rc = evb_flush_seg_resume(fl, fp, fp->written);
+    if (!rc)
+        rc = evb_ring_slot_take(fp->r, EVB_SLOT_FLUSHER, "flusher", 0, &fp->slot);
+    if (rc) {
+        evb_flush_fail(fp, rc);
+        evb_flush_release(fp);
+        return false;
+    }
+    fp->has_slot = true;
+    /* Not for an orphan flush: it lets go soon. Relaxed: a hint, as above. */
+    if (!evb_flush_stopping(fl))
+        atomic_store_explicit(&h->flusher, evb_proc_self(), memory_order_relaxed);
+    return true;
+}

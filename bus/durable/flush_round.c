@@ -1,0 +1,278 @@
+/*
+ * flush_round.c - one round of a flusher: walk each held partition's
+ * committed frames, queue a write of them straight from the ring mapping
+ * (and a linked fdatasync when due) on io_uring, wait for the completions
+ * and publish flushed (F1) and durable (S2). Locks are flush_lock.c's,
+ * segment switches flush_segment.c's, the thread flusher.c's.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "err.h"
+#include "flush_internal.h"
+
+/* io_uring user_data: partition index << 1 | 1 for the fdatasync. */
+#define OP_SYNC 1u
+
+/*
+ * Walk committed frames from fp->walk, at most to LIMIT, as a reader
+ * would: stamps with acquire (pairs with R1/R2 of the producers and the
+ * padders' CAS), every length checked against the ring. Stops at the first
+ * frame not committed, and times it: a hole left by a dead producer is
+ * padded within dead_ns like any reader would (evb_ring_unblock).
+ */
+static void walk(struct evb_flush *fl, struct fpart *fp, uint64_t limit, uint64_t now)
+{
+    struct evb_ring *r = fp->r;
+    uint64_t pos = fp->walk;
+    while (pos < limit) {
+        struct evb_frame *f = evb_ring_frame(r, pos);
+        uint64_t room = r->capacity - (pos & r->mask);
+        /* A1: acquire pairs with the commit (R1/R2) or a padder's CAS. */
+        uint64_t st = atomic_load_explicit(&f->stamp, memory_order_acquire);
+        uint64_t skip;
+        if (st == (pos | EVB_STAMP_PAD)) {
+            skip = room;
+            if (room >= EVB_FRAME_HDR) {
+                /* Relaxed atomics: a woken stalled producer may rewrite
+                 * these with the same values (see shm/read.c). */
+                skip = __atomic_load_n(&f->claim_len, __ATOMIC_RELAXED);
+                evb_flush_index_note(fl, fp, pos, __atomic_load_n(&f->offset, __ATOMIC_RELAXED));
+            }
+            if (skip < EVB_FRAME_ALIGN || skip % EVB_FRAME_ALIGN || skip > room)
+                goto corrupt;
+        } else if (st == (pos | EVB_STAMP_DATA)) {
+            uint32_t len = f->len;
+            if (room < EVB_FRAME_HDR || len < EVB_FRAME_HDR || len > r->max_frame ||
+                evb_align_frame(len) > room)
+                goto corrupt;
+            evb_flush_index_note(fl, fp, pos, f->offset);
+            if (f->timestamp_ns > fp->max_ts)
+                fp->max_ts = f->timestamp_ns;
+            skip = evb_align_frame(len);
+        } else {
+            /* Not committed: a hole if the tail is past it. A2: acquire
+             * pairs with the claim, as a padder's (shm/pad.c). */
+            uint64_t t = atomic_load_explicit(&r->hdr->tail.pos, memory_order_acquire);
+            if (t <= pos) {
+                fp->hole_pos = EVB_POS_NONE;
+                break;
+            }
+            if (fp->hole_pos != pos) {
+                fp->hole_pos = pos;
+                fp->hole_since = now;
+                fp->hole_next = now + r->dead_ns / 4;
+            } else if (now >= fp->hole_next) {
+                fp->hole_next = now + r->dead_ns / 4;
+                if (evb_ring_unblock(r, pos, now - fp->hole_since) == 1)
+                    continue; /* padded or committed now: look again */
+            }
+            break;
+        }
+        /* The frame [pos, pos + skip) covers the block start blk: a frame
+         * boundary flushed may be published at under O_DIRECT. */
+        uint64_t blk = (pos + skip - 1) & ~(uint64_t)(EVB_DIO - 1);
+        if (blk >= pos) {
+            fp->cover = pos;
+            fp->cover_blk = blk;
+        }
+        pos += skip;
+        fp->hole_pos = EVB_POS_NONE;
+    }
+    fp->walk = pos;
+    return;
+corrupt:
+    fp->walk = pos;
+    evb_flush_fail(fp, evb_err_set(-EBADMSG, "partition %u: corrupt frame at position %llu; "
+                              "flushing stopped", fp->part, (unsigned long long)pos));
+}
+
+static bool sync_due(struct evb_flush *fl, struct fpart *fp, uint64_t end, uint64_t now)
+{
+    if (end <= fp->synced)
+        return false;
+    const evb_topic_config *cfg = &fl->cfg;
+    /* S2: seq_cst load of sync_waiters after the waiter's seq_cst count. */
+    return cfg->durability == EVB_DURABILITY_SYNC ||
+           atomic_load_explicit(&fp->r->hdr->sync_waiters, memory_order_seq_cst) ||
+           now - fp->last_sync >= (uint64_t)cfg->flush_ms * 1000000ull ||
+           end % cfg->segment_bytes == 0 || evb_flush_stopping(fl);
+}
+
+/* Queue this round's write and/or fdatasync for FP. True if queued. */
+bool evb_flush_prepare(struct evb_flush *fl, struct fpart *fp, uint64_t now)
+{
+    const evb_topic_config *cfg = &fl->cfg;
+    struct evb_ring *r = fp->r;
+    fp->busy = false;
+    if (fp->lock_fd >= 0 && fp->failed && !evb_flush_stopping(fl)) {
+        /* Let go after a failure (a full disk, an I/O error): another
+         * process, or this one a second later, tries again from flushed.
+         * flush_error stays set for sync waiters until then. */
+        evb_flush_release(fp);
+        fp->next_try = now + EVB_FAIL_RETRY_NS;
+        return false;
+    }
+    if (fp->lock_fd < 0 || fp->failed)
+        return false;
+    /* Segment full and synced: start the next. */
+    if (fp->written == fp->seg_base + cfg->segment_bytes && fp->synced == fp->written) {
+        int rc = evb_flush_seg_open(fl, fp, fp->written);
+        if (rc) {
+            evb_flush_fail(fp, rc);
+            return false;
+        }
+    }
+    /* One write: contiguous in the ring (not past a lap end), inside the
+     * segment, at most EVB_WRITE_MAX. */
+    uint64_t lap_end = (fp->written | r->mask) + 1;
+    uint64_t limit = fp->seg_base + cfg->segment_bytes;
+    if (limit > lap_end)
+        limit = lap_end;
+    uint64_t max = fp->dio_fd >= 0 ? EVB_WRITE_MAX : EVB_WRITE_MAX_CACHED;
+    if (limit > fp->written + max)
+        limit = fp->written + max;
+    walk(fl, fp, limit, now);
+    if (fp->failed)
+        return false;
+    evb_flush_prep_next(fl, fp);
+    uint64_t end = fp->walk;
+    bool sync = sync_due(fl, fp, end, now);
+    if (end == fp->written && !sync)
+        return false;
+    /* Under O_DIRECT only whole blocks go direct; a partial block at either
+     * end goes through the page cache. Every byte is written once, from
+     * committed ring bytes at or above written, so nothing below written
+     * needs to stay in the ring and nothing past the log's end reaches the
+     * file. (Lap and segment ends are block-aligned.) */
+    int wfd = fp->seg_fd;
+    uint64_t we = end;
+    if (fp->dio_fd >= 0 && end > fp->written) {
+        uint64_t up = (fp->written + EVB_DIO - 1) & ~(uint64_t)(EVB_DIO - 1);
+        uint64_t down = end & ~(uint64_t)(EVB_DIO - 1);
+        if (fp->written != up) {
+            we = end < up ? end : up;
+        } else if (down > fp->written) {
+            we = down;
+            wfd = fp->dio_fd;
+        }
+    }
+    /* A sync waits for the write that reaches the walk's end. */
+    if (we != end)
+        sync = false;
+    if (we > fp->written) {
+        struct io_uring_sqe *sqe = io_uring_get_sqe(&fl->ring);
+        fp->wlen = (uint32_t)(we - fp->written);
+        io_uring_prep_write(sqe, wfd, r->data + (fp->written & r->mask), fp->wlen,
+                            fp->written - fp->seg_base);
+        io_uring_sqe_set_data64(sqe, (uint64_t)(fp - fl->p) << 1);
+        if (sync)
+            sqe->flags |= IOSQE_IO_LINK; /* no fdatasync after a failed write */
+    }
+    if (sync) {
+        struct io_uring_sqe *sqe = io_uring_get_sqe(&fl->ring);
+        io_uring_prep_fsync(sqe, fp->seg_fd, IORING_FSYNC_DATASYNC);
+        io_uring_sqe_set_data64(sqe, (uint64_t)(fp - fl->p) << 1 | OP_SYNC);
+    }
+    end = we;
+    fp->busy = true;
+    fp->op_sync = sync;
+    fp->op_end = end;
+    fp->wres = end > fp->written ? INT32_MIN : 0;
+    fp->sres = sync ? INT32_MIN : 0;
+    return true;
+}
+
+static void complete(struct evb_flush *fl, struct fpart *fp, uint64_t now)
+{
+    fp->busy = false;
+    uint64_t start = fp->written;
+    if (fp->op_end > start) {
+        if (fp->wres < 0) {
+            evb_flush_fail(fp, evb_err_set(fp->wres, "partition %u: segment write: %s", fp->part,
+                                      strerror(-fp->wres)));
+            return;
+        }
+        /* A short write (rare: a full disk half-way) is done again whole:
+         * written and flushed stay on frame boundaries. */
+        if ((uint32_t)fp->wres < fp->wlen)
+            return;
+        fp->written = fp->op_end;
+        /* A death here leaves bytes written past flushed: the next flusher
+         * writes them again, the same bytes at the same place. */
+        EVB_CRASH_POINT("flush.written");
+        /* F1: the write completed, so the kernel has read those bytes of
+         * the ring; release lets producers overwrite them. */
+        /* flushed must be a frame boundary (readers stop there, a new
+         * flusher resumes there); a direct write may end inside a frame,
+         * then the boundary below it, recorded by walk(), is published. */
+        uint64_t pub = fp->written;
+        if (fp->written < fp->walk) {
+            if (fp->cover_blk == fp->written)
+                pub = fp->cover;
+            else
+                /* Relaxed: only this flusher stores flushed. */
+                pub = atomic_load_explicit(&fp->r->hdr->flushed, memory_order_relaxed);
+        }
+        atomic_store_explicit(&fp->r->hdr->flushed, pub, memory_order_release);
+        /* Producers blocked on a full ring sleep on flush_bell (producer.c):
+         * one wake per completed write, a few per MiB at most. Release
+         * bump after flushed (F1); the sleeper re-reads flushed on wake. */
+        atomic_fetch_add_explicit(&fp->r->hdr->flush_bell, 1, memory_order_release);
+        syscall(SYS_futex, &fp->r->hdr->flush_bell, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+    }
+    if (fp->op_sync) {
+        if (fp->sres == 0 && fp->written == fp->op_end) {
+            fp->synced = fp->written;
+            fp->last_sync = now;
+            /* Statistic: relaxed. */
+            atomic_fetch_add_explicit(&fp->r->hdr->fsyncs, 1, memory_order_relaxed);
+            evb_flush_publish_durable(fp->r, fp->synced);
+        } else if (fp->sres < 0 && fp->sres != -ECANCELED) {
+            evb_flush_fail(fp, evb_err_set(fp->sres, "partition %u: fdatasync: %s", fp->part,
+                                      strerror(-fp->sres)));
+        }
+    }
+    (void)fl;
+}
+
+/* Submit what evb_flush_prepare() queued and wait for every completion. */
+void evb_flush_run_ops(struct evb_flush *fl, unsigned nparts, uint64_t now)
+{
+    unsigned want = 0;
+    for (unsigned i = 0; i < nparts; i++)
+        if (fl->p[i].busy)
+            want += (fl->p[i].op_end > fl->p[i].written) + fl->p[i].op_sync;
+    EVB_CRASH_POINT("flush.submit");
+    int rc = io_uring_submit(&fl->ring);
+    while (rc == -EINTR || rc == -EAGAIN)
+        rc = io_uring_submit(&fl->ring);
+    if (rc < 0) {
+        for (unsigned i = 0; i < nparts; i++)
+            fl->p[i].wres = fl->p[i].sres = rc;
+        want = 0;
+    }
+    for (unsigned got = 0; got < want;) {
+        struct io_uring_cqe *cqe;
+        rc = io_uring_wait_cqe(&fl->ring, &cqe);
+        if (rc == -EINTR)
+            continue;
+        if (rc < 0)
+            break;
+        uint64_t ud = io_uring_cqe_get_data64(cqe);
+        struct fpart *fp = &fl->p[ud >> 1];
+        if (ud & OP_SYNC)
+            fp->sres = cqe->res;
+        else
+            fp->wres = cqe->res;
+        io_uring_cqe_seen(&fl->ring, cqe);
+        got++;
+    }
+    for (unsigned i = 0; i < nparts; i++)
+        if (fl->p[i].busy)
+            complete(fl, &fl->p[i], now);
+}

@@ -1,0 +1,344 @@
+/*
+ * flusher.c - durable topics: copy committed ring bytes to segment files
+ * with io_uring, fdatasync them, and publish how far that went.
+ *
+ * Who flushes. Each partition has a lock file, <data>/<topic>/<p>/flush.lock.
+ * Every process with a producer on a durable topic runs one flusher thread
+ * for the topic (refcounted per bus handle); the thread flushes the
+ * partitions whose flock it holds and retries the others every
+ * EVB_LOCK_RETRY_NS. The kernel drops a dead holder's flock, so a survivor
+ * takes over within that bound and resumes from the ring's flushed
+ * position: bytes below it are on disk, bytes above are rewritten, which
+ * is harmless because a position's bytes never change once committed.
+ * When no candidate is left, evb_flush_orphans() (run by every topic open)
+ * finishes the job.
+ *
+ * What is published (ring header line 3):
+ *   flushed  positions below are written; producers gate on it (F1 in
+ *            shm/claim.c), so the ring never overwrites unwritten bytes;
+ *   durable  positions below are fdatasync'ed; evb_wait_durable() sleeps on
+ *            sync_bell until it passes a target (S2 below).
+ *
+ * One round of the thread: for each held partition find the committed
+ * extent after what was written (walking stamps, as a reader does, and
+ * noting sparse index entries on the way), submit one write of it straight
+ * from the ring mapping, with an fdatasync linked behind when the topic is
+ * SYNC, a producer waits, the interval passed or a segment is finished;
+ * wait for the completions; publish. Commits made while a write and its
+ * fdatasync are in flight go out together in the next round: that is the
+ * group commit.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "err.h"
+#include "flush_internal.h"
+
+/*
+ * fork(): a flock belongs to the open file, so a child that inherits a
+ * lock fd would keep the partition locked after this process died, with no
+ * flusher thread behind it. Children close every inherited lock fd. (The
+ * child must not use the parent's evbus handles, as with LMDB.)
+ */
+static pthread_mutex_t all_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct evb_flush *all_flushers;
+
+static void fork_prepare(void)
+{
+    pthread_mutex_lock(&all_mu);
+}
+
+static void fork_parent(void)
+{
+    pthread_mutex_unlock(&all_mu);
+}
+
+static void fork_child(void)
+{
+    for (struct evb_flush *f = all_flushers; f; f = f->all_next)
+        for (uint32_t i = 0; i < f->nparts; i++)
+            if (f->p[i].lock_fd >= 0)
+                close(f->p[i].lock_fd);
+    pthread_mutex_unlock(&all_mu);
+}
+
+__attribute__((constructor)) static void flusher_atfork(void)
+{
+    pthread_atfork(fork_prepare, fork_parent, fork_child);
+}
+
+static void all_add(struct evb_flush *f)
+{
+    pthread_mutex_lock(&all_mu);
+    f->all_next = all_flushers;
+    all_flushers = f;
+    pthread_mutex_unlock(&all_mu);
+}
+
+static void all_remove(struct evb_flush *f)
+{
+    pthread_mutex_lock(&all_mu);
+    for (struct evb_flush **pp = &all_flushers; *pp; pp = &(*pp)->all_next) {
+        if (*pp == f) {
+            *pp = f->all_next;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&all_mu);
+}
+
+/* ---- the thread ---- */
+
+static void sleep_idle(struct evb_flush *fl, uint64_t now)
+{
+    _Atomic uint32_t *bells[EVB_MAX_PARTITIONS];
+    uint32_t vals[EVB_MAX_PARTITIONS];
+    struct fpart *held[EVB_MAX_PARTITIONS];
+    unsigned n = 0;
+    uint64_t wait = EVB_IDLE_WAIT_NS;
+    bool ready = false;
+    for (uint32_t i = 0; i < fl->nparts; i++) {
+        struct fpart *fp = &fl->p[i];
+        if (fp->lock_fd < 0) {
+            if (wait > EVB_LOCK_RETRY_NS)
+                wait = EVB_LOCK_RETRY_NS;
+            continue;
+        }
+        if (fp->failed)
+            continue;
+        evb_ring_waiter_set(fp->r, fp->slot, &vals[n]);
+        bells[n] = &fp->r->hdr->bell;
+        held[n++] = fp;
+        /* D1: seq_cst load after the waiter bit's seq_cst RMW. */
+        uint64_t st = atomic_load_explicit(&evb_ring_frame(fp->r, fp->walk)->stamp,
+                                           memory_order_seq_cst);
+        if (st == (fp->walk | EVB_STAMP_DATA) || st == (fp->walk | EVB_STAMP_PAD) ||
+            /* S2: a sync waiter counted itself (seq_cst) before sleeping. */
+            (fp->synced < fp->written &&
+             atomic_load_explicit(&fp->r->hdr->sync_waiters, memory_order_seq_cst)))
+            ready = true;
+        if (fp->hole_pos != EVB_POS_NONE && wait > fp->r->dead_ns / 4)
+            wait = fp->r->dead_ns / 4;
+        if (fp->synced < fp->written) {
+            uint64_t due = fp->last_sync + (uint64_t)fl->cfg.flush_ms * 1000000ull;
+            uint64_t left = due > now ? due - now : 1;
+            if (wait > left)
+                wait = left;
+        }
+    }
+    if (!ready && !evb_flush_stopping(fl)) {
+        if (n) {
+            evb_bell_wait(bells, vals, n, wait);
+        } else {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            uint64_t ns = (uint64_t)ts.tv_nsec + wait;
+            ts.tv_sec += (time_t)(ns / 1000000000ull);
+            ts.tv_nsec = (long)(ns % 1000000000ull);
+            pthread_mutex_lock(&fl->mu);
+            if (!evb_flush_stopping(fl))
+                pthread_cond_timedwait(&fl->cv, &fl->mu, &ts);
+            pthread_mutex_unlock(&fl->mu);
+        }
+    }
+    for (unsigned i = 0; i < n; i++)
+        evb_ring_waiter_clear(held[i]->r, held[i]->slot);
+}
+
+/* Flush every held partition up to its committed frontier and sync it:
+ * the last thing a stopping flusher does before letting go. */
+static void drain_once(struct evb_flush *fl)
+{
+    for (int rounds = 0; rounds < 1000; rounds++) {
+        uint64_t now = evb_mono_ns();
+        bool any = false;
+        for (uint32_t i = 0; i < fl->nparts; i++)
+            any |= evb_flush_prepare(fl, &fl->p[i], now);
+        if (!any)
+            return;
+        evb_flush_run_ops(fl, fl->nparts, now);
+    }
+}
+
+/* Drain, and when a dead producer's hole stops it short of the tail, wait
+ * the bound (2 dead_ns) for the hole to be padded and drain again. */
+static void drain(struct evb_flush *fl)
+{
+    uint64_t until = evb_mono_ns() + 2 * fl->rings[0].dead_ns;
+    for (;;) {
+        drain_once(fl);
+        bool short_of_tail = false;
+        for (uint32_t i = 0; i < fl->nparts; i++) {
+            struct fpart *fp = &fl->p[i];
+            uint64_t t, toff;
+            evb_ring_load_tail(fp->r, &t, &toff);
+            if (fp->lock_fd >= 0 && !fp->failed && fp->written < t)
+                short_of_tail = true;
+        }
+        if (!short_of_tail || evb_mono_ns() >= until)
+            return;
+        struct timespec nap = {0, 2 * 1000 * 1000};
+        nanosleep(&nap, NULL);
+    }
+}
+
+static void *flusher_main(void *arg)
+{
+    struct evb_flush *fl = arg;
+    uint32_t n = fl->nparts;
+    while (!evb_flush_stopping(fl)) {
+        uint64_t now = evb_mono_ns();
+        for (uint32_t i = 0; i < n; i++)
+            if (fl->p[i].lock_fd < 0)
+                evb_flush_take(fl, &fl->p[i], now);
+        bool any = false;
+        for (uint32_t i = 0; i < n; i++)
+            any |= evb_flush_prepare(fl, &fl->p[i], now);
+        if (any)
+            evb_flush_run_ops(fl, n, now);
+        if (now >= fl->next_retain) {
+            fl->next_retain = now + EVB_RETAIN_EVERY_NS;
+            uint64_t real = evb_real_ns();
+            for (uint32_t i = 0; i < n; i++)
+                if (fl->p[i].lock_fd >= 0)
+                    evb_flush_retain(fl, &fl->p[i], real);
+        }
+        if (!any)
+            sleep_idle(fl, now);
+    }
+    drain(fl);
+    for (uint32_t i = 0; i < n; i++)
+        evb_flush_release(&fl->p[i]);
+    return NULL;
+}
+
+static struct evb_flush *flusher_new(const struct evb_durable_topic *dt)
+{
+    struct evb_flush *fl = calloc(1, sizeof *fl + dt->nparts * sizeof fl->p[0]);
+    if (!fl)
+        return NULL;
+    fl->cfg = *dt->cfg;
+    fl->nparts = dt->nparts;
+    fl->rings = dt->rings;
+    fl->min_committed = dt->min_committed;
+    fl->min_committed_arg = dt->min_committed_arg;
+    for (uint32_t i = 0; i < dt->nparts; i++) {
+        struct fpart *fp = &fl->p[i];
+        fp->r = &dt->rings[i];
+        fp->part = i;
+        fp->lock_fd = fp->seg_fd = fp->idx_fd = fp->dio_fd = -1;
+        fp->hole_pos = EVB_POS_NONE;
+        evb_seg_part_dir(dt->dir, i, fp->dir, sizeof fp->dir);
+    }
+    int rc = io_uring_queue_init(2 * dt->nparts + 2, &fl->ring, 0);
+    if (rc < 0) {
+        free(fl);
+        evb_err_set(rc, "io_uring_queue_init: %s", strerror(-rc));
+        return NULL;
+    }
+    fl->uring_ok = true;
+    /* The page cache by default: with 1 MiB writes and producers that
+     * sleep while blocked it measured 1.37-1.51 GB/s of 1 KiB events
+     * against 1.22-1.34 GB/s for O_DIRECT (perf/RESULTS.md), though
+     * O_DIRECT costs the flusher a third of the CPU and leaves less to
+     * sync at the end. EVBUS_FLUSH_DIRECT=1 selects O_DIRECT. */
+    const char *d = getenv("EVBUS_FLUSH_DIRECT");
+    fl->direct = d && *d == '1';
+    /* SYNC topics write small groups: split into head, blocks and tail
+     * under O_DIRECT they took 2.5 writes per fdatasync and lost ~30% to
+     * the page cache path (perf/RESULTS.md). */
+    if (fl->cfg.durability == EVB_DURABILITY_SYNC)
+        fl->direct = false;
+    all_add(fl);
+    return fl;
+}
+
+static void flusher_free(struct evb_flush *fl)
+{
+    all_remove(fl);
+    if (fl->uring_ok)
+        io_uring_queue_exit(&fl->ring);
+    free(fl);
+}
+
+int evb_flush_start(const struct evb_durable_topic *dt, struct evb_flush **out)
+{
+    struct evb_flush *fl = flusher_new(dt);
+    if (!fl)
+        return -ENOMEM;
+    pthread_mutex_init(&fl->mu, NULL);
+    pthread_cond_init(&fl->cv, NULL);
+    /* Take what locks are free before returning, so a producer that
+     * publishes and syncs at once does not wait for the first retry. */
+    uint64_t now = evb_mono_ns();
+    for (uint32_t i = 0; i < fl->nparts; i++)
+        evb_flush_take(fl, &fl->p[i], now);
+    int rc = pthread_create(&fl->thread, NULL, flusher_main, fl);
+    if (rc) {
+        for (uint32_t i = 0; i < fl->nparts; i++)
+            evb_flush_release(&fl->p[i]);
+        flusher_free(fl);
+        return -rc;
+    }
+    *out = fl;
+    return 0;
+}
+
+void evb_flush_stop(struct evb_flush *fl)
+{
+    pthread_mutex_lock(&fl->mu);
+    atomic_store_explicit(&fl->stop, true, memory_order_seq_cst);
+    pthread_cond_broadcast(&fl->cv);
+    pthread_mutex_unlock(&fl->mu);
+    /* Out of its doorbell sleep. (Every ring: which locks the thread holds
+     * is the thread's business; a spare wake costs nothing.) */
+    for (uint32_t i = 0; i < fl->nparts; i++)
+        evb_ring_wake(&fl->rings[i]);
+    pthread_join(fl->thread, NULL);
+    pthread_mutex_destroy(&fl->mu);
+    pthread_cond_destroy(&fl->cv);
+    flusher_free(fl);
+}
+
+int evb_flush_orphans_of(const struct evb_durable_topic *dt)
+{
+    struct evb_flush *fl = NULL;
+    int rc = 0;
+    for (uint32_t i = 0; i < dt->nparts; i++) {
+        struct evb_ring_hdr *h = dt->rings[i].hdr;
+        uint64_t t, toff;
+        evb_ring_load_tail(&dt->rings[i], &t, &toff);
+        /* Acquire pairs with the flusher's durable store (S2). */
+        uint64_t d = atomic_load_explicit(&h->durable, memory_order_acquire);
+        if (d >= t)
+            continue; /* nothing to do: don't even try the lock */
+        /* A live flusher is between lock retries, or busy: its job.
+         * Relaxed: a hint; the flush lock decides. */
+        uint64_t fo = atomic_load_explicit(&h->flusher, memory_order_relaxed);
+        if (fo && evb_proc_alive(fo))
+            continue;
+        if (!fl) {
+            if (!(fl = flusher_new(dt)))
+                return -ENOMEM;
+            /* No thread: stop set means "sync what you write" (sync_due). */
+            atomic_store_explicit(&fl->stop, true, memory_order_seq_cst);
+        }
+        struct fpart *fp = &fl->p[i];
+        if (!evb_flush_take(fl, fp, evb_mono_ns()))
+            continue; /* someone is flushing it */
+        /* Up to what is committed now; a dead producer's hole at the
+         * frontier is padded within dead_ns, so drain() waits that much. */
+        drain(fl);
+        if (fp->failed && !rc)
+            rc = fp->failed;
+        evb_flush_release(fp);
+    }
+    if (fl)
+        flusher_free(fl);
+    return rc;
+}

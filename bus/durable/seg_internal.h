@@ -1,0 +1,62 @@
+/*
+ * seg_internal.h - what the segment files (segment.c, seg_reader.c,
+ * index.c, lookup.c, recover.c) share and nobody else uses: file helpers,
+ * the checked segment listing, and the walk through the log.
+ */
+#ifndef EVB_SEG_INTERNAL_H
+#define EVB_SEG_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "segment.h"
+
+#define EVB_SEG_IO_CHUNK (1u << 20) /* bytes per read or write when scanning, zeroing */
+
+/* -EINVAL (with a detail) unless G is a geometry segments can have. */
+int evb_seg_geom_check(const struct evb_seg_geom *g);
+/* The segment list for geometry G: a base that is no multiple of the
+ * segment size means another geometry wrote it; refuse rather than guess. */
+int evb_seg_list_checked(const char *dir, const struct evb_seg_geom *g, uint64_t **bases,
+                         size_t *n);
+/* All N bytes at OFF; -ENODATA when the file ends first. */
+int evb_seg_read_at(int fd, void *buf, size_t n, off_t off);
+/* All N bytes at OFF, or at the end of an O_APPEND file when OFF < 0. */
+int evb_seg_write_at(int fd, const void *buf, size_t n, off_t off);
+/* Overwrite N bytes from FROM with zeros (no sync). */
+int evb_seg_zero_range(int fd, const char *path, uint64_t from, uint64_t n);
+/* fsync the directory DIR, so renames and unlinks in it last. */
+int evb_seg_sync_dir(const char *dir);
+/* Keep S mapped on the segment holding POS. */
+int evb_seg_hold(struct evb_seg *s, const char *dir, const struct evb_seg_geom *g,
+                 uint64_t pos);
+
+/* A walk through the log: next position, next offset (unknown while
+ * learn is set; only a hint until a frame's own offset confirmed it). */
+struct evb_seg_walk {
+    uint64_t pos;
+    uint64_t offset;
+    bool learn;
+    bool confirmed;
+};
+
+/* Take the frame at w->pos and move past it: 1 data, 2 pad, with
+ * fr->offset the frame's offset; 0 no valid frame, -1 an offset other than
+ * the expected one (W unchanged on both). */
+int evb_seg_step(const struct evb_seg *s, const struct evb_seg_geom *g,
+                 struct evb_seg_walk *w, struct evb_seg_frame *fr);
+/* -EBADMSG with a detail saying why the walk stopped (KIND from step). */
+int evb_seg_corrupt(const char *dir, const struct evb_seg_walk *w, int kind,
+                    const struct evb_seg_frame *fr);
+/* Where a walk of segment BASE may start so that it misses no match
+ * (lookup.c): the last entry of index X (NULL: none) before which no event
+ * can match TARGET, an offset or, BY_TIME, a timestamp. */
+struct evb_seg_walk evb_seg_walk_start(const struct evb_idx *x, const struct evb_seg_geom *g,
+                                       uint64_t base, bool by_time, uint64_t target);
+
+/* Read the index in FD (file PATH) of segment BASE: the header must match,
+ * entries are kept while they ascend and stay at or above the base. */
+int evb_idx_read(int fd, const char *path, uint64_t base, struct evb_idx **out);
+
+#endif

@@ -1,0 +1,324 @@
+/*
+ * segment.c - segment files of a durable partition: names and listing,
+ * creation (built aside and renamed in), read-only mappings, and the small
+ * file helpers the other segment files share (seg_internal.h). What the
+ * bytes mean is seg_reader.c's; the index is index.c's.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "durable.h"
+#include "err.h"
+#include "seg_internal.h"
+
+int evb_seg_geom_check(const struct evb_seg_geom *g)
+{
+    uint64_t c = g->capacity;
+    if (c < 4096 || (c & (c - 1)) || !g->segment_bytes || g->segment_bytes % c ||
+        g->segment_bytes > SIZE_MAX || g->max_frame < EVB_FRAME_HDR || g->max_frame > c)
+        return evb_err_set(-EINVAL, "segment geometry: segment %llu bytes, ring %llu, "
+                           "max frame %u", (unsigned long long)g->segment_bytes,
+                           (unsigned long long)c, g->max_frame);
+    return 0;
+}
+
+void evb_seg_part_dir(const char *ddir, uint32_t part, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s/%u", ddir, part);
+}
+
+int evb_seg_path(char *out, size_t cap, const char *dir, uint64_t base, const char *ext)
+{
+    int n = snprintf(out, cap, "%s/%020llu.%s", dir, (unsigned long long)base, ext);
+    if (n < 0 || (size_t)n >= cap)
+        return evb_err_set(-ENAMETOOLONG, "%s: segment path too long", dir);
+    return 0;
+}
+
+/* NAME is exactly 20 digits (fitting 64 bits) and ".log". */
+static bool parse_log_name(const char *name, uint64_t *base)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 20; i++) {
+        unsigned d = (unsigned)(unsigned char)name[i] - '0';
+        if (d > 9 || v > (UINT64_MAX - d) / 10)
+            return false;
+        v = v * 10 + d;
+    }
+    if (strcmp(name + 20, ".log"))
+        return false;
+    *base = v;
+    return true;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
+int evb_seg_list(const char *dir, uint64_t **bases, size_t *n)
+{
+    *bases = NULL;
+    *n = 0;
+    DIR *d = opendir(dir);
+    if (!d)
+        return evb_err_set(-errno, "%s: %s", dir, strerror(errno));
+    uint64_t *v = NULL;
+    size_t len = 0, cap = 0;
+    int rc = 0;
+    for (;;) {
+        errno = 0;
+        struct dirent *e = readdir(d);
+        if (!e) {
+            if (errno)
+                rc = evb_err_set(-errno, "%s: %s", dir, strerror(errno));
+            break;
+        }
+        uint64_t b;
+        if (!parse_log_name(e->d_name, &b))
+            continue;
+        if (len == cap) {
+            size_t ncap = cap ? 2 * cap : 16;
+            uint64_t *nv = realloc(v, ncap * sizeof *v);
+            if (!nv) {
+                rc = evb_err_set(-ENOMEM, "%s: listing segments", dir);
+                break;
+            }
+            v = nv;
+            cap = ncap;
+        }
+        v[len++] = b;
+    }
+    closedir(d);
+    if (rc) {
+        free(v);
+        return rc;
+    }
+    if (len)
+        qsort(v, len, sizeof *v, cmp_u64);
+    *bases = v;
+    *n = len;
+    return 0;
+}
+
+int evb_seg_list_checked(const char *dir, const struct evb_seg_geom *g, uint64_t **bases,
+                         size_t *n)
+{
+    int rc = evb_seg_geom_check(g);
+    if (rc || (rc = evb_seg_list(dir, bases, n)))
+        return rc;
+    for (size_t i = 0; i < *n; i++) {
+        uint64_t b = (*bases)[i];
+        if (b % g->segment_bytes == 0 && b <= UINT64_MAX - g->segment_bytes)
+            continue;
+        rc = evb_err_set(-EBADMSG, "%s: segment %020llu does not start at a multiple of "
+                         "the segment size %llu", dir, (unsigned long long)b,
+                         (unsigned long long)g->segment_bytes);
+        free(*bases);
+        *bases = NULL;
+        *n = 0;
+        return rc;
+    }
+    return 0;
+}
+
+int evb_seg_read_at(int fd, void *buf, size_t n, off_t off)
+{
+    for (uint8_t *p = buf; n;) {
+        ssize_t k = pread(fd, p, n, off);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            return k ? -errno : -ENODATA;
+        p += k;
+        n -= (size_t)k;
+        off += k;
+    }
+    return 0;
+}
+
+int evb_seg_write_at(int fd, const void *buf, size_t n, off_t off)
+{
+    for (const uint8_t *p = buf; n;) {
+        ssize_t k = off < 0 ? write(fd, p, n) : pwrite(fd, p, n, off);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            return k ? -errno : -EIO;
+        p += k;
+        n -= (size_t)k;
+        if (off >= 0)
+            off += k;
+    }
+    return 0;
+}
+
+int evb_seg_zero_range(int fd, const char *path, uint64_t from, uint64_t n)
+{
+    size_t chunk = n < EVB_SEG_IO_CHUNK ? (size_t)n : EVB_SEG_IO_CHUNK;
+    uint8_t *z = calloc(1, chunk ? chunk : 1);
+    if (!z)
+        return evb_err_set(-ENOMEM, "%s: zeroing", path);
+    int rc = 0;
+    for (uint64_t done = 0; done < n && !rc; done += chunk) {
+        size_t k = n - done < chunk ? (size_t)(n - done) : chunk;
+        rc = evb_seg_write_at(fd, z, k, (off_t)(from + done));
+    }
+    free(z);
+    if (rc)
+        evb_err_set(rc, "%s: writing zeros: %s", path, strerror(-rc));
+    return rc;
+}
+
+int evb_seg_sync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int rc = fd < 0 || fsync(fd) ? -errno : 0;
+    if (fd >= 0)
+        close(fd);
+    if (rc)
+        evb_err_set(rc, "%s: fsync: %s", dir, strerror(-rc));
+    return rc;
+}
+
+int evb_mkdirs(const char *path)
+{
+    char buf[PATH_MAX];
+    size_t n = strlen(path);
+    if (n >= sizeof buf)
+        return -ENAMETOOLONG;
+    memcpy(buf, path, n + 1);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(buf, 0770) < 0 && errno != EEXIST)
+            return -errno;
+        *p = '/';
+    }
+    if (mkdir(buf, 0770) < 0 && errno != EEXIST)
+        return -errno;
+    struct stat st;
+    if (stat(buf, &st) < 0)
+        return -errno;
+    return S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
+}
+
+int evb_seg_create(const char *dir, uint64_t base, uint64_t bytes, bool zero_fill,
+                   uint32_t mode)
+{
+    char path[PATH_MAX], tmp[PATH_MAX + 8];
+    int rc = evb_seg_path(path, sizeof path, dir, base, "log");
+    if (rc)
+        return rc;
+    if (!bytes || bytes > INT64_MAX)
+        return evb_err_set(-EINVAL, "%s: segment of %llu bytes", path,
+                           (unsigned long long)bytes);
+    int fd = open(path, O_RDWR | O_CLOEXEC);
+    if (fd >= 0) {
+        struct stat st;
+        rc = fstat(fd, &st) ? -errno : 0;
+        if (!rc && (uint64_t)st.st_size == bytes)
+            return fd;
+        close(fd);
+        if (rc)
+            return evb_err_set(rc, "%s: %s", path, strerror(-rc));
+        return evb_err_set(-EBADMSG, "%s: %lld bytes, a segment has %llu", path,
+                           (long long)st.st_size, (unsigned long long)bytes);
+    }
+    if (errno != ENOENT)
+        return evb_err_set(-errno, "%s: %s", path, strerror(errno));
+
+    /* Built aside and renamed in: a segment under its real name always
+     * has its full size, whatever crash interrupted the building. */
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+    if (fd < 0)
+        return evb_err_set(-errno, "%s: %s", tmp, strerror(errno));
+    (void)fchmod(fd, mode); /* the umask must not narrow the topic's mode */
+    rc = -posix_fallocate(fd, 0, (off_t)bytes);
+    if (rc) {
+        evb_err_set(rc, "%s: cannot reserve %llu bytes: %s", tmp,
+                    (unsigned long long)bytes, strerror(-rc));
+        goto fail;
+    }
+    if (zero_fill && (rc = evb_seg_zero_range(fd, tmp, 0, bytes)))
+        goto fail;
+    if (fdatasync(fd) < 0 || rename(tmp, path) < 0) {
+        rc = evb_err_set(-errno, "%s: %s", tmp, strerror(errno));
+        goto fail;
+    }
+    if ((rc = evb_seg_sync_dir(dir))) {
+        close(fd);
+        return rc;
+    }
+    return fd;
+fail:
+    close(fd);
+    unlink(tmp);
+    return rc;
+}
+
+int evb_seg_map(struct evb_seg *s, const char *dir, uint64_t base, uint64_t bytes)
+{
+    char path[PATH_MAX];
+    *s = (struct evb_seg){.fd = -1, .base = base, .bytes = bytes};
+    int rc = evb_seg_path(path, sizeof path, dir, base, "log");
+    if (rc)
+        return rc;
+    if (!bytes || bytes > SIZE_MAX)
+        return evb_err_set(-EINVAL, "%s: mapping %llu bytes", path, (unsigned long long)bytes);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return evb_err_set(-errno, "%s: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) < 0) {
+        rc = evb_err_set(-errno, "%s: %s", path, strerror(errno));
+        goto fail;
+    }
+    if ((uint64_t)st.st_size < bytes) {
+        rc = evb_err_set(-EBADMSG, "%s: %lld bytes, a segment has %llu", path,
+                         (long long)st.st_size, (unsigned long long)bytes);
+        goto fail;
+    }
+    void *m = mmap(NULL, (size_t)bytes, PROT_READ, MAP_SHARED, fd, 0);
+    if (m == MAP_FAILED) {
+        rc = evb_err_set(-errno, "%s: mmap: %s", path, strerror(errno));
+        goto fail;
+    }
+    s->fd = fd;
+    s->map = m;
+    return 0;
+fail:
+    close(fd);
+    return rc;
+}
+
+void evb_seg_unmap(struct evb_seg *s)
+{
+    if (s->map)
+        munmap((void *)s->map, (size_t)s->bytes);
+    if (s->fd >= 0)
+        close(s->fd);
+    s->map = NULL;
+    s->fd = -1;
+}
+
+int evb_seg_hold(struct evb_seg *s, const char *dir, const struct evb_seg_geom *g,
+                 uint64_t pos)
+{
+    uint64_t base = pos - pos % g->segment_bytes;
+    if (s->map && s->base == base)
+        return 0;
+    evb_seg_unmap(s);
+    return evb_seg_map(s, dir, base, g->segment_bytes);
+}
