@@ -1,6 +1,9 @@
 /*
  * flusher.c - durable topics: copy committed ring bytes to segment files
- * with io_uring, fdatasync them, and publish how far that went.
+ * with io_uring, fdatasync them, and publish how far that went. This file
+ * owns the thread (its loop, idle sleep, drain), starting and stopping it,
+ * the fork hooks and orphan flushes; the steps are in the files listed in
+ * flush_internal.h. Which flushers a bus runs is bus/durability.c's.
  *
  * Who flushes. Each partition has a lock file, <data>/<topic>/<p>/flush.lock.
  * Every process with a producer on a durable topic runs one flusher thread
@@ -10,8 +13,8 @@
  * takes over within that bound and resumes from the ring's flushed
  * position: bytes below it are on disk, bytes above are rewritten, which
  * is harmless because a position's bytes never change once committed.
- * When no candidate is left, evb_flush_orphans() (run by every topic open)
- * finishes the job.
+ * When no candidate is left, evb_flush_orphans_of() (run by every
+ * producer and consumer open) finishes the job.
  *
  * What is published (ring header line 3):
  *   flushed  positions below are written; producers gate on it (F1 in
