@@ -200,16 +200,13 @@ static int disk_read(evb_consumer *c, uint32_t i, struct evb_frame_view *v)
             if (sp <= sr->pos)
                 return evb_err_set(-EBADMSG, "partition %u: segment of position %llu missing",
                                    c->part[i], (unsigned long long)sr->pos);
-            rd->lost_bytes += sp - sr->pos;
-            if (so > sr->offset)
-                rd->lost_events += so - sr->offset;
+            evb_ring_reader_add_loss(rd, sp - sr->pos, so > sr->offset ? so - sr->offset : 0);
             evb_seg_reader_seek(sr, sp, so, true);
             continue;
         }
         if (rc)
             return rc;
-        rd->pos = sr->pos;
-        rd->offset = sr->offset;
+        evb_ring_reader_moved(rd, sr->pos, sr->offset);
         if (evb_ring_reader_take(rd, v->f, v))
             return 0;
     }
@@ -227,14 +224,10 @@ static int read_part(evb_consumer *c, uint32_t i, struct evb_frame_view *v)
             /* Caught up with flushed: the ring holds it (producers gate on
              * flushed); if it lapped us again meanwhile, back we come. */
             struct evb_seg_reader *sr = &c->disk[i].sr;
-            uint64_t skip = rd->skip_below, ts = rd->skip_ts;
             c->disk[i].active = false;
-            int e = evb_ring_reader_seek_pos(rd, sr->pos, sr->offset);
+            int e = evb_ring_reader_resume(rd, sr->pos, sr->offset, sr->learn);
             if (e)
                 return e;
-            rd->learn = sr->learn;
-            rd->skip_below = skip;
-            rd->skip_ts = ts;
             continue;
         }
         int rc = evb_ring_read(rd, v);
@@ -254,10 +247,7 @@ static int seek_to(evb_consumer *c, uint32_t i, uint64_t pos, uint64_t off, bool
 {
     if (c->disk)
         c->disk[i].active = false;
-    int rc = evb_ring_reader_seek_pos(&c->rd[i], pos, off);
-    if (!rc)
-        c->rd[i].learn = learn;
-    return rc;
+    return evb_ring_reader_seek(&c->rd[i], pos, off, learn);
 }
 
 static int seek_one(evb_consumer *c, uint32_t i, uint32_t whence, uint64_t value)
@@ -313,7 +303,7 @@ static int seek_one(evb_consumer *c, uint32_t i, uint32_t whence, uint64_t value
             return evb_ring_reader_seek_offset(rd, value);
         }
         int rc = seek_one(c, i, EVB_START_EARLIEST, 0);
-        rd->skip_ts = value;
+        evb_ring_reader_skip_before(rd, value);
         return rc;
     }
     /* Durable: the disk log below flushed, the ring from there. */
@@ -323,7 +313,7 @@ static int seek_one(evb_consumer *c, uint32_t i, uint32_t whence, uint64_t value
             return evb_err_set(-ERANGE, "partition %u: offset %llu is older than the log "
                                "start %llu", c->part[i], (unsigned long long)value,
                                (unsigned long long)start);
-        rd->lost_events += start - value;
+        evb_ring_reader_add_loss(rd, 0, start - value);
         return seek_one(c, i, EVB_START_EARLIEST, 0);
     }
     uint64_t flushed = atomic_load_explicit(&r->hdr->flushed, memory_order_acquire);
@@ -344,7 +334,7 @@ static int seek_one(evb_consumer *c, uint32_t i, uint32_t whence, uint64_t value
         return evb_ring_reader_seek_offset(rd, value);
     if ((rc = seek_to(c, i, flushed, 0, true)))
         return rc;
-    rd->skip_ts = value;
+    evb_ring_reader_skip_before(rd, value);
     return 0;
 }
 

@@ -5,9 +5,7 @@
  */
 #include <errno.h>
 #include <limits.h>
-#include <linux/futex.h>
 #include <sched.h>
-#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 #include <stdlib.h>
@@ -16,6 +14,7 @@
 
 #include "bus_internal.h"
 #include "crc32c.h"
+#include "frame.h"
 
 struct evb_producer {
     evb_bus *bus;
@@ -142,8 +141,7 @@ static int claim_wait(evb_producer *p, struct evb_ring_producer *rp, uint32_t le
             rc = evb_ring_claim(rp, len, events, c);
             if (rc != -EAGAIN)
                 return rc;
-            struct timespec ts = {0, 1000 * 1000};
-            syscall(SYS_futex, &r->hdr->flush_bell, FUTEX_WAIT, bell, &ts, NULL, 0);
+            evb_bell_sleep(&r->hdr->flush_bell, bell, 1000 * 1000);
         } else {
             sched_yield();
         }
@@ -164,23 +162,17 @@ static int check_size(const evb_producer *p, uint32_t key_len, uint32_t value_le
     return 0;
 }
 
-/* Header of one frame; the value is the caller's to fill. */
+/* Header and key of one frame (frame.h); the value is the caller's to fill. */
 static void write_frame(struct evb_frame *f, uint64_t offset, uint64_t ts, uint64_t seq,
                         uint32_t producer_id, const void *key, uint32_t key_len,
                         uint32_t value_len, uint16_t type, uint32_t claim_len,
                         uint16_t claim_events)
 {
-    f->offset = offset;
-    f->timestamp_ns = ts;
-    f->producer_seq = seq;
-    f->len = EVB_FRAME_HDR + key_len + value_len;
-    f->claim_len = claim_len;
-    f->producer_id = producer_id;
-    f->claim_events = claim_events;
-    f->key_len = (uint16_t)key_len;
-    f->crc32c = 0;
-    f->type = type;
-    f->flags = 0;
+    evb_frame_init(f, &(struct evb_frame_fields){
+                          .offset = offset, .timestamp_ns = ts, .producer_seq = seq,
+                          .producer_id = producer_id, .key_len = key_len,
+                          .value_len = value_len, .type = type, .claim_len = claim_len,
+                          .claim_events = claim_events});
     if (key_len)
         memcpy((uint8_t *)f + EVB_FRAME_HDR, key, key_len);
 }

@@ -39,6 +39,7 @@
 #include <string.h>
 
 #include "err.h"
+#include "frame.h"
 
 __extension__ typedef unsigned __int128 evb_u128;
 
@@ -69,11 +70,6 @@ void evb_ring_load_tail(const struct evb_ring *r, uint64_t *pos, uint64_t *offse
             return;
         }
     }
-}
-
-static bool is_committed(uint64_t stamp, uint64_t pos)
-{
-    return stamp == (pos | EVB_STAMP_DATA) || stamp == (pos | EVB_STAMP_PAD);
 }
 
 /*
@@ -124,7 +120,7 @@ static void refresh_limit(struct evb_ring_producer *p, uint64_t pos)
          * owner may still be writing into it. */
         uint64_t st = atomic_load_explicit(&evb_ring_frame(r, pend)->stamp,
                                            memory_order_acquire);
-        if (is_committed(st, pend) && !evb_proc_alive(owner)) {
+        if (evb_stamp_is_committed(st, pend) && !evb_proc_alive(owner)) {
             evb_ring_reap_producers(r);
             continue;
         }
@@ -206,13 +202,10 @@ int evb_ring_claim(struct evb_ring_producer *p, uint32_t len, uint32_t events,
 static void commit_end_pad(struct evb_ring *r, const struct evb_ring_claim *c)
 {
     struct evb_frame *f = evb_ring_frame(r, c->pos);
-    if (c->pad >= EVB_FRAME_HDR) {
-        f->offset = c->offset;
-        f->claim_len = c->pad;
-        f->claim_events = 0;
-    }
+    if (c->pad >= EVB_FRAME_HDR)
+        evb_frame_set_claim(f, c->offset, c->pad, 0);
     uint64_t exp = c->stale_pad;
-    if (!is_committed(exp, c->pos))
+    if (!evb_stamp_is_committed(exp, c->pos))
         atomic_compare_exchange_strong_explicit(&f->stamp, &exp, c->pos | EVB_STAMP_PAD,
                                                 memory_order_seq_cst,
                                                 memory_order_relaxed);
@@ -230,7 +223,7 @@ static int finish(struct evb_ring_producer *p, struct evb_ring_claim *c, uint64_
     uint64_t exp = c->stale_data;
     /* R1: seq_cst CAS, also the first half of D1. A stale word that is
      * already a commit of this position means a padder beat us to it. */
-    if (is_committed(exp, c->data_pos) ||
+    if (evb_stamp_is_committed(exp, c->data_pos) ||
         !atomic_compare_exchange_strong_explicit(&f1->stamp, &exp, c->data_pos | type,
                                                  memory_order_seq_cst,
                                                  memory_order_relaxed))
@@ -282,9 +275,7 @@ int evb_ring_abort(struct evb_ring_producer *p, struct evb_ring_claim *c)
     struct evb_ring *r = p->r;
     struct evb_frame *f1 = evb_ring_frame(r, c->data_pos);
     /* The same fields a padder would write for this claim (pad.c). */
-    f1->offset = c->offset;
-    f1->claim_len = c->len;
-    f1->claim_events = (uint16_t)c->events;
+    evb_frame_set_claim(f1, c->offset, c->len, (uint16_t)c->events);
     int rc = finish(p, c, EVB_STAMP_PAD);
     if (!rc)
         atomic_fetch_add_explicit(&r->hdr->aborted, c->events, memory_order_relaxed);

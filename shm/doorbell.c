@@ -1,7 +1,9 @@
 /*
- * doorbell.c - sleeping readers and waking them. Producers pay a system
- * call only when some reader has set its bit in the ring's waiters word;
- * the sleep/commit race is closed by the D1 Dekker pair (claim.c).
+ * doorbell.c - every futex of the library: sleeping readers and waking
+ * them, and the plain bells the flusher rings (flush_bell, sync_bell).
+ * Producers pay a system call only when some reader has set its bit in the
+ * ring's waiters word; the sleep/commit race is closed by the D1 Dekker
+ * pair (claim.c).
  */
 #include "ring.h"
 
@@ -38,12 +40,26 @@ void evb_ring_wake_waiters(struct evb_ring *r)
         evb_ring_wake(r);
 }
 
+void evb_bell_ring(_Atomic uint32_t *bell)
+{
+    /* Release: pairs with the sleeper's acquire load of the bell value it
+     * then sleeps on (evb_ring_waiter_set, and the flusher's bells), so a
+     * sleeper that read the new value sees what was published before it. */
+    atomic_fetch_add_explicit(bell, 1, memory_order_release);
+    syscall(SYS_futex, bell, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+}
+
+int evb_bell_sleep(_Atomic uint32_t *bell, uint32_t val, uint64_t timeout_ns)
+{
+    struct timespec ts = {(time_t)(timeout_ns / 1000000000ull),
+                          (long)(timeout_ns % 1000000000ull)};
+    long rc = syscall(SYS_futex, bell, FUTEX_WAIT, val, timeout_ns ? &ts : NULL, NULL, 0);
+    return rc < 0 ? -errno : 0;
+}
+
 void evb_ring_wake(struct evb_ring *r)
 {
-    /* Release: pairs with the acquire load of bell in waiter_set, so a
-     * sleeper that read the new value sees the commit before it. */
-    atomic_fetch_add_explicit(&r->hdr->bell, 1, memory_order_release);
-    syscall(SYS_futex, &r->hdr->bell, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+    evb_bell_ring(&r->hdr->bell);
 }
 
 void evb_ring_waiter_set(struct evb_ring *r, uint32_t slot_idx, uint32_t *bell_val)
@@ -62,13 +78,8 @@ void evb_ring_waiter_clear(struct evb_ring *r, uint32_t slot_idx)
 int evb_bell_wait(_Atomic uint32_t **bells, const uint32_t *vals, unsigned n,
                   uint64_t timeout_ns)
 {
-    if (n == 1) {
-        struct timespec ts = {(time_t)(timeout_ns / 1000000000ull),
-                              (long)(timeout_ns % 1000000000ull)};
-        long rc = syscall(SYS_futex, bells[0], FUTEX_WAIT, vals[0],
-                          timeout_ns ? &ts : NULL, NULL, 0);
-        return rc < 0 ? -errno : 0;
-    }
+    if (n == 1)
+        return evb_bell_sleep(bells[0], vals[0], timeout_ns);
     struct evb_futex_waitv w[128];
     if (n > sizeof w / sizeof w[0])
         n = sizeof w / sizeof w[0];

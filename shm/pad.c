@@ -16,6 +16,8 @@
 
 #include <errno.h>
 
+#include "frame.h"
+
 struct hole {
     uint64_t pos;       /* where the pad goes */
     uint64_t end;       /* next boundary */
@@ -64,7 +66,7 @@ static bool is_boundary(struct evb_ring *r, uint64_t pos, uint64_t offset)
 {
     struct evb_frame *f = evb_ring_frame(r, pos);
     uint64_t st = atomic_load_explicit(&f->stamp, memory_order_acquire);
-    if (st == (pos | EVB_STAMP_DATA) || st == (pos | EVB_STAMP_PAD)) {
+    if (evb_stamp_is_committed(st, pos)) {
         if (r->capacity - (pos & r->mask) < EVB_FRAME_HDR)
             return st == (pos | EVB_STAMP_PAD);
         /* Relaxed atomic read: committed frames do not change, but a
@@ -143,7 +145,7 @@ int evb_ring_unblock(struct evb_ring *r, uint64_t pos, uint64_t waited_ns)
         return 0;
     struct evb_frame *f = evb_ring_frame(r, pos);
     uint64_t stale = atomic_load_explicit(&f->stamp, memory_order_acquire);
-    if (stale == (pos | EVB_STAMP_DATA) || stale == (pos | EVB_STAMP_PAD))
+    if (evb_stamp_is_committed(stale, pos))
         return 1;
 
     struct hole h = {0};
@@ -153,13 +155,9 @@ int evb_ring_unblock(struct evb_ring *r, uint64_t pos, uint64_t waited_ns)
     if (!dead && waited_ns < r->stall_ns)
         return 0;
 
-    if (r->capacity - (pos & r->mask) >= EVB_FRAME_HDR) {
-        /* Identical to what the claimant writes; relaxed atomics because
-         * another padder may be writing the same values. */
-        __atomic_store_n(&f->offset, h.offset, __ATOMIC_RELAXED);
-        __atomic_store_n(&f->claim_len, (uint32_t)(h.end - pos), __ATOMIC_RELAXED);
-        __atomic_store_n(&f->claim_events, (uint16_t)h.events, __ATOMIC_RELAXED);
-    }
+    /* Identical to what the claimant writes (frame.h). */
+    if (r->capacity - (pos & r->mask) >= EVB_FRAME_HDR)
+        evb_frame_set_claim(f, h.offset, (uint32_t)(h.end - pos), (uint16_t)h.events);
     EVB_CRASH_POINT("pad.before_cas");
     /* The race with the claimant's commit (claim.c R1): one CAS wins.
      * seq_cst: also the first half of D1 for sleepers. */
@@ -187,6 +185,28 @@ int evb_ring_unblock(struct evb_ring *r, uint64_t pos, uint64_t waited_ns)
     return 1;
 }
 
+int evb_ring_hole_check(struct evb_ring *r, struct evb_hole_timer *h, uint64_t pos)
+{
+    /* Acquire: a tail past POS means a claim covers it, and its intent is
+     * visible (A2 again, inside evb_ring_unblock). */
+    uint64_t t = atomic_load_explicit(&r->hdr->tail.pos, memory_order_acquire);
+    if (pos >= t) {
+        h->pos = EVB_POS_NONE; /* nothing claimed here yet: no hole */
+        return 0;
+    }
+    uint64_t now = evb_mono_ns();
+    if (h->pos != pos) {
+        h->pos = pos;
+        h->since = now;
+        h->next_check = now + r->dead_ns / 4;
+        return 0;
+    }
+    if (now < h->next_check)
+        return 0;
+    h->next_check = now + r->dead_ns / 4;
+    return evb_ring_unblock(r, pos, now - h->since) == 1;
+}
+
 void evb_ring_reap_producers(struct evb_ring *r)
 {
     uint64_t self_pid = evb_proc_self() >> 32;
@@ -204,7 +224,7 @@ void evb_ring_reap_producers(struct evb_ring *r)
                                                memory_order_acquire);
             uint64_t tpos, toff;
             evb_ring_load_tail(r, &tpos, &toff);
-            bool resolved = st == (pend | EVB_STAMP_DATA) || st == (pend | EVB_STAMP_PAD);
+            bool resolved = evb_stamp_is_committed(st, pend);
             /* A claim with an end pad resolves in two steps; the data part
              * decides. A pending position at or past the tail was never
              * claimed (it died before its CAS). */
@@ -213,7 +233,7 @@ void evb_ring_reap_producers(struct evb_ring *r)
                 uint64_t dp = in.pos + in.pad;
                 uint64_t st2 = atomic_load_explicit(&evb_ring_frame(r, dp)->stamp,
                                                     memory_order_acquire);
-                resolved = st2 == (dp | EVB_STAMP_DATA) || st2 == (dp | EVB_STAMP_PAD);
+                resolved = evb_stamp_is_committed(st2, dp);
             }
             if (!resolved && pend < tpos)
                 continue;

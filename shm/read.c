@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "err.h"
+#include "frame.h"
 
 /* The newest lap start at or below T: always a frame boundary, because a
  * frame never wraps and an end pad fills every lap to its end. */
@@ -43,7 +44,7 @@ static void jump(struct evb_ring_reader *rd, uint64_t t)
     rd->lost_bytes += to - rd->pos;
     rd->pos = to;
     rd->resync = true;
-    rd->hole_pos = EVB_POS_NONE;
+    rd->hole.pos = EVB_POS_NONE;
 }
 
 /* After copying bytes at POS: were they overwritten meanwhile? (L1) */
@@ -80,34 +81,17 @@ static int check_offset(struct evb_ring_reader *rd, uint64_t off)
     return 0;
 }
 
-/* Nothing committed at POS. A claimed frame that stays uncommitted is timed
- * and, past a quarter of dead_ns at a time, offered to evb_ring_unblock().
- * The tail is a producer's hottest line: a reader spinning here looks at it
+/* Nothing committed at POS. The tail is a producer's hottest line: a
+ * reader spinning here looks at it (to time a hole, evb_ring_hole_check)
  * only once every EVB_TAIL_PEEK empty polls, so waiting costs producers no
  * cache-line theft; a hole is still noticed within microseconds.
  * Returns 1 to retry at once, -EAGAIN to wait. */
 #define EVB_TAIL_PEEK 256u
 static int not_ready(struct evb_ring_reader *rd, uint64_t pos)
 {
-    struct evb_ring *r = rd->r;
     if ((++rd->idle_polls % EVB_TAIL_PEEK) != 0)
         return -EAGAIN;
-    uint64_t t = atomic_load_explicit(&r->hdr->tail.pos, memory_order_acquire);
-    if (pos >= t) {
-        rd->hole_pos = EVB_POS_NONE;
-        return -EAGAIN;
-    }
-    uint64_t now = evb_mono_ns();
-    if (rd->hole_pos != pos) {
-        rd->hole_pos = pos;
-        rd->hole_since = now;
-        rd->hole_next_check = now + r->dead_ns / 4;
-        return -EAGAIN;
-    }
-    if (now < rd->hole_next_check)
-        return -EAGAIN;
-    rd->hole_next_check = now + r->dead_ns / 4;
-    return evb_ring_unblock(r, pos, now - rd->hole_since) == 1 ? 1 : -EAGAIN;
+    return evb_ring_hole_check(rd->r, &rd->hole, pos) == 1 ? 1 : -EAGAIN;
 }
 
 int evb_ring_read(struct evb_ring_reader *rd, struct evb_frame_view *v)
@@ -131,29 +115,7 @@ int evb_ring_read(struct evb_ring_reader *rd, struct evb_frame_view *v)
         uint64_t room = r->capacity - (pos & r->mask);
         /* A1: pairs with R1/R2 (claim.c) and the padder's CAS (pad.c). */
         uint64_t stamp = atomic_load_explicit(&f->stamp, memory_order_acquire);
-
-        if (stamp == (pos | EVB_STAMP_PAD)) {
-            uint64_t skip = room, events = 0, off = rd->offset;
-            if (room >= EVB_FRAME_HDR) {
-                /* Relaxed atomic loads: a woken stalled producer may be
-                 * rewriting these very fields, with the same values. */
-                skip = __atomic_load_n(&f->claim_len, __ATOMIC_RELAXED);
-                events = __atomic_load_n(&f->claim_events, __ATOMIC_RELAXED);
-                off = __atomic_load_n(&f->offset, __ATOMIC_RELAXED);
-            }
-            if (verify && lapped_after(rd, pos))
-                continue;
-            if (skip < EVB_FRAME_ALIGN || skip % EVB_FRAME_ALIGN || skip > room)
-                return corrupt(rd, "pad length", pos, skip);
-            int rc = check_offset(rd, off);
-            if (rc)
-                return rc;
-            rd->pos = pos + skip;
-            rd->offset = off + events;
-            rd->hole_pos = EVB_POS_NONE;
-            continue;
-        }
-        if (stamp != (pos | EVB_STAMP_DATA)) {
+        if (!evb_stamp_is_committed(stamp, pos)) {
             int rc = not_ready(rd, pos);
             if (rc == 1)
                 continue;
@@ -166,43 +128,36 @@ int evb_ring_read(struct evb_ring_reader *rd, struct evb_frame_view *v)
             }
             return rc;
         }
-        if (room < EVB_FRAME_HDR) {
-            if (verify && lapped_after(rd, pos))
-                continue;
-            return corrupt(rd, "data frame in end gap, room", pos, room);
-        }
 
-        /* Load each header field once into locals, check, then use. */
+        /* Positions producers may overwrite are decoded from a private
+         * copy, which is trusted only once the lap check (L1) passed. */
         const struct evb_frame *h = f;
-        if (verify) {
+        if (verify && (stamp & EVB_STAMP_MASK) == EVB_STAMP_DATA && room >= EVB_FRAME_HDR) {
             memcpy(rd->buf, f, EVB_FRAME_HDR);
             h = (const struct evb_frame *)(void *)rd->buf;
         }
-        uint32_t len = h->len;
-        uint32_t key_len = h->key_len;
-        uint64_t off = h->offset;
-        bool bad = len < EVB_FRAME_HDR || len > r->max_frame ||
-                   evb_align_frame(len) > room || key_len > len - EVB_FRAME_HDR;
+        struct evb_frame_step st;
+        int kind = evb_frame_decode(h, stamp, pos, room, r->max_frame, &st);
         if (verify) {
-            if (!bad)
+            if (kind == EVB_FRAME_DATA)
                 memcpy(rd->buf + EVB_FRAME_HDR, (const uint8_t *)f + EVB_FRAME_HDR,
-                       len - EVB_FRAME_HDR);
+                       st.len - EVB_FRAME_HDR);
             if (lapped_after(rd, pos))
                 continue;
         }
-        if (bad)
-            return corrupt(rd, "frame length", pos, len);
-        int rc = check_offset(rd, off);
+        if (kind == EVB_FRAME_BAD)
+            return corrupt(rd, st.bad, pos, st.bad_value);
+        int rc = check_offset(rd, st.offset == EVB_FRAME_NO_OFFSET ? rd->offset : st.offset);
         if (rc)
             return rc;
-        rd->pos = pos + evb_align_frame(len);
-        rd->offset = off + 1;
-        rd->hole_pos = EVB_POS_NONE;
-        if (!evb_ring_reader_take(rd, h, v))
+        rd->pos = pos + st.skip;
+        rd->offset += st.events;
+        rd->hole.pos = EVB_POS_NONE;
+        if (kind == EVB_FRAME_PAD || !evb_ring_reader_take(rd, h, v))
             continue;
         v->f = h;
         v->key = (const uint8_t *)h + EVB_FRAME_HDR;
-        v->value = v->key + key_len;
+        v->value = v->key + st.key_len;
         v->pos = pos;
         return 0;
     }
@@ -215,7 +170,7 @@ int evb_ring_reader_ready(struct evb_ring_reader *rd)
     /* D1 (doorbell.c): seq_cst, after the waiter bit's seq_cst fetch_or. */
     uint64_t st = atomic_load_explicit(&evb_ring_frame(r, pos)->stamp,
                                        memory_order_seq_cst);
-    if (st == (pos | EVB_STAMP_DATA) || st == (pos | EVB_STAMP_PAD))
+    if (evb_stamp_is_committed(st, pos))
         return 1;
     uint64_t t = atomic_load_explicit(&r->hdr->tail.pos, memory_order_seq_cst);
     if (t > pos && t - pos > r->capacity)
@@ -262,14 +217,17 @@ int evb_ring_oldest(struct evb_ring *r, uint64_t *pos, uint64_t *offset)
     /* L1: the offset we copied is good only if no claim lapped it since. */
     atomic_thread_fence(memory_order_acquire);
     uint64_t t2 = atomic_load_explicit(&r->hdr->tail.pos, memory_order_relaxed);
-    if ((st != (at | EVB_STAMP_DATA) && st != (at | EVB_STAMP_PAD)) || t2 - at > r->capacity)
+    if (!evb_stamp_is_committed(st, at) || t2 - at > r->capacity)
         return -EAGAIN;
     *pos = at;
     *offset = off;
     return 0;
 }
 
-int evb_ring_reader_seek_pos(struct evb_ring_reader *rd, uint64_t pos, uint64_t offset)
+/* Move to (POS, OFFSET). LEARN: the frame at POS tells its own offset.
+ * KEEP_FILTERS: a seek's filters (skip_below, skip_ts) stay in force. */
+static int seek(struct evb_ring_reader *rd, uint64_t pos, uint64_t offset, bool learn,
+                bool keep_filters)
 {
     struct evb_ring *r = rd->r;
     uint64_t t, toff;
@@ -301,11 +259,13 @@ int evb_ring_reader_seek_pos(struct evb_ring_reader *rd, uint64_t pos, uint64_t 
     }
     rd->pos = pos;
     rd->offset = offset;
-    rd->learn = true; /* the frame at pos tells its own offset */
+    rd->learn = learn;
     rd->resync = false;
-    rd->hole_pos = EVB_POS_NONE;
-    rd->skip_below = 0;
-    rd->skip_ts = 0;
+    rd->hole.pos = EVB_POS_NONE;
+    if (!keep_filters) {
+        rd->skip_below = 0;
+        rd->skip_ts = 0;
+    }
     evb_ring_reader_release(rd);
     if (EVB_SLOT_GATES(rd->kind) && !r->durable) {
         /* S1 again: producers that computed their limit from our old
@@ -316,6 +276,39 @@ int evb_ring_reader_seek_pos(struct evb_ring_reader *rd, uint64_t pos, uint64_t 
             rd->verify_below = t2;
     }
     return 0;
+}
+
+int evb_ring_reader_seek_pos(struct evb_ring_reader *rd, uint64_t pos, uint64_t offset)
+{
+    return seek(rd, pos, offset, true, false);
+}
+
+int evb_ring_reader_seek(struct evb_ring_reader *rd, uint64_t pos, uint64_t offset, bool learn)
+{
+    return seek(rd, pos, offset, learn, false);
+}
+
+int evb_ring_reader_resume(struct evb_ring_reader *rd, uint64_t pos, uint64_t offset,
+                           bool learn)
+{
+    return seek(rd, pos, offset, learn, true);
+}
+
+void evb_ring_reader_moved(struct evb_ring_reader *rd, uint64_t pos, uint64_t offset)
+{
+    rd->pos = pos;
+    rd->offset = offset;
+}
+
+void evb_ring_reader_add_loss(struct evb_ring_reader *rd, uint64_t bytes, uint64_t events)
+{
+    rd->lost_bytes += bytes;
+    rd->lost_events += events;
+}
+
+void evb_ring_reader_skip_before(struct evb_ring_reader *rd, uint64_t timestamp_ns)
+{
+    rd->skip_ts = timestamp_ns;
 }
 
 int evb_ring_reader_seek_offset(struct evb_ring_reader *rd, uint64_t offset)
@@ -339,7 +332,7 @@ int evb_ring_reader_attach(struct evb_ring_reader *rd, struct evb_ring *r, uint3
     memset(rd, 0, sizeof *rd);
     rd->r = r;
     rd->kind = kind;
-    rd->hole_pos = EVB_POS_NONE;
+    rd->hole.pos = EVB_POS_NONE;
     rd->buf = malloc(r->max_frame);
     if (!rd->buf)
         return -ENOMEM;

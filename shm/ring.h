@@ -106,6 +106,17 @@ int evb_ring_abort(struct evb_ring_producer *p, struct evb_ring_claim *c);
 /* Slow path of a blocked producer: reap dead readers, pad dead holes. */
 void evb_ring_producer_unblock(struct evb_ring_producer *p);
 
+/* A claimed but uncommitted frame a walk is stopped at, being timed. */
+struct evb_hole_timer {
+    uint64_t pos;         /* EVB_POS_NONE: none */
+    uint64_t since;       /* mono ns when first seen at pos */
+    uint64_t next_check;  /* mono ns of the next offer to evb_ring_unblock */
+};
+/* pad.c: nothing is committed at POS. While the tail is past it, time it
+ * and, every dead_ns/4, offer it to evb_ring_unblock(). 1: resolved (read
+ * POS again), 0: keep waiting. Shared by readers and the flusher. */
+int evb_ring_hole_check(struct evb_ring *r, struct evb_hole_timer *h, uint64_t pos);
+
 /* pad.c: resolve an uncommitted claim at POS that has kept a reader waiting
  * WAITED_NS. 1: resolved (padded now or already committed), 0: not allowed
  * yet (owner alive and not stalled), <0 error. */
@@ -138,9 +149,7 @@ struct evb_ring_reader {
     uint64_t offset;          /* next offset expected */
     uint64_t published;       /* cursor value last stored in the slot */
     uint64_t verify_below;    /* positions below this are lap-checked */
-    uint64_t hole_pos;        /* hole being timed, or EVB_POS_NONE */
-    uint64_t hole_since;
-    uint64_t hole_next_check;
+    struct evb_hole_timer hole; /* a claimed, uncommitted frame at pos */
     uint32_t idle_polls;      /* empty polls, to pace tail peeks */
     uint64_t lost_events;     /* to report with the next event */
     uint64_t lost_bytes;
@@ -190,6 +199,26 @@ int evb_ring_read(struct evb_ring_reader *rd, struct evb_frame_view *v);
 /* Publish the reader's position to its slot: frames before it may be
  * overwritten from now on. */
 void evb_ring_reader_release(struct evb_ring_reader *rd);
+/* Move to (POS, OFFSET) like seek_pos; LEARN false trusts OFFSET rather
+ * than taking the offset of the frame found at POS. */
+int evb_ring_reader_seek(struct evb_ring_reader *rd, uint64_t pos, uint64_t offset, bool learn);
+/*
+ * The owner of a durable ring's reader reads positions the ring no longer
+ * holds from the disk log (-ESTALE above), and tells the reader:
+ *   moved     - it delivered up to (POS, OFFSET) from disk; the ring is not
+ *               touched and nothing is published to the slot;
+ *   add_loss  - it found BYTES / EVENTS gone (retention), to report with
+ *               the next event;
+ *   resume    - it caught up at (POS, OFFSET): continue in the ring there,
+ *               with the seek's filters still in force.
+ * bus/ never writes reader fields itself.
+ */
+void evb_ring_reader_moved(struct evb_ring_reader *rd, uint64_t pos, uint64_t offset);
+void evb_ring_reader_add_loss(struct evb_ring_reader *rd, uint64_t bytes, uint64_t events);
+int evb_ring_reader_resume(struct evb_ring_reader *rd, uint64_t pos, uint64_t offset,
+                           bool learn);
+/* After a seek by time: skip events stamped before TIMESTAMP_NS, once. */
+void evb_ring_reader_skip_before(struct evb_ring_reader *rd, uint64_t timestamp_ns);
 /* Move to the frame holding OFFSET (scanning from the oldest lap start). */
 int evb_ring_reader_seek_offset(struct evb_ring_reader *rd, uint64_t offset);
 int evb_ring_reader_seek_pos(struct evb_ring_reader *rd, uint64_t pos, uint64_t offset);
@@ -199,7 +228,12 @@ int evb_ring_oldest(struct evb_ring *r, uint64_t *pos, uint64_t *offset);
  * committed (sleep at most dead_ns/4 so the hole gets timed), 0 nothing. */
 int evb_ring_reader_ready(struct evb_ring_reader *rd);
 
-/* ---- doorbell.c ---- */
+/* ---- doorbell.c: every futex word is waited on and woken here ---- */
+/* Bump BELL (release) and wake everyone asleep on it. */
+void evb_bell_ring(_Atomic uint32_t *bell);
+/* Sleep while BELL still holds VAL, at most TIMEOUT_NS (0: no limit).
+ * 0 woken (or spuriously), -ETIMEDOUT, -EAGAIN (BELL moved already), -EINTR. */
+int evb_bell_sleep(_Atomic uint32_t *bell, uint32_t val, uint64_t timeout_ns);
 void evb_ring_wake(struct evb_ring *r);  /* bump the bell, wake all sleepers */
 void evb_ring_wake_waiters(struct evb_ring *r); /* after commits: if any bit set */
 /* Sleep until one of N rings rings or TIMEOUT_NS passes (0: forever). The

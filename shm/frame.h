@@ -1,0 +1,139 @@
+/*
+ * frame.h - one definition of what a frame says: the committed-stamp test,
+ * the header a claimant writes (and a padder or an abort rewrites with the
+ * same values), and the one decoder every walk of the log uses: the ring
+ * reader (read.c), the flusher, segment recovery and the segment reader,
+ * and `evbus dump`. The layout itself is in ring_format.h.
+ */
+#ifndef EVB_FRAME_H
+#define EVB_FRAME_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "ring_format.h"
+
+/* Committed at POS: the stamp names POS and says data or pad. A zeroed
+ * word, a stamp of another lap or an odd type is "not yet". */
+static inline bool evb_stamp_is_committed(uint64_t stamp, uint64_t pos)
+{
+    return stamp == (pos | EVB_STAMP_DATA) || stamp == (pos | EVB_STAMP_PAD);
+}
+
+/*
+ * The three claim fields of a claim's first frame. The claimant writes
+ * them (evb_frame_init), and so do an abort and a padder of the same
+ * claim, always with identical values: the pad's type lives in the stamp,
+ * so a stalled producer that wakes and rewrites them cannot change what a
+ * reader sees. Relaxed atomic stores because two of those writers may race
+ * on the same bytes; the stamp CAS or store that follows publishes them.
+ */
+static inline void evb_frame_set_claim(struct evb_frame *f, uint64_t offset,
+                                       uint32_t claim_len, uint16_t claim_events)
+{
+    __atomic_store_n(&f->offset, offset, __ATOMIC_RELAXED);
+    __atomic_store_n(&f->claim_len, claim_len, __ATOMIC_RELAXED);
+    __atomic_store_n(&f->claim_events, claim_events, __ATOMIC_RELAXED);
+}
+
+/* What a producer knows of a data frame before it writes the value. */
+struct evb_frame_fields {
+    uint64_t offset;
+    uint64_t timestamp_ns;
+    uint64_t producer_seq;
+    uint32_t producer_id;
+    uint32_t key_len;
+    uint32_t value_len;
+    uint16_t type;
+    uint32_t claim_len;      /* first frame of a claim: its data bytes; else 0 */
+    uint16_t claim_events;   /* first frame of a claim: its events; else 0 */
+};
+
+/* Every header field but the stamp (published last, claim.c R1/R2) and the
+ * checksum (durable rings seal the frame once the value is written). */
+static inline void evb_frame_init(struct evb_frame *f, const struct evb_frame_fields *x)
+{
+    evb_frame_set_claim(f, x->offset, x->claim_len, x->claim_events);
+    f->timestamp_ns = x->timestamp_ns;
+    f->producer_seq = x->producer_seq;
+    f->len = EVB_FRAME_HDR + x->key_len + x->value_len;
+    f->producer_id = x->producer_id;
+    f->key_len = (uint16_t)x->key_len;
+    f->crc32c = 0;
+    f->type = x->type;
+    f->flags = 0;
+}
+
+/* evb_frame_decode() results. */
+#define EVB_FRAME_NONE 0  /* not committed at this position */
+#define EVB_FRAME_DATA 1
+#define EVB_FRAME_PAD 2
+#define EVB_FRAME_BAD (-1) /* committed, but the header cannot be right */
+
+/* A stamp-only pad (too little room for a header) carries no offset. */
+#define EVB_FRAME_NO_OFFSET UINT64_MAX
+
+/* A decoded frame: every header field the walk acts on, loaded once. */
+struct evb_frame_step {
+    uint64_t skip;      /* bytes to the next frame (aligned) */
+    uint64_t offset;    /* the frame's offset, or EVB_FRAME_NO_OFFSET */
+    uint32_t events;    /* data: 1; pad: the events it voids */
+    uint32_t len;       /* data: header + key + value bytes */
+    uint32_t key_len;   /* data */
+    const char *bad;    /* EVB_FRAME_BAD: which field */
+    uint64_t bad_value; /* EVB_FRAME_BAD: the value found */
+};
+
+/*
+ * Decode the frame F at POS whose stamp the caller loaded as STAMP (with
+ * the order its walk needs). ROOM is what is left to the end of the ring
+ * (or of the segment, if less), MAX_FRAME the largest frame allowed. Every
+ * field is read once, then checked against ROOM and MAX_FRAME, so a
+ * corrupt or hostile header can never send a walk out of bounds; callers
+ * use S, never the header again (no double fetch). F may be a private
+ * copy of the header (a lap-checking reader). Pad fields are loaded with
+ * relaxed atomics: a woken stalled producer may be rewriting them, with
+ * the same values (evb_frame_set_claim).
+ */
+static inline int evb_frame_decode(const struct evb_frame *f, uint64_t stamp, uint64_t pos,
+                                   uint64_t room, uint32_t max_frame,
+                                   struct evb_frame_step *s)
+{
+    if (stamp == (pos | EVB_STAMP_PAD)) {
+        if (room < EVB_FRAME_HDR) {
+            /* The stamp alone pads to the ring's end. */
+            *s = (struct evb_frame_step){.skip = room, .offset = EVB_FRAME_NO_OFFSET};
+            return EVB_FRAME_PAD;
+        }
+        uint32_t skip = __atomic_load_n(&f->claim_len, __ATOMIC_RELAXED);
+        *s = (struct evb_frame_step){
+            .skip = skip,
+            .offset = __atomic_load_n(&f->offset, __ATOMIC_RELAXED),
+            .events = __atomic_load_n(&f->claim_events, __ATOMIC_RELAXED),
+        };
+        if (skip < EVB_FRAME_ALIGN || skip % EVB_FRAME_ALIGN || skip > room) {
+            s->bad = "pad length";
+            s->bad_value = skip;
+            return EVB_FRAME_BAD;
+        }
+        return EVB_FRAME_PAD;
+    }
+    if (stamp != (pos | EVB_STAMP_DATA))
+        return EVB_FRAME_NONE;
+    if (room < EVB_FRAME_HDR) {
+        *s = (struct evb_frame_step){.bad = "data frame in end gap, room", .bad_value = room};
+        return EVB_FRAME_BAD;
+    }
+    uint32_t len = f->len, key_len = f->key_len;
+    *s = (struct evb_frame_step){.skip = evb_align_frame(len), .offset = f->offset,
+                                 .events = 1, .len = len, .key_len = key_len};
+    if (len < EVB_FRAME_HDR || len > max_frame || evb_align_frame(len) > room ||
+        key_len > len - EVB_FRAME_HDR) {
+        s->bad = "frame length";
+        s->bad_value = len;
+        return EVB_FRAME_BAD;
+    }
+    return EVB_FRAME_DATA;
+}
+
+#endif /* EVB_FRAME_H */
