@@ -188,13 +188,15 @@ static int disk_read(evb_consumer *c, uint32_t i, struct evb_frame_view *v)
     struct evb_seg_reader *sr = &c->disk[i].sr;
     struct evb_ring_hdr *h = rd->r->hdr;
     for (;;) {
-        /* Acquire: pairs with the flusher's release; the bytes below were
-         * written to the file before it. */
+        /* F1 (shm/claim.c): acquire, pairs with the flusher's release
+         * store of flushed, made after the bytes below reached the file. */
         uint64_t end = atomic_load_explicit(&h->flushed, memory_order_acquire);
         int rc = evb_seg_read(sr, end, v);
         if (rc == -ENOENT) {
             /* Retention removed the segment under us: go to the log start
-             * and report what was skipped as lost. */
+             * and report what was skipped as lost. Relaxed: retention
+             * publishes the start before it deletes, and the seek below
+             * learns the offset from the frame it lands on. */
             uint64_t sp = atomic_load_explicit(&h->log_start_pos, memory_order_relaxed);
             uint64_t so = atomic_load_explicit(&h->log_start_offset, memory_order_relaxed);
             if (sp <= sr->pos)
@@ -270,7 +272,10 @@ static int seek_one(evb_consumer *c, uint32_t i, uint32_t whence, uint64_t value
         return seek_to(c, i, pos, off, false);
     case EVB_START_EARLIEST:
         if (c->disk) {
-            /* The pair may straddle a retention pass: learn the offset. */
+            /* Relaxed pair: it may straddle a retention pass, so the
+             * offset is learnt from the frame (learn = true), and the
+             * position only names a segment retention has not removed yet
+             * or, if it has, the reader's -ENOENT path moves on. */
             pos = atomic_load_explicit(&r->hdr->log_start_pos, memory_order_relaxed);
             off = atomic_load_explicit(&r->hdr->log_start_offset, memory_order_relaxed);
             return seek_to(c, i, pos, off, true);
@@ -306,7 +311,9 @@ static int seek_one(evb_consumer *c, uint32_t i, uint32_t whence, uint64_t value
         evb_ring_reader_skip_before(rd, value);
         return rc;
     }
-    /* Durable: the disk log below flushed, the ring from there. */
+    /* Durable: the disk log below flushed, the ring from there. Relaxed:
+     * the log start only bounds the seek; a stale one is caught by the
+     * segment lookup (-ENOENT) below. */
     uint64_t start = atomic_load_explicit(&r->hdr->log_start_offset, memory_order_relaxed);
     if (whence == EVB_START_OFFSET && value < start) {
         if (strict)
@@ -316,6 +323,7 @@ static int seek_one(evb_consumer *c, uint32_t i, uint32_t whence, uint64_t value
         evb_ring_reader_add_loss(rd, 0, start - value);
         return seek_one(c, i, EVB_START_EARLIEST, 0);
     }
+    /* F1: acquire; below flushed the segments hold every byte. */
     uint64_t flushed = atomic_load_explicit(&r->hdr->flushed, memory_order_acquire);
     int rc = whence == EVB_START_OFFSET
                  ? evb_seg_find_offset(pdir, &c->geom, value, flushed, &pos, &off)
