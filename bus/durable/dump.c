@@ -41,18 +41,16 @@ int evb_dump_parse_path(const char *path, char *dir, size_t cap, uint64_t *base)
 static const char *why_invalid(const struct evb_seg *s, const struct evb_seg_geom *g,
                                uint64_t pos)
 {
-    const uint8_t *p = s->map + (pos - s->base);
-    uint64_t stamp;
-    memcpy(&stamp, p, sizeof stamp);
+    const struct evb_frame *f = (const void *)(s->map + (pos - s->base));
+    uint64_t stamp = __atomic_load_n((const uint64_t *)(const void *)f, __ATOMIC_RELAXED);
     if (stamp == 0)
         return "zero bytes";
     if ((stamp & ~(uint64_t)EVB_STAMP_MASK) != pos)
         return "stale stamp";
     uint64_t room = g->capacity - (pos & (g->capacity - 1));
-    const struct evb_frame *f = (const void *)p;
-    if ((stamp & EVB_STAMP_MASK) == EVB_STAMP_DATA && room >= EVB_FRAME_HDR &&
-        f->len >= EVB_FRAME_HDR && f->len <= g->max_frame && evb_align_frame(f->len) <= room &&
-        f->key_len <= f->len - EVB_FRAME_HDR)
+    struct evb_frame_step st;
+    /* A data frame whose header decodes failed only its checksum. */
+    if (evb_frame_decode(f, stamp, pos, room, g->max_frame, &st) == EVB_FRAME_DATA)
         return "bad checksum";
     return "bad length";
 }

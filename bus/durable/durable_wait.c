@@ -5,11 +5,6 @@
  * flush_round.c's.
  */
 #include <errno.h>
-#include <limits.h>
-#include <linux/futex.h>
-#include <sys/syscall.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "flush_internal.h"
 
@@ -33,8 +28,7 @@ void evb_flush_publish_durable(struct evb_ring *r, uint64_t pos)
      * waiter SIGKILLed before it could decrement sync_waiters (which then
      * only asks ASYNC flushers to sync at once) costs no lost wake-up.
      * S2: release bump; pairs with the waiter's acquire load of the bell. */
-    atomic_fetch_add_explicit(&h->sync_bell, 1, memory_order_release);
-    syscall(SYS_futex, &h->sync_bell, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+    evb_bell_ring(&h->sync_bell);
 }
 
 void evb_flush_fail(struct fpart *fp, int err)
@@ -92,8 +86,7 @@ int evb_wait_durable(struct evb_ring *r, uint64_t target, uint64_t deadline, boo
         uint64_t wait = deadline - now;
         if (wait > EVB_IDLE_WAIT_NS)
             wait = EVB_IDLE_WAIT_NS;
-        struct timespec ts = {(time_t)(wait / 1000000000ull), (long)(wait % 1000000000ull)};
-        syscall(SYS_futex, &h->sync_bell, FUTEX_WAIT, bell, &ts, NULL, 0);
+        evb_bell_sleep(&h->sync_bell, bell, wait);
         atomic_fetch_sub_explicit(&h->sync_waiters, 1, memory_order_relaxed);
     }
 }

@@ -53,7 +53,7 @@ struct fpart {
     uint64_t written;         /* == hdr->flushed once published */
     uint64_t synced;          /* == hdr->durable once published */
     uint64_t last_sync;       /* mono ns */
-    uint64_t hole_pos, hole_since, hole_next;
+    struct evb_hole_timer hole; /* the walk is stopped at a hole (shm/pad.c) */
     /* the round's op */
     bool busy;
     bool op_sync;

@@ -108,7 +108,7 @@ bool evb_flush_take(struct evb_flush *fl, struct fpart *fp, uint64_t now)
     if (fp->synced > fp->written)
         fp->synced = fp->written;
     fp->walk = fp->written;
-    fp->hole_pos = EVB_POS_NONE;
+    fp->hole.pos = EVB_POS_NONE;
     fp->failed = 0;
     fp->last_sync = now;
     /* Relaxed: waiters re-read it after each bell (S2). */

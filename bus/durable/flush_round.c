@@ -7,12 +7,11 @@
  */
 #include <errno.h>
 #include <limits.h>
-#include <linux/futex.h>
 #include <string.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "err.h"
+#include "frame.h"
 #include "flush_internal.h"
 
 /* io_uring user_data: partition index << 1 | 1 for the fdatasync. */
@@ -25,7 +24,7 @@
  * frame not committed, and times it: a hole left by a dead producer is
  * padded within dead_ns like any reader would (evb_ring_unblock).
  */
-static void walk(struct evb_flush *fl, struct fpart *fp, uint64_t limit, uint64_t now)
+static void walk(struct evb_flush *fl, struct fpart *fp, uint64_t limit)
 {
     struct evb_ring *r = fp->r;
     uint64_t pos = fp->walk;
@@ -33,62 +32,38 @@ static void walk(struct evb_flush *fl, struct fpart *fp, uint64_t limit, uint64_
         struct evb_frame *f = evb_ring_frame(r, pos);
         uint64_t room = r->capacity - (pos & r->mask);
         /* A1: acquire pairs with the commit (R1/R2) or a padder's CAS. */
-        uint64_t st = atomic_load_explicit(&f->stamp, memory_order_acquire);
-        uint64_t skip;
-        if (st == (pos | EVB_STAMP_PAD)) {
-            skip = room;
-            if (room >= EVB_FRAME_HDR) {
-                /* Relaxed atomics: a woken stalled producer may rewrite
-                 * these with the same values (see shm/read.c). */
-                skip = __atomic_load_n(&f->claim_len, __ATOMIC_RELAXED);
-                evb_flush_index_note(fl, fp, pos, __atomic_load_n(&f->offset, __ATOMIC_RELAXED));
-            }
-            if (skip < EVB_FRAME_ALIGN || skip % EVB_FRAME_ALIGN || skip > room)
-                goto corrupt;
-        } else if (st == (pos | EVB_STAMP_DATA)) {
-            uint32_t len = f->len;
-            if (room < EVB_FRAME_HDR || len < EVB_FRAME_HDR || len > r->max_frame ||
-                evb_align_frame(len) > room)
-                goto corrupt;
-            evb_flush_index_note(fl, fp, pos, f->offset);
-            if (f->timestamp_ns > fp->max_ts)
-                fp->max_ts = f->timestamp_ns;
-            skip = evb_align_frame(len);
-        } else {
-            /* Not committed: a hole if the tail is past it. A2: acquire
-             * pairs with the claim, as a padder's (shm/pad.c). */
-            uint64_t t = atomic_load_explicit(&r->hdr->tail.pos, memory_order_acquire);
-            if (t <= pos) {
-                fp->hole_pos = EVB_POS_NONE;
-                break;
-            }
-            if (fp->hole_pos != pos) {
-                fp->hole_pos = pos;
-                fp->hole_since = now;
-                fp->hole_next = now + r->dead_ns / 4;
-            } else if (now >= fp->hole_next) {
-                fp->hole_next = now + r->dead_ns / 4;
-                if (evb_ring_unblock(r, pos, now - fp->hole_since) == 1)
-                    continue; /* padded or committed now: look again */
-            }
+        uint64_t stamp = atomic_load_explicit(&f->stamp, memory_order_acquire);
+        struct evb_frame_step st;
+        int kind = evb_frame_decode(f, stamp, pos, room, r->max_frame, &st);
+        if (kind == EVB_FRAME_NONE) {
+            /* Not committed: time it if it is a hole (shm/pad.c). */
+            if (evb_ring_hole_check(r, &fp->hole, pos) == 1)
+                continue; /* padded or committed now: look again */
             break;
         }
+        if (kind == EVB_FRAME_BAD) {
+            fp->walk = pos;
+            evb_flush_fail(fp, evb_err_set(-EBADMSG, "partition %u: %s %llu at position "
+                                           "%llu; flushing stopped", fp->part, st.bad,
+                                           (unsigned long long)st.bad_value,
+                                           (unsigned long long)pos));
+            return;
+        }
+        if (st.offset != EVB_FRAME_NO_OFFSET)
+            evb_flush_index_note(fl, fp, pos, st.offset);
+        if (kind == EVB_FRAME_DATA && f->timestamp_ns > fp->max_ts)
+            fp->max_ts = f->timestamp_ns;
         /* The frame [pos, pos + skip) covers the block start blk: a frame
          * boundary flushed may be published at under O_DIRECT. */
-        uint64_t blk = (pos + skip - 1) & ~(uint64_t)(EVB_DIO - 1);
+        uint64_t blk = (pos + st.skip - 1) & ~(uint64_t)(EVB_DIO - 1);
         if (blk >= pos) {
             fp->cover = pos;
             fp->cover_blk = blk;
         }
-        pos += skip;
-        fp->hole_pos = EVB_POS_NONE;
+        pos += st.skip;
+        fp->hole.pos = EVB_POS_NONE;
     }
     fp->walk = pos;
-    return;
-corrupt:
-    fp->walk = pos;
-    evb_flush_fail(fp, evb_err_set(-EBADMSG, "partition %u: corrupt frame at position %llu; "
-                              "flushing stopped", fp->part, (unsigned long long)pos));
 }
 
 static bool sync_due(struct evb_flush *fl, struct fpart *fp, uint64_t end, uint64_t now)
@@ -136,7 +111,7 @@ bool evb_flush_prepare(struct evb_flush *fl, struct fpart *fp, uint64_t now)
     uint64_t max = fp->dio_fd >= 0 ? EVB_WRITE_MAX : EVB_WRITE_MAX_CACHED;
     if (limit > fp->written + max)
         limit = fp->written + max;
-    walk(fl, fp, limit, now);
+    walk(fl, fp, limit);
     if (fp->failed)
         return false;
     evb_flush_prep_next(fl, fp);
@@ -222,8 +197,7 @@ static void complete(struct evb_flush *fl, struct fpart *fp, uint64_t now)
         /* Producers blocked on a full ring sleep on flush_bell (producer.c):
          * one wake per completed write, a few per MiB at most. Release
          * bump after flushed (F1); the sleeper re-reads flushed on wake. */
-        atomic_fetch_add_explicit(&fp->r->hdr->flush_bell, 1, memory_order_release);
-        syscall(SYS_futex, &fp->r->hdr->flush_bell, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+        evb_bell_ring(&fp->r->hdr->flush_bell);
     }
     if (fp->op_sync) {
         if (fp->sres == 0 && fp->written == fp->op_end) {

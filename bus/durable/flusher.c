@@ -41,6 +41,7 @@
 
 #include "err.h"
 #include "flush_internal.h"
+#include "frame.h"
 
 /*
  * fork(): a flock belongs to the open file, so a child that inherits a
@@ -120,12 +121,12 @@ static void sleep_idle(struct evb_flush *fl, uint64_t now)
         /* D1: seq_cst load after the waiter bit's seq_cst RMW. */
         uint64_t st = atomic_load_explicit(&evb_ring_frame(fp->r, fp->walk)->stamp,
                                            memory_order_seq_cst);
-        if (st == (fp->walk | EVB_STAMP_DATA) || st == (fp->walk | EVB_STAMP_PAD) ||
+        if (evb_stamp_is_committed(st, fp->walk) ||
             /* S2: a sync waiter counted itself (seq_cst) before sleeping. */
             (fp->synced < fp->written &&
              atomic_load_explicit(&fp->r->hdr->sync_waiters, memory_order_seq_cst)))
             ready = true;
-        if (fp->hole_pos != EVB_POS_NONE && wait > fp->r->dead_ns / 4)
+        if (fp->hole.pos != EVB_POS_NONE && wait > fp->r->dead_ns / 4)
             wait = fp->r->dead_ns / 4;
         if (fp->synced < fp->written) {
             uint64_t due = fp->last_sync + (uint64_t)fl->cfg.flush_ms * 1000000ull;
@@ -235,7 +236,7 @@ static struct evb_flush *flusher_new(const struct evb_durable_topic *dt)
         fp->r = &dt->rings[i];
         fp->part = i;
         fp->lock_fd = fp->seg_fd = fp->idx_fd = fp->dio_fd = -1;
-        fp->hole_pos = EVB_POS_NONE;
+        fp->hole.pos = EVB_POS_NONE;
         evb_seg_part_dir(dt->dir, i, fp->dir, sizeof fp->dir);
     }
     int rc = io_uring_queue_init(2 * dt->nparts + 2, &fl->ring, 0);

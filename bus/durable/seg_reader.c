@@ -10,6 +10,7 @@
 
 #include "crc32c.h"
 #include "err.h"
+#include "frame.h"
 #include "seg_internal.h"
 
 int evb_seg_frame(const struct evb_seg *s, const struct evb_seg_geom *g, uint64_t pos,
@@ -25,34 +26,22 @@ int evb_seg_frame(const struct evb_seg *s, const struct evb_seg_geom *g, uint64_
         room = s->bytes - at;
     if (room < sizeof(uint64_t))
         return 0;
-    const uint8_t *p = s->map + at;
-    const struct evb_frame *f = (const struct evb_frame *)(const void *)p;
-    uint64_t stamp;
-    memcpy(&stamp, p, sizeof stamp);
-
-    if (stamp == (pos | EVB_STAMP_PAD)) {
-        if (room < EVB_FRAME_HDR) {
-            /* Too little room for a header: the stamp alone pads to the end. */
-            *out = (struct evb_seg_frame){.skip = room, .offset = EVB_SEG_NO_OFFSET};
-            return 2;
-        }
-        uint32_t skip = f->claim_len;
-        if (skip < EVB_FRAME_ALIGN || skip % EVB_FRAME_ALIGN || skip > room)
-            return 0;
-        *out = (struct evb_seg_frame){.f = f, .skip = skip, .events = f->claim_events,
-                                      .offset = f->offset};
+    const struct evb_frame *f = (const struct evb_frame *)(const void *)(s->map + at);
+    struct evb_frame_step st;
+    /* Relaxed: the mapping is private to this reader's view of a file
+     * whose bytes below flushed no longer change. */
+    uint64_t stamp = __atomic_load_n((const uint64_t *)(const void *)f, __ATOMIC_RELAXED);
+    int kind = evb_frame_decode(f, stamp, pos, room, g->max_frame, &st);
+    if (kind == EVB_FRAME_PAD) {
+        *out = (struct evb_seg_frame){.f = st.offset == EVB_FRAME_NO_OFFSET ? NULL : f,
+                                      .skip = st.skip, .events = st.events,
+                                      .offset = st.offset};
         return 2;
     }
-    if (stamp != (pos | EVB_STAMP_DATA) || room < EVB_FRAME_HDR)
+    if (kind != EVB_FRAME_DATA || f->crc32c != evb_frame_crc(f, st.len))
         return 0;
-    uint32_t len = f->len, key_len = f->key_len;
-    if (len < EVB_FRAME_HDR || len > g->max_frame || evb_align_frame(len) > room ||
-        key_len > len - EVB_FRAME_HDR)
-        return 0;
-    if (f->crc32c != evb_frame_crc(f, len))
-        return 0;
-    *out = (struct evb_seg_frame){.f = f, .skip = evb_align_frame(len), .events = 1,
-                                  .offset = f->offset, .len = len, .key_len = key_len};
+    *out = (struct evb_seg_frame){.f = f, .skip = st.skip, .events = 1, .offset = st.offset,
+                                  .len = st.len, .key_len = st.key_len};
     return 1;
 }
 

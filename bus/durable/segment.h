@@ -28,6 +28,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "frame.h"
 #include "index_format.h"
 #include "ring.h"
 
@@ -72,7 +73,7 @@ struct evb_seg {
 int evb_seg_map(struct evb_seg *s, const char *dir, uint64_t base, uint64_t bytes);
 void evb_seg_unmap(struct evb_seg *s);
 
-#define EVB_SEG_NO_OFFSET UINT64_MAX
+#define EVB_SEG_NO_OFFSET EVB_FRAME_NO_OFFSET
 
 /* A checked frame; every field is a copy taken before the checks. */
 struct evb_seg_frame {
