@@ -1,0 +1,144 @@
+/*
+ * test_seg_files.c - segment and index files of bus/segment.c: listing a
+ * directory, creating a segment aside and reopening it, -ENOSPC on a full
+ * file system, and reopening an index.
+ */
+#include <criterion/criterion.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "crc32c.h"
+#include "seg_helpers.h"
+#include "t_helpers.h"
+
+TestSuite(seg_files, .init = setup, .fini = teardown, .timeout = 60);
+
+Test(seg_files, list_takes_only_segment_names_in_order)
+{
+    const char *names[] = {"00000000000000262144.log", "00000000000000000000.log",
+                           "00000000000000131072.log", "00000000000000000000.idx",
+                           "00000000000000393216.log.tmp", "123.log",
+                           "0000000000000000000a.log", "000000000000000000000.log",
+                           "99999999999999999999.log", "00000000000000524288.logx",
+                           "flush.lock"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        char path[256];
+        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        close(open(path, O_CREAT | O_WRONLY, 0644));
+    }
+    uint64_t *bases;
+    size_t n;
+    cr_assert_eq(evb_seg_list(dir, &bases, &n), 0);
+    cr_assert_eq(n, 3);
+    cr_expect_eq(bases[0], 0);
+    cr_expect_eq(bases[1], 131072);
+    cr_expect_eq(bases[2], 262144);
+    free(bases);
+    char empty[300];
+    snprintf(empty, sizeof empty, "%s/empty", dir);
+    mkdir(empty, 0755);
+    cr_assert_eq(evb_seg_list(empty, &bases, &n), 0);
+    cr_expect_eq(n, 0);
+    free(bases);
+    snprintf(empty, sizeof empty, "%s/missing", dir);
+    cr_expect_eq(evb_seg_list(empty, &bases, &n), -ENOENT);
+}
+
+Test(seg_files, create_builds_aside_and_reopens_existing)
+{
+    char path[256], tmp[300];
+    evb_seg_path(path, sizeof path, dir, SEG, "log");
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    /* A leftover of a crashed creation is overwritten. */
+    int fd = open(tmp, O_CREAT | O_WRONLY, 0644);
+    cr_assert_eq(write(fd, "junk", 4), 4);
+    close(fd);
+    fd = evb_seg_create(dir, SEG, SEG, true, 0640);
+    cr_assert_geq(fd, 0, "%s", evb_last_error());
+    struct stat st;
+    cr_assert_eq(fstat(fd, &st), 0);
+    cr_expect_eq(st.st_size, SEG);
+    cr_expect_eq(st.st_mode & 0777, 0640);
+    cr_expect_neq(access(tmp, F_OK), 0, "the .tmp file is left behind");
+    cr_assert_eq(pwrite(fd, "data", 4, 100), 4);
+    close(fd);
+    uint8_t seg[SEG];
+    read_seg(SEG, seg);
+    cr_expect_neq(memcmp(seg, "junk", 4), 0, "the old .tmp bytes survived");
+    /* Existing with the right size: opened as is. */
+    fd = evb_seg_create(dir, SEG, SEG, false, 0640);
+    cr_assert_geq(fd, 0);
+    char b[4];
+    cr_assert_eq(pread(fd, b, 4, 100), 4);
+    cr_expect_eq(memcmp(b, "data", 4), 0);
+    close(fd);
+    /* Existing with another size: refused, not clobbered. */
+    cr_expect_eq(evb_seg_create(dir, SEG, 2 * SEG, false, 0640), -EBADMSG);
+    cr_assert_eq(stat(path, &st), 0);
+    cr_expect_eq(st.st_size, SEG);
+
+    struct evb_seg s;
+    cr_expect_eq(evb_seg_map(&s, dir, 0, SEG), -ENOENT);
+    evb_seg_unmap(&s);
+    cr_expect_eq(evb_seg_map(&s, dir, SEG, 2 * SEG), -EBADMSG);
+    evb_seg_unmap(&s);
+    cr_assert_eq(evb_seg_map(&s, dir, SEG, SEG), 0);
+    cr_expect_eq(memcmp(s.map + 100, "data", 4), 0);
+    evb_seg_unmap(&s);
+}
+
+Test(seg_files, create_reports_enospc)
+{
+    char mnt[300];
+    snprintf(mnt, sizeof mnt, "%s/small", dir);
+    cr_assert_eq(mkdir(mnt, 0755), 0);
+    if (mount("tmpfs", mnt, "tmpfs", 0, "size=1m") != 0)
+        cr_skip_test("cannot mount a small tmpfs here (needs root)");
+    int rc = evb_seg_create(mnt, 0, 8u << 20, false, 0644);
+    cr_expect_eq(rc, -ENOSPC, "got %d (%s)", rc, evb_last_error());
+    uint64_t *bases;
+    size_t n;
+    cr_expect_eq(evb_seg_list(mnt, &bases, &n), 0);
+    cr_expect_eq(n, 0);
+    free(bases);
+    char tmp[400];
+    snprintf(tmp, sizeof tmp, "%s/00000000000000000000.log.tmp", mnt);
+    cr_expect_neq(access(tmp, F_OK), 0, "the .tmp file is left behind");
+    umount(mnt);
+}
+
+Test(seg_files, index_reopen_keeps_whole_checked_entries)
+{
+    int fd = evb_idx_create(dir, SEG, 500, 0644);
+    cr_assert_geq(fd, 0);
+    struct evb_idx_entry e[3] = {{SEG + 64, 501, 10}, {SEG + 640, 520, 30}, {SEG + 4096, 560, 30}};
+    cr_assert_eq(evb_idx_append(fd, e, 3), 0);
+    cr_assert_eq(write(fd, "torn", 4), 4); /* a partial record */
+    close(fd);
+    fd = evb_idx_create(dir, SEG, 500, 0644);
+    cr_assert_geq(fd, 0);
+    struct evb_idx_entry bad = {SEG + 128, 600, 40}; /* goes back in pos */
+    cr_assert_eq(evb_idx_append(fd, &bad, 1), 0);
+    close(fd);
+    struct evb_idx *x;
+    cr_assert_eq(evb_idx_load(dir, SEG, &x), 0);
+    cr_expect_eq(x->base_pos, SEG);
+    cr_expect_eq(x->base_offset, 500);
+    cr_assert_eq(x->n, 3, "loaded %zu entries", x->n);
+    cr_expect_eq(memcmp(x->e, e, sizeof e), 0);
+    free(x);
+    /* Another base offset: the old entries are not this segment's. */
+    fd = evb_idx_create(dir, SEG, 900, 0644);
+    cr_assert_geq(fd, 0);
+    close(fd);
+    cr_assert_eq(evb_idx_load(dir, SEG, &x), 0);
+    cr_expect_eq(x->base_offset, 900);
+    cr_expect_eq(x->n, 0);
+    free(x);
+    cr_expect_eq(evb_idx_load(dir, 0, &x), -ENOENT);
+}

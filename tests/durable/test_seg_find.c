@@ -1,0 +1,121 @@
+/*
+ * test_seg_find.c - lookups by offset and by time over segment files and
+ * their sparse indexes (bus/segment.c), checked against brute force over
+ * the hand-built log, with and without a lying index.
+ */
+#include <criterion/criterion.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "crc32c.h"
+#include "seg_helpers.h"
+#include "t_helpers.h"
+
+TestSuite(seg_find, .init = setup, .fini = teardown, .timeout = 60);
+
+/* Brute force: the first event below END with offset (or ts) >= T. */
+static const struct rec *first_match(bool by_time, uint64_t t, uint64_t end)
+{
+    for (size_t i = 0; i < lg.nfr; i++) {
+        const struct rec *r = &lg.fr[i];
+        if (r->pos >= end)
+            break;
+        if (r->data && (by_time ? r->ts >= t : r->offset >= t))
+            return r;
+    }
+    return NULL;
+}
+
+static void check_find(bool by_time, uint64_t t, uint64_t end)
+{
+    const struct rec *want = first_match(by_time, t, end);
+    uint64_t pos = 0, off = 0;
+    int rc = by_time ? evb_seg_find_time(dir, &geom, t, end, &pos, &off)
+                     : evb_seg_find_offset(dir, &geom, t, end, &pos, &off);
+    if (!want) {
+        cr_assert_eq(rc, -ENOENT, "target %llu end %llu: rc %d pos %llu",
+                     (unsigned long long)t, (unsigned long long)end, rc,
+                     (unsigned long long)pos);
+        return;
+    }
+    cr_assert_eq(rc, 0, "target %llu end %llu: %s", (unsigned long long)t,
+                 (unsigned long long)end, evb_last_error());
+    cr_assert_eq(pos, want->pos, "%s %llu below %llu: pos %llu, want %llu",
+                 by_time ? "time" : "offset", (unsigned long long)t,
+                 (unsigned long long)end, (unsigned long long)pos,
+                 (unsigned long long)want->pos);
+    cr_assert_eq(off, want->offset);
+}
+
+static uint64_t random_end(void)
+{
+    return next_rand() % 4 ? lg.pos : lg.fr[next_rand() % lg.nfr].pos;
+}
+
+Test(seg_find, offset_exact_hits_and_misses)
+{
+    build(3 * SEG + SEG / 3);
+    write_segments(5);
+    for (uint64_t t = 0; t <= lg.offset + 2; t++)
+        check_find(false, t, lg.pos);
+    for (int k = 0; k < 300; k++)
+        check_find(false, next_rand() % (lg.offset + 3), random_end());
+}
+
+Test(seg_find, offset_without_or_with_a_lying_index)
+{
+    build(3 * SEG + SEG / 3);
+    write_segments(0);
+    for (int k = 0; k < 200; k++)
+        check_find(false, next_rand() % (lg.offset + 3), random_end());
+    write_indexes(3, 7); /* every offset in it is 7 too high */
+    for (int k = 0; k < 200; k++)
+        check_find(false, next_rand() % (lg.offset + 3), random_end());
+}
+
+Test(seg_find, offset_before_the_oldest_segment_lands_on_its_first_event)
+{
+    build(3 * SEG + SEG / 3);
+    write_segments(5);
+    char path[256];
+    evb_seg_path(path, sizeof path, dir, 0, "log");
+    unlink(path);
+    evb_seg_path(path, sizeof path, dir, 0, "idx");
+    unlink(path);
+    const struct rec *first = first_match(false, offset_at(SEG), lg.pos);
+    uint64_t pos, off;
+    cr_assert_eq(evb_seg_find_offset(dir, &geom, 0, lg.pos, &pos, &off), 0);
+    cr_expect_eq(pos, first->pos);
+    cr_expect_eq(off, first->offset);
+    cr_assert_eq(evb_seg_find_time(dir, &geom, 0, lg.pos, &pos, &off), 0);
+    cr_expect_eq(pos, first->pos);
+}
+
+Test(seg_find, time_is_the_first_in_log_order_at_or_after)
+{
+    build(3 * SEG + SEG / 3);
+    uint64_t lo = UINT64_MAX, hi = 0;
+    for (size_t i = 0; i < lg.nfr; i++)
+        if (lg.fr[i].data) {
+            lo = lg.fr[i].ts < lo ? lg.fr[i].ts : lo;
+            hi = lg.fr[i].ts > hi ? lg.fr[i].ts : hi;
+        }
+    for (int pass = 0; pass < 2; pass++) {
+        teardown();
+        setup();
+        write_segments(pass ? 4 : 0);
+        for (int k = 0; k < 500; k++)
+            check_find(true, lo - 10 + next_rand() % (hi - lo + 20), random_end());
+        /* Exactly at recorded timestamps, where >= and > part ways. */
+        for (size_t i = 0; i < lg.nfr; i += 3)
+            if (lg.fr[i].data) {
+                check_find(true, lg.fr[i].ts, lg.pos);
+                check_find(true, lg.fr[i].ts + 1, random_end());
+            }
+        check_find(true, hi + 1, lg.pos);
+        check_find(true, 0, lg.pos);
+    }
+}

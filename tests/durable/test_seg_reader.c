@@ -1,0 +1,120 @@
+/*
+ * test_seg_reader.c - the segment reader of bus/segment.c: it walks every
+ * event of a hand-built log across segments and pads, and reports a
+ * removed segment or a corrupt frame with the right code.
+ */
+#include <criterion/criterion.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "crc32c.h"
+#include "seg_helpers.h"
+#include "t_helpers.h"
+
+TestSuite(seg_reader, .init = setup, .fini = teardown, .timeout = 60);
+
+Test(seg_reader, walks_every_event_across_segments_and_pads)
+{
+    build(2 * SEG + SEG / 2);
+    write_segments(0);
+    cr_assert(lg.stamp_pads && lg.header_pads && lg.abort_pads, "pads %u %u %u",
+              lg.stamp_pads, lg.header_pads, lg.abort_pads);
+    size_t seen;
+    struct evb_seg_reader sr;
+    cr_expect_eq(read_all(0, lg.pos, &seen, &sr), -EAGAIN);
+    cr_expect_eq(seen, events_below(lg.pos));
+    cr_expect_eq(sr.pos, lg.pos);
+    cr_expect_eq(sr.offset, lg.offset);
+    evb_seg_reader_close(&sr);
+    /* A bound in the middle stops there, and reading on from it works. */
+    uint64_t mid = lg.fr[lg.nfr / 2].pos;
+    cr_expect_eq(read_all(0, mid, &seen, &sr), -EAGAIN);
+    cr_expect_eq(seen, events_below(mid));
+    cr_expect_eq(sr.pos, mid);
+    cr_expect_eq(sr.offset, offset_at(mid));
+    struct evb_frame_view v;
+    cr_expect_eq(evb_seg_read(&sr, lg.pos, &v), 0);
+    evb_seg_reader_close(&sr);
+}
+
+Test(seg_reader, enoent_once_retention_removed_the_segment)
+{
+    build(2 * SEG + SEG / 2);
+    write_segments(0);
+    struct evb_seg_reader sr;
+    cr_assert_eq(evb_seg_reader_open(&sr, dir, &geom), 0);
+    struct evb_frame_view v;
+    cr_assert_eq(evb_seg_read(&sr, lg.pos, &v), 0);
+    char path[256];
+    evb_seg_path(path, sizeof path, dir, SEG, "log");
+    cr_assert_eq(unlink(path), 0);
+    int rc;
+    while ((rc = evb_seg_read(&sr, lg.pos, &v)) == 0)
+        cr_assert_lt(v.pos, SEG);
+    cr_expect_eq(rc, -ENOENT);
+    cr_expect_eq(sr.pos, SEG);
+    evb_seg_reader_close(&sr);
+
+    evb_seg_path(path, sizeof path, dir, 0, "log");
+    cr_assert_eq(unlink(path), 0);
+    size_t seen;
+    cr_expect_eq(read_all(0, lg.pos, &seen, NULL), -ENOENT);
+    cr_expect_eq(seen, 0);
+    cr_expect_eq(read_all(2 * SEG, lg.pos, &seen, NULL), -EAGAIN);
+    cr_expect_eq(seen, events_below(lg.pos) - events_below(2 * SEG));
+}
+
+Test(seg_reader, corrupt_frame_below_end_is_ebadmsg_and_sticks)
+{
+    build(2 * SEG);
+    write_segments(0);
+    const struct rec *r = &lg.fr[lg.nfr / 3];
+    while (!r->data)
+        r++;
+    uint8_t b = lg.buf[r->pos + 20] ^ 0x10;
+    patch_seg(r->pos + 20, &b, 1);
+    struct evb_seg_reader sr;
+    size_t seen;
+    cr_expect_eq(read_all(0, lg.pos, &seen, &sr), -EBADMSG);
+    cr_expect_eq(seen, events_below(r->pos));
+    cr_expect_eq(sr.pos, r->pos);
+    struct evb_frame_view v;
+    evb_seg_reader_seek(&sr, 0, 0, true);
+    cr_expect_eq(evb_seg_read(&sr, lg.pos, &v), -EBADMSG);
+    evb_seg_reader_close(&sr);
+}
+
+Test(seg_reader, unexpected_offset_is_ebadmsg)
+{
+    build(SEG);
+    write_segments(0);
+    struct evb_seg_reader sr;
+    cr_assert_eq(evb_seg_reader_open(&sr, dir, &geom), 0);
+    evb_seg_reader_seek(&sr, 0, 5, false);
+    struct evb_frame_view v;
+    cr_expect_eq(evb_seg_read(&sr, lg.pos, &v), -EBADMSG);
+    evb_seg_reader_close(&sr);
+}
+
+Test(seg_reader, pad_longer_than_its_room_is_ebadmsg)
+{
+    build(SEG);
+    write_segments(0);
+    size_t i = 0;
+    while (lg.fr[i].data || CAP - lg.fr[i].pos % CAP < EVB_FRAME_HDR)
+        i++;
+    /* A header pad (end pad or aborted claim) that claims past the lap. */
+    const struct rec *r = &lg.fr[i];
+    uint32_t bad = (uint32_t)(CAP - r->pos % CAP + 8);
+    patch_seg(r->pos + offsetof(struct evb_frame, claim_len), &bad, sizeof bad);
+    size_t seen;
+    struct evb_seg_reader sr;
+    cr_expect_eq(read_all(0, lg.pos, &seen, &sr), -EBADMSG);
+    cr_expect_eq(seen, events_below(r->pos));
+    cr_expect_eq(sr.pos, r->pos, "stopped at %llu, the pad is at %llu",
+                 (unsigned long long)sr.pos, (unsigned long long)r->pos);
+    evb_seg_reader_close(&sr);
+}
