@@ -1,0 +1,273 @@
+/*
+ * test_pad.c - shm/pad.c: who may pad a claimed but uncommitted frame and
+ * when (a dead owner now, a live one only after stall_ns, never from a
+ * torn or implausible intent), the exact extent a pad takes from the
+ * claimant's intent, end pads of wrapped claims, the race with a commit,
+ * and freeing dead producers' slots. Slots and tails are written by hand.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+
+#include "ring_helpers.h"
+#include "t_helpers.h"
+
+TestSuite(ring_pad, .fini = tr_fini, .timeout = 10);
+
+/* A producer that died after its CAS: intent [0, 192) for 3 events,
+ * pending, tail past it, nothing written. */
+static void dead_claim(struct evb_ring *r, uint64_t owner)
+{
+    tr_intent(r, 3, owner, 0, 0, 0, 192, 3);
+    tr_set_tail(r, 192, 3);
+}
+
+Test(ring_pad, dead_producers_hole_is_padded_at_once_with_its_intent)
+{
+    struct evb_ring r;
+    tr_ring(&r, NULL);
+    dead_claim(&r, tr_owner_dead());
+    cr_assert_eq(evb_ring_unblock(&r, 0, 0), 1);
+    struct evb_frame *f = evb_ring_frame(&r, 0);
+    cr_expect_eq(tr_stamp_at(&r, 0), 0 | EVB_STAMP_PAD);
+    cr_expect_eq(f->claim_len, 192, "the pad covers the intent's extent");
+    cr_expect_eq(f->claim_events, 3);
+    cr_expect_eq(f->offset, 0);
+    cr_expect_eq(TR_LD(r.hdr->aborted), 3);
+    cr_expect_eq(TR_LD(r.hdr->padded_dead), 1);
+    /* The dead claimant's slot is freed with its last claim resolved. */
+    cr_expect_eq(TR_LD(r.pslots[3].owner), 0);
+    cr_expect_eq(TR_LD(r.pslots[3].pending), EVB_POS_NONE);
+    cr_expect_eq(TR_LD(r.hdr->reaped_producers), 1);
+    evb_ring_close(&r);
+}
+
+/* pid reuse: the pid lives, but with another start time it is not the
+ * process that claimed. */
+Test(ring_pad, owner_with_a_reused_pid_counts_as_dead)
+{
+    struct evb_ring r;
+    tr_ring(&r, NULL);
+    dead_claim(&r, tr_owner_reused());
+    cr_expect_eq(evb_ring_unblock(&r, 0, 0), 1);
+    cr_expect_eq(tr_stamp_at(&r, 0), 0 | EVB_STAMP_PAD);
+    cr_expect_eq(TR_LD(r.hdr->padded_dead), 1);
+    evb_ring_close(&r);
+}
+
+Test(ring_pad, live_producers_hole_waits_for_stall_time)
+{
+    struct evb_ring r;
+    tr_ring(&r, NULL);
+    uint64_t live = tr_owner_live();
+    dead_claim(&r, live);
+    r.stall_ns = 1000000;
+    cr_expect_eq(evb_ring_unblock(&r, 0, 0), 0);
+    cr_expect_eq(evb_ring_unblock(&r, 0, r.stall_ns - 1), 0);
+    cr_expect_eq(tr_stamp_at(&r, 0), 0, "not padded before stall time");
+    cr_expect_eq(evb_ring_unblock(&r, 0, r.stall_ns), 1);
+    cr_expect_eq(tr_stamp_at(&r, 0), 0 | EVB_STAMP_PAD);
+    cr_expect_eq(TR_LD(r.hdr->padded_stalled), 1);
+    cr_expect_eq(TR_LD(r.hdr->padded_dead), 0);
+    /* A live owner keeps its slot and its pending claim: it may still be
+     * writing there, so the limit must keep counting it. */
+    cr_expect_eq(TR_LD(r.pslots[3].owner), live);
+    cr_expect_eq(TR_LD(r.pslots[3].pending), 0);
+    evb_ring_close(&r);
+}
+
+/* Our own pid is never dead to us, whatever the start time says. */
+Test(ring_pad, own_process_claim_is_not_treated_as_dead)
+{
+    struct evb_ring r;
+    tr_ring(&r, NULL);
+    dead_claim(&r, evb_proc_self() ^ 0x5a5a);
+    cr_expect_eq(evb_ring_unblock(&r, 0, 0), 0);
+    cr_expect_eq(tr_stamp_at(&r, 0), 0);
+    evb_ring_close(&r);
+}
+
+/* The commit won the CAS: a late padder reports the frame resolved and
+ * leaves it alone. */
+Test(ring_pad, says_resolved_when_the_commit_won)
+{
+    struct evb_ring r;
+    struct evb_ring_producer p;
+    struct evb_ring_claim c;
+    tr_ring(&r, NULL);
+    cr_assert_eq(evb_ring_producer_attach(&p, &r, 1), 0);
+    cr_assert_eq(tr_publish(&p, 64, &c), 0);
+    r.stall_ns = 0;
+    cr_expect_eq(evb_ring_unblock(&r, 0, 1), 1);
+    cr_expect_eq(tr_stamp_at(&r, 0), 0 | EVB_STAMP_DATA);
+    cr_expect_eq(TR_LD(r.hdr->aborted), 0);
+    evb_ring_producer_detach(&p);
+    evb_ring_close(&r);
+}
+
+/* C1/A2: a producer that wrote its intent and pending but died before its
+ * CAS claimed nothing: no hole to pad, and its slot may go. */
+Test(ring_pad, intent_without_a_claim_is_not_a_hole)
+{
+    struct evb_ring r;
+    tr_ring(&r, NULL);
+    tr_intent(&r, 3, tr_owner_dead(), 0, 0, 0, 192, 3);
+    cr_expect_eq(evb_ring_unblock(&r, 0, 0), 0, "nothing claimed at the tail");
+    evb_ring_reap_producers(&r);
+    cr_expect_eq(TR_LD(r.pslots[3].owner), 0);
+    evb_ring_close(&r);
+}
+
+/* A padder reading the intent while its seqlock is odd must not use it. */
+Test(ring_pad, torn_intent_is_not_used)
+{
+    struct evb_ring r;
+    tr_ring(&r, NULL);
+    dead_claim(&r, tr_owner_dead());
+    TR_ST(r.pslots[3].intent_seq, 3);
+    cr_expect_eq(evb_ring_unblock(&r, 0, 0), 0);
+    cr_expect_eq(tr_stamp_at(&r, 0), 0);
+    TR_ST(r.pslots[3].intent_seq, 4);
+    cr_expect_eq(evb_ring_unblock(&r, 0, 0), 1);
+    evb_ring_close(&r);
+}
+
+/* An intent that does not end at a claim boundary (tail, committed frame
+ * with the next offset, or another intent) is not the claim at pos. */
+Test(ring_pad, intent_not_ending_at_a_boundary_is_not_trusted)
+{
+    struct evb_ring r;
+    tr_ring(&r, NULL);
+    tr_intent(&r, 3, tr_owner_dead(), 0, 0, 0, 128, 2);
+    tr_set_tail(&r, 192, 3);
+    cr_expect_eq(evb_ring_unblock(&r, 0, 0), 0, "nothing starts at 128");
+    /* A committed frame at 128 with offset 2 makes it a boundary. */
+    tr_frame(&r, 128, 2, 64, 64, 1);
+    tr_stamp(&r, 128, 128 | EVB_STAMP_DATA);
+    cr_expect_eq(evb_ring_unblock(&r, 0, 0), 1);
+    cr_expect_eq(evb_ring_frame(&r, 0)->claim_len, 128);
+    evb_ring_close(&r);
+}
+
+/* Two dead claims back to back: the second's intent marks the first's end. */
+Test(ring_pad, pending_intent_of_the_next_claim_is_a_boundary)
+{
+    struct evb_ring r;
+    tr_ring(&r, NULL);
+    uint64_t dead = tr_owner_dead();
+    tr_intent(&r, 3, dead, 0, 0, 0, 128, 2);
+    tr_intent(&r, 4, dead, 128, 2, 0, 64, 1);
+    tr_set_tail(&r, 192, 3);
+    cr_assert_eq(evb_ring_unblock(&r, 0, 0), 1);
+    cr_assert_eq(evb_ring_unblock(&r, 128, 0), 1);
+    cr_expect_eq(evb_ring_frame(&r, 0)->claim_len, 128);
+    cr_expect_eq(evb_ring_frame(&r, 128)->claim_len, 64);
+    cr_expect_eq(TR_LD(r.hdr->aborted), 3);
+    evb_ring_close(&r);
+}
+
+Test(ring_pad, intent_that_would_wrap_or_misalign_is_refused)
+{
+    struct evb_ring r;
+    struct evb_ring_init init = {.capacity = TR_CAP, .max_frame = TR_MAX_FRAME,
+                                 .mode = 0600, .base_pos = TR_CAP - 64};
+    tr_ring(&r, &init);
+    /* Says 128 data bytes from cap - 64 without an end pad: would wrap. */
+    tr_intent(&r, 3, tr_owner_dead(), TR_CAP - 64, 0, 0, 128, 1);
+    tr_set_tail(&r, TR_CAP + 64, 1);
+    cr_expect_eq(evb_ring_unblock(&r, TR_CAP - 64, 0), 0);
+    cr_expect_eq(evb_ring_unblock(&r, TR_CAP - 60, 0), 0, "unaligned position");
+    cr_expect_eq(evb_ring_unblock(&r, TR_CAP + 64, 0), 0, "at the tail");
+    cr_expect_eq(tr_stamp_at(&r, TR_CAP - 64), 0);
+    evb_ring_close(&r);
+}
+
+/* A wrapped claim resolves in two steps: its end pad, then its data part,
+ * and only the data part frees the dead claimant's slot. */
+Test(ring_pad, wrapped_dead_claim_pads_end_then_data)
+{
+    struct evb_ring r;
+    struct evb_ring_init init = {.capacity = TR_CAP, .max_frame = TR_MAX_FRAME,
+                                 .mode = 0600, .base_pos = TR_CAP - 64, .base_offset = 7};
+    tr_ring(&r, &init);
+    tr_intent(&r, 3, tr_owner_dead(), TR_CAP - 64, 7, 64, 128, 2);
+    tr_set_tail(&r, TR_CAP + 128, 9);
+    cr_assert_eq(evb_ring_unblock(&r, TR_CAP - 64, 0), 1);
+    struct evb_frame *endpad = evb_ring_frame(&r, TR_CAP - 64);
+    cr_expect_eq(tr_stamp_at(&r, TR_CAP - 64), (TR_CAP - 64) | EVB_STAMP_PAD);
+    cr_expect_eq(endpad->claim_len, 64);
+    cr_expect_eq(endpad->claim_events, 0);
+    cr_expect_eq(endpad->offset, 7);
+    cr_expect_neq(TR_LD(r.pslots[3].owner), 0, "data part still a hole");
+    evb_ring_reap_producers(&r);
+    cr_expect_neq(TR_LD(r.pslots[3].owner), 0, "reaping keeps the only record of it");
+
+    cr_assert_eq(evb_ring_unblock(&r, TR_CAP, 0), 1);
+    cr_expect_eq(tr_stamp_at(&r, TR_CAP), TR_CAP | EVB_STAMP_PAD);
+    cr_expect_eq(evb_ring_frame(&r, TR_CAP)->claim_len, 128);
+    cr_expect_eq(evb_ring_frame(&r, TR_CAP)->claim_events, 2);
+    cr_expect_eq(TR_LD(r.pslots[3].owner), 0);
+    cr_expect_eq(TR_LD(r.hdr->aborted), 2);
+    evb_ring_close(&r);
+}
+
+Test(ring_pad, reap_frees_dead_slots_whose_claims_are_resolved)
+{
+    struct evb_ring r;
+    tr_ring(&r, NULL);
+    uint64_t dead = tr_owner_dead();
+    /* 3: unresolved hole, kept. 4: committed, freed. 5: idle, freed.
+     * 6: live, kept. */
+    tr_intent(&r, 3, dead, 0, 0, 0, 64, 1);
+    tr_intent(&r, 4, dead, 64, 1, 0, 64, 1);
+    tr_frame(&r, 64, 1, 64, 64, 1);
+    tr_stamp(&r, 64, 64 | EVB_STAMP_DATA);
+    TR_ST(r.pslots[5].owner, dead);
+    uint64_t live = tr_owner_live();
+    tr_intent(&r, 6, live, 128, 2, 0, 64, 1);
+    tr_set_tail(&r, 192, 3);
+    TR_ST(r.pslots[5].published, 40);
+    evb_ring_reap_producers(&r);
+    cr_expect_eq(TR_LD(r.pslots[3].owner), dead);
+    cr_expect_eq(TR_LD(r.pslots[4].owner), 0);
+    cr_expect_eq(TR_LD(r.pslots[5].owner), 0);
+    cr_expect_eq(TR_LD(r.pslots[6].owner), live);
+    cr_expect_eq(TR_LD(r.hdr->reaped_producers), 2);
+    cr_expect_eq(TR_LD(r.hdr->published_retired), 40, "a freed slot keeps its count");
+    evb_ring_close(&r);
+}
+
+/* A producer blocked behind a dead claim pads it from its slow path and
+ * goes on. */
+Test(ring_pad, blocked_producer_pads_a_dead_claim_and_proceeds)
+{
+    struct evb_ring r;
+    struct evb_ring_producer p;
+    struct evb_ring_claim c;
+    tr_ring(&r, NULL);
+    tr_intent(&r, 3, tr_owner_dead(), 0, 0, 0, 1024, 1);
+    tr_set_tail(&r, 1024, 1);
+    cr_assert_eq(evb_ring_producer_attach(&p, &r, 1), 0);
+    int rc;
+    while ((rc = tr_publish(&p, 1024, &c)) == 0)
+        ;
+    cr_assert_eq(rc, -EAGAIN, "the dead claim at 0 holds the ring");
+    evb_ring_producer_unblock(&p);
+    cr_expect_eq(tr_stamp_at(&r, 0), 0 | EVB_STAMP_PAD);
+    cr_expect_eq(tr_publish(&p, 1024, &c), 0);
+    evb_ring_producer_detach(&p);
+    evb_ring_close(&r);
+}
+
+/* A pad is a commit to sleeping readers too: it rings when a bit is set. */
+Test(ring_pad, pad_wakes_flagged_waiters)
+{
+    struct evb_ring r;
+    tr_ring(&r, NULL);
+    dead_claim(&r, tr_owner_dead());
+    uint32_t bell;
+    evb_ring_waiter_set(&r, 9, &bell);
+    cr_assert_eq(evb_ring_unblock(&r, 0, 0), 1);
+    cr_expect_eq(TR_LD(r.hdr->bell), bell + 1);
+    cr_expect_eq(TR_LD(r.hdr->waiters), 0);
+    evb_ring_close(&r);
+}
