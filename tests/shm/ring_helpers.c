@@ -8,6 +8,7 @@
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <string.h>
+#include <sched.h>
 #include <unistd.h>
 
 #include "t_helpers.h"
@@ -146,6 +147,6 @@ int tr_read_wait(struct evb_ring_reader *rd, struct evb_frame_view *v, int timeo
         int rc = evb_ring_read(rd, v);
         if (rc != -EAGAIN || t_now_ms() >= end)
             return rc;
-        usleep(100);
+        sched_yield();
     }
 }

@@ -1,0 +1,144 @@
+/*
+ * test_doorbell.c - shm/doorbell.c: waiter bits set and cleared per slot,
+ * a commit rings the bell (and takes the bits) only when some bit is set,
+ * and a thread asleep on the bell is woken by a commit before its
+ * deadline, on one ring or across two (futex_waitv).
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+
+#include "ring_helpers.h"
+#include "t_helpers.h"
+
+TestSuite(ring_doorbell, .fini = tr_fini, .timeout = 10);
+
+Test(ring_doorbell, waiter_bits_are_set_and_cleared_per_slot)
+{
+    struct evb_ring r;
+    uint32_t bell;
+    tr_ring(&r, NULL);
+    TR_ST(r.hdr->bell, 41);
+    evb_ring_waiter_set(&r, 3, &bell);
+    cr_expect_eq(bell, 41, "the bell value to sleep on");
+    evb_ring_waiter_set(&r, 63, &bell);
+    cr_expect_eq(TR_LD(r.hdr->waiters), 1ull << 3 | 1ull << 63);
+    evb_ring_waiter_clear(&r, 3);
+    cr_expect_eq(TR_LD(r.hdr->waiters), 1ull << 63);
+    evb_ring_waiter_clear(&r, 63);
+    cr_expect_eq(TR_LD(r.hdr->waiters), 0);
+    evb_ring_close(&r);
+}
+
+Test(ring_doorbell, commit_rings_only_when_a_bit_is_set)
+{
+    struct evb_ring r;
+    struct evb_ring_producer p;
+    struct evb_ring_claim c;
+    uint32_t bell;
+    tr_ring(&r, NULL);
+    cr_assert_eq(evb_ring_producer_attach(&p, &r, 1), 0);
+    cr_assert_eq(tr_publish(&p, 64, &c), 0);
+    cr_expect_eq(TR_LD(r.hdr->bell), 0, "no waiter, no system call");
+    evb_ring_waiter_set(&r, 2, &bell);
+    evb_ring_waiter_set(&r, 9, &bell);
+    cr_assert_eq(tr_publish(&p, 64, &c), 0);
+    cr_expect_eq(TR_LD(r.hdr->bell), 1);
+    cr_expect_eq(TR_LD(r.hdr->waiters), 0, "one wake takes every bit");
+    cr_assert_eq(tr_publish(&p, 64, &c), 0);
+    cr_expect_eq(TR_LD(r.hdr->bell), 1, "until a reader sets its bit again");
+    evb_ring_producer_detach(&p);
+    evb_ring_close(&r);
+}
+
+Test(ring_doorbell, wait_times_out_when_nothing_rings)
+{
+    struct evb_ring r;
+    uint32_t bell;
+    tr_ring(&r, NULL);
+    evb_ring_waiter_set(&r, 0, &bell);
+    _Atomic uint32_t *bells[1] = {&r.hdr->bell};
+    uint64_t t0 = evb_mono_ns();
+    cr_expect_eq(evb_bell_wait(bells, &bell, 1, 20 * 1000 * 1000), -ETIMEDOUT);
+    cr_expect_geq(evb_mono_ns() - t0, 20ull * 1000 * 1000);
+    /* A bell that moved since the value was read does not sleep at all. */
+    uint32_t old = bell - 1;
+    cr_expect_eq(evb_bell_wait(bells, &old, 1, 0), -EAGAIN);
+    evb_ring_close(&r);
+}
+
+struct sleeper {
+    struct evb_ring *rings[2];
+    unsigned n;
+    struct evb_ring_reader rd[2];
+    _Atomic int armed;
+    int rc;
+    uint64_t slept_ns;
+};
+
+/* A reader's sleep as bus/consumer.c does it: set the bit, re-check
+ * readiness (D1), then sleep on the bell with a deadline. */
+static void *sleep_on_bells(void *arg)
+{
+    struct sleeper *s = arg;
+    _Atomic uint32_t *bells[2];
+    uint32_t vals[2];
+    for (unsigned i = 0; i < s->n; i++) {
+        evb_ring_waiter_set(s->rings[i], s->rd[i].slot_idx, &vals[i]);
+        bells[i] = &s->rings[i]->hdr->bell;
+        if (evb_ring_reader_ready(&s->rd[i])) {
+            s->rc = 1;
+            return NULL;
+        }
+    }
+    /* Release: pairs with the test's acquire poll of armed. */
+    atomic_store_explicit(&s->armed, 1, memory_order_release);
+    uint64_t t0 = evb_mono_ns();
+    s->rc = evb_bell_wait(bells, vals, s->n, 5ull * 1000000000ull);
+    s->slept_ns = evb_mono_ns() - t0;
+    return NULL;
+}
+
+static void wake_by_commit(unsigned rings, unsigned commit_on)
+{
+    struct evb_ring r[2];
+    struct evb_ring_producer p;
+    struct evb_ring_claim c;
+    struct sleeper s = {.n = rings};
+    for (unsigned i = 0; i < rings; i++) {
+        tr_ring(&r[i], NULL);
+        s.rings[i] = &r[i];
+        cr_assert_eq(evb_ring_reader_attach(&s.rd[i], &r[i], EVB_SLOT_SUBSCRIBER, "",
+                                            EVB_POS_NONE, 0), 0);
+    }
+    cr_assert_eq(evb_ring_producer_attach(&p, &r[commit_on], 1), 0);
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, sleep_on_bells, &s), 0);
+    uint64_t end = t_now_ms() + 5000;
+    while (!atomic_load_explicit(&s.armed, memory_order_acquire) && t_now_ms() < end)
+        sched_yield();
+    cr_assert(atomic_load_explicit(&s.armed, memory_order_acquire), "sleeper never armed");
+    /* Whether or not the sleeper is inside futex yet, the commit must end
+     * its wait: the bell moves before the wake. */
+    cr_assert_eq(tr_publish(&p, 64, &c), 0);
+    pthread_join(th, NULL);
+    cr_expect(s.rc == 0 || s.rc == -EAGAIN, "wait: %d", s.rc);
+    cr_expect_lt(s.slept_ns, 4000000000ull, "woken by the commit, not the deadline");
+    cr_expect_eq(evb_ring_reader_ready(&s.rd[commit_on]), 1);
+    evb_ring_producer_detach(&p);
+    for (unsigned i = 0; i < rings; i++) {
+        evb_ring_reader_detach(&s.rd[i]);
+        evb_ring_close(&r[i]);
+    }
+}
+
+Test(ring_doorbell, sleeping_reader_is_woken_by_a_commit)
+{
+    wake_by_commit(1, 0);
+}
+
+Test(ring_doorbell, sleeper_across_two_rings_is_woken_by_either)
+{
+    wake_by_commit(2, 1);
+}
