@@ -50,19 +50,13 @@ typedef struct ctl {
     char msg[256];
 } ctl;
 
-static int fail(char *msg, const char *what, int rc)
-{
-    snprintf(msg, 256, "%s: %s (%d) %s", what, evb_strerror(rc), rc, evb_last_error());
-    return 1;
-}
-
 static int reader_main(const config *cf, const char *bus_path, ctl *c)
 {
     evb_bus *bus = NULL;
     evb_consumer *cons = NULL;
     int rc = evb_bus_open(&bus, bus_path, NULL);
     if (rc < 0)
-        return fail(c->msg, "evb_bus_open", rc);
+        return bench_fail(c->msg, "evb_bus_open", rc);
     evb_consumer_options co = {
         .kind = cf->lossy ? EVB_SUBSCRIBER : EVB_SUBSCRIBER_LOSSLESS,
         .idle = EVB_IDLE_BLOCK,
@@ -70,7 +64,7 @@ static int reader_main(const config *cf, const char *bus_path, ctl *c)
     };
     rc = evb_consumer_open(&cons, bus, "block", &co);
     if (rc < 0)
-        return fail(c->msg, "evb_consumer_open", rc);
+        return bench_fail(c->msg, "evb_consumer_open", rc);
     struct rusage ru0, ru1;
     getrusage(RUSAGE_SELF, &ru0);
     atomic_store_explicit(&c->ready, 1, memory_order_release);
@@ -80,7 +74,7 @@ static int reader_main(const config *cf, const char *bus_path, ctl *c)
         evb_event ev;
         rc = evb_consumer_next(cons, &ev, -1);
         if (rc < 0) {
-            err = fail(c->msg, "evb_consumer_next", rc);
+            err = bench_fail(c->msg, "evb_consumer_next", rc);
             break;
         }
         c->lost += ev.lost_events;
@@ -191,11 +185,8 @@ int main(int argc, char **argv)
     fflush(stdout);
 
     char bus_path[4096];
-    snprintf(bus_path, sizeof(bus_path), "%s/evbus-perf-XXXXXX", cf.shm_dir);
-    if (!mkdtemp(bus_path)) {
-        fprintf(stderr, "mkdtemp: %s\n", strerror(errno));
+    if (bench_bus_dir(bus_path, sizeof(bus_path), cf.shm_dir))
         return 1;
-    }
     int status = 1;
     evb_bus *bus = NULL;
     evb_producer *p = NULL;

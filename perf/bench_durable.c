@@ -100,11 +100,11 @@ static int publish_range(evb_producer *p, evb_msg *msgs, unsigned char *bufs, si
             store64(bufs + i * size, seq + i);
         if (batch == 1) {
             if ((rc = evb_publish(p, &msgs[0])) < 0)
-                return du_fail(msg, "evb_publish", rc);
+                return bench_fail(msg, "evb_publish", rc);
         } else {
             for (size_t done = 0; done < k; done += (size_t)rc)
                 if ((rc = evb_publish_batch(p, msgs + done, (size_t)k - done)) < 0)
-                    return du_fail(msg, "evb_publish_batch", rc);
+                    return bench_fail(msg, "evb_publish_batch", rc);
         }
         seq += k;
     }
@@ -121,18 +121,18 @@ static int producer_main(const config *cf, int im, const char *topic, ictl *c)
         setenv("EVBUS_FLUSH_DIRECT", is_direct(im) ? "1" : "0", 1);
     int rc = du_bus_open(&bus);
     if (rc < 0)
-        return du_fail(c->msg, "evb_bus_open", rc);
+        return bench_fail(c->msg, "evb_bus_open", rc);
     evb_producer_options po = { .block_ms = -1 };
     if ((rc = evb_producer_open(&p, bus, topic, &po)) < 0)
-        return du_fail(c->msg, "evb_producer_open", rc);
+        return bench_fail(c->msg, "evb_producer_open", rc);
     if (cf->producer_cpu >= 0 && pin_to_cpu(cf->producer_cpu)) /* this thread only */
-        return du_fail(c->msg, "pin", -EINVAL);
+        return bench_fail(c->msg, "pin", -EINVAL);
     size_t size = cf->size;
     int batch = is_batch(im) ? cf->batch : 1;
     unsigned char *bufs = aligned_alloc(64, (size_t)batch * size);
     evb_msg *msgs = calloc((size_t)batch, sizeof *msgs);
     if (!bufs || !msgs)
-        return du_fail(c->msg, "alloc", -ENOMEM);
+        return bench_fail(c->msg, "alloc", -ENOMEM);
     for (int i = 0; i < batch; i++) {
         fill_pattern(bufs + (size_t)i * size + 8, size - 8, 1);
         msgs[i].value = bufs + (size_t)i * size;
@@ -144,10 +144,10 @@ static int producer_main(const config *cf, int im, const char *topic, ictl *c)
     uint64_t warm = cf->warm_laps * cf->ring_bytes_run / (size + 56), n = cf->bytes / size;
     int err = publish_range(p, msgs, bufs, size, batch, 0, warm, c->msg);
     if (!err && (rc = evb_producer_sync(p, -1)) < 0)
-        err = du_fail(c->msg, "evb_producer_sync (warm-up)", rc);
+        err = bench_fail(c->msg, "evb_producer_sync (warm-up)", rc);
     struct evb_partition_stat st0 = { 0 };
     if (!err && (rc = evb_partition_stat(bus, topic, 0, &st0)) < 0)
-        err = du_fail(c->msg, "evb_partition_stat", rc);
+        err = bench_fail(c->msg, "evb_partition_stat", rc);
     c->log0 = st0.tail_position;
     c->warm = warm;
     atomic_store_explicit(&c->ready, 1, memory_order_release);
@@ -159,7 +159,7 @@ static int producer_main(const config *cf, int im, const char *topic, ictl *c)
         err = publish_range(p, msgs, bufs, size, batch, warm, warm + n, c->msg);
     c->t_pub = now_ns();
     if (!err && (rc = evb_producer_sync(p, -1)) < 0)
-        err = du_fail(c->msg, "evb_producer_sync", rc);
+        err = bench_fail(c->msg, "evb_producer_sync", rc);
     c->t1 = now_ns();
     c->events = n;
     c->main_cpu_ns = du_self_cpu_ns() - cpu0;

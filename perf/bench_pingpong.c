@@ -46,12 +46,6 @@ typedef struct ctl {
     char a_msg[256], b_msg[256];
 } ctl;
 
-static int fail(char *msg, const char *what, int rc)
-{
-    snprintf(msg, 256, "%s: %s (%d) %s", what, evb_strerror(rc), rc, evb_last_error());
-    return 1;
-}
-
 /* ---- cache-line ping-pong ----------------------------------------- */
 
 static int cl_a(const config *cf, ctl *c, uint64_t *rtt)
@@ -145,7 +139,7 @@ static int open_ends(ends *e, const char *bus_path, const char *pub_topic, const
     memset(e, 0, sizeof(*e));
     int rc = evb_bus_open(&e->bus, bus_path, NULL);
     if (rc < 0)
-        return fail(msg, "evb_bus_open", rc);
+        return bench_fail(msg, "evb_bus_open", rc);
     evb_consumer_options co = {
         .kind = EVB_SUBSCRIBER_LOSSLESS,
         .idle = EVB_IDLE_SPIN,
@@ -153,11 +147,11 @@ static int open_ends(ends *e, const char *bus_path, const char *pub_topic, const
     };
     rc = evb_consumer_open(&e->c, e->bus, sub_topic, &co);
     if (rc < 0)
-        return fail(msg, "evb_consumer_open", rc);
+        return bench_fail(msg, "evb_consumer_open", rc);
     evb_producer_options po = { .block_ms = -1 };
     rc = evb_producer_open(&e->p, e->bus, pub_topic, &po);
     if (rc < 0)
-        return fail(msg, "evb_producer_open", rc);
+        return bench_fail(msg, "evb_producer_open", rc);
     return 0;
 }
 
@@ -181,7 +175,7 @@ static int evb_a(const config *cf, ctl *c, const char *bus_path, const char *pin
     unsigned char *buf = aligned_alloc(64, cf->size < 64 ? 64 : cf->size);
     poll_buf pb = { aligned_alloc(64, cf->size < 64 ? 64 : cf->size), cf->size, 0 };
     if (!buf || !pb.buf)
-        return fail(c->a_msg, "alloc", -ENOMEM);
+        return bench_fail(c->a_msg, "alloc", -ENOMEM);
     fill_pattern(buf, cf->size, 3);
     evb_msg m = { .value = buf, .value_len = (uint32_t)cf->size, .partition = 0 };
     uint64_t total = cf->warmup + cf->samples;
@@ -191,7 +185,7 @@ static int evb_a(const config *cf, ctl *c, const char *bus_path, const char *pin
         uint64_t t0 = now_ns();
         int rc = evb_publish(e.p, &m);
         if (rc < 0) {
-            err = fail(c->a_msg, "evb_publish(ping)", rc);
+            err = bench_fail(c->a_msg, "evb_publish(ping)", rc);
             break;
         }
         const void *v;
@@ -199,7 +193,7 @@ static int evb_a(const config *cf, ctl *c, const char *bus_path, const char *pin
         rc = recv_one(cf, e.c, &pb, &v, &len);
         uint64_t t1 = now_ns();
         if (rc < 0) {
-            err = fail(c->a_msg, "receive(pong)", rc);
+            err = bench_fail(c->a_msg, "receive(pong)", rc);
             break;
         }
         if (len != cf->size || load64(v) != i) {
@@ -213,7 +207,7 @@ static int evb_a(const config *cf, ctl *c, const char *bus_path, const char *pin
     }
     store64(buf, SEQ_STOP);
     if (evb_publish(e.p, &m) < 0 && !err)
-        err = fail(c->a_msg, "evb_publish(stop)", -EIO);
+        err = bench_fail(c->a_msg, "evb_publish(stop)", -EIO);
     free(buf);
     free(pb.buf);
     close_ends(&e);
@@ -228,7 +222,7 @@ static int evb_b(const config *cf, ctl *c, const char *bus_path, const char *pin
         return 1;
     poll_buf pb = { aligned_alloc(64, cf->size < 64 ? 64 : cf->size), cf->size, 0 };
     if (!pb.buf)
-        return fail(c->b_msg, "alloc", -ENOMEM);
+        return bench_fail(c->b_msg, "alloc", -ENOMEM);
     atomic_store_explicit(&c->b_ready, 1, memory_order_release);
     int err = 0;
     for (;;) {
@@ -236,7 +230,7 @@ static int evb_b(const config *cf, ctl *c, const char *bus_path, const char *pin
         uint32_t len;
         int rc = recv_one(cf, e.c, &pb, &v, &len);
         if (rc < 0) {
-            err = fail(c->b_msg, "receive(ping)", rc);
+            err = bench_fail(c->b_msg, "receive(ping)", rc);
             break;
         }
         if (len >= 8 && load64(v) == SEQ_STOP)
@@ -246,7 +240,7 @@ static int evb_b(const config *cf, ctl *c, const char *bus_path, const char *pin
         evb_msg m = { .value = v, .value_len = len, .partition = 0 };
         rc = evb_publish(e.p, &m);
         if (rc < 0) {
-            err = fail(c->b_msg, "evb_publish(pong)", rc);
+            err = bench_fail(c->b_msg, "evb_publish(pong)", rc);
             break;
         }
     }
@@ -429,11 +423,8 @@ int main(int argc, char **argv)
     fflush(stdout);
 
     char bus_path[4096];
-    snprintf(bus_path, sizeof(bus_path), "%s/evbus-perf-XXXXXX", cf.shm_dir);
-    if (!mkdtemp(bus_path)) {
-        fprintf(stderr, "mkdtemp(%s): %s\n", bus_path, strerror(errno));
+    if (bench_bus_dir(bus_path, sizeof(bus_path), cf.shm_dir))
         return 1;
-    }
     evb_bus *bus = NULL;
     if (cf.impls & (1u << IMPL_EVBUS)) {
         int rc = evb_bus_open(&bus, bus_path, NULL);

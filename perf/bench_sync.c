@@ -120,10 +120,10 @@ static int producer_main(const config *cf, const char *topic, sctl *c, int id, u
     evb_producer *p = NULL;
     int rc = du_bus_open(&bus);
     if (rc < 0)
-        return du_fail(ps->msg, "evb_bus_open", rc);
+        return bench_fail(ps->msg, "evb_bus_open", rc);
     evb_producer_options po = { .block_ms = -1 };
     if ((rc = evb_producer_open(&p, bus, topic, &po)) < 0)
-        return du_fail(ps->msg, "evb_producer_open", rc);
+        return bench_fail(ps->msg, "evb_producer_open", rc);
     unsigned char *buf = aligned_alloc(64, cf->size);
     fill_pattern(buf + 8, cf->size - 8, 1);
     evb_msg m = { .value = buf, .value_len = (uint32_t)cf->size, .partition = 0,
@@ -143,7 +143,7 @@ static int producer_main(const config *cf, const char *topic, sctl *c, int id, u
             rc = evb_producer_sync(p, -1);
         uint64_t t1 = now_ns();
         if (rc < 0) {
-            err = du_fail(ps->msg, cf->api_sync ? "evb_publish+sync" : "evb_publish(SYNC)", rc);
+            err = bench_fail(ps->msg, cf->api_sync ? "evb_publish+sync" : "evb_publish(SYNC)", rc);
             break;
         }
         if (t0 >= ts) {

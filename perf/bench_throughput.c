@@ -289,12 +289,6 @@ static int ring_consumer(const config *cf, size_t size, spsc *r, const unsigned 
 
 /* ---- evbus --------------------------------------------------------- */
 
-static int fail(char *msg, const char *what, int rc)
-{
-    snprintf(msg, 256, "%s: %s (%d) %s", what, evb_strerror(rc), rc, evb_last_error());
-    return 1;
-}
-
 static int evb_producer_main(const config *cf, size_t size, enum impl mode, const char *bus_path,
                              const char *topic, ctl *c)
 {
@@ -302,17 +296,17 @@ static int evb_producer_main(const config *cf, size_t size, enum impl mode, cons
     evb_producer *p = NULL;
     int rc = evb_bus_open(&bus, bus_path, NULL);
     if (rc < 0)
-        return fail(c->prod_msg, "evb_bus_open", rc);
+        return bench_fail(c->prod_msg, "evb_bus_open", rc);
     evb_producer_options po = { .block_ms = -1 };
     rc = evb_producer_open(&p, bus, topic, &po);
     if (rc < 0)
-        return fail(c->prod_msg, "evb_producer_open", rc);
+        return bench_fail(c->prod_msg, "evb_producer_open", rc);
 
     int batch = mode == IMPL_EVB_BATCH ? cf->batch : 1;
     unsigned char *bufs = aligned_alloc(64, (size_t)batch * size);
     evb_msg *msgs = calloc((size_t)batch, sizeof(*msgs));
     if (!bufs || !msgs)
-        return fail(c->prod_msg, "alloc", -ENOMEM);
+        return bench_fail(c->prod_msg, "alloc", -ENOMEM);
     for (int i = 0; i < batch; i++) {
         fill_pattern(bufs + (size_t)i * size + 16, size - 16, 1);
         msgs[i].value = bufs + (size_t)i * size;
@@ -336,7 +330,7 @@ static int evb_producer_main(const config *cf, size_t size, enum impl mode, cons
             while (done < k) {
                 rc = evb_publish_batch(p, msgs + done, (size_t)k - done);
                 if (rc < 0) {
-                    err = fail(c->prod_msg, "evb_publish_batch", rc);
+                    err = bench_fail(c->prod_msg, "evb_publish_batch", rc);
                     break;
                 }
                 done += (size_t)rc;
@@ -349,18 +343,18 @@ static int evb_producer_main(const config *cf, size_t size, enum impl mode, cons
                 if (mode == IMPL_EVB_SINGLE) {
                     rc = evb_publish(p, &msgs[0]);
                     if (rc < 0)
-                        err = fail(c->prod_msg, "evb_publish", rc);
+                        err = bench_fail(c->prod_msg, "evb_publish", rc);
                 } else {
                     struct evb_claim cl;
                     rc = evb_claim(p, 0, NULL, 0, (uint32_t)size, &cl);
                     if (rc < 0) {
-                        err = fail(c->prod_msg, "evb_claim", rc);
+                        err = bench_fail(c->prod_msg, "evb_claim", rc);
                         break;
                     }
                     memcpy(cl.value, bufs, size);
                     rc = evb_commit(p, &cl);
                     if (rc < 0)
-                        err = fail(c->prod_msg, "evb_commit", rc);
+                        err = bench_fail(c->prod_msg, "evb_commit", rc);
                 }
                 pc.seq++;
             }
@@ -392,7 +386,7 @@ static int evb_consumer_main(const config *cf, size_t size, const char *bus_path
     evb_consumer *cons = NULL;
     int rc = evb_bus_open(&bus, bus_path, NULL);
     if (rc < 0)
-        return fail(c->cons_msg, "evb_bus_open", rc);
+        return bench_fail(c->cons_msg, "evb_bus_open", rc);
     evb_consumer_options co = {
         .kind = EVB_SUBSCRIBER_LOSSLESS,
         .start = EVB_START_DEFAULT,
@@ -401,14 +395,14 @@ static int evb_consumer_main(const config *cf, size_t size, const char *bus_path
     };
     rc = evb_consumer_open(&cons, bus, topic, &co);
     if (rc < 0)
-        return fail(c->cons_msg, "evb_consumer_open", rc);
+        return bench_fail(c->cons_msg, "evb_consumer_open", rc);
     cons_state s = { .size = size, .pattern_sum = pattern_sum, .warm = warmup_events(cf, size) };
     atomic_store_explicit(&c->cons_ready, 1, memory_order_release);
     int err = 0;
     while (!s.done) {
         rc = evb_consumer_poll(cons, on_event, &s, 256);
         if (rc < 0) {
-            err = fail(c->cons_msg, "evb_consumer_poll", rc);
+            err = bench_fail(c->cons_msg, "evb_consumer_poll", rc);
             break;
         }
         if (rc == 0)
@@ -685,11 +679,8 @@ int main(int argc, char **argv)
     fflush(stdout);
 
     char bus_path[4096];
-    snprintf(bus_path, sizeof(bus_path), "%s/evbus-perf-XXXXXX", cf.shm_dir);
-    if (!mkdtemp(bus_path)) {
-        fprintf(stderr, "mkdtemp(%s): %s\n", bus_path, strerror(errno));
+    if (bench_bus_dir(bus_path, sizeof(bus_path), cf.shm_dir))
         return 1;
-    }
     evb_bus *bus = NULL;
     unsigned need_bus = cf.impls & ~((1u << IMPL_MEMCPY) | (1u << IMPL_RING) |
                                      (1u << IMPL_RING_BATCH));

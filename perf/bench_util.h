@@ -390,6 +390,28 @@ static inline void rm_rf(const char *dir)
         nftw(dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+/* A fresh bus directory SHM_DIR/evbus-perf-XXXXXX in OUT; removed by
+ * rm_rf(OUT) at the end. 0, or -1 after saying why on stderr. */
+static inline int bench_bus_dir(char *out, size_t cap, const char *shm_dir)
+{
+    snprintf(out, cap, "%s/evbus-perf-XXXXXX", shm_dir);
+    if (!mkdtemp(out)) {
+        fprintf(stderr, "mkdtemp(%s): %s\n", out, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- errors --------------------------------------------------------- */
+
+/* Format a failed call into MSG (256 bytes, usually in shared memory so
+ * the parent can print a child's reason); returns 1, the exit code. */
+static inline int bench_fail(char *msg, const char *what, int rc)
+{
+    snprintf(msg, 256, "%s: %s (%d) %s", what, evb_strerror(rc), rc, evb_last_error());
+    return 1;
+}
+
 /* ---- command line echo --------------------------------------------- */
 
 static inline void print_cmdline(FILE *f, int argc, char **argv)

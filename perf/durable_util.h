@@ -106,12 +106,6 @@ static inline int du_bus_open(evb_bus **bus)
     return evb_bus_open(bus, du_bus_dir, &o);
 }
 
-static inline int du_fail(char *msg, const char *what, int rc)
-{
-    snprintf(msg, 256, "%s: %s (%d) %s", what, evb_strerror(rc), rc, evb_last_error());
-    return 1;
-}
-
 /* ---- CPU time of threads -------------------------------------------- */
 
 /* On-CPU ns of thread TID of this process (/proc schedstat), 0 if unknown. */
