@@ -204,21 +204,106 @@ struct evb_frame {
     uint16_t flags;              /* 54 */
 };
 
-/* Offsets are ABI: a move here must bump EVB_RING_VERSION. */
+/*
+ * Offsets are ABI: a move here must bump EVB_RING_VERSION. Every field is
+ * pinned, padding included, so a hole the compiler would add (or a field
+ * that grew) fails the build instead of silently changing the file.
+ */
+#define EVB_RING_AT(type, field, off)                                            \
+    static_assert(offsetof(struct type, field) == (off),                         \
+                  #type "." #field " moved: bump EVB_RING_VERSION")
+
+static_assert(sizeof(struct evb_ring_tail) == 16, "ring tail size");
+static_assert(alignof(struct evb_ring_tail) == 16, "ring tail needs CAS16 alignment");
+EVB_RING_AT(evb_ring_tail, pos, 0);
+EVB_RING_AT(evb_ring_tail, offset, 8);
+
 static_assert(sizeof(struct evb_ring_hdr) == 1024, "ring header size");
-static_assert(offsetof(struct evb_ring_hdr, tail) == 128, "ring ABI moved");
-static_assert(offsetof(struct evb_ring_hdr, waiters) == 256, "ring ABI moved");
-static_assert(offsetof(struct evb_ring_hdr, bell) == 264, "ring ABI moved");
-static_assert(offsetof(struct evb_ring_hdr, flushed) == 384, "ring ABI moved");
-static_assert(offsetof(struct evb_ring_hdr, flags) == 56, "ring ABI moved");
-static_assert(offsetof(struct evb_ring_hdr, sync_bell) == 400, "ring ABI moved");
-static_assert(offsetof(struct evb_ring_hdr, fsyncs) == 432, "ring ABI moved");
-static_assert(offsetof(struct evb_ring_hdr, aborted) == 512, "ring ABI moved");
+/* line 0 */
+EVB_RING_AT(evb_ring_hdr, magic, 0);
+EVB_RING_AT(evb_ring_hdr, format, 8);
+EVB_RING_AT(evb_ring_hdr, capacity, 16);
+EVB_RING_AT(evb_ring_hdr, max_frame_bytes, 24);
+EVB_RING_AT(evb_ring_hdr, partition, 28);
+EVB_RING_AT(evb_ring_hdr, created_ns, 32);
+EVB_RING_AT(evb_ring_hdr, base_pos, 40);
+EVB_RING_AT(evb_ring_hdr, base_offset, 48);
+EVB_RING_AT(evb_ring_hdr, flags, 56);
+EVB_RING_AT(evb_ring_hdr, pad0a_, 60);
+EVB_RING_AT(evb_ring_hdr, pad0_, 64);
+/* line 1 */
+EVB_RING_AT(evb_ring_hdr, tail, 128);
+EVB_RING_AT(evb_ring_hdr, pad1_, 144);
+/* line 2 */
+EVB_RING_AT(evb_ring_hdr, waiters, 256);
+EVB_RING_AT(evb_ring_hdr, bell, 264);
+EVB_RING_AT(evb_ring_hdr, pad2a_, 268);
+EVB_RING_AT(evb_ring_hdr, pad2_, 272);
+/* line 3 */
+EVB_RING_AT(evb_ring_hdr, flushed, 384);
+EVB_RING_AT(evb_ring_hdr, durable, 392);
+EVB_RING_AT(evb_ring_hdr, sync_bell, 400);
+EVB_RING_AT(evb_ring_hdr, sync_waiters, 404);
+EVB_RING_AT(evb_ring_hdr, log_start_pos, 408);
+EVB_RING_AT(evb_ring_hdr, log_start_offset, 416);
+EVB_RING_AT(evb_ring_hdr, flusher, 424);
+EVB_RING_AT(evb_ring_hdr, fsyncs, 432);
+EVB_RING_AT(evb_ring_hdr, flush_error, 440);
+EVB_RING_AT(evb_ring_hdr, flush_bell, 444);
+EVB_RING_AT(evb_ring_hdr, pad3_, 448);
+/* line 4 */
+EVB_RING_AT(evb_ring_hdr, aborted, 512);
+EVB_RING_AT(evb_ring_hdr, padded_dead, 520);
+EVB_RING_AT(evb_ring_hdr, padded_stalled, 528);
+EVB_RING_AT(evb_ring_hdr, reaped_readers, 536);
+EVB_RING_AT(evb_ring_hdr, reaped_producers, 544);
+EVB_RING_AT(evb_ring_hdr, published_retired, 552);
+EVB_RING_AT(evb_ring_hdr, recovered_dropped, 560);
+EVB_RING_AT(evb_ring_hdr, retention_unconsumed, 568);
+EVB_RING_AT(evb_ring_hdr, pad4_, 576);
+/* lines 5..7: zero, free for later fields (with a version bump) */
+EVB_RING_AT(evb_ring_hdr, pad5_, 640);
+
 static_assert(sizeof(struct evb_producer_slot) == EVB_LINE, "producer slot size");
+EVB_RING_AT(evb_producer_slot, owner, 0);
+EVB_RING_AT(evb_producer_slot, pending, 8);
+EVB_RING_AT(evb_producer_slot, intent_seq, 16);
+EVB_RING_AT(evb_producer_slot, intent_pos, 24);
+EVB_RING_AT(evb_producer_slot, intent_offset, 32);
+EVB_RING_AT(evb_producer_slot, intent_pad, 40);
+EVB_RING_AT(evb_producer_slot, intent_len, 44);
+EVB_RING_AT(evb_producer_slot, intent_events, 48);
+EVB_RING_AT(evb_producer_slot, producer_id, 52);
+EVB_RING_AT(evb_producer_slot, published, 56);
+EVB_RING_AT(evb_producer_slot, published_bytes, 64);
+EVB_RING_AT(evb_producer_slot, pad_, 72);
+
 static_assert(sizeof(struct evb_reader_slot) == EVB_LINE, "reader slot size");
-static_assert(offsetof(struct evb_reader_slot, name) == 48, "ring ABI moved");
+EVB_RING_AT(evb_reader_slot, owner, 0);
+EVB_RING_AT(evb_reader_slot, cursor, 8);
+EVB_RING_AT(evb_reader_slot, cursor_offset, 16);
+EVB_RING_AT(evb_reader_slot, kind, 24);
+EVB_RING_AT(evb_reader_slot, pad0_, 28);
+EVB_RING_AT(evb_reader_slot, delivered, 32);
+EVB_RING_AT(evb_reader_slot, lost, 40);
+EVB_RING_AT(evb_reader_slot, name, 48);
+static_assert(sizeof(((struct evb_reader_slot *)0)->name) == 64, "reader slot name size");
+EVB_RING_AT(evb_reader_slot, pad_, 112);
+
 static_assert(sizeof(struct evb_frame) == EVB_FRAME_HDR, "frame header size");
-static_assert(offsetof(struct evb_frame, key_len) == 46, "frame ABI moved");
+EVB_RING_AT(evb_frame, stamp, 0);
+EVB_RING_AT(evb_frame, offset, 8);
+EVB_RING_AT(evb_frame, timestamp_ns, 16);
+EVB_RING_AT(evb_frame, producer_seq, 24);
+EVB_RING_AT(evb_frame, len, 32);
+EVB_RING_AT(evb_frame, claim_len, 36);
+EVB_RING_AT(evb_frame, producer_id, 40);
+EVB_RING_AT(evb_frame, claim_events, 44);
+EVB_RING_AT(evb_frame, key_len, 46);
+EVB_RING_AT(evb_frame, crc32c, 48);
+EVB_RING_AT(evb_frame, type, 52);
+EVB_RING_AT(evb_frame, flags, 54);
+
 static_assert(1024 + (EVB_RING_PRODUCER_SLOTS + EVB_RING_READER_SLOTS) * EVB_LINE
               <= EVB_RING_DATA_OFFSET, "slots overlap data");
 
