@@ -62,11 +62,31 @@ static void sweep_leftovers(const char *busdir)
     closedir(d);
 }
 
+/* Check the identity of a bus.meta whose magic is set. The message is
+ * formatted here, from values loaded before the caller unmaps the page. */
+static int meta_check(const char *path, const struct evb_bus_meta *meta, uint64_t magic)
+{
+    uint32_t version = meta->version;
+    uint64_t format = meta->format;
+    if (magic != EVB_BUS_MAGIC)
+        return evb_err_set(-EBADMSG, "%s: magic 0x%llx, expected 0x%llx", path,
+                           (unsigned long long)magic, (unsigned long long)EVB_BUS_MAGIC);
+    if (version != EVB_BUS_VERSION)
+        return evb_err_set(-EPROTO, "%s: version %u, this build reads %u", path, version,
+                           EVB_BUS_VERSION);
+    if (format != EVB_BUS_FORMAT_WORD)
+        return evb_err_set(-EPROTO, "%s: format 0x%llx, this build reads 0x%llx", path,
+                           (unsigned long long)format,
+                           (unsigned long long)EVB_BUS_FORMAT_WORD);
+    return 0;
+}
+
+/* Map <bus>/bus.meta, creating it when missing (bus_meta_format.h). */
 static int map_meta(evb_bus *bus)
 {
     char path[PATH_MAX + 16];
     snprintf(path, sizeof path, "%s/bus.meta", bus->path);
-    size_t bytes = 4096;
+    size_t bytes = EVB_BUS_META_BYTES;
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0660);
     if (fd < 0)
         return evb_err_set(-errno, "%s: %s", path, strerror(errno));
@@ -76,14 +96,21 @@ static int map_meta(evb_bus *bus)
         rc = -errno;
         goto out;
     }
-    if (st.st_size < (off_t)bytes) {
-        /* A new or half-made file: grow it. Zero magic means "not ready",
-         * and every field's zero is a valid start. */
+    if (st.st_size == 0) {
+        /* A new file, or one whose creator died before sizing it: grow
+         * it. Zero magic means "not ready", and every field's zero is a
+         * valid start. */
         int e = posix_fallocate(fd, 0, (off_t)bytes);
         if (e) {
             rc = evb_err_set(-e, "%s: %s", path, strerror(e));
             goto out;
         }
+    } else if (st.st_size != (off_t)bytes) {
+        /* Sizing is one step from 0 to the full page: anything else was
+         * not written by a bus (and mapping past its end would fault). */
+        rc = evb_err_set(-EBADMSG, "%s: %lld bytes, expected %zu", path,
+                         (long long)st.st_size, bytes);
+        goto out;
     }
     void *m = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     if (m == MAP_FAILED) {
@@ -91,15 +118,17 @@ static int map_meta(evb_bus *bus)
         goto out;
     }
     struct evb_bus_meta *meta = m;
+    /* M1: acquire; pairs with the release store below (in whichever
+     * process created the file): a set magic comes with its identity. */
     uint64_t magic = atomic_load_explicit(&meta->magic, memory_order_acquire);
     if (magic == 0) {
         /* First opener (or a racing one: both store the same values). */
         meta->version = EVB_BUS_VERSION;
+        meta->format = EVB_BUS_FORMAT_WORD;
+        /* M1: release; version and format before the magic. */
         atomic_store_explicit(&meta->magic, EVB_BUS_MAGIC, memory_order_release);
-    } else if (magic != EVB_BUS_MAGIC || meta->version != EVB_BUS_VERSION) {
+    } else if ((rc = meta_check(path, meta, magic))) {
         munmap(m, bytes);
-        rc = evb_err_set(-EPROTO, "%s: bus format 0x%llx v%u, this build reads v%u", path,
-                         (unsigned long long)magic, meta->version, EVB_BUS_VERSION);
         goto out;
     }
     bus->meta = meta;
@@ -201,7 +230,7 @@ EVB_EXPORT void evb_bus_close(evb_bus *bus)
     if (!bus)
         return;
     if (bus->meta)
-        munmap(bus->meta, 4096);
+        munmap(bus->meta, EVB_BUS_META_BYTES);
     pthread_mutex_destroy(&bus->lock);
     free(bus);
 }

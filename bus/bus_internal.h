@@ -10,23 +10,13 @@
 #include <pthread.h>
 #include <stdint.h>
 
+#include "bus_meta_format.h"
 #include "durable.h"
 #include "err.h"
 #include "evbus.h"
 #include "ring.h"
 
 #define EVB_EXPORT __attribute__((visibility("default")))
-
-#define EVB_BUS_MAGIC 0x314154454d425645ull /* "EVBMETA1" */
-#define EVB_BUS_VERSION 1u
-
-/* <bus>/bus.meta, mapped shared: bus-wide counters. */
-struct evb_bus_meta {
-    _Atomic uint64_t magic;          /* stored last at creation (release) */
-    uint32_t version;
-    uint32_t pad_;
-    _Atomic uint32_t next_producer_id; /* fetch_add by producer_open */
-};
 
 struct evb_flusher;
 

@@ -1,0 +1,94 @@
+/*
+ * bus_meta_format.h - every byte of <bus>/bus.meta, the bus-wide counters
+ * page every process of a bus maps shared (bus.c maps and checks it,
+ * producer.c draws producer ids from it).
+ *
+ *   0     +-----------------------------+
+ *         | magic          u64          |  EVB_BUS_MAGIC, stored last
+ *   8     | version        u32          |  EVB_BUS_VERSION
+ *   12    | pad            u32          |  zero
+ *   16    | format         u64          |  EVB_BUS_FORMAT_WORD
+ *   24    | next_producer_id u32        |  last producer id handed out
+ *   28    | pad            u32          |  zero
+ *   32    +-----------------------------+
+ *         | reserved (zero)             |
+ *   4096  +-----------------------------+
+ *
+ * Life of the file: the first evb_bus_open() of a bus creates it empty and
+ * grows it to 4096 zero bytes (posix_fallocate sets the size in one step,
+ * so a file is 0 or 4096 bytes long, never in between). Zero magic means
+ * "not ready": an opener that finds it writes version and format, then
+ * the magic with release. Racing first openers write identical values.
+ * An opener that finds a magic checks the rest (bus.c, map_meta):
+ *
+ *   size not 0 or 4096, or wrong magic   -EBADMSG  (not a bus.meta)
+ *   version or format word differ        -EPROTO   (another build's bus)
+ *
+ * Version history:
+ *   1  magic, version, next_producer_id at 16; no format word
+ *   2  format word at 16, next_producer_id moved to 24
+ * A version 1 file is refused with "version 1, this build reads 2"; the
+ * bus must be recreated (it lives in tmpfs, so a reboot does that too).
+ */
+#ifndef EVB_BUS_META_FORMAT_H
+#define EVB_BUS_META_FORMAT_H
+
+#include <assert.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Cross-process atomics must not fall back to a process-local lock. */
+static_assert(ATOMIC_LLONG_LOCK_FREE == 2, "64-bit atomics must be lock-free");
+static_assert(ATOMIC_INT_LOCK_FREE == 2, "32-bit atomics must be lock-free");
+
+#define EVB_BUS_MAGIC 0x314154454d425645ull /* "EVBMETA1" little-endian */
+#define EVB_BUS_VERSION 2u
+#define EVB_BUS_META_BYTES 4096u
+#define EVB_BUS_META_USED 32u       /* bytes of fields; the rest is reserved */
+#define EVB_BUS_META_ID_OFFSET 24u  /* next_producer_id */
+
+/*
+ * Version, file size, used bytes and the producer id's offset and width
+ * folded into one word, as the ring's EVB_RING_FORMAT_WORD: a build that
+ * lays the page out differently refuses the file even if someone forgot
+ * to bump the version.
+ */
+#define EVB_BUS_FORMAT_WORD                                                      \
+    ((uint64_t)EVB_BUS_VERSION << 48 | (uint64_t)EVB_BUS_META_BYTES << 24 |      \
+     (uint64_t)EVB_BUS_META_USED << 16 | (uint64_t)EVB_BUS_META_ID_OFFSET << 8 | \
+     (uint64_t)sizeof(uint32_t))
+
+struct evb_bus_meta {
+    /* 0: EVB_BUS_MAGIC. Written once by the first opener after version
+     * and format (release, "M1"); every opener loads it with acquire
+     * first and reads the other identity fields only when it is set. */
+    _Atomic uint64_t magic;
+    /* 8: EVB_BUS_VERSION; written once by the first opener before magic. */
+    uint32_t version;
+    uint32_t pad0_;              /* 12: zero */
+    /* 16: EVB_BUS_FORMAT_WORD; written once before magic, like version. */
+    uint64_t format;
+    /* 24: the last producer id handed out (ids start at 1). Every
+     * evb_producer_open() of any process fetch_add's it, relaxed: the
+     * id only has to be unique, it publishes nothing. */
+    _Atomic uint32_t next_producer_id;
+    uint32_t pad1_;              /* 28: zero */
+    uint8_t reserved_[EVB_BUS_META_BYTES - EVB_BUS_META_USED]; /* 32: zero */
+};
+
+/* Offsets are ABI: a move here must bump EVB_BUS_VERSION. */
+#define EVB_BUS_META_AT(field, off)                                              \
+    static_assert(offsetof(struct evb_bus_meta, field) == (off),                 \
+                  "evb_bus_meta." #field " moved: bump EVB_BUS_VERSION")
+static_assert(sizeof(struct evb_bus_meta) == EVB_BUS_META_BYTES, "bus.meta size");
+EVB_BUS_META_AT(magic, 0);
+EVB_BUS_META_AT(version, 8);
+EVB_BUS_META_AT(pad0_, 12);
+EVB_BUS_META_AT(format, 16);
+EVB_BUS_META_AT(next_producer_id, EVB_BUS_META_ID_OFFSET);
+EVB_BUS_META_AT(pad1_, 28);
+EVB_BUS_META_AT(reserved_, EVB_BUS_META_USED);
+static_assert(sizeof(_Atomic uint32_t) == sizeof(uint32_t), "producer id width");
+
+#endif /* EVB_BUS_META_FORMAT_H */

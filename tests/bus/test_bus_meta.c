@@ -1,0 +1,147 @@
+/*
+ * test_bus_meta.c - bus.meta (bus/bus_meta_format.h): a new bus writes the
+ * page this build reads; a page with a wrong magic, an old version, another
+ * format word or a wrong size is refused with a message naming the value
+ * found and the value expected, and nothing crashes (run it under ASan).
+ */
+#include <criterion/criterion.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "bus_meta_format.h"
+#include "t_helpers.h"
+
+static void teardown(void)
+{
+    t_bus_cleanup();
+}
+
+TestSuite(bus_meta, .fini = teardown, .timeout = 30);
+
+static const char *meta_path(void)
+{
+    static char path[512];
+    snprintf(path, sizeof path, "%s/bus.meta", t_bus_dir());
+    return path;
+}
+
+static void write_meta(const void *buf, size_t n)
+{
+    FILE *f = fopen(meta_path(), "w");
+    cr_assert_not_null(f);
+    cr_assert_eq(fwrite(buf, 1, n, f), n);
+    cr_assert_eq(fclose(f), 0);
+}
+
+/* Open the bus over the prepared bus.meta; expect RC and a message that
+ * contains WANT (and WANT2 unless NULL). */
+static void open_expect(int rc, const char *want, const char *want2)
+{
+    evb_bus_options o = {.data_dir = t_data_dir()};
+    evb_bus *bus = NULL;
+    int got = evb_bus_open(&bus, t_bus_dir(), &o);
+    const char *msg = evb_last_error();
+    cr_assert_eq(got, rc, "open returned %d, expected %d (%s)", got, rc, msg);
+    cr_assert_null(bus);
+    cr_assert(strstr(msg, "bus.meta"), "message names the file: %s", msg);
+    cr_assert(strstr(msg, want), "message '%s' lacks '%s'", msg, want);
+    if (want2)
+        cr_assert(strstr(msg, want2), "message '%s' lacks '%s'", msg, want2);
+}
+
+static struct evb_bus_meta good_page(void)
+{
+    struct evb_bus_meta m;
+    memset(&m, 0, sizeof m);
+    atomic_store_explicit(&m.magic, EVB_BUS_MAGIC, memory_order_relaxed);
+    m.version = EVB_BUS_VERSION;
+    m.format = EVB_BUS_FORMAT_WORD;
+    return m;
+}
+
+Test(bus_meta, new_bus_writes_this_builds_page)
+{
+    evb_bus_options o = {.data_dir = t_data_dir()};
+    evb_bus *bus;
+    cr_assert_eq(evb_bus_open(&bus, t_bus_dir(), &o), 0, "%s", evb_last_error());
+    evb_bus_close(bus);
+    struct stat st;
+    cr_assert_eq(stat(meta_path(), &st), 0);
+    cr_assert_eq(st.st_size, EVB_BUS_META_BYTES);
+    struct evb_bus_meta m;
+    FILE *f = fopen(meta_path(), "r");
+    cr_assert_not_null(f);
+    cr_assert_eq(fread(&m, 1, sizeof m, f), sizeof m);
+    fclose(f);
+    cr_assert_eq(atomic_load_explicit(&m.magic, memory_order_relaxed), EVB_BUS_MAGIC);
+    cr_assert_eq(m.version, EVB_BUS_VERSION);
+    cr_assert_eq(m.format, EVB_BUS_FORMAT_WORD);
+    /* And this build opens it again. */
+    cr_assert_eq(evb_bus_open(&bus, t_bus_dir(), &o), 0, "%s", evb_last_error());
+    evb_bus_close(bus);
+}
+
+Test(bus_meta, empty_file_is_initialised)
+{
+    /* A creator that died between open and sizing leaves 0 bytes. */
+    write_meta("", 0);
+    evb_bus_options o = {.data_dir = t_data_dir()};
+    evb_bus *bus;
+    cr_assert_eq(evb_bus_open(&bus, t_bus_dir(), &o), 0, "%s", evb_last_error());
+    evb_bus_close(bus);
+}
+
+Test(bus_meta, wrong_magic_is_ebadmsg)
+{
+    struct evb_bus_meta m = good_page();
+    atomic_store_explicit(&m.magic, 0x0123456789abcdefull, memory_order_relaxed);
+    write_meta(&m, sizeof m);
+    open_expect(-EBADMSG, "magic 0x123456789abcdef", "expected 0x314154454d425645");
+}
+
+Test(bus_meta, old_version_is_eproto)
+{
+    /* What a version 1 build wrote: version 1 and no format word. */
+    struct evb_bus_meta m = good_page();
+    m.version = 1;
+    m.format = 0;
+    write_meta(&m, sizeof m);
+    char want[64];
+    snprintf(want, sizeof want, "version 1, this build reads %u", EVB_BUS_VERSION);
+    open_expect(-EPROTO, want, NULL);
+}
+
+Test(bus_meta, other_format_word_is_eproto)
+{
+    struct evb_bus_meta m = good_page();
+    m.format = 0xdead;
+    write_meta(&m, sizeof m);
+    char want[96];
+    snprintf(want, sizeof want, "format 0xdead, this build reads 0x%llx",
+             (unsigned long long)EVB_BUS_FORMAT_WORD);
+    open_expect(-EPROTO, want, NULL);
+}
+
+Test(bus_meta, truncated_file_is_ebadmsg)
+{
+    /* Magic and version only: mapping a full page of it would fault. */
+    struct evb_bus_meta m = good_page();
+    write_meta(&m, 16);
+    char want[64];
+    snprintf(want, sizeof want, "16 bytes, expected %u", EVB_BUS_META_BYTES);
+    open_expect(-EBADMSG, want, NULL);
+}
+
+Test(bus_meta, oversized_file_is_ebadmsg)
+{
+    static uint8_t big[2 * EVB_BUS_META_BYTES];
+    struct evb_bus_meta m = good_page();
+    memcpy(big, &m, sizeof m);
+    write_meta(big, sizeof big);
+    char want[64];
+    snprintf(want, sizeof want, "%u bytes, expected %u", 2 * EVB_BUS_META_BYTES,
+             EVB_BUS_META_BYTES);
+    open_expect(-EBADMSG, want, NULL);
+}
