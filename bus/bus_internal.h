@@ -60,7 +60,7 @@ void evb_flusher_put(evb_bus *bus, struct evb_flusher *f);
 /* Flush partitions whose flush lock nobody holds (the flusher died and no
  * candidate is left): everything committed goes to disk, synced. */
 int evb_flush_orphans(struct evb_topic_map *tm);
-/* consumer.c: the smallest position a named consumer of TM has committed
+/* cursor_file.c: the smallest position a named consumer of TM has committed
  * in PART (cursor files); UINT64_MAX when none has. */
 uint64_t evb_consumers_min_committed(struct evb_topic_map *tm, uint32_t part);
 

@@ -1,12 +1,7 @@
 /*
  * consumer.c - every reader kind behind one handle: which partitions it
  * reads, where it starts, how it waits (spin, yield, futex), and for named
- * consumers the committed cursors file.
- *
- *   <topic>/consumers/<name>.cur   struct cur_file, mapped shared
- *
- * (For durable topics the cursor file lives in the data directory, beside
- * the log it points into, and survives a reboot with it.)
+ * consumers when to commit (the cursor file itself is cursor_file.c).
  *
  * Durable topics: a reader that the ring laps (evb_ring_read says -ESTALE)
  * goes on from the same position and offset in the segment files, and when
@@ -23,32 +18,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <dirent.h>
-
 #include "bus_internal.h"
+#include "cursor_file.h"
 #include "segment.h"
 
-#define EVB_CUR_MAGIC 0x3152554342564545ull /* "EEVBCUR1" */
 #define EVB_SPIN_NS 50000u /* 50 us */
 #define EVB_SPIN_FREE 64u
-
-/* One partition's committed cursor. A seqlock (odd while written) keeps a
- * reader from pairing a position with another commit's offset. */
-struct cur_entry {
-    _Atomic uint64_t seq;
-    _Atomic uint64_t pos;     /* EVB_POS_NONE: never committed */
-    _Atomic uint64_t offset;
-    uint64_t pad_;
-};
-
-struct cur_file {
-    _Atomic uint64_t magic;   /* stored last at creation */
-    uint32_t partitions;
-    uint32_t pad_;
-    _Atomic uint64_t owner;   /* pid << 32 | start time of the open handle */
-    uint64_t pad2_;
-    struct cur_entry e[];
-};
 
 /* A partition's disk side, durable topics only. */
 struct disk {
@@ -69,99 +44,11 @@ struct evb_consumer {
     uint32_t *part;
     _Atomic uint32_t **bells;
     uint32_t *vals;
-    struct cur_file *cur;
-    size_t cur_bytes;
+    struct evb_cursor_file cur; /* named consumers */
     struct disk *disk;          /* per partition read, durable topics */
     struct evb_seg_geom geom;
     int failed;
 };
-
-static size_t cur_size(uint32_t parts)
-{
-    return sizeof(struct cur_file) + parts * sizeof(struct cur_entry);
-}
-
-/* Map (creating when new) the named consumer's cursor file and take its
- * ownership: -EBUSY while another live process holds it. */
-static int cur_open(evb_consumer *c)
-{
-    char path[PATH_MAX + 128];
-    const char *top = c->tm->ddir[0] ? c->tm->ddir : c->tm->dir;
-    snprintf(path, sizeof path, "%s/consumers", top);
-    if (c->tm->ddir[0])
-        evb_mkdirs(path); /* topics made before consumers/ existed */
-    snprintf(path, sizeof path, "%s/consumers/%s.cur", top, c->name);
-    size_t bytes = cur_size(c->tm->nparts);
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, c->tm->cfg.file_mode);
-    if (fd < 0)
-        return evb_err_set(-errno, "%s: %s", path, strerror(errno));
-    struct stat st;
-    int rc = 0;
-    if (fstat(fd, &st) < 0 || (st.st_size < (off_t)bytes &&
-                               (rc = posix_fallocate(fd, 0, (off_t)bytes)))) {
-        rc = evb_err_set(rc ? -rc : -errno, "%s: cannot size cursor file", path);
-        close(fd);
-        return rc;
-    }
-    struct cur_file *f = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    close(fd);
-    if (f == MAP_FAILED)
-        return evb_err_set(-errno, "%s: mmap: %s", path, strerror(errno));
-    uint64_t magic = atomic_load_explicit(&f->magic, memory_order_acquire);
-    if (magic == 0) {
-        /* New file: racing creators write identical values. */
-        f->partitions = c->tm->nparts;
-        for (uint32_t i = 0; i < c->tm->nparts; i++)
-            atomic_store_explicit(&f->e[i].pos, EVB_POS_NONE, memory_order_relaxed);
-        atomic_store_explicit(&f->magic, EVB_CUR_MAGIC, memory_order_release);
-    } else if (magic != EVB_CUR_MAGIC || f->partitions != c->tm->nparts) {
-        munmap(f, bytes);
-        return evb_err_set(-EBADMSG, "%s: not a cursor file for %u partitions", path,
-                           c->tm->nparts);
-    }
-    uint64_t self = evb_proc_self();
-    for (;;) {
-        uint64_t o = atomic_load_explicit(&f->owner, memory_order_acquire);
-        if (o && o != self && evb_proc_alive(o)) {
-            munmap(f, bytes);
-            return evb_err_set(-EBUSY, "consumer %s of topic %s is open in process %u",
-                               c->name, c->tm->name, (unsigned)(o >> 32));
-        }
-        if (atomic_compare_exchange_strong_explicit(&f->owner, &o, self, memory_order_acq_rel,
-                                                    memory_order_relaxed))
-            break;
-    }
-    c->cur = f;
-    c->cur_bytes = bytes;
-    return 0;
-}
-
-static bool cur_load(const struct cur_file *f, uint32_t part, uint64_t *pos, uint64_t *off)
-{
-    const struct cur_entry *e = &f->e[part];
-    for (int tries = 0; tries < 1000; tries++) {
-        uint64_t s1 = atomic_load_explicit(&e->seq, memory_order_acquire);
-        *pos = atomic_load_explicit(&e->pos, memory_order_relaxed);
-        *off = atomic_load_explicit(&e->offset, memory_order_relaxed);
-        atomic_thread_fence(memory_order_acquire);
-        if (!(s1 & 1) && atomic_load_explicit(&e->seq, memory_order_relaxed) == s1)
-            return *pos != EVB_POS_NONE;
-    }
-    /* A writer died mid-commit: the position alone is still a boundary. */
-    *pos = atomic_load_explicit(&e->pos, memory_order_relaxed);
-    return *pos != EVB_POS_NONE;
-}
-
-static void cur_store(struct cur_file *f, uint32_t part, uint64_t pos, uint64_t off)
-{
-    struct cur_entry *e = &f->e[part];
-    uint64_t s = atomic_load_explicit(&e->seq, memory_order_relaxed);
-    atomic_store_explicit(&e->seq, s + 1, memory_order_relaxed);
-    atomic_thread_fence(memory_order_release);
-    atomic_store_explicit(&e->pos, pos, memory_order_relaxed);
-    atomic_store_explicit(&e->offset, off, memory_order_relaxed);
-    atomic_store_explicit(&e->seq, s + 2, memory_order_release);
-}
 
 /* ---- durable topics: the disk side ---- */
 
@@ -284,9 +171,9 @@ static int seek_one(evb_consumer *c, uint32_t i, uint32_t whence, uint64_t value
             evb_ring_load_tail(r, &pos, &off);
         return seek_to(c, i, pos, off, true);
     case EVB_START_COMMITTED:
-        if (!c->cur)
+        if (!c->cur.map)
             return -EINVAL;
-        if (!cur_load(c->cur, c->part[i], &pos, &off))
+        if (!evb_cursor_file_load(&c->cur, c->part[i], &pos, &off))
             return seek_one(c, i, EVB_START_EARLIEST, 0);
         /* Learn the offset from the frame: a commit torn by a crash leaves
          * a good position with a stale offset. */
@@ -346,43 +233,6 @@ static int seek_one(evb_consumer *c, uint32_t i, uint32_t whence, uint64_t value
     return 0;
 }
 
-uint64_t evb_consumers_min_committed(struct evb_topic_map *tm, uint32_t part)
-{
-    char dir[PATH_MAX + 16];
-    snprintf(dir, sizeof dir, "%s/consumers", tm->ddir[0] ? tm->ddir : tm->dir);
-    uint64_t min = UINT64_MAX;
-    DIR *d = opendir(dir);
-    if (!d)
-        return min;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        size_t n = strlen(e->d_name);
-        if (n < 5 || strcmp(e->d_name + n - 4, ".cur"))
-            continue;
-        char path[PATH_MAX + 300];
-        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        int fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
-            continue;
-        size_t bytes = cur_size(tm->nparts);
-        struct stat st;
-        const struct cur_file *f = MAP_FAILED;
-        if (fstat(fd, &st) == 0 && st.st_size >= (off_t)bytes)
-            f = mmap(NULL, bytes, PROT_READ, MAP_SHARED, fd, 0);
-        close(fd);
-        if (f == MAP_FAILED)
-            continue;
-        uint64_t pos, off;
-        if (atomic_load_explicit(&f->magic, memory_order_acquire) == EVB_CUR_MAGIC &&
-            f->partitions == tm->nparts && part < tm->nparts &&
-            cur_load(f, part, &pos, &off) && pos < min)
-            min = pos;
-        munmap((void *)f, bytes);
-    }
-    closedir(d);
-    return min;
-}
-
 EVB_EXPORT int evb_consumer_open(evb_consumer **out, evb_bus *bus, const char *topic,
                                  const evb_consumer_options *opts)
 {
@@ -429,7 +279,7 @@ EVB_EXPORT int evb_consumer_open(evb_consumer **out, evb_bus *bus, const char *t
         rc = -ENOMEM;
         goto fail;
     }
-    if (o.kind == EVB_CONSUMER && (rc = cur_open(c)))
+    if (o.kind == EVB_CONSUMER && (rc = evb_cursor_file_open(&c->cur, c->tm, c->name)))
         goto fail;
     if (c->tm->ddir[0]) {
         /* A flusher that died with no candidate left: finish its work,
@@ -479,12 +329,7 @@ EVB_EXPORT void evb_consumer_close(evb_consumer *c)
             evb_seg_reader_close(&c->disk[i].sr);
     }
     free(c->disk);
-    if (c->cur) {
-        uint64_t self = evb_proc_self();
-        atomic_compare_exchange_strong_explicit(&c->cur->owner, &self, 0,
-                                                memory_order_acq_rel, memory_order_relaxed);
-        munmap(c->cur, c->cur_bytes);
-    }
+    evb_cursor_file_close(&c->cur);
     free(c->rd);
     free(c->part);
     free(c->bells);
@@ -635,10 +480,10 @@ EVB_EXPORT int evb_consumer_poll(evb_consumer *c, int (*fn)(const evb_event *ev,
 
 EVB_EXPORT int evb_consumer_commit(evb_consumer *c)
 {
-    if (!c || !c->cur)
+    if (!c || !c->cur.map)
         return -EINVAL;
     for (uint32_t i = 0; i < c->n; i++)
-        cur_store(c->cur, c->part[i], c->rd[i].pos, c->rd[i].offset);
+        evb_cursor_file_store(&c->cur, c->part[i], c->rd[i].pos, c->rd[i].offset);
     return 0;
 }
 
