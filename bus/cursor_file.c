@@ -1,12 +1,25 @@
 /*
- * cursor_file.c - named consumers' committed cursors:
+ * cursor_file.c - named consumers' committed cursors, one file per consumer
+ * (format and life of the file: cursor_format.h). This file creates,
+ * checks, owns, loads and stores it, and scans them all for the retention
+ * of durable topics; consumer.c decides when to commit and where to start.
  *
- *   <topic>/consumers/<name>.cur   struct cur_file, mapped shared
+ * Ordering edges of the cursor file (labels used at each site):
  *
- * (For durable topics the cursor file lives in the data directory, beside
- * the log it points into, and survives a reboot with it.) This file owns
- * creating, checking, owning, loading and storing it; consumer.c decides
- * when to commit and where a consumer starts.
+ *   K1  creation: partitions, version, format and every entry's pos are
+ *       stored before the magic (release); pairs with the acquire load of
+ *       the magic in evb_cursor_file_open() and evb_consumers_min_committed(),
+ *       so whoever sees the magic sees a finished file.
+ *   K2  commit: the owner's release store of the even seq after pos and
+ *       offset; pairs with the loader's acquire load of seq, so a loader
+ *       that sees that seq sees that commit's pair.
+ *   K3  torn read: the owner's release fence after storing the odd seq,
+ *       before pos and offset; pairs with the loader's acquire fence after
+ *       loading them, before it loads seq again: a loader that saw any word
+ *       of a commit in progress sees a seq other than its first, and retries.
+ *   K4  ownership: an opener's acquire load and CAS of owner pair with the
+ *       previous holder's CAS (release) giving it back at close, so the
+ *       new holder starts after everything the old one stored.
  */
 #include "cursor_file.h"
 
@@ -20,30 +33,59 @@
 #include <unistd.h>
 
 #include "bus_internal.h"
+#include "cursor_format.h"
 
-#define EVB_CUR_MAGIC 0x3152554342564545ull /* "EEVBCUR1" */
-
-/* One partition's committed cursor. A seqlock (odd while written) keeps a
- * reader from pairing a position with another commit's offset. */
-struct cur_entry {
-    _Atomic uint64_t seq;
-    _Atomic uint64_t pos;     /* EVB_POS_NONE: never committed */
-    _Atomic uint64_t offset;
-    uint64_t pad_;
-};
-
-struct cur_file {
-    _Atomic uint64_t magic;   /* stored last at creation */
-    uint32_t partitions;
-    uint32_t pad_;
-    _Atomic uint64_t owner;   /* pid << 32 | start time of the open handle */
-    uint64_t pad2_;
-    struct cur_entry e[];
-};
-
-static size_t cur_size(uint32_t parts)
+/* Check the header of a mapped cursor file of FILE_BYTES bytes (at least
+ * the header's) against a topic of NPARTS partitions; MAGIC was loaded
+ * (K1). 0, or -EBADMSG / -EPROTO with the reason, naming the value found
+ * and the one expected, in MSG. */
+static int cur_check(const struct evb_cur_hdr *h, uint64_t magic, size_t file_bytes,
+                     uint32_t nparts, char *msg, size_t cap)
 {
-    return sizeof(struct cur_file) + parts * sizeof(struct cur_entry);
+    uint32_t parts = h->partitions;
+    uint32_t version = h->version;
+    uint64_t format = h->format;
+    size_t want = evb_cur_file_bytes(nparts);
+    if (magic == 0 && file_bytes != want) {
+        snprintf(msg, cap, "%zu bytes, expected %zu for %u partitions", file_bytes, want,
+                 nparts);
+        return -EBADMSG;
+    }
+    if (magic != EVB_CUR_MAGIC) {
+        snprintf(msg, cap, "magic 0x%llx, expected 0x%llx", (unsigned long long)magic,
+                 (unsigned long long)EVB_CUR_MAGIC);
+        return -EBADMSG;
+    }
+    if (version != EVB_CUR_VERSION) {
+        snprintf(msg, cap, "version %u, this build reads %u", version, EVB_CUR_VERSION);
+        return -EPROTO;
+    }
+    if (format != EVB_CUR_FORMAT_WORD) {
+        snprintf(msg, cap, "format 0x%llx, this build reads 0x%llx",
+                 (unsigned long long)format, (unsigned long long)EVB_CUR_FORMAT_WORD);
+        return -EPROTO;
+    }
+    if (parts != nparts) {
+        snprintf(msg, cap, "%u partitions, the topic has %u", parts, nparts);
+        return -EBADMSG;
+    }
+    if (file_bytes != want) {
+        snprintf(msg, cap, "%zu bytes, expected %zu for %u partitions", file_bytes, want,
+                 nparts);
+        return -EBADMSG;
+    }
+    return 0;
+}
+
+/* Map a cursor file's first min(SIZE, BYTES) bytes (never past its end);
+ * *LEN gets the mapped length. MAP_FAILED too when SIZE cannot hold a
+ * header. */
+static void *cur_map(int fd, size_t size, size_t bytes, int prot, size_t *len)
+{
+    if (size < EVB_CUR_HDR_BYTES)
+        return MAP_FAILED;
+    *len = size < bytes ? size : bytes;
+    return mmap(NULL, *len, prot, MAP_SHARED, fd, 0);
 }
 
 int evb_cursor_file_open(struct evb_cursor_file *cf, const struct evb_topic_map *tm,
@@ -55,42 +97,57 @@ int evb_cursor_file_open(struct evb_cursor_file *cf, const struct evb_topic_map 
     if (tm->ddir[0])
         evb_mkdirs(path); /* topics made before consumers/ existed */
     snprintf(path, sizeof path, "%s/consumers/%s.cur", top, name);
-    size_t bytes = cur_size(tm->nparts);
+    size_t bytes = evb_cur_file_bytes(tm->nparts);
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, tm->cfg.file_mode);
     if (fd < 0)
         return evb_err_set(-errno, "%s: %s", path, strerror(errno));
     struct stat st;
     int rc = 0;
-    if (fstat(fd, &st) < 0 || (st.st_size < (off_t)bytes &&
-                               (rc = posix_fallocate(fd, 0, (off_t)bytes)))) {
+    if (fstat(fd, &st) < 0 ||
+        (st.st_size == 0 && (rc = posix_fallocate(fd, 0, (off_t)bytes)))) {
         rc = evb_err_set(rc ? -rc : -errno, "%s: cannot size cursor file", path);
         close(fd);
         return rc;
     }
-    struct cur_file *f = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    /* A new file was just sized in one step; any other size is checked. */
+    size_t size = st.st_size == 0 ? bytes : (size_t)st.st_size;
+    size_t len = 0;
+    struct evb_cur_hdr *f = cur_map(fd, size, bytes, PROT_READ | PROT_WRITE, &len);
+    int e = errno;
     close(fd);
+    if (size < EVB_CUR_HDR_BYTES)
+        return evb_err_set(-EBADMSG, "%s: %zu bytes, smaller than a cursor file header (%u)",
+                           path, size, EVB_CUR_HDR_BYTES);
     if (f == MAP_FAILED)
-        return evb_err_set(-errno, "%s: mmap: %s", path, strerror(errno));
+        return evb_err_set(-e, "%s: mmap: %s", path, strerror(e));
+    /* K1: acquire; a set magic comes with a finished file. */
     uint64_t magic = atomic_load_explicit(&f->magic, memory_order_acquire);
-    if (magic == 0) {
+    char msg[128];
+    if (magic == 0 && size == bytes) {
         /* New file: racing creators write identical values. */
         f->partitions = tm->nparts;
+        f->version = EVB_CUR_VERSION;
+        f->format = EVB_CUR_FORMAT_WORD;
         for (uint32_t i = 0; i < tm->nparts; i++)
+            /* Relaxed: published by the magic's release (K1). */
             atomic_store_explicit(&f->e[i].pos, EVB_POS_NONE, memory_order_relaxed);
+        /* K1: release; everything above before the magic. */
         atomic_store_explicit(&f->magic, EVB_CUR_MAGIC, memory_order_release);
-    } else if (magic != EVB_CUR_MAGIC || f->partitions != tm->nparts) {
-        munmap(f, bytes);
-        return evb_err_set(-EBADMSG, "%s: not a cursor file for %u partitions", path,
-                           tm->nparts);
+    } else if ((rc = cur_check(f, magic, size, tm->nparts, msg, sizeof msg))) {
+        munmap(f, len);
+        return evb_err_set(rc, "%s: %s", path, msg);
     }
     uint64_t self = evb_proc_self();
     for (;;) {
+        /* K4: acquire; after the previous holder's release at close. */
         uint64_t o = atomic_load_explicit(&f->owner, memory_order_acquire);
         if (o && o != self && evb_proc_alive(o)) {
-            munmap(f, bytes);
+            munmap(f, len);
             return evb_err_set(-EBUSY, "consumer %s of topic %s is open in process %u",
                                name, tm->name, (unsigned)(o >> 32));
         }
+        /* K4: acq_rel on success; relaxed on failure, as the loop loads
+         * owner again with acquire. */
         if (atomic_compare_exchange_strong_explicit(&f->owner, &o, self, memory_order_acq_rel,
                                                     memory_order_relaxed))
             break;
@@ -105,24 +162,34 @@ void evb_cursor_file_close(struct evb_cursor_file *cf)
     if (!cf->map)
         return;
     uint64_t self = evb_proc_self();
+    /* K4: release (acq_rel) hands the file to the next opener; relaxed on
+     * failure: someone took it over, nothing to hand. */
     atomic_compare_exchange_strong_explicit(&cf->map->owner, &self, 0,
                                             memory_order_acq_rel, memory_order_relaxed);
     munmap(cf->map, cf->bytes);
     cf->map = NULL;
 }
 
-static bool cur_load(const struct cur_file *f, uint32_t part, uint64_t *pos, uint64_t *off)
+static bool cur_load(const struct evb_cur_hdr *f, uint32_t part, uint64_t *pos,
+                     uint64_t *off)
 {
-    const struct cur_entry *e = &f->e[part];
+    const struct evb_cur_entry *e = &f->e[part];
     for (int tries = 0; tries < 1000; tries++) {
+        /* K2: acquire; pairs with the owner's release of an even seq. */
         uint64_t s1 = atomic_load_explicit(&e->seq, memory_order_acquire);
+        /* Relaxed: bracketed by K2 above and the K3 fence below. */
         *pos = atomic_load_explicit(&e->pos, memory_order_relaxed);
         *off = atomic_load_explicit(&e->offset, memory_order_relaxed);
+        /* K3: acquire fence; pairs with the owner's release fence after
+         * its odd store, so the seq loaded next is not s1 if pos or offset
+         * came from a commit in progress. */
         atomic_thread_fence(memory_order_acquire);
+        /* Relaxed: ordered after the data by the K3 fence. */
         if (!(s1 & 1) && atomic_load_explicit(&e->seq, memory_order_relaxed) == s1)
             return *pos != EVB_POS_NONE;
     }
-    /* A writer died mid-commit: the position alone is still a boundary. */
+    /* A writer died mid-commit: the position alone is still a boundary.
+     * Relaxed: one word, atomic by itself, pairs with nothing. */
     *pos = atomic_load_explicit(&e->pos, memory_order_relaxed);
     return *pos != EVB_POS_NONE;
 }
@@ -136,12 +203,17 @@ bool evb_cursor_file_load(const struct evb_cursor_file *cf, uint32_t part, uint6
 void evb_cursor_file_store(struct evb_cursor_file *cf, uint32_t part, uint64_t pos,
                            uint64_t off)
 {
-    struct cur_entry *e = &cf->map->e[part];
+    struct evb_cur_entry *e = &cf->map->e[part];
+    /* Relaxed: only the owner writes seq. */
     uint64_t s = atomic_load_explicit(&e->seq, memory_order_relaxed);
+    /* Relaxed: ordered before the data by the K3 fence. */
     atomic_store_explicit(&e->seq, s + 1, memory_order_relaxed);
+    /* K3: release fence; pairs with the loader's acquire fence. */
     atomic_thread_fence(memory_order_release);
+    /* Relaxed: between the K3 fence and the K2 release below. */
     atomic_store_explicit(&e->pos, pos, memory_order_relaxed);
     atomic_store_explicit(&e->offset, off, memory_order_relaxed);
+    /* K2: release; the pair before the even seq. */
     atomic_store_explicit(&e->seq, s + 2, memory_order_release);
 }
 
@@ -163,20 +235,24 @@ uint64_t evb_consumers_min_committed(struct evb_topic_map *tm, uint32_t part)
         int fd = open(path, O_RDONLY | O_CLOEXEC);
         if (fd < 0)
             continue;
-        size_t bytes = cur_size(tm->nparts);
+        size_t bytes = evb_cur_file_bytes(tm->nparts);
+        size_t len = 0;
         struct stat st;
-        const struct cur_file *f = MAP_FAILED;
-        if (fstat(fd, &st) == 0 && st.st_size >= (off_t)bytes)
-            f = mmap(NULL, bytes, PROT_READ, MAP_SHARED, fd, 0);
+        const struct evb_cur_hdr *f = MAP_FAILED;
+        if (fstat(fd, &st) == 0)
+            f = cur_map(fd, (size_t)st.st_size, bytes, PROT_READ, &len);
         close(fd);
         if (f == MAP_FAILED)
             continue;
+        /* A file this build cannot read holds no commit it can honour. */
+        char msg[128];
         uint64_t pos, off;
-        if (atomic_load_explicit(&f->magic, memory_order_acquire) == EVB_CUR_MAGIC &&
-            f->partitions == tm->nparts && part < tm->nparts &&
-            cur_load(f, part, &pos, &off) && pos < min)
+        /* K1: acquire; see evb_cursor_file_open(). */
+        uint64_t magic = atomic_load_explicit(&f->magic, memory_order_acquire);
+        if (!cur_check(f, magic, (size_t)st.st_size, tm->nparts, msg, sizeof msg) &&
+            part < tm->nparts && cur_load(f, part, &pos, &off) && pos < min)
             min = pos;
-        munmap((void *)f, bytes);
+        munmap((void *)f, len);
     }
     closedir(d);
     return min;

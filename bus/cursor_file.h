@@ -11,11 +11,11 @@
 #include <stdint.h>
 
 struct evb_topic_map;
-struct cur_file;
+struct evb_cur_hdr;
 
 /* A cursor file mapped and owned by this process; map NULL when none. */
 struct evb_cursor_file {
-    struct cur_file *map;
+    struct evb_cur_hdr *map;    /* cursor_format.h */
     size_t bytes;
 };
 

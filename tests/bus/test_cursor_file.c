@@ -1,0 +1,200 @@
+/*
+ * test_cursor_file.c - a named consumer's cursor file (bus/cursor_format.h,
+ * bus/cursor_file.c): a new file carries this build's version and format;
+ * a wrong magic, an old version, another format word, another partition
+ * count or a wrong size is refused at open with a message naming the value
+ * found and the value expected, and skipped by the retention's scan, with
+ * no crash (run it under ASan).
+ */
+#include <criterion/criterion.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "bus_internal.h"
+#include "cursor_format.h"
+#include "t_helpers.h"
+
+static evb_bus *bus;
+static char cur_path[512];
+
+static void setup(void)
+{
+    evb_bus_options o = {.data_dir = t_data_dir()};
+    cr_assert_eq(evb_bus_open(&bus, t_bus_dir(), &o), 0);
+    evb_topic_config tc = {.partitions = 2, .ring_bytes = 1 << 20};
+    cr_assert_eq(evb_topic_create(bus, "c", &tc), 0);
+    snprintf(cur_path, sizeof cur_path, "%s/c/consumers/billing.cur", t_bus_dir());
+}
+
+static void teardown(void)
+{
+    evb_bus_close(bus);
+    t_bus_cleanup();
+}
+
+TestSuite(cursor_file, .init = setup, .fini = teardown, .timeout = 30);
+
+static int open_billing(evb_consumer **c)
+{
+    evb_consumer_options co = {.kind = EVB_CONSUMER, .name = "billing"};
+    return evb_consumer_open(c, bus, "c", &co);
+}
+
+/* Publish N events, read them as "billing", commit and close: the file
+ * then holds a commit for each partition that got events. */
+static void make_committed_file(int n)
+{
+    evb_producer *p;
+    cr_assert_eq(evb_producer_open(&p, bus, "c", NULL), 0);
+    for (int i = 0; i < n; i++) {
+        evb_msg m = {.value = "v", .value_len = 1, .partition = i & 1};
+        cr_assert_eq(evb_publish(p, &m), 0);
+    }
+    evb_producer_close(p);
+    evb_consumer *c;
+    cr_assert_eq(open_billing(&c), 0, "%s", evb_last_error());
+    evb_event ev;
+    for (int i = 0; i < n; i++)
+        cr_assert_eq(evb_consumer_next(c, &ev, 1000), 0);
+    cr_assert_eq(evb_consumer_commit(c), 0);
+    evb_consumer_close(c);
+}
+
+static void patch(off_t at, const void *buf, size_t n)
+{
+    int fd = open(cur_path, O_WRONLY);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(pwrite(fd, buf, n, at), (ssize_t)n);
+    close(fd);
+}
+
+static void patch_u32(off_t at, uint32_t v)
+{
+    patch(at, &v, sizeof v);
+}
+
+static void patch_u64(off_t at, uint64_t v)
+{
+    patch(at, &v, sizeof v);
+}
+
+static void truncate_to(off_t n)
+{
+    cr_assert_eq(truncate(cur_path, n), 0);
+}
+
+/* Opening "billing" fails with RC and a message holding WANT; the scan of
+ * the retention ignores the file. */
+static void expect_refused(int rc, const char *want)
+{
+    evb_consumer *c = NULL;
+    int got = open_billing(&c);
+    const char *msg = evb_last_error();
+    cr_assert_eq(got, rc, "open returned %d, expected %d (%s)", got, rc, msg);
+    cr_assert_null(c);
+    cr_assert(strstr(msg, "billing.cur"), "message names the file: %s", msg);
+    cr_assert(strstr(msg, want), "message '%s' lacks '%s'", msg, want);
+    struct evb_topic_map *tm;
+    cr_assert_eq(evb_topic_map_open(bus, "c", &tm), 0);
+    cr_assert_eq(evb_consumers_min_committed(tm, 0), UINT64_MAX);
+    cr_assert_eq(evb_consumers_min_committed(tm, 1), UINT64_MAX);
+    evb_topic_map_close(tm);
+}
+
+Test(cursor_file, new_file_has_this_builds_header)
+{
+    make_committed_file(10);
+    struct stat st;
+    cr_assert_eq(stat(cur_path, &st), 0);
+    cr_assert_eq((size_t)st.st_size, evb_cur_file_bytes(2));
+    struct evb_cur_hdr h;
+    FILE *f = fopen(cur_path, "r");
+    cr_assert_not_null(f);
+    cr_assert_eq(fread(&h, 1, sizeof h, f), sizeof h);
+    fclose(f);
+    cr_assert_eq(atomic_load_explicit(&h.magic, memory_order_relaxed), EVB_CUR_MAGIC);
+    cr_assert_eq(h.version, EVB_CUR_VERSION);
+    cr_assert_eq(h.format, EVB_CUR_FORMAT_WORD);
+    cr_assert_eq(h.partitions, 2);
+    cr_assert_eq(atomic_load_explicit(&h.owner, memory_order_relaxed), 0,
+                 "close gives the file back");
+    /* The retention sees both partitions' commits. */
+    struct evb_topic_map *tm;
+    cr_assert_eq(evb_topic_map_open(bus, "c", &tm), 0);
+    cr_assert_lt(evb_consumers_min_committed(tm, 0), UINT64_MAX);
+    cr_assert_lt(evb_consumers_min_committed(tm, 1), UINT64_MAX);
+    evb_topic_map_close(tm);
+    /* And it opens again. */
+    evb_consumer *c;
+    cr_assert_eq(open_billing(&c), 0, "%s", evb_last_error());
+    evb_consumer_close(c);
+}
+
+Test(cursor_file, wrong_magic_is_ebadmsg)
+{
+    make_committed_file(4);
+    patch_u64(0, 0x1122334455667788ull);
+    expect_refused(-EBADMSG, "magic 0x1122334455667788, expected 0x3152554342564545");
+}
+
+Test(cursor_file, version_1_file_is_eproto)
+{
+    /* A file from before versions: zero where version and format are. */
+    make_committed_file(4);
+    patch_u32(12, 0);
+    patch_u64(24, 0);
+    char want[64];
+    snprintf(want, sizeof want, "version 0, this build reads %u", EVB_CUR_VERSION);
+    expect_refused(-EPROTO, want);
+}
+
+Test(cursor_file, other_format_word_is_eproto)
+{
+    make_committed_file(4);
+    patch_u64(24, 0xbeef);
+    char want[96];
+    snprintf(want, sizeof want, "format 0xbeef, this build reads 0x%llx",
+             (unsigned long long)EVB_CUR_FORMAT_WORD);
+    expect_refused(-EPROTO, want);
+}
+
+Test(cursor_file, other_partition_count_is_ebadmsg)
+{
+    make_committed_file(4);
+    patch_u32(8, 3);
+    expect_refused(-EBADMSG, "3 partitions, the topic has 2");
+}
+
+Test(cursor_file, truncated_header_is_ebadmsg)
+{
+    make_committed_file(4);
+    truncate_to(16);
+    expect_refused(-EBADMSG, "16 bytes, smaller than a cursor file header (32)");
+}
+
+Test(cursor_file, truncated_entries_are_ebadmsg)
+{
+    make_committed_file(4);
+    truncate_to(48);
+    expect_refused(-EBADMSG, "48 bytes, expected 96 for 2 partitions");
+}
+
+Test(cursor_file, oversized_file_is_ebadmsg)
+{
+    make_committed_file(4);
+    truncate_to(4096);
+    expect_refused(-EBADMSG, "4096 bytes, expected 96 for 2 partitions");
+}
+
+Test(cursor_file, empty_file_is_created_anew)
+{
+    /* A creator that died between open and sizing leaves 0 bytes. */
+    int fd = open(cur_path, O_WRONLY | O_CREAT | O_TRUNC, 0660);
+    cr_assert_geq(fd, 0);
+    close(fd);
+    evb_consumer *c;
+    cr_assert_eq(open_billing(&c), 0, "%s", evb_last_error());
+    evb_consumer_close(c);
+}
