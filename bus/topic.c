@@ -3,7 +3,7 @@
  * into place), delete, list, read the persisted config, and map a topic's
  * rings for producers and consumers.
  *
- *   <bus>/<topic>/topic.conf       text, "key value" per line
+ *   <bus>/<topic>/topic.conf       text, topic_config_format.h
  *   <bus>/<topic>/<partition>.ring one ring per partition
  *   <bus>/<topic>/consumers/       named consumers' cursor files
  *
@@ -15,9 +15,11 @@
  * When tmpfs lost the topic (reboot), evb_topic_restore() rebuilds it from
  * there: config copied back, each ring created where its log ends.
  */
+#include <assert.h>
 #include <dirent.h>
 #include <fcntl.h>
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,8 +27,7 @@
 #include <unistd.h>
 
 #include "bus_internal.h"
-
-#define EVB_CONF_HEADER "evbus-topic 1"
+#include "topic_config_format.h"
 
 int evb_name_check(const char *name, const char *what)
 {
@@ -128,62 +129,116 @@ static int config_write(const char *dir, const evb_topic_config *cfg)
     return 0;
 }
 
+/* The keys of topic.conf (topic_config_format.h): the evb_topic_config
+ * field each fills, its width, base and largest value that fits. */
+struct conf_key {
+    const char *name;
+    size_t off;
+    size_t size;
+    int base;
+    uint64_t max;
+};
+
+#define CONF_KEY(field, base, max)                                               \
+    {#field, offsetof(evb_topic_config, field),                                 \
+     sizeof(((evb_topic_config *)0)->field), base, max}
+
+static const struct conf_key conf_keys[] = {
+    CONF_KEY(partitions, 10, UINT32_MAX),
+    CONF_KEY(ring_bytes, 10, UINT64_MAX),
+    CONF_KEY(max_event_bytes, 10, UINT32_MAX),
+    CONF_KEY(file_mode, 8, 0777),
+    CONF_KEY(durability, 10, UINT32_MAX),
+    CONF_KEY(segment_bytes, 10, UINT64_MAX),
+    CONF_KEY(retain_bytes, 10, UINT64_MAX),
+    CONF_KEY(retain_ms, 10, UINT64_MAX),
+    CONF_KEY(retain_cap_bytes, 10, UINT64_MAX),
+    CONF_KEY(flags, 10, UINT32_MAX),
+    CONF_KEY(flush_ms, 10, UINT32_MAX),
+};
+#define CONF_NKEYS (sizeof conf_keys / sizeof conf_keys[0])
+static_assert(CONF_NKEYS <= 32, "conf_line tracks keys seen in a 32-bit mask");
+
+/* The version line: "evbus-topic 1". Another number is another build's
+ * file (-EPROTO); anything else is not a topic.conf (-EBADMSG). */
+static int conf_header(const char *path, const char *line)
+{
+    size_t n = strlen(EVB_CONF_NAME);
+    const char *v = line + n + 1;
+    if (strncmp(line, EVB_CONF_NAME " ", n + 1) || !*v || strspn(v, "0123456789") != strlen(v))
+        return evb_err_set(-EBADMSG, "%s: first line '%.40s', expected '%s'", path, line,
+                           EVB_CONF_HEADER);
+    if (strcmp(v, EVB_CONF_STR(EVB_CONF_VERSION)))
+        return evb_err_set(-EPROTO, "%s: version %.20s, this build reads %d", path, v,
+                           EVB_CONF_VERSION);
+    return 0;
+}
+
+/* One "key value" line into CFG; SEEN marks the keys already given. */
+static int conf_line(const char *path, int lineno, char *line, evb_topic_config *cfg,
+                     uint32_t *seen)
+{
+    static const char blank[] = " \t";
+    char *key = line + strspn(line, blank);
+    size_t kl = strcspn(key, blank);
+    char *val = key + kl + strspn(key + kl, blank);
+    size_t vl = strcspn(val, blank);
+    char *rest = val + vl + strspn(val + vl, blank);
+    if (!kl || !vl || *rest || strspn(key, "abcdefghijklmnopqrstuvwxyz0123456789_") != kl)
+        return evb_err_set(-EBADMSG, "%s:%d: '%.60s': expected 'key value'", path, lineno,
+                           line);
+    key[kl] = '\0';
+    val[vl] = '\0';
+    uint32_t k = 0;
+    while (k < CONF_NKEYS && strcmp(key, conf_keys[k].name))
+        k++;
+    if (k == CONF_NKEYS)
+        return 0; /* a key of a later build: see topic_config_format.h */
+    const struct conf_key *ck = &conf_keys[k];
+    if (*seen & (1u << k))
+        return evb_err_set(-EBADMSG, "%s:%d: %s given twice", path, lineno, key);
+    *seen |= 1u << k;
+    const char *digits = ck->base == 8 ? "01234567" : "0123456789";
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(val, &end, ck->base);
+    if (strspn(val, digits) != vl || errno || *end)
+        return evb_err_set(-EBADMSG, "%s:%d: %s '%.24s': not a%s number%s", path, lineno, key,
+                           val, ck->base == 8 ? "n octal" : "", errno ? " that fits" : "");
+    if (v > ck->max)
+        return evb_err_set(-EBADMSG, ck->base == 8 ? "%s:%d: %s %s: above %llo"
+                                                   : "%s:%d: %s %s: above %llu",
+                           path, lineno, key, val, (unsigned long long)ck->max);
+    if (ck->size == sizeof(uint32_t)) {
+        uint32_t v32 = (uint32_t)v;
+        memcpy((char *)cfg + ck->off, &v32, sizeof v32);
+    } else {
+        uint64_t v64 = v;
+        memcpy((char *)cfg + ck->off, &v64, sizeof v64);
+    }
+    return 0;
+}
+
 int evb_topic_config_read(const char *dir, evb_topic_config *cfg)
 {
-    char path[PATH_MAX], line[256];
+    char path[PATH_MAX], line[EVB_CONF_LINE_MAX];
     snprintf(path, sizeof path, "%s/topic.conf", dir);
     FILE *f = fopen(path, "r");
     if (!f)
         return evb_err_set(-errno, "%s: %s", path, strerror(errno));
     memset(cfg, 0, sizeof *cfg);
     int rc = 0, lineno = 0;
-    while (fgets(line, sizeof line, f)) {
+    uint32_t seen = 0;
+    while (!rc && fgets(line, sizeof line, f)) {
         lineno++;
-        line[strcspn(line, "\n")] = '\0';
-        if (lineno == 1) {
-            if (strcmp(line, EVB_CONF_HEADER)) {
-                rc = evb_err_set(-EPROTO, "%s: header '%.40s', expected '%s'", path, line,
-                                 EVB_CONF_HEADER);
-                break;
-            }
-            continue;
-        }
-        char key[64];
-        char val[64];
-        if (sscanf(line, "%63s %63s", key, val) != 2) {
-            rc = evb_err_set(-EBADMSG, "%s:%d: malformed line", path, lineno);
+        size_t n = strcspn(line, "\n");
+        if (!line[n] && !feof(f)) {
+            rc = evb_err_set(-EBADMSG, "%s:%d: line longer than %d bytes", path, lineno,
+                             EVB_CONF_LINE_MAX - 1);
             break;
         }
-        char *end;
-        errno = 0;
-        unsigned long long v = strtoull(val, &end, strcmp(key, "file_mode") ? 10 : 8);
-        if (errno || *end || val[0] == '-') {
-            rc = evb_err_set(-EBADMSG, "%s:%d: bad number '%s'", path, lineno, val);
-            break;
-        }
-        if (!strcmp(key, "partitions") && v <= UINT32_MAX)
-            cfg->partitions = (uint32_t)v;
-        else if (!strcmp(key, "ring_bytes"))
-            cfg->ring_bytes = v;
-        else if (!strcmp(key, "max_event_bytes") && v <= UINT32_MAX)
-            cfg->max_event_bytes = (uint32_t)v;
-        else if (!strcmp(key, "file_mode") && v <= 0777)
-            cfg->file_mode = (uint32_t)v;
-        else if (!strcmp(key, "durability") && v <= UINT32_MAX)
-            cfg->durability = (uint32_t)v;
-        else if (!strcmp(key, "segment_bytes"))
-            cfg->segment_bytes = v;
-        else if (!strcmp(key, "retain_bytes"))
-            cfg->retain_bytes = v;
-        else if (!strcmp(key, "retain_ms"))
-            cfg->retain_ms = v;
-        else if (!strcmp(key, "retain_cap_bytes"))
-            cfg->retain_cap_bytes = v;
-        else if (!strcmp(key, "flags") && v <= UINT32_MAX)
-            cfg->flags = (uint32_t)v;
-        else if (!strcmp(key, "flush_ms") && v <= UINT32_MAX)
-            cfg->flush_ms = (uint32_t)v;
-        /* Unknown keys: written by a newer build; ignore them. */
+        line[n] = '\0';
+        rc = lineno == 1 ? conf_header(path, line) : conf_line(path, lineno, line, cfg, &seen);
     }
     fclose(f);
     if (!rc && lineno == 0)

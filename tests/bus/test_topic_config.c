@@ -1,0 +1,176 @@
+/*
+ * test_topic_config.c - topic.conf (bus/topic_config_format.h): what a new
+ * topic writes reads back the same; another version is -EPROTO, and a
+ * foreign first line, a malformed line, a bad or oversized number, a key
+ * given twice or a config out of range is -EBADMSG, each with a message
+ * naming the key and the value; a key of a later build is skipped.
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "t_helpers.h"
+
+static evb_bus *bus;
+static char conf_path[512];
+
+static void setup(void)
+{
+    evb_bus_options o = {.data_dir = t_data_dir()};
+    cr_assert_eq(evb_bus_open(&bus, t_bus_dir(), &o), 0);
+    evb_topic_config tc = {.partitions = 3, .ring_bytes = 1 << 20};
+    cr_assert_eq(evb_topic_create(bus, "t", &tc), 0);
+    snprintf(conf_path, sizeof conf_path, "%s/t/topic.conf", t_bus_dir());
+}
+
+static void teardown(void)
+{
+    evb_bus_close(bus);
+    t_bus_cleanup();
+}
+
+TestSuite(topic_config, .init = setup, .fini = teardown, .timeout = 30);
+
+static void write_conf(const char *text)
+{
+    FILE *f = fopen(conf_path, "w");
+    cr_assert_not_null(f);
+    cr_assert_geq(fputs(text, f), 0);
+    cr_assert_eq(fclose(f), 0);
+}
+
+/* The topic's info fails with RC and a message holding WANT. */
+static void expect_refused(int rc, const char *want)
+{
+    struct evb_topic_info ti;
+    int got = evb_topic_info(bus, "t", &ti);
+    const char *msg = evb_last_error();
+    cr_assert_eq(got, rc, "info returned %d, expected %d (%s)", got, rc, msg);
+    cr_assert(strstr(msg, "topic.conf"), "message names the file: %s", msg);
+    cr_assert(strstr(msg, want), "message '%s' lacks '%s'", msg, want);
+}
+
+#define GOOD_HEAD "evbus-topic 1\nring_bytes 1048576\nmax_event_bytes 1024\nfile_mode 660\n"
+
+Test(topic_config, new_topic_reads_back)
+{
+    struct evb_topic_info ti;
+    cr_assert_eq(evb_topic_info(bus, "t", &ti), 0, "%s", evb_last_error());
+    cr_assert_eq(ti.config.partitions, 3);
+    cr_assert_eq(ti.config.ring_bytes, 1 << 20);
+    cr_assert_eq(ti.config.file_mode, 0660);
+    FILE *f = fopen(conf_path, "r");
+    char first[64] = {0};
+    cr_assert_not_null(fgets(first, sizeof first, f));
+    fclose(f);
+    cr_assert_str_eq(first, "evbus-topic 1\n");
+}
+
+Test(topic_config, unknown_key_is_skipped)
+{
+    write_conf(GOOD_HEAD "partitions 2\ncompression zstd\n");
+    struct evb_topic_info ti;
+    cr_assert_eq(evb_topic_info(bus, "t", &ti), 0, "%s", evb_last_error());
+    cr_assert_eq(ti.config.partitions, 2);
+}
+
+Test(topic_config, other_version_is_eproto)
+{
+    write_conf("evbus-topic 2\npartitions 3\n");
+    expect_refused(-EPROTO, "version 2, this build reads 1");
+}
+
+Test(topic_config, foreign_first_line_is_ebadmsg)
+{
+    write_conf("partitions 3\nring_bytes 1048576\n");
+    expect_refused(-EBADMSG, "first line 'partitions 3', expected 'evbus-topic 1'");
+}
+
+Test(topic_config, unversioned_header_is_ebadmsg)
+{
+    write_conf("evbus-topic\npartitions 3\n");
+    expect_refused(-EBADMSG, "first line 'evbus-topic', expected 'evbus-topic 1'");
+}
+
+Test(topic_config, empty_file_is_ebadmsg)
+{
+    write_conf("");
+    expect_refused(-EBADMSG, "empty");
+}
+
+Test(topic_config, line_without_value_is_ebadmsg)
+{
+    write_conf(GOOD_HEAD "partitions\n");
+    expect_refused(-EBADMSG, "topic.conf:5: 'partitions': expected 'key value'");
+}
+
+Test(topic_config, trailing_text_is_ebadmsg)
+{
+    write_conf(GOOD_HEAD "partitions 3 4\n");
+    expect_refused(-EBADMSG, "'partitions 3 4': expected 'key value'");
+}
+
+Test(topic_config, bad_key_is_ebadmsg)
+{
+    write_conf(GOOD_HEAD "partitions 3\nPart-itions 3\n");
+    expect_refused(-EBADMSG, "topic.conf:6: 'Part-itions 3': expected 'key value'");
+}
+
+Test(topic_config, key_given_twice_is_ebadmsg)
+{
+    write_conf(GOOD_HEAD "partitions 3\npartitions 4\n");
+    expect_refused(-EBADMSG, "topic.conf:6: partitions given twice");
+}
+
+Test(topic_config, non_number_is_ebadmsg)
+{
+    write_conf(GOOD_HEAD "partitions 3x\n");
+    expect_refused(-EBADMSG, "partitions '3x': not a number");
+}
+
+Test(topic_config, negative_number_is_ebadmsg)
+{
+    write_conf(GOOD_HEAD "partitions -3\n");
+    expect_refused(-EBADMSG, "partitions '-3': not a number");
+}
+
+Test(topic_config, number_overflowing_u64_is_ebadmsg)
+{
+    write_conf(GOOD_HEAD "partitions 3\nretain_ms 99999999999999999999999\n");
+    expect_refused(-EBADMSG, "retain_ms '99999999999999999999999': not a number that fits");
+}
+
+Test(topic_config, number_overflowing_u32_is_ebadmsg)
+{
+    /* Once skipped as if unknown, leaving the field at zero. */
+    write_conf(GOOD_HEAD "partitions 3\nflags 4294967296\n");
+    expect_refused(-EBADMSG, "flags 4294967296: above 4294967295");
+}
+
+Test(topic_config, octal_mode_checked)
+{
+    write_conf("evbus-topic 1\npartitions 3\nring_bytes 1048576\nmax_event_bytes 1024\n"
+               "file_mode 1777\n");
+    expect_refused(-EBADMSG, "file_mode 1777: above 777");
+    write_conf("evbus-topic 1\npartitions 3\nring_bytes 1048576\nmax_event_bytes 1024\n"
+               "file_mode 689\n");
+    expect_refused(-EBADMSG, "file_mode '689': not an octal number");
+}
+
+Test(topic_config, value_out_of_range_is_ebadmsg)
+{
+    write_conf(GOOD_HEAD "partitions 0\n");
+    expect_refused(-EBADMSG, "partitions 0: need 1..256");
+    write_conf("evbus-topic 1\npartitions 1\nring_bytes 1000000\nmax_event_bytes 1024\n");
+    expect_refused(-EBADMSG, "ring bytes 1000000: need a power of two");
+}
+
+Test(topic_config, long_line_is_ebadmsg)
+{
+    char text[1024];
+    int n = snprintf(text, sizeof text, GOOD_HEAD "partitions 3\nx ");
+    memset(text + n, '7', 400);
+    snprintf(text + n + 400, sizeof text - (size_t)n - 400, "\n");
+    write_conf(text);
+    expect_refused(-EBADMSG, "topic.conf:6: line longer than 255 bytes");
+}
