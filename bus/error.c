@@ -20,8 +20,8 @@ EVB_EXPORT const char *evb_strerror(int err)
     case -EMSGSIZE: return "event larger than the topic's max_event_bytes";
     case -ENOENT: return "no such topic or bus";
     case -EEXIST: return "topic already exists";
-    case -EBADMSG: return "corrupt ring or frame";
-    case -EPROTO: return "ring format not readable by this build";
+    case -EBADMSG: return "corrupt ring, frame or file";
+    case -EPROTO: return "ring or file format not readable by this build";
     case -EACCES: return "permission denied";
     case -ENOSPC: return "no space left to reserve the ring (tmpfs full)";
     case -EINVAL: return "invalid argument";

@@ -27,8 +27,9 @@
  *   -EMSGSIZE   event larger than the topic's max_event_bytes
  *   -ENOENT     unknown bus path component or topic
  *   -EEXIST     topic already exists
- *   -EBADMSG    corrupt ring header or frame; the handle stays failed
- *   -EPROTO     ring format version not readable by this build
+ *   -EBADMSG    corrupt ring header or frame (the handle stays failed), or
+ *               a bus, topic or cursor file that is not one
+ *   -EPROTO     ring or file format version not readable by this build
  *   -EACCES     no permission on a bus or topic file
  *   -ENOSPC     tmpfs cannot reserve the ring's memory
  *   -EINVAL     bad argument
@@ -312,7 +313,7 @@ typedef struct evb_consumer_options {
  * deleting a topic are cleaned up.
  * Blocking: file system calls only. Thread-safe.
  * Returns 0, -EINVAL, -ENAMETOOLONG, -EACCES, -ENOMEM, -ENOSPC, -ENOTDIR,
- * -EPROTO (bus metadata of another format).
+ * -EBADMSG (bus.meta is not one), -EPROTO (bus.meta of another format).
  */
 int evb_bus_open(evb_bus **out, const char *name_or_path, const evb_bus_options *opts);
 
@@ -343,7 +344,8 @@ int evb_topic_create(evb_bus *bus, const char *topic, const evb_topic_config *cf
  *  until closed. Returns 0, -ENOENT, -EACCES. */
 int evb_topic_delete(evb_bus *bus, const char *topic);
 
-/** Fill OUT with TOPIC's configuration. Returns 0, -ENOENT, -EBADMSG. */
+/** Fill OUT with TOPIC's configuration. Returns 0, -ENOENT, -EBADMSG, -EPROTO
+ * (topic.conf of another version). */
 int evb_topic_info(evb_bus *bus, const char *topic, struct evb_topic_info *out);
 
 /** Call FN for each topic name, in name order; stops early when FN
