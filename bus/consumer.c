@@ -75,14 +75,15 @@ static int disk_read(evb_consumer *c, uint32_t i, struct evb_frame_view *v)
     struct evb_seg_reader *sr = &c->disk[i].sr;
     struct evb_ring_hdr *h = rd->r->hdr;
     for (;;) {
-        /* F1 (shm/claim.c): acquire, pairs with the flusher's release
-         * store of flushed, made after the bytes below reached the file. */
+        /* F1 (bus/durable/durable.h): acquire, pairs with the flusher's
+         * release store of flushed, made after the bytes below reached the
+         * file. */
         uint64_t end = atomic_load_explicit(&h->flushed, memory_order_acquire);
         int rc = evb_seg_read(sr, end, v);
         if (rc == -ENOENT) {
             /* Retention removed the segment under us: go to the log start
-             * and report what was skipped as lost. Relaxed: retention
-             * publishes the start before it deletes, and the seek below
+             * and report what was skipped as lost. G1: relaxed; retention
+             * stored the start before it deleted, and the seek below
              * learns the offset from the frame it lands on. */
             uint64_t sp = atomic_load_explicit(&h->log_start_pos, memory_order_relaxed);
             uint64_t so = atomic_load_explicit(&h->log_start_offset, memory_order_relaxed);
@@ -159,7 +160,7 @@ static int seek_one(evb_consumer *c, uint32_t i, uint32_t whence, uint64_t value
         return seek_to(c, i, pos, off, false);
     case EVB_START_EARLIEST:
         if (c->disk) {
-            /* Relaxed pair: it may straddle a retention pass, so the
+            /* G1: relaxed pair; it may straddle a retention pass, so the
              * offset is learnt from the frame (learn = true), and the
              * position only names a segment retention has not removed yet
              * or, if it has, the reader's -ENOENT path moves on. */
@@ -198,9 +199,9 @@ static int seek_one(evb_consumer *c, uint32_t i, uint32_t whence, uint64_t value
         evb_ring_reader_skip_before(rd, value);
         return rc;
     }
-    /* Durable: the disk log below flushed, the ring from there. Relaxed:
-     * the log start only bounds the seek; a stale one is caught by the
-     * segment lookup (-ENOENT) below. */
+    /* Durable: the disk log below flushed, the ring from there. G1:
+     * relaxed; the log start only bounds the seek, a stale one is caught
+     * by the segment lookup (-ENOENT) below. */
     uint64_t start = atomic_load_explicit(&r->hdr->log_start_offset, memory_order_relaxed);
     if (whence == EVB_START_OFFSET && value < start) {
         if (strict)
@@ -215,6 +216,8 @@ static int seek_one(evb_consumer *c, uint32_t i, uint32_t whence, uint64_t value
     int rc = whence == EVB_START_OFFSET
                  ? evb_seg_find_offset(pdir, &c->geom, value, flushed, &pos, &off)
                  : evb_seg_find_time(pdir, &c->geom, value, flushed, &pos, &off);
+    /* G1: relaxed, a hint like the start above: it only decides whether
+     * a strict seek reports that the time may predate the log start. */
     if (rc == 0 && strict && whence == EVB_START_TIME && start > 0 &&
         pos == atomic_load_explicit(&r->hdr->log_start_pos, memory_order_relaxed))
         return evb_err_set(-ERANGE, "partition %u: time %llu may be older than the log "

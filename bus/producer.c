@@ -132,8 +132,8 @@ static int claim_wait(evb_producer *p, struct evb_ring_producer *rp, uint32_t le
          * before the retry, so a bump after it ends the sleep at once)
          * instead of yielding, which kept this CPU from the kernel worker
          * doing the write. At most 1 ms, so holes are still timed.
-         * Acquire: pairs with the flusher's release bump (evb_bell_ring),
-         * made after its F1 store of flushed. */
+         * F2: acquire; pairs with the flusher's release bump
+         * (evb_bell_ring), made after its F1 store of flushed. */
         uint32_t bell = r->durable ? atomic_load_explicit(&r->hdr->flush_bell,
                                                           memory_order_acquire) : 0;
         if (spins < 64) {

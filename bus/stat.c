@@ -39,6 +39,8 @@ EVB_EXPORT int evb_partition_stat(evb_bus *bus, const char *topic, uint32_t part
     memset(out, 0, sizeof *out);
     evb_ring_load_tail(r, &out->tail_position, &out->tail_offset);
     out->capacity = r->capacity;
+    /* Relaxed throughout: a snapshot for `evbus stat`, each word on its
+     * own; nothing is read through these values. */
     out->aborted = atomic_load_explicit(&h->aborted, memory_order_relaxed);
     out->padded_dead = atomic_load_explicit(&h->padded_dead, memory_order_relaxed);
     out->padded_stalled = atomic_load_explicit(&h->padded_stalled, memory_order_relaxed);
@@ -46,6 +48,7 @@ EVB_EXPORT int evb_partition_stat(evb_bus *bus, const char *topic, uint32_t part
     out->published = atomic_load_explicit(&h->published_retired, memory_order_relaxed);
     for (uint32_t i = 0; i < EVB_RING_PRODUCER_SLOTS; i++) {
         struct evb_producer_slot *s = &r->pslots[i];
+        /* Relaxed: counted, not read through (snapshot, as above). */
         if (!atomic_load_explicit(&s->owner, memory_order_relaxed))
             continue;
         out->producers++;
@@ -53,11 +56,15 @@ EVB_EXPORT int evb_partition_stat(evb_bus *bus, const char *topic, uint32_t part
     }
     for (uint32_t i = 0; i < EVB_RING_READER_SLOTS; i++) {
         struct evb_reader_slot *s = &r->rslots[i];
+        /* Relaxed: counted, not read through (snapshot, as above). */
         if (atomic_load_explicit(&s->owner, memory_order_relaxed) &&
             atomic_load_explicit(&s->kind, memory_order_relaxed) != EVB_SLOT_FLUSHER)
             out->readers++;
     }
     if (tm->ddir[0]) {
+        /* Relaxed: the durable words as numbers to show, not the F1, S2,
+         * G1, E1 edges of bus/durable/durable.h; the owner word is a hint
+         * (W1), checked for a live process before it is shown. */
         out->flushed_position = atomic_load_explicit(&h->flushed, memory_order_relaxed);
         out->durable_position = atomic_load_explicit(&h->durable, memory_order_relaxed);
         out->log_start_position = atomic_load_explicit(&h->log_start_pos, memory_order_relaxed);
@@ -103,6 +110,8 @@ EVB_EXPORT int evb_reader_list(evb_bus *bus, const char *topic, uint32_t partiti
     uint32_t n = 0;
     for (uint32_t i = 0; i < EVB_RING_READER_SLOTS; i++) {
         struct evb_reader_slot *s = &r->rslots[i];
+        /* Relaxed: a snapshot for `evbus stat`; the name is copied below
+         * without any guarantee, and the values are only shown. */
         uint64_t owner = atomic_load_explicit(&s->owner, memory_order_relaxed);
         if (!owner)
             continue;
@@ -113,6 +122,8 @@ EVB_EXPORT int evb_reader_list(evb_bus *bus, const char *topic, uint32_t partiti
             memcpy(name, s->name, sizeof name);
             name[sizeof name - 1] = '\0';
             snprintf(o->name, sizeof o->name, "%s", name);
+            /* Relaxed: kind, cursor and counters are shown, not relied on;
+             * a slot that changed hands meanwhile shows a mix, once. */
             uint32_t kind = atomic_load_explicit(&s->kind, memory_order_relaxed);
             o->kind = kind == EVB_SLOT_CONSUMER   ? EVB_CONSUMER
                       : kind == EVB_SLOT_LOSSLESS ? EVB_SUBSCRIBER_LOSSLESS
@@ -121,6 +132,7 @@ EVB_EXPORT int evb_reader_list(evb_bus *bus, const char *topic, uint32_t partiti
             o->position = atomic_load_explicit(&s->cursor, memory_order_relaxed);
             o->offset = atomic_load_explicit(&s->cursor_offset, memory_order_relaxed);
             o->lag_bytes = tpos > o->position ? tpos - o->position : 0;
+            /* Relaxed: statistics. */
             o->delivered = atomic_load_explicit(&s->delivered, memory_order_relaxed);
             o->lost = atomic_load_explicit(&s->lost, memory_order_relaxed);
         }

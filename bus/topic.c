@@ -405,6 +405,7 @@ static int remove_dir(const char *parent, const char *dir, const char *topic)
 {
     static _Atomic unsigned seq;
     char del[PATH_MAX];
+    /* Relaxed: only uniqueness of the name within this process matters. */
     unsigned n = atomic_fetch_add_explicit(&seq, 1, memory_order_relaxed);
     snprintf(del, sizeof del, "%s/.del.%s.%d.%u", parent, topic, (int)getpid(), n);
     if (rename(dir, del) < 0)

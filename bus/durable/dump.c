@@ -42,6 +42,8 @@ static const char *why_invalid(const struct evb_seg *s, const struct evb_seg_geo
                                uint64_t pos)
 {
     const struct evb_frame *f = (const void *)(s->map + (pos - s->base));
+    /* Relaxed: a diagnosis, nothing is published through it; atomic only
+     * so a word a live flusher is writing is never read torn. */
     uint64_t stamp = __atomic_load_n((const uint64_t *)(const void *)f, __ATOMIC_RELAXED);
     if (stamp == 0)
         return "zero bytes";

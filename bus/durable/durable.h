@@ -6,6 +6,65 @@
  *
  * bus/durable knows no bus handle and no topic map: bus/ describes a
  * topic with struct evb_durable_topic (bus/durability.c fills it).
+ *
+ * Ordering edges of durable rings (labels used at each site in bus/ and
+ * bus/durable/; the ring's own edges are listed in shm/claim.c). They are
+ * kept here because their two ends sit in both layers: the flusher in
+ * bus/durable, producers and consumers in bus/, which sees this header
+ * through bus_internal.h.
+ *
+ *   F1  flushed: the flusher's release store once the write of the bytes
+ *       below has completed (flush_round.c complete()). Acquire loads: a
+ *       producer's refresh_limit() (shm/claim.c), which may then overwrite
+ *       them; a consumer reading from disk (bus/consumer.c), which finds
+ *       them in the segments; a flusher taking over (flush_lock.c), which
+ *       appends after them.
+ *   F2  flush_bell: the flusher's release bump (evb_bell_ring) after each
+ *       F1 store; a producer blocked on a full ring loads it with acquire
+ *       before retrying its claim, then sleeps on that value
+ *       (bus/producer.c). A bump it read comes with the flushed stored
+ *       before it; a bump after its read ends the futex sleep at once.
+ *   S2  durable and the sync doorbell (durable_wait.c): a waiter counts
+ *       itself in sync_waiters (seq_cst), reads sync_bell (acquire), then
+ *       loads durable (seq_cst) and sleeps on the bell value it read; the
+ *       flusher stores durable (seq_cst), then bumps the bell (release) and
+ *       wakes. A bump after the waiter's read makes its futex wait return
+ *       at once, so no waiter sleeps through its durable update. Count
+ *       and durable form a Dekker pair: a waiter whose load missed a store
+ *       of durable is seen by the flusher's next seq_cst load of
+ *       sync_waiters (sync_due, sleep_idle). The count only asks an ASYNC
+ *       flusher to sync now rather than at flush_ms; one left by a killed
+ *       waiter makes it sync more often, nothing worse. Acquire loads of durable (a
+ *       waiter's spin, a takeover, the orphan check) pair with the store.
+ *   E1  flush_error rides on S2: the flusher stores it (relaxed) just
+ *       before evb_flush_publish_durable()'s release bump of sync_bell; a
+ *       waiter loads it (relaxed) after its acquire load of the bell, so it
+ *       sees an error stored before any bump it read, and a bump after its
+ *       read ends its sleep so it looks again. A new flusher clears it
+ *       (relaxed) at takeover, before it publishes anything.
+ *   G1  the log start before the files go (retention.c): log_start_offset
+ *       then log_start_pos are stored before the segments below are
+ *       unlinked; a consumer whose segment open failed with -ENOENT loads
+ *       them (bus/consumer.c). The unlink and the failed open are ordered
+ *       by the kernel, and the stores precede the unlink call in program
+ *       order, so relaxed is enough on both sides. The pair may be read
+ *       torn (new position, older offset): consumers learn the offset from
+ *       the frame they land on, and a log start that still names a missing
+ *       segment is reported (-EBADMSG), never read past.
+ *   W1  the flusher owner word (hdr->flusher) is a hint, relaxed
+ *       everywhere: set after a flusher took a partition's flock, cleared
+ *       (CAS) at release, read by the orphan check and `evbus stat`, who
+ *       check that its process lives. The flock on flush.lock decides who
+ *       flushes; nothing is published through the word.
+ *   H1  the stop flag (struct evb_flush, process-local): evb_flush_stop()
+ *       stores it with release; the flusher thread loads it with acquire
+ *       (evb_flush_stopping()), so the drain that follows sees every frame
+ *       committed before evb_flush_stop() was called, as its promise says.
+ *       No Dekker here, so no seq_cst: the sleeps it must end are a futex
+ *       on the ring's bell, which evb_flush_stop() bumps unconditionally
+ *       after the store, and a condition variable under fl->mu.
+ *   K1-K4  the cursor files that retention consults through
+ *       min_committed are bus/'s: table at the top of bus/cursor_file.c.
  */
 #ifndef EVB_DURABLE_H
 #define EVB_DURABLE_H

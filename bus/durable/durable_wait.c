@@ -1,28 +1,20 @@
 /*
  * durable_wait.c - the durable position of a partition: the flusher
  * publishes it and records failures (flush_error); producers that asked
- * for durability wait for it (S2 below). What gets synced and when is
- * flush_round.c's.
+ * for durability wait for it (S2, E1 in durable.h's table). What gets
+ * synced and when is flush_round.c's.
  */
 #include <errno.h>
 
 #include "flush_internal.h"
 
-/*
- * S2, the sync doorbell: a waiter reads sync_bell (acquire), then loads
- * durable (seq_cst) and sleeps on the bell value it read; the flusher
- * stores durable (seq_cst), then bumps the bell (release) and wakes. A
- * bump after the waiter's read makes its futex wait return at once, so no
- * waiter sleeps through its durable update. sync_waiters only tells an
- * ASYNC flusher that someone waits, so it syncs now rather than at
- * flush_ms; a count left behind by a killed waiter makes it sync more
- * often, nothing worse.
- */
+/* S2 (the sync doorbell) and E1 (flush_error) are in durable.h's table. */
 void evb_flush_publish_durable(struct evb_ring *r, uint64_t pos)
 {
     struct evb_ring_hdr *h = r->hdr;
     /* S2: seq_cst store of durable, before the bell below; pairs with the
-     * waiter's seq_cst load of durable after its read of the bell. */
+     * waiter's seq_cst load of durable after its count and its read of the
+     * bell (Dekker with sync_waiters). */
     atomic_store_explicit(&h->durable, pos, memory_order_seq_cst);
     /* Always wake: one system call per fdatasync is noise, and so a
      * waiter SIGKILLed before it could decrement sync_waiters (which then
@@ -34,7 +26,8 @@ void evb_flush_publish_durable(struct evb_ring *r, uint64_t pos)
 void evb_flush_fail(struct fpart *fp, int err)
 {
     fp->failed = err;
-    /* Relaxed store, then evb_flush_publish_durable()'s wake makes waiters look. */
+    /* E1: relaxed; published by the release bump of sync_bell in
+     * evb_flush_publish_durable() below, which also wakes the waiters. */
     atomic_store_explicit(&fp->r->hdr->flush_error, err, memory_order_relaxed);
     evb_flush_publish_durable(fp->r, fp->synced);
 }
@@ -50,6 +43,8 @@ int evb_wait_durable(struct evb_ring *r, uint64_t target, uint64_t deadline, boo
          * it, but a caller may act on "durable" at once. */
         if (atomic_load_explicit(&h->durable, memory_order_acquire) >= target)
             return 0;
+        /* E1: relaxed; a set error is seen at the latest after the bell
+         * that follows it (the futex loop below). */
         int e = atomic_load_explicit(&h->flush_error, memory_order_relaxed);
         if (e)
             return e;
@@ -59,9 +54,10 @@ int evb_wait_durable(struct evb_ring *r, uint64_t target, uint64_t deadline, boo
     }
     bool poked = !poke;
     for (;;) {
-        /* S2: seq_cst count, then the bell with acquire (pairs with the
-         * flusher's release bump); a flusher's seq_cst load of
-         * sync_waiters (sync_due, sleep_idle) then sees this waiter. */
+        /* S2: seq_cst count (Dekker with the flusher's seq_cst store of
+         * durable and its later seq_cst load of sync_waiters in sync_due,
+         * sleep_idle), then the bell with acquire (pairs with the
+         * flusher's release bump; E1 rides on it). */
         atomic_fetch_add_explicit(&h->sync_waiters, 1, memory_order_seq_cst);
         uint32_t bell = atomic_load_explicit(&h->sync_bell, memory_order_acquire);
         if (!poked) {
@@ -70,14 +66,15 @@ int evb_wait_durable(struct evb_ring *r, uint64_t target, uint64_t deadline, boo
             evb_ring_wake(r);
             poked = true;
         }
-        /* S2: seq_cst load after the bell's read; pairs with the store in
-         * evb_flush_publish_durable(). flush_error is relaxed: the wake
-         * that follows its store makes us look again. */
+        /* S2: seq_cst load after the count and the bell's read; pairs with
+         * the store in evb_flush_publish_durable(). E1: flush_error
+         * relaxed, after the bell's acquire above. */
         uint64_t d = atomic_load_explicit(&h->durable, memory_order_seq_cst);
         int e = atomic_load_explicit(&h->flush_error, memory_order_relaxed);
         uint64_t now = evb_mono_ns();
         if (d >= target || e || now >= deadline) {
-            /* Relaxed: the count only asks flushers to hurry. */
+            /* S2: relaxed; the count only asks flushers to hurry, and a
+             * late decrement costs at most one early sync. */
             atomic_fetch_sub_explicit(&h->sync_waiters, 1, memory_order_relaxed);
             return d >= target ? 0 : e ? e : -ETIMEDOUT;
         }
@@ -87,6 +84,7 @@ int evb_wait_durable(struct evb_ring *r, uint64_t target, uint64_t deadline, boo
         if (wait > EVB_IDLE_WAIT_NS)
             wait = EVB_IDLE_WAIT_NS;
         evb_bell_sleep(&h->sync_bell, bell, wait);
+        /* S2: relaxed, as above; the next pass counts itself again. */
         atomic_fetch_sub_explicit(&h->sync_waiters, 1, memory_order_relaxed);
     }
 }

@@ -94,11 +94,12 @@ struct evb_flush {
 };
 
 /* The stop flag: stored once (evb_flush_stop(), or at creation for an
- * orphan flush), polled by the thread. seq_cst as it always was; it
- * publishes nothing but itself (pthread_join orders the teardown). */
+ * orphan flush), polled by the thread; pthread_join orders the teardown.
+ * H1: acquire; pairs with evb_flush_stop()'s release store, so the drain
+ * after it sees every frame committed before the stop was asked. */
 static inline bool evb_flush_stopping(struct evb_flush *fl)
 {
-    return atomic_load_explicit(&fl->stop, memory_order_seq_cst);
+    return atomic_load_explicit(&fl->stop, memory_order_acquire);
 }
 
 /* durable_wait.c: store durable and wake sync waiters (S2). */

@@ -46,7 +46,7 @@ void evb_flush_release(struct fpart *fp)
     evb_flush_seg_close(fp);
     if (fp->lock_fd >= 0) {
         /* No longer the flusher: orphan flushes may look at it again.
-         * Relaxed: the owner word is a hint; the flock decides who flushes. */
+         * W1: relaxed; the owner word is a hint, the flock decides. */
         uint64_t self = evb_proc_self();
         atomic_compare_exchange_strong_explicit(&fp->r->hdr->flusher, &self, 0,
                                                 memory_order_relaxed, memory_order_relaxed);
@@ -100,9 +100,9 @@ bool evb_flush_take(struct evb_flush *fl, struct fpart *fp, uint64_t now)
         return false;
     struct evb_ring_hdr *h = fp->r->hdr;
     fp->lock_fd = fd;
-    /* F1 (takeover side): acquire pairs with the previous holder's release
-     * of flushed and durable; its writes below them happened before, and
-     * we only append after them. */
+    /* F1, S2 (takeover side): acquire pairs with the previous holder's
+     * release store of flushed and seq_cst store of durable; its writes
+     * below them happened before, and we only append after them. */
     fp->written = atomic_load_explicit(&h->flushed, memory_order_acquire);
     fp->synced = atomic_load_explicit(&h->durable, memory_order_acquire);
     if (fp->synced > fp->written)
@@ -111,7 +111,7 @@ bool evb_flush_take(struct evb_flush *fl, struct fpart *fp, uint64_t now)
     fp->hole.pos = EVB_POS_NONE;
     fp->failed = 0;
     fp->last_sync = now;
-    /* Relaxed: waiters re-read it after each bell (S2). */
+    /* E1: relaxed; waiters re-read it after each bell (S2). */
     atomic_store_explicit(&h->flush_error, 0, memory_order_relaxed);
     int rc = sync_behind(fl, fp);
     if (!rc)
@@ -124,7 +124,7 @@ bool evb_flush_take(struct evb_flush *fl, struct fpart *fp, uint64_t now)
         return false;
     }
     fp->has_slot = true;
-    /* Not for an orphan flush: it lets go soon. Relaxed: a hint, as above. */
+    /* Not for an orphan flush: it lets go soon. W1: relaxed, a hint. */
     if (!evb_flush_stopping(fl))
         atomic_store_explicit(&h->flusher, evb_proc_self(), memory_order_relaxed);
     return true;

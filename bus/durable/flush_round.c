@@ -2,8 +2,9 @@
  * flush_round.c - one round of a flusher: walk each held partition's
  * committed frames, queue a write of them straight from the ring mapping
  * (and a linked fdatasync when due) on io_uring, wait for the completions
- * and publish flushed (F1) and durable (S2). Locks are flush_lock.c's,
- * segment switches flush_segment.c's, the thread flusher.c's.
+ * and publish flushed (F1, F2) and durable (S2; edges in durable.h).
+ * Locks are flush_lock.c's, segment switches flush_segment.c's, the
+ * thread flusher.c's.
  */
 #include <errno.h>
 #include <limits.h>
@@ -71,7 +72,8 @@ static bool sync_due(struct evb_flush *fl, struct fpart *fp, uint64_t end, uint6
     if (end <= fp->synced)
         return false;
     const evb_topic_config *cfg = &fl->cfg;
-    /* S2: seq_cst load of sync_waiters after the waiter's seq_cst count. */
+    /* S2: seq_cst load of sync_waiters; Dekker with the waiter's seq_cst
+     * count then load of durable (durable_wait.c). */
     return cfg->durability == EVB_DURABILITY_SYNC ||
            atomic_load_explicit(&fp->r->hdr->sync_waiters, memory_order_seq_cst) ||
            now - fp->last_sync >= (uint64_t)cfg->flush_ms * 1000000ull ||
@@ -180,8 +182,6 @@ static void complete(struct evb_flush *fl, struct fpart *fp, uint64_t now)
         /* A death here leaves bytes written past flushed: the next flusher
          * writes them again, the same bytes at the same place. */
         EVB_CRASH_POINT("flush.written");
-        /* F1: the write completed, so the kernel has read those bytes of
-         * the ring; release lets producers overwrite them. */
         /* flushed must be a frame boundary (readers stop there, a new
          * flusher resumes there); a direct write may end inside a frame,
          * then the boundary below it, recorded by walk(), is published. */
@@ -193,17 +193,21 @@ static void complete(struct evb_flush *fl, struct fpart *fp, uint64_t now)
                 /* Relaxed: only this flusher stores flushed. */
                 pub = atomic_load_explicit(&fp->r->hdr->flushed, memory_order_relaxed);
         }
+        /* F1: release; the write completed, so the kernel has read those
+         * bytes of the ring: producers may overwrite them, consumers find
+         * them in the segment, a new flusher resumes after them. */
         atomic_store_explicit(&fp->r->hdr->flushed, pub, memory_order_release);
         /* Producers blocked on a full ring sleep on flush_bell (producer.c):
-         * one wake per completed write, a few per MiB at most. Release
-         * bump after flushed (F1); the sleeper re-reads flushed on wake. */
+         * one wake per completed write, a few per MiB at most.
+         * F2: release bump after the F1 store; pairs with the producer's
+         * acquire load of the bell before its retry. */
         evb_bell_ring(&fp->r->hdr->flush_bell);
     }
     if (fp->op_sync) {
         if (fp->sres == 0 && fp->written == fp->op_end) {
             fp->synced = fp->written;
             fp->last_sync = now;
-            /* Statistic: relaxed. */
+            /* Relaxed: a statistic, publishes nothing. */
             atomic_fetch_add_explicit(&fp->r->hdr->fsyncs, 1, memory_order_relaxed);
             evb_flush_publish_durable(fp->r, fp->synced);
         } else if (fp->sres < 0 && fp->sres != -ECANCELED) {

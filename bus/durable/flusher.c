@@ -20,7 +20,9 @@
  *   flushed  positions below are written; producers gate on it (F1 in
  *            shm/claim.c), so the ring never overwrites unwritten bytes;
  *   durable  positions below are fdatasync'ed; evb_wait_durable() sleeps on
- *            sync_bell until it passes a target (S2 below).
+ *            sync_bell until it passes a target (S2).
+ * Those edges, and the rest of the flusher's (F2, E1, G1, W1, H1), are
+ * listed in durable.h.
  *
  * One round of the thread: for each held partition find the committed
  * extent after what was written (walking stamps, as a reader does, and
@@ -118,11 +120,13 @@ static void sleep_idle(struct evb_flush *fl, uint64_t now)
         evb_ring_waiter_set(fp->r, fp->slot, &vals[n]);
         bells[n] = &fp->r->hdr->bell;
         held[n++] = fp;
-        /* D1: seq_cst load after the waiter bit's seq_cst RMW. */
+        /* D1 (shm/claim.c): seq_cst load after the waiter bit's seq_cst
+         * RMW in evb_ring_waiter_set(); pairs with the commit's CAS. */
         uint64_t st = atomic_load_explicit(&evb_ring_frame(fp->r, fp->walk)->stamp,
                                            memory_order_seq_cst);
         if (evb_stamp_is_committed(st, fp->walk) ||
-            /* S2: a sync waiter counted itself (seq_cst) before sleeping. */
+            /* S2: seq_cst; Dekker with a sync waiter's count, made
+             * before its load of durable (durable_wait.c). */
             (fp->synced < fp->written &&
              atomic_load_explicit(&fp->r->hdr->sync_waiters, memory_order_seq_cst)))
             ready = true;
@@ -296,7 +300,9 @@ int evb_flush_start(const struct evb_durable_topic *dt, struct evb_flush **out)
 void evb_flush_stop(struct evb_flush *fl)
 {
     pthread_mutex_lock(&fl->mu);
-    atomic_store_explicit(&fl->stop, true, memory_order_seq_cst);
+    /* H1: release; what this process committed before now is drained by
+     * the thread once its acquire load sees the flag. */
+    atomic_store_explicit(&fl->stop, true, memory_order_release);
     pthread_cond_broadcast(&fl->cv);
     pthread_mutex_unlock(&fl->mu);
     /* Out of its doorbell sleep. (Every ring: which locks the thread holds
@@ -317,20 +323,22 @@ int evb_flush_orphans_of(const struct evb_durable_topic *dt)
         struct evb_ring_hdr *h = dt->rings[i].hdr;
         uint64_t t, toff;
         evb_ring_load_tail(&dt->rings[i], &t, &toff);
-        /* Acquire pairs with the flusher's durable store (S2). */
+        /* S2: acquire pairs with the flusher's store of durable. */
         uint64_t d = atomic_load_explicit(&h->durable, memory_order_acquire);
         if (d >= t)
             continue; /* nothing to do: don't even try the lock */
         /* A live flusher is between lock retries, or busy: its job.
-         * Relaxed: a hint; the flush lock decides. */
+         * W1: relaxed, a hint; the flush lock decides. */
         uint64_t fo = atomic_load_explicit(&h->flusher, memory_order_relaxed);
         if (fo && evb_proc_alive(fo))
             continue;
         if (!fl) {
             if (!(fl = flusher_new(dt)))
                 return -ENOMEM;
-            /* No thread: stop set means "sync what you write" (sync_due). */
-            atomic_store_explicit(&fl->stop, true, memory_order_seq_cst);
+            /* No thread: stop set means "sync what you write" (sync_due).
+             * H1 needs no edge here: relaxed, as this thread is the only
+             * one that ever loads this flush's flag. */
+            atomic_store_explicit(&fl->stop, true, memory_order_relaxed);
         }
         struct fpart *fp = &fl->p[i];
         if (!evb_flush_take(fl, fp, evb_mono_ns()))

@@ -60,8 +60,7 @@ void evb_flush_retain(struct evb_flush *fl, struct fpart *fp, uint64_t now_real)
         /* The new log start, the oldest kept segment's first event, is
          * published before anything is removed: a reader that finds a
          * segment gone moves to the log start (bus/consumer.c), which
-         * must not name a removed segment. Relaxed: readers take the pair
-         * as a hint that the seek or read then checks against the files. */
+         * must not name a removed segment (G1 in durable.h). */
         uint64_t start = bases[drop], off = UINT64_MAX;
         struct evb_idx *idx;
         if (evb_idx_load(fp->dir, start, &idx) == 0) {
@@ -81,9 +80,12 @@ void evb_flush_retain(struct evb_flush *fl, struct fpart *fp, uint64_t now_real)
             return; /* cannot tell where the log would start: keep it all */
         }
         struct evb_ring_hdr *h = fp->r->hdr;
+        /* G1: relaxed; stored before the unlinks below, which the kernel
+         * orders before any open that fails for them. Readers take the
+         * pair as a hint that the seek or read checks against the files. */
         atomic_store_explicit(&h->log_start_offset, off, memory_order_relaxed);
         atomic_store_explicit(&h->log_start_pos, start, memory_order_relaxed);
-        /* Statistic: relaxed. */
+        /* Relaxed: a statistic, publishes nothing. */
         atomic_fetch_add_explicit(&h->retention_unconsumed, unconsumed, memory_order_relaxed);
     }
     for (size_t i = 0; i < drop; i++) {
