@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdio_ext.h>
 #include <string.h>
 
 static const char tail_usage[] =
@@ -278,6 +279,22 @@ static int tail_json(tail *t, const evb_event *ev)
     return rc < 0 ? rc : util_buf_append(&t->out, "}\n", 2);
 }
 
+/* A failed write that is no error of ours: the reader of our output went
+ * away, or a stop signal interrupted a write to a full pipe (the stream's
+ * error flag may date from that write, so errno is no longer EINTR). */
+static bool output_stopped(void)
+{
+    if (errno == EPIPE)
+        return true;
+    if (!cli_stop)
+        return false;
+    /* Drop what is still buffered: flushing it at exit would block again
+     * on the full pipe, and nothing after a stop is committed anyway. */
+    __fpurge(stdout);
+    clearerr(stdout);
+    return true;
+}
+
 /* Print one event; returns 0 or an exit code. */
 static int tail_print(tail *t, const evb_event *ev)
 {
@@ -290,10 +307,11 @@ static int tail_print(tail *t, const evb_event *ev)
     if (rc < 0)
         return cli_error(&t->c, "out of memory");
     if (fwrite(t->out.data, 1, t->out.len, stdout) != t->out.len) {
-        /* The reader of our output went away (`| head`): stop quietly;
-         * tail_flush() then fails too and so commits nothing. */
+        /* The reader of our output went away (`| head`), or Ctrl-C came
+         * while the output blocked: stop quietly; tail_flush() then
+         * fails too and so commits nothing. */
         t->stop = true;
-        if (errno == EPIPE)
+        if (output_stopped())
             return 0;
         return cli_error(&t->c, "writing output: %s", strerror(errno));
     }
@@ -310,7 +328,7 @@ static int tail_flush(tail *t)
 {
     if (fflush(stdout) != 0 || ferror(stdout)) {
         t->stop = true;
-        if (errno == EPIPE)
+        if (output_stopped())
             return CLI_OK;
         return cli_error(&t->c, "writing output: %s", strerror(errno));
     }

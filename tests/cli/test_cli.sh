@@ -95,6 +95,7 @@ out_is() { [[ "$(cat "$OUT")" == "$1" ]]; }
 out_empty() { [[ ! -s "$OUT" ]]; }
 out_has() { grep -q -- "$1" "$OUT"; }
 err_has() { grep -qi -- "$1" "$ERR"; }
+not_grep() { ! grep -q -- "$1" "$2"; }
 err_one_line() { [[ "$(wc -l <"$ERR")" -eq 1 ]] && grep -q '^evbus [a-z]*: ' "$ERR"; }
 # py CODE: run python with stdout of the last command on stdin.
 py() { python3 -c "$1" <"$OUT"; }
@@ -304,6 +305,38 @@ test_lost_events() {
     kill "$drain" 2>/dev/null || true
     exec 3<&-
     check "lossy follower exits 0" rc_is 0
+    end
+}
+
+# blocked_in_write PID: the process sleeps in a write to a full pipe.
+blocked_in_write() {
+    grep -q pipe_write "/proc/$1/wchan" 2>/dev/null
+}
+
+# publish_until_blocked TOPIC PID: publish a batch, then say whether PID
+# sleeps in write(); a lossy reader prints only what it keeps up with.
+publish_until_blocked() {
+    seq 1 5000 | "$EVBUS" pub "$1" --bus "$BUS" >/dev/null 2>&1 || true
+    blocked_in_write "$2"
+}
+
+test_stop_while_output_blocked() {
+    begin "Ctrl-C while tail's output pipe is full ends it quietly"
+    run create blk --ring-bytes 64K --max-event-bytes 1K
+    # A FIFO held open but never read: tail fills the pipe, then sleeps in
+    # write(), where SIGINT arrives as EINTR.
+    mkfifo "$TMP/full"
+    exec 4<>"$TMP/full"
+    "$EVBUS" tail blk --bus "$BUS" -f --lossy >"$TMP/full" 2>"$TMP/blk.err" &
+    BG_PID=$!
+    check "subscriber attached" wait_for 10 readers_attached blk
+    check "tail blocked writing" wait_for 20 publish_until_blocked blk "$BG_PID"
+    kill -INT "$BG_PID"
+    RC=0; wait "$BG_PID" || RC=$?
+    BG_PID=
+    exec 4<&-
+    check "interrupted follower exits 0" rc_is 0
+    check "no write error reported" not_grep "writing output" "$TMP/blk.err"
     end
 }
 
@@ -601,6 +634,7 @@ test_json
 test_named_consumer
 test_follow
 test_lost_events
+test_stop_while_output_blocked
 test_stat
 test_errors
 test_durable_round_trip
