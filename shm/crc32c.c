@@ -50,6 +50,11 @@ static uint32_t sw_raw(uint32_t c, const uint8_t *p, size_t n)
     return c;
 }
 
+/* The hardware path exists on x86-64 only (SSE4.2); elsewhere the tables
+ * serve every call. */
+#if defined(__x86_64__)
+#include <nmmintrin.h>
+
 /* The register after HW_BLOCK more zero bytes. The map is linear over
  * GF(2), so four byte-indexed tables cover every 32-bit register. */
 static uint32_t shift_block(uint32_t c)
@@ -57,9 +62,6 @@ static uint32_t shift_block(uint32_t c)
     return shift[0][c & 0xff] ^ shift[1][(c >> 8) & 0xff] ^
            shift[2][(c >> 16) & 0xff] ^ shift[3][c >> 24];
 }
-
-#if defined(__x86_64__)
-#include <nmmintrin.h>
 
 static inline uint64_t load64(const uint8_t *p)
 {
