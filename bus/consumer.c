@@ -424,7 +424,7 @@ EVB_EXPORT int evb_consumer_next(evb_consumer *c, evb_event *ev, int32_t timeout
     /* The first EVB_SPIN_FREE polls read no clock: a reply that is a few
      * hundred nanoseconds away is seen without a clock call in its path. */
     for (unsigned i = 0; i < EVB_SPIN_FREE; i++) {
-        __builtin_ia32_pause();
+        evb_cpu_relax();
         if ((rc = try_read(c, ev)) != -EAGAIN)
             return rc;
     }
@@ -435,7 +435,7 @@ EVB_EXPORT int evb_consumer_next(evb_consumer *c, evb_event *ev, int32_t timeout
     uint64_t spin_until = now + EVB_SPIN_NS;
     for (unsigned spins = 1;; spins++) {
         if (c->opts.idle == EVB_IDLE_SPIN || now < spin_until)
-            __builtin_ia32_pause();
+            evb_cpu_relax();
         else if (c->opts.idle == EVB_IDLE_YIELD)
             sched_yield();
         else

@@ -137,7 +137,7 @@ static int claim_wait(evb_producer *p, struct evb_ring_producer *rp, uint32_t le
         uint32_t bell = r->durable ? atomic_load_explicit(&r->hdr->flush_bell,
                                                           memory_order_acquire) : 0;
         if (spins < 64) {
-            __builtin_ia32_pause();
+            evb_cpu_relax();
         } else if (r->durable) {
             evb_ring_producer_unblock(rp);
             rc = evb_ring_claim(rp, len, events, c);

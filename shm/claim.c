@@ -41,17 +41,13 @@
 #include "err.h"
 #include "frame.h"
 
-__extension__ typedef unsigned __int128 evb_u128;
-
 /* The one 16-byte CAS of the library: (pos, offset) move together so a
- * position and its event index can never disagree. x86-64 cmpxchg16b
- * (-mcx16); __sync builtins are full barriers. */
+ * position and its event index can never disagree. pos is the low half
+ * (first 8 bytes); evb_cas128 is a full barrier (arch.h). */
 static inline bool tail_cas(struct evb_ring_tail *t, uint64_t opos, uint64_t ooff,
                             uint64_t npos, uint64_t noff)
 {
-    evb_u128 o = (evb_u128)ooff << 64 | opos;
-    evb_u128 n = (evb_u128)noff << 64 | npos;
-    return __sync_bool_compare_and_swap((evb_u128 *)(void *)t, o, n);
+    return evb_cas128(t, opos, ooff, npos, noff);
 }
 
 void evb_ring_load_tail(const struct evb_ring *r, uint64_t *pos, uint64_t *offset)

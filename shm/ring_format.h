@@ -49,6 +49,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "arch.h"
+
 /* Cross-process atomics must not fall back to a process-local lock. */
 static_assert(ATOMIC_LLONG_LOCK_FREE == 2, "64-bit atomics must be lock-free");
 static_assert(ATOMIC_INT_LOCK_FREE == 2, "32-bit atomics must be lock-free");
@@ -63,6 +65,11 @@ static_assert(ATOMIC_INT_LOCK_FREE == 2, "32-bit atomics must be lock-free");
 #define EVB_RING_PRODUCER_SLOTS 64u
 #define EVB_RING_READER_SLOTS 64u
 #define EVB_RING_DATA_OFFSET (20u * 1024u)
+
+/* EVB_LINE is part of the format (it is in the format word), so it stays
+ * 128 whatever the build; it only has to be a whole number of the
+ * architecture's false-sharing distance for the padding to do its job. */
+static_assert(EVB_LINE % EVB_CACHE_LINE == 0, "ring lines must not share a cache line");
 
 /* evb_ring_hdr.flags */
 #define EVB_RING_F_DURABLE 1u /* gated by the flusher, not by readers */

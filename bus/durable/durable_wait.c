@@ -50,7 +50,7 @@ int evb_wait_durable(struct evb_ring *r, uint64_t target, uint64_t deadline, boo
             return e;
         if ((i & 63) == 63 && evb_mono_ns() >= spin_until)
             break;
-        __builtin_ia32_pause();
+        evb_cpu_relax();
     }
     bool poked = !poke;
     for (;;) {
