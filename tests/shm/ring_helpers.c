@@ -1,7 +1,8 @@
 /*
  * ring_helpers.c - see ring_helpers.h. Plain stores into the mapping are
  * fine here: each test is one thread building a state before it calls the
- * code under test (which supplies the ordering it needs).
+ * code under test (which supplies the ordering it needs). The exception is
+ * a frame's claim fields, which a padder thread may be writing too.
  */
 #include "ring_helpers.h"
 
@@ -11,6 +12,7 @@
 #include <sched.h>
 #include <unistd.h>
 
+#include "frame.h"
 #include "t_helpers.h"
 
 void tr_fini(void)
@@ -76,13 +78,13 @@ void tr_frame(struct evb_ring *r, uint64_t pos, uint64_t offset, uint32_t len,
     struct evb_frame *f = evb_ring_frame(r, pos);
     cr_assert_geq(len, EVB_FRAME_HDR);
     cr_assert_leq((pos & r->mask) + evb_align_frame(len), r->capacity);
-    f->offset = offset;
+    /* The three fields a padder may write at the same time, as the
+     * library's producers write them (frame.h). */
+    evb_frame_set_claim(f, offset, claim_len, claim_events);
     f->timestamp_ns = 1000 + offset;
     f->producer_seq = offset;
     f->len = len;
-    f->claim_len = claim_len;
     f->producer_id = 9;
-    f->claim_events = claim_events;
     f->key_len = 0;
     f->crc32c = 0;
     f->type = 1;

@@ -7,6 +7,8 @@
  */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <pthread.h>
+#include <sched.h>
 
 #include "ring_helpers.h"
 #include "t_helpers.h"
@@ -269,5 +271,80 @@ Test(ring_pad, pad_wakes_flagged_waiters)
     cr_assert_eq(evb_ring_unblock(&r, 0, 0), 1);
     cr_expect_eq(TR_LD(r.hdr->bell), bell + 1);
     cr_expect_eq(TR_LD(r.hdr->waiters), 0);
+    evb_ring_close(&r);
+}
+
+/* The race with a commit as threads sharing one mapping, so TSan watches
+ * C1/A2 and R1: this thread claims, fills and commits RACE_CLAIMS claims
+ * while a padder thread (stall time 0) pads each as soon as it is claimed.
+ * One CAS decides each frame: commit 0 leaves a data stamp and a readable
+ * event, -ECANCELED a pad. Which side wins is timing; the test checks that
+ * they agree. The reader reads after both threads ended: a reader thread
+ * would race with a losing padder's late stores of the same claim fields
+ * (frame.h, evb_frame_set_claim), which the plain header loads on the read
+ * path do not allow for yet. */
+#define RACE_CLAIMS 400u
+#define RACE_LEN 64u
+
+static void *pad_each_claim(void *arg)
+{
+    struct evb_ring *r = arg;
+    int errors = 0;
+    for (uint64_t pos = 0; pos < (uint64_t)RACE_CLAIMS * RACE_LEN; pos += RACE_LEN) {
+        int rc;
+        /* 0 until the claim at pos exists, then 1: padded or committed. */
+        while ((rc = evb_ring_unblock(r, pos, 1)) == 0)
+            sched_yield();
+        if (rc != 1)
+            errors++;
+    }
+    return (void *)(intptr_t)errors;
+}
+
+Test(ring_pad, commit_and_pad_race_as_threads_agree)
+{
+    struct evb_ring r;
+    struct evb_ring_producer p;
+    struct evb_ring_reader rd;
+    struct evb_ring_claim c;
+    static int commit_rc[RACE_CLAIMS];
+    tr_ring(&r, NULL);
+    r.stall_ns = 0;
+    cr_assert_eq(evb_ring_reader_attach(&rd, &r, EVB_SLOT_LOSSLESS, "", EVB_POS_NONE, 0), 0);
+    cr_assert_eq(evb_ring_producer_attach(&p, &r, 1), 0);
+    pthread_t padder;
+    cr_assert_eq(pthread_create(&padder, NULL, pad_each_claim, &r), 0);
+    for (uint32_t i = 0; i < RACE_CLAIMS; i++) {
+        cr_assert_eq(evb_ring_claim(&p, RACE_LEN, 1, &c), 0);
+        tr_fill(&r, &c);
+        if (i % 2)
+            sched_yield(); /* widen the window for the padder */
+        commit_rc[i] = evb_ring_commit(&p, &c);
+    }
+    void *pad_errors;
+    pthread_join(padder, &pad_errors);
+    cr_expect_eq((intptr_t)pad_errors, 0);
+
+    uint32_t committed = 0;
+    for (uint32_t i = 0; i < RACE_CLAIMS; i++) {
+        uint64_t pos = (uint64_t)i * RACE_LEN;
+        if (commit_rc[i] == 0) {
+            committed++;
+            cr_expect_eq(tr_stamp_at(&r, pos), pos | EVB_STAMP_DATA, "claim %u", i);
+            struct evb_frame_view v;
+            cr_assert_eq(evb_ring_read(&rd, &v), 0, "claim %u committed but not read", i);
+            cr_expect_eq(v.f->offset, i, "events in order, pads skipped");
+            cr_expect_eq(v.f->len, RACE_LEN);
+            cr_expect_eq(((const uint8_t *)v.f)[EVB_FRAME_HDR], (uint8_t)(i + EVB_FRAME_HDR));
+        } else {
+            cr_expect_eq(commit_rc[i], -ECANCELED, "claim %u", i);
+            cr_expect_eq(tr_stamp_at(&r, pos), pos | EVB_STAMP_PAD, "claim %u", i);
+        }
+    }
+    struct evb_frame_view v;
+    cr_expect_eq(evb_ring_read(&rd, &v), -EAGAIN, "no event beyond the committed ones");
+    cr_expect_eq(TR_LD(r.hdr->aborted), RACE_CLAIMS - committed);
+    evb_ring_producer_detach(&p);
+    evb_ring_reader_detach(&rd);
     evb_ring_close(&r);
 }
