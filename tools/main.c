@@ -28,7 +28,7 @@ static const cli_command commands[] = {
 static void print_main_help(FILE *out)
 {
     fprintf(out,
-            "usage: evbus COMMAND [OPTIONS] [ARGS]\n"
+            "usage: evbus [COMMON OPTIONS] COMMAND [OPTIONS] [ARGS]\n"
             "\n"
             "A shared-memory event bus for one host.\n"
             "\n"
@@ -37,7 +37,7 @@ static void print_main_help(FILE *out)
         fprintf(out, "  %-8s %s\n", commands[i].name, commands[i].summary);
     fprintf(out,
             "\n"
-            "options of every command:\n"
+            "options of every command, accepted before or after it:\n"
             "  --bus NAME|PATH  the bus: a NAME lives in /dev/shm/evbus/NAME, a value\n"
             "                   with '/' is a directory; default $EVBUS_BUS, else\n"
             "                   \"default\"\n"
@@ -46,6 +46,7 @@ static void print_main_help(FILE *out)
             "                   root and $XDG_DATA_HOME/evbus/BUS (when set) or\n"
             "                   ~/.local/share/evbus/BUS otherwise, BUS being the\n"
             "                   last component of the bus path\n"
+            "  --json           JSON output (list, info, stat, tail, dump)\n"
             "  --help           describe the command\n"
             "\n"
             "`evbus COMMAND --help` describes each command; `evbus --version` prints\n"
@@ -340,37 +341,116 @@ void cli_close(cli *c)
     c->bus = NULL;
 }
 
-int main(int argc, char **argv)
+/*
+ * How many words of ARGV, from ARGV[0], make one option of every command
+ * (--bus, --data-dir, --json, --help): 2 for an option and its value, 1
+ * for a flag or --opt=value, 0 when ARGV[0] is not one of them.
+ */
+static int common_option_words(const char *arg)
 {
-    /* A closed pipe shows up as EPIPE on write, which the commands check,
-     * instead of killing the process before a named consumer commits. */
-    signal(SIGPIPE, SIG_IGN);
+    static const struct { const char *name; bool has_value; } opts[] = {
+        { "--bus", true }, { "--data-dir", true }, { "--json", false }, { "--help", false },
+    };
+    for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]); i++) {
+        size_t n = strlen(opts[i].name);
+        if (strncmp(arg, opts[i].name, n) != 0)
+            continue;
+        if (arg[n] == '\0')
+            return opts[i].has_value ? 2 : 1;
+        if (arg[n] == '=' && opts[i].has_value)
+            return 1;
+    }
+    return 0;
+}
+
+/*
+ * Run CMD with the common options that came before it (ARGV[1..first-1])
+ * moved to just after its name, where its own parser reads them. They go
+ * before its arguments, so a `--` among those still ends the options, and
+ * an option repeated after the command wins as getopt keeps the last.
+ */
+static int run_with_leading(const cli_command *cmd, int argc, char **argv, int first)
+{
+    char **args = malloc(sizeof(*args) * (size_t)(argc + 1));
+    if (args == NULL) {
+        fprintf(stderr, "evbus %s: out of memory\n", cmd->name);
+        return CLI_FAIL;
+    }
+    int n = 0;
+    args[n++] = argv[first];
+    for (int i = 1; i < first; i++)
+        args[n++] = argv[i];
+    for (int i = first + 1; i < argc; i++)
+        args[n++] = argv[i];
+    args[n] = NULL;
+    int rc = run_command(cmd, n, args);
+    free(args);
+    return rc;
+}
+
+/* `evbus`, `evbus --help`, `evbus help [CMD]` and `evbus --version`;
+ * returns an exit code, or -1 when ARGV[1] is none of them. */
+static int run_top_level(int argc, char **argv)
+{
     if (argc < 2) {
         print_main_help(stderr);
         return CLI_USAGE;
     }
     const char *name = argv[1];
-    if (strcmp(name, "--help") == 0 || strcmp(name, "-h") == 0 || strcmp(name, "help") == 0) {
-        /* `evbus help CMD` is `evbus CMD --help`. */
-        if (strcmp(name, "help") == 0 && argc > 2) {
-            char *help_argv[] = { argv[2], "--help", NULL };
-            name = argv[2];
-            for (size_t i = 0; i < N_COMMANDS; i++)
-                if (strcmp(name, commands[i].name) == 0)
-                    return run_command(&commands[i], 2, help_argv);
-            fprintf(stderr, "evbus: unknown command '%s' (see evbus --help)\n", name);
-            return CLI_USAGE;
-        }
-        print_main_help(stdout);
-        return CLI_OK;
-    }
     if (strcmp(name, "--version") == 0) {
         printf("evbus %s\n", evb_version());
         return CLI_OK;
     }
+    if (strcmp(name, "help") != 0 && strcmp(name, "-h") != 0)
+        return -1;
+    /* `evbus help CMD` is `evbus CMD --help`. */
+    if (strcmp(name, "help") == 0 && argc > 2) {
+        char *help_argv[] = { argv[2], "--help", NULL };
+        for (size_t i = 0; i < N_COMMANDS; i++)
+            if (strcmp(argv[2], commands[i].name) == 0)
+                return run_command(&commands[i], 2, help_argv);
+        fprintf(stderr, "evbus: unknown command '%s' (see evbus --help)\n", argv[2]);
+        return CLI_USAGE;
+    }
+    print_main_help(stdout);
+    return CLI_OK;
+}
+
+int main(int argc, char **argv)
+{
+    /* A closed pipe shows up as EPIPE on write, which the commands check,
+     * instead of killing the process before a named consumer commits. */
+    signal(SIGPIPE, SIG_IGN);
+    int rc = run_top_level(argc, argv);
+    if (rc >= 0)
+        return rc;
+    /* `evbus --bus X create t`: --help lists the common options as every
+     * command's, so they may come before the command as well as after. */
+    int first = 1;
+    bool help = false;
+    while (first < argc) {
+        int words = common_option_words(argv[first]);
+        if (words == 0)
+            break;
+        if (first + words > argc) {
+            fprintf(stderr, "evbus: option %s needs a value (see evbus --help)\n",
+                    argv[first]);
+            return CLI_USAGE;
+        }
+        help = help || strcmp(argv[first], "--help") == 0;
+        first += words;
+    }
+    if (first == argc) {
+        if (help) {
+            print_main_help(stdout);
+            return CLI_OK;
+        }
+        fprintf(stderr, "evbus: missing COMMAND (see evbus --help)\n");
+        return CLI_USAGE;
+    }
     for (size_t i = 0; i < N_COMMANDS; i++)
-        if (strcmp(name, commands[i].name) == 0)
-            return run_command(&commands[i], argc - 1, argv + 1);
-    fprintf(stderr, "evbus: unknown command '%s' (see evbus --help)\n", name);
+        if (strcmp(argv[first], commands[i].name) == 0)
+            return run_with_leading(&commands[i], argc, argv, first);
+    fprintf(stderr, "evbus: unknown command '%s' (see evbus --help)\n", argv[first]);
     return CLI_USAGE;
 }
