@@ -117,9 +117,16 @@ int cli_fail_hot(const cli *c, int rc, const char *fmt, ...)
 int cli_error(const cli *c, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* Whether a command may create the bus it opens (see cli_bus.c). */
+enum cli_bus_open {
+    CLI_BUS_CREATE,    /* create, flushd: make the bus when missing */
+    CLI_BUS_EXISTING,  /* the rest: a missing bus is an error */
+};
+
 /* Open the bus named by --bus (or the default), with --data-dir as its
- * data directory. Returns 0 or CLI_FAIL, after reporting. */
-int cli_open_bus(cli *c);
+ * data directory; HOW says whether a missing one may be created. Returns 0
+ * or CLI_FAIL, after reporting. */
+int cli_open_bus(cli *c, enum cli_bus_open how);
 
 /* Close what cli_open_bus() opened. */
 void cli_close(cli *c);

@@ -294,7 +294,7 @@ static int dump_file(dump *d, const char *path, bool gone_ok)
 /* Dump every segment of the topic's partition; returns 0 or an exit code. */
 static int dump_topic(dump *d)
 {
-    int rc = cli_open_bus(&d->c);
+    int rc = cli_open_bus(&d->c, CLI_BUS_EXISTING);
     if (rc != 0)
         return rc;
     struct evb_topic_info ti;

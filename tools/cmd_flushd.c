@@ -30,7 +30,7 @@ int cmd_flushd(int argc, char **argv)
     /* Catch the signals before saying we run: a stop sent right after the
      * start line must drain, not kill. */
     cli_catch_signals();
-    if ((rc = cli_open_bus(&c)) != 0)
+    if ((rc = cli_open_bus(&c, CLI_BUS_CREATE)) != 0)
         return rc;
     printf("flushing durable topics of %s (data %s); Ctrl-C to stop\n", evb_bus_path(c.bus),
            evb_bus_data_dir(c.bus));

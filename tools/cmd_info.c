@@ -202,7 +202,7 @@ int cmd_info(int argc, char **argv)
     cli c;
     cli_begin(&c, "info", info_usage);
     int rc = cli_common_options(&c, argc, argv, true, 1, "TOPIC");
-    if (rc != 0 || (rc = cli_open_bus(&c)) != 0)
+    if (rc != 0 || (rc = cli_open_bus(&c, CLI_BUS_EXISTING)) != 0)
         return rc;
     struct evb_topic_info ti;
     static struct evb_partition_stat ps[EVB_MAX_PARTITIONS];

@@ -210,7 +210,7 @@ int cmd_pub(int argc, char **argv)
     memset(&p, 0, sizeof(p));
     cli_begin(&p.c, "pub", pub_usage);
     int rc = pub_options(&p, argc, argv);
-    if (rc != 0 || (rc = cli_open_bus(&p.c)) != 0)
+    if (rc != 0 || (rc = cli_open_bus(&p.c, CLI_BUS_EXISTING)) != 0)
         return rc;
     p.first = 1;
     double start = util_now();

@@ -419,7 +419,7 @@ int cmd_stat(int argc, char **argv)
     if (argc - optind > 1)
         return cli_usage_error(&c, "unexpected argument '%s'", argv[optind + 1]);
     const char *topic = optind < argc ? argv[optind] : NULL;
-    int rc = cli_open_bus(&c);
+    int rc = cli_open_bus(&c, CLI_BUS_EXISTING);
     if (rc != 0)
         return rc;
     cli_catch_signals();

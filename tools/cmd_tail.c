@@ -390,7 +390,7 @@ int cmd_tail(int argc, char **argv)
     memset(&t, 0, sizeof(t));
     cli_begin(&t.c, "tail", tail_usage);
     int rc = tail_options(&t, argc, argv);
-    if (rc != 0 || (rc = cli_open_bus(&t.c)) != 0)
+    if (rc != 0 || (rc = cli_open_bus(&t.c, CLI_BUS_EXISTING)) != 0)
         return rc;
     cli_catch_signals();
     rc = tail_open(&t);

@@ -205,7 +205,7 @@ int cmd_create(int argc, char **argv)
     if (rc != 0)
         return rc;
     const char *topic = argv[optind];
-    if ((rc = cli_open_bus(&c)) != 0)
+    if ((rc = cli_open_bus(&c, CLI_BUS_CREATE)) != 0)
         return rc;
     int err = evb_topic_create(c.bus, topic, &cfg);
     rc = err < 0 ? cli_fail(&c, err, "topic %s", topic) : CLI_OK;
@@ -247,7 +247,7 @@ int cmd_list(int argc, char **argv)
     cli c;
     cli_begin(&c, "list", list_usage);
     int rc = cli_common_options(&c, argc, argv, true, 0, "");
-    if (rc != 0 || (rc = cli_open_bus(&c)) != 0)
+    if (rc != 0 || (rc = cli_open_bus(&c, CLI_BUS_EXISTING)) != 0)
         return rc;
     json_t *names = c.json ? json_array() : NULL;
     if (c.json && names == NULL) {
@@ -281,7 +281,7 @@ int cmd_delete(int argc, char **argv)
     cli c;
     cli_begin(&c, "delete", delete_usage);
     int rc = cli_common_options(&c, argc, argv, false, 1, "TOPIC");
-    if (rc != 0 || (rc = cli_open_bus(&c)) != 0)
+    if (rc != 0 || (rc = cli_open_bus(&c, CLI_BUS_EXISTING)) != 0)
         return rc;
     const char *topic = argv[optind];
     int err = evb_topic_delete(c.bus, topic);

@@ -1,6 +1,7 @@
 /*
  * main.c - the evbus command line: dispatch to subcommands, and what they
- * share (option parsing, error lines, opening the bus, signals).
+ * share (option parsing, error lines, signals); opening the bus is in
+ * cli_bus.c.
  */
 #include "cli.h"
 #include "util.h"
@@ -40,7 +41,9 @@ static void print_main_help(FILE *out)
             "options of every command, accepted before or after it:\n"
             "  --bus NAME|PATH  the bus: a NAME lives in /dev/shm/evbus/NAME, a value\n"
             "                   with '/' is a directory; default $EVBUS_BUS, else\n"
-            "                   \"default\"\n"
+            "                   \"default\". create and flushd make a missing bus;\n"
+            "                   other commands need it to exist (or its durable\n"
+            "                   topics to be in the data directory)\n"
             "  --data-dir DIR   where durable topics keep their segment files;\n"
             "                   default $EVBUS_DATA_DIR, else /var/lib/evbus/BUS for\n"
             "                   root and $XDG_DATA_HOME/evbus/BUS (when set) or\n"
@@ -319,26 +322,6 @@ static int run_command(const cli_command *cmd, int argc, char **argv)
         return rc == CLI_OK ? CLI_FAIL : rc;
     }
     return rc;
-}
-
-int cli_open_bus(cli *c)
-{
-    evb_bus_options opts = { .data_dir = c->data_dir };
-    int rc = evb_bus_open(&c->bus, c->bus_name, &opts);
-    if (rc < 0) {
-        c->bus = NULL;
-        const char *name = c->bus_name;
-        if (name == NULL || name[0] == '\0')
-            name = getenv("EVBUS_BUS") ? getenv("EVBUS_BUS") : "default";
-        return cli_fail(c, rc, "bus %s", name);
-    }
-    return 0;
-}
-
-void cli_close(cli *c)
-{
-    evb_bus_close(c->bus);
-    c->bus = NULL;
 }
 
 /*

@@ -51,6 +51,55 @@ test_common_options_first() {
     end
 }
 
+test_missing_bus() {
+    begin "commands other than create and flushd on a missing bus create nothing"
+    local typo="$TMP/typo/deeper/bus" args
+    for args in "list" "info t" "stat" "stat t" "tail t" "tail t --name r" "dump t" \
+        "delete t" "pub t x"; do
+        # shellcheck disable=SC2086 # ARGS is a command and its words
+        ev $args --bus "$typo"
+        check "$args on a missing bus exits 1" rc_is 1
+        check "$args on a missing bus: one stderr line" err_one_line
+        check "$args on a missing bus says so" err_has "no bus at $typo"
+        check "$args on a missing bus creates nothing" test ! -e "$TMP/typo"
+    done
+    mkdir "$TMP/empty"
+    ev list --bus "$TMP/empty"
+    check "list in a directory that is no bus exits 1" rc_is 1
+    check "and writes no bus.meta there" test ! -e "$TMP/empty/bus.meta"
+    RC=0; EVBUS_BUS="$TMP/envtypo" "$EVBUS" stat >"$OUT" 2>"$ERR" || RC=$?
+    check "a missing EVBUS_BUS bus exits 1" rc_is 1
+    check "and is not created" test ! -e "$TMP/envtypo"
+    ev create t --bus "$TMP/new/deep/bus"
+    check "create still makes a missing bus" rc_is 0
+    ev list --bus "$TMP/new/deep/bus"
+    check "which list then reads" out_is t
+    end
+}
+
+test_missing_bus_restores() {
+    begin "a bus gone with tmpfs comes back from its data directory"
+    local rbus="$SHM/rbus" rdata="$TMP/rdata"
+    ev create kept --bus "$rbus" --data-dir "$rdata" --durability async \
+        --ring-bytes 64K --segment-bytes 64K
+    ev pub kept --bus "$rbus" --data-dir "$rdata" a b
+    rm -rf "$rbus"
+    ev list --bus "$rbus" --data-dir "$rdata"
+    check "list of the rebooted bus exits 0" rc_is 0
+    check "and shows the durable topic" out_is kept
+    rm -rf "$rbus"
+    ev tail kept --bus "$rbus" --data-dir "$rdata"
+    check "tail of the rebooted bus reads from disk" out_is $'0:0 a\n0:1 b'
+    rm -rf "$rbus"
+    mkdir "$TMP/nodata"
+    ev list --bus "$rbus" --data-dir "$TMP/nodata"
+    check "a data directory without topics restores nothing: exits 1" rc_is 1
+    check "and creates no bus" test ! -e "$rbus"
+    end
+}
+
 test_common_options_first
+test_missing_bus
+test_missing_bus_restores
 
 finish
