@@ -4,16 +4,20 @@
  *
  * Lines are copied into one arena and published with evb_publish_batch in
  * chunks, so a large stream costs one claim per chunk and partition run
- * rather than one per line. The producer waits on back-pressure
+ * rather than one per line. A chunk goes out when full or when the input
+ * pauses for the linger (`tail -f app.log | evbus pub logs` must not sit on
+ * a line until 255 more arrive). The producer waits on back-pressure
  * (block_ms = -1): a pipe into `evbus pub` must not drop lines.
  */
 #include "cli.h"
 #include "util.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static const char pub_usage[] =
     "usage: evbus pub TOPIC [OPTIONS] [VALUE...]\n"
@@ -25,6 +29,9 @@ static const char pub_usage[] =
     "  --key K          key of every event (default none: round-robin)\n"
     "  --partition P    publish to partition P (default: by key hash)\n"
     "  --type T         application event type, 0..65535 (default 0)\n"
+    "  --linger-ms N    stdin: publish the lines read so far once N ms pass\n"
+    "                   without the batch filling up, 0..60000 (default 5;\n"
+    "                   0 publishes whenever no more input is waiting)\n"
     "  -v, --verbose    print the count and rate to stderr at the end\n"
     CLI_BUS_HELP
     "\n"
@@ -35,7 +42,13 @@ static const char pub_usage[] =
 #define PUB_CHUNK 256
 #define PUB_CHUNK_BYTES (4u << 20)
 
-enum { OPT_KEY = CLI_OPT_FIRST, OPT_PARTITION, OPT_TYPE, OPT_VERBOSE };
+/* How long a line read from stdin may wait for more to share its batch,
+ * by default and at most; and how much stdin is read at once. */
+#define PUB_LINGER_MS 5
+#define PUB_LINGER_MAX_MS 60000
+#define PUB_READ_BYTES (64u << 10)
+
+enum { OPT_KEY = CLI_OPT_FIRST, OPT_PARTITION, OPT_TYPE, OPT_VERBOSE, OPT_LINGER };
 
 typedef struct pub {
     cli c;
@@ -53,6 +66,9 @@ typedef struct pub {
     uint64_t first;           /* number (from 1) of msgs[0]'s input */
     uint64_t published;
     util_buf arena;
+    uint64_t linger_ms;       /* --linger-ms */
+    double flush_by;          /* util_now() by which msgs[0] goes out */
+    util_buf in;              /* stdin read but not yet split into lines */
 } pub;
 
 /* Parse pub's options into P; returns 0 or an exit code. */
@@ -64,9 +80,11 @@ static int pub_options(pub *p, int argc, char **argv)
         { "partition", required_argument, NULL, OPT_PARTITION },
         { "type", required_argument, NULL, OPT_TYPE },
         { "verbose", no_argument, NULL, OPT_VERBOSE },
+        { "linger-ms", required_argument, NULL, OPT_LINGER },
         { 0 },
     };
     p->tmpl.partition = EVB_PARTITION_ANY;
+    p->linger_ms = PUB_LINGER_MS;
     int opt;
     uint64_t v;
     while ((opt = cli_getopt(&p->c, argc, argv, "v", longopts)) != -1) {
@@ -85,6 +103,9 @@ static int pub_options(pub *p, int argc, char **argv)
             p->tmpl.type = (uint16_t)v;
         } else if (opt == 'v' || opt == OPT_VERBOSE) {
             p->verbose = true;
+        } else if (opt == OPT_LINGER) {
+            rc = cli_opt_u64(&p->c, "--linger-ms", optarg, 0, PUB_LINGER_MAX_MS,
+                             &p->linger_ms);
         }
         if (rc != 0)
             return rc;
@@ -155,6 +176,8 @@ static int pub_add(pub *p, const char *value, size_t len)
                         p->unit, (unsigned long long)p->first, (unsigned long long)size,
                         p->max_event);
     }
+    if (p->n == 0)
+        p->flush_by = util_now() + (double)p->linger_ms / 1e3;
     p->offs[p->n] = p->arena.len;
     if (util_buf_append(&p->arena, value, len) < 0)
         return cli_error(&p->c, "out of memory");
@@ -177,24 +200,69 @@ static int pub_from_args(pub *p, int argc, char **argv)
     return pub_flush(p);
 }
 
+/*
+ * Before a read that may block: when lines are waiting to be published,
+ * give more input until their linger is over to join them, then publish
+ * them. Returns 0 or an exit code.
+ */
+static int pub_await_input(pub *p)
+{
+    while (p->n > 0) {
+        double left = p->flush_by - util_now();
+        struct pollfd pfd = { .fd = STDIN_FILENO, .events = POLLIN };
+        int r = left > 0 ? poll(&pfd, 1, (int)(left * 1e3) + 1) : 0;
+        if (r > 0)
+            return 0;
+        if (r < 0 && errno != EINTR)
+            return cli_error(&p->c, "waiting for stdin: %s", strerror(errno));
+        if (r == 0)
+            return pub_flush(p);
+    }
+    return 0;
+}
+
+/* Publish the whole lines in p->in and keep the partial one; returns 0 or
+ * an exit code. At EOF the partial line is a line too. */
+static int pub_lines(pub *p, bool eof)
+{
+    size_t pos = 0;
+    int rc = 0;
+    char *nl;
+    while (rc == 0 && (nl = memchr(p->in.data + pos, '\n', p->in.len - pos)) != NULL) {
+        size_t end = (size_t)(nl - p->in.data);
+        rc = pub_add(p, p->in.data + pos, end - pos);
+        pos = end + 1;
+    }
+    if (rc == 0 && eof && pos < p->in.len) {
+        rc = pub_add(p, p->in.data + pos, p->in.len - pos);
+        pos = p->in.len;
+    }
+    memmove(p->in.data, p->in.data + pos, p->in.len - pos);
+    p->in.len -= pos;
+    return rc;
+}
+
+/* Lines come in with read(2), not stdio, so pub can tell input that has
+ * paused from input still arriving (see pub_await_input). */
 static int pub_from_stdin(pub *p)
 {
     p->unit = "line";
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t len;
     int rc = 0;
-    while (rc == 0 && (len = getline(&line, &cap, stdin)) >= 0) {
-        if (len > 0 && line[len - 1] == '\n')
-            len--;
-        rc = pub_add(p, line, (size_t)len);
+    for (bool eof = false; rc == 0 && !eof;) {
+        if ((rc = pub_await_input(p)) != 0)
+            break;
+        if (util_buf_reserve(&p->in, PUB_READ_BYTES) < 0)
+            return cli_error(&p->c, "out of memory");
+        ssize_t got = read(STDIN_FILENO, p->in.data + p->in.len, PUB_READ_BYTES);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got < 0)
+            return cli_error(&p->c, "reading stdin: %s", strerror(errno));
+        p->in.len += (size_t)got;
+        eof = got == 0;
+        rc = pub_lines(p, eof);
     }
-    if (rc == 0 && ferror(stdin))
-        rc = cli_error(&p->c, "reading stdin: %s", strerror(errno));
-    free(line);
-    if (rc == 0)
-        rc = pub_flush(p);
-    return rc;
+    return rc == 0 ? pub_flush(p) : rc;
 }
 
 static void pub_report(const pub *p, double secs)
@@ -221,6 +289,7 @@ int cmd_pub(int argc, char **argv)
         pub_report(&p, util_now() - start);
     evb_producer_close(p.prod);
     util_buf_free(&p.arena);
+    util_buf_free(&p.in);
     cli_close(&p.c);
     return rc;
 }

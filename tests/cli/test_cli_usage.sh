@@ -98,8 +98,49 @@ test_missing_bus_restores() {
     end
 }
 
+# first_is TOPIC LINE: tail of TOPIC on the private bus prints LINE first.
+first_is() { [[ "$("$EVBUS" tail "$1" --bus "$BUS" --count 1 2>/dev/null)" == "$2" ]]; }
+
+# pub_paused TOPIC ARGS...: pub ARGS into TOPIC in the background from a
+# pipe that writes one line, then stays open until $TMP/release exists.
+pub_paused() {
+    local topic=$1
+    shift
+    rm -f "$TMP/release"
+    { echo first; until [[ -e "$TMP/release" ]]; do sleep 0.05; done; echo second; } |
+        "$EVBUS" pub "$topic" --bus "$BUS" "$@" 2>"$TMP/pub.err" &
+    BG_PID=$!
+}
+
+test_pub_linger() {
+    begin "pub publishes what has arrived when its input pauses"
+    local linger
+    for linger in default 0 50; do
+        ev create "ling$linger" --bus "$BUS"
+        if [[ $linger == default ]]; then pub_paused "ling$linger"; else
+            pub_paused "ling$linger" --linger-ms "$linger"; fi
+        check "linger $linger: the line is out while input stays open" \
+            wait_for 5 first_is "ling$linger" "0:0 first"
+        touch "$TMP/release"
+        RC=0; wait "$BG_PID" || RC=$?
+        BG_PID=
+        check "linger $linger: pub exits 0 at the end of input" rc_is 0
+        ev tail "ling$linger" --bus "$BUS"
+        check "linger $linger: both lines, in order" out_is $'0:0 first\n0:1 second'
+    done
+    for bad in -1 x 60001; do
+        ev pub ling0 --bus "$BUS" --linger-ms "$bad" value
+        check "--linger-ms '$bad' exits 2" rc_is 2
+        check "--linger-ms '$bad': one stderr line" err_one_line
+    done
+    ev pub --help
+    check "pub --help documents --linger-ms" out_has "--linger-ms"
+    end
+}
+
 test_common_options_first
 test_missing_bus
 test_missing_bus_restores
+test_pub_linger
 
 finish
