@@ -21,9 +21,11 @@ static const char create_usage[] =
     "  --partitions N         partitions, 1..256 (default 1)\n"
     "  --ring-bytes B         ring size per partition, a power of two >= 64K\n"
     "                         (default 4M)\n"
-    "  --max-event-bytes B    largest key + value, at most ring-bytes/4\n"
-    "                         (default 64K)\n"
-    "  --mode OCTAL           permission bits of the ring files (default 0660)\n"
+    "  --max-event-bytes B    largest key + value, at most ring-bytes/4 - 56\n"
+    "                         (a frame's header is 56 bytes); default 64K,\n"
+    "                         less in rings under 512K\n"
+    "  --mode OCTAL           permission bits of the topic's files, 1..0777,\n"
+    "                         with read and write for the owner (default 0660)\n"
     "\n"
     "Durable topics also write their events to segment files under the data\n"
     "directory, survive a reboot and let readers go back further than the ring:\n"
@@ -61,15 +63,53 @@ enum {
     OPT_FLUSH_MS,
 };
 
+/* Bytes of a frame's header in the ring: an event of max_event_bytes
+ * plus this, rounded up to 8, must fit in a quarter of the ring (the
+ * library's check). evbus.h does not export it; test_cli_usage.sh pins
+ * the bound this gives to what the library accepts. */
+#define CREATE_FRAME_HDR 56u
+#define CREATE_RING_MIN (64u << 10)
+#define CREATE_RING_DEFAULT (4u << 20)
+
+/*
+ * --mode: permission bits only (the library refuses set-id and sticky
+ * bits), not 0 (which the library reads as "default" and would turn into
+ * 0660 behind the user's back), and read-write for the owner, without
+ * which the topic's own creator could not publish to it.
+ */
 static int parse_mode(const cli *c, const char *text, uint32_t *out)
 {
     char *end;
     errno = 0;
     unsigned long v = strtoul(text, &end, 8);
-    if (text[0] < '0' || text[0] > '7' || *end != '\0' || errno != 0 || v > 07777)
+    if (text[0] < '0' || text[0] > '7' || *end != '\0' || errno != 0)
         return cli_usage_error(c, "--mode '%s': not an octal mode", text);
+    if (v == 0 || v > 0777)
+        return cli_usage_error(c, "--mode '%s': permission bits 1..0777 only", text);
+    if ((v & 0600) != 0600)
+        return cli_usage_error(c, "--mode '%s': the owner needs read and write (0600)",
+                               text);
     *out = (uint32_t)v;
     return 0;
+}
+
+/* --max-event-bytes against the ring it goes into; returns 0 or an exit
+ * code. A ring size the library will refuse is left for it to report. */
+static int check_max_event(const cli *c, const struct evb_topic_config *cfg)
+{
+    uint64_t ring = cfg->ring_bytes ? cfg->ring_bytes : CREATE_RING_DEFAULT;
+    if (cfg->max_event_bytes == 0 || ring < CREATE_RING_MIN || (ring & (ring - 1)) != 0)
+        return 0;
+    /* The quarter ring is a multiple of 8, so this is the largest event
+     * whose frame, rounded up to 8, still fits in it. */
+    uint64_t most = ring / 4 - CREATE_FRAME_HDR;
+    if (cfg->max_event_bytes <= most)
+        return 0;
+    char size[32];
+    util_fmt_size(ring, size, sizeof(size));
+    return cli_usage_error(c, "--max-event-bytes %u: at most %llu (ring-bytes/4 - 56) "
+                           "for a %s ring", cfg->max_event_bytes,
+                           (unsigned long long)most, size);
 }
 
 static int parse_durability(const cli *c, const char *text, uint32_t *out)
@@ -193,6 +233,8 @@ static int create_options(cli *c, int argc, char **argv, struct evb_topic_config
             return rc;
     }
     int rc = create_check_durable(c, cfg);
+    if (rc == 0)
+        rc = check_max_event(c, cfg);
     return rc != 0 ? rc : cli_want_args(c, argc, argv, "TOPIC", 1);
 }
 

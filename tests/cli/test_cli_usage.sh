@@ -138,9 +138,45 @@ test_pub_linger() {
     end
 }
 
+test_create_bounds() {
+    begin "create: --max-event-bytes and --mode are checked as --help states"
+    ev create --help
+    check "--help states the bound: a quarter ring less the 56-byte header" \
+        out_has 'ring-bytes/4 - 56'
+    ev create me1 --bus "$BUS" --ring-bytes 64K --max-event-bytes 16328
+    check "16328 in a 64K ring exits 0" rc_is 0
+    ev create me2 --bus "$BUS" --ring-bytes 64K --max-event-bytes 16329
+    check "16329 in a 64K ring exits 2" rc_is 2
+    check "16329: one stderr line" err_one_line
+    check "16329: the message gives the bound" err_has "at most 16328"
+    ev create me3 --bus "$BUS" --ring-bytes 64K --max-event-bytes 16K
+    check "ring-bytes/4 itself exits 2" rc_is 2
+    ev create me4 --bus "$BUS" --max-event-bytes 1M
+    check "1M with the default 4M ring exits 2" rc_is 2
+    check "1M: the message gives the bound" err_has "at most 1048520"
+    ev create me5 --bus "$BUS" --max-event-bytes 1048520
+    check "1M - 56 with the default 4M ring exits 0" rc_is 0
+    local mode
+    for mode in 0 00 1660 4600 10000 0440 0060 8 -1 ""; do
+        ev create "mode$mode" --bus "$BUS" --mode "$mode"
+        check "--mode '$mode' exits 2" rc_is 2
+        check "--mode '$mode': one stderr line" err_one_line
+    done
+    ev list --bus "$BUS"
+    check "no refused mode made a topic" eval '! grep -q "^mode" "$OUT"'
+    ev create m640 --bus "$BUS" --mode 640
+    check "--mode 640 exits 0" rc_is 0
+    ev info m640 --bus "$BUS" --json
+    check "--mode 640 is the topic's mode" eval '[[ "$(json_field "oct(o[\"config\"][\"file_mode\"])")" == 0o640 ]]'
+    ev create --help
+    check "--help states what --mode takes" out_has 'owner'
+    end
+}
+
 test_common_options_first
 test_missing_bus
 test_missing_bus_restores
 test_pub_linger
+test_create_bounds
 
 finish
