@@ -33,9 +33,12 @@ static const char dump_usage[] =
     "bytes, bad checksum, stale stamp, bad length), and how many bytes after\n"
     "it up to the last non-zero one are there (what recovery would cut).\n"
     "\n"
-    "  --partition N    TOPIC's partition (default 0)\n"
     "  --values         print each event's value too\n"
     "  --json           one JSON object per frame, each with \"segment\"\n"
+    "\n"
+    "With a TOPIC only (a SEGMENT_FILE is read on its own):\n"
+    "\n"
+    "  --partition N    TOPIC's partition (default 0)\n"
     CLI_BUS_HELP;
 
 enum { OPT_PARTITION = CLI_OPT_FIRST, OPT_VALUES };
@@ -327,8 +330,14 @@ int cmd_dump(int argc, char **argv)
     memset(&d, 0, sizeof(d));
     cli_begin(&d.c, "dump", dump_usage);
     int rc = dump_options(&d, argc, argv);
-    if (rc == 0 && is_file(d.target) && d.has_partition)
-        rc = cli_usage_error(&d.c, "--partition is for a TOPIC; %s is a segment file",
+    /* A segment file is read on its own (its topic.conf is two directories
+     * up): options that pick a topic would be ignored, so refuse them. */
+    const char *topic_only = d.has_partition ? "--partition"
+                             : d.c.bus_name != NULL ? "--bus"
+                             : d.c.data_dir != NULL ? "--data-dir"
+                                                    : NULL;
+    if (rc == 0 && is_file(d.target) && topic_only != NULL)
+        rc = cli_usage_error(&d.c, "%s is for a TOPIC; %s is a segment file", topic_only,
                              d.target);
     else if (rc == 0)
         rc = is_file(d.target) ? dump_file(&d, d.target, false) : dump_topic(&d);

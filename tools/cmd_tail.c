@@ -28,9 +28,10 @@ static const char tail_usage[] =
     "                   2026-11-24T21:00:00Z (RFC 3339: optional .fraction,\n"
     "                   Z or +hh:mm), @UNIX_SECONDS[.fraction], or -30s, -5m,\n"
     "                   -2h, -1d for that long ago\n"
-    "  --strict         with --from OFFSET or --from-time on a durable topic:\n"
-    "                   fail when it is older than the retained log instead\n"
-    "                   of starting at the oldest event held\n"
+    "  --strict         with --from OFFSET or --from-time: fail when it is\n"
+    "                   older than what the topic holds (the ring, or a\n"
+    "                   durable topic's retained log) instead of starting\n"
+    "                   at the oldest event held\n"
     "  --name NAME      read as the named consumer NAME and commit its\n"
     "                   cursor as output is written\n"
     "  --partition P    read partition P only (default: all)\n"
@@ -184,6 +185,10 @@ static int tail_options(tail *t, int argc, char **argv)
     }
     if (t->co.name != NULL && t->lossy)
         return cli_usage_error(&t->c, "--lossy and --name exclude each other");
+    /* Only a named consumer has a committed position; the library would
+     * refuse it at open, as a runtime failure. */
+    if (t->co.start == EVB_START_COMMITTED && t->co.name == NULL)
+        return cli_usage_error(&t->c, "--from committed needs --name");
     /* Strictness is about an offset or time that may be gone; for the
      * keywords it would mean nothing (and EVB_START_DEFAULT cannot carry it). */
     if (t->strict && t->co.start != EVB_START_OFFSET && t->co.start != EVB_START_TIME)

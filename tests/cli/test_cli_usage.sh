@@ -173,10 +173,29 @@ test_create_bounds() {
     end
 }
 
+test_options_do_what_help_says() {
+    begin "an option a command lists is neither refused at run time nor ignored"
+    ev create sw --bus "$BUS" --ring-bytes 64K
+    ev tail sw --bus "$BUS" --from committed
+    check "--from committed without --name exits 2" rc_is 2
+    check "--from committed without --name: one stderr line" err_one_line
+    check "and says it needs --name" err_has "needs --name"
+    printf 'x' >"$TMP/00000000000000000000.log"
+    ev dump "$TMP/00000000000000000000.log" --bus "$BUS"
+    check "dump SEGMENT_FILE --bus exits 2 (the bus plays no part)" rc_is 2
+    check "dump SEGMENT_FILE --bus: one stderr line" err_one_line
+    ev dump "$TMP/00000000000000000000.log" --data-dir "$DATA"
+    check "dump SEGMENT_FILE --data-dir exits 2" rc_is 2
+    ev --bus "$BUS" dump "$TMP/00000000000000000000.log"
+    check "also when --bus comes before dump" rc_is 2
+    end
+}
+
 test_common_options_first
 test_missing_bus
 test_missing_bus_restores
 test_pub_linger
 test_create_bounds
+test_options_do_what_help_says
 
 finish
