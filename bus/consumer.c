@@ -19,11 +19,11 @@
 #include <unistd.h>
 
 #include "bus_internal.h"
+#include "spin.h"
 #include "cursor_file.h"
 #include "segment.h"
 
 #define EVB_SPIN_NS 50000u /* 50 us */
-#define EVB_SPIN_FREE 64u
 
 /* A partition's disk side, durable topics only. */
 struct disk {
@@ -421,20 +421,18 @@ EVB_EXPORT int evb_consumer_next(evb_consumer *c, evb_event *ev, int32_t timeout
     int rc = try_read(c, ev);
     if (rc != -EAGAIN || timeout_ms == 0)
         return rc;
-    /* The first EVB_SPIN_FREE polls read no clock: a reply that is a few
-     * hundred nanoseconds away is seen without a clock call in its path. */
-    for (unsigned i = 0; i < EVB_SPIN_FREE; i++) {
-        evb_cpu_relax();
+    /* Spin first (shm/spin.h): an event that arrives within EVB_SPIN_NS
+     * costs no context switch on either side. Every timeout is at least
+     * 1 ms, longer than the spin, so the deadline is checked after it. */
+    struct evb_spin spin;
+    evb_spin_init(&spin, EVB_SPIN_NS);
+    while (evb_spin_once(&spin))
         if ((rc = try_read(c, ev)) != -EAGAIN)
             return rc;
-    }
-    uint64_t now = evb_mono_ns();
-    uint64_t deadline = timeout_ms < 0 ? UINT64_MAX : now + (uint64_t)timeout_ms * 1000000ull;
-    /* Spin a while longer before yielding or sleeping: an event that
-     * arrives within EVB_SPIN_NS costs no context switch on either side. */
-    uint64_t spin_until = now + EVB_SPIN_NS;
-    for (unsigned spins = 1;; spins++) {
-        if (c->opts.idle == EVB_IDLE_SPIN || now < spin_until)
+    uint64_t deadline = timeout_ms < 0 ? UINT64_MAX
+                                       : spin.start_ns + (uint64_t)timeout_ms * 1000000ull;
+    for (;;) {
+        if (c->opts.idle == EVB_IDLE_SPIN)
             evb_cpu_relax();
         else if (c->opts.idle == EVB_IDLE_YIELD)
             sched_yield();
@@ -443,13 +441,8 @@ EVB_EXPORT int evb_consumer_next(evb_consumer *c, evb_event *ev, int32_t timeout
         rc = try_read(c, ev);
         if (rc != -EAGAIN)
             return rc;
-        if ((spins & 31) == 0 || now >= spin_until) {
-            if (deadline == UINT64_MAX && c->opts.idle == EVB_IDLE_SPIN)
-                continue; /* nothing to time */
-            now = evb_mono_ns();
-            if (now >= deadline)
-                return -ETIMEDOUT;
-        }
+        if (deadline != UINT64_MAX && evb_mono_ns() >= deadline)
+            return -ETIMEDOUT;
     }
 }
 

@@ -15,6 +15,7 @@
 #include "bus_internal.h"
 #include "crc32c.h"
 #include "frame.h"
+#include "spin.h"
 
 struct evb_producer {
     evb_bus *bus;
@@ -127,7 +128,9 @@ static int claim_wait(evb_producer *p, struct evb_ring_producer *rp, uint32_t le
                             ? evb_mono_ns() + (uint64_t)p->opts.block_ms * 1000000ull
                             : UINT64_MAX;
     struct evb_ring *r = rp->r;
-    for (unsigned spins = 0;; spins++) {
+    struct evb_spin spin;
+    evb_spin_init(&spin, 0); /* EVB_SPIN_FREE turns, then yield or sleep */
+    for (unsigned turns = 0;; turns++) {
         /* A durable ring waits for its flusher: sleep on flush_bell (read
          * before the retry, so a bump after it ends the sleep at once)
          * instead of yielding, which kept this CPU from the kernel worker
@@ -136,8 +139,8 @@ static int claim_wait(evb_producer *p, struct evb_ring_producer *rp, uint32_t le
          * (evb_bell_ring), made after its F1 store of flushed. */
         uint32_t bell = r->durable ? atomic_load_explicit(&r->hdr->flush_bell,
                                                           memory_order_acquire) : 0;
-        if (spins < 64) {
-            evb_cpu_relax();
+        if (evb_spin_once(&spin)) {
+            /* paused */
         } else if (r->durable) {
             evb_ring_producer_unblock(rp);
             rc = evb_ring_claim(rp, len, events, c);
@@ -151,7 +154,7 @@ static int claim_wait(evb_producer *p, struct evb_ring_producer *rp, uint32_t le
         rc = evb_ring_claim(rp, len, events, c);
         if (rc != -EAGAIN)
             return rc;
-        if ((spins & 15) == 0 && evb_mono_ns() >= deadline)
+        if ((turns & 15) == 0 && evb_mono_ns() >= deadline)
             return -ETIMEDOUT;
     }
 }

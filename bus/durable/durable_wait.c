@@ -7,6 +7,7 @@
 #include <errno.h>
 
 #include "flush_internal.h"
+#include "spin.h"
 
 /* S2 (the sync doorbell) and E1 (flush_error) are in durable.h's table. */
 void evb_flush_publish_durable(struct evb_ring *r, uint64_t pos)
@@ -37,8 +38,9 @@ int evb_wait_durable(struct evb_ring *r, uint64_t target, uint64_t deadline, boo
     struct evb_ring_hdr *h = r->hdr;
     /* A short spin first: a group commit in flight lands within one
      * fdatasync, and a futex sleep would add a wake-up to that. */
-    uint64_t spin_until = evb_mono_ns() + 50000;
-    for (unsigned i = 0;; i++) {
+    struct evb_spin spin;
+    evb_spin_init(&spin, 50000);
+    for (;;) {
         /* S2: acquire pairs with the flusher's store; nothing is read after
          * it, but a caller may act on "durable" at once. */
         if (atomic_load_explicit(&h->durable, memory_order_acquire) >= target)
@@ -48,9 +50,8 @@ int evb_wait_durable(struct evb_ring *r, uint64_t target, uint64_t deadline, boo
         int e = atomic_load_explicit(&h->flush_error, memory_order_relaxed);
         if (e)
             return e;
-        if ((i & 63) == 63 && evb_mono_ns() >= spin_until)
+        if (!evb_spin_once(&spin))
             break;
-        evb_cpu_relax();
     }
     bool poked = !poke;
     for (;;) {
