@@ -12,8 +12,8 @@
 
 #include <errno.h>
 #include <stdio.h>
-#include <stdio_ext.h>
 #include <string.h>
+#include <unistd.h>
 
 static const char tail_usage[] =
     "usage: evbus tail TOPIC [OPTIONS]\n"
@@ -76,7 +76,7 @@ typedef struct tail {
     uint64_t printed;
     bool stop;             /* output or commit failed: leave at once */
     evb_consumer *cons;
-    util_buf out;          /* the line being built */
+    util_buf out;          /* lines printed but not yet written */
     util_buf b64;          /* scratch for base64 */
 } tail;
 
@@ -284,20 +284,40 @@ static int tail_json(tail *t, const evb_event *ev)
     return rc < 0 ? rc : util_buf_append(&t->out, "}\n", 2);
 }
 
-/* A failed write that is no error of ours: the reader of our output went
- * away, or a stop signal interrupted a write to a full pipe (the stream's
- * error flag may date from that write, so errno is no longer EINTR). */
-static bool output_stopped(void)
+/* Output is written with write(2), not stdio: a stop signal that lands
+ * while a pipe is full must end the command. stdio retries a short write
+ * and blocks again; here every short write or EINTR looks at cli_stop. */
+#define TAIL_OUT_HIGH (64u * 1024u) /* write once this much is pending */
+
+/* Write out every pending line. 0 done; 1 stopped (the reader went away,
+ * or a stop signal came while the output blocked: not our failure); or an
+ * exit code. What is not written is dropped: nothing after it is committed. */
+static int tail_write(tail *t)
 {
-    if (errno == EPIPE)
-        return true;
-    if (!cli_stop)
-        return false;
-    /* Drop what is still buffered: flushing it at exit would block again
-     * on the full pipe, and nothing after a stop is committed anyway. */
-    __fpurge(stdout);
-    clearerr(stdout);
-    return true;
+    size_t done = 0;
+    int rc = 0;
+    while (done < t->out.len) {
+        ssize_t n = write(STDOUT_FILENO, t->out.data + done, t->out.len - done);
+        if (n > 0) {
+            done += (size_t)n;
+            if (done < t->out.len && cli_stop) {
+                rc = 1;
+                break;
+            }
+            continue;
+        }
+        if (n < 0 && errno == EINTR && !cli_stop)
+            continue;
+        if (n < 0 && errno != EPIPE && errno != EINTR)
+            rc = cli_error(&t->c, "writing output: %s", strerror(errno));
+        else
+            rc = 1;
+        break;
+    }
+    t->out.len = 0;
+    if (rc)
+        t->stop = true;
+    return rc;
 }
 
 /* Print one event; returns 0 or an exit code. */
@@ -307,20 +327,12 @@ static int tail_print(tail *t, const evb_event *ev)
         fprintf(stderr, "evbus tail: lost %llu events before %u:%llu\n",
                 (unsigned long long)ev->lost_events, ev->partition,
                 (unsigned long long)ev->offset);
-    t->out.len = 0;
     int rc = t->c.json ? tail_json(t, ev) : tail_text(t, ev);
     if (rc < 0)
         return cli_error(&t->c, "out of memory");
-    if (fwrite(t->out.data, 1, t->out.len, stdout) != t->out.len) {
-        /* The reader of our output went away (`| head`), or Ctrl-C came
-         * while the output blocked: stop quietly; tail_flush() then
-         * fails too and so commits nothing. */
-        t->stop = true;
-        if (output_stopped())
-            return 0;
-        return cli_error(&t->c, "writing output: %s", strerror(errno));
-    }
     t->printed++;
+    if (t->out.len >= TAIL_OUT_HIGH && (rc = tail_write(t)) != 0)
+        return rc == 1 ? 0 : rc;
     return 0;
 }
 
@@ -331,12 +343,9 @@ static int tail_print(tail *t, const evb_event *ev)
  */
 static int tail_flush(tail *t)
 {
-    if (fflush(stdout) != 0 || ferror(stdout)) {
-        t->stop = true;
-        if (output_stopped())
-            return CLI_OK;
-        return cli_error(&t->c, "writing output: %s", strerror(errno));
-    }
+    int rc = tail_write(t);
+    if (rc)
+        return rc == 1 ? CLI_OK : rc;
     if (t->co.name == NULL)
         return 0;
     int err = evb_consumer_commit(t->cons);

@@ -93,6 +93,25 @@ out_is() { [[ "$(cat "$OUT")" == "$1" ]]; }
 out_empty() { [[ ! -s "$OUT" ]]; }
 out_has() { grep -q -- "$1" "$OUT"; }
 err_has() { grep -qi -- "$1" "$ERR"; }
+# wait_bg SECONDS: wait for $BG_PID to exit; RC is its status, or 124 if
+# it had to be killed at the deadline. Clears BG_PID.
+wait_bg() {
+    local deadline=$((SECONDS + $1))
+    # A zombie still answers kill -0: look at its state instead.
+    while [[ -e /proc/$BG_PID ]] && ! grep -q '^[0-9]* (.*) Z' "/proc/$BG_PID/stat" 2>/dev/null; do
+        if ((SECONDS >= deadline)); then
+            kill -KILL "$BG_PID" 2>/dev/null || true
+            wait "$BG_PID" 2>/dev/null || true
+            RC=124
+            BG_PID=
+            return
+        fi
+        sleep 0.05
+    done
+    RC=0
+    wait "$BG_PID" || RC=$?
+    BG_PID=
+}
 not_grep() { ! grep -q -- "$1" "$2"; }
 err_one_line() { [[ "$(wc -l <"$ERR")" -eq 1 ]] && grep -q '^evbus [a-z]*: ' "$ERR"; }
 # py CODE: run python with stdout of the last command on stdin.

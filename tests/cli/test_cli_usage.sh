@@ -122,8 +122,7 @@ test_pub_linger() {
         check "linger $linger: the line is out while input stays open" \
             wait_for 5 first_is "ling$linger" "0:0 first"
         touch "$TMP/release"
-        RC=0; wait "$BG_PID" || RC=$?
-        BG_PID=
+        wait_bg 20
         check "linger $linger: pub exits 0 at the end of input" rc_is 0
         ev tail "ling$linger" --bus "$BUS"
         check "linger $linger: both lines, in order" out_is $'0:0 first\n0:1 second'
