@@ -32,6 +32,44 @@
  *   D1  doorbell (Dekker): commit CAS seq_cst then waiters load seq_cst;
  *       a sleeper fetch_or's its waiter bit seq_cst then loads the stamp
  *       seq_cst (doorbell.c). At least one sees the other.
+ *   T1  tail snapshot (evb_ring_load_tail): pos, offset, pos again, each
+ *       with acquire. Pairs with the claim's CAS16 (a full barrier): a
+ *       snapshot that sees a claim sees what its claimant stored before
+ *       (C1), and acquire keeps the three loads, and every load after
+ *       them, in program order. Readers' direct loads of tail.pos use it
+ *       the same way.
+ *   P1  producer slot lease (owner word): a producer takes a free slot
+ *       with a CAS acq_rel and gives it back with a release store of 0
+ *       after its last commit and statistics (claim.c); a reaper or a
+ *       padder frees a dead owner's slot with a CAS acq_rel (pad.c).
+ *       Scanners load owner with acquire before they look at pending or
+ *       the intent, so those loads stay after it and a slot seen free or
+ *       owned shows what its last lease holder released.
+ *   P2  pending: finish() stores EVB_POS_NONE with release after the
+ *       commit CAS, attach() with release after taking the slot, and a
+ *       padder clears a dead claimant's with a CAS acq_rel; scanners load
+ *       it with acquire (refresh_limit, pad.c), so a scanner that sees the
+ *       claim resolved also sees its committed stamp. The store of a new
+ *       claim's pos is C1's.
+ *   I1  intent seqlock (write_intent / pad.c read_intent): the producer
+ *       stores seq odd, fences release, stores the fields, stores seq even
+ *       with release; a padder loads seq with acquire (pairs with the even
+ *       release: fields at least that new), the fields, fences acquire,
+ *       loads seq again. Had it read any field of a later write, the fence
+ *       pair makes the odd store visible to that second load: torn reads
+ *       are refused.
+ *   Q1  reader slot lease (cursor.c): a reader takes a slot with a CAS
+ *       acq_rel and gives it back with a release store of 0 after its last
+ *       cursor store; a reaper loads owner with acquire and frees a dead
+ *       owner's slot with a CAS acq_rel, so a new owner sees every store
+ *       of the old one. The new owner's fields are published by S1.
+ *   M1  ring magic (map.c): the creator stores every header field, then
+ *       magic with release; an opener loads magic with acquire before any
+ *       other field, so a ring that reads as valid reads as finished.
+ *   B1  bells (doorbell.c): evb_bell_ring bumps the futex word with a
+ *       release RMW after what it announces; a sleeper loads the word with
+ *       acquire before its last check (evb_ring_waiter_set, the flusher's
+ *       bells in bus/durable/), so one that saw the bump sees the news.
  */
 #include "ring.h"
 
@@ -54,9 +92,9 @@ void evb_ring_load_tail(const struct evb_ring *r, uint64_t *pos, uint64_t *offse
 {
     struct evb_ring_tail *t = &r->hdr->tail;
     for (;;) {
-        /* pos, offset, pos again: positions only grow, so two equal reads
-         * of pos bracket an offset from the same CAS. Acquire keeps the
-         * three loads in order. */
+        /* T1: pos, offset, pos again: positions only grow, so two equal
+         * reads of pos bracket an offset from the same CAS. Acquire pairs
+         * with the claims' CAS16 and keeps the three loads in order. */
         uint64_t p1 = atomic_load_explicit(&t->pos, memory_order_acquire);
         uint64_t o = atomic_load_explicit(&t->offset, memory_order_acquire);
         uint64_t p2 = atomic_load_explicit(&t->pos, memory_order_acquire);
@@ -90,6 +128,7 @@ static void refresh_limit(struct evb_ring_producer *p, uint64_t pos)
     }
     for (uint32_t i = 0; !r->durable && i < EVB_RING_READER_SLOTS; i++) {
         struct evb_reader_slot *s = &r->rslots[i];
+        /* Q1: acquire, so kind and cursor are loaded after the owner. */
         if (!atomic_load_explicit(&s->owner, memory_order_acquire))
             continue;
         /* Relaxed: kind is settled before the S1 fence of its reader. */
@@ -104,6 +143,7 @@ static void refresh_limit(struct evb_ring_producer *p, uint64_t pos)
         if (i == p->slot_idx)
             continue;
         struct evb_producer_slot *s = &r->pslots[i];
+        /* P1: owner first, then (P2) its pending claim. */
         uint64_t owner = atomic_load_explicit(&s->owner, memory_order_acquire);
         if (!owner)
             continue;
@@ -113,7 +153,8 @@ static void refresh_limit(struct evb_ring_producer *p, uint64_t pos)
         /* A committed stamp at a dead owner's pending claim is a leftover
          * (it lost the CAS, or died after committing): free the slot. A
          * live owner's pending claim counts even when padded, because the
-         * owner may still be writing into it. */
+         * owner may still be writing into it. A1: acquire, as a reader's
+         * load of the stamp. */
         uint64_t st = atomic_load_explicit(&evb_ring_frame(r, pend)->stamp,
                                            memory_order_acquire);
         if (evb_stamp_is_committed(st, pend) && !evb_proc_alive(owner)) {
@@ -128,18 +169,22 @@ static void refresh_limit(struct evb_ring_producer *p, uint64_t pos)
 static void write_intent(struct evb_producer_slot *s, uint64_t pos, uint64_t off,
                          uint32_t pad, uint32_t len, uint32_t events)
 {
-    /* Seqlock over the intent. Relaxed seq load: only this producer
-     * writes it. The release fence orders the odd value before the
-     * fields; the final release orders the fields before the even value;
-     * a padder reads seq (acquire), fields, fence acquire, seq. */
+    /* I1: seqlock over the intent. Relaxed seq load: only this producer
+     * writes it. The odd store is relaxed: the release fence after it
+     * orders it before the fields (pairs with read_intent's acquire
+     * fence); the final release orders the fields before the even value
+     * (pairs with read_intent's first, acquire load). */
     uint64_t seq = atomic_load_explicit(&s->intent_seq, memory_order_relaxed);
     atomic_store_explicit(&s->intent_seq, seq + 1, memory_order_relaxed);
+    /* I1: odd value before any field. */
     atomic_thread_fence(memory_order_release);
+    /* Relaxed fields: the I1 fence and the even release order them. */
     atomic_store_explicit(&s->intent_pos, pos, memory_order_relaxed);
     atomic_store_explicit(&s->intent_offset, off, memory_order_relaxed);
     atomic_store_explicit(&s->intent_pad, pad, memory_order_relaxed);
     atomic_store_explicit(&s->intent_len, len, memory_order_relaxed);
     atomic_store_explicit(&s->intent_events, events, memory_order_relaxed);
+    /* I1: fields before the even value. */
     atomic_store_explicit(&s->intent_seq, seq + 2, memory_order_release);
 }
 
@@ -201,6 +246,9 @@ static void commit_end_pad(struct evb_ring *r, const struct evb_ring_claim *c)
     if (c->pad >= EVB_FRAME_HDR)
         evb_frame_set_claim(f, c->offset, c->pad, 0);
     uint64_t exp = c->stale_pad;
+    /* R1 for the end pad: its fields before its stamp, pairs with A1; the
+     * data frame's CAS in finish() comes after it. A failed CAS reads
+     * nothing we use: relaxed. */
     if (!evb_stamp_is_committed(exp, c->pos))
         atomic_compare_exchange_strong_explicit(&f->stamp, &exp, c->pos | EVB_STAMP_PAD,
                                                 memory_order_seq_cst,
@@ -224,8 +272,9 @@ static int finish(struct evb_ring_producer *p, struct evb_ring_claim *c, uint64_
                                                  memory_order_seq_cst,
                                                  memory_order_relaxed))
         rc = -ECANCELED;
-    /* Release: the claim is resolved; limit scans of others may pass it.
-     * A zombie (padded, still writing) keeps pending until here. */
+    /* P2: release after the CAS: the claim is resolved; limit scans of
+     * others may pass it. A zombie (padded, still writing) keeps pending
+     * until here. */
     atomic_store_explicit(&p->slot->pending, EVB_POS_NONE, memory_order_release);
     /* D1: second half; seq_cst load after the seq_cst CAS above. */
     if (atomic_load_explicit(&r->hdr->waiters, memory_order_seq_cst))
@@ -245,6 +294,8 @@ int evb_ring_commit(struct evb_ring_producer *p, struct evb_ring_claim *c)
     for (uint32_t i = 1; i < c->events && q + EVB_FRAME_HDR <= end; i++) {
         struct evb_frame *f = evb_ring_frame(r, q);
         uint64_t step = evb_align_frame(f->len);
+        /* R2: this frame's header and value before its stamp, and all of
+         * it before frame 1's R1 CAS. */
         atomic_store_explicit(&f->stamp, q | EVB_STAMP_DATA, memory_order_release);
         if (step < EVB_FRAME_HDR)
             break;
@@ -293,12 +344,17 @@ int evb_ring_producer_attach(struct evb_ring_producer *p, struct evb_ring *r,
         for (uint32_t i = 0; i < EVB_RING_PRODUCER_SLOTS; i++) {
             struct evb_producer_slot *s = &r->pslots[i];
             uint64_t exp = 0;
+            /* P1: take the lease; acquire pairs with the last holder's
+             * release (or a reaper's CAS). Failure: someone else's slot,
+             * nothing read from it, relaxed. */
             if (!atomic_compare_exchange_strong_explicit(&s->owner, &exp, self,
                                                          memory_order_acq_rel,
                                                          memory_order_relaxed))
                 continue;
+            /* P2: no claim of ours yet. */
             atomic_store_explicit(&s->pending, EVB_POS_NONE, memory_order_release);
             s->producer_id = producer_id;
+            /* Statistics, and only this producer writes them: relaxed. */
             atomic_store_explicit(&s->published, 0, memory_order_relaxed);
             atomic_store_explicit(&s->published_bytes, 0, memory_order_relaxed);
             p->slot = s;
@@ -315,12 +371,13 @@ void evb_ring_producer_detach(struct evb_ring_producer *p)
 {
     if (!p->slot)
         return;
+    /* Relaxed: the P1 release of owner below publishes it. */
     atomic_store_explicit(&p->slot->pending, EVB_POS_NONE, memory_order_relaxed);
     /* Statistic: keep the count once the slot is gone. */
     atomic_fetch_add_explicit(&p->r->hdr->published_retired,
                               atomic_load_explicit(&p->slot->published, memory_order_relaxed),
                               memory_order_relaxed);
-    /* Release: our last commit is visible before the slot reads as free. */
+    /* P1: release, our last commit is visible before the slot reads as free. */
     atomic_store_explicit(&p->slot->owner, 0, memory_order_release);
     p->slot = NULL;
 }

@@ -40,6 +40,9 @@ void evb_crash_point(const char *name)
     const char *at = getenv("EVB_CRASH_AT");
     if (!at || strcmp(at, name) != 0)
         return;
+    /* Relaxed, and a load then a store rather than one RMW: the tests
+     * that arm a point hit it from one thread at a time, and a lost
+     * decrement would only move the crash by one pass. */
     long skip = atomic_load_explicit(&crash_skip, memory_order_relaxed);
     if (skip < 0) {
         const char *s = getenv("EVB_CRASH_SKIP");
@@ -50,6 +53,8 @@ void evb_crash_point(const char *name)
         return;
     const char *sig = getenv("EVB_CRASH_SIGNAL");
     if (sig && strcmp(sig, "STOP") == 0) {
+        /* Relaxed: a cache of the environment, as above; stopped once,
+         * the process runs on without crash points. */
         atomic_store_explicit(&crash_armed, 0, memory_order_relaxed);
         raise(SIGSTOP);
         return;

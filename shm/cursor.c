@@ -18,6 +18,9 @@ int evb_ring_slot_take(struct evb_ring *r, uint32_t kind, const char *name,
         for (uint32_t i = 0; i < EVB_RING_READER_SLOTS; i++) {
             struct evb_reader_slot *s = &r->rslots[i];
             uint64_t exp = 0;
+            /* Q1: take the lease; acquire pairs with the last holder's
+             * release or a reaper's CAS. Failure: a taken slot, nothing
+             * read from it, relaxed. */
             if (!atomic_compare_exchange_strong_explicit(&s->owner, &exp, self,
                                                          memory_order_acq_rel,
                                                          memory_order_relaxed))
@@ -50,7 +53,7 @@ void evb_ring_slot_release(struct evb_ring *r, uint32_t slot_idx)
 {
     struct evb_reader_slot *s = &r->rslots[slot_idx];
     evb_ring_waiter_clear(r, slot_idx);
-    /* Release: our last cursor store precedes the slot reading as free. */
+    /* Q1: release, our last cursor store precedes the slot reading as free. */
     atomic_store_explicit(&s->owner, 0, memory_order_release);
 }
 
@@ -60,11 +63,13 @@ int evb_ring_reap_readers(struct evb_ring *r)
     int n = 0;
     for (uint32_t i = 0; i < EVB_RING_READER_SLOTS; i++) {
         struct evb_reader_slot *s = &r->rslots[i];
+        /* Q1: acquire, the owner word before we judge it. */
         uint64_t owner = atomic_load_explicit(&s->owner, memory_order_acquire);
         if (!owner || (owner >> 32) == self_pid || evb_proc_alive(owner))
             continue;
-        /* The CAS compares the whole owner word, so a slot taken again by
-         * a new process meanwhile is left alone. */
+        /* Q1: the CAS compares the whole owner word, so a slot taken again
+         * by a new process meanwhile is left alone (failure: relaxed,
+         * nothing read). */
         if (!atomic_compare_exchange_strong_explicit(&s->owner, &owner, 0,
                                                      memory_order_acq_rel,
                                                      memory_order_relaxed))

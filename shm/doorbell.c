@@ -42,7 +42,7 @@ void evb_ring_wake_waiters(struct evb_ring *r)
 
 void evb_bell_ring(_Atomic uint32_t *bell)
 {
-    /* Release: pairs with the sleeper's acquire load of the bell value it
+    /* B1: release, pairs with the sleeper's acquire load of the bell value it
      * then sleeps on (evb_ring_waiter_set, and the flusher's bells), so a
      * sleeper that read the new value sees what was published before it. */
     atomic_fetch_add_explicit(bell, 1, memory_order_release);
@@ -66,6 +66,7 @@ void evb_ring_waiter_set(struct evb_ring *r, uint32_t slot_idx, uint32_t *bell_v
 {
     /* D1: seq_cst RMW, then the caller re-checks the stamp with seq_cst. */
     atomic_fetch_or_explicit(&r->hdr->waiters, 1ull << slot_idx, memory_order_seq_cst);
+    /* B1: acquire pairs with evb_bell_ring's release bump. */
     *bell_val = atomic_load_explicit(&r->hdr->bell, memory_order_acquire);
 }
 

@@ -78,9 +78,10 @@ int evb_ring_create(const char *path, const struct evb_ring_init *init)
     for (uint32_t i = 0; i < EVB_RING_PRODUCER_SLOTS; i++) {
         struct evb_producer_slot *s =
             (void *)((uint8_t *)base + EVB_PRODUCER_SLOTS_OFFSET + i * EVB_LINE);
+        /* Relaxed: published by the magic's release (M1) too. */
         atomic_store_explicit(&s->pending, EVB_POS_NONE, memory_order_relaxed);
     }
-    /* R-magic: everything above before magic; pairs with the acquire load
+    /* M1: everything above before magic; pairs with the acquire load
      * in evb_ring_validate(), so an opener that sees the magic sees a
      * finished header. */
     atomic_store_explicit(&hdr->magic, EVB_RING_MAGIC, memory_order_release);
@@ -100,6 +101,8 @@ int evb_ring_validate(struct evb_ring *r, const void *base, size_t bytes)
     if (bytes < EVB_RING_DATA_OFFSET)
         return evb_err_set(-EBADMSG, "file of %zu bytes is smaller than a ring header",
                            bytes);
+    /* M1: acquire pairs with the creator's release: the fields read
+     * below are the finished ones. */
     uint64_t magic = atomic_load_explicit(&hdr->magic, memory_order_acquire);
     if (magic != EVB_RING_MAGIC)
         return evb_err_set(-EBADMSG, "ring magic 0x%llx, expected 0x%llx",

@@ -44,20 +44,27 @@ struct intent {
     uint32_t pad, len, events;
 };
 
-/* Read a slot's intent under its seqlock; false when torn or not pending. */
+/* Read a slot's intent under its seqlock (I1, claim.c); false when torn or
+ * not pending. */
 static bool read_intent(struct evb_producer_slot *s, struct intent *in)
 {
+    /* I1: acquire pairs with write_intent's even release. */
     uint64_t s1 = atomic_load_explicit(&s->intent_seq, memory_order_acquire);
     if (s1 & 1)
         return false;
+    /* Relaxed fields: the seqlock decides whether they are one intent. */
     in->pos = atomic_load_explicit(&s->intent_pos, memory_order_relaxed);
     in->offset = atomic_load_explicit(&s->intent_offset, memory_order_relaxed);
     in->pad = atomic_load_explicit(&s->intent_pad, memory_order_relaxed);
     in->len = atomic_load_explicit(&s->intent_len, memory_order_relaxed);
     in->events = atomic_load_explicit(&s->intent_events, memory_order_relaxed);
+    /* I1: pairs with write_intent's release fence: a field of a later
+     * write makes its odd seq visible to the load below. */
     atomic_thread_fence(memory_order_acquire);
+    /* Relaxed: the I1 fence above keeps it after the field loads. */
     if (atomic_load_explicit(&s->intent_seq, memory_order_relaxed) != s1)
         return false;
+    /* P2: acquire, still pending at the intent's position? */
     return atomic_load_explicit(&s->pending, memory_order_acquire) == in->pos;
 }
 
@@ -65,6 +72,7 @@ static bool read_intent(struct evb_producer_slot *s, struct intent *in)
 static bool is_boundary(struct evb_ring *r, uint64_t pos, uint64_t offset)
 {
     struct evb_frame *f = evb_ring_frame(r, pos);
+    /* A1: acquire as a reader, so the offset below is the committed one. */
     uint64_t st = atomic_load_explicit(&f->stamp, memory_order_acquire);
     if (evb_stamp_is_committed(st, pos)) {
         if (r->capacity - (pos & r->mask) < EVB_FRAME_HDR)
@@ -76,6 +84,7 @@ static bool is_boundary(struct evb_ring *r, uint64_t pos, uint64_t offset)
     for (uint32_t i = 0; i < EVB_RING_PRODUCER_SLOTS; i++) {
         struct evb_producer_slot *s = &r->pslots[i];
         struct intent in;
+        /* P1: owner, then the intent. */
         if (!atomic_load_explicit(&s->owner, memory_order_acquire) || !read_intent(s, &in))
             continue;
         if (in.pos == pos && in.offset == offset)
@@ -98,6 +107,7 @@ static int find_hole(struct evb_ring *r, uint64_t pos, uint64_t tpos, uint64_t t
     int found = 0;
     for (uint32_t i = 0; i < EVB_RING_PRODUCER_SLOTS; i++) {
         struct evb_producer_slot *s = &r->pslots[i];
+        /* P1: owner, then the intent. */
         uint64_t owner = atomic_load_explicit(&s->owner, memory_order_acquire);
         struct intent in;
         if (!owner || !read_intent(s, &in))
@@ -170,16 +180,20 @@ int evb_ring_unblock(struct evb_ring *r, uint64_t pos, uint64_t waited_ns)
     atomic_fetch_add_explicit(dead ? &r->hdr->padded_dead : &r->hdr->padded_stalled,
                               h.events ? 1 : 0, memory_order_relaxed);
     if (dead && h.data_part) {
-        /* The dead claimant can make no further claim: free its slot. */
+        /* The dead claimant can make no further claim: free its slot.
+         * P2: its claim is resolved (our CAS above). A failed CAS (a new
+         * owner or another padder got there) reads nothing: relaxed. */
         uint64_t exp = h.intent_pos;
         atomic_compare_exchange_strong_explicit(&h.slot->pending, &exp, EVB_POS_NONE,
                                                 memory_order_acq_rel, memory_order_relaxed);
         uint64_t o = h.owner;
+        /* P1: free the lease after clearing pending; relaxed on failure. */
         if (atomic_compare_exchange_strong_explicit(&h.slot->owner, &o, 0,
                                                     memory_order_acq_rel,
                                                     memory_order_relaxed))
             retire(r, h.slot);
     }
+    /* D1: second half, seq_cst load after the seq_cst pad CAS. */
     if (atomic_load_explicit(&r->hdr->waiters, memory_order_seq_cst))
         evb_ring_wake_waiters(r);
     return 1;
@@ -212,14 +226,16 @@ void evb_ring_reap_producers(struct evb_ring *r)
     uint64_t self_pid = evb_proc_self() >> 32;
     for (uint32_t i = 0; i < EVB_RING_PRODUCER_SLOTS; i++) {
         struct evb_producer_slot *s = &r->pslots[i];
+        /* P1: owner, then its pending claim and intent. */
         uint64_t owner = atomic_load_explicit(&s->owner, memory_order_acquire);
         if (!owner || (owner >> 32) == self_pid || evb_proc_alive(owner))
             continue;
         /* A dead owner's pending claim that is still a hole must be padded
          * first (by a reader or a blocked producer), so keep the slot: its
-         * intent is the only record of the hole's extent. */
+         * intent is the only record of the hole's extent. P2: acquire. */
         uint64_t pend = atomic_load_explicit(&s->pending, memory_order_acquire);
         if (pend != EVB_POS_NONE) {
+            /* A1: acquire, as a reader. */
             uint64_t st = atomic_load_explicit(&evb_ring_frame(r, pend)->stamp,
                                                memory_order_acquire);
             uint64_t tpos, toff;
@@ -231,6 +247,7 @@ void evb_ring_reap_producers(struct evb_ring *r)
             struct intent in;
             if (resolved && read_intent(s, &in) && in.pad) {
                 uint64_t dp = in.pos + in.pad;
+                /* A1 again, for the data part. */
                 uint64_t st2 = atomic_load_explicit(&evb_ring_frame(r, dp)->stamp,
                                                     memory_order_acquire);
                 resolved = evb_stamp_is_committed(st2, dp);
@@ -238,6 +255,8 @@ void evb_ring_reap_producers(struct evb_ring *r)
             if (!resolved && pend < tpos)
                 continue;
         }
+        /* P1: free the dead owner's lease; the whole word must still
+         * match. Failure: the slot changed hands, nothing read: relaxed. */
         if (atomic_compare_exchange_strong_explicit(&s->owner, &owner, 0,
                                                     memory_order_acq_rel,
                                                     memory_order_relaxed))

@@ -71,6 +71,7 @@ static int check_offset(struct evb_ring_reader *rd, uint64_t off)
         if (off < rd->offset)
             return corrupt(rd, "offset went back to", rd->pos, off);
         rd->lost_events += off - rd->offset;
+        /* Statistic: relaxed. */
         atomic_fetch_add_explicit(&rd->r->rslots[rd->slot_idx].lost, off - rd->offset,
                                   memory_order_relaxed);
         rd->offset = off;
@@ -105,6 +106,8 @@ int evb_ring_read(struct evb_ring_reader *rd, struct evb_frame_view *v)
         uint64_t pos = rd->pos;
         bool verify = pos < rd->verify_below;
         if (verify) {
+            /* T1: lapped already? Acquire keeps the stamp load below after
+             * it; the real check of the copy is L1 (lapped_after). */
             uint64_t t = atomic_load_explicit(&r->hdr->tail.pos, memory_order_acquire);
             if (t > pos && t - pos > r->capacity) {
                 jump(rd, t);
@@ -120,6 +123,7 @@ int evb_ring_read(struct evb_ring_reader *rd, struct evb_frame_view *v)
             if (rc == 1)
                 continue;
             if (verify) {
+                /* T1: nothing here yet, or lapped while we looked? */
                 uint64_t t = atomic_load_explicit(&r->hdr->tail.pos, memory_order_acquire);
                 if (t > pos && t - pos > r->capacity) {
                     jump(rd, t);
@@ -212,6 +216,10 @@ int evb_ring_oldest(struct evb_ring *r, uint64_t *pos, uint64_t *offset)
         return 0;
     }
     struct evb_frame *f = evb_ring_frame(r, at);
+    /* A1: acquire pairs with the commit or pad of the frame at AT. The
+     * offset is a relaxed atomic load: a padder may be storing the same
+     * value (frame.h), and a producer of the next lap a new one, which
+     * the L1 check below catches. */
     uint64_t st = atomic_load_explicit(&f->stamp, memory_order_acquire);
     uint64_t off = __atomic_load_n(&f->offset, __ATOMIC_RELAXED);
     /* L1: the offset we copied is good only if no claim lapped it since. */

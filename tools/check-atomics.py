@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """check-atomics.py - fail when an atomic in shm/ or bus/ hides its order.
 
-Usage: check-atomics.py [--print-baseline] SOURCE_ROOT [FILE...].
+Usage: check-atomics.py SOURCE_ROOT [FILE...].
 Scans every .c and .h under
 shm/ and bus/ (bus/durable/ included), or only the FILEs given, and prints
 one line per offence, "file:line: what", then exits 1 (STYLE 2.7):
@@ -24,13 +24,10 @@ The window is counted from the first line of the statement, so a label in
 the comment just above a call that spans several lines covers every order
 argument of it.
 
-shm/ predates the rule in places: check-atomics.baseline (beside this
-script) lists those unlabelled sites by file, order and statement text, and
-they are let through; any other offence fails, and a listed statement that
-changes is checked again. The list only shrinks: label a site, delete its
-line (a stale line is reported on stderr). bus/ has no such list.
---print-baseline prints the keys of shm/'s current offences. Standard
-library only, so CI runs it without installing anything.
+There are no exceptions: every site in shm/ and bus/ is labelled (the
+edge tables are at the top of shm/claim.c, in bus/durable/durable.h and
+bus/cursor_file.c). Standard library only, so CI runs it without
+installing anything.
 """
 import os
 import re
@@ -208,7 +205,7 @@ def check_file(path, rel):
             for name, op in sorted(hits):
                 out.append(('%s:%d: `%s` on _Atomic %s is an implicit seq_cst '
                             'access; use atomic_*_explicit with a written order'
-                            % (rel, no, op, name), None))
+                            % (rel, no, op, name)))
 
     relaxed_lines = set()
     for idx, line in enumerate(code):
@@ -220,14 +217,13 @@ def check_file(path, rel):
         no = idx + 1
         for m in IMPLICIT.finditer(line):
             out.append(('%s:%d: %s() is implicitly seq_cst; use %s_explicit() with '
-                        'a written order' % (rel, no, m.group(1), m.group(1)), None))
+                        'a written order' % (rel, no, m.group(1), m.group(1))))
         for m in ORDERED.finditer(line):
             start, end = statement_span(code, idx, m.start())
             if not any(LABEL.search(c) for c in window_comments(comment, start, end)):
                 out.append(('%s:%d: %s without an edge label (e.g. /* F1: ...; pairs '
                             'with ... */) within %d lines above its statement'
-                            % (rel, no, m.group(1), WINDOW),
-                            baseline_key(rel, m.group(1), code, start, end)))
+                            % (rel, no, m.group(1), WINDOW)))
         for m in RELAXED.finditer(line):
             first, end = statement_span(code, idx, m.start())
             start = first
@@ -238,32 +234,8 @@ def check_file(path, rel):
             if not any(c.strip() for c in window_comments(comment, start, end)):
                 out.append(('%s:%d: %s without a comment saying why relaxed is '
                             'enough within %d lines above its statement'
-                            % (rel, no, m.group(1), WINDOW),
-                            baseline_key(rel, m.group(1), code, first, end)))
+                            % (rel, no, m.group(1), WINDOW)))
     return out
-
-
-def baseline_key(rel, token, code, start, end):
-    """File, order and the statement's code with blanks squeezed: stable
-    when lines move, gone when the statement changes."""
-    text = ' '.join(' '.join(code[start:end + 1]).split())
-    return '%s\t%s\t%s' % (rel, token, text)
-
-
-def load_baseline(path):
-    """Known offences of shm/ (a multiset of keys); bus/ gets none."""
-    keys = {}
-    if not os.path.exists(path):
-        return keys
-    with open(path, encoding='utf-8') as fh:
-        for line in fh:
-            line = line.rstrip('\n')
-            if not line or line.startswith('#'):
-                continue
-            if not line.startswith('shm/'):
-                continue
-            keys[line] = keys.get(line, 0) + 1
-    return keys
 
 
 def sources(root):
@@ -282,32 +254,12 @@ def main(argv):
     if len(argv) < 2:
         print('usage: check-atomics.py SOURCE_ROOT [FILE...]', file=sys.stderr)
         return 2
-    args = argv[1:]
-    print_baseline = '--print-baseline' in args
-    args = [a for a in args if a != '--print-baseline']
-    root = args[0]
-    files = args[1:] or sources(root)
-    found = []
+    root = argv[1]
+    files = argv[2:] or sources(root)
+    offences = []
     for f in files:
         rel = os.path.relpath(f, root) if os.path.isabs(f) else f
-        found += check_file(os.path.join(root, rel), rel)
-    if print_baseline:
-        for _, key in found:
-            if key and key.startswith('shm/'):
-                print(key)
-        return 0
-    left = load_baseline(os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                                      'check-atomics.baseline'))
-    offences = []
-    for msg, key in found:
-        if key and left.get(key, 0) > 0:
-            left[key] -= 1
-            continue
-        offences.append(msg)
-    for key, n in sorted(left.items()):
-        if n > 0:
-            print('check-atomics: baseline entry no longer matches (delete it): %s'
-                  % key.replace('\t', ' | '), file=sys.stderr)
+        offences += check_file(os.path.join(root, rel), rel)
     for o in offences:
         print(o)
     return 1 if offences else 0
