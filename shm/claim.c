@@ -70,6 +70,9 @@
  *       release RMW after what it announces; a sleeper loads the word with
  *       acquire before its last check (evb_ring_waiter_set, the flusher's
  *       bells in bus/durable/), so one that saw the bump sees the news.
+ *   O1  the owner-word cache of proc.c: the word is stored, then the pid
+ *       it belongs to with release; a load of the pid with acquire that
+ *       matches this process sees the word computed for it.
  */
 #include "ring.h"
 

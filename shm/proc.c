@@ -53,16 +53,20 @@ static _Atomic int self_pid;
 uint64_t evb_proc_self(void)
 {
     /* Cached per process; a fork()ed child has another pid and recomputes.
-     * Relaxed: a racing recomputation stores the same value. */
+     * O1 (claim.c): acquire pairs with the release store of the pid below,
+     * so a matching pid comes with the word computed for it, never the
+     * parent's or 0. The word itself is relaxed: a racing recomputation
+     * stores the same value. */
     int pid = getpid();
-    if (atomic_load_explicit(&self_pid, memory_order_relaxed) == pid)
+    if (atomic_load_explicit(&self_pid, memory_order_acquire) == pid)
         return atomic_load_explicit(&self_owner, memory_order_relaxed);
     uint64_t start = evb_proc_start(pid);
     uint64_t owner = (uint64_t)(uint32_t)pid << 32 | (uint32_t)start;
     if (!(uint32_t)start)
         owner |= 1; /* never leave the low half zero: 0 means "free" */
     atomic_store_explicit(&self_owner, owner, memory_order_relaxed);
-    atomic_store_explicit(&self_pid, pid, memory_order_relaxed);
+    /* O1: the word before the pid that says it is valid. */
+    atomic_store_explicit(&self_pid, pid, memory_order_release);
     return owner;
 }
 
