@@ -351,7 +351,9 @@ static void fill_event(evb_event *ev, const struct evb_frame_view *v, uint32_t p
     ev->partition = part;
     ev->type = f->type;
     ev->flags = f->flags;
-    ev->offset = f->offset;
+    /* Relaxed atomic: F may be a ring frame whose losing padder is still
+     * storing the same offset (shm/frame.h, evb_frame_set_claim). */
+    ev->offset = __atomic_load_n(&f->offset, __ATOMIC_RELAXED);
     ev->position = v->pos;
     ev->timestamp_ns = f->timestamp_ns;
     ev->producer_seq = f->producer_seq;

@@ -147,9 +147,21 @@ uint32_t evb_frame_crc(const struct evb_frame *f, uint32_t len)
     const size_t from = offsetof(struct evb_frame, offset);
     const size_t hole = offsetof(struct evb_frame, crc32c);
     const size_t rest = offsetof(struct evb_frame, type);
-    const uint8_t *b = (const uint8_t *)f;
-    uint32_t crc = evb_crc32c(0, b + from, hole - from);
-    return evb_crc32c(crc, b + rest, len - rest);
+    /* [from, hole) from a copy: a producer seals its frame in the ring
+     * while a padder that took it for stalled may be storing the claim
+     * fields (the same values, frame.h), so those three are relaxed
+     * atomic loads. The rest only the producer writes. */
+    struct evb_frame h;
+    h.offset = __atomic_load_n(&f->offset, __ATOMIC_RELAXED);
+    h.claim_len = __atomic_load_n(&f->claim_len, __ATOMIC_RELAXED);
+    h.claim_events = __atomic_load_n(&f->claim_events, __ATOMIC_RELAXED);
+    h.timestamp_ns = f->timestamp_ns;
+    h.producer_seq = f->producer_seq;
+    h.len = f->len;
+    h.producer_id = f->producer_id;
+    h.key_len = f->key_len;
+    uint32_t crc = evb_crc32c(0, (const uint8_t *)&h + from, hole - from);
+    return evb_crc32c(crc, (const uint8_t *)f + rest, len - rest);
 }
 
 uint32_t evb_crc32c_sw(uint32_t crc, const void *p, size_t n)

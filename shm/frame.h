@@ -91,9 +91,11 @@ struct evb_frame_step {
  * field is read once, then checked against ROOM and MAX_FRAME, so a
  * corrupt or hostile header can never send a walk out of bounds; callers
  * use S, never the header again (no double fetch). F may be a private
- * copy of the header (a lap-checking reader). Pad fields are loaded with
- * relaxed atomics: a woken stalled producer may be rewriting them, with
- * the same values (evb_frame_set_claim).
+ * copy of the header (a lap-checking reader). The claim fields (offset,
+ * claim_len, claim_events) are loaded with relaxed atomics, in pads and
+ * data frames alike: a woken stalled producer may be rewriting a pad's,
+ * and a padder that lost the stamp CAS to a commit may still be storing
+ * the committed frame's, always with the same values (evb_frame_set_claim).
  */
 static inline int evb_frame_decode(const struct evb_frame *f, uint64_t stamp, uint64_t pos,
                                    uint64_t room, uint32_t max_frame,
@@ -124,8 +126,11 @@ static inline int evb_frame_decode(const struct evb_frame *f, uint64_t stamp, ui
         *s = (struct evb_frame_step){.bad = "data frame in end gap, room", .bad_value = room};
         return EVB_FRAME_BAD;
     }
+    /* len and key_len: only the claimant writes them, before R1. */
     uint32_t len = f->len, key_len = f->key_len;
-    *s = (struct evb_frame_step){.skip = evb_align_frame(len), .offset = f->offset,
+    /* Relaxed atomic offset: a losing padder may be storing the same value. */
+    *s = (struct evb_frame_step){.skip = evb_align_frame(len),
+                                 .offset = __atomic_load_n(&f->offset, __ATOMIC_RELAXED),
                                  .events = 1, .len = len, .key_len = key_len};
     if (len < EVB_FRAME_HDR || len > max_frame || evb_align_frame(len) > room ||
         key_len > len - EVB_FRAME_HDR) {

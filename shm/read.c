@@ -137,6 +137,11 @@ int evb_ring_read(struct evb_ring_reader *rd, struct evb_frame_view *v)
          * copy, which is trusted only once the lap check (L1) passed. */
         const struct evb_frame *h = f;
         if (verify && (stamp & EVB_STAMP_MASK) == EVB_STAMP_DATA && room >= EVB_FRAME_HDR) {
+            /* A plain copy, seqlock style: a producer of a later lap may be
+             * storing into these bytes, and L1 (lapped_after) throws away
+             * any copy made once a claim reached them. The only other
+             * writer, a padder that lost the stamp CAS, stores the values
+             * already there (frame.h), so the copy is right either way. */
             memcpy(rd->buf, f, EVB_FRAME_HDR);
             h = (const struct evb_frame *)(void *)rd->buf;
         }

@@ -171,7 +171,9 @@ static inline bool evb_ring_reader_take(struct evb_ring_reader *rd,
                                         const struct evb_frame *h,
                                         struct evb_frame_view *v)
 {
-    if (h->offset < rd->skip_below)
+    /* Relaxed atomic: H may be a ring frame whose losing padder is still
+     * storing the same offset (frame.h, evb_frame_set_claim). */
+    if (__atomic_load_n(&h->offset, __ATOMIC_RELAXED) < rd->skip_below)
         return false;
     if (rd->skip_ts) {
         if (h->timestamp_ns < rd->skip_ts)

@@ -279,10 +279,8 @@ Test(ring_pad, pad_wakes_flagged_waiters)
  * while a padder thread (stall time 0) pads each as soon as it is claimed.
  * One CAS decides each frame: commit 0 leaves a data stamp and a readable
  * event, -ECANCELED a pad. Which side wins is timing; the test checks that
- * they agree. The reader reads after both threads ended: a reader thread
- * would race with a losing padder's late stores of the same claim fields
- * (frame.h, evb_frame_set_claim), which the plain header loads on the read
- * path do not allow for yet. */
+ * they agree. Here the reader reads after both threads ended; the next
+ * test reads along in a third thread. */
 #define RACE_CLAIMS 400u
 #define RACE_LEN 64u
 
@@ -346,5 +344,106 @@ Test(ring_pad, commit_and_pad_race_as_threads_agree)
     cr_expect_eq(TR_LD(r.hdr->aborted), RACE_CLAIMS - committed);
     evb_ring_producer_detach(&p);
     evb_ring_reader_detach(&rd);
+    evb_ring_close(&r);
+}
+
+/* The same race with a lossless reader thread reading along, so TSan also
+ * watches A1 and the read path's loads of the claim fields that a losing
+ * padder may still be storing (frame.h, evb_frame_set_claim). */
+struct race {
+    struct evb_ring *r;
+    struct evb_ring_reader rd;
+    _Atomic bool producer_done;
+    _Atomic bool padder_done;
+    int pad_errors;
+    uint64_t read_offsets[RACE_CLAIMS];
+    uint32_t reads;
+    int read_errors;
+};
+
+static void *pad_each_claim_then_say(void *arg)
+{
+    struct race *x = arg;
+    x->pad_errors = (int)(intptr_t)pad_each_claim(x->r);
+    /* Release: pairs with the reader's acquire load of padder_done. */
+    atomic_store_explicit(&x->padder_done, true, memory_order_release);
+    return NULL;
+}
+
+static void *read_along(void *arg)
+{
+    struct race *x = arg;
+    for (;;) {
+        /* Acquire, before the read: both done and then nothing left to
+         * read means every frame was resolved before this last read. */
+        bool done = atomic_load_explicit(&x->producer_done, memory_order_acquire) &&
+                    atomic_load_explicit(&x->padder_done, memory_order_acquire);
+        struct evb_frame_view v;
+        int rc = evb_ring_read(&x->rd, &v);
+        if (rc == -EAGAIN) {
+            if (done)
+                return NULL;
+            sched_yield();
+            continue;
+        }
+        if (rc || x->reads == RACE_CLAIMS) {
+            x->read_errors++;
+            return NULL;
+        }
+        /* Relaxed atomic: the padder may still be storing this offset. */
+        uint64_t off = __atomic_load_n(&v.f->offset, __ATOMIC_RELAXED);
+        const uint8_t *b = (const uint8_t *)v.f;
+        if (v.f->len != RACE_LEN || b[EVB_FRAME_HDR] != (uint8_t)(off + EVB_FRAME_HDR))
+            x->read_errors++;
+        x->read_offsets[x->reads++] = off;
+    }
+}
+
+Test(ring_pad, commit_and_pad_race_as_threads_agree_with_a_reader_thread)
+{
+    struct evb_ring r;
+    struct evb_ring_producer p;
+    struct evb_ring_claim c;
+    static struct race x;
+    static int commit_rc[RACE_CLAIMS];
+    tr_ring(&r, NULL);
+    r.stall_ns = 0;
+    x.r = &r;
+    cr_assert_eq(evb_ring_reader_attach(&x.rd, &r, EVB_SLOT_LOSSLESS, "", EVB_POS_NONE, 0), 0);
+    cr_assert_eq(evb_ring_producer_attach(&p, &r, 1), 0);
+    pthread_t padder, reader;
+    cr_assert_eq(pthread_create(&padder, NULL, pad_each_claim_then_say, &x), 0);
+    cr_assert_eq(pthread_create(&reader, NULL, read_along, &x), 0);
+    for (uint32_t i = 0; i < RACE_CLAIMS; i++) {
+        cr_assert_eq(evb_ring_claim(&p, RACE_LEN, 1, &c), 0);
+        tr_fill(&r, &c);
+        if (i % 2)
+            sched_yield(); /* widen the window for the padder */
+        commit_rc[i] = evb_ring_commit(&p, &c);
+    }
+    /* Release: pairs with the reader's acquire load of producer_done. */
+    atomic_store_explicit(&x.producer_done, true, memory_order_release);
+    pthread_join(padder, NULL);
+    pthread_join(reader, NULL);
+    cr_expect_eq(x.pad_errors, 0);
+    cr_expect_eq(x.read_errors, 0);
+
+    uint32_t committed = 0;
+    for (uint32_t i = 0; i < RACE_CLAIMS; i++) {
+        uint64_t pos = (uint64_t)i * RACE_LEN;
+        if (commit_rc[i] == 0) {
+            cr_expect_eq(tr_stamp_at(&r, pos), pos | EVB_STAMP_DATA, "claim %u", i);
+            cr_assert_lt(committed, x.reads, "claim %u committed but not read", i);
+            cr_expect_eq(x.read_offsets[committed], i, "events in order, pads skipped");
+            committed++;
+        } else {
+            cr_expect_eq(commit_rc[i], -ECANCELED, "claim %u", i);
+            cr_expect_eq(tr_stamp_at(&r, pos), pos | EVB_STAMP_PAD, "claim %u", i);
+        }
+    }
+    cr_expect_eq(x.reads, committed, "the reader got exactly the committed events");
+    cr_expect_eq(TR_LD(r.hdr->aborted), RACE_CLAIMS - committed);
+    evb_ring_producer_detach(&p);
+    evb_ring_reader_detach(&x.rd);
     evb_ring_close(&r);
 }
