@@ -165,6 +165,21 @@ int evb_ring_unblock(struct evb_ring *r, uint64_t pos, uint64_t waited_ns)
     if (!dead && waited_ns < r->stall_ns)
         return 0;
 
+    /*
+     * Known window (issue 9): nothing stops producers from lapping a
+     * padder. If the claim is resolved (committed, or padded by another)
+     * after our stamp load and the ring then laps POS before the stores
+     * below, they land in a frame of the new lap. Looking at the stamp
+     * and the tail again right before them shrinks the window from the
+     * hole search and the liveness check (a read of /proc) to a few
+     * instructions; closing it needs the padder counted in the producer
+     * limit. A1: acquire, as the first load; T1 for the tail: a claim that
+     * reached this frame's place in the next lap means we are too late.
+     */
+    if (evb_stamp_is_committed(atomic_load_explicit(&f->stamp, memory_order_acquire), pos))
+        return 1;
+    if (atomic_load_explicit(&r->hdr->tail.pos, memory_order_acquire) - pos > r->capacity)
+        return 0;
     /* Identical to what the claimant writes (frame.h). */
     if (r->capacity - (pos & r->mask) >= EVB_FRAME_HDR)
         evb_frame_set_claim(f, h.offset, (uint32_t)(h.end - pos), (uint16_t)h.events);
