@@ -1,7 +1,8 @@
 /*
- * test_seg_reader.c - the segment reader of bus/segment.c: it walks every
- * event of a hand-built log across segments and pads, and reports a
- * removed segment or a corrupt frame with the right code.
+ * test_seg_reader.c - the segment reader of bus/durable/seg_reader.c: it
+ * walks every event of a hand-built log across segments and pads, and
+ * reports a removed segment or a corrupt frame (a bad checksum, offset,
+ * pad length or key length) with the right code.
  */
 #include <criterion/criterion.h>
 #include <fcntl.h>
@@ -116,5 +117,45 @@ Test(seg_reader, pad_longer_than_its_room_is_ebadmsg)
     cr_expect_eq(seen, events_below(r->pos));
     cr_expect_eq(sr.pos, r->pos, "stopped at %llu, the pad is at %llu",
                  (unsigned long long)sr.pos, (unsigned long long)r->pos);
+    evb_seg_reader_close(&sr);
+}
+
+/* A data frame whose checksum is right but whose key is longer than its
+ * payload (written so by a corrupt or hostile producer, checksum and all):
+ * evb_seg_frame() refuses it on the key_len bound, as the ring reader and
+ * the flusher do (shm/frame.h), and a reader stops there. */
+Test(seg_reader, key_longer_than_the_payload_is_refused_despite_its_checksum)
+{
+    log_reset(SEG);
+    for (int i = 0; i < 8; i++)
+        put_data(EVB_FRAME_HDR + 40, 1000 + (uint64_t)i);
+    const struct rec *r = &lg.fr[3];
+    cr_assert(r->data);
+    struct evb_frame *f = frame_at(r->pos);
+    uint32_t len = f->len;
+    f->key_len = (uint16_t)(len - EVB_FRAME_HDR + 1);
+    f->crc32c = evb_frame_crc(f, len);
+    /* The frame before it has the largest key its payload allows. */
+    struct evb_frame *prev = frame_at(lg.fr[2].pos);
+    prev->key_len = (uint16_t)(prev->len - EVB_FRAME_HDR);
+    prev->crc32c = evb_frame_crc(prev, prev->len);
+    write_segments(0);
+
+    struct evb_seg s;
+    cr_assert_eq(evb_seg_map(&s, dir, 0, SEG), 0);
+    const struct evb_frame *mf = (const struct evb_frame *)(const void *)(s.map + r->pos);
+    cr_assert_eq(mf->crc32c, evb_frame_crc(mf, len), "the checksum covers the bad key");
+    struct evb_seg_frame fr;
+    cr_expect_eq(evb_seg_frame(&s, &geom, lg.fr[2].pos, &fr), 1);
+    cr_expect_eq(fr.key_len, prev->len - EVB_FRAME_HDR);
+    cr_expect_eq(evb_seg_frame(&s, &geom, r->pos, &fr), 0);
+    cr_expect_eq(evb_seg_frame(&s, &geom, lg.fr[4].pos, &fr), 1);
+    evb_seg_unmap(&s);
+
+    size_t seen;
+    struct evb_seg_reader sr;
+    cr_expect_eq(read_all(0, lg.pos, &seen, &sr), -EBADMSG);
+    cr_expect_eq(seen, 3);
+    cr_expect_eq(sr.pos, r->pos);
     evb_seg_reader_close(&sr);
 }
