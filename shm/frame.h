@@ -132,10 +132,14 @@ static inline int evb_frame_decode(const struct evb_frame *f, uint64_t stamp, ui
     *s = (struct evb_frame_step){.skip = evb_align_frame(len),
                                  .offset = __atomic_load_n(&f->offset, __ATOMIC_RELAXED),
                                  .events = 1, .len = len, .key_len = key_len};
-    if (len < EVB_FRAME_HDR || len > max_frame || evb_align_frame(len) > room ||
-        key_len > len - EVB_FRAME_HDR) {
+    if (len < EVB_FRAME_HDR || len > max_frame || evb_align_frame(len) > room) {
         s->bad = "frame length";
         s->bad_value = len;
+        return EVB_FRAME_BAD;
+    }
+    if (key_len > len - EVB_FRAME_HDR) {
+        s->bad = "key length";
+        s->bad_value = key_len;
         return EVB_FRAME_BAD;
     }
     return EVB_FRAME_DATA;

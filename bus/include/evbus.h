@@ -422,7 +422,10 @@ int evb_abort(evb_producer *p, struct evb_claim *c);
  * disk (written and fdatasync'ed), up to TIMEOUT_MS (<0: forever). Many
  * producers waiting at once share one fdatasync per partition (group
  * commit). On a topic that is not durable it returns 0 at once.
- * Returns 0, -ETIMEDOUT, -EIO.
+ * Returns 0, -ETIMEDOUT, or the error that stopped the partition's
+ * flusher: the write's or fdatasync's (-EIO, -ENOSPC, ...), or -EBADMSG
+ * when it met a corrupt committed frame (flushing of that partition stops
+ * there; `evbus stat` shows it as flush_error).
  */
 int evb_producer_sync(evb_producer *p, int32_t timeout_ms);
 

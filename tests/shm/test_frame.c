@@ -168,16 +168,15 @@ Test(frame, data_frame_longer_than_its_room_is_bad)
     expect_bad(&u, 96, "frame length", 97);
 }
 
-/* key_len is checked against len; the decoder names the frame length,
- * the value a reader finds inconsistent with the key. */
+/* key_len is checked against len, and named with the value found. */
 Test(frame, key_longer_than_the_payload_is_bad)
 {
     union fbuf u;
     data_frame(&u, 10, 0);
     u.f.key_len = 11;
-    expect_bad(&u, ROOM, "frame length", EVB_FRAME_HDR + 10);
+    expect_bad(&u, ROOM, "key length", 11);
     u.f.key_len = UINT16_MAX;
-    expect_bad(&u, ROOM, "frame length", EVB_FRAME_HDR + 10);
+    expect_bad(&u, ROOM, "key length", UINT16_MAX);
 }
 
 Test(frame, data_stamp_in_the_end_gap_is_bad)
