@@ -20,6 +20,11 @@
  *   K4  ownership: an opener's acquire load and CAS of owner pair with the
  *       previous holder's CAS (release) giving it back at close, so the
  *       new holder starts after everything the old one stored.
+ *   K5  upgrade of a version 1 file: its new owner stores the format word,
+ *       then the version with release; pairs with the acquire load of the
+ *       version in cur_check(), so whoever sees version 2 sees the format
+ *       word. A reader that sees version 0 takes the file as version 1,
+ *       whatever the format word holds by then (0 or this build's).
  */
 #include "cursor_file.h"
 
@@ -37,14 +42,13 @@
 
 /* Check the header of a mapped cursor file of FILE_BYTES bytes (at least
  * the header's) against a topic of NPARTS partitions; MAGIC was loaded
- * (K1). 0, or -EBADMSG / -EPROTO with the reason, naming the value found
- * and the one expected, in MSG. */
+ * with acquire (K1), and nothing else is read before it checks out, as
+ * the rest may be a racing creator's work in progress. 0 (this build's
+ * version or version 1), or -EBADMSG / -EPROTO with the reason, naming the
+ * value found and the one expected, in MSG. */
 static int cur_check(const struct evb_cur_hdr *h, uint64_t magic, size_t file_bytes,
                      uint32_t nparts, char *msg, size_t cap)
 {
-    uint32_t parts = h->partitions;
-    uint32_t version = h->version;
-    uint64_t format = h->format;
     size_t want = evb_cur_file_bytes(nparts);
     if (magic == 0 && file_bytes != want) {
         snprintf(msg, cap, "%zu bytes, expected %zu for %u partitions", file_bytes, want,
@@ -56,11 +60,18 @@ static int cur_check(const struct evb_cur_hdr *h, uint64_t magic, size_t file_by
                  (unsigned long long)EVB_CUR_MAGIC);
         return -EBADMSG;
     }
-    if (version != EVB_CUR_VERSION) {
+    /* Written before the magic (K1) and never again. */
+    uint32_t parts = h->partitions;
+    /* K5: acquire; an upgrader's format word comes with its version. */
+    uint32_t version = atomic_load_explicit(&h->version, memory_order_acquire);
+    /* Relaxed: ordered by K1, or by K5 when version is 2; with version 0
+     * it is 0 or, mid-upgrade, this build's word. */
+    uint64_t format = atomic_load_explicit(&h->format, memory_order_relaxed);
+    if (version != EVB_CUR_VERSION && version != EVB_CUR_VERSION_1) {
         snprintf(msg, cap, "version %u, this build reads %u", version, EVB_CUR_VERSION);
         return -EPROTO;
     }
-    if (format != EVB_CUR_FORMAT_WORD) {
+    if (format != EVB_CUR_FORMAT_WORD && (version == EVB_CUR_VERSION || format != 0)) {
         snprintf(msg, cap, "format 0x%llx, this build reads 0x%llx",
                  (unsigned long long)format, (unsigned long long)EVB_CUR_FORMAT_WORD);
         return -EPROTO;
@@ -75,6 +86,24 @@ static int cur_check(const struct evb_cur_hdr *h, uint64_t magic, size_t file_by
         return -EBADMSG;
     }
     return 0;
+}
+
+/* Rewrite a version 1 header as this build's, in place (the layout is the
+ * same: only the zero version and format words change). Called by the
+ * owner only (K4), so no two upgraders race. A process of a version 1
+ * build never reads or writes these two words, so one that opens the file
+ * meanwhile, or later, still works with it; it cannot own it at the same
+ * time (the owner word and its protocol are unchanged). */
+static void cur_upgrade(struct evb_cur_hdr *f)
+{
+    /* Relaxed: only the owner writes version after creation, and K4 put
+     * this owner after the previous one. */
+    if (atomic_load_explicit(&f->version, memory_order_relaxed) != EVB_CUR_VERSION_1)
+        return;
+    /* Relaxed: published by the version's release (K5). */
+    atomic_store_explicit(&f->format, EVB_CUR_FORMAT_WORD, memory_order_relaxed);
+    /* K5: release; the format word before the version. */
+    atomic_store_explicit(&f->version, EVB_CUR_VERSION, memory_order_release);
 }
 
 /* Map a cursor file's first min(SIZE, BYTES) bytes (never past its end);
@@ -126,10 +155,10 @@ int evb_cursor_file_open(struct evb_cursor_file *cf, const struct evb_topic_map 
     if (magic == 0 && size == bytes) {
         /* New file: racing creators write identical values. */
         f->partitions = tm->nparts;
-        f->version = EVB_CUR_VERSION;
-        f->format = EVB_CUR_FORMAT_WORD;
+        /* Relaxed: published by the magic's release (K1). */
+        atomic_store_explicit(&f->version, EVB_CUR_VERSION, memory_order_relaxed);
+        atomic_store_explicit(&f->format, EVB_CUR_FORMAT_WORD, memory_order_relaxed);
         for (uint32_t i = 0; i < tm->nparts; i++)
-            /* Relaxed: published by the magic's release (K1). */
             atomic_store_explicit(&f->e[i].pos, EVB_POS_NONE, memory_order_relaxed);
         /* K1: release; everything above before the magic. */
         atomic_store_explicit(&f->magic, EVB_CUR_MAGIC, memory_order_release);
@@ -152,6 +181,7 @@ int evb_cursor_file_open(struct evb_cursor_file *cf, const struct evb_topic_map 
                                                     memory_order_relaxed))
             break;
     }
+    cur_upgrade(f);
     cf->map = f;
     cf->bytes = bytes;
     return 0;

@@ -22,19 +22,24 @@
  * version, format and every entry's pos = EVB_POS_NONE, then the magic
  * with release (K1). Racing creators write identical values.
  *
- * An opener checks, naming found and expected values:
+ * An opener checks the magic first, then the rest, naming found and
+ * expected values:
  *   shorter than the header, wrong magic,    -EBADMSG  (not a cursor file,
  *   other partition count, wrong size                   or not this topic's)
- *   version or format word differ            -EPROTO   (another build's)
- * The retention's scan (evb_consumers_min_committed) skips such a file.
+ *   version other than 0 or 2, or format     -EPROTO   (another build's)
+ *   word other than this build's
+ * A newer version than this build's is refused too, never read or
+ * rewritten: its layout may differ, so this build cannot know what it
+ * would clobber. The retention's scan (evb_consumers_min_committed) skips
+ * any file an opener would refuse.
  *
  * Version history:
  *   1  (no version field) magic, partitions, owner, entries at 32; the
  *      version and format words were zero padding
  *   2  version at 12 and format word at 24, in that padding; nothing moved
- * A version 1 file reads "version 0, this build reads 2" and its consumer
- * cannot open until the file is removed (its commits are then lost: the
- * consumer starts at its start option).
+ * A version 1 file (version word 0, format word 0) has version 2's layout,
+ * so it is read as is, and its first owner under this build upgrades it in
+ * place (K5 in cursor_file.c): the committed cursors are kept.
  */
 #ifndef EVB_CURSOR_FORMAT_H
 #define EVB_CURSOR_FORMAT_H
@@ -46,9 +51,11 @@
 
 /* Cross-process atomics must not fall back to a process-local lock. */
 static_assert(ATOMIC_LLONG_LOCK_FREE == 2, "64-bit atomics must be lock-free");
+static_assert(ATOMIC_INT_LOCK_FREE == 2, "32-bit atomics must be lock-free");
 
 #define EVB_CUR_MAGIC 0x3152554342564545ull /* "EEVBCUR1" little-endian */
 #define EVB_CUR_VERSION 2u
+#define EVB_CUR_VERSION_1 0u /* the version word of a version 1 file */
 #define EVB_CUR_HDR_BYTES 32u
 #define EVB_CUR_ENTRY_BYTES 32u
 #define EVB_CUR_ENTRY_POS 8u    /* offset of pos in an entry */
@@ -90,14 +97,17 @@ struct evb_cur_hdr {
     /* 8: entries in the file, the topic's partitions; written once before
      * the magic. */
     uint32_t partitions;
-    /* 12: EVB_CUR_VERSION; written once before the magic. */
-    uint32_t version;
+    /* 12: EVB_CUR_VERSION, written before the magic (K1); or 0 in a
+     * version 1 file, which its owner rewrites to EVB_CUR_VERSION after
+     * the format word, with release (K5). */
+    _Atomic uint32_t version;
     /* 16: the process that has the consumer open, pid << 32 | start time
      * (evb_proc_self), 0 when none. Taken by CAS when free or its holder
      * is dead, given back by CAS at close (K4). */
     _Atomic uint64_t owner;
-    /* 24: EVB_CUR_FORMAT_WORD; written once before the magic. */
-    uint64_t format;
+    /* 24: EVB_CUR_FORMAT_WORD, written before the magic (K1), or before
+     * the version when a version 1 file (0 here) is upgraded (K5). */
+    _Atomic uint64_t format;
     struct evb_cur_entry e[];    /* 32: one per partition */
 };
 

@@ -1,10 +1,11 @@
 /*
  * test_cursor_file.c - a named consumer's cursor file (bus/cursor_format.h,
  * bus/cursor_file.c): a new file carries this build's version and format;
- * a wrong magic, an old version, another format word, another partition
- * count or a wrong size is refused at open with a message naming the value
- * found and the value expected, and skipped by the retention's scan, with
- * no crash (run it under ASan).
+ * a version 1 file keeps its commits and is upgraded in place; a wrong
+ * magic, a newer version, another format word, another partition count or
+ * a wrong size is refused at open with a message naming the value found
+ * and the value expected, and skipped by the retention's scan, with no
+ * crash (run it under ASan).
  */
 #include <criterion/criterion.h>
 #include <fcntl.h>
@@ -115,8 +116,8 @@ Test(cursor_file, new_file_has_this_builds_header)
     cr_assert_eq(fread(&h, 1, sizeof h, f), sizeof h);
     fclose(f);
     cr_assert_eq(atomic_load_explicit(&h.magic, memory_order_relaxed), EVB_CUR_MAGIC);
-    cr_assert_eq(h.version, EVB_CUR_VERSION);
-    cr_assert_eq(h.format, EVB_CUR_FORMAT_WORD);
+    cr_assert_eq(atomic_load_explicit(&h.version, memory_order_relaxed), EVB_CUR_VERSION);
+    cr_assert_eq(atomic_load_explicit(&h.format, memory_order_relaxed), EVB_CUR_FORMAT_WORD);
     cr_assert_eq(h.partitions, 2);
     cr_assert_eq(atomic_load_explicit(&h.owner, memory_order_relaxed), 0,
                  "close gives the file back");
@@ -139,14 +140,94 @@ Test(cursor_file, wrong_magic_is_ebadmsg)
     expect_refused(-EBADMSG, "magic 0x1122334455667788, expected 0x3152554342564545");
 }
 
-Test(cursor_file, version_1_file_is_eproto)
+/* A version 1 file exactly as a build of that version wrote it. */
+struct v1_cur_file {
+    uint64_t magic;
+    uint32_t partitions;
+    uint32_t pad_;           /* now the version word */
+    uint64_t owner;
+    uint64_t pad2_;          /* now the format word */
+    struct {
+        uint64_t seq, pos, offset, pad_;
+    } e[2];
+};
+
+static void read_hdr(struct evb_cur_hdr *h, struct evb_cur_entry e[2])
 {
-    /* A file from before versions: zero where version and format are. */
+    FILE *f = fopen(cur_path, "r");
+    cr_assert_not_null(f);
+    cr_assert_eq(fread(h, 1, sizeof *h, f), sizeof *h);
+    cr_assert_eq(fread(e, sizeof e[0], 2, f), 2);
+    fclose(f);
+}
+
+Test(cursor_file, version_1_file_keeps_its_commits_and_is_upgraded)
+{
+    make_committed_file(10);
+    struct evb_cur_hdr h;
+    struct evb_cur_entry e[2];
+    read_hdr(&h, e);
+    struct v1_cur_file old = {.magic = EVB_CUR_MAGIC, .partitions = 2};
+    for (int i = 0; i < 2; i++) {
+        old.e[i].seq = 2;
+        old.e[i].pos = atomic_load_explicit(&e[i].pos, memory_order_relaxed);
+        old.e[i].offset = atomic_load_explicit(&e[i].offset, memory_order_relaxed);
+        cr_assert_neq(old.e[i].pos, EVB_POS_NONE, "partition %d was committed", i);
+    }
+    FILE *f = fopen(cur_path, "w");
+    cr_assert_not_null(f);
+    cr_assert_eq(fwrite(&old, 1, sizeof old, f), sizeof old);
+    cr_assert_eq(fclose(f), 0);
+    cr_assert_eq(sizeof old, evb_cur_file_bytes(2));
+
+    /* The retention's scan honours the old file's commits as they are. */
+    struct evb_topic_map *tm;
+    cr_assert_eq(evb_topic_map_open(bus, "c", &tm), 0);
+    cr_assert_eq(evb_consumers_min_committed(tm, 0), old.e[0].pos);
+    cr_assert_eq(evb_consumers_min_committed(tm, 1), old.e[1].pos);
+    evb_topic_map_close(tm);
+
+    /* The consumer resumes after its commits: nothing new to read (with
+     * the commits lost it would start over at the earliest event). */
+    evb_consumer *c;
+    cr_assert_eq(open_billing(&c), 0, "%s", evb_last_error());
+    evb_event ev;
+    cr_assert_eq(evb_consumer_next(c, &ev, 0), -EAGAIN);
+    evb_consumer_close(c);
+
+    /* And the file now reads as this build's, its commits untouched. */
+    read_hdr(&h, e);
+    cr_assert_eq(atomic_load_explicit(&h.magic, memory_order_relaxed), EVB_CUR_MAGIC);
+    cr_assert_eq(atomic_load_explicit(&h.version, memory_order_relaxed), EVB_CUR_VERSION);
+    cr_assert_eq(atomic_load_explicit(&h.format, memory_order_relaxed), EVB_CUR_FORMAT_WORD);
+    cr_assert_eq(h.partitions, 2);
+    for (int i = 0; i < 2; i++) {
+        cr_assert_eq(atomic_load_explicit(&e[i].pos, memory_order_relaxed), old.e[i].pos);
+        cr_assert_eq(atomic_load_explicit(&e[i].offset, memory_order_relaxed),
+                     old.e[i].offset);
+    }
+}
+
+Test(cursor_file, newer_version_is_eproto)
+{
+    make_committed_file(4);
+    patch_u32(12, EVB_CUR_VERSION + 1);
+    char want[64];
+    snprintf(want, sizeof want, "version %u, this build reads %u", EVB_CUR_VERSION + 1,
+             EVB_CUR_VERSION);
+    expect_refused(-EPROTO, want);
+}
+
+Test(cursor_file, version_1_with_a_stray_format_word_is_eproto)
+{
+    /* Version 1 had zero there; only this build's word (an upgrade cut
+     * short) may sit beside a zero version. */
     make_committed_file(4);
     patch_u32(12, 0);
-    patch_u64(24, 0);
-    char want[64];
-    snprintf(want, sizeof want, "version 0, this build reads %u", EVB_CUR_VERSION);
+    patch_u64(24, 0xbeef);
+    char want[96];
+    snprintf(want, sizeof want, "format 0xbeef, this build reads 0x%llx",
+             (unsigned long long)EVB_CUR_FORMAT_WORD);
     expect_refused(-EPROTO, want);
 }
 
