@@ -62,23 +62,59 @@ static void sweep_leftovers(const char *busdir)
     closedir(d);
 }
 
-/* Check the identity of a bus.meta whose magic is set. The message is
- * formatted here, from values loaded before the caller unmaps the page. */
+/*
+ * Ordering edges of bus.meta (bus_meta_format.h):
+ *
+ *   M1  creation: version and format are stored before the magic
+ *       (release); pairs with every opener's acquire load of the magic, so
+ *       whoever sees the magic sees the identity.
+ *   M2  upgrade of a version 1 page: the format word is stored before the
+ *       version (release); pairs with meta_check's acquire load of the
+ *       version, so whoever sees version 2 sees the format word. Racing
+ *       upgraders store identical values.
+ *
+ * A process of a version 1 build that has the page mapped keeps working
+ * through an upgrade: next_producer_id did not move, so ids stay unique
+ * across both builds. One that opens the bus after it refuses the page
+ * (-EPROTO, it reads version 2): loud, but it changes nothing.
+ */
+
+/* Check the identity of a bus.meta whose magic (loaded with acquire, M1)
+ * is set; the other fields are read only once the magic checks out. The
+ * message is formatted here, from values loaded before the caller unmaps
+ * the page. 0 for this build's version and for version 1. */
 static int meta_check(const char *path, const struct evb_bus_meta *meta, uint64_t magic)
 {
-    uint32_t version = meta->version;
-    uint64_t format = meta->format;
     if (magic != EVB_BUS_MAGIC)
         return evb_err_set(-EBADMSG, "%s: magic 0x%llx, expected 0x%llx", path,
                            (unsigned long long)magic, (unsigned long long)EVB_BUS_MAGIC);
-    if (version != EVB_BUS_VERSION)
+    /* M2: acquire; an upgrader's format word comes with its version. */
+    uint32_t version = atomic_load_explicit(&meta->version, memory_order_acquire);
+    /* Relaxed: ordered by M1, or by M2 when version is 2; with version 1
+     * it is 0 or, mid-upgrade, this build's word. */
+    uint64_t format = atomic_load_explicit(&meta->format, memory_order_relaxed);
+    if (version != EVB_BUS_VERSION && version != EVB_BUS_VERSION_1)
         return evb_err_set(-EPROTO, "%s: version %u, this build reads %u", path, version,
                            EVB_BUS_VERSION);
-    if (format != EVB_BUS_FORMAT_WORD)
+    if (format != EVB_BUS_FORMAT_WORD && (version == EVB_BUS_VERSION || format != 0))
         return evb_err_set(-EPROTO, "%s: format 0x%llx, this build reads 0x%llx", path,
                            (unsigned long long)format,
                            (unsigned long long)EVB_BUS_FORMAT_WORD);
     return 0;
+}
+
+/* Rewrite a version 1 page as this build's, in place: same layout, only
+ * the version and the zero format word change. */
+static void meta_upgrade(struct evb_bus_meta *meta)
+{
+    /* Relaxed: a stale 1 only makes this opener repeat another's
+     * identical stores. */
+    if (atomic_load_explicit(&meta->version, memory_order_relaxed) != EVB_BUS_VERSION_1)
+        return;
+    /* Relaxed: published by the version's release (M2). */
+    atomic_store_explicit(&meta->format, EVB_BUS_FORMAT_WORD, memory_order_relaxed);
+    /* M2: release; the format word before the version. */
+    atomic_store_explicit(&meta->version, EVB_BUS_VERSION, memory_order_release);
 }
 
 /* Map <bus>/bus.meta, creating it when missing (bus_meta_format.h). */
@@ -122,15 +158,17 @@ static int map_meta(evb_bus *bus)
      * process created the file): a set magic comes with its identity. */
     uint64_t magic = atomic_load_explicit(&meta->magic, memory_order_acquire);
     if (magic == 0) {
-        /* First opener (or a racing one: both store the same values). */
-        meta->version = EVB_BUS_VERSION;
-        meta->format = EVB_BUS_FORMAT_WORD;
+        /* First opener (or a racing one: both store the same values).
+         * Relaxed: published by the magic's release (M1). */
+        atomic_store_explicit(&meta->version, EVB_BUS_VERSION, memory_order_relaxed);
+        atomic_store_explicit(&meta->format, EVB_BUS_FORMAT_WORD, memory_order_relaxed);
         /* M1: release; version and format before the magic. */
         atomic_store_explicit(&meta->magic, EVB_BUS_MAGIC, memory_order_release);
     } else if ((rc = meta_check(path, meta, magic))) {
         munmap(m, bytes);
         goto out;
     }
+    meta_upgrade(meta);
     bus->meta = meta;
 out:
     close(fd);

@@ -7,9 +7,9 @@
  *         | magic          u64          |  EVB_BUS_MAGIC, stored last
  *   8     | version        u32          |  EVB_BUS_VERSION
  *   12    | pad            u32          |  zero
- *   16    | format         u64          |  EVB_BUS_FORMAT_WORD
- *   24    | next_producer_id u32        |  last producer id handed out
- *   28    | pad            u32          |  zero
+ *   16    | next_producer_id u32        |  last producer id handed out
+ *   20    | pad            u32          |  zero
+ *   24    | format         u64          |  EVB_BUS_FORMAT_WORD
  *   32    +-----------------------------+
  *         | reserved (zero)             |
  *   4096  +-----------------------------+
@@ -18,17 +18,26 @@
  * grows it to 4096 zero bytes (posix_fallocate sets the size in one step,
  * so a file is 0 or 4096 bytes long, never in between). Zero magic means
  * "not ready": an opener that finds it writes version and format, then
- * the magic with release. Racing first openers write identical values.
- * An opener that finds a magic checks the rest (bus.c, map_meta):
+ * the magic with release (M1). Racing first openers write identical
+ * values. An opener that finds a magic checks it first, then the rest
+ * (bus.c, map_meta):
  *
  *   size not 0 or 4096, or wrong magic   -EBADMSG  (not a bus.meta)
- *   version or format word differ        -EPROTO   (another build's bus)
+ *   version not 1 or 2, format word      -EPROTO   (another build's bus)
+ *   not this build's
+ *
+ * A newer version than this build's is refused, naming both versions:
+ * its layout may differ, so this build cannot know what it would clobber.
  *
  * Version history:
- *   1  magic, version, next_producer_id at 16; no format word
- *   2  format word at 16, next_producer_id moved to 24
- * A version 1 file is refused with "version 1, this build reads 2"; the
- * bus must be recreated (it lives in tmpfs, so a reboot does that too).
+ *   1  magic, version, next_producer_id at 16; zero where the format is
+ *   2  format word at 24, in what was zero; nothing moved
+ * A version 1 page has version 2's layout, so it is read as is and
+ * upgraded in place by the opener that finds it: format word, then the
+ * version with release (M2 in bus.c); next_producer_id stays where it was,
+ * so ids stay unique. (For a few commits version 2 put the format word at
+ * 16 and the id at 24; such a page shows a wrong format word at 24 and is
+ * refused.)
  */
 #ifndef EVB_BUS_META_FORMAT_H
 #define EVB_BUS_META_FORMAT_H
@@ -44,9 +53,11 @@ static_assert(ATOMIC_INT_LOCK_FREE == 2, "32-bit atomics must be lock-free");
 
 #define EVB_BUS_MAGIC 0x314154454d425645ull /* "EVBMETA1" little-endian */
 #define EVB_BUS_VERSION 2u
+#define EVB_BUS_VERSION_1 1u
 #define EVB_BUS_META_BYTES 4096u
 #define EVB_BUS_META_USED 32u       /* bytes of fields; the rest is reserved */
-#define EVB_BUS_META_ID_OFFSET 24u  /* next_producer_id */
+#define EVB_BUS_META_ID_OFFSET 16u  /* next_producer_id */
+#define EVB_BUS_META_FORMAT_OFFSET 24u
 
 /*
  * Version, file size, used bytes and the producer id's offset and width
@@ -61,19 +72,22 @@ static_assert(ATOMIC_INT_LOCK_FREE == 2, "32-bit atomics must be lock-free");
 
 struct evb_bus_meta {
     /* 0: EVB_BUS_MAGIC. Written once by the first opener after version
-     * and format (release, "M1"); every opener loads it with acquire
-     * first and reads the other identity fields only when it is set. */
+     * and format (release, M1); every opener loads it with acquire first
+     * and reads the other identity fields only when it is set. */
     _Atomic uint64_t magic;
-    /* 8: EVB_BUS_VERSION; written once by the first opener before magic. */
-    uint32_t version;
+    /* 8: EVB_BUS_VERSION, written by the first opener before magic (M1);
+     * 1 in a version 1 page until an opener rewrites it after the format
+     * word, with release (M2). */
+    _Atomic uint32_t version;
     uint32_t pad0_;              /* 12: zero */
-    /* 16: EVB_BUS_FORMAT_WORD; written once before magic, like version. */
-    uint64_t format;
-    /* 24: the last producer id handed out (ids start at 1). Every
+    /* 16: the last producer id handed out (ids start at 1). Every
      * evb_producer_open() of any process fetch_add's it, relaxed: the
      * id only has to be unique, it publishes nothing. */
     _Atomic uint32_t next_producer_id;
-    uint32_t pad1_;              /* 28: zero */
+    uint32_t pad1_;              /* 20: zero */
+    /* 24: EVB_BUS_FORMAT_WORD, written before magic (M1), or before the
+     * version when a version 1 page (0 here) is upgraded (M2). */
+    _Atomic uint64_t format;
     uint8_t reserved_[EVB_BUS_META_BYTES - EVB_BUS_META_USED]; /* 32: zero */
 };
 
@@ -85,9 +99,9 @@ static_assert(sizeof(struct evb_bus_meta) == EVB_BUS_META_BYTES, "bus.meta size"
 EVB_BUS_META_AT(magic, 0);
 EVB_BUS_META_AT(version, 8);
 EVB_BUS_META_AT(pad0_, 12);
-EVB_BUS_META_AT(format, 16);
 EVB_BUS_META_AT(next_producer_id, EVB_BUS_META_ID_OFFSET);
-EVB_BUS_META_AT(pad1_, 28);
+EVB_BUS_META_AT(pad1_, 20);
+EVB_BUS_META_AT(format, EVB_BUS_META_FORMAT_OFFSET);
 EVB_BUS_META_AT(reserved_, EVB_BUS_META_USED);
 static_assert(sizeof(_Atomic uint32_t) == sizeof(uint32_t), "producer id width");
 

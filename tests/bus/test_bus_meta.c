@@ -1,6 +1,7 @@
 /*
  * test_bus_meta.c - bus.meta (bus/bus_meta_format.h): a new bus writes the
- * page this build reads; a page with a wrong magic, an old version, another
+ * page this build reads; a version 1 page is upgraded in place and keeps
+ * its producer ids; a page with a wrong magic, a newer version, another
  * format word or a wrong size is refused with a message naming the value
  * found and the value expected, and nothing crashes (run it under ASan).
  */
@@ -51,13 +52,23 @@ static void open_expect(int rc, const char *want, const char *want2)
         cr_assert(strstr(msg, want2), "message '%s' lacks '%s'", msg, want2);
 }
 
+static struct evb_bus_meta read_page(void)
+{
+    struct evb_bus_meta m;
+    FILE *f = fopen(meta_path(), "r");
+    cr_assert_not_null(f);
+    cr_assert_eq(fread(&m, 1, sizeof m, f), sizeof m);
+    fclose(f);
+    return m;
+}
+
 static struct evb_bus_meta good_page(void)
 {
     struct evb_bus_meta m;
     memset(&m, 0, sizeof m);
     atomic_store_explicit(&m.magic, EVB_BUS_MAGIC, memory_order_relaxed);
-    m.version = EVB_BUS_VERSION;
-    m.format = EVB_BUS_FORMAT_WORD;
+    atomic_store_explicit(&m.version, EVB_BUS_VERSION, memory_order_relaxed);
+    atomic_store_explicit(&m.format, EVB_BUS_FORMAT_WORD, memory_order_relaxed);
     return m;
 }
 
@@ -70,14 +81,10 @@ Test(bus_meta, new_bus_writes_this_builds_page)
     struct stat st;
     cr_assert_eq(stat(meta_path(), &st), 0);
     cr_assert_eq(st.st_size, EVB_BUS_META_BYTES);
-    struct evb_bus_meta m;
-    FILE *f = fopen(meta_path(), "r");
-    cr_assert_not_null(f);
-    cr_assert_eq(fread(&m, 1, sizeof m, f), sizeof m);
-    fclose(f);
+    struct evb_bus_meta m = read_page();
     cr_assert_eq(atomic_load_explicit(&m.magic, memory_order_relaxed), EVB_BUS_MAGIC);
-    cr_assert_eq(m.version, EVB_BUS_VERSION);
-    cr_assert_eq(m.format, EVB_BUS_FORMAT_WORD);
+    cr_assert_eq(atomic_load_explicit(&m.version, memory_order_relaxed), EVB_BUS_VERSION);
+    cr_assert_eq(atomic_load_explicit(&m.format, memory_order_relaxed), EVB_BUS_FORMAT_WORD);
     /* And this build opens it again. */
     cr_assert_eq(evb_bus_open(&bus, t_bus_dir(), &o), 0, "%s", evb_last_error());
     evb_bus_close(bus);
@@ -101,22 +108,74 @@ Test(bus_meta, wrong_magic_is_ebadmsg)
     open_expect(-EBADMSG, "magic 0x123456789abcdef", "expected 0x314154454d425645");
 }
 
-Test(bus_meta, old_version_is_eproto)
+/* The start of a version 1 page, as a build of that version wrote it;
+ * the rest of its 4096 bytes were zero. */
+struct v1_meta {
+    uint64_t magic;
+    uint32_t version;
+    uint32_t pad_;
+    uint32_t next_producer_id;
+    uint32_t pad2_;
+};
+
+Test(bus_meta, version_1_page_is_upgraded_and_keeps_its_ids)
 {
-    /* What a version 1 build wrote: version 1 and no format word. */
+    static uint8_t page[EVB_BUS_META_BYTES];
+    struct v1_meta old = {.magic = EVB_BUS_MAGIC, .version = 1, .next_producer_id = 41};
+    memcpy(page, &old, sizeof old);
+    write_meta(page, sizeof page);
+    evb_bus_options o = {.data_dir = t_data_dir()};
+    evb_bus *bus;
+    cr_assert_eq(evb_bus_open(&bus, t_bus_dir(), &o), 0, "%s", evb_last_error());
+    evb_topic_config tc = {.partitions = 1, .ring_bytes = 1 << 20};
+    cr_assert_eq(evb_topic_create(bus, "t", &tc), 0, "%s", evb_last_error());
+    evb_producer *p;
+    cr_assert_eq(evb_producer_open(&p, bus, "t", NULL), 0, "%s", evb_last_error());
+    evb_producer_close(p);
+    evb_bus_close(bus);
+    struct evb_bus_meta m = read_page();
+    cr_assert_eq(atomic_load_explicit(&m.magic, memory_order_relaxed), EVB_BUS_MAGIC);
+    cr_assert_eq(atomic_load_explicit(&m.version, memory_order_relaxed), EVB_BUS_VERSION);
+    cr_assert_eq(atomic_load_explicit(&m.format, memory_order_relaxed), EVB_BUS_FORMAT_WORD);
+    /* The id went on from the old page's, at the offset old builds use. */
+    cr_assert_eq(atomic_load_explicit(&m.next_producer_id, memory_order_relaxed), 42);
+    uint32_t at16;
+    memcpy(&at16, (const uint8_t *)&m + 16, sizeof at16);
+    cr_assert_eq(at16, 42);
+    /* And the upgraded page opens again. */
+    cr_assert_eq(evb_bus_open(&bus, t_bus_dir(), &o), 0, "%s", evb_last_error());
+    evb_bus_close(bus);
+}
+
+Test(bus_meta, newer_version_is_eproto)
+{
     struct evb_bus_meta m = good_page();
-    m.version = 1;
-    m.format = 0;
+    atomic_store_explicit(&m.version, EVB_BUS_VERSION + 1, memory_order_relaxed);
     write_meta(&m, sizeof m);
     char want[64];
-    snprintf(want, sizeof want, "version 1, this build reads %u", EVB_BUS_VERSION);
+    snprintf(want, sizeof want, "version %u, this build reads %u", EVB_BUS_VERSION + 1,
+             EVB_BUS_VERSION);
+    open_expect(-EPROTO, want, NULL);
+}
+
+Test(bus_meta, version_1_with_a_stray_format_word_is_eproto)
+{
+    /* Version 1 had zero there; only this build's word (an upgrade cut
+     * short) may sit beside version 1. */
+    struct evb_bus_meta m = good_page();
+    atomic_store_explicit(&m.version, 1, memory_order_relaxed);
+    atomic_store_explicit(&m.format, 0xdead, memory_order_relaxed);
+    write_meta(&m, sizeof m);
+    char want[96];
+    snprintf(want, sizeof want, "format 0xdead, this build reads 0x%llx",
+             (unsigned long long)EVB_BUS_FORMAT_WORD);
     open_expect(-EPROTO, want, NULL);
 }
 
 Test(bus_meta, other_format_word_is_eproto)
 {
     struct evb_bus_meta m = good_page();
-    m.format = 0xdead;
+    atomic_store_explicit(&m.format, 0xdead, memory_order_relaxed);
     write_meta(&m, sizeof m);
     char want[96];
     snprintf(want, sizeof want, "format 0xdead, this build reads 0x%llx",
