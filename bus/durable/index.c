@@ -31,6 +31,11 @@ int evb_idx_read(int fd, const char *path, uint64_t base, struct evb_idx **out)
                            h.version, (unsigned long long)h.base_pos,
                            (unsigned long long)EVB_IDX_MAGIC, EVB_IDX_VERSION,
                            (unsigned long long)base);
+    /* 0: written before the format word existed, in this very layout. */
+    if (h.format != EVB_IDX_FORMAT_WORD && h.format != 0)
+        return evb_err_set(-EBADMSG, "%s: index format 0x%llx, this build reads 0x%llx",
+                           path, (unsigned long long)h.format,
+                           (unsigned long long)EVB_IDX_FORMAT_WORD);
     uint64_t n = ((uint64_t)st.st_size - sizeof h) / sizeof(struct evb_idx_entry);
     if (n > (SIZE_MAX - sizeof(struct evb_idx)) / sizeof(struct evb_idx_entry))
         return evb_err_set(-ENOMEM, "%s: index too large", path);
@@ -89,7 +94,8 @@ int evb_idx_create(const char *dir, uint64_t base, uint64_t base_offset, uint32_
     }
     if (!x) {
         struct evb_idx_hdr h = {.magic = EVB_IDX_MAGIC, .version = EVB_IDX_VERSION,
-                                .base_pos = base, .base_offset = base_offset};
+                                .base_pos = base, .base_offset = base_offset,
+                                .format = EVB_IDX_FORMAT_WORD};
         if ((rc = evb_seg_write_at(fd, &h, sizeof h, -1))) {
             evb_err_set(rc, "%s: %s", path, strerror(-rc));
             goto fail;

@@ -1,10 +1,14 @@
 /*
  * test_seg_files.c - segment and index files of bus/segment.c: listing a
  * directory, creating a segment aside and reopening it, -ENOSPC on a full
- * file system, and reopening an index.
+ * file system, and reopening an index; an index from before the format
+ * word is read, one with another format word is refused, then rebuilt or
+ * walked around, losing no event.
  */
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <fcntl.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -141,4 +145,102 @@ Test(seg_files, index_reopen_keeps_whole_checked_entries)
     cr_expect_eq(x->n, 0);
     free(x);
     cr_expect_eq(evb_idx_load(dir, 0, &x), -ENOENT);
+}
+
+/* Store FORMAT as the format word of segment BASE's index. */
+static void patch_idx_format(uint64_t base, uint64_t format)
+{
+    char path[256];
+    evb_seg_path(path, sizeof path, dir, base, "idx");
+    int fd = open(path, O_WRONLY);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(pwrite(fd, &format, sizeof format, offsetof(struct evb_idx_hdr, format)),
+                 (ssize_t)sizeof format);
+    close(fd);
+}
+
+static uint64_t idx_format(uint64_t base)
+{
+    char path[256];
+    evb_seg_path(path, sizeof path, dir, base, "idx");
+    struct evb_idx_hdr h;
+    int fd = open(path, O_RDONLY);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(pread(fd, &h, sizeof h, 0), (ssize_t)sizeof h);
+    close(fd);
+    return h.format;
+}
+
+Test(seg_files, index_carries_the_format_word)
+{
+    int fd = evb_idx_create(dir, SEG, 500, 0644);
+    cr_assert_geq(fd, 0);
+    close(fd);
+    cr_expect_eq(idx_format(SEG), EVB_IDX_FORMAT_WORD);
+}
+
+Test(seg_files, index_from_before_the_format_word_is_read_and_kept)
+{
+    /* Such an index is this layout with zero where the word is. */
+    int fd = evb_idx_create(dir, SEG, 500, 0644);
+    cr_assert_geq(fd, 0);
+    struct evb_idx_entry e[2] = {{SEG + 64, 501, 10}, {SEG + 640, 520, 30}};
+    cr_assert_eq(evb_idx_append(fd, e, 2), 0);
+    close(fd);
+    patch_idx_format(SEG, 0);
+    struct evb_idx *x;
+    cr_assert_eq(evb_idx_load(dir, SEG, &x), 0, "%s", evb_last_error());
+    cr_expect_eq(x->base_offset, 500);
+    cr_assert_eq(x->n, 2);
+    cr_expect_eq(memcmp(x->e, e, sizeof e), 0);
+    free(x);
+    /* A flusher reopening it appends after its entries. */
+    fd = evb_idx_create(dir, SEG, 500, 0644);
+    cr_assert_geq(fd, 0, "%s", evb_last_error());
+    struct evb_idx_entry more = {SEG + 4096, 560, 40};
+    cr_assert_eq(evb_idx_append(fd, &more, 1), 0);
+    close(fd);
+    cr_assert_eq(evb_idx_load(dir, SEG, &x), 0);
+    cr_expect_eq(x->n, 3);
+    free(x);
+}
+
+Test(seg_files, index_of_another_format_is_refused_and_loses_no_event)
+{
+    build(3 * SEG + SEG / 3);
+    write_segments(5);
+    for (uint64_t base = 0; base < lg.pos; base += SEG)
+        patch_idx_format(base, 0xbad);
+    struct evb_idx *x = NULL;
+    cr_assert_eq(evb_idx_load(dir, SEG, &x), -EBADMSG);
+    cr_assert_null(x);
+    char want[96];
+    snprintf(want, sizeof want, "index format 0xbad, this build reads 0x%llx",
+             (unsigned long long)EVB_IDX_FORMAT_WORD);
+    cr_assert(strstr(evb_last_error(), want), "message '%s' lacks '%s'", evb_last_error(),
+              want);
+    /* Seeks walk the frames instead: every event is still found. */
+    for (size_t i = 0; i < lg.nfr; i += 7) {
+        if (!lg.fr[i].data)
+            continue;
+        uint64_t pos, off;
+        cr_assert_eq(evb_seg_find_offset(dir, &geom, lg.fr[i].offset, lg.pos, &pos, &off), 0,
+                     "%s", evb_last_error());
+        cr_assert_eq(pos, lg.fr[i].pos);
+        cr_assert_eq(off, lg.fr[i].offset);
+    }
+    /* Recovery finds the end all the same and removes what it cut to. */
+    struct evb_seg_recovery r = recover_ok();
+    cr_expect_eq(r.end_pos, lg.pos);
+    cr_expect_eq(r.end_offset, lg.offset);
+    uint64_t last = lg.pos - lg.pos % SEG;
+    cr_expect(!exists(last, "idx"), "the last segment's refused index is removed");
+    /* A flusher appending to a segment starts its index over. */
+    int fd = evb_idx_create(dir, SEG, offset_at(SEG), 0644);
+    cr_assert_geq(fd, 0, "%s", evb_last_error());
+    close(fd);
+    cr_expect_eq(idx_format(SEG), EVB_IDX_FORMAT_WORD);
+    cr_assert_eq(evb_idx_load(dir, SEG, &x), 0);
+    cr_expect_eq(x->n, 0);
+    free(x);
 }
