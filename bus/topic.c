@@ -219,9 +219,27 @@ static int conf_line(const char *path, int lineno, char *line, evb_topic_config 
     return 0;
 }
 
+/* Read a line of F into LINE (EVB_CONF_LINE_MAX + 1 bytes), newline
+ * dropped. Returns its length, EVB_CONF_LINE_MAX when it has more bytes
+ * than that allows before the newline (the rest is left unread), -1 at
+ * the end of the file. *NUL_AT: index of its first NUL byte, or -1. */
+static long conf_getline(FILE *f, char *line, long *nul_at)
+{
+    long n = 0;
+    int c = EOF;
+    *nul_at = -1;
+    while (n < EVB_CONF_LINE_MAX && (c = getc(f)) != EOF && c != '\n') {
+        if (!c && *nul_at < 0)
+            *nul_at = n;
+        line[n++] = (char)c;
+    }
+    line[n] = '\0';
+    return n == 0 && c == EOF ? -1 : n;
+}
+
 int evb_topic_config_read(const char *dir, evb_topic_config *cfg)
 {
-    char path[PATH_MAX], line[EVB_CONF_LINE_MAX];
+    char path[PATH_MAX], line[EVB_CONF_LINE_MAX + 1];
     snprintf(path, sizeof path, "%s/topic.conf", dir);
     FILE *f = fopen(path, "r");
     if (!f)
@@ -229,17 +247,20 @@ int evb_topic_config_read(const char *dir, evb_topic_config *cfg)
     memset(cfg, 0, sizeof *cfg);
     int rc = 0, lineno = 0;
     uint32_t seen = 0;
-    while (!rc && fgets(line, sizeof line, f)) {
+    long n, nul;
+    while (!rc && (n = conf_getline(f, line, &nul)) >= 0) {
         lineno++;
-        size_t n = strcspn(line, "\n");
-        if (!line[n] && !feof(f)) {
+        if (nul >= 0)
+            rc = evb_err_set(-EBADMSG, "%s:%d: NUL byte at column %ld", path, lineno, nul + 1);
+        else if (n == EVB_CONF_LINE_MAX)
             rc = evb_err_set(-EBADMSG, "%s:%d: line longer than %d bytes", path, lineno,
                              EVB_CONF_LINE_MAX - 1);
-            break;
-        }
-        line[n] = '\0';
-        rc = lineno == 1 ? conf_header(path, line) : conf_line(path, lineno, line, cfg, &seen);
+        else
+            rc = lineno == 1 ? conf_header(path, line)
+                             : conf_line(path, lineno, line, cfg, &seen);
     }
+    if (!rc && ferror(f))
+        rc = evb_err_set(-EIO, "%s: read error", path);
     fclose(f);
     if (!rc && lineno == 0)
         rc = evb_err_set(-EBADMSG, "%s: empty", path);

@@ -39,8 +39,9 @@
  *   "evbus-topic <n>" with n != 1             -EPROTO   (another build's)
  *   a line not "key value", a value that is not a number of the key's
  *   base or does not fit its type, a key given twice, a line longer
- *   than EVB_CONF_LINE_MAX, or a config that fails the range checks
- *                                             -EBADMSG
+ *   than EVB_CONF_LINE_MAX with its newline (so 255 bytes before it),
+ *   a NUL byte in a line (its own message), or a config that fails the
+ *   range checks                              -EBADMSG
  * A well-formed key this build does not know is skipped, value unread:
  * a later build may add a key that older builds can safely ignore under
  * version 1; a key they must understand needs a new version line.
@@ -58,6 +59,6 @@
 #define EVB_CONF_STR(x) EVB_CONF_STR_(x)
 /* The first line, "evbus-topic 1". */
 #define EVB_CONF_HEADER EVB_CONF_NAME " " EVB_CONF_STR(EVB_CONF_VERSION)
-#define EVB_CONF_LINE_MAX 256 /* bytes of a line, newline included */
+#define EVB_CONF_LINE_MAX 256 /* bytes of a line, its newline included */
 
 #endif /* EVB_TOPIC_CONFIG_FORMAT_H */

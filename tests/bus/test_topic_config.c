@@ -2,14 +2,16 @@
  * test_topic_config.c - topic.conf (bus/topic_config_format.h): what a new
  * topic writes reads back the same; another version is -EPROTO, and a
  * foreign first line, a malformed line, a bad or oversized number, a key
- * given twice or a config out of range is -EBADMSG, each with a message
- * naming the key and the value; a key of a later build is skipped.
+ * given twice, a line over EVB_CONF_LINE_MAX bytes with its newline, a NUL
+ * byte or a config out of range is -EBADMSG, each with a message naming
+ * the key and the value; a key of a later build is skipped.
  */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "t_helpers.h"
+#include "topic_config_format.h"
 
 static evb_bus *bus;
 static char conf_path[512];
@@ -173,4 +175,40 @@ Test(topic_config, long_line_is_ebadmsg)
     snprintf(text + n + 400, sizeof text - (size_t)n - 400, "\n");
     write_conf(text);
     expect_refused(-EBADMSG, "topic.conf:6: line longer than 255 bytes");
+}
+
+/* GOOD_HEAD, partitions, then a line of "x " and '7's, LEN bytes before
+ * its newline, then a last key the reader must still reach. */
+static void write_long_line(size_t len)
+{
+    char text[1024];
+    int n = snprintf(text, sizeof text, GOOD_HEAD "partitions 3\nx ");
+    memset(text + n, '7', len - 2);
+    snprintf(text + n + len - 2, sizeof text - (size_t)n - len + 2, "\nflush_ms 9\n");
+    write_conf(text);
+}
+
+Test(topic_config, line_of_255_bytes_and_newline_is_read)
+{
+    /* 256 bytes with the newline: EVB_CONF_LINE_MAX, the largest line. */
+    write_long_line(EVB_CONF_LINE_MAX - 1);
+    struct evb_topic_info ti;
+    cr_assert_eq(evb_topic_info(bus, "t", &ti), 0, "%s", evb_last_error());
+    cr_assert_eq(ti.config.flush_ms, 9, "the line after it is read too");
+}
+
+Test(topic_config, line_of_256_bytes_and_newline_is_ebadmsg)
+{
+    write_long_line(EVB_CONF_LINE_MAX);
+    expect_refused(-EBADMSG, "topic.conf:6: line longer than 255 bytes");
+}
+
+Test(topic_config, nul_byte_is_ebadmsg_with_its_own_message)
+{
+    static const char text[] = GOOD_HEAD "partitions 3\nflush_ms 1\0002\n";
+    FILE *f = fopen(conf_path, "w");
+    cr_assert_not_null(f);
+    cr_assert_eq(fwrite(text, 1, sizeof text - 1, f), sizeof text - 1);
+    cr_assert_eq(fclose(f), 0);
+    expect_refused(-EBADMSG, "topic.conf:6: NUL byte at column 11");
 }
