@@ -28,8 +28,14 @@ int evb_seg_frame(const struct evb_seg *s, const struct evb_seg_geom *g, uint64_
         return 0;
     const struct evb_frame *f = (const struct evb_frame *)(const void *)(s->map + at);
     struct evb_frame_step st;
-    /* Relaxed: the mapping is private to this reader's view of a file
-     * whose bytes below flushed no longer change. */
+    /* Relaxed: the mapping is MAP_SHARED, of a file a flusher may still
+     * be appending to, but nothing in it is published by a store to pair
+     * with: bytes below the flushed position no longer change, and the
+     * walks never read above it (evb_seg_read stops at the END it is
+     * given, recovery holds the flush lock, the flusher's retention reads
+     * a kept segment's first frame, long flushed). `evbus dump` may look
+     * past it; a frame half written there fails its length or checksum
+     * check and ends the dump. */
     uint64_t stamp = __atomic_load_n((const uint64_t *)(const void *)f, __ATOMIC_RELAXED);
     int kind = evb_frame_decode(f, stamp, pos, room, g->max_frame, &st);
     if (kind == EVB_FRAME_PAD) {
