@@ -65,10 +65,10 @@ static void sweep_leftovers(const char *busdir)
 /*
  * Ordering edges of bus.meta (bus_meta_format.h):
  *
- *   M1  creation: version and format are stored before the magic
+ *   U1  creation: version and format are stored before the magic
  *       (release); pairs with every opener's acquire load of the magic, so
  *       whoever sees the magic sees the identity.
- *   M2  upgrade of a version 1 page: the format word is stored before the
+ *   U2  upgrade of a version 1 page: the format word is stored before the
  *       version (release); pairs with meta_check's acquire load of the
  *       version, so whoever sees version 2 sees the format word. Racing
  *       upgraders store identical values.
@@ -79,7 +79,7 @@ static void sweep_leftovers(const char *busdir)
  * (-EPROTO, it reads version 2): loud, but it changes nothing.
  */
 
-/* Check the identity of a bus.meta whose magic (loaded with acquire, M1)
+/* Check the identity of a bus.meta whose magic (loaded with acquire, U1)
  * is set; the other fields are read only once the magic checks out. The
  * message is formatted here, from values loaded before the caller unmaps
  * the page. 0 for this build's version and for version 1. */
@@ -88,9 +88,9 @@ static int meta_check(const char *path, const struct evb_bus_meta *meta, uint64_
     if (magic != EVB_BUS_MAGIC)
         return evb_err_set(-EBADMSG, "%s: magic 0x%llx, expected 0x%llx", path,
                            (unsigned long long)magic, (unsigned long long)EVB_BUS_MAGIC);
-    /* M2: acquire; an upgrader's format word comes with its version. */
+    /* U2: acquire; an upgrader's format word comes with its version. */
     uint32_t version = atomic_load_explicit(&meta->version, memory_order_acquire);
-    /* Relaxed: ordered by M1, or by M2 when version is 2; with version 1
+    /* Relaxed: ordered by U1, or by U2 when version is 2; with version 1
      * it is 0 or, mid-upgrade, this build's word. */
     uint64_t format = atomic_load_explicit(&meta->format, memory_order_relaxed);
     if (version != EVB_BUS_VERSION && version != EVB_BUS_VERSION_1)
@@ -111,9 +111,9 @@ static void meta_upgrade(struct evb_bus_meta *meta)
      * identical stores. */
     if (atomic_load_explicit(&meta->version, memory_order_relaxed) != EVB_BUS_VERSION_1)
         return;
-    /* Relaxed: published by the version's release (M2). */
+    /* Relaxed: published by the version's release (U2). */
     atomic_store_explicit(&meta->format, EVB_BUS_FORMAT_WORD, memory_order_relaxed);
-    /* M2: release; the format word before the version. */
+    /* U2: release; the format word before the version. */
     atomic_store_explicit(&meta->version, EVB_BUS_VERSION, memory_order_release);
 }
 
@@ -154,15 +154,15 @@ static int map_meta(evb_bus *bus)
         goto out;
     }
     struct evb_bus_meta *meta = m;
-    /* M1: acquire; pairs with the release store below (in whichever
+    /* U1: acquire; pairs with the release store below (in whichever
      * process created the file): a set magic comes with its identity. */
     uint64_t magic = atomic_load_explicit(&meta->magic, memory_order_acquire);
     if (magic == 0) {
         /* First opener (or a racing one: both store the same values).
-         * Relaxed: published by the magic's release (M1). */
+         * Relaxed: published by the magic's release (U1). */
         atomic_store_explicit(&meta->version, EVB_BUS_VERSION, memory_order_relaxed);
         atomic_store_explicit(&meta->format, EVB_BUS_FORMAT_WORD, memory_order_relaxed);
-        /* M1: release; version and format before the magic. */
+        /* U1: release; version and format before the magic. */
         atomic_store_explicit(&meta->magic, EVB_BUS_MAGIC, memory_order_release);
     } else if ((rc = meta_check(path, meta, magic))) {
         munmap(m, bytes);

@@ -44,6 +44,11 @@ int evb_topic_map_open(evb_bus *bus, const char *topic, struct evb_topic_map **o
 void evb_topic_map_close(struct evb_topic_map *tm);
 int evb_topic_config_read(const char *dir, evb_topic_config *cfg);
 void evb_topic_config_defaults(evb_topic_config *cfg);
+/* topic_config.c: 0, or -EINVAL naming the first field out of range. */
+int evb_topic_config_check(const evb_topic_config *cfg);
+/* Write DIR/topic.conf, which must not exist yet (DIR is a topic being
+ * built aside, renamed into place when complete). */
+int evb_topic_config_write(const char *dir, const evb_topic_config *cfg);
 int evb_rmtree(const char *path);
 /* Rebuild the tmpfs side of durable topic TOPIC from its data directory
  * (after a reboot wiped tmpfs). 0 also when someone else did it first. */

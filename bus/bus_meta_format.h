@@ -18,7 +18,7 @@
  * grows it to 4096 zero bytes (posix_fallocate sets the size in one step,
  * so a file is 0 or 4096 bytes long, never in between). Zero magic means
  * "not ready": an opener that finds it writes version and format, then
- * the magic with release (M1). Racing first openers write identical
+ * the magic with release (U1). Racing first openers write identical
  * values. An opener that finds a magic checks it first, then the rest
  * (bus.c, map_meta):
  *
@@ -34,7 +34,7 @@
  *   2  format word at 24, in what was zero; nothing moved
  * A version 1 page has version 2's layout, so it is read as is and
  * upgraded in place by the opener that finds it: format word, then the
- * version with release (M2 in bus.c); next_producer_id stays where it was,
+ * version with release (U2 in bus.c); next_producer_id stays where it was,
  * so ids stay unique. (For a few commits version 2 put the format word at
  * 16 and the id at 24; such a page shows a wrong format word at 24 and is
  * refused.)
@@ -72,12 +72,12 @@ static_assert(ATOMIC_INT_LOCK_FREE == 2, "32-bit atomics must be lock-free");
 
 struct evb_bus_meta {
     /* 0: EVB_BUS_MAGIC. Written once by the first opener after version
-     * and format (release, M1); every opener loads it with acquire first
+     * and format (release, U1); every opener loads it with acquire first
      * and reads the other identity fields only when it is set. */
     _Atomic uint64_t magic;
-    /* 8: EVB_BUS_VERSION, written by the first opener before magic (M1);
+    /* 8: EVB_BUS_VERSION, written by the first opener before magic (U1);
      * 1 in a version 1 page until an opener rewrites it after the format
-     * word, with release (M2). */
+     * word, with release (U2). */
     _Atomic uint32_t version;
     uint32_t pad0_;              /* 12: zero */
     /* 16: the last producer id handed out (ids start at 1). Every
@@ -85,8 +85,8 @@ struct evb_bus_meta {
      * id only has to be unique, it publishes nothing. */
     _Atomic uint32_t next_producer_id;
     uint32_t pad1_;              /* 20: zero */
-    /* 24: EVB_BUS_FORMAT_WORD, written before magic (M1), or before the
-     * version when a version 1 page (0 here) is upgraded (M2). */
+    /* 24: EVB_BUS_FORMAT_WORD, written before magic (U1), or before the
+     * version when a version 1 page (0 here) is upgraded (U2). */
     _Atomic uint64_t format;
     uint8_t reserved_[EVB_BUS_META_BYTES - EVB_BUS_META_USED]; /* 32: zero */
 };

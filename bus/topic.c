@@ -1,7 +1,7 @@
 /*
  * topic.c - topics: create (atomically, by renaming a finished directory
- * into place), delete, list, read the persisted config, and map a topic's
- * rings for producers and consumers.
+ * into place), delete, list, restore after a reboot, and map a topic's
+ * rings for producers and consumers. Its config file is topic_config.c's.
  *
  *   <bus>/<topic>/topic.conf       text, topic_config_format.h
  *   <bus>/<topic>/<partition>.ring one ring per partition
@@ -27,7 +27,6 @@
 #include <unistd.h>
 
 #include "bus_internal.h"
-#include "topic_config_format.h"
 
 int evb_name_check(const char *name, const char *what)
 {
@@ -47,226 +46,6 @@ int evb_name_check(const char *name, const char *what)
                                name);
     }
     return 0;
-}
-
-void evb_topic_config_defaults(evb_topic_config *cfg)
-{
-    if (!cfg->partitions)
-        cfg->partitions = 1;
-    if (!cfg->ring_bytes)
-        cfg->ring_bytes = 4u << 20;
-    if (!cfg->max_event_bytes) {
-        cfg->max_event_bytes = 64u << 10;
-        if (cfg->max_event_bytes > cfg->ring_bytes / 4 - EVB_FRAME_HDR - EVB_FRAME_ALIGN)
-            cfg->max_event_bytes = (uint32_t)(cfg->ring_bytes / 4 - EVB_FRAME_HDR -
-                                              EVB_FRAME_ALIGN);
-    }
-    if (!cfg->file_mode)
-        cfg->file_mode = 0660;
-    if (cfg->durability != EVB_DURABILITY_NONE) {
-        if (!cfg->segment_bytes) {
-            uint64_t k = (64ull << 20) / cfg->ring_bytes;
-            cfg->segment_bytes = (k ? k : 1) * cfg->ring_bytes;
-        }
-        if (!cfg->flush_ms)
-            cfg->flush_ms = 200;
-    }
-}
-
-static int config_check(const evb_topic_config *cfg)
-{
-    if (cfg->partitions < 1 || cfg->partitions > EVB_MAX_PARTITIONS)
-        return evb_err_set(-EINVAL, "partitions %u: need 1..%d", cfg->partitions,
-                           EVB_MAX_PARTITIONS);
-    uint64_t rb = cfg->ring_bytes;
-    if (rb < EVB_RING_MIN_CAPACITY || rb > EVB_RING_MAX_CAPACITY || (rb & (rb - 1)))
-        return evb_err_set(-EINVAL, "ring bytes %llu: need a power of two in [%u, %llu]",
-                           (unsigned long long)rb, EVB_RING_MIN_CAPACITY,
-                           (unsigned long long)EVB_RING_MAX_CAPACITY);
-    uint64_t frame = evb_align_frame((uint64_t)cfg->max_event_bytes + EVB_FRAME_HDR);
-    if (!cfg->max_event_bytes || frame > rb / 4)
-        return evb_err_set(-EINVAL, "max event bytes %u: need 1..%llu for a %llu-byte ring",
-                           cfg->max_event_bytes,
-                           (unsigned long long)(rb / 4 - EVB_FRAME_HDR - EVB_FRAME_ALIGN),
-                           (unsigned long long)rb);
-    if (cfg->file_mode & ~0777u)
-        return evb_err_set(-EINVAL, "file mode %o: only permission bits", cfg->file_mode);
-    if (cfg->durability > EVB_DURABILITY_SYNC)
-        return evb_err_set(-EINVAL, "durability %u: need none, async or sync",
-                           cfg->durability);
-    if (cfg->flags & ~EVB_TOPIC_RETAIN_UNTIL_CONSUMED)
-        return evb_err_set(-EINVAL, "topic flags 0x%x unknown", cfg->flags);
-    if (cfg->durability != EVB_DURABILITY_NONE &&
-        (cfg->segment_bytes < rb || cfg->segment_bytes % rb ||
-         cfg->segment_bytes > (1ull << 40)))
-        return evb_err_set(-EINVAL, "segment bytes %llu: need a multiple of the ring's %llu",
-                           (unsigned long long)cfg->segment_bytes, (unsigned long long)rb);
-    return 0;
-}
-
-static int config_write(const char *dir, const evb_topic_config *cfg)
-{
-    char path[PATH_MAX];
-    snprintf(path, sizeof path, "%s/topic.conf", dir);
-    FILE *f = fopen(path, "wx");
-    if (!f)
-        return evb_err_set(-errno, "%s: %s", path, strerror(errno));
-    fprintf(f, "%s\npartitions %u\nring_bytes %llu\nmax_event_bytes %u\nfile_mode %o\n",
-            EVB_CONF_HEADER, cfg->partitions, (unsigned long long)cfg->ring_bytes,
-            cfg->max_event_bytes, cfg->file_mode);
-    if (cfg->durability != EVB_DURABILITY_NONE)
-        fprintf(f, "durability %u\nsegment_bytes %llu\nretain_bytes %llu\nretain_ms %llu\n"
-                "retain_cap_bytes %llu\nflags %u\nflush_ms %u\n", cfg->durability,
-                (unsigned long long)cfg->segment_bytes, (unsigned long long)cfg->retain_bytes,
-                (unsigned long long)cfg->retain_ms, (unsigned long long)cfg->retain_cap_bytes,
-                cfg->flags, cfg->flush_ms);
-    if (fflush(f) || ferror(f)) {
-        int e = errno;
-        fclose(f);
-        return evb_err_set(-e, "%s: %s", path, strerror(e));
-    }
-    fclose(f);
-    return 0;
-}
-
-/* The keys of topic.conf (topic_config_format.h): the evb_topic_config
- * field each fills, its width, base and largest value that fits. */
-struct conf_key {
-    const char *name;
-    size_t off;
-    size_t size;
-    int base;
-    uint64_t max;
-};
-
-#define CONF_KEY(field, base, max)                                               \
-    {#field, offsetof(evb_topic_config, field),                                 \
-     sizeof(((evb_topic_config *)0)->field), base, max}
-
-static const struct conf_key conf_keys[] = {
-    CONF_KEY(partitions, 10, UINT32_MAX),
-    CONF_KEY(ring_bytes, 10, UINT64_MAX),
-    CONF_KEY(max_event_bytes, 10, UINT32_MAX),
-    CONF_KEY(file_mode, 8, 0777),
-    CONF_KEY(durability, 10, UINT32_MAX),
-    CONF_KEY(segment_bytes, 10, UINT64_MAX),
-    CONF_KEY(retain_bytes, 10, UINT64_MAX),
-    CONF_KEY(retain_ms, 10, UINT64_MAX),
-    CONF_KEY(retain_cap_bytes, 10, UINT64_MAX),
-    CONF_KEY(flags, 10, UINT32_MAX),
-    CONF_KEY(flush_ms, 10, UINT32_MAX),
-};
-#define CONF_NKEYS (sizeof conf_keys / sizeof conf_keys[0])
-static_assert(CONF_NKEYS <= 32, "conf_line tracks keys seen in a 32-bit mask");
-
-/* The version line: "evbus-topic 1". Another number is another build's
- * file (-EPROTO); anything else is not a topic.conf (-EBADMSG). */
-static int conf_header(const char *path, const char *line)
-{
-    size_t n = strlen(EVB_CONF_NAME);
-    const char *v = line + n + 1;
-    if (strncmp(line, EVB_CONF_NAME " ", n + 1) || !*v || strspn(v, "0123456789") != strlen(v))
-        return evb_err_set(-EBADMSG, "%s: first line '%.40s', expected '%s'", path, line,
-                           EVB_CONF_HEADER);
-    if (strcmp(v, EVB_CONF_STR(EVB_CONF_VERSION)))
-        return evb_err_set(-EPROTO, "%s: version %.20s, this build reads %d", path, v,
-                           EVB_CONF_VERSION);
-    return 0;
-}
-
-/* One "key value" line into CFG; SEEN marks the keys already given. */
-static int conf_line(const char *path, int lineno, char *line, evb_topic_config *cfg,
-                     uint32_t *seen)
-{
-    static const char blank[] = " \t";
-    char *key = line + strspn(line, blank);
-    size_t kl = strcspn(key, blank);
-    char *val = key + kl + strspn(key + kl, blank);
-    size_t vl = strcspn(val, blank);
-    char *rest = val + vl + strspn(val + vl, blank);
-    if (!kl || !vl || *rest || strspn(key, "abcdefghijklmnopqrstuvwxyz0123456789_") != kl)
-        return evb_err_set(-EBADMSG, "%s:%d: '%.60s': expected 'key value'", path, lineno,
-                           line);
-    key[kl] = '\0';
-    val[vl] = '\0';
-    uint32_t k = 0;
-    while (k < CONF_NKEYS && strcmp(key, conf_keys[k].name))
-        k++;
-    if (k == CONF_NKEYS)
-        return 0; /* a key of a later build: see topic_config_format.h */
-    const struct conf_key *ck = &conf_keys[k];
-    if (*seen & (1u << k))
-        return evb_err_set(-EBADMSG, "%s:%d: %s given twice", path, lineno, key);
-    *seen |= 1u << k;
-    const char *digits = ck->base == 8 ? "01234567" : "0123456789";
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(val, &end, ck->base);
-    if (strspn(val, digits) != vl || errno || *end)
-        return evb_err_set(-EBADMSG, "%s:%d: %s '%.24s': not a%s number%s", path, lineno, key,
-                           val, ck->base == 8 ? "n octal" : "", errno ? " that fits" : "");
-    if (v > ck->max)
-        return evb_err_set(-EBADMSG, ck->base == 8 ? "%s:%d: %s %s: above %llo"
-                                                   : "%s:%d: %s %s: above %llu",
-                           path, lineno, key, val, (unsigned long long)ck->max);
-    if (ck->size == sizeof(uint32_t)) {
-        uint32_t v32 = (uint32_t)v;
-        memcpy((char *)cfg + ck->off, &v32, sizeof v32);
-    } else {
-        uint64_t v64 = v;
-        memcpy((char *)cfg + ck->off, &v64, sizeof v64);
-    }
-    return 0;
-}
-
-/* Read a line of F into LINE (EVB_CONF_LINE_MAX + 1 bytes), newline
- * dropped. Returns its length, EVB_CONF_LINE_MAX when it has more bytes
- * than that allows before the newline (the rest is left unread), -1 at
- * the end of the file. *NUL_AT: index of its first NUL byte, or -1. */
-static long conf_getline(FILE *f, char *line, long *nul_at)
-{
-    long n = 0;
-    int c = EOF;
-    *nul_at = -1;
-    while (n < EVB_CONF_LINE_MAX && (c = getc(f)) != EOF && c != '\n') {
-        if (!c && *nul_at < 0)
-            *nul_at = n;
-        line[n++] = (char)c;
-    }
-    line[n] = '\0';
-    return n == 0 && c == EOF ? -1 : n;
-}
-
-int evb_topic_config_read(const char *dir, evb_topic_config *cfg)
-{
-    char path[PATH_MAX], line[EVB_CONF_LINE_MAX + 1];
-    snprintf(path, sizeof path, "%s/topic.conf", dir);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return evb_err_set(-errno, "%s: %s", path, strerror(errno));
-    memset(cfg, 0, sizeof *cfg);
-    int rc = 0, lineno = 0;
-    uint32_t seen = 0;
-    long n, nul;
-    while (!rc && (n = conf_getline(f, line, &nul)) >= 0) {
-        lineno++;
-        if (nul >= 0)
-            rc = evb_err_set(-EBADMSG, "%s:%d: NUL byte at column %ld", path, lineno, nul + 1);
-        else if (n == EVB_CONF_LINE_MAX)
-            rc = evb_err_set(-EBADMSG, "%s:%d: line longer than %d bytes", path, lineno,
-                             EVB_CONF_LINE_MAX - 1);
-        else
-            rc = lineno == 1 ? conf_header(path, line)
-                             : conf_line(path, lineno, line, cfg, &seen);
-    }
-    if (!rc && ferror(f))
-        rc = evb_err_set(-EIO, "%s: read error", path);
-    fclose(f);
-    if (!rc && lineno == 0)
-        rc = evb_err_set(-EBADMSG, "%s: empty", path);
-    if (!rc && config_check(cfg))
-        rc = evb_err_prefix(-EBADMSG, "%s", path);
-    return rc;
 }
 
 static int topic_dir(evb_bus *bus, const char *topic, char *out, size_t cap)
@@ -330,7 +109,7 @@ static int make_tmpfs_topic(evb_bus *bus, const char *topic, const evb_topic_con
         rc = evb_err_set(-errno, "%s: %s", path, strerror(errno));
         goto fail;
     }
-    if ((rc = config_write(tmp, cfg)))
+    if ((rc = evb_topic_config_write(tmp, cfg)))
         goto fail;
     for (uint32_t i = 0; i < cfg->partitions; i++) {
         struct evb_ring_init init = {
@@ -371,7 +150,7 @@ static int make_data_topic(evb_bus *bus, const char *topic, const evb_topic_conf
         return rc;
     if ((rc = temp_dir(bus->data, topic, tmp, sizeof tmp)))
         return rc;
-    if ((rc = config_write(tmp, cfg)))
+    if ((rc = evb_topic_config_write(tmp, cfg)))
         goto fail;
     for (uint32_t i = 0; i <= cfg->partitions; i++) {
         if (i == cfg->partitions)
@@ -407,7 +186,7 @@ EVB_EXPORT int evb_topic_create(evb_bus *bus, const char *topic, const evb_topic
     if (cfgp)
         cfg = *cfgp;
     evb_topic_config_defaults(&cfg);
-    if ((rc = config_check(&cfg)))
+    if ((rc = evb_topic_config_check(&cfg)))
         return evb_err_prefix(rc, "topic %s", topic);
     if (access(dir, F_OK) == 0)
         return evb_err_set(-EEXIST, "topic %s exists", topic);

@@ -5,8 +5,10 @@
 # round runs the new build, then the old, each invocation with --runs 1 and
 # its own baselines, so a change of vCPU placement hits both alike.
 #
-# usage: perf/ab.sh OLD_COMMIT [--rounds N] [--durable] [--data-root DIR]
-#                   [--wait-quiet SEC]
+# usage: perf/ab.sh OLD_COMMIT [--rounds N] [--durable] [--only LIST]
+#                   [--data-root DIR] [--wait-quiet SEC]
+#   --only LIST  any of throughput,pingpong,ingest,sync (default: the first
+#                two, and the last two with --durable)
 # Raw output: perf/results/<date>-<new>-vs-<old>-ab.txt, then a summary
 # (perf/ab_report.py): per result, the new/old ratio of the medians and
 # the median of per-round ratios, whose spread is the run-to-run noise.
@@ -18,12 +20,14 @@ old=${1:?usage: perf/ab.sh OLD_COMMIT [--rounds N] [--durable] [--data-root DIR]
 shift
 rounds=5
 durable=0
+only=
 data_root=/work
 wait_quiet=0
 while [ $# -gt 0 ]; do
     case $1 in
     --rounds) rounds=$2; shift ;;
     --durable) durable=1 ;;
+    --only) only=$2; shift ;;
     --data-root) data_root=$2; shift ;;
     --wait-quiet) wait_quiet=$2; shift ;;
     -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
@@ -31,6 +35,12 @@ while [ $# -gt 0 ]; do
     esac
     shift
 done
+
+if [ -z "$only" ]; then
+    only=throughput,pingpong
+    [ $durable = 1 ] && only=$only,ingest,sync
+fi
+want() { case ",$only," in *",$1,"*) return 0 ;; esac; return 1; }
 
 new_build=$root/build-perf
 wt=$(mktemp -d /tmp/evbus-ab-old.XXXXXX)
@@ -59,7 +69,7 @@ oldc=$(git -C "$root" rev-parse --short "$old")
 mkdir -p "$here/results"
 out=$here/results/$(date -u +%Y%m%dT%H%MZ)-$new-vs-$oldc-ab.txt
 {
-    echo "# cmd: perf/ab.sh $old --rounds $rounds$([ $durable = 1 ] && echo ' --durable')"
+    echo "# cmd: perf/ab.sh $old --rounds $rounds --only $only"
     echo "# new = $new ($new_build), old = $oldc ($old_build)"
     echo "# machine: nproc=$(nproc); $(lscpu | grep 'Model name' | sed 's/  */ /g'); kernel $(uname -r)"
     echo "# load at start: $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -68,18 +78,16 @@ out=$here/results/$(date -u +%Y%m%dT%H%MZ)-$new-vs-$oldc-ab.txt
             b=$new_build
             [ $which = old ] && b=$old_build
             echo "### $which run $r"
-            "$b/perf/bench_throughput" --runs 1 --json 2>/dev/null | grep -E '^\{|FAIL' ||
-                echo "# FAIL $which run $r throughput"
-            "$b/perf/bench_pingpong" --runs 1 --samples 500000 --json 2>/dev/null |
-                grep -E '^\{|FAIL' || echo "# FAIL $which run $r pingpong"
-            if [ $durable = 1 ]; then
-                "$b/perf/bench_durable" --runs 1 --ring 32M --impl async-batch,async-single \
-                    --bytes 1G --no-fio --data-root "$data_root" --json 2>/dev/null |
-                    grep -E '^\{|FAIL' || echo "# FAIL $which run $r durable"
-                "$b/perf/bench_sync" --runs 1 --producers 1,8 --duration-ms 1500 \
-                    --fsync-samples 200 --data-root "$data_root" --json 2>/dev/null |
-                    grep -E '^\{|FAIL' || echo "# FAIL $which run $r sync"
-            fi
+            want throughput && { "$b/perf/bench_throughput" --runs 1 --json 2>/dev/null |
+                grep -E '^\{|FAIL' || echo "# FAIL $which run $r throughput"; }
+            want pingpong && { "$b/perf/bench_pingpong" --runs 1 --samples 500000 --json \
+                2>/dev/null | grep -E '^\{|FAIL' || echo "# FAIL $which run $r pingpong"; }
+            want ingest && { "$b/perf/bench_durable" --runs 1 --ring 32M \
+                --impl async-batch,async-single --bytes 1G --no-fio --data-root "$data_root" \
+                --json 2>/dev/null | grep -E '^\{|FAIL' || echo "# FAIL $which run $r ingest"; }
+            want sync && { "$b/perf/bench_sync" --runs 1 --producers 1,8 --duration-ms 1500 \
+                --fsync-samples 200 --data-root "$data_root" --json 2>/dev/null |
+                grep -E '^\{|FAIL' || echo "# FAIL $which run $r sync"; }
         done
     done
 } | tee "$out" >/dev/null

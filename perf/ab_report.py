@@ -53,7 +53,8 @@ def main(path):
         for k, j in res.items():
             if j.get('bench') == 'throughput' and j.get('impl', '').startswith('evbus'):
                 ring = res.get(key_of({'bench': 'throughput', 'impl': 'spsc-ring',
-                                       'size': j.get('size')}))
+                                       'size': j.get('size'),
+                                       'ring_bytes': j.get('ring_bytes')}))
                 if ring:
                     j['_vs_ring'] = j['events_per_s']['median'] / ring['events_per_s']['median']
     rounds = sorted({r for _, r in data})

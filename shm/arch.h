@@ -63,7 +63,16 @@ static inline bool evb_cas128(void *word, uint64_t old_lo, uint64_t old_hi,
 {
     evb_u128 o = (evb_u128)old_hi << 64 | old_lo;
     evb_u128 n = (evb_u128)new_hi << 64 | new_lo;
+    /* The one deliberate full-barrier atomic of the library: clang's
+     * -Watomic-implicit-seq-cst (an error in clang builds) is off here. */
+#if defined(__clang__)
+#pragma clang diagnostic push
+#pragma clang diagnostic ignored "-Watomic-implicit-seq-cst"
+#endif
     return __sync_bool_compare_and_swap((evb_u128 *)word, o, n);
+#if defined(__clang__)
+#pragma clang diagnostic pop
+#endif
 }
 
 /*

@@ -15,6 +15,11 @@ one line per offence, "file:line: what", then exits 1 (STYLE 2.7):
     _seq_cst, _consume, their __ATOMIC_* spellings, atomic_thread_fence -
     whose statement has no comment naming an edge label (a capital and
     digits: F1, R2, K4) on its lines or in the WINDOW lines above it;
+  * a label that no edge table defines: tables are comment blocks with
+    entries of the form " *   F1  what it orders" (the top of shm/claim.c,
+    bus/durable/durable.h, bus/cursor_file.c, bus/bus.c); every label such a
+    block mentions counts as defined, and a site must name at least one;
+  * an edge label that heads entries of two tables (one name, one edge);
   * memory_order_relaxed (or __ATOMIC_RELAXED) with no comment at all on
     its statement's lines or in the WINDOW lines above: relaxed needs its
     reason too ("statistic", "only this thread writes it"). One reason may
@@ -51,6 +56,28 @@ LABEL = re.compile(r'\b(?!C(?:89|99|11|17|23)\b)[A-Z][0-9]+\b')
 ATOMIC_DECL = re.compile(
     r'\b_Atomic\b\s*(?:\([^)]*\)|(?:[A-Za-z_]\w*\s+)*?[A-Za-z_]\w*)\s+([A-Za-z_]\w*)\s*'
     r'(?=[;,=\[)])')
+
+
+# An entry of an edge table inside a block comment: " *   F1  flushed: ..."
+TABLE_ENTRY = re.compile(r'^\s*\*\s+([A-Z][0-9]+)\s{2,}\S')
+
+
+def edge_tables(root, files):
+    """Labels defined by the edge tables of FILES: {label: [file, ...]} for
+    entry heads, and the set of every label the table blocks mention."""
+    heads, mentioned = {}, set()
+    for rel in files:
+        with open(os.path.join(root, rel), encoding='utf-8', errors='replace') as fh:
+            text = fh.read()
+        for block in re.findall(r'/\*.*?\*/', text, flags=re.S):
+            lines = block.split('\n')
+            entries = [m.group(1) for m in map(TABLE_ENTRY.match, lines) if m]
+            if not entries:
+                continue
+            for label in set(entries):
+                heads.setdefault(label, []).append(rel)
+            mentioned.update(LABEL.findall(block))
+    return heads, mentioned
 
 
 def split_code_comments(text):
@@ -172,7 +199,7 @@ def window_comments(comment, start, end):
     return comment[lo:end + 1]
 
 
-def check_file(path, rel):
+def check_file(path, rel, defined):
     with open(path, encoding='utf-8', errors='replace') as fh:
         text = fh.read()
     code, comment = split_code_comments(text)
@@ -220,10 +247,15 @@ def check_file(path, rel):
                         'a written order' % (rel, no, m.group(1), m.group(1))))
         for m in ORDERED.finditer(line):
             start, end = statement_span(code, idx, m.start())
-            if not any(LABEL.search(c) for c in window_comments(comment, start, end)):
+            near = [l for c in window_comments(comment, start, end)
+                    for l in LABEL.findall(c)]
+            if not near:
                 out.append(('%s:%d: %s without an edge label (e.g. /* F1: ...; pairs '
                             'with ... */) within %d lines above its statement'
                             % (rel, no, m.group(1), WINDOW)))
+            elif not any(l in defined for l in near):
+                out.append(('%s:%d: %s names %s, which no edge table defines'
+                            % (rel, no, m.group(1), ', '.join(sorted(set(near))))))
         for m in RELAXED.finditer(line):
             first, end = statement_span(code, idx, m.start())
             start = first
@@ -256,10 +288,13 @@ def main(argv):
         return 2
     root = argv[1]
     files = argv[2:] or sources(root)
-    offences = []
+    heads, defined = edge_tables(root, sources(root))
+    offences = ['%s: edge label %s heads entries of more than one table (%s)'
+                % (where[0], label, ', '.join(where))
+                for label, where in sorted(heads.items()) if len(where) > 1]
     for f in files:
         rel = os.path.relpath(f, root) if os.path.isabs(f) else f
-        offences += check_file(os.path.join(root, rel), rel)
+        offences += check_file(os.path.join(root, rel), rel, defined)
     for o in offences:
         print(o)
     return 1 if offences else 0

@@ -13,8 +13,9 @@
  * bus/durable, producers and consumers in bus/, which sees this header
  * through bus_internal.h.
  *
- *   F1  flushed: the flusher's release store once the write of the bytes
- *       below has completed (flush_round.c complete()). Acquire loads: a
+ *   F1 (defined in shm/claim.c, its other end here) flushed: the
+ *       flusher's release store once the write of the bytes below has
+ *       completed (flush_round.c complete()). Acquire loads: a
  *       producer's refresh_limit() (shm/claim.c), which may then overwrite
  *       them; a consumer reading from disk (bus/consumer.c), which finds
  *       them in the segments; a flusher taking over (flush_lock.c), which

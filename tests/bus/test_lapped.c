@@ -52,8 +52,9 @@ static int slow_subscriber(void *arg)
         if (t_now_ms() > deadline)
             return 15;
     }
-    l->sh->val[0] = received;
-    l->sh->val[1] = lost;
+    /* Relaxed: the parent reads them after waiting for this process. */
+    atomic_store_explicit(&l->sh->val[0], received, memory_order_relaxed);
+    atomic_store_explicit(&l->sh->val[1], lost, memory_order_relaxed);
     evb_consumer_close(c);
     evb_bus_close(bus);
     return received + lost == l->events ? 0 : 16;
