@@ -2,8 +2,10 @@
 # ab.sh - this commit against an older one, interleaved in one session:
 # the in-memory set of perf/run.sh (throughput 1P1C, ping-pong) and, with
 # --durable, the durable benchmarks (ASYNC ingest, SYNC latency). Each
-# round runs the new build, then the old, each invocation with --runs 1 and
-# its own baselines, so a change of vCPU placement hits both alike.
+# round runs both builds, each invocation with --runs 1 and
+# its own baselines, so a change of vCPU placement hits both alike; the
+# order alternates between rounds, since a run leaves page cache,
+# writeback and clock state to the next.
 #
 # usage: perf/ab.sh OLD_COMMIT [--rounds N] [--durable] [--only LIST]
 #                   [--data-root DIR] [--wait-quiet SEC]
@@ -74,20 +76,24 @@ out=$here/results/$(date -u +%Y%m%dT%H%MZ)-$new-vs-$oldc-ab.txt
     echo "# machine: nproc=$(nproc); $(lscpu | grep 'Model name' | sed 's/  */ /g'); kernel $(uname -r)"
     echo "# load at start: $(cut -d' ' -f1-3 /proc/loadavg)"
     for r in $(seq 1 "$rounds"); do
-        for which in new old; do
+        # Alternate which build goes first: a run leaves the page cache,
+        # writeback and CPU frequency to the next one.
+        order="new old"
+        [ $((r % 2)) = 0 ] && order="old new"
+        for which in $order; do
             b=$new_build
             [ $which = old ] && b=$old_build
             echo "### $which run $r"
-            want throughput && { "$b/perf/bench_throughput" --runs 1 --json 2>/dev/null |
-                grep -E '^\{|FAIL' || echo "# FAIL $which run $r throughput"; }
-            want pingpong && { "$b/perf/bench_pingpong" --runs 1 --samples 500000 --json \
-                2>/dev/null | grep -E '^\{|FAIL' || echo "# FAIL $which run $r pingpong"; }
-            want ingest && { "$b/perf/bench_durable" --runs 1 --ring 32M \
+            if want throughput; then "$b/perf/bench_throughput" --runs 1 --json 2>/dev/null |
+                grep -E '^\{|FAIL' || echo "# FAIL $which run $r throughput"; fi
+            if want pingpong; then "$b/perf/bench_pingpong" --runs 1 --samples 500000 --json \
+                2>/dev/null | grep -E '^\{|FAIL' || echo "# FAIL $which run $r pingpong"; fi
+            if want ingest; then "$b/perf/bench_durable" --runs 1 --ring 32M \
                 --impl async-batch,async-single --bytes 1G --no-fio --data-root "$data_root" \
-                --json 2>/dev/null | grep -E '^\{|FAIL' || echo "# FAIL $which run $r ingest"; }
-            want sync && { "$b/perf/bench_sync" --runs 1 --producers 1,8 --duration-ms 1500 \
+                --json 2>/dev/null | grep -E '^\{|FAIL' || echo "# FAIL $which run $r ingest"; fi
+            if want sync; then "$b/perf/bench_sync" --runs 1 --producers 1,8 --duration-ms 1500 \
                 --fsync-samples 200 --data-root "$data_root" --json 2>/dev/null |
-                grep -E '^\{|FAIL' || echo "# FAIL $which run $r sync"; }
+                grep -E '^\{|FAIL' || echo "# FAIL $which run $r sync"; fi
         done
     done
 } | tee "$out" >/dev/null
