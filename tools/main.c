@@ -172,9 +172,11 @@ int cli_getopt(cli *c, int argc, char **argv, const char *shortopts,
     char spec[64];
     snprintf(spec, sizeof(spec), ":%s", shortopts);
     for (;;) {
-        int prev = optind;
         int opt = getopt_long(argc, argv, spec, longopts, NULL);
-        const char *seen = prev < argc ? argv[prev] : "?";
+        /* GNU getopt moves operands (the topic) behind the options it has
+         * seen, so the offending option sits just before optind now, not
+         * where it was before the call. */
+        const char *seen = optind > 0 && optind <= argc ? argv[optind - 1] : "?";
         switch (opt) {
         case CLI_OPT_BUS:
             c->bus_name = optarg;

@@ -190,7 +190,24 @@ test_options_do_what_help_says() {
     end
 }
 
+test_missing_value_named() {
+    begin "an option missing its value is named, wherever the topic stands"
+    run create mv
+    local cmd
+    for cmd in "pub mv --key" "tail mv --from" "tail mv --name" "create mv2 --partitions" \
+               "pub --key"; do
+        local opt=${cmd##* }
+        # shellcheck disable=SC2086 # split the command on purpose
+        run $cmd
+        check "$cmd exits 2" rc_is 2
+        check "$cmd names $opt" err_has "option $opt needs a value"
+        check "$cmd: one line" err_one_line
+    done
+    end
+}
+
 test_common_options_first
+test_missing_value_named
 test_missing_bus
 test_missing_bus_restores
 test_pub_linger
