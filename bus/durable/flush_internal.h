@@ -61,6 +61,8 @@ struct fpart {
     int32_t wres;             /* write result, bytes or -errno */
     int32_t sres;             /* fdatasync result */
     uint32_t wlen;
+    int wfd;                  /* the write's file (seg_fd or dio_fd) */
+    uint64_t woff;            /* and its offset in that file */
     uint64_t cover, cover_blk; /* O_DIRECT: start of the frame that covers block cover_blk */
     int failed;               /* sticky: corrupt ring or I/O error */
     /* The next segment, built ahead by a helper thread so that the switch

@@ -142,15 +142,18 @@ bool evb_flush_prepare(struct evb_flush *fl, struct fpart *fp, uint64_t now)
     if (we != end)
         sync = false;
     if (we > fp->written) {
-        struct io_uring_sqe *sqe = io_uring_get_sqe(&fl->ring);
         fp->wlen = (uint32_t)(we - fp->written);
-        io_uring_prep_write(sqe, wfd, r->data + (fp->written & r->mask), fp->wlen,
-                            fp->written - fp->seg_base);
+        fp->wfd = wfd;
+        fp->woff = fp->written - fp->seg_base;
+    }
+    if (we > fp->written && fl->uring_ok) {
+        struct io_uring_sqe *sqe = io_uring_get_sqe(&fl->ring);
+        io_uring_prep_write(sqe, wfd, r->data + (fp->written & r->mask), fp->wlen, fp->woff);
         io_uring_sqe_set_data64(sqe, (uint64_t)(fp - fl->p) << 1);
         if (sync)
             sqe->flags |= IOSQE_IO_LINK; /* no fdatasync after a failed write */
     }
-    if (sync) {
+    if (sync && fl->uring_ok) {
         struct io_uring_sqe *sqe = io_uring_get_sqe(&fl->ring);
         io_uring_prep_fsync(sqe, fp->seg_fd, IORING_FSYNC_DATASYNC);
         io_uring_sqe_set_data64(sqe, (uint64_t)(fp - fl->p) << 1 | OP_SYNC);
@@ -218,9 +221,44 @@ static void complete(struct evb_flush *fl, struct fpart *fp, uint64_t now)
     (void)fl;
 }
 
+/*
+ * Without io_uring (not built into the kernel, disabled by sysctl, refused
+ * by a seccomp filter or an emulator): the same ops with plain system
+ * calls, one partition after the other, with the same results io_uring
+ * would report, a failed or short write cancelling its linked fdatasync.
+ */
+static void run_ops_plain(struct evb_flush *fl, unsigned nparts)
+{
+    for (unsigned i = 0; i < nparts; i++) {
+        struct fpart *fp = &fl->p[i];
+        if (!fp->busy)
+            continue;
+        bool wrote_all = true;
+        if (fp->op_end > fp->written) {
+            ssize_t n;
+            do
+                n = pwrite(fp->wfd, fp->r->data + (fp->written & fp->r->mask), fp->wlen,
+                           (off_t)fp->woff);
+            while (n < 0 && errno == EINTR);
+            fp->wres = n < 0 ? -errno : (int32_t)n;
+            wrote_all = n == (ssize_t)fp->wlen;
+        }
+        if (fp->op_sync)
+            fp->sres = !wrote_all ? -ECANCELED : fdatasync(fp->seg_fd) ? -errno : 0;
+    }
+}
+
 /* Submit what evb_flush_prepare() queued and wait for every completion. */
 void evb_flush_run_ops(struct evb_flush *fl, unsigned nparts, uint64_t now)
 {
+    if (!fl->uring_ok) {
+        EVB_CRASH_POINT("flush.submit");
+        run_ops_plain(fl, nparts);
+        for (unsigned i = 0; i < nparts; i++)
+            if (fl->p[i].busy)
+                complete(fl, &fl->p[i], now);
+        return;
+    }
     unsigned want = 0;
     for (unsigned i = 0; i < nparts; i++)
         if (fl->p[i].busy)

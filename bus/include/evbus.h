@@ -1,7 +1,8 @@
 /*
  * evbus.h - the public API of evbus, a shared-memory event bus for one host.
  *
- * This header is the manual. Concepts (see DESIGN.md section 1):
+ * This header is the manual (ARCHITECTURE.md in the source tree maps the
+ * code behind it). Concepts:
  *
  *   bus        a directory of ring files in tmpfs (default /dev/shm/evbus/<name>)
  *   topic      a named stream of events split into N partitions
@@ -16,7 +17,7 @@
  *   consumer   a named reader whose committed cursor persists in the bus
  *   durable topic
  *              a topic whose partitions are also written to segment files
- *              on disk (DESIGN.md section 5); readers that fall behind the
+ *              on disk; readers that fall behind the
  *              ring read the disk log through the same calls
  *
  * Errors. Every fallible function returns 0 (or a count) on success and a
@@ -378,7 +379,9 @@ int evb_producer_open(evb_producer **out, evb_bus *bus, const char *topic,
  * Publish one event (copying it into the ring). Blocks only on a full
  * ring, per block_ms. Returns 0, -EAGAIN (full, block_ms == 0),
  * -ETIMEDOUT, -EMSGSIZE, -EINVAL (partition out of range), -EBUSY (no free
- * producer slot in the ring), -EBADMSG.
+ * producer slot in the ring), -EBADMSG, -ECANCELED (this producer stalled
+ * past stall_ms mid-publish and its claim was padded: the event was not
+ * published), and with EVB_MSG_SYNC what evb_producer_sync() returns.
  */
 int evb_publish(evb_producer *p, const evb_msg *msg);
 
