@@ -23,7 +23,7 @@ EVB_EXPORT const char *evb_strerror(int err)
     case -EBADMSG: return "corrupt ring, frame or file";
     case -EPROTO: return "ring or file format not readable by this build";
     case -EACCES: return "permission denied";
-    case -ENOSPC: return "no space left to reserve the ring (tmpfs full)";
+    case -ENOSPC: return "no space left (tmpfs for a ring, or the disk for a durable topic)";
     case -EINVAL: return "invalid argument";
     case -ENOMEM: return "out of memory";
     case -EBUSY: return "in use by another live process, or no free slot";

@@ -49,16 +49,22 @@ EVB_EXPORT int evb_partition_stat(evb_bus *bus, const char *topic, uint32_t part
     for (uint32_t i = 0; i < EVB_RING_PRODUCER_SLOTS; i++) {
         struct evb_producer_slot *s = &r->pslots[i];
         /* Relaxed: counted, not read through (snapshot, as above). */
-        if (!atomic_load_explicit(&s->owner, memory_order_relaxed))
+        uint64_t owner = atomic_load_explicit(&s->owner, memory_order_relaxed);
+        if (!owner)
             continue;
-        out->producers++;
+        /* A dead producer's slot waits to be reaped: what it published
+         * counts, the producer does not. */
+        if (evb_proc_alive(owner))
+            out->producers++;
         out->published += atomic_load_explicit(&s->published, memory_order_relaxed);
     }
     for (uint32_t i = 0; i < EVB_RING_READER_SLOTS; i++) {
         struct evb_reader_slot *s = &r->rslots[i];
-        /* Relaxed: counted, not read through (snapshot, as above). */
-        if (atomic_load_explicit(&s->owner, memory_order_relaxed) &&
-            atomic_load_explicit(&s->kind, memory_order_relaxed) != EVB_SLOT_FLUSHER)
+        /* Relaxed: counted, not read through (snapshot, as above). A dead
+         * reader's slot waits to be reaped: it is not attached. */
+        uint64_t owner = atomic_load_explicit(&s->owner, memory_order_relaxed);
+        if (owner && atomic_load_explicit(&s->kind, memory_order_relaxed) != EVB_SLOT_FLUSHER &&
+            evb_proc_alive(owner))
             out->readers++;
     }
     if (tm->ddir[0]) {
@@ -113,7 +119,7 @@ EVB_EXPORT int evb_reader_list(evb_bus *bus, const char *topic, uint32_t partiti
         /* Relaxed: a snapshot for `evbus stat`; the name is copied below
          * without any guarantee, and the values are only shown. */
         uint64_t owner = atomic_load_explicit(&s->owner, memory_order_relaxed);
-        if (!owner)
+        if (!owner || !evb_proc_alive(owner))
             continue;
         if (n < cap && out) {
             evb_reader_stat *o = &out[n];
