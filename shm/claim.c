@@ -110,11 +110,41 @@ void evb_ring_load_tail(const struct evb_ring *r, uint64_t *pos, uint64_t *offse
 }
 
 /*
+ * Is PEND, a pending word of another slot, a claim the ring still holds,
+ * seen from our tail snapshot POS? Never trust the mapping: the word may be
+ * garbage, so this is decided before any frame is touched.
+ *   -EBADMSG  not 8-aligned: no step of the protocol writes that (claims
+ *             start at the tail, which is aligned), so the slot is
+ *             corrupt. Ignoring it could hide a real claim whose low bits
+ *             were damaged, and its owner could then still be writing into
+ *             bytes a later lap reuses: a silent loss. The ring is reported
+ *             corrupt instead, as an unaligned tail is.
+ *   0         no claim to count: EVB_POS_NONE; at or past POS (not claimed
+ *             at our snapshot, or its claimant has not made its CAS yet);
+ *             or more than a capacity below POS. A real claim cannot be
+ *             lapped while pending (every producer's limit counts it), so
+ *             the last is a live producer's leftover from a lost CAS, which
+ *             it rewrites on its next try, or a hostile value: its bytes
+ *             belong to a later lap already and honouring it would only
+ *             wedge the ring (a limit below the tail, forever).
+ *   1         a claim in [POS - capacity, POS): its frame may be looked at.
+ */
+static int pending_claim(const struct evb_ring *r, uint64_t pend, uint64_t pos)
+{
+    if (pend == EVB_POS_NONE)
+        return 0;
+    if (pend % EVB_FRAME_ALIGN)
+        return -EBADMSG;
+    return pend < pos && pos - pend <= r->capacity;
+}
+
+/*
  * Recompute the producer limit: no claim may end past (oldest gating cursor
  * or oldest pending claim) + capacity. Runs about once a lap, or while
- * blocked.
+ * blocked. -EBADMSG (limit left at 0, so nothing is claimed) when a slot's
+ * pending word is corrupt (pending_claim).
  */
-static void refresh_limit(struct evb_ring_producer *p, uint64_t pos)
+static int refresh_limit(struct evb_ring_producer *p, uint64_t pos)
 {
     struct evb_ring *r = p->r;
     uint64_t min = pos;
@@ -151,7 +181,13 @@ static void refresh_limit(struct evb_ring_producer *p, uint64_t pos)
         if (!owner)
             continue;
         uint64_t pend = atomic_load_explicit(&s->pending, memory_order_acquire);
-        if (pend >= min)
+        int held = pending_claim(r, pend, pos);
+        if (held < 0) {
+            p->limit = 0;
+            return evb_err_set(-EBADMSG, "partition %u: producer slot %u: pending %llu "
+                               "is not aligned", r->partition, i, (unsigned long long)pend);
+        }
+        if (!held || pend >= min)
             continue;
         /* A committed stamp at a dead owner's pending claim is a leftover
          * (it lost the CAS, or died after committing): free the slot. A
@@ -167,6 +203,7 @@ static void refresh_limit(struct evb_ring_producer *p, uint64_t pos)
         min = pend;
     }
     p->limit = min + r->capacity;
+    return 0;
 }
 
 static void write_intent(struct evb_producer_slot *s, uint64_t pos, uint64_t off,
@@ -210,7 +247,9 @@ int evb_ring_claim(struct evb_ring_producer *p, uint32_t len, uint32_t events,
         uint32_t pad = idx + len > r->capacity ? (uint32_t)(r->capacity - idx) : 0;
         uint64_t end = pos + pad + len;
         if (end > p->limit) {
-            refresh_limit(p, pos);
+            int bad = refresh_limit(p, pos);
+            if (bad)
+                return bad;
             if (end > p->limit) {
                 /* Relaxed: nothing was claimed; a stale pending from a lost
                  * CAS only makes others' limits more cautious. */
@@ -403,7 +442,11 @@ void evb_ring_producer_unblock(struct evb_ring_producer *p)
      * claimed but uncommitted frame, time it and try to pad it. */
     uint64_t tpos, toff;
     evb_ring_load_tail(r, &tpos, &toff);
-    refresh_limit(p, tpos);
+    /* A corrupt slot: nothing to time or pad; the next claim reports it. */
+    if (refresh_limit(p, tpos)) {
+        p->limit = 0;
+        return;
+    }
     uint64_t min = p->limit - r->capacity;
     if (min != p->blocked_pos) {
         p->blocked_pos = min;

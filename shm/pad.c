@@ -250,24 +250,37 @@ void evb_ring_reap_producers(struct evb_ring *r)
          * intent is the only record of the hole's extent. P2: acquire. */
         uint64_t pend = atomic_load_explicit(&s->pending, memory_order_acquire);
         if (pend != EVB_POS_NONE) {
-            /* A1: acquire, as a reader. */
-            uint64_t st = atomic_load_explicit(&evb_ring_frame(r, pend)->stamp,
-                                               memory_order_acquire);
+            /* Never trust the slot (claim.c, pending_claim): an unaligned
+             * pending is a corrupt slot; keep it (the limit scan reports
+             * the ring as corrupt) and touch no frame through it. */
+            if (pend % EVB_FRAME_ALIGN)
+                continue;
             uint64_t tpos, toff;
             evb_ring_load_tail(r, &tpos, &toff);
-            bool resolved = evb_stamp_is_committed(st, pend);
+            /* A pending position at or past the tail was never claimed (it
+             * died before its CAS); one more than a capacity below it is
+             * lapped: its bytes belong to a later claim, so there is no
+             * hole left to pad and the intent records nothing we need. */
+            bool gone = pend >= tpos || tpos - pend > r->capacity;
+            /* A1: acquire, as a reader. */
+            uint64_t st = gone ? 0 : atomic_load_explicit(&evb_ring_frame(r, pend)->stamp,
+                                                          memory_order_acquire);
+            bool resolved = gone || evb_stamp_is_committed(st, pend);
             /* A claim with an end pad resolves in two steps; the data part
-             * decides. A pending position at or past the tail was never
-             * claimed (it died before its CAS). */
+             * decides. An intent whose data part is not a frame start in
+             * this lap is garbage: keep the slot, as for any hole we
+             * cannot resolve. */
             struct intent in;
-            if (resolved && read_intent(s, &in) && in.pad) {
+            if (!gone && resolved && read_intent(s, &in) && in.pad) {
                 uint64_t dp = in.pos + in.pad;
+                if (dp % EVB_FRAME_ALIGN || dp >= tpos)
+                    continue;
                 /* A1 again, for the data part. */
                 uint64_t st2 = atomic_load_explicit(&evb_ring_frame(r, dp)->stamp,
                                                     memory_order_acquire);
                 resolved = evb_stamp_is_committed(st2, dp);
             }
-            if (!resolved && pend < tpos)
+            if (!resolved)
                 continue;
         }
         /* P1: free the dead owner's lease; the whole word must still
