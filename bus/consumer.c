@@ -346,8 +346,11 @@ static void fill_event(evb_event *ev, const struct evb_frame_view *v, uint32_t p
     const struct evb_frame *f = v->f;
     ev->key = v->key;
     ev->value = v->value;
-    ev->key_len = f->key_len;
-    ev->value_len = f->len - EVB_FRAME_HDR - f->key_len;
+    /* The lengths the decoder checked, not f's: F may be in the ring,
+     * where a hostile writer could have changed them since (double fetch;
+     * shm/ring.h, evb_frame_view). */
+    ev->key_len = v->key_len;
+    ev->value_len = v->value_len;
     ev->partition = part;
     ev->type = f->type;
     ev->flags = f->flags;
@@ -373,6 +376,8 @@ static int try_read(evb_consumer *c, evb_event *ev)
         struct evb_frame_view v;
         int rc = read_part(c, i, &v);
         if (rc == 0) {
+            /* Tests stop here to change the frame under the view. */
+            EVB_CRASH_POINT("consumer.before_fill");
             fill_event(ev, &v, c->part[i]);
             c->next = i + 1 == c->n ? 0 : i + 1;
             return 0;

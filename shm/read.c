@@ -167,6 +167,9 @@ int evb_ring_read(struct evb_ring_reader *rd, struct evb_frame_view *v)
         v->f = h;
         v->key = (const uint8_t *)h + EVB_FRAME_HDR;
         v->value = v->key + st.key_len;
+        /* The checked lengths travel with the view (no double fetch). */
+        v->key_len = st.key_len;
+        v->value_len = st.len - EVB_FRAME_HDR - st.key_len;
         v->pos = pos;
         return 0;
     }

@@ -136,6 +136,12 @@ struct evb_frame_view {
     const struct evb_frame *f;  /* header (in the ring or a copy) */
     const uint8_t *key;
     const uint8_t *value;
+    /* The lengths as the decoder loaded and checked them (frame.h,
+     * evb_frame_decode). Use these, never f->len or f->key_len: F may be
+     * in shared memory, and a second load could see other values than the
+     * ones that were bounds-checked (a double fetch). */
+    uint32_t key_len;
+    uint32_t value_len;
     uint64_t pos;
     uint64_t lost_events;
     uint64_t lost_bytes;

@@ -144,6 +144,9 @@ int evb_seg_read(struct evb_seg_reader *sr, uint64_t end, struct evb_frame_view 
             v->f = fr.f;
             v->key = (const uint8_t *)fr.f + EVB_FRAME_HDR;
             v->value = v->key + fr.key_len;
+            /* The checked lengths travel with the view (no double fetch). */
+            v->key_len = fr.key_len;
+            v->value_len = fr.len - EVB_FRAME_HDR - fr.key_len;
             v->pos = at;
             v->lost_events = 0;
             v->lost_bytes = 0;
