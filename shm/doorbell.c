@@ -3,13 +3,17 @@
  * them, and the plain bells the flusher rings (flush_bell, sync_bell).
  * Producers pay a system call only when some reader has set its bit in the
  * ring's waiters word; the sleep/commit race is closed by the D1 Dekker
- * pair (claim.c).
+ * pair (claim.c). Sleeping on more bells than one futex_waitv call takes
+ * (a topic may have 256 partitions) is evb_bell_wait's business too.
  */
 #include "ring.h"
 
 #include <errno.h>
 #include <limits.h>
 #include <linux/futex.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -20,6 +24,12 @@
 #ifndef FUTEX2_SIZE_U32
 #define FUTEX2_SIZE_U32 0x02
 #endif
+#ifndef FUTEX2_PRIVATE
+#define FUTEX2_PRIVATE 128 /* FUTEX_PRIVATE_FLAG */
+#endif
+
+/* futex_waitv takes at most this many words per call (FUTEX_WAITV_MAX). */
+#define EVB_WAITV_MAX 128u
 
 struct evb_futex_waitv {
     uint64_t val;
@@ -76,20 +86,137 @@ void evb_ring_waiter_clear(struct evb_ring *r, uint32_t slot_idx)
     atomic_fetch_and_explicit(&r->hdr->waiters, ~(1ull << slot_idx), memory_order_relaxed);
 }
 
+static void waitv_fill(struct evb_futex_waitv *w, _Atomic uint32_t *word, uint32_t val,
+                       uint32_t flags)
+{
+    w->val = val;
+    w->uaddr = (uint64_t)(uintptr_t)word;
+    w->flags = FUTEX2_SIZE_U32 | flags;
+    w->reserved = 0;
+}
+
+/* One futex_waitv call: the index of the word that woke us, or -errno. */
+static long waitv_call(struct evb_futex_waitv *w, unsigned n, const struct timespec *abs)
+{
+    long rc = syscall(SYS_futex_waitv, w, n, 0, abs, CLOCK_MONOTONIC);
+    return rc < 0 ? -errno : rc;
+}
+
+/*
+ * More bells than one call takes. The bells are split into groups of
+ * EVB_WAITV_MAX - 1; the caller sleeps on the first group, one helper
+ * thread on each other, and every call also waits on a private stop word.
+ * The first group to return (a bell rang or had moved, the deadline,
+ * a signal) sets stop and wakes it, which ends every other call; the
+ * caller joins the helpers and returns that first result.
+ *
+ * No wake-up can be lost, whichever thread sleeps on a bell: every call
+ * compares its bells with VALS, the values the caller loaded before its
+ * last readiness check (the D1 pair and B1, claim.c). A producer that rang
+ * after that load has moved the bell, so the call sleeping on it returns
+ * at once (-EAGAIN) or is woken, and stops the rest. Producers and the ring
+ * format are untouched: each still rings only its own ring's bell, so
+ * processes of older builds interoperate. The price is a thread creation
+ * per sleep, paid only by a reader of more than 127 rings and only after
+ * it found nothing to read.
+ */
+struct waitv_share {
+    _Atomic uint32_t stop; /* 0 while every group sleeps; 1 once one returned */
+    int rc;                /* the first group's result; read after the joins */
+};
+
+struct waitv_group {
+    struct evb_futex_waitv w[EVB_WAITV_MAX]; /* n bells, then the stop word */
+    unsigned n;
+    const struct timespec *abs;
+    struct waitv_share *sh;
+    pthread_t th;
+    bool started;
+};
+
+static void group_sleep(struct waitv_group *g)
+{
+    long rc = waitv_call(g->w, g->n + 1, g->abs);
+    if (rc == (long)g->n)
+        return; /* stopped: another group returned first */
+    uint32_t exp = 0;
+    /* Relaxed: the CAS only elects whose result is returned; the caller
+     * reads sh->rc after pthread_join(), which orders it, and the futex
+     * calls order stop itself for the sleepers. */
+    if (atomic_compare_exchange_strong_explicit(&g->sh->stop, &exp, 1, memory_order_relaxed,
+                                                memory_order_relaxed)) {
+        g->sh->rc = rc < 0 ? (int)rc : 0;
+        syscall(SYS_futex, &g->sh->stop, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+    }
+}
+
+static void *group_thread(void *arg)
+{
+    group_sleep(arg);
+    return NULL;
+}
+
+static int wait_groups(_Atomic uint32_t **bells, const uint32_t *vals, unsigned n,
+                       const struct timespec *abs)
+{
+    const unsigned per = EVB_WAITV_MAX - 1;
+    unsigned ng = (n + per - 1) / per;
+    struct waitv_group *g = calloc(ng, sizeof *g);
+    if (!g)
+        return -ENOMEM;
+    struct waitv_share sh = {.rc = 0};
+    /* Relaxed: not shared with any thread yet. */
+    atomic_store_explicit(&sh.stop, 0, memory_order_relaxed);
+    for (unsigned k = 0; k < ng; k++) {
+        unsigned first = k * per;
+        g[k].n = n - first < per ? n - first : per;
+        for (unsigned i = 0; i < g[k].n; i++)
+            waitv_fill(&g[k].w[i], bells[first + i], vals[first + i], 0);
+        waitv_fill(&g[k].w[g[k].n], &sh.stop, 0, FUTEX2_PRIVATE);
+        g[k].abs = abs;
+        g[k].sh = &sh;
+    }
+    /* Helpers take no signal meant for the process: they inherit a full
+     * mask, and the caller's own mask is restored right after. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    bool uncovered = false;
+    for (unsigned k = 1; k < ng; k++) {
+        g[k].started = pthread_create(&g[k].th, NULL, group_thread, &g[k]) == 0;
+        uncovered |= !g[k].started;
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    struct timespec nap;
+    if (uncovered) {
+        /* No thread for some bells: sleep a slice at most and let the
+         * caller poll them; degraded, but nothing is missed for long. */
+        clock_gettime(CLOCK_MONOTONIC, &nap);
+        nap.tv_nsec += 1000000;
+        if (nap.tv_nsec >= 1000000000) {
+            nap.tv_sec++;
+            nap.tv_nsec -= 1000000000;
+        }
+        if (!abs || nap.tv_sec < abs->tv_sec ||
+            (nap.tv_sec == abs->tv_sec && nap.tv_nsec < abs->tv_nsec))
+            g[0].abs = &nap;
+    }
+    /* Whichever way it returns, stop is set and woken by then (by us or by
+     * the group that returned first), so every helper is on its way out. */
+    group_sleep(&g[0]);
+    for (unsigned k = 1; k < ng; k++)
+        if (g[k].started)
+            pthread_join(g[k].th, NULL);
+    free(g);
+    /* The end of a slice is no timeout: the caller polls and comes back. */
+    return uncovered && sh.rc == -ETIMEDOUT ? 0 : sh.rc;
+}
+
 int evb_bell_wait(_Atomic uint32_t **bells, const uint32_t *vals, unsigned n,
                   uint64_t timeout_ns)
 {
     if (n == 1)
         return evb_bell_sleep(bells[0], vals[0], timeout_ns);
-    struct evb_futex_waitv w[128];
-    if (n > sizeof w / sizeof w[0])
-        n = sizeof w / sizeof w[0];
-    for (unsigned i = 0; i < n; i++) {
-        w[i].val = vals[i];
-        w[i].uaddr = (uint64_t)(uintptr_t)bells[i];
-        w[i].flags = FUTEX2_SIZE_U32;
-        w[i].reserved = 0;
-    }
     struct timespec abs, *tp = NULL;
     if (timeout_ns) {
         clock_gettime(CLOCK_MONOTONIC, &abs);
@@ -98,12 +225,21 @@ int evb_bell_wait(_Atomic uint32_t **bells, const uint32_t *vals, unsigned n,
         abs.tv_nsec = (long)(ns % 1000000000ull);
         tp = &abs;
     }
-    long rc = syscall(SYS_futex_waitv, w, n, 0, tp, CLOCK_MONOTONIC);
-    if (rc < 0 && errno == ENOSYS) {
-        /* Old kernel: nap briefly and let the caller poll. */
+    long rc;
+    if (n <= EVB_WAITV_MAX) {
+        struct evb_futex_waitv w[EVB_WAITV_MAX];
+        for (unsigned i = 0; i < n; i++)
+            waitv_fill(&w[i], bells[i], vals[i], 0);
+        rc = waitv_call(w, n, tp);
+    } else {
+        rc = wait_groups(bells, vals, n, tp);
+    }
+    if (rc == -ENOSYS || rc == -ENOMEM) {
+        /* Old kernel, or no memory for the groups: nap briefly and let
+         * the caller poll. */
         struct timespec nap = {0, 200000};
         nanosleep(&nap, NULL);
         return 0;
     }
-    return rc < 0 ? -errno : 0;
+    return rc < 0 ? (int)rc : 0;
 }

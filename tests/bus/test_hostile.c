@@ -1,9 +1,12 @@
 /*
- * test_hostile.c - the consumer against issue 9's defect 6: an event's
- * key and value lengths are the ones the decoder checked, whatever the
- * ring says by the time the event is filled in.
+ * test_hostile.c - the consumer against issue 9's defects 5 and 6: a
+ * blocked reader of more rings than one futex_waitv call takes is woken
+ * by an event on any of them, and an event's key and value lengths are
+ * the ones the decoder checked, whatever the ring says by the time the
+ * event is filled in.
  */
 #include <criterion/criterion.h>
+#include <pthread.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -33,6 +36,64 @@ static void open_ring(struct evb_ring *r, const char *topic, uint32_t part)
     char path[512];
     snprintf(path, sizeof path, "%s/%s/%u.ring", t_bus_dir(), topic, part);
     cr_assert_eq(evb_ring_open(r, path), 0, "%s: %s", path, evb_err_get());
+}
+
+/* ---- defect 5: more than 128 partitions ---- */
+
+#define WIDE_PARTS 200u
+#define WIDE_PART 150u /* beyond the 128 words of one futex_waitv call */
+
+struct late_pub {
+    struct evb_ring ring; /* partition WIDE_PART, to see the reader's bit */
+    int rc;
+};
+
+/* Wait until the reader has set its waiter bit on WIDE_PART (it is about
+ * to sleep), give it time to get into the kernel, then publish there. */
+static void *publish_when_asleep(void *arg)
+{
+    struct late_pub *lp = arg;
+    uint64_t end = t_now_ms() + 5000;
+    /* Acquire: any value will do, the reader's fetch_or makes it nonzero. */
+    while (!atomic_load_explicit(&lp->ring.hdr->waiters, memory_order_acquire) &&
+           t_now_ms() < end)
+        usleep(1000);
+    usleep(100 * 1000);
+    evb_producer *p;
+    lp->rc = evb_producer_open(&p, bus, "wide", NULL);
+    if (lp->rc)
+        return NULL;
+    evb_msg m = {.value = "late", .value_len = 4, .partition = (int32_t)WIDE_PART};
+    lp->rc = evb_publish(p, &m);
+    evb_producer_close(p);
+    return NULL;
+}
+
+Test(hostile, blocked_reader_of_200_partitions_wakes_for_partition_150)
+{
+    evb_topic_config tc = {.partitions = WIDE_PARTS, .ring_bytes = 64 << 10};
+    cr_assert_eq(evb_topic_create(bus, "wide", &tc), 0, "%s", evb_err_get());
+    evb_consumer *c;
+    evb_consumer_options co = {.kind = EVB_SUBSCRIBER, .idle = EVB_IDLE_BLOCK};
+    cr_assert_eq(evb_consumer_open(&c, bus, "wide", &co), 0);
+    struct late_pub lp = {0};
+    open_ring(&lp.ring, "wide", WIDE_PART);
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, publish_when_asleep, &lp), 0);
+    evb_event ev;
+    uint64_t t0 = t_now_ms();
+    int rc = evb_consumer_next(c, &ev, 10000);
+    uint64_t took = t_now_ms() - t0;
+    pthread_join(th, NULL);
+    cr_assert_eq(lp.rc, 0, "publish: %d", lp.rc);
+    cr_assert_eq(rc, 0, "next: %d", rc);
+    cr_expect_eq(ev.partition, WIDE_PART);
+    /* The publisher waits ~100 ms; the wake must not wait for the 10 s
+     * timeout. */
+    cr_expect_lt(took, 1000, "woken after %llu ms: the event waited for the timeout",
+                 (unsigned long long)took);
+    evb_ring_close(&lp.ring);
+    evb_consumer_close(c);
 }
 
 /* ---- defect 6: the lengths checked are the lengths used ---- */

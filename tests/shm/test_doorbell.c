@@ -2,12 +2,15 @@
  * test_doorbell.c - shm/doorbell.c: waiter bits set and cleared per slot,
  * a commit rings the bell (and takes the bits) only when some bit is set,
  * and a thread asleep on the bell is woken by a commit before its
- * deadline, on one ring or across two (futex_waitv).
+ * deadline, on one ring or across two (futex_waitv), or on any of more
+ * bells than one futex_waitv call takes.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "ring_helpers.h"
 #include "t_helpers.h"
@@ -141,4 +144,74 @@ Test(ring_doorbell, sleeping_reader_is_woken_by_a_commit)
 Test(ring_doorbell, sleeper_across_two_rings_is_woken_by_either)
 {
     wake_by_commit(2, 1);
+}
+
+/* More bells than one futex_waitv call takes (issue 9, defect 5): the
+ * bells past the first call's are watched as closely as the first. */
+#define MANY_BELLS 300u
+
+struct many {
+    _Atomic uint32_t *words; /* MANY_BELLS futex words in a shared page */
+    _Atomic uint32_t *bells[MANY_BELLS];
+    uint32_t vals[MANY_BELLS];
+    _Atomic int armed;
+    int rc;
+    uint64_t slept_ns;
+};
+
+static void many_init(struct many *m)
+{
+    m->words = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    cr_assert_neq(m->words, MAP_FAILED);
+    for (unsigned i = 0; i < MANY_BELLS; i++) {
+        m->bells[i] = &m->words[i];
+        /* B1: acquire, as evb_ring_waiter_set loads a bell. */
+        m->vals[i] = atomic_load_explicit(&m->words[i], memory_order_acquire);
+    }
+}
+
+static void *sleep_on_many(void *arg)
+{
+    struct many *m = arg;
+    /* Release: pairs with the test's acquire poll of armed. */
+    atomic_store_explicit(&m->armed, 1, memory_order_release);
+    uint64_t t0 = evb_mono_ns();
+    m->rc = evb_bell_wait(m->bells, m->vals, MANY_BELLS, 5ull * 1000000000ull);
+    m->slept_ns = evb_mono_ns() - t0;
+    return NULL;
+}
+
+Test(ring_doorbell, wait_on_300_bells_is_woken_by_any_of_them)
+{
+    unsigned which[] = {0, 126, 127, 200, MANY_BELLS - 1};
+    for (unsigned k = 0; k < sizeof which / sizeof which[0]; k++) {
+        struct many m = {0};
+        many_init(&m);
+        pthread_t th;
+        cr_assert_eq(pthread_create(&th, NULL, sleep_on_many, &m), 0);
+        while (!atomic_load_explicit(&m.armed, memory_order_acquire))
+            sched_yield();
+        usleep(20 * 1000); /* most likely asleep in the kernel by now */
+        evb_bell_ring(m.bells[which[k]]);
+        pthread_join(th, NULL);
+        cr_expect(m.rc == 0 || m.rc == -EAGAIN, "bell %u: wait %d", which[k], m.rc);
+        cr_expect_lt(m.slept_ns, 1000000000ull, "bell %u woke it only at the deadline",
+                     which[k]);
+        munmap((void *)m.words, 4096);
+    }
+}
+
+Test(ring_doorbell, wait_on_300_bells_times_out_or_sees_a_moved_bell)
+{
+    struct many m = {0};
+    many_init(&m);
+    uint64_t t0 = evb_mono_ns();
+    cr_expect_eq(evb_bell_wait(m.bells, m.vals, MANY_BELLS, 20 * 1000 * 1000), -ETIMEDOUT);
+    cr_expect_geq(evb_mono_ns() - t0, 20ull * 1000 * 1000);
+    /* A bell of the last group moved before the call: no sleep at all. */
+    evb_bell_ring(m.bells[MANY_BELLS - 1]);
+    t0 = evb_mono_ns();
+    cr_expect_eq(evb_bell_wait(m.bells, m.vals, MANY_BELLS, 5ull * 1000000000ull), -EAGAIN);
+    cr_expect_lt(evb_mono_ns() - t0, 1000000000ull);
+    munmap((void *)m.words, 4096);
 }
