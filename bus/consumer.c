@@ -168,9 +168,7 @@ static int seek_one(evb_consumer *c, uint32_t i, uint32_t whence, uint64_t value
             off = atomic_load_explicit(&r->hdr->log_start_offset, memory_order_relaxed);
             return seek_to(c, i, pos, off, true);
         }
-        if (evb_ring_oldest(r, &pos, &off) < 0)
-            evb_ring_load_tail(r, &pos, &off);
-        return seek_to(c, i, pos, off, true);
+        return evb_ring_reader_seek_oldest(rd);
     case EVB_START_COMMITTED:
         if (!c->cur.map)
             return -EINVAL;
@@ -189,6 +187,8 @@ static int seek_one(evb_consumer *c, uint32_t i, uint32_t whence, uint64_t value
     }
     if (!c->disk) {
         if (whence == EVB_START_OFFSET) {
+            /* Nothing committed at the oldest lap start yet: the reader
+             * learns its offset there and reports any gap as lost. */
             if (strict && evb_ring_oldest(r, &pos, &off) == 0 && value < off)
                 return evb_err_set(-ERANGE, "partition %u: offset %llu is older than %llu",
                                    c->part[i], (unsigned long long)value,
@@ -487,6 +487,21 @@ EVB_EXPORT int evb_consumer_commit(evb_consumer *c)
         return -EINVAL;
     for (uint32_t i = 0; i < c->n; i++)
         evb_cursor_file_store(&c->cur, c->part[i], c->rd[i].pos, c->rd[i].offset);
+    return 0;
+}
+
+EVB_EXPORT int evb_consumer_lag(evb_consumer *c, uint64_t *bytes)
+{
+    if (!c || !bytes)
+        return -EINVAL;
+    uint64_t sum = 0;
+    for (uint32_t i = 0; i < c->n; i++) {
+        uint64_t t, toff;
+        evb_ring_load_tail(c->rd[i].r, &t, &toff);
+        if (t > c->rd[i].pos)
+            sum += t - c->rd[i].pos;
+    }
+    *bytes = sum;
     return 0;
 }
 

@@ -64,8 +64,17 @@ static bool lapped_after(struct evb_ring_reader *rd, uint64_t pos)
 static int check_offset(struct evb_ring_reader *rd, uint64_t off)
 {
     if (rd->learn) {
+        if (rd->learn_floor != EVB_FRAME_NO_OFFSET && off > rd->learn_floor) {
+            /* The seek landed on a frame it could not see yet: what lies
+             * between the offset it wanted and this one is gone. */
+            rd->lost_events += off - rd->learn_floor;
+            /* Statistic: relaxed. */
+            atomic_fetch_add_explicit(&rd->r->rslots[rd->slot_idx].lost,
+                                      off - rd->learn_floor, memory_order_relaxed);
+        }
         rd->offset = off;
         rd->learn = false;
+        rd->learn_floor = EVB_FRAME_NO_OFFSET;
         rd->resync = false;
     } else if (rd->resync) {
         if (off < rd->offset)
@@ -88,11 +97,52 @@ static int check_offset(struct evb_ring_reader *rd, uint64_t off)
  * cache-line theft; a hole is still noticed within microseconds.
  * Returns 1 to retry at once, -EAGAIN to wait. */
 #define EVB_TAIL_PEEK 256u
+
+/*
+ * Nothing committed at POS, below the tail, for as long as the hole timer
+ * has run. Every claim is padded by then if it is a claim at all: a dead
+ * producer's within dead_ns, a live one's once it stalled stall_ns
+ * (evb_ring_unblock, offered every dead_ns/4). So a stamp that stays
+ * uncommitted past stall_ns + dead_ns, and that one more offer cannot
+ * resolve, is one no intent explains (pad.c finds none): the ring is
+ * damaged at POS. Waiting on would hide the rest of the partition, so it
+ * is reported, and sticks. A torn intent read or a producer between its
+ * commit and its next intent cannot last that long. Returns 1 to retry,
+ * -EAGAIN to wait, or -EBADMSG.
+ */
+static int unexplained(struct evb_ring_reader *rd, uint64_t pos)
+{
+    struct evb_ring *r = rd->r;
+    if (rd->hole.pos != pos)
+        return -EAGAIN;
+    uint64_t waited = evb_mono_ns() - rd->hole.since;
+    if (waited < r->stall_ns + r->dead_ns)
+        return -EAGAIN;
+    if (evb_ring_unblock(r, pos, waited) == 1)
+        return 1;
+    /* A1: acquire, as any stamp load of a reader. */
+    uint64_t st = atomic_load_explicit(&evb_ring_frame(r, pos)->stamp, memory_order_acquire);
+    /* T1: acquire; lapped meanwhile is the lap check's business. */
+    uint64_t t = atomic_load_explicit(&r->hdr->tail.pos, memory_order_acquire);
+    if (evb_stamp_is_committed(st, pos))
+        return 1;
+    if (pos >= t || t - pos > r->capacity)
+        return -EAGAIN;
+    rd->failed = evb_err_set(-EBADMSG, "partition %u: stamp 0x%llx at position %llu, below "
+                             "the tail %llu, not committed after %llu ms and no claim "
+                             "covers it", r->partition, (unsigned long long)st,
+                             (unsigned long long)pos, (unsigned long long)t,
+                             (unsigned long long)(waited / 1000000u));
+    return rd->failed;
+}
+
 static int not_ready(struct evb_ring_reader *rd, uint64_t pos)
 {
     if ((++rd->idle_polls % EVB_TAIL_PEEK) != 0)
         return -EAGAIN;
-    return evb_ring_hole_check(rd->r, &rd->hole, pos) == 1 ? 1 : -EAGAIN;
+    if (evb_ring_hole_check(rd->r, &rd->hole, pos) == 1)
+        return 1;
+    return unexplained(rd, pos);
 }
 
 int evb_ring_read(struct evb_ring_reader *rd, struct evb_frame_view *v)
@@ -122,6 +172,8 @@ int evb_ring_read(struct evb_ring_reader *rd, struct evb_frame_view *v)
             int rc = not_ready(rd, pos);
             if (rc == 1)
                 continue;
+            if (rc == -EBADMSG)
+                return rc;
             if (verify) {
                 /* T1: nothing here yet, or lapped while we looked? */
                 uint64_t t = atomic_load_explicit(&r->hdr->tail.pos, memory_order_acquire);
@@ -210,34 +262,48 @@ void evb_ring_reader_release(struct evb_ring_reader *rd)
 
 int evb_ring_oldest(struct evb_ring *r, uint64_t *pos, uint64_t *offset)
 {
-    uint64_t t, toff;
-    evb_ring_load_tail(r, &t, &toff);
-    if (t % EVB_FRAME_ALIGN)
-        return -EBADMSG;
-    /* The oldest lap start whose whole lap is still held. */
-    uint64_t at = t <= r->capacity ? 0 : (t - r->capacity + r->mask) & ~r->mask;
-    if (at < r->base_pos)
-        at = r->base_pos; /* a rebuilt ring holds nothing below its base */
-    if (at >= t) {
-        *pos = t;
-        *offset = toff;
+    uint64_t at = 0;
+    *offset = 0;
+    /* A ring lapping us while we look: look again at the new oldest lap;
+     * after a few tries hand out the last one, and the reader's own lap
+     * check moves it on. */
+    for (int tries = 0; tries < 8; tries++) {
+        uint64_t t, toff;
+        evb_ring_load_tail(r, &t, &toff);
+        if (t % EVB_FRAME_ALIGN)
+            return evb_err_set(-EBADMSG, "partition %u: tail %llu is not aligned",
+                               r->partition, (unsigned long long)t);
+        /* The oldest lap start whose whole lap is still held. */
+        at = t <= r->capacity ? 0 : (t - r->capacity + r->mask) & ~r->mask;
+        if (at < r->base_pos)
+            at = r->base_pos; /* a rebuilt ring holds nothing below its base */
+        if (at >= t) {
+            *pos = t;
+            *offset = toff;
+            return 0;
+        }
+        struct evb_frame *f = evb_ring_frame(r, at);
+        /* A1: acquire pairs with the commit or pad of the frame at AT. The
+         * offset is a relaxed atomic load: a padder may be storing the same
+         * value (frame.h), and a producer of the next lap a new one, which
+         * the L1 check below catches. */
+        uint64_t st = atomic_load_explicit(&f->stamp, memory_order_acquire);
+        uint64_t off = __atomic_load_n(&f->offset, __ATOMIC_RELAXED);
+        /* L1: the offset we copied is good only if no claim lapped it since. */
+        atomic_thread_fence(memory_order_acquire);
+        uint64_t t2 = atomic_load_explicit(&r->hdr->tail.pos, memory_order_relaxed);
+        if (t2 - at > r->capacity)
+            continue;
+        *pos = at;
+        /* Not committed: in flight, a hole, or damage. Only a reader that
+         * waits there can tell (it times holes, read.c unexplained()). */
+        if (!evb_stamp_is_committed(st, at))
+            return -EAGAIN;
+        *offset = off;
         return 0;
     }
-    struct evb_frame *f = evb_ring_frame(r, at);
-    /* A1: acquire pairs with the commit or pad of the frame at AT. The
-     * offset is a relaxed atomic load: a padder may be storing the same
-     * value (frame.h), and a producer of the next lap a new one, which
-     * the L1 check below catches. */
-    uint64_t st = atomic_load_explicit(&f->stamp, memory_order_acquire);
-    uint64_t off = __atomic_load_n(&f->offset, __ATOMIC_RELAXED);
-    /* L1: the offset we copied is good only if no claim lapped it since. */
-    atomic_thread_fence(memory_order_acquire);
-    uint64_t t2 = atomic_load_explicit(&r->hdr->tail.pos, memory_order_relaxed);
-    if (!evb_stamp_is_committed(st, at) || t2 - at > r->capacity)
-        return -EAGAIN;
     *pos = at;
-    *offset = off;
-    return 0;
+    return -EAGAIN;
 }
 
 /* Move to (POS, OFFSET). LEARN: the frame at POS tells its own offset.
@@ -254,6 +320,7 @@ static int seek(struct evb_ring_reader *rd, uint64_t pos, uint64_t offset, bool 
         return rd->failed = evb_err_set(-EBADMSG, "partition %u: tail %llu is not aligned",
                                         r->partition, (unsigned long long)t);
     rd->behind = false;
+    uint64_t floor = EVB_FRAME_NO_OFFSET;
     if (pos >= t) {
         pos = t;
         offset = toff;
@@ -261,21 +328,28 @@ static int seek(struct evb_ring_reader *rd, uint64_t pos, uint64_t offset, bool 
         /* Not in the ring any more: the caller reads it from disk. */
         rd->behind = true;
     } else if (t - pos > r->capacity) {
-        /* Overwritten already: land on the oldest frame, count the gap. */
+        /* Overwritten already: land on the oldest frame, count the gap;
+         * if nothing is committed there yet, the reader waits for it and
+         * counts the gap once it learns the offset. */
         uint64_t opos, ooff;
-        if (evb_ring_oldest(r, &opos, &ooff) < 0) {
-            opos = t;
-            ooff = toff;
-        }
+        int rc = evb_ring_oldest(r, &opos, &ooff);
+        if (rc == -EBADMSG)
+            return rd->failed = rc;
         rd->lost_bytes += opos - pos;
-        if (ooff > offset)
-            rd->lost_events += ooff - offset;
+        if (rc == 0) {
+            if (ooff > offset)
+                rd->lost_events += ooff - offset;
+            offset = ooff;
+        } else {
+            learn = true;
+            floor = offset;
+        }
         pos = opos;
-        offset = ooff;
     }
     rd->pos = pos;
     rd->offset = offset;
     rd->learn = learn;
+    rd->learn_floor = floor;
     rd->resync = false;
     rd->hole.pos = EVB_POS_NONE;
     if (!keep_filters) {
@@ -330,16 +404,29 @@ void evb_ring_reader_skip_before(struct evb_ring_reader *rd, uint64_t timestamp_
 int evb_ring_reader_seek_offset(struct evb_ring_reader *rd, uint64_t offset)
 {
     uint64_t pos, off;
-    if (evb_ring_oldest(rd->r, &pos, &off) < 0)
-        evb_ring_load_tail(rd->r, &pos, &off);
-    int rc = evb_ring_reader_seek_pos(rd, pos, off);
-    if (rc)
+    int rc = evb_ring_oldest(rd->r, &pos, &off);
+    if (rc == -EBADMSG)
+        return rd->failed = rc;
+    bool known = rc == 0;
+    if ((rc = evb_ring_reader_seek_pos(rd, pos, off)))
         return rc;
-    if (offset < off) {
+    if (!known)
+        rd->learn_floor = offset; /* the frame there tells the loss */
+    else if (offset < off)
         rd->lost_events += off - offset;
-    }
     rd->skip_below = offset;
     return 0;
+}
+
+int evb_ring_reader_seek_oldest(struct evb_ring_reader *rd)
+{
+    uint64_t pos, off;
+    int rc = evb_ring_oldest(rd->r, &pos, &off);
+    if (rc == -EBADMSG)
+        return rd->failed = rc;
+    /* Learn the offset from the frame: when nothing is committed there
+     * yet, OFF is not known; the reader waits for it (or times the hole). */
+    return evb_ring_reader_seek(rd, pos, off, true);
 }
 
 int evb_ring_reader_attach(struct evb_ring_reader *rd, struct evb_ring *r, uint32_t kind,
@@ -347,6 +434,7 @@ int evb_ring_reader_attach(struct evb_ring_reader *rd, struct evb_ring *r, uint3
 {
     memset(rd, 0, sizeof *rd);
     rd->r = r;
+    rd->learn_floor = EVB_FRAME_NO_OFFSET;
     rd->kind = kind;
     rd->hole.pos = EVB_POS_NONE;
     rd->buf = malloc(r->max_frame);

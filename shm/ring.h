@@ -164,6 +164,8 @@ struct evb_ring_reader {
     uint64_t delivered;       /* events returned; statistic */
     bool resync;              /* lapped: the next frame's offset tells the loss */
     bool learn;               /* after a seek: take the next frame's offset */
+    uint64_t learn_floor;     /* learning: the offset the seek wanted; a higher
+                               * one found counts the difference lost */
     bool behind;              /* durable ring lapped us: read from disk (-ESTALE) */
     int failed;               /* sticky error */
     uint8_t *buf;             /* copy buffer for lap-checked reads */
@@ -230,8 +232,16 @@ void evb_ring_reader_skip_before(struct evb_ring_reader *rd, uint64_t timestamp_
 /* Move to the frame holding OFFSET (scanning from the oldest lap start). */
 int evb_ring_reader_seek_offset(struct evb_ring_reader *rd, uint64_t offset);
 int evb_ring_reader_seek_pos(struct evb_ring_reader *rd, uint64_t pos, uint64_t offset);
-/* The oldest frame start still held: (pos, offset); -EAGAIN if unknown. */
+/*
+ * The oldest frame start the ring still holds: 0 and (POS, OFFSET) of the
+ * committed frame there; -EAGAIN and POS with nothing committed there yet
+ * (a claim in flight, a hole, or a damaged stamp: a reader seeking there
+ * learns the offset, times a hole and reports damage), OFFSET unknown;
+ * -EBADMSG the tail itself is corrupt (message set).
+ */
 int evb_ring_oldest(struct evb_ring *r, uint64_t *pos, uint64_t *offset);
+/* Move to the oldest frame start held, learning its offset there. */
+int evb_ring_reader_seek_oldest(struct evb_ring_reader *rd);
 /* Before sleeping: 1 ready (committed, or lapped), 2 claimed but not
  * committed (sleep at most dead_ns/4 so the hole gets timed), 0 nothing. */
 int evb_ring_reader_ready(struct evb_ring_reader *rd);

@@ -362,6 +362,19 @@ static bool tail_done(const tail *t)
     return cli_stop || (t->has_count && t->printed >= t->count);
 }
 
+/*
+ * Without -f, tail stops once nothing more is ready. A reader that timed
+ * out below the tail waits at a claim not yet committed: a slow producer,
+ * a hole the library pads within dead_ms (stall_ms for a stalled live
+ * producer), or damage it reports as an error after that. Stopping there
+ * would end with exit 0 and events silently unprinted, so keep waiting.
+ */
+static bool tail_at_end(tail *t)
+{
+    uint64_t lag = 0;
+    return evb_consumer_lag(t->cons, &lag) < 0 || lag == 0;
+}
+
 /* Read and print until done; returns an exit code. */
 static int tail_loop(tail *t)
 {
@@ -379,12 +392,15 @@ static int tail_loop(tail *t)
             r = evb_consumer_next(t->cons, &ev,
                                   t->follow ? TAIL_FOLLOW_SLICE_MS : TAIL_SETTLE_MS);
             if (r == -EAGAIN || r == -ETIMEDOUT || r == -EINTR) {
-                caught_up = !t->follow;
+                caught_up = !t->follow && tail_at_end(t);
                 continue;
             }
         }
         if (r < 0) {
-            rc = cli_fail_hot(&t->c, r, "topic %s: reading", t->topic);
+            /* Corruption is sticky and its origin left the detail (which
+             * partition, what was found where): worth the words. */
+            rc = r == -EBADMSG ? cli_fail(&t->c, r, "topic %s: reading", t->topic)
+                               : cli_fail_hot(&t->c, r, "topic %s: reading", t->topic);
             break;
         }
         rc = tail_print(t, &ev);

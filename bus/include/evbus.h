@@ -471,6 +471,17 @@ int evb_consumer_next(evb_consumer *c, evb_event *ev, int32_t timeout_ms);
 int evb_consumer_poll(evb_consumer *c, int (*fn)(const evb_event *ev, void *arg),
                       void *arg, uint32_t max);
 
+/**
+ * How far C is behind: the bytes between its read position and the tail,
+ * summed over its partitions; what producers have claimed (committed or
+ * still in flight) that C has not been given yet. 0 when C has caught up.
+ * A reader whose evb_consumer_next() times out with a lag above 0 waits
+ * at a claim not yet committed: it is committed, padded (dead_ms, or
+ * stall_ms for a stalled live producer) or, when nothing explains it,
+ * reported as -EBADMSG by a later call. Returns 0 and *BYTES, or -EINVAL.
+ */
+int evb_consumer_lag(evb_consumer *c, uint64_t *bytes);
+
 /** Named consumers: persist, for every partition, the position after the
  *  last event delivered. Returns 0, -EINVAL (not a named consumer). */
 int evb_consumer_commit(evb_consumer *c);

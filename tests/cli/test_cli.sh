@@ -206,6 +206,26 @@ test_lost_events() {
     end
 }
 
+test_damaged_oldest_frame() {
+    begin "tail of a ring whose oldest frame is damaged fails, naming it"
+    run create dmg --partitions 2 --ring-bytes 64K
+    seq 3000 | "$EVBUS" pub dmg --bus "$BUS" >/dev/null
+    # The oldest frame of partition 0 sits at the start of the ring's data
+    # (20 KiB into the file): 0xff over its stamp and offset.
+    python3 -c "
+import sys
+with open(sys.argv[1], 'r+b') as f:
+    f.seek(20480)
+    f.write(b'\xff' * 16)" "$BUS/dmg/0.ring"
+    # The library tells damage from a hole after stall_ms (5 s here).
+    run tail dmg --partition 0
+    check "exits non-zero" rc_nonzero
+    check "prints nothing" out_empty
+    check "names partition and position" err_has "partition 0: stamp 0xffffffffffffffff at position 65536"
+    check "one line" err_one_line
+    end
+}
+
 # blocked_in_write PID: the process sleeps in a write to a full pipe.
 blocked_in_write() {
     grep -q pipe_write "/proc/$1/wchan" 2>/dev/null
@@ -528,6 +548,7 @@ test_named_consumer
 test_follow
 test_lost_events
 test_stop_while_output_blocked
+test_damaged_oldest_frame
 test_stat
 test_errors
 test_durable_round_trip
