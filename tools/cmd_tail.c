@@ -4,8 +4,9 @@
  * Without --name the reader is a lossless subscriber, so tail never loses
  * an event it set out to print (it slows producers instead; --lossy picks
  * a plain subscriber for watching a busy topic). With --name it is a named
- * consumer whose cursor is committed each time output is flushed, so a
- * later tail with the same name resumes after what was printed.
+ * consumer whose cursor is committed after each write of output (64 KiB
+ * of lines, or less when caught up), so a later tail with the same name
+ * resumes after what was printed, replaying at most one write if killed.
  */
 #include "cli.h"
 #include "util.h"
@@ -32,8 +33,10 @@ static const char tail_usage[] =
     "                   older than what the topic holds (the ring, or a\n"
     "                   durable topic's retained log) instead of starting\n"
     "                   at the oldest event held\n"
-    "  --name NAME      read as the named consumer NAME and commit its\n"
-    "                   cursor as output is written\n"
+    "  --name NAME      read as the named consumer NAME, committing its\n"
+    "                   cursor after each write of output: every 64 KiB of\n"
+    "                   lines, whenever nothing more is ready, and at exit\n"
+    "                   (so a killed tail prints again at most one write)\n"
     "  --partition P    read partition P only (default: all)\n"
     "  -f, --follow     wait for new events until interrupted\n"
     "  --count N        stop after N events\n"
@@ -320,6 +323,8 @@ static int tail_write(tail *t)
     return rc;
 }
 
+static int tail_flush(tail *t);
+
 /* Print one event; returns 0 or an exit code. */
 static int tail_print(tail *t, const evb_event *ev)
 {
@@ -331,8 +336,10 @@ static int tail_print(tail *t, const evb_event *ev)
     if (rc < 0)
         return cli_error(&t->c, "out of memory");
     t->printed++;
-    if (t->out.len >= TAIL_OUT_HIGH && (rc = tail_write(t)) != 0)
-        return rc == 1 ? 0 : rc;
+    /* Commit with every write, not only once caught up: a tail killed
+     * under load then replays at most one write's worth. */
+    if (t->out.len >= TAIL_OUT_HIGH)
+        return tail_flush(t);
     return 0;
 }
 

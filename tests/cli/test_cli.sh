@@ -156,6 +156,65 @@ test_named_consumer() {
     end
 }
 
+test_named_tail_killed_replays_little() {
+    begin "a named tail -f killed under load replays at most one write of output"
+    # A ring that holds every event: nothing is lost to laps, so where the
+    # fresh tail starts is only what was committed.
+    run create rep --ring-bytes 8M
+    # The reader drains tail's output slowly while a publisher fills the
+    # topic, so tail never catches up;
+    # after SIGKILL it drains what tail wrote, then a fresh tail with the
+    # same name must resume at most one write (64 KiB of lines) earlier.
+    python3 - "$EVBUS" "$BUS" "$TMP/rep.in" >"$TMP/rep.out" 2>"$TMP/rep.err" <<'EOF'
+import json, os, signal, subprocess, sys, time
+evbus, bus = sys.argv[1], sys.argv[2]
+tail = subprocess.Popen([evbus, "tail", "rep", "--bus", bus, "--name", "r", "-f",
+                         "--from", "earliest"], stdout=subprocess.PIPE)
+deadline = time.time() + 10
+while time.time() < deadline:
+    st = subprocess.run([evbus, "stat", "rep", "--bus", bus, "--json"],
+                        capture_output=True, text=True)
+    if st.returncode == 0 and json.loads(st.stdout)["topics"][0]["partitions"][0]["readers"]:
+        break
+    time.sleep(0.05)
+# From a file: a pipe written from here would block while pub waits for
+# tail, which waits for us.
+with open(sys.argv[3], "wb") as f:
+    f.write(b"".join(b"%d\n" % i for i in range(100000)))
+pub = subprocess.Popen([evbus, "pub", "rep", "--bus", bus], stdin=open(sys.argv[3], "rb"),
+                       stdout=subprocess.DEVNULL)
+fd = tail.stdout.fileno()
+data = b""
+while data.count(b"\n") < 30000:
+    chunk = os.read(fd, 4096)
+    if not chunk:
+        break
+    data += chunk
+    time.sleep(0.001)
+tail.send_signal(signal.SIGKILL)
+tail.wait()
+while True:
+    chunk = os.read(fd, 65536)
+    if not chunk:
+        break
+    data += chunk
+pub.wait()
+lines = [l for l in data.split(b"\n")[:-1]]
+print(int(lines[-1].split(b" ")[0].split(b":")[1]))
+EOF
+    local last
+    last=$(cat "$TMP/rep.out")
+    run tail rep --name r --count 1
+    local first
+    first=$(sed 's/^0:\([0-9]*\) .*/\1/' "$OUT")
+    echo "  last drained $last, resumed at $first" >&2
+    check "no gap: resumes at or before the event after the last one drained" \
+        eval '((first <= last + 1))'
+    # 64 KiB of lines of at least 9 bytes ("0:N N\n" with N >= 1000).
+    check "bounded replay" eval '((last + 1 - first <= 7300))'
+    end
+}
+
 test_follow() {
     begin "tail -f follows and exits 0 on SIGINT"
     run create fol
@@ -545,6 +604,7 @@ test_pub_stdin_tail
 test_escaping
 test_json
 test_named_consumer
+test_named_tail_killed_replays_little
 test_follow
 test_lost_events
 test_stop_while_output_blocked
