@@ -117,35 +117,57 @@ static void meta_upgrade(struct evb_bus_meta *meta)
     atomic_store_explicit(&meta->version, EVB_BUS_VERSION, memory_order_release);
 }
 
-/* Map <bus>/bus.meta, creating it when missing (bus_meta_format.h). */
+/* A new page's identity, written before it is linked into place; every
+ * other field's zero is a valid start. */
+static void meta_init(void *map, void *arg)
+{
+    (void)arg;
+    struct evb_bus_meta *meta = map;
+    /* Relaxed: no one sees the file before it is linked (file_create.c);
+     * the magic's release (U1) orders them anyway. */
+    atomic_store_explicit(&meta->version, EVB_BUS_VERSION, memory_order_relaxed);
+    atomic_store_explicit(&meta->format, EVB_BUS_FORMAT_WORD, memory_order_relaxed);
+    /* U1: release; version and format before the magic. */
+    atomic_store_explicit(&meta->magic, EVB_BUS_MAGIC, memory_order_release);
+}
+
+/*
+ * Map <bus>/bus.meta, creating it whole when missing (file_create.c: made
+ * under a temporary name, then linked). Its name never shows a page
+ * mid-creation, so an empty or zeroed bus.meta is damage: taking it as new
+ * would hand out producer ids from 1 again, and (producer id, sequence)
+ * pairs would repeat for consumers that drop duplicates.
+ */
 static int map_meta(evb_bus *bus)
 {
     char path[PATH_MAX + 16];
     snprintf(path, sizeof path, "%s/bus.meta", bus->path);
     size_t bytes = EVB_BUS_META_BYTES;
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0660);
-    if (fd < 0)
-        return evb_err_set(-errno, "%s: %s", path, strerror(errno));
+    int fd = -1;
+    for (int tries = 0; fd < 0; tries++) {
+        fd = open(path, O_RDWR | O_CLOEXEC);
+        if (fd >= 0)
+            break;
+        if (errno != ENOENT || tries == 3)
+            return evb_err_set(-errno, "%s: %s", path, strerror(errno));
+        /* Losing the race to another first opener is fine: its page is
+         * as good. */
+        int rc = evb_file_create(path, 0660, bytes, false, meta_init, NULL);
+        if (rc && rc != -EEXIST)
+            return rc;
+    }
     struct stat st;
     int rc = 0;
     if (fstat(fd, &st) < 0) {
-        rc = -errno;
+        rc = evb_err_set(-errno, "%s: %s", path, strerror(errno));
         goto out;
     }
-    if (st.st_size == 0) {
-        /* A new file, or one whose creator died before sizing it: grow
-         * it. Zero magic means "not ready", and every field's zero is a
-         * valid start. */
-        int e = posix_fallocate(fd, 0, (off_t)bytes);
-        if (e) {
-            rc = evb_err_set(-e, "%s: %s", path, strerror(e));
-            goto out;
-        }
-    } else if (st.st_size != (off_t)bytes) {
-        /* Sizing is one step from 0 to the full page: anything else was
-         * not written by a bus (and mapping past its end would fault). */
-        rc = evb_err_set(-EBADMSG, "%s: %lld bytes, expected %zu", path,
-                         (long long)st.st_size, bytes);
+    if (st.st_size != (off_t)bytes) {
+        /* Created whole, never resized: anything else was not written by
+         * a bus (and mapping past its end would fault). */
+        rc = evb_err_set(-EBADMSG, "%s: %lld bytes, expected %zu%s", path,
+                         (long long)st.st_size, bytes,
+                         st.st_size == 0 ? " (empty, not a bus.meta)" : "");
         goto out;
     }
     void *m = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
@@ -154,17 +176,10 @@ static int map_meta(evb_bus *bus)
         goto out;
     }
     struct evb_bus_meta *meta = m;
-    /* U1: acquire; pairs with the release store below (in whichever
+    /* U1: acquire; pairs with the release store in meta_init (in whichever
      * process created the file): a set magic comes with its identity. */
     uint64_t magic = atomic_load_explicit(&meta->magic, memory_order_acquire);
-    if (magic == 0) {
-        /* First opener (or a racing one: both store the same values).
-         * Relaxed: published by the magic's release (U1). */
-        atomic_store_explicit(&meta->version, EVB_BUS_VERSION, memory_order_relaxed);
-        atomic_store_explicit(&meta->format, EVB_BUS_FORMAT_WORD, memory_order_relaxed);
-        /* U1: release; version and format before the magic. */
-        atomic_store_explicit(&meta->magic, EVB_BUS_MAGIC, memory_order_release);
-    } else if ((rc = meta_check(path, meta, magic))) {
+    if ((rc = meta_check(path, meta, magic))) {
         munmap(m, bytes);
         goto out;
     }

@@ -9,6 +9,7 @@
 #include <limits.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "bus_meta_format.h"
 #include "durable.h"
@@ -50,6 +51,14 @@ int evb_topic_config_check(const evb_topic_config *cfg);
  * built aside, renamed into place when complete). */
 int evb_topic_config_write(const char *dir, const evb_topic_config *cfg);
 int evb_rmtree(const char *path);
+
+/* file_create.c: create PATH, BYTES long with MODE, initialised by
+ * INIT(map, ARG) under a temporary name and then linked into place, so it
+ * appears whole or not at all (SYNC: fdatasync first, for files on disk).
+ * 0 created; -EEXIST it exists already (another creator won); else -errno
+ * with the message set. */
+int evb_file_create(const char *path, mode_t mode, size_t bytes, bool sync,
+                    void (*init)(void *map, void *arg), void *arg);
 /* Rebuild the tmpfs side of durable topic TOPIC from its data directory
  * (after a reboot wiped tmpfs). 0 also when someone else did it first. */
 int evb_topic_restore(evb_bus *bus, const char *topic);

@@ -9,7 +9,9 @@
  *   K1  creation: partitions, version, format and every entry's pos are
  *       stored before the magic (release); pairs with the acquire load of
  *       the magic in evb_cursor_file_open() and evb_consumers_min_committed(),
- *       so whoever sees the magic sees a finished file.
+ *       so whoever sees the magic sees a finished file. The file is made
+ *       under a temporary name and linked into place (file_create.c), so
+ *       its name shows it whole; K1 still orders the words for a reader.
  *   K2  commit: the owner's release store of the even seq after pos and
  *       offset; pairs with the loader's acquire load of seq, so a loader
  *       that sees that seq sees that commit's pair.
@@ -117,6 +119,26 @@ static void *cur_map(int fd, size_t size, size_t bytes, int prot, size_t *len)
     return mmap(NULL, *len, prot, MAP_SHARED, fd, 0);
 }
 
+/* A new file's content, written before it is linked into place. */
+struct cur_new {
+    uint32_t nparts;
+};
+
+static void cur_init(void *map, void *arg)
+{
+    struct evb_cur_hdr *f = map;
+    const struct cur_new *cn = arg;
+    f->partitions = cn->nparts;
+    /* Relaxed: no one else sees the file before it is linked (file_create.c),
+     * and the magic's release (K1) orders them for scans anyway. */
+    atomic_store_explicit(&f->version, EVB_CUR_VERSION, memory_order_relaxed);
+    atomic_store_explicit(&f->format, EVB_CUR_FORMAT_WORD, memory_order_relaxed);
+    for (uint32_t i = 0; i < cn->nparts; i++)
+        atomic_store_explicit(&f->e[i].pos, EVB_POS_NONE, memory_order_relaxed);
+    /* K1: release; everything above before the magic. */
+    atomic_store_explicit(&f->magic, EVB_CUR_MAGIC, memory_order_release);
+}
+
 int evb_cursor_file_open(struct evb_cursor_file *cf, const struct evb_topic_map *tm,
                          const char *name)
 {
@@ -127,23 +149,37 @@ int evb_cursor_file_open(struct evb_cursor_file *cf, const struct evb_topic_map 
         evb_mkdirs(path); /* topics made before consumers/ existed */
     snprintf(path, sizeof path, "%s/consumers/%s.cur", top, name);
     size_t bytes = evb_cur_file_bytes(tm->nparts);
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, tm->cfg.file_mode);
-    if (fd < 0)
-        return evb_err_set(-errno, "%s: %s", path, strerror(errno));
+    int fd = -1;
+    /* Open it, or create it whole (file_create.c) and open that: a file
+     * at this name is never mid-creation, so empty or zeroed is damage,
+     * not a new consumer (which would deliver everything again). Losing
+     * the race to another creator is fine: its file is as good. */
+    for (int tries = 0; fd < 0; tries++) {
+        fd = open(path, O_RDWR | O_CLOEXEC);
+        if (fd >= 0)
+            break;
+        if (errno != ENOENT || tries == 3)
+            return evb_err_set(-errno, "%s: %s", path, strerror(errno));
+        struct cur_new cn = {tm->nparts};
+        int rc = evb_file_create(path, tm->cfg.file_mode, bytes, tm->ddir[0] != 0, cur_init,
+                                 &cn);
+        if (rc && rc != -EEXIST)
+            return rc;
+    }
     struct stat st;
-    int rc = 0;
-    if (fstat(fd, &st) < 0 ||
-        (st.st_size == 0 && (rc = posix_fallocate(fd, 0, (off_t)bytes)))) {
-        rc = evb_err_set(rc ? -rc : -errno, "%s: cannot size cursor file", path);
+    if (fstat(fd, &st) < 0) {
+        int rc = evb_err_set(-errno, "%s: %s", path, strerror(errno));
         close(fd);
         return rc;
     }
-    /* A new file was just sized in one step; any other size is checked. */
-    size_t size = st.st_size == 0 ? bytes : (size_t)st.st_size;
+    size_t size = (size_t)st.st_size;
     size_t len = 0;
     struct evb_cur_hdr *f = cur_map(fd, size, bytes, PROT_READ | PROT_WRITE, &len);
     int e = errno;
     close(fd);
+    if (size == 0)
+        return evb_err_set(-EBADMSG, "%s: empty (0 bytes), not a cursor file; remove it to "
+                           "start the consumer over", path);
     if (size < EVB_CUR_HDR_BYTES)
         return evb_err_set(-EBADMSG, "%s: %zu bytes, smaller than a cursor file header (%u)",
                            path, size, EVB_CUR_HDR_BYTES);
@@ -152,18 +188,12 @@ int evb_cursor_file_open(struct evb_cursor_file *cf, const struct evb_topic_map 
     /* K1: acquire; a set magic comes with a finished file. */
     uint64_t magic = atomic_load_explicit(&f->magic, memory_order_acquire);
     char msg[128];
-    if (magic == 0 && size == bytes) {
-        /* New file: racing creators write identical values. */
-        f->partitions = tm->nparts;
-        /* Relaxed: published by the magic's release (K1). */
-        atomic_store_explicit(&f->version, EVB_CUR_VERSION, memory_order_relaxed);
-        atomic_store_explicit(&f->format, EVB_CUR_FORMAT_WORD, memory_order_relaxed);
-        for (uint32_t i = 0; i < tm->nparts; i++)
-            atomic_store_explicit(&f->e[i].pos, EVB_POS_NONE, memory_order_relaxed);
-        /* K1: release; everything above before the magic. */
-        atomic_store_explicit(&f->magic, EVB_CUR_MAGIC, memory_order_release);
-    } else if ((rc = cur_check(f, magic, size, tm->nparts, msg, sizeof msg))) {
+    int rc = cur_check(f, magic, size, tm->nparts, msg, sizeof msg);
+    if (rc) {
         munmap(f, len);
+        if (magic == 0 && size == bytes)
+            return evb_err_set(rc, "%s: %s (zeroed, not a cursor file; remove it to start "
+                               "the consumer over)", path, msg);
         return evb_err_set(rc, "%s: %s", path, msg);
     }
     uint64_t self = evb_proc_self();

@@ -2,14 +2,17 @@
  * test_bus_meta.c - bus.meta (bus/bus_meta_format.h): a new bus writes the
  * page this build reads; a version 1 page is upgraded in place and keeps
  * its producer ids; a page with a wrong magic, a newer version, another
- * format word or a wrong size is refused with a message naming the value
- * found and the value expected, and nothing crashes (run it under ASan).
+ * format word, a wrong size, or an empty or zeroed file is refused with a
+ * message naming the value found and the value expected, and nothing
+ * crashes (run it under ASan). Creation is race-free and a creator killed
+ * mid-way wedges nothing.
  */
 #include <criterion/criterion.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "bus_meta_format.h"
 #include "t_helpers.h"
@@ -90,14 +93,81 @@ Test(bus_meta, new_bus_writes_this_builds_page)
     evb_bus_close(bus);
 }
 
-Test(bus_meta, empty_file_is_initialised)
+/* bus.meta is made under a temporary name and linked whole: an empty or
+ * zeroed one is damage. Taking it as new would hand out producer ids from
+ * 1 again, so (producer id, sequence) pairs would repeat. */
+Test(bus_meta, empty_file_is_ebadmsg)
 {
-    /* A creator that died between open and sizing leaves 0 bytes. */
     write_meta("", 0);
+    char want[64];
+    snprintf(want, sizeof want, "0 bytes, expected %u (empty", EVB_BUS_META_BYTES);
+    open_expect(-EBADMSG, want, NULL);
+}
+
+Test(bus_meta, zeroed_page_is_ebadmsg)
+{
+    static uint8_t page[EVB_BUS_META_BYTES];
+    write_meta(page, sizeof page);
+    open_expect(-EBADMSG, "magic 0x0, expected 0x314154454d425645", NULL);
+}
+
+/* A creator killed mid-way leaves only its temporary file (a dead pid's,
+ * or one named after our own pid by a process that had it before): the
+ * next opener creates the page as usual, and the sweep removes the dead
+ * one's. */
+Test(bus_meta, creator_killed_mid_way_leaves_no_wedge)
+{
+    char tmp[600];
+    snprintf(tmp, sizeof tmp, "%s/.tmp.bus.meta.%d.0", t_bus_dir(), (int)getpid());
+    FILE *f = fopen(tmp, "w");
+    cr_assert_not_null(f);
+    fclose(f);
+    pid_t dead = fork();
+    if (dead == 0)
+        _exit(0);
+    cr_assert_eq(t_wait_exit(dead, 5000), 0);
+    snprintf(tmp, sizeof tmp, "%s/.tmp.bus.meta.%d.0", t_bus_dir(), (int)dead);
+    f = fopen(tmp, "w");
+    cr_assert_not_null(f);
+    fclose(f);
     evb_bus_options o = {.data_dir = t_data_dir()};
     evb_bus *bus;
     cr_assert_eq(evb_bus_open(&bus, t_bus_dir(), &o), 0, "%s", evb_last_error());
     evb_bus_close(bus);
+    struct evb_bus_meta m = read_page();
+    cr_assert_eq(atomic_load_explicit(&m.magic, memory_order_relaxed), EVB_BUS_MAGIC);
+}
+
+static int open_once(void *arg)
+{
+    struct t_shared *g = arg;
+    atomic_fetch_add(&g->ready, 1);
+    while (!atomic_load(&g->go))
+        ;
+    evb_bus_options o = {.data_dir = t_data_dir()};
+    evb_bus *bus;
+    int rc = evb_bus_open(&bus, t_bus_dir(), &o);
+    if (rc == 0)
+        evb_bus_close(bus);
+    return rc == 0 ? 0 : 1;
+}
+
+/* First openers racing: one creates, the others open its page. */
+Test(bus_meta, racing_first_openers_all_open_one_page)
+{
+    /* Name the directories before forking: each child would make its own. */
+    (void)t_bus_dir();
+    (void)t_data_dir();
+    struct t_shared *g = t_shared_new();
+    pid_t kids[6];
+    for (int i = 0; i < 6; i++)
+        kids[i] = t_spawn(open_once, g);
+    cr_assert(t_wait_count(&g->ready, 6, 5000));
+    atomic_store(&g->go, 1);
+    for (int i = 0; i < 6; i++)
+        cr_expect_eq(t_wait_exit(kids[i], 10000), 0, "opener %d failed", i);
+    struct evb_bus_meta m = read_page();
+    cr_assert_eq(atomic_load_explicit(&m.magic, memory_order_relaxed), EVB_BUS_MAGIC);
 }
 
 Test(bus_meta, wrong_magic_is_ebadmsg)

@@ -3,9 +3,10 @@
  * bus/cursor_file.c): a new file carries this build's version and format;
  * a version 1 file keeps its commits and is upgraded in place; a wrong
  * magic, a newer version, another format word, another partition count or
- * a wrong size is refused at open with a message naming the value found
- * and the value expected, and skipped by the retention's scan, with no
- * crash (run it under ASan).
+ * a wrong size, or an empty or zeroed file, is refused at open with a
+ * message naming the value found and the value expected, and skipped by
+ * the retention's scan, with no crash (run it under ASan). A creator
+ * killed mid-way wedges nothing.
  */
 #include <criterion/criterion.h>
 #include <fcntl.h>
@@ -269,13 +270,39 @@ Test(cursor_file, oversized_file_is_ebadmsg)
     expect_refused(-EBADMSG, "4096 bytes, expected 96 for 2 partitions");
 }
 
-Test(cursor_file, empty_file_is_created_anew)
+/* The file is made under a temporary name and linked whole: at its name,
+ * empty or zeroed is damage. Taking it as a new consumer would deliver
+ * everything again. */
+Test(cursor_file, empty_file_is_ebadmsg)
 {
-    /* A creator that died between open and sizing leaves 0 bytes. */
     int fd = open(cur_path, O_WRONLY | O_CREAT | O_TRUNC, 0660);
+    cr_assert_geq(fd, 0);
+    close(fd);
+    expect_refused(-EBADMSG, "empty (0 bytes)");
+}
+
+Test(cursor_file, zeroed_file_is_ebadmsg)
+{
+    make_committed_file(4);
+    static uint8_t zeros[96];
+    patch(0, zeros, sizeof zeros);
+    expect_refused(-EBADMSG, "magic 0x0, expected");
+}
+
+/* A creator killed mid-way leaves only a temporary file, which nothing
+ * reads: the next opener creates the file as usual. */
+Test(cursor_file, creator_killed_mid_way_leaves_no_wedge)
+{
+    char tmp[600];
+    snprintf(tmp, sizeof tmp, "%s/c/consumers/.tmp.billing.cur.%d.0", t_bus_dir(),
+             (int)getpid());
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0660);
     cr_assert_geq(fd, 0);
     close(fd);
     evb_consumer *c;
     cr_assert_eq(open_billing(&c), 0, "%s", evb_last_error());
     evb_consumer_close(c);
+    struct stat st;
+    cr_assert_eq(stat(cur_path, &st), 0);
+    cr_assert_eq(st.st_size, 96);
 }

@@ -1,0 +1,74 @@
+/*
+ * file_create.c - make a small shared file (bus.meta, a cursor file) appear
+ * whole: it is sized and initialised under a temporary name in the same
+ * directory, then link()ed into place. Its final name therefore never shows
+ * a file mid-creation, so an opener can treat an empty or zeroed file there
+ * as damage rather than as "new". What the file holds, and how it is
+ * checked once open, stay with its owner (bus.c, cursor_file.c).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "bus_internal.h"
+
+/* Threads of one process creating at once get different temporary names.
+ * Relaxed: only uniqueness matters, nothing is published through it. */
+static _Atomic uint32_t tmp_seq;
+
+int evb_file_create(const char *path, mode_t mode, size_t bytes, bool sync,
+                    void (*init)(void *map, void *arg), void *arg)
+{
+    char tmp[PATH_MAX + 64];
+    const char *slash = strrchr(path, '/');
+    int dlen = slash ? (int)(slash - path) : 1;
+    const char *dir = slash ? path : ".";
+    const char *base = slash ? slash + 1 : path;
+    /* ".tmp.<base>.<pid>.<n>": bus.c sweeps a dead pid's out of the bus
+     * directory; elsewhere (consumers/) a leftover is a few bytes that no
+     * scan reads (the name does not end in .cur). */
+    uint32_t n = atomic_fetch_add_explicit(&tmp_seq, 1, memory_order_relaxed);
+    if (snprintf(tmp, sizeof tmp, "%.*s/.tmp.%s.%d.%u", dlen, dir, base, (int)getpid(), n) >=
+        (int)sizeof tmp)
+        return evb_err_set(-ENAMETOOLONG, "%s: path too long", path);
+    int fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+    if (fd < 0 && errno == EEXIST) {
+        /* Our pid's name, left by a dead process that had it before. */
+        unlink(tmp);
+        fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+    }
+    if (fd < 0)
+        return evb_err_set(-errno, "%s: %s", tmp, strerror(errno));
+    int rc = 0;
+    int e = posix_fallocate(fd, 0, (off_t)bytes);
+    if (e) {
+        rc = evb_err_set(-e, "%s: %s", tmp, strerror(e));
+        goto out;
+    }
+    void *m = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (m == MAP_FAILED) {
+        rc = evb_err_set(-errno, "%s: mmap: %s", tmp, strerror(errno));
+        goto out;
+    }
+    init(m, arg);
+    munmap(m, bytes);
+    /* On disk, the bytes must be there before the name: a crash must not
+     * leave a linked file of zeros. */
+    if (sync && fdatasync(fd) < 0) {
+        rc = evb_err_set(-errno, "%s: fdatasync: %s", tmp, strerror(errno));
+        goto out;
+    }
+    /* link, not rename: it fails when PATH exists, so a racing creator
+     * that got there first keeps its file (and its holders their map). */
+    if (link(tmp, path) < 0)
+        rc = errno == EEXIST ? -EEXIST : evb_err_set(-errno, "%s: %s", path, strerror(errno));
+out:
+    unlink(tmp);
+    close(fd);
+    return rc;
+}
