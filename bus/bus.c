@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "bus_internal.h"
+#include "safe_open.h"
 
 #define EVB_SHM_ROOT "/dev/shm/evbus"
 
@@ -36,6 +37,8 @@ int evb_rmtree(const char *path)
  * garbage. The pid is the second-to-last dot field. */
 static void sweep_leftovers(const char *busdir)
 {
+    /* The bus directory is the caller's own choice, so a symlink there is
+     * followed; what lies inside it goes through safe_open.h. */
     DIR *d = opendir(busdir);
     if (!d)
         return;
@@ -145,11 +148,11 @@ static int map_meta(evb_bus *bus)
     size_t bytes = EVB_BUS_META_BYTES;
     int fd = -1;
     for (int tries = 0; fd < 0; tries++) {
-        fd = open(path, O_RDWR | O_CLOEXEC);
+        fd = evb_open_file(AT_FDCWD, path, O_RDWR, 0, EVB_FILE_REG);
         if (fd >= 0)
             break;
-        if (errno != ENOENT || tries == 3)
-            return evb_err_set(-errno, "%s: %s", path, strerror(errno));
+        if (fd != -ENOENT || tries == 3)
+            return evb_open_fail(fd, path);
         /* Losing the race to another first opener is fine: its page is
          * as good. */
         int rc = evb_file_create(path, 0660, bytes, false, meta_init, NULL);

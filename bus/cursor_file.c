@@ -41,6 +41,7 @@
 
 #include "bus_internal.h"
 #include "cursor_format.h"
+#include "safe_open.h"
 
 /* Check the header of a mapped cursor file of FILE_BYTES bytes (at least
  * the header's) against a topic of NPARTS partitions; MAGIC was loaded
@@ -155,11 +156,11 @@ int evb_cursor_file_open(struct evb_cursor_file *cf, const struct evb_topic_map 
      * not a new consumer (which would deliver everything again). Losing
      * the race to another creator is fine: its file is as good. */
     for (int tries = 0; fd < 0; tries++) {
-        fd = open(path, O_RDWR | O_CLOEXEC);
+        fd = evb_open_file(AT_FDCWD, path, O_RDWR, 0, EVB_FILE_REG);
         if (fd >= 0)
             break;
-        if (errno != ENOENT || tries == 3)
-            return evb_err_set(-errno, "%s: %s", path, strerror(errno));
+        if (fd != -ENOENT || tries == 3)
+            return evb_open_fail(fd, path);
         struct cur_new cn = {tm->nparts};
         int rc = evb_file_create(path, tm->cfg.file_mode, bytes, tm->ddir[0] != 0, cur_init,
                                  &cn);
@@ -282,8 +283,8 @@ uint64_t evb_consumers_min_committed(struct evb_topic_map *tm, uint32_t part)
     char dir[PATH_MAX + 16];
     snprintf(dir, sizeof dir, "%s/consumers", tm->ddir[0] ? tm->ddir : tm->dir);
     uint64_t min = UINT64_MAX;
-    DIR *d = opendir(dir);
-    if (!d)
+    DIR *d;
+    if (evb_open_dir(dir, &d) < 0)
         return min;
     struct dirent *e;
     while ((e = readdir(d))) {
@@ -292,7 +293,8 @@ uint64_t evb_consumers_min_committed(struct evb_topic_map *tm, uint32_t part)
             continue;
         char path[PATH_MAX + 300];
         snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        /* Anything but a regular file holds no commit to honour. */
+        int fd = evb_open_file(AT_FDCWD, path, O_RDONLY, 0, EVB_FILE_REG);
         if (fd < 0)
             continue;
         size_t bytes = evb_cur_file_bytes(tm->nparts);

@@ -164,6 +164,8 @@ static int make_data_topic(evb_bus *bus, const char *topic, const evb_topic_conf
     }
     if ((rc = publish_dir(tmp, ddir, topic)))
         goto fail;
+    /* The data directory itself, like the bus directory, is what the
+     * caller named and may be a symlink; files inside use safe_open.h. */
     int dfd = open(bus->data, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd >= 0) {
         fsync(dfd);

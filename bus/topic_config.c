@@ -6,6 +6,7 @@
  */
 #include <assert.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +14,7 @@
 #include <unistd.h>
 
 #include "bus_internal.h"
+#include "safe_open.h"
 #include "topic_config_format.h"
 
 void evb_topic_config_defaults(evb_topic_config *cfg)
@@ -74,9 +76,17 @@ int evb_topic_config_write(const char *dir, const evb_topic_config *cfg)
 {
     char path[PATH_MAX];
     snprintf(path, sizeof path, "%s/topic.conf", dir);
-    FILE *f = fopen(path, "wx");
-    if (!f)
-        return evb_err_set(-errno, "%s: %s", path, strerror(errno));
+    /* What fopen(path, "wx") would do, minus following a symlink. */
+    int fd = evb_open_file(AT_FDCWD, path, O_WRONLY | O_CREAT | O_EXCL | O_TRUNC, 0666,
+                           EVB_FILE_REG);
+    if (fd < 0)
+        return evb_open_fail(fd, path);
+    FILE *f = fdopen(fd, "w");
+    if (!f) {
+        int e = errno;
+        close(fd);
+        return evb_err_set(-e, "%s: %s", path, strerror(e));
+    }
     fprintf(f, "%s\npartitions %u\nring_bytes %llu\nmax_event_bytes %u\nfile_mode %o\n",
             EVB_CONF_HEADER, cfg->partitions, (unsigned long long)cfg->ring_bytes,
             cfg->max_event_bytes, cfg->file_mode);
@@ -207,9 +217,15 @@ int evb_topic_config_read(const char *dir, evb_topic_config *cfg)
 {
     char path[PATH_MAX], line[EVB_CONF_LINE_MAX + 1];
     snprintf(path, sizeof path, "%s/topic.conf", dir);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return evb_err_set(-errno, "%s: %s", path, strerror(errno));
+    int fd = evb_open_file(AT_FDCWD, path, O_RDONLY, 0, EVB_FILE_REG);
+    if (fd < 0)
+        return evb_open_fail(fd, path);
+    FILE *f = fdopen(fd, "r");
+    if (!f) {
+        int e = errno;
+        close(fd);
+        return evb_err_set(-e, "%s: %s", path, strerror(e));
+    }
     memset(cfg, 0, sizeof *cfg);
     int rc = 0, lineno = 0;
     uint32_t seen = 0;

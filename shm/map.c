@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "err.h"
+#include "safe_open.h"
 
 static bool is_pow2(uint64_t v)
 {
@@ -39,9 +40,9 @@ int evb_ring_create(const char *path, const struct evb_ring_init *init)
                            (unsigned long long)init->base_pos);
 
     uint64_t bytes = EVB_RING_DATA_OFFSET + capacity;
-    int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+    int fd = evb_open_file(AT_FDCWD, path, O_RDWR | O_CREAT | O_EXCL, mode, EVB_FILE_REG);
     if (fd < 0)
-        return evb_err_set(-errno, "%s: %s", path, strerror(errno));
+        return evb_open_fail(fd, path);
     /* fchmod: the umask must not narrow the mode the topic asked for. */
     (void)fchmod(fd, mode);
 
@@ -148,9 +149,9 @@ int evb_ring_open(struct evb_ring *r, const char *path)
     r->fd = -1;
     r->dead_ns = 200ull * 1000 * 1000;
     r->stall_ns = 5000ull * 1000 * 1000;
-    int fd = open(path, O_RDWR | O_CLOEXEC);
+    int fd = evb_open_file(AT_FDCWD, path, O_RDWR, 0, EVB_FILE_REG);
     if (fd < 0)
-        return evb_err_set(-errno, "%s: %s", path, strerror(errno));
+        return evb_open_fail(fd, path);
     struct stat st;
     if (fstat(fd, &st) < 0) {
         int e = errno;

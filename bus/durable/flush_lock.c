@@ -14,6 +14,7 @@
 
 #include "err.h"
 #include "flush_internal.h"
+#include "safe_open.h"
 
 int evb_flush_lock(const char *pdir, int wait_ms)
 {
@@ -22,9 +23,9 @@ int evb_flush_lock(const char *pdir, int wait_ms)
     if (rc)
         return evb_err_set(rc, "%s: %s", pdir, strerror(-rc));
     snprintf(path, sizeof path, "%s/flush.lock", pdir);
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0660);
+    int fd = evb_open_file(AT_FDCWD, path, O_RDWR | O_CREAT, 0660, EVB_FILE_REG);
     if (fd < 0)
-        return evb_err_set(-errno, "%s: %s", path, strerror(errno));
+        return evb_open_fail(fd, path);
     uint64_t deadline = evb_mono_ns() + (uint64_t)wait_ms * 1000000ull;
     for (;;) {
         if (flock(fd, LOCK_EX | LOCK_NB) == 0)
@@ -74,13 +75,14 @@ static int sync_behind(struct evb_flush *fl, struct fpart *fp)
     for (uint64_t b = fp->synced - fp->synced % seg; fp->synced < cur && b < cur; b += seg) {
         char path[PATH_MAX + 32];
         evb_seg_path(path, sizeof path, fp->dir, b, "log");
-        int fd = open(path, O_RDWR | O_CLOEXEC);
-        if (fd < 0 && errno == ENOENT)
+        int fd = evb_open_file(AT_FDCWD, path, O_RDWR, 0, EVB_FILE_REG);
+        if (fd == -ENOENT)
             continue; /* removed by retention: nothing left to sync */
-        if (fd < 0 || fdatasync(fd) < 0) {
+        if (fd < 0)
+            return evb_open_fail(fd, path);
+        if (fdatasync(fd) < 0) {
             int e = errno;
-            if (fd >= 0)
-                close(fd);
+            close(fd);
             return evb_err_set(-e, "%s: fdatasync: %s", path, strerror(e));
         }
         close(fd);

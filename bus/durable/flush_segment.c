@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "flush_internal.h"
+#include "safe_open.h"
 
 void evb_flush_seg_close(struct fpart *fp)
 {
@@ -71,7 +72,8 @@ int evb_flush_seg_open(struct evb_flush *fl, struct fpart *fp, uint64_t base)
          * page cache it is. */
         char path[PATH_MAX + 32];
         evb_seg_path(path, sizeof path, fp->dir, base, "log");
-        fp->dio_fd = open(path, O_RDWR | O_DIRECT | O_CLOEXEC);
+        int fd = evb_open_file(AT_FDCWD, path, O_RDWR | O_DIRECT, 0, EVB_FILE_REG);
+        fp->dio_fd = fd < 0 ? -1 : fd;
     }
     fp->seg_base = base;
     fp->max_ts = 0;

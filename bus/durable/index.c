@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "err.h"
+#include "safe_open.h"
 #include "seg_internal.h"
 
 int evb_idx_read(int fd, const char *path, uint64_t base, struct evb_idx **out)
@@ -68,9 +69,9 @@ int evb_idx_create(const char *dir, uint64_t base, uint64_t base_offset, uint32_
     int rc = evb_seg_path(path, sizeof path, dir, base, "idx");
     if (rc)
         return rc;
-    int fd = open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, mode);
+    int fd = evb_open_file(AT_FDCWD, path, O_RDWR | O_CREAT | O_APPEND, mode, EVB_FILE_REG);
     if (fd < 0)
-        return evb_err_set(-errno, "%s: %s", path, strerror(errno));
+        return evb_open_fail(fd, path);
     struct evb_idx *x = NULL;
     struct stat st;
     if (fstat(fd, &st) < 0) {
@@ -124,9 +125,9 @@ int evb_idx_load(const char *dir, uint64_t base, struct evb_idx **out)
     int rc = evb_seg_path(path, sizeof path, dir, base, "idx");
     if (rc)
         return rc;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = evb_open_file(AT_FDCWD, path, O_RDONLY, 0, EVB_FILE_REG);
     if (fd < 0)
-        return evb_err_set(-errno, "%s: %s", path, strerror(errno));
+        return evb_open_fail(fd, path);
     rc = evb_idx_read(fd, path, base, out);
     close(fd);
     return rc;
@@ -141,9 +142,9 @@ int evb_idx_cut(const char *dir, uint64_t base, uint64_t end, uint64_t first)
     int rc = evb_seg_path(path, sizeof path, dir, base, "idx");
     if (rc)
         return rc;
-    int fd = open(path, O_RDWR | O_CLOEXEC);
+    int fd = evb_open_file(AT_FDCWD, path, O_RDWR, 0, EVB_FILE_REG);
     if (fd < 0)
-        return errno == ENOENT ? 0 : evb_err_set(-errno, "%s: %s", path, strerror(errno));
+        return fd == -ENOENT ? 0 : evb_open_fail(fd, path);
     struct evb_idx *x;
     rc = evb_idx_read(fd, path, base, &x);
     if (rc == -EBADMSG || (!rc && first != EVB_SEG_NO_OFFSET && x->base_offset != first)) {

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "err.h"
+#include "safe_open.h"
 #include "seg_internal.h"
 
 /* Walk on from w->pos to the first position without a valid frame, or
@@ -65,9 +66,9 @@ static int first_offset(struct evb_seg *s, const char *dir, const struct evb_seg
  * byte into *dropped and, with ZERO, overwrite them with zeros and sync. */
 static int cut_tail(const char *path, uint64_t from, bool zero, uint64_t *dropped)
 {
-    int fd = open(path, (zero ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+    int fd = evb_open_file(AT_FDCWD, path, zero ? O_RDWR : O_RDONLY, 0, EVB_FILE_REG);
     if (fd < 0)
-        return evb_err_set(-errno, "%s: %s", path, strerror(errno));
+        return evb_open_fail(fd, path);
     uint8_t *buf = malloc(EVB_SEG_IO_CHUNK);
     struct stat st;
     int rc = 0;

@@ -17,6 +17,7 @@
 
 #include "durable.h"
 #include "err.h"
+#include "safe_open.h"
 #include "seg_internal.h"
 
 int evb_seg_geom_check(const struct evb_seg_geom *g)
@@ -69,12 +70,12 @@ int evb_seg_list(const char *dir, uint64_t **bases, size_t *n)
 {
     *bases = NULL;
     *n = 0;
-    DIR *d = opendir(dir);
-    if (!d)
-        return evb_err_set(-errno, "%s: %s", dir, strerror(errno));
+    DIR *d;
+    int rc = evb_open_dir(dir, &d);
+    if (rc < 0)
+        return evb_open_fail(rc, dir);
     uint64_t *v = NULL;
     size_t len = 0, cap = 0;
-    int rc = 0;
     for (;;) {
         errno = 0;
         struct dirent *e = readdir(d);
@@ -181,10 +182,11 @@ int evb_seg_zero_range(int fd, const char *path, uint64_t from, uint64_t n)
 
 int evb_seg_sync_dir(const char *dir)
 {
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    int rc = fd < 0 || fsync(fd) ? -errno : 0;
-    if (fd >= 0)
-        close(fd);
+    int fd = evb_open_file(AT_FDCWD, dir, O_RDONLY, 0, EVB_FILE_DIR);
+    if (fd < 0)
+        return fd == -EVB_EFTYPE ? fd : evb_err_set(fd, "%s: fsync: %s", dir, strerror(-fd));
+    int rc = fsync(fd) ? -errno : 0;
+    close(fd);
     if (rc)
         evb_err_set(rc, "%s: fsync: %s", dir, strerror(-rc));
     return rc;
@@ -223,7 +225,7 @@ int evb_seg_create(const char *dir, uint64_t base, uint64_t bytes, bool zero_fil
     if (!bytes || bytes > INT64_MAX)
         return evb_err_set(-EINVAL, "%s: segment of %llu bytes", path,
                            (unsigned long long)bytes);
-    int fd = open(path, O_RDWR | O_CLOEXEC);
+    int fd = evb_open_file(AT_FDCWD, path, O_RDWR, 0, EVB_FILE_REG);
     if (fd >= 0) {
         struct stat st;
         rc = fstat(fd, &st) ? -errno : 0;
@@ -235,15 +237,15 @@ int evb_seg_create(const char *dir, uint64_t base, uint64_t bytes, bool zero_fil
         return evb_err_set(-EBADMSG, "%s: %lld bytes, a segment has %llu", path,
                            (long long)st.st_size, (unsigned long long)bytes);
     }
-    if (errno != ENOENT)
-        return evb_err_set(-errno, "%s: %s", path, strerror(errno));
+    if (fd != -ENOENT)
+        return evb_open_fail(fd, path);
 
     /* Built aside and renamed in: a segment under its real name always
      * has its full size, whatever crash interrupted the building. */
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+    fd = evb_open_file(AT_FDCWD, tmp, O_RDWR | O_CREAT | O_TRUNC, mode, EVB_FILE_REG);
     if (fd < 0)
-        return evb_err_set(-errno, "%s: %s", tmp, strerror(errno));
+        return evb_open_fail(fd, tmp);
     (void)fchmod(fd, mode); /* the umask must not narrow the topic's mode */
     rc = -posix_fallocate(fd, 0, (off_t)bytes);
     if (rc) {
@@ -277,9 +279,9 @@ int evb_seg_map(struct evb_seg *s, const char *dir, uint64_t base, uint64_t byte
         return rc;
     if (!bytes || bytes > SIZE_MAX)
         return evb_err_set(-EINVAL, "%s: mapping %llu bytes", path, (unsigned long long)bytes);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = evb_open_file(AT_FDCWD, path, O_RDONLY, 0, EVB_FILE_REG);
     if (fd < 0)
-        return evb_err_set(-errno, "%s: %s", path, strerror(errno));
+        return evb_open_fail(fd, path);
     struct stat st;
     if (fstat(fd, &st) < 0) {
         rc = evb_err_set(-errno, "%s: %s", path, strerror(errno));

@@ -44,6 +44,13 @@
  *   -ERANGE     an offset or time older than the retained log, asked for
  *               with EVB_SEEK_STRICT
  *   -EIO        the disk failed a durable topic's write or fdatasync
+ *   -EMEDIUMTYPE  a file in the bus or data directory (ring, bus.meta,
+ *               cursor file, topic.conf, segment, index, flush.lock) or a
+ *               directory walked there is of the wrong kind: a FIFO,
+ *               socket, device, symlink, or a directory where a file
+ *               belongs. Nothing there is opened through a symlink or
+ *               waited on; the detail names the path and what was found.
+ *               (Linux has no EFTYPE; this code means only that here.)
  *
  * evb_strerror() turns any of them into words; cold paths (open, create)
  * also leave a detail for evb_last_error() in the calling thread.

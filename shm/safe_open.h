@@ -1,0 +1,50 @@
+/*
+ * safe_open.h - the one way to open a file or directory that lives inside a
+ * bus or data directory: never through a symlink in its last component,
+ * never blocking on a FIFO, and only when it is of the kind the caller
+ * expects. Which paths count as "inside" is the caller's business.
+ */
+#ifndef EVB_SAFE_OPEN_H
+#define EVB_SAFE_OPEN_H
+
+#include <dirent.h>
+#include <errno.h>
+#include <sys/types.h>
+
+/* What the caller expects to find at the path. */
+enum evb_file_kind {
+    EVB_FILE_REG, /* a regular file */
+    EVB_FILE_DIR, /* a directory */
+};
+
+/* The code for "something other than the expected kind is there" (a FIFO,
+ * socket, device, symlink, or a directory where a file belongs). Linux has
+ * no EFTYPE; EMEDIUMTYPE ("wrong medium type") is the nearest and nothing
+ * else in evbus returns it. evbus.h documents it. */
+#define EVB_EFTYPE EMEDIUMTYPE
+
+/*
+ * Open PATH (relative to DIRFD, or AT_FDCWD) with FLAGS plus O_NOFOLLOW,
+ * O_NONBLOCK and O_CLOEXEC (O_DIRECTORY too for EVB_FILE_DIR); MODE is
+ * used with O_CREAT. The file is fstat'ed and anything but KIND is closed
+ * and refused with -EVB_EFTYPE, the detail naming PATH and what was found
+ * ("fifo", "symlink", "directory", ...). O_NONBLOCK is cleared again unless
+ * FLAGS asked for it, so a regular file behaves exactly as after open(2).
+ * Returns the descriptor or a negative errno. Only a refusal sets the
+ * detail for evb_last_error(): callers that expect a failure (ENOENT,
+ * O_DIRECT refused) keep whatever detail was there.
+ */
+int evb_open_file(int dirfd, const char *path, int flags, mode_t mode,
+                  enum evb_file_kind kind);
+
+/* The detail for a failed evb_open_file() of PATH the caller reports:
+ * "PATH: <strerror>", or the refusal already set. Returns RC. */
+int evb_open_fail(int rc, const char *path);
+
+/* evb_open_file(AT_FDCWD, PATH, O_RDONLY, 0, EVB_FILE_DIR) wrapped in a
+ * DIR stream, for walking a directory inside a bus or data directory.
+ * 0 or a negative errno, detail as evb_open_file(); *OUT is NULL on
+ * failure. */
+int evb_open_dir(const char *path, DIR **out);
+
+#endif
