@@ -321,7 +321,9 @@ typedef struct evb_consumer_options {
  * deleting a topic are cleaned up.
  * Blocking: file system calls only. Thread-safe.
  * Returns 0, -EINVAL, -ENAMETOOLONG, -EACCES, -ENOMEM, -ENOSPC, -ENOTDIR,
- * -EBADMSG (bus.meta is not one), -EPROTO (bus.meta of another format).
+ * -EBADMSG (bus.meta is not one), -EPROTO (bus.meta of another format),
+ * -EMEDIUMTYPE (bus.meta, or a durable topic's file being restored, is a
+ * FIFO, symlink or directory).
  */
 int evb_bus_open(evb_bus **out, const char *name_or_path, const evb_bus_options *opts);
 
@@ -353,7 +355,7 @@ int evb_topic_create(evb_bus *bus, const char *topic, const evb_topic_config *cf
 int evb_topic_delete(evb_bus *bus, const char *topic);
 
 /** Fill OUT with TOPIC's configuration. Returns 0, -ENOENT, -EBADMSG, -EPROTO
- * (topic.conf of another version). */
+ * (topic.conf of another version), -EMEDIUMTYPE. */
 int evb_topic_info(evb_bus *bus, const char *topic, struct evb_topic_info *out);
 
 /** Call FN for each topic name, in name order; stops early when FN
@@ -361,7 +363,7 @@ int evb_topic_info(evb_bus *bus, const char *topic, struct evb_topic_info *out);
 int evb_topic_list(evb_bus *bus, int (*fn)(const char *topic, void *arg), void *arg);
 
 /** Live counters of one partition. Returns 0, -ENOENT, -EINVAL,
- *  -EBADMSG, -EPROTO. */
+ *  -EBADMSG, -EPROTO, -EMEDIUMTYPE. */
 int evb_partition_stat(evb_bus *bus, const char *topic, uint32_t partition,
                        struct evb_partition_stat *out);
 
@@ -377,7 +379,7 @@ int evb_reader_list(evb_bus *bus, const char *topic, uint32_t partition,
 /**
  * Open a producer on TOPIC. It takes a producer slot in each ring it
  * writes to, on first use. Returns 0, -ENOENT, -EBADMSG, -EPROTO,
- * -EACCES, -ENOMEM.
+ * -EACCES, -ENOMEM, -EMEDIUMTYPE.
  */
 int evb_producer_open(evb_producer **out, evb_bus *bus, const char *topic,
                       const evb_producer_options *opts);
@@ -456,7 +458,7 @@ void evb_producer_close(evb_producer *p);
  * its cursor file lives in the data directory. Opening finishes the flush
  * of partitions whose flusher died with no other candidate left.
  * Returns 0, -ENOENT, -EINVAL, -ENAMETOOLONG, -EBUSY, -EBADMSG, -EPROTO,
- * -ENOMEM, -EACCES.
+ * -ENOMEM, -EACCES, -EMEDIUMTYPE.
  */
 int evb_consumer_open(evb_consumer **out, evb_bus *bus, const char *topic,
                       const evb_consumer_options *opts);
@@ -466,7 +468,8 @@ int evb_consumer_open(evb_consumer **out, evb_bus *bus, const char *topic,
  * per the consumer's idle strategy up to TIMEOUT_MS (0: do not wait, <0:
  * forever). EV points into the ring or the handle and stays valid until the
  * next call on C. Returns 0, -EAGAIN (timeout 0, nothing yet), -ETIMEDOUT,
- * -EBADMSG (corrupt ring: the handle stays failed).
+ * -EBADMSG (corrupt ring: the handle stays failed), -EMEDIUMTYPE (a durable
+ * topic's segment it must read is a FIFO, symlink or directory).
  */
 int evb_consumer_next(evb_consumer *c, evb_event *ev, int32_t timeout_ms);
 
@@ -503,7 +506,8 @@ int evb_consumer_commit(evb_consumer *c);
  * EVB_SEEK_STRICT fails with -ERANGE. An offset past the end, or a time
  * after the newest event, lands at the tail. EVB_START_TIME lands on the
  * first event, in log order, whose timestamp_ns >= VALUE (sparse indexes
- * keep it cheap on disk). Returns 0, -EINVAL, -ERANGE, -EBADMSG.
+ * keep it cheap on disk). Returns 0, -EINVAL, -ERANGE, -EBADMSG,
+ * -EMEDIUMTYPE (a segment or index file of the wrong kind).
  */
 int evb_consumer_seek(evb_consumer *c, int32_t partition, uint32_t whence, uint64_t value);
 
@@ -558,14 +562,16 @@ typedef struct evb_dump_frame {
  * topic's config is read from two directories up) and call FN for every
  * frame, then once with an END record. Nothing is modified. FN returns
  * non-zero to stop. Returns 0, -ENOENT, -EINVAL (not named like a segment),
- * -EBADMSG (not a segment of a durable topic), -ENOMEM.
+ * -EBADMSG (not a segment of a durable topic), -ENOMEM, -EMEDIUMTYPE (the
+ * segment or the topic's topic.conf is a FIFO, symlink or directory).
  */
 int evb_dump_segment(const char *path, int (*fn)(const evb_dump_frame *f, void *arg),
                      void *arg);
 
 /** The segment file paths of one partition of a durable topic, oldest
  *  first: *N malloc'd strings in a malloc'd array, the caller frees each
- *  and the array. Returns 0, -ENOENT, -EINVAL (not durable), -ENOMEM. */
+ *  and the array. Returns 0, -ENOENT, -EINVAL (not durable), -ENOMEM,
+ *  -EMEDIUMTYPE. */
 int evb_segment_list(evb_bus *bus, const char *topic, uint32_t partition, char ***paths,
                      size_t *n);
 
