@@ -226,7 +226,12 @@ static int tail_open(tail *t)
     if (err < 0) {
         t->cons = NULL;
         if (t->co.name != NULL)
-            return cli_fail(&t->c, err, "topic %s: consumer %s", t->topic, t->co.name);
+        {
+            int rc = cli_fail(&t->c, err, "topic %s: consumer %s", t->topic, t->co.name);
+            /* A name the library refused is a wrong command line, as in
+             * create: exit 2. */
+            return err == -EINVAL || err == -ENAMETOOLONG ? CLI_USAGE : rc;
+        }
         return cli_fail(&t->c, err, "topic %s: opening reader", t->topic);
     }
     return 0;

@@ -19,7 +19,7 @@ static const char create_usage[] =
     "here rather than later.\n"
     "\n"
     "  --partitions N         partitions, 1..256 (default 1)\n"
-    "  --ring-bytes B         ring size per partition, a power of two >= 64K\n"
+    "  --ring-bytes B         ring size per partition, a power of two, 64K..16G\n"
     "                         (default 4M)\n"
     "  --max-event-bytes B    largest key + value, at most ring-bytes/4 - 56\n"
     "                         (a frame's header is 56 bytes); default 64K,\n"

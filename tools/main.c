@@ -179,6 +179,9 @@ int cli_getopt(cli *c, int argc, char **argv, const char *shortopts,
         const char *seen = optind > 0 && optind <= argc ? argv[optind - 1] : "?";
         switch (opt) {
         case CLI_OPT_BUS:
+            /* An empty name would silently mean the default bus. */
+            if (!*optarg)
+                return CLI_PARSE_EXIT(cli_usage_error(c, "--bus: empty name"));
             c->bus_name = optarg;
             continue;
         case CLI_OPT_DATA_DIR:
@@ -251,6 +254,9 @@ int cli_opt_size(const cli *c, const char *opt, const char *text, uint64_t min,
                  uint64_t max, uint64_t *out)
 {
     int rc = util_parse_size(text, out);
+    if (rc == -EINVAL)
+        return cli_usage_error(c, "%s '%s': not a size (digits, then K, M, G or T if any)",
+                               opt, text);
     if (rc < 0 || *out < min || *out > max)
         return opt_number_error(c, opt, text, rc, min, max);
     return 0;

@@ -37,6 +37,7 @@ static uint64_t size_multiplier(const char *suffix)
         { "k", "kib", UINT64_C(1) << 10 },
         { "m", "mib", UINT64_C(1) << 20 },
         { "g", "gib", UINT64_C(1) << 30 },
+        { "t", "tib", UINT64_C(1) << 40 },
     };
     for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++)
         if (strcasecmp(suffix, units[i].a) == 0 || strcasecmp(suffix, units[i].b) == 0)

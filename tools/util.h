@@ -18,8 +18,8 @@
 int util_parse_u64(const char *text, uint64_t *out);
 
 /*
- * As util_parse_u64(), then an optional binary suffix: K, M, G (also
- * KiB, MiB, GiB, case-insensitive) multiply by 2^10, 2^20, 2^30.
+ * As util_parse_u64(), then an optional binary suffix: K, M, G, T (also
+ * KiB, MiB, GiB, TiB, case-insensitive) multiply by 2^10, 2^20, 2^30, 2^40.
  */
 int util_parse_size(const char *text, uint64_t *out);
 /* The leading DIGITS characters of TEXT as a number times MULT:

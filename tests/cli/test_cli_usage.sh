@@ -206,8 +206,28 @@ test_missing_value_named() {
     end
 }
 
+test_usage_edges() {
+    begin "empty names and unknown size suffixes are usage errors"
+    run create ue
+    run tail ue --name ''
+    check "tail --name '' exits 2" rc_is 2
+    run tail ue --name a/b
+    check "tail --name a/b exits 2" rc_is 2
+    RC=0; "$EVBUS" list --bus '' >"$OUT" 2>"$ERR" || RC=$?
+    check "--bus '' exits 2" rc_is 2
+    check "--bus '' is named" err_has "--bus: empty"
+    run create ue2 --ring-bytes 1X
+    check "--ring-bytes 1X exits 2" rc_is 2
+    check "--ring-bytes 1X says what a size is" err_has "not a size"
+    run create ue3 --ring-bytes 1T
+    check "--ring-bytes 1T exits 2" rc_is 2
+    check "--ring-bytes 1T names the largest ring" err_has "17179869184"
+    end
+}
+
 test_common_options_first
 test_missing_value_named
+test_usage_edges
 test_missing_bus
 test_missing_bus_restores
 test_pub_linger
