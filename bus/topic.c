@@ -369,12 +369,20 @@ int evb_topic_map_open(evb_bus *bus, const char *topic, struct evb_topic_map **o
         char path[PATH_MAX + 32];
         snprintf(path, sizeof path, "%s/%u.ring", dir, i);
         rc = evb_ring_open(&tm->rings[i], path);
-        if (!rc && (tm->rings[i].partition != i ||
-                    tm->rings[i].capacity != cfg.ring_bytes ||
-                    tm->rings[i].durable != (cfg.durability != EVB_DURABILITY_NONE)))
-            rc = evb_err_set(-EBADMSG, "%s: partition %u, capacity %llu disagree with the "
-                             "topic config (or durability does)", path, tm->rings[i].partition,
-                             (unsigned long long)tm->rings[i].capacity);
+        struct evb_ring *r = &tm->rings[i];
+        bool durable = cfg.durability != EVB_DURABILITY_NONE;
+        if (rc)
+            ;
+        else if (r->partition != i)
+            rc = evb_err_set(-EBADMSG, "%s: ring of partition %u, expected %u", path,
+                             r->partition, i);
+        else if (r->capacity != cfg.ring_bytes)
+            rc = evb_err_set(-EBADMSG, "%s: capacity %llu, topic.conf says ring_bytes %llu",
+                             path, (unsigned long long)r->capacity,
+                             (unsigned long long)cfg.ring_bytes);
+        else if (r->durable != durable)
+            rc = evb_err_set(-EBADMSG, "%s: a %sdurable ring, topic.conf says %sdurable", path,
+                             r->durable ? "" : "non-", durable ? "" : "non-");
         if (rc) {
             if (tm->rings[i].base)
                 evb_ring_close(&tm->rings[i]);
@@ -385,6 +393,15 @@ int evb_topic_map_open(evb_bus *bus, const char *topic, struct evb_topic_map **o
         tm->rings[i].dead_ns = (uint64_t)bus->opts.dead_ms * 1000000ull;
         tm->rings[i].stall_ns = (uint64_t)bus->opts.stall_ms * 1000000ull;
         tm->nparts = i + 1;
+    }
+    /* A topic.conf that lost partitions would hide the others' events. */
+    char extra[PATH_MAX + 32];
+    struct stat st;
+    snprintf(extra, sizeof extra, "%s/%u.ring", dir, cfg.partitions);
+    if (fstatat(AT_FDCWD, extra, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+        evb_topic_map_close(tm);
+        return evb_err_set(-EBADMSG, "topic %s: topic.conf says %u partitions, but %s exists",
+                           topic, cfg.partitions, extra);
     }
     *out = tm;
     return 0;
