@@ -227,10 +227,14 @@ static int seek_one(evb_consumer *c, uint32_t i, uint32_t whence, uint64_t value
         return seek_to(c, i, pos, off, false);
     if (rc != -ENOENT)
         return rc;
-    /* Not on disk: at or after flushed, in the ring. */
+    /* Not on disk: in the ring. By offset the ring scan finds it. By time,
+     * start at the ring's oldest frame, not at flushed: when the log is
+     * empty or lost segments, events below flushed that match are still
+     * in the ring, and when the log is whole, every event below flushed
+     * is older than VALUE, so the skip passes them all the same. */
     if (whence == EVB_START_OFFSET)
         return evb_ring_reader_seek_offset(rd, value);
-    if ((rc = seek_to(c, i, flushed, 0, true)))
+    if ((rc = evb_ring_reader_seek_oldest(rd)))
         return rc;
     evb_ring_reader_skip_before(rd, value);
     return 0;
