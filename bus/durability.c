@@ -178,6 +178,17 @@ EVB_EXPORT int evb_segment_list(evb_bus *bus, const char *topic, uint32_t partit
         evb_topic_map_close(tm);
         return rc;
     }
+    /* Without its topic.conf in the data directory no segment there can be
+     * walked (evb_dump_segment reads it): say so rather than list files a
+     * dump would then skip one by one, or an empty partition. */
+    evb_topic_config cfg;
+    if ((rc = evb_topic_config_read(tm->ddir, &cfg))) {
+        if (rc == -ENOENT)
+            evb_err_set(rc, "topic %s: no topic.conf in its data directory %s", topic,
+                        tm->ddir);
+        evb_topic_map_close(tm);
+        return rc;
+    }
     char pdir[PATH_MAX + 16];
     evb_part_dir(tm, partition, pdir, sizeof pdir);
     evb_topic_map_close(tm);

@@ -312,7 +312,11 @@ static int dump_topic(dump *d)
                              ti.config.partitions == 1 ? "" : "s");
     else if (ti.config.durability == EVB_DURABILITY_NONE)
         rc = cli_error(&d->c, "topic %s is not durable: it has no segment files", d->target);
-    else if ((err = evb_segment_list(d->c.bus, d->target, d->partition, &paths, &n)) < 0)
+    else if ((err = evb_segment_list(d->c.bus, d->target, d->partition, &paths, &n)) == -ENOENT)
+        /* The topic exists (info said so): what is missing is on disk, its
+         * topic.conf or partition directory, which the library names. */
+        rc = cli_error(&d->c, "%s", evb_last_error());
+    else if (err < 0)
         rc = cli_fail(&d->c, err, "topic %s partition %u", d->target, d->partition);
     for (size_t i = 0; i < n; i++) {
         if (rc == 0 && !d->stop)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # test_cli_lost_log.sh - the commands on a durable topic whose disk side
 # went missing while its ring did not (issue 9, defect 11): tail
-# --from-time still prints what the ring holds. lib.sh holds the helpers;
+# --from-time still prints what the ring holds, and dump TOPIC without the
+# data directory's topic.conf says so and fails. lib.sh holds the helpers;
 # the library-level cases are tests/durable/test_lost_log.c.
 #
 # Usage: test_cli_lost_log.sh PATH/TO/evbus
@@ -30,6 +31,25 @@ test_from_time_without_segments() {
     end
 }
 
+test_dump_without_topic_conf() {
+    begin "dump TOPIC without its topic.conf in the data directory fails in one line"
+    drun create e --durability sync
+    drun pub e one two
+    rm -f "$DATA/e/topic.conf"
+    drun dump e
+    check "exit 1" rc_is 1
+    check "nothing on stdout" out_empty
+    check "one line" err_one_line
+    check "it names the missing topic.conf" err_has "no topic.conf"
+    rm -rf "${DATA:?}/e"
+    drun dump e
+    check "no data directory at all: exit 1" rc_is 1
+    check "no data directory at all: one line" err_one_line
+    check "no data directory at all: names topic.conf" err_has "no topic.conf"
+    end
+}
+
 test_from_time_without_segments
+test_dump_without_topic_conf
 
 finish

@@ -1,8 +1,9 @@
 /*
  * test_lost_log.c - a durable topic whose disk side went missing while its
  * ring did not (issue 9, defect 11): a seek by time falls back to what the
- * ring holds. Recovery and the seam between disk and ring are
- * test_durable.c's.
+ * ring holds, and listing segments without the data directory's
+ * topic.conf is an error, not an empty list. Recovery and the seam between
+ * disk and ring are test_durable.c's.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -101,4 +102,20 @@ Test(lost_log, seek_by_time_without_segments_reads_the_ring)
         cr_expect_eq(ev.offset, want);
     }
     evb_consumer_close(c);
+}
+
+Test(lost_log, segment_list_without_topic_conf_is_enoent)
+{
+    uint64_t cut;
+    make_topic("u", 4, &cut);
+    char conf[600];
+    snprintf(conf, sizeof conf, "%s/u/topic.conf", t_data_dir());
+    cr_assert_eq(unlink(conf), 0);
+    char **paths = NULL;
+    size_t n = 7;
+    cr_assert_eq(evb_segment_list(bus, "u", 0, &paths, &n), -ENOENT);
+    cr_expect_null(paths);
+    cr_expect_eq(n, 0u);
+    cr_expect_not_null(strstr(evb_last_error(), "topic.conf"), "message: %s",
+                       evb_last_error());
 }
