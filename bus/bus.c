@@ -193,35 +193,6 @@ out:
     return rc;
 }
 
-/* The data directory: the option, EVBUS_DATA_DIR, or a per-user default
- * named after the bus directory's last component. Not created here. */
-static int data_dir(evb_bus *bus)
-{
-    const char *d = bus->opts.data_dir;
-    if (!d || !*d)
-        d = getenv("EVBUS_DATA_DIR");
-    int n;
-    if (d && *d) {
-        n = snprintf(bus->data, sizeof bus->data, "%s", d);
-    } else {
-        const char *leaf = strrchr(bus->path, '/');
-        leaf = leaf ? leaf + 1 : bus->path;
-        const char *home = getenv("HOME");
-        const char *xdg = getenv("XDG_DATA_HOME");
-        if (geteuid() == 0)
-            n = snprintf(bus->data, sizeof bus->data, "/var/lib/evbus/%s", leaf);
-        else if (xdg && *xdg)
-            n = snprintf(bus->data, sizeof bus->data, "%s/evbus/%s", xdg, leaf);
-        else
-            n = snprintf(bus->data, sizeof bus->data, "%s/.local/share/evbus/%s",
-                         home ? home : "/tmp", leaf);
-    }
-    if (n < 0 || n >= (int)sizeof bus->data - 2 * EVB_NAME_MAX - 64)
-        return evb_err_set(-ENAMETOOLONG, "data directory path too long");
-    bus->opts.data_dir = bus->data;
-    return 0;
-}
-
 EVB_EXPORT int evb_bus_open(evb_bus **out, const char *name_or_path,
                             const evb_bus_options *opts)
 {
@@ -256,12 +227,7 @@ EVB_EXPORT int evb_bus_open(evb_bus **out, const char *name_or_path,
         bus->opts.dead_ms = 200;
     if (!bus->opts.stall_ms)
         bus->opts.stall_ms = 5000;
-    int rc = data_dir(bus);
-    if (rc) {
-        free(bus);
-        return rc;
-    }
-    rc = evb_mkdirs(bus->path);
+    int rc = evb_mkdirs(bus->path);
     if (rc) {
         evb_err_set(rc, "bus %s: cannot create directory: %s", bus->path, strerror(-rc));
         free(bus);
@@ -273,10 +239,24 @@ EVB_EXPORT int evb_bus_open(evb_bus **out, const char *name_or_path,
         free(bus);
         return rc;
     }
+    /* After bus.meta: the record (data_dir.c) lives beside it. */
+    rc = evb_data_dir_resolve(bus);
+    if (rc) {
+        evb_err_prefix(rc, "bus %s", bus->path);
+        munmap(bus->meta, EVB_BUS_META_BYTES);
+        free(bus);
+        return rc;
+    }
     sweep_leftovers(bus->path);
     pthread_mutex_init(&bus->lock, NULL);
-    /* After a reboot tmpfs is empty: durable topics come back from disk. */
-    evb_topics_restore_all(bus);
+    /* After a reboot tmpfs is empty: durable topics come back from disk,
+     * and the directory they came from is the bus's again (its record
+     * went with tmpfs). A bus directory this process may not write keeps
+     * working unrecorded, as before. */
+    if (evb_topics_restore_all(bus) > 0) {
+        evb_data_dir_record(bus);
+        evb_err_clear();
+    }
     *out = bus;
     return 0;
 }

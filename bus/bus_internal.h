@@ -62,8 +62,20 @@ int evb_file_create(const char *path, mode_t mode, size_t bytes, bool sync,
 /* Rebuild the tmpfs side of durable topic TOPIC from its data directory
  * (after a reboot wiped tmpfs). 0 also when someone else did it first. */
 int evb_topic_restore(evb_bus *bus, const char *topic);
-/* Restore every durable topic of the bus whose tmpfs side is missing. */
-void evb_topics_restore_all(evb_bus *bus);
+/* Restore every durable topic of the bus whose tmpfs side is missing.
+ * Returns how many durable topics the data directory holds. */
+int evb_topics_restore_all(evb_bus *bus);
+
+/* ---- data_dir.c: the bus's data directory ---- */
+/* Set bus->data: the record in <bus>/data_dir when there is one, else the
+ * option, EVBUS_DATA_DIR or the per-user default (evbus.h). An option or
+ * EVBUS_DATA_DIR naming another directory than the record: -EINVAL naming
+ * both. Needs bus->path and bus->opts. */
+int evb_data_dir_resolve(evb_bus *bus);
+/* Record bus->data (resolved) as the bus's data directory, which must
+ * exist. 0 also when that is already the record; -EINVAL naming both
+ * when another directory is. */
+int evb_data_dir_record(evb_bus *bus);
 
 /* ---- durability.c: bus/'s side of bus/durable ---- */
 /* Make this process a flush candidate for every partition of TM's durable

@@ -146,6 +146,9 @@ static int make_data_topic(evb_bus *bus, const char *topic, const evb_topic_conf
     int rc = evb_mkdirs(bus->data);
     if (rc)
         return evb_err_set(rc, "data directory %s: %s", bus->data, strerror(-rc));
+    /* Before anything is made in it: the directory must be the bus's. */
+    if ((rc = evb_data_dir_record(bus)))
+        return rc;
     if ((rc = data_topic_dir(bus, topic, ddir, sizeof ddir)))
         return rc;
     if ((rc = temp_dir(bus->data, topic, tmp, sizeof tmp)))
@@ -253,25 +256,28 @@ int evb_topic_restore(evb_bus *bus, const char *topic)
     return rc;
 }
 
-void evb_topics_restore_all(evb_bus *bus)
+int evb_topics_restore_all(evb_bus *bus)
 {
     DIR *d = opendir(bus->data);
     if (!d)
-        return;
+        return 0;
+    int durable = 0;
     struct dirent *e;
     while ((e = readdir(d))) {
         char path[PATH_MAX];
         if (e->d_name[0] == '.' || evb_name_check(e->d_name, "topic"))
             continue;
-        snprintf(path, sizeof path, "%s/%s/topic.conf", bus->path, e->d_name);
-        if (access(path, F_OK) == 0)
-            continue;
         snprintf(path, sizeof path, "%s/%s/topic.conf", bus->data, e->d_name);
-        if (access(path, F_OK) == 0)
+        if (access(path, F_OK) != 0)
+            continue;
+        durable++;
+        snprintf(path, sizeof path, "%s/%s/topic.conf", bus->path, e->d_name);
+        if (access(path, F_OK) != 0)
             evb_topic_restore(bus, e->d_name); /* failures surface at open */
     }
     closedir(d);
     evb_err_clear();
+    return durable;
 }
 
 EVB_EXPORT int evb_topic_info(evb_bus *bus, const char *topic, struct evb_topic_info *out)

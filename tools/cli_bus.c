@@ -41,9 +41,26 @@ static bool bus_dir(const cli *c, char *out, size_t cap)
     return n >= 0 && (size_t)n < cap;
 }
 
+/* The data directory BUS recorded (<bus>/data_dir, one line) when it has
+ * a durable topic: the one evb_bus_open() uses when none is given. */
+static bool recorded_data_dir(const char *bus, char *out, size_t cap)
+{
+    char path[PATH_MAX + sizeof("/data_dir")];
+    snprintf(path, sizeof(path), "%s/data_dir", bus);
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    ssize_t n = read(fd, out, cap);
+    close(fd);
+    if (n < 2 || (size_t)n >= cap || out[0] != '/' || out[n - 1] != '\n')
+        return false; /* evb_bus_open() reports what is wrong with it */
+    out[n - 1] = '\0';
+    return true;
+}
+
 /* The data directory for bus directory BUS (evbus.h, evb_bus_options):
- * --data-dir, $EVBUS_DATA_DIR, else per user, named after BUS's last
- * component. False when it does not fit. */
+ * --data-dir, $EVBUS_DATA_DIR, else the one BUS recorded, else per user,
+ * named after BUS's last component. False when it does not fit. */
 static bool data_dir(const cli *c, const char *bus, char *out, size_t cap)
 {
     const char *d = c->data_dir;
@@ -52,6 +69,8 @@ static bool data_dir(const cli *c, const char *bus, char *out, size_t cap)
     int n;
     if (d != NULL && d[0] != '\0') {
         n = snprintf(out, cap, "%s", d);
+    } else if (recorded_data_dir(bus, out, cap)) {
+        return true;
     } else {
         const char *leaf = strrchr(bus, '/');
         leaf = leaf != NULL ? leaf + 1 : bus;

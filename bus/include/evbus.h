@@ -120,7 +120,10 @@ typedef struct evb_bus_options {
      *  EVBUS_DATA_DIR environment variable, else /var/lib/evbus/<bus> as
      *  root and ${XDG_DATA_HOME:-~/.local/share}/evbus/<bus> otherwise,
      *  <bus> being the last component of the bus path. Created when a
-     *  durable topic is. */
+     *  durable topic is. The directory belongs to the bus: the first
+     *  durable topic (or a restore after a reboot) records it in
+     *  <bus>/data_dir; then NULL with EVBUS_DATA_DIR unset means the
+     *  recorded one, and naming another is -EINVAL. */
     const char *data_dir;
 } evb_bus_options;
 
@@ -320,8 +323,11 @@ typedef struct evb_consumer_options {
  * "default". Leftovers of processes that died half-way through creating or
  * deleting a topic are cleaned up.
  * Blocking: file system calls only. Thread-safe.
- * Returns 0, -EINVAL, -ENAMETOOLONG, -EACCES, -ENOMEM, -ENOSPC, -ENOTDIR,
- * -EBADMSG (bus.meta is not one), -EPROTO (bus.meta of another format),
+ * Returns 0, -EINVAL (also: a data directory other than the one the bus
+ * recorded, evb_bus_options.data_dir; the message names both),
+ * -ENAMETOOLONG, -EACCES, -ENOMEM, -ENOSPC, -ENOTDIR,
+ * -EBADMSG (bus.meta or the data_dir record is not one), -EPROTO (bus.meta
+ * of another format),
  * -EMEDIUMTYPE (bus.meta, or a durable topic's file being restored, is a
  * FIFO, symlink or directory).
  */
@@ -345,8 +351,9 @@ const char *evb_bus_data_dir(const evb_bus *bus);
  * Create TOPIC with CFG (NULL: all defaults). Atomic: other processes see
  * the whole topic or none of it. The ring memory is reserved now, so a
  * full tmpfs fails here with -ENOSPC and never later with SIGBUS.
- * Returns 0, -EEXIST, -EINVAL (bad name or config), -ENAMETOOLONG,
- * -ENOSPC, -EACCES, -ENOMEM.
+ * Returns 0, -EEXIST, -EINVAL (bad name or config; or, for a durable
+ * topic, another process recorded another data directory for the bus since
+ * this handle was opened), -ENAMETOOLONG, -ENOSPC, -EACCES, -ENOMEM.
  */
 int evb_topic_create(evb_bus *bus, const char *topic, const evb_topic_config *cfg);
 

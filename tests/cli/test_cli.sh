@@ -590,7 +590,8 @@ assert c["flush_ms"]==1000, c'
     drun dump good --partition 1
     check "dump --partition out of range exits 2" rc_is 2
     RC=0
-    EVBUS_DATA_DIR="$TMP/envdata" "$EVBUS" create envdur --bus "$DBUS" --durability async \
+    # A bus of its own: $DBUS keeps its durable topics in $DATA.
+    EVBUS_DATA_DIR="$TMP/envdata" "$EVBUS" create envdur --bus "$SHM/envbus" --durability async \
         --ring-bytes 64K --segment-bytes 64K >"$OUT" 2>"$ERR" || RC=$?
     check "EVBUS_DATA_DIR picks the data directory" test -f "$TMP/envdata/envdur/topic.conf"
     check "no test wrote to the default data directory" test ! -e "$EVBUS_DATA_DIR"

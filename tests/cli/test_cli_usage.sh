@@ -224,6 +224,31 @@ test_usage_edges() {
     check "--ring-bytes 1T names the largest ring" err_has "17179869184"
     end
 }
+test_data_dir_belongs_to_bus() {
+    begin "the data directory belongs to the bus, not to each command"
+    local obus="$SHM/obus" odata="$TMP/odata" other="$TMP/otherdata"
+    ev create t --bus "$obus" --data-dir "$odata" --durability sync \
+        --ring-bytes 64K --segment-bytes 64K
+    check "create of a durable topic exits 0" rc_is 0
+    ev pub t --bus "$obus" --data-dir "$other" a
+    check "pub with another --data-dir exits 1" rc_is 1
+    check "and names both directories" grep -q "$other.*$odata" "$ERR"
+    check "and writes nothing there" test ! -e "$other"
+    EVBUS_DATA_DIR="$other" "$EVBUS" create u --bus "$obus" --durability sync \
+        --ring-bytes 64K --segment-bytes 64K >"$OUT" 2>"$ERR" && RC=0 || RC=$?
+    check "create with another EVBUS_DATA_DIR exits 1" rc_is 1
+    ev pub t --bus "$obus" --data-dir "$odata/." b
+    check "another spelling of the same directory is that directory" rc_is 0
+    HOME="$TMP/home" XDG_DATA_HOME= EVBUS_DATA_DIR= "$EVBUS" pub t --bus "$obus" c \
+        >"$OUT" 2>"$ERR" && RC=0 || RC=$?
+    check "pub without a data directory uses the bus's" rc_is 0
+    rm -rf "$obus"
+    ev tail t --bus "$obus" --data-dir "$odata"
+    check "after a reboot every event is in the bus's directory" out_is $'0:0 b\n0:1 c'
+    ev pub t --bus "$obus" --data-dir "$other" d
+    check "the restored bus refuses another directory again" rc_is 1
+    end
+}
 
 test_common_options_first
 test_missing_value_named
@@ -233,5 +258,6 @@ test_missing_bus_restores
 test_pub_linger
 test_create_bounds
 test_options_do_what_help_says
+test_data_dir_belongs_to_bus
 
 finish

@@ -1,0 +1,150 @@
+/*
+ * data_dir.c - which data directory a bus's durable topics live in. The
+ * directory belongs to the bus, not to each process: it is recorded (as an
+ * absolute, resolved path) in <bus>/data_dir when the first durable topic
+ * is created or restored, and every later open either uses the record or,
+ * when given another directory, fails. Creating topics and restoring them
+ * are topic.c's; this file only resolves and records the path.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "bus_internal.h"
+#include "safe_open.h"
+
+/* The directory named by the option or EVBUS_DATA_DIR; NULL when neither
+ * names one (the per-user default then applies). */
+static const char *explicit_dir(const evb_bus *bus)
+{
+    const char *d = bus->opts.data_dir;
+    if (!d || !*d)
+        d = getenv("EVBUS_DATA_DIR");
+    return d && *d ? d : NULL;
+}
+
+/* The per-user default, named after the bus directory's last component. */
+static int default_dir(const evb_bus *bus, char *out, size_t cap)
+{
+    const char *leaf = strrchr(bus->path, '/');
+    leaf = leaf ? leaf + 1 : bus->path;
+    const char *home = getenv("HOME");
+    const char *xdg = getenv("XDG_DATA_HOME");
+    if (geteuid() == 0)
+        return snprintf(out, cap, "/var/lib/evbus/%s", leaf);
+    if (xdg && *xdg)
+        return snprintf(out, cap, "%s/evbus/%s", xdg, leaf);
+    return snprintf(out, cap, "%s/.local/share/evbus/%s", home ? home : "/tmp", leaf);
+}
+
+/* PATH as the record spells it: resolved when it exists (symlinks, "..",
+ * a relative name), else made absolute against the working directory, so
+ * two spellings of one existing directory compare equal. */
+static int canonical(const char *path, char *out, size_t cap)
+{
+    char real[PATH_MAX];
+    int n;
+    if (realpath(path, real))
+        n = snprintf(out, cap, "%s", real);
+    else if (path[0] == '/')
+        n = snprintf(out, cap, "%s", path);
+    else if (getcwd(real, sizeof real))
+        n = snprintf(out, cap, "%s/%s", real, path);
+    else
+        return evb_err_set(-errno, "data directory %s: %s", path, strerror(errno));
+    if (n < 0 || (size_t)n >= cap)
+        return evb_err_set(-ENAMETOOLONG, "data directory path too long");
+    return 0;
+}
+
+/* Read <bus>/data_dir: "PATH\n", PATH absolute. 0 and OUT, -ENOENT when
+ * there is no record, -EBADMSG (or another open error) when it is not
+ * one. */
+static int record_read(const evb_bus *bus, char *out, size_t cap)
+{
+    char path[PATH_MAX + 16];
+    snprintf(path, sizeof path, "%s/data_dir", bus->path);
+    int fd = evb_open_file(AT_FDCWD, path, O_RDONLY, 0, EVB_FILE_REG);
+    if (fd == -ENOENT)
+        return -ENOENT;
+    if (fd < 0)
+        return evb_open_fail(fd, path);
+    ssize_t n = read(fd, out, cap);
+    int e = errno;
+    close(fd);
+    if (n < 0)
+        return evb_err_set(-e, "%s: %s", path, strerror(e));
+    /* Created whole (file_create.c): anything short of a full line is not
+     * a record a bus wrote. */
+    if (n < 2 || (size_t)n >= cap || out[0] != '/' || out[n - 1] != '\n' ||
+        memchr(out, '\0', (size_t)n))
+        return evb_err_set(-EBADMSG, "%s: not a data directory record", path);
+    out[n - 1] = '\0';
+    return 0;
+}
+
+int evb_data_dir_resolve(evb_bus *bus)
+{
+    char rec[PATH_MAX];
+    const char *given = explicit_dir(bus);
+    int rc = record_read(bus, rec, sizeof rec);
+    int n;
+    if (rc && rc != -ENOENT)
+        return rc;
+    if (rc == 0 && given) {
+        char canon[PATH_MAX];
+        if ((rc = canonical(given, canon, sizeof canon)))
+            return rc;
+        if (strcmp(canon, rec))
+            return evb_err_set(-EINVAL,
+                               "data directory %s given, but the bus keeps its durable "
+                               "topics in %s",
+                               given, rec);
+    }
+    /* A matching GIVEN keeps its spelling; without one, the record. */
+    if (given)
+        n = snprintf(bus->data, sizeof bus->data, "%s", given);
+    else if (rc == 0)
+        n = snprintf(bus->data, sizeof bus->data, "%s", rec);
+    else
+        n = default_dir(bus, bus->data, sizeof bus->data);
+    if (n < 0 || n >= (int)sizeof bus->data - 2 * EVB_NAME_MAX - 64)
+        return evb_err_set(-ENAMETOOLONG, "data directory path too long");
+    bus->opts.data_dir = bus->data;
+    return 0;
+}
+
+static void record_init(void *map, void *arg)
+{
+    const char *line = arg;
+    memcpy(map, line, strlen(line));
+}
+
+int evb_data_dir_record(evb_bus *bus)
+{
+    char canon[PATH_MAX], line[PATH_MAX + 1], rec[PATH_MAX + 1];
+    int rc = canonical(bus->data, canon, sizeof canon);
+    if (rc)
+        return rc;
+    int n = snprintf(line, sizeof line, "%s\n", canon);
+    if (n < 0 || (size_t)n >= sizeof line)
+        return evb_err_set(-ENAMETOOLONG, "data directory path too long");
+    char path[PATH_MAX + 16];
+    snprintf(path, sizeof path, "%s/data_dir", bus->path);
+    /* The mode of bus.meta: whoever may open the bus reads the record. */
+    rc = evb_file_create(path, 0660, (size_t)n, false, record_init, line);
+    if (rc != -EEXIST)
+        return rc;
+    /* Another process recorded first (or this bus was opened before the
+     * record existed): it stands, and it must be ours. */
+    if ((rc = record_read(bus, rec, sizeof rec)))
+        return rc;
+    if (strcmp(rec, canon))
+        return evb_err_set(-EINVAL,
+                           "data directory %s, but the bus keeps its durable topics in %s",
+                           bus->data, rec);
+    return 0;
+}
