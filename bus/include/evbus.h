@@ -577,8 +577,9 @@ int evb_dump_segment(const char *path, int (*fn)(const evb_dump_frame *f, void *
 
 /** The segment file paths of one partition of a durable topic, oldest
  *  first: *N malloc'd strings in a malloc'd array, the caller frees each
- *  and the array. Returns 0, -ENOENT, -EINVAL (not durable), -ENOMEM,
- *  -EMEDIUMTYPE. */
+ *  and the array. Returns 0, -ENOENT (no such topic, or no topic.conf in
+ *  its data directory), -EINVAL (not durable), -EBADMSG (a damaged
+ *  topic.conf there), -ENOMEM, -EMEDIUMTYPE. */
 int evb_segment_list(evb_bus *bus, const char *topic, uint32_t partition, char ***paths,
                      size_t *n);
 
