@@ -15,7 +15,6 @@
 #include <unistd.h>
 
 #include "bus_internal.h"
-#include "safe_open.h"
 
 #define EVB_SHM_ROOT "/dev/shm/evbus"
 
@@ -146,19 +145,9 @@ static int map_meta(evb_bus *bus)
     char path[PATH_MAX + 16];
     snprintf(path, sizeof path, "%s/bus.meta", bus->path);
     size_t bytes = EVB_BUS_META_BYTES;
-    int fd = -1;
-    for (int tries = 0; fd < 0; tries++) {
-        fd = evb_open_file(AT_FDCWD, path, O_RDWR, 0, EVB_FILE_REG);
-        if (fd >= 0)
-            break;
-        if (fd != -ENOENT || tries == 3)
-            return evb_open_fail(fd, path);
-        /* Losing the race to another first opener is fine: its page is
-         * as good. */
-        int rc = evb_file_create(path, 0660, bytes, false, meta_init, NULL);
-        if (rc && rc != -EEXIST)
-            return rc;
-    }
+    int fd = evb_file_open_or_create(path, 0660, bytes, false, meta_init, NULL);
+    if (fd < 0)
+        return fd;
     struct stat st;
     int rc = 0;
     if (fstat(fd, &st) < 0) {

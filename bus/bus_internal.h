@@ -59,6 +59,10 @@ int evb_rmtree(const char *path);
  * with the message set. */
 int evb_file_create(const char *path, mode_t mode, size_t bytes, bool sync,
                     void (*init)(void *map, void *arg), void *arg);
+/* Open PATH read-write, creating it whole first (as above) when missing.
+ * The fd, or -errno with the message set. */
+int evb_file_open_or_create(const char *path, mode_t mode, size_t bytes, bool sync,
+                            void (*init)(void *map, void *arg), void *arg);
 /* Rebuild the tmpfs side of durable topic TOPIC from its data directory
  * (after a reboot wiped tmpfs). 0 also when someone else did it first. */
 int evb_topic_restore(evb_bus *bus, const char *topic);

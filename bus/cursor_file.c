@@ -150,23 +150,14 @@ int evb_cursor_file_open(struct evb_cursor_file *cf, const struct evb_topic_map 
         evb_mkdirs(path); /* topics made before consumers/ existed */
     snprintf(path, sizeof path, "%s/consumers/%s.cur", top, name);
     size_t bytes = evb_cur_file_bytes(tm->nparts);
-    int fd = -1;
-    /* Open it, or create it whole (file_create.c) and open that: a file
-     * at this name is never mid-creation, so empty or zeroed is damage,
-     * not a new consumer (which would deliver everything again). Losing
-     * the race to another creator is fine: its file is as good. */
-    for (int tries = 0; fd < 0; tries++) {
-        fd = evb_open_file(AT_FDCWD, path, O_RDWR, 0, EVB_FILE_REG);
-        if (fd >= 0)
-            break;
-        if (fd != -ENOENT || tries == 3)
-            return evb_open_fail(fd, path);
-        struct cur_new cn = {tm->nparts};
-        int rc = evb_file_create(path, tm->cfg.file_mode, bytes, tm->ddir[0] != 0, cur_init,
-                                 &cn);
-        if (rc && rc != -EEXIST)
-            return rc;
-    }
+    /* Open it, or create it whole and open that (file_create.c): empty or
+     * zeroed is then damage, not a new consumer that would deliver
+     * everything again. */
+    struct cur_new cn = {tm->nparts};
+    int fd = evb_file_open_or_create(path, tm->cfg.file_mode, bytes, tm->ddir[0] != 0,
+                                     cur_init, &cn);
+    if (fd < 0)
+        return fd;
     struct stat st;
     if (fstat(fd, &st) < 0) {
         int rc = evb_err_set(-errno, "%s: %s", path, strerror(errno));

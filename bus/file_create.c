@@ -12,11 +12,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "bus_internal.h"
+#include "safe_open.h"
 
 /* Threads of one process creating at once get different temporary names.
  * Relaxed: only uniqueness matters, nothing is published through it. */
@@ -89,4 +89,23 @@ out:
     unlink(tmp);
     close(fd);
     return rc;
+}
+
+int evb_file_open_or_create(const char *path, mode_t mode, size_t bytes, bool sync,
+                            void (*init)(void *map, void *arg), void *arg)
+{
+    /* A file at PATH is never mid-creation, so an empty or zeroed one is
+     * damage for the caller to report, not a new file. Losing the race to
+     * another creator is fine: its file is as good. A few tries cover a
+     * file deleted between our create and our open. */
+    for (int tries = 0;; tries++) {
+        int fd = evb_open_file(AT_FDCWD, path, O_RDWR, 0, EVB_FILE_REG);
+        if (fd >= 0)
+            return fd;
+        if (fd != -ENOENT || tries == 3)
+            return evb_open_fail(fd, path);
+        int rc = evb_file_create(path, mode, bytes, sync, init, arg);
+        if (rc && rc != -EEXIST)
+            return rc;
+    }
 }
