@@ -52,6 +52,8 @@ struct fpart {
     uint64_t walk;            /* committed frontier found (>= written) */
     uint64_t written;         /* == hdr->flushed once published */
     uint64_t synced;          /* == hdr->durable once published */
+    uint64_t walk_offset;     /* offset of the next event at walk_offset_at */
+    uint64_t walk_offset_at;  /* == walk when walk_offset is known there */
     uint64_t last_sync;       /* mono ns */
     struct evb_hole_timer hole; /* the walk is stopped at a hole (shm/pad.c) */
     /* the round's op */

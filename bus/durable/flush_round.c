@@ -50,8 +50,13 @@ static void walk(struct evb_flush *fl, struct fpart *fp, uint64_t limit)
                                            (unsigned long long)pos));
             return;
         }
-        if (st.offset != EVB_FRAME_NO_OFFSET)
+        if (st.offset != EVB_FRAME_NO_OFFSET) {
             evb_flush_index_note(fl, fp, pos, st.offset);
+            fp->walk_offset = st.offset + st.events;
+            fp->walk_offset_at = pos + st.skip;
+        } else if (fp->walk_offset_at == pos) {
+            fp->walk_offset_at = pos + st.skip; /* a stamp-only pad voids none */
+        }
         if (kind == EVB_FRAME_DATA && f->timestamp_ns > fp->max_ts)
             fp->max_ts = f->timestamp_ns;
         /* The frame [pos, pos + skip) covers the block start blk: a frame
@@ -213,12 +218,15 @@ static void complete(struct evb_flush *fl, struct fpart *fp, uint64_t now)
             /* Relaxed: a statistic, publishes nothing. */
             atomic_fetch_add_explicit(&fp->r->hdr->fsyncs, 1, memory_order_relaxed);
             evb_flush_publish_durable(fp->r, fp->synced);
+            /* The durable mark tells recovery what cannot be a torn tail
+             * (recover.c); written after the sync, so never ahead of it. */
+            if (fp->walk_offset_at == fp->synced)
+                evb_seg_mark_durable(fp->dir, fp->synced, fp->walk_offset, fl->cfg.file_mode);
         } else if (fp->sres < 0 && fp->sres != -ECANCELED) {
             evb_flush_fail(fp, evb_err_set(fp->sres, "partition %u: fdatasync: %s", fp->part,
                                       strerror(-fp->sres)));
         }
     }
-    (void)fl;
 }
 
 /*

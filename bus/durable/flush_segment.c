@@ -99,6 +99,9 @@ int evb_flush_seg_resume(struct evb_flush *fl, struct fpart *fp, uint64_t at)
     if ((rc = evb_seg_reader_open(&sr, fp->dir, &g)))
         return rc;
     evb_seg_reader_seek(&sr, base, 0, true);
+    /* Damage below the resume point is recovery's to report (recover.c):
+     * the flusher goes on after it. */
+    sr.skip_damage = true;
     struct evb_frame_view v;
     uint64_t first_off = 0;
     bool first = true;

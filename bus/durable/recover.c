@@ -1,8 +1,11 @@
 /*
- * recover.c - the end of a partition's valid log after a crash: walk the
- * newest segments, cut the torn tail (zeroed and synced), remove newer
- * segments, cut the index. Run under the partition's flush lock; restore.c
- * turns the result into ring positions.
+ * recover.c - the end of a partition's log after a crash. Only bytes past
+ * the last durable position can be a torn tail: that position is the later
+ * of the durable mark (mark.c) and the end of the last valid frame on disk.
+ * The torn tail is cut (zeroed and synced), later segments and index
+ * entries removed; damage below the end is counted and kept, never cut.
+ * Run under the partition's flush lock; restore.c turns the result into
+ * ring positions.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -17,49 +20,92 @@
 #include "safe_open.h"
 #include "seg_internal.h"
 
-/* Walk on from w->pos to the first position without a valid frame, or
- * the end of the segment holding w->pos. */
-static int walk_on(struct evb_seg *s, const char *dir, const struct evb_seg_geom *g,
-                   struct evb_seg_walk *w)
+/* What a walk of one segment found. */
+struct seg_scan {
+    bool any;            /* a valid frame whose offset is known */
+    uint64_t end_pos;    /* after the last such frame (and pads after it) */
+    uint64_t end_offset; /* the offset there */
+    uint64_t first_off;  /* offset of the frame at the base, or NO_OFFSET */
+    uint64_t max_next;   /* past the largest offset of a data frame (whose
+                            checksum covers it; a pad's has none) */
+};
+
+/* Note a damaged range [POS, POS + BYTES) below the end. */
+static void damage(struct evb_seg_recovery *r, uint64_t pos, uint64_t bytes)
 {
-    uint64_t seg_end = w->pos - w->pos % g->segment_bytes + g->segment_bytes;
-    int rc = evb_seg_hold(s, dir, g, w->pos);
-    struct evb_seg_frame fr;
-    while (!rc && w->pos < seg_end && evb_seg_step(s, g, w, &fr) > 0)
-        ;
-    return rc;
+    r->damaged++;
+    r->damaged_bytes += bytes;
+    if (pos < r->damaged_pos)
+        r->damaged_pos = pos;
 }
 
-/* Walk segment BASE to its end when its frames run there: from its last
- * index entry if a frame on the way confirms the entry's offset, else from
- * the base. When they do not, *w is where a walk from the base stops. */
-static int walk_to_end(struct evb_seg *s, const char *dir, const struct evb_seg_geom *g,
-                       uint64_t base, struct evb_seg_walk *w)
+/* Walk segment BASE from its base to its end, over damage: a range with
+ * no valid frame that a valid frame follows is damage (noted in R when
+ * R); what follows the last valid frame is left to the caller. */
+static int scan_segment(struct evb_seg *s, const char *dir, const struct evb_seg_geom *g,
+                        uint64_t base, struct seg_scan *sc, struct evb_seg_recovery *r)
 {
-    struct evb_idx *x;
-    if (evb_idx_load(dir, base, &x) == 0) {
-        *w = evb_seg_walk_start(x, g, base, false, UINT64_MAX);
-        free(x);
-        int rc = walk_on(s, dir, g, w);
-        if (rc || (w->confirmed && w->pos == base + g->segment_bytes))
-            return rc;
-    }
-    *w = (struct evb_seg_walk){.pos = base, .offset = 0, .learn = true};
-    return walk_on(s, dir, g, w);
-}
-
-/* The offset of the first frame of segment BASE, EVB_SEG_NO_OFFSET when it
- * has no valid one. */
-static int first_offset(struct evb_seg *s, const char *dir, const struct evb_seg_geom *g,
-                        uint64_t base, uint64_t *off)
-{
-    struct evb_seg_frame fr;
+    *sc = (struct seg_scan){.first_off = EVB_SEG_NO_OFFSET};
     int rc = evb_seg_hold(s, dir, g, base);
     if (rc)
         return rc;
-    /* A base is a ring start: any frame there has room for its header. */
-    *off = evb_seg_frame(s, g, base, &fr) ? fr.offset : EVB_SEG_NO_OFFSET;
+    struct evb_seg_walk w = {.pos = base, .learn = true};
+    struct evb_seg_frame fr;
+    uint64_t seg_end = base + g->segment_bytes;
+    while (w.pos < seg_end) {
+        uint64_t at = w.pos;
+        int kind = evb_seg_step(s, g, &w, &fr);
+        if (kind == 1 && fr.offset + 1 > sc->max_next)
+            sc->max_next = fr.offset + 1;
+        if (kind > 0) {
+            if (at == base && fr.f)
+                sc->first_off = fr.offset;
+            if (!w.learn) {
+                sc->any = true;
+                sc->end_pos = w.pos;
+                sc->end_offset = w.offset;
+            }
+            continue;
+        }
+        if (kind < 0) {
+            /* A valid frame with an offset the walk did not expect. */
+            if (r)
+                damage(r, at, 0);
+            w.learn = true;
+            continue;
+        }
+        uint64_t q = evb_seg_resync(s, g, at + EVB_FRAME_ALIGN, seg_end, &fr);
+        if (q == seg_end)
+            break;
+        if (r)
+            damage(r, at, q - at);
+        w.pos = q;
+        w.learn = true;
+    }
     return 0;
+}
+
+/* The offset of the first event of segment BASE: its first frame's, else
+ * its index's base offset, else the first valid frame's; FALLBACK when
+ * none of them tells. */
+static uint64_t start_offset(struct evb_seg *s, const char *dir, const struct evb_seg_geom *g,
+                             uint64_t base, uint64_t fallback)
+{
+    struct seg_scan sc;
+    if (scan_segment(s, dir, g, base, &sc, NULL) == 0 && sc.first_off != EVB_SEG_NO_OFFSET)
+        return sc.first_off;
+    struct evb_idx *x;
+    if (evb_idx_load(dir, base, &x) == 0) {
+        uint64_t off = x->base_offset;
+        free(x);
+        return off;
+    }
+    struct evb_seg_frame fr;
+    if (s->map && s->base == base &&
+        evb_seg_resync(s, g, base, base + g->segment_bytes, &fr) < base + g->segment_bytes &&
+        fr.f)
+        return fr.offset;
+    return fallback;
 }
 
 /* Cut PATH after FROM: count the bytes from FROM to the last non-zero
@@ -119,89 +165,144 @@ static int remove_segment(const char *dir, uint64_t base, uint64_t *dropped)
     return 0;
 }
 
+/* The size of segment BASE in DIR: -ENOENT missing. */
+static int64_t seg_size(const char *dir, uint64_t base)
+{
+    char path[PATH_MAX];
+    struct stat st;
+    if (evb_seg_path(path, sizeof path, dir, base, "log"))
+        return -ENAMETOOLONG;
+    if (fstatat(AT_FDCWD, path, &st, AT_SYMLINK_NOFOLLOW) < 0)
+        return evb_err_set(-errno, "%s: %s", path, strerror(errno));
+    if (!S_ISREG(st.st_mode)) /* as safe_open.h refuses it */
+        return evb_err_set(-EMEDIUMTYPE, "%s: not a regular file", path);
+    return (int64_t)st.st_size;
+}
+
 int evb_seg_recover(const char *dir, const struct evb_seg_geom *g, uint64_t hint_pos,
                     struct evb_seg_recovery *out)
 {
-    (void)hint_pos; /* see segment.h: the walk always starts at the base */
-    uint64_t *bases;
+    (void)hint_pos; /* see segment.h */
+    uint64_t *bases, mpos = 0, moff = 0;
     size_t n;
-    memset(out, 0, sizeof *out);
+    struct evb_seg_recovery r = {.damaged_pos = UINT64_MAX};
+    *out = r;
     int rc = evb_seg_list_checked(dir, g, &bases, &n);
-    if (rc || !n)
+    if (rc)
         return rc;
+    bool mark = evb_seg_mark_read(dir, &mpos, &moff);
+    if (mark)
+        r.durable_pos = mpos;
+    if (!n) {
+        /* Nothing on disk: a mark says the log once reached it. */
+        if (mark && mpos) {
+            damage(&r, 0, mpos);
+            r.end_pos = r.start_pos = mpos;
+            r.end_offset = r.start_offset = moff;
+        }
+        *out = r;
+        return 0;
+    }
 
-    /* The end: where the walk of the newest segment stops, if that
-     * segment continues the previous one. It does not when it has no valid
-     * frame, or its first offset is not where the previous one ended: the
-     * log then ends at its base. A previous segment cut short ends it
-     * inside that one, and the same question goes one segment back. */
+    /* The newest segment holding a valid frame: walked whole, damage in it
+     * noted. Newer ones hold none. A short one found first cannot be read:
+     * where the log ends is then unknown, and nothing is cut. */
     struct evb_seg s = {.fd = -1};
-    size_t cur = n - 1;
-    struct evb_seg_walk w = {.pos = bases[cur], .offset = 0, .learn = true};
-    uint64_t first = EVB_SEG_NO_OFFSET, dropped = 0;
-    rc = walk_on(&s, dir, g, &w);
-    while (!rc && cur > 0 && bases[cur - 1] == bases[cur] - g->segment_bytes) {
-        struct evb_seg_walk p;
-        if ((rc = walk_to_end(&s, dir, g, bases[cur - 1], &p)))
-            break;
-        if (p.pos == bases[cur]) {
-            if (!w.learn && (rc = first_offset(&s, dir, g, bases[cur], &first)))
-                break;
-            if (first != p.offset)
-                w = (struct evb_seg_walk){.pos = bases[cur], .offset = p.offset, .learn = false};
+    struct seg_scan sc = {0};
+    size_t top = n;
+    for (size_t j = n; j-- > 0 && !rc;) {
+        int64_t sz = seg_size(dir, bases[j]);
+        if (sz < 0) {
+            rc = (int)sz;
             break;
         }
-        cur--;
-        w = p;
+        if ((uint64_t)sz < g->segment_bytes) {
+            rc = evb_err_set(-EBADMSG, "%s: segment %020llu has %lld bytes, a segment has "
+                             "%llu; the log end is unknown", dir, (unsigned long long)bases[j],
+                             (long long)sz, (unsigned long long)g->segment_bytes);
+            break;
+        }
+        struct evb_seg_recovery probe = r;
+        if ((rc = scan_segment(&s, dir, g, bases[j], &sc, &probe)))
+            break;
+        if (sc.any) {
+            top = j;
+            r = probe;
+            break;
+        }
     }
-    if (!rc && w.learn) {
-        /* Nothing valid and no previous segment to ask: the index may
-         * still know the offset the log stopped at. */
+    uint64_t end_pos = bases[0], end_off = 0;
+    if (!rc && top < n) {
+        end_pos = sc.end_pos;
+        /* Never below an offset a data frame on disk already has. */
+        end_off = sc.end_offset > sc.max_next ? sc.end_offset : sc.max_next;
+    } else if (!rc) {
+        /* No valid frame anywhere: the oldest index may know the offset. */
         struct evb_idx *x;
-        w = (struct evb_seg_walk){.pos = bases[cur], .offset = 0, .learn = false};
-        if (evb_idx_load(dir, bases[cur], &x) == 0) {
-            w.offset = x->base_offset;
+        if (evb_idx_load(dir, bases[0], &x) == 0) {
+            end_off = x->base_offset;
             free(x);
         }
     }
-    if (!rc && w.pos == bases[cur])
-        first = w.offset; /* what the next frame written at the base gets */
-    else if (!rc)
-        rc = first_offset(&s, dir, g, bases[cur], &first);
+    /* Below the mark nothing is torn: what has no valid frame there is
+     * damage, and the log resumes at the mark. */
+    if (!rc && mark && mpos > end_pos) {
+        damage(&r, end_pos, mpos - end_pos);
+        end_pos = mpos;
+    }
+    if (mark && moff > end_off && mpos >= end_pos)
+        end_off = moff;
+
+    /* Damage below the end the listing shows: segments missing between
+     * the oldest and the end, segments cut short. */
+    uint64_t end_base = end_pos - end_pos % g->segment_bytes;
+    for (size_t i = 0; !rc && i < n && bases[i] <= end_base; i++) {
+        uint64_t next = i + 1 < n && bases[i + 1] <= end_base ? bases[i + 1] : end_base;
+        if (bases[i] + g->segment_bytes < next)
+            damage(&r, bases[i] + g->segment_bytes, next - bases[i] - g->segment_bytes);
+        int64_t sz = seg_size(dir, bases[i]);
+        if (sz >= 0 && (uint64_t)sz < g->segment_bytes && bases[i] < end_pos)
+            damage(&r, bases[i] + (uint64_t)sz, g->segment_bytes - (uint64_t)sz);
+    }
 
     /* Cut: newer segments newest first, then the tail, then the index. A
      * crash in between leaves a log that recovers to the same end. */
     char path[PATH_MAX];
-    for (size_t j = n - 1; !rc && j > cur; j--)
+    size_t kept = n;
+    uint64_t dropped = 0;
+    for (size_t j = n; !rc && j-- > 0 && bases[j] > end_base;) {
         rc = remove_segment(dir, bases[j], &dropped);
-    if (!rc && cur + 1 < n)
-        rc = evb_seg_sync_dir(dir);
-    if (!rc && !(rc = evb_seg_path(path, sizeof path, dir, bases[cur], "log")))
-        rc = cut_tail(path, w.pos - bases[cur], true, &dropped);
-    if (!rc)
-        rc = evb_idx_cut(dir, bases[cur], w.pos, first);
-
-    /* The start: the oldest segment's first frame, or its index. */
-    uint64_t start = EVB_SEG_NO_OFFSET;
-    if (!rc && cur == 0 && w.pos == bases[0])
-        start = w.offset; /* the whole log is empty */
-    else if (!rc && !(rc = first_offset(&s, dir, g, bases[0], &start)) &&
-             start == EVB_SEG_NO_OFFSET) {
-        struct evb_idx *x;
-        if (evb_idx_load(dir, bases[0], &x) == 0) {
-            start = x->base_offset;
-            free(x);
-        } else {
-            rc = evb_err_set(-EBADMSG, "%s: oldest segment %020llu has no valid first "
-                             "frame and no index", dir, (unsigned long long)bases[0]);
-        }
+        kept = j;
     }
+    if (!rc && kept < n)
+        rc = evb_seg_sync_dir(dir);
+    bool have_end_seg = kept > 0 && bases[kept - 1] == end_base;
+    uint64_t first = EVB_SEG_NO_OFFSET;
+    if (!rc && have_end_seg && !(rc = evb_seg_path(path, sizeof path, dir, end_base, "log")))
+        rc = cut_tail(path, end_pos - end_base, true, &dropped);
+    if (!rc && have_end_seg) {
+        struct seg_scan e;
+        if (end_pos == end_base)
+            first = end_off; /* what the next frame written at the base gets */
+        else if (scan_segment(&s, dir, g, end_base, &e, NULL) == 0)
+            first = e.first_off;
+        rc = evb_idx_cut(dir, end_base, end_pos, first);
+    }
+
+    /* The start: the oldest segment's first event. */
+    uint64_t start = end_off;
+    if (!rc && kept > 0 && !(end_pos == bases[0]))
+        start = start_offset(&s, dir, g, bases[0], end_off);
     evb_seg_unmap(&s);
-    if (!rc)
-        *out = (struct evb_seg_recovery){.end_pos = w.pos, .end_offset = w.offset,
-                                         .start_pos = bases[0], .start_offset = start,
-                                         .dropped_bytes = dropped,
-                                         .segments = (uint32_t)(cur + 1)};
+    if (!rc) {
+        r.end_pos = end_pos;
+        r.end_offset = end_off;
+        r.start_pos = kept ? bases[0] : end_pos;
+        r.start_offset = start;
+        r.dropped_bytes = dropped;
+        r.segments = (uint32_t)kept;
+        *out = r;
+    }
     free(bases);
     return rc;
 }

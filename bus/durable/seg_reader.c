@@ -51,6 +51,25 @@ int evb_seg_frame(const struct evb_seg *s, const struct evb_seg_geom *g, uint64_
     return 1;
 }
 
+uint64_t evb_seg_resync(const struct evb_seg *s, const struct evb_seg_geom *g, uint64_t pos,
+                        uint64_t limit, struct evb_seg_frame *fr)
+{
+    if (!s->map || pos < s->base)
+        return limit;
+    if (limit > s->base + s->bytes)
+        limit = s->base + s->bytes;
+    pos = (pos + EVB_FRAME_ALIGN - 1) & ~(uint64_t)(EVB_FRAME_ALIGN - 1);
+    /* A frame's stamp names its own position: look for such a word first,
+     * then check the frame it starts (length, checksum). */
+    for (; pos + sizeof(uint64_t) <= limit; pos += EVB_FRAME_ALIGN) {
+        uint64_t stamp;
+        memcpy(&stamp, s->map + (pos - s->base), sizeof stamp);
+        if (evb_stamp_is_committed(stamp, pos) && evb_seg_frame(s, g, pos, fr))
+            return pos;
+    }
+    return limit;
+}
+
 int evb_seg_step(const struct evb_seg *s, const struct evb_seg_geom *g,
                  struct evb_seg_walk *w, struct evb_seg_frame *fr)
 {
@@ -88,6 +107,7 @@ int evb_seg_reader_open(struct evb_seg_reader *sr, const char *dir,
     memset(sr, 0, sizeof *sr);
     sr->seg.fd = -1;
     sr->learn = true;
+    sr->lost_from = EVB_SEG_NO_OFFSET;
     int rc = evb_seg_geom_check(g);
     if (rc)
         return rc;
@@ -108,6 +128,30 @@ void evb_seg_reader_seek(struct evb_seg_reader *sr, uint64_t pos, uint64_t offse
     sr->pos = pos;
     sr->offset = offset;
     sr->learn = learn;
+    sr->lost_bytes = sr->lost_events = 0;
+    sr->lost_from = EVB_SEG_NO_OFFSET;
+}
+
+/* Skip mode: the first base of a segment after POS (below END), to go on
+ * past a missing one; END when there is none. */
+static uint64_t next_base(struct evb_seg_reader *sr, uint64_t pos, uint64_t end)
+{
+    uint64_t *bases, next = end;
+    size_t n;
+    if (evb_seg_list_checked(sr->dir, &sr->g, &bases, &n))
+        return end;
+    for (size_t i = 0; i < n; i++)
+        if (bases[i] > pos && bases[i] < next)
+            next = bases[i];
+    free(bases);
+    return next;
+}
+
+/* Skip mode: remember what was expected where a skip begins. */
+static void skip_begin(struct evb_seg_reader *sr, const struct evb_seg_walk *w)
+{
+    if (sr->lost_from == EVB_SEG_NO_OFFSET && !w->learn)
+        sr->lost_from = w->offset;
 }
 
 int evb_seg_read(struct evb_seg_reader *sr, uint64_t end, struct evb_frame_view *v)
@@ -125,6 +169,16 @@ int evb_seg_read(struct evb_seg_reader *sr, uint64_t end, struct evb_frame_view 
             break;
         }
         rc = evb_seg_hold(&sr->seg, sr->dir, &sr->g, w.pos);
+        if (rc && sr->skip_damage && (rc == -ENOENT || rc == -EBADMSG)) {
+            /* A missing or short segment: go on at the next one. */
+            uint64_t seg_end = w.pos - w.pos % sr->g.segment_bytes + sr->g.segment_bytes;
+            uint64_t next = rc == -ENOENT ? next_base(sr, w.pos, end) : seg_end;
+            skip_begin(sr, &w);
+            sr->lost_bytes += (next < end ? next : end) - w.pos;
+            w.pos = next < end ? next : end;
+            w.learn = true;
+            continue;
+        }
         if (rc) {
             if (rc == -EBADMSG)
                 sr->failed = rc;
@@ -135,10 +189,31 @@ int evb_seg_read(struct evb_seg_reader *sr, uint64_t end, struct evb_frame_view 
         }
         struct evb_seg_frame fr;
         uint64_t at = w.pos;
+        bool learning = w.learn;
         int kind = evb_seg_step(&sr->seg, &sr->g, &w, &fr);
-        if (kind <= 0) {
+        if (kind <= 0 && !sr->skip_damage) {
             rc = sr->failed = evb_seg_corrupt(sr->dir, &w, kind, &fr);
             break;
+        }
+        if (kind < 0) {
+            /* A valid frame with another offset: take it, count the gap. */
+            skip_begin(sr, &w);
+            w.learn = true;
+            continue;
+        }
+        if (kind == 0) {
+            skip_begin(sr, &w);
+            /* The next valid frame, else the segment's end (or END). */
+            uint64_t q = evb_seg_resync(&sr->seg, &sr->g, w.pos + EVB_FRAME_ALIGN, end, &fr);
+            sr->lost_bytes += q - w.pos;
+            w.pos = q;
+            w.learn = true;
+            continue;
+        }
+        if (learning && !w.learn && sr->lost_from != EVB_SEG_NO_OFFSET) {
+            if (fr.offset > sr->lost_from)
+                sr->lost_events += fr.offset - sr->lost_from;
+            sr->lost_from = EVB_SEG_NO_OFFSET;
         }
         if (kind == 1) {
             v->f = fr.f;
@@ -148,8 +223,9 @@ int evb_seg_read(struct evb_seg_reader *sr, uint64_t end, struct evb_frame_view 
             v->key_len = fr.key_len;
             v->value_len = fr.len - EVB_FRAME_HDR - fr.key_len;
             v->pos = at;
-            v->lost_events = 0;
-            v->lost_bytes = 0;
+            v->lost_events = sr->lost_events;
+            v->lost_bytes = sr->lost_bytes;
+            sr->lost_events = sr->lost_bytes = 0;
             break;
         }
     }

@@ -111,6 +111,11 @@ struct evb_seg_reader {
     uint64_t offset;        /* offset of the next event, unless learn */
     bool learn;             /* take the offset from the next frame with one */
     int failed;             /* sticky -EBADMSG after corruption */
+    bool skip_damage;       /* skip damaged ranges instead of failing */
+    uint64_t lost_bytes;    /* skipped since the last event delivered */
+    uint64_t lost_from;     /* offset expected where the skip began, or
+                               EVB_SEG_NO_OFFSET when unknown */
+    uint64_t lost_events;   /* events the skip is known to have lost */
 };
 
 /* -EINVAL for a bad geometry, -ENOMEM. Positioned at 0, learning. */
@@ -127,6 +132,24 @@ void evb_seg_reader_seek(struct evb_seg_reader *sr, uint64_t pos, uint64_t offse
  * segment holding sr->pos is gone; -EBADMSG an invalid frame or offset
  * below END (sticky); -EINVAL sr->pos not 8-aligned. */
 int evb_seg_read(struct evb_seg_reader *sr, uint64_t end, struct evb_frame_view *v);
+
+/* Skip damage instead of failing (evb_seg_reader.skip_damage): the read
+ * goes on at the next valid frame, and the view of the next event carries
+ * what was skipped in lost_events (when offsets tell) and lost_bytes. */
+
+/* The first position in [POS, LIMIT) holding a valid frame of S, LIMIT
+ * when none does (*FR then untouched). */
+uint64_t evb_seg_resync(const struct evb_seg *s, const struct evb_seg_geom *g, uint64_t pos,
+                        uint64_t limit, struct evb_seg_frame *fr);
+
+/* ---- durable mark (mark.c, mark_format.h) ---- */
+
+/* Record in DIR that the log is synced below POS, where the next event has
+ * OFFSET. Called after an fdatasync completed; a failure is ignored (the
+ * mark may lag, never lead). */
+void evb_seg_mark_durable(const char *dir, uint64_t pos, uint64_t offset, uint32_t mode);
+/* The mark of DIR: false when there is none or it fails its checks. */
+bool evb_seg_mark_read(const char *dir, uint64_t *pos, uint64_t *offset);
 
 /* ---- sparse index ---- */
 
@@ -176,27 +199,37 @@ struct evb_seg_recovery {
     uint64_t start_offset;  /* its offset */
     uint64_t dropped_bytes; /* bytes cut off after end_pos */
     uint32_t segments;      /* segment files left */
+    /* Damage below the end, kept as found (never cut): */
+    uint32_t damaged;       /* damaged ranges (a missing segment is one) */
+    uint64_t damaged_bytes; /* their bytes */
+    uint64_t damaged_pos;   /* where the first one starts (UINT64_MAX: none) */
+    uint64_t durable_pos;   /* the durable mark read (0: none) */
 };
 
-/* Find where the valid log of DIR ends and cut everything after it. The
- * newest segment is walked from its base to the first position without a
- * valid frame (HINT_POS is not used: walking from the base checks the bytes
- * below it too). That segment must continue the previous one, which must
- * run to its end (walked from its last index entry): if the newest has no
- * valid frame, or its first offset differs from the previous segment's end
- * offset, the log ends at its base with that offset; if the previous one
- * stops short, the log ends inside it (asked the same way in turn). With
- * no previous segment to ask, an empty segment's offset comes from its
- * index, else 0.
- * Then the bytes after the end up to the segment's last non-zero byte are
- * zeroed and synced, newer segments are removed, and index entries at or
- * past the end are cut (an index contradicting the log is removed).
- * dropped_bytes counts, per file, the bytes from where the cut starts
- * (end_pos, or a removed segment's base) to its last non-zero byte.
- * start_offset is the oldest segment's first frame's offset (its index's
- * base_offset when that frame is bad; -EBADMSG when both are). No segment:
- * all zero. The caller holds the partition's flush lock. -ENOENT when DIR
- * does not exist. */
+/* Find where the log of DIR ends and cut the torn tail after it.
+ *
+ * Only what lies past the last durable position can be torn: that is the
+ * durable mark (mark_format.h), when there is one, and in any case the end
+ * of the last valid frame on disk (a valid frame carries a checksum and a
+ * stamp naming its own position, so it was written whole, and its offset
+ * was handed out). The end is the later of the two: the newest segment
+ * holding a valid frame is walked from its base, over damaged ranges (to
+ * the next valid frame, evb_seg_resync), to the end of its last valid
+ * frame; a mark past that moves the end to the mark (position and offset).
+ * Bytes after the end up to a segment's last non-zero byte are zeroed and
+ * synced, later segments (none holds a valid frame) removed, and index
+ * entries at or past the end cut (an index contradicting the log is
+ * removed). dropped_bytes counts, per file, the bytes from where the cut
+ * starts to its last non-zero byte.
+ * Damage below the end is never cut: ranges without a valid frame inside
+ * the walked segment, a gap up to the mark, segments missing between the
+ * oldest and the end are counted in damaged* and left for readers to
+ * report (evb_seg_read) or skip. The offsets past the end are never below
+ * one found on disk or in the mark, so none is handed out twice.
+ * start_offset is the oldest segment's first valid frame's offset (its
+ * index's base offset when its first frame is damaged). No segment: all
+ * zero but the mark. The caller holds the partition's flush lock. -ENOENT
+ * when DIR does not exist. HINT_POS is not used. */
 int evb_seg_recover(const char *dir, const struct evb_seg_geom *g, uint64_t hint_pos,
                     struct evb_seg_recovery *out);
 

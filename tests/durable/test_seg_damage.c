@@ -1,0 +1,274 @@
+/*
+ * test_seg_damage.c - recovery (recover.c) and the segment reader's skip
+ * mode on a log damaged below its durable end: bits flipped at the start,
+ * middle and end of a segment and in a frame header, an index scribbled
+ * over, a middle segment cut short or missing, frames below the durable
+ * mark lost. Recovery must keep every byte below the end, count the damage
+ * and hand out no offset twice; a skipping reader must read every intact
+ * event and count what it skipped. Torn tails past the mark are still cut.
+ */
+#include <criterion/criterion.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "seg_helpers.h"
+#include "t_helpers.h"
+
+TestSuite(seg_damage, .init = setup, .fini = teardown, .timeout = 60);
+
+/* A synced log of three segments, its mark at the end. */
+static void synced_log(bool with_mark)
+{
+    build(2 * SEG + SEG / 2);
+    write_segments(4);
+    if (with_mark)
+        evb_seg_mark_durable(dir, lg.pos, lg.offset, 0644);
+}
+
+/* The index of the data frame at or below POS. */
+static size_t data_at_or_below(uint64_t pos)
+{
+    size_t i = lg.nfr - 1;
+    while (lg.fr[i].pos > pos || !lg.fr[i].data)
+        i--;
+    return i;
+}
+
+static void flip(uint64_t pos, uint8_t bit)
+{
+    uint8_t b = lg.buf[pos] ^ bit;
+    patch_seg(pos, &b, 1);
+}
+
+/* Every segment file's bytes, to compare after recovery. */
+static uint8_t *snapshot(void)
+{
+    uint8_t *img = calloc(3, SEG);
+    cr_assert_not_null(img);
+    for (uint64_t b = 0; b < 3 * SEG; b += SEG)
+        if (exists(b, "log")) {
+            struct stat st;
+            char path[256];
+            evb_seg_path(path, sizeof path, dir, b, "log");
+            cr_assert_eq(stat(path, &st), 0);
+            int fd = open(path, O_RDONLY);
+            cr_assert_geq(fd, 0);
+            cr_assert_geq(pread(fd, img + b, (size_t)st.st_size, 0), 0);
+            close(fd);
+        }
+    return img;
+}
+
+/* Read everything with the reader skipping damage: every event it gives
+ * is the image's, byte for byte; returns events and totals skipped. */
+static size_t read_skipping(uint64_t end, uint64_t *lost_events, uint64_t *lost_bytes,
+                            uint64_t *end_offset)
+{
+    struct evb_seg_reader sr;
+    cr_assert_eq(evb_seg_reader_open(&sr, dir, &geom), 0);
+    sr.skip_damage = true;
+    evb_seg_reader_seek(&sr, 0, 0, false);
+    struct evb_frame_view v;
+    size_t seen = 0;
+    int rc;
+    *lost_events = *lost_bytes = 0;
+    while ((rc = evb_seg_read(&sr, end, &v)) == 0) {
+        cr_assert_eq(memcmp(v.f, lg.buf + v.pos, v.f->len), 0, "event at %llu differs",
+                     (unsigned long long)v.pos);
+        cr_assert_eq(v.f->offset, offset_at(v.pos));
+        *lost_events += v.lost_events;
+        *lost_bytes += v.lost_bytes;
+        seen++;
+    }
+    cr_assert_eq(rc, -EAGAIN, "skipping read: %d %s", rc, evb_last_error());
+    *end_offset = sr.offset;
+    evb_seg_reader_close(&sr);
+    return seen;
+}
+
+/* Recovery keeps the whole log: the end where it was written, nothing
+ * cut or removed, damage counted at DAMAGED_POS when it lies in what
+ * recovery walks (the newest segment holding a valid frame; older ones
+ * are left to readers, so a restart costs no walk of the whole log). */
+static void expect_kept(uint64_t damaged_pos, bool walked)
+{
+    uint8_t *before = snapshot();
+    struct evb_seg_recovery rec = recover_ok();
+    cr_expect_eq(rec.end_pos, lg.pos, "end %llu, written to %llu",
+                 (unsigned long long)rec.end_pos, (unsigned long long)lg.pos);
+    cr_expect_eq(rec.end_offset, lg.offset, "an offset would be handed out twice");
+    cr_expect_eq(rec.dropped_bytes, 0);
+    cr_expect_eq(rec.segments, 3);
+    cr_expect_geq(rec.damaged, walked, "damage not reported");
+    cr_expect_eq(rec.damaged_pos, walked ? damaged_pos : UINT64_MAX, "damage at %llu, expected %llu",
+                 (unsigned long long)rec.damaged_pos, (unsigned long long)damaged_pos);
+    uint8_t *after = snapshot();
+    cr_expect_eq(memcmp(before, after, 3 * SEG), 0, "recovery changed the log");
+    free(before);
+    free(after);
+    /* Idempotent. */
+    rec = recover_ok();
+    cr_expect_eq(rec.end_pos, lg.pos);
+    cr_expect_eq(rec.end_offset, lg.offset);
+}
+
+/* A flipped bit in the data frame at or below POS. */
+static void flipped_frame(uint64_t pos, bool header, bool with_mark)
+{
+    synced_log(with_mark);
+    const struct rec *r = &lg.fr[data_at_or_below(pos)];
+    uint32_t len = frame_at(r->pos)->len;
+    /* In the header: the length's low byte; else the value's last byte. */
+    uint64_t at = header ? r->pos + offsetof(struct evb_frame, len) : r->pos + len - 1;
+    flip(at, 0x10);
+    expect_kept(r->pos, r->pos >= 2 * SEG);
+    uint64_t lost_events, lost_bytes, end_off;
+    size_t seen = read_skipping(lg.pos, &lost_events, &lost_bytes, &end_off);
+    cr_expect_eq(seen, events_below(lg.pos) - 1);
+    cr_expect_eq(lost_events, 1);
+    cr_expect_geq(lost_bytes, evb_align_frame(len));
+    cr_expect_eq(end_off, lg.offset);
+    /* Without skipping, the reader stops there with a clear error. */
+    size_t n;
+    cr_expect_eq(read_all(0, lg.pos, &n, NULL), -EBADMSG);
+    cr_expect_eq(n, events_below(r->pos));
+}
+
+Test(seg_damage, flip_at_the_start_of_a_middle_segment) { flipped_frame(SEG + 100, false, true); }
+Test(seg_damage, flip_in_the_middle_of_a_middle_segment) { flipped_frame(SEG + SEG / 2, false, true); }
+Test(seg_damage, flip_at_the_end_of_a_middle_segment) { flipped_frame(2 * SEG - 1, false, true); }
+Test(seg_damage, flip_in_a_frame_header) { flipped_frame(SEG + SEG / 3, true, true); }
+Test(seg_damage, flip_at_the_start_of_the_newest_segment) { flipped_frame(2 * SEG + 100, false, true); }
+Test(seg_damage, flip_in_the_middle_of_the_newest_segment) { flipped_frame(2 * SEG + SEG / 4, false, true); }
+Test(seg_damage, flip_in_the_last_frame_below_the_mark) { flipped_frame(lg.pos, false, true); }
+Test(seg_damage, flip_in_the_first_segment) { flipped_frame(SEG / 2, false, true); }
+/* No mark (a log written before marks existed, or one lost): valid frames
+ * after the damage still keep it. */
+Test(seg_damage, flip_in_a_middle_segment_without_a_mark) { flipped_frame(SEG + SEG / 2, false, false); }
+Test(seg_damage, flip_in_the_newest_segment_without_a_mark) { flipped_frame(2 * SEG + SEG / 4, true, false); }
+
+Test(seg_damage, scribbled_index_changes_nothing)
+{
+    synced_log(true);
+    for (uint64_t b = 0; b < 3 * SEG; b += SEG) {
+        char path[256];
+        evb_seg_path(path, sizeof path, dir, b, "idx");
+        int fd = open(path, O_WRONLY);
+        cr_assert_geq(fd, 0);
+        uint8_t junk[100];
+        for (size_t i = 0; i < sizeof junk; i++)
+            junk[i] = (uint8_t)next_rand();
+        cr_assert_eq(pwrite(fd, junk, sizeof junk, (off_t)(b ? 40 : 0)), (ssize_t)sizeof junk);
+        close(fd);
+    }
+    struct evb_seg_recovery rec = recover_ok();
+    cr_expect_eq(rec.end_pos, lg.pos);
+    cr_expect_eq(rec.end_offset, lg.offset);
+    cr_expect_eq(rec.dropped_bytes + rec.damaged, 0);
+    cr_expect_eq(rec.segments, 3);
+}
+
+Test(seg_damage, truncated_middle_segment_is_kept_and_counted)
+{
+    synced_log(true);
+    char path[256];
+    evb_seg_path(path, sizeof path, dir, SEG, "log");
+    cr_assert_eq(truncate(path, SEG / 2), 0);
+    expect_kept(SEG + SEG / 2, true);
+    struct stat st;
+    cr_expect_eq(stat(path, &st), 0);
+    cr_expect_eq(st.st_size, SEG / 2, "the short segment was changed");
+    uint64_t lost_events, lost_bytes, end_off;
+    size_t seen = read_skipping(lg.pos, &lost_events, &lost_bytes, &end_off);
+    cr_expect_eq(seen, events_below(lg.pos) - (events_below(2 * SEG) - events_below(SEG)));
+    cr_expect_eq(lost_bytes, SEG);
+    cr_expect_eq(end_off, lg.offset);
+}
+
+Test(seg_damage, missing_middle_segment_is_counted)
+{
+    synced_log(true);
+    char path[256];
+    evb_seg_path(path, sizeof path, dir, SEG, "log");
+    cr_assert_eq(unlink(path), 0);
+    struct evb_seg_recovery rec = recover_ok();
+    cr_expect_eq(rec.end_pos, lg.pos);
+    cr_expect_eq(rec.end_offset, lg.offset);
+    cr_expect_eq(rec.dropped_bytes, 0);
+    cr_expect_eq(rec.segments, 2);
+    cr_expect_eq(rec.damaged, 1);
+    cr_expect_eq(rec.damaged_bytes, SEG);
+    cr_expect_eq(rec.damaged_pos, SEG);
+    cr_expect(exists(2 * SEG, "log"));
+    uint64_t lost_events, lost_bytes, end_off;
+    size_t seen = read_skipping(lg.pos, &lost_events, &lost_bytes, &end_off);
+    cr_expect_eq(seen, events_below(lg.pos) - (events_below(2 * SEG) - events_below(SEG)));
+    cr_expect_eq(lost_bytes, SEG);
+    cr_expect_eq(lost_events, offset_at(2 * SEG) - offset_at(SEG));
+}
+
+/* The last frames below the mark are gone (zeroed): not a torn tail. The
+ * log resumes at the mark with the mark's offset; nothing is zeroed. */
+Test(seg_damage, frames_lost_below_the_mark_are_not_a_torn_tail)
+{
+    synced_log(true);
+    const struct rec *r = &lg.fr[data_at_or_below(lg.pos - 3000)];
+    uint64_t n = lg.pos - r->pos;
+    uint8_t *zero = calloc(1, n);
+    patch_seg(r->pos, zero, n);
+    free(zero);
+    struct evb_seg_recovery rec = recover_ok();
+    cr_expect_eq(rec.end_pos, lg.pos);
+    cr_expect_eq(rec.end_offset, lg.offset, "offsets below the mark handed out again");
+    cr_expect_eq(rec.dropped_bytes, 0);
+    cr_expect_eq(rec.damaged_pos, r->pos);
+    cr_expect_eq(rec.damaged_bytes, n);
+}
+
+/* Past the mark, a torn tail is still cut and counted. */
+Test(seg_damage, torn_tail_past_the_mark_is_cut)
+{
+    build(2 * SEG + SEG / 2);
+    write_segments(4);
+    const struct rec *r = &lg.fr[data_at_or_below(lg.pos - 5000)];
+    evb_seg_mark_durable(dir, r->pos, r->offset, 0644);
+    const struct rec *last = &lg.fr[data_at_or_below(lg.pos)];
+    /* Junk from inside the last data frame to past the written end. */
+    uint64_t n = lg.pos + 100 - (last->pos + 16);
+    uint8_t *junk = malloc(n);
+    for (size_t i = 0; i < n; i++)
+        junk[i] = (uint8_t)(next_rand() | 1);
+    patch_seg(last->pos + 16, junk, n);
+    free(junk);
+    struct evb_seg_recovery rec = recover_ok();
+    cr_expect_eq(rec.end_pos, last->pos);
+    cr_expect_eq(rec.end_offset, last->offset);
+    cr_expect_gt(rec.dropped_bytes, 0);
+    cr_expect_eq(rec.damaged, 0);
+    cr_expect_eq(rec.durable_pos, r->pos);
+}
+
+/* A mark that fails its checksum is ignored, not trusted. */
+Test(seg_damage, corrupt_mark_is_ignored)
+{
+    build(SEG + SEG / 2);
+    write_segments(4);
+    evb_seg_mark_durable(dir, lg.pos + 4096, lg.offset + 100, 0644);
+    char path[256];
+    snprintf(path, sizeof path, "%s/durable.mark", dir);
+    int fd = open(path, O_RDWR);
+    cr_assert_geq(fd, 0);
+    uint8_t b = 0x5a;
+    cr_assert_eq(pwrite(fd, &b, 1, 17), 1);
+    close(fd);
+    uint64_t p, o;
+    cr_expect(!evb_seg_mark_read(dir, &p, &o));
+    struct evb_seg_recovery rec = recover_ok();
+    cr_expect_eq(rec.end_pos, lg.pos);
+    cr_expect_eq(rec.end_offset, lg.offset);
+    cr_expect_eq(rec.damaged, 0);
+}
