@@ -180,6 +180,38 @@ fail:
     return rc;
 }
 
+/* TOPIC's config in the data directory exists (a durable topic's disk
+ * side). */
+static bool data_has_topic(evb_bus *bus, const char *topic)
+{
+    char path[PATH_MAX + 32];
+    if ((size_t)snprintf(path, sizeof path, "%s/%s/topic.conf", bus->data, topic) >=
+        sizeof path)
+        return false;
+    return faccessat(AT_FDCWD, path, F_OK, AT_SYMLINK_NOFOLLOW) == 0;
+}
+
+EVB_EXPORT int evb_topic_damage(evb_bus *bus, const char *topic, char *reason, size_t cap)
+{
+    char dir[PATH_MAX], path[PATH_MAX + 32];
+    evb_err_clear();
+    if (reason && cap)
+        reason[0] = '\0';
+    int rc = topic_dir(bus, topic, dir, sizeof dir);
+    if (rc)
+        return rc;
+    snprintf(path, sizeof path, "%s/topic.conf", dir);
+    if (access(path, F_OK) == 0 || !data_has_topic(bus, topic))
+        return 0;
+    /* Only the disk side: rebuild it now; what stops that is the reason. */
+    if ((rc = evb_topic_restore(bus, topic)) == 0)
+        return 0;
+    if (reason && cap)
+        snprintf(reason, cap, "%s", *evb_last_error() ? evb_last_error() : strerror(-rc));
+    evb_err_clear();
+    return 1;
+}
+
 EVB_EXPORT int evb_topic_create(evb_bus *bus, const char *topic, const evb_topic_config *cfgp)
 {
     char dir[PATH_MAX], ddir[PATH_MAX];
@@ -195,6 +227,10 @@ EVB_EXPORT int evb_topic_create(evb_bus *bus, const char *topic, const evb_topic
         return evb_err_prefix(rc, "topic %s", topic);
     if (access(dir, F_OK) == 0)
         return evb_err_set(-EEXIST, "topic %s exists", topic);
+    char why[512];
+    if (evb_topic_damage(bus, topic, why, sizeof why) == 1)
+        return evb_err_set(-EEXIST, "topic %s exists on disk but is damaged: %s; deleting it "
+                           "with --force (EVB_DELETE_FORCE) removes its data", topic, why);
     bool durable = cfg.durability != EVB_DURABILITY_NONE;
     if (durable && (rc = make_data_topic(bus, topic, &cfg)))
         return rc;
@@ -221,11 +257,21 @@ static int remove_dir(const char *parent, const char *dir, const char *topic)
 
 EVB_EXPORT int evb_topic_delete(evb_bus *bus, const char *topic)
 {
-    char dir[PATH_MAX], ddir[PATH_MAX];
+    return evb_topic_remove(bus, topic, 0);
+}
+
+EVB_EXPORT int evb_topic_remove(evb_bus *bus, const char *topic, uint32_t flags)
+{
+    char dir[PATH_MAX], ddir[PATH_MAX], why[512];
     evb_err_clear();
     int rc = topic_dir(bus, topic, dir, sizeof dir);
     if (rc || (rc = data_topic_dir(bus, topic, ddir, sizeof ddir)))
         return rc;
+    /* A topic that could not be rebuilt keeps its data unless forced: its
+     * segments may be all that is left of its events. */
+    if (!(flags & EVB_DELETE_FORCE) && evb_topic_damage(bus, topic, why, sizeof why) == 1)
+        return evb_err_set(-EBADMSG, "topic %s is damaged (%s); its data is kept: delete "
+                           "with --force (EVB_DELETE_FORCE) to remove it", topic, why);
     int rt = remove_dir(bus->path, dir, topic);
     int rd = remove_dir(bus->data, ddir, topic);
     if (rt == -ENOENT && rd == -ENOENT)
@@ -289,6 +335,13 @@ EVB_EXPORT int evb_topic_info(evb_bus *bus, const char *topic, struct evb_topic_
         return rc;
     memset(out, 0, sizeof *out);
     rc = evb_topic_config_read(dir, &out->config);
+    if (rc == -ENOENT) {
+        /* Only its disk side left: rebuilt now, or damaged. */
+        char why[512];
+        if (evb_topic_damage(bus, topic, why, sizeof why) == 1)
+            return evb_err_set(-EBADMSG, "topic %s is damaged: %s", topic, why);
+        rc = evb_topic_config_read(dir, &out->config);
+    }
     if (rc)
         return rc == -ENOENT ? evb_err_set(-ENOENT, "no topic %s", topic) : rc;
     snprintf(out->name, sizeof out->name, "%s", topic);
@@ -300,20 +353,21 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-EVB_EXPORT int evb_topic_list(evb_bus *bus, int (*fn)(const char *topic, void *arg), void *arg)
+/* Append to NAMES the topics of PARENT (directories holding a topic.conf). */
+static int collect_topics(const char *parent, char ***namesp, size_t *np, size_t *capp)
 {
-    DIR *d = opendir(bus->path);
+    DIR *d = opendir(parent);
     if (!d)
-        return evb_err_set(-errno, "%s: %s", bus->path, strerror(errno));
-    char **names = NULL;
-    size_t n = 0, cap = 0;
+        return -errno;
+    char **names = *namesp;
+    size_t n = *np, cap = *capp;
     struct dirent *e;
     int rc = 0;
     while ((e = readdir(d))) {
         char conf[PATH_MAX];
         if (e->d_name[0] == '.' || evb_name_check(e->d_name, "topic"))
             continue;
-        snprintf(conf, sizeof conf, "%s/%s/topic.conf", bus->path, e->d_name);
+        snprintf(conf, sizeof conf, "%s/%s/topic.conf", parent, e->d_name);
         if (access(conf, F_OK))
             continue;
         if (n == cap) {
@@ -332,18 +386,37 @@ EVB_EXPORT int evb_topic_list(evb_bus *bus, int (*fn)(const char *topic, void *a
         n++;
     }
     closedir(d);
+    *namesp = names;
+    *np = n;
+    *capp = cap;
+    return rc;
+}
+
+EVB_EXPORT int evb_topic_list(evb_bus *bus, int (*fn)(const char *topic, void *arg), void *arg)
+{
+    char **names = NULL;
+    size_t n = 0, cap = 0;
+    int rc = collect_topics(bus->path, &names, &n, &cap);
+    if (rc)
+        return evb_err_set(rc, "%s: %s", bus->path, strerror(-rc));
+    /* Durable topics whose tmpfs side is gone (a restore failed: listed, so
+     * that evb_topic_damage() can say why). */
+    int rd = collect_topics(bus->data, &names, &n, &cap);
+    if (rd != -ENOENT && rd != -ENOTDIR && rd)
+        rc = rd;
     evb_err_clear();
     if (!rc && n)
         qsort(names, n, sizeof *names, cmp_str);
     size_t visited = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (!rc) {
-            visited++;
-            if (fn && fn(names[i], arg))
-                rc = 1;
-        }
-        free(names[i]);
+    for (size_t i = 0; i < n && !rc; i++) {
+        if (i && !strcmp(names[i], names[i - 1]))
+            continue; /* in both directories */
+        visited++;
+        if (fn && fn(names[i], arg))
+            rc = 1;
     }
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
     free(names);
     return rc < 0 ? rc : (int)visited;
 }

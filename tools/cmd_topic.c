@@ -266,14 +266,18 @@ static const char list_usage[] =
     "usage: evbus list [--json] [--bus NAME|PATH] [--data-dir DIR]\n"
     "\n"
     "Print the topics of the bus, one per line in name order; with --json,\n"
-    "one JSON array of names.\n"
+    "one JSON array of names. A durable topic that cannot be rebuilt from its\n"
+    "data directory is printed as 'NAME<tab>damaged: REASON'.\n"
     "\n"
     CLI_BUS_HELP;
 
 static int list_print(const char *topic, void *arg)
 {
-    (void)arg;
-    puts(topic);
+    char why[512];
+    if (evb_topic_damage(arg, topic, why, sizeof why) == 1)
+        printf("%s\tdamaged: %s\n", topic, why);
+    else
+        puts(topic);
     return 0;
 }
 
@@ -296,7 +300,8 @@ int cmd_list(int argc, char **argv)
         cli_close(&c);
         return cli_error(&c, "out of memory");
     }
-    int n = evb_topic_list(c.bus, c.json ? list_collect : list_print, names);
+    int n = evb_topic_list(c.bus, c.json ? list_collect : list_print,
+                           c.json ? (void *)names : (void *)c.bus);
     if (n < 0)
         rc = cli_fail(&c, n, "listing topics of %s", evb_bus_path(c.bus));
     else if (c.json && json_array_size(names) != (size_t)n)
@@ -311,22 +316,38 @@ int cmd_list(int argc, char **argv)
 /* ---- delete ---------------------------------------------------------- */
 
 static const char delete_usage[] =
-    "usage: evbus delete TOPIC [--bus NAME|PATH] [--data-dir DIR]\n"
+    "usage: evbus delete TOPIC [--force] [--bus NAME|PATH] [--data-dir DIR]\n"
     "\n"
     "Delete TOPIC, and for a durable topic its segment files too. Processes\n"
-    "that have it open keep using the old memory until they close it.\n"
+    "that have it open keep using the old memory until they close it. A\n"
+    "damaged durable topic (see list) keeps its data unless --force.\n"
     "\n"
+    "  --force          remove a damaged topic's data too\n"
     CLI_BUS_HELP;
 
 int cmd_delete(int argc, char **argv)
 {
     cli c;
     cli_begin(&c, "delete", delete_usage);
-    int rc = cli_common_options(&c, argc, argv, false, 1, "TOPIC");
+    enum { OPT_FORCE = CLI_OPT_FIRST };
+    static const struct option longopts[] = {
+        CLI_COMMON_LONGOPTS,
+        { "force", no_argument, NULL, OPT_FORCE },
+        { 0 },
+    };
+    uint32_t flags = 0;
+    int opt;
+    while ((opt = cli_getopt(&c, argc, argv, "", longopts)) != -1) {
+        if (CLI_PARSE_IS_EXIT(opt))
+            return CLI_PARSE_CODE(opt);
+        if (opt == OPT_FORCE)
+            flags |= EVB_DELETE_FORCE;
+    }
+    int rc = cli_want_args(&c, argc, argv, "TOPIC", 1);
     if (rc != 0 || (rc = cli_open_bus(&c, CLI_BUS_EXISTING)) != 0)
         return rc;
     const char *topic = argv[optind];
-    int err = evb_topic_delete(c.bus, topic);
+    int err = evb_topic_remove(c.bus, topic, flags);
     rc = err < 0 ? cli_fail(&c, err, "topic %s", topic) : CLI_OK;
     cli_close(&c);
     return rc;

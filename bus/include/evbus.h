@@ -358,15 +358,31 @@ const char *evb_bus_data_dir(const evb_bus *bus);
 int evb_topic_create(evb_bus *bus, const char *topic, const evb_topic_config *cfg);
 
 /** Delete TOPIC. Handles already open keep working on the old memory
- *  until closed. Returns 0, -ENOENT, -EACCES. */
+ *  until closed. A durable topic that cannot be rebuilt from its data
+ *  directory (evb_topic_damage()) is kept: -EBADMSG, see
+ *  evb_topic_remove(). Returns 0, -ENOENT, -EACCES, -EBADMSG. */
 int evb_topic_delete(evb_bus *bus, const char *topic);
 
-/** Fill OUT with TOPIC's configuration. Returns 0, -ENOENT, -EBADMSG, -EPROTO
+/** evb_topic_remove() flags: remove a damaged topic's data too. */
+#define EVB_DELETE_FORCE 1u
+
+/** evb_topic_delete() with FLAGS (EVB_DELETE_*). */
+int evb_topic_remove(evb_bus *bus, const char *topic, uint32_t flags);
+
+/** Whether TOPIC is damaged: it has a durable side in the data directory
+ *  but its tmpfs side is gone and cannot be rebuilt from there (the
+ *  rebuild is tried now). Returns 1 with the reason in REASON (CAP bytes,
+ *  may be NULL), 0 when it is not (or does not exist), -EINVAL,
+ *  -ENAMETOOLONG for a bad name. evb_topic_list() lists damaged topics. */
+int evb_topic_damage(evb_bus *bus, const char *topic, char *reason, size_t cap);
+
+/** Fill OUT with TOPIC's configuration (-EBADMSG naming the reason for a
+ * damaged topic, evb_topic_damage()). Returns 0, -ENOENT, -EBADMSG, -EPROTO
  * (topic.conf of another version), -EMEDIUMTYPE. */
 int evb_topic_info(evb_bus *bus, const char *topic, struct evb_topic_info *out);
 
-/** Call FN for each topic name, in name order; stops early when FN
- *  returns non-zero. Returns the number of topics visited or -errno. */
+/** Call FN for each topic name, in name order, damaged durable topics
+ *  (evb_topic_damage()) included; stops early when FN returns non-zero. Returns the number of topics visited or -errno. */
 int evb_topic_list(evb_bus *bus, int (*fn)(const char *topic, void *arg), void *arg);
 
 /** Live counters of one partition. Returns 0, -ENOENT, -EINVAL,
