@@ -433,7 +433,6 @@ int evb_ring_reader_attach(struct evb_ring_reader *rd, struct evb_ring *r, uint3
                            const char *name, uint64_t start_pos, uint64_t start_offset)
 {
     memset(rd, 0, sizeof *rd);
-    rd->r = r;
     rd->learn_floor = EVB_FRAME_NO_OFFSET;
     rd->kind = kind;
     rd->hole.pos = EVB_POS_NONE;
@@ -449,6 +448,8 @@ int evb_ring_reader_attach(struct evb_ring_reader *rd, struct evb_ring *r, uint3
         rd->buf = NULL;
         return rc;
     }
+    /* Set only now: detach frees the slot of a reader with r set. */
+    rd->r = r;
     /* S1: the slot is stored and fenced (cursor.c); this tail is the one
      * every producer that missed the slot stays below. */
     evb_ring_load_tail(r, &t, &toff);
