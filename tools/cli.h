@@ -94,6 +94,10 @@ int cli_getopt(cli *c, int argc, char **argv, const char *shortopts,
 #define CLI_PARSE_IS_EXIT(r) ((r) <= -2)
 #define CLI_PARSE_CODE(r) (-2 - (r))
 
+/* The whole command line: what main() runs, callable on its own (the CLI
+ * fuzz target). Returns the exit code. */
+int evb_cli_main(int argc, char **argv);
+
 /* Reset getopt before a subcommand parses its own argv. */
 void cli_begin(cli *c, const char *cmd, const char *usage);
 

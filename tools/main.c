@@ -89,8 +89,11 @@ void cli_catch_signals(void)
 void cli_begin(cli *c, const char *cmd, const char *usage)
 {
     *c = (cli){ .cmd = cmd, .usage = usage };
-    /* getopt keeps state across calls; each subcommand parses afresh. */
-    optind = 1;
+    /* getopt keeps state across calls; each subcommand parses afresh. 0,
+     * not 1, makes glibc forget the rest of a `-abc` it was inside, which
+     * points into an argv that may be gone (one process running many
+     * command lines: tests/fuzz/fuzz_cli.c). */
+    optind = 0;
     opterr = 0;
 }
 
@@ -407,7 +410,7 @@ static int run_top_level(int argc, char **argv)
     return CLI_OK;
 }
 
-int main(int argc, char **argv)
+int evb_cli_main(int argc, char **argv)
 {
     /* A closed pipe shows up as EPIPE on write, which the commands check,
      * instead of killing the process before a named consumer commits. */
@@ -445,3 +448,12 @@ int main(int argc, char **argv)
     fprintf(stderr, "evbus: unknown command '%s' (see evbus --help)\n", argv[first]);
     return CLI_USAGE;
 }
+
+/* tests/fuzz/fuzz_cli.c builds this file with EVB_CLI_NO_MAIN and calls
+ * evb_cli_main() once per input, in one process. */
+#ifndef EVB_CLI_NO_MAIN
+int main(int argc, char **argv)
+{
+    return evb_cli_main(argc, argv);
+}
+#endif
