@@ -156,7 +156,9 @@ int cli_opt_size(const cli *c, const char *opt, const char *text, uint64_t min,
  * Returns 0 or CLI_FAIL (out of memory, reported). */
 int cli_print_json(const cli *c, json_t *j);
 
-/* JSON integer from a counter; counters stay far below 2^63. */
+/* JSON integer from a counter or position; null for a value above
+ * INT64_MAX, which JSON's signed integers here cannot hold (a "none"
+ * sentinel, or hostile bytes read from a file). */
 json_t *cli_json_u64(uint64_t v);
 
 /* A topic's configuration as a JSON object (shared by info and stat);

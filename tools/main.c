@@ -279,6 +279,11 @@ int cli_print_json(const cli *c, json_t *j)
 
 json_t *cli_json_u64(uint64_t v)
 {
+    /* JSON integers here are signed 64-bit: a value past INT64_MAX (a
+     * "none" sentinel such as a ring-end pad's offset, or hostile bytes
+     * in a segment) would print as a negative count. */
+    if (v > (uint64_t)INT64_MAX)
+        return json_null();
     return json_integer((json_int_t)v);
 }
 

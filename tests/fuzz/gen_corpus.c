@@ -210,6 +210,21 @@ int main(int argc, char **argv)
         }
     }
     emit("segment", "durable-log");
+    /* fuzz_dump_json.c: flags (bit 0 pad to the segment size, bit 1
+     * --values), then the segment's bytes. */
+    for (size_t i = 0; i < nb && i < 2; i++) {
+        size_t n;
+        evb_seg_path(path, sizeof path, pdir, bases[i], "log");
+        uint8_t *seg = slurp(path, &n);
+        for (uint8_t flags = 1; flags <= 3; flags += 2) {
+            put(&flags, 1);
+            put(seg, trimmed(seg, n));
+            char name[32];
+            snprintf(name, sizeof name, "seg%zu-%s", i, flags & 2 ? "values" : "plain");
+            emit("dump_json", name);
+        }
+        free(seg);
+    }
     for (size_t i = 0; i < nb && i < 4; i++) {
         size_t n;
         evb_seg_path(path, sizeof path, pdir, bases[i], "idx");
