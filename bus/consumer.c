@@ -174,6 +174,12 @@ static int seek_one(evb_consumer *c, uint32_t i, uint32_t whence, uint64_t value
             return -EINVAL;
         if (!evb_cursor_file_load(&c->cur, c->part[i], &pos, &off))
             return seek_one(c, i, EVB_START_EARLIEST, 0);
+        /* Only a frame boundary was ever committed: anything else is a
+         * damaged file, not a bad argument of the caller's. */
+        if (pos % EVB_FRAME_ALIGN)
+            return evb_err_set(-EBADMSG, "consumer %s, partition %u: committed position "
+                               "%llu is not a frame boundary (damaged cursor file)",
+                               c->name, c->part[i], (unsigned long long)pos);
         /* Learn the offset from the frame: a commit torn by a crash leaves
          * a good position with a stale offset. */
         return seek_to(c, i, pos, off, true);

@@ -277,6 +277,12 @@ uint64_t evb_consumers_min_committed(struct evb_topic_map *tm, uint32_t part)
     DIR *d;
     if (evb_open_dir(dir, &d) < 0)
         return min;
+    /* A commit is a frame boundary at or below the tail; any other word
+     * is damage and protects nothing (it would let retention cut what
+     * nobody read). */
+    uint64_t tail = 0, toff;
+    if (part < tm->nparts)
+        evb_ring_load_tail(&tm->rings[part], &tail, &toff);
     struct dirent *e;
     while ((e = readdir(d))) {
         size_t n = strlen(e->d_name);
@@ -303,7 +309,8 @@ uint64_t evb_consumers_min_committed(struct evb_topic_map *tm, uint32_t part)
         /* K1: acquire; see evb_cursor_file_open(). */
         uint64_t magic = atomic_load_explicit(&f->magic, memory_order_acquire);
         if (!cur_check(f, magic, (size_t)st.st_size, tm->nparts, msg, sizeof msg) &&
-            part < tm->nparts && cur_load(f, part, &pos, &off) && pos < min)
+            part < tm->nparts && cur_load(f, part, &pos, &off) && pos < min &&
+            pos <= tail && pos % EVB_FRAME_ALIGN == 0)
             min = pos;
         munmap((void *)f, len);
     }
