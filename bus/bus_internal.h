@@ -88,8 +88,13 @@ int evb_data_dir_record(evb_bus *bus);
 int evb_flusher_get(evb_bus *bus, struct evb_topic_map *tm, struct evb_flusher **out);
 void evb_flusher_put(evb_bus *bus, struct evb_flusher *f);
 /* Flush partitions whose flush lock nobody holds (the flusher died and no
- * candidate is left): everything committed goes to disk, synced. */
+ * candidate is left): everything committed goes to disk, synced; then
+ * apply the retention of those no live flusher holds (evb_retain_now). */
 int evb_flush_orphans(struct evb_topic_map *tm);
+/* Apply TM's retention to the partitions no live flusher holds, waiting up
+ * to WAIT_MS for each one's flush lock (evb_retain_idle in durable.h).
+ * Returns how many were left to a live flusher, or -errno. */
+int evb_retain_now(struct evb_topic_map *tm, int wait_ms);
 /* cursor_file.c: the smallest position a named consumer of TM has committed
  * in PART (cursor files); UINT64_MAX when none has. */
 uint64_t evb_consumers_min_committed(struct evb_topic_map *tm, uint32_t part);

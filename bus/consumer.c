@@ -47,6 +47,10 @@ struct evb_consumer {
     struct evb_cursor_file cur; /* named consumers */
     struct disk *disk;          /* per partition read, durable topics */
     struct evb_seg_geom geom;
+    /* Named consumers of durable topics kept until consumed: the sum of
+     * the segment numbers last committed; a commit that changes it may
+     * free segments, so it applies the retention nobody else applies. */
+    uint64_t retain_mark;
     int failed;
 };
 
@@ -325,6 +329,8 @@ EVB_EXPORT int evb_consumer_open(evb_consumer **out, evb_bus *bus, const char *t
             (rc = seek_one(c, i, start, o.start_value)))
             goto fail;
     }
+    for (uint32_t i = 0; c->disk && i < c->n; i++)
+        c->retain_mark += c->rd[i].pos / c->geom.segment_bytes;
     *out = c;
     return 0;
 fail:
@@ -495,8 +501,20 @@ EVB_EXPORT int evb_consumer_commit(evb_consumer *c)
 {
     if (!c || !c->cur.map)
         return -EINVAL;
-    for (uint32_t i = 0; i < c->n; i++)
+    uint64_t mark = 0;
+    for (uint32_t i = 0; i < c->n; i++) {
         evb_cursor_file_store(&c->cur, c->part[i], c->rd[i].pos, c->rd[i].offset);
+        if (c->disk)
+            mark += c->rd[i].pos / c->geom.segment_bytes;
+    }
+    /* Past a segment end: segments only this consumer held may go now,
+     * even with no producer (whose flusher would retain) alive. Once per
+     * segment, not per commit: `evbus tail --name` commits per write. */
+    if (c->disk && (c->tm->cfg.flags & EVB_TOPIC_RETAIN_UNTIL_CONSUMED) &&
+        mark != c->retain_mark) {
+        c->retain_mark = mark;
+        evb_retain_now(c->tm, 0);
+    }
     return 0;
 }
 

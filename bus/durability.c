@@ -2,8 +2,8 @@
  * durability.c - bus/'s side of durable topics: the per-bus registry of
  * flushers (one per durable topic, refcounted by the producers that use
  * it), describing a mapped topic to bus/durable, and the public entry
- * points whose work is bus/durable's: evb_bus_flushd, evb_dump_segment,
- * evb_segment_list. Flushing, segments and dumps live in bus/durable.
+ * points whose work is bus/durable's: evb_bus_flushd, evb_topic_retain,
+ * evb_dump_segment, evb_segment_list. Flushing, segments and dumps live in bus/durable.
  */
 #include <errno.h>
 #include <limits.h>
@@ -92,6 +92,10 @@ void evb_flusher_put(evb_bus *bus, struct evb_flusher *fl)
     }
     pthread_mutex_unlock(&bus->lock);
     evb_flush_stop(fl->flush);
+    /* The flusher's last pass wrote what came since its last retention:
+     * apply it now, or a topic stays over its limits until the next
+     * producer. */
+    evb_retain_now(fl->tm, 0);
     evb_topic_map_close(fl->tm);
     free(fl);
 }
@@ -99,7 +103,35 @@ void evb_flusher_put(evb_bus *bus, struct evb_flusher *fl)
 int evb_flush_orphans(struct evb_topic_map *tm)
 {
     struct evb_durable_topic dt = describe(tm);
-    return evb_flush_orphans_of(&dt);
+    int rc = evb_flush_orphans_of(&dt);
+    /* Whoever opens the topic applies the retention nobody else is
+     * applying: segments that aged past retain_ms while no producer lived
+     * go now, not when one comes back. */
+    evb_retain_idle(&dt, 0);
+    return rc;
+}
+
+int evb_retain_now(struct evb_topic_map *tm, int wait_ms)
+{
+    struct evb_durable_topic dt = describe(tm);
+    return evb_retain_idle(&dt, wait_ms);
+}
+
+EVB_EXPORT int evb_topic_retain(evb_bus *bus, const char *topic)
+{
+    if (!bus)
+        return -EINVAL;
+    evb_err_clear();
+    struct evb_topic_map *tm;
+    int rc = evb_topic_map_open(bus, topic, &tm);
+    if (rc)
+        return rc;
+    if (!tm->ddir[0])
+        rc = evb_err_set(-EINVAL, "topic %s: not durable, it has no segments", topic);
+    else if ((rc = evb_retain_now(tm, 100)) < 0)
+        evb_err_prefix(rc, "topic %s", topic);
+    evb_topic_map_close(tm);
+    return rc;
 }
 
 /* ---- evbus flushd ---- */

@@ -22,6 +22,7 @@ static const cli_command commands[] = {
     { "stat", "show counters, readers, lag and rates", cmd_stat },
     { "dump", "print the frames of a durable topic's segment files", cmd_dump },
     { "flushd", "write durable topics to disk until stopped", cmd_flushd },
+    { "retain", "apply a durable topic's retention now", cmd_retain },
 };
 
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))

@@ -104,6 +104,13 @@ void evb_flush_stop(struct evb_flush *fl);
  * candidate is left): everything committed goes to disk, synced. */
 int evb_flush_orphans_of(const struct evb_durable_topic *dt);
 
+/* Apply DT's retention (retention.c) to every partition no live flusher
+ * holds: its flush lock is taken (waiting up to WAIT_MS; 0: try once), its
+ * old segments dropped as a flusher would, the lock let go. A live flusher
+ * retains its partitions by itself every second. Returns how many
+ * partitions were left to a flusher (>= 0), or -errno from the lock. */
+int evb_retain_idle(const struct evb_durable_topic *dt, int wait_ms);
+
 /* Wait until R's durable position reaches TARGET or DEADLINE (mono ns,
  * UINT64_MAX: none) passes; with POKE (ASYNC topics) the flusher is woken
  * to sync now rather than at its interval.

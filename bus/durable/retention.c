@@ -2,8 +2,11 @@
  * retention.c - dropping a partition's old segments by size, age and,
  * for EVB_TOPIC_RETAIN_UNTIL_CONSUMED topics, not before the named
  * consumers committed past them (asked through the topic's
- * min_committed callback: the cursor files are bus/'s).
+ * min_committed callback: the cursor files are bus/'s). A live flusher
+ * retains what it holds every second (flusher.c); evb_retain_idle() does
+ * the same for partitions nobody flushes, under their flush lock.
  */
+#include <errno.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -11,20 +14,24 @@
 
 #include "flush_internal.h"
 
-void evb_flush_retain(struct evb_flush *fl, struct fpart *fp, uint64_t now_real)
+/* Whether CFG asks for any segment ever to go. */
+static bool retains(const evb_topic_config *cfg)
 {
-    const evb_topic_config *cfg = &fl->cfg;
     bool until_consumed = cfg->flags & EVB_TOPIC_RETAIN_UNTIL_CONSUMED;
-    if (!cfg->retain_bytes && !cfg->retain_ms && !(until_consumed && cfg->retain_cap_bytes))
-        return;
+    return cfg->retain_bytes || cfg->retain_ms || (until_consumed && cfg->retain_cap_bytes);
+}
+
+/* One partition, its flush lock held by the caller: PDIR's segments below
+ * KEEP_FROM (the one being written) go as CFG says; ring R's log start is
+ * moved first (G1). */
+static void retain_part(const evb_topic_config *cfg, const char *pdir, struct evb_ring *r,
+                        uint64_t keep_from, uint64_t floor, uint64_t now_real)
+{
+    bool until_consumed = cfg->flags & EVB_TOPIC_RETAIN_UNTIL_CONSUMED;
     uint64_t *bases;
     size_t n;
-    if (evb_seg_list(fp->dir, &bases, &n) < 0)
+    if (evb_seg_list(pdir, &bases, &n) < 0)
         return;
-    uint64_t keep_from = fp->seg_base; /* never the segment being written */
-    uint64_t floor = until_consumed && fl->min_committed
-                         ? fl->min_committed(fl->min_committed_arg, fp->part)
-                         : UINT64_MAX;
     size_t drop = 0;
     uint64_t unconsumed = 0;
     /* Segments built ahead of the one being written hold nothing yet. */
@@ -38,7 +45,7 @@ void evb_flush_retain(struct evb_flush *fl, struct fpart *fp, uint64_t now_real)
         if (cfg->retain_ms) {
             char path[PATH_MAX + 32];
             struct stat st;
-            evb_seg_path(path, sizeof path, fp->dir, bases[drop], "log");
+            evb_seg_path(path, sizeof path, pdir, bases[drop], "log");
             old = stat(path, &st) == 0 &&
                   now_real - ((uint64_t)st.st_mtim.tv_sec * 1000000000ull +
                               (uint64_t)st.st_mtim.tv_nsec) >
@@ -54,7 +61,7 @@ void evb_flush_retain(struct evb_flush *fl, struct fpart *fp, uint64_t now_real)
             unconsumed += bases[drop] + cfg->segment_bytes - from;
         }
     }
-    if (drop == n)
+    if (drop == n && n)
         drop = n - 1; /* keep at least one segment, whatever the listing says */
     if (drop) {
         /* The new log start, the oldest kept segment's first event, is
@@ -63,14 +70,14 @@ void evb_flush_retain(struct evb_flush *fl, struct fpart *fp, uint64_t now_real)
          * must not name a removed segment (G1 in durable.h). */
         uint64_t start = bases[drop], off = UINT64_MAX;
         struct evb_idx *idx;
-        if (evb_idx_load(fp->dir, start, &idx) == 0) {
+        if (evb_idx_load(pdir, start, &idx) == 0) {
             off = idx->base_offset;
             free(idx);
         } else {
             struct evb_seg s;
             struct evb_seg_frame sf;
-            struct evb_seg_geom g = {cfg->segment_bytes, cfg->ring_bytes, fp->r->max_frame};
-            if (evb_seg_map(&s, fp->dir, start, cfg->segment_bytes) == 0 &&
+            struct evb_seg_geom g = {cfg->segment_bytes, cfg->ring_bytes, r->max_frame};
+            if (evb_seg_map(&s, pdir, start, cfg->segment_bytes) == 0 &&
                 evb_seg_frame(&s, &g, start, &sf) && sf.offset != EVB_SEG_NO_OFFSET)
                 off = sf.offset;
             evb_seg_unmap(&s);
@@ -79,7 +86,7 @@ void evb_flush_retain(struct evb_flush *fl, struct fpart *fp, uint64_t now_real)
             free(bases);
             return; /* cannot tell where the log would start: keep it all */
         }
-        struct evb_ring_hdr *h = fp->r->hdr;
+        struct evb_ring_hdr *h = r->hdr;
         /* G1: relaxed; stored before the unlinks below, which the kernel
          * orders before any open that fails for them. Readers take the
          * pair as a hint that the seek or read checks against the files. */
@@ -90,10 +97,66 @@ void evb_flush_retain(struct evb_flush *fl, struct fpart *fp, uint64_t now_real)
     }
     for (size_t i = 0; i < drop; i++) {
         char path[PATH_MAX + 32];
-        evb_seg_path(path, sizeof path, fp->dir, bases[i], "idx");
+        evb_seg_path(path, sizeof path, pdir, bases[i], "idx");
         unlink(path);
-        evb_seg_path(path, sizeof path, fp->dir, bases[i], "log");
+        evb_seg_path(path, sizeof path, pdir, bases[i], "log");
         unlink(path);
     }
     free(bases);
+}
+
+void evb_flush_retain(struct evb_flush *fl, struct fpart *fp, uint64_t now_real)
+{
+    if (!retains(&fl->cfg))
+        return;
+    uint64_t floor = fl->cfg.flags & EVB_TOPIC_RETAIN_UNTIL_CONSUMED && fl->min_committed
+                         ? fl->min_committed(fl->min_committed_arg, fp->part)
+                         : UINT64_MAX;
+    /* Never the segment being written. */
+    retain_part(&fl->cfg, fp->dir, fp->r, fp->seg_base, floor, now_real);
+}
+
+int evb_retain_idle(const struct evb_durable_topic *dt, int wait_ms)
+{
+    const evb_topic_config *cfg = dt->cfg;
+    if (!retains(cfg))
+        return 0;
+    int busy = 0;
+    uint64_t now_real = evb_real_ns();
+    for (uint32_t i = 0; i < dt->nparts; i++) {
+        struct evb_ring *r = &dt->rings[i];
+        struct evb_ring_hdr *h = r->hdr;
+        /* A live flusher retains on its own within a second. W1: relaxed,
+         * a hint; the flush lock decides. */
+        uint64_t fo = atomic_load_explicit(&h->flusher, memory_order_relaxed);
+        if (fo && evb_proc_alive(fo)) {
+            busy++;
+            continue;
+        }
+        char pdir[PATH_MAX];
+        evb_seg_part_dir(dt->dir, i, pdir, sizeof pdir);
+        int fd = evb_flush_lock(pdir, wait_ms);
+        if (fd == -EWOULDBLOCK) {
+            busy++;
+            continue;
+        }
+        if (fd < 0)
+            return fd;
+        /* F1 (takeover side): acquire, as evb_flush_take(); under the lock
+         * nobody writes, and the segment holding flushed is the one the
+         * next flusher resumes in: it stays, with those after it. */
+        uint64_t flushed = atomic_load_explicit(&h->flushed, memory_order_acquire);
+        uint64_t tail, toff;
+        evb_ring_load_tail(r, &tail, &toff);
+        /* A flushed word past the tail is damage (the flusher reports it);
+         * it must not make everything below it look old. */
+        if (flushed <= tail) {
+            uint64_t floor = cfg->flags & EVB_TOPIC_RETAIN_UNTIL_CONSUMED && dt->min_committed
+                                 ? dt->min_committed(dt->min_committed_arg, i)
+                                 : UINT64_MAX;
+            retain_part(cfg, pdir, r, flushed - flushed % cfg->segment_bytes, floor, now_real);
+        }
+        close(fd);
+    }
+    return busy;
 }

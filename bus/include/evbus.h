@@ -139,6 +139,15 @@ enum evb_durability {
 #define EVB_TOPIC_RETAIN_UNTIL_CONSUMED 1u /**< keep segments a named consumer
                                                 has not committed past (up to
                                                 retain_cap_bytes) */
+/*
+ * Retention (retain_bytes, retain_ms, EVB_TOPIC_RETAIN_UNTIL_CONSUMED) is
+ * applied by the live flusher of a partition once a second, by the last
+ * producer of a process as it closes, by every evb_producer_open() and
+ * evb_consumer_open() of the topic, by a named consumer's commit that moves
+ * it past a segment end, and by evb_topic_retain() (`evbus retain`), so a
+ * topic with no producer left does not stay over its limits. Whole segments
+ * go, never the one holding the flushed position.
+ */
 
 /** Topic configuration; zero-initialise, zero means default. */
 typedef struct evb_topic_config {
@@ -550,6 +559,16 @@ void evb_consumer_close(evb_consumer *c);
  * (`evbus flushd`). Returns 0, or -errno from listing the bus.
  */
 int evb_bus_flushd(evb_bus *bus, const volatile int *stop);
+
+/**
+ * Apply the retention of durable TOPIC now (see EVB_TOPIC_RETAIN_UNTIL_CONSUMED
+ * for when it is applied anyway), to every partition no live flusher holds;
+ * those a live flusher holds are retained by it within a second. Safe
+ * against a concurrent flusher: each partition is done under its flush
+ * lock. Returns how many partitions were left to a live flusher (>= 0),
+ * -ENOENT, -EINVAL (not durable), -EACCES, -EMEDIUMTYPE.
+ */
+int evb_topic_retain(evb_bus *bus, const char *topic);
 
 /** What evb_dump_segment() reports for each frame. */
 enum evb_dump_kind {

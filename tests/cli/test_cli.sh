@@ -539,6 +539,27 @@ test_durable_retention() {
     end
 }
 
+log_start_still() { ! log_start_moved "$1"; }
+
+test_durable_retain_cmd() {
+    begin "retain applies a topic's retention with nobody using it"
+    drun create aged --durability async --ring-bytes 64K --segment-bytes 64K --retain-ms 300ms
+    seq 1 5000 >"$TMP/five"
+    drun_in "$TMP/five" pub aged
+    sleep 0.5
+    check "nothing moved the log start yet" log_start_still aged
+    drun retain aged
+    check "retain exits 0" rc_is 0
+    check "retain prints nothing" out_empty
+    check "retain moved the log start" log_start_moved aged
+    drun retain nope
+    check "retain of a missing topic exits 1" rc_is 1
+    check "with one stderr line" err_one_line
+    drun retain
+    check "retain without a topic exits 2" rc_is 2
+    end
+}
+
 test_durable_errors() {
     begin "durable options and dump: bad input exits non-zero with one line"
     drun create bad --durability maybe
@@ -615,6 +636,7 @@ test_errors
 test_durable_round_trip
 test_durable_torn_tail
 test_durable_retention
+test_durable_retain_cmd
 test_durable_errors
 
 finish
