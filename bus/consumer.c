@@ -329,8 +329,17 @@ EVB_EXPORT int evb_consumer_open(evb_consumer **out, evb_bus *bus, const char *t
             (rc = seek_one(c, i, start, o.start_value)))
             goto fail;
     }
-    for (uint32_t i = 0; c->disk && i < c->n; i++)
-        c->retain_mark += c->rd[i].pos / c->geom.segment_bytes;
+    /* A named consumer holds the log from where it joined: a partition it
+     * never committed gets its start as its first commit, so retention of
+     * a topic kept until consumed keeps what it has not read yet, and a
+     * reopen starts there, not wherever the log starts by then. */
+    for (uint32_t i = 0; c->cur.map && i < c->n; i++) {
+        uint64_t pos, off;
+        if (!evb_cursor_file_load(&c->cur, c->part[i], &pos, &off))
+            evb_cursor_file_store(&c->cur, c->part[i], c->rd[i].pos, c->rd[i].offset);
+        if (c->disk)
+            c->retain_mark += c->rd[i].pos / c->geom.segment_bytes;
+    }
     *out = c;
     return 0;
 fail:

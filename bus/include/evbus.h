@@ -147,6 +147,13 @@ enum evb_durability {
  * it past a segment end, and by evb_topic_retain() (`evbus retain`), so a
  * topic with no producer left does not stay over its limits. Whole segments
  * go, never the one holding the flushed position.
+ *
+ * A named consumer holds the log from where it first started: its first
+ * open records that start as its commit. One that never comes back holds
+ * the log of a topic kept until consumed for ever: up to retain_cap_bytes
+ * when set (what the cap drops unread is counted in retention_unconsumed),
+ * else without bound; remove its cursor file (consumers/NAME.cur in the
+ * topic's data directory) while it is closed to let go.
  */
 
 /** Topic configuration; zero-initialise, zero means default. */
@@ -227,7 +234,9 @@ enum evb_start {
     EVB_START_DEFAULT = 0,   /**< subscribers: LATEST; consumers: COMMITTED */
     EVB_START_LATEST = 1,    /**< the next event published */
     EVB_START_EARLIEST = 2,  /**< the oldest event still held */
-    EVB_START_COMMITTED = 3, /**< after the last committed event; EARLIEST when none */
+    EVB_START_COMMITTED = 3, /**< after the last committed event; a first open
+                                  records where it starts as its commit;
+                                  EARLIEST when nothing is recorded */
     EVB_START_OFFSET = 4,    /**< the event with this offset (value) */
     EVB_START_POSITION = 5,  /**< the frame at this position (value) */
     EVB_START_TIME = 6,      /**< the first event with timestamp_ns >= value */

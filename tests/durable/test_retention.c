@@ -1,7 +1,8 @@
 /*
  * test_retention.c - retention applied when no producer is live (the last
  * producer's close, any open of the topic, a consumer's commit, an explicit
- * evb_topic_retain).
+ * evb_topic_retain), and named consumers that opened but never committed:
+ * they protect the log from where they joined.
  */
 #include <criterion/criterion.h>
 #include <string.h>
@@ -102,6 +103,58 @@ Test(retention, by_age_applied_by_an_open_without_producers)
     struct evb_partition_stat st = stat0("a");
     cr_expect_leq(st.segments, 2u, "%u segments older than retain_ms left", st.segments);
     cr_expect_gt(st.log_start_offset, 0u);
+}
+
+/* A named consumer that opened and never committed holds the log from
+ * where it started: all of it when it started at the earliest event. */
+Test(retention, an_uncommitted_consumer_protects_from_its_start)
+{
+    create("u", 256 << 10, 0, true);
+    evb_consumer_close(named("u", "late", EVB_START_EARLIEST));
+    publish("u", 0, 10000); /* ~10 segments */
+    struct evb_partition_stat st = stat0("u");
+    cr_expect_geq(st.segments, 9u, "retention removed what 'late' never read: %u left",
+                  st.segments);
+    cr_expect_eq(st.log_start_offset, 0u);
+    /* It comes back and reads everything from the first event. */
+    evb_consumer *c = named("u", "late", EVB_START_COMMITTED);
+    evb_event ev;
+    cr_assert_eq(evb_consumer_next(c, &ev, 1000), 0);
+    cr_expect_eq(ev.offset, 0u);
+    cr_expect_eq(ev.lost_events, 0u);
+    evb_consumer_close(c);
+}
+
+/* One that joined at the tail protects what came after, not before. */
+Test(retention, an_uncommitted_consumer_protects_only_after_it_joined)
+{
+    create("j", 256 << 10, 0, true);
+    evb_consumer_close(named("j", "first", EVB_START_EARLIEST));
+    publish("j", 0, 10000);
+    /* 'first' reads it all and commits: nothing before it is held. */
+    evb_consumer *c = named("j", "first", EVB_START_COMMITTED);
+    evb_event ev;
+    for (int i = 0; i < 10000; i++)
+        cr_assert_eq(evb_consumer_next(c, &ev, 1000), 0);
+    cr_assert_eq(evb_consumer_commit(c), 0);
+    evb_consumer *mid = named("j", "mid", EVB_START_LATEST);
+    uint64_t joined = 10000;
+    evb_consumer_close(mid);
+    publish("j", joined, 10000);
+    for (int i = 0; i < 10000; i++)
+        cr_assert_eq(evb_consumer_next(c, &ev, 1000), 0);
+    cr_assert_eq(evb_consumer_commit(c), 0);
+    evb_consumer_close(c);
+    struct evb_partition_stat st = stat0("j");
+    cr_expect_leq(st.log_start_offset, joined, "retention removed what 'mid' never read");
+    cr_expect_gt(st.log_start_offset, joined - 2000,
+                 "log start %llu: what came before 'mid' joined is still held",
+                 (unsigned long long)st.log_start_offset);
+    mid = named("j", "mid", EVB_START_COMMITTED);
+    cr_assert_eq(evb_consumer_next(mid, &ev, 1000), 0);
+    cr_expect_eq(ev.offset, joined);
+    cr_expect_eq(ev.lost_events, 0u);
+    evb_consumer_close(mid);
 }
 
 /* With no producer left, a consumer's commit lets go of what it read. */
