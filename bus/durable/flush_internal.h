@@ -34,6 +34,9 @@
 #define EVB_RETAIN_EVERY_NS (1000ull * 1000 * 1000)
 #define EVB_FAIL_RETRY_NS (1000ull * 1000 * 1000)
 #define EVB_DIO 4096u /* O_DIRECT alignment of offsets, lengths and buffers */
+/* Disk is reserved ahead of the writes in steps that double from
+ * EVB_SEG_RESERVE_FIRST up to this (flush_segment.c). */
+#define EVB_RESERVE_STEP_MAX (4u << 20)
 
 struct fpart {
     struct evb_ring *r;
@@ -67,10 +70,14 @@ struct fpart {
     uint64_t woff;            /* and its offset in that file */
     uint64_t cover, cover_blk; /* O_DIRECT: start of the frame that covers block cover_blk */
     int failed;               /* sticky: corrupt ring or I/O error */
+    uint64_t reserved;        /* the segment's disk is reserved below this position */
     /* The next segment, built ahead by a helper thread so that the switch
-     * costs no zero-filling in the flush path. */
+     * costs no zero-filling in the flush path; the same thread reserves
+     * the segment being written ahead of the writes. */
     pthread_t prep;
     bool prep_running;
+    uint64_t prep_to;         /* its job: reserve up to here; 0: build prep_base */
+    int prep_rc;              /* and how that went */
     uint64_t prep_base;       /* last base prepared (or being prepared) */
     uint64_t seg_bytes;
     uint32_t mode;
@@ -121,7 +128,7 @@ void evb_flush_release(struct fpart *fp);
 int evb_flush_seg_open(struct evb_flush *fl, struct fpart *fp, uint64_t base);
 int evb_flush_seg_resume(struct evb_flush *fl, struct fpart *fp, uint64_t at);
 void evb_flush_seg_close(struct fpart *fp);
-void evb_flush_prep_next(struct evb_flush *fl, struct fpart *fp);
+int evb_flush_prep_next(struct evb_flush *fl, struct fpart *fp);
 void evb_flush_prep_join(struct fpart *fp);
 void evb_flush_index_note(struct evb_flush *fl, struct fpart *fp, uint64_t pos, uint64_t off);
 

@@ -121,7 +121,13 @@ bool evb_flush_prepare(struct evb_flush *fl, struct fpart *fp, uint64_t now)
     walk(fl, fp, limit);
     if (fp->failed)
         return false;
-    evb_flush_prep_next(fl, fp);
+    /* Disk for the walk reserved before a byte of it is written
+     * (flush_segment.c): a full disk stops here, nothing lost. */
+    int rc = evb_flush_prep_next(fl, fp);
+    if (rc) {
+        evb_flush_fail(fp, rc);
+        return false;
+    }
     uint64_t end = fp->walk;
     bool sync = sync_due(fl, fp, end, now);
     if (end == fp->written && !sync)

@@ -1,11 +1,22 @@
 /*
- * flush_segment.c - the segment a partition's flusher writes: switching
- * to the next one (built ahead by a helper thread), resuming inside one
- * after a takeover, and noting sparse index entries on the way. The files'
- * format and checks are segment.c's and index.c's.
+ * flush_segment.c - the segment a partition's flusher writes: reserving
+ * its disk ahead of the writes, switching to the next one (built ahead by
+ * a helper thread), resuming inside one after a takeover, and noting
+ * sparse index entries on the way. The files' format and checks are
+ * segment.c's and index.c's.
+ *
+ * Disk is reserved as a segment fills, not a segment at once (256 idle
+ * partitions would otherwise hold 256 whole segments): a new segment has
+ * its first EVB_SEG_RESERVE_FIRST bytes reserved, and the helper thread
+ * reserves the next step when the walk comes within half a step of the
+ * reserved end, steps doubling up to EVB_RESERVE_STEP_MAX. No byte is
+ * written past the reserved end: when the helper has not got there, the
+ * flusher reserves in line, and a full disk fails the partition with
+ * -ENOSPC before the write (flush_round.c), the events staying in the ring.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <unistd.h>
 
@@ -24,9 +35,25 @@ void evb_flush_seg_close(struct fpart *fp)
     fp->seg_fd = fp->idx_fd = -1;
 }
 
+/* Reserve [fp->reserved, to) of the segment being written. */
+static int reserve(struct fpart *fp, uint64_t to)
+{
+    char path[PATH_MAX + 32];
+    evb_seg_path(path, sizeof path, fp->dir, fp->seg_base, "log");
+    return evb_seg_reserve(fp->seg_fd, path, fp->reserved - fp->seg_base, to - fp->reserved,
+                           fp->zero_fill);
+}
+
 static void *prep_main(void *arg)
 {
     struct fpart *fp = arg;
+    /* The flusher joins this thread before it writes at or past
+     * fp->reserved, switches segments or closes seg_fd: until then the
+     * fields read here stay as they were at pthread_create. */
+    if (fp->prep_to) {
+        fp->prep_rc = reserve(fp, fp->prep_to);
+        return NULL;
+    }
     /* tmp + rename: the flusher never sees a half-built file, and waits
      * for this thread before it opens the segment itself. */
     int fd = evb_seg_create(fp->dir, fp->prep_base, fp->seg_bytes, fp->zero_fill, fp->mode);
@@ -37,24 +64,85 @@ static void *prep_main(void *arg)
 
 void evb_flush_prep_join(struct fpart *fp)
 {
-    if (fp->prep_running)
+    if (fp->prep_running) {
         pthread_join(fp->prep, NULL);
+        /* A failed step is tried again in line when it is needed. */
+        if (fp->prep_to && !fp->prep_rc)
+            fp->reserved = fp->prep_to;
+    }
     fp->prep_running = false;
+    fp->prep_to = 0;
 }
 
-/* Past half of the current segment: build the next one in the background. */
-void evb_flush_prep_next(struct evb_flush *fl, struct fpart *fp)
+static void prep_start(struct evb_flush *fl, struct fpart *fp, uint64_t to)
 {
     const evb_topic_config *cfg = &fl->cfg;
-    uint64_t next = fp->seg_base + cfg->segment_bytes;
-    if (fp->prep_running || fp->prep_base == next ||
-        fp->written - fp->seg_base < cfg->segment_bytes / 2)
-        return;
-    fp->prep_base = next;
+    fp->prep_to = to;
+    fp->prep_rc = 0;
     fp->seg_bytes = cfg->segment_bytes;
     fp->mode = cfg->file_mode;
     fp->zero_fill = cfg->durability == EVB_DURABILITY_SYNC;
     fp->prep_running = pthread_create(&fp->prep, NULL, prep_main, fp) == 0;
+    if (!fp->prep_running)
+        fp->prep_to = 0;
+}
+
+/* The next reservation step of the segment being written, whose end it
+ * never passes: as much as is reserved already, within bounds. */
+static uint64_t step_end(struct evb_flush *fl, struct fpart *fp)
+{
+    uint64_t have = fp->reserved - fp->seg_base;
+    uint64_t step = have < EVB_SEG_RESERVE_FIRST   ? EVB_SEG_RESERVE_FIRST
+                    : have > EVB_RESERVE_STEP_MAX ? EVB_RESERVE_STEP_MAX
+                                                  : have;
+    uint64_t left = fp->seg_base + fl->cfg.segment_bytes - fp->reserved;
+    return fp->reserved + (step < left ? step : left);
+}
+
+/*
+ * Called after each walk: disk for everything up to the walk's end must be
+ * reserved before it is written, in line if the helper did not get there
+ * (-ENOSPC and the like fail the partition). Then, in the background, the
+ * next step when the walk is within half a step of the reserved end, or
+ * else, past half of the segment, the next segment.
+ */
+int evb_flush_prep_next(struct evb_flush *fl, struct fpart *fp)
+{
+    const evb_topic_config *cfg = &fl->cfg;
+    uint64_t seg_end = fp->seg_base + cfg->segment_bytes;
+    if (fp->walk > fp->reserved)
+        evb_flush_prep_join(fp);
+    while (fp->walk > fp->reserved) {
+        fp->zero_fill = cfg->durability == EVB_DURABILITY_SYNC;
+        uint64_t to = step_end(fl, fp);
+        int rc = reserve(fp, to);
+        if (rc)
+            return rc;
+        fp->reserved = to;
+    }
+    if (fp->prep_running)
+        return 0;
+    uint64_t to = step_end(fl, fp);
+    if (fp->reserved < seg_end && fp->walk + (to - fp->reserved) / 2 >= fp->reserved) {
+        prep_start(fl, fp, to);
+        return 0;
+    }
+    uint64_t next = seg_end;
+    if (fp->prep_base == next || fp->written - fp->seg_base < cfg->segment_bytes / 2)
+        return 0;
+    fp->prep_base = next;
+    prep_start(fl, fp, 0);
+    return 0;
+}
+
+/* How much of segment FD, from its start, is known to be reserved: up to
+ * its first hole (SEEK_HOLE; a file system without it says the end, and
+ * then the writes themselves report a full disk). A hole may be a range
+ * reserved but never written; reserving it again changes nothing. */
+static uint64_t reserved_len(int fd, uint64_t bytes)
+{
+    off_t h = lseek(fd, 0, SEEK_HOLE);
+    return h < 0 || (uint64_t)h > bytes ? bytes : (uint64_t)h;
 }
 
 int evb_flush_seg_open(struct evb_flush *fl, struct fpart *fp, uint64_t base)
@@ -76,6 +164,7 @@ int evb_flush_seg_open(struct evb_flush *fl, struct fpart *fp, uint64_t base)
         fp->dio_fd = fd < 0 ? -1 : fd;
     }
     fp->seg_base = base;
+    fp->reserved = base + reserved_len(fd, cfg->segment_bytes);
     fp->max_ts = 0;
     fp->idx_next = base;
     return 0;

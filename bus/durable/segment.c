@@ -215,6 +215,21 @@ int evb_mkdirs(const char *path)
     return S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
 }
 
+int evb_seg_reserve(int fd, const char *path, uint64_t from, uint64_t n, bool zero_fill)
+{
+    int rc = -posix_fallocate(fd, (off_t)from, (off_t)n);
+    if (rc)
+        return evb_err_set(rc, "%s: cannot reserve %llu bytes: %s", path,
+                           (unsigned long long)n, strerror(-rc));
+    if (!zero_fill)
+        return 0;
+    if ((rc = evb_seg_zero_range(fd, path, from, n)))
+        return rc;
+    if (fdatasync(fd) < 0)
+        return evb_err_set(-errno, "%s: fdatasync: %s", path, strerror(errno));
+    return 0;
+}
+
 int evb_seg_create(const char *dir, uint64_t base, uint64_t bytes, bool zero_fill,
                    uint32_t mode)
 {
@@ -247,13 +262,15 @@ int evb_seg_create(const char *dir, uint64_t base, uint64_t bytes, bool zero_fil
     if (fd < 0)
         return evb_open_fail(fd, tmp);
     (void)fchmod(fd, mode); /* the umask must not narrow the topic's mode */
-    rc = -posix_fallocate(fd, 0, (off_t)bytes);
-    if (rc) {
-        evb_err_set(rc, "%s: cannot reserve %llu bytes: %s", tmp,
-                    (unsigned long long)bytes, strerror(-rc));
+    /* Full length, reserved only at its start: a partition takes disk as
+     * it fills, not a segment at once (evb_seg_reserve). */
+    if (ftruncate(fd, (off_t)bytes) < 0) {
+        rc = evb_err_set(-errno, "%s: %s", tmp, strerror(errno));
         goto fail;
     }
-    if (zero_fill && (rc = evb_seg_zero_range(fd, tmp, 0, bytes)))
+    if ((rc = evb_seg_reserve(fd, tmp, 0, bytes < EVB_SEG_RESERVE_FIRST ? bytes
+                                                                        : EVB_SEG_RESERVE_FIRST,
+                              zero_fill)))
         goto fail;
     if (fdatasync(fd) < 0 || rename(tmp, path) < 0) {
         rc = evb_err_set(-errno, "%s: %s", tmp, strerror(errno));

@@ -53,12 +53,20 @@ int evb_seg_list(const char *dir, uint64_t **bases, size_t *n);
 
 /* Open segment BASE for writing (O_RDWR | O_CLOEXEC), creating it when it
  * does not exist: built as "<name>.tmp" (a leftover one is overwritten),
- * its BYTES reserved (-ENOSPC when the disk is full), zeros written over it
- * when ZERO_FILL (then later fdatasyncs have no unwritten extents to
- * convert), synced, renamed into place and the directory synced. Returns
- * the fd. An existing segment of another size is -EBADMSG. */
+ * BYTES long but only its first EVB_SEG_RESERVE_FIRST bytes reserved
+ * (evb_seg_reserve; -ENOSPC when the disk is full), synced, renamed into
+ * place and the directory synced. Returns the fd. An existing segment of
+ * another size is -EBADMSG. The writer reserves the rest in steps ahead of
+ * its writes (flush_segment.c); what is not reserved reads as zeros, as a
+ * reserved range not yet written does. */
 int evb_seg_create(const char *dir, uint64_t base, uint64_t bytes, bool zero_fill,
                    uint32_t mode);
+#define EVB_SEG_RESERVE_FIRST (64u << 10)
+/* Reserve N bytes of segment file FD (named PATH in messages) from file
+ * offset FROM: allocated (-ENOSPC when the disk is full) and, with
+ * ZERO_FILL, written with zeros and synced, so later fdatasyncs have no
+ * unwritten extents to convert. Only for a range nothing was written to. */
+int evb_seg_reserve(int fd, const char *path, uint64_t from, uint64_t n, bool zero_fill);
 
 /* A segment mapped read-only (MAP_SHARED). */
 struct evb_seg {

@@ -1,0 +1,204 @@
+/*
+ * test_prealloc.c - segment files take disk as they fill, not a whole
+ * segment at once: a wide topic with a few events uses little disk, a long
+ * write crosses reservation steps and segment ends and reads back whole
+ * after a reboot, and a full disk stops the flush with -ENOSPC, losing
+ * nothing that was acknowledged.
+ */
+#include <criterion/criterion.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "t_helpers.h"
+
+static evb_bus *bus;
+static char data[512];
+
+static evb_bus *open_bus(void)
+{
+    evb_bus_options o = {.data_dir = data};
+    evb_bus *b;
+    cr_assert_eq(evb_bus_open(&b, t_bus_dir(), &o), 0, "bus open: %s", evb_last_error());
+    return b;
+}
+
+static void setup(void)
+{
+    snprintf(data, sizeof data, "%s", t_data_dir());
+    bus = open_bus();
+}
+
+static void teardown(void)
+{
+    evb_bus_close(bus);
+    t_bus_cleanup();
+}
+
+TestSuite(prealloc, .init = setup, .fini = teardown, .timeout = 300);
+
+/* Disk blocks of every segment of partition PART, and how many. */
+static uint64_t seg_blocks(const char *topic, uint32_t part, size_t *nseg)
+{
+    char **paths;
+    size_t n;
+    cr_assert_eq(evb_segment_list(bus, topic, part, &paths, &n), 0, "%s", evb_last_error());
+    uint64_t sum = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct stat st;
+        cr_assert_eq(stat(paths[i], &st), 0);
+        sum += (uint64_t)st.st_blocks * 512;
+        free(paths[i]);
+    }
+    free(paths);
+    if (nseg)
+        *nseg = n;
+    return sum;
+}
+
+Test(prealloc, a_wide_topic_with_ten_events_uses_little_disk)
+{
+    evb_topic_config tc = {.partitions = 256, .ring_bytes = 64 << 10,
+                           .segment_bytes = 64 << 20, .durability = EVB_DURABILITY_ASYNC};
+    cr_assert_eq(evb_topic_create(bus, "wide", &tc), 0, "%s", evb_last_error());
+    evb_producer_options po = {.partitioner = EVB_PART_ROUND_ROBIN};
+    evb_producer *p;
+    cr_assert_eq(evb_producer_open(&p, bus, "wide", &po), 0, "%s", evb_last_error());
+    for (int i = 0; i < 10; i++) {
+        evb_msg m = {.value = "ten", .value_len = 3, .partition = EVB_PARTITION_ANY};
+        cr_assert_eq(evb_publish(p, &m), 0);
+    }
+    cr_assert_eq(evb_producer_sync(p, 10000), 0, "%s", evb_last_error());
+    evb_producer_close(p);
+    uint64_t total = 0, most = 0;
+    for (uint32_t i = 0; i < 256; i++) {
+        uint64_t b = seg_blocks("wide", i, NULL);
+        total += b;
+        most = b > most ? b : most;
+    }
+    /* Each segment is 64 MiB long (st_size) but takes what was reserved. */
+    cr_expect_leq(most, 256u << 10, "a partition takes %llu bytes of disk",
+                  (unsigned long long)most);
+    cr_expect_leq(total, 32u << 20, "256 partitions with ten events take %llu MiB",
+                  (unsigned long long)(total >> 20));
+}
+
+#define VLEN 1000u
+
+static void publish_range(evb_producer *p, uint64_t from, uint64_t n)
+{
+    static uint8_t v[VLEN];
+    for (uint64_t i = from; i < from + n; i++) {
+        t_value_fill(v, VLEN, 1, i);
+        evb_msg m = {.value = v, .value_len = VLEN, .partition = 0};
+        cr_assert_eq(evb_publish(p, &m), 0);
+    }
+}
+
+/* Read partition 0 from the earliest event: N values in sequence, and
+ * nothing more when EXACT. */
+static void read_back(uint64_t n, bool exact)
+{
+    evb_consumer_options co = {.kind = EVB_SUBSCRIBER_LOSSLESS, .start = EVB_START_EARLIEST};
+    evb_consumer *c;
+    cr_assert_eq(evb_consumer_open(&c, bus, "long", &co), 0, "%s", evb_last_error());
+    evb_event ev;
+    for (uint64_t i = 0; i < n; i++) {
+        int rc = evb_consumer_next(c, &ev, 5000);
+        cr_assert_eq(rc, 0, "event %llu: %s", (unsigned long long)i, evb_strerror(rc));
+        uint32_t pid;
+        uint64_t seq;
+        cr_assert(t_value_check(ev.value, ev.value_len, &pid, &seq));
+        cr_assert_eq(seq, i, "event %llu is value %llu", (unsigned long long)i,
+                     (unsigned long long)seq);
+        cr_assert_eq(ev.lost_events, 0u);
+    }
+    if (exact)
+        cr_expect_eq(evb_consumer_next(c, &ev, 0), -EAGAIN, "more events than written");
+    evb_consumer_close(c);
+}
+
+static void long_write(uint32_t durability)
+{
+    /* 1 MiB ring, 32 MiB segments, ~40 MiB written: many reservation
+     * steps and a segment end. */
+    evb_topic_config tc = {.partitions = 1, .ring_bytes = 1 << 20, .segment_bytes = 32 << 20,
+                           .durability = durability};
+    cr_assert_eq(evb_topic_create(bus, "long", &tc), 0, "%s", evb_last_error());
+    evb_producer_options po = {.block_ms = -1};
+    evb_producer *p;
+    cr_assert_eq(evb_producer_open(&p, bus, "long", &po), 0, "%s", evb_last_error());
+    uint64_t n = 40000;
+    publish_range(p, 0, n / 2);
+    cr_assert_eq(evb_producer_sync(p, 30000), 0, "%s", evb_last_error());
+    /* Past the middle of the first segment: it is reserved only so far. */
+    size_t nseg;
+    uint64_t blocks = seg_blocks("long", 0, &nseg);
+    struct evb_partition_stat st;
+    cr_assert_eq(evb_partition_stat(bus, "long", 0, &st), 0);
+    /* What was written, at most one and a half reservation steps (of at
+     * most 4 MiB) ahead, and the next segment's first step. */
+    cr_expect_leq(blocks, st.flushed_position + (6u << 20) + (256u << 10),
+                  "%llu bytes of disk for %llu written in %zu segments",
+                  (unsigned long long)blocks, (unsigned long long)st.flushed_position, nseg);
+    publish_range(p, n / 2, n / 2);
+    cr_assert_eq(evb_producer_sync(p, 30000), 0, "%s", evb_last_error());
+    evb_producer_close(p);
+    /* Reboot: everything comes back from the segments. */
+    evb_bus_close(bus);
+    t_rmtree(t_bus_dir());
+    bus = open_bus();
+    read_back(n, true);
+}
+
+Test(prealloc, a_long_async_write_crosses_steps_and_segments)
+{
+    long_write(EVB_DURABILITY_ASYNC);
+}
+
+Test(prealloc, a_long_sync_write_crosses_steps_and_segments)
+{
+    long_write(EVB_DURABILITY_SYNC);
+}
+
+/* A data directory on a 2 MiB tmpfs: the flush stops with -ENOSPC, and
+ * every event acknowledged before that reads back. */
+Test(prealloc, a_full_disk_stops_the_flush_and_loses_nothing_acked)
+{
+    snprintf(data, sizeof data, "%s/small", t_data_dir());
+    cr_assert_eq(mkdir(data, 0755), 0);
+    if (mount("tmpfs", data, "tmpfs", 0, "size=2m") != 0)
+        cr_skip_test("cannot mount a small tmpfs here (needs root)");
+    evb_bus_close(bus);
+    bus = open_bus();
+    evb_topic_config tc = {.partitions = 1, .ring_bytes = 256 << 10,
+                           .segment_bytes = 1 << 20, .durability = EVB_DURABILITY_ASYNC};
+    cr_assert_eq(evb_topic_create(bus, "long", &tc), 0, "%s", evb_last_error());
+    evb_producer_options po = {.block_ms = 2000};
+    evb_producer *p;
+    cr_assert_eq(evb_producer_open(&p, bus, "long", &po), 0, "%s", evb_last_error());
+    uint64_t acked = 0, sent = 0;
+    int rc = 0;
+    static uint8_t v[VLEN];
+    while (sent < 10000) {
+        for (int i = 0; i < 50 && rc == 0; i++, sent++) {
+            t_value_fill(v, VLEN, 1, sent);
+            evb_msg m = {.value = v, .value_len = VLEN, .partition = 0};
+            rc = evb_publish(p, &m);
+        }
+        if (rc)
+            break;
+        if ((rc = evb_producer_sync(p, 5000)))
+            break;
+        acked = sent;
+    }
+    cr_assert_eq(rc, -ENOSPC, "after %llu acked: %s (%s)", (unsigned long long)acked,
+                 evb_strerror(rc), evb_last_error());
+    cr_assert_gt(acked, 500u, "the disk was full too early: %llu", (unsigned long long)acked);
+    evb_producer_close(p);
+    read_back(acked, false);
+    evb_bus_close(bus);
+    bus = NULL;
+    umount(data);
+}
