@@ -39,9 +39,32 @@ static void damage(struct evb_seg_recovery *r, uint64_t pos, uint64_t bytes)
         r->damaged_pos = pos;
 }
 
+/* -EBADMSG for a frame at AT of segment BASE that the geometry refuses
+ * though it was written whole (evb_seg_misfit() said WHY, 1 or 2). */
+static int misfit_error(const char *dir, const struct evb_seg_geom *g, uint64_t base,
+                        uint64_t at, int why, uint32_t len)
+{
+    char path[PATH_MAX];
+    if (evb_seg_path(path, sizeof path, dir, base, "log"))
+        snprintf(path, sizeof path, "%s", dir);
+    if (why == 1)
+        return evb_err_set(-EBADMSG, "%s: the frame at position %llu has %u bytes and a valid "
+                           "checksum, but topic.conf's max_event_bytes allows %u-byte frames: "
+                           "topic.conf does not match the log (changed since it was written?); "
+                           "nothing was changed", path, (unsigned long long)at, len,
+                           g->max_frame);
+    return evb_err_set(-EBADMSG, "%s: the frame at position %llu (%u bytes, valid checksum) "
+                       "crosses the end of a ring of topic.conf's ring_bytes %llu: topic.conf "
+                       "does not match the log (changed since it was written?); nothing was "
+                       "changed", path, (unsigned long long)at, len,
+                       (unsigned long long)g->capacity);
+}
+
 /* Walk segment BASE from its base to its end, over damage: a range with
  * no valid frame that a valid frame follows is damage (noted in R when
- * R); what follows the last valid frame is left to the caller. */
+ * R); what follows the last valid frame is left to the caller. A frame
+ * written whole that the geometry refuses is no damage but a config that
+ * does not match the log: -EBADMSG, before anything is cut. */
 static int scan_segment(struct evb_seg *s, const char *dir, const struct evb_seg_geom *g,
                         uint64_t base, struct seg_scan *sc, struct evb_seg_recovery *r)
 {
@@ -74,6 +97,10 @@ static int scan_segment(struct evb_seg *s, const char *dir, const struct evb_seg
             w.learn = true;
             continue;
         }
+        uint32_t len;
+        int why = evb_seg_misfit(s, g, at, &len);
+        if (why)
+            return misfit_error(dir, g, base, at, why, len);
         uint64_t q = evb_seg_resync(s, g, at + EVB_FRAME_ALIGN, seg_end, &fr);
         if (q == seg_end)
             break;
@@ -179,6 +206,71 @@ static int64_t seg_size(const char *dir, uint64_t base)
     return (int64_t)st.st_size;
 }
 
+/* The segment files of DIR against geometry G, before anything is read
+ * or cut: a base off the segment grid or a file longer than a segment
+ * means segment_bytes is not what wrote them, and so do two or more files
+ * all of one shorter size (a single short one is damage, recovery's to
+ * report). Fills the checked listing. */
+static int files_fit(const char *dir, const struct evb_seg_geom *g, uint64_t **bases,
+                     size_t *n)
+{
+    int rc = evb_seg_geom_check(g);
+    if (rc || (rc = evb_seg_list(dir, bases, n)))
+        return rc;
+    int64_t first = -1;
+    bool same = true;
+    for (size_t i = 0; i < *n && !rc; i++) {
+        uint64_t b = (*bases)[i];
+        int64_t sz = seg_size(dir, b);
+        if (sz < 0) {
+            rc = (int)sz;
+        } else if (b % g->segment_bytes || b > UINT64_MAX - g->segment_bytes ||
+                   (uint64_t)sz > g->segment_bytes) {
+            rc = evb_err_set(-EBADMSG, "%s: segment %020llu (%lld bytes) does not fit "
+                             "topic.conf's segment_bytes %llu: topic.conf does not match the "
+                             "log (changed since it was written?); nothing was changed", dir,
+                             (unsigned long long)b, (long long)sz,
+                             (unsigned long long)g->segment_bytes);
+        } else {
+            same = same && (first < 0 || sz == first);
+            first = sz;
+        }
+    }
+    if (!rc && *n >= 2 && same && (uint64_t)first < g->segment_bytes)
+        rc = evb_err_set(-EBADMSG, "%s: every segment file has %lld bytes, topic.conf's "
+                         "segment_bytes says %llu: topic.conf does not match the log (changed "
+                         "since it was written?); nothing was changed", dir, (long long)first,
+                         (unsigned long long)g->segment_bytes);
+    if (rc) {
+        free(*bases);
+        *bases = NULL;
+        *n = 0;
+    }
+    return rc;
+}
+
+int evb_seg_fit(const char *dir, const struct evb_seg_geom *g)
+{
+    uint64_t *bases;
+    size_t n;
+    int rc = files_fit(dir, g, &bases, &n);
+    if (rc)
+        return rc == -ENOENT ? 0 : rc;
+    /* The frames recovery will walk: the newest segment holding one. */
+    struct evb_seg s = {.fd = -1};
+    struct seg_scan sc = {0};
+    for (size_t j = n; j-- > 0 && !rc;) {
+        int64_t sz = seg_size(dir, bases[j]);
+        if (sz < 0 || (uint64_t)sz < g->segment_bytes)
+            break; /* recovery's to report */
+        if ((rc = scan_segment(&s, dir, g, bases[j], &sc, NULL)) || sc.any)
+            break;
+    }
+    evb_seg_unmap(&s);
+    free(bases);
+    return rc;
+}
+
 int evb_seg_recover(const char *dir, const struct evb_seg_geom *g, uint64_t hint_pos,
                     struct evb_seg_recovery *out)
 {
@@ -187,7 +279,7 @@ int evb_seg_recover(const char *dir, const struct evb_seg_geom *g, uint64_t hint
     size_t n;
     struct evb_seg_recovery r = {.damaged_pos = UINT64_MAX};
     *out = r;
-    int rc = evb_seg_list_checked(dir, g, &bases, &n);
+    int rc = files_fit(dir, g, &bases, &n);
     if (rc)
         return rc;
     bool mark = evb_seg_mark_read(dir, &mpos, &moff);

@@ -4,14 +4,48 @@
  * and its torn tail cut (recover.c) under the partition's flush lock, and
  * becomes the ring's base. Building the tmpfs topic is bus/topic.c's.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "durable.h"
 #include "err.h"
+
+/* The partition directories of DDIR against CFG's count: one missing,
+ * or one past the count, means topic.conf's partitions was changed after
+ * the topic was created (all of them are made then): -EBADMSG. */
+static int parts_fit(const char *ddir, const evb_topic_config *cfg)
+{
+    DIR *d = opendir(ddir);
+    if (!d)
+        return evb_err_set(-errno, "%s: %s", ddir, strerror(errno));
+    uint32_t seen = 0;
+    int rc = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) && !rc) {
+        const char *nm = e->d_name;
+        size_t k = strspn(nm, "0123456789");
+        if (!k || nm[k] || k > 3 || (nm[0] == '0' && k > 1))
+            continue; /* not a partition's name */
+        unsigned long p = strtoul(nm, NULL, 10);
+        if (p >= cfg->partitions)
+            rc = evb_err_set(-EBADMSG, "%s/%s: a partition directory, but topic.conf says "
+                             "partitions %u: topic.conf does not match the log (changed since "
+                             "it was written?); nothing was changed", ddir, nm,
+                             cfg->partitions);
+        seen++;
+    }
+    closedir(d);
+    if (!rc && seen < cfg->partitions)
+        rc = evb_err_set(-EBADMSG, "%s: %u partition directories, topic.conf says partitions "
+                         "%u: topic.conf does not match the log (changed since it was "
+                         "written?); nothing was changed", ddir, seen, cfg->partitions);
+    return rc;
+}
 
 int evb_restore_begin(struct evb_restore *rs, const char *ddir, const char *topic,
                       const evb_topic_config *cfg, uint32_t max_frame)
@@ -26,22 +60,30 @@ int evb_restore_begin(struct evb_restore *rs, const char *ddir, const char *topi
         return -ENOMEM;
     }
     struct evb_seg_geom g = {cfg->segment_bytes, cfg->ring_bytes, max_frame};
-    for (uint32_t held = 0; held < cfg->partitions; held++) {
+    if ((rc = parts_fit(ddir, cfg))) {
+        evb_err_prefix(rc, "topic %s", topic);
+        evb_restore_end(rs);
+        return rc;
+    }
+    /* First every partition's flush lock (no flusher may write while the
+     * log end is found and the torn tail cut off) and the check that the
+     * config fits its log; only then is anything cut, so a config that
+     * one partition proves wrong cuts none. */
+    for (uint32_t held = 0; held < cfg->partitions && !rc; held++) {
         evb_seg_part_dir(ddir, held, pdir, sizeof pdir);
-        /* The flush lock: no flusher may write while the log end is found
-         * and the torn tail cut off. */
         int fd = evb_flush_lock(pdir, 2000);
         if (fd < 0) {
             rc = fd;
             break;
         }
-        rc = evb_seg_recover(pdir, &g, 0, &rs->rec[held]);
-        if (rc) {
-            close(fd);
-            evb_err_prefix(rc, "topic %s: partition %u", topic, held);
-            break;
-        }
         rs->locks[rs->nparts++] = fd;
+        if ((rc = evb_seg_fit(pdir, &g)))
+            evb_err_prefix(rc, "topic %s: partition %u", topic, held);
+    }
+    for (uint32_t p = 0; p < cfg->partitions && !rc; p++) {
+        evb_seg_part_dir(ddir, p, pdir, sizeof pdir);
+        if ((rc = evb_seg_recover(pdir, &g, 0, &rs->rec[p])))
+            evb_err_prefix(rc, "topic %s: partition %u", topic, p);
     }
     if (rc)
         evb_restore_end(rs);

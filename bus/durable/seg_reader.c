@@ -51,6 +51,31 @@ int evb_seg_frame(const struct evb_seg *s, const struct evb_seg_geom *g, uint64_
     return 1;
 }
 
+int evb_seg_misfit(const struct evb_seg *s, const struct evb_seg_geom *g, uint64_t pos,
+                   uint32_t *len)
+{
+    if (!s->map || pos < s->base || pos - s->base >= s->bytes || pos % EVB_FRAME_ALIGN ||
+        evb_seg_frame(s, g, pos, &(struct evb_seg_frame){0}))
+        return 0;
+    uint64_t at = pos - s->base, room = s->bytes - at;
+    if (room < EVB_FRAME_HDR)
+        return 0;
+    const struct evb_frame *f = (const struct evb_frame *)(const void *)(s->map + at);
+    uint64_t stamp;
+    memcpy(&stamp, f, sizeof stamp);
+    /* Only the file bounds this time: a frame that passes these and its
+     * checksum was written whole by a producer whose limits were not G's. */
+    struct evb_frame_step st;
+    uint32_t loose = room > UINT32_MAX ? UINT32_MAX : (uint32_t)room;
+    if (evb_frame_decode(f, stamp, pos, room, loose, &st) != EVB_FRAME_DATA ||
+        f->crc32c != evb_frame_crc(f, st.len))
+        return 0;
+    *len = st.len;
+    if (st.len > g->max_frame)
+        return 1;
+    return 2; /* it crosses the end of a ring of G's capacity */
+}
+
 uint64_t evb_seg_resync(const struct evb_seg *s, const struct evb_seg_geom *g, uint64_t pos,
                         uint64_t limit, struct evb_seg_frame *fr)
 {

@@ -100,6 +100,15 @@ struct evb_seg_frame {
 int evb_seg_frame(const struct evb_seg *s, const struct evb_seg_geom *g, uint64_t pos,
                   struct evb_seg_frame *out);
 
+/* Whether POS in S holds a data frame written whole (stamp naming POS,
+ * checksum matching) that G refuses: 1 it is longer than G's max_frame,
+ * 2 it crosses the end of a ring of G's capacity, with *LEN its length;
+ * 0 otherwise (a valid frame, or damage). Such a frame means the topic's
+ * config is not the one the log was written with (topic.conf edited):
+ * an error to report, never damage to skip or a tail to cut. */
+int evb_seg_misfit(const struct evb_seg *s, const struct evb_seg_geom *g, uint64_t pos,
+                   uint32_t *len);
+
 /*
  * Segment reader: the consumers behind the ring, and `evbus dump`.
  *
@@ -240,5 +249,14 @@ struct evb_seg_recovery {
  * when DIR does not exist. HINT_POS is not used. */
 int evb_seg_recover(const char *dir, const struct evb_seg_geom *g, uint64_t hint_pos,
                     struct evb_seg_recovery *out);
+
+/* Whether the log of DIR was written with geometry G (topic.conf's), read
+ * only: segment files off G's grid or longer than its segments, several
+ * all of one shorter size, or a frame written whole that G refuses
+ * (evb_seg_misfit) in the segments recovery walks are -EBADMSG naming
+ * topic.conf and the file. evb_seg_recover() makes the same checks before
+ * it cuts; restoring a topic runs this for every partition first, so no
+ * partition is cut when another proves the config wrong. -ENOENT: 0. */
+int evb_seg_fit(const char *dir, const struct evb_seg_geom *g);
 
 #endif

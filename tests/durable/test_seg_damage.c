@@ -272,3 +272,47 @@ Test(seg_damage, corrupt_mark_is_ignored)
     cr_expect_eq(rec.end_offset, lg.offset);
     cr_expect_eq(rec.damaged, 0);
 }
+
+/* The log read with a geometry it was not written with (topic.conf
+ * edited, issue 9 defect 8): frames whose checksum proves them whole but
+ * that the geometry refuses make recovery fail naming the config, and it
+ * changes nothing, with or without a mark. */
+static void misfit(struct evb_seg_geom g, bool with_mark, const char *names)
+{
+    synced_log(with_mark);
+    uint8_t *before = snapshot();
+    struct evb_seg_recovery rec;
+    cr_expect_eq(evb_seg_fit(dir, &g), -EBADMSG, "fit");
+    cr_expect(strstr(evb_last_error(), names) && strstr(evb_last_error(), "topic.conf"), "%s",
+              evb_last_error());
+    cr_expect_eq(evb_seg_recover(dir, &g, 0, &rec), -EBADMSG, "recover");
+    cr_expect(strstr(evb_last_error(), names), "%s", evb_last_error());
+    uint8_t *after = snapshot();
+    cr_expect_eq(memcmp(before, after, 3 * SEG), 0, "recovery changed the log");
+    cr_expect(exists(2 * SEG, "log"));
+    free(before);
+    free(after);
+    /* The geometry it was written with still fits. */
+    cr_expect_eq(evb_seg_fit(dir, &geom), 0, "%s", evb_last_error());
+}
+
+Test(seg_damage, smaller_max_frame_is_a_config_error_not_damage)
+{
+    struct evb_seg_geom g = geom;
+    g.max_frame = EVB_FRAME_HDR + 8;
+    misfit(g, false, "max_event_bytes");
+}
+
+Test(seg_damage, smaller_max_frame_with_mark_is_a_config_error)
+{
+    struct evb_seg_geom g = geom;
+    g.max_frame = EVB_FRAME_HDR + 8;
+    misfit(g, true, "max_event_bytes");
+}
+
+Test(seg_damage, other_segment_size_is_a_config_error)
+{
+    struct evb_seg_geom g = geom;
+    g.segment_bytes = geom.segment_bytes / 2;
+    misfit(g, false, "segment_bytes");
+}
