@@ -66,6 +66,7 @@ static int disk_start(evb_consumer *c, uint32_t i, uint64_t pos, uint64_t off, b
         if (rc)
             return rc;
         d->open = true;
+        d->sr.skip_damage = (c->opts.flags & EVB_CONSUMER_SKIP_DAMAGE) != 0;
     }
     evb_seg_reader_seek(&d->sr, pos, off, learn);
     d->active = true;
@@ -99,7 +100,10 @@ static int disk_read(evb_consumer *c, uint32_t i, struct evb_frame_view *v)
             continue;
         }
         if (rc)
-            return rc;
+            return rc == -EBADMSG ? evb_err_prefix(rc, "partition %u", c->part[i]) : rc;
+        /* Damage skipped (EVB_CONSUMER_SKIP_DAMAGE) is lost like a lap:
+         * take() hands the reader's count to the event it delivers. */
+        evb_ring_reader_add_loss(rd, v->lost_bytes, v->lost_events);
         evb_ring_reader_moved(rd, sr->pos, sr->offset);
         if (evb_ring_reader_take(rd, v->f, v))
             return 0;
@@ -261,7 +265,7 @@ EVB_EXPORT int evb_consumer_open(evb_consumer **out, evb_bus *bus, const char *t
     if (opts)
         o = *opts;
     if (o.kind > EVB_CONSUMER || o.idle > EVB_IDLE_YIELD ||
-        (o.start & ~EVB_SEEK_STRICT) > EVB_START_TIME)
+        (o.start & ~EVB_SEEK_STRICT) > EVB_START_TIME || (o.flags & ~EVB_CONSUMER_SKIP_DAMAGE))
         return evb_err_set(-EINVAL, "consumer options out of range");
     if (o.kind == EVB_CONSUMER) {
         int rc = evb_name_check(o.name, "consumer");

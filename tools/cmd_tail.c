@@ -42,6 +42,10 @@ static const char tail_usage[] =
     "  --count N        stop after N events\n"
     "  --lossy          read as a subscriber that never slows producers\n"
     "                   (and may lose events when lapped)\n"
+    "  --skip-damage    a durable topic whose segment files are damaged:\n"
+    "                   go on at the next intact event and report what was\n"
+    "                   skipped on stderr, instead of stopping there with an\n"
+    "                   error naming the partition, file and position\n"
     "  --json           one JSON object per event with every field; the value\n"
     "                   (and key) as \"value\" when UTF-8 text, else base64 in\n"
     "                   \"value_b64\"\n"
@@ -64,6 +68,7 @@ enum {
     OPT_FOLLOW,
     OPT_COUNT,
     OPT_LOSSY,
+    OPT_SKIP_DAMAGE,
 };
 
 typedef struct tail {
@@ -147,6 +152,7 @@ static int tail_option(tail *t, int opt)
     case 'f':
     case OPT_FOLLOW: t->follow = true; return 0;
     case OPT_LOSSY: t->lossy = true; return 0;
+    case OPT_SKIP_DAMAGE: t->co.flags |= EVB_CONSUMER_SKIP_DAMAGE; return 0;
     case OPT_PARTITION:
         rc = cli_opt_u64(&t->c, "--partition", optarg, 0, EVB_MAX_PARTITIONS - 1, &v);
         t->co.partition = (int32_t)v;
@@ -175,6 +181,7 @@ static int tail_options(tail *t, int argc, char **argv)
         { "follow", no_argument, NULL, OPT_FOLLOW },
         { "count", required_argument, NULL, OPT_COUNT },
         { "lossy", no_argument, NULL, OPT_LOSSY },
+        { "skip-damage", no_argument, NULL, OPT_SKIP_DAMAGE },
         { 0 },
     };
     t->co.partition = -1;
@@ -333,7 +340,13 @@ static int tail_flush(tail *t);
 /* Print one event; returns 0 or an exit code. */
 static int tail_print(tail *t, const evb_event *ev)
 {
-    if (ev->lost_events > 0)
+    if ((t->co.flags & EVB_CONSUMER_SKIP_DAMAGE) && ev->lost_bytes > 0)
+        /* Offsets may not tell how many events a damaged range held. */
+        fprintf(stderr, "evbus tail: lost %llu events before %u:%llu (%llu log bytes "
+                "skipped: damage, or no longer retained)\n",
+                (unsigned long long)ev->lost_events, ev->partition,
+                (unsigned long long)ev->offset, (unsigned long long)ev->lost_bytes);
+    else if (ev->lost_events > 0)
         fprintf(stderr, "evbus tail: lost %llu events before %u:%llu\n",
                 (unsigned long long)ev->lost_events, ev->partition,
                 (unsigned long long)ev->offset);

@@ -70,7 +70,7 @@ static int find(const char *dir, const struct evb_seg_geom *g, bool by_time,
             uint64_t at = w.pos;
             int kind = evb_seg_step(&s, g, &w, &fr);
             if (kind <= 0) {
-                rc = evb_seg_corrupt(dir, &w, kind, &fr);
+                rc = evb_seg_corrupt(dir, g, &w, kind, &fr);
                 goto out;
             }
             if (kind == 1 && (by_time ? fr.f->timestamp_ns >= target : fr.offset >= target)) {

@@ -46,9 +46,10 @@ struct evb_seg_walk {
  * the expected one (W unchanged on both). */
 int evb_seg_step(const struct evb_seg *s, const struct evb_seg_geom *g,
                  struct evb_seg_walk *w, struct evb_seg_frame *fr);
-/* -EBADMSG with a detail saying why the walk stopped (KIND from step). */
-int evb_seg_corrupt(const char *dir, const struct evb_seg_walk *w, int kind,
-                    const struct evb_seg_frame *fr);
+/* -EBADMSG with a detail saying why the walk stopped (KIND from step),
+ * naming the segment file, the position and the byte in the file. */
+int evb_seg_corrupt(const char *dir, const struct evb_seg_geom *g, const struct evb_seg_walk *w,
+                    int kind, const struct evb_seg_frame *fr);
 /* Where a walk of segment BASE may start so that it misses no match
  * (lookup.c): the last entry of index X (NULL: none) before which no event
  * can match TARGET, an offset or, BY_TIME, a timestamp. */

@@ -5,6 +5,8 @@
  * and mappings are segment.c's.
  */
 #include <errno.h>
+#include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -115,15 +117,22 @@ int evb_seg_step(const struct evb_seg *s, const struct evb_seg_geom *g,
     return kind;
 }
 
-int evb_seg_corrupt(const char *dir, const struct evb_seg_walk *w, int kind,
-                    const struct evb_seg_frame *fr)
+int evb_seg_corrupt(const char *dir, const struct evb_seg_geom *g, const struct evb_seg_walk *w,
+                    int kind, const struct evb_seg_frame *fr)
 {
+    /* The file and the byte in it, so the damage can be found and dumped. */
+    char path[PATH_MAX];
+    uint64_t base = w->pos - w->pos % g->segment_bytes;
+    if (evb_seg_path(path, sizeof path, dir, base, "log"))
+        snprintf(path, sizeof path, "%s", dir);
     if (kind < 0)
-        return evb_err_set(-EBADMSG, "%s: offset %llu at position %llu, expected %llu", dir,
-                           (unsigned long long)fr->offset, (unsigned long long)w->pos,
+        return evb_err_set(-EBADMSG, "%s: offset %llu at position %llu (file offset %llu), "
+                           "expected %llu", path, (unsigned long long)fr->offset,
+                           (unsigned long long)w->pos, (unsigned long long)(w->pos - base),
                            (unsigned long long)w->offset);
-    return evb_err_set(-EBADMSG, "%s: no valid frame at position %llu", dir,
-                       (unsigned long long)w->pos);
+    return evb_err_set(-EBADMSG, "%s: damaged: no valid frame at position %llu (file offset "
+                       "%llu)", path, (unsigned long long)w->pos,
+                       (unsigned long long)(w->pos - base));
 }
 
 int evb_seg_reader_open(struct evb_seg_reader *sr, const char *dir,
@@ -217,7 +226,7 @@ int evb_seg_read(struct evb_seg_reader *sr, uint64_t end, struct evb_frame_view 
         bool learning = w.learn;
         int kind = evb_seg_step(&sr->seg, &sr->g, &w, &fr);
         if (kind <= 0 && !sr->skip_damage) {
-            rc = sr->failed = evb_seg_corrupt(sr->dir, &w, kind, &fr);
+            rc = sr->failed = evb_seg_corrupt(sr->dir, &sr->g, &w, kind, &fr);
             break;
         }
         if (kind < 0) {

@@ -327,8 +327,17 @@ typedef struct evb_consumer_options {
     uint32_t idle;            /**< enum evb_idle */
     int32_t partition;        /**< with only_partition: the partition to read */
     uint32_t only_partition;  /**< 0: read every partition; else only .partition */
-    uint32_t reserved_[5];
+    uint32_t flags;           /**< EVB_CONSUMER_* */
+    uint32_t reserved_[4];
 } evb_consumer_options;
+
+/** evb_consumer_options.flags: on a durable topic, go on past damage in
+ *  the disk log (a range without a valid frame, a missing segment) at the
+ *  next valid frame, and report what was skipped as lost_events (when the
+ *  offsets tell) and lost_bytes on the next event, instead of failing
+ *  with -EBADMSG there (the default, whose message names the partition,
+ *  segment file and position). */
+#define EVB_CONSUMER_SKIP_DAMAGE 1u
 
 /* ------------------------------------------------------------------ */
 /* Bus                                                                */
