@@ -6,10 +6,13 @@
 #include "cli.h"
 #include "util.h"
 
+#include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 
 static const char info_usage[] =
-    "usage: evbus info TOPIC [--json] [--bus NAME|PATH] [--data-dir DIR]\n"
+    "usage: evbus info TOPIC [--verify] [--json] [--bus NAME|PATH] [--data-dir DIR]\n"
     "\n"
     "Print TOPIC's configuration and, per partition, the tail: the offset\n"
     "and position the next event will get. For a durable topic also, per\n"
@@ -17,8 +20,13 @@ static const char info_usage[] =
     "position (fdatasync'ed below it), where the retained log starts, the\n"
     "segment files and their size, fdatasyncs done, the torn bytes cut off\n"
     "when the ring was last rebuilt from disk (recovered_dropped), the\n"
-    "flusher's pid and its last write error.\n"
+    "flusher's pid and its last write error, and the damage the last rebuild\n"
+    "found below the log end and kept (it walks the newest segment only).\n"
     "\n"
+    "  --verify         durable topics: walk every segment file now, read\n"
+    "                   only, checking every frame as a reader does, and\n"
+    "                   report each partition's damaged ranges; exit 1 when\n"
+    "                   there are any (read past them with tail --skip-damage)\n"
     "  --json           one JSON object\n"
     CLI_BUS_HELP;
 
@@ -82,7 +90,21 @@ static void print_durability(const cli *c, const struct evb_topic_info *ti)
     printf("data dir         %s/%s\n", evb_bus_data_dir(c->bus), ti->name);
 }
 
-static void print_disk(const struct evb_topic_info *ti, const struct evb_partition_stat *ps)
+/* "none" or "2 ranges, 1.5 KiB from position 70000". */
+static void fmt_damage(const evb_damage *d, char *out, size_t cap)
+{
+    char size[32];
+    if (!d->ranges) {
+        snprintf(out, cap, "none");
+        return;
+    }
+    util_fmt_size(d->bytes, size, sizeof(size));
+    snprintf(out, cap, "%llu range%s, %s from position %llu", (unsigned long long)d->ranges,
+             d->ranges == 1 ? "" : "s", size, (unsigned long long)d->first_position);
+}
+
+static void print_disk(const struct evb_topic_info *ti, const struct evb_partition_stat *ps,
+                       const evb_damage *dmg)
 {
     printf("\n%-9s  %16s  %16s  %18s  %16s\n", "partition", "flushed position",
            "durable position", "log start position", "log start offset");
@@ -94,6 +116,7 @@ static void print_disk(const struct evb_topic_info *ti, const struct evb_partiti
                (unsigned long long)ps[p].log_start_offset);
     printf("\n%-9s  %8s  %12s  %10s  %17s  %11s  %s\n", "partition", "segments", "disk bytes",
            "fsyncs", "recovered_dropped", "flusher pid", "flush error");
+    bool damaged = false;
     for (uint32_t p = 0; p < info_parts(ti); p++) {
         char disk[32], pid[16];
         util_fmt_size(ps[p].disk_bytes, disk, sizeof(disk));
@@ -103,11 +126,22 @@ static void print_disk(const struct evb_topic_info *ti, const struct evb_partiti
                (unsigned long long)ps[p].recovered_dropped,
                ps[p].flusher_pid ? pid : "-",
                ps[p].flush_error ? evb_strerror(ps[p].flush_error) : "none");
+        damaged = damaged || dmg[p].ranges;
     }
+    printf("\n%-9s  %s\n", "partition", "damaged at recovery (kept on disk)");
+    for (uint32_t p = 0; p < info_parts(ti); p++) {
+        char d[96];
+        fmt_damage(&dmg[p], d, sizeof(d));
+        printf("%-9u  %s\n", p, d);
+    }
+    if (damaged)
+        fprintf(stderr, "evbus info: topic %s: its disk log is damaged; readers stop there "
+                "(tail --skip-damage reads past it), info --verify walks every segment\n",
+                ti->name);
 }
 
 static void info_print_text(const cli *c, const struct evb_topic_info *ti,
-                            const struct evb_partition_stat *ps)
+                            const struct evb_partition_stat *ps, const evb_damage *dmg)
 {
     char ring[32], max[32];
     util_fmt_size(ti->config.ring_bytes, ring, sizeof(ring));
@@ -123,13 +157,30 @@ static void info_print_text(const cli *c, const struct evb_topic_info *ti,
         printf("%-9u  %14llu  %16llu\n", p, (unsigned long long)ps[p].tail_offset,
                (unsigned long long)ps[p].tail_position);
     if (is_durable(ti))
-        print_disk(ti, ps);
+        print_disk(ti, ps, dmg);
 }
 
 /* ---- JSON ------------------------------------------------------------ */
 
+static json_t *damage_json(const evb_damage *d, bool verify)
+{
+    json_t *o = json_pack("{s:o, s:o}", "ranges", cli_json_u64(d->ranges),
+                          "bytes", cli_json_u64(d->bytes));
+    if (o != NULL && d->ranges &&
+        json_object_set_new(o, "first_position", cli_json_u64(d->first_position)) < 0) {
+        json_decref(o);
+        o = NULL;
+    }
+    if (o != NULL && verify &&
+        json_object_set_new(o, "checked_bytes", cli_json_u64(d->checked_bytes)) < 0) {
+        json_decref(o);
+        o = NULL;
+    }
+    return o;
+}
+
 /* The durable counters of PS added to O; false when out of memory. */
-static bool disk_json(json_t *o, const struct evb_partition_stat *ps)
+static bool disk_json(json_t *o, const struct evb_partition_stat *ps, const evb_damage *dmg)
 {
     json_t *d = json_pack("{s:o, s:o, s:o, s:o, s:I, s:o, s:o, s:o, s:i, s:I}",
                           "flushed_position", cli_json_u64(ps->flushed_position),
@@ -147,11 +198,16 @@ static bool disk_json(json_t *o, const struct evb_partition_stat *ps)
         json_decref(d);
         d = NULL;
     }
+    if (d != NULL && json_object_set_new(d, "damage_at_recovery", damage_json(dmg, false)) < 0) {
+        json_decref(d);
+        d = NULL;
+    }
     return json_object_update_new(o, d) == 0;
 }
 
 static json_t *info_json(const cli *c, const struct evb_topic_info *ti,
-                         const struct evb_partition_stat *ps)
+                         const struct evb_partition_stat *ps, const evb_damage *dmg,
+                         const evb_damage *ver)
 {
     json_t *parts = json_array();
     for (uint32_t p = 0; parts != NULL && p < info_parts(ti); p++) {
@@ -159,7 +215,12 @@ static json_t *info_json(const cli *c, const struct evb_topic_info *ti,
                               "partition", (json_int_t)p,
                               "tail_offset", cli_json_u64(ps[p].tail_offset),
                               "tail_position", cli_json_u64(ps[p].tail_position));
-        if (o != NULL && is_durable(ti) && !disk_json(o, &ps[p])) {
+        if (o != NULL && is_durable(ti) && !disk_json(o, &ps[p], &dmg[p])) {
+            json_decref(o);
+            o = NULL;
+        }
+        if (o != NULL && ver != NULL &&
+            json_object_set_new(o, "verify", damage_json(&ver[p], true)) < 0) {
             json_decref(o);
             o = NULL;
         }
@@ -182,9 +243,10 @@ static json_t *info_json(const cli *c, const struct evb_topic_info *ti,
 
 /* ---- command --------------------------------------------------------- */
 
-/* Read TOPIC's info and every partition's counters; returns 0 or an exit code. */
+/* Read TOPIC's info and every partition's counters and recorded damage;
+ * returns 0 or an exit code. */
 static int info_load(cli *c, const char *topic, struct evb_topic_info *ti,
-                     struct evb_partition_stat *ps)
+                     struct evb_partition_stat *ps, evb_damage *dmg)
 {
     int err = evb_topic_info(c->bus, topic, ti);
     if (err < 0)
@@ -193,24 +255,84 @@ static int info_load(cli *c, const char *topic, struct evb_topic_info *ti,
         err = evb_partition_stat(c->bus, topic, p, &ps[p]);
         if (err < 0)
             return cli_fail(c, err, "topic %s partition %u", topic, p);
+        dmg[p] = (evb_damage){.first_position = UINT64_MAX};
+        if (is_durable(ti) && (err = evb_partition_damage(c->bus, topic, p, 0, &dmg[p])) < 0)
+            return cli_fail(c, err, "topic %s partition %u: damage report", topic, p);
     }
     return 0;
+}
+
+/* --verify: walk every partition's log; returns 0, 1 (damage found or a
+ * walk failed) or an exit code, text lines printed as it goes. */
+static int info_verify(cli *c, const struct evb_topic_info *ti, evb_damage *ver)
+{
+    if (!is_durable(ti))
+        return cli_fail(c, -EINVAL, "topic %s: --verify needs a durable topic", ti->name);
+    int rc = 0;
+    for (uint32_t p = 0; p < info_parts(ti); p++) {
+        int err = evb_partition_damage(c->bus, ti->name, p, EVB_DAMAGE_VERIFY, &ver[p]);
+        if (err < 0)
+            return cli_fail(c, err, "topic %s partition %u: verify", ti->name, p);
+        char checked[32], d[96];
+        util_fmt_size(ver[p].checked_bytes, checked, sizeof(checked));
+        fmt_damage(&ver[p], d, sizeof(d));
+        if (!c->json && ver[p].ranges)
+            printf("partition %u: %s checked, damaged: %s\n", p, checked, d);
+        else if (!c->json)
+            printf("partition %u: %s checked, no damage\n", p, checked);
+        if (ver[p].ranges)
+            rc = 1;
+    }
+    if (rc)
+        fprintf(stderr, "evbus info: topic %s: damaged log; readers stop there, tail "
+                "--skip-damage reads past it\n", ti->name);
+    return rc;
+}
+
+enum { OPT_VERIFY = CLI_OPT_FIRST };
+
+/* Parse info's options; *VERIFY set by --verify. Returns 0 or an exit code. */
+static int info_options(cli *c, int argc, char **argv, bool *verify)
+{
+    static const struct option longopts[] = {
+        CLI_COMMON_LONGOPTS,
+        { "json", no_argument, NULL, CLI_OPT_JSON },
+        { "verify", no_argument, NULL, OPT_VERIFY },
+        { 0 },
+    };
+    int opt;
+    while ((opt = cli_getopt(c, argc, argv, "", longopts)) != -1) {
+        if (CLI_PARSE_IS_EXIT(opt))
+            return CLI_PARSE_CODE(opt);
+        if (opt == OPT_VERIFY)
+            *verify = true;
+    }
+    return cli_want_args(c, argc, argv, "TOPIC", 1);
 }
 
 int cmd_info(int argc, char **argv)
 {
     cli c;
+    bool verify = false;
     cli_begin(&c, "info", info_usage);
-    int rc = cli_common_options(&c, argc, argv, true, 1, "TOPIC");
+    int rc = info_options(&c, argc, argv, &verify);
     if (rc != 0 || (rc = cli_open_bus(&c, CLI_BUS_EXISTING)) != 0)
         return rc;
     struct evb_topic_info ti;
     static struct evb_partition_stat ps[EVB_MAX_PARTITIONS];
-    rc = info_load(&c, argv[optind], &ti, ps);
-    if (rc == 0 && c.json)
-        rc = cli_print_json(&c, info_json(&c, &ti, ps));
-    else if (rc == 0)
-        info_print_text(&c, &ti, ps);
+    static evb_damage dmg[EVB_MAX_PARTITIONS], ver[EVB_MAX_PARTITIONS];
+    rc = info_load(&c, argv[optind], &ti, ps, dmg);
+    if (rc == 0 && verify) {
+        rc = info_verify(&c, &ti, ver);
+        if (c.json && rc <= 1) {
+            int jr = cli_print_json(&c, info_json(&c, &ti, ps, dmg, ver));
+            rc = jr ? jr : rc;
+        }
+    } else if (rc == 0 && c.json) {
+        rc = cli_print_json(&c, info_json(&c, &ti, ps, dmg, NULL));
+    } else if (rc == 0) {
+        info_print_text(&c, &ti, ps, dmg);
+    }
     cli_close(&c);
     return rc;
 }

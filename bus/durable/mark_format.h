@@ -20,6 +20,7 @@
  * write, another version) is ignored as if absent: recovery then takes
  * only the bytes after the last valid frame as the torn tail. Integers in
  * host order, as in the log. Bump EVB_MARK_VERSION on any change.
+ * The damage report of the same directory follows the mark below.
  */
 #ifndef EVB_MARK_FORMAT_H
 #define EVB_MARK_FORMAT_H
@@ -46,5 +47,38 @@ struct evb_mark {
 static_assert(offsetof(struct evb_mark, pos) == 16, "mark ABI moved: bump version");
 static_assert(offsetof(struct evb_mark, crc) == 32, "mark ABI moved: bump version");
 static_assert(sizeof(struct evb_mark) == EVB_MARK_BYTES, "mark size");
+
+/*
+ * <data>/<topic>/<p>/damage.found: what the last recovery of the partition
+ * found damaged below the log end (recover.c writes it, with one pwrite,
+ * after a recovery that found damage, and removes it after one that found
+ * none; `evbus info` shows it). Only a report: recovery never reads it.
+ *
+ *   0   magic "EVBDMG01", 8 bytes
+ *   8   format word (EVB_DAMAGE_FORMAT_WORD)
+ *   16  ranges: damaged ranges found
+ *   24  bytes: their bytes
+ *   32  first_pos: where the first starts
+ *   40  crc32c of bytes 0..39, 4 bytes; 4 bytes zero
+ *   48
+ */
+#define EVB_DAMAGE_MAGIC 0x31304745444d4256ull /* "VBMDEG01": any fixed word */
+#define EVB_DAMAGE_VERSION 1u
+#define EVB_DAMAGE_BYTES 48u
+#define EVB_DAMAGE_NAME "damage.found"
+#define EVB_DAMAGE_FORMAT_WORD ((uint64_t)EVB_DAMAGE_VERSION << 32 | EVB_DAMAGE_BYTES)
+
+struct evb_damage_rec {
+    uint64_t magic;     /* 0: EVB_DAMAGE_MAGIC */
+    uint64_t format;    /* 8: EVB_DAMAGE_FORMAT_WORD */
+    uint64_t ranges;    /* 16 */
+    uint64_t bytes;     /* 24 */
+    uint64_t first_pos; /* 32 */
+    uint32_t crc;       /* 40: crc32c of bytes [0, 40) */
+    uint32_t zero;      /* 44: 0 */
+};
+
+static_assert(offsetof(struct evb_damage_rec, crc) == 40, "damage ABI moved: bump version");
+static_assert(sizeof(struct evb_damage_rec) == EVB_DAMAGE_BYTES, "damage record size");
 
 #endif

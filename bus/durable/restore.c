@@ -84,6 +84,8 @@ int evb_restore_begin(struct evb_restore *rs, const char *ddir, const char *topi
         evb_seg_part_dir(ddir, p, pdir, sizeof pdir);
         if ((rc = evb_seg_recover(pdir, &g, 0, &rs->rec[p])))
             evb_err_prefix(rc, "topic %s: partition %u", topic, p);
+        else
+            evb_seg_damage_note(pdir, &rs->rec[p], cfg->file_mode);
     }
     if (rc)
         evb_restore_end(rs);

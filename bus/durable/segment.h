@@ -259,4 +259,26 @@ int evb_seg_recover(const char *dir, const struct evb_seg_geom *g, uint64_t hint
  * partition is cut when another proves the config wrong. -ENOENT: 0. */
 int evb_seg_fit(const char *dir, const struct evb_seg_geom *g);
 
+/* ---- damage reports (verify.c) ---- */
+
+struct evb_seg_damage {
+    uint64_t ranges;        /* damaged ranges */
+    uint64_t bytes;         /* their bytes */
+    uint64_t first_pos;     /* at or before the first one; UINT64_MAX: none */
+    uint64_t checked_bytes; /* evb_seg_verify: log bytes walked */
+};
+
+/* Record in DIR what recovery R found damaged (remove the record when
+ * nothing): a report for `evbus info`, failures ignored. */
+void evb_seg_damage_note(const char *dir, const struct evb_seg_recovery *r, uint32_t mode);
+/* The record of DIR: all zero (first_pos UINT64_MAX) when there is none;
+ * -EBADMSG when it fails its checks. */
+int evb_seg_damage_read(const char *dir, struct evb_seg_damage *out);
+/* Walk the log of DIR over [START, END) read only, every frame checked as
+ * a reader checks it, and count the damaged ranges (each run of bytes
+ * without a valid frame, a missing or short segment). 0, or the reader's
+ * error (-ENOENT: the segment at START is gone, -ENOMEM). */
+int evb_seg_verify(const char *dir, const struct evb_seg_geom *g, uint64_t start, uint64_t end,
+                   struct evb_seg_damage *out);
+
 #endif

@@ -417,6 +417,32 @@ int evb_topic_list(evb_bus *bus, int (*fn)(const char *topic, void *arg), void *
 int evb_partition_stat(evb_bus *bus, const char *topic, uint32_t partition,
                        struct evb_partition_stat *out);
 
+/** Damage found in a durable partition's disk log, evb_partition_damage(). */
+typedef struct evb_damage {
+    uint64_t ranges;          /**< damaged ranges (runs of bytes without a valid frame,
+                                   missing or short segments) */
+    uint64_t bytes;           /**< their bytes */
+    uint64_t first_position;  /**< at or before the first one; UINT64_MAX: none */
+    uint64_t checked_bytes;   /**< EVB_DAMAGE_VERIFY: log bytes walked */
+} evb_damage;
+
+/** evb_partition_damage() flags: walk every segment now. */
+#define EVB_DAMAGE_VERIFY 1u
+
+/**
+ * Damage in PARTITION's disk log (durable topics). Without flags: what the
+ * last rebuild from disk found below the log end and kept (it walks the
+ * newest segment only); zero when nothing. With EVB_DAMAGE_VERIFY: every
+ * retained segment is walked now, read only, from the log start to the
+ * flushed position, each frame checked as a reader checks it (the
+ * equivalent of Kafka's DumpLogSegments --verify; costs a read of the
+ * whole log). Readers stop at damage with -EBADMSG unless opened with
+ * EVB_CONSUMER_SKIP_DAMAGE. Returns 0, -ENOENT, -EINVAL (not durable, or
+ * no such partition), -EBADMSG, -ENOMEM.
+ */
+int evb_partition_damage(evb_bus *bus, const char *topic, uint32_t partition, uint32_t flags,
+                         evb_damage *out);
+
 /** Fill up to CAP readers of one partition into OUT. Returns how many
  *  readers are attached (may exceed CAP) or -errno. */
 int evb_reader_list(evb_bus *bus, const char *topic, uint32_t partition,

@@ -15,9 +15,11 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 SEG0="00000000000000000000.log"
 
-# A synced topic of 2000 events, its tmpfs side rebuilt so every read goes
-# to disk, one byte of the value of the event at file offset AT flipped.
+# A synced topic of 2000 events (two segments), its tmpfs side wiped so
+# the next command rebuilds it and every read goes to disk, one byte of the
+# value of event N (default 300, in the older segment) flipped.
 damaged_topic() {
+    local n=${1:-300}
     rm -rf "$DATA" "$DBUS"
     drun create r --durability sync --segment-bytes 64K --ring-bytes 64K
     seq -f 'event-%06g' 0 1999 >"$TMP/lines"
@@ -25,14 +27,17 @@ damaged_topic() {
     reboot
     # The event whose frame holds byte 30000 of the first segment: flip a
     # byte of its value (the frame's last bytes hold it).
-    python3 - "$DATA/r/0/$SEG0" <<'PY'
+    python3 - "$n" "$DATA"/r/0/*.log <<'PY'
 import sys
-p = sys.argv[1]
-b = bytearray(open(p, 'rb').read())
-i = b.find(b'event-000300')
-assert i > 0, 'event 300 not found'
-b[i + 11] ^= 0x01
-open(p, 'r+b').write(b)
+want = b'event-%06d' % int(sys.argv[1])
+for p in sys.argv[2:]:
+    b = bytearray(open(p, 'rb').read())
+    i = b.find(want)
+    if i > 0:
+        b[i + 11] ^= 0x01
+        open(p, 'r+b').write(b)
+        sys.exit(0)
+sys.exit('event not found')
 PY
 }
 
@@ -70,7 +75,53 @@ assert sum(x["lost_events"] for x in evs)==1'
     end
 }
 
+test_info_reports_damage() {
+    begin "info shows damage recovery found; info --verify walks every segment"
+    damaged_topic 1900
+    drun info r
+    check "info exits 0" rc_is 0
+    check "info has the damaged column" out_has "damaged"
+    check "info: partition 0 has 1 damaged range" out_has "^0 .* 1 range"
+    drun info r --json
+    check "info --json: recovery's damage" py '
+import json,sys
+p=json.load(sys.stdin)["partitions"][0]
+d=p["damage_at_recovery"]
+assert d["ranges"]==1 and d["bytes"]>0 and d["first_position"]>=65536, d'
+    drun info r --verify
+    check "verify: damage is exit 1" rc_is 1
+    check "verify: names the partition and range" out_has "partition 0: .*damaged: 1 range"
+    check "verify: says how to read past it" err_has "skip-damage"
+
+    damaged_topic 300
+    drun info r
+    check "info: recovery walked only the newest segment" out_has "^0 .* none"
+    drun info r --verify
+    check "verify finds damage in an older segment" rc_is 1
+    check "verify: the range" out_has "partition 0: .*damaged: 1 range"
+    drun info r --verify --json
+    check "verify --json" py '
+import json,sys
+p=json.load(sys.stdin)["partitions"][0]["verify"]
+assert p["ranges"]==1 and p["bytes"]>0 and p["first_position"]<65536, p'
+    end
+}
+
+test_info_verify_clean() {
+    begin "info --verify on an intact log: exit 0"
+    rm -rf "$DATA" "$DBUS"
+    drun create c --durability sync --segment-bytes 64K --ring-bytes 64K
+    seq 1 3000 >"$TMP/lines"
+    drun_in "$TMP/lines" pub c
+    drun info c --verify
+    check "verify exits 0" rc_is 0
+    check "verify: no damage" out_has "partition 0: .*no damage"
+    end
+}
+
 test_tail_stops_at_damage
 test_tail_skips_damage
+test_info_reports_damage
+test_info_verify_clean
 
 finish

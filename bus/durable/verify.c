@@ -1,0 +1,100 @@
+/*
+ * verify.c - damage reports of a partition's log: the record the last
+ * recovery leaves (damage.found, mark_format.h) and a read-only walk of
+ * every segment over a range of positions (`evbus info --verify`). What
+ * counts as damage, and what recovery does with it, is recover.c's.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "crc32c.h"
+#include "err.h"
+#include "mark_format.h"
+#include "safe_open.h"
+#include "seg_internal.h"
+
+static int damage_path(char *out, size_t cap, const char *dir)
+{
+    int n = snprintf(out, cap, "%s/%s", dir, EVB_DAMAGE_NAME);
+    return n < 0 || (size_t)n >= cap ? -ENAMETOOLONG : 0;
+}
+
+void evb_seg_damage_note(const char *dir, const struct evb_seg_recovery *r, uint32_t mode)
+{
+    char path[PATH_MAX];
+    if (damage_path(path, sizeof path, dir))
+        return;
+    if (!r->damaged) {
+        (void)unlink(path);
+        return;
+    }
+    struct evb_damage_rec d = {.magic = EVB_DAMAGE_MAGIC, .format = EVB_DAMAGE_FORMAT_WORD,
+                               .ranges = r->damaged, .bytes = r->damaged_bytes,
+                               .first_pos = r->damaged_pos};
+    d.crc = evb_crc32c(0, &d, offsetof(struct evb_damage_rec, crc));
+    int fd = evb_open_file(AT_FDCWD, path, O_WRONLY | O_CREAT, mode, EVB_FILE_REG);
+    if (fd < 0)
+        return; /* a report: the damage itself stays on disk to be found again */
+    (void)evb_seg_write_at(fd, &d, sizeof d, 0);
+    close(fd);
+}
+
+int evb_seg_damage_read(const char *dir, struct evb_seg_damage *out)
+{
+    char path[PATH_MAX];
+    struct evb_damage_rec d;
+    *out = (struct evb_seg_damage){.first_pos = UINT64_MAX};
+    int rc = damage_path(path, sizeof path, dir);
+    if (rc)
+        return rc;
+    int fd = evb_open_file(AT_FDCWD, path, O_RDONLY, 0, EVB_FILE_REG);
+    if (fd == -ENOENT)
+        return 0;
+    if (fd < 0)
+        return evb_open_fail(fd, path);
+    rc = evb_seg_read_at(fd, &d, sizeof d, 0);
+    close(fd);
+    if (rc || d.magic != EVB_DAMAGE_MAGIC || d.format != EVB_DAMAGE_FORMAT_WORD || d.zero ||
+        d.crc != evb_crc32c(0, &d, offsetof(struct evb_damage_rec, crc)))
+        return evb_err_set(-EBADMSG, "%s: not a damage report", path);
+    out->ranges = d.ranges;
+    out->bytes = d.bytes;
+    out->first_pos = d.first_pos;
+    return 0;
+}
+
+int evb_seg_verify(const char *dir, const struct evb_seg_geom *g, uint64_t start, uint64_t end,
+                   struct evb_seg_damage *out)
+{
+    *out = (struct evb_seg_damage){.first_pos = UINT64_MAX};
+    struct evb_seg_reader sr;
+    int rc = evb_seg_reader_open(&sr, dir, g);
+    if (rc)
+        return rc;
+    /* The reader's skip mode is the walk: every frame checked as a reader
+     * checks it, each run of skipped bytes one damaged range. */
+    sr.skip_damage = true;
+    start -= start % EVB_FRAME_ALIGN;
+    evb_seg_reader_seek(&sr, start, 0, true);
+    struct evb_frame_view v;
+    for (;;) {
+        uint64_t from = sr.pos;
+        rc = evb_seg_read(&sr, end, &v);
+        uint64_t lost = rc == 0 ? v.lost_bytes : rc == -EAGAIN ? sr.lost_bytes : 0;
+        if (lost) {
+            out->ranges++;
+            out->bytes += lost;
+            if (from < out->first_pos)
+                out->first_pos = from;
+        }
+        if (rc)
+            break;
+    }
+    out->checked_bytes = sr.pos > start ? sr.pos - start : 0;
+    evb_seg_reader_close(&sr);
+    return rc == -EAGAIN ? 0 : rc;
+}
