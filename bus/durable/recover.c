@@ -101,6 +101,16 @@ static int scan_segment(struct evb_seg *s, const char *dir, const struct evb_seg
         int why = evb_seg_misfit(s, g, at, &len);
         if (why)
             return misfit_error(dir, g, base, at, why, len);
+        /* A range past the durable mark without a valid frame, valid
+         * frames after it, may be writeback that reached the disk out of
+         * order before a crash (a hole of zeros, never acknowledged as
+         * durable). It is counted as damage like any other, not padded
+         * over nor cut: the mark is not synced itself and may lag, so
+         * such a range may as well be synced bytes the medium lost, which
+         * a pad would turn silently into "aborted" events; cutting would
+         * drop the valid frames after it and hand their offsets out again.
+         * Kept, it is reported (info) and readers choose to stop or skip
+         * it (EVB_CONSUMER_SKIP_DAMAGE), losing nothing more. */
         uint64_t q = evb_seg_resync(s, g, at + EVB_FRAME_ALIGN, seg_end, &fr);
         if (q == seg_end)
             break;

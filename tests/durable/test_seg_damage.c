@@ -316,3 +316,32 @@ Test(seg_damage, other_segment_size_is_a_config_error)
     g.segment_bytes = geom.segment_bytes / 2;
     misfit(g, false, "segment_bytes");
 }
+
+/* Past the mark, a hole of zeros with valid frames after it (writeback
+ * reached the disk out of order before a crash) is kept and counted as
+ * damage, not padded or cut: see recover.c on holes past the mark. The
+ * valid frames after it stay readable (skip mode) and their offsets are
+ * never handed out again. */
+Test(seg_damage, hole_past_the_mark_before_valid_frames_is_damage)
+{
+    build(2 * SEG + SEG / 2);
+    write_segments(4);
+    const struct rec *m = &lg.fr[data_at_or_below(lg.pos - 8000)];
+    evb_seg_mark_durable(dir, m->pos, m->offset, 0644);
+    const struct rec *h = &lg.fr[data_at_or_below(lg.pos - 4000)];
+    uint32_t len = frame_at(h->pos)->len;
+    uint8_t *zero = calloc(1, evb_align_frame(len));
+    patch_seg(h->pos, zero, evb_align_frame(len));
+    free(zero);
+    struct evb_seg_recovery rec = recover_ok();
+    cr_expect_eq(rec.end_pos, lg.pos, "valid frames after the hole were cut");
+    cr_expect_eq(rec.end_offset, lg.offset, "an offset would be handed out twice");
+    cr_expect_eq(rec.dropped_bytes, 0);
+    cr_expect_eq(rec.damaged, 1);
+    cr_expect_eq(rec.damaged_pos, h->pos);
+    cr_expect_eq(rec.damaged_bytes, evb_align_frame(len));
+    uint64_t lost_events, lost_bytes, end_off;
+    size_t seen = read_skipping(lg.pos, &lost_events, &lost_bytes, &end_off);
+    cr_expect_eq(seen, events_below(lg.pos) - 1);
+    cr_expect_eq(lost_events, 1);
+}
