@@ -142,7 +142,9 @@ static int claim_wait(evb_producer *p, struct evb_ring_producer *rp, uint32_t le
         if (evb_spin_once(&spin)) {
             /* paused */
         } else if (r->durable) {
-            evb_ring_producer_unblock(rp);
+            /* Damage found while blocked (shm/pad.c) ends the wait. */
+            if ((rc = evb_ring_producer_unblock(rp)))
+                return rc;
             rc = evb_ring_claim(rp, len, events, c);
             if (rc != -EAGAIN)
                 return rc;
@@ -150,7 +152,8 @@ static int claim_wait(evb_producer *p, struct evb_ring_producer *rp, uint32_t le
         } else {
             sched_yield();
         }
-        evb_ring_producer_unblock(rp);
+        if ((rc = evb_ring_producer_unblock(rp)))
+            return rc;
         rc = evb_ring_claim(rp, len, events, c);
         if (rc != -EAGAIN)
             return rc;

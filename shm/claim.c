@@ -139,6 +139,35 @@ static int pending_claim(const struct evb_ring *r, uint64_t pend, uint64_t pos)
 }
 
 /*
+ * A durable ring's flushed word F, seen after our tail snapshot POS, must
+ * be a position the flusher can have published: aligned, not below the
+ * ring's base, not past the tail, and no more than a capacity behind it
+ * (producers never claim past flushed + capacity). Anything else is a
+ * hostile or garbage word in F or in the tail: trusting it would wedge
+ * every producer below an unreachable limit. Runs with the limit refresh
+ * (once a lap, or while blocked), never per event.
+ */
+static int check_flushed(const struct evb_ring *r, uint64_t f, uint64_t pos)
+{
+    if (f > pos) {
+        /* F was loaded after POS and both only grow: look at the tail
+         * again. T1: acquire, after the acquire load of flushed, so any
+         * claim the flusher's frames came from is seen. */
+        uint64_t t = atomic_load_explicit(&r->hdr->tail.pos, memory_order_acquire);
+        if (f <= t)
+            return 0;
+        pos = t;
+    }
+    if (f % EVB_FRAME_ALIGN || f < r->base_pos || f > pos || pos - f > r->capacity)
+        return evb_err_set(-EBADMSG, "partition %u: flushed %llu does not fit the tail "
+                           "%llu (base %llu, capacity %llu)", r->partition,
+                           (unsigned long long)f, (unsigned long long)pos,
+                           (unsigned long long)r->base_pos,
+                           (unsigned long long)r->capacity);
+    return 0;
+}
+
+/*
  * Recompute the producer limit: no claim may end past (oldest gating cursor
  * or oldest pending claim) + capacity. Runs about once a lap, or while
  * blocked. -EBADMSG (limit left at 0, so nothing is claimed) when a slot's
@@ -156,6 +185,11 @@ static int refresh_limit(struct evb_ring_producer *p, uint64_t pos)
          * its release store of flushed (bus/flusher.c), made after the
          * write that read those bytes completed: we overwrite them after. */
         uint64_t f = atomic_load_explicit(&r->hdr->flushed, memory_order_acquire);
+        int bad = check_flushed(r, f, pos);
+        if (bad) {
+            p->limit = 0;
+            return bad;
+        }
         if (f < min)
             min = f;
     }
@@ -429,12 +463,12 @@ void evb_ring_producer_detach(struct evb_ring_producer *p)
  * readers' slots, pad dead producers' holes that hold the ring, and force a
  * fresh limit.
  */
-void evb_ring_producer_unblock(struct evb_ring_producer *p)
+int evb_ring_producer_unblock(struct evb_ring_producer *p)
 {
     struct evb_ring *r = p->r;
     uint64_t now = evb_mono_ns();
     if (now < p->next_check)
-        return;
+        return 0;
     p->next_check = now + r->dead_ns / 4;
     evb_ring_reap_readers(r);
 
@@ -442,17 +476,21 @@ void evb_ring_producer_unblock(struct evb_ring_producer *p)
      * claimed but uncommitted frame, time it and try to pad it. */
     uint64_t tpos, toff;
     evb_ring_load_tail(r, &tpos, &toff);
-    /* A corrupt slot: nothing to time or pad; the next claim reports it. */
-    if (refresh_limit(p, tpos)) {
+    /* A corrupt slot or flushed word: nothing to time or pad. */
+    int rc = refresh_limit(p, tpos);
+    if (rc) {
         p->limit = 0;
-        return;
+        return rc;
     }
     uint64_t min = p->limit - r->capacity;
     if (min != p->blocked_pos) {
         p->blocked_pos = min;
         p->blocked_since = now;
     }
+    /* A hole held past every padding bound, or an impossible intent, is
+     * damage (pad.c): say so, rather than wait on it for ever. */
     if (min < tpos)
-        evb_ring_unblock(r, min, now - p->blocked_since);
+        rc = evb_ring_hole_verdict(r, min, now - p->blocked_since);
     p->limit = 0;
+    return rc < 0 ? rc : 0;
 }

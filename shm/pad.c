@@ -16,6 +16,7 @@
 
 #include <errno.h>
 
+#include "err.h"
 #include "frame.h"
 
 struct hole {
@@ -95,12 +96,37 @@ static bool is_boundary(struct evb_ring *r, uint64_t pos, uint64_t offset)
     return false;
 }
 
+/*
+ * Could IN be what evb_ring_claim() wrote? A claim is 1..65535 events of
+ * at most max_frame bytes each, aligned, at most half the ring, and its
+ * end pad (if any) runs exactly to the end of the lap. Whether it still
+ * matches the ring (ends at the tail or at the next claim) is find_hole's
+ * question; this one is about the slot alone: an intent no producer can
+ * write is damage, and obeying it could only make a padder guess or a
+ * ring wait on a hole nobody can fill. Null when possible, else which
+ * field is impossible.
+ */
+static const char *impossible_intent(const struct evb_ring *r, const struct intent *in)
+{
+    if (in->pos % EVB_FRAME_ALIGN)
+        return "intent position";
+    if (!in->events || in->events > UINT16_MAX)
+        return "intent events";
+    if (!in->len || in->len % EVB_FRAME_ALIGN || in->len > r->capacity / 2 ||
+        in->len > (uint64_t)r->max_frame * in->events)
+        return "intent length";
+    if (in->pad && (in->pad % EVB_FRAME_ALIGN || (in->pos & r->mask) + in->pad != r->capacity))
+        return "intent pad";
+    return NULL;
+}
+
 static bool same_hole(const struct hole *a, const struct hole *b)
 {
     return a->end == b->end && a->offset == b->offset && a->events == b->events;
 }
 
-/* Find the one claim that covers POS; 1 found, 0 none or ambiguous. */
+/* Find the one claim that covers POS; 1 found, 0 none or ambiguous,
+ * -EBADMSG when a pending intent that names POS is impossible. */
 static int find_hole(struct evb_ring *r, uint64_t pos, uint64_t tpos, uint64_t toff,
                      struct hole *out)
 {
@@ -112,6 +138,17 @@ static int find_hole(struct evb_ring *r, uint64_t pos, uint64_t tpos, uint64_t t
         struct intent in;
         if (!owner || !read_intent(s, &in))
             continue;
+        if (pos == in.pos || pos == in.pos + in.pad) {
+            /* Read whole under the seqlock and still pending: the slot
+             * says this, and no producer would have written it. */
+            const char *bad = impossible_intent(r, &in);
+            if (bad)
+                return evb_err_set(-EBADMSG, "partition %u: producer slot %u: %s "
+                                   "(pos %llu, pad %u, len %u, events %u) cannot describe "
+                                   "the claim at position %llu", r->partition, i, bad,
+                                   (unsigned long long)in.pos, in.pad, in.len, in.events,
+                                   (unsigned long long)pos);
+        }
         struct hole h = {.pos = pos, .owner = owner, .slot = s, .intent_pos = in.pos,
                          .end = 0, .offset = 0, .events = 0};
         if (in.pad && pos == in.pos) {
@@ -159,8 +196,9 @@ int evb_ring_unblock(struct evb_ring *r, uint64_t pos, uint64_t waited_ns)
         return 1;
 
     struct hole h = {0};
-    if (!find_hole(r, pos, tpos, toff, &h))
-        return 0;
+    int found = find_hole(r, pos, tpos, toff, &h);
+    if (found <= 0)
+        return found;
     bool dead = (h.owner >> 32) != (evb_proc_self() >> 32) && !evb_proc_alive(h.owner);
     if (!dead && waited_ns < r->stall_ns)
         return 0;
@@ -214,6 +252,43 @@ int evb_ring_unblock(struct evb_ring *r, uint64_t pos, uint64_t waited_ns)
     return 1;
 }
 
+/*
+ * Nothing committed at POS, below the tail, for WAITED_NS. Every claim is
+ * padded by stall_ns + dead_ns if it is a claim at all: a dead producer's
+ * within dead_ns, a live one's once it stalled stall_ns (each waiter
+ * offers the hole every dead_ns/4). So a stamp that stays uncommitted past
+ * that, and that one more offer cannot resolve, is one no intent explains
+ * (a garbage tail, a torn or stuck intent seqlock, a pending word that
+ * names another place): the ring is damaged at POS. Waiting on would hang
+ * every reader, producer and flusher behind it, so it is reported. A torn
+ * intent read or a producer between its commit and its next intent cannot
+ * last that long.
+ */
+int evb_ring_hole_verdict(struct evb_ring *r, uint64_t pos, uint64_t waited_ns)
+{
+    int rc = evb_ring_unblock(r, pos, waited_ns);
+    if (rc || waited_ns < r->stall_ns + r->dead_ns)
+        return rc;
+    /* An unaligned position (a gating reader's garbage cursor holding a
+     * producer) is no frame: name it without loading a stamp there. */
+    if (pos % EVB_FRAME_ALIGN)
+        return evb_err_set(-EBADMSG, "partition %u: held at position %llu, not aligned, "
+                           "for %llu ms", r->partition, (unsigned long long)pos,
+                           (unsigned long long)(waited_ns / 1000000u));
+    /* A1: acquire, as any stamp load of a reader. */
+    uint64_t st = atomic_load_explicit(&evb_ring_frame(r, pos)->stamp, memory_order_acquire);
+    /* T1: acquire; lapped meanwhile is the caller's lap check's business. */
+    uint64_t t = atomic_load_explicit(&r->hdr->tail.pos, memory_order_acquire);
+    if (evb_stamp_is_committed(st, pos))
+        return 1;
+    if (pos >= t || t - pos > r->capacity)
+        return 0;
+    return evb_err_set(-EBADMSG, "partition %u: stamp 0x%llx at position %llu, below the "
+                       "tail %llu, not committed after %llu ms and no claim covers it",
+                       r->partition, (unsigned long long)st, (unsigned long long)pos,
+                       (unsigned long long)t, (unsigned long long)(waited_ns / 1000000u));
+}
+
 int evb_ring_hole_check(struct evb_ring *r, struct evb_hole_timer *h, uint64_t pos)
 {
     /* Acquire: a tail past POS means a claim covers it, and its intent is
@@ -233,7 +308,7 @@ int evb_ring_hole_check(struct evb_ring *r, struct evb_hole_timer *h, uint64_t p
     if (now < h->next_check)
         return 0;
     h->next_check = now + r->dead_ns / 4;
-    return evb_ring_unblock(r, pos, now - h->since) == 1;
+    return evb_ring_hole_verdict(r, pos, now - h->since);
 }
 
 void evb_ring_reap_producers(struct evb_ring *r)

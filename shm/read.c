@@ -98,51 +98,16 @@ static int check_offset(struct evb_ring_reader *rd, uint64_t off)
  * Returns 1 to retry at once, -EAGAIN to wait. */
 #define EVB_TAIL_PEEK 256u
 
-/*
- * Nothing committed at POS, below the tail, for as long as the hole timer
- * has run. Every claim is padded by then if it is a claim at all: a dead
- * producer's within dead_ns, a live one's once it stalled stall_ns
- * (evb_ring_unblock, offered every dead_ns/4). So a stamp that stays
- * uncommitted past stall_ns + dead_ns, and that one more offer cannot
- * resolve, is one no intent explains (pad.c finds none): the ring is
- * damaged at POS. Waiting on would hide the rest of the partition, so it
- * is reported, and sticks. A torn intent read or a producer between its
- * commit and its next intent cannot last that long. Returns 1 to retry,
- * -EAGAIN to wait, or -EBADMSG.
- */
-static int unexplained(struct evb_ring_reader *rd, uint64_t pos)
-{
-    struct evb_ring *r = rd->r;
-    if (rd->hole.pos != pos)
-        return -EAGAIN;
-    uint64_t waited = evb_mono_ns() - rd->hole.since;
-    if (waited < r->stall_ns + r->dead_ns)
-        return -EAGAIN;
-    if (evb_ring_unblock(r, pos, waited) == 1)
-        return 1;
-    /* A1: acquire, as any stamp load of a reader. */
-    uint64_t st = atomic_load_explicit(&evb_ring_frame(r, pos)->stamp, memory_order_acquire);
-    /* T1: acquire; lapped meanwhile is the lap check's business. */
-    uint64_t t = atomic_load_explicit(&r->hdr->tail.pos, memory_order_acquire);
-    if (evb_stamp_is_committed(st, pos))
-        return 1;
-    if (pos >= t || t - pos > r->capacity)
-        return -EAGAIN;
-    rd->failed = evb_err_set(-EBADMSG, "partition %u: stamp 0x%llx at position %llu, below "
-                             "the tail %llu, not committed after %llu ms and no claim "
-                             "covers it", r->partition, (unsigned long long)st,
-                             (unsigned long long)pos, (unsigned long long)t,
-                             (unsigned long long)(waited / 1000000u));
-    return rd->failed;
-}
-
 static int not_ready(struct evb_ring_reader *rd, uint64_t pos)
 {
     if ((++rd->idle_polls % EVB_TAIL_PEEK) != 0)
         return -EAGAIN;
-    if (evb_ring_hole_check(rd->r, &rd->hole, pos) == 1)
-        return 1;
-    return unexplained(rd, pos);
+    /* 1 or -EAGAIN; -EBADMSG sticks: a hole that nothing explains is
+     * damage, and waiting on would hide the rest of the partition. */
+    int rc = evb_ring_hole_check(rd->r, &rd->hole, pos);
+    if (rc < 0)
+        return rd->failed = rc;
+    return rc == 1 ? 1 : -EAGAIN;
 }
 
 int evb_ring_read(struct evb_ring_reader *rd, struct evb_frame_view *v)
@@ -296,7 +261,7 @@ int evb_ring_oldest(struct evb_ring *r, uint64_t *pos, uint64_t *offset)
             continue;
         *pos = at;
         /* Not committed: in flight, a hole, or damage. Only a reader that
-         * waits there can tell (it times holes, read.c unexplained()). */
+         * waits there can tell (it times holes, evb_ring_hole_verdict()). */
         if (!evb_stamp_is_committed(st, at))
             return -EAGAIN;
         *offset = off;

@@ -103,8 +103,10 @@ int evb_ring_claim(struct evb_ring_producer *p, uint32_t len, uint32_t events,
 /* Frames 2..n (stores their stamps), then frame 1 (CAS). 0 or -ECANCELED. */
 int evb_ring_commit(struct evb_ring_producer *p, struct evb_ring_claim *c);
 int evb_ring_abort(struct evb_ring_producer *p, struct evb_ring_claim *c);
-/* Slow path of a blocked producer: reap dead readers, pad dead holes. */
-void evb_ring_producer_unblock(struct evb_ring_producer *p);
+/* Slow path of a blocked producer: reap dead readers, pad dead holes.
+ * -EBADMSG (message set) when what holds the producer is damage: an
+ * impossible intent, or a hole nothing resolves (evb_ring_hole_verdict). */
+int evb_ring_producer_unblock(struct evb_ring_producer *p);
 
 /* A claimed but uncommitted frame a walk is stopped at, being timed. */
 struct evb_hole_timer {
@@ -113,14 +115,21 @@ struct evb_hole_timer {
     uint64_t next_check;  /* mono ns of the next offer to evb_ring_unblock */
 };
 /* pad.c: nothing is committed at POS. While the tail is past it, time it
- * and, every dead_ns/4, offer it to evb_ring_unblock(). 1: resolved (read
- * POS again), 0: keep waiting. Shared by readers and the flusher. */
+ * and, every dead_ns/4, offer it to evb_ring_hole_verdict(). 1: resolved
+ * (read POS again), 0: keep waiting, -EBADMSG: the ring is damaged there
+ * (message set; the caller should make it stick). Shared by readers and
+ * the flusher. */
 int evb_ring_hole_check(struct evb_ring *r, struct evb_hole_timer *h, uint64_t pos);
 
 /* pad.c: resolve an uncommitted claim at POS that has kept a reader waiting
  * WAITED_NS. 1: resolved (padded now or already committed), 0: not allowed
- * yet (owner alive and not stalled), <0 error. */
+ * yet (owner alive and not stalled), -EBADMSG: a pending intent naming POS
+ * is one no producer can write (message set). */
 int evb_ring_unblock(struct evb_ring *r, uint64_t pos, uint64_t waited_ns);
+/* pad.c: evb_ring_unblock(), and once WAITED_NS passed stall_ns + dead_ns
+ * (every claim is padded by then), -EBADMSG for a hole still below the
+ * tail that nothing resolves. */
+int evb_ring_hole_verdict(struct evb_ring *r, uint64_t pos, uint64_t waited_ns);
 /* Free the slots of dead producers whose claims are all resolved. */
 void evb_ring_reap_producers(struct evb_ring *r);
 

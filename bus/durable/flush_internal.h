@@ -118,6 +118,15 @@ void evb_flush_publish_durable(struct evb_ring *r, uint64_t pos);
 /* durable_wait.c: FP failed with ERR (sticky): tell the waiters. */
 void evb_flush_fail(struct fpart *fp, int err);
 
+/* durable_wait.c: -EBADMSG (message set) unless FLUSHED and DURABLE, as
+ * loaded from R's header, fit its tail and base (and the log start is in
+ * range); at a takeover, before anything is trusted. */
+int evb_flush_check_words(const struct evb_ring *r, uint64_t flushed, uint64_t durable,
+                          uint64_t seg_bytes);
+/* durable_wait.c: -EBADMSG unless the tail can follow FP's written
+ * position; once per round. */
+int evb_flush_check_tail(struct fpart *fp);
+
 /* flush_lock.c: take FP's flush lock unless it is not time to try yet;
  * resumes from the ring's flushed position. True when held. */
 bool evb_flush_take(struct evb_flush *fl, struct fpart *fp, uint64_t now);

@@ -107,6 +107,19 @@ bool evb_flush_take(struct evb_flush *fl, struct fpart *fp, uint64_t now)
      * below them happened before, and we only append after them. */
     fp->written = atomic_load_explicit(&h->flushed, memory_order_acquire);
     fp->synced = atomic_load_explicit(&h->durable, memory_order_acquire);
+    /* Trust neither before it is checked against the tail (a garbage
+     * flushed would send sync_behind over every segment name below it). */
+    int bad = evb_flush_check_words(fp->r, fp->written, fp->synced, fl->cfg.segment_bytes);
+    if (bad) {
+        fp->failed = bad;
+        /* E1: relaxed; published by the sync bell below. The words are
+         * left as found: they are the evidence. */
+        atomic_store_explicit(&h->flush_error, bad, memory_order_relaxed);
+        evb_bell_ring(&h->sync_bell);
+        evb_bell_ring(&h->flush_bell);
+        evb_flush_release(fp);
+        return false;
+    }
     if (fp->synced > fp->written)
         fp->synced = fp->written;
     fp->walk = fp->written;

@@ -38,8 +38,16 @@ static void walk(struct evb_flush *fl, struct fpart *fp, uint64_t limit)
         int kind = evb_frame_decode(f, stamp, pos, room, r->max_frame, &st);
         if (kind == EVB_FRAME_NONE) {
             /* Not committed: time it if it is a hole (shm/pad.c). */
-            if (evb_ring_hole_check(r, &fp->hole, pos) == 1)
+            int rc = evb_ring_hole_check(r, &fp->hole, pos);
+            if (rc == 1)
                 continue; /* padded or committed now: look again */
+            if (rc < 0) {
+                /* Damage no padder can explain: stop, and tell the sync
+                 * waiters and producers rather than wait for ever. */
+                fp->walk = pos;
+                evb_flush_fail(fp, evb_err_prefix(rc, "flushing stopped"));
+                return;
+            }
             break;
         }
         if (kind == EVB_FRAME_BAD) {
@@ -101,6 +109,13 @@ bool evb_flush_prepare(struct evb_flush *fl, struct fpart *fp, uint64_t now)
     }
     if (fp->lock_fd < 0 || fp->failed)
         return false;
+    /* Once a round, not per frame: a tail that cannot follow what this
+     * flusher wrote is a garbage word, not a reason to walk. */
+    int bad = evb_flush_check_tail(fp);
+    if (bad) {
+        evb_flush_fail(fp, bad);
+        return false;
+    }
     /* Segment full and synced: start the next. */
     if (fp->written == fp->seg_base + cfg->segment_bytes && fp->synced == fp->written) {
         int rc = evb_flush_seg_open(fl, fp, fp->written);

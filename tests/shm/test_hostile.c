@@ -111,3 +111,79 @@ Test(ring_hostile, pending_more_than_a_lap_below_the_tail_does_not_wedge)
         evb_ring_close(&r);
     }
 }
+
+/* Claim as a blocked producer does (claim, unblock, claim again) until
+ * something other than -EAGAIN, or TIMEOUT_MS. */
+static int claim_blocked(struct evb_ring_producer *p, struct evb_ring_claim *c,
+                         int timeout_ms)
+{
+    uint64_t end = evb_mono_ns() + (uint64_t)timeout_ms * 1000000u;
+    int rc;
+    while ((rc = evb_ring_claim(p, 64, 1, c)) == -EAGAIN && evb_mono_ns() < end) {
+        int u = evb_ring_producer_unblock(p);
+        if (u)
+            return u;
+    }
+    return rc;
+}
+
+/*
+ * Issue 9, defect 2, the timing half: a dead owner's slot pending at the
+ * old tail whose intent can never be read (its seqlock stuck odd), the
+ * tail a whole ring further. Nothing can pad the hole and the limit sits
+ * on it. Every claim is padded within stall_ns + dead_ns if it is one at
+ * all, so from then on the producer gets -EBADMSG, not an endless wait;
+ * and not before (a slow claimant is not damage).
+ */
+Test(ring_hostile, hole_no_intent_explains_is_ebadmsg_after_the_padding_bound)
+{
+    struct evb_ring r;
+    struct evb_ring_producer p;
+    struct evb_ring_claim c;
+    tr_ring(&r, NULL);
+    r.stall_ns = 100ull * 1000 * 1000;
+    tr_set_tail(&r, 4096, 64);
+    struct evb_producer_slot *s = &r.pslots[BAD_SLOT];
+    TR_ST(s->intent_seq, 3);
+    TR_ST(s->pending, 4096);
+    TR_ST(s->owner, tr_owner_dead());
+    tr_set_tail(&r, 4096 + TR_CAP, 65);
+    cr_assert_eq(evb_ring_producer_attach(&p, &r, 1), 0);
+    uint64_t t0 = evb_mono_ns();
+    int rc = claim_blocked(&p, &c, 3000);
+    uint64_t took = (evb_mono_ns() - t0) / 1000000u;
+    cr_expect_eq(rc, -EBADMSG, "still %d after %llu ms", rc, (unsigned long long)took);
+    cr_expect_geq(took * 1000000u, r.stall_ns + r.dead_ns, "reported after %llu ms only",
+                  (unsigned long long)took);
+    cr_expect(strstr(evb_err_get(), "no claim covers it"), "%s", evb_err_get());
+    /* The hole is damage, and stays reported. */
+    cr_expect_eq(claim_blocked(&p, &c, 1000), -EBADMSG);
+    evb_ring_producer_detach(&p);
+    evb_ring_close(&r);
+}
+
+/* The same hole with a readable intent that no claim can have: reported
+ * at the first offer, by the producer and by a reader, without waiting
+ * for the padding bound (here an hour). */
+Test(ring_hostile, impossible_intent_is_ebadmsg_at_once_for_producer_and_reader)
+{
+    struct evb_ring r;
+    struct evb_ring_producer p;
+    struct evb_ring_claim c;
+    struct evb_ring_reader rd;
+    struct evb_frame_view v;
+    tr_ring(&r, NULL);
+    tr_set_tail(&r, 4096, 64);
+    cr_assert_eq(evb_ring_reader_attach(&rd, &r, EVB_SLOT_SUBSCRIBER, "", EVB_POS_NONE, 0),
+                 0);
+    tr_intent(&r, BAD_SLOT, tr_owner_dead(), 4096, 64, 0, 1u << 20, 1);
+    tr_set_tail(&r, 4096 + TR_CAP, 65);
+    cr_assert_eq(evb_ring_producer_attach(&p, &r, 1), 0);
+    cr_expect_eq(claim_blocked(&p, &c, 2000), -EBADMSG);
+    cr_expect(strstr(evb_err_get(), "intent length"), "%s", evb_err_get());
+    cr_expect_eq(tr_read_wait(&rd, &v, 2000), -EBADMSG);
+    cr_expect(strstr(evb_err_get(), "intent length"), "%s", evb_err_get());
+    evb_ring_reader_detach(&rd);
+    evb_ring_producer_detach(&p);
+    evb_ring_close(&r);
+}
