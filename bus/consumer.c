@@ -382,7 +382,9 @@ static void fill_event(evb_event *ev, const struct evb_frame_view *v, uint32_t p
     ev->value_len = v->value_len;
     ev->partition = part;
     ev->type = f->type;
-    ev->flags = f->flags;
+    /* The layout bit is the library's (shm/ring_format.h), not the
+     * application's. */
+    ev->flags = v->flags & (uint16_t)~EVB_FRAME_F_VALUE_ALIGNED;
     /* Relaxed atomic: F may be a ring frame whose losing padder is still
      * storing the same offset (shm/frame.h, evb_frame_set_claim). */
     ev->offset = __atomic_load_n(&f->offset, __ATOMIC_RELAXED);

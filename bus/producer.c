@@ -170,19 +170,28 @@ static int check_size(const evb_producer *p, uint32_t key_len, uint32_t value_le
     return 0;
 }
 
-/* Header and key of one frame (frame.h); the value is the caller's to fill. */
-static void write_frame(struct evb_frame *f, uint64_t offset, uint64_t ts, uint64_t seq,
-                        uint32_t producer_id, const void *key, uint32_t key_len,
-                        uint32_t value_len, uint16_t type, uint32_t claim_len,
-                        uint16_t claim_events)
+/* Header and key of one frame (frame.h); returns where the value goes,
+ * 8-aligned, for the caller to fill. The key's padding is zeroed, so no
+ * byte of an older lap stays between key and value (and the checksum of
+ * equal events is equal). */
+static uint8_t *write_frame(struct evb_frame *f, uint64_t offset, uint64_t ts, uint64_t seq,
+                            uint32_t producer_id, const void *key, uint32_t key_len,
+                            uint32_t value_len, uint16_t type, uint32_t claim_len,
+                            uint16_t claim_events)
 {
     evb_frame_init(f, &(struct evb_frame_fields){
                           .offset = offset, .timestamp_ns = ts, .producer_seq = seq,
                           .producer_id = producer_id, .key_len = key_len,
                           .value_len = value_len, .type = type, .claim_len = claim_len,
                           .claim_events = claim_events});
-    if (key_len)
-        memcpy((uint8_t *)f + EVB_FRAME_HDR, key, key_len);
+    uint8_t *k = (uint8_t *)f + EVB_FRAME_HDR;
+    uint8_t *value = (uint8_t *)f + evb_frame_value_at(key_len, EVB_FRAME_F_VALUE_ALIGNED);
+    if (key_len) {
+        /* The last aligned word of the key first, then the key over it. */
+        memset(value - EVB_FRAME_ALIGN, 0, EVB_FRAME_ALIGN);
+        memcpy(k, key, key_len);
+    }
+    return value;
 }
 
 EVB_EXPORT int evb_claim(evb_producer *p, int32_t partition, const void *key,
@@ -199,16 +208,16 @@ EVB_EXPORT int evb_claim(evb_producer *p, int32_t partition, const void *key,
     struct evb_ring_producer *rp = ring_producer(p, (uint32_t)part, &rc);
     if (rc)
         return rc;
-    uint32_t len = (uint32_t)evb_align_frame(EVB_FRAME_HDR + (uint64_t)key_len + value_len);
+    uint32_t len = (uint32_t)evb_frame_bytes(key_len, value_len);
     struct evb_ring_claim *rc_ = &p->claim;
     if ((rc = claim_wait(p, rp, len, 1, rc_)))
         return rc;
     struct evb_frame *f = evb_ring_frame(rp->r, rc_->data_pos);
-    write_frame(f, rc_->offset, evb_real_ns(), p->seq[part]++, p->producer_id, key, key_len,
-                value_len, 0, len, 1);
+    uint8_t *value = write_frame(f, rc_->offset, evb_real_ns(), p->seq[part]++,
+                                 p->producer_id, key, key_len, value_len, 0, len, 1);
     p->claim_open = true;
     p->claim_part = (uint32_t)part;
-    c->value = (uint8_t *)f + EVB_FRAME_HDR + key_len;
+    c->value = value;
     c->value_len = value_len;
     c->partition = (uint32_t)part;
     c->offset = rc_->offset;
@@ -259,7 +268,7 @@ static int publish_run(evb_producer *p, uint32_t part, const evb_msg *m, size_t 
         return rc;
     uint64_t len = 0;
     for (size_t i = 0; i < n; i++)
-        len += evb_align_frame(EVB_FRAME_HDR + (uint64_t)m[i].key_len + m[i].value_len);
+        len += evb_frame_bytes(m[i].key_len, m[i].value_len);
     struct evb_ring_claim c;
     if ((rc = claim_wait(p, rp, (uint32_t)len, (uint32_t)n, &c)))
         return rc;
@@ -267,11 +276,11 @@ static int publish_run(evb_producer *p, uint32_t part, const evb_msg *m, size_t 
     uint64_t pos = c.data_pos;
     for (size_t i = 0; i < n; i++) {
         struct evb_frame *f = evb_ring_frame(rp->r, pos);
-        write_frame(f, c.offset + i, ts, p->seq[part]++, p->producer_id, m[i].key,
-                    m[i].key_len, m[i].value_len, m[i].type, i ? 0 : (uint32_t)len,
-                    i ? 0 : (uint16_t)n);
+        uint8_t *value = write_frame(f, c.offset + i, ts, p->seq[part]++, p->producer_id,
+                                     m[i].key, m[i].key_len, m[i].value_len, m[i].type,
+                                     i ? 0 : (uint32_t)len, i ? 0 : (uint16_t)n);
         if (m[i].value_len)
-            memcpy((uint8_t *)f + EVB_FRAME_HDR + m[i].key_len, m[i].value, m[i].value_len);
+            memcpy(value, m[i].value, m[i].value_len);
         seal(p, f);
         pos += evb_align_frame(f->len);
     }
@@ -335,11 +344,11 @@ EVB_EXPORT int evb_publish_batch(evb_producer *p, const evb_msg *msgs, size_t n)
         /* Extend the run while messages go to the same partition and the
          * claim stays within a quarter ring. */
         size_t k = 1;
-        uint64_t bytes = evb_align_frame(EVB_FRAME_HDR + (uint64_t)m->key_len + m->value_len);
+        uint64_t bytes = evb_frame_bytes(m->key_len, m->value_len);
         uint64_t max = p->tm->cfg.ring_bytes / 4;
         while (done + k < n && k < UINT16_MAX) {
             const evb_msg *x = &msgs[done + k];
-            uint64_t b = evb_align_frame(EVB_FRAME_HDR + (uint64_t)x->key_len + x->value_len);
+            uint64_t b = evb_frame_bytes(x->key_len, x->value_len);
             if (bytes + b > max || check_size(p, x->key_len, x->value_len) ||
                 (x->key_len && !x->key) || (x->value_len && !x->value))
                 break;

@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "bus_internal.h"
+#include "frame.h"
 
 int evb_name_check(const char *name, const char *what)
 {
@@ -67,7 +68,7 @@ static int data_topic_dir(evb_bus *bus, const char *topic, char *out, size_t cap
 
 static uint32_t max_frame_of(const evb_topic_config *cfg)
 {
-    return (uint32_t)evb_align_frame((uint64_t)cfg->max_event_bytes + EVB_FRAME_HDR);
+    return (uint32_t)evb_frame_max(cfg->max_event_bytes);
 }
 
 /* Rename the finished directory TMP to DIR, never over another. */

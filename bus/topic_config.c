@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "bus_internal.h"
+#include "frame.h"
 #include "safe_open.h"
 #include "topic_config_format.h"
 
@@ -51,7 +52,9 @@ int evb_topic_config_check(const evb_topic_config *cfg)
         return evb_err_set(-EINVAL, "ring bytes %llu: need a power of two in [%u, %llu]",
                            (unsigned long long)rb, EVB_RING_MIN_CAPACITY,
                            (unsigned long long)EVB_RING_MAX_CAPACITY);
-    uint64_t frame = evb_align_frame((uint64_t)cfg->max_event_bytes + EVB_FRAME_HDR);
+    /* The key's padding included (shm/frame.h), so the bound stated is
+     * the bound accepted. */
+    uint64_t frame = evb_frame_max(cfg->max_event_bytes);
     if (!cfg->max_event_bytes || frame > rb / 4)
         return evb_err_set(-EINVAL, "max event bytes %u: need 1..%llu for a %llu-byte ring",
                            cfg->max_event_bytes,

@@ -36,6 +36,38 @@ static inline void evb_frame_set_claim(struct evb_frame *f, uint64_t offset,
     __atomic_store_n(&f->claim_events, claim_events, __ATOMIC_RELAXED);
 }
 
+/* Where a frame's value starts (bytes from the frame start): after the
+ * key rounded up to 8 in frames that say so (all this version writes),
+ * right after the key in older ones. Frames are 8-aligned, so such a
+ * value is too. */
+static inline uint64_t evb_frame_value_at(uint32_t key_len, uint16_t flags)
+{
+    return EVB_FRAME_HDR + ((flags & EVB_FRAME_F_VALUE_ALIGNED)
+                                ? evb_align_frame(key_len) : key_len);
+}
+
+/* The frame length (unaligned, as in evb_frame.len) of an event of
+ * KEY_LEN and VALUE_LEN bytes as this version writes it. */
+static inline uint64_t evb_frame_len(uint64_t key_len, uint64_t value_len)
+{
+    return EVB_FRAME_HDR + evb_align_frame(key_len) + value_len;
+}
+
+/* Ring bytes (aligned) of such an event: what a claim reserves for it. */
+static inline uint64_t evb_frame_bytes(uint64_t key_len, uint64_t value_len)
+{
+    return evb_align_frame(evb_frame_len(key_len, value_len));
+}
+
+/* The largest frame (aligned) of events whose key and value add up to at
+ * most MAX_EVENT bytes: padding the key can cost one more aligned word
+ * (a 1-byte key and a 15-byte value take 56 + 8 + 15, 80 aligned, where
+ * 16 bytes of value alone take 72). */
+static inline uint64_t evb_frame_max(uint64_t max_event)
+{
+    return evb_align_frame(EVB_FRAME_HDR + max_event) + EVB_FRAME_ALIGN;
+}
+
 /* What a producer knows of a data frame before it writes the value. */
 struct evb_frame_fields {
     uint64_t offset;
@@ -56,12 +88,12 @@ static inline void evb_frame_init(struct evb_frame *f, const struct evb_frame_fi
     evb_frame_set_claim(f, x->offset, x->claim_len, x->claim_events);
     f->timestamp_ns = x->timestamp_ns;
     f->producer_seq = x->producer_seq;
-    f->len = EVB_FRAME_HDR + x->key_len + x->value_len;
+    f->len = (uint32_t)evb_frame_len(x->key_len, x->value_len);
     f->producer_id = x->producer_id;
     f->key_len = (uint16_t)x->key_len;
     f->crc32c = 0;
     f->type = x->type;
-    f->flags = 0;
+    f->flags = EVB_FRAME_F_VALUE_ALIGNED;
 }
 
 /* evb_frame_decode() results. */
@@ -78,8 +110,11 @@ struct evb_frame_step {
     uint64_t skip;      /* bytes to the next frame (aligned) */
     uint64_t offset;    /* the frame's offset, or EVB_FRAME_NO_OFFSET */
     uint32_t events;    /* data: 1; pad: the events it voids */
-    uint32_t len;       /* data: header + key + value bytes */
+    uint32_t len;       /* data: header + key (+ padding) + value bytes */
     uint32_t key_len;   /* data */
+    uint32_t value_at;  /* data: the value's start, from the frame's */
+    uint32_t value_len; /* data */
+    uint16_t flags;     /* data: EVB_FRAME_F_* */
     const char *bad;    /* EVB_FRAME_BAD: which field */
     uint64_t bad_value; /* EVB_FRAME_BAD: the value found */
 };
@@ -126,22 +161,32 @@ static inline int evb_frame_decode(const struct evb_frame *f, uint64_t stamp, ui
         *s = (struct evb_frame_step){.bad = "data frame in end gap, room", .bad_value = room};
         return EVB_FRAME_BAD;
     }
-    /* len and key_len: only the claimant writes them, before R1. */
+    /* len, key_len and flags: only the claimant writes them, before R1. */
     uint32_t len = f->len, key_len = f->key_len;
+    uint16_t flags = f->flags;
     /* Relaxed atomic offset: a losing padder may be storing the same value. */
     *s = (struct evb_frame_step){.skip = evb_align_frame(len),
                                  .offset = __atomic_load_n(&f->offset, __ATOMIC_RELAXED),
-                                 .events = 1, .len = len, .key_len = key_len};
+                                 .events = 1, .len = len, .key_len = key_len,
+                                 .flags = flags};
     if (len < EVB_FRAME_HDR || len > max_frame || evb_align_frame(len) > room) {
         s->bad = "frame length";
         s->bad_value = len;
         return EVB_FRAME_BAD;
     }
-    if (key_len > len - EVB_FRAME_HDR) {
+    if (flags & ~EVB_FRAME_F_KNOWN) {
+        s->bad = "frame flags";
+        s->bad_value = flags;
+        return EVB_FRAME_BAD;
+    }
+    uint64_t value_at = evb_frame_value_at(key_len, flags);
+    if (value_at > len) {
         s->bad = "key length";
         s->bad_value = key_len;
         return EVB_FRAME_BAD;
     }
+    s->value_at = (uint32_t)value_at;
+    s->value_len = len - (uint32_t)value_at;
     return EVB_FRAME_DATA;
 }
 

@@ -110,9 +110,10 @@ int evb_ring_validate(struct evb_ring *r, const void *base, size_t bytes)
                            (unsigned long long)magic, (unsigned long long)EVB_RING_MAGIC);
     uint64_t format = hdr->format;
     if (format != EVB_RING_FORMAT_WORD)
-        return evb_err_set(-EPROTO, "ring format 0x%llx, this build reads 0x%llx",
-                           (unsigned long long)format,
-                           (unsigned long long)EVB_RING_FORMAT_WORD);
+        return evb_err_set(-EPROTO, "ring format 0x%llx (version %u), this build reads "
+                           "0x%llx (version %u)", (unsigned long long)format,
+                           (unsigned)(format >> 48), (unsigned long long)EVB_RING_FORMAT_WORD,
+                           EVB_RING_VERSION);
     uint64_t cap = hdr->capacity;
     uint32_t max_frame = hdr->max_frame_bytes;
     if (!is_pow2(cap) || cap < EVB_RING_MIN_CAPACITY || cap > EVB_RING_MAX_CAPACITY ||

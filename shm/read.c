@@ -183,10 +183,13 @@ int evb_ring_read(struct evb_ring_reader *rd, struct evb_frame_view *v)
             continue;
         v->f = h;
         v->key = (const uint8_t *)h + EVB_FRAME_HDR;
-        v->value = v->key + st.key_len;
+        /* 8-aligned: frames are, and so is the value inside (frame.h);
+         * rd->buf, a copy's home, is malloc'ed. */
+        v->value = (const uint8_t *)h + st.value_at;
         /* The checked lengths travel with the view (no double fetch). */
         v->key_len = st.key_len;
-        v->value_len = st.len - EVB_FRAME_HDR - st.key_len;
+        v->value_len = st.value_len;
+        v->flags = st.flags;
         v->pos = pos;
         return 0;
     }

@@ -151,6 +151,7 @@ struct evb_frame_view {
      * ones that were bounds-checked (a double fetch). */
     uint32_t key_len;
     uint32_t value_len;
+    uint16_t flags;             /* the frame's EVB_FRAME_F_*, as decoded */
     uint64_t pos;
     uint64_t lost_events;
     uint64_t lost_bytes;

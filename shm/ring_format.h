@@ -32,8 +32,14 @@
  *                    (evb_frame_crc), so recovery can tell a torn frame;
  *                    0 on rings that are not durable
  *   52 type          application type
- *   54 flags
- *   56 key, value
+ *   54 flags         EVB_FRAME_F_*
+ *   56 key           key_len bytes
+ *   56 + round_up(key_len, 8)
+ *      value         len - that bytes; 8-aligned in the ring and in every
+ *                    segment, so a value can be a struct written in place
+ *                    (flag EVB_FRAME_F_VALUE_ALIGNED; version 3 on). A
+ *                    frame without the flag (version 2, kept in segments
+ *                    on disk) has its value right after the key.
  *
  * Positions are 8-aligned, so the low three bits of a stamp are free to say
  * what was committed there. A zeroed file has no valid stamp (0 is neither
@@ -56,7 +62,10 @@ static_assert(ATOMIC_LLONG_LOCK_FREE == 2, "64-bit atomics must be lock-free");
 static_assert(ATOMIC_INT_LOCK_FREE == 2, "32-bit atomics must be lock-free");
 
 #define EVB_RING_MAGIC 0x31474e4952425645ull /* "EVBRING1" little-endian */
-#define EVB_RING_VERSION 2u
+/* 3: values start 8-aligned after the key (EVB_FRAME_F_VALUE_ALIGNED).
+ * A ring of another version is refused (-EPROTO); segments keep their
+ * frames, which say their own layout in their flags. */
+#define EVB_RING_VERSION 3u
 #define EVB_LINE 128u
 #define EVB_FRAME_ALIGN 8u
 #define EVB_FRAME_HDR 56u
@@ -73,6 +82,10 @@ static_assert(EVB_LINE % EVB_CACHE_LINE == 0, "ring lines must not share a cache
 
 /* evb_ring_hdr.flags */
 #define EVB_RING_F_DURABLE 1u /* gated by the flusher, not by readers */
+
+/* evb_frame.flags */
+#define EVB_FRAME_F_VALUE_ALIGNED 1u /* value at 56 + round_up(key_len, 8) */
+#define EVB_FRAME_F_KNOWN EVB_FRAME_F_VALUE_ALIGNED
 
 #define EVB_STAMP_DATA 1u
 #define EVB_STAMP_PAD 2u
@@ -201,7 +214,7 @@ struct evb_frame {
     uint64_t offset;             /* 8 */
     uint64_t timestamp_ns;       /* 16 */
     uint64_t producer_seq;       /* 24 */
-    uint32_t len;                /* 32 */
+    uint32_t len;                /* 32: header, key, key padding, value */
     uint32_t claim_len;          /* 36 */
     uint32_t producer_id;        /* 40 */
     uint16_t claim_events;       /* 44 */

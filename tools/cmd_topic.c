@@ -21,7 +21,7 @@ static const char create_usage[] =
     "  --partitions N         partitions, 1..256 (default 1)\n"
     "  --ring-bytes B         ring size per partition, a power of two, 64K..16G\n"
     "                         (default 4M)\n"
-    "  --max-event-bytes B    largest key + value, at most ring-bytes/4 - 56\n"
+    "  --max-event-bytes B    largest key + value, at most ring-bytes/4 - 64\n"
     "                         (a frame's header is 56 bytes); default 64K,\n"
     "                         less in rings under 512K\n"
     "  --mode OCTAL           permission bits of the topic's files, 1..0777,\n"
@@ -63,11 +63,12 @@ enum {
     OPT_FLUSH_MS,
 };
 
-/* Bytes of a frame's header in the ring: an event of max_event_bytes
- * plus this, rounded up to 8, must fit in a quarter of the ring (the
+/* Bytes a frame adds to its event: the 56-byte header and up to 8 of
+ * padding that puts the value on an 8-byte boundary. An event of
+ * max_event_bytes plus this must fit in a quarter of the ring (the
  * library's check). evbus.h does not export it; test_cli_usage.sh pins
  * the bound this gives to what the library accepts. */
-#define CREATE_FRAME_HDR 56u
+#define CREATE_FRAME_OVERHEAD 64u
 #define CREATE_RING_MIN (64u << 10)
 #define CREATE_RING_DEFAULT (4u << 20)
 
@@ -101,13 +102,13 @@ static int check_max_event(const cli *c, const struct evb_topic_config *cfg)
     if (cfg->max_event_bytes == 0 || ring < CREATE_RING_MIN || (ring & (ring - 1)) != 0)
         return 0;
     /* The quarter ring is a multiple of 8, so this is the largest event
-     * whose frame, rounded up to 8, still fits in it. */
-    uint64_t most = ring / 4 - CREATE_FRAME_HDR;
+     * whose frame, however its key and value split, still fits in it. */
+    uint64_t most = ring / 4 - CREATE_FRAME_OVERHEAD;
     if (cfg->max_event_bytes <= most)
         return 0;
     char size[32];
     util_fmt_size(ring, size, sizeof(size));
-    return cli_usage_error(c, "--max-event-bytes %u: at most %llu (ring-bytes/4 - 56) "
+    return cli_usage_error(c, "--max-event-bytes %u: at most %llu (ring-bytes/4 - 64) "
                            "for a %s ring", cfg->max_event_bytes,
                            (unsigned long long)most, size);
 }

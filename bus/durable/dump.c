@@ -60,9 +60,9 @@ static const char *why_invalid(const struct evb_seg *s, const struct evb_seg_geo
 int evb_dump_walk(const char *dir, uint64_t base, const evb_topic_config *cfg,
                   int (*fn)(const evb_dump_frame *, void *), void *arg)
 {
+    /* The topic's largest frame, key padding included (frame.h). */
     struct evb_seg_geom g = {cfg->segment_bytes, cfg->ring_bytes,
-                             (uint32_t)evb_align_frame((uint64_t)cfg->max_event_bytes +
-                                                       EVB_FRAME_HDR)};
+                             (uint32_t)evb_frame_max(cfg->max_event_bytes)};
     struct evb_seg s;
     int rc = evb_seg_map(&s, dir, base, cfg->segment_bytes);
     if (rc)
@@ -87,8 +87,8 @@ int evb_dump_walk(const char *dir, uint64_t base, const evb_topic_config *cfg,
             d.producer_id = f->producer_id;
             d.key = (const uint8_t *)f + EVB_FRAME_HDR;
             d.key_len = sf.key_len;
-            d.value = (const uint8_t *)d.key + sf.key_len;
-            d.value_len = sf.len - EVB_FRAME_HDR - sf.key_len;
+            d.value = (const uint8_t *)f + sf.value_at;
+            d.value_len = sf.value_len;
             d.crc32c = f->crc32c;
             d.type = f->type;
         }

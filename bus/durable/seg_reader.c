@@ -49,7 +49,9 @@ int evb_seg_frame(const struct evb_seg *s, const struct evb_seg_geom *g, uint64_
     if (kind != EVB_FRAME_DATA || f->crc32c != evb_frame_crc(f, st.len))
         return 0;
     *out = (struct evb_seg_frame){.f = f, .skip = st.skip, .events = 1, .offset = st.offset,
-                                  .len = st.len, .key_len = st.key_len};
+                                  .len = st.len, .key_len = st.key_len,
+                                  .value_at = st.value_at, .value_len = st.value_len,
+                                  .flags = st.flags};
     return 1;
 }
 
@@ -252,10 +254,13 @@ int evb_seg_read(struct evb_seg_reader *sr, uint64_t end, struct evb_frame_view 
         if (kind == 1) {
             v->f = fr.f;
             v->key = (const uint8_t *)fr.f + EVB_FRAME_HDR;
-            v->value = v->key + fr.key_len;
+            /* Where the frame's flags put it: 8-aligned for frames of
+             * ring version 3 on, right after the key in older segments. */
+            v->value = (const uint8_t *)fr.f + fr.value_at;
             /* The checked lengths travel with the view (no double fetch). */
             v->key_len = fr.key_len;
-            v->value_len = fr.len - EVB_FRAME_HDR - fr.key_len;
+            v->value_len = fr.value_len;
+            v->flags = fr.flags;
             v->pos = at;
             v->lost_events = sr->lost_events;
             v->lost_bytes = sr->lost_bytes;

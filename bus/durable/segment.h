@@ -92,6 +92,9 @@ struct evb_seg_frame {
                                   stamp-only pad, which carries none */
     uint32_t len;              /* data: frame length, unaligned */
     uint32_t key_len;          /* data: key bytes after the header */
+    uint32_t value_at;         /* data: value start from the frame's (frame.h) */
+    uint32_t value_len;        /* data */
+    uint16_t flags;            /* data: EVB_FRAME_F_* */
 };
 
 /* The frame at POS in S: 1 data, 2 pad, 0 no valid frame there (wrong or

@@ -159,7 +159,8 @@ enum evb_durability {
 /** Topic configuration; zero-initialise, zero means default. */
 typedef struct evb_topic_config {
     uint32_t partitions;      /**< 1..EVB_MAX_PARTITIONS; default 1 */
-    uint32_t max_event_bytes; /**< key + value bytes; default 64 KiB, at most ring_bytes/4 */
+    uint32_t max_event_bytes; /**< key + value bytes; default 64 KiB, at most
+                                   ring_bytes/4 - 64 (frame header and key padding) */
     uint64_t ring_bytes;      /**< per partition, power of two >= 64 KiB; default 4 MiB */
     uint32_t file_mode;       /**< permission bits of ring files; default 0660 */
     uint32_t durability;      /**< enum evb_durability; default NONE */
@@ -290,7 +291,10 @@ typedef struct evb_msg {
 
 /** A reservation made by evb_claim(); fill value, then commit or abort. */
 struct evb_claim {
-    void *value;              /**< value_len writable bytes inside the ring */
+    void *value;              /**< value_len writable bytes inside the ring,
+                                   8-byte aligned whatever the key length, so
+                                   a struct of alignment <= 8 can be built
+                                   in place */
     uint32_t value_len;
     uint32_t partition;
     uint64_t offset;          /**< the offset the event will have */
@@ -299,7 +303,10 @@ struct evb_claim {
 };
 
 /** A delivered event. Pointers stay valid until the next call on the
- *  consumer handle (they point into the ring or the handle's buffer). */
+ *  consumer handle (they point into the ring or the handle's buffer).
+ *  value is 8-byte aligned for every event published by this version
+ *  (ring version 3 on); events read back from segments an older version
+ *  wrote keep their value right after the key, unaligned. */
 typedef struct evb_event {
     const void *key;
     const void *value;

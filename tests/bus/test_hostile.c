@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 
 #include "err.h"
+#include "frame.h"
 #include "ring.h"
 #include "t_helpers.h"
 
@@ -145,7 +146,7 @@ Test(hostile, event_lengths_are_the_validated_ones)
     struct evb_ring r;
     open_ring(&r, "df", 0);
     struct evb_frame *f = evb_ring_frame(&r, 0);
-    cr_assert_eq(f->len, EVB_FRAME_HDR + sizeof KEY - 1 + sizeof VALUE - 1);
+    cr_assert_eq(f->len, evb_frame_len(sizeof KEY - 1, sizeof VALUE - 1));
     f->len = UINT32_MAX - 7;
     f->key_len = UINT16_MAX;
     evb_ring_close(&r);

@@ -140,21 +140,21 @@ test_pub_linger() {
 test_create_bounds() {
     begin "create: --max-event-bytes and --mode are checked as --help states"
     ev create --help
-    check "--help states the bound: a quarter ring less the 56-byte header" \
-        out_has 'ring-bytes/4 - 56'
-    ev create me1 --bus "$BUS" --ring-bytes 64K --max-event-bytes 16328
-    check "16328 in a 64K ring exits 0" rc_is 0
-    ev create me2 --bus "$BUS" --ring-bytes 64K --max-event-bytes 16329
-    check "16329 in a 64K ring exits 2" rc_is 2
-    check "16329: one stderr line" err_one_line
-    check "16329: the message gives the bound" err_has "at most 16328"
+    check "--help states the bound: a quarter ring less header and key padding" \
+        out_has 'ring-bytes/4 - 64'
+    ev create me1 --bus "$BUS" --ring-bytes 64K --max-event-bytes 16320
+    check "16320 in a 64K ring exits 0" rc_is 0
+    ev create me2 --bus "$BUS" --ring-bytes 64K --max-event-bytes 16321
+    check "16321 in a 64K ring exits 2" rc_is 2
+    check "16321: one stderr line" err_one_line
+    check "16321: the message gives the bound" err_has "at most 16320"
     ev create me3 --bus "$BUS" --ring-bytes 64K --max-event-bytes 16K
     check "ring-bytes/4 itself exits 2" rc_is 2
     ev create me4 --bus "$BUS" --max-event-bytes 1M
     check "1M with the default 4M ring exits 2" rc_is 2
-    check "1M: the message gives the bound" err_has "at most 1048520"
-    ev create me5 --bus "$BUS" --max-event-bytes 1048520
-    check "1M - 56 with the default 4M ring exits 0" rc_is 0
+    check "1M: the message gives the bound" err_has "at most 1048512"
+    ev create me5 --bus "$BUS" --max-event-bytes 1048512
+    check "1M - 64 with the default 4M ring exits 0" rc_is 0
     local mode
     for mode in 0 00 1660 4600 10000 0440 0060 8 -1 ""; do
         ev create "mode$mode" --bus "$BUS" --mode "$mode"

@@ -64,7 +64,7 @@ static uint64_t commit_bad_key(void)
     struct evb_ring_claim c;
     cr_assert_eq(evb_ring_open(&r, path), 0, "%s: %s", path, evb_last_error());
     cr_assert_eq(evb_ring_producer_attach(&rp, &r, 4242), 0);
-    uint32_t len = EVB_FRAME_HDR + 4 + VLEN;
+    uint32_t len = (uint32_t)evb_frame_len(4, VLEN);
     cr_assert_eq(evb_ring_claim(&rp, (uint32_t)evb_align_frame(len), 1, &c), 0);
     cr_assert_eq(c.pad, 0, "the test expects no end pad this early in the ring");
     struct evb_frame *f = evb_ring_frame(&r, c.data_pos);
@@ -73,6 +73,7 @@ static uint64_t commit_bad_key(void)
                                  .type = 0, .claim_len = c.len, .claim_events = 1};
     evb_frame_init(f, &x);
     memset((uint8_t *)f + EVB_FRAME_HDR, 0x3c, len - EVB_FRAME_HDR);
+    /* One byte more than the frame holds, even before its padding. */
     f->key_len = (uint16_t)(len - EVB_FRAME_HDR + 1);
     f->crc32c = evb_frame_crc(f, len);
     cr_assert_eq(evb_ring_commit(&rp, &c), 0);

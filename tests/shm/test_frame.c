@@ -132,13 +132,15 @@ Test(frame, valid_data_frame_decodes)
 {
     union fbuf u;
     struct evb_frame_step s;
-    data_frame(&u, 5, 20); /* 81 bytes, 88 aligned */
+    data_frame(&u, 5, 20); /* 56 + 8 (key, padded) + 20 = 84 bytes, 88 aligned */
     cr_assert_eq(decode(&u, ROOM, &s), EVB_FRAME_DATA);
     cr_expect_eq(s.skip, 88);
     cr_expect_eq(s.offset, 77);
     cr_expect_eq(s.events, 1);
-    cr_expect_eq(s.len, EVB_FRAME_HDR + 25);
+    cr_expect_eq(s.len, EVB_FRAME_HDR + 8 + 20);
     cr_expect_eq(s.key_len, 5);
+    cr_expect_eq(s.value_at, EVB_FRAME_HDR + 8);
+    cr_expect_eq(s.value_len, 20);
 }
 
 Test(frame, data_length_below_the_header_is_bad)
@@ -172,11 +174,61 @@ Test(frame, data_frame_longer_than_its_room_is_bad)
 Test(frame, key_longer_than_the_payload_is_bad)
 {
     union fbuf u;
-    data_frame(&u, 10, 0);
-    u.f.key_len = 11;
-    expect_bad(&u, ROOM, "key length", 11);
+    data_frame(&u, 10, 0); /* 56 + 16: the key and its padding fill it */
+    u.f.key_len = 17;
+    expect_bad(&u, ROOM, "key length", 17);
     u.f.key_len = UINT16_MAX;
     expect_bad(&u, ROOM, "key length", UINT16_MAX);
+    /* A frame of the packed layout (ring version 2, kept in old
+     * segments): the key alone counts. */
+    u.f.flags = 0;
+    u.f.key_len = 16;
+    struct evb_frame_step s;
+    cr_expect_eq(decode(&u, ROOM, &s), EVB_FRAME_DATA);
+    u.f.key_len = 17;
+    expect_bad(&u, ROOM, "key length", 17);
+}
+
+/* ---- value alignment (issue 9, defect 20) ---- */
+
+Test(frame, value_is_8_aligned_for_every_key_length)
+{
+    for (uint32_t k = 0; k <= 17; k++) {
+        union fbuf u;
+        struct evb_frame_step s;
+        data_frame(&u, k, 5);
+        cr_assert_eq(decode(&u, ROOM, &s), EVB_FRAME_DATA, "key %u", k);
+        cr_expect_eq(s.value_at % 8, 0, "key %u: value at %u", k, s.value_at);
+        cr_expect_geq(s.value_at, EVB_FRAME_HDR + k, "key %u: value over the key", k);
+        cr_expect_lt(s.value_at, EVB_FRAME_HDR + k + 8, "key %u: more than 7 of padding", k);
+        cr_expect_eq(s.value_len, 5, "key %u", k);
+        cr_expect_eq(s.len, evb_frame_len(k, 5), "key %u", k);
+        cr_expect_leq(evb_frame_bytes(k, 64 - k), evb_frame_max(64), "key %u", k);
+    }
+}
+
+Test(frame, packed_frame_of_an_old_segment_keeps_its_value_after_the_key)
+{
+    for (uint32_t k = 0; k <= 17; k++) {
+        union fbuf u;
+        struct evb_frame_step s;
+        data_frame(&u, k, 5);
+        u.f.flags = 0;
+        u.f.len = EVB_FRAME_HDR + k + 5;
+        cr_assert_eq(decode(&u, ROOM, &s), EVB_FRAME_DATA, "key %u", k);
+        cr_expect_eq(s.value_at, EVB_FRAME_HDR + k, "key %u", k);
+        cr_expect_eq(s.value_len, 5, "key %u", k);
+    }
+}
+
+Test(frame, unknown_flag_bits_are_bad)
+{
+    union fbuf u;
+    data_frame(&u, 3, 5);
+    u.f.flags = 2;
+    expect_bad(&u, ROOM, "frame flags", 2);
+    u.f.flags = 0x8001;
+    expect_bad(&u, ROOM, "frame flags", 0x8001);
 }
 
 Test(frame, data_stamp_in_the_end_gap_is_bad)
@@ -291,7 +343,9 @@ Test(frame, key_of_exactly_the_payload_decodes)
     data_frame(&u, 10, 0);
     cr_assert_eq(decode(&u, ROOM, &s), EVB_FRAME_DATA);
     cr_expect_eq(s.key_len, 10);
-    cr_expect_eq(s.len, EVB_FRAME_HDR + 10);
+    cr_expect_eq(s.len, EVB_FRAME_HDR + 16);
+    cr_expect_eq(s.value_at, EVB_FRAME_HDR + 16);
+    cr_expect_eq(s.value_len, 0);
 }
 
 /* ---- writers ---- */
@@ -313,14 +367,14 @@ Test(frame, init_writes_the_header_but_not_the_stamp_or_the_payload)
     cr_expect_eq(u.f.offset, x.offset);
     cr_expect_eq(u.f.timestamp_ns, x.timestamp_ns);
     cr_expect_eq(u.f.producer_seq, x.producer_seq);
-    cr_expect_eq(u.f.len, EVB_FRAME_HDR + 12 + 30);
+    cr_expect_eq(u.f.len, EVB_FRAME_HDR + 16 + 30, "the key padded to 8");
     cr_expect_eq(u.f.claim_len, 96);
     cr_expect_eq(u.f.producer_id, x.producer_id);
     cr_expect_eq(u.f.claim_events, 3);
     cr_expect_eq(u.f.key_len, 12);
     cr_expect_eq(u.f.crc32c, 0, "the checksum is sealed later, from zero");
     cr_expect_eq(u.f.type, 0x4142);
-    cr_expect_eq(u.f.flags, 0);
+    cr_expect_eq(u.f.flags, EVB_FRAME_F_VALUE_ALIGNED);
     cr_expect_eq(memcmp(u.b + EVB_FRAME_HDR, before.b + EVB_FRAME_HDR,
                         sizeof u.b - EVB_FRAME_HDR),
                  0, "bytes after the header changed");

@@ -151,6 +151,20 @@ Test(ring_map, validate_rejects_another_format_with_eproto)
     free(img);
 }
 
+/* Issue 9, defect 20: version 3 moved values to an 8-byte boundary. A
+ * version 2 ring (value right after the key) is refused, naming both
+ * versions, never read with the wrong layout. */
+Test(ring_map, version_2_ring_of_packed_values_is_refused_naming_both_versions)
+{
+    size_t bytes;
+    uint8_t *img = ring_image(&bytes);
+    uint64_t v2 = (EVB_RING_FORMAT_WORD & ~(0xffffull << 48)) | 2ull << 48;
+    HDR(img)->format = v2;
+    cr_assert_eq(EVB_RING_VERSION, 3);
+    expect_rejected(img, bytes, -EPROTO, "(version 2)", "(version 3)");
+    free(img);
+}
+
 Test(ring_map, validate_rejects_a_capacity_that_does_not_fit_the_file)
 {
     size_t bytes;
