@@ -489,8 +489,20 @@ int evb_ring_producer_unblock(struct evb_ring_producer *p)
     }
     /* A hole held past every padding bound, or an impossible intent, is
      * damage (pad.c): say so, rather than wait on it for ever. */
-    if (min < tpos)
-        rc = evb_ring_hole_verdict(r, min, now - p->blocked_since);
+    uint64_t waited = now - p->blocked_since;
+    if (min < tpos && tpos - min > r->capacity) {
+        /* Held more than a ring below the tail: no claim or gating cursor
+         * can be there for long (every limit counts them), only a reader
+         * slot registering from an old position, for the moment before
+         * its seek. One that stays past the padding bound is garbage. */
+        if (waited >= r->stall_ns + r->dead_ns)
+            rc = evb_err_set(-EBADMSG, "partition %u: held at position %llu, more than "
+                             "a ring below the tail %llu, for %llu ms", r->partition,
+                             (unsigned long long)min, (unsigned long long)tpos,
+                             (unsigned long long)(waited / 1000000u));
+    } else if (min < tpos) {
+        rc = evb_ring_hole_verdict(r, min, waited);
+    }
     p->limit = 0;
     return rc < 0 ? rc : 0;
 }

@@ -187,3 +187,29 @@ Test(ring_hostile, impossible_intent_is_ebadmsg_at_once_for_producer_and_reader)
     evb_ring_producer_detach(&p);
     evb_ring_close(&r);
 }
+
+/* A gating reader slot of a live owner whose cursor is garbage: far below
+ * the tail (no real gating cursor can be lapped) or unaligned. The limit
+ * sits on it for good; past the padding bound the producer is told. */
+Test(ring_hostile, garbage_gating_cursor_is_ebadmsg_after_the_padding_bound)
+{
+    uint64_t cursors[2] = {64, (TAIL_LAPS - 1) * (uint64_t)TR_CAP + 4};
+    for (int k = 0; k < 2; k++) {
+        struct evb_ring r;
+        struct evb_ring_producer p;
+        struct evb_ring_claim c;
+        tr_ring(&r, NULL);
+        r.stall_ns = 50ull * 1000 * 1000;
+        tr_set_tail(&r, TAIL_LAPS * (uint64_t)TR_CAP, 1000);
+        struct evb_reader_slot *s = &r.rslots[7];
+        TR_ST(s->kind, EVB_SLOT_LOSSLESS);
+        TR_ST(s->cursor, cursors[k]);
+        TR_ST(s->owner, tr_owner_live());
+        cr_assert_eq(evb_ring_producer_attach(&p, &r, 1), 0);
+        int rc = claim_blocked(&p, &c, 3000);
+        cr_expect_eq(rc, -EBADMSG, "cursor %llu: %d", (unsigned long long)cursors[k], rc);
+        cr_expect(strstr(evb_err_get(), "held at position"), "%s", evb_err_get());
+        evb_ring_producer_detach(&p);
+        evb_ring_close(&r);
+    }
+}
