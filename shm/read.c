@@ -47,16 +47,25 @@ static void jump(struct evb_ring_reader *rd, uint64_t t)
     rd->hole.pos = EVB_POS_NONE;
 }
 
-/* After copying bytes at POS: were they overwritten meanwhile? (L1) */
-static bool lapped_after(struct evb_ring_reader *rd, uint64_t pos)
+/* After copying bytes at POS: were they overwritten meanwhile? (L1)
+ * 1 lapped (jumped), 0 not, -EBADMSG when the tail is not past POS: the
+ * stamp there said committed, so a claim covered it, and tails only
+ * grow. (Unchecked, the wrapped difference read as lapped and the jump
+ * to a lap start below POS went nowhere: a reader looping for ever, found
+ * by fuzz_ring.) The test costs nothing unless the first one fires. */
+static int lapped_after(struct evb_ring_reader *rd, uint64_t pos)
 {
+    /* L1: the copy, then this fence, then the tail (relaxed, ordered by
+     * the fence); pairs with the claim's CAS16 before its writes. */
     atomic_thread_fence(memory_order_acquire);
     uint64_t t = atomic_load_explicit(&rd->r->hdr->tail.pos, memory_order_relaxed);
     if (t - pos > rd->r->capacity) {
+        if (t <= pos)
+            return corrupt(rd, "tail not past a committed frame, tail", pos, t);
         jump(rd, t);
-        return true;
+        return 1;
     }
-    return false;
+    return 0;
 }
 
 /* Account for the frame at rd->pos carrying OFF: learn it after a jump,
@@ -168,7 +177,10 @@ int evb_ring_read(struct evb_ring_reader *rd, struct evb_frame_view *v)
             if (kind == EVB_FRAME_DATA)
                 memcpy(rd->buf + EVB_FRAME_HDR, (const uint8_t *)f + EVB_FRAME_HDR,
                        st.len - EVB_FRAME_HDR);
-            if (lapped_after(rd, pos))
+            int lapped = lapped_after(rd, pos);
+            if (lapped < 0)
+                return lapped;
+            if (lapped)
                 continue;
         }
         if (kind == EVB_FRAME_BAD)
