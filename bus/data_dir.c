@@ -40,21 +40,42 @@ static int default_dir(const evb_bus *bus, char *out, size_t cap)
     return snprintf(out, cap, "%s/.local/share/evbus/%s", home ? home : "/tmp", leaf);
 }
 
-/* PATH as the record spells it: resolved when it exists (symlinks, "..",
- * a relative name), else made absolute against the working directory, so
- * two spellings of one existing directory compare equal. */
+/* PATH as the record spells it, and as every open below it uses it:
+ * absolute, with no symlink, "." or ".." left. The longest prefix that
+ * exists is resolved and the rest (not made yet) appended, so two
+ * spellings of one directory compare equal, and opens that follow no
+ * symlink (safe_open.h) work under a data directory reached through
+ * one. */
 static int canonical(const char *path, char *out, size_t cap)
 {
-    char real[PATH_MAX];
+    char buf[PATH_MAX], real[PATH_MAX];
     int n;
-    if (realpath(path, real))
-        n = snprintf(out, cap, "%s", real);
-    else if (path[0] == '/')
-        n = snprintf(out, cap, "%s", path);
+    if (path[0] == '/')
+        n = snprintf(buf, sizeof buf, "%s", path);
     else if (getcwd(real, sizeof real))
-        n = snprintf(out, cap, "%s/%s", real, path);
+        n = snprintf(buf, sizeof buf, "%s/%s", real, path);
     else
         return evb_err_set(-errno, "data directory %s: %s", path, strerror(errno));
+    if (n < 0 || (size_t)n >= sizeof buf)
+        return evb_err_set(-ENAMETOOLONG, "data directory path too long");
+    /* Cut components off the end until what is left exists, resolve
+     * that, and put the rest back. */
+    size_t keep = (size_t)n;
+    for (;;) {
+        char prefix[PATH_MAX];
+        memcpy(prefix, buf, keep);
+        prefix[keep] = '\0';
+        if (realpath(keep ? prefix : "/", real)) {
+            n = snprintf(out, cap, "%s%s", strcmp(real, "/") ? real : "", buf + keep);
+            break;
+        }
+        char *slash = errno == ENOENT ? strrchr(prefix, '/') : NULL;
+        if (!slash) {
+            n = snprintf(out, cap, "%s", buf); /* nothing to resolve it against */
+            break;
+        }
+        keep = (size_t)(slash - prefix);
+    }
     if (n < 0 || (size_t)n >= cap)
         return evb_err_set(-ENAMETOOLONG, "data directory path too long");
     return 0;
@@ -104,14 +125,21 @@ int evb_data_dir_resolve(evb_bus *bus)
                                "topics in %s",
                                given, rec);
     }
-    /* A matching GIVEN keeps its spelling; without one, the record. */
-    if (given)
-        n = snprintf(bus->data, sizeof bus->data, "%s", given);
-    else if (rc == 0)
-        n = snprintf(bus->data, sizeof bus->data, "%s", rec);
-    else
-        n = default_dir(bus, bus->data, sizeof bus->data);
-    if (n < 0 || n >= (int)sizeof bus->data - 2 * EVB_NAME_MAX - 64)
+    /* GIVEN, else the record, else the default; resolved (canonical), so
+     * that every open under it can refuse symlinks (safe_open.h). */
+    char dflt[PATH_MAX];
+    const char *use = given;
+    if (!use && rc == 0) {
+        use = rec;
+    } else if (!use) {
+        n = default_dir(bus, dflt, sizeof dflt);
+        if (n < 0 || n >= (int)sizeof dflt)
+            return evb_err_set(-ENAMETOOLONG, "data directory path too long");
+        use = dflt;
+    }
+    if ((rc = canonical(use, bus->data, sizeof bus->data)))
+        return rc;
+    if (strlen(bus->data) >= sizeof bus->data - 2 * EVB_NAME_MAX - 64)
         return evb_err_set(-ENAMETOOLONG, "data directory path too long");
     bus->opts.data_dir = bus->data;
     return 0;

@@ -1,17 +1,22 @@
 /*
  * safe_open.c - opening what lives in a bus or data directory without
- * trusting what is there: a FIFO must not hang us, a symlink must not
- * redirect a write (root writing bus.meta through a link planted by another
- * user), a directory or device must not pass for a file. Which files those
- * are, and what is done with them once open, is the callers'.
+ * trusting what is there: a FIFO must not hang us, a symlink anywhere in
+ * the path must not redirect a write (root writing bus.meta through a link
+ * planted by another user), a directory or device must not pass for a
+ * file; directories made here get exactly the mode asked. Which files
+ * those are, and what is done with them once open, is the callers'.
  */
 #include "safe_open.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <fcntl.h>
+#include <linux/openat2.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "err.h"
@@ -46,11 +51,105 @@ static int refuse(const char *path, mode_t m, enum evb_file_kind kind)
                        kind == EVB_FILE_DIR ? "directory" : "regular file");
 }
 
+/* Whether this kernel has openat2(2) (5.6+); learnt on first use. Relaxed:
+ * every thread that races computes the same answer. */
+static _Atomic int have_openat2 = 1;
+
+void evb_safe_open_use_walk(void)
+{
+    /* Relaxed: see have_openat2. */
+    atomic_store_explicit(&have_openat2, 0, memory_order_relaxed);
+}
+
+/* The components of PATH before its last, walked one openat() at a time
+ * with O_NOFOLLOW|O_DIRECTORY: the fallback for kernels without openat2.
+ * Returns a descriptor of the parent (or DIRFD itself, *OWNED false) and
+ * the last component in *LEAF, or a negative errno. */
+static int walk_parent(int dirfd, const char *path, const char **leaf, bool *owned)
+{
+    const char *slash = strrchr(path, '/');
+    *owned = false;
+    *leaf = path;
+    if (!slash)
+        return dirfd;
+    char buf[4096];
+    size_t n = (size_t)(slash - path);
+    if (n >= sizeof buf)
+        return -ENAMETOOLONG;
+    memcpy(buf, path, n);
+    buf[n] = '\0';
+    int cur = dirfd;
+    char *p = buf;
+    if (path[0] == '/') {
+        cur = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (cur < 0)
+            return -errno;
+        *owned = true;
+        while (*p == '/')
+            p++;
+    }
+    while (*p) {
+        char *end = strchr(p, '/');
+        if (end)
+            *end = '\0';
+        if (*p) {
+            int next = openat(cur, p, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+            int e = errno;
+            struct stat st;
+            /* A symlink on the way is refused as openat2 would (ELOOP). */
+            if (next < 0 && e == ENOTDIR && fstatat(cur, p, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+                S_ISLNK(st.st_mode))
+                e = ELOOP;
+            if (*owned)
+                close(cur);
+            if (next < 0)
+                return -e;
+            cur = next;
+            *owned = true;
+        }
+        if (!end)
+            break;
+        p = end + 1;
+    }
+    *leaf = slash + 1;
+    return cur;
+}
+
+/* openat() of PATH, following no symlink in any of its components. */
+static int open_nofollow(int dirfd, const char *path, int flags, mode_t mode)
+{
+    if (atomic_load_explicit(&have_openat2, memory_order_relaxed)) {
+        struct open_how how = {
+            .flags = (uint64_t)flags,
+            .mode = (flags & O_CREAT) ? mode : 0,
+            .resolve = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
+        };
+        long fd = syscall(SYS_openat2, dirfd, path, &how, sizeof how);
+        if (fd >= 0 || (errno != ENOSYS && errno != EPERM))
+            return (int)fd;
+        /* EPERM: a seccomp filter that refuses what it does not know. */
+        atomic_store_explicit(&have_openat2, 0, memory_order_relaxed);
+    }
+    const char *leaf;
+    bool owned;
+    int pfd = walk_parent(dirfd, path, &leaf, &owned);
+    if (pfd < 0 && pfd != AT_FDCWD) {
+        errno = -pfd;
+        return -1;
+    }
+    int fd = openat(pfd, leaf, flags, mode);
+    int e = errno;
+    if (owned)
+        close(pfd);
+    errno = e;
+    return fd;
+}
+
 int evb_open_file(int dirfd, const char *path, int flags, mode_t mode,
                   enum evb_file_kind kind)
 {
     int extra = O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | (kind == EVB_FILE_DIR ? O_DIRECTORY : 0);
-    int fd = openat(dirfd, path, flags | extra, mode);
+    int fd = open_nofollow(dirfd, path, flags | extra, mode);
     struct stat st;
     if (fd < 0) {
         int e = errno;
@@ -61,6 +160,10 @@ int evb_open_file(int dirfd, const char *path, int flags, mode_t mode,
         if ((e == ELOOP || e == EISDIR || e == ENOTDIR || e == ENXIO) &&
             fstatat(dirfd, path, &st, AT_SYMLINK_NOFOLLOW) == 0 && !kind_ok(st.st_mode, kind))
             return refuse(path, st.st_mode, kind);
+        /* Not the last component, then: a directory on the way. */
+        if (e == ELOOP)
+            return evb_err_set(-EVB_EFTYPE, "%s: found a symlink on the way, expected a "
+                               "directory", path);
         return -e;
     }
     if (fstat(fd, &st) < 0) {
@@ -105,4 +208,20 @@ int evb_open_dir(const char *path, DIR **out)
     }
     *out = d;
     return 0;
+}
+
+int evb_mkdir_mode(const char *path, mode_t mode)
+{
+    /* Made private first, then widened to exactly MODE on the directory
+     * just made (fchmod, not chmod by name): the umask must not narrow
+     * what a group was given, and nothing can be created in the
+     * directory before its mode is final. */
+    if (mkdir(path, 0700) < 0)
+        return -errno;
+    int fd = evb_open_file(AT_FDCWD, path, O_RDONLY, 0, EVB_FILE_DIR);
+    if (fd < 0)
+        return fd;
+    int rc = fchmod(fd, mode) < 0 ? -errno : 0;
+    close(fd);
+    return rc;
 }

@@ -24,7 +24,10 @@ enum evb_file_kind {
 #define EVB_EFTYPE EMEDIUMTYPE
 
 /*
- * Open PATH (relative to DIRFD, or AT_FDCWD) with FLAGS plus O_NOFOLLOW,
+ * Open PATH (relative to DIRFD, or AT_FDCWD) following no symlink in any
+ * component (openat2 with RESOLVE_NO_SYMLINKS, else a walk of
+ * O_NOFOLLOW|O_DIRECTORY opens; a symlink on the way is -ELOOP), with
+ * FLAGS plus O_NOFOLLOW,
  * O_NONBLOCK and O_CLOEXEC (O_DIRECTORY too for EVB_FILE_DIR); MODE is
  * used with O_CREAT. The file is fstat'ed and anything but KIND is closed
  * and refused with -EVB_EFTYPE, the detail naming PATH and what was found
@@ -46,5 +49,14 @@ int evb_open_fail(int rc, const char *path);
  * 0 or a negative errno, detail as evb_open_file(); *OUT is NULL on
  * failure. */
 int evb_open_dir(const char *path, DIR **out);
+
+/* Tests: take the fallback walk (as on kernels without openat2) from now
+ * on in this process. */
+void evb_safe_open_use_walk(void);
+
+/* mkdir PATH with exactly MODE (permission, set-gid and sticky bits),
+ * whatever the umask; the last component is opened without following a
+ * symlink to set it. 0, -EEXIST, or another negative errno (no detail). */
+int evb_mkdir_mode(const char *path, mode_t mode);
 
 #endif

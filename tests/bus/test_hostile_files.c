@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "err.h"
+#include "safe_open.h"
 #include "t_helpers.h"
 #include "t_hostile.h"
 
@@ -138,6 +139,44 @@ HOSTILE(ring_for_subscriber, "t/0.ring", op_consumer_open, NULL)
 HOSTILE(cursor_file, "t/consumers/c.cur", op_consumer_open, "c")
 HOSTILE(topic_conf_for_info, "t/topic.conf", op_topic_info, NULL)
 HOSTILE(topic_conf_for_producer, "t/topic.conf", op_producer_open, NULL)
+
+/* A directory on the way replaced by a symlink to a directory outside:
+ * refused like a file, and nothing is made in the outside directory. */
+static void dir_check(const char *rel, int (*op)(void *), void *arg)
+{
+    char path[512];
+    make_topic(path, sizeof path, rel);
+    t_plant(path, T_PLANT_SYMLINK, true);
+    int rc = t_bounded(op, arg, DEADLINE_MS);
+    cr_assert_eq(rc, EMEDIUMTYPE, "%s as a symlink: returned -%d (%s), expected -EMEDIUMTYPE",
+                 path, rc, strerror(rc));
+    cr_assert(t_outside_untouched(), "%s: something was made through the symlink", path);
+    evb_err_clear();
+    cr_assert_eq(op(arg), EMEDIUMTYPE);
+    const char *msg = evb_last_error();
+    cr_assert(strstr(msg, path) && strstr(msg, "symlink"), "message '%s'", msg);
+}
+
+Test(hostile_files, topic_dir_as_symlink_for_producer) { dir_check("t", op_producer_open, NULL); }
+Test(hostile_files, topic_dir_as_symlink_for_consumer) { dir_check("t", op_consumer_open, "c"); }
+Test(hostile_files, topic_dir_as_symlink_for_info) { dir_check("t", op_topic_info, NULL); }
+Test(hostile_files, consumers_dir_as_symlink) { dir_check("t/consumers", op_consumer_open, "c"); }
+/* The same without openat2 (kernels before 5.6): the O_NOFOLLOW walk. */
+Test(hostile_files, topic_dir_as_symlink_walk, .init = evb_safe_open_use_walk)
+{
+    dir_check("t", op_producer_open, NULL);
+}
+Test(hostile_files, consumers_dir_as_symlink_walk, .init = evb_safe_open_use_walk)
+{
+    dir_check("t/consumers", op_consumer_open, "c");
+}
+Test(hostile_files, regular_files_open_by_walk, .init = evb_safe_open_use_walk)
+{
+    char path[512];
+    make_topic(path, sizeof path, "bus.meta");
+    cr_assert_eq(op_producer_open(NULL), 0, "%s", evb_last_error());
+    cr_assert_eq(op_consumer_open("c"), 0, "%s", evb_last_error());
+}
 
 /* The regular files themselves still open: what the refusals above must
  * not cost. */
