@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "bus_internal.h"
+#include "safe_open.h"
 
 #define EVB_SHM_ROOT "/dev/shm/evbus"
 
@@ -145,7 +146,15 @@ static int map_meta(evb_bus *bus)
     char path[PATH_MAX + 16];
     snprintf(path, sizeof path, "%s/bus.meta", bus->path);
     size_t bytes = EVB_BUS_META_BYTES;
-    int fd = evb_file_open_or_create(path, 0660, bytes, false, meta_init, NULL);
+    int fd = evb_file_open_or_create(path, bus->opts.mode, bytes, false, meta_init, NULL);
+    if (fd == -EACCES) {
+        /* A reader of a bus shared 0640: it may read what is there, but
+         * it takes no producer id. */
+        fd = evb_open_file(AT_FDCWD, path, O_RDONLY, 0, EVB_FILE_REG);
+        if (fd < 0)
+            return evb_open_fail(fd, path);
+        bus->meta_ro = true;
+    }
     if (fd < 0)
         return fd;
     struct stat st;
@@ -162,7 +171,8 @@ static int map_meta(evb_bus *bus)
                          st.st_size == 0 ? " (empty, not a bus.meta)" : "");
         goto out;
     }
-    void *m = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    void *m = mmap(NULL, bytes, bus->meta_ro ? PROT_READ : PROT_READ | PROT_WRITE, MAP_SHARED,
+                   fd, 0);
     if (m == MAP_FAILED) {
         rc = evb_err_set(-errno, "%s: mmap: %s", path, strerror(errno));
         goto out;
@@ -175,7 +185,8 @@ static int map_meta(evb_bus *bus)
         munmap(m, bytes);
         goto out;
     }
-    meta_upgrade(meta);
+    if (!bus->meta_ro)
+        meta_upgrade(meta);
     bus->meta = meta;
 out:
     close(fd);
@@ -216,9 +227,12 @@ EVB_EXPORT int evb_bus_open(evb_bus **out, const char *name_or_path,
         bus->opts.dead_ms = 200;
     if (!bus->opts.stall_ms)
         bus->opts.stall_ms = 5000;
-    int rc = evb_mkdirs(bus->path);
+    if (!bus->opts.mode)
+        bus->opts.mode = 0600;
+    int rc = evb_mode_check(bus->opts.mode, "bus");
+    if (!rc)
+        rc = evb_bus_dir_open(bus, strchr(name, '/') ? NULL : EVB_SHM_ROOT);
     if (rc) {
-        evb_err_set(rc, "bus %s: cannot create directory: %s", bus->path, strerror(-rc));
         free(bus);
         return rc;
     }

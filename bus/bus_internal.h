@@ -25,7 +25,8 @@ struct evb_bus {
     char path[PATH_MAX];
     char data[PATH_MAX];        /* durable topics live under here */
     evb_bus_options opts;       /* opts.data_dir points at data */
-    struct evb_bus_meta *meta;
+    struct evb_bus_meta *meta;  /* mapped read-only when meta_ro */
+    bool meta_ro;               /* may read the bus, not write it: no producers */
     pthread_mutex_t lock;       /* guards flushers */
     struct evb_flusher *flushers; /* this process's, one per durable topic */
 };
@@ -41,6 +42,26 @@ struct evb_topic_map {
 };
 
 int evb_name_check(const char *name, const char *what);
+
+/* ---- bus_dir.c: modes and whom a bus trusts ---- */
+/* 0, or -EINVAL naming WHAT: MODE must be 0600 plus group read (0640),
+ * group read-write (0660), and maybe others' read (0644, 0664). */
+int evb_mode_check(uint32_t mode, const char *what);
+/* A directory for files of FILE_MODE: search with read, set-gid when a
+ * group is let in (what members make keeps the group). */
+uint32_t evb_dir_mode(uint32_t file_mode);
+/* consumers/: as evb_dir_mode(), plus write for whoever may read, and
+ * sticky, so a read-only consumer can keep its cursor file there. */
+uint32_t evb_drop_dir_mode(uint32_t file_mode);
+/* Make each missing directory of PATH: the last with DIR_MODE exactly,
+ * those above with its read and search bits. 0 or a negative errno. */
+int evb_make_dirs(const char *path, uint32_t dir_mode);
+/* Create bus->path when missing (with evb_dir_mode(bus->opts.mode), and
+ * SHM_ROOT, the root of named buses, sticky and world-writable), resolve
+ * it in place, and refuse it (-EACCES, saying why) when it or a directory
+ * above could be changed by someone untrusted. Sets bus->opts.mode to the
+ * mode the directory has. */
+int evb_bus_dir_open(evb_bus *bus, const char *shm_root);
 int evb_topic_map_open(evb_bus *bus, const char *topic, struct evb_topic_map **out);
 void evb_topic_map_close(struct evb_topic_map *tm);
 int evb_topic_config_read(const char *dir, evb_topic_config *cfg);

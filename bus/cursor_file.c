@@ -147,7 +147,8 @@ int evb_cursor_file_open(struct evb_cursor_file *cf, const struct evb_topic_map 
     const char *top = tm->ddir[0] ? tm->ddir : tm->dir;
     snprintf(path, sizeof path, "%s/consumers", top);
     if (tm->ddir[0])
-        evb_mkdirs(path); /* topics made before consumers/ existed */
+        evb_make_dirs(path, evb_drop_dir_mode(tm->cfg.file_mode)); /* topics made before
+                                                                      consumers/ existed */
     snprintf(path, sizeof path, "%s/consumers/%s.cur", top, name);
     size_t bytes = evb_cur_file_bytes(tm->nparts);
     /* Open it, or create it whole and open that (file_create.c): empty or

@@ -163,7 +163,7 @@ int evb_data_dir_record(evb_bus *bus)
     char path[PATH_MAX + 16];
     snprintf(path, sizeof path, "%s/data_dir", bus->path);
     /* The mode of bus.meta: whoever may open the bus reads the record. */
-    rc = evb_file_create(path, 0660, (size_t)n, false, record_init, line);
+    rc = evb_file_create(path, bus->opts.mode & 0444, (size_t)n, false, record_init, line);
     if (rc != -EEXIST)
         return rc;
     /* Another process recorded first (or this bus was opened before the

@@ -37,15 +37,20 @@ int evb_file_create(const char *path, mode_t mode, size_t bytes, bool sync,
     if (snprintf(tmp, sizeof tmp, "%.*s/.tmp.%s.%d.%u", dlen, dir, base, (int)getpid(), n) >=
         (int)sizeof tmp)
         return evb_err_set(-ENAMETOOLONG, "%s: path too long", path);
-    int fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, mode);
-    if (fd < 0 && errno == EEXIST) {
+    int fd = evb_open_file(AT_FDCWD, tmp, O_RDWR | O_CREAT | O_EXCL, mode, EVB_FILE_REG);
+    if (fd == -EEXIST) {
         /* Our pid's name, left by a dead process that had it before. */
         unlink(tmp);
-        fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+        fd = evb_open_file(AT_FDCWD, tmp, O_RDWR | O_CREAT | O_EXCL, mode, EVB_FILE_REG);
     }
     if (fd < 0)
-        return evb_err_set(-errno, "%s: %s", tmp, strerror(errno));
+        return evb_open_fail(fd, tmp);
     int rc = 0;
+    /* Exactly MODE: the umask must not narrow what a group was given. */
+    if (fchmod(fd, mode) < 0) {
+        rc = evb_err_set(-errno, "%s: fchmod: %s", tmp, strerror(errno));
+        goto out;
+    }
     int e = posix_fallocate(fd, 0, (off_t)bytes);
     if (e) {
         rc = evb_err_set(-e, "%s: %s", tmp, strerror(e));

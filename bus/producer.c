@@ -41,6 +41,10 @@ EVB_EXPORT int evb_producer_open(evb_producer **out, evb_bus *bus, const char *t
         return -EINVAL;
     *out = NULL;
     evb_err_clear();
+    /* Producer ids come from bus.meta, which this caller may only read. */
+    if (bus->meta_ro)
+        return evb_err_set(-EACCES, "bus %s: bus.meta is read-only to you, so you cannot "
+                           "publish", bus->path);
     evb_producer *p = calloc(1, sizeof *p);
     if (!p)
         return -ENOMEM;

@@ -28,6 +28,7 @@
 
 #include "bus_internal.h"
 #include "frame.h"
+#include "safe_open.h"
 
 int evb_name_check(const char *name, const char *what)
 {
@@ -81,15 +82,36 @@ static int publish_dir(const char *tmp, const char *dir, const char *topic)
                : evb_err_set(-errno, "%s: %s", dir, strerror(errno));
 }
 
-static int temp_dir(const char *parent, const char *topic, char *out, size_t cap)
+static int temp_dir(const char *parent, const char *topic, char *out, size_t cap,
+                    uint32_t mode)
 {
     static _Atomic unsigned seq;
     /* Relaxed: only uniqueness of the name within this process matters. */
     unsigned n = atomic_fetch_add_explicit(&seq, 1, memory_order_relaxed);
     snprintf(out, cap, "%s/.tmp.%s.%d.%u", parent, topic, (int)getpid(), n);
-    if (mkdir(out, 0770) < 0)
-        return evb_err_set(-errno, "%s: %s", out, strerror(errno));
-    return 0;
+    int rc = evb_mkdir_mode(out, mode);
+    return rc ? evb_err_set(rc, "%s: %s", out, strerror(-rc)) : 0;
+}
+
+/* DIR/topic.conf gets the topic's mode less write: everyone who may use
+ * the topic reads it, nobody rewrites it in place. */
+static int config_mode(const char *dir, const evb_topic_config *cfg)
+{
+    char path[PATH_MAX + 16];
+    snprintf(path, sizeof path, "%s/topic.conf", dir);
+    int fd = evb_open_file(AT_FDCWD, path, O_RDONLY, 0, EVB_FILE_REG);
+    if (fd < 0)
+        return evb_open_fail(fd, path);
+    int rc = fchmod(fd, cfg->file_mode & 0444) < 0 ? -errno : 0;
+    close(fd);
+    return rc ? evb_err_set(rc, "%s: fchmod: %s", path, strerror(-rc)) : 0;
+}
+
+/* mkdir PATH with exactly MODE; the message names it. */
+static int make_dir(const char *path, uint32_t mode)
+{
+    int rc = evb_mkdir_mode(path, mode);
+    return rc ? evb_err_set(rc, "%s: %s", path, strerror(-rc)) : 0;
 }
 
 /*
@@ -102,15 +124,13 @@ static int make_tmpfs_topic(evb_bus *bus, const char *topic, const evb_topic_con
 {
     char dir[PATH_MAX], tmp[PATH_MAX], path[PATH_MAX + 32];
     snprintf(dir, sizeof dir, "%s/%s", bus->path, topic);
-    int rc = temp_dir(bus->path, topic, tmp, sizeof tmp);
+    int rc = temp_dir(bus->path, topic, tmp, sizeof tmp, evb_dir_mode(cfg->file_mode));
     if (rc)
         return rc;
     snprintf(path, sizeof path, "%s/consumers", tmp);
-    if (mkdir(path, 0770) < 0) {
-        rc = evb_err_set(-errno, "%s: %s", path, strerror(errno));
+    if ((rc = make_dir(path, evb_drop_dir_mode(cfg->file_mode))))
         goto fail;
-    }
-    if ((rc = evb_topic_config_write(tmp, cfg)))
+    if ((rc = evb_topic_config_write(tmp, cfg)) || (rc = config_mode(tmp, cfg)))
         goto fail;
     for (uint32_t i = 0; i < cfg->partitions; i++) {
         struct evb_ring_init init = {
@@ -144,7 +164,7 @@ fail:
 static int make_data_topic(evb_bus *bus, const char *topic, const evb_topic_config *cfg)
 {
     char ddir[PATH_MAX], tmp[PATH_MAX], path[PATH_MAX + 32];
-    int rc = evb_mkdirs(bus->data);
+    int rc = evb_make_dirs(bus->data, evb_dir_mode(bus->opts.mode));
     if (rc)
         return evb_err_set(rc, "data directory %s: %s", bus->data, strerror(-rc));
     /* Before anything is made in it: the directory must be the bus's. */
@@ -152,19 +172,19 @@ static int make_data_topic(evb_bus *bus, const char *topic, const evb_topic_conf
         return rc;
     if ((rc = data_topic_dir(bus, topic, ddir, sizeof ddir)))
         return rc;
-    if ((rc = temp_dir(bus->data, topic, tmp, sizeof tmp)))
+    if ((rc = temp_dir(bus->data, topic, tmp, sizeof tmp, evb_dir_mode(cfg->file_mode))))
         return rc;
-    if ((rc = evb_topic_config_write(tmp, cfg)))
+    if ((rc = evb_topic_config_write(tmp, cfg)) || (rc = config_mode(tmp, cfg)))
         goto fail;
     for (uint32_t i = 0; i <= cfg->partitions; i++) {
-        if (i == cfg->partitions)
+        bool last = i == cfg->partitions;
+        if (last)
             snprintf(path, sizeof path, "%s/consumers", tmp);
         else
             snprintf(path, sizeof path, "%s/%u", tmp, i);
-        if (mkdir(path, 0770) < 0) {
-            rc = evb_err_set(-errno, "%s: %s", path, strerror(errno));
+        if ((rc = make_dir(path, last ? evb_drop_dir_mode(cfg->file_mode)
+                                      : evb_dir_mode(cfg->file_mode))))
             goto fail;
-        }
     }
     if ((rc = publish_dir(tmp, ddir, topic)))
         goto fail;
@@ -224,7 +244,7 @@ EVB_EXPORT int evb_topic_create(evb_bus *bus, const char *topic, const evb_topic
     if (cfgp)
         cfg = *cfgp;
     evb_topic_config_defaults(&cfg);
-    if ((rc = evb_topic_config_check(&cfg)))
+    if ((rc = evb_topic_config_check(&cfg)) || (rc = evb_mode_check(cfg.file_mode, "file")))
         return evb_err_prefix(rc, "topic %s", topic);
     if (access(dir, F_OK) == 0)
         return evb_err_set(-EEXIST, "topic %s exists", topic);

@@ -31,7 +31,7 @@ void evb_topic_config_defaults(evb_topic_config *cfg)
                                               EVB_FRAME_ALIGN);
     }
     if (!cfg->file_mode)
-        cfg->file_mode = 0660;
+        cfg->file_mode = 0600;
     if (cfg->durability != EVB_DURABILITY_NONE) {
         if (!cfg->segment_bytes) {
             uint64_t k = (64ull << 20) / cfg->ring_bytes;

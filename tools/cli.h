@@ -43,6 +43,7 @@ typedef struct cli {
     const char *usage;     /* the subcommand's --help text */
     const char *bus_name;  /* --bus, or NULL for the library's default */
     const char *data_dir;  /* --data-dir, or NULL for the library's default */
+    uint32_t bus_mode;     /* a bus this command creates: evb_bus_options.mode */
     bool json;             /* --json given */
     evb_bus *bus;          /* opened by cli_open_bus() */
 } cli;

@@ -134,7 +134,7 @@ int cli_open_bus(cli *c, enum cli_bus_open how)
     c->bus = NULL;
     if (how == CLI_BUS_EXISTING && !bus_exists(c))
         return CLI_FAIL;
-    evb_bus_options opts = { .data_dir = c->data_dir };
+    evb_bus_options opts = { .data_dir = c->data_dir, .mode = c->bus_mode };
     int rc = evb_bus_open(&c->bus, c->bus_name, &opts);
     if (rc < 0) {
         c->bus = NULL;

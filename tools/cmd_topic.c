@@ -24,8 +24,10 @@ static const char create_usage[] =
     "  --max-event-bytes B    largest key + value, at most ring-bytes/4 - 64\n"
     "                         (a frame's header is 56 bytes); default 64K,\n"
     "                         less in rings under 512K\n"
-    "  --mode OCTAL           permission bits of the topic's files, 1..0777,\n"
-    "                         with read and write for the owner (default 0660)\n"
+    "  --mode OCTAL           who may use the topic: 0600 its owner (default),\n"
+    "                         0640 its group reads, 0660 its group also\n"
+    "                         publishes (0644, 0664: every user reads); a bus\n"
+    "                         this makes gets the same mode\n"
     "\n"
     "Durable topics also write their events to segment files under the data\n"
     "directory, survive a reboot and let readers go back further than the ring:\n"
@@ -248,6 +250,8 @@ int cmd_create(int argc, char **argv)
     if (rc != 0)
         return rc;
     const char *topic = argv[optind];
+    /* A bus made for this topic is shared as the topic is. */
+    c.bus_mode = cfg.file_mode;
     if ((rc = cli_open_bus(&c, CLI_BUS_CREATE)) != 0)
         return rc;
     int err = evb_topic_create(c.bus, topic, &cfg);

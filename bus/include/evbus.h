@@ -115,7 +115,13 @@ typedef struct evb_bus_options {
     /** A live producer that keeps a claim uncommitted this long may have it
      *  padded; its commit then returns -ECANCELED. Default 5000. */
     uint32_t stall_ms;
-    uint32_t reserved_;
+    /** Who may use a bus this call creates, as the mode of its files:
+     *  0600 (the default, 0: the owner alone), 0640 (its group reads) or
+     *  0660 (its group also publishes and creates topics); 0644 and 0664
+     *  let every user read. Directories get search with read, and the
+     *  set-gid bit when a group is let in; the umask changes nothing. An
+     *  existing bus keeps its mode. */
+    uint32_t mode;
     /** Directory for durable topics' segments and config. NULL: the
      *  EVBUS_DATA_DIR environment variable, else /var/lib/evbus/<bus> as
      *  root and ${XDG_DATA_HOME:-~/.local/share}/evbus/<bus> otherwise,
@@ -162,7 +168,13 @@ typedef struct evb_topic_config {
     uint32_t max_event_bytes; /**< key + value bytes; default 64 KiB, at most
                                    ring_bytes/4 - 64 (frame header and key padding) */
     uint64_t ring_bytes;      /**< per partition, power of two >= 64 KiB; default 4 MiB */
-    uint32_t file_mode;       /**< permission bits of ring files; default 0660 */
+    /** Who may use the topic, as the mode of its files: 0600 (default: the
+     *  owner alone), 0640 (the group reads), 0660 (the group publishes
+     *  too); 0644 and 0664 let every user read. Anything else is -EINVAL.
+     *  Directories get search with read (set-gid when shared), consumers/
+     *  is writable and sticky for whoever may read, topic.conf is
+     *  read-only; the umask changes nothing. */
+    uint32_t file_mode;
     uint32_t durability;      /**< enum evb_durability; default NONE */
     /** Durable topics: bytes per segment file, a multiple of ring_bytes;
      *  default the multiple of ring_bytes nearest 64 MiB. */

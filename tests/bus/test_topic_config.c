@@ -60,7 +60,7 @@ Test(topic_config, new_topic_reads_back)
     cr_assert_eq(evb_topic_info(bus, "t", &ti), 0, "%s", evb_last_error());
     cr_assert_eq(ti.config.partitions, 3);
     cr_assert_eq(ti.config.ring_bytes, 1 << 20);
-    cr_assert_eq(ti.config.file_mode, 0660);
+    cr_assert_eq(ti.config.file_mode, 0600);
     FILE *f = fopen(conf_path, "r");
     char first[64] = {0};
     cr_assert_not_null(fgets(first, sizeof first, f));

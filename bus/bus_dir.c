@@ -1,0 +1,266 @@
+/*
+ * bus_dir.c - the bus directory and whom it trusts: made with exactly the
+ * mode asked whatever the umask, resolved once to a path without symlinks,
+ * and refused when it, or a directory above it, could be changed by
+ * someone the caller does not trust (ssh's StrictModes, applied to a bus).
+ * The modes of everything a bus or topic makes are derived here too. What
+ * lives inside the directory is bus.c's and topic.c's.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "bus_internal.h"
+#include "safe_open.h"
+
+int evb_mode_check(uint32_t mode, const char *what)
+{
+    if (mode & ~0666u)
+        return evb_err_set(-EINVAL, "%s mode %04o: only read and write bits (no execute, "
+                           "set-id or sticky)", what, mode);
+    if ((mode & 0600u) != 0600u)
+        return evb_err_set(-EINVAL, "%s mode %04o: the owner needs read and write (0600)",
+                           what, mode);
+    if (mode & 0002u)
+        return evb_err_set(-EINVAL, "%s mode %04o: writable by every user; share with a "
+                           "group instead (0660)", what, mode);
+    if ((mode & 0060u) == 0020u)
+        return evb_err_set(-EINVAL, "%s mode %04o: a group that writes must read (0660)",
+                           what, mode);
+    return 0;
+}
+
+uint32_t evb_dir_mode(uint32_t file_mode)
+{
+    uint32_t m = 0700;
+    if (file_mode & 0040)
+        m |= 0050;
+    if (file_mode & 0020)
+        m |= 0020;
+    if (file_mode & 0004)
+        m |= 0005;
+    /* Set-gid: whatever a member makes inside keeps the directory's group,
+     * whichever group is the member's own. */
+    if (m & 0070)
+        m |= S_ISGID;
+    return m;
+}
+
+uint32_t evb_drop_dir_mode(uint32_t file_mode)
+{
+    uint32_t m = evb_dir_mode(file_mode);
+    if (m & 0050)
+        m |= 0020;
+    if (m & 0005)
+        m |= 0002;
+    /* Sticky, as /tmp: each file there can be removed or renamed only by
+     * its owner (or the directory's). */
+    if (m & 0022)
+        m |= S_ISVTX;
+    return m;
+}
+
+/* ---- who is trusted ---- */
+
+static bool caller_in_group(gid_t gid)
+{
+    if (gid == getegid())
+        return true;
+    gid_t groups[256];
+    int n = getgroups(256, groups);
+    for (int i = 0; i < n; i++)
+        if (groups[i] == gid)
+            return true;
+    return false;
+}
+
+/* UID belongs to GID: its primary group, or listed as a member. */
+static bool uid_in_group(uid_t uid, gid_t gid)
+{
+    size_t cap = 1 << 16;
+    char *buf = malloc(cap);
+    if (!buf)
+        return false;
+    struct passwd pw, *pwp = NULL;
+    struct group gr, *grp = NULL;
+    bool in = false;
+    if (getpwuid_r(uid, &pw, buf, cap, &pwp) == 0 && pwp) {
+        in = pw.pw_gid == gid;
+        char name[256];
+        snprintf(name, sizeof name, "%s", pw.pw_name);
+        if (!in && getgrgid_r(gid, &gr, buf, cap, &grp) == 0 && grp)
+            for (char **m = gr.gr_mem; m && *m && !in; m++)
+                in = strcmp(*m, name) == 0;
+    }
+    free(buf);
+    return in;
+}
+
+/*
+ * The bus directory itself: owned by the caller or root, or shared with a
+ * group (group bits set) of which both the caller and the owner are
+ * members; writable by no one outside that. The message says who owns it
+ * and what to do.
+ */
+static int check_bus_dir(const char *path, const struct stat *st)
+{
+    uid_t me = geteuid();
+    bool group_ok = (st->st_mode & 0070) && caller_in_group(st->st_gid);
+    if (st->st_uid != me && st->st_uid != 0 && !(group_ok && uid_in_group(st->st_uid, st->st_gid)))
+        return evb_err_set(-EACCES, "bus directory %s is owned by uid %u, not by you (uid %u) "
+                           "or root, nor shared with a group of yours",
+                           path, (unsigned)st->st_uid, (unsigned)me);
+    if (st->st_mode & 0002)
+        return evb_err_set(-EACCES, "bus directory %s is writable by every user (mode %04o)",
+                           path, (unsigned)(st->st_mode & 07777));
+    if ((st->st_mode & 0020) && !caller_in_group(st->st_gid))
+        return evb_err_set(-EACCES, "bus directory %s is writable by group %u, which you are "
+                           "not in", path, (unsigned)st->st_gid);
+    return 0;
+}
+
+/*
+ * A directory above the bus: nobody but root, the caller and the bus
+ * directory's owner may rename what is in it, so nobody else can swap the
+ * bus directory for one of theirs after it was checked. Writable by others
+ * only with the sticky bit (as /tmp, /dev/shm), or by a group the caller
+ * is in.
+ */
+static int check_parent(const char *path, const struct stat *st, uid_t bus_owner)
+{
+    uid_t me = geteuid();
+    if (st->st_uid != me && st->st_uid != 0 && st->st_uid != bus_owner)
+        return evb_err_set(-EACCES, "%s, above the bus directory, is owned by uid %u: it could "
+                           "swap the bus for its own (remove it, or use a bus path under a "
+                           "directory of yours)", path, (unsigned)st->st_uid);
+    bool sticky = st->st_mode & S_ISVTX;
+    if ((st->st_mode & 0002) && !sticky)
+        return evb_err_set(-EACCES, "%s, above the bus directory, is writable by every user "
+                           "and not sticky (mode %04o)", path,
+                           (unsigned)(st->st_mode & 07777));
+    if ((st->st_mode & 0020) && !sticky && !caller_in_group(st->st_gid))
+        return evb_err_set(-EACCES, "%s, above the bus directory, is writable by group %u, "
+                           "which you are not in", path, (unsigned)st->st_gid);
+    return 0;
+}
+
+/* fstat of every directory of the absolute, resolved PATH, "/" first, each
+ * opened from the one before without following a symlink: what is checked
+ * is what the path names. Returns how many, or a negative errno. */
+static int stat_chain(const char *path, struct stat *sts, char (*names)[PATH_MAX], int cap)
+{
+    int fd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    int n = 0;
+    const char *p = path;
+    for (;;) {
+        if (n == cap || fstat(fd, &sts[n]) < 0) {
+            close(fd);
+            return n == cap ? -ENAMETOOLONG : -errno;
+        }
+        snprintf(names[n], PATH_MAX, "%.*s", p == path ? 1 : (int)(p - path), path);
+        n++;
+        while (*p == '/')
+            p++;
+        if (!*p)
+            break;
+        const char *end = strchr(p, '/');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        char comp[NAME_MAX + 1];
+        if (len > NAME_MAX) {
+            close(fd);
+            return -ENAMETOOLONG;
+        }
+        memcpy(comp, p, len);
+        comp[len] = '\0';
+        int next = openat(fd, comp, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        int e = errno;
+        close(fd);
+        if (next < 0)
+            return -e;
+        fd = next;
+        p += len;
+    }
+    close(fd);
+    return n;
+}
+
+int evb_make_dirs(const char *path, uint32_t dir_mode)
+{
+    char buf[PATH_MAX];
+    size_t n = strlen(path);
+    if (n >= sizeof buf)
+        return -ENAMETOOLONG;
+    memcpy(buf, path, n + 1);
+    uint32_t above = dir_mode & 0755;
+    for (char *p = buf + 1;; p++) {
+        bool last = !*p;
+        if (!last && *p != '/')
+            continue;
+        *p = '\0';
+        struct stat st;
+        if (stat(buf, &st) < 0) {
+            if (errno != ENOENT)
+                return -errno;
+            int rc = evb_mkdir_mode(buf, last ? dir_mode : above);
+            if (rc && rc != -EEXIST)
+                return rc;
+        }
+        if (last)
+            return 0;
+        *p = '/';
+    }
+}
+
+int evb_bus_dir_open(evb_bus *bus, const char *shm_root)
+{
+    uint32_t mode = bus->opts.mode;
+    int rc;
+    /* The root of named buses is everyone's, as /tmp is: sticky, so no
+     * user can remove or rename another's bus there. */
+    if (shm_root && !strncmp(bus->path, shm_root, strlen(shm_root))) {
+        rc = evb_mkdir_mode(shm_root, 01777);
+        if (rc && rc != -EEXIST)
+            return evb_err_set(rc, "%s: %s", shm_root, strerror(-rc));
+    }
+    if ((rc = evb_make_dirs(bus->path, evb_dir_mode(mode))))
+        return evb_err_set(rc, "bus %s: cannot create directory: %s", bus->path,
+                           strerror(-rc));
+    /* From here on the path has no symlink, so every open inside can
+     * refuse them (safe_open.h) and the check below is of what is used. */
+    char real[PATH_MAX];
+    if (!realpath(bus->path, real))
+        return evb_err_set(-errno, "bus %s: %s", bus->path, strerror(errno));
+    if (strlen(real) >= sizeof bus->path - 2 * EVB_NAME_MAX - 32)
+        return evb_err_set(-ENAMETOOLONG, "bus path too long");
+    snprintf(bus->path, sizeof bus->path, "%s", real);
+    struct stat sts[64];
+    char (*nm)[PATH_MAX] = malloc(64 * sizeof *nm);
+    if (!nm)
+        return -ENOMEM;
+    int n = stat_chain(real, sts, nm, 64);
+    if (n < 0) {
+        rc = evb_err_set(n, "bus %s: %s", real, strerror(-n));
+    } else if (!S_ISDIR(sts[n - 1].st_mode)) {
+        rc = evb_err_set(-ENOTDIR, "bus %s: not a directory", real);
+    } else if (!(rc = check_bus_dir(real, &sts[n - 1]))) {
+        for (int i = n - 2; i >= 0 && !rc; i--)
+            rc = check_parent(nm[i], &sts[i], sts[n - 1].st_uid);
+    }
+    if (!rc) {
+        /* The bus's mode is its directory's, whatever this opener asked:
+         * bus.meta and the data directory made later follow it. */
+        mode_t dm = sts[n - 1].st_mode;
+        bus->opts.mode = 0600 | ((dm & 0040) ? 0040 : 0) | ((dm & 0020) ? 0020 : 0) |
+                         ((dm & 0004) ? 0004 : 0);
+    }
+    free(nm);
+    return rc;
+}
