@@ -38,6 +38,8 @@ struct evb_topic_map {
     char ddir[PATH_MAX];        /* <data>/<topic> when durable, else "" */
     evb_topic_config cfg;
     uint32_t nparts;
+    bool readonly;              /* rings mapped read-only: this caller may not
+                                   write them (no producer, no gating reader) */
     struct evb_ring rings[];
 };
 

@@ -24,6 +24,9 @@
 #include "segment.h"
 
 #define EVB_SPIN_NS 50000u /* 50 us */
+/* Longest nap of an idle read-only reader (block()): its worst wake-up
+ * latency, and 200 wake-ups a second per idle reader. */
+#define EVB_RO_NAP_MAX_NS 5000000u /* 5 ms */
 
 /* A partition's disk side, durable topics only. */
 struct disk {
@@ -44,6 +47,10 @@ struct evb_consumer {
     uint32_t *part;
     _Atomic uint32_t **bells;
     uint32_t *vals;
+    /* A read-only topic (tm->readonly): the readers' slots, which producers
+     * of a read-only reader never see, live here, one set per ring. */
+    struct evb_reader_slot *ro_slots;
+    uint64_t ro_nap_ns;         /* read-only: the next bounded sleep */
     struct evb_cursor_file cur; /* named consumers */
     struct disk *disk;          /* per partition read, durable topics */
     struct evb_seg_geom geom;
@@ -254,6 +261,23 @@ static int seek_one(evb_consumer *c, uint32_t i, uint32_t whence, uint64_t value
     return 0;
 }
 
+/*
+ * A caller that may read the topic but not write it maps the rings
+ * read-only (topic.c): it can neither corrupt nor truncate them. It may be
+ * a subscriber, or a named consumer of a durable topic (producers there
+ * wait for the flusher, never for readers). A reader that gates producers
+ * on a ring-only topic slows them down, so it needs write access: -EACCES.
+ */
+static int readonly_ok(const evb_consumer *c, const char *topic)
+{
+    if (c->opts.kind == EVB_SUBSCRIBER || (c->opts.kind == EVB_CONSUMER && c->tm->ddir[0]))
+        return 0;
+    return evb_err_set(-EACCES, "topic %s: you may only read it, and a %s of a topic that "
+                       "is not durable holds its producers back, which takes write access",
+                       topic, c->opts.kind == EVB_CONSUMER ? "named consumer"
+                                                           : "lossless subscriber");
+}
+
 EVB_EXPORT int evb_consumer_open(evb_consumer **out, evb_bus *bus, const char *topic,
                                  const evb_consumer_options *opts)
 {
@@ -291,12 +315,16 @@ EVB_EXPORT int evb_consumer_open(evb_consumer **out, evb_bus *bus, const char *t
                          c->tm->nparts, o.partition);
         goto fail;
     }
+    if (c->tm->readonly && (rc = readonly_ok(c, topic)))
+        goto fail;
     c->n = one ? 1 : c->tm->nparts;
     c->rd = calloc(c->n, sizeof *c->rd);
     c->part = calloc(c->n, sizeof *c->part);
     c->bells = calloc(c->n, sizeof *c->bells);
     c->vals = calloc(c->n, sizeof *c->vals);
-    if (!c->rd || !c->part || !c->bells || !c->vals) {
+    if (c->tm->readonly)
+        c->ro_slots = calloc((size_t)c->n * EVB_RING_READER_SLOTS, sizeof *c->ro_slots);
+    if (!c->rd || !c->part || !c->bells || !c->vals || (c->tm->readonly && !c->ro_slots)) {
         rc = -ENOMEM;
         goto fail;
     }
@@ -304,8 +332,10 @@ EVB_EXPORT int evb_consumer_open(evb_consumer **out, evb_bus *bus, const char *t
         goto fail;
     if (c->tm->ddir[0]) {
         /* A flusher that died with no candidate left: finish its work,
-         * so what this consumer reads from disk is all there. */
-        evb_flush_orphans(c->tm);
+         * so what this consumer reads from disk is all there (a reader
+         * that may not write the ring leaves that to the next producer). */
+        if (!c->tm->readonly)
+            evb_flush_orphans(c->tm);
         c->disk = calloc(c->n, sizeof *c->disk);
         if (!c->disk) {
             rc = -ENOMEM;
@@ -324,6 +354,10 @@ EVB_EXPORT int evb_consumer_open(evb_consumer **out, evb_bus *bus, const char *t
         c->part[i] = one ? (uint32_t)o.partition : i;
         struct evb_ring *r = &c->tm->rings[c->part[i]];
         c->bells[i] = &r->hdr->bell;
+        if (r->readonly)
+            r->rslots = &c->ro_slots[(size_t)i * EVB_RING_READER_SLOTS];
+        if ((rc = evb_ring_map_view(r)))
+            goto fail;
         rc = evb_ring_reader_attach(&c->rd[i], r, c->slot_kind, c->name, EVB_POS_NONE, 0);
         if (rc) {
             evb_err_prefix(rc, "topic %s", topic);
@@ -367,14 +401,27 @@ EVB_EXPORT void evb_consumer_close(evb_consumer *c)
     free(c->bells);
     free(c->vals);
     evb_topic_map_close(c->tm);
+    free(c->ro_slots);
     free(c);
 }
 
-static void fill_event(evb_event *ev, const struct evb_frame_view *v, uint32_t part)
+/* P, when it points into R's writable mapping, as the same byte of its
+ * read-only view (evb_ring_map_view); a copy's or segment's pointer as it
+ * is. One compare per event. */
+static inline const void *viewed(const struct evb_ring *r, const uint8_t *p)
+{
+    uintptr_t at = (uintptr_t)p - (uintptr_t)r->base;
+    return at < r->map_bytes ? r->view + at : p;
+}
+
+static void fill_event(evb_event *ev, const struct evb_frame_view *v, uint32_t part,
+                       const struct evb_ring *r)
 {
     const struct evb_frame *f = v->f;
-    ev->key = v->key;
-    ev->value = v->value;
+    /* Handed out read-only: a store through them faults in the caller
+     * instead of changing the ring under every other reader. */
+    ev->key = viewed(r, v->key);
+    ev->value = viewed(r, v->value);
     /* The lengths the decoder checked, not f's: F may be in the ring,
      * where a hostile writer could have changed them since (double fetch;
      * shm/ring.h, evb_frame_view). */
@@ -409,7 +456,7 @@ static int try_read(evb_consumer *c, evb_event *ev)
         if (rc == 0) {
             /* Tests stop here to change the frame under the view. */
             EVB_CRASH_POINT("consumer.before_fill");
-            fill_event(ev, &v, c->part[i]);
+            fill_event(ev, &v, c->part[i], c->rd[i].r);
             c->next = i + 1 == c->n ? 0 : i + 1;
             return 0;
         }
@@ -434,8 +481,25 @@ static void block(evb_consumer *c, uint64_t deadline)
         return;
     uint64_t wait = deadline - now;
     bool ready = false;
+    bool ro = c->tm->readonly;
+    if (ro) {
+        /* No producer sees a read-only reader (it cannot set a waiter
+         * bit), so it sleeps in bounded naps on the bells, which move when
+         * a writable reader is woken: from 50 us, doubling while idle, to
+         * EVB_RO_NAP_MAX_NS at most. That bounds its wake-up latency, and
+         * nothing anyone writes can make it longer. */
+        c->ro_nap_ns = c->ro_nap_ns ? c->ro_nap_ns * 2 : EVB_SPIN_NS;
+        if (c->ro_nap_ns > EVB_RO_NAP_MAX_NS)
+            c->ro_nap_ns = EVB_RO_NAP_MAX_NS;
+        if (wait > c->ro_nap_ns)
+            wait = c->ro_nap_ns;
+    }
     for (uint32_t i = 0; i < c->n; i++) {
-        evb_ring_waiter_set(c->rd[i].r, c->rd[i].slot_idx, &c->vals[i]);
+        if (ro)
+            /* B1 (doorbell.c): acquire pairs with evb_bell_ring's release. */
+            c->vals[i] = atomic_load_explicit(c->bells[i], memory_order_acquire);
+        else
+            evb_ring_waiter_set(c->rd[i].r, c->rd[i].slot_idx, &c->vals[i]);
         int st = evb_ring_reader_ready(&c->rd[i]);
         if (st == 1 || c->rd[i].behind || (c->disk && c->disk[i].active))
             ready = true;
@@ -445,7 +509,7 @@ static void block(evb_consumer *c, uint64_t deadline)
     }
     if (!ready)
         evb_bell_wait(c->bells, c->vals, c->n, wait ? wait : 1);
-    for (uint32_t i = 0; i < c->n; i++)
+    for (uint32_t i = 0; !ro && i < c->n; i++)
         evb_ring_waiter_clear(c->rd[i].r, c->rd[i].slot_idx);
 }
 
@@ -469,6 +533,7 @@ EVB_EXPORT int evb_consumer_next(evb_consumer *c, evb_event *ev, int32_t timeout
             return rc;
     uint64_t deadline = timeout_ms < 0 ? UINT64_MAX
                                        : spin.start_ns + (uint64_t)timeout_ms * 1000000ull;
+    c->ro_nap_ns = 0;
     for (;;) {
         if (c->opts.idle == EVB_IDLE_SPIN)
             evb_cpu_relax();

@@ -165,6 +165,17 @@ int evb_cursor_file_open(struct evb_cursor_file *cf, const struct evb_topic_map 
         close(fd);
         return rc;
     }
+    /* consumers/ is writable by every reader of the topic (sticky, as
+     * /tmp), so a file there may have been planted by another of them to
+     * steer this consumer (replay, skip): a cursor file is its consumer's
+     * own. */
+    if (st.st_uid != geteuid()) {
+        int rc = evb_err_set(-EACCES, "%s: owned by uid %u, not by you (uid %u): consumer %s "
+                             "belongs to another user", path, (unsigned)st.st_uid,
+                             (unsigned)geteuid(), name);
+        close(fd);
+        return rc;
+    }
     size_t size = (size_t)st.st_size;
     size_t len = 0;
     struct evb_cur_hdr *f = cur_map(fd, size, bytes, PROT_READ | PROT_WRITE, &len);

@@ -49,6 +49,10 @@ EVB_EXPORT int evb_producer_open(evb_producer **out, evb_bus *bus, const char *t
     if (!p)
         return -ENOMEM;
     int rc = evb_topic_map_open(bus, topic, &p->tm);
+    if (!rc && p->tm->readonly) {
+        rc = evb_err_set(-EACCES, "topic %s: you may read it, not publish to it", topic);
+        evb_topic_map_close(p->tm);
+    }
     if (rc) {
         free(p);
         return rc;

@@ -513,7 +513,14 @@ int evb_topic_map_open(evb_bus *bus, const char *topic, struct evb_topic_map **o
     for (uint32_t i = 0; i < cfg.partitions; i++) {
         char path[PATH_MAX + 32];
         snprintf(path, sizeof path, "%s/%u.ring", dir, i);
-        rc = evb_ring_open(&tm->rings[i], path);
+        /* A caller the topic lets read but not write maps every ring
+         * read-only; what it may do then is the opener's to decide. */
+        rc = tm->readonly ? -EACCES : evb_ring_open(&tm->rings[i], path);
+        if (rc == -EACCES && (i == 0 || tm->readonly)) {
+            evb_err_clear();
+            rc = evb_ring_open_ro(&tm->rings[i], path);
+            tm->readonly = rc == 0;
+        }
         struct evb_ring *r = &tm->rings[i];
         bool durable = cfg.durability != EVB_DURABILITY_NONE;
         if (rc)

@@ -82,6 +82,9 @@ void evb_ring_waiter_set(struct evb_ring *r, uint32_t slot_idx, uint32_t *bell_v
 
 void evb_ring_waiter_clear(struct evb_ring *r, uint32_t slot_idx)
 {
+    /* A read-only reader never set a bit (and may not store one). */
+    if (r->readonly)
+        return;
     /* Relaxed: a stale bit costs a spurious wake, never a lost one. */
     atomic_fetch_and_explicit(&r->hdr->waiters, ~(1ull << slot_idx), memory_order_relaxed);
 }

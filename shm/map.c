@@ -3,6 +3,7 @@
  * file's memory up front so a full tmpfs fails here with -ENOSPC instead of
  * a SIGBUS on some later write. Opening never trusts the header: every
  * field is checked against the file's real size before anything uses it.
+ * A caller that may only read maps the ring read-only.
  */
 #include "ring.h"
 
@@ -144,13 +145,13 @@ int evb_ring_validate(struct evb_ring *r, const void *base, size_t bytes)
     return 0;
 }
 
-int evb_ring_open(struct evb_ring *r, const char *path)
+static int ring_open(struct evb_ring *r, const char *path, bool ro)
 {
     memset(r, 0, sizeof *r);
     r->fd = -1;
     r->dead_ns = 200ull * 1000 * 1000;
     r->stall_ns = 5000ull * 1000 * 1000;
-    int fd = evb_open_file(AT_FDCWD, path, O_RDWR, 0, EVB_FILE_REG);
+    int fd = evb_open_file(AT_FDCWD, path, ro ? O_RDONLY : O_RDWR, 0, EVB_FILE_REG);
     if (fd < 0)
         return evb_open_fail(fd, path);
     struct stat st;
@@ -165,13 +166,14 @@ int evb_ring_open(struct evb_ring *r, const char *path)
                            (long long)st.st_size);
     }
     size_t bytes = (size_t)st.st_size;
-    void *base = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    void *base = mmap(NULL, bytes, ro ? PROT_READ : PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     if (base == MAP_FAILED) {
         int e = errno;
         close(fd);
         return evb_err_set(-e, "%s: mmap: %s", path, strerror(e));
     }
     int rc = evb_ring_validate(r, base, bytes);
+    r->readonly = ro;
     if (rc) {
         munmap(base, bytes);
         close(fd);
@@ -181,8 +183,34 @@ int evb_ring_open(struct evb_ring *r, const char *path)
     return 0;
 }
 
+int evb_ring_open(struct evb_ring *r, const char *path)
+{
+    return ring_open(r, path, false);
+}
+
+int evb_ring_open_ro(struct evb_ring *r, const char *path)
+{
+    return ring_open(r, path, true);
+}
+
+int evb_ring_map_view(struct evb_ring *r)
+{
+    if (r->readonly) {
+        r->view = r->base;
+        return 0;
+    }
+    void *v = mmap(NULL, r->map_bytes, PROT_READ, MAP_SHARED, r->fd, 0);
+    if (v == MAP_FAILED)
+        return evb_err_set(-errno, "partition %u: mmap: %s", r->partition, strerror(errno));
+    r->view = v;
+    return 0;
+}
+
 void evb_ring_close(struct evb_ring *r)
 {
+    if (r->view && r->view != r->base)
+        munmap(r->view, r->map_bytes);
+    r->view = NULL;
     if (r->base)
         munmap(r->base, r->map_bytes);
     if (r->fd >= 0)

@@ -202,6 +202,10 @@ int evb_ring_unblock(struct evb_ring *r, uint64_t pos, uint64_t waited_ns)
     bool dead = (h.owner >> 32) != (evb_proc_self() >> 32) && !evb_proc_alive(h.owner);
     if (!dead && waited_ns < r->stall_ns)
         return 0;
+    /* A read-only mapping: a claim explains the hole, but someone who may
+     * write (a producer the claim gates, a writable reader) must pad it. */
+    if (r->readonly)
+        return 2;
 
     /*
      * Known window (issue 9): nothing stops producers from lapping a
@@ -267,6 +271,8 @@ int evb_ring_unblock(struct evb_ring *r, uint64_t pos, uint64_t waited_ns)
 int evb_ring_hole_verdict(struct evb_ring *r, uint64_t pos, uint64_t waited_ns)
 {
     int rc = evb_ring_unblock(r, pos, waited_ns);
+    if (rc == 2)
+        return 0; /* explained, but left for a writer: a read-only reader waits */
     if (rc || waited_ns < r->stall_ns + r->dead_ns)
         return rc;
     /* An unaligned position (a gating reader's garbage cursor holding a

@@ -28,6 +28,10 @@ struct evb_ring {
     uint32_t max_frame;
     uint32_t partition;
     bool durable;      /* EVB_RING_F_DURABLE: producers gate on flushed */
+    bool readonly;     /* mapped PROT_READ (evb_ring_open_ro): never written;
+                          rslots must then point at private memory */
+    uint8_t *view;     /* a second, PROT_READ mapping of the whole file for
+                          handing events out (evb_ring_map_view), or NULL */
     uint64_t base_pos; /* no frame below this position in this ring */
     uint64_t dead_ns;  /* pad holes of dead producers within this */
     uint64_t stall_ns; /* pad claims of live producers stalled this long */
@@ -51,6 +55,19 @@ struct evb_ring_init {
 };
 int evb_ring_create(const char *path, const struct evb_ring_init *init);
 int evb_ring_open(struct evb_ring *r, const char *path);
+/* As evb_ring_open, for a caller that may only read the file: opened
+ * O_RDONLY and mapped PROT_READ, so a stray store faults in this process
+ * and the file cannot be truncated or punched through it. r->readonly is
+ * set; the caller points r->rslots at private slots before attaching a
+ * reader (a read-only reader is seen by no producer: it gates nothing and
+ * gets no doorbell), and nothing pads a hole through it
+ * (evb_ring_unblock says 2). */
+int evb_ring_open_ro(struct evb_ring *r, const char *path);
+/* Map the ring's file a second time, PROT_READ, at r->view: a reader
+ * hands events out through it, so an application that stores through an
+ * event pointer faults instead of changing the ring. A read-only ring is
+ * its own view. 0 or a negative errno. */
+int evb_ring_map_view(struct evb_ring *r);
 void evb_ring_close(struct evb_ring *r);
 /* Check a mapped header; fills r's locals. Exposed for the fuzz target. */
 int evb_ring_validate(struct evb_ring *r, const void *base, size_t bytes);
@@ -123,8 +140,10 @@ int evb_ring_hole_check(struct evb_ring *r, struct evb_hole_timer *h, uint64_t p
 
 /* pad.c: resolve an uncommitted claim at POS that has kept a reader waiting
  * WAITED_NS. 1: resolved (padded now or already committed), 0: not allowed
- * yet (owner alive and not stalled), -EBADMSG: a pending intent naming POS
- * is one no producer can write (message set). */
+ * yet (owner alive and not stalled), 2: a claim explains it and may be
+ * padded, but not through R's read-only mapping (left for a writer),
+ * -EBADMSG: a pending intent naming POS is one no producer can write
+ * (message set). */
 int evb_ring_unblock(struct evb_ring *r, uint64_t pos, uint64_t waited_ns);
 /* pad.c: evb_ring_unblock(), and once WAITED_NS passed stall_ns + dead_ns
  * (every claim is padded by then), -EBADMSG for a hole still below the
