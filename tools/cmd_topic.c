@@ -75,10 +75,10 @@ enum {
 #define CREATE_RING_DEFAULT (4u << 20)
 
 /*
- * --mode: permission bits only (the library refuses set-id and sticky
- * bits), not 0 (which the library reads as "default" and would turn into
- * 0660 behind the user's back), and read-write for the owner, without
- * which the topic's own creator could not publish to it.
+ * --mode: permission bits only, not 0 (which the library reads as
+ * "default"), read-write for the owner (without which the topic's own
+ * creator could not publish to it), and only what the library takes: read
+ * or read-write for the group, read for others.
  */
 static int parse_mode(const cli *c, const char *text, uint32_t *out)
 {
@@ -92,6 +92,10 @@ static int parse_mode(const cli *c, const char *text, uint32_t *out)
     if ((v & 0600) != 0600)
         return cli_usage_error(c, "--mode '%s': the owner needs read and write (0600)",
                                text);
+    /* The library's rule (evbus.h, file_mode), said here as a usage error
+     * before a bus is made for it. */
+    if ((v & ~0664ul) || (v & 0060) == 0020)
+        return cli_usage_error(c, "--mode '%s': one of 0600, 0640, 0660, 0644, 0664", text);
     *out = (uint32_t)v;
     return 0;
 }
