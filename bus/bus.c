@@ -1,6 +1,7 @@
 /*
- * bus.c - open a bus: resolve its directory, create it when missing, map
- * bus.meta (bus-wide counters), and sweep leftovers of processes that died
+ * bus.c - open a bus: its directory (made, resolved and checked by
+ * bus_dir.c), bus.meta (bus-wide counters; read-only for a caller that may
+ * only read the bus), and a sweep of leftovers of processes that died
  * while creating or deleting a topic.
  */
 #include <dirent.h>
@@ -37,10 +38,9 @@ int evb_rmtree(const char *path)
  * garbage. The pid is the second-to-last dot field. */
 static void sweep_leftovers(const char *busdir)
 {
-    /* The bus directory is the caller's own choice, so a symlink there is
-     * followed; what lies inside it goes through safe_open.h. */
-    DIR *d = opendir(busdir);
-    if (!d)
+    /* BUSDIR is resolved and checked (bus_dir.c). */
+    DIR *d = NULL;
+    if (evb_open_dir(busdir, &d))
         return;
     struct dirent *e;
     while ((e = readdir(d))) {

@@ -366,12 +366,17 @@ typedef struct evb_consumer_options {
  * Open (creating when missing) the bus NAME_OR_PATH. A name without '/'
  * lives under /dev/shm/evbus/; a value with '/' is taken as a directory
  * path. NULL or "" means the EVBUS_BUS environment variable, else
- * "default". Leftovers of processes that died half-way through creating or
- * deleting a topic are cleaned up.
+ * "default". The path is resolved once (evb_bus_path() gives the result);
+ * nothing inside it is then opened through a symlink. Leftovers of
+ * processes that died half-way through creating or deleting a topic are
+ * cleaned up.
  * Blocking: file system calls only. Thread-safe.
  * Returns 0, -EINVAL (also: a data directory other than the one the bus
  * recorded, evb_bus_options.data_dir; the message names both),
- * -ENAMETOOLONG, -EACCES, -ENOMEM, -ENOSPC, -ENOTDIR,
+ * -ENAMETOOLONG, -ENOMEM, -ENOSPC, -ENOTDIR, -EACCES (also: the bus
+ * directory is not the caller's or root's, nor shared with a group of
+ * theirs its owner is in, or a directory above it could be changed by
+ * another user: SECURITY.md),
  * -EBADMSG (bus.meta or the data_dir record is not one), -EPROTO (bus.meta
  * of another format),
  * -EMEDIUMTYPE (bus.meta, or a durable topic's file being restored, is a
@@ -474,7 +479,8 @@ int evb_reader_list(evb_bus *bus, const char *topic, uint32_t partition,
 /**
  * Open a producer on TOPIC. It takes a producer slot in each ring it
  * writes to, on first use. Returns 0, -ENOENT, -EBADMSG, -EPROTO,
- * -EACCES, -ENOMEM, -EMEDIUMTYPE.
+ * -EACCES (the caller may read the topic or bus but not write it),
+ * -ENOMEM, -EMEDIUMTYPE.
  */
 int evb_producer_open(evb_producer **out, evb_bus *bus, const char *topic,
                       const evb_producer_options *opts);
@@ -552,6 +558,18 @@ void evb_producer_close(evb_producer *p);
  * reads the segment files instead, with the same events and offsets, and
  * its cursor file lives in the data directory. Opening finishes the flush
  * of partitions whose flusher died with no other candidate left.
+ *
+ * Events are handed out through a read-only mapping: storing through an
+ * event pointer kills the caller with SIGSEGV. A caller the topic lets
+ * read but not write (file_mode 0640 and a group member) maps the rings
+ * read-only: it may be a subscriber, or a named consumer of a durable
+ * topic; a lossless subscriber or a named consumer of a ring-only topic
+ * holds producers back and needs write access (-EACCES). Such a reader is
+ * invisible to producers and evb_reader_list(), pads no hole a dead
+ * producer left (a producer or writable reader does, at the latest when
+ * producers come a lap around), and, with nothing to ring its doorbell,
+ * sleeps in naps of at most 5 ms. A named consumer's cursor file is its
+ * own: one owned by another uid is -EACCES.
  * Returns 0, -ENOENT, -EINVAL, -ENAMETOOLONG, -EBUSY, -EBADMSG, -EPROTO,
  * -ENOMEM, -EACCES, -EMEDIUMTYPE.
  */
