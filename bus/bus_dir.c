@@ -108,22 +108,22 @@ static bool uid_in_group(uid_t uid, gid_t gid)
  * members; writable by no one outside that. The message says who owns it
  * and what to do.
  */
-static int check_bus_dir(const char *path, const struct stat *st)
+static int check_bus_dir(const char *path, const char *what, const struct stat *st)
 {
     uid_t me = geteuid();
     bool group_ok = (st->st_mode & 0070) && caller_in_group(st->st_gid);
     if (st->st_uid != me && st->st_uid != 0 && !(group_ok && uid_in_group(st->st_uid, st->st_gid)))
-        return evb_err_set(-EACCES, "bus directory %s is owned by uid %u, not by you (uid %u) "
-                           "or root, nor shared with a group of yours",
-                           path, (unsigned)st->st_uid, (unsigned)me);
+        return evb_err_set(-EACCES, "%s %s is owned by uid %u, not by you (uid %u) or root, "
+                           "nor shared with a group of yours",
+                           what, path, (unsigned)st->st_uid, (unsigned)me);
     if (st->st_mode & 0002)
-        return evb_err_set(-EACCES, "bus directory %s is writable by every user (mode %04o)",
+        return evb_err_set(-EACCES, "%s %s is writable by every user (mode %04o)", what,
                            path, (unsigned)(st->st_mode & 07777));
     /* Its owner chose whom to share it with; anyone else must be one of
      * them, or a member could plant what this caller then trusts. */
     if ((st->st_mode & 0020) && st->st_uid != me && !caller_in_group(st->st_gid))
-        return evb_err_set(-EACCES, "bus directory %s is writable by group %u, which you are "
-                           "not in", path, (unsigned)st->st_gid);
+        return evb_err_set(-EACCES, "%s %s is writable by group %u, which you are not in",
+                           what, path, (unsigned)st->st_gid);
     return 0;
 }
 
@@ -134,21 +134,21 @@ static int check_bus_dir(const char *path, const struct stat *st)
  * only with the sticky bit (as /tmp, /dev/shm), or by a group the caller
  * is in.
  */
-static int check_parent(const char *path, const struct stat *st, uid_t bus_owner)
+static int check_parent(const char *path, const char *what, const struct stat *st,
+                        uid_t bus_owner)
 {
     uid_t me = geteuid();
     if (st->st_uid != me && st->st_uid != 0 && st->st_uid != bus_owner)
-        return evb_err_set(-EACCES, "%s, above the bus directory, is owned by uid %u: it could "
-                           "swap the bus for its own (remove it, or use a bus path under a "
-                           "directory of yours)", path, (unsigned)st->st_uid);
+        return evb_err_set(-EACCES, "%s, above the %s, is owned by uid %u: it could swap "
+                           "what is below for its own (remove it, or use a path under a "
+                           "directory of yours)", path, what, (unsigned)st->st_uid);
     bool sticky = st->st_mode & S_ISVTX;
     if ((st->st_mode & 0002) && !sticky)
-        return evb_err_set(-EACCES, "%s, above the bus directory, is writable by every user "
-                           "and not sticky (mode %04o)", path,
-                           (unsigned)(st->st_mode & 07777));
+        return evb_err_set(-EACCES, "%s, above the %s, is writable by every user and not "
+                           "sticky (mode %04o)", path, what, (unsigned)(st->st_mode & 07777));
     if ((st->st_mode & 0020) && !sticky && !caller_in_group(st->st_gid))
-        return evb_err_set(-EACCES, "%s, above the bus directory, is writable by group %u, "
-                           "which you are not in", path, (unsigned)st->st_gid);
+        return evb_err_set(-EACCES, "%s, above the %s, is writable by group %u, which you "
+                           "are not in", path, what, (unsigned)st->st_gid);
     return 0;
 }
 
@@ -194,6 +194,30 @@ static int stat_chain(const char *path, struct stat *sts, char (*names)[PATH_MAX
     return n;
 }
 
+int evb_dir_trusted(const char *path, const char *what, struct stat *out)
+{
+    struct stat sts[64];
+    char (*nm)[PATH_MAX] = malloc(64 * sizeof *nm);
+    if (!nm)
+        return -ENOMEM;
+    int rc = 0;
+    int n = stat_chain(path, sts, nm, 64);
+    if (n < 0) {
+        rc = n == -ENOENT ? n : evb_err_set(n, "%s %s: %s", what, path, strerror(-n));
+    } else if (!S_ISDIR(sts[n - 1].st_mode)) {
+        rc = evb_err_set(-ENOTDIR, "%s %s: not a directory", what, path);
+    } else if (!(rc = check_bus_dir(path, what, &sts[n - 1]))) {
+        for (int i = n - 2; i >= 0 && !rc; i--)
+            rc = check_parent(nm[i], what, &sts[i], sts[n - 1].st_uid);
+        if (out)
+            *out = sts[n - 1];
+    }
+    free(nm);
+    return rc;
+}
+
+/* Make each missing directory of PATH: the last with DIR_MODE exactly,
+ * those above with its read and search bits. */
 int evb_make_dirs(const char *path, uint32_t dir_mode)
 {
     char buf[PATH_MAX];
@@ -243,26 +267,14 @@ int evb_bus_dir_open(evb_bus *bus, const char *shm_root)
     if (strlen(real) >= sizeof bus->path - 2 * EVB_NAME_MAX - 32)
         return evb_err_set(-ENAMETOOLONG, "bus path too long");
     snprintf(bus->path, sizeof bus->path, "%s", real);
-    struct stat sts[64];
-    char (*nm)[PATH_MAX] = malloc(64 * sizeof *nm);
-    if (!nm)
-        return -ENOMEM;
-    int n = stat_chain(real, sts, nm, 64);
-    if (n < 0) {
-        rc = evb_err_set(n, "bus %s: %s", real, strerror(-n));
-    } else if (!S_ISDIR(sts[n - 1].st_mode)) {
-        rc = evb_err_set(-ENOTDIR, "bus %s: not a directory", real);
-    } else if (!(rc = check_bus_dir(real, &sts[n - 1]))) {
-        for (int i = n - 2; i >= 0 && !rc; i--)
-            rc = check_parent(nm[i], &sts[i], sts[n - 1].st_uid);
-    }
+    struct stat st;
+    rc = evb_dir_trusted(real, "bus directory", &st);
     if (!rc) {
         /* The bus's mode is its directory's, whatever this opener asked:
          * bus.meta and the data directory made later follow it. */
-        mode_t dm = sts[n - 1].st_mode;
+        mode_t dm = st.st_mode;
         bus->opts.mode = 0600 | ((dm & 0040) ? 0040 : 0) | ((dm & 0020) ? 0020 : 0) |
                          ((dm & 0004) ? 0004 : 0);
     }
-    free(nm);
     return rc;
 }

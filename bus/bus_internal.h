@@ -58,6 +58,12 @@ uint32_t evb_drop_dir_mode(uint32_t file_mode);
 /* Make each missing directory of PATH: the last with DIR_MODE exactly,
  * those above with its read and search bits. 0 or a negative errno. */
 int evb_make_dirs(const char *path, uint32_t dir_mode);
+/* The checks evb_bus_dir_open() makes, of the absolute, resolved PATH (a
+ * bus or data directory; WHAT names it in messages). 0 and *OUT (may be
+ * NULL) its stat; -ENOENT (no message) when it does not exist; -EACCES
+ * saying why. */
+struct stat;
+int evb_dir_trusted(const char *path, const char *what, struct stat *out);
 /* Create bus->path when missing (with evb_dir_mode(bus->opts.mode), and
  * SHM_ROOT, the root of named buses, sticky and world-writable), resolve
  * it in place, and refuse it (-EACCES, saying why) when it or a directory

@@ -139,6 +139,11 @@ int evb_data_dir_resolve(evb_bus *bus)
     }
     if ((rc = canonical(use, bus->data, sizeof bus->data)))
         return rc;
+    /* Trusted as the bus directory is (bus_dir.c), once it exists;
+     * topic.c checks one it makes. */
+    rc = evb_dir_trusted(bus->data, "data directory", NULL);
+    if (rc && rc != -ENOENT)
+        return rc;
     if (strlen(bus->data) >= sizeof bus->data - 2 * EVB_NAME_MAX - 64)
         return evb_err_set(-ENAMETOOLONG, "data directory path too long");
     bus->opts.data_dir = bus->data;

@@ -167,6 +167,8 @@ static int make_data_topic(evb_bus *bus, const char *topic, const evb_topic_conf
     int rc = evb_make_dirs(bus->data, evb_dir_mode(bus->opts.mode));
     if (rc)
         return evb_err_set(rc, "data directory %s: %s", bus->data, strerror(-rc));
+    if ((rc = evb_dir_trusted(bus->data, "data directory", NULL)))
+        return rc == -ENOENT ? evb_err_set(rc, "data directory %s vanished", bus->data) : rc;
     /* Before anything is made in it: the directory must be the bus's. */
     if ((rc = evb_data_dir_record(bus)))
         return rc;

@@ -96,7 +96,7 @@ Test(bus_owner, under_a_directory_of_another_user)
     snprintf(b, sizeof b, "%s/b", p);
     cr_assert_eq(mkdir(b, 0700), 0);
     cr_assert_eq(chown(p, OTHER_UID, OTHER_GID), 0);
-    refused(b, "could swap the bus");
+    refused(b, "could swap");
 }
 
 /* Writable by everyone: sticky (as /tmp) is fine, not sticky is not. */
@@ -141,4 +141,50 @@ Test(bus_owner, own_bus_through_a_symlink)
     cr_assert_eq(evb_producer_open(&p, bus, "t", NULL), 0, "%s", evb_last_error());
     evb_producer_close(p);
     evb_bus_close(bus);
+}
+
+/* The data directory is trusted as the bus directory is: one owned by
+ * another user, or under one, is refused before anything is written
+ * there. */
+static int open_with_data(const char *data)
+{
+    char b[512];
+    path_of(b, sizeof b, "b");
+    evb_bus_options o = {.data_dir = data};
+    evb_bus *bus = NULL;
+    int rc = evb_bus_open(&bus, b, &o);
+    if (rc)
+        return rc;
+    evb_topic_config cfg = {.partitions = 1, .ring_bytes = 64 << 10,
+                            .durability = EVB_DURABILITY_ASYNC};
+    rc = evb_topic_create(bus, "t", &cfg);
+    evb_bus_close(bus);
+    return rc;
+}
+
+Test(bus_owner, data_dir_of_another_user)
+{
+    need_root();
+    char d[600];
+    snprintf(d, sizeof d, "%s/theirs", t_data_dir());
+    cr_assert_eq(mkdir(d, 0755), 0);
+    cr_assert_eq(chown(d, OTHER_UID, OTHER_GID), 0);
+    cr_assert_eq(open_with_data(d), -EACCES);
+    cr_assert(strstr(evb_last_error(), "data directory"), "%s", evb_last_error());
+    char t[700];
+    snprintf(t, sizeof t, "%s/t", d);
+    struct stat st;
+    cr_assert_neq(stat(t, &st), 0, "a topic was made in it");
+}
+
+Test(bus_owner, data_dir_made_under_a_directory_of_another_user)
+{
+    need_root();
+    char p[600], d[700];
+    snprintf(p, sizeof p, "%s/theirs", t_data_dir());
+    snprintf(d, sizeof d, "%s/data", p);
+    cr_assert_eq(mkdir(p, 0755), 0);
+    cr_assert_eq(chown(p, OTHER_UID, OTHER_GID), 0);
+    cr_assert_eq(open_with_data(d), -EACCES);
+    cr_assert(strstr(evb_last_error(), "could swap"), "%s", evb_last_error());
 }
