@@ -52,7 +52,7 @@ int evb_mode_check(uint32_t mode, const char *what);
 /* A directory for files of FILE_MODE: search with read, set-gid when a
  * group is let in (what members make keeps the group). */
 uint32_t evb_dir_mode(uint32_t file_mode);
-/* consumers/: as evb_dir_mode(), plus write for whoever may read, and
+/* A durable topic's consumers/: as evb_dir_mode(), plus write for whoever may read, and
  * sticky, so a read-only consumer can keep its cursor file there. */
 uint32_t evb_drop_dir_mode(uint32_t file_mode);
 /* Make each missing directory of PATH: the last with DIR_MODE exactly,

@@ -127,8 +127,12 @@ static int make_tmpfs_topic(evb_bus *bus, const char *topic, const evb_topic_con
     int rc = temp_dir(bus->path, topic, tmp, sizeof tmp, evb_dir_mode(cfg->file_mode));
     if (rc)
         return rc;
+    /* Cursor files here are of ring-only topics' named consumers, which
+     * gate producers and so may write the topic: no wider than the topic
+     * (a durable topic's, which read-only consumers may keep, live in the
+     * data directory's consumers/). */
     snprintf(path, sizeof path, "%s/consumers", tmp);
-    if ((rc = make_dir(path, evb_drop_dir_mode(cfg->file_mode))))
+    if ((rc = make_dir(path, evb_dir_mode(cfg->file_mode))))
         goto fail;
     if ((rc = evb_topic_config_write(tmp, cfg)) || (rc = config_mode(tmp, cfg)))
         goto fail;

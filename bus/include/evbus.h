@@ -171,9 +171,9 @@ typedef struct evb_topic_config {
     /** Who may use the topic, as the mode of its files: 0600 (default: the
      *  owner alone), 0640 (the group reads), 0660 (the group publishes
      *  too); 0644 and 0664 let every user read. Anything else is -EINVAL.
-     *  Directories get search with read (set-gid when shared), consumers/
-     *  is writable and sticky for whoever may read, topic.conf is
-     *  read-only; the umask changes nothing. */
+     *  Directories get search with read (set-gid when shared); a durable
+     *  topic's consumers/ is writable and sticky for whoever may read;
+     *  topic.conf is read-only; the umask changes nothing. */
     uint32_t file_mode;
     uint32_t durability;      /**< enum evb_durability; default NONE */
     /** Durable topics: bytes per segment file, a multiple of ring_bytes;

@@ -59,7 +59,7 @@ test_modes_umask_077() {
     check "bus.meta 660" mode_is "$PB/bus.meta" 660
     check "ring 660" mode_is "$PB/w/0.ring" 660
     check "topic.conf 440" mode_is "$PB/w/topic.conf" 440
-    check "consumers/ 3770 (sticky)" mode_is "$PB/w/consumers" 3770
+    check "consumers/ 2770" mode_is "$PB/w/consumers" 2770
     check "the group is the directory's" eval '[[ "$(stat -c %g "$PB/w/0.ring")" == '"$GROUP"' ]]'
     (umask 077 && "$EVBUS" create r --bus "$PB" --data-dir "$PD" --mode 0640) >"$OUT" 2>"$ERR"
     (umask 077 && "$EVBUS" create d --bus "$PB" --data-dir "$PD" --mode 0640 \
@@ -70,6 +70,7 @@ test_modes_umask_077() {
     check "a private topic 600" mode_is "$PB/private/0.ring" 600
     check "and its directory 700" mode_is "$PB/private" 700
     check "durable partition directory 2750" mode_is "$PD/d/0" 2750
+    check "durable consumers/ 3770 (sticky, readers keep cursors)" mode_is "$PD/d/consumers" 3770
     end
 }
 
@@ -147,7 +148,7 @@ test_planted_cursor() {
     local target="$P/root-file"
     printf keep >"$target"
     chmod 600 "$target"
-    # nobody may write consumers/ (sticky, group-writable): a symlink for
+    # nobody, a group writer, may write consumers/: a symlink for
     # root's consumer "rootc", and a cursor file of its own named "mine".
     setpriv --reuid="$READER" --regid="$GROUP" --clear-groups \
         ln -s "$target" "$PB/w/consumers/rootc.cur"
