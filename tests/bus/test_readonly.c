@@ -356,3 +356,79 @@ Test(readonly, what_a_reader_plants_in_consumers_steers_nobody)
     cr_assert_eq(st.st_size, 4, "written through the symlink");
     evb_bus_close(bus);
 }
+
+/* A hole a dead producer left: a read-only reader cannot pad it, so it
+ * waits (no -EBADMSG, no fault) until someone who may write pads it, then
+ * goes on. */
+static int claim_and_die(void *arg)
+{
+    (void)arg;
+    evb_bus *bus = NULL;
+    evb_bus_options o = {.data_dir = t_data_dir()};
+    evb_producer *p;
+    struct evb_claim cl;
+    if (evb_bus_open(&bus, bus_path, &o) || evb_producer_open(&p, bus, "mem", NULL) ||
+        evb_claim(p, 0, NULL, 0, 8, &cl))
+        return 1;
+    raise(SIGKILL);
+    return 2;
+}
+
+static int hole_reader(void *arg)
+{
+    struct t_shared *sh = arg;
+    become_reader();
+    evb_bus *bus = NULL;
+    /* Short bounds, so the hole is past stall + dead well within the
+     * first wait: a reader that took it for damage would say so there. */
+    evb_bus_options o = {.data_dir = t_data_dir(), .dead_ms = 20, .stall_ms = 50};
+    if (evb_bus_open(&bus, bus_path, &o))
+        return 1;
+    evb_consumer *c;
+    evb_consumer_options sub = {.kind = EVB_SUBSCRIBER, .start = EVB_START_EARLIEST,
+                                .only_partition = 1, .partition = 0};
+    evb_event ev;
+    if (evb_consumer_open(&c, bus, "mem", &sub) || evb_consumer_next(c, &ev, 1000) ||
+        memcmp(ev.value, "m0", 2))
+        return 2;
+    int rc = evb_consumer_next(c, &ev, 600);
+    if (rc != -ETIMEDOUT) {
+        fprintf(stderr, "at the hole: %d (%s)\n", rc, evb_last_error());
+        return 3;
+    }
+    atomic_store(&sh->ready, 1);
+    if ((rc = evb_consumer_next(c, &ev, 5000)) || ev.value_len != 5 ||
+        memcmp(ev.value, "after", 5))
+        return 4;
+    return 0;
+}
+
+Test(readonly, a_read_only_reader_waits_at_a_hole_for_a_writer)
+{
+    evb_bus *bus = setup(); /* "mem" partition 0 or 1 holds m0 */
+    evb_bus_close(bus);
+    /* Everything in partition 0: m0, the hole, then "after". */
+    evb_bus_options o = {.data_dir = t_data_dir(), .dead_ms = 20, .stall_ms = 50};
+    cr_assert_eq(evb_bus_open(&bus, bus_path, &o), 0, "%s", evb_last_error());
+    cr_assert_eq(evb_topic_delete(bus, "mem"), 0, "%s", evb_last_error());
+    evb_topic_config mem = {.partitions = 1, .ring_bytes = 64 << 10, .file_mode = 0640};
+    cr_assert_eq(evb_topic_create(bus, "mem", &mem), 0, "%s", evb_last_error());
+    publish(bus, "mem", "m0");
+    cr_assert_eq(t_wait_exit(t_spawn(claim_and_die, NULL), 10000), 128 + SIGKILL);
+    publish(bus, "mem", "after");
+    struct t_shared *sh = t_shared_new();
+    pid_t pid = t_spawn(hole_reader, sh);
+    cr_assert(t_wait_count(&sh->ready, 1, 10000), "the read-only reader did not wait");
+    /* A writable reader pads the dead producer's hole and reads on. */
+    evb_consumer *c;
+    evb_consumer_options sub = {.kind = EVB_SUBSCRIBER, .start = EVB_START_EARLIEST};
+    cr_assert_eq(evb_consumer_open(&c, bus, "mem", &sub), 0, "%s", evb_last_error());
+    evb_event ev;
+    cr_assert_eq(evb_consumer_next(c, &ev, 1000), 0, "%s", evb_last_error());
+    cr_assert_eq(evb_consumer_next(c, &ev, 2000), 0, "%s", evb_last_error());
+    cr_assert(ev.value_len == 5 && !memcmp(ev.value, "after", 5));
+    evb_consumer_close(c);
+    int rc = t_wait_exit(pid, 10000);
+    cr_assert_eq(rc, 0, "read-only reader: exit %d", rc);
+    evb_bus_close(bus);
+}
