@@ -116,11 +116,15 @@ struct conf_key {
     size_t size;
     int base;
     uint64_t max;
+    bool durable_only; /* written only for durable topics (see the writer) */
 };
 
 #define CONF_KEY(field, base, max)                                               \
     {#field, offsetof(evb_topic_config, field),                                 \
-     sizeof(((evb_topic_config *)0)->field), base, max}
+     sizeof(((evb_topic_config *)0)->field), base, max, false}
+#define CONF_DKEY(field, base, max)                                              \
+    {#field, offsetof(evb_topic_config, field),                                 \
+     sizeof(((evb_topic_config *)0)->field), base, max, true}
 
 static const struct conf_key conf_keys[] = {
     CONF_KEY(partitions, 10, UINT32_MAX),
@@ -128,12 +132,12 @@ static const struct conf_key conf_keys[] = {
     CONF_KEY(max_event_bytes, 10, UINT32_MAX),
     CONF_KEY(file_mode, 8, 0777),
     CONF_KEY(durability, 10, UINT32_MAX),
-    CONF_KEY(segment_bytes, 10, UINT64_MAX),
-    CONF_KEY(retain_bytes, 10, UINT64_MAX),
-    CONF_KEY(retain_ms, 10, UINT64_MAX),
-    CONF_KEY(retain_cap_bytes, 10, UINT64_MAX),
-    CONF_KEY(flags, 10, UINT32_MAX),
-    CONF_KEY(flush_ms, 10, UINT32_MAX),
+    CONF_DKEY(segment_bytes, 10, UINT64_MAX),
+    CONF_DKEY(retain_bytes, 10, UINT64_MAX),
+    CONF_DKEY(retain_ms, 10, UINT64_MAX),
+    CONF_DKEY(retain_cap_bytes, 10, UINT64_MAX),
+    CONF_DKEY(flags, 10, UINT32_MAX),
+    CONF_DKEY(flush_ms, 10, UINT32_MAX),
 };
 #define CONF_NKEYS (sizeof conf_keys / sizeof conf_keys[0])
 static_assert(CONF_NKEYS <= 32, "conf_line tracks keys seen in a 32-bit mask");
@@ -249,6 +253,13 @@ int evb_topic_config_read(const char *dir, evb_topic_config *cfg)
     fclose(f);
     if (!rc && lineno == 0)
         rc = evb_err_set(-EBADMSG, "%s: empty", path);
+    /* The writer gives the durable keys only with a durability; one
+     * without it (a durability line lost or mangled) is not a file this
+     * bus wrote, and reading it as an in-memory topic would drop the log. */
+    for (uint32_t k = 0; !rc && cfg->durability == EVB_DURABILITY_NONE && k < CONF_NKEYS; k++)
+        if (conf_keys[k].durable_only && (seen & (1u << k)))
+            rc = evb_err_set(-EBADMSG, "%s: %s given for a topic that is not durable", path,
+                             conf_keys[k].name);
     if (!rc && evb_topic_config_check(cfg))
         rc = evb_err_prefix(-EBADMSG, "%s", path);
     return rc;
