@@ -106,6 +106,18 @@ static int disk_read(evb_consumer *c, uint32_t i, struct evb_frame_view *v)
             evb_seg_reader_seek(sr, sp, so, true);
             continue;
         }
+        if (rc == -EAGAIN && sr->lost_bytes) {
+            /* Damage skipped up to flushed: the loss goes with the next
+             * event, read from the ring. At the tail its offset is known
+             * now, which says how many events the damage held. */
+            uint64_t t, toff, lost = 0;
+            evb_ring_load_tail(rd->r, &t, &toff);
+            if (t == sr->pos && sr->lost_from != EVB_SEG_NO_OFFSET && toff > sr->lost_from)
+                lost = toff - sr->lost_from;
+            evb_ring_reader_add_loss(rd, sr->lost_bytes, lost);
+            sr->lost_bytes = sr->lost_events = 0;
+            sr->lost_from = EVB_SEG_NO_OFFSET;
+        }
         if (rc)
             return rc == -EBADMSG ? evb_err_prefix(rc, "partition %u", c->part[i]) : rc;
         /* Damage skipped (EVB_CONSUMER_SKIP_DAMAGE) is lost like a lap:

@@ -74,7 +74,7 @@ static int scan_segment(struct evb_seg *s, const char *dir, const struct evb_seg
         return rc;
     struct evb_seg_walk w = {.pos = base, .learn = true};
     struct evb_seg_frame fr;
-    uint64_t seg_end = base + g->segment_bytes;
+    uint64_t seg_end = base + s->bytes; /* less when the file was cut short */
     while (w.pos < seg_end) {
         uint64_t at = w.pos;
         int kind = evb_seg_step(s, g, &w, &fr);
@@ -363,8 +363,15 @@ int evb_seg_recover(const char *dir, const struct evb_seg_geom *g, uint64_t hint
         if (bases[i] + g->segment_bytes < next)
             damage(&r, bases[i] + g->segment_bytes, next - bases[i] - g->segment_bytes);
         int64_t sz = seg_size(dir, bases[i]);
-        if (sz >= 0 && (uint64_t)sz < g->segment_bytes && bases[i] < end_pos)
-            damage(&r, bases[i] + (uint64_t)sz, g->segment_bytes - (uint64_t)sz);
+        if (sz >= 0 && (uint64_t)sz < g->segment_bytes && bases[i] < end_pos) {
+            /* Cut short: the frames before the cut are intact, the damage
+             * starts after the last of them, as a reader sees it. */
+            struct seg_scan e;
+            uint64_t from = bases[i];
+            if (scan_segment(&s, dir, g, bases[i], &e, &r) == 0 && e.any)
+                from = e.end_pos;
+            damage(&r, from, bases[i] + g->segment_bytes - from);
+        }
     }
 
     /* Cut: newer segments newest first, then the tail, then the index. A

@@ -28,7 +28,9 @@ int evb_seg_write_at(int fd, const void *buf, size_t n, off_t off);
 int evb_seg_zero_range(int fd, const char *path, uint64_t from, uint64_t n);
 /* fsync the directory DIR, so renames and unlinks in it last. */
 int evb_seg_sync_dir(const char *dir);
-/* Keep S mapped on the segment holding POS. */
+/* Keep S mapped on the segment holding POS. A segment file cut short is
+ * mapped as far as it goes (s->bytes below segment_bytes: the walks stop
+ * or skip there); -EBADMSG only when not one word is left, -ENOENT none. */
 int evb_seg_hold(struct evb_seg *s, const char *dir, const struct evb_seg_geom *g,
                  uint64_t pos);
 

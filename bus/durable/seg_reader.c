@@ -144,6 +144,7 @@ int evb_seg_reader_open(struct evb_seg_reader *sr, const char *dir,
     sr->seg.fd = -1;
     sr->learn = true;
     sr->lost_from = EVB_SEG_NO_OFFSET;
+    sr->hint_pos = EVB_SEG_NO_OFFSET;
     int rc = evb_seg_geom_check(g);
     if (rc)
         return rc;
@@ -164,6 +165,7 @@ void evb_seg_reader_seek(struct evb_seg_reader *sr, uint64_t pos, uint64_t offse
     sr->pos = pos;
     sr->offset = offset;
     sr->learn = learn;
+    sr->hint_pos = learn ? pos : EVB_SEG_NO_OFFSET;
     sr->lost_bytes = sr->lost_events = 0;
     sr->lost_from = EVB_SEG_NO_OFFSET;
 }
@@ -186,7 +188,10 @@ static uint64_t next_base(struct evb_seg_reader *sr, uint64_t pos, uint64_t end)
 /* Skip mode: remember what was expected where a skip begins. */
 static void skip_begin(struct evb_seg_reader *sr, const struct evb_seg_walk *w)
 {
-    if (sr->lost_from == EVB_SEG_NO_OFFSET && !w->learn)
+    /* Learning, the offset is known only where the seek put the reader
+     * with one (the log start's, a committed one): damage at the very
+     * first frame then still counts the events it held. */
+    if (sr->lost_from == EVB_SEG_NO_OFFSET && (!w->learn || w->pos == sr->hint_pos))
         sr->lost_from = w->offset;
 }
 
@@ -222,6 +227,27 @@ int evb_seg_read(struct evb_seg_reader *sr, uint64_t end, struct evb_frame_view 
                 evb_err_prefix(rc, "position %llu is no longer on disk",
                                (unsigned long long)w.pos);
             break;
+        }
+        uint64_t seg_base = sr->seg.base;
+        if (w.pos - seg_base >= sr->seg.bytes) {
+            /* Past where a truncated segment was cut: the rest of the
+             * segment is gone, damage like any other. */
+            uint64_t seg_end = seg_base + sr->g.segment_bytes;
+            if (!sr->skip_damage) {
+                char path[PATH_MAX];
+                if (evb_seg_path(path, sizeof path, sr->dir, seg_base, "log"))
+                    snprintf(path, sizeof path, "%s", sr->dir);
+                rc = sr->failed = evb_err_set(-EBADMSG, "%s: damaged: cut short at file "
+                                              "offset %llu, no frame at position %llu", path,
+                                              (unsigned long long)sr->seg.bytes,
+                                              (unsigned long long)w.pos);
+                break;
+            }
+            skip_begin(sr, &w);
+            sr->lost_bytes += (seg_end < end ? seg_end : end) - w.pos;
+            w.pos = seg_end < end ? seg_end : end;
+            w.learn = true;
+            continue;
         }
         struct evb_seg_frame fr;
         uint64_t at = w.pos;

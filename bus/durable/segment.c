@@ -287,7 +287,10 @@ fail:
     return rc;
 }
 
-int evb_seg_map(struct evb_seg *s, const char *dir, uint64_t base, uint64_t bytes)
+/* Map segment BASE; with SHORT a file cut short (damage) is mapped as far
+ * as it goes, in whole 8-byte words, and s->bytes says how far. */
+static int map_file(struct evb_seg *s, const char *dir, uint64_t base, uint64_t bytes,
+                    bool short_ok)
 {
     char path[PATH_MAX];
     *s = (struct evb_seg){.fd = -1, .base = base, .bytes = bytes};
@@ -304,6 +307,9 @@ int evb_seg_map(struct evb_seg *s, const char *dir, uint64_t base, uint64_t byte
         rc = evb_err_set(-errno, "%s: %s", path, strerror(errno));
         goto fail;
     }
+    uint64_t have = (uint64_t)st.st_size - (uint64_t)st.st_size % EVB_FRAME_ALIGN;
+    if (short_ok && (uint64_t)st.st_size < bytes && have > 0)
+        s->bytes = bytes = have;
     if ((uint64_t)st.st_size < bytes) {
         rc = evb_err_set(-EBADMSG, "%s: %lld bytes, a segment has %llu", path,
                          (long long)st.st_size, (unsigned long long)bytes);
@@ -320,6 +326,11 @@ int evb_seg_map(struct evb_seg *s, const char *dir, uint64_t base, uint64_t byte
 fail:
     close(fd);
     return rc;
+}
+
+int evb_seg_map(struct evb_seg *s, const char *dir, uint64_t base, uint64_t bytes)
+{
+    return map_file(s, dir, base, bytes, false);
 }
 
 void evb_seg_unmap(struct evb_seg *s)
@@ -339,5 +350,7 @@ int evb_seg_hold(struct evb_seg *s, const char *dir, const struct evb_seg_geom *
     if (s->map && s->base == base)
         return 0;
     evb_seg_unmap(s);
-    return evb_seg_map(s, dir, base, g->segment_bytes);
+    /* The walks read a truncated segment up to where it was cut: the
+     * frames before are intact, what is missing is damage they count. */
+    return map_file(s, dir, base, g->segment_bytes, true);
 }

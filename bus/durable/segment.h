@@ -136,6 +136,8 @@ struct evb_seg_reader {
     uint64_t lost_from;     /* offset expected where the skip began, or
                                EVB_SEG_NO_OFFSET when unknown */
     uint64_t lost_events;   /* events the skip is known to have lost */
+    uint64_t hint_pos;      /* where a seek with learn put the reader: its
+                               offset there is a hint for the loss count */
 };
 
 /* -EINVAL for a bad geometry, -ENOMEM. Positioned at 0, learning. */
