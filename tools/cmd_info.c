@@ -103,6 +103,25 @@ static void fmt_damage(const evb_damage *d, char *out, size_t cap)
              d->ranges == 1 ? "" : "s", size, (unsigned long long)d->first_position);
 }
 
+static const char *mark_name(uint32_t m)
+{
+    static const char *const names[] = {"ok", "missing", "invalid", "not a regular file"};
+    return m < sizeof(names) / sizeof(names[0]) ? names[m] : "invalid";
+}
+
+/* A bad mark, or bytes cut without one: said on stderr, whatever else. */
+static void warn_mark(const struct evb_topic_info *ti, uint32_t p, const evb_damage *d)
+{
+    if (d->mark == EVB_MARK_OK && !d->unchecked_cut_bytes)
+        return;
+    char cut[32];
+    util_fmt_size(d->unchecked_cut_bytes, cut, sizeof(cut));
+    fprintf(stderr, "evbus info: topic %s partition %u: durable mark %s: log end checked "
+            "without it; %s cut as a torn tail from position %llu (may have been synced "
+            "events)\n", ti->name, p, mark_name(d->mark), cut,
+            (unsigned long long)d->unchecked_cut_position);
+}
+
 static void print_disk(const struct evb_topic_info *ti, const struct evb_partition_stat *ps,
                        const evb_damage *dmg)
 {
@@ -133,6 +152,12 @@ static void print_disk(const struct evb_topic_info *ti, const struct evb_partiti
         char d[96];
         fmt_damage(&dmg[p], d, sizeof(d));
         printf("%-9u  %s\n", p, d);
+        if (dmg[p].mark != EVB_MARK_OK || dmg[p].unchecked_cut_bytes)
+            printf("%-9u  durable mark %s; %llu bytes cut as a torn tail without it, from "
+                   "position %llu\n", p, mark_name(dmg[p].mark),
+                   (unsigned long long)dmg[p].unchecked_cut_bytes,
+                   (unsigned long long)dmg[p].unchecked_cut_position);
+        warn_mark(ti, p, &dmg[p]);
     }
     if (damaged)
         fprintf(stderr, "evbus info: topic %s: its disk log is damaged; readers stop there "
@@ -168,6 +193,14 @@ static json_t *damage_json(const evb_damage *d, bool verify)
                           "bytes", cli_json_u64(d->bytes));
     if (o != NULL && d->ranges &&
         json_object_set_new(o, "first_position", cli_json_u64(d->first_position)) < 0) {
+        json_decref(o);
+        o = NULL;
+    }
+    if (o != NULL && !verify &&
+        (json_object_set_new(o, "mark", json_string(mark_name(d->mark))) < 0 ||
+         json_object_set_new(o, "unchecked_cut_bytes", cli_json_u64(d->unchecked_cut_bytes)) < 0 ||
+         json_object_set_new(o, "unchecked_cut_position",
+                             cli_json_u64(d->unchecked_cut_position)) < 0)) {
         json_decref(o);
         o = NULL;
     }
@@ -329,6 +362,8 @@ int cmd_info(int argc, char **argv)
             rc = jr ? jr : rc;
         }
     } else if (rc == 0 && c.json) {
+        for (uint32_t p = 0; p < info_parts(&ti); p++)
+            warn_mark(&ti, p, &dmg[p]);
         rc = cli_print_json(&c, info_json(&c, &ti, ps, dmg, NULL));
     } else if (rc == 0) {
         info_print_text(&c, &ti, ps, dmg);

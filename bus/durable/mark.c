@@ -8,6 +8,7 @@
 #include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -22,37 +23,115 @@ static int mark_path(char *out, size_t cap, const char *dir)
     return n < 0 || (size_t)n >= cap ? -ENAMETOOLONG : 0;
 }
 
-void evb_seg_mark_durable(const char *dir, uint64_t pos, uint64_t offset, uint32_t mode)
-{
-    char path[PATH_MAX];
-    if (mark_path(path, sizeof path, dir))
-        return;
-    struct evb_mark m = {.magic = EVB_MARK_MAGIC, .format = EVB_MARK_FORMAT_WORD,
-                         .pos = pos, .offset = offset};
-    m.crc = evb_crc32c(0, &m, offsetof(struct evb_mark, crc));
-    int fd = evb_open_file(AT_FDCWD, path, O_WRONLY | O_CREAT, mode, EVB_FILE_REG);
-    if (fd < 0)
-        return; /* a hint that may lag: recovery only trusts less */
-    (void)evb_seg_write_at(fd, &m, sizeof m, 0);
-    close(fd);
-}
-
-bool evb_seg_mark_read(const char *dir, uint64_t *pos, uint64_t *offset)
+int evb_seg_mark_load(const char *dir, struct evb_seg_mark *out)
 {
     char path[PATH_MAX];
     struct evb_mark m;
     if (mark_path(path, sizeof path, dir))
-        return false;
+        return EVB_SEG_MARK_MISSING;
     int fd = evb_open_file(AT_FDCWD, path, O_RDONLY, 0, EVB_FILE_REG);
+    if (fd == -ENOENT)
+        return EVB_SEG_MARK_MISSING;
     if (fd < 0)
-        return false;
+        return fd == -EACCES || fd == -EPERM ? EVB_SEG_MARK_INVALID : EVB_SEG_MARK_NOT_FILE;
     int rc = evb_seg_read_at(fd, &m, sizeof m, 0);
     close(fd);
     if (rc || m.magic != EVB_MARK_MAGIC || m.format != EVB_MARK_FORMAT_WORD || m.zero ||
         m.crc != evb_crc32c(0, &m, offsetof(struct evb_mark, crc)) ||
-        m.pos % EVB_FRAME_ALIGN)
+        m.pos % EVB_FRAME_ALIGN || m.start_pos % EVB_FRAME_ALIGN || m.start_pos > m.pos)
+        return EVB_SEG_MARK_INVALID;
+    *out = (struct evb_seg_mark){m.pos, m.offset, m.start_pos, m.start_offset};
+    return EVB_SEG_MARK_OK;
+}
+
+bool evb_seg_mark_read(const char *dir, uint64_t *pos, uint64_t *offset)
+{
+    struct evb_seg_mark m;
+    if (evb_seg_mark_load(dir, &m) != EVB_SEG_MARK_OK)
         return false;
     *pos = m.pos;
     *offset = m.offset;
     return true;
+}
+
+/* Write M as the mark of DIR: in place (one pwrite, the usual case); when
+ * what is there is no regular file, a new file renamed over it, so a FIFO
+ * or symlink planted there is replaced, never followed or written through
+ * (an empty directory is removed first; anything else is an error). */
+static int mark_write(const char *dir, const struct evb_seg_mark *v, uint32_t mode)
+{
+    char path[PATH_MAX], tmp[PATH_MAX + 8];
+    if (mark_path(path, sizeof path, dir))
+        return -ENAMETOOLONG;
+    struct evb_mark m = {.magic = EVB_MARK_MAGIC, .format = EVB_MARK_FORMAT_WORD,
+                         .pos = v->pos, .offset = v->offset, .start_pos = v->start_pos,
+                         .start_offset = v->start_offset};
+    m.crc = evb_crc32c(0, &m, offsetof(struct evb_mark, crc));
+    int fd = evb_open_file(AT_FDCWD, path, O_WRONLY | O_CREAT, mode, EVB_FILE_REG);
+    if (fd >= 0) {
+        int rc = evb_seg_write_at(fd, &m, sizeof m, 0);
+        close(fd);
+        return rc;
+    }
+    if (fd == -EACCES || fd == -EPERM || fd == -ENOENT || fd == -ENOSPC)
+        return fd;
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    (void)unlink(tmp);
+    fd = evb_open_file(AT_FDCWD, tmp, O_WRONLY | O_CREAT | O_EXCL, mode, EVB_FILE_REG);
+    if (fd < 0)
+        return fd;
+    int rc = evb_seg_write_at(fd, &m, sizeof m, 0);
+    close(fd);
+    if (!rc && rename(tmp, path) < 0) {
+        rc = -errno;
+        if ((rc == -EISDIR || rc == -ENOTEMPTY || rc == -EEXIST) && rmdir(path) == 0)
+            rc = rename(tmp, path) < 0 ? -errno : 0;
+    }
+    if (rc)
+        (void)unlink(tmp);
+    return rc;
+}
+
+/* Without a valid mark the log start is the oldest segment's base. */
+static void start_guess(const char *dir, struct evb_seg_mark *m)
+{
+    uint64_t *bases;
+    size_t n;
+    m->start_pos = 0;
+    m->start_offset = EVB_SEG_NO_OFFSET;
+    if (evb_seg_list(dir, &bases, &n) == 0 && n)
+        m->start_pos = bases[0];
+    if (n)
+        free(bases);
+    /* A log starts at position 0 with offset 0, and only then. */
+    if (m->start_pos == 0)
+        m->start_offset = 0;
+}
+
+int evb_seg_mark_durable(const char *dir, uint64_t pos, uint64_t offset, uint32_t mode)
+{
+    struct evb_seg_mark m;
+    if (evb_seg_mark_load(dir, &m) != EVB_SEG_MARK_OK)
+        start_guess(dir, &m);
+    m.pos = pos;
+    m.offset = offset;
+    if (m.start_pos > pos)
+        m.start_pos = pos;
+    return mark_write(dir, &m, mode);
+}
+
+int evb_seg_mark_start(const char *dir, uint64_t start_pos, uint64_t start_offset,
+                       uint32_t mode)
+{
+    struct evb_seg_mark m;
+    if (evb_seg_mark_load(dir, &m) != EVB_SEG_MARK_OK)
+        m = (struct evb_seg_mark){0};
+    m.start_pos = start_pos;
+    m.start_offset = start_offset;
+    if (m.pos < start_pos) {
+        /* The mark only bounds what may be torn: lower is safe. */
+        m.pos = start_pos;
+        m.offset = start_offset == EVB_SEG_NO_OFFSET ? 0 : start_offset;
+    }
+    return mark_write(dir, &m, mode);
 }

@@ -10,8 +10,10 @@
  *   8   | format word, 8 bytes (EVB_MARK_FORMAT_WORD)   |
  *   16  | pos: the log is synced below it (a frame start)|
  *   24  | offset: the offset of the next event at pos   |
- *   32  | crc32c of bytes 0..31, 4 bytes; 4 bytes zero  |
- *   40  +-----------------------------------------------+
+ *   32  | start_pos: where the retained log starts      |
+ *   40  | start_offset: its offset (or EVB_FRAME_NO_OFFSET) |
+ *   48  | crc32c of bytes 0..47, 4 bytes; 4 bytes zero  |
+ *   56  +-----------------------------------------------+
  *
  * The record is written in place with one pwrite after each fdatasync of
  * the log completed, and is not synced itself: after a power loss it may be
@@ -20,6 +22,19 @@
  * write, another version) is ignored as if absent: recovery then takes
  * only the bytes after the last valid frame as the torn tail. Integers in
  * host order, as in the log. Bump EVB_MARK_VERSION on any change.
+ *
+ * start_pos is moved by retention (retention.c) before it removes a
+ * segment, and kept by every other write: segments missing below the
+ * oldest one on disk but at or above it were lost, not retained, and
+ * recovery reports them as damage. Recovery reports a missing, invalid or
+ * non-regular mark next to segments too (damage.found's mark field), and
+ * the bytes it then cut as a torn tail without a mark to bound them.
+ * One file, not two copies: a second copy written the same way fails the
+ * same way (a directory planted in its place, a deleted directory), and
+ * what recovery needs from the mark is only a bound; without it recovery
+ * still finds the log end from the frames, and says it did so. Deleting
+ * the mark and the newest segment together is not detectable from the
+ * files left (SECURITY.md).
  * The damage report of the same directory follows the mark below.
  */
 #ifndef EVB_MARK_FORMAT_H
@@ -30,8 +45,8 @@
 #include <stdint.h>
 
 #define EVB_MARK_MAGIC 0x31304b524d425645ull /* "EVBMRK01" little-endian */
-#define EVB_MARK_VERSION 1u
-#define EVB_MARK_BYTES 40u
+#define EVB_MARK_VERSION 2u
+#define EVB_MARK_BYTES 56u
 #define EVB_MARK_NAME "durable.mark"
 #define EVB_MARK_FORMAT_WORD ((uint64_t)EVB_MARK_VERSION << 32 | EVB_MARK_BYTES)
 
@@ -40,12 +55,14 @@ struct evb_mark {
     uint64_t format; /* 8: EVB_MARK_FORMAT_WORD */
     uint64_t pos;    /* 16: synced below this position */
     uint64_t offset; /* 24: offset of the event at pos */
-    uint32_t crc;    /* 32: crc32c of bytes [0, 32) */
-    uint32_t zero;   /* 36: 0 */
+    uint64_t start_pos;    /* 32: the retained log starts here */
+    uint64_t start_offset; /* 40: its offset, EVB_FRAME_NO_OFFSET unknown */
+    uint32_t crc;    /* 48: crc32c of bytes [0, 48) */
+    uint32_t zero;   /* 52: 0 */
 };
 
 static_assert(offsetof(struct evb_mark, pos) == 16, "mark ABI moved: bump version");
-static_assert(offsetof(struct evb_mark, crc) == 32, "mark ABI moved: bump version");
+static_assert(offsetof(struct evb_mark, crc) == 48, "mark ABI moved: bump version");
 static_assert(sizeof(struct evb_mark) == EVB_MARK_BYTES, "mark size");
 
 /*
@@ -59,12 +76,18 @@ static_assert(sizeof(struct evb_mark) == EVB_MARK_BYTES, "mark size");
  *   16  ranges: damaged ranges found
  *   24  bytes: their bytes
  *   32  first_pos: where the first starts
- *   40  crc32c of bytes 0..39, 4 bytes; 4 bytes zero
- *   48
+ *   40  mark: EVB_SEG_MARK_* the durable mark was in, 4 bytes; 4 bytes zero
+ *   48  cut_bytes: bytes cut as a torn tail while the mark was not OK
+ *   56  cut_pos: where that cut started
+ *   64  crc32c of bytes 0..63, 4 bytes; 4 bytes zero
+ *   72
+ * A mark that was not OK and what was cut then are kept by later
+ * recoveries (the mark is rewritten meanwhile): remove the file to
+ * acknowledge them.
  */
 #define EVB_DAMAGE_MAGIC 0x31304745444d4256ull /* "VBMDEG01": any fixed word */
-#define EVB_DAMAGE_VERSION 1u
-#define EVB_DAMAGE_BYTES 48u
+#define EVB_DAMAGE_VERSION 2u
+#define EVB_DAMAGE_BYTES 72u
 #define EVB_DAMAGE_NAME "damage.found"
 #define EVB_DAMAGE_FORMAT_WORD ((uint64_t)EVB_DAMAGE_VERSION << 32 | EVB_DAMAGE_BYTES)
 
@@ -74,11 +97,15 @@ struct evb_damage_rec {
     uint64_t ranges;    /* 16 */
     uint64_t bytes;     /* 24 */
     uint64_t first_pos; /* 32 */
-    uint32_t crc;       /* 40: crc32c of bytes [0, 40) */
-    uint32_t zero;      /* 44: 0 */
+    uint32_t mark;      /* 40: EVB_SEG_MARK_* */
+    uint32_t pad;       /* 44: 0 */
+    uint64_t cut_bytes; /* 48 */
+    uint64_t cut_pos;   /* 56 */
+    uint32_t crc;       /* 64: crc32c of bytes [0, 64) */
+    uint32_t zero;      /* 68: 0 */
 };
 
-static_assert(offsetof(struct evb_damage_rec, crc) == 40, "damage ABI moved: bump version");
+static_assert(offsetof(struct evb_damage_rec, crc) == 64, "damage ABI moved: bump version");
 static_assert(sizeof(struct evb_damage_rec) == EVB_DAMAGE_BYTES, "damage record size");
 
 #endif

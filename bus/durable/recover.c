@@ -292,13 +292,28 @@ int evb_seg_recover(const char *dir, const struct evb_seg_geom *g, uint64_t hint
     int rc = files_fit(dir, g, &bases, &n);
     if (rc)
         return rc;
-    bool mark = evb_seg_mark_read(dir, &mpos, &moff);
-    if (mark)
-        r.durable_pos = mpos;
+    struct evb_seg_mark mk;
+    r.mark = (uint32_t)evb_seg_mark_load(dir, &mk);
+    bool mark = r.mark == EVB_SEG_MARK_OK;
+    if (mark) {
+        r.durable_pos = mpos = mk.pos;
+        moff = mk.offset;
+        if (mk.start_pos == 0)
+            mk.start_offset = 0; /* a log starts at offset 0, and only there */
+    } else if (!n) {
+        r.mark = EVB_SEG_MARK_OK; /* nothing written yet: nothing to bound */
+    }
     if (!n) {
-        /* Nothing on disk: a mark says the log once reached it. */
-        if (mark && mpos) {
-            damage(&r, 0, mpos);
+        /* Nothing on disk: a mark says the log once reached it; what it
+         * held from the log start on is lost (not retained: retention
+         * keeps the segment being written). */
+        if (mark && mpos > mk.start_pos) {
+            damage(&r, mk.start_pos, mpos - mk.start_pos);
+            r.start_pos = mk.start_pos;
+            r.start_offset = mk.start_offset == EVB_SEG_NO_OFFSET ? moff : mk.start_offset;
+            r.end_pos = mpos;
+            r.end_offset = moff;
+        } else if (mark && mpos) {
             r.end_pos = r.start_pos = mpos;
             r.end_offset = r.start_offset = moff;
         }
@@ -408,6 +423,22 @@ int evb_seg_recover(const char *dir, const struct evb_seg_geom *g, uint64_t hint
         r.end_offset = end_off;
         r.start_pos = kept ? bases[0] : end_pos;
         r.start_offset = start;
+        /* Segments gone below the oldest one left but at or above the log
+         * start the mark recorded were lost, not retained: damage, and
+         * the log still starts where the mark says, so readers meet it. */
+        if (mark && mk.start_pos < r.start_pos) {
+            damage(&r, mk.start_pos, r.start_pos - mk.start_pos);
+            r.start_pos = mk.start_pos;
+            if (mk.start_offset != EVB_SEG_NO_OFFSET && mk.start_offset < r.start_offset)
+                r.start_offset = mk.start_offset;
+        }
+        /* Without a mark the cut above had nothing to bound it: the bytes
+         * may have held synced events. Said loudly (info), not only
+         * counted in dropped_bytes. */
+        if (!mark && dropped) {
+            r.cut_bytes = dropped;
+            r.cut_pos = end_pos;
+        }
         r.dropped_bytes = dropped;
         r.segments = (uint32_t)kept;
         *out = r;

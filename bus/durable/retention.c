@@ -86,6 +86,13 @@ static void retain_part(const evb_topic_config *cfg, const char *pdir, struct ev
             free(bases);
             return; /* cannot tell where the log would start: keep it all */
         }
+        /* The mark records the new start first, so a segment missing
+         * below the oldest one later is known to be lost, not retained
+         * (recover.c). Failing that, nothing is removed. */
+        if (evb_seg_mark_start(pdir, start, off, cfg->file_mode)) {
+            free(bases);
+            return;
+        }
         struct evb_ring_hdr *h = r->hdr;
         /* G1: relaxed; stored before the unlinks below, which the kernel
          * orders before any open that fails for them. Readers take the

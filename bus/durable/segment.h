@@ -167,9 +167,25 @@ uint64_t evb_seg_resync(const struct evb_seg *s, const struct evb_seg_geom *g, u
 /* ---- durable mark (mark.c, mark_format.h) ---- */
 
 /* Record in DIR that the log is synced below POS, where the next event has
- * OFFSET. Called after an fdatasync completed; a failure is ignored (the
- * mark may lag, never lead). */
-void evb_seg_mark_durable(const char *dir, uint64_t pos, uint64_t offset, uint32_t mode);
+ * OFFSET; the log start recorded stays. Called after an fdatasync
+ * completed. A mark that is not a regular file (a directory, FIFO or
+ * symlink planted there) is replaced by one that is. 0, or -errno when it
+ * could not be written (the mark may lag, never lead: recovery only
+ * trusts less). */
+int evb_seg_mark_durable(const char *dir, uint64_t pos, uint64_t offset, uint32_t mode);
+/* Record in DIR that the retained log now starts at START_POS (offset
+ * START_OFFSET): retention, before it removes segments below it. */
+int evb_seg_mark_start(const char *dir, uint64_t start_pos, uint64_t start_offset,
+                       uint32_t mode);
+
+/* What the mark of a directory was found to be. */
+enum { EVB_SEG_MARK_OK, EVB_SEG_MARK_MISSING, EVB_SEG_MARK_INVALID, EVB_SEG_MARK_NOT_FILE };
+struct evb_seg_mark {
+    uint64_t pos, offset;             /* synced below pos; offset there */
+    uint64_t start_pos, start_offset; /* the retained log's start */
+};
+/* The mark of DIR: EVB_SEG_MARK_OK with *OUT filled, or why not. */
+int evb_seg_mark_load(const char *dir, struct evb_seg_mark *out);
 /* The mark of DIR: false when there is none or it fails its checks. */
 bool evb_seg_mark_read(const char *dir, uint64_t *pos, uint64_t *offset);
 
@@ -226,6 +242,10 @@ struct evb_seg_recovery {
     uint64_t damaged_bytes; /* their bytes */
     uint64_t damaged_pos;   /* where the first one starts (UINT64_MAX: none) */
     uint64_t durable_pos;   /* the durable mark read (0: none) */
+    uint32_t mark;          /* EVB_SEG_MARK_*: the mark as found */
+    uint64_t cut_bytes;     /* dropped_bytes when the mark was not OK: a
+                               cut no mark bounded, maybe synced events */
+    uint64_t cut_pos;       /* where that cut started */
 };
 
 /* Find where the log of DIR ends and cut the torn tail after it.
@@ -271,6 +291,9 @@ struct evb_seg_damage {
     uint64_t bytes;         /* their bytes */
     uint64_t first_pos;     /* at or before the first one; UINT64_MAX: none */
     uint64_t checked_bytes; /* evb_seg_verify: log bytes walked */
+    uint32_t mark;          /* EVB_SEG_MARK_* found by a recovery */
+    uint64_t cut_bytes;     /* cut without a mark to bound it, at cut_pos */
+    uint64_t cut_pos;
 };
 
 /* Record in DIR what recovery R found damaged (remove the record when

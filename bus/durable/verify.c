@@ -28,13 +28,22 @@ void evb_seg_damage_note(const char *dir, const struct evb_seg_recovery *r, uint
     char path[PATH_MAX];
     if (damage_path(path, sizeof path, dir))
         return;
-    if (!r->damaged) {
+    struct evb_damage_rec d = {.magic = EVB_DAMAGE_MAGIC, .format = EVB_DAMAGE_FORMAT_WORD,
+                               .ranges = r->damaged, .bytes = r->damaged_bytes,
+                               .first_pos = r->damaged_pos, .mark = r->mark,
+                               .cut_bytes = r->cut_bytes, .cut_pos = r->cut_pos};
+    /* A bad mark and an unbounded cut are found once (the mark is written
+     * again soon after): an earlier report of them stays. */
+    struct evb_seg_damage old;
+    if (d.mark == EVB_SEG_MARK_OK && !d.cut_bytes && evb_seg_damage_read(dir, &old) == 0) {
+        d.mark = old.mark;
+        d.cut_bytes = old.cut_bytes;
+        d.cut_pos = old.cut_pos;
+    }
+    if (!d.ranges && d.mark == EVB_SEG_MARK_OK && !d.cut_bytes) {
         (void)unlink(path);
         return;
     }
-    struct evb_damage_rec d = {.magic = EVB_DAMAGE_MAGIC, .format = EVB_DAMAGE_FORMAT_WORD,
-                               .ranges = r->damaged, .bytes = r->damaged_bytes,
-                               .first_pos = r->damaged_pos};
     d.crc = evb_crc32c(0, &d, offsetof(struct evb_damage_rec, crc));
     int fd = evb_open_file(AT_FDCWD, path, O_WRONLY | O_CREAT, mode, EVB_FILE_REG);
     if (fd < 0)
@@ -59,11 +68,15 @@ int evb_seg_damage_read(const char *dir, struct evb_seg_damage *out)
     rc = evb_seg_read_at(fd, &d, sizeof d, 0);
     close(fd);
     if (rc || d.magic != EVB_DAMAGE_MAGIC || d.format != EVB_DAMAGE_FORMAT_WORD || d.zero ||
+        d.pad || d.mark > EVB_SEG_MARK_NOT_FILE ||
         d.crc != evb_crc32c(0, &d, offsetof(struct evb_damage_rec, crc)))
         return evb_err_set(-EBADMSG, "%s: not a damage report", path);
     out->ranges = d.ranges;
     out->bytes = d.bytes;
     out->first_pos = d.first_pos;
+    out->mark = d.mark;
+    out->cut_bytes = d.cut_bytes;
+    out->cut_pos = d.cut_pos;
     return 0;
 }
 

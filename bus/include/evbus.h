@@ -448,7 +448,16 @@ typedef struct evb_damage {
     uint64_t bytes;           /**< their bytes */
     uint64_t first_position;  /**< at or before the first one; UINT64_MAX: none */
     uint64_t checked_bytes;   /**< EVB_DAMAGE_VERIFY: log bytes walked */
+    uint32_t mark;            /**< EVB_MARK_*: the durable mark a rebuild found */
+    uint64_t unchecked_cut_bytes;    /**< bytes a rebuild cut as a torn tail with no
+                                          valid mark to bound them (they may have
+                                          held synced events) */
+    uint64_t unchecked_cut_position; /**< where that cut started */
 } evb_damage;
+
+/** evb_damage.mark: the partition's durable mark (which tells a torn tail
+ *  from damage) was fine, missing, invalid, or not a regular file. */
+enum { EVB_MARK_OK, EVB_MARK_MISSING, EVB_MARK_INVALID, EVB_MARK_NOT_FILE };
 
 /** evb_partition_damage() flags: walk every segment now. */
 #define EVB_DAMAGE_VERIFY 1u

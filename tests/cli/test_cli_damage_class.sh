@@ -69,11 +69,21 @@ ROWS=(
     "truncate-oldest|truncate -s 10000 $(seg_file 0)|lossy"
     "truncate-middle|truncate -s 10000 $(seg_file 1)|lossy"
     "truncate-newest|truncate -s 10000 $(seg_file 2)|refused"
+    "delete-oldest|rm $P/${SEG[0]}.*|lossy"
     "delete-middle|rm $P/${SEG[1]}.*|lossy"
     "delete-newest|rm $P/${SEG[2]}.*|lossy"
+    "delete-all|rm $P/*.log $P/*.idx|lossy"
     "dir-middle|replace $(seg_file 1) dir|refused"
     "fifo-middle|replace $(seg_file 1) fifo|refused"
     "link-middle|replace $(seg_file 1) link|refused"
+    "mark-delete|rm $P/durable.mark|cut0"
+    "mark-flip|flip $P/durable.mark 20|cut0"
+    "mark-dir|replace $P/durable.mark dir|cut0"
+    "mark-fifo|replace $P/durable.mark fifo|cut0"
+    "mark-link|replace $P/durable.mark link|cut0"
+    "mark-delete-flip-last|rm $P/durable.mark; flip_event 3000|cut"
+    "mark-flip-flip-last|flip $P/durable.mark 20; flip_event 3000|cut"
+    "mark-dir-flip-last|replace $P/durable.mark dir; flip_event 3000|cut"
     "index-delete-newest|rm $P/${SEG[2]}.idx|whole"
 )
 
@@ -168,7 +178,11 @@ print(d["ranges"], d["bytes"], d.get("first_position", -1), p["recovered_dropped
         fi
         ;;
     esac
-    check "the new event's offset is at least $N" eval "[[ $smax -ge $N ]]"
+    # Without a mark, recovery cannot know that the bytes it cut as a torn
+    # tail held synced events: it says so (above), but their offsets are
+    # handed out again (SECURITY.md).
+    [[ $expect == cut ]] ||
+        check "the new event's offset is at least $N" eval "[[ $smax -ge $N ]]"
     end
 done
 
