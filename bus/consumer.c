@@ -246,9 +246,8 @@ static int seek_one(evb_consumer *c, uint32_t i, uint32_t whence, uint64_t value
     }
     /* F1: acquire; below flushed the segments hold every byte. */
     uint64_t flushed = atomic_load_explicit(&r->hdr->flushed, memory_order_acquire);
-    int rc = whence == EVB_START_OFFSET
-                 ? evb_seg_find_offset(pdir, &c->geom, value, flushed, &pos, &off)
-                 : evb_seg_find_time(pdir, &c->geom, value, flushed, &pos, &off);
+    int rc = evb_seg_find(pdir, &c->geom, whence == EVB_START_TIME, value, flushed,
+                          (c->opts.flags & EVB_CONSUMER_SKIP_DAMAGE) != 0, &pos, &off);
     /* G1: relaxed, a hint like the start above: it only decides whether
      * a strict seek reports that the time may predate the log start. */
     if (rc == 0 && strict && whence == EVB_START_TIME && start > 0 &&

@@ -35,7 +35,8 @@ struct evb_seg_walk evb_seg_walk_start(const struct evb_idx *x, const struct evb
  * first frame walked, so a stale index gives -EBADMSG, never a wrong
  * answer about offsets. */
 static int find(const char *dir, const struct evb_seg_geom *g, bool by_time,
-                uint64_t target, uint64_t end, bool hints, uint64_t *pos, uint64_t *off)
+                uint64_t target, uint64_t end, bool hints, bool skip, uint64_t *pos,
+                uint64_t *off)
 {
     uint64_t *bases;
     size_t n, i = 0;
@@ -62,13 +63,26 @@ static int find(const char *dir, const struct evb_seg_geom *g, bool by_time,
             (void)evb_idx_load(dir, bases[i], &x);
         struct evb_seg_walk w = evb_seg_walk_start(x, g, bases[i], by_time, target);
         free(x);
-        if ((rc = evb_seg_hold(&s, dir, g, bases[i])))
+        if ((rc = evb_seg_hold(&s, dir, g, bases[i]))) {
+            if (skip && (rc == -EBADMSG || rc == -ENOENT)) {
+                rc = -ENOENT; /* skipping damage: an unreadable segment too */
+                continue;
+            }
             break;
-        uint64_t seg_end = bases[i] + g->segment_bytes;
+        }
+        uint64_t seg_end = bases[i] + s.bytes; /* less when cut short */
         while (w.pos < seg_end && w.pos < end) {
             struct evb_seg_frame fr;
             uint64_t at = w.pos;
             int kind = evb_seg_step(&s, g, &w, &fr);
+            if (kind <= 0 && skip) {
+                /* Skipping damage: on at the next valid frame, whose
+                 * offset is learnt; the reader counts what it skips. */
+                if (kind == 0)
+                    w.pos = evb_seg_resync(&s, g, w.pos + EVB_FRAME_ALIGN, seg_end, &fr);
+                w.learn = true;
+                continue;
+            }
             if (kind <= 0) {
                 rc = evb_seg_corrupt(dir, g, &w, kind, &fr);
                 goto out;
@@ -95,13 +109,18 @@ out:
 int evb_seg_find_offset(const char *dir, const struct evb_seg_geom *g, uint64_t offset,
                         uint64_t end, uint64_t *pos, uint64_t *off)
 {
-    int rc = find(dir, g, false, offset, end, true, pos, off);
-    return rc == -EBADMSG ? find(dir, g, false, offset, end, false, pos, off) : rc;
+    return evb_seg_find(dir, g, false, offset, end, false, pos, off);
 }
 
 int evb_seg_find_time(const char *dir, const struct evb_seg_geom *g, uint64_t ts,
                       uint64_t end, uint64_t *pos, uint64_t *off)
 {
-    int rc = find(dir, g, true, ts, end, true, pos, off);
-    return rc == -EBADMSG ? find(dir, g, true, ts, end, false, pos, off) : rc;
+    return evb_seg_find(dir, g, true, ts, end, false, pos, off);
+}
+
+int evb_seg_find(const char *dir, const struct evb_seg_geom *g, bool by_time, uint64_t target,
+                 uint64_t end, bool skip, uint64_t *pos, uint64_t *off)
+{
+    int rc = find(dir, g, by_time, target, end, true, skip, pos, off);
+    return rc == -EBADMSG ? find(dir, g, by_time, target, end, false, skip, pos, off) : rc;
 }

@@ -227,6 +227,12 @@ int evb_seg_find_offset(const char *dir, const struct evb_seg_geom *g, uint64_t 
 /* The first event in log order whose timestamp_ns is >= TS. */
 int evb_seg_find_time(const char *dir, const struct evb_seg_geom *g, uint64_t ts,
                       uint64_t end, uint64_t *pos, uint64_t *off);
+/* Either of the two (BY_TIME), with SKIP passing damaged frames and
+ * unreadable segments as a reader in skip mode does, so a seek past
+ * damage lands where it was asked to (the reader counts what it skips
+ * when it reads over it). */
+int evb_seg_find(const char *dir, const struct evb_seg_geom *g, bool by_time, uint64_t target,
+                 uint64_t end, bool skip, uint64_t *pos, uint64_t *off);
 
 /* ---- recovery ---- */
 

@@ -186,4 +186,25 @@ print(d["ranges"], d["bytes"], d.get("first_position", -1), p["recovered_dropped
     end
 done
 
+# tail --from OFFSET --skip-damage starts at OFFSET even when the seek has
+# to pass damage on its way (attack 3); without --skip-damage the seek
+# reports the damage.
+for row in "flip-newest|flip_event 2500" "truncate-newest-but-one|truncate -s 10000 $(seg_file 1)"; do
+    IFS='|' read -r name damage <<<"$row"
+    begin "$name: tail --from past the damage --skip-damage starts there"
+    rm -rf "$DATA" "$DBUS"
+    cp -a "$PRISTINE" "$DATA"
+    eval "$damage"
+    drun tail t --from 2999 --skip-damage
+    check "exit 0" rc_is 0
+    check "prints 0:2999 ev-3000 only" out_is "0:2999 ev-3000"
+    drun tail t --from 2990 --skip-damage --count 2
+    check "from 2990" out_is "$(printf '0:2990 ev-2991\n0:2991 ev-2992')"
+    if [[ $name == flip-newest ]]; then
+        drun tail t --from 2999
+        check "without --skip-damage: an error" rc_nonzero
+    fi
+    end
+done
+
 finish
