@@ -124,6 +124,23 @@ static struct evb_ring_producer *ring_producer(evb_producer *p, uint32_t part, i
     return rp;
 }
 
+/* A durable ring's flusher error (sticky until a flusher takes the
+ * partition over and succeeds), as the API's error with a message that
+ * says the events so far are kept. Checked where a producer would wait,
+ * never per event. */
+static int flush_failed(const struct evb_ring *r)
+{
+    /* E1 (bus/durable/durable.h): relaxed, after the caller's acquire load
+     * of flush_bell; evb_flush_fail() stores it before its release bump of
+     * that bell, so a failure stored before any bump we read is seen. */
+    int e = atomic_load_explicit(&r->hdr->flush_error, memory_order_relaxed);
+    if (e >= 0)
+        return 0;
+    return evb_err_set(e, "partition %u: the flusher cannot write (%s); the ring is full, "
+                       "and what it holds is kept until the flush can go on",
+                       r->partition, evb_strerror(e));
+}
+
 /* Claim with back-pressure handling per block_ms: spin a little, then
  * yield, running the blocked producer's slow path between tries. */
 static int claim_wait(evb_producer *p, struct evb_ring_producer *rp, uint32_t len,
@@ -155,6 +172,11 @@ static int claim_wait(evb_producer *p, struct evb_ring_producer *rp, uint32_t le
                 return rc;
             rc = evb_ring_claim(rp, len, events, c);
             if (rc != -EAGAIN)
+                return rc;
+            /* Only the flusher gates a durable ring: one that failed (a
+             * full disk, an I/O error) frees no room until it is retried,
+             * so waiting out block_ms would only hide why. */
+            if ((rc = flush_failed(r)))
                 return rc;
             evb_bell_sleep(&r->hdr->flush_bell, bell, 1000 * 1000);
         } else {

@@ -41,7 +41,9 @@
  *       before evb_flush_publish_durable()'s release bump of sync_bell; a
  *       waiter loads it (relaxed) after its acquire load of the bell, so it
  *       sees an error stored before any bump it read, and a bump after its
- *       read ends its sleep so it looks again. A new flusher clears it
+ *       read ends its sleep so it looks again. evb_flush_fail() bumps
+ *       flush_bell (release) after it too, for producers blocked on a
+ *       full ring, who load the error (relaxed) after that bell's acquire. A new flusher clears it
  *       (relaxed) at takeover, before it publishes anything.
  *   G1  the log start before the files go (retention.c): log_start_offset
  *       then log_start_pos are stored before the segments below are

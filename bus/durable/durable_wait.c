@@ -88,6 +88,11 @@ void evb_flush_fail(struct fpart *fp, int err)
      * evb_flush_publish_durable() below, which also wakes the waiters. */
     atomic_store_explicit(&fp->r->hdr->flush_error, err, memory_order_relaxed);
     evb_flush_publish_durable(fp->r, fp->synced);
+    /* Producers blocked on a full ring sleep on flush_bell (producer.c)
+     * and give up on a flush error: wake them now rather than at their
+     * next timed look. E1: release bump after the relaxed store above;
+     * pairs with the producer's acquire load of the bell. */
+    evb_bell_ring(&fp->r->hdr->flush_bell);
 }
 
 /* A durable word at or past a waiter's target is believed only if it can

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# test_cli_full_disk.sh - a durable topic whose data directory fills up
+# (issue 9, attack report 1): pub must stop with one line and exit 1 (before
+# the fix it hung for ever), a later pub into the full ring the same, and
+# once the disk has room again the flush goes on and every accepted line
+# reads back. Needs root to mount a small tmpfs; skipped (exit 77) without.
+#
+# Usage: test_cli_full_disk.sh PATH/TO/evbus
+set -euo pipefail
+
+EVBUS=${1:?usage: test_cli_full_disk.sh PATH/TO/evbus}
+# shellcheck source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+mkdir -p "$DATA"
+if ! mount -t tmpfs -o size=2m,mode=0755 tmpfs "$DATA" 2>/dev/null; then
+    echo "cannot mount a small tmpfs here (needs root): skipped"
+    exit 77
+fi
+trap 'umount "$DATA" 2>/dev/null || true; cleanup' EXIT
+
+# timed_drun SECONDS CMD...: drun with a deadline (RC 124 when it hangs).
+timed_drun() {
+    local secs=$1
+    shift
+    RC=0
+    timeout "$secs" "$EVBUS" "$1" --bus "$DBUS" --data-dir "$DATA" "${@:2}" \
+        <"${IN:-/dev/null}" >"$OUT" 2>"$ERR" || RC=$?
+}
+
+for dur in sync async; do
+    begin "pub to a full data disk ($dur): one line, exit 1, nothing accepted lost"
+    umount "$DATA"
+    mount -t tmpfs -o size=2m,mode=0755 tmpfs "$DATA"
+    rm -rf "$DBUS"
+    drun create f --durability "$dur" --ring-bytes 64K --segment-bytes 1M
+    check "create" rc_is 0
+    seq 1 200000 >"$TMP/lines"
+    IN="$TMP/lines" timed_drun 30 pub f
+    check "pub stops with exit 1 (124: it hung)" rc_is 1
+    check "pub: one line" err_one_line
+    check "pub: says the disk is full" err_has "no space"
+    timed_drun 30 pub f one-more
+    check "a later pub into the full ring: exit 1" rc_is 1
+    check "a later pub: one line" err_one_line
+    # Room again: the flusher retries by itself, about once a second.
+    mount -o remount,size=16m tmpfs "$DATA"
+    ok=0
+    for _ in $(seq 1 100); do
+        timed_drun 30 pub f after
+        if [[ "$RC" -eq 0 ]]; then ok=1; break; fi
+        sleep 0.1
+    done
+    check "pub works once the disk has room" eval '((ok))'
+    drun info f --json
+    tail_off=$(json_field 'o["partitions"][0]["tail_offset"]' 2>/dev/null || echo 0)
+    reboot
+    drun tail f --from earliest --count "$tail_off"
+    check "tail after a reboot" rc_is 0
+    check "every accepted line reads back" eval '[[ $(wc -l <"$OUT") -eq $tail_off && $tail_off -gt 20000 ]]'
+    check "in order, from the first" eval '[[ "$(head -1 "$OUT" | awk "{print \$NF}")" == 1 ]]'
+    check "the last is the one published after the remount" eval '[[ "$(tail -1 "$OUT" | awk "{print \$NF}")" == after ]]'
+    end
+done
+
+finish
