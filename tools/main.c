@@ -168,6 +168,47 @@ int cli_fail_hot(const cli *c, int rc, const char *fmt, ...)
     return code;
 }
 
+/* A word on the command line that reads as an option: "--name" or "-x"
+ * with a letter, not "-" (stdin), "--" or a negative number. */
+static bool looks_like_option(const char *w)
+{
+    if (w[0] != '-')
+        return false;
+    const char *n = w[1] == '-' ? w + 2 : w + 1;
+    return (*n >= 'a' && *n <= 'z') || (*n >= 'A' && *n <= 'Z');
+}
+
+/*
+ * getopt takes the word after an option that needs a value as its value,
+ * whatever it is: `--key --verbose v` published with key "--verbose", and
+ * `--partitions --bus B` complained about "--bus". A value given as its
+ * own word that reads as an option is taken for a forgotten value, for
+ * every command here; the "=" form (--key=--verbose) says it is meant.
+ * Returns 0 or a CLI_PARSE_EXIT code, reported.
+ */
+static int check_value_word(const cli *c, int opt, int argc, char **argv,
+                            const struct option *longopts)
+{
+    if (!optarg || !looks_like_option(optarg))
+        return 0;
+    bool own_word = false;
+    for (int i = 1; i < argc && !own_word; i++)
+        own_word = argv[i] == optarg;
+    if (!own_word)
+        return 0;
+    const char *name = NULL;
+    for (const struct option *o = longopts; o->name; o++)
+        if (!o->flag && o->val == opt)
+            name = o->name;
+    if (!name)
+        return CLI_PARSE_EXIT(cli_usage_error(c, "option -%c needs a value (write -%c%s to "
+                                              "use '%s' as one)", opt, opt, optarg,
+                                              optarg));
+    return CLI_PARSE_EXIT(cli_usage_error(c, "option '--%s' needs a value (write --%s=%s "
+                                          "to use '%s' as one)", name, name, optarg,
+                                          optarg));
+}
+
 int cli_getopt(cli *c, int argc, char **argv, const char *shortopts,
                const struct option *longopts)
 {
@@ -181,6 +222,10 @@ int cli_getopt(cli *c, int argc, char **argv, const char *shortopts,
          * seen, so the offending option sits just before optind now, not
          * where it was before the call. */
         const char *seen = optind > 0 && optind <= argc ? argv[optind - 1] : "?";
+        int bad = opt > 0 && opt != '?' && opt != ':'
+                      ? check_value_word(c, opt, argc, argv, longopts) : 0;
+        if (bad)
+            return bad;
         switch (opt) {
         case CLI_OPT_BUS:
             /* An empty name would silently mean the default bus. */
@@ -198,7 +243,7 @@ int cli_getopt(cli *c, int argc, char **argv, const char *shortopts,
             fputs(c->usage, stdout);
             return CLI_PARSE_EXIT(CLI_HELP_SHOWN);
         case ':':
-            return CLI_PARSE_EXIT(cli_usage_error(c, "option %s needs a value", seen));
+            return CLI_PARSE_EXIT(cli_usage_error(c, "option '%s' needs a value", seen));
         case '?':
             if (optopt > 0 && optopt < 128)
                 return CLI_PARSE_EXIT(cli_usage_error(c, "unknown option -%c", optopt));

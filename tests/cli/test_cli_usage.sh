@@ -200,9 +200,54 @@ test_missing_value_named() {
         # shellcheck disable=SC2086 # split the command on purpose
         run $cmd
         check "$cmd exits 2" rc_is 2
-        check "$cmd names $opt" err_has "option $opt needs a value"
+        check "$cmd names $opt" err_has "option '$opt' needs a value"
         check "$cmd: one line" err_one_line
     done
+    end
+}
+
+test_value_looks_like_option() {
+    begin "an option's value that reads as an option is a missing value, in every command"
+    run create vo
+    local cmd
+    # Each: the command line, then the option whose value is missing and
+    # the word taken for it.
+    for cmd in "pub vo --key --verbose v|--key|--verbose" \
+               "pub vo --partition --key k v|--partition|--key" \
+               "pub vo --type -v v|--type|-v" \
+               "create vo2 --partitions --ring-bytes 64K|--partitions|--ring-bytes" \
+               "create vo2 --ring-bytes --partitions 2|--ring-bytes|--partitions" \
+               "tail vo --from --count 1|--from|--count" \
+               "tail vo --name -f|--name|-f" \
+               "info vo --data-dir --json|--data-dir|--json" \
+               "dump vo --data-dir --json|--data-dir|--json" \
+               "stat --data-dir --json|--data-dir|--json" \
+               "delete vo --data-dir --force|--data-dir|--force" \
+               "list --data-dir --json|--data-dir|--json"; do
+        local line=${cmd%%|*} rest=${cmd#*|}
+        local opt=${rest%%|*} word=${rest#*|}
+        # shellcheck disable=SC2086 # split the command on purpose
+        run $line
+        check "$line: exits 2" rc_is 2
+        check "$line: names $opt and says how to mean it" \
+            err_has "option '$opt' needs a value (write $opt=$word to use '$word' as one)"
+        check "$line: one line" err_one_line
+    done
+    ev create vo3 --bus --json
+    check "--bus --json before a value: exits 2" rc_is 2
+    check "--bus --json: named" err_has "option '--bus' needs a value"
+    ev --bus --json create vo3
+    check "the same before the command: exits 2" rc_is 2
+    run info vo3
+    check "nothing was created" rc_is 1
+    run pub vo --key=--verbose v
+    check "--key=--verbose publishes with that key" rc_is 0
+    run pub vo --key - w
+    check "--key - (not an option) is a value" rc_is 0
+    run tail vo --json --count 2
+    check "both keys as given" eval '[[ "$(grep -c "\"key\":\"--verbose\"" "$OUT")" == 1 && "$(grep -c "\"key\":\"-\"" "$OUT")" == 1 ]]'
+    run tail vo --from -1
+    check "a negative number is a value (refused by its own check)" err_has "--from '-1'"
     end
 }
 
@@ -252,6 +297,7 @@ test_data_dir_belongs_to_bus() {
 
 test_common_options_first
 test_missing_value_named
+test_value_looks_like_option
 test_usage_edges
 test_missing_bus
 test_missing_bus_restores
