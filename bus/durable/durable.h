@@ -120,8 +120,9 @@ int evb_retain_idle(const struct evb_durable_topic *dt, int wait_ms);
 int evb_wait_durable(struct evb_ring *r, uint64_t target, uint64_t deadline, bool poke);
 /* Take the flush lock of partition directory PDIR (created if missing),
  * waiting up to WAIT_MS (0: try once). The fd holds it; -EWOULDBLOCK when
- * another process does. */
-int evb_flush_lock(const char *pdir, int wait_ms);
+ * another process does. A lock file made here gets exactly MODE, the
+ * topic's file mode, whatever the umask. */
+int evb_flush_lock(const char *pdir, int wait_ms, uint32_t mode);
 /* mkdir -p, mode 0770 for created levels. */
 int evb_mkdirs(const char *path);
 

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -16,16 +17,20 @@
 #include "flush_internal.h"
 #include "safe_open.h"
 
-int evb_flush_lock(const char *pdir, int wait_ms)
+int evb_flush_lock(const char *pdir, int wait_ms, uint32_t mode)
 {
     char path[PATH_MAX + 16];
     int rc = evb_mkdirs(pdir);
     if (rc)
         return evb_err_set(rc, "%s: %s", pdir, strerror(-rc));
     snprintf(path, sizeof path, "%s/flush.lock", pdir);
-    int fd = evb_open_file(AT_FDCWD, path, O_RDWR | O_CREAT, 0660, EVB_FILE_REG);
+    int fd = evb_open_file(AT_FDCWD, path, O_RDWR | O_CREAT, mode, EVB_FILE_REG);
     if (fd < 0)
         return evb_open_fail(fd, path);
+    /* The topic's mode like every other file of it, not narrowed by the
+     * umask; a lock file made by another user is left as it is (the
+     * fchmod fails, and the open above already said we may use it). */
+    (void)fchmod(fd, mode);
     uint64_t deadline = evb_mono_ns() + (uint64_t)wait_ms * 1000000ull;
     for (;;) {
         if (flock(fd, LOCK_EX | LOCK_NB) == 0)
@@ -97,7 +102,7 @@ bool evb_flush_take(struct evb_flush *fl, struct fpart *fp, uint64_t now)
     if (now < fp->next_try)
         return false;
     fp->next_try = now + EVB_LOCK_RETRY_NS;
-    int fd = evb_flush_lock(fp->dir, 0);
+    int fd = evb_flush_lock(fp->dir, 0, fl->cfg.file_mode);
     if (fd < 0)
         return false;
     struct evb_ring_hdr *h = fp->r->hdr;

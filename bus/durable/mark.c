@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "crc32c.h"
@@ -69,6 +70,7 @@ static int mark_write(const char *dir, const struct evb_seg_mark *v, uint32_t mo
     m.crc = evb_crc32c(0, &m, offsetof(struct evb_mark, crc));
     int fd = evb_open_file(AT_FDCWD, path, O_WRONLY | O_CREAT, mode, EVB_FILE_REG);
     if (fd >= 0) {
+        (void)fchmod(fd, mode); /* the topic's mode, not narrowed by the umask */
         int rc = evb_seg_write_at(fd, &m, sizeof m, 0);
         close(fd);
         return rc;
@@ -80,6 +82,7 @@ static int mark_write(const char *dir, const struct evb_seg_mark *v, uint32_t mo
     fd = evb_open_file(AT_FDCWD, tmp, O_WRONLY | O_CREAT | O_EXCL, mode, EVB_FILE_REG);
     if (fd < 0)
         return fd;
+    (void)fchmod(fd, mode);
     int rc = evb_seg_write_at(fd, &m, sizeof m, 0);
     close(fd);
     if (!rc && rename(tmp, path) < 0) {

@@ -71,7 +71,7 @@ int evb_restore_begin(struct evb_restore *rs, const char *ddir, const char *topi
      * one partition proves wrong cuts none. */
     for (uint32_t held = 0; held < cfg->partitions && !rc; held++) {
         evb_seg_part_dir(ddir, held, pdir, sizeof pdir);
-        int fd = evb_flush_lock(pdir, 2000);
+        int fd = evb_flush_lock(pdir, 2000, cfg->file_mode);
         if (fd < 0) {
             rc = fd;
             break;

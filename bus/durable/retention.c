@@ -142,7 +142,7 @@ int evb_retain_idle(const struct evb_durable_topic *dt, int wait_ms)
         }
         char pdir[PATH_MAX];
         evb_seg_part_dir(dt->dir, i, pdir, sizeof pdir);
-        int fd = evb_flush_lock(pdir, wait_ms);
+        int fd = evb_flush_lock(pdir, wait_ms, cfg->file_mode);
         if (fd == -EWOULDBLOCK) {
             busy++;
             continue;

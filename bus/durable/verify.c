@@ -9,6 +9,7 @@
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "crc32c.h"
@@ -48,6 +49,7 @@ void evb_seg_damage_note(const char *dir, const struct evb_seg_recovery *r, uint
     int fd = evb_open_file(AT_FDCWD, path, O_WRONLY | O_CREAT, mode, EVB_FILE_REG);
     if (fd < 0)
         return; /* a report: the damage itself stays on disk to be found again */
+    (void)fchmod(fd, mode); /* the topic's mode, not narrowed by the umask */
     (void)evb_seg_write_at(fd, &d, sizeof d, 0);
     close(fd);
 }

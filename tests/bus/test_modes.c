@@ -56,6 +56,13 @@ static void check_modes(mode_t umask_, uint32_t bus_mode, uint32_t file_mode)
     evb_consumer_options co = {.kind = EVB_CONSUMER, .name = "c"};
     cr_assert_eq(evb_consumer_open(&c, bus, "t", &co), 0, "%s", evb_last_error());
     evb_consumer_close(c);
+    /* A producer's flusher makes the partition's lock, segment, index and
+     * durable mark. */
+    evb_producer *p;
+    cr_assert_eq(evb_producer_open(&p, bus, "t", NULL), 0, "%s", evb_last_error());
+    evb_msg m = {.value = "v", .value_len = 1, .partition = 0, .flags = EVB_MSG_SYNC};
+    cr_assert_eq(evb_publish(p, &m), 0, "%s", evb_last_error());
+    evb_producer_close(p);
     umask(old);
 
     uint32_t bm = bus_mode ? bus_mode : 0600, fm = file_mode ? file_mode : 0600;
@@ -79,6 +86,10 @@ static void check_modes(mode_t umask_, uint32_t bus_mode, uint32_t file_mode)
     EXPECT_MODE(fm & 0444, "%s/%s", d, "t/topic.conf");
     EXPECT_MODE(cdir, "%s/%s", d, "t/consumers");
     EXPECT_MODE(fm, "%s/%s", d, "t/consumers/c.cur");
+    EXPECT_MODE(fm, "%s/%s", d, "t/0/flush.lock");
+    EXPECT_MODE(fm, "%s/%s", d, "t/0/00000000000000000000.log");
+    EXPECT_MODE(fm, "%s/%s", d, "t/0/00000000000000000000.idx");
+    EXPECT_MODE(fm, "%s/%s", d, "t/0/durable.mark");
     evb_bus_close(bus);
 }
 

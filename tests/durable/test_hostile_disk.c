@@ -89,7 +89,7 @@ static int op_idx_cut(void *arg)
 static int op_flush_lock(void *arg)
 {
     (void)arg;
-    int fd = evb_flush_lock(dir, 0);
+    int fd = evb_flush_lock(dir, 0, 0600);
     if (fd >= 0)
         close(fd);
     return fd < 0 ? -fd : 0;
