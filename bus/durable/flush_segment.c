@@ -206,12 +206,18 @@ int evb_flush_seg_resume(struct evb_flush *fl, struct fpart *fp, uint64_t at)
     evb_seg_reader_close(&sr);
     if (rc != -EAGAIN)
         return rc;
-    /* Entries a dead flusher made past the resume point are redone. */
-    if ((rc = evb_idx_cut(fp->dir, base, at, first_off)))
-        return rc;
-    int ifd = evb_idx_create(fp->dir, base, first_off, cfg->file_mode);
-    if (ifd < 0)
-        return ifd;
+    /* Entries a dead flusher made past the resume point are redone. The
+     * index is a hint: when it cannot be cut or made, this segment goes
+     * without one (seeks in it walk the frames), rather than mid-segment
+     * entries under a base offset that is not the segment's first. */
+    int ifd = evb_idx_cut(fp->dir, base, at, first_off);
+    if (!ifd)
+        ifd = evb_idx_create(fp->dir, base, first_off, cfg->file_mode);
+    if (ifd < 0) {
+        (void)evb_idx_remove(fp->dir, base);
+        fp->idx_next = UINT64_MAX;
+        return 0;
+    }
     fp->idx_fd = ifd;
     return 0;
 }
@@ -222,12 +228,16 @@ void evb_flush_index_note(struct evb_flush *fl, struct fpart *fp, uint64_t pos, 
         return;
     fp->idx_next = pos + EVB_IDX_EVERY;
     if (fp->idx_fd < 0) {
-        /* First frame of the segment: its offset is the index's base. */
-        if (evb_idx_cut(fp->dir, fp->seg_base, pos, off))
-            return; /* an index is a hint: seeks fall back to walking */
-        int fd = evb_idx_create(fp->dir, fp->seg_base, off, fl->cfg.file_mode);
-        if (fd < 0)
+        /* First frame of the segment: its offset is the index's base. An
+         * index is a hint: when it cannot be made, the segment goes
+         * without one (seeks walk), not with one started at a later frame. */
+        int fd = evb_idx_cut(fp->dir, fp->seg_base, pos, off);
+        if (!fd)
+            fd = evb_idx_create(fp->dir, fp->seg_base, off, fl->cfg.file_mode);
+        if (fd < 0) {
+            fp->idx_next = UINT64_MAX;
             return;
+        }
         fp->idx_fd = fd;
     }
     struct evb_idx_entry e = {.pos = pos, .offset = off, .max_ts = fp->max_ts};

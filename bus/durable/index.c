@@ -2,7 +2,10 @@
  * index.c - the sparse index of a segment (index_format.h): read and check
  * it, create or reopen it for appending, append entries, load it for
  * lookups, and cut it back to a log end. An index is only a hint: lookup.c
- * and recover.c check every offset it claims against the frames.
+ * and recover.c check every offset it claims against the frames, and
+ * whatever is found at an index's name that is not a readable regular file
+ * (a directory, FIFO, symlink, garbage) is removed or ignored, never a
+ * reason to fail a topic.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -63,6 +66,29 @@ int evb_idx_read(int fd, const char *path, uint64_t base, struct evb_idx **out)
     return 0;
 }
 
+/* Remove what is at PATH, not following a symlink there: unlink, or rmdir
+ * for a directory (an empty one only: what someone put in a directory
+ * under an index's name is not ours to delete). */
+static int remove_at(const char *path)
+{
+    struct stat st;
+    if (fstatat(AT_FDCWD, path, &st, AT_SYMLINK_NOFOLLOW) < 0)
+        return errno == ENOENT ? 0 : -errno;
+    if (S_ISDIR(st.st_mode) ? rmdir(path) : unlink(path))
+        return errno == ENOENT ? 0 : -errno;
+    return 0;
+}
+
+int evb_idx_remove(const char *dir, uint64_t base)
+{
+    char path[PATH_MAX];
+    int rc = evb_seg_path(path, sizeof path, dir, base, "idx");
+    if (rc)
+        return rc;
+    rc = remove_at(path);
+    return rc ? evb_err_set(rc, "%s: %s", path, strerror(-rc)) : 0;
+}
+
 int evb_idx_create(const char *dir, uint64_t base, uint64_t base_offset, uint32_t mode)
 {
     char path[PATH_MAX];
@@ -70,6 +96,13 @@ int evb_idx_create(const char *dir, uint64_t base, uint64_t base_offset, uint32_
     if (rc)
         return rc;
     int fd = evb_open_file(AT_FDCWD, path, O_RDWR | O_CREAT | O_APPEND, mode, EVB_FILE_REG);
+    if (fd == -EVB_EFTYPE || fd == -ELOOP) {
+        /* Not a regular file: make room for one (a symlink goes, its
+         * target stays as it is). */
+        if (remove_at(path) == 0)
+            fd = evb_open_file(AT_FDCWD, path, O_RDWR | O_CREAT | O_EXCL | O_APPEND, mode,
+                               EVB_FILE_REG);
+    }
     if (fd < 0)
         return evb_open_fail(fd, path);
     struct evb_idx *x = NULL;
@@ -143,8 +176,13 @@ int evb_idx_cut(const char *dir, uint64_t base, uint64_t end, uint64_t first)
     if (rc)
         return rc;
     int fd = evb_open_file(AT_FDCWD, path, O_RDWR, 0, EVB_FILE_REG);
-    if (fd < 0)
-        return fd == -ENOENT ? 0 : evb_open_fail(fd, path);
+    if (fd < 0) {
+        /* Not a regular file we may open: a hint nobody can use. Gone if
+         * it can be removed; else lookups fail to load it and walk. */
+        if (fd != -ENOENT)
+            (void)remove_at(path);
+        return 0;
+    }
     struct evb_idx *x;
     rc = evb_idx_read(fd, path, base, &x);
     if (rc == -EBADMSG || (!rc && first != EVB_SEG_NO_OFFSET && x->base_offset != first)) {

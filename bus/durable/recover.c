@@ -189,11 +189,10 @@ static int cut_tail(const char *path, uint64_t from, bool zero, uint64_t *droppe
 static int remove_segment(const char *dir, uint64_t base, uint64_t *dropped)
 {
     char path[PATH_MAX];
-    int rc = evb_seg_path(path, sizeof path, dir, base, "idx");
-    if (rc)
-        return rc;
-    if (unlink(path) < 0 && errno != ENOENT)
-        return evb_err_set(-errno, "%s: %s", path, strerror(errno));
+    /* Whatever is at the index's name; one that cannot go (a directory
+     * with something in it) is no index, and no reason to keep the log. */
+    (void)evb_idx_remove(dir, base);
+    int rc;
     if ((rc = evb_seg_path(path, sizeof path, dir, base, "log")) ||
         (rc = cut_tail(path, 0, false, dropped)))
         return rc;

@@ -104,8 +104,7 @@ static void retain_part(const evb_topic_config *cfg, const char *pdir, struct ev
     }
     for (size_t i = 0; i < drop; i++) {
         char path[PATH_MAX + 32];
-        evb_seg_path(path, sizeof path, pdir, bases[i], "idx");
-        unlink(path);
+        (void)evb_idx_remove(pdir, bases[i]);
         evb_seg_path(path, sizeof path, pdir, bases[i], "log");
         unlink(path);
     }

@@ -203,14 +203,22 @@ struct evb_idx {
 
 /* Open the index of segment BASE for appending (O_APPEND), creating it.
  * An existing index keeps its checked entries, cut to whole records; one
- * with a bad header or another BASE_OFFSET starts over. Returns the fd. */
+ * with a bad header or another BASE_OFFSET starts over, and anything but a
+ * regular file at its name (a directory, FIFO, symlink) is removed first.
+ * Returns the fd, or a negative errno: callers go on without an index. */
 int evb_idx_create(const char *dir, uint64_t base, uint64_t base_offset, uint32_t mode);
 /* Append N entries (no sync; the index is a hint). 0 or -errno. */
 int evb_idx_append(int fd, const struct evb_idx_entry *e, size_t n);
 /* Make the index of segment BASE agree with a log ending at END: entries
  * at or past END (and a bad tail) are cut; an index whose base offset is
- * not FIRST (EVB_SEG_NO_OFFSET: unknown) is removed. No index: 0. */
+ * not FIRST (EVB_SEG_NO_OFFSET: unknown) is removed. No index: 0. An index
+ * is a hint: one that is not a regular file, or cannot be opened, is
+ * removed if it can be and otherwise left for readers to ignore; only a
+ * failed cut of a readable one is an error. */
 int evb_idx_cut(const char *dir, uint64_t base, uint64_t end, uint64_t first);
+/* Remove the index of segment BASE, whatever is at its name (a symlink
+ * itself, never its target; an empty directory). 0 when nothing is left. */
+int evb_idx_remove(const char *dir, uint64_t base);
 /* Load the index of segment BASE: -ENOENT none, -EBADMSG bad header,
  * -ENOMEM. Entries stop at the first that is out of order or below base;
  * callers ignore those past the segment's end. */

@@ -3,8 +3,9 @@
  * symlink to something outside, or a directory (issue 9, defect 4):
  * segment .log and its temp file, .idx, flush.lock, the partition
  * directory and the data-side topic.conf. Each operation that opens one
- * runs in a child with a deadline and must return -EMEDIUMTYPE in time,
- * leaving the symlink's target alone; before the fix a FIFO hung recovery,
+ * runs in a child with a deadline and must return -EMEDIUMTYPE in time
+ * (an index, only a hint, is replaced instead), leaving the symlink's
+ * target alone; before the fix a FIFO hung recovery,
  * dump and every reader of the log. The bus directory's files are
  * tests/bus/test_hostile_files.c's.
  */
@@ -155,8 +156,40 @@ HOSTILE(log_for_create, LOG0, op_seg_create)
 HOSTILE(log_for_recover, LOG0, op_seg_recover)
 HOSTILE(log_tmp_for_create, LOG0 ".tmp", op_seg_create)
 HOSTILE(idx_for_load, IDX0, op_idx_load)
-HOSTILE(idx_for_create, IDX0, op_idx_create)
-HOSTILE(idx_for_cut, IDX0, op_idx_cut)
+
+/* An index is only a hint (attack report 5): what is planted at its name
+ * is not refused but replaced, in time, without following a symlink:
+ * create leaves a regular file there, cut leaves nothing. */
+static void expect_replaced(enum t_plant how, int (*op)(void *), bool regular_after)
+{
+    snprintf(planted, sizeof planted, "%s/%s", dir, IDX0);
+    t_plant(planted, how, false);
+    int rc = t_bounded(op, NULL, DEADLINE_MS);
+    cr_assert_neq(rc, -1, "%s as a %s: still blocked after %d ms", planted,
+                  t_plant_word(how), DEADLINE_MS);
+    cr_assert_eq(rc, 0, "%s as a %s: returned -%d (%s)", planted, t_plant_word(how), rc,
+                 strerror(rc));
+    cr_assert(t_outside_untouched(), "%s: something was written through the symlink",
+              planted);
+    struct stat st;
+    if (regular_after)
+        cr_assert(lstat(planted, &st) == 0 && S_ISREG(st.st_mode),
+                  "%s as a %s: no regular file there after", planted, t_plant_word(how));
+    else
+        cr_assert(lstat(planted, &st) < 0 && errno == ENOENT, "%s as a %s: still there",
+                  planted, t_plant_word(how));
+}
+
+#define HINT(name, op, regular_after)                                                  \
+    Test(hostile_disk, name##_as_fifo) { expect_replaced(T_PLANT_FIFO, op, regular_after); } \
+    Test(hostile_disk, name##_as_symlink)                                              \
+    {                                                                                  \
+        expect_replaced(T_PLANT_SYMLINK, op, regular_after);                           \
+    }                                                                                  \
+    Test(hostile_disk, name##_as_directory) { expect_replaced(T_PLANT_DIR, op, regular_after); }
+
+HINT(idx_for_create, op_idx_create, true)
+HINT(idx_for_cut, op_idx_cut, false)
 HOSTILE(flush_lock, "flush.lock", op_flush_lock)
 
 /* A partition directory is walked (listing segments) only when it is one:
