@@ -218,6 +218,60 @@ static bool data_has_topic(evb_bus *bus, const char *topic)
     return faccessat(AT_FDCWD, path, F_OK, AT_SYMLINK_NOFOLLOW) == 0;
 }
 
+/* Whether the rings in tmpfs topic directory DIR are the ones its
+ * topic.conf (CFG) names: every partition's, and none past them. 0, or
+ * -EBADMSG with the detail naming topic.conf and what disagrees (an edit
+ * of the live topic.conf, or rings removed by hand). */
+static int rings_match_conf(const char *topic, const char *dir, const evb_topic_config *cfg)
+{
+    char path[PATH_MAX + 32];
+    struct stat st;
+    for (uint32_t i = 0; i <= cfg->partitions && i < EVB_MAX_PARTITIONS + 1; i++) {
+        snprintf(path, sizeof path, "%s/%u.ring", dir, i);
+        bool there = fstatat(AT_FDCWD, path, &st, AT_SYMLINK_NOFOLLOW) == 0;
+        if (i < cfg->partitions && !there)
+            return evb_err_set(-EBADMSG, "topic %s: %s/topic.conf says %u partition%s, but "
+                               "partition %u has no ring (%s): topic.conf was changed after "
+                               "the topic was made", topic, dir, cfg->partitions,
+                               cfg->partitions == 1 ? "" : "s", i, path);
+        if (i == cfg->partitions && there)
+            return evb_err_set(-EBADMSG, "topic %s: %s/topic.conf says %u partition%s, but "
+                               "%s exists: topic.conf was changed after the topic was made",
+                               topic, dir, cfg->partitions, cfg->partitions == 1 ? "" : "s",
+                               path);
+    }
+    return 0;
+}
+
+/* Damage the last rebuild of durable topic TOPIC found below its log end
+ * and kept (the partitions' damage records, bus/durable/verify.c): 0, or
+ * 1 with REASON saying where. A record that fails its checks counts. */
+static int recorded_damage(evb_bus *bus, const char *topic, const evb_topic_config *cfg,
+                           char *reason, size_t cap)
+{
+    char ddir[PATH_MAX], pdir[PATH_MAX + 16];
+    if (cfg->durability == EVB_DURABILITY_NONE || data_topic_dir(bus, topic, ddir, sizeof ddir))
+        return 0;
+    for (uint32_t i = 0; i < cfg->partitions; i++) {
+        struct evb_seg_damage d;
+        evb_seg_part_dir(ddir, i, pdir, sizeof pdir);
+        int rc = evb_seg_damage_read(pdir, &d);
+        if (!rc && !d.ranges)
+            continue;
+        if (reason && cap && rc)
+            snprintf(reason, cap, "partition %u: %s", i, evb_last_error());
+        else if (reason && cap)
+            snprintf(reason, cap, "partition %u: the last rebuild found %llu damaged range%s "
+                     "(%llu bytes, from position %llu), kept on disk; read past it with "
+                     "tail --skip-damage", i, (unsigned long long)d.ranges,
+                     d.ranges == 1 ? "" : "s", (unsigned long long)d.bytes,
+                     (unsigned long long)d.first_pos);
+        evb_err_clear();
+        return 1;
+    }
+    return 0;
+}
+
 EVB_EXPORT int evb_topic_damage(evb_bus *bus, const char *topic, char *reason, size_t cap)
 {
     char dir[PATH_MAX], path[PATH_MAX + 32];
@@ -228,7 +282,25 @@ EVB_EXPORT int evb_topic_damage(evb_bus *bus, const char *topic, char *reason, s
     if (rc)
         return rc;
     snprintf(path, sizeof path, "%s/topic.conf", dir);
-    if (access(path, F_OK) == 0 || !data_has_topic(bus, topic))
+    if (access(path, F_OK) == 0) {
+        /* In tmpfs: damaged when its topic.conf does not read or does not
+         * match its rings, or when its rebuild found damage it kept. */
+        evb_topic_config cfg;
+        rc = evb_topic_config_read(dir, &cfg);
+        if (!rc)
+            rc = rings_match_conf(topic, dir, &cfg);
+        if (rc == -ENOENT) /* deleted meanwhile */
+            return 0;
+        if (rc) {
+            if (reason && cap)
+                snprintf(reason, cap, "%s", *evb_last_error() ? evb_last_error()
+                                                               : strerror(-rc));
+            evb_err_clear();
+            return 1;
+        }
+        return recorded_damage(bus, topic, &cfg, reason, cap);
+    }
+    if (!data_has_topic(bus, topic))
         return 0;
     /* Only the disk side: rebuild it now; what stops that is the reason. */
     if ((rc = evb_topic_restore(bus, topic)) == 0)
@@ -529,6 +601,16 @@ int evb_topic_map_open(evb_bus *bus, const char *topic, struct evb_topic_map **o
             rc = evb_ring_open_ro(&tm->rings[i], path);
             tm->readonly = rc == 0;
         }
+        /* Not "no such topic": the topic is there, its topic.conf names
+         * a partition it does not have. */
+        if (rc == -ENOENT) {
+            rc = rings_match_conf(topic, dir, &cfg);
+            if (!rc)
+                rc = evb_err_set(-ENOENT, "topic %s: %s: deleted meanwhile", topic, path);
+            tm->nparts = i;
+            evb_topic_map_close(tm);
+            return rc;
+        }
         struct evb_ring *r = &tm->rings[i];
         bool durable = cfg.durability != EVB_DURABILITY_NONE;
         if (rc)
@@ -560,8 +642,9 @@ int evb_topic_map_open(evb_bus *bus, const char *topic, struct evb_topic_map **o
     snprintf(extra, sizeof extra, "%s/%u.ring", dir, cfg.partitions);
     if (fstatat(AT_FDCWD, extra, &st, AT_SYMLINK_NOFOLLOW) == 0) {
         evb_topic_map_close(tm);
-        return evb_err_set(-EBADMSG, "topic %s: topic.conf says %u partitions, but %s exists",
-                           topic, cfg.partitions, extra);
+        return evb_err_set(-EBADMSG, "topic %s: %s/topic.conf says %u partitions, but %s "
+                           "exists: topic.conf was changed after the topic was made", topic,
+                           dir, cfg.partitions, extra);
     }
     *out = tm;
     return 0;

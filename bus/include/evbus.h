@@ -422,7 +422,10 @@ int evb_topic_remove(evb_bus *bus, const char *topic, uint32_t flags);
 
 /** Whether TOPIC is damaged: it has a durable side in the data directory
  *  but its tmpfs side is gone and cannot be rebuilt from there (the
- *  rebuild is tried now). Returns 1 with the reason in REASON (CAP bytes,
+ *  rebuild is tried now); or its tmpfs topic.conf does not read or names
+ *  other rings than it has; or the last rebuild found damage below its
+ *  log end and kept it (evb_partition_damage()). Such a topic keeps its
+ *  data on evb_topic_remove() unless EVB_DELETE_FORCE. Returns 1 with the reason in REASON (CAP bytes,
  *  may be NULL), 0 when it is not (or does not exist), -EINVAL,
  *  -ENAMETOOLONG for a bad name. evb_topic_list() lists damaged topics. */
 int evb_topic_damage(evb_bus *bus, const char *topic, char *reason, size_t cap);
