@@ -6,6 +6,7 @@
  * nothing that was acknowledged.
  */
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -36,7 +37,7 @@ static void teardown(void)
     evb_bus_close(bus);
     bus = NULL;
     if (mounted && umount(data) != 0)
-        fprintf(stderr, "umount %s: %m\n", data);
+        fprintf(stderr, "umount %s: %s\n", data, strerror(errno));
     mounted = false;
     t_bus_cleanup();
 }
@@ -272,7 +273,7 @@ Test(prealloc, a_full_disk_fails_blocked_producers_and_resumes_when_freed, .time
     /* Room again: the flusher retries on its own (about once a second)
      * and catches up; until then the error stays. */
     cr_assert_eq(mount("tmpfs", data, "tmpfs", MS_REMOUNT, "size=16m,mode=0755"), 0,
-                 "remount: %m");
+                 "remount: %s", strerror(errno));
     uint64_t until = t_now_ms() + 20000;
     while ((rc = evb_producer_sync(p, 1000)) == -ENOSPC && t_now_ms() < until)
         usleep(50 * 1000);
