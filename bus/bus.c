@@ -18,8 +18,6 @@
 #include "bus_internal.h"
 #include "safe_open.h"
 
-#define EVB_SHM_ROOT "/dev/shm/evbus"
-
 static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
     (void)st;
@@ -146,7 +144,11 @@ static int map_meta(evb_bus *bus)
     char path[PATH_MAX + 16];
     snprintf(path, sizeof path, "%s/bus.meta", bus->path);
     size_t bytes = EVB_BUS_META_BYTES;
-    int fd = evb_file_open_or_create(path, bus->opts.mode, bytes, false, meta_init, NULL);
+    /* Into a bus of someone untrusted (bus->foreign) nothing is written:
+     * its bus.meta is only read. */
+    int fd = bus->foreign ? -EACCES
+                          : evb_file_open_or_create(path, bus->opts.mode, bytes, false,
+                                                    meta_init, NULL);
     if (fd == -EACCES) {
         /* A reader of a bus shared 0640: it may read what is there, but
          * it takes no producer id. */
@@ -215,7 +217,10 @@ EVB_EXPORT int evb_bus_open(evb_bus **out, const char *name_or_path,
             free(bus);
             return rc;
         }
-        n = snprintf(bus->path, sizeof bus->path, "%s/%s", EVB_SHM_ROOT, name);
+        char root[PATH_MAX];
+        n = evb_shm_root(root, sizeof root) ? -1
+                                             : snprintf(bus->path, sizeof bus->path, "%s/%s",
+                                                        root, name);
     }
     if (n < 0 || n >= (int)sizeof bus->path - 2 * EVB_NAME_MAX - 32) {
         free(bus);
@@ -231,7 +236,7 @@ EVB_EXPORT int evb_bus_open(evb_bus **out, const char *name_or_path,
         bus->opts.mode = 0600;
     int rc = evb_mode_check(bus->opts.mode, "bus");
     if (!rc)
-        rc = evb_bus_dir_open(bus, strchr(name, '/') ? NULL : EVB_SHM_ROOT);
+        rc = evb_bus_dir_open(bus, !strchr(name, '/'));
     if (rc) {
         free(bus);
         return rc;
@@ -250,13 +255,14 @@ EVB_EXPORT int evb_bus_open(evb_bus **out, const char *name_or_path,
         free(bus);
         return rc;
     }
-    sweep_leftovers(bus->path);
+    if (!bus->foreign)
+        sweep_leftovers(bus->path);
     pthread_mutex_init(&bus->lock, NULL);
     /* After a reboot tmpfs is empty: durable topics come back from disk,
      * and the directory they came from is the bus's again (its record
      * went with tmpfs). A bus directory this process may not write keeps
      * working unrecorded, as before. */
-    if (evb_topics_restore_all(bus) > 0) {
+    if (!bus->foreign && evb_topics_restore_all(bus) > 0) {
         evb_data_dir_record(bus);
         evb_err_clear();
     }

@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <grp.h>
 #include <pwd.h>
 #include <stdio.h>
@@ -103,10 +104,10 @@ static bool uid_in_group(uid_t uid, gid_t gid)
 }
 
 /*
- * The bus directory itself: owned by the caller or root, or shared with a
- * group (group bits set) of which both the caller and the owner are
- * members; writable by no one outside that. The message says who owns it
- * and what to do.
+ * The bus directory itself, for a caller that may write into it: owned by
+ * the caller or root, or shared with a group (group bits set) of which both
+ * the caller and the owner are members; writable by no one outside that.
+ * The message says who owns it and what to do.
  */
 static int check_bus_dir(const char *path, const char *what, const struct stat *st)
 {
@@ -125,6 +126,17 @@ static int check_bus_dir(const char *path, const char *what, const struct stat *
         return evb_err_set(-EACCES, "%s %s is writable by group %u, which you are not in",
                            what, path, (unsigned)st->st_gid);
     return 0;
+}
+
+/* A bus its owner lets every user read (topics 0644, 0664): whoever fails
+ * check_bus_dir() may still read it, never write into it. A reader takes
+ * what it reads on the word of whoever may write the directory (its owner
+ * and a group it shares it with), as it would reading any file of theirs;
+ * what it must never do is write where they could have planted something,
+ * and evb_bus.foreign keeps it from that. Not when every user may write. */
+static bool readable_by_all(const struct stat *st)
+{
+    return (st->st_mode & 0005) == 0005 && !(st->st_mode & 0002);
 }
 
 /*
@@ -194,7 +206,7 @@ static int stat_chain(const char *path, struct stat *sts, char (*names)[PATH_MAX
     return n;
 }
 
-int evb_dir_trusted(const char *path, const char *what, struct stat *out)
+int evb_dir_trusted(const char *path, const char *what, struct stat *out, bool *read_only)
 {
     struct stat sts[64];
     char (*nm)[PATH_MAX] = malloc(64 * sizeof *nm);
@@ -202,11 +214,19 @@ int evb_dir_trusted(const char *path, const char *what, struct stat *out)
         return -ENOMEM;
     int rc = 0;
     int n = stat_chain(path, sts, nm, 64);
+    if (read_only)
+        *read_only = false;
     if (n < 0) {
         rc = n == -ENOENT ? n : evb_err_set(n, "%s %s: %s", what, path, strerror(-n));
     } else if (!S_ISDIR(sts[n - 1].st_mode)) {
         rc = evb_err_set(-ENOTDIR, "%s %s: not a directory", what, path);
-    } else if (!(rc = check_bus_dir(path, what, &sts[n - 1]))) {
+    } else if ((rc = check_bus_dir(path, what, &sts[n - 1])) && read_only &&
+               readable_by_all(&sts[n - 1])) {
+        evb_err_clear();
+        *read_only = true;
+        rc = 0;
+    }
+    if (!rc && n > 0) {
         for (int i = n - 2; i >= 0 && !rc; i--)
             rc = check_parent(nm[i], what, &sts[i], sts[n - 1].st_uid);
         if (out)
@@ -216,12 +236,52 @@ int evb_dir_trusted(const char *path, const char *what, struct stat *out)
     return rc;
 }
 
+int evb_path_canonical(const char *path, const char *what, char *out, size_t cap)
+{
+    char buf[PATH_MAX], real[PATH_MAX];
+    int n;
+    if (path[0] == '/')
+        n = snprintf(buf, sizeof buf, "%s", path);
+    else if (getcwd(real, sizeof real))
+        n = snprintf(buf, sizeof buf, "%s/%s", real, path);
+    else
+        return evb_err_set(-errno, "%s %s: %s", what, path, strerror(errno));
+    if (n < 0 || (size_t)n >= sizeof buf)
+        return evb_err_set(-ENAMETOOLONG, "%s path too long", what);
+    /* Cut components off the end until what is left exists, resolve
+     * that, and put the rest back. */
+    size_t keep = (size_t)n;
+    for (;;) {
+        char prefix[PATH_MAX];
+        memcpy(prefix, buf, keep);
+        prefix[keep] = '\0';
+        if (realpath(keep ? prefix : "/", real)) {
+            n = snprintf(out, cap, "%s%s", strcmp(real, "/") ? real : "", buf + keep);
+            break;
+        }
+        char *slash = errno == ENOENT ? strrchr(prefix, '/') : NULL;
+        if (!slash) {
+            n = snprintf(out, cap, "%s", buf); /* nothing to resolve it against */
+            break;
+        }
+        keep = (size_t)(slash - prefix);
+    }
+    if (n < 0 || (size_t)n >= cap)
+        return evb_err_set(-ENAMETOOLONG, "%s path too long", what);
+    return 0;
+}
+
 /* Make each missing directory of PATH: the last with DIR_MODE exactly,
- * those above with its read and search bits. */
-int evb_make_dirs(const char *path, uint32_t dir_mode)
+ * those above with its read and search bits; each relative to its parent
+ * opened without following a symlink (evb_mkdir_mode). *MADE (may be
+ * NULL) gets the length of PATH's prefix naming the first directory made
+ * here, 0 when none was. */
+int evb_make_dirs_noted(const char *path, uint32_t dir_mode, size_t *made)
 {
     char buf[PATH_MAX];
     size_t n = strlen(path);
+    if (made)
+        *made = 0;
     if (n >= sizeof buf)
         return -ENAMETOOLONG;
     memcpy(buf, path, n + 1);
@@ -232,12 +292,14 @@ int evb_make_dirs(const char *path, uint32_t dir_mode)
             continue;
         *p = '\0';
         struct stat st;
-        if (stat(buf, &st) < 0) {
+        if (fstatat(AT_FDCWD, buf, &st, AT_SYMLINK_NOFOLLOW) < 0) {
             if (errno != ENOENT)
                 return -errno;
             int rc = evb_mkdir_mode(buf, last ? dir_mode : above);
             if (rc && rc != -EEXIST)
                 return rc;
+            if (!rc && made && !*made)
+                *made = (size_t)(p - buf);
         }
         if (last)
             return 0;
@@ -245,36 +307,91 @@ int evb_make_dirs(const char *path, uint32_t dir_mode)
     }
 }
 
-int evb_bus_dir_open(evb_bus *bus, const char *shm_root)
+int evb_make_dirs(const char *path, uint32_t dir_mode)
+{
+    return evb_make_dirs_noted(path, dir_mode, NULL);
+}
+
+void evb_unmake_dirs(const char *path, size_t made)
+{
+    char buf[PATH_MAX];
+    size_t n = strlen(path);
+    if (!made || n >= sizeof buf)
+        return;
+    memcpy(buf, path, n + 1);
+    /* Deepest first, up to the first one made; each only if empty. */
+    while (n >= made) {
+        if (rmdir(buf) < 0)
+            return;
+        char *slash = strrchr(buf, '/');
+        if (!slash || slash == buf)
+            return;
+        *slash = '\0';
+        n = (size_t)(slash - buf);
+    }
+}
+
+int evb_shm_root(char *out, size_t cap)
+{
+    /* Root's named buses in /dev/shm/evbus, every other user's in a
+     * directory of their own: a shared root directory is owned by whoever
+     * made it first, who could then rename anyone's bus away and put their
+     * own in its place. */
+    uid_t me = geteuid();
+    int n = me == 0 ? snprintf(out, cap, "/dev/shm/evbus")
+                    : snprintf(out, cap, "/dev/shm/evbus-%u", (unsigned)me);
+    return n < 0 || (size_t)n >= cap ? -ENAMETOOLONG : 0;
+}
+
+int evb_bus_dir_open(evb_bus *bus, bool named)
 {
     uint32_t mode = bus->opts.mode;
     int rc;
-    /* The root of named buses is everyone's, as /tmp is: sticky, so no
-     * user can remove or rename another's bus there. */
-    if (shm_root && !strncmp(bus->path, shm_root, strlen(shm_root))) {
-        rc = evb_mkdir_mode(shm_root, 01777);
-        if (rc && rc != -EEXIST)
-            return evb_err_set(rc, "%s: %s", shm_root, strerror(-rc));
-    }
-    if ((rc = evb_make_dirs(bus->path, evb_dir_mode(mode))))
-        return evb_err_set(rc, "bus %s: cannot create directory: %s", bus->path,
-                           strerror(-rc));
-    /* From here on the path has no symlink, so every open inside can
-     * refuse them (safe_open.h) and the check below is of what is used. */
+    /* Resolved first (symlinks the caller chose are followed here, once);
+     * then nothing is made through a symlink. */
     char real[PATH_MAX];
-    if (!realpath(bus->path, real))
-        return evb_err_set(-errno, "bus %s: %s", bus->path, strerror(errno));
+    if ((rc = evb_path_canonical(bus->path, "bus", real, sizeof real)))
+        return rc;
     if (strlen(real) >= sizeof bus->path - 2 * EVB_NAME_MAX - 32)
         return evb_err_set(-ENAMETOOLONG, "bus path too long");
     snprintf(bus->path, sizeof bus->path, "%s", real);
-    struct stat st;
-    rc = evb_dir_trusted(real, "bus directory", &st);
-    if (!rc) {
-        /* The bus's mode is its directory's, whatever this opener asked:
-         * bus.meta and the data directory made later follow it. */
-        mode_t dm = st.st_mode;
-        bus->opts.mode = 0600 | ((dm & 0040) ? 0040 : 0) | ((dm & 0020) ? 0020 : 0) |
-                         ((dm & 0004) ? 0004 : 0);
+    /* The root of named buses: its owner's, searchable by all, so a bus
+     * shared with a group (or every user) can be reached by its path. */
+    char root[PATH_MAX];
+    size_t made_root = 0;
+    if (named && !evb_shm_root(root, sizeof root)) {
+        rc = evb_mkdir_mode(root, 0755);
+        if (rc && rc != -EEXIST)
+            return evb_err_set(rc, "%s: %s", root, strerror(-rc));
+        if (!rc)
+            made_root = strlen(root);
     }
-    return rc;
+    size_t made = 0;
+    if ((rc = evb_make_dirs_noted(bus->path, evb_dir_mode(mode), &made))) {
+        if (rc == -EACCES)
+            return evb_err_set(rc, "cannot reach bus %s: permission denied", bus->path);
+        if (rc == -EVB_EFTYPE)
+            return rc;
+        return evb_err_set(rc, "bus %s: cannot create directory: %s", bus->path,
+                           strerror(-rc));
+    }
+    if (made_root)
+        made = made_root;
+    struct stat st;
+    rc = evb_dir_trusted(real, "bus directory", &st, &bus->foreign);
+    if (rc == -ENOENT)
+        rc = evb_err_set(rc, "bus %s vanished", real);
+    if (rc) {
+        /* Refused: what this call made goes again. */
+        evb_unmake_dirs(real, made);
+        return rc;
+    }
+    /* The bus's mode is its directory's, whatever this opener asked:
+     * bus.meta and the data directory made later follow it. */
+    mode_t dm = st.st_mode;
+    bus->opts.mode = 0600 | ((dm & 0040) ? 0040 : 0) | ((dm & 0020) ? 0020 : 0) |
+                     ((dm & 0004) ? 0004 : 0);
+    if (bus->foreign)
+        bus->meta_ro = true;
+    return 0;
 }

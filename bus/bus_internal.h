@@ -27,6 +27,8 @@ struct evb_bus {
     evb_bus_options opts;       /* opts.data_dir points at data */
     struct evb_bus_meta *meta;  /* mapped read-only when meta_ro */
     bool meta_ro;               /* may read the bus, not write it: no producers */
+    bool foreign;               /* a bus of someone untrusted that every user may
+                                   read (bus_dir.c): read, never write, into it */
     pthread_mutex_t lock;       /* guards flushers */
     struct evb_flusher *flushers; /* this process's, one per durable topic */
 };
@@ -56,20 +58,33 @@ uint32_t evb_dir_mode(uint32_t file_mode);
  * sticky, so a read-only consumer can keep its cursor file there. */
 uint32_t evb_drop_dir_mode(uint32_t file_mode);
 /* Make each missing directory of PATH: the last with DIR_MODE exactly,
- * those above with its read and search bits. 0 or a negative errno. */
+ * those above with its read and search bits, none through a symlink
+ * (-EMEDIUMTYPE). 0 or a negative errno. */
 int evb_make_dirs(const char *path, uint32_t dir_mode);
+/* The same, and *MADE the length of the prefix of PATH naming the first
+ * directory made (0: none), for evb_unmake_dirs() to take them back. */
+int evb_make_dirs_noted(const char *path, uint32_t dir_mode, size_t *made);
+void evb_unmake_dirs(const char *path, size_t made);
+/* PATH made absolute, the longest prefix that exists resolved (symlinks,
+ * ".", "..") and the rest appended. WHAT names it in messages. */
+int evb_path_canonical(const char *path, const char *what, char *out, size_t cap);
 /* The checks evb_bus_dir_open() makes, of the absolute, resolved PATH (a
  * bus or data directory; WHAT names it in messages). 0 and *OUT (may be
  * NULL) its stat; -ENOENT (no message) when it does not exist; -EACCES
- * saying why. */
+ * saying why. READ_ONLY NULL: the caller will write into it. Else a
+ * directory only fit for reading (someone else's that every user may
+ * read) is accepted with *READ_ONLY true. */
 struct stat;
-int evb_dir_trusted(const char *path, const char *what, struct stat *out);
-/* Create bus->path when missing (with evb_dir_mode(bus->opts.mode), and
- * SHM_ROOT, the root of named buses, sticky and world-writable), resolve
- * it in place, and refuse it (-EACCES, saying why) when it or a directory
- * above could be changed by someone untrusted. Sets bus->opts.mode to the
- * mode the directory has. */
-int evb_bus_dir_open(evb_bus *bus, const char *shm_root);
+int evb_dir_trusted(const char *path, const char *what, struct stat *out, bool *read_only);
+/* The directory of this user's named buses: /dev/shm/evbus for root,
+ * /dev/shm/evbus-<uid> for everyone else. */
+int evb_shm_root(char *out, size_t cap);
+/* Resolve bus->path in place (and when NAMED, make the root of named
+ * buses), create it when missing (with evb_dir_mode(bus->opts.mode)) and
+ * refuse it (-EACCES, saying why; what was made is removed) when it or a
+ * directory above could be changed by someone untrusted. Sets
+ * bus->opts.mode to the mode the directory has, and bus->foreign. */
+int evb_bus_dir_open(evb_bus *bus, bool named);
 int evb_topic_map_open(evb_bus *bus, const char *topic, struct evb_topic_map **out);
 void evb_topic_map_close(struct evb_topic_map *tm);
 int evb_topic_config_read(const char *dir, evb_topic_config *cfg);

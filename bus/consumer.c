@@ -281,7 +281,9 @@ static int seek_one(evb_consumer *c, uint32_t i, uint32_t whence, uint64_t value
  */
 static int readonly_ok(const evb_consumer *c, const char *topic)
 {
-    if (c->opts.kind == EVB_SUBSCRIBER || (c->opts.kind == EVB_CONSUMER && c->tm->ddir[0]))
+    /* On a durable topic nobody gates producers (they wait for the
+     * flusher), so every kind may read it read-only. */
+    if (c->opts.kind == EVB_SUBSCRIBER || c->tm->ddir[0])
         return 0;
     return evb_err_set(-EACCES, "topic %s: you may only read it, and a %s of a topic that "
                        "is not durable holds its producers back, which takes write access",

@@ -41,44 +41,13 @@ static int default_dir(const evb_bus *bus, char *out, size_t cap)
 }
 
 /* PATH as the record spells it, and as every open below it uses it:
- * absolute, with no symlink, "." or ".." left. The longest prefix that
- * exists is resolved and the rest (not made yet) appended, so two
+ * absolute, with no symlink, "." or ".." left (evb_path_canonical), so two
  * spellings of one directory compare equal, and opens that follow no
  * symlink (safe_open.h) work under a data directory reached through
  * one. */
 static int canonical(const char *path, char *out, size_t cap)
 {
-    char buf[PATH_MAX], real[PATH_MAX];
-    int n;
-    if (path[0] == '/')
-        n = snprintf(buf, sizeof buf, "%s", path);
-    else if (getcwd(real, sizeof real))
-        n = snprintf(buf, sizeof buf, "%s/%s", real, path);
-    else
-        return evb_err_set(-errno, "data directory %s: %s", path, strerror(errno));
-    if (n < 0 || (size_t)n >= sizeof buf)
-        return evb_err_set(-ENAMETOOLONG, "data directory path too long");
-    /* Cut components off the end until what is left exists, resolve
-     * that, and put the rest back. */
-    size_t keep = (size_t)n;
-    for (;;) {
-        char prefix[PATH_MAX];
-        memcpy(prefix, buf, keep);
-        prefix[keep] = '\0';
-        if (realpath(keep ? prefix : "/", real)) {
-            n = snprintf(out, cap, "%s%s", strcmp(real, "/") ? real : "", buf + keep);
-            break;
-        }
-        char *slash = errno == ENOENT ? strrchr(prefix, '/') : NULL;
-        if (!slash) {
-            n = snprintf(out, cap, "%s", buf); /* nothing to resolve it against */
-            break;
-        }
-        keep = (size_t)(slash - prefix);
-    }
-    if (n < 0 || (size_t)n >= cap)
-        return evb_err_set(-ENAMETOOLONG, "data directory path too long");
-    return 0;
+    return evb_path_canonical(path, "data directory", out, cap);
 }
 
 /* Read <bus>/data_dir: "PATH\n", PATH absolute. 0 and OUT, -ENOENT when
@@ -141,9 +110,14 @@ int evb_data_dir_resolve(evb_bus *bus)
         return rc;
     /* Trusted as the bus directory is (bus_dir.c), once it exists;
      * topic.c checks one it makes. */
-    rc = evb_dir_trusted(bus->data, "data directory", NULL);
+    bool ro = false;
+    rc = evb_dir_trusted(bus->data, "data directory", NULL, &ro);
     if (rc && rc != -ENOENT)
         return rc;
+    /* Someone else's that every user may read: read, never write, as in
+     * a bus directory of theirs. */
+    if (ro)
+        bus->foreign = bus->meta_ro = true;
     if (strlen(bus->data) >= sizeof bus->data - 2 * EVB_NAME_MAX - 64)
         return evb_err_set(-ENAMETOOLONG, "data directory path too long");
     bus->opts.data_dir = bus->data;

@@ -1,10 +1,11 @@
 /*
  * file_create.c - make a small shared file (bus.meta, a cursor file) appear
  * whole: it is sized and initialised under a temporary name in the same
- * directory, then link()ed into place. Its final name therefore never shows
- * a file mid-creation, so an opener can treat an empty or zeroed file there
- * as damage rather than as "new". What the file holds, and how it is
- * checked once open, stay with its owner (bus.c, cursor_file.c).
+ * directory, then renamed into place (never over another). Its final name
+ * never shows a file mid-creation, so an opener can treat an empty or
+ * zeroed file there as damage rather than as "new". What the file holds,
+ * and how it is checked once open, stay with its owner (bus.c,
+ * cursor_file.c).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -86,12 +87,17 @@ int evb_file_create(const char *path, mode_t mode, size_t bytes, bool sync,
         rc = evb_err_set(-errno, "%s: fdatasync: %s", tmp, strerror(errno));
         goto out;
     }
-    /* link, not rename: it fails when PATH exists, so a racing creator
-     * that got there first keeps its file (and its holders their map). */
-    if (link(tmp, path) < 0)
+    /* Never over PATH: a racing creator that got there first keeps its
+     * file (and its holders their map). A rename, not link() and unlink():
+     * the file never has two names, which an opener would refuse as a
+     * planted hard link (safe_open.h). */
+    if (renameat2(AT_FDCWD, tmp, AT_FDCWD, path, RENAME_NOREPLACE) < 0)
         rc = errno == EEXIST ? -EEXIST : evb_err_set(-errno, "%s: %s", path, strerror(errno));
+    else
+        tmp[0] = '\0';
 out:
-    unlink(tmp);
+    if (tmp[0])
+        unlink(tmp);
     close(fd);
     return rc;
 }

@@ -107,6 +107,13 @@ static int config_mode(const char *dir, const evb_topic_config *cfg)
     return rc ? evb_err_set(rc, "%s: fchmod: %s", path, strerror(-rc)) : 0;
 }
 
+/* Nothing is written into a bus of someone untrusted (bus->foreign). */
+static int foreign_refused(evb_bus *bus, const char *topic)
+{
+    return evb_err_set(-EACCES, "topic %s: bus %s is another user's, which you may only read",
+                       topic, bus->path);
+}
+
 /* mkdir PATH with exactly MODE; the message names it. */
 static int make_dir(const char *path, uint32_t mode)
 {
@@ -168,11 +175,15 @@ fail:
 static int make_data_topic(evb_bus *bus, const char *topic, const evb_topic_config *cfg)
 {
     char ddir[PATH_MAX], tmp[PATH_MAX], path[PATH_MAX + 32];
-    int rc = evb_make_dirs(bus->data, evb_dir_mode(bus->opts.mode));
+    size_t made = 0;
+    int rc = evb_make_dirs_noted(bus->data, evb_dir_mode(bus->opts.mode), &made);
     if (rc)
-        return evb_err_set(rc, "data directory %s: %s", bus->data, strerror(-rc));
-    if ((rc = evb_dir_trusted(bus->data, "data directory", NULL)))
+        return rc == -EVB_EFTYPE ? rc : evb_err_set(rc, "data directory %s: %s", bus->data,
+                                                    strerror(-rc));
+    if ((rc = evb_dir_trusted(bus->data, "data directory", NULL, NULL))) {
+        evb_unmake_dirs(bus->data, made); /* refused: what was made goes again */
         return rc == -ENOENT ? evb_err_set(rc, "data directory %s vanished", bus->data) : rc;
+    }
     /* Before anything is made in it: the directory must be the bus's. */
     if ((rc = evb_data_dir_record(bus)))
         return rc;
@@ -324,6 +335,8 @@ EVB_EXPORT int evb_topic_create(evb_bus *bus, const char *topic, const evb_topic
     evb_topic_config_defaults(&cfg);
     if ((rc = evb_topic_config_check(&cfg)) || (rc = evb_mode_check(cfg.file_mode, "file")))
         return evb_err_prefix(rc, "topic %s", topic);
+    if (bus->foreign)
+        return foreign_refused(bus, topic);
     if (access(dir, F_OK) == 0)
         return evb_err_set(-EEXIST, "topic %s exists", topic);
     char why[512];
@@ -366,6 +379,8 @@ EVB_EXPORT int evb_topic_remove(evb_bus *bus, const char *topic, uint32_t flags)
     int rc = topic_dir(bus, topic, dir, sizeof dir);
     if (rc || (rc = data_topic_dir(bus, topic, ddir, sizeof ddir)))
         return rc;
+    if (bus->foreign)
+        return foreign_refused(bus, topic);
     /* A topic that could not be rebuilt keeps its data unless forced: its
      * segments may be all that is left of its events. */
     if (!(flags & EVB_DELETE_FORCE) && evb_topic_damage(bus, topic, why, sizeof why) == 1)
@@ -567,6 +582,30 @@ EVB_EXPORT int evb_topic_list(evb_bus *bus, int (*fn)(const char *topic, void *a
     return rc < 0 ? rc : (int)visited;
 }
 
+/* A durable topic's directories in the data directory, where they exist,
+ * are directories reached through no symlink: one planted there would
+ * send the flusher's files, and directories it makes, elsewhere. Missing
+ * ones are the flusher's to make (the same way). O_PATH: a reader that
+ * may not list them still passes. */
+static int data_dirs_check(const struct evb_topic_map *tm)
+{
+    char path[PATH_MAX + 16];
+    for (uint32_t i = 0; i <= tm->cfg.partitions; i++) {
+        if (i == 0)
+            snprintf(path, sizeof path, "%s", tm->ddir);
+        else
+            snprintf(path, sizeof path, "%s/%u", tm->ddir, i - 1);
+        int fd = evb_open_file(AT_FDCWD, path, O_PATH, 0, EVB_FILE_DIR);
+        if (fd >= 0)
+            close(fd);
+        else if (fd == -EVB_EFTYPE)
+            return fd;
+        else if (fd == -ENOENT && i == 0)
+            return 0;
+    }
+    return 0;
+}
+
 int evb_topic_map_open(evb_bus *bus, const char *topic, struct evb_topic_map **out)
 {
     char dir[PATH_MAX];
@@ -575,7 +614,7 @@ int evb_topic_map_open(evb_bus *bus, const char *topic, struct evb_topic_map **o
         return rc;
     evb_topic_config cfg;
     rc = evb_topic_config_read(dir, &cfg);
-    if (rc == -ENOENT) {
+    if (rc == -ENOENT && !bus->foreign) {
         /* Restored by us, or by another process while ours failed. */
         evb_topic_restore(bus, topic);
         rc = evb_topic_config_read(dir, &cfg);
@@ -590,6 +629,11 @@ int evb_topic_map_open(evb_bus *bus, const char *topic, struct evb_topic_map **o
     if (cfg.durability != EVB_DURABILITY_NONE)
         data_topic_dir(bus, topic, tm->ddir, sizeof tm->ddir);
     tm->cfg = cfg;
+    tm->readonly = bus->foreign;
+    if (tm->ddir[0] && (rc = data_dirs_check(tm))) {
+        free(tm);
+        return evb_err_prefix(rc, "topic %s", topic);
+    }
     for (uint32_t i = 0; i < cfg.partitions; i++) {
         char path[PATH_MAX + 32];
         snprintf(path, sizeof path, "%s/%u.ring", dir, i);

@@ -149,7 +149,15 @@ int evb_open_file(int dirfd, const char *path, int flags, mode_t mode,
                   enum evb_file_kind kind)
 {
     int extra = O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | (kind == EVB_FILE_DIR ? O_DIRECTORY : 0);
-    int fd = open_nofollow(dirfd, path, flags | extra, mode);
+    if (flags & O_PATH)
+        extra &= ~O_NONBLOCK; /* openat2 refuses O_PATH with other flags */
+    /* Whoever may write through the descriptor must be writing the file
+     * it named, not one that a hard link planted under that name shares
+     * (root rewriting a file of its own through another user's bus). The
+     * link count is only known after the open, so a truncation waits for
+     * it too. */
+    bool writes = (flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC);
+    int fd = open_nofollow(dirfd, path, (flags & ~O_TRUNC) | extra, mode);
     struct stat st;
     if (fd < 0) {
         int e = errno;
@@ -175,8 +183,19 @@ int evb_open_file(int dirfd, const char *path, int flags, mode_t mode,
         close(fd);
         return refuse(path, st.st_mode, kind);
     }
-    /* Blocking I/O from here on, as a plain open(2) would have given. */
-    if (!(flags & O_NONBLOCK)) {
+    if (writes && kind == EVB_FILE_REG && st.st_nlink != 1) {
+        close(fd);
+        return evb_err_set(-EVB_EFTYPE, "%s: found a file with %lu hard links, expected a "
+                           "regular file with one", path, (unsigned long)st.st_nlink);
+    }
+    if ((flags & O_TRUNC) && st.st_size && ftruncate(fd, 0) < 0) {
+        int e = errno;
+        close(fd);
+        return -e;
+    }
+    /* Blocking I/O from here on, as a plain open(2) would have given (an
+     * O_PATH descriptor has no status flags to set). */
+    if (!(flags & (O_NONBLOCK | O_PATH))) {
         int fl = fcntl(fd, F_GETFL);
         if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0) {
             int e = errno;
@@ -210,18 +229,50 @@ int evb_open_dir(const char *path, DIR **out)
     return 0;
 }
 
+/* The parent of PATH opened O_PATH following no symlink (any component),
+ * and its last component in *LEAF; AT_FDCWD for a bare name. */
+static int open_parent(const char *path, const char **leaf)
+{
+    const char *slash = strrchr(path, '/');
+    *leaf = slash ? slash + 1 : path;
+    if (!slash)
+        return AT_FDCWD;
+    char buf[4096];
+    size_t n = slash == path ? 1 : (size_t)(slash - path);
+    if (n >= sizeof buf)
+        return -ENAMETOOLONG;
+    memcpy(buf, path, n);
+    buf[n] = '\0';
+    return evb_open_file(AT_FDCWD, buf, O_PATH, 0, EVB_FILE_DIR);
+}
+
+int evb_mkdir_nofollow(const char *path, mode_t mode)
+{
+    const char *leaf;
+    int pfd = open_parent(path, &leaf);
+    if (pfd < 0 && pfd != AT_FDCWD)
+        return pfd == -EVB_EFTYPE ? pfd : evb_open_fail(pfd, path);
+    int rc = mkdirat(pfd, leaf, mode) < 0 ? -errno : 0;
+    if (pfd >= 0)
+        close(pfd);
+    return rc;
+}
+
 int evb_mkdir_mode(const char *path, mode_t mode)
 {
     /* Made private first, then widened to exactly MODE on the directory
      * just made (fchmod, not chmod by name): the umask must not narrow
      * what a group was given, and nothing can be created in the
-     * directory before its mode is final. */
-    if (mkdir(path, 0700) < 0)
-        return -errno;
+     * directory before its mode is final. Made relative to its parent
+     * opened without following a symlink, so nothing is ever made where
+     * a link planted on the way points. */
+    int rc = evb_mkdir_nofollow(path, 0700);
+    if (rc)
+        return rc;
     int fd = evb_open_file(AT_FDCWD, path, O_RDONLY, 0, EVB_FILE_DIR);
     if (fd < 0)
         return fd;
-    int rc = fchmod(fd, mode) < 0 ? -errno : 0;
+    rc = fchmod(fd, mode) < 0 ? -errno : 0;
     close(fd);
     return rc;
 }

@@ -31,7 +31,9 @@ enum evb_file_kind {
  * O_NONBLOCK and O_CLOEXEC (O_DIRECTORY too for EVB_FILE_DIR); MODE is
  * used with O_CREAT. The file is fstat'ed and anything but KIND is closed
  * and refused with -EVB_EFTYPE, the detail naming PATH and what was found
- * ("fifo", "symlink", "directory", ...). O_NONBLOCK is cleared again unless
+ * ("fifo", "symlink", "directory", ...). A regular file opened for writing
+ * (or O_TRUNC) must have one link: a hard link is refused the same way
+ * before anything is truncated. O_NONBLOCK is cleared again unless
  * FLAGS asked for it, so a regular file behaves exactly as after open(2).
  * Returns the descriptor or a negative errno. Only a refusal sets the
  * detail for evb_last_error(): callers that expect a failure (ENOENT,
@@ -54,9 +56,16 @@ int evb_open_dir(const char *path, DIR **out);
  * on in this process. */
 void evb_safe_open_use_walk(void);
 
-/* mkdir PATH with exactly MODE (permission, set-gid and sticky bits),
- * whatever the umask; the last component is opened without following a
- * symlink to set it. 0, -EEXIST, or another negative errno (no detail). */
+/* mkdir PATH (MODE less the umask) relative to its parent, opened
+ * following no symlink in any component: a link on the way is -EMEDIUMTYPE
+ * (with the detail) and nothing is made. 0, -EEXIST, or another negative
+ * errno. */
+int evb_mkdir_nofollow(const char *path, mode_t mode);
+
+/* evb_mkdir_nofollow(), then exactly MODE (permission, set-gid and sticky
+ * bits) whatever the umask, set on the directory opened without following
+ * a symlink. 0, -EEXIST, or another negative errno (detail only for a
+ * refusal). */
 int evb_mkdir_mode(const char *path, mode_t mode);
 
 #endif

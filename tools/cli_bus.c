@@ -31,13 +31,19 @@ static const char *bus_name(const cli *c)
     return name != NULL && name[0] != '\0' ? name : "default";
 }
 
-/* The bus directory: a name without '/' lives in /dev/shm/evbus, anything
- * else is a path. False when it does not fit. */
+/* The bus directory: a name without '/' lives in /dev/shm/evbus (root's)
+ * or /dev/shm/evbus-<uid> (everyone else's), as evb_bus_open() puts it;
+ * anything else is a path. False when it does not fit. */
 static bool bus_dir(const cli *c, char *out, size_t cap)
 {
     const char *name = bus_name(c);
-    int n = strchr(name, '/') != NULL ? snprintf(out, cap, "%s", name)
-                                      : snprintf(out, cap, "/dev/shm/evbus/%s", name);
+    int n;
+    if (strchr(name, '/') != NULL)
+        n = snprintf(out, cap, "%s", name);
+    else if (geteuid() == 0)
+        n = snprintf(out, cap, "/dev/shm/evbus/%s", name);
+    else
+        n = snprintf(out, cap, "/dev/shm/evbus-%u/%s", (unsigned)geteuid(), name);
     return n >= 0 && (size_t)n < cap;
 }
 

@@ -239,6 +239,11 @@ static int tail_open(tail *t)
              * create: exit 2. */
             return err == -EINVAL || err == -ENAMETOOLONG ? CLI_USAGE : rc;
         }
+        /* A reader the topic lets read, not write, of a ring-only topic:
+         * the lossless default needs write access, --lossy does not. */
+        if (err == -EACCES && !t->lossy)
+            return cli_fail(&t->c, err, "topic %s: opening reader (--lossy reads without "
+                            "write access)", t->topic);
         return cli_fail(&t->c, err, "topic %s: opening reader", t->topic);
     }
     return 0;

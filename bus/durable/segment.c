@@ -203,12 +203,16 @@ int evb_mkdirs(const char *path)
         if (*p != '/')
             continue;
         *p = '\0';
-        if (mkdir(buf, 0770) < 0 && errno != EEXIST)
-            return -errno;
+        /* Relative to the parent opened following no symlink: a planted
+         * link is refused (-EMEDIUMTYPE), nothing made where it points. */
+        int rc = evb_mkdir_nofollow(buf, 0770);
+        if (rc && rc != -EEXIST)
+            return rc;
         *p = '/';
     }
-    if (mkdir(buf, 0770) < 0 && errno != EEXIST)
-        return -errno;
+    int rc = evb_mkdir_nofollow(buf, 0770);
+    if (rc && rc != -EEXIST)
+        return rc;
     struct stat st;
     if (stat(buf, &st) < 0)
         return -errno;

@@ -71,7 +71,7 @@ Test(bus_owner, planted_bus_meta_symlink_changes_nothing)
     char b[512], target[512], meta[600];
     path_of(b, sizeof b, "b");
     path_of(target, sizeof target, "root-file");
-    cr_assert_eq(mkdir(b, 0755), 0);
+    cr_assert_eq(mkdir(b, 0750), 0);
     int fd = open(target, O_WRONLY | O_CREAT, 0600);
     cr_assert_geq(fd, 0);
     cr_assert_eq(write(fd, "keep", 4), 4);
@@ -85,6 +85,46 @@ Test(bus_owner, planted_bus_meta_symlink_changes_nothing)
     struct stat st;
     cr_assert_eq(stat(target, &st), 0);
     cr_assert_eq(st.st_size, 4, "the symlink's target was written");
+}
+
+/* One every user may read is opened read-only (SECURITY.md): the planted
+ * link is refused all the same, and nothing is written into it. */
+Test(bus_owner, readable_bus_of_another_user_is_only_read)
+{
+    need_root();
+    char b[512], target[512], meta[600];
+    path_of(b, sizeof b, "b");
+    path_of(target, sizeof target, "root-file");
+    cr_assert_eq(mkdir(b, 0755), 0);
+    int fd = open(target, O_WRONLY | O_CREAT, 0600);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(write(fd, "keep", 4), 4);
+    close(fd);
+    snprintf(meta, sizeof meta, "%s/bus.meta", b);
+    cr_assert_eq(symlink(target, meta), 0);
+    cr_assert_eq(lchown(meta, OTHER_UID, OTHER_GID), 0);
+    cr_assert_eq(chown(b, OTHER_UID, OTHER_GID), 0);
+    evb_bus *bus;
+    cr_assert_eq(open_at(b, &bus), -EMEDIUMTYPE, "%s", evb_last_error());
+    struct stat st;
+    cr_assert_eq(stat(target, &st), 0);
+    cr_assert_eq(st.st_size, 4, "the symlink's target was written");
+    /* With a real bus.meta (theirs), it opens, and root creates nothing. */
+    cr_assert_eq(unlink(meta), 0);
+    cr_assert_eq(chown(b, 0, 0), 0);
+    cr_assert_eq(open_at(b, &bus), 0, "%s", evb_last_error());
+    evb_bus_close(bus);
+    cr_assert_eq(chmod(meta, 0644), 0);
+    cr_assert_eq(lchown(meta, OTHER_UID, OTHER_GID), 0);
+    cr_assert_eq(chown(b, OTHER_UID, OTHER_GID), 0);
+    cr_assert_eq(open_at(b, &bus), 0, "%s", evb_last_error());
+    cr_assert_eq(evb_topic_create(bus, "t", NULL), -EACCES);
+    evb_producer *p;
+    cr_assert_lt(evb_producer_open(&p, bus, "t", NULL), 0);
+    evb_bus_close(bus);
+    char t[700];
+    snprintf(t, sizeof t, "%s/t", b);
+    cr_assert_neq(stat(t, &st), 0, "a topic was made in it");
 }
 
 Test(bus_owner, under_a_directory_of_another_user)
@@ -167,10 +207,13 @@ Test(bus_owner, data_dir_of_another_user)
     need_root();
     char d[600];
     snprintf(d, sizeof d, "%s/theirs", t_data_dir());
-    cr_assert_eq(mkdir(d, 0755), 0);
+    cr_assert_eq(mkdir(d, 0750), 0);
     cr_assert_eq(chown(d, OTHER_UID, OTHER_GID), 0);
     cr_assert_eq(open_with_data(d), -EACCES);
     cr_assert(strstr(evb_last_error(), "data directory"), "%s", evb_last_error());
+    /* One every user may read: read, not written into. */
+    cr_assert_eq(chmod(d, 0755), 0);
+    cr_assert_eq(open_with_data(d), -EACCES);
     char t[700];
     snprintf(t, sizeof t, "%s/t", d);
     struct stat st;

@@ -169,7 +169,7 @@ test_their_bus_dir() {
     printf keep >"$target"
     chmod 600 "$target"
     local nb="$P/nobodys"
-    mkdir "$nb"
+    mkdir -m 750 "$nb"
     ln -s "$target" "$nb/bus.meta"
     chown -h "$READER:$GROUP" "$nb" "$nb/bus.meta"
     RC=0
@@ -178,6 +178,14 @@ test_their_bus_dir() {
     check "in one line naming the owner" eval 'err_one_line && err_has "owned by uid '"$READER"'"'
     check "the target is unchanged" eval '[[ "$(cat "$target")" == keep ]]'
     check "nothing was made there" eval '[[ ! -e "$nb/t" ]]'
+    # One every user may read is only read: still nothing written.
+    chmod 755 "$nb"
+    RC=0
+    "$EVBUS" create t --bus "$nb" >"$OUT" 2>"$ERR" || RC=$?
+    check "readable by all: create is refused" rc_is 1
+    check "in one line" err_one_line
+    check "the target is still unchanged" eval '[[ "$(cat "$target")" == keep ]]'
+    check "nothing was made there either" eval '[[ ! -e "$nb/t" ]]'
     end
 }
 
