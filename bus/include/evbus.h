@@ -364,7 +364,8 @@ typedef struct evb_consumer_options {
 
 /**
  * Open (creating when missing) the bus NAME_OR_PATH. A name without '/'
- * lives under /dev/shm/evbus/; a value with '/' is taken as a directory
+ * lives under /dev/shm/evbus/ (root) or /dev/shm/evbus-<uid>/ (any other
+ * user); a value with '/' is taken as a directory
  * path. NULL or "" means the EVBUS_BUS environment variable, else
  * "default". The path is resolved once (evb_bus_path() gives the result);
  * nothing inside it is then opened through a symlink. Leftovers of
