@@ -17,8 +17,17 @@
 #include "flush_internal.h"
 #include "safe_open.h"
 
+/* flush.lock carries the writers' bits of the topic's mode only: flock
+ * needs nothing but an open descriptor, so a reader who could open the
+ * file could hold the lock and stall the partition's flushing. */
+static uint32_t lock_mode(uint32_t topic_mode)
+{
+    return 0600 | ((topic_mode & 0020) ? 0060 : 0);
+}
+
 int evb_flush_lock(const char *pdir, int wait_ms, uint32_t mode)
 {
+    mode = lock_mode(mode);
     char path[PATH_MAX + 16];
     int rc = evb_mkdirs(pdir);
     if (rc)
@@ -27,9 +36,10 @@ int evb_flush_lock(const char *pdir, int wait_ms, uint32_t mode)
     int fd = evb_open_file(AT_FDCWD, path, O_RDWR | O_CREAT, mode, EVB_FILE_REG);
     if (fd < 0)
         return evb_open_fail(fd, path);
-    /* The topic's mode like every other file of it, not narrowed by the
-     * umask; a lock file made by another user is left as it is (the
-     * fchmod fails, and the open above already said we may use it). */
+    /* Exactly lock_mode(), not narrowed by the umask (and narrowed back if
+     * an older build made it readable); a lock file made by another user
+     * is left as it is (the fchmod fails, and the open above already said
+     * we may use it). */
     (void)fchmod(fd, mode);
     uint64_t deadline = evb_mono_ns() + (uint64_t)wait_ms * 1000000ull;
     for (;;) {
