@@ -131,7 +131,11 @@ static bool bus_exists(const cli *c)
         return true;
     if (!data_dir(c, bus, data, sizeof(data)) || holds_durable_topic(data))
         return true;
-    cli_error(c, "no bus at %s (evbus create makes one)", bus);
+    /* All we know is that DATA has no durable topic: a bus a reboot
+     * emptied whose topics live elsewhere needs that directory named. */
+    cli_error(c, "no bus at %s, and no durable topic in %s to rebuild it from (evbus "
+              "create makes one; after a reboot, give the data directory its durable "
+              "topics used: --data-dir DIR)", bus, data);
     return false;
 }
 

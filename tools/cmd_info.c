@@ -19,7 +19,9 @@ static const char info_usage[] =
     "partition: the flushed position (written to disk below it) and durable\n"
     "position (fdatasync'ed below it), where the retained log starts, the\n"
     "segment files and their size, fdatasyncs done, the torn bytes cut off\n"
-    "when the ring was last rebuilt from disk (recovered_dropped), the\n"
+    "when the ring was last rebuilt from disk (recovered_dropped), the log\n"
+    "bytes retention's cap removed before a named consumer had committed\n"
+    "past them (retention_unconsumed: events it never read), the\n"
     "flusher's pid and its last write error, and the damage the last rebuild\n"
     "found below the log end and kept (it walks the newest segment only).\n"
     "\n"
@@ -133,16 +135,18 @@ static void print_disk(const struct evb_topic_info *ti, const struct evb_partiti
                (unsigned long long)ps[p].durable_position,
                (unsigned long long)ps[p].log_start_position,
                (unsigned long long)ps[p].log_start_offset);
-    printf("\n%-9s  %8s  %12s  %10s  %17s  %11s  %s\n", "partition", "segments", "disk bytes",
-           "fsyncs", "recovered_dropped", "flusher pid", "flush error");
+    printf("\n%-9s  %8s  %12s  %10s  %17s  %20s  %11s  %s\n", "partition", "segments",
+           "disk bytes", "fsyncs", "recovered_dropped", "retention_unconsumed", "flusher pid",
+           "flush error");
     bool damaged = false;
     for (uint32_t p = 0; p < info_parts(ti); p++) {
         char disk[32], pid[16];
         util_fmt_size(ps[p].disk_bytes, disk, sizeof(disk));
         snprintf(pid, sizeof(pid), "%u", ps[p].flusher_pid);
-        printf("%-9u  %8u  %12s  %10llu  %17llu  %11s  %s\n", p, ps[p].segments, disk,
+        printf("%-9u  %8u  %12s  %10llu  %17llu  %20llu  %11s  %s\n", p, ps[p].segments, disk,
                (unsigned long long)ps[p].fsyncs,
                (unsigned long long)ps[p].recovered_dropped,
+               (unsigned long long)ps[p].retention_unconsumed,
                ps[p].flusher_pid ? pid : "-",
                ps[p].flush_error ? evb_strerror(ps[p].flush_error) : "none");
         damaged = damaged || dmg[p].ranges;
@@ -215,7 +219,7 @@ static json_t *damage_json(const evb_damage *d, bool verify)
 /* The durable counters of PS added to O; false when out of memory. */
 static bool disk_json(json_t *o, const struct evb_partition_stat *ps, const evb_damage *dmg)
 {
-    json_t *d = json_pack("{s:o, s:o, s:o, s:o, s:I, s:o, s:o, s:o, s:i, s:I}",
+    json_t *d = json_pack("{s:o, s:o, s:o, s:o, s:I, s:o, s:o, s:o, s:o, s:i, s:I}",
                           "flushed_position", cli_json_u64(ps->flushed_position),
                           "durable_position", cli_json_u64(ps->durable_position),
                           "log_start_position", cli_json_u64(ps->log_start_position),
@@ -224,6 +228,7 @@ static bool disk_json(json_t *o, const struct evb_partition_stat *ps, const evb_
                           "disk_bytes", cli_json_u64(ps->disk_bytes),
                           "fsyncs", cli_json_u64(ps->fsyncs),
                           "recovered_dropped", cli_json_u64(ps->recovered_dropped),
+                          "retention_unconsumed", cli_json_u64(ps->retention_unconsumed),
                           "flush_error", (int)ps->flush_error,
                           "flusher_pid", (json_int_t)ps->flusher_pid);
     if (d != NULL && ps->flush_error != 0 &&
@@ -299,8 +304,11 @@ static int info_load(cli *c, const char *topic, struct evb_topic_info *ti,
  * walk failed) or an exit code, text lines printed as it goes. */
 static int info_verify(cli *c, const struct evb_topic_info *ti, evb_damage *ver)
 {
+    /* Asked of a topic with no disk log: a wrong command line, not a
+     * failure of the bus. */
     if (!is_durable(ti))
-        return cli_fail(c, -EINVAL, "topic %s: --verify needs a durable topic", ti->name);
+        return cli_usage_error(c, "--verify: topic %s is not durable (it has no disk log)",
+                               ti->name);
     int rc = 0;
     for (uint32_t p = 0; p < info_parts(ti); p++) {
         int err = evb_partition_damage(c->bus, ti->name, p, EVB_DAMAGE_VERIFY, &ver[p]);

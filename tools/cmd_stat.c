@@ -26,7 +26,9 @@ static const char stat_usage[] =
     "producer and reader slots; per reader: kind, name, pid, next offset,\n"
     "lag in bytes, events delivered and lost. For durable topics also the\n"
     "disk lag: log bytes not yet fdatasync'ed (unsynced = tail - durable\n"
-    "position; JSON adds unflushed_bytes = tail - flushed position).\n"
+    "position; JSON adds unflushed_bytes = tail - flushed position, and\n"
+    "retention_unconsumed: log bytes retention's cap removed before a named\n"
+    "consumer had committed past them).\n"
     "\n"
     "  --watch SECONDS  redraw every SECONDS (fractions allowed) with\n"
     "                   events/s rates, until Ctrl-C\n"
@@ -321,13 +323,15 @@ static json_t *part_json(const stat_round *r, const topic_snap *ts, uint32_t p)
     if (o != NULL)
         json_rate(o, rate(r, pp, pp ? pp->ps.tail_offset : 0, s->tail_offset));
     if (o != NULL && is_durable(ts) &&
-        json_object_update_new(o, json_pack("{s:o, s:o, s:o, s:o}",
+        json_object_update_new(o, json_pack("{s:o, s:o, s:o, s:o, s:o}",
                                             "flushed_position", cli_json_u64(s->flushed_position),
                                             "durable_position", cli_json_u64(s->durable_position),
                                             "unflushed_bytes",
                                             cli_json_u64(disk_lag(s, s->flushed_position)),
                                             "unsynced_bytes",
-                                            cli_json_u64(disk_lag(s, s->durable_position)))) < 0) {
+                                            cli_json_u64(disk_lag(s, s->durable_position)),
+                                            "retention_unconsumed",
+                                            cli_json_u64(s->retention_unconsumed))) < 0) {
         json_decref(o);
         o = NULL;
     }

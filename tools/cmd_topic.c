@@ -48,8 +48,9 @@ static const char create_usage[] =
     "\n"
     CLI_BUS_HELP
     "\n"
-    "B takes a suffix K, M or G (KiB, MiB, GiB). T is milliseconds, or takes a\n"
-    "unit ms, s, m, h or d (10s, 5m, 2h, 7d).\n";
+    "A size B is bytes, or digits then K, M, G or T in any case (KiB, MiB,\n"
+    "GiB, TiB; 64k = 64K = 64KiB). A time T is milliseconds, or digits then\n"
+    "ms, s, m, h or d (10s, 5m, 2h, 7d).\n";
 
 enum {
     OPT_PARTITIONS = CLI_OPT_FIRST,

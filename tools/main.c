@@ -304,7 +304,7 @@ int cli_opt_size(const cli *c, const char *opt, const char *text, uint64_t min,
 {
     int rc = util_parse_size(text, out);
     if (rc == -EINVAL)
-        return cli_usage_error(c, "%s '%s': not a size (digits, then K, M, G or T if any)",
+        return cli_usage_error(c, "%s '%s': not a size (digits, then K, M, G or T in any case if any)",
                                opt, text);
     if (rc < 0 || *out < min || *out > max)
         return opt_number_error(c, opt, text, rc, min, max);
