@@ -452,8 +452,17 @@ EVB_EXPORT int evb_topic_info(evb_bus *bus, const char *topic, struct evb_topic_
     if (rc == -ENOENT) {
         /* Only its disk side left: rebuilt now, or damaged. */
         char why[512];
-        if (evb_topic_damage(bus, topic, why, sizeof why) == 1)
+        if (evb_topic_damage(bus, topic, why, sizeof why) == 1) {
+            /* The data directory's config is what the topic was: give it
+             * to the caller too, so a damaged topic can still be shown. */
+            char ddir[PATH_MAX];
+            if (data_topic_dir(bus, topic, ddir, sizeof ddir) == 0 &&
+                evb_topic_config_read(ddir, &out->config) == 0)
+                snprintf(out->name, sizeof out->name, "%s", topic);
+            else
+                memset(out, 0, sizeof *out);
             return evb_err_set(-EBADMSG, "topic %s is damaged: %s", topic, why);
+        }
         rc = evb_topic_config_read(dir, &out->config);
     }
     if (rc)

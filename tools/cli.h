@@ -171,6 +171,32 @@ json_t *cli_config_json(const struct evb_topic_config *cfg);
  * value this build does not know. */
 const char *cli_durability_name(uint32_t durability);
 
+/* ---- a damaged topic's files (disk_view.c) ---- */
+
+/* The segment files of TOPIC's PARTITION in the bus's data directory,
+ * oldest first, found by name, for a topic the library will not open (its
+ * evb_segment_list() then fails). Free with cli_free_paths(). Returns 0 or
+ * -errno (-ENOENT: no such partition directory). */
+int cli_disk_segments(const cli *c, const char *topic, uint32_t partition, char ***paths,
+                      size_t *n);
+void cli_free_paths(char **paths, size_t n);
+
+/* One segment file walked: its events and where and why the valid frames
+ * stop (evb_dump_segment's END record). */
+typedef struct cli_seg_summary {
+    const char *path;
+    uint64_t base;           /* position of its first byte, from its name */
+    uint64_t file_bytes;     /* the file's size */
+    uint64_t events;
+    uint64_t end_position;   /* where the valid frames stop */
+    uint64_t trailing_bytes; /* after that, up to the last non-zero byte */
+    char why[48];            /* why they stop: "end of file", "bad checksum", ... */
+} cli_seg_summary;
+
+/* Walk the segment file PATH into S. Returns 0 or evb_dump_segment()'s
+ * -errno (or stat's). */
+int cli_disk_summarise(const char *path, cli_seg_summary *s);
+
 /* Set by SIGINT/SIGTERM once cli_catch_signals() ran; long-running
  * commands poll it and leave cleanly. An int, as sig_atomic_t is on the
  * platforms we build for (main.c asserts it), so evb_bus_flushd() can

@@ -27,6 +27,7 @@ static const char dump_usage[] =
     "      crc=0xC ok [value=V]\n"
     "  pos=P offset=O pad bytes=B voids=N     (N events voided; O is the next)\n"
     "  pos=P end why=\"W\" trailing_bytes=B\n"
+    "  not walked: WHY    (a damaged topic's file the walk refuses; see below)\n"
     "\n"
     "T is UTC with nanoseconds; K and V are escaped as tail escapes values.\n"
     "The end line says where the valid log stops and why (end of file, zero\n"
@@ -34,6 +35,9 @@ static const char dump_usage[] =
     "it up to the last non-zero one are there: past the log's durable end a\n"
     "torn tail, which recovery cuts; below it damage, which recovery keeps\n"
     "(`evbus info --verify TOPIC` counts it, `tail --skip-damage` reads past).\n"
+    "A TOPIC the library will not open (evbus list marks it damaged) is dumped\n"
+    "from the files in its data directory, each on its own; then the reason is\n"
+    "said on stderr and the exit status is 1.\n"
     "\n"
     "  --values         print each event's value too\n"
     "  --json           one JSON object per frame, each with \"segment\"\n"
@@ -296,6 +300,63 @@ static int dump_file(dump *d, const char *path, bool gone_ok)
     return 0;
 }
 
+/* A damaged topic's file that does not walk (cut short, say), said in
+ * its place so the files after it still show. Returns 0 or an exit code. */
+static int dump_unwalked(dump *d, const char *path, int err)
+{
+    const char *why = evb_last_error()[0] ? evb_last_error() : evb_strerror(err);
+    d->out.len = 0;
+    int bad = 0;
+    if (d->c.json) {
+        json_t *j = json_pack("{s:s, s:s}", "segment", path, "error", why);
+        char *text = j != NULL ? json_dumps(j, JSON_COMPACT) : NULL;
+        json_decref(j);
+        bad = text == NULL || util_buf_append(&d->out, text, strlen(text)) < 0 ||
+              util_buf_append(&d->out, "\n", 1) < 0;
+        free(text);
+    } else {
+        bad = util_buf_append(&d->out, "segment ", 8) < 0 ||
+              util_escape(&d->out, path, strlen(path)) < 0 ||
+              util_buf_append(&d->out, "\nnot walked: ", 13) < 0 ||
+              util_escape(&d->out, why, strlen(why)) < 0 ||
+              util_buf_append(&d->out, "\n", 1) < 0;
+    }
+    if (bad)
+        return cli_error(&d->c, "out of memory");
+    return dump_write(d) ? 0 : d->rc;
+}
+
+/* Dump the files of a topic the library will not open, found by name in
+ * its data directory: each file still walks on its own. Ends with the
+ * reason WHY on stderr and exit code 1. */
+static int dump_damaged(dump *d, int err, const char *why)
+{
+    char **paths;
+    size_t n;
+    int rc = 0, e = cli_disk_segments(&d->c, d->target, d->partition, &paths, &n);
+    if (e < 0)
+        return cli_error(&d->c, "topic %s: %s (%s); its partition %u's files: %s", d->target,
+                         evb_strerror(err), why, d->partition, strerror(-e));
+    for (size_t i = 0; rc == 0 && !d->stop && i < n; i++) {
+        d->file = paths[i];
+        d->file_named = false;
+        e = evb_dump_segment(paths[i], dump_frame, d);
+        rc = d->stop ? d->rc : e < 0 && e != -ENOENT ? dump_unwalked(d, paths[i], e) : 0;
+    }
+    cli_free_paths(paths, n);
+    return rc != 0 || d->stop ? rc
+                              : cli_error(&d->c, "topic %s: %s (%s)", d->target,
+                                          evb_strerror(err), why);
+}
+
+/* The library's reason for the last failure, copied to BUF before later
+ * calls replace it. */
+static const char *keep_why(char *buf, size_t cap)
+{
+    snprintf(buf, cap, "%s", evb_last_error());
+    return buf;
+}
+
 /* Dump every segment of the topic's partition; returns 0 or an exit code. */
 static int dump_topic(dump *d)
 {
@@ -305,7 +366,14 @@ static int dump_topic(dump *d)
     struct evb_topic_info ti;
     char **paths = NULL;
     size_t n = 0;
-    int err = evb_topic_info(d->c.bus, d->target, &ti);
+    static char why[1024];
+    int err = evb_topic_info(d->c.bus, d->target, &ti), damaged = 0;
+    /* Damaged with its configuration known: its files may still walk. */
+    if (err == -EBADMSG && ti.name[0] != '\0') {
+        keep_why(why, sizeof(why));
+        damaged = err;
+        err = 0;
+    }
     if (err < 0)
         rc = cli_fail(&d->c, err, "topic %s", d->target);
     else if (d->partition >= ti.config.partitions)
@@ -314,7 +382,12 @@ static int dump_topic(dump *d)
                              ti.config.partitions == 1 ? "" : "s");
     else if (ti.config.durability == EVB_DURABILITY_NONE)
         rc = cli_error(&d->c, "topic %s is not durable: it has no segment files", d->target);
-    else if ((err = evb_segment_list(d->c.bus, d->target, d->partition, &paths, &n)) == -ENOENT)
+    else if (damaged)
+        rc = dump_damaged(d, damaged, why);
+    else if ((err = evb_segment_list(d->c.bus, d->target, d->partition, &paths, &n)) ==
+             -EBADMSG)
+        rc = dump_damaged(d, err, keep_why(why, sizeof(why)));
+    else if (err == -ENOENT)
         /* The topic exists (info said so): what is missing is on disk, its
          * topic.conf or partition directory, which the library names. */
         rc = cli_error(&d->c, "%s", evb_last_error());

@@ -25,6 +25,12 @@ static const char info_usage[] =
     "flusher's pid and its last write error, and the damage the last rebuild\n"
     "found below the log end and kept (it walks the newest segment only).\n"
     "\n"
+    "A topic the library will not open (evbus list marks it damaged and says\n"
+    "why) shows what is left: the reason, its configuration (for a durable\n"
+    "topic whose tmpfs side is gone, as its data directory records it) and\n"
+    "each partition's segment files walked: events, and where and why the\n"
+    "valid frames stop. The exit status is then 1.\n"
+    "\n"
     "  --verify         durable topics: walk every segment file now, read\n"
     "                   only, checking every frame as a reader does, and\n"
     "                   report each partition's damaged ranges; exit 1 when\n"
@@ -169,8 +175,7 @@ static void print_disk(const struct evb_topic_info *ti, const struct evb_partiti
                 ti->name);
 }
 
-static void info_print_text(const cli *c, const struct evb_topic_info *ti,
-                            const struct evb_partition_stat *ps, const evb_damage *dmg)
+static void print_config(const cli *c, const struct evb_topic_info *ti)
 {
     char ring[32], max[32];
     util_fmt_size(ti->config.ring_bytes, ring, sizeof(ring));
@@ -181,6 +186,12 @@ static void info_print_text(const cli *c, const struct evb_topic_info *ti,
     printf("max event bytes  %s\n", max);
     printf("file mode        %04o\n", ti->config.file_mode);
     print_durability(c, ti);
+}
+
+static void info_print_text(const cli *c, const struct evb_topic_info *ti,
+                            const struct evb_partition_stat *ps, const evb_damage *dmg)
+{
+    print_config(c, ti);
     printf("\n%-9s  %14s  %16s\n", "partition", "tail offset", "tail position");
     for (uint32_t p = 0; p < info_parts(ti); p++)
         printf("%-9u  %14llu  %16llu\n", p, (unsigned long long)ps[p].tail_offset,
@@ -279,6 +290,116 @@ static json_t *info_json(const cli *c, const struct evb_topic_info *ti,
     return j;
 }
 
+/* ---- a damaged topic ------------------------------------------------- */
+
+/* One segment walked, as a JSON object. */
+static json_t *seg_json(const cli_seg_summary *s)
+{
+    return json_pack("{s:s, s:o, s:o, s:o, s:o, s:s, s:o}", "path", s->path,
+                     "base_position", cli_json_u64(s->base),
+                     "file_bytes", cli_json_u64(s->file_bytes),
+                     "events", cli_json_u64(s->events),
+                     "valid_to_position", cli_json_u64(s->end_position),
+                     "why", s->why, "trailing_bytes", cli_json_u64(s->trailing_bytes));
+}
+
+/* Walk partition P's segment files from the data directory: a text row per
+ * file, or their JSON objects appended to SEGS. Returns 0 or -errno. */
+static int damaged_partition(const cli *c, const char *topic, uint32_t p, json_t *segs)
+{
+    char **paths;
+    size_t n;
+    int err = cli_disk_segments(c, topic, p, &paths, &n);
+    for (size_t i = 0; err == 0 && i < n; i++) {
+        cli_seg_summary s;
+        err = cli_disk_summarise(paths[i], &s);
+        if (err < 0 && segs != NULL) {
+            /* A file that does not walk (cut short, say) is one row; the
+             * next file may still walk. */
+            json_t *o = json_pack("{s:s, s:o, s:o, s:s}", "path", s.path,
+                                  "base_position", cli_json_u64(s.base),
+                                  "file_bytes", cli_json_u64(s.file_bytes),
+                                  "error", evb_last_error()[0] ? evb_last_error()
+                                                               : evb_strerror(err));
+            err = json_array_append_new(segs, o) < 0 ? -ENOMEM : 0;
+        } else if (err == 0 && segs != NULL) {
+            err = json_array_append_new(segs, seg_json(&s)) < 0 ? -ENOMEM : 0;
+        } else if (err == 0) {
+            char size[32];
+            util_fmt_size(s.file_bytes, size, sizeof(size));
+            printf("%-9u  %20llu  %10s  %8llu  %17llu  %s, %llu bytes after\n", p,
+                   (unsigned long long)s.base, size, (unsigned long long)s.events,
+                   (unsigned long long)s.end_position, s.why,
+                   (unsigned long long)s.trailing_bytes);
+        } else {
+            char size[32];
+            util_fmt_size(s.file_bytes, size, sizeof(size));
+            printf("%-9u  %20llu  %10s  not walked: %s\n", p, (unsigned long long)s.base,
+                   size, evb_last_error()[0] ? evb_last_error() : evb_strerror(err));
+            err = 0;
+        }
+    }
+    if (n == 0 && err == 0 && segs == NULL)
+        printf("%-9u  no segment files\n", p);
+    cli_free_paths(paths, n);
+    return err;
+}
+
+/*
+ * Show what is left of a topic the library will not open: the reason WHY,
+ * the configuration TI when known (the data directory's, or a tmpfs
+ * topic.conf that disagrees with its rings), and for a durable topic each
+ * partition's segment files walked. Returns CLI_FAIL after saying on
+ * stderr that the topic is damaged (or another exit code).
+ */
+static int info_damaged(cli *c, const char *topic, const struct evb_topic_info *ti, int err,
+                        const char *why)
+{
+    bool known = ti->name[0] != '\0';
+    uint32_t parts = known && is_durable(ti) ? info_parts(ti) : 0;
+    if (c->json) {
+        json_t *a = json_array();
+        for (uint32_t p = 0; a != NULL && p < parts; p++) {
+            json_t *segs = json_array();
+            json_t *o = json_pack("{s:I, s:o}", "partition", (json_int_t)p, "segments", segs);
+            int e = o != NULL ? damaged_partition(c, topic, p, segs) : -ENOMEM;
+            if (o != NULL && e < 0 && e != -ENOMEM &&
+                json_object_set_new(o, "error", json_string(evb_strerror(e))) < 0)
+                e = -ENOMEM;
+            if (e == -ENOMEM || json_array_append_new(a, o) < 0) {
+                json_decref(a);
+                a = NULL;
+            }
+        }
+        json_t *j = json_pack("{s:s, s:s, s:o}", "name", topic, "damaged", why,
+                              "partitions", a);
+        if (j != NULL && known &&
+            json_object_set_new(j, "config", cli_config_json(&ti->config)) < 0) {
+            json_decref(j);
+            j = NULL;
+        }
+        int rc = cli_print_json(c, j);
+        if (rc != 0)
+            return rc;
+    } else {
+        if (known)
+            print_config(c, ti);
+        else
+            printf("topic            %s\n", topic);
+        printf("damaged          %s\n", why);
+        if (parts > 0)
+            printf("\n%-9s  %20s  %10s  %8s  %17s  %s\n", "partition", "segment base",
+                   "file bytes", "events", "valid to position", "then");
+        for (uint32_t p = 0; p < parts; p++) {
+            int e = damaged_partition(c, topic, p, NULL);
+            if (e < 0)
+                printf("%-9u  %s/%s/%u: %s\n", p, evb_bus_data_dir(c->bus), topic, p,
+                       evb_strerror(e));
+        }
+    }
+    return cli_error(c, "topic %s: %s (%s)", topic, evb_strerror(err), why);
+}
+
 /* ---- command --------------------------------------------------------- */
 
 /* Read TOPIC's info and every partition's counters and recorded damage;
@@ -286,11 +407,20 @@ static json_t *info_json(const cli *c, const struct evb_topic_info *ti,
 static int info_load(cli *c, const char *topic, struct evb_topic_info *ti,
                      struct evb_partition_stat *ps, evb_damage *dmg)
 {
+    static char why[1024];
     int err = evb_topic_info(c->bus, topic, ti);
+    if (err == -EBADMSG) {
+        snprintf(why, sizeof(why), "%s", evb_last_error());
+        return info_damaged(c, topic, ti, err, why);
+    }
     if (err < 0)
         return cli_fail(c, err, "topic %s", topic);
     for (uint32_t p = 0; p < info_parts(ti); p++) {
         err = evb_partition_stat(c->bus, topic, p, &ps[p]);
+        if (err == -EBADMSG) {
+            snprintf(why, sizeof(why), "%s", evb_last_error());
+            return info_damaged(c, topic, ti, err, why);
+        }
         if (err < 0)
             return cli_fail(c, err, "topic %s partition %u", topic, p);
         dmg[p] = (evb_damage){.first_position = UINT64_MAX};

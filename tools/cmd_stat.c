@@ -30,6 +30,11 @@ static const char stat_usage[] =
     "retention_unconsumed: log bytes retention's cap removed before a named\n"
     "consumer had committed past them).\n"
     "\n"
+    "A topic that cannot be read (damaged: evbus list says why; a topic.conf\n"
+    "that names other rings; no permission) is shown with the reason in place\n"
+    "of its counters, and the others as usual; the exit status is then 1 (for\n"
+    "--watch: when the last round had one).\n"
+    "\n"
     "  --watch SECONDS  redraw every SECONDS (fractions allowed) with\n"
     "                   events/s rates, until Ctrl-C\n"
     "  --json           one JSON object per round\n"
@@ -47,6 +52,11 @@ typedef struct topic_snap {
     struct evb_topic_info ti;
     uint32_t nparts;
     part_snap *parts;
+    /* A topic that could not be read (damaged, a topic.conf that names
+     * other rings, no permission): why, shown in its place; NULL when it
+     * was read. */
+    char *error;
+    bool damaged;       /* error was -EBADMSG */
 } topic_snap;
 
 typedef struct snapshot {
@@ -68,6 +78,7 @@ static void snap_free(snapshot *s)
         for (uint32_t p = 0; p < s->topics[i].nparts; p++)
             free(s->topics[i].parts[p].readers);
         free(s->topics[i].parts);
+        free(s->topics[i].error);
     }
     free(s->topics);
     *s = (snapshot){ 0 };
@@ -93,7 +104,22 @@ static int snap_part(evb_bus *bus, const char *topic, uint32_t p, part_snap *ps)
     return 0;
 }
 
-/* Load TOPIC into the next slot of S. Returns 0 or -errno. */
+/* Drop what TS holds of its partitions, keeping its name. */
+static void snap_topic_clear(topic_snap *ts)
+{
+    for (uint32_t p = 0; p < ts->nparts; p++)
+        free(ts->parts[p].readers);
+    free(ts->parts);
+    ts->parts = NULL;
+    ts->nparts = 0;
+}
+
+/*
+ * Load TOPIC into the next slot of S. A topic that does not read (error
+ * RC other than -ENOENT, gone, or -ENOMEM) takes its slot with the reason
+ * instead of its counters, so one damaged topic does not hide the rest.
+ * Returns 0 or -errno.
+ */
 static int snap_topic(evb_bus *bus, const char *topic, snapshot *s)
 {
     topic_snap *grown = realloc(s->topics, (s->n + 1) * sizeof(*grown));
@@ -103,18 +129,27 @@ static int snap_topic(evb_bus *bus, const char *topic, snapshot *s)
     topic_snap *ts = &s->topics[s->n];
     *ts = (topic_snap){ 0 };
     int rc = evb_topic_info(bus, topic, &ts->ti);
-    if (rc < 0)
-        return rc;
-    uint32_t np = ts->ti.config.partitions;
-    ts->parts = calloc(np ? np : 1, sizeof(*ts->parts));
-    if (ts->parts == NULL)
+    uint32_t np = rc < 0 ? 0 : ts->ti.config.partitions;
+    snprintf(ts->ti.name, sizeof(ts->ti.name), "%s", topic);
+    if (np > 0 && (ts->parts = calloc(np, sizeof(*ts->parts))) == NULL)
         return -ENOMEM;
     s->n++;  /* from here snap_free() owns it */
-    for (; ts->nparts < np; ts->nparts++) {
+    for (; rc == 0 && ts->nparts < np; ts->nparts++)
         rc = snap_part(bus, topic, ts->nparts, &ts->parts[ts->nparts]);
-        if (rc < 0)
-            return rc;
+    if (rc == 0)
+        return 0;
+    snap_topic_clear(ts);
+    if (rc == -ENOENT || rc == -ENOMEM) {
+        s->n--;
+        return rc;
     }
+    const char *detail = evb_last_error();
+    char why[1024];
+    snprintf(why, sizeof(why), "%s%s%s%s", evb_strerror(rc), detail[0] ? " (" : "", detail,
+             detail[0] ? ")" : "");
+    ts->damaged = rc == -EBADMSG;
+    if ((ts->error = strdup(why)) == NULL)
+        return -ENOMEM;
     return 0;
 }
 
@@ -246,6 +281,11 @@ static void print_readers(const stat_round *r, const part_snap *ps, const part_s
 
 static void print_topic(const stat_round *r, const topic_snap *ts)
 {
+    if (ts->error != NULL) {
+        printf("topic %s: %s, not shown: %s\n", ts->ti.name,
+               ts->damaged ? "DAMAGED" : "unreadable", ts->error);
+        return;
+    }
     char ring[32], max[32];
     util_fmt_size(ts->ti.config.ring_bytes, ring, sizeof(ring));
     util_fmt_size(ts->ti.config.max_event_bytes, max, sizeof(max));
@@ -343,6 +383,12 @@ static json_t *round_json(const stat_round *r)
     json_t *topics = json_array();
     for (size_t i = 0; topics != NULL && i < r->cur->n; i++) {
         const topic_snap *ts = &r->cur->topics[i];
+        if (ts->error != NULL) {
+            json_array_append_new(topics, json_pack("{s:s, s:b, s:s}", "name", ts->ti.name,
+                                                    "damaged", ts->damaged,
+                                                    "error", ts->error));
+            continue;
+        }
         json_t *parts = json_array();
         for (uint32_t p = 0; parts != NULL && p < ts->nparts; p++)
             json_array_append_new(parts, part_json(r, ts, p));
@@ -378,16 +424,36 @@ static void nap(double secs)
     nanosleep(&ts, NULL);
 }
 
+/* Topics of S that could not be read; *FIRST is the first of them. */
+static size_t snap_unreadable(const snapshot *s, const topic_snap **first)
+{
+    size_t n = 0;
+    for (size_t i = s->n; i-- > 0;)
+        if (s->topics[i].error != NULL) {
+            *first = &s->topics[i];
+            n++;
+        }
+    return n;
+}
+
 static int stat_run(cli *c, const char *topic, double watch)
 {
     snapshot snaps[2] = { 0 };
     int cur = 0, rc = 0;
+    size_t bad = 0;
+    char first[EVB_NAME_MAX + 1] = "", why[1024] = "";
     for (int n = 0; rc == 0 && !cli_stop; n++) {
         rc = snap_take(c, topic, &snaps[cur]);
         if (rc != 0)
             break;
         const snapshot *prev = n > 0 ? &snaps[!cur] : NULL;
         stat_round r = { &snaps[cur], prev, prev ? snaps[cur].when - prev->when : 0 };
+        const topic_snap *ts = NULL;
+        bad = snap_unreadable(&snaps[cur], &ts);
+        if (ts != NULL) {
+            snprintf(first, sizeof(first), "%s", ts->ti.name);
+            snprintf(why, sizeof(why), "%s", ts->error);
+        }
         rc = show(c, &r, watch > 0);
         /* Output that cannot be written ends a watch; main() reports it. */
         if (watch <= 0 || fflush(stdout) != 0 || ferror(stdout))
@@ -398,6 +464,12 @@ static int stat_run(cli *c, const char *topic, double watch)
     }
     snap_free(&snaps[0]);
     snap_free(&snaps[1]);
+    /* The rest was shown; the exit status still says not all of it. */
+    if (rc == 0 && bad == 1)
+        rc = cli_error(c, "topic %s: %s", first, why);
+    else if (rc == 0 && bad > 1)
+        rc = cli_error(c, "%zu topics could not be read (%s, ...): each shown with the "
+                       "reason in place of its counters", bad, first);
     return rc;
 }
 

@@ -432,7 +432,9 @@ int evb_topic_remove(evb_bus *bus, const char *topic, uint32_t flags);
 int evb_topic_damage(evb_bus *bus, const char *topic, char *reason, size_t cap);
 
 /** Fill OUT with TOPIC's configuration (-EBADMSG naming the reason for a
- * damaged topic, evb_topic_damage()). Returns 0, -ENOENT, -EBADMSG, -EPROTO
+ * damaged topic, evb_topic_damage(); when its tmpfs side is gone OUT then
+ * holds the configuration its data directory records, or an empty name
+ * when that does not read). Returns 0, -ENOENT, -EBADMSG, -EPROTO
  * (topic.conf of another version), -EMEDIUMTYPE. */
 int evb_topic_info(evb_bus *bus, const char *topic, struct evb_topic_info *out);
 
