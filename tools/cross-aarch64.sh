@@ -138,8 +138,14 @@ echo "aarch64: build and atomics check passed ($((SECONDS - t0)) s so far)"
 # processes read, so live owners look dead (shm/proc.c). What remains, and
 # is run: the command-line tool, one process at a time, through the claim
 # CAS, commits, batching, keyed and round-robin partitioning and reads.
+# The program is started through the arm64 loader, not with -L: qemu's -L
+# serves every absolute path that exists under its prefix from there ("/"
+# included), so the library's no-symlink walk from "/" (shm/safe_open.c,
+# used when openat2 is missing, as it is under qemu 7.2) would start in
+# /usr/$multi.
 echo "== aarch64: command-line smoke test under qemu-aarch64"
-run=(qemu-aarch64 -L "/usr/$multi" -E "LD_LIBRARY_PATH=$root/usr/lib/$multi:$root/lib/$multi")
+run=(qemu-aarch64 "/usr/$multi/lib/ld-linux-aarch64.so.1"
+     --library-path "/usr/$multi/lib:$root/usr/lib/$multi:$root/lib/$multi")
 smoke=$(mktemp -d /dev/shm/evbus-aarch64.XXXXXX)
 trap 'rm -rf "$smoke"' EXIT
 evb() { "${run[@]}" "$build/tools/evbus" "$1" --bus "$smoke/bus" "${@:2}"; }
