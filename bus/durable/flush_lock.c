@@ -107,14 +107,40 @@ static int sync_behind(struct evb_flush *fl, struct fpart *fp)
     return 0;
 }
 
+/*
+ * The lock could not even be tried (its file is not ours to open: a mode
+ * an older build or a hand left, EACCES; or the directory is gone). With
+ * a live flusher elsewhere that is its business, and its producers must
+ * not see our error; with none, nobody will ever flush this partition,
+ * so its producers are told (flush_error, as a write error would be)
+ * instead of timing out. Not evb_flush_fail: without the lock, this
+ * process must not publish durable. The next flusher to take the
+ * partition clears the error.
+ */
+static void lock_failed(struct fpart *fp, int err)
+{
+    struct evb_ring_hdr *h = fp->r->hdr;
+    /* W1: relaxed; the owner word is a hint, as everywhere. */
+    uint64_t fo = atomic_load_explicit(&h->flusher, memory_order_relaxed);
+    if (fo && evb_proc_alive(fo))
+        return;
+    /* E1: relaxed; published by the release bumps of the bells below. */
+    atomic_store_explicit(&h->flush_error, err, memory_order_relaxed);
+    evb_bell_ring(&h->sync_bell);
+    evb_bell_ring(&h->flush_bell);
+}
+
 bool evb_flush_take(struct evb_flush *fl, struct fpart *fp, uint64_t now)
 {
     if (now < fp->next_try)
         return false;
     fp->next_try = now + EVB_LOCK_RETRY_NS;
     int fd = evb_flush_lock(fp->dir, 0, fl->cfg.file_mode);
-    if (fd < 0)
+    if (fd < 0) {
+        if (fd != -EWOULDBLOCK)
+            lock_failed(fp, fd);
         return false;
+    }
     struct evb_ring_hdr *h = fp->r->hdr;
     fp->lock_fd = fd;
     /* F1, S2 (takeover side): acquire pairs with the previous holder's

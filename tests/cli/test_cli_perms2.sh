@@ -163,8 +163,29 @@ test_messages_and_leftovers() {
     end
 }
 
+test_flusher_locked_out() {
+    begin "a group writer whose flusher cannot open flush.lock is told, not left waiting"
+    local b="$P/lk" d="$P/lkdata"
+    root create t --bus "$b" --data-dir "$d" --mode 0660 --durability sync --partitions 1 \
+        --ring-bytes 64K
+    check "root creates a group-writable sync topic" rc_is 0
+    root pub t --bus "$b" first
+    check "root publishes (its flusher makes flush.lock)" rc_is 0
+    # A lock file the group cannot open (an older build's mode, a hand's).
+    chmod 0600 "$d/t/0/flush.lock"
+    # More than the ring holds: once it is full only a flush makes room.
+    RC=0
+    (cd / && seq 1 5000 | timeout 20 setpriv --reuid="$READER" --regid="$GROUP" \
+        --clear-groups env -u EVBUS_DATA_DIR HOME=/nonexistent "$EVBUS" pub t --bus "$b") \
+        >"$OUT" 2>"$ERR" || RC=$?
+    check "the group writer's publish fails when the ring fills (124: it hung)" rc_is 1
+    check "in one line that says why" eval 'err_one_line && err_has "ermission denied"'
+    end
+}
+
 test_named_buses_two_users
 test_every_user_reads
+test_flusher_locked_out
 test_readonly_lossless_durable
 test_symlinked_topic_dir
 test_hard_links
