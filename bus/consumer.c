@@ -418,23 +418,14 @@ EVB_EXPORT void evb_consumer_close(evb_consumer *c)
     free(c);
 }
 
-/* P, when it points into R's writable mapping, as the same byte of its
- * read-only view (evb_ring_map_view); a copy's or segment's pointer as it
- * is. One compare per event. */
-static inline const void *viewed(const struct evb_ring *r, const uint8_t *p)
-{
-    uintptr_t at = (uintptr_t)p - (uintptr_t)r->base;
-    return at < r->map_bytes ? r->view + at : p;
-}
-
-static void fill_event(evb_event *ev, const struct evb_frame_view *v, uint32_t part,
-                       const struct evb_ring *r)
+static void fill_event(evb_event *ev, const struct evb_frame_view *v, uint32_t part)
 {
     const struct evb_frame *f = v->f;
-    /* Handed out read-only: a store through them faults in the caller
+    /* Read-only: the reader loaded the frame through the ring's view
+     * (evb_ring_rframe), so a store through these faults in the caller
      * instead of changing the ring under every other reader. */
-    ev->key = viewed(r, v->key);
-    ev->value = viewed(r, v->value);
+    ev->key = v->key;
+    ev->value = v->value;
     /* The lengths the decoder checked, not f's: F may be in the ring,
      * where a hostile writer could have changed them since (double fetch;
      * shm/ring.h, evb_frame_view). */
@@ -469,7 +460,7 @@ static int try_read(evb_consumer *c, evb_event *ev)
         if (rc == 0) {
             /* Tests stop here to change the frame under the view. */
             EVB_CRASH_POINT("consumer.before_fill");
-            fill_event(ev, &v, c->part[i], c->rd[i].r);
+            fill_event(ev, &v, c->part[i]);
             c->next = i + 1 == c->n ? 0 : i + 1;
             return 0;
         }

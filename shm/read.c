@@ -138,7 +138,7 @@ int evb_ring_read(struct evb_ring_reader *rd, struct evb_frame_view *v)
                 continue;
             }
         }
-        struct evb_frame *f = evb_ring_frame(r, pos);
+        const struct evb_frame *f = evb_ring_rframe(r, pos);
         uint64_t room = r->capacity - (pos & r->mask);
         /* A1: pairs with R1/R2 (claim.c) and the padder's CAS (pad.c). */
         uint64_t stamp = atomic_load_explicit(&f->stamp, memory_order_acquire);
@@ -212,7 +212,7 @@ int evb_ring_reader_ready(struct evb_ring_reader *rd)
     struct evb_ring *r = rd->r;
     uint64_t pos = rd->pos;
     /* D1 (doorbell.c): seq_cst, after the waiter bit's seq_cst fetch_or. */
-    uint64_t st = atomic_load_explicit(&evb_ring_frame(r, pos)->stamp,
+    uint64_t st = atomic_load_explicit(&evb_ring_rframe(r, pos)->stamp,
                                        memory_order_seq_cst);
     if (evb_stamp_is_committed(st, pos))
         return 1;
@@ -262,7 +262,7 @@ int evb_ring_oldest(struct evb_ring *r, uint64_t *pos, uint64_t *offset)
             *offset = toff;
             return 0;
         }
-        struct evb_frame *f = evb_ring_frame(r, at);
+        const struct evb_frame *f = evb_ring_rframe(r, at);
         /* A1: acquire pairs with the commit or pad of the frame at AT. The
          * offset is a relaxed atomic load: a padder may be storing the same
          * value (frame.h), and a producer of the next lap a new one, which

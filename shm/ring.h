@@ -32,6 +32,8 @@ struct evb_ring {
                           rslots must then point at private memory */
     uint8_t *view;     /* a second, PROT_READ mapping of the whole file for
                           handing events out (evb_ring_map_view), or NULL */
+    const uint8_t *rdata; /* where readers load frames (evb_ring_rframe):
+                             the view's data area once mapped, else data */
     uint64_t base_pos; /* no frame below this position in this ring */
     uint64_t dead_ns;  /* pad holes of dead producers within this */
     uint64_t stall_ns; /* pad claims of live producers stalled this long */
@@ -75,6 +77,17 @@ int evb_ring_validate(struct evb_ring *r, const void *base, size_t bytes);
 static inline struct evb_frame *evb_ring_frame(const struct evb_ring *r, uint64_t pos)
 {
     return (struct evb_frame *)(void *)(r->data + (pos & r->mask));
+}
+
+/* The frame at POS as a reader loads it: through the read-only view when
+ * the ring has one, so the pointers a reader hands out are the view's and
+ * it touches one mapping, not two (a second set of page-table walks and
+ * TLB entries for the same bytes cost a third of 64-byte throughput).
+ * Coherence is by physical page, so the view sees every store the moment
+ * the writable mapping would, with the same ordering. */
+static inline const struct evb_frame *evb_ring_rframe(const struct evb_ring *r, uint64_t pos)
+{
+    return (const struct evb_frame *)(const void *)(r->rdata + (pos & r->mask));
 }
 
 /* ---- proc.c: process identity that survives pid reuse ---- */
