@@ -1,133 +1,22 @@
 /*
  * consumer.c - every reader kind behind one handle: which partitions it
- * reads, where it starts, how it waits (spin, yield, futex), and for named
- * consumers when to commit (the cursor file itself is cursor_file.c).
- *
- * Durable topics: a reader that the ring laps (evb_ring_read says -ESTALE)
- * goes on from the same position and offset in the segment files, and when
- * it reaches the flushed position comes back to the ring there. Positions
- * are the same on both sides, so the seam has no gap and no duplicate.
+ * reads, how it waits (spin, yield, futex), and for named consumers when to
+ * commit. Where seeks land and the disk side of durable topics are
+ * consumer_disk.c's; the cursor file itself is cursor_file.c's.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
-#include "bus_internal.h"
+#include "consumer_internal.h"
 #include "spin.h"
-#include "cursor_file.h"
-#include "segment.h"
 
 #define EVB_SPIN_NS 50000u /* 50 us */
 /* Longest nap of an idle read-only reader (block()): its worst wake-up
  * latency, and 200 wake-ups a second per idle reader. */
 #define EVB_RO_NAP_MAX_NS 5000000u /* 5 ms */
-
-/* A partition's disk side, durable topics only. */
-struct disk {
-    struct evb_seg_reader sr;
-    bool open;                 /* sr opened */
-    bool active;               /* reading from disk now */
-};
-
-struct evb_consumer {
-    evb_bus *bus;
-    struct evb_topic_map *tm;
-    evb_consumer_options opts;
-    char name[EVB_NAME_MAX + 1];
-    uint32_t n;                 /* partitions read */
-    uint32_t next;              /* round-robin index into rd[] */
-    uint32_t slot_kind;
-    struct evb_ring_reader *rd; /* rd[i] reads partition part[i] */
-    uint32_t *part;
-    _Atomic uint32_t **bells;
-    uint32_t *vals;
-    /* A read-only topic (tm->readonly): the readers' slots, which producers
-     * of a read-only reader never see, live here, one set per ring. */
-    struct evb_reader_slot *ro_slots;
-    uint64_t ro_nap_ns;         /* read-only: the next bounded sleep */
-    struct evb_cursor_file cur; /* named consumers */
-    struct disk *disk;          /* per partition read, durable topics */
-    struct evb_seg_geom geom;
-    /* Named consumers of durable topics kept until consumed: the sum of
-     * the segment numbers last committed; a commit that changes it may
-     * free segments, so it applies the retention nobody else applies. */
-    uint64_t retain_mark;
-    int failed;
-};
-
-/* ---- durable topics: the disk side ---- */
-
-static int disk_start(evb_consumer *c, uint32_t i, uint64_t pos, uint64_t off, bool learn)
-{
-    struct disk *d = &c->disk[i];
-    if (!d->open) {
-        char pdir[PATH_MAX + 16];
-        evb_part_dir(c->tm, c->part[i], pdir, sizeof pdir);
-        int rc = evb_seg_reader_open(&d->sr, pdir, &c->geom);
-        if (rc)
-            return rc;
-        d->open = true;
-        d->sr.skip_damage = (c->opts.flags & EVB_CONSUMER_SKIP_DAMAGE) != 0;
-    }
-    evb_seg_reader_seek(&d->sr, pos, off, learn);
-    d->active = true;
-    return 0;
-}
-
-/* The next event from disk, or -EAGAIN once the reader reached flushed. */
-static int disk_read(evb_consumer *c, uint32_t i, struct evb_frame_view *v)
-{
-    struct evb_ring_reader *rd = &c->rd[i];
-    struct evb_seg_reader *sr = &c->disk[i].sr;
-    struct evb_ring_hdr *h = rd->r->hdr;
-    for (;;) {
-        /* F1 (bus/durable/durable.h): acquire, pairs with the flusher's
-         * release store of flushed, made after the bytes below reached the
-         * file. */
-        uint64_t end = atomic_load_explicit(&h->flushed, memory_order_acquire);
-        int rc = evb_seg_read(sr, end, v);
-        if (rc == -ENOENT) {
-            /* Retention removed the segment under us: go to the log start
-             * and report what was skipped as lost. G1: relaxed; retention
-             * stored the start before it deleted, and the seek below
-             * learns the offset from the frame it lands on. */
-            uint64_t sp = atomic_load_explicit(&h->log_start_pos, memory_order_relaxed);
-            uint64_t so = atomic_load_explicit(&h->log_start_offset, memory_order_relaxed);
-            if (sp <= sr->pos)
-                return evb_err_set(-EBADMSG, "partition %u: segment of position %llu missing",
-                                   c->part[i], (unsigned long long)sr->pos);
-            evb_ring_reader_add_loss(rd, sp - sr->pos, so > sr->offset ? so - sr->offset : 0);
-            evb_seg_reader_seek(sr, sp, so, true);
-            continue;
-        }
-        if (rc == -EAGAIN && sr->lost_bytes) {
-            /* Damage skipped up to flushed: the loss goes with the next
-             * event, read from the ring. At the tail its offset is known
-             * now, which says how many events the damage held. */
-            uint64_t t, toff, lost = 0;
-            evb_ring_load_tail(rd->r, &t, &toff);
-            if (t == sr->pos && sr->lost_from != EVB_SEG_NO_OFFSET && toff > sr->lost_from)
-                lost = toff - sr->lost_from;
-            evb_ring_reader_add_loss(rd, sr->lost_bytes, lost);
-            sr->lost_bytes = sr->lost_events = 0;
-            sr->lost_from = EVB_SEG_NO_OFFSET;
-        }
-        if (rc)
-            return rc == -EBADMSG ? evb_err_prefix(rc, "partition %u", c->part[i]) : rc;
-        /* Damage skipped (EVB_CONSUMER_SKIP_DAMAGE) is lost like a lap:
-         * take() hands the reader's count to the event it delivers. */
-        evb_ring_reader_add_loss(rd, v->lost_bytes, v->lost_events);
-        evb_ring_reader_moved(rd, sr->pos, sr->offset);
-        if (evb_ring_reader_take(rd, v->f, v))
-            return 0;
-    }
-}
 
 /* One partition: the disk while behind, else the ring. */
 static int read_part(evb_consumer *c, uint32_t i, struct evb_frame_view *v)
@@ -135,16 +24,10 @@ static int read_part(evb_consumer *c, uint32_t i, struct evb_frame_view *v)
     struct evb_ring_reader *rd = &c->rd[i];
     for (int hop = 0; hop < 4; hop++) {
         if (c->disk && c->disk[i].active) {
-            int rc = disk_read(c, i, v);
+            /* -EAGAIN: caught up with flushed, back in the ring now. */
+            int rc = evb_consumer_disk_read(c, i, v);
             if (rc != -EAGAIN)
                 return rc;
-            /* Caught up with flushed: the ring holds it (producers gate on
-             * flushed); if it lapped us again meanwhile, back we come. */
-            struct evb_seg_reader *sr = &c->disk[i].sr;
-            c->disk[i].active = false;
-            int e = evb_ring_reader_resume(rd, sr->pos, sr->offset, sr->learn);
-            if (e)
-                return e;
             continue;
         }
         int rc = evb_ring_read(rd, v);
@@ -152,124 +35,10 @@ static int read_part(evb_consumer *c, uint32_t i, struct evb_frame_view *v)
             return rc;
         if (!c->disk)
             return -EBADMSG;
-        if ((rc = disk_start(c, i, rd->pos, rd->offset, rd->learn)))
+        if ((rc = evb_consumer_disk_start(c, i, rd->pos, rd->offset, rd->learn)))
             return rc;
     }
     return -EAGAIN;
-}
-
-/* Move reader I to (POS, OFF); the first read finds out whether that is in
- * the ring or, for durable topics, on disk. */
-static int seek_to(evb_consumer *c, uint32_t i, uint64_t pos, uint64_t off, bool learn)
-{
-    if (c->disk)
-        c->disk[i].active = false;
-    return evb_ring_reader_seek(&c->rd[i], pos, off, learn);
-}
-
-static int seek_one(evb_consumer *c, uint32_t i, uint32_t whence, uint64_t value)
-{
-    struct evb_ring_reader *rd = &c->rd[i];
-    struct evb_ring *r = rd->r;
-    bool strict = whence & EVB_SEEK_STRICT;
-    whence &= ~EVB_SEEK_STRICT;
-    uint64_t pos, off;
-    char pdir[PATH_MAX + 16];
-    if (c->disk) {
-        evb_part_dir(c->tm, c->part[i], pdir, sizeof pdir);
-        /* Every seek starts over in the ring; the first read finds out
-         * whether the new place is on disk. */
-        c->disk[i].active = false;
-    }
-    switch (whence) {
-    case EVB_START_LATEST:
-        evb_ring_load_tail(r, &pos, &off);
-        return seek_to(c, i, pos, off, false);
-    case EVB_START_EARLIEST:
-        if (c->disk) {
-            /* G1: relaxed pair; it may straddle a retention pass, so the
-             * offset is learnt from the frame (learn = true), and the
-             * position only names a segment retention has not removed yet
-             * or, if it has, the reader's -ENOENT path moves on. */
-            pos = atomic_load_explicit(&r->hdr->log_start_pos, memory_order_relaxed);
-            off = atomic_load_explicit(&r->hdr->log_start_offset, memory_order_relaxed);
-            return seek_to(c, i, pos, off, true);
-        }
-        return evb_ring_reader_seek_oldest(rd);
-    case EVB_START_COMMITTED:
-        if (!c->cur.map)
-            return -EINVAL;
-        if (!evb_cursor_file_load(&c->cur, c->part[i], &pos, &off))
-            return seek_one(c, i, EVB_START_EARLIEST, 0);
-        /* Only a frame boundary was ever committed: anything else is a
-         * damaged file, not a bad argument of the caller's. */
-        if (pos % EVB_FRAME_ALIGN)
-            return evb_err_set(-EBADMSG, "consumer %s, partition %u: committed position "
-                               "%llu is not a frame boundary (damaged cursor file)",
-                               c->name, c->part[i], (unsigned long long)pos);
-        /* Learn the offset from the frame: a commit torn by a crash leaves
-         * a good position with a stale offset. */
-        return seek_to(c, i, pos, off, true);
-    case EVB_START_POSITION:
-        return evb_ring_reader_seek_pos(rd, value, 0);
-    case EVB_START_OFFSET:
-    case EVB_START_TIME:
-        break;
-    default:
-        return -EINVAL;
-    }
-    if (!c->disk) {
-        if (whence == EVB_START_OFFSET) {
-            /* Nothing committed at the oldest lap start yet: the reader
-             * learns its offset there and reports any gap as lost. */
-            if (strict && evb_ring_oldest(r, &pos, &off) == 0 && value < off)
-                return evb_err_set(-ERANGE, "partition %u: offset %llu is older than %llu",
-                                   c->part[i], (unsigned long long)value,
-                                   (unsigned long long)off);
-            return evb_ring_reader_seek_offset(rd, value);
-        }
-        int rc = seek_one(c, i, EVB_START_EARLIEST, 0);
-        evb_ring_reader_skip_before(rd, value);
-        return rc;
-    }
-    /* Durable: the disk log below flushed, the ring from there. G1:
-     * relaxed; the log start only bounds the seek, a stale one is caught
-     * by the segment lookup (-ENOENT) below. */
-    uint64_t start = atomic_load_explicit(&r->hdr->log_start_offset, memory_order_relaxed);
-    if (whence == EVB_START_OFFSET && value < start) {
-        if (strict)
-            return evb_err_set(-ERANGE, "partition %u: offset %llu is older than the log "
-                               "start %llu", c->part[i], (unsigned long long)value,
-                               (unsigned long long)start);
-        evb_ring_reader_add_loss(rd, 0, start - value);
-        return seek_one(c, i, EVB_START_EARLIEST, 0);
-    }
-    /* F1: acquire; below flushed the segments hold every byte. */
-    uint64_t flushed = atomic_load_explicit(&r->hdr->flushed, memory_order_acquire);
-    int rc = evb_seg_find(pdir, &c->geom, whence == EVB_START_TIME, value, flushed,
-                          (c->opts.flags & EVB_CONSUMER_SKIP_DAMAGE) != 0, &pos, &off);
-    /* G1: relaxed, a hint like the start above: it only decides whether
-     * a strict seek reports that the time may predate the log start. */
-    if (rc == 0 && strict && whence == EVB_START_TIME && start > 0 &&
-        pos == atomic_load_explicit(&r->hdr->log_start_pos, memory_order_relaxed))
-        return evb_err_set(-ERANGE, "partition %u: time %llu may be older than the log "
-                           "start (offset %llu)", c->part[i], (unsigned long long)value,
-                           (unsigned long long)start);
-    if (rc == 0)
-        return seek_to(c, i, pos, off, false);
-    if (rc != -ENOENT)
-        return rc;
-    /* Not on disk: in the ring. By offset the ring scan finds it. By time,
-     * start at the ring's oldest frame, not at flushed: when the log is
-     * empty or lost segments, events below flushed that match are still
-     * in the ring, and when the log is whole, every event below flushed
-     * is older than VALUE, so the skip passes them all the same. */
-    if (whence == EVB_START_OFFSET)
-        return evb_ring_reader_seek_offset(rd, value);
-    if ((rc = evb_ring_reader_seek_oldest(rd)))
-        return rc;
-    evb_ring_reader_skip_before(rd, value);
-    return 0;
 }
 
 /*
@@ -377,7 +146,7 @@ EVB_EXPORT int evb_consumer_open(evb_consumer **out, evb_bus *bus, const char *t
             goto fail;
         }
         if ((start & ~EVB_SEEK_STRICT) != EVB_START_LATEST &&
-            (rc = seek_one(c, i, start, o.start_value)))
+            (rc = evb_consumer_seek_one(c, i, start, o.start_value)))
             goto fail;
     }
     /* A named consumer holds the log from where it joined: a partition it
@@ -630,7 +399,7 @@ EVB_EXPORT int evb_consumer_seek(evb_consumer *c, int32_t partition, uint32_t wh
         if (partition >= 0 && c->part[i] != (uint32_t)partition)
             continue;
         any = true;
-        int rc = seek_one(c, i, whence, value);
+        int rc = evb_consumer_seek_one(c, i, whence, value);
         if (rc)
             return rc;
     }

@@ -1,0 +1,58 @@
+/*
+ * consumer_internal.h - the consumer handle, shared by consumer.c (open,
+ * close, reading, waiting, commits) and consumer_disk.c (the disk side of
+ * durable topics and where seeks land). Nothing outside bus/ sees it.
+ */
+#ifndef EVB_CONSUMER_INTERNAL_H
+#define EVB_CONSUMER_INTERNAL_H
+
+#include "bus_internal.h"
+#include "cursor_file.h"
+#include "segment.h"
+
+/* A partition's disk side, durable topics only. */
+struct evb_consumer_disk {
+    struct evb_seg_reader sr;
+    bool open;                 /* sr opened */
+    bool active;               /* reading from disk now */
+};
+
+struct evb_consumer {
+    evb_bus *bus;
+    struct evb_topic_map *tm;
+    evb_consumer_options opts;
+    char name[EVB_NAME_MAX + 1];
+    uint32_t n;                 /* partitions read */
+    uint32_t next;              /* round-robin index into rd[] */
+    uint32_t slot_kind;
+    struct evb_ring_reader *rd; /* rd[i] reads partition part[i] */
+    uint32_t *part;
+    _Atomic uint32_t **bells;
+    uint32_t *vals;
+    /* A read-only topic (tm->readonly): the readers' slots, which producers
+     * of a read-only reader never see, live here, one set per ring. */
+    struct evb_reader_slot *ro_slots;
+    uint64_t ro_nap_ns;         /* read-only: the next bounded sleep */
+    struct evb_cursor_file cur; /* named consumers */
+    struct evb_consumer_disk *disk;         /* per partition read, durable topics */
+    struct evb_seg_geom geom;
+    /* Named consumers of durable topics kept until consumed: the sum of
+     * the segment numbers last committed; a commit that changes it may
+     * free segments, so it applies the retention nobody else applies. */
+    uint64_t retain_mark;
+    int failed;
+};
+
+/* consumer_disk.c. Partition I of a durable topic while it reads from disk
+ * (c->disk[i].active): the next event, going back to the ring at flushed
+ * (-EAGAIN then, so the caller reads the ring); the ring's -ESTALE sends
+ * it here again through evb_consumer_disk_start. */
+int evb_consumer_disk_read(evb_consumer *c, uint32_t i, struct evb_frame_view *v);
+/* Partition I's ring no longer holds (POS, OFF): read it from disk. */
+int evb_consumer_disk_start(evb_consumer *c, uint32_t i, uint64_t pos, uint64_t off,
+                            bool learn);
+/* Move partition I per WHENCE (enum evb_start, maybe | EVB_SEEK_STRICT) and
+ * VALUE, in the ring or, for durable topics, the disk log. */
+int evb_consumer_seek_one(evb_consumer *c, uint32_t i, uint32_t whence, uint64_t value);
+
+#endif
