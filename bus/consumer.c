@@ -23,10 +23,10 @@ static int read_part(evb_consumer *c, uint32_t i, struct evb_frame_view *v)
 {
     struct evb_ring_reader *rd = &c->rd[i];
     for (int hop = 0; hop < 4; hop++) {
-        if (c->disk && c->disk[i].active) {
-            /* -EAGAIN: caught up with flushed, back in the ring now. */
+        if (c->disk && c->disk[i].state) {
+            /* -ESTALE: it moved between disk and ring; read again. */
             int rc = evb_consumer_disk_read(c, i, v);
-            if (rc != -EAGAIN)
+            if (rc != -ESTALE)
                 return rc;
             continue;
         }
@@ -274,7 +274,7 @@ static void block(evb_consumer *c, uint64_t deadline)
         else
             evb_ring_waiter_set(c->rd[i].r, c->rd[i].slot_idx, &c->vals[i]);
         int st = evb_ring_reader_ready(&c->rd[i]);
-        if (st == 1 || c->rd[i].behind || (c->disk && c->disk[i].active))
+        if (st == 1 || c->rd[i].behind || (c->disk && c->disk[i].state == EVB_CDISK_READ))
             ready = true;
         /* A hole in progress must be re-timed within dead_ns/4. */
         if (st == 2 && wait > c->rd[i].r->dead_ns / 4)

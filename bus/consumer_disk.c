@@ -2,8 +2,10 @@
  * consumer_disk.c - the disk side of a durable topic's reader: reading the
  * segment files while the ring has lapped it (evb_ring_read says -ESTALE),
  * the seam back to the ring at the flushed position, and where every seek
- * lands, in the ring or the disk log. The handle, reading and waiting are
- * consumer.c's; segment files and frames are bus/durable's.
+ * lands, in the ring or the disk log; with EVB_CONSUMER_SKIP_DAMAGE, the
+ * loss of damage a read or seek passed, down to damage that ends the log
+ * (owed to the next event, or evb_consumer_skipped()). The handle, reading
+ * and waiting are consumer.c's; segment files and frames bus/durable's.
  *
  * Positions are the same on both sides of the seam, so it has no gap and no
  * duplicate.
@@ -26,7 +28,19 @@ int evb_consumer_disk_start(evb_consumer *c, uint32_t i, uint64_t pos, uint64_t 
         d->sr.skip_damage = (c->opts.flags & EVB_CONSUMER_SKIP_DAMAGE) != 0;
     }
     evb_seg_reader_seek(&d->sr, pos, off, learn);
-    d->active = true;
+    if (d->state == EVB_CDISK_OWED) {
+        /* Lapped again before the ring gave an event: the loss owed goes
+         * with the next event from disk, counted as the reader counts its
+         * own (from the offset expected where the damage began). */
+        if (d->owed_from != EVB_SEG_NO_OFFSET && !learn && off > d->owed_from)
+            d->owed_events += off - d->owed_from;
+        d->sr.lost_bytes = d->owed_bytes;
+        d->sr.lost_events = d->owed_events;
+        d->sr.lost_from = learn ? d->owed_from : EVB_SEG_NO_OFFSET;
+        d->owed_bytes = d->owed_events = 0;
+        d->owed_from = EVB_SEG_NO_OFFSET;
+    }
+    d->state = EVB_CDISK_READ;
     return 0;
 }
 
@@ -56,15 +70,17 @@ static int disk_read(evb_consumer *c, uint32_t i, struct evb_frame_view *v)
             evb_seg_reader_seek(sr, sp, so, true);
             continue;
         }
-        if (rc == -EAGAIN && sr->lost_bytes) {
-            /* Damage skipped up to flushed: the loss goes with the next
-             * event, read from the ring. At the tail its offset is known
-             * now, which says how many events the damage held. */
-            uint64_t t, toff, lost = 0;
-            evb_ring_load_tail(rd->r, &t, &toff);
-            if (t == sr->pos && sr->lost_from != EVB_SEG_NO_OFFSET && toff > sr->lost_from)
-                lost = toff - sr->lost_from;
-            evb_ring_reader_add_loss(rd, sr->lost_bytes, lost);
+        if (rc == -EAGAIN &&
+            (sr->lost_bytes || sr->lost_events || sr->lost_from != EVB_SEG_NO_OFFSET)) {
+            /* Damage skipped up to flushed: no event of the log is left to
+             * carry the loss. The partition owes it to the next event of
+             * the ring, whose offset tells how many events the damage
+             * held, or to evb_consumer_skipped() if asked first. */
+            struct evb_consumer_disk *d = &c->disk[i];
+            d->owed_bytes += sr->lost_bytes;
+            d->owed_events += sr->lost_events;
+            d->owed_from = sr->lost_from;
+            d->state = EVB_CDISK_OWED;
             sr->lost_bytes = sr->lost_events = 0;
             sr->lost_from = EVB_SEG_NO_OFFSET;
         }
@@ -79,17 +95,92 @@ static int disk_read(evb_consumer *c, uint32_t i, struct evb_frame_view *v)
     }
 }
 
+/* The ring's next event of partition I, which carries the loss owed. */
+static int owed_read(evb_consumer *c, uint32_t i, struct evb_frame_view *v)
+{
+    struct evb_consumer_disk *d = &c->disk[i];
+    struct evb_ring_reader *rd = &c->rd[i];
+    int rc = evb_ring_read(rd, v);
+    if (rc == -ESTALE) {
+        /* Lapped: the disk again, the loss going along. */
+        rc = evb_consumer_disk_start(c, i, rd->pos, rd->offset, rd->learn);
+        return rc ? rc : -ESTALE;
+    }
+    if (rc)
+        return rc;
+    /* The reader checked the event's offset: it expects the one after. */
+    uint64_t off = rd->offset - 1;
+    if (d->owed_from != EVB_SEG_NO_OFFSET && off > d->owed_from)
+        d->owed_events += off - d->owed_from;
+    v->lost_events += d->owed_events;
+    v->lost_bytes += d->owed_bytes;
+    d->owed_bytes = d->owed_events = 0;
+    d->owed_from = EVB_SEG_NO_OFFSET;
+    d->state = EVB_CDISK_RING;
+    return 0;
+}
+
 int evb_consumer_disk_read(evb_consumer *c, uint32_t i, struct evb_frame_view *v)
 {
+    if (c->disk[i].state == EVB_CDISK_OWED)
+        return owed_read(c, i, v);
     int rc = disk_read(c, i, v);
     if (rc != -EAGAIN)
         return rc;
     /* Caught up with flushed: the ring holds it (producers gate on
      * flushed); if it lapped us again meanwhile, back we come. */
     struct evb_seg_reader *sr = &c->disk[i].sr;
-    c->disk[i].active = false;
+    if (c->disk[i].state == EVB_CDISK_READ)
+        c->disk[i].state = EVB_CDISK_RING;
     int e = evb_ring_reader_resume(&c->rd[i], sr->pos, sr->offset, sr->learn);
-    return e ? e : -EAGAIN;
+    return e ? e : -ESTALE;
+}
+
+/* Whatever partition I owes goes to the ring reader, to be carried by the
+ * next event wherever the reader goes now (a seek). */
+static void owed_to_ring(evb_consumer *c, uint32_t i)
+{
+    struct evb_consumer_disk *d = &c->disk[i];
+    if (d->state == EVB_CDISK_OWED)
+        evb_ring_reader_add_loss(&c->rd[i], d->owed_bytes, d->owed_events);
+    d->owed_bytes = d->owed_events = 0;
+    d->owed_from = EVB_SEG_NO_OFFSET;
+    d->state = EVB_CDISK_RING;
+}
+
+EVB_EXPORT int evb_consumer_skipped(evb_consumer *c, int32_t partition, uint64_t *events,
+                                    uint64_t *bytes)
+{
+    if (!c || !events || !bytes)
+        return -EINVAL;
+    uint64_t ev = 0, by = 0;
+    bool any = false;
+    for (uint32_t i = 0; i < c->n; i++) {
+        if (partition >= 0 && c->part[i] != (uint32_t)partition)
+            continue;
+        any = true;
+        struct evb_consumer_disk *d = c->disk ? &c->disk[i] : NULL;
+        if (!d || d->state != EVB_CDISK_OWED)
+            continue;
+        /* At the tail, the tail's offset is the one after the damage. */
+        uint64_t t, toff;
+        evb_ring_load_tail(c->rd[i].r, &t, &toff);
+        if (d->owed_from != EVB_SEG_NO_OFFSET && t == c->rd[i].pos) {
+            if (toff > d->owed_from)
+                d->owed_events += toff - d->owed_from;
+            d->owed_from = EVB_SEG_NO_OFFSET;
+        }
+        ev += d->owed_events;
+        by += d->owed_bytes;
+        d->owed_events = d->owed_bytes = 0;
+        /* A count the offsets do not tell yet stays owed to the next
+         * event. */
+        if (d->owed_from == EVB_SEG_NO_OFFSET)
+            d->state = EVB_CDISK_RING;
+    }
+    *events = ev;
+    *bytes = by;
+    return any ? 0 : -EINVAL;
 }
 
 /* Move reader I to (POS, OFF); the first read finds out whether that is in
@@ -97,7 +188,7 @@ int evb_consumer_disk_read(evb_consumer *c, uint32_t i, struct evb_frame_view *v
 static int seek_to(evb_consumer *c, uint32_t i, uint64_t pos, uint64_t off, bool learn)
 {
     if (c->disk)
-        c->disk[i].active = false;
+        owed_to_ring(c, i);
     return evb_ring_reader_seek(&c->rd[i], pos, off, learn);
 }
 
@@ -113,7 +204,7 @@ int evb_consumer_seek_one(evb_consumer *c, uint32_t i, uint32_t whence, uint64_t
         evb_part_dir(c->tm, c->part[i], pdir, sizeof pdir);
         /* Every seek starts over in the ring; the first read finds out
          * whether the new place is on disk. */
-        c->disk[i].active = false;
+        owed_to_ring(c, i);
     }
     switch (whence) {
     case EVB_START_LATEST:
@@ -180,8 +271,9 @@ int evb_consumer_seek_one(evb_consumer *c, uint32_t i, uint32_t whence, uint64_t
     }
     /* F1: acquire; below flushed the segments hold every byte. */
     uint64_t flushed = atomic_load_explicit(&r->hdr->flushed, memory_order_acquire);
+    struct evb_seg_skipped sk;
     int rc = evb_seg_find(pdir, &c->geom, whence == EVB_START_TIME, value, flushed,
-                          (c->opts.flags & EVB_CONSUMER_SKIP_DAMAGE) != 0, &pos, &off);
+                          (c->opts.flags & EVB_CONSUMER_SKIP_DAMAGE) != 0, &pos, &off, &sk);
     /* G1: relaxed, a hint like the start above: it only decides whether
      * a strict seek reports that the time may predate the log start. */
     if (rc == 0 && strict && whence == EVB_START_TIME && start > 0 &&
@@ -189,8 +281,19 @@ int evb_consumer_seek_one(evb_consumer *c, uint32_t i, uint32_t whence, uint64_t
         return evb_err_set(-ERANGE, "partition %u: time %llu may be older than the log "
                            "start (offset %llu)", c->part[i], (unsigned long long)value,
                            (unsigned long long)start);
-    if (rc == 0)
-        return seek_to(c, i, pos, off, false);
+    if (rc == 0) {
+        if ((rc = seek_to(c, i, pos, off, false)))
+            return rc;
+        /* Landed past damage (EVB_CONSUMER_SKIP_DAMAGE): what it held is
+         * lost like what a read walks over. By offset, the offsets from
+         * the one asked; by time, every event the damage held, as any of
+         * them may have been at or after VALUE. */
+        uint64_t from = whence == EVB_START_OFFSET ? value : sk.from;
+        if (sk.bytes || sk.from != EVB_SEG_NO_OFFSET)
+            evb_ring_reader_add_loss(rd, sk.bytes,
+                                     from != EVB_SEG_NO_OFFSET && off > from ? off - from : 0);
+        return 0;
+    }
     if (rc != -ENOENT)
         return rc;
     /* Not on disk: in the ring. By offset the ring scan finds it. By time,
@@ -199,9 +302,21 @@ int evb_consumer_seek_one(evb_consumer *c, uint32_t i, uint32_t whence, uint64_t
      * in the ring, and when the log is whole, every event below flushed
      * is older than VALUE, so the skip passes them all the same. */
     if (whence == EVB_START_OFFSET)
-        return evb_ring_reader_seek_offset(rd, value);
-    if ((rc = evb_ring_reader_seek_oldest(rd)))
+        rc = evb_ring_reader_seek_offset(rd, value);
+    else if ((rc = evb_ring_reader_seek_oldest(rd)) == 0)
+        evb_ring_reader_skip_before(rd, value);
+    /* The log ends in damage the lookup skipped, from flushed - sk.bytes
+     * to flushed: lost unless the ring still holds it from where the
+     * reader starts. */
+    uint64_t dstart = flushed - sk.bytes;
+    if (rc || (!sk.bytes && sk.from == EVB_SEG_NO_OFFSET) || rd->pos <= dstart)
         return rc;
-    evb_ring_reader_skip_before(rd, value);
+    /* Owed like damage a read ends on. The ring counts the events an
+     * offset seek lost itself (from the offset asked); by time, the count
+     * is the offsets' from where the damage began. */
+    struct evb_consumer_disk *d = &c->disk[i];
+    d->owed_bytes = (rd->pos < flushed ? rd->pos : flushed) - dstart;
+    d->owed_from = whence == EVB_START_OFFSET ? EVB_SEG_NO_OFFSET : sk.from;
+    d->state = EVB_CDISK_OWED;
     return 0;
 }

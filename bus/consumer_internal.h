@@ -10,11 +10,27 @@
 #include "cursor_file.h"
 #include "segment.h"
 
+/* Where a durable partition's reader is (evb_consumer_disk.state). */
+enum {
+    EVB_CDISK_RING = 0, /* in the ring, nothing owed */
+    EVB_CDISK_READ,     /* reading the disk log */
+    EVB_CDISK_OWED,     /* in the ring, owing the loss of damage skipped at
+                           the end of the disk log to its next event */
+};
+
 /* A partition's disk side, durable topics only. */
 struct evb_consumer_disk {
     struct evb_seg_reader sr;
     bool open;                 /* sr opened */
-    bool active;               /* reading from disk now */
+    uint8_t state;             /* EVB_CDISK_*; read_part() tests it per event,
+                                  so RING costs the ring's reads nothing */
+    /* EVB_CDISK_OWED: damage skipped (EVB_CONSUMER_SKIP_DAMAGE) that ended
+     * the disk log, so no event read from it carried the loss. */
+    uint64_t owed_bytes;
+    uint64_t owed_events;      /* the events it held, as far as known */
+    uint64_t owed_from;        /* the offset expected where it began, when
+                                  the count waits for the next offset seen;
+                                  EVB_SEG_NO_OFFSET otherwise */
 };
 
 struct evb_consumer {
@@ -43,10 +59,11 @@ struct evb_consumer {
     int failed;
 };
 
-/* consumer_disk.c. Partition I of a durable topic while it reads from disk
- * (c->disk[i].active): the next event, going back to the ring at flushed
- * (-EAGAIN then, so the caller reads the ring); the ring's -ESTALE sends
- * it here again through evb_consumer_disk_start. */
+/* consumer_disk.c. Partition I of a durable topic whose disk side has a
+ * state (c->disk[i].state != EVB_CDISK_RING): the next event from disk or,
+ * owing a loss, from the ring, carrying it; -ESTALE when the reader moved
+ * between disk and ring (read again). The ring's own -ESTALE sends the
+ * reader to disk through evb_consumer_disk_start. */
 int evb_consumer_disk_read(evb_consumer *c, uint32_t i, struct evb_frame_view *v);
 /* Partition I's ring no longer holds (POS, OFF): read it from disk. */
 int evb_consumer_disk_start(evb_consumer *c, uint32_t i, uint64_t pos, uint64_t off,

@@ -405,6 +405,18 @@ static bool tail_at_end(tail *t)
     return evb_consumer_lag(t->cons, &lag) < 0 || lag == 0;
 }
 
+/* Damage that ended a partition's disk log (--skip-damage) has no event
+ * after it to carry the loss: say it once nothing more is ready. */
+static void tail_note_skipped(tail *t)
+{
+    uint64_t events = 0, bytes = 0;
+    if (!(t->co.flags & EVB_CONSUMER_SKIP_DAMAGE) ||
+        evb_consumer_skipped(t->cons, -1, &events, &bytes) < 0 || (events == 0 && bytes == 0))
+        return;
+    fprintf(stderr, "evbus tail: lost %llu events at the end of the log (%llu log bytes "
+            "skipped: damage)\n", (unsigned long long)events, (unsigned long long)bytes);
+}
+
 /* Read and print until done; returns an exit code. */
 static int tail_loop(tail *t)
 {
@@ -422,6 +434,7 @@ static int tail_loop(tail *t)
             r = evb_consumer_next(t->cons, &ev,
                                   t->follow ? TAIL_FOLLOW_SLICE_MS : TAIL_SETTLE_MS);
             if (r == -EAGAIN || r == -ETIMEDOUT || r == -EINTR) {
+                tail_note_skipped(t);
                 caught_up = !t->follow && tail_at_end(t);
                 continue;
             }

@@ -235,12 +235,23 @@ int evb_seg_find_offset(const char *dir, const struct evb_seg_geom *g, uint64_t 
 /* The first event in log order whose timestamp_ns is >= TS. */
 int evb_seg_find_time(const char *dir, const struct evb_seg_geom *g, uint64_t ts,
                       uint64_t end, uint64_t *pos, uint64_t *off);
+/* What a skipping lookup passed: BYTES of damage (a missing, unreadable or
+ * cut segment, frames that fail their checks, or 0 bytes for a frame whose
+ * offset was not the one expected), where offset FROM was expected at its
+ * start (EVB_SEG_NO_OFFSET: unknown). */
+struct evb_seg_skipped {
+    uint64_t bytes;
+    uint64_t from;
+};
 /* Either of the two (BY_TIME), with SKIP passing damaged frames and
  * unreadable segments as a reader in skip mode does, so a seek past
- * damage lands where it was asked to (the reader counts what it skips
- * when it reads over it). */
+ * damage lands where it was asked to. SK (may be NULL) gets the damage
+ * passed right before the event found (0, 0 bytes too) or, -ENOENT, the
+ * damage at the end of the log below END: the caller reports it as lost,
+ * the lookup only says where it lies. */
 int evb_seg_find(const char *dir, const struct evb_seg_geom *g, bool by_time, uint64_t target,
-                 uint64_t end, bool skip, uint64_t *pos, uint64_t *off);
+                 uint64_t end, bool skip, uint64_t *pos, uint64_t *off,
+                 struct evb_seg_skipped *sk);
 
 /* ---- recovery ---- */
 

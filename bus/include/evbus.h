@@ -355,7 +355,11 @@ typedef struct evb_consumer_options {
  *  next valid frame, and report what was skipped as lost_events (when the
  *  offsets tell) and lost_bytes on the next event, instead of failing
  *  with -EBADMSG there (the default, whose message names the partition,
- *  segment file and position). */
+ *  segment file and position). A seek (start) that lands past damage
+ *  reports it the same way: by offset, the events from the offset asked;
+ *  by time, every event the damage held. Damage that ends the disk log has
+ *  no next event there: the next event from the ring carries it, and
+ *  evb_consumer_skipped() hands it over before one arrives. */
 #define EVB_CONSUMER_SKIP_DAMAGE 1u
 
 /* ------------------------------------------------------------------ */
@@ -619,6 +623,22 @@ int evb_consumer_poll(evb_consumer *c, int (*fn)(const evb_event *ev, void *arg)
  * reported as -EBADMSG by a later call. Returns 0 and *BYTES, or -EINVAL.
  */
 int evb_consumer_lag(evb_consumer *c, uint64_t *bytes);
+
+/**
+ * Damage skipped (EVB_CONSUMER_SKIP_DAMAGE) that no event has carried yet,
+ * summed over PARTITION (-1: all of C's): damage at the end of a durable
+ * partition's disk log, which the next event (from the ring) would report
+ * as lost_events and lost_bytes once one is published. Call it when
+ * caught up (evb_consumer_next() timed out) to learn of the loss now. It
+ * is handed over once: the next event no longer carries it, and a second
+ * call gives 0. *EVENTS counts what the offsets tell so far (at the tail
+ * they do); a count they do not tell yet still comes with the next event.
+ * A seek hands what is owed to the next event after it. Returns 0 (*EVENTS
+ * and *BYTES set, 0 when nothing is owed), -EINVAL (PARTITION not read
+ * by C).
+ */
+int evb_consumer_skipped(evb_consumer *c, int32_t partition, uint64_t *events,
+                         uint64_t *bytes);
 
 /** Named consumers: persist, for every partition, the position after the
  *  last event delivered. Returns 0, -EINVAL (not a named consumer). */

@@ -75,6 +75,40 @@ assert sum(x["lost_events"] for x in evs)==1'
     end
 }
 
+test_tail_seeks_into_damage() {
+    begin "tail --from an offset inside damage --skip-damage counts the loss from there"
+    damaged_topic 300
+    drun tail r --from 300 --skip-damage --count 2
+    check "tail exits 0" rc_is 0
+    check "starts at event 301" eval '[[ "$(head -n1 "$OUT")" == "0:301 event-000301" ]]'
+    check "the loss is reported" err_has "lost 1 events before 0:301"
+    drun tail r --from 300 --skip-damage --count 1 --json
+    check "--json: lost_events and lost_bytes on event 301" py '
+import json,sys
+e=json.loads(sys.stdin.readline())
+assert e["offset"]==301 and e["lost_events"]==1 and e["lost_bytes"]>0, e'
+    end
+}
+
+test_tail_ends_on_damage() {
+    begin "tail --skip-damage whose log ends in damage says so on stderr"
+    damaged_topic 1999
+    drun tail r --from earliest --skip-damage
+    check "tail exits 0" rc_is 0
+    check "1999 events printed" eval '[[ $(wc -l <"$OUT") -eq 1999 ]]'
+    check "one line on stderr" eval '[[ $(wc -l <"$ERR") -eq 1 ]]'
+    check "the loss at the end is reported" err_has "lost 1 events at the end of the log ([1-9][0-9]* log bytes skipped: damage)"
+    # An event published since carries it, and only once.
+    drun_in /dev/null pub r new
+    drun tail r --from 1990 --skip-damage --json
+    check "the new event carries the loss" py '
+import json,sys
+evs=[json.loads(l) for l in sys.stdin]
+assert evs[-1]["offset"]==2000 and evs[-1]["lost_events"]==1 and evs[-1]["lost_bytes"]>0, evs[-1]
+assert sum(x["lost_events"] for x in evs)==1'
+    end
+}
+
 test_info_reports_damage() {
     begin "info shows damage recovery found; info --verify walks every segment"
     damaged_topic 1900
@@ -121,6 +155,8 @@ test_info_verify_clean() {
 
 test_tail_stops_at_damage
 test_tail_skips_damage
+test_tail_seeks_into_damage
+test_tail_ends_on_damage
 test_info_reports_damage
 test_info_verify_clean
 
