@@ -16,16 +16,16 @@
 
 #include "err.h"
 #include "t_helpers.h"
+#include "t_uid.h"
 
-#define OTHER_UID 65534 /* nobody */
-#define OTHER_GID 65534
+#define OTHER_UID T_NOBODY
+#define OTHER_GID T_NOBODY
 
 TestSuite(bus_owner, .fini = t_bus_cleanup, .timeout = 60);
 
 static void need_root(void)
 {
-    if (geteuid() != 0)
-        cr_skip_test("needs root to give a directory to another uid (CI runs it as root)");
+    t_need_root("give a directory to another uid");
 }
 
 static int open_at(const char *path, evb_bus **bus)
@@ -53,6 +53,30 @@ static void refused(const char *bus_path, const char *why)
     cr_assert_neq(lstat(meta, &st), 0, "%s was made in a refused bus", meta);
 }
 
+/* Another user's bus B (made with MODE) whose bus.meta (path in META) is
+ * a symlink to TARGET, a file of ours holding "keep". */
+static void plant_meta_link(char b[512], mode_t mode, char target[512], char meta[600])
+{
+    path_of(b, 512, "b");
+    path_of(target, 512, "root-file");
+    cr_assert_eq(mkdir(b, mode), 0);
+    int fd = open(target, O_WRONLY | O_CREAT, 0600);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(write(fd, "keep", 4), 4);
+    close(fd);
+    snprintf(meta, 600, "%s/bus.meta", b);
+    cr_assert_eq(symlink(target, meta), 0);
+    cr_assert_eq(lchown(meta, OTHER_UID, OTHER_GID), 0);
+    cr_assert_eq(chown(b, OTHER_UID, OTHER_GID), 0);
+}
+
+static void target_kept(const char *target)
+{
+    struct stat st;
+    cr_assert_eq(stat(target, &st), 0);
+    cr_assert_eq(st.st_size, 4, "the symlink's target was written");
+}
+
 Test(bus_owner, owned_by_another_user)
 {
     need_root();
@@ -69,22 +93,10 @@ Test(bus_owner, planted_bus_meta_symlink_changes_nothing)
 {
     need_root();
     char b[512], target[512], meta[600];
-    path_of(b, sizeof b, "b");
-    path_of(target, sizeof target, "root-file");
-    cr_assert_eq(mkdir(b, 0750), 0);
-    int fd = open(target, O_WRONLY | O_CREAT, 0600);
-    cr_assert_geq(fd, 0);
-    cr_assert_eq(write(fd, "keep", 4), 4);
-    close(fd);
-    snprintf(meta, sizeof meta, "%s/bus.meta", b);
-    cr_assert_eq(symlink(target, meta), 0);
-    cr_assert_eq(lchown(meta, OTHER_UID, OTHER_GID), 0);
-    cr_assert_eq(chown(b, OTHER_UID, OTHER_GID), 0);
+    plant_meta_link(b, 0750, target, meta);
     evb_bus *bus;
     cr_assert_eq(open_at(b, &bus), -EACCES, "%s", evb_last_error());
-    struct stat st;
-    cr_assert_eq(stat(target, &st), 0);
-    cr_assert_eq(st.st_size, 4, "the symlink's target was written");
+    target_kept(target);
 }
 
 /* One every user may read is opened read-only (SECURITY.md): the planted
@@ -93,22 +105,10 @@ Test(bus_owner, readable_bus_of_another_user_is_only_read)
 {
     need_root();
     char b[512], target[512], meta[600];
-    path_of(b, sizeof b, "b");
-    path_of(target, sizeof target, "root-file");
-    cr_assert_eq(mkdir(b, 0755), 0);
-    int fd = open(target, O_WRONLY | O_CREAT, 0600);
-    cr_assert_geq(fd, 0);
-    cr_assert_eq(write(fd, "keep", 4), 4);
-    close(fd);
-    snprintf(meta, sizeof meta, "%s/bus.meta", b);
-    cr_assert_eq(symlink(target, meta), 0);
-    cr_assert_eq(lchown(meta, OTHER_UID, OTHER_GID), 0);
-    cr_assert_eq(chown(b, OTHER_UID, OTHER_GID), 0);
+    plant_meta_link(b, 0755, target, meta);
     evb_bus *bus;
     cr_assert_eq(open_at(b, &bus), -EMEDIUMTYPE, "%s", evb_last_error());
-    struct stat st;
-    cr_assert_eq(stat(target, &st), 0);
-    cr_assert_eq(st.st_size, 4, "the symlink's target was written");
+    target_kept(target);
     /* With a real bus.meta (theirs), it opens, and root creates nothing. */
     cr_assert_eq(unlink(meta), 0);
     cr_assert_eq(chown(b, 0, 0), 0);
@@ -122,6 +122,7 @@ Test(bus_owner, readable_bus_of_another_user_is_only_read)
     evb_producer *p;
     cr_assert_lt(evb_producer_open(&p, bus, "t", NULL), 0);
     evb_bus_close(bus);
+    struct stat st;
     char t[700];
     snprintf(t, sizeof t, "%s/t", b);
     cr_assert_neq(stat(t, &st), 0, "a topic was made in it");

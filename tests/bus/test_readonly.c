@@ -13,7 +13,6 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -22,18 +21,13 @@
 #include <unistd.h>
 
 #include "t_helpers.h"
+#include "t_uid.h"
 
-#define NOBODY 65534
+#define NOBODY T_NOBODY
 
 TestSuite(readonly, .fini = t_bus_cleanup, .timeout = 60);
 
 static char bus_path[512];
-
-static void need_root(void)
-{
-    if (geteuid() != 0)
-        cr_skip_test("needs root to run a child as another uid (CI runs it as root)");
-}
 
 static evb_bus *open_bus(void)
 {
@@ -58,7 +52,7 @@ static void publish(evb_bus *bus, const char *topic, const char *value)
  * bus let others through. */
 static evb_bus *setup(void)
 {
-    need_root();
+    t_need_root("run a child as another uid");
     cr_assert_eq(chmod(t_bus_dir(), 0755), 0);
     cr_assert_eq(chmod(t_data_dir(), 0755), 0);
     snprintf(bus_path, sizeof bus_path, "%s/b", t_bus_dir());
@@ -77,12 +71,22 @@ static evb_bus *setup(void)
     return bus;
 }
 
-/* In the child: become nobody, in the bus's group (root's, 0) only. */
-static void become_reader(void)
+/* Run fn(arg) in a child that is nobody, in the bus's group (root's, 0)
+ * only. */
+static pid_t spawn_reader(int (*fn)(void *arg), void *arg)
 {
-    gid_t g = 0;
-    if (setgroups(1, &g) || setresgid(0, 0, 0) || setresuid(NOBODY, NOBODY, NOBODY))
-        _exit(120);
+    return t_spawn_as(NOBODY, 0, fn, arg);
+}
+
+/* In a child: the shared bus as that child sees it, NULL when it cannot
+ * open it (O's data directory is filled in). */
+static evb_bus *child_bus(evb_bus_options o)
+{
+    evb_bus *bus = NULL;
+    o.data_dir = t_data_dir();
+    if (evb_bus_open(&bus, bus_path, &o))
+        return NULL;
+    return bus;
 }
 
 #define CHILD_CHECK(cond, code)                                                         \
@@ -96,10 +100,8 @@ static void become_reader(void)
 static int reader_side(void *arg)
 {
     (void)arg;
-    become_reader();
-    evb_bus *bus = NULL;
-    evb_bus_options o = {.data_dir = t_data_dir()};
-    CHILD_CHECK(evb_bus_open(&bus, bus_path, &o) == 0, 1);
+    evb_bus *bus = child_bus((evb_bus_options){0});
+    CHILD_CHECK(bus, 1);
     evb_producer *p;
     /* Publishing takes write access: -EACCES, for every topic. */
     CHILD_CHECK(evb_producer_open(&p, bus, "mem", NULL) == -EACCES, 2);
@@ -148,7 +150,7 @@ static int reader_side(void *arg)
 Test(readonly, a_group_reader_reads_and_nothing_more)
 {
     evb_bus *bus = setup();
-    int rc = t_wait_exit(t_spawn(reader_side, NULL), 20000);
+    int rc = t_wait_exit(spawn_reader(reader_side, NULL), 20000);
     cr_assert_eq(rc, 0, "reader child: exit %d (the failed step's number)", rc);
     /* Its cursor file is its own, in the durable topic's consumers/. */
     char cur[600];
@@ -166,10 +168,8 @@ Test(readonly, a_group_reader_reads_and_nothing_more)
 static int scribbler(void *arg)
 {
     (void)arg;
-    become_reader();
-    evb_bus *bus = NULL;
-    evb_bus_options o = {.data_dir = t_data_dir()};
-    if (evb_bus_open(&bus, bus_path, &o))
+    evb_bus *bus = child_bus((evb_bus_options){0});
+    if (!bus)
         return 1;
     evb_consumer *c;
     evb_consumer_options sub = {.kind = EVB_SUBSCRIBER, .start = EVB_START_EARLIEST};
@@ -184,7 +184,7 @@ static int scribbler(void *arg)
 Test(readonly, a_reader_writing_through_an_event_dies_and_the_bus_goes_on)
 {
     evb_bus *bus = setup();
-    int rc = t_wait_exit(t_spawn(scribbler, NULL), 20000);
+    int rc = t_wait_exit(spawn_reader(scribbler, NULL), 20000);
     /* 3: the event was a copy in the reader's heap; then the ring is
      * still untouched, which the read below shows either way. */
     cr_assert(rc == 128 + SIGSEGV || rc == 3, "scribbler: exit %d", rc);
@@ -206,10 +206,8 @@ Test(readonly, a_reader_writing_through_an_event_dies_and_the_bus_goes_on)
 static int waiter(void *arg)
 {
     struct t_shared *sh = arg;
-    become_reader();
-    evb_bus *bus = NULL;
-    evb_bus_options o = {.data_dir = t_data_dir()};
-    if (evb_bus_open(&bus, bus_path, &o))
+    evb_bus *bus = child_bus((evb_bus_options){0});
+    if (!bus)
         return 1;
     evb_consumer *c;
     evb_consumer_options sub = {.kind = EVB_SUBSCRIBER};
@@ -228,7 +226,7 @@ Test(readonly, a_blocked_read_only_subscriber_wakes)
 {
     evb_bus *bus = setup();
     struct t_shared *sh = t_shared_new();
-    pid_t pid = t_spawn(waiter, sh);
+    pid_t pid = spawn_reader(waiter, sh);
     cr_assert(t_wait_count(&sh->ready, 1, 5000));
     usleep(200 * 1000); /* let it go to sleep, its naps grown to the longest */
     uint64_t sent = t_now_ms();
@@ -252,9 +250,8 @@ struct scrib {
 static int own_scribbler(void *arg)
 {
     struct scrib *sc = arg;
-    evb_bus *bus = NULL;
-    evb_bus_options o = {.data_dir = t_data_dir()};
-    if (evb_bus_open(&bus, bus_path, &o))
+    evb_bus *bus = child_bus((evb_bus_options){0});
+    if (!bus)
         return 1;
     evb_consumer *c;
     evb_event ev;
@@ -314,10 +311,8 @@ Test(readonly, a_named_consumer_writing_through_an_event_dies)
 static int planter(void *arg)
 {
     (void)arg;
-    become_reader();
-    evb_bus *bus = NULL;
-    evb_bus_options o = {.data_dir = t_data_dir()};
-    if (evb_bus_open(&bus, bus_path, &o))
+    evb_bus *bus = child_bus((evb_bus_options){0});
+    if (!bus)
         return 1;
     evb_consumer *c;
     evb_consumer_options named = {.kind = EVB_CONSUMER, .name = "victim"};
@@ -343,7 +338,7 @@ Test(readonly, what_a_reader_plants_in_consumers_steers_nobody)
     cr_assert_geq(fd, 0);
     cr_assert_eq(write(fd, "keep", 4), 4);
     close(fd);
-    int rc = t_wait_exit(t_spawn(planter, NULL), 20000);
+    int rc = t_wait_exit(spawn_reader(planter, NULL), 20000);
     cr_assert_eq(rc, 0, "planter: exit %d", rc);
     evb_consumer *c;
     evb_consumer_options named = {.kind = EVB_CONSUMER, .name = "victim"};
@@ -363,11 +358,10 @@ Test(readonly, what_a_reader_plants_in_consumers_steers_nobody)
 static int claim_and_die(void *arg)
 {
     (void)arg;
-    evb_bus *bus = NULL;
-    evb_bus_options o = {.data_dir = t_data_dir()};
+    evb_bus *bus = child_bus((evb_bus_options){0});
     evb_producer *p;
     struct evb_claim cl;
-    if (evb_bus_open(&bus, bus_path, &o) || evb_producer_open(&p, bus, "mem", NULL) ||
+    if (!bus || evb_producer_open(&p, bus, "mem", NULL) ||
         evb_claim(p, 0, NULL, 0, 8, &cl))
         return 1;
     raise(SIGKILL);
@@ -377,12 +371,10 @@ static int claim_and_die(void *arg)
 static int hole_reader(void *arg)
 {
     struct t_shared *sh = arg;
-    become_reader();
-    evb_bus *bus = NULL;
     /* Short bounds, so the hole is past stall + dead well within the
      * first wait: a reader that took it for damage would say so there. */
-    evb_bus_options o = {.data_dir = t_data_dir(), .dead_ms = 20, .stall_ms = 50};
-    if (evb_bus_open(&bus, bus_path, &o))
+    evb_bus *bus = child_bus((evb_bus_options){.dead_ms = 20, .stall_ms = 50});
+    if (!bus)
         return 1;
     evb_consumer *c;
     evb_consumer_options sub = {.kind = EVB_SUBSCRIBER, .start = EVB_START_EARLIEST,
@@ -417,7 +409,7 @@ Test(readonly, a_read_only_reader_waits_at_a_hole_for_a_writer)
     cr_assert_eq(t_wait_exit(t_spawn(claim_and_die, NULL), 10000), 128 + SIGKILL);
     publish(bus, "mem", "after");
     struct t_shared *sh = t_shared_new();
-    pid_t pid = t_spawn(hole_reader, sh);
+    pid_t pid = spawn_reader(hole_reader, sh);
     cr_assert(t_wait_count(&sh->ready, 1, 10000), "the read-only reader did not wait");
     /* A writable reader pads the dead producer's hole and reads on. */
     evb_consumer *c;

@@ -15,20 +15,12 @@
 set -euo pipefail
 
 EVBUS=${1:?usage: test_cli_perms.sh PATH/TO/evbus}
-if [[ "$(id -u)" -ne 0 ]] || ! command -v setpriv >/dev/null; then
-    echo "SKIP: needs root and setpriv to run commands as other uids (CI runs it as root)"
-    exit 77
-fi
-# shellcheck source=lib.sh
-source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+# shellcheck source=perms_lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/perms_lib.sh"
+AS_UMASK=077
 
-GROUP=65534 # nogroup
-READER=65534 # nobody, in GROUP
-STRANGER=65533 # in no group of the bus
 # Where the buses live: everyone may pass, GROUP is inherited.
-P=$(mktemp -d /dev/shm/evbus-perms.XXXXXX)
-chgrp "$GROUP" "$P"
-chmod 2755 "$P"
+P=$(perms_dir evbus-perms)
 PB="$P/bus"
 PD="$P/data"
 cleanup_perms() { rm -rf "$P"; cleanup; }
@@ -43,9 +35,7 @@ prun() {
 as() {
     local uid=$1 gid=$2
     shift 2
-    RC=0
-    (umask 077 && exec setpriv --reuid="$uid" --regid="$gid" --clear-groups \
-        env -u EVBUS_DATA_DIR "$EVBUS" "$1" --bus "$PB" "${@:2}") >"$OUT" 2>"$ERR" || RC=$?
+    as_run "$uid" "$gid" "$EVBUS" "$1" --bus "$PB" "${@:2}"
 }
 mode_of() { stat -c %a "$1"; }
 mode_is() { [[ "$(mode_of "$1")" == "$2" ]]; }
@@ -150,8 +140,8 @@ test_planted_cursor() {
     chmod 600 "$target"
     # nobody, a group writer, may write consumers/: a symlink for
     # root's consumer "rootc", and a cursor file of its own named "mine".
-    setpriv --reuid="$READER" --regid="$GROUP" --clear-groups \
-        ln -s "$target" "$PB/w/consumers/rootc.cur"
+    as_run "$READER" "$GROUP" ln -s "$target" "$PB/w/consumers/rootc.cur"
+    check "nobody may plant it" rc_is 0
     as "$READER" "$GROUP" tail w --name mine
     prun tail w --name rootc
     check "root's consumer through the symlink is refused" rc_is 1

@@ -11,21 +11,11 @@
 set -euo pipefail
 
 EVBUS=${1:?usage: test_cli_perms2.sh PATH/TO/evbus}
-if [[ "$(id -u)" -ne 0 ]] || ! command -v setpriv >/dev/null; then
-    echo "SKIP: needs root and setpriv to run commands as other uids (CI runs it as root)"
-    exit 77
-fi
-# shellcheck source=lib.sh
-source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-EVBUS=$(realpath "$EVBUS")
+# shellcheck source=perms_lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/perms_lib.sh"
 unset EVBUS_DATA_DIR # each bus here names its own, or records it
 
-GROUP=65534 # nogroup
-READER=65534 # nobody, in GROUP
-STRANGER=65533 # in no group of the bus
-P=$(mktemp -d /dev/shm/evbus-perms2.XXXXXX)
-chgrp "$GROUP" "$P"
-chmod 2755 "$P"
+P=$(perms_dir evbus-perms2)
 V=$(mktemp -d /tmp/evbus-victim.XXXXXX)
 NAMES=()
 cleanup_perms2() {
@@ -40,9 +30,7 @@ trap cleanup_perms2 EXIT
 as() {
     local uid=$1 gid=$2
     shift 2
-    RC=0
-    (cd / && exec setpriv --reuid="$uid" --regid="$gid" --clear-groups \
-        env -u EVBUS_DATA_DIR HOME=/nonexistent "$EVBUS" "$@") >"$OUT" 2>"$ERR" || RC=$?
+    as_run "$uid" "$gid" "$EVBUS" "$@"
 }
 root() {
     RC=0
@@ -79,9 +67,7 @@ test_every_user_reads() {
     as "$READER" "$GROUP" create pt --bus "$pp/bus" --mode 0644
     check "owner creates" rc_is 0
     printf 'x\n' >"$V.in"
-    RC=0
-    (cd / && setpriv --reuid="$READER" --regid="$GROUP" --clear-groups \
-        env HOME=/nonexistent "$EVBUS" pub pt --bus "$pp/bus" <"$V.in") >"$OUT" 2>"$ERR" || RC=$?
+    as "$READER" "$GROUP" pub pt --bus "$pp/bus" <"$V.in"
     rm -f "$V.in"
     check "owner publishes" rc_is 0
     as "$STRANGER" "$STRANGER" tail pt --lossy --bus "$pp/bus"
@@ -174,10 +160,7 @@ test_flusher_locked_out() {
     # A lock file the group cannot open (an older build's mode, a hand's).
     chmod 0600 "$d/t/0/flush.lock"
     # More than the ring holds: once it is full only a flush makes room.
-    RC=0
-    (cd / && seq 1 5000 | timeout 20 setpriv --reuid="$READER" --regid="$GROUP" \
-        --clear-groups env -u EVBUS_DATA_DIR HOME=/nonexistent "$EVBUS" pub t --bus "$b") \
-        >"$OUT" 2>"$ERR" || RC=$?
+    as_run "$READER" "$GROUP" timeout 20 "$EVBUS" pub t --bus "$b" < <(seq 1 5000)
     check "the group writer's publish fails when the ring fills (124: it hung)" rc_is 1
     check "in one line that says why" eval 'err_one_line && err_has "ermission denied"'
     end

@@ -1,5 +1,5 @@
 /*
- * test_flush_round.c - the flusher's walk (bus/durable/flush_round.c)
+ * test_flush_round.c - the flusher's walk (df_bus/durable/flush_round.c)
  * refuses a committed frame the decoder calls bad: the partition stops
  * with -EBADMSG, reported to sync waiters and in the partition's stat,
  * and the frame never reaches its segment. Flushing good frames is
@@ -18,34 +18,12 @@
 #include "frame.h"
 #include "ring.h"
 #include "segment.h"
-#include "t_helpers.h"
+#include "durable_fixture.h"
 
 #define TOPIC "k"
-#define VLEN 64u
+#define VLEN DF_VLEN
 
-static evb_bus *bus;
-
-static void setup(void)
-{
-    evb_bus_options o = {.data_dir = t_data_dir()};
-    cr_assert_eq(evb_bus_open(&bus, t_bus_dir(), &o), 0, "bus open: %s", evb_last_error());
-}
-
-static void teardown(void)
-{
-    evb_bus_close(bus);
-    t_bus_cleanup();
-}
-
-TestSuite(flush_round, .init = setup, .fini = teardown, .timeout = 60);
-
-static void publish(evb_producer *p, uint64_t seq)
-{
-    uint8_t v[VLEN];
-    t_value_fill(v, VLEN, 1, seq);
-    evb_msg m = {.value = v, .value_len = VLEN, .partition = 0};
-    cr_assert_eq(evb_publish(p, &m), 0, "publish: %s", evb_last_error());
-}
+TestSuite(flush_round, .init = df_setup, .fini = df_teardown, .timeout = 60);
 
 /*
  * Commit, through the ring API on the topic's own ring file, one frame
@@ -84,26 +62,25 @@ static uint64_t commit_bad_key(void)
 
 Test(flush_round, committed_frame_with_a_bad_key_length_stops_the_partition)
 {
-    evb_topic_config tc = {.partitions = 1, .ring_bytes = 1 << 20,
-                           .segment_bytes = 1 << 20, .durability = EVB_DURABILITY_SYNC,
-                           .max_event_bytes = 4096};
-    cr_assert_eq(evb_topic_create(bus, TOPIC, &tc), 0, "create: %s", evb_last_error());
+    evb_topic_config tc = df_config(EVB_DURABILITY_SYNC);
+    tc.ring_bytes = 1 << 20;
+    tc.segment_bytes = 1 << 20;
+    df_create(TOPIC, &tc);
     evb_producer_options po = {.block_ms = -1};
     evb_producer *p;
-    cr_assert_eq(evb_producer_open(&p, bus, TOPIC, &po), 0, "producer: %s",
+    cr_assert_eq(evb_producer_open(&p, df_bus, TOPIC, &po), 0, "producer: %s",
                  evb_last_error());
     for (uint64_t i = 0; i < 10; i++)
-        publish(p, i);
+        df_publish_on(p, i);
     cr_assert_eq(evb_producer_sync(p, 10000), 0, "%s", evb_last_error());
 
     uint64_t bad = commit_bad_key();
     /* A good event behind it, so this producer has something to wait for. */
-    publish(p, 10);
+    df_publish_on(p, 10);
     int rc = evb_producer_sync(p, 10000);
     cr_expect_eq(rc, -EBADMSG, "sync: %d %s", rc, evb_strerror(rc));
 
-    struct evb_partition_stat st;
-    cr_assert_eq(evb_partition_stat(bus, TOPIC, 0, &st), 0);
+    struct evb_partition_stat st = df_stat(TOPIC);
     cr_expect_eq(st.flush_error, -EBADMSG);
     cr_expect_eq(st.flushed_position, bad, "flushed %llu, the bad frame is at %llu",
                  (unsigned long long)st.flushed_position, (unsigned long long)bad);

@@ -13,23 +13,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "t_helpers.h"
+#include "durable_fixture.h"
 
-static evb_bus *bus;
-
-static void setup(void)
-{
-    evb_bus_options o = {.data_dir = t_data_dir()};
-    cr_assert_eq(evb_bus_open(&bus, t_bus_dir(), &o), 0, "bus open: %s", evb_last_error());
-}
-
-static void teardown(void)
-{
-    evb_bus_close(bus);
-    t_bus_cleanup();
-}
-
-TestSuite(lost_log, .init = setup, .fini = teardown, .timeout = 60);
+TestSuite(lost_log, .init = df_setup, .fini = df_teardown, .timeout = 60);
 
 static uint64_t real_ns(void)
 {
@@ -38,35 +24,27 @@ static uint64_t real_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-/* A one-partition sync topic T holding N events "0".."N-1", published
- * one by one; *CUT is the time just before event N/2. */
+/* A one-partition sync topic T holding N events of sequences 0..N-1;
+ * *CUT is the time just before event N/2. */
 static void make_topic(const char *t, int n, uint64_t *cut)
 {
-    evb_topic_config tc = {.partitions = 1, .ring_bytes = 64 << 10, .segment_bytes = 128 << 10,
-                           .durability = EVB_DURABILITY_SYNC, .max_event_bytes = 256};
-    cr_assert_eq(evb_topic_create(bus, t, &tc), 0, "create: %s", evb_last_error());
-    evb_producer *p;
-    cr_assert_eq(evb_producer_open(&p, bus, t, NULL), 0, "producer: %s", evb_last_error());
-    for (int i = 0; i < n; i++) {
-        if (i == n / 2) {
-            /* Distinct stamps on both sides of the cut. */
-            struct timespec ts = {0, 2000000};
-            nanosleep(&ts, NULL);
-            *cut = real_ns();
-            nanosleep(&ts, NULL);
-        }
-        char v[16];
-        int len = snprintf(v, sizeof v, "%d", i);
-        cr_assert_eq(evb_publish(p, &(evb_msg){.value = v, .value_len = (uint32_t)len}), 0);
-    }
-    evb_producer_close(p);
+    evb_topic_config tc = df_config(EVB_DURABILITY_SYNC);
+    tc.max_event_bytes = 256;
+    df_create(t, &tc);
+    df_publish(t, 0, (uint64_t)n / 2);
+    /* Distinct stamps on both sides of the cut. */
+    struct timespec ts = {0, 2000000};
+    nanosleep(&ts, NULL);
+    *cut = real_ns();
+    nanosleep(&ts, NULL);
+    df_publish(t, (uint64_t)n / 2, (uint64_t)(n - n / 2));
 }
 
 static void remove_segments(const char *t)
 {
     char **paths;
     size_t n;
-    cr_assert_eq(evb_segment_list(bus, t, 0, &paths, &n), 0, "%s", evb_last_error());
+    cr_assert_eq(evb_segment_list(df_bus, t, 0, &paths, &n), 0, "%s", evb_last_error());
     cr_assert_gt(n, 0u);
     for (size_t i = 0; i < n; i++) {
         cr_assert_eq(unlink(paths[i]), 0);
@@ -86,21 +64,14 @@ Test(lost_log, seek_by_time_without_segments_reads_the_ring)
     evb_consumer_options co = {.kind = EVB_SUBSCRIBER_LOSSLESS, .start = EVB_START_TIME,
                                .start_value = cut};
     evb_consumer *c;
-    cr_assert_eq(evb_consumer_open(&c, bus, "t", &co), 0, "consumer: %s", evb_last_error());
+    cr_assert_eq(evb_consumer_open(&c, df_bus, "t", &co), 0, "consumer: %s", evb_last_error());
+    for (uint64_t want = 5; want < 10; want++)
+        cr_expect_geq(df_next(c, want).timestamp_ns, cut);
     evb_event ev;
-    for (uint64_t want = 5; want < 10; want++) {
-        int rc = evb_consumer_next(c, &ev, 1000);
-        cr_assert_eq(rc, 0, "event %llu: %s", (unsigned long long)want, evb_strerror(rc));
-        cr_expect_eq(ev.offset, want);
-        cr_expect_geq(ev.timestamp_ns, cut);
-    }
     cr_expect_eq(evb_consumer_next(c, &ev, 0), -EAGAIN);
     /* A time before everything gives all ten, from the ring. */
     cr_assert_eq(evb_consumer_seek(c, -1, EVB_START_TIME, cut - 60000000000ull), 0);
-    for (uint64_t want = 0; want < 10; want++) {
-        cr_assert_eq(evb_consumer_next(c, &ev, 1000), 0);
-        cr_expect_eq(ev.offset, want);
-    }
+    df_read(c, 0, 10);
     evb_consumer_close(c);
 }
 
@@ -113,7 +84,7 @@ Test(lost_log, segment_list_without_topic_conf_is_enoent)
     cr_assert_eq(unlink(conf), 0);
     char **paths = NULL;
     size_t n = 7;
-    cr_assert_eq(evb_segment_list(bus, "u", 0, &paths, &n), -ENOENT);
+    cr_assert_eq(evb_segment_list(df_bus, "u", 0, &paths, &n), -ENOENT);
     cr_expect_null(paths);
     cr_expect_eq(n, 0u);
     cr_expect_not_null(strstr(evb_last_error(), "topic.conf"), "message: %s",

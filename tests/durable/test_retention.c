@@ -8,57 +8,18 @@
 #include <string.h>
 #include <time.h>
 
-#include "t_helpers.h"
+#include "durable_fixture.h"
 
-#define VLEN 64u
-
-static evb_bus *bus;
-
-static void setup(void)
-{
-    evb_bus_options o = {.data_dir = t_data_dir()};
-    cr_assert_eq(evb_bus_open(&bus, t_bus_dir(), &o), 0, "bus open: %s", evb_last_error());
-}
-
-static void teardown(void)
-{
-    evb_bus_close(bus);
-    t_bus_cleanup();
-}
-
-TestSuite(retention, .init = setup, .fini = teardown, .timeout = 120);
+TestSuite(retention, .init = df_setup, .fini = df_teardown, .timeout = 120);
 
 /* One partition, 64 KiB ring, 128 KiB segments: ~1000 events a segment. */
 static void create(const char *topic, uint64_t retain_bytes, uint64_t retain_ms, bool consumed)
 {
-    evb_topic_config tc = {.partitions = 1, .ring_bytes = 64 << 10, .segment_bytes = 128 << 10,
-                           .durability = EVB_DURABILITY_ASYNC, .retain_bytes = retain_bytes,
-                           .retain_ms = retain_ms, .max_event_bytes = 4096,
-                           .flags = consumed ? EVB_TOPIC_RETAIN_UNTIL_CONSUMED : 0};
-    cr_assert_eq(evb_topic_create(bus, topic, &tc), 0, "create: %s", evb_last_error());
-}
-
-/* Open a producer, publish N events with sequences from FROM, sync, close. */
-static void publish(const char *topic, uint64_t from, uint64_t n)
-{
-    evb_producer_options po = {.block_ms = -1};
-    evb_producer *p;
-    cr_assert_eq(evb_producer_open(&p, bus, topic, &po), 0, "producer: %s", evb_last_error());
-    uint8_t v[VLEN];
-    for (uint64_t i = 0; i < n; i++) {
-        t_value_fill(v, VLEN, 1, from + i);
-        evb_msg m = {.value = v, .value_len = VLEN, .partition = 0};
-        cr_assert_eq(evb_publish(p, &m), 0);
-    }
-    cr_assert_eq(evb_producer_sync(p, 10000), 0);
-    evb_producer_close(p);
-}
-
-static struct evb_partition_stat stat0(const char *topic)
-{
-    struct evb_partition_stat st;
-    cr_assert_eq(evb_partition_stat(bus, topic, 0, &st), 0);
-    return st;
+    evb_topic_config tc = df_config(EVB_DURABILITY_ASYNC);
+    tc.retain_bytes = retain_bytes;
+    tc.retain_ms = retain_ms;
+    tc.flags = consumed ? EVB_TOPIC_RETAIN_UNTIL_CONSUMED : 0;
+    df_create(topic, &tc);
 }
 
 static void nap_ms(long ms)
@@ -71,7 +32,7 @@ static evb_consumer *named(const char *topic, const char *name, uint32_t start)
 {
     evb_consumer_options co = {.kind = EVB_CONSUMER, .name = name, .start = start};
     evb_consumer *c;
-    cr_assert_eq(evb_consumer_open(&c, bus, topic, &co), 0, "consumer: %s", evb_last_error());
+    cr_assert_eq(evb_consumer_open(&c, df_bus, topic, &co), 0, "consumer: %s", evb_last_error());
     return c;
 }
 
@@ -80,8 +41,8 @@ static evb_consumer *named(const char *topic, const char *name, uint32_t start)
 Test(retention, applied_when_the_last_producer_closes)
 {
     create("r", 256 << 10, 0, false);
-    publish("r", 0, 20000); /* ~2.4 MiB: ~19 segments */
-    struct evb_partition_stat st = stat0("r");
+    df_publish("r", 0, 20000); /* ~2.4 MiB: ~19 segments */
+    struct evb_partition_stat st = df_stat("r");
     /* Two kept by retain_bytes, perhaps one built ahead. */
     cr_expect_leq(st.segments, 3u, "%u segments left after the producer closed", st.segments);
     cr_expect_gt(st.log_start_offset, 0u);
@@ -92,15 +53,15 @@ Test(retention, applied_when_the_last_producer_closes)
 Test(retention, by_age_applied_by_an_open_without_producers)
 {
     create("a", 0, 300, false);
-    publish("a", 0, 5000); /* ~5 segments */
-    cr_assert_geq(stat0("a").segments, 4u);
+    df_publish("a", 0, 5000); /* ~5 segments */
+    cr_assert_geq(df_stat("a").segments, 4u);
     nap_ms(500);
-    cr_expect_geq(stat0("a").segments, 4u, "stat must not apply retention");
+    cr_expect_geq(df_stat("a").segments, 4u, "stat must not apply retention");
     evb_consumer_options co = {.kind = EVB_SUBSCRIBER};
     evb_consumer *c;
-    cr_assert_eq(evb_consumer_open(&c, bus, "a", &co), 0, "%s", evb_last_error());
+    cr_assert_eq(evb_consumer_open(&c, df_bus, "a", &co), 0, "%s", evb_last_error());
     evb_consumer_close(c);
-    struct evb_partition_stat st = stat0("a");
+    struct evb_partition_stat st = df_stat("a");
     cr_expect_leq(st.segments, 2u, "%u segments older than retain_ms left", st.segments);
     cr_expect_gt(st.log_start_offset, 0u);
 }
@@ -111,17 +72,14 @@ Test(retention, an_uncommitted_consumer_protects_from_its_start)
 {
     create("u", 256 << 10, 0, true);
     evb_consumer_close(named("u", "late", EVB_START_EARLIEST));
-    publish("u", 0, 10000); /* ~10 segments */
-    struct evb_partition_stat st = stat0("u");
+    df_publish("u", 0, 10000); /* ~10 segments */
+    struct evb_partition_stat st = df_stat("u");
     cr_expect_geq(st.segments, 9u, "retention removed what 'late' never read: %u left",
                   st.segments);
     cr_expect_eq(st.log_start_offset, 0u);
     /* It comes back and reads everything from the first event. */
     evb_consumer *c = named("u", "late", EVB_START_COMMITTED);
-    evb_event ev;
-    cr_assert_eq(evb_consumer_next(c, &ev, 1000), 0);
-    cr_expect_eq(ev.offset, 0u);
-    cr_expect_eq(ev.lost_events, 0u);
+    cr_expect_eq(df_next(c, 0).lost_events, 0u);
     evb_consumer_close(c);
 }
 
@@ -130,30 +88,25 @@ Test(retention, an_uncommitted_consumer_protects_only_after_it_joined)
 {
     create("j", 256 << 10, 0, true);
     evb_consumer_close(named("j", "first", EVB_START_EARLIEST));
-    publish("j", 0, 10000);
+    df_publish("j", 0, 10000);
     /* 'first' reads it all and commits: nothing before it is held. */
     evb_consumer *c = named("j", "first", EVB_START_COMMITTED);
-    evb_event ev;
-    for (int i = 0; i < 10000; i++)
-        cr_assert_eq(evb_consumer_next(c, &ev, 1000), 0);
+    df_read(c, 0, 10000);
     cr_assert_eq(evb_consumer_commit(c), 0);
     evb_consumer *mid = named("j", "mid", EVB_START_LATEST);
     uint64_t joined = 10000;
     evb_consumer_close(mid);
-    publish("j", joined, 10000);
-    for (int i = 0; i < 10000; i++)
-        cr_assert_eq(evb_consumer_next(c, &ev, 1000), 0);
+    df_publish("j", joined, 10000);
+    df_read(c, joined, 10000);
     cr_assert_eq(evb_consumer_commit(c), 0);
     evb_consumer_close(c);
-    struct evb_partition_stat st = stat0("j");
+    struct evb_partition_stat st = df_stat("j");
     cr_expect_leq(st.log_start_offset, joined, "retention removed what 'mid' never read");
     cr_expect_gt(st.log_start_offset, joined - 2000,
                  "log start %llu: what came before 'mid' joined is still held",
                  (unsigned long long)st.log_start_offset);
     mid = named("j", "mid", EVB_START_COMMITTED);
-    cr_assert_eq(evb_consumer_next(mid, &ev, 1000), 0);
-    cr_expect_eq(ev.offset, joined);
-    cr_expect_eq(ev.lost_events, 0u);
+    cr_expect_eq(df_next(mid, joined).lost_events, 0u);
     evb_consumer_close(mid);
 }
 
@@ -163,13 +116,11 @@ Test(retention, a_commit_without_producers_releases_segments)
     create("c", 256 << 10, 0, true);
     evb_consumer *c = named("c", "slow", EVB_START_EARLIEST);
     cr_assert_eq(evb_consumer_commit(c), 0);
-    publish("c", 0, 10000);
-    cr_assert_geq(stat0("c").segments, 9u);
-    evb_event ev;
-    for (int i = 0; i < 5000; i++)
-        cr_assert_eq(evb_consumer_next(c, &ev, 1000), 0);
+    df_publish("c", 0, 10000);
+    cr_assert_geq(df_stat("c").segments, 9u);
+    df_read(c, 0, 5000);
     cr_assert_eq(evb_consumer_commit(c), 0);
-    struct evb_partition_stat st = stat0("c");
+    struct evb_partition_stat st = df_stat("c");
     cr_expect_leq(st.segments, 7u, "%u segments after the commit", st.segments);
     cr_expect_gt(st.log_start_offset, 0u);
     cr_expect_leq(st.log_start_offset, 5000u);
@@ -181,15 +132,15 @@ Test(retention, a_commit_without_producers_releases_segments)
 Test(retention, evb_topic_retain_applies_it_now)
 {
     create("t", 0, 300, false);
-    publish("t", 0, 5000);
-    cr_assert_geq(stat0("t").segments, 4u);
+    df_publish("t", 0, 5000);
+    cr_assert_geq(df_stat("t").segments, 4u);
     nap_ms(500);
-    cr_assert_eq(evb_topic_retain(bus, "t"), 0, "%s", evb_last_error());
-    cr_expect_leq(stat0("t").segments, 2u);
-    cr_expect_eq(evb_topic_retain(bus, "nope"), -ENOENT);
+    cr_assert_eq(evb_topic_retain(df_bus, "t"), 0, "%s", evb_last_error());
+    cr_expect_leq(df_stat("t").segments, 2u);
+    cr_expect_eq(evb_topic_retain(df_bus, "nope"), -ENOENT);
     evb_topic_config tc = {.partitions = 1};
-    cr_assert_eq(evb_topic_create(bus, "mem", &tc), 0);
-    cr_expect_eq(evb_topic_retain(bus, "mem"), -EINVAL);
+    cr_assert_eq(evb_topic_create(df_bus, "mem", &tc), 0);
+    cr_expect_eq(evb_topic_retain(df_bus, "mem"), -EINVAL);
 }
 
 /* A live flusher keeps its partitions; retain leaves them to it. */
@@ -197,8 +148,8 @@ Test(retention, evb_topic_retain_leaves_a_live_flusher_alone)
 {
     create("l", 256 << 10, 0, false);
     evb_producer *p;
-    cr_assert_eq(evb_producer_open(&p, bus, "l", NULL), 0);
-    cr_expect_eq(evb_topic_retain(bus, "l"), 1);
+    cr_assert_eq(evb_producer_open(&p, df_bus, "l", NULL), 0);
+    cr_expect_eq(evb_topic_retain(df_bus, "l"), 1);
     evb_producer_close(p);
-    cr_expect_eq(evb_topic_retain(bus, "l"), 0);
+    cr_expect_eq(evb_topic_retain(df_bus, "l"), 0);
 }

@@ -1,0 +1,45 @@
+/*
+ * durable_fixture.h - what the tests of durable topics through the public
+ * API share (test_retention.c, test_flush_round.c, test_lost_log.c): a bus
+ * with a private data directory per test, a small durable topic, events
+ * that carry their sequence and a checksum, and reading them back in
+ * order. Segment files built by hand are seg_helpers.h's.
+ */
+#ifndef EVB_DURABLE_FIXTURE_H
+#define EVB_DURABLE_FIXTURE_H
+
+#include <stdint.h>
+
+#include "t_helpers.h"
+
+#define DF_VLEN 64u /* bytes of every event's value */
+
+extern evb_bus *df_bus; /* opened by df_setup, closed by df_teardown */
+
+/* Suite .init/.fini: the bus of t_bus_dir() over t_data_dir(), then both
+ * removed. */
+void df_setup(void);
+void df_teardown(void);
+
+/* One partition, 64 KiB ring, 128 KiB segments (about 1000 events each),
+ * events up to 4 KiB, with DURABILITY; callers change what they need. */
+evb_topic_config df_config(uint32_t durability);
+/* evb_topic_create, asserting success. */
+void df_create(const char *topic, const evb_topic_config *tc);
+
+/* Publish to partition 0 through P one event whose value carries SEQ. */
+void df_publish_on(evb_producer *p, uint64_t seq);
+/* Open a producer (blocking without limit), publish N events with
+ * sequences FROM.., wait until they are durable, close. */
+void df_publish(const char *topic, uint64_t from, uint64_t n);
+
+/* evb_partition_stat of partition 0, asserting success. */
+struct evb_partition_stat df_stat(const char *topic);
+
+/* The next event of C within a second: it must have OFFSET, an intact
+ * value and the sequence OFFSET (df_publish's events from 0 on). */
+evb_event df_next(evb_consumer *c, uint64_t offset);
+/* df_next for N events from offset FROM on. */
+void df_read(evb_consumer *c, uint64_t from, uint64_t n);
+
+#endif
