@@ -348,10 +348,12 @@ static int finish(struct evb_ring_producer *p, struct evb_ring_claim *c, uint64_
                                                  memory_order_seq_cst,
                                                  memory_order_relaxed))
         rc = -ECANCELED;
+    EVB_CRASH_POINT("finish.after_cas");
     /* P2: release after the CAS: the claim is resolved; limit scans of
      * others may pass it. A zombie (padded, still writing) keeps pending
      * until here. */
     atomic_store_explicit(&p->slot->pending, EVB_POS_NONE, memory_order_release);
+    EVB_CRASH_POINT("finish.resolved");
     /* D1: second half; seq_cst load after the seq_cst CAS above. */
     if (atomic_load_explicit(&r->hdr->waiters, memory_order_seq_cst))
         evb_ring_wake_waiters(r);
