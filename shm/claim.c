@@ -348,6 +348,12 @@ static int finish(struct evb_ring_producer *p, struct evb_ring_claim *c, uint64_
                                                  memory_order_seq_cst,
                                                  memory_order_relaxed))
         rc = -ECANCELED;
+    /* Statistic, relaxed: publishes nothing. Counted at once, before
+     * anything that can make a syscall, so a process killed after its
+     * abort's CAS has almost surely counted it (bus/stat.c). Commits are
+     * not counted: stat derives them from the tail. */
+    if (!rc && type == EVB_STAMP_PAD)
+        atomic_fetch_add_explicit(&r->hdr->aborted, c->events, memory_order_relaxed);
     EVB_CRASH_POINT("finish.after_cas");
     /* P2: release after the CAS: the claim is resolved; limit scans of
      * others may pass it. A zombie (padded, still writing) keeps pending
@@ -380,19 +386,7 @@ int evb_ring_commit(struct evb_ring_producer *p, struct evb_ring_claim *c)
         q += step;
     }
     EVB_CRASH_POINT("commit.before_stamp");
-    int rc = finish(p, c, EVB_STAMP_DATA);
-    if (!rc) {
-        /* Statistics, single writer: relaxed. */
-        struct evb_producer_slot *s = p->slot;
-        atomic_store_explicit(&s->published,
-                              atomic_load_explicit(&s->published, memory_order_relaxed) +
-                                  c->events, memory_order_relaxed);
-        atomic_store_explicit(&s->published_bytes,
-                              atomic_load_explicit(&s->published_bytes,
-                                                   memory_order_relaxed) + c->len,
-                              memory_order_relaxed);
-    }
-    return rc;
+    return finish(p, c, EVB_STAMP_DATA);
 }
 
 int evb_ring_abort(struct evb_ring_producer *p, struct evb_ring_claim *c)
@@ -401,10 +395,7 @@ int evb_ring_abort(struct evb_ring_producer *p, struct evb_ring_claim *c)
     struct evb_frame *f1 = evb_ring_frame(r, c->data_pos);
     /* The same fields a padder would write for this claim (pad.c). */
     evb_frame_set_claim(f1, c->offset, c->len, (uint16_t)c->events);
-    int rc = finish(p, c, EVB_STAMP_PAD);
-    if (!rc)
-        atomic_fetch_add_explicit(&r->hdr->aborted, c->events, memory_order_relaxed);
-    return rc;
+    return finish(p, c, EVB_STAMP_PAD);
 }
 
 int evb_ring_producer_attach(struct evb_ring_producer *p, struct evb_ring *r,
@@ -432,9 +423,6 @@ int evb_ring_producer_attach(struct evb_ring_producer *p, struct evb_ring *r,
             /* P2: no claim of ours yet. */
             atomic_store_explicit(&s->pending, EVB_POS_NONE, memory_order_release);
             s->producer_id = producer_id;
-            /* Statistics, and only this producer writes them: relaxed. */
-            atomic_store_explicit(&s->published, 0, memory_order_relaxed);
-            atomic_store_explicit(&s->published_bytes, 0, memory_order_relaxed);
             p->slot = s;
             p->slot_idx = i;
             return 0;
@@ -451,10 +439,6 @@ void evb_ring_producer_detach(struct evb_ring_producer *p)
         return;
     /* Relaxed: the P1 release of owner below publishes it. */
     atomic_store_explicit(&p->slot->pending, EVB_POS_NONE, memory_order_relaxed);
-    /* Statistic: keep the count once the slot is gone. */
-    atomic_fetch_add_explicit(&p->r->hdr->published_retired,
-                              atomic_load_explicit(&p->slot->published, memory_order_relaxed),
-                              memory_order_relaxed);
     /* P1: release, our last commit is visible before the slot reads as free. */
     atomic_store_explicit(&p->slot->owner, 0, memory_order_release);
     p->slot = NULL;

@@ -31,13 +31,10 @@ struct hole {
     uint64_t intent_pos;
 };
 
-/* A dead producer's slot was freed: keep its counts. Statistics: relaxed. */
-static void retire(struct evb_ring *r, struct evb_producer_slot *s)
+/* A dead producer's slot was freed. Statistic: relaxed. */
+static void retire(struct evb_ring *r)
 {
     atomic_fetch_add_explicit(&r->hdr->reaped_producers, 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&r->hdr->published_retired,
-                              atomic_load_explicit(&s->published, memory_order_relaxed),
-                              memory_order_relaxed);
 }
 
 struct intent {
@@ -248,7 +245,7 @@ int evb_ring_unblock(struct evb_ring *r, uint64_t pos, uint64_t waited_ns)
         if (atomic_compare_exchange_strong_explicit(&h.slot->owner, &o, 0,
                                                     memory_order_acq_rel,
                                                     memory_order_relaxed))
-            retire(r, h.slot);
+            retire(r);
     }
     /* D1: second half, seq_cst load after the seq_cst pad CAS. */
     if (atomic_load_explicit(&r->hdr->waiters, memory_order_seq_cst))
@@ -369,6 +366,38 @@ void evb_ring_reap_producers(struct evb_ring *r)
         if (atomic_compare_exchange_strong_explicit(&s->owner, &owner, 0,
                                                     memory_order_acq_rel,
                                                     memory_order_relaxed))
-            retire(r, s);
+            retire(r);
     }
+}
+
+/*
+ * Events of the claims below the tail (TAIL_POS, TAIL_OFFSET: one load)
+ * that are still open: made, neither committed nor padded. A statistic
+ * for bus/stat.c, which counts as published every offset below the tail
+ * that is neither aborted nor open. Slots are hostile: an intent outside
+ * the lap below the tail, or whose offsets the tail has not handed out,
+ * counts nothing; a torn one is a claim being made now, above TAIL_POS.
+ */
+uint64_t evb_ring_open_events(struct evb_ring *r, uint64_t tail_pos, uint64_t tail_offset)
+{
+    uint64_t open = 0;
+    for (uint32_t i = 0; i < EVB_RING_PRODUCER_SLOTS; i++) {
+        struct evb_producer_slot *s = &r->pslots[i];
+        /* Relaxed: a hint to skip free slots; read_intent decides. */
+        if (!atomic_load_explicit(&s->owner, memory_order_relaxed))
+            continue;
+        struct intent in;
+        if (!read_intent(s, &in) || in.pos >= tail_pos || tail_pos - in.pos > r->capacity)
+            continue;
+        /* in.pos < tail_pos, so no overflow below. */
+        uint64_t dp = in.pos + in.pad;
+        if (dp >= tail_pos || dp % EVB_FRAME_ALIGN || in.offset >= tail_offset ||
+            in.events > tail_offset - in.offset)
+            continue;
+        /* A1: acquire, as a reader; the data part's stamp decides. */
+        uint64_t st = atomic_load_explicit(&evb_ring_frame(r, dp)->stamp, memory_order_acquire);
+        if (!evb_stamp_is_committed(st, dp))
+            open += in.events;
+    }
+    return open;
 }

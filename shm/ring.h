@@ -164,6 +164,9 @@ int evb_ring_unblock(struct evb_ring *r, uint64_t pos, uint64_t waited_ns);
 int evb_ring_hole_verdict(struct evb_ring *r, uint64_t pos, uint64_t waited_ns);
 /* Free the slots of dead producers whose claims are all resolved. */
 void evb_ring_reap_producers(struct evb_ring *r);
+/* pad.c: events of claims below the tail (TAIL_POS, TAIL_OFFSET) neither
+ * committed nor padded yet; a statistic, each slot read on its own. */
+uint64_t evb_ring_open_events(struct evb_ring *r, uint64_t tail_pos, uint64_t tail_offset);
 
 /* ---- cursor.c: reader slots ---- */
 int evb_ring_slot_take(struct evb_ring *r, uint32_t kind, const char *name,

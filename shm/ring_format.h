@@ -158,7 +158,8 @@ struct evb_ring_hdr {
     _Atomic uint64_t padded_stalled; /* 528: claims of stalled producers padded */
     _Atomic uint64_t reaped_readers; /* 536: dead reader slots freed */
     _Atomic uint64_t reaped_producers; /* 544: dead producer slots freed */
-    _Atomic uint64_t published_retired; /* 552: events of producers now gone */
+    _Atomic uint64_t published_retired; /* 552: not read or written (published is
+                                           derived from the tail, bus/stat.c) */
     _Atomic uint64_t recovered_dropped; /* 560: torn bytes cut off the log at rebuild */
     _Atomic uint64_t retention_unconsumed; /* 568: log bytes retention removed before a
                                               named consumer committed past them */
@@ -183,8 +184,10 @@ struct evb_producer_slot {
     _Atomic uint32_t intent_len; /* 44: aligned data bytes after the pad */
     _Atomic uint32_t intent_events; /* 48: events in the claim */
     uint32_t producer_id;        /* 52: bus-wide id of the owning producer */
-    _Atomic uint64_t published;  /* 56: events committed; statistic */
-    _Atomic uint64_t published_bytes; /* 64: frame bytes committed; statistic */
+    _Atomic uint64_t published;  /* 56: not read or written: a count here
+                                    missed a commit whose producer died
+                                    before updating it (bus/stat.c) */
+    _Atomic uint64_t published_bytes; /* 64: not read or written, as published */
     uint8_t pad_[EVB_LINE - 72];
 };
 

@@ -201,8 +201,17 @@ struct evb_partition_stat {
     uint64_t tail_position;   /**< next position to be claimed */
     uint64_t tail_offset;     /**< next offset to be assigned */
     uint64_t capacity;        /**< ring bytes */
-    uint64_t published;       /**< events committed since the ring was created */
-    uint64_t aborted;         /**< claims padded: evb_abort, dead or stalled producers */
+    uint64_t published;       /**< events committed since the ring was created (or
+                                   rebuilt from disk): every offset handed out since
+                                   then that is neither aborted nor in a claim still
+                                   open, so with no claim open
+                                   published + aborted == tail_offset - the offset
+                                   the ring started at. Exact when producers die at
+                                   any point of a commit; a process killed in the
+                                   instant between padding or aborting a claim and
+                                   counting it in aborted leaves that claim here */
+    uint64_t aborted;         /**< events of claims padded: evb_abort, dead or stalled
+                                   producers */
     uint64_t padded_dead;     /**< of those, holes of dead producers */
     uint64_t padded_stalled;  /**< of those, claims of live producers stalled past stall_ms */
     uint64_t reaped_readers;  /**< dead readers whose slots were freed */

@@ -31,11 +31,12 @@ Test(ring_claim, moves_position_and_offset_together)
     cr_expect_eq(pos, 64);
     cr_expect_eq(off, 1);
     cr_expect_eq(TR_LD(p.slot->pending), 0, "a claim is pending until committed");
+    cr_expect_eq(evb_ring_open_events(&r, pos, off), 1, "and open");
     tr_fill(&r, &c);
     cr_assert_eq(evb_ring_commit(&p, &c), 0);
     cr_expect_eq(tr_stamp_at(&r, 0), 0 | EVB_STAMP_DATA);
     cr_expect_eq(TR_LD(p.slot->pending), EVB_POS_NONE);
-    cr_expect_eq(TR_LD(p.slot->published), 1);
+    cr_expect_eq(evb_ring_open_events(&r, pos, off), 0, "a committed claim is not open");
     evb_ring_producer_detach(&p);
     evb_ring_close(&r);
 }
@@ -350,7 +351,7 @@ Test(ring_claim, commit_returns_ecanceled_when_a_pad_won)
     cr_expect_eq(evb_ring_commit(&p, &c), -ECANCELED);
     cr_expect_eq(tr_stamp_at(&r, 0), 0 | EVB_STAMP_PAD, "the pad stands");
     cr_expect_eq(TR_LD(p.slot->pending), EVB_POS_NONE);
-    cr_expect_eq(TR_LD(p.slot->published), 0);
+    cr_expect_eq(evb_ring_open_events(&r, 2 * 64, 2), 0, "a padded claim is not open");
     cr_expect_eq(TR_LD(r.hdr->aborted), 2);
     cr_expect_eq(TR_LD(r.hdr->padded_stalled), 1);
 

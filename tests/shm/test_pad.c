@@ -227,14 +227,51 @@ Test(ring_pad, reap_frees_dead_slots_whose_claims_are_resolved)
     uint64_t live = tr_owner_live();
     tr_intent(&r, 6, live, 128, 2, 0, 64, 1);
     tr_set_tail(&r, 192, 3);
-    TR_ST(r.pslots[5].published, 40);
+    /* Open: the dead hole and the live claim; the committed one is not. */
+    cr_expect_eq(evb_ring_open_events(&r, 192, 3), 2);
     evb_ring_reap_producers(&r);
     cr_expect_eq(TR_LD(r.pslots[3].owner), dead);
     cr_expect_eq(TR_LD(r.pslots[4].owner), 0);
     cr_expect_eq(TR_LD(r.pslots[5].owner), 0);
     cr_expect_eq(TR_LD(r.pslots[6].owner), live);
     cr_expect_eq(TR_LD(r.hdr->reaped_producers), 2);
-    cr_expect_eq(TR_LD(r.hdr->published_retired), 40, "a freed slot keeps its count");
+    cr_expect_eq(evb_ring_open_events(&r, 192, 3), 2, "reaping changed what is open");
+    evb_ring_close(&r);
+}
+
+/* The open claims the published statistic subtracts (bus/stat.c): only
+ * intents the tail explains count, so hostile slots cannot make published
+ * wrap. Tail (256, 4); each slot below is checked alone. */
+Test(ring_pad, open_events_count_only_claims_below_the_tail)
+{
+    struct evb_ring r;
+    tr_ring(&r, NULL);
+    uint64_t live = tr_owner_live();
+    tr_set_tail(&r, 256, 4);
+    struct {
+        uint64_t pos, offset;
+        uint32_t pad, events;
+        uint64_t open;
+        const char *what;
+    } cases[] = {
+        {192, 3, 0, 1, 1, "an open claim below the tail"},
+        {128, 2, 0, 2, 2, "two events, both handed out"},
+        {64, 1, 64, 1, 1, "an end pad first, its data part open"},
+        {256, 4, 0, 1, 0, "at the tail: not made yet"},
+        {192, 4, 0, 1, 0, "an offset the tail has not handed out"},
+        {192, 3, 0, 7, 0, "more events than the tail has handed out"},
+        {196, 3, 0, 1, 0, "misaligned"},
+        {192, 3, 96, 1, 0, "its data part past the tail"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        tr_intent(&r, 7, live, cases[i].pos, cases[i].offset, cases[i].pad, 64,
+                  cases[i].events);
+        cr_expect_eq(evb_ring_open_events(&r, 256, 4), cases[i].open, "%s", cases[i].what);
+        TR_ST(r.pslots[7].owner, 0);
+    }
+    /* A lapped intent: the tail one lap and more past it. */
+    tr_intent(&r, 7, live, 0, 0, 0, 64, 1);
+    cr_expect_eq(evb_ring_open_events(&r, r.capacity + 64, 4), 0, "a lapped claim");
     evb_ring_close(&r);
 }
 
