@@ -37,13 +37,13 @@
  *       flusher to sync now rather than at flush_ms; one left by a killed
  *       waiter makes it sync more often, nothing worse. Acquire loads of durable (a
  *       waiter's spin, a takeover, the orphan check) pair with the store.
- *   E1  flush_error rides on S2: the flusher stores it (relaxed) just
- *       before evb_flush_publish_durable()'s release bump of sync_bell; a
- *       waiter loads it (relaxed) after its acquire load of the bell, so it
- *       sees an error stored before any bump it read, and a bump after its
- *       read ends its sleep so it looks again. evb_flush_fail() bumps
- *       flush_bell (release) after it too, for producers blocked on a
- *       full ring, who load the error (relaxed) after that bell's acquire. A new flusher clears it
+ *   E1  flush_error rides on the bells: evb_flush_tell() (durable_wait.c,
+ *       the one place that sets an error) stores it (relaxed), then bumps
+ *       sync_bell and flush_bell (release). A sync waiter loads it
+ *       (relaxed) after its acquire load of sync_bell, a producer blocked
+ *       on a full ring after its acquire load of flush_bell, so each sees
+ *       an error stored before any bump it read, and a bump after its read
+ *       ends its sleep so it looks again. A new flusher clears it
  *       (relaxed) at takeover, before it publishes anything.
  *   G1  the log start before the files go (retention.c): log_start_offset
  *       then log_start_pos are stored before the segments below are

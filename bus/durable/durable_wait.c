@@ -81,18 +81,25 @@ void evb_flush_publish_durable(struct evb_ring *r, uint64_t pos)
     evb_bell_ring(&h->sync_bell);
 }
 
+void evb_flush_tell(struct evb_ring_hdr *h, int err)
+{
+    /* E1: relaxed store, published by the two release bumps after it:
+     * sync_bell for sync waiters, flush_bell for producers blocked on a
+     * full ring (producer.c); each loads the error (relaxed) after its
+     * acquire load of its bell, so it sees an error stored before any bump
+     * it read, and a bump after its read ends its sleep. */
+    atomic_store_explicit(&h->flush_error, err, memory_order_relaxed);
+    evb_bell_ring(&h->sync_bell);
+    evb_bell_ring(&h->flush_bell);
+}
+
 void evb_flush_fail(struct fpart *fp, int err)
 {
     fp->failed = err;
-    /* E1: relaxed; published by the release bump of sync_bell in
-     * evb_flush_publish_durable() below, which also wakes the waiters. */
-    atomic_store_explicit(&fp->r->hdr->flush_error, err, memory_order_relaxed);
-    evb_flush_publish_durable(fp->r, fp->synced);
-    /* Producers blocked on a full ring sleep on flush_bell (producer.c)
-     * and give up on a flush error: wake them now rather than at their
-     * next timed look. E1: release bump after the relaxed store above;
-     * pairs with the producer's acquire load of the bell. */
-    evb_bell_ring(&fp->r->hdr->flush_bell);
+    /* S2: seq_cst store of durable as in evb_flush_publish_durable(); its
+     * bell is rung by evb_flush_tell() with the error's. */
+    atomic_store_explicit(&fp->r->hdr->durable, fp->synced, memory_order_seq_cst);
+    evb_flush_tell(fp->r->hdr, err);
 }
 
 /* A durable word at or past a waiter's target is believed only if it can

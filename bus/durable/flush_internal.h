@@ -115,7 +115,11 @@ static inline bool evb_flush_stopping(struct evb_flush *fl)
 
 /* durable_wait.c: store durable and wake sync waiters (S2). */
 void evb_flush_publish_durable(struct evb_ring *r, uint64_t pos);
-/* durable_wait.c: FP failed with ERR (sticky): tell the waiters. */
+/* durable_wait.c: store ERR as the partition's flush error and ring
+ * sync_bell and flush_bell (E1), so sync waiters and producers blocked on
+ * a full ring see it now: the one place that tells them. */
+void evb_flush_tell(struct evb_ring_hdr *h, int err);
+/* durable_wait.c: FP failed with ERR (sticky): publish durable, tell. */
 void evb_flush_fail(struct fpart *fp, int err);
 
 /* durable_wait.c: -EBADMSG (message set) unless FLUSHED and DURABLE, as

@@ -124,10 +124,7 @@ static void lock_failed(struct fpart *fp, int err)
     uint64_t fo = atomic_load_explicit(&h->flusher, memory_order_relaxed);
     if (fo && evb_proc_alive(fo))
         return;
-    /* E1: relaxed; published by the release bumps of the bells below. */
-    atomic_store_explicit(&h->flush_error, err, memory_order_relaxed);
-    evb_bell_ring(&h->sync_bell);
-    evb_bell_ring(&h->flush_bell);
+    evb_flush_tell(h, err);
 }
 
 bool evb_flush_take(struct evb_flush *fl, struct fpart *fp, uint64_t now)
@@ -153,11 +150,9 @@ bool evb_flush_take(struct evb_flush *fl, struct fpart *fp, uint64_t now)
     int bad = evb_flush_check_words(fp->r, fp->written, fp->synced, fl->cfg.segment_bytes);
     if (bad) {
         fp->failed = bad;
-        /* E1: relaxed; published by the sync bell below. The words are
-         * left as found: they are the evidence. */
-        atomic_store_explicit(&h->flush_error, bad, memory_order_relaxed);
-        evb_bell_ring(&h->sync_bell);
-        evb_bell_ring(&h->flush_bell);
+        /* Not evb_flush_fail: durable is not ours to publish. The words
+         * are left as found: they are the evidence. */
+        evb_flush_tell(h, bad);
         evb_flush_release(fp);
         return false;
     }
