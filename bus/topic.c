@@ -514,7 +514,8 @@ EVB_EXPORT int evb_partition_damage(evb_bus *bus, const char *topic, uint32_t pa
         *out = (evb_damage){.ranges = d.ranges, .bytes = d.bytes,
                             .first_position = d.first_pos, .checked_bytes = d.checked_bytes,
                             .mark = d.mark, .unchecked_cut_bytes = d.cut_bytes,
-                            .unchecked_cut_position = d.cut_pos};
+                            .unchecked_cut_position = d.cut_pos,
+                            .skipped_offsets = d.skipped_offsets};
     return rc;
 }
 

@@ -128,6 +128,10 @@ static void warn_mark(const struct evb_topic_info *ti, uint32_t p, const evb_dam
             "without it; %s cut as a torn tail from position %llu (may have been synced "
             "events)\n", ti->name, p, mark_name(d->mark), cut,
             (unsigned long long)d->unchecked_cut_position);
+    if (d->skipped_offsets)
+        fprintf(stderr, "evbus info: topic %s partition %u: %llu offsets skipped after that "
+                "cut, so none it may have held is handed out again\n", ti->name, p,
+                (unsigned long long)d->skipped_offsets);
 }
 
 static void print_disk(const struct evb_topic_info *ti, const struct evb_partition_stat *ps,
@@ -164,9 +168,10 @@ static void print_disk(const struct evb_topic_info *ti, const struct evb_partiti
         printf("%-9u  %s\n", p, d);
         if (dmg[p].mark != EVB_MARK_OK || dmg[p].unchecked_cut_bytes)
             printf("%-9u  durable mark %s; %llu bytes cut as a torn tail without it, from "
-                   "position %llu\n", p, mark_name(dmg[p].mark),
-                   (unsigned long long)dmg[p].unchecked_cut_bytes,
-                   (unsigned long long)dmg[p].unchecked_cut_position);
+                   "position %llu; %llu offsets skipped after it (never reused)\n", p,
+                   mark_name(dmg[p].mark), (unsigned long long)dmg[p].unchecked_cut_bytes,
+                   (unsigned long long)dmg[p].unchecked_cut_position,
+                   (unsigned long long)dmg[p].skipped_offsets);
         warn_mark(ti, p, &dmg[p]);
     }
     if (damaged)
@@ -215,7 +220,8 @@ static json_t *damage_json(const evb_damage *d, bool verify)
         (json_object_set_new(o, "mark", json_string(mark_name(d->mark))) < 0 ||
          json_object_set_new(o, "unchecked_cut_bytes", cli_json_u64(d->unchecked_cut_bytes)) < 0 ||
          json_object_set_new(o, "unchecked_cut_position",
-                             cli_json_u64(d->unchecked_cut_position)) < 0)) {
+                             cli_json_u64(d->unchecked_cut_position)) < 0 ||
+         json_object_set_new(o, "skipped_offsets", cli_json_u64(d->skipped_offsets)) < 0)) {
         json_decref(o);
         o = NULL;
     }

@@ -20,7 +20,8 @@
  * older than what was synced, never newer, which only makes recovery treat
  * more of the tail as possibly torn. A mark that fails its checks (torn
  * write, another version) is ignored as if absent: recovery then takes
- * only the bytes after the last valid frame as the torn tail. Integers in
+ * only the bytes after the last valid frame as the torn tail, and skips
+ * every offset they could have held (recover.c, unbounded_skip). Integers in
  * host order, as in the log. Bump EVB_MARK_VERSION on any change.
  *
  * start_pos is moved by retention (retention.c) before it removes a
@@ -79,15 +80,16 @@ static_assert(sizeof(struct evb_mark) == EVB_MARK_BYTES, "mark size");
  *   40  mark: EVB_SEG_MARK_* the durable mark was in, 4 bytes; 4 bytes zero
  *   48  cut_bytes: bytes cut as a torn tail while the mark was not OK
  *   56  cut_pos: where that cut started
- *   64  crc32c of bytes 0..63, 4 bytes; 4 bytes zero
- *   72
- * A mark that was not OK and what was cut then are kept by later
- * recoveries (the mark is rewritten meanwhile): remove the file to
- * acknowledge them.
+ *   64  skipped: offsets voided after that cut, so none is reused
+ *   72  crc32c of bytes 0..71, 4 bytes; 4 bytes zero
+ *   80
+ * A mark that was not OK, what was cut then and the offsets skipped are
+ * kept by later recoveries (the mark is rewritten meanwhile): remove the
+ * file to acknowledge them.
  */
 #define EVB_DAMAGE_MAGIC 0x31304745444d4256ull /* "VBMDEG01": any fixed word */
-#define EVB_DAMAGE_VERSION 2u
-#define EVB_DAMAGE_BYTES 72u
+#define EVB_DAMAGE_VERSION 3u
+#define EVB_DAMAGE_BYTES 80u
 #define EVB_DAMAGE_NAME "damage.found"
 #define EVB_DAMAGE_FORMAT_WORD ((uint64_t)EVB_DAMAGE_VERSION << 32 | EVB_DAMAGE_BYTES)
 
@@ -101,11 +103,12 @@ struct evb_damage_rec {
     uint32_t pad;       /* 44: 0 */
     uint64_t cut_bytes; /* 48 */
     uint64_t cut_pos;   /* 56 */
-    uint32_t crc;       /* 64: crc32c of bytes [0, 64) */
-    uint32_t zero;      /* 68: 0 */
+    uint64_t skipped;   /* 64: offsets voided after the cut */
+    uint32_t crc;       /* 72: crc32c of bytes [0, 72) */
+    uint32_t zero;      /* 76: 0 */
 };
 
-static_assert(offsetof(struct evb_damage_rec, crc) == 64, "damage ABI moved: bump version");
+static_assert(offsetof(struct evb_damage_rec, crc) == 72, "damage ABI moved: bump version");
 static_assert(sizeof(struct evb_damage_rec) == EVB_DAMAGE_BYTES, "damage record size");
 
 #endif

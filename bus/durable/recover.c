@@ -4,6 +4,8 @@
  * of the durable mark (mark.c) and the end of the last valid frame on disk.
  * The torn tail is cut (zeroed and synced), later segments and index
  * entries removed; damage below the end is counted and kept, never cut.
+ * A cut no mark bounded may have taken back offsets already handed out:
+ * pads written at the end skip every one it could have held.
  * Run under the partition's flush lock; restore.c turns the result into
  * ring positions.
  */
@@ -199,6 +201,103 @@ static int remove_segment(const char *dir, uint64_t base, uint64_t *dropped)
     if (unlink(path) < 0)
         return evb_err_set(-errno, "%s: %s", path, strerror(errno));
     return 0;
+}
+
+/*
+ * Offsets that a cut without a mark may have taken back. Such a cut may
+ * have dropped synced events whose offsets producers were given, and
+ * nothing left says how many: the bytes were damaged or zeroed. What
+ * bounds them is where the log could have reached: a segment file is made
+ * before anything is written into it, so no frame ever lay at or past
+ * the end of the newest segment file there was (TOP, taken before the cut
+ * removed any), and every event's frame takes at least EVB_FRAME_HDR
+ * bytes (a pad voids the events of a claim that reserved as many). So at
+ * most (TOP - END) / EVB_FRAME_HDR offsets were handed out past END, and
+ * skipping that many makes reuse impossible. Events that were only ever
+ * in the ring (tmpfs lost, never written) are not counted: their bytes
+ * never reached the disk, as with a mark, where a cut past it is a torn
+ * tail whose events were never acknowledged durable.
+ */
+static uint64_t unbounded_skip(uint64_t top, uint64_t end_pos)
+{
+    return top > end_pos ? (top - end_pos + EVB_FRAME_HDR - 1) / EVB_FRAME_HDR : 0;
+}
+
+/*
+ * Write pads at POS that void VOID offsets from OFF on, so the log itself
+ * says that they were skipped: a reader walking over them finds the
+ * offsets it expects, and a later recovery finds the end after them. A
+ * pad carrying an offset takes EVB_FRAME_HDR bytes and voids at most
+ * UINT16_MAX events; where less than a header is left before a ring end a
+ * stamp-only pad fills it (a segment end is a ring end). Each segment
+ * file written is synced; one missing is made with MODE. *END gets the
+ * position after the pads.
+ */
+static int write_pads(const char *dir, const struct evb_seg_geom *g, uint32_t mode,
+                      uint64_t pos, uint64_t off, uint64_t nvoid, uint64_t *end)
+{
+    int fd = -1, rc = 0;
+    uint64_t fd_base = UINT64_MAX;
+    char path[PATH_MAX];
+    while (nvoid && !rc) {
+        uint64_t base = pos - pos % g->segment_bytes;
+        if (base != fd_base) {
+            if (fd >= 0 && fdatasync(fd) < 0)
+                rc = evb_err_set(-errno, "%s: fdatasync: %s", path, strerror(errno));
+            if (fd >= 0)
+                close(fd);
+            fd = -1;
+            if (rc || (rc = evb_seg_path(path, sizeof path, dir, base, "log")))
+                break;
+            fd = evb_seg_create(dir, base, g->segment_bytes, false, mode);
+            if (fd < 0) {
+                rc = fd;
+                break;
+            }
+            fd_base = base;
+        }
+        uint64_t room = g->capacity - (pos & (g->capacity - 1));
+        uint8_t hdr[EVB_FRAME_HDR] = {0};
+        uint64_t stamp = pos | EVB_STAMP_PAD;
+        memcpy(hdr + offsetof(struct evb_frame, stamp), &stamp, sizeof stamp);
+        size_t len = sizeof stamp;
+        uint64_t n = 0;
+        if (room >= EVB_FRAME_HDR) {
+            uint32_t skip = EVB_FRAME_HDR;
+            n = nvoid < UINT16_MAX ? nvoid : UINT16_MAX;
+            uint16_t ev = (uint16_t)n;
+            memcpy(hdr + offsetof(struct evb_frame, offset), &off, sizeof off);
+            memcpy(hdr + offsetof(struct evb_frame, claim_len), &skip, sizeof skip);
+            memcpy(hdr + offsetof(struct evb_frame, claim_events), &ev, sizeof ev);
+            len = EVB_FRAME_HDR;
+            room = EVB_FRAME_HDR;
+        }
+        rc = evb_seg_write_at(fd, hdr, len, (off_t)(pos - base));
+        if (rc)
+            evb_err_set(rc, "%s: %s", path, strerror(-rc));
+        pos += room;
+        off += n;
+        nvoid -= n;
+    }
+    if (fd >= 0) {
+        if (!rc && fdatasync(fd) < 0)
+            rc = evb_err_set(-errno, "%s: fdatasync: %s", path, strerror(errno));
+        close(fd);
+    }
+    *end = pos;
+    return rc;
+}
+
+/* The mode of segment BASE's file, for a segment recovery has to make:
+ * the topic's, as the flusher gave it. */
+static uint32_t seg_mode(const char *dir, uint64_t base)
+{
+    char path[PATH_MAX];
+    struct stat st;
+    if (evb_seg_path(path, sizeof path, dir, base, "log") ||
+        fstatat(AT_FDCWD, path, &st, AT_SYMLINK_NOFOLLOW) < 0)
+        return 0600;
+    return (uint32_t)st.st_mode & 07777;
 }
 
 /* The size of segment BASE in DIR: -ENOENT missing. */
@@ -403,10 +502,29 @@ int evb_seg_recover(const char *dir, const struct evb_seg_geom *g, uint64_t hint
     uint64_t first = EVB_SEG_NO_OFFSET;
     if (!rc && have_end_seg && !(rc = evb_seg_path(path, sizeof path, dir, end_base, "log")))
         rc = cut_tail(path, end_pos - end_base, true, &dropped);
+    /* A cut no mark bounded: skip every offset it may have taken back
+     * (unbounded_skip), in pads written at the end, so that the log says
+     * so itself and a reader crossing them finds the offsets it expects. */
+    uint64_t nvoid = 0, pads_end = end_pos;
+    if (!rc && !mark && dropped) {
+        /* The newest file of the run that follows on from the end
+         * without a gap: the flusher makes them one after the other, so
+         * a file past a gap is no evidence of writing (a planted name
+         * must not make the skip, and the pads, arbitrarily long). */
+        uint64_t top = end_base + g->segment_bytes;
+        for (size_t j = 0; j < n; j++)
+            if (bases[j] == top)
+                top += g->segment_bytes;
+        nvoid = unbounded_skip(top, end_pos);
+        if (nvoid)
+            rc = write_pads(dir, g, seg_mode(dir, bases[0]), end_pos, end_off, nvoid,
+                            &pads_end);
+        have_end_seg = have_end_seg || (nvoid && !rc);
+    }
     if (!rc && have_end_seg) {
         struct seg_scan e;
         if (end_pos == end_base)
-            first = end_off; /* what the next frame written at the base gets */
+            first = end_off; /* what the first frame at the base has */
         else if (scan_segment(&s, dir, g, end_base, &e, NULL) == 0)
             first = e.first_off;
         rc = evb_idx_cut(dir, end_base, end_pos, first);
@@ -440,6 +558,19 @@ int evb_seg_recover(const char *dir, const struct evb_seg_geom *g, uint64_t hint
         }
         r.dropped_bytes = dropped;
         r.segments = (uint32_t)kept;
+        if (nvoid) {
+            /* The log now ends after the pads, every offset they void
+             * skipped; pads past the kept segments made new files. */
+            r.end_pos = pads_end;
+            r.end_offset = end_off + nvoid;
+            r.skipped_offsets = nvoid;
+            uint64_t *now;
+            size_t nn;
+            if (evb_seg_list(dir, &now, &nn) == 0) {
+                r.segments = (uint32_t)nn;
+                free(now);
+            }
+        }
         *out = r;
     }
     free(bases);

@@ -271,6 +271,9 @@ struct evb_seg_recovery {
     uint64_t cut_bytes;     /* dropped_bytes when the mark was not OK: a
                                cut no mark bounded, maybe synced events */
     uint64_t cut_pos;       /* where that cut started */
+    uint64_t skipped_offsets; /* offsets voided by pads written at the old
+                                 end after such a cut, so none it may have
+                                 taken back is handed out again */
 };
 
 /* Find where the log of DIR ends and cut the torn tail after it.
@@ -292,7 +295,13 @@ struct evb_seg_recovery {
  * the walked segment, a gap up to the mark, segments missing between the
  * oldest and the end are counted in damaged* and left for readers to
  * report (evb_seg_read) or skip. The offsets past the end are never below
- * one found on disk or in the mark, so none is handed out twice.
+ * one found on disk or in the mark, so none is handed out twice. Without
+ * a valid mark a cut is unbounded (it may have dropped synced events whose
+ * offsets were handed out): every offset the cut range could have held
+ * (one per EVB_FRAME_HDR bytes up to the end of the newest segment file
+ * that follows on from the end) is then skipped, in pads written at the
+ * end and synced, the end moved past them; skipped_offsets says how many
+ * and cut_bytes what was cut.
  * start_offset is the oldest segment's first valid frame's offset (its
  * index's base offset when its first frame is damaged). No segment: all
  * zero but the mark. The caller holds the partition's flush lock. -ENOENT
@@ -319,6 +328,7 @@ struct evb_seg_damage {
     uint32_t mark;          /* EVB_SEG_MARK_* found by a recovery */
     uint64_t cut_bytes;     /* cut without a mark to bound it, at cut_pos */
     uint64_t cut_pos;
+    uint64_t skipped_offsets; /* voided after that cut (never reused) */
 };
 
 /* Record in DIR what recovery R found damaged (remove the record when

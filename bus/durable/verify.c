@@ -32,14 +32,17 @@ void evb_seg_damage_note(const char *dir, const struct evb_seg_recovery *r, uint
     struct evb_damage_rec d = {.magic = EVB_DAMAGE_MAGIC, .format = EVB_DAMAGE_FORMAT_WORD,
                                .ranges = r->damaged, .bytes = r->damaged_bytes,
                                .first_pos = r->damaged_pos, .mark = r->mark,
-                               .cut_bytes = r->cut_bytes, .cut_pos = r->cut_pos};
-    /* A bad mark and an unbounded cut are found once (the mark is written
-     * again soon after): an earlier report of them stays. */
+                               .cut_bytes = r->cut_bytes, .cut_pos = r->cut_pos,
+                               .skipped = r->skipped_offsets};
+    /* A bad mark, an unbounded cut and the offsets skipped after it are
+     * found once (the mark is written again soon after, the pads are the
+     * log's): an earlier report of them stays. */
     struct evb_seg_damage old;
     if (d.mark == EVB_SEG_MARK_OK && !d.cut_bytes && evb_seg_damage_read(dir, &old) == 0) {
         d.mark = old.mark;
         d.cut_bytes = old.cut_bytes;
         d.cut_pos = old.cut_pos;
+        d.skipped = old.skipped_offsets;
     }
     if (!d.ranges && d.mark == EVB_SEG_MARK_OK && !d.cut_bytes) {
         (void)unlink(path);
@@ -78,6 +81,7 @@ int evb_seg_damage_read(const char *dir, struct evb_seg_damage *out)
     out->first_pos = d.first_pos;
     out->mark = d.mark;
     out->cut_bytes = d.cut_bytes;
+    out->skipped_offsets = d.skipped;
     out->cut_pos = d.cut_pos;
     return 0;
 }

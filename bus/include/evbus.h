@@ -472,6 +472,10 @@ typedef struct evb_damage {
                                           valid mark to bound them (they may have
                                           held synced events) */
     uint64_t unchecked_cut_position; /**< where that cut started */
+    uint64_t skipped_offsets; /**< offsets a rebuild skipped after such a cut
+                                   (voided by pads at the log end): that cut
+                                   may have taken back offsets already handed
+                                   out, and none is ever handed out twice */
 } evb_damage;
 
 /** evb_damage.mark: the partition's durable mark (which tells a torn tail

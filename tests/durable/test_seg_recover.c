@@ -46,6 +46,8 @@ Test(seg_recover, garbage_after_the_end_is_counted_and_zeroed)
         junk[i] = (uint8_t)next_rand();
     junk[sizeof junk - 1] |= 1;
     patch_seg(lg.pos, junk, sizeof junk);
+    /* A mark (behind, as marks may be) bounds the cut: a torn tail. */
+    cr_assert_eq(evb_seg_mark_durable(dir, 0, 0, 0644), 0);
     struct evb_seg_recovery rec = recover_ok();
     cr_expect_eq(rec.end_pos, lg.pos);
     cr_expect_eq(rec.end_offset, lg.offset);
@@ -69,6 +71,7 @@ Test(seg_recover, torn_last_frame_moves_the_end_back)
     for (size_t i = 0; i < sizeof junk; i++)
         junk[i] = (uint8_t)next_rand();
     patch_seg(r->pos + 16, junk, sizeof junk);
+    cr_assert_eq(evb_seg_mark_durable(dir, 0, 0, 0644), 0);
     uint8_t seg[SEG];
     read_seg(2 * SEG, seg);
     uint64_t want = tail_bytes(seg, r->pos - 2 * SEG);
@@ -145,6 +148,7 @@ Test(seg_recover, newest_segment_after_a_torn_one_is_removed)
     uint8_t seg[SEG];
     read_seg(SEG, seg);
     uint64_t want = tail_bytes(seg, r->pos - SEG) + 5000;
+    cr_assert_eq(evb_seg_mark_durable(dir, 0, 0, 0644), 0);
     struct evb_seg_recovery rec = recover_ok();
     cr_expect_eq(rec.end_pos, r->pos);
     cr_expect_eq(rec.end_offset, r->offset);
@@ -153,3 +157,56 @@ Test(seg_recover, newest_segment_after_a_torn_one_is_removed)
     cr_expect(!exists(2 * SEG, "log"));
     cr_expect(exists(SEG, "idx"));
 }
+
+/* The same torn last frame without a mark: the cut may have taken back
+ * synced events, so every offset it could have held is skipped, by pads
+ * written at the old end (at most one offset per EVB_FRAME_HDR bytes up to
+ * the end of the newest segment file). A strict reader crosses them and
+ * ends at the offset recovery hands out next; a second recovery finds
+ * the same end and cuts nothing. */
+static void torn_without_mark(bool remove_newest)
+{
+    build(2 * SEG + SEG / 2);
+    write_segments(3);
+    const struct rec *r = &lg.fr[lg.nfr - 1];
+    while (!r->data)
+        r--;
+    uint8_t junk[40];
+    for (size_t i = 0; i < sizeof junk; i++)
+        junk[i] = (uint8_t)(next_rand() | 1);
+    patch_seg(r->pos + 16, junk, sizeof junk);
+    uint64_t top = 3 * SEG;
+    if (remove_newest) {
+        /* A segment after the end holding no valid frame: removed, yet it
+         * was evidence of how far the log could have reached. */
+        uint8_t more[SEG];
+        memset(more, 0, sizeof more);
+        memset(more + 100, 0x5a, 300);
+        write_raw(3 * SEG, more);
+        top = 4 * SEG;
+    }
+    struct evb_seg_recovery rec = recover_ok();
+    uint64_t skip = (top - r->pos + EVB_FRAME_HDR - 1) / EVB_FRAME_HDR;
+    cr_expect_eq(rec.mark, EVB_SEG_MARK_MISSING);
+    cr_expect_gt(rec.cut_bytes, 0);
+    cr_expect_eq(rec.cut_pos, r->pos);
+    cr_expect_eq(rec.skipped_offsets, skip);
+    cr_expect_eq(rec.end_offset, r->offset + skip);
+    cr_expect_eq(rec.end_pos, r->pos + EVB_FRAME_HDR * ((skip + UINT16_MAX - 1) / UINT16_MAX));
+    cr_expect_eq(rec.segments, 3);
+    cr_expect(!exists(3 * SEG, "log"));
+    size_t n;
+    struct evb_seg_reader sr;
+    cr_expect_eq(read_all(0, rec.end_pos, &n, &sr), -EAGAIN, "%s", evb_last_error());
+    cr_expect_eq(n, events_below(r->pos));
+    cr_expect_eq(sr.offset, rec.end_offset);
+    evb_seg_reader_close(&sr);
+    struct evb_seg_recovery again = recover_ok();
+    cr_expect_eq(again.end_pos, rec.end_pos);
+    cr_expect_eq(again.end_offset, rec.end_offset);
+    cr_expect_eq(again.dropped_bytes, 0);
+    cr_expect_eq(again.skipped_offsets, 0);
+}
+
+Test(seg_recover, torn_last_frame_without_a_mark_skips_offsets) { torn_without_mark(false); }
+Test(seg_recover, removed_segment_without_a_mark_counts_in_the_skip) { torn_without_mark(true); }
