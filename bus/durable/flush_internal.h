@@ -70,6 +70,8 @@ struct fpart {
     uint64_t woff;            /* and its offset in that file */
     uint64_t cover, cover_blk; /* O_DIRECT: start of the frame that covers block cover_blk */
     int failed;               /* sticky: corrupt ring or I/O error */
+    bool mark_noted;          /* a mark that could not be written is in
+                                 damage.found already (flush_round.c) */
     uint64_t reserved;        /* the segment's disk is reserved below this position */
     /* The next segment, built ahead by a helper thread so that the switch
      * costs no zero-filling in the flush path; the same thread reserves

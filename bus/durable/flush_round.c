@@ -8,12 +8,14 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "err.h"
 #include "frame.h"
 #include "flush_internal.h"
+#include "mark_format.h"
 
 /* io_uring user_data: partition index << 1 | 1 for the fdatasync. */
 #define OP_SYNC 1u
@@ -193,6 +195,38 @@ bool evb_flush_prepare(struct evb_flush *fl, struct fpart *fp, uint64_t now)
     return true;
 }
 
+/*
+ * The mark could not be written (EIO, ENOSPC, EACCES, a directory planted
+ * at its name): the events are synced all the same, so producers and
+ * sync waiters are not failed for it. What must not happen is a rebuild
+ * trusting the older mark left there as the end of what was synced: it
+ * would cut damaged synced frames past it as a torn tail and hand their
+ * offsets out again. So the old mark is removed; without a valid one a
+ * rebuild treats its cut as unbounded, reports it and skips the offsets
+ * (recover.c). Where it cannot be removed and still reads as valid, the
+ * partition fails as a write error would (flush_error): syncing on would
+ * promise what a rebuild cannot keep. Either way the partition's damage
+ * report says, once, that its mark is not being kept (`evbus info`).
+ */
+static void mark_failed(struct evb_flush *fl, struct fpart *fp, int err)
+{
+    char path[PATH_MAX + 16];
+    struct evb_seg_mark m;
+    snprintf(path, sizeof path, "%s/" EVB_MARK_NAME, fp->dir);
+    (void)unlink(path); /* a regular file or a symlink itself; nothing else */
+    int state = evb_seg_mark_load(fp->dir, &m);
+    if (!fp->mark_noted) {
+        fp->mark_noted = true;
+        evb_seg_damage_mark(fp->dir, state == EVB_SEG_MARK_OK ? EVB_SEG_MARK_INVALID : state,
+                            fl->cfg.file_mode);
+    }
+    if (state == EVB_SEG_MARK_OK)
+        evb_flush_fail(fp, evb_err_set(err, "partition %u: %s cannot be written (%s) nor "
+                                       "removed: a rebuild would take its older position for "
+                                       "the synced end; flushing stopped", fp->part, path,
+                                       strerror(-err)));
+}
+
 static void complete(struct evb_flush *fl, struct fpart *fp, uint64_t now)
 {
     fp->busy = false;
@@ -241,8 +275,12 @@ static void complete(struct evb_flush *fl, struct fpart *fp, uint64_t now)
             evb_flush_publish_durable(fp->r, fp->synced);
             /* The durable mark tells recovery what cannot be a torn tail
              * (recover.c); written after the sync, so never ahead of it. */
-            if (fp->walk_offset_at == fp->synced)
-                evb_seg_mark_durable(fp->dir, fp->synced, fp->walk_offset, fl->cfg.file_mode);
+            if (fp->walk_offset_at == fp->synced) {
+                int rc = evb_seg_mark_durable(fp->dir, fp->synced, fp->walk_offset,
+                                              fl->cfg.file_mode);
+                if (rc)
+                    mark_failed(fl, fp, rc);
+            }
         } else if (fp->sres < 0 && fp->sres != -ECANCELED) {
             evb_flush_fail(fp, evb_err_set(fp->sres, "partition %u: fdatasync: %s", fp->part,
                                       strerror(-fp->sres)));

@@ -334,6 +334,10 @@ struct evb_seg_damage {
 /* Record in DIR what recovery R found damaged (remove the record when
  * nothing): a report for `evbus info`, failures ignored. */
 void evb_seg_damage_note(const char *dir, const struct evb_seg_recovery *r, uint32_t mode);
+/* Note in DIR's record that its mark is in STATE (EVB_SEG_MARK_*, not OK):
+ * the flusher could not write it. The rest of the record stays; failures
+ * ignored, as for evb_seg_damage_note(). */
+void evb_seg_damage_mark(const char *dir, uint32_t state, uint32_t mode);
 /* The record of DIR: all zero (first_pos UINT64_MAX) when there is none;
  * -EBADMSG when it fails its checks. */
 int evb_seg_damage_read(const char *dir, struct evb_seg_damage *out);

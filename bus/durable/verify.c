@@ -57,6 +57,19 @@ void evb_seg_damage_note(const char *dir, const struct evb_seg_recovery *r, uint
     close(fd);
 }
 
+void evb_seg_damage_mark(const char *dir, uint32_t state, uint32_t mode)
+{
+    struct evb_seg_damage old;
+    if (evb_seg_damage_read(dir, &old))
+        old = (struct evb_seg_damage){.first_pos = UINT64_MAX};
+    /* As a recovery that found the mark in STATE and kept the rest. */
+    struct evb_seg_recovery r = {.damaged = (uint32_t)old.ranges, .damaged_bytes = old.bytes,
+                                 .damaged_pos = old.first_pos, .mark = state,
+                                 .cut_bytes = old.cut_bytes, .cut_pos = old.cut_pos,
+                                 .skipped_offsets = old.skipped_offsets};
+    evb_seg_damage_note(dir, &r, mode);
+}
+
 int evb_seg_damage_read(const char *dir, struct evb_seg_damage *out)
 {
     char path[PATH_MAX];

@@ -184,3 +184,45 @@ Test(no_mark, with_a_mark_nothing_is_skipped)
     cr_expect_eq(d.skipped_offsets, 0u);
     cr_expect_eq(d.mark, EVB_MARK_OK);
 }
+
+/* A mark the flusher cannot write (a directory with something in it
+ * planted at its name): producers and sync waiters are not failed, the
+ * events being synced, but the partition's damage report says at once
+ * that its mark is not kept, and a rebuild does not take an older mark
+ * for the synced end: a damaged last frame then costs no offset reuse. */
+Test(no_mark, unwritable_mark_is_reported_not_trusted)
+{
+    const uint64_t n = 500;
+    synced_topic("t", n);
+    char path[600], inner[700];
+    part_file("t", "durable.mark", path, sizeof path);
+    cr_assert_eq(unlink(path), 0);
+    cr_assert_eq(mkdir(path, 0700), 0);
+    snprintf(inner, sizeof inner, "%s/x", path);
+    cr_assert_eq(mkdir(inner, 0700), 0);
+    evb_producer *p;
+    cr_assert_eq(evb_producer_open(&p, bus, "t", NULL), 0, "producer: %s", evb_last_error());
+    uint8_t v[VLEN];
+    for (uint64_t i = 0; i < n; i++) {
+        t_value_fill(v, VLEN, 1, n + i);
+        cr_assert_eq(evb_publish(p, &(evb_msg){.value = v, .value_len = VLEN}), 0, "%s",
+                     evb_last_error());
+    }
+    cr_assert_eq(evb_producer_sync(p, 10000), 0, "%s", evb_last_error());
+    evb_producer_close(p);
+    struct evb_partition_stat st;
+    cr_assert_eq(evb_partition_stat(bus, "t", 0, &st), 0);
+    cr_expect_eq(st.flush_error, 0, "producers failed for a mark");
+    cr_expect_eq(st.durable_position, st.tail_position);
+    evb_damage d;
+    cr_assert_eq(evb_partition_damage(bus, "t", 0, 0, &d), 0, "%s", evb_last_error());
+    cr_expect_eq(d.mark, EVB_MARK_NOT_FILE, "the unwritable mark is not reported");
+    /* A rebuild: the damaged last frame is cut, its offset not reused. */
+    flip_byte("t", st.durable_position - 8);
+    reboot();
+    cr_assert_eq(evb_partition_stat(bus, "t", 0, &st), 0, "%s", evb_last_error());
+    cr_expect_gt(st.tail_offset, 2 * n, "offset %llu would be handed out again",
+                 (unsigned long long)st.tail_offset);
+    cr_assert_eq(evb_partition_damage(bus, "t", 0, 0, &d), 0, "%s", evb_last_error());
+    cr_expect_gt(d.skipped_offsets, 0u);
+}
