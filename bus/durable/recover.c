@@ -55,6 +55,12 @@ static int misfit_error(const char *dir, const struct evb_seg_geom *g, uint64_t 
                            "topic.conf does not match the log (changed since it was written?); "
                            "nothing was changed", path, (unsigned long long)at, len,
                            g->max_frame);
+    if (why == 3)
+        return evb_err_set(-EBADMSG, "%s: position %llu holds a stamp-only pad %u bytes "
+                           "before a ring end, which topic.conf's ring_bytes %llu does not "
+                           "have there: the log was written with a smaller ring (ring_bytes "
+                           "changed since?); nothing was changed", path,
+                           (unsigned long long)at, len, (unsigned long long)g->capacity);
     return evb_err_set(-EBADMSG, "%s: the frame at position %llu (%u bytes, valid checksum) "
                        "crosses the end of a ring of topic.conf's ring_bytes %llu: topic.conf "
                        "does not match the log (changed since it was written?); nothing was "

@@ -62,11 +62,33 @@ int evb_seg_misfit(const struct evb_seg *s, const struct evb_seg_geom *g, uint64
         evb_seg_frame(s, g, pos, &(struct evb_seg_frame){0}))
         return 0;
     uint64_t at = pos - s->base, room = s->bytes - at;
-    if (room < EVB_FRAME_HDR)
-        return 0;
     const struct evb_frame *f = (const struct evb_frame *)(const void *)(s->map + at);
     uint64_t stamp;
     memcpy(&stamp, f, sizeof stamp);
+    /* A larger ring_bytes than the log's: no frame crosses the larger
+     * ring's ends either, so only a stamp-only pad can tell. A ring pads
+     * with a stamp alone where less than a header is left before its end;
+     * read with a larger ring, that stamp has room for a header, and what
+     * lies there is no pad. Such a stamp just short of the end of a
+     * smaller ring, a valid frame at that end: the log was written with
+     * that ring (or a smaller one). A stamp-only pad that happens to read
+     * as a valid pad, or a log with none in the segment walked, cannot be
+     * told from one written with G's ring. */
+    if (stamp == (pos | EVB_STAMP_PAD)) {
+        for (uint64_t c = g->capacity >> 1; c >= EVB_RING_MIN_CAPACITY; c >>= 1) {
+            uint64_t gap = c - (pos & (c - 1));
+            if (gap >= EVB_FRAME_HDR)
+                continue;
+            struct evb_seg_frame fr;
+            if (gap < room && evb_seg_frame(s, g, pos + gap, &fr) == 1) {
+                *len = (uint32_t)gap;
+                return 3;
+            }
+            break;
+        }
+    }
+    if (room < EVB_FRAME_HDR)
+        return 0;
     /* Only the file bounds this time: a frame that passes these and its
      * checksum was written whole by a producer whose limits were not G's. */
     struct evb_frame_step st;

@@ -106,7 +106,9 @@ int evb_seg_frame(const struct evb_seg *s, const struct evb_seg_geom *g, uint64_
 /* Whether POS in S holds a data frame written whole (stamp naming POS,
  * checksum matching) that G refuses: 1 it is longer than G's max_frame,
  * 2 it crosses the end of a ring of G's capacity, with *LEN its length;
- * 0 otherwise (a valid frame, or damage). Such a frame means the topic's
+ * or 3 a stamp-only pad *LEN bytes before the end of a smaller ring, a
+ * valid frame at that end (a larger ring_bytes than the log's); 0
+ * otherwise (a valid frame, or damage). Such a frame means the topic's
  * config is not the one the log was written with (topic.conf edited):
  * an error to report, never damage to skip or a tail to cut. */
 int evb_seg_misfit(const struct evb_seg *s, const struct evb_seg_geom *g, uint64_t pos,

@@ -318,6 +318,33 @@ Test(seg_damage, smaller_max_frame_with_mark_is_a_config_error)
     misfit(g, true, "max_event_bytes");
 }
 
+/* A larger ring than the log's: only the stamp-only pads that end the
+ * smaller ring's laps show it (seg_reader.c, evb_seg_misfit); the build
+ * ends even laps with one, so the newest segment, two laps of CAP, holds
+ * one in the middle, a valid frame after it. */
+static void larger_ring(bool with_mark)
+{
+    build(2 * SEG + SEG * 3 / 4);
+    write_segments(4);
+    if (with_mark)
+        evb_seg_mark_durable(dir, lg.pos, lg.offset, 0644);
+    struct evb_seg_geom g = geom;
+    g.capacity = 2 * geom.capacity;
+    cr_assert_eq(g.segment_bytes % g.capacity, 0);
+    struct evb_seg_recovery rec;
+    cr_expect_eq(evb_seg_fit(dir, &g), -EBADMSG, "fit");
+    cr_expect(strstr(evb_last_error(), "ring_bytes") && strstr(evb_last_error(), "stamp-only"),
+              "%s", evb_last_error());
+    cr_expect_eq(evb_seg_recover(dir, &g, 0, &rec), -EBADMSG, "recover");
+    cr_expect(exists(2 * SEG, "log"));
+    cr_expect_eq(evb_seg_fit(dir, &geom), 0, "%s", evb_last_error());
+    struct evb_seg_recovery ok = recover_ok();
+    cr_expect_eq(ok.end_pos, lg.pos, "the log was changed");
+}
+
+Test(seg_damage, larger_ring_is_a_config_error) { larger_ring(false); }
+Test(seg_damage, larger_ring_with_mark_is_a_config_error) { larger_ring(true); }
+
 Test(seg_damage, other_segment_size_is_a_config_error)
 {
     struct evb_seg_geom g = geom;
