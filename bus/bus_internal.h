@@ -85,6 +85,15 @@ int evb_shm_root(char *out, size_t cap);
  * directory above could be changed by someone untrusted. Sets
  * bus->opts.mode to the mode the directory has, and bus->foreign. */
 int evb_bus_dir_open(evb_bus *bus, bool named);
+/* topic.c: <bus>/<topic> after checking TOPIC's name; <data>/<topic>;
+ * the largest frame CFG's max_event_bytes allows. 0 or -errno. */
+int evb_topic_dir(evb_bus *bus, const char *topic, char *out, size_t cap);
+int evb_data_topic_dir(evb_bus *bus, const char *topic, char *out, size_t cap);
+uint32_t evb_topic_max_frame(const evb_topic_config *cfg);
+/* topic_state.c: 0 when the rings in tmpfs topic directory DIR are those
+ * its topic.conf (CFG) names, else -EBADMSG saying what disagrees. */
+int evb_topic_rings_match(const char *topic, const char *dir, const evb_topic_config *cfg);
+/* topic_map.c */
 int evb_topic_map_open(evb_bus *bus, const char *topic, struct evb_topic_map **out);
 void evb_topic_map_close(struct evb_topic_map *tm);
 int evb_topic_config_read(const char *dir, evb_topic_config *cfg);
