@@ -35,12 +35,19 @@ static const char stat_usage[] =
     "of its counters, and the others as usual; the exit status is then 1 (for\n"
     "--watch: when the last round had one).\n"
     "\n"
-    "  --watch SECONDS  redraw every SECONDS (fractions allowed) with\n"
-    "                   events/s rates, until Ctrl-C\n"
+    "  --watch SECONDS  redraw every SECONDS, at least 0.05 (fractions\n"
+    "                   allowed, up to 86400), with events/s rates, until\n"
+    "                   Ctrl-C\n"
     "  --json           one JSON object per round\n"
     CLI_BUS_HELP;
 
 enum { OPT_WATCH = CLI_OPT_FIRST };
+
+/* --watch bounds, seconds. Below 0.05 s a redraw is faster than a terminal
+ * or a reader can use and only burns a core (thousands of snapshots a
+ * second); a day keeps the nap's arithmetic well inside time_t. */
+#define STAT_WATCH_MIN_S 0.05
+#define STAT_WATCH_MAX_S 86400.0
 
 typedef struct part_snap {
     struct evb_partition_stat ps;
@@ -488,9 +495,10 @@ int cmd_stat(int argc, char **argv)
     while ((opt = cli_getopt(&c, argc, argv, "", longopts)) != -1) {
         if (CLI_PARSE_IS_EXIT(opt))
             return CLI_PARSE_CODE(opt);
-        if (opt == OPT_WATCH && util_parse_seconds(optarg, &watch) < 0)
-            return cli_usage_error(&c, "--watch '%s': not a positive number of seconds",
-                                   optarg);
+        if (opt == OPT_WATCH &&
+            util_parse_seconds(optarg, STAT_WATCH_MIN_S, STAT_WATCH_MAX_S, &watch) < 0)
+            return cli_usage_error(&c, "--watch '%s': not a number of seconds from %.2f to %.0f",
+                                   optarg, STAT_WATCH_MIN_S, STAT_WATCH_MAX_S);
     }
     if (argc - optind > 1)
         return cli_usage_error(&c, "unexpected argument '%s'", argv[optind + 1]);

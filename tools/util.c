@@ -74,16 +74,14 @@ int util_parse_scaled(const char *text, size_t digits, uint64_t mult, uint64_t *
     return 0;
 }
 
-int util_parse_seconds(const char *text, double *out)
+int util_parse_seconds(const char *text, double min, double max, double *out)
 {
     if (text == NULL || !(isdigit((unsigned char)text[0]) || text[0] == '.'))
         return -EINVAL;
     char *end;
     errno = 0;
     double v = strtod(text, &end);
-    /* A day is far beyond any sensible redraw interval and keeps the
-     * nanosleep arithmetic well inside time_t. */
-    if (errno != 0 || *end != '\0' || !isfinite(v) || v <= 0 || v > 86400)
+    if (errno != 0 || *end != '\0' || !isfinite(v) || v < min || v > max)
         return -EINVAL;
     *out = v;
     return 0;

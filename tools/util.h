@@ -26,9 +26,9 @@ int util_parse_size(const char *text, uint64_t *out);
  * -EINVAL, -ERANGE on overflow. (Sizes and durations share it.) */
 int util_parse_scaled(const char *text, size_t digits, uint64_t mult, uint64_t *out);
 
-/* Parse a positive, finite number of seconds ("2", "0.5"). Returns 0 or
- * -EINVAL. */
-int util_parse_seconds(const char *text, double *out);
+/* Parse a number of seconds from MIN to MAX ("2", "0.5"; no sign, no
+ * exponent needed). Returns 0 or -EINVAL. */
+int util_parse_seconds(const char *text, double min, double max, double *out);
 
 /* A growable byte buffer; zero-initialise. */
 typedef struct util_buf {

@@ -269,6 +269,29 @@ test_usage_edges() {
     check "--ring-bytes 1T names the largest ring" err_has "17179869184"
     end
 }
+test_watch_floor() {
+    begin "stat --watch refuses intervals below 0.05 s, says so, takes 0.05"
+    run create wf
+    local w
+    for w in 0.0000001 0.049 0 1e-9; do
+        # Bounded: a build without the floor would redraw until stopped.
+        RC=0
+        timeout -s INT 2 "$EVBUS" stat --bus "$BUS" --watch "$w" >"$OUT" 2>"$ERR" || RC=$?
+        check "--watch $w exits 2" rc_is 2
+        check "--watch $w: one line" err_one_line
+        check "--watch $w: names the floor" err_has "from 0.05"
+    done
+    run stat --help
+    check "help names the floor" out_has "at least 0.05"
+    # At the floor it redraws until SIGINT, then exits 0.
+    RC=0
+    timeout --preserve-status -s INT 0.5 "$EVBUS" stat --bus "$BUS" --watch 0.05 >"$OUT" 2>"$ERR" || RC=$?
+    check "--watch 0.05 runs and stops on SIGINT with 0" rc_is 0
+    check "--watch 0.05 redrew a few times, not thousands" \
+        test "$(grep -c 'topic wf' "$OUT")" -ge 2 -a "$(grep -c 'topic wf' "$OUT")" -le 20
+    end
+}
+
 test_data_dir_belongs_to_bus() {
     begin "the data directory belongs to the bus, not to each command"
     local obus="$SHM/obus" odata="$TMP/odata" other="$TMP/otherdata"
@@ -305,5 +328,6 @@ test_pub_linger
 test_create_bounds
 test_options_do_what_help_says
 test_data_dir_belongs_to_bus
+test_watch_floor
 
 finish
