@@ -8,6 +8,11 @@
  * pauses for the linger (`tail -f app.log | evbus pub logs` must not sit on
  * a line until 255 more arrive). The producer waits on back-pressure
  * (block_ms = -1): a pipe into `evbus pub` must not drop lines.
+ *
+ * On a durable topic exit 0 also means "on disk": pub ends with one
+ * evb_producer_sync bounded by --sync-timeout, and on a sync topic syncs
+ * whenever stdin pauses too, so a flusher that cannot write stops a
+ * stream rather than being found out at the next reboot.
  */
 #include "cli.h"
 #include "util.h"
@@ -35,6 +40,12 @@ static const char pub_usage[] =
     "  --linger-ms N    stdin: publish the lines read so far once N ms pass\n"
     "                   without the batch filling up, 0..60000 (default 5;\n"
     "                   0 publishes whenever no more input is waiting)\n"
+    "  --sync-timeout S durable topics: before exiting, wait up to S seconds\n"
+    "                   (fractions allowed, 0..86400; default 30) for the\n"
+    "                   events to be fdatasync'ed; a sync topic also waits\n"
+    "                   whenever stdin pauses. Exit 1 if they are not on disk\n"
+    "                   by then or the flusher reports an error. 0: do not\n"
+    "                   wait, fail only on a flush error already reported\n"
     "  -v, --verbose    print the count and rate to stderr at the end\n"
     CLI_BUS_HELP
     "\n"
@@ -51,7 +62,13 @@ static const char pub_usage[] =
 #define PUB_LINGER_MAX_MS 60000
 #define PUB_READ_BYTES (64u << 10)
 
-enum { OPT_KEY = CLI_OPT_FIRST, OPT_PARTITION, OPT_TYPE, OPT_VERBOSE, OPT_LINGER };
+/* --sync-timeout: default and largest, seconds. Long enough for a slow
+ * disk to write a whole ring; bounded so a stuck flusher is reported. */
+#define PUB_SYNC_TIMEOUT_S 30.0
+#define PUB_SYNC_TIMEOUT_MAX_S 86400.0
+
+enum { OPT_KEY = CLI_OPT_FIRST, OPT_PARTITION, OPT_TYPE, OPT_VERBOSE, OPT_LINGER,
+       OPT_SYNC_TIMEOUT };
 
 typedef struct pub {
     cli c;
@@ -61,6 +78,8 @@ typedef struct pub {
     evb_msg tmpl;             /* key, partition and type of every event */
     uint32_t max_event;       /* the topic's max_event_bytes */
     uint32_t partitions;
+    uint32_t durability;      /* enum evb_durability */
+    double sync_timeout;      /* --sync-timeout, seconds */
     bool verbose;
     bool has_partition;
     evb_msg msgs[PUB_CHUNK];
@@ -84,10 +103,12 @@ static int pub_options(pub *p, int argc, char **argv)
         { "type", required_argument, NULL, OPT_TYPE },
         { "verbose", no_argument, NULL, OPT_VERBOSE },
         { "linger-ms", required_argument, NULL, OPT_LINGER },
+        { "sync-timeout", required_argument, NULL, OPT_SYNC_TIMEOUT },
         { 0 },
     };
     p->tmpl.partition = EVB_PARTITION_ANY;
     p->linger_ms = PUB_LINGER_MS;
+    p->sync_timeout = PUB_SYNC_TIMEOUT_S;
     int opt;
     uint64_t v;
     while ((opt = cli_getopt(&p->c, argc, argv, "v", longopts)) != -1) {
@@ -109,6 +130,10 @@ static int pub_options(pub *p, int argc, char **argv)
         } else if (opt == OPT_LINGER) {
             rc = cli_opt_u64(&p->c, "--linger-ms", optarg, 0, PUB_LINGER_MAX_MS,
                              &p->linger_ms);
+        } else if (opt == OPT_SYNC_TIMEOUT &&
+                   util_parse_seconds(optarg, 0, PUB_SYNC_TIMEOUT_MAX_S, &p->sync_timeout) < 0) {
+            return cli_usage_error(&p->c, "--sync-timeout '%s': not a number of seconds "
+                                   "from 0 to %.0f", optarg, PUB_SYNC_TIMEOUT_MAX_S);
         }
         if (rc != 0)
             return rc;
@@ -128,6 +153,7 @@ static int pub_open(pub *p)
         return cli_fail(&p->c, err, "topic %s", p->topic);
     p->max_event = ti.config.max_event_bytes;
     p->partitions = ti.config.partitions;
+    p->durability = ti.config.durability;
     if (p->has_partition && (uint32_t)p->tmpl.partition >= p->partitions)
         return cli_usage_error(&p->c, "--partition %d: topic %s has %u partition%s",
                                p->tmpl.partition, p->topic, p->partitions,
@@ -163,6 +189,32 @@ static int pub_flush(pub *p)
     p->n = 0;
     p->arena.len = 0;
     return 0;
+}
+
+/*
+ * Wait, up to --sync-timeout, until every event published so far is on
+ * disk; returns 0 or an exit code. A topic that is not durable returns at
+ * once. With --sync-timeout 0 only an error the flusher already reported
+ * fails: not being synced yet is what the user asked to accept.
+ */
+static int pub_sync(pub *p)
+{
+    if (p->durability == EVB_DURABILITY_NONE || p->published == 0)
+        return 0;
+    int32_t ms = (int32_t)(p->sync_timeout * 1e3 + 0.5);
+    int err = evb_producer_sync(p->prod, ms);
+    if (err == 0 || (err == -ETIMEDOUT && ms == 0))
+        return 0;
+    const char *s = p->published == 1 ? "" : "s";
+    if (err == -ETIMEDOUT)
+        return cli_error(&p->c, "topic %s: %llu event%s published but not on disk after %g s "
+                         "(--sync-timeout); evbus info %s shows its flusher", p->topic,
+                         (unsigned long long)p->published, s, p->sync_timeout, p->topic);
+    /* The flusher's error has no detail here (evb_last_error is the
+     * flusher's thread's); evbus info names the partition and its file. */
+    return cli_error(&p->c, "topic %s: %llu event%s published but not on disk: %s (evbus info "
+                     "%s shows the flusher)", p->topic, (unsigned long long)p->published, s,
+                     evb_strerror(err), p->topic);
 }
 
 /* Queue one value, publishing the chunk when it is full; returns 0 or an
@@ -218,8 +270,14 @@ static int pub_await_input(pub *p)
             return 0;
         if (r < 0 && errno != EINTR)
             return cli_error(&p->c, "waiting for stdin: %s", strerror(errno));
-        if (r == 0)
-            return pub_flush(p);
+        if (r == 0) {
+            /* A sync topic's events are on disk before pub waits for
+             * more: a stream that pauses must not hide a failed flush. */
+            int rc = pub_flush(p);
+            if (rc == 0 && p->durability == EVB_DURABILITY_SYNC)
+                rc = pub_sync(p);
+            return rc;
+        }
     }
     return 0;
 }
@@ -288,7 +346,11 @@ int cmd_pub(int argc, char **argv)
     rc = pub_open(&p);
     if (rc == 0)
         rc = optind < argc ? pub_from_args(&p, argc, argv) : pub_from_stdin(&p);
-    if (p.verbose && p.prod != NULL)
+    if (rc == 0)
+        rc = pub_sync(&p);
+    /* The report says the events went out: not after a failure, whose
+     * one line says how far pub got. */
+    if (rc == 0 && p.verbose)
         pub_report(&p, util_now() - start);
     evb_producer_close(p.prod);
     util_buf_free(&p.arena);
