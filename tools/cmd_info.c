@@ -29,7 +29,9 @@ static const char info_usage[] =
     "why) shows what is left: the reason, its configuration (for a durable\n"
     "topic whose tmpfs side is gone, as its data directory records it) and\n"
     "each partition's segment files walked: events, and where and why the\n"
-    "valid frames stop. The exit status is then 1.\n"
+    "valid frames stop. The exit status is then 1, as it is for a topic whose\n"
+    "last rebuild from disk found damage and kept it (list marks it damaged\n"
+    "too): that one is shown in full, then the reason.\n"
     "\n"
     "  --verify         durable topics: walk every segment file now, read\n"
     "                   only, checking every frame as a reader does, and\n"
@@ -148,7 +150,6 @@ static void print_disk(const struct evb_topic_info *ti, const struct evb_partiti
     printf("\n%-9s  %8s  %12s  %10s  %17s  %20s  %11s  %s\n", "partition", "segments",
            "disk bytes", "fsyncs", "recovered_dropped", "retention_unconsumed", "flusher pid",
            "flush error");
-    bool damaged = false;
     for (uint32_t p = 0; p < info_parts(ti); p++) {
         char disk[32], pid[16];
         util_fmt_size(ps[p].disk_bytes, disk, sizeof(disk));
@@ -159,7 +160,6 @@ static void print_disk(const struct evb_topic_info *ti, const struct evb_partiti
                (unsigned long long)ps[p].retention_unconsumed,
                ps[p].flusher_pid ? pid : "-",
                ps[p].flush_error ? evb_strerror(ps[p].flush_error) : "none");
-        damaged = damaged || dmg[p].ranges;
     }
     printf("\n%-9s  %s\n", "partition", "damaged at recovery (kept on disk)");
     for (uint32_t p = 0; p < info_parts(ti); p++) {
@@ -174,10 +174,6 @@ static void print_disk(const struct evb_topic_info *ti, const struct evb_partiti
                    (unsigned long long)dmg[p].skipped_offsets);
         warn_mark(ti, p, &dmg[p]);
     }
-    if (damaged)
-        fprintf(stderr, "evbus info: topic %s: its disk log is damaged; readers stop there "
-                "(tail --skip-damage reads past it), info --verify walks every segment\n",
-                ti->name);
 }
 
 static void print_config(const cli *c, const struct evb_topic_info *ti)
@@ -466,6 +462,20 @@ static int info_verify(cli *c, const struct evb_topic_info *ti, evb_damage *ver)
     return rc;
 }
 
+/* list's verdict, evb_topic_damage(), is info's exit status too: a topic
+ * the library opens but whose last rebuild kept damage was shown in full;
+ * now its one line says why it is damaged. Returns 0 or an exit code. */
+static int info_damage_status(cli *c, const char *topic)
+{
+    char why[1024];
+    int d = evb_topic_damage(c->bus, topic, why, sizeof(why));
+    if (d < 0)
+        return cli_fail(c, d, "topic %s: damage check", topic);
+    if (d == 1)
+        return cli_error(c, "topic %s: damaged: %s", topic, why);
+    return 0;
+}
+
 enum { OPT_VERIFY = CLI_OPT_FIRST };
 
 /* Parse info's options; *VERIFY set by --verify. Returns 0 or an exit code. */
@@ -512,6 +522,8 @@ int cmd_info(int argc, char **argv)
     } else if (rc == 0) {
         info_print_text(&c, &ti, ps, dmg);
     }
+    if (rc == 0)
+        rc = info_damage_status(&c, ti.name);
     cli_close(&c);
     return rc;
 }

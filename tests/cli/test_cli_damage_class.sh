@@ -119,7 +119,12 @@ for row in "${ROWS[@]}"; do
         end
         continue
     fi
-    check "info works" eval "[[ $info_rc -eq 0 ]]"
+    # info shows the topic either way; its status is list's verdict.
+    drun list
+    want_rc=0
+    grep -q "^t	damaged: " "$OUT" && want_rc=1
+    check "info works, exit 1 exactly when list marks it damaged" \
+        eval "[[ $info_rc -eq $want_rc && -s $TMP/info.json ]]"
     rec=$(python3 -c '
 import json
 p = json.load(open("'"$TMP"'/info.json"))["partitions"][0]

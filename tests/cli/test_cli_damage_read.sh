@@ -113,7 +113,8 @@ test_info_reports_damage() {
     begin "info shows damage recovery found; info --verify walks every segment"
     damaged_topic 1900
     drun info r
-    check "info exits 0" rc_is 0
+    check "info exits 1: the topic is damaged, as list says" rc_is 1
+    check "info: one line naming the kept range" err_has "damaged: partition 0: .*1 damaged range"
     check "info has the damaged column" out_has "damaged"
     check "info: partition 0 has 1 damaged range" out_has "^0 .* 1 range"
     drun info r --json
