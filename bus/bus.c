@@ -1,8 +1,8 @@
 /*
  * bus.c - open a bus: its directory (made, resolved and checked by
  * bus_dir.c), bus.meta (bus-wide counters; read-only for a caller that may
- * only read the bus), and a sweep of leftovers of processes that died
- * while creating or deleting a topic.
+ * only read the bus); the sweep of leftovers of processes that died
+ * while creating or deleting a topic is bus_dir.c's.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -30,37 +30,6 @@ static int rm_entry(const char *path, const struct stat *st, int flag, struct FT
 int evb_rmtree(const char *path)
 {
     return nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS) < 0 ? -errno : 0;
-}
-
-/* ".tmp.<topic>.<pid>.<n>" and ".del.<topic>.<pid>.<n>": a dead pid's are
- * garbage. The pid is the second-to-last dot field. */
-static void sweep_leftovers(const char *busdir)
-{
-    /* BUSDIR is resolved and checked (bus_dir.c). */
-    DIR *d = NULL;
-    if (evb_open_dir(busdir, &d))
-        return;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        if (strncmp(e->d_name, ".tmp.", 5) && strncmp(e->d_name, ".del.", 5))
-            continue;
-        char name[256];
-        snprintf(name, sizeof name, "%s", e->d_name);
-        char *last = strrchr(name, '.');
-        if (!last || last == name)
-            continue;
-        *last = '\0';
-        char *pidp = strrchr(name, '.');
-        if (!pidp)
-            continue;
-        long pid = strtol(pidp + 1, NULL, 10);
-        if (pid > 0 && evb_proc_start((int)pid) && e->d_name[1] == 't')
-            continue; /* still being created by a live process */
-        char path[PATH_MAX];
-        if (snprintf(path, sizeof path, "%s/%s", busdir, e->d_name) < (int)sizeof path)
-            evb_rmtree(path);
-    }
-    closedir(d);
 }
 
 /*
@@ -255,8 +224,7 @@ EVB_EXPORT int evb_bus_open(evb_bus **out, const char *name_or_path,
         free(bus);
         return rc;
     }
-    if (!bus->foreign)
-        sweep_leftovers(bus->path);
+    evb_bus_dir_tend(bus); /* sticky bits, leftovers (bus_dir.c) */
     pthread_mutex_init(&bus->lock, NULL);
     /* After a reboot tmpfs is empty: durable topics come back from disk,
      * and the directory they came from is the bus's again (its record

@@ -3,9 +3,11 @@
  * mode asked whatever the umask, resolved once to a path without symlinks,
  * and refused when it, or a directory above it, could be changed by
  * someone the caller does not trust (ssh's StrictModes, applied to a bus).
- * The modes of everything a bus or topic makes are derived here too. What
- * lives inside the directory is bus.c's and topic.c's.
+ * The modes of everything a bus or topic makes are derived here too, who
+ * may delete a topic, and the sweep of what dead creators and deleters
+ * left. What lives inside the directory is bus.c's and topic.c's.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -62,6 +64,19 @@ uint32_t evb_drop_dir_mode(uint32_t file_mode)
         m |= 0002;
     /* Sticky, as /tmp: each file there can be removed or renamed only by
      * its owner (or the directory's). */
+    if (m & 0022)
+        m |= S_ISVTX;
+    return m;
+}
+
+uint32_t evb_shared_dir_mode(uint32_t file_mode)
+{
+    uint32_t m = evb_dir_mode(file_mode);
+    /* Sticky, as /tmp: a member may create topics here, and rename or
+     * remove only its own (the directory's owner and root any). Without
+     * it any member could rename another's topic away, 0640 ones too,
+     * and make one of its own under the name. Inside a topic no sticky
+     * bit: its writers remove each other's segments (retention). */
     if (m & 0022)
         m |= S_ISVTX;
     return m;
@@ -367,7 +382,7 @@ int evb_bus_dir_open(evb_bus *bus, bool named)
             made_root = strlen(root);
     }
     size_t made = 0;
-    if ((rc = evb_make_dirs_noted(bus->path, evb_dir_mode(mode), &made))) {
+    if ((rc = evb_make_dirs_noted(bus->path, evb_shared_dir_mode(mode), &made))) {
         if (rc == -EACCES)
             return evb_err_set(rc, "cannot reach bus %s: permission denied", bus->path);
         if (rc == -EVB_EFTYPE)
@@ -394,4 +409,131 @@ int evb_bus_dir_open(evb_bus *bus, bool named)
     if (bus->foreign)
         bus->meta_ro = true;
     return 0;
+}
+
+/* ---- keeping shared directories as they should be ---- */
+
+/* A bus or data directory of the caller's that its group may write but
+ * that is not sticky (made before evbus made them so, or by hand): made
+ * sticky now. Nobody else may change its mode; for them the library's
+ * own check (evb_topic_delete_check) still holds, plain mv does not. */
+static void keep_sticky(const char *path, const struct stat *st)
+{
+    if (st->st_uid != geteuid() || !(st->st_mode & 0022) || (st->st_mode & S_ISVTX))
+        return;
+    int fd = evb_open_file(AT_FDCWD, path, O_RDONLY, 0, EVB_FILE_DIR);
+    if (fd < 0)
+        return;
+    /* Still the one checked: same inode, same owner. */
+    struct stat now;
+    if (fstat(fd, &now) == 0 && now.st_ino == st->st_ino && now.st_dev == st->st_dev &&
+        now.st_uid == st->st_uid)
+        fchmod(fd, (now.st_mode & 07777) | S_ISVTX);
+    close(fd);
+}
+
+/* ".tmp.<topic>.<pid>.<n>" and ".del.<topic>.<pid>.<n>" in DIR (owned by
+ * DIR_UID): a dead pid's are garbage, and a ".del." one is garbage
+ * whoever made it. Each is removed by whoever the sticky bit lets remove
+ * it: its owner, DIR's owner or root; everyone else leaves it alone, so a
+ * member's open neither fails on nor half-empties another's leftovers. */
+static void sweep_leftovers(const char *dir, uid_t dir_uid)
+{
+    /* DIR is resolved and checked (evb_dir_trusted). */
+    DIR *d = NULL;
+    if (evb_open_dir(dir, &d))
+        return;
+    uid_t me = geteuid();
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (strncmp(e->d_name, ".tmp.", 5) && strncmp(e->d_name, ".del.", 5))
+            continue;
+        struct stat st;
+        if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+            (me != 0 && me != st.st_uid && me != dir_uid))
+            continue;
+        char name[256];
+        snprintf(name, sizeof name, "%s", e->d_name);
+        /* The pid is the second-to-last dot field. */
+        char *last = strrchr(name, '.');
+        if (!last || last == name)
+            continue;
+        *last = '\0';
+        char *pidp = strrchr(name, '.');
+        if (!pidp)
+            continue;
+        long pid = strtol(pidp + 1, NULL, 10);
+        if (pid > 0 && pid <= INT_MAX && evb_proc_start((int)pid) && e->d_name[1] == 't')
+            continue; /* still being created by a live process */
+        char path[PATH_MAX];
+        if (snprintf(path, sizeof path, "%s/%s", dir, e->d_name) < (int)sizeof path)
+            evb_rmtree(path);
+    }
+    closedir(d);
+}
+
+void evb_bus_dir_tend(evb_bus *bus)
+{
+    struct stat st;
+    if (bus->foreign)
+        return;
+    if (evb_dir_trusted(bus->path, "bus directory", &st, NULL) == 0) {
+        keep_sticky(bus->path, &st);
+        sweep_leftovers(bus->path, st.st_uid);
+    }
+    /* The data directory too: a delete that died between its renames
+     * (or one another member's rights stopped half-way, before deletes
+     * were checked) left the topic's segments there. */
+    if (bus->data[0] && evb_dir_trusted(bus->data, "data directory", &st, NULL) == 0) {
+        keep_sticky(bus->data, &st);
+        sweep_leftovers(bus->data, st.st_uid);
+    }
+    evb_err_clear();
+}
+
+/* ---- who may delete a topic ---- */
+
+/* Whether the caller may remove SIDE (a topic's directory) from its
+ * parent: what the sticky bit allows, so that on a bus made before
+ * shared directories were sticky the library still refuses what the
+ * kernel would let any member do. 0 allowed or absent; else -EACCES and
+ * *OWNER the side's owner. */
+static int may_remove(const char *side, uid_t *owner)
+{
+    char parent[PATH_MAX];
+    struct stat st, pst;
+    snprintf(parent, sizeof parent, "%s", side);
+    char *slash = strrchr(parent, '/');
+    if (!slash || slash == parent)
+        return 0;
+    *slash = '\0';
+    if (fstatat(AT_FDCWD, side, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+        fstatat(AT_FDCWD, parent, &pst, 0) < 0)
+        return 0; /* absent: the delete says so */
+    uid_t me = geteuid();
+    if (me == 0 || me == st.st_uid || me == pst.st_uid)
+        return 0;
+    *owner = st.st_uid;
+    return -EACCES;
+}
+
+int evb_topic_delete_check(const char *topic, const char *dir, const char *ddir)
+{
+    uid_t owner = 0;
+    bool on_disk = false;
+    int rc = may_remove(dir, &owner);
+    if (!rc && ddir[0] && (rc = may_remove(ddir, &owner)))
+        on_disk = true;
+    if (!rc)
+        return 0;
+    /* What the caller may do with the topic decides what it is told. */
+    char ring[PATH_MAX + 16];
+    snprintf(ring, sizeof ring, "%s/0.ring", dir);
+    bool writer = faccessat(AT_FDCWD, ring, W_OK, AT_EACCESS) == 0 ||
+                  (on_disk && faccessat(AT_FDCWD, ddir, W_OK, AT_EACCESS) == 0);
+    if (!writer)
+        return evb_err_set(-EACCES, "topic %s: you may read it, not delete it (it is uid "
+                           "%u's)", topic, (unsigned)owner);
+    return evb_err_set(-EACCES, "topic %s is uid %u's: only its owner, the owner of the "
+                       "directory it is in, or root may delete it", topic, (unsigned)owner);
 }

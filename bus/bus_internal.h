@@ -54,6 +54,9 @@ int evb_mode_check(uint32_t mode, const char *what);
 /* A directory for files of FILE_MODE: search with read, set-gid when a
  * group is let in (what members make keeps the group). */
 uint32_t evb_dir_mode(uint32_t file_mode);
+/* A bus or data directory: as evb_dir_mode(), and sticky when a group may
+ * write it, so a member renames and removes only its own topics. */
+uint32_t evb_shared_dir_mode(uint32_t file_mode);
 /* A durable topic's consumers/: as evb_dir_mode(), plus write for whoever may read, and
  * sticky, so a read-only consumer can keep its cursor file there. */
 uint32_t evb_drop_dir_mode(uint32_t file_mode);
@@ -85,6 +88,16 @@ int evb_shm_root(char *out, size_t cap);
  * directory above could be changed by someone untrusted. Sets
  * bus->opts.mode to the mode the directory has, and bus->foreign. */
 int evb_bus_dir_open(evb_bus *bus, bool named);
+/* At open, by a caller that may write the bus: a shared bus or data
+ * directory of the caller's made sticky if it is not, and the leftovers
+ * of dead creators and deleters that the caller may remove swept from
+ * both. Never fails. */
+void evb_bus_dir_tend(evb_bus *bus);
+/* Whether the caller may delete TOPIC, whose tmpfs directory is DIR and
+ * data directory DDIR ("" when not durable): root, the owner of each
+ * side, or the owner of the directory it is in. 0, or -EACCES saying
+ * whose it is (to a read-only caller: that it may read, not delete). */
+int evb_topic_delete_check(const char *topic, const char *dir, const char *ddir);
 /* topic.c: <bus>/<topic> after checking TOPIC's name; <data>/<topic>;
  * the largest frame CFG's max_event_bytes allows. 0 or -errno. */
 int evb_topic_dir(evb_bus *bus, const char *topic, char *out, size_t cap);

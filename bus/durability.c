@@ -128,6 +128,8 @@ EVB_EXPORT int evb_topic_retain(evb_bus *bus, const char *topic)
         return rc;
     if (!tm->ddir[0])
         rc = evb_err_set(-EINVAL, "topic %s: not durable, it has no segments", topic);
+    else if (tm->readonly) /* retention removes segments: a writer's to do */
+        rc = evb_err_set(-EACCES, "topic %s: you may read it, not apply its retention", topic);
     else if ((rc = evb_retain_now(tm, 100)) < 0)
         evb_err_prefix(rc, "topic %s", topic);
     evb_topic_map_close(tm);

@@ -177,7 +177,7 @@ static int make_data_topic(evb_bus *bus, const char *topic, const evb_topic_conf
 {
     char ddir[PATH_MAX], tmp[PATH_MAX], path[PATH_MAX + 32];
     size_t made = 0;
-    int rc = evb_make_dirs_noted(bus->data, evb_dir_mode(bus->opts.mode), &made);
+    int rc = evb_make_dirs_noted(bus->data, evb_shared_dir_mode(bus->opts.mode), &made);
     if (rc)
         return rc == -EVB_EFTYPE ? rc : evb_err_set(rc, "data directory %s: %s", bus->data,
                                                     strerror(-rc));
@@ -277,6 +277,8 @@ EVB_EXPORT int evb_topic_remove(evb_bus *bus, const char *topic, uint32_t flags)
         return rc;
     if (bus->foreign)
         return foreign_refused(bus, topic);
+    if ((rc = evb_topic_delete_check(topic, dir, ddir)))
+        return rc;
     /* A topic that could not be rebuilt keeps its data unless forced: its
      * segments may be all that is left of its events. */
     if (!(flags & EVB_DELETE_FORCE) && evb_topic_damage(bus, topic, why, sizeof why) == 1)

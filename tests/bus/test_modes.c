@@ -66,7 +66,9 @@ static void check_modes(mode_t umask_, uint32_t bus_mode, uint32_t file_mode)
     umask(old);
 
     uint32_t bm = bus_mode ? bus_mode : 0600, fm = file_mode ? file_mode : 0600;
-    unsigned bdir = 0700 | ((bm & 0040) ? 0050 : 0) | ((bm & 0020) ? 0020 : 0) |
+    /* The bus directory is sticky when its group may make topics in it:
+     * a member renames and removes only its own (attack 3, F2). */
+    unsigned bdir = 0700 | ((bm & 0040) ? 0050 : 0) | ((bm & 0020) ? 0020 | S_ISVTX : 0) |
                     ((bm & 0040) ? S_ISGID : 0);
     unsigned tdir = 0700 | ((fm & 0040) ? 0050 : 0) | ((fm & 0020) ? 0020 : 0) |
                     ((fm & 0040) ? S_ISGID : 0);

@@ -45,7 +45,7 @@ test_modes_umask_077() {
     begin "umask 077: a bus and topics shared 0660 and 0640 get exactly that"
     (umask 077 && "$EVBUS" create w --bus "$PB" --data-dir "$PD" --mode 0660) >"$OUT" 2>"$ERR" ||
         RC=$?
-    check "bus directory 2770" mode_is "$PB" 2770
+    check "bus directory 3770 (sticky: members remove only their own)" mode_is "$PB" 3770
     check "bus.meta 660" mode_is "$PB/bus.meta" 660
     check "ring 660" mode_is "$PB/w/0.ring" 660
     check "topic.conf 440" mode_is "$PB/w/topic.conf" 440
