@@ -434,7 +434,9 @@ int evb_topic_create(evb_bus *bus, const char *topic, const evb_topic_config *cf
 /** Delete TOPIC. Handles already open keep working on the old memory
  *  until closed. A durable topic that cannot be rebuilt from its data
  *  directory (evb_topic_damage()) is kept: -EBADMSG, see
- *  evb_topic_remove(). Returns 0, -ENOENT, -EACCES, -EBADMSG. */
+ *  evb_topic_remove(). Only root, the topic's owner and the owner of the
+ *  bus (or data) directory it is in may delete it; anyone else gets
+ *  -EACCES, whatever the flags. Returns 0, -ENOENT, -EACCES, -EBADMSG. */
 int evb_topic_delete(evb_bus *bus, const char *topic);
 
 /** evb_topic_remove() flags: remove a damaged topic's data too. */
@@ -705,8 +707,9 @@ int evb_bus_flushd(evb_bus *bus, const volatile int *stop);
  * for when it is applied anyway), to every partition no live flusher holds;
  * those a live flusher holds are retained by it within a second. Safe
  * against a concurrent flusher: each partition is done under its flush
- * lock. Returns how many partitions were left to a live flusher (>= 0),
- * -ENOENT, -EINVAL (not durable), -EACCES, -EMEDIUMTYPE.
+ * lock. It removes segments, so a caller that may only read the topic
+ * gets -EACCES. Returns how many partitions were left to a live flusher
+ * (>= 0), -ENOENT, -EINVAL (not durable), -EACCES, -EMEDIUMTYPE.
  */
 int evb_topic_retain(evb_bus *bus, const char *topic);
 
