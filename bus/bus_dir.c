@@ -358,6 +358,32 @@ int evb_shm_root(char *out, size_t cap)
     return n < 0 || (size_t)n >= cap ? -ENAMETOOLONG : 0;
 }
 
+/* -EACCES for a bus path this caller cannot reach or make, naming the
+ * directory that stops it (the deepest one that exists) with its owner and
+ * mode: a named-bus root squatted by another user says so. */
+static int no_access(const char *path)
+{
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", path);
+    struct stat st;
+    for (;;) {
+        char *slash = strrchr(dir, '/');
+        if (!slash)
+            break;
+        *slash = '\0';
+        if (!dir[0])
+            break;
+        if (lstat(dir, &st) == 0) {
+            if (st.st_uid == geteuid())
+                break;
+            return evb_err_set(-EACCES, "cannot reach bus %s: %s is owned by uid %u, mode "
+                               "%04o, and does not let you in", path, dir,
+                               (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777));
+        }
+    }
+    return evb_err_set(-EACCES, "cannot reach bus %s: permission denied", path);
+}
+
 int evb_bus_dir_open(evb_bus *bus, bool named)
 {
     uint32_t mode = bus->opts.mode;
@@ -384,7 +410,7 @@ int evb_bus_dir_open(evb_bus *bus, bool named)
     size_t made = 0;
     if ((rc = evb_make_dirs_noted(bus->path, evb_shared_dir_mode(mode), &made))) {
         if (rc == -EACCES)
-            return evb_err_set(rc, "cannot reach bus %s: permission denied", bus->path);
+            return no_access(bus->path);
         if (rc == -EVB_EFTYPE)
             return rc;
         return evb_err_set(rc, "bus %s: cannot create directory: %s", bus->path,

@@ -330,7 +330,9 @@ static const char delete_usage[] =
     "\n"
     "Delete TOPIC, and for a durable topic its segment files too. Processes\n"
     "that have it open keep using the old memory until they close it. A\n"
-    "damaged durable topic (see list) keeps its data unless --force.\n"
+    "damaged durable topic (see list) keeps its data unless --force. Only\n"
+    "the topic's owner, the owner of the bus (or data) directory, or root\n"
+    "may delete it; group members who may write it may not.\n"
     "\n"
     "  --force          remove a damaged topic's data too\n"
     CLI_BUS_HELP;

@@ -59,6 +59,22 @@ test_named_buses_two_users() {
     end
 }
 
+test_squatted_named_root() {
+    begin "a named-bus root squatted by another user is named in the message"
+    local u=65532 sq=/dev/shm/evbus-65532
+    [[ -e "$sq" ]] && { check "no $sq left from an earlier run" false; end; return; }
+    mkdir -m 0755 "$sq"
+    chown "$STRANGER:$STRANGER" "$sq"
+    as "$u" "$u" create t --bus "sq-$$"
+    local rc=$RC
+    rm -rf "$sq"
+    RC=$rc
+    check "refused" rc_is 1
+    check "in one line naming the squatter" \
+        eval 'err_one_line && err_has "owned by uid $STRANGER" && err_has "$sq"'
+    end
+}
+
 test_every_user_reads() {
     begin "a topic shared 0644 is read by a stranger, never written"
     local pp="$P/pub"
@@ -167,6 +183,7 @@ test_flusher_locked_out() {
 }
 
 test_named_buses_two_users
+test_squatted_named_root
 test_every_user_reads
 test_flusher_locked_out
 test_readonly_lossless_durable
