@@ -15,8 +15,10 @@
  *   R2  later frames of a batch: release store of each stamp, all before
  *       R1, so a reader that saw frame 1 committed finds them committed.
  *   R3  a reader stores its cursor with release once it is done with the
- *       bytes below (read.c); A3 is the producer's acquire load of it in
- *       refresh_limit(), so overwriting starts after the reading ended.
+ *       bytes below (read.c), and at registration (cursor.c); A3 is the
+ *       producer's acquire load of it in refresh_limit(), so overwriting
+ *       starts after the reading ended, and a tail loaded after A3 has
+ *       reached the cursor (a cursor past it is damage: cursor_past_tail).
  *   S1  registration: a new reader stores its slot, fences seq_cst, then
  *       loads the tail (cursor.c, read.c); refresh_limit() loads the tail,
  *       fences seq_cst, then loads the slots. One of the two sees the
@@ -168,16 +170,63 @@ static int check_flushed(const struct evb_ring *r, uint64_t f, uint64_t pos)
 }
 
 /*
+ * Damage found while computing the limit: nothing is claimed (limit 0),
+ * and readers asleep on the ring are woken, so those who can see the
+ * damage from their side (read.c: a position above the tail, a cursor
+ * word they did not write) say so too instead of sleeping on.
+ */
+static int limit_damaged(struct evb_ring_producer *p, int rc)
+{
+    p->limit = 0;
+    evb_ring_wake(p->r);
+    return rc;
+}
+
+/*
+ * Gating cursor C of reader slot I is above POS, our tail snapshot. Only
+ * legitimate if the reader moved on after we loaded POS, so load the tail
+ * again. T1: acquire, after the A3 acquire load of C (program order). A
+ * reader publishes a cursor (R3, and its registration in cursor.c, a
+ * release too) only at a position it reached: the end of frames whose
+ * stamps it acquired (their claims' CAS16 came first, R1/R2) or a tail it
+ * loaded itself. That tail value happens before this load, which so sees
+ * it or a later one: a tail still below C was moved back by hand, or C is
+ * garbage. Trusting C would lift the limit off the reader (the attack's
+ * overrun); waiting on it would wedge. Once a lap at most, never per event.
+ */
+static int cursor_past_tail(struct evb_ring_producer *p, uint32_t i, uint64_t c)
+{
+    struct evb_ring *r = p->r;
+    /* T1 (see above): after A3's load of C; sees the tail C's reader saw. */
+    uint64_t t = atomic_load_explicit(&r->hdr->tail.pos, memory_order_acquire);
+    if (c <= t)
+        return 0;
+    return limit_damaged(p, evb_err_set(-EBADMSG, "partition %u: reader slot %u: cursor "
+                                        "%llu is past the tail %llu", r->partition, i,
+                                        (unsigned long long)c, (unsigned long long)t));
+}
+
+/*
  * Recompute the producer limit: no claim may end past (oldest gating cursor
  * or oldest pending claim) + capacity. Runs about once a lap, or while
  * blocked. -EBADMSG (limit left at 0, so nothing is claimed) when a slot's
- * pending word is corrupt (pending_claim).
+ * pending word is corrupt (pending_claim), a gating cursor is past the
+ * tail (cursor_past_tail), or the tail went back.
  */
 static int refresh_limit(struct evb_ring_producer *p, uint64_t pos)
 {
     struct evb_ring *r = p->r;
     uint64_t min = pos;
 
+    /* Tails only grow, and this producer's snapshots were loaded in
+     * program order (T1 acquire; coherence of one word): one below the
+     * last means someone stored a smaller tail. Claims from it would
+     * overwrite frames readers have not read. */
+    if (pos < p->limit_from)
+        return limit_damaged(p, evb_err_set(-EBADMSG, "partition %u: the tail went back "
+                                            "from %llu to %llu", r->partition,
+                                            (unsigned long long)p->limit_from,
+                                            (unsigned long long)pos));
     /* S1: our tail load (by the caller) before the slot loads below. */
     atomic_thread_fence(memory_order_seq_cst);
     if (r->durable) {
@@ -203,6 +252,12 @@ static int refresh_limit(struct evb_ring_producer *p, uint64_t pos)
             continue;
         /* A3: pairs with R3, the reader's release of its cursor. */
         uint64_t c = atomic_load_explicit(&s->cursor, memory_order_acquire);
+        if (c > pos) {
+            int bad = cursor_past_tail(p, i, c);
+            if (bad)
+                return bad;
+            continue; /* moved on since our snapshot: holds nothing below it */
+        }
         if (c < min)
             min = c;
     }
@@ -237,6 +292,7 @@ static int refresh_limit(struct evb_ring_producer *p, uint64_t pos)
         min = pend;
     }
     p->limit = min + r->capacity;
+    p->limit_from = pos;
     return 0;
 }
 
@@ -278,9 +334,22 @@ int evb_ring_claim(struct evb_ring_producer *p, uint32_t len, uint32_t events,
             return evb_err_set(-EBADMSG, "partition %u: tail %llu is not aligned",
                                r->partition, (unsigned long long)pos);
         uint64_t idx = pos & r->mask;
-        uint32_t pad = idx + len > r->capacity ? (uint32_t)(r->capacity - idx) : 0;
+        uint32_t pad = 0;
+        uint64_t limit = p->limit;
+        if (idx + len >= r->capacity) {
+            /* The claim that ends a lap, once a lap: pad to its end if we
+             * cross it, and see whether the tail went back below the one
+             * our limit was computed at (refresh_limit says so). A tail
+             * moved back leaves the cached limit high, and without this,
+             * claims went on from there, over unread frames, for as long
+             * as that limit allowed. */
+            if (idx + len > r->capacity)
+                pad = (uint32_t)(r->capacity - idx);
+            if (pos < p->limit_from)
+                limit = 0;
+        }
         uint64_t end = pos + pad + len;
-        if (end > p->limit) {
+        if (end > limit) {
             int bad = refresh_limit(p, pos);
             if (bad)
                 return bad;

@@ -25,10 +25,13 @@ int evb_ring_slot_take(struct evb_ring *r, uint32_t kind, const char *name,
                                                          memory_order_acq_rel,
                                                          memory_order_relaxed))
                 continue;
+            /* R3: release, as every cursor store: CURSOR is at or below a
+             * tail our caller loaded, and a producer that reads it and then
+             * the tail must see that tail (claim.c, cursor_past_tail). */
+            atomic_store_explicit(&s->cursor, cursor, memory_order_release);
             /* Relaxed stores, published by the S1 fence below. A producer
-             * that reads a previous owner's cursor or kind in between only
-             * limits itself more, or misses us, which S1 covers. */
-            atomic_store_explicit(&s->cursor, cursor, memory_order_relaxed);
+             * that reads a previous owner's kind in between only limits
+             * itself more, or misses us, which S1 covers. */
             atomic_store_explicit(&s->cursor_offset, 0, memory_order_relaxed);
             atomic_store_explicit(&s->delivered, 0, memory_order_relaxed);
             atomic_store_explicit(&s->lost, 0, memory_order_relaxed);

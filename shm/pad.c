@@ -299,7 +299,17 @@ int evb_ring_hole_check(struct evb_ring *r, struct evb_hole_timer *h, uint64_t p
     uint64_t t = atomic_load_explicit(&r->hdr->tail.pos, memory_order_acquire);
     if (pos >= t) {
         h->pos = EVB_POS_NONE; /* nothing claimed here yet: no hole */
-        return 0;
+        if (pos == t)
+            return 0;
+        /* Our walk only passed committed frames, whose claims moved the
+         * tail past them before their stamps (acquired) said so, and seeks
+         * land at or below the tail: coherence lets no later load of the
+         * tail see less. A tail below POS was moved back by hand, and
+         * waiting for it to come back would be a silent stall (producers
+         * would meanwhile overwrite what lies ahead of us). */
+        return evb_err_set(-EBADMSG, "partition %u: the tail %llu is below position %llu, "
+                           "which was reached already (the tail went back)", r->partition,
+                           (unsigned long long)t, (unsigned long long)pos);
     }
     uint64_t now = evb_mono_ns();
     if (h->pos != pos) {

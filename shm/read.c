@@ -107,12 +107,42 @@ static int check_offset(struct evb_ring_reader *rd, uint64_t off)
  * Returns 1 to retry at once, -EAGAIN to wait. */
 #define EVB_TAIL_PEEK 256u
 
+/*
+ * Did someone else write our gating cursor word? Only this reader stores
+ * it (release(), and its registration), so it holds rd->published unless
+ * a hostile or buggy hand changed it: producers then limit themselves by
+ * that value (claim.c reports one past the tail as damage; one lowered
+ * holds them back). -EBADMSG, sticky. Looked at when the reader publishes
+ * and when it waits, never per frame read. Relaxed: we are the word's
+ * only legitimate writer, so coherence gives our last store or a later,
+ * foreign one.
+ */
+static int cursor_tampered(struct evb_ring_reader *rd)
+{
+    struct evb_ring *r = rd->r;
+    if (!EVB_SLOT_GATES(rd->kind) || r->durable || rd->published == EVB_POS_NONE)
+        return 0;
+    /* Relaxed: our own word (coherence, above); nothing else is read
+     * through it. */
+    uint64_t w = atomic_load_explicit(&r->rslots[rd->slot_idx].cursor, memory_order_relaxed);
+    if (w == rd->published)
+        return 0;
+    return rd->failed = evb_err_set(-EBADMSG, "partition %u: reader slot %u: cursor %llu, "
+                                    "but this reader published %llu (written by another "
+                                    "process)", r->partition, rd->slot_idx,
+                                    (unsigned long long)w,
+                                    (unsigned long long)rd->published);
+}
+
 static int not_ready(struct evb_ring_reader *rd, uint64_t pos)
 {
     if ((++rd->idle_polls % EVB_TAIL_PEEK) != 0)
         return -EAGAIN;
+    if (cursor_tampered(rd))
+        return rd->failed;
     /* 1 or -EAGAIN; -EBADMSG sticks: a hole that nothing explains is
-     * damage, and waiting on would hide the rest of the partition. */
+     * damage, and waiting on would hide the rest of the partition; so
+     * does a tail below POS (it went back: pad.c). */
     int rc = evb_ring_hole_check(rd->r, &rd->hole, pos);
     if (rc < 0)
         return rd->failed = rc;
@@ -211,12 +241,25 @@ int evb_ring_reader_ready(struct evb_ring_reader *rd)
 {
     struct evb_ring *r = rd->r;
     uint64_t pos = rd->pos;
+    if (rd->failed || cursor_tampered(rd))
+        return 1; /* the next read says why */
     /* D1 (doorbell.c): seq_cst, after the waiter bit's seq_cst fetch_or. */
     uint64_t st = atomic_load_explicit(&evb_ring_rframe(r, pos)->stamp,
                                        memory_order_seq_cst);
     if (evb_stamp_is_committed(st, pos))
         return 1;
     uint64_t t = atomic_load_explicit(&r->hdr->tail.pos, memory_order_seq_cst);
+    if (t < pos && !rd->behind) {
+        /* Impossible but by a hand that moved the tail back (pad.c,
+         * evb_ring_hole_check, says why): report it rather than sleep
+         * until the tail comes back up. Behind, POS is the disk reader's
+         * business, not the ring's. */
+        rd->failed = evb_err_set(-EBADMSG, "partition %u: the tail %llu is below position "
+                                 "%llu, which was reached already (the tail went back)",
+                                 r->partition, (unsigned long long)t,
+                                 (unsigned long long)pos);
+        return 1;
+    }
     if (t > pos && t - pos > r->capacity)
         return 1; /* lapped: must jump */
     if (t > pos) {
@@ -231,6 +274,11 @@ void evb_ring_reader_release(struct evb_ring_reader *rd)
 {
     struct evb_reader_slot *s = &rd->r->rslots[rd->slot_idx];
     if (rd->pos == rd->published)
+        return;
+    /* Not overwritten: a foreign value must stay seen (the next read
+     * fails), not be hidden by ours. One load of the line we are about to
+     * store to anyway. */
+    if (cursor_tampered(rd))
         return;
     /* R3: we are done with every byte below pos; pairs with A3. */
     atomic_store_explicit(&s->cursor, rd->pos, memory_order_release);
@@ -287,9 +335,13 @@ int evb_ring_oldest(struct evb_ring *r, uint64_t *pos, uint64_t *offset)
 }
 
 /* Move to (POS, OFFSET). LEARN: the frame at POS tells its own offset.
- * KEEP_FILTERS: a seek's filters (skip_below, skip_ts) stay in force. */
+ * KEEP_FILTERS: a seek's filters (skip_below, skip_ts) stay in force.
+ * REACHED: POS is one the ring already reached (a committed cursor, a tail
+ * seen): on a ring-only ring, one past the tail is damage, not a place to
+ * wait (evb_ring_reader_seek). Else a POS past the tail starts at the
+ * tail. */
 static int seek(struct evb_ring_reader *rd, uint64_t pos, uint64_t offset, bool learn,
-                bool keep_filters)
+                bool keep_filters, bool reached)
 {
     struct evb_ring *r = rd->r;
     uint64_t t, toff;
@@ -301,6 +353,17 @@ static int seek(struct evb_ring_reader *rd, uint64_t pos, uint64_t offset, bool 
                                         r->partition, (unsigned long long)t);
     rd->behind = false;
     uint64_t floor = EVB_FRAME_NO_OFFSET;
+    if (reached && pos > t && !r->durable)
+        /* A ring-only topic's cursors live beside its rings in tmpfs and
+         * only ever name positions below the tail: one above it means the
+         * tail went back, or the cursor is damaged. Starting at the tail
+         * would hide it (and read nothing until the tail passed the
+         * cursor). A durable ring rebuilt after a reboot may legitimately
+         * end below a consumer's commit (an async tail lost). */
+        return rd->failed = evb_err_set(-EBADMSG, "partition %u: position %llu to start "
+                                        "at is past the tail %llu (the tail went back, or "
+                                        "the cursor is damaged)", r->partition,
+                                        (unsigned long long)pos, (unsigned long long)t);
     if (pos >= t) {
         pos = t;
         offset = toff;
@@ -350,18 +413,18 @@ static int seek(struct evb_ring_reader *rd, uint64_t pos, uint64_t offset, bool 
 
 int evb_ring_reader_seek_pos(struct evb_ring_reader *rd, uint64_t pos, uint64_t offset)
 {
-    return seek(rd, pos, offset, true, false);
+    return seek(rd, pos, offset, true, false, false);
 }
 
 int evb_ring_reader_seek(struct evb_ring_reader *rd, uint64_t pos, uint64_t offset, bool learn)
 {
-    return seek(rd, pos, offset, learn, false);
+    return seek(rd, pos, offset, learn, false, true);
 }
 
 int evb_ring_reader_resume(struct evb_ring_reader *rd, uint64_t pos, uint64_t offset,
                            bool learn)
 {
-    return seek(rd, pos, offset, learn, true);
+    return seek(rd, pos, offset, learn, true, false);
 }
 
 void evb_ring_reader_moved(struct evb_ring_reader *rd, uint64_t pos, uint64_t offset)

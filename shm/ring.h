@@ -107,6 +107,7 @@ struct evb_ring_producer {
     uint32_t slot_idx;
     uint32_t producer_id;
     uint64_t limit;          /* cached: claims ending at or below are safe */
+    uint64_t limit_from;     /* the tail snapshot LIMIT was computed at */
     uint64_t blocked_pos;    /* min position blocking us, for stall timing */
     uint64_t blocked_since;  /* mono ns */
     uint64_t next_check;     /* mono ns: next liveness/reap pass */
@@ -255,7 +256,10 @@ int evb_ring_read(struct evb_ring_reader *rd, struct evb_frame_view *v);
  * overwritten from now on. */
 void evb_ring_reader_release(struct evb_ring_reader *rd);
 /* Move to (POS, OFFSET) like seek_pos; LEARN false trusts OFFSET rather
- * than taking the offset of the frame found at POS. */
+ * than taking the offset of the frame found at POS. POS must be one the
+ * ring reached (a tail seen, a committed cursor): past the tail of a ring
+ * that is not durable it is -EBADMSG (sticky, message set), where seek_pos
+ * starts at the tail. */
 int evb_ring_reader_seek(struct evb_ring_reader *rd, uint64_t pos, uint64_t offset, bool learn);
 /*
  * The owner of a durable ring's reader reads positions the ring no longer

@@ -213,3 +213,190 @@ Test(ring_hostile, garbage_gating_cursor_is_ebadmsg_after_the_padding_bound)
         evb_ring_close(&r);
     }
 }
+
+/*
+ * The tail moved back, and gating cursors that say the ring reached more
+ * than the tail (the attack's F4). A reader and a producer only ever see
+ * the tail grow, and a gating cursor only ever names a position below a
+ * tail its reader saw: anything else is a hand in the mapping, -EBADMSG,
+ * found where the code already looks at the tail (a waiting reader's peek,
+ * a limit refresh, a seek), never on the per-event path.
+ */
+
+/* A ring with LAPS rings' worth of 64-byte events published and read by
+ * a gating reader RD, which is caught up at the tail. */
+static void traffic(struct evb_ring *r, struct evb_ring_producer *p,
+                    struct evb_ring_reader *rd, uint32_t kind, int laps)
+{
+    struct evb_ring_claim c;
+    struct evb_frame_view v;
+    tr_ring(r, NULL);
+    cr_assert_eq(evb_ring_reader_attach(rd, r, kind, "", EVB_POS_NONE, 0), 0);
+    cr_assert_eq(evb_ring_producer_attach(p, r, 1), 0);
+    for (uint64_t i = 0; i < (uint64_t)laps * TR_CAP / 64; i++) {
+        cr_assert_eq(tr_publish(p, 64, &c), 0, "event %llu", (unsigned long long)i);
+        cr_assert_eq(evb_ring_read(rd, &v), 0);
+        evb_ring_reader_release(rd);
+    }
+}
+
+/* A reader at a position above the tail: a waiting reader finds it both
+ * where it peeks while polling and where it looks before sleeping; every
+ * reader kind, sticky. */
+Test(ring_hostile, reader_above_the_tail_is_ebadmsg_when_it_waits)
+{
+    uint32_t kinds[3] = {EVB_SLOT_CONSUMER, EVB_SLOT_LOSSLESS, EVB_SLOT_SUBSCRIBER};
+    for (int k = 0; k < 3; k++) {
+        for (int via_ready = 0; via_ready < 2; via_ready++) {
+            struct evb_ring r;
+            struct evb_ring_producer p;
+            struct evb_ring_reader rd;
+            struct evb_frame_view v;
+            traffic(&r, &p, &rd, kinds[k], 3);
+            uint64_t t, off;
+            evb_ring_load_tail(&r, &t, &off);
+            tr_set_tail(&r, t - 2 * TR_CAP, off); /* moved back by hand */
+            if (via_ready) {
+                cr_expect_eq(evb_ring_reader_ready(&rd), 1, "kind %u: not for sleeping",
+                             kinds[k]);
+                cr_expect_eq(evb_ring_read(&rd, &v), -EBADMSG, "kind %u", kinds[k]);
+            } else {
+                cr_expect_eq(tr_read_wait(&rd, &v, 2000), -EBADMSG, "kind %u", kinds[k]);
+            }
+            cr_expect(strstr(evb_err_get(), "the tail went back"), "%s", evb_err_get());
+            tr_set_tail(&r, t, off);
+            cr_expect_eq(evb_ring_read(&rd, &v), -EBADMSG, "kind %u: sticky", kinds[k]);
+            evb_ring_reader_detach(&rd);
+            evb_ring_producer_detach(&p);
+            evb_ring_close(&r);
+        }
+    }
+}
+
+/* A producer whose cached limit was computed at a higher tail: the claim
+ * that ends the next lap refreshes it, which says so. Not one lap more of
+ * claims over unread frames. */
+Test(ring_hostile, tail_moved_back_is_ebadmsg_for_the_producer_within_a_lap)
+{
+    for (uint32_t len = 64; len <= 72; len += 8) { /* ending laps exactly, or padding */
+        struct evb_ring r;
+        struct evb_ring_producer p;
+        struct evb_ring_reader rd;
+        struct evb_ring_claim c;
+        traffic(&r, &p, &rd, EVB_SLOT_CONSUMER, 4);
+        uint64_t t, off;
+        evb_ring_load_tail(&r, &t, &off);
+        tr_set_tail(&r, 0, off);
+        uint64_t claims = 0;
+        int rc;
+        while ((rc = tr_publish(&p, len, &c)) == 0 && claims < 4 * TR_CAP / len)
+            claims++;
+        cr_expect_eq(rc, -EBADMSG, "len %u: %d after %llu claims", len, rc,
+                     (unsigned long long)claims);
+        cr_expect_leq(claims * len, TR_CAP, "len %u: claimed past one lap", len);
+        cr_expect(strstr(evb_err_get(), "the tail went back"), "%s", evb_err_get());
+        evb_ring_reader_detach(&rd);
+        evb_ring_producer_detach(&p);
+        evb_ring_close(&r);
+    }
+}
+
+/* A gating cursor above the tail: the limit refresh reports it (it used to
+ * ignore it, which freed the producer to overrun that reader); a cursor at
+ * the tail is a reader that is caught up. */
+Test(ring_hostile, gating_cursor_past_the_tail_is_ebadmsg_at_the_limit_refresh)
+{
+    uint64_t above[3] = {0, 8, 1ull << 40};
+    for (int k = 0; k < 3; k++) {
+        struct evb_ring r;
+        struct evb_ring_producer p;
+        struct evb_ring_claim c;
+        tr_ring(&r, NULL);
+        tr_set_tail(&r, 3 * (uint64_t)TR_CAP, 1000);
+        struct evb_reader_slot *s = &r.rslots[7];
+        TR_ST(s->kind, EVB_SLOT_CONSUMER);
+        TR_ST(s->cursor, 3 * (uint64_t)TR_CAP + above[k]);
+        TR_ST(s->owner, tr_owner_live());
+        cr_assert_eq(evb_ring_producer_attach(&p, &r, 1), 0);
+        int rc = evb_ring_claim(&p, 64, 1, &c);
+        if (!above[k]) {
+            cr_expect_eq(rc, 0, "a cursor at the tail: %d (%s)", rc, evb_err_get());
+            tr_fill(&r, &c);
+            cr_expect_eq(evb_ring_commit(&p, &c), 0);
+        } else {
+            cr_expect_eq(rc, -EBADMSG, "cursor tail + %llu: %d",
+                         (unsigned long long)above[k], rc);
+            cr_expect(strstr(evb_err_get(), "is past the tail"), "%s", evb_err_get());
+            cr_expect_eq(TR_LD(r.hdr->tail.pos), 3 * (uint64_t)TR_CAP, "nothing claimed");
+            cr_expect_eq(evb_ring_producer_unblock(&p), -EBADMSG, "blocked: the same");
+        }
+        evb_ring_producer_detach(&p);
+        evb_ring_close(&r);
+    }
+}
+
+/* A gating reader's own cursor word written by someone else: it says so
+ * when it next publishes its cursor, or before it sleeps, and leaves the
+ * foreign value for producers to find. Raised or lowered alike. */
+Test(ring_hostile, gating_reader_sees_its_cursor_word_written_by_another)
+{
+    for (int k = 0; k < 4; k++) {
+        bool raise = k & 1, via_ready = k & 2;
+        struct evb_ring r;
+        struct evb_ring_producer p;
+        struct evb_ring_reader rd;
+        struct evb_ring_claim c;
+        struct evb_frame_view v;
+        traffic(&r, &p, &rd, EVB_SLOT_CONSUMER, 2);
+        if (!via_ready) /* an event to read, published before the damage */
+            cr_assert_eq(tr_publish(&p, 64, &c), 0);
+        struct evb_reader_slot *s = &r.rslots[rd.slot_idx];
+        uint64_t was = TR_LD(s->cursor);
+        uint64_t bad = raise ? was + (1ull << 40) : was - 640;
+        TR_ST(s->cursor, bad);
+        if (via_ready) {
+            cr_expect_eq(evb_ring_reader_ready(&rd), 1, "k %d", k);
+        } else {
+            cr_expect_eq(evb_ring_read(&rd, &v), 0, "k %d: an event", k);
+            evb_ring_reader_release(&rd);
+        }
+        cr_expect_eq(evb_ring_read(&rd, &v), -EBADMSG, "k %d", k);
+        cr_expect(strstr(evb_err_get(), "written by another process"), "%s", evb_err_get());
+        cr_expect_eq(TR_LD(s->cursor), bad, "k %d: the foreign value stays", k);
+        evb_ring_reader_detach(&rd);
+        evb_ring_producer_detach(&p);
+        evb_ring_close(&r);
+    }
+}
+
+/* Starting at a committed cursor above the tail (evb_ring_reader_seek)
+ * is damage on a ring-only ring; a position the caller asked for
+ * (seek_pos) still starts at the tail, and so does a commit above a
+ * durable ring's tail (rebuilt after a reboot without its async end). */
+Test(ring_hostile, seek_to_a_reached_position_past_the_tail_is_ebadmsg)
+{
+    for (int k = 0; k < 3; k++) {
+        struct evb_ring_init init = {.capacity = TR_CAP, .max_frame = TR_MAX_FRAME,
+                                     .mode = 0600,
+                                     .flags = k == 2 ? EVB_RING_F_DURABLE : 0};
+        struct evb_ring r;
+        struct evb_ring_reader rd;
+        struct evb_frame_view v;
+        tr_ring(&r, &init);
+        tr_set_tail(&r, 4096, 64);
+        cr_assert_eq(evb_ring_reader_attach(&rd, &r, EVB_SLOT_CONSUMER, "", EVB_POS_NONE, 0),
+                     0);
+        int rc = k == 1 ? evb_ring_reader_seek_pos(&rd, 8192, 0)
+                        : evb_ring_reader_seek(&rd, 8192, 128, true);
+        if (k == 0) {
+            cr_expect_eq(rc, -EBADMSG);
+            cr_expect(strstr(evb_err_get(), "past the tail"), "%s", evb_err_get());
+            cr_expect_eq(evb_ring_read(&rd, &v), -EBADMSG, "sticky");
+        } else {
+            cr_expect_eq(rc, 0, "k %d", k);
+            cr_expect_eq(rd.pos, 4096, "k %d: at the tail", k);
+        }
+        evb_ring_reader_detach(&rd);
+        evb_ring_close(&r);
+    }
+}
