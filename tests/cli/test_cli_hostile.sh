@@ -144,11 +144,36 @@ test_cursor_symlink() {
     end
 }
 
+# poke FILE OFFSET VALUE: store the 8-byte little-endian VALUE at OFFSET of
+# FILE, in place, as a hostile process with the ring mapped would.
+poke() {
+    python3 -c 'import sys, struct
+with open(sys.argv[1], "r+b") as f:
+    f.seek(int(sys.argv[2], 0)); f.write(struct.pack("<Q", int(sys.argv[3], 0)))' "$@"
+}
+
+test_tail_moved_back() {
+    begin "the ring's tail moved back below a named consumer's commit: tail says so"
+    run create tb --ring-bytes 64K
+    seq 1 20000 >"$TMP/lines"
+    run_in "$TMP/lines" pub tb
+    trun tail tb --name c --from earliest --count 100
+    check "the consumer read and committed, several laps in" rc_is 0
+    poke "$BUS/tb/0.ring" 0x80 0 # the tail's position word
+    trun tail tb --name c
+    check "tail ends in time" not_hung
+    check "tail fails" rc_is 1
+    check "in one line, naming the tail" err_has "past the tail"
+    check "one line" err_one_line
+    end
+}
+
 test_segment_fifo
 test_index_fifo
 test_data_conf_fifo
 test_bus_conf_fifo
 test_bus_meta_symlink
 test_cursor_symlink
+test_tail_moved_back
 
 finish
