@@ -178,7 +178,11 @@ static int pub_flush(pub *p)
         if (r <= 0) {
             int err = r < 0 ? r : -EIO;
             const evb_msg *m = &p->msgs[done];
-            return cli_fail_hot(&p->c, err, "%s %llu (%u bytes)", p->unit,
+            /* With the detail: a publish leaves one only when its slow
+             * path fails (damage found at a limit refresh, a flusher's
+             * error), and nothing before it in this command failed, so
+             * what is there is this failure's. */
+            return cli_fail(&p->c, err, "%s %llu (%u bytes)", p->unit,
                             (unsigned long long)(p->first + done),
                             m->key_len + m->value_len);
         }

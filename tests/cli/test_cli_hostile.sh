@@ -168,6 +168,20 @@ test_tail_moved_back() {
     end
 }
 
+test_pub_names_damage() {
+    begin "pub into a ring with a damaged word names the word, in one line"
+    drun create fd --ring-bytes 64K --durability async
+    seq 1 2000 >"$TMP/lines"
+    drun_in "$TMP/lines" pub fd
+    check "the first publish works" rc_is 0
+    poke "$DBUS/fd/0.ring" 384 0x7000000000 # flushed, far past the tail
+    drun_in "$TMP/lines" pub fd
+    check "pub fails" rc_is 1
+    check "naming the word and the tail" eval 'err_has "flushed 481036337152" && err_has "tail"'
+    check "one line" err_one_line
+    end
+}
+
 test_segment_fifo
 test_index_fifo
 test_data_conf_fifo
@@ -175,5 +189,6 @@ test_bus_conf_fifo
 test_bus_meta_symlink
 test_cursor_symlink
 test_tail_moved_back
+test_pub_names_damage
 
 finish
