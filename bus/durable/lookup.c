@@ -4,30 +4,44 @@
  * starts. Frame checks are seg_reader.c's, the index index.c's.
  */
 #include <errno.h>
+#include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "err.h"
 #include "seg_internal.h"
 
-/* For offsets, events before an entry have offsets below the entry's; for
- * times, max_ts bounds every timestamp before it. Without an index: the
- * base, offset unknown. */
+/* For offsets, events before an entry have offsets below the entry's.
+ * For times, an entry's max_ts bounds every timestamp before it, but that
+ * is a claim of the index, and one bad entry must cost a walk, not events:
+ * the walk starts one entry earlier than the claim allows and *H says
+ * what to check on the way (every data frame below H->until has a
+ * timestamp at most H->max_ts). An entry whose max_ts was lowered either
+ * breaks the entries' order (evb_idx_read keeps the prefix before it) or
+ * lies below a timestamp of the frames since the entry before it, which
+ * the check meets. Without an index: the base, offset unknown. */
 struct evb_seg_walk evb_seg_walk_start(const struct evb_idx *x, const struct evb_seg_geom *g,
-                                       uint64_t base, bool by_time, uint64_t target)
+                                       uint64_t base, bool by_time, uint64_t target,
+                                       struct evb_seg_hint *h)
 {
     struct evb_seg_walk w = {.pos = base, .offset = 0, .learn = true};
+    *h = (struct evb_seg_hint){.until = base, .max_ts = UINT64_MAX};
     if (!x)
         return w;
     w = (struct evb_seg_walk){.pos = base, .offset = x->base_offset, .learn = false};
+    struct evb_seg_walk prev = w;
     for (size_t i = 0; i < x->n; i++) {
         const struct evb_idx_entry *e = &x->e[i];
         if (e->pos - base >= g->segment_bytes ||
             (by_time ? e->max_ts >= target : e->offset > target))
             break;
+        prev = w;
         w.pos = e->pos;
         w.offset = e->offset;
+        if (by_time)
+            *h = (struct evb_seg_hint){.until = e->pos, .max_ts = e->max_ts};
     }
-    return w;
+    return by_time ? prev : w;
 }
 
 /* Damage a skipping lookup passed since the last valid frame it walked. */
@@ -58,10 +72,27 @@ static void intact(struct skipped *k, uint64_t pos, uint64_t off)
     k->out = (struct evb_seg_skipped){.bytes = 0, .from = EVB_SEG_NO_OFFSET};
 }
 
+/* -EBADMSG: the index of segment BASE claimed H, the frame at AT has TS. */
+static int bad_hint(const char *dir, uint64_t base, const struct evb_seg_hint *h, uint64_t at,
+                    uint64_t ts)
+{
+    char path[PATH_MAX];
+    if (evb_seg_path(path, sizeof path, dir, base, "idx"))
+        snprintf(path, sizeof path, "%s", dir);
+    return evb_err_set(-EBADMSG, "%s: an entry says no timestamp above %llu before position "
+                       "%llu, the frame at %llu has %llu: a bad index (a hint only)", path,
+                       (unsigned long long)h->max_ts, (unsigned long long)h->until,
+                       (unsigned long long)at, (unsigned long long)ts);
+}
+
 /* The first event below END matching TARGET. With HINTS the index picks
- * the starting points; the offsets it claims are checked against the
- * first frame walked, so a stale index gives -EBADMSG, never a wrong
- * answer about offsets. With SKIP, *SK says what damage lies right before
+ * the starting points; the offset it claims is checked against the first
+ * frame walked, and by time the timestamps it claims against the frames
+ * of one entry's span (evb_seg_walk_start), so a bad index gives -EBADMSG
+ * (and evb_seg_find a walk without it), never a wrong answer. The first
+ * frame at an index's start must be there even when skipping damage:
+ * skipping from a position the index made up would count whole frames as
+ * damage. With SKIP, *SK says what damage lies right before
  * the event found or, when none is, at the end of the log. */
 static int find(const char *dir, const struct evb_seg_geom *g, bool by_time,
                 uint64_t target, uint64_t end, bool hints, bool skip, uint64_t *pos,
@@ -92,8 +123,10 @@ static int find(const char *dir, const struct evb_seg_geom *g, bool by_time,
         struct evb_idx *x = NULL;
         if (hints)
             (void)evb_idx_load(dir, bases[i], &x);
-        struct evb_seg_walk w = evb_seg_walk_start(x, g, bases[i], by_time, target);
+        struct evb_seg_hint h;
+        struct evb_seg_walk w = evb_seg_walk_start(x, g, bases[i], by_time, target, &h);
         free(x);
+        uint64_t hinted = w.learn ? UINT64_MAX : w.pos; /* where the index put the walk */
         /* Segments missing between the last walk and this one. From the
          * segment's base to where the index starts the walk, frames are
          * whole but wanted by no one. */
@@ -115,6 +148,17 @@ static int find(const char *dir, const struct evb_seg_geom *g, bool by_time,
             struct evb_seg_frame fr;
             uint64_t at = w.pos, at_off = w.learn ? EVB_SEG_NO_OFFSET : w.offset;
             int kind = evb_seg_step(&s, g, &w, &fr);
+            if (at == hinted && kind <= 0) {
+                /* No frame with the offset the index gave where it put
+                 * the walk: the index is wrong (the log may be too; the
+                 * walk without hints tells, and skips what it must). */
+                rc = evb_seg_corrupt(dir, g, &w, kind, &fr);
+                goto out;
+            }
+            if (kind == 1 && at < h.until && fr.f->timestamp_ns > h.max_ts) {
+                rc = bad_hint(dir, bases[i], &h, at, fr.f->timestamp_ns);
+                goto out;
+            }
             if (kind <= 0 && skip) {
                 /* Skipping damage: on at the next valid frame, whose
                  * offset is learnt; the reader counts what it skips. A

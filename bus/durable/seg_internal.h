@@ -52,11 +52,19 @@ int evb_seg_step(const struct evb_seg *s, const struct evb_seg_geom *g,
  * naming the segment file, the position and the byte in the file. */
 int evb_seg_corrupt(const char *dir, const struct evb_seg_geom *g, const struct evb_seg_walk *w,
                     int kind, const struct evb_seg_frame *fr);
+/* What the walk must find true for the index's time claim to hold: no
+ * data frame below UNTIL has a timestamp above MAX_TS. */
+struct evb_seg_hint {
+    uint64_t until;
+    uint64_t max_ts;
+};
 /* Where a walk of segment BASE may start so that it misses no match
- * (lookup.c): the last entry of index X (NULL: none) before which no event
- * can match TARGET, an offset or, BY_TIME, a timestamp. */
+ * (lookup.c): by offset, the last entry of index X (NULL: none) before
+ * which no event can match TARGET; BY_TIME, the entry before that one (or
+ * the base), *H what the frames up to it must bear out. */
 struct evb_seg_walk evb_seg_walk_start(const struct evb_idx *x, const struct evb_seg_geom *g,
-                                       uint64_t base, bool by_time, uint64_t target);
+                                       uint64_t base, bool by_time, uint64_t target,
+                                       struct evb_seg_hint *h);
 
 /* Read the index in FD (file PATH) of segment BASE: the header must match,
  * entries are kept while they ascend and stay at or above the base. */

@@ -119,3 +119,94 @@ Test(seg_find, time_is_the_first_in_log_order_at_or_after)
         check_find(true, 0, lg.pos);
     }
 }
+
+/* ---- one bad entry in an index (attack 3, F1) ---- */
+
+/* The first match by brute force, against evb_seg_find with and without
+ * damage skipping: a bad hint may cost a walk, never an event. */
+static void check_find_both(bool by_time, uint64_t t, const char *what)
+{
+    const struct rec *want = first_match(by_time, t, lg.pos);
+    for (int skip = 0; skip < 2; skip++) {
+        uint64_t pos = 0, off = 0;
+        struct evb_seg_skipped sk;
+        int rc = evb_seg_find(dir, &geom, by_time, t, lg.pos, skip, &pos, &off, &sk);
+        if (!want) {
+            cr_assert_eq(rc, -ENOENT, "%s: %s %llu: rc %d pos %llu", what,
+                         by_time ? "time" : "offset", (unsigned long long)t, rc,
+                         (unsigned long long)pos);
+            continue;
+        }
+        cr_assert_eq(rc, 0, "%s: %s", what, evb_last_error());
+        cr_assert_eq(pos, want->pos, "%s, skip %d: %s %llu found at %llu, the first is at %llu",
+                     what, skip, by_time ? "time" : "offset", (unsigned long long)t,
+                     (unsigned long long)pos, (unsigned long long)want->pos);
+        cr_assert_eq(off, want->offset, "%s", what);
+        if (skip)
+            cr_assert_eq(sk.bytes, 0, "%s: an intact log reported %llu bytes skipped", what,
+                         (unsigned long long)sk.bytes);
+    }
+}
+
+static void idx_rw(uint64_t base, struct evb_idx_entry *e, size_t *n, bool write)
+{
+    char path[256];
+    evb_seg_path(path, sizeof path, dir, base, "idx");
+    int fd = open(path, O_RDWR);
+    cr_assert_geq(fd, 0);
+    if (write) {
+        cr_assert_eq(pwrite(fd, e, *n * sizeof *e, EVB_IDX_HDR_BYTES),
+                     (ssize_t)(*n * sizeof *e));
+    } else {
+        ssize_t got = pread(fd, e, 64 * sizeof *e, EVB_IDX_HDR_BYTES);
+        cr_assert_gt(got, 0);
+        *n = (size_t)got / sizeof *e;
+    }
+    close(fd);
+}
+
+Test(seg_find, one_bad_index_entry_costs_a_walk_never_an_event)
+{
+    build(3 * SEG + SEG / 3);
+    write_segments(6);
+    static const char *kinds[] = {"lower", "zero", "higher", "max", "below the previous",
+                                  "one bit flipped", "pos moved", "offset moved"};
+    for (int trial = 0; trial < 400; trial++) {
+        uint64_t base = (next_rand() % (lg.pos / SEG + 1)) * SEG;
+        struct evb_idx_entry e[64], keep[64];
+        size_t n;
+        idx_rw(base, e, &n, false);
+        memcpy(keep, e, sizeof e);
+        size_t k = next_rand() % n;
+        unsigned kind = trial % 8;
+        uint64_t *ts = &e[k].max_ts;
+        switch (kind) {
+        case 0: *ts -= 1 + next_rand() % (*ts ? *ts : 1); break;
+        case 1: *ts = 0; break;
+        case 2: *ts += 1 + next_rand() % 100000; break;
+        case 3: *ts = UINT64_MAX; break;
+        case 4: *ts = k ? e[k - 1].max_ts - 1 : 0; break;
+        case 5: *ts ^= 1ull << (next_rand() % 64); break;
+        case 6: e[k].pos = k ? e[k - 1].pos + 8 * (1 + next_rand() % 20) : base + 8; break;
+        case 7: e[k].offset += next_rand() % 2 ? 1 : (uint64_t)-1; break;
+        }
+        idx_rw(base, e, &n, true);
+        char what[128];
+        snprintf(what, sizeof what, "trial %d: entry %zu of segment %llu, %s", trial, k,
+                 (unsigned long long)base, kinds[kind]);
+        /* Every timestamp of the frames around the entry, and just past. */
+        uint64_t lo = k > 1 ? keep[k - 2].pos : base;
+        uint64_t hi = k + 1 < n ? keep[k + 1].pos : base + SEG;
+        for (size_t i = 0; i < lg.nfr; i++) {
+            const struct rec *r = &lg.fr[i];
+            if (r->pos < lo || r->pos >= hi || !r->data)
+                continue;
+            check_find_both(true, r->ts, what);
+            check_find_both(true, r->ts + 1, what);
+            check_find_both(false, r->offset, what);
+        }
+        check_find_both(true, keep[k].max_ts, what);
+        check_find_both(true, keep[k].max_ts + 1, what);
+        idx_rw(base, keep, &n, true);
+    }
+}

@@ -52,13 +52,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (rc == 0) {
         check_loaded(x, base, UINT64_MAX);
         for (int by_time = 0; by_time < 2; by_time++) {
-            struct evb_seg_walk w = evb_seg_walk_start(x, &geom, base, by_time, a);
+            struct evb_seg_hint h;
+            struct evb_seg_walk w = evb_seg_walk_start(x, &geom, base, by_time, a, &h);
             FUZZ_CHECK(w.pos >= base && w.pos < base + SEG && w.pos % 8 == 0,
                        "walk starts at %llu", (unsigned long long)w.pos);
         }
         free(x);
     }
-    struct evb_seg_walk w = evb_seg_walk_start(NULL, &geom, base, false, a);
+    struct evb_seg_hint h;
+    struct evb_seg_walk w = evb_seg_walk_start(NULL, &geom, base, false, a, &h);
     FUZZ_CHECK(w.pos == base, "no index: walk starts at %llu", (unsigned long long)w.pos);
 
     uint64_t end = base + (b % (SEG / 8)) * 8;
