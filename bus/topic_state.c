@@ -195,7 +195,9 @@ EVB_EXPORT int evb_partition_damage(evb_bus *bus, const char *topic, uint32_t pa
                             .first_position = d.first_pos, .checked_bytes = d.checked_bytes,
                             .mark = d.mark, .unchecked_cut_bytes = d.cut_bytes,
                             .unchecked_cut_position = d.cut_pos,
-                            .skipped_offsets = d.skipped_offsets};
+                            .skipped_offsets = d.skipped_offsets,
+                            .bad_indexes = d.bad_indexes,
+                            .first_bad_index = d.bad_index_base};
     return rc;
 }
 

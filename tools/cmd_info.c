@@ -36,7 +36,11 @@ static const char info_usage[] =
     "  --verify         durable topics: walk every segment file now, read\n"
     "                   only, checking every frame as a reader does, and\n"
     "                   report each partition's damaged ranges; exit 1 when\n"
-    "                   there are any (read past them with tail --skip-damage)\n"
+    "                   there are any (read past them with tail --skip-damage).\n"
+    "                   Each segment's index (.idx) is checked against its\n"
+    "                   frames too: a bad one is a hint that seeks check and\n"
+    "                   walk past (slower, no event lost); it is named, and\n"
+    "                   the exit status is 1 as well (remove the file)\n"
     "  --json           one JSON object\n"
     CLI_BUS_HELP;
 
@@ -222,7 +226,10 @@ static json_t *damage_json(const evb_damage *d, bool verify)
         o = NULL;
     }
     if (o != NULL && verify &&
-        json_object_set_new(o, "checked_bytes", cli_json_u64(d->checked_bytes)) < 0) {
+        (json_object_set_new(o, "checked_bytes", cli_json_u64(d->checked_bytes)) < 0 ||
+         json_object_set_new(o, "bad_indexes", cli_json_u64(d->bad_indexes)) < 0 ||
+         (d->bad_indexes &&
+          json_object_set_new(o, "first_bad_index", cli_json_u64(d->first_bad_index)) < 0))) {
         json_decref(o);
         o = NULL;
     }
@@ -442,6 +449,7 @@ static int info_verify(cli *c, const struct evb_topic_info *ti, evb_damage *ver)
         return cli_usage_error(c, "--verify: topic %s is not durable (it has no disk log)",
                                ti->name);
     int rc = 0;
+    bool damaged = false;
     for (uint32_t p = 0; p < info_parts(ti); p++) {
         int err = evb_partition_damage(c->bus, ti->name, p, EVB_DAMAGE_VERIFY, &ver[p]);
         if (err < 0)
@@ -455,8 +463,17 @@ static int info_verify(cli *c, const struct evb_topic_info *ti, evb_damage *ver)
             printf("partition %u: %s checked, no damage\n", p, checked);
         if (ver[p].ranges)
             rc = 1;
+        if (!c->json && ver[p].bad_indexes)
+            printf("partition %u: %llu segment index%s contradict%s the frames, the first "
+                   "%020llu.idx: not log damage (seeks check an index and walk the frames "
+                   "instead); remove it\n", p, (unsigned long long)ver[p].bad_indexes,
+                   ver[p].bad_indexes == 1 ? "" : "es", ver[p].bad_indexes == 1 ? "s" : "",
+                   (unsigned long long)ver[p].first_bad_index);
+        if (ver[p].bad_indexes)
+            rc = 1;
+        damaged = damaged || ver[p].ranges;
     }
-    if (rc)
+    if (damaged)
         fprintf(stderr, "evbus info: topic %s: damaged log; readers stop there, tail "
                 "--skip-damage reads past it\n", ti->name);
     return rc;

@@ -50,6 +50,7 @@ int evb_idx_read(int fd, const char *path, uint64_t base, struct evb_idx **out)
         n = 0;
     x->base_pos = base;
     x->base_offset = h.base_offset;
+    x->stored = (size_t)n;
     uint64_t pos = base, off = h.base_offset, ts = 0;
     size_t k = 0;
     for (; k < n; k++) {

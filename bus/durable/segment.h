@@ -199,7 +199,8 @@ bool evb_seg_mark_read(const char *dir, uint64_t *pos, uint64_t *offset);
 struct evb_idx {
     uint64_t base_pos;
     uint64_t base_offset;
-    size_t n;
+    size_t n;      /* entries of the checked prefix (in order, in the segment) */
+    size_t stored; /* entries in the file; e[n..stored) as read, unchecked */
     struct evb_idx_entry e[];
 };
 
@@ -331,6 +332,8 @@ struct evb_seg_damage {
     uint64_t cut_bytes;     /* cut without a mark to bound it, at cut_pos */
     uint64_t cut_pos;
     uint64_t skipped_offsets; /* voided after that cut (never reused) */
+    uint64_t bad_indexes;   /* evb_seg_verify: indexes contradicting their frames */
+    uint64_t bad_index_base; /* the first one's segment (when bad_indexes) */
 };
 
 /* Record in DIR what recovery R found damaged (remove the record when
@@ -345,7 +348,8 @@ void evb_seg_damage_mark(const char *dir, uint32_t state, uint32_t mode);
 int evb_seg_damage_read(const char *dir, struct evb_seg_damage *out);
 /* Walk the log of DIR over [START, END) read only, every frame checked as
  * a reader checks it, and count the damaged ranges (each run of bytes
- * without a valid frame, a missing or short segment). 0, or the reader's
+ * without a valid frame, a missing or short segment), and the segment
+ * indexes that contradict the frames they describe (hints, not damage). 0, or the reader's
  * error (-ENOENT: the segment at START is gone, -ENOMEM). */
 int evb_seg_verify(const char *dir, const struct evb_seg_geom *g, uint64_t start, uint64_t end,
                    struct evb_seg_damage *out);

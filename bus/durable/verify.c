@@ -1,13 +1,15 @@
 /*
  * verify.c - damage reports of a partition's log: the record the last
  * recovery leaves (damage.found, mark_format.h) and a read-only walk of
- * every segment over a range of positions (`evbus info --verify`). What
+ * every segment over a range of positions, with each segment's index
+ * checked against its frames (`evbus info --verify`). What
  * counts as damage, and what recovery does with it, is recover.c's.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -99,6 +101,79 @@ int evb_seg_damage_read(const char *dir, struct evb_seg_damage *out)
     return 0;
 }
 
+/*
+ * Whether the index of the segment S maps agrees with its frames below
+ * END: the header's base offset is the first frame's, and each entry names
+ * a frame boundary, that frame's offset and the largest timestamp before
+ * it in the segment, as the flusher wrote them (flush_segment.c). Only
+ * what the walk reaches is checked: entries past damage in the segment or
+ * at or past END (a flusher may be appending) are left alone. No index is
+ * fine (seeks walk); one that does not load is bad.
+ */
+static bool idx_agrees(const char *dir, const struct evb_seg_geom *g, const struct evb_seg *s,
+                       uint64_t end)
+{
+    struct evb_idx *x;
+    int rc = evb_idx_load(dir, s->base, &x);
+    if (rc)
+        return rc == -ENOENT;
+    struct evb_seg_walk w = {.pos = s->base, .learn = true};
+    uint64_t stop = s->base + s->bytes < end ? s->base + s->bytes : end, max_ts = 0;
+    size_t j = 0;
+    bool ok = true;
+    while (ok && w.pos < stop) {
+        /* An entry the walk passed without meeting it: not a boundary,
+         * or out of order. */
+        if (j < x->stored && x->e[j].pos < w.pos) {
+            ok = false;
+            break;
+        }
+        bool here = j < x->stored && x->e[j].pos == w.pos;
+        uint64_t at = w.pos;
+        struct evb_seg_frame fr;
+        int kind = evb_seg_step(s, g, &w, &fr);
+        if (kind <= 0)
+            break; /* damage: the reader's walk counts it */
+        if (at == s->base && fr.f && fr.offset != x->base_offset)
+            ok = false;
+        if (here) {
+            /* The frame's offset (a stamp-only pad's: the one expected
+             * there; the flusher puts none on it, a hint there is true). */
+            ok = ok && x->e[j].offset == fr.offset && x->e[j].max_ts == max_ts;
+            j++;
+        }
+        if (kind == 1 && fr.f->timestamp_ns > max_ts)
+            max_ts = fr.f->timestamp_ns;
+    }
+    /* Walked to the segment's end: an entry beyond it is no boundary. */
+    if (ok && w.pos >= s->base + g->segment_bytes && j < x->stored)
+        ok = false;
+    free(x);
+    return ok;
+}
+
+/* Check the index of every segment holding positions [START, END) (OUT
+ * counts the bad ones). */
+static void verify_indexes(const char *dir, const struct evb_seg_geom *g, uint64_t start,
+                           uint64_t end, struct evb_seg_damage *out)
+{
+    uint64_t *bases;
+    size_t n;
+    if (evb_seg_list_checked(dir, g, &bases, &n))
+        return; /* the reader's walk says what is wrong with the listing */
+    struct evb_seg s = {.fd = -1};
+    for (size_t i = 0; i < n; i++) {
+        if (bases[i] + g->segment_bytes <= start || bases[i] >= end ||
+            evb_seg_hold(&s, dir, g, bases[i]))
+            continue;
+        if (!idx_agrees(dir, g, &s, end) && !out->bad_indexes++)
+            out->bad_index_base = bases[i];
+    }
+    evb_seg_unmap(&s);
+    free(bases);
+    evb_err_clear(); /* what did not load was counted */
+}
+
 int evb_seg_verify(const char *dir, const struct evb_seg_geom *g, uint64_t start, uint64_t end,
                    struct evb_seg_damage *out)
 {
@@ -128,5 +203,8 @@ int evb_seg_verify(const char *dir, const struct evb_seg_geom *g, uint64_t start
     }
     out->checked_bytes = sr.pos > start ? sr.pos - start : 0;
     evb_seg_reader_close(&sr);
-    return rc == -EAGAIN ? 0 : rc;
+    if (rc != -EAGAIN)
+        return rc;
+    verify_indexes(dir, g, start, end, out);
+    return 0;
 }

@@ -487,6 +487,13 @@ typedef struct evb_damage {
                                    (voided by pads at the log end): that cut
                                    may have taken back offsets already handed
                                    out, and none is ever handed out twice */
+    uint64_t bad_indexes;     /**< EVB_DAMAGE_VERIFY: segment indexes (the .idx
+                                   beside a segment) that contradict its frames.
+                                   Not damage to the log: an index is a hint
+                                   that seeks check, walking the frames where
+                                   it is wrong (time lost, no event); removing
+                                   the file makes that walk the rule */
+    uint64_t first_bad_index; /**< the first such segment's base position */
 } evb_damage;
 
 /** evb_damage.mark: the partition's durable mark (which tells a torn tail

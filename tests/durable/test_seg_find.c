@@ -210,3 +210,61 @@ Test(seg_find, one_bad_index_entry_costs_a_walk_never_an_event)
         idx_rw(base, keep, &n, true);
     }
 }
+
+/* `info --verify` checks each index against its frames: an honest one
+ * passes, one changed entry (or header) is found and named, and neither
+ * counts as damage to the log. */
+static struct evb_seg_damage verify_all(void)
+{
+    struct evb_seg_damage d;
+    cr_assert_eq(evb_seg_verify(dir, &geom, 0, lg.pos, &d), 0, "%s", evb_last_error());
+    cr_assert_eq(d.ranges, 0, "a bad index counted as log damage");
+    return d;
+}
+
+Test(seg_find, verify_names_an_index_that_contradicts_its_frames)
+{
+    build(3 * SEG + SEG / 3);
+    write_segments(6);
+    cr_assert_eq(verify_all().bad_indexes, 0, "an honest index called bad");
+    for (int trial = 0; trial < 200; trial++) {
+        uint64_t base = (next_rand() % (lg.pos / SEG + 1)) * SEG;
+        struct evb_idx_entry e[64], keep[64];
+        size_t n;
+        idx_rw(base, e, &n, false);
+        memcpy(keep, e, sizeof e);
+        size_t k = next_rand() % n;
+        switch (trial % 6) {
+        case 0: e[k].max_ts -= 1 + next_rand() % (e[k].max_ts ? e[k].max_ts : 1); break;
+        case 1: e[k].max_ts += 1 + next_rand() % 100000; break;
+        case 2: e[k].max_ts ^= 1ull << (next_rand() % 64); break;
+        case 3: e[k].pos += 8; break; /* inside the frame */
+        case 4: e[k].offset += next_rand() % 2 ? 1 : (uint64_t)-1; break;
+        case 5: e[k] = e[(k + 1) % n]; break; /* a copied entry */
+        }
+        if (!memcmp(&e[k], &keep[k], sizeof e[k]))
+            continue;
+        idx_rw(base, e, &n, true);
+        struct evb_seg_damage d = verify_all();
+        cr_assert_eq(d.bad_indexes, 1, "trial %d: entry %zu of segment %llu changed, %llu bad",
+                     trial, k, (unsigned long long)base, (unsigned long long)d.bad_indexes);
+        cr_assert_eq(d.bad_index_base, base);
+        idx_rw(base, keep, &n, true);
+    }
+    /* The header's base offset, and a header that is no index header. */
+    char path[256];
+    evb_seg_path(path, sizeof path, dir, SEG, "idx");
+    int fd = open(path, O_RDWR);
+    cr_assert_geq(fd, 0);
+    uint64_t off, bad;
+    cr_assert_eq(pread(fd, &off, 8, 24), 8);
+    bad = off + 1;
+    cr_assert_eq(pwrite(fd, &bad, 8, 24), 8);
+    cr_expect_eq(verify_all().bad_indexes, 1, "a wrong base offset passed");
+    cr_assert_eq(pwrite(fd, &bad, 8, 0), 8);
+    cr_expect_eq(verify_all().bad_indexes, 1, "a header that is no index passed");
+    close(fd);
+    /* Gone: no finding (seeks walk the frames). */
+    cr_assert_eq(unlink(path), 0);
+    cr_expect_eq(verify_all().bad_indexes, 0);
+}
