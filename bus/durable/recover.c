@@ -426,8 +426,10 @@ int evb_seg_recover(const char *dir, const struct evb_seg_geom *g, uint64_t hint
     }
 
     /* The newest segment holding a valid frame: walked whole, damage in it
-     * noted. Newer ones hold none. A short one found first cannot be read:
-     * where the log ends is then unknown, and nothing is cut. */
+     * noted. Newer ones hold none. A short one found first is walked as
+     * far as it goes when the mark says where the log ends (what it lost
+     * below the mark is then damage, as for a missing segment); without a
+     * mark the log end is unknown, and nothing is cut. */
     struct evb_seg s = {.fd = -1};
     struct seg_scan sc = {0};
     size_t top = n;
@@ -437,12 +439,15 @@ int evb_seg_recover(const char *dir, const struct evb_seg_geom *g, uint64_t hint
             rc = (int)sz;
             break;
         }
-        if ((uint64_t)sz < g->segment_bytes) {
+        if ((uint64_t)sz < g->segment_bytes && !mark) {
             rc = evb_err_set(-EBADMSG, "%s: segment %020llu has %lld bytes, a segment has "
-                             "%llu; the log end is unknown", dir, (unsigned long long)bases[j],
+                             "%llu, and no valid durable mark says where the log ended: the "
+                             "log end is unknown", dir, (unsigned long long)bases[j],
                              (long long)sz, (unsigned long long)g->segment_bytes);
             break;
         }
+        if (sz < (int64_t)sizeof(uint64_t))
+            continue; /* not one frame left in it */
         struct evb_seg_recovery probe = r;
         if ((rc = scan_segment(&s, dir, g, bases[j], &sc, &probe)))
             break;
@@ -467,8 +472,10 @@ int evb_seg_recover(const char *dir, const struct evb_seg_geom *g, uint64_t hint
     }
     /* Below the mark nothing is torn: what has no valid frame there is
      * damage, and the log resumes at the mark. */
+    uint64_t mark_from = UINT64_MAX; /* where that range starts */
     if (!rc && mark && mpos > end_pos) {
         damage(&r, end_pos, mpos - end_pos);
+        mark_from = end_pos;
         end_pos = mpos;
     }
     if (mark && moff > end_off && mpos >= end_pos)
@@ -482,14 +489,21 @@ int evb_seg_recover(const char *dir, const struct evb_seg_geom *g, uint64_t hint
         if (bases[i] + g->segment_bytes < next)
             damage(&r, bases[i] + g->segment_bytes, next - bases[i] - g->segment_bytes);
         int64_t sz = seg_size(dir, bases[i]);
-        if (sz >= 0 && (uint64_t)sz < g->segment_bytes && bases[i] < end_pos) {
+        /* The segment walked above counted its damage, and what it lost
+         * below the mark is in the mark's range. */
+        if (sz >= 0 && (uint64_t)sz < g->segment_bytes && bases[i] < end_pos &&
+            !(top < n && bases[i] == bases[top])) {
             /* Cut short: the frames before the cut are intact, the damage
-             * starts after the last of them, as a reader sees it. */
+             * starts after the last of them, as a reader sees it, and
+             * ends at the segment's end, the log's, or the mark's range. */
             struct seg_scan e;
-            uint64_t from = bases[i];
+            uint64_t from = bases[i], to = bases[i] + g->segment_bytes;
             if (scan_segment(&s, dir, g, bases[i], &e, &r) == 0 && e.any)
                 from = e.end_pos;
-            damage(&r, from, bases[i] + g->segment_bytes - from);
+            to = to < end_pos ? to : end_pos;
+            to = to < mark_from ? to : mark_from;
+            if (to > from)
+                damage(&r, from, to - from);
         }
     }
 
@@ -508,6 +522,10 @@ int evb_seg_recover(const char *dir, const struct evb_seg_geom *g, uint64_t hint
     uint64_t first = EVB_SEG_NO_OFFSET;
     if (!rc && have_end_seg && !(rc = evb_seg_path(path, sizeof path, dir, end_base, "log")))
         rc = cut_tail(path, end_pos - end_base, true, &dropped);
+    /* Cut short (only with a mark: refused above otherwise): whole again,
+     * for the flusher to go on in; the zeros are the damage counted. */
+    if (!rc && have_end_seg)
+        rc = evb_seg_fill_out(path, g->segment_bytes);
     /* A cut no mark bounded: skip every offset it may have taken back
      * (unbounded_skip), in pads written at the end, so that the log says
      * so itself and a reader crossing them finds the offsets it expects. */

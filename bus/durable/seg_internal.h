@@ -26,6 +26,10 @@ int evb_seg_read_at(int fd, void *buf, size_t n, off_t off);
 int evb_seg_write_at(int fd, const void *buf, size_t n, off_t off);
 /* Overwrite N bytes from FROM with zeros (no sync). */
 int evb_seg_zero_range(int fd, const char *path, uint64_t from, uint64_t n);
+/* Extend the segment file PATH with zeros to BYTES (and sync) when it is
+ * shorter: a segment cut short that the log goes on in (evb_seg_create
+ * takes no short file). */
+int evb_seg_fill_out(const char *path, uint64_t bytes);
 /* fsync the directory DIR, so renames and unlinks in it last. */
 int evb_seg_sync_dir(const char *dir);
 /* Keep S mapped on the segment holding POS. A segment file cut short is

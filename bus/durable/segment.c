@@ -347,6 +347,21 @@ void evb_seg_unmap(struct evb_seg *s)
     s->fd = -1;
 }
 
+int evb_seg_fill_out(const char *path, uint64_t bytes)
+{
+    int fd = evb_open_file(AT_FDCWD, path, O_RDWR, 0, EVB_FILE_REG);
+    if (fd < 0)
+        return evb_open_fail(fd, path);
+    struct stat st;
+    int rc = 0;
+    if (fstat(fd, &st) < 0 ||
+        ((uint64_t)st.st_size < bytes &&
+         (ftruncate(fd, (off_t)bytes) < 0 || fdatasync(fd) < 0)))
+        rc = evb_err_set(-errno, "%s: %s", path, strerror(errno));
+    close(fd);
+    return rc;
+}
+
 int evb_seg_hold(struct evb_seg *s, const char *dir, const struct evb_seg_geom *g,
                  uint64_t pos)
 {

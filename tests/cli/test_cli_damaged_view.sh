@@ -27,7 +27,9 @@ unrestorable() {
     drun pub ok one
     drun info d --json
     TAIL1=$(json_field "o['partitions'][1]['tail_offset']")
+    # Cut short with no durable mark to say where the log ended.
     truncate -s 10000 "$DATA/d/0/00000000000000065536.log"
+    rm -f "$DATA/d/0/durable.mark"
     reboot
 }
 

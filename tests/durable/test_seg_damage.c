@@ -380,3 +380,74 @@ Test(seg_damage, hole_past_the_mark_before_valid_frames_is_damage)
     cr_expect_eq(seen, events_below(lg.pos) - 1);
     cr_expect_eq(lost_events, 1);
 }
+
+/* The newest segment cut short to SIZE bytes, the mark intact (attack 3,
+ * F5): the mark says where the log ends, so what the cut took is one
+ * damaged range, as for a missing segment, not a log end unknown that
+ * locks the topic; the segment is whole again for the flusher to go on. */
+static void short_newest(uint64_t size)
+{
+    build(2 * SEG + SEG * 7 / 8); /* the mark past 65536 of the newest, as in the attack */
+    write_segments(4);
+    evb_seg_mark_durable(dir, lg.pos, lg.offset, 0644);
+    char path[256];
+    evb_seg_path(path, sizeof path, dir, 2 * SEG, "log");
+    cr_assert_eq(truncate(path, (off_t)size), 0);
+    /* The end of the last frame wholly before the cut; past the mark the
+     * cut takes nothing the log holds. */
+    uint64_t kept = 2 * SEG;
+    for (size_t i = 0; i + 1 < lg.nfr; i++)
+        if (lg.fr[i].pos >= 2 * SEG && lg.fr[i + 1].pos <= 2 * SEG + size)
+            kept = lg.fr[i + 1].pos;
+    if (2 * SEG + size >= lg.pos)
+        kept = lg.pos;
+    for (int pass = 0; pass < 2; pass++) { /* idempotent */
+        struct evb_seg_recovery rec = recover_ok();
+        cr_expect_eq(rec.end_pos, lg.pos, "size %llu: end %llu, the mark says %llu",
+                     (unsigned long long)size, (unsigned long long)rec.end_pos,
+                     (unsigned long long)lg.pos);
+        cr_expect_eq(rec.end_offset, lg.offset, "an offset would be handed out twice");
+        cr_expect_eq(rec.dropped_bytes, 0);
+        cr_expect_eq(rec.segments, 3);
+        cr_expect_eq(rec.damaged, kept < lg.pos, "size %llu: %u ranges",
+                     (unsigned long long)size, rec.damaged);
+        cr_expect_eq(rec.damaged_pos, kept < lg.pos ? kept : UINT64_MAX);
+        cr_expect_eq(rec.damaged_bytes, lg.pos - kept);
+    }
+    struct stat st;
+    cr_assert_eq(stat(path, &st), 0);
+    cr_expect_eq(st.st_size, SEG, "the segment the log goes on in is still short");
+    int fd = evb_seg_create(dir, 2 * SEG, SEG, false, 0644);
+    cr_expect_geq(fd, 0, "the flusher cannot open it: %s", evb_last_error());
+    if (fd >= 0)
+        close(fd);
+    uint64_t lost_events, lost_bytes, end_off;
+    size_t seen = read_skipping(lg.pos, &lost_events, &lost_bytes, &end_off);
+    cr_expect_eq(seen, events_below(kept));
+    /* The walk of `info --verify` sees the range recovery recorded. */
+    struct evb_seg_damage d;
+    cr_assert_eq(evb_seg_verify(dir, &geom, 0, lg.pos, &d), 0, "%s", evb_last_error());
+    cr_expect_eq(d.ranges, kept < lg.pos);
+    cr_expect_eq(d.bytes, lg.pos - kept);
+    cr_expect_eq(d.bad_indexes, 0);
+}
+
+Test(seg_damage, newest_segment_cut_to_nothing_with_a_mark) { short_newest(0); }
+Test(seg_damage, newest_segment_cut_mid_frame_with_a_mark) { short_newest(60000); }
+Test(seg_damage, newest_segment_cut_in_half_with_a_mark) { short_newest(SEG / 2); }
+Test(seg_damage, newest_segment_cut_to_one_word_with_a_mark) { short_newest(8); }
+Test(seg_damage, newest_segment_cut_past_the_mark_with_a_mark) { short_newest(SEG - 8); }
+
+/* Without a mark nothing says where the log ended: refused, nothing cut. */
+Test(seg_damage, newest_segment_cut_short_without_a_mark_is_refused)
+{
+    synced_log(false);
+    char path[256];
+    evb_seg_path(path, sizeof path, dir, 2 * SEG, "log");
+    cr_assert_eq(truncate(path, 60000), 0);
+    struct evb_seg_recovery rec;
+    cr_expect_eq(evb_seg_recover(dir, &geom, 0, &rec), -EBADMSG);
+    struct stat st;
+    cr_assert_eq(stat(path, &st), 0);
+    cr_expect_eq(st.st_size, 60000);
+}
