@@ -170,7 +170,11 @@ static void print_disk(const struct evb_topic_info *ti, const struct evb_partiti
         char d[96];
         fmt_damage(&dmg[p], d, sizeof(d));
         printf("%-9u  %s\n", p, d);
-        if (dmg[p].mark != EVB_MARK_OK || dmg[p].unchecked_cut_bytes)
+        if (dmg[p].mark != EVB_MARK_OK && !dmg[p].unchecked_cut_bytes)
+            printf("%-9u  durable mark %s; nothing cut as a torn tail without it (the log "
+                   "ended at position %llu)\n", p, mark_name(dmg[p].mark),
+                   (unsigned long long)dmg[p].unchecked_cut_position);
+        else if (dmg[p].mark != EVB_MARK_OK || dmg[p].unchecked_cut_bytes)
             printf("%-9u  durable mark %s; %llu bytes cut as a torn tail without it, from "
                    "position %llu; %llu offsets skipped after it (never reused)\n", p,
                    mark_name(dmg[p].mark), (unsigned long long)dmg[p].unchecked_cut_bytes,

@@ -576,9 +576,9 @@ int evb_seg_recover(const char *dir, const struct evb_seg_geom *g, uint64_t hint
         /* Without a mark the cut above had nothing to bound it: the bytes
          * may have held synced events. Said loudly (info), not only
          * counted in dropped_bytes. */
-        if (!mark && dropped) {
+        if (!mark) {
             r.cut_bytes = dropped;
-            r.cut_pos = end_pos;
+            r.cut_pos = end_pos; /* the log's end then, cut or not */
         }
         r.dropped_bytes = dropped;
         r.segments = (uint32_t)kept;

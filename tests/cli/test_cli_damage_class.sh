@@ -131,8 +131,9 @@ import json
 p = json.load(open("'"$TMP"'/info.json"))["partitions"][0]
 d = p["damage_at_recovery"]
 print(d["ranges"], d["bytes"], d.get("first_position", -1), p["recovered_dropped"],
-      d.get("unchecked_cut_bytes", 0), int(bool(d.get("mark", "ok") != "ok")))')
-    read -r rranges rbytes rfirst rdropped rcut rmark <<<"$rec"
+      d.get("unchecked_cut_bytes", 0), int(bool(d.get("mark", "ok") != "ok")),
+      d.get("unchecked_cut_position", 0), p["tail_position"])')
+    read -r rranges rbytes rfirst rdropped rcut rmark rcutpos rtailpos <<<"$rec"
 
     drun info t --verify --json
     ver_rc=$RC
@@ -177,9 +178,14 @@ print(d["ranges"], d["bytes"], d.get("first_position", -1), p["recovered_dropped
     cut0 | cut)
         check "info reports the bad mark" eval "[[ $rmark -eq 1 ]]"
         check "info warns on stderr" eval "grep -qi 'durable mark' '$TMP/info.err'"
+        # Where the log ended without a mark to bound it (attack 3, F7:
+        # it said position 0): the cut's start, or the log end.
+        check "the position is the log's end ($rcutpos, tail $rtailpos)" \
+            eval "[[ $rcutpos -gt 0 && $rcutpos -le $rtailpos ]]"
         if [[ $expect == cut ]]; then
             check "the cut bytes are shown" eval "[[ $rcut -gt 0 ]]"
         else
+            check "nothing cut: the position is the tail's" eval "[[ $rcutpos -eq $rtailpos ]]"
             check "tail prints all $N" eval "[[ $plain_rc -eq 0 && $plain_n -eq $N && $sn -eq $((N + 1)) ]]"
         fi
         ;;

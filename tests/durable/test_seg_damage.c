@@ -279,6 +279,11 @@ Test(seg_damage, corrupt_mark_is_ignored)
     cr_expect_eq(rec.end_pos, lg.pos);
     cr_expect_eq(rec.end_offset, lg.offset);
     cr_expect_eq(rec.damaged, 0);
+    /* Reported as bad, nothing cut, and where the log ended (attack 3,
+     * F7: `info` said position 0). */
+    cr_expect_eq(rec.mark, EVB_SEG_MARK_INVALID);
+    cr_expect_eq(rec.cut_bytes, 0);
+    cr_expect_eq(rec.cut_pos, lg.pos);
 }
 
 /* The log read with a geometry it was not written with (topic.conf
