@@ -322,6 +322,23 @@ static int publish_run(evb_producer *p, uint32_t part, const evb_msg *m, size_t 
     return rc;
 }
 
+/* A sync wait on PART that failed: a flusher's error gets the text that
+ * flusher kept beside the code (bus/durable/flush_error.c), wherever it
+ * ran, as this call's detail. */
+static int sync_failed(const evb_producer *p, uint32_t part, int rc)
+{
+    char pdir[PATH_MAX + 16], text[512];
+    if (rc == -ETIMEDOUT)
+        return rc;
+    evb_part_dir(p->tm, part, pdir, sizeof pdir);
+    if (evb_flush_error_text(pdir, rc, text, sizeof text) == 0)
+        return evb_err_set(rc, "partition %u: not durable, the flusher failed: %s", part, text);
+    if (!*evb_last_error())
+        return evb_err_set(rc, "partition %u: not durable, the flusher failed (%s)", part,
+                           evb_strerror(rc));
+    return rc;
+}
+
 EVB_EXPORT int evb_producer_sync(evb_producer *p, int32_t timeout_ms)
 {
     if (!p)
@@ -335,7 +352,7 @@ EVB_EXPORT int evb_producer_sync(evb_producer *p, int32_t timeout_ms)
             continue;
         int rc = evb_wait_durable(&p->tm->rings[i], p->end[i], deadline, p->poke);
         if (rc)
-            return rc;
+            return sync_failed(p, i, rc);
     }
     return 0;
 }
@@ -351,8 +368,11 @@ EVB_EXPORT int evb_publish(evb_producer *p, const evb_msg *m)
     if (part < 0)
         return part;
     rc = publish_run(p, (uint32_t)part, m, 1);
-    if (!rc && (m->flags & EVB_MSG_SYNC) && p->durable)
+    if (!rc && (m->flags & EVB_MSG_SYNC) && p->durable) {
         rc = evb_wait_durable(&p->tm->rings[part], p->end[part], UINT64_MAX, p->poke);
+        if (rc)
+            rc = sync_failed(p, (uint32_t)part, rc);
+    }
     return rc;
 }
 

@@ -189,6 +189,14 @@ EVB_EXPORT int evb_partition_damage(evb_bus *bus, const char *topic, uint32_t pa
         if (rc)
             evb_err_prefix(rc, "topic %s: partition %u", topic, partition);
     }
+    char text[sizeof out->flush_error] = "";
+    if (!rc) {
+        /* E1 (bus/durable/durable.h): relaxed; a report read once, the
+         * text matched against the code it was written with. */
+        int e = atomic_load_explicit(&tm->rings[partition].hdr->flush_error,
+                                     memory_order_relaxed);
+        (void)evb_flush_error_text(pdir, e, text, sizeof text);
+    }
     evb_topic_map_close(tm);
     if (!rc)
         *out = (evb_damage){.ranges = d.ranges, .bytes = d.bytes,
@@ -198,6 +206,8 @@ EVB_EXPORT int evb_partition_damage(evb_bus *bus, const char *topic, uint32_t pa
                             .skipped_offsets = d.skipped_offsets,
                             .bad_indexes = d.bad_indexes,
                             .first_bad_index = d.bad_index_base};
+    if (!rc)
+        snprintf(out->flush_error, sizeof out->flush_error, "%s", text);
     return rc;
 }
 

@@ -163,7 +163,9 @@ static void print_disk(const struct evb_topic_info *ti, const struct evb_partiti
                (unsigned long long)ps[p].recovered_dropped,
                (unsigned long long)ps[p].retention_unconsumed,
                ps[p].flusher_pid ? pid : "-",
-               ps[p].flush_error ? evb_strerror(ps[p].flush_error) : "none");
+               !ps[p].flush_error ? "none"
+               : dmg[p].flush_error[0] ? dmg[p].flush_error /* the flusher's own words */
+                                       : evb_strerror(ps[p].flush_error));
     }
     printf("\n%-9s  %s\n", "partition", "damaged at recovery (kept on disk)");
     for (uint32_t p = 0; p < info_parts(ti); p++) {
@@ -256,7 +258,9 @@ static bool disk_json(json_t *o, const struct evb_partition_stat *ps, const evb_
                           "flush_error", (int)ps->flush_error,
                           "flusher_pid", (json_int_t)ps->flusher_pid);
     if (d != NULL && ps->flush_error != 0 &&
-        json_object_set_new(d, "flush_error_text", json_string(evb_strerror(ps->flush_error))) < 0) {
+        json_object_set_new(d, "flush_error_text",
+                            json_string(dmg->flush_error[0] ? dmg->flush_error
+                                                            : evb_strerror(ps->flush_error))) < 0) {
         json_decref(d);
         d = NULL;
     }

@@ -96,6 +96,12 @@ struct evb_durable_topic {
 
 struct evb_flush;
 
+/* The text of the flush error ERR (the ring's flush_error word) of the
+ * partition directory PDIR, as the flusher that failed wrote it: 0 with
+ * one printable line in OUT (CAP bytes), -ENOENT when none is kept for
+ * that code. */
+int evb_flush_error_text(const char *pdir, int err, char *out, size_t cap);
+
 /* Start flushing DT: this process becomes a flush candidate for each of
  * its partitions (the locks free now are taken before this returns) and
  * a thread flushes those it holds. */

@@ -96,6 +96,7 @@ void evb_flush_tell(struct evb_ring_hdr *h, int err)
 void evb_flush_fail(struct fpart *fp, int err)
 {
     fp->failed = err;
+    evb_flush_error_note(fp, err);
     /* S2: seq_cst store of durable as in evb_flush_publish_durable(); its
      * bell is rung by evb_flush_tell() with the error's. */
     atomic_store_explicit(&fp->r->hdr->durable, fp->synced, memory_order_seq_cst);

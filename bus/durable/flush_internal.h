@@ -121,6 +121,10 @@ void evb_flush_publish_durable(struct evb_ring *r, uint64_t pos);
  * sync_bell and flush_bell (E1), so sync waiters and producers blocked on
  * a full ring see it now: the one place that tells them. */
 void evb_flush_tell(struct evb_ring_hdr *h, int err);
+/* flush_error.c: keep the text of FP's error ERR (this thread's detail)
+ * beside the code the ring carries; cleared when a flusher takes over. */
+void evb_flush_error_note(const struct fpart *fp, int err);
+void evb_flush_error_clear(const char *pdir);
 /* durable_wait.c: FP failed with ERR (sticky): publish durable, tell. */
 void evb_flush_fail(struct fpart *fp, int err);
 

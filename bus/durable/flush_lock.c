@@ -124,6 +124,7 @@ static void lock_failed(struct fpart *fp, int err)
     uint64_t fo = atomic_load_explicit(&h->flusher, memory_order_relaxed);
     if (fo && evb_proc_alive(fo))
         return;
+    evb_flush_error_note(fp, err);
     evb_flush_tell(h, err);
 }
 
@@ -152,6 +153,7 @@ bool evb_flush_take(struct evb_flush *fl, struct fpart *fp, uint64_t now)
         fp->failed = bad;
         /* Not evb_flush_fail: durable is not ours to publish. The words
          * are left as found: they are the evidence. */
+        evb_flush_error_note(fp, bad);
         evb_flush_tell(h, bad);
         evb_flush_release(fp);
         return false;
@@ -164,6 +166,7 @@ bool evb_flush_take(struct evb_flush *fl, struct fpart *fp, uint64_t now)
     fp->last_sync = now;
     /* E1: relaxed; waiters re-read it after each bell (S2). */
     atomic_store_explicit(&h->flush_error, 0, memory_order_relaxed);
+    evb_flush_error_clear(fp->dir);
     int rc = sync_behind(fl, fp);
     if (!rc)
         rc = evb_flush_seg_resume(fl, fp, fp->written);

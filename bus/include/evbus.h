@@ -494,6 +494,10 @@ typedef struct evb_damage {
                                    it is wrong (time lost, no event); removing
                                    the file makes that walk the rule */
     uint64_t first_bad_index; /**< the first such segment's base position */
+    char flush_error[256];    /**< the text of the partition's flush error
+                                   (evb_partition_stat().flush_error), as the
+                                   flusher that failed wrote it; empty when
+                                   there is none or it kept no text */
 } evb_damage;
 
 /** evb_damage.mark: the partition's durable mark (which tells a torn tail

@@ -104,3 +104,49 @@ Test(flush_round, committed_frame_with_a_bad_key_length_stops_the_partition)
     cr_expect(n == 0 || (n == (ssize_t)sizeof hdr && !memcmp(hdr, zero, sizeof hdr)),
               "the bad frame's header is in %s (read %zd)", seg, n);
 }
+
+/* A hard-linked regular file planted as the next segment (attack 3, F7):
+ * the flusher refuses it, and the sync publish that fails says why, as
+ * the flusher put it (the file, its links), though the flusher is another
+ * thread; evb_partition_damage carries the same text for `evbus info`.
+ * Before, the publish gave -EMEDIUMTYPE with an empty evb_last_error()
+ * and info said "fifo, symlink, directory". */
+Test(flush_round, a_hard_linked_next_segment_fails_sync_with_the_reason)
+{
+    evb_topic_config tc = df_config(EVB_DURABILITY_SYNC);
+    df_create(TOPIC, &tc);
+    char tdir[PATH_MAX], pdir[PATH_MAX], seg[PATH_MAX + 32], victim[PATH_MAX + 32];
+    snprintf(tdir, sizeof tdir, "%s/" TOPIC, t_data_dir());
+    evb_seg_part_dir(tdir, 0, pdir, sizeof pdir);
+    snprintf(victim, sizeof victim, "%s/victim", t_data_dir());
+    FILE *f = fopen(victim, "w");
+    cr_assert_not_null(f);
+    fputs("not a segment\n", f);
+    fclose(f);
+    cr_assert_eq(evb_seg_path(seg, sizeof seg, pdir, tc.segment_bytes, "log"), 0);
+    cr_assert_eq(link(victim, seg), 0, "%s", strerror(errno));
+
+    evb_producer_options po = {.block_ms = 2000};
+    evb_producer *p;
+    cr_assert_eq(evb_producer_open(&p, df_bus, TOPIC, &po), 0, "%s", evb_last_error());
+    char value[DF_VLEN] = "x";
+    evb_msg m = {.value = value, .value_len = sizeof value, .flags = EVB_MSG_SYNC};
+    int rc = 0;
+    /* Past the first segment: the flusher must open the planted one. */
+    for (int i = 0; i < 10000 && rc == 0; i++)
+        rc = evb_publish(p, &m);
+    cr_assert_eq(rc, -EMEDIUMTYPE, "publish: %d %s", rc, evb_strerror(rc));
+    const char *why = evb_last_error();
+    cr_expect(strstr(why, "00000000000000131072.log") && strstr(why, "2 hard links"),
+              "the reason: '%s'", why);
+    evb_damage d;
+    cr_assert_eq(evb_partition_damage(df_bus, TOPIC, 0, 0, &d), 0, "%s", evb_last_error());
+    cr_expect(strstr(d.flush_error, "2 hard links"), "info's text: '%s'", d.flush_error);
+    evb_producer_close(p);
+    f = fopen(victim, "r");
+    char back[64] = "";
+    cr_assert_not_null(f);
+    cr_expect_not_null(fgets(back, sizeof back, f));
+    fclose(f);
+    cr_expect_str_eq(back, "not a segment\n", "the planted file was written through");
+}
