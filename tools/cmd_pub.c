@@ -214,11 +214,12 @@ static int pub_sync(pub *p)
         return cli_error(&p->c, "topic %s: %llu event%s published but not on disk after %g s "
                          "(--sync-timeout); evbus info %s shows its flusher", p->topic,
                          (unsigned long long)p->published, s, p->sync_timeout, p->topic);
-    /* The flusher's error has no detail here (evb_last_error is the
-     * flusher's thread's); evbus info names the partition and its file. */
+    /* The sync leaves the flusher's own words (the file and why) as the
+     * detail; nothing earlier in pub failed, so a detail is this one. */
+    const char *why = *evb_last_error() ? evb_last_error() : evb_strerror(err);
     return cli_error(&p->c, "topic %s: %llu event%s published but not on disk: %s (evbus info "
                      "%s shows the flusher)", p->topic, (unsigned long long)p->published, s,
-                     evb_strerror(err), p->topic);
+                     why, p->topic);
 }
 
 /* Queue one value, publishing the chunk when it is full; returns 0 or an

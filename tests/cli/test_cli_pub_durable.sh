@@ -41,7 +41,7 @@ test_broken_flusher() {
             check "values: exit 1" rc_is 1
             check "values: one line" err_one_line
             check "values: says the events are not on disk" err_has "not on disk"
-            check "values: names the cause" err_has "wrong kind of file"
+            check "values: names the file and what is there" err_has "$what: found a directory"
             printf 'd\n' >"$TMP/in"
             drun_in "$TMP/in" pub "$t" -v
             check "stdin: exit 1" rc_is 1
