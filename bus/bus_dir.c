@@ -376,8 +376,8 @@ static int no_access(const char *path)
         if (lstat(dir, &st) == 0) {
             if (st.st_uid == geteuid())
                 break;
-            return evb_err_set(-EACCES, "cannot reach bus %s: %s is owned by uid %u, mode "
-                               "%04o, and does not let you in", path, dir,
+            return evb_err_set(-EACCES, "cannot reach bus %s: %s is owned by uid %u "
+                               "(mode %04o)", path, dir,
                                (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777));
         }
     }

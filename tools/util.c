@@ -78,6 +78,10 @@ int util_parse_seconds(const char *text, double min, double max, double *out)
 {
     if (text == NULL || !(isdigit((unsigned char)text[0]) || text[0] == '.'))
         return -EINVAL;
+    /* Decimal only: strtod also takes hex floats ("0x1"), which no one
+     * means by a number of seconds. */
+    if (strpbrk(text, "xXpP"))
+        return -EINVAL;
     char *end;
     errno = 0;
     double v = strtod(text, &end);

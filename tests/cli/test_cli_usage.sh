@@ -273,7 +273,7 @@ test_watch_floor() {
     begin "stat --watch refuses intervals below 0.05 s, says so, takes 0.05"
     run create wf
     local w
-    for w in 0.0000001 0.049 0 1e-9; do
+    for w in 0.0000001 0.049 0 1e-9 0x1 0x1p-10 1p3; do
         # Bounded: a build without the floor would redraw until stopped.
         RC=0
         timeout -s INT 2 "$EVBUS" stat --bus "$BUS" --watch "$w" >"$OUT" 2>"$ERR" || RC=$?
