@@ -18,6 +18,16 @@
  * latency, and 200 wake-ups a second per idle reader. */
 #define EVB_RO_NAP_MAX_NS 5000000u /* 5 ms */
 
+/* The offset to commit with reader I's position: EVB_FRAME_NO_OFFSET when
+ * it is not known yet (a seek that learns it from the next frame), so the
+ * resume learns it too; a known one is checked against the frame there
+ * (consumer_disk.c, EVB_START_COMMITTED). */
+static uint64_t commit_offset(const evb_consumer *c, uint32_t i)
+{
+    bool learning = c->disk && c->disk[i].state ? c->disk[i].sr.learn : c->rd[i].learn;
+    return learning ? EVB_FRAME_NO_OFFSET : c->rd[i].offset;
+}
+
 /* One partition: the disk while behind, else the ring. */
 static int read_part(evb_consumer *c, uint32_t i, struct evb_frame_view *v)
 {
@@ -156,7 +166,7 @@ EVB_EXPORT int evb_consumer_open(evb_consumer **out, evb_bus *bus, const char *t
     for (uint32_t i = 0; c->cur.map && i < c->n; i++) {
         uint64_t pos, off;
         if (!evb_cursor_file_load(&c->cur, c->part[i], &pos, &off))
-            evb_cursor_file_store(&c->cur, c->part[i], c->rd[i].pos, c->rd[i].offset);
+            evb_cursor_file_store(&c->cur, c->part[i], c->rd[i].pos, commit_offset(c, i));
         if (c->disk)
             c->retain_mark += c->rd[i].pos / c->geom.segment_bytes;
     }
@@ -356,7 +366,7 @@ EVB_EXPORT int evb_consumer_commit(evb_consumer *c)
         return -EINVAL;
     uint64_t mark = 0;
     for (uint32_t i = 0; i < c->n; i++) {
-        evb_cursor_file_store(&c->cur, c->part[i], c->rd[i].pos, c->rd[i].offset);
+        evb_cursor_file_store(&c->cur, c->part[i], c->rd[i].pos, commit_offset(c, i));
         if (c->disk)
             mark += c->rd[i].pos / c->geom.segment_bytes;
     }

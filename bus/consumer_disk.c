@@ -14,6 +14,7 @@
 #include <limits.h>
 
 #include "consumer_internal.h"
+#include "cursor_format.h"
 
 int evb_consumer_disk_start(evb_consumer *c, uint32_t i, uint64_t pos, uint64_t off, bool learn)
 {
@@ -232,9 +233,20 @@ int evb_consumer_seek_one(evb_consumer *c, uint32_t i, uint32_t whence, uint64_t
             return evb_err_set(-EBADMSG, "consumer %s, partition %u: committed position "
                                "%llu is not a frame boundary (damaged cursor file)",
                                c->name, c->part[i], (unsigned long long)pos);
-        /* Learn the offset from the frame: a commit torn by a crash leaves
-         * a good position with a stale offset. */
-        return seek_to(c, i, pos, off, true);
+        /* The pair is checked against the frame there: another offset
+         * is damage (the tail went back and a claim reused the bytes),
+         * not something to read past silently (-EBADMSG at the first
+         * read, naming both). Only a commit torn by a crash (its seq
+         * left odd; we own the file, K4, so nobody is mid-commit now)
+         * leaves a good position with a stale offset: that one learns
+         * the offset from the frame, as does a commit made before its
+         * offset was known (EVB_FRAME_NO_OFFSET, consumer.c). Relaxed: our
+         * own file. */
+        if (off == EVB_FRAME_NO_OFFSET)
+            return seek_to(c, i, pos, 0, true);
+        return seek_to(c, i, pos, off,
+                       (atomic_load_explicit(&c->cur.map->e[c->part[i]].seq,
+                                             memory_order_relaxed) & 1) != 0);
     case EVB_START_POSITION:
         return evb_ring_reader_seek_pos(rd, value, 0);
     case EVB_START_OFFSET:

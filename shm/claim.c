@@ -423,6 +423,22 @@ static int finish(struct evb_ring_producer *p, struct evb_ring_claim *c, uint64_
      * not counted: stat derives them from the tail. */
     if (!rc && type == EVB_STAMP_PAD)
         atomic_fetch_add_explicit(&r->hdr->aborted, c->events, memory_order_relaxed);
+    if (rc) {
+        /* Padded: a stall of ours, unless the tail is below our claim's
+         * end, which our CAS passed and which tails never go back from:
+         * then a hand moved it back, and the pad is its doing (another
+         * claim over our bytes, or a reader timing a hole there). Looked
+         * at only on this failure path. T1 acquire, for the message. */
+        uint64_t t = atomic_load_explicit(&r->hdr->tail.pos, memory_order_acquire);
+        if (t < c->data_pos + c->len)
+            rc = evb_err_set(-EBADMSG, "partition %u: the claim at position %llu (offsets "
+                             "from %llu) was padded, and the tail %llu is below its end "
+                             "%llu: the tail went back (damage, not a stall); its first "
+                             "event was not published, later ones of its batch may have "
+                             "been", r->partition, (unsigned long long)c->data_pos,
+                             (unsigned long long)c->offset, (unsigned long long)t,
+                             (unsigned long long)(c->data_pos + c->len));
+    }
     EVB_CRASH_POINT("finish.after_cas");
     /* P2: release after the CAS: the claim is resolved; limit scans of
      * others may pass it. A zombie (padded, still writing) keeps pending

@@ -95,7 +95,13 @@ static int check_offset(struct evb_ring_reader *rd, uint64_t off)
         rd->offset = off;
         rd->resync = false;
     } else if (off != rd->offset) {
-        return corrupt(rd, "unexpected offset", rd->pos, off);
+        /* Both offsets: after a resume at a committed pair, the frame's
+         * offset against the commit's tells a gap from a step back. */
+        return rd->failed = evb_err_set(-EBADMSG, "partition %u: unexpected offset %llu at "
+                                        "position %llu, expected %llu", rd->r->partition,
+                                        (unsigned long long)off,
+                                        (unsigned long long)rd->pos,
+                                        (unsigned long long)rd->offset);
     }
     return 0;
 }

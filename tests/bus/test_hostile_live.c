@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "err.h"
+#include "frame.h"
 #include "ring.h"
 #include "t_helpers.h"
 
@@ -204,4 +205,63 @@ Test(hostile_live, raised_cursor_word_is_ebadmsg_for_producer_and_reader)
     atomic_store_explicit(&sh->done, 1, memory_order_relaxed);
     cr_expect_eq(t_wait_exit(bad, DEADLINE_MS), 0);
     stop(&l);
+}
+
+/* The attack's N3 without the race: a named consumer committed at
+ * (position, offset), and the frame now at that position carries another
+ * offset (what a producer claiming again below a tail moved back leaves).
+ * The reopen used to learn the frame's offset and read on across the gap
+ * with no error and no loss; it must fail with -EBADMSG naming both
+ * offsets, for a gap above the commit and an offset below it. */
+Test(hostile_live, reopen_at_a_commit_whose_frame_carries_another_offset_is_ebadmsg)
+{
+    int64_t delta[2] = {128, -3};
+    for (int k = 0; k < 2; k++) {
+        char topic[32];
+        snprintf(topic, sizeof topic, "gap%d", k);
+        evb_bus *b = open_bus();
+        evb_topic_config tc = {.partitions = 1, .ring_bytes = RING, .max_event_bytes = 1024};
+        cr_assert_eq(evb_topic_create(b, topic, &tc), 0, "%s", evb_last_error());
+        evb_consumer_options co = {.kind = EVB_CONSUMER, .name = "c"};
+        evb_consumer *c;
+        cr_assert_eq(evb_consumer_open(&c, b, topic, &co), 0, "%s", evb_last_error());
+        evb_producer *p;
+        cr_assert_eq(evb_producer_open(&p, b, topic, NULL), 0, "%s", evb_last_error());
+        char v[VALUE_LEN];
+        for (uint64_t i = 0; i < 200; i++) {
+            t_value_fill(v, sizeof v, 1, i);
+            evb_msg m = {.value = v, .value_len = sizeof v, .partition = 0};
+            cr_assert_eq(evb_publish(p, &m), 0, "%s", evb_last_error());
+        }
+        evb_event ev;
+        for (int i = 0; i < 100; i++)
+            cr_assert_eq(evb_consumer_next(c, &ev, 1000), 0, "%s", evb_last_error());
+        cr_assert_eq(evb_consumer_commit(c), 0);
+        evb_consumer_close(c);
+        /* One event per frame from position 0, no lap ended yet: the
+         * commit is (100 frames, offset 100). */
+        uint64_t at = 100 * evb_align_frame(evb_frame_bytes(0, VALUE_LEN));
+        struct evb_ring r;
+        char path[512];
+        snprintf(path, sizeof path, "%s/%s/0.ring", t_bus_dir(), topic);
+        cr_assert_eq(evb_ring_open(&r, path), 0, "%s", evb_err_get());
+        struct evb_frame *f = evb_ring_frame(&r, at);
+        cr_assert_eq(f->offset, 100);
+        f->offset = (uint64_t)(100 + delta[k]);
+        int rc = evb_consumer_open(&c, b, topic, &co);
+        if (rc == 0) {
+            rc = evb_consumer_next(c, &ev, 1000);
+            if (rc == 0)
+                cr_log_error("k %d: read offset %llu", k, (unsigned long long)ev.offset);
+        }
+        cr_expect_eq(rc, -EBADMSG, "k %d: %d (%s)", k, rc, evb_last_error());
+        char want[96];
+        snprintf(want, sizeof want, "offset %llu at position %llu, expected 100",
+                 (unsigned long long)(100 + delta[k]), (unsigned long long)at);
+        cr_expect(strstr(evb_last_error(), want), "%s (wanted '%s')", evb_last_error(), want);
+        evb_consumer_close(c);
+        evb_ring_close(&r);
+        evb_producer_close(p);
+        evb_bus_close(b);
+    }
 }

@@ -400,3 +400,78 @@ Test(ring_hostile, seek_to_a_reached_position_past_the_tail_is_ebadmsg)
         evb_ring_close(&r);
     }
 }
+
+/* A committed (position, offset) whose frame carries another offset: the
+ * tail went back and a producer claimed those bytes again (the attack's
+ * N3), or the ring is damaged. A seek that trusts the offset
+ * (evb_ring_reader_seek, LEARN false, as a named consumer's resume does)
+ * fails on the first read and names both offsets; a gap above the commit
+ * and an offset below it alike, never a silent skip. */
+Test(ring_hostile, seek_to_a_commit_whose_frame_carries_another_offset_is_ebadmsg)
+{
+    int64_t delta[4] = {64, 1, -1, -64};
+    for (int k = 0; k < 4; k++) {
+        struct evb_ring r;
+        struct evb_ring_producer p;
+        struct evb_ring_reader rd, rd2;
+        struct evb_frame_view v;
+        traffic(&r, &p, &rd, EVB_SLOT_CONSUMER, 1);
+        /* 64-byte single events from 0: the frame at 6400 is offset 100. */
+        uint64_t pos = 6400, off = 100;
+        cr_assert_eq(evb_ring_reader_attach(&rd2, &r, EVB_SLOT_CONSUMER, "c2", EVB_POS_NONE,
+                                            0), 0);
+        cr_assert_eq(evb_ring_reader_seek(&rd2, pos, off, false), 0);
+        cr_assert_eq(evb_ring_read(&rd2, &v), 0, "the true pair reads");
+        cr_assert_eq(v.f->offset, off);
+        uint64_t bad = off + (uint64_t)delta[k];
+        cr_assert_eq(evb_ring_reader_seek(&rd2, pos, bad, false), 0);
+        cr_expect_eq(evb_ring_read(&rd2, &v), -EBADMSG, "delta %lld",
+                     (long long)delta[k]);
+        char want[128];
+        snprintf(want, sizeof want, "offset %llu at position %llu, expected %llu",
+                 (unsigned long long)off, (unsigned long long)pos, (unsigned long long)bad);
+        cr_expect(strstr(evb_err_get(), want), "%s (wanted '%s')", evb_err_get(), want);
+        cr_expect_eq(evb_ring_read(&rd2, &v), -EBADMSG, "sticky");
+        evb_ring_reader_detach(&rd2);
+        evb_ring_reader_detach(&rd);
+        evb_ring_producer_detach(&p);
+        evb_ring_close(&r);
+    }
+}
+
+/* A commit whose claim was padded while the tail had gone back below the
+ * claim: not a stall of ours (-ECANCELED) but a hand that moved the tail,
+ * -EBADMSG naming it. With the tail where our claim left it, a padded
+ * claim is still the stall it always was. */
+Test(ring_hostile, commit_after_pad_with_the_tail_moved_back_names_the_tail)
+{
+    for (int back = 0; back < 2; back++) {
+        struct evb_ring r;
+        struct evb_ring_producer p;
+        struct evb_ring_reader rd;
+        struct evb_ring_claim c;
+        traffic(&r, &p, &rd, EVB_SLOT_CONSUMER, 2);
+        cr_assert_eq(evb_ring_claim(&p, 64, 1, &c), 0);
+        tr_fill(&r, &c);
+        uint64_t t, off;
+        evb_ring_load_tail(&r, &t, &off);
+        if (back)
+            tr_set_tail(&r, c.data_pos - 4096, off - 64);
+        /* A padder's win: the claim's first stamp says pad. */
+        tr_stamp(&r, c.data_pos, c.data_pos | EVB_STAMP_PAD);
+        int rc = evb_ring_commit(&p, &c);
+        if (!back) {
+            cr_expect_eq(rc, -ECANCELED, "a plain stall");
+        } else {
+            cr_expect_eq(rc, -EBADMSG, "the tail went back: %d", rc);
+            char want[64];
+            snprintf(want, sizeof want, "the tail %llu",
+                     (unsigned long long)(c.data_pos - 4096));
+            cr_expect(strstr(evb_err_get(), want), "%s", evb_err_get());
+            cr_expect(strstr(evb_err_get(), "went back"), "%s", evb_err_get());
+        }
+        evb_ring_reader_detach(&rd);
+        evb_ring_producer_detach(&p);
+        evb_ring_close(&r);
+    }
+}
