@@ -320,36 +320,64 @@ static int64_t seg_size(const char *dir, uint64_t base)
     return (int64_t)st.st_size;
 }
 
+/* Whether the bytes of segment BASE past G's segment size hold anything
+ * but zeros (1), or not (0); -errno. */
+static int past_end_used(const char *dir, const struct evb_seg_geom *g, uint64_t base)
+{
+    char path[PATH_MAX];
+    uint64_t used = 0;
+    int rc = evb_seg_path(path, sizeof path, dir, base, "log");
+    if (!rc)
+        rc = cut_tail(path, g->segment_bytes, false, &used);
+    return rc ? rc : used > 0;
+}
+
 /* The segment files of DIR against geometry G, before anything is read
- * or cut: a base off the segment grid or a file longer than a segment
- * means segment_bytes is not what wrote them, and so do two or more files
- * all of one shorter size (a single short one is damage, recovery's to
- * report). Fills the checked listing. */
+ * or cut: a base off the segment grid means segment_bytes is not what
+ * wrote them, and so do two or more files all of one shorter size (a
+ * single short one is damage, recovery's to report). A file longer than a
+ * segment is one grown by hand: the flusher never writes past a segment's
+ * size, so the bytes there are not log (recovery trims them), unless
+ * nothing shows the size right: no file has it and bytes past it are
+ * used, as they are when segment_bytes shrank since. Fills the checked
+ * listing. */
 static int files_fit(const char *dir, const struct evb_seg_geom *g, uint64_t **bases,
                      size_t *n)
 {
     int rc = evb_seg_geom_check(g);
     if (rc || (rc = evb_seg_list(dir, bases, n)))
         return rc;
-    int64_t first = -1;
-    bool same = true;
+    int64_t first = -1, seg = (int64_t)g->segment_bytes;
+    bool same = true, sized = false; /* a file of exactly a segment's size */
+    size_t used = *n;                /* a long one with bytes used past it */
     for (size_t i = 0; i < *n && !rc; i++) {
         uint64_t b = (*bases)[i];
         int64_t sz = seg_size(dir, b);
         if (sz < 0) {
             rc = (int)sz;
-        } else if (b % g->segment_bytes || b > UINT64_MAX - g->segment_bytes ||
-                   (uint64_t)sz > g->segment_bytes) {
+        } else if (b % g->segment_bytes || b > UINT64_MAX - g->segment_bytes) {
             rc = evb_err_set(-EBADMSG, "%s: segment %020llu (%lld bytes) does not fit "
                              "topic.conf's segment_bytes %llu: topic.conf does not match the "
                              "log (changed since it was written?); nothing was changed", dir,
                              (unsigned long long)b, (long long)sz,
                              (unsigned long long)g->segment_bytes);
         } else {
+            if (sz > seg && used == *n && (rc = past_end_used(dir, g, b)) > 0)
+                used = i;
+            rc = rc > 0 ? 0 : rc;
+            sized = sized || sz == seg;
+            sz = sz > seg ? seg : sz; /* as it will be */
             same = same && (first < 0 || sz == first);
             first = sz;
         }
     }
+    if (!rc && used < *n && !sized)
+        rc = evb_err_set(-EBADMSG, "%s: segment %020llu (%lld bytes) does not fit "
+                         "topic.conf's segment_bytes %llu: topic.conf does not match the "
+                         "log (changed since it was written?); nothing was changed", dir,
+                         (unsigned long long)(*bases)[used],
+                         (long long)seg_size(dir, (*bases)[used]),
+                         (unsigned long long)g->segment_bytes);
     if (!rc && *n >= 2 && same && (uint64_t)first < g->segment_bytes)
         rc = evb_err_set(-EBADMSG, "%s: every segment file has %lld bytes, topic.conf's "
                          "segment_bytes says %llu: topic.conf does not match the log (changed "
@@ -360,6 +388,30 @@ static int files_fit(const char *dir, const struct evb_seg_geom *g, uint64_t **b
         *bases = NULL;
         *n = 0;
     }
+    return rc;
+}
+
+/* Cut segment BASE back to G's segment size when it is longer, adding
+ * the bytes cut to *TRIMMED. */
+static int trim_segment(const char *dir, const struct evb_seg_geom *g, uint64_t base,
+                        uint64_t *trimmed)
+{
+    char path[PATH_MAX];
+    int64_t sz = seg_size(dir, base);
+    if (sz < 0 || (uint64_t)sz <= g->segment_bytes)
+        return sz < 0 ? (int)sz : 0;
+    int rc = evb_seg_path(path, sizeof path, dir, base, "log");
+    if (rc)
+        return rc;
+    int fd = evb_open_file(AT_FDCWD, path, O_RDWR, 0, EVB_FILE_REG);
+    if (fd < 0)
+        return evb_open_fail(fd, path);
+    if (ftruncate(fd, (off_t)g->segment_bytes) < 0 || fdatasync(fd) < 0)
+        rc = evb_err_set(-errno, "%s: cutting it back to %llu bytes: %s", path,
+                         (unsigned long long)g->segment_bytes, strerror(errno));
+    close(fd);
+    if (!rc)
+        *trimmed += (uint64_t)sz - g->segment_bytes;
     return rc;
 }
 
@@ -396,6 +448,16 @@ int evb_seg_recover(const char *dir, const struct evb_seg_geom *g, uint64_t hint
     int rc = files_fit(dir, g, &bases, &n);
     if (rc)
         return rc;
+    /* Bytes past a segment's size are not log (files_fit): trimmed, so
+     * the file is a segment again, and counted as dropped but never as a
+     * cut of the log (no pads: no offset was ever handed out there). */
+    uint64_t trimmed = 0;
+    for (size_t i = 0; i < n && !rc; i++)
+        rc = trim_segment(dir, g, bases[i], &trimmed);
+    if (rc) {
+        free(bases);
+        return rc;
+    }
     struct evb_seg_mark mk;
     r.mark = (uint32_t)evb_seg_mark_load(dir, &mk);
     bool mark = r.mark == EVB_SEG_MARK_OK;
@@ -580,7 +642,7 @@ int evb_seg_recover(const char *dir, const struct evb_seg_geom *g, uint64_t hint
             r.cut_bytes = dropped;
             r.cut_pos = end_pos; /* the log's end then, cut or not */
         }
-        r.dropped_bytes = dropped;
+        r.dropped_bytes = dropped + trimmed;
         r.segments = (uint32_t)kept;
         if (nvoid) {
             /* The log now ends after the pads, every offset they void

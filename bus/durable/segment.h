@@ -293,7 +293,8 @@ struct evb_seg_recovery {
  * synced, later segments (none holds a valid frame) removed, and index
  * entries at or past the end cut (an index contradicting the log is
  * removed). dropped_bytes counts, per file, the bytes from where the cut
- * starts to its last non-zero byte.
+ * starts to its last non-zero byte, plus the bytes trimmed off files
+ * grown past a segment's size (not log: evb_seg_fit()).
  * Damage below the end is never cut: ranges without a valid frame inside
  * the walked segment, a gap up to the mark, segments missing between the
  * oldest and the end are counted in damaged* and left for readers to
@@ -313,8 +314,9 @@ int evb_seg_recover(const char *dir, const struct evb_seg_geom *g, uint64_t hint
                     struct evb_seg_recovery *out);
 
 /* Whether the log of DIR was written with geometry G (topic.conf's), read
- * only: segment files off G's grid or longer than its segments, several
- * all of one shorter size, or a frame written whole that G refuses
+ * only: segment files off G's grid, longer than its segments with bytes
+ * used past them while none has G's size, several all of one shorter
+ * size, or a frame written whole that G refuses
  * (evb_seg_misfit) in the segments recovery walks are -EBADMSG naming
  * topic.conf and the file. evb_seg_recover() makes the same checks before
  * it cuts; restoring a topic runs this for every partition first, so no
