@@ -64,10 +64,14 @@ void evb_seg_damage_mark(const char *dir, uint32_t state, uint32_t mode)
     struct evb_seg_damage old;
     if (evb_seg_damage_read(dir, &old))
         old = (struct evb_seg_damage){.first_pos = UINT64_MAX};
-    /* As a recovery that found the mark in STATE and kept the rest. */
+    /* As a recovery that found the mark in STATE and kept the rest. No
+     * rebuild ran, so there is no log end to name: unless an earlier one
+     * recorded its own, the position is none (UINT64_MAX), not 0. */
+    bool found = old.mark != EVB_SEG_MARK_OK || old.cut_bytes;
     struct evb_seg_recovery r = {.damaged = (uint32_t)old.ranges, .damaged_bytes = old.bytes,
                                  .damaged_pos = old.first_pos, .mark = state,
-                                 .cut_bytes = old.cut_bytes, .cut_pos = old.cut_pos,
+                                 .cut_bytes = old.cut_bytes,
+                                 .cut_pos = found ? old.cut_pos : UINT64_MAX,
                                  .skipped_offsets = old.skipped_offsets};
     evb_seg_damage_note(dir, &r, mode);
 }

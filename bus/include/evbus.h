@@ -482,7 +482,9 @@ typedef struct evb_damage {
     uint64_t unchecked_cut_bytes;    /**< bytes a rebuild cut as a torn tail with no
                                           valid mark to bound them (they may have
                                           held synced events) */
-    uint64_t unchecked_cut_position; /**< where that cut started */
+    uint64_t unchecked_cut_position; /**< where that cut started; UINT64_MAX: no
+                                          rebuild yet (the flusher found the mark
+                                          unwritable while live) */
     uint64_t skipped_offsets; /**< offsets a rebuild skipped after such a cut
                                    (voided by pads at the log end): that cut
                                    may have taken back offsets already handed

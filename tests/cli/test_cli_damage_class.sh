@@ -120,11 +120,16 @@ for row in "${ROWS[@]}"; do
         end
         continue
     fi
-    # info shows the topic either way; its status is list's verdict.
+    # info shows the topic either way; its status is list's verdict, or 1
+    # when it warns about the mark (attack 4, N5: it warned and exited 0).
     drun list
     want_rc=0
     grep -q "^t	damaged: " "$OUT" && want_rc=1
-    check "info works, exit 1 exactly when list marks it damaged" \
+    python3 -c '
+import json, sys
+d = json.load(open("'"$TMP"'/info.json"))["partitions"][0]["damage_at_recovery"]
+sys.exit(d.get("mark", "ok") != "ok" or d.get("unchecked_cut_bytes", 0) > 0)' || want_rc=1
+    check "info works, exit 1 exactly when list marks it damaged or it warns of the mark" \
         eval "[[ $info_rc -eq $want_rc && -s $TMP/info.json ]]"
     rec=$(python3 -c '
 import json

@@ -47,6 +47,14 @@ for which in 00000000000000262144 00000000000000000000 00000000000000131072; do
             reboot
             drun info s --verify
             check "a second rebuild: info --verify exits 0" rc_is 0
+            drun info s
+            check "no damage" not_grep "damaged:" "$ERR"
+            if [[ "$mark" == mark ]]; then
+                check "info exits 0" rc_is 0
+            else
+                check "info exits 1 for the missing mark only" rc_is 1
+                check "naming the mark" err_has "durable mark missing"
+            fi
             end
         done
     done
