@@ -74,4 +74,25 @@ struct evb_seg_walk evb_seg_walk_start(const struct evb_idx *x, const struct evb
  * entries are kept while they ascend and stay at or above the base. */
 int evb_idx_read(int fd, const char *path, uint64_t base, struct evb_idx **out);
 
+/* ---- seg_files.c: segment files as files (recovery's surgery) ---- */
+/* Count into *DROPPED the bytes of PATH from FROM to its last non-zero
+ * byte; with ZERO, overwrite them with zeros and sync. */
+int evb_seg_cut_tail(const char *path, uint64_t from, bool zero, uint64_t *dropped);
+/* Remove segment BASE of DIR, its index first; its bytes into *DROPPED. */
+int evb_seg_remove(const char *dir, uint64_t base, uint64_t *dropped);
+/* The mode of segment BASE's file (0600 when it cannot be read). */
+uint32_t evb_seg_file_mode(const char *dir, uint64_t base);
+/* The size of segment BASE's file; -ENOENT missing, -EMEDIUMTYPE not a
+ * regular file. */
+int64_t evb_seg_file_size(const char *dir, uint64_t base);
+/* List DIR's segment files and check them against G before anything is
+ * read or cut (grid, sizes; see the definition): 0 and the listing, or
+ * -errno with none. */
+int evb_seg_files_fit(const char *dir, const struct evb_seg_geom *g, uint64_t **bases,
+                      size_t *n);
+/* Cut segment BASE back to G's segment size when longer; the bytes cut
+ * into *TRIMMED. */
+int evb_seg_trim(const char *dir, const struct evb_seg_geom *g, uint64_t base,
+                 uint64_t *trimmed);
+
 #endif
