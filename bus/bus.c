@@ -1,8 +1,10 @@
 /*
  * bus.c - open a bus: its directory (made, resolved and checked by
  * bus_dir.c), bus.meta (bus-wide counters; read-only for a caller that may
- * only read the bus); the sweep of leftovers of processes that died
- * while creating or deleting a topic is bus_dir.c's.
+ * only read the bus), the sharing a bus remade after a reboot takes back
+ * from its data directory, and removing what a refused open made; the
+ * sweep of leftovers of processes that died while creating or deleting a
+ * topic is bus_dir.c's.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -164,6 +166,90 @@ out:
     return rc;
 }
 
+/* The group and mode of the file or directory NAME in DIR_FD (opened
+ * without following a symlink), if it is still ours. */
+static int share_one(int dir_fd, const char *name, gid_t gid, mode_t mode, int kind)
+{
+    int fd = evb_open_file(dir_fd, name, O_RDONLY, 0, kind);
+    if (fd < 0)
+        return fd;
+    int rc = 0;
+    struct stat st;
+    if (fstat(fd, &st) < 0)
+        rc = -errno;
+    else if (st.st_uid != geteuid())
+        rc = -EPERM; /* not the one this open made */
+    /* The group first: a chown drops the set-gid bit the chmod then sets. */
+    else if (fchown(fd, (uid_t)-1, gid) < 0 || fchmod(fd, mode) < 0)
+        rc = -errno;
+    close(fd);
+    return rc;
+}
+
+/* A bus directory this open made, over a data directory that exists and
+ * is shared with a group (a reboot emptied tmpfs): the bus directory and
+ * bus.meta get the data directory's group and the shared modes a create
+ * with that mode makes, whatever the umask and whoever restores;
+ * bus->opts.mode follows, for the record and the restored topics. 0, or a
+ * negative errno saying why not. */
+static int share_as_data(evb_bus *bus)
+{
+    /* Only a bus directory this open made (bus->made: the first directory
+     * made, so the bus's own too); one found is as its owner set it. Its
+     * data directory was resolved and checked (evb_data_dir_resolve). */
+    if (!bus->made || !bus->data[0])
+        return 0;
+    struct stat ds;
+    if (fstatat(AT_FDCWD, bus->data, &ds, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISDIR(ds.st_mode))
+        return 0; /* a new bus: its data directory comes with its first topic */
+    /* Someone who may not write the data directory would own a bus in
+     * front of its topics that their owner could not write into (or, for
+     * a reader, not share at all): only a writer brings it back. */
+    uid_t me = geteuid();
+    if (ds.st_uid != me && me != 0 && (!(ds.st_mode & 0020) || bus->foreign))
+        return evb_err_set(-EACCES, "bus %s is gone (emptied by a reboot?) and only uid %u, "
+                           "whose data directory %s may not be written by you, can bring "
+                           "it back", bus->path, (unsigned)ds.st_uid, bus->data);
+    if (!(ds.st_mode & 0070))
+        return 0; /* private: the bus stays as its opener asked */
+    uint32_t file_mode = 0600 | ((ds.st_mode & 0040) ? 0040 : 0) |
+                         ((ds.st_mode & 0020) ? 0020 : 0) | ((ds.st_mode & 0004) ? 0004 : 0);
+    int dfd = evb_open_file(AT_FDCWD, bus->path, O_RDONLY, 0, EVB_FILE_DIR);
+    if (dfd < 0)
+        return evb_open_fail(dfd, bus->path);
+    int rc = share_one(dfd, ".", ds.st_gid, evb_shared_dir_mode(file_mode), EVB_FILE_DIR);
+    if (!rc) {
+        rc = share_one(dfd, "bus.meta", ds.st_gid, file_mode, EVB_FILE_REG);
+        if (rc == -ENOENT)
+            rc = 0; /* not made yet: made later with bus->opts.mode */
+    }
+    close(dfd);
+    if (rc)
+        return evb_err_set(rc, "bus %s: cannot share it with group %u as its data directory "
+                           "%s is: %s", bus->path, (unsigned)ds.st_gid, bus->data,
+                           strerror(-rc));
+    bus->opts.mode = file_mode;
+    return 0;
+}
+
+/* A refused open: bus.meta and the directories this open made (bus->made)
+ * removed again, when nothing else is in them; left behind they would be
+ * private, and lock out everyone the bus is shared with. */
+static void unmake(evb_bus *bus)
+{
+    if (!bus->made)
+        return;
+    char path[PATH_MAX + 16];
+    /* Only what this caller owns: a bus.meta it made (another opener's
+     * would be another uid's, or its directory not ours to remove). */
+    snprintf(path, sizeof path, "%s/bus.meta", bus->path);
+    struct stat st;
+    if (fstatat(AT_FDCWD, path, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
+        st.st_uid == geteuid())
+        unlink(path);
+    evb_unmake_dirs(bus->path, bus->made);
+}
+
 EVB_EXPORT int evb_bus_open(evb_bus **out, const char *name_or_path,
                             const evb_bus_options *opts)
 {
@@ -210,17 +296,18 @@ EVB_EXPORT int evb_bus_open(evb_bus **out, const char *name_or_path,
         free(bus);
         return rc;
     }
-    rc = map_meta(bus);
-    if (rc) {
+    /* After bus.meta: the record (data_dir.c) lives beside it. A bus
+     * directory made here over a shared data directory (after a reboot)
+     * is shared as that directory is, before any topic is restored into
+     * it. */
+    if ((rc = map_meta(bus)) || (rc = evb_data_dir_resolve(bus)) ||
+        (rc = share_as_data(bus))) {
+        /* Refused: what this open made goes again, or it would lock out
+         * everyone the directory should have been shared with. */
         evb_err_prefix(rc, "bus %s", bus->path);
-        free(bus);
-        return rc;
-    }
-    /* After bus.meta: the record (data_dir.c) lives beside it. */
-    rc = evb_data_dir_resolve(bus);
-    if (rc) {
-        evb_err_prefix(rc, "bus %s", bus->path);
-        munmap(bus->meta, EVB_BUS_META_BYTES);
+        if (bus->meta)
+            munmap(bus->meta, EVB_BUS_META_BYTES);
+        unmake(bus);
         free(bus);
         return rc;
     }

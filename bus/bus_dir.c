@@ -418,6 +418,7 @@ int evb_bus_dir_open(evb_bus *bus, bool named)
     }
     if (made_root)
         made = made_root;
+    bus->made = made;
     struct stat st;
     rc = evb_dir_trusted(real, "bus directory", &st, &bus->foreign);
     if (rc == -ENOENT)

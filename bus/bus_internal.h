@@ -29,6 +29,8 @@ struct evb_bus {
     bool meta_ro;               /* may read the bus, not write it: no producers */
     bool foreign;               /* a bus of someone untrusted that every user may
                                    read (bus_dir.c): read, never write, into it */
+    size_t made;                /* length of the prefix of path naming the first
+                                   directory this open made; 0 none (bus.c) */
     pthread_mutex_t lock;       /* guards flushers */
     struct evb_flusher *flushers; /* this process's, one per durable topic */
 };
@@ -86,7 +88,8 @@ int evb_shm_root(char *out, size_t cap);
  * buses), create it when missing (with evb_dir_mode(bus->opts.mode)) and
  * refuse it (-EACCES, saying why; what was made is removed) when it or a
  * directory above could be changed by someone untrusted. Sets
- * bus->opts.mode to the mode the directory has, and bus->foreign. */
+ * bus->opts.mode to the mode the directory has, bus->foreign, and
+ * bus->made (what a later refusal removes: bus.c). */
 int evb_bus_dir_open(evb_bus *bus, bool named);
 /* At open, by a caller that may write the bus: a shared bus or data
  * directory of the caller's made sticky if it is not, and the leftovers
