@@ -42,7 +42,7 @@ for d in "$P" "$V"; do
     chmod 3770 "$d"
 done
 chown "$A:$GROUP" "$Q"
-chmod 0755 "$Q"
+chmod 2755 "$Q"
 cleanup_perms4() { rm -rf "$P" "$V" "$Q"; cleanup; }
 trap cleanup_perms4 EXIT
 
