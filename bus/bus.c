@@ -207,9 +207,9 @@ static int share_as_data(evb_bus *bus)
      * a reader, not share at all): only a writer brings it back. */
     uid_t me = geteuid();
     if (ds.st_uid != me && me != 0 && (!(ds.st_mode & 0020) || bus->foreign))
-        return evb_err_set(-EACCES, "bus %s is gone (emptied by a reboot?) and only uid %u, "
-                           "whose data directory %s may not be written by you, can bring "
-                           "it back", bus->path, (unsigned)ds.st_uid, bus->data);
+        return evb_err_set(-EACCES, "the bus directory is gone (emptied by a reboot?), and "
+                           "only uid %u, whose data directory %s you may not write, can "
+                           "remake it", (unsigned)ds.st_uid, bus->data);
     if (!(ds.st_mode & 0070))
         return 0; /* private: the bus stays as its opener asked */
     uint32_t file_mode = 0600 | ((ds.st_mode & 0040) ? 0040 : 0) |
@@ -225,9 +225,8 @@ static int share_as_data(evb_bus *bus)
     }
     close(dfd);
     if (rc)
-        return evb_err_set(rc, "bus %s: cannot share it with group %u as its data directory "
-                           "%s is: %s", bus->path, (unsigned)ds.st_gid, bus->data,
-                           strerror(-rc));
+        return evb_err_set(rc, "cannot share it with group %u as its data directory %s "
+                           "is: %s", (unsigned)ds.st_gid, bus->data, strerror(-rc));
     bus->opts.mode = file_mode;
     return 0;
 }

@@ -105,7 +105,7 @@ test_reader_restores_nothing() {
     rm -rf "${P:?}/r"
     as B r tail ro
     check "refused with one line naming the owner" \
-        eval 'rc_nonzero && err_one_line && err_has "uid $A"'
+        eval 'rc_nonzero && err_one_line && err_has "only uid $A, " && err_has "can remake it"'
     check "no bus directory left behind" eval '! test -e "$P/r"'
     as A r list
     check "A, the owner, rebuilds it" eval 'rc_is 0 && out_has ro'
