@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "bus_internal.h"
@@ -50,10 +51,12 @@ static int canonical(const char *path, char *out, size_t cap)
     return evb_path_canonical(path, "data directory", out, cap);
 }
 
+static _Thread_local char untrusted_why[PATH_MAX + 96];
+
 /* Read <bus>/data_dir: "PATH\n", PATH absolute. 0 and OUT, -ENOENT when
  * there is no record, -EBADMSG (or another open error) when it is not
  * one. */
-static int record_read(const evb_bus *bus, char *out, size_t cap)
+static int record_read(const evb_bus *bus, char *out, size_t cap, bool *trusted)
 {
     char path[PATH_MAX + 16];
     snprintf(path, sizeof path, "%s/data_dir", bus->path);
@@ -62,6 +65,19 @@ static int record_read(const evb_bus *bus, char *out, size_t cap)
         return -ENOENT;
     if (fd < 0)
         return evb_open_fail(fd, path);
+    /* *TRUSTED: written by the bus directory's owner, root or the
+     * caller (evb_data_dir_resolve follows only such a record). */
+    struct stat rs, bs;
+    if (fstat(fd, &rs) < 0 || stat(bus->path, &bs) < 0) {
+        int e = errno;
+        close(fd);
+        return evb_err_set(-e, "%s: %s", path, strerror(e));
+    }
+    *trusted = rs.st_uid == 0 || rs.st_uid == bs.st_uid || rs.st_uid == geteuid();
+    if (!*trusted)
+        snprintf(untrusted_why, sizeof untrusted_why,
+                 "%s was written by uid %u, not by the bus directory's owner (uid %u) or "
+                 "root", path, (unsigned)rs.st_uid, (unsigned)bs.st_uid);
     ssize_t n = read(fd, out, cap);
     int e = errno;
     close(fd);
@@ -80,7 +96,8 @@ int evb_data_dir_resolve(evb_bus *bus)
 {
     char rec[PATH_MAX];
     const char *given = explicit_dir(bus);
-    int rc = record_read(bus, rec, sizeof rec);
+    bool trusted = false;
+    int rc = record_read(bus, rec, sizeof rec, &trusted);
     int n;
     if (rc && rc != -ENOENT)
         return rc;
@@ -98,6 +115,17 @@ int evb_data_dir_resolve(evb_bus *bus)
      * that every open under it can refuse symlinks (safe_open.h). */
     char dflt[PATH_MAX];
     const char *use = given;
+    if (!use && rc == 0 && !trusted) {
+        /* A member who may write a bus directory someone else made
+         * (tmpfiles.d at boot, README) could record a data directory of
+         * his own before its owner opens it, and every member following
+         * the record would read his topics under the owner's names. A
+         * record another member wrote is used only where the caller
+         * names the same directory (the check above). */
+        return evb_err_set(-EACCES, "%s: its data directory is not followed; give it with "
+                           "--data-dir (or EVBUS_DATA_DIR), or remove the record",
+                           untrusted_why);
+    }
     if (!use && rc == 0) {
         use = rec;
     } else if (!use) {
@@ -147,7 +175,8 @@ int evb_data_dir_record(evb_bus *bus)
         return rc;
     /* Another process recorded first (or this bus was opened before the
      * record existed): it stands, and it must be ours. */
-    if ((rc = record_read(bus, rec, sizeof rec)))
+    bool trusted;
+    if ((rc = record_read(bus, rec, sizeof rec, &trusted)))
         return rc;
     if (strcmp(rec, canon))
         return evb_err_set(-EINVAL,

@@ -71,6 +71,38 @@ as B w pub orders from-b
 as A r create ro --mode 0640 --durability sync
 as A r pub ro secret-1
 
+test_member_records_his_data_dir() {
+    begin "a member who records a data directory of his own in the owner's bus is not followed"
+    # B's own data directory, holding a forged topic of the owner's name.
+    local bd="$V/bforge" bb="$P/bforge"
+    install -d -m 0750 -o "$B" -g "$GROUP" "$bd"
+    (cd / && setpriv --reuid="$B" --regid="$GROUP" --groups="$GROUP" env HOME=/nonexistent \
+        "$EVBUS" create ro --bus "$bb" --data-dir "$bd/d" --mode 0640 --durability sync &&
+        setpriv --reuid="$B" --regid="$GROUP" --groups="$GROUP" env HOME=/nonexistent \
+        "$EVBUS" pub ro forged-by-b --bus "$bb" --data-dir "$bd/d") >/dev/null
+    rm -rf "${bb:?}" "${Q:?}/r"
+    PARENT=$Q as A r create ro --mode 0640 --durability sync
+    PARENT=$Q as A r pub ro secret-q
+    rm -rf "${Q:?}/r"                              # reboot
+    install -d -m 3770 -o "$A" -g "$GROUP" "$Q/r"  # tmpfiles.d remakes it as A's
+    RC=0
+    (cd / && setpriv --reuid="$B" --regid="$GROUP" --groups="$GROUP" env HOME=/nonexistent \
+        "$EVBUS" list --bus "$Q/r" --data-dir "$bd/d") >"$OUT" 2>"$ERR" || RC=$?
+    check "B opens it first with his own data directory" rc_is 0
+    RC=0
+    (cd / && setpriv --reuid="$A" --regid="$GROUP" --groups="$GROUP" env HOME=/nonexistent \
+        "$EVBUS" tail ro --bus "$Q/r") >"$OUT" 2>"$ERR" || RC=$?
+    check "A, following the record, is refused" rc_is 1
+    check "never shown the forged event" eval '! grep -q forged "$OUT"'
+    check "in one line naming who wrote the record" eval 'err_one_line && err_has "written by uid $B"'
+    PARENT=$Q as A r tail ro
+    check "A naming her data directory is refused too (the bus keeps B's)" rc_is 1
+    rm -f "$Q/r/data_dir" "$Q/r/bus.meta"
+    PARENT=$Q as A r tail ro
+    check "once A removes the record, her own comes back" eval 'rc_is 0 && out_has secret-q'
+    end
+}
+
 test_member_restores() {
     begin "after a reboot a member (not the owner) rebuilds the bus shared, and all use it"
     rm -rf "${P:?}/w"
@@ -151,6 +183,7 @@ test_parent_not_members() {
 
 test_member_restores
 test_owner_restores
+test_member_records_his_data_dir
 test_reader_restores_nothing
 test_refused_root_leaves_nothing
 test_parent_not_members
