@@ -8,6 +8,7 @@
 #include <sched.h>
 #include <time.h>
 #include <unistd.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <xxhash.h>
@@ -128,7 +129,7 @@ static struct evb_ring_producer *ring_producer(evb_producer *p, uint32_t part, i
  * partition over and succeeds), as the API's error with a message that
  * says the events so far are kept. Checked where a producer would wait,
  * never per event. */
-static int flush_failed(const struct evb_ring *r)
+static int flush_failed(const evb_producer *p, const struct evb_ring *r)
 {
     /* E1 (bus/durable/durable.h): relaxed, after the caller's acquire load
      * of flush_bell; evb_flush_fail() stores it before its release bump of
@@ -136,9 +137,15 @@ static int flush_failed(const struct evb_ring *r)
     int e = atomic_load_explicit(&r->hdr->flush_error, memory_order_relaxed);
     if (e >= 0)
         return 0;
+    /* The flusher's own words (which file, why: flush.error) when it left
+     * them, else the code's. */
+    char pdir[PATH_MAX + 16], text[512];
+    evb_part_dir(p->tm, r->partition, pdir, sizeof pdir);
+    if (evb_flush_error_text(pdir, e, text, sizeof text) != 0)
+        snprintf(text, sizeof text, "%s", evb_strerror(e));
     return evb_err_set(e, "partition %u: the flusher cannot write (%s); the ring is full, "
                        "and what it holds is kept until the flush can go on",
-                       r->partition, evb_strerror(e));
+                       r->partition, text);
 }
 
 /* Claim with back-pressure handling per block_ms: spin a little, then
@@ -176,7 +183,7 @@ static int claim_wait(evb_producer *p, struct evb_ring_producer *rp, uint32_t le
             /* Only the flusher gates a durable ring: one that failed (a
              * full disk, an I/O error) frees no room until it is retried,
              * so waiting out block_ms would only hide why. */
-            if ((rc = flush_failed(r)))
+            if ((rc = flush_failed(p, r)))
                 return rc;
             evb_bell_sleep(&r->hdr->flush_bell, bell, 1000 * 1000);
         } else {

@@ -70,6 +70,23 @@ test_stream_pause() {
     end
 }
 
+test_ring_fills_first() {
+    begin "a ring that fills before pub ends says the flusher's own reason"
+    drun create rf --durability sync --ring-bytes 64K --segment-bytes 128K
+    seq 10 >"$TMP/in"
+    drun_in "$TMP/in" pub rf
+    check "the first events go" rc_is 0
+    : >"$TMP/victim"
+    ln "$TMP/victim" "$DATA/rf/0/00000000000000131072.log"
+    seq 1 3000 >"$TMP/in"
+    drun_in "$TMP/in" pub rf
+    check "exit 1" rc_is 1
+    check "one line" err_one_line
+    check "names the file and its links" eval 'err_has "00000000000000131072.log: found a file with 2 hard links"'
+    check "the planted file is untouched" eval '[[ ! -s "$TMP/victim" ]]'
+    end
+}
+
 test_healthy_flusher() {
     local dur
     for dur in sync async; do
@@ -135,6 +152,7 @@ test_option() {
 
 test_broken_flusher
 test_stream_pause
+test_ring_fills_first
 test_healthy_flusher
 test_stalled_flusher
 test_option
