@@ -14,16 +14,10 @@
 set -euo pipefail
 
 EVBUS=${1:?usage: test_cli_perms3.sh PATH/TO/evbus}
-if [[ "$(id -u)" -ne 0 ]] || ! command -v setpriv >/dev/null; then
-    echo "SKIP: needs root and setpriv to run commands as other uids (CI runs it as root)"
-    exit 77
-fi
-# shellcheck source=lib.sh
-source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-EVBUS=$(realpath "$EVBUS")
+# shellcheck source=perms_lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/perms_lib.sh"
 unset EVBUS_DATA_DIR
 
-GROUP=65534 # nogroup
 A=65534     # nobody: nogroup is its primary group
 B=65533     # nogroup as a supplementary group
 P=$(mktemp -d /dev/shm/evbus-perms3.XXXXXX)

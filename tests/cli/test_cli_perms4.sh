@@ -17,16 +17,10 @@
 set -euo pipefail
 
 EVBUS=${1:?usage: test_cli_perms4.sh PATH/TO/evbus}
-if [[ "$(id -u)" -ne 0 ]] || ! command -v setpriv >/dev/null; then
-    echo "SKIP: needs root and setpriv to run commands as other uids (CI runs it as root)"
-    exit 77
-fi
-# shellcheck source=lib.sh
-source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-EVBUS=$(realpath "$EVBUS")
+# shellcheck source=perms_lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/perms_lib.sh"
 unset EVBUS_DATA_DIR
 
-GROUP=65534 # nogroup
 # Another member on record: a passwd entry with nogroup as its group.
 A=$(awk -F: '$4 == 65534 && $3 != 65534 && $3 != 0 { print $3; exit }' /etc/passwd)
 if [[ -z "$A" ]]; then
