@@ -66,8 +66,9 @@ static int readonly_ok(const evb_consumer *c, const char *topic)
         return 0;
     return evb_err_set(-EACCES, "topic %s: you may only read it, and a %s of a topic that "
                        "is not durable holds its producers back, which takes write access",
-                       topic, c->opts.kind == EVB_CONSUMER ? "named consumer"
-                                                           : "lossless subscriber");
+                       topic, c->opts.kind == EVB_CONSUMER       ? "named consumer"
+                              : c->opts.kind == EVB_GROUP_MEMBER ? "group member"
+                                                                 : "lossless subscriber");
 }
 
 EVB_EXPORT int evb_consumer_open(evb_consumer **out, evb_bus *bus, const char *topic,
@@ -80,22 +81,28 @@ EVB_EXPORT int evb_consumer_open(evb_consumer **out, evb_bus *bus, const char *t
     evb_consumer_options o = {0};
     if (opts)
         o = *opts;
-    if (o.kind > EVB_CONSUMER || o.idle > EVB_IDLE_YIELD ||
+    bool named = o.kind == EVB_CONSUMER || o.kind == EVB_GROUP_MEMBER;
+    bool group = o.kind == EVB_GROUP_MEMBER;
+    if (o.kind > EVB_GROUP_MEMBER || o.idle > EVB_IDLE_YIELD ||
         (o.start & ~EVB_SEEK_STRICT) > EVB_START_TIME || (o.flags & ~EVB_CONSUMER_SKIP_DAMAGE))
         return evb_err_set(-EINVAL, "consumer options out of range");
-    if (o.kind == EVB_CONSUMER) {
-        int rc = evb_name_check(o.name, "consumer");
+    if (group && o.only_partition)
+        return evb_err_set(-EINVAL, "a group member reads the partitions the group gives it, "
+                           "not one of its choosing");
+    if (named) {
+        int rc = evb_name_check(o.name, group ? "group" : "consumer");
         if (rc)
             return rc;
     } else if ((o.start & ~EVB_SEEK_STRICT) == EVB_START_COMMITTED) {
-        return evb_err_set(-EINVAL, "only named consumers have a committed position");
+        return evb_err_set(-EINVAL, "only named consumers and groups have a committed "
+                           "position");
     }
     evb_consumer *c = calloc(1, sizeof *c);
     if (!c)
         return -ENOMEM;
     c->opts = o;
     c->bus = bus;
-    if (o.name && o.kind == EVB_CONSUMER)
+    if (o.name && named)
         snprintf(c->name, sizeof c->name, "%s", o.name);
     c->opts.name = NULL;
     int rc = evb_topic_map_open(bus, topic, &c->tm);
@@ -110,10 +117,12 @@ EVB_EXPORT int evb_consumer_open(evb_consumer **out, evb_bus *bus, const char *t
     if (c->tm->readonly && (rc = readonly_ok(c, topic)))
         goto fail;
     c->n = one ? 1 : c->tm->nparts;
+    /* A group member's arrays hold every partition, and its bells one
+     * more: the group's (consumer_group.c). */
     c->rd = calloc(c->n, sizeof *c->rd);
     c->part = calloc(c->n, sizeof *c->part);
-    c->bells = calloc(c->n, sizeof *c->bells);
-    c->vals = calloc(c->n, sizeof *c->vals);
+    c->bells = calloc(c->n + 1, sizeof *c->bells);
+    c->vals = calloc(c->n + 1, sizeof *c->vals);
     if (c->tm->readonly)
         c->ro_slots = calloc((size_t)c->n * EVB_RING_READER_SLOTS, sizeof *c->ro_slots);
     if (!c->rd || !c->part || !c->bells || !c->vals || (c->tm->readonly && !c->ro_slots)) {
@@ -139,6 +148,14 @@ EVB_EXPORT int evb_consumer_open(evb_consumer **out, evb_bus *bus, const char *t
     c->slot_kind = o.kind == EVB_SUBSCRIBER ? EVB_SLOT_SUBSCRIBER
                    : o.kind == EVB_SUBSCRIBER_LOSSLESS ? EVB_SLOT_LOSSLESS
                                                        : EVB_SLOT_CONSUMER;
+    if (group) {
+        /* Readers come and go with the partitions the group gives us. */
+        c->n = 0;
+        if ((rc = evb_cgroup_open(c)))
+            goto fail;
+        *out = c;
+        return 0;
+    }
     uint32_t start = o.start;
     if (start == EVB_START_DEFAULT)
         start = o.kind == EVB_CONSUMER ? EVB_START_COMMITTED : EVB_START_LATEST;
@@ -187,6 +204,8 @@ EVB_EXPORT void evb_consumer_close(evb_consumer *c)
             evb_seg_reader_close(&c->disk[i].sr);
     }
     free(c->disk);
+    if (c->opts.kind == EVB_GROUP_MEMBER)
+        evb_cgroup_close(c);
     evb_cursor_file_close(&c->cur);
     free(c->rd);
     free(c->part);
@@ -262,6 +281,9 @@ static void block(evb_consumer *c, uint64_t deadline)
     uint64_t now = evb_mono_ns();
     if (now >= deadline)
         return;
+    uint64_t tick = evb_cgroup_deadline_ns(c);
+    if (deadline > tick)
+        deadline = tick > now ? tick : now + 1;
     uint64_t wait = deadline - now;
     bool ready = false;
     bool ro = c->tm->readonly;
@@ -290,8 +312,18 @@ static void block(evb_consumer *c, uint64_t deadline)
         if (st == 2 && wait > c->rd[i].r->dead_ns / 4)
             wait = c->rd[i].r->dead_ns / 4;
     }
-    if (!ready)
-        evb_bell_wait(c->bells, c->vals, c->n, wait ? wait : 1);
+    unsigned nb = c->n;
+    if (c->grp.f) {
+        /* The group's bell too: a change of members wakes us to balance.
+         * B1: acquire, as the rings' bells. */
+        c->bells[nb] = evb_group_bell(&c->grp);
+        c->vals[nb] = atomic_load_explicit(c->bells[nb], memory_order_acquire);
+        if (c->vals[nb] != c->bell_seen)
+            ready = true;
+        nb++;
+    }
+    if (!ready && nb)
+        evb_bell_wait(c->bells, c->vals, nb, wait ? wait : 1);
     for (uint32_t i = 0; !ro && i < c->n; i++)
         evb_ring_waiter_clear(c->rd[i].r, c->rd[i].slot_idx);
 }
@@ -302,8 +334,11 @@ EVB_EXPORT int evb_consumer_next(evb_consumer *c, evb_event *ev, int32_t timeout
         return -EINVAL;
     if (c->failed)
         return c->failed;
+    int rc = evb_cgroup_maybe_tick(c);
+    if (rc)
+        return rc;
     release_all(c);
-    int rc = try_read(c, ev);
+    rc = try_read(c, ev);
     if (rc != -EAGAIN || timeout_ms == 0)
         return rc;
     /* Spin first (shm/spin.h): an event that arrives within EVB_SPIN_NS
@@ -324,6 +359,8 @@ EVB_EXPORT int evb_consumer_next(evb_consumer *c, evb_event *ev, int32_t timeout
             sched_yield();
         else
             block(c, deadline);
+        if (c->grp.f && (rc = evb_cgroup_tick(c, false)))
+            return rc;
         rc = try_read(c, ev);
         if (rc != -EAGAIN)
             return rc;
@@ -339,6 +376,11 @@ EVB_EXPORT int evb_consumer_poll(evb_consumer *c, int (*fn)(const evb_event *ev,
         return -EINVAL;
     if (c->failed)
         return c->failed;
+    if (c->grp.f) {
+        int rc = evb_cgroup_tick(c, false);
+        if (rc)
+            return rc;
+    }
     release_all(c);
     uint32_t n = 0;
     evb_event ev;
@@ -353,6 +395,9 @@ EVB_EXPORT int evb_consumer_poll(evb_consumer *c, int (*fn)(const evb_event *ev,
         /* Let producers move on during long polls of a gating reader. */
         if ((n & 255) == 0)
             release_all(c);
+        /* A group member balances between events, never under one. */
+        if (evb_cgroup_maybe_tick(c))
+            break;
         if (stop)
             break;
     }
@@ -362,6 +407,8 @@ EVB_EXPORT int evb_consumer_poll(evb_consumer *c, int (*fn)(const evb_event *ev,
 
 EVB_EXPORT int evb_consumer_commit(evb_consumer *c)
 {
+    if (c && c->grp.f)
+        return evb_cgroup_commit(c);
     if (!c || !c->cur.map)
         return -EINVAL;
     uint64_t mark = 0;
@@ -414,4 +461,13 @@ EVB_EXPORT int evb_consumer_seek(evb_consumer *c, int32_t partition, uint32_t wh
             return rc;
     }
     return any ? 0 : -EINVAL;
+}
+
+EVB_EXPORT int evb_consumer_assignment(evb_consumer *c, uint32_t *parts, uint32_t cap)
+{
+    if (!c || c->opts.kind != EVB_GROUP_MEMBER || (cap && !parts))
+        return -EINVAL;
+    for (uint32_t k = 0; k < c->n && k < cap; k++)
+        parts[k] = c->part[k];
+    return (int)c->n;
 }

@@ -223,6 +223,17 @@ int evb_consumer_seek_one(evb_consumer *c, uint32_t i, uint32_t whence, uint64_t
         }
         return evb_ring_reader_seek_oldest(rd);
     case EVB_START_COMMITTED:
+        if (c->grp.f) {
+            /* A group's cursor: one CAS per commit (group.c), never torn. */
+            if (!evb_group_cursor(&c->grp, c->part[i], &pos, &off))
+                return evb_consumer_seek_one(c, i, EVB_START_EARLIEST, 0);
+            if (pos % EVB_FRAME_ALIGN)
+                return evb_err_set(-EBADMSG, "group %s, partition %u: committed position "
+                                   "%llu is not a frame boundary (damaged group file)",
+                                   c->name, c->part[i], (unsigned long long)pos);
+            return seek_to(c, i, pos, off == EVB_FRAME_NO_OFFSET ? 0 : off,
+                           off == EVB_FRAME_NO_OFFSET);
+        }
         if (!c->cur.map)
             return -EINVAL;
         if (!evb_cursor_file_load(&c->cur, c->part[i], &pos, &off))

@@ -8,6 +8,7 @@
 
 #include "bus_internal.h"
 #include "cursor_file.h"
+#include "group.h"
 #include "segment.h"
 
 /* Where a durable partition's reader is (evb_consumer_disk.state). */
@@ -57,7 +58,39 @@ struct evb_consumer {
      * free segments, so it applies the retention nobody else applies. */
     uint64_t retain_mark;
     int failed;
+    /* Group members (consumer_group.c): rd[0..n) read the partitions owned
+     * now, part[i] owned at epoch[i]; the arrays hold every partition,
+     * bells[] one more (the group's bell). */
+    struct evb_group grp;
+    uint64_t *epoch;
+    uint64_t gen_seen;          /* the generation last balanced at */
+    uint32_t bell_seen;         /* the group's bell then */
+    uint64_t next_tick_ms;      /* the next balance and expulsion check */
+    uint64_t last_clock_ms;
+    uint32_t countdown;         /* events until the clock is read again */
+    uint32_t every;             /* ... and its current reload value */
+    uint64_t delivered_gone;    /* events read through readers dropped since */
+    bool regroup;               /* a commit was fenced: balance at the next call */
+    bool in_callback;
 };
+
+/* consumer_group.c. Join C's group and take a first share. */
+int evb_cgroup_open(evb_consumer *c);
+/* Leave the group (C's readers are detached by the caller first). */
+void evb_cgroup_close(evb_consumer *c);
+/* Balance when due; every call of next/poll passes here (cheap: a
+ * countdown, then a coarse clock). 0 or a sticky error. */
+int evb_cgroup_tick(evb_consumer *c, bool force);
+static inline int evb_cgroup_maybe_tick(evb_consumer *c)
+{
+    if (!c->grp.f || --c->countdown)
+        return 0;
+    return evb_cgroup_tick(c, false);
+}
+/* The deadline of C's next tick (mono ns), for sleeping; UINT64_MAX when
+ * not a member. */
+uint64_t evb_cgroup_deadline_ns(const evb_consumer *c);
+int evb_cgroup_commit(evb_consumer *c);
 
 /* consumer_disk.c. Partition I of a durable topic whose disk side has a
  * state (c->disk[i].state != EVB_CDISK_RING): the next event from disk or,

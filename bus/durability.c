@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "bus_internal.h"
+#include "group.h"
 
 /* One durable topic's flusher in this bus handle. */
 struct evb_flusher {
@@ -21,9 +22,13 @@ struct evb_flusher {
     struct evb_flush *flush;
 };
 
+/* Named consumers' and groups' lowest commit: what retention keeps when
+ * a topic is kept until consumed. */
 static uint64_t min_committed(void *arg, uint32_t part)
 {
-    return evb_consumers_min_committed(arg, part);
+    uint64_t a = evb_consumers_min_committed(arg, part);
+    uint64_t b = evb_groups_min_committed(arg, part);
+    return a < b ? a : b;
 }
 
 static struct evb_durable_topic describe(struct evb_topic_map *tm)

@@ -249,7 +249,26 @@ enum evb_reader_kind {
     EVB_SUBSCRIBER = 0,          /**< anonymous, lossy, never gates */
     EVB_SUBSCRIBER_LOSSLESS = 1, /**< anonymous, gates producers while alive */
     EVB_CONSUMER = 2,            /**< named: committed cursor persists; gates while open */
+    EVB_GROUP_MEMBER = 3,        /**< member of the partition group .name: the group's
+                                      members split the topic's partitions, one owner
+                                      per partition (evb_consumer_open) */
 };
+
+/** What a group member is told about its partitions (the rebalance
+ *  callback, evb_consumer_options.on_rebalance). */
+enum evb_rebalance {
+    EVB_PARTITIONS_ASSIGNED = 1, /**< now yours; reading starts at the group's
+                                      committed cursor */
+    EVB_PARTITIONS_REVOKED = 2,  /**< about to go to another member: still yours
+                                      during the call, so evb_consumer_commit() from
+                                      the callback still commits them */
+    EVB_PARTITIONS_LOST = 3,     /**< already another member's (you were silent past
+                                      your lease, or expelled): commits on them fail */
+};
+
+/** Default lease of a group member: silent longer (no call on its handle),
+ *  it is expelled and its partitions go to the others. */
+#define EVB_GROUP_LEASE_MS 1000u
 
 /** Where a reader starts, and the whence of evb_consumer_seek(). */
 enum evb_start {
@@ -365,6 +384,18 @@ typedef struct evb_consumer_options {
     int32_t partition;        /**< with only_partition: the partition to read */
     uint32_t only_partition;  /**< 0: read every partition; else only .partition */
     uint32_t flags;           /**< EVB_CONSUMER_* */
+    /** Group members: how long the member may go without calling into its
+     *  handle (next, poll, commit) before the others expel it; 0:
+     *  EVB_GROUP_LEASE_MS. A dead member's process is noticed sooner
+     *  (within about 100 ms of an active member's calls). */
+    uint32_t lease_ms;
+    /** Group members: called from evb_consumer_next/poll/open with the
+     *  partitions gained, about to be revoked, or lost (enum evb_rebalance).
+     *  It may call evb_consumer_commit(), evb_consumer_assignment() and
+     *  evb_consumer_seek(); not next, poll or close. May be NULL. */
+    void (*on_rebalance)(evb_consumer *c, uint32_t what, const uint32_t *parts,
+                         uint32_t n, void *arg);
+    void *rebalance_arg;
     uint32_t reserved_[4];
 } evb_consumer_options;
 
@@ -679,9 +710,17 @@ int evb_consumer_lag(evb_consumer *c, uint64_t *bytes);
 int evb_consumer_skipped(evb_consumer *c, int32_t partition, uint64_t *events,
                          uint64_t *bytes);
 
-/** Named consumers: persist, for every partition, the position after the
- *  last event delivered. Returns 0, -EINVAL (not a named consumer). */
+/** Named consumers and group members: persist, for every partition, the
+ *  position after the last event delivered. A group member commits only
+ *  on partitions it still owns: one taken over since (it was expelled,
+ *  or was slow to give it back) is refused, never overwritten (-ESTALE,
+ *  the others committed; its next call reports the loss).
+ *  Returns 0, -EINVAL (not a named consumer or member), -ESTALE. */
 int evb_consumer_commit(evb_consumer *c);
+
+/** Group members: the partitions C owns now, up to CAP of them into PARTS
+ *  (may be NULL with CAP 0). Returns how many it owns, or -EINVAL. */
+int evb_consumer_assignment(evb_consumer *c, uint32_t *parts, uint32_t cap);
 
 /**
  * Move the read position of PARTITION (-1: all) per WHENCE (enum

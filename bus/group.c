@@ -1,0 +1,519 @@
+/*
+ * group.c - a consumer group with no coordinator: the members share one
+ * file (group_format.h) and agree through compare-and-swap alone.
+ *
+ *   join     claim a free member slot by CAS of its process word, take a
+ *            fresh member id (never reused), bump the generation.
+ *   balance  (consumer_group.c) every member computes the same even
+ *            split from the occupied slots: with n members and P
+ *            partitions, the member of rank r (slot order) owns P/n, plus
+ *            one when r < P%n. It gives back what is over its share and
+ *            takes free partitions, or those of members that are gone,
+ *            up to it. Nobody takes from a live member: that member gives
+ *            back on its own at its next tick.
+ *   expel    a member whose process is dead (pid plus start time), or
+ *            that showed no sign of life for its lease, is expelled by
+ *            whoever notices: its slot is emptied by CAS, the generation
+ *            bumped. Its partitions then count as free.
+ *   fence    a new owner moves the partition's {owner, epoch} pair to
+ *            {itself, epoch + 1} and stamps the new epoch into the
+ *            committed cursor's tag; a commit is a CAS expecting the
+ *            committer's own epoch in the tag, so after the stamp an old
+ *            owner (expelled, paused, or simply slow to notice) can never
+ *            move the cursor again. Before the stamp its commit is simply
+ *            the last one, and the new owner starts after it.
+ *
+ * Ordering edges (labels used at each site):
+ *
+ *   J1  creation: every header word before the magic (release); pairs
+ *       with the opener's acquire load of the magic.
+ *   J2  member id: a joiner stores its id (release) after claiming the
+ *       slot; a member that found an owner id in a partition (acquire,
+ *       or a CAS) and looks for it among the slots loads slot ids with
+ *       acquire, so an owner that took the partition is found in its
+ *       slot unless it left or was expelled since.
+ *   J3  generation: bumped (acq_rel) after a slot changed hands; members
+ *       load it with acquire and then read the slots.
+ *   J4  ownership and cursors: 16-byte CAS, a full barrier (shm/arch.h):
+ *       whatever a member did before taking or committing is visible to
+ *       whoever sees the new pair.
+ *   J5  heartbeats and counters: relaxed; numbers read for liveness and
+ *       display, ordering nothing.
+ */
+#include "group.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "bus_internal.h"
+#include "group_format.h"
+#include "safe_open.h"
+
+static int grp_check(const struct evb_grp_file *f, uint64_t magic, size_t size,
+                     uint32_t nparts, char *msg, size_t cap)
+{
+    size_t want = evb_grp_file_bytes(nparts);
+    if (magic != EVB_GRP_MAGIC) {
+        snprintf(msg, cap, "magic 0x%llx, expected 0x%llx", (unsigned long long)magic,
+                 (unsigned long long)EVB_GRP_MAGIC);
+        return -EBADMSG;
+    }
+    if (f->h.version != EVB_GRP_VERSION) {
+        snprintf(msg, cap, "version %u, this build reads %u", f->h.version, EVB_GRP_VERSION);
+        return -EPROTO;
+    }
+    if (f->h.format != EVB_GRP_FORMAT_WORD) {
+        snprintf(msg, cap, "format 0x%llx, this build reads 0x%llx",
+                 (unsigned long long)f->h.format, (unsigned long long)EVB_GRP_FORMAT_WORD);
+        return -EPROTO;
+    }
+    if (f->h.partitions != nparts || size != want) {
+        snprintf(msg, cap, "%u partitions in %zu bytes, the topic has %u (%zu bytes)",
+                 f->h.partitions, size, nparts, want);
+        return -EBADMSG;
+    }
+    if (f->h.kind != EVB_GRP_KIND_PARTITION) {
+        snprintf(msg, cap, "group kind %u, expected %u", f->h.kind, EVB_GRP_KIND_PARTITION);
+        return -EBADMSG;
+    }
+    return 0;
+}
+
+struct grp_new {
+    uint32_t nparts;
+};
+
+static void grp_init(void *map, void *arg)
+{
+    struct evb_grp_file *f = map;
+    const struct grp_new *gn = arg;
+    f->h.version = EVB_GRP_VERSION;
+    f->h.partitions = gn->nparts;
+    f->h.format = EVB_GRP_FORMAT_WORD;
+    f->h.kind = EVB_GRP_KIND_PARTITION;
+    for (uint32_t p = 0; p < gn->nparts; p++)
+        /* Relaxed: published by the magic's release (J1). */
+        atomic_store_explicit(&f->p[p].pos, EVB_GRP_POS_NONE, memory_order_relaxed);
+    /* J1: release; the header and cursors before the magic. */
+    atomic_store_explicit(&f->h.magic, EVB_GRP_MAGIC, memory_order_release);
+}
+
+/* The group file's directory and name, as cursor_file.c's: consumers/ of
+ * the topic (the data directory's for durable topics). */
+static void grp_path(char *path, size_t cap, const struct evb_topic_map *tm, const char *name)
+{
+    const char *top = tm->ddir[0] ? tm->ddir : tm->dir;
+    if (name)
+        snprintf(path, cap, "%s/consumers/%s.grp", top, name);
+    else
+        snprintf(path, cap, "%s/consumers", top);
+}
+
+/* Whom a group file may belong to: a member trusts its own, root's, and
+ * the topic owner's. consumers/ is writable by every reader (sticky), so
+ * a file planted there by anyone else could steer the group's cursors. */
+static int grp_trusted(const struct evb_topic_map *tm, const struct stat *st,
+                       const char *path)
+{
+    if (st->st_uid == geteuid() || st->st_uid == 0)
+        return 0;
+    struct stat td;
+    if (stat(tm->dir, &td) == 0 && td.st_uid == st->st_uid)
+        return 0;
+    return evb_err_set(-EACCES, "%s: owned by uid %u, neither you (uid %u), root nor the "
+                       "topic's owner", path, (unsigned)st->st_uid, (unsigned)geteuid());
+}
+
+int evb_group_open(struct evb_group *g, const struct evb_topic_map *tm, const char *name)
+{
+    memset(g, 0, sizeof *g);
+    char path[PATH_MAX + 128];
+    grp_path(path, sizeof path, tm, NULL);
+    if (tm->ddir[0])
+        evb_make_dirs(path, evb_drop_dir_mode(tm->cfg.file_mode));
+    grp_path(path, sizeof path, tm, name);
+    size_t bytes = evb_grp_file_bytes(tm->nparts);
+    struct grp_new gn = {tm->nparts};
+    int fd = evb_file_open_or_create(path, tm->cfg.file_mode, bytes, tm->ddir[0] != 0,
+                                     grp_init, &gn);
+    if (fd < 0)
+        return fd;
+    struct stat st;
+    if (fstat(fd, &st) < 0) {
+        int rc = evb_err_set(-errno, "%s: %s", path, strerror(errno));
+        close(fd);
+        return rc;
+    }
+    int rc = grp_trusted(tm, &st, path);
+    if (rc) {
+        close(fd);
+        return rc;
+    }
+    size_t size = (size_t)st.st_size;
+    if (size < EVB_GRP_PARTS_AT) {
+        close(fd);
+        return evb_err_set(-EBADMSG, "%s: %zu bytes, smaller than a group file (%zu)", path,
+                           size, bytes);
+    }
+    size_t len = size < bytes ? size : bytes;
+    struct evb_grp_file *f = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    int e = errno;
+    close(fd);
+    if (f == MAP_FAILED)
+        return evb_err_set(-e, "%s: mmap: %s", path, strerror(e));
+    /* J1: acquire; a set magic comes with a finished file. */
+    uint64_t magic = atomic_load_explicit(&f->h.magic, memory_order_acquire);
+    char msg[160];
+    if ((rc = grp_check(f, magic, size, tm->nparts, msg, sizeof msg))) {
+        munmap(f, len);
+        return evb_err_set(rc, "%s: %s (not this topic's group file; remove it to start the "
+                           "group over)", path, msg);
+    }
+    g->f = f;
+    g->bytes = len;
+    g->nparts = tm->nparts;
+    g->topic = tm->name;
+    snprintf(g->name, sizeof g->name, "%s", name);
+    return 0;
+}
+
+void evb_group_close(struct evb_group *g)
+{
+    if (!g->f)
+        return;
+    evb_group_leave(g);
+    munmap(g->f, g->bytes);
+    g->f = NULL;
+}
+
+static void grp_bump(struct evb_group *g)
+{
+    /* J3: acq_rel; the slot change before the new generation. */
+    atomic_fetch_add_explicit(&g->f->h.generation, 1, memory_order_acq_rel);
+    /* Bumps the bell (B1, shm/doorbell.c) and wakes every sleeper. */
+    evb_bell_ring(&g->f->h.bell);
+}
+
+int evb_group_join(struct evb_group *g, uint32_t lease_ms)
+{
+    uint64_t self = evb_proc_self();
+    uint64_t now = evb_mono_ns() / 1000000u;
+    for (uint32_t s = 0; s < EVB_GRP_MEMBERS; s++) {
+        struct evb_grp_member *m = &g->f->m[s];
+        /* Relaxed: the CAS below decides; a stale value only fails it. */
+        uint64_t o = atomic_load_explicit(&m->proc, memory_order_relaxed);
+        if (o && evb_proc_alive(o))
+            continue;
+        /* J4-like: acq_rel; the slot is ours from here. Relaxed on
+         * failure: another joiner won it, try the next. */
+        if (!atomic_compare_exchange_strong_explicit(&m->proc, &o, self, memory_order_acq_rel,
+                                                     memory_order_relaxed))
+            continue;
+        /* J5: relaxed, liveness numbers. */
+        atomic_store_explicit(&m->heartbeat_ms, now, memory_order_relaxed);
+        atomic_store_explicit(&m->lease_ms, lease_ms, memory_order_relaxed);
+        atomic_store_explicit(&m->owned, 0, memory_order_relaxed);
+        char comm[16] = {0};
+        prctl(PR_GET_NAME, comm, 0, 0, 0);
+        memcpy(m->comm, comm, sizeof comm);
+        /* Relaxed: a fresh number; uniqueness is all it needs. */
+        uint64_t id = atomic_fetch_add_explicit(&g->f->h.next_member, 1,
+                                                memory_order_relaxed) + 1;
+        /* J2: release; the slot's words before the id others look up. */
+        atomic_store_explicit(&m->id, id, memory_order_release);
+        g->slot = s;
+        g->id = id;
+        g->proc = self;
+        g->lease_ms = lease_ms;
+        memset(g->seen_at_ms, 0, sizeof g->seen_at_ms);
+        grp_bump(g);
+        return 0;
+    }
+    return evb_err_set(-EUSERS, "group %s of topic %s: all %u member slots are taken by live "
+                       "members", g->name, g->topic, EVB_GRP_MEMBERS);
+}
+
+bool evb_group_member(const struct evb_group *g)
+{
+    const struct evb_grp_member *m = &g->f->m[g->slot];
+    /* J2: acquire, as any reader of a slot's id. */
+    return g->id && atomic_load_explicit(&m->proc, memory_order_acquire) == g->proc &&
+           atomic_load_explicit(&m->id, memory_order_acquire) == g->id;
+}
+
+void evb_group_leave(struct evb_group *g)
+{
+    if (!g->id)
+        return;
+    for (uint32_t p = 0; p < g->nparts; p++) {
+        uint64_t e = evb_group_owned_epoch(g, p);
+        if (e)
+            evb_group_release(g, p, e);
+    }
+    struct evb_grp_member *m = &g->f->m[g->slot];
+    uint64_t self = g->proc;
+    /* The id first, then the slot: acq_rel on success. Relaxed on
+     * failure: we were expelled, the slot is someone else's. */
+    if (atomic_load_explicit(&m->id, memory_order_acquire) == g->id &&
+        atomic_compare_exchange_strong_explicit(&m->proc, &self, 0, memory_order_acq_rel,
+                                                memory_order_relaxed)) {
+        /* Relaxed: the slot is free; the proc CAS above published it. */
+        atomic_store_explicit(&m->owned, 0, memory_order_relaxed);
+        grp_bump(g);
+    }
+    g->id = 0;
+}
+
+void evb_group_beat(struct evb_group *g, uint64_t now_ms)
+{
+    /* J5: relaxed, a liveness number. */
+    atomic_store_explicit(&g->f->m[g->slot].heartbeat_ms, now_ms, memory_order_relaxed);
+}
+
+void evb_group_count(struct evb_group *g, uint32_t owned, uint64_t delivered)
+{
+    struct evb_grp_member *m = &g->f->m[g->slot];
+    /* J5: relaxed, display numbers. */
+    atomic_store_explicit(&m->owned, owned, memory_order_relaxed);
+    atomic_store_explicit(&m->delivered, delivered, memory_order_relaxed);
+}
+
+uint32_t evb_group_reap(struct evb_group *g, uint64_t now_ms)
+{
+    uint32_t n = 0;
+    for (uint32_t s = 0; s < EVB_GRP_MEMBERS; s++) {
+        if (s == g->slot)
+            continue;
+        struct evb_grp_member *m = &g->f->m[s];
+        /* Acquire: pairs with the joiner's CAS, so the slot's words
+         * below are its, not a previous occupant's. */
+        uint64_t o = atomic_load_explicit(&m->proc, memory_order_acquire);
+        if (!o) {
+            g->seen_at_ms[s] = 0;
+            continue;
+        }
+        /* J5: relaxed numbers. A heartbeat from another boot or clock
+         * (ahead of now) is no sign of life; our own view of when it last
+         * moved is (seen_*), so a member whose clock word is garbage
+         * still gets its full lease from when we first saw it. */
+        uint64_t beat = atomic_load_explicit(&m->heartbeat_ms, memory_order_relaxed);
+        uint32_t lease = atomic_load_explicit(&m->lease_ms, memory_order_relaxed);
+        if (lease < 10 || lease > 3600000)
+            lease = 3600000; /* garbage: the pid check still applies */
+        if (!g->seen_at_ms[s] || beat != g->seen_beat[s]) {
+            g->seen_beat[s] = beat;
+            g->seen_at_ms[s] = now_ms;
+        }
+        bool silent = now_ms - g->seen_at_ms[s] > lease &&
+                      (beat > now_ms || now_ms - beat > lease);
+        if (!silent && evb_proc_alive(o))
+            continue;
+        /* Expel: acq_rel on success, relaxed on failure (it left, or
+         * someone else expelled it first). */
+        if (atomic_compare_exchange_strong_explicit(&m->proc, &o, 0, memory_order_acq_rel,
+                                                    memory_order_relaxed)) {
+            /* J5: relaxed counter. */
+            atomic_fetch_add_explicit(&g->f->h.expelled, 1, memory_order_relaxed);
+            atomic_store_explicit(&m->owned, 0, memory_order_relaxed);
+            grp_bump(g);
+            n++;
+        }
+        g->seen_at_ms[s] = 0;
+    }
+    return n;
+}
+
+uint32_t evb_group_quota(const struct evb_group *g)
+{
+    uint32_t n = 0, rank = 0;
+    for (uint32_t s = 0; s < EVB_GRP_MEMBERS; s++) {
+        /* Relaxed: a share computed from a stale view is corrected at
+         * the next tick (the generation moves with every change, J3). */
+        if (!atomic_load_explicit(&g->f->m[s].proc, memory_order_relaxed))
+            continue;
+        if (s < g->slot)
+            rank++;
+        n++;
+    }
+    if (n == 0)
+        n = 1;
+    return g->nparts / n + (rank < g->nparts % n ? 1 : 0);
+}
+
+uint64_t evb_group_generation(const struct evb_group *g)
+{
+    /* J3: acquire; the slots read after it are at least this new. */
+    return atomic_load_explicit(&g->f->h.generation, memory_order_acquire);
+}
+
+_Atomic uint32_t *evb_group_bell(const struct evb_group *g)
+{
+    return &g->f->h.bell;
+}
+
+uint64_t evb_group_owned_epoch(const struct evb_group *g, uint32_t p)
+{
+    const struct evb_grp_part *e = &g->f->p[p];
+    for (;;) {
+        /* Acquire both, then the owner again: a pair from one CAS (J4). */
+        uint64_t o = atomic_load_explicit(&e->owner, memory_order_acquire);
+        uint64_t ep = atomic_load_explicit(&e->epoch, memory_order_acquire);
+        if (atomic_load_explicit(&e->owner, memory_order_acquire) != o)
+            continue;
+        return g->id && o == g->id ? ep : 0;
+    }
+}
+
+/* Whether member id ID sits in a slot now. */
+static bool grp_id_present(const struct evb_group *g, uint64_t id)
+{
+    for (uint32_t s = 0; s < EVB_GRP_MEMBERS; s++) {
+        const struct evb_grp_member *m = &g->f->m[s];
+        /* J2: acquire; an owner's id is in its slot before it took. */
+        if (atomic_load_explicit(&m->id, memory_order_acquire) == id &&
+            atomic_load_explicit(&m->proc, memory_order_acquire) != 0)
+            return true;
+    }
+    return false;
+}
+
+int evb_group_take(struct evb_group *g, uint32_t p, uint64_t *epoch)
+{
+    struct evb_grp_part *e = &g->f->p[p];
+    /* Relaxed: the CAS compares both words; a torn pair only fails it. */
+    uint64_t o = atomic_load_explicit(&e->owner, memory_order_relaxed);
+    uint64_t ep = atomic_load_explicit(&e->epoch, memory_order_relaxed);
+    if (o == g->id) {
+        *epoch = ep;
+        return 0;
+    }
+    if (o && grp_id_present(g, o))
+        return -EBUSY;
+    /* J4: full barrier. */
+    if (!evb_cas128(&e->owner, o, ep, g->id, ep + 1))
+        return -EBUSY;
+    uint64_t mine = ep + 1;
+    /* Fence: stamp our epoch into the cursor's tag. An older owner's
+     * commit racing with us either lands first (and we start after it)
+     * or fails; a tag with a newer epoch than ours means we were already
+     * replaced again, which our own commit will discover. */
+    for (;;) {
+        uint64_t pos = atomic_load_explicit(&e->pos, memory_order_relaxed);
+        uint64_t tag = atomic_load_explicit(&e->tag, memory_order_relaxed);
+        int16_t ahead = (int16_t)(uint16_t)(EVB_GRP_TAG_EPOCH(tag) - (uint16_t)mine);
+        if (ahead >= 0)
+            break;
+        if (evb_cas128(&e->pos, pos, tag, pos, EVB_GRP_TAG(mine, tag)))
+            break;
+    }
+    /* J5: relaxed counter. */
+    atomic_fetch_add_explicit(&g->f->h.handovers, 1, memory_order_relaxed);
+    *epoch = mine;
+    return 0;
+}
+
+void evb_group_release(struct evb_group *g, uint32_t p, uint64_t epoch)
+{
+    /* J4: full barrier; everything we committed before the release. A
+     * failure means the partition was taken from us already. Members
+     * short of their share wake to take it. */
+    if (evb_cas128(&g->f->p[p].owner, g->id, epoch, 0, epoch))
+        evb_bell_ring(&g->f->h.bell);
+}
+
+bool evb_group_cursor(const struct evb_group *g, uint32_t p, uint64_t *pos, uint64_t *off)
+{
+    const struct evb_grp_part *e = &g->f->p[p];
+    for (;;) {
+        /* Acquire the pair, then the position again: one commit's pair
+         * (each commit is one CAS, J4). */
+        uint64_t ps = atomic_load_explicit(&e->pos, memory_order_acquire);
+        uint64_t tag = atomic_load_explicit(&e->tag, memory_order_acquire);
+        if (atomic_load_explicit(&e->pos, memory_order_acquire) != ps)
+            continue;
+        uint64_t o = tag & EVB_GRP_OFF_MASK;
+        *pos = ps;
+        *off = o == EVB_GRP_OFF_NONE ? EVB_FRAME_NO_OFFSET : o;
+        return ps != EVB_GRP_POS_NONE;
+    }
+}
+
+int evb_group_commit(struct evb_group *g, uint32_t p, uint64_t epoch, uint64_t pos,
+                     uint64_t off)
+{
+    struct evb_grp_part *e = &g->f->p[p];
+    uint64_t o = off >= EVB_GRP_OFF_MASK ? EVB_GRP_OFF_NONE : off;
+    for (;;) {
+        if (!evb_group_member(g) || evb_group_owned_epoch(g, p) != epoch)
+            break;
+        /* Relaxed: the CAS checks the pair. */
+        uint64_t ps = atomic_load_explicit(&e->pos, memory_order_relaxed);
+        uint64_t tag = atomic_load_explicit(&e->tag, memory_order_relaxed);
+        if (EVB_GRP_TAG_EPOCH(tag) != (uint16_t)epoch)
+            break;
+        /* J4: full barrier. */
+        if (evb_cas128(&e->pos, ps, tag, pos, EVB_GRP_TAG(epoch, o))) {
+            /* J5: relaxed counter. */
+            atomic_fetch_add_explicit(&g->f->m[g->slot].commits, 1, memory_order_relaxed);
+            return 0;
+        }
+    }
+    /* J5: relaxed counter. */
+    atomic_fetch_add_explicit(&e->fenced, 1, memory_order_relaxed);
+    return evb_err_set(-ESTALE, "group %s of topic %s: partition %u is no longer yours "
+                       "(taken over by another member, or you were silent past your lease "
+                       "and were expelled): commit refused", g->name, g->topic, p);
+}
+
+uint64_t evb_groups_min_committed(struct evb_topic_map *tm, uint32_t part)
+{
+    char dir[PATH_MAX + 16];
+    snprintf(dir, sizeof dir, "%s/consumers", tm->ddir[0] ? tm->ddir : tm->dir);
+    uint64_t min = UINT64_MAX;
+    DIR *d;
+    if (part >= tm->nparts || evb_open_dir(dir, &d) < 0)
+        return min;
+    uint64_t tail = 0, toff;
+    evb_ring_load_tail(&tm->rings[part], &tail, &toff);
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        size_t n = strlen(de->d_name);
+        if (n < 5 || strcmp(de->d_name + n - 4, ".grp"))
+            continue;
+        char path[PATH_MAX + 300];
+        snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+        int fd = evb_open_file(AT_FDCWD, path, O_RDONLY, 0, EVB_FILE_REG);
+        if (fd < 0)
+            continue;
+        struct stat st;
+        size_t bytes = evb_grp_file_bytes(tm->nparts);
+        const struct evb_grp_file *f = MAP_FAILED;
+        if (fstat(fd, &st) == 0 && (size_t)st.st_size == bytes)
+            f = mmap(NULL, bytes, PROT_READ, MAP_SHARED, fd, 0);
+        close(fd);
+        if (f == MAP_FAILED)
+            continue;
+        char msg[160];
+        /* J1: acquire. */
+        uint64_t magic = atomic_load_explicit(&f->h.magic, memory_order_acquire);
+        if (!grp_check(f, magic, bytes, tm->nparts, msg, sizeof msg)) {
+            struct evb_group g = {.f = (struct evb_grp_file *)f, .nparts = tm->nparts};
+            uint64_t pos, off;
+            /* A commit is a frame boundary at or below the tail; any
+             * other word protects nothing. */
+            if (evb_group_cursor(&g, part, &pos, &off) && pos < min && pos <= tail &&
+                pos % EVB_FRAME_ALIGN == 0)
+                min = pos;
+        }
+        munmap((void *)f, bytes);
+    }
+    closedir(d);
+    return min;
+}

@@ -1,0 +1,177 @@
+/*
+ * group_format.h - every byte of a consumer group's file,
+ * <topic>/consumers/<group>.grp (in the data directory for durable topics,
+ * so committed cursors survive a reboot), mapped shared by every member
+ * (group.c holds the code and its ordering edges J1..G6).
+ *
+ *   0      +--------------------------------+
+ *          | header                  (256)  |  magic, version, format,
+ *          |                                |  partitions, generation, bell
+ *   256    +--------------------------------+
+ *          | member slot 0            (64)  |  process, member id, lease,
+ *          | ...   EVB_GRP_MEMBERS slots    |  heartbeat, command name
+ *   4352   +--------------------------------+
+ *          | partition 0              (64)  |  {owner, epoch} and
+ *          | ...   one per partition        |  {position, epoch|offset}
+ *          +--------------------------------+  4352 + 64 * partitions bytes
+ *
+ * No coordinator: a member claims a free slot by CAS of its process word,
+ * then takes partitions by one 16-byte CAS of a partition's {owner,
+ * epoch} pair (owner: the member id; epoch: +1 per change of owner) and
+ * fences the partition's cursor by stamping the new epoch into it (one
+ * 16-byte CAS of {position, tag}). A commit is a 16-byte CAS that expects
+ * the committer's own epoch in the tag: once a newer owner stamped its
+ * epoch, an old owner's commit can only fail.
+ *
+ * Life of the file: created whole by the first member (file_create.c:
+ * built aside and linked in), so a file at its name is complete; zero
+ * magic or a wrong size is damage (-EBADMSG). Every word a member reads
+ * from another member is checked before use: a slot index, an epoch that
+ * went backwards, a cursor that is not a frame boundary below the tail.
+ */
+#ifndef EVB_GROUP_FORMAT_H
+#define EVB_GROUP_FORMAT_H
+
+#include <assert.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+static_assert(ATOMIC_LLONG_LOCK_FREE == 2, "64-bit atomics must be lock-free");
+static_assert(ATOMIC_INT_LOCK_FREE == 2, "32-bit atomics must be lock-free");
+
+#define EVB_GRP_MAGIC 0x3150524742564545ull /* "EEVBGRP1" little-endian */
+#define EVB_GRP_VERSION 1u
+#define EVB_GRP_HDR_BYTES 256u
+#define EVB_GRP_MEMBERS 64u
+#define EVB_GRP_MEMBER_BYTES 64u
+#define EVB_GRP_PART_BYTES 64u
+#define EVB_GRP_MEMBERS_AT EVB_GRP_HDR_BYTES
+#define EVB_GRP_PARTS_AT (EVB_GRP_HDR_BYTES + EVB_GRP_MEMBERS * EVB_GRP_MEMBER_BYTES)
+
+/* The group kinds (evbus.h exposes them as EVB_GROUP_*). */
+#define EVB_GRP_KIND_PARTITION 1u
+
+/* A cursor tag: the owner's epoch (low 16 bits) over the offset (48 bits).
+ * EVB_GRP_OFF_NONE: the offset is not known (the reader learns it from
+ * the frame at the position, as a named consumer's torn commit does). */
+#define EVB_GRP_OFF_BITS 48u
+#define EVB_GRP_OFF_MASK ((1ull << EVB_GRP_OFF_BITS) - 1)
+#define EVB_GRP_OFF_NONE EVB_GRP_OFF_MASK
+#define EVB_GRP_TAG(epoch, off) ((uint64_t)(epoch) << EVB_GRP_OFF_BITS | ((off) & EVB_GRP_OFF_MASK))
+#define EVB_GRP_TAG_EPOCH(tag) ((uint16_t)((tag) >> EVB_GRP_OFF_BITS))
+/* Position of a partition nobody committed yet. */
+#define EVB_GRP_POS_NONE UINT64_MAX
+
+#define EVB_GRP_FORMAT_WORD                                                          \
+    ((uint64_t)EVB_GRP_VERSION << 56 | (uint64_t)(EVB_GRP_HDR_BYTES / 8) << 48 |     \
+     (uint64_t)EVB_GRP_MEMBERS << 40 | (uint64_t)EVB_GRP_MEMBER_BYTES << 32 |        \
+     (uint64_t)EVB_GRP_PART_BYTES << 24 | (uint64_t)EVB_GRP_OFF_BITS << 16)
+
+struct evb_grp_hdr {
+    /* 0: EVB_GRP_MAGIC, stored last at creation with release (J1). */
+    _Atomic uint64_t magic;
+    /* 8: EVB_GRP_VERSION; 12: the topic's partitions; 16: the format word.
+     * Written once before the magic. */
+    uint32_t version;
+    uint32_t partitions;
+    uint64_t format;
+    /* 24: EVB_GRP_KIND_*, written once before the magic. */
+    uint32_t kind;
+    uint32_t pad0_;
+    /* 32: the last member id handed out; a joiner takes the next by
+     * fetch-add. Ids are never reused, so a stale owner word can never
+     * name a newer member. */
+    _Atomic uint64_t next_member;
+    /* 40: +1 whenever the membership changes (join, leave, expulsion);
+     * members compare it to the one they last balanced at (J3). */
+    _Atomic uint64_t generation;
+    /* 48: futex word, bumped and woken with the generation, so a member
+     * asleep waiting for events wakes to rebalance. */
+    _Atomic uint32_t bell;
+    uint32_t pad1_;
+    /* 56: counters for `evbus groups`: members expelled (dead or past
+     * their lease), partitions that changed owner. */
+    _Atomic uint64_t expelled;
+    _Atomic uint64_t handovers;
+    uint8_t reserved_[EVB_GRP_HDR_BYTES - 72];
+};
+
+struct evb_grp_member {
+    /* 0: the member's process, pid << 32 | start time; 0 when the slot
+     * is free. Claimed by CAS from 0, emptied by CAS (leave, expulsion). */
+    _Atomic uint64_t proc;
+    /* 8: the member id, stored with release after the claim (J2); 0
+     * while the claimant is joining. */
+    _Atomic uint64_t id;
+    /* 16: CLOCK_MONOTONIC ms of the member's last sign of life. */
+    _Atomic uint64_t heartbeat_ms;
+    /* 24: how long it may stay silent before others expel it. */
+    _Atomic uint32_t lease_ms;
+    /* 28: partitions it owns now (informational). */
+    _Atomic uint32_t owned;
+    /* 32: its command name (informational, NUL-padded). */
+    char comm[16];
+    /* 48: events it was handed, commits it made (informational). */
+    _Atomic uint64_t delivered;
+    _Atomic uint64_t commits;
+};
+
+struct evb_grp_part {
+    /* 0: {owner member id (0: none), epoch}, changed together by one
+     * 16-byte CAS; the epoch grows by one per change of owner. */
+    _Alignas(16) _Atomic uint64_t owner;
+    _Atomic uint64_t epoch;
+    /* 16: the committed cursor {position, tag}, changed together by one
+     * 16-byte CAS; tag = EVB_GRP_TAG(owner's epoch, offset). */
+    _Alignas(16) _Atomic uint64_t pos;
+    _Atomic uint64_t tag;
+    /* 32: commits refused because the committer had lost the partition. */
+    _Atomic uint64_t fenced;
+    uint64_t reserved_[3];
+};
+
+#define EVB_GRP_AT(type, field, off)                                             \
+    static_assert(offsetof(struct type, field) == (off),                         \
+                  #type "." #field " moved: bump EVB_GRP_VERSION")
+static_assert(sizeof(struct evb_grp_hdr) == EVB_GRP_HDR_BYTES, "group header size");
+static_assert(sizeof(struct evb_grp_member) == EVB_GRP_MEMBER_BYTES, "member slot size");
+static_assert(sizeof(struct evb_grp_part) == EVB_GRP_PART_BYTES, "partition entry size");
+EVB_GRP_AT(evb_grp_hdr, magic, 0);
+EVB_GRP_AT(evb_grp_hdr, version, 8);
+EVB_GRP_AT(evb_grp_hdr, partitions, 12);
+EVB_GRP_AT(evb_grp_hdr, format, 16);
+EVB_GRP_AT(evb_grp_hdr, kind, 24);
+EVB_GRP_AT(evb_grp_hdr, next_member, 32);
+EVB_GRP_AT(evb_grp_hdr, generation, 40);
+EVB_GRP_AT(evb_grp_hdr, bell, 48);
+EVB_GRP_AT(evb_grp_hdr, expelled, 56);
+EVB_GRP_AT(evb_grp_hdr, handovers, 64);
+EVB_GRP_AT(evb_grp_member, proc, 0);
+EVB_GRP_AT(evb_grp_member, id, 8);
+EVB_GRP_AT(evb_grp_member, heartbeat_ms, 16);
+EVB_GRP_AT(evb_grp_member, lease_ms, 24);
+EVB_GRP_AT(evb_grp_member, owned, 28);
+EVB_GRP_AT(evb_grp_member, comm, 32);
+EVB_GRP_AT(evb_grp_member, delivered, 48);
+EVB_GRP_AT(evb_grp_member, commits, 56);
+EVB_GRP_AT(evb_grp_part, owner, 0);
+EVB_GRP_AT(evb_grp_part, epoch, 8);
+EVB_GRP_AT(evb_grp_part, pos, 16);
+EVB_GRP_AT(evb_grp_part, tag, 24);
+EVB_GRP_AT(evb_grp_part, fenced, 32);
+
+struct evb_grp_file {
+    struct evb_grp_hdr h;
+    struct evb_grp_member m[EVB_GRP_MEMBERS];
+    struct evb_grp_part p[];
+};
+static_assert(offsetof(struct evb_grp_file, m) == EVB_GRP_MEMBERS_AT, "members");
+static_assert(offsetof(struct evb_grp_file, p) == EVB_GRP_PARTS_AT, "partitions");
+
+static inline size_t evb_grp_file_bytes(uint32_t parts)
+{
+    return EVB_GRP_PARTS_AT + (size_t)parts * EVB_GRP_PART_BYTES;
+}
+
+#endif /* EVB_GROUP_FORMAT_H */

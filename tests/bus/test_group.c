@@ -1,0 +1,483 @@
+/*
+ * test_group.c - partition groups with real member processes: an even
+ * split, a SIGKILLed member's partitions taken over within the bound and
+ * resumed exactly at its committed cursors (nothing committed delivered
+ * again, nothing skipped), a SIGSTOPped member expelled and fenced (its
+ * commit fails and the new owner's cursor stands), the rebalance
+ * callbacks, and bad input.
+ */
+#include <criterion/criterion.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+
+#include "t_helpers.h"
+
+#define PARTS 12
+#define PER_PART 1500
+#define MEMBERS 3
+
+static evb_bus *bus;
+
+static void setup(void)
+{
+    cr_assert_eq(evb_bus_open(&bus, t_bus_dir(), NULL), 0);
+}
+
+static void teardown(void)
+{
+    evb_bus_close(bus);
+    t_bus_cleanup();
+}
+
+TestSuite(group, .init = setup, .fini = teardown, .timeout = 120);
+
+static void make_topic(const char *name, uint32_t parts, bool durable)
+{
+    evb_topic_config tc = {.partitions = parts, .ring_bytes = 1 << 20};
+    if (durable)
+        tc.durability = EVB_DURABILITY_ASYNC;
+    evb_bus_close(bus);
+    evb_bus_options bo = {.data_dir = durable ? t_data_dir() : NULL};
+    cr_assert_eq(evb_bus_open(&bus, t_bus_dir(), &bo), 0);
+    cr_assert_eq(evb_topic_create(bus, name, &tc), 0, "%s", evb_last_error());
+}
+
+/* PER_PART events into each of PARTS partitions, value = offset. */
+static void publish_all(const char *topic, uint32_t parts, uint64_t per_part)
+{
+    evb_producer *p;
+    cr_assert_eq(evb_producer_open(&p, bus, topic, NULL), 0);
+    for (uint64_t i = 0; i < per_part; i++)
+        for (uint32_t q = 0; q < parts; q++) {
+            evb_msg m = {.value = &i, .value_len = sizeof i, .partition = (int32_t)q};
+            cr_assert_eq(evb_publish(p, &m), 0);
+        }
+    evb_producer_close(p);
+}
+
+/* What the member processes tell the parent, in shared memory. */
+struct delivery {
+    uint16_t member;
+    uint16_t part;
+    uint32_t offset;
+    _Atomic uint32_t ok; /* stored last: the entry is written */
+};
+struct board {
+    _Atomic uint32_t owned[MEMBERS];
+    _Atomic uint32_t ready[MEMBERS];
+    /* Per member and partition: the offset a commit is about to record
+     * (+1, 0 = none) and the one it did record. */
+    _Atomic uint64_t committing[MEMBERS][PARTS];
+    _Atomic uint64_t committed[MEMBERS][PARTS];
+    _Atomic uint64_t delivered_n;
+    _Atomic int32_t commit_rc[MEMBERS];
+    _Atomic uint32_t stop;
+    struct delivery log[PARTS * PER_PART * 3];
+};
+
+static struct board *board_new(void)
+{
+    struct board *b = mmap(NULL, sizeof *b, PROT_READ | PROT_WRITE,
+                           MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    cr_assert_neq(b, MAP_FAILED);
+    return b;
+}
+
+struct member_arg {
+    struct board *b;
+    const char *topic;
+    int me;
+    uint32_t lease_ms;
+    uint32_t slow_us;    /* per event */
+    uint32_t commit_every;
+};
+
+struct member_state {
+    struct member_arg *a;
+    uint64_t last[PARTS];
+};
+
+/* Commit what was read, telling the parent before and after. */
+static int member_commit(evb_consumer *c, struct member_state *ms)
+{
+    struct board *b = ms->a->b;
+    int me = ms->a->me;
+    for (int q = 0; q < PARTS; q++)
+        if (ms->last[q] != UINT64_MAX)
+            atomic_store(&b->committing[me][q], ms->last[q] + 1);
+    int rc = evb_consumer_commit(c);
+    atomic_store(&b->commit_rc[me], rc);
+    if (rc == 0)
+        for (int q = 0; q < PARTS; q++)
+            if (ms->last[q] != UINT64_MAX)
+                atomic_store(&b->committed[me][q], ms->last[q] + 1);
+    return rc;
+}
+
+/* As a careful application does: commit before partitions go. */
+static void member_rebalance(evb_consumer *c, uint32_t what, const uint32_t *parts,
+                             uint32_t n, void *arg)
+{
+    struct member_state *ms = arg;
+    if (what == EVB_PARTITIONS_REVOKED)
+        member_commit(c, ms);
+    if (what != EVB_PARTITIONS_ASSIGNED)
+        for (uint32_t k = 0; k < n; k++)
+            ms->last[parts[k]] = UINT64_MAX;
+}
+
+static int member_main(void *argp)
+{
+    struct member_arg *a = argp;
+    struct board *b = a->b;
+    evb_bus *mb;
+    if (evb_bus_open(&mb, t_bus_dir(), NULL))
+        return 10;
+    struct member_state ms = {.a = a};
+    memset(ms.last, 0xff, sizeof ms.last);
+    uint64_t *last = ms.last;
+    evb_consumer_options co = {.kind = EVB_GROUP_MEMBER, .name = "workers",
+                               .lease_ms = a->lease_ms, .on_rebalance = member_rebalance,
+                               .rebalance_arg = &ms};
+    evb_consumer *c;
+    if (evb_consumer_open(&c, mb, a->topic, &co))
+        return 11;
+    uint32_t since = 0;
+    while (!atomic_load(&b->stop)) {
+        evb_event ev;
+        int rc = evb_consumer_next(c, &ev, 20);
+        int n = evb_consumer_assignment(c, NULL, 0);
+        atomic_store(&b->owned[a->me], (uint32_t)n);
+        atomic_store(&b->ready[a->me], 1);
+        if (rc == -ETIMEDOUT)
+            continue;
+        if (rc)
+            return 12;
+        uint64_t i = atomic_fetch_add(&b->delivered_n, 1);
+        if (i < sizeof b->log / sizeof b->log[0]) {
+            b->log[i].member = (uint16_t)a->me;
+            b->log[i].part = (uint16_t)ev.partition;
+            b->log[i].offset = (uint32_t)ev.offset;
+            atomic_store_explicit(&b->log[i].ok, 1, memory_order_release);
+        }
+        last[ev.partition] = ev.offset;
+        if (a->slow_us)
+            usleep(a->slow_us);
+        if (++since >= a->commit_every) {
+            since = 0;
+            member_commit(c, &ms);
+        }
+    }
+    evb_consumer_commit(c);
+    evb_consumer_close(c);
+    evb_bus_close(mb);
+    return 0;
+}
+
+static bool wait_owned(struct board *b, const uint32_t *want, const bool *alive, int ms)
+{
+    uint64_t end = t_now_ms() + (uint64_t)ms;
+    do {
+        bool ok = true;
+        for (int m = 0; m < MEMBERS; m++)
+            if (alive[m] && atomic_load(&b->owned[m]) != want[m])
+                ok = false;
+        if (ok)
+            return true;
+        usleep(2000);
+    } while (t_now_ms() < end);
+    return false;
+}
+
+/* Three members split twelve partitions 4/4/4; one is SIGKILLed mid-work;
+ * the other two own 6 each within the bound; every event is processed,
+ * and the only repeats are events the dead member had not committed,
+ * resumed exactly at its committed cursor. */
+static void kill_member(bool durable)
+{
+    make_topic("jobs", PARTS, durable);
+    publish_all("jobs", PARTS, PER_PART);
+    struct board *b = board_new();
+    struct member_arg args[MEMBERS];
+    pid_t pids[MEMBERS];
+    for (int m = 0; m < MEMBERS; m++) {
+        args[m] = (struct member_arg){b, "jobs", m, 1000, 300, 7};
+        pids[m] = t_spawn(member_main, &args[m]);
+    }
+    bool alive[MEMBERS] = {true, true, true};
+    uint32_t even[MEMBERS] = {4, 4, 4};
+    cr_assert(wait_owned(b, even, alive, 10000), "no 4/4/4 split: %u %u %u",
+              b->owned[0], b->owned[1], b->owned[2]);
+    usleep(150000);
+    kill(pids[0], SIGKILL);
+    cr_assert_eq(t_wait_exit(pids[0], 5000), 128 + SIGKILL);
+    uint64_t t0 = t_now_ms();
+    alive[0] = false;
+    uint32_t six[MEMBERS] = {0, 6, 6};
+    cr_assert(wait_owned(b, six, alive, 5000), "no 6/6 split: %u %u", b->owned[1],
+              b->owned[2]);
+    uint64_t took = t_now_ms() - t0;
+    cr_log_info("rebalance after SIGKILL took %llu ms", (unsigned long long)took);
+    cr_expect_leq(took, 1000, "rebalance took %llu ms, the bound is 1000",
+                  (unsigned long long)took);
+    /* Drain, then stop. */
+    uint64_t total = (uint64_t)PARTS * PER_PART;
+    uint64_t end = t_now_ms() + 60000;
+    static uint8_t seen[PARTS][PER_PART];
+    memset(seen, 0, sizeof seen);
+    uint64_t distinct = 0, scanned = 0;
+    while (distinct < total && t_now_ms() < end) {
+        uint64_t n = atomic_load(&b->delivered_n);
+        for (; scanned < n; scanned++) {
+            if (!atomic_load_explicit(&b->log[scanned].ok, memory_order_acquire))
+                break; /* claimed, not written yet: next round */
+            struct delivery d = {b->log[scanned].member, b->log[scanned].part,
+                                 b->log[scanned].offset, 1};
+            if (d.part < PARTS && d.offset < PER_PART && !seen[d.part][d.offset]++)
+                distinct++;
+        }
+        usleep(5000);
+    }
+    atomic_store(&b->stop, 1);
+    for (int m = 1; m < MEMBERS; m++)
+        cr_assert_eq(t_wait_exit(pids[m], 10000), 0);
+    cr_assert_eq(distinct, total, "only %llu of %llu events processed",
+                 (unsigned long long)distinct, (unsigned long long)total);
+    /* Repeats: only in partitions the dead member owned, only at or
+     * after its commit, and the first delivery there by a survivor is
+     * exactly its committed cursor. */
+    uint64_t dups = 0;
+    uint64_t first_after[PARTS];
+    memset(first_after, 0xff, sizeof first_after);
+    bool dead_had[PARTS] = {0};
+    for (uint64_t i = 0; i < scanned; i++) {
+        const struct delivery *d0 = &b->log[i];
+        struct delivery d = {d0->member, d0->part, d0->offset, 1};
+        if (d.member == 0)
+            dead_had[d.part] = true;
+        else if (dead_had[d.part] && first_after[d.part] == UINT64_MAX)
+            first_after[d.part] = d.offset;
+    }
+    for (int q = 0; q < PARTS; q++) {
+        uint64_t c = atomic_load(&b->committed[0][q]);
+        uint64_t cing = atomic_load(&b->committing[0][q]);
+        if (!dead_had[q])
+            continue;
+        cr_assert(first_after[q] == c || first_after[q] == cing,
+                  "partition %d: successor started at %llu, dead member committed %llu "
+                  "(was committing %llu)", q, (unsigned long long)first_after[q],
+                  (unsigned long long)c, (unsigned long long)cing);
+    }
+    for (int q = 0; q < PARTS; q++)
+        for (int o = 0; o < PER_PART; o++)
+            if (seen[q][o] > 1) {
+                cr_assert(dead_had[q], "partition %d offset %d delivered %u times, but the "
+                          "dead member never owned it", q, o, seen[q][o]);
+                dups += seen[q][o] - 1u;
+            }
+    cr_log_info("%llu repeats of uncommitted events", (unsigned long long)dups);
+    munmap(b, sizeof *b);
+}
+
+Test(group, sigkill_member_ring)
+{
+    kill_member(false);
+}
+
+Test(group, sigkill_member_durable)
+{
+    kill_member(true);
+}
+
+/* A member paused past its lease loses its partitions; resumed, its
+ * commit fails and the new owner's cursor stands. */
+static int paused_main(void *argp)
+{
+    struct member_arg *a = argp;
+    struct board *b = a->b;
+    evb_bus *mb;
+    if (evb_bus_open(&mb, t_bus_dir(), NULL))
+        return 10;
+    evb_consumer_options co = {.kind = EVB_GROUP_MEMBER, .name = "workers",
+                               .lease_ms = a->lease_ms};
+    evb_consumer *c;
+    if (evb_consumer_open(&c, mb, a->topic, &co))
+        return 11;
+    evb_event ev;
+    for (int i = 0; i < 10; i++)
+        if (evb_consumer_next(c, &ev, 1000))
+            return 12;
+    atomic_store(&b->ready[a->me], 1);
+    raise(SIGSTOP);
+    /* Resumed: we were expelled meanwhile. */
+    int rc = evb_consumer_commit(c);
+    atomic_store(&b->commit_rc[a->me], rc);
+    evb_consumer_close(c);
+    evb_bus_close(mb);
+    return 0;
+}
+
+Test(group, sigstop_member_is_fenced)
+{
+    make_topic("jobs", 4, true);
+    publish_all("jobs", 4, 200);
+    struct board *b = board_new();
+    struct member_arg a0 = {b, "jobs", 0, 300, 0, 1};
+    pid_t p0 = t_spawn(paused_main, &a0);
+    cr_assert(t_wait_count((_Atomic uint64_t *)&b->ready[0], 1, 10000) || b->ready[0]);
+    /* Wait until it stopped itself. */
+    int st;
+    cr_assert_eq(waitpid(p0, &st, WUNTRACED), p0);
+    cr_assert(WIFSTOPPED(st));
+    /* A second member takes everything once the first is past its lease,
+     * and commits all it read. */
+    evb_consumer_options co = {.kind = EVB_GROUP_MEMBER, .name = "workers", .lease_ms = 300};
+    evb_consumer *c;
+    cr_assert_eq(evb_consumer_open(&c, bus, "jobs", &co), 0, "%s", evb_last_error());
+    uint64_t end = t_now_ms() + 5000;
+    evb_event ev;
+    int got = 0;
+    while (t_now_ms() < end && (evb_consumer_assignment(c, NULL, 0) < 4 || got < 800)) {
+        if (evb_consumer_next(c, &ev, 20) == 0)
+            got++;
+    }
+    cr_assert_eq(evb_consumer_assignment(c, NULL, 0), 4);
+    cr_assert_eq(got, 800, "the new owner read %d of 800 (it starts at the first "
+                 "member's start: nothing was committed)", got);
+    cr_assert_eq(evb_consumer_commit(c), 0);
+    kill(p0, SIGCONT);
+    cr_assert_eq(t_wait_exit(p0, 10000), 0);
+    cr_assert_eq(atomic_load(&b->commit_rc[0]), -ESTALE, "the paused member's commit gave %d",
+                 b->commit_rc[0]);
+    evb_consumer_close(c);
+    /* The cursor is the second member's: a new member has nothing left. */
+    cr_assert_eq(evb_consumer_open(&c, bus, "jobs", &co), 0);
+    cr_assert_eq(evb_consumer_next(c, &ev, 300), -ETIMEDOUT);
+    evb_consumer_close(c);
+    munmap(b, sizeof *b);
+}
+
+/* Callbacks: a second member joining makes the first give back half
+ * (REVOKED, while it can still commit), the joiner gets them (ASSIGNED);
+ * the joiner starts exactly after what the first committed. */
+struct cb_log {
+    uint32_t what[16], n[16], count;
+    evb_consumer *self;
+    int commit_rc;
+};
+
+static void on_rebalance(evb_consumer *c, uint32_t what, const uint32_t *parts, uint32_t n,
+                         void *arg)
+{
+    struct cb_log *l = arg;
+    (void)parts;
+    if (l->count < 16) {
+        l->what[l->count] = what;
+        l->n[l->count++] = n;
+    }
+    if (what == EVB_PARTITIONS_REVOKED)
+        l->commit_rc = evb_consumer_commit(c);
+}
+
+Test(group, callbacks_and_handover_at_commit)
+{
+    make_topic("jobs", 4, false);
+    publish_all("jobs", 4, 50);
+    struct cb_log l1 = {0}, l2 = {0};
+    evb_consumer_options co = {.kind = EVB_GROUP_MEMBER, .name = "g",
+                               .on_rebalance = on_rebalance, .rebalance_arg = &l1};
+    evb_consumer *c1, *c2;
+    cr_assert_eq(evb_consumer_open(&c1, bus, "jobs", &co), 0);
+    cr_assert_eq(l1.count, 1);
+    cr_assert_eq(l1.what[0], EVB_PARTITIONS_ASSIGNED);
+    cr_assert_eq(l1.n[0], 4);
+    evb_event ev;
+    int got = 0;
+    while (evb_consumer_next(c1, &ev, 0) == 0)
+        got++;
+    cr_assert_eq(got, 200);
+    co.rebalance_arg = &l2;
+    cr_assert_eq(evb_consumer_open(&c2, bus, "jobs", &co), 0);
+    /* c2 joined: c1 gives back two at its next call, committing first. */
+    uint64_t end = t_now_ms() + 3000;
+    while (t_now_ms() < end && (evb_consumer_assignment(c1, NULL, 0) != 2 ||
+                                evb_consumer_assignment(c2, NULL, 0) != 2)) {
+        evb_consumer_next(c1, &ev, 10);
+        evb_consumer_next(c2, &ev, 10);
+    }
+    cr_assert_eq(evb_consumer_assignment(c1, NULL, 0), 2);
+    cr_assert_eq(evb_consumer_assignment(c2, NULL, 0), 2);
+    cr_assert_eq(l1.what[1], EVB_PARTITIONS_REVOKED);
+    cr_assert_eq(l1.n[1], 2);
+    cr_assert_eq(l1.commit_rc, 0);
+    cr_assert_eq(l2.what[l2.count - 1], EVB_PARTITIONS_ASSIGNED);
+    /* Everything was committed before the handover: nothing comes again. */
+    cr_assert_eq(evb_consumer_next(c2, &ev, 100), -ETIMEDOUT);
+    evb_consumer_close(c1);
+    /* c1 left: c2 takes all four at its next call. */
+    end = t_now_ms() + 3000;
+    while (t_now_ms() < end && evb_consumer_assignment(c2, NULL, 0) != 4)
+        evb_consumer_next(c2, &ev, 10);
+    cr_assert_eq(evb_consumer_assignment(c2, NULL, 0), 4);
+    evb_consumer_close(c2);
+}
+
+Test(group, bad_input)
+{
+    make_topic("jobs", 2, false);
+    evb_consumer *c;
+    evb_consumer_options co = {.kind = EVB_GROUP_MEMBER, .name = "bad/name"};
+    cr_assert_eq(evb_consumer_open(&c, bus, "jobs", &co), -EINVAL);
+    co.name = NULL;
+    cr_assert_eq(evb_consumer_open(&c, bus, "jobs", &co), -EINVAL);
+    co = (evb_consumer_options){.kind = EVB_GROUP_MEMBER, .name = "g", .only_partition = 1};
+    cr_assert_eq(evb_consumer_open(&c, bus, "jobs", &co), -EINVAL);
+    co.only_partition = 0;
+    cr_assert_eq(evb_consumer_open(&c, bus, "jobs", &co), 0);
+    uint32_t parts[2];
+    cr_assert_eq(evb_consumer_assignment(c, parts, 2), 2);
+    cr_assert_eq(evb_consumer_assignment(c, NULL, 1), -EINVAL);
+    evb_consumer_close(c);
+    /* A plain consumer has no assignment. */
+    evb_consumer_options so = {0};
+    cr_assert_eq(evb_consumer_open(&c, bus, "jobs", &so), 0);
+    cr_assert_eq(evb_consumer_assignment(c, NULL, 0), -EINVAL);
+    evb_consumer_close(c);
+}
+
+/* A damaged group file is refused with a message naming it, and
+ * nothing else about the topic changes. */
+Test(group, damaged_file)
+{
+    make_topic("jobs", 2, false);
+    evb_consumer_options co = {.kind = EVB_GROUP_MEMBER, .name = "g"};
+    evb_consumer *c;
+    cr_assert_eq(evb_consumer_open(&c, bus, "jobs", &co), 0);
+    evb_consumer_close(c);
+    char path[4096];
+    snprintf(path, sizeof path, "%s/jobs/consumers/g.grp", t_bus_dir());
+    for (int how = 0; how < 3; how++) {
+        FILE *f = fopen(path, "r+");
+        cr_assert(f, "%s", path);
+        if (how == 0) {
+            fputs("garbage!", f); /* the magic */
+        } else if (how == 1) {
+            uint32_t parts = 7; /* another topic's */
+            fseek(f, 12, SEEK_SET);
+            fwrite(&parts, 4, 1, f);
+        } else {
+            fclose(f);
+            cr_assert_eq(truncate(path, 100), 0);
+            f = NULL;
+        }
+        if (f)
+            fclose(f);
+        cr_assert_eq(evb_consumer_open(&c, bus, "jobs", &co), -EBADMSG, "case %d", how);
+        cr_assert(strstr(evb_last_error(), "g.grp"), "%s", evb_last_error());
+        unlink(path);
+        cr_assert_eq(evb_consumer_open(&c, bus, "jobs", &co), 0, "case %d", how);
+        evb_consumer_close(c);
+    }
+}
