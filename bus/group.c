@@ -39,6 +39,9 @@
  *       whoever sees the new pair.
  *   J5  heartbeats and counters: relaxed; numbers read for liveness and
  *       display, ordering nothing.
+ *   J6  slots: claimed, given back and emptied by CAS (acq_rel), read with
+ *       acquire, so a slot's words are read as its present holder wrote
+ *       them, never a mix with a previous one's.
  */
 #include "group.h"
 
@@ -211,8 +214,9 @@ int evb_group_join(struct evb_group *g, uint32_t lease_ms)
         uint64_t o = atomic_load_explicit(&m->proc, memory_order_relaxed);
         if (o && evb_proc_alive(o))
             continue;
-        /* J4-like: acq_rel; the slot is ours from here. Relaxed on
-         * failure: another joiner won it, try the next. */
+        /* J6: acq_rel; the slot is ours from here, after whatever its
+         * last holder did in it. Relaxed on failure: another joiner won
+         * it, try the next. */
         if (!atomic_compare_exchange_strong_explicit(&m->proc, &o, self, memory_order_acq_rel,
                                                      memory_order_relaxed))
             continue;
@@ -259,8 +263,9 @@ void evb_group_leave(struct evb_group *g)
     }
     struct evb_grp_member *m = &g->f->m[g->slot];
     uint64_t self = g->proc;
-    /* The id first, then the slot: acq_rel on success. Relaxed on
-     * failure: we were expelled, the slot is someone else's. */
+    /* J2: acquire, our id still there. J6: acq_rel on success, the slot
+     * handed back after everything we did in it. Relaxed on failure: we
+     * were expelled, the slot is someone else's. */
     if (atomic_load_explicit(&m->id, memory_order_acquire) == g->id &&
         atomic_compare_exchange_strong_explicit(&m->proc, &self, 0, memory_order_acq_rel,
                                                 memory_order_relaxed)) {
@@ -292,7 +297,7 @@ uint32_t evb_group_reap(struct evb_group *g, uint64_t now_ms)
         if (s == g->slot)
             continue;
         struct evb_grp_member *m = &g->f->m[s];
-        /* Acquire: pairs with the joiner's CAS, so the slot's words
+        /* J6: acquire; pairs with the joiner's CAS, so the slot's words
          * below are its, not a previous occupant's. */
         uint64_t o = atomic_load_explicit(&m->proc, memory_order_acquire);
         if (!o) {
@@ -315,7 +320,7 @@ uint32_t evb_group_reap(struct evb_group *g, uint64_t now_ms)
                       (beat > now_ms || now_ms - beat > lease);
         if (!silent && evb_proc_alive(o))
             continue;
-        /* Expel: acq_rel on success, relaxed on failure (it left, or
+        /* J6: expel, acq_rel on success; relaxed on failure (it left, or
          * someone else expelled it first). */
         if (atomic_compare_exchange_strong_explicit(&m->proc, &o, 0, memory_order_acq_rel,
                                                     memory_order_relaxed)) {
