@@ -62,6 +62,7 @@ int cmd_info(int argc, char **argv);
 int cmd_delete(int argc, char **argv);
 int cmd_pub(int argc, char **argv);
 int cmd_tail(int argc, char **argv);
+int cmd_groups(int argc, char **argv);
 int cmd_stat(int argc, char **argv);
 int cmd_dump(int argc, char **argv);
 int cmd_flushd(int argc, char **argv);

@@ -7,6 +7,8 @@
  * consumer whose cursor is committed after each write of output (64 KiB
  * of lines, or less when caught up), so a later tail with the same name
  * resumes after what was printed, replaying at most one write if killed.
+ * With --group it is a member of that consumer group, committing the same
+ * way on the partitions the group gives it (ack on print).
  */
 #include "cli.h"
 #include "util.h"
@@ -37,6 +39,10 @@ static const char tail_usage[] =
     "                   cursor after each write of output: every 64 KiB of\n"
     "                   lines, whenever nothing more is ready, and at exit\n"
     "                   (so a killed tail prints again at most one write)\n"
+    "  --group NAME     join the consumer group NAME: its members split the\n"
+    "                   partitions (one owner each, rebalanced as members\n"
+    "                   come, go or die) and commit as --name does; the\n"
+    "                   partitions gained and lost are noted on stderr\n"
     "  --partition P    read partition P only (default: all)\n"
     "  -f, --follow     wait for new events until interrupted\n"
     "  --count N        stop after N events\n"
@@ -64,6 +70,7 @@ enum {
     OPT_FROM_TIME,
     OPT_STRICT,
     OPT_NAME,
+    OPT_GROUP,
     OPT_PARTITION,
     OPT_FOLLOW,
     OPT_COUNT,
@@ -79,6 +86,7 @@ typedef struct tail {
     bool strict;
     bool follow;
     bool lossy;
+    bool group;            /* --group: co.name is the group's */
     bool has_count;
     uint64_t count;
     uint64_t printed;
@@ -148,7 +156,13 @@ static int tail_option(tail *t, int opt)
     case OPT_FROM: return parse_from(t, optarg);
     case OPT_FROM_TIME: return parse_from_time(t, optarg);
     case OPT_STRICT: t->strict = true; return 0;
-    case OPT_NAME: t->co.name = optarg; return 0;
+    case OPT_NAME:
+    case OPT_GROUP:
+        if (t->co.name != NULL)
+            return cli_usage_error(&t->c, "--name and --group exclude each other");
+        t->co.name = optarg;
+        t->group = opt == OPT_GROUP;
+        return 0;
     case 'f':
     case OPT_FOLLOW: t->follow = true; return 0;
     case OPT_LOSSY: t->lossy = true; return 0;
@@ -177,6 +191,7 @@ static int tail_options(tail *t, int argc, char **argv)
         { "from-time", required_argument, NULL, OPT_FROM_TIME },
         { "strict", no_argument, NULL, OPT_STRICT },
         { "name", required_argument, NULL, OPT_NAME },
+        { "group", required_argument, NULL, OPT_GROUP },
         { "partition", required_argument, NULL, OPT_PARTITION },
         { "follow", no_argument, NULL, OPT_FOLLOW },
         { "count", required_argument, NULL, OPT_COUNT },
@@ -194,11 +209,15 @@ static int tail_options(tail *t, int argc, char **argv)
             return rc;
     }
     if (t->co.name != NULL && t->lossy)
-        return cli_usage_error(&t->c, "--lossy and --name exclude each other");
+        return cli_usage_error(&t->c, "--lossy and --%s exclude each other",
+                               t->group ? "group" : "name");
+    if (t->group && t->co.only_partition)
+        return cli_usage_error(&t->c, "--partition and --group exclude each other: the "
+                               "group gives its members their partitions");
     /* Only a named consumer has a committed position; the library would
      * refuse it at open, as a runtime failure. */
     if (t->co.start == EVB_START_COMMITTED && t->co.name == NULL)
-        return cli_usage_error(&t->c, "--from committed needs --name");
+        return cli_usage_error(&t->c, "--from committed needs --name or --group");
     /* Strictness is about an offset or time that may be gone; for the
      * keywords it would mean nothing (and EVB_START_DEFAULT cannot carry it). */
     if (t->strict && t->co.start != EVB_START_OFFSET && t->co.start != EVB_START_TIME)
@@ -208,6 +227,28 @@ static int tail_options(tail *t, int argc, char **argv)
     int rc = cli_want_args(&t->c, argc, argv, "TOPIC", 1);
     t->topic = argv[optind];
     return rc;
+}
+
+static int tail_flush(tail *t);
+
+/* Group members: say which partitions came and went; before partitions
+ * go to another member, write and commit what was printed from them. */
+static void tail_rebalance(evb_consumer *c, uint32_t what, const uint32_t *parts, uint32_t n,
+                           void *arg)
+{
+    tail *t = arg;
+    (void)c;
+    if (what == EVB_PARTITIONS_REVOKED && !t->stop)
+        tail_flush(t);
+    fprintf(stderr, "evbus tail: group %s: %s partition%s", t->co.name,
+            what == EVB_PARTITIONS_ASSIGNED  ? "assigned"
+            : what == EVB_PARTITIONS_REVOKED ? "handing over"
+                                             : "lost (taken over; what was printed from them "
+                                               "and not committed is delivered again)",
+            n == 1 ? "" : "s");
+    for (uint32_t k = 0; k < n; k++)
+        fprintf(stderr, "%s%u", k ? "," : " ", parts[k]);
+    fputc('\n', stderr);
 }
 
 /* Choose the reader kind and start, then open it; returns 0 or an exit code. */
@@ -221,7 +262,11 @@ static int tail_open(tail *t)
         return cli_usage_error(&t->c, "--partition %d: topic %s has %u partition%s",
                                t->co.partition, t->topic, ti.config.partitions,
                                ti.config.partitions == 1 ? "" : "s");
-    if (t->co.name != NULL)
+    if (t->group) {
+        t->co.kind = EVB_GROUP_MEMBER;
+        t->co.on_rebalance = tail_rebalance;
+        t->co.rebalance_arg = t;
+    } else if (t->co.name != NULL)
         t->co.kind = EVB_CONSUMER;
     else
         t->co.kind = t->lossy ? EVB_SUBSCRIBER : EVB_SUBSCRIBER_LOSSLESS;
@@ -234,7 +279,8 @@ static int tail_open(tail *t)
         t->cons = NULL;
         if (t->co.name != NULL)
         {
-            int rc = cli_fail(&t->c, err, "topic %s: consumer %s", t->topic, t->co.name);
+            int rc = cli_fail(&t->c, err, "topic %s: %s %s", t->topic,
+                              t->group ? "group" : "consumer", t->co.name);
             /* A name the library refused is a wrong command line, as in
              * create: exit 2. */
             return err == -EINVAL || err == -ENAMETOOLONG ? CLI_USAGE : rc;
@@ -340,7 +386,6 @@ static int tail_write(tail *t)
     return rc;
 }
 
-static int tail_flush(tail *t);
 
 /* Print one event; returns 0 or an exit code. */
 static int tail_print(tail *t, const evb_event *ev)
@@ -379,10 +424,15 @@ static int tail_flush(tail *t)
     if (t->co.name == NULL)
         return 0;
     int err = evb_consumer_commit(t->cons);
+    if (err == -ESTALE && t->group)
+        /* A partition went to another member before this commit: what
+         * was printed from it is printed again there (at-least-once). The
+         * member goes on with what it still owns. */
+        return 0;
     if (err < 0) {
         t->stop = true;
-        return cli_fail_hot(&t->c, err, "topic %s: committing consumer %s", t->topic,
-                            t->co.name);
+        return cli_fail_hot(&t->c, err, "topic %s: committing %s %s", t->topic,
+                            t->group ? "group" : "consumer", t->co.name);
     }
     return 0;
 }

@@ -20,6 +20,7 @@ static const cli_command commands[] = {
     { "pub", "publish events from arguments or stdin lines", cmd_pub },
     { "tail", "print events of a topic", cmd_tail },
     { "stat", "show counters, readers, lag and rates", cmd_stat },
+    { "groups", "show consumer groups: members, owners, committed offsets, lag", cmd_groups },
     { "dump", "print the frames of a durable topic's segment files", cmd_dump },
     { "flushd", "write durable topics to disk until stopped", cmd_flushd },
     { "retain", "apply a durable topic's retention now", cmd_retain },
@@ -50,7 +51,7 @@ static void print_main_help(FILE *out)
             "                   root and $XDG_DATA_HOME/evbus/BUS (when set) or\n"
             "                   ~/.local/share/evbus/BUS otherwise, BUS being the\n"
             "                   last component of the bus path\n"
-            "  --json           JSON output (list, info, stat, tail, dump)\n"
+            "  --json           JSON output (list, info, stat, groups, tail, dump)\n"
             "  --help           describe the command\n"
             "\n"
             "`evbus COMMAND --help` describes each command; `evbus --version` prints\n"

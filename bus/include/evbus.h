@@ -742,6 +742,61 @@ int evb_consumer_seek(evb_consumer *c, int32_t partition, uint32_t whence, uint6
 void evb_consumer_close(evb_consumer *c);
 
 /* ------------------------------------------------------------------ */
+/* Consumer groups: what `evbus groups` shows                          */
+/* ------------------------------------------------------------------ */
+
+/** One member of a group, evb_group_stat(). */
+typedef struct evb_group_member_stat {
+    uint64_t member_id;       /**< unique within the group, never reused */
+    uint32_t pid;
+    uint32_t partitions;      /**< partitions it owns now */
+    char comm[16];            /**< its command name */
+    uint32_t lease_ms;
+    uint32_t alive;           /**< 1: its process lives (0: it will be expelled) */
+    uint64_t silent_ms;       /**< since its last sign of life */
+    uint64_t delivered;       /**< events handed to it (as of its last tick) */
+    uint64_t commits;
+} evb_group_member_stat;
+
+/** One partition of a group, evb_group_stat(). */
+typedef struct evb_group_partition_stat {
+    uint64_t owner_id;        /**< 0: nobody owns it now */
+    uint32_t owner_pid;       /**< 0: nobody, or its owner left no slot */
+    uint32_t reserved_;
+    uint64_t epoch;           /**< changes of owner so far */
+    uint64_t committed_position; /**< UINT64_MAX: nothing committed */
+    uint64_t committed_offset;   /**< UINT64_MAX: not known (or nothing committed) */
+    uint64_t lag_events;      /**< published offsets not committed yet */
+    uint64_t fenced;          /**< commits refused: the committer no longer owned it */
+} evb_group_partition_stat;
+
+/** A group as a whole, evb_group_stat(). */
+typedef struct evb_group_summary {
+    uint32_t members;         /**< members present (slots taken) */
+    uint32_t partitions;
+    uint64_t generation;      /**< changes of membership so far */
+    uint64_t expelled;        /**< members expelled: dead, or silent past their lease */
+    uint64_t handovers;       /**< partitions that changed owner */
+} evb_group_summary;
+
+/** Call FN for each group of TOPIC, in name order; stops early when FN
+ *  returns non-zero. Returns the number visited, or -ENOENT, -errno. */
+int evb_group_list(evb_bus *bus, const char *topic,
+                   int (*fn)(const char *group, void *arg), void *arg);
+
+/**
+ * The state of group GROUP of TOPIC, read only (the group is not joined):
+ * OUT, up to MCAP members into MEMBERS, and up to PCAP partitions (index =
+ * partition) into PARTS; either may be NULL with a cap of 0. Returns the
+ * number of members present (may exceed MCAP), -ENOENT (no such topic or
+ * group), -EBADMSG / -EPROTO (not a group file this build reads, the
+ * message says why), -EINVAL.
+ */
+int evb_group_stat(evb_bus *bus, const char *topic, const char *group, evb_group_summary *out,
+                   evb_group_member_stat *members, uint32_t mcap,
+                   evb_group_partition_stat *parts, uint32_t pcap);
+
+/* ------------------------------------------------------------------ */
 /* Durable topics: the flush daemon and segment dumps                 */
 /* ------------------------------------------------------------------ */
 
