@@ -659,8 +659,22 @@ void evb_producer_close(evb_producer *p);
  * producers come a lap around), and, with nothing to ring its doorbell,
  * sleeps in naps of at most 5 ms. A named consumer's cursor file is its
  * own: one owned by another uid is -EACCES.
+ *
+ * A group member (EVB_GROUP_MEMBER, .name the group) joins the group and
+ * takes its share of the partitions before this returns (the callback
+ * is told); it then reads only the partitions it owns, starting each at
+ * the group's committed cursor (or per .start when nothing is committed
+ * yet, which is then committed). Shares are rebalanced inside next and
+ * poll as members come, go or die. The group file (consumers/<group>.grp)
+ * must be the caller's, root's or the topic owner's (-EACCES), and
+ * writable by every member. Up to 64 members (-EUSERS). A member gates
+ * producers of a ring-only topic on the partitions it owns, as a named
+ * consumer does; between a member's death and the takeover (about 100
+ * ms) nothing gates those partitions, so on a ring-only topic a producer
+ * may lap the committed cursor then (reported as lost_events); durable
+ * topics lose nothing.
  * Returns 0, -ENOENT, -EINVAL, -ENAMETOOLONG, -EBUSY, -EBADMSG, -EPROTO,
- * -ENOMEM, -EACCES, -EMEDIUMTYPE.
+ * -ENOMEM, -EACCES, -EMEDIUMTYPE, -EUSERS.
  */
 int evb_consumer_open(evb_consumer **out, evb_bus *bus, const char *topic,
                       const evb_consumer_options *opts);
