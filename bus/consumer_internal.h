@@ -9,6 +9,7 @@
 #include "bus_internal.h"
 #include "cursor_file.h"
 #include "group.h"
+#include "dedup.h"
 #include "segment.h"
 
 /* Where a durable partition's reader is (evb_consumer_disk.state). */
@@ -57,6 +58,7 @@ struct evb_consumer {
      * the segment numbers last committed; a commit that changes it may
      * free segments, so it applies the retention nobody else applies. */
     uint64_t retain_mark;
+    struct evb_dedup *dedup;    /* EVB_CONSUMER_DEDUP, else NULL */
     int failed;
     /* Group members (consumer_group.c): rd[0..n) read the partitions owned
      * now, part[i] owned at epoch[i]; the arrays hold every partition,

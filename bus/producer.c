@@ -16,6 +16,7 @@
 #include "bus_internal.h"
 #include "crc32c.h"
 #include "frame.h"
+#include "producer_state.h"
 #include "spin.h"
 
 struct evb_producer {
@@ -33,6 +34,7 @@ struct evb_producer {
     bool durable;              /* frames carry a CRC32C; sync waits for disk */
     bool poke;                 /* ASYNC: a sync wakes the flusher early */
     struct evb_flusher *flusher; /* durable: this process flushes too */
+    struct evb_pstate ps;      /* stable id: its state file (map NULL otherwise) */
 };
 
 EVB_EXPORT int evb_producer_open(evb_producer **out, evb_bus *bus, const char *topic,
@@ -46,9 +48,14 @@ EVB_EXPORT int evb_producer_open(evb_producer **out, evb_bus *bus, const char *t
     if (bus->meta_ro)
         return evb_err_set(-EACCES, "bus %s: bus.meta is read-only to you, so you cannot "
                            "publish", bus->path);
+    if (opts && opts->producer_id && opts->producer_id < EVB_PRODUCER_ID_STABLE)
+        return evb_err_set(-EINVAL, "producer id %u: a stable id is at least 0x%x (below "
+                           "it, ids are drawn from the bus)", opts->producer_id,
+                           EVB_PRODUCER_ID_STABLE);
     evb_producer *p = calloc(1, sizeof *p);
     if (!p)
         return -ENOMEM;
+    p->ps.fd = -1;
     int rc = evb_topic_map_open(bus, topic, &p->tm);
     if (!rc && p->tm->readonly) {
         rc = evb_err_set(-EACCES, "topic %s: you may read it, not publish to it", topic);
@@ -78,9 +85,28 @@ EVB_EXPORT int evb_producer_open(evb_producer **out, evb_bus *bus, const char *t
     }
     if (opts)
         p->opts = *opts;
-    /* Relaxed: uniqueness is all that is needed. */
-    p->producer_id = atomic_fetch_add_explicit(&bus->meta->next_producer_id, 1,
-                                               memory_order_relaxed) + 1;
+    if (p->opts.producer_id) {
+        p->producer_id = p->opts.producer_id;
+        if ((rc = evb_pstate_open(&p->ps, bus, p->tm, p->producer_id))) {
+            evb_producer_close(p);
+            return rc;
+        }
+        for (uint32_t i = 0; i < p->tm->nparts; i++)
+            /* Relaxed: N1 (producer_state.c), we hold the id. */
+            p->seq[i] = atomic_load_explicit(&p->ps.map->e[i].committed,
+                                             memory_order_relaxed);
+    } else {
+        /* Relaxed: uniqueness is all that is needed. */
+        uint32_t id = atomic_fetch_add_explicit(&bus->meta->next_producer_id, 1,
+                                                memory_order_relaxed) + 1;
+        if (id >= EVB_PRODUCER_ID_STABLE) {
+            evb_producer_close(p);
+            return evb_err_set(-EOVERFLOW, "bus %s: all %u producer ids were handed out; "
+                               "remove the bus to start over", bus->path,
+                               EVB_PRODUCER_ID_STABLE - 1);
+        }
+        p->producer_id = id;
+    }
     p->rr = p->producer_id;
     *out = p;
     return 0;
@@ -100,8 +126,55 @@ EVB_EXPORT void evb_producer_close(evb_producer *p)
     free(p->rp);
     free(p->seq);
     free(p->end);
+    evb_pstate_close(&p->ps);
     evb_topic_map_close(p->tm);
     free(p);
+}
+
+EVB_EXPORT int evb_producer_last_seq(evb_producer *p, uint32_t partition, uint64_t *seq)
+{
+    if (!p || !seq || partition >= p->tm->nparts)
+        return -EINVAL;
+    uint64_t next = p->seq[partition];
+    /* Relaxed: N1, only this handle writes it. */
+    if (p->ps.map)
+        next = atomic_load_explicit(&p->ps.map->e[partition].committed, memory_order_relaxed);
+    if (next == 0)
+        return -ENOENT;
+    *seq = next - 1;
+    return 0;
+}
+
+/* A stable producer's state around a claim (N1, producer_state.c): before
+ * it, the highest sequence it may take and where it will be (not yet). */
+static void state_claiming(evb_producer *p, uint32_t part, uint64_t first_seq,
+                           uint64_t next)
+{
+    struct evb_pst_entry *e = &p->ps.map->e[part];
+    /* Relaxed: N1, before the claim's CAS (a full barrier). */
+    uint64_t cl = atomic_load_explicit(&e->claimed, memory_order_relaxed);
+    atomic_store_explicit(&e->pending_pos, EVB_POS_NONE, memory_order_relaxed);
+    atomic_store_explicit(&e->pending_seq, first_seq, memory_order_relaxed);
+    if (next > cl)
+        atomic_store_explicit(&e->claimed, next, memory_order_relaxed);
+}
+
+static void state_claimed(evb_producer *p, uint32_t part, uint64_t pos)
+{
+    /* Relaxed: N1, before the commit CAS (seq_cst). */
+    atomic_store_explicit(&p->ps.map->e[part].pending_pos, pos, memory_order_relaxed);
+}
+
+/* After the commit (OK) or its failure: committed is the next sequence
+ * either way, and claimed comes back to it when nothing was published. */
+static void state_done(evb_producer *p, uint32_t part, bool ok)
+{
+    struct evb_pst_entry *e = &p->ps.map->e[part];
+    if (!ok)
+        /* Relaxed: N1, only this handle writes it. */
+        atomic_store_explicit(&e->claimed, p->seq[part], memory_order_relaxed);
+    /* N1: release; after the commit CAS, never before it. */
+    atomic_store_explicit(&e->committed, p->seq[part], memory_order_release);
 }
 
 static int pick_partition(evb_producer *p, int32_t want, const void *key, uint32_t key_len)
@@ -247,8 +320,15 @@ EVB_EXPORT int evb_claim(evb_producer *p, int32_t partition, const void *key,
         return rc;
     uint32_t len = (uint32_t)evb_frame_bytes(key_len, value_len);
     struct evb_ring_claim *rc_ = &p->claim;
-    if ((rc = claim_wait(p, rp, len, 1, rc_)))
+    if (p->ps.map)
+        state_claiming(p, (uint32_t)part, p->seq[part], p->seq[part] + 1);
+    if ((rc = claim_wait(p, rp, len, 1, rc_))) {
+        if (p->ps.map)
+            state_done(p, (uint32_t)part, false);
         return rc;
+    }
+    if (p->ps.map)
+        state_claimed(p, (uint32_t)part, rc_->data_pos);
     struct evb_frame *f = evb_ring_frame(rp->r, rc_->data_pos);
     uint8_t *value = write_frame(f, rc_->offset, evb_real_ns(), p->seq[part]++,
                                  p->producer_id, key, key_len, value_len, 0, len, 1);
@@ -281,6 +361,8 @@ EVB_EXPORT int evb_commit(evb_producer *p, struct evb_claim *c)
     int rc = evb_ring_commit(rp, rc_);
     if (!rc)
         p->end[p->claim_part] = rc_->data_pos + rc_->len;
+    if (p->ps.map)
+        state_done(p, p->claim_part, true); /* on -ECANCELED its sequence stays used */
     return rc;
 }
 
@@ -293,7 +375,10 @@ EVB_EXPORT int evb_abort(evb_producer *p, struct evb_claim *c)
     /* The sequence number was not used by a published event: give it back
      * so per-producer sequences stay gap-free for consumers. */
     p->seq[p->claim_part]--;
-    return evb_ring_abort(&p->rp[p->claim_part], &p->claim);
+    int rc = evb_ring_abort(&p->rp[p->claim_part], &p->claim);
+    if (p->ps.map)
+        state_done(p, p->claim_part, false);
+    return rc;
 }
 
 /* Publish msgs[0..n) into one partition as a single claim. */
@@ -306,14 +391,35 @@ static int publish_run(evb_producer *p, uint32_t part, const evb_msg *m, size_t 
     uint64_t len = 0;
     for (size_t i = 0; i < n; i++)
         len += evb_frame_bytes(m[i].key_len, m[i].value_len);
+    /* The sequences the run will take: each message's own with
+     * EVB_MSG_SEQ (checked by the caller), else the next one. */
+    uint64_t first = p->seq[part], next = first;
+    if (p->ps.map) {
+        bool seq0 = m[0].flags & EVB_MSG_SEQ;
+        for (size_t i = 0; i < n; i++) {
+            uint64_t s = m[i].flags & EVB_MSG_SEQ ? m[i].seq : next;
+            if (s >= next)
+                next = s + 1;
+        }
+        state_claiming(p, part, seq0 ? m[0].seq : first, next);
+    }
     struct evb_ring_claim c;
-    if ((rc = claim_wait(p, rp, (uint32_t)len, (uint32_t)n, &c)))
+    if ((rc = claim_wait(p, rp, (uint32_t)len, (uint32_t)n, &c))) {
+        if (p->ps.map)
+            state_done(p, part, false);
         return rc;
+    }
+    if (p->ps.map)
+        state_claimed(p, part, c.data_pos);
     uint64_t ts = evb_real_ns();
     uint64_t pos = c.data_pos;
+    next = first;
     for (size_t i = 0; i < n; i++) {
         struct evb_frame *f = evb_ring_frame(rp->r, pos);
-        uint8_t *value = write_frame(f, c.offset + i, ts, p->seq[part]++, p->producer_id,
+        uint64_t s = m[i].flags & EVB_MSG_SEQ ? m[i].seq : next;
+        if (s >= next)
+            next = s + 1;
+        uint8_t *value = write_frame(f, c.offset + i, ts, s, p->producer_id,
                                      m[i].key, m[i].key_len, m[i].value_len, m[i].type,
                                      i ? 0 : (uint32_t)len, i ? 0 : (uint16_t)n);
         if (m[i].value_len)
@@ -322,10 +428,12 @@ static int publish_run(evb_producer *p, uint32_t part, const evb_msg *m, size_t 
         pos += evb_align_frame(f->len);
     }
     rc = evb_ring_commit(rp, &c);
-    if (rc)
-        p->seq[part] -= n;
-    else
+    if (!rc) {
+        p->seq[part] = next;
         p->end[part] = c.data_pos + c.len;
+    }
+    if (p->ps.map)
+        state_done(p, part, !rc);
     return rc;
 }
 
@@ -364,9 +472,15 @@ EVB_EXPORT int evb_producer_sync(evb_producer *p, int32_t timeout_ms)
     return 0;
 }
 
+/* EVB_MSG_SEQ is a stable producer's, and UINT64_MAX has no next. */
+static bool seq_bad(const evb_producer *p, const evb_msg *m)
+{
+    return (m->flags & EVB_MSG_SEQ) && (!p->ps.map || m->seq == UINT64_MAX);
+}
+
 EVB_EXPORT int evb_publish(evb_producer *p, const evb_msg *m)
 {
-    if (!p || !m || (m->key_len && !m->key) || (m->value_len && !m->value))
+    if (!p || !m || (m->key_len && !m->key) || (m->value_len && !m->value) || seq_bad(p, m))
         return -EINVAL;
     int rc = check_size(p, m->key_len, m->value_len);
     if (rc)
@@ -390,7 +504,7 @@ EVB_EXPORT int evb_publish_batch(evb_producer *p, const evb_msg *msgs, size_t n)
     size_t done = 0;
     while (done < n) {
         const evb_msg *m = &msgs[done];
-        if ((m->key_len && !m->key) || (m->value_len && !m->value))
+        if ((m->key_len && !m->key) || (m->value_len && !m->value) || seq_bad(p, m))
             return done ? (int)done : -EINVAL;
         int rc = check_size(p, m->key_len, m->value_len);
         if (rc)
@@ -407,7 +521,7 @@ EVB_EXPORT int evb_publish_batch(evb_producer *p, const evb_msg *msgs, size_t n)
             const evb_msg *x = &msgs[done + k];
             uint64_t b = evb_frame_bytes(x->key_len, x->value_len);
             if (bytes + b > max || check_size(p, x->key_len, x->value_len) ||
-                (x->key_len && !x->key) || (x->value_len && !x->value))
+                (x->key_len && !x->key) || (x->value_len && !x->value) || seq_bad(p, x))
                 break;
             int xp = x->partition;
             if (xp == EVB_PARTITION_ANY) {

@@ -311,8 +311,52 @@ typedef struct evb_producer_options {
      *  <0: wait as long as it takes. */
     int32_t block_ms;
     uint32_t partitioner;     /**< enum evb_partitioner */
-    uint32_t reserved_[6];
+    /** 0: an id drawn from the bus (below EVB_PRODUCER_ID_STABLE, new on
+     *  every open). Else a stable id the caller chooses, at least
+     *  EVB_PRODUCER_ID_STABLE: a restartable producer (see "Duplicate
+     *  suppression" below). */
+    uint32_t producer_id;
+    uint32_t reserved_[5];
 } evb_producer_options;
+
+/*
+ * Duplicate suppression (Kafka's idempotent producer, on one host).
+ *
+ * Every event carries (producer_id, producer_seq); the sequence counts per
+ * producer and partition. A producer opened with a stable producer_id
+ * (>= EVB_PRODUCER_ID_STABLE; ids drawn from the bus stay below it, so
+ * the two never collide) is restartable:
+ *
+ *  - only one handle holds a stable id on a topic at a time: a second
+ *    open, in any process, is -EBUSY while the first lives (the holder's
+ *    death releases it at once; a child forked while it is open holds it
+ *    too until the child exits or execs);
+ *  - reopened, it continues each partition's sequence after the highest
+ *    one its earlier incarnations claimed, also after the topic was
+ *    rebuilt from disk (the first open of a stable id after a rebuild reads
+ *    the retained disk log of every partition once to learn it);
+ *    evb_producer_last_seq() tells what the log holds;
+ *  - it may publish with EVB_MSG_SEQ and an explicit evb_msg.seq: below the
+ *    partition's next sequence that is a republish of an event it may
+ *    already have published, carried as is; at or above it, a new event,
+ *    and the sequence continues after it.
+ *
+ * A reader opened with EVB_CONSUMER_DEDUP drops an event of a stable
+ * producer whose sequence is not above the highest it has seen from that
+ * producer in that partition (evb_consumer_dedup_stat() counts them). It
+ * remembers the last EVB_DEDUP_PRODUCERS stable producers per partition
+ * (least recently seen evicted first); duplicates of an evicted producer
+ * are delivered again (counted as evicted). Events of ids drawn from the
+ * bus are never dropped: such a producer cannot come back under its id, so
+ * it cannot publish a duplicate. A named consumer keeps its tables beside
+ * its cursor (consumers/NAME.dup) with each commit, so after a restart it
+ * still drops copies of events it processed before; a seek forgets the
+ * table of the partitions it moves (the caller asked to see them again).
+ */
+/** Lowest stable producer id (evb_producer_options.producer_id). */
+#define EVB_PRODUCER_ID_STABLE 0x80000000u
+/** Stable producers a deduplicating reader remembers per partition. */
+#define EVB_DEDUP_PRODUCERS 64
 
 /** One event to publish. */
 typedef struct evb_msg {
@@ -323,11 +367,17 @@ typedef struct evb_msg {
     int32_t partition;        /**< EVB_PARTITION_ANY or 0..partitions-1 */
     uint16_t type;            /**< application event type, carried as is */
     uint16_t flags;           /**< EVB_MSG_* */
+    uint64_t seq;             /**< with EVB_MSG_SEQ: the producer sequence */
 } evb_msg;
 
 /** evb_msg.flags: return only once the event is on disk (evb_producer_sync
  *  after it; a batch syncs once, after its last event). */
 #define EVB_MSG_SYNC 1u
+/** evb_msg.flags: publish with sequence evb_msg.seq (stable producers
+ *  only, -EINVAL otherwise; UINT64_MAX is -EINVAL). Below the partition's
+ *  next sequence it republishes (the next sequence stays); at or above it
+ *  the sequence continues at seq + 1 (a gap is allowed). */
+#define EVB_MSG_SEQ 2u
 
 /** A reservation made by evb_claim(); fill value, then commit or abort. */
 struct evb_claim {
@@ -367,8 +417,11 @@ typedef struct evb_event {
     uint64_t offset;
     uint64_t position;
     uint64_t timestamp_ns;    /**< CLOCK_REALTIME at publish (one per batch run) */
-    uint64_t producer_seq;    /**< per producer and partition, from 0, +1 per event */
-    uint32_t producer_id;     /**< unique within the bus */
+    uint64_t producer_seq;    /**< per producer and partition, from 0, +1 per event
+                                   (a stable producer's may repeat: EVB_MSG_SEQ) */
+    uint32_t producer_id;     /**< below EVB_PRODUCER_ID_STABLE: drawn from the bus,
+                                   unique while its tmpfs side lives; else the
+                                   caller's stable id */
     uint32_t reserved_;
     uint64_t lost_events;     /**< events lost (lapped) just before this one */
     uint64_t lost_bytes;      /**< log bytes skipped with them */
@@ -410,6 +463,10 @@ typedef struct evb_consumer_options {
  *  no next event there: the next event from the ring carries it, and
  *  evb_consumer_skipped() hands it over before one arrives. */
 #define EVB_CONSUMER_SKIP_DAMAGE 1u
+/** evb_consumer_options.flags: drop duplicates of stable producers' events
+ *  (see "Duplicate suppression"). A dropped event is consumed (a commit
+ *  moves past it); a loss it carried goes with the next event delivered. */
+#define EVB_CONSUMER_DEDUP 2u
 
 /* ------------------------------------------------------------------ */
 /* Bus                                                                */
@@ -565,9 +622,16 @@ int evb_reader_list(evb_bus *bus, const char *topic, uint32_t partition,
 
 /**
  * Open a producer on TOPIC. It takes a producer slot in each ring it
- * writes to, on first use. Returns 0, -ENOENT, -EBADMSG, -EPROTO,
- * -EACCES (the caller may read the topic or bus but not write it),
- * -ENOMEM, -EMEDIUMTYPE.
+ * writes to, on first use. With a stable producer_id it also holds the
+ * id's state file (<bus>/<topic>/producers/<id>.seq) and learns where each
+ * partition's sequence goes on: it may wait up to stall_ms for the fate of
+ * a claim its previous incarnation left open, and after a rebuild from
+ * disk it reads the retained disk log once. Returns 0, -ENOENT, -EBADMSG
+ * (also: a damaged state file; remove it only if no event of the id is
+ * in the log), -EPROTO, -EACCES (the caller may read the topic or bus but
+ * not write it), -ENOMEM, -EMEDIUMTYPE, -EINVAL (producer_id below
+ * EVB_PRODUCER_ID_STABLE and not 0), -EBUSY (the stable id is open
+ * elsewhere), -ETIMEDOUT (the log could not be read to its end).
  */
 int evb_producer_open(evb_producer **out, evb_bus *bus, const char *topic,
                       const evb_producer_options *opts);
@@ -628,6 +692,15 @@ int evb_abort(evb_producer *p, struct evb_claim *c);
  * there; `evbus stat` shows it as flush_error).
  */
 int evb_producer_sync(evb_producer *p, int32_t timeout_ms);
+
+/**
+ * The highest producer sequence P has published to PARTITION: for a
+ * stable producer, what the log holds from this id, earlier incarnations
+ * included (a claim a crash left open counts only if it was committed);
+ * for any other, what this handle published. Returns 0 and *SEQ, -ENOENT
+ * (nothing yet), -EINVAL (no such partition). Cheap: no log read.
+ */
+int evb_producer_last_seq(evb_producer *p, uint32_t partition, uint64_t *seq);
 
 /** Close a producer (NULL accepted); releases its ring slots. On a durable
  *  topic, what it published is written to disk first if this process is
@@ -725,7 +798,8 @@ int evb_consumer_skipped(evb_consumer *c, int32_t partition, uint64_t *events,
                          uint64_t *bytes);
 
 /** Named consumers and group members: persist, for every partition, the
- *  position after the last event delivered. A group member commits only
+ *  position after the last event delivered (with EVB_CONSUMER_DEDUP, and
+ *  the partition's duplicate table). A group member commits only
  *  on partitions it still owns: one taken over since (it was expelled,
  *  or was slow to give it back) is refused, never overwritten (-ESTALE,
  *  the others committed; its next call reports the loss).
@@ -750,6 +824,17 @@ int evb_consumer_assignment(evb_consumer *c, uint32_t *parts, uint32_t cap);
  * -EMEDIUMTYPE (a segment or index file of the wrong kind).
  */
 int evb_consumer_seek(evb_consumer *c, int32_t partition, uint32_t whence, uint64_t value);
+
+/**
+ * EVB_CONSUMER_DEDUP: events C dropped as duplicates (*DROPPED) and stable
+ * producers it forgot because more than EVB_DEDUP_PRODUCERS were seen in a
+ * partition (*EVICTED: their duplicates, if any come, are delivered),
+ * summed over PARTITION (-1: all of C's), since C was opened. Either
+ * pointer may be NULL. Returns 0, -EINVAL (no dedup, or PARTITION not read
+ * by C).
+ */
+int evb_consumer_dedup_stat(evb_consumer *c, int32_t partition, uint64_t *dropped,
+                            uint64_t *evicted);
 
 /** Close a consumer (NULL accepted). Uncommitted progress of a named
  *  consumer is not committed. */

@@ -1,0 +1,252 @@
+/*
+ * dedup.c - the tables of a deduplicating reader: per partition read, the
+ * highest sequence seen from each of the last EVB_DEDUP_PRODUCERS stable
+ * producers (least recently seen evicted), and for a named consumer their
+ * file beside its cursor (dedup_format.h). consumer.c decides when events
+ * are checked, tables saved (commit) and forgotten (seek).
+ *
+ * Ordering edges of the dedup file (labels used at each site):
+ *
+ *   Y1  a slot rewrite: from and to set to EVB_POS_NONE, then the table,
+ *       then from and to (relaxed); then the cursor file's commit, whose
+ *       release (K2) keeps them all before it. Only the owner of the
+ *       cursor file writes, and the next owner reads after taking that
+ *       file over (K4, or a dead owner: nothing it stored is lost).
+ *   Y2  creation: the header before the magic (release); pairs with the
+ *       opener's acquire load. The file is also linked whole.
+ */
+#include "dedup.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "bus_internal.h"
+#include "crc32c.h"
+#include "dedup_format.h"
+
+static_assert(EVB_DEDUP_PRODUCERS == EVB_DUP_PRODUCERS, "dedup table size");
+
+struct evb_dedup *evb_dedup_new(uint32_t n)
+{
+    struct evb_dedup *d = calloc(1, sizeof *d + (size_t)n * sizeof d->p[0]);
+    if (d)
+        d->n = n;
+    return d;
+}
+
+void evb_dedup_free(struct evb_dedup *d)
+{
+    if (!d)
+        return;
+    if (d->map)
+        munmap(d->map, d->bytes);
+    free(d);
+}
+
+bool evb_dedup_check(struct evb_dedup_part *t, uint32_t id, uint64_t seq)
+{
+    uint32_t k = 0;
+    while (k < t->n && t->id[k] != id)
+        k++;
+    if (k < t->n) {
+        t->last = k;
+        if (seq <= t->seq[k]) {
+            t->dropped++;
+            return true;
+        }
+    } else if (t->n < EVB_DEDUP_PRODUCERS) {
+        t->n++;
+    } else {
+        /* Full: the least recently seen producer goes; its duplicates, if
+         * it ever sends any, are no longer recognised. */
+        k = 0;
+        for (uint32_t j = 1; j < t->n; j++)
+            if (t->used[j] < t->used[k])
+                k = j;
+        t->evicted++;
+    }
+    t->id[k] = id;
+    t->seq[k] = seq;
+    t->used[k] = ++t->tick;
+    t->last = k;
+    t->dirty = true;
+    return false;
+}
+
+void evb_dedup_reset(struct evb_dedup *d, uint32_t i)
+{
+    struct evb_dedup_part *t = &d->p[i];
+    t->n = 0;
+    t->last = 0;
+    t->dirty = true;
+}
+
+/* ---- the file ---- */
+
+static uint32_t slot_crc(const struct evb_dup_slot *s, uint32_t count)
+{
+    uint32_t crc = evb_crc32c(0, &count, sizeof count);
+    return evb_crc32c(crc, s->e, (size_t)count * sizeof s->e[0]);
+}
+
+static void dup_init(void *map, void *arg)
+{
+    struct evb_dup_hdr *h = map;
+    uint32_t nparts = *(const uint32_t *)arg;
+    h->version = EVB_DUP_VERSION;
+    h->partitions = nparts;
+    h->format = EVB_DUP_FORMAT_WORD;
+    h->producers = EVB_DUP_PRODUCERS;
+    for (uint32_t i = 0; i < 2 * nparts; i++) {
+        /* Relaxed: nobody sees the file before it is linked (Y2). */
+        atomic_store_explicit(&h->s[i].from, EVB_POS_NONE, memory_order_relaxed);
+        atomic_store_explicit(&h->s[i].to, EVB_POS_NONE, memory_order_relaxed);
+        h->s[i].crc = slot_crc(&h->s[i], 0);
+    }
+    /* Y2: release; the header before the magic. */
+    atomic_store_explicit(&h->magic, EVB_DUP_MAGIC, memory_order_release);
+}
+
+static int dup_check(const struct evb_dup_hdr *h, size_t size, uint32_t nparts, char *msg,
+                     size_t cap)
+{
+    /* Y2: acquire; a set magic comes with a whole header. */
+    uint64_t magic = atomic_load_explicit(&h->magic, memory_order_acquire);
+    if (magic != EVB_DUP_MAGIC) {
+        snprintf(msg, cap, "magic 0x%llx, expected 0x%llx", (unsigned long long)magic,
+                 (unsigned long long)EVB_DUP_MAGIC);
+        return -EBADMSG;
+    }
+    if (h->version != EVB_DUP_VERSION || h->format != EVB_DUP_FORMAT_WORD) {
+        snprintf(msg, cap, "version %u format 0x%llx, this build reads %u (0x%llx)",
+                 h->version, (unsigned long long)h->format, EVB_DUP_VERSION,
+                 (unsigned long long)EVB_DUP_FORMAT_WORD);
+        return -EPROTO;
+    }
+    if (h->partitions != nparts || h->producers != EVB_DUP_PRODUCERS ||
+        size != evb_dup_file_bytes(nparts)) {
+        snprintf(msg, cap, "%u partitions of %u producers in %zu bytes, expected %u of %u "
+                 "(%zu bytes)", h->partitions, h->producers, size, nparts, EVB_DUP_PRODUCERS,
+                 evb_dup_file_bytes(nparts));
+        return -EBADMSG;
+    }
+    return 0;
+}
+
+/* Load table T from the slot of PART covering POS, if any. */
+static int dup_load(struct evb_dedup_part *t, const struct evb_dup_hdr *h, uint32_t part,
+                    uint64_t pos, char *msg, size_t cap)
+{
+    int best = -1;
+    for (int k = 0; k < 2; k++) {
+        const struct evb_dup_slot *s = &h->s[2 * part + (uint32_t)k];
+        /* Relaxed: Y1, we own the cursor file. */
+        uint64_t from = atomic_load_explicit(&s->from, memory_order_relaxed);
+        uint64_t to = atomic_load_explicit(&s->to, memory_order_relaxed);
+        if (from == EVB_POS_NONE || pos < from || pos > to)
+            continue;
+        if (best < 0 || s->gen > h->s[2 * part + (uint32_t)best].gen)
+            best = k;
+    }
+    t->cur = best < 0 ? 0 : (uint8_t)best;
+    t->dirty = true;
+    if (best < 0)
+        return 0;
+    const struct evb_dup_slot *s = &h->s[2 * part + (uint32_t)best];
+    uint32_t count = s->count;
+    if (count > EVB_DUP_PRODUCERS || s->crc != slot_crc(s, count)) {
+        snprintf(msg, cap, "partition %u: table of %u entries with crc 0x%x, not %u entries "
+                 "at most with their crc", part, count, s->crc, EVB_DUP_PRODUCERS);
+        return -EBADMSG;
+    }
+    for (uint32_t j = 0; j < count; j++) {
+        t->id[j] = s->e[j].id;
+        t->seq[j] = s->e[j].seq;
+        t->used[j] = s->e[j].used;
+        if (t->used[j] > t->tick)
+            t->tick = t->used[j];
+    }
+    t->n = count;
+    t->dirty = false;
+    return 0;
+}
+
+int evb_dedup_file_open(struct evb_dedup *d, const struct evb_topic_map *tm,
+                        const char *name, const uint32_t *part, const uint64_t *pos)
+{
+    char path[PATH_MAX + 128];
+    snprintf(path, sizeof path, "%s/consumers/%s.dup", tm->ddir[0] ? tm->ddir : tm->dir, name);
+    size_t bytes = evb_dup_file_bytes(tm->nparts);
+    uint32_t nparts = tm->nparts;
+    int fd = evb_file_open_or_create(path, tm->cfg.file_mode, bytes, tm->ddir[0] != 0,
+                                     dup_init, &nparts);
+    if (fd < 0)
+        return fd;
+    struct stat st;
+    int rc = 0;
+    if (fstat(fd, &st) < 0)
+        rc = evb_err_set(-errno, "%s: %s", path, strerror(errno));
+    /* consumers/ is shared by every reader of a durable topic: a table
+     * planted there could hide events from this consumer. */
+    else if (st.st_uid != geteuid())
+        rc = evb_err_set(-EACCES, "%s: owned by uid %u, not by you (uid %u)", path,
+                         (unsigned)st.st_uid, (unsigned)geteuid());
+    else if ((size_t)st.st_size < EVB_DUP_HDR_BYTES)
+        rc = evb_err_set(-EBADMSG, "%s: %lld bytes, not a dedup file; remove it to start "
+                         "the tables empty", path, (long long)st.st_size);
+    void *m = MAP_FAILED;
+    if (!rc) {
+        m = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        if (m == MAP_FAILED)
+            rc = evb_err_set(-errno, "%s: mmap: %s", path, strerror(errno));
+    }
+    close(fd);
+    if (rc)
+        return rc;
+    d->map = m;
+    d->bytes = (size_t)st.st_size;
+    char msg[200];
+    rc = dup_check(d->map, d->bytes, tm->nparts, msg, sizeof msg);
+    for (uint32_t i = 0; !rc && i < d->n; i++)
+        rc = dup_load(&d->p[i], d->map, part[i], pos[i], msg, sizeof msg);
+    if (rc)
+        return evb_err_set(rc, "%s: %s; remove it to start the tables empty (duplicates "
+                           "of events before are then delivered again)", path, msg);
+    return 0;
+}
+
+void evb_dedup_save(struct evb_dedup *d, uint32_t i, uint32_t part, uint64_t pos)
+{
+    if (!d->map)
+        return;
+    struct evb_dedup_part *t = &d->p[i];
+    struct evb_dup_slot *cur = &d->map->s[2 * part + t->cur];
+    if (!t->dirty) {
+        /* Y1: relaxed; the same table stands at POS. */
+        atomic_store_explicit(&cur->to, pos, memory_order_relaxed);
+        return;
+    }
+    uint8_t k = t->cur ^ 1;
+    struct evb_dup_slot *s = &d->map->s[2 * part + k];
+    /* Y1: relaxed; the fence below keeps them before the table. */
+    atomic_store_explicit(&s->from, EVB_POS_NONE, memory_order_relaxed);
+    atomic_store_explicit(&s->to, EVB_POS_NONE, memory_order_relaxed);
+    /* Y1: release fence; the slot is invalid before the table changes. */
+    atomic_thread_fence(memory_order_release);
+    for (uint32_t j = 0; j < t->n; j++)
+        s->e[j] = (struct evb_dup_entry){.id = t->id[j], .seq = t->seq[j], .used = t->used[j]};
+    s->count = t->n;
+    s->crc = slot_crc(s, t->n);
+    s->gen = cur->gen + 1;
+    /* Y1: release; the table before the range that makes it valid. */
+    atomic_store_explicit(&s->to, pos, memory_order_release);
+    atomic_store_explicit(&s->from, pos, memory_order_release);
+    t->cur = k;
+    t->dirty = false;
+}

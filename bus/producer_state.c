@@ -1,0 +1,310 @@
+/*
+ * producer_state.c - the state file of a stable producer id on a topic
+ * (producer_state_format.h): made, checked and locked here, and settled at
+ * open from the log when a previous holder died mid-claim or the topic was
+ * rebuilt from disk. The stores around each claim are producer.c's.
+ *
+ * Ordering edges of the state file (labels used at each site):
+ *
+ *   N1  the holder's stores (claimed, pending_*, committed) are relaxed
+ *       except committed, stored with release after the commit CAS so the
+ *       commit cannot be ordered after it; claimed and pending come before
+ *       the claim's CAS (a full barrier, C1 in shm/claim.c). The next
+ *       holder reads them only after taking the OFD lock, which the kernel
+ *       grants after the previous holder's death or close: that system
+ *       call orders it after every store the old holder made.
+ *   N2  creation: the header before the magic (release); pairs with the
+ *       opener's acquire load of the magic. The file is also linked whole
+ *       (file_create.c).
+ */
+#include "producer_state.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "bus_internal.h"
+
+/* How long settling the state may wait for the log: a hole a dead holder
+ * left is padded within dead_ms; this is a bound for damage, not a wait. */
+#define EVB_PST_WAIT_NS (10ull * 1000000000ull)
+
+struct pst_new {
+    uint32_t nparts;
+    uint32_t id;
+    uint32_t learned;
+};
+
+static void pst_init(void *map, void *arg)
+{
+    struct evb_pst_hdr *h = map;
+    const struct pst_new *pn = arg;
+    h->version = EVB_PST_VERSION;
+    h->partitions = pn->nparts;
+    h->format = EVB_PST_FORMAT_WORD;
+    h->producer_id = pn->id;
+    /* Relaxed: nobody sees the file before it is linked (file_create.c). */
+    atomic_store_explicit(&h->learned, pn->learned, memory_order_relaxed);
+    for (uint32_t i = 0; i < pn->nparts; i++)
+        atomic_store_explicit(&h->e[i].pending_pos, EVB_POS_NONE, memory_order_relaxed);
+    /* N2: release; the header before the magic. */
+    atomic_store_explicit(&h->magic, EVB_PST_MAGIC, memory_order_release);
+}
+
+/* A mapped file of SIZE bytes against TM and ID; 0 or -EBADMSG/-EPROTO
+ * with the value found and the one expected in MSG. */
+static int pst_check(const struct evb_pst_hdr *h, size_t size, uint32_t nparts, uint32_t id,
+                     char *msg, size_t cap)
+{
+    /* N2: acquire; a set magic comes with a whole header. */
+    uint64_t magic = atomic_load_explicit(&h->magic, memory_order_acquire);
+    if (magic != EVB_PST_MAGIC) {
+        snprintf(msg, cap, "magic 0x%llx, expected 0x%llx", (unsigned long long)magic,
+                 (unsigned long long)EVB_PST_MAGIC);
+        return -EBADMSG;
+    }
+    if (h->version != EVB_PST_VERSION || h->format != EVB_PST_FORMAT_WORD) {
+        snprintf(msg, cap, "version %u format 0x%llx, this build reads %u (0x%llx)",
+                 h->version, (unsigned long long)h->format, EVB_PST_VERSION,
+                 (unsigned long long)EVB_PST_FORMAT_WORD);
+        return -EPROTO;
+    }
+    if (h->partitions != nparts || size != evb_pst_file_bytes(nparts)) {
+        snprintf(msg, cap, "%u partitions in %zu bytes, the topic has %u (%zu bytes)",
+                 h->partitions, size, nparts, evb_pst_file_bytes(nparts));
+        return -EBADMSG;
+    }
+    if (h->producer_id != id) {
+        snprintf(msg, cap, "producer id 0x%x, expected 0x%x", h->producer_id, id);
+        return -EBADMSG;
+    }
+    for (uint32_t i = 0; i < nparts; i++) {
+        /* Relaxed: N1, the lock orders us after the last holder. */
+        uint64_t cl = atomic_load_explicit(&h->e[i].claimed, memory_order_relaxed);
+        uint64_t co = atomic_load_explicit(&h->e[i].committed, memory_order_relaxed);
+        if (co > cl || cl == UINT64_MAX) {
+            snprintf(msg, cap, "partition %u: committed %llu above claimed %llu", i,
+                     (unsigned long long)co, (unsigned long long)cl);
+            return -EBADMSG;
+        }
+    }
+    return 0;
+}
+
+static int sub_open(evb_bus *bus, const struct evb_topic_map *tm, uint32_t part,
+                    uint32_t start, uint64_t value, evb_consumer **c)
+{
+    evb_consumer_options o = {.kind = EVB_SUBSCRIBER, .start = start, .start_value = value,
+                              .only_partition = 1, .partition = (int32_t)part};
+    int rc = evb_consumer_open(c, bus, tm->name, &o);
+    if (rc)
+        evb_err_prefix(rc, "partition %u", part);
+    return rc;
+}
+
+/* Next sequence after the highest of ID in PART's whole log (durable
+ * topics: segments, then the ring), read to the tail it had when we
+ * started: no frame of ID can come after it, as we hold the id. */
+static int log_next_seq(evb_bus *bus, struct evb_topic_map *tm, uint32_t part, uint32_t id,
+                        uint64_t *next)
+{
+    uint64_t end, endoff;
+    evb_ring_load_tail(&tm->rings[part], &end, &endoff);
+    *next = 0;
+    evb_consumer *c;
+    int rc = sub_open(bus, tm, part, EVB_START_EARLIEST, 0, &c);
+    if (rc)
+        return rc;
+    uint64_t idle_since = evb_mono_ns();
+    for (;;) {
+        evb_event ev;
+        rc = evb_consumer_next(c, &ev, 100);
+        if (rc == 0) {
+            idle_since = evb_mono_ns();
+            if (ev.position >= end)
+                break;
+            if (ev.producer_id == id && ev.producer_seq >= *next)
+                *next = ev.producer_seq + 1;
+            continue;
+        }
+        if (rc != -ETIMEDOUT)
+            break;
+        /* Caught up with END? The tail first, so it is not above the one
+         * the lag was measured against: t - lag is then at most our pos. */
+        uint64_t t, toff, lag;
+        evb_ring_load_tail(&tm->rings[part], &t, &toff);
+        evb_consumer_lag(c, &lag);
+        rc = 0;
+        if (lag <= t && t - lag >= end)
+            break;
+        if (evb_mono_ns() - idle_since > EVB_PST_WAIT_NS) {
+            rc = evb_err_set(-ETIMEDOUT, "partition %u: the log did not read to its end "
+                             "(position %llu) within 10 s", part, (unsigned long long)end);
+            break;
+        }
+    }
+    evb_consumer_close(c);
+    return rc;
+}
+
+/* Whether the claim at POS was committed: 1 yes
+ * (or unknown: the log no longer holds POS, so count it, and never hand
+ * its sequences out again), 0 it was padded. */
+static int claim_made(evb_bus *bus, struct evb_topic_map *tm, uint32_t part, uint64_t pos)
+{
+    evb_consumer *c;
+    int rc = sub_open(bus, tm, part, EVB_START_POSITION, pos, &c);
+    if (rc)
+        return rc;
+    uint64_t deadline = evb_mono_ns() + EVB_PST_WAIT_NS;
+    for (;;) {
+        evb_event ev;
+        rc = evb_consumer_next(c, &ev, 100);
+        if (rc == 0) {
+            /* Started at POS: an event there, or after it with nothing
+             * lost on the way (a pad was skipped). */
+            if (ev.position == pos)
+                rc = 1; /* ours (id and seq), or a state that does not
+                           match the log: then count it too */
+            else
+                rc = ev.lost_events || ev.lost_bytes ? 1 : 0;
+            break;
+        }
+        if (rc != -ETIMEDOUT)
+            break;
+        uint64_t lag = 1;
+        evb_consumer_lag(c, &lag);
+        if (lag == 0) {
+            rc = 0; /* past POS at the tail: it was padded */
+            break;
+        }
+        if (evb_mono_ns() >= deadline) {
+            rc = evb_err_set(-ETIMEDOUT, "partition %u: the claim at position %llu a "
+                             "previous holder left open was neither committed nor padded "
+                             "within 10 s", part, (unsigned long long)pos);
+            break;
+        }
+    }
+    evb_consumer_close(c);
+    return rc;
+}
+
+/* Make every entry say committed == claimed == the next sequence. */
+static int pst_settle(struct evb_pstate *ps, evb_bus *bus, struct evb_topic_map *tm,
+                      uint32_t id)
+{
+    struct evb_pst_hdr *h = ps->map;
+    /* Relaxed: N1, only the holder writes it and we are the holder. */
+    bool learned = atomic_load_explicit(&h->learned, memory_order_relaxed);
+    for (uint32_t i = 0; i < tm->nparts; i++) {
+        struct evb_pst_entry *e = &h->e[i];
+        /* Relaxed throughout: N1, we hold the lock. */
+        uint64_t cl = atomic_load_explicit(&e->claimed, memory_order_relaxed);
+        uint64_t co = atomic_load_explicit(&e->committed, memory_order_relaxed);
+        if (!learned) {
+            uint64_t next;
+            int rc = log_next_seq(bus, tm, i, id, &next);
+            if (rc)
+                return rc;
+            cl = co = next > cl ? next : cl;
+        } else if (cl != co) {
+            /* Relaxed: N1, we hold the lock. */
+            uint64_t pos = atomic_load_explicit(&e->pending_pos, memory_order_relaxed);
+            int made = pos == EVB_POS_NONE ? 0 : claim_made(bus, tm, i, pos);
+            if (made < 0)
+                return made;
+            if (made)
+                co = cl;
+            else
+                cl = co;
+        }
+        /* Relaxed: N1, we hold the lock; committed's release follows. */
+        atomic_store_explicit(&e->claimed, cl, memory_order_relaxed);
+        atomic_store_explicit(&e->pending_pos, EVB_POS_NONE, memory_order_relaxed);
+        /* N1: release, as every store of committed (only ordering with
+         * our own earlier stores matters to the next holder). */
+        atomic_store_explicit(&e->committed, co, memory_order_release);
+    }
+    /* Relaxed: N1. */
+    atomic_store_explicit(&h->learned, 1, memory_order_relaxed);
+    return 0;
+}
+
+int evb_pstate_open(struct evb_pstate *ps, evb_bus *bus, struct evb_topic_map *tm,
+                    uint32_t id)
+{
+    char path[PATH_MAX + 64];
+    ps->map = NULL;
+    ps->fd = -1;
+    snprintf(path, sizeof path, "%s/producers", tm->dir);
+    int rc = evb_make_dirs(path, evb_dir_mode(tm->cfg.file_mode));
+    if (rc)
+        return evb_err_prefix(rc, "topic %s: producers/", tm->name);
+    snprintf(path, sizeof path, "%s/producers/%08x.seq", tm->dir, id);
+    size_t bytes = evb_pst_file_bytes(tm->nparts);
+    struct pst_new pn = {tm->nparts, id, tm->ddir[0] ? 0u : 1u};
+    int fd = evb_file_open_or_create(path, tm->cfg.file_mode, bytes, false, pst_init, &pn);
+    if (fd < 0)
+        return fd;
+    if (fcntl(fd, F_SETFD, FD_CLOEXEC) < 0) {
+        rc = evb_err_set(-errno, "%s: %s", path, strerror(errno));
+        goto fail;
+    }
+    /* An OFD lock, not flock: the same, per open file description, and it
+     * also refuses a second handle of this process. */
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+    if (fcntl(fd, F_OFD_SETLK, &fl) < 0) {
+        rc = errno == EAGAIN || errno == EACCES
+                 ? evb_err_set(-EBUSY, "topic %s: producer id 0x%x is open in another handle",
+                               tm->name, id)
+                 : evb_err_set(-errno, "%s: lock: %s", path, strerror(errno));
+        goto fail;
+    }
+    struct stat st;
+    if (fstat(fd, &st) < 0) {
+        rc = evb_err_set(-errno, "%s: %s", path, strerror(errno));
+        goto fail;
+    }
+    if ((size_t)st.st_size < EVB_PST_HDR_BYTES) {
+        rc = evb_err_set(-EBADMSG, "%s: %lld bytes, not a producer state file", path,
+                         (long long)st.st_size);
+        goto fail;
+    }
+    void *m = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (m == MAP_FAILED) {
+        rc = evb_err_set(-errno, "%s: mmap: %s", path, strerror(errno));
+        goto fail;
+    }
+    ps->map = m;
+    ps->bytes = (size_t)st.st_size;
+    ps->fd = fd;
+    char msg[160];
+    if ((rc = pst_check(ps->map, ps->bytes, tm->nparts, id, msg, sizeof msg))) {
+        evb_err_set(rc, "%s: %s (the id's sequences are unknown: remove the file only if "
+                    "no event of it is in the topic)", path, msg);
+        evb_pstate_close(ps);
+        return rc;
+    }
+    if ((rc = pst_settle(ps, bus, tm, id))) {
+        evb_err_prefix(rc, "topic %s: producer id 0x%x", tm->name, id);
+        evb_pstate_close(ps);
+    }
+    return rc;
+fail:
+    close(fd);
+    return rc;
+}
+
+void evb_pstate_close(struct evb_pstate *ps)
+{
+    if (ps->map)
+        munmap(ps->map, ps->bytes);
+    if (ps->fd >= 0)
+        close(ps->fd); /* drops the lock */
+    ps->map = NULL;
+    ps->fd = -1;
+}

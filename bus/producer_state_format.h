@@ -1,0 +1,102 @@
+/*
+ * producer_state_format.h - every byte of <bus>/<topic>/producers/<id>.seq,
+ * the state of one stable producer id on one topic (producer_state.c maps,
+ * checks and locks it; producer.c keeps it current while publishing).
+ *
+ *   0     +-----------------------------+
+ *         | magic          u64          |  EVB_PST_MAGIC, stored last
+ *   8     | version        u32          |  EVB_PST_VERSION
+ *   12    | partitions     u32          |  the topic's
+ *   16    | format         u64          |  EVB_PST_FORMAT_WORD
+ *   24    | producer_id    u32          |  the stable id (>= 0x80000000)
+ *   28    | learned        u32          |  1: entries are right for the log
+ *   32    | reserved (zero) to 64       |
+ *   64    +-----------------------------+
+ *         | entry[0]       32 bytes     |  per partition, below
+ *         | ...                         |
+ *         +-----------------------------+
+ *
+ *   entry: 0 claimed      next sequence after the highest any claim took
+ *          8 committed    next sequence after the highest committed
+ *          16 pending_pos position of the newest claim's first frame, or
+ *                         EVB_POS_NONE until that claim is made
+ *          24 pending_seq that frame's sequence
+ *
+ * Life of the file. It lives in tmpfs with the topic's rings and is made
+ * whole under a temporary name (file_create.c). Its holder (the one live
+ * producer handle of the id: an OFD write lock on the whole file, which the
+ * kernel drops when the holder dies) is its only writer. Per publish run it
+ * stores claimed, pending_seq and pending_pos = NONE before the claim,
+ * pending_pos after it, committed after the commit (N1, producer.c). A new
+ * holder finds committed == claimed, or one claim whose fate it reads from
+ * the log at pending_pos (pending_pos NONE: the claim never got a
+ * position to commit at, so it did not).
+ *
+ * learned is 0 in a file made for a durable topic, until its first holder
+ * has read the disk log (the topic may have been rebuilt from disk, with
+ * this id's events in it) and stored the entries; a holder that dies
+ * before leaves 0, and the next one reads the log again. A topic that is
+ * not durable has no log older than its rings: learned starts at 1.
+ *
+ * An opener checks (producer_state.c): size and magic (-EBADMSG), version
+ * and format word (-EPROTO), partitions and producer_id (-EBADMSG), each
+ * entry's committed <= claimed (-EBADMSG).
+ */
+#ifndef EVB_PRODUCER_STATE_FORMAT_H
+#define EVB_PRODUCER_STATE_FORMAT_H
+
+#include <assert.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+static_assert(ATOMIC_LLONG_LOCK_FREE == 2, "64-bit atomics must be lock-free");
+
+#define EVB_PST_MAGIC 0x3154535042564545ull /* "EEVBPST1" little-endian */
+#define EVB_PST_VERSION 1u
+#define EVB_PST_HDR_BYTES 64u
+#define EVB_PST_ENTRY_BYTES 32u
+
+/* Version, header and entry sizes folded into one word (as the ring's). */
+#define EVB_PST_FORMAT_WORD                                                      \
+    ((uint64_t)EVB_PST_VERSION << 48 | (uint64_t)EVB_PST_HDR_BYTES << 16 |       \
+     (uint64_t)EVB_PST_ENTRY_BYTES)
+
+struct evb_pst_entry {
+    _Atomic uint64_t claimed;     /* 0: written by the holder only (N1) */
+    _Atomic uint64_t committed;   /* 8 */
+    _Atomic uint64_t pending_pos; /* 16 */
+    _Atomic uint64_t pending_seq; /* 24 */
+};
+
+struct evb_pst_hdr {
+    _Atomic uint64_t magic;       /* 0: stored last at creation */
+    uint32_t version;             /* 8 */
+    uint32_t partitions;          /* 12 */
+    uint64_t format;              /* 16 */
+    uint32_t producer_id;         /* 24 */
+    _Atomic uint32_t learned;     /* 28: the holder sets it once the entries match the log */
+    uint8_t reserved_[32];        /* 32: zero */
+    struct evb_pst_entry e[];     /* 64 */
+};
+
+#define EVB_PST_AT(type, field, off)                                             \
+    static_assert(offsetof(struct type, field) == (off),                         \
+                  #type "." #field " moved: bump EVB_PST_VERSION")
+EVB_PST_AT(evb_pst_hdr, version, 8);
+EVB_PST_AT(evb_pst_hdr, partitions, 12);
+EVB_PST_AT(evb_pst_hdr, format, 16);
+EVB_PST_AT(evb_pst_hdr, producer_id, 24);
+EVB_PST_AT(evb_pst_hdr, learned, 28);
+EVB_PST_AT(evb_pst_hdr, e, EVB_PST_HDR_BYTES);
+EVB_PST_AT(evb_pst_entry, committed, 8);
+EVB_PST_AT(evb_pst_entry, pending_pos, 16);
+EVB_PST_AT(evb_pst_entry, pending_seq, 24);
+static_assert(sizeof(struct evb_pst_entry) == EVB_PST_ENTRY_BYTES, "entry size");
+
+static inline size_t evb_pst_file_bytes(uint32_t nparts)
+{
+    return EVB_PST_HDR_BYTES + (size_t)nparts * EVB_PST_ENTRY_BYTES;
+}
+
+#endif /* EVB_PRODUCER_STATE_FORMAT_H */
