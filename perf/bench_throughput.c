@@ -60,6 +60,7 @@ typedef struct config {
     uint64_t ring_bytes;
     uint32_t max_event_bytes;
     int json;
+    int dedup;            /* --dedup: stable producer id, EVB_CONSUMER_DEDUP reader */
     const char *shm_dir;
 } config;
 
@@ -297,7 +298,8 @@ static int evb_producer_main(const config *cf, size_t size, enum impl mode, cons
     int rc = evb_bus_open(&bus, bus_path, NULL);
     if (rc < 0)
         return bench_fail(c->prod_msg, "evb_bus_open", rc);
-    evb_producer_options po = { .block_ms = -1 };
+    evb_producer_options po = { .block_ms = -1,
+                                .producer_id = cf->dedup ? EVB_PRODUCER_ID_STABLE : 0 };
     rc = evb_producer_open(&p, bus, topic, &po);
     if (rc < 0)
         return bench_fail(c->prod_msg, "evb_producer_open", rc);
@@ -392,6 +394,7 @@ static int evb_consumer_main(const config *cf, size_t size, const char *bus_path
         .start = EVB_START_DEFAULT,
         .idle = EVB_IDLE_SPIN,
         .partition = -1,
+        .flags = cf->dedup ? EVB_CONSUMER_DEDUP : 0,
     };
     rc = evb_consumer_open(&cons, bus, topic, &co);
     if (rc < 0)
@@ -539,7 +542,9 @@ static void usage(FILE *f)
             "  --ring-bytes SIZE  ring size of topic and bare ring (default 8M)\n"
             "  --max-event-bytes SIZE  topic max_event_bytes (default max(64K, largest size))\n"
             "  --shm-dir DIR      where the temporary bus is made (default /dev/shm)\n"
-            "  --json             also print one JSON line per result\n");
+            "  --json             also print one JSON line per result\n"
+            "  --dedup            evbus: the producer has a stable id and the consumer\n"
+            "                     drops duplicates (EVB_CONSUMER_DEDUP); the filter's cost\n");
 }
 
 static int parse_impls(const char *s, unsigned *out)
@@ -614,6 +619,7 @@ int main(int argc, char **argv)
         { "max-event-bytes", required_argument, 0, 'E' },
         { "shm-dir", required_argument, 0, 'D' },
         { "json", no_argument, 0, 'j' },
+        { "dedup", no_argument, 0, 'u' },
         { "help", no_argument, 0, 'h' },
         { 0, 0, 0, 0 },
     };
@@ -643,6 +649,7 @@ int main(int argc, char **argv)
         case 'E': max_event = parse_size(optarg); break;
         case 'D': cf.shm_dir = optarg; break;
         case 'j': cf.json = 1; break;
+        case 'u': cf.dedup = 1; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }

@@ -47,6 +47,17 @@ static const char pub_usage[] =
     "                   by then or the flusher reports an error. 0: do not\n"
     "                   wait, fail only on a flush error already reported\n"
     "  -v, --verbose    print the count and rate to stderr at the end\n"
+    "  --producer-id N  publish as the restartable producer N, 2147483648..\n"
+    "                   4294967295 (0x80000000 and up): its sequences go on\n"
+    "                   from run to run and survive a crash and a rebuild from\n"
+    "                   disk; one process at a time may use it\n"
+    "  --seq S          with --producer-id and --partition (or --key): give\n"
+    "                   the events sequences S, S+1, ...; below the partition's\n"
+    "                   next sequence that republishes events that may already\n"
+    "                   be there, which `evbus tail --dedup` then drops\n"
+    "  --last-seq       with --producer-id: print `PARTITION SEQ` (or\n"
+    "                   `PARTITION none`) for each partition, the last sequence\n"
+    "                   of the producer the topic holds, and publish nothing\n"
     CLI_BUS_HELP
     "\n"
     "Use `--` before values that start with '-'.\n";
@@ -68,7 +79,7 @@ static const char pub_usage[] =
 #define PUB_SYNC_TIMEOUT_MAX_S 86400.0
 
 enum { OPT_KEY = CLI_OPT_FIRST, OPT_PARTITION, OPT_TYPE, OPT_VERBOSE, OPT_LINGER,
-       OPT_SYNC_TIMEOUT };
+       OPT_SYNC_TIMEOUT, OPT_PRODUCER_ID, OPT_SEQ, OPT_LAST_SEQ };
 
 typedef struct pub {
     cli c;
@@ -82,6 +93,10 @@ typedef struct pub {
     double sync_timeout;      /* --sync-timeout, seconds */
     bool verbose;
     bool has_partition;
+    uint32_t producer_id;     /* --producer-id, 0 when not given */
+    bool has_seq;             /* --seq: next_seq is the next event's */
+    uint64_t next_seq;
+    bool last_seq;            /* --last-seq */
     evb_msg msgs[PUB_CHUNK];
     size_t offs[PUB_CHUNK];   /* value offsets in arena; it may move */
     size_t n;
@@ -104,6 +119,9 @@ static int pub_options(pub *p, int argc, char **argv)
         { "verbose", no_argument, NULL, OPT_VERBOSE },
         { "linger-ms", required_argument, NULL, OPT_LINGER },
         { "sync-timeout", required_argument, NULL, OPT_SYNC_TIMEOUT },
+        { "producer-id", required_argument, NULL, OPT_PRODUCER_ID },
+        { "seq", required_argument, NULL, OPT_SEQ },
+        { "last-seq", no_argument, NULL, OPT_LAST_SEQ },
         { 0 },
     };
     p->tmpl.partition = EVB_PARTITION_ANY;
@@ -130,6 +148,15 @@ static int pub_options(pub *p, int argc, char **argv)
         } else if (opt == OPT_LINGER) {
             rc = cli_opt_u64(&p->c, "--linger-ms", optarg, 0, PUB_LINGER_MAX_MS,
                              &p->linger_ms);
+        } else if (opt == OPT_PRODUCER_ID) {
+            rc = cli_opt_u64(&p->c, "--producer-id", optarg, EVB_PRODUCER_ID_STABLE,
+                             UINT32_MAX, &v);
+            p->producer_id = (uint32_t)v;
+        } else if (opt == OPT_SEQ) {
+            rc = cli_opt_u64(&p->c, "--seq", optarg, 0, UINT64_MAX - 1, &p->next_seq);
+            p->has_seq = true;
+        } else if (opt == OPT_LAST_SEQ) {
+            p->last_seq = true;
         } else if (opt == OPT_SYNC_TIMEOUT &&
                    util_parse_seconds(optarg, 0, PUB_SYNC_TIMEOUT_MAX_S, &p->sync_timeout) < 0) {
             return cli_usage_error(&p->c, "--sync-timeout '%s': not a number of seconds "
@@ -141,6 +168,14 @@ static int pub_options(pub *p, int argc, char **argv)
     if (optind >= argc)
         return cli_usage_error(&p->c, "missing TOPIC");
     p->topic = argv[optind++];
+    if ((p->has_seq || p->last_seq) && !p->producer_id)
+        return cli_usage_error(&p->c, "%s needs --producer-id",
+                               p->has_seq ? "--seq" : "--last-seq");
+    /* Sequences count per partition: a run of them must stay in one. */
+    if (p->has_seq && !p->has_partition && !p->tmpl.key_len)
+        return cli_usage_error(&p->c, "--seq needs --partition or --key");
+    if (p->last_seq && (p->has_seq || optind < argc))
+        return cli_usage_error(&p->c, "--last-seq publishes nothing: no --seq or VALUE");
     return 0;
 }
 
@@ -158,11 +193,27 @@ static int pub_open(pub *p)
         return cli_usage_error(&p->c, "--partition %d: topic %s has %u partition%s",
                                p->tmpl.partition, p->topic, p->partitions,
                                p->partitions == 1 ? "" : "s");
-    evb_producer_options po = { .block_ms = -1 };
+    evb_producer_options po = { .block_ms = -1, .producer_id = p->producer_id };
     err = evb_producer_open(&p->prod, p->c.bus, p->topic, &po);
     if (err < 0)
         return cli_fail(&p->c, err, "topic %s: opening producer", p->topic);
     return 0;
+}
+
+/* --last-seq: one line per partition; returns 0 or an exit code. */
+static int pub_last_seq(pub *p)
+{
+    for (uint32_t i = 0; i < p->partitions; i++) {
+        uint64_t seq;
+        int err = evb_producer_last_seq(p->prod, i, &seq);
+        if (err == -ENOENT)
+            printf("%u none\n", i);
+        else if (err < 0)
+            return cli_fail(&p->c, err, "topic %s: partition %u", p->topic, i);
+        else
+            printf("%u %llu\n", i, (unsigned long long)seq);
+    }
+    return fflush(stdout) == 0 ? 0 : cli_error(&p->c, "writing stdout: %s", strerror(errno));
 }
 
 /* Publish the pending chunk; returns 0 or an exit code. */
@@ -244,6 +295,14 @@ static int pub_add(pub *p, const char *value, size_t len)
     evb_msg *m = &p->msgs[p->n++];
     *m = p->tmpl;
     m->value_len = (uint32_t)len;
+    if (p->has_seq) {
+        if (p->next_seq == UINT64_MAX)
+            return cli_error(&p->c, "%s %llu: --seq ran past %llu", p->unit,
+                             (unsigned long long)(p->first + p->n - 1),
+                             (unsigned long long)(UINT64_MAX - 1));
+        m->flags |= EVB_MSG_SEQ;
+        m->seq = p->next_seq++;
+    }
     if (p->n == PUB_CHUNK || p->arena.len >= PUB_CHUNK_BYTES)
         return pub_flush(p);
     return 0;
@@ -349,7 +408,9 @@ int cmd_pub(int argc, char **argv)
     p.first = 1;
     double start = util_now();
     rc = pub_open(&p);
-    if (rc == 0)
+    if (rc == 0 && p.last_seq)
+        rc = pub_last_seq(&p);
+    else if (rc == 0)
         rc = optind < argc ? pub_from_args(&p, argc, argv) : pub_from_stdin(&p);
     if (rc == 0)
         rc = pub_sync(&p);

@@ -52,6 +52,12 @@ static const char tail_usage[] =
     "                   go on at the next intact event and report what was\n"
     "                   skipped on stderr, instead of stopping there with an\n"
     "                   error naming the partition, file and position\n"
+    "  --dedup          drop republished copies of events from restartable\n"
+    "                   producers (`evbus pub --producer-id`): an event whose\n"
+    "                   sequence is not above the highest seen from its\n"
+    "                   producer in its partition; with --name the table\n"
+    "                   is kept with the cursor. The count dropped goes to\n"
+    "                   stderr at exit\n"
     "  --json           one JSON object per event with every field; the value\n"
     "                   (and key) as \"value\" when UTF-8 text, else base64 in\n"
     "                   \"value_b64\"\n"
@@ -76,6 +82,7 @@ enum {
     OPT_COUNT,
     OPT_LOSSY,
     OPT_SKIP_DAMAGE,
+    OPT_DEDUP,
 };
 
 typedef struct tail {
@@ -167,6 +174,7 @@ static int tail_option(tail *t, int opt)
     case OPT_FOLLOW: t->follow = true; return 0;
     case OPT_LOSSY: t->lossy = true; return 0;
     case OPT_SKIP_DAMAGE: t->co.flags |= EVB_CONSUMER_SKIP_DAMAGE; return 0;
+    case OPT_DEDUP: t->co.flags |= EVB_CONSUMER_DEDUP; return 0;
     case OPT_PARTITION:
         rc = cli_opt_u64(&t->c, "--partition", optarg, 0, EVB_MAX_PARTITIONS - 1, &v);
         t->co.partition = (int32_t)v;
@@ -197,6 +205,7 @@ static int tail_options(tail *t, int argc, char **argv)
         { "count", required_argument, NULL, OPT_COUNT },
         { "lossy", no_argument, NULL, OPT_LOSSY },
         { "skip-damage", no_argument, NULL, OPT_SKIP_DAMAGE },
+        { "dedup", no_argument, NULL, OPT_DEDUP },
         { 0 },
     };
     t->co.partition = -1;
@@ -519,6 +528,11 @@ int cmd_tail(int argc, char **argv)
     rc = tail_open(&t);
     if (rc == 0 && !(t.has_count && t.count == 0))
         rc = tail_loop(&t);
+    uint64_t dropped = 0;
+    if (t.cons && (t.co.flags & EVB_CONSUMER_DEDUP) &&
+        evb_consumer_dedup_stat(t.cons, -1, &dropped, NULL) == 0 && dropped)
+        fprintf(stderr, "evbus tail: %llu duplicate%s dropped\n", (unsigned long long)dropped,
+                dropped == 1 ? "" : "s");
     evb_consumer_close(t.cons);
     util_buf_free(&t.out);
     util_buf_free(&t.b64);
