@@ -333,9 +333,11 @@ typedef struct evb_producer_options {
  *    too until the child exits or execs);
  *  - reopened, it continues each partition's sequence after the highest
  *    one its earlier incarnations claimed, also after the topic was
- *    rebuilt from disk (the first open of a stable id after a rebuild reads
- *    the retained disk log of every partition once to learn it);
- *    evb_producer_last_seq() tells what the log holds;
+ *    rebuilt from disk: the id's state file lives in tmpfs, so on a durable
+ *    topic the first open of an id since the topic's tmpfs side was made
+ *    (a new id, or any id after a rebuild) reads the retained disk log of
+ *    every partition once to learn it; evb_producer_last_seq() tells what
+ *    the log holds;
  *  - it may publish with EVB_MSG_SEQ and an explicit evb_msg.seq: below the
  *    partition's next sequence that is a republish of an event it may
  *    already have published, carried as is; at or above it, a new event,
@@ -343,7 +345,8 @@ typedef struct evb_producer_options {
  *
  * A reader opened with EVB_CONSUMER_DEDUP drops an event of a stable
  * producer whose sequence is not above the highest it has seen from that
- * producer in that partition (evb_consumer_dedup_stat() counts them). It
+ * producer in that partition (evb_consumer_dedup_stat() counts them): a
+ * high-water mark, 24 bytes per producer, not a window of sequences. It
  * remembers the last EVB_DEDUP_PRODUCERS stable producers per partition
  * (least recently seen evicted first); duplicates of an evicted producer
  * are delivered again (counted as evicted). Events of ids drawn from the
@@ -747,7 +750,10 @@ void evb_producer_close(evb_producer *p);
  * may lap the committed cursor then (reported as lost_events); durable
  * topics lose nothing.
  * Returns 0, -ENOENT, -EINVAL, -ENAMETOOLONG, -EBUSY, -EBADMSG, -EPROTO,
- * -ENOMEM, -EACCES, -EMEDIUMTYPE, -EUSERS.
+ * -ENOMEM, -EACCES, -EMEDIUMTYPE, -EUSERS. With EVB_CONSUMER_DEDUP a named
+ * consumer also opens consumers/NAME.dup: -EBADMSG or -EPROTO when it is
+ * damaged or of another format (the cursor file is untouched: opening
+ * without the flag, or after removing the file, resumes as before).
  */
 int evb_consumer_open(evb_consumer **out, evb_bus *bus, const char *topic,
                       const evb_consumer_options *opts);

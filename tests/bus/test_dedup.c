@@ -584,3 +584,27 @@ Test(dedup, a_damaged_table_is_refused)
     cr_assert_eq(evb_consumer_open(&c, bus, "n", &co), -EBADMSG);
     cr_assert(strstr(evb_last_error(), "crc"), "%s", evb_last_error());
 }
+
+/* A state or table file of the wrong kind is refused, never followed or
+ * waited on (shm/safe_open.c). */
+Test(dedup, files_of_the_wrong_kind_are_refused)
+{
+    create("x", EVB_DURABILITY_NONE);
+    evb_producer *p = stable(bus, "x", ID);
+    evb_producer_close(p);
+    char path[512];
+    snprintf(path, sizeof path, "%s/x/producers/%08x.seq", t_bus_dir(), ID);
+    cr_assert_eq(unlink(path), 0);
+    cr_assert_eq(mkfifo(path, 0600), 0);
+    evb_producer_options po = {.producer_id = ID};
+    cr_assert_eq(evb_producer_open(&p, bus, "x", &po), -EMEDIUMTYPE, "%s", evb_last_error());
+
+    evb_consumer_options co = {.kind = EVB_CONSUMER, .name = "c", .flags = EVB_CONSUMER_DEDUP};
+    evb_consumer *c;
+    cr_assert_eq(evb_consumer_open(&c, bus, "x", &co), 0);
+    evb_consumer_close(c);
+    snprintf(path, sizeof path, "%s/x/consumers/c.dup", t_bus_dir());
+    cr_assert_eq(unlink(path), 0);
+    cr_assert_eq(symlink("/etc/passwd", path), 0);
+    cr_assert_eq(evb_consumer_open(&c, bus, "x", &co), -EMEDIUMTYPE, "%s", evb_last_error());
+}
