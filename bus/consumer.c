@@ -79,13 +79,9 @@ static int dedup_open(evb_consumer *c)
         return -ENOMEM;
     if (!c->cur.map)
         return 0;
-    uint64_t *pos = calloc(c->n, sizeof *pos);
-    if (!pos)
-        return -ENOMEM;
-    for (uint32_t i = 0; i < c->n; i++)
-        pos[i] = c->rd[i].pos;
-    int rc = evb_dedup_file_open(c->dedup, c->tm, c->name, c->part, pos);
-    free(pos);
+    int rc = evb_dedup_file_open(c->dedup, c->tm, c->name);
+    for (uint32_t i = 0; !rc && i < c->n; i++)
+        rc = evb_dedup_load(c->dedup, i, c->part[i], c->rd[i].pos);
     return rc;
 }
 

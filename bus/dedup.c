@@ -46,6 +46,7 @@ void evb_dedup_free(struct evb_dedup *d)
         return;
     if (d->map)
         munmap(d->map, d->bytes);
+    free(d->path);
     free(d);
 }
 
@@ -144,6 +145,11 @@ static int dup_load(struct evb_dedup_part *t, const struct evb_dup_hdr *h, uint3
                     uint64_t pos, char *msg, size_t cap)
 {
     int best = -1;
+    *t = (struct evb_dedup_part){.dropped = t->dropped, .evicted = t->evicted};
+    if (part >= h->partitions) {
+        snprintf(msg, cap, "no partition %u in a file of %u", part, h->partitions);
+        return -EINVAL;
+    }
     for (int k = 0; k < 2; k++) {
         const struct evb_dup_slot *s = &h->s[2 * part + (uint32_t)k];
         /* Relaxed: Y1, we own the cursor file. */
@@ -178,7 +184,7 @@ static int dup_load(struct evb_dedup_part *t, const struct evb_dup_hdr *h, uint3
 }
 
 int evb_dedup_file_open(struct evb_dedup *d, const struct evb_topic_map *tm,
-                        const char *name, const uint32_t *part, const uint64_t *pos)
+                        const char *name)
 {
     char path[PATH_MAX + 128];
     snprintf(path, sizeof path, "%s/consumers/%s.dup", tm->ddir[0] ? tm->ddir : tm->dir, name);
@@ -211,13 +217,22 @@ int evb_dedup_file_open(struct evb_dedup *d, const struct evb_topic_map *tm,
         return rc;
     d->map = m;
     d->bytes = (size_t)st.st_size;
+    if (!(d->path = strdup(path)))
+        return -ENOMEM;
     char msg[200];
-    rc = dup_check(d->map, d->bytes, tm->nparts, msg, sizeof msg);
-    for (uint32_t i = 0; !rc && i < d->n; i++)
-        rc = dup_load(&d->p[i], d->map, part[i], pos[i], msg, sizeof msg);
-    if (rc)
+    if ((rc = dup_check(d->map, d->bytes, tm->nparts, msg, sizeof msg)))
         return evb_err_set(rc, "%s: %s; remove it to start the tables empty (duplicates "
                            "of events before are then delivered again)", path, msg);
+    return 0;
+}
+
+int evb_dedup_load(struct evb_dedup *d, uint32_t i, uint32_t part, uint64_t pos)
+{
+    char msg[200];
+    int rc = dup_load(&d->p[i], d->map, part, pos, msg, sizeof msg);
+    if (rc)
+        return evb_err_set(rc, "%s: %s; remove it to start the tables empty (duplicates "
+                           "of events before are then delivered again)", d->path, msg);
     return 0;
 }
 

@@ -36,6 +36,7 @@ struct evb_dedup {
     uint32_t n;                 /* tables, one per partition read */
     struct evb_dup_hdr *map;    /* the named consumer's file, or NULL */
     size_t bytes;
+    char *path;                 /* the file's, for messages */
     struct evb_dedup_part p[];
 };
 
@@ -66,11 +67,18 @@ static inline bool evb_dedup_drop(struct evb_dedup *d, uint32_t i, uint32_t id, 
 /* Forget table I (a seek moved its partition). */
 void evb_dedup_reset(struct evb_dedup *d, uint32_t i);
 
-/* Named consumer NAME of TM: open (creating) its file and load, for each
- * table I, the slot covering POS[I]. -EBADMSG, -EPROTO, -EACCES with the
- * detail naming the file. */
+/* Named consumer (or group) NAME of TM: open, creating it when new, and
+ * check its file consumers/NAME.dup. Its owner is whoever owns NAME's
+ * cursor; each partition's slots are written only by that partition's
+ * reader, so readers of disjoint partitions may share the file.
+ * -EBADMSG, -EPROTO, -EACCES, -EMEDIUMTYPE with the detail naming it. */
 int evb_dedup_file_open(struct evb_dedup *d, const struct evb_topic_map *tm,
-                        const char *name, const uint32_t *part, const uint64_t *pos);
+                        const char *name);
+/* Load table I (partition PART) from the file's slot covering POS, the
+ * position its reader starts at (empty when none covers it); call it at
+ * open and whenever a reader takes a partition over. -EBADMSG (count or
+ * checksum) with the detail naming the file. */
+int evb_dedup_load(struct evb_dedup *d, uint32_t i, uint32_t part, uint64_t pos);
 /* Before committing POS for table I, whose partition is PART: make the
  * file's table for POS. */
 void evb_dedup_save(struct evb_dedup *d, uint32_t i, uint32_t part, uint64_t pos);
