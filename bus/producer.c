@@ -320,6 +320,9 @@ EVB_EXPORT int evb_claim(evb_producer *p, int32_t partition, const void *key,
         return rc;
     uint32_t len = (uint32_t)evb_frame_bytes(key_len, value_len);
     struct evb_ring_claim *rc_ = &p->claim;
+    if (p->ps.map && p->seq[part] >= EVB_SEQ_LIMIT)
+        return evb_err_set(-EOVERFLOW, "partition %d: producer 0x%x's sequence would pass "
+                           "2^63", part, p->producer_id);
     if (p->ps.map)
         state_claiming(p, (uint32_t)part, p->seq[part], p->seq[part] + 1);
     if ((rc = claim_wait(p, rp, len, 1, rc_))) {
@@ -401,6 +404,9 @@ static int publish_run(evb_producer *p, uint32_t part, const evb_msg *m, size_t 
             if (s >= next)
                 next = s + 1;
         }
+        if (next > EVB_SEQ_LIMIT)
+            return evb_err_set(-EOVERFLOW, "partition %u: producer 0x%x's sequence would "
+                               "pass 2^63", part, p->producer_id);
         state_claiming(p, part, seq0 ? m[0].seq : first, next);
     }
     struct evb_ring_claim c;
@@ -472,10 +478,10 @@ EVB_EXPORT int evb_producer_sync(evb_producer *p, int32_t timeout_ms)
     return 0;
 }
 
-/* EVB_MSG_SEQ is a stable producer's, and UINT64_MAX has no next. */
+/* EVB_MSG_SEQ is a stable producer's, below EVB_SEQ_LIMIT. */
 static bool seq_bad(const evb_producer *p, const evb_msg *m)
 {
-    return (m->flags & EVB_MSG_SEQ) && (!p->ps.map || m->seq == UINT64_MAX);
+    return (m->flags & EVB_MSG_SEQ) && (!p->ps.map || m->seq >= EVB_SEQ_LIMIT);
 }
 
 EVB_EXPORT int evb_publish(evb_producer *p, const evb_msg *m)

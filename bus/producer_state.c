@@ -86,9 +86,9 @@ static int pst_check(const struct evb_pst_hdr *h, size_t size, uint32_t nparts, 
         /* Relaxed: N1, the lock orders us after the last holder. */
         uint64_t cl = atomic_load_explicit(&h->e[i].claimed, memory_order_relaxed);
         uint64_t co = atomic_load_explicit(&h->e[i].committed, memory_order_relaxed);
-        if (co > cl || cl == UINT64_MAX) {
-            snprintf(msg, cap, "partition %u: committed %llu above claimed %llu", i,
-                     (unsigned long long)co, (unsigned long long)cl);
+        if (co > cl || cl > EVB_SEQ_LIMIT) {
+            snprintf(msg, cap, "partition %u: committed %llu, claimed %llu: not committed "
+                     "<= claimed <= 2^63", i, (unsigned long long)co, (unsigned long long)cl);
             return -EBADMSG;
         }
     }

@@ -40,7 +40,7 @@
  *
  * An opener checks (producer_state.c): size and magic (-EBADMSG), version
  * and format word (-EPROTO), partitions and producer_id (-EBADMSG), each
- * entry's committed <= claimed (-EBADMSG).
+ * entry's committed <= claimed <= 2^63 (EVB_SEQ_LIMIT; -EBADMSG).
  */
 #ifndef EVB_PRODUCER_STATE_FORMAT_H
 #define EVB_PRODUCER_STATE_FORMAT_H

@@ -153,7 +153,7 @@ static int pub_options(pub *p, int argc, char **argv)
                              UINT32_MAX, &v);
             p->producer_id = (uint32_t)v;
         } else if (opt == OPT_SEQ) {
-            rc = cli_opt_u64(&p->c, "--seq", optarg, 0, UINT64_MAX - 1, &p->next_seq);
+            rc = cli_opt_u64(&p->c, "--seq", optarg, 0, EVB_SEQ_LIMIT - 1, &p->next_seq);
             p->has_seq = true;
         } else if (opt == OPT_LAST_SEQ) {
             p->last_seq = true;
@@ -296,10 +296,10 @@ static int pub_add(pub *p, const char *value, size_t len)
     *m = p->tmpl;
     m->value_len = (uint32_t)len;
     if (p->has_seq) {
-        if (p->next_seq == UINT64_MAX)
+        if (p->next_seq >= EVB_SEQ_LIMIT)
             return cli_error(&p->c, "%s %llu: --seq ran past %llu", p->unit,
                              (unsigned long long)(p->first + p->n - 1),
-                             (unsigned long long)(UINT64_MAX - 1));
+                             (unsigned long long)(EVB_SEQ_LIMIT - 1));
         m->flags |= EVB_MSG_SEQ;
         m->seq = p->next_seq++;
     }

@@ -377,10 +377,12 @@ typedef struct evb_msg {
  *  after it; a batch syncs once, after its last event). */
 #define EVB_MSG_SYNC 1u
 /** evb_msg.flags: publish with sequence evb_msg.seq (stable producers
- *  only, -EINVAL otherwise; UINT64_MAX is -EINVAL). Below the partition's
+ *  only, and below EVB_SEQ_LIMIT; -EINVAL otherwise). Below the partition's
  *  next sequence it republishes (the next sequence stays); at or above it
  *  the sequence continues at seq + 1 (a gap is allowed). */
 #define EVB_MSG_SEQ 2u
+/** Sequences stay below this (2^63), so the next one never wraps. */
+#define EVB_SEQ_LIMIT (1ull << 63)
 
 /** A reservation made by evb_claim(); fill value, then commit or abort. */
 struct evb_claim {
@@ -634,7 +636,8 @@ int evb_reader_list(evb_bus *bus, const char *topic, uint32_t partition,
  * in the log), -EPROTO, -EACCES (the caller may read the topic or bus but
  * not write it), -ENOMEM, -EMEDIUMTYPE, -EINVAL (producer_id below
  * EVB_PRODUCER_ID_STABLE and not 0), -EBUSY (the stable id is open
- * elsewhere), -ETIMEDOUT (the log could not be read to its end).
+ * elsewhere), -ETIMEDOUT (the log could not be read to its end),
+ * -EOVERFLOW (the bus handed out all 2^31 - 1 ids it draws).
  */
 int evb_producer_open(evb_producer **out, evb_bus *bus, const char *topic,
                       const evb_producer_options *opts);
@@ -642,8 +645,10 @@ int evb_producer_open(evb_producer **out, evb_bus *bus, const char *topic,
 /**
  * Publish one event (copying it into the ring). Blocks only on a full
  * ring, per block_ms. Returns 0, -EAGAIN (full, block_ms == 0),
- * -ETIMEDOUT, -EMSGSIZE, -EINVAL (partition out of range), -EBUSY (no free
- * producer slot in the ring), -EBADMSG, -ECANCELED (this producer stalled
+ * -ETIMEDOUT, -EMSGSIZE, -EINVAL (partition out of range; EVB_MSG_SEQ
+ * without a stable id or at EVB_SEQ_LIMIT and above), -EBUSY (no free
+ * producer slot in the ring), -EOVERFLOW (a stable producer's sequence
+ * would pass EVB_SEQ_LIMIT), -EBADMSG, -ECANCELED (this producer stalled
  * past stall_ms mid-publish and its claim was padded: the event was not
  * published), and with EVB_MSG_SYNC what evb_producer_sync() returns.
  */
