@@ -98,7 +98,8 @@ EVB_EXPORT int evb_consumer_open(evb_consumer **out, evb_bus *bus, const char *t
     bool named = o.kind == EVB_CONSUMER || o.kind == EVB_GROUP_MEMBER;
     bool group = o.kind == EVB_GROUP_MEMBER;
     if (o.kind > EVB_GROUP_MEMBER || o.idle > EVB_IDLE_YIELD ||
-        (o.start & ~EVB_SEEK_STRICT) > EVB_START_TIME || (o.flags & ~(EVB_CONSUMER_SKIP_DAMAGE | EVB_CONSUMER_DEDUP)))
+        (o.start & ~EVB_SEEK_STRICT) > EVB_START_TIME ||
+        (o.flags & ~(EVB_CONSUMER_SKIP_DAMAGE | EVB_CONSUMER_DEDUP)))
         return evb_err_set(-EINVAL, "consumer options out of range");
     if (group && (o.flags & EVB_CONSUMER_DEDUP))
         return evb_err_set(-EINVAL, "duplicate suppression is for named consumers for now, "

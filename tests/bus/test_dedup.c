@@ -730,3 +730,83 @@ Test(dedup, random_bytes_in_the_files_give_an_answer)
         }
     }
 }
+
+/* ---- sequences are per partition ---- */
+
+#define PARTS 4u
+
+/* Value i goes to partition i % PARTS, so its sequence there is i / PARTS. */
+static int spread_publisher(void *arg)
+{
+    struct child *a = arg;
+    evb_bus *b;
+    evb_bus_options o = {.data_dir = t_data_dir()};
+    evb_producer_options po = {.block_ms = -1, .producer_id = ID};
+    evb_producer *p;
+    if (evb_bus_open(&b, t_bus_dir(), &o) || evb_producer_open(&p, b, a->topic, &po))
+        return 10;
+    for (uint64_t i = 0;; i++) {
+        evb_msg m = {.value = &i, .value_len = sizeof i, .partition = (int32_t)(i % PARTS)};
+        if (evb_publish(p, &m))
+            return 11;
+        atomic_store(&a->sh->val[0], i + 1);
+    }
+}
+
+Test(dedup, each_partition_keeps_its_own_sequence)
+{
+    evb_topic_config tc = {.partitions = PARTS, .ring_bytes = 1 << 20,
+                           .segment_bytes = 1 << 20, .durability = EVB_DURABILITY_ASYNC};
+    cr_assert_eq(evb_topic_create(bus, "m", &tc), 0);
+    struct child a = {"m", t_shared_new()};
+    pid_t pid = t_spawn(spread_publisher, &a);
+    cr_assert(t_wait_count(&a.sh->val[0], 4000, 30000), "publisher stalled");
+    kill(pid, SIGKILL);
+    cr_assert_eq(t_wait_exit(pid, 5000), 128 + SIGKILL);
+    uint64_t acked = atomic_load(&a.sh->val[0]);
+    evb_producer *p;
+    cr_assert_eq(evb_producer_open(&p, bus, "m", NULL), 0);
+    evb_producer_close(p);
+    reboot();
+    p = stable(bus, "m", ID);
+    uint64_t top = 0;
+    for (uint32_t part = 0; part < PARTS; part++) {
+        uint64_t last;
+        cr_assert_eq(evb_producer_last_seq(p, part, &last), 0);
+        uint64_t v = last * PARTS + part;
+        cr_assert(v + PARTS >= acked && v <= acked, "partition %u: last seq %llu, %llu acked",
+                  part, (unsigned long long)last, (unsigned long long)acked);
+        top = v > top ? v : top;
+        /* The last 100 of this partition again, with their sequences. */
+        for (uint64_t s = last - 99; s <= last; s++) {
+            uint64_t val = s * PARTS + part;
+            evb_msg m = {.value = &val, .value_len = sizeof val, .partition = (int32_t)part,
+                         .flags = EVB_MSG_SEQ, .seq = s};
+            cr_assert_eq(evb_publish(p, &m), 0);
+        }
+    }
+    evb_producer_close(p);
+    evb_consumer_options co = {.kind = EVB_SUBSCRIBER, .start = EVB_START_EARLIEST,
+                               .flags = EVB_CONSUMER_DEDUP};
+    evb_consumer *c;
+    cr_assert_eq(evb_consumer_open(&c, bus, "m", &co), 0);
+    uint8_t *seen = calloc(top + 1, 1);
+    uint64_t n = 0;
+    evb_event ev;
+    while (evb_consumer_next(c, &ev, 500) == 0) {
+        uint64_t v;
+        memcpy(&v, ev.value, sizeof v);
+        cr_assert_leq(v, top);
+        cr_assert_eq(ev.partition, v % PARTS);
+        cr_assert_eq(ev.producer_seq, v / PARTS);
+        cr_assert_eq(seen[v]++, 0, "value %llu twice", (unsigned long long)v);
+        n++;
+    }
+    cr_assert_eq(n, top + 1, "every value once: %llu of %llu", (unsigned long long)n,
+                 (unsigned long long)(top + 1));
+    uint64_t dropped;
+    cr_assert_eq(evb_consumer_dedup_stat(c, -1, &dropped, NULL), 0);
+    cr_assert_eq(dropped, 100u * PARTS);
+    evb_consumer_close(c);
+    free(seen);
+}
