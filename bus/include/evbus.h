@@ -343,10 +343,26 @@ typedef struct evb_producer_options {
  *    already have published, carried as is; at or above it, a new event,
  *    and the sequence continues after it.
  *
+ * A producer that numbers its events itself (its input's offsets, say)
+ * restarts like this, resending what it cannot tell was published:
+ *
+ *     evb_producer_options po = {.block_ms = -1,
+ *                                .producer_id = EVB_PRODUCER_ID_STABLE | 7};
+ *     evb_producer_open(&p, bus, "orders", &po);     (-EBUSY: still alive)
+ *     for (uint64_t s = checkpoint; s < next_input; s++)
+ *         evb_publish(p, &(evb_msg){.value = in[s].v, .value_len = in[s].n,
+ *                                   .partition = 0, .flags = EVB_MSG_SEQ,
+ *                                   .seq = s});
+ *
+ * where evb_producer_last_seq() may move the checkpoint up to what the log
+ * already holds.
+ *
  * A reader opened with EVB_CONSUMER_DEDUP drops an event of a stable
  * producer whose sequence is not above the highest it has seen from that
  * producer in that partition (evb_consumer_dedup_stat() counts them): a
- * high-water mark, 24 bytes per producer, not a window of sequences. It
+ * high-water mark, 24 bytes per producer (1.5 KiB per partition read at
+ * most; a named consumer's file holds two such tables per partition), not
+ * a window of sequences. It
  * remembers the last EVB_DEDUP_PRODUCERS stable producers per partition
  * (least recently seen evicted first); duplicates of an evicted producer
  * are delivered again (counted as evicted). Events of ids drawn from the
