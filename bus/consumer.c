@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "consumer_internal.h"
+#include "dlq.h"
 #include "spin.h"
 
 #define EVB_SPIN_NS 50000u /* 50 us */
@@ -227,6 +228,7 @@ EVB_EXPORT void evb_consumer_close(evb_consumer *c)
     evb_dedup_free(c->dedup);
     if (c->opts.kind == EVB_GROUP_MEMBER)
         evb_cgroup_close(c);
+    evb_dlq_writer_close(c->dlq);
     evb_cursor_file_close(&c->cur);
     free(c->rd);
     free(c->part);

@@ -74,6 +74,10 @@ struct evb_consumer {
     uint64_t delivered_gone;    /* events read through readers dropped since */
     bool regroup;               /* a commit was fenced: balance at the next call */
     bool in_callback;
+    /* Rejects (dlq.c): the DLQ producer, opened by the first one, and how
+     * many events this handle rejected. */
+    struct evb_dlq_writer *dlq;
+    uint64_t rejects;
 };
 
 /* consumer_group.c. Join C's group and take a first share. */

@@ -15,6 +15,7 @@
 
 #include "bus_internal.h"
 #include "crc32c.h"
+#include "dlq.h"
 #include "frame.h"
 #include "producer_state.h"
 #include "spin.h"
@@ -342,6 +343,16 @@ EVB_EXPORT int evb_claim(evb_producer *p, int32_t partition, const void *key,
     c->partition = (uint32_t)part;
     c->offset = rc_->offset;
     c->position = rc_->data_pos;
+    return 0;
+}
+
+int evb_claim_set_type(evb_producer *p, uint16_t type)
+{
+    if (!p || !p->claim_open)
+        return -EINVAL;
+    /* Ours until the commit, which computes a durable frame's checksum
+     * after this. */
+    evb_ring_frame(p->rp[p->claim_part].r, p->claim.data_pos)->type = type;
     return 0;
 }
 

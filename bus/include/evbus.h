@@ -923,6 +923,172 @@ int evb_group_stat(evb_bus *bus, const char *topic, const char *group, evb_group
                    evb_group_partition_stat *parts, uint32_t pcap);
 
 /* ------------------------------------------------------------------ */
+/* Dead-letter topics                                                 */
+/* ------------------------------------------------------------------ */
+
+/*
+ * A consumer that cannot process an event rejects it: the event goes to
+ * the dead-letter topic <topic>.dlq with why, where it came from and how
+ * often it was delivered, and the consumer goes on. An error handler (or
+ * a person, `evbus dlq list`) reads the DLQ; evb_dlq_resubmit() (`evbus
+ * dlq resubmit`) puts events back on their topic, out of their original
+ * order.
+ *
+ * <topic>.dlq is created by the first reject when it does not exist: one
+ * partition (so a DLQ offset names one event: `--offset O` is enough),
+ * the origin's durability, flush interval and file mode, room for the
+ * origin's largest event plus the record header, reason and names (the
+ * ring doubled from the origin's until that fits), and no retention.
+ * Create it yourself first for another configuration; reject uses
+ * whatever is there. Names: the origin's must leave room for ".dlq"
+ * (EVB_NAME_MAX - 4 bytes). A topic whose name ends in ".dlq" is taken
+ * for a DLQ: its events are not rejected again (no <topic>.dlq.dlq).
+ *
+ * A DLQ event's key is the rejected event's key; its value is a record
+ * (bus/dlq_format.h) that evb_dlq_decode() reads: never parse it by hand.
+ */
+
+/** Suffix of a dead-letter topic's name. */
+#define EVB_DLQ_SUFFIX ".dlq"
+/** Longest reason accepted by evb_consumer_reject(), bytes without the NUL. */
+#define EVB_DLQ_REASON_MAX 1024
+/** Bytes a DLQ event needs beyond the rejected event's key and value: the
+ *  record header, the origin's name, the reason, the rejecter's name and
+ *  alignment. A DLQ made by reject has max_event_bytes = the origin's +
+ *  this. */
+#define EVB_DLQ_OVERHEAD_BYTES 1232
+
+/**
+ * Reject EV, which C delivered: append it to <topic>.dlq (created as
+ * described above on first use) with REASON (a NUL-terminated text of at
+ * most EVB_DLQ_REASON_MAX bytes; NULL means ""), the origin's partition,
+ * offset and position, the time, C's name and pid, and a delivery count
+ * of 1 (queue groups count deliveries), then count it as handled: C has
+ * already moved past it, so a named consumer's next commit covers it,
+ * and evb_consumer_rejects() counts it. On a topic of durability SYNC the
+ * call returns once the DLQ event is on disk, so a commit after it never
+ * loses the event.
+ * EV's key and value are copied, so EV must still be valid (no other call
+ * on C between evb_consumer_next() and this). The first reject opens a
+ * producer on the DLQ that C keeps until closed, so later rejects cost a
+ * publish. Any reader kind may reject; the caller needs the right to
+ * publish (and, the first time, to create topics) on the bus.
+ * Blocking: on the DLQ's ring when full, up to 1 s; on the first reject,
+ * topic creation. Thread-safety: as C.
+ * Returns 0, -EINVAL (NULL C or EV, EV not from C's partitions, REASON too
+ * long, or C reads a DLQ), -ENAMETOOLONG (the origin's name leaves no room
+ * for ".dlq"), -EMSGSIZE (an existing DLQ's max_event_bytes is too small
+ * for this event), -ETIMEDOUT (the DLQ's ring stayed full), -EACCES, and
+ * what evb_topic_create(), evb_producer_open() and evb_publish() return.
+ */
+int evb_consumer_reject(evb_consumer *c, const evb_event *ev, const char *reason);
+
+/** Events C has rejected since it was opened, in *COUNT. Returns 0 or
+ *  -EINVAL. */
+int evb_consumer_rejects(evb_consumer *c, uint64_t *count);
+
+/** A DLQ event decoded by evb_dlq_decode(). Strings are copied and
+ *  NUL-terminated; key and value point into the event (valid as long as
+ *  it is). */
+struct evb_dlq_record {
+    char origin_topic[EVB_NAME_MAX + 1];
+    char rejecter[EVB_NAME_MAX + 1];   /**< the rejecting consumer's name, "" for
+                                            a subscriber */
+    char reason[EVB_DLQ_REASON_MAX + 1];
+    uint32_t origin_partition;
+    uint32_t deliveries;              /**< times it was delivered, >= 1 */
+    uint64_t origin_offset;
+    uint64_t origin_position;
+    uint64_t origin_timestamp_ns;     /**< when it was first published */
+    uint64_t reject_time_ns;          /**< CLOCK_REALTIME at the reject */
+    uint64_t producer_seq;            /**< of the original publish */
+    uint32_t producer_id;             /**< of the original publish */
+    uint32_t rejecter_pid;
+    uint16_t type;                    /**< the original event's type */
+    uint16_t flags;                   /**< the original event's flags */
+    uint32_t reason_len;
+    const void *key;                  /**< the original key (EV's) */
+    const void *value;                /**< the original value, inside EV's value */
+    uint32_t key_len;
+    uint32_t value_len;
+};
+
+/**
+ * Decode EV, an event read from a dead-letter topic, into OUT. Every
+ * length is checked against the event before any pointer is made, so
+ * any bytes at all are safe to pass. Thread-safe, never blocks.
+ * Returns 0, -EINVAL (NULL argument), -EBADMSG (not a DLQ record: wrong
+ * magic, a length that does not add up, a bad name, a reason over
+ * EVB_DLQ_REASON_MAX or holding a NUL), -EPROTO (a DLQ record of another
+ * version).
+ */
+int evb_dlq_decode(const evb_event *ev, struct evb_dlq_record *out);
+
+/** evb_dlq_resubmit() flags. */
+#define EVB_RESUBMIT_ALL 1u  /**< every DLQ event present when the call starts;
+                                  else only the one at OFFSET */
+#define EVB_RESUBMIT_SETTLE 2u /**< a killed run's claim that can no longer be
+                                    checked (-ESTALE below) counts as published:
+                                    its event may be lost, never doubled. Give
+                                    it after looking for the event yourself */
+
+/** What evb_dlq_resubmit() did with one DLQ event. */
+enum evb_resubmit_status {
+    EVB_RESUBMIT_PUBLISHED = 1, /**< put back on the origin topic now */
+    EVB_RESUBMIT_ALREADY = 2,   /**< an earlier run did (maybe one killed half way) */
+};
+
+/** One DLQ event dealt with by evb_dlq_resubmit(). */
+typedef struct evb_resubmit_report {
+    uint64_t dlq_offset;
+    uint32_t status;          /**< enum evb_resubmit_status */
+    uint32_t partition;       /**< PUBLISHED: where it went */
+    uint64_t offset;          /**< PUBLISHED: its new offset */
+    uint64_t position;        /**< PUBLISHED: its new position */
+} evb_resubmit_report;
+
+/**
+ * Put events of TOPIC's dead-letter topic back on TOPIC: the DLQ event at
+ * OFFSET, or with EVB_RESUBMIT_ALL every one from the oldest held to the
+ * DLQ's tail when the call starts (events rejected meanwhile wait for the
+ * next call). Each is published with its original key, value and type to
+ * its original partition (where its key hashed, or its producer put it;
+ * by key hash when TOPIC no longer has that partition), as a new event:
+ * new offset, position, time and producer. The DLQ is not changed; a
+ * state file beside it (dlq_format.h) records what was resubmitted.
+ *
+ * Exactly once per DLQ event, whatever kills the caller where: before an
+ * event's claim on TOPIC is committed, its position is recorded (synced
+ * on a durable DLQ), and after the commit (and, on a durable topic, the
+ * event's sync) the DLQ offset is marked done; a later call that finds a
+ * recorded claim not marked reads TOPIC at that position to learn whether
+ * the commit happened. An event already resubmitted is reported
+ * EVB_RESUBMIT_ALREADY and not published again. One call at a time per
+ * DLQ: another running is -EBUSY. FN (may be NULL) hears of each event;
+ * returning non-zero stops after it.
+ * Blocking: publishes (TOPIC's ring full: up to 10 s), fdatasync on
+ * durable topics (a few per event), and, after a killed run, up to 10 s
+ * for TOPIC to settle the claim it left. Thread-safe.
+ * Returns the number of events published (>= 0), -ENOENT (no such topic
+ * or DLQ, or no DLQ event at OFFSET: never one, or no longer held),
+ * -EBUSY, -EINVAL, -EBADMSG (a DLQ event that does not decode, or names
+ * another origin topic), -ESTALE (a killed run's claim is no longer held
+ * by TOPIC, so whether it was committed cannot be told: nothing is
+ * published until it is settled, EVB_RESUBMIT_SETTLE), -ETIMEDOUT, and
+ * what evb_publish() and evb_producer_sync() return.
+ */
+int evb_dlq_resubmit(evb_bus *bus, const char *topic, uint64_t offset, uint32_t flags,
+                     int (*fn)(const evb_resubmit_report *r, void *arg), void *arg);
+
+/**
+ * Whether the event at DLQ_OFFSET of TOPIC's dead-letter topic was
+ * resubmitted (by a finished evb_dlq_resubmit(); one that is running may
+ * have published one more). Returns 1, 0, -ENOENT (no such DLQ),
+ * -EBADMSG (its state file is not one), -EPROTO.
+ */
+int evb_dlq_resubmitted(evb_bus *bus, const char *topic, uint64_t dlq_offset);
+
+/* ------------------------------------------------------------------ */
 /* Durable topics: the flush daemon and segment dumps                 */
 /* ------------------------------------------------------------------ */
 

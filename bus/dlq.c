@@ -1,0 +1,261 @@
+/*
+ * dlq.c - rejecting events into dead-letter topics: the DLQ made on first
+ * use, the record written in place of a claim on it, and the decoder that
+ * reads one back. Putting events back on their topic is dlq_resubmit.c's;
+ * the record's bytes are dlq_format.h's.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "consumer_internal.h"
+#include "dlq.h"
+#include "dlq_format.h"
+
+static_assert(EVB_DLQ_OVERHEAD_BYTES ==
+                  (EVB_DLQ_HDR_BYTES + EVB_NAME_MAX + EVB_DLQ_REASON_MAX + EVB_NAME_MAX +
+                   EVB_DLQ_ALIGN - 1) / EVB_DLQ_ALIGN * EVB_DLQ_ALIGN,
+              "EVB_DLQ_OVERHEAD_BYTES is the largest record beside the value");
+static_assert(EVB_DLQ_REASON_MAX <= UINT16_MAX, "reason_len is a u16");
+
+/* How long a reject waits for room in the DLQ's ring. Bounded: a DLQ
+ * whose gating reader is the rejecting thread itself would wait for ever. */
+#define EVB_DLQ_BLOCK_MS 1000
+
+struct evb_dlq_writer {
+    evb_producer *p;
+    bool sync;                 /* the origin is SYNC: wait for the disk */
+};
+
+bool evb_dlq_is_dlq(const char *topic)
+{
+    size_t n = strlen(topic), k = sizeof EVB_DLQ_SUFFIX - 1;
+    return n >= k && strcmp(topic + n - k, EVB_DLQ_SUFFIX) == 0;
+}
+
+int evb_dlq_name(const char *topic, char *out)
+{
+    size_t n = strlen(topic);
+    if (n + sizeof EVB_DLQ_SUFFIX - 1 > EVB_NAME_MAX)
+        return evb_err_set(-ENAMETOOLONG, "topic %s: a dead-letter topic needs a name of at "
+                           "most %d bytes before \"%s\", not %zu", topic,
+                           EVB_NAME_MAX - (int)(sizeof EVB_DLQ_SUFFIX - 1), EVB_DLQ_SUFFIX, n);
+    snprintf(out, EVB_NAME_MAX + 1, "%s%s", topic, EVB_DLQ_SUFFIX);
+    return 0;
+}
+
+/* What a DLQ made by reject looks like: ORIGIN's durability, flush
+ * interval and mode, one partition, room for its largest event as a
+ * record (the ring doubled until that fits), no retention. */
+static evb_topic_config dlq_config(const evb_topic_config *origin)
+{
+    evb_topic_config cfg = {0};
+    cfg.partitions = 1;
+    cfg.durability = origin->durability;
+    cfg.flush_ms = origin->durability == EVB_DURABILITY_NONE ? 0 : origin->flush_ms;
+    cfg.file_mode = origin->file_mode;
+    cfg.max_event_bytes = origin->max_event_bytes + EVB_DLQ_OVERHEAD_BYTES;
+    cfg.ring_bytes = origin->ring_bytes;
+    while (evb_topic_max_frame(&cfg) > cfg.ring_bytes / 4)
+        cfg.ring_bytes *= 2;
+    return cfg;
+}
+
+static int writer_open(struct evb_dlq_writer **out, evb_bus *bus,
+                       const struct evb_topic_map *origin)
+{
+    char name[EVB_NAME_MAX + 1];
+    int rc = evb_dlq_name(origin->name, name);
+    if (rc)
+        return rc;
+    struct evb_dlq_writer *w = calloc(1, sizeof *w);
+    if (!w)
+        return -ENOMEM;
+    evb_producer_options po = {.block_ms = EVB_DLQ_BLOCK_MS};
+    rc = evb_producer_open(&w->p, bus, name, &po);
+    if (rc == -ENOENT) {
+        /* Two rejecting processes may race here: topics are created by
+         * renaming a finished directory in, so the loser sees -EEXIST and
+         * opens the winner's DLQ, whatever config it chose. */
+        evb_topic_config cfg = dlq_config(&origin->cfg);
+        rc = evb_topic_create(bus, name, &cfg);
+        if (rc == 0 || rc == -EEXIST)
+            rc = evb_producer_open(&w->p, bus, name, &po);
+    }
+    if (rc) {
+        free(w);
+        return evb_err_prefix(rc, "dead-letter topic %s", name);
+    }
+    w->sync = origin->cfg.durability == EVB_DURABILITY_SYNC;
+    *out = w;
+    return 0;
+}
+
+void evb_dlq_writer_close(struct evb_dlq_writer *w)
+{
+    if (!w)
+        return;
+    evb_producer_close(w->p);
+    free(w);
+}
+
+int evb_dlq_append(struct evb_dlq_writer **w, evb_bus *bus, const struct evb_topic_map *origin,
+                   const evb_event *ev, const char *reason, uint32_t deliveries,
+                   const char *rejecter)
+{
+    if (!reason)
+        reason = "";
+    if (!rejecter)
+        rejecter = "";
+    size_t rl = strnlen(reason, EVB_DLQ_REASON_MAX + 1);
+    if (rl > EVB_DLQ_REASON_MAX)
+        return evb_err_set(-EINVAL, "reject reason longer than %d bytes", EVB_DLQ_REASON_MAX);
+    if (evb_dlq_is_dlq(origin->name))
+        return evb_err_set(-EINVAL, "topic %s is a dead-letter topic: its events are not "
+                           "rejected again", origin->name);
+    if ((ev->key_len && !ev->key) || (ev->value_len && !ev->value) || deliveries == 0)
+        return -EINVAL;
+    int rc;
+    if (!*w && (rc = writer_open(w, bus, origin)))
+        return rc;
+    uint32_t tl = (uint32_t)strlen(origin->name);
+    uint32_t jl = (uint32_t)strnlen(rejecter, EVB_NAME_MAX);
+    uint32_t at = evb_dlq_value_at(tl, (uint32_t)rl, jl);
+    uint64_t total = (uint64_t)at + ev->value_len;
+    if (total > UINT32_MAX)
+        return -EMSGSIZE;
+    struct evb_claim cl;
+    if ((rc = evb_claim((*w)->p, 0, ev->key, ev->key_len, (uint32_t)total, &cl)))
+        return evb_err_set(rc, "dead-letter topic of %s: claiming %llu bytes: %s",
+                           origin->name, (unsigned long long)total, evb_strerror(rc));
+    struct evb_dlq_hdr h = {
+        .magic = EVB_DLQ_MAGIC, .version = EVB_DLQ_VERSION, .hdr_bytes = EVB_DLQ_HDR_BYTES,
+        .format = EVB_DLQ_FORMAT_WORD, .origin_partition = ev->partition,
+        .origin_offset = ev->offset, .origin_position = ev->position,
+        .origin_ts_ns = ev->timestamp_ns, .reject_ns = evb_real_ns(),
+        .producer_seq = ev->producer_seq, .producer_id = ev->producer_id,
+        .deliveries = deliveries, .type = ev->type, .flags = ev->flags,
+        .topic_len = (uint16_t)tl, .reason_len = (uint16_t)rl, .rejecter_len = (uint16_t)jl,
+        .rejecter_pid = (uint32_t)getpid(),
+    };
+    uint8_t *v = cl.value;
+    memcpy(v, &h, sizeof h);
+    memcpy(v + EVB_DLQ_HDR_BYTES, origin->name, tl);
+    memcpy(v + EVB_DLQ_HDR_BYTES + tl, reason, rl);
+    memcpy(v + EVB_DLQ_HDR_BYTES + tl + rl, rejecter, jl);
+    memset(v + EVB_DLQ_HDR_BYTES + tl + rl + jl, 0, at - (EVB_DLQ_HDR_BYTES + tl + rl + jl));
+    if (ev->value_len)
+        memcpy(v + at, ev->value, ev->value_len);
+    if ((rc = evb_commit((*w)->p, &cl)))
+        return rc;
+    /* A SYNC topic's consumer may commit as soon as this returns: the
+     * rejected event must be on disk by then, or a crash loses it. */
+    if ((*w)->sync && (rc = evb_producer_sync((*w)->p, -1)))
+        return rc;
+    return 0;
+}
+
+EVB_EXPORT int evb_consumer_reject(evb_consumer *c, const evb_event *ev, const char *reason)
+{
+    if (!c || !ev)
+        return -EINVAL;
+    evb_err_clear();
+    bool mine = false;
+    for (uint32_t i = 0; i < c->n && !mine; i++)
+        mine = c->part[i] == ev->partition;
+    if (!mine)
+        return evb_err_set(-EINVAL, "topic %s: partition %u is not read by this consumer",
+                           c->tm->name, ev->partition);
+    int rc = evb_dlq_append(&c->dlq, c->bus, c->tm, ev, reason, 1, c->name);
+    if (rc == 0)
+        c->rejects++;
+    return rc;
+}
+
+EVB_EXPORT int evb_consumer_rejects(evb_consumer *c, uint64_t *count)
+{
+    if (!c || !count)
+        return -EINVAL;
+    *count = c->rejects;
+    return 0;
+}
+
+/* N bytes at P as a NUL-terminated name into OUT; 0 or -EBADMSG when
+ * they are not a name a topic or consumer may have. */
+static int copy_name(const uint8_t *p, uint32_t n, char *out, bool may_be_empty)
+{
+    if ((!n && !may_be_empty) || n > EVB_NAME_MAX)
+        return -EBADMSG;
+    for (uint32_t i = 0; i < n; i++) {
+        char ch = (char)p[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+              ch == '.' || ch == '_' || ch == '-'))
+            return -EBADMSG;
+        out[i] = ch;
+    }
+    out[n] = '\0';
+    return 0;
+}
+
+EVB_EXPORT int evb_dlq_decode(const evb_event *ev, struct evb_dlq_record *out)
+{
+    if (!ev || !out || (ev->value_len && !ev->value) || (ev->key_len && !ev->key))
+        return -EINVAL;
+    memset(out, 0, sizeof *out);
+    const uint8_t *v = ev->value;
+    uint32_t len = ev->value_len;
+    if (len < EVB_DLQ_HDR_BYTES)
+        return evb_err_set(-EBADMSG, "DLQ event at offset %llu: value of %u bytes, shorter "
+                           "than a record header (%u)", (unsigned long long)ev->offset, len,
+                           EVB_DLQ_HDR_BYTES);
+    /* Copied once: the value may be in a mapping another process writes,
+     * and every check below must hold for the values used. */
+    struct evb_dlq_hdr h;
+    memcpy(&h, v, sizeof h);
+    if (h.magic != EVB_DLQ_MAGIC)
+        return evb_err_set(-EBADMSG, "DLQ event at offset %llu: magic 0x%x, expected 0x%x",
+                           (unsigned long long)ev->offset, h.magic, EVB_DLQ_MAGIC);
+    if (h.version != EVB_DLQ_VERSION || h.format != EVB_DLQ_FORMAT_WORD ||
+        h.hdr_bytes != EVB_DLQ_HDR_BYTES)
+        return evb_err_set(-EPROTO, "DLQ event at offset %llu: record version %u format 0x%x, "
+                           "this build reads version %u format 0x%x",
+                           (unsigned long long)ev->offset, h.version, h.format,
+                           EVB_DLQ_VERSION, (unsigned)EVB_DLQ_FORMAT_WORD);
+    /* Each length is at most 16 bits, so the sum cannot overflow. */
+    uint32_t at = evb_dlq_value_at(h.topic_len, h.reason_len, h.rejecter_len);
+    if (h.reason_len > EVB_DLQ_REASON_MAX || h.deliveries == 0 || h.reserved ||
+        h.origin_partition >= EVB_MAX_PARTITIONS || at > len)
+        return evb_err_set(-EBADMSG, "DLQ event at offset %llu: record fields out of range "
+                           "(reason %u bytes, deliveries %u, partition %u, strings end at %u "
+                           "of %u bytes)", (unsigned long long)ev->offset, h.reason_len,
+                           h.deliveries, h.origin_partition, at, len);
+    const uint8_t *s = v + EVB_DLQ_HDR_BYTES;
+    if (copy_name(s, h.topic_len, out->origin_topic, false) ||
+        copy_name(s + h.topic_len + h.reason_len, h.rejecter_len, out->rejecter, true))
+        return evb_err_set(-EBADMSG, "DLQ event at offset %llu: a topic or consumer name "
+                           "that is not one", (unsigned long long)ev->offset);
+    memcpy(out->reason, s + h.topic_len, h.reason_len);
+    out->reason[h.reason_len] = '\0';
+    if (memchr(out->reason, '\0', h.reason_len))
+        return evb_err_set(-EBADMSG, "DLQ event at offset %llu: reason holds a NUL byte",
+                           (unsigned long long)ev->offset);
+    out->reason_len = h.reason_len;
+    out->origin_partition = h.origin_partition;
+    out->deliveries = h.deliveries;
+    out->origin_offset = h.origin_offset;
+    out->origin_position = h.origin_position;
+    out->origin_timestamp_ns = h.origin_ts_ns;
+    out->reject_time_ns = h.reject_ns;
+    out->producer_seq = h.producer_seq;
+    out->producer_id = h.producer_id;
+    out->rejecter_pid = h.rejecter_pid;
+    out->type = h.type;
+    out->flags = h.flags;
+    out->key = ev->key;
+    out->key_len = ev->key_len;
+    out->value = v + at;
+    out->value_len = len - at;
+    return 0;
+}

@@ -1,0 +1,38 @@
+/*
+ * dlq.h - dead-letter topics inside bus/: what a consumer handle keeps to
+ * reject cheaply (a producer on <topic>.dlq, opened on first use) and the
+ * one append every reject goes through, for consumers (dlq.c) and queue
+ * groups (max_deliveries) alike. Formats: dlq_format.h.
+ */
+#ifndef EVB_DLQ_H
+#define EVB_DLQ_H
+
+#include "bus_internal.h"
+
+/* A producer on one DLQ, kept by whoever rejects. */
+struct evb_dlq_writer;
+
+/*
+ * Append EV, read from ORIGIN (the topic's map), to <origin>.dlq through
+ * *W (opened, and the DLQ created, on first use; close with
+ * evb_dlq_writer_close), with REASON (NUL-terminated, <= EVB_DLQ_REASON_MAX
+ * bytes, NULL for ""), DELIVERIES (>= 1) and REJECTER (a consumer or group
+ * name, "" or NULL for none). Returns once the DLQ event is committed, and
+ * on a SYNC topic on disk. 0 or -errno as evb_consumer_reject().
+ */
+int evb_dlq_append(struct evb_dlq_writer **w, evb_bus *bus, const struct evb_topic_map *origin,
+                   const evb_event *ev, const char *reason, uint32_t deliveries,
+                   const char *rejecter);
+void evb_dlq_writer_close(struct evb_dlq_writer *w);
+
+/* 1 when TOPIC names a dead-letter topic (ends in EVB_DLQ_SUFFIX). */
+bool evb_dlq_is_dlq(const char *topic);
+/* <topic>.dlq into OUT (EVB_NAME_MAX + 1 bytes): 0 or -ENAMETOOLONG. */
+int evb_dlq_name(const char *topic, char *out);
+
+/* producer.c: set the application type of P's open claim (evb_claim
+ * writes 0), for a resubmit that claims first to learn the position.
+ * 0 or -EINVAL (no claim open). */
+int evb_claim_set_type(evb_producer *p, uint16_t type);
+
+#endif

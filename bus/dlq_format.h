@@ -1,0 +1,179 @@
+/*
+ * dlq_format.h - the two formats of dead-letter topics (dlq.c,
+ * dlq_resubmit.c): the value of every event of <topic>.dlq, and the
+ * resubmit state file beside that topic's rings or segments. Host byte
+ * order, as the rings and segments themselves: neither leaves the host.
+ *
+ * 1. A DLQ event. Its key is the rejected event's key; its value:
+ *
+ *   0     +------------------------------+
+ *         | magic            u32         |  EVB_DLQ_MAGIC
+ *   4     | version          u16         |  EVB_DLQ_VERSION
+ *   6     | hdr_bytes        u16         |  EVB_DLQ_HDR_BYTES
+ *   8     | format           u32         |  EVB_DLQ_FORMAT_WORD
+ *   12    | origin_partition u32         |
+ *   16    | origin_offset    u64         |
+ *   24    | origin_position  u64         |
+ *   32    | origin_ts_ns     u64         |  the event's timestamp_ns
+ *   40    | reject_ns        u64         |  CLOCK_REALTIME at reject
+ *   48    | producer_seq     u64         |  the event's
+ *   56    | producer_id      u32         |  the event's
+ *   60    | deliveries       u32         |  >= 1
+ *   64    | type             u16         |  the event's
+ *   66    | flags            u16         |  the event's
+ *   68    | topic_len        u16         |  1..EVB_NAME_MAX
+ *   70    | reason_len       u16         |  0..EVB_DLQ_REASON_MAX, no NUL
+ *   72    | rejecter_len     u16         |  0..EVB_NAME_MAX
+ *   74    | reserved         u16         |  0
+ *   76    | rejecter_pid     u32         |
+ *   80    +------------------------------+
+ *         | origin topic name            |  topic_len bytes
+ *         | reason                       |  reason_len bytes
+ *         | rejecter (consumer name)     |  rejecter_len bytes
+ *         | zero padding to 8            |
+ *         | the event's value            |  the rest, 8-aligned in the value
+ *         +------------------------------+
+ *
+ * The value's length must equal the padded header and strings plus the
+ * original value exactly; the decoder (evb_dlq_decode) copies the header
+ * out once (the event may sit in a mapping another process writes) and
+ * checks every length against the event's value_len before any pointer is
+ * made: wrong magic or lengths are -EBADMSG, another version or format
+ * word -EPROTO.
+ *
+ * 2. The resubmit state, <dlq dir>/resubmit.state (the data directory's
+ * for a durable DLQ, so it survives a reboot with the events it talks
+ * about; tmpfs otherwise). Written with pwrite by one resubmitter at a
+ * time (flock on the file), read by `evbus dlq list`:
+ *
+ *   0     +------------------------------+
+ *         | magic            u64         |  EVB_DLQS_MAGIC
+ *   8     | version          u32         |  EVB_DLQS_VERSION
+ *   12    | hdr_bytes        u32         |  EVB_DLQS_HDR_BYTES
+ *   16    | format           u64         |  EVB_DLQS_FORMAT_WORD
+ *   24    | reserved         u64         |  0
+ *   32    | intent (32 B)                |  the claim being resubmitted
+ *   64    +------------------------------+
+ *         | bitmap                       |  bit O%8 of byte 64+O/8: DLQ
+ *         |                              |  offset O was resubmitted
+ *         +------------------------------+  grows as offsets do (sparse)
+ *
+ * The intent names the claim made on the origin topic for one DLQ event
+ * (dlq_resubmit.c explains the protocol). Its crc32c covers its first 24
+ * bytes: a record torn by a power cut reads as no intent, which is right
+ * because the claim it names is committed only after the record is
+ * written (and synced, for a durable DLQ).
+ */
+#ifndef EVB_DLQ_FORMAT_H
+#define EVB_DLQ_FORMAT_H
+
+#include <assert.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define EVB_DLQ_MAGIC 0x51444c45u /* "ELDQ" little-endian */
+#define EVB_DLQ_VERSION 1u
+#define EVB_DLQ_HDR_BYTES 80u
+#define EVB_DLQ_ALIGN 8u
+
+/* Version, header size and the offsets of the length fields folded into
+ * one word: a build that lays the header out otherwise refuses it. */
+#define EVB_DLQ_FORMAT_WORD                                                       \
+    ((uint32_t)EVB_DLQ_VERSION << 24 | (uint32_t)EVB_DLQ_HDR_BYTES << 16 |        \
+     (uint32_t)offsetof(struct evb_dlq_hdr, topic_len) << 8 |                     \
+     (uint32_t)offsetof(struct evb_dlq_hdr, rejecter_pid))
+
+struct evb_dlq_hdr {
+    uint32_t magic;            /* 0: EVB_DLQ_MAGIC */
+    uint16_t version;          /* 4: EVB_DLQ_VERSION; bump on any change here */
+    uint16_t hdr_bytes;        /* 6: EVB_DLQ_HDR_BYTES */
+    uint32_t format;           /* 8: EVB_DLQ_FORMAT_WORD */
+    uint32_t origin_partition; /* 12: where the rejected event was */
+    uint64_t origin_offset;    /* 16: its offset there */
+    uint64_t origin_position;  /* 24: its position there */
+    uint64_t origin_ts_ns;     /* 32: its timestamp_ns (publish time) */
+    uint64_t reject_ns;        /* 40: CLOCK_REALTIME when it was rejected */
+    uint64_t producer_seq;     /* 48: its producer sequence */
+    uint32_t producer_id;      /* 56: its producer id */
+    uint32_t deliveries;       /* 60: times it was delivered, >= 1 */
+    uint16_t type;             /* 64: its application type */
+    uint16_t flags;            /* 66: its flags as the reader saw them */
+    uint16_t topic_len;        /* 68: bytes of the origin topic's name */
+    uint16_t reason_len;       /* 70: bytes of the reason */
+    uint16_t rejecter_len;     /* 72: bytes of the rejecting consumer's name */
+    uint16_t reserved;         /* 74: zero */
+    uint32_t rejecter_pid;     /* 76: the rejecting process */
+};
+
+#define EVB_DLQ_AT(field, off)                                                    \
+    static_assert(offsetof(struct evb_dlq_hdr, field) == (off),                   \
+                  "evb_dlq_hdr." #field " moved: bump EVB_DLQ_VERSION")
+static_assert(sizeof(struct evb_dlq_hdr) == EVB_DLQ_HDR_BYTES, "DLQ header size");
+EVB_DLQ_AT(magic, 0);
+EVB_DLQ_AT(version, 4);
+EVB_DLQ_AT(hdr_bytes, 6);
+EVB_DLQ_AT(format, 8);
+EVB_DLQ_AT(origin_partition, 12);
+EVB_DLQ_AT(origin_offset, 16);
+EVB_DLQ_AT(origin_position, 24);
+EVB_DLQ_AT(origin_ts_ns, 32);
+EVB_DLQ_AT(reject_ns, 40);
+EVB_DLQ_AT(producer_seq, 48);
+EVB_DLQ_AT(producer_id, 56);
+EVB_DLQ_AT(deliveries, 60);
+EVB_DLQ_AT(type, 64);
+EVB_DLQ_AT(flags, 66);
+EVB_DLQ_AT(topic_len, 68);
+EVB_DLQ_AT(reason_len, 70);
+EVB_DLQ_AT(rejecter_len, 72);
+EVB_DLQ_AT(reserved, 74);
+EVB_DLQ_AT(rejecter_pid, 76);
+
+/* Where the original value starts in a DLQ value with these strings. */
+static inline uint32_t evb_dlq_value_at(uint32_t topic_len, uint32_t reason_len,
+                                        uint32_t rejecter_len)
+{
+    uint32_t n = EVB_DLQ_HDR_BYTES + topic_len + reason_len + rejecter_len;
+    return (n + EVB_DLQ_ALIGN - 1) & ~(EVB_DLQ_ALIGN - 1);
+}
+
+/* ---- the resubmit state file ---- */
+
+#define EVB_DLQS_MAGIC 0x31534c4442564545ull /* "EEVBDLS1" little-endian */
+#define EVB_DLQS_VERSION 1u
+#define EVB_DLQS_HDR_BYTES 64u
+#define EVB_DLQS_INTENT_AT 32u
+
+/* Intent states. */
+enum { EVB_DLQS_NONE = 0, EVB_DLQS_CLAIMED = 1 };
+
+struct evb_dlqs_intent {
+    uint64_t dlq_offset;       /* 0: the DLQ event being resubmitted */
+    uint64_t origin_position;  /* 8: the position of the claim made for it */
+    uint32_t origin_partition; /* 16: the partition of that claim */
+    uint32_t state;            /* 20: EVB_DLQS_* */
+    uint32_t crc32c;           /* 24: of bytes 0..24 */
+    uint32_t reserved;         /* 28: zero */
+};
+
+struct evb_dlqs_hdr {
+    uint64_t magic;            /* 0: EVB_DLQS_MAGIC */
+    uint32_t version;          /* 8: EVB_DLQS_VERSION */
+    uint32_t hdr_bytes;        /* 12: EVB_DLQS_HDR_BYTES */
+    uint64_t format;           /* 16: EVB_DLQS_FORMAT_WORD */
+    uint64_t reserved;         /* 24: zero */
+    struct evb_dlqs_intent intent; /* 32 */
+};
+
+#define EVB_DLQS_FORMAT_WORD                                                      \
+    ((uint64_t)EVB_DLQS_VERSION << 48 | (uint64_t)EVB_DLQS_HDR_BYTES << 32 |      \
+     (uint64_t)EVB_DLQS_INTENT_AT << 16 | (uint64_t)sizeof(struct evb_dlqs_intent))
+
+static_assert(sizeof(struct evb_dlqs_intent) == 32, "DLQ intent size");
+static_assert(offsetof(struct evb_dlqs_intent, crc32c) == 24, "DLQ intent crc moved");
+static_assert(sizeof(struct evb_dlqs_hdr) == EVB_DLQS_HDR_BYTES, "DLQ state header size");
+static_assert(offsetof(struct evb_dlqs_hdr, format) == 16, "DLQ state format moved");
+static_assert(offsetof(struct evb_dlqs_hdr, intent) == EVB_DLQS_INTENT_AT,
+              "DLQ state intent moved: bump EVB_DLQS_VERSION");
+
+#endif /* EVB_DLQ_FORMAT_H */

@@ -1,0 +1,467 @@
+/*
+ * dlq_resubmit.c - putting dead-letter events back on their topic, each
+ * exactly once whatever kills the resubmitter where. The state file
+ * (dlq_format.h) keeps one intent record and a bitmap of DLQ offsets done;
+ * the DLQ itself is never written here.
+ *
+ * Per DLQ event O, under an exclusive flock of the state file:
+ *
+ *   1. skip O if its bit is set;
+ *   2. claim room on the origin partition: the claim's position is known
+ *      now, and nobody can see the event yet;
+ *   3. write the intent (O, partition, position), fdatasync'ed when the
+ *      DLQ is durable;
+ *   4. fill the value, commit;
+ *   5. on a durable origin, wait until the event is on disk;
+ *   6. set O's bit (fdatasync'ed when durable).
+ *
+ * Killed before 3: no intent for O, the claim is a dead producer's hole
+ * that readers pad: nothing published, O's bit clear, a rerun publishes O.
+ * Killed between 3 and 6: the next run finds an intent whose bit is clear
+ * and reads the origin partition at the recorded position: a committed
+ * frame there with O's key, value and type means 4 happened (set the bit);
+ * a pad (the hole padded, or an abort) means it did not. Only this process
+ * could commit that claim, and it is dead (its flock is gone), so the
+ * answer cannot change after it is read. Killed after 6: done. The flock
+ * keeps a second resubmitter out, including one started while a stopped
+ * (not dead) one still holds its claim.
+ *
+ * What can defeat the check is losing the position: a ring-only origin
+ * lapped, or a durable one's retention, between the kill and the rerun.
+ * Then the rerun refuses (-ESTALE) instead of guessing; the message says
+ * which DLQ offset and how to settle it (EVB_RESUBMIT_SETTLE).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "bus_internal.h"
+#include "crc32c.h"
+#include "dlq.h"
+#include "dlq_format.h"
+#include "safe_open.h"
+
+/* How long a rerun waits for the origin to settle a killed run's claim
+ * (a dead producer's hole is padded within dead_ms), and a publish for
+ * room in the origin's ring. */
+#define EVB_RESUBMIT_WAIT_MS 10000
+
+struct resub {
+    evb_bus *bus;
+    const char *topic;         /* the origin */
+    char dlq[EVB_NAME_MAX + 1];
+    char path[PATH_MAX + 32];  /* the state file */
+    int fd;
+    bool sync;                 /* the DLQ is durable: fdatasync the state */
+    bool origin_durable;
+    uint32_t nparts;           /* the origin's */
+    evb_producer *p;
+};
+
+/* ---- the state file ---- */
+
+static int state_path(evb_bus *bus, const char *dlq, char *out, size_t cap, bool *durable)
+{
+    struct evb_topic_map *tm;
+    int rc = evb_topic_map_open(bus, dlq, &tm);
+    if (rc)
+        return rc;
+    *durable = tm->ddir[0] != '\0';
+    snprintf(out, cap, "%s/resubmit.state", *durable ? tm->ddir : tm->dir);
+    evb_topic_map_close(tm);
+    return 0;
+}
+
+static int pread_all(int fd, void *buf, size_t n, off_t at)
+{
+    ssize_t k = pread(fd, buf, n, at);
+    return k < 0 ? -errno : (int)k;
+}
+
+static int pwrite_all(int fd, const void *buf, size_t n, off_t at)
+{
+    ssize_t k = pwrite(fd, buf, n, at);
+    if (k < 0)
+        return -errno;
+    return (size_t)k == n ? 0 : -EIO;
+}
+
+/* Check the header of FD (PATH). 0, 1 when the file is empty (never
+ * written), -EBADMSG or -EPROTO naming what was found. */
+static int state_check(int fd, const char *path)
+{
+    struct evb_dlqs_hdr h;
+    int k = pread_all(fd, &h, sizeof h, 0);
+    if (k < 0)
+        return evb_err_set(k, "%s: %s", path, strerror(-k));
+    if (k == 0)
+        return 1;
+    if ((size_t)k < sizeof h || h.magic != EVB_DLQS_MAGIC)
+        return evb_err_set(-EBADMSG, "%s: not a DLQ resubmit state file (%d bytes, magic "
+                           "0x%llx)", path, k, (unsigned long long)h.magic);
+    if (h.version != EVB_DLQS_VERSION || h.format != EVB_DLQS_FORMAT_WORD ||
+        h.hdr_bytes != EVB_DLQS_HDR_BYTES)
+        return evb_err_set(-EPROTO, "%s: version %u format 0x%llx, this build reads version "
+                           "%u format 0x%llx", path, h.version, (unsigned long long)h.format,
+                           EVB_DLQS_VERSION, (unsigned long long)EVB_DLQS_FORMAT_WORD);
+    return 0;
+}
+
+static int state_sync(const struct resub *rs)
+{
+    if (rs->sync && fdatasync(rs->fd) < 0)
+        return evb_err_set(-errno, "%s: fdatasync: %s", rs->path, strerror(errno));
+    return 0;
+}
+
+/* 1 when DLQ offset O is marked done, 0 when not, or -errno. */
+static int bit_get(int fd, uint64_t o)
+{
+    uint8_t b = 0;
+    if (o / 8 > (uint64_t)INT64_MAX - EVB_DLQS_HDR_BYTES)
+        return -EFBIG;
+    int k = pread_all(fd, &b, 1, (off_t)(EVB_DLQS_HDR_BYTES + o / 8));
+    if (k < 0)
+        return k;
+    return k == 1 && (b >> (o % 8) & 1);
+}
+
+static int bit_set(struct resub *rs, uint64_t o)
+{
+    uint8_t b = 0;
+    if (o / 8 > (uint64_t)INT64_MAX - EVB_DLQS_HDR_BYTES)
+        return -EFBIG;
+    off_t at = (off_t)(EVB_DLQS_HDR_BYTES + o / 8);
+    int k = pread_all(rs->fd, &b, 1, at);
+    if (k < 0)
+        return k;
+    b |= (uint8_t)(1u << (o % 8));
+    if ((k = pwrite_all(rs->fd, &b, 1, at)))
+        return evb_err_set(k, "%s: %s", rs->path, strerror(-k));
+    return state_sync(rs);
+}
+
+static int intent_write(struct resub *rs, uint64_t o, uint32_t part, uint64_t pos, uint32_t st)
+{
+    struct evb_dlqs_intent in = {.dlq_offset = o, .origin_position = pos,
+                                 .origin_partition = part, .state = st};
+    in.crc32c = evb_crc32c(0, &in, offsetof(struct evb_dlqs_intent, crc32c));
+    int rc = pwrite_all(rs->fd, &in, sizeof in, EVB_DLQS_INTENT_AT);
+    if (rc)
+        return evb_err_set(rc, "%s: %s", rs->path, strerror(-rc));
+    return state_sync(rs);
+}
+
+/* Open (creating) and lock the state file of RS's DLQ. */
+static int state_open(struct resub *rs, uint32_t file_mode)
+{
+    int fd = evb_open_file(AT_FDCWD, rs->path, O_RDWR | O_CREAT, file_mode & 0666,
+                           EVB_FILE_REG);
+    if (fd < 0)
+        return evb_open_fail(fd, rs->path);
+    rs->fd = fd;
+    if (flock(fd, LOCK_EX | LOCK_NB) < 0)
+        return errno == EWOULDBLOCK
+                   ? evb_err_set(-EBUSY, "dead-letter topic %s: another resubmit is running "
+                                 "(it holds %s)", rs->dlq, rs->path)
+                   : evb_err_set(-errno, "%s: flock: %s", rs->path, strerror(errno));
+    int rc = state_check(fd, rs->path);
+    if (rc <= 0)
+        return rc;
+    /* New: the mode exactly as the topic's, whatever the umask. */
+    struct evb_dlqs_hdr h = {.magic = EVB_DLQS_MAGIC, .version = EVB_DLQS_VERSION,
+                             .hdr_bytes = EVB_DLQS_HDR_BYTES, .format = EVB_DLQS_FORMAT_WORD};
+    if (fchmod(fd, file_mode & 0666) < 0 || (rc = pwrite_all(fd, &h, sizeof h, 0)) < 0)
+        return evb_err_set(rc ? rc : -errno, "%s: %s", rs->path, strerror(rc ? -rc : errno));
+    return state_sync(rs);
+}
+
+/* ---- reading events ---- */
+
+/* The DLQ event at offset O into EV through a new subscriber *C (closed
+ * by the caller). -ENOENT when the DLQ no longer (or never) held it. */
+static int dlq_read(struct resub *rs, uint64_t o, evb_consumer **c, evb_event *ev)
+{
+    struct evb_partition_stat st;
+    int rc = evb_partition_stat(rs->bus, rs->dlq, 0, &st);
+    if (rc)
+        return rc;
+    if (o >= st.tail_offset)
+        return evb_err_set(-ENOENT, "dead-letter topic %s has no event at offset %llu (its "
+                           "next offset is %llu)", rs->dlq, (unsigned long long)o,
+                           (unsigned long long)st.tail_offset);
+    evb_consumer_options co = {.kind = EVB_SUBSCRIBER, .start = EVB_START_OFFSET,
+                               .start_value = o};
+    if ((rc = evb_consumer_open(c, rs->bus, rs->dlq, &co)))
+        return rc;
+    rc = evb_consumer_next(*c, ev, EVB_RESUBMIT_WAIT_MS);
+    if (rc)
+        return rc;
+    if (ev->offset != o)
+        return evb_err_set(-ENOENT, "dead-letter topic %s no longer holds offset %llu (it "
+                           "starts at %llu)", rs->dlq, (unsigned long long)o,
+                           (unsigned long long)ev->offset);
+    return 0;
+}
+
+static int decode_own(struct resub *rs, const evb_event *ev, struct evb_dlq_record *rec)
+{
+    int rc = evb_dlq_decode(ev, rec);
+    if (rc)
+        return evb_err_prefix(rc, "dead-letter topic %s", rs->dlq);
+    if (strcmp(rec->origin_topic, rs->topic) != 0)
+        return evb_err_set(-EBADMSG, "dead-letter topic %s: the event at offset %llu comes "
+                           "from topic %s, not %s", rs->dlq, (unsigned long long)ev->offset,
+                           rec->origin_topic, rs->topic);
+    return 0;
+}
+
+/*
+ * Whether the killed run's claim for DLQ event O at (PART, POS) was
+ * committed: 1 yes, 0 no, or -errno (-ESTALE: the origin no longer holds
+ * the position, so nobody can tell).
+ */
+static int claim_committed(struct resub *rs, uint64_t o, uint32_t part, uint64_t pos)
+{
+    evb_consumer *dc = NULL, *oc = NULL;
+    evb_event dev, oev;
+    struct evb_dlq_record rec;
+    int rc = dlq_read(rs, o, &dc, &dev);
+    if (rc == -ENOENT) {
+        /* Gone from the DLQ: nothing can resubmit it again, so marking it
+         * done publishes nothing twice. */
+        rc = 1;
+        goto out;
+    }
+    if (rc || (rc = decode_own(rs, &dev, &rec)))
+        goto out;
+    struct evb_partition_stat st;
+    if (part >= rs->nparts) {
+        rc = 0;
+        goto out;
+    }
+    if ((rc = evb_partition_stat(rs->bus, rs->topic, part, &st)))
+        goto out;
+    if (pos >= st.tail_position) {
+        /* The ring was rebuilt below the claim: it never reached disk. */
+        rc = 0;
+        goto out;
+    }
+    evb_consumer_options co = {.kind = EVB_SUBSCRIBER, .start = EVB_START_POSITION,
+                               .start_value = pos, .only_partition = 1,
+                               .partition = (int32_t)part};
+    if ((rc = evb_consumer_open(&oc, rs->bus, rs->topic, &co)))
+        goto out;
+    rc = evb_consumer_next(oc, &oev, EVB_RESUBMIT_WAIT_MS);
+    if (rc == -ETIMEDOUT) {
+        rc = evb_err_set(rc, "topic %s, partition %u: the claim a killed resubmit left at "
+                         "position %llu is still unsettled after %d ms", rs->topic, part,
+                         (unsigned long long)pos, EVB_RESUBMIT_WAIT_MS);
+        goto out;
+    }
+    if (rc)
+        goto out;
+    if (oev.lost_events || oev.lost_bytes || oev.position < pos) {
+        rc = evb_err_set(-ESTALE, "topic %s, partition %u no longer holds position %llu, "
+                         "where a killed resubmit claimed room for dead-letter offset %llu: "
+                         "whether it was published cannot be told; look for it in the "
+                         "topic, then settle it (evbus dlq resubmit --settle)",
+                         rs->topic, part, (unsigned long long)pos, (unsigned long long)o);
+        goto out;
+    }
+    rc = oev.position == pos && oev.type == rec.type && oev.key_len == rec.key_len &&
+         oev.value_len == rec.value_len &&
+         (!rec.key_len || memcmp(oev.key, rec.key, rec.key_len) == 0) &&
+         (!rec.value_len || memcmp(oev.value, rec.value, rec.value_len) == 0);
+out:
+    evb_consumer_close(oc);
+    evb_consumer_close(dc);
+    return rc;
+}
+
+/* Settle what a killed run left: the intent's bit set when its claim was
+ * committed, then the intent cleared. SETTLE_DONE: a claim nobody can
+ * check any more counts as done (risking its loss, never a duplicate). */
+static int recover(struct resub *rs, bool settle_done)
+{
+    struct evb_dlqs_intent in;
+    int k = pread_all(rs->fd, &in, sizeof in, EVB_DLQS_INTENT_AT);
+    if (k < 0)
+        return evb_err_set(k, "%s: %s", rs->path, strerror(-k));
+    if ((size_t)k < sizeof in || in.state != EVB_DLQS_CLAIMED ||
+        in.crc32c != evb_crc32c(0, &in, offsetof(struct evb_dlqs_intent, crc32c)))
+        return 0; /* none, or torn before its claim could be committed */
+    int rc = bit_get(rs->fd, in.dlq_offset);
+    if (rc == 0) {
+        rc = claim_committed(rs, in.dlq_offset, in.origin_partition, in.origin_position);
+        if (rc == -ESTALE && settle_done)
+            rc = 1;
+        if (rc == 1)
+            rc = bit_set(rs, in.dlq_offset);
+    }
+    if (rc < 0)
+        return rc;
+    return intent_write(rs, 0, 0, 0, EVB_DLQS_NONE);
+}
+
+/* ---- publishing ---- */
+
+static int resubmit_one(struct resub *rs, const evb_event *ev, evb_resubmit_report *rep)
+{
+    struct evb_dlq_record rec;
+    int rc = decode_own(rs, ev, &rec);
+    if (rc)
+        return rc;
+    int32_t part = rec.origin_partition < rs->nparts ? (int32_t)rec.origin_partition
+                                                      : EVB_PARTITION_ANY;
+    struct evb_claim cl;
+    if ((rc = evb_claim(rs->p, part, rec.key, rec.key_len, rec.value_len, &cl)))
+        return evb_err_set(rc, "topic %s: claiming room for dead-letter offset %llu: %s",
+                           rs->topic, (unsigned long long)ev->offset, evb_strerror(rc));
+    evb_claim_set_type(rs->p, rec.type);
+    if ((rc = intent_write(rs, ev->offset, cl.partition, cl.position, EVB_DLQS_CLAIMED))) {
+        evb_abort(rs->p, &cl);
+        return rc;
+    }
+    EVB_CRASH_POINT("dlq.resubmit.after_intent");
+    if (rec.value_len)
+        memcpy(cl.value, rec.value, rec.value_len);
+    if ((rc = evb_commit(rs->p, &cl))) {
+        /* Padded: not published. The intent says so to any rerun too. */
+        intent_write(rs, 0, 0, 0, EVB_DLQS_NONE);
+        return evb_err_set(rc, "topic %s: dead-letter offset %llu not resubmitted: %s",
+                           rs->topic, (unsigned long long)ev->offset, evb_strerror(rc));
+    }
+    EVB_CRASH_POINT("dlq.resubmit.after_commit");
+    /* A durable origin: the bit must not reach the disk before the event
+     * it stands for, or a power cut loses the event and keeps the bit. */
+    if (rs->origin_durable && (rc = evb_producer_sync(rs->p, EVB_RESUBMIT_WAIT_MS)))
+        return rc;
+    if ((rc = bit_set(rs, ev->offset)))
+        return rc;
+    EVB_CRASH_POINT("dlq.resubmit.after_mark");
+    *rep = (evb_resubmit_report){.dlq_offset = ev->offset, .status = EVB_RESUBMIT_PUBLISHED,
+                                 .partition = cl.partition, .offset = cl.offset,
+                                 .position = cl.position};
+    return 1;
+}
+
+/* One DLQ event: skipped when done, else published. 1 published, 0
+ * skipped, or -errno; *STOP when FN asked to stop. */
+static int deal(struct resub *rs, const evb_event *ev,
+                int (*fn)(const evb_resubmit_report *r, void *arg), void *arg, bool *stop)
+{
+    evb_resubmit_report rep = {.dlq_offset = ev->offset, .status = EVB_RESUBMIT_ALREADY};
+    int rc = bit_get(rs->fd, ev->offset);
+    if (rc == 0)
+        rc = resubmit_one(rs, ev, &rep);
+    else if (rc == 1)
+        rc = 0;
+    if (rc >= 0 && fn && fn(&rep, arg))
+        *stop = true;
+    return rc;
+}
+
+/* Every DLQ event below the tail seen at the start. */
+static int run_all(struct resub *rs, int (*fn)(const evb_resubmit_report *r, void *arg),
+                   void *arg)
+{
+    struct evb_partition_stat st;
+    int rc = evb_partition_stat(rs->bus, rs->dlq, 0, &st);
+    if (rc)
+        return rc;
+    evb_consumer *c;
+    evb_consumer_options co = {.kind = EVB_SUBSCRIBER, .start = EVB_START_EARLIEST};
+    if ((rc = evb_consumer_open(&c, rs->bus, rs->dlq, &co)))
+        return rc;
+    int done = 0;
+    bool stop = false;
+    while (!stop) {
+        evb_event ev;
+        rc = evb_consumer_next(c, &ev, EVB_RESUBMIT_WAIT_MS);
+        if (rc == -ETIMEDOUT) {
+            uint64_t lag = 0;
+            if (evb_consumer_lag(c, &lag) == 0 && lag == 0) {
+                rc = 0; /* the tail went back (a rebuild cut it): all read */
+                break;
+            }
+            continue;
+        }
+        if (rc || ev.offset >= st.tail_offset)
+            break;
+        if ((rc = deal(rs, &ev, fn, arg, &stop)) < 0)
+            break;
+        done += rc;
+        rc = 0;
+    }
+    evb_consumer_close(c);
+    return rc < 0 ? rc : done;
+}
+
+EVB_EXPORT int evb_dlq_resubmit(evb_bus *bus, const char *topic, uint64_t offset, uint32_t flags,
+                                int (*fn)(const evb_resubmit_report *r, void *arg), void *arg)
+{
+    if (!bus || !topic || (flags & ~(EVB_RESUBMIT_ALL | EVB_RESUBMIT_SETTLE)))
+        return -EINVAL;
+    evb_err_clear();
+    struct resub rs = {.bus = bus, .topic = topic, .fd = -1};
+    struct evb_topic_info oi, di;
+    int rc = evb_name_check(topic, "topic");
+    if (rc || (rc = evb_dlq_name(topic, rs.dlq)))
+        return rc;
+    if ((rc = evb_topic_info(bus, topic, &oi)) || (rc = evb_topic_info(bus, rs.dlq, &di)))
+        return rc;
+    if ((rc = state_path(bus, rs.dlq, rs.path, sizeof rs.path, &rs.sync)))
+        return rc;
+    rs.nparts = oi.config.partitions;
+    rs.origin_durable = oi.config.durability != EVB_DURABILITY_NONE;
+    evb_producer_options po = {.block_ms = EVB_RESUBMIT_WAIT_MS};
+    if ((rc = state_open(&rs, di.config.file_mode)) ||
+        (rc = evb_producer_open(&rs.p, bus, topic, &po)) ||
+        (rc = recover(&rs, flags & EVB_RESUBMIT_SETTLE)))
+        goto out;
+    if (flags & EVB_RESUBMIT_ALL) {
+        rc = run_all(&rs, fn, arg);
+    } else {
+        evb_consumer *c = NULL;
+        evb_event ev;
+        bool stop = false;
+        if (!(rc = dlq_read(&rs, offset, &c, &ev)))
+            rc = deal(&rs, &ev, fn, arg, &stop);
+        evb_consumer_close(c);
+    }
+out:
+    evb_producer_close(rs.p);
+    if (rs.fd >= 0)
+        close(rs.fd);
+    return rc;
+}
+
+EVB_EXPORT int evb_dlq_resubmitted(evb_bus *bus, const char *topic, uint64_t dlq_offset)
+{
+    if (!bus || !topic)
+        return -EINVAL;
+    char dlq[EVB_NAME_MAX + 1], path[PATH_MAX + 32];
+    bool durable;
+    int rc = evb_name_check(topic, "topic");
+    if (rc || (rc = evb_dlq_name(topic, dlq)) ||
+        (rc = state_path(bus, dlq, path, sizeof path, &durable)))
+        return rc;
+    int fd = evb_open_file(AT_FDCWD, path, O_RDONLY, 0, EVB_FILE_REG);
+    if (fd == -ENOENT)
+        return 0;
+    if (fd < 0)
+        return evb_open_fail(fd, path);
+    rc = state_check(fd, path);
+    if (rc == 0)
+        rc = bit_get(fd, dlq_offset);
+    else if (rc == 1)
+        rc = 0;
+    close(fd);
+    return rc;
+}
