@@ -138,7 +138,7 @@ int evb_dlq_append(struct evb_dlq_writer **w, evb_bus *bus, const struct evb_top
         .producer_seq = ev->producer_seq, .producer_id = ev->producer_id,
         .deliveries = deliveries, .type = ev->type, .flags = ev->flags,
         .topic_len = (uint16_t)tl, .reason_len = (uint16_t)rl, .rejecter_len = (uint16_t)jl,
-        .rejecter_pid = (uint32_t)getpid(),
+        .rejecter_pid = (uint32_t)getpid(), .value_len = ev->value_len,
     };
     uint8_t *v = cl.value;
     memcpy(v, &h, sizeof h);
@@ -226,11 +226,13 @@ EVB_EXPORT int evb_dlq_decode(const evb_event *ev, struct evb_dlq_record *out)
     /* Each length is at most 16 bits, so the sum cannot overflow. */
     uint32_t at = evb_dlq_value_at(h.topic_len, h.reason_len, h.rejecter_len);
     if (h.reason_len > EVB_DLQ_REASON_MAX || h.deliveries == 0 || h.reserved ||
-        h.origin_partition >= EVB_MAX_PARTITIONS || at > len)
+        h.reserved2 || h.origin_partition >= EVB_MAX_PARTITIONS ||
+        (uint64_t)at + h.value_len != len)
         return evb_err_set(-EBADMSG, "DLQ event at offset %llu: record fields out of range "
-                           "(reason %u bytes, deliveries %u, partition %u, strings end at %u "
-                           "of %u bytes)", (unsigned long long)ev->offset, h.reason_len,
-                           h.deliveries, h.origin_partition, at, len);
+                           "(reason %u bytes, deliveries %u, partition %u, strings end at %u, "
+                           "value %u bytes, record %u bytes)", (unsigned long long)ev->offset,
+                           h.reason_len, h.deliveries, h.origin_partition, at, h.value_len,
+                           len);
     const uint8_t *s = v + EVB_DLQ_HDR_BYTES;
     if (copy_name(s, h.topic_len, out->origin_topic, false) ||
         copy_name(s + h.topic_len + h.reason_len, h.rejecter_len, out->rejecter, true))
@@ -256,6 +258,6 @@ EVB_EXPORT int evb_dlq_decode(const evb_event *ev, struct evb_dlq_record *out)
     out->key = ev->key;
     out->key_len = ev->key_len;
     out->value = v + at;
-    out->value_len = len - at;
+    out->value_len = h.value_len;
     return 0;
 }

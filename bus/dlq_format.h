@@ -26,16 +26,19 @@
  *   72    | rejecter_len     u16         |  0..EVB_NAME_MAX
  *   74    | reserved         u16         |  0
  *   76    | rejecter_pid     u32         |
- *   80    +------------------------------+
+ *   80    | value_len        u32         |  the event's value length
+ *   84    | reserved2        u32         |  0
+ *   88    +------------------------------+
  *         | origin topic name            |  topic_len bytes
  *         | reason                       |  reason_len bytes
  *         | rejecter (consumer name)     |  rejecter_len bytes
  *         | zero padding to 8            |
- *         | the event's value            |  the rest, 8-aligned in the value
+ *         | the event's value            |  value_len bytes, 8-aligned in the value
  *         +------------------------------+
  *
- * The value's length must equal the padded header and strings plus the
- * original value exactly; the decoder (evb_dlq_decode) copies the header
+ * The DLQ value's length must equal the padded header and strings plus
+ * value_len exactly (so a truncated record is not taken for a shorter
+ * event); the decoder (evb_dlq_decode) copies the header
  * out once (the event may sit in a mapping another process writes) and
  * checks every length against the event's value_len before any pointer is
  * made: wrong magic or lengths are -EBADMSG, another version or format
@@ -73,7 +76,7 @@
 
 #define EVB_DLQ_MAGIC 0x51444c45u /* "ELDQ" little-endian */
 #define EVB_DLQ_VERSION 1u
-#define EVB_DLQ_HDR_BYTES 80u
+#define EVB_DLQ_HDR_BYTES 88u
 #define EVB_DLQ_ALIGN 8u
 
 /* Version, header size and the offsets of the length fields folded into
@@ -81,7 +84,7 @@
 #define EVB_DLQ_FORMAT_WORD                                                       \
     ((uint32_t)EVB_DLQ_VERSION << 24 | (uint32_t)EVB_DLQ_HDR_BYTES << 16 |        \
      (uint32_t)offsetof(struct evb_dlq_hdr, topic_len) << 8 |                     \
-     (uint32_t)offsetof(struct evb_dlq_hdr, rejecter_pid))
+     (uint32_t)offsetof(struct evb_dlq_hdr, value_len))
 
 struct evb_dlq_hdr {
     uint32_t magic;            /* 0: EVB_DLQ_MAGIC */
@@ -103,6 +106,8 @@ struct evb_dlq_hdr {
     uint16_t rejecter_len;     /* 72: bytes of the rejecting consumer's name */
     uint16_t reserved;         /* 74: zero */
     uint32_t rejecter_pid;     /* 76: the rejecting process */
+    uint32_t value_len;        /* 80: bytes of its value after the strings */
+    uint32_t reserved2;        /* 84: zero */
 };
 
 #define EVB_DLQ_AT(field, off)                                                    \
@@ -128,6 +133,8 @@ EVB_DLQ_AT(reason_len, 70);
 EVB_DLQ_AT(rejecter_len, 72);
 EVB_DLQ_AT(reserved, 74);
 EVB_DLQ_AT(rejecter_pid, 76);
+EVB_DLQ_AT(value_len, 80);
+EVB_DLQ_AT(reserved2, 84);
 
 /* Where the original value starts in a DLQ value with these strings. */
 static inline uint32_t evb_dlq_value_at(uint32_t topic_len, uint32_t reason_len,

@@ -257,12 +257,22 @@ static int claim_committed(struct resub *rs, uint64_t o, uint32_t part, uint64_t
                                .partition = (int32_t)part};
     if ((rc = evb_consumer_open(&oc, rs->bus, rs->topic, &co)))
         goto out;
-    rc = evb_consumer_next(oc, &oev, EVB_RESUBMIT_WAIT_MS);
-    if (rc == -ETIMEDOUT) {
-        rc = evb_err_set(rc, "topic %s, partition %u: the claim a killed resubmit left at "
-                         "position %llu is still unsettled after %d ms", rs->topic, part,
-                         (unsigned long long)pos, EVB_RESUBMIT_WAIT_MS);
-        goto out;
+    /* The claim is committed, padded (a dead producer's hole, within
+     * dead_ms) or, if the ring moved on, gone. A pad with nothing after
+     * it yields no event: the reader then stands at the tail, past POS. */
+    uint64_t deadline = evb_mono_ns() + EVB_RESUBMIT_WAIT_MS * 1000000ull;
+    while ((rc = evb_consumer_next(oc, &oev, 50)) == -ETIMEDOUT) {
+        uint64_t lag = 1;
+        if (evb_consumer_lag(oc, &lag) == 0 && lag == 0) {
+            rc = 0;
+            goto out;
+        }
+        if (evb_mono_ns() >= deadline) {
+            rc = evb_err_set(rc, "topic %s, partition %u: the claim a killed resubmit left "
+                             "at position %llu is still unsettled after %d ms", rs->topic,
+                             part, (unsigned long long)pos, EVB_RESUBMIT_WAIT_MS);
+            goto out;
+        }
     }
     if (rc)
         goto out;
@@ -381,16 +391,22 @@ static int run_all(struct resub *rs, int (*fn)(const evb_resubmit_report *r, voi
         return rc;
     int done = 0;
     bool stop = false;
+    uint64_t deadline = evb_mono_ns() + EVB_RESUBMIT_WAIT_MS * 1000000ull;
     while (!stop) {
         evb_event ev;
-        rc = evb_consumer_next(c, &ev, EVB_RESUBMIT_WAIT_MS);
+        rc = evb_consumer_next(c, &ev, 50);
         if (rc == -ETIMEDOUT) {
-            uint64_t lag = 0;
+            /* Caught up: the last events were pads, or there were none.
+             * Else it waits at a hole in the DLQ, padded within dead_ms. */
+            uint64_t lag = 1;
             if (evb_consumer_lag(c, &lag) == 0 && lag == 0) {
-                rc = 0; /* the tail went back (a rebuild cut it): all read */
+                rc = 0;
                 break;
             }
-            continue;
+            if (evb_mono_ns() < deadline)
+                continue;
+            rc = evb_err_set(rc, "dead-letter topic %s: no event came for %d ms below its "
+                             "tail", rs->dlq, EVB_RESUBMIT_WAIT_MS);
         }
         if (rc || ev.offset >= st.tail_offset)
             break;
@@ -398,6 +414,9 @@ static int run_all(struct resub *rs, int (*fn)(const evb_resubmit_report *r, voi
             break;
         done += rc;
         rc = 0;
+        if (ev.offset + 1 >= st.tail_offset)
+            break;
+        deadline = evb_mono_ns() + EVB_RESUBMIT_WAIT_MS * 1000000ull;
     }
     evb_consumer_close(c);
     return rc < 0 ? rc : done;

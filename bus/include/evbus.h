@@ -956,7 +956,7 @@ int evb_group_stat(evb_bus *bus, const char *topic, const char *group, evb_group
  *  record header, the origin's name, the reason, the rejecter's name and
  *  alignment. A DLQ made by reject has max_event_bytes = the origin's +
  *  this. */
-#define EVB_DLQ_OVERHEAD_BYTES 1232
+#define EVB_DLQ_OVERHEAD_BYTES 1240
 
 /**
  * Reject EV, which C delivered: append it to <topic>.dlq (created as

@@ -1,0 +1,563 @@
+/*
+ * test_dlq.c - dead-letter topics: a reject writes a record that decodes
+ * to the event and its origin, the DLQ inherits the origin's durability,
+ * reasons are bounded, DLQs are not rejected again, two processes that
+ * make the DLQ at once both succeed, hostile records are refused, and
+ * resubmit publishes each DLQ event once, also when killed (crash points
+ * in dlq_resubmit.c) at any step and rerun.
+ */
+#include <criterion/criterion.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "dlq_format.h"
+#include "t_helpers.h"
+
+static evb_bus *bus;
+static const evb_bus_options bus_opts = {.dead_ms = 100};
+
+static void setup(void)
+{
+    evb_bus_options o = bus_opts;
+    o.data_dir = t_data_dir();
+    cr_assert_eq(evb_bus_open(&bus, t_bus_dir(), &o), 0);
+}
+
+static void teardown(void)
+{
+    evb_bus_close(bus);
+    t_bus_cleanup();
+}
+
+TestSuite(dlq, .init = setup, .fini = teardown, .timeout = 60);
+
+static void make_topic(const char *name, uint32_t parts, uint32_t durability)
+{
+    evb_topic_config tc = {.partitions = parts, .ring_bytes = 1 << 20,
+                           .durability = durability, .file_mode = 0640};
+    cr_assert_eq(evb_topic_create(bus, name, &tc), 0, "%s", evb_last_error());
+}
+
+/* Event I: key "k<I%3>", value "value-<I>", type 100+I. */
+static void publish_n(const char *topic, int n)
+{
+    evb_producer *p;
+    cr_assert_eq(evb_producer_open(&p, bus, topic, NULL), 0);
+    for (int i = 0; i < n; i++) {
+        char k[8], v[32];
+        snprintf(k, sizeof k, "k%d", i % 3);
+        int len = snprintf(v, sizeof v, "value-%d", i);
+        evb_msg m = {.key = k, .key_len = 2, .value = v, .value_len = (uint32_t)len,
+                     .partition = EVB_PARTITION_ANY, .type = (uint16_t)(100 + i)};
+        cr_assert_eq(evb_publish(p, &m), 0);
+    }
+    evb_producer_close(p);
+}
+
+static int value_num(const void *v, uint32_t len)
+{
+    char buf[32] = {0};
+    if (len < 7 || len > 31 || memcmp(v, "value-", 6))
+        return -1;
+    memcpy(buf, v, len);
+    return atoi(buf + 6);
+}
+
+/* Read TOPIC from the start, counting each value-<i> into SEEN[i]. */
+static int count_values(const char *topic, int *seen, int cap)
+{
+    evb_consumer *c;
+    evb_consumer_options co = {.kind = EVB_SUBSCRIBER, .start = EVB_START_EARLIEST};
+    cr_assert_eq(evb_consumer_open(&c, bus, topic, &co), 0);
+    evb_event ev;
+    int n = 0;
+    while (evb_consumer_next(c, &ev, 300) == 0) {
+        int i = value_num(ev.value, ev.value_len);
+        cr_assert(i >= 0 && i < cap, "stray value in %s", topic);
+        cr_assert_eq(ev.type, 100 + i, "type of value-%d lost", i);
+        seen[i]++;
+        n++;
+    }
+    evb_consumer_close(c);
+    return n;
+}
+
+/* A named consumer reads TOPIC and rejects the events whose number
+ * REJECT(i) says, with reason "bad <i>"; commits at the end. */
+static int reject_some(const char *topic, int n, bool (*reject)(int i))
+{
+    evb_consumer *c;
+    evb_consumer_options co = {.kind = EVB_CONSUMER, .name = "billing"};
+    cr_assert_eq(evb_consumer_open(&c, bus, topic, &co), 0);
+    int rejected = 0;
+    for (int k = 0; k < n; k++) {
+        evb_event ev;
+        cr_assert_eq(evb_consumer_next(c, &ev, 2000), 0);
+        int i = value_num(ev.value, ev.value_len);
+        if (!reject(i))
+            continue;
+        char why[32];
+        snprintf(why, sizeof why, "bad %d", i);
+        cr_assert_eq(evb_consumer_reject(c, &ev, why), 0, "%s", evb_last_error());
+        rejected++;
+    }
+    uint64_t count;
+    cr_assert_eq(evb_consumer_rejects(c, &count), 0);
+    cr_assert_eq(count, (uint64_t)rejected);
+    cr_assert_eq(evb_consumer_commit(c), 0);
+    evb_consumer_close(c);
+    return rejected;
+}
+
+static bool every_third(int i) { return i % 3 == 1; }
+static bool all(int i) { (void)i; return true; }
+
+Test(dlq, reject_writes_a_record_that_decodes_to_the_event)
+{
+    make_topic("orders", 2, EVB_DURABILITY_NONE);
+    publish_n("orders", 9);
+    /* The originals, to compare with. */
+    evb_event orig[9];
+    char keep[9][32], keys[9][2];
+    evb_consumer *s;
+    evb_consumer_options so = {.kind = EVB_SUBSCRIBER, .start = EVB_START_EARLIEST};
+    cr_assert_eq(evb_consumer_open(&s, bus, "orders", &so), 0);
+    for (int k = 0; k < 9; k++) {
+        evb_event ev;
+        cr_assert_eq(evb_consumer_next(s, &ev, 1000), 0);
+        int i = value_num(ev.value, ev.value_len);
+        orig[i] = ev;
+        memcpy(keep[i], ev.value, ev.value_len);
+        memcpy(keys[i], ev.key, 2);
+    }
+    evb_consumer_close(s);
+
+    cr_assert_eq(reject_some("orders", 9, every_third), 3);
+    struct evb_topic_info ti;
+    cr_assert_eq(evb_topic_info(bus, "orders.dlq", &ti), 0);
+    cr_expect_eq(ti.config.partitions, 1);
+    cr_expect_eq(ti.config.file_mode, 0640);
+    cr_expect_eq(ti.config.durability, EVB_DURABILITY_NONE);
+
+    evb_consumer *d;
+    cr_assert_eq(evb_consumer_open(&d, bus, "orders.dlq", &so), 0);
+    int got = 0;
+    evb_event ev;
+    while (evb_consumer_next(d, &ev, 300) == 0) {
+        struct evb_dlq_record r;
+        cr_assert_eq(evb_dlq_decode(&ev, &r), 0, "%s", evb_last_error());
+        int i = value_num(r.value, r.value_len);
+        cr_assert(i >= 0 && i % 3 == 1, "DLQ holds value-%d", i);
+        const evb_event *o = &orig[i];
+        cr_expect_str_eq(r.origin_topic, "orders");
+        cr_expect_str_eq(r.rejecter, "billing");
+        char why[32];
+        snprintf(why, sizeof why, "bad %d", i);
+        cr_expect_str_eq(r.reason, why);
+        cr_expect_eq(r.reason_len, strlen(why));
+        cr_expect_eq(r.origin_partition, o->partition);
+        cr_expect_eq(r.origin_offset, o->offset);
+        cr_expect_eq(r.origin_position, o->position);
+        cr_expect_eq(r.origin_timestamp_ns, o->timestamp_ns);
+        cr_expect_eq(r.producer_id, o->producer_id);
+        cr_expect_eq(r.producer_seq, o->producer_seq);
+        cr_expect_eq(r.type, 100 + i);
+        cr_expect_eq(r.deliveries, 1);
+        cr_expect_eq(r.rejecter_pid, (uint32_t)getpid());
+        cr_expect(r.reject_time_ns >= o->timestamp_ns);
+        cr_expect_eq(r.key_len, 2);
+        cr_expect_eq(ev.key_len, 2, "the DLQ event is keyed by the original key");
+        cr_expect(memcmp(r.key, keys[i], 2) == 0);
+        cr_expect_eq(r.value_len, o->value_len);
+        cr_expect(memcmp(r.value, keep[i], r.value_len) == 0);
+        cr_expect_eq((uintptr_t)r.value % 8, 0, "the original value stays 8-aligned");
+        got++;
+    }
+    evb_consumer_close(d);
+    cr_assert_eq(got, 3);
+
+    /* Counted as handled: the commit after the rejects covers them. */
+    evb_consumer *c;
+    evb_consumer_options co = {.kind = EVB_CONSUMER, .name = "billing"};
+    cr_assert_eq(evb_consumer_open(&c, bus, "orders", &co), 0);
+    cr_expect_eq(evb_consumer_next(c, &ev, 100), -ETIMEDOUT);
+    evb_consumer_close(c);
+}
+
+Test(dlq, reason_is_bounded)
+{
+    make_topic("r", 1, EVB_DURABILITY_NONE);
+    publish_n("r", 3);
+    evb_consumer *c;
+    evb_consumer_options co = {.kind = EVB_SUBSCRIBER, .start = EVB_START_EARLIEST};
+    cr_assert_eq(evb_consumer_open(&c, bus, "r", &co), 0);
+    evb_event ev;
+    cr_assert_eq(evb_consumer_next(c, &ev, 1000), 0);
+    char big[EVB_DLQ_REASON_MAX + 2];
+    memset(big, 'x', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    cr_expect_eq(evb_consumer_reject(c, &ev, big), -EINVAL, "1025 bytes of reason");
+    big[EVB_DLQ_REASON_MAX] = '\0';
+    cr_expect_eq(evb_consumer_reject(c, &ev, big), 0, "%s", evb_last_error());
+    cr_expect_eq(evb_consumer_reject(c, &ev, NULL), 0);
+    uint64_t n;
+    cr_assert_eq(evb_consumer_rejects(c, &n), 0);
+    cr_expect_eq(n, 2);
+    evb_consumer_close(c);
+
+    cr_assert_eq(evb_consumer_open(&c, bus, "r.dlq", &co), 0);
+    struct evb_dlq_record r;
+    cr_assert_eq(evb_consumer_next(c, &ev, 1000), 0);
+    cr_assert_eq(evb_dlq_decode(&ev, &r), 0);
+    cr_expect_eq(r.reason_len, EVB_DLQ_REASON_MAX);
+    cr_expect_eq(strlen(r.reason), EVB_DLQ_REASON_MAX);
+    cr_assert_eq(evb_consumer_next(c, &ev, 1000), 0);
+    cr_assert_eq(evb_dlq_decode(&ev, &r), 0);
+    cr_expect_str_eq(r.reason, "");
+    cr_expect_str_eq(r.rejecter, "", "a subscriber has no name");
+    evb_consumer_close(c);
+}
+
+Test(dlq, dlq_of_a_durable_topic_is_durable)
+{
+    make_topic("d", 2, EVB_DURABILITY_SYNC);
+    publish_n("d", 4);
+    cr_assert_eq(reject_some("d", 4, all), 4);
+    struct evb_topic_info ti;
+    cr_assert_eq(evb_topic_info(bus, "d.dlq", &ti), 0);
+    cr_expect_eq(ti.config.durability, EVB_DURABILITY_SYNC);
+    cr_expect_eq(ti.config.file_mode, 0640);
+    cr_expect(ti.config.max_event_bytes >= (64u << 10) + EVB_DLQ_OVERHEAD_BYTES);
+    /* SYNC: every reject waited for the disk. */
+    struct evb_partition_stat st;
+    cr_assert_eq(evb_partition_stat(bus, "d.dlq", 0, &st), 0);
+    cr_expect_eq(st.tail_offset, 4);
+    cr_expect_eq(st.durable_position, st.tail_position, "rejected events not synced");
+    char **paths;
+    size_t n;
+    cr_assert_eq(evb_segment_list(bus, "d.dlq", 0, &paths, &n), 0);
+    cr_expect_geq(n, 1);
+    for (size_t i = 0; i < n; i++)
+        free(paths[i]);
+    free(paths);
+}
+
+Test(dlq, a_dlq_is_not_rejected_again)
+{
+    make_topic("x", 1, EVB_DURABILITY_NONE);
+    publish_n("x", 1);
+    cr_assert_eq(reject_some("x", 1, all), 1);
+    evb_consumer *c;
+    evb_consumer_options co = {.kind = EVB_SUBSCRIBER, .start = EVB_START_EARLIEST};
+    cr_assert_eq(evb_consumer_open(&c, bus, "x.dlq", &co), 0);
+    evb_event ev;
+    cr_assert_eq(evb_consumer_next(c, &ev, 1000), 0);
+    cr_expect_eq(evb_consumer_reject(c, &ev, "again"), -EINVAL);
+    cr_expect(strstr(evb_last_error(), "dead-letter"), "%s", evb_last_error());
+    evb_consumer_close(c);
+    struct evb_topic_info ti;
+    cr_expect_eq(evb_topic_info(bus, "x.dlq.dlq", &ti), -ENOENT);
+}
+
+Test(dlq, long_names_leave_no_room)
+{
+    char name[EVB_NAME_MAX + 1];
+    memset(name, 'n', EVB_NAME_MAX - 3);
+    name[EVB_NAME_MAX - 3] = '\0';
+    make_topic(name, 1, EVB_DURABILITY_NONE);
+    publish_n(name, 1);
+    evb_consumer *c;
+    evb_consumer_options co = {.kind = EVB_SUBSCRIBER, .start = EVB_START_EARLIEST};
+    cr_assert_eq(evb_consumer_open(&c, bus, name, &co), 0);
+    evb_event ev;
+    cr_assert_eq(evb_consumer_next(c, &ev, 1000), 0);
+    cr_expect_eq(evb_consumer_reject(c, &ev, "r"), -ENAMETOOLONG);
+    /* One byte shorter fits exactly. */
+    evb_event other = ev;
+    other.partition = 1;
+    cr_expect_eq(evb_consumer_reject(c, &other, "r"), -EINVAL, "a partition it does not read");
+    evb_consumer_close(c);
+}
+
+/* Child: reject one event of "race" as soon as the gate opens. */
+static struct t_shared *gate;
+static int racer(void *arg)
+{
+    (void)arg;
+    evb_bus *b;
+    evb_consumer *c;
+    evb_consumer_options co = {.kind = EVB_SUBSCRIBER, .start = EVB_START_EARLIEST};
+    if (evb_bus_open(&b, t_bus_dir(), NULL) || evb_consumer_open(&c, b, "race", &co))
+        return 10;
+    evb_event ev;
+    if (evb_consumer_next(c, &ev, 2000))
+        return 11;
+    atomic_fetch_add_explicit(&gate->ready, 1, memory_order_relaxed);
+    while (!atomic_load_explicit(&gate->go, memory_order_relaxed))
+        ;
+    int rc = evb_consumer_reject(c, &ev, "race");
+    evb_consumer_close(c);
+    evb_bus_close(b);
+    return rc ? 12 : 0;
+}
+
+Test(dlq, two_processes_making_the_dlq_at_once_both_succeed)
+{
+    make_topic("race", 1, EVB_DURABILITY_NONE);
+    publish_n("race", 1);
+    for (int round = 0; round < 5; round++) {
+        gate = t_shared_new();
+        pid_t a = t_spawn(racer, NULL), b = t_spawn(racer, NULL);
+        cr_assert(t_wait_count(&gate->ready, 2, 5000));
+        atomic_store_explicit(&gate->go, 1, memory_order_relaxed);
+        cr_expect_eq(t_wait_exit(a, 10000), 0);
+        cr_expect_eq(t_wait_exit(b, 10000), 0);
+        struct evb_partition_stat st;
+        cr_assert_eq(evb_partition_stat(bus, "race.dlq", 0, &st), 0);
+        cr_expect_eq(st.tail_offset, 2);
+        cr_assert_eq(evb_topic_delete(bus, "race.dlq"), 0);
+    }
+}
+
+/* A good record of "h" to mutate, copied into BUF; its length. */
+static uint32_t good_record(uint8_t *buf, size_t cap)
+{
+    make_topic("h", 1, EVB_DURABILITY_NONE);
+    publish_n("h", 1);
+    cr_assert_eq(reject_some("h", 1, all), 1);
+    evb_consumer *c;
+    evb_consumer_options co = {.kind = EVB_SUBSCRIBER, .start = EVB_START_EARLIEST};
+    cr_assert_eq(evb_consumer_open(&c, bus, "h.dlq", &co), 0);
+    evb_event ev;
+    cr_assert_eq(evb_consumer_next(c, &ev, 1000), 0);
+    cr_assert(ev.value_len <= cap);
+    memcpy(buf, ev.value, ev.value_len);
+    uint32_t n = ev.value_len;
+    evb_consumer_close(c);
+    return n;
+}
+
+static int decode_bytes(const uint8_t *v, uint32_t len, struct evb_dlq_record *r)
+{
+    evb_event ev = {.value = v, .value_len = len, .key = "k0", .key_len = 2};
+    return evb_dlq_decode(&ev, r);
+}
+
+Test(dlq, hostile_records_are_refused)
+{
+    static uint8_t good[4096], v[4096];
+    uint32_t n = good_record(good, sizeof good);
+    struct evb_dlq_record r;
+    cr_assert_eq(decode_bytes(good, n, &r), 0);
+    /* Every truncation, and one byte too many. */
+    for (uint32_t k = 0; k < n; k++)
+        cr_assert_eq(decode_bytes(good, k, &r), -EBADMSG, "truncated to %u", k);
+    memcpy(v, good, n);
+    cr_expect_eq(decode_bytes(v, n + 1, &r), -EBADMSG);
+
+    struct { size_t at; uint32_t width; uint64_t val; int want; const char *what; } cases[] = {
+        {offsetof(struct evb_dlq_hdr, magic), 4, 0x12345678, -EBADMSG, "magic"},
+        {offsetof(struct evb_dlq_hdr, version), 2, 2, -EPROTO, "version"},
+        {offsetof(struct evb_dlq_hdr, format), 4, 7, -EPROTO, "format"},
+        {offsetof(struct evb_dlq_hdr, topic_len), 2, 0, -EBADMSG, "empty topic"},
+        {offsetof(struct evb_dlq_hdr, topic_len), 2, 0xffff, -EBADMSG, "topic_len"},
+        {offsetof(struct evb_dlq_hdr, reason_len), 2, EVB_DLQ_REASON_MAX + 1, -EBADMSG,
+         "reason_len"},
+        {offsetof(struct evb_dlq_hdr, rejecter_len), 2, 0xffff, -EBADMSG, "rejecter_len"},
+        {offsetof(struct evb_dlq_hdr, value_len), 4, 0xffffffff, -EBADMSG, "value_len"},
+        {offsetof(struct evb_dlq_hdr, deliveries), 4, 0, -EBADMSG, "deliveries 0"},
+        {offsetof(struct evb_dlq_hdr, origin_partition), 4, EVB_MAX_PARTITIONS, -EBADMSG,
+         "partition"},
+        {offsetof(struct evb_dlq_hdr, reserved), 2, 1, -EBADMSG, "reserved"},
+        {EVB_DLQ_HDR_BYTES, 1, '/', -EBADMSG, "a '/' in the topic name"},
+        {EVB_DLQ_HDR_BYTES + 1, 1, 0, -EBADMSG, "a NUL in the topic name"},
+        {EVB_DLQ_HDR_BYTES + 2, 1, 0, -EBADMSG, "a NUL in the reason"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        memcpy(v, good, n);
+        memcpy(v + cases[i].at, &cases[i].val, cases[i].width);
+        cr_expect_eq(decode_bytes(v, n, &r), cases[i].want, "%s", cases[i].what);
+    }
+    /* Random bytes, and random bytes behind a good header: never a crash,
+     * never a pointer outside the value. */
+    srand(42);
+    for (int seed = 0; seed < 20000; seed++) {
+        uint32_t len = (uint32_t)rand() % n + 1;
+        memcpy(v, good, n);
+        int flips = 1 + rand() % 4;
+        for (int f = 0; f < flips; f++)
+            v[(uint32_t)rand() % len] = (uint8_t)rand();
+        if (seed & 1)
+            for (uint32_t k = 0; k < len; k++)
+                v[k] = (uint8_t)rand();
+        int rc = decode_bytes(v, len, &r);
+        cr_assert(rc == 0 || rc == -EBADMSG || rc == -EPROTO, "rc %d", rc);
+        if (rc == 0) {
+            const uint8_t *p = r.value;
+            cr_assert(p >= v && p + r.value_len <= v + len, "value outside the record");
+            cr_assert(strlen(r.reason) == r.reason_len);
+            cr_assert(strlen(r.origin_topic) >= 1);
+        }
+    }
+}
+
+/* ---- resubmit ---- */
+
+static int count_reports(const evb_resubmit_report *rep, void *arg)
+{
+    int *n = arg;
+    n[rep->status]++;
+    return 0;
+}
+
+Test(dlq, resubmit_puts_each_event_back_once)
+{
+    make_topic("rs", 2, EVB_DURABILITY_NONE);
+    publish_n("rs", 12);
+    cr_assert_eq(reject_some("rs", 12, every_third), 4);
+    int n[3] = {0};
+    cr_assert_eq(evb_dlq_resubmit(bus, "rs", 0, EVB_RESUBMIT_ALL, count_reports, n), 4,
+                 "%s", evb_last_error());
+    cr_expect_eq(n[EVB_RESUBMIT_PUBLISHED], 4);
+    int seen[12] = {0};
+    cr_assert_eq(count_values("rs", seen, 12), 16);
+    for (int i = 0; i < 12; i++)
+        cr_expect_eq(seen[i], i % 3 == 1 ? 2 : 1, "value-%d seen %d times", i, seen[i]);
+    /* Again: nothing more. One offset: already done, says so. */
+    memset(n, 0, sizeof n);
+    cr_assert_eq(evb_dlq_resubmit(bus, "rs", 0, EVB_RESUBMIT_ALL, count_reports, n), 0);
+    cr_expect_eq(n[EVB_RESUBMIT_ALREADY], 4);
+    memset(n, 0, sizeof n);
+    cr_assert_eq(evb_dlq_resubmit(bus, "rs", 2, 0, count_reports, n), 0);
+    cr_expect_eq(n[EVB_RESUBMIT_ALREADY], 1);
+    cr_expect_eq(evb_dlq_resubmit(bus, "rs", 4, 0, NULL, NULL), -ENOENT);
+    for (uint64_t o = 0; o < 4; o++)
+        cr_expect_eq(evb_dlq_resubmitted(bus, "rs", o), 1);
+    cr_expect_eq(evb_dlq_resubmitted(bus, "rs", 4), 0);
+    /* Back where they were: the original partition. */
+    evb_consumer *c;
+    evb_consumer_options co = {.kind = EVB_SUBSCRIBER, .start = EVB_START_EARLIEST};
+    cr_assert_eq(evb_consumer_open(&c, bus, "rs.dlq", &co), 0);
+    evb_event ev;
+    uint32_t part[12];
+    while (evb_consumer_next(c, &ev, 200) == 0) {
+        struct evb_dlq_record r;
+        cr_assert_eq(evb_dlq_decode(&ev, &r), 0);
+        part[value_num(r.value, r.value_len)] = r.origin_partition;
+    }
+    evb_consumer_close(c);
+    cr_assert_eq(evb_consumer_open(&c, bus, "rs", &co), 0);
+    int again[12] = {0};
+    while (evb_consumer_next(c, &ev, 200) == 0) {
+        int i = value_num(ev.value, ev.value_len);
+        if (again[i]++)
+            cr_expect_eq(ev.partition, part[i], "value-%d resubmitted elsewhere", i);
+    }
+    evb_consumer_close(c);
+}
+
+Test(dlq, one_offset_at_a_time)
+{
+    make_topic("one", 1, EVB_DURABILITY_NONE);
+    publish_n("one", 3);
+    cr_assert_eq(reject_some("one", 3, all), 3);
+    cr_assert_eq(evb_dlq_resubmit(bus, "one", 1, 0, NULL, NULL), 1);
+    cr_assert_eq(evb_dlq_resubmit(bus, "one", 1, 0, NULL, NULL), 0);
+    cr_expect_eq(evb_dlq_resubmitted(bus, "one", 0), 0);
+    cr_expect_eq(evb_dlq_resubmitted(bus, "one", 1), 1);
+    cr_assert_eq(evb_dlq_resubmit(bus, "one", 0, EVB_RESUBMIT_ALL, NULL, NULL), 2);
+    int seen[3] = {0};
+    cr_assert_eq(count_values("one", seen, 3), 6);
+    cr_expect_eq(evb_dlq_resubmit(bus, "none", 0, EVB_RESUBMIT_ALL, NULL, NULL), -ENOENT);
+}
+
+/* ---- killed half way ---- */
+
+struct kill_at {
+    const char *point;
+    const char *skip;
+    bool stop;
+};
+
+static int resubmitter(void *arg)
+{
+    const struct kill_at *k = arg;
+    setenv("EVB_CRASH_AT", k->point, 1);
+    setenv("EVB_CRASH_SKIP", k->skip, 1);
+    if (k->stop)
+        setenv("EVB_CRASH_SIGNAL", "STOP", 1);
+    evb_bus *b;
+    evb_bus_options o = bus_opts;
+    o.data_dir = t_data_dir();
+    if (evb_bus_open(&b, t_bus_dir(), &o))
+        return 10;
+    int rc = evb_dlq_resubmit(b, "k", 0, EVB_RESUBMIT_ALL, NULL, NULL);
+    evb_bus_close(b);
+    return rc >= 0 ? 0 : 11;
+}
+
+/* Reject all 20 events of a fresh "k", kill a resubmit at POINT after
+ * SKIP passes, rerun, and see each event exactly twice on "k" (the
+ * original and one resubmit). */
+static void killed_then_rerun(const char *point, const char *skip, uint32_t durability)
+{
+    make_topic("k", 2, durability);
+    publish_n("k", 20);
+    cr_assert_eq(reject_some("k", 20, all), 20);
+    struct kill_at k = {point, skip, false};
+    pid_t pid = t_spawn(resubmitter, &k);
+    cr_assert_eq(t_wait_exit(pid, 20000), 128 + SIGKILL, "not killed at %s", point);
+    int rc = evb_dlq_resubmit(bus, "k", 0, EVB_RESUBMIT_ALL, NULL, NULL);
+    cr_assert_geq(rc, 0, "%s", evb_last_error());
+    int seen[20] = {0};
+    cr_assert_eq(count_values("k", seen, 20), 40, "killed at %s", point);
+    for (int i = 0; i < 20; i++)
+        cr_assert_eq(seen[i], 2, "value-%d seen %d times (killed at %s)", i, seen[i], point);
+    cr_expect_eq(evb_dlq_resubmit(bus, "k", 0, EVB_RESUBMIT_ALL, NULL, NULL), 0);
+}
+
+Test(dlq, killed_after_intent_then_rerun)
+{
+    killed_then_rerun("dlq.resubmit.after_intent", "7", EVB_DURABILITY_NONE);
+}
+
+Test(dlq, killed_after_commit_then_rerun)
+{
+    killed_then_rerun("dlq.resubmit.after_commit", "7", EVB_DURABILITY_NONE);
+}
+
+Test(dlq, killed_after_mark_then_rerun)
+{
+    killed_then_rerun("dlq.resubmit.after_mark", "7", EVB_DURABILITY_NONE);
+}
+
+Test(dlq, durable_killed_after_intent_then_rerun)
+{
+    killed_then_rerun("dlq.resubmit.after_intent", "3", EVB_DURABILITY_ASYNC);
+}
+
+Test(dlq, durable_killed_after_commit_then_rerun)
+{
+    killed_then_rerun("dlq.resubmit.after_commit", "3", EVB_DURABILITY_SYNC);
+}
+
+Test(dlq, a_stopped_resubmit_keeps_others_out)
+{
+    make_topic("k", 1, EVB_DURABILITY_NONE);
+    publish_n("k", 5);
+    cr_assert_eq(reject_some("k", 5, all), 5);
+    struct kill_at k = {"dlq.resubmit.after_intent", "2", true};
+    pid_t pid = t_spawn(resubmitter, &k);
+    /* Stopped holding a claim and the state file's lock. */
+    int st;
+    cr_assert_eq(waitpid(pid, &st, WUNTRACED), pid);
+    cr_assert(WIFSTOPPED(st));
+    cr_expect_eq(evb_dlq_resubmit(bus, "k", 0, EVB_RESUBMIT_ALL, NULL, NULL), -EBUSY);
+    kill(pid, SIGKILL);
+    cr_assert_eq(t_wait_exit(pid, 5000), 128 + SIGKILL);
+    cr_assert_eq(evb_dlq_resubmit(bus, "k", 0, EVB_RESUBMIT_ALL, NULL, NULL), 3,
+                 "%s", evb_last_error());
+    int seen[5] = {0};
+    cr_assert_eq(count_values("k", seen, 5), 10);
+}
