@@ -306,6 +306,9 @@ static int recover(struct resub *rs, bool settle_done)
     if ((size_t)k < sizeof in || in.state != EVB_DLQS_CLAIMED ||
         in.crc32c != evb_crc32c(0, &in, offsetof(struct evb_dlqs_intent, crc32c)))
         return 0; /* none, or torn before its claim could be committed */
+    if (in.origin_position % 8)
+        return evb_err_set(-EBADMSG, "%s: the recorded claim's position %llu is not a frame "
+                           "boundary", rs->path, (unsigned long long)in.origin_position);
     int rc = bit_get(rs->fd, in.dlq_offset);
     if (rc == 0) {
         rc = claim_committed(rs, in.dlq_offset, in.origin_partition, in.origin_position);
@@ -363,7 +366,7 @@ static int resubmit_one(struct resub *rs, const evb_event *ev, evb_resubmit_repo
 
 /* One DLQ event: skipped when done, else published. 1 published, 0
  * skipped, or -errno; *STOP when FN asked to stop. */
-static int deal(struct resub *rs, const evb_event *ev,
+static int deal(struct resub *rs, const evb_event *ev, bool all,
                 int (*fn)(const evb_resubmit_report *r, void *arg), void *arg, bool *stop)
 {
     evb_resubmit_report rep = {.dlq_offset = ev->offset, .status = EVB_RESUBMIT_ALREADY};
@@ -372,6 +375,13 @@ static int deal(struct resub *rs, const evb_event *ev,
         rc = resubmit_one(rs, ev, &rep);
     else if (rc == 1)
         rc = 0;
+    /* Garbage in the DLQ (anyone who may publish there can put it there)
+     * must not stop every event after it from going back. */
+    if (all && (rc == -EBADMSG || rc == -EPROTO)) {
+        rep.status = EVB_RESUBMIT_SKIPPED;
+        rep.error = rc;
+        rc = 0;
+    }
     if (rc >= 0 && fn && fn(&rep, arg))
         *stop = true;
     return rc;
@@ -410,7 +420,7 @@ static int run_all(struct resub *rs, int (*fn)(const evb_resubmit_report *r, voi
         }
         if (rc || ev.offset >= st.tail_offset)
             break;
-        if ((rc = deal(rs, &ev, fn, arg, &stop)) < 0)
+        if ((rc = deal(rs, &ev, true, fn, arg, &stop)) < 0)
             break;
         done += rc;
         rc = 0;
@@ -451,7 +461,7 @@ EVB_EXPORT int evb_dlq_resubmit(evb_bus *bus, const char *topic, uint64_t offset
         evb_event ev;
         bool stop = false;
         if (!(rc = dlq_read(&rs, offset, &c, &ev)))
-            rc = deal(&rs, &ev, fn, arg, &stop);
+            rc = deal(&rs, &ev, false, fn, arg, &stop);
         evb_consumer_close(c);
     }
 out:

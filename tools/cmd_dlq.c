@@ -35,7 +35,9 @@ static const char dlq_usage[] =
     "no longer has it), as new events: they are processed out of their\n"
     "original order. Each is published once, also when the command is killed\n"
     "and run again: a rerun says `already` for those done before. It prints\n"
-    "`resubmitted OFFSET -> P:O` or `already OFFSET` per event.\n"
+    "`resubmitted OFFSET -> P:O` or `already OFFSET` per event; an event\n"
+    "that is not a dead-letter record of TOPIC is skipped, said on stderr,\n"
+    "and makes the exit status 1.\n"
     "  --offset OFFSET  the dead-letter event at OFFSET only\n"
     "  --all            every dead-letter event held when the command starts\n"
     "  --settle         after a killed resubmit whose claim TOPIC no longer\n"
@@ -67,7 +69,7 @@ typedef struct dlq_cmd {
     char dlq[EVB_NAME_MAX + 16];
     bool has_from, has_limit, has_offset, all, settle;
     uint64_t from, limit, offset;
-    uint64_t published, already;
+    uint64_t published, already, skipped;
     util_buf out;
     util_buf tmp;
 } dlq_cmd;
@@ -250,6 +252,12 @@ static int dlq_list(dlq_cmd *d)
 static int on_report(const evb_resubmit_report *r, void *arg)
 {
     dlq_cmd *d = arg;
+    if (r->status == EVB_RESUBMIT_SKIPPED) {
+        d->skipped++;
+        fprintf(stderr, "evbus dlq: skipped dead-letter offset %llu: not a record of %s (%s)\n",
+                (unsigned long long)r->dlq_offset, d->topic, evb_strerror(r->error));
+        return cli_stop != 0;
+    }
     bool pub = r->status == EVB_RESUBMIT_PUBLISHED;
     if (pub)
         d->published++;
@@ -290,6 +298,9 @@ static int dlq_resubmit(dlq_cmd *d)
     if (!d->c.json)
         fprintf(stderr, "evbus dlq: %llu resubmitted to %s, %llu already were\n",
                 (unsigned long long)d->published, d->topic, (unsigned long long)d->already);
+    if (d->skipped)
+        return cli_error(&d->c, "topic %s: %llu dead-letter events skipped: not records of it",
+                         d->topic, (unsigned long long)d->skipped);
     return CLI_OK;
 }
 

@@ -1036,6 +1036,9 @@ int evb_dlq_decode(const evb_event *ev, struct evb_dlq_record *out);
 enum evb_resubmit_status {
     EVB_RESUBMIT_PUBLISHED = 1, /**< put back on the origin topic now */
     EVB_RESUBMIT_ALREADY = 2,   /**< an earlier run did (maybe one killed half way) */
+    EVB_RESUBMIT_SKIPPED = 3,   /**< EVB_RESUBMIT_ALL: not a DLQ record of TOPIC
+                                     (evb_dlq_decode() refused it, or it names
+                                     another topic): left alone, the rest go on */
 };
 
 /** One DLQ event dealt with by evb_dlq_resubmit(). */
@@ -1045,6 +1048,8 @@ typedef struct evb_resubmit_report {
     uint32_t partition;       /**< PUBLISHED: where it went */
     uint64_t offset;          /**< PUBLISHED: its new offset */
     uint64_t position;        /**< PUBLISHED: its new position */
+    int32_t error;            /**< SKIPPED: why (-EBADMSG, -EPROTO); else 0 */
+    uint32_t reserved_;
 } evb_resubmit_report;
 
 /**
@@ -1071,8 +1076,9 @@ typedef struct evb_resubmit_report {
  * for TOPIC to settle the claim it left. Thread-safe.
  * Returns the number of events published (>= 0), -ENOENT (no such topic
  * or DLQ, or no DLQ event at OFFSET: never one, or no longer held),
- * -EBUSY, -EINVAL, -EBADMSG (a DLQ event that does not decode, or names
- * another origin topic), -ESTALE (a killed run's claim is no longer held
+ * -EBUSY, -EINVAL, -EBADMSG or -EPROTO (the event at OFFSET does not
+ * decode, or names another origin topic; with EVB_RESUBMIT_ALL such
+ * events are reported EVB_RESUBMIT_SKIPPED instead), -ESTALE (a killed run's claim is no longer held
  * by TOPIC, so whether it was committed cannot be told: nothing is
  * published until it is settled, EVB_RESUBMIT_SETTLE), -ETIMEDOUT, and
  * what evb_publish() and evb_producer_sync() return.

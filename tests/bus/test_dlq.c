@@ -407,6 +407,7 @@ Test(dlq, hostile_records_are_refused)
 static int count_reports(const evb_resubmit_report *rep, void *arg)
 {
     int *n = arg;
+    cr_assert(rep->status >= 1 && rep->status <= 3);
     n[rep->status]++;
     return 0;
 }
@@ -416,7 +417,7 @@ Test(dlq, resubmit_puts_each_event_back_once)
     make_topic("rs", 2, EVB_DURABILITY_NONE);
     publish_n("rs", 12);
     cr_assert_eq(reject_some("rs", 12, every_third), 4);
-    int n[3] = {0};
+    int n[4] = {0};
     cr_assert_eq(evb_dlq_resubmit(bus, "rs", 0, EVB_RESUBMIT_ALL, count_reports, n), 4,
                  "%s", evb_last_error());
     cr_expect_eq(n[EVB_RESUBMIT_PUBLISHED], 4);
@@ -470,6 +471,26 @@ Test(dlq, one_offset_at_a_time)
     int seen[3] = {0};
     cr_assert_eq(count_values("one", seen, 3), 6);
     cr_expect_eq(evb_dlq_resubmit(bus, "none", 0, EVB_RESUBMIT_ALL, NULL, NULL), -ENOENT);
+}
+
+Test(dlq, garbage_in_the_dlq_is_skipped_by_all)
+{
+    make_topic("g", 1, EVB_DURABILITY_NONE);
+    publish_n("g", 2);
+    cr_assert_eq(reject_some("g", 1, all), 1);
+    /* Anyone who may publish to the DLQ can put anything there. */
+    evb_producer *p;
+    cr_assert_eq(evb_producer_open(&p, bus, "g.dlq", NULL), 0);
+    evb_msg m = {.value = "junk", .value_len = 4};
+    cr_assert_eq(evb_publish(p, &m), 0);
+    evb_producer_close(p);
+    cr_assert_eq(reject_some("g", 1, all), 1);
+    cr_expect_eq(evb_dlq_resubmit(bus, "g", 1, 0, NULL, NULL), -EBADMSG);
+    int n[4] = {0};
+    cr_assert_eq(evb_dlq_resubmit(bus, "g", 0, EVB_RESUBMIT_ALL, count_reports, n), 2,
+                 "%s", evb_last_error());
+    cr_expect_eq(n[EVB_RESUBMIT_SKIPPED], 1);
+    cr_expect_eq(evb_dlq_resubmitted(bus, "g", 1), 0);
 }
 
 /* ---- killed half way ---- */

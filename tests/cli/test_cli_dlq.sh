@@ -77,6 +77,15 @@ for v in ["bad-%d" % i for i in range(5)]:
     xs=[x for x in o if x["value"] == v]
     assert len(xs) == 2 and xs[0]["key"] == xs[1]["key"] == "k" + v[-1], xs
     assert xs[0]["partition"] == xs[1]["partition"] and xs[1]["type"] == 7, xs'
+    drun pub t.dlq junk
+    drun dlq resubmit t --all
+    check "junk in the DLQ: exit 1" rc_is 1
+    check "junk in the DLQ: named" err_has "skipped dead-letter offset 5: not a record of t"
+    check "junk in the DLQ: the rest were done" [ "$(grep -c '^already' "$OUT")" -eq 5 ]
+    drun dlq list t
+    check "list of junk: exit 1" rc_is 1
+    check "list of junk: the others listed" [ "$(wc -l <"$OUT")" -eq 5 ]
+    check "list of junk: says which and why" err_has "offset 5: .*shorter than a record header"
     drun dlq resubmit t --offset 99
     check "a missing offset: exit 1" rc_is 1
     check "a missing offset: one line naming it" err_one_line
