@@ -943,6 +943,9 @@ int evb_group_stat(evb_bus *bus, const char *topic, const char *group, evb_group
  * whatever is there. Names: the origin's must leave room for ".dlq"
  * (EVB_NAME_MAX - 4 bytes). A topic whose name ends in ".dlq" is taken
  * for a DLQ: its events are not rejected again (no <topic>.dlq.dlq).
+ * The DLQ of a topic that is not durable is a ring like any other: once
+ * rejects lap it, the oldest are gone (`evbus dlq list` reports the
+ * loss); a durable topic's DLQ keeps them on disk.
  *
  * A DLQ event's key is the rejected event's key; its value is a record
  * (bus/dlq_format.h) that evb_dlq_decode() reads: never parse it by hand.
