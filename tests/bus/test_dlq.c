@@ -185,6 +185,32 @@ Test(dlq, reject_writes_a_record_that_decodes_to_the_event)
     evb_consumer_close(c);
 }
 
+Test(dlq, a_group_member_rejects_too)
+{
+    make_topic("gm", 2, EVB_DURABILITY_NONE);
+    publish_n("gm", 4);
+    evb_consumer *c;
+    evb_consumer_options co = {.kind = EVB_GROUP_MEMBER, .name = "workers",
+                               .start = EVB_START_EARLIEST};
+    cr_assert_eq(evb_consumer_open(&c, bus, "gm", &co), 0, "%s", evb_last_error());
+    evb_event ev;
+    int n = 0;
+    while (n < 4 && evb_consumer_next(c, &ev, 1000) == 0) {
+        if (ev.lost_events == 0 && ev.value_len) {
+            cr_assert_eq(evb_consumer_reject(c, &ev, "later"), 0, "%s", evb_last_error());
+            n++;
+        }
+    }
+    cr_assert_eq(n, 4);
+    evb_consumer_close(c);
+    struct evb_partition_stat st;
+    cr_assert_eq(evb_partition_stat(bus, "gm.dlq", 0, &st), 0);
+    cr_expect_eq(st.tail_offset, 4);
+    int seen[4] = {0};
+    cr_assert_eq(evb_dlq_resubmit(bus, "gm", 0, EVB_RESUBMIT_ALL, NULL, NULL), 4);
+    cr_assert_eq(count_values("gm", seen, 4), 8);
+}
+
 Test(dlq, reason_is_bounded)
 {
     make_topic("r", 1, EVB_DURABILITY_NONE);
