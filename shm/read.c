@@ -221,11 +221,19 @@ int evb_ring_read(struct evb_ring_reader *rd, struct evb_frame_view *v)
         }
         if (kind == EVB_FRAME_BAD)
             return corrupt(rd, st.bad, pos, st.bad_value);
-        int rc = check_offset(rd, st.offset == EVB_FRAME_NO_OFFSET ? rd->offset : st.offset);
-        if (rc)
-            return rc;
+        if (st.offset == EVB_FRAME_NO_OFFSET && rd->learn) {
+            /* A frame without an offset (the pad that ends a lap) has
+             * nothing to teach a reader learning its offset: the next
+             * frame with one does. Taking the reader's placeholder for it
+             * would fail that frame as corrupt. */
+        } else {
+            int rc = check_offset(rd, st.offset == EVB_FRAME_NO_OFFSET ? rd->offset
+                                                                      : st.offset);
+            if (rc)
+                return rc;
+            rd->offset += st.events;
+        }
         rd->pos = pos + st.skip;
-        rd->offset += st.events;
         rd->hole.pos = EVB_POS_NONE;
         if (kind == EVB_FRAME_PAD || !evb_ring_reader_take(rd, h, v))
             continue;
@@ -239,6 +247,7 @@ int evb_ring_read(struct evb_ring_reader *rd, struct evb_frame_view *v)
         v->value_len = st.value_len;
         v->flags = st.flags;
         v->pos = pos;
+        v->end = pos + st.skip;
         return 0;
     }
 }
@@ -278,8 +287,15 @@ int evb_ring_reader_ready(struct evb_ring_reader *rd)
 
 void evb_ring_reader_release(struct evb_ring_reader *rd)
 {
+    evb_ring_reader_release_to(rd, rd->pos);
+}
+
+void evb_ring_reader_release_to(struct evb_ring_reader *rd, uint64_t pos)
+{
     struct evb_reader_slot *s = &rd->r->rslots[rd->slot_idx];
-    if (rd->pos == rd->published)
+    if (pos > rd->pos)
+        pos = rd->pos;
+    if (pos == rd->published)
         return;
     /* Not overwritten: a foreign value must stay seen (the next read
      * fails), not be hidden by ours. One load of the line we are about to
@@ -287,11 +303,11 @@ void evb_ring_reader_release(struct evb_ring_reader *rd)
     if (cursor_tampered(rd))
         return;
     /* R3: we are done with every byte below pos; pairs with A3. */
-    atomic_store_explicit(&s->cursor, rd->pos, memory_order_release);
+    atomic_store_explicit(&s->cursor, pos, memory_order_release);
     /* Statistics: relaxed. */
     atomic_store_explicit(&s->cursor_offset, rd->offset, memory_order_relaxed);
     atomic_store_explicit(&s->delivered, rd->delivered, memory_order_relaxed);
-    rd->published = rd->pos;
+    rd->published = pos;
 }
 
 int evb_ring_oldest(struct evb_ring *r, uint64_t *pos, uint64_t *offset)

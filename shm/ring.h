@@ -189,6 +189,7 @@ struct evb_frame_view {
     uint32_t value_len;
     uint16_t flags;             /* the frame's EVB_FRAME_F_*, as decoded */
     uint64_t pos;
+    uint64_t end;               /* the position after the frame */
     uint64_t lost_events;
     uint64_t lost_bytes;
 };
@@ -255,6 +256,10 @@ int evb_ring_read(struct evb_ring_reader *rd, struct evb_frame_view *v);
 /* Publish the reader's position to its slot: frames before it may be
  * overwritten from now on. */
 void evb_ring_reader_release(struct evb_ring_reader *rd);
+/* The same, publishing POS (at most the reader's position): a reader that
+ * may come back for frames below its position (a queue group's member,
+ * which re-reads events not acknowledged) holds them so. */
+void evb_ring_reader_release_to(struct evb_ring_reader *rd, uint64_t pos);
 /* Move to (POS, OFFSET) like seek_pos; LEARN false trusts OFFSET rather
  * than taking the offset of the frame found at POS. POS must be one the
  * ring reached (a tail seen, a committed cursor): past the tail of a ring

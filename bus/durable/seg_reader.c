@@ -319,5 +319,7 @@ int evb_seg_read(struct evb_seg_reader *sr, uint64_t end, struct evb_frame_view 
     sr->pos = w.pos;
     sr->offset = w.offset;
     sr->learn = w.learn;
+    if (rc == 0)
+        v->end = w.pos;
     return rc;
 }

@@ -157,3 +157,39 @@ Test(consumer, topic_list_info_delete)
     cr_expect_eq(evb_topic_info(bus, "b2", &ti), -ENOENT);
     cr_expect_eq(evb_topic_list(bus, NULL, NULL), 1);
 }
+
+/* A seek to the pad that ends a lap, when it is a stamp without an offset
+ * (as a queue group's fetch position can be), learns the offset from the
+ * next event, not from the pad: the event comes with its own offset. */
+Test(consumer, seek_onto_lap_end_pad_learns_from_next_event)
+{
+    evb_topic_config tc = {.partitions = 1, .ring_bytes = 1 << 20};
+    cr_assert_eq(evb_topic_create(bus, "lap", &tc), 0);
+    evb_producer *p;
+    cr_assert_eq(evb_producer_open(&p, bus, "lap", NULL), 0);
+    /* Frames of 992 bytes (936 of value): 1057 fill the first lap but 32
+     * bytes, less than a frame header, so the pad there is a stamp alone,
+     * without an offset; two more start the second lap. */
+    static char v[936];
+    for (int i = 0; i < 1059; i++) {
+        evb_msg m = {.value = v, .value_len = sizeof v, .partition = 0};
+        cr_assert_eq(evb_publish(p, &m), 0);
+    }
+    evb_producer_close(p);
+    evb_consumer_options so = {.kind = EVB_SUBSCRIBER, .start = EVB_START_EARLIEST};
+    evb_consumer *c;
+    cr_assert_eq(evb_consumer_open(&c, bus, "lap", &so), 0);
+    evb_event ev;
+    cr_assert_eq(evb_consumer_next(c, &ev, 0), 0);
+    uint64_t p0 = ev.position, off0 = ev.offset;
+    cr_assert_eq(evb_consumer_next(c, &ev, 0), 0);
+    uint64_t frame = ev.position - p0;
+    uint64_t pad = p0 / frame * frame;
+    cr_assert_lt(pad, p0, "no pad before the second lap (frame %llu)",
+                 (unsigned long long)frame);
+    cr_assert_eq(evb_consumer_seek(c, 0, EVB_START_POSITION, pad), 0);
+    cr_assert_eq(evb_consumer_next(c, &ev, 0), 0, "%s", evb_last_error());
+    cr_assert_eq(ev.position, p0);
+    cr_assert_eq(ev.offset, off0);
+    evb_consumer_close(c);
+}
