@@ -30,7 +30,7 @@ static uint64_t commit_offset(const evb_consumer *c, uint32_t i)
 }
 
 /* One partition: the disk while behind, else the ring. */
-static int read_part(evb_consumer *c, uint32_t i, struct evb_frame_view *v)
+int evb_consumer_read_part(evb_consumer *c, uint32_t i, struct evb_frame_view *v)
 {
     struct evb_ring_reader *rd = &c->rd[i];
     for (int hop = 0; hop < 4; hop++) {
@@ -67,8 +67,8 @@ static int readonly_ok(const evb_consumer *c, const char *topic)
         return 0;
     return evb_err_set(-EACCES, "topic %s: you may only read it, and a %s of a topic that "
                        "is not durable holds its producers back, which takes write access",
-                       topic, c->opts.kind == EVB_CONSUMER       ? "named consumer"
-                              : c->opts.kind == EVB_GROUP_MEMBER ? "group member"
+                       topic, c->opts.kind == EVB_CONSUMER ? "named consumer"
+                              : c->opts.kind >= EVB_GROUP_MEMBER ? "group member"
                                                                  : "lossless subscriber");
 }
 
@@ -96,20 +96,21 @@ EVB_EXPORT int evb_consumer_open(evb_consumer **out, evb_bus *bus, const char *t
     evb_consumer_options o = {0};
     if (opts)
         o = *opts;
-    bool named = o.kind == EVB_CONSUMER || o.kind == EVB_GROUP_MEMBER;
     bool group = o.kind == EVB_GROUP_MEMBER;
-    if (o.kind > EVB_GROUP_MEMBER || o.idle > EVB_IDLE_YIELD ||
+    bool queue = o.kind == EVB_QUEUE_MEMBER;
+    bool named = o.kind == EVB_CONSUMER || group || queue;
+    if (o.kind > EVB_QUEUE_MEMBER || o.idle > EVB_IDLE_YIELD ||
         (o.start & ~EVB_SEEK_STRICT) > EVB_START_TIME ||
         (o.flags & ~(EVB_CONSUMER_SKIP_DAMAGE | EVB_CONSUMER_DEDUP)))
         return evb_err_set(-EINVAL, "consumer options out of range");
-    if (group && (o.flags & EVB_CONSUMER_DEDUP))
+    if ((group || queue) && (o.flags & EVB_CONSUMER_DEDUP))
         return evb_err_set(-EINVAL, "duplicate suppression is for named consumers for now, "
                            "not group members");
-    if (group && o.only_partition)
+    if ((group || queue) && o.only_partition)
         return evb_err_set(-EINVAL, "a group member reads the partitions the group gives it, "
                            "not one of its choosing");
     if (named) {
-        int rc = evb_name_check(o.name, group ? "group" : "consumer");
+        int rc = evb_name_check(o.name, group || queue ? "group" : "consumer");
         if (rc)
             return rc;
     } else if ((o.start & ~EVB_SEEK_STRICT) == EVB_START_COMMITTED) {
@@ -191,9 +192,17 @@ EVB_EXPORT int evb_consumer_open(evb_consumer **out, evb_bus *bus, const char *t
             evb_err_prefix(rc, "topic %s", topic);
             goto fail;
         }
-        if ((start & ~EVB_SEEK_STRICT) != EVB_START_LATEST &&
+        if (!queue && (start & ~EVB_SEEK_STRICT) != EVB_START_LATEST &&
             (rc = evb_consumer_seek_one(c, i, start, o.start_value)))
             goto fail;
+    }
+    if (queue) {
+        /* Every partition's reader, positioned event by event from the
+         * queue's cursors (consumer_queue.c). */
+        if ((rc = evb_cqueue_open(c)))
+            goto fail;
+        *out = c;
+        return 0;
     }
     /* A named consumer holds the log from where it joined: a partition it
      * never committed gets its start as its first commit, so retention of
@@ -228,6 +237,8 @@ EVB_EXPORT void evb_consumer_close(evb_consumer *c)
     evb_dedup_free(c->dedup);
     if (c->opts.kind == EVB_GROUP_MEMBER)
         evb_cgroup_close(c);
+    if (c->opts.kind == EVB_QUEUE_MEMBER)
+        evb_group_close(&c->grp);
     evb_dlq_writer_close(c->dlq);
     evb_cursor_file_close(&c->cur);
     free(c->rd);
@@ -239,7 +250,7 @@ EVB_EXPORT void evb_consumer_close(evb_consumer *c)
     free(c);
 }
 
-static void fill_event(evb_event *ev, const struct evb_frame_view *v, uint32_t part)
+void evb_consumer_fill(evb_event *ev, const struct evb_frame_view *v, uint32_t part)
 {
     const struct evb_frame *f = v->f;
     /* Read-only: the reader loaded the frame through the ring's view
@@ -264,7 +275,8 @@ static void fill_event(evb_event *ev, const struct evb_frame_view *v, uint32_t p
     ev->timestamp_ns = f->timestamp_ns;
     ev->producer_seq = f->producer_seq;
     ev->producer_id = f->producer_id;
-    ev->reserved_ = 0;
+    ev->deliveries = 0;
+    ev->ack_token = 0;
     ev->lost_events = v->lost_events;
     ev->lost_bytes = v->lost_bytes;
 }
@@ -283,7 +295,7 @@ static int skip_dups(evb_consumer *c, uint32_t i, struct evb_frame_view *v)
                           __atomic_load_n(&v->f->producer_seq, __ATOMIC_RELAXED))) {
         t->owed_events += v->lost_events;
         t->owed_bytes += v->lost_bytes;
-        rc = read_part(c, i, v);
+        rc = evb_consumer_read_part(c, i, v);
     }
     if (rc == 0 && (t->owed_events | t->owed_bytes)) {
         v->lost_events += t->owed_events;
@@ -301,13 +313,13 @@ static int try_read(evb_consumer *c, evb_event *ev)
         if (i >= c->n)
             i -= c->n;
         struct evb_frame_view v;
-        int rc = read_part(c, i, &v);
+        int rc = evb_consumer_read_part(c, i, &v);
         if (rc == 0 && c->dedup)
             rc = skip_dups(c, i, &v);
         if (rc == 0) {
             /* Tests stop here to change the frame under the view. */
             EVB_CRASH_POINT("consumer.before_fill");
-            fill_event(ev, &v, c->part[i]);
+            evb_consumer_fill(ev, &v, c->part[i]);
             c->next = i + 1 == c->n ? 0 : i + 1;
             return 0;
         }
@@ -325,7 +337,7 @@ static void release_all(evb_consumer *c)
 
 /* Sleep on the partitions' doorbells until something is committed, a hole
  * needs timing, or the deadline passes. */
-static void block(evb_consumer *c, uint64_t deadline)
+void evb_consumer_block(evb_consumer *c, uint64_t deadline)
 {
     uint64_t now = evb_mono_ns();
     if (now >= deadline)
@@ -383,6 +395,8 @@ EVB_EXPORT int evb_consumer_next(evb_consumer *c, evb_event *ev, int32_t timeout
         return -EINVAL;
     if (c->failed)
         return c->failed;
+    if (c->opts.kind == EVB_QUEUE_MEMBER)
+        return evb_cqueue_next(c, ev, timeout_ms);
     int rc = evb_cgroup_maybe_tick(c);
     if (rc)
         return rc;
@@ -407,7 +421,7 @@ EVB_EXPORT int evb_consumer_next(evb_consumer *c, evb_event *ev, int32_t timeout
         else if (c->opts.idle == EVB_IDLE_YIELD)
             sched_yield();
         else
-            block(c, deadline);
+            evb_consumer_block(c, deadline);
         if (c->grp.f && (rc = evb_cgroup_tick(c, false)))
             return rc;
         rc = try_read(c, ev);
@@ -425,6 +439,8 @@ EVB_EXPORT int evb_consumer_poll(evb_consumer *c, int (*fn)(const evb_event *ev,
         return -EINVAL;
     if (c->failed)
         return c->failed;
+    if (c->opts.kind == EVB_QUEUE_MEMBER)
+        return evb_cqueue_poll(c, fn, arg, max);
     if (c->grp.f) {
         int rc = evb_cgroup_tick(c, false);
         if (rc)
@@ -456,6 +472,9 @@ EVB_EXPORT int evb_consumer_poll(evb_consumer *c, int (*fn)(const evb_event *ev,
 
 EVB_EXPORT int evb_consumer_commit(evb_consumer *c)
 {
+    if (c && c->opts.kind == EVB_QUEUE_MEMBER)
+        return evb_err_set(-EINVAL, "a queue group's member acknowledges each event "
+                           "(evb_consumer_ack), it does not commit");
     if (c && c->grp.f)
         return evb_cgroup_commit(c);
     if (!c || !c->cur.map)
@@ -487,10 +506,13 @@ EVB_EXPORT int evb_consumer_lag(evb_consumer *c, uint64_t *bytes)
         return -EINVAL;
     uint64_t sum = 0;
     for (uint32_t i = 0; i < c->n; i++) {
-        uint64_t t, toff;
+        uint64_t t, toff, pos = c->rd[i].pos, qs;
         evb_ring_load_tail(c->rd[i].r, &t, &toff);
-        if (t > c->rd[i].pos)
-            sum += t - c->rd[i].pos;
+        /* A queue member: what no member took yet. */
+        if (c->opts.kind == EVB_QUEUE_MEMBER && !evb_queue_fetch(&c->grp, c->part[i], &pos, &qs))
+            pos = t;
+        if (t > pos)
+            sum += t - pos;
     }
     *bytes = sum;
     return 0;

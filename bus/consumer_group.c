@@ -10,12 +10,19 @@
  * it. The per-event cost is a countdown: the clock is read every `every`
  * calls, a number that adapts so that a reading lands about every tick
  * whatever the event rate.
+ *
+ * On a ring-only topic nothing but gating readers keeps producers from
+ * overwriting events, so every member also holds every partition at the
+ * group's committed cursor (a reader slot that never reads: `hold`),
+ * moved on at its ticks and commits. An event not committed yet then
+ * survives a handover or an owner's death as long as one member lives.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "consumer_internal.h"
+#include "group_format.h"
 
 #define EVB_TICK_MS 100u
 #define EVB_EVERY_MAX 1024u
@@ -172,6 +179,20 @@ static int balance(evb_consumer *c, uint64_t now)
     return err;
 }
 
+/* Move each hold to its partition's committed cursor. */
+static void hold_update(evb_consumer *c)
+{
+    for (uint32_t p = 0; c->hold && p < c->tm->nparts; p++) {
+        uint64_t pos, off;
+        if (!evb_group_cursor(&c->grp, p, &pos, &off) || pos == c->hold[p].pos)
+            continue;
+        /* A position not a frame boundary, or past the tail, is damage
+         * that the owner's own seek reports; the hold stays. */
+        evb_ring_reader_seek(&c->hold[p], pos, off == EVB_FRAME_NO_OFFSET ? 0 : off,
+                             off == EVB_FRAME_NO_OFFSET);
+    }
+}
+
 int evb_cgroup_tick(evb_consumer *c, bool force)
 {
     if (c->in_callback)
@@ -193,7 +214,9 @@ int evb_cgroup_tick(evb_consumer *c, bool force)
     c->bell_seen = bell;
     c->regroup = false;
     c->next_tick_ms = now + EVB_TICK_MS;
-    return balance(c, now);
+    int rc = balance(c, now);
+    hold_update(c);
+    return rc;
 }
 
 uint64_t evb_cgroup_deadline_ns(const evb_consumer *c)
@@ -209,9 +232,24 @@ int evb_cgroup_open(evb_consumer *c)
     c->epoch = calloc(nparts, sizeof *c->epoch);
     if (!c->epoch)
         return -ENOMEM;
-    int rc = evb_group_open(&c->grp, c->tm, c->name);
+    struct evb_group_params gp = {.kind = EVB_GRP_KIND_PARTITION};
+    int rc = evb_group_open(&c->grp, c->tm, c->name, &gp);
     if (rc)
         return rc;
+    if (!c->disk) {
+        c->hold = calloc(nparts, sizeof *c->hold);
+        if (!c->hold)
+            return -ENOMEM;
+        for (uint32_t p = 0; p < nparts; p++) {
+            uint64_t pos, off;
+            if (!evb_group_cursor(&c->grp, p, &pos, &off) || pos % EVB_FRAME_ALIGN)
+                pos = EVB_POS_NONE;
+            if ((rc = evb_ring_reader_attach(&c->hold[p], &c->tm->rings[p], EVB_SLOT_CONSUMER,
+                                             c->name, pos, off == EVB_FRAME_NO_OFFSET ? 0 : off)))
+                return evb_err_prefix(rc, "topic %s, partition %u", c->tm->name, p);
+            c->nhold = p + 1;
+        }
+    }
     uint32_t lease = c->opts.lease_ms ? c->opts.lease_ms : EVB_GROUP_LEASE_MS;
     if ((rc = evb_group_join(&c->grp, lease)))
         return rc;
@@ -224,6 +262,9 @@ int evb_cgroup_open(evb_consumer *c)
 void evb_cgroup_close(evb_consumer *c)
 {
     evb_group_close(&c->grp);
+    for (uint32_t p = 0; p < c->nhold; p++)
+        evb_ring_reader_detach(&c->hold[p]);
+    free(c->hold);
     free(c->epoch);
 }
 
@@ -239,5 +280,6 @@ int evb_cgroup_commit(evb_consumer *c)
             c->regroup = true;
         }
     }
+    hold_update(c);
     return err;
 }

@@ -73,12 +73,33 @@ struct evb_consumer {
     uint32_t every;             /* ... and its current reload value */
     uint64_t delivered_gone;    /* events read through readers dropped since */
     bool regroup;               /* a commit was fenced: balance at the next call */
+    /* Ring-only topics: a gating slot per partition held at the group's
+     * committed cursor (consumer_group.c). */
+    struct evb_ring_reader *hold;
+    uint32_t nhold;
     bool in_callback;
     /* Rejects (dlq.c): the DLQ producer, opened by the first one, and how
      * many events this handle rejected. */
     struct evb_dlq_writer *dlq;
     uint64_t rejects;
+    /* Queue group members (consumer_queue.c). */
+    uint64_t next_scan_ms;      /* the next look for events to redeliver */
+    bool scan_now;              /* a window was full, or nothing new: look now */
+    uint32_t present[64];       /* member ids present at the last tick */
+    uint32_t npresent;
 };
+
+/* consumer.c, for consumer_group.c and consumer_queue.c: one event of
+ * reader I (disk or ring), an event from a view, the idle wait. */
+int evb_consumer_read_part(evb_consumer *c, uint32_t i, struct evb_frame_view *v);
+void evb_consumer_fill(evb_event *ev, const struct evb_frame_view *v, uint32_t part);
+void evb_consumer_block(evb_consumer *c, uint64_t deadline);
+
+/* consumer_queue.c: queue group members. */
+int evb_cqueue_open(evb_consumer *c);
+int evb_cqueue_next(evb_consumer *c, evb_event *ev, int32_t timeout_ms);
+int evb_cqueue_poll(evb_consumer *c, int (*fn)(const evb_event *ev, void *arg), void *arg,
+                    uint32_t max);
 
 /* consumer_group.c. Join C's group and take a first share. */
 int evb_cgroup_open(evb_consumer *c);

@@ -59,10 +59,12 @@
 #include "group_format.h"
 #include "safe_open.h"
 
-static int grp_check(const struct evb_grp_file *f, uint64_t magic, size_t size,
-                     uint32_t nparts, char *msg, size_t cap)
+/* Check the header of a group file of SIZE bytes mapped at F (at least
+ * the header, member slots and partition entries), MAGIC loaded with
+ * acquire (J1). 0, or -EBADMSG / -EPROTO with the reason in MSG. */
+int evb_group_check(const struct evb_grp_file *f, uint64_t magic, size_t size,
+                    uint32_t nparts, char *msg, size_t cap)
 {
-    size_t want = evb_grp_file_bytes(nparts);
     if (magic != EVB_GRP_MAGIC) {
         snprintf(msg, cap, "magic 0x%llx, expected 0x%llx", (unsigned long long)magic,
                  (unsigned long long)EVB_GRP_MAGIC);
@@ -77,20 +79,57 @@ static int grp_check(const struct evb_grp_file *f, uint64_t magic, size_t size,
                  (unsigned long long)f->h.format, (unsigned long long)EVB_GRP_FORMAT_WORD);
         return -EPROTO;
     }
+    uint32_t kind = f->h.kind, w = f->h.window;
+    if (kind != EVB_GRP_KIND_PARTITION && kind != EVB_GRP_KIND_QUEUE) {
+        snprintf(msg, cap, "group kind %u, expected %u or %u", kind, EVB_GRP_KIND_PARTITION,
+                 EVB_GRP_KIND_QUEUE);
+        return -EBADMSG;
+    }
+    if (kind == EVB_GRP_KIND_QUEUE && (w == 0 || w > EVB_QUEUE_WINDOW_MAX || (w & (w - 1)))) {
+        snprintf(msg, cap, "queue window %u, not a power of two up to %u", w,
+                 EVB_QUEUE_WINDOW_MAX);
+        return -EBADMSG;
+    }
+    size_t want = evb_grp_file_bytes(nparts, kind, w);
     if (f->h.partitions != nparts || size != want) {
         snprintf(msg, cap, "%u partitions in %zu bytes, the topic has %u (%zu bytes)",
                  f->h.partitions, size, nparts, want);
         return -EBADMSG;
     }
-    if (f->h.kind != EVB_GRP_KIND_PARTITION) {
-        snprintf(msg, cap, "group kind %u, expected %u", f->h.kind, EVB_GRP_KIND_PARTITION);
-        return -EBADMSG;
+    return 0;
+}
+
+int evb_group_map(int fd, const char *path, uint32_t nparts, int prot,
+                  struct evb_grp_file **out, size_t *len)
+{
+    struct stat st;
+    if (fstat(fd, &st) < 0)
+        return evb_err_set(-errno, "%s: %s", path, strerror(errno));
+    size_t size = (size_t)st.st_size;
+    size_t least = evb_grp_file_bytes(nparts, EVB_GRP_KIND_PARTITION, 0);
+    if (size < least)
+        return evb_err_set(-EBADMSG, "%s: %zu bytes, smaller than a group file of this topic "
+                           "(%zu)", path, size, least);
+    struct evb_grp_file *f = mmap(NULL, size, prot, MAP_SHARED, fd, 0);
+    if (f == MAP_FAILED)
+        return evb_err_set(-errno, "%s: mmap: %s", path, strerror(errno));
+    /* J1: acquire; a set magic comes with a finished file. */
+    uint64_t magic = atomic_load_explicit(&f->h.magic, memory_order_acquire);
+    char msg[160];
+    int rc = evb_group_check(f, magic, size, nparts, msg, sizeof msg);
+    if (rc) {
+        munmap(f, size);
+        return evb_err_set(rc, "%s: %s (not this topic's group file; remove it to start the "
+                           "group over)", path, msg);
     }
+    *out = f;
+    *len = size;
     return 0;
 }
 
 struct grp_new {
     uint32_t nparts;
+    const struct evb_group_params *gp;
 };
 
 static void grp_init(void *map, void *arg)
@@ -100,7 +139,16 @@ static void grp_init(void *map, void *arg)
     f->h.version = EVB_GRP_VERSION;
     f->h.partitions = gn->nparts;
     f->h.format = EVB_GRP_FORMAT_WORD;
-    f->h.kind = EVB_GRP_KIND_PARTITION;
+    f->h.kind = gn->gp->kind;
+    f->h.ack_wait_ms = gn->gp->ack_wait_ms;
+    f->h.max_deliveries = gn->gp->max_deliveries;
+    f->h.window = gn->gp->window;
+    for (uint32_t p = 0; gn->gp->kind == EVB_GRP_KIND_QUEUE && p < gn->nparts; p++) {
+        struct evb_queue_head *q = evb_queue_head(f, gn->nparts, p);
+        /* Relaxed: published by the magic's release (J1). */
+        atomic_store_explicit(&q->fetch_pos, EVB_GRP_POS_NONE, memory_order_relaxed);
+        atomic_store_explicit(&q->floor_pos, EVB_GRP_POS_NONE, memory_order_relaxed);
+    }
     for (uint32_t p = 0; p < gn->nparts; p++)
         /* Relaxed: published by the magic's release (J1). */
         atomic_store_explicit(&f->p[p].pos, EVB_GRP_POS_NONE, memory_order_relaxed);
@@ -134,7 +182,8 @@ static int grp_trusted(const struct evb_topic_map *tm, const struct stat *st,
                        "topic's owner", path, (unsigned)st->st_uid, (unsigned)geteuid());
 }
 
-int evb_group_open(struct evb_group *g, const struct evb_topic_map *tm, const char *name)
+int evb_group_open(struct evb_group *g, const struct evb_topic_map *tm, const char *name,
+                   const struct evb_group_params *want)
 {
     memset(g, 0, sizeof *g);
     char path[PATH_MAX + 128];
@@ -142,42 +191,27 @@ int evb_group_open(struct evb_group *g, const struct evb_topic_map *tm, const ch
     if (tm->ddir[0])
         evb_make_dirs(path, evb_drop_dir_mode(tm->cfg.file_mode));
     grp_path(path, sizeof path, tm, name);
-    size_t bytes = evb_grp_file_bytes(tm->nparts);
-    struct grp_new gn = {tm->nparts};
+    size_t bytes = evb_grp_file_bytes(tm->nparts, want->kind, want->window);
+    struct grp_new gn = {tm->nparts, want};
     int fd = evb_file_open_or_create(path, tm->cfg.file_mode, bytes, tm->ddir[0] != 0,
                                      grp_init, &gn);
     if (fd < 0)
         return fd;
     struct stat st;
-    if (fstat(fd, &st) < 0) {
-        int rc = evb_err_set(-errno, "%s: %s", path, strerror(errno));
-        close(fd);
-        return rc;
-    }
-    int rc = grp_trusted(tm, &st, path);
-    if (rc) {
-        close(fd);
-        return rc;
-    }
-    size_t size = (size_t)st.st_size;
-    if (size < EVB_GRP_PARTS_AT) {
-        close(fd);
-        return evb_err_set(-EBADMSG, "%s: %zu bytes, smaller than a group file (%zu)", path,
-                           size, bytes);
-    }
-    size_t len = size < bytes ? size : bytes;
-    struct evb_grp_file *f = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    int e = errno;
+    int rc = fstat(fd, &st) < 0 ? evb_err_set(-errno, "%s: %s", path, strerror(errno))
+                                : grp_trusted(tm, &st, path);
+    struct evb_grp_file *f = NULL;
+    size_t len = 0;
+    if (!rc)
+        rc = evb_group_map(fd, path, tm->nparts, PROT_READ | PROT_WRITE, &f, &len);
     close(fd);
-    if (f == MAP_FAILED)
-        return evb_err_set(-e, "%s: mmap: %s", path, strerror(e));
-    /* J1: acquire; a set magic comes with a finished file. */
-    uint64_t magic = atomic_load_explicit(&f->h.magic, memory_order_acquire);
-    char msg[160];
-    if ((rc = grp_check(f, magic, size, tm->nparts, msg, sizeof msg))) {
+    if (rc)
+        return rc;
+    uint32_t kind = f->h.kind;
+    if (kind != want->kind) {
         munmap(f, len);
-        return evb_err_set(rc, "%s: %s (not this topic's group file; remove it to start the "
-                           "group over)", path, msg);
+        return evb_err_set(-EINVAL, "group %s of topic %s is a %s group; open it as one", name,
+                           tm->name, kind == EVB_GRP_KIND_QUEUE ? "queue" : "partition");
     }
     g->f = f;
     g->bytes = len;
@@ -497,26 +531,20 @@ uint64_t evb_groups_min_committed(struct evb_topic_map *tm, uint32_t part)
         int fd = evb_open_file(AT_FDCWD, path, O_RDONLY, 0, EVB_FILE_REG);
         if (fd < 0)
             continue;
-        struct stat st;
-        size_t bytes = evb_grp_file_bytes(tm->nparts);
-        const struct evb_grp_file *f = MAP_FAILED;
-        if (fstat(fd, &st) == 0 && (size_t)st.st_size == bytes)
-            f = mmap(NULL, bytes, PROT_READ, MAP_SHARED, fd, 0);
+        struct evb_grp_file *f;
+        size_t bytes;
+        int rc = evb_group_map(fd, path, tm->nparts, PROT_READ, &f, &bytes);
         close(fd);
-        if (f == MAP_FAILED)
-            continue;
-        char msg[160];
-        /* J1: acquire. */
-        uint64_t magic = atomic_load_explicit(&f->h.magic, memory_order_acquire);
-        if (!grp_check(f, magic, bytes, tm->nparts, msg, sizeof msg)) {
-            struct evb_group g = {.f = (struct evb_grp_file *)f, .nparts = tm->nparts};
-            uint64_t pos, off;
-            /* A commit is a frame boundary at or below the tail; any
-             * other word protects nothing. */
-            if (evb_group_cursor(&g, part, &pos, &off) && pos < min && pos <= tail &&
-                pos % EVB_FRAME_ALIGN == 0)
-                min = pos;
-        }
+        if (rc)
+            continue; /* a file this build cannot read holds no commit to honour */
+        struct evb_group g = {.f = f, .nparts = tm->nparts};
+        uint64_t pos, off;
+        /* A commit is a frame boundary at or below the tail; any other
+         * word protects nothing. A queue's floor is its commit. */
+        bool have = f->h.kind == EVB_GRP_KIND_QUEUE ? evb_queue_floor(&g, part, &pos, &off)
+                                                   : evb_group_cursor(&g, part, &pos, &off);
+        if (have && pos < min && pos <= tail && pos % EVB_FRAME_ALIGN == 0)
+            min = pos;
         munmap((void *)f, bytes);
     }
     closedir(d);

@@ -30,9 +30,22 @@ struct evb_group {
     uint64_t seen_at_ms[64];
 };
 
-/* Map (creating when new) group NAME's file of TM, checked whole. 0,
- * -EBADMSG, -EPROTO, -EACCES (planted by an untrusted user), -errno. */
-int evb_group_open(struct evb_group *g, const struct evb_topic_map *tm, const char *name);
+/* What a group file is made with (the first member's), group_format.h. */
+struct evb_group_params {
+    uint32_t kind;            /* EVB_GRP_KIND_* */
+    uint32_t ack_wait_ms;     /* queues */
+    uint32_t max_deliveries;  /* queues; 0: no limit */
+    uint32_t window;          /* queues: events in flight per partition */
+};
+
+/* Map (creating with WANT when new) group NAME's file of TM, checked
+ * whole. 0, -EBADMSG, -EPROTO, -EACCES (planted by an untrusted user),
+ * -EINVAL (a group of another kind), -errno. */
+int evb_group_open(struct evb_group *g, const struct evb_topic_map *tm, const char *name,
+                   const struct evb_group_params *want);
+/* Map the group file open at FD (PATH for messages) and check it. */
+int evb_group_map(int fd, const char *path, uint32_t nparts, int prot,
+                  struct evb_grp_file **out, size_t *len);
 /* Leave (releasing every partition we own) and unmap; no-op when closed. */
 void evb_group_close(struct evb_group *g);
 
@@ -67,6 +80,40 @@ bool evb_group_cursor(const struct evb_group *g, uint32_t p, uint64_t *pos, uint
 int evb_group_commit(struct evb_group *g, uint32_t p, uint64_t epoch, uint64_t pos,
                      uint64_t off);
 void evb_group_count(struct evb_group *g, uint32_t owned, uint64_t delivered);
+
+/* ---- queue.c: queue groups on the same file ---- */
+struct evb_queue_take {
+    uint64_t qseq;      /* the event's queue sequence: its ack token */
+    uint64_t pos;       /* where it is */
+    uint32_t count;     /* deliveries so far, this one included */
+};
+/* Set partition P's queue start to POS (when nobody did yet); then its
+ * fetch position. 0, -EBADMSG (a damaged head). */
+int evb_queue_start(struct evb_group *g, uint32_t p, uint64_t pos, uint64_t *fetch);
+/* The fetch cursor {pos, qseq} of P; false when the queue has no start. */
+bool evb_queue_fetch(const struct evb_group *g, uint32_t p, uint64_t *pos, uint64_t *qseq);
+/* P's floor (everything below is acked): false when no start yet. OFF is
+ * EVB_FRAME_NO_OFFSET (a queue does not keep offsets). */
+bool evb_queue_floor(const struct evb_group *g, uint32_t p, uint64_t *pos, uint64_t *off);
+/* Take the event at EV_POS (ending at END), the first after fetch {POS,
+ * QSEQ}: 0 and it is ours (in flight, deadline now + ack_wait); -EAGAIN
+ * another member took it first (fetch moved), -ENOSPC the window is full. */
+int evb_queue_take(struct evb_group *g, uint32_t p, uint64_t pos, uint64_t qseq,
+                   uint64_t ev_pos, uint64_t end);
+void evb_queue_dead_lettered(struct evb_group *g, uint32_t p);
+/* Find an event of P in flight past its deadline or with its member
+ * gone, or nacked and due, and take it again: 0 and *T, -EAGAIN none.
+ * PRESENT: the member ids present now (N of them). */
+int evb_queue_retake(struct evb_group *g, uint32_t p, const uint32_t *present, uint32_t n,
+                     struct evb_queue_take *t);
+/* Ack / nack (redeliver after DELAY_MS) event QSEQ of P taken by us.
+ * 0, -ESTALE (no longer ours: redelivered after ack_wait, or acked). */
+int evb_queue_ack(struct evb_group *g, uint32_t p, uint64_t qseq);
+int evb_queue_nack(struct evb_group *g, uint32_t p, uint64_t qseq, uint32_t delay_ms);
+/* Our events in flight in P (for `evbus groups`), counted by scanning. */
+uint32_t evb_queue_in_flight(const struct evb_group *g, uint32_t p, uint32_t member);
+/* The member ids present now, into IDS (64); how many. */
+uint32_t evb_group_present(const struct evb_group *g, uint32_t *ids);
 
 /* The lowest position any group of TM committed on P (retention). */
 uint64_t evb_groups_min_committed(struct evb_topic_map *tm, uint32_t p);

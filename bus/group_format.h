@@ -13,7 +13,24 @@
  *   4352   +--------------------------------+
  *          | partition 0              (64)  |  {owner, epoch} and
  *          | ...   one per partition        |  {position, epoch|offset}
- *          +--------------------------------+  4352 + 64 * partitions bytes
+ *   Q      +--------------------------------+  Q = 4352 + 64 * partitions
+ *          | queue groups only, per partition:
+ *          |   queue head             (64)  |  {fetch}, {floor}, counters
+ *          |   window slots     (32 each)   |  one per event in flight:
+ *          |   ...   `window` of them       |  {qseq, position} and
+ *          +--------------------------------+  {state|member|count, deadline}
+ *
+ * Queue groups (kind EVB_GRP_KIND_QUEUE) hand out single events. Per
+ * partition, `fetch` is the next position nobody took yet and `floor`
+ * the position below which every event is acknowledged, each with the
+ * queue sequence (events taken so far) at it. Event qseq lives in slot
+ * window[qseq % window]: a member takes it by claiming the slot (one
+ * 16-byte CAS of {qseq + 1, position}), then publishes its state and
+ * moves fetch on (another member that finds the slot claimed moves fetch
+ * on for it). Acks, nacks and takeovers of expired events are 16-byte
+ * CASes of the slot's {control, deadline}; whoever acks the event at the
+ * floor moves the floor past every acked event after it. So at most
+ * `window` events per partition are in flight, 32 bytes each.
  *
  * No coordinator: a member claims a free slot by CAS of its process word,
  * then takes partitions by one 16-byte CAS of a partition's {owner,
@@ -51,6 +68,21 @@ static_assert(ATOMIC_INT_LOCK_FREE == 2, "32-bit atomics must be lock-free");
 
 /* The group kinds (evbus.h exposes them as EVB_GROUP_*). */
 #define EVB_GRP_KIND_PARTITION 1u
+#define EVB_GRP_KIND_QUEUE 2u
+
+/* Queue slot control word: member id (low 32 bits of it) | lap (qseq /
+ * window, low 16 bits) | delivery count (saturating at 255) | state. */
+enum { EVB_QS_FREE = 0, EVB_QS_INFLIGHT = 1, EVB_QS_ACKED = 2, EVB_QS_WAIT = 3 };
+#define EVB_QS_CTL(member, lap, count, state)                                      \
+    ((uint64_t)(uint32_t)(member) << 32 | (uint64_t)(uint16_t)(lap) << 16 |        \
+     (uint64_t)(uint8_t)(count) << 8 | (uint8_t)(state))
+#define EVB_QS_MEMBER(ctl) ((uint32_t)((ctl) >> 32))
+#define EVB_QS_LAP(ctl) ((uint16_t)((ctl) >> 16))
+#define EVB_QS_COUNT(ctl) ((uint8_t)((ctl) >> 8))
+#define EVB_QS_STATE(ctl) ((uint8_t)(ctl))
+#define EVB_QUEUE_WINDOW_MAX 65536u
+#define EVB_QUEUE_SLOT_BYTES 32u
+#define EVB_QUEUE_HEAD_BYTES 64u
 
 /* A cursor tag: the owner's epoch (low 16 bits) over the offset (48 bits).
  * EVB_GRP_OFF_NONE: the offset is not known (the reader learns it from
@@ -94,7 +126,15 @@ struct evb_grp_hdr {
      * their lease), partitions that changed owner. */
     _Atomic uint64_t expelled;
     _Atomic uint64_t handovers;
-    uint8_t reserved_[EVB_GRP_HDR_BYTES - 72];
+    /* 72: queue groups, written once before the magic: how long a
+     * delivered event may go unacknowledged before another member gets
+     * it; deliveries after which it goes to the dead-letter topic (0:
+     * never); events in flight per partition (a power of two). */
+    uint32_t ack_wait_ms;
+    uint32_t max_deliveries;
+    uint32_t window;
+    uint32_t pad2_;
+    uint8_t reserved_[EVB_GRP_HDR_BYTES - 88];
 };
 
 struct evb_grp_member {
@@ -147,6 +187,9 @@ EVB_GRP_AT(evb_grp_hdr, generation, 40);
 EVB_GRP_AT(evb_grp_hdr, bell, 48);
 EVB_GRP_AT(evb_grp_hdr, expelled, 56);
 EVB_GRP_AT(evb_grp_hdr, handovers, 64);
+EVB_GRP_AT(evb_grp_hdr, ack_wait_ms, 72);
+EVB_GRP_AT(evb_grp_hdr, max_deliveries, 76);
+EVB_GRP_AT(evb_grp_hdr, window, 80);
 EVB_GRP_AT(evb_grp_member, proc, 0);
 EVB_GRP_AT(evb_grp_member, id, 8);
 EVB_GRP_AT(evb_grp_member, heartbeat_ms, 16);
@@ -169,9 +212,73 @@ struct evb_grp_file {
 static_assert(offsetof(struct evb_grp_file, m) == EVB_GRP_MEMBERS_AT, "members");
 static_assert(offsetof(struct evb_grp_file, p) == EVB_GRP_PARTS_AT, "partitions");
 
-static inline size_t evb_grp_file_bytes(uint32_t parts)
+/* A queue partition's head, then its window of slots. */
+struct evb_queue_head {
+    /* 0: the next event nobody took: {position, qseq}, one 16-byte CAS.
+     * EVB_GRP_POS_NONE until the first member sets where the queue
+     * starts. */
+    _Alignas(16) _Atomic uint64_t fetch_pos;
+    _Atomic uint64_t fetch_seq;
+    /* 16: every event below is acknowledged: {position, qseq}. */
+    _Alignas(16) _Atomic uint64_t floor_pos;
+    _Atomic uint64_t floor_seq;
+    /* 32: counters for `evbus groups`. */
+    _Atomic uint64_t acked;
+    _Atomic uint64_t redelivered;
+    _Atomic uint64_t nacked;
+    _Atomic uint64_t dead_lettered;
+};
+
+struct evb_queue_slot {
+    /* 0: which event the slot holds: {qseq + 1 (0: none yet), position},
+     * one 16-byte CAS. Claiming it for the next lap IS taking the event:
+     * every taker of qseq expects the same previous pair, one wins. */
+    _Alignas(16) _Atomic uint64_t seq;
+    _Atomic uint64_t pos;
+    /* 16: its state {control, deadline}, one 16-byte CAS (EVB_QS_CTL;
+     * the lap in control says which qseq the state is for; deadline in
+     * CLOCK_REALTIME ms, so that it means the same after a reboot). */
+    _Alignas(16) _Atomic uint64_t ctl;
+    _Atomic uint64_t deadline_ms;
+};
+static_assert(sizeof(struct evb_queue_head) == EVB_QUEUE_HEAD_BYTES, "queue head size");
+static_assert(sizeof(struct evb_queue_slot) == EVB_QUEUE_SLOT_BYTES, "queue slot size");
+EVB_GRP_AT(evb_queue_head, fetch_pos, 0);
+EVB_GRP_AT(evb_queue_head, fetch_seq, 8);
+EVB_GRP_AT(evb_queue_head, floor_pos, 16);
+EVB_GRP_AT(evb_queue_head, floor_seq, 24);
+EVB_GRP_AT(evb_queue_head, acked, 32);
+EVB_GRP_AT(evb_queue_slot, seq, 0);
+EVB_GRP_AT(evb_queue_slot, pos, 8);
+EVB_GRP_AT(evb_queue_slot, ctl, 16);
+EVB_GRP_AT(evb_queue_slot, deadline_ms, 24);
+
+static inline size_t evb_grp_queue_bytes(uint32_t window)
 {
-    return EVB_GRP_PARTS_AT + (size_t)parts * EVB_GRP_PART_BYTES;
+    return EVB_QUEUE_HEAD_BYTES + (size_t)window * EVB_QUEUE_SLOT_BYTES;
+}
+
+/* Bytes of a group file of KIND for PARTS partitions (WINDOW: queues). */
+static inline size_t evb_grp_file_bytes(uint32_t parts, uint32_t kind, uint32_t window)
+{
+    size_t b = EVB_GRP_PARTS_AT + (size_t)parts * EVB_GRP_PART_BYTES;
+    if (kind == EVB_GRP_KIND_QUEUE)
+        b += (size_t)parts * evb_grp_queue_bytes(window);
+    return b;
+}
+
+/* Partition P's queue head in a queue group's file F of NPARTS
+ * partitions (F's header checked: evb_group_check); its window follows. */
+static inline struct evb_queue_head *evb_queue_head(struct evb_grp_file *f, uint32_t nparts,
+                                                    uint32_t p)
+{
+    char *base = (char *)f + EVB_GRP_PARTS_AT + (size_t)nparts * EVB_GRP_PART_BYTES;
+    return (struct evb_queue_head *)(base + (size_t)p * evb_grp_queue_bytes(f->h.window));
+}
+
+static inline struct evb_queue_slot *evb_queue_slots(struct evb_queue_head *q)
+{
+    return (struct evb_queue_slot *)(q + 1);
 }
 
 #endif /* EVB_GROUP_FORMAT_H */

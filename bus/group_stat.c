@@ -98,26 +98,13 @@ EVB_EXPORT int evb_group_stat(evb_bus *bus, const char *topic, const char *group
         return fd == -ENOENT ? evb_err_set(-ENOENT, "topic %s has no group %s", topic, group)
                              : fd;
     }
-    size_t bytes = evb_grp_file_bytes(tm->nparts);
-    struct stat st;
-    const struct evb_grp_file *f = MAP_FAILED;
-    if (fstat(fd, &st) == 0 && (size_t)st.st_size == bytes)
-        f = mmap(NULL, bytes, PROT_READ, MAP_SHARED, fd, 0);
+    struct evb_grp_file *f;
+    size_t bytes;
+    rc = evb_group_map(fd, path, tm->nparts, PROT_READ, &f, &bytes);
     close(fd);
-    if (f == MAP_FAILED) {
+    if (rc) {
         evb_topic_map_close(tm);
-        return evb_err_set(-EBADMSG, "%s: %lld bytes, a group file of topic %s has %zu", path,
-                           (long long)st.st_size, topic, bytes);
-    }
-    /* J1 (group.c): acquire; the header is complete behind the magic. */
-    uint64_t magic = atomic_load_explicit(&f->h.magic, memory_order_acquire);
-    if (magic != EVB_GRP_MAGIC || f->h.version != EVB_GRP_VERSION ||
-        f->h.format != EVB_GRP_FORMAT_WORD || f->h.partitions != tm->nparts) {
-        munmap((void *)f, bytes);
-        evb_topic_map_close(tm);
-        return evb_err_set(magic == EVB_GRP_MAGIC && f->h.version != EVB_GRP_VERSION
-                               ? -EPROTO : -EBADMSG,
-                           "%s: not a group file of this topic and build", path);
+        return rc;
     }
     memset(out, 0, sizeof *out);
     out->partitions = tm->nparts;
@@ -125,6 +112,13 @@ EVB_EXPORT int evb_group_stat(evb_bus *bus, const char *topic, const char *group
     out->generation = atomic_load_explicit(&f->h.generation, memory_order_acquire);
     out->expelled = atomic_load_explicit(&f->h.expelled, memory_order_relaxed);
     out->handovers = atomic_load_explicit(&f->h.handovers, memory_order_relaxed);
+    bool queue = f->h.kind == EVB_GRP_KIND_QUEUE;
+    out->kind = queue ? EVB_QUEUE_MEMBER : EVB_GROUP_MEMBER;
+    if (queue) {
+        out->ack_wait_ms = f->h.ack_wait_ms;
+        out->max_deliveries = f->h.max_deliveries;
+        out->max_in_flight = f->h.window;
+    }
     uint64_t now = evb_mono_ns() / 1000000u;
     uint32_t pid_of_id[EVB_GRP_MEMBERS];
     uint64_t ids[EVB_GRP_MEMBERS];
@@ -161,7 +155,10 @@ EVB_EXPORT int evb_group_stat(evb_bus *bus, const char *topic, const char *group
         nm++;
     }
     out->members = nm;
-    struct evb_group g = {.f = (struct evb_grp_file *)f, .nparts = tm->nparts};
+    struct evb_group g = {.f = f, .nparts = tm->nparts};
+    for (uint32_t k = 0; queue && k < nm && k < mcap; k++)
+        for (uint32_t p = 0; p < tm->nparts; p++)
+            members[k].in_flight += evb_queue_in_flight(&g, p, (uint32_t)ids[k]);
     for (uint32_t p = 0; p < tm->nparts; p++) {
         /* J4: acquire; the pair of one CAS is re-checked below. */
         uint64_t owner = atomic_load_explicit(&f->p[p].owner, memory_order_acquire);
@@ -181,7 +178,27 @@ EVB_EXPORT int evb_group_stat(evb_bus *bus, const char *topic, const char *group
         ps->fenced = atomic_load_explicit(&f->p[p].fenced, memory_order_relaxed);
         uint64_t pos, off, t, toff;
         evb_ring_load_tail(&tm->rings[p], &t, &toff);
-        if (evb_group_cursor(&g, p, &pos, &off)) {
+        if (queue) {
+            struct evb_queue_head *q = evb_queue_head(f, tm->nparts, p);
+            uint64_t fp, fs;
+            ps->committed_offset = UINT64_MAX;
+            ps->committed_position =
+                evb_queue_floor(&g, p, &pos, &off) ? pos : UINT64_MAX;
+            ps->backlog_bytes =
+                evb_queue_fetch(&g, p, &fp, &fs) && t > fp ? t - fp : 0;
+            ps->in_flight = evb_queue_in_flight(&g, p, 0);
+            /* Q3 (queue.c): relaxed counters. */
+            ps->acked = atomic_load_explicit(&q->acked, memory_order_relaxed);
+            ps->nacked = atomic_load_explicit(&q->nacked, memory_order_relaxed);
+            ps->redelivered = atomic_load_explicit(&q->redelivered, memory_order_relaxed);
+            ps->dead_lettered = atomic_load_explicit(&q->dead_lettered, memory_order_relaxed);
+        } else if (evb_group_cursor(&g, p, &pos, &off)) {
+            /* A commit made before its offset was known: position 0 and
+             * the tail tell it anyway. */
+            if (off == EVB_FRAME_NO_OFFSET && pos == 0)
+                off = 0;
+            else if (off == EVB_FRAME_NO_OFFSET && pos == t)
+                off = toff;
             ps->committed_position = pos;
             ps->committed_offset = off == EVB_FRAME_NO_OFFSET ? UINT64_MAX : off;
             ps->lag_events = off != EVB_FRAME_NO_OFFSET && toff > off ? toff - off : 0;
@@ -191,7 +208,7 @@ EVB_EXPORT int evb_group_stat(evb_bus *bus, const char *topic, const char *group
             ps->lag_events = toff;
         }
     }
-    munmap((void *)f, bytes);
+    munmap(f, bytes);
     evb_topic_map_close(tm);
     return (int)nm;
 }

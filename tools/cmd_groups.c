@@ -20,7 +20,11 @@ static const char groups_usage[] =
     "process died, is expelled by the others and its partitions taken\n"
     "over); per partition the owner's pid, the epoch (changes of owner),\n"
     "the committed offset, the lag (events published and not committed)\n"
-    "and commits refused because the committer no longer owned it.\n"
+    "and commits refused because the committer no longer owned it. For a\n"
+    "queue group (evbus tail --group NAME --queue): its ack wait and\n"
+    "delivery limit, each member's events in flight, and per partition the\n"
+    "floor (every event below it acknowledged), the backlog nobody took\n"
+    "yet, events in flight, acked, nacked, redelivered and dead-lettered.\n"
     "\n"
     "  --json           one JSON object per group\n"
     CLI_BUS_HELP;
@@ -34,18 +38,29 @@ typedef struct groups {
 
 static json_t *member_json(const evb_group_member_stat *m)
 {
-    return json_pack("{s:o, s:I, s:s, s:I, s:b, s:o, s:I, s:o, s:o}",
+    return json_pack("{s:o, s:I, s:s, s:I, s:b, s:o, s:I, s:o, s:o, s:I}",
                      "member_id", cli_json_u64(m->member_id), "pid", (json_int_t)m->pid,
                      "comm", m->comm, "partitions", (json_int_t)m->partitions,
                      "alive", m->alive != 0, "silent_ms", cli_json_u64(m->silent_ms),
                      "lease_ms", (json_int_t)m->lease_ms,
                      "delivered", cli_json_u64(m->delivered),
-                     "commits", cli_json_u64(m->commits));
+                     "commits", cli_json_u64(m->commits), "in_flight", (json_int_t)m->in_flight);
 }
 
 static json_t *opt_u64(uint64_t v)
 {
     return v == UINT64_MAX ? json_null() : cli_json_u64(v);
+}
+
+static json_t *queue_part_json(uint32_t p, const evb_group_partition_stat *s)
+{
+    return json_pack("{s:I, s:o, s:o, s:I, s:o, s:o, s:o, s:o}", "partition", (json_int_t)p,
+                     "floor_position", opt_u64(s->committed_position),
+                     "backlog_bytes", cli_json_u64(s->backlog_bytes),
+                     "in_flight", (json_int_t)s->in_flight, "acked", cli_json_u64(s->acked),
+                     "nacked", cli_json_u64(s->nacked),
+                     "redelivered", cli_json_u64(s->redelivered),
+                     "dead_lettered", cli_json_u64(s->dead_lettered));
 }
 
 static json_t *part_json(uint32_t p, const evb_group_partition_stat *s)
@@ -63,17 +78,46 @@ static void print_text(const groups *g, const char *name, const evb_group_summar
                        const evb_group_member_stat *ms, uint32_t nm,
                        const evb_group_partition_stat *ps)
 {
-    printf("%s/%s: %u member%s, %u partitions, generation %llu, %llu expelled, "
-           "%llu handovers\n", g->topic, name, sum->members, sum->members == 1 ? "" : "s",
-           sum->partitions, (unsigned long long)sum->generation,
-           (unsigned long long)sum->expelled, (unsigned long long)sum->handovers);
+    bool queue = sum->kind == EVB_QUEUE_MEMBER;
+    printf("%s/%s: %s group, %u member%s, %u partitions, generation %llu, %llu expelled",
+           g->topic, name, queue ? "queue" : "partition", sum->members,
+           sum->members == 1 ? "" : "s", sum->partitions, (unsigned long long)sum->generation,
+           (unsigned long long)sum->expelled);
+    if (queue)
+        printf(", ack wait %u ms, max deliveries %u, %u in flight at most per partition\n",
+               sum->ack_wait_ms, sum->max_deliveries, sum->max_in_flight);
+    else
+        printf(", %llu handovers\n", (unsigned long long)sum->handovers);
     for (uint32_t k = 0; k < nm; k++) {
         const evb_group_member_stat *m = &ms[k];
-        printf("  member %-6llu pid %-7u %-15s owns %-4u delivered %-10llu commits %-8llu "
-               "silent %llu ms%s\n", (unsigned long long)m->member_id, m->pid,
-               m->comm[0] ? m->comm : "?", m->partitions, (unsigned long long)m->delivered,
-               (unsigned long long)m->commits, (unsigned long long)m->silent_ms,
-               m->alive ? "" : " (dead: to be expelled)");
+        if (queue)
+            printf("  member %-6llu pid %-7u %-15s in flight %-6u delivered %-10llu "
+                   "silent %llu ms%s\n", (unsigned long long)m->member_id, m->pid,
+                   m->comm[0] ? m->comm : "?", m->in_flight, (unsigned long long)m->delivered,
+                   (unsigned long long)m->silent_ms, m->alive ? "" : " (dead: to be expelled)");
+        else
+            printf("  member %-6llu pid %-7u %-15s owns %-4u delivered %-10llu commits %-8llu "
+                   "silent %llu ms%s\n", (unsigned long long)m->member_id, m->pid,
+                   m->comm[0] ? m->comm : "?", m->partitions, (unsigned long long)m->delivered,
+                   (unsigned long long)m->commits, (unsigned long long)m->silent_ms,
+                   m->alive ? "" : " (dead: to be expelled)");
+    }
+    if (queue) {
+        printf("  %-9s %-14s %-12s %-9s %-10s %-8s %-11s %s\n", "partition", "floor",
+               "backlog", "in_flight", "acked", "nacked", "redelivered", "dead_lettered");
+        for (uint32_t p = 0; p < sum->partitions; p++) {
+            const evb_group_partition_stat *s = &ps[p];
+            char floor[24];
+            if (s->committed_position == UINT64_MAX)
+                snprintf(floor, sizeof floor, "-");
+            else
+                snprintf(floor, sizeof floor, "%llu", (unsigned long long)s->committed_position);
+            printf("  %-9u %-14s %-12llu %-9u %-10llu %-8llu %-11llu %llu\n", p, floor,
+                   (unsigned long long)s->backlog_bytes, s->in_flight,
+                   (unsigned long long)s->acked, (unsigned long long)s->nacked,
+                   (unsigned long long)s->redelivered, (unsigned long long)s->dead_lettered);
+        }
+        return;
     }
     printf("  %-9s %-9s %-7s %-20s %-12s %s\n", "partition", "owner", "epoch", "committed",
            "lag", "fenced");
@@ -118,15 +162,22 @@ static int show_group(const char *name, void *arg)
         json_t *jm = json_array(), *jp = json_array();
         for (uint32_t k = 0; k < nm; k++)
             json_array_append_new(jm, member_json(&ms[k]));
+        bool queue = sum.kind == EVB_QUEUE_MEMBER;
         for (uint32_t p = 0; p < sum.partitions; p++)
-            json_array_append_new(jp, part_json(p, &ps[p]));
+            json_array_append_new(jp, queue ? queue_part_json(p, &ps[p]) : part_json(p, &ps[p]));
         json_t *o = json_pack("{s:s, s:s, s:s, s:I, s:o, s:o, s:o, s:o, s:o}", "topic",
-                              g->topic, "group", name, "kind", "partition", "partitions",
+                              g->topic, "group", name, "kind", queue ? "queue" : "partition",
+                              "partitions",
                               (json_int_t)sum.partitions, "generation",
                               cli_json_u64(sum.generation), "expelled",
                               cli_json_u64(sum.expelled), "handovers",
                               cli_json_u64(sum.handovers), "members", jm, "partition_state",
                               jp);
+        if (queue)
+            json_object_update_new(o, json_pack("{s:I, s:I, s:I}", "ack_wait_ms",
+                                                (json_int_t)sum.ack_wait_ms, "max_deliveries",
+                                                (json_int_t)sum.max_deliveries, "max_in_flight",
+                                                (json_int_t)sum.max_in_flight));
         char *text = json_dumps(o, JSON_COMPACT);
         if (text)
             puts(text);

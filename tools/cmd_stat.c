@@ -28,7 +28,9 @@ static const char stat_usage[] =
     "disk lag: log bytes not yet fdatasync'ed (unsynced = tail - durable\n"
     "position; JSON adds unflushed_bytes = tail - flushed position, and\n"
     "retention_unconsumed: log bytes retention's cap removed before a named\n"
-    "consumer had committed past them).\n"
+    "consumer had committed past them). Per consumer group one line: members\n"
+    "and lag (a queue group: backlog, events in flight, redelivered and\n"
+    "dead-lettered); evbus groups shows each in full.\n"
     "\n"
     "A topic that cannot be read (damaged: evbus list says why; a topic.conf\n"
     "that names other rings; no permission) is shown with the reason in place\n"
@@ -286,6 +288,84 @@ static void print_readers(const stat_round *r, const part_snap *ps, const part_s
     }
 }
 
+/* The bus of this command, for the groups of each topic (read live, not
+ * part of the snapshot: their counters are their own). */
+static evb_bus *stat_bus;
+
+/* One group's summary line's numbers: for a partition group the events
+ * not committed, for a queue the bytes nobody took and the events in
+ * flight. -errno when the group cannot be read. */
+typedef struct group_line {
+    evb_group_summary sum;
+    uint64_t lag_events, backlog_bytes, in_flight, redelivered, dead_lettered;
+} group_line;
+
+static int group_line_of(const char *topic, const char *group, group_line *g)
+{
+    memset(g, 0, sizeof(*g));
+    evb_group_partition_stat *ps = calloc(EVB_MAX_PARTITIONS, sizeof(*ps));
+    if (ps == NULL)
+        return -ENOMEM;
+    int n = evb_group_stat(stat_bus, topic, group, &g->sum, NULL, 0, ps, EVB_MAX_PARTITIONS);
+    for (uint32_t p = 0; n >= 0 && p < g->sum.partitions; p++) {
+        g->lag_events += ps[p].lag_events;
+        g->backlog_bytes += ps[p].backlog_bytes;
+        g->in_flight += ps[p].in_flight;
+        g->redelivered += ps[p].redelivered;
+        g->dead_lettered += ps[p].dead_lettered;
+    }
+    free(ps);
+    return n < 0 ? n : 0;
+}
+
+static int print_group(const char *group, void *arg)
+{
+    const char *topic = arg;
+    group_line g;
+    int rc = group_line_of(topic, group, &g);
+    if (rc < 0) {
+        printf("  group %s: unreadable: %s\n", group, evb_last_error());
+        return 0;
+    }
+    if (g.sum.kind == EVB_QUEUE_MEMBER)
+        printf("  group %s: queue, %u member%s, backlog %llu bytes, %llu in flight, "
+               "%llu redelivered, %llu dead-lettered (evbus groups %s)\n", group,
+               g.sum.members, g.sum.members == 1 ? "" : "s",
+               (unsigned long long)g.backlog_bytes, (unsigned long long)g.in_flight,
+               (unsigned long long)g.redelivered, (unsigned long long)g.dead_lettered, topic);
+    else
+        printf("  group %s: %u member%s, lag %llu events, %llu expelled (evbus groups %s)\n",
+               group, g.sum.members, g.sum.members == 1 ? "" : "s",
+               (unsigned long long)g.lag_events, (unsigned long long)g.sum.expelled, topic);
+    return 0;
+}
+
+static int group_json(const char *group, void *arg)
+{
+    json_t *a = ((void **)arg)[0];
+    const char *topic = ((void **)arg)[1];
+    group_line g;
+    if (group_line_of(topic, group, &g) < 0) {
+        json_array_append_new(a, json_pack("{s:s, s:s}", "name", group, "error",
+                                           evb_last_error()));
+        return 0;
+    }
+    bool queue = g.sum.kind == EVB_QUEUE_MEMBER;
+    json_t *o = json_pack("{s:s, s:s, s:I, s:o}", "name", group, "kind",
+                          queue ? "queue" : "partition", "members", (json_int_t)g.sum.members,
+                          "expelled", cli_json_u64(g.sum.expelled));
+    if (queue)
+        json_object_update_new(o, json_pack("{s:o, s:o, s:o, s:o}", "backlog_bytes",
+                                            cli_json_u64(g.backlog_bytes), "in_flight",
+                                            cli_json_u64(g.in_flight), "redelivered",
+                                            cli_json_u64(g.redelivered), "dead_lettered",
+                                            cli_json_u64(g.dead_lettered)));
+    else
+        json_object_set_new(o, "lag_events", cli_json_u64(g.lag_events));
+    json_array_append_new(a, o);
+    return 0;
+}
+
 static void print_topic(const stat_round *r, const topic_snap *ts)
 {
     if (ts->error != NULL) {
@@ -318,6 +398,7 @@ static void print_topic(const stat_round *r, const topic_snap *ts)
         putchar('\n');
         print_readers(r, &ts->parts[p], pp);
     }
+    evb_group_list(stat_bus, ts->ti.name, print_group, (void *)ts->ti.name);
 }
 
 /* ---- JSON ------------------------------------------------------------ */
@@ -399,9 +480,12 @@ static json_t *round_json(const stat_round *r)
         json_t *parts = json_array();
         for (uint32_t p = 0; parts != NULL && p < ts->nparts; p++)
             json_array_append_new(parts, part_json(r, ts, p));
-        json_array_append_new(topics, json_pack("{s:s, s:o, s:o}", "name", ts->ti.name,
+        json_t *groups = json_array();
+        void *ga[2] = {groups, (void *)ts->ti.name};
+        evb_group_list(stat_bus, ts->ti.name, group_json, ga);
+        json_array_append_new(topics, json_pack("{s:s, s:o, s:o, s:o}", "name", ts->ti.name,
                                                 "config", cli_config_json(&ts->ti.config),
-                                                "partitions", parts));
+                                                "partitions", parts, "groups", groups));
     }
     return json_pack("{s:f, s:o}", "interval_s", r->dt, "topics", topics);
 }
@@ -447,6 +531,7 @@ static int stat_run(cli *c, const char *topic, double watch)
 {
     snapshot snaps[2] = { 0 };
     int cur = 0, rc = 0;
+    stat_bus = c->bus;
     size_t bad = 0;
     char first[EVB_NAME_MAX + 1] = "", why[1024] = "";
     for (int n = 0; rc == 0 && !cli_stop; n++) {

@@ -8,7 +8,9 @@
  * of lines, or less when caught up), so a later tail with the same name
  * resumes after what was printed, replaying at most one write if killed.
  * With --group it is a member of that consumer group, committing the same
- * way on the partitions the group gives it (ack on print).
+ * way on the partitions the group gives it; with --queue too, a member of
+ * a queue group, acknowledging each event once its line was written (ack
+ * on print).
  */
 #include "cli.h"
 #include "util.h"
@@ -43,6 +45,13 @@ static const char tail_usage[] =
     "                   partitions (one owner each, rebalanced as members\n"
     "                   come, go or die) and commit as --name does; the\n"
     "                   partitions gained and lost are noted on stderr\n"
+    "  --queue          with --group: the group is a queue group: members take\n"
+    "                   single events from any partition, each acknowledged\n"
+    "                   once its line is written; events a killed tail had\n"
+    "                   not written go to another member (--ack-wait MS, at\n"
+    "                   most --max-deliveries N times, then to TOPIC.dlq)\n"
+    "  --ack-wait MS    a new queue group's ack wait (default 30000)\n"
+    "  --max-deliveries N  a new queue group's limit (default 5)\n"
     "  --partition P    read partition P only (default: all)\n"
     "  -f, --follow     wait for new events until interrupted\n"
     "  --count N        stop after N events\n"
@@ -77,6 +86,9 @@ enum {
     OPT_STRICT,
     OPT_NAME,
     OPT_GROUP,
+    OPT_QUEUE,
+    OPT_ACK_WAIT,
+    OPT_MAX_DELIVERIES,
     OPT_PARTITION,
     OPT_FOLLOW,
     OPT_COUNT,
@@ -94,6 +106,11 @@ typedef struct tail {
     bool follow;
     bool lossy;
     bool group;            /* --group: co.name is the group's */
+    bool queue;            /* --queue: and a queue group */
+    /* Queue members: the events printed and not written yet, to ack once
+     * they are. */
+    evb_event *unacked;
+    size_t n_unacked, cap_unacked;
     bool has_count;
     uint64_t count;
     uint64_t printed;
@@ -175,6 +192,15 @@ static int tail_option(tail *t, int opt)
     case OPT_LOSSY: t->lossy = true; return 0;
     case OPT_SKIP_DAMAGE: t->co.flags |= EVB_CONSUMER_SKIP_DAMAGE; return 0;
     case OPT_DEDUP: t->co.flags |= EVB_CONSUMER_DEDUP; return 0;
+    case OPT_QUEUE: t->queue = true; return 0;
+    case OPT_ACK_WAIT:
+        rc = cli_opt_u64(&t->c, "--ack-wait", optarg, 1, 86400000, &v);
+        t->co.ack_wait_ms = (uint32_t)v;
+        return rc;
+    case OPT_MAX_DELIVERIES:
+        rc = cli_opt_u64(&t->c, "--max-deliveries", optarg, 1, 254, &v);
+        t->co.max_deliveries = (uint32_t)v;
+        return rc;
     case OPT_PARTITION:
         rc = cli_opt_u64(&t->c, "--partition", optarg, 0, EVB_MAX_PARTITIONS - 1, &v);
         t->co.partition = (int32_t)v;
@@ -200,6 +226,9 @@ static int tail_options(tail *t, int argc, char **argv)
         { "strict", no_argument, NULL, OPT_STRICT },
         { "name", required_argument, NULL, OPT_NAME },
         { "group", required_argument, NULL, OPT_GROUP },
+        { "queue", no_argument, NULL, OPT_QUEUE },
+        { "ack-wait", required_argument, NULL, OPT_ACK_WAIT },
+        { "max-deliveries", required_argument, NULL, OPT_MAX_DELIVERIES },
         { "partition", required_argument, NULL, OPT_PARTITION },
         { "follow", no_argument, NULL, OPT_FOLLOW },
         { "count", required_argument, NULL, OPT_COUNT },
@@ -220,6 +249,13 @@ static int tail_options(tail *t, int argc, char **argv)
     if (t->co.name != NULL && t->lossy)
         return cli_usage_error(&t->c, "--lossy and --%s exclude each other",
                                t->group ? "group" : "name");
+    if (t->queue && !t->group)
+        return cli_usage_error(&t->c, "--queue needs --group NAME");
+    if ((t->co.ack_wait_ms || t->co.max_deliveries) && !t->queue)
+        return cli_usage_error(&t->c, "--ack-wait and --max-deliveries are for --queue");
+    if (t->queue && t->co.start == EVB_START_COMMITTED)
+        return cli_usage_error(&t->c, "--from committed: a queue group has no committed "
+                               "cursor (it starts new groups only)");
     if (t->group && t->co.only_partition)
         return cli_usage_error(&t->c, "--partition and --group exclude each other: the "
                                "group gives its members their partitions");
@@ -271,7 +307,9 @@ static int tail_open(tail *t)
         return cli_usage_error(&t->c, "--partition %d: topic %s has %u partition%s",
                                t->co.partition, t->topic, ti.config.partitions,
                                ti.config.partitions == 1 ? "" : "s");
-    if (t->group) {
+    if (t->queue) {
+        t->co.kind = EVB_QUEUE_MEMBER;
+    } else if (t->group) {
         t->co.kind = EVB_GROUP_MEMBER;
         t->co.on_rebalance = tail_rebalance;
         t->co.rebalance_arg = t;
@@ -344,12 +382,14 @@ static int tail_json(tail *t, const evb_event *ev)
     int n = snprintf(head, sizeof(head),
                      "{\"partition\":%u,\"offset\":%llu,\"position\":%llu,"
                      "\"timestamp_ns\":%llu,\"producer_id\":%u,\"producer_seq\":%llu,"
-                     "\"type\":%u,\"flags\":%u,\"lost_events\":%llu,\"lost_bytes\":%llu",
+                     "\"type\":%u,\"flags\":%u,\"lost_events\":%llu,\"lost_bytes\":%llu,"
+                     "\"deliveries\":%u",
                      ev->partition, (unsigned long long)ev->offset,
                      (unsigned long long)ev->position, (unsigned long long)ev->timestamp_ns,
                      ev->producer_id, (unsigned long long)ev->producer_seq,
                      (unsigned)ev->type, (unsigned)ev->flags,
-                     (unsigned long long)ev->lost_events, (unsigned long long)ev->lost_bytes);
+                     (unsigned long long)ev->lost_events, (unsigned long long)ev->lost_bytes,
+                     ev->deliveries);
     if (util_buf_append(&t->out, head, (size_t)n) < 0)
         return -ENOMEM;
     int rc = ev->key_len == 0 ? util_buf_append(&t->out, ",\"key\":null", 11)
@@ -413,6 +453,17 @@ static int tail_print(tail *t, const evb_event *ev)
     if (rc < 0)
         return cli_error(&t->c, "out of memory");
     t->printed++;
+    if (t->queue) {
+        if (t->n_unacked == t->cap_unacked) {
+            size_t cap = t->cap_unacked ? 2 * t->cap_unacked : 256;
+            evb_event *u = realloc(t->unacked, cap * sizeof *u);
+            if (!u)
+                return cli_error(&t->c, "out of memory");
+            t->unacked = u;
+            t->cap_unacked = cap;
+        }
+        t->unacked[t->n_unacked++] = *ev;
+    }
     /* Commit with every write, not only once caught up: a tail killed
      * under load then replays at most one write's worth. */
     if (t->out.len >= TAIL_OUT_HIGH)
@@ -430,6 +481,20 @@ static int tail_flush(tail *t)
     int rc = tail_write(t);
     if (rc)
         return rc == 1 ? CLI_OK : rc;
+    if (t->queue) {
+        /* Written: acknowledge each. One that went to another member
+         * meanwhile (ack wait passed) is printed there too. */
+        for (size_t k = 0; k < t->n_unacked; k++) {
+            int err = evb_consumer_ack(t->cons, &t->unacked[k]);
+            if (err < 0 && err != -ESTALE) {
+                t->stop = true;
+                return cli_fail_hot(&t->c, err, "topic %s: acknowledging in group %s",
+                                    t->topic, t->co.name);
+            }
+        }
+        t->n_unacked = 0;
+        return 0;
+    }
     if (t->co.name == NULL)
         return 0;
     int err = evb_consumer_commit(t->cons);
@@ -535,6 +600,7 @@ int cmd_tail(int argc, char **argv)
                 dropped == 1 ? "" : "s");
     evb_consumer_close(t.cons);
     util_buf_free(&t.out);
+    free(t.unacked);
     util_buf_free(&t.b64);
     cli_close(&t.c);
     return rc;

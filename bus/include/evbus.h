@@ -252,6 +252,9 @@ enum evb_reader_kind {
     EVB_GROUP_MEMBER = 3,        /**< member of the partition group .name: the group's
                                       members split the topic's partitions, one owner
                                       per partition (evb_consumer_open) */
+    EVB_QUEUE_MEMBER = 4,        /**< member of the queue group .name: members take
+                                      single events from any partition and
+                                      acknowledge each (evb_consumer_ack) */
 };
 
 /** What a group member is told about its partitions (the rebalance
@@ -443,9 +446,14 @@ typedef struct evb_event {
     uint32_t producer_id;     /**< below EVB_PRODUCER_ID_STABLE: drawn from the bus,
                                    unique while its tmpfs side lives; else the
                                    caller's stable id */
-    uint32_t reserved_;
+    uint32_t deliveries;      /**< queue group members: times this event was handed
+                                   out, this time included (1: first delivery; more:
+                                   a redelivery after a nack, ack_wait or a member's
+                                   death; saturates at 255); 0 for other readers */
     uint64_t lost_events;     /**< events lost (lapped) just before this one */
     uint64_t lost_bytes;      /**< log bytes skipped with them */
+    uint64_t ack_token;       /**< queue group members: names the delivery for
+                                   evb_consumer_ack() and evb_consumer_nack() */
 } evb_event;
 
 /** Options for evb_consumer_open(); zero-initialise. */
@@ -470,8 +478,20 @@ typedef struct evb_consumer_options {
     void (*on_rebalance)(evb_consumer *c, uint32_t what, const uint32_t *parts,
                          uint32_t n, void *arg);
     void *rebalance_arg;
+    /** Queue groups, taken by the member that creates the group (later
+     *  members use the group's): how long a delivered event may stay
+     *  unacknowledged before another member gets it (0: 30000 ms); the
+     *  deliveries after which an event goes to the dead-letter topic
+     *  <topic>.dlq instead (0: 5; EVB_NO_MAX_DELIVERIES: never); events
+     *  in flight per partition, a power of two up to 65536 (0: 4096),
+     *  32 bytes of shared memory each. */
+    uint32_t ack_wait_ms;
+    uint32_t max_deliveries;
+    uint32_t max_in_flight;
     uint32_t reserved_[4];
 } evb_consumer_options;
+
+#define EVB_NO_MAX_DELIVERIES UINT32_MAX
 
 /** evb_consumer_options.flags: on a durable topic, go on past damage in
  *  the disk log (a range without a valid frame, a missing segment) at the
@@ -770,6 +790,16 @@ void evb_producer_close(evb_producer *p);
  * ms) nothing gates those partitions, so on a ring-only topic a producer
  * may lap the committed cursor then (reported as lost_events); durable
  * topics lose nothing.
+ *
+ * A queue group member (EVB_QUEUE_MEMBER, .name the group) reads every
+ * partition and competes per event: next and poll hand it single events
+ * nobody else has, each to be acknowledged (evb_consumer_ack) or nacked.
+ * An event not acknowledged within the group's ack_wait, or whose member
+ * died or was expelled, goes to another member with its delivery count
+ * + 1 (evb_event.deliveries); past max_deliveries it goes to <topic>.dlq
+ * instead. A new group starts at .start (default earliest); the group's
+ * parameters are its creator's. On a ring-only topic the members hold the
+ * ring at the oldest event not acknowledged (producers wait for it).
  * Returns 0, -ENOENT, -EINVAL, -ENAMETOOLONG, -EBUSY, -EBADMSG, -EPROTO,
  * -ENOMEM, -EACCES, -EMEDIUMTYPE, -EUSERS. With EVB_CONSUMER_DEDUP a named
  * consumer also opens consumers/NAME.dup: -EBADMSG or -EPROTO when it is
@@ -804,7 +834,8 @@ int evb_consumer_poll(evb_consumer *c, int (*fn)(const evb_event *ev, void *arg)
  * A reader whose evb_consumer_next() times out with a lag above 0 waits
  * at a claim not yet committed: it is committed, padded (dead_ms, or
  * stall_ms for a stalled live producer) or, when nothing explains it,
- * reported as -EBADMSG by a later call. Returns 0 and *BYTES, or -EINVAL.
+ * reported as -EBADMSG by a later call. A queue group member: the bytes
+ * no member took yet. Returns 0 and *BYTES, or -EINVAL.
  */
 int evb_consumer_lag(evb_consumer *c, uint64_t *bytes);
 
@@ -832,6 +863,22 @@ int evb_consumer_skipped(evb_consumer *c, int32_t partition, uint64_t *events,
  *  the others committed; its next call reports the loss).
  *  Returns 0, -EINVAL (not a named consumer or member), -ESTALE. */
 int evb_consumer_commit(evb_consumer *c);
+
+/**
+ * Queue group members: EV (as delivered by next or poll, any time later)
+ * is done: it is never delivered again. Returns 0, -EINVAL (not a queue
+ * member's event), -ESTALE (no longer this member's: not acknowledged
+ * within ack_wait, or the member was expelled, so it went to another
+ * member; or acknowledged already). Thread-safe with respect to other
+ * members, not to other calls on C.
+ */
+int evb_consumer_ack(evb_consumer *c, const evb_event *ev);
+
+/** Queue group members: EV failed; deliver it again (to any member) after
+ *  DELAY_MS (0: at once), with its delivery count + 1, or to the
+ *  dead-letter topic once max_deliveries is reached. Returns as
+ *  evb_consumer_ack(). */
+int evb_consumer_nack(evb_consumer *c, const evb_event *ev, uint32_t delay_ms);
 
 /** Group members: the partitions C owns now, up to CAP of them into PARTS
  *  (may be NULL with CAP 0). Returns how many it owns, or -EINVAL. */
@@ -882,6 +929,8 @@ typedef struct evb_group_member_stat {
     uint64_t silent_ms;       /**< since its last sign of life */
     uint64_t delivered;       /**< events handed to it (as of its last tick) */
     uint64_t commits;
+    uint32_t in_flight;       /**< queue groups: events it holds unacknowledged */
+    uint32_t reserved_;
 } evb_group_member_stat;
 
 /** One partition of a group, evb_group_stat(). */
@@ -894,6 +943,12 @@ typedef struct evb_group_partition_stat {
     uint64_t committed_offset;   /**< UINT64_MAX: not known (or nothing committed) */
     uint64_t lag_events;      /**< published offsets not committed yet */
     uint64_t fenced;          /**< commits refused: the committer no longer owned it */
+    /* Queue groups (committed_position is the floor: every event below it
+     * is acknowledged; offsets are not kept, lag_events is 0): */
+    uint64_t backlog_bytes;   /**< log bytes published and not taken yet */
+    uint32_t in_flight;       /**< events delivered and not acknowledged */
+    uint32_t reserved2_;
+    uint64_t acked, nacked, redelivered, dead_lettered;
 } evb_group_partition_stat;
 
 /** A group as a whole, evb_group_stat(). */
@@ -903,6 +958,10 @@ typedef struct evb_group_summary {
     uint64_t generation;      /**< changes of membership so far */
     uint64_t expelled;        /**< members expelled: dead, or silent past their lease */
     uint64_t handovers;       /**< partitions that changed owner */
+    uint32_t kind;            /**< EVB_GROUP_MEMBER or EVB_QUEUE_MEMBER */
+    uint32_t ack_wait_ms;     /**< queue groups */
+    uint32_t max_deliveries;  /**< queue groups; 0: no limit */
+    uint32_t max_in_flight;   /**< queue groups: per partition */
 } evb_group_summary;
 
 /** Call FN for each group of TOPIC, in name order; stops early when FN

@@ -11,6 +11,9 @@
  *     handover);
  *   - no partition's committed cursor stood still for longer than the
  *     bound while it had events to give.
+ * The same fire on a queue group: every published event processed, none
+ * delivered again after its ack, no partition's floor standing still
+ * with events to give.
  * EVB_TEST_CHAOS_MS sets the length of the fire (default 20 s).
  */
 #include <criterion/criterion.h>
@@ -28,14 +31,17 @@
 #define LOG_MAX (4u << 20)
 #define STALL_BOUND_MS 2000  /* detection ~100 ms + handover; generous for sanitizers */
 
-enum { REC_DELIVER = 1, REC_ASSIGN = 2, REC_COMMIT = 3 };
+enum { REC_DELIVER = 1, REC_ASSIGN = 2, REC_COMMIT = 3, REC_ACK = 4 };
+#define MAX_OFFSETS (1u << 20) /* per partition, for the queue's ack map */
+
+static bool queue_kind; /* the fire on a queue group */
 
 struct rec {
     _Atomic uint32_t kind;   /* stored last: the record is written */
     uint16_t member;         /* member slot * 1000 + incarnation */
     uint16_t part;
     uint32_t inc;
-    uint32_t pad;
+    uint32_t deliveries;     /* deliver/ack on a queue: the delivery count */
     uint64_t offset;         /* deliver/commit: offset; assign: 0 */
     uint64_t event;          /* deliver: producer << 56 | inc << 32 | seq */
 };
@@ -53,8 +59,8 @@ struct chaos {
 
 static struct chaos *ch;
 
-static void append(uint32_t kind, uint32_t member, uint32_t inc, uint32_t part, uint64_t off,
-                   uint64_t event)
+static void append2(uint32_t kind, uint32_t member, uint32_t inc, uint32_t part,
+                    uint64_t off, uint64_t event, uint32_t deliveries)
 {
     uint64_t i = atomic_fetch_add(&ch->n, 1);
     if (i >= LOG_MAX)
@@ -65,7 +71,14 @@ static void append(uint32_t kind, uint32_t member, uint32_t inc, uint32_t part, 
     r->part = (uint16_t)part;
     r->offset = off;
     r->event = event;
+    r->deliveries = deliveries;
     atomic_store_explicit(&r->kind, kind, memory_order_release);
+}
+
+static void append(uint32_t kind, uint32_t member, uint32_t inc, uint32_t part, uint64_t off,
+                   uint64_t event)
+{
+    append2(kind, member, inc, part, off, event, 0);
 }
 
 struct who {
@@ -140,9 +153,29 @@ static int member_main(void *arg)
     memset(ms.last, 0xff, sizeof ms.last);
     evb_consumer_options co = {.kind = EVB_GROUP_MEMBER, .name = "crew",
                                .on_rebalance = rebalance, .rebalance_arg = &ms};
+    if (queue_kind)
+        co = (evb_consumer_options){.kind = EVB_QUEUE_MEMBER, .name = "crew",
+                                    .ack_wait_ms = 1000};
     evb_consumer *c;
     if (evb_consumer_open(&c, b, "chaos", &co))
         return 11;
+    while (queue_kind && !atomic_load(&ch->stop_members)) {
+        evb_event ev;
+        int rc = evb_consumer_next(c, &ev, 20);
+        if (rc == -ETIMEDOUT)
+            continue;
+        if (rc) {
+            fprintf(stderr, "queue member: next: %s (%s)\n", evb_strerror(rc),
+                    evb_last_error());
+            return 12;
+        }
+        uint64_t e;
+        memcpy(&e, ev.value, sizeof e);
+        append2(REC_DELIVER, w->slot, w->inc, ev.partition, ev.offset, e, ev.deliveries);
+        usleep(200); /* work, so that kills land on events in flight */
+        if (evb_consumer_ack(c, &ev) == 0)
+            append2(REC_ACK, w->slot, w->inc, ev.partition, ev.offset, e, ev.deliveries);
+    }
     uint32_t since = 0;
     while (!atomic_load(&ch->stop_members)) {
         evb_event ev;
@@ -162,7 +195,8 @@ static int member_main(void *arg)
             commit(c, &ms);
         }
     }
-    commit(c, &ms);
+    if (!queue_kind)
+        commit(c, &ms);
     evb_consumer_close(c);
     evb_bus_close(b);
     return 0;
@@ -176,7 +210,7 @@ static pid_t start(uint32_t slot, struct who *w)
     return slot < PRODUCERS ? t_spawn(producer_main, w) : t_spawn(member_main, w);
 }
 
-Test(group_chaos, kill_producers_and_members, .timeout = 240)
+static void fire(void)
 {
     evb_bus *bus;
     evb_bus_options bo = {.data_dir = t_data_dir()};
@@ -208,10 +242,15 @@ Test(group_chaos, kill_producers_and_members, .timeout = 240)
         uint64_t now = t_now_ms();
         if (evb_group_stat(bus, "chaos", "crew", &sum, NULL, 0, ps, PARTS) >= 0 && ++samples)
             for (int q = 0; q < PARTS; q++) {
-                if (ps[q].lag_events > max_lag)
-                    max_lag = ps[q].lag_events;
-                if (ps[q].committed_offset != seen_off[q] || ps[q].lag_events == 0) {
-                    seen_off[q] = ps[q].committed_offset;
+                /* Partition groups: the committed offset; queues: the
+                 * floor, with the backlog and events in flight to give. */
+                uint64_t lag = queue_kind ? ps[q].backlog_bytes + ps[q].in_flight
+                                          : ps[q].lag_events;
+                uint64_t mark = queue_kind ? ps[q].committed_position : ps[q].committed_offset;
+                if (lag > max_lag)
+                    max_lag = lag;
+                if (mark != seen_off[q] || lag == 0) {
+                    seen_off[q] = mark;
                     moved_at[q] = now;
                 } else if (now - moved_at[q] > worst_stall) {
                     worst_stall = now - moved_at[q];
@@ -235,7 +274,8 @@ Test(group_chaos, kill_producers_and_members, .timeout = 240)
     for (;;) {
         bool idle = evb_group_stat(bus, "chaos", "crew", &sum, NULL, 0, ps, PARTS) >= 0;
         for (int q = 0; idle && q < PARTS; q++)
-            idle = ps[q].lag_events == 0;
+            idle = queue_kind ? ps[q].backlog_bytes == 0 && ps[q].in_flight == 0
+                              : ps[q].lag_events == 0;
         if (idle || t_now_ms() > end)
             break;
         usleep(20000);
@@ -255,6 +295,11 @@ Test(group_chaos, kill_producers_and_members, .timeout = 240)
     struct span { uint32_t who; uint64_t next; } span[PARTS][MEMBERS];
     memset(span, 0xff, sizeof span);
     uint64_t delivered = 0, repeats = 0, spans = 0;
+    /* Queues: per partition and offset, the delivery count that was
+     * acked (0: none yet). */
+    uint8_t *acked[PARTS];
+    for (int q = 0; q < PARTS; q++)
+        acked[q] = queue_kind ? calloc(MAX_OFFSETS, 1) : NULL;
     for (uint64_t i = 0; i < n; i++) {
         struct rec *r = &ch->log[i];
         uint32_t kind = atomic_load_explicit(&r->kind, memory_order_acquire);
@@ -268,19 +313,34 @@ Test(group_chaos, kill_producers_and_members, .timeout = 240)
             spans++;
             continue;
         }
+        if (kind == REC_ACK) {
+            cr_assert_lt(r->offset, MAX_OFFSETS);
+            cr_assert_eq(acked[q][r->offset], 0, "partition %u offset %llu acked twice", q,
+                         (unsigned long long)r->offset);
+            acked[q][r->offset] = (uint8_t)r->deliveries;
+            continue;
+        }
         if (kind == REC_COMMIT) {
             if (r->offset > committed[q])
                 committed[q] = r->offset;
             continue;
         }
         delivered++;
+        if (queue_kind) {
+            /* A delivery after the ack is a violation, unless it is an
+             * older delivery whose record was written late. */
+            cr_assert_lt(r->offset, MAX_OFFSETS);
+            cr_assert(!acked[q][r->offset] || r->deliveries < acked[q][r->offset],
+                      "partition %u offset %llu delivered (count %u) after its ack", q,
+                      (unsigned long long)r->offset, r->deliveries);
+        }
         cr_assert_geq(r->offset, committed[q], "partition %u offset %llu delivered again "
                       "after a commit covered it (committed %llu)", q,
                       (unsigned long long)r->offset, (unsigned long long)committed[q]);
         struct span *sp = &span[q][m];
-        cr_assert_eq(sp->who, who_id, "member %u inc %u read partition %u outside a span", m,
-                     who_id, q);
-        cr_assert(sp->next == UINT64_MAX || r->offset == sp->next,
+        cr_assert(queue_kind || sp->who == who_id, "member %u inc %u read partition %u "
+                  "outside a span", m, who_id, q);
+        cr_assert(queue_kind || sp->next == UINT64_MAX || r->offset == sp->next,
                   "partition %u: member %u read offset %llu after %llu within one span", q, m,
                   (unsigned long long)r->offset, (unsigned long long)sp->next - 1);
         sp->next = r->offset + 1;
@@ -318,9 +378,9 @@ Test(group_chaos, kill_producers_and_members, .timeout = 240)
                 (unsigned long long)kills[1], (unsigned long long)required,
                 (unsigned long long)delivered, (unsigned long long)repeats,
                 (unsigned long long)spans, (unsigned long long)worst_stall);
-    printf("chaos: %llu ms, %llu producer kills, %llu member kills, %llu published, "
+    printf("chaos (%s): %llu ms, %llu producer kills, %llu member kills, %llu published, "
            "%llu deliveries, %llu repeats, %llu spans, worst stall %llu ms\n",
-           (unsigned long long)fire_ms, (unsigned long long)kills[0],
+           queue_kind ? "queue group" : "partition group", (unsigned long long)fire_ms, (unsigned long long)kills[0],
            (unsigned long long)kills[1], (unsigned long long)required,
            (unsigned long long)delivered, (unsigned long long)repeats,
            (unsigned long long)spans, (unsigned long long)worst_stall);
@@ -333,4 +393,17 @@ Test(group_chaos, kill_producers_and_members, .timeout = 240)
                   "to give", (unsigned long long)worst_stall);
     evb_bus_close(bus);
     t_bus_cleanup();
+    for (int q = 0; q < PARTS; q++)
+        free(acked[q]);
+}
+
+Test(group_chaos, kill_producers_and_members, .timeout = 240)
+{
+    fire();
+}
+
+Test(group_chaos, queue_kill_producers_and_members, .timeout = 240)
+{
+    queue_kind = true;
+    fire();
 }

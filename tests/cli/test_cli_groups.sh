@@ -4,7 +4,9 @@
 # member shares the partitions; evbus groups shows members, owners,
 # committed offsets and lag (text and JSON); a SIGKILLed member's
 # partitions are taken over and its uncommitted events printed again;
-# bad input gets one line and exit 2.
+# bad input gets one line and exit 2. Queue groups: tail --group --queue
+# members share single events, ack on print, a killed member's unwritten
+# events go to another with their delivery count, groups shows the queue.
 #
 # Usage: test_cli_groups.sh PATH/TO/evbus
 set -euo pipefail
@@ -26,7 +28,7 @@ test_one_member_commits_on_print() {
     check "the next member starts after the commit" bash -c "grep -q '^[0-3]:[0-9]* x\$' '$OUT' && test \$(wc -l <'$OUT') -eq 1"
     run groups g
     check "groups: exit 0" rc_is 0
-    check "groups: names the group" out_has "g/w: 0 members, 4 partitions"
+    check "groups: names the group" out_has "g/w: partition group, 0 members, 4 partitions"
     check "groups: committed offsets add up to the 7 events, no lag" py '
 import sys
 rows = [l.split() for l in sys.stdin if l[:3] == "   " or l[2:3].isdigit()]
@@ -111,7 +113,56 @@ test_damaged_group_file() {
     end
 }
 
+test_queue_members() {
+    begin "tail --group --queue: members share events, each printed once, acked on print"
+    run create qq --partitions 2
+    run tail qq --group w --queue
+    check "an empty queue: exit 0" rc_is 0
+    for i in $(seq 1 200); do printf 'e%d\n' "$i"; done >"$TMP/in"
+    run_in "$TMP/in" pub qq
+    "$EVBUS" tail qq --bus "$BUS" --group w --queue >"$TMP/q1.out" 2>"$TMP/q1.err" &
+    local q1=$!
+    "$EVBUS" tail qq --bus "$BUS" --group w --queue >"$TMP/q2.out" 2>"$TMP/q2.err" &
+    local q2=$!
+    wait "$q1" "$q2"
+    check "all 200 printed once across the two" bash -c \
+        "test \$(cat '$TMP/q1.out' '$TMP/q2.out' | cut -d' ' -f2 | sort -u | wc -l) -eq 200 && test \$(cat '$TMP/q1.out' '$TMP/q2.out' | wc -l) -eq 200"
+    run groups qq --json
+    check "groups: a queue, 200 acked, nothing in flight" json_field \
+        'o["kind"] == "queue" and sum(p["acked"] for p in o["partition_state"]) == 200 and sum(p["in_flight"] for p in o["partition_state"]) == 0 or sys.exit(1)'
+    run groups qq
+    check "groups text: says queue group" out_has "queue group"
+    run tail qq --group w --queue
+    check "nothing left" out_empty
+    run stat qq
+    check "stat: a line for the queue group" out_has "group w: queue, 0 members, backlog 0 bytes, 0 in flight"
+    run stat qq --json
+    check "stat --json: the group" json_field \
+        'o["topics"][0]["groups"][0]["kind"] == "queue" or sys.exit(1)'
+    end
+}
+
+test_queue_bad_input() {
+    begin "queue options: one line, exit 2; a group of the other kind too"
+    run create qb --partitions 2
+    run tail qb --queue
+    check "--queue without --group: exit 2" rc_is 2
+    run tail qb --group w --ack-wait 100
+    check "--ack-wait without --queue: exit 2" rc_is 2
+    run tail qb --group w --queue --max-deliveries 0
+    check "--max-deliveries 0: exit 2" rc_is 2
+    run tail qb --group w --queue --ack-wait x
+    check "--ack-wait x: exit 2" rc_is 2
+    run tail qb --group p
+    run tail qb --group p --queue
+    check "a partition group opened as a queue: exit 2 (the wrong command line)" rc_is 2
+    check "says which kind it is" err_has "partition group"
+    end
+}
+
 test_one_member_commits_on_print
+test_queue_members
+test_queue_bad_input
 test_members_share_and_kill
 test_bad_input
 test_damaged_group_file

@@ -1,0 +1,319 @@
+/*
+ * consumer_queue.c - a queue group member's handle: it reads every
+ * partition, takes single events through the queue's protocol (queue.c),
+ * hands them out with their delivery count, and acks or nacks them. An
+ * event that reached max_deliveries goes to the dead-letter topic instead
+ * of out again.
+ *
+ * Each partition's reader follows the queue: before a take it is moved to
+ * the queue's fetch position (where it already is, when no other member
+ * took in between), for a redelivery to the event's position. On a
+ * ring-only topic the readers hold the ring at the queue's floor (every
+ * event below it is acked), so no event in flight can be overwritten.
+ */
+#include <errno.h>
+#include <sched.h>
+#include <string.h>
+#include <time.h>
+
+#include "consumer_internal.h"
+#include "dlq.h"
+#include "group_format.h"
+#include "spin.h"
+
+#define EVB_TICK_MS 100u
+#define EVB_SCAN_MS 50u             /* redeliveries are looked for this often */
+#define EVB_ACK_WAIT_DEFAULT 30000u
+#define EVB_MAX_DELIVERIES_DEFAULT 5u
+#define EVB_WINDOW_DEFAULT 4096u
+
+/* The coarse clock: a few ns a reading, so every call may look. */
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Hold each ring at its queue's floor (ring-only topics gate on it). */
+static void hold_floors(evb_consumer *c)
+{
+    for (uint32_t i = 0; i < c->n; i++) {
+        uint64_t pos, off;
+        if (evb_queue_floor(&c->grp, c->part[i], &pos, &off))
+            evb_ring_reader_release_to(&c->rd[i], pos);
+    }
+}
+
+/* Heartbeat, expel the dead and the silent, note who is present. */
+static int tick(evb_consumer *c)
+{
+    uint64_t now = now_ms();
+    struct evb_group *g = &c->grp;
+    if (!evb_group_member(g)) {
+        /* Expelled: our events in flight go to others once due. */
+        g->id = 0;
+        int rc = evb_group_join(g, g->lease_ms);
+        if (rc)
+            return rc;
+    }
+    evb_group_beat(g, now);
+    evb_group_reap(g, now);
+    c->npresent = evb_group_present(g, c->present);
+    uint64_t delivered = 0;
+    for (uint32_t i = 0; i < c->n; i++)
+        delivered += c->rd[i].delivered;
+    evb_group_count(g, 0, delivered);
+    c->next_tick_ms = now + EVB_TICK_MS;
+    return 0;
+}
+
+int evb_cqueue_open(evb_consumer *c)
+{
+    uint32_t w = c->opts.max_in_flight ? c->opts.max_in_flight : EVB_WINDOW_DEFAULT;
+    if (w > EVB_QUEUE_WINDOW_MAX || (w & (w - 1)))
+        return evb_err_set(-EINVAL, "max_in_flight %u: a power of two up to %u", w,
+                           EVB_QUEUE_WINDOW_MAX);
+    uint32_t md = c->opts.max_deliveries;
+    if (md == 0)
+        md = EVB_MAX_DELIVERIES_DEFAULT;
+    else if (md == EVB_NO_MAX_DELIVERIES)
+        md = 0;
+    else if (md > 254)
+        return evb_err_set(-EINVAL, "max_deliveries %u: at most 254, or "
+                           "EVB_NO_MAX_DELIVERIES", md);
+    struct evb_group_params gp = {
+        .kind = EVB_GRP_KIND_QUEUE,
+        .ack_wait_ms = c->opts.ack_wait_ms ? c->opts.ack_wait_ms : EVB_ACK_WAIT_DEFAULT,
+        .max_deliveries = md,
+        .window = w,
+    };
+    int rc = evb_group_open(&c->grp, c->tm, c->name, &gp);
+    if (rc)
+        return rc;
+    uint32_t lease = c->opts.lease_ms ? c->opts.lease_ms : EVB_GROUP_LEASE_MS;
+    if ((rc = evb_group_join(&c->grp, lease)))
+        return rc;
+    /* Where each partition's queue starts, for the first member ever:
+     * per .start (default: earliest). */
+    uint32_t start = c->opts.start & ~EVB_SEEK_STRICT;
+    if (start == EVB_START_DEFAULT || start == EVB_START_COMMITTED)
+        start = EVB_START_EARLIEST;
+    for (uint32_t i = 0; i < c->n; i++) {
+        uint64_t fp, fs;
+        if (!evb_queue_fetch(&c->grp, c->part[i], &fp, &fs)) {
+            if (start != EVB_START_LATEST &&
+                (rc = evb_consumer_seek_one(c, i, c->opts.start ? c->opts.start : start,
+                                            c->opts.start_value)))
+                return rc;
+            if ((rc = evb_queue_start(&c->grp, c->part[i], c->rd[i].pos, &fp)))
+                return rc;
+        }
+        uint64_t lp, off;
+        if (!evb_queue_floor(&c->grp, c->part[i], &lp, &off))
+            return -EBADMSG;
+        /* From the floor: nothing at or above it may be overwritten
+         * while this member lives (ring-only topics). */
+        if ((rc = evb_consumer_seek_one(c, i, EVB_START_POSITION, lp)))
+            return rc;
+        evb_ring_reader_release_to(&c->rd[i], lp);
+    }
+    return tick(c);
+}
+
+/* Read the event at or after POS in reader I: the first data frame. */
+static int read_at(evb_consumer *c, uint32_t i, uint64_t pos, struct evb_frame_view *v)
+{
+    /* The disk side's position when it reads from disk, else the ring's. */
+    bool on_disk = c->disk && c->disk[i].state;
+    uint64_t at = on_disk ? c->disk[i].sr.pos : c->rd[i].pos;
+    if (at != pos) {
+        int rc = evb_consumer_seek_one(c, i, EVB_START_POSITION, pos);
+        if (rc)
+            return rc;
+    }
+    return evb_consumer_read_part(c, i, v);
+}
+
+static void deliver(evb_consumer *c, uint32_t i, evb_event *ev, const struct evb_frame_view *v,
+                    uint64_t qseq, uint32_t count)
+{
+    evb_consumer_fill(ev, v, c->part[i]);
+    ev->deliveries = count;
+    ev->ack_token = qseq;
+}
+
+/* An event that was delivered max_deliveries times: to the dead-letter
+ * topic, and done. */
+static int dead_letter(evb_consumer *c, uint32_t i, evb_event *ev)
+{
+    int rc = evb_dlq_append(&c->dlq, c->bus, c->tm, ev, "max_deliveries reached",
+                            ev->deliveries - 1, c->name);
+    if (rc)
+        return rc;
+    evb_queue_dead_lettered(&c->grp, c->part[i]);
+    return evb_queue_ack(&c->grp, c->part[i], ev->ack_token);
+}
+
+/* An event due again (nacked, ack_wait passed, member gone): 0 and EV,
+ * -EAGAIN none. */
+static int retake(evb_consumer *c, evb_event *ev)
+{
+    for (uint32_t i = 0; i < c->n; i++) {
+        struct evb_queue_take t;
+        int rc;
+        while ((rc = evb_queue_retake(&c->grp, c->part[i], c->present, c->npresent, &t)) == 0) {
+            struct evb_frame_view v;
+            if ((rc = read_at(c, i, t.pos, &v)))
+                return rc == -EAGAIN ? evb_err_set(-EBADMSG, "group %s, partition %u: no "
+                                                   "event at position %llu that the queue "
+                                                   "holds", c->name, c->part[i],
+                                                   (unsigned long long)t.pos)
+                                     : rc;
+            if (v.pos != t.pos)
+                return evb_err_set(-EBADMSG, "group %s, partition %u: the queue names "
+                                   "position %llu, the log has an event at %llu",
+                                   c->name, c->part[i], (unsigned long long)t.pos,
+                                   (unsigned long long)v.pos);
+            deliver(c, i, ev, &v, t.qseq, t.count);
+            uint32_t md = c->grp.f->h.max_deliveries;
+            if (md && t.count > md) {
+                if ((rc = dead_letter(c, i, ev)) && rc != -ESTALE)
+                    return rc;
+                continue;
+            }
+            return 0;
+        }
+        if (rc != -EAGAIN)
+            return rc;
+    }
+    return -EAGAIN;
+}
+
+/* The next event nobody took, from any partition: 0 and EV, -EAGAIN. */
+static int take(evb_consumer *c, evb_event *ev)
+{
+    for (uint32_t k = 0; k < c->n; k++) {
+        uint32_t i = c->next + k;
+        if (i >= c->n)
+            i -= c->n;
+        for (int tries = 0; tries < 8; tries++) {
+            uint64_t fp, fs;
+            if (!evb_queue_fetch(&c->grp, c->part[i], &fp, &fs))
+                break;
+            struct evb_frame_view v;
+            int rc = read_at(c, i, fp, &v);
+            if (rc == -EAGAIN)
+                break;
+            if (rc)
+                return rc;
+            rc = evb_queue_take(&c->grp, c->part[i], fp, fs, v.pos, v.end);
+            if (rc == -ENOSPC) {
+                c->scan_now = true; /* full of events in flight: some may be due */
+                break;
+            }
+            if (rc == 0) {
+                deliver(c, i, ev, &v, fs, 1);
+                c->next = i + 1 == c->n ? 0 : i + 1;
+                return 0;
+            }
+        }
+    }
+    return -EAGAIN;
+}
+
+static int try_once(evb_consumer *c, evb_event *ev)
+{
+    uint64_t now = now_ms();
+    int rc;
+    /* B1 (shm/doorbell.c): acquire. What the bell said when we last
+     * looked: the idle wait sleeps until it moves. */
+    c->bell_seen = atomic_load_explicit(evb_group_bell(&c->grp), memory_order_acquire);
+    if (now >= c->next_tick_ms && (rc = tick(c)))
+        return rc;
+    if (c->scan_now || now >= c->next_scan_ms) {
+        c->scan_now = false;
+        c->next_scan_ms = now + EVB_SCAN_MS;
+        if ((rc = retake(c, ev)) != -EAGAIN)
+            return rc;
+    }
+    return take(c, ev);
+}
+
+int evb_cqueue_next(evb_consumer *c, evb_event *ev, int32_t timeout_ms)
+{
+    hold_floors(c);
+    int rc = try_once(c, ev);
+    if (rc != -EAGAIN || timeout_ms == 0)
+        return rc;
+    struct evb_spin spin;
+    evb_spin_init(&spin, 50000u);
+    while (evb_spin_once(&spin))
+        if ((rc = take(c, ev)) != -EAGAIN)
+            return rc;
+    uint64_t deadline = timeout_ms < 0 ? UINT64_MAX
+                                       : spin.start_ns + (uint64_t)timeout_ms * 1000000ull;
+    for (;;) {
+        c->scan_now = true;
+        if ((rc = try_once(c, ev)) != -EAGAIN)
+            return rc;
+        uint64_t now = evb_mono_ns();
+        if (deadline != UINT64_MAX && now >= deadline)
+            return -ETIMEDOUT;
+        /* Wake for new events, a change of members, the next tick, or
+         * the next look for redeliveries. */
+        uint64_t until = c->next_scan_ms * 1000000u;
+        if (until > deadline)
+            until = deadline;
+        if (c->opts.idle == EVB_IDLE_SPIN)
+            evb_cpu_relax();
+        else if (c->opts.idle == EVB_IDLE_YIELD)
+            sched_yield();
+        else
+            evb_consumer_block(c, until);
+    }
+}
+
+int evb_cqueue_poll(evb_consumer *c, int (*fn)(const evb_event *ev, void *arg), void *arg,
+                    uint32_t max)
+{
+    uint32_t n = 0;
+    evb_event ev;
+    while (n < max) {
+        int rc = evb_cqueue_next(c, &ev, 0);
+        if (rc == -EAGAIN)
+            break;
+        if (rc)
+            return n ? (int)n : rc;
+        n++;
+        if (fn(&ev, arg))
+            break;
+    }
+    return (int)n;
+}
+
+static int settle_check(evb_consumer *c, const evb_event *ev)
+{
+    if (!c || !ev || c->opts.kind != EVB_QUEUE_MEMBER || ev->partition >= c->tm->nparts ||
+        ev->deliveries == 0)
+        return evb_err_set(-EINVAL, "not an event a queue group's member was given");
+    return 0;
+}
+
+EVB_EXPORT int evb_consumer_ack(evb_consumer *c, const evb_event *ev)
+{
+    int rc = settle_check(c, ev);
+    return rc ? rc : evb_queue_ack(&c->grp, ev->partition, ev->ack_token);
+}
+
+EVB_EXPORT int evb_consumer_nack(evb_consumer *c, const evb_event *ev, uint32_t delay_ms)
+{
+    int rc = settle_check(c, ev);
+    if (rc)
+        return rc;
+    if ((rc = evb_queue_nack(&c->grp, ev->partition, ev->ack_token, delay_ms)))
+        return rc;
+    if (delay_ms == 0)
+        c->scan_now = true;
+    return 0;
+}

@@ -1,0 +1,355 @@
+/*
+ * queue.c - queue groups: members compete per event, not per partition,
+ * and every event is acknowledged on its own (group_format.h has the
+ * picture). This file is the protocol on a partition's queue head and
+ * window of slots; consumer_queue.c reads the events and hands them out.
+ *
+ *   take     fetch {pos, qseq} names the next event nobody took. A member
+ *            reads the event there, claims slot qseq % window by one CAS
+ *            of {seq, pos} from the previous lap's pair to {qseq + 1,
+ *            event position} (all takers of qseq expect the same pair:
+ *            one wins), publishes the slot's state {member, count 1,
+ *            in flight, deadline} and moves fetch past the event. A
+ *            member that finds the slot claimed and fetch not moved yet
+ *            moves fetch on itself (the event's end is in the log for
+ *            anyone to read), so a taker that dies between the steps
+ *            blocks nobody.
+ *   retake   an event in flight whose member is gone or whose deadline
+ *            passed, or nacked and due, is taken again by one CAS of the
+ *            slot's {control, deadline}, its count + 1. A slot claimed
+ *            whose state still names the previous lap (the taker died
+ *            before publishing it, or is about to) is taken by the same
+ *            CAS the taker would make: exactly one of them delivers.
+ *   ack      one CAS of {control, deadline} from ours-in-flight to acked;
+ *            then whoever acked the event at the floor moves the floor
+ *            past every acked event after it (CAS of {pos, qseq}).
+ *
+ * Ordering edges (labels used at each site):
+ *
+ *   Q1  a slot's {seq, pos} claim, its state CAS and every fetch or
+ *       floor CAS are 16-byte CASes, full barriers (shm/arch.h): a member
+ *       that sees the new pair sees what the writer did before.
+ *   Q2  pairs are loaded as two acquire loads and the first word again
+ *       (consistent unless the pair moved, which the CAS that follows
+ *       catches); acquire so that a slot's state is read after its claim.
+ *   Q3  counters: relaxed, for display.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <time.h>
+
+#include "bus_internal.h"
+#include "group.h"
+#include "group_format.h"
+
+/* Deadlines: wall-clock ms, read from the coarse clock (a few ns, a tick
+ * of resolution, far finer than any ack_wait). */
+static uint64_t real_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Q2: a pair written by one 16-byte CAS, read consistently. */
+static void load_pair(_Atomic uint64_t *w, uint64_t *a, uint64_t *b)
+{
+    for (;;) {
+        *a = atomic_load_explicit(&w[0], memory_order_acquire);
+        *b = atomic_load_explicit(&w[1], memory_order_acquire);
+        if (atomic_load_explicit(&w[0], memory_order_acquire) == *a)
+            return;
+    }
+}
+
+static struct evb_queue_head *head(const struct evb_group *g, uint32_t p)
+{
+    return evb_queue_head(g->f, g->nparts, p);
+}
+
+static struct evb_queue_slot *slot_of(const struct evb_group *g, struct evb_queue_head *q,
+                                      uint64_t qseq)
+{
+    return &evb_queue_slots(q)[qseq & (g->f->h.window - 1)];
+}
+
+/* The lap a slot's state is for: qseq / window, plus one so that the
+ * zeroed state of a new file names no event. */
+static uint16_t lap_of(const struct evb_group *g, uint64_t qseq)
+{
+    return (uint16_t)(qseq / g->f->h.window + 1);
+}
+
+static int damaged(const struct evb_group *g, uint32_t p, const char *what)
+{
+    return evb_err_set(-EBADMSG, "group %s of topic %s, partition %u: %s (damaged group "
+                       "file)", g->name, g->topic, p, what);
+}
+
+bool evb_queue_fetch(const struct evb_group *g, uint32_t p, uint64_t *pos, uint64_t *qseq)
+{
+    struct evb_queue_head *q = head(g, p);
+    load_pair(&q->fetch_pos, pos, qseq);
+    return *pos != EVB_GRP_POS_NONE;
+}
+
+bool evb_queue_floor(const struct evb_group *g, uint32_t p, uint64_t *pos, uint64_t *off)
+{
+    struct evb_queue_head *q = head(g, p);
+    uint64_t s;
+    load_pair(&q->floor_pos, pos, &s);
+    *off = EVB_FRAME_NO_OFFSET;
+    return *pos != EVB_GRP_POS_NONE;
+}
+
+int evb_queue_start(struct evb_group *g, uint32_t p, uint64_t pos, uint64_t *fetch)
+{
+    struct evb_queue_head *q = head(g, p);
+    uint64_t fp, fs, lp, ls;
+    load_pair(&q->floor_pos, &lp, &ls);
+    if (lp == EVB_GRP_POS_NONE) {
+        /* Q1: the first member sets where the queue starts; a racer's
+         * start loses and takes the winner's. */
+        evb_cas128(&q->floor_pos, lp, ls, pos, 0);
+        load_pair(&q->floor_pos, &lp, &ls);
+    }
+    load_pair(&q->fetch_pos, &fp, &fs);
+    if (fp == EVB_GRP_POS_NONE) {
+        evb_cas128(&q->fetch_pos, fp, fs, lp, ls);
+        load_pair(&q->fetch_pos, &fp, &fs);
+    }
+    if (lp % EVB_FRAME_ALIGN || fp % EVB_FRAME_ALIGN || fp < lp || fs < ls ||
+        fs - ls > g->f->h.window)
+        return damaged(g, p, "its fetch and floor cursors contradict each other");
+    *fetch = fp;
+    return 0;
+}
+
+/* Move fetch from {POS, QSEQ} past the event ending at END. */
+static void fetch_on(struct evb_queue_head *q, uint64_t pos, uint64_t qseq, uint64_t end)
+{
+    /* Q1: one CAS; failing means someone moved it already. */
+    evb_cas128(&q->fetch_pos, pos, qseq, end, qseq + 1);
+}
+
+int evb_queue_take(struct evb_group *g, uint32_t p, uint64_t pos, uint64_t qseq,
+                   uint64_t ev_pos, uint64_t end)
+{
+    struct evb_queue_head *q = head(g, p);
+    uint64_t lp, ls;
+    load_pair(&q->floor_pos, &lp, &ls);
+    if (qseq - ls >= g->f->h.window)
+        return -ENOSPC; /* the window is full: wait for acks */
+    struct evb_queue_slot *s = slot_of(g, q, qseq);
+    uint64_t ss, sp;
+    load_pair(&s->seq, &ss, &sp);
+    if (ss == qseq + 1) {
+        /* Claimed by another member that has not moved fetch yet. */
+        fetch_on(q, pos, qseq, end);
+        return -EAGAIN;
+    }
+    uint64_t prev = qseq >= g->f->h.window ? qseq + 1 - g->f->h.window : 0;
+    if (ss != prev)
+        return -EAGAIN; /* our view of fetch is stale */
+    uint64_t ctl, dl;
+    load_pair(&s->ctl, &ctl, &dl);
+    /* Q1: the claim; all takers of qseq expect the same pair. */
+    if (!evb_cas128(&s->seq, ss, sp, qseq + 1, ev_pos)) {
+        fetch_on(q, pos, qseq, end);
+        return -EAGAIN;
+    }
+    uint64_t mine = EVB_QS_CTL(g->id, lap_of(g, qseq), 1, EVB_QS_INFLIGHT);
+    /* Q1: publish the state, from what the previous lap left. A retaker
+     * that found the claim unpublished made the same CAS first: then the
+     * event is its, not ours. */
+    bool ours = evb_cas128(&s->ctl, ctl, dl, mine, real_ms() + g->f->h.ack_wait_ms);
+    fetch_on(q, pos, qseq, end);
+    return ours ? 0 : -EAGAIN;
+}
+
+uint32_t evb_group_present(const struct evb_group *g, uint32_t *ids)
+{
+    uint32_t n = 0;
+    for (uint32_t s = 0; s < EVB_GRP_MEMBERS; s++) {
+        const struct evb_grp_member *m = &g->f->m[s];
+        /* J6: acquire; J2: acquire, the slot's id. */
+        if (atomic_load_explicit(&m->proc, memory_order_acquire))
+            ids[n++] = (uint32_t)atomic_load_explicit(&m->id, memory_order_acquire);
+    }
+    return n;
+}
+
+static bool id_present_now(const struct evb_group *g, uint32_t id)
+{
+    uint32_t ids[EVB_GRP_MEMBERS];
+    uint32_t n = evb_group_present(g, ids);
+    for (uint32_t k = 0; k < n; k++)
+        if (ids[k] == id)
+            return true;
+    return false;
+}
+
+static bool present(const uint32_t *ids, uint32_t n, uint32_t id)
+{
+    for (uint32_t k = 0; k < n; k++)
+        if (ids[k] == id)
+            return true;
+    return false;
+}
+
+int evb_queue_retake(struct evb_group *g, uint32_t p, const uint32_t *ids, uint32_t n,
+                     struct evb_queue_take *t)
+{
+    struct evb_queue_head *q = head(g, p);
+    uint64_t lp, ls, fp, fs;
+    load_pair(&q->floor_pos, &lp, &ls);
+    load_pair(&q->fetch_pos, &fp, &fs);
+    if (lp == EVB_GRP_POS_NONE || fp == EVB_GRP_POS_NONE)
+        return -EAGAIN;
+    if (fs < ls || fs - ls > g->f->h.window)
+        return damaged(g, p, "its fetch and floor cursors contradict each other");
+    uint64_t now = real_ms();
+    for (uint64_t qs = ls; qs < fs; qs++) {
+        struct evb_queue_slot *s = slot_of(g, q, qs);
+        uint64_t ss, sp, ctl, dl;
+        load_pair(&s->seq, &ss, &sp);
+        if (ss != qs + 1)
+            continue; /* moved on since we looked at the floor */
+        load_pair(&s->ctl, &ctl, &dl);
+        uint32_t count = EVB_QS_COUNT(ctl);
+        uint8_t st = EVB_QS_STATE(ctl);
+        bool due;
+        if (EVB_QS_LAP(ctl) == (uint16_t)(lap_of(g, qs) - 1) &&
+            (EVB_QS_STATE(ctl) == EVB_QS_ACKED || ctl == 0)) {
+            /* Claimed, state not published: the slot still shows the
+             * previous lap's acked event. The taker died between the two
+             * steps, or is about to publish; the CAS below decides. */
+            due = true;
+            count = 0;
+        } else if (EVB_QS_LAP(ctl) != lap_of(g, qs)) {
+            /* The slot moved on to a later lap since we loaded its seq:
+             * this event was acked meanwhile. */
+            continue;
+        } else if (st == EVB_QS_INFLIGHT) {
+            /* IDS may predate a member that joined and took this since:
+             * look again before calling its owner gone (J2: its id is in
+             * its slot before it took anything). */
+            uint32_t m = EVB_QS_MEMBER(ctl);
+            due = now >= dl || (!present(ids, n, m) && !id_present_now(g, m));
+        } else {
+            due = st == EVB_QS_WAIT && now >= dl;
+        }
+        if (!due)
+            continue;
+        if (sp % EVB_FRAME_ALIGN || sp < lp)
+            return damaged(g, p, "a slot names a position below the floor");
+        uint32_t next = count < 255 ? count + 1 : 255;
+        uint64_t mine = EVB_QS_CTL(g->id, lap_of(g, qs), next, EVB_QS_INFLIGHT);
+        /* Q1: one of the members that found it due wins it. */
+        if (!evb_cas128(&s->ctl, ctl, dl, mine, now + g->f->h.ack_wait_ms))
+            continue;
+        if (count)
+            /* Q3: relaxed counter. */
+            atomic_fetch_add_explicit(&q->redelivered, 1, memory_order_relaxed);
+        *t = (struct evb_queue_take){qs, sp, next};
+        return 0;
+    }
+    return -EAGAIN;
+}
+
+/* Move the floor past every acked event at it. */
+static void floor_on(struct evb_group *g, struct evb_queue_head *q)
+{
+    for (;;) {
+        uint64_t lp, ls, fp, fs;
+        load_pair(&q->floor_pos, &lp, &ls);
+        load_pair(&q->fetch_pos, &fp, &fs);
+        if (ls >= fs)
+            return;
+        struct evb_queue_slot *s = slot_of(g, q, ls);
+        uint64_t ss, sp, ctl, dl;
+        load_pair(&s->seq, &ss, &sp);
+        load_pair(&s->ctl, &ctl, &dl);
+        if (ss != ls + 1 || EVB_QS_LAP(ctl) != lap_of(g, ls) ||
+            EVB_QS_STATE(ctl) != EVB_QS_ACKED)
+            return;
+        /* The new floor is the next event's position: its slot's, or
+         * fetch's when it is the next to take. */
+        uint64_t np;
+        if (ls + 1 == fs) {
+            np = fp;
+        } else {
+            struct evb_queue_slot *n = slot_of(g, q, ls + 1);
+            uint64_t ns, npos;
+            load_pair(&n->seq, &ns, &npos);
+            if (ns != ls + 2)
+                return; /* not written yet: its taker moves the floor later */
+            np = npos;
+        }
+        /* Q1: one CAS; failing means someone moved it, look again. */
+        evb_cas128(&q->floor_pos, lp, ls, np, ls + 1);
+    }
+}
+
+static int settle(struct evb_group *g, uint32_t p, uint64_t qseq, uint8_t state,
+                  uint64_t deadline)
+{
+    struct evb_queue_head *q = head(g, p);
+    struct evb_queue_slot *s = slot_of(g, q, qseq);
+    uint64_t ss, sp, ctl, dl;
+    load_pair(&s->seq, &ss, &sp);
+    load_pair(&s->ctl, &ctl, &dl);
+    if (ss != qseq + 1 || EVB_QS_LAP(ctl) != lap_of(g, qseq) ||
+        EVB_QS_STATE(ctl) != EVB_QS_INFLIGHT || EVB_QS_MEMBER(ctl) != (uint32_t)g->id ||
+        /* Q1: ours in flight, until the CAS. */
+        !evb_cas128(&s->ctl, ctl, dl, EVB_QS_CTL(0, lap_of(g, qseq), EVB_QS_COUNT(ctl), state),
+                    deadline))
+        return evb_err_set(-ESTALE, "group %s of topic %s, partition %u: the event is no "
+                           "longer yours (not acknowledged within ack_wait %u ms, or the "
+                           "member expelled: it went to another member)", g->name, g->topic,
+                           p, g->f->h.ack_wait_ms);
+    if (state == EVB_QS_ACKED) {
+        /* Q3: relaxed counter. */
+        atomic_fetch_add_explicit(&q->acked, 1, memory_order_relaxed);
+        floor_on(g, q);
+    } else {
+        atomic_fetch_add_explicit(&q->nacked, 1, memory_order_relaxed);
+    }
+    return 0;
+}
+
+int evb_queue_ack(struct evb_group *g, uint32_t p, uint64_t qseq)
+{
+    return settle(g, p, qseq, EVB_QS_ACKED, 0);
+}
+
+int evb_queue_nack(struct evb_group *g, uint32_t p, uint64_t qseq, uint32_t delay_ms)
+{
+    return settle(g, p, qseq, EVB_QS_WAIT, real_ms() + delay_ms);
+}
+
+void evb_queue_dead_lettered(struct evb_group *g, uint32_t p)
+{
+    /* Q3: relaxed counter. */
+    atomic_fetch_add_explicit(&head(g, p)->dead_lettered, 1, memory_order_relaxed);
+}
+
+uint32_t evb_queue_in_flight(const struct evb_group *g, uint32_t p, uint32_t member)
+{
+    struct evb_queue_head *q = head(g, p);
+    uint64_t lp, ls, fp, fs;
+    load_pair(&q->floor_pos, &lp, &ls);
+    load_pair(&q->fetch_pos, &fp, &fs);
+    if (lp == EVB_GRP_POS_NONE || fs < ls || fs - ls > g->f->h.window)
+        return 0;
+    uint32_t n = 0;
+    for (uint64_t qs = ls; qs < fs; qs++) {
+        struct evb_queue_slot *s = slot_of(g, q, qs);
+        /* Q2: acquire, one word. */
+        uint64_t ctl = atomic_load_explicit(&s->ctl, memory_order_acquire);
+        if (EVB_QS_LAP(ctl) == lap_of(g, qs) && EVB_QS_STATE(ctl) == EVB_QS_INFLIGHT &&
+            (!member || EVB_QS_MEMBER(ctl) == member))
+            n++;
+    }
+    return n;
+}

@@ -1,0 +1,372 @@
+/*
+ * test_queue.c - queue groups with real member processes: eight members
+ * on two partitions all get work and every event is acknowledged once; a
+ * nack redelivers with the count; an event nacked until max_deliveries
+ * lands in the dead-letter topic with its count; an event whose member
+ * was SIGKILLed mid-processing goes to another member with count 2; a
+ * late ack is refused; a durable queue's state survives the death of
+ * every process; bad input.
+ */
+#include <criterion/criterion.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "t_helpers.h"
+
+static evb_bus *bus;
+
+static void setup(void)
+{
+    cr_assert_eq(evb_bus_open(&bus, t_bus_dir(), NULL), 0);
+}
+
+static void teardown(void)
+{
+    evb_bus_close(bus);
+    t_bus_cleanup();
+}
+
+TestSuite(queue, .init = setup, .fini = teardown, .timeout = 120);
+
+static void make_topic(const char *name, uint32_t parts, bool durable)
+{
+    evb_topic_config tc = {.partitions = parts, .ring_bytes = 1 << 20};
+    if (durable) {
+        tc.durability = EVB_DURABILITY_ASYNC;
+        evb_bus_close(bus);
+        evb_bus_options bo = {.data_dir = t_data_dir()};
+        cr_assert_eq(evb_bus_open(&bus, t_bus_dir(), &bo), 0);
+    }
+    cr_assert_eq(evb_topic_create(bus, name, &tc), 0, "%s", evb_last_error());
+}
+
+static void publish_n(const char *topic, uint64_t from, uint64_t n)
+{
+    evb_producer *p;
+    cr_assert_eq(evb_producer_open(&p, bus, topic, NULL), 0);
+    for (uint64_t i = from; i < from + n; i++) {
+        evb_msg m = {.value = &i, .value_len = sizeof i, .partition = EVB_PARTITION_ANY};
+        cr_assert_eq(evb_publish(p, &m), 0);
+    }
+    evb_producer_close(p);
+}
+
+static uint64_t val(const evb_event *ev)
+{
+    uint64_t v;
+    memcpy(&v, ev->value, sizeof v);
+    return v;
+}
+
+static evb_consumer *member(const char *topic, const char *group, uint32_t ack_wait,
+                            uint32_t max_deliveries)
+{
+    evb_consumer_options co = {.kind = EVB_QUEUE_MEMBER, .name = group,
+                               .ack_wait_ms = ack_wait, .max_deliveries = max_deliveries};
+    evb_consumer *c;
+    int rc = evb_consumer_open(&c, bus, topic, &co);
+    cr_assert_eq(rc, 0, "open: %s", evb_last_error());
+    return c;
+}
+
+#define N_EVENTS 2000
+#define MEMBERS 8
+
+struct shared {
+    _Atomic uint32_t acks[N_EVENTS];
+    _Atomic uint32_t per_member[MEMBERS];
+    _Atomic uint64_t done;
+    _Atomic uint32_t go;
+};
+
+struct marg {
+    struct shared *sh;
+    int me;
+};
+
+static int worker(void *argp)
+{
+    struct marg *a = argp;
+    evb_bus *b;
+    if (evb_bus_open(&b, t_bus_dir(), NULL))
+        return 10;
+    evb_consumer_options co = {.kind = EVB_QUEUE_MEMBER, .name = "work"};
+    evb_consumer *c;
+    if (evb_consumer_open(&c, b, "jobs", &co))
+        return 11;
+    while (!atomic_load(&a->sh->go))
+        usleep(1000);
+    while (atomic_load(&a->sh->done) < N_EVENTS) {
+        evb_event ev;
+        int rc = evb_consumer_next(c, &ev, 20);
+        if (rc == -ETIMEDOUT)
+            continue;
+        if (rc)
+            return 12;
+        if (ev.deliveries != 1)
+            return 13;
+        usleep(300); /* work */
+        uint64_t v = val(&ev);
+        if (evb_consumer_ack(c, &ev))
+            return 14;
+        if (v >= N_EVENTS)
+            return 15;
+        atomic_fetch_add(&a->sh->acks[v], 1);
+        atomic_fetch_add(&a->sh->per_member[a->me], 1);
+        atomic_fetch_add(&a->sh->done, 1);
+    }
+    evb_consumer_close(c);
+    evb_bus_close(b);
+    return 0;
+}
+
+Test(queue, eight_members_two_partitions_all_work)
+{
+    make_topic("jobs", 2, false);
+    struct shared *sh = mmap(NULL, sizeof *sh, PROT_READ | PROT_WRITE,
+                             MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    cr_assert_neq(sh, MAP_FAILED);
+    /* The group exists before the events, so it starts at the first. */
+    evb_consumer_close(member("jobs", "work", 0, 0));
+    publish_n("jobs", 0, N_EVENTS);
+    struct marg args[MEMBERS];
+    pid_t pids[MEMBERS];
+    for (int m = 0; m < MEMBERS; m++) {
+        args[m] = (struct marg){sh, m};
+        pids[m] = t_spawn(worker, &args[m]);
+    }
+    usleep(200000);
+    atomic_store(&sh->go, 1);
+    for (int m = 0; m < MEMBERS; m++)
+        cr_assert_eq(t_wait_exit(pids[m], 60000), 0, "member %d", m);
+    for (int i = 0; i < N_EVENTS; i++)
+        cr_assert_eq(sh->acks[i], 1, "event %d acknowledged %u times", i, sh->acks[i]);
+    for (int m = 0; m < MEMBERS; m++) {
+        cr_log_info("member %d: %u events", m, sh->per_member[m]);
+        cr_assert_gt(sh->per_member[m], 0, "member %d got no work", m);
+    }
+    /* Everything acked: the floor is at the tail, nothing in flight. */
+    evb_group_summary sum;
+    evb_group_partition_stat ps[2];
+    cr_assert_geq(evb_group_stat(bus, "jobs", "work", &sum, NULL, 0, ps, 2), 0);
+    cr_assert_eq(sum.kind, EVB_QUEUE_MEMBER);
+    cr_assert_eq(ps[0].in_flight + ps[1].in_flight, 0);
+    cr_assert_eq(ps[0].acked + ps[1].acked, N_EVENTS);
+    cr_assert_eq(ps[0].backlog_bytes + ps[1].backlog_bytes, 0);
+    munmap(sh, sizeof *sh);
+}
+
+/* Nack: the event comes again with its count; after max_deliveries it
+ * goes to <topic>.dlq with the count and is not delivered again. */
+Test(queue, nack_redelivers_then_dead_letters)
+{
+    make_topic("jobs", 1, false);
+    evb_consumer *c = member("jobs", "q", 0, 3);
+    publish_n("jobs", 0, 3);
+    evb_event ev;
+    uint32_t seen_counts[8] = {0};
+    int nacks = 0, acked = 0;
+    uint64_t end = t_now_ms() + 5000;
+    while (t_now_ms() < end && acked < 2) {
+        int rc = evb_consumer_next(c, &ev, 50);
+        if (rc == -ETIMEDOUT)
+            continue;
+        cr_assert_eq(rc, 0, "%s", evb_last_error());
+        if (val(&ev) == 1) {
+            cr_assert_leq(ev.deliveries, 3, "event 1 delivered a 4th time");
+            seen_counts[ev.deliveries]++;
+            cr_assert_eq(evb_consumer_nack(c, &ev, 0), 0);
+            nacks++;
+        } else {
+            cr_assert_eq(ev.deliveries, 1);
+            cr_assert_eq(evb_consumer_ack(c, &ev), 0);
+            acked++;
+        }
+    }
+    /* Let the third nack be noticed and dead-lettered. */
+    cr_assert_eq(evb_consumer_next(c, &ev, 300), -ETIMEDOUT);
+    cr_assert_eq(nacks, 3);
+    cr_assert_eq(seen_counts[1] + seen_counts[2] + seen_counts[3], 3);
+    cr_assert_eq(seen_counts[3], 1);
+    evb_consumer_close(c);
+    /* The dead-letter topic holds it, with its count. */
+    evb_consumer_options so = {.kind = EVB_SUBSCRIBER, .start = EVB_START_EARLIEST};
+    evb_consumer *d;
+    cr_assert_eq(evb_consumer_open(&d, bus, "jobs.dlq", &so), 0, "%s", evb_last_error());
+    cr_assert_eq(evb_consumer_next(d, &ev, 1000), 0);
+    struct evb_dlq_record rec;
+    cr_assert_eq(evb_dlq_decode(&ev, &rec), 0);
+    cr_assert_eq(rec.deliveries, 3);
+    cr_assert_eq(rec.value_len, sizeof(uint64_t));
+    uint64_t v;
+    memcpy(&v, rec.value, sizeof v);
+    cr_assert_eq(v, 1);
+    cr_assert_eq(evb_consumer_next(d, &ev, 100), -ETIMEDOUT);
+    evb_consumer_close(d);
+    evb_group_summary sum;
+    evb_group_partition_stat ps[1];
+    cr_assert_geq(evb_group_stat(bus, "jobs", "q", &sum, NULL, 0, ps, 1), 0);
+    cr_assert_eq(ps[0].dead_lettered, 1);
+    cr_assert_eq(ps[0].in_flight, 0);
+}
+
+/* A member SIGKILLed while it holds an event: another member gets it
+ * with count 2 (its death is noticed at once; ack_wait bounds it). */
+static int grab_and_die(void *arg)
+{
+    struct shared *sh = arg;
+    evb_bus *b;
+    if (evb_bus_open(&b, t_bus_dir(), NULL))
+        return 10;
+    evb_consumer_options co = {.kind = EVB_QUEUE_MEMBER, .name = "q", .ack_wait_ms = 1000};
+    evb_consumer *c;
+    if (evb_consumer_open(&c, b, "jobs", &co))
+        return 11;
+    evb_event ev;
+    if (evb_consumer_next(c, &ev, 2000))
+        return 12;
+    atomic_store(&sh->done, val(&ev) + 1);
+    for (;;)
+        pause(); /* "processing" until killed */
+}
+
+Test(queue, killed_member_event_redelivered_with_count_2)
+{
+    make_topic("jobs", 2, false);
+    evb_consumer_close(member("jobs", "q", 1000, 0));
+    publish_n("jobs", 0, 1);
+    struct shared *sh = mmap(NULL, sizeof *sh, PROT_READ | PROT_WRITE,
+                             MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    pid_t pid = t_spawn(grab_and_die, sh);
+    cr_assert(t_wait_count(&sh->done, 1, 5000));
+    evb_consumer *c = member("jobs", "q", 1000, 0);
+    evb_event ev;
+    /* Held by a live member: not ours. */
+    cr_assert_eq(evb_consumer_next(c, &ev, 200), -ETIMEDOUT);
+    uint64_t t0 = t_now_ms();
+    kill(pid, SIGKILL);
+    cr_assert_eq(t_wait_exit(pid, 5000), 128 + SIGKILL);
+    cr_assert_eq(evb_consumer_next(c, &ev, 3000), 0, "%s", evb_last_error());
+    cr_log_info("redelivered %llu ms after the kill", (unsigned long long)(t_now_ms() - t0));
+    cr_assert_eq(val(&ev), 0);
+    cr_assert_eq(ev.deliveries, 2);
+    cr_assert_eq(evb_consumer_ack(c, &ev), 0);
+    cr_assert_eq(evb_consumer_next(c, &ev, 200), -ETIMEDOUT);
+    evb_consumer_close(c);
+    munmap(sh, sizeof *sh);
+}
+
+/* Not acknowledged within ack_wait: another member gets it (count 2) and
+ * the late ack is refused. */
+Test(queue, late_ack_is_refused)
+{
+    make_topic("jobs", 1, false);
+    evb_consumer *a = member("jobs", "q", 200, 0);
+    evb_consumer *b = member("jobs", "q", 200, 0);
+    publish_n("jobs", 0, 1);
+    evb_event ea, eb;
+    cr_assert_eq(evb_consumer_next(a, &ea, 1000), 0);
+    cr_assert_eq(evb_consumer_next(b, &eb, 100), -ETIMEDOUT);
+    usleep(250000);
+    cr_assert_eq(evb_consumer_next(b, &eb, 1000), 0);
+    cr_assert_eq(eb.deliveries, 2);
+    cr_assert_eq(evb_consumer_ack(a, &ea), -ESTALE);
+    cr_assert_eq(evb_consumer_ack(b, &eb), 0);
+    cr_assert_eq(evb_consumer_ack(b, &eb), -ESTALE, "acked twice");
+    evb_consumer_close(a);
+    evb_consumer_close(b);
+}
+
+/* A durable queue after every process died: acked events stay acked,
+ * the ones in flight come again (count 2), the rest once. */
+static int take_some_and_die(void *arg)
+{
+    (void)arg;
+    evb_bus *b;
+    if (evb_bus_open(&b, t_bus_dir(), NULL))
+        return 10;
+    evb_consumer_options co = {.kind = EVB_QUEUE_MEMBER, .name = "q"};
+    evb_consumer *c;
+    if (evb_consumer_open(&c, b, "jobs", &co))
+        return 11;
+    for (int i = 0; i < 30; i++) {
+        evb_event ev;
+        if (evb_consumer_next(c, &ev, 2000))
+            return 12;
+        if (i < 20 && evb_consumer_ack(c, &ev))
+            return 13;
+    }
+    raise(SIGKILL);
+    return 0;
+}
+
+Test(queue, durable_state_survives_every_process)
+{
+    make_topic("jobs", 2, true);
+    evb_consumer_close(member("jobs", "q", 0, 0));
+    publish_n("jobs", 0, 100);
+    pid_t pid = t_spawn(take_some_and_die, NULL);
+    cr_assert_eq(t_wait_exit(pid, 10000), 128 + SIGKILL);
+    /* And the bus's tmpfs side too, as after a reboot. */
+    evb_bus_close(bus);
+    t_rmtree(t_bus_dir());
+    evb_bus_options bo = {.data_dir = t_data_dir()};
+    cr_assert_eq(evb_bus_open(&bus, t_bus_dir(), &bo), 0);
+    evb_consumer *c = member("jobs", "q", 0, 0);
+    int n = 0, again = 0;
+    bool seen[100] = {0};
+    evb_event ev;
+    while (evb_consumer_next(c, &ev, 500) == 0) {
+        uint64_t v = val(&ev);
+        cr_assert_lt(v, 100);
+        cr_assert(!seen[v], "event %llu delivered twice after the restart",
+                  (unsigned long long)v);
+        seen[v] = true;
+        if (ev.deliveries == 2)
+            again++;
+        else
+            cr_assert_eq(ev.deliveries, 1);
+        cr_assert_eq(evb_consumer_ack(c, &ev), 0);
+        n++;
+    }
+    cr_assert_eq(n, 80, "expected the 80 events not acknowledged, got %d", n);
+    cr_assert_eq(again, 10, "expected the 10 in flight at the kill again, got %d", again);
+    evb_consumer_close(c);
+}
+
+Test(queue, bad_input)
+{
+    make_topic("jobs", 2, false);
+    evb_consumer *c;
+    evb_consumer_options co = {.kind = EVB_QUEUE_MEMBER, .name = "q", .max_in_flight = 1000};
+    cr_assert_eq(evb_consumer_open(&c, bus, "jobs", &co), -EINVAL);
+    co.max_in_flight = 0;
+    co.max_deliveries = 300;
+    cr_assert_eq(evb_consumer_open(&c, bus, "jobs", &co), -EINVAL);
+    co.max_deliveries = 0;
+    co.only_partition = 1;
+    cr_assert_eq(evb_consumer_open(&c, bus, "jobs", &co), -EINVAL);
+    co.only_partition = 0;
+    cr_assert_eq(evb_consumer_open(&c, bus, "jobs", &co), 0);
+    /* A queue is not a partition group, nor the other way round. */
+    evb_consumer_options go = {.kind = EVB_GROUP_MEMBER, .name = "q"};
+    evb_consumer *g;
+    cr_assert_eq(evb_consumer_open(&g, bus, "jobs", &go), -EINVAL);
+    cr_assert(strstr(evb_last_error(), "queue"), "%s", evb_last_error());
+    cr_assert_eq(evb_consumer_commit(c), -EINVAL);
+    evb_event ev = {0};
+    cr_assert_eq(evb_consumer_ack(c, &ev), -EINVAL);
+    ev.deliveries = 1;
+    ev.partition = 7;
+    cr_assert_eq(evb_consumer_ack(c, &ev), -EINVAL);
+    ev.partition = 0;
+    ev.ack_token = 12345;
+    cr_assert_eq(evb_consumer_ack(c, &ev), -ESTALE);
+    evb_consumer_close(c);
+    /* A plain consumer has nothing to ack. */
+    evb_consumer_options so = {0};
+    cr_assert_eq(evb_consumer_open(&c, bus, "jobs", &so), 0);
+    cr_assert_eq(evb_consumer_ack(c, &ev), -EINVAL);
+    evb_consumer_close(c);
+}
