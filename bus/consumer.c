@@ -313,6 +313,13 @@ static int try_read(evb_consumer *c, evb_event *ev)
         if (i >= c->n)
             i -= c->n;
         struct evb_frame_view v;
+        /* A group member that lost the partition (expelled while busy,
+         * or slow to give it back) must not read on: one load, then the
+         * tick drops it and tells the application (LOST). */
+        if (c->epoch && !evb_group_owner_is_us(&c->grp, c->part[i])) {
+            int trc = evb_cgroup_tick(c, true);
+            return trc ? trc : -EAGAIN;
+        }
         int rc = evb_consumer_read_part(c, i, &v);
         if (rc == 0 && c->dedup)
             rc = skip_dups(c, i, &v);

@@ -231,8 +231,10 @@ int evb_consumer_seek_one(evb_consumer *c, uint32_t i, uint32_t whence, uint64_t
                 return evb_err_set(-EBADMSG, "group %s, partition %u: committed position "
                                    "%llu is not a frame boundary (damaged group file)",
                                    c->name, c->part[i], (unsigned long long)pos);
-            return seek_to(c, i, pos, off == EVB_FRAME_NO_OFFSET ? 0 : off,
-                           off == EVB_FRAME_NO_OFFSET);
+            /* The position is the commit; the offset is learnt from the
+             * frame there, so an offset damaged in the file (any member
+             * may write it) cannot fail the ring as corrupt. */
+            return seek_to(c, i, pos, 0, true);
         }
         if (!c->cur.map)
             return -EINVAL;

@@ -103,6 +103,15 @@ static int gain(evb_consumer *c, uint32_t p, uint64_t epoch)
     return 0;
 }
 
+/* What `evbus groups` shows of us: partitions owned, events delivered. */
+static void count_delivered(evb_consumer *c)
+{
+    uint64_t delivered = c->delivered_gone;
+    for (uint32_t k = 0; k < c->n; k++)
+        delivered += c->rd[k].delivered;
+    evb_group_count(&c->grp, c->n, delivered);
+}
+
 /* Drop every reader whose partition is no longer ours; tell the caller. */
 static void drop_lost(evb_consumer *c, bool all)
 {
@@ -121,6 +130,20 @@ static void drop_lost(evb_consumer *c, bool all)
 static int balance(evb_consumer *c, uint64_t now)
 {
     struct evb_group *g = &c->grp;
+    if (evb_group_replaced(g)) {
+        /* The group file was removed (to start the group over) or
+         * replaced: what we owned there means nothing now. Join the group
+         * the file at the path is. */
+        drop_lost(c, true);
+        uint32_t lease = g->lease_ms;
+        evb_group_close(g);
+        struct evb_group_params gp = {.kind = EVB_GRP_KIND_PARTITION};
+        int rc = evb_group_open(g, c->tm, c->name, &gp);
+        if (!rc)
+            rc = evb_group_join(g, lease);
+        if (rc)
+            return c->failed = rc;
+    }
     uint64_t gen = evb_group_generation(g);
     if (!evb_group_member(g)) {
         /* Expelled (we were silent past our lease): what we owned is
@@ -171,7 +194,7 @@ static int balance(evb_consumer *c, uint64_t now)
         }
         got[ngot++] = p;
     }
-    evb_group_count(g, c->n, c->delivered_gone);
+    count_delivered(c);
     /* Short of our share, we look again when a member over its share
      * gives back (the bell) or at the next tick. */
     c->gen_seen = gen;
@@ -281,5 +304,6 @@ int evb_cgroup_commit(evb_consumer *c)
         }
     }
     hold_update(c);
+    count_delivered(c);
     return err;
 }

@@ -50,6 +50,20 @@ static int tick(evb_consumer *c)
 {
     uint64_t now = now_ms();
     struct evb_group *g = &c->grp;
+    if (evb_group_replaced(g)) {
+        /* Removed or replaced: the queue at the path is another one. */
+        struct evb_group_params gp = {.kind = EVB_GRP_KIND_QUEUE,
+                                      .ack_wait_ms = g->f->h.ack_wait_ms,
+                                      .max_deliveries = g->f->h.max_deliveries,
+                                      .window = g->f->h.window};
+        uint32_t lease = g->lease_ms;
+        evb_group_close(g);
+        int rc = evb_group_open(g, c->tm, c->name, &gp);
+        if (!rc)
+            rc = evb_group_join(g, lease);
+        if (rc)
+            return c->failed = rc;
+    }
     if (!evb_group_member(g)) {
         /* Expelled: our events in flight go to others once due. */
         g->id = 0;
@@ -199,8 +213,14 @@ static int take(evb_consumer *c, evb_event *ev)
             i -= c->n;
         for (int tries = 0; tries < 8; tries++) {
             uint64_t fp, fs;
-            if (!evb_queue_fetch(&c->grp, c->part[i], &fp, &fs))
-                break;
+            if (!evb_queue_fetch(&c->grp, c->part[i], &fp, &fs)) {
+                /* A queue started over (its file removed while we ran):
+                 * it starts where we are. */
+                int src = evb_queue_start(&c->grp, c->part[i], c->rd[i].pos, &fp);
+                if (src)
+                    return src;
+                continue;
+            }
             struct evb_frame_view v;
             int rc = read_at(c, i, fp, &v);
             if (rc == -EAGAIN)

@@ -119,8 +119,8 @@ int evb_group_map(int fd, const char *path, uint32_t nparts, int prot,
     int rc = evb_group_check(f, magic, size, nparts, msg, sizeof msg);
     if (rc) {
         munmap(f, size);
-        return evb_err_set(rc, "%s: %s (not this topic's group file; remove it to start the "
-                           "group over)", path, msg);
+        return evb_err_set(rc, "%s: %s (not this topic's group file; stop every member and "
+                           "remove it to start the group over)", path, msg);
     }
     *out = f;
     *len = size;
@@ -178,8 +178,17 @@ static int grp_trusted(const struct evb_topic_map *tm, const struct stat *st,
     struct stat td;
     if (stat(tm->dir, &td) == 0 && td.st_uid == st->st_uid)
         return 0;
-    return evb_err_set(-EACCES, "%s: owned by uid %u, neither you (uid %u), root nor the "
-                       "topic's owner", path, (unsigned)st->st_uid, (unsigned)geteuid());
+    /* A topic shared for writing with a group (0660) lets every writer
+     * join its groups, and so make a group's file: one shared the same
+     * way (the topic's group may write it) is the group's, whoever came
+     * first. Any of those writers could commit garbage as a member
+     * anyway; the rule keeps out everyone else. */
+    if ((tm->cfg.file_mode & 020) && (st->st_mode & 020) && stat(tm->dir, &td) == 0 &&
+        td.st_gid == st->st_gid)
+        return 0;
+    return evb_err_set(-EACCES, "%s: owned by uid %u, neither you (uid %u), root, the "
+                       "topic's owner, nor shared for writing with the topic's group", path,
+                       (unsigned)st->st_uid, (unsigned)geteuid());
 }
 
 int evb_group_open(struct evb_group *g, const struct evb_topic_map *tm, const char *name,
@@ -218,7 +227,26 @@ int evb_group_open(struct evb_group *g, const struct evb_topic_map *tm, const ch
     g->nparts = tm->nparts;
     g->topic = tm->name;
     snprintf(g->name, sizeof g->name, "%s", name);
+    snprintf(g->path, sizeof g->path, "%s", path);
+    g->dev = (uint64_t)st.st_dev;
+    g->ino = (uint64_t)st.st_ino;
     return 0;
+}
+
+bool evb_group_replaced(const struct evb_group *g)
+{
+    struct stat st;
+    if (lstat(g->path, &st) < 0)
+        return errno == ENOENT;
+    return (uint64_t)st.st_dev != g->dev || (uint64_t)st.st_ino != g->ino;
+}
+
+bool evb_group_owner_is_us(const struct evb_group *g, uint32_t p)
+{
+    /* Relaxed: a hint checked per event; the tick it triggers reads the
+     * pair with acquire (J4). The line is ours (we commit to it), so the
+     * load costs an L1 hit until another member takes the partition. */
+    return atomic_load_explicit(&g->f->p[p].owner, memory_order_relaxed) == g->id;
 }
 
 void evb_group_close(struct evb_group *g)

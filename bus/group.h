@@ -25,6 +25,8 @@ struct evb_group {
     uint64_t id;                /* our member id, 0 when not a member */
     uint64_t proc;              /* evb_proc_self() when we joined */
     uint32_t lease_ms;
+    char path[4096 + 128];      /* the file, to notice it removed or replaced */
+    uint64_t dev, ino;
     /* Progress seen of every other slot, to expel the silent (G5). */
     uint64_t seen_beat[64];
     uint64_t seen_at_ms[64];
@@ -54,6 +56,12 @@ void evb_group_close(struct evb_group *g);
 int evb_group_join(struct evb_group *g, uint32_t lease_ms);
 /* Give every partition we own back and free our slot; wake the others. */
 void evb_group_leave(struct evb_group *g);
+/* Whether partition P's owner word names us (one load: the per-event
+ * check that we did not lose it). */
+bool evb_group_owner_is_us(const struct evb_group *g, uint32_t p);
+/* Whether the file at the group's path is no longer the one mapped
+ * (removed to start the group over, or replaced). */
+bool evb_group_replaced(const struct evb_group *g);
 /* Whether our slot is still ours (false: we were expelled). */
 bool evb_group_member(const struct evb_group *g);
 /* Sign of life. */

@@ -187,7 +187,7 @@ EVB_EXPORT int evb_group_stat(evb_bus *bus, const char *topic, const char *group
             ps->backlog_bytes =
                 evb_queue_fetch(&g, p, &fp, &fs) && t > fp ? t - fp : 0;
             ps->in_flight = evb_queue_in_flight(&g, p, 0);
-            /* Q3 (queue.c): relaxed counters. */
+            /* V3 (queue.c): relaxed counters. */
             ps->acked = atomic_load_explicit(&q->acked, memory_order_relaxed);
             ps->nacked = atomic_load_explicit(&q->nacked, memory_order_relaxed);
             ps->redelivered = atomic_load_explicit(&q->redelivered, memory_order_relaxed);

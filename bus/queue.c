@@ -26,13 +26,13 @@
  *
  * Ordering edges (labels used at each site):
  *
- *   Q1  a slot's {seq, pos} claim, its state CAS and every fetch or
+ *   V1  a slot's {seq, pos} claim, its state CAS and every fetch or
  *       floor CAS are 16-byte CASes, full barriers (shm/arch.h): a member
  *       that sees the new pair sees what the writer did before.
- *   Q2  pairs are loaded as two acquire loads and the first word again
+ *   V2  pairs are loaded as two acquire loads and the first word again
  *       (consistent unless the pair moved, which the CAS that follows
  *       catches); acquire so that a slot's state is read after its claim.
- *   Q3  counters: relaxed, for display.
+ *   V3  counters: relaxed, for display.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -51,7 +51,7 @@ static uint64_t real_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-/* Q2: a pair written by one 16-byte CAS, read consistently. */
+/* V2: a pair written by one 16-byte CAS, read consistently. */
 static void load_pair(_Atomic uint64_t *w, uint64_t *a, uint64_t *b)
 {
     for (;;) {
@@ -108,7 +108,7 @@ int evb_queue_start(struct evb_group *g, uint32_t p, uint64_t pos, uint64_t *fet
     uint64_t fp, fs, lp, ls;
     load_pair(&q->floor_pos, &lp, &ls);
     if (lp == EVB_GRP_POS_NONE) {
-        /* Q1: the first member sets where the queue starts; a racer's
+        /* V1: the first member sets where the queue starts; a racer's
          * start loses and takes the winner's. */
         evb_cas128(&q->floor_pos, lp, ls, pos, 0);
         load_pair(&q->floor_pos, &lp, &ls);
@@ -128,7 +128,7 @@ int evb_queue_start(struct evb_group *g, uint32_t p, uint64_t pos, uint64_t *fet
 /* Move fetch from {POS, QSEQ} past the event ending at END. */
 static void fetch_on(struct evb_queue_head *q, uint64_t pos, uint64_t qseq, uint64_t end)
 {
-    /* Q1: one CAS; failing means someone moved it already. */
+    /* V1: one CAS; failing means someone moved it already. */
     evb_cas128(&q->fetch_pos, pos, qseq, end, qseq + 1);
 }
 
@@ -153,13 +153,13 @@ int evb_queue_take(struct evb_group *g, uint32_t p, uint64_t pos, uint64_t qseq,
         return -EAGAIN; /* our view of fetch is stale */
     uint64_t ctl, dl;
     load_pair(&s->ctl, &ctl, &dl);
-    /* Q1: the claim; all takers of qseq expect the same pair. */
+    /* V1: the claim; all takers of qseq expect the same pair. */
     if (!evb_cas128(&s->seq, ss, sp, qseq + 1, ev_pos)) {
         fetch_on(q, pos, qseq, end);
         return -EAGAIN;
     }
     uint64_t mine = EVB_QS_CTL(g->id, lap_of(g, qseq), 1, EVB_QS_INFLIGHT);
-    /* Q1: publish the state, from what the previous lap left. A retaker
+    /* V1: publish the state, from what the previous lap left. A retaker
      * that found the claim unpublished made the same CAS first: then the
      * event is its, not ours. */
     bool ours = evb_cas128(&s->ctl, ctl, dl, mine, real_ms() + g->f->h.ack_wait_ms);
@@ -245,11 +245,11 @@ int evb_queue_retake(struct evb_group *g, uint32_t p, const uint32_t *ids, uint3
             return damaged(g, p, "a slot names a position below the floor");
         uint32_t next = count < 255 ? count + 1 : 255;
         uint64_t mine = EVB_QS_CTL(g->id, lap_of(g, qs), next, EVB_QS_INFLIGHT);
-        /* Q1: one of the members that found it due wins it. */
+        /* V1: one of the members that found it due wins it. */
         if (!evb_cas128(&s->ctl, ctl, dl, mine, now + g->f->h.ack_wait_ms))
             continue;
         if (count)
-            /* Q3: relaxed counter. */
+            /* V3: relaxed counter. */
             atomic_fetch_add_explicit(&q->redelivered, 1, memory_order_relaxed);
         *t = (struct evb_queue_take){qs, sp, next};
         return 0;
@@ -286,7 +286,7 @@ static void floor_on(struct evb_group *g, struct evb_queue_head *q)
                 return; /* not written yet: its taker moves the floor later */
             np = npos;
         }
-        /* Q1: one CAS; failing means someone moved it, look again. */
+        /* V1: one CAS; failing means someone moved it, look again. */
         evb_cas128(&q->floor_pos, lp, ls, np, ls + 1);
     }
 }
@@ -301,7 +301,7 @@ static int settle(struct evb_group *g, uint32_t p, uint64_t qseq, uint8_t state,
     load_pair(&s->ctl, &ctl, &dl);
     if (ss != qseq + 1 || EVB_QS_LAP(ctl) != lap_of(g, qseq) ||
         EVB_QS_STATE(ctl) != EVB_QS_INFLIGHT || EVB_QS_MEMBER(ctl) != (uint32_t)g->id ||
-        /* Q1: ours in flight, until the CAS. */
+        /* V1: ours in flight, until the CAS. */
         !evb_cas128(&s->ctl, ctl, dl, EVB_QS_CTL(0, lap_of(g, qseq), EVB_QS_COUNT(ctl), state),
                     deadline))
         return evb_err_set(-ESTALE, "group %s of topic %s, partition %u: the event is no "
@@ -309,7 +309,7 @@ static int settle(struct evb_group *g, uint32_t p, uint64_t qseq, uint8_t state,
                            "member expelled: it went to another member)", g->name, g->topic,
                            p, g->f->h.ack_wait_ms);
     if (state == EVB_QS_ACKED) {
-        /* Q3: relaxed counter. */
+        /* V3: relaxed counter. */
         atomic_fetch_add_explicit(&q->acked, 1, memory_order_relaxed);
         floor_on(g, q);
     } else {
@@ -330,7 +330,7 @@ int evb_queue_nack(struct evb_group *g, uint32_t p, uint64_t qseq, uint32_t dela
 
 void evb_queue_dead_lettered(struct evb_group *g, uint32_t p)
 {
-    /* Q3: relaxed counter. */
+    /* V3: relaxed counter. */
     atomic_fetch_add_explicit(&head(g, p)->dead_lettered, 1, memory_order_relaxed);
 }
 
@@ -345,7 +345,7 @@ uint32_t evb_queue_in_flight(const struct evb_group *g, uint32_t p, uint32_t mem
     uint32_t n = 0;
     for (uint64_t qs = ls; qs < fs; qs++) {
         struct evb_queue_slot *s = slot_of(g, q, qs);
-        /* Q2: acquire, one word. */
+        /* V2: acquire, one word. */
         uint64_t ctl = atomic_load_explicit(&s->ctl, memory_order_acquire);
         if (EVB_QS_LAP(ctl) == lap_of(g, qs) && EVB_QS_STATE(ctl) == EVB_QS_INFLIGHT &&
             (!member || EVB_QS_MEMBER(ctl) == member))

@@ -110,6 +110,14 @@ test_damaged_group_file() {
     run groups d
     check "groups: exit 1" rc_is 1
     check "groups: names the file" err_has "w.grp"
+    rm -f "$BUS/d/consumers/w.grp"
+    run tail d --group w
+    printf '\002' | dd of="$BUS/d/consumers/w.grp" bs=1 seek=8 conv=notrunc 2>/dev/null
+    run groups d
+    check "another version: groups exits 1, no crash" rc_is 1
+    check "another version: says so" err_has "version"
+    run tail d --group w
+    check "another version: tail exits 1" rc_is 1
     end
 }
 
