@@ -140,11 +140,14 @@ Test(queue, eight_members_two_partitions_all_work)
     atomic_store(&sh->go, 1);
     for (int m = 0; m < MEMBERS; m++)
         cr_assert_eq(t_wait_exit(pids[m], 60000), 0, "member %d", m);
-    for (int i = 0; i < N_EVENTS; i++)
-        cr_assert_eq(sh->acks[i], 1, "event %d acknowledged %u times", i, sh->acks[i]);
+    for (int i = 0; i < N_EVENTS; i++) {
+        uint32_t n = atomic_load(&sh->acks[i]);
+        cr_assert_eq(n, 1, "event %d acknowledged %u times", i, n);
+    }
     for (int m = 0; m < MEMBERS; m++) {
-        cr_log_info("member %d: %u events", m, sh->per_member[m]);
-        cr_assert_gt(sh->per_member[m], 0, "member %d got no work", m);
+        uint32_t n = atomic_load(&sh->per_member[m]);
+        cr_log_info("member %d: %u events", m, n);
+        cr_assert_gt(n, 0, "member %d got no work", m);
     }
     /* Everything acked: the floor is at the tail, nothing in flight. */
     evb_group_summary sum;
