@@ -327,6 +327,16 @@ static int try_read(evb_consumer *c, evb_event *ev)
             /* Tests stop here to change the frame under the view. */
             EVB_CRASH_POINT("consumer.before_fill");
             evb_consumer_fill(ev, &v, c->part[i]);
+            if (c->epoch) {
+                /* A group member: an event below what an earlier owner
+                 * was handed may be a redelivery; what we are handed is
+                 * published before the event goes out. */
+                ev->deliveries = v.pos < c->seen_below[i] ? 2 : 1;
+                if (v.end > c->high[i]) {
+                    c->high[i] = v.end;
+                    evb_group_deliver(&c->grp, c->part[i], v.end);
+                }
+            }
             c->next = i + 1 == c->n ? 0 : i + 1;
             return 0;
         }

@@ -53,6 +53,8 @@ static void drop(evb_consumer *c, uint32_t k)
         c->rd[k] = c->rd[last];
         c->part[k] = c->part[last];
         c->epoch[k] = c->epoch[last];
+        c->seen_below[k] = c->seen_below[last];
+        c->high[k] = c->high[last];
         c->bells[k] = c->bells[last];
         if (c->disk)
             c->disk[k] = c->disk[last];
@@ -72,6 +74,7 @@ static int gain(evb_consumer *c, uint32_t p, uint64_t epoch)
     struct evb_ring *r = &c->tm->rings[p];
     c->part[k] = p;
     c->epoch[k] = epoch;
+    c->seen_below[k] = c->high[k] = evb_group_delivered(&c->grp, p);
     c->bells[k] = &r->hdr->bell;
     if (r->readonly)
         r->rslots = &c->ro_slots[(size_t)p * EVB_RING_READER_SLOTS];
@@ -253,7 +256,9 @@ int evb_cgroup_open(evb_consumer *c)
 {
     uint32_t nparts = c->tm->nparts;
     c->epoch = calloc(nparts, sizeof *c->epoch);
-    if (!c->epoch)
+    c->seen_below = calloc(nparts, sizeof *c->seen_below);
+    c->high = calloc(nparts, sizeof *c->high);
+    if (!c->epoch || !c->seen_below || !c->high)
         return -ENOMEM;
     struct evb_group_params gp = {.kind = EVB_GRP_KIND_PARTITION};
     int rc = evb_group_open(&c->grp, c->tm, c->name, &gp);
@@ -288,6 +293,8 @@ void evb_cgroup_close(evb_consumer *c)
     for (uint32_t p = 0; p < c->nhold; p++)
         evb_ring_reader_detach(&c->hold[p]);
     free(c->hold);
+    free(c->seen_below);
+    free(c->high);
     free(c->epoch);
 }
 

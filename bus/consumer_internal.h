@@ -65,6 +65,11 @@ struct evb_consumer {
      * bells[] one more (the group's bell). */
     struct evb_group grp;
     uint64_t *epoch;
+    /* Per owned partition: events below seen_below[i] may have been
+     * handed to an earlier owner (deliveries 2); high[i] is the furthest
+     * end handed out, as published to the group file. */
+    uint64_t *seen_below;
+    uint64_t *high;
     uint64_t gen_seen;          /* the generation last balanced at */
     uint32_t bell_seen;         /* the group's bell then */
     uint64_t next_tick_ms;      /* the next balance and expulsion check */

@@ -241,6 +241,18 @@ bool evb_group_replaced(const struct evb_group *g)
     return (uint64_t)st.st_dev != g->dev || (uint64_t)st.st_ino != g->ino;
 }
 
+uint64_t evb_group_delivered(const struct evb_group *g, uint32_t p)
+{
+    /* J5: relaxed, a number; the owner word's acquire (J4) came first. */
+    return atomic_load_explicit(&g->f->p[p].delivered_pos, memory_order_relaxed);
+}
+
+void evb_group_deliver(struct evb_group *g, uint32_t p, uint64_t end)
+{
+    /* J5: relaxed, a number only the owner stores. */
+    atomic_store_explicit(&g->f->p[p].delivered_pos, end, memory_order_relaxed);
+}
+
 bool evb_group_owner_is_us(const struct evb_group *g, uint32_t p)
 {
     /* Relaxed: a hint checked per event; the tick it triggers reads the

@@ -59,6 +59,10 @@ void evb_group_leave(struct evb_group *g);
 /* Whether partition P's owner word names us (one load: the per-event
  * check that we did not lose it). */
 bool evb_group_owner_is_us(const struct evb_group *g, uint32_t p);
+/* The furthest position any owner of P was handed, and raise it to END
+ * (owners only). */
+uint64_t evb_group_delivered(const struct evb_group *g, uint32_t p);
+void evb_group_deliver(struct evb_group *g, uint32_t p, uint64_t end);
 /* Whether the file at the group's path is no longer the one mapped
  * (removed to start the group over, or replaced). */
 bool evb_group_replaced(const struct evb_group *g);

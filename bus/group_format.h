@@ -168,7 +168,12 @@ struct evb_grp_part {
     _Atomic uint64_t tag;
     /* 32: commits refused because the committer had lost the partition. */
     _Atomic uint64_t fenced;
-    uint64_t reserved_[3];
+    /* 40: the end of the furthest event any owner was handed here; a new
+     * owner tells events below it "may be a redelivery". Only the owner
+     * stores it (relaxed: a number), and only upwards. Zero in files
+     * made before it existed: then nothing is flagged. */
+    _Atomic uint64_t delivered_pos;
+    uint64_t reserved_[2];
 };
 
 #define EVB_GRP_AT(type, field, off)                                             \
@@ -203,6 +208,7 @@ EVB_GRP_AT(evb_grp_part, epoch, 8);
 EVB_GRP_AT(evb_grp_part, pos, 16);
 EVB_GRP_AT(evb_grp_part, tag, 24);
 EVB_GRP_AT(evb_grp_part, fenced, 32);
+EVB_GRP_AT(evb_grp_part, delivered_pos, 40);
 
 struct evb_grp_file {
     struct evb_grp_hdr h;

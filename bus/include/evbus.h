@@ -449,7 +449,10 @@ typedef struct evb_event {
     uint32_t deliveries;      /**< queue group members: times this event was handed
                                    out, this time included (1: first delivery; more:
                                    a redelivery after a nack, ack_wait or a member's
-                                   death; saturates at 255); 0 for other readers */
+                                   death; saturates at 255); partition group
+                                   members: 1, or 2 when an earlier owner of the
+                                   partition may have been handed it (it changed
+                                   owner after that, uncommitted); 0 for others */
     uint64_t lost_events;     /**< events lost (lapped) just before this one */
     uint64_t lost_bytes;      /**< log bytes skipped with them */
     uint64_t ack_token;       /**< queue group members: names the delivery for

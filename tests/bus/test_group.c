@@ -618,3 +618,30 @@ Test(group, stat_counts_and_damage)
     cr_assert_eq(evb_group_stat(bus, "jobs", "g", &sum, ms, 1, NULL, 0), -EPROTO);
     cr_assert(strstr(evb_last_error(), "g.grp"), "%s", evb_last_error());
 }
+
+/* Events handed to an earlier owner and not committed come to the next
+ * owner marked as possible redeliveries (deliveries 2); the rest 1. */
+Test(group, next_owner_flags_possible_redeliveries)
+{
+    make_topic("jobs", 1, false);
+    publish_all("jobs", 1, 20);
+    evb_consumer_options co = {.kind = EVB_GROUP_MEMBER, .name = "g"};
+    evb_consumer *a, *b;
+    cr_assert_eq(evb_consumer_open(&a, bus, "jobs", &co), 0);
+    evb_event ev;
+    for (int i = 0; i < 10; i++) {
+        cr_assert_eq(evb_consumer_next(a, &ev, 0), 0);
+        cr_assert_eq(ev.deliveries, 1);
+        if (i == 4)
+            cr_assert_eq(evb_consumer_commit(a), 0);
+    }
+    evb_consumer_close(a); /* leaves without committing 5..9 */
+    cr_assert_eq(evb_consumer_open(&b, bus, "jobs", &co), 0);
+    for (int i = 5; i < 20; i++) {
+        cr_assert_eq(evb_consumer_next(b, &ev, 0), 0);
+        cr_assert_eq(ev.offset, (uint64_t)i);
+        cr_assert_eq(ev.deliveries, i < 10 ? 2u : 1u, "offset %d: deliveries %u", i,
+                     ev.deliveries);
+    }
+    evb_consumer_close(b);
+}

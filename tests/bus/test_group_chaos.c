@@ -188,7 +188,7 @@ static int member_main(void *arg)
             return 12;
         uint64_t e;
         memcpy(&e, ev.value, sizeof e);
-        append(REC_DELIVER, w->slot, w->inc, ev.partition, ev.offset, e);
+        append2(REC_DELIVER, w->slot, w->inc, ev.partition, ev.offset, e, ev.deliveries);
         ms.last[ev.partition] = ev.offset;
         if (++since == 5) {
             since = 0;
@@ -354,8 +354,14 @@ static void fire(void)
             cr_assert(done[p][pinc]);
         }
         if (seq < okn) {
-            if (done[p][pinc][seq])
+            if (done[p][pinc][seq]) {
                 repeats++;
+                /* A repeat says so: a partition group's new owner knows
+                 * what an earlier one was handed, a queue counts. */
+                cr_assert_geq(r->deliveries, 2, "partition %u offset %llu delivered again "
+                              "with deliveries %u", q, (unsigned long long)r->offset,
+                              r->deliveries);
+            }
             done[p][pinc][seq] = 1;
         }
     }
