@@ -103,9 +103,9 @@ EVB_EXPORT int evb_consumer_open(evb_consumer **out, evb_bus *bus, const char *t
         (o.start & ~EVB_SEEK_STRICT) > EVB_START_TIME ||
         (o.flags & ~(EVB_CONSUMER_SKIP_DAMAGE | EVB_CONSUMER_DEDUP)))
         return evb_err_set(-EINVAL, "consumer options out of range");
-    if ((group || queue) && (o.flags & EVB_CONSUMER_DEDUP))
-        return evb_err_set(-EINVAL, "duplicate suppression is for named consumers for now, "
-                           "not group members");
+    if (queue && (o.flags & EVB_CONSUMER_DEDUP))
+        return evb_err_set(-EINVAL, "duplicate suppression is for named consumers and "
+                           "partition groups, not queue groups");
     if ((group || queue) && o.only_partition)
         return evb_err_set(-EINVAL, "a group member reads the partitions the group gives it, "
                            "not one of its choosing");

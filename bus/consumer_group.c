@@ -18,6 +18,7 @@
  * survives a handover or an owner's death as long as one member lives.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -49,6 +50,8 @@ static void drop(evb_consumer *c, uint32_t k)
     if (c->disk && c->disk[k].open)
         evb_seg_reader_close(&c->disk[k].sr);
     uint32_t last = --c->n;
+    if (c->dedup && k != last)
+        c->dedup->p[k] = c->dedup->p[last];
     if (k != last) {
         c->rd[k] = c->rd[last];
         c->part[k] = c->part[last];
@@ -93,6 +96,12 @@ static int gain(evb_consumer *c, uint32_t p, uint64_t epoch)
         start = EVB_START_EARLIEST;
     if (start != EVB_START_LATEST || committed)
         rc = evb_consumer_seek_one(c, k, start, c->opts.start_value);
+    if (!rc && c->dedup) {
+        /* The table that goes with the cursor we start at: the group's
+         * file holds one per partition, saved with each commit. */
+        evb_dedup_reset(c->dedup, k);
+        rc = evb_dedup_load(c->dedup, k, p, c->rd[k].pos);
+    }
     if (!rc && !committed) {
         bool learn = c->disk && c->disk[k].state ? c->disk[k].sr.learn : c->rd[k].learn;
         /* -ESTALE: taken from us already; the next tick sees it. */
@@ -255,6 +264,17 @@ uint64_t evb_cgroup_deadline_ns(const evb_consumer *c)
 int evb_cgroup_open(evb_consumer *c)
 {
     uint32_t nparts = c->tm->nparts;
+    if (c->opts.flags & EVB_CONSUMER_DEDUP) {
+        /* The group's duplicate tables: consumers/<group>.grp.dup, apart
+         * from a named consumer's of the same name. */
+        char name[EVB_NAME_MAX + 8];
+        snprintf(name, sizeof name, "%s.grp", c->name);
+        if (!(c->dedup = evb_dedup_new(nparts)))
+            return -ENOMEM;
+        int rc = evb_dedup_file_open(c->dedup, c->tm, name);
+        if (rc)
+            return rc;
+    }
     c->epoch = calloc(nparts, sizeof *c->epoch);
     c->seen_below = calloc(nparts, sizeof *c->seen_below);
     c->high = calloc(nparts, sizeof *c->high);
@@ -303,6 +323,10 @@ int evb_cgroup_commit(evb_consumer *c)
     int err = 0;
     for (uint32_t k = 0; k < c->n; k++) {
         bool learn = c->disk && c->disk[k].state ? c->disk[k].sr.learn : c->rd[k].learn;
+        /* The table first, for the position about to be committed: a
+         * crash between the two leaves the old commit with its table. */
+        if (c->dedup && evb_group_owned_epoch(&c->grp, c->part[k]) == c->epoch[k])
+            evb_dedup_save(c->dedup, k, c->part[k], c->rd[k].pos);
         int rc = evb_group_commit(&c->grp, c->part[k], c->epoch[k], c->rd[k].pos,
                                   learn ? EVB_FRAME_NO_OFFSET : c->rd[k].offset);
         if (rc) {

@@ -348,6 +348,9 @@ Test(queue, bad_input)
     co.max_deliveries = 300;
     cr_assert_eq(evb_consumer_open(&c, bus, "jobs", &co), -EINVAL);
     co.max_deliveries = 0;
+    co.flags = EVB_CONSUMER_DEDUP;
+    cr_assert_eq(evb_consumer_open(&c, bus, "jobs", &co), -EINVAL);
+    co.flags = 0;
     co.only_partition = 1;
     cr_assert_eq(evb_consumer_open(&c, bus, "jobs", &co), -EINVAL);
     co.only_partition = 0;
