@@ -105,7 +105,13 @@ int evb_cqueue_open(evb_consumer *c)
     int rc = evb_group_open(&c->grp, c->tm, c->name, &gp);
     if (rc)
         return rc;
-    uint32_t lease = c->opts.lease_ms ? c->opts.lease_ms : EVB_GROUP_LEASE_MS;
+    /* A member busy with one event for up to ack_wait is no reason to
+     * expel it (which hands its events to others): its lease is at least
+     * the group's ack_wait unless the caller asks for less. */
+    uint32_t lease = c->opts.lease_ms;
+    if (!lease)
+        lease = c->grp.f->h.ack_wait_ms > EVB_GROUP_LEASE_MS ? c->grp.f->h.ack_wait_ms
+                                                            : EVB_GROUP_LEASE_MS;
     if ((rc = evb_group_join(&c->grp, lease)))
         return rc;
     /* Where each partition's queue starts, for the first member ever:
@@ -120,7 +126,13 @@ int evb_cqueue_open(evb_consumer *c)
                 (rc = evb_consumer_seek_one(c, i, c->opts.start ? c->opts.start : start,
                                             c->opts.start_value)))
                 return rc;
-            if ((rc = evb_queue_start(&c->grp, c->part[i], c->rd[i].pos, &fp)))
+            /* A seek by offset or time filters the events before it: the
+             * queue starts at the first one it lets through, if any. */
+            uint64_t at = c->rd[i].pos;
+            struct evb_frame_view v;
+            if (start != EVB_START_LATEST && evb_consumer_read_part(c, i, &v) == 0)
+                at = v.pos;
+            if ((rc = evb_queue_start(&c->grp, c->part[i], at, &fp)))
                 return rc;
         }
         uint64_t lp, off;
@@ -163,10 +175,16 @@ static int dead_letter(evb_consumer *c, uint32_t i, evb_event *ev)
 {
     int rc = evb_dlq_append(&c->dlq, c->bus, c->tm, ev, "max_deliveries reached",
                             ev->deliveries - 1, c->name);
-    if (rc)
+    if (rc) {
+        /* The DLQ refused it (too big for a DLQ made smaller, a name too
+         * long...): it waits an ack_wait in the queue, so the error comes
+         * back that often, not at every call, and other events flow. */
+        evb_queue_nack(&c->grp, c->part[i], ev->ack_token, ev->position,
+                       c->grp.f->h.ack_wait_ms);
         return rc;
+    }
     evb_queue_dead_lettered(&c->grp, c->part[i]);
-    return evb_queue_ack(&c->grp, c->part[i], ev->ack_token);
+    return evb_queue_ack(&c->grp, c->part[i], ev->ack_token, ev->position);
 }
 
 /* An event due again (nacked, ack_wait passed, member gone): 0 and EV,
@@ -184,6 +202,14 @@ static int retake(evb_consumer *c, evb_event *ev)
                                                    "holds", c->name, c->part[i],
                                                    (unsigned long long)t.pos)
                                      : rc;
+            if (v.pos != t.pos && !c->disk && v.pos > t.pos && v.lost_bytes) {
+                /* A ring-only topic lapped it while no member lived to
+                 * hold it: gone. It counts as handled; the loss goes with
+                 * the next event this reader hands out. */
+                evb_ring_reader_add_loss(&c->rd[i], v.lost_bytes, v.lost_events);
+                evb_queue_ack(&c->grp, c->part[i], t.qseq, t.pos);
+                continue;
+            }
             if (v.pos != t.pos)
                 return evb_err_set(-EBADMSG, "group %s, partition %u: the queue names "
                                    "position %llu, the log has an event at %llu",
@@ -323,7 +349,7 @@ static int settle_check(evb_consumer *c, const evb_event *ev)
 EVB_EXPORT int evb_consumer_ack(evb_consumer *c, const evb_event *ev)
 {
     int rc = settle_check(c, ev);
-    return rc ? rc : evb_queue_ack(&c->grp, ev->partition, ev->ack_token);
+    return rc ? rc : evb_queue_ack(&c->grp, ev->partition, ev->ack_token, ev->position);
 }
 
 EVB_EXPORT int evb_consumer_nack(evb_consumer *c, const evb_event *ev, uint32_t delay_ms)
@@ -331,7 +357,7 @@ EVB_EXPORT int evb_consumer_nack(evb_consumer *c, const evb_event *ev, uint32_t 
     int rc = settle_check(c, ev);
     if (rc)
         return rc;
-    if ((rc = evb_queue_nack(&c->grp, ev->partition, ev->ack_token, delay_ms)))
+    if ((rc = evb_queue_nack(&c->grp, ev->partition, ev->ack_token, ev->position, delay_ms)))
         return rc;
     if (delay_ms == 0)
         c->scan_now = true;

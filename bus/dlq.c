@@ -168,10 +168,21 @@ EVB_EXPORT int evb_consumer_reject(evb_consumer *c, const evb_event *ev, const c
     if (!mine)
         return evb_err_set(-EINVAL, "topic %s: partition %u is not read by this consumer",
                            c->tm->name, ev->partition);
-    int rc = evb_dlq_append(&c->dlq, c->bus, c->tm, ev, reason, 1, c->name);
-    if (rc == 0)
-        c->rejects++;
-    return rc;
+    int rc = evb_dlq_append(&c->dlq, c->bus, c->tm, ev, reason,
+                            ev->deliveries ? ev->deliveries : 1, c->name);
+    if (rc)
+        return rc;
+    c->rejects++;
+    if (c->opts.kind == EVB_QUEUE_MEMBER) {
+        /* Handled: acknowledged, so no member gets it again. -ESTALE: it
+         * went to another member meanwhile (ack_wait), which may reject
+         * it too. */
+        evb_queue_dead_lettered(&c->grp, ev->partition);
+        return evb_queue_ack(&c->grp, ev->partition, ev->ack_token, ev->position);
+    }
+    if (c->opts.kind == EVB_GROUP_MEMBER)
+        evb_group_rejected(&c->grp, ev->partition);
+    return 0;
 }
 
 EVB_EXPORT int evb_consumer_rejects(evb_consumer *c, uint64_t *count)

@@ -253,6 +253,12 @@ void evb_group_deliver(struct evb_group *g, uint32_t p, uint64_t end)
     atomic_store_explicit(&g->f->p[p].delivered_pos, end, memory_order_relaxed);
 }
 
+void evb_group_rejected(struct evb_group *g, uint32_t p)
+{
+    /* J5: relaxed counter. */
+    atomic_fetch_add_explicit(&g->f->p[p].rejected, 1, memory_order_relaxed);
+}
+
 bool evb_group_owner_is_us(const struct evb_group *g, uint32_t p)
 {
     /* Relaxed: a hint checked per event; the tick it triggers reads the

@@ -62,6 +62,8 @@ bool evb_group_owner_is_us(const struct evb_group *g, uint32_t p);
 /* The furthest position any owner of P was handed, and raise it to END
  * (owners only). */
 uint64_t evb_group_delivered(const struct evb_group *g, uint32_t p);
+/* One more event of P rejected to the dead-letter topic (display). */
+void evb_group_rejected(struct evb_group *g, uint32_t p);
 void evb_group_deliver(struct evb_group *g, uint32_t p, uint64_t end);
 /* Whether the file at the group's path is no longer the one mapped
  * (removed to start the group over, or replaced). */
@@ -120,8 +122,9 @@ int evb_queue_retake(struct evb_group *g, uint32_t p, const uint32_t *present, u
                      struct evb_queue_take *t);
 /* Ack / nack (redeliver after DELAY_MS) event QSEQ of P taken by us.
  * 0, -ESTALE (no longer ours: redelivered after ack_wait, or acked). */
-int evb_queue_ack(struct evb_group *g, uint32_t p, uint64_t qseq);
-int evb_queue_nack(struct evb_group *g, uint32_t p, uint64_t qseq, uint32_t delay_ms);
+int evb_queue_ack(struct evb_group *g, uint32_t p, uint64_t qseq, uint64_t pos);
+int evb_queue_nack(struct evb_group *g, uint32_t p, uint64_t qseq, uint64_t pos,
+                   uint32_t delay_ms);
 /* Our events in flight in P (for `evbus groups`), counted by scanning. */
 uint32_t evb_queue_in_flight(const struct evb_group *g, uint32_t p, uint32_t member);
 /* The member ids present now, into IDS (64); how many. */

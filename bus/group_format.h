@@ -173,7 +173,9 @@ struct evb_grp_part {
      * stores it (relaxed: a number), and only upwards. Zero in files
      * made before it existed: then nothing is flagged. */
     _Atomic uint64_t delivered_pos;
-    uint64_t reserved_[2];
+    /* 48: events its owners rejected to the dead-letter topic (display). */
+    _Atomic uint64_t rejected;
+    uint64_t reserved_[1];
 };
 
 #define EVB_GRP_AT(type, field, off)                                             \
@@ -209,6 +211,7 @@ EVB_GRP_AT(evb_grp_part, pos, 16);
 EVB_GRP_AT(evb_grp_part, tag, 24);
 EVB_GRP_AT(evb_grp_part, fenced, 32);
 EVB_GRP_AT(evb_grp_part, delivered_pos, 40);
+EVB_GRP_AT(evb_grp_part, rejected, 48);
 
 struct evb_grp_file {
     struct evb_grp_hdr h;

@@ -176,6 +176,7 @@ EVB_EXPORT int evb_group_stat(evb_bus *bus, const char *topic, const char *group
         ps->epoch = epoch;
         /* J5: relaxed counter. */
         ps->fenced = atomic_load_explicit(&f->p[p].fenced, memory_order_relaxed);
+        ps->rejected = atomic_load_explicit(&f->p[p].rejected, memory_order_relaxed);
         uint64_t pos, off, t, toff;
         evb_ring_load_tail(&tm->rings[p], &t, &toff);
         if (queue) {

@@ -291,7 +291,7 @@ static void floor_on(struct evb_group *g, struct evb_queue_head *q)
     }
 }
 
-static int settle(struct evb_group *g, uint32_t p, uint64_t qseq, uint8_t state,
+static int settle(struct evb_group *g, uint32_t p, uint64_t qseq, uint64_t pos, uint8_t state,
                   uint64_t deadline)
 {
     struct evb_queue_head *q = head(g, p);
@@ -299,15 +299,20 @@ static int settle(struct evb_group *g, uint32_t p, uint64_t qseq, uint8_t state,
     uint64_t ss, sp, ctl, dl;
     load_pair(&s->seq, &ss, &sp);
     load_pair(&s->ctl, &ctl, &dl);
+    if (ss == qseq + 1 && sp != pos)
+        return evb_err_set(-EINVAL, "group %s of topic %s, partition %u: event at position "
+                           "%llu is not the one this queue handed out with that token (at "
+                           "%llu): an event of another group or topic?", g->name, g->topic, p,
+                           (unsigned long long)pos, (unsigned long long)sp);
     if (ss != qseq + 1 || EVB_QS_LAP(ctl) != lap_of(g, qseq) ||
         EVB_QS_STATE(ctl) != EVB_QS_INFLIGHT || EVB_QS_MEMBER(ctl) != (uint32_t)g->id ||
         /* V1: ours in flight, until the CAS. */
         !evb_cas128(&s->ctl, ctl, dl, EVB_QS_CTL(0, lap_of(g, qseq), EVB_QS_COUNT(ctl), state),
                     deadline))
-        return evb_err_set(-ESTALE, "group %s of topic %s, partition %u: the event is no "
-                           "longer yours (not acknowledged within ack_wait %u ms, or the "
-                           "member expelled: it went to another member)", g->name, g->topic,
-                           p, g->f->h.ack_wait_ms);
+        return evb_err_set(-ESTALE, "group %s of topic %s, partition %u: the event is not "
+                           "yours in flight: acknowledged already, or taken by another "
+                           "member after ack_wait (%u ms) or your expulsion", g->name,
+                           g->topic, p, g->f->h.ack_wait_ms);
     if (state == EVB_QS_ACKED) {
         /* V3: relaxed counter. */
         atomic_fetch_add_explicit(&q->acked, 1, memory_order_relaxed);
@@ -318,14 +323,15 @@ static int settle(struct evb_group *g, uint32_t p, uint64_t qseq, uint8_t state,
     return 0;
 }
 
-int evb_queue_ack(struct evb_group *g, uint32_t p, uint64_t qseq)
+int evb_queue_ack(struct evb_group *g, uint32_t p, uint64_t qseq, uint64_t pos)
 {
-    return settle(g, p, qseq, EVB_QS_ACKED, 0);
+    return settle(g, p, qseq, pos, EVB_QS_ACKED, 0);
 }
 
-int evb_queue_nack(struct evb_group *g, uint32_t p, uint64_t qseq, uint32_t delay_ms)
+int evb_queue_nack(struct evb_group *g, uint32_t p, uint64_t qseq, uint64_t pos,
+                   uint32_t delay_ms)
 {
-    return settle(g, p, qseq, EVB_QS_WAIT, real_ms() + delay_ms);
+    return settle(g, p, qseq, pos, EVB_QS_WAIT, real_ms() + delay_ms);
 }
 
 void evb_queue_dead_lettered(struct evb_group *g, uint32_t p)

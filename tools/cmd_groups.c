@@ -65,7 +65,8 @@ static json_t *queue_part_json(uint32_t p, const evb_group_partition_stat *s)
 
 static json_t *part_json(uint32_t p, const evb_group_partition_stat *s)
 {
-    return json_pack("{s:I, s:o, s:I, s:o, s:o, s:o, s:o, s:o}", "partition", (json_int_t)p,
+    return json_pack("{s:I, s:o, s:o, s:I, s:o, s:o, s:o, s:o, s:o}", "partition",
+                     (json_int_t)p, "rejected", cli_json_u64(s->rejected),
                      "owner_id", cli_json_u64(s->owner_id), "owner_pid",
                      (json_int_t)s->owner_pid, "epoch", cli_json_u64(s->epoch),
                      "committed_offset", opt_u64(s->committed_offset),
@@ -119,8 +120,8 @@ static void print_text(const groups *g, const char *name, const evb_group_summar
         }
         return;
     }
-    printf("  %-9s %-9s %-7s %-20s %-12s %s\n", "partition", "owner", "epoch", "committed",
-           "lag", "fenced");
+    printf("  %-9s %-9s %-7s %-20s %-12s %-8s %s\n", "partition", "owner", "epoch",
+           "committed", "lag", "fenced", "rejected");
     for (uint32_t p = 0; p < sum->partitions; p++) {
         const evb_group_partition_stat *s = &ps[p];
         char owner[24], committed[24];
@@ -134,9 +135,9 @@ static void print_text(const groups *g, const char *name, const evb_group_summar
         else
             snprintf(committed, sizeof committed, "%s",
                      s->committed_position == UINT64_MAX ? "-" : "(offset unknown)");
-        printf("  %-9u %-9s %-7llu %-20s %-12llu %llu\n", p, owner,
+        printf("  %-9u %-9s %-7llu %-20s %-12llu %-8llu %llu\n", p, owner,
                (unsigned long long)s->epoch, committed, (unsigned long long)s->lag_events,
-               (unsigned long long)s->fenced);
+               (unsigned long long)s->fenced, (unsigned long long)s->rejected);
     }
 }
 

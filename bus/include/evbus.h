@@ -487,7 +487,12 @@ typedef struct evb_consumer_options {
      *  deliveries after which an event goes to the dead-letter topic
      *  <topic>.dlq instead (0: 5; EVB_NO_MAX_DELIVERIES: never); events
      *  in flight per partition, a power of two up to 65536 (0: 4096),
-     *  32 bytes of shared memory each. */
+     *  32 bytes of shared memory each: a window that starts at the oldest
+     *  event not acknowledged, so one event nacked with a long delay
+     *  holds the window too. A queue member's lease (lease_ms) defaults
+     *  to the group's ack_wait when that is longer than
+     *  EVB_GROUP_LEASE_MS: a member busy with one event for up to ack_wait
+     *  keeps it; a dead member's events move on at once. */
     uint32_t ack_wait_ms;
     uint32_t max_deliveries;
     uint32_t max_in_flight;
@@ -802,7 +807,10 @@ void evb_producer_close(evb_producer *p);
  * + 1 (evb_event.deliveries); past max_deliveries it goes to <topic>.dlq
  * instead. A new group starts at .start (default earliest); the group's
  * parameters are its creator's. On a ring-only topic the members hold the
- * ring at the oldest event not acknowledged (producers wait for it).
+ * ring at the oldest event not acknowledged (producers wait for it); with
+ * no member alive nothing holds it, and events lapped meanwhile are
+ * reported as lost_events. Each member takes a reader slot per partition
+ * (64 per ring, shared with every other reader of the topic).
  * Returns 0, -ENOENT, -EINVAL, -ENAMETOOLONG, -EBUSY, -EBADMSG, -EPROTO,
  * -ENOMEM, -EACCES, -EMEDIUMTYPE, -EUSERS. With EVB_CONSUMER_DEDUP a named
  * consumer also opens consumers/NAME.dup: -EBADMSG or -EPROTO when it is
@@ -869,10 +877,11 @@ int evb_consumer_commit(evb_consumer *c);
 
 /**
  * Queue group members: EV (as delivered by next or poll, any time later)
- * is done: it is never delivered again. Returns 0, -EINVAL (not a queue
- * member's event), -ESTALE (no longer this member's: not acknowledged
- * within ack_wait, or the member was expelled, so it went to another
- * member; or acknowledged already). Thread-safe with respect to other
+ * is done: it is never delivered again. Past ack_wait the ack still
+ * succeeds until another member takes the event. Returns 0, -EINVAL (not
+ * a queue member's event, or one of another group or topic: its position
+ * is checked), -ESTALE (no longer this member's: taken by another member
+ * after ack_wait or this member's expulsion; or acknowledged already). Thread-safe with respect to other
  * members, not to other calls on C.
  */
 int evb_consumer_ack(evb_consumer *c, const evb_event *ev);
@@ -946,6 +955,8 @@ typedef struct evb_group_partition_stat {
     uint64_t committed_offset;   /**< UINT64_MAX: not known (or nothing committed) */
     uint64_t lag_events;      /**< published offsets not committed yet */
     uint64_t fenced;          /**< commits refused: the committer no longer owned it */
+    uint64_t rejected;        /**< events its members rejected to the dead-letter
+                                   topic (a queue's are in dead_lettered) */
     /* Queue groups (committed_position is the floor: every event below it
      * is acknowledged; offsets are not kept, lag_events is 0): */
     uint64_t backlog_bytes;   /**< log bytes published and not taken yet */

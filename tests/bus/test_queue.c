@@ -376,3 +376,163 @@ Test(queue, bad_input)
     cr_assert_eq(evb_consumer_ack(c, &ev), -EINVAL);
     evb_consumer_close(c);
 }
+
+/* A queue member's reject sends the event to the DLQ with its count and
+ * acknowledges it: no member gets it again; the group counts it. A
+ * partition group counts its members' rejects per partition. */
+Test(queue, reject_is_handled)
+{
+    make_topic("jobs", 1, false);
+    evb_consumer *c = member("jobs", "q", 0, 0);
+    publish_n("jobs", 0, 2);
+    evb_event ev;
+    cr_assert_eq(evb_consumer_next(c, &ev, 1000), 0);
+    cr_assert_eq(evb_consumer_nack(c, &ev, 0), 0);
+    cr_assert_eq(evb_consumer_next(c, &ev, 1000), 0);
+    uint64_t first = val(&ev);
+    if (ev.deliveries == 1) { /* the other event came first */
+        cr_assert_eq(evb_consumer_ack(c, &ev), 0);
+        cr_assert_eq(evb_consumer_next(c, &ev, 1000), 0);
+        first = val(&ev);
+    }
+    cr_assert_eq(ev.deliveries, 2);
+    cr_assert_eq(evb_consumer_reject(c, &ev, "bad input"), 0, "%s", evb_last_error());
+    while (evb_consumer_next(c, &ev, 200) == 0) {
+        cr_assert_neq(val(&ev), first, "a rejected event came again");
+        cr_assert_eq(evb_consumer_ack(c, &ev), 0);
+    }
+    evb_group_summary sum;
+    evb_group_partition_stat ps[1];
+    cr_assert_geq(evb_group_stat(bus, "jobs", "q", &sum, NULL, 0, ps, 1), 0);
+    cr_assert_eq(ps[0].dead_lettered, 1);
+    cr_assert_eq(ps[0].in_flight, 0);
+    evb_consumer_close(c);
+    evb_consumer_options so = {.kind = EVB_SUBSCRIBER, .start = EVB_START_EARLIEST};
+    evb_consumer *d;
+    cr_assert_eq(evb_consumer_open(&d, bus, "jobs.dlq", &so), 0);
+    cr_assert_eq(evb_consumer_next(d, &ev, 1000), 0);
+    struct evb_dlq_record rec;
+    cr_assert_eq(evb_dlq_decode(&ev, &rec), 0);
+    cr_assert_eq(rec.deliveries, 2);
+    evb_consumer_close(d);
+    /* A partition group. */
+    evb_consumer_options go = {.kind = EVB_GROUP_MEMBER, .name = "p"};
+    cr_assert_eq(evb_consumer_open(&c, bus, "jobs", &go), 0);
+    cr_assert_eq(evb_consumer_next(c, &ev, 1000), 0);
+    cr_assert_eq(evb_consumer_reject(c, &ev, "no"), 0);
+    cr_assert_geq(evb_group_stat(bus, "jobs", "p", &sum, NULL, 0, ps, 1), 0);
+    cr_assert_eq(ps[0].rejected, 1);
+    evb_consumer_close(c);
+}
+
+/* A member busy with one event for longer than the default lease, but
+ * within ack_wait, is not expelled: nobody else gets its event. */
+Test(queue, busy_member_keeps_its_event_within_ack_wait)
+{
+    make_topic("jobs", 1, false);
+    evb_consumer *a = member("jobs", "q", 3000, 0);
+    evb_consumer *b = member("jobs", "q", 3000, 0);
+    publish_n("jobs", 0, 1);
+    evb_event ea, eb;
+    cr_assert_eq(evb_consumer_next(a, &ea, 1000), 0);
+    /* A works 1.5 s without a call; B looks all along. */
+    uint64_t end = t_now_ms() + 1500;
+    while (t_now_ms() < end)
+        cr_assert_eq(evb_consumer_next(b, &eb, 50), -ETIMEDOUT, "B got A's event");
+    cr_assert_eq(evb_consumer_ack(a, &ea), 0, "%s", evb_last_error());
+    evb_consumer_close(a);
+    evb_consumer_close(b);
+}
+
+/* An event of another group (same partition and token) cannot ack ours. */
+Test(queue, ack_checks_the_event)
+{
+    make_topic("jobs", 1, false);
+    make_topic("other", 1, false);
+    evb_consumer *a = member("jobs", "q", 0, 0);
+    evb_consumer *o = member("other", "q", 0, 0);
+    publish_n("jobs", 0, 1);
+    evb_producer *p;
+    cr_assert_eq(evb_producer_open(&p, bus, "other", NULL), 0);
+    static char big[200];
+    evb_msg m = {.value = big, .value_len = sizeof big, .partition = 0};
+    cr_assert_eq(evb_publish(p, &m), 0);
+    cr_assert_eq(evb_publish(p, &m), 0);
+    evb_producer_close(p);
+    evb_event ea, eo;
+    cr_assert_eq(evb_consumer_next(a, &ea, 1000), 0);
+    cr_assert_eq(evb_consumer_next(o, &eo, 1000), 0);
+    cr_assert_eq(evb_consumer_next(o, &eo, 1000), 0); /* position != ea's */
+    eo.ack_token = ea.ack_token;
+    cr_assert_eq(evb_consumer_ack(a, &eo), -EINVAL, "%s", evb_last_error());
+    cr_assert_eq(evb_consumer_ack(a, &ea), 0);
+    evb_consumer_close(a);
+    evb_consumer_close(o);
+}
+
+/* A new queue group asked to start at an offset starts there. */
+Test(queue, starts_at_an_offset)
+{
+    make_topic("jobs", 1, false);
+    publish_n("jobs", 0, 20);
+    evb_consumer_options co = {.kind = EVB_QUEUE_MEMBER, .name = "q",
+                               .start = EVB_START_OFFSET, .start_value = 12};
+    evb_consumer *c;
+    cr_assert_eq(evb_consumer_open(&c, bus, "jobs", &co), 0);
+    evb_event ev;
+    cr_assert_eq(evb_consumer_next(c, &ev, 1000), 0);
+    cr_assert_eq(ev.offset, 12);
+    cr_assert_eq(val(&ev), 12);
+    evb_consumer_close(c);
+}
+
+/* A ring-only queue whose only member died holding an event, lapped by
+ * producers while nobody held the ring: the next member goes on, told
+ * of the loss, instead of failing for good. */
+static int hold_and_die(void *arg)
+{
+    (void)arg;
+    evb_bus *b;
+    if (evb_bus_open(&b, t_bus_dir(), NULL))
+        return 10;
+    evb_consumer_options co = {.kind = EVB_QUEUE_MEMBER, .name = "q"};
+    evb_consumer *c;
+    evb_event ev;
+    if (evb_consumer_open(&c, b, "jobs", &co) || evb_consumer_next(c, &ev, 2000))
+        return 11;
+    raise(SIGKILL);
+    return 0;
+}
+
+Test(queue, ring_lapped_while_nobody_held_it)
+{
+    make_topic("jobs", 1, false);
+    evb_consumer_close(member("jobs", "q", 0, 0));
+    publish_n("jobs", 0, 10);
+    pid_t pid = t_spawn(hold_and_die, NULL);
+    cr_assert_eq(t_wait_exit(pid, 10000), 128 + SIGKILL);
+    /* Nobody holds the ring now (the dead member's slots are reaped):
+     * lap it a few times. */
+    evb_producer_options po = {.block_ms = 5000};
+    evb_producer *p;
+    cr_assert_eq(evb_producer_open(&p, bus, "jobs", &po), 0);
+    static char v[1000];
+    for (int i = 0; i < 4000; i++) {
+        evb_msg m = {.value = v, .value_len = sizeof v, .partition = 0};
+        cr_assert_eq(evb_publish(p, &m), 0);
+    }
+    evb_producer_close(p);
+    evb_consumer *c = member("jobs", "q", 0, 0);
+    evb_event ev;
+    uint64_t lost = 0;
+    int n = 0, rc;
+    while ((rc = evb_consumer_next(c, &ev, 200)) == 0) {
+        lost += ev.lost_events;
+        cr_assert_eq(evb_consumer_ack(c, &ev), 0);
+        n++;
+    }
+    cr_assert_eq(rc, -ETIMEDOUT, "next: %s", evb_last_error());
+    cr_assert_gt(n, 0);
+    cr_assert_gt(lost, 0, "the loss was not reported");
+    evb_consumer_close(c);
+}

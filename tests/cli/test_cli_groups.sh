@@ -73,6 +73,8 @@ test_members_share_and_kill() {
     BG_PID=
     run groups k --json
     check "the kill was counted as an expulsion" json_field 'o["expelled"] >= 1 or sys.exit(1)'
+    check "json: every partition's fields" json_field \
+        'all(set(p) >= {"partition", "owner_pid", "epoch", "committed_offset", "lag_events", "fenced_commits", "rejected"} for p in o["partition_state"]) or sys.exit(1)'
     end
 }
 
