@@ -792,12 +792,14 @@ void evb_producer_close(evb_producer *p);
  * yet, which is then committed). Shares are rebalanced inside next and
  * poll as members come, go or die. The group file (consumers/<group>.grp)
  * must be the caller's, root's or the topic owner's (-EACCES), and
- * writable by every member. Up to 64 members (-EUSERS). A member gates
- * producers of a ring-only topic on the partitions it owns, as a named
- * consumer does; between a member's death and the takeover (about 100
- * ms) nothing gates those partitions, so on a ring-only topic a producer
- * may lap the committed cursor then (reported as lost_events); durable
- * topics lose nothing.
+ * writable by every member. Up to 64 members (-EUSERS). On a ring-only
+ * topic every member holds every partition at the group's committed
+ * cursor (producers wait for the slowest commit while any member lives;
+ * with none alive, what is lapped meanwhile is reported as lost_events),
+ * which takes a reader slot per partition, plus one per partition it
+ * owns: a ring's 64 reader slots are shared by all its readers, so such
+ * a group has room for about 30 members (-EBUSY past that). Durable
+ * topics gate nothing and lose nothing.
  *
  * A queue group member (EVB_QUEUE_MEMBER, .name the group) reads every
  * partition and competes per event: next and poll hand it single events
