@@ -67,6 +67,22 @@ static struct evb_queue_head *head(const struct evb_group *g, uint32_t p)
     return evb_queue_head(g->f, g->nparts, p);
 }
 
+/* Floor and fetch as of one moment: both only grow, so a floor that did
+ * not move while fetch was read pairs with that fetch (a floor read
+ * earlier may lag a fetch read later by more than the window). */
+static void load_window(struct evb_queue_head *q, uint64_t *lp, uint64_t *ls, uint64_t *fp,
+                        uint64_t *fs)
+{
+    for (int tries = 0; tries < 64; tries++) {
+        uint64_t lp2, ls2;
+        load_pair(&q->floor_pos, lp, ls);
+        load_pair(&q->fetch_pos, fp, fs);
+        load_pair(&q->floor_pos, &lp2, &ls2);
+        if (lp2 == *lp && ls2 == *ls)
+            return;
+    }
+}
+
 static struct evb_queue_slot *slot_of(const struct evb_group *g, struct evb_queue_head *q,
                                       uint64_t qseq)
 {
@@ -118,6 +134,7 @@ int evb_queue_start(struct evb_group *g, uint32_t p, uint64_t pos, uint64_t *fet
         evb_cas128(&q->fetch_pos, fp, fs, lp, ls);
         load_pair(&q->fetch_pos, &fp, &fs);
     }
+    load_window(q, &lp, &ls, &fp, &fs);
     if (lp % EVB_FRAME_ALIGN || fp % EVB_FRAME_ALIGN || fp < lp || fs < ls ||
         fs - ls > g->f->h.window)
         return damaged(g, p, "its fetch and floor cursors contradict each other");
@@ -202,8 +219,7 @@ int evb_queue_retake(struct evb_group *g, uint32_t p, const uint32_t *ids, uint3
 {
     struct evb_queue_head *q = head(g, p);
     uint64_t lp, ls, fp, fs;
-    load_pair(&q->floor_pos, &lp, &ls);
-    load_pair(&q->fetch_pos, &fp, &fs);
+    load_window(q, &lp, &ls, &fp, &fs);
     if (lp == EVB_GRP_POS_NONE || fp == EVB_GRP_POS_NONE)
         return -EAGAIN;
     if (fs < ls || fs - ls > g->f->h.window)
@@ -344,8 +360,7 @@ uint32_t evb_queue_in_flight(const struct evb_group *g, uint32_t p, uint32_t mem
 {
     struct evb_queue_head *q = head(g, p);
     uint64_t lp, ls, fp, fs;
-    load_pair(&q->floor_pos, &lp, &ls);
-    load_pair(&q->fetch_pos, &fp, &fs);
+    load_window(q, &lp, &ls, &fp, &fs);
     if (lp == EVB_GRP_POS_NONE || fs < ls || fs - ls > g->f->h.window)
         return 0;
     uint32_t n = 0;
