@@ -254,6 +254,8 @@ static int take(evb_consumer *c, evb_event *ev)
             if (rc)
                 return rc;
             rc = evb_queue_take(&c->grp, c->part[i], fp, fs, v.pos, v.end);
+            if (rc == -EBADMSG)
+                return rc;
             if (rc == -ENOSPC) {
                 c->scan_now = true; /* full of events in flight: some may be due */
                 break;

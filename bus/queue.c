@@ -166,8 +166,22 @@ int evb_queue_take(struct evb_group *g, uint32_t p, uint64_t pos, uint64_t qseq,
         return -EAGAIN;
     }
     uint64_t prev = qseq >= g->f->h.window ? qseq + 1 - g->f->h.window : 0;
-    if (ss != prev)
-        return -EAGAIN; /* our view of fetch is stale */
+    if (ss != prev) {
+        /* Our view of fetch is stale, or the slot holds what no lap can
+         * have put there: with fetch still where we saw it, that is
+         * damage, not something to retry forever. */
+        uint64_t fp2, fs2;
+        load_pair(&q->fetch_pos, &fp2, &fs2);
+        if (fp2 == pos && fs2 == qseq) {
+            load_pair(&s->seq, &ss, &sp);
+            if (ss != prev && ss != qseq + 1)
+                return evb_err_set(-EBADMSG, "group %s of topic %s, partition %u: the slot "
+                                   "of event %llu holds event %llu (damaged group file)",
+                                   g->name, g->topic, p, (unsigned long long)qseq,
+                                   (unsigned long long)(ss - 1));
+        }
+        return -EAGAIN;
+    }
     uint64_t ctl, dl;
     load_pair(&s->ctl, &ctl, &dl);
     /* V1: the claim; all takers of qseq expect the same pair. */

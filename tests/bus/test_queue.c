@@ -536,3 +536,38 @@ Test(queue, ring_lapped_while_nobody_held_it)
     cr_assert_gt(lost, 0, "the loss was not reported");
     evb_consumer_close(c);
 }
+
+/* A slot overwritten with what no lap can put there (any member may
+ * write the group file): -EBADMSG naming the file, not a member spinning
+ * forever on an event it can never take. */
+Test(queue, damaged_slot_is_reported)
+{
+    make_topic("jobs", 1, false);
+    evb_consumer *c = member("jobs", "q", 0, 0);
+    publish_n("jobs", 0, 3);
+    evb_event ev;
+    for (int i = 0; i < 3; i++) {
+        cr_assert_eq(evb_consumer_next(c, &ev, 1000), 0);
+        cr_assert_eq(evb_consumer_ack(c, &ev), 0);
+    }
+    /* Slot 5 of partition 0: header, 64 member slots, one partition
+     * entry, the queue head, then 32 bytes a slot. */
+    char path[4096];
+    snprintf(path, sizeof path, "%s/jobs/consumers/q.grp", t_bus_dir());
+    FILE *f = fopen(path, "r+");
+    cr_assert(f);
+    uint64_t junk = 0x4141414141414141ull;
+    fseek(f, 4352 + 64 + 64 + 5 * 32, SEEK_SET);
+    fwrite(&junk, 8, 1, f);
+    fclose(f);
+    publish_n("jobs", 3, 5);
+    int rc = 0;
+    for (int i = 0; i < 5 && rc == 0; i++) {
+        rc = evb_consumer_next(c, &ev, 500);
+        if (rc == 0)
+            evb_consumer_ack(c, &ev);
+    }
+    cr_assert_eq(rc, -EBADMSG, "next gave %d", rc);
+    cr_assert(strstr(evb_last_error(), "damaged group file"), "%s", evb_last_error());
+    evb_consumer_close(c);
+}
