@@ -91,8 +91,9 @@ static int pwrite_all(int fd, const void *buf, size_t n, off_t at)
     return (size_t)k == n ? 0 : -EIO;
 }
 
-/* Check the header of FD (PATH). 0, 1 when the file is empty (never
- * written), -EBADMSG or -EPROTO naming what was found. */
+/* Check the header of FD (PATH). 0, -EBADMSG or -EPROTO naming what was
+ * found. The file is made whole (state_open), so an empty one is damage:
+ * taking it for new would resubmit everything again. */
 static int state_check(int fd, const char *path)
 {
     struct evb_dlqs_hdr h;
@@ -100,7 +101,9 @@ static int state_check(int fd, const char *path)
     if (k < 0)
         return evb_err_set(k, "%s: %s", path, strerror(-k));
     if (k == 0)
-        return 1;
+        return evb_err_set(-EBADMSG, "%s: empty, not a DLQ resubmit state file (removing it "
+                           "forgets what was resubmitted: --all would resubmit it all "
+                           "again)", path);
     if ((size_t)k < sizeof h || h.magic != EVB_DLQS_MAGIC)
         return evb_err_set(-EBADMSG, "%s: not a DLQ resubmit state file (%d bytes, magic "
                            "0x%llx)", path, k, (unsigned long long)h.magic);
@@ -157,28 +160,29 @@ static int intent_write(struct resub *rs, uint64_t o, uint32_t part, uint64_t po
     return state_sync(rs);
 }
 
-/* Open (creating) and lock the state file of RS's DLQ. */
+static void state_init(void *map, void *arg)
+{
+    (void)arg;
+    struct evb_dlqs_hdr h = {.magic = EVB_DLQS_MAGIC, .version = EVB_DLQS_VERSION,
+                             .hdr_bytes = EVB_DLQS_HDR_BYTES, .format = EVB_DLQS_FORMAT_WORD};
+    memcpy(map, &h, sizeof h);
+}
+
+/* Open (creating it whole: header written aside, then linked in) and
+ * lock the state file of RS's DLQ. */
 static int state_open(struct resub *rs, uint32_t file_mode)
 {
-    int fd = evb_open_file(AT_FDCWD, rs->path, O_RDWR | O_CREAT, file_mode & 0666,
-                           EVB_FILE_REG);
+    int fd = evb_file_open_or_create(rs->path, file_mode & 0666, EVB_DLQS_HDR_BYTES, rs->sync,
+                                     state_init, NULL);
     if (fd < 0)
-        return evb_open_fail(fd, rs->path);
+        return fd;
     rs->fd = fd;
     if (flock(fd, LOCK_EX | LOCK_NB) < 0)
         return errno == EWOULDBLOCK
                    ? evb_err_set(-EBUSY, "dead-letter topic %s: another resubmit is running "
                                  "(it holds %s)", rs->dlq, rs->path)
                    : evb_err_set(-errno, "%s: flock: %s", rs->path, strerror(errno));
-    int rc = state_check(fd, rs->path);
-    if (rc <= 0)
-        return rc;
-    /* New: the mode exactly as the topic's, whatever the umask. */
-    struct evb_dlqs_hdr h = {.magic = EVB_DLQS_MAGIC, .version = EVB_DLQS_VERSION,
-                             .hdr_bytes = EVB_DLQS_HDR_BYTES, .format = EVB_DLQS_FORMAT_WORD};
-    if (fchmod(fd, file_mode & 0666) < 0 || (rc = pwrite_all(fd, &h, sizeof h, 0)) < 0)
-        return evb_err_set(rc ? rc : -errno, "%s: %s", rs->path, strerror(rc ? -rc : errno));
-    return state_sync(rs);
+    return state_check(fd, rs->path);
 }
 
 /* ---- reading events ---- */

@@ -608,3 +608,20 @@ Test(dlq, a_stopped_resubmit_keeps_others_out)
     int seen[5] = {0};
     cr_assert_eq(count_values("k", seen, 5), 10);
 }
+
+/* The resubmit state is made whole, so an empty one is damage: taking it
+ * for new would resubmit everything a second time. */
+Test(dlq, empty_state_file_is_damage)
+{
+    make_topic("es", 1, EVB_DURABILITY_NONE);
+    publish_n("es", 3);
+    cr_assert_eq(reject_some("es", 3, all), 3);
+    cr_assert_eq(evb_dlq_resubmit(bus, "es", 0, EVB_RESUBMIT_ALL, NULL, NULL), 3);
+    char path[4096];
+    snprintf(path, sizeof path, "%s/es.dlq/resubmit.state", t_bus_dir());
+    cr_assert_eq(truncate(path, 0), 0, "%s", path);
+    cr_assert_eq(evb_dlq_resubmit(bus, "es", 0, EVB_RESUBMIT_ALL, NULL, NULL), -EBADMSG);
+    cr_assert(strstr(evb_last_error(), "empty"), "%s", evb_last_error());
+    int seen[3] = {0};
+    cr_assert_eq(count_values("es", seen, 3), 6, "something was resubmitted twice");
+}
