@@ -261,7 +261,9 @@ int evb_consumer_seek_one(evb_consumer *c, uint32_t i, uint32_t whence, uint64_t
                        (atomic_load_explicit(&c->cur.map->e[c->part[i]].seq,
                                              memory_order_relaxed) & 1) != 0);
     case EVB_START_POSITION:
-        return evb_ring_reader_seek_pos(rd, value, 0);
+        /* The offset at VALUE is not known: a gap before it is counted in
+         * bytes only, never as the events since offset 0. */
+        return evb_ring_reader_seek_pos(rd, value, EVB_FRAME_NO_OFFSET);
     case EVB_START_OFFSET:
     case EVB_START_TIME:
         break;

@@ -811,7 +811,7 @@ void evb_producer_close(evb_producer *p);
  * parameters are its creator's. On a ring-only topic the members hold the
  * ring at the oldest event not acknowledged (producers wait for it); with
  * no member alive nothing holds it, and events lapped meanwhile are
- * reported as lost_events. Each member takes a reader slot per partition
+ * reported as lost_bytes (a queue keeps positions, not offsets). Each member takes a reader slot per partition
  * (64 per ring, shared with every other reader of the topic).
  * Returns 0, -ENOENT, -EINVAL, -ENAMETOOLONG, -EBUSY, -EBADMSG, -EPROTO,
  * -ENOMEM, -EACCES, -EMEDIUMTYPE, -EUSERS. With EVB_CONSUMER_DEDUP a named
@@ -902,7 +902,9 @@ int evb_consumer_assignment(evb_consumer *c, uint32_t *parts, uint32_t cap);
  * Move the read position of PARTITION (-1: all) per WHENCE (enum
  * evb_start, not DEFAULT, optionally | EVB_SEEK_STRICT) and VALUE. On a
  * topic that is not durable, an offset older than the ring holds lands on
- * the oldest event held and counts the gap as lost. On a durable topic the
+ * the oldest event held and counts the gap as lost (a position the ring
+ * no longer holds, the same, in lost_bytes only: how many events stood
+ * before it is not known there). On a durable topic the
  * retained disk log counts too: an offset or time before the log start
  * lands there (its gap reported as lost_events on the next event), or with
  * EVB_SEEK_STRICT fails with -ERANGE. An offset past the end, or a time

@@ -193,3 +193,39 @@ Test(consumer, seek_onto_lap_end_pad_learns_from_next_event)
     cr_assert_eq(ev.offset, off0);
     evb_consumer_close(c);
 }
+
+/* A seek by position into what the ring no longer holds lands on the
+ * oldest event and reports the gap, but cannot know how many events the
+ * position stood after: it never counts more than were really lost. */
+Test(consumer, seek_by_position_into_the_past_never_overcounts)
+{
+    evb_topic_config tc = {.partitions = 1, .ring_bytes = 1 << 20};
+    cr_assert_eq(evb_topic_create(bus, "past", &tc), 0);
+    evb_producer *p;
+    cr_assert_eq(evb_producer_open(&p, bus, "past", NULL), 0);
+    static char v[1000];
+    for (int i = 0; i < 500; i++) {
+        evb_msg m = {.value = v, .value_len = sizeof v, .partition = 0};
+        cr_assert_eq(evb_publish(p, &m), 0);
+    }
+    evb_consumer_options so = {.kind = EVB_SUBSCRIBER, .start = EVB_START_OFFSET,
+                               .start_value = 300};
+    evb_consumer *c;
+    cr_assert_eq(evb_consumer_open(&c, bus, "past", &so), 0);
+    evb_event ev;
+    cr_assert_eq(evb_consumer_next(c, &ev, 0), 0);
+    cr_assert_eq(ev.offset, 300);
+    uint64_t p300 = ev.position;
+    for (int i = 0; i < 2500; i++) {
+        evb_msg m = {.value = v, .value_len = sizeof v, .partition = 0};
+        cr_assert_eq(evb_publish(p, &m), 0);
+    }
+    evb_producer_close(p);
+    cr_assert_eq(evb_consumer_seek(c, 0, EVB_START_POSITION, p300), 0);
+    cr_assert_eq(evb_consumer_next(c, &ev, 0), 0, "%s", evb_last_error());
+    cr_assert_gt(ev.offset, 300);
+    cr_assert_gt(ev.lost_bytes, 0);
+    cr_assert_leq(ev.lost_events, ev.offset - 300, "%llu lost reported, at most %llu were",
+                  (unsigned long long)ev.lost_events, (unsigned long long)(ev.offset - 300));
+    evb_consumer_close(c);
+}
