@@ -51,7 +51,9 @@ static const char tail_usage[] =
     "                   not written go to another member (--ack-wait MS, at\n"
     "                   most --max-deliveries N times, then to TOPIC.dlq)\n"
     "  --ack-wait MS    a new queue group's ack wait (default 30000)\n"
-    "  --max-deliveries N  a new queue group's limit (default 5)\n"
+    "  --max-deliveries N  a new queue group's limit, 1..254 or none (default\n"
+    "                   5); an existing group keeps its own (a note on\n"
+    "                   stderr says so when they differ)\n"
     "  --partition P    read partition P only (default: all)\n"
     "  -f, --follow     wait for new events until interrupted\n"
     "  --count N        stop after N events\n"
@@ -198,6 +200,10 @@ static int tail_option(tail *t, int opt)
         t->co.ack_wait_ms = (uint32_t)v;
         return rc;
     case OPT_MAX_DELIVERIES:
+        if (strcmp(optarg, "none") == 0) {
+            t->co.max_deliveries = EVB_NO_MAX_DELIVERIES;
+            return 0;
+        }
         rc = cli_opt_u64(&t->c, "--max-deliveries", optarg, 1, 254, &v);
         t->co.max_deliveries = (uint32_t)v;
         return rc;
@@ -322,6 +328,19 @@ static int tail_open(tail *t)
     if (t->from_opt == NULL && t->co.name == NULL)
         t->co.start = t->follow ? EVB_START_LATEST : EVB_START_EARLIEST;
     err = evb_consumer_open(&t->cons, t->c.bus, t->topic, &t->co);
+    if (err == 0 && t->queue && (t->co.ack_wait_ms || t->co.max_deliveries)) {
+        /* The group's parameters are its creator's: say when they are not
+         * the ones asked for. */
+        evb_group_summary sum;
+        uint32_t md = t->co.max_deliveries == EVB_NO_MAX_DELIVERIES ? 0 : t->co.max_deliveries;
+        if (evb_group_stat(t->c.bus, t->topic, t->co.name, &sum, NULL, 0, NULL, 0) >= 0 &&
+            ((t->co.ack_wait_ms && sum.ack_wait_ms != t->co.ack_wait_ms) ||
+             (t->co.max_deliveries && sum.max_deliveries != md)))
+            fprintf(stderr, "evbus tail: group %s exists with ack wait %u ms and max "
+                    "deliveries %u%s; those apply, not the ones given\n", t->co.name,
+                    sum.ack_wait_ms, sum.max_deliveries,
+                    sum.max_deliveries ? "" : " (no limit)");
+    }
     if (err < 0) {
         t->cons = NULL;
         if (t->co.name != NULL)

@@ -163,6 +163,13 @@ test_queue_bad_input() {
     check "--max-deliveries 0: exit 2" rc_is 2
     run tail qb --group w --queue --ack-wait x
     check "--ack-wait x: exit 2" rc_is 2
+    run tail qb --group nolimit --queue --max-deliveries none
+    check "--max-deliveries none: exit 0" rc_is 0
+    run groups qb --json
+    check "... makes a group without a limit" json_field \
+        '[g for g in [o] if g["group"] == "nolimit"][0]["max_deliveries"] == 0 or sys.exit(1)'
+    run tail qb --group nolimit --queue --ack-wait 1234
+    check "an existing group's parameters: a note says which apply" err_has "those apply"
     run tail qb --group p
     run tail qb --group p --queue
     check "a partition group opened as a queue: exit 2 (the wrong command line)" rc_is 2
