@@ -183,8 +183,7 @@ static int dead_letter(evb_consumer *c, uint32_t i, evb_event *ev)
                        c->grp.f->h.ack_wait_ms);
         return rc;
     }
-    evb_queue_dead_lettered(&c->grp, c->part[i]);
-    return evb_queue_ack(&c->grp, c->part[i], ev->ack_token, ev->position);
+    return evb_queue_dead_letter(&c->grp, c->part[i], ev->ack_token, ev->position);
 }
 
 /* An event due again (nacked, ack_wait passed, member gone): 0 and EV,

@@ -177,8 +177,7 @@ EVB_EXPORT int evb_consumer_reject(evb_consumer *c, const evb_event *ev, const c
         /* Handled: acknowledged, so no member gets it again. -ESTALE: it
          * went to another member meanwhile (ack_wait), which may reject
          * it too. */
-        evb_queue_dead_lettered(&c->grp, ev->partition);
-        return evb_queue_ack(&c->grp, ev->partition, ev->ack_token, ev->position);
+        return evb_queue_dead_letter(&c->grp, ev->partition, ev->ack_token, ev->position);
     }
     if (c->opts.kind == EVB_GROUP_MEMBER)
         evb_group_rejected(&c->grp, ev->partition);

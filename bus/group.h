@@ -114,7 +114,6 @@ bool evb_queue_floor(const struct evb_group *g, uint32_t p, uint64_t *pos, uint6
  * another member took it first (fetch moved), -ENOSPC the window is full. */
 int evb_queue_take(struct evb_group *g, uint32_t p, uint64_t pos, uint64_t qseq,
                    uint64_t ev_pos, uint64_t end);
-void evb_queue_dead_lettered(struct evb_group *g, uint32_t p);
 /* Find an event of P in flight past its deadline or with its member
  * gone, or nacked and due, and take it again: 0 and *T, -EAGAIN none.
  * PRESENT: the member ids present now (N of them). */
@@ -125,6 +124,9 @@ int evb_queue_retake(struct evb_group *g, uint32_t p, const uint32_t *present, u
 int evb_queue_ack(struct evb_group *g, uint32_t p, uint64_t qseq, uint64_t pos);
 int evb_queue_nack(struct evb_group *g, uint32_t p, uint64_t qseq, uint64_t pos,
                    uint32_t delay_ms);
+/* Settle it as dead-lettered: acknowledged (never delivered again) and
+ * counted in dead_lettered, not acked. 0, -ESTALE as ack. */
+int evb_queue_dead_letter(struct evb_group *g, uint32_t p, uint64_t qseq, uint64_t pos);
 /* Our events in flight in P (for `evbus groups`), counted by scanning. */
 uint32_t evb_queue_in_flight(const struct evb_group *g, uint32_t p, uint32_t member);
 /* The member ids present now, into IDS (64); how many. */

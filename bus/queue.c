@@ -278,8 +278,10 @@ int evb_queue_retake(struct evb_group *g, uint32_t p, const uint32_t *ids, uint3
         /* V1: one of the members that found it due wins it. */
         if (!evb_cas128(&s->ctl, ctl, dl, mine, now + g->f->h.ack_wait_ms))
             continue;
-        if (count)
-            /* V3: relaxed counter. */
+        uint32_t md = g->f->h.max_deliveries;
+        if (count && (!md || next <= md))
+            /* V3: relaxed counter. A retake past max_deliveries goes to
+             * the dead-letter topic, not to a member: not a redelivery. */
             atomic_fetch_add_explicit(&q->redelivered, 1, memory_order_relaxed);
         *t = (struct evb_queue_take){qs, sp, next};
         return 0;
@@ -321,8 +323,10 @@ static void floor_on(struct evb_group *g, struct evb_queue_head *q)
     }
 }
 
+/* Settle event QSEQ of P, ours in flight: to STATE (acked, or waiting
+ * until DEADLINE), counted in *COUNTER. */
 static int settle(struct evb_group *g, uint32_t p, uint64_t qseq, uint64_t pos, uint8_t state,
-                  uint64_t deadline)
+                  uint64_t deadline, _Atomic uint64_t *counter)
 {
     struct evb_queue_head *q = head(g, p);
     struct evb_queue_slot *s = slot_of(g, q, qseq);
@@ -343,31 +347,27 @@ static int settle(struct evb_group *g, uint32_t p, uint64_t qseq, uint64_t pos, 
                            "yours in flight: acknowledged already, or taken by another "
                            "member after ack_wait (%u ms) or your expulsion", g->name,
                            g->topic, p, g->f->h.ack_wait_ms);
-    if (state == EVB_QS_ACKED) {
-        /* V3: relaxed counter. */
-        atomic_fetch_add_explicit(&q->acked, 1, memory_order_relaxed);
+    /* V3: relaxed counter. */
+    atomic_fetch_add_explicit(counter, 1, memory_order_relaxed);
+    if (state == EVB_QS_ACKED)
         floor_on(g, q);
-    } else {
-        atomic_fetch_add_explicit(&q->nacked, 1, memory_order_relaxed);
-    }
     return 0;
 }
 
 int evb_queue_ack(struct evb_group *g, uint32_t p, uint64_t qseq, uint64_t pos)
 {
-    return settle(g, p, qseq, pos, EVB_QS_ACKED, 0);
+    return settle(g, p, qseq, pos, EVB_QS_ACKED, 0, &head(g, p)->acked);
 }
 
 int evb_queue_nack(struct evb_group *g, uint32_t p, uint64_t qseq, uint64_t pos,
                    uint32_t delay_ms)
 {
-    return settle(g, p, qseq, pos, EVB_QS_WAIT, real_ms() + delay_ms);
+    return settle(g, p, qseq, pos, EVB_QS_WAIT, real_ms() + delay_ms, &head(g, p)->nacked);
 }
 
-void evb_queue_dead_lettered(struct evb_group *g, uint32_t p)
+int evb_queue_dead_letter(struct evb_group *g, uint32_t p, uint64_t qseq, uint64_t pos)
 {
-    /* V3: relaxed counter. */
-    atomic_fetch_add_explicit(&head(g, p)->dead_lettered, 1, memory_order_relaxed);
+    return settle(g, p, qseq, pos, EVB_QS_ACKED, 0, &head(g, p)->dead_lettered);
 }
 
 uint32_t evb_queue_in_flight(const struct evb_group *g, uint32_t p, uint32_t member)

@@ -212,6 +212,12 @@ Test(queue, nack_redelivers_then_dead_letters)
     cr_assert_geq(evb_group_stat(bus, "jobs", "q", &sum, NULL, 0, ps, 1), 0);
     cr_assert_eq(ps[0].dead_lettered, 1);
     cr_assert_eq(ps[0].in_flight, 0);
+    /* Each counter counts its own: 2 acked (not the dead-lettered one), 3
+     * nacks, 2 redeliveries (the move to the DLQ is not one). */
+    cr_assert_eq(ps[0].acked, 2, "acked %llu", (unsigned long long)ps[0].acked);
+    cr_assert_eq(ps[0].nacked, 3);
+    cr_assert_eq(ps[0].redelivered, 2, "redelivered %llu",
+                 (unsigned long long)ps[0].redelivered);
 }
 
 /* A member SIGKILLed while it holds an event: another member gets it
@@ -406,6 +412,7 @@ Test(queue, reject_is_handled)
     cr_assert_geq(evb_group_stat(bus, "jobs", "q", &sum, NULL, 0, ps, 1), 0);
     cr_assert_eq(ps[0].dead_lettered, 1);
     cr_assert_eq(ps[0].in_flight, 0);
+    cr_assert_eq(ps[0].acked, 1, "the rejected event counts as dead-lettered, not acked");
     evb_consumer_close(c);
     evb_consumer_options so = {.kind = EVB_SUBSCRIBER, .start = EVB_START_EARLIEST};
     evb_consumer *d;
