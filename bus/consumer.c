@@ -189,7 +189,11 @@ EVB_EXPORT int evb_consumer_open(evb_consumer **out, evb_bus *bus, const char *t
             goto fail;
         rc = evb_ring_reader_attach(&c->rd[i], r, c->slot_kind, c->name, EVB_POS_NONE, 0);
         if (rc) {
-            evb_err_prefix(rc, "topic %s", topic);
+            if (queue && rc == -EBUSY)
+                evb_err_prefix(rc, "topic %s (each queue member takes a reader slot in "
+                               "every partition)", topic);
+            else
+                evb_err_prefix(rc, "topic %s", topic);
             goto fail;
         }
         if (!queue && (start & ~EVB_SEEK_STRICT) != EVB_START_LATEST &&

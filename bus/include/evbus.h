@@ -811,8 +811,11 @@ void evb_producer_close(evb_producer *p);
  * parameters are its creator's. On a ring-only topic the members hold the
  * ring at the oldest event not acknowledged (producers wait for it); with
  * no member alive nothing holds it, and events lapped meanwhile are
- * reported as lost_bytes (a queue keeps positions, not offsets). Each member takes a reader slot per partition
- * (64 per ring, shared with every other reader of the topic).
+ * reported as lost_bytes (a queue keeps positions, not offsets). Each
+ * member takes a reader slot per partition (64 per ring, shared with
+ * every other reader of the topic), so a queue group has at most 64
+ * members less the topic's other readers (-EBUSY past that, before
+ * -EUSERS).
  * Returns 0, -ENOENT, -EINVAL, -ENAMETOOLONG, -EBUSY, -EBADMSG, -EPROTO,
  * -ENOMEM, -EACCES, -EMEDIUMTYPE, -EUSERS. With EVB_CONSUMER_DEDUP a named
  * consumer also opens consumers/NAME.dup: -EBADMSG or -EPROTO when it is

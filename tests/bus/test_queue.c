@@ -580,3 +580,27 @@ Test(queue, damaged_slot_is_reported)
     cr_assert(strstr(evb_last_error(), "damaged group file"), "%s", evb_last_error());
     evb_consumer_close(c);
 }
+
+/* A queue member takes a reader slot in every partition: with the
+ * topic's 64 slots taken by members, the next one is refused with a
+ * message that says why, and the members already in keep working. */
+Test(queue, members_past_the_reader_slots_refused_clearly)
+{
+    make_topic("jobs", 2, false);
+    enum { MAX = 80 };
+    evb_consumer *m[MAX];
+    evb_consumer_options co = {.kind = EVB_QUEUE_MEMBER, .name = "q"};
+    int n = 0, rc = 0;
+    while (n < MAX && (rc = evb_consumer_open(&m[n], bus, "jobs", &co)) == 0)
+        n++;
+    cr_assert_eq(n, 64, "%d members", n);
+    cr_assert_eq(rc, -EBUSY, "rc %d", rc);
+    cr_assert_not_null(strstr(evb_last_error(), "reader slot in every partition"), "%s",
+                       evb_last_error());
+    publish_n("jobs", 0, 1);
+    evb_event ev;
+    cr_assert_eq(evb_consumer_next(m[63], &ev, 1000), 0, "%s", evb_last_error());
+    cr_assert_eq(evb_consumer_ack(m[63], &ev), 0);
+    for (int k = 0; k < n; k++)
+        evb_consumer_close(m[k]);
+}
