@@ -147,12 +147,7 @@ static int balance(evb_consumer *c, uint64_t now)
          * replaced: what we owned there means nothing now. Join the group
          * the file at the path is. */
         drop_lost(c, true);
-        uint32_t lease = g->lease_ms;
-        evb_group_close(g);
-        struct evb_group_params gp = {.kind = EVB_GRP_KIND_PARTITION};
-        int rc = evb_group_open(g, c->tm, c->name, &gp);
-        if (!rc)
-            rc = evb_group_join(g, lease);
+        int rc = evb_group_reopen(g, c->tm);
         if (rc)
             return c->failed = rc;
     }

@@ -52,15 +52,7 @@ static int tick(evb_consumer *c)
     struct evb_group *g = &c->grp;
     if (evb_group_replaced(g)) {
         /* Removed or replaced: the queue at the path is another one. */
-        struct evb_group_params gp = {.kind = EVB_GRP_KIND_QUEUE,
-                                      .ack_wait_ms = g->f->h.ack_wait_ms,
-                                      .max_deliveries = g->f->h.max_deliveries,
-                                      .window = g->f->h.window};
-        uint32_t lease = g->lease_ms;
-        evb_group_close(g);
-        int rc = evb_group_open(g, c->tm, c->name, &gp);
-        if (!rc)
-            rc = evb_group_join(g, lease);
+        int rc = evb_group_reopen(g, c->tm);
         if (rc)
             return c->failed = rc;
     }

@@ -276,6 +276,22 @@ void evb_group_close(struct evb_group *g)
     g->f = NULL;
 }
 
+int evb_group_reopen(struct evb_group *g, const struct evb_topic_map *tm)
+{
+    /* The old file's parameters are what the member was made with; a
+     * file made anew at the path by someone else keeps its own. */
+    struct evb_group_params gp = {.kind = g->f->h.kind,
+                                  .ack_wait_ms = g->f->h.ack_wait_ms,
+                                  .max_deliveries = g->f->h.max_deliveries,
+                                  .window = g->f->h.window};
+    char name[sizeof g->name];
+    memcpy(name, g->name, sizeof name);
+    uint32_t lease = g->lease_ms;
+    evb_group_close(g);
+    int rc = evb_group_open(g, tm, name, &gp);
+    return rc ? rc : evb_group_join(g, lease);
+}
+
 static void grp_bump(struct evb_group *g)
 {
     /* J3: acq_rel; the slot change before the new generation. */
@@ -457,7 +473,7 @@ uint64_t evb_group_owned_epoch(const struct evb_group *g, uint32_t p)
 }
 
 /* Whether member id ID sits in a slot now. */
-static bool grp_id_present(const struct evb_group *g, uint64_t id)
+bool evb_group_id_present(const struct evb_group *g, uint64_t id)
 {
     for (uint32_t s = 0; s < EVB_GRP_MEMBERS; s++) {
         const struct evb_grp_member *m = &g->f->m[s];
@@ -467,6 +483,18 @@ static bool grp_id_present(const struct evb_group *g, uint64_t id)
             return true;
     }
     return false;
+}
+
+uint32_t evb_group_present(const struct evb_group *g, uint32_t *ids)
+{
+    uint32_t n = 0;
+    for (uint32_t s = 0; s < EVB_GRP_MEMBERS; s++) {
+        const struct evb_grp_member *m = &g->f->m[s];
+        /* J6: acquire; J2: acquire, the slot's id. */
+        if (atomic_load_explicit(&m->proc, memory_order_acquire))
+            ids[n++] = (uint32_t)atomic_load_explicit(&m->id, memory_order_acquire);
+    }
+    return n;
 }
 
 int evb_group_take(struct evb_group *g, uint32_t p, uint64_t *epoch)
@@ -479,7 +507,7 @@ int evb_group_take(struct evb_group *g, uint32_t p, uint64_t *epoch)
         *epoch = ep;
         return 0;
     }
-    if (o && grp_id_present(g, o))
+    if (o && evb_group_id_present(g, o))
         return -EBUSY;
     /* J4: full barrier. */
     if (!evb_cas128(&e->owner, o, ep, g->id, ep + 1))

@@ -68,6 +68,10 @@ void evb_group_deliver(struct evb_group *g, uint32_t p, uint64_t end);
 /* Whether the file at the group's path is no longer the one mapped
  * (removed to start the group over, or replaced). */
 bool evb_group_replaced(const struct evb_group *g);
+/* After evb_group_replaced(): leave the old file, open the group at the
+ * path (made anew with the old one's parameters if it is gone) and join
+ * it. 0 or evb_group_open's / evb_group_join's errors. */
+int evb_group_reopen(struct evb_group *g, const struct evb_topic_map *tm);
 /* Whether our slot is still ours (false: we were expelled). */
 bool evb_group_member(const struct evb_group *g);
 /* Sign of life. */
@@ -129,6 +133,8 @@ int evb_queue_nack(struct evb_group *g, uint32_t p, uint64_t qseq, uint64_t pos,
 int evb_queue_dead_letter(struct evb_group *g, uint32_t p, uint64_t qseq, uint64_t pos);
 /* Our events in flight in P (for `evbus groups`), counted by scanning. */
 uint32_t evb_queue_in_flight(const struct evb_group *g, uint32_t p, uint32_t member);
+/* Whether a member slot holds ID now. */
+bool evb_group_id_present(const struct evb_group *g, uint64_t id);
 /* The member ids present now, into IDS (64); how many. */
 uint32_t evb_group_present(const struct evb_group *g, uint32_t *ids);
 

@@ -198,28 +198,6 @@ int evb_queue_take(struct evb_group *g, uint32_t p, uint64_t pos, uint64_t qseq,
     return ours ? 0 : -EAGAIN;
 }
 
-uint32_t evb_group_present(const struct evb_group *g, uint32_t *ids)
-{
-    uint32_t n = 0;
-    for (uint32_t s = 0; s < EVB_GRP_MEMBERS; s++) {
-        const struct evb_grp_member *m = &g->f->m[s];
-        /* J6: acquire; J2: acquire, the slot's id. */
-        if (atomic_load_explicit(&m->proc, memory_order_acquire))
-            ids[n++] = (uint32_t)atomic_load_explicit(&m->id, memory_order_acquire);
-    }
-    return n;
-}
-
-static bool id_present_now(const struct evb_group *g, uint32_t id)
-{
-    uint32_t ids[EVB_GRP_MEMBERS];
-    uint32_t n = evb_group_present(g, ids);
-    for (uint32_t k = 0; k < n; k++)
-        if (ids[k] == id)
-            return true;
-    return false;
-}
-
 static bool present(const uint32_t *ids, uint32_t n, uint32_t id)
 {
     for (uint32_t k = 0; k < n; k++)
@@ -265,7 +243,7 @@ int evb_queue_retake(struct evb_group *g, uint32_t p, const uint32_t *ids, uint3
              * look again before calling its owner gone (J2: its id is in
              * its slot before it took anything). */
             uint32_t m = EVB_QS_MEMBER(ctl);
-            due = now >= dl || (!present(ids, n, m) && !id_present_now(g, m));
+            due = now >= dl || (!present(ids, n, m) && !evb_group_id_present(g, m));
         } else {
             due = st == EVB_QS_WAIT && now >= dl;
         }
