@@ -281,24 +281,25 @@ void evb_cursor_file_store(struct evb_cursor_file *cf, uint32_t part, uint64_t p
     atomic_store_explicit(&e->seq, s + 2, memory_order_release);
 }
 
-uint64_t evb_consumers_min_committed(struct evb_topic_map *tm, uint32_t part)
+uint64_t evb_scan_min_committed(struct evb_topic_map *tm, uint32_t part, const char *suffix,
+                                evb_commit_of_fn commit_of)
 {
     char dir[PATH_MAX + 16];
     snprintf(dir, sizeof dir, "%s/consumers", tm->ddir[0] ? tm->ddir : tm->dir);
     uint64_t min = UINT64_MAX;
     DIR *d;
-    if (evb_open_dir(dir, &d) < 0)
+    if (part >= tm->nparts || evb_open_dir(dir, &d) < 0)
         return min;
     /* A commit is a frame boundary at or below the tail; any other word
      * is damage and protects nothing (it would let retention cut what
      * nobody read). */
     uint64_t tail = 0, toff;
-    if (part < tm->nparts)
-        evb_ring_load_tail(&tm->rings[part], &tail, &toff);
+    evb_ring_load_tail(&tm->rings[part], &tail, &toff);
+    size_t sl = strlen(suffix);
     struct dirent *e;
     while ((e = readdir(d))) {
         size_t n = strlen(e->d_name);
-        if (n < 5 || strcmp(e->d_name + n - 4, ".cur"))
+        if (n <= sl || strcmp(e->d_name + n - sl, suffix))
             continue;
         char path[PATH_MAX + 300];
         snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
@@ -306,26 +307,40 @@ uint64_t evb_consumers_min_committed(struct evb_topic_map *tm, uint32_t part)
         int fd = evb_open_file(AT_FDCWD, path, O_RDONLY, 0, EVB_FILE_REG);
         if (fd < 0)
             continue;
-        size_t bytes = evb_cur_file_bytes(tm->nparts);
-        size_t len = 0;
-        struct stat st;
-        const struct evb_cur_hdr *f = MAP_FAILED;
-        if (fstat(fd, &st) == 0)
-            f = cur_map(fd, (size_t)st.st_size, bytes, PROT_READ, &len);
+        uint64_t pos = commit_of(tm, part, fd, path);
         close(fd);
-        if (f == MAP_FAILED)
-            continue;
-        /* A file this build cannot read holds no commit it can honour. */
-        char msg[128];
-        uint64_t pos, off;
-        /* K1: acquire; see evb_cursor_file_open(). */
-        uint64_t magic = atomic_load_explicit(&f->magic, memory_order_acquire);
-        if (!cur_check(f, magic, (size_t)st.st_size, tm->nparts, msg, sizeof msg) &&
-            part < tm->nparts && cur_load(f, part, &pos, &off) && pos < min &&
-            pos <= tail && pos % EVB_FRAME_ALIGN == 0)
+        if (pos < min && pos <= tail && pos % EVB_FRAME_ALIGN == 0)
             min = pos;
-        munmap((void *)f, len);
     }
     closedir(d);
     return min;
+}
+
+/* A cursor file's commit in PART, UINT64_MAX when it holds none this
+ * build can read. */
+static uint64_t cursor_commit(struct evb_topic_map *tm, uint32_t part, int fd, const char *path)
+{
+    (void)path;
+    size_t bytes = evb_cur_file_bytes(tm->nparts);
+    size_t len = 0;
+    struct stat st;
+    const struct evb_cur_hdr *f = MAP_FAILED;
+    if (fstat(fd, &st) == 0)
+        f = cur_map(fd, (size_t)st.st_size, bytes, PROT_READ, &len);
+    if (f == MAP_FAILED)
+        return UINT64_MAX;
+    char msg[128];
+    uint64_t pos = UINT64_MAX, off;
+    /* K1: acquire; see evb_cursor_file_open(). */
+    uint64_t magic = atomic_load_explicit(&f->magic, memory_order_acquire);
+    if (cur_check(f, magic, (size_t)st.st_size, tm->nparts, msg, sizeof msg) ||
+        !cur_load(f, part, &pos, &off))
+        pos = UINT64_MAX;
+    munmap((void *)f, len);
+    return pos;
+}
+
+uint64_t evb_consumers_min_committed(struct evb_topic_map *tm, uint32_t part)
+{
+    return evb_scan_min_committed(tm, part, ".cur", cursor_commit);
 }

@@ -45,7 +45,6 @@
  */
 #include "group.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -585,42 +584,22 @@ int evb_group_commit(struct evb_group *g, uint32_t p, uint64_t epoch, uint64_t p
                        "and were expelled): commit refused", g->name, g->topic, p);
 }
 
+/* A group file's commit in PART (a queue's floor), UINT64_MAX: none. */
+static uint64_t group_commit(struct evb_topic_map *tm, uint32_t part, int fd, const char *path)
+{
+    struct evb_grp_file *f;
+    size_t bytes;
+    if (evb_group_map(fd, path, tm->nparts, PROT_READ, &f, &bytes))
+        return UINT64_MAX; /* a file this build cannot read holds no commit to honour */
+    struct evb_group g = {.f = f, .nparts = tm->nparts};
+    uint64_t pos, off;
+    bool have = f->h.kind == EVB_GRP_KIND_QUEUE ? evb_queue_floor(&g, part, &pos, &off)
+                                               : evb_group_cursor(&g, part, &pos, &off);
+    munmap((void *)f, bytes);
+    return have ? pos : UINT64_MAX;
+}
+
 uint64_t evb_groups_min_committed(struct evb_topic_map *tm, uint32_t part)
 {
-    char dir[PATH_MAX + 16];
-    snprintf(dir, sizeof dir, "%s/consumers", tm->ddir[0] ? tm->ddir : tm->dir);
-    uint64_t min = UINT64_MAX;
-    DIR *d;
-    if (part >= tm->nparts || evb_open_dir(dir, &d) < 0)
-        return min;
-    uint64_t tail = 0, toff;
-    evb_ring_load_tail(&tm->rings[part], &tail, &toff);
-    struct dirent *de;
-    while ((de = readdir(d))) {
-        size_t n = strlen(de->d_name);
-        if (n < 5 || strcmp(de->d_name + n - 4, ".grp"))
-            continue;
-        char path[PATH_MAX + 300];
-        snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
-        int fd = evb_open_file(AT_FDCWD, path, O_RDONLY, 0, EVB_FILE_REG);
-        if (fd < 0)
-            continue;
-        struct evb_grp_file *f;
-        size_t bytes;
-        int rc = evb_group_map(fd, path, tm->nparts, PROT_READ, &f, &bytes);
-        close(fd);
-        if (rc)
-            continue; /* a file this build cannot read holds no commit to honour */
-        struct evb_group g = {.f = f, .nparts = tm->nparts};
-        uint64_t pos, off;
-        /* A commit is a frame boundary at or below the tail; any other
-         * word protects nothing. A queue's floor is its commit. */
-        bool have = f->h.kind == EVB_GRP_KIND_QUEUE ? evb_queue_floor(&g, part, &pos, &off)
-                                                   : evb_group_cursor(&g, part, &pos, &off);
-        if (have && pos < min && pos <= tail && pos % EVB_FRAME_ALIGN == 0)
-            min = pos;
-        munmap((void *)f, bytes);
-    }
-    closedir(d);
-    return min;
+    return evb_scan_min_committed(tm, part, ".grp", group_commit);
 }

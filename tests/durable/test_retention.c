@@ -153,3 +153,48 @@ Test(retention, evb_topic_retain_leaves_a_live_flusher_alone)
     evb_producer_close(p);
     cr_expect_eq(evb_topic_retain(df_bus, "l"), 0);
 }
+
+/* Groups hold the log too: a partition group at its committed cursor, a
+ * queue group at its floor (the oldest event not acknowledged). Each
+ * joined at the earliest event and left; retention keeps everything; once
+ * each has read and settled half, it lets go of that half only. */
+static evb_consumer *grouped(const char *topic, const char *name, uint32_t kind)
+{
+    evb_consumer_options co = {.kind = kind, .name = name, .start = EVB_START_EARLIEST};
+    evb_consumer *c;
+    cr_assert_eq(evb_consumer_open(&c, df_bus, topic, &co), 0, "%s: %s", name,
+                 evb_last_error());
+    return c;
+}
+
+Test(retention, groups_hold_the_log_at_their_commits)
+{
+    const uint32_t kinds[2] = {EVB_GROUP_MEMBER, EVB_QUEUE_MEMBER};
+    const char *topics[2] = {"gp", "gq"};
+    for (int k = 0; k < 2; k++) {
+        create(topics[k], 256 << 10, 0, true);
+        evb_consumer_close(grouped(topics[k], "g", kinds[k]));
+        df_publish(topics[k], 0, 10000);
+        struct evb_partition_stat st = df_stat(topics[k]);
+        cr_expect_geq(st.segments, 9u, "%s: retention removed what group g never read: %u left",
+                      topics[k], st.segments);
+        cr_expect_eq(st.log_start_offset, 0u, "%s", topics[k]);
+        evb_consumer *c = grouped(topics[k], "g", kinds[k]);
+        for (uint64_t i = 0; i < 5000; i++) {
+            evb_event ev;
+            cr_assert_eq(evb_consumer_next(c, &ev, 1000), 0, "%s: %s", topics[k],
+                         evb_last_error());
+            cr_assert_eq(ev.offset, i, "%s", topics[k]);
+            if (kinds[k] == EVB_QUEUE_MEMBER)
+                cr_assert_eq(evb_consumer_ack(c, &ev), 0, "%s", evb_last_error());
+        }
+        if (kinds[k] == EVB_GROUP_MEMBER)
+            cr_assert_eq(evb_consumer_commit(c), 0, "%s", evb_last_error());
+        cr_assert_eq(evb_topic_retain(df_bus, topics[k]), 0, "%s", evb_last_error());
+        st = df_stat(topics[k]);
+        cr_expect_gt(st.log_start_offset, 0u, "%s: nothing released", topics[k]);
+        cr_expect_leq(st.log_start_offset, 5000u, "%s: released past the group's commit",
+                      topics[k]);
+        evb_consumer_close(c);
+    }
+}
