@@ -9,8 +9,6 @@
  */
 #include "bench_util.h"
 
-#include <getopt.h>
-
 static double read_all(evb_bus *bus, uint32_t kind, const char *name, uint64_t n)
 {
     evb_consumer_options co = {.kind = kind, .name = name, .start = EVB_START_EARLIEST,
@@ -41,61 +39,19 @@ static double read_all(evb_bus *bus, uint32_t kind, const char *name, uint64_t n
 
 int main(int argc, char **argv)
 {
-    int runs = 7;
-    uint64_t events = 400000;
-    uint32_t value = 64, parts = 4;
-    static const struct option opts[] = {
-        {"runs", required_argument, NULL, 'r'},
-        {"events", required_argument, NULL, 'e'},
-        {"value", required_argument, NULL, 'v'},
-        {"partitions", required_argument, NULL, 'p'},
-        {0},
-    };
-    int o;
-    while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        if (o == 'r')
-            runs = atoi(optarg);
-        else if (o == 'e')
-            events = strtoull(optarg, NULL, 10);
-        else if (o == 'v')
-            value = (uint32_t)atoi(optarg);
-        else if (o == 'p')
-            parts = (uint32_t)atoi(optarg);
-        else
-            return 2;
-    }
-    if (runs < 1 || value < 8 || parts < 1 || events < parts)
+    struct prefill_opts po = {.runs = 7, .events = 400000, .value = 64, .parts = 4};
+    if (prefill_parse(argc, argv, &po, NULL, NULL, 0))
         return 2;
+    int runs = po.runs;
+    uint64_t events = po.events;
     char dir[] = "/dev/shm/evbus-bench-group-XXXXXX";
     if (!mkdtemp(dir))
         return 1;
     evb_bus *bus;
-    if (evb_bus_open(&bus, dir, NULL))
+    if (evb_bus_open(&bus, dir, NULL) || prefill_topic(bus, "g", &po))
         return 1;
-    /* Rings big enough to hold every event: nothing is lapped. */
-    uint64_t per = (events / parts + 1) * (value + 128);
-    uint64_t ring = 1 << 20;
-    while (ring < per)
-        ring <<= 1;
-    evb_topic_config tc = {.partitions = parts, .ring_bytes = ring};
-    if (evb_topic_create(bus, "g", &tc)) {
-        fprintf(stderr, "create: %s\n", evb_last_error());
-        return 1;
-    }
-    evb_producer *p;
-    evb_producer_open(&p, bus, "g", NULL);
-    void *buf = calloc(1, value);
-    for (uint64_t i = 0; i < events; i++) {
-        store64(buf, i);
-        evb_msg m = {.value = buf, .value_len = value, .partition = (int32_t)(i % parts)};
-        if (evb_publish(p, &m)) {
-            fprintf(stderr, "publish: %s\n", evb_last_error());
-            return 1;
-        }
-    }
-    evb_producer_close(p);
     printf("# bench_group: %llu events of %u B in %u partitions, %d rounds\n",
-           (unsigned long long)events, value, parts, runs);
+           (unsigned long long)events, po.value, po.parts, runs);
     printf("# round  named_ev_s  member_ev_s  ratio\n");
     double *ratio = calloc((size_t)runs, sizeof *ratio);
     double *named = calloc((size_t)runs, sizeof *named);

@@ -10,8 +10,6 @@
  */
 #include "bench_util.h"
 
-#include <getopt.h>
-
 struct board {
     _Atomic uint64_t acked;
     _Atomic uint32_t ready;
@@ -132,35 +130,12 @@ static double run_named(const char *name, uint64_t total)
 
 int main(int argc, char **argv)
 {
-    int runs = 5;
-    uint64_t events = 300000;
-    uint32_t value = 1024, parts = 4;
+    struct prefill_opts po = {.runs = 5, .events = 300000, .value = 1024, .parts = 4};
     char members_arg[64] = "1,2,4";
-    static const struct option opts[] = {
-        {"runs", required_argument, NULL, 'r'},
-        {"events", required_argument, NULL, 'e'},
-        {"value", required_argument, NULL, 'v'},
-        {"partitions", required_argument, NULL, 'p'},
-        {"members", required_argument, NULL, 'm'},
-        {0},
-    };
-    int o;
-    while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        if (o == 'r')
-            runs = atoi(optarg);
-        else if (o == 'e')
-            events = strtoull(optarg, NULL, 10);
-        else if (o == 'v')
-            value = (uint32_t)atoi(optarg);
-        else if (o == 'p')
-            parts = (uint32_t)atoi(optarg);
-        else if (o == 'm')
-            snprintf(members_arg, sizeof members_arg, "%s", optarg);
-        else
-            return 2;
-    }
-    if (runs < 1 || value < 8 || parts < 1 || events < parts)
+    if (prefill_parse(argc, argv, &po, "members", members_arg, sizeof members_arg))
         return 2;
+    int runs = po.runs;
+    uint64_t events = po.events;
     int mlist[8], nm = 0;
     for (char *t = strtok(members_arg, ","); t && nm < 8; t = strtok(NULL, ","))
         if ((mlist[nm] = atoi(t)) >= 1 && mlist[nm] <= 8)
@@ -170,29 +145,10 @@ int main(int argc, char **argv)
         return 1;
     g_dir = dir;
     evb_bus *bus;
-    if (evb_bus_open(&bus, dir, NULL))
+    if (evb_bus_open(&bus, dir, NULL) || prefill_topic(bus, "q", &po))
         return 1;
-    uint64_t per = (events / parts + 1) * (value + 128);
-    uint64_t ring = 1 << 20;
-    while (ring < per)
-        ring <<= 1;
-    evb_topic_config tc = {.partitions = parts, .ring_bytes = ring};
-    if (evb_topic_create(bus, "q", &tc)) {
-        fprintf(stderr, "create: %s\n", evb_last_error());
-        return 1;
-    }
-    evb_producer *p;
-    evb_producer_open(&p, bus, "q", NULL);
-    void *buf = calloc(1, value);
-    for (uint64_t i = 0; i < events; i++) {
-        store64(buf, i);
-        evb_msg m = {.value = buf, .value_len = value, .partition = (int32_t)(i % parts)};
-        if (evb_publish(p, &m))
-            return 1;
-    }
-    evb_producer_close(p);
     printf("# bench_queue: %llu events of %u B in %u partitions, %d rounds; member "
-           "processes spin; per-event ack\n", (unsigned long long)events, value, parts, runs);
+           "processes spin; per-event ack\n", (unsigned long long)events, po.value, po.parts, runs);
     printf("# round  members  named_ev_s  queue_acked_ev_s  ratio  p50_ns  p99_ns\n");
     for (int k = 0; k < nm; k++) {
         double *rq = calloc((size_t)runs, sizeof *rq), *rn = calloc((size_t)runs, sizeof *rn);

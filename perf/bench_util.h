@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <ftw.h>
+#include <getopt.h>
 #include <inttypes.h>
 #include <sched.h>
 #include <signal.h>
@@ -460,6 +461,81 @@ static inline uint64_t parse_size(const char *s)
     if (*end)
         return 0;
     return (uint64_t)v;
+}
+
+/* ---- read benchmarks over a topic filled beforehand ---------------- */
+
+/* Options of the benchmarks that read a prefilled topic (bench_group,
+ * bench_queue): --runs N --events N --value BYTES --partitions P, and
+ * one more string option EXTRA (may be NULL) copied into EXTRA_BUF. */
+struct prefill_opts {
+    int runs;
+    uint64_t events;
+    uint32_t value, parts;
+};
+
+/* 0, or 2 (bad option: the exit code). */
+static inline int prefill_parse(int argc, char **argv, struct prefill_opts *o, const char *extra,
+                                char *extra_buf, size_t extra_cap)
+{
+    struct option opts[6] = {
+        {"runs", required_argument, NULL, 'r'},
+        {"events", required_argument, NULL, 'e'},
+        {"value", required_argument, NULL, 'v'},
+        {"partitions", required_argument, NULL, 'p'},
+    };
+    if (extra)
+        opts[4] = (struct option){extra, required_argument, NULL, 'x'};
+    int c;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        if (c == 'r')
+            o->runs = atoi(optarg);
+        else if (c == 'e')
+            o->events = strtoull(optarg, NULL, 10);
+        else if (c == 'v')
+            o->value = (uint32_t)atoi(optarg);
+        else if (c == 'p')
+            o->parts = (uint32_t)atoi(optarg);
+        else if (c == 'x')
+            snprintf(extra_buf, extra_cap, "%s", optarg);
+        else
+            return 2;
+    }
+    if (o->runs < 1 || o->value < 8 || o->parts < 1 || o->events < o->parts)
+        return 2;
+    return 0;
+}
+
+/* Create ring-only TOPIC with rings that hold every event (nothing is
+ * lapped) and publish O's events round robin, each value starting with
+ * its index. 0 or 1 (said on stderr). */
+static inline int prefill_topic(evb_bus *bus, const char *topic, const struct prefill_opts *o)
+{
+    uint64_t per = (o->events / o->parts + 1) * (o->value + 128);
+    uint64_t ring = 1 << 20;
+    while (ring < per)
+        ring <<= 1;
+    evb_topic_config tc = {.partitions = o->parts, .ring_bytes = ring};
+    evb_producer *p;
+    if (evb_topic_create(bus, topic, &tc) || evb_producer_open(&p, bus, topic, NULL)) {
+        fprintf(stderr, "create %s: %s\n", topic, evb_last_error());
+        return 1;
+    }
+    void *buf = calloc(1, o->value);
+    for (uint64_t i = 0; buf && i < o->events; i++) {
+        store64(buf, i);
+        evb_msg m = {.value = buf, .value_len = o->value,
+                     .partition = (int32_t)(i % o->parts)};
+        if (evb_publish(p, &m)) {
+            fprintf(stderr, "publish: %s\n", evb_last_error());
+            free(buf);
+            evb_producer_close(p);
+            return 1;
+        }
+    }
+    free(buf);
+    evb_producer_close(p);
+    return buf ? 0 : 1;
 }
 
 #endif /* EVB_BENCH_UTIL_H */
