@@ -587,9 +587,9 @@ int evb_topic_remove(evb_bus *bus, const char *topic, uint32_t flags);
  *  rebuild is tried now); or its tmpfs topic.conf does not read or names
  *  other rings than it has; or the last rebuild found damage below its
  *  log end and kept it (evb_partition_damage()). Such a topic keeps its
- *  data on evb_topic_remove() unless EVB_DELETE_FORCE. Returns 1 with the reason in REASON (CAP bytes,
- *  may be NULL), 0 when it is not (or does not exist), -EINVAL,
- *  -ENAMETOOLONG for a bad name. evb_topic_list() lists damaged topics. */
+ *  data on evb_topic_remove() unless EVB_DELETE_FORCE. Returns 1 with the
+ *  reason in REASON (CAP bytes, may be NULL), 0 when it is not (or does
+ *  not exist), -EINVAL, -ENAMETOOLONG for a bad name. evb_topic_list() lists damaged topics. */
 int evb_topic_damage(evb_bus *bus, const char *topic, char *reason, size_t cap);
 
 /** Fill OUT with TOPIC's configuration (-EBADMSG naming the reason for a
@@ -600,7 +600,8 @@ int evb_topic_damage(evb_bus *bus, const char *topic, char *reason, size_t cap);
 int evb_topic_info(evb_bus *bus, const char *topic, struct evb_topic_info *out);
 
 /** Call FN for each topic name, in name order, damaged durable topics
- *  (evb_topic_damage()) included; stops early when FN returns non-zero. Returns the number of topics visited or -errno. */
+ *  (evb_topic_damage()) included; stops early when FN returns non-zero.
+ *  Returns the number of topics visited or -errno. */
 int evb_topic_list(evb_bus *bus, int (*fn)(const char *topic, void *arg), void *arg);
 
 /** Live counters of one partition. Returns 0, -ENOENT, -EINVAL,
@@ -886,8 +887,8 @@ int evb_consumer_commit(evb_consumer *c);
  * succeeds until another member takes the event. Returns 0, -EINVAL (not
  * a queue member's event, or one of another group or topic: its position
  * is checked), -ESTALE (no longer this member's: taken by another member
- * after ack_wait or this member's expulsion; or acknowledged already). Thread-safe with respect to other
- * members, not to other calls on C.
+ * after ack_wait or this member's expulsion; or acknowledged already).
+ * Thread-safe with respect to other members, not to other calls on C.
  */
 int evb_consumer_ack(evb_consumer *c, const evb_event *ev);
 
