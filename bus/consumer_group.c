@@ -316,6 +316,9 @@ void evb_cgroup_close(evb_consumer *c)
 int evb_cgroup_commit(evb_consumer *c)
 {
     int err = 0;
+    char lost[256] = "";
+    size_t ll = 0;
+    uint32_t nlost = 0;
     for (uint32_t k = 0; k < c->n; k++) {
         bool learn = c->disk && c->disk[k].state ? c->disk[k].sr.learn : c->rd[k].learn;
         /* The table first, for the position about to be committed: a
@@ -327,9 +330,19 @@ int evb_cgroup_commit(evb_consumer *c)
         if (rc) {
             err = rc;
             c->regroup = true;
+            nlost++;
+            if (ll < sizeof lost)
+                ll += (size_t)snprintf(lost + ll, sizeof lost - ll, "%s%u", ll ? "," : "",
+                                       c->part[k]);
         }
     }
     hold_update(c);
     count_delivered(c);
+    if (err == -ESTALE)
+        /* Name every partition refused, not only the last. */
+        evb_err_set(err, "group %s of topic %s: partition%s %s %s no longer yours (taken "
+                    "over by another member, or you were silent past your lease and were "
+                    "expelled): commit refused there, done on any others", c->name,
+                    c->tm->name, nlost > 1 ? "s" : "", lost, nlost > 1 ? "are" : "is");
     return err;
 }

@@ -73,6 +73,7 @@ struct board {
     _Atomic uint64_t committed[MEMBERS][PARTS];
     _Atomic uint64_t delivered_n;
     _Atomic int32_t commit_rc[MEMBERS];
+    char commit_msg[256];
     _Atomic uint32_t stop;
     struct delivery log[PARTS * PER_PART * 3];
 };
@@ -314,6 +315,7 @@ static int paused_main(void *argp)
     raise(SIGSTOP);
     /* Resumed: we were expelled meanwhile. */
     int rc = evb_consumer_commit(c);
+    snprintf(b->commit_msg, sizeof b->commit_msg, "%s", evb_last_error());
     atomic_store(&b->commit_rc[a->me], rc);
     evb_consumer_close(c);
     evb_bus_close(mb);
@@ -355,6 +357,9 @@ Test(group, sigstop_member_is_fenced)
     cr_assert_eq(t_wait_exit(p0, 10000), 0);
     int crc = atomic_load(&b->commit_rc[0]);
     cr_assert_eq(crc, -ESTALE, "the paused member's commit gave %d", crc);
+    /* It had all four: the refusal names all four. */
+    cr_assert_not_null(strstr(b->commit_msg, "partitions 0,1,2,3 are no longer yours"), "%s",
+                       b->commit_msg);
     evb_consumer_close(c);
     /* The cursor is the second member's: a new member has nothing left. */
     cr_assert_eq(evb_consumer_open(&c, bus, "jobs", &co), 0);
