@@ -90,9 +90,13 @@ int evb_group_check(const struct evb_grp_file *f, uint64_t magic, size_t size,
         return -EBADMSG;
     }
     size_t want = evb_grp_file_bytes(nparts, kind, w);
-    if (f->h.partitions != nparts || size != want) {
-        snprintf(msg, cap, "%u partitions in %zu bytes, the topic has %u (%zu bytes)",
-                 f->h.partitions, size, nparts, want);
+    if (f->h.partitions != nparts) {
+        snprintf(msg, cap, "a group of %u partitions, the topic has %u", f->h.partitions,
+                 nparts);
+        return -EBADMSG;
+    }
+    if (size != want) {
+        snprintf(msg, cap, "%zu bytes, a group file of this topic has %zu", size, want);
         return -EBADMSG;
     }
     return 0;

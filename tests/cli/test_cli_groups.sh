@@ -120,6 +120,14 @@ test_damaged_group_file() {
     check "another version: says so" err_has "version"
     run tail d --group w
     check "another version: tail exits 1" rc_is 1
+    rm -f "$BUS/d/consumers/w.grp"
+    run tail d --group w
+    truncate -s +4096 "$BUS/d/consumers/w.grp"
+    run tail d --group w
+    check "grown: tail exits 1" rc_is 1
+    check "grown: tail says the size is wrong" err_has "bytes, a group file of this topic has"
+    run groups d
+    check "grown: groups says the same" err_has "bytes, a group file of this topic has"
     end
 }
 
