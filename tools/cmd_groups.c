@@ -233,7 +233,7 @@ int cmd_groups(int argc, char **argv)
         if (err < 0)
             rc = cli_fail(&g.c, err, "listing topics");
     }
-    if (!rc && !g.shown && !g.c.json)
+    if (!rc && !g.rc && !g.shown && !g.c.json)
         printf("no consumer groups%s%s\n", topic ? " on topic " : "", topic ? topic : "");
     cli_close(&g.c);
     return rc ? rc : g.rc;

@@ -128,6 +128,7 @@ test_damaged_group_file() {
     check "grown: tail says the size is wrong" err_has "bytes, a group file of this topic has"
     run groups d
     check "grown: groups says the same" err_has "bytes, a group file of this topic has"
+    check "grown: groups does not claim there is no group" out_empty
     end
 }
 
