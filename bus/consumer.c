@@ -493,6 +493,8 @@ EVB_EXPORT int evb_consumer_poll(evb_consumer *c, int (*fn)(const evb_event *ev,
 
 EVB_EXPORT int evb_consumer_commit(evb_consumer *c)
 {
+    if (c && c->opts.kind == EVB_GROUP_MEMBER && !c->grp.f)
+        return c->failed ? c->failed : -EINVAL; /* its group file went, see balance() */
     if (c && c->opts.kind == EVB_QUEUE_MEMBER)
         return evb_err_set(-EINVAL, "a queue group's member acknowledges each event "
                            "(evb_consumer_ack), it does not commit");

@@ -212,7 +212,8 @@ static int balance(evb_consumer *c, uint64_t now)
 /* Move each hold to its partition's committed cursor. */
 static void hold_update(evb_consumer *c)
 {
-    for (uint32_t p = 0; c->hold && p < c->tm->nparts; p++) {
+    /* No group mapped: a reopen after the file was replaced failed. */
+    for (uint32_t p = 0; c->hold && c->grp.f && p < c->tm->nparts; p++) {
         uint64_t pos, off;
         if (!evb_group_cursor(&c->grp, p, &pos, &off) || pos == c->hold[p].pos)
             continue;

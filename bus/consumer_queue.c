@@ -336,7 +336,9 @@ static int settle_check(evb_consumer *c, const evb_event *ev)
     if (!c || !ev || c->opts.kind != EVB_QUEUE_MEMBER || ev->partition >= c->tm->nparts ||
         ev->deliveries == 0)
         return evb_err_set(-EINVAL, "not an event a queue group's member was given");
-    return 0;
+    /* Failed (its group file went and could not be opened again): no
+     * queue to settle in; the event goes to another member. */
+    return c->failed;
 }
 
 EVB_EXPORT int evb_consumer_ack(evb_consumer *c, const evb_event *ev)

@@ -161,6 +161,8 @@ EVB_EXPORT int evb_consumer_reject(evb_consumer *c, const evb_event *ev, const c
 {
     if (!c || !ev)
         return -EINVAL;
+    if (c->failed)
+        return c->failed;
     evb_err_clear();
     bool mine = false;
     for (uint32_t i = 0; i < c->n && !mine; i++)

@@ -194,13 +194,15 @@ static int grp_trusted(const struct evb_topic_map *tm, const struct stat *st,
                        (unsigned)st->st_uid, (unsigned)geteuid());
 }
 
-int evb_group_open(struct evb_group *g, const struct evb_topic_map *tm, const char *name,
-                   const struct evb_group_params *want)
+/* MKDIRS: make consumers/ when it is missing (a first open; a reopen
+ * must not bring back the directory of a topic deleted meanwhile). */
+static int grp_open(struct evb_group *g, const struct evb_topic_map *tm, const char *name,
+                    const struct evb_group_params *want, bool mkdirs)
 {
     memset(g, 0, sizeof *g);
     char path[PATH_MAX + 128];
     grp_path(path, sizeof path, tm, NULL);
-    if (tm->ddir[0])
+    if (tm->ddir[0] && mkdirs)
         evb_make_dirs(path, evb_drop_dir_mode(tm->cfg.file_mode));
     grp_path(path, sizeof path, tm, name);
     size_t bytes = evb_grp_file_bytes(tm->nparts, want->kind, want->window);
@@ -234,6 +236,12 @@ int evb_group_open(struct evb_group *g, const struct evb_topic_map *tm, const ch
     g->dev = (uint64_t)st.st_dev;
     g->ino = (uint64_t)st.st_ino;
     return 0;
+}
+
+int evb_group_open(struct evb_group *g, const struct evb_topic_map *tm, const char *name,
+                   const struct evb_group_params *want)
+{
+    return grp_open(g, tm, name, want, true);
 }
 
 bool evb_group_replaced(const struct evb_group *g)
@@ -291,7 +299,10 @@ int evb_group_reopen(struct evb_group *g, const struct evb_topic_map *tm)
     memcpy(name, g->name, sizeof name);
     uint32_t lease = g->lease_ms;
     evb_group_close(g);
-    int rc = evb_group_open(g, tm, name, &gp);
+    int rc = grp_open(g, tm, name, &gp, false);
+    if (rc == -ENOENT)
+        evb_err_set(rc, "group %s of topic %s: the topic's consumers/ directory is gone (the "
+                    "topic was deleted?)", name, tm->name);
     return rc ? rc : evb_group_join(g, lease);
 }
 

@@ -7,10 +7,13 @@
  * callbacks, and bad input.
  */
 #include <criterion/criterion.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include "t_helpers.h"
 
@@ -702,4 +705,74 @@ Test(group, dedup_across_owners)
     cr_assert_eq(evb_consumer_dedup_stat(b, -1, &dropped, NULL), 0);
     cr_assert_eq(dropped, 40);
     evb_consumer_close(b);
+}
+
+/* A member whose group file goes for good (the topic deleted) or is
+ * replaced by something that is no group file fails with an error on its
+ * next call, and every later call on the handle fails too: never a crash,
+ * never a group file (or a deleted durable topic's directory) made anew.
+ * Both kinds, every replacement. */
+enum { GONE_TOPIC, GONE_DIR, GONE_GARBAGE, GONE_EMPTY, GONE_KINDS };
+
+static void replace_group_file(int how, bool durable)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/jobs/consumers/g.grp", durable ? t_data_dir() : t_bus_dir());
+    if (how == GONE_TOPIC) {
+        cr_assert_eq(evb_topic_delete(bus, "jobs"), 0, "%s", evb_last_error());
+        return;
+    }
+    cr_assert_eq(unlink(path), 0, "%s", path);
+    if (how == GONE_DIR) {
+        cr_assert_eq(mkdir(path, 0700), 0);
+    } else {
+        int fd = open(path, O_CREAT | O_WRONLY, 0600);
+        cr_assert_geq(fd, 0);
+        if (how == GONE_GARBAGE)
+            cr_assert_eq(write(fd, "garbage!garbage!", 16), 16);
+        close(fd);
+    }
+}
+
+static void member_loses_its_file(uint32_t kind, int how, bool durable)
+{
+    make_topic("jobs", 2, durable);
+    publish_all("jobs", 2, 10);
+    evb_consumer_options co = {.kind = kind, .name = "g"};
+    evb_consumer *c;
+    cr_assert_eq(evb_consumer_open(&c, bus, "jobs", &co), 0, "%s", evb_last_error());
+    evb_event ev;
+    cr_assert_eq(evb_consumer_next(c, &ev, 1000), 0, "%s", evb_last_error());
+    replace_group_file(how, durable);
+    int rc = 0;
+    uint64_t end = t_now_ms() + 3000;
+    while (t_now_ms() < end &&
+           ((rc = evb_consumer_next(c, &ev, 50)) == 0 || rc == -ETIMEDOUT))
+        if (rc == 0 && kind == EVB_QUEUE_MEMBER)
+            evb_consumer_ack(c, &ev);
+    cr_assert(rc < 0 && rc != -ETIMEDOUT, "kind %u, case %d, durable %d: next never failed",
+              kind, how, durable);
+    cr_assert_lt(evb_consumer_next(c, &ev, 0), 0, "the handle stays failed");
+    if (kind == EVB_QUEUE_MEMBER)
+        cr_assert_lt(evb_consumer_ack(c, &ev), 0);
+    else
+        cr_assert_lt(evb_consumer_commit(c), 0);
+    cr_assert_lt(evb_consumer_reject(c, &ev, "x"), 0);
+    evb_consumer_close(c);
+    if (how == GONE_TOPIC && durable) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/jobs", t_data_dir());
+        cr_assert_neq(access(path, F_OK), 0, "the deleted topic's directory came back");
+    }
+}
+
+Test(group, member_whose_file_goes_fails_cleanly)
+{
+    const uint32_t kinds[2] = {EVB_GROUP_MEMBER, EVB_QUEUE_MEMBER};
+    for (int k = 0; k < 2; k++)
+        for (int how = 0; how < GONE_KINDS; how++)
+            for (int durable = 0; durable < 2; durable++) {
+                member_loses_its_file(kinds[k], how, durable);
+                evb_topic_remove(bus, "jobs", EVB_DELETE_FORCE);
+            }
 }
