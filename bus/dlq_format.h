@@ -54,18 +54,34 @@
  *   8     | version          u32         |  EVB_DLQS_VERSION
  *   12    | hdr_bytes        u32         |  EVB_DLQS_HDR_BYTES
  *   16    | format           u64         |  EVB_DLQS_FORMAT_WORD
- *   24    | reserved         u64         |  0
+ *   24    | blocks           u32         |  bitmap blocks in use
+ *   28    | crc32c           u32         |  of bytes 0..28
  *   32    | intent (32 B)                |  the claim being resubmitted
  *   64    +------------------------------+
- *         | bitmap                       |  bit O%8 of byte 64+O/8: DLQ
- *         |                              |  offset O was resubmitted
- *         +------------------------------+  grows as offsets do (sparse)
+ *         | block 0 (64 B)               |  DLQ offsets 0..479
+ *         | block 1 ...                  |  480..959, and so on
+ *         +------------------------------+  64 + 64 * blocks bytes at least
+ *
+ *   block k: bits[60]  bit O%8 of byte (O%480)/8: DLQ offset O (O/480 == k)
+ *                      was resubmitted
+ *            crc32c u32 of k (u64) followed by bits
+ *
+ * Everything a reader trusts is checked, because a wrong answer here is a
+ * duplicate (a done bit read as clear: resubmit --all publishes it again)
+ * or a loss: the header and each block carry a crc32c, so a block zeroed,
+ * filled with garbage or swapped with another reads as damage, and
+ * `blocks` (under the header's crc) says how long the file must be, so a
+ * truncated one does too. A block is rewritten whole by one pwrite at a
+ * 64-byte boundary, never across a sector. Growing writes the new block
+ * (zero bits, its crc) first and then the header that counts it: a kill
+ * between leaves an uncounted block, which is not read.
  *
  * The intent names the claim made on the origin topic for one DLQ event
  * (dlq_resubmit.c explains the protocol). Its crc32c covers its first 24
- * bytes: a record torn by a power cut reads as no intent, which is right
- * because the claim it names is committed only after the record is
- * written (and synced, for a durable DLQ).
+ * bytes. All zero is no intent (a new file); anything else that fails its
+ * crc is damage, not "no intent": the intent is one 32-byte pwrite inside
+ * the first sector, which a power cut does not tear, and taking a damaged
+ * record of a committed claim for none would publish that event again.
  */
 #ifndef EVB_DLQ_FORMAT_H
 #define EVB_DLQ_FORMAT_H
@@ -147,7 +163,7 @@ static inline uint32_t evb_dlq_value_at(uint32_t topic_len, uint32_t reason_len,
 /* ---- the resubmit state file ---- */
 
 #define EVB_DLQS_MAGIC 0x31534c4442564545ull /* "EEVBDLS1" little-endian */
-#define EVB_DLQS_VERSION 1u
+#define EVB_DLQS_VERSION 2u
 #define EVB_DLQS_HDR_BYTES 64u
 #define EVB_DLQS_INTENT_AT 32u
 
@@ -168,18 +184,35 @@ struct evb_dlqs_hdr {
     uint32_t version;          /* 8: EVB_DLQS_VERSION */
     uint32_t hdr_bytes;        /* 12: EVB_DLQS_HDR_BYTES */
     uint64_t format;           /* 16: EVB_DLQS_FORMAT_WORD */
-    uint64_t reserved;         /* 24: zero */
+    uint32_t blocks;           /* 24: bitmap blocks the file holds */
+    uint32_t crc32c;           /* 28: of bytes 0..28 */
     struct evb_dlqs_intent intent; /* 32 */
+};
+
+/* DLQ offsets per bitmap block, and the block's layout. */
+#define EVB_DLQS_BLOCK_BYTES 64u
+#define EVB_DLQS_BLOCK_BITS 480u
+
+struct evb_dlqs_block {
+    uint8_t bits[60];          /* 0: bit O%8 of byte (O%480)/8 */
+    uint32_t crc32c;           /* 60: of the block's index (u64), then bits */
 };
 
 #define EVB_DLQS_FORMAT_WORD                                                      \
     ((uint64_t)EVB_DLQS_VERSION << 48 | (uint64_t)EVB_DLQS_HDR_BYTES << 32 |      \
-     (uint64_t)EVB_DLQS_INTENT_AT << 16 | (uint64_t)sizeof(struct evb_dlqs_intent))
+     (uint64_t)EVB_DLQS_INTENT_AT << 16 | (uint64_t)sizeof(struct evb_dlqs_intent) << 8 | \
+     (uint64_t)EVB_DLQS_BLOCK_BYTES)
 
 static_assert(sizeof(struct evb_dlqs_intent) == 32, "DLQ intent size");
 static_assert(offsetof(struct evb_dlqs_intent, crc32c) == 24, "DLQ intent crc moved");
 static_assert(sizeof(struct evb_dlqs_hdr) == EVB_DLQS_HDR_BYTES, "DLQ state header size");
 static_assert(offsetof(struct evb_dlqs_hdr, format) == 16, "DLQ state format moved");
+static_assert(offsetof(struct evb_dlqs_hdr, blocks) == 24, "DLQ state blocks moved");
+static_assert(offsetof(struct evb_dlqs_hdr, crc32c) == 28, "DLQ state crc moved");
+static_assert(sizeof(struct evb_dlqs_block) == EVB_DLQS_BLOCK_BYTES, "DLQ state block size");
+static_assert(sizeof(((struct evb_dlqs_block *)0)->bits) * 8 == EVB_DLQS_BLOCK_BITS,
+              "DLQ state block bits");
+static_assert(offsetof(struct evb_dlqs_block, crc32c) == 60, "DLQ state block crc moved");
 static_assert(offsetof(struct evb_dlqs_hdr, intent) == EVB_DLQS_INTENT_AT,
               "DLQ state intent moved: bump EVB_DLQS_VERSION");
 

@@ -60,6 +60,7 @@ struct resub {
     bool sync;                 /* the DLQ is durable: fdatasync the state */
     bool origin_durable;
     uint32_t nparts;           /* the origin's */
+    uint32_t blocks;           /* bitmap blocks the state file holds */
     evb_producer *p;
 };
 
@@ -91,27 +92,96 @@ static int pwrite_all(int fd, const void *buf, size_t n, off_t at)
     return (size_t)k == n ? 0 : -EIO;
 }
 
-/* Check the header of FD (PATH). 0, -EBADMSG or -EPROTO naming what was
+static uint32_t hdr_crc(const struct evb_dlqs_hdr *h)
+{
+    return evb_crc32c(0, h, offsetof(struct evb_dlqs_hdr, crc32c));
+}
+
+static uint32_t intent_crc(const struct evb_dlqs_intent *in)
+{
+    return evb_crc32c(0, in, offsetof(struct evb_dlqs_intent, crc32c));
+}
+
+/* The block's index goes into its crc, so a block copied to another
+ * place (or a zeroed one, whose crc is not 0) reads as damage. */
+static uint32_t block_crc(uint64_t k, const struct evb_dlqs_block *b)
+{
+    return evb_crc32c(evb_crc32c(0, &k, sizeof k), b->bits, sizeof b->bits);
+}
+
+static off_t block_at(uint64_t k)
+{
+    return (off_t)(EVB_DLQS_HDR_BYTES + k * EVB_DLQS_BLOCK_BYTES);
+}
+
+/* The one text every kind of damage ends with: what it means and what
+ * removing the file would cost. */
+#define DAMAGED_TAIL "so what was resubmitted is not known (removing the file forgets it: " \
+                     "--all would resubmit every event again)"
+
+/* Check the header and intent of FD (PATH) and that the file is as long
+ * as the header says, into *H. 0, -EBADMSG or -EPROTO naming what was
  * found. The file is made whole (state_open), so an empty one is damage:
  * taking it for new would resubmit everything again. */
-static int state_check(int fd, const char *path)
+static int state_check(int fd, const char *path, struct evb_dlqs_hdr *h)
 {
-    struct evb_dlqs_hdr h;
-    int k = pread_all(fd, &h, sizeof h, 0);
+    int k = pread_all(fd, h, sizeof *h, 0);
     if (k < 0)
         return evb_err_set(k, "%s: %s", path, strerror(-k));
     if (k == 0)
-        return evb_err_set(-EBADMSG, "%s: empty, not a DLQ resubmit state file (removing it "
-                           "forgets what was resubmitted: --all would resubmit it all "
-                           "again)", path);
-    if ((size_t)k < sizeof h || h.magic != EVB_DLQS_MAGIC)
+        return evb_err_set(-EBADMSG, "%s: empty, not a DLQ resubmit state file, "
+                           DAMAGED_TAIL, path);
+    if ((size_t)k < sizeof *h || h->magic != EVB_DLQS_MAGIC)
         return evb_err_set(-EBADMSG, "%s: not a DLQ resubmit state file (%d bytes, magic "
-                           "0x%llx)", path, k, (unsigned long long)h.magic);
-    if (h.version != EVB_DLQS_VERSION || h.format != EVB_DLQS_FORMAT_WORD ||
-        h.hdr_bytes != EVB_DLQS_HDR_BYTES)
+                           "0x%llx), " DAMAGED_TAIL, path, k, (unsigned long long)h->magic);
+    if (h->version != EVB_DLQS_VERSION || h->format != EVB_DLQS_FORMAT_WORD ||
+        h->hdr_bytes != EVB_DLQS_HDR_BYTES)
         return evb_err_set(-EPROTO, "%s: version %u format 0x%llx, this build reads version "
-                           "%u format 0x%llx", path, h.version, (unsigned long long)h.format,
+                           "%u format 0x%llx", path, h->version, (unsigned long long)h->format,
                            EVB_DLQS_VERSION, (unsigned long long)EVB_DLQS_FORMAT_WORD);
+    if (h->crc32c != hdr_crc(h))
+        return evb_err_set(-EBADMSG, "%s: header damaged (crc32c), " DAMAGED_TAIL, path);
+    const struct evb_dlqs_intent *in = &h->intent;
+    static const struct evb_dlqs_intent none;
+    if (memcmp(in, &none, sizeof none) != 0 &&
+        (in->crc32c != intent_crc(in) || in->reserved != 0 ||
+         (in->state != EVB_DLQS_NONE && in->state != EVB_DLQS_CLAIMED)))
+        return evb_err_set(-EBADMSG, "%s: the resubmit intent is damaged, " DAMAGED_TAIL,
+                           path);
+    struct stat st;
+    if (fstat(fd, &st) < 0)
+        return evb_err_set(-errno, "%s: fstat: %s", path, strerror(errno));
+    if ((uint64_t)st.st_size < (uint64_t)block_at(h->blocks))
+        return evb_err_set(-EBADMSG, "%s: truncated to %lld bytes, its header counts %u "
+                           "bitmap blocks (%lld bytes), " DAMAGED_TAIL, path,
+                           (long long)st.st_size, h->blocks, (long long)block_at(h->blocks));
+    return 0;
+}
+
+/* Read bitmap block K of FD (PATH) into *B and check it. */
+static int block_read(int fd, const char *path, uint64_t k, struct evb_dlqs_block *b)
+{
+    int n = pread_all(fd, b, sizeof *b, block_at(k));
+    if (n < 0)
+        return evb_err_set(n, "%s: %s", path, strerror(-n));
+    if ((size_t)n < sizeof *b || b->crc32c != block_crc(k, b))
+        return evb_err_set(-EBADMSG, "%s: bitmap block %llu (dead-letter offsets %llu..%llu) "
+                           "damaged, " DAMAGED_TAIL, path, (unsigned long long)k,
+                           (unsigned long long)(k * EVB_DLQS_BLOCK_BITS),
+                           (unsigned long long)((k + 1) * EVB_DLQS_BLOCK_BITS - 1));
+    return 0;
+}
+
+/* Every bitmap block of FD (PATH), which holds BLOCKS: a resubmit checks
+ * them all before it publishes anything. */
+static int blocks_check(int fd, const char *path, uint32_t blocks)
+{
+    struct evb_dlqs_block b;
+    for (uint64_t k = 0; k < blocks; k++) {
+        int rc = block_read(fd, path, k, &b);
+        if (rc)
+            return rc;
+    }
     return 0;
 }
 
@@ -122,30 +192,63 @@ static int state_sync(const struct resub *rs)
     return 0;
 }
 
-/* 1 when DLQ offset O is marked done, 0 when not, or -errno. */
-static int bit_get(int fd, uint64_t o)
+/* 1 when DLQ offset O is marked done in FD (PATH, BLOCKS bitmap blocks),
+ * 0 when not, or -errno (-EBADMSG: its block is damaged). */
+static int bit_get(int fd, const char *path, uint32_t blocks, uint64_t o)
 {
-    uint8_t b = 0;
-    if (o / 8 > (uint64_t)INT64_MAX - EVB_DLQS_HDR_BYTES)
-        return -EFBIG;
-    int k = pread_all(fd, &b, 1, (off_t)(EVB_DLQS_HDR_BYTES + o / 8));
-    if (k < 0)
-        return k;
-    return k == 1 && (b >> (o % 8) & 1);
+    uint64_t k = o / EVB_DLQS_BLOCK_BITS, i = o % EVB_DLQS_BLOCK_BITS;
+    if (k >= blocks)
+        return 0;
+    struct evb_dlqs_block b;
+    int rc = block_read(fd, path, k, &b);
+    if (rc)
+        return rc;
+    return b.bits[i / 8] >> (i % 8) & 1;
+}
+
+/* Count bitmap blocks up to K + 1: each new block is written (no bits,
+ * its crc) and synced before the header counts it, so a kill between
+ * leaves a block nobody reads. */
+static int blocks_grow(struct resub *rs, uint64_t k)
+{
+    if (k >= UINT32_MAX)
+        return evb_err_set(-EFBIG, "%s: dead-letter offsets past %llu are not recorded",
+                           rs->path, (unsigned long long)UINT32_MAX * EVB_DLQS_BLOCK_BITS);
+    struct evb_dlqs_block b = {0};
+    for (uint64_t j = rs->blocks; j <= k; j++) {
+        b.crc32c = block_crc(j, &b);
+        int rc = pwrite_all(rs->fd, &b, sizeof b, block_at(j));
+        if (rc)
+            return evb_err_set(rc, "%s: %s", rs->path, strerror(-rc));
+    }
+    int rc = state_sync(rs);
+    if (rc)
+        return rc;
+    struct evb_dlqs_hdr h;
+    int n = pread_all(rs->fd, &h, offsetof(struct evb_dlqs_hdr, intent), 0);
+    if (n < 0)
+        return evb_err_set(n, "%s: %s", rs->path, strerror(-n));
+    h.blocks = (uint32_t)k + 1;
+    h.crc32c = hdr_crc(&h);
+    if ((rc = pwrite_all(rs->fd, &h, offsetof(struct evb_dlqs_hdr, intent), 0)))
+        return evb_err_set(rc, "%s: %s", rs->path, strerror(-rc));
+    rs->blocks = h.blocks;
+    return state_sync(rs);
 }
 
 static int bit_set(struct resub *rs, uint64_t o)
 {
-    uint8_t b = 0;
-    if (o / 8 > (uint64_t)INT64_MAX - EVB_DLQS_HDR_BYTES)
-        return -EFBIG;
-    off_t at = (off_t)(EVB_DLQS_HDR_BYTES + o / 8);
-    int k = pread_all(rs->fd, &b, 1, at);
-    if (k < 0)
-        return k;
-    b |= (uint8_t)(1u << (o % 8));
-    if ((k = pwrite_all(rs->fd, &b, 1, at)))
-        return evb_err_set(k, "%s: %s", rs->path, strerror(-k));
+    uint64_t k = o / EVB_DLQS_BLOCK_BITS, i = o % EVB_DLQS_BLOCK_BITS;
+    int rc;
+    if (k >= rs->blocks && (rc = blocks_grow(rs, k)))
+        return rc;
+    struct evb_dlqs_block b;
+    if ((rc = block_read(rs->fd, rs->path, k, &b)))
+        return rc;
+    b.bits[i / 8] |= (uint8_t)(1u << (i % 8));
+    b.crc32c = block_crc(k, &b);
+    if ((rc = pwrite_all(rs->fd, &b, sizeof b, block_at(k))))
+        return evb_err_set(rc, "%s: %s", rs->path, strerror(-rc));
     return state_sync(rs);
 }
 
@@ -153,7 +256,7 @@ static int intent_write(struct resub *rs, uint64_t o, uint32_t part, uint64_t po
 {
     struct evb_dlqs_intent in = {.dlq_offset = o, .origin_position = pos,
                                  .origin_partition = part, .state = st};
-    in.crc32c = evb_crc32c(0, &in, offsetof(struct evb_dlqs_intent, crc32c));
+    in.crc32c = intent_crc(&in);
     int rc = pwrite_all(rs->fd, &in, sizeof in, EVB_DLQS_INTENT_AT);
     if (rc)
         return evb_err_set(rc, "%s: %s", rs->path, strerror(-rc));
@@ -165,6 +268,7 @@ static void state_init(void *map, void *arg)
     (void)arg;
     struct evb_dlqs_hdr h = {.magic = EVB_DLQS_MAGIC, .version = EVB_DLQS_VERSION,
                              .hdr_bytes = EVB_DLQS_HDR_BYTES, .format = EVB_DLQS_FORMAT_WORD};
+    h.crc32c = hdr_crc(&h);
     memcpy(map, &h, sizeof h);
 }
 
@@ -182,7 +286,12 @@ static int state_open(struct resub *rs, uint32_t file_mode)
                    ? evb_err_set(-EBUSY, "dead-letter topic %s: another resubmit is running "
                                  "(it holds %s)", rs->dlq, rs->path)
                    : evb_err_set(-errno, "%s: flock: %s", rs->path, strerror(errno));
-    return state_check(fd, rs->path);
+    struct evb_dlqs_hdr h;
+    int rc = state_check(fd, rs->path, &h);
+    if (rc || (rc = blocks_check(fd, rs->path, h.blocks)))
+        return rc;
+    rs->blocks = h.blocks;
+    return 0;
 }
 
 /* ---- reading events ---- */
@@ -307,13 +416,13 @@ static int recover(struct resub *rs, bool settle_done)
     int k = pread_all(rs->fd, &in, sizeof in, EVB_DLQS_INTENT_AT);
     if (k < 0)
         return evb_err_set(k, "%s: %s", rs->path, strerror(-k));
-    if ((size_t)k < sizeof in || in.state != EVB_DLQS_CLAIMED ||
-        in.crc32c != evb_crc32c(0, &in, offsetof(struct evb_dlqs_intent, crc32c)))
-        return 0; /* none, or torn before its claim could be committed */
+    /* state_check found it whole (or all zero: none). */
+    if ((size_t)k < sizeof in || in.state != EVB_DLQS_CLAIMED)
+        return 0;
     if (in.origin_position % 8)
         return evb_err_set(-EBADMSG, "%s: the recorded claim's position %llu is not a frame "
                            "boundary", rs->path, (unsigned long long)in.origin_position);
-    int rc = bit_get(rs->fd, in.dlq_offset);
+    int rc = bit_get(rs->fd, rs->path, rs->blocks, in.dlq_offset);
     if (rc == 0) {
         rc = claim_committed(rs, in.dlq_offset, in.origin_partition, in.origin_position);
         if (rc == -ESTALE && settle_done)
@@ -328,26 +437,24 @@ static int recover(struct resub *rs, bool settle_done)
 
 /* ---- publishing ---- */
 
-static int resubmit_one(struct resub *rs, const evb_event *ev, evb_resubmit_report *rep)
+static int resubmit_one(struct resub *rs, const evb_event *ev, const struct evb_dlq_record *rec,
+                        evb_resubmit_report *rep)
 {
-    struct evb_dlq_record rec;
-    int rc = decode_own(rs, ev, &rec);
-    if (rc)
-        return rc;
-    int32_t part = rec.origin_partition < rs->nparts ? (int32_t)rec.origin_partition
+    int rc;
+    int32_t part = rec->origin_partition < rs->nparts ? (int32_t)rec->origin_partition
                                                       : EVB_PARTITION_ANY;
     struct evb_claim cl;
-    if ((rc = evb_claim(rs->p, part, rec.key, rec.key_len, rec.value_len, &cl)))
+    if ((rc = evb_claim(rs->p, part, rec->key, rec->key_len, rec->value_len, &cl)))
         return evb_err_set(rc, "topic %s: claiming room for dead-letter offset %llu: %s",
                            rs->topic, (unsigned long long)ev->offset, evb_strerror(rc));
-    evb_claim_set_type(rs->p, rec.type);
+    evb_claim_set_type(rs->p, rec->type);
     if ((rc = intent_write(rs, ev->offset, cl.partition, cl.position, EVB_DLQS_CLAIMED))) {
         evb_abort(rs->p, &cl);
         return rc;
     }
     EVB_CRASH_POINT("dlq.resubmit.after_intent");
-    if (rec.value_len)
-        memcpy(cl.value, rec.value, rec.value_len);
+    if (rec->value_len)
+        memcpy(cl.value, rec->value, rec->value_len);
     if ((rc = evb_commit(rs->p, &cl))) {
         /* Padded: not published. The intent says so to any rerun too. */
         intent_write(rs, 0, 0, 0, EVB_DLQS_NONE);
@@ -374,16 +481,25 @@ static int deal(struct resub *rs, const evb_event *ev, bool all,
                 int (*fn)(const evb_resubmit_report *r, void *arg), void *arg, bool *stop)
 {
     evb_resubmit_report rep = {.dlq_offset = ev->offset, .status = EVB_RESUBMIT_ALREADY};
-    int rc = bit_get(rs->fd, ev->offset);
-    if (rc == 0)
-        rc = resubmit_one(rs, ev, &rep);
-    else if (rc == 1)
-        rc = 0;
-    /* Garbage in the DLQ (anyone who may publish there can put it there)
-     * must not stop every event after it from going back. */
-    if (all && (rc == -EBADMSG || rc == -EPROTO)) {
-        rep.status = EVB_RESUBMIT_SKIPPED;
-        rep.error = rc;
+    /* A damaged state file stops the run: its -EBADMSG is not a bad DLQ
+     * record to skip. */
+    int rc = bit_get(rs->fd, rs->path, rs->blocks, ev->offset);
+    if (rc < 0)
+        return rc;
+    if (rc == 0) {
+        struct evb_dlq_record rec;
+        rc = decode_own(rs, ev, &rec);
+        if (rc == 0) {
+            rc = resubmit_one(rs, ev, &rec, &rep);
+        } else if (all && (rc == -EBADMSG || rc == -EPROTO)) {
+            /* Garbage in the DLQ (anyone who may publish there can put
+             * it there) must not stop every event after it from going
+             * back. */
+            rep.status = EVB_RESUBMIT_SKIPPED;
+            rep.error = rc;
+            rc = 0;
+        }
+    } else {
         rc = 0;
     }
     if (rc >= 0 && fn && fn(&rep, arg))
@@ -490,11 +606,10 @@ EVB_EXPORT int evb_dlq_resubmitted(evb_bus *bus, const char *topic, uint64_t dlq
         return 0;
     if (fd < 0)
         return evb_open_fail(fd, path);
-    rc = state_check(fd, path);
+    struct evb_dlqs_hdr h;
+    rc = state_check(fd, path, &h);
     if (rc == 0)
-        rc = bit_get(fd, dlq_offset);
-    else if (rc == 1)
-        rc = 0;
+        rc = bit_get(fd, path, h.blocks, dlq_offset);
     close(fd);
     return rc;
 }
