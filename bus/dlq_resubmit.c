@@ -595,6 +595,7 @@ EVB_EXPORT int evb_dlq_resubmitted(evb_bus *bus, const char *topic, uint64_t dlq
 {
     if (!bus || !topic)
         return -EINVAL;
+    evb_err_clear();
     char dlq[EVB_NAME_MAX + 1], path[PATH_MAX + 32];
     bool durable;
     int rc = evb_name_check(topic, "topic");

@@ -148,11 +148,12 @@ static int json_bytes(dlq_cmd *d, json_t *o, const char *field, const void *p, s
     return json_object_set_new(o, name, json_stringn(d->tmp.data, d->tmp.len));
 }
 
+/* DONE: 1 resubmitted, 0 pending, < 0 unknown (the state is damaged). */
 static int list_json(dlq_cmd *d, const evb_event *ev, const struct evb_dlq_record *r,
-                     bool done)
+                     int done)
 {
     json_t *o = json_pack("{s:o, s:s, s:I, s:o, s:o, s:o, s:o, s:I, s:s, s:I, s:I, s:o, "
-                          "s:I, s:I, s:b}",
+                          "s:I, s:I, s:o}",
                           "offset", cli_json_u64(ev->offset),
                           "origin_topic", r->origin_topic,
                           "origin_partition", (json_int_t)r->origin_partition,
@@ -167,7 +168,7 @@ static int list_json(dlq_cmd *d, const evb_event *ev, const struct evb_dlq_recor
                           "producer_seq", cli_json_u64(r->producer_seq),
                           "type", (json_int_t)r->type,
                           "flags", (json_int_t)r->flags,
-                          "resubmitted", done);
+                          "resubmitted", done < 0 ? json_null() : json_boolean(done));
     if (o == NULL)
         return cli_error(&d->c, "building JSON output: out of memory");
     if (json_bytes(d, o, "reason", r->reason, r->reason_len) < 0 ||
@@ -181,14 +182,15 @@ static int list_json(dlq_cmd *d, const evb_event *ev, const struct evb_dlq_recor
 }
 
 static int list_text(dlq_cmd *d, const evb_event *ev, const struct evb_dlq_record *r,
-                     bool done)
+                     int done)
 {
     char when[40], head[256];
     util_fmt_time_ns(r->reject_time_ns, when, sizeof when);
     int n = snprintf(head, sizeof head, "%llu from %u:%llu deliveries=%u at %s by=%s %s key=",
                      (unsigned long long)ev->offset, r->origin_partition,
                      (unsigned long long)r->origin_offset, r->deliveries, when,
-                     r->rejecter[0] ? r->rejecter : "-", done ? "resubmitted" : "pending");
+                     r->rejecter[0] ? r->rejecter : "-",
+                     done < 0 ? "unknown" : done ? "resubmitted" : "pending");
     d->out.len = 0;
     if (util_buf_append(&d->out, head, (size_t)n) < 0 ||
         (r->key_len ? util_escape(&d->out, r->key, r->key_len)
@@ -212,6 +214,7 @@ static int dlq_list(dlq_cmd *d)
         return cli_fail(&d->c, err, "topic %s: dead-letter topic %s", d->topic, d->dlq);
     int rc = 0;
     bool bad = false;
+    int state_err = 0;
     uint64_t printed = 0;
     while (rc == 0 && !cli_stop && !(d->has_limit && printed >= d->limit)) {
         evb_event ev;
@@ -239,12 +242,31 @@ static int dlq_list(dlq_cmd *d)
             bad = true;
             continue;
         }
-        int done = evb_dlq_resubmitted(d->c.bus, d->topic, ev.offset);
-        rc = d->c.json ? list_json(d, &ev, &r, done == 1) : list_text(d, &ev, &r, done == 1);
+        /*
+         * A state file that cannot be read leaves each record's state
+         * unknown, never "pending": pending is what resubmit --all would
+         * publish, so a wrong one invites a duplicate. The records are
+         * still listed, as `nats stream view` or a Kafka console consumer
+         * show messages whatever a consumer's bookkeeping says: the
+         * events themselves are intact and are what an operator needs to
+         * decide what to do about the state. One line on stderr names
+         * the file, the exit status is 1 so no script takes the list for
+         * complete, and once the file is found damaged no later record
+         * is judged by it either.
+         */
+        int done = state_err ? state_err
+                             : evb_dlq_resubmitted(d->c.bus, d->topic, ev.offset);
+        if (done < 0 && !state_err) {
+            state_err = done;
+            fprintf(stderr, "evbus dlq: %s: %s; state shown as unknown from dead-letter "
+                    "offset %llu on\n", d->topic, evb_last_error()[0] ? evb_last_error()
+                    : evb_strerror(done), (unsigned long long)ev.offset);
+        }
+        rc = d->c.json ? list_json(d, &ev, &r, done) : list_text(d, &ev, &r, done);
         printed++;
     }
     evb_consumer_close(cons);
-    return rc ? rc : bad ? CLI_FAIL : CLI_OK;
+    return rc ? rc : bad || state_err ? CLI_FAIL : CLI_OK;
 }
 
 /* ---- resubmit -------------------------------------------------------- */

@@ -1174,7 +1174,9 @@ int evb_dlq_resubmit(evb_bus *bus, const char *topic, uint64_t offset, uint32_t 
  * Whether the event at DLQ_OFFSET of TOPIC's dead-letter topic was
  * resubmitted (by a finished evb_dlq_resubmit(); one that is running may
  * have published one more). Returns 1, 0, -ENOENT (no such DLQ),
- * -EBADMSG (its state file is not one), -EPROTO.
+ * -EBADMSG (the state file is damaged: its header, its record of a claim,
+ * its length or the part that holds DLQ_OFFSET; then the answer is not
+ * known, never 0), -EPROTO (a state file of another version).
  */
 int evb_dlq_resubmitted(evb_bus *bus, const char *topic, uint64_t dlq_offset);
 

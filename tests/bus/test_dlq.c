@@ -625,3 +625,95 @@ Test(dlq, empty_state_file_is_damage)
     int seen[3] = {0};
     cr_assert_eq(count_values("es", seen, 3), 6, "something was resubmitted twice");
 }
+
+/* ---- a damaged state file ---- */
+
+static uint64_t done_below;
+
+static int never_again(const evb_resubmit_report *rep, void *arg)
+{
+    const char *what = arg;
+    cr_assert(!(rep->status == EVB_RESUBMIT_PUBLISHED && rep->dlq_offset < done_below),
+              "dead-letter offset %llu resubmitted a second time after %s",
+              (unsigned long long)rep->dlq_offset, what);
+    return 0;
+}
+
+static void put_file(const char *path, const void *p, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    cr_assert(f, "%s", path);
+    cr_assert_eq(fwrite(p, 1, n, f), n);
+    cr_assert_eq(fclose(f), 0);
+}
+
+/*
+ * Damage swept over the whole state file (header, intent, bitmap block):
+ * 8 bytes zeroed, set to 0xff, XORed, or random, and truncation at every
+ * 4th byte. Whatever it does, each offset reads either as the truth or as
+ * an error, never as pending when it was resubmitted (nor the reverse),
+ * and resubmit --all publishes none of the done ones again.
+ */
+Test(dlq, damaged_state_never_reads_pending_nor_resubmits_twice)
+{
+    enum { N = 20, DONE = 10 };
+    make_topic("ds", 1, EVB_DURABILITY_NONE);
+    publish_n("ds", N);
+    cr_assert_eq(reject_some("ds", N, all), N);
+    for (uint64_t o = 0; o < DONE; o++)
+        cr_assert_eq(evb_dlq_resubmit(bus, "ds", o, 0, NULL, NULL), 1, "%s", evb_last_error());
+    done_below = DONE;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/ds.dlq/resubmit.state", t_bus_dir());
+    uint8_t good[4096], bad[4096];
+    FILE *f = fopen(path, "rb");
+    cr_assert(f);
+    size_t n = fread(good, 1, sizeof good, f);
+    fclose(f);
+    cr_assert_eq(n, EVB_DLQS_HDR_BYTES + EVB_DLQS_BLOCK_BYTES);
+    static const char *kinds[] = {"zeroed", "0xff", "xor 0x5a", "random", "truncated"};
+    srand(10);
+    int cases = 0, refused = 0;
+    for (size_t at = 0; at < n; at += 4) {
+        for (int kind = 0; kind < 5; kind++) {
+            size_t len = n;
+            memcpy(bad, good, n);
+            for (size_t i = at; i < at + 8 && i < n; i++)
+                bad[i] = kind == 0 ? 0 : kind == 1 ? 0xff : kind == 2 ? bad[i] ^ 0x5a
+                                                                     : (uint8_t)rand();
+            if (kind == 4)
+                len = at;
+            if (len == n && memcmp(bad, good, n) == 0)
+                continue;
+            put_file(path, bad, len);
+            char what[64];
+            snprintf(what, sizeof what, "%s at byte %zu", kinds[kind], at);
+            cases++;
+            int err = 0;
+            for (uint64_t o = 0; o < N; o++) {
+                int rc = evb_dlq_resubmitted(bus, "ds", o);
+                if (rc < 0) {
+                    cr_assert(rc == -EBADMSG || rc == -EPROTO, "%s: %d", what, rc);
+                    cr_assert(strstr(evb_last_error(), path), "%s: %s", what, evb_last_error());
+                    err = rc;
+                    continue;
+                }
+                cr_assert_eq(rc, o < DONE, "%s: offset %llu read as %s", what,
+                             (unsigned long long)o, rc ? "resubmitted" : "pending");
+            }
+            int rc = evb_dlq_resubmit(bus, "ds", 0, EVB_RESUBMIT_ALL, never_again, what);
+            if (err) {
+                refused++;
+                cr_assert_lt(rc, 0, "%s: resubmit took a state list could not read", what);
+            }
+        }
+    }
+    /* Everything here is damage the format can see. */
+    cr_expect_eq(refused, cases, "%d of %d damaged states went unnoticed", cases - refused,
+                 cases);
+    put_file(path, good, n);
+    cr_assert_eq(evb_dlq_resubmit(bus, "ds", 0, EVB_RESUBMIT_ALL, never_again, "no damage"),
+                 N - DONE, "%s", evb_last_error());
+    int seen[N] = {0};
+    cr_assert_eq(count_values("ds", seen, N), 2 * N);
+}
