@@ -163,7 +163,57 @@ assert not bad, bad'
     end
 }
 
+test_damaged_state() {
+    begin "a damaged resubmit state: list says unknown and exits 1, resubmit refuses"
+    drun create d --partitions 1
+    drun pub d bad-0 bad-1 bad-2 bad-3 bad-4
+    "$REJECT" "$DBUS" "$DATA" d >"$OUT" 2>"$ERR" || true
+    check "5 rejected" out_is "5 5"
+    drun dlq resubmit d --offset 0
+    drun dlq resubmit d --offset 1
+    check "two resubmitted" rc_is 0
+    local st="$DBUS/d.dlq/resubmit.state" how size
+    check "the state file is there" [ -s "$st" ]
+    cp "$st" "$TMP/good.state"
+    size=$(stat -c %s "$st")
+    for how in empty zeroed random truncated bitmap; do
+        cp "$TMP/good.state" "$st"
+        case $how in
+        empty) : >"$st" ;;
+        zeroed) head -c "$size" /dev/zero >"$st" ;;
+        random) head -c "$size" /dev/urandom >"$st" ;;
+        truncated) truncate -s 70 "$st" ;;
+        bitmap) printf '\0\0\0\0' | dd of="$st" bs=1 seek=64 conv=notrunc status=none ;;
+        esac
+        drun dlq list d
+        check "$how: list exits 1" rc_is 1
+        check "$how: every record listed" [ "$(wc -l <"$OUT")" -eq 5 ]
+        check "$how: none pending or resubmitted" [ "$(grep -c ' unknown ' "$OUT")" -eq 5 ]
+        check "$how: one line naming the file" err_one_line
+        check "$how: names the file" err_has "resubmit.state"
+        drun dlq list d --json
+        check "$how: json exits 1" rc_is 1
+        check "$how: json resubmitted is null" py 'import json,sys
+o=[json.loads(l) for l in sys.stdin]
+assert len(o) == 5 and all(x["resubmitted"] is None for x in o), o'
+        drun dlq resubmit d --all
+        check "$how: resubmit refuses" rc_is 1
+        check "$how: resubmit publishes nothing" [ "$(grep -c '^resubmitted' "$OUT" || true)" -eq 0 ]
+    done
+    cp "$TMP/good.state" "$st"
+    drun dlq list d
+    check "restored: list exits 0" rc_is 0
+    check "restored: 2 resubmitted" [ "$(grep -c ' resubmitted ' "$OUT")" -eq 2 ]
+    check "restored: 3 pending" [ "$(grep -c ' pending ' "$OUT")" -eq 3 ]
+    drun dlq resubmit d --all
+    check "restored: the other 3 go" [ "$(grep -c '^resubmitted' "$OUT")" -eq 3 ]
+    count_values d >"$OUT"
+    check "each event twice: the original and one resubmit" out_is "$(for i in 0 1 2 3 4; do echo "bad-$i 2"; done)"
+    end
+}
+
 test_round_trip
 test_usage
+test_damaged_state
 test_killed_halfway
 finish
