@@ -614,3 +614,36 @@ EVB_EXPORT int evb_dlq_resubmitted(evb_bus *bus, const char *topic, uint64_t dlq
     close(fd);
     return rc;
 }
+
+EVB_EXPORT int evb_dlq_resubmitted_count(evb_bus *bus, const char *topic, uint64_t *count)
+{
+    if (!bus || !topic || !count)
+        return -EINVAL;
+    evb_err_clear();
+    *count = 0;
+    char dlq[EVB_NAME_MAX + 1], path[PATH_MAX + 32];
+    bool durable;
+    int rc = evb_name_check(topic, "topic");
+    if (rc || (rc = evb_dlq_name(topic, dlq)) ||
+        (rc = state_path(bus, dlq, path, sizeof path, &durable)))
+        return rc;
+    int fd = evb_open_file(AT_FDCWD, path, O_RDONLY, 0, EVB_FILE_REG);
+    if (fd == -ENOENT)
+        return 0;
+    if (fd < 0)
+        return evb_open_fail(fd, path);
+    struct evb_dlqs_hdr h;
+    rc = state_check(fd, path, &h);
+    uint64_t n = 0;
+    struct evb_dlqs_block b;
+    for (uint64_t k = 0; rc == 0 && k < h.blocks; k++) {
+        if ((rc = block_read(fd, path, k, &b)))
+            break;
+        for (size_t i = 0; i < sizeof b.bits; i++)
+            n += (uint64_t)__builtin_popcount(b.bits[i]);
+    }
+    close(fd);
+    if (rc == 0)
+        *count = n;
+    return rc;
+}

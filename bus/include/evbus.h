@@ -1180,6 +1180,16 @@ int evb_dlq_resubmit(evb_bus *bus, const char *topic, uint64_t offset, uint32_t 
  */
 int evb_dlq_resubmitted(evb_bus *bus, const char *topic, uint64_t dlq_offset);
 
+/**
+ * How many events of TOPIC's dead-letter topic were resubmitted (by
+ * finished evb_dlq_resubmit() calls), into *COUNT; 0 when none ever was.
+ * Reads the whole state file (a few bytes per 480 DLQ events), checking
+ * it: a damaged one is -EBADMSG and *COUNT is then 0 and meaningless.
+ * Returns 0, -ENOENT (no such DLQ), -EBADMSG, -EPROTO, -EINVAL.
+ * Thread-safe; does not block beyond reading the file.
+ */
+int evb_dlq_resubmitted_count(evb_bus *bus, const char *topic, uint64_t *count);
+
 /* ------------------------------------------------------------------ */
 /* Durable topics: the flush daemon and segment dumps                 */
 /* ------------------------------------------------------------------ */

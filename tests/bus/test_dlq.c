@@ -462,6 +462,10 @@ Test(dlq, resubmit_puts_each_event_back_once)
     for (uint64_t o = 0; o < 4; o++)
         cr_expect_eq(evb_dlq_resubmitted(bus, "rs", o), 1);
     cr_expect_eq(evb_dlq_resubmitted(bus, "rs", 4), 0);
+    uint64_t count = 99;
+    cr_expect_eq(evb_dlq_resubmitted_count(bus, "rs", &count), 0);
+    cr_expect_eq(count, 4);
+    cr_expect_eq(evb_dlq_resubmitted_count(bus, "nosuch", &count), -ENOENT);
     /* Back where they were: the original partition. */
     evb_consumer *c;
     evb_consumer_options co = {.kind = EVB_SUBSCRIBER, .start = EVB_START_EARLIEST};
@@ -701,7 +705,13 @@ Test(dlq, damaged_state_never_reads_pending_nor_resubmits_twice)
                 cr_assert_eq(rc, o < DONE, "%s: offset %llu read as %s", what,
                              (unsigned long long)o, rc ? "resubmitted" : "pending");
             }
-            int rc = evb_dlq_resubmit(bus, "ds", 0, EVB_RESUBMIT_ALL, never_again, what);
+            uint64_t count;
+            int rc = evb_dlq_resubmitted_count(bus, "ds", &count);
+            cr_assert(rc < 0 || count == DONE, "%s: %llu resubmitted counted", what,
+                      (unsigned long long)count);
+            if (rc < 0)
+                err = rc;
+            rc = evb_dlq_resubmit(bus, "ds", 0, EVB_RESUBMIT_ALL, never_again, what);
             if (err) {
                 refused++;
                 cr_assert_lt(rc, 0, "%s: resubmit took a state list could not read", what);
@@ -712,8 +722,13 @@ Test(dlq, damaged_state_never_reads_pending_nor_resubmits_twice)
     cr_expect_eq(refused, cases, "%d of %d damaged states went unnoticed", cases - refused,
                  cases);
     put_file(path, good, n);
+    uint64_t count;
+    cr_assert_eq(evb_dlq_resubmitted_count(bus, "ds", &count), 0, "%s", evb_last_error());
+    cr_assert_eq(count, DONE);
     cr_assert_eq(evb_dlq_resubmit(bus, "ds", 0, EVB_RESUBMIT_ALL, never_again, "no damage"),
                  N - DONE, "%s", evb_last_error());
+    cr_assert_eq(evb_dlq_resubmitted_count(bus, "ds", &count), 0, "%s", evb_last_error());
+    cr_assert_eq(count, N);
     int seen[N] = {0};
     cr_assert_eq(count_values("ds", seen, N), 2 * N);
 }
