@@ -28,9 +28,12 @@ static const char stat_usage[] =
     "disk lag: log bytes not yet fdatasync'ed (unsynced = tail - durable\n"
     "position; JSON adds unflushed_bytes = tail - flushed position, and\n"
     "retention_unconsumed: log bytes retention's cap removed before a named\n"
-    "consumer had committed past them). Per consumer group one line: members\n"
-    "and lag (a queue group: backlog, events in flight, redelivered and\n"
-    "dead-lettered); evbus groups shows each in full.\n"
+    "consumer had committed past them). Per consumer group one line: members,\n"
+    "lag and events its members rejected to the dead-letter topic (a queue\n"
+    "group: backlog, events in flight, redelivered and dead-lettered); evbus\n"
+    "groups shows each in full. A topic with a dead-letter topic TOPIC.dlq\n"
+    "gets a line with the events in it and how many were resubmitted\n"
+    "(evbus dlq; `unknown` and why when its resubmit state is damaged).\n"
     "\n"
     "A topic that cannot be read (damaged: evbus list says why; a topic.conf\n"
     "that names other rings; no permission) is shown with the reason in place\n"
@@ -66,6 +69,12 @@ typedef struct topic_snap {
      * was read. */
     char *error;
     bool damaged;       /* error was -EBADMSG */
+    /* Its dead-letter topic <name>.dlq, when there is one: events in it
+     * (offsets it ever gave, junk included), and how many of them were
+     * resubmitted, or why that is not known (dlq_state_error). */
+    bool has_dlq;
+    uint64_t dlq_events, dlq_resubmitted;
+    char *dlq_state_error;
 } topic_snap;
 
 typedef struct snapshot {
@@ -88,6 +97,7 @@ static void snap_free(snapshot *s)
             free(s->topics[i].parts[p].readers);
         free(s->topics[i].parts);
         free(s->topics[i].error);
+        free(s->topics[i].dlq_state_error);
     }
     free(s->topics);
     *s = (snapshot){ 0 };
@@ -123,6 +133,38 @@ static void snap_topic_clear(topic_snap *ts)
     ts->nparts = 0;
 }
 
+/* Load TS's dead-letter topic, if it has one. A DLQ that cannot be read
+ * is left out (it is a topic of its own, shown with its reason); a state
+ * file that cannot be read makes the resubmitted count unknown, never 0.
+ * Returns 0 or -ENOMEM. */
+static int snap_dlq(evb_bus *bus, topic_snap *ts)
+{
+    char dlq[EVB_NAME_MAX + 16];
+    struct evb_topic_info di;
+    size_t len = strlen(ts->ti.name), sl = strlen(EVB_DLQ_SUFFIX);
+    if (len >= sl && strcmp(ts->ti.name + len - sl, EVB_DLQ_SUFFIX) == 0)
+        return 0; /* a DLQ has no DLQ of its own */
+    snprintf(dlq, sizeof(dlq), "%s%s", ts->ti.name, EVB_DLQ_SUFFIX);
+    if (evb_topic_info(bus, dlq, &di) < 0)
+        return 0;
+    uint64_t events = 0;
+    for (uint32_t p = 0; p < di.config.partitions; p++) {
+        struct evb_partition_stat ps;
+        if (evb_partition_stat(bus, dlq, p, &ps) < 0)
+            return 0;
+        events += ps.tail_offset;
+    }
+    ts->has_dlq = true;
+    ts->dlq_events = events;
+    int rc = evb_dlq_resubmitted_count(bus, ts->ti.name, &ts->dlq_resubmitted);
+    if (rc < 0) {
+        const char *detail = evb_last_error();
+        if ((ts->dlq_state_error = strdup(detail[0] ? detail : evb_strerror(rc))) == NULL)
+            return -ENOMEM;
+    }
+    return 0;
+}
+
 /*
  * Load TOPIC into the next slot of S. A topic that does not read (error
  * RC other than -ENOENT, gone, or -ENOMEM) takes its slot with the reason
@@ -146,7 +188,7 @@ static int snap_topic(evb_bus *bus, const char *topic, snapshot *s)
     for (; rc == 0 && ts->nparts < np; ts->nparts++)
         rc = snap_part(bus, topic, ts->nparts, &ts->parts[ts->nparts]);
     if (rc == 0)
-        return 0;
+        return snap_dlq(bus, ts);
     snap_topic_clear(ts);
     if (rc == -ENOENT || rc == -ENOMEM) {
         s->n--;
@@ -297,7 +339,7 @@ static evb_bus *stat_bus;
  * flight. -errno when the group cannot be read. */
 typedef struct group_line {
     evb_group_summary sum;
-    uint64_t lag_events, backlog_bytes, in_flight, redelivered, dead_lettered;
+    uint64_t lag_events, backlog_bytes, in_flight, redelivered, dead_lettered, rejected;
 } group_line;
 
 static int group_line_of(const char *topic, const char *group, group_line *g)
@@ -313,6 +355,7 @@ static int group_line_of(const char *topic, const char *group, group_line *g)
         g->in_flight += ps[p].in_flight;
         g->redelivered += ps[p].redelivered;
         g->dead_lettered += ps[p].dead_lettered;
+        g->rejected += ps[p].rejected;
     }
     free(ps);
     return n < 0 ? n : 0;
@@ -334,9 +377,10 @@ static int print_group(const char *group, void *arg)
                (unsigned long long)g.backlog_bytes, (unsigned long long)g.in_flight,
                (unsigned long long)g.redelivered, (unsigned long long)g.dead_lettered, topic);
     else
-        printf("  group %s: %u member%s, lag %llu events, %llu expelled (evbus groups %s)\n",
-               group, g.sum.members, g.sum.members == 1 ? "" : "s",
-               (unsigned long long)g.lag_events, (unsigned long long)g.sum.expelled, topic);
+        printf("  group %s: %u member%s, lag %llu events, %llu rejected, %llu expelled "
+               "(evbus groups %s)\n", group, g.sum.members, g.sum.members == 1 ? "" : "s",
+               (unsigned long long)g.lag_events, (unsigned long long)g.rejected,
+               (unsigned long long)g.sum.expelled, topic);
     return 0;
 }
 
@@ -361,7 +405,9 @@ static int group_json(const char *group, void *arg)
                                             cli_json_u64(g.redelivered), "dead_lettered",
                                             cli_json_u64(g.dead_lettered)));
     else
-        json_object_set_new(o, "lag_events", cli_json_u64(g.lag_events));
+        json_object_update_new(o, json_pack("{s:o, s:o}", "lag_events",
+                                            cli_json_u64(g.lag_events), "rejected",
+                                            cli_json_u64(g.rejected)));
     json_array_append_new(a, o);
     return 0;
 }
@@ -398,6 +444,14 @@ static void print_topic(const stat_round *r, const topic_snap *ts)
         putchar('\n');
         print_readers(r, &ts->parts[p], pp);
     }
+    if (ts->has_dlq && ts->dlq_state_error)
+        printf("  dead-letter topic %s%s: %llu events, resubmitted unknown: %s\n",
+               ts->ti.name, EVB_DLQ_SUFFIX, (unsigned long long)ts->dlq_events,
+               ts->dlq_state_error);
+    else if (ts->has_dlq)
+        printf("  dead-letter topic %s%s: %llu events, %llu resubmitted (evbus dlq list %s)\n",
+               ts->ti.name, EVB_DLQ_SUFFIX, (unsigned long long)ts->dlq_events,
+               (unsigned long long)ts->dlq_resubmitted, ts->ti.name);
     evb_group_list(stat_bus, ts->ti.name, print_group, (void *)ts->ti.name);
 }
 
@@ -483,9 +537,23 @@ static json_t *round_json(const stat_round *r)
         json_t *groups = json_array();
         void *ga[2] = {groups, (void *)ts->ti.name};
         evb_group_list(stat_bus, ts->ti.name, group_json, ga);
-        json_array_append_new(topics, json_pack("{s:s, s:o, s:o, s:o}", "name", ts->ti.name,
-                                                "config", cli_config_json(&ts->ti.config),
-                                                "partitions", parts, "groups", groups));
+        json_t *o = json_pack("{s:s, s:o, s:o, s:o}", "name", ts->ti.name, "config",
+                              cli_config_json(&ts->ti.config), "partitions", parts, "groups",
+                              groups);
+        /* "dlq": null when the topic has no dead-letter topic; in it
+         * "resubmitted": null, with "state_error", when not known. */
+        char dn[EVB_NAME_MAX + 16];
+        snprintf(dn, sizeof(dn), "%s%s", ts->ti.name, EVB_DLQ_SUFFIX);
+        json_t *dlq = !ts->has_dlq ? json_null()
+                      : json_pack("{s:s, s:o, s:o}", "name", dn,
+                                  "events", cli_json_u64(ts->dlq_events),
+                                  "resubmitted", ts->dlq_state_error
+                                                     ? json_null()
+                                                     : cli_json_u64(ts->dlq_resubmitted));
+        if (dlq != NULL && ts->dlq_state_error)
+            json_object_set_new(dlq, "state_error", json_string(ts->dlq_state_error));
+        json_object_set_new(o, "dlq", dlq);
+        json_array_append_new(topics, o);
     }
     return json_pack("{s:f, s:o}", "interval_s", r->dt, "topics", topics);
 }

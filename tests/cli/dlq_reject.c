@@ -5,9 +5,15 @@
  * CLI has no reject of its own (a consumer decides what it cannot
  * process), so the test plays that consumer with the public API only.
  *
- * Usage: dlq_reject BUS DATA_DIR TOPIC; prints "<read> <rejected>".
+ * With a fourth argument group:NAME it reads as a member of partition
+ * group NAME instead, and with queue:NAME as a member of queue group NAME
+ * (acknowledging what it does not reject, and committing nothing).
+ *
+ * Usage: dlq_reject BUS DATA_DIR TOPIC [group:NAME|queue:NAME]; prints
+ * "<read> <rejected>".
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -15,14 +21,26 @@
 
 int main(int argc, char **argv)
 {
-    if (argc != 4) {
-        fprintf(stderr, "usage: dlq_reject BUS DATA_DIR TOPIC\n");
+    if (argc != 4 && argc != 5) {
+        fprintf(stderr, "usage: dlq_reject BUS DATA_DIR TOPIC [group:NAME|queue:NAME]\n");
         return 2;
     }
     evb_bus *bus;
     evb_bus_options bo = {.data_dir = argv[2]};
     evb_consumer *c;
     evb_consumer_options co = {.kind = EVB_CONSUMER, .name = "handler"};
+    bool queue = false;
+    if (argc == 5 && strncmp(argv[4], "group:", 6) == 0) {
+        co.kind = EVB_GROUP_MEMBER;
+        co.name = argv[4] + 6;
+    } else if (argc == 5 && strncmp(argv[4], "queue:", 6) == 0) {
+        co.kind = EVB_QUEUE_MEMBER;
+        co.name = argv[4] + 6;
+        queue = true;
+    } else if (argc == 5) {
+        fprintf(stderr, "dlq_reject: '%s': group:NAME or queue:NAME\n", argv[4]);
+        return 2;
+    }
     int rc = evb_bus_open(&bus, argv[1], &bo);
     if (rc == 0 && (rc = evb_consumer_open(&c, bus, argv[3], &co)) != 0)
         evb_bus_close(bus);
@@ -34,8 +52,11 @@ int main(int argc, char **argv)
     evb_event ev;
     while ((rc = evb_consumer_next(c, &ev, 200)) == 0) {
         read++;
-        if (ev.value_len < 3 || memcmp(ev.value, "bad", 3) != 0)
+        if (ev.value_len < 3 || memcmp(ev.value, "bad", 3) != 0) {
+            if (queue && (rc = evb_consumer_ack(c, &ev)) != 0)
+                break;
             continue;
+        }
         char why[128];
         snprintf(why, sizeof why, "no good: %.*s", (int)(ev.value_len < 100 ? ev.value_len : 100),
                  (const char *)ev.value);
@@ -44,7 +65,7 @@ int main(int argc, char **argv)
         rejected++;
     }
     if (rc == -ETIMEDOUT)
-        rc = evb_consumer_commit(c);
+        rc = queue ? 0 : evb_consumer_commit(c);
     if (rc)
         fprintf(stderr, "dlq_reject: %s (%s)\n", evb_strerror(rc), evb_last_error());
     printf("%lu %lu\n", read, rejected);

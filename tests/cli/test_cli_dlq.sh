@@ -212,8 +212,63 @@ assert len(o) == 5 and all(x["resubmitted"] is None for x in o), o'
     end
 }
 
+test_stat() {
+    begin "stat: dead-lettered and resubmitted per topic, rejects per group"
+    drun create s --partitions 2
+    drun pub s --key a bad-0 ok-0 bad-1
+    drun pub s --key b bad-2 ok-1 bad-3
+    "$REJECT" "$DBUS" "$DATA" s group:pg >"$OUT" 2>"$ERR" || true
+    check "a partition group member rejected 4" out_is "6 4"
+    drun stat s
+    check "stat: exit 0" rc_is 0
+    check "stat: the DLQ line" out_has "^  dead-letter topic s.dlq: 4 events, 0 resubmitted (evbus dlq list s)$"
+    check "stat: the group's rejects" out_has "^  group pg: 0 members, lag 0 events, 4 rejected, "
+    drun groups s --json
+    check "groups agrees: 4 rejected" py 'import json,sys
+o=json.load(sys.stdin)
+assert sum(p["rejected"] for p in o["partition_state"]) == 4, o'
+    drun dlq resubmit s --offset 2
+    drun stat s --json
+    check "stat --json: the DLQ and the group" py 'import json,sys
+t=json.load(sys.stdin)["topics"][0]
+assert t["dlq"] == {"name": "s.dlq", "events": 4, "resubmitted": 1}, t["dlq"]
+assert t["groups"][0]["rejected"] == 4 and t["groups"][0]["kind"] == "partition", t["groups"]'
+    drun stat s.dlq --json
+    check "stat --json: a DLQ has no DLQ" json_field 'o["topics"][0]["dlq"] is None or sys.exit(1)'
+    drun stat
+    check "stat of every topic: one line for s.dlq" [ "$(grep -c 'dead-letter topic s.dlq:' "$OUT")" -eq 1 ]
+    check "stat of every topic: none for a DLQ's DLQ" [ "$(grep -c 'dead-letter topic .*[.]dlq[.]dlq' "$OUT")" -eq 0 ]
+
+    drun create q --partitions 1
+    drun pub q bad-0 ok-0 bad-1
+    "$REJECT" "$DBUS" "$DATA" q queue:qg >"$OUT" 2>"$ERR" || true
+    check "a queue member rejected 2" out_is "3 2"
+    drun stat q
+    check "stat: the queue group's dead-lettered" out_has "^  group qg: queue, .* 2 dead-lettered "
+    check "stat: the queue's DLQ" out_has "^  dead-letter topic q.dlq: 2 events, 0 resubmitted"
+    drun groups q --json
+    check "groups agrees: 2 dead-lettered" py 'import json,sys
+o=json.load(sys.stdin)
+assert sum(p["dead_lettered"] for p in o["partition_state"]) == 2, o'
+    drun stat q --json
+    check "stat --json: dead_lettered 2" py 'import json,sys
+o=json.load(sys.stdin)
+assert o["topics"][0]["groups"][0]["dead_lettered"] == 2, o'
+
+    local st="$DBUS/s.dlq/resubmit.state"
+    printf 'garbage!' | dd of="$st" bs=1 seek=64 conv=notrunc status=none
+    drun stat s
+    check "damaged state: resubmitted unknown, naming the file" out_has "^  dead-letter topic s.dlq: 4 events, resubmitted unknown: .*resubmit.state"
+    drun stat s --json
+    check "damaged state: json null and why" py 'import json,sys
+d=json.load(sys.stdin)["topics"][0]["dlq"]
+assert d["resubmitted"] is None and "resubmit.state" in d["state_error"], d'
+    end
+}
+
 test_round_trip
 test_usage
 test_damaged_state
+test_stat
 test_killed_halfway
 finish
