@@ -88,6 +88,13 @@ const char *evb_strerror(int err);
 /**
  * Detail of the last cold-path failure in this thread ("topic orders:
  * partition 3: ring magic 0x0, expected 0x..."), or "" when none.
+ * Read it like errno: only right after a call that returned a negative
+ * errno, and before the next evbus call. A call that succeeds may leave
+ * an earlier failure's text in place (most do not clear it), so a
+ * non-empty text after a return of 0 means nothing. Nor does every
+ * failure leave one (hot paths such as publish and next often do not),
+ * and one that leaves none does not clear the old: when the text names
+ * another thing than the failed call was about, it is an older failure's.
  */
 const char *evb_last_error(void);
 
