@@ -67,7 +67,10 @@ static int disk_read(evb_consumer *c, uint32_t i, struct evb_frame_view *v)
             if (sp <= sr->pos)
                 return evb_err_set(-EBADMSG, "partition %u: segment of position %llu missing",
                                    c->part[i], (unsigned long long)sr->pos);
-            evb_ring_reader_add_loss(rd, sp - sr->pos, so > sr->offset ? so - sr->offset : 0);
+            /* Events: only when the reader knows its offset (one that
+             * seeked by position learns it from the next frame). */
+            evb_ring_reader_add_loss(rd, sp - sr->pos,
+                                     !sr->learn && so > sr->offset ? so - sr->offset : 0);
             evb_seg_reader_seek(sr, sp, so, true);
             continue;
         }

@@ -193,10 +193,12 @@ static int retake(evb_consumer *c, evb_event *ev)
                                                    "holds", c->name, c->part[i],
                                                    (unsigned long long)t.pos)
                                      : rc;
-            if (v.pos != t.pos && !c->disk && v.pos > t.pos && v.lost_bytes) {
-                /* A ring-only topic lapped it while no member lived to
-                 * hold it: gone. It counts as handled; the loss goes with
-                 * the next event this reader hands out. */
+            if (v.pos > t.pos && v.lost_bytes) {
+                /* Gone: a ring-only topic lapped it while no member lived
+                 * to hold it, or retention removed its segment (a durable
+                 * queue holds nothing against retain_bytes). It counts as
+                 * handled; the loss goes with the next event this reader
+                 * hands out. */
                 evb_ring_reader_add_loss(&c->rd[i], v.lost_bytes, v.lost_events);
                 evb_queue_ack(&c->grp, c->part[i], t.qseq, t.pos);
                 continue;
