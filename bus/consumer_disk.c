@@ -67,10 +67,9 @@ static int disk_read(evb_consumer *c, uint32_t i, struct evb_frame_view *v)
             if (sp <= sr->pos)
                 return evb_err_set(-EBADMSG, "partition %u: segment of position %llu missing",
                                    c->part[i], (unsigned long long)sr->pos);
-            /* Events: only when the reader knows its offset (one that
-             * seeked by position learns it from the next frame). */
-            evb_ring_reader_add_loss(rd, sp - sr->pos,
-                                     !sr->learn && so > sr->offset ? so - sr->offset : 0);
+            /* Events: none counted when the offset is not known
+             * (EVB_FRAME_NO_OFFSET, a seek by position). */
+            evb_ring_reader_add_loss(rd, sp - sr->pos, so > sr->offset ? so - sr->offset : 0);
             evb_seg_reader_seek(sr, sp, so, true);
             continue;
         }
@@ -236,8 +235,10 @@ int evb_consumer_seek_one(evb_consumer *c, uint32_t i, uint32_t whence, uint64_t
                                    c->name, c->part[i], (unsigned long long)pos);
             /* The position is the commit; the offset is learnt from the
              * frame there, so an offset damaged in the file (any member
-             * may write it) cannot fail the ring as corrupt. */
-            return seek_to(c, i, pos, 0, true);
+             * may write it) cannot fail the ring as corrupt. The committed
+             * one only counts the events of a gap, should the commit have
+             * been lapped or removed by retention meanwhile. */
+            return seek_to(c, i, pos, off, true);
         }
         if (!c->cur.map)
             return -EINVAL;
@@ -259,7 +260,7 @@ int evb_consumer_seek_one(evb_consumer *c, uint32_t i, uint32_t whence, uint64_t
          * offset was known (EVB_FRAME_NO_OFFSET, consumer.c). Relaxed: our
          * own file. */
         if (off == EVB_FRAME_NO_OFFSET)
-            return seek_to(c, i, pos, 0, true);
+            return seek_to(c, i, pos, EVB_FRAME_NO_OFFSET, true);
         return seek_to(c, i, pos, off,
                        (atomic_load_explicit(&c->cur.map->e[c->part[i]].seq,
                                              memory_order_relaxed) & 1) != 0);

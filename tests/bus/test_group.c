@@ -776,3 +776,65 @@ Test(group, member_whose_file_goes_fails_cleanly)
                 evb_topic_remove(bus, "jobs", EVB_DELETE_FORCE);
             }
 }
+
+/* A commit lapped (ring-only, no member alive to hold it) or removed by
+ * retention (durable): the next member is told exactly what it lost,
+ * counted from the committed offset, as a named consumer is. */
+static void lost_from_commit(bool durable)
+{
+    evb_topic_config tc = {.partitions = 1, .ring_bytes = 64 << 10};
+    if (durable) {
+        tc.durability = EVB_DURABILITY_ASYNC;
+        tc.segment_bytes = 64 << 10;
+        tc.retain_bytes = 64 << 10;
+    }
+    evb_bus_close(bus);
+    evb_bus_options bo = {.data_dir = durable ? t_data_dir() : NULL};
+    cr_assert_eq(evb_bus_open(&bus, t_bus_dir(), &bo), 0);
+    cr_assert_eq(evb_topic_create(bus, "jobs", &tc), 0, "%s", evb_last_error());
+    publish_all("jobs", 1, 10);
+    const uint32_t kinds[2] = {EVB_GROUP_MEMBER, EVB_CONSUMER};
+    for (int k = 0; k < 2; k++) {
+        evb_consumer_options co = {.kind = kinds[k], .name = "g", .start = EVB_START_EARLIEST};
+        evb_consumer *c;
+        cr_assert_eq(evb_consumer_open(&c, bus, "jobs", &co), 0, "%s", evb_last_error());
+        evb_event ev;
+        for (int i = 0; i < 7; i++)
+            cr_assert_eq(evb_consumer_next(c, &ev, 1000), 0);
+        cr_assert_eq(evb_consumer_commit(c), 0);
+        evb_consumer_close(c);
+    }
+    evb_producer *p;
+    evb_producer_options po = {.block_ms = 10000};
+    cr_assert_eq(evb_producer_open(&p, bus, "jobs", &po), 0);
+    char v[100] = {0};
+    for (int i = 0; i < 5000; i++) {
+        evb_msg m = {.value = v, .value_len = sizeof v};
+        cr_assert_eq(evb_publish(p, &m), 0, "%s", evb_last_error());
+    }
+    evb_producer_close(p);
+    if (durable)
+        cr_assert_eq(evb_topic_retain(bus, "jobs"), 0, "%s", evb_last_error());
+    for (int k = 0; k < 2; k++) {
+        evb_consumer_options co = {.kind = kinds[k], .name = "g"};
+        evb_consumer *c;
+        cr_assert_eq(evb_consumer_open(&c, bus, "jobs", &co), 0, "%s", evb_last_error());
+        evb_event ev;
+        cr_assert_eq(evb_consumer_next(c, &ev, 1000), 0, "%s", evb_last_error());
+        cr_assert_gt(ev.offset, 7, "nothing was lost: the test lost its point");
+        cr_assert_eq(ev.lost_events, ev.offset - 7, "kind %u, durable %d: lost %llu before "
+                     "offset %llu, committed at 7", kinds[k], durable,
+                     (unsigned long long)ev.lost_events, (unsigned long long)ev.offset);
+        evb_consumer_close(c);
+    }
+}
+
+Test(group, lost_counted_from_the_commit_ring)
+{
+    lost_from_commit(false);
+}
+
+Test(group, lost_counted_from_the_commit_durable)
+{
+    lost_from_commit(true);
+}
