@@ -7,8 +7,10 @@
  *
  * Ordering edges of the dedup file (labels used at each site):
  *
- *   Y1  a slot rewrite: from and to set to EVB_POS_NONE, then the table,
- *       then from and to (relaxed); then the cursor file's commit, whose
+ *   Y1  a slot rewrite (every commit): from and to set to EVB_POS_NONE,
+ *       a release fence, then the table and its check, then to and from
+ *       (release: a kill cannot leave from set on a half-written slot);
+ *       then the cursor file's commit, whose
  *       release (K2) keeps them all before it. Only the owner of the
  *       cursor file writes, and the next owner reads after taking that
  *       file over (K4, or a dead owner: nothing it stored is lost).
@@ -25,9 +27,9 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <xxhash.h>
 
 #include "bus_internal.h"
-#include "crc32c.h"
 #include "dedup_format.h"
 
 static_assert(EVB_DEDUP_PRODUCERS == EVB_DUP_PRODUCERS, "dedup table size");
@@ -90,10 +92,18 @@ void evb_dedup_reset(struct evb_dedup *d, uint32_t i)
 
 /* ---- the file ---- */
 
-static uint32_t slot_crc(const struct evb_dup_slot *s, uint32_t count)
+/* The check of slot INDEX (2 x partition + 0 or 1) holding FROM, TO and
+ * its table: the slot's words first, then its entries in use, seeded with
+ * the first hash. */
+static uint64_t slot_check(const struct evb_dup_slot *s, uint32_t index, uint64_t from,
+                           uint64_t to, uint32_t count)
 {
-    uint32_t crc = evb_crc32c(0, &count, sizeof count);
-    return evb_crc32c(crc, s->e, (size_t)count * sizeof s->e[0]);
+    struct {
+        uint64_t from, to, gen;
+        uint32_t count, zero;
+    } w = {from, to, s->gen, count, s->zero_};
+    uint64_t h = XXH3_64bits_withSeed(&w, sizeof w, index);
+    return XXH3_64bits_withSeed(s->e, (size_t)count * sizeof s->e[0], h);
 }
 
 static void dup_init(void *map, void *arg)
@@ -108,7 +118,6 @@ static void dup_init(void *map, void *arg)
         /* Relaxed: nobody sees the file before it is linked (Y2). */
         atomic_store_explicit(&h->s[i].from, EVB_POS_NONE, memory_order_relaxed);
         atomic_store_explicit(&h->s[i].to, EVB_POS_NONE, memory_order_relaxed);
-        h->s[i].crc = slot_crc(&h->s[i], 0);
     }
     /* Y2: release; the header before the magic. */
     atomic_store_explicit(&h->magic, EVB_DUP_MAGIC, memory_order_release);
@@ -140,37 +149,48 @@ static int dup_check(const struct evb_dup_hdr *h, size_t size, uint32_t nparts, 
     return 0;
 }
 
-/* Load table T from the slot of PART covering POS, if any. */
+/* Load table T from the slot of PART covering POS, if any; both slots of
+ * PART in use must pass their check (dedup_format.h). */
 static int dup_load(struct evb_dedup_part *t, const struct evb_dup_hdr *h, uint32_t part,
                     uint64_t pos, char *msg, size_t cap)
 {
     int best = -1;
+    uint64_t best_from = 0, gen = 0;
     *t = (struct evb_dedup_part){.dropped = t->dropped, .evicted = t->evicted};
     if (part >= h->partitions) {
         snprintf(msg, cap, "no partition %u in a file of %u", part, h->partitions);
         return -EINVAL;
     }
     for (int k = 0; k < 2; k++) {
-        const struct evb_dup_slot *s = &h->s[2 * part + (uint32_t)k];
+        uint32_t index = 2 * part + (uint32_t)k;
+        const struct evb_dup_slot *s = &h->s[index];
         /* Relaxed: Y1, we own the cursor file. */
         uint64_t from = atomic_load_explicit(&s->from, memory_order_relaxed);
         uint64_t to = atomic_load_explicit(&s->to, memory_order_relaxed);
-        if (from == EVB_POS_NONE || pos < from || pos > to)
+        if (from == EVB_POS_NONE)
+            continue; /* empty, or its rewrite was cut short */
+        uint32_t count = s->count;
+        if (count > EVB_DUP_PRODUCERS || s->check != slot_check(s, index, from, to, count)) {
+            snprintf(msg, cap, "partition %u: slot %d (%u entries, check 0x%llx) fails its "
+                     "check", part, k, count, (unsigned long long)s->check);
+            return -EBADMSG;
+        }
+        if (s->gen > gen)
+            gen = s->gen; /* the next save's must pass both */
+        if (pos < from || pos > to)
             continue;
-        if (best < 0 || s->gen > h->s[2 * part + (uint32_t)best].gen)
+        if (best < 0 || s->gen > h->s[2 * part + (uint32_t)best].gen) {
             best = k;
+            best_from = from;
+        }
     }
     t->cur = best < 0 ? 0 : (uint8_t)best;
+    t->gen = gen;
     t->dirty = true;
     if (best < 0)
         return 0;
     const struct evb_dup_slot *s = &h->s[2 * part + (uint32_t)best];
     uint32_t count = s->count;
-    if (count > EVB_DUP_PRODUCERS || s->crc != slot_crc(s, count)) {
-        snprintf(msg, cap, "partition %u: table of %u entries with crc 0x%x, not %u entries "
-                 "at most with their crc", part, count, s->crc, EVB_DUP_PRODUCERS);
-        return -EBADMSG;
-    }
     for (uint32_t j = 0; j < count; j++) {
         t->id[j] = s->e[j].id;
         t->seq[j] = s->e[j].seq;
@@ -179,6 +199,7 @@ static int dup_load(struct evb_dedup_part *t, const struct evb_dup_hdr *h, uint3
             t->tick = t->used[j];
     }
     t->n = count;
+    t->from = best_from;
     t->dirty = false;
     return 0;
 }
@@ -241,14 +262,12 @@ void evb_dedup_save(struct evb_dedup *d, uint32_t i, uint32_t part, uint64_t pos
     if (!d->map)
         return;
     struct evb_dedup_part *t = &d->p[i];
-    struct evb_dup_slot *cur = &d->map->s[2 * part + t->cur];
-    if (!t->dirty) {
-        /* Y1: relaxed; the same table stands at POS. */
-        atomic_store_explicit(&cur->to, pos, memory_order_relaxed);
-        return;
-    }
+    /* Unchanged since the last save: the same table stands from there to
+     * POS. Either way it goes to the other slot, whole, never in place. */
+    uint64_t from = t->dirty ? pos : t->from;
     uint8_t k = t->cur ^ 1;
-    struct evb_dup_slot *s = &d->map->s[2 * part + k];
+    uint32_t index = 2 * part + k;
+    struct evb_dup_slot *s = &d->map->s[index];
     /* Y1: relaxed; the fence below keeps them before the table. */
     atomic_store_explicit(&s->from, EVB_POS_NONE, memory_order_relaxed);
     atomic_store_explicit(&s->to, EVB_POS_NONE, memory_order_relaxed);
@@ -257,11 +276,14 @@ void evb_dedup_save(struct evb_dedup *d, uint32_t i, uint32_t part, uint64_t pos
     for (uint32_t j = 0; j < t->n; j++)
         s->e[j] = (struct evb_dup_entry){.id = t->id[j], .seq = t->seq[j], .used = t->used[j]};
     s->count = t->n;
-    s->crc = slot_crc(s, t->n);
-    s->gen = cur->gen + 1;
-    /* Y1: release; the table before the range that makes it valid. */
+    s->zero_ = 0;
+    s->gen = ++t->gen;
+    s->check = slot_check(s, index, from, pos, t->n);
+    /* Y1: release; the table and its check before the range that makes it
+     * valid, from last. */
     atomic_store_explicit(&s->to, pos, memory_order_release);
-    atomic_store_explicit(&s->from, pos, memory_order_release);
+    atomic_store_explicit(&s->from, from, memory_order_release);
     t->cur = k;
+    t->from = from;
     t->dirty = false;
 }

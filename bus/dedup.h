@@ -27,6 +27,8 @@ struct evb_dedup_part {
     uint64_t owed_bytes;        /* next event delivered */
     bool dirty;                 /* changed since the last save */
     uint8_t cur;                /* the file's slot holding the last save */
+    uint64_t gen;               /* that slot's gen */
+    uint64_t from;              /* and its from */
     uint32_t id[EVB_DEDUP_PRODUCERS];
     uint64_t seq[EVB_DEDUP_PRODUCERS];
     uint64_t used[EVB_DEDUP_PRODUCERS];

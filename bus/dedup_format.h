@@ -18,26 +18,45 @@
  *
  *   slot:  0  from     the committed positions this table is right for:
  *          8  to       every position in [from, to]; EVB_POS_NONE in
- *                      both: an empty slot
+ *                      from: an empty slot, or one being written
  *          16 gen      counts rewrites of the partition's tables
  *          24 count    entries in use (<= producers)
- *          28 crc      CRC32C of count and the entries in use (crc read as 0)
- *          32 entry[producers]: id u32, zero u32, seq u64 (the highest seen),
+ *          28 zero
+ *          32 check    XXH3_64bits_withSeed over from, to, gen, count, zero
+ *                      and the entries in use, seed: the slot's index in
+ *                      the file (2 x partition + 0 or 1)
+ *          40 entry[producers]: id u32, zero u32, seq u64 (the highest seen),
  *                      used u64 (recency: larger is more recent)
  *
  * Two slots per partition so that a commit never rewrites the table the
- * cursor file still points at: a commit writes the table as of the new
- * position into the other slot (from and to cleared first, set last),
- * then stores the cursor (cursor_file.c, K2); a commit that changed no
- * table only raises the current slot's `to`. A crash between the two
- * leaves the cursor at the old position, which the old slot still covers.
+ * cursor file still points at: every commit writes the table as of the
+ * new position into the other slot (from and to cleared first, from set
+ * last: Y1), then stores the cursor (cursor_file.c, K2). A crash between
+ * the two leaves the cursor at the old position, which the old slot still
+ * covers; a crash inside the slot's rewrite leaves its from EVB_POS_NONE.
  * An opener takes, per partition, the slot covering the position it starts
  * at (the newer when both do), or none: an empty table (a commit made
  * without EVB_CONSUMER_DEDUP, a start elsewhere).
  *
+ * So every slot whose from is set is whole, and one failing its check is
+ * damage, never a torn write: the opener refuses the file (-EBADMSG,
+ * naming it) if either slot of a partition it loads fails, whichever one
+ * it would have taken, since a damaged newer slot would otherwise hand it
+ * the older table. Damage that writes EVB_POS_NONE itself into from makes
+ * the slot read as empty: duplicates it held are delivered again, no
+ * event is dropped.
+ *
  * An opener checks: size and magic (-EBADMSG), version and format word
- * (-EPROTO), partitions and producers (-EBADMSG), and in the slot it takes:
- * count and crc (-EBADMSG; removing the file starts the tables empty).
+ * (-EPROTO), partitions and producers (-EBADMSG), and in both slots of a
+ * partition it loads: count and check (-EBADMSG; removing the file starts
+ * the tables empty).
+ *
+ * Version history:
+ *   1  a CRC32C over count and entries only; a commit that changed no
+ *      table raised the current slot's `to` in place
+ *   2  the check covers the whole slot; every commit writes the other slot
+ * A version 1 file is refused (-EPROTO); removing it starts the tables
+ * empty.
  */
 #ifndef EVB_DEDUP_FORMAT_H
 #define EVB_DEDUP_FORMAT_H
@@ -50,11 +69,12 @@
 static_assert(ATOMIC_LLONG_LOCK_FREE == 2, "64-bit atomics must be lock-free");
 
 #define EVB_DUP_MAGIC 0x3130505544425645ull /* "EVBDUP01" little-endian */
-#define EVB_DUP_VERSION 1u
+#define EVB_DUP_VERSION 2u
 #define EVB_DUP_HDR_BYTES 64u
 #define EVB_DUP_PRODUCERS 64u  /* EVB_DEDUP_PRODUCERS (evbus.h) */
 #define EVB_DUP_ENTRY_BYTES 24u
-#define EVB_DUP_SLOT_BYTES (32u + EVB_DUP_PRODUCERS * EVB_DUP_ENTRY_BYTES)
+#define EVB_DUP_SLOT_HDR_BYTES 40u
+#define EVB_DUP_SLOT_BYTES (EVB_DUP_SLOT_HDR_BYTES + EVB_DUP_PRODUCERS * EVB_DUP_ENTRY_BYTES)
 
 #define EVB_DUP_FORMAT_WORD                                                      \
     ((uint64_t)EVB_DUP_VERSION << 48 | (uint64_t)EVB_DUP_HDR_BYTES << 32 |       \
@@ -72,8 +92,9 @@ struct evb_dup_slot {
     _Atomic uint64_t to;          /* 8 */
     uint64_t gen;                 /* 16 */
     uint32_t count;               /* 24 */
-    uint32_t crc;                 /* 28 */
-    struct evb_dup_entry e[EVB_DUP_PRODUCERS]; /* 32 */
+    uint32_t zero_;               /* 28 */
+    uint64_t check;               /* 32 */
+    struct evb_dup_entry e[EVB_DUP_PRODUCERS]; /* 40 */
 };
 
 struct evb_dup_hdr {
@@ -97,8 +118,9 @@ EVB_DUP_AT(evb_dup_hdr, s, EVB_DUP_HDR_BYTES);
 EVB_DUP_AT(evb_dup_slot, to, 8);
 EVB_DUP_AT(evb_dup_slot, gen, 16);
 EVB_DUP_AT(evb_dup_slot, count, 24);
-EVB_DUP_AT(evb_dup_slot, crc, 28);
-EVB_DUP_AT(evb_dup_slot, e, 32);
+EVB_DUP_AT(evb_dup_slot, zero_, 28);
+EVB_DUP_AT(evb_dup_slot, check, 32);
+EVB_DUP_AT(evb_dup_slot, e, EVB_DUP_SLOT_HDR_BYTES);
 EVB_DUP_AT(evb_dup_entry, seq, 8);
 EVB_DUP_AT(evb_dup_entry, used, 16);
 static_assert(sizeof(struct evb_dup_entry) == EVB_DUP_ENTRY_BYTES, "entry size");

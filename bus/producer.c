@@ -93,9 +93,7 @@ EVB_EXPORT int evb_producer_open(evb_producer **out, evb_bus *bus, const char *t
             return rc;
         }
         for (uint32_t i = 0; i < p->tm->nparts; i++)
-            /* Relaxed: N1 (producer_state.c), we hold the id. */
-            p->seq[i] = atomic_load_explicit(&p->ps.map->e[i].committed,
-                                             memory_order_relaxed);
+            p->seq[i] = p->ps.v[i].committed; /* settled: == claimed */
     } else {
         /* Relaxed: uniqueness is all that is needed. */
         uint32_t id = atomic_fetch_add_explicit(&bus->meta->next_producer_id, 1,
@@ -137,9 +135,8 @@ EVB_EXPORT int evb_producer_last_seq(evb_producer *p, uint32_t partition, uint64
     if (!p || !seq || partition >= p->tm->nparts)
         return -EINVAL;
     uint64_t next = p->seq[partition];
-    /* Relaxed: N1, only this handle writes it. */
     if (p->ps.map)
-        next = atomic_load_explicit(&p->ps.map->e[partition].committed, memory_order_relaxed);
+        next = p->ps.v[partition].committed; /* what this handle last stored */
     if (next == 0)
         return -ENOENT;
     *seq = next - 1;
@@ -151,31 +148,30 @@ EVB_EXPORT int evb_producer_last_seq(evb_producer *p, uint32_t partition, uint64
 static void state_claiming(evb_producer *p, uint32_t part, uint64_t first_seq,
                            uint64_t next)
 {
-    struct evb_pst_entry *e = &p->ps.map->e[part];
-    /* Relaxed: N1, before the claim's CAS (a full barrier). */
-    uint64_t cl = atomic_load_explicit(&e->claimed, memory_order_relaxed);
-    atomic_store_explicit(&e->pending_pos, EVB_POS_NONE, memory_order_relaxed);
-    atomic_store_explicit(&e->pending_seq, first_seq, memory_order_relaxed);
-    if (next > cl)
-        atomic_store_explicit(&e->claimed, next, memory_order_relaxed);
+    struct evb_pst_vals v = p->ps.v[part];
+    v.pending_pos = EVB_POS_NONE;
+    v.pending_seq = first_seq;
+    if (next > v.claimed)
+        v.claimed = next;
+    evb_pstate_put(&p->ps, part, &v); /* N1: before the claim's CAS */
 }
 
 static void state_claimed(evb_producer *p, uint32_t part, uint64_t pos)
 {
-    /* Relaxed: N1, before the commit CAS (seq_cst). */
-    atomic_store_explicit(&p->ps.map->e[part].pending_pos, pos, memory_order_relaxed);
+    struct evb_pst_vals v = p->ps.v[part];
+    v.pending_pos = pos;
+    evb_pstate_put(&p->ps, part, &v); /* N1: before the commit CAS */
 }
 
 /* After the commit (OK) or its failure: committed is the next sequence
  * either way, and claimed comes back to it when nothing was published. */
 static void state_done(evb_producer *p, uint32_t part, bool ok)
 {
-    struct evb_pst_entry *e = &p->ps.map->e[part];
+    struct evb_pst_vals v = p->ps.v[part];
     if (!ok)
-        /* Relaxed: N1, only this handle writes it. */
-        atomic_store_explicit(&e->claimed, p->seq[part], memory_order_relaxed);
-    /* N1: release; after the commit CAS, never before it. */
-    atomic_store_explicit(&e->committed, p->seq[part], memory_order_release);
+        v.claimed = p->seq[part];
+    v.committed = p->seq[part];
+    evb_pstate_put(&p->ps, part, &v); /* N1: after the commit CAS */
 }
 
 static int pick_partition(evb_producer *p, int32_t want, const void *key, uint32_t key_len)

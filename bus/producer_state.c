@@ -6,13 +6,17 @@
  *
  * Ordering edges of the state file (labels used at each site):
  *
- *   N1  the holder's stores (claimed, pending_*, committed) are relaxed
- *       except committed, stored with release after the commit CAS so the
- *       commit cannot be ordered after it; claimed and pending come before
- *       the claim's CAS (a full barrier, C1 in shm/claim.c). The next
- *       holder reads them only after taking the OFD lock, which the kernel
- *       grants after the previous holder's death or close: that system
- *       call orders it after every store the old holder made.
+ *   N1  the holder's updates (evb_pstate_put): a release fence, so the
+ *       previous update's cur is stored before this one touches a record
+ *       (a kill in between must not find cur naming a record being
+ *       rewritten); the whole record cur does not name; then cur, with
+ *       release, so the record (and a commit CAS before it) comes first.
+ *       Updates before a claim come before the claim's CAS (a full
+ *       barrier, C1 in shm/claim.c). The next holder reads them only after
+ *       taking the OFD lock, which the kernel grants after the previous
+ *       holder's death or close: that system call orders it after every
+ *       store the old holder made, so only what a kill cuts short matters,
+ *       and the two orders above keep that to "before or after".
  *   N2  creation: the header before the magic (release); pairs with the
  *       opener's acquire load of the magic. The file is also linked whole
  *       (file_create.c).
@@ -24,8 +28,10 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <xxhash.h>
 
 #include "bus_internal.h"
 
@@ -39,6 +45,32 @@ struct pst_new {
     uint32_t learned;
 };
 
+static uint64_t pst_seed(uint32_t id, uint32_t part)
+{
+    return (uint64_t)id << 32 | part;
+}
+
+static uint64_t rec_check(const struct evb_pst_rec *r, uint64_t seed)
+{
+    return XXH3_64bits_withSeed(r, offsetof(struct evb_pst_rec, check), seed);
+}
+
+static uint64_t cur_word(uint32_t gen, uint64_t seed)
+{
+    return (uint64_t)gen << 32 | (uint32_t)XXH3_64bits_withSeed(&gen, sizeof gen, seed);
+}
+
+static void rec_fill(struct evb_pst_rec *r, uint32_t gen, const struct evb_pst_vals *v,
+                     uint64_t seed)
+{
+    r->gen = gen;
+    r->claimed = v->claimed;
+    r->committed = v->committed;
+    r->pending_pos = v->pending_pos;
+    r->pending_seq = v->pending_seq;
+    r->check = rec_check(r, seed);
+}
+
 static void pst_init(void *map, void *arg)
 {
     struct evb_pst_hdr *h = map;
@@ -49,10 +81,61 @@ static void pst_init(void *map, void *arg)
     h->producer_id = pn->id;
     /* Relaxed: nobody sees the file before it is linked (file_create.c). */
     atomic_store_explicit(&h->learned, pn->learned, memory_order_relaxed);
-    for (uint32_t i = 0; i < pn->nparts; i++)
-        atomic_store_explicit(&h->e[i].pending_pos, EVB_POS_NONE, memory_order_relaxed);
+    const struct evb_pst_vals v0 = {.pending_pos = EVB_POS_NONE};
+    for (uint32_t i = 0; i < pn->nparts; i++) {
+        uint64_t seed = pst_seed(pn->id, i);
+        rec_fill(&h->e[i].r[0], 0, &v0, seed);
+        /* Relaxed: nobody sees the file before it is linked (file_create.c). */
+        atomic_store_explicit(&h->e[i].cur, cur_word(0, seed), memory_order_relaxed);
+    }
     /* N2: release; the header before the magic. */
     atomic_store_explicit(&h->magic, EVB_PST_MAGIC, memory_order_release);
+}
+
+/* Partition PART's state as its holder last stored it, into V and GEN; 0,
+ * or -EBADMSG with what is wrong in MSG (damage: a kill cannot leave it). */
+static int pst_read(const struct evb_pst_hdr *h, uint32_t part, uint32_t id,
+                    struct evb_pst_vals *v, uint32_t *gen, char *msg, size_t cap)
+{
+    const struct evb_pst_entry *e = &h->e[part];
+    uint64_t seed = pst_seed(id, part);
+    /* Relaxed: N1, the lock orders us after the last holder. */
+    uint64_t cur = atomic_load_explicit(&e->cur, memory_order_relaxed);
+    uint32_t g = (uint32_t)(cur >> 32);
+    if (cur != cur_word(g, seed)) {
+        snprintf(msg, cap, "partition %u: the word naming its record (0x%llx) fails its "
+                 "check", part, (unsigned long long)cur);
+        return -EBADMSG;
+    }
+    const struct evb_pst_rec *r = &e->r[g & 1];
+    if (r->gen != g || r->check != rec_check(r, seed)) {
+        snprintf(msg, cap, "partition %u: record %u (gen %u) fails its check", part, g & 1,
+                 g);
+        return -EBADMSG;
+    }
+    if (r->committed > r->claimed || r->claimed > EVB_SEQ_LIMIT) {
+        snprintf(msg, cap, "partition %u: committed %llu, claimed %llu: not committed "
+                 "<= claimed <= 2^63", part, (unsigned long long)r->committed,
+                 (unsigned long long)r->claimed);
+        return -EBADMSG;
+    }
+    *v = (struct evb_pst_vals){r->claimed, r->committed, r->pending_pos, r->pending_seq};
+    *gen = g;
+    return 0;
+}
+
+void evb_pstate_put(struct evb_pstate *ps, uint32_t part, const struct evb_pst_vals *v)
+{
+    struct evb_pst_entry *e = &ps->map->e[part];
+    uint64_t seed = pst_seed(ps->id, part);
+    uint32_t gen = ps->gen[part] + 1;
+    /* N1: release fence; the previous update's cur before this record. */
+    atomic_thread_fence(memory_order_release);
+    rec_fill(&e->r[gen & 1], gen, v, seed);
+    /* N1: release; the record (and a commit CAS before) before cur names it. */
+    atomic_store_explicit(&e->cur, cur_word(gen, seed), memory_order_release);
+    ps->v[part] = *v;
+    ps->gen[part] = gen;
 }
 
 /* A mapped file of SIZE bytes against TM and ID; 0 or -EBADMSG/-EPROTO
@@ -82,16 +165,6 @@ static int pst_check(const struct evb_pst_hdr *h, size_t size, uint32_t nparts, 
         snprintf(msg, cap, "producer id 0x%x, expected 0x%x", h->producer_id, id);
         return -EBADMSG;
     }
-    for (uint32_t i = 0; i < nparts; i++) {
-        /* Relaxed: N1, the lock orders us after the last holder. */
-        uint64_t cl = atomic_load_explicit(&h->e[i].claimed, memory_order_relaxed);
-        uint64_t co = atomic_load_explicit(&h->e[i].committed, memory_order_relaxed);
-        if (co > cl || cl > EVB_SEQ_LIMIT) {
-            snprintf(msg, cap, "partition %u: committed %llu, claimed %llu: not committed "
-                     "<= claimed <= 2^63", i, (unsigned long long)co, (unsigned long long)cl);
-            return -EBADMSG;
-        }
-    }
     return 0;
 }
 
@@ -106,15 +179,33 @@ static int sub_open(evb_bus *bus, const struct evb_topic_map *tm, uint32_t part,
     return rc;
 }
 
+/* Whether PART's log still starts at position 0: every event ever
+ * published to it is there to read (the disk log of a durable topic, else
+ * the ring, which must not have lapped its first frame). */
+static bool log_from_start(struct evb_topic_map *tm, uint32_t part)
+{
+    struct evb_ring *r = &tm->rings[part];
+    if (tm->ddir[0])
+        /* Relaxed: a hint checked again by the read (a loss reported). */
+        return atomic_load_explicit(&r->hdr->log_start_pos, memory_order_relaxed) == 0;
+    uint64_t pos = 1, off;
+    int rc = evb_ring_oldest(r, &pos, &off);
+    return (rc == 0 || rc == -EAGAIN) && pos == 0;
+}
+
 /* Next sequence after the highest of ID in PART's whole log (durable
  * topics: segments, then the ring), read to the tail it had when we
- * started: no frame of ID can come after it, as we hold the id. */
+ * started: no frame of ID can come after it, as we hold the id. WHOLE
+ * (when not NULL) tells whether the read began at the partition's first
+ * event and lost nothing on the way: only then is NEXT exact, rather than
+ * what the retained log holds. */
 static int log_next_seq(evb_bus *bus, struct evb_topic_map *tm, uint32_t part, uint32_t id,
-                        uint64_t *next)
+                        uint64_t *next, bool *whole)
 {
     uint64_t end, endoff;
     evb_ring_load_tail(&tm->rings[part], &end, &endoff);
     *next = 0;
+    bool from_start = log_from_start(tm, part);
     evb_consumer *c;
     int rc = sub_open(bus, tm, part, EVB_START_EARLIEST, 0, &c);
     if (rc)
@@ -125,6 +216,8 @@ static int log_next_seq(evb_bus *bus, struct evb_topic_map *tm, uint32_t part, u
         rc = evb_consumer_next(c, &ev, 100);
         if (rc == 0) {
             idle_since = evb_mono_ns();
+            if (ev.lost_events || ev.lost_bytes)
+                from_start = false;
             if (ev.position >= end)
                 break;
             if (ev.producer_id == id && ev.producer_seq >= *next)
@@ -148,6 +241,8 @@ static int log_next_seq(evb_bus *bus, struct evb_topic_map *tm, uint32_t part, u
         }
     }
     evb_consumer_close(c);
+    if (whole)
+        *whole = from_start;
     return rc;
 }
 
@@ -193,44 +288,55 @@ static int claim_made(evb_bus *bus, struct evb_topic_map *tm, uint32_t part, uin
     return rc;
 }
 
-/* Make every entry say committed == claimed == the next sequence. */
+/* Make every entry say committed == claimed == the next sequence. A
+ * damaged entry is learned again from the log when the log holds all of
+ * its partition; PATH names the file for the error otherwise. */
 static int pst_settle(struct evb_pstate *ps, evb_bus *bus, struct evb_topic_map *tm,
-                      uint32_t id)
+                      const char *path)
 {
     struct evb_pst_hdr *h = ps->map;
+    uint32_t id = ps->id;
     /* Relaxed: N1, only the holder writes it and we are the holder. */
-    bool learned = atomic_load_explicit(&h->learned, memory_order_relaxed);
+    bool learned = atomic_load_explicit(&h->learned, memory_order_relaxed) == EVB_PST_LEARNED;
     for (uint32_t i = 0; i < tm->nparts; i++) {
-        struct evb_pst_entry *e = &h->e[i];
-        /* Relaxed throughout: N1, we hold the lock. */
-        uint64_t cl = atomic_load_explicit(&e->claimed, memory_order_relaxed);
-        uint64_t co = atomic_load_explicit(&e->committed, memory_order_relaxed);
-        if (!learned) {
+        struct evb_pst_vals v;
+        uint32_t gen = 0;
+        char msg[160];
+        int bad = pst_read(h, i, id, &v, &gen, msg, sizeof msg);
+        if (bad || !learned) {
             uint64_t next;
-            int rc = log_next_seq(bus, tm, i, id, &next);
+            bool whole;
+            int rc = log_next_seq(bus, tm, i, id, &next, &whole);
             if (rc)
                 return rc;
-            cl = co = next > cl ? next : cl;
-        } else if (cl != co) {
-            /* Relaxed: N1, we hold the lock. */
-            uint64_t pos = atomic_load_explicit(&e->pending_pos, memory_order_relaxed);
-            int made = pos == EVB_POS_NONE ? 0 : claim_made(bus, tm, i, pos);
+            if (bad && !whole)
+                return evb_err_set(-EBADMSG, "%s: %s, and the log no longer holds all of "
+                                   "partition %u to learn it again: the id's next sequence "
+                                   "there is unknown. Remove the file only if no event of "
+                                   "the id is in the topic (its sequences then start at 0, "
+                                   "and readers with duplicate suppression drop its new "
+                                   "events as copies of old ones)", path, msg, i);
+            if (bad)
+                v = (struct evb_pst_vals){.claimed = next, .committed = next};
+            else if (next > v.claimed)
+                v.claimed = v.committed = next;
+            else
+                v.committed = v.claimed;
+        } else if (v.claimed != v.committed) {
+            int made = v.pending_pos == EVB_POS_NONE ? 0 : claim_made(bus, tm, i, v.pending_pos);
             if (made < 0)
                 return made;
             if (made)
-                co = cl;
+                v.committed = v.claimed;
             else
-                cl = co;
+                v.claimed = v.committed;
         }
-        /* Relaxed: N1, we hold the lock; committed's release follows. */
-        atomic_store_explicit(&e->claimed, cl, memory_order_relaxed);
-        atomic_store_explicit(&e->pending_pos, EVB_POS_NONE, memory_order_relaxed);
-        /* N1: release, as every store of committed (only ordering with
-         * our own earlier stores matters to the next holder). */
-        atomic_store_explicit(&e->committed, co, memory_order_release);
+        v.pending_pos = EVB_POS_NONE;
+        ps->gen[i] = gen;
+        evb_pstate_put(ps, i, &v);
     }
-    /* Relaxed: N1. */
-    atomic_store_explicit(&h->learned, 1, memory_order_relaxed);
+    /* Relaxed: N1, read only by the next holder, after the lock. */
+    atomic_store_explicit(&h->learned, EVB_PST_LEARNED, memory_order_relaxed);
     return 0;
 }
 
@@ -238,15 +344,14 @@ int evb_pstate_open(struct evb_pstate *ps, evb_bus *bus, struct evb_topic_map *t
                     uint32_t id)
 {
     char path[PATH_MAX + 64];
-    ps->map = NULL;
-    ps->fd = -1;
+    *ps = (struct evb_pstate){.fd = -1, .id = id};
     snprintf(path, sizeof path, "%s/producers", tm->dir);
     int rc = evb_make_dirs(path, evb_dir_mode(tm->cfg.file_mode));
     if (rc)
         return evb_err_prefix(rc, "topic %s: producers/", tm->name);
     snprintf(path, sizeof path, "%s/producers/%08x.seq", tm->dir, id);
     size_t bytes = evb_pst_file_bytes(tm->nparts);
-    struct pst_new pn = {tm->nparts, id, tm->ddir[0] ? 0u : 1u};
+    struct pst_new pn = {tm->nparts, id, tm->ddir[0] ? 0u : EVB_PST_LEARNED};
     int fd = evb_file_open_or_create(path, tm->cfg.file_mode, bytes, false, pst_init, &pn);
     if (fd < 0)
         return fd;
@@ -282,6 +387,12 @@ int evb_pstate_open(struct evb_pstate *ps, evb_bus *bus, struct evb_topic_map *t
     ps->map = m;
     ps->bytes = (size_t)st.st_size;
     ps->fd = fd;
+    ps->v = calloc(tm->nparts, sizeof *ps->v);
+    ps->gen = calloc(tm->nparts, sizeof *ps->gen);
+    if (!ps->v || !ps->gen) {
+        evb_pstate_close(ps);
+        return -ENOMEM;
+    }
     char msg[160];
     if ((rc = pst_check(ps->map, ps->bytes, tm->nparts, id, msg, sizeof msg))) {
         evb_err_set(rc, "%s: %s (the id's sequences are unknown: remove the file only if "
@@ -289,7 +400,7 @@ int evb_pstate_open(struct evb_pstate *ps, evb_bus *bus, struct evb_topic_map *t
         evb_pstate_close(ps);
         return rc;
     }
-    if ((rc = pst_settle(ps, bus, tm, id))) {
+    if ((rc = pst_settle(ps, bus, tm, path))) {
         evb_err_prefix(rc, "topic %s: producer id 0x%x", tm->name, id);
         evb_pstate_close(ps);
     }
@@ -305,6 +416,7 @@ void evb_pstate_close(struct evb_pstate *ps)
         munmap(ps->map, ps->bytes);
     if (ps->fd >= 0)
         close(ps->fd); /* drops the lock */
-    ps->map = NULL;
-    ps->fd = -1;
+    free(ps->v);
+    free(ps->gen);
+    *ps = (struct evb_pstate){.fd = -1};
 }

@@ -13,6 +13,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "dedup_format.h"
+#include "producer_state_format.h"
 #include "t_helpers.h"
 
 #define ID (EVB_PRODUCER_ID_STABLE | 0x1234u)
@@ -595,14 +597,16 @@ Test(dedup, a_damaged_table_is_refused)
     snprintf(path, sizeof path, "%s/n/consumers/c.dup", t_bus_dir());
     int fd = open(path, O_RDWR);
     cr_assert_geq(fd, 0);
-    /* Both slots' first entry seq (header 64, slot 1568, entry at 32 + 8). */
+    /* Both slots' first entry seq. */
     uint64_t junk = 3;
-    cr_assert_eq(pwrite(fd, &junk, 8, 64 + 32 + 8), 8);
-    cr_assert_eq(pwrite(fd, &junk, 8, 64 + 1568 + 32 + 8), 8);
+    off_t e0 = EVB_DUP_HDR_BYTES + EVB_DUP_SLOT_HDR_BYTES + 8;
+    cr_assert_eq(pwrite(fd, &junk, 8, e0), 8);
+    cr_assert_eq(pwrite(fd, &junk, 8, e0 + EVB_DUP_SLOT_BYTES), 8);
     close(fd);
     co.start = EVB_START_DEFAULT;
     cr_assert_eq(evb_consumer_open(&c, bus, "n", &co), -EBADMSG);
-    cr_assert(strstr(evb_last_error(), "crc"), "%s", evb_last_error());
+    cr_assert(strstr(evb_last_error(), "check") && strstr(evb_last_error(), "c.dup"), "%s",
+              evb_last_error());
 }
 
 /* A state or table file of the wrong kind is refused, never followed or
@@ -704,7 +708,7 @@ Test(dedup, random_bytes_in_the_files_give_an_answer)
     uint64_t s = 0x9e3779b97f4a7c15ull;
     int opened = 0, refused = 0;
     for (int round = 0; round < 100; round++) {
-        scribble(dup, 64, 2 * 1568, &s);
+        scribble(dup, EVB_DUP_HDR_BYTES, 2 * EVB_DUP_SLOT_BYTES, &s);
         int rc = evb_consumer_open(&c, bus, "r", &co);
         cr_assert(rc == 0 || rc == -EBADMSG, "round %d: %s", round, evb_strerror(rc));
         if (rc == 0) {
@@ -719,7 +723,7 @@ Test(dedup, random_bytes_in_the_files_give_an_answer)
     }
     cr_assert_gt(refused, 0, "random tables never refused");
     for (int round = 0; round < 10; round++) {
-        scribble(seq, 64, 32, &s);
+        scribble(seq, EVB_PST_HDR_BYTES, EVB_PST_ENTRY_BYTES, &s);
         evb_producer_options po = {.block_ms = -1, .producer_id = ID};
         int rc = evb_producer_open(&p, bus, "r", &po);
         cr_assert(rc == 0 || rc == -EBADMSG || rc == -EINVAL, "round %d: %s", round,
