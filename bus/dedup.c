@@ -275,6 +275,8 @@ void evb_dedup_save(struct evb_dedup *d, uint32_t i, uint32_t part, uint64_t pos
     atomic_thread_fence(memory_order_release);
     for (uint32_t j = 0; j < t->n; j++)
         s->e[j] = (struct evb_dup_entry){.id = t->id[j], .seq = t->seq[j], .used = t->used[j]};
+    /* Tests die here: a slot half rewritten (its from is NONE). */
+    EVB_CRASH_POINT("dedup.half_slot");
     s->count = t->n;
     s->zero_ = 0;
     s->gen = ++t->gen;

@@ -129,9 +129,18 @@ void evb_pstate_put(struct evb_pstate *ps, uint32_t part, const struct evb_pst_v
     struct evb_pst_entry *e = &ps->map->e[part];
     uint64_t seed = pst_seed(ps->id, part);
     uint32_t gen = ps->gen[part] + 1;
+    struct evb_pst_rec *r = &e->r[gen & 1];
     /* N1: release fence; the previous update's cur before this record. */
     atomic_thread_fence(memory_order_release);
-    rec_fill(&e->r[gen & 1], gen, v, seed);
+    r->gen = gen;
+    r->claimed = v->claimed;
+    /* Tests die here and below: half a record, or a whole one not named. */
+    EVB_CRASH_POINT("pstate.half_record");
+    r->committed = v->committed;
+    r->pending_pos = v->pending_pos;
+    r->pending_seq = v->pending_seq;
+    r->check = rec_check(r, seed);
+    EVB_CRASH_POINT("pstate.before_cur");
     /* N1: release; the record (and a commit CAS before) before cur names it. */
     atomic_store_explicit(&e->cur, cur_word(gen, seed), memory_order_release);
     ps->v[part] = *v;
@@ -211,11 +220,13 @@ static int log_next_seq(evb_bus *bus, struct evb_topic_map *tm, uint32_t part, u
     if (rc)
         return rc;
     uint64_t idle_since = evb_mono_ns();
+    int32_t wait_ms = 0; /* the first time nothing is ready: maybe at END already */
     for (;;) {
         evb_event ev;
-        rc = evb_consumer_next(c, &ev, 100);
+        rc = evb_consumer_next(c, &ev, wait_ms);
         if (rc == 0) {
             idle_since = evb_mono_ns();
+            wait_ms = 0;
             if (ev.lost_events || ev.lost_bytes)
                 from_start = false;
             if (ev.position >= end)
@@ -224,8 +235,9 @@ static int log_next_seq(evb_bus *bus, struct evb_topic_map *tm, uint32_t part, u
                 *next = ev.producer_seq + 1;
             continue;
         }
-        if (rc != -ETIMEDOUT)
+        if (rc != -ETIMEDOUT && rc != -EAGAIN)
             break;
+        wait_ms = 100;
         /* Caught up with END? The tail first, so it is not above the one
          * the lag was measured against: t - lag is then at most our pos. */
         uint64_t t, toff, lag;
