@@ -105,7 +105,9 @@ EVB_EXPORT int evb_consumer_open(evb_consumer **out, evb_bus *bus, const char *t
         return evb_err_set(-EINVAL, "consumer options out of range");
     if (queue && (o.flags & EVB_CONSUMER_DEDUP))
         return evb_err_set(-EINVAL, "duplicate suppression is for named consumers and "
-                           "partition groups, not queue groups");
+                           "partition groups, not queue groups: queue members take a "
+                           "partition's events out of order, so no member sees a "
+                           "producer's sequence rise");
     if ((group || queue) && o.only_partition)
         return evb_err_set(-EINVAL, "a group member reads the partitions the group gives it, "
                            "not one of its choosing");

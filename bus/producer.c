@@ -174,6 +174,15 @@ static void state_done(evb_producer *p, uint32_t part, bool ok)
     evb_pstate_put(&p->ps, part, &v); /* N1: after the commit CAS */
 }
 
+/* A stable id whose sequence reached EVB_SEQ_LIMIT in PART: for good. */
+static int seq_overflow(const evb_producer *p, uint32_t part)
+{
+    return evb_err_set(-EOVERFLOW, "partition %u: producer 0x%x's sequence would pass "
+                       "2^63 - 1 (its next is %llu): this id can publish no new event there "
+                       "again, only republish below that. Publish new events under another "
+                       "producer id", part, p->producer_id, (unsigned long long)p->seq[part]);
+}
+
 static int pick_partition(evb_producer *p, int32_t want, const void *key, uint32_t key_len)
 {
     uint32_t n = p->tm->nparts;
@@ -318,8 +327,7 @@ EVB_EXPORT int evb_claim(evb_producer *p, int32_t partition, const void *key,
     uint32_t len = (uint32_t)evb_frame_bytes(key_len, value_len);
     struct evb_ring_claim *rc_ = &p->claim;
     if (p->ps.map && p->seq[part] >= EVB_SEQ_LIMIT)
-        return evb_err_set(-EOVERFLOW, "partition %d: producer 0x%x's sequence would pass "
-                           "2^63", part, p->producer_id);
+        return seq_overflow(p, (uint32_t)part);
     if (p->ps.map)
         state_claiming(p, (uint32_t)part, p->seq[part], p->seq[part] + 1);
     if ((rc = claim_wait(p, rp, len, 1, rc_))) {
@@ -412,8 +420,7 @@ static int publish_run(evb_producer *p, uint32_t part, const evb_msg *m, size_t 
                 next = s + 1;
         }
         if (next > EVB_SEQ_LIMIT)
-            return evb_err_set(-EOVERFLOW, "partition %u: producer 0x%x's sequence would "
-                               "pass 2^63", part, p->producer_id);
+            return seq_overflow(p, part);
         state_claiming(p, part, seq0 ? m[0].seq : first, next);
     }
     struct evb_ring_claim c;

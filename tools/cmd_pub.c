@@ -52,12 +52,18 @@ static const char pub_usage[] =
     "                   from run to run and survive a crash and a rebuild from\n"
     "                   disk; one process at a time may use it\n"
     "  --seq S          with --producer-id and --partition (or --key): give\n"
-    "                   the events sequences S, S+1, ...; below the partition's\n"
-    "                   next sequence that republishes events that may already\n"
-    "                   be there, which `evbus tail --dedup` then drops\n"
+    "                   the events sequences S, S+1, ... (0..2^63-1); below the\n"
+    "                   partition's next sequence that republishes events that\n"
+    "                   may already be there, which `evbus tail --dedup` then\n"
+    "                   drops; at or above it the sequence jumps there (gaps\n"
+    "                   are allowed) and never comes back down, so an S near\n"
+    "                   2^63 uses up the id in that partition for good: new\n"
+    "                   events past 2^63-1 are refused, only republishes\n"
+    "                   below work. Take a new id for a new numbering\n"
     "  --last-seq       with --producer-id: print `PARTITION SEQ` (or\n"
-    "                   `PARTITION none`) for each partition, the last sequence\n"
-    "                   of the producer the topic holds, and publish nothing\n"
+    "                   `PARTITION none`) for each partition (only P's with\n"
+    "                   --partition P), the last sequence of the producer the\n"
+    "                   topic holds, and publish nothing\n"
     CLI_BUS_HELP
     "\n"
     "Use `--` before values that start with '-'.\n";
@@ -204,6 +210,8 @@ static int pub_open(pub *p)
 static int pub_last_seq(pub *p)
 {
     for (uint32_t i = 0; i < p->partitions; i++) {
+        if (p->has_partition && i != (uint32_t)p->tmpl.partition)
+            continue;
         uint64_t seq;
         int err = evb_producer_last_seq(p->prod, i, &seq);
         if (err == -ENOENT)
@@ -297,7 +305,8 @@ static int pub_add(pub *p, const char *value, size_t len)
     m->value_len = (uint32_t)len;
     if (p->has_seq) {
         if (p->next_seq >= EVB_SEQ_LIMIT)
-            return cli_error(&p->c, "%s %llu: --seq ran past %llu", p->unit,
+            return cli_error(&p->c, "%s %llu: --seq ran past %llu, the last sequence there "
+                             "is; nothing from it on was published", p->unit,
                              (unsigned long long)(p->first + p->n - 1),
                              (unsigned long long)(EVB_SEQ_LIMIT - 1));
         m->flags |= EVB_MSG_SEQ;

@@ -67,8 +67,10 @@ static const char tail_usage[] =
     "                   producers (`evbus pub --producer-id`): an event whose\n"
     "                   sequence is not above the highest seen from its\n"
     "                   producer in its partition; with --name or --group\n"
-    "                   the table is kept with the cursor (not with\n"
-    "                   --queue). The count dropped goes to stderr at exit\n"
+    "                   the table is kept with the cursor. Not with --queue:\n"
+    "                   queue members take a partition's events out of order,\n"
+    "                   so a sequence seen is no mark of what came before.\n"
+    "                   The count dropped goes to stderr at exit\n"
     "  --json           one JSON object per event with every field; the value\n"
     "                   (and key) as \"value\" when UTF-8 text, else base64 in\n"
     "                   \"value_b64\"\n"
@@ -257,6 +259,10 @@ static int tail_options(tail *t, int argc, char **argv)
                                t->group ? "group" : "name");
     if (t->queue && !t->group)
         return cli_usage_error(&t->c, "--queue needs --group NAME");
+    if (t->queue && (t->co.flags & EVB_CONSUMER_DEDUP))
+        return cli_usage_error(&t->c, "--dedup and --queue exclude each other: queue "
+                               "members take a partition's events out of order (use "
+                               "--group without --queue)");
     if ((t->co.ack_wait_ms || t->co.max_deliveries) && !t->queue)
         return cli_usage_error(&t->c, "--ack-wait and --max-deliveries are for --queue");
     if (t->queue && t->co.start == EVB_START_COMMITTED)

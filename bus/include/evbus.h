@@ -381,6 +381,21 @@ typedef struct evb_producer_options {
  * its cursor (consumers/NAME.dup) with each commit, so after a restart it
  * still drops copies of events it processed before; a seek forgets the
  * table of the partitions it moves (the caller asked to see them again).
+ * A partition group (EVB_GROUP_MEMBER) keeps one table per partition in
+ * consumers/GROUP.grp.dup, handed from owner to owner with the committed
+ * cursor. A queue group (EVB_QUEUE_MEMBER) cannot deduplicate (-EINVAL):
+ * its members take a partition's events out of order, so the highest
+ * sequence one member has seen says nothing of events another holds.
+ *
+ * Sequences only rise: an EVB_MSG_SEQ at or above the next sequence jumps
+ * there, and nothing brings it down, so one near EVB_SEQ_LIMIT uses the id
+ * up in that partition (every new event -EOVERFLOW from then on,
+ * republishes below still allowed): number anew under another id.
+ *
+ * The id's state file (producers/ID.seq) and the tables' files check
+ * every record: damage is -EBADMSG naming the file, never a sequence taken
+ * as right, except that a damaged state of a partition whose log still
+ * holds it from its first event is learned again from the log.
  */
 /** Lowest stable producer id (evb_producer_options.producer_id). */
 #define EVB_PRODUCER_ID_STABLE 0x80000000u
@@ -521,7 +536,9 @@ typedef struct evb_consumer_options {
 #define EVB_CONSUMER_SKIP_DAMAGE 1u
 /** evb_consumer_options.flags: drop duplicates of stable producers' events
  *  (see "Duplicate suppression"). A dropped event is consumed (a commit
- *  moves past it); a loss it carried goes with the next event delivered. */
+ *  moves past it); a loss it carried goes with the next event delivered.
+ *  For subscribers, named consumers and partition group members; a queue
+ *  member's open is -EINVAL (it takes events out of order). */
 #define EVB_CONSUMER_DEDUP 2u
 
 /* ------------------------------------------------------------------ */
@@ -826,9 +843,11 @@ void evb_producer_close(evb_producer *p);
  * -EUSERS).
  * Returns 0, -ENOENT, -EINVAL, -ENAMETOOLONG, -EBUSY, -EBADMSG, -EPROTO,
  * -ENOMEM, -EACCES, -EMEDIUMTYPE, -EUSERS. With EVB_CONSUMER_DEDUP a named
- * consumer also opens consumers/NAME.dup: -EBADMSG or -EPROTO when it is
- * damaged or of another format (the cursor file is untouched: opening
- * without the flag, or after removing the file, resumes as before).
+ * consumer also opens consumers/NAME.dup (a group member
+ * consumers/GROUP.grp.dup): -EBADMSG or -EPROTO when it is damaged (any
+ * record failing its check) or of another format (the cursor file is
+ * untouched: opening without the flag, or after removing the file, resumes
+ * as before); a queue member with it is -EINVAL.
  */
 int evb_consumer_open(evb_consumer **out, evb_bus *bus, const char *topic,
                       const evb_consumer_options *opts);

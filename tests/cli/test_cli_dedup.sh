@@ -87,7 +87,102 @@ test_usage() {
     end
 }
 
+test_last_seq_partition() {
+    begin "pub --last-seq --partition P prints P only; a P the topic lacks is a usage error"
+    run create lp --partitions 3 --ring-bytes 64K
+    run pub lp --producer-id "$ID" --partition 1 a b c
+    run pub lp --producer-id "$ID" --partition 2 d
+    run pub lp --producer-id "$ID" --last-seq
+    check "every partition without --partition" out_is "$(printf '0 none\n1 2\n2 0')"
+    for p in 0 1 2; do
+        run pub lp --producer-id "$ID" --last-seq --partition "$p"
+        check "--partition $p: exit 0" rc_is 0
+        check "--partition $p: its line only" out_is "$(printf '0 none\n1 2\n2 0' | sed -n "$((p + 1))p")"
+    done
+    run pub lp --producer-id "$ID" --last-seq --partition 3
+    check "--partition 3 of 3: exit 2" rc_is 2
+    check "one line" err_one_line
+    check "names the partition count" err_has "3 partitions"
+    check "prints nothing" out_empty
+    end
+}
+
+test_seq_limit() {
+    begin "--seq at 2^63-1 uses the id up there: help and the error say so"
+    run create sl --partitions 2 --ring-bytes 64K
+    run pub sl --producer-id "$ID" --partition 0 --seq 9223372036854775807 x
+    check "the last sequence is accepted" rc_is 0
+    run pub sl --producer-id "$ID" --partition 0 y
+    check "a new event after it: exit 1" rc_is 1
+    check "one line" err_one_line
+    check "says it is for good" err_has "no new event there again"
+    check "says what to do" err_has "another producer id"
+    run pub sl --producer-id "$ID" --partition 0 --seq 5 z
+    check "a republish below still works" rc_is 0
+    run pub sl --producer-id "$ID" --partition 1 w
+    check "the other partition is untouched" rc_is 0
+    run pub sl --producer-id "$ID" --partition 0 --seq 9223372036854775808 x
+    check "--seq 2^63: exit 2" rc_is 2
+    run pub --help
+    check "help: the range" out_has "0..2^63-1"
+    check "help: the consequence" out_has "for good"
+    end
+}
+
+test_queue_dedup() {
+    begin "--dedup is for --name and --group, not --queue, and help and README say why"
+    run create qd --partitions 2 --ring-bytes 64K
+    run tail qd --group g --queue --dedup
+    check "exit 2" rc_is 2
+    check "one line" err_one_line
+    check "says why" err_has "out of order"
+    run pub qd --producer-id "$ID" --partition 0 a b
+    run tail qd --group g --dedup
+    check "a partition group deduplicates: exit 0" rc_is 0
+    run tail --help
+    check "tail --help: not with --queue" out_has "Not with --queue"
+    check "README: queue groups cannot deduplicate" grep -q "Queue groups" "$README"
+    end
+}
+
+test_damaged_seq() {
+    begin "random bytes inside a .seq: pub --last-seq relearns from the ring or refuses naming it"
+    run create ds --partitions 2 --ring-bytes 64K
+    run pub ds --producer-id "$ID" --partition 0 a b c d
+    local seq
+    seq="$BUS/ds/producers/$(printf '%08x' "$ID").seq"
+    for off in 64 72 96 120 168 200 240; do
+        cp "$seq" "$TMP/seq.keep"
+        head -c 8 /dev/urandom | dd of="$seq" bs=1 seek="$off" conv=notrunc 2>/dev/null
+        run pub ds --producer-id "$ID" --last-seq
+        if [[ "$RC" -eq 0 ]]; then
+            check "byte $off: the right sequences" out_is "$(printf '0 3\n1 none')"
+        else
+            check "byte $off: refused with one line naming the file" err_has ".seq"
+        fi
+        cp "$TMP/seq.keep" "$seq"
+    done
+    # A ring that lapped partition 0's first events cannot be relearned.
+    run create dl --partitions 1 --ring-bytes 64K
+    head -c 3000 /dev/zero | tr '\0' x >"$TMP/big"
+    for _ in $(seq 1 60); do cat "$TMP/big"; echo; done >"$TMP/in"
+    run_in "$TMP/in" pub dl --producer-id "$ID" --partition 0
+    seq="$BUS/dl/producers/$(printf '%08x' "$ID").seq"
+    printf '\xff\x13\x37\x42\x99\x01\x00\x7f' | dd of="$seq" bs=1 seek=64 conv=notrunc 2>/dev/null
+    run pub dl --producer-id "$ID" --last-seq
+    check "lapped: exit 1" rc_is 1
+    check "lapped: one line" err_one_line
+    check "names the file" err_has "$(basename "$seq")"
+    check "says what removing it means" err_has "Remove the file only if"
+    check "prints no sequence" out_empty
+    end
+}
+
 test_republish
 test_named
 test_usage
+test_last_seq_partition
+test_seq_limit
+test_queue_dedup
+test_damaged_seq
 finish
