@@ -45,11 +45,16 @@ TestSuite(dedup_damage, .init = setup, .fini = teardown, .timeout = 120);
 static const uint8_t flips[] = {0x01, 0x80, 0xff};
 #define NFLIPS (sizeof flips / sizeof flips[0])
 
-static void create(const char *topic, uint64_t ring_bytes)
+static void create_as(const char *topic, uint64_t ring_bytes, uint32_t durability)
 {
     evb_topic_config tc = {.partitions = PARTS, .ring_bytes = ring_bytes,
-                           .segment_bytes = 1 << 20};
+                           .segment_bytes = 1 << 20, .durability = durability};
     cr_assert_eq(evb_topic_create(bus, topic, &tc), 0, "create: %s", evb_last_error());
+}
+
+static void create(const char *topic, uint64_t ring_bytes)
+{
+    create_as(topic, ring_bytes, EVB_DURABILITY_NONE);
 }
 
 static evb_producer *stable(const char *topic)
@@ -179,6 +184,23 @@ Test(dedup_damage, seq_damage_is_relearned_from_a_whole_ring)
     cr_assert_eq(records, (int)(PARTS * EVB_PST_ENTRY_BYTES * NFLIPS),
                  "every entry byte relearned or harmless");
     cr_assert_gt(refused, 0, "no header damage refused");
+}
+
+/* A durable topic whose disk log holds every event: the same, relearned
+ * from the segments and the ring. */
+Test(dedup_damage, seq_damage_is_relearned_from_a_durable_log)
+{
+    create_as("dw", 64 << 10, EVB_DURABILITY_ASYNC);
+    evb_producer *p = stable("dw");
+    for (int i = 0; i < 60; i++)
+        pub(p, 0, EVB_SEQ_LIMIT, 2048); /* laps the ring: read from disk */
+    pub(p, 1, 7, 16);
+    cr_assert_eq(evb_producer_sync(p, 10000), 0, "%s", evb_last_error());
+    evb_producer_close(p);
+    uint64_t want[PARTS] = {59, 7};
+    int records;
+    seq_sweep("dw", want, &records);
+    cr_assert_eq(records, (int)(PARTS * EVB_PST_ENTRY_BYTES * NFLIPS));
 }
 
 /* Partition 0's ring has lapped its first events: its sequences cannot be
