@@ -31,6 +31,8 @@
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
+/* Inlined: three records a publish, each hashed over a fixed 40 bytes. */
+#define XXH_INLINE_ALL
 #include <xxhash.h>
 
 #include "bus_internal.h"
@@ -55,9 +57,11 @@ static uint64_t rec_check(const struct evb_pst_rec *r, uint64_t seed)
     return XXH3_64bits_withSeed(r, offsetof(struct evb_pst_rec, check), seed);
 }
 
-static uint64_t cur_word(uint32_t gen, uint64_t seed)
+/* The word naming record GEN & 1 whose check is CHECK: a cur altered to
+ * name the other record (or another gen) no longer matches its check. */
+static uint64_t cur_word(uint32_t gen, uint64_t check)
 {
-    return (uint64_t)gen << 32 | (uint32_t)XXH3_64bits_withSeed(&gen, sizeof gen, seed);
+    return (uint64_t)gen << 32 | (uint32_t)check;
 }
 
 static void rec_fill(struct evb_pst_rec *r, uint32_t gen, const struct evb_pst_vals *v,
@@ -86,7 +90,8 @@ static void pst_init(void *map, void *arg)
         uint64_t seed = pst_seed(pn->id, i);
         rec_fill(&h->e[i].r[0], 0, &v0, seed);
         /* Relaxed: nobody sees the file before it is linked (file_create.c). */
-        atomic_store_explicit(&h->e[i].cur, cur_word(0, seed), memory_order_relaxed);
+        atomic_store_explicit(&h->e[i].cur, cur_word(0, h->e[i].r[0].check),
+                              memory_order_relaxed);
     }
     /* N2: release; the header before the magic. */
     atomic_store_explicit(&h->magic, EVB_PST_MAGIC, memory_order_release);
@@ -102,15 +107,10 @@ static int pst_read(const struct evb_pst_hdr *h, uint32_t part, uint32_t id,
     /* Relaxed: N1, the lock orders us after the last holder. */
     uint64_t cur = atomic_load_explicit(&e->cur, memory_order_relaxed);
     uint32_t g = (uint32_t)(cur >> 32);
-    if (cur != cur_word(g, seed)) {
-        snprintf(msg, cap, "partition %u: the word naming its record (0x%llx) fails its "
-                 "check", part, (unsigned long long)cur);
-        return -EBADMSG;
-    }
     const struct evb_pst_rec *r = &e->r[g & 1];
-    if (r->gen != g || r->check != rec_check(r, seed)) {
-        snprintf(msg, cap, "partition %u: record %u (gen %u) fails its check", part, g & 1,
-                 g);
+    if (r->gen != g || r->check != rec_check(r, seed) || cur != cur_word(g, r->check)) {
+        snprintf(msg, cap, "partition %u: record %u (gen %u, named by 0x%llx) fails its "
+                 "check", part, g & 1, g, (unsigned long long)cur);
         return -EBADMSG;
     }
     if (r->committed > r->claimed || r->claimed > EVB_SEQ_LIMIT) {
@@ -142,7 +142,7 @@ void evb_pstate_put(struct evb_pstate *ps, uint32_t part, const struct evb_pst_v
     r->check = rec_check(r, seed);
     EVB_CRASH_POINT("pstate.before_cur");
     /* N1: release; the record (and a commit CAS before) before cur names it. */
-    atomic_store_explicit(&e->cur, cur_word(gen, seed), memory_order_release);
+    atomic_store_explicit(&e->cur, cur_word(gen, r->check), memory_order_release);
     ps->v[part] = *v;
     ps->gen[part] = gen;
 }

@@ -17,9 +17,10 @@
  *         | ...                         |
  *         +-----------------------------+
  *
- *   entry: 0  cur      which record holds the state: gen << 32 | check32,
- *                      check32 the low half of XXH3_64bits_withSeed(gen as
- *                      u32, seed); one 8-byte store switches records
+ *   entry: 0  cur      which record holds the state: gen << 32 | the low
+ *                      half of that record's check (so a cur altered to
+ *                      name the other record does not match it); one
+ *                      8-byte store switches records
  *          8  r[0]     record of even gens
  *          56 r[1]     record of odd gens
  *   record: 0  gen         its generation (cur's gen in the low 32 bits)
@@ -46,7 +47,7 @@
  * not name, then stores cur (N1). A holder killed mid-update leaves cur
  * naming the previous record, still whole: the state reads as before the
  * update or after it, never half of each. So a record cur names that
- * fails its check, or a cur whose check32 fails, is damage, not a crash:
+ * fails its check, or a cur not matching it, is damage, not a crash:
  * the opener relearns that partition from the log when the log still holds
  * the partition's whole history, and refuses the file (-EBADMSG, naming it)
  * otherwise. The record cur does not name is never read.
@@ -104,7 +105,7 @@ struct evb_pst_rec {
 };
 
 struct evb_pst_entry {
-    _Atomic uint64_t cur;         /* 0: gen << 32 | check32, stored last (N1) */
+    _Atomic uint64_t cur;         /* 0: gen << 32 | (u32)check, stored last (N1) */
     struct evb_pst_rec r[2];      /* 8: r[gen & 1] */
 };
 
