@@ -823,8 +823,13 @@ void evb_producer_close(evb_producer *p);
  * with none alive, what is lapped meanwhile is reported as lost_events),
  * which takes a reader slot per partition, plus one per partition it
  * owns: a ring's 64 reader slots are shared by all its readers, so such
- * a group has room for about 30 members (-EBUSY past that). Durable
- * topics gate nothing and lose nothing.
+ * a group has room for about 30 members (-EBUSY past that). A member
+ * that stops running (SIGSTOP, a debugger, a write to a full pipe) is
+ * expelled after its lease and its partitions go to others, but until
+ * it runs again or dies its slots still hold the ring like a lossless
+ * reader's: producers, and so the other members, wait for it. Durable
+ * topics gate nothing and lose nothing: give a group whose members may
+ * stall a durable topic.
  *
  * A queue group member (EVB_QUEUE_MEMBER, .name the group) reads every
  * partition and competes per event: next and poll hand it single events
@@ -836,7 +841,8 @@ void evb_producer_close(evb_producer *p);
  * parameters are its creator's. On a ring-only topic the members hold the
  * ring at the oldest event not acknowledged (producers wait for it); with
  * no member alive nothing holds it, and events lapped meanwhile are
- * reported as lost_bytes (a queue keeps positions, not offsets). Each
+ * reported as lost_bytes (a queue keeps positions, not offsets), and a
+ * stopped member holds it as a partition group's does (above). Each
  * member takes a reader slot per partition (64 per ring, shared with
  * every other reader of the topic), so a queue group has at most 64
  * members less the topic's other readers (-EBUSY past that, before
