@@ -55,7 +55,6 @@
 #include <limits>
 #include <memory>
 #include <optional>
-#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -98,14 +97,11 @@ using PartitionStat = struct ::evb_partition_stat;
 class error : public std::system_error {
 public:
     error(int errno_value, const std::string &what)
-        : std::system_error(errno_value, std::generic_category(), what), detail_(what)
+        : std::system_error(errno_value, std::generic_category(), what)
     {
     }
     /** The errno, positive (the C API returned its negative). */
     int errno_value() const noexcept { return code().value(); }
-
-private:
-    std::runtime_error detail_; /* keeps copies nothrow, as exceptions must be */
 };
 
 namespace detail {
@@ -645,7 +641,12 @@ public:
         int rc = evb_consumer_open(&h_, bus.need(), topic.c_str(), &opts);
         if (rc < 0)
             detail::fail(rc, "consumer on '" + topic + "'", true);
-        rethrow_pending();
+        if (cb_ && cb_->ex) {
+            /* No destructor runs for a constructor that throws. */
+            std::exception_ptr ex = cb_->ex;
+            close();
+            std::rethrow_exception(ex);
+        }
     }
 
     /** A lossy subscriber: starts at the tail, never slows producers. */
@@ -937,6 +938,20 @@ inline Consumer::EventRange Consumer::events(std::chrono::milliseconds timeout)
     need();
     return EventRange(this, timeout);
 }
+
+static_assert(std::is_nothrow_move_constructible_v<Bus> &&
+                  std::is_nothrow_move_assignable_v<Bus> &&
+                  std::is_nothrow_move_constructible_v<Producer> &&
+                  std::is_nothrow_move_assignable_v<Producer> &&
+                  std::is_nothrow_move_constructible_v<Claim> &&
+                  std::is_nothrow_move_assignable_v<Claim> &&
+                  std::is_nothrow_move_constructible_v<Consumer> &&
+                  std::is_nothrow_move_assignable_v<Consumer>,
+              "evbus handles move without throwing");
+static_assert(!std::is_copy_constructible_v<Bus> && !std::is_copy_constructible_v<Producer> &&
+                  !std::is_copy_constructible_v<Claim> &&
+                  !std::is_copy_constructible_v<Consumer>,
+              "evbus handles are move-only");
 
 } // namespace evbus
 
