@@ -830,6 +830,32 @@ public:
             detail::fail(rc, "assignment", false);
         return std::vector<uint32_t>(parts, parts + rc);
     }
+    /** What evb_consumer_skipped() and evb_consumer_dedup_stat() report. */
+    struct Counts {
+        uint64_t events = 0, bytes = 0;
+    };
+    /** EVB_CONSUMER_SKIP_DAMAGE: damage at the end of a durable log that no
+     *  event has carried yet (handed over once), for PARTITION or all. */
+    Counts skipped(int32_t partition = all_partitions)
+    {
+        Counts n;
+        int rc = evb_consumer_skipped(need(), partition, &n.events, &n.bytes);
+        if (rc < 0)
+            detail::fail(rc, "skipped", false);
+        return n;
+    }
+    /** EVB_CONSUMER_DEDUP: duplicates dropped and producers forgotten. */
+    struct DedupStat {
+        uint64_t dropped = 0, evicted = 0;
+    };
+    DedupStat dedup_stat(int32_t partition = all_partitions)
+    {
+        DedupStat d;
+        int rc = evb_consumer_dedup_stat(need(), partition, &d.dropped, &d.evicted);
+        if (rc < 0)
+            detail::fail(rc, "dedup stat", false);
+        return d;
+    }
     /** Events rejected since open. */
     uint64_t rejects()
     {
