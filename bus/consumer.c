@@ -311,8 +311,10 @@ static int skip_dups(evb_consumer *c, uint32_t i, struct evb_frame_view *v)
     return rc;
 }
 
-/* One pass over the partitions, starting after the last one served. */
-static int try_read(evb_consumer *c, evb_event *ev)
+/* One pass over the partitions, starting after the last one served.
+ * Nothing is released, so events read before stay where they are
+ * (consumer_batch.c reads a batch so). */
+int evb_consumer_try_read(evb_consumer *c, evb_event *ev)
 {
     for (uint32_t k = 0; k < c->n; k++) {
         uint32_t i = c->next + k;
@@ -424,7 +426,7 @@ EVB_EXPORT int evb_consumer_next(evb_consumer *c, evb_event *ev, int32_t timeout
     if (rc)
         return rc;
     release_all(c);
-    rc = try_read(c, ev);
+    rc = evb_consumer_try_read(c, ev);
     if (rc != -EAGAIN || timeout_ms == 0)
         return rc;
     /* Spin first (shm/spin.h): an event that arrives within EVB_SPIN_NS
@@ -433,7 +435,7 @@ EVB_EXPORT int evb_consumer_next(evb_consumer *c, evb_event *ev, int32_t timeout
     struct evb_spin spin;
     evb_spin_init(&spin, EVB_SPIN_NS);
     while (evb_spin_once(&spin))
-        if ((rc = try_read(c, ev)) != -EAGAIN)
+        if ((rc = evb_consumer_try_read(c, ev)) != -EAGAIN)
             return rc;
     uint64_t deadline = timeout_ms < 0 ? UINT64_MAX
                                        : spin.start_ns + (uint64_t)timeout_ms * 1000000ull;
@@ -447,7 +449,7 @@ EVB_EXPORT int evb_consumer_next(evb_consumer *c, evb_event *ev, int32_t timeout
             evb_consumer_block(c, deadline);
         if (c->grp.f && (rc = evb_cgroup_tick(c, false)))
             return rc;
-        rc = try_read(c, ev);
+        rc = evb_consumer_try_read(c, ev);
         if (rc != -EAGAIN)
             return rc;
         if (deadline != UINT64_MAX && evb_mono_ns() >= deadline)
@@ -473,7 +475,7 @@ EVB_EXPORT int evb_consumer_poll(evb_consumer *c, int (*fn)(const evb_event *ev,
     uint32_t n = 0;
     evb_event ev;
     while (n < max) {
-        int rc = try_read(c, &ev);
+        int rc = evb_consumer_try_read(c, &ev);
         if (rc == -EAGAIN)
             break;
         if (rc)

@@ -99,6 +99,9 @@ struct evb_consumer {
 int evb_consumer_read_part(evb_consumer *c, uint32_t i, struct evb_frame_view *v);
 void evb_consumer_fill(evb_event *ev, const struct evb_frame_view *v, uint32_t part);
 void evb_consumer_block(evb_consumer *c, uint64_t deadline);
+/* One event from any partition, nothing released first (consumer_batch.c
+ * keeps a batch's events in place so): 0, -EAGAIN, or a sticky error. */
+int evb_consumer_try_read(evb_consumer *c, evb_event *ev);
 
 /* consumer_queue.c: queue group members. */
 int evb_cqueue_open(evb_consumer *c);

@@ -877,6 +877,68 @@ int evb_consumer_poll(evb_consumer *c, int (*fn)(const evb_event *ev, void *arg)
                       void *arg, uint32_t max);
 
 /**
+ * Read up to MAX events in one call, for bindings that pay per call (the
+ * Python binding's iteration and poll()): waits for the first one per
+ * TIMEOUT_MS as evb_consumer_next() (0: do not wait), then takes what is
+ * ready now. Every event in EVS[0..n) stays valid until the next call on
+ * C, not only the last one: events a lossless subscriber or a named
+ * consumer of a ring-only topic reads in place stay in place (nothing is
+ * released to producers during the call, so producers may wait on a long
+ * batch: keep MAX modest, a few thousand at most), every other event's
+ * key and value (a lossy subscriber's, a group member's, any reader's of
+ * a durable topic) are copied into ARENA (ARENA_BYTES, 8-byte aligned
+ * values, may be NULL with 0). An event that does not fit in what is left
+ * of ARENA ends the batch and stays where it was read, which is valid
+ * until the next call like evb_consumer_next()'s event; so nothing read
+ * is ever dropped, and an ARENA of a few times max_event_bytes keeps
+ * batches long. Queue group members read one event per evb_consumer_next()
+ * inside (each copied), with the same result.
+ * Returns the number of events (0: none within TIMEOUT_MS), -EINVAL (NULL
+ * C or EVS, or a NULL ARENA with ARENA_BYTES), or the errors of
+ * evb_consumer_next() other than -EAGAIN and -ETIMEDOUT when no event
+ * was read; an error after some events ends the batch and comes back from
+ * the next call (as evb_consumer_poll()). Thread-safety: as C.
+ */
+int evb_consumer_read_batch(evb_consumer *c, evb_event *evs, uint32_t max, void *arena,
+                            size_t arena_bytes, int32_t timeout_ms);
+
+/** Where each value of evb_consumer_poll_values() came from (48 bytes,
+ *  no padding: a binding may view an array of them as a table). */
+typedef struct evb_value_meta {
+    uint64_t offset;
+    uint64_t position;
+    uint64_t timestamp_ns;
+    uint64_t lost_events;     /**< lost (lapped) just before this event */
+    uint64_t ack_token;       /**< queue group members (evb_consumer_ack) */
+    uint32_t partition;
+    uint32_t deliveries;      /**< as evb_event.deliveries */
+} evb_value_meta;
+
+/**
+ * Copy the values of up to MAX events, each exactly VALUE_BYTES long,
+ * into VALUES (MAX * VALUE_BYTES bytes, value i at i * VALUE_BYTES) and,
+ * when META is not NULL, where each came from into META[i]: a batch of
+ * fixed-layout records for a columnar reader (numpy) in one call. Waits
+ * for the first event per TIMEOUT_MS as evb_consumer_next(), then takes
+ * what is ready now; *N says how many values were copied.
+ * An event whose value is not VALUE_BYTES long ends the batch: it is
+ * handed out whole in *ODD (valid until the next call on C, as
+ * evb_consumer_next()'s event) and the call returns 1. It is consumed
+ * like any delivered event (a commit covers it), so the caller owns it
+ * now: handle it, reject it (evb_consumer_reject), or ack it. Nothing is
+ * skipped silently.
+ * Returns 0 (*N values; 0 when none came within TIMEOUT_MS), 1 (*N values,
+ * then *ODD), -EINVAL (NULL C, VALUES, N or ODD, VALUE_BYTES 0, or MAX *
+ * VALUE_BYTES over 2^31), or the errors of evb_consumer_next() other than
+ * -EAGAIN and -ETIMEDOUT when no value was copied; an error after some
+ * values ends the batch and comes back from the next call.
+ * Thread-safety: as C.
+ */
+int evb_consumer_poll_values(evb_consumer *c, void *values, uint32_t value_bytes,
+                             uint32_t max, evb_value_meta *meta, int32_t timeout_ms,
+                             uint32_t *n, evb_event *odd);
+
+/**
  * How far C is behind: the bytes between its read position and the tail,
  * summed over its partitions; what producers have claimed (committed or
  * still in flight) that C has not been given yet. 0 when C has caught up.
