@@ -1,0 +1,961 @@
+"""Bus, topics, Producer, Consumer and Event over libevbus (see the package doc)."""
+from __future__ import annotations
+
+import ctypes
+import errno as _errno
+import sys
+import threading
+import weakref
+from ctypes import byref, c_uint8, c_uint32, c_uint64
+from itertools import repeat
+from operator import add, and_, rshift, sub
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Iterator, Optional, Sequence, Union
+
+from . import _capi as capi
+
+
+# ---------------------------------------------------------------- errors
+
+
+class Error(OSError):
+    """An evbus call failed.
+
+    ``errno`` is the positive errno the C function returned (negated),
+    ``strerror`` names what failed and evbus's words for the code, and
+    ``detail`` is evb_last_error()'s message from the same thread ("" when
+    the call left none: hot paths such as reads and publishes leave none).
+    """
+
+    def __init__(self, rc: int, where: str = "", detail: Optional[str] = None,
+                 words: Optional[str] = None, cold: bool = False):
+        code = -rc if rc < 0 else rc
+        if words is None:
+            words = capi.evb_strerror(-code).decode(errors="replace")
+        if detail is None:
+            detail = capi.evb_last_error().decode(errors="replace")
+            # Only cold paths (opens, topic calls) clear the thread's
+            # message first; after a hot one (a read, a publish) the same
+            # text as last time is most likely that old failure's.
+            if not cold and detail == getattr(_seen, "detail", None):
+                detail = ""
+            _seen.detail = detail or getattr(_seen, "detail", None)
+        text = f"{where}: {words}" if where else words
+        if detail:
+            text += f" ({detail})"
+        super().__init__(code, text)
+        self.detail = detail
+
+
+class StaleEventError(Error):
+    """An event was used after the next read on its consumer (errno ESTALE).
+
+    Its memory may hold another event by then, so nothing of it is read."""
+
+    def __init__(self) -> None:
+        super().__init__(-_errno.ESTALE, "event used after the next read on its consumer",
+                         words="stale event",
+                         detail="keep what you need (bytes(ev.value), ev.offset) before "
+                                "reading on")
+
+
+class ValueSizeError(Error):
+    """poll_numpy() met an event whose value is not the dtype's size
+    (errno EMSGSIZE). The event is not lost: it is held by the consumer and
+    handed out by the next per-event read (next(), poll(), iteration), and
+    poll_numpy() raises this until it was. ``partition``, ``offset``,
+    ``value_len`` and ``expected`` describe it."""
+
+    def __init__(self, partition: int, offset: int, value_len: int, expected: int):
+        super().__init__(-_errno.EMSGSIZE,
+                         f"partition {partition} offset {offset}: value of {value_len} "
+                         f"bytes, the dtype takes {expected}", words="value of another size",
+                         detail="read it with next(), poll() or iteration, then "
+                                "poll_numpy() goes on")
+        self.partition, self.offset = partition, offset
+        self.value_len, self.expected = value_len, expected
+
+
+_seen = threading.local()
+
+
+def _check(rc: int, where: str, cold: bool = False) -> int:
+    if rc < 0:
+        raise Error(rc, where, cold=cold)
+    return rc
+
+
+def _b(s: Union[str, bytes, None]) -> Optional[bytes]:
+    if s is None or isinstance(s, bytes):
+        return s
+    return s.encode()
+
+
+def version() -> str:
+    """The version of the loaded libevbus."""
+    return capi.evb_version().decode()
+
+
+# ---------------------------------------------------------------- bus, topics
+
+_DURABILITY = {"none": 0, "async": 1, "sync": 2}
+
+
+@dataclass(frozen=True)
+class TopicInfo:
+    """A topic's configuration, defaults filled in (evb_topic_info)."""
+    name: str
+    partitions: int
+    ring_bytes: int
+    max_event_bytes: int
+    durability: str
+    file_mode: int
+    segment_bytes: int
+    retain_bytes: int
+    retain_ms: int
+    flush_ms: int
+
+
+class Bus:
+    """A bus: a directory of topics (evb_bus_open).
+
+    ``name_or_path``: a name (under /dev/shm/evbus*/), a path with '/', or
+    None for $EVBUS_BUS else "default". Thread-safe. Closing the bus closes
+    the producers and consumers opened through it first.
+    """
+
+    def __init__(self, name_or_path: Optional[str] = None, *, data_dir: Optional[str] = None,
+                 mode: int = 0, dead_ms: int = 0, stall_ms: int = 0):
+        opts = capi.BusOptions(dead_ms=dead_ms, stall_ms=stall_ms, mode=mode,
+                               data_dir=_b(data_dir))
+        h = ctypes.c_void_p()
+        _check(capi.evb_bus_open(byref(h), _b(name_or_path), byref(opts)),
+               f"bus {name_or_path or '(default)'}", cold=True)
+        self._h: Optional[int] = h.value
+        # Weak: a producer or consumer dropped unclosed is closed by its
+        # __del__; each holds the bus, so the bus outlives them.
+        self._children: "weakref.WeakSet[Any]" = weakref.WeakSet()
+
+    @property
+    def path(self) -> str:
+        """The bus directory."""
+        return capi.evb_bus_path(self._handle()).decode()
+
+    def _handle(self) -> int:
+        if not self._h:
+            raise Error(-_errno.EBADF, "bus is closed", detail="")
+        return self._h
+
+    def create_topic(self, name: str, partitions: int = 1, *, ring_bytes: int = 0,
+                     max_event_bytes: int = 0, durability: str = "none", file_mode: int = 0,
+                     segment_bytes: int = 0, retain_bytes: int = 0, retain_ms: int = 0,
+                     flush_ms: int = 0, exist_ok: bool = False) -> TopicInfo:
+        """Create topic NAME (evb_topic_create; 0 means the default).
+        ``durability``: "none", "async" or "sync". With ``exist_ok`` an
+        existing topic is fine (its own configuration is kept)."""
+        cfg = capi.TopicConfig(partitions=partitions, ring_bytes=ring_bytes,
+                               max_event_bytes=max_event_bytes,
+                               durability=_DURABILITY[durability], file_mode=file_mode,
+                               segment_bytes=segment_bytes, retain_bytes=retain_bytes,
+                               retain_ms=retain_ms, flush_ms=flush_ms)
+        rc = capi.evb_topic_create(self._handle(), name.encode(), byref(cfg))
+        if not (exist_ok and rc == -_errno.EEXIST):
+            _check(rc, f"topic {name}: create", cold=True)
+        return self.topic_info(name)
+
+    def topic_info(self, name: str) -> TopicInfo:
+        """Topic NAME's configuration (evb_topic_info)."""
+        ti = capi.TopicInfo()
+        _check(capi.evb_topic_info(self._handle(), name.encode(), byref(ti)), f"topic {name}",
+               cold=True)
+        c = ti.config
+        dur = {v: k for k, v in _DURABILITY.items()}.get(c.durability, str(c.durability))
+        return TopicInfo(ti.name.decode(), c.partitions, c.ring_bytes, c.max_event_bytes, dur,
+                         c.file_mode, c.segment_bytes, c.retain_bytes, c.retain_ms, c.flush_ms)
+
+    def delete_topic(self, name: str, *, force: bool = False) -> None:
+        """Delete topic NAME (evb_topic_remove; ``force`` also removes a
+        damaged durable topic's data)."""
+        _check(capi.evb_topic_remove(self._handle(), name.encode(),
+                                     capi.EVB_DELETE_FORCE if force else 0),
+               f"topic {name}: delete", cold=True)
+
+    def topics(self) -> list[str]:
+        """Topic names, in name order (evb_topic_list)."""
+        names: list[str] = []
+
+        def take(name: bytes, arg: Any) -> int:
+            names.append(name.decode())
+            return 0
+
+        _check(capi.evb_topic_list(self._handle(), capi.TopicListFn(take), None), "topic list",
+               cold=True)
+        return names
+
+    def partition_stat(self, topic: str, partition: int) -> dict[str, int]:
+        """Live counters of one partition (evb_partition_stat), as a dict."""
+        st = capi.PartitionStat()
+        _check(capi.evb_partition_stat(self._handle(), topic.encode(), partition, byref(st)),
+               f"topic {topic} partition {partition}", cold=True)
+        return {f: getattr(st, f) for f, _ in capi.PartitionStat._fields_}
+
+    def producer(self, topic: str, **kw: Any) -> "Producer":
+        """A Producer on TOPIC (see Producer)."""
+        return Producer(self, topic, **kw)
+
+    def consumer(self, topic: str, **kw: Any) -> "Consumer":
+        """A Consumer on TOPIC (see Consumer)."""
+        return Consumer(self, topic, **kw)
+
+    def close(self) -> None:
+        """Close the producers and consumers opened on the bus, then the bus."""
+        for ch in list(self._children):
+            ch.close()
+        if self._h:
+            capi.evb_bus_close(self._h)
+            self._h = None
+
+    def __enter__(self) -> "Bus":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        if getattr(self, "_h", None) and not len(self._children):
+            capi.evb_bus_close(self._h)
+            self._h = None
+
+
+# ---------------------------------------------------------------- producer
+
+
+def _bytes_of(v: Any) -> bytes:
+    if isinstance(v, bytes):
+        return v
+    if isinstance(v, str):
+        return v.encode()
+    return bytes(memoryview(v))
+
+
+class Producer:
+    """Publishes to a topic (evb_producer_open).
+
+    ``block_ms``: how long a publish waits on a full ring (-1: as long as
+    it takes, the default; 0: raise Error EAGAIN at once).
+    ``partitioner``: "key" (hash of the key, round-robin without one) or
+    "round_robin". ``producer_id``: 0, or a stable id >= 0x80000000.
+    One thread at a time (open one per thread).
+    """
+
+    def __init__(self, bus: Bus, topic: str, *, block_ms: int = -1, partitioner: str = "key",
+                 producer_id: int = 0):
+        opts = capi.ProducerOptions(block_ms=block_ms,
+                                    partitioner={"key": 0, "round_robin": 1}[partitioner],
+                                    producer_id=producer_id)
+        h = ctypes.c_void_p()
+        _check(capi.evb_producer_open(byref(h), bus._handle(), topic.encode(), byref(opts)),
+               f"topic {topic}: producer", cold=True)
+        self._h: Optional[int] = h.value
+        self.topic = topic
+        self._bus = bus
+        self._msg = capi.Msg()
+        bus._children.add(self)
+
+    def _handle(self) -> int:
+        if not self._h:
+            raise Error(-_errno.EBADF, f"topic {self.topic}: producer is closed", detail="")
+        return self._h
+
+    def publish(self, value: Any, key: Union[bytes, str, None] = None,
+                partition: Optional[int] = None, *, type: int = 0, sync: bool = False) -> None:
+        """Publish one event (evb_publish): VALUE (bytes-like or str) with
+        KEY, to PARTITION or where the partitioner puts it. ``sync`` waits
+        until a durable topic has it on disk."""
+        m = self._msg
+        v = _bytes_of(value)
+        k = _bytes_of(key) if key is not None else None
+        m.value, m.value_len = v, len(v)
+        m.key, m.key_len = k, len(k) if k else 0
+        m.partition = capi.EVB_PARTITION_ANY if partition is None else partition
+        m.type, m.flags = type, capi.EVB_MSG_SYNC if sync else 0
+        rc = capi.evb_publish(self._handle(), byref(m))
+        if rc:
+            raise Error(rc, f"topic {self.topic}: publish")
+
+    def publish_many(self, values: Union[Iterable[Any], Any],
+                     key: Union[bytes, str, None] = None, partition: Optional[int] = None, *,
+                     keys: Optional[Sequence[Union[bytes, str, None]]] = None,
+                     type: int = 0) -> int:
+        """Publish a batch in one call (evb_publish_batch): runs of events
+        for one partition are claimed together. VALUES is an iterable of
+        bytes-likes, or a one-dimensional C-contiguous numpy array whose
+        rows are published in place (no copy). KEY applies to all, or KEYS
+        gives one per value. Returns how many were published (all, or an
+        Error is raised when none was; fewer only when a later partition
+        run could not be claimed)."""
+        iface = getattr(values, "__array_interface__", None)
+        if iface is not None and len(iface["shape"]) == 1 and values.flags["C_CONTIGUOUS"]:
+            n = len(values)
+            size = values.dtype.itemsize
+            base = iface["data"][0]
+            ptrs: Sequence[Any] = [base + i * size for i in range(n)]
+            lens = [size] * n
+            hold: Any = values
+        else:
+            vals = [_bytes_of(v) for v in values]
+            n = len(vals)
+            ptrs, lens, hold = vals, [len(v) for v in vals], vals
+        if n == 0:
+            return 0
+        msgs = (capi.Msg * n)()
+        part = capi.EVB_PARTITION_ANY if partition is None else partition
+        k1 = _bytes_of(key) if key is not None else None
+        kl = [(_bytes_of(k) if k is not None else None) for k in keys] if keys is not None \
+            else None
+        if kl is not None and len(kl) != n:
+            raise ValueError("publish_many: keys and values differ in length")
+        for i in range(n):
+            m = msgs[i]
+            m.value, m.value_len, m.partition, m.type = ptrs[i], lens[i], part, type
+            k = kl[i] if kl is not None else k1
+            if k:
+                m.key, m.key_len = k, len(k)
+        rc = capi.evb_publish_batch(self._handle(), msgs, n)
+        del hold
+        return _check(rc, f"topic {self.topic}: publish_many")
+
+    def sync(self, timeout_ms: int = -1) -> None:
+        """Durable topics: wait until what this producer published is on
+        disk (evb_producer_sync)."""
+        _check(capi.evb_producer_sync(self._handle(), timeout_ms), f"topic {self.topic}: sync")
+
+    def close(self) -> None:
+        """Close the producer (idempotent)."""
+        if self._h:
+            capi.evb_producer_close(self._h)
+            self._h = None
+            self._bus._children.discard(self)
+
+    def __enter__(self) -> "Producer":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        if getattr(self, "_h", None):
+            capi.evb_producer_close(self._h)
+            self._h = None
+
+
+# ---------------------------------------------------------------- events
+
+W = capi.EV_WORDS
+
+
+def _stale() -> "StaleEventError":
+    return StaleEventError()
+
+
+def _word(k: int, shift: int = 0, mask: int = (1 << 64) - 1, doc: str = "") -> property:
+    def get(s: "Event") -> int:
+        c = s[0]
+        if c._gen != s[1]:
+            raise _stale()
+        return (c._w[s[2] + k] >> shift) & mask
+    return property(get, doc=doc)
+
+
+class Event(tuple):
+    """One delivered event. Valid until the next read on its consumer (the
+    next step of an iteration, or the next poll(), next() or poll_numpy()
+    call): after that every attribute raises StaleEventError and its
+    ``value`` view is released (any use of it raises ValueError), so stale
+    memory is never read. Keep what you need with bytes(ev.value).
+
+    ``value`` is a read-only memoryview: zero-copy into the ring's mapping
+    for a lossless subscriber or a named consumer of a ring-only topic;
+    for every other reader a view of the consumer's batch buffer, into
+    which the C library copied the event once (evbus.h,
+    evb_consumer_read_batch).
+
+    (A tuple inside, (consumer, generation, word index, value view), so a
+    batch of them is built without a Python call per event.)
+    """
+
+    __slots__ = ()
+
+    @property
+    def value(self) -> memoryview:
+        """The value, a read-only memoryview (see the class doc)."""
+        if self[0]._gen != self[1]:
+            raise _stale()
+        return self[3]
+
+    @property
+    def key(self) -> Optional[bytes]:
+        """The key (a copy), or None when the event has none."""
+        c = self[0]
+        if c._gen != self[1]:
+            raise _stale()
+        w, b = c._w, self[2]
+        n = w[b + 2] & 0xFFFFFFFF
+        return ctypes.string_at(w[b], n) if n else None
+
+    partition = _word(3, 0, 0xFFFFFFFF, "Its partition.")
+    type = _word(3, 32, 0xFFFF, "The application's event type.")
+    flags = _word(3, 48, 0xFFFF, "The application's flags.")
+    offset = _word(4, doc="Index in its partition.")
+    position = _word(5, doc="Byte position in the partition's log.")
+    timestamp_ns = _word(6, doc="CLOCK_REALTIME at publish, ns.")
+    producer_seq = _word(7, doc="Sequence per producer and partition.")
+    producer_id = _word(8, 0, 0xFFFFFFFF, "The producer's id.")
+    deliveries = _word(8, 32, 0xFFFFFFFF, "Groups: times handed out "
+                                          "(evb_event.deliveries); else 0.")
+    lost_events = _word(9, doc="Events lost (lapped) just before this one.")
+    lost_bytes = _word(10, doc="Log bytes lost with them.")
+
+    @property
+    def timestamp(self) -> float:
+        """Publish time, s since the epoch."""
+        return self.timestamp_ns / 1e9
+
+    def _struct(self) -> capi.Event:
+        c = self[0]
+        if c._gen != self[1]:
+            raise _stale()
+        return capi.Event.from_buffer(c._evs, self[2] * 8)
+
+    def ack(self) -> None:
+        """Queue group members: done, never delivered again (evb_consumer_ack)."""
+        self[0].ack(self)
+
+    def nack(self, delay_ms: int = 0) -> None:
+        """Queue group members: deliver again after DELAY_MS (evb_consumer_nack)."""
+        self[0].nack(self, delay_ms)
+
+    def reject(self, reason: str = "") -> None:
+        """Send it to <topic>.dlq with REASON (evb_consumer_reject)."""
+        self[0].reject(self, reason)
+
+    def __repr__(self) -> str:
+        try:
+            return (f"<evbus.Event partition={self.partition} offset={self.offset} "
+                    f"value_len={len(self.value)}>")
+        except Error:
+            return "<evbus.Event (stale)>"
+
+    # A tuple's equality and hash would compare views; events are distinct.
+    __eq__ = object.__eq__
+    __ne__ = object.__ne__
+    __hash__ = object.__hash__
+
+
+# ---------------------------------------------------------------- consumer
+
+_KINDS = {"subscriber": capi.SUBSCRIBER, "lossless": capi.SUBSCRIBER_LOSSLESS,
+          "consumer": capi.CONSUMER, "group": capi.GROUP_MEMBER, "queue": capi.QUEUE_MEMBER}
+_STARTS = {None: capi.START_DEFAULT, "default": capi.START_DEFAULT,
+           "latest": capi.START_LATEST, "earliest": capi.START_EARLIEST,
+           "committed": capi.START_COMMITTED}
+_IDLE = {"block": capi.IDLE_BLOCK, "spin": capi.IDLE_SPIN, "yield": capi.IDLE_YIELD}
+_REBALANCE = {1: "assigned", 2: "revoked", 3: "lost"}
+
+META_FIELDS = [("offset", "<u8"), ("position", "<u8"), ("timestamp_ns", "<u8"),
+               ("lost_events", "<u8"), ("ack_token", "<u8"), ("partition", "<u4"),
+               ("deliveries", "<u4")]
+
+
+class _Win:
+    """SIZE bytes of the mapping at LO, as a ctypes array (nothing is read
+    until a slice is). Each read's slices come from a fresh root view, so
+    once they and the root are released the array is referenced by this
+    object alone, unless someone derived a view of their own from one of
+    them (np.frombuffer, memoryview(v)): held() tells."""
+
+    __slots__ = ("arr", "lo", "size", "refs", "root")
+
+    def __init__(self, lo: int, size: int):
+        self.arr = (c_uint8 * size).from_address(lo)
+        self.lo, self.size, self.root = lo, size, None
+        self.refs = sys.getrefcount(self.arr)
+
+    def slice(self, ptr: int, n: int) -> memoryview:
+        root = self.root
+        if root is None:
+            root = self.root = memoryview(self.arr).cast("B").toreadonly()
+        return root[ptr - self.lo:ptr - self.lo + n]
+
+    def release(self) -> None:
+        if self.root is not None:
+            self.root.release()
+            self.root = None
+
+    def held(self) -> bool:
+        return sys.getrefcount(self.arr) > self.refs
+
+
+def _start_of(start: Optional[str], offset: Optional[int], position: Optional[int],
+              time: Optional[float], time_ns: Optional[int]) -> tuple[int, int]:
+    given = [(capi.START_OFFSET, offset), (capi.START_POSITION, position),
+             (capi.START_TIME, time_ns if time_ns is not None
+              else (int(time * 1e9) if time is not None else None))]
+    given = [(w, v) for w, v in given if v is not None]
+    if len(given) + (start is not None) > 1:
+        raise ValueError("give one of start, offset, position, time, time_ns")
+    if given:
+        return given[0][0], int(given[0][1])
+    if start not in _STARTS:
+        raise ValueError(f"start: one of {', '.join(k for k in _STARTS if k)}, not {start!r}")
+    return _STARTS[start], 0
+
+
+class Consumer:
+    """A reader of a topic, any kind (evb_consumer_open).
+
+    kind: "subscriber" (lossy, from the tail), "lossless" (gates producers),
+    "consumer" (named: ``name``, committed cursor), "group" (partition
+    group ``name``), "queue" (queue group ``name``: ack, nack, reject).
+    Where it starts: ``start`` ("latest", "earliest", "committed") or one of
+    ``offset``, ``position``, ``time`` (s since the epoch), ``time_ns``;
+    ``strict`` makes a start older than the retained log an Error (ERANGE).
+    ``partition``: read only that one. ``idle``: "block", "spin", "yield".
+    ``dedup``, ``skip_damage``: the EVB_CONSUMER_* flags. Groups:
+    ``lease_ms``, ``on_rebalance(what, partitions)`` (what: "assigned",
+    "revoked", "lost"), queue groups ``ack_wait_ms``, ``max_deliveries``
+    (None: no limit), ``max_in_flight``.
+    ``batch``: most events one read takes (iteration and poll()).
+    ``arena_bytes``: the buffer events are copied into for readers that do
+    not read in place (default: 1 MiB, at least 4 events of the topic's
+    largest size).
+
+    Reading: iterate (``for ev in c``: waits for events; ``c.events(timeout)``
+    stops after ``timeout`` s without one), ``poll(max, timeout)`` for a
+    list, ``next(timeout)`` for one, ``poll_numpy(max, dtype)`` for a
+    structured array of fixed-layout values. Each read invalidates the
+    events of the one before (Event). One thread at a time.
+    """
+
+    def __init__(self, bus: Bus, topic: str, *, kind: str = "subscriber",
+                 name: Optional[str] = None, start: Optional[str] = None,
+                 offset: Optional[int] = None, position: Optional[int] = None,
+                 time: Optional[float] = None, time_ns: Optional[int] = None,
+                 strict: bool = False, partition: Optional[int] = None, idle: str = "block",
+                 dedup: bool = False, skip_damage: bool = False, lease_ms: int = 0,
+                 on_rebalance: Optional[Callable[[str, list[int]], None]] = None,
+                 ack_wait_ms: int = 0, max_deliveries: Optional[int] = 0,
+                 max_in_flight: int = 0, batch: int = 1024,
+                 arena_bytes: Optional[int] = None):
+        if kind not in _KINDS:
+            raise ValueError(f"kind: one of {', '.join(_KINDS)}, not {kind!r}")
+        self.topic, self.kind, self.name = topic, kind, name
+        self._h: Optional[int] = None
+        self._views: list[memoryview] = []
+        self._roots: list[memoryview] = []
+        self._arena_root: Optional[memoryview] = None
+        self._windows: dict[int, _Win] = {}
+        self._extra: list[_Win] = []
+        self._gen = self._gen_top = 0
+        self._batch_id = 0
+        self._iter_batch: Optional[tuple[int, int]] = None
+        self._queue = kind == "queue"
+        self._pending: Optional[tuple[capi.Event, bytes, bytes]] = None
+        self._cb_exc: Optional[BaseException] = None
+        self._bus = bus
+        info = bus.topic_info(topic)
+        self._ring_bytes = info.ring_bytes
+        whence, value = _start_of(start, offset, position, time, time_ns)
+        self._cb = None
+        if on_rebalance is not None:
+            def cb(_c: Any, what: int, parts: Any, n: int, _arg: Any) -> None:
+                try:
+                    on_rebalance(_REBALANCE.get(what, str(what)), [parts[i] for i in range(n)])
+                except BaseException as e:  # re-raised after the C call
+                    self._cb_exc = e
+            self._cb = capi.RebalanceFn(cb)
+        opts = capi.ConsumerOptions(
+            kind=_KINDS[kind], name=_b(name), start=whence | (capi.EVB_SEEK_STRICT if strict
+                                                               else 0),
+            start_value=value, idle=_IDLE[idle],
+            partition=partition if partition is not None else 0,
+            only_partition=1 if partition is not None else 0,
+            flags=(capi.EVB_CONSUMER_DEDUP if dedup else 0)
+            | (capi.EVB_CONSUMER_SKIP_DAMAGE if skip_damage else 0),
+            lease_ms=lease_ms, ack_wait_ms=ack_wait_ms,
+            max_deliveries=capi.EVB_NO_MAX_DELIVERIES if max_deliveries is None
+            else max_deliveries, max_in_flight=max_in_flight)
+        if self._cb is not None:
+            opts.on_rebalance = self._cb
+        self._batch = max(1, batch)
+        self._evs = (capi.Event * self._batch)()
+        self._evs_addr = ctypes.addressof(self._evs)
+        self._w = memoryview(self._evs).cast("B").cast("Q")
+        self._odd = capi.Event()
+        alen = arena_bytes if arena_bytes is not None else \
+            max(1 << 20, 4 * (info.max_event_bytes + 64))
+        self._new_arena(max(alen, info.max_event_bytes + 64))
+        h = ctypes.c_void_p()
+        rc = capi.evb_consumer_open(byref(h), bus._handle(), topic.encode(), byref(opts))
+        self._raise_cb()
+        _check(rc, f"topic {topic}: open {kind}" + (f" {name}" if name else ""), cold=True)
+        self._h = h.value
+        bus._children.add(self)
+
+    # -- memory the events' views point into
+
+    def _new_arena(self, n: int) -> None:
+        self._arena = (c_uint8 * n)()
+        self._arena_addr = ctypes.addressof(self._arena)
+        self._arena_len = n
+        # The references the consumer itself holds; a view derived from an
+        # event's value (np.frombuffer, memoryview(v)) holds one more.
+        self._arena_refs = sys.getrefcount(self._arena)
+
+    def _view(self, ptr: int, n: int, part: int) -> memoryview:
+        """A read-only view of N bytes at PTR (in the arena or the ring)."""
+        off = ptr - self._arena_addr
+        if 0 <= off and off + n <= self._arena_len:
+            root = self._arena_root
+            if root is None:
+                root = self._arena_root = memoryview(self._arena).cast("B").toreadonly()
+            return root[off:off + n]
+        if n == 0:
+            return memoryview(b"")
+        return self._window(ptr, n, part).slice(ptr, n)
+
+    def _window(self, ptr: int, n: int, part: int) -> _Win:
+        # Events read in place lie in partition PART's ring, whose data
+        # area (ring_bytes long) holds the first such pointer seen, so one
+        # window of twice that around it covers every later one. The window
+        # is never handed out, only slices of exactly an event's bytes.
+        win = self._windows.get(part)
+        if win is None:
+            lo = max(ptr - self._ring_bytes, 4096)
+            win = self._windows[part] = _Win(lo, ptr + self._ring_bytes - lo)
+        if not (win.lo <= ptr and ptr + n <= win.lo + win.size):
+            # Left where it was read (it did not fit the arena): its own.
+            win = _Win(ptr, n)
+            self._extra.append(win)
+        return win
+
+    def _events_of(self, n: int, gen: int, step: bool) -> list[Event]:
+        """Events 0..N-1 of the last read, built with C-speed loops (map,
+        zip) rather than a Python call per event. STEP: one generation per
+        event (iteration), else one for the batch (poll)."""
+        w = self._w
+        end = n * W
+        ptrs = w[1:end:W].tolist()
+        lens = list(map(rshift, w[2:end:W].tolist(), repeat(32, n)))
+        ends = list(map(add, ptrs, lens))
+        lo, hi = min(ptrs), max(ends)
+        base = self._arena_addr
+        root = None
+        if base <= lo and hi <= base + self._arena_len:
+            root = self._arena_root
+            if root is None:
+                root = self._arena_root = memoryview(self._arena).cast("B").toreadonly()
+        elif lo:
+            # Read in place: one partition's window may hold them all.
+            part0 = w[3] & 0xFFFFFFFF
+            win = self._windows.get(part0)
+            if win is None and not (base <= ptrs[0] < base + self._arena_len):
+                win = self._window(ptrs[0], lens[0], part0)
+            if win is not None and win.lo <= lo and hi <= win.lo + win.size:
+                base = win.lo
+                win.slice(base, 0)
+                root = win.root
+        if root is not None:
+            views = list(map(root.__getitem__,
+                             map(slice, map(sub, ptrs, repeat(base, n)),
+                                 map(sub, ends, repeat(base, n)))))
+        else:
+            parts = list(map(and_, w[3:end:W].tolist(), repeat(0xFFFFFFFF, n)))
+            views = list(map(self._view, ptrs, lens, parts))
+        self._views = views
+        if self._queue:
+            settle: Iterable[Any] = zip(
+                map(and_, w[3:end:W].tolist(), repeat(0xFFFFFFFF, n)), w[5:end:W].tolist(),
+                w[11:end:W].tolist(), map(rshift, w[8:end:W].tolist(), repeat(32, n)))
+        else:
+            settle = repeat(None, n)
+        gens: Iterable[int] = range(gen, gen + n) if step else repeat(gen, n)
+        if step:
+            self._gen_top = gen + n
+        return list(map(Event, zip(repeat(self, n), gens, range(0, end, W), views, settle)))
+
+    def _invalidate(self) -> None:
+        """Before a read: end the previous events. Raises, reading nothing,
+        while a view derived from one of them points into the mapping."""
+        self._gen_top += 1
+        self._gen = self._gen_top
+        self._batch_id += 1  # an iteration's batch ends here too
+        held = False
+        if self._views:
+            try:
+                any(map(memoryview.release, self._views))
+            except BufferError:
+                held = True
+            self._views = []
+        if self._arena_root is not None:
+            self._arena_root.release()
+            self._arena_root = None
+        for win in self._windows.values():
+            win.release()
+        for win in self._extra:
+            win.release()
+        if sys.getrefcount(self._arena) > self._arena_refs:
+            # Someone kept a view derived from an event (np.frombuffer):
+            # it keeps the old buffer, which nothing writes any more.
+            self._new_arena(self._arena_len)
+        self._extra = [w for w in self._extra if w.held()]
+        if held or self._extra or any(w.held() for w in self._windows.values()):
+            raise Error(-_errno.EBUSY, f"topic {self.topic}: read", words="event view still held",
+                        detail="a view derived from an earlier event's value "
+                               "(np.frombuffer, memoryview(ev.value)) still points into the "
+                               "ring, which the next read lets producers overwrite: copy "
+                               "what you keep (bytes(ev.value)) and drop the view")
+
+    def _raise_cb(self) -> None:
+        if self._cb_exc is not None:
+            e, self._cb_exc = self._cb_exc, None
+            raise e
+
+    def _handle(self) -> int:
+        if not self._h:
+            raise Error(-_errno.EBADF, f"topic {self.topic}: consumer is closed", detail="")
+        return self._h
+
+    # -- reading
+
+    def _read(self, max_events: int, timeout_ms: int) -> int:
+        h = self._handle()
+        self._invalidate()
+        if self._pending is not None:
+            ev, key, value = self._pending
+            self._pending = None
+            ctypes.memmove(self._arena_addr, key, len(key))
+            vat = (len(key) + 7) & ~7
+            ctypes.memmove(self._arena_addr + vat, value, len(value))
+            ev.key = self._arena_addr if key else None
+            ev.value = self._arena_addr + vat
+            self._evs[0] = ev
+            return 1
+        n = capi.evb_consumer_read_batch(h, self._evs_addr, min(max_events, self._batch),
+                                         self._arena_addr, self._arena_len, timeout_ms)
+        self._raise_cb()
+        if n < 0:
+            raise Error(n, f"topic {self.topic}: read")
+        return n
+
+    def events(self, timeout: Optional[float] = None) -> Iterator[Event]:
+        """Iterate over events; with TIMEOUT (s), stop once none came within
+        it, else wait for ever. Each step invalidates the event before."""
+        ms = 200 if timeout is None else max(0, int(timeout * 1000))
+        while True:
+            n = self._read(self._batch, ms)
+            if n == 0:
+                if timeout is None:
+                    continue
+                return
+            bid = self._batch_id
+            self._iter_batch = (bid, n)
+            for ev in self._events_of(n, self._gen, True):
+                if self._batch_id != bid:
+                    break  # another read (or a commit) came in between
+                self._gen = ev[1]
+                yield ev
+                try:
+                    ev[3].release()
+                except BufferError:
+                    pass  # the next read finds it held
+
+    def __iter__(self) -> Iterator[Event]:
+        return self.events()
+
+    def poll(self, max_events: Optional[int] = None, timeout: float = 0) -> list[Event]:
+        """Up to MAX_EVENTS events (at most ``batch``; default ``batch``),
+        waiting up to TIMEOUT s for the first. All of them are valid until
+        the next read."""
+        n = self._read(max_events or self._batch, int(timeout * 1000))
+        return self._events_of(n, self._gen, False) if n else []
+
+    def next(self, timeout: Optional[float] = None) -> Optional[Event]:
+        """The next event, waiting up to TIMEOUT s (None: for ever), or None."""
+        while True:
+            n = self._read(1, 200 if timeout is None else int(timeout * 1000))
+            if n:
+                return self._events_of(1, self._gen, False)[0]
+            if timeout is not None:
+                return None
+
+    def poll_numpy(self, max_events: int, dtype: Any, timeout: Optional[float] = 0, *,
+                   meta: bool = False, out: Any = None) -> Any:
+        """A batch of fixed-layout values as a numpy structured array, in one
+        C call (evb_consumer_poll_values): up to MAX_EVENTS values, each
+        exactly ``dtype.itemsize`` bytes, waiting up to TIMEOUT s for the
+        first (None: for ever). With ``meta`` returns (values, meta) where meta has the
+        fields offset, position, timestamp_ns, lost_events, ack_token,
+        partition, deliveries (queue members: ``ack(meta_row)``). ``out``:
+        an array of DTYPE to fill instead of a new one. The arrays own
+        their memory: they stay valid after later reads.
+
+        A value of another size ends the batch; the values before it are
+        returned, and this call (or the next one, when some were returned)
+        raises ValueSizeError. The event is kept, not lost: the next
+        next(), poll() or iteration step hands it out (or poll_numpy() with
+        a dtype of its size, as a batch of one), then poll_numpy() goes on
+        after it.
+        """
+        import numpy as np
+        dt = np.dtype(dtype)
+        if self._pending is not None:
+            ev, _, value = self._pending
+            if ev.value_len != dt.itemsize:
+                raise ValueSizeError(ev.partition, ev.offset, ev.value_len, dt.itemsize)
+            # This dtype fits the event held back: it is the batch.
+            self._invalidate()
+            self._pending = None
+            one = np.frombuffer(value, dt).copy()
+            if not meta:
+                return one
+            m = np.zeros(1, META_FIELDS)
+            for f, _ in META_FIELDS:
+                m[f] = getattr(ev, f)
+            return one, m
+        h = self._handle()
+        if out is not None:
+            if out.dtype != dt or not out.flags["C_CONTIGUOUS"] or len(out) < max_events:
+                raise ValueError("out: a C-contiguous array of dtype with max_events rows")
+            arr = out
+        else:
+            arr = np.empty(max_events, dt)
+        m = np.empty(max_events, META_FIELDS) if meta else None
+        self._invalidate()
+        n = c_uint32()
+        rc = capi.evb_consumer_poll_values(h, arr.ctypes.data, dt.itemsize, max_events,
+                                           m.ctypes.data if m is not None else None,
+                                           -1 if timeout is None else int(timeout * 1000),
+                                           byref(n), byref(self._odd))
+        self._raise_cb()
+        if rc < 0:
+            raise Error(rc, f"topic {self.topic}: poll_numpy")
+        if rc == 1:
+            odd = self._odd
+            key = ctypes.string_at(odd.key, odd.key_len) if odd.key_len else b""
+            value = ctypes.string_at(odd.value, odd.value_len) if odd.value_len else b""
+            self._pending = (capi.Event.from_buffer_copy(odd), key, value)
+            if n.value == 0:
+                raise ValueSizeError(odd.partition, odd.offset, odd.value_len, dt.itemsize)
+        k = n.value
+        return (arr[:k], m[:k]) if meta else arr[:k]
+
+    # -- cursors, acks
+
+    def commit(self) -> None:
+        """Named consumers and group members: persist the position after
+        the last event handed out (evb_consumer_commit): after the whole
+        batch of poll() and poll_numpy(), after the current event of an
+        iteration. (Iteration reads a batch ahead; the events of it not
+        handed out yet are read again after the commit, so a crash
+        between never skips them.)"""
+        h = self._handle()
+        it = self._iter_batch
+        # The event an iteration handed out last, in its batch.
+        cur = self._gen - (self._gen_top - it[1]) if it is not None else 0
+        if it is not None and it[0] == self._batch_id and cur + 1 < it[1]:
+            # Mid-iteration: move each partition back to its first event
+            # not handed out, so the commit covers only what was.
+            w = self._w
+            back: dict[int, int] = {}
+            for i in range(cur + 1, it[1]):
+                back.setdefault(w[i * W + 3] & 0xFFFFFFFF, w[i * W + 5])
+            self._invalidate()
+            for part, pos in back.items():
+                _check(capi.evb_consumer_seek(h, part, capi.START_POSITION, pos),
+                       f"topic {self.topic}: commit")
+        _check(capi.evb_consumer_commit(h), f"topic {self.topic}: commit")
+        self._raise_cb()
+
+    def seek(self, offset: Optional[int] = None, *, position: Optional[int] = None,
+             time: Optional[float] = None, time_ns: Optional[int] = None,
+             start: Optional[str] = None, partition: Optional[int] = None,
+             strict: bool = False) -> None:
+        """Move PARTITION (None: all) to an offset, position, time (s),
+        time_ns, or start "earliest"/"latest"/"committed" (evb_consumer_seek).
+        Invalidates the events of the last read."""
+        whence, value = _start_of(start, offset, position, time, time_ns)
+        if whence == capi.START_DEFAULT:
+            raise ValueError("seek: give where to")
+        if strict:
+            whence |= capi.EVB_SEEK_STRICT
+        self._invalidate()
+        self._pending = None
+        _check(capi.evb_consumer_seek(self._handle(), -1 if partition is None else partition,
+                                      whence, value), f"topic {self.topic}: seek")
+
+    def lag(self) -> int:
+        """Bytes between this reader and the tail (evb_consumer_lag)."""
+        out = c_uint64()
+        _check(capi.evb_consumer_lag(self._handle(), byref(out)), f"topic {self.topic}: lag")
+        return out.value
+
+    def assignment(self) -> list[int]:
+        """Group members: the partitions owned now."""
+        parts = (c_uint32 * 256)()
+        n = _check(capi.evb_consumer_assignment(self._handle(), parts, 256),
+                   f"topic {self.topic}: assignment")
+        return list(parts[:min(n, 256)])
+
+    def _settle_struct(self, ev: Any) -> capi.Event:
+        if isinstance(ev, Event):
+            if ev[4] is None:
+                return ev._struct()
+            # A queue member's event: acknowledged any time later.
+            p, pos, tok, dl = ev[4]
+            return capi.Event(partition=p, position=pos, ack_token=tok, deliveries=dl)
+        # A row of poll_numpy()'s meta.
+        return capi.Event(partition=int(ev["partition"]), position=int(ev["position"]),
+                          ack_token=int(ev["ack_token"]), deliveries=int(ev["deliveries"]),
+                          offset=int(ev["offset"]))
+
+    def ack(self, ev: Any) -> None:
+        """Queue group members: EV (an Event, or a row of poll_numpy()'s
+        meta) is done (evb_consumer_ack)."""
+        _check(capi.evb_consumer_ack(self._handle(), byref(self._settle_struct(ev))),
+               f"topic {self.topic}: ack")
+
+    def nack(self, ev: Any, delay_ms: int = 0) -> None:
+        """Queue group members: deliver EV again after DELAY_MS (evb_consumer_nack)."""
+        _check(capi.evb_consumer_nack(self._handle(), byref(self._settle_struct(ev)),
+                                      delay_ms), f"topic {self.topic}: nack")
+
+    def reject(self, ev: Event, reason: str = "") -> None:
+        """Send EV, from the last read, to <topic>.dlq (evb_consumer_reject)."""
+        _check(capi.evb_consumer_reject(self._handle(), byref(ev._struct()), reason.encode()),
+               f"topic {self.topic}: reject")
+
+    # -- lifetime
+
+    def close(self) -> None:
+        """Close the reader (idempotent; a named consumer does not commit).
+        Raises Error EBUSY, leaving it open, while a view derived from an
+        event's value still points into the ring."""
+        if not self._h:
+            return
+        self._invalidate()
+        capi.evb_consumer_close(self._h)
+        self._h = None
+        self._bus._children.discard(self)
+
+    def __enter__(self) -> "Consumer":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:
+            pass  # a derived view still points into the ring: leave it mapped

@@ -1,0 +1,397 @@
+"""The Python binding (bindings/python) end to end, run by run_python.sh
+from a venv with the package installed: a C producer process and this
+process as the consumer, the numpy path against the per-event path,
+lifetimes of events and views, errors, and every reader kind."""
+import errno
+import os
+import struct
+import subprocess
+import tempfile
+import time
+import unittest
+import zlib
+
+import numpy as np
+
+import evbus
+
+FEED = os.environ["EVB_FEED"]
+EVENTS = int(os.environ.get("EVB_TEST_PY_EVENTS", "1000000"))
+# perf/feed.c's layout: seq, crc32 of [12:], partition, filler.
+FEED_DT = np.dtype([("seq", "<u8"), ("crc", "<u4"), ("part", "<u4"), ("rest", "V48")])
+
+
+class BusCase(unittest.TestCase):
+    def setUp(self):
+        self.dir = tempfile.TemporaryDirectory(dir="/dev/shm", prefix="evbpytest-")
+        self.path = self.dir.name + "/bus"
+        self.bus = evbus.Bus(self.path)
+
+    def tearDown(self):
+        self.bus.close()
+        self.dir.cleanup()
+
+    def feed(self, topic, events, size=64):
+        return subprocess.Popen([FEED, self.path, topic, str(events), str(size)])
+
+
+class CProducerPythonConsumer(BusCase):
+    def test_million_events_checked_in_order(self):
+        self.bus.create_topic("t", 4, ring_bytes=4 << 20)
+        with self.bus.consumer("t", kind="lossless") as c:
+            p = self.feed("t", EVENTS)
+            nxt = [0, 0, 0, 0]
+            n = 0
+            unpack = struct.Struct("<QII").unpack_from
+            crc32 = zlib.crc32
+            for ev in c.events(timeout=10):
+                v = ev.value
+                seq, crc, part = unpack(v)
+                if crc != crc32(v[12:]) or part != ev.partition or seq != nxt[part] \
+                        or ev.offset != seq:
+                    self.fail(f"event {n}: partition {part} (delivered in "
+                              f"{ev.partition}), seq {seq} at offset {ev.offset}, expected "
+                              f"{nxt[part]}; crc {crc:#x}, computed {crc32(v[12:]):#x}")
+                nxt[part] += 1
+                n += 1
+                if n == EVENTS:
+                    break
+            self.assertEqual(p.wait(30), 0)
+            self.assertEqual(n, EVENTS)
+            self.assertEqual(c.poll(10), [])
+
+    def test_numpy_path_returns_what_the_event_path_does(self):
+        n = 200000
+        # Both gate: rings that hold every event, so one may read ahead.
+        self.bus.create_topic("t", 3, ring_bytes=16 << 20)
+        with self.bus.consumer("t", kind="lossless") as a, \
+                self.bus.consumer("t", kind="lossless") as b:
+            p = self.feed("t", n)
+            vals, metas = [], []
+            got = 0
+            while got < n:
+                v, m = a.poll_numpy(4096, FEED_DT, timeout=10, meta=True)
+                self.assertGreater(len(v), 0, "numpy path stalled")
+                vals.append(v.copy())
+                metas.append(m.copy())
+                got += len(v)
+            # The same events through the per-event path (poll batches).
+            ev_bytes, ev_meta = [], []
+            while len(ev_meta) < n:
+                evs = b.poll(1000, timeout=10)
+                self.assertTrue(evs, "event path stalled")
+                for ev in evs:
+                    ev_bytes.append(bytes(ev.value))
+                    ev_meta.append((ev.partition, ev.offset, ev.position, ev.timestamp_ns))
+            self.assertEqual(p.wait(30), 0)
+        v = np.concatenate(vals)
+        m = np.concatenate(metas)
+        per_event = np.frombuffer(b"".join(ev_bytes), FEED_DT)
+        # Both read partitions round-robin; compare per partition, in order.
+        em = np.array(ev_meta, dtype=np.uint64)
+        for part in range(3):
+            mine, theirs = m["partition"] == part, em[:, 0] == part
+            self.assertTrue(np.array_equal(v[mine].tobytes(), per_event[theirs].tobytes()))
+            self.assertTrue(np.array_equal(m["offset"][mine], em[theirs, 1]))
+            self.assertTrue(np.array_equal(m["position"][mine], em[theirs, 2]))
+            self.assertTrue(np.array_equal(m["timestamp_ns"][mine], em[theirs, 3]))
+            self.assertTrue(np.array_equal(v["seq"][mine], np.arange(mine.sum())))
+        crc = [zlib.crc32(r.tobytes()[12:]) for r in v[:1000]]
+        self.assertEqual(crc, list(v["crc"][:1000]))
+
+
+def rec(i):
+    return struct.pack("<QQ", i, i * i)
+
+
+REC = np.dtype([("i", "<u8"), ("sq", "<u8")])
+
+
+class Lifetimes(BusCase):
+    def setUp(self):
+        super().setUp()
+        self.bus.create_topic("t", 1, ring_bytes=1 << 20)
+
+    def publish(self, n, start=0):
+        with self.bus.producer("t") as p:
+            self.assertEqual(p.publish_many([rec(i) for i in range(start, start + n)]), n)
+
+    def check_stale(self, kind):
+        with self.bus.consumer("t", kind=kind, name="n" if kind == "consumer" else None) as c:
+            self.publish(10)
+            evs = c.poll(3)
+            self.assertEqual(len(evs), 3)
+            ev, v = evs[0], evs[0].value
+            self.assertEqual(bytes(v), rec(0))
+            self.assertTrue(v.readonly)
+            c.poll(3)
+            with self.assertRaises(evbus.StaleEventError) as e:
+                ev.offset
+            self.assertEqual(e.exception.errno, errno.ESTALE)
+            with self.assertRaises(evbus.StaleEventError):
+                ev.value
+            with self.assertRaises(ValueError):
+                v[0]
+            # Iteration: each step ends the event before.
+            it = c.events(timeout=0)
+            e1 = next(it)
+            v1 = e1.value
+            e2 = next(it)
+            self.assertEqual(struct.unpack("<QQ", e2.value)[0], 7)
+            with self.assertRaises(evbus.StaleEventError):
+                e1.value
+            with self.assertRaises(ValueError):
+                bytes(v1)
+
+    def test_use_after_next_read_raises_in_place(self):
+        self.check_stale("lossless")
+
+    def test_use_after_next_read_raises_copied(self):
+        self.check_stale("subscriber")
+
+    def test_use_after_next_read_raises_named(self):
+        self.check_stale("consumer")
+
+    def test_view_derived_from_the_ring_blocks_the_next_read(self):
+        with self.bus.consumer("t", kind="lossless") as c:
+            self.publish(4)
+            ev = c.next(1)
+            kept = np.frombuffer(ev.value, REC)
+            with self.assertRaises(evbus.Error) as e:
+                c.next(0)
+            self.assertEqual(e.exception.errno, errno.EBUSY)
+            self.assertIn("np.frombuffer", str(e.exception))
+            self.assertEqual(int(kept["sq"][0]), 0)
+            del kept
+            self.assertEqual(struct.unpack("<QQ", c.next(1).value)[0], 1)
+
+    def test_view_derived_from_a_copy_keeps_its_bytes(self):
+        with self.bus.consumer("t", kind="subscriber") as c:
+            self.publish(600)
+            ev = c.next(1)
+            kept = np.frombuffer(ev.value, REC)
+            rest = [struct.unpack("<QQ", e.value)[0] for e in c.events(timeout=0)]
+            self.assertEqual(rest, list(range(1, 600)))
+            self.assertEqual((int(kept["i"][0]), int(kept["sq"][0])), (0, 0))
+
+
+class Errors(BusCase):
+    def test_errors_carry_errno_and_message(self):
+        with self.assertRaises(evbus.Error) as e:
+            self.bus.consumer("nope")
+        self.assertIsInstance(e.exception, OSError)
+        self.assertEqual(e.exception.errno, errno.ENOENT)
+        self.assertIn("nope", str(e.exception))
+        self.bus.create_topic("t", 2)
+        with self.assertRaises(evbus.Error) as e:
+            self.bus.create_topic("t", 2)
+        self.assertEqual(e.exception.errno, errno.EEXIST)
+        self.bus.create_topic("t", 2, exist_ok=True)
+        with self.assertRaises(evbus.Error) as e:
+            self.bus.consumer("t", partition=7)
+        self.assertEqual(e.exception.errno, errno.EINVAL)
+        # evb_last_error()'s words, in the exception and its text.
+        self.assertEqual(e.exception.detail, "topic t has 2 partitions, no partition 7")
+        self.assertIn(e.exception.detail, str(e.exception))
+        with self.assertRaises(evbus.Error) as e:
+            self.bus.consumer("t", kind="consumer", name="bad name!")
+        self.assertEqual(e.exception.errno, errno.EINVAL)
+        with self.bus.producer("t") as p:
+            with self.assertRaises(evbus.Error) as e:
+                p.publish(b"x", partition=5)
+            self.assertEqual(e.exception.errno, errno.EINVAL)
+            with self.assertRaises(evbus.Error) as e:
+                p.publish(b"x" * 70000)
+            self.assertEqual(e.exception.errno, errno.EMSGSIZE)
+            # A hot path leaves no message: an earlier failure's is not
+            # passed off as this one's.
+            self.assertNotIn("no partition 7", str(e.exception))
+
+    def test_value_of_another_size_is_handed_out_not_lost(self):
+        self.bus.create_topic("t", 1)
+        with self.bus.consumer("t", kind="lossless") as c, self.bus.producer("t") as p:
+            p.publish_many([rec(0), rec(1), rec(2)])
+            p.publish(b"odd one", key="k")
+            p.publish_many([rec(3), rec(4)])
+            v = c.poll_numpy(10, REC, timeout=1)
+            self.assertEqual(list(v["i"]), [0, 1, 2])
+            with self.assertRaises(evbus.ValueSizeError) as e:
+                c.poll_numpy(10, REC)
+            self.assertEqual((e.exception.errno, e.exception.offset, e.exception.value_len),
+                             (errno.EMSGSIZE, 3, 7))
+            ev = c.next(0)
+            self.assertEqual((bytes(ev.value), ev.key, ev.offset), (b"odd one", b"k", 3))
+            self.assertEqual(list(c.poll_numpy(10, REC)["i"]), [3, 4])
+            # Held back, it also comes out of poll_numpy with its size.
+            p.publish(b"seven b")
+            p.publish(rec(5))
+            with self.assertRaises(evbus.ValueSizeError):
+                c.poll_numpy(10, REC, timeout=1)
+            v, m = c.poll_numpy(10, np.dtype("V7"), meta=True)
+            self.assertEqual((v.tobytes(), int(m["offset"][0])), (b"seven b", 6))
+            self.assertEqual(list(c.poll_numpy(10, REC, timeout=1)["i"]), [5])
+
+
+class Readers(BusCase):
+    def test_topic_management(self):
+        info = self.bus.create_topic("a", 3, ring_bytes=1 << 20, max_event_bytes=4096)
+        self.assertEqual((info.name, info.partitions, info.ring_bytes, info.max_event_bytes),
+                         ("a", 3, 1 << 20, 4096))
+        self.bus.create_topic("b")
+        self.assertEqual(self.bus.topics(), ["a", "b"])
+        self.assertEqual(self.bus.partition_stat("a", 0)["capacity"], 1 << 20)
+        self.bus.delete_topic("b")
+        self.assertEqual(self.bus.topics(), ["a"])
+
+    def test_named_consumer_commits_resumes_and_seeks(self):
+        self.bus.create_topic("t", 1)
+        with self.bus.producer("t") as p:
+            t0 = time.time_ns()
+            p.publish_many([rec(i) for i in range(20)], key="k")
+        with self.bus.consumer("t", kind="consumer", name="n", start="earliest") as c:
+            got = [struct.unpack("<QQ", e.value)[0] for e in c.poll(8)]
+            self.assertEqual(got, list(range(8)))
+            c.commit()
+        with self.bus.consumer("t", kind="consumer", name="n") as c:
+            ev = c.next(1)
+            self.assertEqual((ev.offset, ev.key, ev.partition), (8, b"k", 0))
+            self.assertGreaterEqual(ev.timestamp_ns, t0)
+            c.seek(offset=15)
+            self.assertEqual(c.next(1).offset, 15)
+            c.seek(start="earliest")
+            self.assertEqual(c.next(1).offset, 0)
+            c.seek(time_ns=t0)
+            self.assertEqual(c.next(1).offset, 0)
+            self.assertGreater(c.lag(), 0)
+            # A seek mid-iteration: the iteration goes on from there.
+            c.seek(start="earliest")
+            got = []
+            for ev in c.events(timeout=0):
+                got.append((ev.offset, struct.unpack("<QQ", ev.value)[0]))
+                if len(got) == 3:
+                    c.seek(offset=10)
+            self.assertEqual(got, [(i, i) for i in [0, 1, 2] + list(range(10, 20))])
+
+    def test_commit_mid_iteration_covers_only_what_was_handed_out(self):
+        self.bus.create_topic("t", 2)
+        with self.bus.producer("t") as p:
+            p.publish_many([rec(i) for i in range(50)], partition=0)
+            p.publish_many([rec(i) for i in range(50, 100)], partition=1)
+        seen = []
+        with self.bus.consumer("t", kind="consumer", name="it", start="earliest") as c:
+            for ev in c.events(timeout=0):
+                seen.append(struct.unpack("<QQ", ev.value)[0])
+                if len(seen) == 30:
+                    c.commit()  # the batch read ahead holds all 100
+                    break
+        with self.bus.consumer("t", kind="consumer", name="it") as c:
+            rest = [struct.unpack("<QQ", ev.value)[0] for ev in c.events(timeout=0)]
+        self.assertEqual(sorted(seen + rest), list(range(100)))
+        # Going on after a commit mid-iteration skips nothing either.
+        with self.bus.consumer("t", kind="consumer", name="it2", start="earliest") as c:
+            got = []
+            for ev in c.events(timeout=0):
+                got.append(struct.unpack("<QQ", ev.value)[0])
+                if len(got) % 7 == 0:
+                    c.commit()
+            self.assertEqual(sorted(got), list(range(100)))
+
+    def test_queue_group_ack_nack_and_numpy_meta(self):
+        self.bus.create_topic("t", 2)
+        with self.bus.consumer("t", kind="queue", name="q", ack_wait_ms=60000) as c:
+            with self.bus.producer("t") as p:
+                p.publish_many([rec(i) for i in range(10)])
+            evs = c.poll(10, timeout=1)
+            self.assertEqual(len(evs), 10)
+            first = evs[0]
+            for ev in evs[1:]:
+                self.assertEqual(ev.deliveries, 1)
+                ev.ack()
+            c.next(0)  # the first event is acknowledged after later reads too
+            first.nack()
+            again = c.next(1)
+            self.assertEqual((again.deliveries, bytes(again.value)),
+                             (2, rec(struct.unpack("<QQ", again.value)[0])))
+            again.ack()
+            with self.bus.producer("t") as p:
+                p.publish_many([rec(i) for i in range(10, 15)])
+            v, m = c.poll_numpy(10, REC, timeout=1, meta=True)
+            self.assertEqual(sorted(v["i"]), list(range(10, 15)))
+            for row in m:
+                c.ack(row)
+            self.assertEqual(c.poll(10), [])
+
+    def test_partition_group_splits_and_tells(self):
+        self.bus.create_topic("t", 4)
+        seen = []
+        with self.bus.consumer("t", kind="group", name="g",
+                               on_rebalance=lambda what, parts: seen.append((what, parts))) as a:
+            self.assertEqual(sorted(a.assignment()), [0, 1, 2, 3])
+            self.assertEqual(seen[0], ("assigned", [0, 1, 2, 3]))
+            with self.bus.consumer("t", kind="group", name="g") as b:
+                deadline = time.time() + 5
+                while len(a.assignment()) != 2 and time.time() < deadline:
+                    a.poll(10, timeout=0.05)
+                    b.poll(10, timeout=0.05)
+                self.assertEqual(sorted(a.assignment() + b.assignment()), [0, 1, 2, 3])
+                self.assertIn("revoked", [w for w, _ in seen])
+                with self.bus.producer("t") as p:
+                    p.publish_many([rec(i) for i in range(40)], partition=None)
+                n = 0
+                deadline = time.time() + 5
+                while n < 40 and time.time() < deadline:
+                    n += len(a.poll(100, timeout=0.05)) + len(b.poll(100, timeout=0.05))
+                self.assertEqual(n, 40)
+                a.commit()
+
+    def test_only_partition_and_publish_numpy(self):
+        self.bus.create_topic("t", 2)
+        with self.bus.consumer("t", kind="lossless", partition=1) as c, \
+                self.bus.producer("t") as p:
+            arr = np.array([(i, i * i) for i in range(6)], REC)
+            self.assertEqual(p.publish_many(arr, partition=1), 6)
+            p.publish(rec(99), partition=0)
+            self.assertEqual(list(c.poll_numpy(10, REC, timeout=1)["sq"]),
+                             [i * i for i in range(6)])
+            self.assertEqual(c.poll(10), [])
+
+    def test_reject_goes_to_the_dlq(self):
+        self.bus.create_topic("t", 1)
+        with self.bus.consumer("t", kind="consumer", name="r") as c, \
+                self.bus.producer("t") as p:
+            p.publish(b"bad", key="k")
+            ev = c.next(1)
+            ev.reject("cannot parse")
+        self.assertIn("t.dlq", self.bus.topics())
+        with self.bus.consumer("t.dlq", kind="subscriber", start="earliest") as d:
+            ev = d.next(1)
+            self.assertIn(b"cannot parse", bytes(ev.value))
+            self.assertEqual(ev.key, b"k")
+
+    def test_dropped_handles_close_themselves(self):
+        self.bus.create_topic("t", 1)
+        for _ in range(100):  # more than a ring's 64 reader slots
+            c = self.bus.consumer("t", kind="lossless")
+            c.next(0)
+            p = self.bus.producer("t")
+            p.publish(b"x")
+        del c, p
+        self.assertEqual(len(self.bus._children), 0)
+        self.assertEqual(self.bus.partition_stat("t", 0)["readers"], 0)
+
+    def test_close_releases_views_and_bus_closes_children(self):
+        self.bus.create_topic("t", 1)
+        c = self.bus.consumer("t", kind="lossless")
+        p = self.bus.producer("t")
+        p.publish(b"x" * 16)
+        v = c.next(1).value
+        self.bus.close()
+        with self.assertRaises(ValueError):
+            bytes(v)
+        with self.assertRaises(evbus.Error) as e:
+            c.poll()
+        self.assertEqual(e.exception.errno, errno.EBADF)
+
+
+if __name__ == "__main__":
+    unittest.main()
