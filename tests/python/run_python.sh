@@ -31,6 +31,7 @@ cp -r "$src/bindings/python/pyproject.toml" "$src/bindings/python/evbus" "$build
 "$venv/bin/pip" install -q --no-index --no-build-isolation --no-deps --force-reinstall \
     "$build/python-src"
 export EVBUS_LIB=$build/bus/libevbus.so EVB_FEED=$build/perf/evb_feed
+export EVB_PY_SRC=$src/bindings/python
 # Run from elsewhere, so `import evbus` finds the installed package.
 cd "$build"
 exec "$venv/bin/python" -m unittest -v "$@" test_python 2>&1

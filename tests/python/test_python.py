@@ -6,6 +6,7 @@ import errno
 import os
 import struct
 import subprocess
+import sys
 import tempfile
 import time
 import unittest
@@ -391,6 +392,22 @@ class Readers(BusCase):
         with self.assertRaises(evbus.Error) as e:
             c.poll()
         self.assertEqual(e.exception.errno, errno.EBADF)
+
+
+class Example(BusCase):
+    def test_sensor_alerts_alerts_once_per_crossing(self):
+        ex = os.path.join(os.environ["EVB_PY_SRC"], "examples", "sensor_alerts.py")
+        out = subprocess.run([sys.executable, ex, "--bus", self.path, "--demo",
+                              "--seconds", "3", "--window", "10", "--threshold", "70"],
+                             capture_output=True, text=True, timeout=60)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertIn("rolling mean: 0=", out.stdout)
+        printed = [line for line in out.stdout.splitlines() if line.startswith("ALERT")]
+        self.assertTrue(printed, out.stdout)
+        with self.bus.consumer("alerts", start="earliest") as c:
+            alerts = [(ev.key, bytes(ev.value).decode()) for ev in c.events(timeout=0)]
+        self.assertEqual([v for _, v in alerts], [line[6:] for line in printed])
+        self.assertEqual({k for k, _ in alerts}, {b"3"})
 
 
 if __name__ == "__main__":
