@@ -12,8 +12,14 @@ a lossless subscriber in this process, pinned to the other core:
   iter   for ev in c.events(): ev.value and ev.offset
   numpy  c.poll_numpy(4096, dtype): per batch the sum of the first word
 
-Events/s are taken from the first event received to the last, median of
---runs runs (min and max shown). Run from the source tree after building:
+Then the same with every event in the ring before the clock starts (no
+producer running: the consumer's own cost, --prefill-events), plus "raw":
+evb_consumer_read_batch through ctypes with nothing done per event, and
+"floor": no evbus, a loop making one memoryview and one tuple per event.
+
+Events/s are taken from the first event received to the last; each of
+--runs rounds runs C and every Python mode once, and the ratio to C is
+taken within a round (median of rounds, min and max shown). Run from the source tree after building:
 
   python3 bindings/python/bench.py --build build [--sizes 64,1024] [--runs 5]
 """
@@ -34,6 +40,30 @@ sys.path.insert(0, str(here))
 import evbus  # noqa: E402
 
 
+def idle_fraction(seconds: float = 1.0) -> float:
+    """The share of CPU time spent idle over SECONDS (/proc/stat)."""
+    def sample() -> tuple[int, int]:
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+        return v[3] + v[4], sum(v)
+    i0, t0 = sample()
+    time.sleep(seconds)
+    i1, t1 = sample()
+    return (i1 - i0) / max(1, t1 - t0)
+
+
+def wait_quiet(limit: float) -> None:
+    """Wait up to LIMIT s for the CPUs to be at least 90% idle, as perf/run.sh."""
+    end = time.monotonic() + limit
+    while time.monotonic() < end:
+        idle = idle_fraction()
+        if idle >= 0.9:
+            print(f"# quiet: {idle:.0%} idle", flush=True)
+            return
+    print(f"# not quiet after {limit:.0f} s ({idle_fraction():.0%} idle): "
+          "figures are from a busy machine", flush=True)
+
+
 def c_rate(build: Path, size: int, events: int, runs: int, pcpu: int, ccpu: int) -> list[float]:
     cmd = [str(build / "perf" / "bench_throughput"), "--impl", "batch", "--size", str(size),
            "--events", str(events), "--runs", str(runs), "--producer-cpu", str(pcpu),
@@ -48,17 +78,50 @@ def c_rate(build: Path, size: int, events: int, runs: int, pcpu: int, ccpu: int)
     raise RuntimeError("bench_throughput printed no evbus-batch JSON line:\n" + out)
 
 
-def py_run(build: Path, mode: str, size: int, events: int, pcpu: int) -> float:
+def floor_rate(events: int) -> float:
+    """No evbus at all: a Python loop making one memoryview slice and one
+    tuple per event, the least any view-per-event iteration costs."""
+    root = memoryview(bytearray(1 << 20))
+    t0 = time.perf_counter()
+    for i in range(events):
+        at = (i & 4095) * 64
+        v = root[at:at + 64]
+        e = evbus.Event((root, i, at, v, None))
+        v.release()
+    del e
+    return events / (time.perf_counter() - t0)
+
+
+def py_run(build: Path, mode: str, size: int, events: int, pcpu: int,
+           prefill: bool = False) -> float:
     import numpy as np
     with tempfile.TemporaryDirectory(dir="/dev/shm", prefix="evbpybench-") as d:
         with evbus.Bus(d + "/bus") as bus:
-            bus.create_topic("t", 1, ring_bytes=8 << 20)
+            # Prefilled: every event is in the ring before the clock starts,
+            # so the figure is the consumer's own cost, no producer running.
+            ring = 8 << 20
+            while prefill and ring < events * (size + 64):
+                ring *= 2
+            bus.create_topic("t", 1, ring_bytes=ring)
             c = bus.consumer("t", kind="lossless", idle="spin")
             feed = subprocess.Popen([str(build / "perf" / "evb_feed"), d + "/bus", "t",
                                      str(events), str(size), "--plain", "--cpu", str(pcpu)])
+            if prefill:
+                feed.wait()
             n = 0
             t0 = t1 = 0.0
-            if mode == "numpy":
+            if mode == "raw":
+                from evbus import _capi
+                h, evs, arena, alen = c._h, c._evs_addr, c._arena_addr, c._arena_len
+                rb = _capi.evb_consumer_read_batch
+                while n < events:
+                    k = rb(h, evs, 1024, arena, alen, 5000)
+                    if not t0:
+                        t0 = time.perf_counter()
+                    if k <= 0:
+                        raise RuntimeError(f"raw: stalled after {n} events")
+                    n += k
+            elif mode == "numpy":
                 dt = np.dtype([("seq", "<u8"), ("rest", f"V{size - 8}")])
                 out = np.empty(4096, dt)
                 s = 0
@@ -108,26 +171,52 @@ def main() -> int:
     ap.add_argument("--producer-cpu", type=int, default=0)
     ap.add_argument("--consumer-cpu", type=int, default=1)
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--wait-quiet", type=float, default=0,
+                    help="first wait up to SEC s for the CPUs to be >= 90%% idle")
+    ap.add_argument("--prefill-events", type=int, default=500_000,
+                    help="events of the prefilled runs, at most what fits 64 MiB (0: none)")
     a = ap.parse_args()
     build = Path(a.build)
     os.environ.setdefault("EVBUS_LIB", str(build / "bus" / "libevbus.so"))
     print("# cmd: " + " ".join([sys.executable] + sys.argv), flush=True)
     os.sched_setaffinity(0, {a.consumer_cpu})
-    rows = []
+    if a.wait_quiet:
+        wait_quiet(a.wait_quiet)
+    # Rounds alternate C and every Python mode, so a busy neighbour slows
+    # them alike: ratios are taken within a round, then their median.
+    modes = [("python poll", "poll", False), ("python iter", "iter", False),
+             ("python numpy", "numpy", False)]
+    if a.prefill_events:
+        modes += [(f"prefilled {m}", m, True) for m in ("raw", "poll", "iter", "numpy")]
+        modes += [("floor (no evbus)", "floor", True)]
+    print(f"{'consumer':<22}{'bytes':>6}{'Mev/s med':>11}{'min':>8}{'max':>8}"
+          f"{'x C med':>9}{'[min..max]':>14}", flush=True)
     for size in [int(s) for s in a.sizes.split(",")]:
-        c = c_rate(build, size, a.events, a.runs, a.producer_cpu, a.consumer_cpu)
-        rows.append(("C evb_consumer_poll", size, c[0], c[1], c[2], 1.0))
-        for mode in ("poll", "iter", "numpy"):
-            rates = [py_run(build, mode, size, a.events, a.producer_cpu) for _ in range(a.runs)]
-            med = statistics.median(rates)
-            rows.append((f"python {mode}", size, med, min(rates), max(rates), med / c[0]))
-    print(f"{'consumer':<22}{'bytes':>6}{'Mev/s med':>11}{'min':>8}{'max':>8}{'x C':>7}")
-    for r in rows:
-        print(f"{r[0]:<22}{r[1]:>6}{r[2] / 1e6:>11.2f}{r[3] / 1e6:>8.2f}{r[4] / 1e6:>8.2f}"
-              f"{r[5]:>7.2f}")
-        if a.json:
-            print(json.dumps({"consumer": r[0], "value_bytes": r[1], "events_per_s_median": r[2],
-                              "min": r[3], "max": r[4], "ratio_to_c": r[5]}))
+        rates: dict[str, list[float]] = {"C evb_consumer_poll": []}
+        ratios: dict[str, list[float]] = {"C evb_consumer_poll": []}
+        for _ in range(a.runs):
+            c = c_rate(build, size, a.events, 1, a.producer_cpu, a.consumer_cpu)[0]
+            rates["C evb_consumer_poll"].append(c)
+            ratios["C evb_consumer_poll"].append(1.0)
+            for label, mode, pre in modes:
+                # Prefilled rings stay within 64 MiB (tmpfs memory).
+                n = min(a.prefill_events, (64 << 20) // (size + 64)) if pre else a.events
+                r = floor_rate(n) if mode == "floor" else \
+                    py_run(build, mode, size, n, a.producer_cpu, pre)
+                rates.setdefault(label, []).append(r)
+                ratios.setdefault(label, []).append(r / c)
+        for label, rs in rates.items():
+            q = ratios[label]
+            med, qmed = statistics.median(rs), statistics.median(q)
+            print(f"{label:<22}{size:>6}{med / 1e6:>11.2f}{min(rs) / 1e6:>8.2f}"
+                  f"{max(rs) / 1e6:>8.2f}{qmed:>9.2f}  [{min(q):.2f}..{max(q):.2f}]",
+                  flush=True)
+            if a.json:
+                print(json.dumps({"consumer": label, "value_bytes": size,
+                                  "events_per_s": {"median": med, "min": min(rs),
+                                                   "max": max(rs)},
+                                  "ratio_to_c": {"median": qmed, "min": min(q),
+                                                 "max": max(q)}}), flush=True)
     return 0
 
 

@@ -358,12 +358,20 @@ def _stale() -> "StaleEventError":
     return StaleEventError()
 
 
-def _word(k: int, shift: int = 0, mask: int = (1 << 64) - 1, doc: str = "") -> property:
-    def get(s: "Event") -> int:
-        c = s[0]
-        if c._gen != s[1]:
-            raise _stale()
-        return (c._w[s[2] + k] >> shift) & mask
+def _word(k: int, shift: int = 0, mask: int = 0, doc: str = "") -> property:
+    """A property reading word K of the event (bits SHIFT up, MASK)."""
+    if not mask:
+        def get(s: "Event") -> int:
+            c = s[0]
+            if c._gen != s[1]:
+                raise _stale()
+            return c._w[s[2] + k]
+    else:
+        def get(s: "Event") -> int:
+            c = s[0]
+            if c._gen != s[1]:
+                raise _stale()
+            return (c._w[s[2] + k] >> shift) & mask
     return property(get, doc=doc)
 
 
