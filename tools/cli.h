@@ -68,6 +68,7 @@ int cmd_dump(int argc, char **argv);
 int cmd_flushd(int argc, char **argv);
 int cmd_retain(int argc, char **argv);
 int cmd_dlq(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
 
 /*
  * Parse the next option of ARGV with getopt_long over LONGOPTS (which must

@@ -25,6 +25,7 @@ static const cli_command commands[] = {
     { "flushd", "write durable topics to disk until stopped", cmd_flushd },
     { "retain", "apply a durable topic's retention now", cmd_retain },
     { "dlq", "list a topic's dead-letter events, or put them back", cmd_dlq },
+    { "bench", "measure publish and delivery rates and latency on this host", cmd_bench },
 };
 
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
@@ -52,7 +53,8 @@ static void print_main_help(FILE *out)
             "                   root and $XDG_DATA_HOME/evbus/BUS (when set) or\n"
             "                   ~/.local/share/evbus/BUS otherwise, BUS being the\n"
             "                   last component of the bus path\n"
-            "  --json           JSON output (list, info, stat, groups, tail, dump, dlq)\n"
+            "  --json           JSON output (list, info, stat, groups, tail, dump, dlq,\n"
+            "                   bench)\n"
             "  --help           describe the command\n"
             "\n"
             "`evbus COMMAND --help` describes each command; `evbus --version` prints\n"
