@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Install what evbus needs to build, test and benchmark on Debian 12 (as root).
+# Install what evbus needs to build, test and benchmark on Debian 12 (as root);
+# gnuplot-nox draws `evbus bench --plot` (its test skips the plot without it).
 set -euo pipefail
 # python3-venv, -setuptools, -wheel and -numpy: the Python binding's test
 # installs bindings/python into a venv with no package index (README, "Python").
 pkgs=(build-essential meson ninja-build pkg-config python3 clang
       liburing-dev libhwloc-dev libjemalloc-dev libcriterion-dev libxxhash-dev
-      libjansson-dev strace fio
+      libjansson-dev strace fio gnuplot-nox
       python3-venv python3-setuptools python3-wheel python3-numpy)
 missing=()
 for p in "${pkgs[@]}"; do

@@ -1,0 +1,145 @@
+#!/usr/bin/env bash
+# test_cli_bench.sh - evbus bench: the table, --json and its counts (a
+# lossless reader gets every event, nothing lost or damaged), a sweep gives
+# one result per size, --plot writes a PNG, the private topic is gone
+# afterwards unless --keep, and bad options are usage errors (exit 2, one
+# line). Short runs: the point is the tool's behaviour, not the numbers.
+# lib.sh holds the helpers.
+#
+# Usage: test_cli_bench.sh PATH/TO/evbus
+set -euo pipefail
+
+EVBUS=${1:?usage: test_cli_bench.sh PATH/TO/evbus}
+# shellcheck source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+test_table() {
+    begin "bench prints the table: rates in and out, latency percentiles, lost"
+    run bench --producers 1 --consumers 1 --value-bytes 64 --duration 1 --warmup 0.1
+    check "exit 0" rc_is 0
+    check "header names the setup" out_has "1 producer, 1 consumer (lossless)"
+    check "columns" out_has "in ev/s.*in MB/s.*out ev/s.*out MB/s.*p50.*p90.*p99.*p99.9.*max.*lost"
+    check "latency unit" out_has "latency (µs)"
+    check "a row for 64 B with no loss" grep -Eq '^64 B .* 0$' "$OUT"
+    check "counts line: nothing lost or bad" out_has "lost 0, redelivered 0, bad 0"
+    check "no progress line when stderr is not a terminal" not_grep "warm-up" "$ERR"
+    run list
+    check "the private topic is deleted" out_empty
+    end
+}
+
+test_json_counts() {
+    begin "bench --json parses; a lossless reader gets every event once"
+    run bench --json --producers 2 --consumers 2 --partitions 2 --duration 0.5 --warmup 0.1
+    check "exit 0" rc_is 0
+    check "counts consistent" py "
+import json, sys
+o = json.load(sys.stdin)
+assert o['command'] == 'bench' and o['config']['reader'] == 'lossless', o['config']
+(r,) = o['results']
+assert r['value_bytes'] == 64 and r['fanout'] == 2
+assert r['published'] > 0 and r['delivered'] == 2 * r['published'] == r['expected'], r
+assert r['lost'] == 0 and r['bad'] == 0 and r['check'] is None, r
+assert r['in']['events'] > 0 and r['out']['events'] > 0
+assert abs(r['in']['seconds'] - 0.5) < 0.01, r['in']
+lat = r['latency_us']
+assert lat['samples'] > 0 and 0 < lat['p50'] <= lat['p90'] <= lat['p99'] <= lat['p999'] <= lat['max'], lat
+assert len(r['series']) >= 3 and all('t' in p and 'in' in p and 'out' in p for p in r['series'])"
+    end
+}
+
+test_events_kinds() {
+    begin "bench --events counts exactly N timed events, for every reader kind and path"
+    local kind path run
+    # Every kind and every path, not every pair: a few seconds in all.
+    for run in lossless:single consumer:batch group:claim queue:single subscriber:claim \
+        lossless:claim group:batch; do
+        kind=${run%:*} path=${run#*:}
+        {
+            run bench --json --reader "$kind" --path "$path" --consumers 2 --partitions 2 \
+                --events 20000 --warmup 0.05 --rate 200000
+            check "$kind $path: exit 0" rc_is 0
+            check "$kind $path: 20000 in, all delivered" py "
+import json, sys
+(r,) = json.load(sys.stdin)['results']
+assert r['in']['events'] == 20000, r['in']
+assert r['check'] is None and r['bad'] == 0, r
+if '$kind' in ('group', 'queue'):
+    assert r['fanout'] == 1 and r['delivered'] - r['redelivered'] >= r['published'], r
+elif '$kind' == 'subscriber':
+    assert r['delivered'] + r['lost'] == 2 * r['published'], r
+else:
+    assert r['delivered'] == 2 * r['published'] and r['lost'] == 0, r"
+        }
+    done
+    end
+}
+
+test_sweep() {
+    begin "a sweep gives one result per size, in order"
+    run bench --json --value-bytes 64,1K,16K --duration 0.2 --warmup 0.05
+    check "exit 0" rc_is 0
+    check "three results" py "
+import json, sys
+rs = json.load(sys.stdin)['results']
+assert [r['value_bytes'] for r in rs] == [64, 1024, 16384], rs
+assert all(r['check'] is None and r['out']['events'] > 0 for r in rs)"
+    run bench --value-bytes 64,1K --duration 0.2 --warmup 0.05
+    check "table: a row per size" test "$(grep -Ec '^(64 B|1 KiB) ' "$OUT")" -eq 4
+    end
+}
+
+test_plot() {
+    begin "bench --plot writes a PNG"
+    if ! command -v gnuplot >/dev/null; then
+        echo "  SKIP: gnuplot is not installed (tools/setup-debian.sh installs gnuplot-nox)"
+        run bench --plot "$TMP/b.png" --duration 0.1 --warmup 0
+        check "without gnuplot: exit 1, says so" rc_is 1
+        check "names gnuplot" err_has "gnuplot"
+        end
+        return
+    fi
+    run bench --plot "$TMP/b.png" --value-bytes 64,1K --duration 0.3 --warmup 0.05
+    check "exit 0" rc_is 0
+    check "PNG signature" test "$(head -c 8 "$TMP/b.png" | od -An -tx1 | tr -d ' \n')" = 89504e470d0a1a0a
+    check "not a trivial image" test "$(stat -c %s "$TMP/b.png")" -gt 20000
+    end
+}
+
+test_keep() {
+    begin "bench --keep leaves its topic"
+    run bench --keep --duration 0.1 --warmup 0
+    check "exit 0" rc_is 0
+    check "says which" out_has "kept topic bench-"
+    run list
+    check "listed" out_has "bench-"
+    end
+}
+
+test_bad_options() {
+    begin "bad options: one line, exit 2"
+    local args
+    for args in "--producers 0" "--producers 65" "--consumers x" "--reader nobody" \
+        "--path fast" "--durability maybe" "--value-bytes 8" "--value-bytes 64,,1K" \
+        "--value-bytes 4M" "--duration 0" "--duration 1 --events 5" "--rate 0" \
+        "--ring-bytes 100K" "--batch 8 --path single" "--partitions 257" "--plot=" \
+        "--nonsense" "extra"; do
+        # shellcheck disable=SC2086
+        run bench $args
+        check "$args: exit 2" rc_is 2
+        check "$args: one line" err_one_line
+    done
+    run bench --help
+    check "--help: exit 0" rc_is 0
+    check "--help explains --rate" out_has "coordinated\|when each"
+    end
+}
+
+test_table
+test_json_counts
+test_events_kinds
+test_sweep
+test_plot
+test_keep
+test_bad_options
+finish
