@@ -344,17 +344,50 @@ out:
 
 /* ---- consumers ---------------------------------------------------------- */
 
+/* Events timed on one clock read (see take()). */
+#define TIME_EVERY 16
+
 typedef struct cons {
     child *k;
     uint64_t t_measure, t_end;
     uint64_t delivered, timed, lost, bad, redelivered, t_last;
+    uint64_t sent[TIME_EVERY];  /* send times of checked events not yet timed */
+    uint32_t pending;
 } cons;
 
-/* One delivered event: check it and time it. */
+/* Time the pending events on one reading of the clock. */
+static void flush(cons *s)
+{
+    if (s->pending == 0)
+        return;
+    uint64_t now = now_ns();
+    for (uint32_t i = 0; i < s->pending; i++) {
+        uint64_t sent = s->sent[i];
+        if (sent >= s->t_measure) {
+            hist_add(s->k->hist, now > sent ? now - sent : 0);
+            if (s->k->cfg->events) {
+                s->timed++;
+                s->t_last = now;
+            }
+        }
+        if (!s->k->cfg->events && now >= s->t_measure && now < s->t_end)
+            s->timed++;
+    }
+    s->pending = 0;
+}
+
+/*
+ * One delivered event: check it, then time it. The clock is read once for
+ * up to TIME_EVERY events, after the last of them was handed over and
+ * checked, and at the end of every poll: a time taken late, so latency is
+ * over- and never understated, by at most the handling of 15 events (a
+ * few µs, and only when events queue up, when latency is far larger); an
+ * event that arrives alone is timed on its own. A clock read per event
+ * would cost ~20 ns each, a tenth of a 64 B event's whole cost.
+ */
 static void take(cons *s, const evb_event *ev)
 {
     child *k = s->k;
-    uint64_t now = now_ns();
     s->delivered++;
     s->lost += ev->lost_events;
     if (ev->deliveries > 1)
@@ -369,15 +402,9 @@ static void take(cons *s, const evb_event *ev)
         s->bad++;
         return;
     }
-    if (sent >= s->t_measure) {
-        hist_add(k->hist, now > sent ? now - sent : 0);
-        if (k->cfg->events) {
-            s->timed++;
-            s->t_last = now;
-        }
-    }
-    if (!k->cfg->events && now >= s->t_measure && now < s->t_end)
-        s->timed++;
+    s->sent[s->pending++] = sent;
+    if (s->pending == TIME_EVERY)
+        flush(s);
 }
 
 static int on_event(const evb_event *ev, void *arg)
@@ -405,6 +432,7 @@ static int consume(cons *s, evb_consumer *c)
             rc = evb_consumer_next(c, &ev, 0);
             if (rc == 0) {
                 take(s, &ev);
+                flush(s); /* timed on delivery, not after the ack */
                 if ((rc = evb_consumer_ack(c, &ev)) < 0)
                     return child_fail(k, "evb_consumer_ack", rc);
                 rc = 1;
@@ -417,6 +445,7 @@ static int consume(cons *s, evb_consumer *c)
             return child_fail(k, "evb_consumer_poll", rc);
         }
         if (rc > 0) {
+            flush(s);
             publish_counts(s);
             since_commit += (uint64_t)rc;
             if ((reader == BENCH_CONSUMER || reader == BENCH_GROUP) &&
@@ -478,6 +507,7 @@ static int consumer_main(child *k)
         s.t_end = k->shm->t_end;
         err = consume(&s, c);
     }
+    flush(&s);
     publish_counts(&s);
     k->slot->lost = s.lost;
     k->slot->bad = s.bad;
