@@ -128,7 +128,7 @@ int cli_error(const cli *c, const char *fmt, ...)
 
 /* Whether a command may create the bus it opens (see cli_bus.c). */
 enum cli_bus_open {
-    CLI_BUS_CREATE,    /* create, flushd: make the bus when missing */
+    CLI_BUS_CREATE,    /* create, flushd, bench: make the bus when missing */
     CLI_BUS_EXISTING,  /* the rest: a missing bus is an error */
 };
 

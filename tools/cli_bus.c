@@ -1,8 +1,9 @@
 /*
  * cli_bus.c - opening the bus for a command, and which commands may create
- * it: create and flushd make a missing bus; every other command only opens
- * one that exists, or one a reboot emptied whose durable topics wait in the
- * data directory. Creating and restoring themselves are the library's.
+ * it: create, flushd and bench make a missing bus; every other command
+ * only opens one that exists, or one a reboot emptied whose durable topics
+ * wait in the data directory. Creating and restoring themselves are the
+ * library's.
  *
  * evb_bus_open() always creates what is missing and evb_bus_options has
  * no flag to say otherwise, so this file finds the bus directory and data
