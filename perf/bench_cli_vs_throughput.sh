@@ -8,12 +8,15 @@
 # ratios evbus bench / bench_throughput.
 #
 # Usage: perf/bench_cli_vs_throughput.sh BUILD_DIR [ROUNDS] [SIZES] [PATHS]
-#        (defaults: 7 rounds, sizes "64 1024", paths "batch single")
+#        (defaults: 7 rounds, sizes "64 1024", paths "batch single"; the
+#        timed seconds per run from $DURATION_S, default 1)
 set -euo pipefail
 BUILD=${1:?usage: bench_cli_vs_throughput.sh BUILD_DIR [ROUNDS] [SIZES] [PATHS]}
 ROUNDS=${2:-7}
 SIZES=${3:-64 1024}
 PATHS=${4:-batch single}
+DUR=${DURATION_S:-1}
+DUR_MS=$(python3 -c "print(int($DUR * 1000))")
 BT="$BUILD/perf/bench_throughput"
 EVBUS="$BUILD/tools/evbus"
 BUS=$(mktemp -d /dev/shm/evbus-benchcli.XXXXXX)
@@ -21,22 +24,22 @@ trap 'rm -rf "$BUS"' EXIT
 OUT=$(mktemp)
 
 bt() {  # SIZE PATH: events/s delivered, bench_throughput's consumer clock
-    "$BT" --impl "$2" --size "$1" --runs 1 --duration-ms 1000 --json 2>/dev/null |
+    "$BT" --impl "$2" --size "$1" --runs 1 --duration-ms "$DUR_MS" --json 2>/dev/null |
         python3 -c "import json,sys
 for l in sys.stdin:
     if l.startswith('{') and '\"impl\"' in l:
         print(json.loads(l)['events_per_s']['median'])"
 }
 cli() {  # SIZE PATH: events/s delivered over the timed window
-    "$EVBUS" bench --bus "$BUS" --pin --path "$2" --value-bytes "$1" --duration 1 \
+    "$EVBUS" bench --bus "$BUS" --pin --path "$2" --value-bytes "$1" --duration "$DUR" \
         --warmup 0.5 --json | python3 -c "import json,sys
 print(json.load(sys.stdin)['results'][0]['out']['events_per_s'])"
 }
 
 echo "# $(date -u +%FT%TZ) $(git -C "$(dirname "$0")" rev-parse --short HEAD) $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "# cmd: $0 $*"
-echo "# evbus bench: $EVBUS bench --pin --path PATH --value-bytes SIZE --duration 1 --warmup 0.5 --json"
-echo "# bench_throughput: $BT --impl PATH --size SIZE --runs 1 --duration-ms 1000 --json"
+echo "# evbus bench: $EVBUS bench --pin --path PATH --value-bytes SIZE --duration $DUR --warmup 0.5 --json"
+echo "# bench_throughput: $BT --impl PATH --size SIZE --runs 1 --duration-ms $DUR_MS --json"
 for ((r = 1; r <= ROUNDS; r++)); do
     for s in $SIZES; do
         for p in $PATHS; do
