@@ -111,8 +111,31 @@ test_keep() {
     run bench --keep --duration 0.1 --warmup 0
     check "exit 0" rc_is 0
     check "says which" out_has "kept topic bench-"
+    local kept
+    kept=$(grep -o 'bench-[0-9]*-64' "$OUT")
     run list
-    check "listed" out_has "bench-"
+    check "listed" out_is "$kept"
+    run delete "$kept"
+    check "and deletable" rc_is 0
+    end
+}
+
+# bench_topic_listed: the bench's private topic exists on the bus.
+bench_topic_listed() { "$EVBUS" list --bus "$BUS" 2>/dev/null | grep -q '^bench-'; }
+
+test_interrupt() {
+    begin "Ctrl-C stops a long run early: results so far, marked, topic deleted"
+    "$EVBUS" bench --bus "$BUS" --duration 60 --warmup 0 --value-bytes 64,1K \
+        >"$OUT" 2>"$ERR" &
+    BG_PID=$!
+    check "the run starts" wait_for 10 bench_topic_listed
+    kill -INT "$BG_PID"
+    wait_bg 15
+    check "exit 0 well before 60 s" rc_is 0
+    check "the first size is reported, marked interrupted" out_has "^64 B .*(interrupted)"
+    check "no run of the second size" not_grep "^1 KiB" "$OUT"
+    run list
+    check "the private topic is deleted" out_empty
     end
 }
 
@@ -141,5 +164,6 @@ test_events_kinds
 test_sweep
 test_plot
 test_keep
+test_interrupt
 test_bad_options
 finish
