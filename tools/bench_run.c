@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -48,15 +49,20 @@ typedef struct run {
 static int spawn(run *ru, bench_child *k, int cpu, bool producer)
 {
     uint32_t i = producer ? k->index : ru->nprod + k->index;
+    pid_t parent = getpid();
     fflush(NULL);
     pid_t pid = fork();
     if (pid < 0)
         return cli_fail(ru->c, -errno, "fork");
     if (pid == 0) {
         /* Ctrl-C reaches the whole process group: the parent stops the
-         * children in order (a producer killed mid-claim leaves a hole). */
+         * children in order (a producer killed mid-claim leaves a hole).
+         * A parent that is killed takes them along: a reader would wait
+         * for its stop for ever. */
         signal(SIGINT, SIG_IGN);
         signal(SIGTERM, SIG_IGN);
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent)
+            _exit(1);
         if (cpu >= 0) {
             cpu_set_t set;
             CPU_ZERO(&set);

@@ -139,6 +139,33 @@ test_interrupt() {
     end
 }
 
+# none_alive PID...: none of the processes exists any more (zombies count
+# as gone).
+none_alive() {
+    local p
+    for p in "$@"; do
+        [[ -e /proc/$p ]] && ! grep -q '^[0-9]* (.*) Z' "/proc/$p/stat" 2>/dev/null && return 1
+    done
+    return 0
+}
+
+test_parent_killed() {
+    begin "a bench killed with SIGKILL takes its producer and consumer processes along"
+    "$EVBUS" bench --bus "$BUS" --duration 60 --warmup 0 >"$OUT" 2>"$ERR" &
+    BG_PID=$!
+    check "the run starts" wait_for 10 bench_topic_listed
+    local kids
+    kids=$(pgrep -P "$BG_PID" | tr '\n' ' ')
+    check "it has two children" test "$(wc -w <<<"$kids")" -eq 2
+    kill -KILL "$BG_PID"
+    wait_bg 5
+    # shellcheck disable=SC2086 # one word per pid
+    check "they are gone" wait_for 5 none_alive $kids
+    run list
+    run delete "$(cat "$OUT")"
+    end
+}
+
 test_bad_options() {
     begin "bad options: one line, exit 2"
     local args
@@ -165,5 +192,6 @@ test_sweep
 test_plot
 test_keep
 test_interrupt
+test_parent_killed
 test_bad_options
 finish
