@@ -474,6 +474,13 @@ static int tail_print(tail *t, const evb_event *ev)
         fprintf(stderr, "evbus tail: lost %llu events before %u:%llu\n",
                 (unsigned long long)ev->lost_events, ev->partition,
                 (unsigned long long)ev->offset);
+    else if (ev->lost_bytes > 0)
+        /* A queue group keeps positions, not offsets: it knows how much
+         * log went by, not how many events that was. Silence would read
+         * as "nothing lost". */
+        fprintf(stderr, "evbus tail: lost %llu log bytes (events unknown) before %u:%llu\n",
+                (unsigned long long)ev->lost_bytes, ev->partition,
+                (unsigned long long)ev->offset);
     int rc = t->c.json ? tail_json(t, ev) : tail_text(t, ev);
     if (rc < 0)
         return cli_error(&t->c, "out of memory");
