@@ -7,8 +7,10 @@
  * and how it is checked once open, stay with its owner (bus.c,
  * cursor_file.c).
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,9 +33,9 @@ int evb_file_create(const char *path, mode_t mode, size_t bytes, bool sync,
     int dlen = slash ? (int)(slash - path) : 1;
     const char *dir = slash ? path : ".";
     const char *base = slash ? slash + 1 : path;
-    /* ".tmp.<base>.<pid>.<n>": bus.c sweeps a dead pid's out of the bus
-     * directory; elsewhere (consumers/) a leftover is a few bytes that no
-     * scan reads (the name does not end in .cur). */
+    /* ".tmp.<base>.<pid>.<n>": bus_dir.c sweeps a dead pid's out of the
+     * bus directory; in consumers/ the next evb_file_open_or_create there
+     * does (a queue group's file can be hundreds of MiB of tmpfs). */
     uint32_t n = atomic_fetch_add_explicit(&tmp_seq, 1, memory_order_relaxed);
     if (snprintf(tmp, sizeof tmp, "%.*s/.tmp.%s.%d.%u", dlen, dir, base, (int)getpid(), n) >=
         (int)sizeof tmp)
@@ -91,6 +93,7 @@ int evb_file_create(const char *path, mode_t mode, size_t bytes, bool sync,
      * file (and its holders their map). A rename, not link() and unlink():
      * the file never has two names, which an opener would refuse as a
      * planted hard link (safe_open.h). */
+    EVB_CRASH_POINT("file_create.before_rename");
     if (renameat2(AT_FDCWD, tmp, AT_FDCWD, path, RENAME_NOREPLACE) < 0)
         rc = errno == EEXIST ? -EEXIST : evb_err_set(-errno, "%s: %s", path, strerror(errno));
     else
@@ -102,9 +105,60 @@ out:
     return rc;
 }
 
+/* Whether NAME is "<prefix><anything>.<pid>.<n>" with decimal PID and N;
+ * *PID is the pid. */
+static bool tmp_name_pid(const char *name, const char *prefix, long *pid)
+{
+    size_t plen = strlen(prefix);
+    if (strncmp(name, prefix, plen))
+        return false;
+    const char *last = strrchr(name, '.');
+    if (!last || last[1] == '\0' || strspn(last + 1, "0123456789") != strlen(last + 1))
+        return false;
+    const char *p = last;
+    while (p > name + plen && p[-1] >= '0' && p[-1] <= '9')
+        p--;
+    if (p == last || p <= name + plen || p[-1] != '.' || last - p > 10)
+        return false;
+    *pid = strtol(p, NULL, 10);
+    return *pid > 0 && *pid <= INT_MAX;
+}
+
+/* Remove the ".tmp.<base>.<pid>.<n>" files in DIR whose creator is gone:
+ * it was killed between its create and its rename, and nobody else will
+ * ever rename or read that file. A live pid's is left alone, ours too (a
+ * thread of this process may be creating it now); a reused pid only
+ * delays the removal, as for the bus directory's sweep. Only regular
+ * files: topic.c's temporary directories are bus_dir.c's to sweep. Who
+ * may not unlink (another user's, in a sticky directory) leaves it. Best
+ * effort: nothing here is the caller's failure. */
+static void sweep_dead_tmps(const char *dir)
+{
+    DIR *d = NULL;
+    if (evb_open_dir(dir, &d))
+        return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        long pid;
+        if (!tmp_name_pid(e->d_name, ".tmp.", &pid) || evb_proc_start((int)pid))
+            continue;
+        struct stat st;
+        if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode))
+            unlinkat(dirfd(d), e->d_name, 0);
+    }
+    closedir(d);
+}
+
 int evb_file_open_or_create(const char *path, mode_t mode, size_t bytes, bool sync,
                             void (*init)(void *map, void *arg), void *arg)
 {
+    const char *slash = strrchr(path, '/');
+    if (slash && slash != path && slash - path < PATH_MAX) {
+        char dir[PATH_MAX];
+        snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+        sweep_dead_tmps(dir);
+    }
+
     /* A file at PATH is never mid-creation, so an empty or zeroed one is
      * damage for the caller to report, not a new file. Losing the race to
      * another creator is fine: its file is as good. A few tries cover a
