@@ -90,7 +90,7 @@ EVB_EXPORT int evb_consumer_open(evb_consumer **out, evb_bus *bus, const char *t
                                  const evb_consumer_options *opts)
 {
     if (!out || !bus)
-        return -EINVAL;
+        return evb_err_set(-EINVAL, "evb_consumer_open: %s is NULL", !out ? "out" : "bus");
     *out = NULL;
     evb_err_clear();
     evb_consumer_options o = {0};
@@ -417,7 +417,7 @@ void evb_consumer_block(evb_consumer *c, uint64_t deadline)
 EVB_EXPORT int evb_consumer_next(evb_consumer *c, evb_event *ev, int32_t timeout_ms)
 {
     if (!c || !ev)
-        return -EINVAL;
+        return evb_err_set(-EINVAL, "evb_consumer_next: %s is NULL", !c ? "consumer" : "event");
     if (c->failed)
         return c->failed;
     if (c->opts.kind == EVB_QUEUE_MEMBER)
@@ -461,7 +461,7 @@ EVB_EXPORT int evb_consumer_poll(evb_consumer *c, int (*fn)(const evb_event *ev,
                                  void *arg, uint32_t max)
 {
     if (!c || !fn)
-        return -EINVAL;
+        return evb_err_set(-EINVAL, "evb_consumer_poll: %s is NULL", !c ? "consumer" : "callback");
     if (c->failed)
         return c->failed;
     if (c->opts.kind == EVB_QUEUE_MEMBER)
@@ -498,14 +498,20 @@ EVB_EXPORT int evb_consumer_poll(evb_consumer *c, int (*fn)(const evb_event *ev,
 EVB_EXPORT int evb_consumer_commit(evb_consumer *c)
 {
     if (c && c->opts.kind == EVB_GROUP_MEMBER && !c->grp.f)
-        return c->failed ? c->failed : -EINVAL; /* its group file went, see balance() */
+        /* Its group file went, see balance(). */
+        return c->failed ? c->failed
+                         : evb_err_set(-EINVAL, "group %s: this member has no group file "
+                                       "(it went and was not opened again)", c->name);
     if (c && c->opts.kind == EVB_QUEUE_MEMBER)
         return evb_err_set(-EINVAL, "a queue group's member acknowledges each event "
                            "(evb_consumer_ack), it does not commit");
     if (c && c->grp.f)
         return evb_cgroup_commit(c);
-    if (!c || !c->cur.map)
-        return -EINVAL;
+    if (!c)
+        return evb_err_set(-EINVAL, "evb_consumer_commit: consumer is NULL");
+    if (!c->cur.map)
+        return evb_err_set(-EINVAL, "topic %s: only named consumers and groups commit; "
+                           "this reader has no cursor", c->tm->name);
     uint64_t mark = 0;
     for (uint32_t i = 0; i < c->n; i++) {
         if (c->dedup)
@@ -530,7 +536,7 @@ EVB_EXPORT int evb_consumer_commit(evb_consumer *c)
 EVB_EXPORT int evb_consumer_lag(evb_consumer *c, uint64_t *bytes)
 {
     if (!c || !bytes)
-        return -EINVAL;
+        return evb_err_set(-EINVAL, "evb_consumer_lag: %s is NULL", !c ? "consumer" : "bytes");
     uint64_t sum = 0;
     for (uint32_t i = 0; i < c->n; i++) {
         uint64_t t, toff, pos = c->rd[i].pos, qs;
@@ -549,8 +555,11 @@ EVB_EXPORT int evb_consumer_seek(evb_consumer *c, int32_t partition, uint32_t wh
                                  uint64_t value)
 {
     uint32_t w = whence & ~EVB_SEEK_STRICT;
-    if (!c || w == EVB_START_DEFAULT || w > EVB_START_TIME)
-        return -EINVAL;
+    if (!c)
+        return evb_err_set(-EINVAL, "evb_consumer_seek: consumer is NULL");
+    if (w == EVB_START_DEFAULT || w > EVB_START_TIME)
+        return evb_err_set(-EINVAL, "topic %s: seek whence %u is not a place to seek to",
+                           c->tm->name, whence);
     if (c->failed)
         return c->failed;
     bool any = false;
@@ -564,13 +573,19 @@ EVB_EXPORT int evb_consumer_seek(evb_consumer *c, int32_t partition, uint32_t wh
         if (rc)
             return rc;
     }
-    return any ? 0 : -EINVAL;
+    if (!any)
+        return evb_err_set(-EINVAL, "topic %s (%u partitions): partition %d is not read by "
+                           "this consumer", c->tm->name, c->tm->nparts, partition);
+    return 0;
 }
 
 EVB_EXPORT int evb_consumer_assignment(evb_consumer *c, uint32_t *parts, uint32_t cap)
 {
     if (!c || c->opts.kind != EVB_GROUP_MEMBER || (cap && !parts))
-        return -EINVAL;
+        return evb_err_set(-EINVAL, "evb_consumer_assignment: %s",
+                           !c ? "consumer is NULL"
+                           : c->opts.kind != EVB_GROUP_MEMBER ? "not a partition group's member"
+                                                              : "parts is NULL");
     for (uint32_t k = 0; k < c->n && k < cap; k++)
         parts[k] = c->part[k];
     return (int)c->n;
@@ -580,7 +595,8 @@ EVB_EXPORT int evb_consumer_dedup_stat(evb_consumer *c, int32_t partition, uint6
                                        uint64_t *evicted)
 {
     if (!c || !c->dedup)
-        return -EINVAL;
+        return evb_err_set(-EINVAL, "evb_consumer_dedup_stat: %s",
+                           !c ? "consumer is NULL" : "not opened with EVB_CONSUMER_DEDUP");
     uint64_t d = 0, e = 0;
     bool any = false;
     for (uint32_t i = 0; i < c->n; i++) {
@@ -591,7 +607,8 @@ EVB_EXPORT int evb_consumer_dedup_stat(evb_consumer *c, int32_t partition, uint6
         e += c->dedup->p[i].evicted;
     }
     if (!any)
-        return -EINVAL;
+        return evb_err_set(-EINVAL, "topic %s (%u partitions): partition %d is not read by "
+                           "this consumer", c->tm->name, c->tm->nparts, partition);
     if (dropped)
         *dropped = d;
     if (evicted)

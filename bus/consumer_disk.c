@@ -155,7 +155,8 @@ EVB_EXPORT int evb_consumer_skipped(evb_consumer *c, int32_t partition, uint64_t
                                     uint64_t *bytes)
 {
     if (!c || !events || !bytes)
-        return -EINVAL;
+        return evb_err_set(-EINVAL, "evb_consumer_skipped: %s is NULL",
+                           !c ? "consumer" : !events ? "events" : "bytes");
     uint64_t ev = 0, by = 0;
     bool any = false;
     for (uint32_t i = 0; i < c->n; i++) {
@@ -183,7 +184,10 @@ EVB_EXPORT int evb_consumer_skipped(evb_consumer *c, int32_t partition, uint64_t
     }
     *events = ev;
     *bytes = by;
-    return any ? 0 : -EINVAL;
+    if (!any)
+        return evb_err_set(-EINVAL, "topic %s (%u partitions): partition %d is not read by "
+                           "this consumer", c->tm->name, c->tm->nparts, partition);
+    return 0;
 }
 
 /* Move reader I to (POS, OFF); the first read finds out whether that is in
@@ -241,7 +245,8 @@ int evb_consumer_seek_one(evb_consumer *c, uint32_t i, uint32_t whence, uint64_t
             return seek_to(c, i, pos, off, true);
         }
         if (!c->cur.map)
-            return -EINVAL;
+            return evb_err_set(-EINVAL, "topic %s: only named consumers and groups have a "
+                               "committed position", c->tm->name);
         if (!evb_cursor_file_load(&c->cur, c->part[i], &pos, &off))
             return evb_consumer_seek_one(c, i, EVB_START_EARLIEST, 0);
         /* Only a frame boundary was ever committed: anything else is a
@@ -272,7 +277,8 @@ int evb_consumer_seek_one(evb_consumer *c, uint32_t i, uint32_t whence, uint64_t
     case EVB_START_TIME:
         break;
     default:
-        return -EINVAL;
+        return evb_err_set(-EINVAL, "topic %s: seek whence %u is not a place to seek to",
+                           c->tm->name, whence);
     }
     if (!c->disk) {
         if (whence == EVB_START_OFFSET) {

@@ -116,7 +116,8 @@ int evb_dlq_append(struct evb_dlq_writer **w, evb_bus *bus, const struct evb_top
         return evb_err_set(-EINVAL, "topic %s is a dead-letter topic: its events are not "
                            "rejected again", origin->name);
     if ((ev->key_len && !ev->key) || (ev->value_len && !ev->value) || deliveries == 0)
-        return -EINVAL;
+        return evb_err_set(-EINVAL, "topic %s: the event to reject has a length without "
+                           "its bytes, or no delivery", origin->name);
     int rc;
     if (!*w && (rc = writer_open(w, bus, origin)))
         return rc;
@@ -160,7 +161,7 @@ int evb_dlq_append(struct evb_dlq_writer **w, evb_bus *bus, const struct evb_top
 EVB_EXPORT int evb_consumer_reject(evb_consumer *c, const evb_event *ev, const char *reason)
 {
     if (!c || !ev)
-        return -EINVAL;
+        return evb_err_set(-EINVAL, "evb_consumer_reject: %s is NULL", !c ? "consumer" : "event");
     if (c->failed)
         return c->failed;
     evb_err_clear();
@@ -189,7 +190,7 @@ EVB_EXPORT int evb_consumer_reject(evb_consumer *c, const evb_event *ev, const c
 EVB_EXPORT int evb_consumer_rejects(evb_consumer *c, uint64_t *count)
 {
     if (!c || !count)
-        return -EINVAL;
+        return evb_err_set(-EINVAL, "evb_consumer_rejects: %s is NULL", !c ? "consumer" : "count");
     *count = c->rejects;
     return 0;
 }
@@ -214,7 +215,9 @@ static int copy_name(const uint8_t *p, uint32_t n, char *out, bool may_be_empty)
 EVB_EXPORT int evb_dlq_decode(const evb_event *ev, struct evb_dlq_record *out)
 {
     if (!ev || !out || (ev->value_len && !ev->value) || (ev->key_len && !ev->key))
-        return -EINVAL;
+        return evb_err_set(-EINVAL, "evb_dlq_decode: %s",
+                           !ev ? "event is NULL" : !out ? "out is NULL"
+                                                 : "the event has a length without its bytes");
     memset(out, 0, sizeof *out);
     const uint8_t *v = ev->value;
     uint32_t len = ev->value_len;

@@ -556,7 +556,8 @@ EVB_EXPORT int evb_dlq_resubmit(evb_bus *bus, const char *topic, uint64_t offset
                                 int (*fn)(const evb_resubmit_report *r, void *arg), void *arg)
 {
     if (!bus || !topic || (flags & ~(EVB_RESUBMIT_ALL | EVB_RESUBMIT_SETTLE)))
-        return -EINVAL;
+        return evb_err_set(-EINVAL, "evb_dlq_resubmit: %s",
+                           !bus ? "bus is NULL" : !topic ? "topic is NULL" : "unknown flags");
     evb_err_clear();
     struct resub rs = {.bus = bus, .topic = topic, .fd = -1};
     struct evb_topic_info oi, di;
@@ -594,7 +595,7 @@ out:
 EVB_EXPORT int evb_dlq_resubmitted(evb_bus *bus, const char *topic, uint64_t dlq_offset)
 {
     if (!bus || !topic)
-        return -EINVAL;
+        return evb_err_set(-EINVAL, "evb_dlq_resubmitted: %s is NULL", !bus ? "bus" : "topic");
     evb_err_clear();
     char dlq[EVB_NAME_MAX + 1], path[PATH_MAX + 32];
     bool durable;
@@ -618,7 +619,8 @@ EVB_EXPORT int evb_dlq_resubmitted(evb_bus *bus, const char *topic, uint64_t dlq
 EVB_EXPORT int evb_dlq_resubmitted_count(evb_bus *bus, const char *topic, uint64_t *count)
 {
     if (!bus || !topic || !count)
-        return -EINVAL;
+        return evb_err_set(-EINVAL, "evb_dlq_resubmitted_count: %s is NULL",
+                           !bus ? "bus" : !topic ? "topic" : "count");
     evb_err_clear();
     *count = 0;
     char dlq[EVB_NAME_MAX + 1], path[PATH_MAX + 32];

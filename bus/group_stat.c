@@ -27,7 +27,7 @@ EVB_EXPORT int evb_group_list(evb_bus *bus, const char *topic,
                               int (*fn)(const char *group, void *arg), void *arg)
 {
     if (!bus || !topic)
-        return -EINVAL;
+        return evb_err_set(-EINVAL, "evb_group_list: %s is NULL", !bus ? "bus" : "topic");
     evb_err_clear();
     struct evb_topic_map *tm;
     int rc = evb_topic_map_open(bus, topic, &tm);
@@ -81,7 +81,8 @@ EVB_EXPORT int evb_group_stat(evb_bus *bus, const char *topic, const char *group
                               uint32_t mcap, evb_group_partition_stat *parts, uint32_t pcap)
 {
     if (!bus || !topic || !out || (mcap && !members) || (pcap && !parts))
-        return -EINVAL;
+        return evb_err_set(-EINVAL, "evb_group_stat: bus, topic, out, or an array with a "
+                           "capacity is NULL");
     evb_err_clear();
     int rc = evb_name_check(group, "group");
     if (rc)
