@@ -37,8 +37,9 @@ static const char stat_usage[] =
     "\n"
     "A topic that cannot be read (damaged: evbus list says why; a topic.conf\n"
     "that names other rings; no permission) is shown with the reason in place\n"
-    "of its counters, and the others as usual; the exit status is then 1 (for\n"
-    "--watch: when the last round had one).\n"
+    "of its counters, and the others as usual; so is a group whose file cannot\n"
+    "be read (`unreadable` and why). The exit status is then 1 (for --watch:\n"
+    "when the last round had one).\n"
     "\n"
     "  --watch SECONDS  redraw every SECONDS, at least 0.05 (fractions\n"
     "                   allowed, up to 86400), with events/s rates, until\n"
@@ -361,6 +362,22 @@ static int group_line_of(const char *topic, const char *group, group_line *g)
     return n < 0 ? n : 0;
 }
 
+/* Group files a round could not read: shown in place, and the exit status
+ * says so, as for a topic (evbus groups does the same). */
+static struct {
+    size_t n;
+    char first[2 * EVB_NAME_MAX + 2]; /* topic/group */
+    char why[1024];
+} bad_groups;
+
+static void note_bad_group(const char *topic, const char *group)
+{
+    if (bad_groups.n++ == 0) {
+        snprintf(bad_groups.first, sizeof(bad_groups.first), "%s/%s", topic, group);
+        snprintf(bad_groups.why, sizeof(bad_groups.why), "%s", evb_last_error());
+    }
+}
+
 static int print_group(const char *group, void *arg)
 {
     const char *topic = arg;
@@ -368,6 +385,7 @@ static int print_group(const char *group, void *arg)
     int rc = group_line_of(topic, group, &g);
     if (rc < 0) {
         printf("  group %s: unreadable: %s\n", group, evb_last_error());
+        note_bad_group(topic, group);
         return 0;
     }
     if (g.sum.kind == EVB_QUEUE_MEMBER)
@@ -392,6 +410,7 @@ static int group_json(const char *group, void *arg)
     if (group_line_of(topic, group, &g) < 0) {
         json_array_append_new(a, json_pack("{s:s, s:s}", "name", group, "error",
                                            evb_last_error()));
+        note_bad_group(topic, group);
         return 0;
     }
     bool queue = g.sum.kind == EVB_QUEUE_MEMBER;
@@ -600,8 +619,9 @@ static int stat_run(cli *c, const char *topic, double watch)
     snapshot snaps[2] = { 0 };
     int cur = 0, rc = 0;
     stat_bus = c->bus;
-    size_t bad = 0;
+    size_t bad = 0, gbad = 0;
     char first[EVB_NAME_MAX + 1] = "", why[1024] = "";
+    char gfirst[sizeof(bad_groups.first)] = "", gwhy[sizeof(bad_groups.why)] = "";
     for (int n = 0; rc == 0 && !cli_stop; n++) {
         rc = snap_take(c, topic, &snaps[cur]);
         if (rc != 0)
@@ -614,7 +634,11 @@ static int stat_run(cli *c, const char *topic, double watch)
             snprintf(first, sizeof(first), "%s", ts->ti.name);
             snprintf(why, sizeof(why), "%s", ts->error);
         }
+        bad_groups.n = 0;
         rc = show(c, &r, watch > 0);
+        gbad = bad_groups.n;
+        snprintf(gfirst, sizeof(gfirst), "%s", bad_groups.first);
+        snprintf(gwhy, sizeof(gwhy), "%s", bad_groups.why);
         /* Output that cannot be written ends a watch; main() reports it. */
         if (watch <= 0 || fflush(stdout) != 0 || ferror(stdout))
             break;
@@ -630,6 +654,11 @@ static int stat_run(cli *c, const char *topic, double watch)
     else if (rc == 0 && bad > 1)
         rc = cli_error(c, "%zu topics could not be read (%s, ...): each shown with the "
                        "reason in place of its counters", bad, first);
+    else if (rc == 0 && gbad == 1)
+        rc = cli_error(c, "group %s: %s", gfirst, gwhy);
+    else if (rc == 0 && gbad > 1)
+        rc = cli_error(c, "%zu group files could not be read (%s, ...): each shown as "
+                       "unreadable with the reason", gbad, gfirst);
     return rc;
 }
 

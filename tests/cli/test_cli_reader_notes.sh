@@ -40,6 +40,32 @@ test_queue_lost_is_said() {
     end
 }
 
+test_stat_unreadable_group() {
+    begin "stat exits 1 when a group file cannot be read, and still shows the rest"
+    run create sg --ring-bytes 64K
+    run pub sg a
+    run tail sg --group good
+    head -c 100 /dev/urandom >"$BUS/sg/consumers/r.grp"
+    run stat sg
+    check "exit 1" rc_is 1
+    check "the good group is shown" out_has "group good:"
+    check "the bad one is shown as unreadable" out_has "group r: unreadable"
+    check "one line on stderr names it" bash -c "[[ \$(wc -l <'$ERR') -eq 1 ]] && grep -q '^evbus stat: group sg/r: ' '$ERR'"
+    run stat sg --json
+    check "json: exit 1" rc_is 1
+    check "json: the group's error is there" json_field \
+        '[g for t in (o if isinstance(o, list) else o.get("topics", [o])) for g in t["groups"] if g["name"] == "r"][0]["error"] or sys.exit(1)'
+    mkdir "$BUS/sg/consumers/d.grp"
+    run stat sg
+    check "two bad: exit 1" rc_is 1
+    check "two bad: one line saying how many" bash -c "[[ \$(wc -l <'$ERR') -eq 1 ]] && grep -q '2 group files' '$ERR'"
+    rm -rf "$BUS/sg/consumers/d.grp" "$BUS/sg/consumers/r.grp"
+    run stat sg
+    check "once removed: exit 0" rc_is 0
+    end
+}
+
 test_queue_lost_is_said
+test_stat_unreadable_group
 
 finish
