@@ -484,7 +484,10 @@ typedef struct evb_event {
 /** Options for evb_consumer_open(); zero-initialise. */
 typedef struct evb_consumer_options {
     uint32_t kind;            /**< enum evb_reader_kind */
-    const char *name;         /**< EVB_CONSUMER only: 1..EVB_NAME_MAX bytes of [A-Za-z0-9._-] */
+    const char *name;         /**< 1..EVB_NAME_MAX bytes of [A-Za-z0-9._-]: the
+                                   consumer's name (EVB_CONSUMER), or the group's
+                                   (EVB_GROUP_MEMBER, EVB_QUEUE_MEMBER); ignored
+                                   for EVB_SUBSCRIBER */
     uint32_t start;           /**< enum evb_start */
     uint64_t start_value;     /**< offset or position for START_OFFSET/POSITION */
     uint32_t idle;            /**< enum evb_idle */
