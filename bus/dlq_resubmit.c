@@ -62,7 +62,75 @@ struct resub {
     uint32_t nparts;           /* the origin's */
     uint32_t blocks;           /* bitmap blocks the state file holds */
     evb_producer *p;
+    struct seen *seen;         /* EVB_RESUBMIT_ALL: origin events met so far */
+    size_t seen_cap, seen_n;
 };
+
+/* ---- repeats ----
+ *
+ * The way into the DLQ is at least once: a reader killed between its
+ * reject and its commit or ack (a queue member while a sync topic's DLQ
+ * event goes to disk) is handed the event again and may reject it again.
+ * Both records name the same origin event: its partition, offset,
+ * position and publish time (the time tells a topic deleted and made
+ * again, whose offsets restart, from the old one). An --all run
+ * publishes the first it meets and reports the later ones as
+ * EVB_RESUBMIT_DUPLICATE, leaving their bits clear: nothing was
+ * published for them. */
+struct seen {
+    uint64_t offset, position, ts_ns, dlq_offset;
+    uint32_t partition, used;
+};
+
+static uint64_t seen_hash(const struct evb_dlq_record *r)
+{
+    uint64_t h = r->origin_position * 0x9e3779b97f4a7c15ull;
+    h ^= (r->origin_offset + r->origin_partition) * 0xc2b2ae3d27d4eb4full;
+    h ^= r->origin_timestamp_ns * 0x165667b19e3779f9ull;
+    return h ^ (h >> 29);
+}
+
+/* 1 and *FIRST the DLQ offset of an earlier record of R's origin event; 0
+ * when R is the first (remembered now as DLQ_OFFSET's); -ENOMEM. */
+static int seen_add(struct resub *rs, const struct evb_dlq_record *r, uint64_t dlq_offset,
+                    uint64_t *first)
+{
+    if (2 * (rs->seen_n + 1) > rs->seen_cap) {
+        size_t cap = rs->seen_cap ? 2 * rs->seen_cap : 1024;
+        struct seen *t = calloc(cap, sizeof *t);
+        if (!t)
+            return evb_err_set(-ENOMEM, "dead-letter topic %s: out of memory", rs->dlq);
+        for (size_t i = 0; i < rs->seen_cap; i++) {
+            if (!rs->seen[i].used)
+                continue;
+            struct evb_dlq_record k = {.origin_partition = rs->seen[i].partition,
+                                       .origin_offset = rs->seen[i].offset,
+                                       .origin_position = rs->seen[i].position,
+                                       .origin_timestamp_ns = rs->seen[i].ts_ns};
+            size_t j = seen_hash(&k) & (cap - 1);
+            while (t[j].used)
+                j = (j + 1) & (cap - 1);
+            t[j] = rs->seen[i];
+        }
+        free(rs->seen);
+        rs->seen = t;
+        rs->seen_cap = cap;
+    }
+    size_t j = seen_hash(r) & (rs->seen_cap - 1);
+    for (; rs->seen[j].used; j = (j + 1) & (rs->seen_cap - 1)) {
+        const struct seen *e = &rs->seen[j];
+        if (e->partition == r->origin_partition && e->offset == r->origin_offset &&
+            e->position == r->origin_position && e->ts_ns == r->origin_timestamp_ns) {
+            *first = e->dlq_offset;
+            return 1;
+        }
+    }
+    rs->seen[j] = (struct seen){.offset = r->origin_offset, .position = r->origin_position,
+                                .ts_ns = r->origin_timestamp_ns, .dlq_offset = dlq_offset,
+                                .partition = r->origin_partition, .used = 1};
+    rs->seen_n++;
+    return 0;
+}
 
 /* ---- the state file ---- */
 
@@ -486,9 +554,25 @@ static int deal(struct resub *rs, const evb_event *ev, bool all,
     int rc = bit_get(rs->fd, rs->path, rs->blocks, ev->offset);
     if (rc < 0)
         return rc;
+    struct evb_dlq_record rec;
+    int decoded = decode_own(rs, ev, &rec);
+    if (all && decoded == 0) {
+        /* Every record counts, resubmitted ones too: a repeat of one
+         * published by an earlier run is as much a repeat. */
+        uint64_t first = 0;
+        int s = seen_add(rs, &rec, ev->offset, &first);
+        if (s < 0)
+            return s;
+        if (s == 1 && rc == 0) {
+            rep.status = EVB_RESUBMIT_DUPLICATE;
+            rep.offset = first;
+            if (fn && fn(&rep, arg))
+                *stop = true;
+            return 0;
+        }
+    }
     if (rc == 0) {
-        struct evb_dlq_record rec;
-        rc = decode_own(rs, ev, &rec);
+        rc = decoded;
         if (rc == 0) {
             rc = resubmit_one(rs, ev, &rec, &rep);
         } else if (all && (rc == -EBADMSG || rc == -EPROTO)) {
@@ -587,6 +671,7 @@ EVB_EXPORT int evb_dlq_resubmit(evb_bus *bus, const char *topic, uint64_t offset
     }
 out:
     evb_producer_close(rs.p);
+    free(rs.seen);
     if (rs.fd >= 0)
         close(rs.fd);
     return rc;

@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static const char dlq_usage[] =
@@ -22,7 +23,10 @@ static const char dlq_usage[] =
     "  OFFSET from P:O deliveries=N at TIME by=CONSUMER STATUS key=KEY reason=REASON\n"
     "OFFSET is the event's offset in TOPIC.dlq, P:O the partition and offset it\n"
     "had in TOPIC, TIME when it was rejected, STATUS `pending` or `resubmitted`;\n"
-    "KEY and REASON escaped as tail escapes values (KEY `-` when none).\n"
+    "KEY and REASON escaped as tail escapes values (KEY `-` when none). A\n"
+    "record of an event an earlier listed record already holds (a reader\n"
+    "killed while rejecting it rejected it again: the way into the DLQ is at\n"
+    "least once) has `duplicate-of=OFFSET` after STATUS (JSON: duplicate_of).\n"
     "  --from OFFSET    start at this dead-letter offset (default: the oldest)\n"
     "  --limit N        print at most N events\n"
     "  --json           one JSON object per event with every field of the\n"
@@ -35,7 +39,9 @@ static const char dlq_usage[] =
     "no longer has it), as new events: they are processed out of their\n"
     "original order. Each is published once, also when the command is killed\n"
     "and run again: a rerun says `already` for those done before. It prints\n"
-    "`resubmitted OFFSET -> P:O` or `already OFFSET` per event; an event\n"
+    "`resubmitted OFFSET -> P:O` or `already OFFSET` per event (with --all,\n"
+    "`duplicate OFFSET of FIRST` for a second record of one event: not\n"
+    "published, counted in the last line); an event\n"
     "that is not a dead-letter record of TOPIC is skipped, said on stderr,\n"
     "and makes the exit status 1.\n"
     "  --offset OFFSET  the dead-letter event at OFFSET only\n"
@@ -69,10 +75,65 @@ typedef struct dlq_cmd {
     char dlq[EVB_NAME_MAX + 16];
     bool has_from, has_limit, has_offset, all, settle;
     uint64_t from, limit, offset;
-    uint64_t published, already, skipped;
+    uint64_t published, already, skipped, duplicates;
     util_buf out;
     util_buf tmp;
+    struct seen *seen; /* list: the origin events of the records so far */
+    size_t seen_cap, seen_n;
 } dlq_cmd;
+
+/* ---- repeats ----
+ *
+ * Two records of one origin event (its partition, offset, position and
+ * publish time all equal): a reader killed between its reject and its
+ * commit or ack rejected it again. list marks the later ones, as
+ * evb_dlq_resubmit(EVB_RESUBMIT_ALL) skips them. */
+struct seen {
+    uint64_t offset, position, ts_ns, dlq_offset;
+    uint32_t partition, used;
+};
+
+static size_t seen_slot(const struct seen *t, size_t cap, const struct seen *k)
+{
+    uint64_t h = k->position * 0x9e3779b97f4a7c15ull ^
+                 (k->offset + k->partition) * 0xc2b2ae3d27d4eb4full ^
+                 k->ts_ns * 0x165667b19e3779f9ull;
+    size_t j = (size_t)(h ^ (h >> 29)) & (cap - 1);
+    while (t[j].used && !(t[j].partition == k->partition && t[j].offset == k->offset &&
+                          t[j].position == k->position && t[j].ts_ns == k->ts_ns))
+        j = (j + 1) & (cap - 1);
+    return j;
+}
+
+/* The DLQ offset of an earlier record of R's origin event in *FIRST and
+ * 1; 0 when R is the first (remembered); -ENOMEM. */
+static int seen_add(dlq_cmd *d, const struct evb_dlq_record *r, uint64_t dlq_offset,
+                    uint64_t *first)
+{
+    if (2 * (d->seen_n + 1) > d->seen_cap) {
+        size_t cap = d->seen_cap ? 2 * d->seen_cap : 1024;
+        struct seen *t = calloc(cap, sizeof *t);
+        if (t == NULL)
+            return -ENOMEM;
+        for (size_t i = 0; i < d->seen_cap; i++)
+            if (d->seen[i].used)
+                t[seen_slot(t, cap, &d->seen[i])] = d->seen[i];
+        free(d->seen);
+        d->seen = t;
+        d->seen_cap = cap;
+    }
+    struct seen k = {.offset = r->origin_offset, .position = r->origin_position,
+                     .ts_ns = r->origin_timestamp_ns, .dlq_offset = dlq_offset,
+                     .partition = r->origin_partition, .used = 1};
+    size_t j = seen_slot(d->seen, d->seen_cap, &k);
+    if (d->seen[j].used) {
+        *first = d->seen[j].dlq_offset;
+        return 1;
+    }
+    d->seen[j] = k;
+    d->seen_n++;
+    return 0;
+}
 
 static int dlq_options(dlq_cmd *d, int argc, char **argv)
 {
@@ -149,8 +210,9 @@ static int json_bytes(dlq_cmd *d, json_t *o, const char *field, const void *p, s
 }
 
 /* DONE: 1 resubmitted, 0 pending, < 0 unknown (the state is damaged). */
+/* DUP: 1 when the record repeats the one at DUP_OF. */
 static int list_json(dlq_cmd *d, const evb_event *ev, const struct evb_dlq_record *r,
-                     int done)
+                     int done, int dup, uint64_t dup_of)
 {
     json_t *o = json_pack("{s:o, s:s, s:I, s:o, s:o, s:o, s:o, s:I, s:s, s:I, s:I, s:o, "
                           "s:I, s:I, s:o}",
@@ -174,7 +236,8 @@ static int list_json(dlq_cmd *d, const evb_event *ev, const struct evb_dlq_recor
     if (json_bytes(d, o, "reason", r->reason, r->reason_len) < 0 ||
         (r->key_len ? json_bytes(d, o, "key", r->key, r->key_len)
                     : json_object_set_new(o, "key", json_null())) < 0 ||
-        json_bytes(d, o, "value", r->value, r->value_len) < 0) {
+        json_bytes(d, o, "value", r->value, r->value_len) < 0 ||
+        json_object_set_new(o, "duplicate_of", dup ? cli_json_u64(dup_of) : json_null()) < 0) {
         json_decref(o);
         return cli_error(&d->c, "building JSON output: out of memory");
     }
@@ -182,15 +245,17 @@ static int list_json(dlq_cmd *d, const evb_event *ev, const struct evb_dlq_recor
 }
 
 static int list_text(dlq_cmd *d, const evb_event *ev, const struct evb_dlq_record *r,
-                     int done)
+                     int done, int dup, uint64_t dup_of)
 {
-    char when[40], head[256];
+    char when[40], head[320], dups[48] = "";
     util_fmt_time_ns(r->reject_time_ns, when, sizeof when);
-    int n = snprintf(head, sizeof head, "%llu from %u:%llu deliveries=%u at %s by=%s %s key=",
+    if (dup)
+        snprintf(dups, sizeof dups, " duplicate-of=%llu", (unsigned long long)dup_of);
+    int n = snprintf(head, sizeof head, "%llu from %u:%llu deliveries=%u at %s by=%s %s%s key=",
                      (unsigned long long)ev->offset, r->origin_partition,
                      (unsigned long long)r->origin_offset, r->deliveries, when,
                      r->rejecter[0] ? r->rejecter : "-",
-                     done < 0 ? "unknown" : done ? "resubmitted" : "pending");
+                     done < 0 ? "unknown" : done ? "resubmitted" : "pending", dups);
     d->out.len = 0;
     if (util_buf_append(&d->out, head, (size_t)n) < 0 ||
         (r->key_len ? util_escape(&d->out, r->key, r->key_len)
@@ -262,10 +327,19 @@ static int dlq_list(dlq_cmd *d)
                     "offset %llu on\n", d->topic, evb_last_error()[0] ? evb_last_error()
                     : evb_strerror(done), (unsigned long long)ev.offset);
         }
-        rc = d->c.json ? list_json(d, &ev, &r, done) : list_text(d, &ev, &r, done);
+        uint64_t dup_of = 0;
+        int dup = seen_add(d, &r, ev.offset, &dup_of);
+        if (dup < 0) {
+            rc = cli_error(&d->c, "out of memory");
+            break;
+        }
+        rc = d->c.json ? list_json(d, &ev, &r, done, dup, dup_of)
+                       : list_text(d, &ev, &r, done, dup, dup_of);
         printed++;
     }
     evb_consumer_close(cons);
+    free(d->seen);
+    d->seen = NULL;
     return rc ? rc : bad || state_err ? CLI_FAIL : CLI_OK;
 }
 
@@ -278,6 +352,18 @@ static int on_report(const evb_resubmit_report *r, void *arg)
         d->skipped++;
         fprintf(stderr, "evbus dlq: skipped dead-letter offset %llu: not a record of %s (%s)\n",
                 (unsigned long long)r->dlq_offset, d->topic, evb_strerror(r->error));
+        return cli_stop != 0;
+    }
+    if (r->status == EVB_RESUBMIT_DUPLICATE) {
+        d->duplicates++;
+        if (d->c.json)
+            cli_print_json(&d->c, json_pack("{s:o, s:s, s:o}", "offset",
+                                             cli_json_u64(r->dlq_offset), "status", "duplicate",
+                                             "duplicate_of", cli_json_u64(r->offset)));
+        else
+            printf("duplicate %llu of %llu\n", (unsigned long long)r->dlq_offset,
+                   (unsigned long long)r->offset);
+        fflush(stdout);
         return cli_stop != 0;
     }
     bool pub = r->status == EVB_RESUBMIT_PUBLISHED;
@@ -317,7 +403,12 @@ static int dlq_resubmit(dlq_cmd *d)
         return cli_fail(&d->c, rc, "topic %s: resubmitting (%llu published before this)",
                         d->topic, (unsigned long long)d->published);
     }
-    if (!d->c.json)
+    if (!d->c.json && d->duplicates)
+        fprintf(stderr, "evbus dlq: %llu resubmitted to %s, %llu already were, %llu "
+                "duplicates skipped (second records of one event)\n",
+                (unsigned long long)d->published, d->topic, (unsigned long long)d->already,
+                (unsigned long long)d->duplicates);
+    else if (!d->c.json)
         fprintf(stderr, "evbus dlq: %llu resubmitted to %s, %llu already were\n",
                 (unsigned long long)d->published, d->topic, (unsigned long long)d->already);
     if (d->skipped)

@@ -840,7 +840,12 @@ void evb_producer_close(evb_producer *p);
  * An event not acknowledged within the group's ack_wait, or whose member
  * died or was expelled, goes to another member with its delivery count
  * + 1 (evb_event.deliveries); past max_deliveries it goes to <topic>.dlq
- * instead. A new group starts at .start (default earliest); the group's
+ * instead, at least once: a member killed while it moves the event there
+ * (on a sync topic, while the DLQ event goes to disk) may leave the move
+ * half done, and the next member moves it again, so the DLQ can hold two
+ * records of one event, the second with a delivery count past
+ * max_deliveries (`evbus dlq list` marks it; EVB_RESUBMIT_ALL skips it,
+ * EVB_RESUBMIT_DUPLICATE). A new group starts at .start (default earliest); the group's
  * parameters are its creator's. On a ring-only topic the members hold the
  * ring at the oldest event not acknowledged (producers wait for it); with
  * no member alive nothing holds it, and events lapped meanwhile are
@@ -1148,7 +1153,11 @@ int evb_group_stat(evb_bus *bus, const char *topic, const char *group, evb_group
  * already moved past it, so a named consumer's next commit covers it,
  * and evb_consumer_rejects() counts it. On a topic of durability SYNC the
  * call returns once the DLQ event is on disk, so a commit after it never
- * loses the event.
+ * loses the event. The way into the DLQ is at least once: a caller
+ * killed after the DLQ event is written and before its commit (or ack)
+ * is handed the event again and may reject it again, leaving two records
+ * of one origin event (same origin partition, offset, position and
+ * timestamp); EVB_RESUBMIT_ALL resubmits the first and skips the others.
  * EV's key and value are copied, so EV must still be valid (no other call
  * on C between evb_consumer_next() and this). The first reject opens a
  * producer on the DLQ that C keeps until closed, so later rejects cost a
@@ -1220,6 +1229,10 @@ enum evb_resubmit_status {
     EVB_RESUBMIT_SKIPPED = 3,   /**< EVB_RESUBMIT_ALL: not a DLQ record of TOPIC
                                      (evb_dlq_decode() refused it, or it names
                                      another topic): left alone, the rest go on */
+    EVB_RESUBMIT_DUPLICATE = 4, /**< EVB_RESUBMIT_ALL: a second record of an origin
+                                     event an earlier DLQ record (at .offset)
+                                     holds (see evb_consumer_reject): not
+                                     published, not marked, reported each run */
 };
 
 /** One DLQ event dealt with by evb_dlq_resubmit(). */
@@ -1227,7 +1240,8 @@ typedef struct evb_resubmit_report {
     uint64_t dlq_offset;
     uint32_t status;          /**< enum evb_resubmit_status */
     uint32_t partition;       /**< PUBLISHED: where it went */
-    uint64_t offset;          /**< PUBLISHED: its new offset */
+    uint64_t offset;          /**< PUBLISHED: its new offset; DUPLICATE: the DLQ
+                                   offset of the earlier record */
     uint64_t position;        /**< PUBLISHED: its new position */
     int32_t error;            /**< SKIPPED: why (-EBADMSG, -EPROTO); else 0 */
     uint32_t reserved_;
@@ -1249,7 +1263,11 @@ typedef struct evb_resubmit_report {
  * event's sync) the DLQ offset is marked done; a later call that finds a
  * recorded claim not marked reads TOPIC at that position to learn whether
  * the commit happened. An event already resubmitted is reported
- * EVB_RESUBMIT_ALREADY and not published again. One call at a time per
+ * EVB_RESUBMIT_ALREADY and not published again. With EVB_RESUBMIT_ALL a
+ * record whose origin event (partition, offset, position, timestamp) an
+ * earlier record of the DLQ names is EVB_RESUBMIT_DUPLICATE and not
+ * published; OFFSET alone publishes the record asked for, repeat or not.
+ * One call at a time per
  * DLQ: another running is -EBUSY. FN (may be NULL) hears of each event;
  * returning non-zero stops after it.
  * Blocking: publishes (TOPIC's ring full: up to 10 s), fdatasync on

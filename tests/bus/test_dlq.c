@@ -732,3 +732,48 @@ Test(dlq, damaged_state_never_reads_pending_nor_resubmits_twice)
     int seen[N] = {0};
     cr_assert_eq(count_values("ds", seen, N), 2 * N);
 }
+
+/* ---- two records of one event (the way in is at least once) ---- */
+
+static int dup_reports(const evb_resubmit_report *rep, void *arg)
+{
+    uint64_t *firsts = arg; /* [dlq offset] = the earlier record's + 1 */
+    if (rep->status == EVB_RESUBMIT_DUPLICATE && rep->dlq_offset < 8)
+        firsts[rep->dlq_offset] = rep->offset + 1;
+    return 0;
+}
+
+Test(dlq, resubmit_all_skips_a_second_record_of_one_event)
+{
+    make_topic("d2", 1, EVB_DURABILITY_NONE);
+    publish_n("d2", 3);
+    /* Event 1 rejected twice, as a reader killed after its reject and
+     * before its commit does once it is handed the event again. */
+    evb_consumer *c;
+    evb_consumer_options co = {.kind = EVB_CONSUMER, .name = "twice"};
+    cr_assert_eq(evb_consumer_open(&c, bus, "d2", &co), 0);
+    for (int k = 0; k < 3; k++) {
+        evb_event ev;
+        cr_assert_eq(evb_consumer_next(c, &ev, 2000), 0);
+        if (k == 0)
+            continue;
+        cr_assert_eq(evb_consumer_reject(c, &ev, "r"), 0, "%s", evb_last_error());
+        if (k == 1)
+            cr_assert_eq(evb_consumer_reject(c, &ev, "r"), 0, "%s", evb_last_error());
+    }
+    evb_consumer_close(c);
+    /* DLQ: 0 and 1 hold event 1, 2 holds event 2. */
+    uint64_t firsts[8] = {0};
+    cr_assert_eq(evb_dlq_resubmit(bus, "d2", 0, EVB_RESUBMIT_ALL, dup_reports, firsts), 2,
+                 "%s", evb_last_error());
+    cr_expect_eq(firsts[1], 1, "DLQ offset 1 not reported a repeat of 0");
+    cr_expect_eq(firsts[0] + firsts[2], 0);
+    int seen[3] = {0};
+    cr_assert_eq(count_values("d2", seen, 3), 5);
+    cr_expect_eq(seen[1], 2, "value-1 seen %d times", seen[1]);
+    /* Not marked: a rerun says so again and publishes nothing. */
+    cr_expect_eq(evb_dlq_resubmitted(bus, "d2", 1), 0);
+    memset(firsts, 0, sizeof firsts);
+    cr_assert_eq(evb_dlq_resubmit(bus, "d2", 0, EVB_RESUBMIT_ALL, dup_reports, firsts), 0);
+    cr_expect_eq(firsts[1], 1);
+}

@@ -1,7 +1,9 @@
 /*
  * dlq_reject.c - the consumer side of tests/cli/test_cli_dlq.sh: a named
  * consumer that reads TOPIC until caught up, rejects every event whose
- * value starts with "bad" (reason "no good: <value>") and commits. The
+ * value starts with "bad" (reason "no good: <value>") and commits; one
+ * starting with "badtwice" it rejects twice, as a reader killed after its
+ * reject and before its commit would after its restart. The
  * CLI has no reject of its own (a consumer decides what it cannot
  * process), so the test plays that consumer with the public API only.
  *
@@ -61,6 +63,9 @@ int main(int argc, char **argv)
         snprintf(why, sizeof why, "no good: %.*s", (int)(ev.value_len < 100 ? ev.value_len : 100),
                  (const char *)ev.value);
         if ((rc = evb_consumer_reject(c, &ev, why)) != 0)
+            break;
+        if (ev.value_len >= 8 && memcmp(ev.value, "badtwice", 8) == 0 &&
+            (rc = evb_consumer_reject(c, &ev, why)) != 0)
             break;
         rejected++;
     }

@@ -266,7 +266,42 @@ assert d["resubmitted"] is None and "resubmit.state" in d["state_error"], d'
     end
 }
 
+# Two records of one event (a reader that rejected it again after a kill
+# between its reject and its commit): list marks the second, resubmit
+# --all publishes the event once and counts the repeat.
+test_duplicate_records() {
+    begin "a second DLQ record of one event: list marks it, resubmit --all skips it"
+    drun create dup --partitions 1 --durability async
+    drun pub dup ok-0 badtwice-1 bad-2
+    "$REJECT" "$DBUS" "$DATA" dup >"$OUT" 2>"$ERR" || true
+    check "the consumer read 3 and rejected 2 (one twice)" out_is "3 2"
+    drun dlq list dup
+    check "list: exit 0" rc_is 0
+    check "list: three records" [ "$(wc -l <"$OUT")" -eq 3 ]
+    check "list: the first record is not marked" bash -c "grep '^0 ' '$OUT' | grep -vq duplicate"
+    check "list: the repeat names the first" bash -c "grep '^1 ' '$OUT' | grep -q 'pending duplicate-of=0 key='"
+    check "list: the other is not marked" bash -c "grep '^2 ' '$OUT' | grep -vq duplicate"
+    drun dlq list dup --json
+    check "json: duplicate_of per record" bash -c "python3 -c '
+import json,sys
+d=[json.loads(l)[\"duplicate_of\"] for l in open(\"$OUT\")]
+sys.exit(0 if d == [None, 0, None] else 1)'"
+    drun dlq resubmit dup --all
+    check "resubmit: exit 0" rc_is 0
+    check "resubmit: the repeat is said" out_has "duplicate 1 of 0"
+    check "resubmit: two published" bash -c "[[ \$(grep -c '^resubmitted' '$OUT') -eq 2 ]]"
+    check "resubmit: counted" err_has "2 resubmitted to dup, 0 already were, 1 duplicates skipped"
+    count_values dup >"$OUT"
+    check "the event is back once (twice in all: the original and one resubmit)" \
+        grep -qx "badtwice-1 2" "$OUT"
+    drun dlq resubmit dup --all --json
+    check "a rerun: json names the repeat again" bash -c "grep -q '\"status\": *\"duplicate\"' '$OUT'"
+    check "a rerun: nothing published" bash -c "! grep -q resubmitted '$OUT'"
+    end
+}
+
 test_round_trip
+test_duplicate_records
 test_usage
 test_damaged_state
 test_stat
