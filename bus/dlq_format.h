@@ -51,20 +51,28 @@
  *
  *   0     +------------------------------+
  *         | magic            u64         |  EVB_DLQS_MAGIC
- *   8     | version          u32         |  EVB_DLQS_VERSION
- *   12    | hdr_bytes        u32         |  EVB_DLQS_HDR_BYTES
+ *   8     | version          u16         |  EVB_DLQS_VERSION
+ *   10    | hdr_bytes        u16         |  EVB_DLQS_HDR_BYTES
+ *   12    | base             u32         |  number of the file's first block
  *   16    | format           u64         |  EVB_DLQS_FORMAT_WORD
  *   24    | blocks           u32         |  bitmap blocks in use
  *   28    | crc32c           u32         |  of bytes 0..28
  *   32    | intent (32 B)                |  the claim being resubmitted
  *   64    +------------------------------+
- *         | block 0 (64 B)               |  DLQ offsets 0..479
- *         | block 1 ...                  |  480..959, and so on
+ *         | block base (64 B)            |  DLQ offsets 480*base .. 480*base+479
+ *         | block base + 1 ...           |  the next 480, and so on
  *         +------------------------------+  64 + 64 * blocks bytes at least
  *
- *   block k: bits[60]  bit O%8 of byte (O%480)/8: DLQ offset O (O/480 == k)
+ *   block k (at 64 + 64 * (k - base)):
+ *            bits[60]  bit O%8 of byte (O%480)/8: DLQ offset O (O/480 == k)
  *                      was resubmitted
  *            crc32c u32 of k (u64) followed by bits
+ *
+ * base is set once, when the file is made: the block of the oldest event
+ * the DLQ held then (of its tail when empty). Offsets below it were gone
+ * already and can never be resubmitted, so they need no bits; without it
+ * a DLQ whose retention or ring had passed offset N would have its first
+ * resubmit write N / 8 bytes of zero bits (128 MB at a billion).
  *
  * Everything a reader trusts is checked, because a wrong answer here is a
  * duplicate (a done bit read as clear: resubmit --all publishes it again)
@@ -163,7 +171,7 @@ static inline uint32_t evb_dlq_value_at(uint32_t topic_len, uint32_t reason_len,
 /* ---- the resubmit state file ---- */
 
 #define EVB_DLQS_MAGIC 0x31534c4442564545ull /* "EEVBDLS1" little-endian */
-#define EVB_DLQS_VERSION 2u
+#define EVB_DLQS_VERSION 3u
 #define EVB_DLQS_HDR_BYTES 64u
 #define EVB_DLQS_INTENT_AT 32u
 
@@ -181,8 +189,9 @@ struct evb_dlqs_intent {
 
 struct evb_dlqs_hdr {
     uint64_t magic;            /* 0: EVB_DLQS_MAGIC */
-    uint32_t version;          /* 8: EVB_DLQS_VERSION */
-    uint32_t hdr_bytes;        /* 12: EVB_DLQS_HDR_BYTES */
+    uint16_t version;          /* 8: EVB_DLQS_VERSION */
+    uint16_t hdr_bytes;        /* 10: EVB_DLQS_HDR_BYTES */
+    uint32_t base;             /* 12: the block number of the file's first block */
     uint64_t format;           /* 16: EVB_DLQS_FORMAT_WORD */
     uint32_t blocks;           /* 24: bitmap blocks the file holds */
     uint32_t crc32c;           /* 28: of bytes 0..28 */
@@ -200,12 +209,15 @@ struct evb_dlqs_block {
 
 #define EVB_DLQS_FORMAT_WORD                                                      \
     ((uint64_t)EVB_DLQS_VERSION << 48 | (uint64_t)EVB_DLQS_HDR_BYTES << 32 |      \
+     (uint64_t)offsetof(struct evb_dlqs_hdr, base) << 24 |                        \
      (uint64_t)EVB_DLQS_INTENT_AT << 16 | (uint64_t)sizeof(struct evb_dlqs_intent) << 8 | \
      (uint64_t)EVB_DLQS_BLOCK_BYTES)
 
 static_assert(sizeof(struct evb_dlqs_intent) == 32, "DLQ intent size");
 static_assert(offsetof(struct evb_dlqs_intent, crc32c) == 24, "DLQ intent crc moved");
 static_assert(sizeof(struct evb_dlqs_hdr) == EVB_DLQS_HDR_BYTES, "DLQ state header size");
+static_assert(offsetof(struct evb_dlqs_hdr, version) == 8, "DLQ state version moved");
+static_assert(offsetof(struct evb_dlqs_hdr, base) == 12, "DLQ state base moved");
 static_assert(offsetof(struct evb_dlqs_hdr, format) == 16, "DLQ state format moved");
 static_assert(offsetof(struct evb_dlqs_hdr, blocks) == 24, "DLQ state blocks moved");
 static_assert(offsetof(struct evb_dlqs_hdr, crc32c) == 28, "DLQ state crc moved");

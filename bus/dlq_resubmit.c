@@ -60,6 +60,7 @@ struct resub {
     bool sync;                 /* the DLQ is durable: fdatasync the state */
     bool origin_durable;
     uint32_t nparts;           /* the origin's */
+    uint32_t base;             /* the state file's first block number */
     uint32_t blocks;           /* bitmap blocks the state file holds */
     evb_producer *p;
     struct seen *seen;         /* EVB_RESUBMIT_ALL: origin events met so far */
@@ -177,9 +178,10 @@ static uint32_t block_crc(uint64_t k, const struct evb_dlqs_block *b)
     return evb_crc32c(evb_crc32c(0, &k, sizeof k), b->bits, sizeof b->bits);
 }
 
-static off_t block_at(uint64_t k)
+/* Where the file's I-th block (block number base + I) is. */
+static off_t block_at(uint64_t i)
 {
-    return (off_t)(EVB_DLQS_HDR_BYTES + k * EVB_DLQS_BLOCK_BYTES);
+    return (off_t)(EVB_DLQS_HDR_BYTES + i * EVB_DLQS_BLOCK_BYTES);
 }
 
 /* The one text every kind of damage ends with: what it means and what
@@ -226,10 +228,13 @@ static int state_check(int fd, const char *path, struct evb_dlqs_hdr *h)
     return 0;
 }
 
-/* Read bitmap block K of FD (PATH) into *B and check it. */
-static int block_read(int fd, const char *path, uint64_t k, struct evb_dlqs_block *b)
+/* Read the I-th bitmap block of FD (PATH), whose first is block BASE,
+ * into *B and check it. */
+static int block_read(int fd, const char *path, uint32_t base, uint64_t i,
+                      struct evb_dlqs_block *b)
 {
-    int n = pread_all(fd, b, sizeof *b, block_at(k));
+    uint64_t k = base + i;
+    int n = pread_all(fd, b, sizeof *b, block_at(i));
     if (n < 0)
         return evb_err_set(n, "%s: %s", path, strerror(-n));
     if ((size_t)n < sizeof *b || b->crc32c != block_crc(k, b))
@@ -240,13 +245,13 @@ static int block_read(int fd, const char *path, uint64_t k, struct evb_dlqs_bloc
     return 0;
 }
 
-/* Every bitmap block of FD (PATH), which holds BLOCKS: a resubmit checks
- * them all before it publishes anything. */
-static int blocks_check(int fd, const char *path, uint32_t blocks)
+/* Every bitmap block of FD (PATH), which holds BLOCKS from BASE: a
+ * resubmit checks them all before it publishes anything. */
+static int blocks_check(int fd, const char *path, uint32_t base, uint32_t blocks)
 {
     struct evb_dlqs_block b;
-    for (uint64_t k = 0; k < blocks; k++) {
-        int rc = block_read(fd, path, k, &b);
+    for (uint64_t i = 0; i < blocks; i++) {
+        int rc = block_read(fd, path, base, i, &b);
         if (rc)
             return rc;
     }
@@ -260,31 +265,33 @@ static int state_sync(const struct resub *rs)
     return 0;
 }
 
-/* 1 when DLQ offset O is marked done in FD (PATH, BLOCKS bitmap blocks),
- * 0 when not, or -errno (-EBADMSG: its block is damaged). */
-static int bit_get(int fd, const char *path, uint32_t blocks, uint64_t o)
+/* 1 when DLQ offset O is marked done in FD (PATH, BLOCKS bitmap blocks
+ * from block BASE), 0 when not, or -errno (-EBADMSG: its block is
+ * damaged). Below BASE: not done, and no longer held (the DLQ had moved
+ * past it when the file was made). */
+static int bit_get(int fd, const char *path, uint32_t base, uint32_t blocks, uint64_t o)
 {
     uint64_t k = o / EVB_DLQS_BLOCK_BITS, i = o % EVB_DLQS_BLOCK_BITS;
-    if (k >= blocks)
+    if (k < base || k - base >= blocks)
         return 0;
     struct evb_dlqs_block b;
-    int rc = block_read(fd, path, k, &b);
+    int rc = block_read(fd, path, base, k - base, &b);
     if (rc)
         return rc;
     return b.bits[i / 8] >> (i % 8) & 1;
 }
 
-/* Count bitmap blocks up to K + 1: each new block is written (no bits,
- * its crc) and synced before the header counts it, so a kill between
- * leaves a block nobody reads. */
+/* Count bitmap blocks up to block number K: each new block is written
+ * (no bits, its crc) and synced before the header counts it, so a kill
+ * between leaves a block nobody reads. */
 static int blocks_grow(struct resub *rs, uint64_t k)
 {
-    if (k >= UINT32_MAX)
+    if (k - rs->base >= UINT32_MAX || k >= UINT32_MAX)
         return evb_err_set(-EFBIG, "%s: dead-letter offsets past %llu are not recorded",
                            rs->path, (unsigned long long)UINT32_MAX * EVB_DLQS_BLOCK_BITS);
     struct evb_dlqs_block b = {0};
-    for (uint64_t j = rs->blocks; j <= k; j++) {
-        b.crc32c = block_crc(j, &b);
+    for (uint64_t j = rs->blocks; j <= k - rs->base; j++) {
+        b.crc32c = block_crc(rs->base + j, &b);
         int rc = pwrite_all(rs->fd, &b, sizeof b, block_at(j));
         if (rc)
             return evb_err_set(rc, "%s: %s", rs->path, strerror(-rc));
@@ -296,7 +303,7 @@ static int blocks_grow(struct resub *rs, uint64_t k)
     int n = pread_all(rs->fd, &h, offsetof(struct evb_dlqs_hdr, intent), 0);
     if (n < 0)
         return evb_err_set(n, "%s: %s", rs->path, strerror(-n));
-    h.blocks = (uint32_t)k + 1;
+    h.blocks = (uint32_t)(k - rs->base) + 1;
     h.crc32c = hdr_crc(&h);
     if ((rc = pwrite_all(rs->fd, &h, offsetof(struct evb_dlqs_hdr, intent), 0)))
         return evb_err_set(rc, "%s: %s", rs->path, strerror(-rc));
@@ -308,14 +315,20 @@ static int bit_set(struct resub *rs, uint64_t o)
 {
     uint64_t k = o / EVB_DLQS_BLOCK_BITS, i = o % EVB_DLQS_BLOCK_BITS;
     int rc;
-    if (k >= rs->blocks && (rc = blocks_grow(rs, k)))
+    /* The DLQ had moved past O when the file was made: nothing can have
+     * read it since to resubmit it. */
+    if (k < rs->base)
+        return evb_err_set(-ERANGE, "%s: dead-letter offset %llu is below the oldest this "
+                           "file records (%llu)", rs->path, (unsigned long long)o,
+                           (unsigned long long)rs->base * EVB_DLQS_BLOCK_BITS);
+    if (k - rs->base >= rs->blocks && (rc = blocks_grow(rs, k)))
         return rc;
     struct evb_dlqs_block b;
-    if ((rc = block_read(rs->fd, rs->path, k, &b)))
+    if ((rc = block_read(rs->fd, rs->path, rs->base, k - rs->base, &b)))
         return rc;
     b.bits[i / 8] |= (uint8_t)(1u << (i % 8));
     b.crc32c = block_crc(k, &b);
-    if ((rc = pwrite_all(rs->fd, &b, sizeof b, block_at(k))))
+    if ((rc = pwrite_all(rs->fd, &b, sizeof b, block_at(k - rs->base))))
         return evb_err_set(rc, "%s: %s", rs->path, strerror(-rc));
     return state_sync(rs);
 }
@@ -333,19 +346,50 @@ static int intent_write(struct resub *rs, uint64_t o, uint32_t part, uint64_t po
 
 static void state_init(void *map, void *arg)
 {
-    (void)arg;
+    const uint32_t *base = arg;
     struct evb_dlqs_hdr h = {.magic = EVB_DLQS_MAGIC, .version = EVB_DLQS_VERSION,
-                             .hdr_bytes = EVB_DLQS_HDR_BYTES, .format = EVB_DLQS_FORMAT_WORD};
+                             .hdr_bytes = EVB_DLQS_HDR_BYTES, .base = *base,
+                             .format = EVB_DLQS_FORMAT_WORD};
     h.crc32c = hdr_crc(&h);
     memcpy(map, &h, sizeof h);
+}
+
+/* The block number a new state file starts at: that of the oldest event
+ * the DLQ holds, or of its tail when it holds none (every later event is
+ * at or past it). 0, the whole range, when that cannot be read. */
+static uint32_t state_base(struct resub *rs)
+{
+    struct evb_partition_stat st;
+    if (evb_partition_stat(rs->bus, rs->dlq, 0, &st))
+        return 0;
+    uint64_t oldest = st.tail_offset;
+    evb_consumer *c;
+    evb_consumer_options co = {.kind = EVB_SUBSCRIBER, .start = EVB_START_EARLIEST};
+    if (evb_consumer_open(&c, rs->bus, rs->dlq, &co))
+        return 0;
+    evb_event ev;
+    int rc = evb_consumer_next(c, &ev, 0);
+    if (rc == 0 && ev.offset < oldest)
+        oldest = ev.offset;
+    else if (rc != 0 && rc != -ETIMEDOUT && rc != -EAGAIN)
+        oldest = 0;
+    evb_consumer_close(c);
+    evb_err_clear();
+    uint64_t k = oldest / EVB_DLQS_BLOCK_BITS;
+    return k < UINT32_MAX ? (uint32_t)k : 0;
 }
 
 /* Open (creating it whole: header written aside, then linked in) and
  * lock the state file of RS's DLQ. */
 static int state_open(struct resub *rs, uint32_t file_mode)
 {
+    /* Looked at only when there is no file yet: a base must not depend on
+     * events read after other runs marked bits. */
+    uint32_t base = 0;
+    if (access(rs->path, F_OK) != 0)
+        base = state_base(rs);
     int fd = evb_file_open_or_create(rs->path, file_mode & 0666, EVB_DLQS_HDR_BYTES, rs->sync,
-                                     state_init, NULL);
+                                     state_init, &base);
     if (fd < 0)
         return fd;
     rs->fd = fd;
@@ -356,8 +400,9 @@ static int state_open(struct resub *rs, uint32_t file_mode)
                    : evb_err_set(-errno, "%s: flock: %s", rs->path, strerror(errno));
     struct evb_dlqs_hdr h;
     int rc = state_check(fd, rs->path, &h);
-    if (rc || (rc = blocks_check(fd, rs->path, h.blocks)))
+    if (rc || (rc = blocks_check(fd, rs->path, h.base, h.blocks)))
         return rc;
+    rs->base = h.base;
     rs->blocks = h.blocks;
     return 0;
 }
@@ -490,7 +535,7 @@ static int recover(struct resub *rs, bool settle_done)
     if (in.origin_position % 8)
         return evb_err_set(-EBADMSG, "%s: the recorded claim's position %llu is not a frame "
                            "boundary", rs->path, (unsigned long long)in.origin_position);
-    int rc = bit_get(rs->fd, rs->path, rs->blocks, in.dlq_offset);
+    int rc = bit_get(rs->fd, rs->path, rs->base, rs->blocks, in.dlq_offset);
     if (rc == 0) {
         rc = claim_committed(rs, in.dlq_offset, in.origin_partition, in.origin_position);
         if (rc == -ESTALE && settle_done)
@@ -551,7 +596,7 @@ static int deal(struct resub *rs, const evb_event *ev, bool all,
     evb_resubmit_report rep = {.dlq_offset = ev->offset, .status = EVB_RESUBMIT_ALREADY};
     /* A damaged state file stops the run: its -EBADMSG is not a bad DLQ
      * record to skip. */
-    int rc = bit_get(rs->fd, rs->path, rs->blocks, ev->offset);
+    int rc = bit_get(rs->fd, rs->path, rs->base, rs->blocks, ev->offset);
     if (rc < 0)
         return rc;
     struct evb_dlq_record rec;
@@ -696,7 +741,7 @@ EVB_EXPORT int evb_dlq_resubmitted(evb_bus *bus, const char *topic, uint64_t dlq
     struct evb_dlqs_hdr h;
     rc = state_check(fd, path, &h);
     if (rc == 0)
-        rc = bit_get(fd, path, h.blocks, dlq_offset);
+        rc = bit_get(fd, path, h.base, h.blocks, dlq_offset);
     close(fd);
     return rc;
 }
@@ -723,8 +768,8 @@ EVB_EXPORT int evb_dlq_resubmitted_count(evb_bus *bus, const char *topic, uint64
     rc = state_check(fd, path, &h);
     uint64_t n = 0;
     struct evb_dlqs_block b;
-    for (uint64_t k = 0; rc == 0 && k < h.blocks; k++) {
-        if ((rc = block_read(fd, path, k, &b)))
+    for (uint64_t i = 0; rc == 0 && i < h.blocks; i++) {
+        if ((rc = block_read(fd, path, h.base, i, &b)))
             break;
         for (size_t i = 0; i < sizeof b.bits; i++)
             n += (uint64_t)__builtin_popcount(b.bits[i]);

@@ -9,6 +9,7 @@
 #include <criterion/criterion.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include "dlq_format.h"
@@ -776,4 +777,64 @@ Test(dlq, resubmit_all_skips_a_second_record_of_one_event)
     memset(firsts, 0, sizeof firsts);
     cr_assert_eq(evb_dlq_resubmit(bus, "d2", 0, EVB_RESUBMIT_ALL, dup_reports, firsts), 0);
     cr_expect_eq(firsts[1], 1);
+}
+
+/* ---- a DLQ whose oldest event is far from 0 ---- */
+
+Test(dlq, state_starts_at_the_oldest_held_offset)
+{
+    make_topic("far", 1, EVB_DURABILITY_NONE);
+    /* A small DLQ ring, lapped many times over by the rejects below. */
+    evb_topic_config dc = {.partitions = 1, .ring_bytes = 64 << 10, .file_mode = 0640};
+    cr_assert_eq(evb_topic_create(bus, "far.dlq", &dc), 0, "%s", evb_last_error());
+    evb_producer *p;
+    cr_assert_eq(evb_producer_open(&p, bus, "far", NULL), 0);
+    evb_consumer *c;
+    evb_consumer_options co = {.kind = EVB_SUBSCRIBER, .start = EVB_START_EARLIEST};
+    cr_assert_eq(evb_consumer_open(&c, bus, "far", &co), 0);
+    enum { N = 6000 };
+    for (int i = 0; i < N; i++) {
+        char v[32];
+        int len = snprintf(v, sizeof v, "value-%d", i);
+        evb_msg m = {.value = v, .value_len = (uint32_t)len, .partition = 0,
+                     .type = (uint16_t)(100 + i)};
+        cr_assert_eq(evb_publish(p, &m), 0);
+        evb_event ev;
+        cr_assert_eq(evb_consumer_next(c, &ev, 1000), 0);
+        cr_assert_eq(evb_consumer_reject(c, &ev, "far"), 0, "%s", evb_last_error());
+    }
+    evb_consumer_close(c);
+    evb_producer_close(p);
+    /* The oldest DLQ event still held. */
+    cr_assert_eq(evb_consumer_open(&c, bus, "far.dlq", &co), 0);
+    evb_event ev;
+    cr_assert_eq(evb_consumer_next(c, &ev, 1000), 0);
+    uint64_t oldest = ev.offset;
+    evb_consumer_close(c);
+    cr_assert_geq(oldest, 2 * EVB_DLQS_BLOCK_BITS, "the DLQ ring was not lapped far (%llu)",
+                  (unsigned long long)oldest);
+    uint64_t last = N - 1;
+    cr_assert_eq(evb_dlq_resubmit(bus, "far", last, 0, NULL, NULL), 1, "%s", evb_last_error());
+    char path[4096];
+    snprintf(path, sizeof path, "%s/far.dlq/resubmit.state", t_bus_dir());
+    struct stat st;
+    cr_assert_eq(stat(path, &st), 0);
+    uint64_t blocks = last / EVB_DLQS_BLOCK_BITS - oldest / EVB_DLQS_BLOCK_BITS + 1;
+    cr_expect_eq((uint64_t)st.st_size, EVB_DLQS_HDR_BYTES + blocks * EVB_DLQS_BLOCK_BYTES,
+                 "%lld bytes: the bitmap does not start at the oldest held offset %llu",
+                 (long long)st.st_size, (unsigned long long)oldest);
+    cr_expect_eq(evb_dlq_resubmitted(bus, "far", last), 1);
+    cr_expect_eq(evb_dlq_resubmitted(bus, "far", oldest), 0);
+    cr_expect_eq(evb_dlq_resubmitted(bus, "far", 0), 0, "an offset below the base");
+    uint64_t count;
+    cr_assert_eq(evb_dlq_resubmitted_count(bus, "far", &count), 0, "%s", evb_last_error());
+    cr_expect_eq(count, 1);
+    /* The rest go back once; the one done is not done again. */
+    int n[5] = {0};
+    int rc = evb_dlq_resubmit(bus, "far", 0, EVB_RESUBMIT_ALL, NULL, n);
+    cr_assert_geq(rc, 1, "%s", evb_last_error());
+    cr_expect_eq((uint64_t)rc, last - oldest, "%d published, %llu held less the one done", rc,
+                 (unsigned long long)(last - oldest));
+    cr_assert_eq(evb_dlq_resubmitted_count(bus, "far", &count), 0, "%s", evb_last_error());
+    cr_expect_eq(count, last - oldest + 1);
 }
