@@ -368,10 +368,13 @@ static uint32_t state_base(struct resub *rs)
     if (evb_consumer_open(&c, rs->bus, rs->dlq, &co))
         return 0;
     evb_event ev;
+    uint64_t lag = 1;
     int rc = evb_consumer_next(c, &ev, 0);
     if (rc == 0 && ev.offset < oldest)
         oldest = ev.offset;
-    else if (rc != 0 && rc != -ETIMEDOUT && rc != -EAGAIN)
+    else if (rc != 0 && (evb_consumer_lag(c, &lag) != 0 || lag != 0))
+        /* Nothing readable yet below the tail: a reject still being
+         * written there would get an offset below the tail's block. */
         oldest = 0;
     evb_consumer_close(c);
     evb_err_clear();
