@@ -414,10 +414,20 @@ void evb_consumer_block(evb_consumer *c, uint64_t deadline)
         evb_ring_waiter_clear(c->rd[i].r, c->rd[i].slot_idx);
 }
 
+/* Reading or moving the reader from inside the rebalance callback would
+ * run the group's balance inside itself. */
+static int in_callback(const evb_consumer *c, const char *what)
+{
+    return evb_err_set(-EINVAL, "group %s: %s from the rebalance callback (only commit is "
+                       "allowed there)", c->name, what);
+}
+
 EVB_EXPORT int evb_consumer_next(evb_consumer *c, evb_event *ev, int32_t timeout_ms)
 {
     if (!c || !ev)
         return evb_err_set(-EINVAL, "evb_consumer_next: %s is NULL", !c ? "consumer" : "event");
+    if (c->in_callback)
+        return in_callback(c, "evb_consumer_next");
     if (c->failed)
         return c->failed;
     if (c->opts.kind == EVB_QUEUE_MEMBER)
@@ -462,6 +472,8 @@ EVB_EXPORT int evb_consumer_poll(evb_consumer *c, int (*fn)(const evb_event *ev,
 {
     if (!c || !fn)
         return evb_err_set(-EINVAL, "evb_consumer_poll: %s is NULL", !c ? "consumer" : "callback");
+    if (c->in_callback)
+        return in_callback(c, "evb_consumer_poll");
     if (c->failed)
         return c->failed;
     if (c->opts.kind == EVB_QUEUE_MEMBER)

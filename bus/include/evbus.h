@@ -502,7 +502,8 @@ typedef struct evb_consumer_options {
     /** Group members: called from evb_consumer_next/poll/open with the
      *  partitions gained, about to be revoked, or lost (enum evb_rebalance).
      *  It may call evb_consumer_commit(), evb_consumer_assignment() and
-     *  evb_consumer_seek(); not next, poll or close. May be NULL. */
+     *  evb_consumer_seek(); not close, and next or poll there return
+     *  -EINVAL. May be NULL. */
     void (*on_rebalance)(evb_consumer *c, uint32_t what, const uint32_t *parts,
                          uint32_t n, void *arg);
     void *rebalance_arg;

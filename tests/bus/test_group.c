@@ -378,7 +378,15 @@ struct cb_log {
     uint32_t what[16], n[16], count;
     evb_consumer *self;
     int commit_rc;
+    int read_rc[2]; /* next and poll from the callback: refused */
 };
+
+static int count_ev(const evb_event *ev, void *arg)
+{
+    (void)ev;
+    (void)arg;
+    return 0;
+}
 
 static void on_rebalance(evb_consumer *c, uint32_t what, const uint32_t *parts, uint32_t n,
                          void *arg)
@@ -391,6 +399,9 @@ static void on_rebalance(evb_consumer *c, uint32_t what, const uint32_t *parts, 
     }
     if (what == EVB_PARTITIONS_REVOKED)
         l->commit_rc = evb_consumer_commit(c);
+    evb_event ev;
+    l->read_rc[0] = evb_consumer_next(c, &ev, 0);
+    l->read_rc[1] = evb_consumer_poll(c, count_ev, NULL, 4);
 }
 
 Test(group, callbacks_and_handover_at_commit)
@@ -424,6 +435,12 @@ Test(group, callbacks_and_handover_at_commit)
     cr_assert_eq(l1.what[1], EVB_PARTITIONS_REVOKED);
     cr_assert_eq(l1.n[1], 2);
     cr_assert_eq(l1.commit_rc, 0);
+    for (int k = 0; k < 2; k++) {
+        cr_assert_eq(l1.read_rc[k], -EINVAL, "call %d from the callback gave %d", k,
+                     l1.read_rc[k]);
+        cr_assert_eq(l2.read_rc[k], -EINVAL, "call %d from the callback gave %d", k,
+                     l2.read_rc[k]);
+    }
     cr_assert_eq(l2.what[l2.count - 1], EVB_PARTITIONS_ASSIGNED);
     /* Everything was committed before the handover: nothing comes again. */
     cr_assert_eq(evb_consumer_next(c2, &ev, 100), -ETIMEDOUT);
