@@ -10,12 +10,54 @@
  *   Y1  a slot rewrite (every commit): from and to set to EVB_POS_NONE,
  *       a release fence, then the table and its check, then to and from
  *       (release: a kill cannot leave from set on a half-written slot);
- *       then the cursor file's commit, whose
- *       release (K2) keeps them all before it. Only the owner of the
- *       cursor file writes, and the next owner reads after taking that
- *       file over (K4, or a dead owner: nothing it stored is lost).
+ *       then the cursor file's or group's commit, whose release (K2, J4)
+ *       keeps them all before it.
  *   Y2  creation: the header before the magic (release); pairs with the
  *       opener's acquire load. The file is also linked whole.
+ *
+ * Loads while someone writes (a group's table, <group>.gdup):
+ *
+ *   Z1  a loader reads a slot's from (acquire, pairs with Y1's final
+ *       release store of from): a from that is set comes with the table
+ *       and check stored before it.
+ *   Z2  it then copies the slot, issues an acquire fence and reads from,
+ *       to and gen again (pairs with Y1's release fence after clearing
+ *       from and to): a copy that saw any word of a later rewrite sees
+ *       from EVB_POS_NONE in that second read, or that rewrite's end,
+ *       whose gen differs (every rewrite takes a gen above both slots'
+ *       as its writer last knew them). So equal words before and after
+ *       mean the copy is one save's whole slot; only such a stable copy
+ *       that fails its check is damage. An unstable one is read again, a
+ *       bounded number of times, then counts as a slot being rewritten
+ *       (from EVB_POS_NONE), which it is.
+ *
+ * Who can be writing while a member loads: a named consumer's file has
+ * one reader at a time (its cursor file decides), so nobody. A group's
+ * partition can have a fenced zombie: a member expelled while busy that
+ * checked its ownership just before entering evb_dedup_save(), and then
+ * finishes that one save at any later time (it checks ownership before
+ * every save, and its commit after it fails with -ESTALE). It writes the
+ * slot other than its `cur`, and its `cur` is the slot whose table goes
+ * with the group's committed cursor, because the table is saved before
+ * the commit (Y1) and the commit is fenced by epoch: the last commit the
+ * group took from it is its last save. (Its last save whose commit was
+ * refused flips `cur` too, but that commit's refusal is how it learns it
+ * is fenced: no save follows.) The new owner loads the slot covering the
+ * committed cursor, the highest gen first, so:
+ *   - the zombie's slot never is the one holding the committed table;
+ *   - caught mid-write it is skipped (Z2), never damage;
+ *   - done before the load, it covers the committed cursor only if its
+ *     table was unchanged since that save (from kept: the same table,
+ *     so the same answer) or if the zombie moved back there by a seek,
+ *     which forgets the table (an empty table: copies delivered again,
+ *     never an event dropped that was not seen). A table is only ever
+ *     saved for a range of positions it is right at.
+ * What remains: the new owner's first save goes to the same slot as the
+ * zombie's late one. Both follow Y1, so the slot ends as one of them
+ * whole, or mixed; mixed fails its check and is reported as damage by
+ * the next load, unless the owner's next-but-one save (to the same slot)
+ * came first. That needs a member stopped inside the save past its lease
+ * and woken exactly during the next owner's first save.
  */
 #include "dedup.h"
 
@@ -23,6 +65,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sched.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -149,47 +192,100 @@ static int dup_check(const struct evb_dup_hdr *h, size_t size, uint32_t nparts, 
     return 0;
 }
 
+/* A slot's words as one save left them. */
+struct slot_copy {
+    uint64_t from, to;
+    struct evb_dup_slot s;
+};
+
+/* Tries before a slot that keeps changing under a loader counts as being
+ * rewritten (Z2). A save is a few microseconds; a writer rewrites a slot
+ * every other commit. */
+#define EVB_DUP_LOAD_TRIES 64
+
+/* Copy slot S into C. 1: a stable copy of a slot in use; 0: the slot is
+ * empty or being rewritten. */
+static int slot_copy(const struct evb_dup_slot *s, struct slot_copy *c)
+{
+    for (int tries = 0; tries < EVB_DUP_LOAD_TRIES; tries++) {
+        if (tries)
+            sched_yield();
+        /* Z1: acquire; a set from comes with the table stored before it. */
+        uint64_t from = atomic_load_explicit(&s->from, memory_order_acquire);
+        if (from == EVB_POS_NONE)
+            return 0; /* empty, or its rewrite was cut short or is under way */
+        /* Relaxed: Z2's fence and second reads decide whether these words
+         * belong together. */
+        uint64_t to = atomic_load_explicit(&s->to, memory_order_relaxed);
+        if (to == EVB_POS_NONE)
+            return 0; /* a rewrite cleared from and to since */
+        c->s.gen = __atomic_load_n(&s->gen, __ATOMIC_RELAXED);
+        c->s.count = __atomic_load_n(&s->count, __ATOMIC_RELAXED);
+        c->s.zero_ = __atomic_load_n(&s->zero_, __ATOMIC_RELAXED);
+        c->s.check = __atomic_load_n(&s->check, __ATOMIC_RELAXED);
+        uint32_t n = c->s.count <= EVB_DUP_PRODUCERS ? c->s.count : EVB_DUP_PRODUCERS;
+        for (uint32_t j = 0; j < n; j++) {
+            /* Relaxed: as above (Z2). */
+            c->s.e[j].id = __atomic_load_n(&s->e[j].id, __ATOMIC_RELAXED);
+            c->s.e[j].zero_ = __atomic_load_n(&s->e[j].zero_, __ATOMIC_RELAXED);
+            c->s.e[j].seq = __atomic_load_n(&s->e[j].seq, __ATOMIC_RELAXED);
+            c->s.e[j].used = __atomic_load_n(&s->e[j].used, __ATOMIC_RELAXED);
+        }
+        /* Z2: acquire fence; a copy that read any word of a later rewrite
+         * reads from NONE, or that rewrite's gen, below. */
+        atomic_thread_fence(memory_order_acquire);
+        /* Relaxed: ordered by the fence above (Z2). */
+        uint64_t from2 = atomic_load_explicit(&s->from, memory_order_relaxed);
+        uint64_t to2 = atomic_load_explicit(&s->to, memory_order_relaxed);
+        uint64_t gen2 = __atomic_load_n(&s->gen, __ATOMIC_RELAXED);
+        if (from2 == from && to2 == to && gen2 == c->s.gen) {
+            c->from = from;
+            c->to = to;
+            return 1;
+        }
+    }
+    return 0; /* rewritten all along: being written, not damage */
+}
+
 /* Load table T from the slot of PART covering POS, if any; both slots of
  * PART in use must pass their check (dedup_format.h). */
 static int dup_load(struct evb_dedup_part *t, const struct evb_dup_hdr *h, uint32_t part,
                     uint64_t pos, char *msg, size_t cap)
 {
     int best = -1;
-    uint64_t best_from = 0, gen = 0;
+    uint64_t gen = 0;
     *t = (struct evb_dedup_part){.dropped = t->dropped, .evicted = t->evicted};
     if (part >= h->partitions) {
         snprintf(msg, cap, "no partition %u in a file of %u", part, h->partitions);
         return -EINVAL;
     }
+    /* Copies, not the map: a writer may move on while we choose (Z2). */
+    struct slot_copy c[2];
     for (int k = 0; k < 2; k++) {
         uint32_t index = 2 * part + (uint32_t)k;
-        const struct evb_dup_slot *s = &h->s[index];
-        /* Relaxed: Y1, we own the cursor file. */
-        uint64_t from = atomic_load_explicit(&s->from, memory_order_relaxed);
-        uint64_t to = atomic_load_explicit(&s->to, memory_order_relaxed);
-        if (from == EVB_POS_NONE)
-            continue; /* empty, or its rewrite was cut short */
+        if (!slot_copy(&h->s[index], &c[k]))
+            continue;
+        const struct evb_dup_slot *s = &c[k].s;
         uint32_t count = s->count;
-        if (count > EVB_DUP_PRODUCERS || s->check != slot_check(s, index, from, to, count)) {
+        if (count > EVB_DUP_PRODUCERS ||
+            s->check != slot_check(s, index, c[k].from, c[k].to, count)) {
             snprintf(msg, cap, "partition %u: slot %d (%u entries, check 0x%llx) fails its "
                      "check", part, k, count, (unsigned long long)s->check);
             return -EBADMSG;
         }
         if (s->gen > gen)
             gen = s->gen; /* the next save's must pass both */
-        if (pos < from || pos > to)
+        if (pos < c[k].from || pos > c[k].to)
             continue;
-        if (best < 0 || s->gen > h->s[2 * part + (uint32_t)best].gen) {
+        if (best < 0 || s->gen > c[best].s.gen)
             best = k;
-            best_from = from;
-        }
     }
     t->cur = best < 0 ? 0 : (uint8_t)best;
     t->gen = gen;
     t->dirty = true;
     if (best < 0)
         return 0;
-    const struct evb_dup_slot *s = &h->s[2 * part + (uint32_t)best];
+    const struct evb_dup_slot *s = &c[best].s;
     uint32_t count = s->count;
     for (uint32_t j = 0; j < count; j++) {
         t->id[j] = s->e[j].id;
@@ -199,7 +295,7 @@ static int dup_load(struct evb_dedup_part *t, const struct evb_dup_hdr *h, uint3
             t->tick = t->used[j];
     }
     t->n = count;
-    t->from = best_from;
+    t->from = c[best].from;
     t->dirty = false;
     return 0;
 }
@@ -273,14 +369,27 @@ void evb_dedup_save(struct evb_dedup *d, uint32_t i, uint32_t part, uint64_t pos
     atomic_store_explicit(&s->to, EVB_POS_NONE, memory_order_relaxed);
     /* Y1: release fence; the slot is invalid before the table changes. */
     atomic_thread_fence(memory_order_release);
-    for (uint32_t j = 0; j < t->n; j++)
-        s->e[j] = (struct evb_dup_entry){.id = t->id[j], .seq = t->seq[j], .used = t->used[j]};
+    for (uint32_t j = 0; j < t->n; j++) {
+        /* Relaxed: the slot is invalid until Y1's stores below; a loader
+         * that reads these meanwhile throws its copy away (Z2). */
+        __atomic_store_n(&s->e[j].id, t->id[j], __ATOMIC_RELAXED);
+        __atomic_store_n(&s->e[j].zero_, 0, __ATOMIC_RELAXED);
+        __atomic_store_n(&s->e[j].seq, t->seq[j], __ATOMIC_RELAXED);
+        __atomic_store_n(&s->e[j].used, t->used[j], __ATOMIC_RELAXED);
+    }
     /* Tests die here: a slot half rewritten (its from is NONE). */
     EVB_CRASH_POINT("dedup.half_slot");
-    s->count = t->n;
-    s->zero_ = 0;
-    s->gen = ++t->gen;
-    s->check = slot_check(s, index, from, pos, t->n);
+    /* Relaxed: as the entries (Z2). */
+    __atomic_store_n(&s->count, t->n, __ATOMIC_RELAXED);
+    __atomic_store_n(&s->zero_, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&s->gen, ++t->gen, __ATOMIC_RELAXED);
+    struct evb_dup_slot mine;
+    mine.gen = t->gen;
+    mine.zero_ = 0;
+    for (uint32_t j = 0; j < t->n; j++)
+        mine.e[j] = (struct evb_dup_entry){.id = t->id[j], .seq = t->seq[j], .used = t->used[j]};
+    /* Relaxed: as the entries (Z2). */
+    __atomic_store_n(&s->check, slot_check(&mine, index, from, pos, t->n), __ATOMIC_RELAXED);
     /* Y1: release; the table and its check before the range that makes it
      * valid, from last. */
     atomic_store_explicit(&s->to, pos, memory_order_release);

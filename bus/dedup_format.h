@@ -18,7 +18,7 @@
  *
  *   slot:  0  from     the committed positions this table is right for:
  *          8  to       every position in [from, to]; EVB_POS_NONE in
- *                      from: an empty slot, or one being written
+ *                      from or to: an empty slot, or one being written
  *          16 gen      counts rewrites of the partition's tables
  *          24 count    entries in use (<= producers)
  *          28 zero
@@ -38,13 +38,19 @@
  * at (the newer when both do), or none: an empty table (a commit made
  * without EVB_CONSUMER_DEDUP, a start elsewhere).
  *
- * So every slot whose from is set is whole, and one failing its check is
- * damage, never a torn write: the opener refuses the file (-EBADMSG,
- * naming it) if either slot of a partition it loads fails, whichever one
- * it would have taken, since a damaged newer slot would otherwise hand it
- * the older table. Damage that writes EVB_POS_NONE itself into from makes
- * the slot read as empty: duplicates it held are delivered again, no
- * event is dropped.
+ * So every slot whose from is set is whole, unless someone is rewriting it
+ * right now: for a group's table, a member expelled while busy can still
+ * finish a save it began before the new owner loads (dedup.c, Z1, Z2,
+ * and which slot that can be). A loader therefore copies a slot and reads
+ * from, to and gen again: a copy they did not stay the same around is
+ * read again, a few times, then taken for a slot being rewritten (as a
+ * from or to of EVB_POS_NONE). A copy that stayed the same and fails its
+ * check is damage, never a torn write: the opener refuses the file
+ * (-EBADMSG, naming it) if either slot of a partition it loads fails,
+ * whichever one it would have taken, since a damaged newer slot would
+ * otherwise hand it the older table. Damage that writes EVB_POS_NONE
+ * itself into from or to makes the slot read as empty: duplicates it
+ * held are delivered again, no event is dropped.
  *
  * An opener checks: size and magic (-EBADMSG), version and format word
  * (-EPROTO), partitions and producers (-EBADMSG), and in both slots of a
