@@ -80,7 +80,7 @@ static int dedup_open(evb_consumer *c)
         return -ENOMEM;
     if (!c->cur.map)
         return 0;
-    int rc = evb_dedup_file_open(c->dedup, c->tm, c->name);
+    int rc = evb_dedup_file_open(c->dedup, c->tm, c->name, false);
     for (uint32_t i = 0; !rc && i < c->n; i++)
         rc = evb_dedup_load(c->dedup, i, c->part[i], c->rd[i].pos);
     return rc;

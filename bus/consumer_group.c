@@ -260,26 +260,27 @@ uint64_t evb_cgroup_deadline_ns(const evb_consumer *c)
 int evb_cgroup_open(evb_consumer *c)
 {
     uint32_t nparts = c->tm->nparts;
-    if (c->opts.flags & EVB_CONSUMER_DEDUP) {
-        /* The group's duplicate tables: consumers/<group>.grp.dup, apart
-         * from a named consumer's of the same name. */
-        char name[EVB_NAME_MAX + 8];
-        snprintf(name, sizeof name, "%s.grp", c->name);
-        if (!(c->dedup = evb_dedup_new(nparts)))
-            return -ENOMEM;
-        int rc = evb_dedup_file_open(c->dedup, c->tm, name);
-        if (rc)
-            return rc;
-    }
     c->epoch = calloc(nparts, sizeof *c->epoch);
     c->seen_below = calloc(nparts, sizeof *c->seen_below);
     c->high = calloc(nparts, sizeof *c->high);
     if (!c->epoch || !c->seen_below || !c->high)
         return -ENOMEM;
-    struct evb_group_params gp = {.kind = EVB_GRP_KIND_PARTITION};
+    struct evb_group_params gp = {.kind = EVB_GRP_KIND_PARTITION,
+                                  .dedup = (c->opts.flags & EVB_CONSUMER_DEDUP) != 0};
     int rc = evb_group_open(&c->grp, c->tm, c->name, &gp);
     if (rc)
         return rc;
+    /* After the group file, which refuses a member whose dedup setting is
+     * not the group's: such a member makes no table file. */
+    if (c->opts.flags & EVB_CONSUMER_DEDUP) {
+        /* The group's duplicate tables: consumers/<group>.gdup, apart
+         * from any named consumer's (whose files end in .cur and .dup). */
+        if (!(c->dedup = evb_dedup_new(nparts)))
+            return -ENOMEM;
+        rc = evb_dedup_file_open(c->dedup, c->tm, c->name, true);
+        if (rc)
+            return rc;
+    }
     if (!c->disk) {
         c->hold = calloc(nparts, sizeof *c->hold);
         if (!c->hold)

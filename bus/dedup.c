@@ -74,6 +74,7 @@
 
 #include "bus_internal.h"
 #include "dedup_format.h"
+#include "group.h"
 
 static_assert(EVB_DEDUP_PRODUCERS == EVB_DUP_PRODUCERS, "dedup table size");
 
@@ -301,10 +302,11 @@ static int dup_load(struct evb_dedup_part *t, const struct evb_dup_hdr *h, uint3
 }
 
 int evb_dedup_file_open(struct evb_dedup *d, const struct evb_topic_map *tm,
-                        const char *name)
+                        const char *name, bool group)
 {
     char path[PATH_MAX + 128];
-    snprintf(path, sizeof path, "%s/consumers/%s.dup", tm->ddir[0] ? tm->ddir : tm->dir, name);
+    snprintf(path, sizeof path, "%s/consumers/%s.%s", tm->ddir[0] ? tm->ddir : tm->dir, name,
+             group ? "gdup" : "dup");
     size_t bytes = evb_dup_file_bytes(tm->nparts);
     uint32_t nparts = tm->nparts;
     int fd = evb_file_open_or_create(path, tm->cfg.file_mode, bytes, tm->ddir[0] != 0,
@@ -316,8 +318,11 @@ int evb_dedup_file_open(struct evb_dedup *d, const struct evb_topic_map *tm,
     if (fstat(fd, &st) < 0)
         rc = evb_err_set(-errno, "%s: %s", path, strerror(errno));
     /* consumers/ is shared by every reader of a durable topic: a table
-     * planted there could hide events from this consumer. */
-    else if (st.st_uid != geteuid())
+     * planted there could hide events from this consumer. A group's is
+     * trusted as the group file is: whoever may join the group. */
+    else if (group && (rc = evb_group_trusted(tm, &st, path)))
+        ;
+    else if (!group && st.st_uid != geteuid())
         rc = evb_err_set(-EACCES, "%s: owned by uid %u, not by you (uid %u)", path,
                          (unsigned)st.st_uid, (unsigned)geteuid());
     else if ((size_t)st.st_size < EVB_DUP_HDR_BYTES)

@@ -69,13 +69,16 @@ static inline bool evb_dedup_drop(struct evb_dedup *d, uint32_t i, uint32_t id, 
 /* Forget table I (a seek moved its partition). */
 void evb_dedup_reset(struct evb_dedup *d, uint32_t i);
 
-/* Named consumer (or group) NAME of TM: open, creating it when new, and
- * check its file consumers/NAME.dup. Its owner is whoever owns NAME's
- * cursor; each partition's slots are written only by that partition's
- * reader, so readers of disjoint partitions may share the file.
+/* Named consumer NAME of TM (GROUP: partition group NAME): open, creating
+ * it when new, and check its file, consumers/NAME.dup (a group's:
+ * consumers/NAME.gdup, which no consumer's file name can be). A named
+ * consumer's must be its own; a group's is trusted as its group file is
+ * (evb_group_trusted). Each partition's slots are written only by that
+ * partition's reader (but see dedup.c on fenced group members), so
+ * readers of disjoint partitions may share the file.
  * -EBADMSG, -EPROTO, -EACCES, -EMEDIUMTYPE with the detail naming it. */
 int evb_dedup_file_open(struct evb_dedup *d, const struct evb_topic_map *tm,
-                        const char *name);
+                        const char *name, bool group);
 /* Load table I (partition PART) from the file's slot covering POS, the
  * position its reader starts at (empty when none covers it); call it at
  * open and whenever a reader takes a partition over. -EBADMSG (count or

@@ -143,6 +143,9 @@ static void grp_init(void *map, void *arg)
     f->h.partitions = gn->nparts;
     f->h.format = EVB_GRP_FORMAT_WORD;
     f->h.kind = gn->gp->kind;
+    /* Relaxed: published by the magic's release (J1). */
+    atomic_store_explicit(&f->h.flags, EVB_GRP_F_SET | (gn->gp->dedup ? EVB_GRP_F_DEDUP : 0),
+                          memory_order_relaxed);
     f->h.ack_wait_ms = gn->gp->ack_wait_ms;
     f->h.max_deliveries = gn->gp->max_deliveries;
     f->h.window = gn->gp->window;
@@ -173,8 +176,7 @@ static void grp_path(char *path, size_t cap, const struct evb_topic_map *tm, con
 /* Whom a group file may belong to: a member trusts its own, root's, and
  * the topic owner's. consumers/ is writable by every reader (sticky), so
  * a file planted there by anyone else could steer the group's cursors. */
-static int grp_trusted(const struct evb_topic_map *tm, const struct stat *st,
-                       const char *path)
+int evb_group_trusted(const struct evb_topic_map *tm, const struct stat *st, const char *path)
 {
     if (st->st_uid == geteuid() || st->st_uid == 0)
         return 0;
@@ -213,7 +215,7 @@ static int grp_open(struct evb_group *g, const struct evb_topic_map *tm, const c
         return fd;
     struct stat st;
     int rc = fstat(fd, &st) < 0 ? evb_err_set(-errno, "%s: %s", path, strerror(errno))
-                                : grp_trusted(tm, &st, path);
+                                : evb_group_trusted(tm, &st, path);
     struct evb_grp_file *f = NULL;
     size_t len = 0;
     if (!rc)
@@ -226,6 +228,27 @@ static int grp_open(struct evb_group *g, const struct evb_topic_map *tm, const c
         munmap(f, len);
         return evb_err_set(-EINVAL, "group %s of topic %s is a %s group; open it as one", name,
                            tm->name, kind == EVB_GRP_KIND_QUEUE ? "queue" : "partition");
+    }
+    if (kind == EVB_GRP_KIND_PARTITION) {
+        uint32_t mine = EVB_GRP_F_SET | (want->dedup ? EVB_GRP_F_DEDUP : 0);
+        /* Relaxed: one word standing alone, written once (by the maker,
+         * or here by CAS from 0 for a file made before it was used). */
+        uint32_t flags = atomic_load_explicit(&f->h.flags, memory_order_relaxed);
+        if (!(flags & EVB_GRP_F_SET) &&
+            /* Relaxed: as above; a loser reads the winner's word. */
+            atomic_compare_exchange_strong_explicit(&f->h.flags, &flags, mine,
+                                                    memory_order_relaxed,
+                                                    memory_order_relaxed))
+            flags = mine;
+        if ((flags & EVB_GRP_F_DEDUP) != (mine & EVB_GRP_F_DEDUP)) {
+            munmap(f, len);
+            bool has = flags & EVB_GRP_F_DEDUP;
+            return evb_err_set(-EINVAL, "group %s of topic %s: its members %s duplicate "
+                               "tables (dedup, EVB_CONSUMER_DEDUP); join it %s, or remove %s "
+                               "to start the group over", name, tm->name,
+                               has ? "keep" : "keep no", has ? "with dedup" : "without dedup",
+                               path);
+        }
     }
     g->f = f;
     g->bytes = len;
@@ -241,7 +264,9 @@ static int grp_open(struct evb_group *g, const struct evb_topic_map *tm, const c
 int evb_group_open(struct evb_group *g, const struct evb_topic_map *tm, const char *name,
                    const struct evb_group_params *want)
 {
-    return grp_open(g, tm, name, want, true);
+    int rc = grp_open(g, tm, name, want, true);
+    g->dedup = want->dedup;
+    return rc;
 }
 
 bool evb_group_replaced(const struct evb_group *g)
@@ -294,12 +319,14 @@ int evb_group_reopen(struct evb_group *g, const struct evb_topic_map *tm)
     struct evb_group_params gp = {.kind = g->f->h.kind,
                                   .ack_wait_ms = g->f->h.ack_wait_ms,
                                   .max_deliveries = g->f->h.max_deliveries,
-                                  .window = g->f->h.window};
+                                  .window = g->f->h.window,
+                                  .dedup = g->dedup};
     char name[sizeof g->name];
     memcpy(name, g->name, sizeof name);
     uint32_t lease = g->lease_ms;
     evb_group_close(g);
     int rc = grp_open(g, tm, name, &gp, false);
+    g->dedup = gp.dedup;
     if (rc == -ENOENT)
         evb_err_set(rc, "group %s of topic %s: the topic's consumers/ directory is gone (the "
                     "topic was deleted?)", name, tm->name);

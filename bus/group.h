@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 
 struct evb_topic_map;
 struct evb_grp_file;
@@ -25,6 +26,7 @@ struct evb_group {
     uint64_t id;                /* our member id, 0 when not a member */
     uint64_t proc;              /* evb_proc_self() when we joined */
     uint32_t lease_ms;
+    bool dedup;                 /* opened with EVB_CONSUMER_DEDUP */
     char path[4096 + 128];      /* the file, to notice it removed or replaced */
     uint64_t dev, ino;
     /* Progress seen of every other slot, to expel the silent (G5). */
@@ -38,13 +40,20 @@ struct evb_group_params {
     uint32_t ack_wait_ms;     /* queues */
     uint32_t max_deliveries;  /* queues; 0: no limit */
     uint32_t window;          /* queues: events in flight per partition */
+    bool dedup;               /* partition groups: members keep duplicate tables */
 };
 
 /* Map (creating with WANT when new) group NAME's file of TM, checked
  * whole. 0, -EBADMSG, -EPROTO, -EACCES (planted by an untrusted user),
- * -EINVAL (a group of another kind), -errno. */
+ * -EINVAL (a group of another kind, or a partition group whose members'
+ * dedup setting differs from WANT's), -errno. */
 int evb_group_open(struct evb_group *g, const struct evb_topic_map *tm, const char *name,
                    const struct evb_group_params *want);
+/* Whether a group file (or its dedup table, <group>.gdup) statted as ST
+ * may be trusted: the caller's, root's, the topic owner's, or on a topic
+ * shared for writing, shared for writing with the topic's group. 0 or
+ * -EACCES naming PATH. */
+int evb_group_trusted(const struct evb_topic_map *tm, const struct stat *st, const char *path);
 /* Map the group file open at FD (PATH for messages) and check it. */
 int evb_group_map(int fd, const char *path, uint32_t nparts, int prot,
                   struct evb_grp_file **out, size_t *len);

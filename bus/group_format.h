@@ -84,6 +84,13 @@ enum { EVB_QS_FREE = 0, EVB_QS_INFLIGHT = 1, EVB_QS_ACKED = 2, EVB_QS_WAIT = 3 }
 #define EVB_QUEUE_SLOT_BYTES 32u
 #define EVB_QUEUE_HEAD_BYTES 64u
 
+/* Group flags (header word 28). SET: the settings below are recorded.
+ * DEDUP: the members keep duplicate tables (EVB_CONSUMER_DEDUP) in
+ * consumers/<group>.gdup; a member without them would commit past events
+ * it never recorded, and copies of those would pass. */
+#define EVB_GRP_F_SET 1u
+#define EVB_GRP_F_DEDUP 2u
+
 /* A cursor tag: the owner's epoch (low 16 bits) over the offset (48 bits).
  * EVB_GRP_OFF_NONE: the offset is not known (the reader learns it from
  * the frame at the position, as a named consumer's torn commit does). */
@@ -110,7 +117,11 @@ struct evb_grp_hdr {
     uint64_t format;
     /* 24: EVB_GRP_KIND_*, written once before the magic. */
     uint32_t kind;
-    uint32_t pad0_;
+    /* 28: EVB_GRP_F_*: settings every member must share. Written before
+     * the magic by the file's maker; a file made before this word was
+     * used has 0 here, and the first member that opens it records its
+     * own settings (one CAS from 0). */
+    _Atomic uint32_t flags;
     /* 32: the last member id handed out; a joiner takes the next by
      * fetch-add. Ids are never reused, so a stale owner word can never
      * name a newer member. */
@@ -189,6 +200,7 @@ EVB_GRP_AT(evb_grp_hdr, version, 8);
 EVB_GRP_AT(evb_grp_hdr, partitions, 12);
 EVB_GRP_AT(evb_grp_hdr, format, 16);
 EVB_GRP_AT(evb_grp_hdr, kind, 24);
+EVB_GRP_AT(evb_grp_hdr, flags, 28);
 EVB_GRP_AT(evb_grp_hdr, next_member, 32);
 EVB_GRP_AT(evb_grp_hdr, generation, 40);
 EVB_GRP_AT(evb_grp_hdr, bell, 48);

@@ -382,8 +382,11 @@ typedef struct evb_producer_options {
  * still drops copies of events it processed before; a seek forgets the
  * table of the partitions it moves (the caller asked to see them again).
  * A partition group (EVB_GROUP_MEMBER) keeps one table per partition in
- * consumers/GROUP.grp.dup, handed from owner to owner with the committed
- * cursor. A queue group (EVB_QUEUE_MEMBER) cannot deduplicate (-EINVAL):
+ * consumers/GROUP.gdup, handed from owner to owner with the committed
+ * cursor; the group's first member decides whether it deduplicates (the
+ * group file records it), and a member opened otherwise is refused
+ * (-EINVAL), since one that keeps no table would commit past events
+ * without recording them. A queue group (EVB_QUEUE_MEMBER) cannot deduplicate (-EINVAL):
  * its members take a partition's events out of order, so the highest
  * sequence one member has seen says nothing of events another holds.
  *
@@ -859,10 +862,11 @@ void evb_producer_close(evb_producer *p);
  * Returns 0, -ENOENT, -EINVAL, -ENAMETOOLONG, -EBUSY, -EBADMSG, -EPROTO,
  * -ENOMEM, -EACCES, -EMEDIUMTYPE, -EUSERS. With EVB_CONSUMER_DEDUP a named
  * consumer also opens consumers/NAME.dup (a group member
- * consumers/GROUP.grp.dup): -EBADMSG or -EPROTO when it is damaged (any
+ * consumers/GROUP.gdup): -EBADMSG or -EPROTO when it is damaged (any
  * record failing its check) or of another format (the cursor file is
  * untouched: opening without the flag, or after removing the file, resumes
- * as before); a queue member with it is -EINVAL.
+ * as before); a queue member with it is -EINVAL, and so is a partition
+ * group member whose setting differs from its group's.
  */
 int evb_consumer_open(evb_consumer **out, evb_bus *bus, const char *topic,
                       const evb_consumer_options *opts);

@@ -2,7 +2,7 @@
  * test_dedup_damage.c - damage inside the files of duplicate suppression
  * (bus/producer_state_format.h, bus/dedup_format.h): a sweep flips each
  * byte of a producer's .seq, a named consumer's .dup and a group's
- * .grp.dup, one at a time, with a few patterns, and every open must either
+ * .gdup, one at a time, with a few patterns, and every open must either
  * give the right answer (the sequences the log says, exactly the events a
  * reader with the undamaged file gets) or fail with -EBADMSG (or -EPROTO
  * for the version words) naming the file. Never a wrong answer taken as
@@ -282,10 +282,10 @@ static void dup_history(const char *topic, const evb_consumer_options *co)
 static void dup_sweep(const char *topic, const char *name, const evb_consumer_options *co)
 {
     struct snap s, cur;
-    snap_take(&s, "%s/%s/consumers/%s.dup", topic, name);
+    bool named = co->kind == EVB_CONSUMER;
+    snap_take(&s, named ? "%s/%s/consumers/%s.dup" : "%s/%s/consumers/%s.gdup", topic, name);
     cr_assert_eq(s.n, evb_dup_file_bytes(PARTS));
     /* The cursor too (named consumers), so nothing moves between rounds. */
-    bool named = co->kind == EVB_CONSUMER;
     if (named)
         snap_take(&cur, "%s/%s/consumers/%s.cur", topic, name);
     int refused = 0, opened = 0;
@@ -339,7 +339,7 @@ Test(dedup_damage, group_dup_damage_is_refused_or_harmless)
                                .start = EVB_START_EARLIEST, .flags = EVB_CONSUMER_DEDUP};
     dup_history("gd", &co);
     co.start = EVB_START_DEFAULT;
-    dup_sweep("gd", "g.grp", &co);
+    dup_sweep("gd", "g", &co);
 }
 
 /* ---- a kill mid-update is not damage ---- */

@@ -724,6 +724,111 @@ Test(group, dedup_across_owners)
     evb_consumer_close(b);
 }
 
+/* Read every event there is with a deduplicating consumer CO: how many
+ * were delivered, each checked to be at least FIRST_NEW; DROPPED gets the
+ * duplicates dropped. Commits at the end. */
+static int read_new(const evb_consumer_options *co, uint64_t first_new, uint64_t *dropped)
+{
+    evb_consumer *c;
+    cr_assert_eq(evb_consumer_open(&c, bus, "jobs", co), 0, "%s", evb_last_error());
+    evb_event ev;
+    int n = 0;
+    while (evb_consumer_next(c, &ev, 0) == 0) {
+        uint64_t v;
+        memcpy(&v, ev.value, sizeof v);
+        cr_assert_geq(v, first_new, "%s: copy of %llu delivered again", co->name,
+                      (unsigned long long)v);
+        n++;
+    }
+    cr_assert_eq(evb_consumer_commit(c), 0, "%s", evb_last_error());
+    cr_assert_eq(evb_consumer_dedup_stat(c, -1, dropped, NULL), 0);
+    evb_consumer_close(c);
+    return n;
+}
+
+/* Group g and named consumer g.grp (a legal consumer name) once shared
+ * one table file, g.grp.dup: each one's commits overwrote the other's
+ * table, and copies came through with no error. Each keeps its own. */
+Test(group, dedup_group_and_named_consumer_of_colliding_names_keep_their_tables)
+{
+    make_topic("jobs", 2, false);
+    const uint32_t id = EVB_PRODUCER_ID_STABLE | 9;
+    publish_seq(id, 0, 40);
+    evb_consumer_options named = {.kind = EVB_CONSUMER, .name = "g.grp",
+                                  .start = EVB_START_EARLIEST, .flags = EVB_CONSUMER_DEDUP};
+    evb_consumer_options grp = {.kind = EVB_GROUP_MEMBER, .name = "g",
+                                .flags = EVB_CONSUMER_DEDUP};
+    uint64_t dropped;
+    cr_assert_eq(read_new(&named, 0, &dropped), 40);
+    /* The group reads in three runs, committing each. */
+    evb_event ev;
+    for (int run = 0; run < 3; run++) {
+        evb_consumer *c;
+        cr_assert_eq(evb_consumer_open(&c, bus, "jobs", &grp), 0, "%s", evb_last_error());
+        for (int i = 0; i < 10 && evb_consumer_next(c, &ev, 0) == 0; i++)
+            ;
+        cr_assert_eq(evb_consumer_commit(c), 0, "%s", evb_last_error());
+        evb_consumer_close(c);
+    }
+    /* The producer sends its last 10 again, then 4 new ones. */
+    publish_seq(id, 30, 10);
+    publish_seq(id, 40, 4);
+    named.start = EVB_START_COMMITTED;
+    cr_assert_eq(read_new(&named, 40, &dropped), 4);
+    cr_assert_eq(dropped, 10, "the named consumer dropped %llu of 10 copies",
+                 (unsigned long long)dropped);
+    /* The group read 30 of the first 40 (in some order per partition):
+     * what it delivers now are the originals it had not seen, and none
+     * of the copies of what it had. */
+    evb_consumer *c;
+    cr_assert_eq(evb_consumer_open(&c, bus, "jobs", &grp), 0, "%s", evb_last_error());
+    int n = 0;
+    while (evb_consumer_next(c, &ev, 0) == 0)
+        n++;
+    cr_assert_eq(evb_consumer_dedup_stat(c, -1, &dropped, NULL), 0);
+    evb_consumer_close(c);
+    cr_assert_eq(n + (int)dropped, 10 + 10 + 4);
+    cr_assert_eq(n, 10 + 4, "the group delivered %d, dropped %llu", n,
+                 (unsigned long long)dropped);
+    char path[4096];
+    snprintf(path, sizeof path, "%s/jobs/consumers/g.gdup", t_bus_dir());
+    cr_assert_eq(access(path, F_OK), 0, "the group's table is %s", path);
+    snprintf(path, sizeof path, "%s/jobs/consumers/g.grp.dup", t_bus_dir());
+    cr_assert_eq(access(path, F_OK), 0, "the named consumer's table is %s", path);
+}
+
+/* Members with and without EVB_CONSUMER_DEDUP in one group let copies
+ * through: one that does not keep the table commits past events without
+ * recording them. The group's setting is its first member's; a member
+ * that differs is refused, whichever way round. */
+static void mixed_dedup(uint32_t first_flags)
+{
+    make_topic("jobs", 2, false);
+    evb_consumer_options co = {.kind = EVB_GROUP_MEMBER, .name = "g", .flags = first_flags};
+    evb_consumer *a, *b;
+    cr_assert_eq(evb_consumer_open(&a, bus, "jobs", &co), 0, "%s", evb_last_error());
+    co.flags ^= EVB_CONSUMER_DEDUP;
+    cr_assert_eq(evb_consumer_open(&b, bus, "jobs", &co), -EINVAL);
+    cr_assert(strstr(evb_last_error(), "dedup") && strstr(evb_last_error(), "group g"), "%s",
+              evb_last_error());
+    evb_consumer_close(a);
+    /* Also when nobody is in it: the setting is the group's. */
+    cr_assert_eq(evb_consumer_open(&b, bus, "jobs", &co), -EINVAL);
+    co.flags ^= EVB_CONSUMER_DEDUP;
+    cr_assert_eq(evb_consumer_open(&b, bus, "jobs", &co), 0, "%s", evb_last_error());
+    evb_consumer_close(b);
+}
+
+Test(group, a_member_without_dedup_is_refused_by_a_dedup_group)
+{
+    mixed_dedup(EVB_CONSUMER_DEDUP);
+}
+
+Test(group, a_member_with_dedup_is_refused_by_a_group_without)
+{
+    mixed_dedup(0);
+}
+
 /* A member whose group file goes for good (the topic deleted) or is
  * replaced by something that is no group file fails with an error on its
  * next call, and every later call on the handle fails too: never a crash,
