@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# test_cli_perms5.sh - a partition group with --dedup shared by two uids
+# on a topic shared for writing (0660, README "Sharing a bus with a
+# group"). The group's table file (consumers/<group>.gdup) follows the
+# group file's rule, not a named consumer's: whoever may join the group
+# may use its table, whichever of them made it. Root owns the topics;
+# nobody (65534) is in their group (nogroup). A stranger (65533) in no
+# group of the bus is still refused. Ring-only and durable topics.
+# Needs root (setpriv); exits 77 (skipped) otherwise.
+#
+# Usage: test_cli_perms5.sh PATH/TO/evbus
+set -euo pipefail
+
+EVBUS=${1:?usage: test_cli_perms5.sh PATH/TO/evbus}
+# shellcheck source=perms_lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/perms_lib.sh"
+AS_UMASK=077
+ID=2147483653
+
+P=$(perms_dir evbus-perms5)
+PB="$P/bus"
+PD="$P/data"
+cleanup_perms() { rm -rf "$P"; cleanup; }
+trap cleanup_perms EXIT
+
+prun() {
+    RC=0
+    (umask 077 && "$EVBUS" "$1" --bus "$PB" --data-dir "$PD" "${@:2}") >"$OUT" 2>"$ERR" ||
+        RC=$?
+}
+as() {
+    local uid=$1 gid=$2
+    shift 2
+    as_run "$uid" "$gid" "$EVBUS" "$1" --bus "$PB" "${@:2}"
+}
+denied() { rc_nonzero && err_has "permission denied"; }
+
+# shared_group TOPIC DURABILITY: nobody makes group gn, root joins it;
+# root makes gr, nobody joins it; each time the other drops the copies.
+shared_group() {
+    local t=$1 dur=$2
+    begin "a --dedup group on a 0660 $dur topic is shared by both uids"
+    prun create "$t" --partitions 1 --ring-bytes 64K --mode 0660 --durability "$dur"
+    check "create: exit 0" rc_is 0
+    seq 0 9 | prun pub "$t" --producer-id "$ID" --partition 0
+    as "$READER" "$GROUP" tail "$t" --group gn --dedup
+    check "nobody makes group gn: exit 0" rc_is 0
+    check "and reads 10" eval '[[ "$(wc -l <"$OUT")" -eq 10 ]]'
+    seq 5 14 | prun pub "$t" --producer-id "$ID" --partition 0 --seq 5
+    prun tail "$t" --group gn --dedup
+    check "root joins gn with --dedup: exit 0" rc_is 0
+    check "not refused" not_grep "permission denied" "$ERR"
+    check "and gets only the 5 new ones" out_is "$(printf '0:%d %d\n' 15 10 16 11 17 12 18 13 19 14)"
+    check "dropping the copies of what nobody read" err_has "5 duplicates dropped"
+    prun tail "$t" --group gr --dedup --count 3
+    check "root makes group gr: exit 0" rc_is 0
+    as "$READER" "$GROUP" tail "$t" --group gr --dedup --count 3
+    check "nobody joins gr with --dedup: exit 0" rc_is 0
+    check "not refused" not_grep "permission denied" "$ERR"
+    check "and goes on after root's commit" eval '[[ "$(head -1 "$OUT")" == "0:3 3" ]]'
+    as "$STRANGER" "$STRANGER" tail "$t" --group gr --dedup --count 1
+    check "the stranger is refused" denied
+    end
+}
+
+shared_group r none
+shared_group d async
+
+finish
