@@ -118,6 +118,7 @@ typedef struct tail {
     bool has_count;
     uint64_t count;
     uint64_t printed;
+    uint64_t dropped_seen; /* --dedup: duplicates dropped at the last commit */
     bool stop;             /* output or commit failed: leave at once */
     evb_consumer *cons;
     util_buf out;          /* lines printed but not yet written */
@@ -573,6 +574,20 @@ static void tail_note_skipped(tail *t)
             "skipped: damage)\n", (unsigned long long)events, (unsigned long long)bytes);
 }
 
+/* --dedup with --name or --group: whether duplicates were dropped since
+ * the last look. They are consumed as printed events are, so they need a
+ * commit too, even when nothing printed follows them: else the lag stays
+ * and every run reads the same copies again. */
+static bool tail_dropped_more(tail *t)
+{
+    uint64_t dropped = 0;
+    if (!(t->co.flags & EVB_CONSUMER_DEDUP) || !t->co.name ||
+        evb_consumer_dedup_stat(t->cons, -1, &dropped, NULL) < 0 || dropped == t->dropped_seen)
+        return false;
+    t->dropped_seen = dropped;
+    return true;
+}
+
 /* Read and print until done; returns an exit code. */
 static int tail_loop(tail *t)
 {
@@ -583,7 +598,9 @@ static int tail_loop(tail *t)
     while (rc == 0 && !caught_up && !t->stop && !tail_done(t)) {
         int r = evb_consumer_next(t->cons, &ev, 0);
         if (r == -EAGAIN || r == -ETIMEDOUT) {
-            /* Nothing ready: show what we have before waiting. */
+            /* Nothing ready: show what we have before waiting, and
+             * commit past copies dropped meanwhile. */
+            pending |= tail_dropped_more(t);
             if (pending && (rc = tail_flush(t)) != 0)
                 break;
             pending = false;
@@ -605,7 +622,9 @@ static int tail_loop(tail *t)
         rc = tail_print(t, &ev);
         pending = true;
     }
-    /* Commit what was printed, even after a read error: it was delivered. */
+    /* Commit what was printed, even after a read error: it was delivered;
+     * and what was dropped as a copy. */
+    pending |= tail_dropped_more(t);
     if (pending && !t->stop) {
         int frc = tail_flush(t);
         rc = rc != 0 ? rc : frc;

@@ -178,8 +178,50 @@ test_damaged_seq() {
     end
 }
 
+# lag_of TOPIC GROUP: the group's lag in partition 0 (evbus groups
+# --json: a line per group).
+lag_of() {
+    run groups "$1" --json
+    python3 -c "import json,sys
+for l in sys.stdin:
+    o = json.loads(l)
+    if o['group'] == '$2': print(o['partition_state'][0]['lag_events'])" <"$OUT"
+}
+
+test_drops_committed() {
+    begin "tail --dedup commits past copies it dropped at the end, with --group and --name"
+    run create m --ring-bytes 64K
+    values 0 9
+    run_in "$TMP/in" pub m --producer-id "$ID" --partition 0
+    run tail m --group g --dedup
+    run tail m --name n --dedup --from earliest
+    run tail m --group f --dedup
+    values 5 9
+    run_in "$TMP/in" pub m --producer-id "$ID" --partition 0 --seq 5
+    check "the group lags the 5 copies" test "$(lag_of m g)" -eq 5
+    run tail m --group g --dedup
+    check "group: nothing printed" out_empty
+    check "group: says it dropped 5" err_has "5 duplicates dropped"
+    check "group: and moved past them (lag 0)" test "$(lag_of m g)" -eq 0
+    run tail m --group g --dedup
+    check "group, again: the copies are not read again" not_grep "dropped" "$ERR"
+    run tail m --name n --dedup
+    check "named: says it dropped 5" err_has "5 duplicates dropped"
+    run tail m --name n --dedup
+    check "named, again: the copies are not read again" not_grep "dropped" "$ERR"
+    # Following: committed while idle, before any signal.
+    "$EVBUS" tail m --bus "$BUS" --group f --dedup -f >"$OUT" 2>"$ERR" &
+    BG_PID=$!
+    check "-f: the lag goes to 0 while it waits" wait_for 5 eval '[[ "$(lag_of m f)" == 0 ]]'
+    kill -INT "$BG_PID"
+    wait_bg 5
+    check "-f: exits 0 on SIGINT" rc_is 0
+    end
+}
+
 test_republish
 test_named
+test_drops_committed
 test_usage
 test_last_seq_partition
 test_seq_limit
