@@ -1,8 +1,13 @@
 /*
  * dedup_format.h - every byte of consumers/<name>.dup, a named consumer's
  * duplicate tables (EVB_CONSUMER_DEDUP), beside its cursor file <name>.cur
- * (in the data directory for durable topics, else in tmpfs). dedup.c
- * makes, checks, loads and stores it; its owner is the cursor file's.
+ * (in the data directory for durable topics, else in tmpfs), and of
+ * consumers/<group>.gdup, a partition group's, beside <group>.grp. dedup.c
+ * makes, checks, loads and stores them; a named consumer's is owned by
+ * it, a group's is trusted as the group file is (group.c). No name can
+ * give both: a consumer's files end in .cur and .dup, a group's in .grp
+ * and .gdup (before this, a group's was <group>.grp.dup, the same file as
+ * named consumer <group>.grp's).
  *
  *   0     +-----------------------------+
  *         | magic          u64          |  EVB_DUP_MAGIC, stored last

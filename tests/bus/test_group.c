@@ -829,6 +829,30 @@ Test(group, a_member_with_dedup_is_refused_by_a_group_without)
     mixed_dedup(0);
 }
 
+/* A group file made before its flags word was used has 0 there: the
+ * first member to open it records its setting, and the next that
+ * differs is refused. */
+Test(group, a_group_file_without_flags_takes_its_first_members_setting)
+{
+    make_topic("jobs", 2, false);
+    evb_consumer_options co = {.kind = EVB_GROUP_MEMBER, .name = "g"};
+    evb_consumer *a;
+    cr_assert_eq(evb_consumer_open(&a, bus, "jobs", &co), 0, "%s", evb_last_error());
+    evb_consumer_close(a);
+    char path[4096];
+    snprintf(path, sizeof path, "%s/jobs/consumers/g.grp", t_bus_dir());
+    int fd = open(path, O_RDWR);
+    cr_assert_geq(fd, 0);
+    uint32_t zero = 0;
+    cr_assert_eq(pwrite(fd, &zero, sizeof zero, 28), (ssize_t)sizeof zero);
+    close(fd);
+    co.flags = EVB_CONSUMER_DEDUP;
+    cr_assert_eq(evb_consumer_open(&a, bus, "jobs", &co), 0, "%s", evb_last_error());
+    evb_consumer_close(a);
+    co.flags = 0;
+    cr_assert_eq(evb_consumer_open(&a, bus, "jobs", &co), -EINVAL);
+}
+
 /* A member whose group file goes for good (the topic deleted) or is
  * replaced by something that is no group file fails with an error on its
  * next call, and every later call on the handle fails too: never a crash,
