@@ -198,8 +198,11 @@ static int retake(evb_consumer *c, evb_event *ev)
                  * to hold it, or retention removed its segment (a durable
                  * queue holds nothing against retain_bytes). It counts as
                  * handled; the loss goes with the next event this reader
-                 * hands out. */
-                evb_ring_reader_add_loss(&c->rd[i], v.lost_bytes, v.lost_events);
+                 * hands out. It is this one event: the log between it and
+                 * where the reader landed holds events of their own slots
+                 * (acked, or retaken and found gone in turn), so that gap
+                 * is not the loss, and this event's own size is unknown. */
+                evb_ring_reader_add_loss(&c->rd[i], 0, 1);
                 evb_queue_ack(&c->grp, c->part[i], t.qseq, t.pos);
                 continue;
             }

@@ -8,6 +8,7 @@
  * every process; bad input.
  */
 #include <criterion/criterion.h>
+#include <time.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -656,5 +657,51 @@ Test(queue, retention_past_events_in_flight_is_loss_not_damage)
     evb_group_partition_stat ps[1];
     cr_assert_geq(evb_group_stat(bus, "jobs", "q", &sum, NULL, 0, ps, 1), 0);
     cr_assert_eq(ps[0].in_flight, 0);
+    evb_consumer_close(b);
+}
+
+/* Only one event was in flight when retention removed it, every other
+ * one acknowledged: its loss is that one event, not the log bytes from it
+ * to the log start (most of which were delivered and acked). */
+Test(queue, retention_loss_of_one_event_in_flight_is_one_event)
+{
+    /* Age retention: the first segment (event 0 and about 1000 more, all
+     * but 0 acked) goes, the newest stays; nothing untaken is removed. */
+    evb_topic_config tc = {.partitions = 1, .ring_bytes = 64 << 10,
+                           .durability = EVB_DURABILITY_ASYNC, .segment_bytes = 64 << 10,
+                           .retain_ms = 300};
+    evb_bus_close(bus);
+    evb_bus_options bo = {.data_dir = t_data_dir()};
+    cr_assert_eq(evb_bus_open(&bus, t_bus_dir(), &bo), 0);
+    cr_assert_eq(evb_topic_create(bus, "jobs", &tc), 0, "%s", evb_last_error());
+    publish_n("jobs", 0, 1500);
+    evb_consumer_options co = {.kind = EVB_QUEUE_MEMBER, .name = "q"};
+    evb_consumer *a;
+    cr_assert_eq(evb_consumer_open(&a, bus, "jobs", &co), 0, "%s", evb_last_error());
+    evb_event ev;
+    for (int i = 0; i < 1500; i++) {
+        int rc = evb_consumer_next(a, &ev, 1000);
+        cr_assert_eq(rc, 0, "event %d: %d %s", i, rc, evb_last_error());
+        if (val(&ev) != 0)
+            cr_assert_eq(evb_consumer_ack(a, &ev), 0);
+    }
+    evb_consumer_close(a); /* event 0 in flight, its member gone */
+    struct timespec nap = {0, 500 * 1000000L};
+    nanosleep(&nap, NULL);
+    cr_assert_eq(evb_topic_retain(bus, "jobs"), 0, "%s", evb_last_error());
+    struct evb_partition_stat st;
+    cr_assert_eq(evb_partition_stat(bus, "jobs", 0, &st), 0);
+    cr_assert_gt(st.log_start_offset, 100, "retention removed nothing");
+    cr_assert_lt(st.log_start_offset, 1500, "retention removed events never taken");
+    evb_consumer *b;
+    cr_assert_eq(evb_consumer_open(&b, bus, "jobs", &co), 0, "%s", evb_last_error());
+    cr_assert_eq(evb_consumer_next(b, &ev, 300), -ETIMEDOUT, "everything else was acked");
+    publish_n("jobs", 1500, 1);
+    cr_assert_eq(evb_consumer_next(b, &ev, 1000), 0, "%s", evb_last_error());
+    cr_assert_eq(val(&ev), 1500);
+    cr_assert_eq(ev.lost_events, 1, "lost %llu events, %llu bytes",
+                 (unsigned long long)ev.lost_events, (unsigned long long)ev.lost_bytes);
+    cr_assert_eq(ev.lost_bytes, 0);
+    cr_assert_eq(evb_consumer_ack(b, &ev), 0);
     evb_consumer_close(b);
 }
