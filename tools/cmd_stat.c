@@ -18,8 +18,8 @@
 #include <unistd.h>
 
 static const char stat_usage[] =
-    "usage: evbus stat [TOPIC] [--json] [--watch SECONDS] [--bus NAME|PATH]\n"
-    "                  [--data-dir DIR]\n"
+    "usage: evbus stat [TOPIC] [--json | --prometheus] [--watch SECONDS]\n"
+    "                  [--bus NAME|PATH] [--data-dir DIR]\n"
     "\n"
     "Show, for TOPIC or every topic, per partition: the tail offset and\n"
     "position, events published and aborted (dead or stalled producers),\n"
@@ -45,9 +45,12 @@ static const char stat_usage[] =
     "                   allowed, up to 86400), with events/s rates, until\n"
     "                   Ctrl-C\n"
     "  --json           one JSON object per round\n"
+    "  --prometheus     the Prometheus text exposition format (for a scrape or\n"
+    "                   node-exporter's textfile collector): evbus_partition_*,\n"
+    "                   evbus_reader_*, evbus_group_*, evbus_dlq_* metrics\n"
     CLI_BUS_HELP;
 
-enum { OPT_WATCH = CLI_OPT_FIRST };
+enum { OPT_WATCH = CLI_OPT_FIRST, OPT_PROMETHEUS };
 
 /* --watch bounds, seconds. Below 0.05 s a redraw is faster than a terminal
  * or a reader can use and only burns a core (thousands of snapshots a
@@ -82,6 +85,7 @@ typedef struct snapshot {
     topic_snap *topics;
     size_t n;
     double when;        /* util_now() when taken */
+    double wall;        /* the same moment, seconds since the epoch */
 } snapshot;
 
 /* What one round shows next to the previous round, for rates. */
@@ -229,7 +233,10 @@ static int collect_name(const char *topic, void *arg)
 /* Snapshot TOPIC, or every topic when NULL. Returns 0 or an exit code. */
 static int snap_take(cli *c, const char *topic, snapshot *s)
 {
-    *s = (snapshot){ .when = util_now() };
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    *s = (snapshot){ .when = util_now(),
+                     .wall = (double)now.tv_sec + (double)now.tv_nsec / 1e9 };
     if (topic != NULL) {
         int rc = snap_topic(c->bus, topic, s);
         return rc < 0 ? cli_fail(c, rc, "topic %s", topic) : 0;
@@ -574,13 +581,401 @@ static json_t *round_json(const stat_round *r)
         json_object_set_new(o, "dlq", dlq);
         json_array_append_new(topics, o);
     }
-    return json_pack("{s:f, s:o}", "interval_s", r->dt, "topics", topics);
+    /* "time": when the snapshot was taken (seconds since the epoch), so
+     * two rounds give a rate over their own interval. */
+    return json_pack("{s:f, s:f, s:o}", "time", r->cur->wall, "interval_s", r->dt, "topics",
+                     topics);
+}
+
+/* ---- Prometheus ------------------------------------------------------ */
+
+/*
+ * The text exposition format: every family's samples together, after its
+ * # HELP and # TYPE lines, so each metric below is one pass over the
+ * snapshot. Names follow Prometheus conventions (base units, counters end
+ * in _total); values are the raw integers, never rates (the scraper
+ * derives those).
+ */
+
+/* A label value in quotes, with \, " and newline escaped. */
+static void prom_label(const char *name, const char *v, bool first)
+{
+    printf("%s%s=\"", first ? "" : ",", name);
+    for (; *v; v++) {
+        if (*v == '\\')
+            fputs("\\\\", stdout);
+        else if (*v == '"')
+            fputs("\\\"", stdout);
+        else if (*v == '\n')
+            fputs("\\n", stdout);
+        else
+            putchar(*v);
+    }
+    putchar('"');
+}
+
+static void prom_head(const char *name, const char *type, const char *help)
+{
+    printf("# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void prom_part_labels(const char *topic, uint32_t p)
+{
+    char n[16];
+    snprintf(n, sizeof(n), "%u", p);
+    prom_label("topic", topic, true);
+    prom_label("partition", n, false);
+}
+
+/* What one partition metric reads out of a partition's snapshot. */
+typedef uint64_t (*part_get)(const part_snap *ps);
+#define PART_FIELD(f)                                                              \
+    static uint64_t pg_##f(const part_snap *ps) { return ps->ps.f; }
+PART_FIELD(published)
+PART_FIELD(aborted)
+PART_FIELD(padded_dead)
+PART_FIELD(padded_stalled)
+PART_FIELD(reaped_readers)
+PART_FIELD(tail_offset)
+PART_FIELD(tail_position)
+PART_FIELD(capacity)
+PART_FIELD(producers)
+PART_FIELD(readers)
+PART_FIELD(flushed_position)
+PART_FIELD(durable_position)
+PART_FIELD(fsyncs)
+PART_FIELD(retention_unconsumed)
+PART_FIELD(segments)
+PART_FIELD(disk_bytes)
+static uint64_t pg_unflushed(const part_snap *ps)
+{
+    return disk_lag(&ps->ps, ps->ps.flushed_position);
+}
+static uint64_t pg_unsynced(const part_snap *ps)
+{
+    return disk_lag(&ps->ps, ps->ps.durable_position);
+}
+
+static const struct prom_part_metric {
+    const char *name, *type, *help;
+    part_get get;
+    bool durable; /* only durable topics have it */
+} prom_part_metrics[] = {
+    { "evbus_partition_published_events_total", "counter",
+      "Events published to the partition since its ring was made", pg_published, false },
+    { "evbus_partition_aborted_events_total", "counter",
+      "Events of claims padded (aborted, or of dead or stalled producers)", pg_aborted, false },
+    { "evbus_partition_padded_dead_claims_total", "counter",
+      "Holes of dead producers padded", pg_padded_dead, false },
+    { "evbus_partition_padded_stalled_claims_total", "counter",
+      "Claims of stalled producers padded", pg_padded_stalled, false },
+    { "evbus_partition_reaped_readers_total", "counter",
+      "Dead readers whose slots were freed", pg_reaped_readers, false },
+    { "evbus_partition_tail_offset", "gauge",
+      "Next offset the partition will assign", pg_tail_offset, false },
+    { "evbus_partition_tail_position_bytes", "gauge",
+      "Next log position the partition will claim", pg_tail_position, false },
+    { "evbus_partition_ring_capacity_bytes", "gauge",
+      "Bytes of the partition's ring", pg_capacity, false },
+    { "evbus_partition_producers", "gauge",
+      "Producer slots in use by live processes", pg_producers, false },
+    { "evbus_partition_readers", "gauge",
+      "Reader slots in use by live processes", pg_readers, false },
+    { "evbus_partition_flushed_position_bytes", "gauge",
+      "Log positions below this are written to disk", pg_flushed_position, true },
+    { "evbus_partition_durable_position_bytes", "gauge",
+      "Log positions below this are fdatasync'ed", pg_durable_position, true },
+    { "evbus_partition_unflushed_bytes", "gauge",
+      "Log bytes below the tail not yet written to disk", pg_unflushed, true },
+    { "evbus_partition_unsynced_bytes", "gauge",
+      "Log bytes below the tail not yet fdatasync'ed", pg_unsynced, true },
+    { "evbus_partition_fsyncs_total", "counter",
+      "fdatasyncs of the partition's log completed", pg_fsyncs, true },
+    { "evbus_partition_retention_unconsumed_bytes_total", "counter",
+      "Log bytes retention removed before a named consumer committed past them",
+      pg_retention_unconsumed, true },
+    { "evbus_partition_segments", "gauge",
+      "Segment files of the partition's log", pg_segments, true },
+    { "evbus_partition_disk_bytes", "gauge",
+      "Disk space the partition's log segments take", pg_disk_bytes, true },
+};
+
+/* What one reader metric reads out of a reader's snapshot. */
+typedef uint64_t (*reader_get)(const struct evb_reader_stat *rs);
+#define READER_FIELD(f)                                                            \
+    static uint64_t rg_##f(const struct evb_reader_stat *rs) { return rs->f; }
+READER_FIELD(offset)
+READER_FIELD(position)
+READER_FIELD(lag_bytes)
+READER_FIELD(delivered)
+READER_FIELD(lost)
+
+static const struct prom_reader_metric {
+    const char *name, *type, *help;
+    reader_get get;
+} prom_reader_metrics[] = {
+    { "evbus_reader_offset", "gauge", "Next offset the reader will read", rg_offset },
+    { "evbus_reader_position_bytes", "gauge", "Next log position the reader will read",
+      rg_position },
+    { "evbus_reader_lag_bytes", "gauge", "Log bytes between the reader and the tail",
+      rg_lag_bytes },
+    { "evbus_reader_delivered_events_total", "counter",
+      "Events handed to the reader's application", rg_delivered },
+    { "evbus_reader_lost_events_total", "counter", "Events the reader lost to lapping",
+      rg_lost },
+};
+
+/* The labels of reader I of PS: two readers of one process with the same
+ * kind and name (two subscribers, say) get "#2", "#3" after the name, so
+ * every series has labels of its own. */
+static void prom_reader_labels(const char *topic, uint32_t p, const part_snap *ps, uint32_t i)
+{
+    const struct evb_reader_stat *rs = &ps->readers[i];
+    unsigned same = 1;
+    for (uint32_t k = 0; k < i; k++) {
+        const struct evb_reader_stat *o = &ps->readers[k];
+        same += o->kind == rs->kind && o->pid == rs->pid && strcmp(o->name, rs->name) == 0;
+    }
+    char name[EVB_NAME_MAX + 16], pid[16];
+    if (same > 1)
+        snprintf(name, sizeof(name), "%s#%u", rs->name, same);
+    else
+        snprintf(name, sizeof(name), "%s", rs->name);
+    snprintf(pid, sizeof(pid), "%u", rs->pid);
+    prom_part_labels(topic, p);
+    prom_label("kind", kind_name(rs->kind), false);
+    prom_label("reader", name, false);
+    prom_label("pid", pid, false);
+}
+
+/* A topic's groups, read once per round for the Prometheus output (the
+ * text and JSON outputs read each as they print it). */
+typedef struct prom_group {
+    char name[EVB_NAME_MAX + 1];
+    int rc;              /* group_line_of()'s result */
+    group_line g;
+} prom_group;
+
+typedef struct prom_groups {
+    const char *topic;
+    prom_group *v;
+    size_t n;
+    int err;
+} prom_groups;
+
+static int prom_collect_group(const char *group, void *arg)
+{
+    prom_groups *gs = arg;
+    prom_group *grown = realloc(gs->v, (gs->n + 1) * sizeof(*grown));
+    if (grown == NULL) {
+        gs->err = -ENOMEM;
+        return 1;
+    }
+    gs->v = grown;
+    prom_group *pg = &gs->v[gs->n++];
+    snprintf(pg->name, sizeof(pg->name), "%s", group);
+    pg->rc = group_line_of(gs->topic, group, &pg->g);
+    return 0;
+}
+
+/* What one group metric reads; KIND: 0 every group, else only groups of
+ * that evb_reader_kind (a partition group has no backlog, a queue no lag
+ * in events). */
+typedef uint64_t (*group_get)(const group_line *g);
+#define GROUP_FIELD(f)                                                             \
+    static uint64_t gg_##f(const group_line *g) { return g->f; }
+GROUP_FIELD(lag_events)
+GROUP_FIELD(rejected)
+GROUP_FIELD(backlog_bytes)
+GROUP_FIELD(in_flight)
+GROUP_FIELD(redelivered)
+GROUP_FIELD(dead_lettered)
+static uint64_t gg_members(const group_line *g) { return g->sum.members; }
+static uint64_t gg_expelled(const group_line *g) { return g->sum.expelled; }
+
+static const struct prom_group_metric {
+    const char *name, *type, *help;
+    group_get get;
+    uint32_t kind;
+} prom_group_metrics[] = {
+    { "evbus_group_members", "gauge", "Members present in the group", gg_members, 0 },
+    { "evbus_group_expelled_members_total", "counter",
+      "Members expelled: dead, or silent past their lease", gg_expelled, 0 },
+    { "evbus_group_lag_events", "gauge", "Published events the group has not committed",
+      gg_lag_events, EVB_GROUP_MEMBER },
+    { "evbus_group_rejected_events_total", "counter",
+      "Events the group's members rejected to the dead-letter topic", gg_rejected,
+      EVB_GROUP_MEMBER },
+    { "evbus_group_backlog_bytes", "gauge", "Log bytes published and not taken yet",
+      gg_backlog_bytes, EVB_QUEUE_MEMBER },
+    { "evbus_group_in_flight_events", "gauge", "Events delivered and not acknowledged",
+      gg_in_flight, EVB_QUEUE_MEMBER },
+    { "evbus_group_redelivered_events_total", "counter", "Events delivered again",
+      gg_redelivered, EVB_QUEUE_MEMBER },
+    { "evbus_group_dead_lettered_events_total", "counter",
+      "Events moved to the dead-letter topic", gg_dead_lettered, EVB_QUEUE_MEMBER },
+};
+
+static void prom_group_labels(const char *topic, const prom_group *pg)
+{
+    prom_label("topic", topic, true);
+    prom_label("group", pg->name, false);
+    prom_label("kind", pg->g.sum.kind == EVB_QUEUE_MEMBER ? "queue" : "partition", false);
+}
+
+static void prom_topics(const snapshot *s)
+{
+    prom_head("evbus_topic_readable", "gauge",
+              "1 when the topic's counters could be read, 0 when it is damaged or "
+              "unreadable (evbus stat says why)");
+    for (size_t i = 0; i < s->n; i++) {
+        printf("evbus_topic_readable{");
+        prom_label("topic", s->topics[i].ti.name, true);
+        printf("} %d\n", s->topics[i].error == NULL);
+    }
+}
+
+static void prom_parts(const snapshot *s)
+{
+    for (size_t m = 0; m < sizeof(prom_part_metrics) / sizeof(prom_part_metrics[0]); m++) {
+        const struct prom_part_metric *pm = &prom_part_metrics[m];
+        bool head = false;
+        for (size_t i = 0; i < s->n; i++) {
+            const topic_snap *ts = &s->topics[i];
+            if (ts->error != NULL || (pm->durable && !is_durable(ts)))
+                continue;
+            for (uint32_t p = 0; p < ts->nparts; p++) {
+                if (!head)
+                    prom_head(pm->name, pm->type, pm->help);
+                head = true;
+                printf("%s{", pm->name);
+                prom_part_labels(ts->ti.name, p);
+                printf("} %llu\n", (unsigned long long)pm->get(&ts->parts[p]));
+            }
+        }
+    }
+}
+
+static void prom_readers(const snapshot *s)
+{
+    for (size_t m = 0; m < sizeof(prom_reader_metrics) / sizeof(prom_reader_metrics[0]); m++) {
+        const struct prom_reader_metric *rm = &prom_reader_metrics[m];
+        bool head = false;
+        for (size_t i = 0; i < s->n; i++) {
+            const topic_snap *ts = &s->topics[i];
+            for (uint32_t p = 0; ts->error == NULL && p < ts->nparts; p++)
+                for (uint32_t k = 0; k < ts->parts[p].nreaders; k++) {
+                    if (!head)
+                        prom_head(rm->name, rm->type, rm->help);
+                    head = true;
+                    printf("%s{", rm->name);
+                    prom_reader_labels(ts->ti.name, p, &ts->parts[p], k);
+                    printf("} %llu\n",
+                           (unsigned long long)rm->get(&ts->parts[p].readers[k]));
+                }
+        }
+    }
+}
+
+static void prom_groups_print(const snapshot *s, const prom_groups *gs)
+{
+    bool head = false;
+    for (size_t i = 0; i < s->n; i++)
+        for (size_t k = 0; k < gs[i].n; k++) {
+            if (!head)
+                prom_head("evbus_group_readable", "gauge",
+                          "1 when the group's state could be read, 0 when not "
+                          "(evbus groups says why)");
+            head = true;
+            printf("evbus_group_readable{");
+            prom_label("topic", s->topics[i].ti.name, true);
+            prom_label("group", gs[i].v[k].name, false);
+            printf("} %d\n", gs[i].v[k].rc == 0);
+        }
+    for (size_t m = 0; m < sizeof(prom_group_metrics) / sizeof(prom_group_metrics[0]); m++) {
+        const struct prom_group_metric *gm = &prom_group_metrics[m];
+        head = false;
+        for (size_t i = 0; i < s->n; i++)
+            for (size_t k = 0; k < gs[i].n; k++) {
+                const prom_group *pg = &gs[i].v[k];
+                if (pg->rc != 0 || (gm->kind != 0 && pg->g.sum.kind != gm->kind))
+                    continue;
+                if (!head)
+                    prom_head(gm->name, gm->type, gm->help);
+                head = true;
+                printf("%s{", gm->name);
+                prom_group_labels(s->topics[i].ti.name, pg);
+                printf("} %llu\n", (unsigned long long)gm->get(&pg->g));
+            }
+    }
+}
+
+static void prom_dlqs(const snapshot *s)
+{
+    bool head = false;
+    for (size_t i = 0; i < s->n; i++) {
+        if (!s->topics[i].has_dlq)
+            continue;
+        if (!head)
+            prom_head("evbus_dlq_events_total", "counter",
+                      "Events put in the topic's dead-letter topic");
+        head = true;
+        printf("evbus_dlq_events_total{");
+        prom_label("topic", s->topics[i].ti.name, true);
+        printf("} %llu\n", (unsigned long long)s->topics[i].dlq_events);
+    }
+    head = false;
+    for (size_t i = 0; i < s->n; i++) {
+        if (!s->topics[i].has_dlq || s->topics[i].dlq_state_error != NULL)
+            continue;
+        if (!head)
+            prom_head("evbus_dlq_resubmitted_events_total", "counter",
+                      "Events of the dead-letter topic resubmitted (absent when its "
+                      "resubmit state is damaged)");
+        head = true;
+        printf("evbus_dlq_resubmitted_events_total{");
+        prom_label("topic", s->topics[i].ti.name, true);
+        printf("} %llu\n", (unsigned long long)s->topics[i].dlq_resubmitted);
+    }
+}
+
+/* One round in the exposition format. Returns 0 or an exit code. */
+static int prom_round(const cli *c, const stat_round *r)
+{
+    const snapshot *s = r->cur;
+    prom_groups *gs = calloc(s->n ? s->n : 1, sizeof(*gs));
+    if (gs == NULL)
+        return cli_fail(c, -ENOMEM, "stat");
+    int err = 0;
+    for (size_t i = 0; i < s->n; i++) {
+        if (s->topics[i].error != NULL)
+            continue;
+        gs[i].topic = s->topics[i].ti.name;
+        evb_group_list(stat_bus, gs[i].topic, prom_collect_group, &gs[i]);
+        if (gs[i].err < 0)
+            err = gs[i].err;
+    }
+    if (err == 0) {
+        prom_topics(s);
+        prom_parts(s);
+        prom_readers(s);
+        prom_groups_print(s, gs);
+        prom_dlqs(s);
+    }
+    for (size_t i = 0; i < s->n; i++)
+        free(gs[i].v);
+    free(gs);
+    return err == 0 ? 0 : cli_fail(c, err, "listing groups");
 }
 
 /* ---- command --------------------------------------------------------- */
 
+static bool prometheus; /* --prometheus */
+
 static int show(cli *c, const stat_round *r, bool redraw)
 {
+    if (prometheus)
+        return prom_round(c, r);
     if (c->json)
         return cli_print_json(c, round_json(r));
     /* Home the cursor and clear, so --watch reads like top(1). */
@@ -668,6 +1063,7 @@ int cmd_stat(int argc, char **argv)
         CLI_COMMON_LONGOPTS,
         { "json", no_argument, NULL, CLI_OPT_JSON },
         { "watch", required_argument, NULL, OPT_WATCH },
+        { "prometheus", no_argument, NULL, OPT_PROMETHEUS },
         { 0 },
     };
     cli c;
@@ -677,6 +1073,8 @@ int cmd_stat(int argc, char **argv)
     while ((opt = cli_getopt(&c, argc, argv, "", longopts)) != -1) {
         if (CLI_PARSE_IS_EXIT(opt))
             return CLI_PARSE_CODE(opt);
+        if (opt == OPT_PROMETHEUS)
+            prometheus = true;
         if (opt == OPT_WATCH &&
             util_parse_seconds(optarg, STAT_WATCH_MIN_S, STAT_WATCH_MAX_S, &watch) < 0)
             return cli_usage_error(&c, "--watch '%s': not a number of seconds from %.2f to %.0f",
@@ -684,6 +1082,8 @@ int cmd_stat(int argc, char **argv)
     }
     if (argc - optind > 1)
         return cli_usage_error(&c, "unexpected argument '%s'", argv[optind + 1]);
+    if (prometheus && c.json)
+        return cli_usage_error(&c, "--json and --prometheus: choose one");
     const char *topic = optind < argc ? argv[optind] : NULL;
     int rc = cli_open_bus(&c, CLI_BUS_EXISTING);
     if (rc != 0)

@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# test_cli_stat.sh - evbus stat --prometheus: the output of a bus with a
+# live subscriber, a named consumer, a partition group, a queue group and a
+# durable topic passes `promtool check metrics` (when Debian's prometheus
+# package is installed) and prom_check.py (always: HELP/TYPE before the
+# samples, families contiguous, no series twice); the values are the
+# counters (published, lag, delivered, group lag); --json and --prometheus
+# together are a usage error.
+#
+# Usage: test_cli_stat.sh PATH/TO/evbus
+set -euo pipefail
+
+EVBUS=${1:?usage: test_cli_stat.sh PATH/TO/evbus}
+HERE=$(dirname "${BASH_SOURCE[0]}")
+# shellcheck source=lib.sh
+source "$HERE/lib.sh"
+
+# The exposition format checks: ours always, promtool's lint when present.
+prom_ok() {
+    python3 "$HERE/prom_check.py" <"$OUT" || return 1
+    if command -v promtool >/dev/null; then promtool check metrics <"$OUT" || return 1; fi
+}
+# sample NAME LABELS: the value of series NAME{LABELS} in OUT.
+sample() { awk -v k="$1{$2}" '$1 == k { print $2 }' "$OUT"; }
+
+test_prometheus() {
+    begin "stat --prometheus: valid exposition format with the counters"
+    run create t --partitions 2
+    run create d --durability async
+    run pub t a b c --partition 1
+    run pub d x y
+    run tail t --name c1
+    run pub t e --partition 0
+    run tail t --group g
+    run tail t --group q --queue
+    run pub t f --partition 0
+    "$EVBUS" tail t --bus "$BUS" -f >/dev/null 2>&1 &
+    BG_PID=$!
+    check "subscriber attached" wait_for 10 bash -c \
+        "'$EVBUS' stat t --bus '$BUS' --json | python3 -c 'import json,sys; o=json.load(sys.stdin); sys.exit(0 if sum(len(p[\"readers\"]) for p in o[\"topics\"][0][\"partitions\"]) == 2 else 1)'"
+    run stat --prometheus
+    check "exit 0" rc_is 0
+    check "exposition format" prom_ok
+    check "published 3 on partition 1" test "$(sample evbus_partition_published_events_total 'topic="t",partition="1"')" = 3
+    check "tail offset 3" test "$(sample evbus_partition_tail_offset 'topic="t",partition="1"')" = 3
+    check "durable topic: unsynced bytes shown" out_has '^evbus_partition_unsynced_bytes{topic="d",partition="0"} '
+    check "not for a topic in memory only" not_grep 'evbus_partition_unsynced_bytes{topic="t"' "$OUT"
+    check "subscriber: no lag" out_has "^evbus_reader_lag_bytes{topic=\"t\",partition=\"1\",kind=\"lossless\",reader=\"\",pid=\"$BG_PID\"} 0\$"
+    check "group g: lag of one event (f, published after it read)" test \
+        "$(sample evbus_group_lag_events 'topic="t",group="g",kind="partition"')" = 1
+    check "queue q: its counters" out_has '^evbus_group_in_flight_events{topic="t",group="q",kind="queue"} 0$'
+    check "counters are typed counter" out_has '^# TYPE evbus_reader_delivered_events_total counter$'
+    check "topics readable" out_has '^evbus_topic_readable{topic="t"} 1$'
+    run stat t --prometheus
+    check "one topic: only its series" not_grep 'topic="d"' "$OUT"
+    run stat --prometheus --json
+    check "--json with --prometheus: exit 2" rc_is 2
+    kill "$BG_PID"; wait "$BG_PID" 2>/dev/null || true; BG_PID=
+    end
+}
+
+test_checker_fails() {
+    begin "prom_check.py rejects what the format forbids"
+    printf 'a_total 1\n' >"$OUT"
+    check "a sample before HELP/TYPE" bash -c "! python3 '$HERE/prom_check.py' <'$OUT' >/dev/null"
+    printf '# HELP a x\n# TYPE a gauge\na{l="1"} 1\na{l="1"} 2\n' >"$OUT"
+    check "a series twice" bash -c "! python3 '$HERE/prom_check.py' <'$OUT' >/dev/null"
+    printf '%s\n' '# HELP a x' '# TYPE a gauge' 'a{l="\q"} 1' >"$OUT"
+    check "an escape the format lacks" bash -c "! python3 '$HERE/prom_check.py' <'$OUT' >/dev/null"
+    end
+}
+
+test_prometheus
+test_checker_fails
+
+finish
