@@ -233,7 +233,11 @@ static int claim_wait(evb_producer *p, struct evb_ring_producer *rp, uint32_t le
                       uint32_t events, struct evb_ring_claim *c)
 {
     int rc = evb_ring_claim(rp, len, events, c);
-    if (rc != -EAGAIN || p->opts.block_ms == 0)
+    if (rc != -EAGAIN)
+        return rc;
+    /* Back-pressure, once per publish that met it (not per retry). */
+    evb_ring_producer_count_wait(rp);
+    if (p->opts.block_ms == 0)
         return rc;
     uint64_t deadline = p->opts.block_ms > 0
                             ? evb_mono_ns() + (uint64_t)p->opts.block_ms * 1000000ull

@@ -4,10 +4,12 @@
  * statistic: relaxed loads, no ordering promised between fields.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "bus_internal.h"
 #include "segment.h"
@@ -149,6 +151,65 @@ EVB_EXPORT int evb_reader_list(evb_bus *bus, const char *topic, uint32_t partiti
             /* Relaxed: statistics. */
             o->delivered = atomic_load_explicit(&s->delivered, memory_order_relaxed);
             o->lost = atomic_load_explicit(&s->lost, memory_order_relaxed);
+        }
+        n++;
+    }
+    evb_topic_map_close(tm);
+    return (int)n;
+}
+
+/* PID's command name into OUT (16 bytes), shown safely: bytes outside
+ * printable ASCII become '?'. Empty when /proc does not say (gone, or
+ * hidden by hidepid). */
+static void proc_comm(uint32_t pid, char out[16])
+{
+    char path[64];
+    memset(out, 0, 16);
+    snprintf(path, sizeof path, "/proc/%u/comm", pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    ssize_t n = read(fd, out, 15);
+    close(fd);
+    if (n <= 0) {
+        out[0] = '\0';
+        return;
+    }
+    out[n] = '\0';
+    if (out[n - 1] == '\n')
+        out[n - 1] = '\0';
+    for (ssize_t k = 0; out[k]; k++)
+        if (out[k] < 0x20 || out[k] > 0x7e)
+            out[k] = '?';
+}
+
+EVB_EXPORT int evb_producer_list(evb_bus *bus, const char *topic, uint32_t partition,
+                                 evb_producer_stat *out, uint32_t cap)
+{
+    struct evb_topic_map *tm;
+    int rc = open_part(bus, topic, partition, &tm);
+    if (rc)
+        return rc;
+    struct evb_ring *r = &tm->rings[partition];
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < EVB_RING_PRODUCER_SLOTS; i++) {
+        struct evb_producer_slot *s = &r->pslots[i];
+        /* Relaxed: a snapshot for `evbus stat`, as evb_reader_list(); the
+         * counters are the owner's alone (ring_format.h) and only shown. */
+        uint64_t owner = atomic_load_explicit(&s->owner, memory_order_relaxed);
+        if (!owner || !evb_proc_alive(owner))
+            continue;
+        if (n < cap && out) {
+            evb_producer_stat *o = &out[n];
+            memset(o, 0, sizeof *o);
+            o->pid = (uint32_t)(owner >> 32);
+            o->producer_id = s->producer_id;
+            /* Relaxed: statistics (above). */
+            o->published = atomic_load_explicit(&s->published, memory_order_relaxed);
+            o->published_bytes = atomic_load_explicit(&s->published_bytes,
+                                                      memory_order_relaxed);
+            o->backpressure = atomic_load_explicit(&s->backpressure, memory_order_relaxed);
+            proc_comm(o->pid, o->comm);
         }
         n++;
     }

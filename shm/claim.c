@@ -400,6 +400,35 @@ static void commit_end_pad(struct evb_ring *r, const struct evb_ring_claim *c)
                                                 memory_order_relaxed);
 }
 
+/*
+ * This owner's per-producer counters (ring_format.h). Relaxed load and
+ * store, not an atomic add: the owner is their only writer, so nothing can
+ * come between the two, and a plain store costs no locked instruction on
+ * the publish path. They sit on the owner's own slot line, which the P2
+ * store of pending dirties on every commit anyway; stat readers only load
+ * them, so they never pull the line away for a write. Relaxed: numbers to
+ * show, nothing is read through them.
+ */
+static inline void count_published(struct evb_producer_slot *s, const struct evb_ring_claim *c)
+{
+    atomic_store_explicit(&s->published,
+                          atomic_load_explicit(&s->published, memory_order_relaxed) + c->events,
+                          memory_order_relaxed);
+    atomic_store_explicit(&s->published_bytes,
+                          atomic_load_explicit(&s->published_bytes, memory_order_relaxed) +
+                              c->len,
+                          memory_order_relaxed);
+}
+
+void evb_ring_producer_count_wait(struct evb_ring_producer *p)
+{
+    struct evb_producer_slot *s = p->slot;
+    /* Relaxed, owner-only, as count_published(). */
+    atomic_store_explicit(&s->backpressure,
+                          atomic_load_explicit(&s->backpressure, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+}
+
 /* Finish a claim: the end pad, then stamp word TYPE on the first data frame. */
 static int finish(struct evb_ring_producer *p, struct evb_ring_claim *c, uint64_t type)
 {
@@ -423,6 +452,8 @@ static int finish(struct evb_ring_producer *p, struct evb_ring_claim *c, uint64_
      * not counted: stat derives them from the tail. */
     if (!rc && type == EVB_STAMP_PAD)
         atomic_fetch_add_explicit(&r->hdr->aborted, c->events, memory_order_relaxed);
+    if (!rc && type == EVB_STAMP_DATA)
+        count_published(p->slot, c);
     if (rc) {
         /* Padded: a stall of ours, unless the tail is below our claim's
          * end, which our CAS passed and which tails never go back from:
@@ -507,6 +538,11 @@ int evb_ring_producer_attach(struct evb_ring_producer *p, struct evb_ring *r,
                 continue;
             /* P2: no claim of ours yet. */
             atomic_store_explicit(&s->pending, EVB_POS_NONE, memory_order_release);
+            /* Relaxed: statistics of the new owner start at zero; a stat
+             * reader racing this sees the last owner's numbers once. */
+            atomic_store_explicit(&s->published, 0, memory_order_relaxed);
+            atomic_store_explicit(&s->published_bytes, 0, memory_order_relaxed);
+            atomic_store_explicit(&s->backpressure, 0, memory_order_relaxed);
             s->producer_id = producer_id;
             p->slot = s;
             p->slot_idx = i;

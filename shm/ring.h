@@ -134,6 +134,8 @@ int evb_ring_claim(struct evb_ring_producer *p, uint32_t len, uint32_t events,
 /* Frames 2..n (stores their stamps), then frame 1 (CAS). 0 or -ECANCELED. */
 int evb_ring_commit(struct evb_ring_producer *p, struct evb_ring_claim *c);
 int evb_ring_abort(struct evb_ring_producer *p, struct evb_ring_claim *c);
+/* Count, in the producer's own slot, a claim that found the ring full. */
+void evb_ring_producer_count_wait(struct evb_ring_producer *p);
 /* Slow path of a blocked producer: reap dead readers, pad dead holes.
  * -EBADMSG (message set) when what holds the producer is damage: an
  * impossible intent, or a hole nothing resolves (evb_ring_hole_verdict). */

@@ -184,11 +184,20 @@ struct evb_producer_slot {
     _Atomic uint32_t intent_len; /* 44: aligned data bytes after the pad */
     _Atomic uint32_t intent_events; /* 48: events in the claim */
     uint32_t producer_id;        /* 52: bus-wide id of the owning producer */
-    _Atomic uint64_t published;  /* 56: not read or written: a count here
-                                    missed a commit whose producer died
-                                    before updating it (bus/stat.c) */
-    _Atomic uint64_t published_bytes; /* 64: not read or written, as published */
-    uint8_t pad_[EVB_LINE - 72];
+    /* Statistics of the slot's current owner, for `evbus stat`: written
+     * only by that owner (so a plain relaxed load and store, no RMW),
+     * zeroed when a process takes the slot, read relaxed by anyone. The
+     * partition's published count is not their sum: a producer killed
+     * between its commit and its count misses that claim here, so
+     * bus/stat.c derives it from the tail. Words 56 and 64 were reserved
+     * and zero, 72 was padding: rings of older builds read as zeros. */
+    _Atomic uint64_t published;  /* 56: events this owner committed */
+    _Atomic uint64_t published_bytes; /* 64: ring bytes of those claims
+                                         (frame headers and padding included) */
+    _Atomic uint64_t backpressure; /* 72: claims that found the ring full
+                                      (held by a gating reader or the
+                                      flusher): waited, or -EAGAIN */
+    uint8_t pad_[EVB_LINE - 80];
 };
 
 /* Reader kinds stored in evb_reader_slot.kind. */
@@ -299,7 +308,8 @@ EVB_RING_AT(evb_producer_slot, intent_events, 48);
 EVB_RING_AT(evb_producer_slot, producer_id, 52);
 EVB_RING_AT(evb_producer_slot, published, 56);
 EVB_RING_AT(evb_producer_slot, published_bytes, 64);
-EVB_RING_AT(evb_producer_slot, pad_, 72);
+EVB_RING_AT(evb_producer_slot, backpressure, 72);
+EVB_RING_AT(evb_producer_slot, pad_, 80);
 
 static_assert(sizeof(struct evb_reader_slot) == EVB_LINE, "reader slot size");
 EVB_RING_AT(evb_reader_slot, owner, 0);

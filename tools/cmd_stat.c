@@ -62,6 +62,8 @@ typedef struct part_snap {
     struct evb_partition_stat ps;
     uint32_t nreaders;
     struct evb_reader_stat *readers;
+    uint32_t nproducers;
+    evb_producer_stat *producers;
 } part_snap;
 
 typedef struct topic_snap {
@@ -98,8 +100,10 @@ typedef struct stat_round {
 static void snap_free(snapshot *s)
 {
     for (size_t i = 0; i < s->n; i++) {
-        for (uint32_t p = 0; p < s->topics[i].nparts; p++)
+        for (uint32_t p = 0; p < s->topics[i].nparts; p++) {
             free(s->topics[i].parts[p].readers);
+            free(s->topics[i].parts[p].producers);
+        }
         free(s->topics[i].parts);
         free(s->topics[i].error);
         free(s->topics[i].dlq_state_error);
@@ -119,20 +123,33 @@ static int snap_part(evb_bus *bus, const char *topic, uint32_t p, part_snap *ps)
     if (n < 0)
         return n;
     ps->nreaders = n < EVB_RING_READERS ? (uint32_t)n : EVB_RING_READERS;
-    if (ps->nreaders == 0)
-        return 0;
-    ps->readers = malloc(ps->nreaders * sizeof(*rs));
-    if (ps->readers == NULL)
-        return -ENOMEM;
-    memcpy(ps->readers, rs, ps->nreaders * sizeof(*rs));
+    if (ps->nreaders > 0) {
+        ps->readers = malloc(ps->nreaders * sizeof(*rs));
+        if (ps->readers == NULL)
+            return -ENOMEM;
+        memcpy(ps->readers, rs, ps->nreaders * sizeof(*rs));
+    }
+    evb_producer_stat pr[EVB_RING_PRODUCERS];
+    n = evb_producer_list(bus, topic, p, pr, EVB_RING_PRODUCERS);
+    if (n < 0)
+        return n;
+    ps->nproducers = n < EVB_RING_PRODUCERS ? (uint32_t)n : EVB_RING_PRODUCERS;
+    if (ps->nproducers > 0) {
+        ps->producers = malloc(ps->nproducers * sizeof(*pr));
+        if (ps->producers == NULL)
+            return -ENOMEM;
+        memcpy(ps->producers, pr, ps->nproducers * sizeof(*pr));
+    }
     return 0;
 }
 
 /* Drop what TS holds of its partitions, keeping its name. */
 static void snap_topic_clear(topic_snap *ts)
 {
-    for (uint32_t p = 0; p < ts->nparts; p++)
+    for (uint32_t p = 0; p < ts->nparts; p++) {
         free(ts->parts[p].readers);
+        free(ts->parts[p].producers);
+    }
     free(ts->parts);
     ts->parts = NULL;
     ts->nparts = 0;
@@ -321,6 +338,31 @@ static void fmt_rate(double v, char *out, size_t cap)
         snprintf(out, cap, "%.1f", v);
 }
 
+static const evb_producer_stat *prev_producer(const part_snap *pp, const evb_producer_stat *ps)
+{
+    for (uint32_t i = 0; pp != NULL && i < pp->nproducers; i++)
+        if (pp->producers[i].pid == ps->pid && pp->producers[i].producer_id == ps->producer_id)
+            return &pp->producers[i];
+    return NULL;
+}
+
+static void print_producers(const stat_round *r, const part_snap *ps, const part_snap *pp)
+{
+    if (ps->nproducers > 0)
+        printf("        %-10s %8s %12s %14s %12s %10s  %s\n", "producer", "pid", "published",
+               "bytes", "backpressure", "ev/s", "command");
+    for (uint32_t i = 0; i < ps->nproducers; i++) {
+        const evb_producer_stat *s = &ps->producers[i];
+        const evb_producer_stat *o = prev_producer(pp, s);
+        char rt[32], id[16];
+        fmt_rate(rate(r, o, o ? o->published : 0, s->published), rt, sizeof(rt));
+        snprintf(id, sizeof(id), "%u", s->producer_id);
+        printf("        %-10s %8u %12llu %14llu %12llu %10s  %s\n", id, s->pid,
+               (unsigned long long)s->published, (unsigned long long)s->published_bytes,
+               (unsigned long long)s->backpressure, rt, s->comm[0] ? s->comm : "?");
+    }
+}
+
 static void print_readers(const stat_round *r, const part_snap *ps, const part_snap *pp)
 {
     if (ps->nreaders > 0)
@@ -468,6 +510,7 @@ static void print_topic(const stat_round *r, const topic_snap *ts)
         if (durable)
             printf(" %12llu", (unsigned long long)disk_lag(s, s->durable_position));
         putchar('\n');
+        print_producers(r, &ts->parts[p], pp);
         print_readers(r, &ts->parts[p], pp);
     }
     if (ts->has_dlq && ts->dlq_state_error)
@@ -511,6 +554,24 @@ static json_t *readers_json(const stat_round *r, const part_snap *ps, const part
     return a;
 }
 
+static json_t *producers_json(const stat_round *r, const part_snap *ps, const part_snap *pp)
+{
+    json_t *a = json_array();
+    for (uint32_t i = 0; a != NULL && i < ps->nproducers; i++) {
+        const evb_producer_stat *s = &ps->producers[i];
+        const evb_producer_stat *o = prev_producer(pp, s);
+        json_t *j = json_pack("{s:I, s:I, s:s, s:o, s:o, s:o}", "pid", (json_int_t)s->pid,
+                              "producer_id", (json_int_t)s->producer_id, "comm", s->comm,
+                              "published", cli_json_u64(s->published),
+                              "published_bytes", cli_json_u64(s->published_bytes),
+                              "backpressure", cli_json_u64(s->backpressure));
+        if (j != NULL)
+            json_rate(j, rate(r, o, o ? o->published : 0, s->published));
+        json_array_append_new(a, j);
+    }
+    return a;
+}
+
 static json_t *part_json(const stat_round *r, const topic_snap *ts, uint32_t p)
 {
     const struct evb_partition_stat *s = &ts->parts[p].ps;
@@ -528,6 +589,8 @@ static json_t *part_json(const stat_round *r, const topic_snap *ts, uint32_t p)
                           "producer_slots", (json_int_t)s->producers,
                           "reader_slots", (json_int_t)s->readers,
                           "readers", readers_json(r, &ts->parts[p], pp));
+    if (o != NULL)
+        json_object_set_new(o, "producers", producers_json(r, &ts->parts[p], pp));
     if (o != NULL)
         json_rate(o, rate(r, pp, pp ? pp->ps.tail_offset : 0, s->tail_offset));
     if (o != NULL && is_durable(ts) &&
@@ -748,6 +811,53 @@ static void prom_reader_labels(const char *topic, uint32_t p, const part_snap *p
     prom_label("pid", pid, false);
 }
 
+/* What one producer metric reads out of a producer's snapshot. */
+typedef uint64_t (*producer_get)(const evb_producer_stat *ps);
+static uint64_t prg_published(const evb_producer_stat *s) { return s->published; }
+static uint64_t prg_bytes(const evb_producer_stat *s) { return s->published_bytes; }
+static uint64_t prg_backpressure(const evb_producer_stat *s) { return s->backpressure; }
+
+static const struct prom_producer_metric {
+    const char *name, *type, *help;
+    producer_get get;
+} prom_producer_metrics[] = {
+    { "evbus_producer_published_events_total", "counter",
+      "Events the producer committed to the partition since it attached", prg_published },
+    { "evbus_producer_published_bytes_total", "counter",
+      "Ring bytes of those events (frame headers and alignment included)", prg_bytes },
+    { "evbus_producer_backpressure_waits_total", "counter",
+      "Publishes that found the ring full, held by a reader or the flusher",
+      prg_backpressure },
+};
+
+static void prom_producers(const snapshot *s)
+{
+    for (size_t m = 0; m < sizeof(prom_producer_metrics) / sizeof(prom_producer_metrics[0]);
+         m++) {
+        const struct prom_producer_metric *pm = &prom_producer_metrics[m];
+        bool head = false;
+        for (size_t i = 0; i < s->n; i++) {
+            const topic_snap *ts = &s->topics[i];
+            for (uint32_t p = 0; ts->error == NULL && p < ts->nparts; p++)
+                for (uint32_t k = 0; k < ts->parts[p].nproducers; k++) {
+                    const evb_producer_stat *ps = &ts->parts[p].producers[k];
+                    char pid[16], id[16];
+                    snprintf(pid, sizeof(pid), "%u", ps->pid);
+                    snprintf(id, sizeof(id), "%u", ps->producer_id);
+                    if (!head)
+                        prom_head(pm->name, pm->type, pm->help);
+                    head = true;
+                    printf("%s{", pm->name);
+                    prom_part_labels(ts->ti.name, p);
+                    prom_label("producer_id", id, false);
+                    prom_label("pid", pid, false);
+                    prom_label("comm", ps->comm, false);
+                    printf("} %llu\n", (unsigned long long)pm->get(ps));
+                }
+        }
+    }
+}
+
 /* A topic's groups, read once per round for the Prometheus output (the
  * text and JSON outputs read each as they print it). */
 typedef struct prom_group {
@@ -958,6 +1068,7 @@ static int prom_round(const cli *c, const stat_round *r)
     if (err == 0) {
         prom_topics(s);
         prom_parts(s);
+        prom_producers(s);
         prom_readers(s);
         prom_groups_print(s, gs);
         prom_dlqs(s);

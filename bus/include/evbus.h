@@ -697,6 +697,33 @@ int evb_partition_damage(evb_bus *bus, const char *topic, uint32_t partition, ui
 int evb_reader_list(evb_bus *bus, const char *topic, uint32_t partition,
                     evb_reader_stat *out, uint32_t cap);
 
+/** One producer attached to a partition, for evb_producer_list(). Its
+ *  counters cover the time since it took its slot in this partition (at
+ *  its first publish there) and are kept by the producer itself: one
+ *  killed between a commit and its count misses that claim here (the
+ *  partition's published count does not). */
+typedef struct evb_producer_stat {
+    uint32_t pid;
+    uint32_t producer_id;     /**< bus-wide id, as in its events */
+    char comm[16];            /**< command name (/proc/PID/comm; bytes outside
+                                   0x20..0x7e as '?'), "" when not readable */
+    uint64_t published;       /**< events it committed to this partition */
+    uint64_t published_bytes; /**< ring bytes of them: frame headers, keys,
+                                   values and alignment */
+    uint64_t backpressure;    /**< publishes that found the ring full (held by
+                                   a gating reader, or the flusher on a durable
+                                   topic): each waited, or failed with -EAGAIN
+                                   or -ETIMEDOUT */
+    uint64_t reserved_[2];
+} evb_producer_stat;
+
+/** Fill up to CAP live producers of one partition into OUT (dead ones
+ *  whose slots wait to be reaped are left out). Reads shared memory and
+ *  /proc only; never blocks; thread-safe. Returns how many producers are
+ *  attached (may exceed CAP) or -ENOENT, -EINVAL, -EBADMSG, -EPROTO. */
+int evb_producer_list(evb_bus *bus, const char *topic, uint32_t partition,
+                      evb_producer_stat *out, uint32_t cap);
+
 /* ------------------------------------------------------------------ */
 /* Producers                                                          */
 /* ------------------------------------------------------------------ */

@@ -1,10 +1,13 @@
 /*
  * test_stat.c - the live counters of bus/stat.c: a producer or reader
  * whose process died no longer counts as attached, while what it
- * published still counts as published.
+ * published still counts as published; a producer's own counters.
  */
 #include <criterion/criterion.h>
+#include <errno.h>
+#include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "t_helpers.h"
 
@@ -73,4 +76,55 @@ Test(stat, live_producers_and_readers_are_attached, .init = setup, .fini = teard
     cr_expect_eq(evb_reader_list(bus, "s", 0, rs, 4), 1);
     evb_producer_close(p);
     evb_consumer_close(c);
+}
+
+/* A producer's own counters: its events and ring bytes, the publishes
+ * that met a full ring (a lossless subscriber that reads nothing holds
+ * it), its command name; a producer that takes the slot next starts at
+ * zero. */
+Test(stat, producer_counters, .init = setup, .fini = teardown, .timeout = 20)
+{
+    evb_producer *p;
+    evb_consumer *c;
+    cr_assert_eq(evb_consumer_open(&c, bus, "s",
+                                   &(evb_consumer_options){.kind = EVB_SUBSCRIBER_LOSSLESS}),
+                 0);
+    cr_assert_eq(evb_producer_open(&p, bus, "s", &(evb_producer_options){.block_ms = 0}), 0);
+    char v[200] = {0};
+    uint64_t n = 0;
+    int rc;
+    while ((rc = evb_publish(p, &(evb_msg){.value = v, .value_len = sizeof v})) == 0)
+        n++;
+    cr_assert_eq(rc, -EAGAIN, "publish into a held ring: %d", rc);
+    cr_assert_eq(evb_publish(p, &(evb_msg){.value = v, .value_len = sizeof v}), -EAGAIN);
+    evb_producer_stat ps[4];
+    cr_assert_eq(evb_producer_list(bus, "s", 0, ps, 4), 1);
+    cr_expect_eq(ps[0].published, n, "published %llu, counted %llu",
+                 (unsigned long long)n, (unsigned long long)ps[0].published);
+    cr_expect_eq(ps[0].published_bytes, n * 256, "ring bytes: 56 + 200 each, %llu",
+                 (unsigned long long)ps[0].published_bytes);
+    cr_expect_eq(ps[0].backpressure, 2, "two publishes met a full ring: %llu",
+                 (unsigned long long)ps[0].backpressure);
+    cr_expect_eq(ps[0].pid, (uint32_t)getpid());
+    char comm[16] = {0};
+    FILE *f = fopen("/proc/self/comm", "r");
+    cr_assert(f && fgets(comm, sizeof comm, f));
+    fclose(f);
+    comm[strcspn(comm, "\n")] = 0;
+    cr_expect_str_eq(ps[0].comm, comm);
+    struct evb_partition_stat st;
+    cr_assert_eq(evb_partition_stat(bus, "s", 0, &st), 0);
+    cr_expect_eq(st.published, n);
+    evb_producer_close(p);
+    evb_consumer_close(c);
+
+    cr_assert_eq(evb_producer_open(&p, bus, "s", NULL), 0);
+    cr_assert_eq(evb_publish(p, &(evb_msg){.value = v, .value_len = 8}), 0);
+    cr_assert_eq(evb_producer_list(bus, "s", 0, ps, 4), 1);
+    cr_expect_eq(ps[0].published, 1, "the next owner of the slot starts at zero: %llu",
+                 (unsigned long long)ps[0].published);
+    cr_expect_eq(ps[0].backpressure, 0);
+    cr_expect_eq(ps[0].published_bytes, 64);
+    evb_producer_close(p);
+    cr_expect_eq(evb_producer_list(bus, "s", 0, ps, 4), 0, "a closed producer is listed");
 }

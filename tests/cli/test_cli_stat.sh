@@ -59,6 +59,36 @@ test_prometheus() {
     end
 }
 
+test_producer_labels() {
+    begin "stat: a live producer with its counters and command name, escaped in labels"
+    run create pr
+    # A command name with a quote and a backslash: what the escapes are for.
+    ln -s "$(readlink -f "$EVBUS")" "$TMP/ev\"b\\x"
+    # Fed through a FIFO this shell holds open: the producer stays
+    # attached until the FIFO closes.
+    mkfifo "$TMP/feed"
+    "$TMP/ev\"b\\x" pub pr --bus "$BUS" <"$TMP/feed" &
+    BG_PID=$!
+    exec 7>"$TMP/feed"
+    seq 1 500 >&7
+    check "published 500" wait_for 10 bash -c "'$EVBUS' stat pr --bus '$BUS' --json | python3 -c 'import json,sys; o=json.load(sys.stdin); sys.exit(0 if o[\"topics\"][0][\"partitions\"][0][\"producers\"][0][\"published\"] == 500 else 1)'"
+    run stat pr --prometheus
+    check "exposition format" prom_ok
+    check "per producer, command name escaped" out_has \
+        '^evbus_producer_published_events_total{topic="pr",partition="0",producer_id="[0-9]*",pid="[0-9]*",comm="ev\\"b\\\\x"} 500$'
+    check "its ring bytes: 500 frames of 56 + 8 bytes" out_has \
+        '^evbus_producer_published_bytes_total{.*} 32000$'
+    run stat pr --json
+    check "json: the command name as it is" json_field \
+        'o["topics"][0]["partitions"][0]["producers"][0]["comm"] == "ev\"b\\x" or sys.exit(1)'
+    run stat pr
+    check "text: a producer line" out_has 'ev"b.x$'
+    exec 7>&-
+    wait_bg 10
+    check "the producer ends at the end of its input" rc_is 0
+    end
+}
+
 test_checker_fails() {
     begin "prom_check.py rejects what the format forbids"
     printf 'a_total 1\n' >"$OUT"
@@ -71,6 +101,7 @@ test_checker_fails() {
 }
 
 test_prometheus
+test_producer_labels
 test_checker_fails
 
 finish
