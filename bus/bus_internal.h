@@ -183,4 +183,9 @@ static inline void evb_part_dir(const struct evb_topic_map *tm, uint32_t part, c
     evb_seg_part_dir(tm->ddir, part, out, cap);
 }
 
+/* stat.c: the timestamp and offset of the committed event at POS below
+ * the tail TPOS of R, read as a reader would; false when there is none. */
+bool evb_stat_frame(const struct evb_ring *r, uint64_t pos, uint64_t tpos, uint64_t *ts,
+                    uint64_t *off);
+
 #endif

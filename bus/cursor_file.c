@@ -344,3 +344,86 @@ uint64_t evb_consumers_min_committed(struct evb_topic_map *tm, uint32_t part)
 {
     return evb_scan_min_committed(tm, part, ".cur", cursor_commit);
 }
+
+EVB_EXPORT int evb_named_consumer_list(evb_bus *bus, const char *topic, uint32_t partition,
+                                       evb_named_consumer_stat *out, uint32_t cap)
+{
+    struct evb_topic_map *tm;
+    if (!bus)
+        return -EINVAL;
+    int rc = evb_topic_map_open(bus, topic, &tm);
+    if (rc)
+        return rc;
+    if (partition >= tm->nparts) {
+        evb_topic_map_close(tm);
+        return evb_err_set(-EINVAL, "topic %s has no partition %u", topic, partition);
+    }
+    char dir[PATH_MAX + 16];
+    snprintf(dir, sizeof dir, "%s/consumers", tm->ddir[0] ? tm->ddir : tm->dir);
+    DIR *d;
+    if (evb_open_dir(dir, &d) < 0) {
+        evb_topic_map_close(tm);
+        return 0; /* no consumers/ yet: no named consumer */
+    }
+    uint64_t tpos, toff;
+    evb_ring_load_tail(&tm->rings[partition], &tpos, &toff);
+    uint32_t n = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        size_t len = strlen(e->d_name);
+        if (len <= 4 || len - 4 > EVB_NAME_MAX || strcmp(e->d_name + len - 4, ".cur"))
+            continue;
+        char path[PATH_MAX + 300];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        int fd = evb_open_file(AT_FDCWD, path, O_RDONLY, 0, EVB_FILE_REG);
+        if (fd < 0)
+            continue;
+        struct stat st;
+        size_t bytes = evb_cur_file_bytes(tm->nparts), maplen = 0;
+        const struct evb_cur_hdr *f = MAP_FAILED;
+        if (fstat(fd, &st) == 0)
+            f = cur_map(fd, (size_t)st.st_size, bytes, PROT_READ, &maplen);
+        close(fd);
+        if (f == MAP_FAILED)
+            continue;
+        char msg[128];
+        /* K1: acquire; see evb_cursor_file_open(). */
+        uint64_t magic = atomic_load_explicit(&f->magic, memory_order_acquire);
+        if (cur_check(f, magic, (size_t)st.st_size, tm->nparts, msg, sizeof msg)) {
+            munmap((void *)f, maplen);
+            continue;
+        }
+        if (n < cap && out) {
+            evb_named_consumer_stat *o = &out[n];
+            memset(o, 0, sizeof *o);
+            memcpy(o->name, e->d_name, len - 4);
+            /* Relaxed: shown, not relied on; checked for a live process. */
+            uint64_t owner = atomic_load_explicit(&f->owner, memory_order_relaxed);
+            o->pid = owner && evb_proc_alive(owner) ? (uint32_t)(owner >> 32) : 0;
+            uint64_t pos, off;
+            if (cur_load(f, partition, &pos, &off)) {
+                /* A commit made before any event (its start), or a torn
+                 * one, may not know its offset: the tail's, or the frame
+                 * there, says it. */
+                uint64_t ts;
+                if (off == EVB_POS_NONE && pos == tpos)
+                    off = toff;
+                else if (off == EVB_POS_NONE &&
+                         !evb_stat_frame(&tm->rings[partition], pos, tpos, &ts, &off))
+                    off = EVB_POS_NONE;
+                o->committed_position = pos;
+                o->committed_offset = off;
+                o->lag_bytes = tpos > pos ? tpos - pos : 0;
+                o->lag_events = off != EVB_POS_NONE && toff > off ? toff - off : 0;
+            } else {
+                o->committed_position = UINT64_MAX;
+                o->committed_offset = UINT64_MAX;
+            }
+        }
+        munmap((void *)f, maplen);
+        n++;
+    }
+    closedir(d);
+    evb_topic_map_close(tm);
+    return (int)n;
+}

@@ -113,6 +113,33 @@ EVB_EXPORT int evb_partition_stat(evb_bus *bus, const char *topic, uint32_t part
     return 0;
 }
 
+/* The timestamp and offset of the event at POS, below the tail TPOS;
+ * false when the frame there is not a committed event of that position (a
+ * pad, lapped, still being written, or garbage). */
+bool evb_stat_frame(const struct evb_ring *r, uint64_t pos, uint64_t tpos, uint64_t *ts,
+                    uint64_t *off)
+{
+    if (pos % EVB_FRAME_ALIGN || pos >= tpos || tpos - pos > r->capacity ||
+        (pos & r->mask) + EVB_FRAME_HDR > r->capacity)
+        return false;
+    const struct evb_frame *f = evb_ring_rframe(r, pos);
+    /* A1: acquire, as a reader's load of the stamp: the header after it
+     * is the committed one. */
+    uint64_t st = atomic_load_explicit(&((struct evb_frame *)f)->stamp, memory_order_acquire);
+    if (st != (pos | EVB_STAMP_DATA))
+        return false;
+    *ts = f->timestamp_ns;
+    *off = f->offset;
+    /* The lap check of a reader: a producer moves the tail past
+     * pos + capacity before it writes over this frame, so a tail still at
+     * or below that, loaded after the header (acquire fence, then the T1
+     * load in evb_ring_load_tail), means the header read is this event's. */
+    atomic_thread_fence(memory_order_acquire);
+    uint64_t t2, o2;
+    evb_ring_load_tail(r, &t2, &o2);
+    return t2 <= pos + r->capacity;
+}
+
 EVB_EXPORT int evb_reader_list(evb_bus *bus, const char *topic, uint32_t partition,
                                evb_reader_stat *out, uint32_t cap)
 {
@@ -124,6 +151,7 @@ EVB_EXPORT int evb_reader_list(evb_bus *bus, const char *topic, uint32_t partiti
     uint64_t tpos, toff;
     evb_ring_load_tail(r, &tpos, &toff);
     uint32_t n = 0;
+    uint64_t gate = UINT64_MAX; /* the slowest gating cursor */
     for (uint32_t i = 0; i < EVB_RING_READER_SLOTS; i++) {
         struct evb_reader_slot *s = &r->rslots[i];
         /* Relaxed: a snapshot for `evbus stat`; the name is copied below
@@ -151,9 +179,19 @@ EVB_EXPORT int evb_reader_list(evb_bus *bus, const char *topic, uint32_t partiti
             /* Relaxed: statistics. */
             o->delivered = atomic_load_explicit(&s->delivered, memory_order_relaxed);
             o->lost = atomic_load_explicit(&s->lost, memory_order_relaxed);
+            o->lag_events = toff > o->offset ? toff - o->offset : 0;
+            uint64_t ts, off;
+            if (evb_stat_frame(r, o->position, tpos, &ts, &off))
+                o->next_timestamp_ns = ts;
+            o->gating = !r->durable && EVB_SLOT_GATES(kind);
+            if (o->gating && o->position < gate)
+                gate = o->position;
         }
         n++;
     }
+    /* Producers are held by the lowest gating cursor (shm/claim.c's limit). */
+    for (uint32_t k = 0; out && k < n && k < cap; k++)
+        out[k].gating = out[k].gating && out[k].position == gate;
     evb_topic_map_close(tm);
     return (int)n;
 }

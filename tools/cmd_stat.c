@@ -64,6 +64,8 @@ typedef struct part_snap {
     struct evb_reader_stat *readers;
     uint32_t nproducers;
     evb_producer_stat *producers;
+    uint32_t nnamed;    /* named consumers, open or closed (cursor files) */
+    evb_named_consumer_stat *named;
 } part_snap;
 
 typedef struct topic_snap {
@@ -103,6 +105,7 @@ static void snap_free(snapshot *s)
         for (uint32_t p = 0; p < s->topics[i].nparts; p++) {
             free(s->topics[i].parts[p].readers);
             free(s->topics[i].parts[p].producers);
+            free(s->topics[i].parts[p].named);
         }
         free(s->topics[i].parts);
         free(s->topics[i].error);
@@ -140,6 +143,17 @@ static int snap_part(evb_bus *bus, const char *topic, uint32_t p, part_snap *ps)
             return -ENOMEM;
         memcpy(ps->producers, pr, ps->nproducers * sizeof(*pr));
     }
+    /* Named consumers come and go between the two calls: what the second
+     * finds, up to what the first counted. */
+    n = evb_named_consumer_list(bus, topic, p, NULL, 0);
+    if (n <= 0)
+        return n;
+    if ((ps->named = calloc((size_t)n, sizeof(*ps->named))) == NULL)
+        return -ENOMEM;
+    int m = evb_named_consumer_list(bus, topic, p, ps->named, (uint32_t)n);
+    if (m < 0)
+        return m;
+    ps->nnamed = m < n ? (uint32_t)m : (uint32_t)n;
     return 0;
 }
 
@@ -149,6 +163,7 @@ static void snap_topic_clear(topic_snap *ts)
     for (uint32_t p = 0; p < ts->nparts; p++) {
         free(ts->parts[p].readers);
         free(ts->parts[p].producers);
+        free(ts->parts[p].named);
     }
     free(ts->parts);
     ts->parts = NULL;
@@ -318,6 +333,29 @@ static double rate(const stat_round *r, const void *prev, uint64_t before, uint6
     return (double)(now - before) / r->dt;
 }
 
+/* A reader's lag in seconds: the age of the next event it reads, from its
+ * timestamp; when that frame could not be read, its lag in events over
+ * the partition's publish rate (NAN when neither is known). */
+static double lag_seconds(const stat_round *r, const part_snap *ps, const part_snap *pp,
+                          const struct evb_reader_stat *rs)
+{
+    if (rs->lag_events == 0)
+        return 0;
+    if (rs->next_timestamp_ns != 0) {
+        double age = r->cur->wall - (double)rs->next_timestamp_ns / 1e9;
+        return age > 0 ? age : 0;
+    }
+    double rt = rate(r, pp, pp ? pp->ps.tail_offset : 0, ps->ps.tail_offset);
+    return isnan(rt) || rt <= 0 ? NAN : (double)rs->lag_events / rt;
+}
+
+/* A named consumer that no process has open: its readers' list misses
+ * it, its cursor file does not. */
+static bool named_closed(const evb_named_consumer_stat *nc)
+{
+    return nc->pid == 0;
+}
+
 /* ---- text ------------------------------------------------------------ */
 
 static const char *kind_name(uint32_t kind)
@@ -365,18 +403,37 @@ static void print_producers(const stat_round *r, const part_snap *ps, const part
 
 static void print_readers(const stat_round *r, const part_snap *ps, const part_snap *pp)
 {
-    if (ps->nreaders > 0)
-        printf("        %-10s %8s %12s %12s %12s %10s %10s  %s\n", "reader", "pid",
-               "offset", "lag_bytes", "delivered", "lost", "ev/s", "name");
+    uint32_t closed = 0;
+    for (uint32_t i = 0; i < ps->nnamed; i++)
+        closed += named_closed(&ps->named[i]);
+    if (ps->nreaders > 0 || closed > 0)
+        printf("        %-10s %8s %12s %10s %12s %8s %12s %10s %10s  %s\n", "reader", "pid",
+               "offset", "lag_events", "lag_bytes", "lag_s", "delivered", "lost", "ev/s",
+               "name (* gates producers)");
     for (uint32_t i = 0; i < ps->nreaders; i++) {
         const struct evb_reader_stat *rs = &ps->readers[i];
         const struct evb_reader_stat *o = prev_reader(pp, rs);
-        char rt[32];
+        char rt[32], lag[32];
         fmt_rate(rate(r, o, o ? o->delivered : 0, rs->delivered), rt, sizeof(rt));
-        printf("        %-10s %8u %12llu %12llu %12llu %10llu %10s  %s\n",
+        fmt_rate(lag_seconds(r, ps, pp, rs), lag, sizeof(lag));
+        printf("        %-10s %8u %12llu %10llu %12llu %8s %12llu %10llu %10s  %s%s\n",
                kind_name(rs->kind), rs->pid, (unsigned long long)rs->offset,
-               (unsigned long long)rs->lag_bytes, (unsigned long long)rs->delivered,
-               (unsigned long long)rs->lost, rt, rs->name[0] ? rs->name : "-");
+               (unsigned long long)rs->lag_events, (unsigned long long)rs->lag_bytes, lag,
+               (unsigned long long)rs->delivered, (unsigned long long)rs->lost, rt,
+               rs->name[0] ? rs->name : "-", rs->gating ? " *" : "");
+    }
+    for (uint32_t i = 0; i < ps->nnamed; i++) {
+        const evb_named_consumer_stat *nc = &ps->named[i];
+        if (!named_closed(nc))
+            continue;
+        char off[32];
+        if (nc->committed_offset == UINT64_MAX)
+            snprintf(off, sizeof(off), "-");
+        else
+            snprintf(off, sizeof(off), "%llu", (unsigned long long)nc->committed_offset);
+        printf("        %-10s %8s %12s %10llu %12llu %8s %12s %10s %10s  %s\n", "closed",
+               "-", off, (unsigned long long)nc->lag_events, (unsigned long long)nc->lag_bytes,
+               "-", "-", "-", "-", nc->name);
     }
 }
 
@@ -547,9 +604,33 @@ static json_t *readers_json(const stat_round *r, const part_snap *ps, const part
                               "lag_bytes", cli_json_u64(rs->lag_bytes),
                               "delivered", cli_json_u64(rs->delivered),
                               "lost", cli_json_u64(rs->lost));
-        if (j != NULL)
+        if (j != NULL) {
+            double lag = lag_seconds(r, ps, pp, rs);
             json_rate(j, rate(r, o, o ? o->delivered : 0, rs->delivered));
+            json_object_set_new(j, "lag_events", cli_json_u64(rs->lag_events));
+            json_object_set_new(j, "lag_seconds", isnan(lag) ? json_null() : json_real(lag));
+            json_object_set_new(j, "gating", json_boolean(rs->gating));
+        }
         json_array_append_new(a, j);
+    }
+    return a;
+}
+
+/* Named consumers that no process has open, with their commits' lag. */
+static json_t *closed_json(const part_snap *ps)
+{
+    json_t *a = json_array();
+    for (uint32_t i = 0; a != NULL && i < ps->nnamed; i++) {
+        const evb_named_consumer_stat *nc = &ps->named[i];
+        if (!named_closed(nc))
+            continue;
+        bool none = nc->committed_offset == UINT64_MAX;
+        json_array_append_new(a, json_pack("{s:s, s:o, s:o, s:o}", "name", nc->name,
+                                           "committed_offset",
+                                           none ? json_null()
+                                                : cli_json_u64(nc->committed_offset),
+                                           "lag_events", cli_json_u64(nc->lag_events),
+                                           "lag_bytes", cli_json_u64(nc->lag_bytes)));
     }
     return a;
 }
@@ -589,8 +670,10 @@ static json_t *part_json(const stat_round *r, const topic_snap *ts, uint32_t p)
                           "producer_slots", (json_int_t)s->producers,
                           "reader_slots", (json_int_t)s->readers,
                           "readers", readers_json(r, &ts->parts[p], pp));
-    if (o != NULL)
+    if (o != NULL) {
         json_object_set_new(o, "producers", producers_json(r, &ts->parts[p], pp));
+        json_object_set_new(o, "closed_consumers", closed_json(&ts->parts[p]));
+    }
     if (o != NULL)
         json_rate(o, rate(r, pp, pp ? pp->ps.tail_offset : 0, s->tail_offset));
     if (o != NULL && is_durable(ts) &&
@@ -772,6 +855,8 @@ READER_FIELD(position)
 READER_FIELD(lag_bytes)
 READER_FIELD(delivered)
 READER_FIELD(lost)
+READER_FIELD(lag_events)
+READER_FIELD(gating)
 
 static const struct prom_reader_metric {
     const char *name, *type, *help;
@@ -786,7 +871,73 @@ static const struct prom_reader_metric {
       "Events handed to the reader's application", rg_delivered },
     { "evbus_reader_lost_events_total", "counter", "Events the reader lost to lapping",
       rg_lost },
+    { "evbus_reader_lag_events", "gauge", "Events between the reader and the tail",
+      rg_lag_events },
+    { "evbus_reader_gating", "gauge",
+      "1 for the slowest reader holding producers back (lossless and named readers)",
+      rg_gating },
 };
+
+static void prom_reader_labels(const char *topic, uint32_t p, const part_snap *ps, uint32_t i);
+
+/* Lag in seconds: a float, unlike the rest; absent when not known. */
+static void prom_reader_lag_seconds(const stat_round *r)
+{
+    const snapshot *s = r->cur;
+    bool head = false;
+    for (size_t i = 0; i < s->n; i++) {
+        const topic_snap *ts = &s->topics[i];
+        for (uint32_t p = 0; ts->error == NULL && p < ts->nparts; p++)
+            for (uint32_t k = 0; k < ts->parts[p].nreaders; k++) {
+                double lag = lag_seconds(r, &ts->parts[p], prev_part(r, ts->ti.name, p),
+                                         &ts->parts[p].readers[k]);
+                if (isnan(lag))
+                    continue;
+                if (!head)
+                    prom_head("evbus_reader_lag_seconds", "gauge",
+                              "Age of the next event the reader will read");
+                head = true;
+                printf("evbus_reader_lag_seconds{");
+                prom_reader_labels(ts->ti.name, p, &ts->parts[p], k);
+                printf("} %.6f\n", lag);
+            }
+    }
+}
+
+/* Named consumers by their cursor files, open or closed: one series per
+ * consumer whether a process has it open or not. */
+static void prom_named(const snapshot *s)
+{
+    static const char *const names[] = { "evbus_consumer_open", "evbus_consumer_lag_events",
+                                         "evbus_consumer_lag_bytes",
+                                         "evbus_consumer_committed_offset" };
+    static const char *const helps[] = {
+        "1 while a process has the named consumer open",
+        "Events published after the named consumer's commit",
+        "Log bytes published after the named consumer's commit",
+        "Offset of the named consumer's commit (absent when nothing is committed)" };
+    for (int m = 0; m < 4; m++) {
+        bool head = false;
+        for (size_t i = 0; i < s->n; i++) {
+            const topic_snap *ts = &s->topics[i];
+            for (uint32_t p = 0; ts->error == NULL && p < ts->nparts; p++)
+                for (uint32_t k = 0; k < ts->parts[p].nnamed; k++) {
+                    const evb_named_consumer_stat *nc = &ts->parts[p].named[k];
+                    if (m == 3 && nc->committed_offset == UINT64_MAX)
+                        continue;
+                    uint64_t v = m == 0 ? !named_closed(nc) : m == 1 ? nc->lag_events
+                                 : m == 2 ? nc->lag_bytes : nc->committed_offset;
+                    if (!head)
+                        prom_head(names[m], "gauge", helps[m]);
+                    head = true;
+                    printf("%s{", names[m]);
+                    prom_part_labels(ts->ti.name, p);
+                    prom_label("consumer", nc->name, false);
+                    printf("} %llu\n", (unsigned long long)v);
+                }
+        }
+    }
+}
 
 /* The labels of reader I of PS: two readers of one process with the same
  * kind and name (two subscribers, say) get "#2", "#3" after the name, so
@@ -1070,6 +1221,8 @@ static int prom_round(const cli *c, const stat_round *r)
         prom_parts(s);
         prom_producers(s);
         prom_readers(s);
+        prom_reader_lag_seconds(r);
+        prom_named(s);
         prom_groups_print(s, gs);
         prom_dlqs(s);
     }

@@ -249,7 +249,38 @@ typedef struct evb_reader_stat {
     uint64_t lag_bytes;       /**< tail_position - position */
     uint64_t delivered;       /**< events handed to the application */
     uint64_t lost;            /**< events it lost to lapping */
+    uint64_t lag_events;      /**< tail_offset - offset */
+    uint64_t next_timestamp_ns; /**< CLOCK_REALTIME of the event at position (the
+                                     next one it reads): now minus this is its lag
+                                     in time. 0 when it has read everything, or the
+                                     frame there could not be read as an event (a
+                                     pad, lapped, being written) */
+    uint32_t gating;          /**< 1: the slowest reader that holds producers back
+                                   (lossless subscribers and named consumers gate
+                                   a ring that is not durable; ties all get 1) */
+    uint32_t reserved_;
 } evb_reader_stat;
+
+/** A named consumer of a topic, open or not, from its cursor file
+ *  (consumers/NAME.cur), for evb_named_consumer_list(). */
+typedef struct evb_named_consumer_stat {
+    char name[EVB_NAME_MAX + 1];
+    uint32_t pid;             /**< the process that has it open; 0: closed */
+    uint32_t reserved_;
+    uint64_t committed_position; /**< UINT64_MAX: nothing committed in this partition */
+    uint64_t committed_offset;   /**< offset at that position (after a torn commit it
+                                      may be stale) */
+    uint64_t lag_events;      /**< tail_offset - committed_offset, 0 when unknown */
+    uint64_t lag_bytes;       /**< tail_position - committed_position, 0 when unknown */
+} evb_named_consumer_stat;
+
+/** Fill up to CAP named consumers of TOPIC with their commits in
+ *  PARTITION into OUT, open or closed, in directory order. Files this
+ *  build cannot read are left out. Read only; never blocks; thread-safe.
+ *  Returns how many there are (may exceed CAP) or -ENOENT, -EINVAL,
+ *  -EBADMSG, -EPROTO, -ENOMEM. */
+int evb_named_consumer_list(evb_bus *bus, const char *topic, uint32_t partition,
+                            evb_named_consumer_stat *out, uint32_t cap);
 
 /** Which reader a consumer handle is. */
 enum evb_reader_kind {

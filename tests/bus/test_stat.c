@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "t_helpers.h"
@@ -127,4 +128,63 @@ Test(stat, producer_counters, .init = setup, .fini = teardown, .timeout = 20)
     cr_expect_eq(ps[0].published_bytes, 64);
     evb_producer_close(p);
     cr_expect_eq(evb_producer_list(bus, "s", 0, ps, 4), 0, "a closed producer is listed");
+}
+
+/* Lag per reader in events and time, and which reader gates: a lossless
+ * subscriber that reads nothing holds the ring (gating, lag = every event,
+ * its next event's timestamp from the publish); one that read everything
+ * holds nothing. A named consumer that committed one event and closed is
+ * still listed, from its cursor file, with its lag. */
+Test(stat, reader_lag_gating_and_closed_consumers, .init = setup, .fini = teardown,
+     .timeout = 20)
+{
+    evb_consumer *slow, *fast, *named;
+    evb_producer *p;
+    evb_consumer_options lo = {.kind = EVB_SUBSCRIBER_LOSSLESS};
+    cr_assert_eq(evb_consumer_open(&slow, bus, "s", &lo), 0);
+    cr_assert_eq(evb_consumer_open(&fast, bus, "s", &lo), 0);
+    cr_assert_eq(evb_consumer_open(&named, bus, "s",
+                                   &(evb_consumer_options){.kind = EVB_CONSUMER, .name = "n1",
+                                                           .start = EVB_START_EARLIEST}), 0);
+    cr_assert_eq(evb_producer_open(&p, bus, "s", NULL), 0);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_REALTIME, &t0);
+    for (int i = 0; i < 5; i++)
+        cr_assert_eq(evb_publish(p, &(evb_msg){.value = "x", .value_len = 1}), 0);
+    clock_gettime(CLOCK_REALTIME, &t1);
+    evb_event ev;
+    for (int i = 0; i < 5; i++)
+        cr_assert_eq(evb_consumer_next(fast, &ev, 1000), 0);
+    /* The last event is the application's until the next call. */
+    cr_assert_neq(evb_consumer_next(fast, &ev, 0), 0);
+    cr_assert_eq(evb_consumer_next(named, &ev, 1000), 0);
+    cr_assert_eq(evb_consumer_commit(named), 0);
+    evb_consumer_close(named);
+
+    evb_reader_stat rs[4];
+    cr_assert_eq(evb_reader_list(bus, "s", 0, rs, 4), 2);
+    const evb_reader_stat *rslow = rs[0].lag_events ? &rs[0] : &rs[1];
+    const evb_reader_stat *rfast = rs[0].lag_events ? &rs[1] : &rs[0];
+    cr_expect_eq(rslow->lag_events, 5);
+    cr_expect_eq(rslow->gating, 1, "the reader holding the ring is not marked");
+    uint64_t a = (uint64_t)t0.tv_sec * 1000000000u + (uint64_t)t0.tv_nsec;
+    uint64_t b = (uint64_t)t1.tv_sec * 1000000000u + (uint64_t)t1.tv_nsec;
+    cr_expect(rslow->next_timestamp_ns >= a && rslow->next_timestamp_ns <= b,
+              "its next event's time %llu is not the first publish's [%llu, %llu]",
+              (unsigned long long)rslow->next_timestamp_ns, (unsigned long long)a,
+              (unsigned long long)b);
+    cr_expect_eq(rfast->lag_events, 0);
+    cr_expect_eq(rfast->gating, 0, "a reader at the tail marked as gating");
+    cr_expect_eq(rfast->next_timestamp_ns, 0);
+
+    evb_named_consumer_stat nc[4];
+    cr_assert_eq(evb_named_consumer_list(bus, "s", 0, nc, 4), 1);
+    cr_expect_str_eq(nc[0].name, "n1");
+    cr_expect_eq(nc[0].pid, 0, "a closed consumer shown as open by %u", nc[0].pid);
+    cr_expect_eq(nc[0].committed_offset, 1);
+    cr_expect_eq(nc[0].lag_events, 4);
+    cr_expect_eq(evb_named_consumer_list(bus, "s", 1, nc, 4), -EINVAL);
+    evb_producer_close(p);
+    evb_consumer_close(slow);
+    evb_consumer_close(fast);
 }

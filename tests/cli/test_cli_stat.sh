@@ -51,6 +51,12 @@ test_prometheus() {
     check "queue q: its counters" out_has '^evbus_group_in_flight_events{topic="t",group="q",kind="queue"} 0$'
     check "counters are typed counter" out_has '^# TYPE evbus_reader_delivered_events_total counter$'
     check "topics readable" out_has '^evbus_topic_readable{topic="t"} 1$'
+    check "closed named consumer c1: listed, not open" out_has '^evbus_consumer_open{topic="t",partition="1",consumer="c1"} 0$'
+    check "... with its lag (e and f came after it read)" out_has '^evbus_consumer_lag_events{topic="t",partition="0",consumer="c1"} 2$'
+    check "the lossless subscriber gates" out_has "^evbus_reader_gating{topic=\"t\",partition=\"1\",kind=\"lossless\",reader=\"\",pid=\"$BG_PID\"} 1\$"
+    run stat t
+    check "text: closed consumer line" out_has '^ *closed .* c1$'
+    check "text: the gating reader starred" out_has ' \*$'
     run stat t --prometheus
     check "one topic: only its series" not_grep 'topic="d"' "$OUT"
     run stat --prometheus --json
