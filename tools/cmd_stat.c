@@ -1040,6 +1040,10 @@ static int prom_collect_group(const char *group, void *arg)
     prom_group *pg = &gs->v[gs->n++];
     snprintf(pg->name, sizeof(pg->name), "%s", group);
     pg->rc = group_line_of(gs->topic, group, &pg->g);
+    /* Shown as evbus_group_readable 0; the exit status says so too, as
+     * the text and JSON outputs do. */
+    if (pg->rc < 0)
+        note_bad_group(gs->topic, group);
     return 0;
 }
 

@@ -4,8 +4,9 @@
 # durable topic passes `promtool check metrics` (when Debian's prometheus
 # package is installed) and prom_check.py (always: HELP/TYPE before the
 # samples, families contiguous, no series twice); the values are the
-# counters (published, lag, delivered, group lag); --json and --prometheus
-# together are a usage error.
+# counters (published, lag, delivered, group lag); an unreadable group
+# file is a 0 in evbus_group_readable and exit status 1; --json and
+# --prometheus together are a usage error.
 #
 # Usage: test_cli_stat.sh PATH/TO/evbus
 set -euo pipefail
@@ -59,6 +60,13 @@ test_prometheus() {
     check "text: the gating reader starred" out_has ' \*$'
     run stat t --prometheus
     check "one topic: only its series" not_grep 'topic="d"' "$OUT"
+    head -c 100 /dev/urandom >"$BUS/t/consumers/r.grp"
+    run stat t --prometheus
+    check "an unreadable group file: exit 1" rc_is 1
+    check "... and still the exposition format" prom_ok
+    check "... with the group unreadable" out_has '^evbus_group_readable{topic="t",group="r"} 0$'
+    check "... and the others readable" out_has '^evbus_group_readable{topic="t",group="g"} 1$'
+    rm -f "$BUS/t/consumers/r.grp"
     run stat --prometheus --json
     check "--json with --prometheus: exit 2" rc_is 2
     kill "$BG_PID"; wait "$BG_PID" 2>/dev/null || true; BG_PID=
