@@ -208,6 +208,36 @@ class Errors(BusCase):
             # passed off as this one's.
             self.assertNotIn("no partition 7", str(e.exception))
 
+    def test_bad_counts_dtypes_and_places_are_refused_not_run(self):
+        # Each of these once reached the C API: a negative count wrapped to
+        # a huge one and wrote past the batch buffer (SIGSEGV), an object
+        # dtype took bus bytes for pointers, a read-only out= was written
+        # through, a negative offset wrapped far past the tail.
+        self.bus.create_topic("t", 1)
+        with self.bus.producer("t") as p:
+            p.publish_many([rec(i) for i in range(3000)])
+        with self.assertRaises(ValueError):
+            self.bus.consumer("t", kind="lossless", batch=0)
+        with self.bus.consumer("t", kind="consumer", name="n", start="earliest") as c:
+            for bad in (-1, 0, -5000):
+                with self.assertRaises(ValueError):
+                    c.poll(bad)
+                with self.assertRaises(ValueError):
+                    c.poll_numpy(bad, REC)
+            for dt in (np.dtype("O"), np.dtype([("a", "i8"), ("b", "O")])):
+                with self.assertRaises(TypeError):
+                    c.poll_numpy(10, dt)
+            ro = np.zeros(10, REC)
+            ro.flags.writeable = False
+            with self.assertRaises(ValueError):
+                c.poll_numpy(10, REC, out=ro)
+            self.assertTrue((ro == np.zeros(10, REC)).all())
+            for kw in ({"offset": -5}, {"position": -8}, {"time_ns": -1}):
+                with self.assertRaises(ValueError):
+                    c.seek(**kw)
+            # Nothing above moved the reader: it starts at offset 0.
+            self.assertEqual(list(c.poll_numpy(3, REC, timeout=1)["i"]), [0, 1, 2])
+
     def test_value_of_another_size_is_handed_out_not_lost(self):
         self.bus.create_topic("t", 1)
         with self.bus.consumer("t", kind="lossless") as c, self.bus.producer("t") as p:

@@ -513,6 +513,10 @@ def _start_of(start: Optional[str], offset: Optional[int], position: Optional[in
     if len(given) + (start is not None) > 1:
         raise ValueError("give one of start, offset, position, time, time_ns")
     if given:
+        # The C API takes unsigned values: a negative one would wrap to a
+        # place far past the tail (and a commit there would skip events).
+        if given[0][1] < 0:
+            raise ValueError(f"offset, position and time are >= 0, not {given[0][1]!r}")
         return given[0][0], int(given[0][1])
     if start not in _STARTS:
         raise ValueError(f"start: one of {', '.join(k for k in _STARTS if k)}, not {start!r}")
@@ -595,7 +599,9 @@ class Consumer:
             else max_deliveries, max_in_flight=max_in_flight)
         if self._cb is not None:
             opts.on_rebalance = self._cb
-        self._batch = max(1, batch)
+        if not isinstance(batch, int) or batch < 1:
+            raise ValueError(f"batch: a count of events >= 1, not {batch!r}")
+        self._batch = batch
         self._evs = (capi.Event * self._batch)()
         self._evs_addr = ctypes.addressof(self._evs)
         self._w = memoryview(self._evs).cast("B").cast("Q")
@@ -737,6 +743,9 @@ class Consumer:
     # -- reading
 
     def _read(self, max_events: int, timeout_ms: int) -> int:
+        # Checked here, where it sizes a C call's writes into our buffers.
+        if not isinstance(max_events, int) or max_events < 1:
+            raise ValueError(f"max_events: a count of events >= 1, not {max_events!r}")
         h = self._handle()
         self._invalidate()
         if self._pending is not None:
@@ -785,7 +794,7 @@ class Consumer:
         """Up to MAX_EVENTS events (at most ``batch``; default ``batch``),
         waiting up to TIMEOUT s for the first. All of them are valid until
         the next read."""
-        n = self._read(max_events or self._batch, int(timeout * 1000))
+        n = self._read(self._batch if max_events is None else max_events, int(timeout * 1000))
         return self._events_of(n, self._gen, False) if n else []
 
     def next(self, timeout: Optional[float] = None) -> Optional[Event]:
@@ -817,6 +826,14 @@ class Consumer:
         """
         import numpy as np
         dt = np.dtype(dtype)
+        if dt.hasobject:
+            # Bytes from the bus taken for Python object pointers would
+            # crash the process (or worse): plain data only.
+            raise TypeError(f"dtype {dt}: holds Python objects; use plain numeric/bytes fields")
+        if dt.itemsize == 0:
+            raise TypeError(f"dtype {dt}: no bytes per value")
+        if not isinstance(max_events, int) or max_events < 1:
+            raise ValueError(f"max_events: a count of events >= 1, not {max_events!r}")
         if self._pending is not None:
             ev, _, value = self._pending
             if ev.value_len != dt.itemsize:
@@ -835,6 +852,8 @@ class Consumer:
         if out is not None:
             if out.dtype != dt or not out.flags["C_CONTIGUOUS"] or len(out) < max_events:
                 raise ValueError("out: a C-contiguous array of dtype with max_events rows")
+            if not out.flags["WRITEABLE"]:
+                raise ValueError("out: a read-only array (it would be written through)")
             arr = out
         else:
             arr = np.empty(max_events, dt)
