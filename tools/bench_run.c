@@ -376,7 +376,9 @@ int bench_run(cli *c, const bench_cfg *cfg, uint64_t value_bytes, bench_result *
     int rc = CLI_FAIL;
     ru.shm = mmap(NULL, sizeof(bench_shm), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
                   -1, 0);
-    ru.hists_bytes = sizeof(hist) * cfg->consumers;
+    /* At least one histogram: with no consumer it stays empty, and mmap
+     * refuses a length of 0. */
+    ru.hists_bytes = sizeof(hist) * (cfg->consumers ? cfg->consumers : 1);
     ru.hists = mmap(NULL, ru.hists_bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
                     -1, 0);
     if (ru.shm == MAP_FAILED || ru.hists == MAP_FAILED) {

@@ -48,6 +48,18 @@ assert len(r['series']) >= 3 and all('t' in p and 'in' in p and 'out' in p for p
     end
 }
 
+test_no_consumers() {
+    begin "bench --consumers 0 measures ingestion alone (the range is 0..64)"
+    run bench --json --producers 1 --consumers 0 --duration 0.3 --warmup 0.05
+    check "exit 0" rc_is 0
+    check "published, nothing delivered, no latency" py "
+import json, sys
+(r,) = json.load(sys.stdin)['results']
+assert r['published'] > 0 and r['delivered'] == 0 and r['lost'] == 0, r
+assert r['latency_us']['samples'] == 0, r['latency_us']"
+    end
+}
+
 test_events_kinds() {
     begin "bench --events counts exactly N timed events, for every reader kind and path"
     local kind path run
@@ -187,6 +199,7 @@ test_bad_options() {
 
 test_table
 test_json_counts
+test_no_consumers
 test_events_kinds
 test_sweep
 test_plot
