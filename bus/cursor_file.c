@@ -414,7 +414,16 @@ EVB_EXPORT int evb_named_consumer_list(evb_bus *bus, const char *topic, uint32_t
                 o->committed_position = pos;
                 o->committed_offset = off;
                 o->lag_bytes = tpos > pos ? tpos - pos : 0;
-                o->lag_events = off != EVB_POS_NONE && toff > off ? toff - off : 0;
+                uint64_t opos, ooff;
+                if (off != EVB_POS_NONE)
+                    o->lag_events = toff > off ? toff - off : 0;
+                else if (pos < tpos &&
+                         evb_ring_oldest(&tm->rings[partition], &opos, &ooff) == 0 &&
+                         toff > ooff)
+                    /* Its frame is gone (lapped, or on disk only): at least
+                     * the events the ring still holds are behind it; never
+                     * 0 for a consumer that is behind. */
+                    o->lag_events = toff - ooff;
             } else {
                 o->committed_position = UINT64_MAX;
                 o->committed_offset = UINT64_MAX;

@@ -270,7 +270,10 @@ typedef struct evb_named_consumer_stat {
     uint64_t committed_position; /**< UINT64_MAX: nothing committed in this partition */
     uint64_t committed_offset;   /**< offset at that position (after a torn commit it
                                       may be stale) */
-    uint64_t lag_events;      /**< tail_offset - committed_offset, 0 when unknown */
+    uint64_t lag_events;      /**< tail_offset - committed_offset; when that offset
+                                   is not known (a start never committed, its frame
+                                   lapped or on disk only), at least the events the
+                                   ring holds */
     uint64_t lag_bytes;       /**< tail_position - committed_position, 0 when unknown */
 } evb_named_consumer_stat;
 

@@ -188,3 +188,26 @@ Test(stat, reader_lag_gating_and_closed_consumers, .init = setup, .fini = teardo
     evb_consumer_close(slow);
     evb_consumer_close(fast);
 }
+
+/* A closed named consumer that never committed past its start, lapped
+ * since: its offset is not known, yet its lag in events is never 0 while
+ * it is behind (at least the events the ring still holds). */
+Test(stat, closed_consumer_lapped_without_offset_still_lags, .init = setup, .fini = teardown)
+{
+    evb_topic_config tc = {.partitions = 1, .ring_bytes = 64 << 10};
+    cr_assert_eq(evb_topic_create(bus, "l", &tc), 0, "%s", evb_last_error());
+    evb_producer *p;
+    cr_assert_eq(evb_producer_open(&p, bus, "l", NULL), 0);
+    evb_consumer_options co = {.kind = EVB_CONSUMER, .name = "nc", .start = EVB_START_EARLIEST};
+    evb_consumer *c;
+    cr_assert_eq(evb_consumer_open(&c, bus, "l", &co), 0, "%s", evb_last_error());
+    evb_consumer_close(c); /* its start is its commit, without an offset */
+    for (int i = 0; i < 20000; i++)
+        cr_assert_eq(evb_publish(p, &(evb_msg){.value = "xxxxxxxx", .value_len = 8}), 0);
+    evb_producer_close(p);
+    evb_named_consumer_stat nc[2];
+    cr_assert_eq(evb_named_consumer_list(bus, "l", 0, nc, 2), 1);
+    cr_expect_gt(nc[0].lag_bytes, 64 << 10);
+    cr_expect_gt(nc[0].lag_events, 0, "a lapped consumer shown with no lag in events");
+    cr_expect_leq(nc[0].lag_events, 20000);
+}
