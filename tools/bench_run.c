@@ -353,6 +353,39 @@ static void describe_cpus(run *ru, const int *pcpu, const int *ccpu)
     }
 }
 
+/* Topics bench-PID-N of benches whose process is gone (killed before
+ * they could delete theirs): collected by name, deleted after the list. */
+typedef struct stale_topics {
+    char names[16][EVB_NAME_MAX + 1];
+    int n;
+} stale_topics;
+
+static int note_stale(const char *topic, void *arg)
+{
+    stale_topics *st = arg;
+    long pid;
+    uint64_t size;
+    char tail;
+    if (sscanf(topic, "bench-%ld-%" SCNu64 "%c", &pid, &size, &tail) != 2 || pid <= 0 ||
+        pid == (long)getpid())
+        return 0;
+    /* ESRCH only: a live process of that pid (even another user's, EPERM)
+     * may be a bench still running. */
+    if (kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+        return 0;
+    snprintf(st->names[st->n], sizeof st->names[st->n], "%s", topic);
+    return ++st->n == 16; /* the rest at the next run */
+}
+
+static void sweep_stale_topics(evb_bus *bus)
+{
+    stale_topics st = {.n = 0};
+    if (evb_topic_list(bus, note_stale, &st) < 0)
+        return;
+    for (int i = 0; i < st.n; i++)
+        evb_topic_remove(bus, st.names[i], EVB_DELETE_FORCE);
+}
+
 int bench_run(cli *c, const bench_cfg *cfg, uint64_t value_bytes, bench_result *r)
 {
     run ru = { .c = c, .cfg = cfg, .r = r, .nprod = cfg->producers, .ncons = cfg->consumers };
@@ -360,6 +393,7 @@ int bench_run(cli *c, const bench_cfg *cfg, uint64_t value_bytes, bench_result *
     r->value_bytes = value_bytes;
     r->fanout = cfg->reader == BENCH_GROUP || cfg->reader == BENCH_QUEUE ? 1 : cfg->consumers;
     snprintf(r->topic, sizeof(r->topic), "bench-%ld-%" PRIu64, (long)getpid(), value_bytes);
+    sweep_stale_topics(c->bus);
     allowed_cpus(&ru);
 
     evb_topic_config tc = {
