@@ -7,6 +7,7 @@
 #include "bench.h"
 #include "util.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,7 +60,9 @@ static const char bench_usage[] =
     "  --rate EV/S        publish at this rate over all producers instead of as\n"
     "                     fast as possible. Latency is timed from when each\n"
     "                     event was due, not when it was sent, so a stall shows\n"
-    "                     in the latency of every event behind it\n"
+    "                     in the latency of every event behind it (with\n"
+    "                     --path batch an event waits for its batch to be due:\n"
+    "                     --path single times each event alone)\n"
     "  --json             print one JSON object (fields in README.md, \"evbus\n"
     "                     bench\") instead of the table\n"
     "  --plot FILE.png    draw latency by percentile and throughput over time\n"
@@ -426,6 +429,17 @@ int cmd_bench(int argc, char **argv)
     if (cfg.plot && !bench_have_gnuplot())
         return cli_error(&c, "--plot: gnuplot not found in PATH (Debian: apt-get install "
                          "gnuplot-nox)");
+    if (cfg.plot) {
+        /* Its directory must take the file: found out now, not after the
+         * whole run. */
+        char dir[4096];
+        snprintf(dir, sizeof dir, "%s", cfg.plot);
+        char *slash = strrchr(dir, '/');
+        const char *d = !slash ? "." : slash == dir ? "/" : (*slash = '\0', dir);
+        if (access(d, W_OK | X_OK) != 0)
+            return cli_error(&c, "--plot %s: cannot write in directory %s: %s", cfg.plot, d,
+                             strerror(errno));
+    }
     cfg.progress = fileno(stderr) >= 0 && isatty(fileno(stderr));
     if ((rc = cli_open_bus(&c, CLI_BUS_CREATE)) != 0)
         return rc;

@@ -115,6 +115,13 @@ test_plot() {
     check "exit 0" rc_is 0
     check "PNG signature" test "$(head -c 8 "$TMP/b.png" | od -An -tx1 | tr -d ' \n')" = 89504e470d0a1a0a
     check "not a trivial image" test "$(stat -c %s "$TMP/b.png")" -gt 20000
+    # A directory that cannot take the file is said before the run, not
+    # after it (a 60 s run would end with nothing).
+    local t0=$SECONDS
+    run bench --plot "$TMP/no/such/dir/b.png" --duration 60 --warmup 0
+    check "missing directory: exit 1" rc_is 1
+    check "missing directory: says which" err_has "no/such/dir"
+    check "missing directory: at once" test $((SECONDS - t0)) -lt 10
     end
 }
 

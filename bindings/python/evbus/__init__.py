@@ -33,7 +33,11 @@ consumer's batch buffer, where the C library copied the batch once. After
 the next read an event's attributes raise StaleEventError and its views
 are released; a read while a view derived from one (np.frombuffer) still
 points into the ring raises Error (EBUSY) instead of letting producers
-overwrite it.
+overwrite it. Such a view holds the ring while it lives: producers of a
+ring-only topic wait for it (or get EAGAIN with block_ms=0), so copy
+what you keep (bytes(ev.value), arr.copy()) and drop the view. A queue
+event's ack(), nack() and reject() stay allowed after the next read:
+they name the delivery by its token, not by the memory.
 
 Errors are evbus.Error, an OSError carrying the errno and the library's
 message (evb_last_error()).
