@@ -8,10 +8,11 @@
  *
  *   K1  creation: partitions, version, format and every entry's pos are
  *       stored before the magic (release); pairs with the acquire load of
- *       the magic in evb_cursor_file_open() and evb_consumers_min_committed(),
- *       so whoever sees the magic sees a finished file. The file is made
- *       under a temporary name and linked into place (file_create.c), so
- *       its name shows it whole; K1 still orders the words for a reader.
+ *       the magic in evb_cursor_file_open() and cur_map_checked() (scans
+ *       and lists), so whoever sees the magic sees a finished file. The
+ *       file is made under a temporary name and linked into place
+ *       (file_create.c), so its name shows it whole; K1 still orders the
+ *       words for a reader.
  *   K2  commit: the owner's release store of the even seq after pos and
  *       offset; pairs with the loader's acquire load of seq, so a loader
  *       that sees that seq sees that commit's pair.
@@ -281,39 +282,97 @@ void evb_cursor_file_store(struct evb_cursor_file *cf, uint32_t part, uint64_t p
     atomic_store_explicit(&e->seq, s + 2, memory_order_release);
 }
 
-uint64_t evb_scan_min_committed(struct evb_topic_map *tm, uint32_t part, const char *suffix,
-                                evb_commit_of_fn commit_of)
+/* A file of consumers/ for consumers_each(): FD, open read only and closed
+ * by the walk after this returns, at PATH, whose name in consumers/ is
+ * NAME. Nonzero stops the walk. */
+typedef int (*consumer_file_fn)(int fd, const char *path, const char *name, void *arg);
+
+/* Call FN for each regular file of TM's consumers/ whose name ends in
+ * SUFFIX (and is longer than it), in directory order. Anything else
+ * there, or a file that cannot be opened, holds no commit to honour and
+ * is passed over. 0, FN's nonzero, or the negative errno of opening
+ * consumers/ (-ENOENT before the first named reader). */
+static int consumers_each(const struct evb_topic_map *tm, const char *suffix,
+                          consumer_file_fn fn, void *arg)
 {
     char dir[PATH_MAX + 16];
     snprintf(dir, sizeof dir, "%s/consumers", tm->ddir[0] ? tm->ddir : tm->dir);
-    uint64_t min = UINT64_MAX;
     DIR *d;
-    if (part >= tm->nparts || evb_open_dir(dir, &d) < 0)
-        return min;
-    /* A commit is a frame boundary at or below the tail; any other word
-     * is damage and protects nothing (it would let retention cut what
-     * nobody read). */
-    uint64_t tail = 0, toff;
-    evb_ring_load_tail(&tm->rings[part], &tail, &toff);
+    int rc = evb_open_dir(dir, &d);
+    if (rc < 0)
+        return rc;
     size_t sl = strlen(suffix);
     struct dirent *e;
-    while ((e = readdir(d))) {
+    while (rc == 0 && (e = readdir(d))) {
         size_t n = strlen(e->d_name);
         if (n <= sl || strcmp(e->d_name + n - sl, suffix))
             continue;
         char path[PATH_MAX + 300];
         snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        /* Anything but a regular file holds no commit to honour. */
         int fd = evb_open_file(AT_FDCWD, path, O_RDONLY, 0, EVB_FILE_REG);
         if (fd < 0)
             continue;
-        uint64_t pos = commit_of(tm, part, fd, path);
+        rc = fn(fd, path, e->d_name, arg);
         close(fd);
-        if (pos < min && pos <= tail && pos % EVB_FRAME_ALIGN == 0)
-            min = pos;
     }
     closedir(d);
-    return min;
+    return rc;
+}
+
+/* Map the cursor file FD read only and check it against a topic of NPARTS
+ * partitions, as a reader of someone else's file: NULL when this build
+ * cannot read it (the reason does not matter to a scan or a list), else
+ * the mapping, *LEN bytes of it for munmap(). */
+static const struct evb_cur_hdr *cur_map_checked(int fd, uint32_t nparts, size_t *len)
+{
+    struct stat st;
+    if (fstat(fd, &st) < 0)
+        return NULL;
+    const struct evb_cur_hdr *f =
+        cur_map(fd, (size_t)st.st_size, evb_cur_file_bytes(nparts), PROT_READ, len);
+    if (f == MAP_FAILED)
+        return NULL;
+    char msg[128];
+    /* K1: acquire; see evb_cursor_file_open(). */
+    uint64_t magic = atomic_load_explicit(&f->magic, memory_order_acquire);
+    if (cur_check(f, magic, (size_t)st.st_size, nparts, msg, sizeof msg)) {
+        munmap((void *)f, *len);
+        return NULL;
+    }
+    return f;
+}
+
+struct min_scan {
+    struct evb_topic_map *tm;
+    uint32_t part;
+    evb_commit_of_fn commit_of;
+    uint64_t tail;
+    uint64_t min;
+};
+
+static int min_scan_one(int fd, const char *path, const char *name, void *arg)
+{
+    (void)name;
+    struct min_scan *ms = arg;
+    uint64_t pos = ms->commit_of(ms->tm, ms->part, fd, path);
+    if (pos < ms->min && pos <= ms->tail && pos % EVB_FRAME_ALIGN == 0)
+        ms->min = pos;
+    return 0;
+}
+
+uint64_t evb_scan_min_committed(struct evb_topic_map *tm, uint32_t part, const char *suffix,
+                                evb_commit_of_fn commit_of)
+{
+    struct min_scan ms = {.tm = tm, .part = part, .commit_of = commit_of, .min = UINT64_MAX};
+    if (part >= tm->nparts)
+        return ms.min;
+    /* A commit is a frame boundary at or below the tail; any other word
+     * is damage and protects nothing (it would let retention cut what
+     * nobody read). */
+    uint64_t toff;
+    evb_ring_load_tail(&tm->rings[part], &ms.tail, &toff);
+    consumers_each(tm, suffix, min_scan_one, &ms); /* no consumers/: no commit */
+    return ms.min;
 }
 
 /* A cursor file's commit in PART, UINT64_MAX when it holds none this
@@ -321,20 +380,12 @@ uint64_t evb_scan_min_committed(struct evb_topic_map *tm, uint32_t part, const c
 static uint64_t cursor_commit(struct evb_topic_map *tm, uint32_t part, int fd, const char *path)
 {
     (void)path;
-    size_t bytes = evb_cur_file_bytes(tm->nparts);
     size_t len = 0;
-    struct stat st;
-    const struct evb_cur_hdr *f = MAP_FAILED;
-    if (fstat(fd, &st) == 0)
-        f = cur_map(fd, (size_t)st.st_size, bytes, PROT_READ, &len);
-    if (f == MAP_FAILED)
+    const struct evb_cur_hdr *f = cur_map_checked(fd, tm->nparts, &len);
+    if (!f)
         return UINT64_MAX;
-    char msg[128];
     uint64_t pos = UINT64_MAX, off;
-    /* K1: acquire; see evb_cursor_file_open(). */
-    uint64_t magic = atomic_load_explicit(&f->magic, memory_order_acquire);
-    if (cur_check(f, magic, (size_t)st.st_size, tm->nparts, msg, sizeof msg) ||
-        !cur_load(f, part, &pos, &off))
+    if (!cur_load(f, part, &pos, &off))
         pos = UINT64_MAX;
     munmap((void *)f, len);
     return pos;
@@ -343,6 +394,75 @@ static uint64_t cursor_commit(struct evb_topic_map *tm, uint32_t part, int fd, c
 uint64_t evb_consumers_min_committed(struct evb_topic_map *tm, uint32_t part)
 {
     return evb_scan_min_committed(tm, part, ".cur", cursor_commit);
+}
+
+struct named_list {
+    struct evb_topic_map *tm;
+    uint32_t part;
+    uint64_t tpos, toff;    /* the partition's tail, loaded once before the walk */
+    evb_named_consumer_stat *out;
+    uint32_t cap;
+    uint32_t n;             /* files this build can read, whether they fit or not */
+};
+
+/* O from the checked cursor file F of consumer NAME (NAME_LEN bytes). */
+static void named_fill(const struct named_list *nl, const struct evb_cur_hdr *f,
+                       const char *name, size_t name_len, evb_named_consumer_stat *o)
+{
+    struct evb_topic_map *tm = nl->tm;
+    uint32_t partition = nl->part;
+    uint64_t tpos = nl->tpos, toff = nl->toff;
+    memset(o, 0, sizeof *o);
+    memcpy(o->name, name, name_len);
+    /* Relaxed: shown, not relied on; checked for a live process. */
+    uint64_t owner = atomic_load_explicit(&f->owner, memory_order_relaxed);
+    o->pid = owner && evb_proc_alive(owner) ? (uint32_t)(owner >> 32) : 0;
+    uint64_t pos, off;
+    if (cur_load(f, partition, &pos, &off)) {
+        /* A commit made before any event (its start), or a torn
+         * one, may not know its offset: the tail's, or the frame
+         * there, says it. */
+        uint64_t ts;
+        if (off == EVB_POS_NONE && pos == tpos)
+            off = toff;
+        else if (off == EVB_POS_NONE &&
+                 !evb_stat_frame(&tm->rings[partition], pos, tpos, &ts, &off))
+            off = EVB_POS_NONE;
+        o->committed_position = pos;
+        o->committed_offset = off;
+        o->lag_bytes = tpos > pos ? tpos - pos : 0;
+        uint64_t opos, ooff;
+        if (off != EVB_POS_NONE)
+            o->lag_events = toff > off ? toff - off : 0;
+        else if (pos < tpos &&
+                 evb_ring_oldest(&tm->rings[partition], &opos, &ooff) == 0 &&
+                 toff > ooff)
+            /* Its frame is gone (lapped, or on disk only): at least
+             * the events the ring still holds are behind it; never
+             * 0 for a consumer that is behind. */
+            o->lag_events = toff - ooff;
+    } else {
+        o->committed_position = UINT64_MAX;
+        o->committed_offset = UINT64_MAX;
+    }
+}
+
+static int named_one(int fd, const char *path, const char *name, void *arg)
+{
+    (void)path;
+    struct named_list *nl = arg;
+    size_t len = strlen(name);
+    if (len - 4 > EVB_NAME_MAX)
+        return 0; /* no consumer can have that name */
+    size_t maplen = 0;
+    const struct evb_cur_hdr *f = cur_map_checked(fd, nl->tm->nparts, &maplen);
+    if (!f)
+        return 0;
+    if (nl->n < nl->cap && nl->out)
+        named_fill(nl, f, name, len - 4, &nl->out[nl->n]);
+    munmap((void *)f, maplen);
+    nl->n++;
+    return 0;
 }
 
 EVB_EXPORT int evb_named_consumer_list(evb_bus *bus, const char *topic, uint32_t partition,
@@ -358,81 +478,9 @@ EVB_EXPORT int evb_named_consumer_list(evb_bus *bus, const char *topic, uint32_t
         evb_topic_map_close(tm);
         return evb_err_set(-EINVAL, "topic %s has no partition %u", topic, partition);
     }
-    char dir[PATH_MAX + 16];
-    snprintf(dir, sizeof dir, "%s/consumers", tm->ddir[0] ? tm->ddir : tm->dir);
-    DIR *d;
-    if (evb_open_dir(dir, &d) < 0) {
-        evb_topic_map_close(tm);
-        return 0; /* no consumers/ yet: no named consumer */
-    }
-    uint64_t tpos, toff;
-    evb_ring_load_tail(&tm->rings[partition], &tpos, &toff);
-    uint32_t n = 0;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        size_t len = strlen(e->d_name);
-        if (len <= 4 || len - 4 > EVB_NAME_MAX || strcmp(e->d_name + len - 4, ".cur"))
-            continue;
-        char path[PATH_MAX + 300];
-        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        int fd = evb_open_file(AT_FDCWD, path, O_RDONLY, 0, EVB_FILE_REG);
-        if (fd < 0)
-            continue;
-        struct stat st;
-        size_t bytes = evb_cur_file_bytes(tm->nparts), maplen = 0;
-        const struct evb_cur_hdr *f = MAP_FAILED;
-        if (fstat(fd, &st) == 0)
-            f = cur_map(fd, (size_t)st.st_size, bytes, PROT_READ, &maplen);
-        close(fd);
-        if (f == MAP_FAILED)
-            continue;
-        char msg[128];
-        /* K1: acquire; see evb_cursor_file_open(). */
-        uint64_t magic = atomic_load_explicit(&f->magic, memory_order_acquire);
-        if (cur_check(f, magic, (size_t)st.st_size, tm->nparts, msg, sizeof msg)) {
-            munmap((void *)f, maplen);
-            continue;
-        }
-        if (n < cap && out) {
-            evb_named_consumer_stat *o = &out[n];
-            memset(o, 0, sizeof *o);
-            memcpy(o->name, e->d_name, len - 4);
-            /* Relaxed: shown, not relied on; checked for a live process. */
-            uint64_t owner = atomic_load_explicit(&f->owner, memory_order_relaxed);
-            o->pid = owner && evb_proc_alive(owner) ? (uint32_t)(owner >> 32) : 0;
-            uint64_t pos, off;
-            if (cur_load(f, partition, &pos, &off)) {
-                /* A commit made before any event (its start), or a torn
-                 * one, may not know its offset: the tail's, or the frame
-                 * there, says it. */
-                uint64_t ts;
-                if (off == EVB_POS_NONE && pos == tpos)
-                    off = toff;
-                else if (off == EVB_POS_NONE &&
-                         !evb_stat_frame(&tm->rings[partition], pos, tpos, &ts, &off))
-                    off = EVB_POS_NONE;
-                o->committed_position = pos;
-                o->committed_offset = off;
-                o->lag_bytes = tpos > pos ? tpos - pos : 0;
-                uint64_t opos, ooff;
-                if (off != EVB_POS_NONE)
-                    o->lag_events = toff > off ? toff - off : 0;
-                else if (pos < tpos &&
-                         evb_ring_oldest(&tm->rings[partition], &opos, &ooff) == 0 &&
-                         toff > ooff)
-                    /* Its frame is gone (lapped, or on disk only): at least
-                     * the events the ring still holds are behind it; never
-                     * 0 for a consumer that is behind. */
-                    o->lag_events = toff - ooff;
-            } else {
-                o->committed_position = UINT64_MAX;
-                o->committed_offset = UINT64_MAX;
-            }
-        }
-        munmap((void *)f, maplen);
-        n++;
-    }
-    closedir(d);
+    struct named_list nl = {.tm = tm, .part = partition, .out = out, .cap = cap};
+    evb_ring_load_tail(&tm->rings[partition], &nl.tpos, &nl.toff);
+    consumers_each(tm, ".cur", named_one, &nl); /* no consumers/ yet: no named consumer */
     evb_topic_map_close(tm);
-    return (int)n;
+    return (int)nl.n;
 }
