@@ -725,27 +725,49 @@ out:
     return rc;
 }
 
+/* The state file as a question about it sees it (state_peek). */
+struct state_view {
+    char path[PATH_MAX + 32]; /* for messages */
+    struct evb_dlqs_hdr h;    /* checked */
+    int fd;                   /* read only, no flock; the caller closes it */
+};
+
+/* Open the state file of TOPIC's DLQ read only into *SV and check its
+ * header, for a question about it: no flock, as a running resubmit may
+ * hold it, and no bitmap block is read here. 1 when it is open, 0 when
+ * there is none yet (nothing was resubmitted), or a negative errno. */
+static int state_peek(evb_bus *bus, const char *topic, struct state_view *sv)
+{
+    char dlq[EVB_NAME_MAX + 1];
+    bool durable;
+    int rc = evb_name_check(topic, "topic");
+    if (rc || (rc = evb_dlq_name(topic, dlq)) ||
+        (rc = state_path(bus, dlq, sv->path, sizeof sv->path, &durable)))
+        return rc;
+    int fd = evb_open_file(AT_FDCWD, sv->path, O_RDONLY, 0, EVB_FILE_REG);
+    if (fd == -ENOENT)
+        return 0;
+    if (fd < 0)
+        return evb_open_fail(fd, sv->path);
+    if ((rc = state_check(fd, sv->path, &sv->h))) {
+        close(fd);
+        return rc;
+    }
+    sv->fd = fd;
+    return 1;
+}
+
 EVB_EXPORT int evb_dlq_resubmitted(evb_bus *bus, const char *topic, uint64_t dlq_offset)
 {
     if (!bus || !topic)
         return evb_err_set(-EINVAL, "evb_dlq_resubmitted: %s is NULL", !bus ? "bus" : "topic");
     evb_err_clear();
-    char dlq[EVB_NAME_MAX + 1], path[PATH_MAX + 32];
-    bool durable;
-    int rc = evb_name_check(topic, "topic");
-    if (rc || (rc = evb_dlq_name(topic, dlq)) ||
-        (rc = state_path(bus, dlq, path, sizeof path, &durable)))
+    struct state_view sv;
+    int rc = state_peek(bus, topic, &sv);
+    if (rc <= 0)
         return rc;
-    int fd = evb_open_file(AT_FDCWD, path, O_RDONLY, 0, EVB_FILE_REG);
-    if (fd == -ENOENT)
-        return 0;
-    if (fd < 0)
-        return evb_open_fail(fd, path);
-    struct evb_dlqs_hdr h;
-    rc = state_check(fd, path, &h);
-    if (rc == 0)
-        rc = bit_get(fd, path, h.base, h.blocks, dlq_offset);
-    close(fd);
+    rc = bit_get(sv.fd, sv.path, sv.h.base, sv.h.blocks, dlq_offset);
+    close(sv.fd);
     return rc;
 }
 
@@ -756,28 +778,20 @@ EVB_EXPORT int evb_dlq_resubmitted_count(evb_bus *bus, const char *topic, uint64
                            !bus ? "bus" : !topic ? "topic" : "count");
     evb_err_clear();
     *count = 0;
-    char dlq[EVB_NAME_MAX + 1], path[PATH_MAX + 32];
-    bool durable;
-    int rc = evb_name_check(topic, "topic");
-    if (rc || (rc = evb_dlq_name(topic, dlq)) ||
-        (rc = state_path(bus, dlq, path, sizeof path, &durable)))
+    struct state_view sv;
+    int rc = state_peek(bus, topic, &sv);
+    if (rc <= 0)
         return rc;
-    int fd = evb_open_file(AT_FDCWD, path, O_RDONLY, 0, EVB_FILE_REG);
-    if (fd == -ENOENT)
-        return 0;
-    if (fd < 0)
-        return evb_open_fail(fd, path);
-    struct evb_dlqs_hdr h;
-    rc = state_check(fd, path, &h);
+    rc = 0;
     uint64_t n = 0;
     struct evb_dlqs_block b;
-    for (uint64_t i = 0; rc == 0 && i < h.blocks; i++) {
-        if ((rc = block_read(fd, path, h.base, i, &b)))
+    for (uint64_t i = 0; rc == 0 && i < sv.h.blocks; i++) {
+        if ((rc = block_read(sv.fd, sv.path, sv.h.base, i, &b)))
             break;
         for (size_t i = 0; i < sizeof b.bits; i++)
             n += (uint64_t)__builtin_popcount(b.bits[i]);
     }
-    close(fd);
+    close(sv.fd);
     if (rc == 0)
         *count = n;
     return rc;
