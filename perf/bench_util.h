@@ -127,7 +127,13 @@ static inline stat3 stat3_of(const double *v, int n)
 
 /* Sum of the 64-bit words of P[0..LEN), LEN a multiple of 8. Reads every
  * byte; four accumulators so that the add chain is not the limit. P may
- * be unaligned (memcpy loads compile to plain moves on x86/arm64). */
+ * be unaligned (memcpy loads compile to plain moves on x86/arm64).
+ * tools/bench_child.c has a copy, bench_sum64(), that must stay the same
+ * loop with the same sum: `evbus bench` is compared with bench_throughput
+ * (RESULTS.md, issue 11), which is fair only while both consumers do the
+ * same work per value. A copy, as perf/ and tools/ may include nothing of
+ * each other (tools/check-layers.py); tests/cli/test_bench_sum.c checks
+ * that the two agree. */
 static inline uint64_t sum64(const void *p, size_t len)
 {
     const unsigned char *b = p;

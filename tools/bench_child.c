@@ -46,8 +46,14 @@ static void store64(void *p, uint64_t w)
     memcpy(p, &w, 8);
 }
 
-/* Sum of the whole 64-bit words of P[0..LEN): reads every byte of them,
- * as perf/bench_throughput's consumer does, so both do the same work. */
+/* Sum of the whole 64-bit words of P[0..LEN): reads every byte of them.
+ * A copy of sum64() in perf/bench_util.h, and the two must stay the same
+ * loop giving the same sum: `evbus bench` is measured against
+ * perf/bench_throughput (perf/RESULTS.md, issue 11), and the ratio speaks
+ * of the bus only while both consumers do the same work per value. Two
+ * copies because tools/ and perf/ may each include only evbus.h and their
+ * own headers (tools/check-layers.py). tests/cli/test_bench_sum.c checks
+ * that they agree. */
 uint64_t bench_sum64(const void *p, size_t len)
 {
     const unsigned char *b = p;
