@@ -13,25 +13,10 @@
 #include <sys/wait.h>
 
 #include "dlq_format.h"
+#include "kill_fixture.h"
 #include "t_helpers.h"
 
-static evb_bus *bus;
-static const evb_bus_options bus_opts = {.dead_ms = 100};
-
-static void setup(void)
-{
-    evb_bus_options o = bus_opts;
-    o.data_dir = t_data_dir();
-    cr_assert_eq(evb_bus_open(&bus, t_bus_dir(), &o), 0);
-}
-
-static void teardown(void)
-{
-    evb_bus_close(bus);
-    t_bus_cleanup();
-}
-
-TestSuite(dlq, .init = setup, .fini = teardown, .timeout = 60);
+TestSuite(dlq, .init = kf_setup, .fini = kf_teardown, .timeout = 60);
 
 static void make_topic(const char *name, uint32_t parts, uint32_t durability)
 {
@@ -540,9 +525,7 @@ static int resubmitter(void *arg)
     if (k->stop)
         setenv("EVB_CRASH_SIGNAL", "STOP", 1);
     evb_bus *b;
-    evb_bus_options o = bus_opts;
-    o.data_dir = t_data_dir();
-    if (evb_bus_open(&b, t_bus_dir(), &o))
+    if (kf_bus_open(&b))
         return 10;
     int rc = evb_dlq_resubmit(b, "k", 0, EVB_RESUBMIT_ALL, NULL, NULL);
     evb_bus_close(b);

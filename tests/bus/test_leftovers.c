@@ -14,25 +14,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "kill_fixture.h"
 #include "t_helpers.h"
 
-static evb_bus *bus;
-static const evb_bus_options bus_opts = {.dead_ms = 100};
-
-static void setup(void)
-{
-    evb_bus_options o = bus_opts;
-    o.data_dir = t_data_dir();
-    cr_assert_eq(evb_bus_open(&bus, t_bus_dir(), &o), 0);
-}
-
-static void teardown(void)
-{
-    evb_bus_close(bus);
-    t_bus_cleanup();
-}
-
-TestSuite(leftovers, .init = setup, .fini = teardown, .timeout = 60);
+TestSuite(leftovers, .init = kf_setup, .fini = kf_teardown, .timeout = 60);
 
 /* Topic t's consumers/: in the bus, or somewhere in the data directory
  * (its layout is data_dir.c's business). */
@@ -91,9 +76,7 @@ static int killed_creator(void *arg)
      * through evb_file_create first (and finds it recorded). */
     setenv("EVB_CRASH_SKIP", a->durable ? "1" : "0", 1);
     evb_bus *b;
-    evb_bus_options o = bus_opts;
-    o.data_dir = t_data_dir();
-    if (evb_bus_open(&b, t_bus_dir(), &o))
+    if (kf_bus_open(&b))
         return 10;
     bus = b;
     open_member(a);
