@@ -15,28 +15,9 @@
 set -euo pipefail
 
 EVBUS=${1:?usage: test_cli_perms.sh PATH/TO/evbus}
-# shellcheck source=perms_lib.sh
-source "$(dirname "${BASH_SOURCE[0]}")/perms_lib.sh"
+# shellcheck source=perms_bus.sh
+source "$(dirname "${BASH_SOURCE[0]}")/perms_bus.sh" evbus-perms
 AS_UMASK=077
-
-# Where the buses live: everyone may pass, GROUP is inherited.
-P=$(perms_dir evbus-perms)
-PB="$P/bus"
-PD="$P/data"
-cleanup_perms() { rm -rf "$P"; cleanup; }
-trap cleanup_perms EXIT
-
-# prun CMD...: evbus CMD as root on the shared bus (RC, OUT, ERR).
-prun() {
-    RC=0
-    "$EVBUS" "$1" --bus "$PB" --data-dir "$PD" "${@:2}" >"$OUT" 2>"$ERR" || RC=$?
-}
-# as UID GID CMD...: evbus CMD as UID:GID and no other group, umask 077.
-as() {
-    local uid=$1 gid=$2
-    shift 2
-    as_run "$uid" "$gid" "$EVBUS" "$1" --bus "$PB" "${@:2}"
-}
 mode_of() { stat -c %a "$1"; }
 mode_is() { [[ "$(mode_of "$1")" == "$2" ]]; }
 denied_one_line() { rc_nonzero && err_one_line && err_has "permission denied"; }

@@ -12,27 +12,12 @@
 set -euo pipefail
 
 EVBUS=${1:?usage: test_cli_perms5.sh PATH/TO/evbus}
-# shellcheck source=perms_lib.sh
-source "$(dirname "${BASH_SOURCE[0]}")/perms_lib.sh"
+# shellcheck source=perms_bus.sh
+source "$(dirname "${BASH_SOURCE[0]}")/perms_bus.sh" evbus-perms5
 AS_UMASK=077
+PRUN_UMASK=077
 ID=2147483653
 
-P=$(perms_dir evbus-perms5)
-PB="$P/bus"
-PD="$P/data"
-cleanup_perms() { rm -rf "$P"; cleanup; }
-trap cleanup_perms EXIT
-
-prun() {
-    RC=0
-    (umask 077 && "$EVBUS" "$1" --bus "$PB" --data-dir "$PD" "${@:2}") >"$OUT" 2>"$ERR" ||
-        RC=$?
-}
-as() {
-    local uid=$1 gid=$2
-    shift 2
-    as_run "$uid" "$gid" "$EVBUS" "$1" --bus "$PB" "${@:2}"
-}
 denied() { rc_nonzero && err_has "permission denied"; }
 
 # shared_group TOPIC DURABILITY: nobody makes group gn, root joins it;
