@@ -237,8 +237,15 @@ static int claim_wait(evb_producer *p, struct evb_ring_producer *rp, uint32_t le
         return rc;
     /* Back-pressure, once per publish that met it (not per retry). */
     evb_ring_producer_count_wait(rp);
-    if (p->opts.block_ms == 0)
-        return rc;
+    if (p->opts.block_ms == 0) {
+        /* Not waiting is no reason to wait for ever: a gating reader that
+         * died (a crashed process's named consumer) is freed only by a
+         * blocked producer's slow path, so run it (at most every
+         * dead_ns/4) and try once more. */
+        if ((rc = evb_ring_producer_unblock(rp)))
+            return rc;
+        return evb_ring_claim(rp, len, events, c);
+    }
     uint64_t deadline = p->opts.block_ms > 0
                             ? evb_mono_ns() + (uint64_t)p->opts.block_ms * 1000000ull
                             : UINT64_MAX;

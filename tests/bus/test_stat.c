@@ -211,3 +211,52 @@ Test(stat, closed_consumer_lapped_without_offset_still_lags, .init = setup, .fin
     cr_expect_gt(nc[0].lag_events, 0, "a lapped consumer shown with no lag in events");
     cr_expect_leq(nc[0].lag_events, 20000);
 }
+
+/* In a child: open the named consumer "gone" and die without closing it
+ * (a crashed analytics process): its slot gates the ring from where it
+ * stood. */
+static int gate_and_die(void *arg)
+{
+    (void)arg;
+    evb_bus *b;
+    evb_consumer *c;
+    if (evb_bus_open(&b, t_bus_dir(), NULL) ||
+        evb_consumer_open(&c, b, "s",
+                          &(evb_consumer_options){.kind = EVB_CONSUMER, .name = "gone"}))
+        return 1;
+    _exit(0);
+}
+
+/* A producer that does not wait (block_ms 0) frees a dead reader's slot
+ * too: before, only a blocked producer's slow path did, so such a
+ * producer got -EAGAIN for ever once the ring was full. A live gating
+ * reader still holds it. */
+Test(stat, no_wait_producer_frees_a_dead_gating_reader, .init = setup, .fini = teardown,
+     .timeout = 20)
+{
+    cr_assert_eq(t_wait_exit(t_spawn(gate_and_die, NULL), 10000), 0);
+    evb_producer *p;
+    cr_assert_eq(evb_producer_open(&p, bus, "s", &(evb_producer_options){.block_ms = 0}), 0);
+    char v[200] = {0};
+    /* Two rings' worth: the dead reader held the first one full. */
+    for (int i = 0; i < 2 * (1 << 20) / 256; i++) {
+        int rc = evb_publish(p, &(evb_msg){.value = v, .value_len = sizeof v});
+        cr_assert_eq(rc, 0, "publish %d past a dead reader: %d", i, rc);
+    }
+    struct evb_partition_stat st;
+    cr_assert_eq(evb_partition_stat(bus, "s", 0, &st), 0);
+    cr_expect_eq(st.reaped_readers, 1, "reaped %llu", (unsigned long long)st.reaped_readers);
+
+    evb_consumer *c;
+    cr_assert_eq(evb_consumer_open(&c, bus, "s",
+                                   &(evb_consumer_options){.kind = EVB_SUBSCRIBER_LOSSLESS}),
+                 0);
+    int rc;
+    int n = 0;
+    while ((rc = evb_publish(p, &(evb_msg){.value = v, .value_len = sizeof v})) == 0)
+        n++;
+    cr_expect_eq(rc, -EAGAIN, "a live lossless reader holds the ring: %d", rc);
+    cr_expect_eq(n, (1 << 20) / 256, "published %d before it held", n);
+    evb_consumer_close(c);
+    evb_producer_close(p);
+}
