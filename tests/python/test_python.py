@@ -166,6 +166,36 @@ class Lifetimes(BusCase):
             del kept
             self.assertEqual(struct.unpack("<QQ", c.next(1).value)[0], 1)
 
+    def test_view_held_blocks_the_next_read_below_the_registration_tail_too(self):
+        # A named consumer (and a lossless subscriber) opened at earliest on
+        # a topic filled past a lap gets its first events as copies (they
+        # lie below where it registered); a view kept of one is refused the
+        # same as one into the ring, so the rule does not change once the
+        # reader reaches live events.
+        self.bus.create_topic("w", 1, ring_bytes=65536)
+        with self.bus.producer("w") as p:
+            for k in range(4):
+                p.publish_many([rec(i) for i in range(k * 1000, k * 1000 + 1000)])
+        for kind in ("consumer", "lossless"):
+            with self.subTest(kind=kind), \
+                    self.bus.consumer("w", kind=kind, start="earliest",
+                                      name="n" if kind == "consumer" else None) as c:
+                ev = c.poll(3)[0]
+                first = struct.unpack("<QQ", ev.value)[0]
+                self.assertGreater(first, 0)  # lapped: the oldest events are gone
+                # Copied, not read in place (else this test shows nothing new).
+                self.assertTrue(0 <= c._w[1] - c._arena_addr < c._arena_len)
+                kept = np.frombuffer(ev.value, REC)
+                with self.assertRaises(evbus.Error) as e:
+                    c.poll(3)
+                self.assertEqual(e.exception.errno, errno.EBUSY)
+                with self.assertRaises(evbus.Error):
+                    c.next(0)  # still held: still refused
+                self.assertEqual(int(kept["i"][0]), first)
+                del kept
+                nxt = struct.unpack("<QQ", c.next(1).value)[0]
+                self.assertEqual(nxt, first + 3)
+
     def test_view_derived_from_a_copy_keeps_its_bytes(self):
         with self.bus.consumer("t", kind="subscriber") as c:
             self.publish(600)

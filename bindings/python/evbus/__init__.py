@@ -31,13 +31,21 @@ lossless subscribers and named consumers of ring-only topics (the C call
 keeps producers off those frames until the next read), else into the
 consumer's batch buffer, where the C library copied the batch once. After
 the next read an event's attributes raise StaleEventError and its views
-are released; a read while a view derived from one (np.frombuffer) still
-points into the ring raises Error (EBUSY) instead of letting producers
-overwrite it. Such a view holds the ring while it lives: producers of a
-ring-only topic wait for it (or get EAGAIN with block_ms=0), so copy
-what you keep (bytes(ev.value), arr.copy()) and drop the view. A queue
-event's ack(), nack() and reject() stay allowed after the next read:
-they name the delivery by its token, not by the memory.
+are released.
+
+A view derived from a value (np.frombuffer(ev.value), memoryview(v))
+outlives that release. For a lossless subscriber or a named consumer of a
+ring-only topic, the next read raises Error (EBUSY), reading nothing,
+for as long as such a view lives: whether that event was in the ring or,
+older than the reader's registration (a start at "earliest" on a filled
+topic), a copy, so the rule does not change as the reader catches up.
+Meanwhile the reader does not move, so producers of the topic wait for it
+(or get EAGAIN with block_ms=0): copy what you keep (bytes(ev.value),
+arr.copy()) and drop the view, then read on. Every other reader's events
+are copies: a derived view keeps its bytes and the consumer copies later
+batches into a new buffer. A queue event's ack(), nack() and reject() stay
+allowed after the next read: they name the delivery by its token, not by
+the memory.
 
 Errors are evbus.Error, an OSError carrying the errno and the library's
 message (evb_last_error()).

@@ -577,6 +577,12 @@ class Consumer:
         self._bus = bus
         info = bus.topic_info(topic)
         self._ring_bytes = info.ring_bytes
+        # Readers whose events may stay in the ring until the next read
+        # (evb_consumer_read_batch). Their events below the reader's
+        # registration tail (a start at "earliest" on a filled topic) come
+        # as copies, yet a view kept of one is refused all the same, so the
+        # rule does not depend on where in the log the reader happens to be.
+        self._in_place = kind in ("lossless", "consumer") and info.durability == "none"
         whence, value = _start_of(start, offset, position, time, time_ns)
         self._cb = None
         if on_rebalance is not None:
@@ -698,9 +704,12 @@ class Consumer:
             self._gen_top = gen + n
         return list(map(Event, zip(repeat(self, n), gens, range(0, end, W), views, settle)))
 
-    def _invalidate(self) -> None:
+    def _invalidate(self, closing: bool = False) -> None:
         """Before a read: end the previous events. Raises, reading nothing,
-        while a view derived from one of them points into the mapping."""
+        while a view derived from one of them points into the mapping or,
+        for a reader that reads in place, into the batch buffer (CLOSING:
+        the buffer is ours, not the mapping's, so such a view is no reason
+        to keep the reader open)."""
         self._gen_top += 1
         self._gen = self._gen_top
         self._batch_id += 1  # an iteration's batch ends here too
@@ -718,12 +727,14 @@ class Consumer:
             win.release()
         for win in self._extra:
             win.release()
-        if sys.getrefcount(self._arena) > self._arena_refs:
+        arena_held = sys.getrefcount(self._arena) > self._arena_refs
+        if arena_held and (closing or not self._in_place):
             # Someone kept a view derived from an event (np.frombuffer):
             # it keeps the old buffer, which nothing writes any more.
             self._new_arena(self._arena_len)
+            arena_held = False
         self._extra = [w for w in self._extra if w.held()]
-        if held or self._extra or any(w.held() for w in self._windows.values()):
+        if held or arena_held or self._extra or any(w.held() for w in self._windows.values()):
             raise Error(-_errno.EBUSY, f"topic {self.topic}: read", words="event view still held",
                         detail="a view derived from an earlier event's value "
                                "(np.frombuffer, memoryview(ev.value)) still points into the "
@@ -967,10 +978,11 @@ class Consumer:
     def close(self) -> None:
         """Close the reader (idempotent; a named consumer does not commit).
         Raises Error EBUSY, leaving it open, while a view derived from an
-        event's value still points into the ring."""
+        event's value still points into the ring (one into the batch
+        buffer, a copy, stays valid and does not keep it open)."""
         if not self._h:
             return
-        self._invalidate()
+        self._invalidate(closing=True)
         capi.evb_consumer_close(self._h)
         self._h = None
         self._bus._children.discard(self)
