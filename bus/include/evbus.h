@@ -351,8 +351,9 @@ enum evb_partitioner {
 #define EVB_PARTITION_ANY (-1)
 
 typedef struct evb_producer_options {
-    /** 0: a full ring returns -EAGAIN at once; >0: wait up to this many ms;
-     *  <0: wait as long as it takes. */
+    /** 0: a full ring returns -EAGAIN at once (after freeing the slots of
+     *  gating readers whose process died, as a waiting producer does);
+     *  >0: wait up to this many ms; <0: wait as long as it takes. */
     int32_t block_ms;
     uint32_t partitioner;     /**< enum evb_partitioner */
     /** 0: an id drawn from the bus (below EVB_PRODUCER_ID_STABLE, new on
