@@ -284,14 +284,16 @@ void evb_cursor_file_store(struct evb_cursor_file *cf, uint32_t part, uint64_t p
 
 /* A file of consumers/ for consumers_each(): FD, open read only and closed
  * by the walk after this returns, at PATH, whose name in consumers/ is
- * NAME. Nonzero stops the walk. */
+ * NAME; or FD is the negative errno of opening it (a file that went
+ * since the directory was read is not passed). Nonzero stops the walk. */
 typedef int (*consumer_file_fn)(int fd, const char *path, const char *name, void *arg);
 
-/* Call FN for each regular file of TM's consumers/ whose name ends in
- * SUFFIX (and is longer than it), in directory order. Anything else
- * there, or a file that cannot be opened, holds no commit to honour and
- * is passed over. 0, FN's nonzero, or the negative errno of opening
- * consumers/ (-ENOENT before the first named reader). */
+/* Call FN for each file of TM's consumers/ whose name ends in SUFFIX (and
+ * is longer than it), in directory order; one that cannot be opened as a
+ * regular file comes with its negative errno as FD (a scan passes it
+ * over: it holds no commit to honour; a list shows it). 0, FN's nonzero,
+ * or the negative errno of opening consumers/ (-ENOENT before the first
+ * named reader). */
 static int consumers_each(const struct evb_topic_map *tm, const char *suffix,
                           consumer_file_fn fn, void *arg)
 {
@@ -310,10 +312,11 @@ static int consumers_each(const struct evb_topic_map *tm, const char *suffix,
         char path[PATH_MAX + 300];
         snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
         int fd = evb_open_file(AT_FDCWD, path, O_RDONLY, 0, EVB_FILE_REG);
-        if (fd < 0)
-            continue;
+        if (fd == -ENOENT)
+            continue; /* removed since readdir */
         rc = fn(fd, path, e->d_name, arg);
-        close(fd);
+        if (fd >= 0)
+            close(fd);
     }
     closedir(d);
     return rc;
@@ -321,21 +324,27 @@ static int consumers_each(const struct evb_topic_map *tm, const char *suffix,
 
 /* Map the cursor file FD read only and check it against a topic of NPARTS
  * partitions, as a reader of someone else's file: NULL when this build
- * cannot read it (the reason does not matter to a scan or a list), else
+ * cannot read it, and *WHY says why (-EBADMSG damaged, shorter than a
+ * header included; -EPROTO another build's format; fstat's errno), else
  * the mapping, *LEN bytes of it for munmap(). */
-static const struct evb_cur_hdr *cur_map_checked(int fd, uint32_t nparts, size_t *len)
+static const struct evb_cur_hdr *cur_map_checked(int fd, uint32_t nparts, size_t *len,
+                                                 int *why)
 {
     struct stat st;
-    if (fstat(fd, &st) < 0)
+    if (fstat(fd, &st) < 0) {
+        *why = -errno;
         return NULL;
+    }
     const struct evb_cur_hdr *f =
         cur_map(fd, (size_t)st.st_size, evb_cur_file_bytes(nparts), PROT_READ, len);
-    if (f == MAP_FAILED)
+    if (f == MAP_FAILED) {
+        *why = -EBADMSG;
         return NULL;
+    }
     char msg[128];
     /* K1: acquire; see evb_cursor_file_open(). */
     uint64_t magic = atomic_load_explicit(&f->magic, memory_order_acquire);
-    if (cur_check(f, magic, (size_t)st.st_size, nparts, msg, sizeof msg)) {
+    if ((*why = cur_check(f, magic, (size_t)st.st_size, nparts, msg, sizeof msg))) {
         munmap((void *)f, *len);
         return NULL;
     }
@@ -354,6 +363,8 @@ static int min_scan_one(int fd, const char *path, const char *name, void *arg)
 {
     (void)name;
     struct min_scan *ms = arg;
+    if (fd < 0)
+        return 0; /* no commit to honour */
     uint64_t pos = ms->commit_of(ms->tm, ms->part, fd, path);
     if (pos < ms->min && pos <= ms->tail && pos % EVB_FRAME_ALIGN == 0)
         ms->min = pos;
@@ -381,7 +392,8 @@ static uint64_t cursor_commit(struct evb_topic_map *tm, uint32_t part, int fd, c
 {
     (void)path;
     size_t len = 0;
-    const struct evb_cur_hdr *f = cur_map_checked(fd, tm->nparts, &len);
+    int why;
+    const struct evb_cur_hdr *f = cur_map_checked(fd, tm->nparts, &len, &why);
     if (!f)
         return UINT64_MAX;
     uint64_t pos = UINT64_MAX, off;
@@ -402,7 +414,7 @@ struct named_list {
     uint64_t tpos, toff;    /* the partition's tail, loaded once before the walk */
     evb_named_consumer_stat *out;
     uint32_t cap;
-    uint32_t n;             /* files this build can read, whether they fit or not */
+    uint32_t n;             /* files listed, whether they fit or not */
 };
 
 /* O from the checked cursor file F of consumer NAME (NAME_LEN bytes). */
@@ -455,9 +467,23 @@ static int named_one(int fd, const char *path, const char *name, void *arg)
     if (len - 4 > EVB_NAME_MAX)
         return 0; /* no consumer can have that name */
     size_t maplen = 0;
-    const struct evb_cur_hdr *f = cur_map_checked(fd, nl->tm->nparts, &maplen);
-    if (!f)
+    int why = fd;
+    const struct evb_cur_hdr *f =
+        fd < 0 ? NULL : cur_map_checked(fd, nl->tm->nparts, &maplen, &why);
+    if (!f) {
+        /* Listed by name with why, never left out: a consumer whose lag
+         * just disappears from evbus stat looks caught up. */
+        if (nl->n < nl->cap && nl->out) {
+            evb_named_consumer_stat *o = &nl->out[nl->n];
+            memset(o, 0, sizeof *o);
+            memcpy(o->name, name, len - 4);
+            o->error = why;
+            o->committed_position = UINT64_MAX;
+            o->committed_offset = UINT64_MAX;
+        }
+        nl->n++;
         return 0;
+    }
     if (nl->n < nl->cap && nl->out)
         named_fill(nl, f, name, len - 4, &nl->out[nl->n]);
     munmap((void *)f, maplen);

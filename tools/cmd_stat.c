@@ -42,8 +42,9 @@ static const char stat_usage[] =
     "A topic that cannot be read (damaged: evbus list says why; a topic.conf\n"
     "that names other rings; no permission) is shown with the reason in place\n"
     "of its counters, and the others as usual; so is a group whose file cannot\n"
-    "be read (`unreadable` and why). The exit status is then 1 (for --watch:\n"
-    "when the last round had one).\n"
+    "be read (`unreadable` and why), and a named consumer whose cursor file\n"
+    "cannot be read (DAMAGED and why, its lag unknown). The exit status is\n"
+    "then 1 (for --watch: when the last round had one).\n"
     "\n"
     "  --watch SECONDS  redraw every SECONDS, at least 0.05 (fractions\n"
     "                   allowed, up to 86400), with events/s rates, until\n"
@@ -357,7 +358,19 @@ static double lag_seconds(const stat_round *r, const part_snap *ps, const part_s
  * it, its cursor file does not. */
 static bool named_closed(const evb_named_consumer_stat *nc)
 {
-    return nc->pid == 0;
+    return nc->pid == 0 && nc->error == 0;
+}
+
+/* A named consumer whose cursor file cannot be read: listed by name with
+ * why, its commit and lag unknown (never shown as 0). */
+static bool named_damaged(const evb_named_consumer_stat *nc)
+{
+    return nc->error != 0;
+}
+
+static const char *named_why(const evb_named_consumer_stat *nc)
+{
+    return nc->error == -EBADMSG ? "cursor file damaged" : evb_strerror(nc->error);
 }
 
 /* ---- text ------------------------------------------------------------ */
@@ -409,7 +422,7 @@ static void print_readers(const stat_round *r, const part_snap *ps, const part_s
 {
     uint32_t closed = 0;
     for (uint32_t i = 0; i < ps->nnamed; i++)
-        closed += named_closed(&ps->named[i]);
+        closed += named_closed(&ps->named[i]) || named_damaged(&ps->named[i]);
     if (ps->nreaders > 0 || closed > 0)
         printf("        %-10s %8s %12s %10s %12s %8s %12s %10s %10s  %s\n", "reader", "pid",
                "offset", "lag_events", "lag_bytes", "lag_s", "delivered", "lost", "ev/s",
@@ -428,6 +441,12 @@ static void print_readers(const stat_round *r, const part_snap *ps, const part_s
     }
     for (uint32_t i = 0; i < ps->nnamed; i++) {
         const evb_named_consumer_stat *nc = &ps->named[i];
+        if (named_damaged(nc)) {
+            printf("        %-10s %8s %12s %10s %12s %8s %12s %10s %10s  %s (%s: consumers/%s.cur)\n",
+                   "DAMAGED", "-", "-", "-", "-", "-", "-", "-", "-", nc->name, named_why(nc),
+                   nc->name);
+            continue;
+        }
         if (!named_closed(nc))
             continue;
         char off[32];
@@ -626,6 +645,14 @@ static json_t *closed_json(const part_snap *ps)
     json_t *a = json_array();
     for (uint32_t i = 0; a != NULL && i < ps->nnamed; i++) {
         const evb_named_consumer_stat *nc = &ps->named[i];
+        if (named_damaged(nc)) {
+            /* Unknown, not 0: a 0 lag reads as caught up. */
+            json_array_append_new(a, json_pack("{s:s, s:n, s:n, s:n, s:b, s:s}", "name",
+                                               nc->name, "committed_offset", "lag_events",
+                                               "lag_bytes", "damaged", 1, "error",
+                                               named_why(nc)));
+            continue;
+        }
         if (!named_closed(nc))
             continue;
         bool none = nc->committed_offset == UINT64_MAX;
@@ -912,6 +939,22 @@ static void prom_reader_lag_seconds(const stat_round *r)
  * consumer whether a process has it open or not. */
 static void prom_named(const snapshot *s)
 {
+    bool rhead = false;
+    for (size_t i = 0; i < s->n; i++) {
+        const topic_snap *ts = &s->topics[i];
+        for (uint32_t p = 0; ts->error == NULL && p < ts->nparts; p++)
+            for (uint32_t k = 0; k < ts->parts[p].nnamed; k++) {
+                if (!rhead)
+                    prom_head("evbus_consumer_readable", "gauge",
+                              "1 when the named consumer's cursor file could be read, 0 "
+                              "when it is damaged or unreadable (evbus stat says why)");
+                rhead = true;
+                printf("evbus_consumer_readable{");
+                prom_part_labels(ts->ti.name, p);
+                prom_label("consumer", ts->parts[p].named[k].name, false);
+                printf("} %d\n", !named_damaged(&ts->parts[p].named[k]));
+            }
+    }
     static const char *const names[] = { "evbus_consumer_open", "evbus_consumer_lag_events",
                                          "evbus_consumer_lag_bytes",
                                          "evbus_consumer_committed_offset" };
@@ -927,7 +970,10 @@ static void prom_named(const snapshot *s)
             for (uint32_t p = 0; ts->error == NULL && p < ts->nparts; p++)
                 for (uint32_t k = 0; k < ts->parts[p].nnamed; k++) {
                     const evb_named_consumer_stat *nc = &ts->parts[p].named[k];
-                    if (m == 3 && nc->committed_offset == UINT64_MAX)
+                    /* A damaged cursor file: evbus_consumer_readable 0 and
+                     * no lag sample (unknown, not 0). */
+                    if (named_damaged(nc) ||
+                        (m == 3 && nc->committed_offset == UINT64_MAX))
                         continue;
                     uint64_t v = m == 0 ? !named_closed(nc) : m == 1 ? nc->lag_events
                                  : m == 2 ? nc->lag_bytes : nc->committed_offset;
@@ -1269,6 +1315,26 @@ static void nap(double secs)
     nanosleep(&ts, NULL);
 }
 
+/* Named consumers of S whose cursor file could not be read, each once
+ * (the file is the topic's, listed in every partition); *FIRST_TOPIC and
+ * *FIRST the first of them. */
+static size_t snap_bad_cursors(const snapshot *s, const topic_snap **first_topic,
+                               const evb_named_consumer_stat **first)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < s->n; i++) {
+        const topic_snap *ts = &s->topics[i];
+        if (ts->error != NULL || ts->nparts == 0)
+            continue;
+        for (uint32_t k = 0; k < ts->parts[0].nnamed; k++)
+            if (named_damaged(&ts->parts[0].named[k]) && n++ == 0) {
+                *first_topic = ts;
+                *first = &ts->parts[0].named[k];
+            }
+    }
+    return n;
+}
+
 /* Topics of S that could not be read; *FIRST is the first of them. */
 static size_t snap_unreadable(const snapshot *s, const topic_snap **first)
 {
@@ -1286,8 +1352,9 @@ static int stat_run(cli *c, const char *topic, double watch)
     snapshot snaps[2] = { 0 };
     int cur = 0, rc = 0;
     stat_bus = c->bus;
-    size_t bad = 0, gbad = 0;
+    size_t bad = 0, gbad = 0, cbad = 0;
     char first[EVB_NAME_MAX + 1] = "", why[1024] = "";
+    char cfirst[2 * EVB_NAME_MAX + 2] = "", cwhy[128] = "";
     char gfirst[sizeof(bad_groups.first)] = "", gwhy[sizeof(bad_groups.why)] = "";
     for (int n = 0; rc == 0 && !cli_stop; n++) {
         rc = snap_take(c, topic, &snaps[cur]);
@@ -1300,6 +1367,12 @@ static int stat_run(cli *c, const char *topic, double watch)
         if (ts != NULL) {
             snprintf(first, sizeof(first), "%s", ts->ti.name);
             snprintf(why, sizeof(why), "%s", ts->error);
+        }
+        const evb_named_consumer_stat *nc = NULL;
+        cbad = snap_bad_cursors(&snaps[cur], &ts, &nc);
+        if (nc != NULL) {
+            snprintf(cfirst, sizeof(cfirst), "%s/%s", ts->ti.name, nc->name);
+            snprintf(cwhy, sizeof(cwhy), "%s", named_why(nc));
         }
         bad_groups.n = 0;
         rc = show(c, &r, watch > 0);
@@ -1326,6 +1399,11 @@ static int stat_run(cli *c, const char *topic, double watch)
     else if (rc == 0 && gbad > 1)
         rc = cli_error(c, "%zu group files could not be read (%s, ...): each shown as "
                        "unreadable with the reason", gbad, gfirst);
+    else if (rc == 0 && cbad == 1)
+        rc = cli_error(c, "consumer %s: %s", cfirst, cwhy);
+    else if (rc == 0 && cbad > 1)
+        rc = cli_error(c, "%zu named consumers' cursor files could not be read (%s, ...): "
+                       "each shown as DAMAGED with the reason", cbad, cfirst);
     return rc;
 }
 

@@ -265,8 +265,13 @@ typedef struct evb_reader_stat {
  *  (consumers/NAME.cur), for evb_named_consumer_list(). */
 typedef struct evb_named_consumer_stat {
     char name[EVB_NAME_MAX + 1];
-    uint32_t pid;             /**< the process that has it open; 0: closed */
-    uint32_t reserved_;
+    uint32_t pid;             /**< the process that has it open; 0: closed, or
+                                   its file cannot be read */
+    /** 0, or why its cursor file cannot be read: -EBADMSG (damaged: bad
+     *  magic, size or partition count), -EPROTO (another build's format),
+     *  -EACCES or another open error. Then only the name is known: pid 0,
+     *  committed_* UINT64_MAX, lag_* 0 (not a lag: unknown). */
+    int32_t error;
     uint64_t committed_position; /**< UINT64_MAX: nothing committed in this partition */
     uint64_t committed_offset;   /**< offset at that position (after a torn commit it
                                       may be stale) */
@@ -278,8 +283,10 @@ typedef struct evb_named_consumer_stat {
 } evb_named_consumer_stat;
 
 /** Fill up to CAP named consumers of TOPIC with their commits in
- *  PARTITION into OUT, open or closed, in directory order. Files this
- *  build cannot read are left out. Read only; never blocks; thread-safe.
+ *  PARTITION into OUT, open or closed, in directory order. A cursor file
+ *  this build cannot read is listed too, by name, with .error saying why,
+ *  so a damaged one is seen rather than missing. Read only; never blocks;
+ *  thread-safe.
  *  Returns how many there are (may exceed CAP) or -ENOENT, -EINVAL,
  *  -EBADMSG, -EPROTO, -ENOMEM. */
 int evb_named_consumer_list(evb_bus *bus, const char *topic, uint32_t partition,

@@ -5,8 +5,9 @@
 # package is installed) and prom_check.py (always: HELP/TYPE before the
 # samples, families contiguous, no series twice); the values are the
 # counters (published, lag, delivered, group lag); an unreadable group
-# file is a 0 in evbus_group_readable and exit status 1; --json and
-# --prometheus together are a usage error.
+# file is a 0 in evbus_group_readable and exit status 1, a damaged cursor
+# file of a named consumer a DAMAGED line, a 0 in evbus_consumer_readable
+# and exit status 1; --json and --prometheus together are a usage error.
 #
 # Usage: test_cli_stat.sh PATH/TO/evbus
 set -euo pipefail
@@ -103,6 +104,40 @@ test_producer_labels() {
     end
 }
 
+test_damaged_cursor() {
+    begin "stat: a closed named consumer whose cursor file is damaged is shown as such, not dropped"
+    run create dc
+    run pub dc a b c
+    run tail dc --name ok
+    run tail dc --name bad
+    run pub dc d
+    # The header overwritten: magic and version are gone.
+    printf 'garbage-garbage-garbage-garbage-' | dd of="$BUS/dc/consumers/bad.cur" \
+        conv=notrunc 2>/dev/null
+    run stat dc
+    check "text: exit 1" rc_is 1
+    check "... one line naming it" err_has "consumer dc/bad: cursor file damaged"
+    check "... a DAMAGED line with the file" out_has '^ *DAMAGED .* bad (cursor file damaged: consumers/bad.cur)$'
+    check "... the readable one still shown with its lag" out_has '^ *closed  *- *3  *1 .* ok$'
+    run stat dc --json
+    check "json: exit 1" rc_is 1
+    check "json: listed damaged, lag unknown (null, not 0)" json_field \
+        '[c for c in o["topics"][0]["partitions"][0]["closed_consumers"] if c["name"] == "bad" and c["damaged"] and c["lag_events"] is None and c["error"]] or sys.exit(1)'
+    run stat dc --prometheus
+    check "prometheus: exit 1" rc_is 1
+    check "... the exposition format" prom_ok
+    check "... readable 0 for it" out_has '^evbus_consumer_readable{topic="dc",partition="0",consumer="bad"} 0$'
+    check "... 1 for the other" out_has '^evbus_consumer_readable{topic="dc",partition="0",consumer="ok"} 1$'
+    check "... no lag sample for it (unknown, not 0)" not_grep 'evbus_consumer_lag_events{topic="dc",partition="0",consumer="bad"}' "$OUT"
+    truncate -s 10 "$BUS/dc/consumers/bad.cur"
+    run stat dc
+    check "a file shorter than a header: DAMAGED too" out_has '^ *DAMAGED .* bad '
+    rm -f "$BUS/dc/consumers/bad.cur"
+    run stat dc
+    check "removed: exit 0" rc_is 0
+    end
+}
+
 test_checker_fails() {
     begin "prom_check.py rejects what the format forbids"
     printf 'a_total 1\n' >"$OUT"
@@ -116,6 +151,7 @@ test_checker_fails() {
 
 test_prometheus
 test_producer_labels
+test_damaged_cursor
 test_checker_fails
 
 finish
