@@ -200,8 +200,8 @@ typedef struct cli_seg_summary {
  * -errno (or stat's). */
 int cli_disk_summarise(const char *path, cli_seg_summary *s);
 
-/* Set by SIGINT/SIGTERM once cli_catch_signals() ran; long-running
- * commands poll it and leave cleanly. An int, as sig_atomic_t is on the
+/* Set by SIGINT/SIGTERM once cli_catch_signals() ran, to the signal's
+ * number (0: none came); long-running commands poll it and leave cleanly. An int, as sig_atomic_t is on the
  * platforms we build for (main.c asserts it), so evb_bus_flushd() can
  * watch it directly. */
 extern volatile sig_atomic_t cli_stop;

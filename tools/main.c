@@ -75,8 +75,8 @@ _Static_assert(_Generic(cli_stop, int: 1, default: 0),
 
 static void on_stop_signal(int sig)
 {
-    (void)sig;
-    cli_stop = 1;
+    /* Which one: a command that ends early on it may exit 128 + SIG. */
+    cli_stop = sig;
 }
 
 void cli_catch_signals(void)

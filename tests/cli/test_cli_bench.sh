@@ -141,18 +141,40 @@ test_keep() {
 
 # bench_topic_listed: the bench's private topic exists on the bus.
 bench_topic_listed() { "$EVBUS" list --bus "$BUS" 2>/dev/null | grep -q '^bench-'; }
+# bench_publishing: its producers have started (a signal before that ends
+# the bench while starting, with no run to report).
+bench_publishing() {
+    "$EVBUS" stat --bus "$BUS" --json 2>/dev/null | python3 -c 'import json,sys
+o = json.load(sys.stdin)
+sys.exit(0 if any(p["published"] > 0 for t in o["topics"] for p in t.get("partitions", [])) else 1)'
+}
 
 test_interrupt() {
     begin "Ctrl-C stops a long run early: results so far, marked, topic deleted"
     "$EVBUS" bench --bus "$BUS" --duration 60 --warmup 0 --value-bytes 64,1K \
         >"$OUT" 2>"$ERR" &
     BG_PID=$!
-    check "the run starts" wait_for 10 bench_topic_listed
+    check "the run starts" wait_for 10 bench_publishing
     kill -INT "$BG_PID"
     wait_bg 15
-    check "exit 0 well before 60 s" rc_is 0
+    check "exit 130 (cut short) well before 60 s" rc_is 130
     check "the first size is reported, marked interrupted" out_has "^64 B .*(interrupted)"
     check "no run of the second size" not_grep "^1 KiB" "$OUT"
+    run list
+    check "the private topic is deleted" out_empty
+    end
+}
+
+test_terminate_json() {
+    begin "SIGTERM: the JSON so far is printed and parses, topic deleted, exit 143"
+    "$EVBUS" bench --bus "$BUS" --duration 60 --warmup 0 --json >"$OUT" 2>"$ERR" &
+    BG_PID=$!
+    check "the run starts" wait_for 10 bench_publishing
+    kill -TERM "$BG_PID"
+    wait_bg 15
+    check "exit 143" rc_is 143
+    check "JSON marked interrupted" json_field \
+        'o["results"][0]["interrupted"] is True or sys.exit(1)'
     run list
     check "the private topic is deleted" out_empty
     end
@@ -222,6 +244,7 @@ test_sweep
 test_plot
 test_keep
 test_interrupt
+test_terminate_json
 test_parent_killed
 test_bad_options
 finish
