@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "bus_internal.h"
+#include "frame.h"
 #include "segment.h"
 
 static int open_part(evb_bus *bus, const char *topic, uint32_t partition,
@@ -140,6 +141,51 @@ bool evb_stat_frame(const struct evb_ring *r, uint64_t pos, uint64_t tpos, uint6
     return t2 <= pos + r->capacity;
 }
 
+/* Most pads one look steps over: a lap's end pad and a few padded claims
+ * of dead or stalled producers; a longer run is shown as unknown. */
+#define STAT_PAD_STEPS 64
+
+/* The timestamp of the first event at or after POS, below the tail TPOS:
+ * a reader's next event. Pads carry no time (a lap's end pad, a padded
+ * claim), so the walk steps over them as a reader does. False when there
+ * is none yet, or a frame on the way is not committed, lapped, or not a
+ * frame. */
+static bool next_event_ts(const struct evb_ring *r, uint64_t pos, uint64_t tpos, uint64_t *ts)
+{
+    uint64_t at = pos, off;
+    for (int k = 0; k <= STAT_PAD_STEPS; k++) {
+        if (at % EVB_FRAME_ALIGN || at >= tpos || tpos - pos > r->capacity)
+            return false;
+        const struct evb_frame *f = evb_ring_rframe(r, at);
+        /* A1: acquire, as a reader's load of the stamp: a pad's length
+         * after it is the committed one. */
+        uint64_t st = atomic_load_explicit(&((struct evb_frame *)f)->stamp,
+                                           memory_order_acquire);
+        if (st != (at | EVB_STAMP_PAD)) {
+            /* An event (evb_stat_frame checks it was not lapped), or
+             * nothing readable yet. */
+            if (!evb_stat_frame(r, at, tpos, ts, &off))
+                return false;
+            if (at == pos)
+                return true;
+            /* T1, the lap check of evb_stat_frame, again from POS for the
+             * pads read on the way: acquire fence, then the tail (a
+             * producer moves it past pos + capacity before it writes over
+             * the first of them). */
+            atomic_thread_fence(memory_order_acquire);
+            uint64_t t2, o2;
+            evb_ring_load_tail(r, &t2, &o2);
+            return t2 <= pos + r->capacity;
+        }
+        struct evb_frame_step s;
+        if (evb_frame_decode(f, st, at, r->capacity - (at & r->mask), r->max_frame, &s) !=
+            EVB_FRAME_PAD)
+            return false;
+        at += s.skip;
+    }
+    return false;
+}
+
 EVB_EXPORT int evb_reader_list(evb_bus *bus, const char *topic, uint32_t partition,
                                evb_reader_stat *out, uint32_t cap)
 {
@@ -181,7 +227,8 @@ EVB_EXPORT int evb_reader_list(evb_bus *bus, const char *topic, uint32_t partiti
             o->lost = atomic_load_explicit(&s->lost, memory_order_relaxed);
             o->lag_events = toff > o->offset ? toff - o->offset : 0;
             uint64_t ts, off;
-            if (evb_stat_frame(r, o->position, tpos, &ts, &off))
+            (void)off;
+            if (next_event_ts(r, o->position, tpos, &ts))
                 o->next_timestamp_ns = ts;
             o->gating = !r->durable && EVB_SLOT_GATES(kind);
             if (o->gating && o->position < gate)

@@ -250,11 +250,13 @@ typedef struct evb_reader_stat {
     uint64_t delivered;       /**< events handed to the application */
     uint64_t lost;            /**< events it lost to lapping */
     uint64_t lag_events;      /**< tail_offset - offset */
-    uint64_t next_timestamp_ns; /**< CLOCK_REALTIME of the event at position (the
-                                     next one it reads): now minus this is its lag
-                                     in time. 0 when it has read everything, or the
-                                     frame there could not be read as an event (a
-                                     pad, lapped, being written) */
+    uint64_t next_timestamp_ns; /**< CLOCK_REALTIME of the next event it reads, the
+                                     first at or after position (pads carry no time:
+                                     a lap's end pad and padded claims are stepped
+                                     over, up to 64): now minus this is its lag in
+                                     time. 0 when it has read everything, or that
+                                     frame could not be read as an event (lapped,
+                                     being written) */
     uint32_t gating;          /**< 1: the slowest reader that holds producers back
                                    (lossless subscribers and named consumers gate
                                    a ring that is not durable; ties all get 1) */

@@ -260,3 +260,53 @@ Test(stat, no_wait_producer_frees_a_dead_gating_reader, .init = setup, .fini = t
     evb_consumer_close(c);
     evb_producer_close(p);
 }
+
+/* A reader whose next frame is the pad that ends a lap: its lag in time is
+ * the age of the first event after the pad (pads carry no timestamp), not
+ * unknown. Frames of a 1000-byte value do not divide a 64 KiB lap, so the
+ * producer that starts the second lap pads the first one's end. */
+Test(stat, lag_time_steps_over_the_lap_end_pad, .init = setup, .fini = teardown,
+     .timeout = 20)
+{
+    evb_topic_config tc = {.partitions = 1, .ring_bytes = 64 << 10};
+    cr_assert_eq(evb_topic_create(bus, "pad", &tc), 0, "%s", evb_last_error());
+    evb_consumer *c;
+    evb_producer *p;
+    cr_assert_eq(evb_consumer_open(&c, bus, "pad",
+                                   &(evb_consumer_options){.kind = EVB_SUBSCRIBER_LOSSLESS}),
+                 0);
+    cr_assert_eq(evb_producer_open(&p, bus, "pad", NULL), 0);
+    char v[1000] = {0};
+    cr_assert_eq(evb_publish(p, &(evb_msg){.value = v, .value_len = sizeof v}), 0);
+    struct evb_partition_stat st;
+    cr_assert_eq(evb_partition_stat(bus, "pad", 0, &st), 0);
+    uint64_t frame = st.tail_position, per_lap = (64 << 10) / frame;
+    cr_assert_neq((64 << 10) % frame, 0, "frames of %llu bytes fill a lap exactly",
+                  (unsigned long long)frame);
+    for (uint64_t i = 1; i < per_lap; i++)
+        cr_assert_eq(evb_publish(p, &(evb_msg){.value = v, .value_len = sizeof v}), 0);
+    evb_event ev;
+    for (uint64_t i = 0; i < per_lap; i++)
+        cr_assert_eq(evb_consumer_next(c, &ev, 1000), 0);
+    /* Releases the last one: the cursor stands where the pad will be. */
+    cr_assert_eq(evb_consumer_next(c, &ev, 0), -EAGAIN);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_REALTIME, &t0);
+    cr_assert_eq(evb_publish(p, &(evb_msg){.value = v, .value_len = sizeof v}), 0);
+    clock_gettime(CLOCK_REALTIME, &t1);
+    cr_assert_eq(evb_partition_stat(bus, "pad", 0, &st), 0);
+    cr_assert_eq(st.tail_position, (64 << 10) + frame, "the last event did not start a lap");
+    evb_reader_stat rs[2];
+    cr_assert_eq(evb_reader_list(bus, "pad", 0, rs, 2), 1);
+    cr_assert_eq(rs[0].position, per_lap * frame, "reader at %llu, not at the pad",
+                 (unsigned long long)rs[0].position);
+    cr_expect_eq(rs[0].lag_events, 1);
+    uint64_t a = (uint64_t)t0.tv_sec * 1000000000u + (uint64_t)t0.tv_nsec;
+    uint64_t b = (uint64_t)t1.tv_sec * 1000000000u + (uint64_t)t1.tv_nsec;
+    cr_expect(rs[0].next_timestamp_ns >= a && rs[0].next_timestamp_ns <= b,
+              "next event's time %llu, the one after the pad was published in [%llu, %llu]",
+              (unsigned long long)rs[0].next_timestamp_ns, (unsigned long long)a,
+              (unsigned long long)b);
+    evb_producer_close(p);
+    evb_consumer_close(c);
+}
