@@ -686,9 +686,9 @@ class Consumer:
                 win.slice(base, 0)
                 root = win.root
         if root is not None:
-            views = list(map(root.__getitem__,
-                             map(slice, map(sub, ptrs, repeat(base, n)),
-                                 map(sub, ends, repeat(base, n)))))
+            # One subtraction per event (a start), its end from the length.
+            starts = list(map(sub, ptrs, repeat(base, n)))
+            views = list(map(root.__getitem__, map(slice, starts, map(add, starts, lens))))
         else:
             parts = list(map(and_, w[3:end:W].tolist(), repeat(0xFFFFFFFF, n)))
             views = list(map(self._view, ptrs, lens, parts))
@@ -702,7 +702,9 @@ class Consumer:
         gens: Iterable[int] = range(gen, gen + n) if step else repeat(gen, n)
         if step:
             self._gen_top = gen + n
-        return list(map(Event, zip(repeat(self, n), gens, range(0, end, W), views, settle)))
+        # tuple.__new__ directly: no type call per event.
+        return list(map(tuple.__new__, repeat(Event, n),
+                        zip(repeat(self, n), gens, range(0, end, W), views, settle)))
 
     def _invalidate(self, closing: bool = False) -> None:
         """Before a read: end the previous events. Raises, reading nothing,
