@@ -167,44 +167,6 @@ static uint64_t pacer_next(pacer *p)
     return now_ns() >= p->t_stop ? 0 : k;
 }
 
-/* ---- memcpy baseline ----------------------------------------------- */
-
-static double run_memcpy(const config *cf, size_t size)
-{
-    size_t nsrc = 32;
-    unsigned char *src = aligned_alloc(4096, nsrc * size);
-    size_t slots = cf->ring_bytes / size;
-    unsigned char *dst = aligned_alloc(4096, slots * size);
-    if (!src || !dst)
-        abort();
-    fill_pattern(src, nsrc * size, 7);
-    memset(dst, 0, slots * size); /* fault the pages in */
-    uint64_t bytes = 0, t0 = 0, end = 0;
-    size_t d = 0, s = 0;
-    for (int warm = 1; warm >= 0; warm--) {
-        t0 = now_ns();
-        end = t0 + (warm ? cf->memcpy_ms * 1000000u / 10 : cf->memcpy_ms * 1000000u);
-        bytes = 0;
-        uint64_t t = t0;
-        while (t < end) {
-            for (int i = 0; i < 64; i++) {
-                memcpy(dst + d * size, src + s * size, size);
-                __asm__ __volatile__("" ::"r"(dst) : "memory");
-                if (++d == slots)
-                    d = 0;
-                if (++s == nsrc)
-                    s = 0;
-            }
-            bytes += 64 * (uint64_t)size;
-            t = now_ns();
-        }
-        end = t;
-    }
-    free(src);
-    free(dst);
-    return (double)bytes / ((double)(end - t0) / 1e9);
-}
-
 /* ---- bare SPSC ring ------------------------------------------------ */
 
 typedef struct spsc {
@@ -723,7 +685,7 @@ int main(int argc, char **argv)
                     continue;
                 if (im == IMPL_MEMCPY) {
                     pin_to_cpu(cf.prod_cpu);
-                    double bps = run_memcpy(&cf, size);
+                    double bps = memcpy_bps(size, cf.ring_bytes, cf.memcpy_ms);
                     sched_setaffinity(0, sizeof(orig), &orig);
                     val[si][im][run] = bps;
                     has[si][im][run] = 1;

@@ -323,16 +323,20 @@ struct probe_shm {
     _Alignas(BENCH_CACHELINE) _Atomic uint64_t ping;
     _Alignas(BENCH_CACHELINE) _Atomic uint64_t pong;
     _Alignas(BENCH_CACHELINE) _Atomic uint32_t ready;
-    double median;
+    int ok;
+    uint64_t rtt[]; /* the round trips after the warm-up, ns */
 };
 
-static inline double cacheline_probe_ns(int cpu_a, int cpu_b, uint32_t n)
+/* N round trips of the counter (after 1000 untimed ones) into RTT[0..N),
+ * sorted ascending. 0, or -1 on failure. perf/compare reads percentiles of
+ * these as the physical floor of a round trip. */
+static inline int cacheline_rtts(int cpu_a, int cpu_b, uint32_t n, uint64_t *rtt_out)
 {
-    struct probe_shm *sh = mmap(NULL, sizeof(*sh), PROT_READ | PROT_WRITE,
+    size_t len = sizeof(struct probe_shm) + sizeof(uint64_t) * n;
+    struct probe_shm *sh = mmap(NULL, len, PROT_READ | PROT_WRITE,
                                 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (sh == MAP_FAILED)
         return -1;
-    sh->median = -1;
     fflush(NULL);
     pid_t b = fork();
     if (b == 0) {
@@ -358,32 +362,81 @@ static inline double cacheline_probe_ns(int cpu_a, int cpu_b, uint32_t n)
         if (a == 0) {
             if (pin_to_cpu(cpu_a))
                 _exit(1);
-            uint64_t *rtt = malloc(sizeof(uint64_t) * n);
-            if (!rtt)
-                _exit(1);
             for (uint64_t i = 1; i <= (uint64_t)n + 1000; i++) {
                 uint64_t t0 = now_ns();
                 atomic_store_explicit(&sh->ping, i, memory_order_release);
                 while (atomic_load_explicit(&sh->pong, memory_order_acquire) != i)
                     cpu_relax();
                 if (i > 1000)
-                    rtt[i - 1001] = now_ns() - t0;
+                    sh->rtt[i - 1001] = now_ns() - t0;
             }
             atomic_store_explicit(&sh->ping, UINT64_MAX, memory_order_release);
-            qsort(rtt, n, sizeof(uint64_t), cmp_u64);
-            sh->median = (double)rtt[n / 2];
+            qsort(sh->rtt, n, sizeof(uint64_t), cmp_u64);
+            sh->ok = 1;
             _exit(0);
         }
     }
     uint64_t deadline = now_ns() + 10000000000ull;
-    int ok = a > 0 && wait_child(a, deadline) == 0;
+    int ok = a > 0 && wait_child(a, deadline) == 0 && sh->ok;
     if (!ok && b > 0)
         kill(b, SIGKILL);
     if (b > 0)
         wait_child(b, deadline);
-    double m = ok ? sh->median : -1;
-    munmap(sh, sizeof(*sh));
+    if (ok)
+        memcpy(rtt_out, sh->rtt, sizeof(uint64_t) * n);
+    munmap(sh, len);
+    return ok ? 0 : -1;
+}
+
+static inline double cacheline_probe_ns(int cpu_a, int cpu_b, uint32_t n)
+{
+    uint64_t *rtt = malloc(sizeof(uint64_t) * n);
+    if (!rtt)
+        return -1;
+    double m = cacheline_rtts(cpu_a, cpu_b, n, rtt) == 0 ? (double)rtt[n / 2] : -1;
+    free(rtt);
     return m;
+}
+
+/* ---- memcpy baseline ----------------------------------------------- */
+
+/* Bytes per second of one thread copying SIZE-byte chunks from 32 source
+ * values into a RING_BYTES buffer, cycling, for MS milliseconds after a
+ * tenth of that as warm-up: the copy every hand-off of a value pays once. */
+static inline double memcpy_bps(size_t size, uint64_t ring_bytes, uint64_t ms)
+{
+    size_t nsrc = 32;
+    unsigned char *src = aligned_alloc(4096, (nsrc * size + 4095) / 4096 * 4096);
+    size_t slots = ring_bytes / size;
+    unsigned char *dst = aligned_alloc(4096, (slots * size + 4095) / 4096 * 4096);
+    if (!src || !dst)
+        abort();
+    fill_pattern(src, nsrc * size, 7);
+    memset(dst, 0, slots * size); /* fault the pages in */
+    uint64_t bytes = 0, t0 = 0, end = 0;
+    size_t d = 0, s = 0;
+    for (int warm = 1; warm >= 0; warm--) {
+        t0 = now_ns();
+        end = t0 + (warm ? ms * 1000000u / 10 : ms * 1000000u);
+        bytes = 0;
+        uint64_t t = t0;
+        while (t < end) {
+            for (int i = 0; i < 64; i++) {
+                memcpy(dst + d * size, src + s * size, size);
+                __asm__ __volatile__("" ::"r"(dst) : "memory");
+                if (++d == slots)
+                    d = 0;
+                if (++s == nsrc)
+                    s = 0;
+            }
+            bytes += 64 * (uint64_t)size;
+            t = now_ns();
+        }
+        end = t;
+    }
+    free(src);
+    free(dst);
+    return (double)bytes / ((double)(end - t0) / 1e9);
 }
 
 /* ---- temp bus directory -------------------------------------------- */
