@@ -18,6 +18,9 @@
  *   fanout      1 -> 1 and 1 -> --readers (3) at 64 B, all readers on the
  *               reader CPU, a reader with nothing to read yields the CPU
  *               (sched_yield) to its siblings; events/s per reader
+ * Throughput and fan-out readers spin, except those of the socket peers,
+ * which block (xp_ops.block_best: a spinning reader starves the library's
+ * own I/O threads on its core).
  *   rate        the publisher sends at --rates events/s, each value carrying
  *               its intended send time, and never skips: a late value goes
  *               at once and its latency counts from when it was due
@@ -470,6 +473,7 @@ static void test_throughput(const opts *o)
                 }
                 job j;
                 job_init(&j, o, s, size, 1, run, "t");
+                j.mode = j.cf.blocking = s->ops->block_best;
                 j.c = ctl_new(0);
                 char why[600];
                 if (run_job(&j, why) < 0) {
@@ -502,6 +506,7 @@ static void test_fanout(const opts *o)
             for (int ci = 0; ci < 2; ci++) {
                 job j;
                 job_init(&j, o, s, 64, counts[ci], run, "f");
+                j.mode = j.cf.blocking = s->ops->block_best;
                 j.c = ctl_new(0);
                 char why[600];
                 if (run_job(&j, why) < 0) {

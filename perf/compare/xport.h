@@ -44,6 +44,11 @@ typedef struct xp_ops {
     const char *how;      /* one line: API and settings, printed in the header */
     int can_fanout;       /* more than one reader per channel */
     int can_block;        /* has a blocking wait besides spinning */
+    int block_best;       /* the socket peers: data arrives through the
+                             library's own I/O threads, which a spinning
+                             reader pinned to one core starves, so the
+                             saturation tests (throughput, fan-out) give
+                             them blocking readers */
     int (*chan_create)(const xp_cfg *cf, char *msg);
     void (*chan_destroy)(const xp_cfg *cf);
     int (*pub_open)(void **h, const xp_cfg *cf, char *msg);

@@ -161,7 +161,7 @@ const xp_ops xp_nng = {
     .how = "PUSH/PULL over ipc://, one PUSH socket per reader (nng's PUB drops), "
            "SENDBUF/RECVBUF = min(8192, buffer / value size) messages, nng_send copy, "
            "nng_recvmsg in place, NONBLOCK spin or RECVTIMEO block",
-    .can_fanout = 1, .can_block = 1,
+    .can_fanout = 1, .can_block = 1, .block_best = 1,
     .chan_create = n_chan_create, .chan_destroy = n_chan_destroy,
     .pub_open = n_pub_open, .send = n_send, .pub_close = n_close,
     .sub_open = n_sub_open, .recv = n_recv, .sub_close = n_close,

@@ -168,7 +168,7 @@ const xp_ops xp_zmq = {
     .name = "zmq",
     .how = "PUB/SUB over ipc://, ZMQ_XPUB_NODROP (lossless), HWM = buffer / value size "
            "each side, zmq_send copy, zmq_msg_recv in place, DONTWAIT spin or RCVTIMEO block",
-    .can_fanout = 1, .can_block = 1,
+    .can_fanout = 1, .can_block = 1, .block_best = 1,
     .chan_create = z_chan_create, .chan_destroy = z_chan_destroy,
     .pub_open = z_pub_open, .send = z_send, .pub_close = z_close,
     .sub_open = z_sub_open, .recv = z_recv, .sub_close = z_sub_close,
