@@ -8,7 +8,10 @@ pkgs=(build-essential meson ninja-build pkg-config python3 clang
       liburing-dev libhwloc-dev libjemalloc-dev libcriterion-dev libxxhash-dev
       libjansson-dev strace fio gnuplot-nox
       python3-venv python3-setuptools python3-wheel python3-numpy
-      prometheus) # promtool: tests/cli/test_cli_stat.sh checks evbus stat --prometheus
+      prometheus  # promtool: tests/cli/test_cli_stat.sh checks evbus stat --prometheus
+      # perf/compare's peers (optional: the harness leaves out what is missing;
+      # no test needs them); iceoryx brings RouDi, which perf/compare/run.sh starts
+      libzmq3-dev libnng-dev libiceoryx-binding-c-dev iceoryx)
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
