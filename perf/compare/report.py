@@ -172,6 +172,7 @@ set key outside right top
 set xlabel "value size (bytes)"
 set xtics ("8" 8, "64" 64, "256" 256, "1K" 1024, "4K" 4096, "64K" 65536)
 set ylabel "events per second"
+set format y "10^{%%L}"
 plot for [i=0:%d] "%s" index i using 1:2:3:4 with yerrorlines title columnheader(1) lw 2
 set ylabel "value bytes per second (MB/s, 10^6)"
 plot for [i=0:%d] "%s" index i using 1:($2*$1/1e6):($3*$1/1e6):($4*$1/1e6) with yerrorlines title columnheader(1) lw 2
@@ -216,6 +217,7 @@ set key outside right top
 set xlabel "percentile"
 set xtics ("p50" 2, "p90" 10, "p99" 100, "p99.9" 1000, "p99.99" 10000, "max" 100000)
 set ylabel "latency (ns)"
+set format y "10^{%L}"
 '''
 
 head, rows = load('pingpong')

@@ -29,6 +29,7 @@ tests=throughput,pingpong,fanout,rate
 wait_quiet=0
 out=
 extra=()
+argv="$*"
 while [ $# -gt 0 ]; do
     case $1 in
     --build) build=$(cd "$2" 2>/dev/null && pwd || echo "$2"); shift ;;
@@ -110,7 +111,7 @@ if [ $quick = 1 ]; then
             --warmup 2000 --rate-ms 200 --rate-min-samples 2000)
 fi
 {
-    echo "# command: perf/compare/run.sh ${*:-} (--build $build${evblib:+ --evbus-lib $evblib})"
+    echo "# command: perf/compare/run.sh $argv"
     echo "# commit $commit; $(nproc) CPUs; $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2)"
     echo "# load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 } >"$out/env.txt"
