@@ -388,7 +388,7 @@ static int run_job(job *j, char *why)
     for (int i = 0; i < n; i++) {
         int rs = wait_child(rp[i], deadline);
         rd_res *r = &j->c->rd[i];
-        if (rs != 0 || !r->done) {
+        if (rs != 0 || !atomic_load_explicit(&r->done, memory_order_acquire)) {
             bad = 1;
             len += snprintf(why + len, 600 - (size_t)(len < 600 ? len : 600),
                             "; reader %d status %d %s seq %llu sum %llu len %llu", i, rs, r->msg,
