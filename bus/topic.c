@@ -29,6 +29,7 @@
 
 #include "bus_internal.h"
 #include "frame.h"
+#include "placement.h"
 #include "safe_open.h"
 
 int evb_name_check(const char *name, const char *what)
@@ -154,6 +155,11 @@ static int make_tmpfs_topic(evb_bus *bus, const char *topic, const evb_topic_con
         };
         if (rs)
             evb_restore_ring_init(rs, i, &init);
+        /* Only a topic that asks for placement loads the topology. */
+        if (cfg->numa_node || cfg->huge_pages) {
+            init.place = evb_place_ring;
+            init.place_arg = (void *)cfg;
+        }
         snprintf(path, sizeof path, "%s/%u.ring", tmp, i);
         rc = evb_ring_create(path, &init);
         if (rc) {
@@ -218,6 +224,15 @@ fail:
     evb_rmtree(tmp);
     return rc;
 }
+
+/* 0 when this machine has NUMA node NODE; else -EINVAL naming those it has. */
+static int numa_node_check(int node)
+{
+    hwloc_topology_t t = NULL;
+    int rc = evb_place_topology(&t);
+    return rc ? rc : evb_place_node_check(t, node);
+}
+
 EVB_EXPORT int evb_topic_create(evb_bus *bus, const char *topic, const evb_topic_config *cfgp)
 {
     char dir[PATH_MAX], ddir[PATH_MAX];
@@ -230,6 +245,8 @@ EVB_EXPORT int evb_topic_create(evb_bus *bus, const char *topic, const evb_topic
         cfg = *cfgp;
     evb_topic_config_defaults(&cfg);
     if ((rc = evb_topic_config_check(&cfg)) || (rc = evb_mode_check(cfg.file_mode, "file")))
+        return evb_err_prefix(rc, "topic %s", topic);
+    if (cfg.numa_node && (rc = numa_node_check(EVB_NUMA_NODE_OF(cfg.numa_node))))
         return evb_err_prefix(rc, "topic %s", topic);
     if (bus->foreign)
         return foreign_refused(bus, topic);

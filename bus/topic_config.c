@@ -67,6 +67,12 @@ int evb_topic_config_check(const evb_topic_config *cfg)
                            cfg->durability);
     if (cfg->flags & ~EVB_TOPIC_RETAIN_UNTIL_CONSUMED)
         return evb_err_set(-EINVAL, "topic flags 0x%x unknown", cfg->flags);
+    if (cfg->numa_node > EVB_NUMA_NODE(EVB_NUMA_NODE_MAX))
+        return evb_err_set(-EINVAL, "numa node %d: need 0..%d", EVB_NUMA_NODE_OF(cfg->numa_node),
+                           EVB_NUMA_NODE_MAX);
+    if (cfg->huge_pages > EVB_HUGE_PAGES_STRICT)
+        return evb_err_set(-EINVAL, "huge pages %u: need 0, try (1) or strict (2)",
+                           cfg->huge_pages);
     if (cfg->durability != EVB_DURABILITY_NONE &&
         (cfg->segment_bytes < rb || cfg->segment_bytes % rb ||
          cfg->segment_bytes > (1ull << 40)))
@@ -99,6 +105,12 @@ int evb_topic_config_write(const char *dir, const evb_topic_config *cfg)
                 (unsigned long long)cfg->segment_bytes, (unsigned long long)cfg->retain_bytes,
                 (unsigned long long)cfg->retain_ms, (unsigned long long)cfg->retain_cap_bytes,
                 cfg->flags, cfg->flush_ms);
+    /* Placement keys only when set: a file without them reads as no node
+     * and normal pages, which is what every older file means. */
+    if (cfg->numa_node)
+        fprintf(f, "numa_node %d\n", EVB_NUMA_NODE_OF(cfg->numa_node));
+    if (cfg->huge_pages)
+        fprintf(f, "huge_pages %u\n", cfg->huge_pages);
     if (fflush(f) || ferror(f)) {
         int e = errno;
         fclose(f);
@@ -138,6 +150,9 @@ static const struct conf_key conf_keys[] = {
     CONF_DKEY(retain_cap_bytes, 10, UINT64_MAX),
     CONF_DKEY(flags, 10, UINT32_MAX),
     CONF_DKEY(flush_ms, 10, UINT32_MAX),
+    /* The node itself, not the field's node + 1 (conf_line adds the 1). */
+    CONF_KEY(numa_node, 10, EVB_NUMA_NODE_MAX),
+    CONF_KEY(huge_pages, 10, EVB_HUGE_PAGES_STRICT),
 };
 #define CONF_NKEYS (sizeof conf_keys / sizeof conf_keys[0])
 static_assert(CONF_NKEYS <= 32, "conf_line tracks keys seen in a 32-bit mask");
@@ -192,6 +207,8 @@ static int conf_line(const char *path, int lineno, char *line, evb_topic_config 
         return evb_err_set(-EBADMSG, ck->base == 8 ? "%s:%d: %s %s: above %llo"
                                                    : "%s:%d: %s %s: above %llu",
                            path, lineno, key, val, (unsigned long long)ck->max);
+    if (ck->off == offsetof(evb_topic_config, numa_node))
+        v = EVB_NUMA_NODE(v);
     if (ck->size == sizeof(uint32_t)) {
         uint32_t v32 = (uint32_t)v;
         memcpy((char *)cfg + ck->off, &v32, sizeof v32);

@@ -16,6 +16,8 @@
  *   retain_cap_bytes 0
  *   flags 0
  *   flush_ms 200
+ *   numa_node 1                <- placement, any topic, only when set
+ *   huge_pages 1
  *
  * Keys (each an evb_topic_config field of the same name; values are
  * unsigned decimal numbers, file_mode octal; see evbus.h for meanings):
@@ -33,6 +35,9 @@
  *   retain_cap_bytes  u64   0: no limit
  *   flags             u32   EVB_TOPIC_RETAIN_UNTIL_CONSUMED only
  *   flush_ms          u32   any
+ *   numa_node         u32   0..EVB_NUMA_NODE_MAX, the node itself (the
+ *                           struct field holds it plus one); absent: none
+ *   huge_pages        u32   0..2 (EVB_HUGE_PAGES_*); absent: 0
  *
  * Reading is strict; each refusal names the file, line, key and value:
  *   first line not "evbus-topic <n>"          -EBADMSG  (not a topic.conf)
@@ -48,7 +53,12 @@
  *
  * Version history:
  *   1  the keys above; every topic.conf ever written carries this line,
- *      so there are no unversioned files to accept.
+ *      so there are no unversioned files to accept. numa_node and
+ *      huge_pages came later under the same version: both only say where
+ *      and how the rings' memory is allocated, never what it holds, so a
+ *      build that skips them (see above) reads the topic correctly, and a
+ *      file without them means no node and normal pages. A key that
+ *      changes what the bytes mean must bump the version instead.
  */
 #ifndef EVB_TOPIC_CONFIG_FORMAT_H
 #define EVB_TOPIC_CONFIG_FORMAT_H
@@ -60,5 +70,7 @@
 /* The first line, "evbus-topic 1". */
 #define EVB_CONF_HEADER EVB_CONF_NAME " " EVB_CONF_STR(EVB_CONF_VERSION)
 #define EVB_CONF_LINE_MAX 256 /* bytes of a line, its newline included */
+/* The highest NUMA node numa_node may name (Linux allows 1024 nodes). */
+#define EVB_NUMA_NODE_MAX 1023
 
 #endif /* EVB_TOPIC_CONFIG_FORMAT_H */

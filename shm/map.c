@@ -56,10 +56,12 @@ int evb_ring_create(const char *path, const struct evb_ring_init *init)
     /* fchmod: the umask must not narrow the mode the topic asked for. */
     (void)fchmod(fd, mode);
 
-    int rc = posix_fallocate(fd, 0, (off_t)bytes);
+    /* Sized, mapped, placed, then reserved: the pages are allocated by
+     * the reservation (or by PLACE), after any policy PLACE set. */
+    int rc = ftruncate(fd, (off_t)bytes) ? errno : 0;
     if (rc) {
-        evb_err_set(-rc, "%s: cannot reserve %llu bytes: %s", path,
-                    (unsigned long long)bytes, strerror(rc));
+        evb_err_set(-rc, "%s: ftruncate to %llu bytes: %s", path, (unsigned long long)bytes,
+                    strerror(rc));
         goto fail_unlink;
     }
     void *base = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
@@ -67,6 +69,15 @@ int evb_ring_create(const char *path, const struct evb_ring_init *init)
         rc = errno;
         evb_err_set(-rc, "%s: mmap: %s", path, strerror(rc));
         goto fail_unlink;
+    }
+    if (init->place && (rc = -init->place(base, bytes, init->place_arg))) {
+        evb_err_prefix(-rc, "%s", path);
+        goto fail_unmap;
+    }
+    if ((rc = posix_fallocate(fd, 0, (off_t)bytes))) {
+        evb_err_set(-rc, "%s: cannot reserve %llu bytes: %s", path,
+                    (unsigned long long)bytes, strerror(rc));
+        goto fail_unmap;
     }
     struct evb_ring_hdr *hdr = base;
     hdr->format = EVB_RING_FORMAT_WORD;
@@ -100,6 +111,8 @@ int evb_ring_create(const char *path, const struct evb_ring_init *init)
     close(fd);
     return 0;
 
+fail_unmap:
+    munmap(base, bytes);
 fail_unlink:
     unlink(path);
     close(fd);

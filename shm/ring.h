@@ -54,6 +54,12 @@ struct evb_ring_init {
     uint64_t log_start_pos;    /* oldest position on disk (durable) */
     uint64_t log_start_offset;
     uint64_t dropped;    /* recovered_dropped to record */
+    /* Called with the new file's mapping before any of its pages exists,
+     * so that a memory policy or page size set on it decides where and
+     * how they are allocated (bus/placement.c: NUMA binding, huge pages).
+     * NULL: none. 0 or a negative errno, which fails the creation. */
+    int (*place)(void *base, uint64_t bytes, void *arg);
+    void *place_arg;
 };
 int evb_ring_create(const char *path, const struct evb_ring_init *init);
 int evb_ring_open(struct evb_ring *r, const char *path);

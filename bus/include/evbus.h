@@ -193,8 +193,42 @@ typedef struct evb_topic_config {
     uint64_t retain_cap_bytes;
     uint32_t flags;           /**< EVB_TOPIC_* */
     uint32_t flush_ms;        /**< ASYNC: fdatasync interval; default 200 */
-    uint64_t reserved_[4];
+    /** The NUMA node of the topic's rings and flusher thread, as
+     *  EVB_NUMA_NODE(n); 0 (the default): none, the kernel places them.
+     *  The field holds the node plus one so that a zeroed config places
+     *  nothing; EVB_NUMA_NODE_OF() reads it back (-1: none). See "NUMA
+     *  placement" below. */
+    uint32_t numa_node;
+    uint32_t huge_pages;      /**< EVB_HUGE_PAGES_*; 0 (default): normal pages */
+    uint64_t reserved_[3];
 } evb_topic_config;
+
+/** evb_topic_config.numa_node for NUMA node N (an OS index, as numactl
+ *  and /sys/devices/system/node name it). */
+#define EVB_NUMA_NODE(n) ((uint32_t)(n) + 1u)
+/** The node a numa_node field names; -1 for none. */
+#define EVB_NUMA_NODE_OF(field) ((int32_t)(field) - 1)
+
+/*
+ * NUMA placement. A topic with a numa_node has every ring's memory bound
+ * to that node (an hwloc membind of the new ring's mapping before its
+ * pages exist, so they are allocated there and the policy stays with the
+ * tmpfs file for every process that maps it), and the flusher thread of
+ * a durable topic runs on that node's CPUs. evb_pin_near() and
+ * evb_cpus_near() put the caller's threads beside a partition. A node the
+ * machine lacks is -EINVAL at evb_topic_create(); a topic rebuilt after a
+ * reboot on a machine without it is left unplaced. On a one-node machine
+ * all of it is a no-op (numa_node 0 is accepted and changes nothing).
+ */
+
+/** evb_topic_config.huge_pages: back the rings with transparent huge
+ *  pages where the tmpfs allows them (mounted with huge=advise, or
+ *  /sys/kernel/mm/transparent_hugepage/shmem_enabled "force"); elsewhere
+ *  normal pages, silently: evb_partition_memory() says which. */
+#define EVB_HUGE_PAGES_TRY 1u
+/** As EVB_HUGE_PAGES_TRY, but evb_topic_create() fails with -EOPNOTSUPP
+ *  when a ring got no huge page. */
+#define EVB_HUGE_PAGES_STRICT 2u
 
 /** What evb_topic_info() reports. (Struct tags, like struct stat and
  *  stat(), because the function has the same name.) */
@@ -637,9 +671,12 @@ const char *evb_bus_data_dir(const evb_bus *bus);
  * Create TOPIC with CFG (NULL: all defaults). Atomic: other processes see
  * the whole topic or none of it. The ring memory is reserved now, so a
  * full tmpfs fails here with -ENOSPC and never later with SIGBUS.
- * Returns 0, -EEXIST, -EINVAL (bad name or config; or, for a durable
- * topic, another process recorded another data directory for the bus since
- * this handle was opened), -ENAMETOOLONG, -ENOSPC, -EACCES, -ENOMEM.
+ * Returns 0, -EEXIST, -EINVAL (bad name or config, a numa_node this
+ * machine lacks; or, for a durable topic, another process recorded
+ * another data directory for the bus since this handle was opened),
+ * -ENAMETOOLONG, -ENOSPC, -EACCES, -ENOMEM, -EOPNOTSUPP
+ * (EVB_HUGE_PAGES_STRICT and no huge page given), or -errno from binding
+ * the rings to their node.
  */
 int evb_topic_create(evb_bus *bus, const char *topic, const evb_topic_config *cfg);
 
@@ -1452,6 +1489,58 @@ int evb_dump_segment(const char *path, int (*fn)(const evb_dump_frame *f, void *
  *  topic.conf there), -ENOMEM, -EMEDIUMTYPE. */
 int evb_segment_list(evb_bus *bus, const char *topic, uint32_t partition, char ***paths,
                      size_t *n);
+
+/* ------------------------------------------------------------------ */
+/* Placement: NUMA nodes, CPUs, huge pages                            */
+/* ------------------------------------------------------------------ */
+
+/** Where one partition's ring lives, for evb_partition_memory() (a
+ *  struct tag, as struct evb_partition_stat, for the same reason). */
+struct evb_partition_memory {
+    int32_t bound_node;       /**< the node the ring's memory policy binds it to;
+                                   -1: none (or not one node) */
+    int32_t node;             /**< the one node holding every page of the ring;
+                                   -1: pages on several nodes, or unknown */
+    uint64_t bytes;           /**< the ring file's bytes */
+    uint64_t huge_bytes;      /**< of those, in huge pages (mapped as such here) */
+    uint64_t reserved_[4];
+};
+
+/**
+ * Fill OUT with where PARTITION of TOPIC lives: the node its memory is
+ * bound to, the node its pages are on, and how much of it is in huge
+ * pages. Maps the ring and touches every page (a read), so it costs about
+ * one page fault per 4 KiB the first time: a tool's call, not a hot one.
+ * Thread-safe. Returns 0, -ENOENT, -EINVAL (no such partition), -EBADMSG,
+ * -EPROTO, -EMEDIUMTYPE, or -errno from loading the topology.
+ */
+int evb_partition_memory(evb_bus *bus, const char *topic, uint32_t partition,
+                         struct evb_partition_memory *out);
+
+/**
+ * Pin the calling thread to the CPUs of the NUMA node of PARTITION of
+ * TOPIC: the topic's numa_node, else the node holding the ring's pages
+ * (where the kernel put them at creation), else nothing is changed.
+ * Those CPUs are the node's, within what the process may use (taskset,
+ * cgroups). On a one-node machine this changes nothing and returns 0.
+ * Never blocks beyond reading the topology once per process; thread-safe
+ * (it binds only the caller). Returns 0, -ENOENT, -EINVAL, -EBADMSG,
+ * -EPROTO, -EMEDIUMTYPE, or -errno from sched_setaffinity.
+ */
+int evb_pin_near(evb_bus *bus, const char *topic, uint32_t partition);
+
+/**
+ * The CPUs (numbers as sched_setaffinity takes them) for threads working
+ * on PARTITION of TOPIC, best first, into CPUS (up to CAP entries): those
+ * of the partition's node (as evb_pin_near() picks it; the whole machine
+ * when it has none), one per core before any hyperthread sibling, so a
+ * producer on the first and a consumer on the second share no core when
+ * the node has two (what `evbus bench --pin auto` does). Only CPUs the
+ * process may use. Thread-safe. Returns how many there are (may exceed
+ * CAP; at least 1), or the errors of evb_pin_near().
+ */
+int evb_cpus_near(evb_bus *bus, const char *topic, uint32_t partition, int *cpus,
+                  uint32_t cap);
 
 #ifdef __cplusplus
 }

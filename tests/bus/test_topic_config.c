@@ -230,3 +230,47 @@ Test(topic_config, nul_byte_is_ebadmsg_with_its_own_message)
     cr_assert_eq(fclose(f), 0);
     expect_refused(-EBADMSG, "topic.conf:6: NUL byte at column 11");
 }
+
+/* The placement keys: written only when set, the node as itself (the
+ * field holds it plus one), and a file without them (every file written
+ * before them) reads as no node and normal pages. */
+Test(topic_config, placement_keys)
+{
+    write_conf(GOOD_HEAD "partitions 3\n");
+    struct evb_topic_info ti;
+    cr_assert_eq(evb_topic_info(bus, "t", &ti), 0, "%s", evb_last_error());
+    cr_assert_eq(ti.config.numa_node, 0);
+    cr_assert_eq(EVB_NUMA_NODE_OF(ti.config.numa_node), -1);
+    cr_assert_eq(ti.config.huge_pages, 0);
+    write_conf(GOOD_HEAD "partitions 3\nnuma_node 0\nhuge_pages 2\n");
+    cr_assert_eq(evb_topic_info(bus, "t", &ti), 0, "%s", evb_last_error());
+    cr_assert_eq(ti.config.numa_node, EVB_NUMA_NODE(0));
+    cr_assert_eq(ti.config.huge_pages, EVB_HUGE_PAGES_STRICT);
+    write_conf(GOOD_HEAD "partitions 3\nnuma_node 1024\n");
+    expect_refused(-EBADMSG, "numa_node 1024: above 1023");
+    write_conf(GOOD_HEAD "partitions 3\nhuge_pages 3\n");
+    expect_refused(-EBADMSG, "huge_pages 3: above 2");
+    write_conf(GOOD_HEAD "partitions 3\nnuma_node -1\n");
+    expect_refused(-EBADMSG, "numa_node '-1': not a number");
+}
+
+Test(topic_config, placement_keys_written_when_set)
+{
+    evb_topic_config tc = {.ring_bytes = 1 << 16, .numa_node = EVB_NUMA_NODE(0),
+                           .huge_pages = EVB_HUGE_PAGES_TRY};
+    cr_assert_eq(evb_topic_create(bus, "placed", &tc), 0, "%s", evb_last_error());
+    char path[600], text[1024] = {0};
+    snprintf(path, sizeof path, "%s/placed/topic.conf", t_bus_dir());
+    FILE *f = fopen(path, "r");
+    cr_assert_not_null(f);
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    cr_assert_gt(n, 0);
+    cr_assert(strstr(text, "\nnuma_node 0\nhuge_pages 1\n"), "%s", text);
+    FILE *g = fopen(conf_path, "r");
+    n = fread(text, 1, sizeof text - 1, g);
+    text[n] = '\0';
+    fclose(g);
+    cr_assert_null(strstr(text, "numa_node"), "not written unless set: %s", text);
+    cr_assert_null(strstr(text, "huge_pages"), "%s", text);
+}

@@ -83,7 +83,8 @@ class TopicConfig(Structure):
                 ("ring_bytes", c_uint64), ("file_mode", c_uint32), ("durability", c_uint32),
                 ("segment_bytes", c_uint64), ("retain_bytes", c_uint64),
                 ("retain_ms", c_uint64), ("retain_cap_bytes", c_uint64), ("flags", c_uint32),
-                ("flush_ms", c_uint32), ("reserved_", c_uint64 * 4)]
+                ("flush_ms", c_uint32), ("numa_node", c_uint32), ("huge_pages", c_uint32),
+                ("reserved_", c_uint64 * 3)]
 
 
 class TopicInfo(Structure):
