@@ -13,6 +13,7 @@
 
 #include "bus_internal.h"
 #include "group.h"
+#include "placement.h"
 
 /* One durable topic's flusher in this bus handle. */
 struct evb_flusher {
@@ -66,6 +67,11 @@ int evb_flusher_get(evb_bus *bus, struct evb_topic_map *tm, struct evb_flusher *
         return rc;
     }
     struct evb_durable_topic dt = describe(fl->tm);
+    /* A topic on a node: its flusher too (nothing to do on one node). */
+    cpu_set_t cpus;
+    int node = EVB_NUMA_NODE_OF(fl->tm->cfg.numa_node);
+    if (node >= 0 && evb_place_node_cpus(node, &cpus) == 1)
+        dt.cpus = &cpus;
     if ((rc = evb_flush_start(&dt, &fl->flush))) {
         evb_topic_map_close(fl->tm);
         free(fl);

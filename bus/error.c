@@ -32,6 +32,7 @@ EVB_EXPORT const char *evb_strerror(int err)
     case -ERANGE: return "older than the retained log";
     case -EIO: return "disk write or fdatasync failed";
     case -EMEDIUMTYPE: return "wrong kind of file in the bus or data directory (fifo, symlink, directory...)";
+    case -EOPNOTSUPP: return "not supported on this system";
     default: return strerror(err < 0 ? -err : err);
     }
 }

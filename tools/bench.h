@@ -37,7 +37,11 @@ typedef struct bench_cfg {
     uint64_t events;          /* timed events over all producers; 0: by duration */
     double warmup_s;
     double rate;              /* events/s over all producers; 0: as fast as they go */
-    bool pin;
+    bool pin;                 /* --pin: one CPU per process */
+    bool pin_auto;            /* --pin auto: those CPUs near the topic's node
+                                 (evb_cpus_near) rather than the first ones */
+    uint32_t numa_node;       /* evb_topic_config.numa_node of the topic */
+    uint32_t huge_pages;      /* evb_topic_config.huge_pages of the topic */
     bool keep;
     bool progress;            /* a live line on stderr (a terminal) */
     const char *plot;         /* PNG path or NULL */
@@ -52,7 +56,8 @@ typedef struct bench_point {
 typedef struct bench_result {
     uint64_t value_bytes;
     char topic[EVB_NAME_MAX + 1];
-    char cpus[160];           /* where the processes ran */
+    char cpus[256];           /* where the processes ran (and, with
+                                 --numa-node or --huge-pages, the ring) */
     /* The timed window: events and seconds, in (published) and out
      * (delivered, over all consumers). */
     uint64_t timed_in, timed_out;

@@ -331,6 +331,17 @@ static void allowed_cpus(run *ru)
             ru->cpus[ru->ncpus++] = i;
 }
 
+/* For --pin auto: the CPUs near the topic's partition 0 (its node's, one
+ * per core first, as evb_cpus_near orders them) instead of the first
+ * ones; a topic has one node, so partition 0 speaks for all. */
+static int near_cpus(run *ru)
+{
+    int n = evb_cpus_near(ru->c->bus, ru->r->topic, 0, ru->cpus, CPU_SETSIZE);
+    if (n > 0)
+        ru->ncpus = n < CPU_SETSIZE ? n : CPU_SETSIZE;
+    return n;
+}
+
 /* "producers on CPU 0, consumers on CPU 1" into R->cpus. */
 static void describe_cpus(run *ru, const int *pcpu, const int *ccpu)
 {
@@ -351,6 +362,25 @@ static void describe_cpus(run *ru, const int *pcpu, const int *ccpu)
         if (n >= cap)
             break;
     }
+}
+
+/* With placement asked for, what came of it, after the CPUs in R->cpus:
+ * "; ring on node 0, 8 MiB of 8 MiB in huge pages". */
+static void describe_memory(run *ru)
+{
+    struct evb_partition_memory pm;
+    if (!ru->cfg->numa_node && !ru->cfg->huge_pages)
+        return;
+    if (evb_partition_memory(ru->c->bus, ru->r->topic, 0, &pm))
+        return;
+    size_t n = strlen(ru->r->cpus), cap = sizeof(ru->r->cpus);
+    char huge[32], all[32];
+    util_fmt_size(pm.huge_bytes, huge, sizeof(huge));
+    util_fmt_size(pm.bytes, all, sizeof(all));
+    if (pm.node >= 0)
+        n += (size_t)snprintf(ru->r->cpus + n, cap - n, "; ring on node %d", pm.node);
+    if (ru->cfg->huge_pages && n < cap)
+        snprintf(ru->r->cpus + n, cap - n, "; %s of %s in huge pages", huge, all);
 }
 
 /* Topics bench-PID-N of benches whose process is gone (killed before
@@ -403,10 +433,17 @@ int bench_run(cli *c, const bench_cfg *cfg, uint64_t value_bytes, bench_result *
          * need more; perf/bench_throughput's topics have the same. */
         .max_event_bytes = value_bytes > (64u << 10) ? (uint32_t)value_bytes : 0,
         .durability = cfg->durability,
+        .numa_node = cfg->numa_node,
+        .huge_pages = cfg->huge_pages,
     };
     int err = evb_topic_create(c->bus, r->topic, &tc);
     if (err < 0)
         return cli_fail(c, err, "creating topic %s", r->topic);
+    if (cfg->pin_auto && (err = near_cpus(&ru)) < 0) {
+        cli_fail(c, err, "--pin auto: CPUs near topic %s", r->topic);
+        evb_topic_remove(c->bus, r->topic, EVB_DELETE_FORCE);
+        return CLI_FAIL;
+    }
     int rc = CLI_FAIL;
     ru.shm = mmap(NULL, sizeof(bench_shm), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
                   -1, 0);
@@ -437,6 +474,7 @@ int bench_run(cli *c, const bench_cfg *cfg, uint64_t value_bytes, bench_result *
     for (uint32_t j = 0; j < cfg->consumers; j++)
         ccpu[j] = cfg->pin && ru.ncpus ? ru.cpus[(cfg->producers + j) % (uint32_t)ru.ncpus] : -1;
     describe_cpus(&ru, pcpu, ccpu);
+    describe_memory(&ru);
 
     bench_child base = {
         .cfg = cfg, .bus_path = evb_bus_path(c->bus), .data_dir = evb_bus_data_dir(c->bus),

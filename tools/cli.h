@@ -173,6 +173,8 @@ json_t *cli_config_json(const struct evb_topic_config *cfg);
 /* "none", "async" or "sync" for an enum evb_durability, "unknown" for a
  * value this build does not know. */
 const char *cli_durability_name(uint32_t durability);
+/* "off", "try" or "strict": evb_topic_config.huge_pages in words. */
+const char *cli_huge_pages_name(uint32_t huge_pages);
 
 /* ---- a damaged topic's files (disk_view.c) ---- */
 

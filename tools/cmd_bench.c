@@ -52,11 +52,11 @@ static const char bench_usage[] =
     "  --batch N          events per batch, 1..4096 (default 32)\n"
     "  --ring-bytes SIZE  ring per partition, a power of two >= 64K (default 8M,\n"
     "                     as perf/bench_throughput)\n"
-    "  --pin              pin each process to one CPU: producers to the first\n"
-    "                     CPUs this process may use, consumers to the next ones,\n"
-    "                     wrapping around when there are more processes than\n"
-    "                     CPUs (then they share). Without it the kernel places\n"
-    "                     them\n"
+    "  --pin [auto]       pin each process to one CPU: producers to the first\n"
+    "                     CPUs this process may use, consumers to the next ones\n"
+    "                     (shared when more processes than CPUs); auto: CPUs\n"
+    "                     of the topic's NUMA node, a core each first\n"
+    "  --numa-node N, --huge-pages  as evbus create's, for the topic\n"
     "  --rate EV/S        publish at this rate over all producers instead of as\n"
     "                     fast as possible. Latency is timed from when each\n"
     "                     event was due, not when it was sent, so a stall shows\n"
@@ -79,7 +79,7 @@ static const char bench_usage[] =
 
 enum { OPT_PRODUCERS = CLI_OPT_FIRST, OPT_CONSUMERS, OPT_READER, OPT_PARTITIONS, OPT_VALUE,
        OPT_DURATION, OPT_EVENTS, OPT_WARMUP, OPT_DURABILITY, OPT_PATH, OPT_BATCH, OPT_RING,
-       OPT_PIN, OPT_RATE, OPT_PLOT, OPT_KEEP };
+       OPT_PIN, OPT_RATE, OPT_PLOT, OPT_KEEP, OPT_NUMA_NODE, OPT_HUGE_PAGES };
 
 static const char *const reader_names[] = { "subscriber", "lossless", "consumer", "group",
                                             "queue" };
@@ -160,7 +160,9 @@ static int bench_options(cli *c, bench_cfg *cfg, int argc, char **argv)
         { "path", required_argument, NULL, OPT_PATH },
         { "batch", required_argument, NULL, OPT_BATCH },
         { "ring-bytes", required_argument, NULL, OPT_RING },
-        { "pin", no_argument, NULL, OPT_PIN },
+        { "pin", optional_argument, NULL, OPT_PIN },
+        { "numa-node", required_argument, NULL, OPT_NUMA_NODE },
+        { "huge-pages", no_argument, NULL, OPT_HUGE_PAGES },
         { "rate", required_argument, NULL, OPT_RATE },
         { "plot", required_argument, NULL, OPT_PLOT },
         { "keep", no_argument, NULL, OPT_KEEP },
@@ -226,7 +228,23 @@ static int bench_options(cli *c, bench_cfg *cfg, int argc, char **argv)
             rc = seconds(c, "--warmup", optarg, 0, &cfg->warmup_s);
             break;
         case OPT_PIN:
+            /* "--pin auto" as well as "--pin=auto": bench takes no
+             * operand, so a following "auto" can only be the pin's. */
+            if (!optarg && optind < argc && !strcmp(argv[optind], "auto"))
+                optarg = argv[optind++];
             cfg->pin = true;
+            if (optarg && strcmp(optarg, "auto"))
+                rc = cli_usage_error(c, "--pin %s: the only value is auto", optarg);
+            cfg->pin_auto = optarg != NULL;
+            break;
+        case OPT_NUMA_NODE: {
+            uint64_t v;
+            rc = cli_opt_u64(c, "--numa-node", optarg, 0, 1023, &v);
+            cfg->numa_node = EVB_NUMA_NODE(v);
+            break;
+        }
+        case OPT_HUGE_PAGES:
+            cfg->huge_pages = EVB_HUGE_PAGES_TRY;
             break;
         case OPT_PLOT:
             if (!optarg[0])
@@ -404,7 +422,7 @@ static json_t *result_json(const bench_cfg *cfg, const bench_result *r)
 
 static json_t *config_json(const bench_cfg *cfg)
 {
-    return json_pack("{s:I, s:I, s:s, s:I, s:s, s:I, s:s, s:I, s:o, s:o, s:f, s:o, s:b}",
+    return json_pack("{s:I, s:I, s:s, s:I, s:s, s:I, s:s, s:I, s:o, s:o, s:f, s:o, s:b, s:b}",
                      "producers", (json_int_t)cfg->producers,
                      "consumers", (json_int_t)cfg->consumers,
                      "reader", bench_reader_name(cfg->reader),
@@ -416,7 +434,7 @@ static json_t *config_json(const bench_cfg *cfg)
                      "events", cfg->events ? cli_json_u64(cfg->events) : json_null(),
                      "warmup_s", cfg->warmup_s,
                      "rate", cfg->rate > 0 ? json_real(cfg->rate) : json_null(),
-                     "pin", cfg->pin);
+                     "pin", cfg->pin, "pin_auto", cfg->pin_auto);
 }
 
 int cmd_bench(int argc, char **argv)

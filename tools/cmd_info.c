@@ -212,6 +212,10 @@ static void print_config(const cli *c, const struct evb_topic_info *ti)
     printf("ring bytes       %s per partition\n", ring);
     printf("max event bytes  %s\n", max);
     printf("file mode        %04o\n", ti->config.file_mode);
+    if (ti->config.numa_node)
+        printf("numa node        %d\n", EVB_NUMA_NODE_OF(ti->config.numa_node));
+    if (ti->config.huge_pages)
+        printf("huge pages       %s\n", cli_huge_pages_name(ti->config.huge_pages));
     print_durability(c, ti);
 }
 

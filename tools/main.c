@@ -347,6 +347,16 @@ const char *cli_durability_name(uint32_t durability)
     }
 }
 
+const char *cli_huge_pages_name(uint32_t huge_pages)
+{
+    switch (huge_pages) {
+    case 0: return "off";
+    case EVB_HUGE_PAGES_TRY: return "try";
+    case EVB_HUGE_PAGES_STRICT: return "strict";
+    default: return "unknown";
+    }
+}
+
 json_t *cli_config_json(const struct evb_topic_config *cfg)
 {
     json_t *o = json_pack("{s:I, s:I, s:I, s:I, s:s}",
@@ -355,6 +365,13 @@ json_t *cli_config_json(const struct evb_topic_config *cfg)
                           "max_event_bytes", (json_int_t)cfg->max_event_bytes,
                           "file_mode", (json_int_t)cfg->file_mode,
                           "durability", cli_durability_name(cfg->durability));
+    /* Placement only when asked for, as topic.conf has it. */
+    if (o && cfg->numa_node &&
+        json_object_set_new(o, "numa_node", json_integer(EVB_NUMA_NODE_OF(cfg->numa_node))) < 0)
+        o = (json_decref(o), NULL);
+    if (o && cfg->huge_pages &&
+        json_object_set_new(o, "huge_pages", json_string(cli_huge_pages_name(cfg->huge_pages))) < 0)
+        o = (json_decref(o), NULL);
     if (o == NULL || cfg->durability == EVB_DURABILITY_NONE)
         return o;
     /* json_object_update_new consumes the second object, also on failure. */

@@ -72,6 +72,7 @@
 #ifndef EVB_DURABLE_H
 #define EVB_DURABLE_H
 
+#include <sched.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -92,6 +93,9 @@ struct evb_durable_topic {
      * NULL: no consumer holds anything back. */
     uint64_t (*min_committed)(void *arg, uint32_t part);
     void *min_committed_arg;
+    /* The CPUs the flusher thread runs on (the topic's NUMA node, chosen
+     * by bus/placement.c); NULL: wherever the kernel puts it. */
+    const cpu_set_t *cpus;
 };
 
 struct evb_flush;
