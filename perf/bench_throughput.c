@@ -13,7 +13,12 @@
  *            and tail per event ("spsc-ring") or per --batch events, the
  *            consumer releasing per available run of at most 256, as
  *            evb_consumer_poll does ("spsc-ring-b");
- *   memcpy   one thread copying value-sized chunks into a ring-sized buffer.
+ *   memcpy   one thread copying value-sized chunks into a ring-sized buffer;
+ *   huge     with --huge-pages, each evbus path again on a topic whose ring
+ *            is in huge pages (EVB_HUGE_PAGES_STRICT: a run that gets none
+ *            fails rather than measure normal pages), interleaved with the
+ *            normal one and reported as per-run ratios to it. The bus must
+ *            then be on a tmpfs mounted huge=advise (--shm-dir).
  *
  * Every value carries its sequence number (word 0) and an end flag (word
  * 1); the rest is a fixed pseudo-random pattern whose 64-bit word sum is
@@ -36,11 +41,17 @@ enum impl {
     IMPL_EVB_BATCH,
     IMPL_EVB_SINGLE,
     IMPL_EVB_CLAIM,
+    IMPL_EVB_BATCH_HUGE, /* the three above, rings in huge pages */
+    IMPL_EVB_SINGLE_HUGE,
+    IMPL_EVB_CLAIM_HUGE,
     IMPL_COUNT
 };
+#define IMPL_HUGE_SHIFT (IMPL_EVB_BATCH_HUGE - IMPL_EVB_BATCH)
+#define IMPLS_PLAIN ((1u << IMPL_EVB_BATCH_HUGE) - 1) /* "all": no huge pages */
 
 static const char *const impl_name[IMPL_COUNT] = {
     "memcpy", "spsc-ring", "spsc-ring-b", "evbus-batch", "evbus-single", "evbus-claim",
+    "evbus-batch-hp", "evbus-single-hp", "evbus-claim-hp",
 };
 
 #define MAX_SIZES 8
@@ -391,6 +402,8 @@ static run_result run_pair(const config *cf, size_t size, enum impl impl, evb_bu
                            const char *bus_path, int run_no)
 {
     run_result res = { 0, 0, "" };
+    bool huge = impl >= IMPL_EVB_BATCH_HUGE;
+    enum impl mode = huge ? (enum impl)(impl - IMPL_HUGE_SHIFT) : impl;
     ctl *c = shared_alloc(sizeof(ctl));
     unsigned char *pattern = malloc(size);
     fill_pattern(pattern + 16, size - 16, 1);
@@ -412,6 +425,7 @@ static run_result run_pair(const config *cf, size_t size, enum impl impl, evb_bu
             .partitions = 1,
             .max_event_bytes = cf->max_event_bytes,
             .ring_bytes = cf->ring_bytes,
+            .huge_pages = huge ? EVB_HUGE_PAGES_STRICT : 0,
         };
         int rc = evb_topic_create(bus, topic, &tc);
         if (rc < 0) {
@@ -444,7 +458,7 @@ static run_result run_pair(const config *cf, size_t size, enum impl impl, evb_bu
         if (prod == 0) {
             int e = pin_to_cpu(cf->prod_cpu) ? 1
                   : is_ring ? ring_producer(cf, size, r, slots, nslots, impl == IMPL_RING_BATCH)
-                                      : evb_producer_main(cf, size, impl, bus_path, topic, c);
+                                      : evb_producer_main(cf, size, mode, bus_path, topic, c);
             c->prod_err = e;
             _exit(e);
         }
@@ -506,7 +520,10 @@ static void usage(FILE *f)
             "  --shm-dir DIR      where the temporary bus is made (default /dev/shm)\n"
             "  --json             also print one JSON line per result\n"
             "  --dedup            evbus: the producer has a stable id and the consumer\n"
-            "                     drops duplicates (EVB_CONSUMER_DEDUP); the filter's cost\n");
+            "                     drops duplicates (EVB_CONSUMER_DEDUP); the filter's cost\n"
+            "  --huge-pages       each evbus path also with its ring in huge pages, runs\n"
+            "                     interleaved, ratios huge/normal per run; needs --shm-dir\n"
+            "                     on a tmpfs mounted huge=advise\n");
 }
 
 static int parse_impls(const char *s, unsigned *out)
@@ -528,7 +545,7 @@ static int parse_impls(const char *s, unsigned *out)
         else if (!strcmp(t, "claim"))
             m |= 1u << IMPL_EVB_CLAIM;
         else if (!strcmp(t, "all"))
-            m |= (1u << IMPL_COUNT) - 1;
+            m |= IMPLS_PLAIN;
         else
             return -1;
     }
@@ -555,7 +572,7 @@ int main(int argc, char **argv)
     setvbuf(stdout, NULL, _IOLBF, 0);
     print_cmdline(stdout, argc, argv);
     config cf = {
-        .impls = (1u << IMPL_COUNT) - 1,
+        .impls = IMPLS_PLAIN,
         .batch = 32,
         .duration_ms = 1000,
         .memcpy_ms = 300,
@@ -567,6 +584,7 @@ int main(int argc, char **argv)
     };
     parse_sizes("64,1024,65536", &cf);
     uint64_t max_event = 0;
+    int huge = 0;
     static const struct option opts[] = {
         { "size", required_argument, 0, 's' },
         { "impl", required_argument, 0, 'i' },
@@ -582,6 +600,7 @@ int main(int argc, char **argv)
         { "shm-dir", required_argument, 0, 'D' },
         { "json", no_argument, 0, 'j' },
         { "dedup", no_argument, 0, 'u' },
+        { "huge-pages", no_argument, 0, 'H' },
         { "help", no_argument, 0, 'h' },
         { 0, 0, 0, 0 },
     };
@@ -612,10 +631,13 @@ int main(int argc, char **argv)
         case 'D': cf.shm_dir = optarg; break;
         case 'j': cf.json = 1; break;
         case 'u': cf.dedup = 1; break;
+        case 'H': huge = 1; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
     }
+    if (huge) /* the huge twin of every evbus path asked for */
+        cf.impls |= (cf.impls >> IMPL_EVB_BATCH & 7u) << IMPL_EVB_BATCH_HUGE;
     if (cf.batch < 1 || cf.batch > 4096 || cf.runs < 1 || cf.runs > MAX_RUNS ||
         cf.ring_bytes < (64u << 10) || (cf.ring_bytes & (cf.ring_bytes - 1)) ||
         (!cf.events && !cf.duration_ms)) {
@@ -680,7 +702,12 @@ int main(int argc, char **argv)
             probe[si][run] = cacheline_probe_ns(cf.prod_cpu, cf.cons_cpu, 20000);
             fprintf(stderr, "  size %zu run %d cache-line RTT probe %.0f ns\n", size, run + 1,
                     probe[si][run]);
-            for (int im = 0; im < IMPL_COUNT; im++) {
+            for (int k = 0; k < IMPL_COUNT; k++) {
+                /* The normal paths, then their huge twins; every other
+                 * run the twins first, so neither group always leads. */
+                int im = k;
+                if (run % 2 && k >= IMPL_EVB_BATCH)
+                    im = k < IMPL_EVB_BATCH_HUGE ? k + IMPL_HUGE_SHIFT : k - IMPL_HUGE_SHIFT;
                 if (!(cf.impls & (1u << im)))
                     continue;
                 if (im == IMPL_MEMCPY) {
@@ -711,7 +738,7 @@ int main(int argc, char **argv)
     char *jbuf = NULL;
     size_t jlen = 0;
     FILE *js = open_memstream(&jbuf, &jlen);
-    printf("\n%-7s %-13s %4s  %-28s %-24s %7s %7s %7s\n", "size", "impl", "runs",
+    printf("\n%-7s %-15s %4s  %-28s %-24s %7s %7s %7s\n", "size", "impl", "runs",
            "Mevents/s med [min..max]", "MB/s med [min..max]", "/ring", "/ringB", "/memcpy");
     for (int si = 0; si < cf.nsizes; si++) {
         size_t size = cf.sizes[si];
@@ -757,11 +784,24 @@ int main(int argc, char **argv)
                 snprintf(evs, sizeof(evs), "FAILED");
                 mbs[0] = 0;
             }
-            printf("%-7zu %-13s %4d  %-28s %-24s %7s %7s %7s\n", size, impl_name[im], n, evs, mbs,
+            printf("%-7zu %-15s %4d  %-28s %-24s %7s %7s %7s\n", size, impl_name[im], n, evs, mbs,
                    rs[0], rs[1], rs[2]);
+            if (im >= IMPL_EVB_BATCH_HUGE && (cf.impls & (1u << (im - IMPL_HUGE_SHIFT)))) {
+                /* Huge over normal, paired within each run. */
+                double hv[MAX_RUNS];
+                int nh = 0;
+                for (int r = 0; r < cf.runs; r++)
+                    if (has[si][im][r] && has[si][im - IMPL_HUGE_SHIFT][r])
+                        hv[nh++] = val[si][im][r] / val[si][im - IMPL_HUGE_SHIFT][r];
+                stat3 h = stat3_of(hv, nh);
+                if (nh)
+                    printf("%-7zu %-15s %4d  huge/normal per run: median %.3f [%.3f..%.3f]\n",
+                           size, impl_name[im], nh, h.med, h.min, h.max);
+            }
             if (!n || !js)
                 continue;
-            int b = (im == IMPL_EVB_BATCH || im == IMPL_RING_BATCH) ? cf.batch : 1;
+            int b = (im == IMPL_EVB_BATCH || im == IMPL_EVB_BATCH_HUGE || im == IMPL_RING_BATCH)
+                        ? cf.batch : 1;
             fprintf(js,
                     "{\"bench\":\"throughput\",\"impl\":\"%s\",\"size\":%zu,\"batch\":%d,"
                     "\"runs\":%d,\"producer_cpu\":%d,\"consumer_cpu\":%d,\"topology\":\"%s\","
