@@ -50,6 +50,9 @@ int evb_place_topology(hwloc_topology_t *out);
  * topic's node so every page is allocated there, and ask for huge pages.
  * ARG is the evb_topic_config. */
 int evb_place_ring(void *base, uint64_t bytes, void *arg);
+/* The same for a ring rebuilt from disk: what cannot be placed is left
+ * to the kernel (always 0). */
+int evb_place_ring_lenient(void *base, uint64_t bytes, void *arg);
 
 /* CPUS: the CPUs of node NODE (an OS index) on this machine. Returns 1
  * when the machine has more than one node (CPUS filled), 0 on a one-node

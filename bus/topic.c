@@ -155,9 +155,11 @@ static int make_tmpfs_topic(evb_bus *bus, const char *topic, const evb_topic_con
         };
         if (rs)
             evb_restore_ring_init(rs, i, &init);
-        /* Only a topic that asks for placement loads the topology. */
+        /* Only a topic that asks for placement loads the topology. A
+         * rebuild from disk places as well as it can and never fails for
+         * it: the log matters more than where its ring sits. */
         if (cfg->numa_node || cfg->huge_pages) {
-            init.place = evb_place_ring;
+            init.place = rs ? evb_place_ring_lenient : evb_place_ring;
             init.place_arg = (void *)cfg;
         }
         snprintf(path, sizeof path, "%s/%u.ring", tmp, i);

@@ -378,3 +378,63 @@ Test(placement_here, huge_pages_on_a_tmpfs_that_allows_them)
         cr_skip_test("cannot mount a tmpfs here (needs CAP_SYS_ADMIN)");
     cr_assert_eq(st, 0, "child exit %d", st);
 }
+
+/* ---- rebuild after a reboot ---- */
+
+static void conf_replace(const char *path, const char *from, const char *to)
+{
+    char text[2048] = {0}, out[2300];
+    FILE *f = fopen(path, "r");
+    cr_assert_not_null(f, "%s", path);
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    char *at = strstr(text, from);
+    cr_assert_not_null(at, "%s holds no '%s': %s", path, from, text);
+    snprintf(out, sizeof out, "%.*s%s%s", (int)(at - text), text, to, at + strlen(from));
+    (void)n;
+    f = fopen(path, "w");
+    cr_assert_not_null(f);
+    cr_assert_geq(fputs(out, f), 0);
+    cr_assert_eq(fclose(f), 0);
+}
+
+/* A durable topic whose node this machine lacks, and whose strict huge
+ * pages it cannot give, comes back from disk all the same: a rebuild
+ * places what it can and never loses the log for it. */
+Test(placement_here, rebuild_places_what_it_can, .fini = teardown)
+{
+    evb_bus_options o = {.data_dir = t_data_dir()};
+    cr_assert_eq(evb_bus_open(&bus, t_bus_dir(), &o), 0);
+    evb_topic_config tc = {.ring_bytes = 1 << 16, .durability = EVB_DURABILITY_SYNC,
+                           .numa_node = EVB_NUMA_NODE(0)};
+    cr_assert_eq(evb_topic_create(bus, "d", &tc), 0, "%s", evb_last_error());
+    evb_producer *p;
+    cr_assert_eq(evb_producer_open(&p, bus, "d", NULL), 0);
+    cr_assert_eq(evb_publish(p, &(evb_msg){.value = "kept", .value_len = 4,
+                                           .partition = EVB_PARTITION_ANY}), 0);
+    evb_producer_close(p);
+    evb_bus_close(bus);
+    bus = NULL;
+
+    char conf[600];
+    snprintf(conf, sizeof conf, "%s/d/topic.conf", t_data_dir());
+    conf_replace(conf, "numa_node 0\n", "numa_node 1000\nhuge_pages 2\n");
+    t_rmtree(t_bus_dir()); /* the reboot */
+
+    cr_assert_eq(evb_bus_open(&bus, t_bus_dir(), &o), 0);
+    cr_assert_eq(evb_producer_open(&p, bus, "d", NULL), 0, "rebuilt: %s", evb_last_error());
+    evb_producer_close(p);
+    struct evb_partition_stat st;
+    cr_assert_eq(evb_partition_stat(bus, "d", 0, &st), 0);
+    cr_assert_eq(st.tail_offset, 1, "the event is still there");
+    struct evb_topic_info ti;
+    cr_assert_eq(evb_topic_info(bus, "d", &ti), 0, "%s", evb_last_error());
+    cr_assert_eq(EVB_NUMA_NODE_OF(ti.config.numa_node), 1000, "the wish is kept");
+    struct evb_partition_memory pm;
+    cr_assert_eq(evb_partition_memory(bus, "d", 0, &pm), 0);
+    cr_assert_eq(pm.bound_node, -1, "not bound to a node that is not here");
+    /* Its pins and CPUs: as for a topic without a node. */
+    cr_assert_eq(evb_pin_near(bus, "d", 0), 0, "%s", evb_last_error());
+    int cpus[8];
+    cr_assert_gt(evb_cpus_near(bus, "d", 0, cpus, 8), 0, "%s", evb_last_error());
+}
