@@ -391,6 +391,13 @@ void evb_consumer_block(evb_consumer *c, uint64_t deadline)
             c->vals[i] = atomic_load_explicit(c->bells[i], memory_order_acquire);
         else
             evb_ring_waiter_set(c->rd[i].r, c->rd[i].slot_idx, &c->vals[i]);
+    }
+    /* Every bit set, then one heavy fence for them all (shm/claim.c X2),
+     * then the checks. Without it a commit could miss our bits while we
+     * miss its stamp: nap instead of sleeping for good. */
+    if (!ro && c->n && evb_ring_waiters_armed() < 0 && wait > EVB_UNFENCED_NAP_NS)
+        wait = EVB_UNFENCED_NAP_NS;
+    for (uint32_t i = 0; i < c->n; i++) {
         int st = evb_ring_reader_ready(&c->rd[i]);
         if (st == 1 || c->rd[i].behind || (c->disk && c->disk[i].state == EVB_CDISK_READ))
             ready = true;

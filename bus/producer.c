@@ -349,7 +349,7 @@ EVB_EXPORT int evb_claim(evb_producer *p, int32_t partition, const void *key,
     if (p->ps.map)
         state_claimed(p, (uint32_t)part, rc_->data_pos);
     struct evb_frame *f = evb_ring_frame(rp->r, rc_->data_pos);
-    uint8_t *value = write_frame(f, rc_->offset, evb_real_ns(), p->seq[part]++,
+    uint8_t *value = write_frame(f, rc_->offset, evb_event_ns(), p->seq[part]++,
                                  p->producer_id, key, key_len, value_len, 0, len, 1);
     p->claim_open = true;
     p->claim_part = (uint32_t)part;
@@ -442,7 +442,7 @@ static int publish_run(evb_producer *p, uint32_t part, const evb_msg *m, size_t 
     }
     if (p->ps.map)
         state_claimed(p, part, c.data_pos);
-    uint64_t ts = evb_real_ns();
+    uint64_t ts = evb_event_ns();
     uint64_t pos = c.data_pos;
     next = first;
     for (size_t i = 0; i < n; i++) {

@@ -75,6 +75,24 @@
  *   O1  the owner-word cache of proc.c: the word is stored, then the pid
  *       it belongs to with release; a load of the pid with acquire that
  *       matches this process sees the word computed for it.
+ *   X1  fenceless commit (replaces R1's CAS for a producer whose process
+ *       registered with fence.c; commit_mode says so in its slot): the
+ *       owner stores committing = its data position with release (every
+ *       byte of its frames, and R2's stamps, before it), a compiler-only
+ *       fence, then loads robbing; unless robbing names its claim it
+ *       stores the stamp with release (pairs with A1). A padder stores
+ *       robbing, runs the heavy fence (membarrier: a full barrier on the
+ *       owner's CPU), then loads committing with acquire. One of the two
+ *       sees the other (asymmetric Dekker). A padder that sees committing
+ *       finishes the commit itself: its CAS writes the same DATA stamp
+ *       (the frames are whole), so the owner's plain store cannot undo a
+ *       pad. One that does not pads, and the owner, which then sees
+ *       robbing, lets the stamp CAS decide, as R1. A dead owner needs no
+ *       fence: committing alone decides.
+ *   X2  fenceless doorbell (D1's twin for X1): the owner's plain stamp
+ *       store, a compiler-only fence, then its load of waiters; a sleeper's
+ *       waiter-bit RMW, the heavy fence, then its stamp load
+ *       (evb_ring_waiters_armed). One sees the other.
  */
 #include "ring.h"
 
@@ -429,23 +447,55 @@ void evb_ring_producer_count_wait(struct evb_ring_producer *p)
                           memory_order_relaxed);
 }
 
+/* R1: the stamp CAS decides between our commit (or abort) and a padder.
+ * 0, or -ECANCELED when a pad won. A stale word that is already a commit
+ * of this position means a padder beat us to it; losing to a DATA stamp
+ * is a padder that finished our commit for us (X1). */
+static int stamp_cas(struct evb_frame *f1, const struct evb_ring_claim *c, uint64_t type)
+{
+    uint64_t exp = c->stale_data;
+    /* R1: seq_cst CAS, also the first half of D1. A failed CAS reads the
+     * winner's stamp only to compare it: relaxed. */
+    if (!evb_stamp_is_committed(exp, c->data_pos) &&
+        atomic_compare_exchange_strong_explicit(&f1->stamp, &exp, c->data_pos | type,
+                                                memory_order_seq_cst, memory_order_relaxed))
+        return 0;
+    return type == EVB_STAMP_DATA && exp == (c->data_pos | EVB_STAMP_DATA) ? 0 : -ECANCELED;
+}
+
+/* X1 (see the table): commit with a plain store unless a padder is at our
+ * claim, in which case the stamp CAS decides. */
+static int commit_fenceless(struct evb_ring_producer *p, struct evb_frame *f1,
+                            const struct evb_ring_claim *c)
+{
+    struct evb_producer_slot *s = p->slot;
+    /* X1: release, our frames before the word a padder finishes them by. */
+    atomic_store_explicit(&s->committing, c->data_pos, memory_order_release);
+    /* X1: keeps the store above and the load below in program order for
+     * the compiler; the padder's heavy fence does the rest. */
+    atomic_signal_fence(memory_order_seq_cst);
+    EVB_CRASH_POINT("commit.decided");
+    /* Relaxed: X1 orders it (fence above, the padder's heavy fence). A
+     * stamp found committed at our claim already (a pad) goes to the CAS
+     * too, which says -ECANCELED. */
+    if (atomic_load_explicit(&s->robbing, memory_order_relaxed) == c->data_pos ||
+        evb_stamp_is_committed(c->stale_data, c->data_pos))
+        return stamp_cas(f1, c, EVB_STAMP_DATA);
+    /* X1: release, pairs with the reader's A1 acquire of the stamp. */
+    atomic_store_explicit(&f1->stamp, c->data_pos | EVB_STAMP_DATA, memory_order_release);
+    return 0;
+}
+
 /* Finish a claim: the end pad, then stamp word TYPE on the first data frame. */
 static int finish(struct evb_ring_producer *p, struct evb_ring_claim *c, uint64_t type)
 {
     struct evb_ring *r = p->r;
     struct evb_frame *f1 = evb_ring_frame(r, c->data_pos);
-    int rc = 0;
+    bool fenceless = p->fenceless && type == EVB_STAMP_DATA;
 
     if (c->pad)
         commit_end_pad(r, c);
-    uint64_t exp = c->stale_data;
-    /* R1: seq_cst CAS, also the first half of D1. A stale word that is
-     * already a commit of this position means a padder beat us to it. */
-    if (evb_stamp_is_committed(exp, c->data_pos) ||
-        !atomic_compare_exchange_strong_explicit(&f1->stamp, &exp, c->data_pos | type,
-                                                 memory_order_seq_cst,
-                                                 memory_order_relaxed))
-        rc = -ECANCELED;
+    int rc = fenceless ? commit_fenceless(p, f1, c) : stamp_cas(f1, c, type);
     /* Statistic, relaxed: publishes nothing. Counted at once, before
      * anything that can make a syscall, so a process killed after its
      * abort's CAS has almost surely counted it (bus/stat.c). Commits are
@@ -476,6 +526,15 @@ static int finish(struct evb_ring_producer *p, struct evb_ring_claim *c, uint64_
      * until here. */
     atomic_store_explicit(&p->slot->pending, EVB_POS_NONE, memory_order_release);
     EVB_CRASH_POINT("finish.resolved");
+    if (fenceless) {
+        /* X2: the stamp store, then this load, kept in order for the
+         * compiler; a sleeper's heavy fence orders the two for the CPU. */
+        atomic_signal_fence(memory_order_seq_cst);
+        /* Relaxed: X2 orders it (above). */
+        if (atomic_load_explicit(&r->hdr->waiters, memory_order_relaxed))
+            evb_ring_wake_waiters(r);
+        return rc;
+    }
     /* D1: second half; seq_cst load after the seq_cst CAS above. */
     if (atomic_load_explicit(&r->hdr->waiters, memory_order_seq_cst))
         evb_ring_wake_waiters(r);
@@ -543,6 +602,17 @@ int evb_ring_producer_attach(struct evb_ring_producer *p, struct evb_ring *r,
             atomic_store_explicit(&s->published, 0, memory_order_relaxed);
             atomic_store_explicit(&s->published_bytes, 0, memory_order_relaxed);
             atomic_store_explicit(&s->backpressure, 0, memory_order_relaxed);
+            /* X1: how we commit. Relaxed: published with the first intent
+             * (I1's release), before any claim a padder could look at. */
+            p->fenceless = evb_fence_register();
+            /* No claim of ours is committing or being robbed: NONE, not
+             * 0, which is a position (the first claim of a ring). Relaxed,
+             * as commit_mode. */
+            atomic_store_explicit(&s->committing, EVB_POS_NONE, memory_order_relaxed);
+            atomic_store_explicit(&s->robbing, EVB_POS_NONE, memory_order_relaxed);
+            atomic_store_explicit(&s->commit_mode,
+                                  p->fenceless ? EVB_COMMIT_FENCELESS : EVB_COMMIT_CAS,
+                                  memory_order_relaxed);
             s->producer_id = producer_id;
             p->slot = s;
             p->slot_idx = i;

@@ -80,6 +80,13 @@ void evb_ring_waiter_set(struct evb_ring *r, uint32_t slot_idx, uint32_t *bell_v
     *bell_val = atomic_load_explicit(&r->hdr->bell, memory_order_acquire);
 }
 
+int evb_ring_waiters_armed(void)
+{
+    /* X2 (claim.c): our waiter bits (set by seq_cst RMWs) before the
+     * stamp loads that follow, on every CPU a fenceless producer runs on. */
+    return evb_fence_heavy();
+}
+
 void evb_ring_waiter_clear(struct evb_ring *r, uint32_t slot_idx)
 {
     /* A read-only reader never set a bit (and may not store one). */

@@ -11,6 +11,9 @@
  * itself writes identically (offset, claim_len, claim_events), and its type
  * lives in the stamp, so a stalled producer that wakes up and keeps writing
  * cannot change what readers see; its commit CAS then fails (-ECANCELED).
+ * A producer that commits with a plain store (claim.c X1) is told first,
+ * through its slot, and one whose commit was already decided has it
+ * finished here instead (the same DATA stamp it stores itself).
  */
 #include "ring.h"
 
@@ -180,6 +183,30 @@ static int find_hole(struct evb_ring *r, uint64_t pos, uint64_t tpos, uint64_t t
     return found;
 }
 
+/*
+ * X1 (claim.c): is the hole H at POS a fenceless owner's claim whose
+ * frames are whole and whose commit is decided? Then the stamp it is about
+ * to store (or stored since our load) is DATA, and we store the same. 1
+ * yes, 0 no (pad it: the owner will see robbing and let the CAS decide),
+ * -1 the heavy fence is unavailable, so a live owner cannot be robbed
+ * safely from here.
+ */
+static int owner_committing(const struct hole *h, uint64_t pos, bool dead)
+{
+    struct evb_producer_slot *s = h->slot;
+    /* Relaxed: set at attach, before the intent whose I1 release
+     * read_intent acquired. */
+    if (atomic_load_explicit(&s->commit_mode, memory_order_relaxed) != EVB_COMMIT_FENCELESS)
+        return 0;
+    /* Relaxed: X1, the heavy fence below orders it before our load; a dead
+     * owner reads nothing. */
+    atomic_store_explicit(&s->robbing, pos, memory_order_relaxed);
+    if (!dead && evb_fence_heavy() < 0)
+        return -1;
+    /* X1: acquire, pairs with the owner's release: its frames are whole. */
+    return atomic_load_explicit(&s->committing, memory_order_acquire) == pos;
+}
+
 int evb_ring_unblock(struct evb_ring *r, uint64_t pos, uint64_t waited_ns)
 {
     uint64_t tpos, toff;
@@ -219,20 +246,27 @@ int evb_ring_unblock(struct evb_ring *r, uint64_t pos, uint64_t waited_ns)
         return 1;
     if (atomic_load_explicit(&r->hdr->tail.pos, memory_order_acquire) - pos > r->capacity)
         return 0;
+    int finishing = h.data_part ? owner_committing(&h, pos, dead) : 0;
+    if (finishing < 0)
+        return 2; /* explained, but only the owner's own commit may resolve it */
+    uint64_t type = finishing ? EVB_STAMP_DATA : EVB_STAMP_PAD;
     /* Identical to what the claimant writes (frame.h). */
-    if (r->capacity - (pos & r->mask) >= EVB_FRAME_HDR)
+    if (!finishing && r->capacity - (pos & r->mask) >= EVB_FRAME_HDR)
         evb_frame_set_claim(f, h.offset, (uint32_t)(h.end - pos), (uint16_t)h.events);
     EVB_CRASH_POINT("pad.before_cas");
-    /* The race with the claimant's commit (claim.c R1): one CAS wins.
-     * seq_cst: also the first half of D1 for sleepers. */
-    if (!atomic_compare_exchange_strong_explicit(&f->stamp, &stale, pos | EVB_STAMP_PAD,
+    /* The race with the claimant's commit (claim.c R1, X1): one CAS wins,
+     * or both write DATA. seq_cst: also the first half of D1 for
+     * sleepers. A failed CAS reads nothing we use: relaxed. */
+    if (!atomic_compare_exchange_strong_explicit(&f->stamp, &stale, pos | type,
                                                  memory_order_seq_cst,
                                                  memory_order_relaxed))
         return 1;
-    /* Counters are statistics: relaxed. */
-    atomic_fetch_add_explicit(&r->hdr->aborted, h.events, memory_order_relaxed);
-    atomic_fetch_add_explicit(dead ? &r->hdr->padded_dead : &r->hdr->padded_stalled,
-                              h.events ? 1 : 0, memory_order_relaxed);
+    if (!finishing) {
+        /* Counters are statistics: relaxed. */
+        atomic_fetch_add_explicit(&r->hdr->aborted, h.events, memory_order_relaxed);
+        atomic_fetch_add_explicit(dead ? &r->hdr->padded_dead : &r->hdr->padded_stalled,
+                                  h.events ? 1 : 0, memory_order_relaxed);
+    }
     if (dead && h.data_part) {
         /* The dead claimant can make no further claim: free its slot.
          * P2: its claim is resolved (our CAS above). A failed CAS (a new

@@ -102,6 +102,18 @@ int evb_proc_alive(uint64_t owner);   /* 1 alive, 0 dead */
 uint64_t evb_proc_start(int pid);     /* 0 when gone */
 uint64_t evb_mono_ns(void);
 uint64_t evb_real_ns(void);
+/* clock.c: CLOCK_REALTIME for event timestamps, from the time-stamp
+ * counter where the kernel keeps time by it (within tens of ns of
+ * clock_gettime, at half its cost); thread-safe. */
+uint64_t evb_event_ns(void);
+
+/* ---- fence.c: the heavy half of the asymmetric fences (claim.c X1, X2) ---- */
+/* Register this process so a heavy fence reaches it; true once it is (a
+ * fenceless commit is allowed), false when the kernel refuses. */
+bool evb_fence_register(void);
+/* A full barrier on every CPU running a registered process, and here. 0,
+ * or a negative errno when the kernel has no membarrier for us. */
+int evb_fence_heavy(void);
 
 /* ---- tail pair (claim.c) ---- */
 void evb_ring_load_tail(const struct evb_ring *r, uint64_t *pos, uint64_t *offset);
@@ -112,6 +124,7 @@ struct evb_ring_producer {
     struct evb_producer_slot *slot;
     uint32_t slot_idx;
     uint32_t producer_id;
+    bool fenceless;          /* commits with a plain store (X1): registered */
     uint64_t limit;          /* cached: claims ending at or below are safe */
     uint64_t limit_from;     /* the tail snapshot LIMIT was computed at */
     uint64_t blocked_pos;    /* min position blocking us, for stall timing */
@@ -321,6 +334,12 @@ void evb_ring_wake_waiters(struct evb_ring *r); /* after commits: if any bit set
 int evb_bell_wait(_Atomic uint32_t **bells, const uint32_t *vals, unsigned n,
                   uint64_t timeout_ns);
 void evb_ring_waiter_set(struct evb_ring *r, uint32_t slot_idx, uint32_t *bell_val);
+/* After setting every waiter bit, before the readiness checks that decide
+ * to sleep: the heavy fence fenceless commits pair with (claim.c X2). 0,
+ * or a negative errno when there is none: then sleep at most
+ * EVB_UNFENCED_NAP_NS, which bounds a wake-up missed that way. */
+int evb_ring_waiters_armed(void);
+#define EVB_UNFENCED_NAP_NS 1000000ull
 void evb_ring_waiter_clear(struct evb_ring *r, uint32_t slot_idx);
 
 /* ---- crash points (test builds only) ---- */

@@ -63,9 +63,12 @@ static_assert(ATOMIC_INT_LOCK_FREE == 2, "32-bit atomics must be lock-free");
 
 #define EVB_RING_MAGIC 0x31474e4952425645ull /* "EVBRING1" little-endian */
 /* 3: values start 8-aligned after the key (EVB_FRAME_F_VALUE_ALIGNED).
+ * 4: producers may commit with a plain store (producer slot words
+ * committing, robbing, commit_mode; claim.c X1), which a padder of an
+ * older build would race with its CAS: such builds must not share a ring.
  * A ring of another version is refused (-EPROTO); segments keep their
  * frames, which say their own layout in their flags. */
-#define EVB_RING_VERSION 3u
+#define EVB_RING_VERSION 4u
 #define EVB_LINE 128u
 #define EVB_FRAME_ALIGN 8u
 #define EVB_FRAME_HDR 56u
@@ -197,8 +200,21 @@ struct evb_producer_slot {
     _Atomic uint64_t backpressure; /* 72: claims that found the ring full
                                       (held by a gating reader or the
                                       flusher): waited, or -EAGAIN */
-    uint8_t pad_[EVB_LINE - 80];
+    /* The fenceless commit (claim.c X1), an asymmetric Dekker pair on this
+     * line rather than a CAS on the frame's stamp, the line readers poll. */
+    _Atomic uint64_t committing; /* 80: data position of the owner's claim
+                                    whose frames are all written, stored
+                                    just before its plain stamp store */
+    _Atomic uint64_t robbing;    /* 88: data position of a claim a padder
+                                    is about to pad (written by padders) */
+    _Atomic uint32_t commit_mode; /* 96: EVB_COMMIT_*, set at attach */
+    uint32_t pad1_;
+    uint8_t pad_[EVB_LINE - 104];
 };
+
+/* evb_producer_slot.commit_mode */
+#define EVB_COMMIT_CAS 0u       /* the stamp CAS decides commit against pad (R1) */
+#define EVB_COMMIT_FENCELESS 1u /* plain stamp store, padders fence (X1) */
 
 /* Reader kinds stored in evb_reader_slot.kind. */
 #define EVB_SLOT_SUBSCRIBER 0u
@@ -309,7 +325,11 @@ EVB_RING_AT(evb_producer_slot, producer_id, 52);
 EVB_RING_AT(evb_producer_slot, published, 56);
 EVB_RING_AT(evb_producer_slot, published_bytes, 64);
 EVB_RING_AT(evb_producer_slot, backpressure, 72);
-EVB_RING_AT(evb_producer_slot, pad_, 80);
+EVB_RING_AT(evb_producer_slot, committing, 80);
+EVB_RING_AT(evb_producer_slot, robbing, 88);
+EVB_RING_AT(evb_producer_slot, commit_mode, 96);
+EVB_RING_AT(evb_producer_slot, pad1_, 100);
+EVB_RING_AT(evb_producer_slot, pad_, 104);
 
 static_assert(sizeof(struct evb_reader_slot) == EVB_LINE, "reader slot size");
 EVB_RING_AT(evb_reader_slot, owner, 0);

@@ -120,6 +120,13 @@ static void sleep_idle(struct evb_flush *fl, uint64_t now)
         evb_ring_waiter_set(fp->r, fp->slot, &vals[n]);
         bells[n] = &fp->r->hdr->bell;
         held[n++] = fp;
+    }
+    /* Every bit set, then one heavy fence (shm/claim.c X2) before the
+     * stamp checks; without one, nap rather than miss a fenceless commit. */
+    if (n && evb_ring_waiters_armed() < 0 && wait > EVB_UNFENCED_NAP_NS)
+        wait = EVB_UNFENCED_NAP_NS;
+    for (unsigned k = 0; k < n; k++) {
+        struct fpart *fp = held[k];
         /* D1 (shm/claim.c): seq_cst load after the waiter bit's seq_cst
          * RMW in evb_ring_waiter_set(); pairs with the commit's CAS. */
         uint64_t st = atomic_load_explicit(&evb_ring_frame(fp->r, fp->walk)->stamp,

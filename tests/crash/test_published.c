@@ -163,6 +163,29 @@ Test(published, producer_killed_before_its_commit_stamp)
     killed_at((struct victim){"commit.before_stamp", false}, false);
 }
 
+/* Killed between deciding its commit (shm/claim.c X1: its frames whole,
+ * committing stored) and its plain stamp store: open right after the
+ * death, then finished, not padded, by whoever times the hole, so the
+ * event is published and read once. */
+Test(published, producer_killed_between_its_commit_decision_and_stamp)
+{
+    struct victim v = {"commit.decided", false};
+    cr_assert_eq(t_wait_exit(t_spawn(die_at, &v), 10000), 128 + SIGKILL,
+                 "the child was not killed at %s", v.point);
+    struct evb_partition_stat st;
+    cr_assert_eq(evb_partition_stat(bus, "p", 0, &st), 0);
+    cr_expect_eq(st.tail_offset, 11);
+    cr_expect_eq(st.published, 10, "the decided claim is still open");
+    uint64_t seqs[1] = {0};
+    evb_consumer *c = reader();
+    uint64_t read = read_on(c, seqs, 1);
+    evb_consumer_close(c);
+    cr_expect_eq(seqs[0], 11u, "the decided event was delivered");
+    check_accounts(read, 0);
+    cr_assert_eq(evb_partition_stat(bus, "p", 0, &st), 0);
+    cr_expect_eq(st.padded_dead, 0, "finished, not padded");
+}
+
 Test(published, producer_killed_right_after_its_commit_stamp)
 {
     killed_at((struct victim){"finish.after_cas", false}, true);

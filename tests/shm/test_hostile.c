@@ -457,7 +457,9 @@ Test(ring_hostile, commit_after_pad_with_the_tail_moved_back_names_the_tail)
         evb_ring_load_tail(&r, &t, &off);
         if (back)
             tr_set_tail(&r, c.data_pos - 4096, off - 64);
-        /* A padder's win: the claim's first stamp says pad. */
+        /* A padder's win: it announced itself in the slot (shm/claim.c
+         * X1), then the claim's first stamp says pad. */
+        TR_ST(p.slot->robbing, c.data_pos);
         tr_stamp(&r, c.data_pos, c.data_pos | EVB_STAMP_PAD);
         int rc = evb_ring_commit(&p, &c);
         if (!back) {

@@ -484,3 +484,191 @@ Test(ring_pad, commit_and_pad_race_as_threads_agree_with_a_reader_thread)
     evb_ring_reader_detach(&x.rd);
     evb_ring_close(&r);
 }
+
+/* ---- fenceless commits (claim.c X1) ---- */
+
+/* This machine's kernel has membarrier: producers commit with a plain
+ * store, and their slot says so to padders. */
+Test(ring_pad, producers_commit_fenceless_where_the_kernel_has_membarrier)
+{
+    struct evb_ring r;
+    struct evb_ring_producer p;
+    tr_ring(&r, NULL);
+    cr_assert_eq(evb_ring_producer_attach(&p, &r, 1), 0);
+    cr_expect(p.fenceless);
+    cr_expect_eq(TR_LD(p.slot->commit_mode), EVB_COMMIT_FENCELESS);
+    cr_expect_eq(TR_LD(p.slot->committing), EVB_POS_NONE, "0 would name position 0");
+    evb_ring_producer_detach(&p);
+    evb_ring_close(&r);
+}
+
+/* A producer stopped between deciding its commit (committing stored, its
+ * frames whole) and its stamp store is not robbed: the padder stores the
+ * same DATA stamp for it, counts no pad, and the producer's commit, when
+ * it wakes, succeeds; readers get the event once. Owner dead, or live and
+ * stalled: the same. */
+static void decided_then_stopped(bool dead)
+{
+    struct evb_ring r;
+    struct evb_ring_producer p;
+    struct evb_ring_claim c;
+    struct evb_ring_reader rd;
+    struct evb_frame_view v;
+    tr_ring(&r, NULL);
+    cr_assert_eq(evb_ring_reader_attach(&rd, &r, EVB_SLOT_LOSSLESS, "", EVB_POS_NONE, 0), 0);
+    cr_assert_eq(evb_ring_producer_attach(&p, &r, 1), 0);
+    cr_assert(p.fenceless);
+    cr_assert_eq(evb_ring_claim(&p, 2 * 64, 2, &c), 0);
+    tr_fill(&r, &c);
+    tr_stamp(&r, 64, 64 | EVB_STAMP_DATA); /* R2: the second frame first */
+    TR_ST(p.slot->committing, c.data_pos); /* X1: decided; the stamp store never came */
+    if (dead)
+        TR_ST(p.slot->owner, tr_owner_dead());
+    else
+        r.stall_ns = 1000;
+    cr_assert_eq(evb_ring_unblock(&r, 0, 2000), 1);
+    cr_expect_eq(tr_stamp_at(&r, 0), 0 | EVB_STAMP_DATA, "finished, not padded");
+    cr_expect_eq(TR_LD(p.slot->robbing), 0, "the padder announced itself");
+    cr_expect_eq(TR_LD(r.hdr->aborted), 0);
+    cr_expect_eq(TR_LD(r.hdr->padded_stalled) + TR_LD(r.hdr->padded_dead), 0);
+    if (!dead) {
+        cr_expect_eq(evb_ring_commit(&p, &c), 0, "its commit stands");
+        cr_expect_eq(tr_stamp_at(&r, 0), 0 | EVB_STAMP_DATA);
+    }
+    for (uint64_t off = 0; off < 2; off++) {
+        cr_assert_eq(tr_read_wait(&rd, &v, 1000), 0);
+        cr_expect_eq(v.f->offset, off);
+    }
+    cr_expect_eq(evb_ring_read(&rd, &v), -EAGAIN, "each event once");
+    evb_ring_reader_detach(&rd);
+    if (!dead)
+        evb_ring_producer_detach(&p);
+    evb_ring_close(&r);
+}
+
+Test(ring_pad, stalled_producers_decided_commit_is_finished_not_padded)
+{
+    decided_then_stopped(false);
+}
+
+Test(ring_pad, dead_producers_decided_commit_is_finished_not_padded)
+{
+    decided_then_stopped(true);
+}
+
+/*
+ * X1 for real: a producer thread commits events while a padder thread,
+ * for which every claim counts as stalled at once, keeps trying to pad the
+ * frame the reader waits at. Every event must end one way only: its commit
+ * returned 0 and the reader got it, whole, or -ECANCELED and the reader
+ * skipped it. A plain stamp store that landed on a pad (the race X1
+ * closes) shows as an event both cancelled and delivered, or as a reader
+ * that skipped a committed one.
+ */
+#define RACE_EVENTS 20000u
+
+struct fl_race {
+    struct evb_ring *r;
+    _Atomic uint64_t at;     /* the reader's position, for the padder */
+    _Atomic int done;
+    int8_t result[RACE_EVENTS]; /* 1 committed, -1 cancelled, by the producer */
+};
+
+static void *fl_producer(void *arg)
+{
+    struct fl_race *x = arg;
+    struct evb_ring_producer p;
+    struct evb_ring_claim c;
+    cr_assert_eq(evb_ring_producer_attach(&p, x->r, 1), 0);
+    cr_assert(p.fenceless);
+    for (uint32_t i = 0; i < RACE_EVENTS;) {
+        int rc = evb_ring_claim(&p, 64, 1, &c);
+        if (rc == -EAGAIN) {
+            sched_yield();
+            continue;
+        }
+        cr_assert_eq(rc, 0);
+        cr_assert_eq(c.offset, i);
+        tr_fill(x->r, &c);
+        if (i % 3 == 0)
+            sched_yield(); /* widen the window for the padder */
+        rc = evb_ring_commit(&p, &c);
+        cr_assert(rc == 0 || rc == -ECANCELED, "commit %u: %d", i, rc);
+        x->result[i++] = rc == 0 ? 1 : -1;
+    }
+    evb_ring_producer_detach(&p);
+    /* Tests share this flag between threads; release: results first. */
+    atomic_store_explicit(&x->done, 1, memory_order_release);
+    return NULL;
+}
+
+static void *fl_padder(void *arg)
+{
+    struct fl_race *x = arg;
+    /* Acquire pairs with the producer's release of done. */
+    while (!atomic_load_explicit(&x->done, memory_order_acquire)) {
+        evb_ring_unblock(x->r, atomic_load_explicit(&x->at, memory_order_acquire), 1000000);
+        sched_yield();
+    }
+    return NULL;
+}
+
+Test(ring_pad, fenceless_commits_racing_padders_end_one_way_each, .timeout = 120)
+{
+    struct evb_ring r;
+    struct evb_ring_reader rd;
+    struct evb_frame_view v;
+    static struct fl_race x;
+    memset(&x, 0, sizeof x);
+    tr_ring(&r, NULL);
+    r.stall_ns = 0; /* every claim may be robbed at once */
+    x.r = &r;
+    cr_assert_eq(evb_ring_reader_attach(&rd, &r, EVB_SLOT_LOSSLESS, "", EVB_POS_NONE, 0), 0);
+    pthread_t tp, tq;
+    cr_assert_eq(pthread_create(&tp, NULL, fl_producer, &x), 0);
+    cr_assert_eq(pthread_create(&tq, NULL, fl_padder, &x), 0);
+    static int8_t seen[RACE_EVENTS];
+    memset(seen, 0, sizeof seen);
+    uint64_t next = 0, skipped = 0, delivered = 0;
+    for (;;) {
+        int rc = evb_ring_read(&rd, &v);
+        if (rc == -EAGAIN) {
+            evb_ring_reader_release(&rd);
+            /* Release: the position the padder should look at. */
+            atomic_store_explicit(&x.at, rd.pos, memory_order_release);
+            /* Acquire pairs with the producer's release of done. */
+            if (atomic_load_explicit(&x.done, memory_order_acquire) &&
+                rd.pos == atomic_load_explicit(&r.hdr->tail.pos, memory_order_acquire))
+                break;
+            sched_yield();
+            continue;
+        }
+        cr_assert_eq(rc, 0, "read: %d", rc);
+        uint64_t off = v.f->offset;
+        cr_assert_lt(off, RACE_EVENTS);
+        cr_assert_geq(off, next, "offset %llu again", (unsigned long long)off);
+        skipped += off - next;
+        for (uint32_t i = EVB_FRAME_HDR; i < 64; i++)
+            cr_assert_eq(v.value[i - EVB_FRAME_HDR], (uint8_t)(off + i), "event %llu torn",
+                         (unsigned long long)off);
+        seen[off] = 1;
+        delivered++;
+        next = off + 1;
+    }
+    pthread_join(tp, NULL);
+    pthread_join(tq, NULL);
+    uint64_t cancelled = 0;
+    for (uint32_t i = 0; i < RACE_EVENTS; i++) {
+        cr_assert(x.result[i] == 1 || x.result[i] == -1);
+        cr_assert_eq(seen[i] == 1, x.result[i] == 1, "event %u: commit said %s, reader %s",
+                     i, x.result[i] == 1 ? "committed" : "cancelled",
+                     seen[i] ? "got it" : "skipped it");
+        cancelled += x.result[i] == -1;
+    }
+    cr_expect_eq(TR_LD(r.hdr->aborted), cancelled);
+    cr_log_info("%llu delivered, %llu padded, %llu skipped by the reader",
+                (unsigned long long)delivered, (unsigned long long)cancelled,
+                (unsigned long long)skipped);
+    evb_ring_reader_detach(&rd);
+    evb_ring_close(&r);
+}

@@ -10,6 +10,7 @@
 #define EVB_T_UNIT_SHIM_H
 
 #include <stdbool.h>
+#include <stdio.h>
 #include <stddef.h>
 #include <stdlib.h> /* Criterion's header brings it too */
 #include <string.h>
@@ -146,6 +147,8 @@ struct t_unit_val t_unit_val_p(const volatile void *v);
 #define cr_assert_str_neq(...) T_UNIT_STR_(true, !=, __VA_ARGS__, "")
 #define cr_expect_str_eq(...) T_UNIT_STR_(false, ==, __VA_ARGS__, "")
 #define cr_expect_str_neq(...) T_UNIT_STR_(false, !=, __VA_ARGS__, "")
+/* A line for the log, as Criterion's --verbose prints it. */
+#define cr_log_info(...) (fprintf(stderr, "[----] " __VA_ARGS__), fputc('\n', stderr))
 /* A skip needs its reason (STYLE 2.9: a missing capability is a skip). */
 #define cr_skip_test(...) t_unit_skip(__VA_ARGS__)
 

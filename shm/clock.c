@@ -1,0 +1,228 @@
+/*
+ * clock.c - the event clock: CLOCK_REALTIME in nanoseconds, read from the
+ * CPU's time-stamp counter where the kernel itself keeps time by it.
+ *
+ * Every event carries the time it was claimed. clock_gettime through the
+ * vDSO costs 25-30 ns on this kind of machine (a seqlock over the kernel's
+ * clock data, and on a VM the paravirtual clock's own), a quarter of a
+ * 64-byte publish. The counter costs half that, and the conversion is a
+ * multiply and a shift.
+ *
+ * The conversion is an anchor pair (counter, CLOCK_REALTIME) and a rate,
+ * both measured here against clock_gettime: first over CALIBRATE_NS (the
+ * calls until then read clock_gettime itself), then re-anchored every
+ * REANCHOR_NS with the rate taken over the last interval, so a clock the
+ * kernel slews (NTP) or steps is followed within that interval. Between
+ * anchors the error is the rate's over the interval: tens of nanoseconds,
+ * far below what the timestamps are used for (lag in seconds, seeks by
+ * time, the order events of one producer were claimed in is the offsets').
+ *
+ * Only where the counter is invariant and the kernel's clocksource is
+ * "tsc" (it checked the counter is synchronised across CPUs and stable);
+ * anywhere else, and on other architectures, clock_gettime every time.
+ *
+ * Ordering (one edge, process-local):
+ *
+ *   V4  the anchor's seqlock: a writer takes it by CAS to an odd value
+ *       (acquire), stores the fields, stores the next even value with
+ *       release; a reader loads seq with acquire, the fields, fences
+ *       acquire and loads seq again: equal and even, the fields are one
+ *       anchor.
+ */
+#include "ring.h"
+
+#include <fcntl.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#if defined(__x86_64__)
+#include <x86intrin.h>
+#define EVB_HAVE_TSC 1
+#endif
+
+/* 64 x 64 -> 128-bit products: a tick count times a 32.32 rate. */
+__extension__ typedef unsigned __int128 u128;
+
+#define CALIBRATE_NS 10000000ull   /* 10 ms: the first rate */
+#define REANCHOR_NS 1000000000ull  /* 1 s between anchors afterwards */
+
+enum { CLK_UNKNOWN, CLK_CALIBRATING, CLK_TSC, CLK_SYSCALL };
+
+/*
+ * The anchor, under a seqlock (one writer at a time by the odd value's
+ * CAS). Readers are every publishing thread of the process; the writer is
+ * whichever of them first finds the anchor due.
+ */
+static struct {
+    _Atomic uint64_t lock_seq;   /* even: stable; odd: being rewritten */
+    _Atomic uint64_t anchor_tsc; /* counter at the anchor */
+    _Atomic uint64_t anchor_ns;  /* CLOCK_REALTIME at the anchor */
+    _Atomic uint64_t rate;       /* ns per tick, 32.32 fixed point */
+    _Atomic uint64_t due_tsc;    /* counter value of the next anchor */
+    _Atomic int state;           /* CLK_* */
+} clk;
+
+static uint64_t realtime_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+#ifdef EVB_HAVE_TSC
+/* The kernel keeps time by the counter: it found it invariant and
+ * synchronised (or it would have marked it unstable and switched). */
+static bool kernel_uses_tsc(void)
+{
+    char buf[32] = {0};
+    int fd = open("/sys/devices/system/clocksource/clocksource0/current_clocksource",
+                  O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    return n >= 3 && strncmp(buf, "tsc", 3) == 0 && (buf[3] == '\n' || buf[3] == 0);
+}
+
+/* A pair (counter, realtime) taken as close together as the calls allow:
+ * the counter halfway between two reads around clock_gettime. */
+static void pair_now(uint64_t *tsc, uint64_t *ns)
+{
+    uint64_t a = __rdtsc();
+    *ns = realtime_ns();
+    uint64_t b = __rdtsc();
+    *tsc = a + (b - a) / 2;
+}
+
+/* Rewrite the anchor (seqlock held, SEQ odd): a new pair, the rate over
+ * the time since the last one if that was at least MIN_NS, and the next
+ * anchor due NEXT_NS from now. */
+static uint64_t reanchor(uint64_t seq, uint64_t min_ns, uint64_t next_ns)
+{
+    uint64_t tsc, ns;
+    pair_now(&tsc, &ns);
+    /* Relaxed: we hold the seqlock; the fields are ours until the release
+     * below. */
+    uint64_t t0 = atomic_load_explicit(&clk.anchor_tsc, memory_order_relaxed);
+    uint64_t n0 = atomic_load_explicit(&clk.anchor_ns, memory_order_relaxed);
+    uint64_t mult = atomic_load_explicit(&clk.rate, memory_order_relaxed);
+    int mode = atomic_load_explicit(&clk.state, memory_order_relaxed);
+    /* A rate needs a long enough interval: two threads that find the
+     * anchor due together re-anchor twice, the second a moment later. */
+    if (tsc > t0 && ns >= n0 + min_ns) {
+        u128 m = ((u128)(ns - n0) << 32) / (tsc - t0);
+        /* A step of the clock (settimeofday) gives one odd rate: keep the
+         * old one then, the anchor itself takes the step. */
+        if (mode == CLK_CALIBRATING || (m > mult / 2 && m < mult * 2))
+            mult = (uint64_t)m;
+        mode = CLK_TSC;
+    }
+    uint64_t ticks = mult ? (uint64_t)(((u128)next_ns << 32) / mult) : 0;
+    /* Relaxed stores: the seqlock's release below publishes them (V4). */
+    atomic_store_explicit(&clk.anchor_tsc, tsc, memory_order_relaxed);
+    atomic_store_explicit(&clk.anchor_ns, ns, memory_order_relaxed);
+    atomic_store_explicit(&clk.rate, mult, memory_order_relaxed);
+    atomic_store_explicit(&clk.due_tsc, tsc + ticks, memory_order_relaxed);
+    atomic_store_explicit(&clk.state, mode, memory_order_relaxed);
+    /* V4: release, the fields before the even value readers check. */
+    atomic_store_explicit(&clk.lock_seq, seq + 2, memory_order_release);
+    return ns;
+}
+
+/* Take the seqlock if nobody holds it: SEQ (even) on success. */
+static bool try_lock(uint64_t seq)
+{
+    /* V4: acquire on success, so the fields we read are the last
+     * writer's; a failed CAS reads nothing: relaxed. */
+    return !(seq & 1) &&
+           atomic_compare_exchange_strong_explicit(&clk.lock_seq, &seq, seq + 1,
+                                                   memory_order_acquire,
+                                                   memory_order_relaxed);
+}
+
+static uint64_t slow_path(void)
+{
+    /* Relaxed: a hint; the seqlock decides who writes. */
+    int mode = atomic_load_explicit(&clk.state, memory_order_relaxed);
+    if (mode == CLK_SYSCALL)
+        return realtime_ns();
+    /* Relaxed: the CAS in try_lock() rechecks it. */
+    uint64_t seq = atomic_load_explicit(&clk.lock_seq, memory_order_relaxed);
+    if (!try_lock(seq))
+        return realtime_ns(); /* another thread re-anchors: ask the kernel once */
+    /* Relaxed: under the lock. */
+    mode = atomic_load_explicit(&clk.state, memory_order_relaxed);
+    if (mode == CLK_UNKNOWN) {
+        bool tsc = kernel_uses_tsc();
+        uint64_t t, ns;
+        pair_now(&t, &ns);
+        /* Relaxed stores: the release below publishes them (V4). */
+        atomic_store_explicit(&clk.anchor_tsc, t, memory_order_relaxed);
+        atomic_store_explicit(&clk.anchor_ns, ns, memory_order_relaxed);
+        atomic_store_explicit(&clk.rate, 0, memory_order_relaxed);
+        atomic_store_explicit(&clk.due_tsc, 0, memory_order_relaxed);
+        atomic_store_explicit(&clk.state, tsc ? CLK_CALIBRATING : CLK_SYSCALL,
+                              memory_order_relaxed);
+        /* V4: release, as in reanchor(). */
+        atomic_store_explicit(&clk.lock_seq, seq + 2, memory_order_release);
+        return ns;
+    }
+    if (mode == CLK_CALIBRATING) {
+        /* Relaxed: under the lock. */
+        uint64_t n0 = atomic_load_explicit(&clk.anchor_ns, memory_order_relaxed);
+        uint64_t ns = realtime_ns();
+        if (ns < n0 + CALIBRATE_NS) {
+            /* V4: release, nothing changed but the lock. */
+            atomic_store_explicit(&clk.lock_seq, seq + 2, memory_order_release);
+            return ns;
+        }
+        /* The first rate; the next anchor 100 ms on, then REANCHOR_NS. */
+        return reanchor(seq, CALIBRATE_NS, 100000000ull);
+    }
+    /* Relaxed: under the lock. Another thread may have re-anchored since
+     * our reader found it due. */
+    uint64_t t0 = atomic_load_explicit(&clk.anchor_tsc, memory_order_relaxed);
+    uint64_t n0 = atomic_load_explicit(&clk.anchor_ns, memory_order_relaxed);
+    uint64_t mult = atomic_load_explicit(&clk.rate, memory_order_relaxed);
+    uint64_t due = atomic_load_explicit(&clk.due_tsc, memory_order_relaxed);
+    uint64_t t = __rdtsc();
+    if (t >= t0 && t < due) {
+        /* V4: release, nothing changed but the lock. */
+        atomic_store_explicit(&clk.lock_seq, seq + 2, memory_order_release);
+        return n0 + (uint64_t)(((u128)(t - t0) * mult) >> 32);
+    }
+    return reanchor(seq, 50000000ull, REANCHOR_NS);
+}
+
+uint64_t evb_event_ns(void)
+{
+    uint64_t t = __rdtsc();
+    for (;;) {
+        /* V4: acquire pairs with the writer's even release. */
+        uint64_t s1 = atomic_load_explicit(&clk.lock_seq, memory_order_acquire);
+        /* Relaxed fields: the seqlock decides whether they belong together. */
+        int mode = atomic_load_explicit(&clk.state, memory_order_relaxed);
+        uint64_t t0 = atomic_load_explicit(&clk.anchor_tsc, memory_order_relaxed);
+        uint64_t n0 = atomic_load_explicit(&clk.anchor_ns, memory_order_relaxed);
+        uint64_t mult = atomic_load_explicit(&clk.rate, memory_order_relaxed);
+        uint64_t due = atomic_load_explicit(&clk.due_tsc, memory_order_relaxed);
+        /* V4: the field loads before the second seq load. */
+        atomic_thread_fence(memory_order_acquire);
+        /* Relaxed: ordered by the fence above. */
+        if (atomic_load_explicit(&clk.lock_seq, memory_order_relaxed) != s1 || (s1 & 1)) {
+            if (mode != CLK_TSC)
+                return slow_path();
+            continue;
+        }
+        if (mode != CLK_TSC || t >= due || t < t0)
+            return slow_path();
+        return n0 + (uint64_t)(((u128)(t - t0) * mult) >> 32);
+    }
+}
+#else
+uint64_t evb_event_ns(void)
+{
+    return realtime_ns();
+}
+#endif
