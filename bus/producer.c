@@ -38,6 +38,8 @@ struct evb_producer {
     struct evb_pstate ps;      /* stable id: its state file (map NULL otherwise) */
 };
 
+static struct evb_ring_producer *ring_producer(evb_producer *p, uint32_t part, int *rc);
+
 EVB_EXPORT int evb_producer_open(evb_producer **out, evb_bus *bus, const char *topic,
                                  const evb_producer_options *opts)
 {
@@ -49,6 +51,9 @@ EVB_EXPORT int evb_producer_open(evb_producer **out, evb_bus *bus, const char *t
     if (bus->meta_ro)
         return evb_err_set(-EACCES, "bus %s: bus.meta is read-only to you, so you cannot "
                            "publish", bus->path);
+    if (opts && (opts->flags & ~EVB_PRODUCER_EXCLUSIVE))
+        return evb_err_set(-EINVAL, "producer flags 0x%x: unknown (EVB_PRODUCER_EXCLUSIVE "
+                           "is the only one)", opts->flags & ~EVB_PRODUCER_EXCLUSIVE);
     if (opts && opts->producer_id && opts->producer_id < EVB_PRODUCER_ID_STABLE)
         return evb_err_set(-EINVAL, "producer id %u: a stable id is at least 0x%x (below "
                            "it, ids are drawn from the bus)", opts->producer_id,
@@ -107,6 +112,16 @@ EVB_EXPORT int evb_producer_open(evb_producer **out, evb_bus *bus, const char *t
         p->producer_id = id;
     }
     p->rr = p->producer_id;
+    /* Exclusive: every partition now, so a shared producer in the way is
+     * this call's error, not a later publish's. */
+    for (uint32_t i = 0; (p->opts.flags & EVB_PRODUCER_EXCLUSIVE) && i < p->tm->nparts; i++) {
+        ring_producer(p, i, &rc);
+        if (rc) {
+            evb_err_prefix(rc, "topic %s", topic);
+            evb_producer_close(p);
+            return rc;
+        }
+    }
     *out = p;
     return 0;
 }
@@ -199,8 +214,12 @@ static struct evb_ring_producer *ring_producer(evb_producer *p, uint32_t part, i
 {
     struct evb_ring_producer *rp = &p->rp[part];
     *rc = 0;
-    if (!rp->slot)
-        *rc = evb_ring_producer_attach(rp, &p->tm->rings[part], p->producer_id);
+    if (rp->slot)
+        return rp;
+    *rc = evb_ring_producer_attach(rp, &p->tm->rings[part], p->producer_id);
+    if (!*rc && (p->opts.flags & EVB_PRODUCER_EXCLUSIVE) &&
+        (*rc = evb_ring_producer_exclusive(rp)))
+        evb_ring_producer_detach(rp);
     return rp;
 }
 

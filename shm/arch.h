@@ -76,6 +76,55 @@ static inline bool evb_cas128(void *word, uint64_t old_lo, uint64_t old_hi,
 }
 
 /*
+ * Store (LO, HI) to the 16 bytes at WORD (16-byte aligned) as one
+ * single-copy-atomic store, for a word only the caller writes (an
+ * exclusive producer's tail, claim.c X3): no reader can see half of it.
+ * x86-64 processors that have AVX carry out an aligned MOVDQA atomically
+ * (Intel SDM vol. 3A 9.1.1; AMD APM vol. 2 7.3.2), and TSO keeps it after
+ * every earlier store: a release. ATOMIC16 false (no AVX), aarch64 and
+ * TSan builds (which cannot see inside asm) use the CAS, a loop that
+ * succeeds at once when nobody else writes the word.
+ */
+#if defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define EVB_TSAN_CLANG 1
+#endif
+#endif
+#ifndef EVB_TSAN_CLANG
+#define EVB_TSAN_CLANG 0
+#endif
+static inline void evb_store128(void *word, uint64_t lo, uint64_t hi, bool atomic16)
+{
+#if defined(__x86_64__) && !defined(__SANITIZE_THREAD__) && !EVB_TSAN_CLANG
+    if (atomic16) {
+        typedef long long v2di __attribute__((vector_size(16)));
+        v2di v = {(long long)lo, (long long)hi};
+        __asm__ __volatile__("movdqa %1, %0" : "=m"(*(v2di *)word) : "x"(v) : "memory");
+        return;
+    }
+#endif
+    (void)atomic16;
+    for (;;) {
+        /* Relaxed snapshot for the CAS's expected value: the CAS is the
+         * store, and a full barrier. */
+        uint64_t olo = __atomic_load_n((uint64_t *)word, __ATOMIC_RELAXED);
+        uint64_t ohi = __atomic_load_n((uint64_t *)word + 1, __ATOMIC_RELAXED);
+        if (evb_cas128(word, olo, ohi, lo, hi))
+            return;
+    }
+}
+
+/* Whether evb_store128 may take the single-store path on this CPU. */
+static inline bool evb_atomic16_store_ok(void)
+{
+#if defined(__x86_64__)
+    return __builtin_cpu_supports("avx");
+#else
+    return false;
+#endif
+}
+
+/*
  * The spin-wait hint for loops that poll shared memory.
  *   x86-64: pause. It keeps the loop from flooding the memory pipeline
  *     with speculative loads and lets the sibling hyperthread run; the spin

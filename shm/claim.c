@@ -89,6 +89,14 @@
  *       pad. One that does not pads, and the owner, which then sees
  *       robbing, lets the stamp CAS decide, as R1. A dead owner needs no
  *       fence: committing alone decides.
+ *   X3  exclusive producer (Dekker on two RMWs): an exclusive producer
+ *       takes the header's exclusive word with a seq_cst CAS, then loads
+ *       every producer slot's owner with seq_cst; a shared producer takes
+ *       its slot with a seq_cst CAS, then loads exclusive with seq_cst. One
+ *       sees the other, so the tail is never moved by a plain store and a
+ *       CAS at once. The exclusive producer's tail store (evb_store128) is
+ *       a release on x86-64 (TSO; the CAS elsewhere): C1's intent before
+ *       it, and L1's frame writes after it, keep their order.
  *   X2  fenceless doorbell (D1's twin for X1): the owner's plain stamp
  *       store, a compiler-only fence, then its load of waiters; a sleeper's
  *       waiter-bit RMW, the heavy fence, then its stamp load
@@ -336,6 +344,25 @@ static void write_intent(struct evb_producer_slot *s, uint64_t pos, uint64_t off
     atomic_store_explicit(&s->intent_seq, seq + 2, memory_order_release);
 }
 
+/*
+ * Once a lap, an exclusive producer compares the ring's tail with its own
+ * copy (POS, OFF): only it moves the tail, so any other value was written
+ * by a hand outside the protocol, and claiming on from either would hand
+ * out positions twice. T1: acquire, as any tail snapshot.
+ */
+static int exclusive_tail_check(const struct evb_ring_producer *p, uint64_t pos, uint64_t off)
+{
+    uint64_t t, o;
+    evb_ring_load_tail(p->r, &t, &o);
+    if (t == pos && o == off)
+        return 0;
+    return evb_err_set(-EBADMSG, "partition %u: the tail is %llu (offset %llu), but this "
+                       "exclusive producer left it at %llu (offset %llu): written by "
+                       "another process", p->r->partition, (unsigned long long)t,
+                       (unsigned long long)o, (unsigned long long)pos,
+                       (unsigned long long)off);
+}
+
 int evb_ring_claim(struct evb_ring_producer *p, uint32_t len, uint32_t events,
                    struct evb_ring_claim *c)
 {
@@ -347,7 +374,13 @@ int evb_ring_claim(struct evb_ring_producer *p, uint32_t len, uint32_t events,
         return -EINVAL;
     for (;;) {
         uint64_t pos, off;
-        evb_ring_load_tail(r, &pos, &off);
+        if (p->exclusive) {
+            /* X3: nobody else moves the tail: our own copy is it. */
+            pos = p->xpos;
+            off = p->xoff;
+        } else {
+            evb_ring_load_tail(r, &pos, &off);
+        }
         if (pos % EVB_FRAME_ALIGN)
             return evb_err_set(-EBADMSG, "partition %u: tail %llu is not aligned",
                                r->partition, (unsigned long long)pos);
@@ -365,6 +398,11 @@ int evb_ring_claim(struct evb_ring_producer *p, uint32_t len, uint32_t events,
                 pad = (uint32_t)(r->capacity - idx);
             if (pos < p->limit_from)
                 limit = 0;
+            if (p->exclusive) {
+                int bad = exclusive_tail_check(p, pos, off);
+                if (bad)
+                    return bad;
+            }
         }
         uint64_t end = pos + pad + len;
         if (end > limit) {
@@ -382,8 +420,14 @@ int evb_ring_claim(struct evb_ring_producer *p, uint32_t len, uint32_t events,
         /* C1: relaxed, ordered before the claim by the CAS's full barrier. */
         atomic_store_explicit(&s->pending, pos, memory_order_relaxed);
         EVB_CRASH_POINT("claim.before_cas");
-        if (!tail_cas(&r->hdr->tail, pos, off, end, off + events))
+        if (p->exclusive) {
+            /* X3: a plain 16-byte store, after the intent (C1). */
+            evb_store128(&r->hdr->tail, end, off + events, p->atomic16);
+            p->xpos = end;
+            p->xoff = off + events;
+        } else if (!tail_cas(&r->hdr->tail, pos, off, end, off + events)) {
             continue;
+        }
         c->pos = pos;
         c->data_pos = pos + pad;
         c->offset = off;
@@ -573,6 +617,68 @@ int evb_ring_abort(struct evb_ring_producer *p, struct evb_ring_claim *c)
     return finish(p, c, EVB_STAMP_PAD);
 }
 
+/*
+ * X3, the shared side: our slot is taken (seq_cst); is an exclusive
+ * producer alive on the ring? Then give the slot back: -EBUSY. A dead
+ * one's word is cleared (its claims are padded as any dead producer's).
+ */
+static int exclusive_absent(struct evb_ring_producer *p)
+{
+    struct evb_ring *r = p->r;
+    /* X3: seq_cst, after our slot's seq_cst CAS. */
+    uint64_t x = atomic_load_explicit(&r->hdr->exclusive, memory_order_seq_cst);
+    if (!x)
+        return 0;
+    if (!evb_proc_alive(x)) {
+        /* Relaxed on failure: another attacher cleared or took it; the
+         * next attach looks again. X3: seq_cst as the loads. */
+        atomic_compare_exchange_strong_explicit(&r->hdr->exclusive, &x, 0,
+                                                memory_order_seq_cst,
+                                                memory_order_relaxed);
+        /* X3: seq_cst, the word again after the clear. */
+        x = atomic_load_explicit(&r->hdr->exclusive, memory_order_seq_cst);
+        if (!x)
+            return 0;
+    }
+    evb_ring_producer_detach(p);
+    return evb_err_set(-EBUSY, "partition %u: an exclusive producer (pid %u) holds it; "
+                       "no other producer may publish there while it lives",
+                       r->partition, (unsigned)(x >> 32));
+}
+
+int evb_ring_producer_exclusive(struct evb_ring_producer *p)
+{
+    struct evb_ring *r = p->r;
+    uint64_t self = evb_proc_self(), cur = 0;
+    /* X3: take the word; a dead holder's is taken over. seq_cst, before
+     * the slot loads below; a failed CAS reads the holder only to name it
+     * or test it: relaxed. */
+    while (!atomic_compare_exchange_strong_explicit(&r->hdr->exclusive, &cur, self,
+                                                    memory_order_seq_cst,
+                                                    memory_order_relaxed)) {
+        if (evb_proc_alive(cur))
+            return evb_err_set(-EBUSY, "partition %u: another exclusive producer (pid %u) "
+                               "holds it", r->partition, (unsigned)(cur >> 32));
+    }
+    for (uint32_t i = 0; i < EVB_RING_PRODUCER_SLOTS; i++) {
+        if (i == p->slot_idx)
+            continue;
+        /* X3: seq_cst, after our CAS of the word. */
+        uint64_t o = atomic_load_explicit(&r->pslots[i].owner, memory_order_seq_cst);
+        if (!o || !evb_proc_alive(o))
+            continue; /* a dead producer claims nothing more */
+        /* X3: release, nothing was claimed under the word. */
+        atomic_store_explicit(&r->hdr->exclusive, 0, memory_order_release);
+        return evb_err_set(-EBUSY, "partition %u: producer slot %u is held (pid %u): an "
+                           "exclusive producer must be the only one", r->partition, i,
+                           (unsigned)(o >> 32));
+    }
+    p->exclusive = true;
+    p->atomic16 = evb_atomic16_store_ok();
+    evb_ring_load_tail(r, &p->xpos, &p->xoff);
+    return 0;
+}
+
 int evb_ring_producer_attach(struct evb_ring_producer *p, struct evb_ring *r,
                              uint32_t producer_id)
 {
@@ -589,10 +695,11 @@ int evb_ring_producer_attach(struct evb_ring_producer *p, struct evb_ring *r,
             struct evb_producer_slot *s = &r->pslots[i];
             uint64_t exp = 0;
             /* P1: take the lease; acquire pairs with the last holder's
-             * release (or a reaper's CAS). Failure: someone else's slot,
+             * release (or a reaper's CAS). seq_cst for X3: before our load
+             * of the exclusive word below. Failure: someone else's slot,
              * nothing read from it, relaxed. */
             if (!atomic_compare_exchange_strong_explicit(&s->owner, &exp, self,
-                                                         memory_order_acq_rel,
+                                                         memory_order_seq_cst,
                                                          memory_order_relaxed))
                 continue;
             /* P2: no claim of ours yet. */
@@ -616,7 +723,7 @@ int evb_ring_producer_attach(struct evb_ring_producer *p, struct evb_ring *r,
             s->producer_id = producer_id;
             p->slot = s;
             p->slot_idx = i;
-            return 0;
+            return exclusive_absent(p);
         }
         evb_ring_reap_producers(r);
     }
@@ -628,6 +735,13 @@ void evb_ring_producer_detach(struct evb_ring_producer *p)
 {
     if (!p->slot)
         return;
+    if (p->exclusive) {
+        /* X3: release, our last tail store before the word says free;
+         * cleared before our slot, so a producer attaching meanwhile finds
+         * the ring shared, not ours. */
+        atomic_store_explicit(&p->r->hdr->exclusive, 0, memory_order_release);
+        p->exclusive = false;
+    }
     /* Relaxed: the P1 release of owner below publishes it. */
     atomic_store_explicit(&p->slot->pending, EVB_POS_NONE, memory_order_relaxed);
     /* P1: release, our last commit is visible before the slot reads as free. */

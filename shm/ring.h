@@ -125,6 +125,9 @@ struct evb_ring_producer {
     uint32_t slot_idx;
     uint32_t producer_id;
     bool fenceless;          /* commits with a plain store (X1): registered */
+    bool exclusive;          /* the only producer: moves the tail by store (X3) */
+    bool atomic16;           /* exclusive: evb_store128 may be one store */
+    uint64_t xpos, xoff;     /* exclusive: the tail, as only we move it */
     uint64_t limit;          /* cached: claims ending at or below are safe */
     uint64_t limit_from;     /* the tail snapshot LIMIT was computed at */
     uint64_t blocked_pos;    /* min position blocking us, for stall timing */
@@ -146,6 +149,11 @@ struct evb_ring_claim {
 int evb_ring_producer_attach(struct evb_ring_producer *p, struct evb_ring *r,
                              uint32_t producer_id);
 void evb_ring_producer_detach(struct evb_ring_producer *p);
+/* Make the attached producer P the ring's only one (claim.c X3): no other
+ * producer slot may be held, none can be taken while P lives, and P moves
+ * the tail with a plain 16-byte store instead of the CAS. -EBUSY (message
+ * set) when another producer, or another exclusive one, holds the ring. */
+int evb_ring_producer_exclusive(struct evb_ring_producer *p);
 /* Claim LEN aligned data bytes for EVENTS frames; -EAGAIN when the limit
  * stops it (the caller may retry after evb_ring_producer_unblock()). */
 int evb_ring_claim(struct evb_ring_producer *p, uint32_t len, uint32_t events,

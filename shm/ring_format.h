@@ -4,7 +4,8 @@
  * A ring file is one MAP_SHARED mapping:
  *
  *   0        +-----------------------------+
- *            | evb_ring_hdr   (1 KiB)      |  identity, tail, doorbell, counters
+ *            | evb_ring_hdr   (1 KiB)      |  identity, tail, doorbell, counters,
+ *            |                             |  exclusive producer
  *   1 KiB    +-----------------------------+
  *            | producer slots (64 x 128 B) |  owner, pending claim (intent)
  *   9 KiB    +-----------------------------+
@@ -65,7 +66,9 @@ static_assert(ATOMIC_INT_LOCK_FREE == 2, "32-bit atomics must be lock-free");
 /* 3: values start 8-aligned after the key (EVB_FRAME_F_VALUE_ALIGNED).
  * 4: producers may commit with a plain store (producer slot words
  * committing, robbing, commit_mode; claim.c X1), which a padder of an
- * older build would race with its CAS: such builds must not share a ring.
+ * older build would race with its CAS, and an exclusive producer moves the
+ * tail with a plain store (header word exclusive, X3), which an older
+ * producer's CAS would race: such builds must not share a ring.
  * A ring of another version is refused (-EPROTO); segments keep their
  * frames, which say their own layout in their flags. */
 #define EVB_RING_VERSION 4u
@@ -168,7 +171,13 @@ struct evb_ring_hdr {
                                               named consumer committed past them */
     uint8_t pad4_[EVB_LINE - 64];
 
-    uint8_t pad5_[1024 - 5 * EVB_LINE];
+    /* line 5: producers' arrangement, read at attach only. */
+    _Atomic uint64_t exclusive;  /* 640: owner word of the process whose
+                                    exclusive producer alone moves the tail
+                                    (claim.c X3), or 0 */
+    uint8_t pad5_[EVB_LINE - 8];
+
+    uint8_t pad6_[1024 - 6 * EVB_LINE];
 };
 
 /*
@@ -309,8 +318,11 @@ EVB_RING_AT(evb_ring_hdr, published_retired, 552);
 EVB_RING_AT(evb_ring_hdr, recovered_dropped, 560);
 EVB_RING_AT(evb_ring_hdr, retention_unconsumed, 568);
 EVB_RING_AT(evb_ring_hdr, pad4_, 576);
-/* lines 5..7: zero, free for later fields (with a version bump) */
-EVB_RING_AT(evb_ring_hdr, pad5_, 640);
+/* line 5 */
+EVB_RING_AT(evb_ring_hdr, exclusive, 640);
+EVB_RING_AT(evb_ring_hdr, pad5_, 648);
+/* lines 6..7: zero, free for later fields (with a version bump) */
+EVB_RING_AT(evb_ring_hdr, pad6_, 768);
 
 static_assert(sizeof(struct evb_producer_slot) == EVB_LINE, "producer slot size");
 EVB_RING_AT(evb_producer_slot, owner, 0);

@@ -404,8 +404,24 @@ typedef struct evb_producer_options {
      *  EVB_PRODUCER_ID_STABLE: a restartable producer (see "Duplicate
      *  suppression" below). */
     uint32_t producer_id;
-    uint32_t reserved_[5];
+    uint32_t flags;           /**< EVB_PRODUCER_* */
+    uint32_t reserved_[4];
 } evb_producer_options;
+
+/**
+ * evb_producer_options.flags: EVB_PRODUCER_EXCLUSIVE makes this handle
+ * the only producer of every partition of the topic for as long as it is
+ * open (the single-writer mode of Aeron's ExclusivePublication and the
+ * Disruptor). Its claims then move each ring's tail with a plain store, no
+ * atomic read-modify-write on the publish path. evb_producer_open() takes
+ * every partition at once and fails with -EBUSY (and a message naming the
+ * pid) while any other producer, in this process or another, holds one;
+ * while it lives, other producers' opens succeed but their first publish
+ * to a partition fails with -EBUSY. A dead exclusive producer's hold ends
+ * with it (its open claims are padded as any dead producer's). Not
+ * thread-safe, as any producer handle.
+ */
+#define EVB_PRODUCER_EXCLUSIVE 1u
 
 /*
  * Duplicate suppression (Kafka's idempotent producer, on one host).
