@@ -33,6 +33,7 @@ typedef struct config {
     uint64_t ring_bytes;
     unsigned impls;
     int poll;
+    int exclusive;        /* --exclusive: EVB_PRODUCER_EXCLUSIVE for both ends */
     int json;
     const char *shm_dir;
 } config;
@@ -133,8 +134,8 @@ typedef struct ends {
     evb_consumer *c;
 } ends;
 
-static int open_ends(ends *e, const char *bus_path, const char *pub_topic, const char *sub_topic,
-                     char *msg)
+static int open_ends(const config *cf, ends *e, const char *bus_path, const char *pub_topic,
+                     const char *sub_topic, char *msg)
 {
     memset(e, 0, sizeof(*e));
     int rc = evb_bus_open(&e->bus, bus_path, NULL);
@@ -148,7 +149,8 @@ static int open_ends(ends *e, const char *bus_path, const char *pub_topic, const
     rc = evb_consumer_open(&e->c, e->bus, sub_topic, &co);
     if (rc < 0)
         return bench_fail(msg, "evb_consumer_open", rc);
-    evb_producer_options po = { .block_ms = -1 };
+    evb_producer_options po = { .block_ms = -1,
+                                .flags = cf->exclusive ? EVB_PRODUCER_EXCLUSIVE : 0 };
     rc = evb_producer_open(&e->p, e->bus, pub_topic, &po);
     if (rc < 0)
         return bench_fail(msg, "evb_producer_open", rc);
@@ -166,7 +168,7 @@ static int evb_a(const config *cf, ctl *c, const char *bus_path, const char *pin
                  const char *pong, uint64_t *rtt)
 {
     ends e;
-    if (open_ends(&e, bus_path, ping, pong, c->a_msg))
+    if (open_ends(cf, &e, bus_path, ping, pong, c->a_msg))
         return 1;
     if (wait_flag(&c->b_ready, 1, 10000000000ull)) {
         snprintf(c->a_msg, 256, "B never became ready");
@@ -218,7 +220,7 @@ static int evb_b(const config *cf, ctl *c, const char *bus_path, const char *pin
                  const char *pong)
 {
     ends e;
-    if (open_ends(&e, bus_path, pong, ping, c->b_msg))
+    if (open_ends(cf, &e, bus_path, pong, ping, c->b_msg))
         return 1;
     poll_buf pb = { aligned_alloc(64, cf->size < 64 ? 64 : cf->size), cf->size, 0 };
     if (!pb.buf)
@@ -351,6 +353,7 @@ static void usage(FILE *f)
                "  --ring-bytes SIZE ring of each topic (default 1M)\n"
                "  --impl LIST       cacheline,evbus (default both)\n"
                "  --poll            read with an evb_consumer_poll loop, not evb_consumer_next\n"
+               "  --exclusive       each side's producer is its topic's only one\n"
                "  --shm-dir DIR     where the temporary bus is made (default /dev/shm)\n"
                "  --json            also print one JSON line per result\n");
 }
@@ -380,6 +383,7 @@ int main(int argc, char **argv)
         { "ring-bytes", required_argument, 0, 'R' },
         { "impl", required_argument, 0, 'i' },
         { "poll", no_argument, 0, 'p' },
+        { "exclusive", no_argument, 0, 'X' },
         { "shm-dir", required_argument, 0, 'D' },
         { "json", no_argument, 0, 'j' },
         { "help", no_argument, 0, 'h' },
@@ -403,6 +407,7 @@ int main(int argc, char **argv)
                 cf.impls |= 1u << IMPL_EVBUS;
             break;
         case 'p': cf.poll = 1; break;
+        case 'X': cf.exclusive = 1; break;
         case 'D': cf.shm_dir = optarg; break;
         case 'j': cf.json = 1; break;
         case 'h': usage(stdout); return 0;

@@ -72,6 +72,7 @@ typedef struct config {
     uint32_t max_event_bytes;
     int json;
     int dedup;            /* --dedup: stable producer id, EVB_CONSUMER_DEDUP reader */
+    int exclusive;        /* --exclusive: EVB_PRODUCER_EXCLUSIVE */
     const char *shm_dir;
 } config;
 
@@ -272,7 +273,8 @@ static int evb_producer_main(const config *cf, size_t size, enum impl mode, cons
     if (rc < 0)
         return bench_fail(c->prod_msg, "evb_bus_open", rc);
     evb_producer_options po = { .block_ms = -1,
-                                .producer_id = cf->dedup ? EVB_PRODUCER_ID_STABLE : 0 };
+                                .producer_id = cf->dedup ? EVB_PRODUCER_ID_STABLE : 0,
+                                .flags = cf->exclusive ? EVB_PRODUCER_EXCLUSIVE : 0 };
     rc = evb_producer_open(&p, bus, topic, &po);
     if (rc < 0)
         return bench_fail(c->prod_msg, "evb_producer_open", rc);
@@ -519,6 +521,8 @@ static void usage(FILE *f)
             "  --max-event-bytes SIZE  topic max_event_bytes (default max(64K, largest size))\n"
             "  --shm-dir DIR      where the temporary bus is made (default /dev/shm)\n"
             "  --json             also print one JSON line per result\n"
+            "  --exclusive        evbus: the producer is the topic's only one\n"
+            "                     (EVB_PRODUCER_EXCLUSIVE: no atomic RMW per claim)\n"
             "  --dedup            evbus: the producer has a stable id and the consumer\n"
             "                     drops duplicates (EVB_CONSUMER_DEDUP); the filter's cost\n"
             "  --huge-pages       each evbus path also with its ring in huge pages, runs\n"
@@ -601,6 +605,7 @@ int main(int argc, char **argv)
         { "json", no_argument, 0, 'j' },
         { "dedup", no_argument, 0, 'u' },
         { "huge-pages", no_argument, 0, 'H' },
+        { "exclusive", no_argument, 0, 'X' },
         { "help", no_argument, 0, 'h' },
         { 0, 0, 0, 0 },
     };
@@ -632,6 +637,7 @@ int main(int argc, char **argv)
         case 'j': cf.json = 1; break;
         case 'u': cf.dedup = 1; break;
         case 'H': huge = 1; break;
+        case 'X': cf.exclusive = 1; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }

@@ -4,7 +4,7 @@
  * these VMs have no hardware counters). One process, no timing, no
  * threads: the count is the same on a quiet machine and a busy one.
  *
- *   insn_count MODE N
+ *   insn_count MODE N [exclusive]
  *
  * MODE publish: N evb_publish of 64-byte values into a 1-partition topic
  *               (no reader, so nothing gates it);
@@ -12,6 +12,7 @@
  *      consume: N events published in batches of 32 first, then read by a
  *               lossless subscriber with evb_consumer_poll (256 a call),
  *               each value's first word summed.
+ * exclusive: the producer is opened with EVB_PRODUCER_EXCLUSIVE.
  * The guard runs each mode at two N and takes the difference, so setup
  * and teardown cancel out and what is left is the cost per event.
  */
@@ -39,8 +40,8 @@ static int fail(const char *what, int rc)
 
 int main(int argc, char **argv)
 {
-    if (argc != 3) {
-        fprintf(stderr, "usage: insn_count publish|claim|consume N\n");
+    if (argc != 3 && !(argc == 4 && !strcmp(argv[3], "exclusive"))) {
+        fprintf(stderr, "usage: insn_count publish|claim|consume N [exclusive]\n");
         return 2;
     }
     const char *mode = argv[1];
@@ -62,7 +63,8 @@ int main(int argc, char **argv)
     evb_topic_config tc = {.partitions = 1, .ring_bytes = RING, .max_event_bytes = 1024};
     if ((rc = evb_topic_create(bus, "t", &tc)))
         return fail("evb_topic_create", rc);
-    if ((rc = evb_producer_open(&p, bus, "t", NULL)))
+    evb_producer_options po = {.flags = argc == 4 ? EVB_PRODUCER_EXCLUSIVE : 0};
+    if ((rc = evb_producer_open(&p, bus, "t", &po)))
         return fail("evb_producer_open", rc);
     uint64_t value[VALUE / 8] = {0};
     if (!strcmp(mode, "consume")) {

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Install what evbus needs to build, test and benchmark on Debian 12 (as root);
-# gnuplot-nox draws `evbus bench --plot` (its test skips the plot without it).
+# gnuplot-nox draws `evbus bench --plot` (its test skips the plot without it);
+# valgrind counts instructions per event for the hot-path guard (perf/insn_guard.sh).
 set -euo pipefail
 # python3-venv, -setuptools, -wheel and -numpy: the Python binding's test
 # installs bindings/python into a venv with no package index (README, "Python").
 pkgs=(build-essential meson ninja-build pkg-config python3 clang
       liburing-dev libhwloc-dev libjemalloc-dev libcriterion-dev libxxhash-dev
-      libjansson-dev strace fio gnuplot-nox
+      libjansson-dev strace fio gnuplot-nox valgrind
       python3-venv python3-setuptools python3-wheel python3-numpy
       prometheus  # promtool: tests/cli/test_cli_stat.sh checks evbus stat --prometheus
       # perf/compare's peers (optional: the harness leaves out what is missing;
