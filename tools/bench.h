@@ -42,6 +42,7 @@ typedef struct bench_cfg {
                                  (evb_cpus_near) rather than the first ones */
     uint32_t numa_node;       /* evb_topic_config.numa_node of the topic */
     uint32_t huge_pages;      /* evb_topic_config.huge_pages of the topic */
+    bool exclusive;           /* the one producer is EVB_PRODUCER_EXCLUSIVE */
     bool keep;
     bool progress;            /* a live line on stderr (a terminal) */
     const char *plot;         /* PNG path or NULL */

@@ -251,7 +251,8 @@ int bench_producer_main(bench_child *k)
     int err = child_bus(k, &bus);
     if (err)
         return err;
-    evb_producer_options po = { .block_ms = -1, .partitioner = EVB_PART_ROUND_ROBIN };
+    evb_producer_options po = { .block_ms = -1, .partitioner = EVB_PART_ROUND_ROBIN,
+                                .flags = k->cfg->exclusive ? EVB_PRODUCER_EXCLUSIVE : 0 };
     int rc = evb_producer_open(&pr.p, bus, k->topic, &po);
     if (rc < 0) {
         evb_bus_close(bus);

@@ -217,6 +217,23 @@ test_parent_killed() {
 }
 not_listed() { ! grep -qx -- "$1" "$OUT"; }
 
+test_exclusive() {
+    begin "bench --exclusive: an EVB_PRODUCER_EXCLUSIVE producer, every path, nothing lost"
+    local path
+    for path in single batch claim; do
+        run bench --json --exclusive --path "$path" --duration 0.3 --warmup 0.05
+        check "$path: exit 0" rc_is 0
+        check "$path: exclusive in the config, every event delivered" py "
+import json, sys
+o = json.load(sys.stdin)
+assert o['config']['exclusive'] is True, o['config']
+(r,) = o['results']
+assert r['published'] > 0 and r['delivered'] == r['published'] == r['expected'], r
+assert r['lost'] == 0 and r['bad'] == 0 and r['check'] is None, r"
+    done
+    end
+}
+
 test_bad_options() {
     begin "bad options: one line, exit 2"
     local args
@@ -224,7 +241,7 @@ test_bad_options() {
         "--path fast" "--durability maybe" "--value-bytes 8" "--value-bytes 64,,1K" \
         "--value-bytes 4M" "--duration 0" "--duration 1 --events 5" "--rate 0" \
         "--ring-bytes 100K" "--batch 8 --path single" "--partitions 257" "--plot=" \
-        "--nonsense" "extra"; do
+        "--exclusive --producers 2" "--nonsense" "extra"; do
         # shellcheck disable=SC2086
         run bench $args
         check "$args: exit 2" rc_is 2
@@ -239,6 +256,7 @@ test_bad_options() {
 test_table
 test_json_counts
 test_no_consumers
+test_exclusive
 test_events_kinds
 test_sweep
 test_plot

@@ -206,6 +206,27 @@ class Lifetimes(BusCase):
             self.assertEqual((int(kept["i"][0]), int(kept["sq"][0])), (0, 0))
 
 
+class Exclusive(BusCase):
+    def test_exclusive_producer_publishes_and_keeps_others_out(self):
+        self.bus.create_topic("x", 2)
+        with self.bus.producer("x", exclusive=True) as p:
+            for i in range(100):
+                p.publish(struct.pack("<Q", i), partition=i % 2)
+            with self.assertRaises(evbus.Error) as e:
+                self.bus.producer("x", exclusive=True)
+            self.assertEqual(e.exception.errno, errno.EBUSY)
+            self.assertIn("exclusive producer (pid", e.exception.detail)
+            with self.bus.producer("x") as q:
+                with self.assertRaises(evbus.Error) as e:
+                    q.publish(b"x", partition=0)
+                self.assertEqual(e.exception.errno, errno.EBUSY)
+        with self.bus.producer("x") as q:
+            q.publish(struct.pack("<Q", 100), partition=0)
+        with self.bus.consumer("x", kind="subscriber", start="earliest") as c:
+            got = sorted(struct.unpack("<Q", e.value)[0] for e in c.events(timeout=0))
+        self.assertEqual(got, list(range(101)))
+
+
 class Errors(BusCase):
     def test_errors_carry_errno_and_message(self):
         with self.assertRaises(evbus.Error) as e:

@@ -20,6 +20,7 @@ EVB_CONSUMER_SKIP_DAMAGE = 1
 EVB_CONSUMER_DEDUP = 2
 EVB_DELETE_FORCE = 1
 EVB_MSG_SYNC = 1
+EVB_PRODUCER_EXCLUSIVE = 1
 EVB_NO_MAX_DELIVERIES = 0xFFFFFFFF
 
 # enum evb_reader_kind
@@ -105,7 +106,7 @@ class PartitionStat(Structure):
 
 class ProducerOptions(Structure):
     _fields_ = [("block_ms", c_int32), ("partitioner", c_uint32), ("producer_id", c_uint32),
-                ("reserved_", c_uint32 * 5)]
+                ("flags", c_uint32), ("reserved_", c_uint32 * 4)]
 
 
 class Msg(Structure):

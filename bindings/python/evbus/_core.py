@@ -245,14 +245,18 @@ class Producer:
     it takes, the default; 0: raise Error EAGAIN at once).
     ``partitioner``: "key" (hash of the key, round-robin without one) or
     "round_robin". ``producer_id``: 0, or a stable id >= 0x80000000.
+    ``exclusive``: this producer is the topic's only one while it is open
+    (EVB_PRODUCER_EXCLUSIVE: the fastest publish; the open raises Error
+    EBUSY while another producer holds a partition).
     One thread at a time (open one per thread).
     """
 
     def __init__(self, bus: Bus, topic: str, *, block_ms: int = -1, partitioner: str = "key",
-                 producer_id: int = 0):
+                 producer_id: int = 0, exclusive: bool = False):
         opts = capi.ProducerOptions(block_ms=block_ms,
                                     partitioner={"key": 0, "round_robin": 1}[partitioner],
-                                    producer_id=producer_id)
+                                    producer_id=producer_id,
+                                    flags=capi.EVB_PRODUCER_EXCLUSIVE if exclusive else 0)
         h = ctypes.c_void_p()
         _check(capi.evb_producer_open(byref(h), bus._handle(), topic.encode(), byref(opts)),
                f"topic {topic}: producer", cold=True)
