@@ -14,6 +14,7 @@
 #include <xxhash.h>
 
 #include "bus_internal.h"
+#include "claim_inline.h"
 #include "crc32c.h"
 #include "dlq.h"
 #include "frame.h"
@@ -207,7 +208,11 @@ static int pick_partition(evb_producer *p, int32_t want, const void *key, uint32
         return -EINVAL;
     if (key_len && p->opts.partitioner == EVB_PART_KEY_HASH)
         return (int)(XXH3_64bits(key, key_len) % n);
-    return (int)(p->rr++ % n);
+    /* Round robin without a division per event (a 32-bit divide is
+     * dozens of cycles, a tenth of a publish). */
+    uint32_t i = p->rr < n ? p->rr : p->rr % n;
+    p->rr = i + 1 == n ? 0 : i + 1;
+    return (int)i;
 }
 
 static struct evb_ring_producer *ring_producer(evb_producer *p, uint32_t part, int *rc)
@@ -320,7 +325,7 @@ static int check_size(const evb_producer *p, uint32_t key_len, uint32_t value_le
  * 8-aligned, for the caller to fill. The key's padding is zeroed, so no
  * byte of an older lap stays between key and value (and the checksum of
  * equal events is equal). */
-static uint8_t *write_frame(struct evb_frame *f, uint64_t offset, uint64_t ts, uint64_t seq,
+static inline uint8_t *write_frame(struct evb_frame *f, uint64_t offset, uint64_t ts, uint64_t seq,
                             uint32_t producer_id, const void *key, uint32_t key_len,
                             uint32_t value_len, uint16_t type, uint32_t claim_len,
                             uint16_t claim_events)
@@ -360,7 +365,7 @@ EVB_EXPORT int evb_claim(evb_producer *p, int32_t partition, const void *key,
         return seq_overflow(p, (uint32_t)part);
     if (p->ps.map)
         state_claiming(p, (uint32_t)part, p->seq[part], p->seq[part] + 1);
-    if ((rc = claim_wait(p, rp, len, 1, rc_))) {
+    if (!evb_ring_claim_fast(rp, len, 1, rc_) && (rc = claim_wait(p, rp, len, 1, rc_))) {
         if (p->ps.map)
             state_done(p, (uint32_t)part, false);
         return rc;
@@ -406,7 +411,7 @@ EVB_EXPORT int evb_commit(evb_producer *p, struct evb_claim *c)
     struct evb_ring_claim *rc_ = &p->claim;
     struct evb_ring_producer *rp = &p->rp[p->claim_part];
     seal(p, evb_ring_frame(rp->r, rc_->data_pos));
-    int rc = evb_ring_commit(rp, rc_);
+    int rc = evb_ring_commit_fast(rp, rc_);
     if (!rc)
         p->end[p->claim_part] = rc_->data_pos + rc_->len;
     if (p->ps.map)
@@ -454,7 +459,8 @@ static int publish_run(evb_producer *p, uint32_t part, const evb_msg *m, size_t 
         state_claiming(p, part, seq0 ? m[0].seq : first, next);
     }
     struct evb_ring_claim c;
-    if ((rc = claim_wait(p, rp, (uint32_t)len, (uint32_t)n, &c))) {
+    if (!evb_ring_claim_fast(rp, (uint32_t)len, (uint32_t)n, &c) &&
+        (rc = claim_wait(p, rp, (uint32_t)len, (uint32_t)n, &c))) {
         if (p->ps.map)
             state_done(p, part, false);
         return rc;
@@ -477,7 +483,7 @@ static int publish_run(evb_producer *p, uint32_t part, const evb_msg *m, size_t 
         seal(p, f);
         pos += evb_align_frame(f->len);
     }
-    rc = evb_ring_commit(rp, &c);
+    rc = evb_ring_commit_fast(rp, &c);
     if (!rc) {
         p->seq[part] = next;
         p->end[part] = c.data_pos + c.len;

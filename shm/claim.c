@@ -102,22 +102,13 @@
  *       waiter-bit RMW, the heavy fence, then its stamp load
  *       (evb_ring_waiters_armed). One sees the other.
  */
-#include "ring.h"
+#include "claim_inline.h"
 
 #include <errno.h>
 #include <string.h>
 
 #include "err.h"
 #include "frame.h"
-
-/* The one 16-byte CAS of the library: (pos, offset) move together so a
- * position and its event index can never disagree. pos is the low half
- * (first 8 bytes); evb_cas128 is a full barrier (arch.h). */
-static inline bool tail_cas(struct evb_ring_tail *t, uint64_t opos, uint64_t ooff,
-                            uint64_t npos, uint64_t noff)
-{
-    return evb_cas128(t, opos, ooff, npos, noff);
-}
 
 void evb_ring_load_tail(const struct evb_ring *r, uint64_t *pos, uint64_t *offset)
 {
@@ -322,28 +313,6 @@ static int refresh_limit(struct evb_ring_producer *p, uint64_t pos)
     return 0;
 }
 
-static void write_intent(struct evb_producer_slot *s, uint64_t pos, uint64_t off,
-                         uint32_t pad, uint32_t len, uint32_t events)
-{
-    /* I1: seqlock over the intent. Relaxed seq load: only this producer
-     * writes it. The odd store is relaxed: the release fence after it
-     * orders it before the fields (pairs with read_intent's acquire
-     * fence); the final release orders the fields before the even value
-     * (pairs with read_intent's first, acquire load). */
-    uint64_t seq = atomic_load_explicit(&s->intent_seq, memory_order_relaxed);
-    atomic_store_explicit(&s->intent_seq, seq + 1, memory_order_relaxed);
-    /* I1: odd value before any field. */
-    atomic_thread_fence(memory_order_release);
-    /* Relaxed fields: the I1 fence and the even release order them. */
-    atomic_store_explicit(&s->intent_pos, pos, memory_order_relaxed);
-    atomic_store_explicit(&s->intent_offset, off, memory_order_relaxed);
-    atomic_store_explicit(&s->intent_pad, pad, memory_order_relaxed);
-    atomic_store_explicit(&s->intent_len, len, memory_order_relaxed);
-    atomic_store_explicit(&s->intent_events, events, memory_order_relaxed);
-    /* I1: fields before the even value. */
-    atomic_store_explicit(&s->intent_seq, seq + 2, memory_order_release);
-}
-
 /*
  * Once a lap, an exclusive producer compares the ring's tail with its own
  * copy (POS, OFF): only it moves the tail, so any other value was written
@@ -416,32 +385,8 @@ int evb_ring_claim(struct evb_ring_producer *p, uint32_t len, uint32_t events,
                 return -EAGAIN;
             }
         }
-        write_intent(s, pos, off, pad, len, events);
-        /* C1: relaxed, ordered before the claim by the CAS's full barrier. */
-        atomic_store_explicit(&s->pending, pos, memory_order_relaxed);
-        EVB_CRASH_POINT("claim.before_cas");
-        if (p->exclusive) {
-            /* X3: a plain 16-byte store, after the intent (C1). */
-            evb_store128(&r->hdr->tail, end, off + events, p->atomic16);
-            p->xpos = end;
-            p->xoff = off + events;
-        } else if (!tail_cas(&r->hdr->tail, pos, off, end, off + events)) {
-            continue;
-        }
-        c->pos = pos;
-        c->data_pos = pos + pad;
-        c->offset = off;
-        c->pad = pad;
-        c->len = len;
-        c->events = events;
-        /* Relaxed: no one but a padder writes these words while our claim
-         * is pending, and a padder's value is caught at commit by the CAS. */
-        c->stale_pad = pad ? atomic_load_explicit(&evb_ring_frame(r, pos)->stamp,
-                                                  memory_order_relaxed) : 0;
-        c->stale_data = atomic_load_explicit(&evb_ring_frame(r, c->data_pos)->stamp,
-                                             memory_order_relaxed);
-        EVB_CRASH_POINT("claim.after_cas");
-        return 0;
+        if (evb_claim_take(p, pos, off, pad, len, events, c))
+            return 0;
     }
 }
 
@@ -462,30 +407,10 @@ static void commit_end_pad(struct evb_ring *r, const struct evb_ring_claim *c)
                                                 memory_order_relaxed);
 }
 
-/*
- * This owner's per-producer counters (ring_format.h). Relaxed load and
- * store, not an atomic add: the owner is their only writer, so nothing can
- * come between the two, and a plain store costs no locked instruction on
- * the publish path. They sit on the owner's own slot line, which the P2
- * store of pending dirties on every commit anyway; stat readers only load
- * them, so they never pull the line away for a write. Relaxed: numbers to
- * show, nothing is read through them.
- */
-static inline void count_published(struct evb_producer_slot *s, const struct evb_ring_claim *c)
-{
-    atomic_store_explicit(&s->published,
-                          atomic_load_explicit(&s->published, memory_order_relaxed) + c->events,
-                          memory_order_relaxed);
-    atomic_store_explicit(&s->published_bytes,
-                          atomic_load_explicit(&s->published_bytes, memory_order_relaxed) +
-                              c->len,
-                          memory_order_relaxed);
-}
-
 void evb_ring_producer_count_wait(struct evb_ring_producer *p)
 {
     struct evb_producer_slot *s = p->slot;
-    /* Relaxed, owner-only, as count_published(). */
+    /* Relaxed, owner-only, as evb_claim_count() (claim_inline.h). */
     atomic_store_explicit(&s->backpressure,
                           atomic_load_explicit(&s->backpressure, memory_order_relaxed) + 1,
                           memory_order_relaxed);
@@ -512,22 +437,7 @@ static int stamp_cas(struct evb_frame *f1, const struct evb_ring_claim *c, uint6
 static int commit_fenceless(struct evb_ring_producer *p, struct evb_frame *f1,
                             const struct evb_ring_claim *c)
 {
-    struct evb_producer_slot *s = p->slot;
-    /* X1: release, our frames before the word a padder finishes them by. */
-    atomic_store_explicit(&s->committing, c->data_pos, memory_order_release);
-    /* X1: keeps the store above and the load below in program order for
-     * the compiler; the padder's heavy fence does the rest. */
-    atomic_signal_fence(memory_order_seq_cst);
-    EVB_CRASH_POINT("commit.decided");
-    /* Relaxed: X1 orders it (fence above, the padder's heavy fence). A
-     * stamp found committed at our claim already (a pad) goes to the CAS
-     * too, which says -ECANCELED. */
-    if (atomic_load_explicit(&s->robbing, memory_order_relaxed) == c->data_pos ||
-        evb_stamp_is_committed(c->stale_data, c->data_pos))
-        return stamp_cas(f1, c, EVB_STAMP_DATA);
-    /* X1: release, pairs with the reader's A1 acquire of the stamp. */
-    atomic_store_explicit(&f1->stamp, c->data_pos | EVB_STAMP_DATA, memory_order_release);
-    return 0;
+    return evb_commit_plain(p, f1, c) ? 0 : stamp_cas(f1, c, EVB_STAMP_DATA);
 }
 
 /* Finish a claim: the end pad, then stamp word TYPE on the first data frame. */
@@ -547,7 +457,7 @@ static int finish(struct evb_ring_producer *p, struct evb_ring_claim *c, uint64_
     if (!rc && type == EVB_STAMP_PAD)
         atomic_fetch_add_explicit(&r->hdr->aborted, c->events, memory_order_relaxed);
     if (!rc && type == EVB_STAMP_DATA)
-        count_published(p->slot, c);
+        evb_claim_count(p->slot, c);
     if (rc) {
         /* Padded: a stall of ours, unless the tail is below our claim's
          * end, which our CAS passed and which tails never go back from:
@@ -565,23 +475,7 @@ static int finish(struct evb_ring_producer *p, struct evb_ring_claim *c, uint64_
                              (unsigned long long)(c->data_pos + c->len));
     }
     EVB_CRASH_POINT("finish.after_cas");
-    /* P2: release after the CAS: the claim is resolved; limit scans of
-     * others may pass it. A zombie (padded, still writing) keeps pending
-     * until here. */
-    atomic_store_explicit(&p->slot->pending, EVB_POS_NONE, memory_order_release);
-    EVB_CRASH_POINT("finish.resolved");
-    if (fenceless) {
-        /* X2: the stamp store, then this load, kept in order for the
-         * compiler; a sleeper's heavy fence orders the two for the CPU. */
-        atomic_signal_fence(memory_order_seq_cst);
-        /* Relaxed: X2 orders it (above). */
-        if (atomic_load_explicit(&r->hdr->waiters, memory_order_relaxed))
-            evb_ring_wake_waiters(r);
-        return rc;
-    }
-    /* D1: second half; seq_cst load after the seq_cst CAS above. */
-    if (atomic_load_explicit(&r->hdr->waiters, memory_order_seq_cst))
-        evb_ring_wake_waiters(r);
+    evb_commit_resolved(p, fenceless);
     return rc;
 }
 
