@@ -440,6 +440,21 @@ static void named_fill(const struct named_list *nl, const struct evb_cur_hdr *f,
         else if (off == EVB_POS_NONE &&
                  !evb_stat_frame(&tm->rings[partition], pos, tpos, &ts, &off))
             off = EVB_POS_NONE;
+        if (pos > tpos || (off != EVB_POS_NONE && off > toff)) {
+            /* A commit past the tail loaded before the walk may be one
+             * made since: the tail never goes back, so a fresh one
+             * settles it. Still past it, the file is damaged (or from
+             * another life of the topic); its consumer's open refuses it
+             * too, so a lag of 0 ("caught up") would be a lie. */
+            evb_ring_load_tail(&tm->rings[partition], &tpos, &toff);
+            if (pos > tpos || (off != EVB_POS_NONE && off > toff)) {
+                o->pid = 0;
+                o->error = -EBADMSG;
+                o->committed_position = UINT64_MAX;
+                o->committed_offset = UINT64_MAX;
+                return;
+            }
+        }
         o->committed_position = pos;
         o->committed_offset = off;
         o->lag_bytes = tpos > pos ? tpos - pos : 0;

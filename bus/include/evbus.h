@@ -304,7 +304,8 @@ typedef struct evb_named_consumer_stat {
     uint32_t pid;             /**< the process that has it open; 0: closed, or
                                    its file cannot be read */
     /** 0, or why its cursor file cannot be read: -EBADMSG (damaged: bad
-     *  magic, size or partition count), -EPROTO (another build's format),
+     *  magic, size or partition count, or a commit past the partition's
+     *  tail, which its consumer's open refuses too), -EPROTO (another build's format),
      *  -EACCES or another open error. Then only the name is known: pid 0,
      *  committed_* UINT64_MAX, lag_* 0 (not a lag: unknown). */
     int32_t error;

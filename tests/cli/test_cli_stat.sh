@@ -6,8 +6,9 @@
 # samples, families contiguous, no series twice); the values are the
 # counters (published, lag, delivered, group lag); an unreadable group
 # file is a 0 in evbus_group_readable and exit status 1, a damaged cursor
-# file of a named consumer a DAMAGED line, a 0 in evbus_consumer_readable
-# and exit status 1; --json and --prometheus together are a usage error.
+# file of a named consumer (bad header, or a commit past the tail) a
+# DAMAGED line, a 0 in evbus_consumer_readable and exit status 1; --json
+# and --prometheus together are a usage error.
 #
 # Usage: test_cli_stat.sh PATH/TO/evbus
 set -euo pipefail
@@ -129,6 +130,21 @@ test_damaged_cursor() {
     check "... readable 0 for it" out_has '^evbus_consumer_readable{topic="dc",partition="0",consumer="bad"} 0$'
     check "... 1 for the other" out_has '^evbus_consumer_readable{topic="dc",partition="0",consumer="ok"} 1$'
     check "... no lag sample for it (unknown, not 0)" not_grep 'evbus_consumer_lag_events{topic="dc",partition="0",consumer="bad"}' "$OUT"
+    # A sound file whose commit is past the tail (offset 1000 of 4, at
+    # entry 0's offset word, byte 48): its open refuses it, so stat must
+    # not call it caught up.
+    rm -f "$BUS/dc/consumers/bad.cur"
+    run tail dc --name bad
+    run stat dc
+    check "a fresh cursor file: readable again" rc_is 0
+    printf '\350\003\000\000\000\000\000\000' | dd of="$BUS/dc/consumers/bad.cur" bs=1 \
+        seek=48 conv=notrunc 2>/dev/null
+    run stat dc
+    check "a commit past the tail: exit 1" rc_is 1
+    check "... a DAMAGED line, not lag 0" out_has '^ *DAMAGED .* bad (cursor file damaged: consumers/bad.cur)$'
+    run stat dc --prometheus
+    check "... readable 0 for it" out_has '^evbus_consumer_readable{topic="dc",partition="0",consumer="bad"} 0$'
+    check "... no lag sample for it" not_grep 'evbus_consumer_lag_events{topic="dc",partition="0",consumer="bad"}' "$OUT"
     truncate -s 10 "$BUS/dc/consumers/bad.cur"
     run stat dc
     check "a file shorter than a header: DAMAGED too" out_has '^ *DAMAGED .* bad '
