@@ -196,6 +196,59 @@ class Lifetimes(BusCase):
                 nxt = struct.unpack("<QQ", c.next(1).value)[0]
                 self.assertEqual(nxt, first + 3)
 
+    def test_every_attribute_of_a_stale_event_raises(self):
+        # Events are made stale by their class (the next read, or the next
+        # step of an iteration); each attribute must refuse, not just the
+        # ones the tests above use.
+        names = ("value", "key", "partition", "type", "flags", "offset", "position",
+                 "timestamp_ns", "timestamp", "producer_seq", "producer_id", "deliveries",
+                 "lost_events", "lost_bytes")
+        with self.bus.consumer("t", kind="lossless") as c:
+            self.publish(10)
+            polled = c.poll(2)
+            self.assertEqual([e.offset for e in polled], [0, 1])
+            for n in names:
+                getattr(polled[0], n)  # fresh: readable
+            it = c.events(timeout=0)
+            seen = []
+            first = next(it)
+            seen.append(first.offset)
+            stepped = next(it)
+            seen.append(stepped.offset)
+            nxt = next(it)
+            seen.append(nxt.offset)
+            self.assertEqual(seen, [2, 3, 4])
+            for k, ev in enumerate((polled[0], polled[1], first, stepped)):
+                for n in names:
+                    with self.subTest(event=k, attribute=n), \
+                            self.assertRaises(evbus.StaleEventError):
+                        getattr(ev, n)
+                self.assertIn("stale", repr(ev))
+                self.assertIsInstance(ev, evbus.Event)
+            self.assertEqual(len(polled), 2)  # poll()'s list is the caller's, left whole
+            with self.assertRaises(evbus.StaleEventError):
+                c.reject(stepped, "too late")
+            self.assertEqual(nxt.partition, 0)  # the current one still is an Event
+
+    def test_view_held_across_an_iteration_step_ends_it_at_the_next_read(self):
+        # A view derived from an event read in place cannot be released at
+        # the next step: the iteration still hands out the rest of its
+        # batch, in order, and the read after that refuses (EBUSY).
+        with self.bus.consumer("t", kind="lossless", batch=8) as c:
+            self.publish(20)
+            got, kept = [], None
+            with self.assertRaises(evbus.Error) as e:
+                for ev in c.events(timeout=0):
+                    got.append(struct.unpack("<QQ", ev.value)[0])
+                    if ev.offset == 2:
+                        kept = np.frombuffer(ev.value, REC)
+            self.assertEqual(e.exception.errno, errno.EBUSY)
+            self.assertEqual(got, list(range(8)))
+            self.assertEqual(int(kept["i"][0]), 2)
+            del kept
+            self.assertEqual([struct.unpack("<QQ", ev.value)[0] for ev in c.events(timeout=0)],
+                             list(range(8, 20)))
+
     def test_view_derived_from_a_copy_keeps_its_bytes(self):
         with self.bus.consumer("t", kind="subscriber") as c:
             self.publish(600)

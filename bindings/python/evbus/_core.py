@@ -7,8 +7,8 @@ import sys
 import threading
 import weakref
 from ctypes import byref, c_uint8, c_uint32, c_uint64
-from itertools import repeat
-from operator import add, and_, rshift, sub
+from itertools import chain, repeat
+from operator import add, and_, itemgetter, rshift, sub
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator, Optional, Sequence, Union
 
@@ -363,19 +363,15 @@ def _stale() -> "StaleEventError":
 
 
 def _word(k: int, shift: int = 0, mask: int = 0, doc: str = "") -> property:
-    """A property reading word K of the event (bits SHIFT up, MASK)."""
+    """A property reading word K of the event (bits SHIFT up, MASK) in the
+    consumer's batch array, which holds it while the event is an Event
+    (the next read makes it a _StaleEvent first)."""
     if not mask:
         def get(s: "Event") -> int:
-            c = s[0]
-            if c._gen != s[1]:
-                raise _stale()
-            return c._w[s[2] + k]
+            return s[0]._w[s[1] + k]
     else:
         def get(s: "Event") -> int:
-            c = s[0]
-            if c._gen != s[1]:
-                raise _stale()
-            return (c._w[s[2] + k] >> shift) & mask
+            return (s[0]._w[s[1] + k] >> shift) & mask
     return property(get, doc=doc)
 
 
@@ -392,33 +388,28 @@ class Event(tuple):
     which the C library copied the event once (evbus.h,
     evb_consumer_read_batch).
 
-    (A tuple inside, (consumer, generation, word index, value view), so a
-    batch of them is built without a Python call per event.)
+    (A tuple inside, (consumer, word index, value view, queue settle
+    tuple or None, offset), so a batch of them is built without a Python
+    call per event, and value and offset are read without one either. The
+    next read turns each into a _StaleEvent, whose attributes raise, so
+    no attribute needs to check whether its event is current.)
     """
 
     __slots__ = ()
 
-    @property
-    def value(self) -> memoryview:
-        """The value, a read-only memoryview (see the class doc)."""
-        if self[0]._gen != self[1]:
-            raise _stale()
-        return self[3]
+    value = property(itemgetter(2), doc="The value, a read-only memoryview (see the class doc).")
+    offset = property(itemgetter(4), doc="Index in its partition.")
 
     @property
     def key(self) -> Optional[bytes]:
         """The key (a copy), or None when the event has none."""
-        c = self[0]
-        if c._gen != self[1]:
-            raise _stale()
-        w, b = c._w, self[2]
+        w, b = self[0]._w, self[1]
         n = w[b + 2] & 0xFFFFFFFF
         return ctypes.string_at(w[b], n) if n else None
 
     partition = _word(3, 0, 0xFFFFFFFF, "Its partition.")
     type = _word(3, 32, 0xFFFF, "The application's event type.")
     flags = _word(3, 48, 0xFFFF, "The application's flags.")
-    offset = _word(4, doc="Index in its partition.")
     position = _word(5, doc="Byte position in the partition's log.")
     timestamp_ns = _word(6, doc="CLOCK_REALTIME at publish, ns.")
     producer_seq = _word(7, doc="Sequence per producer and partition.")
@@ -434,10 +425,7 @@ class Event(tuple):
         return self.timestamp_ns / 1e9
 
     def _struct(self) -> capi.Event:
-        c = self[0]
-        if c._gen != self[1]:
-            raise _stale()
-        return capi.Event.from_buffer(c._evs, self[2] * 8)
+        return capi.Event.from_buffer(self[0]._evs, self[1] * 8)
 
     def ack(self) -> None:
         """Queue group members: done, never delivered again (evb_consumer_ack)."""
@@ -462,6 +450,29 @@ class Event(tuple):
     __eq__ = object.__eq__
     __ne__ = object.__ne__
     __hash__ = object.__hash__
+
+
+def _raise_stale(_s: Any, *_a: Any) -> Any:
+    raise _stale()
+
+
+class _StaleEvent(Event):
+    """An Event after the next read on its consumer: what the consumer's
+    read turns it into (by its __class__, the same layout), so that every
+    attribute raises StaleEventError. ack() and nack() of a queue member's
+    event still work: they name the delivery by its token."""
+
+    __slots__ = ()
+
+
+for _name in ("value", "key", "partition", "type", "flags", "offset", "position",
+              "timestamp_ns", "producer_seq", "producer_id", "deliveries", "lost_events",
+              "lost_bytes"):
+    setattr(_StaleEvent, _name, property(_raise_stale))
+_StaleEvent._struct = _raise_stale  # type: ignore[method-assign]
+_STALE = tuple.__new__(_StaleEvent, ())   # the "event before" a batch's first
+_NO_VIEW = memoryview(b"")                # and its view, released many times
+_first = itemgetter(0)
 
 
 # ---------------------------------------------------------------- consumer
@@ -572,9 +583,11 @@ class Consumer:
         self._arena_root: Optional[memoryview] = None
         self._windows: dict[int, _Win] = {}
         self._extra: list[_Win] = []
-        self._gen = self._gen_top = 0
+        self._live: list[Event] = []  # the last read's events, still Events
         self._batch_id = 0
-        self._iter_batch: Optional[tuple[int, int]] = None
+        # An iteration's batch: (batch id, iterator over its list, length).
+        self._iter_batch: Optional[tuple[int, Iterator[Event], int]] = None
+        self._iter_list: Optional[list[Event]] = None
         self._queue = kind == "queue"
         self._pending: Optional[tuple[capi.Event, bytes, bytes]] = None
         self._cb_exc: Optional[BaseException] = None
@@ -615,6 +628,9 @@ class Consumer:
         self._evs = (capi.Event * self._batch)()
         self._evs_addr = ctypes.addressof(self._evs)
         self._w = memoryview(self._evs).cast("B").cast("Q")
+        # The same as 32-bit words: a value's length is word 5 of 24, so
+        # its list needs no shift per event.
+        self._w32 = memoryview(self._evs).cast("B").cast("I")
         self._odd = capi.Event()
         alen = arena_bytes if arena_bytes is not None else \
             max(1 << 20, 4 * (info.max_event_bytes + 64))
@@ -663,17 +679,21 @@ class Consumer:
             self._extra.append(win)
         return win
 
-    def _events_of(self, n: int, gen: int, step: bool) -> list[Event]:
+    def _events_of(self, n: int) -> list[Event]:
         """Events 0..N-1 of the last read, built with C-speed loops (map,
-        zip) rather than a Python call per event. STEP: one generation per
-        event (iteration), else one for the batch (poll)."""
+        zip) rather than a Python call per event."""
         w = self._w
         end = n * W
         ptrs = w[1:end:W].tolist()
-        lens = list(map(rshift, w[2:end:W].tolist(), repeat(32, n)))
-        ends = list(map(add, ptrs, lens))
-        lo, hi = min(ptrs), max(ends)
+        lens = self._w32[2 * capi.EV_LENS + 1:2 * end:2 * W].tolist()
+        lo = min(ptrs)
+        # Past every value's end, without an addition per event; when that
+        # bound is too loose to fit the arena, the exact last end.
+        hi = max(ptrs) + max(lens)
         base = self._arena_addr
+        loose = True  # until hi is the exact end
+        if base <= lo and hi > base + self._arena_len:
+            hi, loose = max(map(add, ptrs, lens)), False
         root = None
         if base <= lo and hi <= base + self._arena_len:
             root = self._arena_root
@@ -685,6 +705,8 @@ class Consumer:
             win = self._windows.get(part0)
             if win is None and not (base <= ptrs[0] < base + self._arena_len):
                 win = self._window(ptrs[0], lens[0], part0)
+            if win is not None and loose and hi > win.lo + win.size:
+                hi = max(map(add, ptrs, lens))
             if win is not None and win.lo <= lo and hi <= win.lo + win.size:
                 base = win.lo
                 win.slice(base, 0)
@@ -703,12 +725,11 @@ class Consumer:
                 w[11:end:W].tolist(), map(rshift, w[8:end:W].tolist(), repeat(32, n)))
         else:
             settle = repeat(None, n)
-        gens: Iterable[int] = range(gen, gen + n) if step else repeat(gen, n)
-        if step:
-            self._gen_top = gen + n
         # tuple.__new__ directly: no type call per event.
-        return list(map(tuple.__new__, repeat(Event, n),
-                        zip(repeat(self, n), gens, range(0, end, W), views, settle)))
+        evs = self._live = list(map(tuple.__new__, repeat(Event, n),
+                                    zip(repeat(self, n), range(0, end, W), views, settle,
+                                        w[4:end:W].tolist())))
+        return evs
 
     def _invalidate(self, closing: bool = False) -> None:
         """Before a read: end the previous events. Raises, reading nothing,
@@ -716,8 +737,19 @@ class Consumer:
         for a reader that reads in place, into the batch buffer (CLOSING:
         the buffer is ours, not the mapping's, so such a view is no reason
         to keep the reader open)."""
-        self._gen_top += 1
-        self._gen = self._gen_top
+        live = self._live
+        if live:
+            it = self._iter_batch
+            if it is not None and self._iter_list is live:
+                # An iteration made the events it stepped past stale
+                # already; from the current one on they still are Events.
+                del live[:max(0, it[2] - it[1].__length_hint__() - 1)]
+            # Stale before anything can overwrite what they read.
+            any(map(setattr, live, repeat("__class__"), repeat(_StaleEvent)))
+            if self._iter_list is live:
+                live.clear()  # a suspended iteration's steps end here
+            self._live = []
+        self._iter_list = None
         self._batch_id += 1  # an iteration's batch ends here too
         held = False
         if self._views:
@@ -792,17 +824,28 @@ class Consumer:
                 if timeout is None:
                     continue
                 return
-            bid = self._batch_id
-            self._iter_batch = (bid, n)
-            for ev in self._events_of(n, self._gen, True):
-                if self._batch_id != bid:
-                    break  # another read (or a commit) came in between
-                self._gen = ev[1]
-                yield ev
+            evs = self._events_of(n)
+            it = iter(evs)
+            self._iter_list = evs
+            self._iter_batch = (self._batch_id, it, n)
+            # Each step, at C speed (no Python code per event): the next
+            # event, the one before made a _StaleEvent, its view released.
+            # Another read in between (or a commit) empties EVS: the steps
+            # end there. The first step's "event before" is a placeholder:
+            # the last batch's events were made stale by this read.
+            steps = zip(it, map(setattr, chain((_STALE,), evs), repeat("__class__"),
+                                repeat(_StaleEvent)),
+                        map(memoryview.release, chain((_NO_VIEW,), self._views)))
+            while True:
                 try:
-                    ev[3].release()
+                    yield from map(_first, steps)
+                    break
                 except BufferError:
-                    pass  # the next read finds it held
+                    # A view derived from the event before (np.frombuffer)
+                    # holds its memory: the next read finds it held and
+                    # raises EBUSY. This step's event was taken: hand it
+                    # out, then go on with the rest.
+                    yield evs[n - it.__length_hint__() - 1]
 
     def __iter__(self) -> Iterator[Event]:
         return self.events()
@@ -812,14 +855,16 @@ class Consumer:
         waiting up to TIMEOUT s for the first. All of them are valid until
         the next read."""
         n = self._read(self._batch if max_events is None else max_events, int(timeout * 1000))
-        return self._events_of(n, self._gen, False) if n else []
+        # The list is the caller's: the next read makes its events stale
+        # but leaves the list alone (only an iteration's own is emptied).
+        return self._events_of(n) if n else []
 
     def next(self, timeout: Optional[float] = None) -> Optional[Event]:
         """The next event, waiting up to TIMEOUT s (None: for ever), or None."""
         while True:
             n = self._read(1, 200 if timeout is None else int(timeout * 1000))
             if n:
-                return self._events_of(1, self._gen, False)[0]
+                return self._events_of(1)[0]
             if timeout is not None:
                 return None
 
@@ -906,13 +951,13 @@ class Consumer:
         h = self._handle()
         it = self._iter_batch
         # The event an iteration handed out last, in its batch.
-        cur = self._gen - (self._gen_top - it[1]) if it is not None else 0
-        if it is not None and it[0] == self._batch_id and cur + 1 < it[1]:
+        cur = it[2] - it[1].__length_hint__() - 1 if it is not None else 0
+        if it is not None and it[0] == self._batch_id and cur + 1 < it[2]:
             # Mid-iteration: move each partition back to its first event
             # not handed out, so the commit covers only what was.
             w = self._w
             back: dict[int, int] = {}
-            for i in range(cur + 1, it[1]):
+            for i in range(cur + 1, it[2]):
                 back.setdefault(w[i * W + 3] & 0xFFFFFFFF, w[i * W + 5])
             self._invalidate()
             for part, pos in back.items():
@@ -953,10 +998,10 @@ class Consumer:
 
     def _settle_struct(self, ev: Any) -> capi.Event:
         if isinstance(ev, Event):
-            if ev[4] is None:
+            if ev[3] is None:
                 return ev._struct()
             # A queue member's event: acknowledged any time later.
-            p, pos, tok, dl = ev[4]
+            p, pos, tok, dl = ev[3]
             return capi.Event(partition=p, position=pos, ack_token=tok, deliveries=dl)
         # A row of poll_numpy()'s meta.
         return capi.Event(partition=int(ev["partition"]), position=int(ev["position"]),
