@@ -81,7 +81,7 @@ static const char bench_usage_rest[] =
     "checked (a checksum of all its bytes). The bus is created when missing.\n"
     "Exit 1 when a check fails: a damaged value, or a lossless reader that\n"
     "did not get every event. Ctrl-C or SIGTERM ends it early: what ran is\n"
-    "reported (interrupted), the topic removed, exit 130 (SIGTERM 143).\n";
+    "reported (interrupted), the topic removed, exit 130 (SIGTERM 143, SIGHUP 129).\n";
 
 enum { OPT_PRODUCERS = CLI_OPT_FIRST, OPT_CONSUMERS, OPT_READER, OPT_PARTITIONS, OPT_VALUE,
        OPT_DURATION, OPT_EVENTS, OPT_WARMUP, OPT_DURABILITY, OPT_PATH, OPT_BATCH, OPT_RING,

@@ -89,6 +89,10 @@ void cli_catch_signals(void)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    /* A closed terminal ends a command the same clean way (its report,
+     * its cleanup, exit 129), not by the default action, which left
+     * bench's topic behind. */
+    sigaction(SIGHUP, &sa, NULL);
 }
 
 void cli_begin(cli *c, const char *cmd, const char *usage)

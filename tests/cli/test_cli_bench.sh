@@ -166,18 +166,23 @@ test_interrupt() {
 }
 
 test_terminate_json() {
-    begin "SIGTERM: the JSON so far is printed and parses, topic deleted, exit 143"
-    "$EVBUS" bench --bus "$BUS" --duration 60 --warmup 0 --json >"$OUT" 2>"$ERR" &
-    BG_PID=$!
-    check "the run starts" wait_for 10 bench_publishing
-    kill -TERM "$BG_PID"
-    wait_bg 15
-    check "exit 143" rc_is 143
-    check "JSON marked interrupted" json_field \
-        'o["results"][0]["interrupted"] is True or sys.exit(1)'
-    run list
-    check "the private topic is deleted" out_empty
-    end
+    local sig code
+    # SIGHUP: the terminal went away; the same clean end as SIGTERM.
+    for sig in TERM HUP; do
+        code=$((128 + $(kill -l "$sig")))
+        begin "SIG$sig: the JSON so far is printed and parses, topic deleted, exit $code"
+        "$EVBUS" bench --bus "$BUS" --duration 60 --warmup 0 --json >"$OUT" 2>"$ERR" &
+        BG_PID=$!
+        check "the run starts" wait_for 10 bench_publishing
+        kill -"$sig" "$BG_PID"
+        wait_bg 15
+        check "exit $code" rc_is "$code"
+        check "JSON marked interrupted" json_field \
+            'o["results"][0]["interrupted"] is True or sys.exit(1)'
+        run list
+        check "the private topic is deleted" out_empty
+        end
+    done
 }
 
 # none_alive PID...: none of the processes exists any more (zombies count
