@@ -47,6 +47,14 @@ __extension__ typedef unsigned __int128 u128;
 #define CALIBRATE_NS 10000000ull   /* 10 ms: the first rate */
 #define REANCHOR_NS 1000000000ull  /* 1 s between anchors afterwards */
 
+static uint64_t realtime_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+#ifdef EVB_HAVE_TSC
 enum { CLK_UNKNOWN, CLK_CALIBRATING, CLK_TSC, CLK_SYSCALL };
 
 /*
@@ -63,14 +71,6 @@ static struct {
     _Atomic int state;           /* CLK_* */
 } clk;
 
-static uint64_t realtime_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-#ifdef EVB_HAVE_TSC
 /* The kernel keeps time by the counter: it found it invariant and
  * synchronised (or it would have marked it unstable and switched). */
 static bool kernel_uses_tsc(void)
