@@ -343,13 +343,7 @@ int evb_ring_claim(struct evb_ring_producer *p, uint32_t len, uint32_t events,
         return -EINVAL;
     for (;;) {
         uint64_t pos, off;
-        if (p->exclusive) {
-            /* X3: nobody else moves the tail: our own copy is it. */
-            pos = p->xpos;
-            off = p->xoff;
-        } else {
-            evb_ring_load_tail(r, &pos, &off);
-        }
+        evb_claim_tail(p, &pos, &off);
         if (pos % EVB_FRAME_ALIGN)
             return evb_err_set(-EBADMSG, "partition %u: tail %llu is not aligned",
                                r->partition, (unsigned long long)pos);

@@ -88,6 +88,19 @@ static inline bool evb_claim_take(struct evb_ring_producer *p, uint64_t pos, uin
     return true;
 }
 
+/* The tail a claim starts at: an exclusive producer's own copy (X3:
+ * nobody else moves it), else a snapshot (T1). */
+static inline void evb_claim_tail(const struct evb_ring_producer *p, uint64_t *pos,
+                                  uint64_t *off)
+{
+    if (p->exclusive) {
+        *pos = p->xpos;
+        *off = p->xoff;
+    } else {
+        evb_ring_load_tail(p->r, pos, off);
+    }
+}
+
 /*
  * The common claim: LEN aligned bytes (0 < LEN <= capacity / 2) for
  * EVENTS (1..65535) at the tail, when they end below the cached limit and
@@ -99,13 +112,7 @@ static inline bool evb_ring_claim_fast(struct evb_ring_producer *p, uint32_t len
 {
     struct evb_ring *r = p->r;
     uint64_t pos, off;
-    if (p->exclusive) {
-        /* X3: nobody else moves the tail: our own copy is it. */
-        pos = p->xpos;
-        off = p->xoff;
-    } else {
-        evb_ring_load_tail(r, &pos, &off);
-    }
+    evb_claim_tail(p, &pos, &off);
     if ((pos | len) % EVB_FRAME_ALIGN || !len || len > r->capacity / 2 || !events ||
         events > UINT16_MAX || (pos & r->mask) + len >= r->capacity || pos + len > p->limit)
         return false;
