@@ -136,58 +136,60 @@ static inline int evb_frame_decode(const struct evb_frame *f, uint64_t stamp, ui
                                    uint64_t room, uint32_t max_frame,
                                    struct evb_frame_step *s)
 {
-    if (stamp == (pos | EVB_STAMP_PAD)) {
+    /* Data first: the common case, and a caller that tested the stamp for
+     * data already (read_inline.h) has the other branches folded away. */
+    if (stamp == (pos | EVB_STAMP_DATA)) {
         if (room < EVB_FRAME_HDR) {
-            /* The stamp alone pads to the ring's end. */
-            *s = (struct evb_frame_step){.skip = room, .offset = EVB_FRAME_NO_OFFSET};
-            return EVB_FRAME_PAD;
-        }
-        uint32_t skip = __atomic_load_n(&f->claim_len, __ATOMIC_RELAXED);
-        *s = (struct evb_frame_step){
-            .skip = skip,
-            .offset = __atomic_load_n(&f->offset, __ATOMIC_RELAXED),
-            .events = __atomic_load_n(&f->claim_events, __ATOMIC_RELAXED),
-        };
-        if (skip < EVB_FRAME_ALIGN || skip % EVB_FRAME_ALIGN || skip > room) {
-            s->bad = "pad length";
-            s->bad_value = skip;
+            *s = (struct evb_frame_step){.bad = "data frame in end gap, room", .bad_value = room};
             return EVB_FRAME_BAD;
         }
-        return EVB_FRAME_PAD;
+        /* len, key_len and flags: only the claimant writes them, before R1. */
+        uint32_t len = f->len, key_len = f->key_len;
+        uint16_t flags = f->flags;
+        /* Relaxed atomic offset: a losing padder may be storing the same value. */
+        *s = (struct evb_frame_step){.skip = evb_align_frame(len),
+                                     .offset = __atomic_load_n(&f->offset, __ATOMIC_RELAXED),
+                                     .events = 1, .len = len, .key_len = key_len,
+                                     .flags = flags};
+        if (len < EVB_FRAME_HDR || len > max_frame || evb_align_frame(len) > room) {
+            s->bad = "frame length";
+            s->bad_value = len;
+            return EVB_FRAME_BAD;
+        }
+        if (flags & ~EVB_FRAME_F_KNOWN) {
+            s->bad = "frame flags";
+            s->bad_value = flags;
+            return EVB_FRAME_BAD;
+        }
+        uint64_t value_at = evb_frame_value_at(key_len, flags);
+        if (value_at > len) {
+            s->bad = "key length";
+            s->bad_value = key_len;
+            return EVB_FRAME_BAD;
+        }
+        s->value_at = (uint32_t)value_at;
+        s->value_len = len - (uint32_t)value_at;
+        return EVB_FRAME_DATA;
     }
-    if (stamp != (pos | EVB_STAMP_DATA))
+    if (stamp != (pos | EVB_STAMP_PAD))
         return EVB_FRAME_NONE;
     if (room < EVB_FRAME_HDR) {
-        *s = (struct evb_frame_step){.bad = "data frame in end gap, room", .bad_value = room};
+        /* The stamp alone pads to the ring's end. */
+        *s = (struct evb_frame_step){.skip = room, .offset = EVB_FRAME_NO_OFFSET};
+        return EVB_FRAME_PAD;
+    }
+    uint32_t skip = __atomic_load_n(&f->claim_len, __ATOMIC_RELAXED);
+    *s = (struct evb_frame_step){
+        .skip = skip,
+        .offset = __atomic_load_n(&f->offset, __ATOMIC_RELAXED),
+        .events = __atomic_load_n(&f->claim_events, __ATOMIC_RELAXED),
+    };
+    if (skip < EVB_FRAME_ALIGN || skip % EVB_FRAME_ALIGN || skip > room) {
+        s->bad = "pad length";
+        s->bad_value = skip;
         return EVB_FRAME_BAD;
     }
-    /* len, key_len and flags: only the claimant writes them, before R1. */
-    uint32_t len = f->len, key_len = f->key_len;
-    uint16_t flags = f->flags;
-    /* Relaxed atomic offset: a losing padder may be storing the same value. */
-    *s = (struct evb_frame_step){.skip = evb_align_frame(len),
-                                 .offset = __atomic_load_n(&f->offset, __ATOMIC_RELAXED),
-                                 .events = 1, .len = len, .key_len = key_len,
-                                 .flags = flags};
-    if (len < EVB_FRAME_HDR || len > max_frame || evb_align_frame(len) > room) {
-        s->bad = "frame length";
-        s->bad_value = len;
-        return EVB_FRAME_BAD;
-    }
-    if (flags & ~EVB_FRAME_F_KNOWN) {
-        s->bad = "frame flags";
-        s->bad_value = flags;
-        return EVB_FRAME_BAD;
-    }
-    uint64_t value_at = evb_frame_value_at(key_len, flags);
-    if (value_at > len) {
-        s->bad = "key length";
-        s->bad_value = key_len;
-        return EVB_FRAME_BAD;
-    }
-    s->value_at = (uint32_t)value_at;
-    s->value_len = len - (uint32_t)value_at;
-    return EVB_FRAME_DATA;
+    return EVB_FRAME_PAD;
 }
 
 #endif /* EVB_FRAME_H */

@@ -207,7 +207,7 @@ int evb_ring_read(struct evb_ring_reader *rd, struct evb_frame_view *v)
             memcpy(rd->buf, f, EVB_FRAME_HDR);
             h = (const struct evb_frame *)(void *)rd->buf;
         }
-        struct evb_frame_step st;
+        struct evb_frame_step st = {0};
         int kind = evb_frame_decode(h, stamp, pos, room, r->max_frame, &st);
         if (verify) {
             if (kind == EVB_FRAME_DATA)
