@@ -12,6 +12,7 @@
 
 #include "consumer_internal.h"
 #include "dlq.h"
+#include "read_inline.h"
 #include "spin.h"
 
 #define EVB_SPIN_NS 50000u /* 50 us */
@@ -223,6 +224,8 @@ EVB_EXPORT int evb_consumer_open(evb_consumer **out, evb_bus *bus, const char *t
     }
     if ((o.flags & EVB_CONSUMER_DEDUP) && (rc = dedup_open(c)))
         goto fail;
+    /* Groups and queues returned above: they stay off the fast path. */
+    c->plain = !c->dedup && !c->disk;
     *out = c;
     return 0;
 fail:
@@ -256,37 +259,6 @@ EVB_EXPORT void evb_consumer_close(evb_consumer *c)
     free(c);
 }
 
-void evb_consumer_fill(evb_event *ev, const struct evb_frame_view *v, uint32_t part)
-{
-    const struct evb_frame *f = v->f;
-    /* Read-only: the reader loaded the frame through the ring's view
-     * (evb_ring_rframe), so a store through these faults in the caller
-     * instead of changing the ring under every other reader. */
-    ev->key = v->key;
-    ev->value = v->value;
-    /* The lengths the decoder checked, not f's: F may be in the ring,
-     * where a hostile writer could have changed them since (double fetch;
-     * shm/ring.h, evb_frame_view). */
-    ev->key_len = v->key_len;
-    ev->value_len = v->value_len;
-    ev->partition = part;
-    ev->type = f->type;
-    /* The layout bit is the library's (shm/ring_format.h), not the
-     * application's. */
-    ev->flags = v->flags & (uint16_t)~EVB_FRAME_F_VALUE_ALIGNED;
-    /* Relaxed atomic: F may be a ring frame whose losing padder is still
-     * storing the same offset (shm/frame.h, evb_frame_set_claim). */
-    ev->offset = __atomic_load_n(&f->offset, __ATOMIC_RELAXED);
-    ev->position = v->pos;
-    ev->timestamp_ns = f->timestamp_ns;
-    ev->producer_seq = f->producer_seq;
-    ev->producer_id = f->producer_id;
-    ev->deliveries = 0;
-    ev->ack_token = 0;
-    ev->lost_events = v->lost_events;
-    ev->lost_bytes = v->lost_bytes;
-}
-
 /* EVB_CONSUMER_DEDUP: read on in partition I past duplicates (dedup.c),
  * counted as consumed; a loss one of them reported goes with the next
  * event delivered. */
@@ -311,10 +283,32 @@ static int skip_dups(evb_consumer *c, uint32_t i, struct evb_frame_view *v)
     return rc;
 }
 
+/*
+ * The common case of try_read, inlined into the loops that deliver events:
+ * a plain consumer (no group, dedup or disk side) whose next partition in
+ * turn holds a committed data frame its ring reader takes as it is
+ * (shm/read_inline.h). False, with nothing changed: take the full path,
+ * which starts at the same partition.
+ */
+static inline bool read_fast(evb_consumer *c, evb_event *ev)
+{
+    if (!c->plain)
+        return false;
+    uint32_t i = c->next;
+    struct evb_frame_view v;
+    if (!evb_ring_read_fast(&c->rd[i], &v))
+        return false;
+    /* Tests stop here to change the frame under the view. */
+    EVB_CRASH_POINT("consumer.before_fill");
+    evb_consumer_fill(ev, &v, c->part[i]);
+    c->next = i + 1 == c->n ? 0 : i + 1;
+    return true;
+}
+
 /* One pass over the partitions, starting after the last one served.
  * Nothing is released, so events read before stay where they are
  * (consumer_batch.c reads a batch so). */
-int evb_consumer_try_read(evb_consumer *c, evb_event *ev)
+static int try_read_full(evb_consumer *c, evb_event *ev)
 {
     for (uint32_t k = 0; k < c->n; k++) {
         uint32_t i = c->next + k;
@@ -352,6 +346,11 @@ int evb_consumer_try_read(evb_consumer *c, evb_event *ev)
             return c->failed = rc;
     }
     return -EAGAIN;
+}
+
+int evb_consumer_try_read(evb_consumer *c, evb_event *ev)
+{
+    return read_fast(c, ev) ? 0 : try_read_full(c, ev);
 }
 
 static void release_all(evb_consumer *c)
@@ -443,7 +442,9 @@ EVB_EXPORT int evb_consumer_next(evb_consumer *c, evb_event *ev, int32_t timeout
     if (rc)
         return rc;
     release_all(c);
-    rc = evb_consumer_try_read(c, ev);
+    if (read_fast(c, ev))
+        return 0;
+    rc = try_read_full(c, ev);
     if (rc != -EAGAIN || timeout_ms == 0)
         return rc;
     /* Spin first (shm/spin.h): an event that arrives within EVB_SPIN_NS
@@ -494,7 +495,7 @@ EVB_EXPORT int evb_consumer_poll(evb_consumer *c, int (*fn)(const evb_event *ev,
     uint32_t n = 0;
     evb_event ev;
     while (n < max) {
-        int rc = evb_consumer_try_read(c, &ev);
+        int rc = read_fast(c, &ev) ? 0 : try_read_full(c, &ev);
         if (rc == -EAGAIN)
             break;
         if (rc)

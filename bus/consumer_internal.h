@@ -60,6 +60,10 @@ struct evb_consumer {
     uint64_t retain_mark;
     struct evb_dedup *dedup;    /* EVB_CONSUMER_DEDUP, else NULL */
     int failed;
+    /* No group, queue, dedup or disk side: an event is the ring reader's
+     * next one as it is, so try_read may take the inlined common case
+     * (read_fast, consumer.c). Fixed at open. */
+    bool plain;
     /* Group members (consumer_group.c): rd[0..n) read the partitions owned
      * now, part[i] owned at epoch[i]; the arrays hold every partition,
      * bells[] one more (the group's bell). */
@@ -95,10 +99,43 @@ struct evb_consumer {
 };
 
 /* consumer.c, for consumer_group.c and consumer_queue.c: one event of
- * reader I (disk or ring), an event from a view, the idle wait. */
+ * reader I (disk or ring), the idle wait. */
 int evb_consumer_read_part(evb_consumer *c, uint32_t i, struct evb_frame_view *v);
-void evb_consumer_fill(evb_event *ev, const struct evb_frame_view *v, uint32_t part);
 void evb_consumer_block(evb_consumer *c, uint64_t deadline);
+
+/* The event of view V, read from partition PART. Inline: every delivery
+ * fills one, and the call cost as much as the stores. */
+static inline void evb_consumer_fill(evb_event *ev, const struct evb_frame_view *v, uint32_t part)
+{
+    const struct evb_frame *f = v->f;
+    /* Read-only: the reader loaded the frame through the ring's view
+     * (evb_ring_rframe), so a store through these faults in the caller
+     * instead of changing the ring under every other reader. */
+    ev->key = v->key;
+    ev->value = v->value;
+    /* The lengths the decoder checked, not f's: F may be in the ring,
+     * where a hostile writer could have changed them since (double fetch;
+     * shm/ring.h, evb_frame_view). */
+    ev->key_len = v->key_len;
+    ev->value_len = v->value_len;
+    ev->partition = part;
+    ev->type = f->type;
+    /* The layout bit is the library's (shm/ring_format.h), not the
+     * application's. */
+    ev->flags = v->flags & (uint16_t)~EVB_FRAME_F_VALUE_ALIGNED;
+    /* Relaxed atomic: F may be a ring frame whose losing padder is still
+     * storing the same offset (shm/frame.h, evb_frame_set_claim). */
+    ev->offset = __atomic_load_n(&f->offset, __ATOMIC_RELAXED);
+    ev->position = v->pos;
+    ev->timestamp_ns = f->timestamp_ns;
+    ev->producer_seq = f->producer_seq;
+    ev->producer_id = f->producer_id;
+    ev->deliveries = 0;
+    ev->ack_token = 0;
+    ev->lost_events = v->lost_events;
+    ev->lost_bytes = v->lost_bytes;
+}
+
 /* One event from any partition, nothing released first (consumer_batch.c
  * keeps a batch's events in place so): 0, -EAGAIN, or a sticky error. */
 int evb_consumer_try_read(evb_consumer *c, evb_event *ev);

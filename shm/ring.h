@@ -229,21 +229,25 @@ struct evb_ring_reader {
     uint32_t kind;            /* EVB_SLOT_* */
     uint64_t pos;             /* next position to read */
     uint64_t offset;          /* next offset expected */
-    uint64_t published;       /* cursor value last stored in the slot */
     uint64_t verify_below;    /* positions below this are lap-checked */
-    struct evb_hole_timer hole; /* a claimed, uncommitted frame at pos */
-    uint32_t idle_polls;      /* empty polls, to pace tail peeks */
-    uint64_t lost_events;     /* to report with the next event */
-    uint64_t lost_bytes;
     uint64_t skip_below;      /* after a seek: skip events below this offset */
-    uint64_t skip_ts;         /* after a seek by time: skip events before it, once */
-    uint64_t delivered;       /* events returned; statistic */
+    /* From here to lost_bytes: states evb_ring_read settles before the
+     * inlined common case may read on (read_inline.h; behind is only ever
+     * set on durable rings, whose readers never get there); kept together
+     * so that test is a handful of loads from one line. */
+    int failed;               /* sticky error */
     bool resync;              /* lapped: the next frame's offset tells the loss */
     bool learn;               /* after a seek: take the next frame's offset */
+    bool behind;              /* durable ring lapped us: read from disk (-ESTALE) */
+    uint64_t skip_ts;         /* after a seek by time: skip events before it, once */
+    uint64_t lost_events;     /* to report with the next event */
+    uint64_t lost_bytes;
+    uint64_t delivered;       /* events returned; statistic */
+    uint64_t published;       /* cursor value last stored in the slot */
+    struct evb_hole_timer hole; /* a claimed, uncommitted frame at pos */
+    uint32_t idle_polls;      /* empty polls, to pace tail peeks */
     uint64_t learn_floor;     /* learning: the offset the seek wanted; a higher
                                * one found counts the difference lost */
-    bool behind;              /* durable ring lapped us: read from disk (-ESTALE) */
-    int failed;               /* sticky error */
     uint8_t *buf;             /* copy buffer for lap-checked reads */
 };
 
