@@ -22,7 +22,9 @@
  *       of a commit in progress sees a seq other than its first, and retries.
  *   K4  ownership: an opener's acquire load and CAS of owner pair with the
  *       previous holder's CAS (release) giving it back at close, so the
- *       new holder starts after everything the old one stored.
+ *       new holder starts after everything the old one stored. Handles of
+ *       one process take and give back under held_mu (below), so two of
+ *       its threads never both see the word free or both their own.
  *   K5  upgrade of a version 1 file: its new owner stores the format word,
  *       then the version with release; pairs with the acquire load of the
  *       version in cur_check(), so whoever sees version 2 sees the format
@@ -34,6 +36,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -43,6 +46,50 @@
 #include "bus_internal.h"
 #include "cursor_format.h"
 #include "safe_open.h"
+
+/*
+ * The cursor files this process holds. The owner word names a process, not
+ * a handle, so it cannot tell a second handle of this process from the
+ * first: both would own the file, commit over each other, and the first
+ * close would free the name under the second. An owner word of this
+ * process that no handle here holds is a leftover of the image this one
+ * exec()ed from (same pid, same start time, no handle left): taken over,
+ * as a dead process's. A forked child starts with an empty list: the
+ * parent's handles are not its own (and the parent's owner word is not
+ * the child's, so the child is refused while the parent lives).
+ */
+static pthread_mutex_t held_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct evb_cursor_file *held;
+
+static void held_fork_prepare(void)
+{
+    pthread_mutex_lock(&held_mu);
+}
+
+static void held_fork_parent(void)
+{
+    pthread_mutex_unlock(&held_mu);
+}
+
+static void held_fork_child(void)
+{
+    held = NULL;
+    pthread_mutex_unlock(&held_mu);
+}
+
+__attribute__((constructor)) static void held_atfork(void)
+{
+    pthread_atfork(held_fork_prepare, held_fork_parent, held_fork_child);
+}
+
+/* Whether a handle of this process holds the file DEV, INO; under held_mu. */
+static bool held_here(uint64_t dev, uint64_t ino)
+{
+    for (const struct evb_cursor_file *h = held; h; h = h->next)
+        if (h->dev == dev && h->ino == ino)
+            return true;
+    return false;
+}
 
 /* Check the header of a mapped cursor file of FILE_BYTES bytes (at least
  * the header's) against a topic of NPARTS partitions; MAGIC was loaded
@@ -202,13 +249,23 @@ int evb_cursor_file_open(struct evb_cursor_file *cf, const struct evb_topic_map 
         return evb_err_set(rc, "%s: %s", path, msg);
     }
     uint64_t self = evb_proc_self();
+    uint64_t dev = (uint64_t)st.st_dev, ino = (uint64_t)st.st_ino;
+    pthread_mutex_lock(&held_mu);
     for (;;) {
         /* K4: acquire; after the previous holder's release at close. */
         uint64_t o = atomic_load_explicit(&f->owner, memory_order_acquire);
-        if (o && o != self && evb_proc_alive(o)) {
+        if (o == self && held_here(dev, ino)) {
+            pthread_mutex_unlock(&held_mu);
             munmap(f, len);
-            return evb_err_set(-EBUSY, "consumer %s of topic %s is open in process %u",
-                               name, tm->name, (unsigned)(o >> 32));
+            return evb_err_set(-EBUSY, "consumer %s of topic %s is already open in this "
+                               "process (pid %u): one handle per named consumer; close the "
+                               "other handle first", name, tm->name, (unsigned)(o >> 32));
+        }
+        if (o && o != self && evb_proc_alive(o)) {
+            pthread_mutex_unlock(&held_mu);
+            munmap(f, len);
+            return evb_err_set(-EBUSY, "consumer %s of topic %s is open in another process "
+                               "(pid %u)", name, tm->name, (unsigned)(o >> 32));
         }
         /* K4: acq_rel on success; relaxed on failure, as the loop loads
          * owner again with acquire. */
@@ -216,6 +273,11 @@ int evb_cursor_file_open(struct evb_cursor_file *cf, const struct evb_topic_map 
                                                     memory_order_relaxed))
             break;
     }
+    cf->dev = dev;
+    cf->ino = ino;
+    cf->next = held;
+    held = cf;
+    pthread_mutex_unlock(&held_mu);
     cur_upgrade(f);
     cf->map = f;
     cf->bytes = bytes;
@@ -227,10 +289,20 @@ void evb_cursor_file_close(struct evb_cursor_file *cf)
     if (!cf->map)
         return;
     uint64_t self = evb_proc_self();
+    pthread_mutex_lock(&held_mu);
     /* K4: release (acq_rel) hands the file to the next opener; relaxed on
-     * failure: someone took it over, nothing to hand. */
+     * failure: someone took it over (or this is a forked child's copy of
+     * its parent's handle), nothing to hand. */
     atomic_compare_exchange_strong_explicit(&cf->map->owner, &self, 0,
                                             memory_order_acq_rel, memory_order_relaxed);
+    /* Not found in a forked child, whose list starts empty. */
+    for (struct evb_cursor_file **pp = &held; *pp; pp = &(*pp)->next) {
+        if (*pp == cf) {
+            *pp = cf->next;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&held_mu);
     munmap(cf->map, cf->bytes);
     cf->map = NULL;
 }

@@ -17,10 +17,13 @@ struct evb_cur_hdr;
 struct evb_cursor_file {
     struct evb_cur_hdr *map;    /* cursor_format.h */
     size_t bytes;
+    uint64_t dev, ino;          /* the file, for this process's list of held ones */
+    struct evb_cursor_file *next; /* that list (cursor_file.c) */
 };
 
 /* Map (creating when new) consumer NAME's cursor file of TM and take its
- * ownership: -EBUSY while another live process holds it. */
+ * ownership: -EBUSY while another live process holds it, or another
+ * handle of this process (a forked child is another process). */
 int evb_cursor_file_open(struct evb_cursor_file *cf, const struct evb_topic_map *tm,
                          const char *name);
 /* Give up ownership and unmap; a no-op when not open. */

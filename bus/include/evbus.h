@@ -922,7 +922,13 @@ void evb_producer_close(evb_producer *p);
 
 /**
  * Open a reader on TOPIC. Subscribers start at the tail. A named consumer
- * is exclusive: a second live opener of the same name gets -EBUSY. On a
+ * is exclusive: a second opener of the same name gets -EBUSY while the
+ * first handle is open, in another process (a forked child included) or
+ * in this one (one handle per name: two would commit over each other),
+ * and evb_last_error() says which. A process that exec()s keeps no handle,
+ * so its new image may open the name again. Group and queue members are
+ * not exclusive: each handle is a member of its own, in one process or
+ * many. On a
  * durable topic no reader gates producers; one that falls behind the ring
  * reads the segment files instead, with the same events and offsets, and
  * its cursor file lives in the data directory. Opening finishes the flush

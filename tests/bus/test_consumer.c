@@ -1,10 +1,14 @@
 /*
  * test_consumer.c - named consumers: commit, close, reopen resumes right
  * after the last commit; seek by offset lands on that event; a name is
- * exclusive while its holder lives; bad input gets clear errors.
+ * exclusive while its handle is open (in another process, a forked child,
+ * or this one), and free again after an exec; bad input gets clear errors.
  */
 #include <criterion/criterion.h>
+#include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "t_helpers.h"
 
@@ -102,21 +106,138 @@ Test(consumer, seek_to_offset_lands_on_that_event)
     evb_consumer_close(c);
 }
 
+/* A forked child (no exec) opens consumer NAME of topic c on a bus handle
+ * of its own: 0 when refused as another process's, 2 when opened, 3 when
+ * refused with another message, 4 when another name fails to open. */
+static int child_opens(void *arg)
+{
+    const char *name = arg;
+    evb_bus *bb;
+    if (evb_bus_open(&bb, t_bus_dir(), NULL))
+        return 1;
+    evb_consumer_options co = {.kind = EVB_CONSUMER, .name = name};
+    evb_consumer *b;
+    int rc = evb_consumer_open(&b, bb, "c", &co);
+    if (rc == 0)
+        return 2;
+    if (rc != -EBUSY || !strstr(evb_last_error(), "another process"))
+        return 3;
+    /* The parent's handles are not the child's: other names are free. */
+    co.name = "childs-own";
+    if (evb_consumer_open(&b, bb, "c", &co))
+        return 4;
+    evb_consumer_close(b);
+    return 0;
+}
+
 Test(consumer, name_is_exclusive_while_open)
 {
     evb_consumer_options co = {.kind = EVB_CONSUMER, .name = "solo"};
-    evb_consumer *a, *b;
+    evb_consumer *a;
     cr_assert_eq(evb_consumer_open(&a, bus, "c", &co), 0);
-    /* Same process counts as the owner: a second process is refused. */
-    pid_t pid = fork();
-    if (pid == 0) {
-        evb_bus *bb;
-        if (evb_bus_open(&bb, t_bus_dir(), NULL))
-            _exit(1);
-        _exit(evb_consumer_open(&b, bb, "c", &co) == -EBUSY ? 0 : 2);
-    }
-    cr_expect_eq(t_wait_exit(pid, 10000), 0);
+    /* A forked child is another process, whatever it inherited. */
+    cr_expect_eq(t_wait_exit(t_spawn(child_opens, "solo"), 10000), 0);
     evb_consumer_close(a);
+}
+
+/* One handle per name within a process too: two would commit over each
+ * other, and the first one's close would free the name under the second. */
+Test(consumer, name_is_exclusive_within_a_process)
+{
+    evb_consumer_options co = {.kind = EVB_CONSUMER, .name = "solo"};
+    evb_consumer *a, *b = NULL;
+    cr_assert_eq(evb_consumer_open(&a, bus, "c", &co), 0);
+    cr_expect_eq(evb_consumer_open(&b, bus, "c", &co), -EBUSY);
+    cr_expect_null(b);
+    const char *why = evb_last_error();
+    cr_expect(strstr(why, "consumer solo") && strstr(why, "this process"), "%s", why);
+    /* The refused open left the first handle the owner. */
+    cr_expect_eq(t_wait_exit(t_spawn(child_opens, "solo"), 10000), 0);
+    publish_n(0, 4);
+    evb_event ev;
+    cr_assert_eq(evb_consumer_next(a, &ev, 1000), 0);
+    cr_assert_eq(evb_consumer_commit(a), 0);
+    evb_consumer_close(a);
+    /* Closed: free again, and the commit is there. */
+    cr_assert_eq(evb_consumer_open(&b, bus, "c", &co), 0, "%s", evb_last_error());
+    int n = 0;
+    while (evb_consumer_next(b, &ev, 0) == 0)
+        n++;
+    cr_expect_eq(n, 3);
+    evb_consumer_close(b);
+}
+
+struct open_race {
+    pthread_barrier_t tried;
+    _Atomic int opened;
+};
+
+static void *open_racer(void *arg)
+{
+    struct open_race *r = arg;
+    evb_consumer_options co = {.kind = EVB_CONSUMER, .name = "raced"};
+    evb_consumer *c = NULL;
+    int rc = evb_consumer_open(&c, bus, "c", &co);
+    if (rc == 0)
+        atomic_fetch_add(&r->opened, 1);
+    else
+        cr_expect_eq(rc, -EBUSY);
+    pthread_barrier_wait(&r->tried); /* nobody closes before all tried */
+    evb_consumer_close(c);
+    return NULL;
+}
+
+Test(consumer, threads_of_one_process_racing_for_a_name_get_one_handle)
+{
+    for (int round = 0; round < 20; round++) {
+        struct open_race r = {.opened = 0};
+        pthread_barrier_init(&r.tried, NULL, 4);
+        pthread_t t[4];
+        for (int i = 0; i < 4; i++)
+            pthread_create(&t[i], NULL, open_racer, &r);
+        for (int i = 0; i < 4; i++)
+            pthread_join(t[i], NULL);
+        pthread_barrier_destroy(&r.tried);
+        cr_assert_eq(atomic_load(&r.opened), 1, "round %d", round);
+    }
+}
+
+/* An exec()ed image keeps the pid and start time of the process, and so its
+ * owner word, but none of its handles: it may open the name again. The
+ * test binary re-runs itself with T_EXEC_OPEN set; this runs before
+ * Criterion's main and exits 0 when the open succeeds. */
+__attribute__((constructor)) static void exec_open(void)
+{
+    const char *dir = getenv("T_EXEC_OPEN");
+    if (!dir)
+        return;
+    evb_bus *bb;
+    evb_consumer *c;
+    evb_consumer_options co = {.kind = EVB_CONSUMER, .name = "solo"};
+    if (evb_bus_open(&bb, dir, NULL))
+        _exit(1);
+    int rc = evb_consumer_open(&c, bb, "c", &co);
+    if (rc)
+        fprintf(stderr, "after exec: %s: %s\n", evb_strerror(rc), evb_last_error());
+    _exit(rc == 0 ? 0 : 2);
+}
+
+static int open_then_exec(void *arg)
+{
+    (void)arg;
+    evb_bus *bb;
+    evb_consumer *c;
+    evb_consumer_options co = {.kind = EVB_CONSUMER, .name = "solo"};
+    if (evb_bus_open(&bb, t_bus_dir(), NULL) || evb_consumer_open(&c, bb, "c", &co))
+        return 10;
+    setenv("T_EXEC_OPEN", t_bus_dir(), 1);
+    execl("/proc/self/exe", "test_consumer", (char *)NULL);
+    return 11;
+}
+
+Test(consumer, name_held_before_exec_is_free_after_it)
+{
+    cr_expect_eq(t_wait_exit(t_spawn(open_then_exec, NULL), 10000), 0);
 }
 
 Test(consumer, bad_input_is_refused)
