@@ -37,6 +37,8 @@ struct evb_producer {
     bool poke;                 /* ASYNC: a sync wakes the flusher early */
     struct evb_flusher *flusher; /* durable: this process flushes too */
     struct evb_pstate ps;      /* stable id: its state file (map NULL otherwise) */
+    uint32_t fork_gen;         /* evb_proc_fork_gen() at open: else a forked copy */
+    int opener;                /* the pid that opened it, for the message */
 };
 
 static struct evb_ring_producer *ring_producer(evb_producer *p, uint32_t part, int *rc);
@@ -63,6 +65,8 @@ EVB_EXPORT int evb_producer_open(evb_producer **out, evb_bus *bus, const char *t
     if (!p)
         return -ENOMEM;
     p->ps.fd = -1;
+    p->fork_gen = evb_proc_fork_gen();
+    p->opener = (int)getpid();
     int rc = evb_topic_map_open(bus, topic, &p->tm);
     if (!rc && p->tm->readonly) {
         rc = evb_err_set(-EACCES, "topic %s: you may read it, not publish to it", topic);
@@ -131,13 +135,18 @@ EVB_EXPORT void evb_producer_close(evb_producer *p)
 {
     if (!p)
         return;
-    if (p->claim_open)
+    /* A forked child's copy of its parent's handle frees only memory: the
+     * claim, ring slots, exclusive hold and flusher thread are the
+     * parent's (the thread does not even exist here). */
+    bool copy = p->fork_gen != evb_proc_fork_gen();
+    if (p->claim_open && !copy)
         evb_abort(p, &(struct evb_claim){0});
-    for (uint32_t i = 0; p->rp && i < p->tm->nparts; i++)
+    for (uint32_t i = 0; p->rp && !copy && i < p->tm->nparts; i++)
         evb_ring_producer_detach(&p->rp[i]);
     /* The last producer of this process on the topic: its flusher writes
      * and syncs what is committed, then lets another process take over. */
-    evb_flusher_put(p->bus, p->flusher);
+    if (!copy)
+        evb_flusher_put(p->bus, p->flusher);
     free(p->rp);
     free(p->seq);
     free(p->end);
@@ -215,10 +224,25 @@ static int pick_partition(evb_producer *p, int32_t want, const void *key, uint32
     return (int)i;
 }
 
+/* P used in a child forked after its open: refused, as its ring slots (an
+ * exclusive producer's tail copy too), sequences and stable id state are
+ * its parent's, which may go on publishing with them. Before any of them
+ * is touched. */
+static __attribute__((cold, noinline)) int forked_copy(const evb_producer *p)
+{
+    return evb_err_set(-EBUSY, "topic %s: this producer handle belongs to process %d, which "
+                       "opened it; this process (%d) is a child forked since: open a "
+                       "producer of its own", p->tm->name, p->opener, (int)getpid());
+}
+
 static struct evb_ring_producer *ring_producer(evb_producer *p, uint32_t part, int *rc)
 {
     struct evb_ring_producer *rp = &p->rp[part];
     *rc = 0;
+    if (p->fork_gen != evb_proc_fork_gen()) {  /* the fork check: one compare a publish */
+        *rc = forked_copy(p);
+        return rp;
+    }
     if (rp->slot)
         return rp;
     *rc = evb_ring_producer_attach(rp, &p->tm->rings[part], p->producer_id);

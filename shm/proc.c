@@ -2,12 +2,14 @@
  * proc.c - who owns a slot. An owner word is pid << 32 | the low 32 bits of
  * the process start time (clock ticks since boot, /proc/<pid>/stat field
  * 22), so a recycled pid with another start time reads as dead. Also the
- * two clocks the library uses.
+ * fork generation, by which a handle finds itself copied into a child, and
+ * the two clocks the library uses.
  */
 #include "ring.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -68,6 +70,22 @@ uint64_t evb_proc_self(void)
     /* O1: the word before the pid that says it is valid. */
     atomic_store_explicit(&self_pid, pid, memory_order_release);
     return owner;
+}
+
+uint32_t evb_proc_fork_generation;
+
+/* The child has one thread now: no access races this (ring.h). */
+static void fork_child_bump(void)
+{
+    evb_proc_fork_generation++;
+}
+
+/* Before main(), so that no handle can be opened before a fork that the
+ * generation would miss. (A child made by clone() or vfork() without the
+ * atfork handlers must exec, or use no handle of its parent's.) */
+__attribute__((constructor)) static void fork_gen_init(void)
+{
+    pthread_atfork(NULL, NULL, fork_child_bump);
 }
 
 int evb_proc_alive(uint64_t owner)

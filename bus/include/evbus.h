@@ -59,6 +59,20 @@
  * handle belongs to one thread at a time; open one per thread to publish or
  * read in parallel (they are cheap).
  *
+ * Fork. Handles belong to the process that opened them: a child made by
+ * fork() opens its own (a bus handle included) and leaves its parent's
+ * alone, as with LMDB. A producer handle used in such a child refuses
+ * evb_publish, evb_publish_batch and evb_claim with -EBUSY (its ring slots,
+ * an exclusive producer's tail, its sequences and a stable id's state are
+ * the parent's, which may publish on with them), checked by one compare
+ * per call, before anything is written; evb_producer_close() of it there
+ * frees only the child's memory. A claim open at the fork is the
+ * parent's: the child must not commit or abort it. The check hangs on
+ * pthread_atfork(), so a child made by clone() or vfork() without those
+ * handlers must exec before it uses evbus at all. Consumer handles are not
+ * checked: the child must neither use nor close them (a close there would
+ * give up the parent's reader slots and group membership).
+ *
  * Crashes. Any process may die at any instruction. A producer killed
  * between claim and commit leaves a hole that a reader or producer pads
  * within dead_ms; its event is counted as aborted, never served half
@@ -420,7 +434,9 @@ typedef struct evb_producer_options {
  * while it lives, other producers' opens succeed but their first publish
  * to a partition fails with -EBUSY. A dead exclusive producer's hold ends
  * with it (its open claims are padded as any dead producer's). Not
- * thread-safe, as any producer handle.
+ * thread-safe, as any producer handle. In a child forked while it is open
+ * the handle refuses to publish (-EBUSY, see Fork at the top): the child's
+ * copy of the tail would race the parent's stores.
  */
 #define EVB_PRODUCER_EXCLUSIVE 1u
 
@@ -848,10 +864,12 @@ int evb_producer_open(evb_producer **out, evb_bus *bus, const char *topic,
  * ring, per block_ms. Returns 0, -EAGAIN (full, block_ms == 0),
  * -ETIMEDOUT, -EMSGSIZE, -EINVAL (partition out of range; EVB_MSG_SEQ
  * without a stable id or at EVB_SEQ_LIMIT and above), -EBUSY (no free
- * producer slot in the ring), -EOVERFLOW (a stable producer's sequence
- * would pass EVB_SEQ_LIMIT), -EBADMSG, -ECANCELED (this producer stalled
- * past stall_ms mid-publish and its claim was padded: the event was not
- * published), and with EVB_MSG_SYNC what evb_producer_sync() returns.
+ * producer slot in the ring, an exclusive producer holds it, or P was
+ * opened by the process this one was forked from), -EOVERFLOW (a stable
+ * producer's sequence would pass EVB_SEQ_LIMIT), -EBADMSG, -ECANCELED
+ * (this producer stalled past stall_ms mid-publish and its claim was
+ * padded: the event was not published), and with EVB_MSG_SYNC what
+ * evb_producer_sync() returns.
  */
 int evb_publish(evb_producer *p, const evb_msg *msg);
 
@@ -913,7 +931,8 @@ int evb_producer_last_seq(evb_producer *p, uint32_t partition, uint64_t *seq);
 
 /** Close a producer (NULL accepted); releases its ring slots. On a durable
  *  topic, what it published is written to disk first if this process is
- *  the flusher. */
+ *  the flusher. In a child forked after the open it frees the child's
+ *  memory only, and the parent keeps its slots. */
 void evb_producer_close(evb_producer *p);
 
 /* ------------------------------------------------------------------ */
