@@ -505,6 +505,13 @@ int evb_ring_abort(struct evb_ring_producer *p, struct evb_ring_claim *c)
     return finish(p, c, EVB_STAMP_PAD);
 }
 
+/* For messages: ", this process" when OWNER is this process's word (the
+ * holder is another handle here), else nothing. */
+static const char *whose(uint64_t owner)
+{
+    return owner == evb_proc_self() ? ", this process" : "";
+}
+
 /*
  * X3, the shared side: our slot is taken (seq_cst); is an exclusive
  * producer alive on the ring? Then give the slot back: -EBUSY. A dead
@@ -529,9 +536,9 @@ static int exclusive_absent(struct evb_ring_producer *p)
             return 0;
     }
     evb_ring_producer_detach(p);
-    return evb_err_set(-EBUSY, "partition %u: an exclusive producer (pid %u) holds it; "
-                       "no other producer may publish there while it lives",
-                       r->partition, (unsigned)(x >> 32));
+    return evb_err_set(-EBUSY, "partition %u: an exclusive producer (pid %u%s) holds it; "
+                       "no other producer may publish there while it is open",
+                       r->partition, (unsigned)(x >> 32), whose(x));
 }
 
 int evb_ring_producer_exclusive(struct evb_ring_producer *p)
@@ -545,8 +552,8 @@ int evb_ring_producer_exclusive(struct evb_ring_producer *p)
                                                     memory_order_seq_cst,
                                                     memory_order_relaxed)) {
         if (evb_proc_alive(cur))
-            return evb_err_set(-EBUSY, "partition %u: another exclusive producer (pid %u) "
-                               "holds it", r->partition, (unsigned)(cur >> 32));
+            return evb_err_set(-EBUSY, "partition %u: another exclusive producer (pid %u%s) "
+                               "holds it", r->partition, (unsigned)(cur >> 32), whose(cur));
     }
     for (uint32_t i = 0; i < EVB_RING_PRODUCER_SLOTS; i++) {
         if (i == p->slot_idx)
@@ -557,9 +564,9 @@ int evb_ring_producer_exclusive(struct evb_ring_producer *p)
             continue; /* a dead producer claims nothing more */
         /* X3: release, nothing was claimed under the word. */
         atomic_store_explicit(&r->hdr->exclusive, 0, memory_order_release);
-        return evb_err_set(-EBUSY, "partition %u: producer slot %u is held (pid %u): an "
+        return evb_err_set(-EBUSY, "partition %u: producer slot %u is held (pid %u%s): an "
                            "exclusive producer must be the only one", r->partition, i,
-                           (unsigned)(o >> 32));
+                           (unsigned)(o >> 32), whose(o));
     }
     p->exclusive = true;
     p->atomic16 = evb_atomic16_store_ok();

@@ -35,8 +35,11 @@
  *   -ENOSPC     tmpfs cannot reserve the ring's memory
  *   -EINVAL     bad argument
  *   -ENOMEM     out of memory (process heap)
- *   -EBUSY      resource owned by another live process (consumer name,
- *               all producer or reader slots of a ring taken)
+ *   -EBUSY      resource held by another live handle, of this process or
+ *               another (a consumer name, a stable producer id, an
+ *               exclusive producer's rings), all producer or reader slots
+ *               of a ring taken, or a producer handle used in a child
+ *               forked after it was opened (see Fork below)
  *   -ECANCELED  the claim was padded by another process because this
  *               producer stalled longer than stall_ms; the event was NOT
  *               published

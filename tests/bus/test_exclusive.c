@@ -135,6 +135,10 @@ Test(exclusive, keeps_other_producers_out_and_is_kept_out_by_them)
     cr_assert_eq(evb_producer_open(&shared, bus, "x", NULL), 0);
     cr_expect_eq(publish(shared, 1, 0, 0), -EBUSY);
     cr_expect(strstr(evb_last_error(), "exclusive producer (pid"), "%s", evb_last_error());
+    /* The holder is this process, and the words say so, not "another". */
+    cr_expect(strstr(evb_last_error(), "this process"), "%s", evb_last_error());
+    cr_expect(strstr(evb_strerror(-EBUSY), "this process or another"), "%s",
+              evb_strerror(-EBUSY));
     cr_expect_eq(publish(x, 0, 0, 0), 0, "the exclusive one publishes on");
 
     evb_producer_close(x);
