@@ -249,6 +249,35 @@ class Lifetimes(BusCase):
             self.assertEqual([struct.unpack("<QQ", ev.value)[0] for ev in c.events(timeout=0)],
                              list(range(8, 20)))
 
+    def test_close_refuses_while_a_view_into_the_ring_is_held(self):
+        # Consumer.close()'s docstring: EBUSY, the reader left open, while a
+        # zero-copy view (numpy array, memoryview, slice) of an event read
+        # in place lives; the error says it was the close, not a read.
+        for kind in ("lossless", "consumer"):
+            for k, make in enumerate((lambda v: np.frombuffer(v, REC), memoryview,
+                                      lambda v: v[0:8])):
+                with self.subTest(kind=kind, view=k):
+                    c = self.bus.consumer("t", kind=kind, start="latest",
+                                          name=f"held{k}" if kind == "consumer" else None)
+                    self.publish(2)
+                    ev = c.next(1)
+                    self.assertFalse(0 <= c._w[1] - c._arena_addr < c._arena_len)  # in place
+                    kept = make(ev.value)
+                    with self.assertRaises(evbus.Error) as e:
+                        c.close()
+                    self.assertEqual(e.exception.errno, errno.EBUSY)
+                    self.assertIn("topic t: close", str(e.exception))
+                    self.assertIsNotNone(c._h)  # still open
+                    self.assertEqual(bytes(kept)[:1], b"\x00")
+                    del kept
+                    c.close()
+                    self.assertIsNone(c._h)
+        with self.bus.consumer("t", kind="subscriber") as c:  # a copy: no reason to refuse
+            self.publish(2)
+            kept = np.frombuffer(c.next(1).value, REC)
+            c.close()
+            self.assertEqual(int(kept["sq"][0]), 0)
+
     def test_view_derived_from_a_copy_keeps_its_bytes(self):
         with self.bus.consumer("t", kind="subscriber") as c:
             self.publish(600)

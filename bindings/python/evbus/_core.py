@@ -776,10 +776,13 @@ class Consumer:
             arena_held = False
         self._extra = [w for w in self._extra if w.held()]
         if held or arena_held or self._extra or any(w.held() for w in self._windows.values()):
-            raise Error(-_errno.EBUSY, f"topic {self.topic}: read", words="event view still held",
+            what = "close" if closing else "read"
+            raise Error(-_errno.EBUSY, f"topic {self.topic}: {what}",
+                        words="event view still held",
                         detail="a view derived from an earlier event's value "
                                "(np.frombuffer, memoryview(ev.value)) still points into the "
-                               "ring, which the next read lets producers overwrite: copy "
+                               f"ring, which {'closing' if closing else 'the next read'} lets "
+                               "producers overwrite: copy "
                                "what you keep (bytes(ev.value)) and drop the view")
 
     def _raise_cb(self) -> None:
@@ -1031,9 +1034,16 @@ class Consumer:
 
     def close(self) -> None:
         """Close the reader (idempotent; a named consumer does not commit).
-        Raises Error EBUSY, leaving it open, while a view derived from an
-        event's value still points into the ring (one into the batch
-        buffer, a copy, stays valid and does not keep it open)."""
+        Raises evbus.Error with errno EBUSY, and leaves the reader open,
+        while a zero-copy view derived from one of its events is still
+        held: a numpy array (np.frombuffer(ev.value)), a memoryview or a
+        slice of ev.value of an event read in place, in the ring's mapping
+        (lossless subscribers, named consumers of ring-only topics), whose
+        bytes producers would overwrite once the reader is gone. Drop it
+        (del), or keep a copy instead (bytes(ev.value), arr.copy()), then
+        close again. A view of an event the library copied (into the batch
+        buffer) keeps its bytes and does not keep the reader open. The
+        events themselves are stale after close() either way."""
         if not self._h:
             return
         self._invalidate(closing=True)
