@@ -393,6 +393,12 @@ void evb_group_leave(struct evb_group *g)
 {
     if (!g->id)
         return;
+    /* A forked child's copy of its parent's member: the slot and the
+     * partitions are the parent's, who is still a member. */
+    if (g->proc != evb_proc_self()) {
+        g->id = 0;
+        return;
+    }
     for (uint32_t p = 0; p < g->nparts; p++) {
         uint64_t e = evb_group_owned_epoch(g, p);
         if (e)

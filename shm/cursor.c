@@ -55,6 +55,12 @@ int evb_ring_slot_take(struct evb_ring *r, uint32_t kind, const char *name,
 void evb_ring_slot_release(struct evb_ring *r, uint32_t slot_idx)
 {
     struct evb_reader_slot *s = &r->rslots[slot_idx];
+    /* Only our own: a forked child closing its copy of its parent's
+     * reader would otherwise free the parent's slot (and its waiter bit),
+     * and a gating reader would stop holding producers back. Relaxed: a
+     * word only its owner stores, compared with our own. */
+    if (atomic_load_explicit(&s->owner, memory_order_relaxed) != evb_proc_self())
+        return;
     evb_ring_waiter_clear(r, slot_idx);
     /* Q1: release, our last cursor store precedes the slot reading as free. */
     atomic_store_explicit(&s->owner, 0, memory_order_release);

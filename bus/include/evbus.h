@@ -73,8 +73,9 @@
  * parent's: the child must not commit or abort it. The check hangs on
  * pthread_atfork(), so a child made by clone() or vfork() without those
  * handlers must exec before it uses evbus at all. Consumer handles are not
- * checked: the child must neither use nor close them (a close there would
- * give up the parent's reader slots and group membership).
+ * checked on reads: the child must not read through them; closing one
+ * there (evb_consumer_close) gives back nothing of the parent's (its reader
+ * slots, group membership and consumer name stay the parent's).
  *
  * Crashes. Any process may die at any instruction. A producer killed
  * between claim and commit leaves a hole that a reader or producer pads

@@ -140,6 +140,40 @@ Test(consumer, name_is_exclusive_while_open)
     evb_consumer_close(a);
 }
 
+/* The child closes its copies of the parent's readers (ARG: the three). */
+static int child_closes_copies(void *arg)
+{
+    evb_consumer **cs = arg;
+    for (int i = 0; i < 3; i++)
+        evb_consumer_close(cs[i]);
+    return 0;
+}
+
+/* A forked child's copies of its parent's readers are not its own: its
+ * close gives back none of the parent's reader slots, group membership or
+ * consumer name (evbus.h, "Fork"). */
+Test(consumer, forked_child_closing_copies_leaves_the_parents_readers)
+{
+    evb_consumer *cs[3];
+    evb_consumer_options lo = {.kind = EVB_SUBSCRIBER_LOSSLESS};
+    evb_consumer_options no = {.kind = EVB_CONSUMER, .name = "kept"};
+    evb_consumer_options go = {.kind = EVB_GROUP_MEMBER, .name = "g"};
+    cr_assert_eq(evb_consumer_open(&cs[0], bus, "c", &lo), 0);
+    cr_assert_eq(evb_consumer_open(&cs[1], bus, "c", &no), 0);
+    cr_assert_eq(evb_consumer_open(&cs[2], bus, "c", &go), 0, "%s", evb_last_error());
+    evb_reader_stat rs[64];
+    int before = evb_reader_list(bus, "c", 0, rs, 64);
+    cr_assert_geq(before, 3);
+    cr_expect_eq(t_wait_exit(t_spawn(child_closes_copies, cs), 10000), 0);
+    cr_expect_eq(evb_reader_list(bus, "c", 0, rs, 64), before, "reader slots given back");
+    evb_group_summary gs;
+    cr_expect_eq(evb_group_stat(bus, "c", "g", &gs, NULL, 0, NULL, 0), 1, "member left");
+    cr_expect_eq(t_wait_exit(t_spawn(child_opens, "kept"), 10000), 0, "name given back");
+    for (int i = 0; i < 3; i++)
+        evb_consumer_close(cs[i]);
+    cr_expect_eq(evb_reader_list(bus, "c", 0, rs, 64), 0, "the parent's close does");
+}
+
 /* One handle per name within a process too: two would commit over each
  * other, and the first one's close would free the name under the second. */
 Test(consumer, name_is_exclusive_within_a_process)
