@@ -97,6 +97,23 @@
  *       CAS at once. The exclusive producer's tail store (evb_store128) is
  *       a release on x86-64 (TSO; the CAS elsewhere): C1's intent before
  *       it, and L1's frame writes after it, keep their order.
+ *   X4  tail lease (a lone shared producer moves the tail by store): a
+ *       producer that finds no other producer slot held takes the
+ *       header's tail_lease (its slot index + 1) with a seq_cst CAS, then
+ *       loads every slot's owner with seq_cst; a producer attaching takes
+ *       its slot with a seq_cst CAS, then loads tail_lease with seq_cst.
+ *       One sees the other (Dekker, as X3): the taker gives the lease up,
+ *       or the attacher takes it back. Taking back is an asymmetric Dekker
+ *       on the holder's slot line, as X1: the holder stores tail_moving =
+ *       1, a compiler-only fence, loads tail_lease, and only if it is
+ *       still its own stores the tail (evb_store128) and then tail_moving
+ *       = 0 with release. The revoker marks the lease EVB_LEASE_REVOKED
+ *       (seq_cst RMW), runs the heavy fence, and claims with the CAS only
+ *       once it loaded the holder's tail_moving as 0 with acquire (or the
+ *       holder is dead): a holder that missed the mark has finished its
+ *       store, which that acquire makes visible, and one that saw it
+ *       never stores again. Only then is the word cleared (seq_cst CAS)
+ *       and may be taken anew.
  *   X2  fenceless doorbell (D1's twin for X1): the owner's plain stamp
  *       store, a compiler-only fence, then its load of waiters; a sleeper's
  *       waiter-bit RMW, the heavy fence, then its stamp load
@@ -314,22 +331,194 @@ static int refresh_limit(struct evb_ring_producer *p, uint64_t pos)
 }
 
 /*
- * Once a lap, an exclusive producer compares the ring's tail with its own
- * copy (POS, OFF): only it moves the tail, so any other value was written
- * by a hand outside the protocol, and claiming on from either would hand
- * out positions twice. T1: acquire, as any tail snapshot.
+ * Is the tail lease still ours? A holder learns of its loss at its next
+ * store (evb_lease_move); until then its copy of the tail may be stale,
+ * so this is asked before the copy is compared with anything.
  */
-static int exclusive_tail_check(const struct evb_ring_producer *p, uint64_t pos, uint64_t off)
+static bool lease_held(struct evb_ring_producer *p)
+{
+    /* X4: acquire, after every tail load we made (T1): a tail moved by a
+     * revoker's CAS comes after its mark, which we then see too. */
+    if (atomic_load_explicit(&p->r->hdr->tail_lease, memory_order_acquire) == p->slot_idx + 1u)
+        return true;
+    p->leased = false;
+    return false;
+}
+
+/*
+ * Once a lap, an exclusive or leased producer compares the ring's tail
+ * with its own copy (POS, OFF): only it moves the tail, so any other value
+ * was written by a hand outside the protocol, and claiming on from either
+ * would hand out positions twice. T1: acquire, as any tail snapshot.
+ * 1: the lease was taken back, and the tail moved by the CAS of the
+ * producer that took it; look again.
+ */
+static int exclusive_tail_check(struct evb_ring_producer *p, uint64_t pos, uint64_t off)
 {
     uint64_t t, o;
     evb_ring_load_tail(p->r, &t, &o);
     if (t == pos && o == off)
         return 0;
+    if (p->leased && !lease_held(p))
+        return 1;
     return evb_err_set(-EBADMSG, "partition %u: the tail is %llu (offset %llu), but this "
                        "exclusive producer left it at %llu (offset %llu): written by "
                        "another process", p->r->partition, (unsigned long long)t,
                        (unsigned long long)o, (unsigned long long)pos,
                        (unsigned long long)off);
+}
+
+/*
+ * X4, a revoker's wait: the lease word W, marked revoked, is unused once
+ * its holder is seen outside its check-and-store (tail_moving 0), or dead.
+ * Then it is cleared, so it may be taken anew. The caller ran the heavy
+ * fence after it saw the mark. 0 settled, 1 not yet.
+ */
+static int lease_settle(struct evb_ring_producer *p, uint64_t w)
+{
+    struct evb_ring *r = p->r;
+    /* Any word is possible (a hostile hand): one naming no slot, or ours
+     * (we took a dead holder's slot, or are the holder), holds nothing. */
+    uint64_t idx = (w & 0xff) - 1;
+    if (idx < EVB_RING_PRODUCER_SLOTS && idx != p->slot_idx) {
+        struct evb_producer_slot *h = &r->pslots[idx];
+        /* X4: acquire, pairs with the holder's release of 0 after its
+         * tail store: that store is then seen by our claims' T1. */
+        if (atomic_load_explicit(&h->tail_moving, memory_order_acquire)) {
+            /* P1: acquire, as every look at an owner. */
+            uint64_t o = atomic_load_explicit(&h->owner, memory_order_acquire);
+            if (o && evb_proc_alive(o))
+                return 1;
+        }
+    }
+    /* X4: seq_cst, as every write of the word; fails when another revoker
+     * settled it first (relaxed: nothing read). */
+    atomic_compare_exchange_strong_explicit(&r->hdr->tail_lease, &w, 0, memory_order_seq_cst,
+                                            memory_order_relaxed);
+    p->revoking = false;
+    return 0;
+}
+
+/* X4: mark the lease word W revoked. Returns the marked word, or 0 when
+ * the word went free meanwhile. */
+static uint64_t lease_mark(struct evb_ring *r, uint64_t w)
+{
+    /* X4: seq_cst RMW; a failed CAS reloads W (seq_cst too, as the load
+     * it replaces). */
+    while (w && !(w & EVB_LEASE_REVOKED) &&
+           !atomic_compare_exchange_strong_explicit(&r->hdr->tail_lease, &w,
+                                                    w | EVB_LEASE_REVOKED,
+                                                    memory_order_seq_cst, memory_order_seq_cst))
+        ;
+    return w ? w | EVB_LEASE_REVOKED : 0;
+}
+
+/*
+ * X4, an attacher's side: our slot is taken (seq_cst CAS); a lease held by
+ * any producer is taken back. Our claims wait (lease_settle) until its
+ * holder is seen not storing the tail.
+ */
+static int lease_revoke(struct evb_ring_producer *p)
+{
+    struct evb_ring *r = p->r;
+    /* X4: seq_cst, after our slot's seq_cst CAS. */
+    uint64_t w = lease_mark(r, atomic_load_explicit(&r->hdr->tail_lease, memory_order_seq_cst));
+    if (!w)
+        return 0;
+    /* Every revoker fences for itself, also after another's mark: a
+     * holder that missed the mark may have its tail_moving store still in
+     * its CPU's store buffer. */
+    int rc = evb_fence_heavy();
+    if (rc)
+        return evb_err_set(rc, "partition %u: a lone producer holds the tail lease, and "
+                           "membarrier(2), which taking it back needs, fails here",
+                           r->partition);
+    p->revoking = true;
+    p->revoked = w;
+    p->limit = 0; /* every claim goes the slow way, by lease_settle */
+    lease_settle(p, w);
+    return 0;
+}
+
+/*
+ * X4, the taker's side: when no other producer slot is held, take the
+ * tail lease and move the tail by store from now on. Tried at attach and
+ * once a lap by a fenceless shared producer. True: taken.
+ */
+static bool lease_take(struct evb_ring_producer *p)
+{
+    struct evb_ring *r = p->r;
+    uint64_t mine = p->slot_idx + 1u;
+    /* A quick look first: while another producer lives, no lease. P1:
+     * acquire, as every look at an owner. */
+    for (uint32_t i = 0; i < EVB_RING_PRODUCER_SLOTS; i++) {
+        uint64_t o = atomic_load_explicit(&r->pslots[i].owner, memory_order_acquire);
+        if (i != p->slot_idx && o && evb_proc_alive(o))
+            return false;
+    }
+    /* X4: seq_cst, as every access of the word. */
+    uint64_t w = atomic_load_explicit(&r->hdr->tail_lease, memory_order_seq_cst);
+    if (w) {
+        /* Left by a holder that died, or taken back and never settled
+         * (its revoker gave up): settle it here. */
+        w = lease_mark(r, w);
+        if (w && (w & 0xff) != mine && evb_fence_heavy())
+            return false;
+        if (w && lease_settle(p, w))
+            return false;
+    }
+    uint64_t cur = 0;
+    /* X4: seq_cst, before the owner loads below; a failed CAS reads
+     * nothing we use (relaxed). */
+    if (!atomic_compare_exchange_strong_explicit(&r->hdr->tail_lease, &cur, mine,
+                                                 memory_order_seq_cst, memory_order_relaxed))
+        return false;
+    for (uint32_t i = 0; i < EVB_RING_PRODUCER_SLOTS; i++) {
+        if (i == p->slot_idx)
+            continue;
+        /* X4: seq_cst, after our CAS of the word. */
+        uint64_t o = atomic_load_explicit(&r->pslots[i].owner, memory_order_seq_cst);
+        if (o && evb_proc_alive(o)) {
+            /* X4: seq_cst, as every write of the word; nothing was
+             * stored under it. Fails when an attacher marked it first,
+             * which then clears it (relaxed: nothing read). */
+            atomic_compare_exchange_strong_explicit(&r->hdr->tail_lease, &mine, 0,
+                                                    memory_order_seq_cst,
+                                                    memory_order_relaxed);
+            return false;
+        }
+    }
+    p->leased = true;
+    p->atomic16 = evb_atomic16_store_ok();
+    evb_ring_load_tail(r, &p->xpos, &p->xoff);
+    return true;
+}
+
+/* A producer that shares the ring looks for the lease at a lap's end, at
+ * most every EVB_LEASE_RETRY_NS: each look reads every slot, and whether
+ * another producer lives costs a /proc read. */
+#define EVB_LEASE_RETRY_NS 10000000u /* 10 ms */
+
+static bool lease_due(struct evb_ring_producer *p)
+{
+    uint64_t now = evb_mono_ns();
+    if (now < p->lease_next)
+        return false;
+    p->lease_next = now + EVB_LEASE_RETRY_NS;
+    return true;
+}
+
+/* Give the lease back (detach, or becoming exclusive). */
+static void lease_drop(struct evb_ring_producer *p)
+{
+    if (!p->leased)
+        return;
+    uint64_t mine = p->slot_idx + 1u;
+    /* X4: seq_cst, as every write of the word, after our last tail store.
+     * Fails when it was taken back: its revoker clears it (relaxed). */
+    atomic_compare_exchange_strong_explicit(&p->r->hdr->tail_lease, &mine, 0,
+                                            memory_order_seq_cst, memory_order_relaxed);
+    p->leased = false;
 }
 
 int evb_ring_claim(struct evb_ring_producer *p, uint32_t len, uint32_t events,
@@ -341,6 +530,8 @@ int evb_ring_claim(struct evb_ring_producer *p, uint32_t len, uint32_t events,
     if (!len || len % EVB_FRAME_ALIGN || len > r->capacity / 2 || !events ||
         events > UINT16_MAX)
         return -EINVAL;
+    if (p->revoking && lease_settle(p, p->revoked))
+        return -EAGAIN; /* its holder is still storing the tail */
     for (;;) {
         uint64_t pos, off;
         evb_claim_tail(p, &pos, &off);
@@ -361,14 +552,20 @@ int evb_ring_claim(struct evb_ring_producer *p, uint32_t len, uint32_t events,
                 pad = (uint32_t)(r->capacity - idx);
             if (pos < p->limit_from)
                 limit = 0;
-            if (p->exclusive) {
+            if (p->exclusive || p->leased) {
                 int bad = exclusive_tail_check(p, pos, off);
-                if (bad)
+                if (bad < 0)
                     return bad;
+                if (bad)
+                    continue;
+            } else if (p->fenceless && lease_due(p) && lease_take(p)) {
+                continue; /* from our own copy of the tail now */
             }
         }
         uint64_t end = pos + pad + len;
         if (end > limit) {
+            if (p->leased && !lease_held(p))
+                continue; /* POS is our copy, stale once the lease went */
             int bad = refresh_limit(p, pos);
             if (bad)
                 return bad;
@@ -544,6 +741,7 @@ static int exclusive_absent(struct evb_ring_producer *p)
 int evb_ring_producer_exclusive(struct evb_ring_producer *p)
 {
     struct evb_ring *r = p->r;
+    lease_drop(p); /* ours since attach, if we were alone */
     uint64_t self = evb_proc_self(), cur = 0;
     /* X3: take the word; a dead holder's is taken over. seq_cst, before
      * the slot loads below; a failed CAS reads the holder only to name it
@@ -612,13 +810,21 @@ int evb_ring_producer_attach(struct evb_ring_producer *p, struct evb_ring *r,
              * as commit_mode. */
             atomic_store_explicit(&s->committing, EVB_POS_NONE, memory_order_relaxed);
             atomic_store_explicit(&s->robbing, EVB_POS_NONE, memory_order_relaxed);
+            /* Not moving the tail (a dead holder of this slot may have
+             * left 1). Relaxed, as commit_mode. */
+            atomic_store_explicit(&s->tail_moving, 0, memory_order_relaxed);
             atomic_store_explicit(&s->commit_mode,
                                   p->fenceless ? EVB_COMMIT_FENCELESS : EVB_COMMIT_CAS,
                                   memory_order_relaxed);
             s->producer_id = producer_id;
             p->slot = s;
             p->slot_idx = i;
-            return exclusive_absent(p);
+            int rc = exclusive_absent(p);
+            if (!rc && (rc = lease_revoke(p)))
+                evb_ring_producer_detach(p);
+            if (!rc && !p->revoking && p->fenceless)
+                lease_take(p);
+            return rc;
         }
         evb_ring_reap_producers(r);
     }
@@ -630,6 +836,7 @@ void evb_ring_producer_detach(struct evb_ring_producer *p)
 {
     if (!p->slot)
         return;
+    lease_drop(p);
     if (p->exclusive) {
         /* X3: release, our last tail store before the word says free;
          * cleared before our slot, so a producer attaching meanwhile finds

@@ -6,7 +6,7 @@
  * a second the calls, prologues and re-checks between claim.c and the
  * producer were a third of them. Every other case goes to claim.c, which
  * takes the same steps from here, so there is one copy of each. The
- * ordering edges are claim.c's table (C1, I1, T1, X1, X2, X3, P2, D1).
+ * ordering edges are claim.c's table (C1, I1, T1, X1, X2, X3, X4, P2, D1).
  */
 #ifndef EVB_CLAIM_INLINE_H
 #define EVB_CLAIM_INLINE_H
@@ -47,6 +47,37 @@ static inline void evb_claim_write_intent(struct evb_producer_slot *s, uint64_t 
 }
 
 /*
+ * X4, the lease holder's side: move the tail to (END, NOFF) with a plain
+ * store while the lease is still ours. False: it was taken back (a second
+ * producer attached); nothing moved, and from now on we claim with the
+ * CAS, as every shared producer does.
+ */
+static inline bool evb_lease_move(struct evb_ring_producer *p, uint64_t end, uint64_t noff)
+{
+    struct evb_producer_slot *s = p->slot;
+    struct evb_ring *r = p->r;
+    /* X4: relaxed; the compiler-only fence below keeps it before the
+     * lease load, and a revoker's heavy fence orders the two for the CPU. */
+    atomic_store_explicit(&s->tail_moving, 1, memory_order_relaxed);
+    atomic_signal_fence(memory_order_seq_cst);
+    /* Relaxed: X4 orders it (above). */
+    if (atomic_load_explicit(&r->hdr->tail_lease, memory_order_relaxed) != p->slot_idx + 1u) {
+        /* Relaxed: we stored no tail, so nothing needs to be seen first. */
+        atomic_store_explicit(&s->tail_moving, 0, memory_order_relaxed);
+        p->leased = false;
+        return false;
+    }
+    EVB_CRASH_POINT("claim.lease_moving");
+    /* X4 and X3's store: after the intent (C1), before our frame writes. */
+    evb_store128(&r->hdr->tail, end, noff, p->atomic16);
+    /* X4: release, the tail store before the word a revoker waits on. */
+    atomic_store_explicit(&s->tail_moving, 0, memory_order_release);
+    p->xpos = end;
+    p->xoff = noff;
+    return true;
+}
+
+/*
  * Take [POS, POS + PAD + LEN) at the tail (POS, OFF) for EVENTS: the
  * intent, pending, then the tail moved (CAS, or an exclusive producer's
  * store), and C filled in. False: another producer's CAS came first
@@ -69,6 +100,9 @@ static inline bool evb_claim_take(struct evb_ring_producer *p, uint64_t pos, uin
         evb_store128(&r->hdr->tail, end, off + events, p->atomic16);
         p->xpos = end;
         p->xoff = off + events;
+    } else if (p->leased) {
+        if (!evb_lease_move(p, end, off + events))
+            return false;
     } else if (!evb_tail_cas(&r->hdr->tail, pos, off, end, off + events)) {
         return false;
     }
@@ -88,12 +122,12 @@ static inline bool evb_claim_take(struct evb_ring_producer *p, uint64_t pos, uin
     return true;
 }
 
-/* The tail a claim starts at: an exclusive producer's own copy (X3:
- * nobody else moves it), else a snapshot (T1). */
+/* The tail a claim starts at: an exclusive or leased producer's own copy
+ * (X3, X4: nobody else moves it), else a snapshot (T1). */
 static inline void evb_claim_tail(const struct evb_ring_producer *p, uint64_t *pos,
                                   uint64_t *off)
 {
-    if (p->exclusive) {
+    if (p->exclusive || p->leased) {
         *pos = p->xpos;
         *off = p->xoff;
     } else {

@@ -139,8 +139,12 @@ struct evb_ring_producer {
     uint32_t producer_id;
     bool fenceless;          /* commits with a plain store (X1): registered */
     bool exclusive;          /* the only producer: moves the tail by store (X3) */
-    bool atomic16;           /* exclusive: evb_store128 may be one store */
-    uint64_t xpos, xoff;     /* exclusive: the tail, as only we move it */
+    bool atomic16;           /* exclusive or leased: evb_store128 may be one store */
+    bool leased;             /* holds the tail lease: moves it by store (X4) */
+    bool revoking;           /* took a lease back; must see it unused (X4) */
+    uint64_t revoked;        /* revoking: the lease word as we left it */
+    uint64_t lease_next;     /* mono ns: next try at the lease (lap ends) */
+    uint64_t xpos, xoff;     /* exclusive or leased: the tail, as only we move it */
     uint64_t limit;          /* cached: claims ending at or below are safe */
     uint64_t limit_from;     /* the tail snapshot LIMIT was computed at */
     uint64_t blocked_pos;    /* min position blocking us, for stall timing */

@@ -69,9 +69,12 @@ static_assert(ATOMIC_INT_LOCK_FREE == 2, "32-bit atomics must be lock-free");
  * older build would race with its CAS, and an exclusive producer moves the
  * tail with a plain store (header word exclusive, X3), which an older
  * producer's CAS would race: such builds must not share a ring.
+ * 5: a lone shared producer holds the tail lease (header word tail_lease,
+ * slot word tail_moving; claim.c X4) and moves the tail with a plain
+ * store, which a version 4 producer attaching would not revoke.
  * A ring of another version is refused (-EPROTO); segments keep their
  * frames, which say their own layout in their flags. */
-#define EVB_RING_VERSION 4u
+#define EVB_RING_VERSION 5u
 #define EVB_LINE 128u
 #define EVB_FRAME_ALIGN 8u
 #define EVB_FRAME_HDR 56u
@@ -175,7 +178,11 @@ struct evb_ring_hdr {
     _Atomic uint64_t exclusive;  /* 640: owner word of the process whose
                                     exclusive producer alone moves the tail
                                     (claim.c X3), or 0 */
-    uint8_t pad5_[EVB_LINE - 8];
+    _Atomic uint64_t tail_lease; /* 648: the tail lease of a lone shared
+                                    producer (claim.c X4): its slot index
+                                    + 1; with EVB_LEASE_REVOKED, taken back
+                                    but maybe still being used; 0 free */
+    uint8_t pad5_[EVB_LINE - 16];
 
     uint8_t pad6_[1024 - 6 * EVB_LINE];
 };
@@ -217,9 +224,14 @@ struct evb_producer_slot {
     _Atomic uint64_t robbing;    /* 88: data position of a claim a padder
                                     is about to pad (written by padders) */
     _Atomic uint32_t commit_mode; /* 96: EVB_COMMIT_*, set at attach */
-    uint32_t pad1_;
+    _Atomic uint32_t tail_moving; /* 100: 1 while the tail lease's holder is
+                                     between its check of the lease and its
+                                     plain store of the tail (X4) */
     uint8_t pad_[EVB_LINE - 104];
 };
+
+/* evb_ring_hdr.tail_lease: the holder's slot is (word & 0xff) - 1. */
+#define EVB_LEASE_REVOKED (1ull << 63)
 
 /* evb_producer_slot.commit_mode */
 #define EVB_COMMIT_CAS 0u       /* the stamp CAS decides commit against pad (R1) */
@@ -320,7 +332,8 @@ EVB_RING_AT(evb_ring_hdr, retention_unconsumed, 568);
 EVB_RING_AT(evb_ring_hdr, pad4_, 576);
 /* line 5 */
 EVB_RING_AT(evb_ring_hdr, exclusive, 640);
-EVB_RING_AT(evb_ring_hdr, pad5_, 648);
+EVB_RING_AT(evb_ring_hdr, tail_lease, 648);
+EVB_RING_AT(evb_ring_hdr, pad5_, 656);
 /* lines 6..7: zero, free for later fields (with a version bump) */
 EVB_RING_AT(evb_ring_hdr, pad6_, 768);
 
@@ -340,7 +353,7 @@ EVB_RING_AT(evb_producer_slot, backpressure, 72);
 EVB_RING_AT(evb_producer_slot, committing, 80);
 EVB_RING_AT(evb_producer_slot, robbing, 88);
 EVB_RING_AT(evb_producer_slot, commit_mode, 96);
-EVB_RING_AT(evb_producer_slot, pad1_, 100);
+EVB_RING_AT(evb_producer_slot, tail_moving, 100);
 EVB_RING_AT(evb_producer_slot, pad_, 104);
 
 static_assert(sizeof(struct evb_reader_slot) == EVB_LINE, "reader slot size");

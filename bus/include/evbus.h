@@ -441,6 +441,13 @@ typedef struct evb_producer_options {
  * thread-safe, as any producer handle. In a child forked while it is open
  * the handle refuses to publish (-EBUSY, see Fork at the top): the child's
  * copy of the tail would race the parent's stores.
+ *
+ * Without the flag, a producer that is alone on a partition gets the same
+ * plain-store claims by itself (the tail lease, where the kernel has
+ * membarrier(2)): the first claim of a second producer there takes the
+ * lease back. Should the holder be stopped (SIGSTOP, a debugger) at the
+ * very instant of its tail store, that claim waits until it runs or dies,
+ * as on a full ring: -EAGAIN with block_ms 0, -ETIMEDOUT after block_ms.
  */
 #define EVB_PRODUCER_EXCLUSIVE 1u
 

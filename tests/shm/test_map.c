@@ -160,20 +160,32 @@ Test(ring_map, version_2_ring_of_packed_values_is_refused_naming_both_versions)
     uint8_t *img = ring_image(&bytes);
     uint64_t v2 = (EVB_RING_FORMAT_WORD & ~(0xffffull << 48)) | 2ull << 48;
     HDR(img)->format = v2;
-    cr_assert_eq(EVB_RING_VERSION, 4);
-    expect_rejected(img, bytes, -EPROTO, "(version 2)", "(version 4)");
+    cr_assert_eq(EVB_RING_VERSION, 5);
+    expect_rejected(img, bytes, -EPROTO, "(version 2)", "(version 5)");
     free(img);
 }
 
 /* Version 4 lets producers commit with a plain store (claim.c X1); a
  * padder of version 3 would race it with a CAS, so a version 3 ring (or a
- * version 3 build opening a version 4 ring) is refused, naming both. */
+ * version 3 build opening a newer ring) is refused, naming both. */
 Test(ring_map, version_3_ring_of_cas_only_commits_is_refused_naming_both_versions)
 {
     size_t bytes;
     uint8_t *img = ring_image(&bytes);
     HDR(img)->format = (EVB_RING_FORMAT_WORD & ~(0xffffull << 48)) | 3ull << 48;
-    expect_rejected(img, bytes, -EPROTO, "(version 3)", "(version 4)");
+    expect_rejected(img, bytes, -EPROTO, "(version 3)", "(version 5)");
+    free(img);
+}
+
+/* Version 5 lets a lone shared producer move the tail with a plain store
+ * under the tail lease (claim.c X4); a version 4 producer attaching would
+ * CAS the tail without revoking it, so the two must not share a ring. */
+Test(ring_map, version_4_ring_without_the_tail_lease_is_refused_naming_both_versions)
+{
+    size_t bytes;
+    uint8_t *img = ring_image(&bytes);
+    HDR(img)->format = (EVB_RING_FORMAT_WORD & ~(0xffffull << 48)) | 4ull << 48;
+    expect_rejected(img, bytes, -EPROTO, "(version 4)", "(version 5)");
     free(img);
 }
 

@@ -1,0 +1,360 @@
+/*
+ * test_lease.c - the tail lease (shm/claim.c X4): a shared producer that is
+ * alone on a ring moves the tail with a plain store, and a producer that
+ * attaches later takes the lease back before its first CAS. Nothing may be
+ * claimed twice while the two hand the tail over, however they interleave,
+ * and a holder killed or stopped inside its check-and-store must neither
+ * wedge the ring for good nor be run over.
+ */
+#include <criterion/criterion.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#include "ring.h"
+#include "t_helpers.h"
+
+#define VLEN 40u
+
+static evb_bus *bus;
+
+static void setup(void)
+{
+    evb_bus_options bo = {.dead_ms = 100, .stall_ms = 400};
+    cr_assert_eq(evb_bus_open(&bus, t_bus_dir(), &bo), 0, "%s", evb_last_error());
+    /* The smallest ring: laps end often, and a lone producer looks for
+     * the lease at a lap's end. */
+    evb_topic_config tc = {.partitions = 1, .ring_bytes = 64 << 10, .max_event_bytes = 256};
+    cr_assert_eq(evb_topic_create(bus, "l", &tc), 0, "%s", evb_last_error());
+}
+
+static void teardown(void)
+{
+    evb_bus_close(bus);
+    t_bus_cleanup();
+}
+
+/* One timeout for the suite (a test's own beside it leaks in Criterion). */
+TestSuite(lease, .init = setup, .fini = teardown, .timeout = 120);
+
+static int publish(evb_producer *p, uint32_t who, uint64_t seq)
+{
+    uint8_t v[VLEN];
+    t_value_fill(v, VLEN, who, seq);
+    evb_msg m = {.value = v, .value_len = VLEN, .partition = 0};
+    return evb_publish(p, &m);
+}
+
+/* The ring's lease word, read through a mapping of our own. */
+static uint64_t lease_word(void)
+{
+    char path[512];
+    struct evb_ring r;
+    snprintf(path, sizeof path, "%s/l/0.ring", t_bus_dir());
+    cr_assert_eq(evb_ring_open(&r, path), 0, "%s", path);
+    uint64_t w = atomic_load(&r.hdr->tail_lease);
+    evb_ring_close(&r);
+    return w;
+}
+
+static evb_consumer *reader(void)
+{
+    evb_consumer *c;
+    evb_consumer_options co = {.kind = EVB_SUBSCRIBER_LOSSLESS, .start = EVB_START_EARLIEST};
+    cr_assert_eq(evb_consumer_open(&c, bus, "l", &co), 0, "%s", evb_last_error());
+    return c;
+}
+
+/* Read what there is: each event intact, each producer's sequences in
+ * order from SEQS on, until nothing came for 200 ms or END_MS passed. */
+static uint64_t drain_until(evb_consumer *c, uint64_t *seqs, uint32_t producers,
+                            uint64_t end_ms)
+{
+    uint64_t n = 0;
+    evb_event ev;
+    int rc;
+    while ((rc = evb_consumer_next(c, &ev, 200)) == 0) {
+        uint32_t who;
+        uint64_t seq;
+        cr_assert(t_value_check(ev.value, ev.value_len, &who, &seq), "offset %llu torn",
+                  (unsigned long long)ev.offset);
+        cr_assert_lt(who, producers);
+        cr_assert_eq(seq, seqs[who], "producer %u: %llu, due %llu (offset %llu)", who,
+                     (unsigned long long)seq, (unsigned long long)seqs[who],
+                     (unsigned long long)ev.offset);
+        seqs[who]++;
+        n++;
+        if (t_now_ms() > end_ms)
+            return n;
+    }
+    cr_assert_eq(rc, -ETIMEDOUT, "%s: %s", evb_strerror(rc), evb_last_error());
+    return n;
+}
+
+static uint64_t drain(evb_consumer *c, uint64_t *seqs, uint32_t producers)
+{
+    return drain_until(c, seqs, producers, UINT64_MAX);
+}
+
+Test(lease, a_lone_producer_holds_it_and_a_second_one_takes_it_back)
+{
+    evb_producer *a, *b;
+    cr_assert_eq(evb_producer_open(&a, bus, "l", NULL), 0);
+    cr_assert_eq(publish(a, 0, 0), 0);
+    uint64_t w = lease_word();
+    if (w == 0)
+        cr_skip_test("no membarrier here: producers commit and claim with CAS");
+    cr_expect_eq(w & ~EVB_LEASE_REVOKED, 1, "alone: slot 0's lease, %#llx",
+                 (unsigned long long)w);
+    cr_assert_eq(evb_producer_open(&b, bus, "l", NULL), 0);
+    cr_assert_eq(publish(b, 1, 0), 0, "%s", evb_last_error());
+    cr_expect_eq(lease_word(), 0, "taken back and settled at the second one's claim");
+    cr_assert_eq(publish(a, 0, 1), 0, "the first one claims on with the CAS");
+    cr_assert_eq(publish(b, 1, 1), 0);
+    evb_producer_close(b);
+    /* Alone again: the first takes the lease at a lap's end, at most
+     * every 10 ms. A lap of this ring is ~700 of these events. */
+    uint64_t seq = 2;
+    for (uint64_t t0 = t_now_ms(); lease_word() == 0 && t_now_ms() - t0 < 5000;) {
+        for (int k = 0; k < 1000; k++)
+            cr_assert_eq(publish(a, 0, seq++), 0);
+        struct timespec ts = {0, 2000000};
+        nanosleep(&ts, NULL);
+    }
+    cr_expect_eq(lease_word(), 1, "alone again, it holds the lease again");
+    evb_producer_close(a);
+    cr_expect_eq(lease_word(), 0, "given back at close");
+}
+
+/*
+ * X4 for real: one producer publishes without pause (holding the lease
+ * whenever it is alone), while another opens, publishes a few events and
+ * closes, over and over. Each of its opens takes the lease back while the
+ * first may be in the middle of a plain tail store; had either side missed
+ * the other, positions would be handed out twice: events overwritten,
+ * torn or out of order. The reader must see every event, intact, in order.
+ */
+struct race {
+    _Atomic uint64_t published[2];
+    _Atomic int stop;
+    _Atomic int done; /* threads finished */
+    int error[2];
+    char what[2][160];
+};
+
+static void *racer(void *arg, uint32_t who)
+{
+    struct race *t = arg;
+    uint64_t seq = 0;
+    evb_producer *p = NULL;
+    unsigned rnd = who + 1;
+    /* Acquire: the test's stop after it saw enough. */
+    while (!atomic_load_explicit(&t->stop, memory_order_acquire)) {
+        evb_producer_options o = {.block_ms = -1};
+        int rc = p ? 0 : evb_producer_open(&p, bus, "l", &o);
+        for (int k = 0; !rc && k < (who ? 4 : 64); k++) {
+            if ((rc = publish(p, who, seq)) == 0)
+                /* Release: the count after the event. */
+                atomic_store_explicit(&t->published[who], ++seq, memory_order_release);
+        }
+        if (rc) {
+            t->error[who] = rc;
+            snprintf(t->what[who], sizeof t->what[who], "%s", evb_last_error());
+            break;
+        }
+        if (who) {
+            /* The second one comes and goes: sometimes at once, sometimes
+             * after the first had time to take the lease again. */
+            evb_producer_close(p);
+            p = NULL;
+            rnd = rnd * 1103515245u + 12345u;
+            if (rnd >> 31) {
+                struct timespec ts = {0, (long)(rnd % 15000000u)};
+                nanosleep(&ts, NULL);
+            }
+        }
+    }
+    evb_producer_close(p);
+    /* Release: our last count before it. */
+    atomic_fetch_add_explicit(&t->done, 1, memory_order_release);
+    return NULL;
+}
+
+static void *racer_steady(void *arg)
+{
+    return racer(arg, 0);
+}
+
+static void *racer_coming_and_going(void *arg)
+{
+    return racer(arg, 1);
+}
+
+Test(lease, producers_coming_and_going_never_claim_a_position_twice)
+{
+    static struct race t;
+    memset(&t, 0, sizeof t);
+    evb_consumer *c = reader();
+    pthread_t a, b;
+    cr_assert_eq(pthread_create(&a, NULL, racer_steady, &t), 0);
+    cr_assert_eq(pthread_create(&b, NULL, racer_coming_and_going, &t), 0);
+    uint64_t seqs[2] = {0};
+    uint64_t end = t_now_ms() + 2000;
+    while (t_now_ms() < end)
+        drain_until(c, seqs, 2, end);
+    /* Release: pairs with the threads' acquire. */
+    atomic_store_explicit(&t.stop, 1, memory_order_release);
+    /* Read on while they finish: the reader gates, and a producer blocked
+     * on a full ring would not see the stop. Acquire: their counts. */
+    while (atomic_load_explicit(&t.done, memory_order_acquire) < 2)
+        drain_until(c, seqs, 2, t_now_ms() + 20);
+    pthread_join(a, NULL);
+    pthread_join(b, NULL);
+    for (int who = 0; who < 2; who++)
+        cr_assert_eq(t.error[who], 0, "producer %d: %d %s", who, t.error[who], t.what[who]);
+    drain(c, seqs, 2);
+    for (int who = 0; who < 2; who++)
+        cr_expect_eq(seqs[who], atomic_load_explicit(&t.published[who], memory_order_acquire),
+                     "producer %d: read %llu", who, (unsigned long long)seqs[who]);
+    cr_log_info("steady %llu, coming and going %llu events", (unsigned long long)seqs[0],
+                (unsigned long long)seqs[1]);
+    cr_expect_gt(seqs[1], 100);
+    evb_consumer_close(c);
+}
+
+/* A child publishing alone, under the lease, stopped or killed at a crash
+ * point. */
+struct victim {
+    const char *point;
+    const char *signal; /* "STOP", or NULL for SIGKILL */
+    uint64_t before;    /* passes of the point before it fires */
+    uint64_t events;    /* to publish in all (fewer than a ring holds) */
+};
+
+static int lone_child(void *arg)
+{
+    const struct victim *v = arg;
+    setenv("EVB_CRASH_AT", v->point, 1);
+    char skip[32];
+    snprintf(skip, sizeof skip, "%llu", (unsigned long long)v->before);
+    setenv("EVB_CRASH_SKIP", skip, 1);
+    if (v->signal)
+        setenv("EVB_CRASH_SIGNAL", v->signal, 1);
+    evb_bus *b;
+    evb_producer *p;
+    evb_bus_options bo = {.dead_ms = 100, .stall_ms = 400};
+    evb_producer_options o = {.block_ms = -1};
+    if (evb_bus_open(&b, t_bus_dir(), &bo) || evb_producer_open(&p, b, "l", &o))
+        return 10;
+    for (uint64_t i = 0; i < v->events; i++)
+        if (publish(p, 0, i))
+            return 11;
+    evb_producer_close(p);
+    evb_bus_close(b);
+    return 0;
+}
+
+/* Killed inside the lease's check-and-store, or just after its store: a
+ * second producer takes the ring over at once (the holder is dead), and
+ * every event the dead one committed is read. */
+static void killed_at(const char *point, uint64_t committed)
+{
+    evb_consumer *c = reader();
+    struct victim v = {point, NULL, 20, 100};
+    cr_assert_eq(t_wait_exit(t_spawn(lone_child, &v), 10000), 128 + SIGKILL,
+                 "not killed at %s (no lease here?)", point);
+    evb_producer *p;
+    evb_producer_options o = {.block_ms = 5000};
+    cr_assert_eq(evb_producer_open(&p, bus, "l", &o), 0);
+    cr_assert_eq(publish(p, 1, 0), 0, "%s: after the death: %s", point, evb_last_error());
+    cr_assert_eq(publish(p, 1, 1), 0);
+    evb_producer_close(p);
+    uint64_t seqs[2] = {0};
+    drain(c, seqs, 2);
+    cr_expect_eq(seqs[0], committed, "%s: the dead one's events", point);
+    cr_expect_eq(seqs[1], 2u, "%s: the living one's events", point);
+    evb_consumer_close(c);
+}
+
+Test(lease, killed_between_its_lease_check_and_tail_store)
+{
+    killed_at("claim.lease_moving", 20);
+}
+
+Test(lease, killed_after_its_plain_tail_store)
+{
+    killed_at("claim.after_cas", 20);
+}
+
+/*
+ * Stopped inside its check-and-store (SIGSTOP, a debugger): its tail store
+ * is still to come, so no other producer may move the tail: a second one
+ * waits as on a full ring (-EAGAIN at once with block_ms 0, -ETIMEDOUT
+ * after block_ms) and goes on once the holder runs again; every event of
+ * both is read, intact and in order.
+ */
+Test(lease, stopped_between_its_lease_check_and_tail_store_holds_others_until_it_runs)
+{
+    evb_consumer *c = reader(); /* from the first event on */
+    struct victim v = {"claim.lease_moving", "STOP", 20, 300};
+    pid_t pid = t_spawn(lone_child, &v);
+    int st;
+    cr_assert_eq(waitpid(pid, &st, WUNTRACED), pid);
+    cr_assert(WIFSTOPPED(st), "the holder did not stop at its tail store (no lease here?)");
+    evb_producer *p;
+    evb_producer_options now = {.block_ms = 0};
+    cr_assert_eq(evb_producer_open(&p, bus, "l", &now), 0);
+    cr_expect_eq(publish(p, 1, 0), -EAGAIN, "%s", evb_last_error());
+    evb_producer_close(p);
+    evb_producer_options wait = {.block_ms = 150};
+    cr_assert_eq(evb_producer_open(&p, bus, "l", &wait), 0);
+    uint64_t t0 = t_now_ms();
+    cr_expect_eq(publish(p, 1, 0), -ETIMEDOUT, "%s", evb_last_error());
+    cr_expect_geq(t_now_ms() - t0, 140);
+    kill(pid, SIGCONT);
+    int rc = publish(p, 1, 0);
+    cr_assert_eq(rc, 0, "after SIGCONT: %s (%s)", evb_strerror(rc), evb_last_error());
+    cr_assert_eq(publish(p, 1, 1), 0);
+    cr_assert_eq(t_wait_exit(pid, 10000), 0, "the holder went on with the CAS");
+    evb_producer_close(p);
+    uint64_t seqs[2] = {0};
+    drain(c, seqs, 2);
+    cr_expect_eq(seqs[0], 300u);
+    cr_expect_eq(seqs[1], 2u);
+    evb_consumer_close(c);
+}
+
+/* Whatever a hostile hand leaves in the word, producers carry on: a lone
+ * one clears it and takes the lease; the word never makes two movers. */
+Test(lease, garbage_in_the_lease_word_is_cleared_not_trusted)
+{
+    char path[512];
+    struct evb_ring r;
+    snprintf(path, sizeof path, "%s/l/0.ring", t_bus_dir());
+    cr_assert_eq(evb_ring_open(&r, path), 0);
+    static const uint64_t junk[] = {0xff, 0x41, EVB_LEASE_REVOKED | 7, ~0ull, 1};
+    evb_consumer *c = reader();
+    uint64_t seqs[2] = {0};
+    for (size_t i = 0; i < sizeof junk / sizeof junk[0]; i++) {
+        atomic_store(&r.hdr->tail_lease, junk[i]);
+        evb_producer *a, *b;
+        cr_assert_eq(evb_producer_open(&a, bus, "l", NULL), 0);
+        cr_assert_eq(publish(a, 0, seqs[0] + 0), 0, "junk %#llx: %s",
+                     (unsigned long long)junk[i], evb_last_error());
+        cr_assert_eq(evb_producer_open(&b, bus, "l", NULL), 0);
+        cr_assert_eq(publish(b, 1, seqs[1]), 0, "%s", evb_last_error());
+        cr_assert_eq(publish(a, 0, seqs[0] + 1), 0);
+        evb_producer_close(b);
+        evb_producer_close(a);
+        uint64_t want[2] = {seqs[0] + 2, seqs[1] + 1};
+        drain(c, seqs, 2);
+        cr_expect_eq(seqs[0], want[0], "junk %#llx", (unsigned long long)junk[i]);
+        cr_expect_eq(seqs[1], want[1], "junk %#llx", (unsigned long long)junk[i]);
+    }
+    evb_consumer_close(c);
+    evb_ring_close(&r);
+}
