@@ -517,6 +517,32 @@ static int publish_run(evb_producer *p, uint32_t part, const evb_msg *m, size_t 
     return rc;
 }
 
+/*
+ * One event without key, flags or a stable id, when the claim fits under
+ * the cached limit: the path most publishes take, without publish_run's
+ * loops over a run and its state records. Anything else, or a claim that
+ * does not fit, goes to publish_run, which starts over.
+ */
+static inline int publish_one(evb_producer *p, uint32_t part, const evb_msg *m)
+{
+    struct evb_ring_producer *rp = &p->rp[part];
+    uint32_t len = (uint32_t)evb_frame_bytes(0, m->value_len);
+    struct evb_ring_claim c;
+    if (!rp->slot || !evb_ring_claim_fast(rp, len, 1, &c))
+        return publish_run(p, part, m, 1);
+    struct evb_frame *f = evb_ring_frame(rp->r, c.data_pos);
+    uint8_t *value = write_frame(f, c.offset, evb_event_ns(), p->seq[part], p->producer_id,
+                                 NULL, 0, m->value_len, m->type, len, 1);
+    memcpy(value, m->value, m->value_len);
+    seal(p, f);
+    int rc = evb_ring_commit_fast(rp, &c);
+    if (!rc) {
+        p->seq[part]++;
+        p->end[part] = c.data_pos + c.len;
+    }
+    return rc;
+}
+
 /* A sync wait on PART that failed: a flusher's error gets the text that
  * flusher kept beside the code (bus/durable/flush_error.c), wherever it
  * ran, as this call's detail. */
@@ -560,6 +586,11 @@ static bool seq_bad(const evb_producer *p, const evb_msg *m)
 
 EVB_EXPORT int evb_publish(evb_producer *p, const evb_msg *m)
 {
+    if (p && m && !m->key_len && !m->flags && (m->value || !m->value_len) && !p->ps.map &&
+        m->value_len <= p->tm->cfg.max_event_bytes) {
+        int part = pick_partition(p, m->partition, NULL, 0);
+        return part < 0 ? part : publish_one(p, (uint32_t)part, m);
+    }
     if (!p || !m || (m->key_len && !m->key) || (m->value_len && !m->value) || seq_bad(p, m))
         return -EINVAL;
     int rc = check_size(p, m->key_len, m->value_len);
