@@ -93,9 +93,16 @@ static inline bool evb_cas128(void *word, uint64_t old_lo, uint64_t old_hi,
 #ifndef EVB_TSAN_CLANG
 #define EVB_TSAN_CLANG 0
 #endif
+/* 1 where evb_store128 can be one plain store (given ATOMIC16). */
+#if defined(__x86_64__) && !defined(__SANITIZE_THREAD__) && !EVB_TSAN_CLANG
+#define EVB_STORE128_PLAIN 1
+#else
+#define EVB_STORE128_PLAIN 0
+#endif
+
 static inline void evb_store128(void *word, uint64_t lo, uint64_t hi, bool atomic16)
 {
-#if defined(__x86_64__) && !defined(__SANITIZE_THREAD__) && !EVB_TSAN_CLANG
+#if EVB_STORE128_PLAIN
     if (atomic16) {
         typedef long long v2di __attribute__((vector_size(16)));
         v2di v = {(long long)lo, (long long)hi};

@@ -339,9 +339,11 @@ static bool lease_held(struct evb_ring_producer *p)
 {
     /* X4: acquire, after every tail load we made (T1): a tail moved by a
      * revoker's CAS comes after its mark, which we then see too. */
-    if (atomic_load_explicit(&p->r->hdr->tail_lease, memory_order_acquire) == p->slot_idx + 1u)
+    uint64_t w = atomic_load_explicit(&p->r->hdr->tail_lease, memory_order_acquire);
+    if (w == p->lease_word)
         return true;
     p->leased = false;
+    evb_lease_ack(p, w);
     return false;
 }
 
@@ -362,115 +364,148 @@ static int exclusive_tail_check(struct evb_ring_producer *p, uint64_t pos, uint6
     if (p->leased && !lease_held(p))
         return 1;
     return evb_err_set(-EBADMSG, "partition %u: the tail is %llu (offset %llu), but this "
-                       "exclusive producer left it at %llu (offset %llu): written by "
+                       "producer, its only mover, left it at %llu (offset %llu): written by "
                        "another process", p->r->partition, (unsigned long long)t,
                        (unsigned long long)o, (unsigned long long)pos,
                        (unsigned long long)off);
 }
 
+/* The holder slot a lease word names, or NULL (free, garbage, ours). */
+static struct evb_producer_slot *lease_holder(const struct evb_ring_producer *p, uint64_t w)
+{
+    uint64_t idx = (w & EVB_LEASE_HOLDER_MASK) - 1;
+    if (idx >= EVB_RING_PRODUCER_SLOTS || idx == p->slot_idx)
+        return NULL;
+    return &p->r->pslots[idx];
+}
+
+/* The holder's owner word when that process lives, else 0. P1: acquire,
+ * as every look at an owner. */
+static uint64_t holder_alive(const struct evb_producer_slot *h)
+{
+    uint64_t o = h ? atomic_load_explicit(&h->owner, memory_order_acquire) : 0;
+    return o && evb_proc_alive(o) ? o : 0;
+}
+
 /*
- * X4, a revoker's wait: the lease word W, marked revoked, is unused once
- * its holder is seen outside its check-and-store (tail_moving 0), or dead.
- * Then it is cleared, so it may be taken anew. The caller ran the heavy
- * fence after it saw the mark. 0 settled, 1 not yet.
+ * X4, a revoker's wait: the lease word W (marked revoked) is unused once
+ * the word moved on (its holder acknowledged, or another revoker settled
+ * it), or its holder is gone, or, after our heavy fence (FENCED), the
+ * holder is seen outside its check-and-store. Then it is set free (the
+ * generation kept), so it may be taken anew. 0 settled, 1 not yet,
+ * -EBADMSG when tail_moving has said "storing" for longer than any claim
+ * takes while its process runs (written by a hand outside the protocol).
  */
-static int lease_settle(struct evb_ring_producer *p, uint64_t w)
+static int lease_settle(struct evb_ring_producer *p, uint64_t w, bool fenced)
 {
     struct evb_ring *r = p->r;
-    /* Any word is possible (a hostile hand): one naming no slot, or ours
-     * (we took a dead holder's slot, or are the holder), holds nothing. */
-    uint64_t idx = (w & 0xff) - 1;
-    if (idx < EVB_RING_PRODUCER_SLOTS && idx != p->slot_idx) {
-        struct evb_producer_slot *h = &r->pslots[idx];
-        /* X4: acquire, pairs with the holder's release of 0 after its
-         * tail store: that store is then seen by our claims' T1. */
-        if (atomic_load_explicit(&h->tail_moving, memory_order_acquire)) {
-            /* P1: acquire, as every look at an owner. */
-            uint64_t o = atomic_load_explicit(&h->owner, memory_order_acquire);
-            if (o && evb_proc_alive(o))
-                return 1;
-        }
+    /* X4: seq_cst, as every access of the word. */
+    if (atomic_load_explicit(&r->hdr->tail_lease, memory_order_seq_cst) != w) {
+        p->revoking = false;
+        return 0;
+    }
+    struct evb_producer_slot *h = lease_holder(p, w);
+    uint64_t o = holder_alive(h);
+    /* X4: acquire, pairs with the holder's release of 0 after its tail
+     * store: that store is then seen by our claims' T1. */
+    if (o && (!fenced || atomic_load_explicit(&h->tail_moving, memory_order_acquire))) {
+        /* Unfenced, only the holder's next claim or close acknowledges:
+         * wait for it, however long it idles. */
+        uint64_t now = evb_mono_ns();
+        if (!fenced || now - p->revoke_since < r->stall_ns + r->dead_ns ||
+            evb_proc_stopped(o))
+            return 1;
+        return evb_err_set(-EBADMSG, "partition %u: producer slot %u (pid %u) has said it "
+                           "is storing the tail for %llu ms while its process runs: the "
+                           "slot was written outside the protocol", r->partition,
+                           (unsigned)(h - r->pslots), (unsigned)(o >> 32),
+                           (unsigned long long)((now - p->revoke_since) / 1000000u));
     }
     /* X4: seq_cst, as every write of the word; fails when another revoker
      * settled it first (relaxed: nothing read). */
-    atomic_compare_exchange_strong_explicit(&r->hdr->tail_lease, &w, 0, memory_order_seq_cst,
-                                            memory_order_relaxed);
+    atomic_compare_exchange_strong_explicit(&r->hdr->tail_lease, &w,
+                                            w & ~(EVB_LEASE_REVOKED | EVB_LEASE_HOLDER_MASK),
+                                            memory_order_seq_cst, memory_order_relaxed);
     p->revoking = false;
     return 0;
 }
 
-/* X4: mark the lease word W revoked. Returns the marked word, or 0 when
- * the word went free meanwhile. */
+/* X4: mark a held lease word W revoked. Returns the marked word, or the
+ * word as found when nobody holds it. */
 static uint64_t lease_mark(struct evb_ring *r, uint64_t w)
 {
     /* X4: seq_cst RMW; a failed CAS reloads W (seq_cst too, as the load
      * it replaces). */
-    while (w && !(w & EVB_LEASE_REVOKED) &&
+    while ((w & EVB_LEASE_HOLDER_MASK) && !(w & EVB_LEASE_REVOKED) &&
            !atomic_compare_exchange_strong_explicit(&r->hdr->tail_lease, &w,
                                                     w | EVB_LEASE_REVOKED,
                                                     memory_order_seq_cst, memory_order_seq_cst))
         ;
-    return w ? w | EVB_LEASE_REVOKED : 0;
+    return (w & EVB_LEASE_HOLDER_MASK) ? w | EVB_LEASE_REVOKED : w;
 }
 
 /*
  * X4, an attacher's side: our slot is taken (seq_cst CAS); a lease held by
  * any producer is taken back. Our claims wait (lease_settle) until its
- * holder is seen not storing the tail.
+ * holder is seen not storing the tail, acknowledges, or is gone.
  */
 static int lease_revoke(struct evb_ring_producer *p)
 {
     struct evb_ring *r = p->r;
     /* X4: seq_cst, after our slot's seq_cst CAS. */
     uint64_t w = lease_mark(r, atomic_load_explicit(&r->hdr->tail_lease, memory_order_seq_cst));
-    if (!w)
-        return 0;
-    /* Every revoker fences for itself, also after another's mark: a
-     * holder that missed the mark may have its tail_moving store still in
-     * its CPU's store buffer. */
-    int rc = evb_fence_heavy();
-    if (rc)
-        return evb_err_set(rc, "partition %u: a lone producer holds the tail lease, and "
-                           "membarrier(2), which taking it back needs, fails here",
-                           r->partition);
+    if (!(w & (EVB_LEASE_REVOKED | EVB_LEASE_HOLDER_MASK)))
+        return 0; /* free */
+    /* Every revoker of a live holder fences for itself, also after
+     * another's mark: a holder that missed the mark may have its
+     * tail_moving store still in its CPU's store buffer. Without
+     * membarrier (a filter), we wait for the holder's acknowledgement. */
+    bool fenced = holder_alive(lease_holder(p, w)) && evb_fence_heavy() == 0;
     p->revoking = true;
     p->revoked = w;
+    p->revoke_fenced = fenced;
+    p->revoke_since = evb_mono_ns();
     p->limit = 0; /* every claim goes the slow way, by lease_settle */
-    lease_settle(p, w);
-    return 0;
+    int rc = lease_settle(p, w, fenced);
+    return rc < 0 ? rc : 0;
 }
 
 /*
  * X4, the taker's side: when no other producer slot is held, take the
- * tail lease and move the tail by store from now on. Tried at attach and
- * once a lap by a fenceless shared producer. True: taken.
+ * tail lease and move the tail by store from now on (evb_lease_move).
+ * Tried at attach and once a lap by a fenceless shared producer. True:
+ * taken.
  */
 static bool lease_take(struct evb_ring_producer *p)
 {
     struct evb_ring *r = p->r;
-    uint64_t mine = p->slot_idx + 1u;
-    /* A quick look first: while another producer lives, no lease. P1:
-     * acquire, as every look at an owner. */
-    for (uint32_t i = 0; i < EVB_RING_PRODUCER_SLOTS; i++) {
-        uint64_t o = atomic_load_explicit(&r->pslots[i].owner, memory_order_acquire);
-        if (i != p->slot_idx && o && evb_proc_alive(o))
+    /* A quick look first: while another producer lives, no lease. */
+    for (uint32_t i = 0; i < EVB_RING_PRODUCER_SLOTS; i++)
+        if (i != p->slot_idx && holder_alive(&r->pslots[i]))
             return false;
-    }
     /* X4: seq_cst, as every access of the word. */
     uint64_t w = atomic_load_explicit(&r->hdr->tail_lease, memory_order_seq_cst);
-    if (w) {
+    if (w & (EVB_LEASE_REVOKED | EVB_LEASE_HOLDER_MASK)) {
         /* Left by a holder that died, or taken back and never settled
-         * (its revoker gave up): settle it here. */
+         * (its revoker went away): settle it here. Its holder is dead or
+         * us (nobody else lives, above), so no fence is needed. */
+        p->revoke_since = evb_mono_ns();
         w = lease_mark(r, w);
-        if (w && (w & 0xff) != mine && evb_fence_heavy())
+        if (lease_settle(p, w, false))
             return false;
-        if (w && lease_settle(p, w))
+        /* X4: seq_cst, as every access of the word. */
+        w = atomic_load_explicit(&r->hdr->tail_lease, memory_order_seq_cst);
+        if (w & (EVB_LEASE_REVOKED | EVB_LEASE_HOLDER_MASK))
             return false;
     }
-    uint64_t cur = 0;
+    /* A new generation per take: a holder compares the whole word, so a
+     * slot index that comes back (a reaped slot taken anew) is not its
+     * lease. 2^55 takes before the generation wraps. */
+    uint64_t mine = ((w + (1u << 8)) & ~(EVB_LEASE_REVOKED | EVB_LEASE_HOLDER_MASK)) |
+                    (p->slot_idx + 1u);
     /* X4: seq_cst, before the owner loads below; a failed CAS reads
      * nothing we use (relaxed). */
-    if (!atomic_compare_exchange_strong_explicit(&r->hdr->tail_lease, &cur, mine,
+    if (!atomic_compare_exchange_strong_explicit(&r->hdr->tail_lease, &w, mine,
                                                  memory_order_seq_cst, memory_order_relaxed))
         return false;
     for (uint32_t i = 0; i < EVB_RING_PRODUCER_SLOTS; i++) {
@@ -482,12 +517,15 @@ static bool lease_take(struct evb_ring_producer *p)
             /* X4: seq_cst, as every write of the word; nothing was
              * stored under it. Fails when an attacher marked it first,
              * which then clears it (relaxed: nothing read). */
-            atomic_compare_exchange_strong_explicit(&r->hdr->tail_lease, &mine, 0,
+            uint64_t exp = mine;
+            atomic_compare_exchange_strong_explicit(&r->hdr->tail_lease, &exp,
+                                                    mine & ~EVB_LEASE_HOLDER_MASK,
                                                     memory_order_seq_cst,
                                                     memory_order_relaxed);
             return false;
         }
     }
+    p->lease_word = mine;
     p->leased = true;
     p->atomic16 = evb_atomic16_store_ok();
     evb_ring_load_tail(r, &p->xpos, &p->xoff);
@@ -508,16 +546,19 @@ static bool lease_due(struct evb_ring_producer *p)
     return true;
 }
 
-/* Give the lease back (detach, or becoming exclusive). */
+/* Give the lease back (detach, or becoming exclusive); outside any
+ * check-and-store, so a revoked one is acknowledged. */
 static void lease_drop(struct evb_ring_producer *p)
 {
     if (!p->leased)
         return;
-    uint64_t mine = p->slot_idx + 1u;
+    uint64_t w = p->lease_word;
     /* X4: seq_cst, as every write of the word, after our last tail store.
-     * Fails when it was taken back: its revoker clears it (relaxed). */
-    atomic_compare_exchange_strong_explicit(&p->r->hdr->tail_lease, &mine, 0,
-                                            memory_order_seq_cst, memory_order_relaxed);
+     * Fails when it was taken back (relaxed: W is then what we found). */
+    if (!atomic_compare_exchange_strong_explicit(&p->r->hdr->tail_lease, &w,
+                                                 w & ~EVB_LEASE_HOLDER_MASK,
+                                                 memory_order_seq_cst, memory_order_relaxed))
+        evb_lease_ack(p, w);
     p->leased = false;
 }
 
@@ -530,8 +571,11 @@ int evb_ring_claim(struct evb_ring_producer *p, uint32_t len, uint32_t events,
     if (!len || len % EVB_FRAME_ALIGN || len > r->capacity / 2 || !events ||
         events > UINT16_MAX)
         return -EINVAL;
-    if (p->revoking && lease_settle(p, p->revoked))
-        return -EAGAIN; /* its holder is still storing the tail */
+    if (p->revoking) {
+        int st = lease_settle(p, p->revoked, p->revoke_fenced);
+        if (st)
+            return st < 0 ? st : -EAGAIN; /* its holder may still store the tail */
+    }
     for (;;) {
         uint64_t pos, off;
         evb_claim_tail(p, &pos, &off);
@@ -836,6 +880,14 @@ void evb_ring_producer_detach(struct evb_ring_producer *p)
 {
     if (!p->slot)
         return;
+    /* A child closing a handle it inherited by fork(): the slot, the
+     * lease and the exclusive word are its parent's, who lives on and
+     * claims by them. Relaxed: our own process's word, if it is. */
+    if (atomic_load_explicit(&p->slot->owner, memory_order_relaxed) != evb_proc_self()) {
+        p->slot = NULL;
+        p->leased = p->exclusive = p->revoking = false;
+        return;
+    }
     lease_drop(p);
     if (p->exclusive) {
         /* X3: release, our last tail store before the word says free;

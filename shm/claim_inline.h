@@ -47,10 +47,29 @@ static inline void evb_claim_write_intent(struct evb_producer_slot *s, uint64_t 
 }
 
 /*
- * X4, the lease holder's side: move the tail to (END, NOFF) with a plain
- * store while the lease is still ours. False: it was taken back (a second
- * producer attached); nothing moved, and from now on we claim with the
- * CAS, as every shared producer does.
+ * X4, the holder's acknowledgement: a lease word marked revoked that was
+ * ours (SEEN) is set free by us, once we are outside our check-and-store
+ * for good, so a revoker that could not fence need not wait for the fence
+ * (claim.c, lease_settle).
+ */
+static inline void evb_lease_ack(struct evb_ring_producer *p, uint64_t seen)
+{
+    if (seen != (p->lease_word | EVB_LEASE_REVOKED))
+        return;
+    /* X4: seq_cst, as every write of the word; fails when the revoker
+     * settled it first (relaxed: nothing read). */
+    atomic_compare_exchange_strong_explicit(&p->r->hdr->tail_lease, &seen,
+                                            p->lease_word & ~EVB_LEASE_HOLDER_MASK,
+                                            memory_order_seq_cst, memory_order_relaxed);
+}
+
+/*
+ * X4, the lease holder's side: move the tail to (END, NOFF) while the
+ * lease is still ours: a plain 16-byte store where that is one atomic
+ * store, else a CAS from our copy (no cheaper there, but a check). False:
+ * the lease was taken back (a second producer attached), or the CAS found
+ * another tail; nothing moved, and from now on we claim with the CAS, as
+ * every shared producer does.
  */
 static inline bool evb_lease_move(struct evb_ring_producer *p, uint64_t end, uint64_t noff)
 {
@@ -61,27 +80,37 @@ static inline bool evb_lease_move(struct evb_ring_producer *p, uint64_t end, uin
     atomic_store_explicit(&s->tail_moving, 1, memory_order_relaxed);
     atomic_signal_fence(memory_order_seq_cst);
     /* Relaxed: X4 orders it (above). */
-    if (atomic_load_explicit(&r->hdr->tail_lease, memory_order_relaxed) != p->slot_idx + 1u) {
-        /* Relaxed: we stored no tail, so nothing needs to be seen first. */
-        atomic_store_explicit(&s->tail_moving, 0, memory_order_relaxed);
-        p->leased = false;
-        return false;
+    uint64_t w = atomic_load_explicit(&r->hdr->tail_lease, memory_order_relaxed);
+    if (w == p->lease_word) {
+        EVB_CRASH_POINT("claim.lease_moving");
+        bool moved = true;
+        /* X4 and X3's store: after the intent (C1), before our frames. */
+        if (EVB_STORE128_PLAIN && p->atomic16)
+            evb_store128(&r->hdr->tail, end, noff, true);
+        else
+            moved = evb_tail_cas(&r->hdr->tail, p->xpos, p->xoff, end, noff);
+        /* X4: release, the tail store before the word a revoker waits on. */
+        atomic_store_explicit(&s->tail_moving, 0, memory_order_release);
+        if (moved) {
+            p->xpos = end;
+            p->xoff = noff;
+            return true;
+        }
+    } else {
+        /* X4: release, as the store above: a revoker that reads it sees
+         * our last tail store. */
+        atomic_store_explicit(&s->tail_moving, 0, memory_order_release);
     }
-    EVB_CRASH_POINT("claim.lease_moving");
-    /* X4 and X3's store: after the intent (C1), before our frame writes. */
-    evb_store128(&r->hdr->tail, end, noff, p->atomic16);
-    /* X4: release, the tail store before the word a revoker waits on. */
-    atomic_store_explicit(&s->tail_moving, 0, memory_order_release);
-    p->xpos = end;
-    p->xoff = noff;
-    return true;
+    p->leased = false;
+    evb_lease_ack(p, w);
+    return false;
 }
 
 /*
  * Take [POS, POS + PAD + LEN) at the tail (POS, OFF) for EVENTS: the
- * intent, pending, then the tail moved (CAS, or an exclusive producer's
- * store), and C filled in. False: another producer's CAS came first
- * (nothing taken; look at the tail again).
+ * intent, pending, then the tail moved (CAS, or an exclusive or leased
+ * producer's store), and C filled in. False: another producer's CAS came
+ * first, or the lease was lost (nothing taken; look at the tail again).
  */
 static inline bool evb_claim_take(struct evb_ring_producer *p, uint64_t pos, uint64_t off,
                                   uint32_t pad, uint32_t len, uint32_t events,

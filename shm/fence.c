@@ -1,6 +1,6 @@
 /*
  * fence.c - the heavy side of the library's asymmetric fences (claim.c X1,
- * X2).
+ * X2, X4).
  *
  * A producer's commit is the hottest path of the bus. Deciding it against
  * a padder with a CAS on the frame's stamp (R1) costs a locked instruction
@@ -16,7 +16,9 @@
  * A process registers once (MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED) before
  * its first fenceless commit; a producer whose registration fails commits
  * with the CAS, as version 3 did. GLOBAL_EXPEDITED reaches only registered
- * processes, which is all it has to: the fenceless producers.
+ * processes, which is all it has to: the fenceless producers. The tail
+ * lease (X4) relies on the same: only a registered (fenceless) producer
+ * takes it, so a revoker's heavy fence reaches its holder.
  */
 #include "ring.h"
 

@@ -18,7 +18,25 @@
 #include <time.h>
 #include <unistd.h>
 
-uint64_t evb_proc_start(int pid)
+/* Threads of PID (the Threads: line of /proc/<pid>/status), 0 unknown. */
+static int proc_threads(int pid)
+{
+    char path[64], buf[2048];
+    snprintf(path, sizeof path, "/proc/%d/status", pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = '\0';
+    const char *t = strstr(buf, "\nThreads:");
+    return t ? atoi(t + 9) : 0;
+}
+
+/* Start time (field 22) and state (field 3) of PID; start 0 when gone. */
+static uint64_t proc_stat(int pid, char *state_out)
 {
     char path[64], buf[1024];
     snprintf(path, sizeof path, "/proc/%d/stat", pid);
@@ -34,19 +52,37 @@ uint64_t evb_proc_start(int pid)
      * fields from the last ')'. p starts at the space before field 3 and
      * moves one field per step; we want the space before field 22. */
     char *p = strrchr(buf, ')');
-    if (!p)
+    if (!p || p[1] != ' ' || !p[2])
         return 0;
+    *state_out = p[2];
     p++;
     for (int field = 3; field < 22 && p; field++)
         p = strchr(p + 1, ' ');
     if (!p)
         return 0;
     unsigned long long start = strtoull(p + 1, NULL, 10);
-    /* A zombie has state 'Z' (field 3): it will never commit anything. */
-    const char *state = strrchr(buf, ')') + 2;
-    if (*state == 'Z' || *state == 'X')
-        return 0;
     return start ? start : 1;
+}
+
+uint64_t evb_proc_start(int pid)
+{
+    char state = 0;
+    uint64_t start = proc_stat(pid, &state);
+    /* A zombie (state Z) commits nothing more: dead. Unless only its main
+     * thread exited (pthread_exit): the leader shows Z while the other
+     * threads run on, and they may be in the middle of a claim. */
+    if (state == 'X' || (state == 'Z' && proc_threads(pid) <= 1))
+        return 0;
+    return start;
+}
+
+int evb_proc_stopped(uint64_t owner)
+{
+    int pid = (int)(owner >> 32);
+    char state = 0;
+    if (pid <= 0 || !proc_stat(pid, &state))
+        return 0;
+    return state == 'T' || state == 't';
 }
 
 static _Atomic uint64_t self_owner;

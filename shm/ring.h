@@ -100,6 +100,7 @@ static inline const struct evb_frame *evb_ring_rframe(const struct evb_ring *r, 
 uint64_t evb_proc_self(void);         /* pid << 32 | start time (clock ticks) */
 int evb_proc_alive(uint64_t owner);   /* 1 alive, 0 dead */
 uint64_t evb_proc_start(int pid);     /* 0 when gone */
+int evb_proc_stopped(uint64_t owner); /* 1: stopped (SIGSTOP) or traced */
 uint64_t evb_mono_ns(void);
 uint64_t evb_real_ns(void);
 /* This process's fork generation: a pthread_atfork handler bumps it in
@@ -142,7 +143,10 @@ struct evb_ring_producer {
     bool atomic16;           /* exclusive or leased: evb_store128 may be one store */
     bool leased;             /* holds the tail lease: moves it by store (X4) */
     bool revoking;           /* took a lease back; must see it unused (X4) */
+    bool revoke_fenced;      /* revoking: ran the heavy fence after the mark */
+    uint64_t lease_word;     /* leased: the word as we took it (generation) */
     uint64_t revoked;        /* revoking: the lease word as we left it */
+    uint64_t revoke_since;   /* revoking: mono ns of the mark */
     uint64_t lease_next;     /* mono ns: next try at the lease (lap ends) */
     uint64_t xpos, xoff;     /* exclusive or leased: the tail, as only we move it */
     uint64_t limit;          /* cached: claims ending at or below are safe */

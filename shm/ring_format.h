@@ -179,9 +179,11 @@ struct evb_ring_hdr {
                                     exclusive producer alone moves the tail
                                     (claim.c X3), or 0 */
     _Atomic uint64_t tail_lease; /* 648: the tail lease of a lone shared
-                                    producer (claim.c X4): its slot index
-                                    + 1; with EVB_LEASE_REVOKED, taken back
-                                    but maybe still being used; 0 free */
+                                    producer (claim.c X4): bits 0-7 its
+                                    slot index + 1 (0: free), 8-62 a
+                                    generation counted per take, bit 63
+                                    EVB_LEASE_REVOKED (taken back, maybe
+                                    still being used) */
     uint8_t pad5_[EVB_LINE - 16];
 
     uint8_t pad6_[1024 - 6 * EVB_LINE];
@@ -230,7 +232,8 @@ struct evb_producer_slot {
     uint8_t pad_[EVB_LINE - 104];
 };
 
-/* evb_ring_hdr.tail_lease: the holder's slot is (word & 0xff) - 1. */
+/* evb_ring_hdr.tail_lease: the holder's slot is (word & HOLDER_MASK) - 1. */
+#define EVB_LEASE_HOLDER_MASK 0xffull
 #define EVB_LEASE_REVOKED (1ull << 63)
 
 /* evb_producer_slot.commit_mode */

@@ -447,7 +447,11 @@ typedef struct evb_producer_options {
  * membarrier(2)): the first claim of a second producer there takes the
  * lease back. Should the holder be stopped (SIGSTOP, a debugger) at the
  * very instant of its tail store, that claim waits until it runs or dies,
- * as on a full ring: -EAGAIN with block_ms 0, -ETIMEDOUT after block_ms.
+ * as on a full ring: -EAGAIN with block_ms 0, -ETIMEDOUT after block_ms
+ * (counted as back-pressure in evbus stat). So does it in a process that
+ * may not call membarrier(2) (a seccomp filter) until the holder's next
+ * claim or close. -EBADMSG when the holder's slot says it is storing for
+ * longer than stall_ms + dead_ms while its process runs (damage).
  */
 #define EVB_PRODUCER_EXCLUSIVE 1u
 

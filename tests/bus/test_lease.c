@@ -7,13 +7,20 @@
  * wedge the ring for good nor be run over.
  */
 #include <criterion/criterion.h>
+#include <errno.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <stddef.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "ring.h"
 #include "t_helpers.h"
@@ -100,6 +107,11 @@ static uint64_t drain(evb_consumer *c, uint64_t *seqs, uint32_t producers)
     return drain_until(c, seqs, producers, UINT64_MAX);
 }
 
+static uint64_t holder(uint64_t w)
+{
+    return w & EVB_LEASE_HOLDER_MASK;
+}
+
 Test(lease, a_lone_producer_holds_it_and_a_second_one_takes_it_back)
 {
     evb_producer *a, *b;
@@ -108,26 +120,121 @@ Test(lease, a_lone_producer_holds_it_and_a_second_one_takes_it_back)
     uint64_t w = lease_word();
     if (w == 0)
         cr_skip_test("no membarrier here: producers commit and claim with CAS");
-    cr_expect_eq(w & ~EVB_LEASE_REVOKED, 1, "alone: slot 0's lease, %#llx",
-                 (unsigned long long)w);
+    cr_expect_eq(holder(w), 1, "alone: slot 0's lease, %#llx", (unsigned long long)w);
+    cr_expect_eq(w & EVB_LEASE_REVOKED, 0);
     cr_assert_eq(evb_producer_open(&b, bus, "l", NULL), 0);
     cr_assert_eq(publish(b, 1, 0), 0, "%s", evb_last_error());
-    cr_expect_eq(lease_word(), 0, "taken back and settled at the second one's claim");
+    uint64_t w2 = lease_word();
+    cr_expect_eq(w2, w & ~EVB_LEASE_HOLDER_MASK,
+                 "taken back and set free at the second one's claim: %#llx",
+                 (unsigned long long)w2);
     cr_assert_eq(publish(a, 0, 1), 0, "the first one claims on with the CAS");
     cr_assert_eq(publish(b, 1, 1), 0);
     evb_producer_close(b);
     /* Alone again: the first takes the lease at a lap's end, at most
      * every 10 ms. A lap of this ring is ~700 of these events. */
     uint64_t seq = 2;
-    for (uint64_t t0 = t_now_ms(); lease_word() == 0 && t_now_ms() - t0 < 5000;) {
+    for (uint64_t t0 = t_now_ms(); !holder(lease_word()) && t_now_ms() - t0 < 5000;) {
         for (int k = 0; k < 1000; k++)
             cr_assert_eq(publish(a, 0, seq++), 0);
         struct timespec ts = {0, 2000000};
         nanosleep(&ts, NULL);
     }
-    cr_expect_eq(lease_word(), 1, "alone again, it holds the lease again");
+    uint64_t w3 = lease_word();
+    cr_expect_eq(holder(w3), 1, "alone again, it holds the lease again: %#llx",
+                 (unsigned long long)w3);
+    cr_expect_gt(w3 >> 8, w >> 8, "a new generation per take");
     evb_producer_close(a);
-    cr_expect_eq(lease_word(), 0, "given back at close");
+    cr_expect_eq(holder(lease_word()), 0, "given back at close");
+}
+
+/*
+ * A child forked by a lease holder closes the handle it inherited and
+ * opens its own producer: its close must not give back its parent's slot
+ * or lease, and its own lease, if it ever gets one, is not the word the
+ * parent compares (a generation per take). Before both, the two ended up
+ * storing the tail at once: positions handed out twice.
+ */
+static evb_producer *fork_parent;
+#define FORK_EVENTS 20000u
+
+static int forked_reopener(void *arg)
+{
+    (void)arg;
+    evb_producer_close(fork_parent); /* inherited: its slot stays the parent's */
+    evb_producer *p;
+    evb_producer_options o = {.block_ms = 10000};
+    if (evb_producer_open(&p, bus, "l", &o))
+        return 10;
+    for (uint64_t i = 0; i < FORK_EVENTS; i++)
+        if (publish(p, 1, i))
+            return 11;
+    evb_producer_close(p);
+    return 0;
+}
+
+Test(lease, a_forked_child_closing_the_holders_handle_takes_nothing_from_it)
+{
+    evb_consumer *c = reader();
+    /* block_ms 0: we are the reader that frees the ring. */
+    cr_assert_eq(evb_producer_open(&fork_parent, bus, "l", NULL), 0);
+    cr_assert_eq(publish(fork_parent, 0, 0), 0);
+    pid_t pid = t_spawn(forked_reopener, NULL);
+    /* Both publish as fast as they can while we read between our own
+     * publishes (the reader gates them both). */
+    uint64_t seqs[2] = {0};
+    evb_event ev;
+    for (uint64_t seq = 1; seq < FORK_EVENTS;) {
+        int rc = publish(fork_parent, 0, seq);
+        if (rc == 0)
+            seq++;
+        else
+            cr_assert_eq(rc, -EAGAIN, "%s: %s", evb_strerror(rc), evb_last_error());
+        while ((rc = evb_consumer_next(c, &ev, 0)) == 0) {
+            uint32_t who;
+            uint64_t got;
+            cr_assert(t_value_check(ev.value, ev.value_len, &who, &got), "offset %llu torn",
+                      (unsigned long long)ev.offset);
+            cr_assert_eq(got, seqs[who], "producer %u: %llu, due %llu", who,
+                         (unsigned long long)got, (unsigned long long)seqs[who]);
+            seqs[who]++;
+        }
+        cr_assert_eq(rc, -EAGAIN, "%s: %s", evb_strerror(rc), evb_last_error());
+    }
+    drain(c, seqs, 2);
+    cr_assert_eq(t_wait_exit(pid, 20000), 0);
+    drain(c, seqs, 2);
+    evb_producer_close(fork_parent);
+    cr_expect_eq(seqs[0], FORK_EVENTS);
+    cr_expect_eq(seqs[1], FORK_EVENTS);
+    evb_consumer_close(c);
+}
+
+/* A tail_moving word that says "storing" while its process runs on (a
+ * hostile write) is reported as damage within the padding bound, not
+ * waited on for ever. */
+Test(lease, a_holder_stuck_storing_while_it_runs_is_damage_not_a_hang)
+{
+    evb_producer *a, *b;
+    cr_assert_eq(evb_producer_open(&a, bus, "l", NULL), 0);
+    cr_assert_eq(publish(a, 0, 0), 0);
+    if (!holder(lease_word()))
+        cr_skip_test("no membarrier here: no lease");
+    char path[512];
+    struct evb_ring r;
+    snprintf(path, sizeof path, "%s/l/0.ring", t_bus_dir());
+    cr_assert_eq(evb_ring_open(&r, path), 0);
+    atomic_store(&r.pslots[0].tail_moving, 1);
+    evb_producer_options o = {.block_ms = 5000};
+    cr_assert_eq(evb_producer_open(&b, bus, "l", &o), 0);
+    uint64_t t0 = t_now_ms();
+    int rc = publish(b, 1, 0);
+    cr_expect_eq(rc, -EBADMSG, "%s", evb_strerror(rc));
+    cr_expect(strstr(evb_last_error(), "outside the protocol"), "%s", evb_last_error());
+    cr_expect_lt(t_now_ms() - t0, 3000, "within stall_ms + dead_ms (500 ms), not block_ms");
+    evb_producer_close(b);
+    evb_producer_close(a);
+    evb_ring_close(&r);
 }
 
 /*
@@ -325,6 +432,7 @@ Test(lease, stopped_between_its_lease_check_and_tail_store_holds_others_until_it
     drain(c, seqs, 2);
     cr_expect_eq(seqs[0], 300u);
     cr_expect_eq(seqs[1], 2u);
+    cr_expect_eq(lease_word() & EVB_LEASE_REVOKED, 0, "the mark was settled");
     evb_consumer_close(c);
 }
 
@@ -357,4 +465,130 @@ Test(lease, garbage_in_the_lease_word_is_cleared_not_trusted)
     }
     evb_consumer_close(c);
     evb_ring_close(&r);
+}
+
+/*
+ * Liveness, on which the lease leans harder than padding does (a producer
+ * wrongly thought dead would be run over by a second mover): a process
+ * whose main thread ended with pthread_exit shows its leader as a zombie
+ * while its other threads run on, and is alive.
+ */
+static void *idle_thread(void *arg)
+{
+    struct t_shared *sh = arg;
+    /* Relaxed: a flag for the test; the exit comes by signal anyway. */
+    atomic_store_explicit(&sh->ready, 1, memory_order_release);
+    for (;;)
+        pause();
+    return NULL;
+}
+
+static int leader_exits(void *arg)
+{
+    struct t_shared *sh = arg;
+    atomic_store_explicit(&sh->val[0], evb_proc_self(), memory_order_relaxed);
+    pthread_t t;
+    if (pthread_create(&t, NULL, idle_thread, sh))
+        return 10;
+    pthread_exit(NULL);
+}
+
+Test(lease, a_process_whose_main_thread_exited_is_alive)
+{
+    struct t_shared *sh = t_shared_new();
+    pid_t pid = t_spawn(leader_exits, sh);
+    cr_assert(t_wait_count(&sh->ready, 1, 5000), "the thread never ran");
+    usleep(50000); /* the leader's exit is under way */
+    uint64_t owner = atomic_load_explicit(&sh->val[0], memory_order_relaxed);
+    cr_assert_eq((pid_t)(owner >> 32), pid);
+    cr_expect_eq(evb_proc_alive(owner), 1, "its other thread runs on");
+    cr_expect_eq(evb_proc_stopped(owner), 0);
+    kill(pid, SIGKILL);
+    cr_assert_eq(t_wait_exit(pid, 5000), 128 + SIGKILL);
+    cr_expect_eq(evb_proc_alive(owner), 0, "dead once reaped");
+}
+
+/*
+ * A process that cannot run membarrier(2) (a seccomp filter) must still
+ * publish next to a lease holder: it cannot fence, so it waits for the
+ * holder's acknowledgement (given at the holder's next claim), and a dead
+ * holder's lease needs no fence at all.
+ */
+static int no_membarrier(void)
+{
+    struct sock_filter f[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_membarrier, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    struct sock_fprog prog = {.len = sizeof f / sizeof f[0], .filter = f};
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) || prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog))
+        return -1;
+    return syscall(__NR_membarrier, 0, 0, 0) < 0 && errno == ENOSYS ? 0 : -1;
+}
+
+static int filtered_producer(void *arg)
+{
+    uint32_t who = (uint32_t)(uintptr_t)arg;
+    if (no_membarrier())
+        return 9;
+    evb_producer *p;
+    evb_producer_options o = {.block_ms = 5000};
+    if (evb_producer_open(&p, bus, "l", &o))
+        return 10;
+    for (uint64_t i = 0; i < 100; i++)
+        if (publish(p, who, i))
+            return 11;
+    evb_producer_close(p);
+    return 0;
+}
+
+static int holder_then_killed(void *arg)
+{
+    (void)arg;
+    evb_producer *p;
+    if (evb_producer_open(&p, bus, "l", NULL))
+        return 10;
+    for (uint64_t i = 0; i < 10; i++)
+        if (publish(p, 2, i))
+            return 11;
+    raise(SIGKILL);
+    return 12;
+}
+
+Test(lease, a_process_without_membarrier_publishes_beside_a_holder)
+{
+    evb_consumer *c = reader();
+    evb_producer *a;
+    cr_assert_eq(evb_producer_open(&a, bus, "l", NULL), 0);
+    cr_assert_eq(publish(a, 0, 0), 0);
+    if (!holder(lease_word()))
+        cr_skip_test("no membarrier here: no lease");
+    pid_t pid = t_spawn(filtered_producer, (void *)(uintptr_t)1);
+    uint64_t seqs[4] = {0};
+    uint64_t seq = 1;
+    int st = 0;
+    /* We hold the lease and publish on (acknowledging its revocation at
+     * our next claim), reading between our publishes. */
+    while (waitpid(pid, &st, WNOHANG) == 0) {
+        int rc = publish(a, 0, seq);
+        if (rc == 0)
+            seq++;
+        else
+            cr_assert_eq(rc, -EAGAIN, "%s: %s", evb_strerror(rc), evb_last_error());
+        drain_until(c, seqs, 4, t_now_ms());
+    }
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the filtered producer: status %#x", st);
+    evb_producer_close(a);
+    /* A holder that died: its lease is settled without a fence. */
+    cr_assert_eq(t_wait_exit(t_spawn(holder_then_killed, NULL), 5000), 128 + SIGKILL);
+    cr_assert_eq(t_wait_exit(t_spawn(filtered_producer, (void *)(uintptr_t)3), 5000), 0,
+                 "after a dead holder");
+    drain(c, seqs, 4);
+    cr_expect_eq(seqs[0], seq);
+    cr_expect_eq(seqs[1], 100u);
+    cr_expect_eq(seqs[2], 10u);
+    cr_expect_eq(seqs[3], 100u);
+    evb_consumer_close(c);
 }
