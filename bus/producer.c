@@ -528,7 +528,10 @@ static inline int publish_one(evb_producer *p, uint32_t part, const evb_msg *m)
     struct evb_ring_producer *rp = &p->rp[part];
     uint32_t len = (uint32_t)evb_frame_bytes(0, m->value_len);
     struct evb_ring_claim c;
-    if (!rp->slot || !evb_ring_claim_fast(rp, len, 1, &c))
+    /* A forked copy (ring_producer's check), a partition not attached
+     * yet, or a claim that does not fit: the full path. */
+    if (!rp->slot || p->fork_gen != evb_proc_fork_gen() ||
+        !evb_ring_claim_fast(rp, len, 1, &c))
         return publish_run(p, part, m, 1);
     struct evb_frame *f = evb_ring_frame(rp->r, c.data_pos);
     uint8_t *value = write_frame(f, c.offset, evb_event_ns(), p->seq[part], p->producer_id,
