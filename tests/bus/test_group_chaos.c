@@ -4,8 +4,9 @@
  * producers and members and starts them again. From the logs the
  * processes write in shared memory, the checker proves:
  *   - every event whose publish returned success was processed;
- *   - per partition, offsets run contiguously within each ownership span
- *     (from an assignment to the next);
+ *   - per partition, offsets rise within each ownership span (from an
+ *     assignment to the next; by more than one where a killed producer's
+ *     claim was padded);
  *   - no event is delivered again after a commit covered it (repeats
  *     only of events delivered and not committed before a kill or a
  *     handover);
@@ -340,7 +341,12 @@ static void fire(void)
         struct span *sp = &span[q][m];
         cr_assert(queue_kind || sp->who == who_id, "member %u inc %u read partition %u "
                   "outside a span", m, who_id, q);
-        cr_assert(queue_kind || sp->next == UINT64_MAX || r->offset == sp->next,
+        /* Rising within a span; not always by one: a producer killed
+         * between its claim and its commit leaves a hole that is padded,
+         * and the pad voids the claim's offsets (nothing published is
+         * lost: every event whose publish succeeded is checked below to
+         * be processed, so a real event skipped is caught there). */
+        cr_assert(queue_kind || sp->next == UINT64_MAX || r->offset >= sp->next,
                   "partition %u: member %u read offset %llu after %llu within one span", q, m,
                   (unsigned long long)r->offset, (unsigned long long)sp->next - 1);
         sp->next = r->offset + 1;

@@ -275,15 +275,17 @@ Test(ring_hostile, reader_above_the_tail_is_ebadmsg_when_it_waits)
 
 /* A producer whose cached limit was computed at a higher tail: the claim
  * that ends the next lap refreshes it, which says so. Not one lap more of
- * claims over unread frames. */
+ * claims over unread frames. (A producer that shares the ring: it claims
+ * from the tail it loads, by CAS.) */
 Test(ring_hostile, tail_moved_back_is_ebadmsg_for_the_producer_within_a_lap)
 {
     for (uint32_t len = 64; len <= 72; len += 8) { /* ending laps exactly, or padding */
         struct evb_ring r;
-        struct evb_ring_producer p;
+        struct evb_ring_producer p, other;
         struct evb_ring_reader rd;
         struct evb_ring_claim c;
         traffic(&r, &p, &rd, EVB_SLOT_CONSUMER, 4);
+        cr_assert_eq(evb_ring_producer_attach(&other, &r, 2), 0); /* takes any lease back */
         uint64_t t, off;
         evb_ring_load_tail(&r, &t, &off);
         tr_set_tail(&r, 0, off);
@@ -295,10 +297,41 @@ Test(ring_hostile, tail_moved_back_is_ebadmsg_for_the_producer_within_a_lap)
                      (unsigned long long)claims);
         cr_expect_leq(claims * len, TR_CAP, "len %u: claimed past one lap", len);
         cr_expect(strstr(evb_err_get(), "the tail went back"), "%s", evb_err_get());
+        evb_ring_producer_detach(&other);
         evb_ring_reader_detach(&rd);
         evb_ring_producer_detach(&p);
         evb_ring_close(&r);
     }
+}
+
+/* A producer alone on the ring holds the tail lease (claim.c X4) and
+ * claims from its own copy: a tail written back by hand between its
+ * stores is undone by its next one, and nothing is claimed twice (the
+ * reader reads every event once, in order). */
+Test(ring_hostile, tail_moved_back_under_a_lease_holder_is_undone_by_its_next_store)
+{
+    struct evb_ring r;
+    struct evb_ring_producer p;
+    struct evb_ring_reader rd;
+    struct evb_ring_claim c;
+    struct evb_frame_view v;
+    traffic(&r, &p, &rd, EVB_SLOT_CONSUMER, 2);
+    if (!p.leased)
+        cr_skip_test("no membarrier here: no lease");
+    uint64_t t, off;
+    evb_ring_load_tail(&r, &t, &off);
+    tr_set_tail(&r, 0, off);
+    cr_assert_eq(tr_publish(&p, 64, &c), 0, "%s", evb_err_get());
+    uint64_t t2, off2;
+    evb_ring_load_tail(&r, &t2, &off2);
+    cr_expect_eq(t2, t + 64, "the holder's store put the tail where its copy says");
+    cr_expect_eq(off2, off + 1);
+    cr_assert_eq(evb_ring_read(&rd, &v), 0);
+    cr_expect_eq(v.pos, t, "the event claimed after the write, at the true tail");
+    cr_expect_eq(evb_ring_read(&rd, &v), -EAGAIN, "and nothing else");
+    evb_ring_reader_detach(&rd);
+    evb_ring_producer_detach(&p);
+    evb_ring_close(&r);
 }
 
 /* A gating cursor above the tail: the limit refresh reports it (it used to
