@@ -315,6 +315,10 @@ Test(ring_hostile, tail_moved_back_under_a_lease_holder_is_undone_by_its_next_st
     struct evb_ring_reader rd;
     struct evb_ring_claim c;
     struct evb_frame_view v;
+    if (!EVB_STORE128_PLAIN)
+        cr_skip_test("the holder moves the tail by CAS here (TSan, or no single-copy "
+                     "16-byte store): a write between its claims makes it share the ring, "
+                     "as tail_moved_back_is_ebadmsg_for_the_producer_within_a_lap tests");
     traffic(&r, &p, &rd, EVB_SLOT_CONSUMER, 2);
     if (!p.leased)
         cr_skip_test("no membarrier here: no lease");
