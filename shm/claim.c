@@ -379,12 +379,14 @@ static struct evb_producer_slot *lease_holder(const struct evb_ring_producer *p,
     return &p->r->pslots[idx];
 }
 
-/* The holder's owner word when that process lives, else 0. P1: acquire,
- * as every look at an owner. */
+/* The holder's owner word unless that process is known to be gone, else
+ * 0. Not known gone is enough to wait for: one whose /proc we may not
+ * read (hidepid) must not be run over. P1: acquire, as every look at an
+ * owner. */
 static uint64_t holder_alive(const struct evb_producer_slot *h)
 {
     uint64_t o = h ? atomic_load_explicit(&h->owner, memory_order_acquire) : 0;
-    return o && evb_proc_alive(o) ? o : 0;
+    return o && !evb_proc_gone(o) ? o : 0;
 }
 
 /*
@@ -460,7 +462,7 @@ static int lease_revoke(struct evb_ring_producer *p)
      * another's mark: a holder that missed the mark may have its
      * tail_moving store still in its CPU's store buffer. Without
      * membarrier (a filter), we wait for the holder's acknowledgement. */
-    bool fenced = holder_alive(lease_holder(p, w)) && evb_fence_heavy() == 0;
+    bool fenced = lease_holder(p, w) && evb_fence_heavy() == 0;
     p->revoking = true;
     p->revoked = w;
     p->revoke_fenced = fenced;
@@ -479,16 +481,21 @@ static int lease_revoke(struct evb_ring_producer *p)
 static bool lease_take(struct evb_ring_producer *p)
 {
     struct evb_ring *r = p->r;
-    /* A quick look first: while another producer lives, no lease. */
+    /* A quick look first: while another slot is held, no lease. Held, not
+     * alive: a producer in another pid namespace, or of another user
+     * under hidepid, reads as dead to evb_proc_alive, and a lease taken
+     * beside it would make two movers of the tail. A dead producer's slot
+     * holds the lease off until it is reaped. P1: acquire, as every look
+     * at an owner. */
     for (uint32_t i = 0; i < EVB_RING_PRODUCER_SLOTS; i++)
-        if (i != p->slot_idx && holder_alive(&r->pslots[i]))
+        if (i != p->slot_idx && atomic_load_explicit(&r->pslots[i].owner, memory_order_acquire))
             return false;
     /* X4: seq_cst, as every access of the word. */
     uint64_t w = atomic_load_explicit(&r->hdr->tail_lease, memory_order_seq_cst);
     if (w & (EVB_LEASE_REVOKED | EVB_LEASE_HOLDER_MASK)) {
         /* Left by a holder that died, or taken back and never settled
-         * (its revoker went away): settle it here. Its holder is dead or
-         * us (nobody else lives, above), so no fence is needed. */
+         * (its revoker went away): settle it here. Its slot is free or
+         * ours (no other is held, above), so no fence is needed. */
         p->revoke_since = evb_mono_ns();
         w = lease_mark(r, w);
         if (lease_settle(p, w, false))
@@ -513,7 +520,7 @@ static bool lease_take(struct evb_ring_producer *p)
             continue;
         /* X4: seq_cst, after our CAS of the word. */
         uint64_t o = atomic_load_explicit(&r->pslots[i].owner, memory_order_seq_cst);
-        if (o && evb_proc_alive(o)) {
+        if (o) {
             /* X4: seq_cst, as every write of the word; nothing was
              * stored under it. Fails when an attacher marked it first,
              * which then clears it (relaxed: nothing read). */

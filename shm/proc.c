@@ -76,6 +76,24 @@ uint64_t evb_proc_start(int pid)
     return start;
 }
 
+int evb_proc_gone(uint64_t owner)
+{
+    int pid = (int)(owner >> 32);
+    if (pid <= 0)
+        return 1;
+    if (kill(pid, 0) < 0 && errno == ESRCH)
+        return 1;
+    char state = 0;
+    uint64_t start = proc_stat(pid, &state);
+    if (!start)
+        return 0; /* its /proc is hidden from us (hidepid): not known gone */
+    if (state == 'X' || (state == 'Z' && proc_threads(pid) <= 1))
+        return 1;
+    uint32_t want = (uint32_t)owner;
+    uint32_t have = (uint32_t)start ? (uint32_t)start : 1;
+    return want != have; /* a recycled pid: the owner is gone */
+}
+
 int evb_proc_stopped(uint64_t owner)
 {
     int pid = (int)(owner >> 32);

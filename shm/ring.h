@@ -101,6 +101,10 @@ uint64_t evb_proc_self(void);         /* pid << 32 | start time (clock ticks) */
 int evb_proc_alive(uint64_t owner);   /* 1 alive, 0 dead */
 uint64_t evb_proc_start(int pid);     /* 0 when gone */
 int evb_proc_stopped(uint64_t owner); /* 1: stopped (SIGSTOP) or traced */
+/* 1 only when OWNER is known to be gone (no such pid here, another start
+ * time, a zombie); 0 when alive or when we cannot tell (its /proc hidden
+ * by hidepid). A pid of another pid namespace reads as gone. */
+int evb_proc_gone(uint64_t owner);
 uint64_t evb_mono_ns(void);
 uint64_t evb_real_ns(void);
 /* This process's fork generation: a pthread_atfork handler bumps it in

@@ -605,3 +605,52 @@ Test(lease, a_process_without_membarrier_publishes_beside_a_holder)
     cr_expect_eq(seqs[3], 100u);
     evb_consumer_close(c);
 }
+
+/*
+ * A slot held by a producer this process cannot see (another pid
+ * namespace, another user under hidepid: its owner word reads as dead
+ * here) is a producer all the same: a lone producer beside it takes no
+ * lease, or the two would move the tail at once (found by the cold
+ * attack: events lost). Here the unseen one is an owner word whose pid
+ * is gone; once its slot is free, the lease is taken.
+ */
+static int exit_at_once(void *arg)
+{
+    (void)arg;
+    return 0;
+}
+
+Test(lease, a_producer_this_process_cannot_see_keeps_the_lease_off)
+{
+    pid_t gone = t_spawn(exit_at_once, NULL);
+    cr_assert_eq(t_wait_exit(gone, 5000), 0);
+    char path[512];
+    struct evb_ring r;
+    snprintf(path, sizeof path, "%s/l/0.ring", t_bus_dir());
+    cr_assert_eq(evb_ring_open(&r, path), 0);
+    struct evb_producer_slot *unseen = &r.pslots[EVB_RING_PRODUCER_SLOTS - 1];
+    atomic_store(&unseen->pending, EVB_POS_NONE);
+    atomic_store(&unseen->owner, (uint64_t)(uint32_t)gone << 32 | 1);
+    evb_producer *a;
+    cr_assert_eq(evb_producer_open(&a, bus, "l", NULL), 0);
+    uint64_t seq = 0;
+    for (int lap = 0; lap < 3; lap++) {
+        for (int k = 0; k < 1000; k++)
+            cr_assert_eq(publish(a, 0, seq++), 0, "%s", evb_last_error());
+        struct timespec ts = {0, 11000000}; /* past the 10 ms between looks */
+        nanosleep(&ts, NULL);
+    }
+    cr_expect_eq(holder(lease_word()), 0, "a held slot, seen or not, keeps the lease off");
+    atomic_store(&unseen->owner, 0);
+    for (uint64_t t0 = t_now_ms(); !holder(lease_word()) && t_now_ms() - t0 < 5000;) {
+        for (int k = 0; k < 1000; k++)
+            cr_assert_eq(publish(a, 0, seq++), 0);
+        struct timespec ts = {0, 2000000};
+        nanosleep(&ts, NULL);
+    }
+    if (holder(lease_word()) == 0 && !atomic_load(&r.pslots[0].commit_mode))
+        cr_skip_test("no membarrier here: no lease");
+    cr_expect_eq(holder(lease_word()), 1, "the slot free, the lease is taken");
+    evb_producer_close(a);
+    evb_ring_close(&r);
+}
