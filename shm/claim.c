@@ -379,16 +379,6 @@ static struct evb_producer_slot *lease_holder(const struct evb_ring_producer *p,
     return &p->r->pslots[idx];
 }
 
-/* The holder's owner word unless that process is known to be gone, else
- * 0. Not known gone is enough to wait for: one whose /proc we may not
- * read (hidepid) must not be run over. P1: acquire, as every look at an
- * owner. */
-static uint64_t holder_alive(const struct evb_producer_slot *h)
-{
-    uint64_t o = h ? atomic_load_explicit(&h->owner, memory_order_acquire) : 0;
-    return o && !evb_proc_gone(o) ? o : 0;
-}
-
 /*
  * X4, a revoker's wait: the lease word W (marked revoked) is unused once
  * the word moved on (its holder acknowledged, or another revoker settled
@@ -407,21 +397,28 @@ static int lease_settle(struct evb_ring_producer *p, uint64_t w, bool fenced)
         return 0;
     }
     struct evb_producer_slot *h = lease_holder(p, w);
-    uint64_t o = holder_alive(h);
+    /* P1: acquire, as every look at an owner. */
+    uint64_t o = h ? atomic_load_explicit(&h->owner, memory_order_acquire) : 0;
     /* X4: acquire, pairs with the holder's release of 0 after its tail
-     * store: that store is then seen by our claims' T1. */
+     * store: that store is then seen by our claims' T1. Unfenced, only
+     * the holder's next claim or close acknowledges: wait for it. */
     if (o && (!fenced || atomic_load_explicit(&h->tail_moving, memory_order_acquire))) {
-        /* Unfenced, only the holder's next claim or close acknowledges:
-         * wait for it, however long it idles. */
-        uint64_t now = evb_mono_ns();
-        if (!fenced || now - p->revoke_since < r->stall_ns + r->dead_ns ||
-            evb_proc_stopped(o))
+        uint64_t now = evb_mono_ns(), waited = now - p->revoke_since;
+        if (evb_proc_gone(o)) {
+            /* Gone by our lights; so reads a holder in another pid
+             * namespace too, which may be inside its check-and-store:
+             * it gets dead_ns to finish, as a dead producer's hole. */
+            if (waited < r->dead_ns)
+                return 1;
+        } else if (!fenced || waited < r->stall_ns + r->dead_ns || evb_proc_stopped(o)) {
             return 1;
-        return evb_err_set(-EBADMSG, "partition %u: producer slot %u (pid %u) has said it "
-                           "is storing the tail for %llu ms while its process runs: the "
-                           "slot was written outside the protocol", r->partition,
-                           (unsigned)(h - r->pslots), (unsigned)(o >> 32),
-                           (unsigned long long)((now - p->revoke_since) / 1000000u));
+        } else {
+            return evb_err_set(-EBADMSG, "partition %u: producer slot %u (pid %u) has said "
+                               "it is storing the tail for %llu ms while its process runs: "
+                               "the slot was written outside the protocol", r->partition,
+                               (unsigned)(h - r->pslots), (unsigned)(o >> 32),
+                               (unsigned long long)(waited / 1000000u));
+        }
     }
     /* X4: seq_cst, as every write of the word; fails when another revoker
      * settled it first (relaxed: nothing read). */

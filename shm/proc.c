@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -94,13 +95,61 @@ int evb_proc_gone(uint64_t owner)
     return want != have; /* a recycled pid: the owner is gone */
 }
 
+/* Read a small file whole into BUF; its length, or -1. */
+static ssize_t read_small(const char *path, char *buf, size_t size)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t n = read(fd, buf, size - 1);
+    close(fd);
+    if (n < 0)
+        return -1;
+    buf[n] = '\0';
+    return n;
+}
+
+/* The file FILE of PID's cgroup of the hierarchy whose /proc/<pid>/cgroup
+ * line starts with TAG ("0::" for v2, ":freezer:" inside a v1 line) under
+ * ROOT, read into BUF. */
+static int cgroup_file(int pid, const char *tag, const char *root, const char *file,
+                       char *buf, size_t size)
+{
+    char path[PATH_MAX], lines[2048];
+    snprintf(path, sizeof path, "/proc/%d/cgroup", pid);
+    if (read_small(path, lines, sizeof lines) < 0)
+        return -1;
+    char *cg = strstr(lines, tag);
+    if (!cg || (tag[0] == '0' && cg != lines && cg[-1] != '\n'))
+        return -1;
+    cg += strlen(tag);
+    cg[strcspn(cg, "\n")] = '\0';
+    if (snprintf(path, sizeof path, "%s%s/%s", root, cg, file) >= (int)sizeof path)
+        return -1;
+    return read_small(path, buf, size) < 0 ? -1 : 0;
+}
+
+/* PID frozen by the cgroup freezer (docker pause, systemctl freeze):
+ * v2's cgroup.events says "frozen 1" (ancestors count), v1's
+ * freezer.state FROZEN or FREEZING. */
+static int proc_frozen(int pid)
+{
+    char buf[512];
+    if (!cgroup_file(pid, "0::", "/sys/fs/cgroup", "cgroup.events", buf, sizeof buf) &&
+        strstr(buf, "frozen 1"))
+        return 1;
+    return !cgroup_file(pid, ":freezer:", "/sys/fs/cgroup/freezer", "freezer.state", buf,
+                        sizeof buf) &&
+           (strstr(buf, "FROZEN") || strstr(buf, "FREEZING"));
+}
+
 int evb_proc_stopped(uint64_t owner)
 {
     int pid = (int)(owner >> 32);
     char state = 0;
     if (pid <= 0 || !proc_stat(pid, &state))
         return 0;
-    return state == 'T' || state == 't';
+    return state == 'T' || state == 't' || proc_frozen(pid);
 }
 
 static _Atomic uint64_t self_owner;

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -653,4 +654,47 @@ Test(lease, a_producer_this_process_cannot_see_keeps_the_lease_off)
     cr_expect_eq(holder(lease_word()), 1, "the slot free, the lease is taken");
     evb_producer_close(a);
     evb_ring_close(&r);
+}
+
+/* A holder frozen by the cgroup freezer (docker pause) inside its
+ * check-and-store is waited for as a stopped one, not reported as damage:
+ * the liveness check says frozen. */
+static int sleeper(void *arg)
+{
+    (void)arg;
+    for (;;)
+        pause();
+    return 0;
+}
+
+Test(lease, a_frozen_process_counts_as_stopped)
+{
+    const char *fz = "/sys/fs/cgroup/freezer";
+    char dir[256], path[300];
+    snprintf(dir, sizeof dir, "%s/evbus-test-%d", fz, (int)getpid());
+    if (access(fz, W_OK) || mkdir(dir, 0755))
+        cr_skip_test("no cgroup v1 freezer to write here");
+    pid_t pid = t_spawn(sleeper, NULL);
+    uint64_t owner = (uint64_t)(uint32_t)pid << 32 | (uint32_t)evb_proc_start(pid);
+    cr_expect_eq(evb_proc_stopped(owner), 0, "running");
+    snprintf(path, sizeof path, "%s/cgroup.procs", dir);
+    FILE *f = fopen(path, "w");
+    cr_assert(f);
+    fprintf(f, "%d\n", (int)pid);
+    fclose(f);
+    snprintf(path, sizeof path, "%s/freezer.state", dir);
+    f = fopen(path, "w");
+    cr_assert(f);
+    fputs("FROZEN\n", f);
+    fclose(f);
+    usleep(100000);
+    cr_expect_eq(evb_proc_stopped(owner), 1, "frozen");
+    cr_expect_eq(evb_proc_alive(owner), 1, "and alive");
+    f = fopen(path, "w");
+    fputs("THAWED\n", f);
+    fclose(f);
+    kill(pid, SIGKILL);
+    t_wait_exit(pid, 5000);
+    snprintf(path, sizeof path, "%s/cgroup.procs", fz);
+    rmdir(dir);
 }
