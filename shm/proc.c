@@ -19,19 +19,27 @@
 #include <time.h>
 #include <unistd.h>
 
+/* Read a small file whole into BUF; its length, or -1. */
+static ssize_t read_small(const char *path, char *buf, size_t size)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t n = read(fd, buf, size - 1);
+    close(fd);
+    if (n < 0)
+        return -1;
+    buf[n] = '\0';
+    return n;
+}
+
 /* Threads of PID (the Threads: line of /proc/<pid>/status), 0 unknown. */
 static int proc_threads(int pid)
 {
     char path[64], buf[2048];
     snprintf(path, sizeof path, "/proc/%d/status", pid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
+    if (read_small(path, buf, sizeof buf) <= 0)
         return 0;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0)
-        return 0;
-    buf[n] = '\0';
     const char *t = strstr(buf, "\nThreads:");
     return t ? atoi(t + 9) : 0;
 }
@@ -41,14 +49,8 @@ static uint64_t proc_stat(int pid, char *state_out)
 {
     char path[64], buf[1024];
     snprintf(path, sizeof path, "/proc/%d/stat", pid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
+    if (read_small(path, buf, sizeof buf) <= 0)
         return 0;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0)
-        return 0;
-    buf[n] = '\0';
     /* The command name (field 2) may hold spaces and parentheses: count
      * fields from the last ')'. p starts at the space before field 3 and
      * moves one field per step; we want the space before field 22. */
@@ -93,20 +95,6 @@ int evb_proc_gone(uint64_t owner)
     uint32_t want = (uint32_t)owner;
     uint32_t have = (uint32_t)start ? (uint32_t)start : 1;
     return want != have; /* a recycled pid: the owner is gone */
-}
-
-/* Read a small file whole into BUF; its length, or -1. */
-static ssize_t read_small(const char *path, char *buf, size_t size)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    ssize_t n = read(fd, buf, size - 1);
-    close(fd);
-    if (n < 0)
-        return -1;
-    buf[n] = '\0';
-    return n;
 }
 
 /* The file FILE of PID's cgroup of the hierarchy whose /proc/<pid>/cgroup

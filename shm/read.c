@@ -12,6 +12,7 @@
 
 #include "err.h"
 #include "frame.h"
+#include "read_inline.h"
 
 /* The newest lap start at or below T: always a frame boundary, because a
  * frame never wraps and an end pad fills every lap to its end. */
@@ -237,17 +238,9 @@ int evb_ring_read(struct evb_ring_reader *rd, struct evb_frame_view *v)
         rd->hole.pos = EVB_POS_NONE;
         if (kind == EVB_FRAME_PAD || !evb_ring_reader_take(rd, h, v))
             continue;
-        v->f = h;
-        v->key = (const uint8_t *)h + EVB_FRAME_HDR;
-        /* 8-aligned: frames are, and so is the value inside (frame.h);
-         * rd->buf, a copy's home, is malloc'ed. */
-        v->value = (const uint8_t *)h + st.value_at;
-        /* The checked lengths travel with the view (no double fetch). */
-        v->key_len = st.key_len;
-        v->value_len = st.value_len;
-        v->flags = st.flags;
-        v->pos = pos;
-        v->end = pos + st.skip;
+        /* The value is 8-aligned: frames are, and so is the value inside
+         * (frame.h); rd->buf, a copy's home, is malloc'ed. */
+        evb_view_set(v, h, pos, &st);
         return 0;
     }
 }

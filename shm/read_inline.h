@@ -19,6 +19,21 @@
 #include "frame.h"
 #include "ring.h"
 
+/* A view of the checked frame F (its decoded step ST) at POS: the lengths
+ * travel with the view as the decoder checked them (no double fetch). */
+static inline void evb_view_set(struct evb_frame_view *v, const struct evb_frame *f,
+                                uint64_t pos, const struct evb_frame_step *st)
+{
+    v->f = f;
+    v->key = (const uint8_t *)f + EVB_FRAME_HDR;
+    v->value = (const uint8_t *)f + st->value_at;
+    v->key_len = st->key_len;
+    v->value_len = st->value_len;
+    v->flags = st->flags;
+    v->pos = pos;
+    v->end = pos + st->skip;
+}
+
 /* The next event of RD into V (as evb_ring_read would deliver it), or
  * false with RD untouched: call evb_ring_read() then. */
 static inline bool evb_ring_read_fast(struct evb_ring_reader *rd, struct evb_frame_view *v)
@@ -53,14 +68,7 @@ static inline bool evb_ring_read_fast(struct evb_ring_reader *rd, struct evb_fra
     rd->pos = pos + st.skip;
     rd->hole.pos = EVB_POS_NONE;
     rd->delivered++;
-    v->f = f;
-    v->key = (const uint8_t *)f + EVB_FRAME_HDR;
-    v->value = (const uint8_t *)f + st.value_at;
-    v->key_len = st.key_len;
-    v->value_len = st.value_len;
-    v->flags = st.flags;
-    v->pos = pos;
-    v->end = pos + st.skip;
+    evb_view_set(v, f, pos, &st);
     v->lost_events = 0;
     v->lost_bytes = 0;
     return true;
