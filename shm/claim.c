@@ -348,6 +348,27 @@ static bool lease_held(struct evb_ring_producer *p)
 }
 
 /*
+ * Once a lap, every producer looks at its slot's owner word: a foreign
+ * write of it frees the slot to a second producer, and two producers on
+ * one slot share its pending and committing words, so a padder judges
+ * one's claim by the other's and events are lost without a word to
+ * either (a leased holder would also have its lease taken back by a
+ * revoker that takes the slot for its own). Relaxed: only we write a
+ * live owner (a reaper only a dead one), so any other value is damage,
+ * whatever order it came in.
+ */
+static int own_slot_check(const struct evb_ring_producer *p)
+{
+    uint64_t own = atomic_load_explicit(&p->slot->owner, memory_order_relaxed);
+    if (own == evb_proc_self())
+        return 0;
+    return evb_err_set(-EBADMSG, "partition %u: producer slot %u, this producer's, says "
+                       "owner %#llx: written by another process; this producer stops "
+                       "rather than share its slot", p->r->partition, p->slot_idx,
+                       (unsigned long long)own);
+}
+
+/*
  * Once a lap, an exclusive or leased producer compares the ring's tail
  * with its own copy (POS, OFF): only it moves the tail, so any other value
  * was written by a hand outside the protocol, and claiming on from either
@@ -600,8 +621,11 @@ int evb_ring_claim(struct evb_ring_producer *p, uint32_t len, uint32_t events,
                 pad = (uint32_t)(r->capacity - idx);
             if (pos < p->limit_from)
                 limit = 0;
+            int bad = own_slot_check(p);
+            if (bad)
+                return bad;
             if (p->exclusive || p->leased) {
-                int bad = exclusive_tail_check(p, pos, off);
+                bad = exclusive_tail_check(p, pos, off);
                 if (bad < 0)
                     return bad;
                 if (bad)
