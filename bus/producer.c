@@ -36,6 +36,7 @@ struct evb_producer {
     bool durable;              /* frames carry a CRC32C; sync waits for disk */
     bool poke;                 /* ASYNC: a sync wakes the flusher early */
     struct evb_flusher *flusher; /* durable: this process flushes too */
+    struct evb_sync_file *sync; /* durable: per partition, to lead fdatasyncs */
     struct evb_pstate ps;      /* stable id: its state file (map NULL otherwise) */
     uint32_t fork_gen;         /* evb_proc_fork_gen() at open: else a forked copy */
     int opener;                /* the pid that opened it, for the message */
@@ -86,6 +87,14 @@ EVB_EXPORT int evb_producer_open(evb_producer **out, evb_bus *bus, const char *t
     }
     p->durable = p->tm->cfg.durability != EVB_DURABILITY_NONE;
     p->poke = p->tm->cfg.durability == EVB_DURABILITY_ASYNC;
+    if (p->durable) {
+        if (!(p->sync = calloc(p->tm->nparts, sizeof *p->sync))) {
+            evb_producer_close(p);
+            return -ENOMEM;
+        }
+        for (uint32_t i = 0; i < p->tm->nparts; i++)
+            evb_sync_file_init(&p->sync[i], p->tm->ddir, i, p->tm->cfg.segment_bytes);
+    }
     /* Every producer's process is a flush candidate: no daemon needed. */
     if (p->durable)
         evb_flush_orphans(p->tm);
@@ -150,6 +159,9 @@ EVB_EXPORT void evb_producer_close(evb_producer *p)
     free(p->rp);
     free(p->seq);
     free(p->end);
+    for (uint32_t i = 0; p->sync && i < p->tm->nparts; i++)
+        evb_sync_file_close(&p->sync[i]);
+    free(p->sync);
     evb_pstate_close(&p->ps);
     evb_topic_map_close(p->tm);
     free(p);
@@ -563,6 +575,16 @@ static int sync_failed(const evb_producer *p, uint32_t part, int rc)
     return rc;
 }
 
+/* Every durable wait of a producer: until partition PART is on disk up
+ * to the end of our last commit there, or DEADLINE (mono ns). The waiter
+ * leads the fdatasync itself once the flusher wrote it (S3). */
+static int wait_part(evb_producer *p, uint32_t part, uint64_t deadline, unsigned flags)
+{
+    int rc = evb_wait_durable(&p->tm->rings[part], &p->sync[part], p->end[part], deadline,
+                              flags | (p->poke ? EVB_WAIT_POKE : 0));
+    return rc ? sync_failed(p, part, rc) : 0;
+}
+
 EVB_EXPORT int evb_producer_sync(evb_producer *p, int32_t timeout_ms)
 {
     if (!p)
@@ -574,9 +596,9 @@ EVB_EXPORT int evb_producer_sync(evb_producer *p, int32_t timeout_ms)
     for (uint32_t i = 0; i < p->tm->nparts; i++) {
         if (!p->end[i])
             continue;
-        int rc = evb_wait_durable(&p->tm->rings[i], p->end[i], deadline, p->poke);
+        int rc = wait_part(p, i, deadline, 0);
         if (rc)
-            return sync_failed(p, i, rc);
+            return rc;
     }
     return 0;
 }
@@ -602,12 +624,16 @@ EVB_EXPORT int evb_publish(evb_producer *p, const evb_msg *m)
     int part = pick_partition(p, m->partition, m->key, m->key_len);
     if (part < 0)
         return part;
+    /* A sync publish counts itself a waiter before its commit, so the
+     * flusher that sees the commit leaves the fdatasync to it (S3). */
+    bool sync = (m->flags & EVB_MSG_SYNC) && p->durable;
+    if (sync)
+        evb_sync_count(&p->tm->rings[part], 1);
     rc = publish_run(p, (uint32_t)part, m, 1);
-    if (!rc && (m->flags & EVB_MSG_SYNC) && p->durable) {
-        rc = evb_wait_durable(&p->tm->rings[part], p->end[part], UINT64_MAX, p->poke);
-        if (rc)
-            rc = sync_failed(p, (uint32_t)part, rc);
-    }
+    if (!rc && sync)
+        rc = wait_part(p, (uint32_t)part, UINT64_MAX, EVB_WAIT_COUNTED);
+    if (sync)
+        evb_sync_count(&p->tm->rings[part], -1);
     return rc;
 }
 

@@ -159,7 +159,11 @@ struct evb_ring_hdr {
     _Atomic uint64_t fsyncs;     /* 432: fdatasyncs completed; statistic */
     _Atomic int32_t flush_error; /* 440: last write/fdatasync error (-errno), 0 ok */
     _Atomic uint32_t flush_bell; /* 444: futex word, bumped as flushed moves */
-    uint8_t pad3_[EVB_LINE - 64];
+    /* 448: owner words of the (at most two) processes whose threads are
+     * running an fdatasync for sync waiters (bus/durable/durable_wait.c,
+     * S3); 0: free. Zero padding in rings of older builds. */
+    _Atomic uint64_t sync_lead[2];
+    uint8_t pad3_[EVB_LINE - 80];
 
     /* line 4: rare-event counters; statistics, relaxed. */
     _Atomic uint64_t aborted;        /* 512: events voided by pads */
@@ -322,7 +326,8 @@ EVB_RING_AT(evb_ring_hdr, flusher, 424);
 EVB_RING_AT(evb_ring_hdr, fsyncs, 432);
 EVB_RING_AT(evb_ring_hdr, flush_error, 440);
 EVB_RING_AT(evb_ring_hdr, flush_bell, 444);
-EVB_RING_AT(evb_ring_hdr, pad3_, 448);
+EVB_RING_AT(evb_ring_hdr, sync_lead, 448);
+EVB_RING_AT(evb_ring_hdr, pad3_, 464);
 /* line 4 */
 EVB_RING_AT(evb_ring_hdr, aborted, 512);
 EVB_RING_AT(evb_ring_hdr, padded_dead, 520);

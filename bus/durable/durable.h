@@ -37,6 +37,19 @@
  *       flusher to sync now rather than at flush_ms; one left by a killed
  *       waiter makes it sync more often, nothing worse. Acquire loads of durable (a
  *       waiter's spin, a takeover, the orphan check) pair with the store.
+ *   S3  sync leaders (durable_wait.c): a sync waiter whose target the
+ *       flusher has written (flushed, F1, loaded with acquire after it
+ *       takes the slot) takes one of the two sync_lead slots by CAS
+ *       (acquire: the previous leader's durable store is seen), runs
+ *       fdatasync on the segment itself, publishes durable by a seq_cst
+ *       CAS-max (S2: leaders and the flusher publish at once, and only a
+ *       larger value goes in), frees the slot (release) and rings
+ *       sync_bell. The flusher leaves the fdatasync to counted waiters
+ *       for at most EVB_LEAD_DEFER_NS (flush_round.c, sync_due), and
+ *       absorbs the durable word into its synced position (acquire, S2)
+ *       so it does not sync again what a leader synced. A slot of a
+ *       process that died is freed (relaxed CAS) by a waiter about to
+ *       lead (it looks every 100 ms at most).
  *   E1  flush_error rides on the bells: evb_flush_tell() (durable_wait.c,
  *       the one place that sets an error) stores it (relaxed), then bumps
  *       sync_bell and flush_bell (release). A sync waiter loads it
@@ -123,11 +136,40 @@ int evb_flush_orphans_of(const struct evb_durable_topic *dt);
  * partitions were left to a flusher (>= 0), or -errno from the lock. */
 int evb_retain_idle(const struct evb_durable_topic *dt, int wait_ms);
 
+/* What a sync waiter needs to lead a round itself (S3): where the
+ * partition's segments are, and the one it has open for fdatasync. One
+ * per producer and partition, set up by evb_sync_file_init(). */
+struct evb_sync_file {
+    const char *ddir;   /* <data>/<topic>, borrowed */
+    uint32_t part;
+    uint64_t seg_bytes;
+    int fd;             /* segment open read-only, -1 none */
+    uint64_t base;      /* its base position */
+    bool cannot;        /* it could not be opened: leave syncs to the flusher */
+    uint64_t reaped_at; /* mono ns: last look for dead leaders' slots */
+};
+void evb_sync_file_init(struct evb_sync_file *sf, const char *ddir, uint32_t part,
+                        uint64_t seg_bytes);
+void evb_sync_file_close(struct evb_sync_file *sf);
+
+/* evb_wait_durable() flags: wake an ASYNC flusher to write now rather
+ * than at its interval; the caller counted this waiter already. */
+#define EVB_WAIT_POKE 1u
+#define EVB_WAIT_COUNTED 2u
 /* Wait until R's durable position reaches TARGET or DEADLINE (mono ns,
- * UINT64_MAX: none) passes; with POKE (ASYNC topics) the flusher is woken
- * to sync now rather than at its interval.
- * 0, -ETIMEDOUT, or the flusher's write error. */
-int evb_wait_durable(struct evb_ring *r, uint64_t target, uint64_t deadline, bool poke);
+ * UINT64_MAX: none) passes. Once the flusher has written TARGET, the
+ * waiter fdatasyncs it itself (S3) unless SF is NULL or another round
+ * covering it is running.
+ * 0, -ETIMEDOUT, or the flusher's (or our fdatasync's) error. */
+int evb_wait_durable(struct evb_ring *r, struct evb_sync_file *sf, uint64_t target,
+                     uint64_t deadline, unsigned flags);
+/* Count a sync waiter of R in (DELTA 1) or out (-1) (S2). A producer
+ * that will wait counts itself before its commit, so the flusher that
+ * sees the commit leaves the fdatasync to it (S3). */
+void evb_sync_count(struct evb_ring *r, int delta);
+/* Publish POS as R's durable position unless it is already further
+ * (seq_cst, S2): the flusher and leaders publish at once. */
+void evb_durable_publish_max(struct evb_ring *r, uint64_t pos);
 /* Take the flush lock of partition directory PDIR (created if missing),
  * waiting up to WAIT_MS (0: try once). The fd holds it; -EWOULDBLOCK when
  * another process does. A lock file made here gets exactly MODE, the

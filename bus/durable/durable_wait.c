@@ -7,9 +7,19 @@
  * them. What gets synced and when is flush_round.c's.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
 
 #include "err.h"
 #include "flush_internal.h"
+#include "safe_open.h"
+
+#ifndef EVB_SYNC_LEADS
+#define EVB_SYNC_LEADS 2
+#endif
 #include "spin.h"
 
 /*
@@ -72,8 +82,9 @@ void evb_flush_publish_durable(struct evb_ring *r, uint64_t pos)
     struct evb_ring_hdr *h = r->hdr;
     /* S2: seq_cst store of durable, before the bell below; pairs with the
      * waiter's seq_cst load of durable after its count and its read of the
-     * bell (Dekker with sync_waiters). */
-    atomic_store_explicit(&h->durable, pos, memory_order_seq_cst);
+     * bell (Dekker with sync_waiters). Never below what a leader (S3)
+     * published. */
+    evb_durable_publish_max(r, pos);
     /* Always wake: one system call per fdatasync is noise, and so a
      * waiter SIGKILLed before it could decrement sync_waiters (which then
      * only asks ASYNC flushers to sync at once) costs no lost wake-up.
@@ -99,7 +110,7 @@ void evb_flush_fail(struct fpart *fp, int err)
     evb_flush_error_note(fp, err);
     /* S2: seq_cst store of durable as in evb_flush_publish_durable(); its
      * bell is rung by evb_flush_tell() with the error's. */
-    atomic_store_explicit(&fp->r->hdr->durable, fp->synced, memory_order_seq_cst);
+    evb_durable_publish_max(fp->r, fp->synced);
     evb_flush_tell(fp->r->hdr, err);
 }
 
@@ -116,60 +127,248 @@ static int durable_reached(const struct evb_ring *r, uint64_t d)
     return 0;
 }
 
-int evb_wait_durable(struct evb_ring *r, uint64_t target, uint64_t deadline, bool poke)
+void evb_durable_publish_max(struct evb_ring *r, uint64_t pos)
+{
+    _Atomic uint64_t *w = &r->hdr->durable;
+    /* S2: seq_cst, as every store of durable; leaders and the flusher may
+     * publish at once, so only a larger value goes in (a smaller one was
+     * covered by the larger's fdatasync). */
+    uint64_t cur = atomic_load_explicit(w, memory_order_seq_cst);
+    while (cur < pos &&
+           !atomic_compare_exchange_weak_explicit(w, &cur, pos, memory_order_seq_cst,
+                                                  memory_order_seq_cst))
+        ;
+}
+
+void evb_sync_file_init(struct evb_sync_file *sf, const char *ddir, uint32_t part,
+                        uint64_t seg_bytes)
+{
+    *sf = (struct evb_sync_file){.ddir = ddir, .part = part, .seg_bytes = seg_bytes, .fd = -1};
+}
+
+void evb_sync_file_close(struct evb_sync_file *sf)
+{
+    if (sf && sf->fd >= 0)
+        close(sf->fd);
+    if (sf)
+        sf->fd = -1;
+}
+
+/* The segment holding position LAST, open in SF (kept for the next
+ * round). False when it cannot be opened (another user's file we may not
+ * read, a name that is not a regular file): then this waiter leaves the
+ * fdatasync to the flusher. */
+static bool sync_file_at(struct evb_sync_file *sf, uint64_t last)
+{
+    uint64_t base = last - last % sf->seg_bytes;
+    if (sf->fd >= 0 && sf->base == base)
+        return true;
+    evb_sync_file_close(sf);
+    char dir[PATH_MAX], path[PATH_MAX + 32];
+    evb_seg_part_dir(sf->ddir, sf->part, dir, sizeof dir);
+    if (evb_seg_path(path, sizeof path, dir, base, "log"))
+        return false;
+    /* Read-only is enough: fdatasync syncs the file, whoever opened it. */
+    int fd = evb_open_file(AT_FDCWD, path, O_RDONLY | O_CLOEXEC, 0, EVB_FILE_REG);
+    if (fd < 0)
+        return false;
+    sf->fd = fd;
+    sf->base = base;
+    return true;
+}
+
+/* S3: a lead slot held by a process that died (SIGKILL inside its
+ * fdatasync) is freed, so waiters do not wait on it for ever. Relaxed:
+ * nothing is published through a dead leader's slot; a CAS that loses
+ * found it freed or taken anew. (The flusher syncs meanwhile: it leaves
+ * syncs to waiters for EVB_LEAD_DEFER_NS only.) */
+static void lead_reap(struct evb_ring_hdr *h)
+{
+    for (int i = 0; i < 2; i++) {
+        uint64_t o = atomic_load_explicit(&h->sync_lead[i], memory_order_relaxed);
+        if (o && evb_proc_gone(o) == 1)
+            atomic_compare_exchange_strong_explicit(&h->sync_lead[i], &o, 0,
+                                                    memory_order_relaxed,
+                                                    memory_order_relaxed);
+    }
+}
+
+/*
+ * S3, a sync waiter leads: take a free lead slot, then fdatasync what the
+ * flusher has written (flushed, F1) ourselves and publish it as durable,
+ * so the waiter pays one fdatasync and no hand-off to the flusher's
+ * thread. Two slots: a round may start while another's fdatasync runs
+ * (the flusher keeps writing meanwhile), so a producer's next event does
+ * not wait for a round that began before it was written.
+ * 0: led a round (look again), 1: no slot free or cannot lead, <0: the
+ * fdatasync failed (the flusher's next one fails too: the kernel reports
+ * a writeback error to every open file of the inode).
+ */
+static int lead(struct evb_ring *r, struct evb_sync_file *sf, uint64_t target)
 {
     struct evb_ring_hdr *h = r->hdr;
-    /* A short spin first: a group commit in flight lands within one
-     * fdatasync, and a futex sleep would add a wake-up to that. */
-    struct evb_spin spin;
-    evb_spin_init(&spin, 50000);
-    for (;;) {
-        /* S2: acquire pairs with the flusher's store; nothing is read after
-         * it, but a caller may act on "durable" at once. */
-        uint64_t d = atomic_load_explicit(&h->durable, memory_order_acquire);
-        if (d >= target)
-            return durable_reached(r, d);
-        /* E1: relaxed; a set error is seen at the latest after the bell
-         * that follows it (the futex loop below). */
-        int e = atomic_load_explicit(&h->flush_error, memory_order_relaxed);
-        if (e)
-            return e;
-        if (!evb_spin_once(&spin))
-            break;
+    uint64_t self = evb_proc_self();
+    _Atomic uint64_t *slot = NULL;
+    /* A slot may be held by a leader that died in its fdatasync: looked
+     * at every EVB_IDLE_WAIT_NS at most, since it reads /proc. */
+    uint64_t now = evb_mono_ns();
+    if (now - sf->reaped_at >= EVB_IDLE_WAIT_NS) {
+        sf->reaped_at = now;
+        lead_reap(h);
     }
-    bool poked = !poke;
+    for (int i = 0; i < EVB_SYNC_LEADS && !slot; i++) {
+        uint64_t exp = 0;
+        /* S3: acquire, pairs with the last leader's release of the slot:
+         * its durable store is seen, so a round it covered is not run
+         * again. A failed CAS reads nothing we use: relaxed. */
+        if (atomic_compare_exchange_strong_explicit(&h->sync_lead[i], &exp, self,
+                                                    memory_order_acquire,
+                                                    memory_order_relaxed))
+            slot = &h->sync_lead[i];
+    }
+    if (!slot)
+        return 1;
+    EVB_CRASH_POINT("sync.lead");
+    int rc = 0;
+    /* F1: acquire, after taking the slot: every byte below flushed is in
+     * the file (its write completed), so our fdatasync covers it. */
+    uint64_t f = atomic_load_explicit(&h->flushed, memory_order_acquire);
+    /* S2: seq_cst, as every load of durable. */
+    uint64_t d = atomic_load_explicit(&h->durable, memory_order_seq_cst);
+    /* T1: acquire, after flushed: flushed never passes the tail. */
+    uint64_t t = atomic_load_explicit(&h->tail.pos, memory_order_acquire);
+    if (f % EVB_FRAME_ALIGN || f < r->base_pos || f > t) {
+        rc = bad_word(r, "flushed", f, t);
+    } else if (f < target || f <= d) {
+        rc = 0; /* nothing new written, or a round covered it meanwhile */
+    } else if (!sync_file_at(sf, f - 1)) {
+        sf->cannot = true;
+        rc = 1;
+    } else if (fdatasync(sf->fd) < 0) {
+        int e = errno;
+        rc = evb_err_set(-e, "partition %u: fdatasync of segment %llu: %s", sf->part,
+                         (unsigned long long)sf->base, strerror(e));
+    } else {
+        /* Everything below the segment's base was synced by the flusher
+         * before it wrote a byte of this one (flush_round.c: a segment is
+         * switched only once synced to its end), and every byte of
+         * [base, f) was written before our fdatasync began. */
+        EVB_CRASH_POINT("sync.synced");
+        /* Relaxed: a statistic. */
+        atomic_fetch_add_explicit(&h->fsyncs, 1, memory_order_relaxed);
+        evb_durable_publish_max(r, f);
+    }
+    /* S3: release, after our durable store (see the acquire above). */
+    atomic_store_explicit(slot, 0, memory_order_release);
+    /* S2: release bump after the store of durable (or a freed slot
+     * another waiter may take). */
+    evb_bell_ring(&h->sync_bell);
+    return rc;
+}
+
+void evb_sync_count(struct evb_ring *r, int delta)
+{
+    if (delta > 0)
+        /* S2: seq_cst; Dekker with the flusher's store of durable and its
+         * later load of the count. */
+        atomic_fetch_add_explicit(&r->hdr->sync_waiters, 1, memory_order_seq_cst);
+    else
+        /* S2: relaxed; the count only asks the flusher to leave the sync
+         * to us or to hurry, and a late decrement costs at most one early
+         * sync. */
+        atomic_fetch_sub_explicit(&r->hdr->sync_waiters, 1, memory_order_relaxed);
+}
+
+/* How long a sync waiter spins before it sleeps: 50 us while there are
+ * fewer waiters than CPUs; none beyond, where spinners would take the
+ * CPU from the flusher's write and the leader they wait for. */
+static uint64_t spin_budget(struct evb_ring_hdr *h)
+{
+    static _Atomic long ncpu; /* relaxed: a cache of sysconf, any value read is valid */
+    long n = atomic_load_explicit(&ncpu, memory_order_relaxed);
+    if (!n) {
+        n = sysconf(_SC_NPROCESSORS_ONLN);
+        if (n < 1)
+            n = 1;
+        atomic_store_explicit(&ncpu, n, memory_order_relaxed);
+    }
+    /* S2: relaxed, a hint for how long to spin; nothing is ordered by it. */
+    uint32_t w = atomic_load_explicit(&h->sync_waiters, memory_order_relaxed);
+    return w < (uint32_t)n ? 50000 : 0;
+}
+
+int evb_wait_durable(struct evb_ring *r, struct evb_sync_file *sf, uint64_t target,
+                     uint64_t deadline, unsigned flags)
+{
+    struct evb_ring_hdr *h = r->hdr;
+    /* S2: acquire pairs with the store of durable; a caller may act on
+     * "durable" at once. */
+    uint64_t d = atomic_load_explicit(&h->durable, memory_order_acquire);
+    if (d >= target)
+        return durable_reached(r, d);
+    /* Counted for the whole wait (S2, S3), if the caller did not count us
+     * before its commit: the flusher leaves the fdatasync to counted
+     * waiters for a short while (flush_round.c, sync_due), and an ASYNC
+     * flusher syncs now rather than at flush_ms. */
+    bool count = !(flags & EVB_WAIT_COUNTED);
+    if (count)
+        evb_sync_count(r, 1);
+    if (flags & EVB_WAIT_POKE)
+        evb_ring_wake(r); /* an ASYNC flusher asleep until its interval */
+    bool may_lead = sf && !sf->cannot;
+    /* A short spin between looks: the write or a round in flight lands
+     * within one fdatasync, and a futex sleep would add a wake-up. */
+    struct evb_spin spin;
+    evb_spin_init(&spin, spin_budget(h));
+    int rc;
     for (;;) {
-        /* S2: seq_cst count (Dekker with the flusher's seq_cst store of
-         * durable and its later seq_cst load of sync_waiters in sync_due,
-         * sleep_idle), then the bell with acquire (pairs with the
-         * flusher's release bump; E1 rides on it). */
-        atomic_fetch_add_explicit(&h->sync_waiters, 1, memory_order_seq_cst);
-        uint32_t bell = atomic_load_explicit(&h->sync_bell, memory_order_acquire);
-        if (!poked) {
-            /* An ASYNC flusher asleep until its interval: ring the ring's
-             * doorbell so it sees a waiter and syncs now. */
-            evb_ring_wake(r);
-            poked = true;
+        /* S2, F2: acquire loads of the bells before the words they guard,
+         * so a change after these reads ends the sleep below at once. */
+        uint32_t bells[2] = {atomic_load_explicit(&h->sync_bell, memory_order_acquire),
+                             atomic_load_explicit(&h->flush_bell, memory_order_acquire)};
+        /* S2: seq_cst, after the count. */
+        d = atomic_load_explicit(&h->durable, memory_order_seq_cst);
+        if (d >= target) {
+            rc = durable_reached(r, d);
+            break;
         }
-        /* S2: seq_cst load after the count and the bell's read; pairs with
-         * the store in evb_flush_publish_durable(). E1: flush_error
-         * relaxed, after the bell's acquire above. */
-        uint64_t d = atomic_load_explicit(&h->durable, memory_order_seq_cst);
+        /* E1: relaxed, after the bells' acquire loads. */
         int e = atomic_load_explicit(&h->flush_error, memory_order_relaxed);
-        uint64_t now = evb_mono_ns();
-        if (d >= target || e || now >= deadline) {
-            /* S2: relaxed; the count only asks flushers to hurry, and a
-             * late decrement costs at most one early sync. */
-            atomic_fetch_sub_explicit(&h->sync_waiters, 1, memory_order_relaxed);
-            return d >= target ? durable_reached(r, d) : e ? e : -ETIMEDOUT;
+        if (e) {
+            rc = e;
+            break;
         }
+        if (may_lead) {
+            /* F1: acquire; the lead reloads it under its slot. */
+            uint64_t f = atomic_load_explicit(&h->flushed, memory_order_acquire);
+            if (f >= target) {
+                rc = lead(r, sf, target);
+                if (rc < 0)
+                    break;
+                may_lead = !sf->cannot;
+                if (rc == 0) {
+                    evb_spin_init(&spin, spin_budget(h));
+                    continue;
+                }
+            }
+        }
+        uint64_t now = evb_mono_ns();
+        if (now >= deadline) {
+            rc = -ETIMEDOUT;
+            break;
+        }
+        if (evb_spin_once(&spin))
+            continue;
         /* Wake at least every 100 ms: a flusher that died is replaced by
-         * another process, which bumps the bell only if it sees us. */
+         * another process, who bumps the bell only if it sees us. */
         uint64_t wait = deadline - now;
         if (wait > EVB_IDLE_WAIT_NS)
             wait = EVB_IDLE_WAIT_NS;
-        evb_bell_sleep(&h->sync_bell, bell, wait);
-        /* S2: relaxed, as above; the next pass counts itself again. */
-        atomic_fetch_sub_explicit(&h->sync_waiters, 1, memory_order_relaxed);
+        _Atomic uint32_t *words[2] = {&h->sync_bell, &h->flush_bell};
+        evb_bell_wait(words, bells, 2, wait);
+        evb_spin_init(&spin, spin_budget(h));
     }
+    if (count)
+        evb_sync_count(r, -1);
+    return rc;
 }

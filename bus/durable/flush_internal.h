@@ -33,6 +33,18 @@
 #define EVB_WRITE_MAX_CACHED (1u << 20)
 #define EVB_RETAIN_EVERY_NS (1000ull * 1000 * 1000)
 #define EVB_FAIL_RETRY_NS (1000ull * 1000 * 1000)
+/* How long the flusher leaves an fdatasync to counted sync waiters, who
+ * lead it themselves (durable_wait.c, S3), before it syncs anyway. */
+#define EVB_LEAD_DEFER_NS (2ull * 1000 * 1000)
+/* How often the durable mark follows what sync leaders synced; the
+ * flusher's own fdatasyncs write it every time (flush_round.c). A mark
+ * behind durable makes a rebuild take damage between the two for a torn
+ * tail, as it does for the frames of a round not yet marked. */
+#define EVB_MARK_EVERY_NS (5ull * 1000 * 1000)
+/* How long an idle flusher polls for the next commit while sync waiters
+ * are about (flusher.c): a little over one fdatasync, the time between a
+ * sync producer's commits. */
+#define EVB_SYNC_SPIN_NS (300ull * 1000)
 #define EVB_DIO 4096u /* O_DIRECT alignment of offsets, lengths and buffers */
 /* Disk is reserved ahead of the writes in steps that double from
  * EVB_SEG_RESERVE_FIRST up to this (flush_segment.c). */
@@ -58,6 +70,9 @@ struct fpart {
     uint64_t walk_offset;     /* offset of the next event at walk_offset_at */
     uint64_t walk_offset_at;  /* == walk when walk_offset is known there */
     uint64_t last_sync;       /* mono ns */
+    uint64_t unsynced_since;  /* mono ns: the write that left synced behind written */
+    uint64_t mark_at;         /* mono ns: the mark's last write */
+    uint64_t mark_pos;        /* and the position it recorded */
     struct evb_hole_timer hole; /* the walk is stopped at a hole (shm/pad.c) */
     /* the round's op */
     bool busy;
@@ -154,6 +169,11 @@ void evb_flush_index_note(struct evb_flush *fl, struct fpart *fp, uint64_t pos, 
 /* flush_round.c: queue FP's write and/or fdatasync (true if queued), then
  * submit every queued op and complete them. */
 bool evb_flush_prepare(struct evb_flush *fl, struct fpart *fp, uint64_t now);
+/* flush_round.c: whether FP's written bytes up to END are to be synced
+ * now; when it leaves them to sync leaders (S3), until when, in
+ * *DEFER_UNTIL (if not NULL). */
+bool evb_flush_sync_due(struct evb_flush *fl, struct fpart *fp, uint64_t end, uint64_t now,
+                        uint64_t *defer_until);
 void evb_flush_run_ops(struct evb_flush *fl, unsigned nparts, uint64_t now);
 
 /* retention.c: drop FP's old segments as the topic's retention says. */

@@ -82,17 +82,58 @@ static void walk(struct evb_flush *fl, struct fpart *fp, uint64_t limit)
     fp->walk = pos;
 }
 
-static bool sync_due(struct evb_flush *fl, struct fpart *fp, uint64_t end, uint64_t now)
+bool evb_flush_sync_due(struct evb_flush *fl, struct fpart *fp, uint64_t end, uint64_t now,
+                        uint64_t *defer_until)
 {
     if (end <= fp->synced)
         return false;
     const evb_topic_config *cfg = &fl->cfg;
     /* S2: seq_cst load of sync_waiters; Dekker with the waiter's seq_cst
      * count then load of durable (durable_wait.c). */
-    return cfg->durability == EVB_DURABILITY_SYNC ||
-           atomic_load_explicit(&fp->r->hdr->sync_waiters, memory_order_seq_cst) ||
-           now - fp->last_sync >= (uint64_t)cfg->flush_ms * 1000000ull ||
-           end % cfg->segment_bytes == 0 || evb_flush_stopping(fl);
+    uint32_t waiters = atomic_load_explicit(&fp->r->hdr->sync_waiters, memory_order_seq_cst);
+    bool must = end % cfg->segment_bytes == 0 || evb_flush_stopping(fl);
+    if (!must && waiters) {
+        /* S3: counted waiters fdatasync what we wrote themselves, one or
+         * two rounds at a time, while we go on writing; we sync only if
+         * nobody has for EVB_LEAD_DEFER_NS (a waiter that cannot open the
+         * segment, a count left by a killed waiter). A segment's end is
+         * ours to sync: its switch waits for it. */
+        uint64_t since = fp->synced < fp->written ? fp->unsynced_since : now;
+        uint64_t until = since + EVB_LEAD_DEFER_NS;
+        if (now < until) {
+            if (defer_until)
+                *defer_until = until;
+            return false;
+        }
+        return true;
+    }
+    return must || cfg->durability == EVB_DURABILITY_SYNC || waiters ||
+           now - fp->last_sync >= (uint64_t)cfg->flush_ms * 1000000ull;
+}
+
+/* The durable mark tells recovery what cannot be a torn tail (recover.c);
+ * written once the position is synced, so never ahead of it. */
+static void mark_synced(struct evb_flush *fl, struct fpart *fp);
+
+/*
+ * S3: what sync leaders synced (durable_wait.c) is ours too: no second
+ * fdatasync for it, and the mark follows. Believed only up to what we
+ * wrote, on a frame boundary: anything else is not a leader's (a leader
+ * publishes a flushed position, and only we publish flushed).
+ */
+static void absorb_durable(struct evb_flush *fl, struct fpart *fp)
+{
+    /* S2: acquire, pairs with the leader's seq_cst CAS of durable, made
+     * after its fdatasync returned. */
+    uint64_t d = atomic_load_explicit(&fp->r->hdr->durable, memory_order_acquire);
+    if (d <= fp->synced || d > fp->written || d % EVB_FRAME_ALIGN)
+        return;
+    fp->synced = d;
+    /* The mark every EVB_MARK_EVERY_NS at most here: a system call per
+     * round in front of the next write is what a leader saves the round. */
+    uint64_t now = evb_mono_ns();
+    if (now - fp->mark_at >= EVB_MARK_EVERY_NS)
+        mark_synced(fl, fp);
 }
 
 /* Queue this round's write and/or fdatasync for FP. True if queued. */
@@ -111,6 +152,7 @@ bool evb_flush_prepare(struct evb_flush *fl, struct fpart *fp, uint64_t now)
     }
     if (fp->lock_fd < 0 || fp->failed)
         return false;
+    absorb_durable(fl, fp);
     /* Once a round, not per frame: a tail that cannot follow what this
      * flusher wrote is a garbage word, not a reason to walk. */
     int bad = evb_flush_check_tail(fp);
@@ -146,9 +188,13 @@ bool evb_flush_prepare(struct evb_flush *fl, struct fpart *fp, uint64_t now)
         return false;
     }
     uint64_t end = fp->walk;
-    bool sync = sync_due(fl, fp, end, now);
-    if (end == fp->written && !sync)
+    bool sync = evb_flush_sync_due(fl, fp, end, now, NULL);
+    if (end == fp->written && !sync) {
+        /* Idle: the mark catches up with what leaders synced. */
+        if (fp->mark_pos != fp->synced)
+            mark_synced(fl, fp);
         return false;
+    }
     /* Under O_DIRECT only whole blocks go direct; a partial block at either
      * end goes through the page cache. Every byte is written once, from
      * committed ring bytes at or above written, so nothing below written
@@ -173,18 +219,6 @@ bool evb_flush_prepare(struct evb_flush *fl, struct fpart *fp, uint64_t now)
         fp->wlen = (uint32_t)(we - fp->written);
         fp->wfd = wfd;
         fp->woff = fp->written - fp->seg_base;
-    }
-    if (we > fp->written && fl->uring_ok) {
-        struct io_uring_sqe *sqe = io_uring_get_sqe(&fl->ring);
-        io_uring_prep_write(sqe, wfd, r->data + (fp->written & r->mask), fp->wlen, fp->woff);
-        io_uring_sqe_set_data64(sqe, (uint64_t)(fp - fl->p) << 1);
-        if (sync)
-            sqe->flags |= IOSQE_IO_LINK; /* no fdatasync after a failed write */
-    }
-    if (sync && fl->uring_ok) {
-        struct io_uring_sqe *sqe = io_uring_get_sqe(&fl->ring);
-        io_uring_prep_fsync(sqe, fp->seg_fd, IORING_FSYNC_DATASYNC);
-        io_uring_sqe_set_data64(sqe, (uint64_t)(fp - fl->p) << 1 | OP_SYNC);
     }
     end = we;
     fp->busy = true;
@@ -227,6 +261,17 @@ static void mark_failed(struct evb_flush *fl, struct fpart *fp, int err)
                                        strerror(-err)));
 }
 
+static void mark_synced(struct evb_flush *fl, struct fpart *fp)
+{
+    if (fp->walk_offset_at != fp->synced)
+        return;
+    fp->mark_at = evb_mono_ns();
+    fp->mark_pos = fp->synced;
+    int rc = evb_seg_mark_durable(fp->dir, fp->synced, fp->walk_offset, fl->cfg.file_mode);
+    if (rc)
+        mark_failed(fl, fp, rc);
+}
+
 static void complete(struct evb_flush *fl, struct fpart *fp, uint64_t now)
 {
     fp->busy = false;
@@ -241,6 +286,8 @@ static void complete(struct evb_flush *fl, struct fpart *fp, uint64_t now)
          * written and flushed stay on frame boundaries. */
         if ((uint32_t)fp->wres < fp->wlen)
             return;
+        if (fp->synced >= fp->written)
+            fp->unsynced_since = now; /* the oldest unsynced byte's time */
         fp->written = fp->op_end;
         /* A death here leaves bytes written past flushed: the next flusher
          * writes them again, the same bytes at the same place. */
@@ -273,14 +320,7 @@ static void complete(struct evb_flush *fl, struct fpart *fp, uint64_t now)
             /* Relaxed: a statistic, publishes nothing. */
             atomic_fetch_add_explicit(&fp->r->hdr->fsyncs, 1, memory_order_relaxed);
             evb_flush_publish_durable(fp->r, fp->synced);
-            /* The durable mark tells recovery what cannot be a torn tail
-             * (recover.c); written after the sync, so never ahead of it. */
-            if (fp->walk_offset_at == fp->synced) {
-                int rc = evb_seg_mark_durable(fp->dir, fp->synced, fp->walk_offset,
-                                              fl->cfg.file_mode);
-                if (rc)
-                    mark_failed(fl, fp, rc);
-            }
+            mark_synced(fl, fp);
         } else if (fp->sres < 0 && fp->sres != -ECANCELED) {
             evb_flush_fail(fp, evb_err_set(fp->sres, "partition %u: fdatasync: %s", fp->part,
                                       strerror(-fp->sres)));
@@ -318,7 +358,13 @@ static void run_ops_plain(struct evb_flush *fl, unsigned nparts)
 /* Submit what evb_flush_prepare() queued and wait for every completion. */
 void evb_flush_run_ops(struct evb_flush *fl, unsigned nparts, uint64_t now)
 {
-    if (!fl->uring_ok) {
+    unsigned busy = 0;
+    for (unsigned i = 0; i < nparts; i++)
+        busy += fl->p[i].busy;
+    /* One partition's write (and fdatasync) gains nothing from io_uring
+     * but a hand-off to its worker thread and back (~2 wake-ups on the
+     * sync path); several run side by side there. */
+    if (!fl->uring_ok || busy == 1) {
         EVB_CRASH_POINT("flush.submit");
         run_ops_plain(fl, nparts);
         for (unsigned i = 0; i < nparts; i++)
@@ -327,9 +373,26 @@ void evb_flush_run_ops(struct evb_flush *fl, unsigned nparts, uint64_t now)
         return;
     }
     unsigned want = 0;
-    for (unsigned i = 0; i < nparts; i++)
-        if (fl->p[i].busy)
-            want += (fl->p[i].op_end > fl->p[i].written) + fl->p[i].op_sync;
+    for (unsigned i = 0; i < nparts; i++) {
+        struct fpart *fp = &fl->p[i];
+        if (!fp->busy)
+            continue;
+        if (fp->op_end > fp->written) {
+            struct io_uring_sqe *sqe = io_uring_get_sqe(&fl->ring);
+            io_uring_prep_write(sqe, fp->wfd, fp->r->data + (fp->written & fp->r->mask),
+                                fp->wlen, fp->woff);
+            io_uring_sqe_set_data64(sqe, (uint64_t)i << 1);
+            if (fp->op_sync)
+                sqe->flags |= IOSQE_IO_LINK; /* no fdatasync after a failed write */
+            want++;
+        }
+        if (fp->op_sync) {
+            struct io_uring_sqe *sqe = io_uring_get_sqe(&fl->ring);
+            io_uring_prep_fsync(sqe, fp->seg_fd, IORING_FSYNC_DATASYNC);
+            io_uring_sqe_set_data64(sqe, (uint64_t)i << 1 | OP_SYNC);
+            want++;
+        }
+    }
     EVB_CRASH_POINT("flush.submit");
     int rc = io_uring_submit(&fl->ring);
     while (rc == -EINTR || rc == -EAGAIN)

@@ -1,0 +1,240 @@
+/*
+ * test_sync_lead.c - sync waiters that lead their own fdatasync
+ * (bus/durable/durable_wait.c, S3): a waiter whose events the flusher has
+ * written takes a lead slot, syncs the segment itself and publishes
+ * durable. A leader killed inside its round must hold nobody up and lose
+ * nothing acknowledged; a waiter that cannot open the segment leaves the
+ * sync to the flusher. That a lead's acknowledgement is really on disk
+ * after the page cache is gone is test_power_loss's.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ring.h"
+#include "segment.h"
+#include "durable_fixture.h"
+
+#define TOPIC "s"
+
+TestSuite(sync_lead, .init = df_setup, .fini = df_teardown, .timeout = 60);
+
+static void create_sync(void)
+{
+    evb_topic_config tc = df_config(EVB_DURABILITY_SYNC);
+    df_create(TOPIC, &tc);
+}
+
+/* The ring's lead slots, through a mapping of our own. */
+static void lead_slots(uint64_t out[2])
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/" TOPIC "/0.ring", t_bus_dir());
+    struct evb_ring r;
+    cr_assert_eq(evb_ring_open(&r, path), 0, "%s", path);
+    out[0] = atomic_load(&r.hdr->sync_lead[0]);
+    out[1] = atomic_load(&r.hdr->sync_lead[1]);
+    evb_ring_close(&r);
+}
+
+static void publish_sync(evb_producer *p, uint64_t seq)
+{
+    uint8_t v[DF_VLEN];
+    t_value_fill(v, DF_VLEN, 1, seq);
+    evb_msg m = {.value = v, .value_len = DF_VLEN, .partition = 0, .flags = EVB_MSG_SYNC};
+    int rc = evb_publish(p, &m);
+    cr_assert_eq(rc, 0, "sync publish %llu: %s", (unsigned long long)seq, evb_last_error());
+}
+
+static evb_producer *producer(void)
+{
+    evb_producer_options po = {.block_ms = -1};
+    evb_producer *p;
+    cr_assert_eq(evb_producer_open(&p, df_bus, TOPIC, &po), 0, "%s", evb_last_error());
+    return p;
+}
+
+/* Close the bus, remove its tmpfs side (a reboot), open it again, and
+ * read events 0..N-1 back from the disk log. */
+static void reboot_and_read(uint64_t n)
+{
+    evb_bus_close(df_bus);
+    t_rmtree(t_bus_dir());
+    df_setup();
+    evb_consumer *c;
+    evb_consumer_options co = {.start = EVB_START_EARLIEST};
+    cr_assert_eq(evb_consumer_open(&c, df_bus, TOPIC, &co), 0, "%s", evb_last_error());
+    df_read(c, 0, n);
+    evb_consumer_close(c);
+}
+
+static struct t_shared *shared; /* val[0]: the child's acknowledged events */
+
+static int sync_child(void *arg)
+{
+    const char *point = arg;
+    setenv("EVB_CRASH_AT", point, 1);
+    evb_bus *b;
+    evb_producer *p;
+    evb_bus_options o = {.data_dir = t_data_dir()};
+    evb_producer_options po = {.block_ms = -1};
+    if (evb_bus_open(&b, t_bus_dir(), &o) || evb_producer_open(&p, b, TOPIC, &po))
+        return 10;
+    /* The flusher leaves the fdatasync to us (a counted waiter) for 2 ms:
+     * we lead, and die at POINT. (A flusher that looks before we count
+     * ourselves syncs at once; it cannot win every time.) */
+    uint8_t v[DF_VLEN];
+    for (uint64_t i = 0; i < 200; i++) {
+        t_value_fill(v, DF_VLEN, 1, i);
+        evb_msg m = {.value = v, .value_len = DF_VLEN, .partition = 0, .flags = EVB_MSG_SYNC};
+        if (evb_publish(p, &m))
+            return 11;
+        shared->val[0] = i + 1;
+    }
+    return 12; /* acknowledged 200 times without leading */
+}
+
+/*
+ * A leader SIGKILLed with its slot taken (before or after its fdatasync,
+ * before it published durable): the next waiters sync without it (the
+ * flusher, then a waiter that frees the dead one's slot), the slot is
+ * free again after them, and every acknowledged event, and the dead
+ * one's committed event, is on disk.
+ */
+static void leader_killed_at(const char *point)
+{
+    create_sync();
+    shared = t_shared_new();
+    pid_t pid = t_spawn(sync_child, (void *)point);
+    int st = t_wait_exit(pid, 10000);
+    cr_assert_eq(st, 128 + SIGKILL, "%s: the child did not die leading (%d)", point, st);
+    uint64_t slots[2];
+    lead_slots(slots);
+    cr_assert(slots[0] >> 32 == (uint64_t)pid || slots[1] >> 32 == (uint64_t)pid,
+              "%s: no slot names the dead leader %d: %#llx %#llx", point, (int)pid,
+              (unsigned long long)slots[0], (unsigned long long)slots[1]);
+    /* Its events: those acknowledged, and the one it died leading for
+     * (committed, so the flusher writes it). */
+    uint64_t first = atomic_load(&shared->val[0]) + 1;
+    evb_producer *p = producer();
+    for (uint64_t i = first; i < first + 50; i++)
+        publish_sync(p, i);
+    lead_slots(slots);
+    cr_expect(slots[0] == 0 && slots[1] == 0, "%s: a dead leader's slot is still held: %#llx "
+              "%#llx", point, (unsigned long long)slots[0], (unsigned long long)slots[1]);
+    struct evb_partition_stat ps = df_stat(TOPIC);
+    cr_expect_eq(ps.durable_position, ps.tail_position, "%s", point);
+    evb_producer_close(p);
+    reboot_and_read(first + 50);
+}
+
+Test(sync_lead, a_leader_killed_before_its_fdatasync_holds_nobody_up)
+{
+    leader_killed_at("sync.lead");
+}
+
+Test(sync_lead, a_leader_killed_after_its_fdatasync_holds_nobody_up)
+{
+    leader_killed_at("sync.synced");
+}
+
+/*
+ * A waiter that cannot open the segment (here its name is gone; in life,
+ * a file another user may write but we may not read) is acknowledged all
+ * the same: the flusher leaves syncs to waiters for a short while only,
+ * then does them itself.
+ */
+Test(sync_lead, a_waiter_that_cannot_open_the_segment_leaves_it_to_the_flusher)
+{
+    create_sync();
+    evb_producer *p = producer();
+    char seg[PATH_MAX], moved[PATH_MAX + 8];
+    snprintf(seg, sizeof seg, "%s/" TOPIC "/0/%020llu.log", t_data_dir(), 0ull);
+    snprintf(moved, sizeof moved, "%s.away", seg);
+    cr_assert_eq(rename(seg, moved), 0, "%s: %s", seg, strerror(errno));
+    uint64_t f0 = df_stat(TOPIC).fsyncs;
+    uint64_t t0 = t_now_ms();
+    for (uint64_t i = 0; i < 20; i++)
+        publish_sync(p, i);
+    uint64_t ms = t_now_ms() - t0;
+    struct evb_partition_stat ps = df_stat(TOPIC);
+    cr_expect_geq(ps.fsyncs - f0, 1u, "synced by the flusher");
+    cr_expect_eq(ps.durable_position, ps.tail_position);
+    cr_expect_lt(ms, 5000u, "20 sync publishes took %llu ms", (unsigned long long)ms);
+    cr_assert_eq(rename(moved, seg), 0, "%s", strerror(errno));
+    evb_producer_close(p);
+    reboot_and_read(20);
+}
+
+/* Many waiters of one process lead side by side (two slots): every
+ * publish is acknowledged, durable reaches the tail, and what they
+ * acknowledged is read back after a reboot. */
+#define THREADS 4u
+#define PER_THREAD 100u
+static void *sync_thread(void *arg)
+{
+    evb_producer *p = arg;
+    uint8_t v[DF_VLEN];
+    for (uint64_t i = 0; i < PER_THREAD; i++) {
+        t_value_fill(v, DF_VLEN, 1, 0);
+        evb_msg m = {.value = v, .value_len = DF_VLEN, .partition = 0,
+                     .flags = EVB_MSG_SYNC};
+        if (evb_publish(p, &m))
+            return (void *)1;
+    }
+    return NULL;
+}
+
+Test(sync_lead, waiters_of_many_threads_all_get_their_acknowledgement)
+{
+    create_sync();
+    evb_producer *p[THREADS];
+    pthread_t th[THREADS];
+    for (unsigned i = 0; i < THREADS; i++) {
+        p[i] = producer();
+        cr_assert_eq(pthread_create(&th[i], NULL, sync_thread, p[i]), 0);
+    }
+    for (unsigned i = 0; i < THREADS; i++) {
+        void *rv;
+        pthread_join(th[i], &rv);
+        cr_expect_null(rv, "thread %u: %s", i, evb_last_error());
+    }
+    struct evb_partition_stat ps = df_stat(TOPIC);
+    cr_expect_eq(ps.tail_offset, THREADS * PER_THREAD);
+    cr_expect_eq(ps.durable_position, ps.tail_position);
+    uint64_t slots[2];
+    lead_slots(slots);
+    cr_expect(slots[0] == 0 && slots[1] == 0, "slots left held: %#llx %#llx",
+              (unsigned long long)slots[0], (unsigned long long)slots[1]);
+    for (unsigned i = 0; i < THREADS; i++)
+        evb_producer_close(p[i]);
+}
+
+/* The durable mark (what a rebuild trusts as synced, recover.c) follows
+ * what leaders synced, though the flusher made no fdatasync of its own:
+ * once the topic is idle it names the durable position. */
+Test(sync_lead, the_mark_follows_what_leaders_synced)
+{
+    create_sync();
+    evb_producer *p = producer();
+    for (uint64_t i = 0; i < 40; i++)
+        publish_sync(p, i);
+    uint64_t durable = df_stat(TOPIC).durable_position, pos = 0, off = 0;
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s/" TOPIC "/0", t_data_dir());
+    for (uint64_t t0 = t_now_ms(); t_now_ms() - t0 < 3000;) {
+        if (evb_seg_mark_read(dir, &pos, &off) && pos == durable)
+            break;
+        usleep(10000);
+    }
+    cr_expect_eq(pos, durable, "mark %llu, durable %llu", (unsigned long long)pos,
+                 (unsigned long long)durable);
+    cr_expect_eq(off, 40u, "the mark's offset");
+    evb_producer_close(p);
+}
