@@ -159,9 +159,10 @@ struct evb_ring_hdr {
     _Atomic uint64_t fsyncs;     /* 432: fdatasyncs completed; statistic */
     _Atomic int32_t flush_error; /* 440: last write/fdatasync error (-errno), 0 ok */
     _Atomic uint32_t flush_bell; /* 444: futex word, bumped as flushed moves */
-    /* 448: owner words of the (at most two) processes whose threads are
-     * running an fdatasync for sync waiters (bus/durable/durable_wait.c,
-     * S3); 0: free. Zero padding in rings of older builds. */
+    /* 448: owner words of the processes whose threads are running an
+     * fdatasync for sync waiters (bus/durable/durable_wait.c, S3; this
+     * build uses the first only); 0: free. Zero padding in rings of older
+     * builds. */
     _Atomic uint64_t sync_lead[2];
     uint8_t pad3_[EVB_LINE - 80];
 

@@ -39,7 +39,7 @@
  *       waiter's spin, a takeover, the orphan check) pair with the store.
  *   S3  sync leaders (durable_wait.c): a sync waiter whose target the
  *       flusher has written (flushed, F1, loaded with acquire after it
- *       takes the slot) takes one of the two sync_lead slots by CAS
+ *       takes the slot) takes a sync_lead slot by CAS
  *       (acquire: the previous leader's durable store is seen), runs
  *       fdatasync on the segment itself, publishes durable by a seq_cst
  *       CAS-max (S2: leaders and the flusher publish at once, and only a

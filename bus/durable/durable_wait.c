@@ -16,11 +16,17 @@
 #include "err.h"
 #include "flush_internal.h"
 #include "safe_open.h"
-
-#ifndef EVB_SYNC_LEADS
-#define EVB_SYNC_LEADS 2
-#endif
 #include "spin.h"
+
+/*
+ * How many rounds may be in flight at once (of the ring's two sync_lead
+ * words). One: with two, 8 sync producers on this machine's disk ran no
+ * faster (11-12 k events/s either way) and made 1.5 times the fdatasyncs,
+ * since a second round started for whatever was written meanwhile
+ * instead of gathering it (perf/RESULTS.md, issue 13). The flusher keeps
+ * writing during a round either way, so the next one is ready to start.
+ */
+#define EVB_SYNC_LEADS 1
 
 /*
  * What the flusher publishes can only lie in [base_pos, tail], 8-aligned,
@@ -197,9 +203,8 @@ static void lead_reap(struct evb_ring_hdr *h)
  * S3, a sync waiter leads: take a free lead slot, then fdatasync what the
  * flusher has written (flushed, F1) ourselves and publish it as durable,
  * so the waiter pays one fdatasync and no hand-off to the flusher's
- * thread. Two slots: a round may start while another's fdatasync runs
- * (the flusher keeps writing meanwhile), so a producer's next event does
- * not wait for a round that began before it was written.
+ * thread, which goes on writing meanwhile: what it writes during this
+ * round is the next round's.
  * 0: led a round (look again), 1: no slot free or cannot lead, <0: the
  * fdatasync failed (the flusher's next one fails too: the kernel reports
  * a writeback error to every open file of the inode).

@@ -172,7 +172,7 @@ Test(sync_lead, a_waiter_that_cannot_open_the_segment_leaves_it_to_the_flusher)
     reboot_and_read(20);
 }
 
-/* Many waiters of one process lead side by side (two slots): every
+/* Many waiters of one process take turns leading: every
  * publish is acknowledged, durable reaches the tail, and what they
  * acknowledged is read back after a reboot. */
 #define THREADS 4u
