@@ -13,6 +13,7 @@
 #include "segment.h"
 
 #define EVB_SEG_IO_CHUNK (1u << 20) /* bytes per read or write when scanning, zeroing */
+#define EVB_SEG_DIO 4096u /* O_DIRECT alignment of zeroing offsets, lengths, buffer */
 
 /* -EINVAL (with a detail) unless G is a geometry segments can have. */
 int evb_seg_geom_check(const struct evb_seg_geom *g);

@@ -219,6 +219,38 @@ int evb_mkdirs(const char *path)
     return S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
 }
 
+/*
+ * Zeros over [FROM, FROM + N) of PATH written O_DIRECT, in whole blocks:
+ * zeros through the page cache would be dirty pages of the very file
+ * sync leaders fdatasync meanwhile (a fdatasync writes every dirty page
+ * of the file, so a leader would pay for the whole step; perf/RESULTS.md,
+ * issue 13, zero_fill_stall). 0 done, 1 not possible here (a file system
+ * without O_DIRECT, an unaligned range: the caller goes through the page
+ * cache), or -errno.
+ */
+static int zero_direct(const char *path, uint64_t from, uint64_t n)
+{
+    if (from % EVB_SEG_DIO || n % EVB_SEG_DIO)
+        return 1;
+    int fd = evb_open_file(AT_FDCWD, path, O_WRONLY | O_DIRECT | O_CLOEXEC, 0, EVB_FILE_REG);
+    if (fd < 0)
+        return 1;
+    size_t chunk = n < EVB_SEG_IO_CHUNK ? (size_t)n : EVB_SEG_IO_CHUNK;
+    void *z = NULL;
+    int rc = posix_memalign(&z, EVB_SEG_DIO, chunk ? chunk : EVB_SEG_DIO) ? -ENOMEM : 0;
+    if (!rc)
+        memset(z, 0, chunk);
+    for (uint64_t done = 0; done < n && !rc; done += chunk) {
+        size_t k = n - done < chunk ? (size_t)(n - done) : chunk;
+        rc = evb_seg_write_at(fd, z, k, (off_t)(from + done));
+    }
+    free(z);
+    close(fd);
+    /* Refused at the first write (some file systems take the open but
+     * not the I/O): the page cache it is. */
+    return rc == -EINVAL ? 1 : rc;
+}
+
 int evb_seg_reserve(int fd, const char *path, uint64_t from, uint64_t n, bool zero_fill)
 {
     int rc = -posix_fallocate(fd, (off_t)from, (off_t)n);
@@ -227,7 +259,10 @@ int evb_seg_reserve(int fd, const char *path, uint64_t from, uint64_t n, bool ze
                            (unsigned long long)n, strerror(-rc));
     if (!zero_fill)
         return 0;
-    if ((rc = evb_seg_zero_range(fd, path, from, n)))
+    rc = zero_direct(path, from, n);
+    if (rc < 0)
+        return evb_err_set(rc, "%s: writing zeros: %s", path, strerror(-rc));
+    if (rc && (rc = evb_seg_zero_range(fd, path, from, n)))
         return rc;
     if (fdatasync(fd) < 0)
         return evb_err_set(-errno, "%s: fdatasync: %s", path, strerror(errno));

@@ -7,6 +7,11 @@
  */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <linux/fiemap.h>
+#include <linux/fs.h>
+#include <stdlib.h>
+#include <sys/ioctl.h>
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -71,6 +76,37 @@ static uint64_t seg_blocks(const char *topic, uint32_t part, size_t *nseg)
     free(paths);
     if (nseg)
         *nseg = n;
+    return sum;
+}
+
+/* Bytes of PART's segments in unwritten extents (reserved by fallocate,
+ * never written), or -1 where the file system cannot say (no FIEMAP). */
+static int64_t unwritten_bytes(const char *topic, uint32_t part)
+{
+    char **paths;
+    size_t n;
+    cr_assert_eq(evb_segment_list(bus, topic, part, &paths, &n), 0, "%s", evb_last_error());
+    int64_t sum = 0;
+    enum { MAXEXT = 512 };
+    struct fiemap *fm = calloc(1, sizeof *fm + MAXEXT * sizeof(struct fiemap_extent));
+    cr_assert_not_null(fm);
+    for (size_t i = 0; i < n && sum >= 0; i++) {
+        int fd = open(paths[i], O_RDONLY);
+        cr_assert_geq(fd, 0, "%s", paths[i]);
+        *fm = (struct fiemap){.fm_length = FIEMAP_MAX_OFFSET, .fm_extent_count = MAXEXT};
+        if (ioctl(fd, FS_IOC_FIEMAP, fm) < 0) {
+            sum = -1;
+        } else {
+            for (uint32_t e = 0; e < fm->fm_mapped_extents; e++)
+                if (fm->fm_extents[e].fe_flags & FIEMAP_EXTENT_UNWRITTEN)
+                    sum += (int64_t)fm->fm_extents[e].fe_length;
+        }
+        close(fd);
+    }
+    for (size_t i = 0; i < n; i++)
+        free(paths[i]);
+    free(paths);
+    free(fm);
     return sum;
 }
 
@@ -159,6 +195,15 @@ static void long_write(uint32_t durability)
     cr_expect_leq(blocks, st.flushed_position + (6u << 20) + (256u << 10),
                   "%llu bytes of disk for %llu written in %zu segments",
                   (unsigned long long)blocks, (unsigned long long)st.flushed_position, nseg);
+    /* A SYNC topic's reserved disk is written with zeros ahead of the
+     * events (so its fdatasyncs change no extent); an ASYNC topic's is
+     * only reserved. */
+    int64_t unwritten = unwritten_bytes("long", 0);
+    if (unwritten >= 0 && durability == EVB_DURABILITY_SYNC)
+        cr_expect_eq(unwritten, 0, "%lld bytes reserved but not zero-filled",
+                     (long long)unwritten);
+    if (unwritten >= 0 && durability == EVB_DURABILITY_ASYNC)
+        cr_expect_gt(unwritten, 0, "an ASYNC topic's reservation zero-filled");
     publish_range(p, n / 2, n / 2);
     cr_assert_eq(evb_producer_sync(p, 30000), 0, "%s", evb_last_error());
     evb_producer_close(p);
