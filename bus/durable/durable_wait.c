@@ -287,19 +287,25 @@ void evb_sync_count(struct evb_ring *r, int delta)
 /* How long a sync waiter spins before it sleeps: 50 us while there are
  * fewer waiters than CPUs; none beyond, where spinners would take the
  * CPU from the flusher's write and the leader they wait for. */
-static uint64_t spin_budget(struct evb_ring_hdr *h)
+uint32_t evb_online_cpus(void)
 {
-    static _Atomic long ncpu; /* relaxed: a cache of sysconf, any value read is valid */
-    long n = atomic_load_explicit(&ncpu, memory_order_relaxed);
+    static _Atomic uint32_t ncpu;
+    /* Relaxed: a cache of sysconf; any value read, or a second sysconf
+     * by a racing thread, is as good. */
+    uint32_t n = atomic_load_explicit(&ncpu, memory_order_relaxed);
     if (!n) {
-        n = sysconf(_SC_NPROCESSORS_ONLN);
-        if (n < 1)
-            n = 1;
+        long k = sysconf(_SC_NPROCESSORS_ONLN);
+        n = k < 1 ? 1 : (uint32_t)k;
         atomic_store_explicit(&ncpu, n, memory_order_relaxed);
     }
+    return n;
+}
+
+static uint64_t spin_budget(struct evb_ring_hdr *h)
+{
     /* S2: relaxed, a hint for how long to spin; nothing is ordered by it. */
     uint32_t w = atomic_load_explicit(&h->sync_waiters, memory_order_relaxed);
-    return w < (uint32_t)n ? 50000 : 0;
+    return w < evb_online_cpus() ? 50000 : 0;
 }
 
 int evb_wait_durable(struct evb_ring *r, struct evb_sync_file *sf, uint64_t target,

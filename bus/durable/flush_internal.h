@@ -130,6 +130,9 @@ static inline bool evb_flush_stopping(struct evb_flush *fl)
     return atomic_load_explicit(&fl->stop, memory_order_acquire);
 }
 
+/* durable_wait.c: online CPUs (sysconf, cached): spinning pays only
+ * while fewer threads spin than there are CPUs. */
+uint32_t evb_online_cpus(void);
 /* durable_wait.c: store durable and wake sync waiters (S2). */
 void evb_flush_publish_durable(struct evb_ring *r, uint64_t pos);
 /* durable_wait.c: store ERR as the partition's flush error and ring

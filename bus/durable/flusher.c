@@ -111,9 +111,7 @@ static void all_remove(struct evb_flush *f)
  */
 static bool spin_for_commit(struct evb_flush *fl)
 {
-    static long ncpu; /* this thread's cache of sysconf */
-    if (!ncpu && (ncpu = sysconf(_SC_NPROCESSORS_ONLN)) < 1)
-        ncpu = 1;
+    uint32_t ncpu = evb_online_cpus();
     bool any = false;
     for (uint32_t i = 0; i < fl->nparts; i++) {
         struct fpart *fp = &fl->p[i];
@@ -122,7 +120,7 @@ static bool spin_for_commit(struct evb_flush *fl)
         /* S2: relaxed, a hint for whether to spin; nothing is ordered by
          * it (the sleep that follows a spin re-checks under its Dekker). */
         uint32_t w = atomic_load_explicit(&fp->r->hdr->sync_waiters, memory_order_relaxed);
-        if (w >= (uint32_t)ncpu)
+        if (w >= ncpu)
             return false;
         any |= w > 0;
     }

@@ -95,7 +95,7 @@ static int sync_child(void *arg)
         evb_msg m = {.value = v, .value_len = DF_VLEN, .partition = 0, .flags = EVB_MSG_SYNC};
         if (evb_publish(p, &m))
             return 11;
-        shared->val[0] = i + 1;
+        atomic_store(&shared->val[0], i + 1);
     }
     return 12; /* acknowledged 200 times without leading */
 }
