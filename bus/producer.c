@@ -159,8 +159,6 @@ EVB_EXPORT void evb_producer_close(evb_producer *p)
     free(p->rp);
     free(p->seq);
     free(p->end);
-    for (uint32_t i = 0; p->sync && i < p->tm->nparts; i++)
-        evb_sync_file_close(&p->sync[i]);
     free(p->sync);
     evb_pstate_close(&p->ps);
     evb_topic_map_close(p->tm);
@@ -578,10 +576,10 @@ static int sync_failed(const evb_producer *p, uint32_t part, int rc)
 /* Every durable wait of a producer: until partition PART is on disk up
  * to the end of our last commit there, or DEADLINE (mono ns). The waiter
  * leads the fdatasync itself once the flusher wrote it (S3). */
-static int wait_part(evb_producer *p, uint32_t part, uint64_t deadline, unsigned flags)
+static int wait_part(evb_producer *p, uint32_t part, uint64_t deadline)
 {
     int rc = evb_wait_durable(&p->tm->rings[part], &p->sync[part], p->end[part], deadline,
-                              flags | (p->poke ? EVB_WAIT_POKE : 0));
+                              p->poke);
     return rc ? sync_failed(p, part, rc) : 0;
 }
 
@@ -596,7 +594,7 @@ EVB_EXPORT int evb_producer_sync(evb_producer *p, int32_t timeout_ms)
     for (uint32_t i = 0; i < p->tm->nparts; i++) {
         if (!p->end[i])
             continue;
-        int rc = wait_part(p, i, deadline, 0);
+        int rc = wait_part(p, i, deadline);
         if (rc)
             return rc;
     }
@@ -628,12 +626,12 @@ EVB_EXPORT int evb_publish(evb_producer *p, const evb_msg *m)
      * flusher that sees the commit leaves the fdatasync to it (S3). */
     bool sync = (m->flags & EVB_MSG_SYNC) && p->durable;
     if (sync)
-        evb_sync_count(&p->tm->rings[part], 1);
+        evb_sync_enter(&p->tm->rings[part], &p->sync[part]);
     rc = publish_run(p, (uint32_t)part, m, 1);
     if (!rc && sync)
-        rc = wait_part(p, (uint32_t)part, UINT64_MAX, EVB_WAIT_COUNTED);
+        rc = wait_part(p, (uint32_t)part, UINT64_MAX);
     if (sync)
-        evb_sync_count(&p->tm->rings[part], -1);
+        evb_sync_leave(&p->tm->rings[part], &p->sync[part]);
     return rc;
 }
 

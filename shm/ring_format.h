@@ -164,7 +164,11 @@ struct evb_ring_hdr {
      * build uses the first only); 0: free. Zero padding in rings of older
      * builds. */
     _Atomic uint64_t sync_lead[2];
-    uint8_t pad3_[EVB_LINE - 80];
+    /* 464: sync waiters that will lead their round (S3): the flusher
+     * leaves the fdatasync to them. Zero padding in older rings. */
+    _Atomic uint32_t lead_waiters;
+    uint32_t pad3a_;
+    uint8_t pad3_[EVB_LINE - 88];
 
     /* line 4: rare-event counters; statistics, relaxed. */
     _Atomic uint64_t aborted;        /* 512: events voided by pads */
@@ -328,7 +332,9 @@ EVB_RING_AT(evb_ring_hdr, fsyncs, 432);
 EVB_RING_AT(evb_ring_hdr, flush_error, 440);
 EVB_RING_AT(evb_ring_hdr, flush_bell, 444);
 EVB_RING_AT(evb_ring_hdr, sync_lead, 448);
-EVB_RING_AT(evb_ring_hdr, pad3_, 464);
+EVB_RING_AT(evb_ring_hdr, lead_waiters, 464);
+EVB_RING_AT(evb_ring_hdr, pad3a_, 468);
+EVB_RING_AT(evb_ring_hdr, pad3_, 472);
 /* line 4 */
 EVB_RING_AT(evb_ring_hdr, aborted, 512);
 EVB_RING_AT(evb_ring_hdr, padded_dead, 520);

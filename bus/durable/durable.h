@@ -137,38 +137,39 @@ int evb_flush_orphans_of(const struct evb_durable_topic *dt);
 int evb_retain_idle(const struct evb_durable_topic *dt, int wait_ms);
 
 /* What a sync waiter needs to lead a round itself (S3): where the
- * partition's segments are, and the one it has open for fdatasync. One
- * per producer and partition, set up by evb_sync_file_init(). */
+ * partition's segments are, and its place in the ring's counts. One per
+ * producer and partition, set up by evb_sync_file_init(); used by one
+ * thread at a time (a producer handle's). */
 struct evb_sync_file {
-    const char *ddir;   /* <data>/<topic>, borrowed */
+    const char *ddir;      /* <data>/<topic>, borrowed */
     uint32_t part;
     uint64_t seg_bytes;
-    int fd;             /* segment open read-only, -1 none */
-    uint64_t base;      /* its base position */
-    bool cannot;        /* it could not be opened: leave syncs to the flusher */
-    uint64_t reaped_at; /* mono ns: last look for dead leaders' slots */
+    uint64_t cannot_until; /* mono ns: the segment could not be opened; until
+                              then the flusher syncs for us */
+    uint64_t reaped_at;    /* mono ns: last look for dead leaders' slots */
+    bool entered;          /* counted in sync_waiters (evb_sync_enter) */
+    bool lead_counted;     /* and in lead_waiters */
 };
 void evb_sync_file_init(struct evb_sync_file *sf, const char *ddir, uint32_t part,
                         uint64_t seg_bytes);
-void evb_sync_file_close(struct evb_sync_file *sf);
+/* Count SF in R's sync waiters (and, if it may lead, its lead waiters),
+ * or out again. A producer that will wait enters before its commit, so
+ * the flusher that sees the commit leaves the fdatasync to it (S3);
+ * evb_wait_durable() enters and leaves by itself when it was not. */
+void evb_sync_enter(struct evb_ring *r, struct evb_sync_file *sf);
+void evb_sync_leave(struct evb_ring *r, struct evb_sync_file *sf);
 
-/* evb_wait_durable() flags: wake an ASYNC flusher to write now rather
- * than at its interval; the caller counted this waiter already. */
-#define EVB_WAIT_POKE 1u
-#define EVB_WAIT_COUNTED 2u
 /* Wait until R's durable position reaches TARGET or DEADLINE (mono ns,
  * UINT64_MAX: none) passes. Once the flusher has written TARGET, the
- * waiter fdatasyncs it itself (S3) unless SF is NULL or another round
- * covering it is running.
+ * waiter fdatasyncs it itself (S3) unless another round is running;
+ * with POKE (ASYNC topics) the flusher is woken to write now rather than
+ * at its interval.
  * 0, -ETIMEDOUT, or the flusher's (or our fdatasync's) error. */
 int evb_wait_durable(struct evb_ring *r, struct evb_sync_file *sf, uint64_t target,
-                     uint64_t deadline, unsigned flags);
-/* Count a sync waiter of R in (DELTA 1) or out (-1) (S2). A producer
- * that will wait counts itself before its commit, so the flusher that
- * sees the commit leaves the fdatasync to it (S3). */
-void evb_sync_count(struct evb_ring *r, int delta);
+                     uint64_t deadline, bool poke);
 /* Publish POS as R's durable position unless it is already further
- * (seq_cst, S2): the flusher and leaders publish at once. */
+ * (seq_cst, S2): the flusher and leaders publish at once. A word no
+ * durable position can be is replaced. */
 void evb_durable_publish_max(struct evb_ring *r, uint64_t pos);
 /* Take the flush lock of partition directory PDIR (created if missing),
  * waiting up to WAIT_MS (0: try once). The fd holds it; -EWOULDBLOCK when

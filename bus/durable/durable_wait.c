@@ -138,56 +138,92 @@ void evb_durable_publish_max(struct evb_ring *r, uint64_t pos)
     _Atomic uint64_t *w = &r->hdr->durable;
     /* S2: seq_cst, as every store of durable; leaders and the flusher may
      * publish at once, so only a larger value goes in (a smaller one was
-     * covered by the larger's fdatasync). */
+     * covered by the larger's fdatasync). A word no durable position can
+     * be (unaligned, past the tail) is garbage and is replaced: kept, it
+     * would fail every sync waiter for good. T1: acquire, as every tail
+     * snapshot; durable never passes it. */
     uint64_t cur = atomic_load_explicit(w, memory_order_seq_cst);
-    while (cur < pos &&
-           !atomic_compare_exchange_weak_explicit(w, &cur, pos, memory_order_seq_cst,
+    for (;;) {
+        uint64_t t = atomic_load_explicit(&r->hdr->tail.pos, memory_order_acquire);
+        bool garbage = cur % EVB_FRAME_ALIGN || cur > t;
+        if (!garbage && cur >= pos)
+            return;
+        /* S2: seq_cst both ways, as every access of durable; a failure
+         * reloads CUR for the next look. */
+        if (atomic_compare_exchange_weak_explicit(w, &cur, pos, memory_order_seq_cst,
                                                   memory_order_seq_cst))
-        ;
+            return;
+    }
 }
 
 void evb_sync_file_init(struct evb_sync_file *sf, const char *ddir, uint32_t part,
                         uint64_t seg_bytes)
 {
-    *sf = (struct evb_sync_file){.ddir = ddir, .part = part, .seg_bytes = seg_bytes, .fd = -1};
+    *sf = (struct evb_sync_file){.ddir = ddir, .part = part, .seg_bytes = seg_bytes};
 }
 
-void evb_sync_file_close(struct evb_sync_file *sf)
+uint32_t evb_online_cpus(void)
 {
-    if (sf && sf->fd >= 0)
-        close(sf->fd);
-    if (sf)
-        sf->fd = -1;
+    static _Atomic uint32_t ncpu;
+    /* Relaxed: a cache of sysconf; any value read, or a second sysconf
+     * by a racing thread, is as good. */
+    uint32_t n = atomic_load_explicit(&ncpu, memory_order_relaxed);
+    if (!n) {
+        long k = sysconf(_SC_NPROCESSORS_ONLN);
+        n = k < 1 ? 1 : (uint32_t)k;
+        atomic_store_explicit(&ncpu, n, memory_order_relaxed);
+    }
+    return n;
 }
 
-/* The segment holding position LAST, open in SF (kept for the next
- * round). False when it cannot be opened (another user's file we may not
- * read, a name that is not a regular file): then this waiter leaves the
- * fdatasync to the flusher. */
-static bool sync_file_at(struct evb_sync_file *sf, uint64_t last)
+/* Whether SF may lead now: not after its segment could not be opened,
+ * for EVB_FAIL_RETRY_NS (the file another user's, a name gone for a
+ * moment, no descriptor left). */
+static bool may_lead(const struct evb_sync_file *sf, uint64_t now)
 {
-    uint64_t base = last - last % sf->seg_bytes;
-    if (sf->fd >= 0 && sf->base == base)
-        return true;
-    evb_sync_file_close(sf);
-    char dir[PATH_MAX], path[PATH_MAX + 32];
-    evb_seg_part_dir(sf->ddir, sf->part, dir, sizeof dir);
-    if (evb_seg_path(path, sizeof path, dir, base, "log"))
-        return false;
-    /* Read-only is enough: fdatasync syncs the file, whoever opened it. */
-    int fd = evb_open_file(AT_FDCWD, path, O_RDONLY | O_CLOEXEC, 0, EVB_FILE_REG);
-    if (fd < 0)
-        return false;
-    sf->fd = fd;
-    sf->base = base;
-    return true;
+    return now >= sf->cannot_until;
+}
+
+void evb_sync_enter(struct evb_ring *r, struct evb_sync_file *sf)
+{
+    struct evb_ring_hdr *h = r->hdr;
+    /* S2: seq_cst; Dekker with the flusher's store of durable and its
+     * later load of the count. */
+    atomic_fetch_add_explicit(&h->sync_waiters, 1, memory_order_seq_cst);
+    sf->lead_counted = may_lead(sf, evb_mono_ns());
+    /* S3: seq_cst, as the count above: a flusher that sees our commit
+     * (made after this) sees us able to lead, and leaves the fdatasync. */
+    if (sf->lead_counted)
+        atomic_fetch_add_explicit(&h->lead_waiters, 1, memory_order_seq_cst);
+    sf->entered = true;
+}
+
+/* No longer one who will lead: the flusher syncs for us again. */
+static void lead_uncount(struct evb_ring *r, struct evb_sync_file *sf)
+{
+    if (!sf->lead_counted)
+        return;
+    sf->lead_counted = false;
+    /* S3: relaxed; a late decrement costs at most one deferred sync. */
+    atomic_fetch_sub_explicit(&r->hdr->lead_waiters, 1, memory_order_relaxed);
+}
+
+void evb_sync_leave(struct evb_ring *r, struct evb_sync_file *sf)
+{
+    if (!sf->entered)
+        return;
+    sf->entered = false;
+    lead_uncount(r, sf);
+    /* S2: relaxed; the count only asks the flusher to hurry, and a late
+     * decrement costs at most one early sync. */
+    atomic_fetch_sub_explicit(&r->hdr->sync_waiters, 1, memory_order_relaxed);
 }
 
 /* S3: a lead slot held by a process that died (SIGKILL inside its
  * fdatasync) is freed, so waiters do not wait on it for ever. Relaxed:
  * nothing is published through a dead leader's slot; a CAS that loses
- * found it freed or taken anew. (The flusher syncs meanwhile: it leaves
- * syncs to waiters for EVB_LEAD_DEFER_NS only.) */
+ * found it freed or taken anew. (The flusher syncs meanwhile, after
+ * EVB_LEAD_HOLD_NS at most.) */
 static void lead_reap(struct evb_ring_hdr *h)
 {
     for (int i = 0; i < 2; i++) {
@@ -200,27 +236,52 @@ static void lead_reap(struct evb_ring_hdr *h)
 }
 
 /*
- * S3, a sync waiter leads: take a free lead slot, then fdatasync what the
- * flusher has written (flushed, F1) ourselves and publish it as durable,
- * so the waiter pays one fdatasync and no hand-off to the flusher's
- * thread, which goes on writing meanwhile: what it writes during this
- * round is the next round's.
- * 0: led a round (look again), 1: no slot free or cannot lead, <0: the
- * fdatasync failed (the flusher's next one fails too: the kernel reports
- * a writeback error to every open file of the inode).
+ * fdatasync the segment holding position LAST, opened for this round
+ * only: a descriptor kept between rounds could name a file unlinked and
+ * made anew under the same name, and would hold a retained-away segment's
+ * disk. Read-only is enough: fdatasync syncs the file, whoever opened it.
+ * 0, 1 (cannot open it: leave the sync to the flusher), or -errno.
  */
-static int lead(struct evb_ring *r, struct evb_sync_file *sf, uint64_t target)
+static int sync_segment(struct evb_sync_file *sf, uint64_t last)
+{
+    uint64_t base = last - last % sf->seg_bytes;
+    char dir[PATH_MAX], path[PATH_MAX + 32];
+    evb_seg_part_dir(sf->ddir, sf->part, dir, sizeof dir);
+    if (evb_seg_path(path, sizeof path, dir, base, "log"))
+        return 1;
+    int fd = evb_open_file(AT_FDCWD, path, O_RDONLY | O_CLOEXEC, 0, EVB_FILE_REG);
+    if (fd < 0)
+        return 1;
+    int rc = 0;
+    if (fdatasync(fd) < 0) {
+        int e = errno;
+        rc = evb_err_set(-e, "partition %u: fdatasync of segment %llu: %s", sf->part,
+                         (unsigned long long)base, strerror(e));
+    }
+    close(fd);
+    return rc;
+}
+
+/*
+ * S3, a sync waiter leads: take the free lead slot, then fdatasync what
+ * the flusher has written (flushed, F1) ourselves and publish it as
+ * durable, so the waiter pays one fdatasync and no hand-off to the
+ * flusher's thread, which goes on writing meanwhile: what it writes during
+ * this round is the next round's.
+ * 0: led a round (look again), 1: the slot is taken or we cannot lead,
+ * <0: the fdatasync failed.
+ */
+static int lead(struct evb_ring *r, struct evb_sync_file *sf, uint64_t target, uint64_t now)
 {
     struct evb_ring_hdr *h = r->hdr;
     uint64_t self = evb_proc_self();
-    _Atomic uint64_t *slot = NULL;
     /* A slot may be held by a leader that died in its fdatasync: looked
      * at every EVB_IDLE_WAIT_NS at most, since it reads /proc. */
-    uint64_t now = evb_mono_ns();
     if (now - sf->reaped_at >= EVB_IDLE_WAIT_NS) {
         sf->reaped_at = now;
         lead_reap(h);
     }
+    _Atomic uint64_t *slot = NULL;
     for (int i = 0; i < EVB_SYNC_LEADS && !slot; i++) {
         uint64_t exp = 0;
         /* S3: acquire, pairs with the last leader's release of the slot:
@@ -246,61 +307,45 @@ static int lead(struct evb_ring *r, struct evb_sync_file *sf, uint64_t target)
         rc = bad_word(r, "flushed", f, t);
     } else if (f < target || f <= d) {
         rc = 0; /* nothing new written, or a round covered it meanwhile */
-    } else if (!sync_file_at(sf, f - 1)) {
-        sf->cannot = true;
-        rc = 1;
-    } else if (fdatasync(sf->fd) < 0) {
-        int e = errno;
-        rc = evb_err_set(-e, "partition %u: fdatasync of segment %llu: %s", sf->part,
-                         (unsigned long long)sf->base, strerror(e));
+    } else if ((rc = sync_segment(sf, f - 1)) == 1) {
+        sf->cannot_until = now + EVB_FAIL_RETRY_NS;
+        lead_uncount(r, sf);
+    } else if (rc < 0) {
+        /* Every waiter must hear it, and no round may publish over the
+         * pages the kernel failed to write: after reporting a write-back
+         * error once to a file, Linux reports success for it. The
+         * flusher, told through the same word, stops and hands over. */
+        evb_flush_tell(h, rc);
+    } else if (atomic_load_explicit(&h->flush_error, memory_order_relaxed)) {
+        /* E1: relaxed, after our fdatasync: an error reported to another
+         * leader or the flusher meanwhile may be one our fdatasync was
+         * told nothing of (see above); publish nothing over it. */
+        rc = 0;
     } else {
         /* Everything below the segment's base was synced by the flusher
-         * before it wrote a byte of this one (flush_round.c: a segment is
-         * switched only once synced to its end), and every byte of
-         * [base, f) was written before our fdatasync began. */
+         * itself before it wrote a byte of this one (flush_round.c: a
+         * segment is switched only once its own fdatasync reached the
+         * end), and every byte of [base, f) was written before ours began. */
         EVB_CRASH_POINT("sync.synced");
         /* Relaxed: a statistic. */
         atomic_fetch_add_explicit(&h->fsyncs, 1, memory_order_relaxed);
         evb_durable_publish_max(r, f);
     }
-    /* S3: release, after our durable store (see the acquire above). */
-    atomic_store_explicit(slot, 0, memory_order_release);
+    /* S3: release, after our durable store (see the acquire above); a CAS
+     * so that a slot reaped from under us (a liveness check that got us
+     * wrong) and taken by another is not freed. Relaxed on failure. */
+    uint64_t mine = self;
+    atomic_compare_exchange_strong_explicit(slot, &mine, 0, memory_order_release,
+                                            memory_order_relaxed);
     /* S2: release bump after the store of durable (or a freed slot
      * another waiter may take). */
     evb_bell_ring(&h->sync_bell);
     return rc;
 }
 
-void evb_sync_count(struct evb_ring *r, int delta)
-{
-    if (delta > 0)
-        /* S2: seq_cst; Dekker with the flusher's store of durable and its
-         * later load of the count. */
-        atomic_fetch_add_explicit(&r->hdr->sync_waiters, 1, memory_order_seq_cst);
-    else
-        /* S2: relaxed; the count only asks the flusher to leave the sync
-         * to us or to hurry, and a late decrement costs at most one early
-         * sync. */
-        atomic_fetch_sub_explicit(&r->hdr->sync_waiters, 1, memory_order_relaxed);
-}
-
 /* How long a sync waiter spins before it sleeps: 50 us while there are
  * fewer waiters than CPUs; none beyond, where spinners would take the
  * CPU from the flusher's write and the leader they wait for. */
-uint32_t evb_online_cpus(void)
-{
-    static _Atomic uint32_t ncpu;
-    /* Relaxed: a cache of sysconf; any value read, or a second sysconf
-     * by a racing thread, is as good. */
-    uint32_t n = atomic_load_explicit(&ncpu, memory_order_relaxed);
-    if (!n) {
-        long k = sysconf(_SC_NPROCESSORS_ONLN);
-        n = k < 1 ? 1 : (uint32_t)k;
-        atomic_store_explicit(&ncpu, n, memory_order_relaxed);
-    }
-    return n;
-}
-
 static uint64_t spin_budget(struct evb_ring_hdr *h)
 {
     /* S2: relaxed, a hint for how long to spin; nothing is ordered by it. */
@@ -309,7 +354,7 @@ static uint64_t spin_budget(struct evb_ring_hdr *h)
 }
 
 int evb_wait_durable(struct evb_ring *r, struct evb_sync_file *sf, uint64_t target,
-                     uint64_t deadline, unsigned flags)
+                     uint64_t deadline, bool poke)
 {
     struct evb_ring_hdr *h = r->hdr;
     /* S2: acquire pairs with the store of durable; a caller may act on
@@ -317,53 +362,49 @@ int evb_wait_durable(struct evb_ring *r, struct evb_sync_file *sf, uint64_t targ
     uint64_t d = atomic_load_explicit(&h->durable, memory_order_acquire);
     if (d >= target)
         return durable_reached(r, d);
-    /* Counted for the whole wait (S2, S3), if the caller did not count us
-     * before its commit: the flusher leaves the fdatasync to counted
-     * waiters for a short while (flush_round.c, sync_due), and an ASYNC
-     * flusher syncs now rather than at flush_ms. */
-    bool count = !(flags & EVB_WAIT_COUNTED);
-    if (count)
-        evb_sync_count(r, 1);
-    if (flags & EVB_WAIT_POKE)
+    /* Counted for the whole wait (S2, S3), unless the caller counted us
+     * before its commit: the flusher leaves the fdatasync to waiters who
+     * will lead (flush_round.c, evb_flush_sync_due), and an ASYNC flusher
+     * writes now rather than at flush_ms. */
+    bool own = !sf->entered;
+    if (own)
+        evb_sync_enter(r, sf);
+    if (poke)
         evb_ring_wake(r); /* an ASYNC flusher asleep until its interval */
-    bool may_lead = sf && !sf->cannot;
     /* A short spin between looks: the write or a round in flight lands
      * within one fdatasync, and a futex sleep would add a wake-up. */
     struct evb_spin spin;
     evb_spin_init(&spin, spin_budget(h));
     int rc;
     for (;;) {
-        /* S2, F2: acquire loads of the bells before the words they guard,
-         * so a change after these reads ends the sleep below at once. */
-        uint32_t bells[2] = {atomic_load_explicit(&h->sync_bell, memory_order_acquire),
-                             atomic_load_explicit(&h->flush_bell, memory_order_acquire)};
+        /* S2: acquire load of the bell before the words it guards (the
+         * flusher rings it after each write and each durable store), so a
+         * change after this read ends the sleep below at once. */
+        uint32_t bell = atomic_load_explicit(&h->sync_bell, memory_order_acquire);
         /* S2: seq_cst, after the count. */
         d = atomic_load_explicit(&h->durable, memory_order_seq_cst);
         if (d >= target) {
             rc = durable_reached(r, d);
             break;
         }
-        /* E1: relaxed, after the bells' acquire loads. */
+        /* E1: relaxed, after the bell's acquire load. */
         int e = atomic_load_explicit(&h->flush_error, memory_order_relaxed);
         if (e) {
             rc = e;
             break;
         }
-        if (may_lead) {
-            /* F1: acquire; the lead reloads it under its slot. */
-            uint64_t f = atomic_load_explicit(&h->flushed, memory_order_acquire);
-            if (f >= target) {
-                rc = lead(r, sf, target);
-                if (rc < 0)
-                    break;
-                may_lead = !sf->cannot;
-                if (rc == 0) {
-                    evb_spin_init(&spin, spin_budget(h));
-                    continue;
-                }
+        uint64_t now = evb_mono_ns();
+        /* F1: acquire; the lead reloads it under its slot. */
+        if (may_lead(sf, now) &&
+            atomic_load_explicit(&h->flushed, memory_order_acquire) >= target) {
+            rc = lead(r, sf, target, now);
+            if (rc < 0)
+                break;
+            if (rc == 0) {
+                evb_spin_init(&spin, spin_budget(h));
+                continue;
             }
         }
-        uint64_t now = evb_mono_ns();
         if (now >= deadline) {
             rc = -ETIMEDOUT;
             break;
@@ -375,11 +416,10 @@ int evb_wait_durable(struct evb_ring *r, struct evb_sync_file *sf, uint64_t targ
         uint64_t wait = deadline - now;
         if (wait > EVB_IDLE_WAIT_NS)
             wait = EVB_IDLE_WAIT_NS;
-        _Atomic uint32_t *words[2] = {&h->sync_bell, &h->flush_bell};
-        evb_bell_wait(words, bells, 2, wait);
+        evb_bell_sleep(&h->sync_bell, bell, wait);
         evb_spin_init(&spin, spin_budget(h));
     }
-    if (count)
-        evb_sync_count(r, -1);
+    if (own)
+        evb_sync_leave(r, sf);
     return rc;
 }

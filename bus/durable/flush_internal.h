@@ -33,9 +33,14 @@
 #define EVB_WRITE_MAX_CACHED (1u << 20)
 #define EVB_RETAIN_EVERY_NS (1000ull * 1000 * 1000)
 #define EVB_FAIL_RETRY_NS (1000ull * 1000 * 1000)
-/* How long the flusher leaves an fdatasync to counted sync waiters, who
- * lead it themselves (durable_wait.c, S3), before it syncs anyway. */
+/* How long the flusher leaves an fdatasync to sync waiters who lead it
+ * themselves (durable_wait.c, S3) before it syncs anyway: while no round
+ * runs (a count a killed waiter left), and while a leader's does (a slow
+ * disk, or a leader stopped in its fdatasync). */
 #define EVB_LEAD_DEFER_NS (2ull * 1000 * 1000)
+#define EVB_LEAD_HOLD_NS (50ull * 1000 * 1000)
+/* Flushed ends whose offsets a flusher remembers, for the mark. */
+#define EVB_PUB_NOTES 4u
 /* How often the durable mark follows what sync leaders synced; the
  * flusher's own fdatasyncs write it every time (flush_round.c). A mark
  * behind durable makes a rebuild take damage between the two for a torn
@@ -73,6 +78,9 @@ struct fpart {
     uint64_t unsynced_since;  /* mono ns: the write that left synced behind written */
     uint64_t mark_at;         /* mono ns: the mark's last write */
     uint64_t mark_pos;        /* and the position it recorded */
+    uint64_t self_synced;     /* our own fdatasyncs (and sync_behind) reached here */
+    uint64_t pub_pos[EVB_PUB_NOTES], pub_off[EVB_PUB_NOTES]; /* flushed ends, offsets */
+    unsigned pub_next;
     struct evb_hole_timer hole; /* the walk is stopped at a hole (shm/pad.c) */
     /* the round's op */
     bool busy;

@@ -160,6 +160,12 @@ bool evb_flush_take(struct evb_flush *fl, struct fpart *fp, uint64_t now)
     }
     if (fp->synced > fp->written)
         fp->synced = fp->written;
+    /* What sync_behind() syncs below; the segment being written is synced
+     * by us before we leave it. */
+    fp->self_synced = fp->written - fp->written % fl->cfg.segment_bytes;
+    fp->mark_pos = 0;
+    fp->pub_next = 0;
+    memset(fp->pub_pos, 0, sizeof fp->pub_pos);
     fp->walk = fp->written;
     fp->hole.pos = EVB_POS_NONE;
     fp->failed = 0;

@@ -85,21 +85,27 @@ static void walk(struct evb_flush *fl, struct fpart *fp, uint64_t limit)
 bool evb_flush_sync_due(struct evb_flush *fl, struct fpart *fp, uint64_t end, uint64_t now,
                         uint64_t *defer_until)
 {
-    if (end <= fp->synced)
-        return false;
     const evb_topic_config *cfg = &fl->cfg;
-    /* S2: seq_cst load of sync_waiters; Dekker with the waiter's seq_cst
-     * count then load of durable (durable_wait.c). */
-    uint32_t waiters = atomic_load_explicit(&fp->r->hdr->sync_waiters, memory_order_seq_cst);
-    bool must = end % cfg->segment_bytes == 0 || evb_flush_stopping(fl);
-    if (!must && waiters) {
-        /* S3: counted waiters fdatasync what we wrote themselves, one or
-         * two rounds at a time, while we go on writing; we sync only if
-         * nobody has for EVB_LEAD_DEFER_NS (a waiter that cannot open the
-         * segment, a count left by a killed waiter). A segment's end is
-         * ours to sync: its switch waits for it. */
+    /* A segment's end is ours to sync, whoever synced it: its switch
+     * waits for our own fdatasync, so that "every segment below the one
+     * being written is synced" holds whatever the durable word says
+     * (leaders rely on it, durable_wait.c). */
+    bool seg_end = end % cfg->segment_bytes == 0 && end == fp->written;
+    if (end <= fp->synced && !(seg_end && fp->self_synced < end))
+        return false;
+    bool must = seg_end || evb_flush_stopping(fl);
+    struct evb_ring_hdr *h = fp->r->hdr;
+    /* S3: seq_cst, as the waiter's count made before its commit (which
+     * our walk saw with acquire). */
+    if (!must && atomic_load_explicit(&h->lead_waiters, memory_order_seq_cst)) {
+        /* Waiters who lead fdatasync what we wrote themselves, while we
+         * go on writing. We sync only if none has for a while: a short
+         * while when no round runs (a count left by a killed waiter), a
+         * long one while a leader's round runs (a slow disk; a leader
+         * stopped in its fdatasync). S3: relaxed, a hint. */
+        bool running = atomic_load_explicit(&h->sync_lead[0], memory_order_relaxed) != 0;
         uint64_t since = fp->synced < fp->written ? fp->unsynced_since : now;
-        uint64_t until = since + EVB_LEAD_DEFER_NS;
+        uint64_t until = since + (running ? EVB_LEAD_HOLD_NS : EVB_LEAD_DEFER_NS);
         if (now < until) {
             if (defer_until)
                 *defer_until = until;
@@ -107,33 +113,55 @@ bool evb_flush_sync_due(struct evb_flush *fl, struct fpart *fp, uint64_t end, ui
         }
         return true;
     }
-    return must || cfg->durability == EVB_DURABILITY_SYNC || waiters ||
+    /* S2: seq_cst load of sync_waiters; Dekker with the waiter's seq_cst
+     * count then load of durable (durable_wait.c). */
+    return must || cfg->durability == EVB_DURABILITY_SYNC ||
+           atomic_load_explicit(&h->sync_waiters, memory_order_seq_cst) ||
            now - fp->last_sync >= (uint64_t)cfg->flush_ms * 1000000ull;
 }
 
 /* The durable mark tells recovery what cannot be a torn tail (recover.c);
  * written once the position is synced, so never ahead of it. */
-static void mark_synced(struct evb_flush *fl, struct fpart *fp);
+static void mark_write(struct evb_flush *fl, struct fpart *fp, uint64_t pos, uint64_t off);
 
 /*
  * S3: what sync leaders synced (durable_wait.c) is ours too: no second
  * fdatasync for it, and the mark follows. Believed only up to what we
  * wrote, on a frame boundary: anything else is not a leader's (a leader
- * publishes a flushed position, and only we publish flushed).
+ * publishes a flushed position, and only we publish flushed). A leader's
+ * error (flush_error, set by evb_flush_tell) stops us as our own would:
+ * after a write-back error the kernel reports success for those pages.
  */
-static void absorb_durable(struct evb_flush *fl, struct fpart *fp)
+static void absorb_durable(struct evb_flush *fl, struct fpart *fp, uint64_t now)
 {
+    struct evb_ring_hdr *h = fp->r->hdr;
+    /* E1: relaxed; set by a leader before it rang the bells. */
+    int e = atomic_load_explicit(&h->flush_error, memory_order_relaxed);
+    if (e) {
+        fp->failed = e;
+        return;
+    }
     /* S2: acquire, pairs with the leader's seq_cst CAS of durable, made
      * after its fdatasync returned. */
-    uint64_t d = atomic_load_explicit(&fp->r->hdr->durable, memory_order_acquire);
+    uint64_t d = atomic_load_explicit(&h->durable, memory_order_acquire);
     if (d <= fp->synced || d > fp->written || d % EVB_FRAME_ALIGN)
         return;
     fp->synced = d;
-    /* The mark every EVB_MARK_EVERY_NS at most here: a system call per
-     * round in front of the next write is what a leader saves the round. */
-    uint64_t now = evb_mono_ns();
-    if (now - fp->mark_at >= EVB_MARK_EVERY_NS)
-        mark_synced(fl, fp);
+    fp->unsynced_since = now; /* what is left unsynced waits from now */
+    /* The mark names the latest written end whose offset we noted below
+     * D, every EVB_MARK_EVERY_NS at most here: a system call per round in
+     * front of the next write is what a leader saves the round. */
+    if (now - fp->mark_at < EVB_MARK_EVERY_NS)
+        return;
+    uint64_t best = 0, off = 0;
+    for (unsigned i = 0; i < EVB_PUB_NOTES; i++) {
+        if (fp->pub_pos[i] <= d && fp->pub_pos[i] > best) {
+            best = fp->pub_pos[i];
+            off = fp->pub_off[i];
+        }
+    }
+    if (best > fp->mark_pos)
+        mark_write(fl, fp, best, off);
 }
 
 /* Queue this round's write and/or fdatasync for FP. True if queued. */
@@ -152,7 +180,9 @@ bool evb_flush_prepare(struct evb_flush *fl, struct fpart *fp, uint64_t now)
     }
     if (fp->lock_fd < 0 || fp->failed)
         return false;
-    absorb_durable(fl, fp);
+    absorb_durable(fl, fp, now);
+    if (fp->failed)
+        return false; /* let go at the next round, as after our own error */
     /* Once a round, not per frame: a tail that cannot follow what this
      * flusher wrote is a garbage word, not a reason to walk. */
     int bad = evb_flush_check_tail(fp);
@@ -160,8 +190,8 @@ bool evb_flush_prepare(struct evb_flush *fl, struct fpart *fp, uint64_t now)
         evb_flush_fail(fp, bad);
         return false;
     }
-    /* Segment full and synced: start the next. */
-    if (fp->written == fp->seg_base + cfg->segment_bytes && fp->synced == fp->written) {
+    /* Segment full and synced by our own fdatasync: start the next. */
+    if (fp->written == fp->seg_base + cfg->segment_bytes && fp->self_synced == fp->written) {
         int rc = evb_flush_seg_open(fl, fp, fp->written);
         if (rc) {
             evb_flush_fail(fp, rc);
@@ -191,8 +221,8 @@ bool evb_flush_prepare(struct evb_flush *fl, struct fpart *fp, uint64_t now)
     bool sync = evb_flush_sync_due(fl, fp, end, now, NULL);
     if (end == fp->written && !sync) {
         /* Idle: the mark catches up with what leaders synced. */
-        if (fp->mark_pos != fp->synced)
-            mark_synced(fl, fp);
+        if (fp->mark_pos != fp->synced && fp->walk_offset_at == fp->synced)
+            mark_write(fl, fp, fp->synced, fp->walk_offset);
         return false;
     }
     /* Under O_DIRECT only whole blocks go direct; a partial block at either
@@ -261,13 +291,11 @@ static void mark_failed(struct evb_flush *fl, struct fpart *fp, int err)
                                        strerror(-err)));
 }
 
-static void mark_synced(struct evb_flush *fl, struct fpart *fp)
+static void mark_write(struct evb_flush *fl, struct fpart *fp, uint64_t pos, uint64_t off)
 {
-    if (fp->walk_offset_at != fp->synced)
-        return;
     fp->mark_at = evb_mono_ns();
-    fp->mark_pos = fp->synced;
-    int rc = evb_seg_mark_durable(fp->dir, fp->synced, fp->walk_offset, fl->cfg.file_mode);
+    fp->mark_pos = pos;
+    int rc = evb_seg_mark_durable(fp->dir, pos, off, fl->cfg.file_mode);
     if (rc)
         mark_failed(fl, fp, rc);
 }
@@ -312,6 +340,17 @@ static void complete(struct evb_flush *fl, struct fpart *fp, uint64_t now)
          * F2: release bump after the F1 store; pairs with the producer's
          * acquire load of the bell before its retry. */
         evb_bell_ring(&fp->r->hdr->flush_bell);
+        /* Sync waiters sleep on sync_bell alone (one futex word: no
+         * futex_waitv needed) and lead once their bytes are written (S3).
+         * S2: release bump after the F1 store, as above. */
+        evb_bell_ring(&fp->r->hdr->sync_bell);
+        /* The offset at this end, for the mark a leader's sync lets us
+         * write (absorb_durable). */
+        if (fp->walk_offset_at == pub) {
+            unsigned k = fp->pub_next++ % EVB_PUB_NOTES;
+            fp->pub_pos[k] = pub;
+            fp->pub_off[k] = fp->walk_offset;
+        }
     }
     if (fp->op_sync) {
         if (fp->sres == 0 && fp->written == fp->op_end) {
@@ -319,8 +358,10 @@ static void complete(struct evb_flush *fl, struct fpart *fp, uint64_t now)
             fp->last_sync = now;
             /* Relaxed: a statistic, publishes nothing. */
             atomic_fetch_add_explicit(&fp->r->hdr->fsyncs, 1, memory_order_relaxed);
+            fp->self_synced = fp->synced;
             evb_flush_publish_durable(fp->r, fp->synced);
-            mark_synced(fl, fp);
+            if (fp->walk_offset_at == fp->synced)
+                mark_write(fl, fp, fp->synced, fp->walk_offset);
         } else if (fp->sres < 0 && fp->sres != -ECANCELED) {
             evb_flush_fail(fp, evb_err_set(fp->sres, "partition %u: fdatasync: %s", fp->part,
                                       strerror(-fp->sres)));

@@ -147,6 +147,7 @@ static void sleep_idle(struct evb_flush *fl, uint64_t now)
 {
     if (spin_for_commit(fl))
         return;
+    now = evb_mono_ns(); /* the spin took up to EVB_SYNC_SPIN_NS */
     _Atomic uint32_t *bells[EVB_MAX_PARTITIONS];
     uint32_t vals[EVB_MAX_PARTITIONS];
     struct fpart *held[EVB_MAX_PARTITIONS];
