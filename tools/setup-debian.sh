@@ -10,6 +10,9 @@ pkgs=(build-essential meson ninja-build pkg-config python3 clang
       libjansson-dev strace fio gnuplot-nox valgrind
       python3-venv python3-setuptools python3-wheel python3-numpy
       prometheus  # promtool: tests/cli/test_cli_stat.sh checks evbus stat --prometheus
+      # losetup and mkfs.ext4: tests/durable/test_power_loss.sh's disks
+      # (priority required, but not in every minimal image)
+      mount e2fsprogs
       # perf/compare's peers (optional: the harness leaves out what is missing;
       # no test needs them); iceoryx brings RouDi, which perf/compare/run.sh starts
       libzmq3-dev libnng-dev libiceoryx-binding-c-dev iceoryx)
