@@ -33,6 +33,7 @@ struct evb_producer {
     struct evb_ring_producer *rp; /* per partition; rp[i].slot == NULL until used */
     uint64_t *seq;             /* next producer sequence per partition */
     uint64_t *end;             /* durable: end of our last commit per partition */
+    uint64_t *durable_seen;    /* highest durable position polled, per partition */
     bool durable;              /* frames carry a CRC32C; sync waits for disk */
     bool poke;                 /* ASYNC: a sync wakes the flusher early */
     struct evb_flusher *flusher; /* durable: this process flushes too */
@@ -80,8 +81,9 @@ EVB_EXPORT int evb_producer_open(evb_producer **out, evb_bus *bus, const char *t
     p->rp = calloc(p->tm->nparts, sizeof *p->rp);
     p->seq = calloc(p->tm->nparts, sizeof *p->seq);
     p->end = calloc(p->tm->nparts, sizeof *p->end);
+    p->durable_seen = calloc(p->tm->nparts, sizeof *p->durable_seen);
     p->bus = bus;
-    if (!p->rp || !p->seq || !p->end) {
+    if (!p->rp || !p->seq || !p->end || !p->durable_seen) {
         evb_producer_close(p);
         return -ENOMEM;
     }
@@ -160,6 +162,7 @@ EVB_EXPORT void evb_producer_close(evb_producer *p)
     free(p->seq);
     free(p->end);
     free(p->sync);
+    free(p->durable_seen);
     evb_pstate_close(&p->ps);
     evb_topic_map_close(p->tm);
     free(p);
@@ -379,6 +382,15 @@ static inline uint8_t *write_frame(struct evb_frame *f, uint64_t offset, uint64_
     return value;
 }
 
+/* Where one published event went: R gets its partition, offset, position
+ * and the end of its frame (what the durable position must reach). */
+static inline void receipt_fill(evb_receipt *r, uint32_t part, uint64_t offset, uint64_t pos,
+                                uint64_t end)
+{
+    *r = (evb_receipt){.partition = part, .offset = offset, .position = pos,
+                       .end_position = end};
+}
+
 EVB_EXPORT int evb_claim(evb_producer *p, int32_t partition, const void *key,
                          uint32_t key_len, uint32_t value_len, struct evb_claim *c)
 {
@@ -436,9 +448,10 @@ static void seal(const evb_producer *p, struct evb_frame *f)
         f->crc32c = evb_frame_crc(f, f->len);
 }
 
-EVB_EXPORT int evb_commit(evb_producer *p, struct evb_claim *c)
+/* evb_commit and evb_commit_receipt: R NULL for the first (inlined with
+ * it, so the plain commit pays nothing for receipts). */
+static inline __attribute__((always_inline)) int commit(evb_producer *p, evb_receipt *r)
 {
-    (void)c;
     if (!p || !p->claim_open)
         return -EINVAL;
     p->claim_open = false;
@@ -446,11 +459,29 @@ EVB_EXPORT int evb_commit(evb_producer *p, struct evb_claim *c)
     struct evb_ring_producer *rp = &p->rp[p->claim_part];
     seal(p, evb_ring_frame(rp->r, rc_->data_pos));
     int rc = evb_ring_commit_fast(rp, rc_);
-    if (!rc)
+    if (!rc) {
         p->end[p->claim_part] = rc_->data_pos + rc_->len;
+        if (r)
+            receipt_fill(r, p->claim_part, rc_->offset, rc_->data_pos,
+                         rc_->data_pos + rc_->len);
+    }
     if (p->ps.map)
         state_done(p, p->claim_part, true); /* on -ECANCELED its sequence stays used */
     return rc;
+}
+
+EVB_EXPORT int evb_commit(evb_producer *p, struct evb_claim *c)
+{
+    (void)c;
+    return commit(p, NULL);
+}
+
+EVB_EXPORT int evb_commit_receipt(evb_producer *p, struct evb_claim *c, evb_receipt *r)
+{
+    (void)c;
+    if (!r)
+        return -EINVAL;
+    return commit(p, r);
 }
 
 EVB_EXPORT int evb_abort(evb_producer *p, struct evb_claim *c)
@@ -468,8 +499,10 @@ EVB_EXPORT int evb_abort(evb_producer *p, struct evb_claim *c)
     return rc;
 }
 
-/* Publish msgs[0..n) into one partition as a single claim. */
-static int publish_run(evb_producer *p, uint32_t part, const evb_msg *m, size_t n)
+/* Publish msgs[0..n) into one partition as a single claim; R (NULL or n
+ * entries) gets each event's receipt, meaningful once this returns 0. */
+static int publish_run(evb_producer *p, uint32_t part, const evb_msg *m, size_t n,
+                       evb_receipt *r)
 {
     int rc;
     struct evb_ring_producer *rp = ring_producer(p, part, &rc);
@@ -521,6 +554,13 @@ static int publish_run(evb_producer *p, uint32_t part, const evb_msg *m, size_t 
     if (!rc) {
         p->seq[part] = next;
         p->end[part] = c.data_pos + c.len;
+        /* From the lengths asked for, not the frames read back. */
+        uint64_t at = c.data_pos;
+        for (size_t i = 0; r && i < n; i++) {
+            uint64_t bytes = evb_frame_bytes(m[i].key_len, m[i].value_len);
+            receipt_fill(&r[i], part, c.offset + i, at, at + bytes);
+            at += bytes;
+        }
     }
     if (p->ps.map)
         state_done(p, part, !rc);
@@ -542,7 +582,7 @@ static inline int publish_one(evb_producer *p, uint32_t part, const evb_msg *m)
      * yet, or a claim that does not fit: the full path. */
     if (!rp->slot || p->fork_gen != evb_proc_fork_gen() ||
         !evb_ring_claim_fast(rp, len, 1, &c))
-        return publish_run(p, part, m, 1);
+        return publish_run(p, part, m, 1, NULL);
     struct evb_frame *f = evb_ring_frame(rp->r, c.data_pos);
     uint8_t *value = write_frame(f, c.offset, evb_event_ns(), p->seq[part], p->producer_id,
                                  NULL, 0, m->value_len, m->type, len, 1);
@@ -573,12 +613,24 @@ static int sync_failed(const evb_producer *p, uint32_t part, int rc)
     return rc;
 }
 
-/* Every durable wait of a producer: until partition PART is on disk up
- * to the end of our last commit there, or DEADLINE (mono ns). The waiter
- * leads the fdatasync itself once the flusher wrote it (S3). */
-static int wait_part(evb_producer *p, uint32_t part, uint64_t deadline)
+/* A timeout in ms (<0: none) as a deadline on evb_mono_ns()'s clock. */
+static uint64_t deadline_of(int32_t timeout_ms)
 {
-    int rc = evb_wait_durable(&p->tm->rings[part], &p->sync[part], p->end[part], deadline,
+    return timeout_ms < 0 ? UINT64_MAX : evb_mono_ns() + (uint64_t)timeout_ms * 1000000ull;
+}
+
+/*
+ * The one place a producer waits for disk: until PART's durable position
+ * reaches TARGET (a frame end this handle committed) or DEADLINE passes;
+ * the waiter leads the fdatasync itself once the flusher wrote TARGET
+ * (S3). EVB_MSG_SYNC, evb_producer_sync() and evb_producer_wait_durable()
+ * all come here, so how a producer gets to disk changes in this body
+ * alone. 0, -ETIMEDOUT, or the flusher's (or our fdatasync's) error with
+ * its text (sync_failed).
+ */
+static int durable_wait(evb_producer *p, uint32_t part, uint64_t target, uint64_t deadline)
+{
+    int rc = evb_wait_durable(&p->tm->rings[part], &p->sync[part], target, deadline,
                               p->poke);
     return rc ? sync_failed(p, part, rc) : 0;
 }
@@ -589,16 +641,76 @@ EVB_EXPORT int evb_producer_sync(evb_producer *p, int32_t timeout_ms)
         return -EINVAL;
     if (!p->durable)
         return 0;
-    uint64_t deadline = timeout_ms < 0 ? UINT64_MAX
-                                       : evb_mono_ns() + (uint64_t)timeout_ms * 1000000ull;
+    uint64_t deadline = deadline_of(timeout_ms);
     for (uint32_t i = 0; i < p->tm->nparts; i++) {
         if (!p->end[i])
             continue;
-        int rc = wait_part(p, i, deadline);
+        int rc = durable_wait(p, i, p->end[i], deadline);
         if (rc)
             return rc;
     }
     return 0;
+}
+
+static int no_partition(const evb_producer *p, uint32_t part)
+{
+    return evb_err_set(-EINVAL, "topic %s has %u partitions, no partition %u", p->tm->name,
+                       p->tm->nparts, part);
+}
+
+/* A target this handle may wait for: a frame end (8-aligned) no further
+ * than what it has committed to PART, which is never past the tail;
+ * anything else could only be reached by events it did not publish. */
+static int target_bad(const evb_producer *p, uint32_t part, uint64_t target)
+{
+    if (part >= p->tm->nparts)
+        return no_partition(p, part);
+    if (target % EVB_FRAME_ALIGN == 0 && target <= p->end[part])
+        return 0;
+    return evb_err_set(-EINVAL, "partition %u: %llu is not the end of an event this "
+                       "producer published there (it has published up to %llu)", part,
+                       (unsigned long long)target, (unsigned long long)p->end[part]);
+}
+
+EVB_EXPORT int evb_producer_wait_durable(evb_producer *p, uint32_t partition,
+                                         uint64_t end_position, int32_t timeout_ms)
+{
+    if (!p)
+        return -EINVAL;
+    int rc = target_bad(p, partition, end_position);
+    if (rc || !p->durable)
+        return rc;
+    return durable_wait(p, partition, end_position, deadline_of(timeout_ms));
+}
+
+EVB_EXPORT int evb_producer_durable_position(evb_producer *p, uint32_t partition,
+                                             uint64_t *pos)
+{
+    if (!p || !pos)
+        return -EINVAL;
+    if (partition >= p->tm->nparts)
+        return no_partition(p, partition);
+    /* Nothing to wait for: what it published counts as durable at once. */
+    if (!p->durable) {
+        *pos = p->end[partition];
+        return 0;
+    }
+    int err;
+    int rc = evb_durable_poll(&p->tm->rings[partition], pos, &err);
+    if (rc)
+        return rc;
+    /* What was synced stays synced, so the answer never goes back, even
+     * if the word does: the flusher and leaders only ever raise it
+     * (evb_durable_publish_max), but it is shared memory, and a process
+     * that writes it lower must not make a poller think less is on disk
+     * than it was told. */
+    if (*pos < p->durable_seen[partition])
+        *pos = p->durable_seen[partition];
+    p->durable_seen[partition] = *pos;
+    /* A stopped flusher moves the position no further: say so, with its
+     * text, so a poller does not wait for what will not come. What is
+     * below *POS stays durable. */
+    return err < 0 ? sync_failed(p, partition, err) : 0;
 }
 
 /* EVB_MSG_SEQ is a stable producer's, below EVB_SEQ_LIMIT. */
@@ -607,13 +719,16 @@ static bool seq_bad(const evb_producer *p, const evb_msg *m)
     return (m->flags & EVB_MSG_SEQ) && (!p->ps.map || m->seq >= EVB_SEQ_LIMIT);
 }
 
-EVB_EXPORT int evb_publish(evb_producer *p, const evb_msg *m)
+/*
+ * Any event through publish_run, R (may be NULL) getting its receipt:
+ * evb_publish's path for what publish_one does not take, and every
+ * evb_publish_receipt. Kept out of line so that evb_publish stays the
+ * one place publish_one is inlined into (a second copy cost it its
+ * inlined frame and commit helpers: 35 instructions an event).
+ */
+static __attribute__((noinline)) int publish_full(evb_producer *p, const evb_msg *m,
+                                                  evb_receipt *r)
 {
-    if (p && m && !m->key_len && !m->flags && (m->value || !m->value_len) && !p->ps.map &&
-        m->value_len <= p->tm->cfg.max_event_bytes) {
-        int part = pick_partition(p, m->partition, NULL, 0);
-        return part < 0 ? part : publish_one(p, (uint32_t)part, m);
-    }
     if (!p || !m || (m->key_len && !m->key) || (m->value_len && !m->value) || seq_bad(p, m))
         return -EINVAL;
     int rc = check_size(p, m->key_len, m->value_len);
@@ -627,15 +742,33 @@ EVB_EXPORT int evb_publish(evb_producer *p, const evb_msg *m)
     bool sync = (m->flags & EVB_MSG_SYNC) && p->durable;
     if (sync)
         evb_sync_enter(&p->tm->rings[part], &p->sync[part]);
-    rc = publish_run(p, (uint32_t)part, m, 1);
+    rc = publish_run(p, (uint32_t)part, m, 1, r);
     if (!rc && sync)
-        rc = wait_part(p, (uint32_t)part, UINT64_MAX);
+        rc = durable_wait(p, (uint32_t)part, p->end[part], UINT64_MAX);
     if (sync)
         evb_sync_leave(&p->tm->rings[part], &p->sync[part]);
     return rc;
 }
 
-EVB_EXPORT int evb_publish_batch(evb_producer *p, const evb_msg *msgs, size_t n)
+EVB_EXPORT int evb_publish(evb_producer *p, const evb_msg *m)
+{
+    if (p && m && !m->key_len && !m->flags && (m->value || !m->value_len) && !p->ps.map &&
+        m->value_len <= p->tm->cfg.max_event_bytes) {
+        int part = pick_partition(p, m->partition, NULL, 0);
+        return part < 0 ? part : publish_one(p, (uint32_t)part, m);
+    }
+    return publish_full(p, m, NULL);
+}
+
+EVB_EXPORT int evb_publish_receipt(evb_producer *p, const evb_msg *m, evb_receipt *r)
+{
+    if (!r)
+        return -EINVAL;
+    return publish_full(p, m, r);
+}
+
+/* evb_publish_batch and evb_publish_batch_receipts: R NULL or n entries. */
+static int publish_batch(evb_producer *p, const evb_msg *msgs, size_t n, evb_receipt *r)
 {
     if (!p || (!msgs && n))
         return -EINVAL;
@@ -675,7 +808,7 @@ EVB_EXPORT int evb_publish_batch(evb_producer *p, const evb_msg *msgs, size_t n)
             bytes += b;
             k++;
         }
-        rc = publish_run(p, (uint32_t)part, m, k);
+        rc = publish_run(p, (uint32_t)part, m, k, r ? r + done : NULL);
         if (rc)
             return done ? (int)done : rc;
         done += k;
@@ -689,4 +822,17 @@ EVB_EXPORT int evb_publish_batch(evb_producer *p, const evb_msg *msgs, size_t n)
         }
     }
     return (int)done;
+}
+
+EVB_EXPORT int evb_publish_batch(evb_producer *p, const evb_msg *msgs, size_t n)
+{
+    return publish_batch(p, msgs, n, NULL);
+}
+
+EVB_EXPORT int evb_publish_batch_receipts(evb_producer *p, const evb_msg *msgs, size_t n,
+                                          evb_receipt *receipts)
+{
+    if (!receipts && n)
+        return -EINVAL;
+    return publish_batch(p, msgs, n, receipts);
 }

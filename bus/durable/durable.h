@@ -171,6 +171,11 @@ int evb_wait_durable(struct evb_ring *r, struct evb_sync_file *sf, uint64_t targ
  * (seq_cst, S2): the flusher and leaders publish at once. A word no
  * durable position can be is replaced. */
 void evb_durable_publish_max(struct evb_ring *r, uint64_t pos);
+/* R's durable position, without waiting or a system call, checked as a
+ * waiter checks a durable word it would believe (aligned, not past the
+ * tail): 0 with *POS and the flusher's error word (0 or -errno) in *ERR,
+ * or -EBADMSG (a word that cannot be one; nothing filled). */
+int evb_durable_poll(const struct evb_ring *r, uint64_t *pos, int *err);
 /* Take the flush lock of partition directory PDIR (created if missing),
  * waiting up to WAIT_MS (0: try once). The fd holds it; -EWOULDBLOCK when
  * another process does. A lock file made here gets exactly MODE, the

@@ -133,6 +133,26 @@ static int durable_reached(const struct evb_ring *r, uint64_t d)
     return 0;
 }
 
+int evb_durable_poll(const struct evb_ring *r, uint64_t *pos, int *err)
+{
+    const struct evb_ring_hdr *h = r->hdr;
+    /* E1: the bell with acquire first, so an error stored before any bump
+     * it shows is seen by the relaxed load below; one stored after is
+     * seen by a later poll. */
+    (void)atomic_load_explicit(&h->sync_bell, memory_order_acquire);
+    /* S2: acquire pairs with the stores of durable (the flusher's and
+     * leaders', evb_durable_publish_max); the caller may act on it at
+     * once, as a waiter does. */
+    uint64_t d = atomic_load_explicit(&h->durable, memory_order_acquire);
+    int rc = durable_reached(r, d);
+    if (rc)
+        return rc;
+    /* E1: relaxed, after the bell's acquire above. */
+    *err = atomic_load_explicit(&h->flush_error, memory_order_relaxed);
+    *pos = d;
+    return 0;
+}
+
 void evb_durable_publish_max(struct evb_ring *r, uint64_t pos)
 {
     _Atomic uint64_t *w = &r->hdr->durable;

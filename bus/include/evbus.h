@@ -567,6 +567,25 @@ struct evb_claim {
     uint64_t priv_[4];        /**< library use */
 };
 
+/**
+ * Where a published event went, filled by evb_publish_receipt(),
+ * evb_publish_batch_receipts() and evb_commit_receipt(): what a reader
+ * will see as its partition, offset and position, and the end of its
+ * frame in the partition's log. The event is on disk (written and
+ * fdatasync'ed) once the partition's durable position is at or past
+ * end_position: evb_producer_wait_durable() waits for that,
+ * evb_producer_durable_position() tells it without waiting. end_position
+ * is never 0 for a published event, so a zeroed receipt says "not
+ * published".
+ */
+typedef struct evb_receipt {
+    uint32_t partition;
+    uint32_t reserved_;
+    uint64_t offset;          /**< the event's offset (evb_event.offset) */
+    uint64_t position;        /**< where its frame starts (evb_event.position) */
+    uint64_t end_position;    /**< where its frame ends: the durable target */
+} evb_receipt;
+
 /** A delivered event. Pointers stay valid until the next call on the
  *  consumer handle and are for reading only. They point into a read-only
  *  mapping (a store kills the caller with SIGSEGV) for events a gating
@@ -919,6 +938,12 @@ int evb_claim(evb_producer *p, int32_t partition, const void *key, uint32_t key_
  *  padded because this producer stalled past stall_ms (not published). */
 int evb_commit(evb_producer *p, struct evb_claim *c);
 
+/** evb_commit(), and on success fill *R with the event's receipt (its
+ *  partition, offset and position are the claim's; end_position, the
+ *  durable target, is known only now, after the commit). R is left alone
+ *  on failure. Returns as evb_commit(), or -EINVAL for a NULL R. */
+int evb_commit_receipt(evb_producer *p, struct evb_claim *c, evb_receipt *r);
+
 /** Give a claim up: readers skip it and count it aborted. Returns 0 or
  *  -ECANCELED (already padded). */
 int evb_abort(evb_producer *p, struct evb_claim *c);
@@ -934,6 +959,102 @@ int evb_abort(evb_producer *p, struct evb_claim *c);
  * there; `evbus stat` shows it as flush_error).
  */
 int evb_producer_sync(evb_producer *p, int32_t timeout_ms);
+
+/*
+ * Pipelined durable acknowledgements (Kafka's acks with callbacks). A
+ * producer publishes without waiting, keeps each event's receipt, and
+ * retires receipts as the partition's durable position passes their
+ * end_position, so many events share each fdatasync and the rate is
+ * bounded by the disk's bandwidth rather than by one fdatasync per event:
+ *
+ *     evb_receipt r[64];                      (a ring of receipts)
+ *     size_t head = 0, tail = 0;              (outstanding: [tail, head))
+ *     for (each event m) {
+ *         if (head - tail == 64)              (full: wait for the oldest)
+ *             evb_producer_wait_durable(p, r[tail % 64].partition,
+ *                                       r[tail % 64].end_position, -1);
+ *         uint64_t d;                         (retire all that are durable)
+ *         while (tail < head &&
+ *                evb_producer_durable_position(p, r[tail % 64].partition, &d) == 0 &&
+ *                d >= r[tail % 64].end_position)
+ *             acked(&r[tail++ % 64]);
+ *         evb_publish_receipt(p, &m, &r[head++ % 64]);
+ *     }
+ *
+ * A receipt's events are durable in position order within a partition:
+ * one at or below the durable position is on disk, and so is every
+ * earlier one of that partition. On a topic that is not durable both
+ * calls answer at once, as evb_producer_sync() does: every published
+ * event counts as acknowledged. On an ASYNC topic the durable position
+ * moves every flush_ms unless someone waits (evb_producer_wait_durable()
+ * asks the flusher to sync now; polling does not), on a SYNC topic as
+ * soon as the flusher has written and synced.
+ */
+
+/**
+ * Publish one event as evb_publish() does and fill *R with its receipt.
+ * R is filled whenever the event was published: on 0, and with
+ * EVB_MSG_SYNC also when the wait for disk that follows fails (zero R
+ * first to tell that from a publish that failed: end_position stays 0).
+ * Costs what evb_publish() costs plus the stores into *R; no system call.
+ * Returns as evb_publish(), and -EINVAL for a NULL R.
+ * Thread-safety: as P.
+ */
+int evb_publish_receipt(evb_producer *p, const evb_msg *msg, evb_receipt *r);
+
+/**
+ * evb_publish_batch() filling RECEIPTS[i] for MSGS[i]: the first k
+ * entries are meaningful when it returns k > 0, none when it returns an
+ * error; the rest are unspecified. Events of one claimed run share one
+ * commit, but each has its own end_position (a run may become durable in
+ * parts). Returns as evb_publish_batch(), and -EINVAL for a NULL RECEIPTS
+ * with N > 0.
+ */
+int evb_publish_batch_receipts(evb_producer *p, const evb_msg *msgs, size_t n,
+                               evb_receipt *receipts);
+
+/**
+ * Wait until the event that ends at END_POSITION in PARTITION is on disk
+ * (the partition's durable position reaches it), up to TIMEOUT_MS (<0:
+ * forever; 0: look once, after a short spin). Takes (partition,
+ * end_position) rather than a receipt so that a caller may keep only
+ * the newest target per partition: waiting for it covers every earlier
+ * one. Many producers waiting at once share one fdatasync (group
+ * commit), as evb_producer_sync() does; on an ASYNC topic the flusher is
+ * asked to sync now. On a topic that is not durable it returns 0 at once.
+ * END_POSITION must be the end of an event P itself published there: an
+ * 8-aligned position no further than the end of its last commit to
+ * PARTITION (so never past the partition's tail); a receipt of another
+ * handle, also one closed before P was opened, is -EINVAL: poll
+ * evb_producer_durable_position() for those.
+ * Blocking: yes, per TIMEOUT_MS (a futex sleep). Thread-safety: as P.
+ * Returns 0 (durable), -ETIMEDOUT, -EINVAL (NULL P, no such partition, a
+ * target P did not publish), -EBADMSG (the partition's durable word does
+ * not fit its ring: damage, never taken as "durable"), or the flusher's
+ * error as evb_producer_sync() returns it (-EIO, -ENOSPC, -EBADMSG, ...,
+ * with evb_last_error() saying what the flusher met).
+ */
+int evb_producer_wait_durable(evb_producer *p, uint32_t partition, uint64_t end_position,
+                              int32_t timeout_ms);
+
+/**
+ * PARTITION's durable position in *POS, without waiting: every event
+ * published there whose end_position is at or below it is on disk. It
+ * never goes back (P keeps the highest it has told, so a word a flusher
+ * taking over stores lower changes nothing). Reads three words of the ring's
+ * shared header, no system call, so a caller may poll it after every
+ * publish. On a topic that is not durable: the end of what P has
+ * published to PARTITION (all of it counts as acknowledged).
+ * Thread-safety: as P (the word itself may be read from any thread).
+ * Returns 0; the flusher's error (-EIO, -ENOSPC, -EBADMSG, ..., as
+ * evb_producer_sync() returns it) when the partition's flusher has
+ * stopped on one, with *POS still filled: what is below it stays durable,
+ * the rest waits until a flusher takes the partition over and succeeds;
+ * -EBADMSG with *POS untouched when the durable word does not fit the
+ * ring (misaligned or past the tail: damage, never reported as
+ * durable); -EINVAL (NULL argument, no such partition).
+ */
+int evb_producer_durable_position(evb_producer *p, uint32_t partition, uint64_t *pos);
 
 /**
  * The highest producer sequence P has published to PARTITION: for a
