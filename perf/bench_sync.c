@@ -10,6 +10,17 @@
  * (every sample, no reservoir), events/s = calls completed in it / its
  * length. Percentiles over all samples of all producers of the run.
  *
+ * --pipeline K (issue 13's pipelined acknowledgements): each producer
+ * publishes with evb_publish_receipt and keeps up to K receipts
+ * outstanding; after every publish it reads the durable position
+ * (evb_producer_durable_position) and retires the receipts at or below
+ * it, and with K outstanding it waits for the oldest
+ * (evb_producer_wait_durable). A sample is publish-to-durable: from just
+ * before the publish call to the moment the producer learned the event
+ * was durable; events/s counts acknowledgements made inside the window.
+ * Events published in the window and acknowledged after it still give
+ * their sample (a drain after the window), so slow ones are not dropped.
+ *
  * Baseline in the same run, before each round: the latency of one
  * fdatasync on a pre-zeroed file after a --size pwrite (sequential
  * offsets), --fsync-samples times after 100 warm-up, on the same disk as
@@ -34,6 +45,7 @@ typedef struct config {
     uint32_t fsync_samples;
     uint64_t cap; /* samples kept per producer */
     int runs, api_sync, json;
+    uint32_t pipeline; /* 0: one sync publish at a time; else receipts outstanding */
     const char *data_root;
 } config;
 
@@ -113,6 +125,59 @@ static int fsync_baseline(const config *cf, fsres *out)
 
 /* ---- a producer process -------------------------------------------- */
 
+/* Retire receipts [*tail, head) whose end the durable position POS has
+ * reached, at time NOW: their samples, and acks inside the window. */
+static void retire(const config *cf, pslot *ps, const evb_receipt *r, const uint64_t *t_pub,
+                   uint64_t *tail, uint64_t head, uint64_t pos, uint64_t now, uint64_t ts,
+                   uint64_t te, uint64_t *samples)
+{
+    uint32_t k = cf->pipeline;
+    while (*tail < head && r[*tail % k].end_position <= pos) {
+        uint64_t t0 = t_pub[*tail % k];
+        if (t0 >= ts && t0 < te && ps->n < cf->cap)
+            samples[ps->n++] = now - t0;
+        if (now >= ts && now <= te)
+            ps->done++;
+        (*tail)++;
+    }
+}
+
+/* The --pipeline loop: up to K receipts outstanding, retired by polling
+ * after each publish and by waiting for the oldest when K are out. */
+static int pipeline_loop(const config *cf, evb_producer *p, evb_msg *m, unsigned char *buf,
+                         pslot *ps, int id, uint64_t ts, uint64_t te, uint64_t *samples)
+{
+    uint32_t k = cf->pipeline;
+    evb_receipt *r = calloc(k, sizeof *r);
+    uint64_t *t_pub = calloc(k, sizeof *t_pub);
+    uint64_t head = 0, tail = 0, seq = 0, pos;
+    int rc = 0;
+    for (;;) {
+        uint64_t now = now_ns();
+        bool open = now < te;
+        if (!open && tail == head)
+            break;
+        if (head - tail == k || (!open && tail < head)) {
+            const evb_receipt *o = &r[tail % k];
+            if ((rc = evb_producer_wait_durable(p, o->partition, o->end_position, -1)) < 0)
+                break;
+        }
+        if ((rc = evb_producer_durable_position(p, 0, &pos)) < 0)
+            break;
+        retire(cf, ps, r, t_pub, &tail, head, pos, now_ns(), ts, te, samples);
+        if (!open || head - tail == k)
+            continue;
+        store64(buf, (uint64_t)id << 48 | seq++);
+        t_pub[head % k] = now_ns();
+        if ((rc = evb_publish_receipt(p, m, &r[head % k])) < 0)
+            break;
+        head++;
+    }
+    free(r);
+    free(t_pub);
+    return rc < 0 ? bench_fail(ps->msg, "evb_publish_receipt/wait/poll", rc) : 0;
+}
+
 static int producer_main(const config *cf, const char *topic, sctl *c, int id, uint64_t *samples)
 {
     pslot *ps = &c->p[id];
@@ -133,7 +198,11 @@ static int producer_main(const config *cf, const char *topic, sctl *c, int id, u
         sleep_ns(100000);
     uint64_t ts = c->t_start, te = c->t_end, seq = 0;
     int err = 0;
-    for (;;) {
+    if (cf->pipeline) {
+        m.flags = 0;
+        err = pipeline_loop(cf, p, &m, buf, ps, id, ts, te, samples);
+    }
+    for (; !cf->pipeline;) {
         uint64_t t0 = now_ns();
         if (t0 >= te)
             break;
@@ -163,7 +232,7 @@ static sres run_one(const config *cf, evb_bus *bus, int np, int run, uint64_t *s
 {
     sres res = { 0 };
     char topic[EVB_NAME_MAX + 1];
-    snprintf(topic, sizeof topic, "sync-%dp-%d", np, run);
+    snprintf(topic, sizeof topic, "sync-%dp-%d%s", np, run, cf->pipeline ? "-pipe" : "");
     evb_topic_config tc = { .partitions = 1, .ring_bytes = cf->ring,
                             .durability = EVB_DURABILITY_SYNC, .segment_bytes = cf->segment };
     int rc = evb_topic_create(bus, topic, &tc);
@@ -264,6 +333,9 @@ static void usage(FILE *f)
             "  --segment SIZE     segment_bytes (default 64M)\n"
             "  --api msg|sync     EVB_MSG_SYNC on evb_publish (default) or evb_publish +\n"
             "                     evb_producer_sync\n"
+            "  --pipeline K       pipelined acknowledgements: each producer keeps up to K\n"
+            "                     receipts outstanding (evb_publish_receipt, poll, wait)\n"
+            "                     and latency is publish-to-durable (default 0: off)\n"
             "  --fsync-samples N  baseline fdatasyncs per round (default 2000)\n"
             "  --runs N           rounds (default 5)\n"
             "  --data-root DIR    where perfdata-XXXXXX is made (default /work)\n"
@@ -292,6 +364,7 @@ int main(int argc, char **argv)
         { "api", required_argument, 0, 'a' },       { "fsync-samples", required_argument, 0, 'n' },
         { "runs", required_argument, 0, 'r' },      { "data-root", required_argument, 0, 'D' },
         { "json", no_argument, 0, 'j' },            { "help", no_argument, 0, 'h' },
+        { "pipeline", required_argument, 0, 'P' },
         { 0, 0, 0, 0 },
     };
     int o;
@@ -316,6 +389,7 @@ int main(int argc, char **argv)
         case 'r': cf.runs = atoi(optarg); break;
         case 'D': cf.data_root = optarg; break;
         case 'j': cf.json = 1; break;
+        case 'P': cf.pipeline = (uint32_t)strtoul(optarg, NULL, 0); break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -330,17 +404,21 @@ int main(int argc, char **argv)
             maxnp = cf.np[i];
     }
     if (cf.runs < 1 || cf.runs > MAX_RUNS || cf.size < 16 || cf.size % 8 || !cf.duration_ms ||
-        cf.fsync_samples < 10 || !cf.nnp) {
+        cf.fsync_samples < 10 || !cf.nnp || cf.pipeline > 65536) {
         usage(stderr);
         return 2;
     }
     print_env_header(stdout, "bench_sync");
     if (du_dirs_make(cf.data_root))
         return 1;
+    if (cf.pipeline)
+        printf("# pipelined: up to %u receipts outstanding per producer; latency is "
+               "publish-to-durable\n", cf.pipeline);
     printf("# data dir %s, bus %s; %" PRIu64 " B events, %s, ring %" PRIu64 " B, segment %" PRIu64
            " B; window %" PRIu64 " ms after %" PRIu64 " ms warm-up; %d rounds interleaved; "
            "producers unpinned on %ld CPUs\n",
            du_data_dir, du_bus_dir, cf.size,
+           cf.pipeline ? "evb_publish_receipt, pipelined" :
            cf.api_sync ? "evb_publish + evb_producer_sync" : "evb_publish with EVB_MSG_SYNC",
            cf.ring, cf.segment, cf.duration_ms, cf.warmup_ms, cf.runs,
            sysconf(_SC_NPROCESSORS_ONLN));
@@ -432,23 +510,36 @@ int main(int argc, char **argv)
         snprintf(cs, sizeof cs, "%.1f [%.1f..%.1f]", c.med, c.min, c.max);
         char qs[64];
         snprintf(qs, sizeof qs, "%.2f [%.2f..%.2f]", qq.med, qq.min, qq.max);
-        printf("%-5d %4d  %-24s %-22s %-22s %-22s %9.0f %8.1f  %-20s %.3f [%.3f..%.3f]\n",
-               cf.np[k], n, es, as, bs, cs, m.med, f.med, qs, qbb.med, qbb.min, qbb.max);
+        char bound[64] = "-"; /* pipelined: disk bandwidth bounds it, not this */
+        if (!cf.pipeline)
+            snprintf(bound, sizeof bound, "%.3f [%.3f..%.3f]", qbb.med, qbb.min, qbb.max);
+        printf("%-5d %4d  %-24s %-22s %-22s %-22s %9.0f %8.1f  %-20s %s\n", cf.np[k], n, es,
+               as, bs, cs, m.med, f.med, qs, bound);
         if (cf.json)
-            printf("{\"bench\":\"durable_sync\",\"producers\":%d,\"size\":%" PRIu64 ",\"runs\":%d,"
+            printf("{\"bench\":\"durable_sync\",\"pipeline\":%u,\"producers\":%d,"
+                   "\"size\":%" PRIu64 ",\"runs\":%d,"
                    "\"samples\":%" PRIu64 ",\"events_per_s\":{\"median\":%.6g,\"min\":%.6g,"
                    "\"max\":%.6g},\"p50_us\":%.2f,\"p99_us\":%.2f,\"p999_us\":%.2f,\"max_us\":%.1f,"
                    "\"events_per_fsync\":%.2f,\"ratio_p50_vs_fdatasync\":%.3f,"
                    "\"ratio_events_vs_bound\":%.4f}\n",
-                   cf.np[k], cf.size, n, nsamp, e.med, e.min, e.max, a.med, b.med, c.med, m.med,
-                   f.med, qq.med, qbb.med);
+                   cf.pipeline, cf.np[k], cf.size, n, nsamp, e.med, e.min, e.max, a.med, b.med,
+                   c.med, m.med, f.med, qq.med, qbb.med);
     }
-    printf("# latency: clock_gettime around each evb_publish(EVB_MSG_SYNC) call, all calls "
-           "started in the window, all producers; percentiles per run, then median [min..max] "
-           "over runs.\n# ev/fsync: events published / fdatasyncs completed in the window "
-           "(evb_partition_stat); ratio: run p50 / that round's fdatasync p50.\n# bound: "
-           "procs / (pwrite+fdatasync p50 of the round): the rate if every fdatasync carried "
-           "one event of every producer\n#   (each producer has one sync publish outstanding).\n");
+    if (cf.pipeline)
+        printf("# latency: from just before evb_publish_receipt to the poll or wait that saw "
+               "the event durable, every event published in the window, all producers;\n"
+               "# events/s: acknowledgements made in the window. No bound column: disk "
+               "bandwidth bounds it, not fdatasync latency.\n");
+    else
+        printf("# latency: clock_gettime around each evb_publish(EVB_MSG_SYNC) call, all calls "
+               "started in the window, all producers.\n");
+    printf("# percentiles per run, then median [min..max] over runs. ev/fsync: events "
+           "published / fdatasyncs completed in the window\n#   (evb_partition_stat); ratio: "
+           "run p50 / that round's fdatasync p50.\n");
+    if (!cf.pipeline)
+        printf("# bound: procs / (pwrite+fdatasync p50 of the round): the rate if every "
+               "fdatasync carried one event of every producer\n#   (each producer has one "
+               "sync publish outstanding).\n");
     if (failures)
         printf("# %d run(s) FAILED\n", failures);
     evb_bus_close(bus);
