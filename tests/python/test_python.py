@@ -557,6 +557,39 @@ class Readers(BusCase):
         self.assertEqual(e.exception.errno, errno.EBADF)
 
 
+class DurableAcks(BusCase):
+    def test_receipts_wait_and_poll(self):
+        with tempfile.TemporaryDirectory(prefix="evbpytest-data-") as data:
+            self.bus.close()
+            self.bus = evbus.Bus(self.path, data_dir=data)
+            self.bus.create_topic("d", 2, ring_bytes=1 << 20, segment_bytes=1 << 20,
+                                  durability="sync")
+            with self.bus.producer("d", partitioner="round_robin") as p:
+                rs = [p.publish_receipt(b"v%d" % i) for i in range(100)]
+                self.assertEqual({r.partition for r in rs}, {0, 1})
+                for r in rs:
+                    self.assertGreater(r.end_position, r.position)
+                p.wait_durable(rs[-1])
+                p.wait_durable(rs[-2])
+                for part in (0, 1):
+                    last = max(r.end_position for r in rs if r.partition == part)
+                    self.assertGreaterEqual(p.durable_position(part), last)
+                    self.assertGreaterEqual(
+                        self.bus.partition_stat("d", part)["durable_position"], last)
+                with self.assertRaises(evbus.Error) as e:
+                    p.wait_durable(evbus.Receipt(0, 0, 0, 1 << 40))
+                self.assertEqual(e.exception.errno, errno.EINVAL)
+                with self.assertRaises(evbus.Error):
+                    p.durable_position(2)
+            with self.bus.consumer("d", start="earliest") as c:
+                got = {(ev.partition, ev.offset): (ev.position, bytes(ev.value))
+                       for ev in c.events(timeout=0.5)}
+            self.assertEqual(len(got), 100)
+            for i, r in enumerate(rs):
+                self.assertEqual(got[(r.partition, r.offset)], (r.position, b"v%d" % i))
+            self.bus.delete_topic("d", force=True)
+
+
 class Example(BusCase):
     def test_sensor_alerts_alerts_once_per_crossing(self):
         ex = os.path.join(os.environ["EVB_PY_SRC"], "examples", "sensor_alerts.py")

@@ -50,9 +50,9 @@ the memory.
 Errors are evbus.Error, an OSError carrying the errno and the library's
 message (evb_last_error()).
 """
-from ._core import (Bus, Consumer, Error, Event, Producer, StaleEventError, TopicInfo,
-                    ValueSizeError, META_FIELDS, version)
+from ._core import (Bus, Consumer, Error, Event, Producer, Receipt, StaleEventError,
+                    TopicInfo, ValueSizeError, META_FIELDS, version)
 
-__all__ = ["Bus", "Consumer", "Error", "Event", "Producer", "StaleEventError", "TopicInfo",
-           "ValueSizeError", "META_FIELDS", "version"]
+__all__ = ["Bus", "Consumer", "Error", "Event", "Producer", "Receipt", "StaleEventError",
+           "TopicInfo", "ValueSizeError", "META_FIELDS", "version"]
 __version__ = "0.1.0"

@@ -117,6 +117,12 @@ class Msg(Structure):
                 ("flags", c_uint16), ("seq", c_uint64)]
 
 
+class Receipt(Structure):
+    """evb_receipt: where a published event went and where its frame ends."""
+    _fields_ = [("partition", c_uint32), ("reserved_", c_uint32), ("offset", c_uint64),
+                ("position", c_uint64), ("end_position", c_uint64)]
+
+
 class Event(Structure):
     """evb_event: 96 bytes, read by _core as twelve 64-bit words (EV_*)."""
     _fields_ = [("key", c_void_p), ("value", c_void_p), ("key_len", c_uint32),
@@ -152,7 +158,7 @@ class ValueMeta(Structure):
 
 for _s, _n in ((Event, 96), (ValueMeta, 48), (TopicConfig, 96), (Msg, 40),
                (ConsumerOptions, 104), (ProducerOptions, 32), (TopicInfo, 160),
-               (PartitionStat, 152), (BusOptions, 24)):
+               (PartitionStat, 152), (BusOptions, 24), (Receipt, 32)):
     assert ctypes.sizeof(_s) == _n, f"{_s.__name__}: {ctypes.sizeof(_s)} bytes, expected {_n}"
 
 TopicListFn = CFUNCTYPE(c_int, c_char_p, c_void_p)
@@ -185,6 +191,11 @@ evb_producer_close = _fn("evb_producer_close", None, _P)
 evb_publish = _fn("evb_publish", c_int, _P, POINTER(Msg))
 evb_publish_batch = _fn("evb_publish_batch", c_int, _P, POINTER(Msg), c_size_t)
 evb_producer_sync = _fn("evb_producer_sync", c_int, _P, c_int32)
+evb_publish_receipt = _fn("evb_publish_receipt", c_int, _P, POINTER(Msg), POINTER(Receipt))
+evb_producer_wait_durable = _fn("evb_producer_wait_durable", c_int, _P, c_uint32, c_uint64,
+                                c_int32)
+evb_producer_durable_position = _fn("evb_producer_durable_position", c_int, _P, c_uint32,
+                                    POINTER(c_uint64))
 evb_consumer_open = _fn("evb_consumer_open", c_int, POINTER(_P), _P, c_char_p,
                         POINTER(ConsumerOptions))
 evb_consumer_close = _fn("evb_consumer_close", None, _P)

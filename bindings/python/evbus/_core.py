@@ -116,6 +116,16 @@ class TopicInfo:
     flush_ms: int
 
 
+@dataclass(frozen=True)
+class Receipt:
+    """Where a published event went (evb_receipt): it is on disk once the
+    partition's durable position reaches ``end_position``."""
+    partition: int
+    offset: int
+    position: int
+    end_position: int
+
+
 class Bus:
     """A bus: a directory of topics (evb_bus_open).
 
@@ -286,6 +296,44 @@ class Producer:
         rc = capi.evb_publish(self._handle(), byref(m))
         if rc:
             raise Error(rc, f"topic {self.topic}: publish")
+
+    def publish_receipt(self, value: Any, key: Union[bytes, str, None] = None,
+                        partition: Optional[int] = None, *, type: int = 0) -> Receipt:
+        """Publish one event as publish() does, without waiting for disk,
+        and return its Receipt (evb_publish_receipt): hand it to
+        wait_durable(), or compare its end_position with
+        durable_position()."""
+        m = self._msg
+        v = _bytes_of(value)
+        k = _bytes_of(key) if key is not None else None
+        m.value, m.value_len = v, len(v)
+        m.key, m.key_len = k, len(k) if k else 0
+        m.partition = capi.EVB_PARTITION_ANY if partition is None else partition
+        m.type, m.flags = type, 0
+        r = capi.Receipt()
+        rc = capi.evb_publish_receipt(self._handle(), byref(m), byref(r))
+        if rc:
+            raise Error(rc, f"topic {self.topic}: publish")
+        return Receipt(r.partition, r.offset, r.position, r.end_position)
+
+    def wait_durable(self, receipt: Receipt, timeout_ms: int = -1) -> None:
+        """Wait until RECEIPT's event is on disk (evb_producer_wait_durable;
+        <0: no timeout). Raises Error ETIMEDOUT, the flusher's error, or
+        EINVAL for a receipt this producer did not publish. Returns at once
+        on a topic that is not durable."""
+        _check(capi.evb_producer_wait_durable(self._handle(), receipt.partition,
+                                              receipt.end_position, timeout_ms),
+               f"topic {self.topic}: wait_durable")
+
+    def durable_position(self, partition: int) -> int:
+        """PARTITION's durable position, without waiting
+        (evb_producer_durable_position): every receipt of it whose
+        end_position is at or below is on disk. Raises Error with the
+        flusher's error when it stopped on one."""
+        pos = c_uint64()
+        _check(capi.evb_producer_durable_position(self._handle(), partition, byref(pos)),
+               f"topic {self.topic}: durable_position")
+        return pos.value
 
     def publish_many(self, values: Union[Iterable[Any], Any],
                      key: Union[bytes, str, None] = None, partition: Optional[int] = None, *,
