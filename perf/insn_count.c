@@ -8,6 +8,8 @@
  *
  * MODE publish: N evb_publish of 64-byte values into a 1-partition topic
  *               (no reader, so nothing gates it);
+ *      receipt: N evb_publish_receipt of 64-byte values (the pipelined
+ *               acknowledgement's publish, which takes the full path);
  *      claim:   N evb_claim + 8-byte stores + evb_commit of 64 bytes;
  *      consume: N events published in batches of 32 first, then read by a
  *               lossless subscriber with evb_consumer_poll (256 a call),
@@ -41,13 +43,14 @@ static int fail(const char *what, int rc)
 int main(int argc, char **argv)
 {
     if (argc != 3 && !(argc == 4 && !strcmp(argv[3], "exclusive"))) {
-        fprintf(stderr, "usage: insn_count publish|claim|consume N [exclusive]\n");
+        fprintf(stderr, "usage: insn_count publish|receipt|claim|consume N [exclusive]\n");
         return 2;
     }
     const char *mode = argv[1];
     uint64_t n = strtoull(argv[2], NULL, 10);
     if (n == 0 || n * 128 > RING / 2 ||
-        (strcmp(mode, "publish") && strcmp(mode, "claim") && strcmp(mode, "consume"))) {
+        (strcmp(mode, "publish") && strcmp(mode, "receipt") && strcmp(mode, "claim") &&
+         strcmp(mode, "consume"))) {
         fprintf(stderr, "insn_count: bad mode or N (1..%u)\n", RING / 256);
         return 2;
     }
@@ -93,6 +96,15 @@ int main(int argc, char **argv)
             value[0] = i;
             if ((rc = evb_publish(p, &m)))
                 return fail("evb_publish", rc);
+        }
+    } else if (!strcmp(mode, "receipt")) {
+        evb_msg m = {.value = value, .value_len = VALUE, .partition = EVB_PARTITION_ANY};
+        for (uint64_t i = 0; i < n; i++) {
+            evb_receipt r;
+            value[0] = i;
+            if ((rc = evb_publish_receipt(p, &m, &r)))
+                return fail("evb_publish_receipt", rc);
+            sum += r.end_position;
         }
     } else {
         for (uint64_t i = 0; i < n; i++) {

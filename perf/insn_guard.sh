@@ -19,7 +19,7 @@ count() { # MODE N [exclusive]
         "$bin" "$@" 2>&1 | awk '/I +refs/ { gsub(",", "", $4); print $4 }'
 }
 
-paths=("publish" "claim" "consume" "publish exclusive")
+paths=("publish" "claim" "consume" "publish exclusive" "receipt")
 declare -A got
 for p in "${paths[@]}"; do
     read -r mode x <<<"$p"
