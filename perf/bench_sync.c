@@ -27,6 +27,10 @@
  * the segments (which SYNC topics also pre-zero). Ratios are per round,
  * median over rounds.
  *
+ * --durability async runs the same on an ASYNC topic, which syncs as soon
+ * as a producer waits and, unlike SYNC, does not zero-fill its segments
+ * ahead of the writes.
+ *
  * Data lives in a mkdtemp dir under --data-root, removed at exit.
  */
 #include "durable_util.h"
@@ -46,6 +50,7 @@ typedef struct config {
     uint64_t cap; /* samples kept per producer */
     int runs, api_sync, json;
     uint32_t pipeline; /* 0: one sync publish at a time; else receipts outstanding */
+    uint32_t durability; /* EVB_DURABILITY_SYNC (default) or _ASYNC */
     const char *data_root;
 } config;
 
@@ -234,7 +239,7 @@ static sres run_one(const config *cf, evb_bus *bus, int np, int run, uint64_t *s
     char topic[EVB_NAME_MAX + 1];
     snprintf(topic, sizeof topic, "sync-%dp-%d%s", np, run, cf->pipeline ? "-pipe" : "");
     evb_topic_config tc = { .partitions = 1, .ring_bytes = cf->ring,
-                            .durability = EVB_DURABILITY_SYNC, .segment_bytes = cf->segment };
+                            .durability = cf->durability, .segment_bytes = cf->segment };
     int rc = evb_topic_create(bus, topic, &tc);
     if (rc < 0) {
         snprintf(res.why, sizeof res.why, "evb_topic_create: %s %s", evb_strerror(rc),
@@ -336,6 +341,8 @@ static void usage(FILE *f)
             "  --pipeline K       pipelined acknowledgements: each producer keeps up to K\n"
             "                     receipts outstanding (evb_publish_receipt, poll, wait)\n"
             "                     and latency is publish-to-durable (default 0: off)\n"
+            "  --durability D     sync (default) or async: an ASYNC topic syncs when a\n"
+            "                     producer waits (no zero-filled segments)\n"
             "  --fsync-samples N  baseline fdatasyncs per round (default 2000)\n"
             "  --runs N           rounds (default 5)\n"
             "  --data-root DIR    where perfdata-XXXXXX is made (default /work)\n"
@@ -356,7 +363,8 @@ int main(int argc, char **argv)
     print_cmdline(stdout, argc, argv);
     config cf = { .np = { 1, 2, 8 }, .nnp = 3, .size = 1024, .ring = 8u << 20,
                   .segment = 64u << 20, .duration_ms = 3000, .warmup_ms = 300,
-                  .fsync_samples = 2000, .cap = 2000000, .runs = 5, .data_root = "/work" };
+                  .fsync_samples = 2000, .cap = 2000000, .runs = 5, .data_root = "/work",
+                  .durability = EVB_DURABILITY_SYNC };
     static const struct option opts[] = {
         { "producers", required_argument, 0, 'p' }, { "duration-ms", required_argument, 0, 'd' },
         { "warmup-ms", required_argument, 0, 'w' }, { "size", required_argument, 0, 's' },
@@ -364,7 +372,7 @@ int main(int argc, char **argv)
         { "api", required_argument, 0, 'a' },       { "fsync-samples", required_argument, 0, 'n' },
         { "runs", required_argument, 0, 'r' },      { "data-root", required_argument, 0, 'D' },
         { "json", no_argument, 0, 'j' },            { "help", no_argument, 0, 'h' },
-        { "pipeline", required_argument, 0, 'P' },
+        { "pipeline", required_argument, 0, 'P' }, { "durability", required_argument, 0, 'y' },
         { 0, 0, 0, 0 },
     };
     int o;
@@ -390,6 +398,13 @@ int main(int argc, char **argv)
         case 'D': cf.data_root = optarg; break;
         case 'j': cf.json = 1; break;
         case 'P': cf.pipeline = (uint32_t)strtoul(optarg, NULL, 0); break;
+        case 'y':
+            if (strcmp(optarg, "sync") && strcmp(optarg, "async")) {
+                usage(stderr);
+                return 2;
+            }
+            cf.durability = strcmp(optarg, "sync") ? EVB_DURABILITY_ASYNC : EVB_DURABILITY_SYNC;
+            break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -414,10 +429,11 @@ int main(int argc, char **argv)
     if (cf.pipeline)
         printf("# pipelined: up to %u receipts outstanding per producer; latency is "
                "publish-to-durable\n", cf.pipeline);
-    printf("# data dir %s, bus %s; %" PRIu64 " B events, %s, ring %" PRIu64 " B, segment %" PRIu64
-           " B; window %" PRIu64 " ms after %" PRIu64 " ms warm-up; %d rounds interleaved; "
-           "producers unpinned on %ld CPUs\n",
-           du_data_dir, du_bus_dir, cf.size,
+    printf("# data dir %s, bus %s; %s topic, %" PRIu64 " B events, %s, ring %" PRIu64
+           " B, segment %" PRIu64 " B; window %" PRIu64 " ms after %" PRIu64 " ms warm-up; "
+           "%d rounds interleaved; producers unpinned on %ld CPUs\n",
+           du_data_dir, du_bus_dir, cf.durability == EVB_DURABILITY_SYNC ? "SYNC" : "ASYNC",
+           cf.size,
            cf.pipeline ? "evb_publish_receipt, pipelined" :
            cf.api_sync ? "evb_publish + evb_producer_sync" : "evb_publish with EVB_MSG_SYNC",
            cf.ring, cf.segment, cf.duration_ms, cf.warmup_ms, cf.runs,
@@ -516,13 +532,15 @@ int main(int argc, char **argv)
         printf("%-5d %4d  %-24s %-22s %-22s %-22s %9.0f %8.1f  %-20s %s\n", cf.np[k], n, es,
                as, bs, cs, m.med, f.med, qs, bound);
         if (cf.json)
-            printf("{\"bench\":\"durable_sync\",\"pipeline\":%u,\"producers\":%d,"
+            printf("{\"bench\":\"durable_sync\",\"durability\":\"%s\",\"pipeline\":%u,"
+                   "\"producers\":%d,"
                    "\"size\":%" PRIu64 ",\"runs\":%d,"
                    "\"samples\":%" PRIu64 ",\"events_per_s\":{\"median\":%.6g,\"min\":%.6g,"
                    "\"max\":%.6g},\"p50_us\":%.2f,\"p99_us\":%.2f,\"p999_us\":%.2f,\"max_us\":%.1f,"
                    "\"events_per_fsync\":%.2f,\"ratio_p50_vs_fdatasync\":%.3f,"
                    "\"ratio_events_vs_bound\":%.4f}\n",
-                   cf.pipeline, cf.np[k], cf.size, n, nsamp, e.med, e.min, e.max, a.med, b.med,
+                   cf.durability == EVB_DURABILITY_SYNC ? "sync" : "async", cf.pipeline,
+                   cf.np[k], cf.size, n, nsamp, e.med, e.min, e.max, a.med, b.med,
                    c.med, m.med, f.med, qq.med, qbb.med);
     }
     if (cf.pipeline)
