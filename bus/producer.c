@@ -274,7 +274,7 @@ static int flush_failed(const evb_producer *p, const struct evb_ring *r)
     /* E1 (bus/durable/durable.h): relaxed, after the caller's acquire load
      * of flush_bell; evb_flush_fail() stores it before its release bump of
      * that bell, so a failure stored before any bump we read is seen. */
-    int e = atomic_load_explicit(&r->hdr->flush_error, memory_order_relaxed);
+    int e = evb_flush_error_load(r);
     if (e >= 0)
         return 0;
     /* The flusher's own words (which file, why: flush.error) when it left

@@ -167,6 +167,10 @@ void evb_sync_leave(struct evb_ring *r, struct evb_sync_file *sf);
  * 0, -ETIMEDOUT, or the flusher's (or our fdatasync's) error. */
 int evb_wait_durable(struct evb_ring *r, struct evb_sync_file *sf, uint64_t target,
                      uint64_t deadline, bool poke);
+/* R's flush error word (E1: relaxed, after an acquire load of a bell):
+ * 0, a negative errno, or -EBADMSG (message set) for a word that is no
+ * error code (hostile or damaged). */
+int evb_flush_error_load(const struct evb_ring *r);
 /* Publish POS as R's durable position unless it is already further
  * (seq_cst, S2): the flusher and leaders publish at once. A word no
  * durable position can be is replaced. */

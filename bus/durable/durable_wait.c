@@ -130,6 +130,15 @@ static int durable_reached(const struct evb_ring *r, uint64_t d)
     uint64_t t = atomic_load_explicit(&r->hdr->tail.pos, memory_order_acquire);
     if (d % EVB_FRAME_ALIGN || d > t)
         return bad_word(r, "durable", d, t);
+    /* Nothing past what was written can have been synced: durable passes
+     * flushed by less than a frame at most (an O_DIRECT write that ends
+     * inside one, while flushed stays on its start). F1: acquire, after
+     * durable: stored before it, so at least as far. */
+    uint64_t f = atomic_load_explicit(&r->hdr->flushed, memory_order_acquire);
+    if (d > f && d - f > r->max_frame)
+        return evb_err_set(-EBADMSG, "partition %u: durable %llu is past the flushed "
+                           "position %llu: written by another process", r->partition,
+                           (unsigned long long)d, (unsigned long long)f);
     return 0;
 }
 
@@ -147,10 +156,22 @@ int evb_durable_poll(const struct evb_ring *r, uint64_t *pos, int *err)
     int rc = durable_reached(r, d);
     if (rc)
         return rc;
-    /* E1: relaxed, after the bell's acquire above. */
-    *err = atomic_load_explicit(&h->flush_error, memory_order_relaxed);
+    /* E1: after the bell's acquire above. */
+    *err = evb_flush_error_load(r);
     *pos = d;
     return 0;
+}
+
+int evb_flush_error_load(const struct evb_ring *r)
+{
+    /* E1: relaxed, after the caller's acquire load of a bell. */
+    int32_t e = atomic_load_explicit(&r->hdr->flush_error, memory_order_relaxed);
+    if (e == 0 || (e < 0 && e >= -4095))
+        return e;
+    /* Not an errno: a hostile or damaged word. Returned raw, a positive
+     * one read as a count of published events (evb_publish_batch). */
+    return evb_err_set(-EBADMSG, "partition %u: the flush error word holds %d, not an "
+                       "error code: written by another process", r->partition, (int)e);
 }
 
 void evb_durable_publish_max(struct evb_ring *r, uint64_t pos)
@@ -336,7 +357,7 @@ static int lead(struct evb_ring *r, struct evb_sync_file *sf, uint64_t target, u
          * error once to a file, Linux reports success for it. The
          * flusher, told through the same word, stops and hands over. */
         evb_flush_tell(h, rc);
-    } else if (atomic_load_explicit(&h->flush_error, memory_order_relaxed)) {
+    } else if (evb_flush_error_load(r)) {
         /* E1: relaxed, after our fdatasync: an error reported to another
          * leader or the flusher meanwhile may be one our fdatasync was
          * told nothing of (see above); publish nothing over it. */
@@ -407,8 +428,8 @@ int evb_wait_durable(struct evb_ring *r, struct evb_sync_file *sf, uint64_t targ
             rc = durable_reached(r, d);
             break;
         }
-        /* E1: relaxed, after the bell's acquire load. */
-        int e = atomic_load_explicit(&h->flush_error, memory_order_relaxed);
+        /* E1: after the bell's acquire load. */
+        int e = evb_flush_error_load(r);
         if (e) {
             rc = e;
             break;

@@ -135,8 +135,8 @@ static void mark_write(struct evb_flush *fl, struct fpart *fp, uint64_t pos, uin
 static void absorb_durable(struct evb_flush *fl, struct fpart *fp, uint64_t now)
 {
     struct evb_ring_hdr *h = fp->r->hdr;
-    /* E1: relaxed; set by a leader before it rang the bells. */
-    int e = atomic_load_explicit(&h->flush_error, memory_order_relaxed);
+    /* E1: set by a leader before it rang the bells. */
+    int e = evb_flush_error_load(fp->r);
     if (e) {
         fp->failed = e;
         return;

@@ -970,15 +970,20 @@ int evb_producer_sync(evb_producer *p, int32_t timeout_ms);
  *     evb_receipt r[64];                      (a ring of receipts)
  *     size_t head = 0, tail = 0;              (outstanding: [tail, head))
  *     for (each event m) {
- *         if (head - tail == 64)              (full: wait for the oldest)
+ *         if (head - tail == 64 &&            (full: wait for the oldest)
  *             evb_producer_wait_durable(p, r[tail % 64].partition,
- *                                       r[tail % 64].end_position, -1);
+ *                                       r[tail % 64].end_position, -1) < 0)
+ *             return failed();                (nothing at or after r[tail] is
+ *                                              known durable; retry or give up)
  *         uint64_t d;                         (retire all that are durable)
  *         while (tail < head &&
  *                evb_producer_durable_position(p, r[tail % 64].partition, &d) == 0 &&
  *                d >= r[tail % 64].end_position)
  *             acked(&r[tail++ % 64]);
- *         evb_publish_receipt(p, &m, &r[head++ % 64]);
+ *         if (evb_publish_receipt(p, &m, &r[head % 64]) == 0)
+ *             head++;                         (a failed publish takes no slot)
+ *         else
+ *             not_published(&m);
  *     }
  *
  * A receipt's events are durable in position order within a partition:

@@ -352,3 +352,36 @@ Test(sync_lead, the_mark_follows_what_leaders_synced)
     cr_expect_eq(off, 40u, "the mark's offset");
     evb_producer_close(p);
 }
+
+/* The flush error word as a hostile process may leave it: a positive
+ * value, or one no errno is. Returned raw, a positive one read as a
+ * count (evb_publish_batch says how many it published); each is
+ * -EBADMSG instead (found by the cold attack of issue 13). */
+Test(sync_lead, a_flush_error_word_that_is_no_errno_is_damage)
+{
+    evb_topic_config tc = df_config(EVB_DURABILITY_ASYNC);
+    tc.flush_ms = 60000; /* only our wait would make it durable */
+    df_create(TOPIC, &tc);
+    evb_producer *p = producer();
+    int32_t bad[] = {312, 1, -100000, INT32_MIN};
+    for (unsigned i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        df_publish_on(p, i);
+        char path[PATH_MAX];
+        snprintf(path, sizeof path, "%s/" TOPIC "/0.ring", t_bus_dir());
+        struct evb_ring r;
+        cr_assert_eq(evb_ring_open(&r, path), 0, "%s", path);
+        atomic_store(&r.hdr->flush_error, bad[i]);
+        evb_ring_close(&r);
+        int rc = evb_producer_sync(p, 2000);
+        cr_expect_eq(rc, -EBADMSG, "flush_error %d: sync returned %d", (int)bad[i], rc);
+        /* The flusher stops on it and hands over; a takeover (ours, a
+         * second later) clears it and syncs. */
+        rc = evb_producer_sync(p, 5000);
+        for (int k = 0; k < 50 && rc == -EBADMSG; k++) {
+            usleep(100000);
+            rc = evb_producer_sync(p, 5000);
+        }
+        cr_expect_eq(rc, 0, "flush_error %d: not cleared by a takeover: %d", (int)bad[i], rc);
+    }
+    evb_producer_close(p);
+}

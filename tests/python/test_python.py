@@ -581,6 +581,15 @@ class DurableAcks(BusCase):
                 self.assertEqual(e.exception.errno, errno.EINVAL)
                 with self.assertRaises(evbus.Error):
                     p.durable_position(2)
+                # Out of the C types' ranges: refused, never wrapped to a
+                # partition or position that exists.
+                for bad in (2**32, -1, 2**32 + 0, True):
+                    with self.assertRaises(ValueError):
+                        p.durable_position(bad)
+                with self.assertRaises(ValueError):
+                    p.wait_durable(evbus.Receipt(0, 0, 0, 2**64 + rs[0].end_position))
+                with self.assertRaises(ValueError):
+                    p.wait_durable(evbus.Receipt(2**32, 0, 0, rs[0].end_position))
             with self.bus.consumer("d", start="earliest") as c:
                 got = {(ev.partition, ev.offset): (ev.position, bytes(ev.value))
                        for ev in c.events(timeout=0.5)}

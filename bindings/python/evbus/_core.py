@@ -79,6 +79,14 @@ class ValueSizeError(Error):
 _seen = threading.local()
 
 
+def _ranged(name: str, v: int, lo: int, hi: int) -> int:
+    """V as an int in [LO, HI], or ValueError: ctypes would wrap it
+    silently (partition 2**32 became partition 0)."""
+    if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
+        raise ValueError(f"{name}: an integer in [{lo}, {hi}], not {v!r}")
+    return v
+
+
 def _check(rc: int, where: str, cold: bool = False) -> int:
     if rc < 0:
         raise Error(rc, where, cold=cold)
@@ -321,8 +329,10 @@ class Producer:
         <0: no timeout). Raises Error ETIMEDOUT, the flusher's error, or
         EINVAL for a receipt this producer did not publish. Returns at once
         on a topic that is not durable."""
-        _check(capi.evb_producer_wait_durable(self._handle(), receipt.partition,
-                                              receipt.end_position, timeout_ms),
+        part = _ranged("partition", receipt.partition, 0, 2**32 - 1)
+        end = _ranged("end_position", receipt.end_position, 0, 2**64 - 1)
+        timeout_ms = _ranged("timeout_ms", timeout_ms, -(2**31), 2**31 - 1)
+        _check(capi.evb_producer_wait_durable(self._handle(), part, end, timeout_ms),
                f"topic {self.topic}: wait_durable")
 
     def durable_position(self, partition: int) -> int:
@@ -331,6 +341,7 @@ class Producer:
         end_position is at or below is on disk. Raises Error with the
         flusher's error when it stopped on one."""
         pos = c_uint64()
+        partition = _ranged("partition", partition, 0, 2**32 - 1)
         _check(capi.evb_producer_durable_position(self._handle(), partition, byref(pos)),
                f"topic {self.topic}: durable_position")
         return pos.value
