@@ -6,6 +6,13 @@
 #include "durable_fixture.h"
 
 #include <criterion/criterion.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "segment.h"
 
 evb_bus *df_bus;
 
@@ -54,6 +61,20 @@ void df_publish(const char *topic, uint64_t from, uint64_t n)
         df_publish_on(p, from + i);
     cr_assert_eq(evb_producer_sync(p, 10000), 0, "sync: %s", evb_last_error());
     evb_producer_close(p);
+}
+
+void df_link_next_segment(const char *topic, const evb_topic_config *tc)
+{
+    char tdir[PATH_MAX], pdir[PATH_MAX], seg[PATH_MAX + 32], victim[PATH_MAX + 32];
+    snprintf(tdir, sizeof tdir, "%s/%s", t_data_dir(), topic);
+    evb_seg_part_dir(tdir, 0, pdir, sizeof pdir);
+    snprintf(victim, sizeof victim, "%s/victim", t_data_dir());
+    FILE *f = fopen(victim, "w");
+    cr_assert_not_null(f);
+    fputs("not a segment\n", f);
+    fclose(f);
+    cr_assert_eq(evb_seg_path(seg, sizeof seg, pdir, tc->segment_bytes, "log"), 0);
+    cr_assert_eq(link(victim, seg), 0, "%s", strerror(errno));
 }
 
 struct evb_partition_stat df_stat(const char *topic)

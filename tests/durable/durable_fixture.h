@@ -33,6 +33,11 @@ void df_publish_on(evb_producer *p, uint64_t seq);
  * sequences FROM.., wait until they are durable, close. */
 void df_publish(const char *topic, uint64_t from, uint64_t n);
 
+/* Make partition 0's next segment (after the first, of TC's size) a
+ * hard link to a file of ours, which the flusher refuses to write
+ * through: its switch to that segment fails the partition. */
+void df_link_next_segment(const char *topic, const evb_topic_config *tc);
+
 /* evb_partition_stat of partition 0, asserting success. */
 struct evb_partition_stat df_stat(const char *topic);
 

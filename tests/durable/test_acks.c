@@ -265,16 +265,7 @@ Test(acks, flusher_error_is_returned_to_wait_and_poll)
     df_create(TOPIC, &tc);
     /* The next segment is a hard link to a file of ours: the flusher
      * refuses to write through it (test_flush_round.c does the same). */
-    char tdir[PATH_MAX], pdir[PATH_MAX], seg[PATH_MAX + 32], victim[PATH_MAX + 32];
-    snprintf(tdir, sizeof tdir, "%s/" TOPIC, t_data_dir());
-    evb_seg_part_dir(tdir, 0, pdir, sizeof pdir);
-    snprintf(victim, sizeof victim, "%s/victim", t_data_dir());
-    FILE *f = fopen(victim, "w");
-    cr_assert_not_null(f);
-    fputs("not a segment\n", f);
-    fclose(f);
-    cr_assert_eq(evb_seg_path(seg, sizeof seg, pdir, tc.segment_bytes, "log"), 0);
-    cr_assert_eq(link(victim, seg), 0, "%s", strerror(errno));
+    df_link_next_segment(TOPIC, &tc);
 
     evb_producer *p = producer(2000);
     evb_receipt first, last = {0};

@@ -115,16 +115,9 @@ Test(flush_round, a_hard_linked_next_segment_fails_sync_with_the_reason)
 {
     evb_topic_config tc = df_config(EVB_DURABILITY_SYNC);
     df_create(TOPIC, &tc);
-    char tdir[PATH_MAX], pdir[PATH_MAX], seg[PATH_MAX + 32], victim[PATH_MAX + 32];
-    snprintf(tdir, sizeof tdir, "%s/" TOPIC, t_data_dir());
-    evb_seg_part_dir(tdir, 0, pdir, sizeof pdir);
+    df_link_next_segment(TOPIC, &tc);
+    char victim[PATH_MAX + 32];
     snprintf(victim, sizeof victim, "%s/victim", t_data_dir());
-    FILE *f = fopen(victim, "w");
-    cr_assert_not_null(f);
-    fputs("not a segment\n", f);
-    fclose(f);
-    cr_assert_eq(evb_seg_path(seg, sizeof seg, pdir, tc.segment_bytes, "log"), 0);
-    cr_assert_eq(link(victim, seg), 0, "%s", strerror(errno));
 
     evb_producer_options po = {.block_ms = 2000};
     evb_producer *p;
@@ -143,7 +136,7 @@ Test(flush_round, a_hard_linked_next_segment_fails_sync_with_the_reason)
     cr_assert_eq(evb_partition_damage(df_bus, TOPIC, 0, 0, &d), 0, "%s", evb_last_error());
     cr_expect(strstr(d.flush_error, "2 hard links"), "info's text: '%s'", d.flush_error);
     evb_producer_close(p);
-    f = fopen(victim, "r");
+    FILE *f = fopen(victim, "r");
     char back[64] = "";
     cr_assert_not_null(f);
     cr_expect_not_null(fgets(back, sizeof back, f));

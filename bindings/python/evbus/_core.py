@@ -289,18 +289,24 @@ class Producer:
             raise Error(-_errno.EBADF, f"topic {self.topic}: producer is closed", detail="")
         return self._h
 
-    def publish(self, value: Any, key: Union[bytes, str, None] = None,
-                partition: Optional[int] = None, *, type: int = 0, sync: bool = False) -> None:
-        """Publish one event (evb_publish): VALUE (bytes-like or str) with
-        KEY, to PARTITION or where the partitioner puts it. ``sync`` waits
-        until a durable topic has it on disk."""
+    def _fill(self, value: Any, key: Union[bytes, str, None], partition: Optional[int],
+              type: int, flags: int) -> Any:
+        """The handle's one evb_msg, filled for a single publish."""
         m = self._msg
         v = _bytes_of(value)
         k = _bytes_of(key) if key is not None else None
         m.value, m.value_len = v, len(v)
         m.key, m.key_len = k, len(k) if k else 0
         m.partition = capi.EVB_PARTITION_ANY if partition is None else partition
-        m.type, m.flags = type, capi.EVB_MSG_SYNC if sync else 0
+        m.type, m.flags = type, flags
+        return m
+
+    def publish(self, value: Any, key: Union[bytes, str, None] = None,
+                partition: Optional[int] = None, *, type: int = 0, sync: bool = False) -> None:
+        """Publish one event (evb_publish): VALUE (bytes-like or str) with
+        KEY, to PARTITION or where the partitioner puts it. ``sync`` waits
+        until a durable topic has it on disk."""
+        m = self._fill(value, key, partition, type, capi.EVB_MSG_SYNC if sync else 0)
         rc = capi.evb_publish(self._handle(), byref(m))
         if rc:
             raise Error(rc, f"topic {self.topic}: publish")
@@ -311,13 +317,7 @@ class Producer:
         and return its Receipt (evb_publish_receipt): hand it to
         wait_durable(), or compare its end_position with
         durable_position()."""
-        m = self._msg
-        v = _bytes_of(value)
-        k = _bytes_of(key) if key is not None else None
-        m.value, m.value_len = v, len(v)
-        m.key, m.key_len = k, len(k) if k else 0
-        m.partition = capi.EVB_PARTITION_ANY if partition is None else partition
-        m.type, m.flags = type, 0
+        m = self._fill(value, key, partition, type, 0)
         r = capi.Receipt()
         rc = capi.evb_publish_receipt(self._handle(), byref(m), byref(r))
         if rc:
