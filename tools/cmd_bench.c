@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -525,6 +526,9 @@ int cmd_bench(int argc, char **argv)
     /* Cut short by Ctrl-C or SIGTERM: what ran is reported and cleaned up
      * above, and the status still tells a script (`bench ... || fail`)
      * that the run was not the one asked for, as a shell does: 128 + SIG. */
+    if (cli_stop && rc == 0)
+        cli_error(&c, "interrupted by %s: the report covers what ran",
+                  cli_stop == SIGTERM ? "SIGTERM" : cli_stop == SIGHUP ? "SIGHUP" : "SIGINT");
     if (cli_stop && (rc == 0 || done == 0))
         rc = 128 + cli_stop;
     for (uint32_t i = 0; i < cfg.nsizes; i++)

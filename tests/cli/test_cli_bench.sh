@@ -158,6 +158,7 @@ test_interrupt() {
     kill -INT "$BG_PID"
     wait_bg 15
     check "exit 130 (cut short) well before 60 s" rc_is 130
+    check "stderr says why the exit is not 0" err_has "interrupted by SIGINT"
     check "the first size is reported, marked interrupted" out_has "^64 B .*(interrupted)"
     check "no run of the second size" not_grep "^1 KiB" "$OUT"
     run list
@@ -177,6 +178,7 @@ test_terminate_json() {
         kill -"$sig" "$BG_PID"
         wait_bg 15
         check "exit $code" rc_is "$code"
+        check "stderr names the signal" err_has "interrupted by SIG$sig"
         check "JSON marked interrupted" json_field \
             'o["results"][0]["interrupted"] is True or sys.exit(1)'
         run list
