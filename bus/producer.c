@@ -391,6 +391,70 @@ static inline void receipt_fill(evb_receipt *r, uint32_t part, uint64_t offset, 
                        .end_position = end};
 }
 
+/* The claim of PART is open: its frame's value at VALUE, C told where. */
+static inline void claim_opened(evb_producer *p, uint32_t part, uint8_t *value,
+                                uint32_t value_len, struct evb_claim *c)
+{
+    p->claim_open = true;
+    p->claim_part = part;
+    c->value = value;
+    c->value_len = value_len;
+    c->partition = part;
+    c->offset = p->claim.offset;
+    c->position = p->claim.data_pos;
+}
+
+/* evb_claim in PART (picked) for what claim_one does not take: a key, a
+ * stable id's state, a partition not attached yet, a full ring. */
+static __attribute__((noinline)) int claim_part(evb_producer *p, uint32_t part,
+                                                const void *key, uint32_t key_len,
+                                                uint32_t value_len, struct evb_claim *c)
+{
+    int rc;
+    struct evb_ring_producer *rp = ring_producer(p, part, &rc);
+    if (rc)
+        return rc;
+    uint32_t len = (uint32_t)evb_frame_bytes(key_len, value_len);
+    struct evb_ring_claim *rc_ = &p->claim;
+    if (p->ps.map && p->seq[part] >= EVB_SEQ_LIMIT)
+        return seq_overflow(p, part);
+    if (p->ps.map)
+        state_claiming(p, part, p->seq[part], p->seq[part] + 1);
+    if (!evb_ring_claim_fast(rp, len, 1, rc_) && (rc = claim_wait(p, rp, len, 1, rc_))) {
+        if (p->ps.map)
+            state_done(p, part, false);
+        return rc;
+    }
+    if (p->ps.map)
+        state_claimed(p, part, rc_->data_pos);
+    struct evb_frame *f = evb_ring_frame(rp->r, rc_->data_pos);
+    uint8_t *value = write_frame(f, rc_->offset, evb_event_ns(), p->seq[part]++,
+                                 p->producer_id, key, key_len, value_len, 0, len, 1);
+    claim_opened(p, part, value, value_len, c);
+    return 0;
+}
+
+/*
+ * The common claim, as publish_one is the common publish: no key, no
+ * stable id, an attached partition of this process and room under the
+ * cached limit. Anything else goes on in claim_part, with the partition
+ * already picked (a round robin step is taken once).
+ */
+static inline int claim_one(evb_producer *p, uint32_t part, uint32_t value_len,
+                            struct evb_claim *c)
+{
+    struct evb_ring_producer *rp = &p->rp[part];
+    uint32_t len = (uint32_t)evb_frame_bytes(0, value_len);
+    if (!rp->slot || p->fork_gen != evb_proc_fork_gen() ||
+        !evb_ring_claim_fast(rp, len, 1, &p->claim))
+        return claim_part(p, part, NULL, 0, value_len, c);
+    struct evb_frame *f = evb_ring_frame(rp->r, p->claim.data_pos);
+    uint8_t *value = write_frame(f, p->claim.offset, evb_event_ns(), p->seq[part]++,
+                                 p->producer_id, NULL, 0, value_len, 0, len, 1);
+    claim_opened(p, part, value, value_len, c);
+    return 0;
+}
+
 EVB_EXPORT int evb_claim(evb_producer *p, int32_t partition, const void *key,
                          uint32_t key_len, uint32_t value_len, struct evb_claim *c)
 {
@@ -402,33 +466,9 @@ EVB_EXPORT int evb_claim(evb_producer *p, int32_t partition, const void *key,
     int part = pick_partition(p, partition, key, key_len);
     if (part < 0)
         return part;
-    struct evb_ring_producer *rp = ring_producer(p, (uint32_t)part, &rc);
-    if (rc)
-        return rc;
-    uint32_t len = (uint32_t)evb_frame_bytes(key_len, value_len);
-    struct evb_ring_claim *rc_ = &p->claim;
-    if (p->ps.map && p->seq[part] >= EVB_SEQ_LIMIT)
-        return seq_overflow(p, (uint32_t)part);
-    if (p->ps.map)
-        state_claiming(p, (uint32_t)part, p->seq[part], p->seq[part] + 1);
-    if (!evb_ring_claim_fast(rp, len, 1, rc_) && (rc = claim_wait(p, rp, len, 1, rc_))) {
-        if (p->ps.map)
-            state_done(p, (uint32_t)part, false);
-        return rc;
-    }
-    if (p->ps.map)
-        state_claimed(p, (uint32_t)part, rc_->data_pos);
-    struct evb_frame *f = evb_ring_frame(rp->r, rc_->data_pos);
-    uint8_t *value = write_frame(f, rc_->offset, evb_event_ns(), p->seq[part]++,
-                                 p->producer_id, key, key_len, value_len, 0, len, 1);
-    p->claim_open = true;
-    p->claim_part = (uint32_t)part;
-    c->value = value;
-    c->value_len = value_len;
-    c->partition = (uint32_t)part;
-    c->offset = rc_->offset;
-    c->position = rc_->data_pos;
-    return 0;
+    if (!key_len && !p->ps.map)
+        return claim_one(p, (uint32_t)part, value_len, c);
+    return claim_part(p, (uint32_t)part, key, key_len, value_len, c);
 }
 
 int evb_claim_set_type(evb_producer *p, uint16_t type)

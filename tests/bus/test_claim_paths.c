@@ -1,0 +1,226 @@
+/*
+ * test_claim_paths.c - evb_claim's ways out of its common case (a claim
+ * with no key, no stable id, an attached partition and room under the
+ * cached limit goes through claim_one; everything else through
+ * claim_part): each must pick the same partition evb_publish would, keep
+ * per-partition sequences gap-free, and wait or fail on a full ring as
+ * block_ms says.
+ */
+#include <criterion/criterion.h>
+#include <signal.h>
+#include <string.h>
+
+#include "t_helpers.h"
+
+#define VLEN 48u
+#define PARTS 3u
+
+static evb_bus *bus;
+
+static void setup(void)
+{
+    evb_bus_options bo = {.data_dir = t_data_dir()};
+    cr_assert_eq(evb_bus_open(&bus, t_bus_dir(), &bo), 0, "%s", evb_last_error());
+    /* The smallest ring, so that a handful of claims fill it. */
+    evb_topic_config tc = {.partitions = PARTS, .ring_bytes = 64 << 10,
+                           .max_event_bytes = 1024};
+    cr_assert_eq(evb_topic_create(bus, "t", &tc), 0, "%s", evb_last_error());
+}
+
+static void teardown(void)
+{
+    evb_bus_close(bus);
+    t_bus_cleanup();
+}
+
+TestSuite(claim_paths, .init = setup, .fini = teardown, .timeout = 60);
+
+static evb_producer *producer(uint32_t id, int32_t block_ms)
+{
+    evb_producer_options po = {.producer_id = id, .block_ms = block_ms};
+    evb_producer *p;
+    cr_assert_eq(evb_producer_open(&p, bus, "t", &po), 0, "%s", evb_last_error());
+    return p;
+}
+
+/* One event of who/seq by a claim (KEY may be NULL) or a publish; its
+ * partition. */
+static uint32_t put(evb_producer *p, bool claim, const char *key, uint64_t seq)
+{
+    uint32_t klen = key ? (uint32_t)strlen(key) : 0;
+    if (claim) {
+        struct evb_claim c;
+        cr_assert_eq(evb_claim(p, EVB_PARTITION_ANY, key, klen, VLEN, &c), 0, "%s",
+                     evb_last_error());
+        t_value_fill(c.value, VLEN, 1, seq);
+        cr_assert_eq(evb_commit(p, &c), 0, "%s", evb_last_error());
+        return c.partition;
+    }
+    uint8_t v[VLEN];
+    t_value_fill(v, VLEN, 1, seq);
+    evb_msg m = {.key = key, .key_len = klen, .value = v, .value_len = VLEN,
+                 .partition = EVB_PARTITION_ANY};
+    evb_receipt r;
+    cr_assert_eq(evb_publish_receipt(p, &m, &r), 0, "%s", evb_last_error());
+    return r.partition;
+}
+
+/* Every event of the topic: per partition, producer sequences 0, 1, ...
+ * without a gap, values intact; returns the count. */
+static uint32_t check_all(void)
+{
+    evb_consumer_options co = {.kind = EVB_SUBSCRIBER, .start = EVB_START_EARLIEST};
+    evb_consumer *c;
+    cr_assert_eq(evb_consumer_open(&c, bus, "t", &co), 0, "%s", evb_last_error());
+    uint64_t next[PARTS] = {0};
+    uint32_t n = 0;
+    evb_event ev;
+    while (evb_consumer_next(c, &ev, 100) == 0) {
+        uint32_t who;
+        uint64_t seq;
+        cr_assert(t_value_check(ev.value, ev.value_len, &who, &seq), "event %u damaged", n);
+        cr_assert_eq(ev.producer_seq, next[ev.partition], "partition %u: sequence %llu, "
+                     "expected %llu", ev.partition, (unsigned long long)ev.producer_seq,
+                     (unsigned long long)next[ev.partition]);
+        next[ev.partition]++;
+        n++;
+    }
+    evb_consumer_close(c);
+    return n;
+}
+
+/* Keyless claims and publishes share one round robin: each call moves it
+ * on by exactly one, whichever path it took (the first claim of a
+ * partition attaches it, the slow way; later ones are the common case). */
+Test(claim_paths, round_robin_shared_with_publish)
+{
+    evb_producer *p = producer(0, 0);
+    uint32_t last = put(p, true, NULL, 0);
+    for (uint32_t i = 1; i < 30; i++) {
+        uint32_t part = put(p, i % 2 == 0, NULL, i);
+        cr_assert_eq(part, (last + 1) % PARTS, "call %u went to %u after %u", i, part, last);
+        last = part;
+    }
+    evb_producer_close(p);
+    cr_assert_eq(check_all(), 30);
+}
+
+/* A keyed claim goes where a keyed publish of the same key goes. */
+Test(claim_paths, keyed_claim_hashes_like_publish)
+{
+    evb_producer *p = producer(0, 0);
+    char key[16];
+    for (uint32_t i = 0; i < 20; i++) {
+        snprintf(key, sizeof key, "k%u", i);
+        uint32_t a = put(p, false, key, 2 * i);
+        uint32_t b = put(p, true, key, 2 * i + 1);
+        cr_assert_eq(a, b, "key %s: publish to %u, claim to %u", key, a, b);
+    }
+    evb_producer_close(p);
+    cr_assert_eq(check_all(), 40);
+    /* And carries its key. */
+    evb_consumer_options co = {.kind = EVB_SUBSCRIBER, .start = EVB_START_EARLIEST};
+    evb_consumer *c;
+    cr_assert_eq(evb_consumer_open(&c, bus, "t", &co), 0, "%s", evb_last_error());
+    evb_event ev;
+    uint32_t n = 0;
+    while (evb_consumer_next(c, &ev, 100) == 0) {
+        uint32_t who;
+        uint64_t seq;
+        cr_assert(t_value_check(ev.value, ev.value_len, &who, &seq));
+        snprintf(key, sizeof key, "k%u", (unsigned)(seq / 2));
+        cr_assert(ev.key_len == strlen(key) && !memcmp(ev.key, key, ev.key_len),
+                  "event %llu: key %.*s, expected %s", (unsigned long long)seq,
+                  (int)ev.key_len, (const char *)ev.key, key);
+        n++;
+    }
+    evb_consumer_close(c);
+    cr_assert_eq(n, 40);
+}
+
+/* A stable producer's claims record their state (claim_part): one
+ * SIGKILLed inside the commit of its 11th claim, after the event is
+ * published and before its state says so, is followed by one that knows
+ * the event went out (sequence 10), and goes on at 11. */
+static int stable_claims_then_die(void *arg)
+{
+    (void)arg;
+    setenv("EVB_CRASH_AT", "finish.after_cas", 1);
+    setenv("EVB_CRASH_SKIP", "10", 1);
+    evb_producer *p = producer(EVB_PRODUCER_ID_STABLE | 0x77u, 0);
+    for (uint32_t i = 0; i < 11; i++) {
+        struct evb_claim c;
+        if (evb_claim(p, 0, NULL, 0, VLEN, &c))
+            return 10;
+        t_value_fill(c.value, VLEN, 1, i);
+        if (evb_commit(p, &c))
+            return 11;
+    }
+    return 12;
+}
+
+Test(claim_paths, stable_claim_killed_after_commit_counts)
+{
+    pid_t pid = t_spawn(stable_claims_then_die, NULL);
+    cr_assert_eq(t_wait_exit(pid, 10000), 128 + SIGKILL);
+    evb_producer *p = producer(EVB_PRODUCER_ID_STABLE | 0x77u, 0);
+    uint64_t seq;
+    cr_assert_eq(evb_producer_last_seq(p, 0, &seq), 0, "%s", evb_last_error());
+    cr_assert_eq(seq, 10, "last sequence %llu", (unsigned long long)seq);
+    struct evb_claim c;
+    cr_assert_eq(evb_claim(p, 0, NULL, 0, VLEN, &c), 0, "%s", evb_last_error());
+    t_value_fill(c.value, VLEN, 1, 11);
+    cr_assert_eq(evb_commit(p, &c), 0);
+    evb_producer_close(p);
+    cr_assert_eq(check_all(), 12);
+}
+
+/* A full ring: with block_ms 0 a claim says -EAGAIN at once, with 100 it
+ * says -ETIMEDOUT after about that; an aborted claim gives its sequence
+ * back; once the gating reader moves on, claims go through again. */
+Test(claim_paths, full_ring_waits_per_block_ms)
+{
+    evb_consumer_options co = {.kind = EVB_SUBSCRIBER_LOSSLESS};
+    evb_consumer *gate;
+    cr_assert_eq(evb_consumer_open(&gate, bus, "t", &co), 0, "%s", evb_last_error());
+    evb_producer *p = producer(0, 0);
+    struct evb_claim c;
+    uint32_t n = 0;
+    int rc;
+    while ((rc = evb_claim(p, 0, NULL, 0, VLEN, &c)) == 0) {
+        t_value_fill(c.value, VLEN, 1, n);
+        cr_assert_eq(evb_commit(p, &c), 0);
+        if (++n == 100000)
+            break;
+    }
+    cr_assert_eq(rc, -EAGAIN, "a full ring with block_ms 0: %d after %u claims", rc, n);
+    cr_assert_gt(n, 100);
+    /* An abort on the way: nothing published, its sequence reused. */
+    evb_producer *w = producer(0, 100);
+    uint64_t t0 = t_now_ms();
+    cr_assert_eq(evb_claim(w, 0, NULL, 0, VLEN, &c), -ETIMEDOUT);
+    uint64_t took = t_now_ms() - t0;
+    cr_assert(took >= 90 && took < 5000, "block_ms 100 waited %llu ms",
+              (unsigned long long)took);
+    evb_event ev;
+    for (uint32_t i = 0; i < 50; i++)
+        cr_assert_eq(evb_consumer_next(gate, &ev, 100), 0);
+    cr_assert_eq(evb_consumer_next(gate, &ev, 0), 0); /* releases the 50 read */
+    cr_assert_eq(evb_claim(p, 0, NULL, 0, VLEN, &c), 0, "%s", evb_last_error());
+    cr_assert_eq(evb_abort(p, &c), 0);
+    cr_assert_eq(evb_claim(p, 0, NULL, 0, VLEN, &c), 0, "%s", evb_last_error());
+    t_value_fill(c.value, VLEN, 1, n);
+    cr_assert_eq(evb_commit(p, &c), 0);
+    evb_producer_close(w);
+    evb_producer_close(p);
+    /* The gating reader sees every event, the aborted one's sequence used
+     * by the next. */
+    uint32_t got = 51;
+    while (evb_consumer_next(gate, &ev, 100) == 0) {
+        cr_assert_eq(ev.producer_seq, got, "sequence %llu, expected %u",
+                     (unsigned long long)ev.producer_seq, got);
+        got++;
+    }
+    cr_assert_eq(got, n + 1);
+    evb_consumer_close(gate);
+}
