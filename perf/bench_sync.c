@@ -21,6 +21,15 @@
  * Events published in the window and acknowledged after it still give
  * their sample (a drain after the window), so slow ones are not dropped.
  *
+ * --rate EV/S (with --pipeline): open loop. Each producer's events are
+ * due on a fixed schedule (rate / producers each, from the start of the
+ * warm-up), published when due (at once when late), and a sample runs
+ * from the due time, not the publish call, so a stall (K outstanding, a
+ * slow fdatasync) shows in the latency of every event behind it, not as
+ * a missing sample (coordinated omission). Between due times the producer
+ * polls the durable position every 20 us. The table says what rate was
+ * sent, so a disk that cannot keep up is visible.
+ *
  * Baseline in the same run, before each round: the latency of one
  * fdatasync on a pre-zeroed file after a --size pwrite (sequential
  * offsets), --fsync-samples times after 100 warm-up, on the same disk as
@@ -36,6 +45,7 @@
 #include "durable_util.h"
 
 #include <getopt.h>
+#include <sys/prctl.h>
 
 #define MAX_NP 8
 #define MAX_PROCS 64
@@ -50,6 +60,7 @@ typedef struct config {
     uint64_t cap; /* samples kept per producer */
     int runs, api_sync, json;
     uint32_t pipeline; /* 0: one sync publish at a time; else receipts outstanding */
+    double rate;       /* --rate: events/s over all producers (open loop); 0: closed */
     uint32_t durability; /* EVB_DURABILITY_SYNC (default) or _ASYNC */
     const char *data_root;
 } config;
@@ -57,6 +68,7 @@ typedef struct config {
 typedef struct pslot {
     uint64_t n;       /* samples kept */
     uint64_t done;    /* calls completed inside the window */
+    uint64_t sent;    /* --rate: publishes made inside the window */
     int err;
     char msg[256];
 } pslot;
@@ -65,12 +77,14 @@ typedef struct sctl {
     _Atomic uint32_t ready;
     _Atomic uint32_t go;
     uint64_t t_start, t_end; /* window, now_ns clock */
+    uint64_t t_go;           /* the warm-up's start (--rate: the schedule's) */
+    int np;                  /* producers of the run */
     pslot p[MAX_PROCS];
 } sctl;
 
 typedef struct sres {
     int ok;
-    double ev_s, p50, p90, p99, p999, max, ev_per_fsync;
+    double ev_s, p50, p90, p99, p999, max, ev_per_fsync, sent_s;
     uint64_t samples, fsyncs;
     char why[512];
 } sres;
@@ -150,16 +164,18 @@ static void retire(const config *cf, pslot *ps, const evb_receipt *r, const uint
 /* The --pipeline loop: up to K receipts outstanding, retired by polling
  * after each publish and by waiting for the oldest when K are out. */
 static int pipeline_loop(const config *cf, evb_producer *p, evb_msg *m, unsigned char *buf,
-                         pslot *ps, int id, uint64_t ts, uint64_t te, uint64_t *samples)
+                         pslot *ps, int id, uint64_t t0, uint64_t ts, uint64_t te,
+                         uint64_t interval, uint64_t *samples)
 {
     uint32_t k = cf->pipeline;
     evb_receipt *r = calloc(k, sizeof *r);
     uint64_t *t_pub = calloc(k, sizeof *t_pub);
     uint64_t head = 0, tail = 0, seq = 0, pos;
+    uint64_t due = t0; /* --rate: when the next event is due */
     int rc = 0;
     for (;;) {
         uint64_t now = now_ns();
-        bool open = now < te;
+        bool open = (interval ? due : now) < te;
         if (!open && tail == head)
             break;
         if (head - tail == k || (!open && tail < head)) {
@@ -172,8 +188,16 @@ static int pipeline_loop(const config *cf, evb_producer *p, evb_msg *m, unsigned
         retire(cf, ps, r, t_pub, &tail, head, pos, now_ns(), ts, te, samples);
         if (!open || head - tail == k)
             continue;
+        if (interval && (now = now_ns()) < due) {
+            /* Early: poll for acks until it is due (timer slack 1 ns). */
+            sleep_ns(due - now < 20000 ? due - now : 20000);
+            continue;
+        }
         store64(buf, (uint64_t)id << 48 | seq++);
-        t_pub[head % k] = now_ns();
+        t_pub[head % k] = interval ? due : now_ns();
+        if (interval && due >= ts && due < te)
+            ps->sent++;
+        due += interval;
         if ((rc = evb_publish_receipt(p, m, &r[head % k])) < 0)
             break;
         head++;
@@ -205,7 +229,13 @@ static int producer_main(const config *cf, const char *topic, sctl *c, int id, u
     int err = 0;
     if (cf->pipeline) {
         m.flags = 0;
-        err = pipeline_loop(cf, p, &m, buf, ps, id, ts, te, samples);
+        /* --rate: this producer's share; its schedule starts with the
+         * warm-up, staggered so producers do not publish in step. */
+        uint64_t interval = cf->rate > 0 ? (uint64_t)(1e9 * c->np / cf->rate) : 0;
+        if (interval)
+            prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
+        uint64_t t0 = c->t_go + (interval * (uint64_t)id) / (uint64_t)c->np;
+        err = pipeline_loop(cf, p, &m, buf, ps, id, t0, ts, te, interval, samples);
     }
     for (; !cf->pipeline;) {
         uint64_t t0 = now_ns();
@@ -264,7 +294,9 @@ static sres run_one(const config *cf, evb_bus *bus, int np, int run, uint64_t *s
     struct evb_partition_stat s0 = { 0 }, s1 = { 0 };
     int started = atomic_load(&c->ready) == (uint32_t)np;
     if (started) {
-        c->t_start = now_ns() + cf->warmup_ms * 1000000u;
+        c->np = np;
+        c->t_go = now_ns();
+        c->t_start = c->t_go + cf->warmup_ms * 1000000u;
         c->t_end = c->t_start + cf->duration_ms * 1000000u;
         atomic_store_explicit(&c->go, 1, memory_order_release);
         sleep_ns(c->t_start - now_ns());
@@ -293,8 +325,9 @@ static sres run_one(const config *cf, evb_bus *bus, int np, int run, uint64_t *s
         snprintf(res.why, sizeof res.why, "durable %" PRIu64 " < tail %" PRIu64 ", flush_error %d",
                  s2.durable_position, s2.tail_position, s2.flush_error);
     else if (!bad) {
-        uint64_t n = 0, done = 0;
+        uint64_t n = 0, done = 0, sent = 0;
         for (int i = 0; i < np; i++) {
+            sent += c->p[i].sent;
             if (i && c->p[i].n)
                 memmove(samples + n, samples + (size_t)i * cf->cap, c->p[i].n * sizeof(uint64_t));
             n += c->p[i].n;
@@ -304,6 +337,7 @@ static sres run_one(const config *cf, evb_bus *bus, int np, int run, uint64_t *s
         res.ok = n > 0;
         res.samples = n;
         res.ev_s = (double)done / ((double)cf->duration_ms / 1e3);
+        res.sent_s = (double)sent / ((double)cf->duration_ms / 1e3);
         res.p50 = (double)du_pct(samples, n, 0.50);
         res.p90 = (double)du_pct(samples, n, 0.90);
         res.p99 = (double)du_pct(samples, n, 0.99);
@@ -341,6 +375,8 @@ static void usage(FILE *f)
             "  --pipeline K       pipelined acknowledgements: each producer keeps up to K\n"
             "                     receipts outstanding (evb_publish_receipt, poll, wait)\n"
             "                     and latency is publish-to-durable (default 0: off)\n"
+            "  --rate EV/S        with --pipeline: publish on a fixed schedule (over all\n"
+            "                     producers) and time each event from when it was due\n"
             "  --durability D     sync (default) or async: an ASYNC topic syncs when a\n"
             "                     producer waits (no zero-filled segments)\n"
             "  --fsync-samples N  baseline fdatasyncs per round (default 2000)\n"
@@ -373,6 +409,7 @@ int main(int argc, char **argv)
         { "runs", required_argument, 0, 'r' },      { "data-root", required_argument, 0, 'D' },
         { "json", no_argument, 0, 'j' },            { "help", no_argument, 0, 'h' },
         { "pipeline", required_argument, 0, 'P' }, { "durability", required_argument, 0, 'y' },
+        { "rate", required_argument, 0, 'Q' },
         { 0, 0, 0, 0 },
     };
     int o;
@@ -398,6 +435,7 @@ int main(int argc, char **argv)
         case 'D': cf.data_root = optarg; break;
         case 'j': cf.json = 1; break;
         case 'P': cf.pipeline = (uint32_t)strtoul(optarg, NULL, 0); break;
+        case 'Q': cf.rate = strtod(optarg, NULL); break;
         case 'y':
             if (strcmp(optarg, "sync") && strcmp(optarg, "async")) {
                 usage(stderr);
@@ -419,7 +457,8 @@ int main(int argc, char **argv)
             maxnp = cf.np[i];
     }
     if (cf.runs < 1 || cf.runs > MAX_RUNS || cf.size < 16 || cf.size % 8 || !cf.duration_ms ||
-        cf.fsync_samples < 10 || !cf.nnp || cf.pipeline > 65536) {
+        cf.fsync_samples < 10 || !cf.nnp || cf.pipeline > 65536 || cf.rate < 0 ||
+        (cf.rate > 0 && !cf.pipeline)) {
         usage(stderr);
         return 2;
     }
@@ -429,6 +468,9 @@ int main(int argc, char **argv)
     if (cf.pipeline)
         printf("# pipelined: up to %u receipts outstanding per producer; latency is "
                "publish-to-durable\n", cf.pipeline);
+    if (cf.rate > 0)
+        printf("# open loop: %.0f events/s over all producers, each timed from when it "
+               "was due\n", cf.rate);
     printf("# data dir %s, bus %s; %s topic, %" PRIu64 " B events, %s, ring %" PRIu64
            " B, segment %" PRIu64 " B; window %" PRIu64 " ms after %" PRIu64 " ms warm-up; "
            "%d rounds interleaved; producers unpinned on %ld CPUs\n",
@@ -470,6 +512,9 @@ int main(int argc, char **argv)
                     "%" PRIu64 " fsyncs, %.1f ev/fsync\n", run + 1, cf.np[k], r->ev_s,
                     r->p50 / 1e3, r->p99 / 1e3, r->p999 / 1e3, r->max / 1e3, r->fsyncs,
                     r->ev_per_fsync);
+            if (cf.rate > 0 && r->sent_s < 0.98 * cf.rate)
+                printf("# run %d %dp: sent %.0f ev/s of %.0f: behind (the latencies grow "
+                       "with the backlog)\n", run + 1, cf.np[k], r->sent_s, cf.rate);
         }
     }
 
@@ -491,7 +536,7 @@ int main(int argc, char **argv)
            "p50 / fdatasync p50", "events/s / bound");
     for (int k = 0; k < cf.nnp; k++) {
         double ev[MAX_RUNS], p50[MAX_RUNS], p99[MAX_RUNS], p999[MAX_RUNS], mx[MAX_RUNS],
-            epf[MAX_RUNS], q[MAX_RUNS], qb[MAX_RUNS];
+            epf[MAX_RUNS], q[MAX_RUNS], qb[MAX_RUNS], sent[MAX_RUNS];
         int n = 0;
         uint64_t nsamp = 0;
         for (int r = 0; r < cf.runs; r++) {
@@ -509,6 +554,7 @@ int main(int argc, char **argv)
              * at best each round of write + fdatasync carries one event of
              * each: np / (write+fdatasync p50) events/s */
             qb[n] = x->ev_s / ((double)cf.np[k] / (base[r].both_p50 / 1e9));
+            sent[n] = x->sent_s;
             nsamp += x->samples;
             n++;
         }
@@ -519,6 +565,7 @@ int main(int argc, char **argv)
         stat3 e = stat3_of(ev, n), a = stat3_of(p50, n), b = stat3_of(p99, n),
               c = stat3_of(p999, n), m = stat3_of(mx, n), f = stat3_of(epf, n),
               qq = stat3_of(q, n), qbb = stat3_of(qb, n);
+        double sent_med = stat3_of(sent, n).med;
         char es[64], as[64], bs[64], cs[64];
         snprintf(es, sizeof es, "%.0f [%.0f..%.0f]", e.med, e.min, e.max);
         snprintf(as, sizeof as, "%.1f [%.1f..%.1f]", a.med, a.min, a.max);
@@ -533,6 +580,7 @@ int main(int argc, char **argv)
                as, bs, cs, m.med, f.med, qs, bound);
         if (cf.json)
             printf("{\"bench\":\"durable_sync\",\"durability\":\"%s\",\"pipeline\":%u,"
+                   "\"rate\":%.6g,\"sent_per_s\":%.6g,"
                    "\"producers\":%d,"
                    "\"size\":%" PRIu64 ",\"runs\":%d,"
                    "\"samples\":%" PRIu64 ",\"events_per_s\":{\"median\":%.6g,\"min\":%.6g,"
@@ -540,7 +588,7 @@ int main(int argc, char **argv)
                    "\"events_per_fsync\":%.2f,\"ratio_p50_vs_fdatasync\":%.3f,"
                    "\"ratio_events_vs_bound\":%.4f}\n",
                    cf.durability == EVB_DURABILITY_SYNC ? "sync" : "async", cf.pipeline,
-                   cf.np[k], cf.size, n, nsamp, e.med, e.min, e.max, a.med, b.med,
+                   cf.rate, sent_med, cf.np[k], cf.size, n, nsamp, e.med, e.min, e.max, a.med, b.med,
                    c.med, m.med, f.med, qq.med, qbb.med);
     }
     if (cf.pipeline)
