@@ -384,11 +384,11 @@ static inline uint8_t *write_frame(struct evb_frame *f, uint64_t offset, uint64_
 
 /* Where one published event went: R gets its partition, offset, position
  * and the end of its frame (what the durable position must reach). */
-static inline void receipt_fill(evb_receipt *r, uint32_t part, uint64_t offset, uint64_t pos,
-                                uint64_t end)
+static inline void receipt_fill(evb_receipt *r, const struct evb_ring *ring, uint32_t part,
+                                uint64_t offset, uint64_t pos, uint64_t end)
 {
-    *r = (evb_receipt){.partition = part, .offset = offset, .position = pos,
-                       .end_position = end};
+    *r = (evb_receipt){.partition = part, .incarnation = ring->incarnation, .offset = offset,
+                       .position = pos, .end_position = end};
 }
 
 /* The claim of PART is open: its frame's value at VALUE, C told where. */
@@ -502,7 +502,7 @@ static inline __attribute__((always_inline)) int commit(evb_producer *p, evb_rec
     if (!rc) {
         p->end[p->claim_part] = rc_->data_pos + rc_->len;
         if (r)
-            receipt_fill(r, p->claim_part, rc_->offset, rc_->data_pos,
+            receipt_fill(r, rp->r, p->claim_part, rc_->offset, rc_->data_pos,
                          rc_->data_pos + rc_->len);
     }
     if (p->ps.map)
@@ -598,7 +598,7 @@ static int publish_run(evb_producer *p, uint32_t part, const evb_msg *m, size_t 
         uint64_t at = c.data_pos;
         for (size_t i = 0; r && i < n; i++) {
             uint64_t bytes = evb_frame_bytes(m[i].key_len, m[i].value_len);
-            receipt_fill(&r[i], part, c.offset + i, at, at + bytes);
+            receipt_fill(&r[i], rp->r, part, c.offset + i, at, at + bytes);
             at += bytes;
         }
     }
@@ -712,31 +712,59 @@ static int target_bad(const evb_producer *p, uint32_t part, uint64_t target)
                        (unsigned long long)target, (unsigned long long)p->end[part]);
 }
 
-EVB_EXPORT int evb_producer_wait_durable(evb_producer *p, uint32_t partition,
-                                         uint64_t end_position, int32_t timeout_ms)
+/*
+ * R must be of the ring P has mapped for its partition: a ring rebuilt
+ * from disk since R was filled starts again at the old log's synced end,
+ * so R's positions may now hold other events, and the durable position of
+ * this ring says nothing about R's event (-ESTALE). Incarnation 0 was
+ * never filled by a publish.
+ */
+static int receipt_bad(const evb_producer *p, const evb_receipt *r)
 {
-    if (!p)
-        return -EINVAL;
-    int rc = target_bad(p, partition, end_position);
-    if (rc || !p->durable)
-        return rc;
-    return durable_wait(p, partition, end_position, deadline_of(timeout_ms));
+    if (r->partition >= p->tm->nparts)
+        return no_partition(p, r->partition);
+    uint32_t now = p->tm->rings[r->partition].incarnation;
+    if (!r->incarnation)
+        return evb_err_set(-EINVAL, "partition %u: the receipt has no ring incarnation (0): "
+                           "it was not filled by a publish", r->partition);
+    if (r->incarnation != now)
+        return evb_err_set(-ESTALE, "topic %s partition %u: the receipt is of ring "
+                           "incarnation %#x, the ring is now %#x (rebuilt since: a reboot or "
+                           "a removed bus directory); its event at offset %llu may be lost "
+                           "or replaced, read the topic to know", p->tm->name, r->partition,
+                           r->incarnation, now, (unsigned long long)r->offset);
+    return 0;
 }
 
-EVB_EXPORT int evb_producer_durable_position(evb_producer *p, uint32_t partition,
+EVB_EXPORT int evb_producer_wait_durable(evb_producer *p, const evb_receipt *r,
+                                         int32_t timeout_ms)
+{
+    if (!p || !r)
+        return -EINVAL;
+    int rc = receipt_bad(p, r);
+    if (!rc)
+        rc = target_bad(p, r->partition, r->end_position);
+    if (rc || !p->durable)
+        return rc;
+    return durable_wait(p, r->partition, r->end_position, deadline_of(timeout_ms));
+}
+
+EVB_EXPORT int evb_producer_durable_position(evb_producer *p, const evb_receipt *r,
                                              uint64_t *pos)
 {
-    if (!p || !pos)
+    if (!p || !r || !pos)
         return -EINVAL;
-    if (partition >= p->tm->nparts)
-        return no_partition(p, partition);
+    int rc = receipt_bad(p, r);
+    if (rc)
+        return rc;
+    uint32_t partition = r->partition;
     /* Nothing to wait for: what it published counts as durable at once. */
     if (!p->durable) {
         *pos = p->end[partition];
         return 0;
     }
     int err;
-    int rc = evb_durable_poll(&p->tm->rings[partition], pos, &err);
+    rc = evb_durable_poll(&p->tm->rings[partition], pos, &err);
     if (rc)
         return rc;
     /* What was synced stays synced, so the answer never goes back, even

@@ -180,12 +180,15 @@ static int pipeline_loop(const config *cf, evb_producer *p, evb_msg *m, unsigned
             break;
         if (head - tail == k || (!open && tail < head)) {
             const evb_receipt *o = &r[tail % k];
-            if ((rc = evb_producer_wait_durable(p, o->partition, o->end_position, -1)) < 0)
+            if ((rc = evb_producer_wait_durable(p, o, -1)) < 0)
                 break;
         }
-        if ((rc = evb_producer_durable_position(p, 0, &pos)) < 0)
-            break;
-        retire(cf, ps, r, t_pub, &tail, head, pos, now_ns(), ts, te, samples);
+        /* The poll names a receipt (its partition and ring): the oldest. */
+        if (tail < head) {
+            if ((rc = evb_producer_durable_position(p, &r[tail % k], &pos)) < 0)
+                break;
+            retire(cf, ps, r, t_pub, &tail, head, pos, now_ns(), ts, te, samples);
+        }
         if (!open || head - tail == k)
             continue;
         if (interval && (now = now_ns()) < due) {

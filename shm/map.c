@@ -165,6 +165,7 @@ int evb_ring_validate(struct evb_ring *r, const void *base, size_t bytes)
                            (unsigned long long)base_pos, flags);
     r->base_pos = base_pos;
     r->durable = flags & EVB_RING_F_DURABLE;
+    r->incarnation = evb_ring_incarnation(hdr->created_ns, base_pos);
     return 0;
 }
 

@@ -35,9 +35,30 @@ struct evb_ring {
     const uint8_t *rdata; /* where readers load frames (evb_ring_rframe):
                              the view's data area once mapped, else data */
     uint64_t base_pos; /* no frame below this position in this ring */
+    uint32_t incarnation; /* evb_ring_incarnation() of the header at open:
+                             receipts carry it (bus/producer.c) */
     uint64_t dead_ns;  /* pad holes of dead producers within this */
     uint64_t stall_ns; /* pad claims of live producers stalled this long */
 };
+
+/*
+ * Which creation of a partition's ring this is: a ring rebuilt from disk
+ * (a reboot, the bus directory removed) reuses the positions of the old
+ * one's unsynced tail for other events, so a position alone does not say
+ * which event it meant. The header's creation time (ring_format.h) and
+ * base position, mixed (splitmix64's finaliser) and folded to 32 bits,
+ * never 0: 0 is "no incarnation" in a receipt. Two creations share a value
+ * only by a 2^-32 chance, or with the clock set back to the nanosecond.
+ */
+static inline uint32_t evb_ring_incarnation(uint64_t created_ns, uint64_t base_pos)
+{
+    uint64_t x = created_ns ^ (base_pos * 0x9e3779b97f4a7c15ull);
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+    x ^= x >> 31;
+    uint32_t v = (uint32_t)(x ^ (x >> 32));
+    return v ? v : 1;
+}
 
 /* ---- map.c ---- */
 /* A new ring whose first position is BASE_POS (8-aligned) with offset

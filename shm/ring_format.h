@@ -124,7 +124,12 @@ struct evb_ring_hdr {
     uint64_t capacity;           /* 16: data bytes, power of two */
     uint32_t max_frame_bytes;    /* 24: largest frame incl. header, aligned */
     uint32_t partition;          /* 28: partition number in its topic */
-    uint64_t created_ns;         /* 32: CLOCK_REALTIME at creation */
+    uint64_t created_ns;         /* 32: CLOCK_REALTIME at creation (also when
+                                    rebuilt from disk); with base_pos it
+                                    names the ring's incarnation, which
+                                    receipts carry (evb_ring_incarnation,
+                                    ring.h): written once, so every ring
+                                    ever made has one */
     uint64_t base_pos;           /* 40: first position of this ring (a ring
                                     rebuilt from disk starts where the log
                                     ended); no frame below it is held */

@@ -33,6 +33,10 @@
  *   -EPROTO     ring or file format version not readable by this build
  *   -EACCES     no permission on a bus or topic file
  *   -ENOSPC     tmpfs cannot reserve the ring's memory
+ *   -ESTALE     what the caller holds no longer stands: a receipt of a
+ *               partition ring rebuilt since it was filled, a group
+ *               partition taken over by another member, a resubmit
+ *               claim no longer held
  *   -EINVAL     bad argument
  *   -ENOMEM     out of memory (process heap)
  *   -EBUSY      resource held by another live handle, of this process or
@@ -577,10 +581,22 @@ struct evb_claim {
  * evb_producer_durable_position() tells it without waiting. end_position
  * is never 0 for a published event, so a zeroed receipt says "not
  * published".
+ *
+ * Positions name an event only within one incarnation of the partition's
+ * ring: after a crash and a reboot (or the bus directory removed) the ring
+ * is rebuilt from disk, starting at the synced end of the log, and events
+ * published then take the positions and offsets of whatever was not yet
+ * synced before. So a receipt also names its ring's incarnation, and both
+ * calls refuse one of an earlier incarnation with -ESTALE: its event may
+ * be lost, or on disk; only reading the topic tells which.
  */
 typedef struct evb_receipt {
     uint32_t partition;
-    uint32_t reserved_;
+    uint32_t incarnation;     /**< the partition ring's incarnation when the
+                                   event was published: changes each time
+                                   the ring is created or rebuilt; never 0
+                                   in a filled receipt. Compare, do not
+                                   interpret */
     uint64_t offset;          /**< the event's offset (evb_event.offset) */
     uint64_t position;        /**< where its frame starts (evb_event.position) */
     uint64_t end_position;    /**< where its frame ends: the durable target */
@@ -941,7 +957,9 @@ int evb_commit(evb_producer *p, struct evb_claim *c);
 /** evb_commit(), and on success fill *R with the event's receipt (its
  *  partition, offset and position are the claim's; end_position, the
  *  durable target, is known only now, after the commit). R is left alone
- *  on failure. Returns as evb_commit(), or -EINVAL for a NULL R. */
+ *  on failure. Returns as evb_commit(), or -EINVAL for a NULL R, which
+ *  leaves the claim open (commit it with a receipt, evb_commit(), or
+ *  evb_abort() it: until then readers wait at it). */
 int evb_commit_receipt(evb_producer *p, struct evb_claim *c, evb_receipt *r);
 
 /** Give a claim up: readers skip it and count it aborted. Returns 0 or
@@ -971,13 +989,12 @@ int evb_producer_sync(evb_producer *p, int32_t timeout_ms);
  *     size_t head = 0, tail = 0;              (outstanding: [tail, head))
  *     for (each event m) {
  *         if (head - tail == 64 &&            (full: wait for the oldest)
- *             evb_producer_wait_durable(p, r[tail % 64].partition,
- *                                       r[tail % 64].end_position, -1) < 0)
+ *             evb_producer_wait_durable(p, &r[tail % 64], -1) < 0)
  *             return failed();                (nothing at or after r[tail] is
  *                                              known durable; retry or give up)
  *         uint64_t d;                         (retire all that are durable)
  *         while (tail < head &&
- *                evb_producer_durable_position(p, r[tail % 64].partition, &d) == 0 &&
+ *                evb_producer_durable_position(p, &r[tail % 64], &d) == 0 &&
  *                d >= r[tail % 64].end_position)
  *             acked(&r[tail++ % 64]);
  *         if (evb_publish_receipt(p, &m, &r[head % 64]) == 0)
@@ -1019,47 +1036,58 @@ int evb_publish_batch_receipts(evb_producer *p, const evb_msg *msgs, size_t n,
                                evb_receipt *receipts);
 
 /**
- * Wait until the event that ends at END_POSITION in PARTITION is on disk
- * (the partition's durable position reaches it), up to TIMEOUT_MS (<0:
- * forever; 0: look once, after a short spin). Takes (partition,
- * end_position) rather than a receipt so that a caller may keep only
- * the newest target per partition: waiting for it covers every earlier
- * one. Many producers waiting at once share one fdatasync (group
- * commit), as evb_producer_sync() does; on an ASYNC topic the flusher is
- * asked to sync now. On a topic that is not durable it returns 0 at once.
- * END_POSITION must be the end of an event P itself published there: an
- * 8-aligned position no further than the end of its last commit to
- * PARTITION (so never past the partition's tail); a receipt of another
- * handle, also one closed before P was opened, is -EINVAL: poll
+ * Wait until R's event is on disk (its partition's durable position
+ * reaches R->end_position), up to TIMEOUT_MS (<0: forever; 0: look once,
+ * after a short spin). Waiting for the newest receipt of a partition
+ * covers every earlier one there, so a caller may keep only that. Many
+ * producers waiting at once share one fdatasync (group commit), as
+ * evb_producer_sync() does; on an ASYNC topic the flusher is asked to sync
+ * now. On a topic that is not durable it returns 0 at once (after the
+ * checks below).
+ * What is checked of R: its partition exists; its incarnation is that of
+ * the ring P has mapped (else -ESTALE: the ring was rebuilt since, see
+ * evb_receipt); its end_position is 8-aligned and no further than the end
+ * of P's own last commit to that partition, so that the wait ends once P's
+ * events are synced (else -EINVAL). Whose receipt it is, is not checked:
+ * another handle's of the same ring that ends there passes, and the answer
+ * is right for it too. A receipt of a closed handle usually ends past what
+ * a new handle has published (-EINVAL): poll
  * evb_producer_durable_position() for those.
  * Blocking: yes, per TIMEOUT_MS (a futex sleep). Thread-safety: as P.
- * Returns 0 (durable), -ETIMEDOUT, -EINVAL (NULL P, no such partition, a
- * target P did not publish), -EBADMSG (the partition's durable word does
- * not fit its ring: damage, never taken as "durable"), or the flusher's
- * error as evb_producer_sync() returns it (-EIO, -ENOSPC, -EBADMSG, ...,
- * with evb_last_error() saying what the flusher met).
+ * Returns 0 (durable), -ETIMEDOUT, -EINVAL (NULL P or R, no such
+ * partition, a target past P's commits, incarnation 0: not filled),
+ * -ESTALE (a receipt of an earlier incarnation of the ring), -EBADMSG
+ * (the partition's durable word does not fit its ring: damage, never
+ * taken as "durable"), or the flusher's error as evb_producer_sync()
+ * returns it (-EIO, -ENOSPC, -EBADMSG, ..., with evb_last_error() saying
+ * what the flusher met).
  */
-int evb_producer_wait_durable(evb_producer *p, uint32_t partition, uint64_t end_position,
-                              int32_t timeout_ms);
+int evb_producer_wait_durable(evb_producer *p, const evb_receipt *r, int32_t timeout_ms);
 
 /**
- * PARTITION's durable position in *POS, without waiting: every event
- * published there whose end_position is at or below it is on disk. It
- * never goes back (P keeps the highest it has told, so a word a flusher
- * taking over stores lower changes nothing). Reads three words of the ring's
- * shared header, no system call, so a caller may poll it after every
- * publish. On a topic that is not durable: the end of what P has
- * published to PARTITION (all of it counts as acknowledged).
+ * The durable position of R's partition in *POS, without waiting: every
+ * event published there whose end_position is at or below it is on disk
+ * (R's once *POS reaches R->end_position). R may be any receipt of the topic from the ring
+ * incarnation P has mapped (a closed handle's too, of this process or
+ * another); one of an earlier incarnation is -ESTALE, since this ring's
+ * positions are not its. The position never goes back (P keeps the
+ * highest it has told, so a word a flusher taking over stores lower
+ * changes nothing). Reads three words of the ring's shared header, no
+ * system call, so a caller may poll it after every publish. On a topic
+ * that is not durable: the end of what P has published to the partition
+ * (all of it counts as acknowledged).
  * Thread-safety: as P (the word itself may be read from any thread).
  * Returns 0; the flusher's error (-EIO, -ENOSPC, -EBADMSG, ..., as
  * evb_producer_sync() returns it) when the partition's flusher has
  * stopped on one, with *POS still filled: what is below it stays durable,
  * the rest waits until a flusher takes the partition over and succeeds;
  * -EBADMSG with *POS untouched when the durable word does not fit the
- * ring (misaligned or past the tail: damage, never reported as
- * durable); -EINVAL (NULL argument, no such partition).
+ * ring (misaligned, past the tail, or past the flushed position by a
+ * frame or more: damage, never reported as durable); -ESTALE (R of an
+ * earlier incarnation, *POS untouched); -EINVAL (NULL argument, no such
+ * partition, incarnation 0).
  */
-int evb_producer_durable_position(evb_producer *p, uint32_t partition, uint64_t *pos);
+int evb_producer_durable_position(evb_producer *p, const evb_receipt *r, uint64_t *pos);
 
 /**
  * The highest producer sequence P has published to PARTITION: for a

@@ -114,8 +114,8 @@ Test(acks, receipts_match_what_a_consumer_reads)
                      evb_frame_bytes(want[i].key_len, VLEN), "event %llu: receipt %llu..%llu",
                      (unsigned long long)i, (unsigned long long)want[i].r.position,
                      (unsigned long long)want[i].r.end_position);
-        cr_expect_eq(evb_producer_wait_durable(p, want[i].r.partition, want[i].r.end_position,
-                                               10000), 0, "%s", evb_last_error());
+        cr_expect_eq(evb_producer_wait_durable(p, &want[i].r, 10000), 0, "%s",
+                     evb_last_error());
     }
 
     evb_consumer_options co = {.kind = EVB_SUBSCRIBER, .start = EVB_START_EARLIEST};
@@ -157,17 +157,17 @@ Test(acks, wait_returns_once_the_durable_word_passed_the_target)
     for (uint64_t i = 0; i < 100; i++)
         publish_r(p, 0, i, &r[i]);
     uint64_t pos;
-    cr_assert_eq(evb_producer_durable_position(p, 0, &pos), 0, "%s", evb_last_error());
+    cr_assert_eq(evb_producer_durable_position(p, &r[0], &pos), 0, "%s", evb_last_error());
     cr_assert_lt(pos, r[49].end_position, "already durable: the wait would prove nothing");
-    cr_assert_eq(evb_producer_wait_durable(p, 0, r[49].end_position, 10000), 0, "%s",
+    cr_assert_eq(evb_producer_wait_durable(p, &r[49], 10000), 0, "%s",
                  evb_last_error());
     uint64_t d = durable_word();
     cr_expect_geq(d, r[49].end_position, "wait returned with durable %llu < target %llu",
                   (unsigned long long)d, (unsigned long long)r[49].end_position);
-    cr_assert_eq(evb_producer_durable_position(p, 0, &pos), 0);
+    cr_assert_eq(evb_producer_durable_position(p, &r[49], &pos), 0);
     cr_expect_geq(pos, r[49].end_position);
     /* The newest target covers the rest. */
-    cr_assert_eq(evb_producer_wait_durable(p, 0, r[99].end_position, 10000), 0);
+    cr_assert_eq(evb_producer_wait_durable(p, &r[99], 10000), 0);
     cr_expect_geq(durable_word(), r[99].end_position);
     evb_producer_close(p);
 }
@@ -200,16 +200,16 @@ Test(acks, wait_times_out_until_a_flusher_syncs)
     evb_receipt r;
     publish_r(p, 0, 0, &r);
     uint64_t t0 = t_now_ms();
-    int rc = evb_producer_wait_durable(p, 0, r.end_position, 300);
+    int rc = evb_producer_wait_durable(p, &r, 300);
     cr_expect_eq(rc, -ETIMEDOUT, "wait: %d %s", rc, evb_strerror(rc));
     cr_expect_geq(t_now_ms() - t0, 300u, "returned before its timeout");
     cr_expect_lt(durable_word(), r.end_position);
     uint64_t pos;
-    cr_assert_eq(evb_producer_durable_position(p, 0, &pos), 0, "%s", evb_last_error());
+    cr_assert_eq(evb_producer_durable_position(p, &r, &pos), 0, "%s", evb_last_error());
     cr_expect_lt(pos, r.end_position);
     kill(holder, SIGKILL);
     t_wait_exit(holder, 5000);
-    cr_expect_eq(evb_producer_wait_durable(p, 0, r.end_position, 10000), 0, "%s",
+    cr_expect_eq(evb_producer_wait_durable(p, &r, 10000), 0, "%s",
                  evb_last_error());
     cr_expect_geq(durable_word(), r.end_position);
     evb_producer_close(p);
@@ -227,6 +227,7 @@ Test(acks, poll_never_goes_back_and_reaches_every_target)
     evb_producer *p = producer(-1);
     enum { K = 64, N = 20000 };
     static evb_receipt r[K];
+    evb_receipt newest[2] = {{0}, {0}}; /* a receipt of each partition, to poll it by */
     uint64_t head = 0, tail = 0, last[2] = {0, 0}, polls = 0;
     uint64_t deadline = t_now_ms() + 30000;
     while (tail < N) {
@@ -234,13 +235,16 @@ Test(acks, poll_never_goes_back_and_reaches_every_target)
                      (unsigned long long)tail);
         if (head < N && head - tail < K) {
             publish_r(p, EVB_PARTITION_ANY, head, &r[head % K]);
+            newest[r[head % K].partition] = r[head % K];
             head++;
         } else {
             sched_yield();
         }
         for (uint32_t part = 0; part < 2; part++) {
             uint64_t pos;
-            cr_assert_eq(evb_producer_durable_position(p, part, &pos), 0, "%s",
+            if (!newest[part].end_position)
+                continue;
+            cr_assert_eq(evb_producer_durable_position(p, &newest[part], &pos), 0, "%s",
                          evb_last_error());
             cr_assert_geq(pos, last[part], "partition %u went back: %llu after %llu", part,
                           (unsigned long long)pos, (unsigned long long)last[part]);
@@ -270,7 +274,7 @@ Test(acks, flusher_error_is_returned_to_wait_and_poll)
     evb_producer *p = producer(2000);
     evb_receipt first, last = {0};
     publish_r(p, 0, 0, &first);
-    cr_assert_eq(evb_producer_wait_durable(p, 0, first.end_position, 10000), 0, "%s",
+    cr_assert_eq(evb_producer_wait_durable(p, &first, 10000), 0, "%s",
                  evb_last_error());
     /* Publish until the ring, which the flusher no longer drains, is full. */
     uint8_t v[VLEN];
@@ -286,18 +290,18 @@ Test(acks, flusher_error_is_returned_to_wait_and_poll)
     cr_assert_eq(rc, -EMEDIUMTYPE, "publish: %d %s", rc, evb_strerror(rc));
     cr_assert_gt(last.end_position, tc.segment_bytes, "nothing was published past the "
                  "first segment");
-    rc = evb_producer_wait_durable(p, 0, last.end_position, 10000);
+    rc = evb_producer_wait_durable(p, &last, 10000);
     cr_expect_eq(rc, -EMEDIUMTYPE, "wait: %d %s", rc, evb_strerror(rc));
     cr_expect(strstr(evb_last_error(), "2 hard links"), "the reason: '%s'", evb_last_error());
     uint64_t pos = UINT64_MAX;
-    rc = evb_producer_durable_position(p, 0, &pos);
+    rc = evb_producer_durable_position(p, &first, &pos);
     cr_expect_eq(rc, -EMEDIUMTYPE, "poll: %d %s", rc, evb_strerror(rc));
     cr_expect(strstr(evb_last_error(), "2 hard links"), "the reason: '%s'", evb_last_error());
     cr_expect(pos >= first.end_position && pos <= tc.segment_bytes,
               "poll gave %llu with the error: durable must cover the first event and "
               "stop at the first segment's end", (unsigned long long)pos);
     /* An event that was durable before the failure still reads so. */
-    cr_expect_eq(evb_producer_wait_durable(p, 0, first.end_position, 0), 0);
+    cr_expect_eq(evb_producer_wait_durable(p, &first, 0), 0);
     evb_producer_close(p);
 }
 
@@ -326,13 +330,13 @@ static void garbage_durable_is_refused(uint64_t delta)
     evb_receipt r[2];
     publish_r(p, 0, 0, &r[0]);
     publish_r(p, 0, 1, &r[1]);
-    cr_assert_eq(evb_producer_wait_durable(p, 0, r[1].end_position, 10000), 0);
+    cr_assert_eq(evb_producer_wait_durable(p, &r[1], 10000), 0);
     plant_durable(delta);
     uint64_t pos = 12345;
-    int rc = evb_producer_durable_position(p, 0, &pos);
+    int rc = evb_producer_durable_position(p, &r[0], &pos);
     cr_expect_eq(rc, -EBADMSG, "poll of a durable word tail%+lld: %d", (long long)delta, rc);
     cr_expect_eq(pos, 12345u, "the poll filled in a word it refused");
-    rc = evb_producer_wait_durable(p, 0, r[0].end_position, 1000);
+    rc = evb_producer_wait_durable(p, &r[0], 1000);
     cr_expect_eq(rc, -EBADMSG, "wait with a durable word tail%+lld: %d", (long long)delta,
                  rc);
     evb_producer_close(p);
@@ -360,16 +364,109 @@ Test(acks, poll_does_not_follow_the_word_back)
     evb_receipt r[3];
     for (uint64_t i = 0; i < 3; i++)
         publish_r(p, 0, i, &r[i]);
-    cr_assert_eq(evb_producer_wait_durable(p, 0, r[2].end_position, 10000), 0);
+    cr_assert_eq(evb_producer_wait_durable(p, &r[2], 10000), 0);
     uint64_t pos;
-    cr_assert_eq(evb_producer_durable_position(p, 0, &pos), 0);
+    cr_assert_eq(evb_producer_durable_position(p, &r[2], &pos), 0);
     cr_assert_geq(pos, r[2].end_position);
     plant_durable((uint64_t)0 - (r[2].end_position - r[0].end_position));
     cr_assert_eq(durable_word(), r[0].end_position, "the planted word");
     uint64_t again;
-    cr_assert_eq(evb_producer_durable_position(p, 0, &again), 0, "%s", evb_last_error());
+    cr_assert_eq(evb_producer_durable_position(p, &r[2], &again), 0, "%s", evb_last_error());
     cr_expect_eq(again, pos, "the poll went back from %llu to %llu",
                  (unsigned long long)pos, (unsigned long long)again);
+    evb_producer_close(p);
+}
+
+/* ---- receipts of a ring rebuilt since ---- */
+
+/* An ASYNC topic that syncs only when asked: one synced event, then
+ * STALE_N receipts of events not yet on disk, kept in the shared page,
+ * then SIGKILL: those events die with the page cache's chance, and a
+ * rebuilt ring hands their positions and offsets out again. */
+#define STALE_N 5
+static int stale_child(void *arg)
+{
+    struct t_shared *sh = arg;
+    evb_bus_options o = {.data_dir = t_data_dir()};
+    evb_bus *b;
+    evb_producer *p;
+    evb_producer_options po = {.block_ms = -1};
+    if (evb_bus_open(&b, t_bus_dir(), &o) || evb_producer_open(&p, b, TOPIC, &po))
+        return 10;
+    uint8_t v[VLEN];
+    t_value_fill(v, VLEN, 1, 0);
+    if (evb_publish(p, &(evb_msg){.value = v, .value_len = VLEN, .flags = EVB_MSG_SYNC}))
+        return 11;
+    for (uint64_t i = 0; i < STALE_N; i++) {
+        evb_receipt r;
+        t_value_fill(v, VLEN, 2, i);
+        if (evb_publish_receipt(p, &(evb_msg){.value = v, .value_len = VLEN}, &r))
+            return 12;
+        atomic_store(&sh->val[4 * i], (uint64_t)r.incarnation << 32 | r.partition);
+        atomic_store(&sh->val[4 * i + 1], r.offset);
+        atomic_store(&sh->val[4 * i + 2], r.position);
+        atomic_store(&sh->val[4 * i + 3], r.end_position);
+    }
+    raise(SIGKILL);
+    return 13;
+}
+
+/*
+ * Receipts taken before a crash and a reboot name positions of the old
+ * ring; the rebuilt ring starts at the synced end of the log and a new
+ * producer's events take those positions. The old receipts are refused
+ * (-ESTALE) by the poll and the wait, even where this ring's durable
+ * position has passed their end; receipts of the new ring are answered.
+ */
+Test(acks, receipts_of_a_rebuilt_ring_are_estale)
+{
+    evb_topic_config tc = df_config(EVB_DURABILITY_ASYNC);
+    tc.flush_ms = 600000;
+    df_create(TOPIC, &tc);
+    struct t_shared *sh = t_shared_new();
+    cr_assert_eq(t_wait_exit(t_spawn(stale_child, sh), 10000), 128 + SIGKILL);
+    evb_receipt old[STALE_N];
+    for (int i = 0; i < STALE_N; i++) {
+        uint64_t w = atomic_load(&sh->val[4 * i]);
+        old[i] = (evb_receipt){.partition = (uint32_t)w, .incarnation = (uint32_t)(w >> 32),
+                               .offset = atomic_load(&sh->val[4 * i + 1]),
+                               .position = atomic_load(&sh->val[4 * i + 2]),
+                               .end_position = atomic_load(&sh->val[4 * i + 3])};
+        cr_assert_neq(old[i].incarnation, 0u);
+    }
+    /* A reboot: tmpfs gone, the ring rebuilt from the segments. */
+    evb_bus_close(df_bus);
+    t_rmtree(t_bus_dir());
+    df_setup();
+    evb_producer *p = producer(-1);
+    evb_receipt fresh[2 * STALE_N];
+    for (uint64_t i = 0; i < 2 * STALE_N; i++)
+        publish_r(p, 0, 100 + i, &fresh[i]);
+    cr_assert_eq(evb_producer_wait_durable(p, &fresh[2 * STALE_N - 1], 10000), 0, "%s",
+                 evb_last_error());
+    cr_assert_neq(fresh[0].incarnation, old[0].incarnation, "the rebuilt ring kept its "
+                  "incarnation");
+    cr_assert_geq(fresh[2 * STALE_N - 1].end_position, old[STALE_N - 1].end_position,
+                  "the new events did not reach the old receipts' positions: nothing to "
+                  "mistake");
+    for (int i = 0; i < STALE_N; i++) {
+        uint64_t pos = 12345;
+        int rc = evb_producer_durable_position(p, &old[i], &pos);
+        cr_expect_eq(rc, -ESTALE, "old receipt %d (offset %llu): poll %d, pos %llu", i,
+                     (unsigned long long)old[i].offset, rc, (unsigned long long)pos);
+        cr_expect_eq(pos, 12345u, "the poll filled in a position for a stale receipt");
+        cr_expect(strstr(evb_last_error(), "incarnation"), "the reason: '%s'",
+                  evb_last_error());
+        rc = evb_producer_wait_durable(p, &old[i], 0);
+        cr_expect_eq(rc, -ESTALE, "old receipt %d: wait %d", i, rc);
+    }
+    for (int i = 0; i < 2 * STALE_N; i++) {
+        uint64_t pos;
+        cr_expect_eq(evb_producer_durable_position(p, &fresh[i], &pos), 0, "%s",
+                     evb_last_error());
+        cr_expect_geq(pos, fresh[i].end_position);
+        cr_expect_eq(evb_producer_wait_durable(p, &fresh[i], 0), 0, "%s", evb_last_error());
+    }
     evb_producer_close(p);
 }
 
@@ -392,10 +489,10 @@ static int acking_child(void *arg)
     uint64_t head = 0, tail = 0;
     for (;;) {
         if (head - tail == K &&
-            evb_producer_wait_durable(p, 0, r[tail % K].end_position, -1))
+            evb_producer_wait_durable(p, &r[tail % K], -1))
             return 12;
-        uint64_t pos;
-        if (evb_producer_durable_position(p, 0, &pos))
+        uint64_t pos = 0;
+        if (tail < head && evb_producer_durable_position(p, &r[tail % K], &pos))
             return 13;
         while (tail < head && pos >= r[tail % K].end_position) {
             /* Acknowledged: the event at this offset is on disk. */
@@ -441,15 +538,13 @@ Test(acks, not_durable_topic_answers_at_once)
     df_create(TOPIC, &tc);
     evb_producer *p = producer(-1);
     uint64_t pos = 1;
-    cr_assert_eq(evb_producer_durable_position(p, 0, &pos), 0);
-    cr_expect_eq(pos, 0u, "nothing published yet");
     evb_receipt r;
     publish_r(p, 0, 0, &r);
     cr_expect_gt(r.end_position, r.position);
     uint64_t t0 = t_now_ms();
-    cr_expect_eq(evb_producer_wait_durable(p, 0, r.end_position, -1), 0);
+    cr_expect_eq(evb_producer_wait_durable(p, &r, -1), 0);
     cr_expect_lt(t_now_ms() - t0, 100u, "waited on a topic that is not durable");
-    cr_assert_eq(evb_producer_durable_position(p, 0, &pos), 0);
+    cr_assert_eq(evb_producer_durable_position(p, &r, &pos), 0);
     cr_expect_eq(pos, r.end_position);
     evb_producer_close(p);
 }
@@ -477,20 +572,42 @@ Test(acks, bad_arguments_are_einval)
     cr_expect_eq(evb_commit_receipt(p, &c, NULL), -EINVAL);
     cr_expect_eq(evb_abort(p, &c), 0, "the claim stayed open after a NULL receipt");
     publish_r(p, 0, 0, &r);
-    cr_expect_eq(evb_producer_wait_durable(NULL, 0, r.end_position, 0), -EINVAL);
-    cr_expect_eq(evb_producer_wait_durable(p, 2, r.end_position, 0), -EINVAL);
+    /* A receipt of partition 1's ring, with nothing published there by
+     * this handle: another handle publishes there. */
+    evb_producer *q = producer(-1);
+    evb_receipt r1;
+    publish_r(q, 1, 1, &r1);
+    evb_producer_close(q);
+    evb_receipt b = r;
+    cr_expect_eq(evb_producer_wait_durable(NULL, &r, 0), -EINVAL);
+    cr_expect_eq(evb_producer_wait_durable(p, NULL, 0), -EINVAL);
+    b.partition = 2;
+    cr_expect_eq(evb_producer_wait_durable(p, &b, 0), -EINVAL);
     /* Past what this producer published (and here past the tail): it
      * could only be reached by events of others, if ever. */
-    cr_expect_eq(evb_producer_wait_durable(p, 0, r.end_position + 8, 0), -EINVAL);
-    cr_expect_eq(evb_producer_wait_durable(p, 1, 8, 0), -EINVAL, "nothing published there");
-    cr_expect_eq(evb_producer_wait_durable(p, 0, r.end_position - 1, 0), -EINVAL,
-                 "not a frame end");
-    cr_expect_eq(evb_producer_durable_position(NULL, 0, &pos), -EINVAL);
-    cr_expect_eq(evb_producer_durable_position(p, 2, &pos), -EINVAL);
-    cr_expect_eq(evb_producer_durable_position(p, 0, NULL), -EINVAL);
+    b = r;
+    b.end_position += 8;
+    cr_expect_eq(evb_producer_wait_durable(p, &b, 0), -EINVAL);
+    cr_expect_eq(evb_producer_wait_durable(p, &r1, 0), -EINVAL, "nothing published there");
+    b = r;
+    b.end_position -= 1;
+    cr_expect_eq(evb_producer_wait_durable(p, &b, 0), -EINVAL, "not a frame end");
+    b = r;
+    b.incarnation = 0;
+    cr_expect_eq(evb_producer_wait_durable(p, &b, 0), -EINVAL, "a receipt never filled");
+    cr_expect_eq(evb_producer_durable_position(p, &b, &pos), -EINVAL);
+    cr_expect_eq(evb_producer_durable_position(NULL, &r, &pos), -EINVAL);
+    cr_expect_eq(evb_producer_durable_position(p, NULL, &pos), -EINVAL);
+    b = r;
+    b.partition = 2;
+    cr_expect_eq(evb_producer_durable_position(p, &b, &pos), -EINVAL);
+    cr_expect_eq(evb_producer_durable_position(p, &r, NULL), -EINVAL);
+    /* Another handle's receipt is polled as any (its partition's word). */
+    cr_expect_eq(evb_producer_durable_position(p, &r1, &pos), 0, "%s", evb_last_error());
     /* Nothing wrong with asking for what is durable already. */
-    cr_expect_eq(evb_producer_wait_durable(p, 0, r.end_position, 10000), 0);
-    cr_expect_eq(evb_producer_wait_durable(p, 0, 0, 0), 0);
-    cr_expect_eq(evb_producer_wait_durable(p, 1, 0, 0), 0);
+    cr_expect_eq(evb_producer_wait_durable(p, &r, 10000), 0);
+    b = r;
+    b.end_position = 0;
+    cr_expect_eq(evb_producer_wait_durable(p, &b, 0), 0);
     evb_producer_close(p);
 }

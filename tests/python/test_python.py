@@ -573,23 +573,33 @@ class DurableAcks(BusCase):
                 p.wait_durable(rs[-2])
                 for part in (0, 1):
                     last = max(r.end_position for r in rs if r.partition == part)
-                    self.assertGreaterEqual(p.durable_position(part), last)
+                    first = next(r for r in rs if r.partition == part)
+                    self.assertGreaterEqual(p.durable_position(first), last)
                     self.assertGreaterEqual(
                         self.bus.partition_stat("d", part)["durable_position"], last)
+                inc = rs[0].incarnation
+                self.assertNotEqual(inc, 0)
                 with self.assertRaises(evbus.Error) as e:
-                    p.wait_durable(evbus.Receipt(0, 0, 0, 1 << 40))
+                    p.wait_durable(evbus.Receipt(rs[0].partition, 0, 0, 1 << 40, inc))
                 self.assertEqual(e.exception.errno, errno.EINVAL)
-                with self.assertRaises(evbus.Error):
-                    p.durable_position(2)
+                with self.assertRaises(evbus.Error) as e:
+                    p.durable_position(evbus.Receipt(2, 0, 0, 8, inc))
+                self.assertEqual(e.exception.errno, errno.EINVAL)
+                # Another ring incarnation's receipt (here made up): ESTALE.
+                with self.assertRaises(evbus.Error) as e:
+                    p.durable_position(evbus.Receipt(rs[0].partition, 0, 0, 8, inc ^ 1))
+                self.assertEqual(e.exception.errno, errno.ESTALE)
                 # Out of the C types' ranges: refused, never wrapped to a
                 # partition or position that exists.
-                for bad in (2**32, -1, 2**32 + 0, True):
+                for bad in (2**32, -1, 2**32 + 0):
                     with self.assertRaises(ValueError):
-                        p.durable_position(bad)
+                        p.durable_position(evbus.Receipt(bad, 0, 0, 8, inc))
                 with self.assertRaises(ValueError):
-                    p.wait_durable(evbus.Receipt(0, 0, 0, 2**64 + rs[0].end_position))
+                    p.durable_position(evbus.Receipt(rs[0].partition, 0, 0, 8, 2**32 + inc))
                 with self.assertRaises(ValueError):
-                    p.wait_durable(evbus.Receipt(2**32, 0, 0, rs[0].end_position))
+                    p.wait_durable(evbus.Receipt(0, 0, 0, 2**64 + rs[0].end_position, inc))
+                with self.assertRaises(ValueError):
+                    p.wait_durable(evbus.Receipt(2**32, 0, 0, rs[0].end_position, inc))
             with self.bus.consumer("d", start="earliest") as c:
                 got = {(ev.partition, ev.offset): (ev.position, bytes(ev.value))
                        for ev in c.events(timeout=0.5)}

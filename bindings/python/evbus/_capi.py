@@ -119,7 +119,7 @@ class Msg(Structure):
 
 class Receipt(Structure):
     """evb_receipt: where a published event went and where its frame ends."""
-    _fields_ = [("partition", c_uint32), ("reserved_", c_uint32), ("offset", c_uint64),
+    _fields_ = [("partition", c_uint32), ("incarnation", c_uint32), ("offset", c_uint64),
                 ("position", c_uint64), ("end_position", c_uint64)]
 
 
@@ -192,10 +192,10 @@ evb_publish = _fn("evb_publish", c_int, _P, POINTER(Msg))
 evb_publish_batch = _fn("evb_publish_batch", c_int, _P, POINTER(Msg), c_size_t)
 evb_producer_sync = _fn("evb_producer_sync", c_int, _P, c_int32)
 evb_publish_receipt = _fn("evb_publish_receipt", c_int, _P, POINTER(Msg), POINTER(Receipt))
-evb_producer_wait_durable = _fn("evb_producer_wait_durable", c_int, _P, c_uint32, c_uint64,
+evb_producer_wait_durable = _fn("evb_producer_wait_durable", c_int, _P, POINTER(Receipt),
                                 c_int32)
-evb_producer_durable_position = _fn("evb_producer_durable_position", c_int, _P, c_uint32,
-                                    POINTER(c_uint64))
+evb_producer_durable_position = _fn("evb_producer_durable_position", c_int, _P,
+                                    POINTER(Receipt), POINTER(c_uint64))
 evb_consumer_open = _fn("evb_consumer_open", c_int, POINTER(_P), _P, c_char_p,
                         POINTER(ConsumerOptions))
 evb_consumer_close = _fn("evb_consumer_close", None, _P)

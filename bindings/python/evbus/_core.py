@@ -127,11 +127,24 @@ class TopicInfo:
 @dataclass(frozen=True)
 class Receipt:
     """Where a published event went (evb_receipt): it is on disk once the
-    partition's durable position reaches ``end_position``."""
+    partition's durable position reaches ``end_position``. ``incarnation``
+    names the partition ring it went into: a receipt of a ring rebuilt
+    since (a reboot) is refused with ESTALE, its positions being another
+    ring's now."""
     partition: int
     offset: int
     position: int
     end_position: int
+    incarnation: int = 0
+
+    def _c(self) -> "capi.Receipt":
+        """The evb_receipt for the C calls; out of range is ValueError,
+        never wrapped to a partition or position that exists."""
+        return capi.Receipt(_ranged("partition", self.partition, 0, 2**32 - 1),
+                            _ranged("incarnation", self.incarnation, 0, 2**32 - 1),
+                            _ranged("offset", self.offset, 0, 2**64 - 1),
+                            _ranged("position", self.position, 0, 2**64 - 1),
+                            _ranged("end_position", self.end_position, 0, 2**64 - 1))
 
 
 class Bus:
@@ -322,27 +335,28 @@ class Producer:
         rc = capi.evb_publish_receipt(self._handle(), byref(m), byref(r))
         if rc:
             raise Error(rc, f"topic {self.topic}: publish")
-        return Receipt(r.partition, r.offset, r.position, r.end_position)
+        return Receipt(r.partition, r.offset, r.position, r.end_position, r.incarnation)
 
     def wait_durable(self, receipt: Receipt, timeout_ms: int = -1) -> None:
         """Wait until RECEIPT's event is on disk (evb_producer_wait_durable;
-        <0: no timeout). Raises Error ETIMEDOUT, the flusher's error, or
-        EINVAL for a receipt this producer did not publish. Returns at once
-        on a topic that is not durable."""
-        part = _ranged("partition", receipt.partition, 0, 2**32 - 1)
-        end = _ranged("end_position", receipt.end_position, 0, 2**64 - 1)
+        <0: no timeout). Raises Error ETIMEDOUT, the flusher's error,
+        ESTALE for a receipt of a ring rebuilt since, or EINVAL for one that
+        ends past what this producer published there. Returns at once on a
+        topic that is not durable."""
+        r = receipt._c()
         timeout_ms = _ranged("timeout_ms", timeout_ms, -(2**31), 2**31 - 1)
-        _check(capi.evb_producer_wait_durable(self._handle(), part, end, timeout_ms),
+        _check(capi.evb_producer_wait_durable(self._handle(), byref(r), timeout_ms),
                f"topic {self.topic}: wait_durable")
 
-    def durable_position(self, partition: int) -> int:
-        """PARTITION's durable position, without waiting
+    def durable_position(self, receipt: Receipt) -> int:
+        """The durable position of RECEIPT's partition, without waiting
         (evb_producer_durable_position): every receipt of it whose
         end_position is at or below is on disk. Raises Error with the
-        flusher's error when it stopped on one."""
+        flusher's error when it stopped on one, ESTALE for a receipt of a
+        ring rebuilt since."""
         pos = c_uint64()
-        partition = _ranged("partition", partition, 0, 2**32 - 1)
-        _check(capi.evb_producer_durable_position(self._handle(), partition, byref(pos)),
+        r = receipt._c()
+        _check(capi.evb_producer_durable_position(self._handle(), byref(r), byref(pos)),
                f"topic {self.topic}: durable_position")
         return pos.value
 
