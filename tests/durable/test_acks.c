@@ -377,6 +377,45 @@ Test(acks, poll_does_not_follow_the_word_back)
     evb_producer_close(p);
 }
 
+/* A durable word past the flushed position by more than a frame, yet
+ * aligned and below the tail: what another writer of the ring can forge
+ * while nothing is flushed (the flush lock held by a process that does
+ * nothing). Nothing past flushed was written, so nothing past it can be
+ * synced: the poll, the wait and evb_producer_sync refuse it as damage
+ * rather than acknowledge events that are in no file. */
+Test(acks, durable_word_past_flushed_is_ebadmsg)
+{
+    evb_topic_config tc = df_config(EVB_DURABILITY_SYNC);
+    df_create(TOPIC, &tc);
+    struct t_shared *sh = t_shared_new();
+    pid_t holder = t_spawn(lock_holder, sh);
+    cr_assert(t_wait_count(&sh->ready, 1, 10000), "the lock holder did not start");
+    evb_producer *p = producer(-1);
+    enum { N = 200 }; /* ~24 KB, over 5 of the largest frames (4 KiB events) */
+    static evb_receipt r[N];
+    for (uint64_t i = 0; i < N; i++)
+        publish_r(p, 0, i, &r[i]);
+    struct evb_partition_stat ps = df_stat(TOPIC);
+    cr_assert_eq(ps.flushed_position, 0u, "something flushed the partition");
+    cr_assert_gt(r[N - 1].end_position, 5u * (tc.max_event_bytes + EVB_FRAME_HDR));
+    /* The forged word: the tail itself, 8-aligned, every receipt below it. */
+    plant_durable(0);
+    uint64_t pos = 12345;
+    int rc = evb_producer_durable_position(p, &r[N - 1], &pos);
+    cr_expect_eq(rc, -EBADMSG, "poll of a durable word past flushed: %d %s", rc,
+                 evb_strerror(rc));
+    cr_expect_eq(pos, 12345u, "the poll filled in a word it refused");
+    cr_expect(strstr(evb_last_error(), "past the flushed"), "the reason: '%s'",
+              evb_last_error());
+    rc = evb_producer_wait_durable(p, &r[N - 1], 1000);
+    cr_expect_eq(rc, -EBADMSG, "wait: %d %s", rc, evb_strerror(rc));
+    rc = evb_producer_sync(p, 1000);
+    cr_expect_eq(rc, -EBADMSG, "producer_sync: %d %s", rc, evb_strerror(rc));
+    kill(holder, SIGKILL);
+    t_wait_exit(holder, 5000);
+    evb_producer_close(p);
+}
+
 /* ---- receipts of a ring rebuilt since ---- */
 
 /* An ASYNC topic that syncs only when asked: one synced event, then
