@@ -128,6 +128,30 @@ static void lock_failed(struct fpart *fp, int err)
     evb_flush_tell(h, err);
 }
 
+/*
+ * A partition that has no durable mark yet gets one, at the ring's base,
+ * before its first segment is made (evb_flush_seg_resume below): else a
+ * process killed between its first fdatasync and the flusher's first mark
+ * (a sync publish acknowledged, then SIGKILL within milliseconds) leaves
+ * segments without a mark, which a rebuild must report as possible
+ * damage ("may have been synced events"), for an ordinary crash. With
+ * this mark, a segment without one means it was removed or never
+ * written. Only while nothing of this ring is synced: the mark bounds
+ * what may be torn, and the base is what the ring was built at (0 for a
+ * new topic, the log end a rebuild found). A failure is left to the
+ * first real mark write, which reports it (flush_round.c, mark_failed).
+ */
+static void first_mark(struct evb_flush *fl, struct fpart *fp)
+{
+    struct evb_seg_mark m;
+    if (fp->synced != fp->r->base_pos ||
+        evb_seg_mark_load(fp->dir, &m) != EVB_SEG_MARK_MISSING)
+        return;
+    /* Written once by the ring's creator, before its magic (M1). */
+    uint64_t off = fp->r->hdr->base_offset;
+    (void)evb_seg_mark_durable(fp->dir, fp->synced, off, fl->cfg.file_mode);
+}
+
 bool evb_flush_take(struct evb_flush *fl, struct fpart *fp, uint64_t now)
 {
     if (now < fp->next_try)
@@ -174,6 +198,8 @@ bool evb_flush_take(struct evb_flush *fl, struct fpart *fp, uint64_t now)
     atomic_store_explicit(&h->flush_error, 0, memory_order_relaxed);
     evb_flush_error_clear(fp->dir);
     int rc = sync_behind(fl, fp);
+    if (!rc)
+        first_mark(fl, fp);
     if (!rc)
         rc = evb_flush_seg_resume(fl, fp, fp->written);
     if (!rc)

@@ -15,7 +15,12 @@
  *   48  | crc32c of bytes 0..47, 4 bytes; 4 bytes zero  |
  *   56  +-----------------------------------------------+
  *
- * The record is written in place with one pwrite after each fdatasync of
+ * A partition's first mark names the ring's base and is written (and
+ * synced, file and name) when a flusher first takes the partition, before
+ * it makes the first segment (flush_lock.c, first_mark): so segments
+ * without a mark mean it was removed or could not be written, never that
+ * a crash came before the flusher's first mark. Then the record is
+ * written in place with one pwrite after each fdatasync of
  * the log completed, and is not synced itself: after a power loss it may be
  * older than what was synced, never newer, which only makes recovery treat
  * more of the tail as possibly torn. A mark that fails its checks (torn
