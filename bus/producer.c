@@ -641,16 +641,22 @@ static inline int publish_one(evb_producer *p, uint32_t part, const evb_msg *m)
  * ran, as this call's detail. */
 static int sync_failed(const evb_producer *p, uint32_t part, int rc)
 {
-    char pdir[PATH_MAX + 16], text[512];
+    char pdir[PATH_MAX + 16], text[512], own[512];
     if (rc == -ETIMEDOUT)
         return rc;
+    /* What this call itself found (a leader's fdatasync, a durable word
+     * that does not fit): the callers cleared the detail before it. */
+    snprintf(own, sizeof own, "%s", evb_last_error());
     evb_part_dir(p->tm, part, pdir, sizeof pdir);
     if (evb_flush_error_text(pdir, rc, text, sizeof text) == 0)
         return evb_err_set(rc, "partition %u: not durable, the flusher failed: %s", part, text);
-    if (!*evb_last_error())
-        return evb_err_set(rc, "partition %u: not durable, the flusher failed (%s)", part,
-                           evb_strerror(rc));
-    return rc;
+    if (*own)
+        return evb_err_set(rc, "%s", own);
+    /* No text kept: a full disk, say, takes the flusher's report too.
+     * The code's words are evb_strerror(rc), which callers print beside
+     * this detail, so it says only where: the partition's directory. */
+    return evb_err_set(rc, "partition %u: not durable: its flusher stopped and kept no text "
+                       "of why in %s", part, pdir);
 }
 
 /* A timeout in ms (<0: none) as a deadline on evb_mono_ns()'s clock. */
@@ -670,6 +676,8 @@ static uint64_t deadline_of(int32_t timeout_ms)
  */
 static int durable_wait(evb_producer *p, uint32_t part, uint64_t target, uint64_t deadline)
 {
+    /* One byte, so that a failure's detail is this wait's (sync_failed). */
+    evb_err_clear();
     int rc = evb_wait_durable(&p->tm->rings[part], &p->sync[part], target, deadline,
                               p->poke);
     return rc ? sync_failed(p, part, rc) : 0;
@@ -778,7 +786,10 @@ EVB_EXPORT int evb_producer_durable_position(evb_producer *p, const evb_receipt 
     /* A stopped flusher moves the position no further: say so, with its
      * text, so a poller does not wait for what will not come. What is
      * below *POS stays durable. */
-    return err < 0 ? sync_failed(p, partition, err) : 0;
+    if (err >= 0)
+        return 0;
+    evb_err_clear();
+    return sync_failed(p, partition, err);
 }
 
 /* EVB_MSG_SEQ is a stable producer's, below EVB_SEQ_LIMIT. */

@@ -117,6 +117,10 @@ const char *evb_strerror(int err);
  * failure leave one (hot paths such as publish and next often do not),
  * and one that leaves none does not clear the old: when the text names
  * another thing than the failed call was about, it is an older failure's.
+ * The waits for disk (EVB_MSG_SYNC, evb_producer_sync(),
+ * evb_producer_wait_durable(), evb_producer_durable_position()) always
+ * leave their own on failure (other than -ETIMEDOUT): the flusher's text,
+ * or where it kept none, the partition's data directory.
  */
 const char *evb_last_error(void);
 

@@ -302,6 +302,27 @@ Test(acks, flusher_error_is_returned_to_wait_and_poll)
               "stop at the first segment's end", (unsigned long long)pos);
     /* An event that was durable before the failure still reads so. */
     cr_expect_eq(evb_producer_wait_durable(p, &first, 0), 0);
+
+    /* The flusher could keep no text (flush.error emptied: a full disk
+     * takes the truncate but not the write), and this thread holds an
+     * older failure's detail: the wait's detail is its own, naming the
+     * partition's directory, not the old text. */
+    char err_path[PATH_MAX];
+    snprintf(err_path, sizeof err_path, "%s/" TOPIC "/0/flush.error", t_data_dir());
+    cr_assert_eq(truncate(err_path, 0), 0, "%s: %s", err_path, strerror(errno));
+    cr_assert_eq(evb_topic_create(df_bus, TOPIC, &tc), -EEXIST);
+    cr_assert(strstr(evb_last_error(), "exists"), "the older detail: '%s'", evb_last_error());
+    rc = evb_producer_wait_durable(p, &last, 1000);
+    cr_expect_eq(rc, -EMEDIUMTYPE, "wait: %d %s", rc, evb_strerror(rc));
+    cr_expect(!strstr(evb_last_error(), "exists"), "an older failure's detail: '%s'",
+              evb_last_error());
+    cr_expect(strstr(evb_last_error(), t_data_dir()), "the partition's directory is not "
+              "named: '%s'", evb_last_error());
+    cr_assert_eq(evb_topic_create(df_bus, TOPIC, &tc), -EEXIST);
+    rc = evb_producer_durable_position(p, &first, &pos);
+    cr_expect_eq(rc, -EMEDIUMTYPE, "poll: %d %s", rc, evb_strerror(rc));
+    cr_expect(!strstr(evb_last_error(), "exists"), "an older failure's detail: '%s'",
+              evb_last_error());
     evb_producer_close(p);
 }
 
