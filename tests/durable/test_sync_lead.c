@@ -9,10 +9,7 @@
  */
 #include <criterion/criterion.h>
 #include <errno.h>
-#include <linux/filter.h>
-#include <linux/seccomp.h>
 #include <stddef.h>
-#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <limits.h>
 #include <pthread.h>
@@ -248,22 +245,6 @@ Test(sync_lead, waiters_of_many_threads_across_segments_all_get_their_acknowledg
     evb_consumer_close(c);
 }
 
-/* A seccomp filter on the calling thread only: its fdatasync fails with
- * EIO, everyone else's (the flusher's) succeeds. */
-static int fdatasync_fails_here(void)
-{
-    struct sock_filter f[] = {
-        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_fdatasync, 0, 1),
-        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EIO),
-        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-    };
-    struct sock_fprog prog = {.len = sizeof f / sizeof f[0], .filter = f};
-    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) || prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog))
-        return -1;
-    return 0;
-}
-
 struct eio_arg {
     evb_producer *p;
     int rc;
@@ -272,7 +253,8 @@ struct eio_arg {
 static void *eio_leader(void *argp)
 {
     struct eio_arg *a = argp;
-    a->rc = fdatasync_fails_here() ? -ENOSYS : 0;
+    /* This thread's fdatasync fails with EIO, the flusher's runs. */
+    a->rc = t_syscall_fails(__NR_fdatasync, EIO) ? -ENOSYS : 0;
     uint8_t v[DF_VLEN];
     t_value_fill(v, DF_VLEN, 1, 1);
     evb_msg m = {.value = v, .value_len = DF_VLEN, .partition = 0, .flags = EVB_MSG_SYNC};

@@ -50,6 +50,11 @@ bool t_wait_count(_Atomic uint64_t *ctr, uint64_t n, int timeout_ms);
 
 uint64_t t_now_ms(void);
 
+/* A seccomp filter on the calling thread (and the threads it creates
+ * after): system call NR fails with ERR, every other one runs. 0, or -1
+ * where seccomp filters are not available (the caller skips). */
+int t_syscall_fails(long nr, int err);
+
 /* Fill a value of LEN >= 24 bytes: producer id, sequence, then bytes
  * derived from both, with an xxh64 checksum in the last 8 bytes. */
 void t_value_fill(void *buf, uint32_t len, uint32_t producer, uint64_t seq);
