@@ -636,6 +636,47 @@ static inline int publish_one(evb_producer *p, uint32_t part, const evb_msg *m)
     return rc;
 }
 
+/* A process that holds up PART's durable position while stopped (SIGSTOP,
+ * Ctrl-Z, a debugger, a frozen cgroup): the flusher, whose flock nobody
+ * may take from it (it could resume and write), or a sync leader in its
+ * fdatasync (the flusher syncs after EVB_LEAD_HOLD_NS without it). 0 when
+ * none is seen stopped; *WHO says which. Reads /proc: only once a wait
+ * ran out. */
+static uint64_t stopped_holder(const evb_producer *p, uint32_t part, const char **who)
+{
+    const struct evb_ring_hdr *h = p->tm->rings[part].hdr;
+    /* W1: relaxed; the owner word is a hint (the flock decides), good
+     * enough to name the process in a message. */
+    uint64_t fo = atomic_load_explicit(&h->flusher, memory_order_relaxed);
+    if (fo && evb_proc_stopped(fo) == 1) {
+        *who = "the flusher";
+        return fo;
+    }
+    /* S3: relaxed, a hint as above. */
+    uint64_t lo = atomic_load_explicit(&h->sync_lead[0], memory_order_relaxed);
+    if (lo && evb_proc_stopped(lo) == 1) {
+        *who = "a sync leader";
+        return lo;
+    }
+    return 0;
+}
+
+/* The detail of a durable wait on PART that ran out: the event is
+ * published (it has its offset) but not known durable, and why, when a
+ * stopped process can be named. */
+static int sync_timed_out(const evb_producer *p, uint32_t part)
+{
+    const char *who = NULL;
+    uint64_t o = stopped_holder(p, part, &who);
+    if (o)
+        return evb_err_set(-ETIMEDOUT, "partition %u: published, not yet durable: %s (pid %d) "
+                           "is stopped (SIGSTOP, a debugger or a frozen cgroup) and nobody may "
+                           "sync for it until it runs again or dies", part, who,
+                           (int)(o >> 32));
+    return evb_err_set(-ETIMEDOUT, "partition %u: published, not yet durable: the flusher has "
+                       "not written and synced it within the time given", part);
+}
+
 /* A sync wait on PART that failed: a flusher's error gets the text that
  * flusher kept beside the code (bus/durable/flush_error.c), wherever it
  * ran, as this call's detail. */
@@ -643,7 +684,7 @@ static int sync_failed(const evb_producer *p, uint32_t part, int rc)
 {
     char pdir[PATH_MAX + 16], text[512], own[512];
     if (rc == -ETIMEDOUT)
-        return rc;
+        return sync_timed_out(p, part);
     /* What this call itself found (a leader's fdatasync, a durable word
      * that does not fit): the callers cleared the detail before it. */
     snprintf(own, sizeof own, "%s", evb_last_error());
@@ -683,21 +724,64 @@ static int durable_wait(evb_producer *p, uint32_t part, uint64_t target, uint64_
     return rc ? sync_failed(p, part, rc) : 0;
 }
 
+/* Where a publish with EVB_MSG_SYNC stops waiting for disk: block_ms, as
+ * for a full ring; with block_ms 0, no deadline of its own (a sync
+ * publish is a wait for an fdatasync by definition), see sync_wait. */
+#define SYNC_WHILE_RUNNING 0u
+/* How often such a wait looks whether the flusher is stopped. */
+#define SYNC_LOOK_NS (100ull * 1000 * 1000)
+
+static uint64_t sync_deadline(const evb_producer *p)
+{
+    if (p->opts.block_ms < 0)
+        return UINT64_MAX;
+    if (p->opts.block_ms == 0)
+        return SYNC_WHILE_RUNNING;
+    return evb_mono_ns() + (uint64_t)p->opts.block_ms * 1000000ull;
+}
+
+/*
+ * The wait of a publish with EVB_MSG_SYNC, per block_ms (sync_deadline).
+ * With block_ms 0 it waits as long as the flusher works, but not for one
+ * that is stopped: every SYNC_LOOK_NS without the event durable it
+ * looks (/proc) whether the flusher or a leader is stopped, and ends with
+ * -ETIMEDOUT if so. The event is published either way.
+ */
+static int sync_wait(evb_producer *p, uint32_t part, uint64_t deadline)
+{
+    if (deadline != SYNC_WHILE_RUNNING)
+        return durable_wait(p, part, p->end[part], deadline);
+    const char *who;
+    for (;;) {
+        int rc = evb_wait_durable(&p->tm->rings[part], &p->sync[part], p->end[part],
+                                  evb_mono_ns() + SYNC_LOOK_NS, p->poke);
+        if (rc != -ETIMEDOUT)
+            return rc ? sync_failed(p, part, rc) : 0;
+        if (stopped_holder(p, part, &who))
+            return sync_timed_out(p, part);
+    }
+}
+
+/* Every partition P published to, durable by DEADLINE (sync_wait's). */
+static int sync_all(evb_producer *p, uint64_t deadline)
+{
+    for (uint32_t i = 0; i < p->tm->nparts; i++) {
+        if (!p->end[i])
+            continue;
+        int rc = sync_wait(p, i, deadline);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
 EVB_EXPORT int evb_producer_sync(evb_producer *p, int32_t timeout_ms)
 {
     if (!p)
         return -EINVAL;
     if (!p->durable)
         return 0;
-    uint64_t deadline = deadline_of(timeout_ms);
-    for (uint32_t i = 0; i < p->tm->nparts; i++) {
-        if (!p->end[i])
-            continue;
-        int rc = durable_wait(p, i, p->end[i], deadline);
-        if (rc)
-            return rc;
-    }
-    return 0;
+    return sync_all(p, deadline_of(timeout_ms)); /* never SYNC_WHILE_RUNNING */
 }
 
 static int no_partition(const evb_producer *p, uint32_t part)
@@ -823,7 +907,7 @@ static __attribute__((noinline)) int publish_full(evb_producer *p, const evb_msg
         evb_sync_enter(&p->tm->rings[part], &p->sync[part]);
     rc = publish_run(p, (uint32_t)part, m, 1, r);
     if (!rc && sync)
-        rc = durable_wait(p, (uint32_t)part, p->end[part], UINT64_MAX);
+        rc = sync_wait(p, (uint32_t)part, sync_deadline(p));
     if (sync)
         evb_sync_leave(&p->tm->rings[part], &p->sync[part]);
     return rc;
@@ -894,7 +978,7 @@ static int publish_batch(evb_producer *p, const evb_msg *msgs, size_t n, evb_rec
     }
     for (size_t i = 0; p->durable && i < n; i++) {
         if (msgs[i].flags & EVB_MSG_SYNC) {
-            int rc = evb_producer_sync(p, -1);
+            int rc = sync_all(p, sync_deadline(p));
             if (rc)
                 return rc;
             break;

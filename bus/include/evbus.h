@@ -423,7 +423,10 @@ enum evb_partitioner {
 typedef struct evb_producer_options {
     /** 0: a full ring returns -EAGAIN at once (after freeing the slots of
      *  gating readers whose process died, as a waiting producer does);
-     *  >0: wait up to this many ms; <0: wait as long as it takes. */
+     *  >0: wait up to this many ms; <0: wait as long as it takes.
+     *  It bounds the wait for disk of a publish with EVB_MSG_SYNC as
+     *  well (see there): >0 up to this many ms, <0 as long as it takes,
+     *  0 as long as the partition's flusher runs. */
     int32_t block_ms;
     uint32_t partitioner;     /**< enum evb_partitioner */
     /** 0: an id drawn from the bus (below EVB_PRODUCER_ID_STABLE, new on
@@ -551,8 +554,25 @@ typedef struct evb_msg {
     uint64_t seq;             /**< with EVB_MSG_SEQ: the producer sequence */
 } evb_msg;
 
-/** evb_msg.flags: return only once the event is on disk (evb_producer_sync
- *  after it; a batch syncs once, after its last event). */
+/**
+ * evb_msg.flags: return only once the event is on disk (evb_producer_sync
+ * after it; a batch syncs once, after its last event). The wait for disk
+ * is bounded by the producer's block_ms: >0 up to that many ms; <0 as long
+ * as it takes; 0 for as long as the partition's flusher runs, giving up
+ * (within about 100 ms) once it sees the flusher stopped.
+ *
+ * The flusher is one process (whichever took the partition's flush lock)
+ * and only it writes the partition: while it is stopped (SIGSTOP, Ctrl-Z,
+ * a debugger, a frozen cgroup) every sync publisher of the partition
+ * stalls, for the whole stop. Nobody takes the lock from a stopped
+ * process, which could resume and write; its death hands the partition
+ * to another process at once. When the wait runs out the call returns
+ * -ETIMEDOUT, evb_last_error() naming the stopped pid when it can tell
+ * (from /proc). The event IS published then (it has its offset; with
+ * evb_publish_receipt() the receipt is filled) and may become durable
+ * later: wait for it again with evb_producer_wait_durable() or
+ * evb_producer_sync(), or publish it again if duplicates are acceptable.
+ */
 #define EVB_MSG_SYNC 1u
 /** evb_msg.flags: publish with sequence evb_msg.seq (stable producers
  *  only, and below EVB_SEQ_LIMIT; -EINVAL otherwise). Below the partition's
@@ -923,7 +943,8 @@ int evb_producer_open(evb_producer **out, evb_bus *bus, const char *topic,
  * producer's sequence would pass EVB_SEQ_LIMIT), -EBADMSG, -ECANCELED
  * (this producer stalled past stall_ms mid-publish and its claim was
  * padded: the event was not published), and with EVB_MSG_SYNC what
- * evb_producer_sync() returns.
+ * evb_producer_sync() returns (-ETIMEDOUT once block_ms runs out: the
+ * event is published but not known durable, see EVB_MSG_SYNC).
  */
 int evb_publish(evb_producer *p, const evb_msg *msg);
 
@@ -974,7 +995,8 @@ int evb_abort(evb_producer *p, struct evb_claim *c);
  * Durable topics: wait until every event this producer has published is on
  * disk (written and fdatasync'ed), up to TIMEOUT_MS (<0: forever). Many
  * producers waiting at once share one fdatasync per partition (group
- * commit). On a topic that is not durable it returns 0 at once.
+ * commit). On a topic that is not durable it returns 0 at once. A
+ * stopped flusher stalls it (see EVB_MSG_SYNC): -ETIMEDOUT names its pid.
  * Returns 0, -ETIMEDOUT, or the error that stopped the partition's
  * flusher: the write's or fdatasync's (-EIO, -ENOSPC, ...), or -EBADMSG
  * when it met a corrupt committed frame (flushing of that partition stops

@@ -1,0 +1,194 @@
+/*
+ * test_sync_stall.c - a sync publish whose partition's flusher is stopped
+ * (SIGSTOP, Ctrl-Z: the process is alive and keeps its flush lock, which
+ * nobody may take from it). The publish honours the producer's block_ms:
+ * -ETIMEDOUT after it, naming the stopped pid, the event published all
+ * the same and durable once the flusher runs again; block_ms -1 waits it
+ * out; block_ms 0 gives up once it sees the flusher stopped. Found by the
+ * cold attack of issue 13 (D4: EVB_MSG_SYNC had no timeout at all).
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ring.h"
+#include "durable_fixture.h"
+
+#define TOPIC "st"
+
+TestSuite(sync_stall, .init = df_setup, .fini = df_teardown, .timeout = 60);
+
+static struct t_shared *shared;
+static pid_t flusher_pid;
+
+/* A process whose producer's flusher takes the partition, then waits to
+ * be killed. */
+static int flusher_child(void *arg)
+{
+    (void)arg;
+    evb_bus *b;
+    evb_producer *p;
+    evb_bus_options o = {.data_dir = t_data_dir()};
+    evb_producer_options po = {.block_ms = -1};
+    if (evb_bus_open(&b, t_bus_dir(), &o) || evb_producer_open(&p, b, TOPIC, &po))
+        return 10;
+    uint8_t v[DF_VLEN];
+    t_value_fill(v, DF_VLEN, 1, 0);
+    evb_msg m = {.value = v, .value_len = DF_VLEN, .partition = 0, .flags = EVB_MSG_SYNC};
+    if (evb_publish(p, &m))
+        return 11;
+    atomic_store(&shared->ready, 1);
+    for (;;)
+        pause();
+}
+
+static uint64_t flusher_word(void)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/" TOPIC "/0.ring", t_bus_dir());
+    struct evb_ring r;
+    cr_assert_eq(evb_ring_open(&r, path), 0, "%s", path);
+    uint64_t w = atomic_load(&r.hdr->flusher);
+    evb_ring_close(&r);
+    return w;
+}
+
+/* A sync topic whose flusher is another process, stopped. */
+static void stopped_flusher(void)
+{
+    evb_topic_config tc = df_config(EVB_DURABILITY_SYNC);
+    df_create(TOPIC, &tc);
+    shared = t_shared_new();
+    flusher_pid = t_spawn(flusher_child, NULL);
+    cr_assert(t_wait_count(&shared->ready, 1, 10000), "the flusher child never got ready");
+    cr_assert_eq(flusher_word() >> 32, (uint64_t)flusher_pid, "the child is not the flusher");
+    cr_assert_eq(kill(flusher_pid, SIGSTOP), 0);
+    /* Stopped for sure before we publish: /proc says 'T'. */
+    for (int i = 0; i < 200 && evb_proc_stopped(flusher_word()) != 1; i++)
+        usleep(5000);
+    cr_assert_eq(evb_proc_stopped(flusher_word()), 1, "the child did not stop");
+}
+
+static void flusher_gone(void)
+{
+    kill(flusher_pid, SIGKILL);
+    kill(flusher_pid, SIGCONT);
+    t_wait_exit(flusher_pid, 10000);
+}
+
+static evb_producer *producer(int32_t block_ms)
+{
+    evb_producer_options po = {.block_ms = block_ms};
+    evb_producer *p;
+    cr_assert_eq(evb_producer_open(&p, df_bus, TOPIC, &po), 0, "%s", evb_last_error());
+    return p;
+}
+
+static int publish_sync(evb_producer *p, uint64_t seq, evb_receipt *r)
+{
+    uint8_t v[DF_VLEN];
+    t_value_fill(v, DF_VLEN, 1, seq);
+    evb_msg m = {.value = v, .value_len = DF_VLEN, .partition = 0, .flags = EVB_MSG_SYNC};
+    *r = (evb_receipt){0};
+    return evb_publish_receipt(p, &m, r);
+}
+
+/* -ETIMEDOUT after BLOCK_MS (0: after the flusher is seen stopped), not
+ * much later, naming the stopped pid; the event published all the same,
+ * durable once the flusher runs again. */
+static void times_out(int32_t block_ms, uint64_t min_ms)
+{
+    stopped_flusher();
+    evb_producer *p = producer(block_ms);
+    evb_receipt r;
+    uint64_t t0 = t_now_ms();
+    int rc = publish_sync(p, 1, &r);
+    uint64_t ms = t_now_ms() - t0;
+    char want[64];
+    snprintf(want, sizeof want, "pid %d", (int)flusher_pid);
+    cr_expect_eq(rc, -ETIMEDOUT, "block_ms %d: %d %s after %llu ms", block_ms, rc,
+                 evb_last_error(), (unsigned long long)ms);
+    cr_expect_geq(ms, min_ms, "returned after %llu ms", (unsigned long long)ms);
+    cr_expect_lt(ms, min_ms + 1500, "returned after %llu ms", (unsigned long long)ms);
+    cr_expect(strstr(evb_last_error(), want) && strstr(evb_last_error(), "stopped"),
+              "the detail names the stopped flusher: %s", evb_last_error());
+    cr_expect_eq(r.offset, 1u, "published, with its offset");
+    cr_expect_gt(r.end_position, 0u, "published: the receipt is filled");
+    /* A batch with EVB_MSG_SYNC is bounded the same way. */
+    if (block_ms > 0) {
+        uint8_t v[DF_VLEN];
+        t_value_fill(v, DF_VLEN, 1, 2);
+        evb_msg m = {.value = v, .value_len = DF_VLEN, .partition = 0, .flags = EVB_MSG_SYNC};
+        t0 = t_now_ms();
+        rc = evb_publish_batch(p, &m, 1);
+        ms = t_now_ms() - t0;
+        cr_expect_eq(rc, -ETIMEDOUT, "batch: %d after %llu ms", rc, (unsigned long long)ms);
+        cr_expect_lt(ms, min_ms + 1500, "batch returned after %llu ms", (unsigned long long)ms);
+    }
+    cr_assert_eq(kill(flusher_pid, SIGCONT), 0);
+    rc = evb_producer_wait_durable(p, r.partition, r.end_position, 10000);
+    cr_expect_eq(rc, 0, "durable after SIGCONT: %s", evb_last_error());
+    cr_expect_eq(evb_producer_sync(p, 10000), 0, "%s", evb_last_error());
+    evb_producer_close(p);
+    flusher_gone();
+}
+
+Test(sync_stall, a_stopped_flusher_times_a_sync_publish_out_after_block_ms)
+{
+    times_out(200, 190);
+}
+
+Test(sync_stall, with_block_ms_0_a_stopped_flusher_ends_the_wait)
+{
+    times_out(0, 0);
+}
+
+static void *resume_later(void *arg)
+{
+    (void)arg;
+    usleep(600 * 1000);
+    kill(flusher_pid, SIGCONT);
+    return NULL;
+}
+
+/* block_ms -1: as long as it takes; the stop is waited out. */
+Test(sync_stall, block_ms_forever_waits_for_the_stopped_flusher)
+{
+    stopped_flusher();
+    evb_producer *p = producer(-1);
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, resume_later, NULL), 0);
+    evb_receipt r;
+    uint64_t t0 = t_now_ms();
+    int rc = publish_sync(p, 1, &r);
+    uint64_t ms = t_now_ms() - t0;
+    pthread_join(t, NULL);
+    cr_expect_eq(rc, 0, "%s", evb_last_error());
+    cr_expect_geq(ms, 500u, "returned after %llu ms, before the flusher ran again",
+                  (unsigned long long)ms);
+    uint64_t d;
+    cr_expect_eq(evb_producer_durable_position(p, 0, &d), 0);
+    cr_expect_geq(d, r.end_position);
+    evb_producer_close(p);
+    flusher_gone();
+}
+
+/* With the flusher running, block_ms 0 is no reason to fail a sync
+ * publish: it waits for the fdatasync as it always did. */
+Test(sync_stall, block_ms_0_waits_for_a_running_flusher)
+{
+    evb_topic_config tc = df_config(EVB_DURABILITY_SYNC);
+    df_create(TOPIC, &tc);
+    evb_producer *p = producer(0);
+    for (uint64_t i = 0; i < 50; i++) {
+        evb_receipt r;
+        cr_assert_eq(publish_sync(p, i, &r), 0, "%llu: %s", (unsigned long long)i,
+                     evb_last_error());
+    }
+    evb_producer_close(p);
+}
