@@ -147,6 +147,9 @@ struct evb_sync_file {
     uint64_t cannot_until; /* mono ns: the segment could not be opened; until
                               then the flusher syncs for us */
     uint64_t reaped_at;    /* mono ns: last look for dead leaders' slots */
+    uint64_t id_base;      /* the segment whose file id names, or UINT64_MAX */
+    struct evb_seg_id id;  /* the file a lead synced it through, so one put
+                              in its place is told (evb_seg_check_file) */
     bool entered;          /* counted in sync_waiters (evb_sync_enter) */
     bool lead_counted;     /* and in lead_waiters */
 };

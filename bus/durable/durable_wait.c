@@ -200,7 +200,8 @@ void evb_durable_publish_max(struct evb_ring *r, uint64_t pos)
 void evb_sync_file_init(struct evb_sync_file *sf, const char *ddir, uint32_t part,
                         uint64_t seg_bytes)
 {
-    *sf = (struct evb_sync_file){.ddir = ddir, .part = part, .seg_bytes = seg_bytes};
+    *sf = (struct evb_sync_file){.ddir = ddir, .part = part, .seg_bytes = seg_bytes,
+                                 .id_base = UINT64_MAX};
 }
 
 uint32_t evb_online_cpus(void)
@@ -298,6 +299,16 @@ static int sync_segment(struct evb_sync_file *sf, uint64_t last)
         int e = errno;
         rc = evb_err_set(-e, "partition %u: fdatasync of segment %llu: %s", sf->part,
                          (unsigned long long)base, strerror(e));
+    } else {
+        /* Synced the file the name holds now: it must be the one the
+         * flusher wrote (not cut short, not put in its place since our
+         * last lead of this segment; a name gone we could not open). */
+        if (sf->id_base != base)
+            sf->id = (struct evb_seg_id){0};
+        sf->id_base = base;
+        rc = evb_seg_check_file(fd, path, sf->seg_bytes, &sf->id);
+        if (rc)
+            rc = evb_err_prefix(rc, "partition %u: flushing stopped", sf->part);
     }
     close(fd);
     return rc;
@@ -431,6 +442,9 @@ int evb_wait_durable(struct evb_ring *r, struct evb_sync_file *sf, uint64_t targ
         /* E1: after the bell's acquire load. */
         int e = evb_flush_error_load(r);
         if (e) {
+            /* The next flusher may make the segment anew (one removed):
+             * that file is the one to know from then on. */
+            sf->id_base = UINT64_MAX;
             rc = e;
             break;
         }

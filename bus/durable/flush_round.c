@@ -300,10 +300,31 @@ static void mark_write(struct evb_flush *fl, struct fpart *fp, uint64_t pos, uin
         mark_failed(fl, fp, rc);
 }
 
+/* Before what a round wrote or synced is published: the file written
+ * through must still be the segment its name holds (evb_seg_check_file),
+ * else readers and a rebuild would miss what we call flushed and durable.
+ * Two system calls (fstat, stat) a round, next to its write and fdatasync. */
+static int seg_still_ours(struct evb_flush *fl, struct fpart *fp)
+{
+    char path[PATH_MAX + 32];
+    if (evb_seg_path(path, sizeof path, fp->dir, fp->seg_base, "log"))
+        return 0;
+    int rc = evb_seg_check_file(fp->seg_fd, path, fl->cfg.segment_bytes, NULL);
+    return rc ? evb_err_prefix(rc, "partition %u: flushing stopped", fp->part) : 0;
+}
+
 static void complete(struct evb_flush *fl, struct fpart *fp, uint64_t now)
 {
     fp->busy = false;
     uint64_t start = fp->written;
+    bool wrote = fp->op_end > start && fp->wres >= 0 && (uint32_t)fp->wres >= fp->wlen;
+    if (wrote || (fp->op_sync && fp->sres == 0)) {
+        int rc = seg_still_ours(fl, fp);
+        if (rc) {
+            evb_flush_fail(fp, rc);
+            return;
+        }
+    }
     if (fp->op_end > start) {
         if (fp->wres < 0) {
             evb_flush_fail(fp, evb_err_set(fp->wres, "partition %u: segment write: %s", fp->part,

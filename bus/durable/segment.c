@@ -326,6 +326,42 @@ fail:
     return rc;
 }
 
+int evb_seg_check_file(int fd, const char *path, uint64_t bytes, struct evb_seg_id *id)
+{
+    struct stat st, at;
+    if (fstat(fd, &st) < 0)
+        return evb_err_set(-errno, "%s: fstat: %s", path, strerror(errno));
+    struct evb_seg_id was = id ? *id : (struct evb_seg_id){0};
+    if (id)
+        *id = (struct evb_seg_id){(uint64_t)st.st_dev, (uint64_t)st.st_ino};
+    if (st.st_nlink == 0)
+        return evb_err_set(-EIO, "%s: removed while being written: what was written to it "
+                           "is in no file a reader or a rebuild will open", path);
+    /* A segment keeps its full size from its creation on (evb_seg_create):
+     * less is a cut, whatever a later write at a higher offset extended. */
+    if ((uint64_t)st.st_size < bytes)
+        return evb_err_set(-EIO, "%s: cut to %lld bytes while being written (a segment "
+                           "has %llu): what was written below the cut is lost", path,
+                           (long long)st.st_size, (unsigned long long)bytes);
+    if (!was.ino) {
+        if (stat(path, &at) < 0) {
+            int e = errno;
+            if (e != ENOENT)
+                return evb_err_set(-e, "%s: stat: %s", path, strerror(e));
+            return evb_err_set(-EIO, "%s: gone (renamed away?) while being written: what "
+                               "was written to it is in no file a reader or a rebuild will "
+                               "open", path);
+        }
+        was = (struct evb_seg_id){(uint64_t)at.st_dev, (uint64_t)at.st_ino};
+    }
+    if (was.dev != (uint64_t)st.st_dev || was.ino != (uint64_t)st.st_ino)
+        return evb_err_set(-EIO, "%s: replaced while being written (now inode %llu, written "
+                           "through inode %llu): what was written to the old file is lost",
+                           path, (unsigned long long)(id ? st.st_ino : was.ino),
+                           (unsigned long long)(id ? was.ino : st.st_ino));
+    return 0;
+}
+
 /* Map segment BASE; with SHORT a file cut short (damage) is mapped as far
  * as it goes, in whole 8-byte words, and s->bytes says how far. */
 static int map_file(struct evb_seg *s, const char *dir, uint64_t base, uint64_t bytes,

@@ -68,6 +68,18 @@ int evb_seg_create(const char *dir, uint64_t base, uint64_t bytes, bool zero_fil
  * unwritten extents to convert. Only for a range nothing was written to. */
 int evb_seg_reserve(int fd, const char *path, uint64_t from, uint64_t n, bool zero_fill);
 
+/* The file a segment writer or sync leader has open, as it knows it. */
+struct evb_seg_id {
+    uint64_t dev, ino; /* ino 0: not known yet */
+};
+/* -EIO (message naming PATH) unless FD, opened as segment file PATH of
+ * BYTES, still is that segment: linked (not removed), not cut short, and
+ * the file PATH names: ID's when ID is known, else the one a stat of PATH
+ * finds now. ID (may be NULL) is set to FD's identity either way. What
+ * was written through FD and is not in the file PATH names is lost to
+ * readers and to a rebuild, however well it was synced (issue 13, D7). */
+int evb_seg_check_file(int fd, const char *path, uint64_t bytes, struct evb_seg_id *id);
+
 /* A segment mapped read-only (MAP_SHARED). */
 struct evb_seg {
     int fd;             /* -1 when not mapped */
@@ -140,6 +152,15 @@ struct evb_seg_reader {
     uint64_t lost_events;   /* events the skip is known to have lost */
     uint64_t hint_pos;      /* where a seek with learn put the reader: its
                                offset there is a hint for the loss count */
+    uint64_t offset_breaks; /* skip mode: intact frames met whose offset was
+                               not the one expected, since the open. Each is
+                               a damaged range of no bytes at that frame, as
+                               a rebuild counts it (recover.c) and as a
+                               reader not skipping fails there: the one
+                               rule `evbus info --verify`, `evbus tail` and
+                               a rebuild share (issue 13, D8) */
+    uint64_t break_pos;     /* the first such frame's position since the
+                               caller last set it to EVB_SEG_NO_OFFSET */
 };
 
 /* -EINVAL for a bad geometry, -ENOMEM. Positioned at 0, learning. */

@@ -147,10 +147,11 @@ Test(sync_lead, a_leader_killed_after_its_fdatasync_holds_nobody_up)
 }
 
 /*
- * A waiter that cannot open the segment (here its name is gone; in life,
- * a file another user may write but we may not read) is acknowledged all
- * the same: the flusher leaves syncs to waiters for a short while only,
- * then does them itself.
+ * A waiter that cannot open the segment (here its name is a symlink to
+ * the file, which segment opens refuse; in life, a file another user may
+ * write but we may not read) is acknowledged all the same: the flusher
+ * leaves syncs to waiters for a short while only, then does them itself.
+ * (A name gone altogether is a flush error: test_seg_tamper.c.)
  */
 Test(sync_lead, a_waiter_that_cannot_open_the_segment_leaves_it_to_the_flusher)
 {
@@ -160,6 +161,7 @@ Test(sync_lead, a_waiter_that_cannot_open_the_segment_leaves_it_to_the_flusher)
     snprintf(seg, sizeof seg, "%s/" TOPIC "/0/%020llu.log", t_data_dir(), 0ull);
     snprintf(moved, sizeof moved, "%s.away", seg);
     cr_assert_eq(rename(seg, moved), 0, "%s: %s", seg, strerror(errno));
+    cr_assert_eq(symlink(moved, seg), 0, "%s: %s", seg, strerror(errno));
     uint64_t f0 = df_stat(TOPIC).fsyncs;
     uint64_t t0 = t_now_ms();
     for (uint64_t i = 0; i < 20; i++)
@@ -169,6 +171,7 @@ Test(sync_lead, a_waiter_that_cannot_open_the_segment_leaves_it_to_the_flusher)
     cr_expect_geq(ps.fsyncs - f0, 1u, "synced by the flusher");
     cr_expect_eq(ps.durable_position, ps.tail_position);
     cr_expect_lt(ms, 5000u, "20 sync publishes took %llu ms", (unsigned long long)ms);
+    cr_assert_eq(unlink(seg), 0, "%s", strerror(errno));
     cr_assert_eq(rename(moved, seg), 0, "%s", strerror(errno));
     evb_producer_close(p);
     reboot_and_read(20);
