@@ -167,6 +167,7 @@ int evb_seg_reader_open(struct evb_seg_reader *sr, const char *dir,
     sr->learn = true;
     sr->lost_from = EVB_SEG_NO_OFFSET;
     sr->hint_pos = EVB_SEG_NO_OFFSET;
+    sr->break_pos = EVB_SEG_NO_OFFSET;
     int rc = evb_seg_geom_check(g);
     if (rc)
         return rc;
@@ -280,7 +281,12 @@ int evb_seg_read(struct evb_seg_reader *sr, uint64_t end, struct evb_frame_view 
             break;
         }
         if (kind < 0) {
-            /* A valid frame with another offset: take it, count the gap. */
+            /* A valid frame with another offset: damage (no log bytes
+             * lost, but the offsets say something is wrong); take it,
+             * count the gap. */
+            sr->offset_breaks++;
+            if (sr->break_pos == EVB_SEG_NO_OFFSET)
+                sr->break_pos = at;
             skip_begin(sr, &w);
             w.learn = true;
             continue;

@@ -193,14 +193,22 @@ int evb_seg_verify(const char *dir, const struct evb_seg_geom *g, uint64_t start
     evb_seg_reader_seek(&sr, start, 0, true);
     struct evb_frame_view v;
     for (;;) {
-        uint64_t from = sr.pos;
+        uint64_t from = sr.pos, breaks = sr.offset_breaks;
+        sr.break_pos = EVB_SEG_NO_OFFSET;
         rc = evb_seg_read(&sr, end, &v);
         uint64_t lost = rc == 0 ? v.lost_bytes : rc == -EAGAIN ? sr.lost_bytes : 0;
-        if (lost) {
-            out->ranges++;
+        /* Bytes with no valid frame are one range, from where this read
+         * began (the frame before was whole); an intact frame with an
+         * offset other than the one expected is another, of no bytes, at
+         * that frame: recover.c counts it so, and a reader that does not
+         * skip stops there. */
+        uint64_t at = lost ? from : sr.break_pos;
+        uint64_t found = (lost ? 1 : 0) + (sr.offset_breaks - breaks);
+        if (found) {
+            out->ranges += found;
             out->bytes += lost;
-            if (from < out->first_pos)
-                out->first_pos = from;
+            if (at < out->first_pos)
+                out->first_pos = at;
         }
         if (rc)
             break;
