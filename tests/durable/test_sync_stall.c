@@ -131,7 +131,7 @@ static void times_out(int32_t block_ms, uint64_t min_ms)
         cr_expect_lt(ms, min_ms + 1500, "batch returned after %llu ms", (unsigned long long)ms);
     }
     cr_assert_eq(kill(flusher_pid, SIGCONT), 0);
-    rc = evb_producer_wait_durable(p, r.partition, r.end_position, 10000);
+    rc = evb_producer_wait_durable(p, &r, 10000);
     cr_expect_eq(rc, 0, "durable after SIGCONT: %s", evb_last_error());
     cr_expect_eq(evb_producer_sync(p, 10000), 0, "%s", evb_last_error());
     evb_producer_close(p);
@@ -172,7 +172,7 @@ Test(sync_stall, block_ms_forever_waits_for_the_stopped_flusher)
     cr_expect_geq(ms, 500u, "returned after %llu ms, before the flusher ran again",
                   (unsigned long long)ms);
     uint64_t d;
-    cr_expect_eq(evb_producer_durable_position(p, 0, &d), 0);
+    cr_expect_eq(evb_producer_durable_position(p, &r, &d), 0);
     cr_expect_geq(d, r.end_position);
     evb_producer_close(p);
     flusher_gone();
