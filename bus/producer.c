@@ -821,10 +821,11 @@ static int receipt_bad(const evb_producer *p, const evb_receipt *r)
                            "it was not filled by a publish", r->partition);
     if (r->incarnation != now)
         return evb_err_set(-ESTALE, "topic %s partition %u: the receipt is of ring "
-                           "incarnation %#x, the ring is now %#x (rebuilt since: a reboot or "
-                           "a removed bus directory); its event at offset %llu may be lost "
-                           "or replaced, read the topic to know", p->tm->name, r->partition,
-                           r->incarnation, now, (unsigned long long)r->offset);
+                           "incarnation %#x, not of this ring (%#x): of another topic or "
+                           "partition, or of this one before it was rebuilt (a reboot, a "
+                           "removed bus directory), when its event at offset %llu may have "
+                           "been lost or replaced: read the topic to know", p->tm->name,
+                           r->partition, r->incarnation, now, (unsigned long long)r->offset);
     return 0;
 }
 

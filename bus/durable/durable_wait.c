@@ -31,9 +31,10 @@
 /*
  * What the flusher publishes can only lie in [base_pos, tail], 8-aligned,
  * with flushed no more than a capacity behind the tail (producers gate on
- * it). durable may pass flushed: under O_DIRECT a write ending inside a
- * frame is synced while flushed stays on the frame boundary below it.
- * Anything else was written by someone else: a flusher that trusted it
+ * it), and durable never past flushed (evb_durable_publish_max holds it
+ * there: under O_DIRECT a write that ends inside a frame is synced while
+ * flushed stays on the frame boundary below it, and that frame counts as
+ * durable only once flushed passes it). Anything else was written by someone else: a flusher that trusted it
  * would open segments over the whole range between (a huge flushed meant
  * ~2.5e13 names), and producers would wait on a limit that never moves.
  */
@@ -130,12 +131,13 @@ static int durable_reached(const struct evb_ring *r, uint64_t d)
     uint64_t t = atomic_load_explicit(&r->hdr->tail.pos, memory_order_acquire);
     if (d % EVB_FRAME_ALIGN || d > t)
         return bad_word(r, "durable", d, t);
-    /* Nothing past what was written can have been synced: durable passes
-     * flushed by less than a frame at most (an O_DIRECT write that ends
-     * inside one, while flushed stays on its start). F1: acquire, after
-     * durable: stored before it, so at least as far. */
+    /* Nothing is published durable past flushed (evb_durable_publish_max).
+     * F1: acquire, after durable: whoever stored D had seen flushed at D
+     * or past it, so this load sees at least that far. A word past it was
+     * written by someone else: believed, it would acknowledge events no
+     * flusher wrote (a stopped flusher leaves flushed where it was). */
     uint64_t f = atomic_load_explicit(&r->hdr->flushed, memory_order_acquire);
-    if (d > f && d - f > r->max_frame)
+    if (d > f)
         return evb_err_set(-EBADMSG, "partition %u: durable %llu is past the flushed "
                            "position %llu: written by another process", r->partition,
                            (unsigned long long)d, (unsigned long long)f);
@@ -177,16 +179,27 @@ int evb_flush_error_load(const struct evb_ring *r)
 void evb_durable_publish_max(struct evb_ring *r, uint64_t pos)
 {
     _Atomic uint64_t *w = &r->hdr->durable;
+    /* Never past flushed: the caller synced POS, but under O_DIRECT that
+     * may end inside a frame whose start flushed still names; that frame
+     * is durable once flushed passes it (the next round's publish). So a
+     * reader may take any durable word past flushed for damage. F1:
+     * acquire; the flusher stored flushed before this (its own write
+     * completed), a leader loaded it before its fdatasync. */
+    uint64_t f = atomic_load_explicit(&r->hdr->flushed, memory_order_acquire);
+    if (pos > f)
+        pos = f;
     /* S2: seq_cst, as every store of durable; leaders and the flusher may
      * publish at once, so only a larger value goes in (a smaller one was
      * covered by the larger's fdatasync). A word no durable position can
-     * be (unaligned, past the tail) is garbage and is replaced: kept, it
-     * would fail every sync waiter for good. T1: acquire, as every tail
-     * snapshot; durable never passes it. */
+     * be (unaligned, past the tail or past flushed) is garbage and is
+     * replaced: kept, it would fail every sync waiter for good. T1:
+     * acquire, as every tail snapshot; durable never passes it. */
     uint64_t cur = atomic_load_explicit(w, memory_order_seq_cst);
     for (;;) {
         uint64_t t = atomic_load_explicit(&r->hdr->tail.pos, memory_order_acquire);
-        bool garbage = cur % EVB_FRAME_ALIGN || cur > t;
+        /* F1: acquire, after CUR: as far as whoever stored CUR saw. */
+        f = atomic_load_explicit(&r->hdr->flushed, memory_order_acquire);
+        bool garbage = cur % EVB_FRAME_ALIGN || cur > t || cur > f;
         if (!garbage && cur >= pos)
             return;
         /* S2: seq_cst both ways, as every access of durable; a failure

@@ -1108,8 +1108,8 @@ int evb_producer_wait_durable(evb_producer *p, const evb_receipt *r, int32_t tim
  * stopped on one, with *POS still filled: what is below it stays durable,
  * the rest waits until a flusher takes the partition over and succeeds;
  * -EBADMSG with *POS untouched when the durable word does not fit the
- * ring (misaligned, past the tail, or past the flushed position by a
- * frame or more: damage, never reported as durable); -ESTALE (R of an
+ * ring (misaligned, past the tail, or past the flushed position: damage,
+ * never reported as durable); -ESTALE (R of an
  * earlier incarnation, *POS untouched); -EINVAL (NULL argument, no such
  * partition, incarnation 0).
  */

@@ -328,6 +328,16 @@ Test(acks, flusher_error_is_returned_to_wait_and_poll)
 
 /* ---- a durable word that does not fit the ring ---- */
 
+static void plant_durable_at(uint64_t pos)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/" TOPIC "/0.ring", t_bus_dir());
+    struct evb_ring r;
+    cr_assert_eq(evb_ring_open(&r, path), 0, "%s: %s", path, evb_last_error());
+    atomic_store(&r.hdr->durable, pos);
+    evb_ring_close(&r);
+}
+
 static void plant_durable(uint64_t delta)
 {
     char path[PATH_MAX];
@@ -335,8 +345,8 @@ static void plant_durable(uint64_t delta)
     struct evb_ring r;
     cr_assert_eq(evb_ring_open(&r, path), 0, "%s: %s", path, evb_last_error());
     uint64_t t = atomic_load(&r.hdr->tail.pos);
-    atomic_store(&r.hdr->durable, t + delta);
     evb_ring_close(&r);
+    plant_durable_at(t + delta);
 }
 
 /* A durable word DELTA past the tail: the poll refuses it, and so does a
@@ -432,6 +442,18 @@ Test(acks, durable_word_past_flushed_is_ebadmsg)
     cr_expect_eq(rc, -EBADMSG, "wait: %d %s", rc, evb_strerror(rc));
     rc = evb_producer_sync(p, 1000);
     cr_expect_eq(rc, -EBADMSG, "producer_sync: %d %s", rc, evb_strerror(rc));
+    /* Any distance past flushed, down to the first small event's end
+     * (well under a frame of the largest size): nothing publishes durable
+     * past flushed, so nothing past it is believed. */
+    for (uint64_t i = 0; i < N; i += N / 4) {
+        plant_durable_at(r[i].end_position);
+        rc = evb_producer_durable_position(p, &r[i], &pos);
+        cr_expect_eq(rc, -EBADMSG, "durable %llu, flushed 0: %d %s",
+                     (unsigned long long)r[i].end_position, rc, evb_strerror(rc));
+        rc = evb_producer_wait_durable(p, &r[i], 100);
+        cr_expect_eq(rc, -EBADMSG, "wait, durable %llu: %d", (unsigned long long)r[i].end_position,
+                     rc);
+    }
     kill(holder, SIGKILL);
     t_wait_exit(holder, 5000);
     evb_producer_close(p);
