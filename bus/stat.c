@@ -89,7 +89,11 @@ EVB_EXPORT int evb_partition_stat(evb_bus *bus, const char *topic, uint32_t part
         out->fsyncs = atomic_load_explicit(&h->fsyncs, memory_order_relaxed);
         out->recovered_dropped = atomic_load_explicit(&h->recovered_dropped,
                                                       memory_order_relaxed);
-        out->flush_error = atomic_load_explicit(&h->flush_error, memory_order_relaxed);
+        /* Relaxed: a report. A word that is no errno is another
+         * process's writing, shown as the damage it is, never passed on as
+         * a number that could read as a count or a success. */
+        int32_t fe = atomic_load_explicit(&h->flush_error, memory_order_relaxed);
+        out->flush_error = fe == 0 || (fe < 0 && fe >= -4095) ? fe : -EBADMSG;
         out->retention_unconsumed = atomic_load_explicit(&h->retention_unconsumed,
                                                          memory_order_relaxed);
         uint64_t fo = atomic_load_explicit(&h->flusher, memory_order_relaxed);

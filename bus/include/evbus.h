@@ -293,7 +293,8 @@ struct evb_partition_stat {
     uint64_t recovered_dropped; /**< torn bytes cut off the log when the ring was rebuilt */
     uint64_t retention_unconsumed; /**< log bytes removed by retain_cap_bytes before a
                                         named consumer had committed past them */
-    int32_t flush_error;      /**< the flusher's last write error (-errno), 0 if none */
+    int32_t flush_error;      /**< the flusher's last write error (-errno), 0 if none;
+                                   -EBADMSG when the word holds no errno (damage) */
     uint32_t flusher_pid;     /**< process holding the flush lock, 0 if none seen */
     uint32_t segments;        /**< segment files on disk */
     uint64_t disk_bytes;      /**< their total size */

@@ -357,6 +357,10 @@ Test(sync_lead, a_flush_error_word_that_is_no_errno_is_damage)
         cr_assert_eq(evb_ring_open(&r, path), 0, "%s", path);
         atomic_store(&r.hdr->flush_error, bad[i]);
         evb_ring_close(&r);
+        /* The statistics say damage too, never the raw word. */
+        struct evb_partition_stat ps = df_stat(TOPIC);
+        cr_expect(ps.flush_error == -EBADMSG || ps.flush_error == 0,
+                  "flush_error %d: stat says %d", (int)bad[i], ps.flush_error);
         int rc = evb_producer_sync(p, 2000);
         cr_expect_eq(rc, -EBADMSG, "flush_error %d: sync returned %d", (int)bad[i], rc);
         /* The flusher stops on it and hands over; a takeover (ours, a
