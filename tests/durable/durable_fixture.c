@@ -51,6 +51,20 @@ void df_publish_on(evb_producer *p, uint64_t seq)
                  evb_last_error());
 }
 
+evb_producer *df_child_flusher(const char *topic)
+{
+    evb_bus *b;
+    evb_producer *p;
+    evb_bus_options o = {.data_dir = t_data_dir()};
+    evb_producer_options po = {.block_ms = -1};
+    if (evb_bus_open(&b, t_bus_dir(), &o) || evb_producer_open(&p, b, topic, &po))
+        return NULL;
+    uint8_t v[DF_VLEN];
+    t_value_fill(v, DF_VLEN, 1, 0);
+    evb_msg m = {.value = v, .value_len = DF_VLEN, .partition = 0, .flags = EVB_MSG_SYNC};
+    return evb_publish(p, &m) ? NULL : p;
+}
+
 void df_publish(const char *topic, uint64_t from, uint64_t n)
 {
     evb_producer_options po = {.block_ms = -1};

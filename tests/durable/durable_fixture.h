@@ -33,6 +33,13 @@ void df_publish_on(evb_producer *p, uint64_t seq);
  * sequences FROM.., wait until they are durable, close. */
 void df_publish(const char *topic, uint64_t from, uint64_t n);
 
+/* In a forked child (no Criterion asserts there): open the bus of
+ * t_bus_dir() over t_data_dir() and a producer on TOPIC that waits
+ * without limit, and publish one event with EVB_MSG_SYNC to partition 0,
+ * so that this process runs the partition's flusher. The producer, or
+ * NULL when any step failed. */
+evb_producer *df_child_flusher(const char *topic);
+
 /* Make partition 0's next segment (after the first, of TC's size) a
  * hard link to a file of ours, which the flusher refuses to write
  * through: its switch to that segment fails the partition. */

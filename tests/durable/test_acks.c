@@ -187,15 +187,24 @@ static int lock_holder(void *arg)
         pause();
 }
 
+/* A SYNC topic whose flush lock a process holds that flushes nothing:
+ * nothing becomes durable until it dies. Its pid; TC gets the config. */
+static pid_t sync_topic_unflushed(evb_topic_config *tc)
+{
+    *tc = df_config(EVB_DURABILITY_SYNC);
+    df_create(TOPIC, tc);
+    struct t_shared *sh = t_shared_new();
+    pid_t holder = t_spawn(lock_holder, sh);
+    cr_assert(t_wait_count(&sh->ready, 1, 10000), "the lock holder did not start");
+    return holder;
+}
+
 /* Nobody flushes: the wait times out with the word below the target, and
  * returns once a flusher of ours takes over from the dead holder. */
 Test(acks, wait_times_out_until_a_flusher_syncs)
 {
-    evb_topic_config tc = df_config(EVB_DURABILITY_SYNC);
-    df_create(TOPIC, &tc);
-    struct t_shared *sh = t_shared_new();
-    pid_t holder = t_spawn(lock_holder, sh);
-    cr_assert(t_wait_count(&sh->ready, 1, 10000), "the lock holder did not start");
+    evb_topic_config tc;
+    pid_t holder = sync_topic_unflushed(&tc);
     evb_producer *p = producer(-1);
     evb_receipt r;
     publish_r(p, 0, 0, &r);
@@ -408,19 +417,16 @@ Test(acks, poll_does_not_follow_the_word_back)
     evb_producer_close(p);
 }
 
-/* A durable word past the flushed position by more than a frame, yet
- * aligned and below the tail: what another writer of the ring can forge
+/* A durable word past the flushed position, yet aligned and below the
+ * tail: what another writer of the ring can forge
  * while nothing is flushed (the flush lock held by a process that does
  * nothing). Nothing past flushed was written, so nothing past it can be
  * synced: the poll, the wait and evb_producer_sync refuse it as damage
  * rather than acknowledge events that are in no file. */
 Test(acks, durable_word_past_flushed_is_ebadmsg)
 {
-    evb_topic_config tc = df_config(EVB_DURABILITY_SYNC);
-    df_create(TOPIC, &tc);
-    struct t_shared *sh = t_shared_new();
-    pid_t holder = t_spawn(lock_holder, sh);
-    cr_assert(t_wait_count(&sh->ready, 1, 10000), "the lock holder did not start");
+    evb_topic_config tc;
+    pid_t holder = sync_topic_unflushed(&tc);
     evb_producer *p = producer(-1);
     enum { N = 200 }; /* ~24 KB, over 5 of the largest frames (4 KiB events) */
     static evb_receipt r[N];

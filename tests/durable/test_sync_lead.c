@@ -269,17 +269,9 @@ static void *eio_leader(void *argp)
 static int eio_child(void *arg)
 {
     (void)arg;
-    evb_bus *b;
-    evb_producer *p;
-    evb_bus_options o = {.data_dir = t_data_dir()};
-    evb_producer_options po = {.block_ms = -1};
-    if (evb_bus_open(&b, t_bus_dir(), &o) || evb_producer_open(&p, b, TOPIC, &po))
+    evb_producer *p = df_child_flusher(TOPIC);
+    if (!p)
         return 10;
-    uint8_t v[DF_VLEN];
-    t_value_fill(v, DF_VLEN, 1, 0);
-    evb_msg m = {.value = v, .value_len = DF_VLEN, .partition = 0, .flags = EVB_MSG_SYNC};
-    if (evb_publish(p, &m))
-        return 11;
     struct eio_arg a = {.p = p};
     pthread_t t;
     pthread_create(&t, NULL, eio_leader, &a);
@@ -290,7 +282,9 @@ static int eio_child(void *arg)
         return 13; /* the leader's own error not returned */
     /* Another waiter (this thread: its fdatasync works) must hear the
      * error too, not lead a round over pages the kernel failed to write. */
+    uint8_t v[DF_VLEN];
     t_value_fill(v, DF_VLEN, 1, 2);
+    evb_msg m = {.value = v, .value_len = DF_VLEN, .partition = 0, .flags = EVB_MSG_SYNC};
     int rc = evb_publish(p, &m);
     return rc == -EIO ? 0 : 14;
 }

@@ -31,17 +31,8 @@ static pid_t flusher_pid;
 static int flusher_child(void *arg)
 {
     (void)arg;
-    evb_bus *b;
-    evb_producer *p;
-    evb_bus_options o = {.data_dir = t_data_dir()};
-    evb_producer_options po = {.block_ms = -1};
-    if (evb_bus_open(&b, t_bus_dir(), &o) || evb_producer_open(&p, b, TOPIC, &po))
+    if (!df_child_flusher(TOPIC))
         return 10;
-    uint8_t v[DF_VLEN];
-    t_value_fill(v, DF_VLEN, 1, 0);
-    evb_msg m = {.value = v, .value_len = DF_VLEN, .partition = 0, .flags = EVB_MSG_SYNC};
-    if (evb_publish(p, &m))
-        return 11;
     atomic_store(&shared->ready, 1);
     for (;;)
         pause();
