@@ -27,6 +27,7 @@ int evb_consumer_disk_start(evb_consumer *c, uint32_t i, uint64_t pos, uint64_t 
             return rc;
         d->open = true;
         d->sr.skip_damage = (c->opts.flags & EVB_CONSUMER_SKIP_DAMAGE) != 0;
+        d->sr.once = d->sr.skip_damage;
     }
     evb_seg_reader_seek(&d->sr, pos, off, learn);
     if (d->state == EVB_CDISK_OWED) {
@@ -84,7 +85,7 @@ static int disk_read(evb_consumer *c, uint32_t i, struct evb_frame_view *v)
             d->owed_events += sr->lost_events;
             d->owed_from = sr->lost_from;
             d->state = EVB_CDISK_OWED;
-            sr->lost_bytes = sr->lost_events = 0;
+            sr->lost_bytes = sr->lost_events = sr->repeated = 0;
             sr->lost_from = EVB_SEG_NO_OFFSET;
         }
         if (rc)
@@ -135,7 +136,9 @@ int evb_consumer_disk_read(evb_consumer *c, uint32_t i, struct evb_frame_view *v
     struct evb_seg_reader *sr = &c->disk[i].sr;
     if (c->disk[i].state == EVB_CDISK_READ)
         c->disk[i].state = EVB_CDISK_RING;
-    int e = evb_ring_reader_resume(&c->rd[i], sr->pos, sr->offset, sr->learn);
+    /* Past offsets that went back on disk, the ring must not hand them
+     * out either: it expects the floor, and fails at a lower offset. */
+    int e = evb_ring_reader_resume(&c->rd[i], sr->pos, evb_seg_next_offset(sr), sr->learn);
     return e ? e : -ESTALE;
 }
 

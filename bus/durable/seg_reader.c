@@ -168,6 +168,7 @@ int evb_seg_reader_open(struct evb_seg_reader *sr, const char *dir,
     sr->lost_from = EVB_SEG_NO_OFFSET;
     sr->hint_pos = EVB_SEG_NO_OFFSET;
     sr->break_pos = EVB_SEG_NO_OFFSET;
+    sr->floor = EVB_SEG_NO_OFFSET;
     int rc = evb_seg_geom_check(g);
     if (rc)
         return rc;
@@ -191,6 +192,9 @@ void evb_seg_reader_seek(struct evb_seg_reader *sr, uint64_t pos, uint64_t offse
     sr->hint_pos = learn ? pos : EVB_SEG_NO_OFFSET;
     sr->lost_bytes = sr->lost_events = 0;
     sr->lost_from = EVB_SEG_NO_OFFSET;
+    /* A seek is the caller's choice of where to go on, back included. */
+    sr->floor = learn ? EVB_SEG_NO_OFFSET : offset;
+    sr->repeated = 0;
 }
 
 /* Skip mode: the first base of a segment after POS (below END), to go on
@@ -274,7 +278,6 @@ int evb_seg_read(struct evb_seg_reader *sr, uint64_t end, struct evb_frame_view 
         }
         struct evb_seg_frame fr;
         uint64_t at = w.pos;
-        bool learning = w.learn;
         int kind = evb_seg_step(&sr->seg, &sr->g, &w, &fr);
         if (kind <= 0 && !sr->skip_damage) {
             rc = sr->failed = evb_seg_corrupt(sr->dir, &sr->g, &w, kind, &fr);
@@ -300,11 +303,38 @@ int evb_seg_read(struct evb_seg_reader *sr, uint64_t end, struct evb_frame_view 
             w.learn = true;
             continue;
         }
-        if (learning && !w.learn && sr->lost_from != EVB_SEG_NO_OFFSET) {
-            if (fr.offset > sr->lost_from)
-                sr->lost_events += fr.offset - sr->lost_from;
-            sr->lost_from = EVB_SEG_NO_OFFSET;
+        if (kind > 0 && sr->once && sr->skip_damage && !w.learn &&
+            sr->floor != EVB_SEG_NO_OFFSET && fr.offset < sr->floor) {
+            /* The offsets went back (the break above let the walk learn
+             * a lower one): these offsets were handed out already, with
+             * other events. Delivering them again would give a consumer
+             * keyed on offsets duplicates it cannot tell from the real
+             * thing; skip them as damage, until the offsets reach the
+             * floor, and count them so the next event reports them. The
+             * floor stays where it was, and lost_from (the break set it)
+             * counts a gap should the offsets then jump past it. */
+            if (sr->lost_from == EVB_SEG_NO_OFFSET)
+                sr->lost_from = sr->floor;
+            sr->lost_events += kind == 1 ? 1 : 0;
+            sr->repeated += kind == 1 ? 1 : 0;
+            sr->lost_bytes += fr.skip;
+            continue;
         }
+        /* The first frame taken after a skip: the offsets tell how many
+         * events the skip held (learned there, or, after offsets that
+         * went back, walked up to the floor). */
+        if (!w.learn && sr->lost_from != EVB_SEG_NO_OFFSET) {
+            /* A frame skipped below the floor may be the very event whose
+             * offset is missing (one frame's offset lowered): count the
+             * larger of the two, not both. */
+            uint64_t gap = fr.offset > sr->lost_from ? fr.offset - sr->lost_from : 0;
+            if (gap > sr->repeated)
+                sr->lost_events += gap - sr->repeated;
+            sr->lost_from = EVB_SEG_NO_OFFSET;
+            sr->repeated = 0;
+        }
+        if (!w.learn)
+            sr->floor = w.offset;
         if (kind == 1) {
             v->f = fr.f;
             v->key = (const uint8_t *)fr.f + EVB_FRAME_HDR;

@@ -161,6 +161,12 @@ struct evb_seg_reader {
                                a rebuild share (issue 13, D8) */
     uint64_t break_pos;     /* the first such frame's position since the
                                caller last set it to EVB_SEG_NO_OFFSET */
+    bool once;              /* skip mode, for consumers: never hand out an
+                               offset below `floor` (see evb_seg_read) */
+    uint64_t floor;         /* the offset after the last frame taken, or
+                               EVB_SEG_NO_OFFSET while none is known */
+    uint64_t repeated;      /* events skipped below the floor since
+                               lost_from was set */
 };
 
 /* -EINVAL for a bad geometry, -ENOMEM. Positioned at 0, learning. */
@@ -180,7 +186,19 @@ int evb_seg_read(struct evb_seg_reader *sr, uint64_t end, struct evb_frame_view 
 
 /* Skip damage instead of failing (evb_seg_reader.skip_damage): the read
  * goes on at the next valid frame, and the view of the next event carries
- * what was skipped in lost_events (when offsets tell) and lost_bytes. */
+ * what was skipped in lost_events (when offsets tell) and lost_bytes.
+ * With `once` as well, an intact frame whose offset is below `floor` (the
+ * offsets went back: a hostile store to the ring's tail offset) is damage
+ * too: such frames are skipped, each counted as a lost event and its
+ * bytes as lost, until one reaches the floor again, so that no offset is
+ * handed out twice with different values. evb_seg_next_offset() is the
+ * offset a reader going on elsewhere (the ring) must expect next. */
+static inline uint64_t evb_seg_next_offset(const struct evb_seg_reader *sr)
+{
+    if (sr->once && !sr->learn && sr->floor != EVB_SEG_NO_OFFSET && sr->offset < sr->floor)
+        return sr->floor;
+    return sr->offset;
+}
 
 /* The first position in [POS, LIMIT) holding a valid frame of S, LIMIT
  * when none does (*FR then untouched). */

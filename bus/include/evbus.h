@@ -725,7 +725,12 @@ typedef struct evb_consumer_options {
  *  reports it the same way: by offset, the events from the offset asked;
  *  by time, every event the damage held. Damage that ends the disk log has
  *  no next event there: the next event from the ring carries it, and
- *  evb_consumer_skipped() hands it over before one arrives. */
+ *  evb_consumer_skipped() hands it over before one arrives. Intact
+ *  frames whose offsets went back below the next one expected (a hostile
+ *  store to the ring's tail offset) are damage as well: they are skipped
+ *  until the offsets reach the expected one again, each counted in
+ *  lost_events and lost_bytes, so no offset is delivered twice; should
+ *  the ring then go on below it, the read fails with -EBADMSG there. */
 #define EVB_CONSUMER_SKIP_DAMAGE 1u
 /** evb_consumer_options.flags: drop duplicates of stable producers' events
  *  (see "Duplicate suppression"). A dropped event is consumed (a commit
