@@ -41,3 +41,8 @@ EVB_EXPORT const char *evb_last_error(void)
 {
     return evb_err_get();
 }
+
+EVB_EXPORT void evb_clear_error(void)
+{
+    evb_err_clear();
+}

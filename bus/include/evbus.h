@@ -124,6 +124,15 @@ const char *evb_strerror(int err);
  */
 const char *evb_last_error(void);
 
+/**
+ * Empty the calling thread's evb_last_error() text. A caller that clears
+ * it once it has taken a failure's text knows that any text found after
+ * the next failure was left by that failure, even the same words again
+ * (the Python binding does so). Never fails; thread-safe (the text is per
+ * thread).
+ */
+void evb_clear_error(void);
+
 /** Longest topic or consumer name, bytes, without the NUL. */
 #define EVB_NAME_MAX 63
 /** Most partitions a topic may have. */
