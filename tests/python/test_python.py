@@ -609,6 +609,74 @@ class DurableAcks(BusCase):
             self.bus.delete_topic("d", force=True)
 
 
+    def test_every_error_carries_its_own_detail(self):
+        # The same failure twice keeps its text twice; the next one its own
+        # (the recheck of issue 13, N4: only the first carried it).
+        with tempfile.TemporaryDirectory(prefix="evbpytest-data-") as data:
+            self.bus.close()
+            self.bus = evbus.Bus(self.path, data_dir=data)
+            self.bus.create_topic("d", 1, ring_bytes=1 << 20, segment_bytes=1 << 20,
+                                  durability="sync")
+            with self.bus.producer("d") as p:
+                r = p.publish_receipt(b"v")
+                for forged in (r.incarnation ^ 1, r.incarnation ^ 1, r.incarnation ^ 2):
+                    for call in (p.durable_position, p.wait_durable):
+                        with self.assertRaises(evbus.Error) as e:
+                            call(evbus.Receipt(0, r.offset, r.position, r.end_position, forged))
+                        self.assertEqual(e.exception.errno, errno.ESTALE)
+                        self.assertIn("%#x" % forged, e.exception.detail)
+                        self.assertIn(e.exception.detail, str(e.exception))
+            self.bus.delete_topic("d", force=True)
+
+    def test_out_of_range_integers_are_refused_not_wrapped(self):
+        # ctypes keeps the low bits: partition 2**32 was partition 0 (the
+        # recheck of issue 13, N3). Every integer bound for a fixed-width
+        # C type is checked.
+        self.bus.create_topic("t", 2)
+        big = (2**32, 2**64 + 1)
+        with self.bus.producer("t") as p:
+            for bad in big + (-2,):
+                with self.assertRaises(ValueError, msg=bad):
+                    p.publish(b"w", partition=bad)
+                with self.assertRaises(ValueError, msg=bad):
+                    p.publish_receipt(b"w", partition=bad)
+                with self.assertRaises(ValueError, msg=bad):
+                    p.publish_many([b"a", b"b"], partition=bad)
+                with self.assertRaises(ValueError, msg=bad):
+                    p.sync(timeout_ms=bad if bad != -2 else 2**31)
+                with self.assertRaises(ValueError, msg=bad):
+                    p.publish(b"w", type=bad)
+                with self.assertRaises(ValueError, msg=bad):
+                    self.bus.partition_stat("t", bad)
+            p.publish(b"any", partition=-1)  # -1: the partitioner's choice
+        for bad in big:
+            for kw in ({"block_ms": bad}, {"producer_id": bad}):
+                with self.assertRaises(ValueError, msg=kw):
+                    self.bus.producer("t", **kw)
+            for kw in ({"partition": bad}, {"offset": 2**64 + bad}, {"position": 2**64 + bad},
+                       {"lease_ms": bad}, {"max_deliveries": bad}, {"max_in_flight": bad},
+                       {"ack_wait_ms": bad}):
+                with self.assertRaises(ValueError, msg=kw):
+                    self.bus.consumer("t", **kw)
+            for kw in ({"partitions": bad}, {"ring_bytes": 2**64 + bad},
+                       {"max_event_bytes": bad}, {"flush_ms": bad}, {"retain_ms": 2**64 + bad}):
+                with self.assertRaises(ValueError, msg=kw):
+                    self.bus.create_topic("u", **kw)
+        with self.assertRaises(ValueError):
+            self.bus.consumer("t", partition=-2)
+        with self.bus.consumer("t", start="earliest") as c:
+            for bad in big + (-2,):
+                with self.assertRaises(ValueError, msg=bad):
+                    c.seek(0, partition=bad)
+            with self.assertRaises(ValueError):
+                c.seek(2**64 + 1)
+            with self.assertRaises(ValueError):
+                c.poll(timeout=2**40)
+            with self.assertRaises(ValueError):
+                c.next(timeout=2**40)
+            self.assertEqual(len(c.poll(timeout=0)), 1)
+
+
 class Example(BusCase):
     def test_sensor_alerts_alerts_once_per_crossing(self):
         ex = os.path.join(os.environ["EVB_PY_SRC"], "examples", "sensor_alerts.py")

@@ -176,6 +176,7 @@ def _fn(name, restype, *argtypes):
 evb_version = _fn("evb_version", c_char_p)
 evb_strerror = _fn("evb_strerror", c_char_p, c_int)
 evb_last_error = _fn("evb_last_error", c_char_p)
+evb_clear_error = _fn("evb_clear_error", None)
 evb_bus_open = _fn("evb_bus_open", c_int, POINTER(_P), c_char_p, POINTER(BusOptions))
 evb_bus_close = _fn("evb_bus_close", None, _P)
 evb_bus_path = _fn("evb_bus_path", c_char_p, _P)

@@ -4,7 +4,6 @@ from __future__ import annotations
 import ctypes
 import errno as _errno
 import sys
-import threading
 import weakref
 from ctypes import byref, c_uint8, c_uint32, c_uint64
 from itertools import chain, repeat
@@ -33,13 +32,13 @@ class Error(OSError):
         if words is None:
             words = capi.evb_strerror(-code).decode(errors="replace")
         if detail is None:
+            # The thread's text is emptied once taken: what is there now
+            # was left since the last Error took its own, so by this
+            # failure (hot paths that leave none find it empty), and the
+            # same words twice are kept twice (a stopped flusher's pid on
+            # every timeout, not only the first).
             detail = capi.evb_last_error().decode(errors="replace")
-            # Only cold paths (opens, topic calls) clear the thread's
-            # message first; after a hot one (a read, a publish) the same
-            # text as last time is most likely that old failure's.
-            if not cold and detail == getattr(_seen, "detail", None):
-                detail = ""
-            _seen.detail = detail or getattr(_seen, "detail", None)
+            capi.evb_clear_error()
         text = f"{where}: {words}" if where else words
         if detail:
             text += f" ({detail})"
@@ -76,8 +75,6 @@ class ValueSizeError(Error):
         self.value_len, self.expected = value_len, expected
 
 
-_seen = threading.local()
-
 
 def _ranged(name: str, v: int, lo: int, hi: int) -> int:
     """V as an int in [LO, HI], or ValueError: ctypes would wrap it
@@ -85,6 +82,37 @@ def _ranged(name: str, v: int, lo: int, hi: int) -> int:
     if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
         raise ValueError(f"{name}: an integer in [{lo}, {hi}], not {v!r}")
     return v
+
+
+U32, U64 = 2**32 - 1, 2**64 - 1
+I32 = (-(2**31), 2**31 - 1)
+
+
+def _u32(name: str, v: int) -> int:
+    return _ranged(name, v, 0, U32)
+
+
+def _u64(name: str, v: int) -> int:
+    return _ranged(name, v, 0, U64)
+
+
+def _ms(name: str, timeout: Optional[float], none: int) -> int:
+    """A timeout in seconds as the int32 milliseconds the C calls take
+    (NONE for None, negative: no limit where the call allows it)."""
+    if timeout is None:
+        return none
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) \
+            or timeout != timeout:
+        raise ValueError(f"{name}: seconds, not {timeout!r}")
+    ms = int(timeout * 1000) if timeout < I32[1] else I32[1] + 1
+    return _ranged(name + " (ms)", ms, I32[0], I32[1])
+
+
+def _part(partition: Optional[int]) -> int:
+    """An evb_msg partition (int32): None or -1 for any, else a partition."""
+    if partition is None:
+        return capi.EVB_PARTITION_ANY
+    return _ranged("partition", partition, -1, I32[1])
 
 
 def _check(rc: int, where: str, cold: bool = False) -> int:
@@ -157,7 +185,8 @@ class Bus:
 
     def __init__(self, name_or_path: Optional[str] = None, *, data_dir: Optional[str] = None,
                  mode: int = 0, dead_ms: int = 0, stall_ms: int = 0):
-        opts = capi.BusOptions(dead_ms=dead_ms, stall_ms=stall_ms, mode=mode,
+        opts = capi.BusOptions(dead_ms=_u32("dead_ms", dead_ms),
+                               stall_ms=_u32("stall_ms", stall_ms), mode=_u32("mode", mode),
                                data_dir=_b(data_dir))
         h = ctypes.c_void_p()
         _check(capi.evb_bus_open(byref(h), _b(name_or_path), byref(opts)),
@@ -184,11 +213,15 @@ class Bus:
         """Create topic NAME (evb_topic_create; 0 means the default).
         ``durability``: "none", "async" or "sync". With ``exist_ok`` an
         existing topic is fine (its own configuration is kept)."""
-        cfg = capi.TopicConfig(partitions=partitions, ring_bytes=ring_bytes,
-                               max_event_bytes=max_event_bytes,
-                               durability=_DURABILITY[durability], file_mode=file_mode,
-                               segment_bytes=segment_bytes, retain_bytes=retain_bytes,
-                               retain_ms=retain_ms, flush_ms=flush_ms)
+        cfg = capi.TopicConfig(partitions=_u32("partitions", partitions),
+                               ring_bytes=_u64("ring_bytes", ring_bytes),
+                               max_event_bytes=_u32("max_event_bytes", max_event_bytes),
+                               durability=_DURABILITY[durability],
+                               file_mode=_u32("file_mode", file_mode),
+                               segment_bytes=_u64("segment_bytes", segment_bytes),
+                               retain_bytes=_u64("retain_bytes", retain_bytes),
+                               retain_ms=_u64("retain_ms", retain_ms),
+                               flush_ms=_u32("flush_ms", flush_ms))
         rc = capi.evb_topic_create(self._handle(), name.encode(), byref(cfg))
         if not (exist_ok and rc == -_errno.EEXIST):
             _check(rc, f"topic {name}: create", cold=True)
@@ -226,7 +259,8 @@ class Bus:
     def partition_stat(self, topic: str, partition: int) -> dict[str, int]:
         """Live counters of one partition (evb_partition_stat), as a dict."""
         st = capi.PartitionStat()
-        _check(capi.evb_partition_stat(self._handle(), topic.encode(), partition, byref(st)),
+        _check(capi.evb_partition_stat(self._handle(), topic.encode(),
+                                       _u32("partition", partition), byref(st)),
                f"topic {topic} partition {partition}", cold=True)
         return {f: getattr(st, f) for f, _ in capi.PartitionStat._fields_}
 
@@ -273,7 +307,11 @@ class Producer:
     """Publishes to a topic (evb_producer_open).
 
     ``block_ms``: how long a publish waits on a full ring (-1: as long as
-    it takes, the default; 0: raise Error EAGAIN at once).
+    it takes, the default; 0: raise Error EAGAIN at once). It also bounds
+    ``publish(sync=True)``'s wait for disk (evb_producer_options.block_ms,
+    EVB_MSG_SYNC): past it the publish raises Error ETIMEDOUT, the event
+    published all the same (with 0, once it sees the flusher stopped;
+    -1: until the event is on disk).
     ``partitioner``: "key" (hash of the key, round-robin without one) or
     "round_robin". ``producer_id``: 0, or a stable id >= 0x80000000.
     ``exclusive``: this producer is the topic's only one while it is open
@@ -284,9 +322,9 @@ class Producer:
 
     def __init__(self, bus: Bus, topic: str, *, block_ms: int = -1, partitioner: str = "key",
                  producer_id: int = 0, exclusive: bool = False):
-        opts = capi.ProducerOptions(block_ms=block_ms,
+        opts = capi.ProducerOptions(block_ms=_ranged("block_ms", block_ms, *I32),
                                     partitioner={"key": 0, "round_robin": 1}[partitioner],
-                                    producer_id=producer_id,
+                                    producer_id=_u32("producer_id", producer_id),
                                     flags=capi.EVB_PRODUCER_EXCLUSIVE if exclusive else 0)
         h = ctypes.c_void_p()
         _check(capi.evb_producer_open(byref(h), bus._handle(), topic.encode(), byref(opts)),
@@ -310,8 +348,8 @@ class Producer:
         k = _bytes_of(key) if key is not None else None
         m.value, m.value_len = v, len(v)
         m.key, m.key_len = k, len(k) if k else 0
-        m.partition = capi.EVB_PARTITION_ANY if partition is None else partition
-        m.type, m.flags = type, flags
+        m.partition = _part(partition)
+        m.type, m.flags = _ranged("type", type, 0, 2**16 - 1), flags
         return m
 
     def publish(self, value: Any, key: Union[bytes, str, None] = None,
@@ -386,7 +424,8 @@ class Producer:
         if n == 0:
             return 0
         msgs = (capi.Msg * n)()
-        part = capi.EVB_PARTITION_ANY if partition is None else partition
+        part = _part(partition)
+        type = _ranged("type", type, 0, 2**16 - 1)
         k1 = _bytes_of(key) if key is not None else None
         kl = [(_bytes_of(k) if k is not None else None) for k in keys] if keys is not None \
             else None
@@ -405,6 +444,7 @@ class Producer:
     def sync(self, timeout_ms: int = -1) -> None:
         """Durable topics: wait until what this producer published is on
         disk (evb_producer_sync)."""
+        timeout_ms = _ranged("timeout_ms", timeout_ms, *I32)
         _check(capi.evb_producer_sync(self._handle(), timeout_ms), f"topic {self.topic}: sync")
 
     def close(self) -> None:
@@ -603,8 +643,10 @@ def _start_of(start: Optional[str], offset: Optional[int], position: Optional[in
     if given:
         # The C API takes unsigned values: a negative one would wrap to a
         # place far past the tail (and a commit there would skip events).
-        if given[0][1] < 0:
-            raise ValueError(f"offset, position and time are >= 0, not {given[0][1]!r}")
+        # Past 2**64 - 1 they would wrap as well (ctypes keeps the low bits).
+        if not 0 <= given[0][1] <= U64:
+            raise ValueError(f"offset, position and time are in [0, {U64}], not "
+                             f"{given[0][1]!r}")
         return given[0][0], int(given[0][1])
     if start not in _STARTS:
         raise ValueError(f"start: one of {', '.join(k for k in _STARTS if k)}, not {start!r}")
@@ -686,13 +728,15 @@ class Consumer:
             kind=_KINDS[kind], name=_b(name), start=whence | (capi.EVB_SEEK_STRICT if strict
                                                                else 0),
             start_value=value, idle=_IDLE[idle],
-            partition=partition if partition is not None else 0,
+            partition=_ranged("partition", partition, 0, I32[1]) if partition is not None
+            else 0,
             only_partition=1 if partition is not None else 0,
             flags=(capi.EVB_CONSUMER_DEDUP if dedup else 0)
             | (capi.EVB_CONSUMER_SKIP_DAMAGE if skip_damage else 0),
-            lease_ms=lease_ms, ack_wait_ms=ack_wait_ms,
+            lease_ms=_u32("lease_ms", lease_ms), ack_wait_ms=_u32("ack_wait_ms", ack_wait_ms),
             max_deliveries=capi.EVB_NO_MAX_DELIVERIES if max_deliveries is None
-            else max_deliveries, max_in_flight=max_in_flight)
+            else _u32("max_deliveries", max_deliveries),
+            max_in_flight=_u32("max_in_flight", max_in_flight))
         if self._cb is not None:
             opts.on_rebalance = self._cb
         if not isinstance(batch, int) or batch < 1:
@@ -896,7 +940,7 @@ class Consumer:
     def events(self, timeout: Optional[float] = None) -> Iterator[Event]:
         """Iterate over events; with TIMEOUT (s), stop once none came within
         it, else wait for ever. Each step invalidates the event before."""
-        ms = 200 if timeout is None else max(0, int(timeout * 1000))
+        ms = max(0, _ms("timeout", timeout, 200))
         while True:
             n = self._read(self._batch, ms)
             if n == 0:
@@ -933,7 +977,8 @@ class Consumer:
         """Up to MAX_EVENTS events (at most ``batch``; default ``batch``),
         waiting up to TIMEOUT s for the first. All of them are valid until
         the next read."""
-        n = self._read(self._batch if max_events is None else max_events, int(timeout * 1000))
+        n = self._read(self._batch if max_events is None else max_events,
+                       _ms("timeout", timeout, 0))
         # The list is the caller's: the next read makes its events stale
         # but leaves the list alone (only an iteration's own is emptied).
         return self._events_of(n) if n else []
@@ -941,7 +986,7 @@ class Consumer:
     def next(self, timeout: Optional[float] = None) -> Optional[Event]:
         """The next event, waiting up to TIMEOUT s (None: for ever), or None."""
         while True:
-            n = self._read(1, 200 if timeout is None else int(timeout * 1000))
+            n = self._read(1, _ms("timeout", timeout, 200))
             if n:
                 return self._events_of(1)[0]
             if timeout is not None:
@@ -975,6 +1020,7 @@ class Consumer:
             raise TypeError(f"dtype {dt}: no bytes per value")
         if not isinstance(max_events, int) or max_events < 1:
             raise ValueError(f"max_events: a count of events >= 1, not {max_events!r}")
+        max_events = _u32("max_events", max_events)
         if self._pending is not None:
             ev, _, value = self._pending
             if ev.value_len != dt.itemsize:
@@ -1003,7 +1049,7 @@ class Consumer:
         n = c_uint32()
         rc = capi.evb_consumer_poll_values(h, arr.ctypes.data, dt.itemsize, max_events,
                                            m.ctypes.data if m is not None else None,
-                                           -1 if timeout is None else int(timeout * 1000),
+                                           _ms("timeout", timeout, -1),
                                            byref(n), byref(self._odd))
         self._raise_cb()
         if rc < 0:
@@ -1059,7 +1105,8 @@ class Consumer:
             whence |= capi.EVB_SEEK_STRICT
         self._invalidate()
         self._pending = None
-        _check(capi.evb_consumer_seek(self._handle(), -1 if partition is None else partition,
+        part = -1 if partition is None else _ranged("partition", partition, 0, I32[1])
+        _check(capi.evb_consumer_seek(self._handle(), part,
                                       whence, value), f"topic {self.topic}: seek")
 
     def lag(self) -> int:
@@ -1096,7 +1143,7 @@ class Consumer:
     def nack(self, ev: Any, delay_ms: int = 0) -> None:
         """Queue group members: deliver EV again after DELAY_MS (evb_consumer_nack)."""
         _check(capi.evb_consumer_nack(self._handle(), byref(self._settle_struct(ev)),
-                                      delay_ms), f"topic {self.topic}: nack")
+                                      _u32("delay_ms", delay_ms)), f"topic {self.topic}: nack")
 
     def reject(self, ev: Event, reason: str = "") -> None:
         """Send EV, from the last read, to <topic>.dlq (evb_consumer_reject)."""
