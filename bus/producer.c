@@ -695,7 +695,11 @@ static int sync_failed(const evb_producer *p, uint32_t part, int rc)
         return evb_err_set(rc, "%s", own);
     /* No text kept: a full disk, say, takes the flusher's report too.
      * The code's words are evb_strerror(rc), which callers print beside
-     * this detail, so it says only where: the partition's directory. */
+     * this detail, so it says only where: the partition's directory (and
+     * for a full one, that it is full). */
+    evb_flush_error_guess(pdir, rc, text, sizeof text);
+    if (*text)
+        return evb_err_set(rc, "partition %u: not durable: %s", part, text);
     return evb_err_set(rc, "partition %u: not durable: its flusher stopped and kept no text "
                        "of why in %s", part, pdir);
 }

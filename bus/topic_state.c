@@ -195,7 +195,8 @@ EVB_EXPORT int evb_partition_damage(evb_bus *bus, const char *topic, uint32_t pa
          * text matched against the code it was written with. */
         int e = atomic_load_explicit(&tm->rings[partition].hdr->flush_error,
                                      memory_order_relaxed);
-        (void)evb_flush_error_text(pdir, e, text, sizeof text);
+        if (evb_flush_error_text(pdir, e, text, sizeof text) != 0)
+            evb_flush_error_guess(pdir, e, text, sizeof text);
     }
     evb_topic_map_close(tm);
     if (!rc)

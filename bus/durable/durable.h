@@ -118,6 +118,11 @@ struct evb_flush;
  * one printable line in OUT (CAP bytes), -ENOENT when none is kept for
  * that code. */
 int evb_flush_error_text(const char *pdir, int err, char *out, size_t cap);
+/* The text of ERR where its flusher could keep none in PDIR: for a full
+ * file system (-ENOSPC, -EDQUOT, which is why no text could be written
+ * there) the words say so and name PDIR; otherwise "" (the code's own
+ * words are all there is). */
+void evb_flush_error_guess(const char *pdir, int err, char *out, size_t cap);
 
 /* Start flushing DT: this process becomes a flush candidate for each of
  * its partitions (the locks free now are taken before this returns) and

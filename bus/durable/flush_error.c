@@ -88,3 +88,13 @@ int evb_flush_error_text(const char *pdir, int err, char *out, size_t cap)
     out[k] = '\0';
     return k ? 0 : -ENOENT;
 }
+
+void evb_flush_error_guess(const char *pdir, int err, char *out, size_t cap)
+{
+    if (!cap)
+        return;
+    out[0] = '\0';
+    if (err == -ENOSPC || err == -EDQUOT)
+        snprintf(out, cap, "the file system of %s is full (or its quota is): the flusher "
+                 "could write neither the log nor its note of why there", pdir);
+}

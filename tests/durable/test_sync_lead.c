@@ -332,6 +332,33 @@ Test(sync_lead, the_mark_follows_what_leaders_synced)
     evb_producer_close(p);
 }
 
+/* A full disk often leaves the flusher no room for its note of why
+ * (flush.error, beside the log): a waiter, and evb_partition_damage for
+ * `evbus info`, then say that the data directory is full, in their own
+ * words, not only the code's. */
+Test(sync_lead, a_full_disk_without_its_note_is_named)
+{
+    evb_topic_config tc = df_config(EVB_DURABILITY_ASYNC);
+    tc.flush_ms = 60000;
+    df_create(TOPIC, &tc);
+    evb_producer *p = producer();
+    df_publish_on(p, 0);
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/" TOPIC "/0.ring", t_bus_dir());
+    struct evb_ring r;
+    cr_assert_eq(evb_ring_open(&r, path), 0, "%s", path);
+    atomic_store(&r.hdr->flush_error, -ENOSPC);
+    evb_ring_close(&r);
+    int rc = evb_producer_sync(p, 2000);
+    cr_expect_eq(rc, -ENOSPC, "sync: %d", rc);
+    cr_expect(strstr(evb_last_error(), "is full") && strstr(evb_last_error(), t_data_dir()),
+              "the detail: %s", evb_last_error());
+    evb_damage d;
+    cr_assert_eq(evb_partition_damage(df_bus, TOPIC, 0, 0, &d), 0, "%s", evb_last_error());
+    cr_expect(strstr(d.flush_error, "is full"), "info's text: '%s'", d.flush_error);
+    evb_producer_close(p);
+}
+
 /* The flush error word as a hostile process may leave it: a positive
  * value, or one no errno is. Returned raw, a positive one read as a
  * count (evb_publish_batch says how many it published); each is
