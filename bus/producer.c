@@ -710,27 +710,9 @@ static uint64_t deadline_of(int32_t timeout_ms)
     return timeout_ms < 0 ? UINT64_MAX : evb_mono_ns() + (uint64_t)timeout_ms * 1000000ull;
 }
 
-/*
- * The one place a producer waits for disk: until PART's durable position
- * reaches TARGET (a frame end this handle committed) or DEADLINE passes;
- * the waiter leads the fdatasync itself once the flusher wrote TARGET
- * (S3). EVB_MSG_SYNC, evb_producer_sync() and evb_producer_wait_durable()
- * all come here, so how a producer gets to disk changes in this body
- * alone. 0, -ETIMEDOUT, or the flusher's (or our fdatasync's) error with
- * its text (sync_failed).
- */
-static int durable_wait(evb_producer *p, uint32_t part, uint64_t target, uint64_t deadline)
-{
-    /* One byte, so that a failure's detail is this wait's (sync_failed). */
-    evb_err_clear();
-    int rc = evb_wait_durable(&p->tm->rings[part], &p->sync[part], target, deadline,
-                              p->poke);
-    return rc ? sync_failed(p, part, rc) : 0;
-}
-
 /* Where a publish with EVB_MSG_SYNC stops waiting for disk: block_ms, as
  * for a full ring; with block_ms 0, no deadline of its own (a sync
- * publish is a wait for an fdatasync by definition), see sync_wait. */
+ * publish is a wait for an fdatasync by definition), see durable_wait. */
 #define SYNC_WHILE_RUNNING 0u
 /* How often such a wait looks whether the flusher is stopped. */
 #define SYNC_LOOK_NS (100ull * 1000 * 1000)
@@ -745,34 +727,41 @@ static uint64_t sync_deadline(const evb_producer *p)
 }
 
 /*
- * The wait of a publish with EVB_MSG_SYNC, per block_ms (sync_deadline).
- * With block_ms 0 it waits as long as the flusher works, but not for one
- * that is stopped: every SYNC_LOOK_NS without the event durable it
- * looks (/proc) whether the flusher or a leader is stopped, and ends with
- * -ETIMEDOUT if so. The event is published either way.
+ * The one place a producer waits for disk: until PART's durable position
+ * reaches TARGET (a frame end this handle committed) or DEADLINE passes;
+ * the waiter leads the fdatasync itself once the flusher wrote TARGET
+ * (S3). EVB_MSG_SYNC, evb_producer_sync() and evb_producer_wait_durable()
+ * all come here, so how a producer gets to disk changes in this body
+ * alone. DEADLINE SYNC_WHILE_RUNNING (a sync publish with block_ms 0):
+ * as long as the flusher works, but not for one that is stopped: every
+ * SYNC_LOOK_NS without TARGET durable it looks (/proc) whether the
+ * flusher or a leader is stopped, and ends with -ETIMEDOUT if so. 0,
+ * -ETIMEDOUT, or the flusher's (or our fdatasync's) error with its text
+ * (sync_failed). The event is published either way.
  */
-static int sync_wait(evb_producer *p, uint32_t part, uint64_t deadline)
+static int durable_wait(evb_producer *p, uint32_t part, uint64_t target, uint64_t deadline)
 {
-    if (deadline != SYNC_WHILE_RUNNING)
-        return durable_wait(p, part, p->end[part], deadline);
+    /* One byte, so that a failure's detail is this wait's (sync_failed). */
+    evb_err_clear();
+    bool while_running = deadline == SYNC_WHILE_RUNNING;
     const char *who;
     for (;;) {
-        int rc = evb_wait_durable(&p->tm->rings[part], &p->sync[part], p->end[part],
-                                  evb_mono_ns() + SYNC_LOOK_NS, p->poke);
-        if (rc != -ETIMEDOUT)
-            return rc ? sync_failed(p, part, rc) : 0;
-        if (stopped_holder(p, part, &who))
-            return sync_timed_out(p, part);
+        int rc = evb_wait_durable(&p->tm->rings[part], &p->sync[part], target,
+                                  while_running ? evb_mono_ns() + SYNC_LOOK_NS : deadline,
+                                  p->poke);
+        if (rc == -ETIMEDOUT && while_running && !stopped_holder(p, part, &who))
+            continue;
+        return rc ? sync_failed(p, part, rc) : 0;
     }
 }
 
-/* Every partition P published to, durable by DEADLINE (sync_wait's). */
+/* Every partition P published to, durable by DEADLINE (durable_wait's). */
 static int sync_all(evb_producer *p, uint64_t deadline)
 {
     for (uint32_t i = 0; i < p->tm->nparts; i++) {
         if (!p->end[i])
             continue;
-        int rc = sync_wait(p, i, deadline);
+        int rc = durable_wait(p, i, p->end[i], deadline);
         if (rc)
             return rc;
     }
@@ -912,7 +901,7 @@ static __attribute__((noinline)) int publish_full(evb_producer *p, const evb_msg
         evb_sync_enter(&p->tm->rings[part], &p->sync[part]);
     rc = publish_run(p, (uint32_t)part, m, 1, r);
     if (!rc && sync)
-        rc = sync_wait(p, (uint32_t)part, sync_deadline(p));
+        rc = durable_wait(p, (uint32_t)part, p->end[part], sync_deadline(p));
     if (sync)
         evb_sync_leave(&p->tm->rings[part], &p->sync[part]);
     return rc;

@@ -558,12 +558,16 @@ class Readers(BusCase):
 
 
 class DurableAcks(BusCase):
+    def _sync_topic(self, data, partitions):
+        # The bus again, over the data directory DATA, with a SYNC topic "d".
+        self.bus.close()
+        self.bus = evbus.Bus(self.path, data_dir=data)
+        self.bus.create_topic("d", partitions, ring_bytes=1 << 20, segment_bytes=1 << 20,
+                              durability="sync")
+
     def test_receipts_wait_and_poll(self):
         with tempfile.TemporaryDirectory(prefix="evbpytest-data-") as data:
-            self.bus.close()
-            self.bus = evbus.Bus(self.path, data_dir=data)
-            self.bus.create_topic("d", 2, ring_bytes=1 << 20, segment_bytes=1 << 20,
-                                  durability="sync")
+            self._sync_topic(data, 2)
             with self.bus.producer("d", partitioner="round_robin") as p:
                 rs = [p.publish_receipt(b"v%d" % i) for i in range(100)]
                 self.assertEqual({r.partition for r in rs}, {0, 1})
@@ -613,10 +617,7 @@ class DurableAcks(BusCase):
         # The same failure twice keeps its text twice; the next one its own
         # (the recheck of issue 13, N4: only the first carried it).
         with tempfile.TemporaryDirectory(prefix="evbpytest-data-") as data:
-            self.bus.close()
-            self.bus = evbus.Bus(self.path, data_dir=data)
-            self.bus.create_topic("d", 1, ring_bytes=1 << 20, segment_bytes=1 << 20,
-                                  durability="sync")
+            self._sync_topic(data, 1)
             with self.bus.producer("d") as p:
                 r = p.publish_receipt(b"v")
                 for forged in (r.incarnation ^ 1, r.incarnation ^ 1, r.incarnation ^ 2):
