@@ -683,9 +683,10 @@ void evb_ring_producer_count_wait(struct evb_ring_producer *p)
  * 0, or -ECANCELED when a pad won. A stale word that is already a commit
  * of this position means a padder beat us to it; losing to a DATA stamp
  * is a padder that finished our commit for us (X1). */
-static int stamp_cas(struct evb_frame *f1, const struct evb_ring_claim *c, uint64_t type)
+static int stamp_cas(const struct evb_ring *r, struct evb_frame *f1, struct evb_ring_claim *c,
+                     uint64_t type)
 {
-    uint64_t exp = c->stale_data;
+    uint64_t exp = evb_claim_stamp(r, c);
     /* R1: seq_cst CAS, also the first half of D1. A failed CAS reads the
      * winner's stamp only to compare it: relaxed. */
     if (!evb_stamp_is_committed(exp, c->data_pos) &&
@@ -698,9 +699,9 @@ static int stamp_cas(struct evb_frame *f1, const struct evb_ring_claim *c, uint6
 /* X1 (see the table): commit with a plain store unless a padder is at our
  * claim, in which case the stamp CAS decides. */
 static int commit_fenceless(struct evb_ring_producer *p, struct evb_frame *f1,
-                            const struct evb_ring_claim *c)
+                            struct evb_ring_claim *c)
 {
-    return evb_commit_plain(p, f1, c) ? 0 : stamp_cas(f1, c, EVB_STAMP_DATA);
+    return evb_commit_plain(p, f1, c) ? 0 : stamp_cas(p->r, f1, c, EVB_STAMP_DATA);
 }
 
 /* Finish a claim: the end pad, then stamp word TYPE on the first data frame. */
@@ -712,7 +713,7 @@ static int finish(struct evb_ring_producer *p, struct evb_ring_claim *c, uint64_
 
     if (c->pad)
         commit_end_pad(r, c);
-    int rc = fenceless ? commit_fenceless(p, f1, c) : stamp_cas(f1, c, type);
+    int rc = fenceless ? commit_fenceless(p, f1, c) : stamp_cas(r, f1, c, type);
     /* Statistic, relaxed: publishes nothing. Counted at once, before
      * anything that can make a syscall, so a process killed after its
      * abort's CAS has almost surely counted it (bus/stat.c). Commits are

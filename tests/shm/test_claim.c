@@ -395,7 +395,8 @@ Test(ring_claim, abort_pads_the_claim_and_counts_its_events)
 }
 
 /* A stale stamp from the previous lap is the CAS's expected value, not a
- * commit: the claim records it and the commit replaces it. */
+ * commit: the commit loads it (the claim does not: claim_inline.h) and
+ * replaces it. */
 Test(ring_claim, commit_replaces_a_stale_stamp_from_the_previous_lap)
 {
     struct evb_ring r;
@@ -409,9 +410,9 @@ Test(ring_claim, commit_replaces_a_stale_stamp_from_the_previous_lap)
     cr_assert_eq(evb_ring_producer_attach(&p, &r, 1), 0);
     cr_assert_eq(evb_ring_claim(&p, 64, 1, &c), 0);
     cr_expect_eq(c.data_pos, TR_CAP);
-    cr_expect_eq(c.stale_data, 0 | EVB_STAMP_DATA);
     tr_fill(&r, &c);
     cr_assert_eq(evb_ring_commit(&p, &c), 0);
+    cr_expect_eq(c.stale_data, 0 | EVB_STAMP_DATA);
     cr_expect_eq(tr_stamp_at(&r, TR_CAP), TR_CAP | EVB_STAMP_DATA);
     evb_ring_producer_detach(&p);
     evb_ring_close(&r);
@@ -427,8 +428,7 @@ Test(ring_claim, commit_sees_a_pad_written_before_its_claim_returned)
     tr_ring(&r, NULL);
     cr_assert_eq(evb_ring_producer_attach(&p, &r, 1), 0);
     cr_assert_eq(evb_ring_claim(&p, 64, 1, &c), 0);
-    c.stale_data = 0 | EVB_STAMP_PAD; /* as if loaded after a padder's CAS */
-    tr_stamp(&r, 0, 0 | EVB_STAMP_PAD);
+    tr_stamp(&r, 0, 0 | EVB_STAMP_PAD); /* a padder's CAS after our claim */
     tr_fill(&r, &c);
     cr_expect_eq(evb_ring_commit(&p, &c), -ECANCELED);
     cr_expect_eq(tr_stamp_at(&r, 0), 0 | EVB_STAMP_PAD);
