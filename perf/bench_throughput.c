@@ -73,6 +73,7 @@ typedef struct config {
     int json;
     int dedup;            /* --dedup: stable producer id, EVB_CONSUMER_DEDUP reader */
     int exclusive;        /* --exclusive: EVB_PRODUCER_EXCLUSIVE */
+    int read_next;        /* --read next: evb_consumer_next(-1) per event */
     const char *shm_dir;
 } config;
 
@@ -377,6 +378,15 @@ static int evb_consumer_main(const config *cf, size_t size, const char *bus_path
     cons_state s = { .size = size, .pattern_sum = pattern_sum, .warm = warmup_events(cf, size) };
     atomic_store_explicit(&c->cons_ready, 1, memory_order_release);
     int err = 0;
+    while (!s.done && cf->read_next) {
+        evb_event ev;
+        rc = evb_consumer_next(cons, &ev, -1);
+        if (rc < 0) {
+            err = bench_fail(c->cons_msg, "evb_consumer_next", rc);
+            break;
+        }
+        on_event(&ev, &s);
+    }
     while (!s.done) {
         rc = evb_consumer_poll(cons, on_event, &s, 256);
         if (rc < 0) {
@@ -523,6 +533,9 @@ static void usage(FILE *f)
             "  --json             also print one JSON line per result\n"
             "  --exclusive        evbus: the producer is the topic's only one\n"
             "                     (EVB_PRODUCER_EXCLUSIVE: no atomic RMW per claim)\n"
+            "  --read poll|next   evbus reader: evb_consumer_poll (max 256) in a loop that\n"
+            "                     pauses once when it returns 0 (default), or\n"
+            "                     evb_consumer_next(-1) per event (the library's own spin)\n"
             "  --dedup            evbus: the producer has a stable id and the consumer\n"
             "                     drops duplicates (EVB_CONSUMER_DEDUP); the filter's cost\n"
             "  --huge-pages       each evbus path also with its ring in huge pages, runs\n"
@@ -606,6 +619,7 @@ int main(int argc, char **argv)
         { "dedup", no_argument, 0, 'u' },
         { "huge-pages", no_argument, 0, 'H' },
         { "exclusive", no_argument, 0, 'X' },
+        { "read", required_argument, 0, 'N' },
         { "help", no_argument, 0, 'h' },
         { 0, 0, 0, 0 },
     };
@@ -638,6 +652,13 @@ int main(int argc, char **argv)
         case 'u': cf.dedup = 1; break;
         case 'H': huge = 1; break;
         case 'X': cf.exclusive = 1; break;
+        case 'N':
+            if (strcmp(optarg, "poll") && strcmp(optarg, "next")) {
+                fprintf(stderr, "bad --read %s (poll or next)\n", optarg);
+                return 2;
+            }
+            cf.read_next = !strcmp(optarg, "next");
+            break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
