@@ -81,11 +81,8 @@
  *       byte of its frames, and R2's stamps, before it), a compiler-only
  *       fence, then loads robbing; unless robbing names its claim it
  *       stores the stamp with release (pairs with A1). A padder stores
- *       robbing (evb_ring_rob_mark: never an older claim over a newer
- *       one, so a padder that slept cannot take back another's mark, and
- *       the owner needs no look at the stamp), runs the heavy fence
- *       (membarrier: a full barrier on the owner's CPU), then loads
- *       committing with acquire. One of the two
+ *       robbing, runs the heavy fence (membarrier: a full barrier on the
+ *       owner's CPU), then loads committing with acquire. One of the two
  *       sees the other (asymmetric Dekker). A padder that sees committing
  *       finishes the commit itself: its CAS writes the same DATA stamp
  *       (the frames are whole), so the owner's plain store cannot undo a
@@ -686,13 +683,10 @@ void evb_ring_producer_count_wait(struct evb_ring_producer *p)
  * 0, or -ECANCELED when a pad won. A stale word that is already a commit
  * of this position means a padder beat us to it; losing to a DATA stamp
  * is a padder that finished our commit for us (X1). */
-static int stamp_cas(struct evb_frame *f1, struct evb_ring_claim *c, uint64_t type)
+static int stamp_cas(const struct evb_ring *r, struct evb_frame *f1, struct evb_ring_claim *c,
+                     uint64_t type)
 {
-    /* Until now only a padder writes this word, and only with a stamp
-     * committed at our position: so it is the word of the lap before
-     * (what the CAS expects) or such a stamp (a padder came first).
-     * Relaxed: only compared; the CAS decides. */
-    uint64_t exp = c->stale_data = atomic_load_explicit(&f1->stamp, memory_order_relaxed);
+    uint64_t exp = evb_claim_stamp(r, c);
     /* R1: seq_cst CAS, also the first half of D1. A failed CAS reads the
      * winner's stamp only to compare it: relaxed. */
     if (!evb_stamp_is_committed(exp, c->data_pos) &&
@@ -707,7 +701,7 @@ static int stamp_cas(struct evb_frame *f1, struct evb_ring_claim *c, uint64_t ty
 static int commit_fenceless(struct evb_ring_producer *p, struct evb_frame *f1,
                             struct evb_ring_claim *c)
 {
-    return evb_commit_plain(p, f1, c) ? 0 : stamp_cas(f1, c, EVB_STAMP_DATA);
+    return evb_commit_plain(p, f1, c) ? 0 : stamp_cas(p->r, f1, c, EVB_STAMP_DATA);
 }
 
 /* Finish a claim: the end pad, then stamp word TYPE on the first data frame. */
@@ -719,7 +713,7 @@ static int finish(struct evb_ring_producer *p, struct evb_ring_claim *c, uint64_
 
     if (c->pad)
         commit_end_pad(r, c);
-    int rc = fenceless ? commit_fenceless(p, f1, c) : stamp_cas(f1, c, type);
+    int rc = fenceless ? commit_fenceless(p, f1, c) : stamp_cas(r, f1, c, type);
     /* Statistic, relaxed: publishes nothing. Counted at once, before
      * anything that can make a syscall, so a process killed after its
      * abort's CAS has almost surely counted it (bus/stat.c). Commits are

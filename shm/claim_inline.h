@@ -145,10 +145,10 @@ static inline bool evb_claim_take(struct evb_ring_producer *p, uint64_t pos, uin
      * pending, and a padder's value is caught at commit by the CAS. */
     c->stale_pad = pad ? atomic_load_explicit(&evb_ring_frame(r, pos)->stamp,
                                               memory_order_relaxed) : 0;
-    /* The data frame's stamp is not loaded here: a reader that has caught
-     * up polls that very word, and a load would fetch its line once for
-     * the load and again for our writes. A plain commit needs no load of
-     * it (X1); the stamp CAS loads it (stamp_cas, claim.c). */
+    /* The data frame's stamp is loaded at commit (evb_claim_stamp), not
+     * here: a reader that has caught up polls that very word, and a load
+     * now would fetch its line once for the load and again for our writes
+     * to it. */
     EVB_CRASH_POINT("claim.after_cas");
     return true;
 }
@@ -209,8 +209,24 @@ static inline void evb_claim_count(struct evb_producer_slot *s, const struct evb
  * no padder is at the claim (and none padded it already), store the stamp
  * plainly. True: committed. False: the stamp CAS must decide (claim.c).
  */
+/*
+ * The stamp word at claim C's first data frame, as commit sees it. Until
+ * commit only a padder writes that word, and only with a stamp committed
+ * at C's position: so it is either the word of the lap before (what the
+ * stamp CAS expects) or such a stamp (a padder was here first). Loaded
+ * after our own writes to the frame's line, it costs no line transfer of
+ * its own. Relaxed: the value is only compared; the CAS, or X1's robbing
+ * check, decides.
+ */
+static inline uint64_t evb_claim_stamp(const struct evb_ring *r, struct evb_ring_claim *c)
+{
+    c->stale_data = atomic_load_explicit(&evb_ring_frame(r, c->data_pos)->stamp,
+                                         memory_order_relaxed);
+    return c->stale_data;
+}
+
 static inline bool evb_commit_plain(struct evb_ring_producer *p, struct evb_frame *f1,
-                                    const struct evb_ring_claim *c)
+                                    struct evb_ring_claim *c)
 {
     struct evb_producer_slot *s = p->slot;
     /* X1: release, our frames before the word a padder finishes them by. */
@@ -219,12 +235,11 @@ static inline bool evb_commit_plain(struct evb_ring_producer *p, struct evb_fram
      * the compiler; the padder's heavy fence does the rest. */
     atomic_signal_fence(memory_order_seq_cst);
     EVB_CRASH_POINT("commit.decided");
-    /* Relaxed: X1 orders it (fence above, the padder's heavy fence).
-     * Every padder of our data frame names it here first, and marks never
-     * go back (evb_ring_rob_mark), so this word alone says whether one
-     * came: no load of the frame's line, which a caught-up reader polls,
-     * stands between our writes and the stamp. */
-    if (atomic_load_explicit(&s->robbing, memory_order_relaxed) == c->data_pos)
+    /* Relaxed: X1 orders it (fence above, the padder's heavy fence). A
+     * stamp found committed at our claim already (a pad) goes to the CAS
+     * too, which says -ECANCELED. */
+    if (atomic_load_explicit(&s->robbing, memory_order_relaxed) == c->data_pos ||
+        evb_stamp_is_committed(evb_claim_stamp(p->r, c), c->data_pos))
         return false;
     /* X1: release, pairs with the reader's A1 acquire of the stamp. */
     atomic_store_explicit(&f1->stamp, c->data_pos | EVB_STAMP_DATA, memory_order_release);

@@ -183,22 +183,6 @@ static int find_hole(struct evb_ring *r, uint64_t pos, uint64_t tpos, uint64_t t
     return found;
 }
 
-bool evb_ring_rob_mark(struct evb_producer_slot *s, uint64_t pos)
-{
-    /* Relaxed: X1, the padder's heavy fence orders the mark before its
-     * load of committing; the CAS only keeps marks from going back. */
-    uint64_t cur = atomic_load_explicit(&s->robbing, memory_order_relaxed);
-    while (cur != pos) {
-        if (cur != EVB_POS_NONE && cur > pos)
-            return false;
-        /* Relaxed, as the load above. */
-        if (atomic_compare_exchange_weak_explicit(&s->robbing, &cur, pos, memory_order_relaxed,
-                                                  memory_order_relaxed))
-            break;
-    }
-    return true;
-}
-
 /*
  * X1 (claim.c): is the hole H at POS a fenceless owner's claim whose
  * frames are whole and whose commit is decided? Then the stamp it is about
@@ -214,11 +198,9 @@ static int owner_committing(const struct hole *h, uint64_t pos, bool dead)
      * read_intent acquired. */
     if (atomic_load_explicit(&s->commit_mode, memory_order_relaxed) != EVB_COMMIT_FENCELESS)
         return 0;
-    /* A live owner whose slot names a later claim than POS has resolved
-     * POS (one claim at a time), or the word is damaged: either way only
-     * its own commit may settle what is there. */
-    if (!evb_ring_rob_mark(s, pos) && !dead)
-        return -1;
+    /* Relaxed: X1, the heavy fence below orders it before our load; a dead
+     * owner reads nothing. */
+    atomic_store_explicit(&s->robbing, pos, memory_order_relaxed);
     if (!dead && evb_fence_heavy() < 0)
         return -1;
     /* X1: acquire, pairs with the owner's release: its frames are whole. */

@@ -181,13 +181,6 @@ struct evb_ring_producer {
     uint64_t next_check;     /* mono ns: next liveness/reap pass */
 };
 
-/* X1 (claim.c): name the claim at POS in owner slot S's robbing word
- * before padding it. Marks only go forward: a padder that slept since it
- * looked at an older claim must not take back the mark of one that
- * padded the current one, which is all the owner's commit looks at.
- * False: S names a later claim already (nothing stored). */
-bool evb_ring_rob_mark(struct evb_producer_slot *s, uint64_t pos);
-
 struct evb_ring_claim {
     uint64_t pos;            /* claim start (end pad first when pad > 0) */
     uint64_t data_pos;       /* pos + pad: first data frame */
@@ -196,7 +189,7 @@ struct evb_ring_claim {
     uint32_t len;            /* aligned data bytes */
     uint32_t events;
     uint64_t stale_pad;      /* stamp word found at pos before we wrote it */
-    uint64_t stale_data;     /* stamp word at data_pos, as the stamp CAS found it */
+    uint64_t stale_data;     /* stamp word at data_pos, loaded at commit */
 };
 
 int evb_ring_producer_attach(struct evb_ring_producer *p, struct evb_ring *r,

@@ -238,8 +238,7 @@ struct evb_producer_slot {
                                     whose frames are all written, stored
                                     just before its plain stamp store */
     _Atomic uint64_t robbing;    /* 88: data position of a claim a padder
-                                    is about to pad (written by padders,
-                                    only ever forward: evb_ring_rob_mark) */
+                                    is about to pad (written by padders) */
     _Atomic uint32_t commit_mode; /* 96: EVB_COMMIT_*, set at attach */
     _Atomic uint32_t tail_moving; /* 100: 1 while the tail lease's holder is
                                      between its check of the lease and its

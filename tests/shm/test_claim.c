@@ -394,8 +394,9 @@ Test(ring_claim, abort_pads_the_claim_and_counts_its_events)
     evb_ring_close(&r);
 }
 
-/* A stale stamp from the previous lap is not a commit of ours: the
- * commit replaces it (a plain commit without looking at it, X1). */
+/* A stale stamp from the previous lap is the CAS's expected value, not a
+ * commit: the commit loads it (the claim does not: claim_inline.h) and
+ * replaces it. */
 Test(ring_claim, commit_replaces_a_stale_stamp_from_the_previous_lap)
 {
     struct evb_ring r;
@@ -411,14 +412,14 @@ Test(ring_claim, commit_replaces_a_stale_stamp_from_the_previous_lap)
     cr_expect_eq(c.data_pos, TR_CAP);
     tr_fill(&r, &c);
     cr_assert_eq(evb_ring_commit(&p, &c), 0);
+    cr_expect_eq(c.stale_data, 0 | EVB_STAMP_DATA);
     cr_expect_eq(tr_stamp_at(&r, TR_CAP), TR_CAP | EVB_STAMP_DATA);
     evb_ring_producer_detach(&p);
     evb_ring_close(&r);
 }
 
-/* The claimant finds its claim padded between claim and commit: the
- * padder named it in the slot first (X1, as every padder does), and the
- * stamp CAS then finds the pad. */
+/* The claimant itself finds the stamp already a commit of its position:
+ * someone padded it between claim and commit. */
 Test(ring_claim, commit_sees_a_pad_written_before_its_claim_returned)
 {
     struct evb_ring r;
@@ -427,8 +428,7 @@ Test(ring_claim, commit_sees_a_pad_written_before_its_claim_returned)
     tr_ring(&r, NULL);
     cr_assert_eq(evb_ring_producer_attach(&p, &r, 1), 0);
     cr_assert_eq(evb_ring_claim(&p, 64, 1, &c), 0);
-    cr_assert(evb_ring_rob_mark(p.slot, c.data_pos));
-    tr_stamp(&r, 0, 0 | EVB_STAMP_PAD); /* the padder's CAS */
+    tr_stamp(&r, 0, 0 | EVB_STAMP_PAD); /* a padder's CAS after our claim */
     tr_fill(&r, &c);
     cr_expect_eq(evb_ring_commit(&p, &c), -ECANCELED);
     cr_expect_eq(tr_stamp_at(&r, 0), 0 | EVB_STAMP_PAD);

@@ -10,7 +10,6 @@
 #include <pthread.h>
 #include <sched.h>
 
-#include "frame.h"
 #include "ring_helpers.h"
 #include "t_helpers.h"
 
@@ -544,59 +543,6 @@ static void decided_then_stopped(bool dead)
     evb_ring_reader_detach(&rd);
     if (!dead)
         evb_ring_producer_detach(&p);
-    evb_ring_close(&r);
-}
-
-/* Robbing marks only go forward (evb_ring_rob_mark): a padder that slept
- * since it looked at an owner's older claim cannot take back the mark of
- * the one that padded its current claim, so the owner's commit, which
- * looks at the mark alone, still learns it was padded. */
-Test(ring_pad, a_stale_padder_cannot_take_back_a_newer_mark)
-{
-    struct evb_ring r;
-    struct evb_ring_producer p;
-    struct evb_ring_claim c1, c2;
-    tr_ring(&r, NULL);
-    cr_assert_eq(evb_ring_producer_attach(&p, &r, 1), 0);
-    cr_assert(p.fenceless);
-    cr_assert_eq(evb_ring_claim(&p, 64, 1, &c1), 0);
-    tr_fill(&r, &c1);
-    cr_assert_eq(evb_ring_commit(&p, &c1), 0);
-    cr_assert_eq(evb_ring_claim(&p, 64, 1, &c2), 0);
-    tr_fill(&r, &c2);
-    /* A padder names c2 and pads it. */
-    cr_assert(evb_ring_rob_mark(p.slot, c2.data_pos));
-    tr_stamp(&r, c2.data_pos, c2.data_pos | EVB_STAMP_PAD);
-    /* One that looked at c1 long ago wakes and marks it. */
-    cr_expect_not(evb_ring_rob_mark(p.slot, c1.data_pos), "an older claim over a newer");
-    cr_expect_eq(TR_LD(p.slot->robbing), c2.data_pos);
-    cr_expect(evb_ring_rob_mark(p.slot, c2.data_pos), "the same claim again is fine");
-    cr_expect_eq(evb_ring_commit(&p, &c2), -ECANCELED, "the owner learns it was padded");
-    cr_expect_eq(tr_stamp_at(&r, c2.data_pos), c2.data_pos | EVB_STAMP_PAD, "the pad stands");
-    evb_ring_producer_detach(&p);
-    evb_ring_close(&r);
-}
-
-/* A live owner's slot that names a later claim than the stalled one (a
- * damaged word: one claim at a time, so no later one can exist) is not
- * robbed from here: the hole is explained, the stamp untouched. */
-Test(ring_pad, a_mark_past_the_claim_leaves_a_live_owner_alone)
-{
-    struct evb_ring r;
-    struct evb_ring_producer p;
-    struct evb_ring_claim c;
-    tr_ring(&r, NULL);
-    cr_assert_eq(evb_ring_producer_attach(&p, &r, 1), 0);
-    cr_assert(p.fenceless);
-    cr_assert_eq(evb_ring_claim(&p, 64, 1, &c), 0);
-    tr_fill(&r, &c);
-    TR_ST(p.slot->robbing, c.data_pos + (1u << 20));
-    r.stall_ns = 1000;
-    cr_expect_eq(evb_ring_unblock(&r, c.data_pos, 2000), 2);
-    cr_expect_not(evb_stamp_is_committed(tr_stamp_at(&r, c.data_pos), c.data_pos));
-    cr_expect_eq(TR_LD(r.hdr->padded_stalled), 0);
-    cr_expect_eq(evb_ring_commit(&p, &c), 0, "its own commit settles it");
-    evb_ring_producer_detach(&p);
     evb_ring_close(&r);
 }
 
