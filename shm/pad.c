@@ -29,8 +29,13 @@ struct hole {
     uint64_t end_offset;
     uint32_t events;
     bool data_part;     /* false: the end-of-ring pad in front of a claim */
-    uint64_t owner;
-    struct evb_producer_slot *slot;
+    /* Every slot whose pending intent names this claim, and its owner
+     * then. Usually one; more when a producer that lost the tail CAS here
+     * (its intent still naming the place) has not written its next
+     * intent, or died first: then the claim is the winner's, and only the
+     * slots together say who may be waited for and who must be told. */
+    uint64_t slots;     /* bit i: r->pslots[i] */
+    uint64_t owner[EVB_RING_PRODUCER_SLOTS];
     uint64_t intent_pos;
 };
 
@@ -149,8 +154,7 @@ static int find_hole(struct evb_ring *r, uint64_t pos, uint64_t tpos, uint64_t t
                                    (unsigned long long)in.pos, in.pad, in.len, in.events,
                                    (unsigned long long)pos);
         }
-        struct hole h = {.pos = pos, .owner = owner, .slot = s, .intent_pos = in.pos,
-                         .end = 0, .offset = 0, .events = 0};
+        struct hole h = {.pos = pos, .intent_pos = in.pos, .end = 0, .offset = 0, .events = 0};
         if (in.pad && pos == in.pos) {
             h.end = pos + in.pad;
             h.offset = h.end_offset = in.offset;
@@ -178,9 +182,24 @@ static int find_hole(struct evb_ring *r, uint64_t pos, uint64_t tpos, uint64_t t
             return 0;
         if (!found)
             *out = h;
+        out->slots |= 1ull << i;
+        out->owner[i] = owner;
         found = 1;
     }
     return found;
+}
+
+/* No owner of H can commit it: each is dead (and none is us). Reads /proc
+ * once per owner. */
+static bool hole_dead(const struct hole *h)
+{
+    for (uint32_t i = 0; i < EVB_RING_PRODUCER_SLOTS; i++) {
+        if (!(h->slots >> i & 1))
+            continue;
+        if ((h->owner[i] >> 32) == (evb_proc_self() >> 32) || evb_proc_alive(h->owner[i]))
+            return false;
+    }
+    return true;
 }
 
 /*
@@ -191,20 +210,34 @@ static int find_hole(struct evb_ring *r, uint64_t pos, uint64_t tpos, uint64_t t
  * -1 the heavy fence is unavailable, so a live owner cannot be robbed
  * safely from here.
  */
-static int owner_committing(const struct hole *h, uint64_t pos, bool dead)
+static int owner_committing(struct evb_ring *r, const struct hole *h, uint64_t pos, bool dead)
 {
-    struct evb_producer_slot *s = h->slot;
-    /* Relaxed: set at attach, before the intent whose I1 release
-     * read_intent acquired. */
-    if (atomic_load_explicit(&s->commit_mode, memory_order_relaxed) != EVB_COMMIT_FENCELESS)
+    /* Which of the slots naming the claim is its owner we cannot tell (a
+     * CAS loser's intent looks the same): every fenceless one is told. */
+    uint64_t told = 0;
+    for (uint32_t i = 0; i < EVB_RING_PRODUCER_SLOTS; i++) {
+        struct evb_producer_slot *s = &r->pslots[i];
+        /* Relaxed: set at attach, before the intent whose I1 release
+         * read_intent acquired. */
+        if (!(h->slots >> i & 1) ||
+            atomic_load_explicit(&s->commit_mode, memory_order_relaxed) != EVB_COMMIT_FENCELESS)
+            continue;
+        /* Relaxed: X1, the heavy fence below orders it before our load; a
+         * dead owner reads nothing. */
+        atomic_store_explicit(&s->robbing, pos, memory_order_relaxed);
+        told |= 1ull << i;
+    }
+    if (!told)
         return 0;
-    /* Relaxed: X1, the heavy fence below orders it before our load; a dead
-     * owner reads nothing. */
-    atomic_store_explicit(&s->robbing, pos, memory_order_relaxed);
     if (!dead && evb_fence_heavy() < 0)
         return -1;
-    /* X1: acquire, pairs with the owner's release: its frames are whole. */
-    return atomic_load_explicit(&s->committing, memory_order_acquire) == pos;
+    for (uint32_t i = 0; i < EVB_RING_PRODUCER_SLOTS; i++)
+        /* X1: acquire, pairs with the owner's release: its frames are
+         * whole. */
+        if (told >> i & 1 &&
+            atomic_load_explicit(&r->pslots[i].committing, memory_order_acquire) == pos)
+            return 1;
+    return 0;
 }
 
 int evb_ring_unblock(struct evb_ring *r, uint64_t pos, uint64_t waited_ns)
@@ -223,7 +256,7 @@ int evb_ring_unblock(struct evb_ring *r, uint64_t pos, uint64_t waited_ns)
     int found = find_hole(r, pos, tpos, toff, &h);
     if (found <= 0)
         return found;
-    bool dead = (h.owner >> 32) != (evb_proc_self() >> 32) && !evb_proc_alive(h.owner);
+    bool dead = hole_dead(&h);
     if (!dead && waited_ns < r->stall_ns)
         return 0;
     /* A read-only mapping: a claim explains the hole, but someone who may
@@ -246,7 +279,7 @@ int evb_ring_unblock(struct evb_ring *r, uint64_t pos, uint64_t waited_ns)
         return 1;
     if (atomic_load_explicit(&r->hdr->tail.pos, memory_order_acquire) - pos > r->capacity)
         return 0;
-    int finishing = h.data_part ? owner_committing(&h, pos, dead) : 0;
+    int finishing = h.data_part ? owner_committing(r, &h, pos, dead) : 0;
     if (finishing < 0)
         return 2; /* explained, but only the owner's own commit may resolve it */
     uint64_t type = finishing ? EVB_STAMP_DATA : EVB_STAMP_PAD;
@@ -267,17 +300,19 @@ int evb_ring_unblock(struct evb_ring *r, uint64_t pos, uint64_t waited_ns)
         atomic_fetch_add_explicit(dead ? &r->hdr->padded_dead : &r->hdr->padded_stalled,
                                   h.events ? 1 : 0, memory_order_relaxed);
     }
-    if (dead && h.data_part) {
-        /* The dead claimant can make no further claim: free its slot.
-         * P2: its claim is resolved (our CAS above). A failed CAS (a new
+    for (uint32_t i = 0; dead && h.data_part && i < EVB_RING_PRODUCER_SLOTS; i++) {
+        if (!(h.slots >> i & 1))
+            continue;
+        /* The dead claimants can make no further claim: free their slots.
+         * P2: the claim is resolved (our CAS above). A failed CAS (a new
          * owner or another padder got there) reads nothing: relaxed. */
+        struct evb_producer_slot *s = &r->pslots[i];
         uint64_t exp = h.intent_pos;
-        atomic_compare_exchange_strong_explicit(&h.slot->pending, &exp, EVB_POS_NONE,
+        atomic_compare_exchange_strong_explicit(&s->pending, &exp, EVB_POS_NONE,
                                                 memory_order_acq_rel, memory_order_relaxed);
-        uint64_t o = h.owner;
+        uint64_t o = h.owner[i];
         /* P1: free the lease after clearing pending; relaxed on failure. */
-        if (atomic_compare_exchange_strong_explicit(&h.slot->owner, &o, 0,
-                                                    memory_order_acq_rel,
+        if (atomic_compare_exchange_strong_explicit(&s->owner, &o, 0, memory_order_acq_rel,
                                                     memory_order_relaxed))
             retire(r);
     }

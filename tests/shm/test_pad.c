@@ -10,6 +10,7 @@
 #include <pthread.h>
 #include <sched.h>
 
+#include "frame.h"
 #include "ring_helpers.h"
 #include "t_helpers.h"
 
@@ -543,6 +544,68 @@ static void decided_then_stopped(bool dead)
     evb_ring_reader_detach(&rd);
     if (!dead)
         evb_ring_producer_detach(&p);
+    evb_ring_close(&r);
+}
+
+/* A producer that lost the tail CAS at a position keeps an intent naming
+ * it until its next one; dead there, its slot and the winner's both name
+ * the claim. The dead loser must not make the live winner's claim look
+ * dead (padded at once, unstalled), and the winner must be told: padded
+ * only once it stalled, its commit then -ECANCELED, the pad standing.
+ * (Before, the loser's slot alone was marked, and the winner's plain
+ * commit could store DATA over a pad a reader had already skipped.) */
+Test(ring_pad, a_dead_cas_losers_intent_does_not_hide_the_live_winner)
+{
+    struct evb_ring r;
+    struct evb_ring_producer p;
+    struct evb_ring_claim c;
+    struct evb_ring_reader rd;
+    struct evb_frame_view v;
+    tr_ring(&r, NULL);
+    cr_assert_eq(evb_ring_reader_attach(&rd, &r, EVB_SLOT_LOSSLESS, "", EVB_POS_NONE, 0), 0);
+    tr_intent(&r, 0, tr_owner_dead(), 0, 0, 0, 64, 1); /* the loser, dead after its lost CAS */
+    cr_assert_eq(evb_ring_producer_attach(&p, &r, 1), 0);
+    cr_assert(p.fenceless);
+    cr_assert_eq(p.slot_idx, 1);
+    cr_assert_eq(evb_ring_claim(&p, 64, 1, &c), 0);
+    cr_assert_eq(c.data_pos, 0);
+    tr_fill(&r, &c);
+    r.stall_ns = 1000000;
+    cr_expect_eq(evb_ring_unblock(&r, 0, 1), 0, "a live claimant is waited for");
+    cr_expect_not(evb_stamp_is_committed(tr_stamp_at(&r, 0), 0));
+    cr_expect_eq(evb_ring_unblock(&r, 0, r.stall_ns), 1, "stalled: padded");
+    cr_expect_eq(tr_stamp_at(&r, 0), 0 | EVB_STAMP_PAD);
+    cr_expect_eq(TR_LD(p.slot->robbing), 0, "the winner was told");
+    cr_expect_eq(TR_LD(r.hdr->padded_stalled), 1, "counted as a stall, not a death");
+    cr_expect_eq(TR_LD(r.hdr->padded_dead), 0);
+    cr_expect_eq(evb_ring_commit(&p, &c), -ECANCELED, "the winner learns it was padded");
+    cr_expect_eq(tr_stamp_at(&r, 0), 0 | EVB_STAMP_PAD, "the pad stands");
+    cr_expect_eq(evb_ring_read(&rd, &v), -EAGAIN, "the pad is skipped, nothing delivered");
+    evb_ring_reader_detach(&rd);
+    evb_ring_producer_detach(&p);
+    evb_ring_close(&r);
+}
+
+/* The same two slots, the winner's commit decided (committing stored, its
+ * frames whole) when it stalled: finished with DATA, not padded. */
+Test(ring_pad, a_dead_cas_losers_intent_does_not_hide_a_decided_commit)
+{
+    struct evb_ring r;
+    struct evb_ring_producer p;
+    struct evb_ring_claim c;
+    tr_ring(&r, NULL);
+    tr_intent(&r, 0, tr_owner_dead(), 0, 0, 0, 64, 1);
+    cr_assert_eq(evb_ring_producer_attach(&p, &r, 1), 0);
+    cr_assert(p.fenceless);
+    cr_assert_eq(evb_ring_claim(&p, 64, 1, &c), 0);
+    tr_fill(&r, &c);
+    TR_ST(p.slot->committing, c.data_pos);
+    r.stall_ns = 1000;
+    cr_expect_eq(evb_ring_unblock(&r, 0, 2000), 1);
+    cr_expect_eq(tr_stamp_at(&r, 0), 0 | EVB_STAMP_DATA, "finished, not padded");
+    cr_expect_eq(TR_LD(r.hdr->padded_stalled) + TR_LD(r.hdr->padded_dead), 0);
+    cr_expect_eq(evb_ring_commit(&p, &c), 0, "its commit stands");
+    evb_ring_producer_detach(&p);
     evb_ring_close(&r);
 }
 
