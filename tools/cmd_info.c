@@ -33,6 +33,11 @@ static const char info_usage[] =
     "last rebuild from disk found damage and kept it (list marks it damaged\n"
     "too): that one is shown in full, then the reason.\n"
     "\n"
+    "The exit status is 1 too when a partition's last flush failed (flush\n"
+    "error not none: a full or removed data directory, a segment replaced\n"
+    "under the flusher): nothing published since becomes durable until a\n"
+    "flusher succeeds again, and stderr names the partition and the error.\n"
+    "\n"
     "  --verify         durable topics: walk every segment file now, read\n"
     "                   only, checking every frame as a reader does, and\n"
     "                   report each partition's damaged ranges; exit 1 when\n"
@@ -521,6 +526,25 @@ static int info_damage_status(cli *c, const char *topic)
     return 0;
 }
 
+/* A partition whose last flush failed is not durable from there on: a
+ * check run from cron must not take it for healthy. 1 (said on stderr,
+ * each partition) or 0. */
+static int info_flush_status(const struct evb_topic_info *ti, const struct evb_partition_stat *ps,
+                             const evb_damage *dmg)
+{
+    int rc = 0;
+    for (uint32_t p = 0; p < info_parts(ti); p++) {
+        if (!ps[p].flush_error)
+            continue;
+        fprintf(stderr, "evbus info: topic %s partition %u: the last flush failed (%s); "
+                "nothing published since becomes durable until a flusher succeeds\n",
+                ti->name, p,
+                dmg[p].flush_error[0] ? dmg[p].flush_error : evb_strerror(ps[p].flush_error));
+        rc = 1;
+    }
+    return rc;
+}
+
 enum { OPT_VERIFY = CLI_OPT_FIRST };
 
 /* Parse info's options; *VERIFY set by --verify. Returns 0 or an exit code. */
@@ -569,6 +593,8 @@ int cmd_info(int argc, char **argv)
     }
     if (rc == 0)
         rc = info_damage_status(&c, ti.name);
+    if (rc == 0)
+        rc = info_flush_status(&ti, ps, dmg);
     /* The text and the JSON warned on stderr about a bad mark (--verify
      * reports the walk only): a caller must not take that for fine. */
     for (uint32_t p = 0; rc == 0 && !verify && p < info_parts(&ti); p++)

@@ -43,6 +43,9 @@ for dur in sync async; do
     timed_drun 30 pub f one-more
     check "a later pub into the full ring: exit 1" rc_is 1
     check "a later pub: one line" err_one_line
+    drun info f
+    check "info while the last flush failed: exit 1" rc_is 1
+    check "info names the failed flush" err_has "partition 0: the last flush failed"
     # Room again: the flusher retries by itself, about once a second.
     mount -o remount,size=16m tmpfs "$DATA"
     ok=0
@@ -53,6 +56,7 @@ for dur in sync async; do
     done
     check "pub works once the disk has room" eval '((ok))'
     drun info f --json
+    check "info once a flush succeeded again: exit 0" rc_is 0
     tail_off=$(json_field 'o["partitions"][0]["tail_offset"]' 2>/dev/null || echo 0)
     reboot
     drun tail f --from earliest --count "$tail_off"
