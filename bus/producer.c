@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <sched.h>
 #include <time.h>
 #include <unistd.h>
@@ -41,9 +42,67 @@ struct evb_producer {
     struct evb_pstate ps;      /* stable id: its state file (map NULL otherwise) */
     uint32_t fork_gen;         /* evb_proc_fork_gen() at open: else a forked copy */
     int opener;                /* the pid that opened it, for the message */
+    evb_producer *next;        /* in open_list */
 };
 
 static struct evb_ring_producer *ring_producer(evb_producer *p, uint32_t part, int *rc);
+
+/*
+ * Every producer handle of this process, so that a forked child can take
+ * the claims open at the fork out of its copies: such a claim is the
+ * parent's, which may still be writing its frame, and a commit in the
+ * child would make it readable half written (an abort would pad it under
+ * the parent). Closed in the child (claim_open false), evb_commit and
+ * evb_abort there fall into their "no claim open" branch, which names the
+ * fork (no_claim): the commit's fast path pays no fork check of its own.
+ * Claims, publishes and batches are refused by ring_producer's check.
+ */
+static pthread_mutex_t open_mu = PTHREAD_MUTEX_INITIALIZER;
+static evb_producer *open_list;
+
+static void open_fork_prepare(void)
+{
+    pthread_mutex_lock(&open_mu);
+}
+
+static void open_fork_parent(void)
+{
+    pthread_mutex_unlock(&open_mu);
+}
+
+/* The child has one thread: no handle is in use while this runs. The
+ * copies stay listed, as the child may close them (and fork again). */
+static void open_fork_child(void)
+{
+    for (evb_producer *p = open_list; p; p = p->next)
+        p->claim_open = false;
+    pthread_mutex_unlock(&open_mu);
+}
+
+__attribute__((constructor)) static void open_atfork(void)
+{
+    pthread_atfork(open_fork_prepare, open_fork_parent, open_fork_child);
+}
+
+static void open_link(evb_producer *p)
+{
+    pthread_mutex_lock(&open_mu);
+    p->next = open_list;
+    open_list = p;
+    pthread_mutex_unlock(&open_mu);
+}
+
+static void open_unlink(evb_producer *p)
+{
+    pthread_mutex_lock(&open_mu);
+    for (evb_producer **pp = &open_list; *pp; pp = &(*pp)->next) {
+        if (*pp == p) {
+            *pp = p->next;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&open_mu);
+}
 
 EVB_EXPORT int evb_producer_open(evb_producer **out, evb_bus *bus, const char *topic,
                                  const evb_producer_options *opts)
@@ -69,12 +128,14 @@ EVB_EXPORT int evb_producer_open(evb_producer **out, evb_bus *bus, const char *t
     p->ps.fd = -1;
     p->fork_gen = evb_proc_fork_gen();
     p->opener = (int)getpid();
+    open_link(p);
     int rc = evb_topic_map_open(bus, topic, &p->tm);
     if (!rc && p->tm->readonly) {
         rc = evb_err_set(-EACCES, "topic %s: you may read it, not publish to it", topic);
         evb_topic_map_close(p->tm);
     }
     if (rc) {
+        open_unlink(p);
         free(p);
         return rc;
     }
@@ -165,6 +226,7 @@ EVB_EXPORT void evb_producer_close(evb_producer *p)
     free(p->durable_seen);
     evb_pstate_close(&p->ps);
     evb_topic_map_close(p->tm);
+    open_unlink(p);
     free(p);
 }
 
@@ -246,6 +308,16 @@ static __attribute__((cold, noinline)) int forked_copy(const evb_producer *p)
     return evb_err_set(-EBUSY, "topic %s: this producer handle belongs to process %d, which "
                        "opened it; this process (%d) is a child forked since: open a "
                        "producer of its own", p->tm->name, p->opener, (int)getpid());
+}
+
+/* A commit, abort or retype with no claim open: -EINVAL, unless P is a
+ * forked copy, whose claim the child's atfork handler took away (a claim
+ * open at the fork is the parent's, see open_list). */
+static __attribute__((cold, noinline)) int no_claim(const evb_producer *p)
+{
+    if (p && p->fork_gen != evb_proc_fork_gen())
+        return forked_copy(p);
+    return -EINVAL;
 }
 
 static struct evb_ring_producer *ring_producer(evb_producer *p, uint32_t part, int *rc)
@@ -474,7 +546,7 @@ EVB_EXPORT int evb_claim(evb_producer *p, int32_t partition, const void *key,
 int evb_claim_set_type(evb_producer *p, uint16_t type)
 {
     if (!p || !p->claim_open)
-        return -EINVAL;
+        return no_claim(p);
     /* Ours until the commit, which computes a durable frame's checksum
      * after this. */
     evb_ring_frame(p->rp[p->claim_part].r, p->claim.data_pos)->type = type;
@@ -493,7 +565,7 @@ static void seal(const evb_producer *p, struct evb_frame *f)
 static inline __attribute__((always_inline)) int commit(evb_producer *p, evb_receipt *r)
 {
     if (!p || !p->claim_open)
-        return -EINVAL;
+        return no_claim(p);
     p->claim_open = false;
     struct evb_ring_claim *rc_ = &p->claim;
     struct evb_ring_producer *rp = &p->rp[p->claim_part];
@@ -528,7 +600,7 @@ EVB_EXPORT int evb_abort(evb_producer *p, struct evb_claim *c)
 {
     (void)c;
     if (!p || !p->claim_open)
-        return -EINVAL;
+        return no_claim(p);
     p->claim_open = false;
     /* The sequence number was not used by a published event: give it back
      * so per-producer sequences stay gap-free for consumers. */
@@ -772,6 +844,10 @@ EVB_EXPORT int evb_producer_sync(evb_producer *p, int32_t timeout_ms)
 {
     if (!p)
         return -EINVAL;
+    /* A forked copy would count itself in the parent's rings' waiters
+     * and could lead their fdatasync, for events it did not publish. */
+    if (p->fork_gen != evb_proc_fork_gen())
+        return forked_copy(p);
     if (!p->durable)
         return 0;
     return sync_all(p, deadline_of(timeout_ms)); /* never SYNC_WHILE_RUNNING */
@@ -827,6 +903,8 @@ EVB_EXPORT int evb_producer_wait_durable(evb_producer *p, const evb_receipt *r,
 {
     if (!p || !r)
         return -EINVAL;
+    if (p->fork_gen != evb_proc_fork_gen())
+        return forked_copy(p); /* as in evb_producer_sync() */
     int rc = receipt_bad(p, r);
     if (!rc)
         rc = target_bad(p, r->partition, r->end_position);

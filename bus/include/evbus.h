@@ -69,14 +69,19 @@
  * Fork. Handles belong to the process that opened them: a child made by
  * fork() opens its own (a bus handle included) and leaves its parent's
  * alone, as with LMDB. A producer handle used in such a child refuses
- * evb_publish, evb_publish_batch and evb_claim with -EBUSY (its ring slots,
- * an exclusive producer's tail, its sequences and a stable id's state are
- * the parent's, which may publish on with them), checked by one compare
- * per call, before anything is written; evb_producer_close() of it there
- * frees only the child's memory. A claim open at the fork is the
- * parent's: the child must not commit or abort it. The check hangs on
- * pthread_atfork(), so a child made by clone() or vfork() without those
- * handlers must exec before it uses evbus at all. Consumer handles are not
+ * evb_publish, evb_publish_batch, evb_claim (and their receipt forms),
+ * evb_producer_sync and evb_producer_wait_durable with -EBUSY (its ring
+ * slots, an exclusive producer's tail, its sequences and a stable id's
+ * state are the parent's, which may publish on with them), before
+ * anything is written; evb_producer_close() of it there frees only the
+ * child's memory. A claim open at the fork is the parent's, which may
+ * still be writing its event: in the child, evb_commit and evb_abort of it
+ * are refused with -EBUSY too, and readers wait at it until the parent
+ * commits or aborts it. evb_producer_last_seq and
+ * evb_producer_durable_position only read, and still answer there. The
+ * checks hang on pthread_atfork(), so a child made by clone() or vfork()
+ * without those handlers must exec before it uses evbus at all. Consumer
+ * handles are not
  * checked on reads: the child must not read through them; closing one
  * there (evb_consumer_close) gives back nothing of the parent's (its reader
  * slots, group membership and consumer name stay the parent's).
@@ -990,8 +995,10 @@ int evb_publish_batch(evb_producer *p, const evb_msg *msgs, size_t n);
 int evb_claim(evb_producer *p, int32_t partition, const void *key, uint32_t key_len,
               uint32_t value_len, struct evb_claim *c);
 
-/** Publish a claimed event. Returns 0, or -ECANCELED when the claim was
- *  padded because this producer stalled past stall_ms (not published). */
+/** Publish a claimed event. Returns 0, -ECANCELED when the claim was
+ *  padded because this producer stalled past stall_ms (not published),
+ *  -EINVAL when no claim is open, or -EBUSY in a child forked since P's
+ *  open (the claim is the parent's; see Fork at the top). */
 int evb_commit(evb_producer *p, struct evb_claim *c);
 
 /** evb_commit(), and on success fill *R with the event's receipt (its
@@ -1002,8 +1009,9 @@ int evb_commit(evb_producer *p, struct evb_claim *c);
  *  evb_abort() it: until then readers wait at it). */
 int evb_commit_receipt(evb_producer *p, struct evb_claim *c, evb_receipt *r);
 
-/** Give a claim up: readers skip it and count it aborted. Returns 0 or
- *  -ECANCELED (already padded). */
+/** Give a claim up: readers skip it and count it aborted. Returns 0,
+ *  -ECANCELED (already padded), -EINVAL (no claim open) or -EBUSY (in a
+ *  child forked since P's open, as evb_commit()). */
 int evb_abort(evb_producer *p, struct evb_claim *c);
 
 /**
@@ -1015,7 +1023,8 @@ int evb_abort(evb_producer *p, struct evb_claim *c);
  * Returns 0, -ETIMEDOUT, or the error that stopped the partition's
  * flusher: the write's or fdatasync's (-EIO, -ENOSPC, ...), or -EBADMSG
  * when it met a corrupt committed frame (flushing of that partition stops
- * there; `evbus stat` shows it as flush_error).
+ * there; `evbus stat` shows it as flush_error); -EBUSY in a child forked
+ * since P's open, durable topic or not (see Fork at the top).
  */
 int evb_producer_sync(evb_producer *p, int32_t timeout_ms);
 
@@ -1095,7 +1104,8 @@ int evb_publish_batch_receipts(evb_producer *p, const evb_msg *msgs, size_t n,
  * a new handle has published (-EINVAL): poll
  * evb_producer_durable_position() for those.
  * Blocking: yes, per TIMEOUT_MS (a futex sleep). Thread-safety: as P.
- * Returns 0 (durable), -ETIMEDOUT, -EINVAL (NULL P or R, no such
+ * Returns 0 (durable), -ETIMEDOUT, -EBUSY (in a child forked since P's
+ * open, see Fork at the top), -EINVAL (NULL P or R, no such
  * partition, a target past P's commits, incarnation 0: not filled),
  * -ESTALE (a receipt of an earlier incarnation of the ring), -EBADMSG
  * (the partition's durable word does not fit its ring: damage, never

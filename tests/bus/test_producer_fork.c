@@ -4,7 +4,9 @@
  * -EBUSY before anything shared is written, its close frees only its own
  * memory, and the parent publishes on as if the child had never been:
  * an exclusive producer's tail, a shared one's slot, a stable id's
- * sequences and state file stay the parent's.
+ * sequences and state file stay the parent's. A claim open at the fork
+ * is the parent's too: the child can neither commit, abort nor retype it,
+ * nor wait through the handle for disk.
  */
 #include <criterion/criterion.h>
 #include <string.h>
@@ -19,7 +21,7 @@ static evb_bus *bus;
 
 static void setup(void)
 {
-    evb_bus_options bo = {.dead_ms = 100, .stall_ms = 400};
+    evb_bus_options bo = {.dead_ms = 100, .stall_ms = 400, .data_dir = t_data_dir()};
     cr_assert_eq(evb_bus_open(&bus, t_bus_dir(), &bo), 0, "%s", evb_last_error());
     evb_topic_config tc = {.partitions = 2, .ring_bytes = 1 << 20, .max_event_bytes = 256};
     cr_assert_eq(evb_topic_create(bus, "f", &tc), 0, "%s", evb_last_error());
@@ -194,4 +196,119 @@ Test(producer_fork, child_publishes_through_a_handle_of_its_own)
     cr_assert_eq(publish(p, 1, 0), 0, "the parent's handle still works");
     evb_producer_close(p);
     expect_only_parents(3);
+}
+
+/* The parent's handle P with its claim CL open, and the receipt R of an
+ * event P published before it. */
+struct open_claim {
+    evb_producer *p;
+    struct evb_claim cl;
+    evb_receipt r;
+};
+
+/* In the child: every call through the parent's handle that would write
+ * to the ring or wait on it is refused with -EBUSY, the claim open at the
+ * fork included (committing it would stamp a frame the parent is still
+ * writing; aborting it would pad it under the parent). A bit per call
+ * that was not refused so (2 commit, 4 commit with receipt, 8 abort, 16
+ * claim, 32 publish, 64 the waits for disk), 0 when all were. */
+static int child_finds_claim_open(void *arg)
+{
+    struct open_claim *oc = arg;
+    evb_producer *p = oc->p;
+    int bad = 0;
+    if (evb_commit(p, &oc->cl) != -EBUSY || !strstr(evb_last_error(), "forked"))
+        bad |= 2;
+    evb_receipt r;
+    if (evb_commit_receipt(p, &oc->cl, &r) != -EBUSY)
+        bad |= 4;
+    if (evb_abort(p, &oc->cl) != -EBUSY)
+        bad |= 8;
+    struct evb_claim c;
+    if (evb_claim(p, 1, NULL, 0, VLEN, &c) != -EBUSY)
+        bad |= 16;
+    if (publish(p, 1000, 1) != -EBUSY)
+        bad |= 32;
+    if (evb_producer_sync(p, 0) != -EBUSY || evb_producer_wait_durable(p, &oc->r, 0) != -EBUSY)
+        bad |= 64;
+    evb_producer_close(p);
+    return bad;
+}
+
+/* Read C on until nothing more is committed: each event intact, from the
+ * parent (partition 0, the next of *NEXT); the count. */
+static uint64_t read_parents(evb_consumer *c, uint64_t *next)
+{
+    uint64_t got = 0;
+    evb_event ev;
+    while (evb_consumer_next(c, &ev, 0) == 0) {
+        uint32_t who;
+        uint64_t seq;
+        cr_assert(t_value_check(ev.value, ev.value_len, &who, &seq), "offset %llu torn",
+                  (unsigned long long)ev.offset);
+        cr_expect_eq(ev.partition, 0, "an event in partition %u", ev.partition);
+        cr_expect_eq(seq, *next, "seq %llu, due %llu", (unsigned long long)seq,
+                     (unsigned long long)*next);
+        *next = seq + 1;
+        got++;
+    }
+    return got;
+}
+
+/* A producer of TOPIC (FLAGS) forks with a claim open: the child's calls
+ * all fail, the claim stays open to readers until the parent commits it,
+ * and the parent goes on as if there had been no child. */
+static void claim_open_at_fork(const char *topic, uint32_t flags)
+{
+    evb_producer *p;
+    evb_producer_options po = {.flags = flags};
+    cr_assert_eq(evb_producer_open(&p, bus, topic, &po), 0, "%s", evb_last_error());
+    evb_consumer *c;
+    evb_consumer_options co = {.kind = EVB_SUBSCRIBER_LOSSLESS, .start = EVB_START_EARLIEST};
+    cr_assert_eq(evb_consumer_open(&c, bus, topic, &co), 0, "%s", evb_last_error());
+    for (uint64_t i = 0; i < 5; i++)
+        cr_assert_eq(publish(p, i, 0), 0, "%s", evb_last_error());
+    struct open_claim oc = {.p = p};
+    uint8_t v[VLEN];
+    t_value_fill(v, VLEN, 0, 5);
+    evb_msg m = {.value = v, .value_len = VLEN, .partition = 0};
+    cr_assert_eq(evb_publish_receipt(p, &m, &oc.r), 0, "%s", evb_last_error());
+    /* Claimed, value not written yet: the child must not make it readable. */
+    cr_assert_eq(evb_claim(p, 0, NULL, 0, VLEN, &oc.cl), 0, "%s", evb_last_error());
+    int bad = t_wait_exit(t_spawn(child_finds_claim_open, &oc), 10000);
+    cr_expect_eq(bad, 0, "the child's calls not refused: %d", bad);
+    uint64_t next = 0;
+    cr_expect_eq(read_parents(c, &next), 6, "the claim is still open");
+    t_value_fill(oc.cl.value, VLEN, 0, 6);
+    cr_assert_eq(evb_commit(p, &oc.cl), 0, "%s", evb_last_error());
+    for (uint64_t i = 7; i < 10; i++)
+        cr_assert_eq(publish(p, i, 0), 0, "%s", evb_last_error());
+    cr_expect_eq(read_parents(c, &next), 4);
+    cr_expect_eq(next, 10);
+    cr_expect_eq(evb_producer_sync(p, 10000), 0, "%s", evb_last_error());
+    struct evb_partition_stat st;
+    cr_assert_eq(evb_partition_stat(bus, topic, 1, &st), 0);
+    cr_expect_eq(st.tail_offset, 0, "the child published nothing");
+    evb_consumer_close(c);
+    evb_producer_close(p);
+}
+
+Test(producer_fork, claim_open_at_fork_is_the_parents_exclusive)
+{
+    claim_open_at_fork("f", EVB_PRODUCER_EXCLUSIVE);
+}
+
+Test(producer_fork, claim_open_at_fork_is_the_parents_shared)
+{
+    claim_open_at_fork("f", 0);
+}
+
+/* On a durable topic the child's sync waits are refused too: they count
+ * themselves in the ring's header and may lead its fdatasync. */
+Test(producer_fork, claim_open_at_fork_is_the_parents_durable)
+{
+    evb_topic_config tc = {.partitions = 2, .ring_bytes = 1 << 20, .max_event_bytes = 256,
+                           .durability = EVB_DURABILITY_SYNC};
+    cr_assert_eq(evb_topic_create(bus, "d", &tc), 0, "%s", evb_last_error());
+    claim_open_at_fork("d", EVB_PRODUCER_EXCLUSIVE);
 }
