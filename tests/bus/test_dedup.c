@@ -302,6 +302,46 @@ Test(dedup, named_consumer_keeps_its_table_on_a_durable_topic)
     named_restart(EVB_DURABILITY_ASYNC);
 }
 
+/* A named consumer's table file has no lock of its own: the cursor file's
+ * owner decides who may write it. So a second handle of the name in this
+ * process, on another bus handle even, is refused before it loads or
+ * saves a table, on a durable topic too (cursor and table in the data
+ * directory), and the first handle's table keeps dropping copies. */
+Test(dedup, a_second_handle_of_a_name_in_this_process_is_refused)
+{
+    create("n", EVB_DURABILITY_ASYNC);
+    evb_producer *p = stable(bus, "n", ID);
+    publish_range(p, 0, 9, false);
+    evb_consumer_options co = {.kind = EVB_CONSUMER, .name = "once",
+                               .start = EVB_START_EARLIEST, .flags = EVB_CONSUMER_DEDUP};
+    evb_consumer *a, *b = NULL;
+    cr_assert_eq(evb_consumer_open(&a, bus, "n", &co), 0, "%s", evb_last_error());
+    evb_bus *other = open_bus();
+    cr_expect_eq(evb_consumer_open(&b, other, "n", &co), -EBUSY);
+    cr_expect_null(b);
+    cr_expect(strstr(evb_last_error(), "this process"), "%s", evb_last_error());
+    evb_event ev;
+    for (int i = 0; i < 10; i++)
+        cr_assert_eq(evb_consumer_next(a, &ev, 2000), 0);
+    cr_assert_eq(evb_consumer_commit(a), 0);
+    /* Copies of 5..9 and one new event: only the new one comes. */
+    publish_range(p, 5, 9, true);
+    publish_range(p, 10, 10, false);
+    evb_producer_close(p);
+    cr_assert_eq(evb_consumer_next(a, &ev, 2000), 0);
+    uint64_t v;
+    memcpy(&v, ev.value, sizeof v);
+    cr_expect_eq(v, 10u);
+    cr_assert_eq(evb_consumer_commit(a), 0);
+    evb_consumer_close(a);
+    /* Closed: the name is free, and it resumes after its commit. */
+    co.start = EVB_START_DEFAULT;
+    cr_assert_eq(evb_consumer_open(&b, other, "n", &co), 0, "%s", evb_last_error());
+    cr_expect_eq(evb_consumer_next(b, &ev, 100), -ETIMEDOUT);
+    evb_consumer_close(b);
+    evb_bus_close(other);
+}
+
 /* Killed between saving the table and storing the cursor: the cursor
  * stays at the old commit, the table it covers is the old one, so what
  * was not committed comes again (at-least-once) and copies of what was
