@@ -36,7 +36,7 @@ struct hole {
      * slots together say who may be waited for and who must be told. */
     uint64_t slots;     /* bit i: r->pslots[i] */
     uint64_t owner[EVB_RING_PRODUCER_SLOTS];
-    uint64_t intent_pos;
+    uint64_t intent_pos[EVB_RING_PRODUCER_SLOTS]; /* its pending position */
 };
 
 /* A dead producer's slot was freed. Statistic: relaxed. */
@@ -136,6 +136,14 @@ static int find_hole(struct evb_ring *r, uint64_t pos, uint64_t tpos, uint64_t t
                      struct hole *out)
 {
     int found = 0;
+    /* Every slot whose intent names POS as this part, before the checks
+     * of its end: that end is looked at slot by slot, at different
+     * moments, so a claim next to it moving on between two looks could
+     * drop one owner (the live one) and leave another (a dead CAS loser)
+     * to decide alone. */
+    uint64_t named = 0, named_off[EVB_RING_PRODUCER_SLOTS], named_owner[EVB_RING_PRODUCER_SLOTS];
+    uint64_t named_at[EVB_RING_PRODUCER_SLOTS];
+    bool named_data[EVB_RING_PRODUCER_SLOTS];
     for (uint32_t i = 0; i < EVB_RING_PRODUCER_SLOTS; i++) {
         struct evb_producer_slot *s = &r->pslots[i];
         /* P1: owner, then the intent. */
@@ -154,7 +162,7 @@ static int find_hole(struct evb_ring *r, uint64_t pos, uint64_t tpos, uint64_t t
                                    (unsigned long long)in.pos, in.pad, in.len, in.events,
                                    (unsigned long long)pos);
         }
-        struct hole h = {.pos = pos, .intent_pos = in.pos, .end = 0, .offset = 0, .events = 0};
+        struct hole h = {.pos = pos, .end = 0, .offset = 0, .events = 0};
         if (in.pad && pos == in.pos) {
             h.end = pos + in.pad;
             h.offset = h.end_offset = in.offset;
@@ -169,6 +177,11 @@ static int find_hole(struct evb_ring *r, uint64_t pos, uint64_t tpos, uint64_t t
         } else {
             continue;
         }
+        named |= 1ull << i;
+        named_off[i] = h.offset;
+        named_owner[i] = owner;
+        named_at[i] = in.pos;
+        named_data[i] = h.data_part;
         /* Never trust the slot: the pad must fit the ring without wrapping,
          * stay aligned and end inside what was claimed. */
         uint64_t len = h.end - pos;
@@ -182,9 +195,14 @@ static int find_hole(struct evb_ring *r, uint64_t pos, uint64_t tpos, uint64_t t
             return 0;
         if (!found)
             *out = h;
-        out->slots |= 1ull << i;
-        out->owner[i] = owner;
         found = 1;
+    }
+    for (uint32_t i = 0; found && i < EVB_RING_PRODUCER_SLOTS; i++) {
+        if (named >> i & 1 && named_off[i] == out->offset && named_data[i] == out->data_part) {
+            out->slots |= 1ull << i;
+            out->owner[i] = named_owner[i];
+            out->intent_pos[i] = named_at[i];
+        }
     }
     return found;
 }
@@ -307,7 +325,7 @@ int evb_ring_unblock(struct evb_ring *r, uint64_t pos, uint64_t waited_ns)
          * P2: the claim is resolved (our CAS above). A failed CAS (a new
          * owner or another padder got there) reads nothing: relaxed. */
         struct evb_producer_slot *s = &r->pslots[i];
-        uint64_t exp = h.intent_pos;
+        uint64_t exp = h.intent_pos[i];
         atomic_compare_exchange_strong_explicit(&s->pending, &exp, EVB_POS_NONE,
                                                 memory_order_acq_rel, memory_order_relaxed);
         uint64_t o = h.owner[i];

@@ -10,6 +10,7 @@
 #include <pthread.h>
 #include <sched.h>
 
+#include "claim_inline.h"
 #include "frame.h"
 #include "ring_helpers.h"
 #include "t_helpers.h"
@@ -607,6 +608,66 @@ Test(ring_pad, a_dead_cas_losers_intent_does_not_hide_a_decided_commit)
     cr_expect_eq(evb_ring_commit(&p, &c), 0, "its commit stands");
     evb_ring_producer_detach(&p);
     evb_ring_close(&r);
+}
+
+/* The end of a hole is checked slot by slot, at different moments. A
+ * claim N right after it that commits and writes its next intent between
+ * two of those looks must not drop the live winner's slot and leave the
+ * dead CAS loser's to say the claim is dead (padded at once, the winner
+ * never told). A thread moves N back and forth while we offer the hole:
+ * a live claim not stalled yet is never padded. */
+static _Atomic int n_stop;
+
+static void *n_moves_on(void *arg)
+{
+    struct evb_ring *r = arg;
+    struct evb_producer_slot *n = &r->pslots[5];
+    while (!atomic_load_explicit(&n_stop, memory_order_acquire)) {
+        /* N pending at 64, uncommitted (intent first, as a claim) */
+        evb_claim_write_intent(n, 64, 1, 0, 64, 1);
+        atomic_store_explicit(&n->pending, 64, memory_order_release);
+        tr_stamp(r, 64, 0);
+        for (volatile int i = 0; i < 50; i++)
+            ;
+        /* N committed, resolved, and its next claim's intent written */
+        tr_stamp(r, 64, 64 | EVB_STAMP_DATA);
+        atomic_store_explicit(&n->pending, EVB_POS_NONE, memory_order_release);
+        evb_claim_write_intent(n, 4096, 7, 0, 64, 1);
+        atomic_store_explicit(&n->pending, 4096, memory_order_release);
+        for (volatile int i = 0; i < 50; i++)
+            ;
+    }
+    return NULL;
+}
+
+Test(ring_pad, a_claim_next_to_the_hole_moving_on_does_not_hide_its_live_owner)
+{
+    struct evb_ring r;
+    tr_ring(&r, NULL);
+    tr_intent(&r, 0, tr_owner_dead(), 0, 0, 0, 64, 1); /* the loser, dead */
+    tr_intent(&r, 3, tr_owner_live(), 0, 0, 0, 64, 1); /* the winner, live */
+    TR_ST(r.pslots[3].commit_mode, EVB_COMMIT_FENCELESS);
+    TR_ST(r.pslots[3].committing, EVB_POS_NONE);
+    TR_ST(r.pslots[3].robbing, EVB_POS_NONE);
+    tr_intent(&r, 5, tr_owner_live(), 64, 1, 0, 64, 1); /* N */
+    tr_frame(&r, 64, 1, 64, 64, 1);
+    tr_set_tail(&r, 128, 2);
+    r.stall_ns = UINT64_MAX / 2;
+    atomic_store(&n_stop, 0);
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, n_moves_on, &r), 0);
+    uint64_t t0 = t_now_ms(), tries = 0;
+    int rc = 0;
+    while (!rc && t_now_ms() - t0 < t_env_u64("EVB_T_PAD_RACE_MS", 3000)) {
+        rc = evb_ring_unblock(&r, 0, 1);
+        tries++;
+    }
+    atomic_store_explicit(&n_stop, 1, memory_order_release);
+    pthread_join(t, NULL);
+    cr_expect_eq(rc, 0, "padded after %llu offers: stamp %#llx, winner's robbing %#llx",
+                 (unsigned long long)tries, (unsigned long long)tr_stamp_at(&r, 0),
+                 (unsigned long long)TR_LD(r.pslots[3].robbing));
+    cr_expect_eq(TR_LD(r.hdr->padded_dead), 0);
 }
 
 Test(ring_pad, stalled_producers_decided_commit_is_finished_not_padded)
