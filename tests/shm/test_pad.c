@@ -555,6 +555,20 @@ static void decided_then_stopped(bool dead)
  * only once it stalled, its commit then -ECANCELED, the pad standing.
  * (Before, the loser's slot alone was marked, and the winner's plain
  * commit could store DATA over a pad a reader had already skipped.) */
+/* Slot 0 a CAS loser dead with its intent naming position 0, P (slot 1,
+ * fenceless, live) the winner with C claimed there and its frame written. */
+static void loser_and_winner(struct evb_ring *r, struct evb_ring_producer *p,
+                             struct evb_ring_claim *c)
+{
+    tr_intent(r, 0, tr_owner_dead(), 0, 0, 0, 64, 1);
+    cr_assert_eq(evb_ring_producer_attach(p, r, 1), 0);
+    cr_assert(p->fenceless);
+    cr_assert_eq(p->slot_idx, 1);
+    cr_assert_eq(evb_ring_claim(p, 64, 1, c), 0);
+    cr_assert_eq(c->data_pos, 0);
+    tr_fill(r, c);
+}
+
 Test(ring_pad, a_dead_cas_losers_intent_does_not_hide_the_live_winner)
 {
     struct evb_ring r;
@@ -564,13 +578,7 @@ Test(ring_pad, a_dead_cas_losers_intent_does_not_hide_the_live_winner)
     struct evb_frame_view v;
     tr_ring(&r, NULL);
     cr_assert_eq(evb_ring_reader_attach(&rd, &r, EVB_SLOT_LOSSLESS, "", EVB_POS_NONE, 0), 0);
-    tr_intent(&r, 0, tr_owner_dead(), 0, 0, 0, 64, 1); /* the loser, dead after its lost CAS */
-    cr_assert_eq(evb_ring_producer_attach(&p, &r, 1), 0);
-    cr_assert(p.fenceless);
-    cr_assert_eq(p.slot_idx, 1);
-    cr_assert_eq(evb_ring_claim(&p, 64, 1, &c), 0);
-    cr_assert_eq(c.data_pos, 0);
-    tr_fill(&r, &c);
+    loser_and_winner(&r, &p, &c);
     r.stall_ns = 1000000;
     cr_expect_eq(evb_ring_unblock(&r, 0, 1), 0, "a live claimant is waited for");
     cr_expect_not(evb_stamp_is_committed(tr_stamp_at(&r, 0), 0));
@@ -595,11 +603,7 @@ Test(ring_pad, a_dead_cas_losers_intent_does_not_hide_a_decided_commit)
     struct evb_ring_producer p;
     struct evb_ring_claim c;
     tr_ring(&r, NULL);
-    tr_intent(&r, 0, tr_owner_dead(), 0, 0, 0, 64, 1);
-    cr_assert_eq(evb_ring_producer_attach(&p, &r, 1), 0);
-    cr_assert(p.fenceless);
-    cr_assert_eq(evb_ring_claim(&p, 64, 1, &c), 0);
-    tr_fill(&r, &c);
+    loser_and_winner(&r, &p, &c);
     TR_ST(p.slot->committing, c.data_pos);
     r.stall_ns = 1000;
     cr_expect_eq(evb_ring_unblock(&r, 0, 2000), 1);
