@@ -434,6 +434,37 @@ static int check_size(const evb_producer *p, uint32_t key_len, uint32_t value_le
  * 8-aligned, for the caller to fill. The key's padding is zeroed, so no
  * byte of an older lap stays between key and value (and the checksum of
  * equal events is equal). */
+/*
+ * A value of up to 64 bytes copied inline, as two overlapping moves of the
+ * largest power of two that fits, instead of a call into libc, whose size
+ * dispatch is most of a small copy: a 64-byte publish is 3-4 % faster
+ * (perf/RESULTS.md, fifth session). The ring and the caller's buffer never
+ * overlap.
+ */
+static inline void copy_value(uint8_t *d, const void *src, uint32_t n)
+{
+    const uint8_t *s = src;
+    if (n > 64) {
+        memcpy(d, s, n);
+    } else if (n >= 32) {
+        memcpy(d, s, 32);
+        memcpy(d + n - 32, s + n - 32, 32);
+    } else if (n >= 16) {
+        memcpy(d, s, 16);
+        memcpy(d + n - 16, s + n - 16, 16);
+    } else if (n >= 8) {
+        memcpy(d, s, 8);
+        memcpy(d + n - 8, s + n - 8, 8);
+    } else if (n >= 4) {
+        memcpy(d, s, 4);
+        memcpy(d + n - 4, s + n - 4, 4);
+    } else if (n) {
+        d[0] = s[0];
+        d[n / 2] = s[n / 2];
+        d[n - 1] = s[n - 1];
+    }
+}
+
 static inline uint8_t *write_frame(struct evb_frame *f, uint64_t offset, uint64_t ts, uint64_t seq,
                             uint32_t producer_id, const void *key, uint32_t key_len,
                             uint32_t value_len, uint16_t type, uint32_t claim_len,
@@ -658,7 +689,7 @@ static int publish_run(evb_producer *p, uint32_t part, const evb_msg *m, size_t 
                                      m[i].key, m[i].key_len, m[i].value_len, m[i].type,
                                      i ? 0 : (uint32_t)len, i ? 0 : (uint16_t)n);
         if (m[i].value_len)
-            memcpy(value, m[i].value, m[i].value_len);
+            copy_value(value, m[i].value, m[i].value_len);
         seal(p, f);
         pos += evb_align_frame(f->len);
     }
@@ -698,7 +729,7 @@ static inline int publish_one(evb_producer *p, uint32_t part, const evb_msg *m)
     struct evb_frame *f = evb_ring_frame(rp->r, c.data_pos);
     uint8_t *value = write_frame(f, c.offset, evb_event_ns(), p->seq[part], p->producer_id,
                                  NULL, 0, m->value_len, m->type, len, 1);
-    memcpy(value, m->value, m->value_len);
+    copy_value(value, m->value, m->value_len);
     seal(p, f);
     int rc = evb_ring_commit_fast(rp, &c);
     if (!rc) {

@@ -224,3 +224,45 @@ Test(claim_paths, full_ring_waits_per_block_ms)
     cr_assert_eq(got, n + 1);
     evb_consumer_close(gate);
 }
+
+/* Every value length from 0 to 130 (each size class of the inline copy of
+ * small values, producer.c copy_value, and past it), one event at a time
+ * and in batches, comes back byte for byte, with nothing written past its
+ * end (the next event's bytes are its own). */
+static void fill_len(uint8_t *v, uint32_t len, uint32_t salt)
+{
+    for (uint32_t i = 0; i < len; i++)
+        v[i] = (uint8_t)(i * 7 + len * 13 + salt);
+}
+
+Test(claim_paths, every_small_value_length_comes_back_whole)
+{
+    evb_producer_options po = {.block_ms = 1000};
+    evb_producer *p;
+    cr_assert_eq(evb_producer_open(&p, bus, "t", &po), 0, "%s", evb_last_error());
+    evb_consumer_options co = {.kind = EVB_SUBSCRIBER_LOSSLESS, .start = EVB_START_EARLIEST,
+                               .partition = 0};
+    evb_consumer *c;
+    cr_assert_eq(evb_consumer_open(&c, bus, "t", &co), 0, "%s", evb_last_error());
+    enum { MAXLEN = 130 };
+    static uint8_t vals[2][MAXLEN + 1][MAXLEN];
+    for (uint32_t len = 0; len <= MAXLEN; len++) {
+        fill_len(vals[0][len], len, 0);
+        fill_len(vals[1][len], len, 101);
+        evb_msg one = {.value = vals[0][len], .value_len = len, .partition = 0};
+        cr_assert_eq(evb_publish(p, &one), 0, "len %u: %s", len, evb_last_error());
+        evb_msg two[2] = {{.value = vals[1][len], .value_len = len, .partition = 0},
+                          {.value = vals[0][len], .value_len = len, .partition = 0}};
+        cr_assert_eq(evb_publish_batch(p, two, 2), 2, "len %u: %s", len, evb_last_error());
+        for (int k = 0; k < 3; k++) {
+            evb_event ev;
+            cr_assert_eq(evb_consumer_next(c, &ev, 1000), 0, "len %u", len);
+            cr_assert_eq(ev.value_len, len);
+            const uint8_t *want = vals[k == 1][len];
+            cr_assert(len == 0 || memcmp(ev.value, want, len) == 0, "len %u, event %d", len,
+                      k);
+        }
+    }
+    evb_consumer_close(c);
+    evb_producer_close(p);
+}
