@@ -205,11 +205,6 @@ static inline void evb_claim_count(struct evb_producer_slot *s, const struct evb
 }
 
 /*
- * X1, the owner's side: decide the commit of C on our slot line and, when
- * no padder is at the claim (and none padded it already), store the stamp
- * plainly. True: committed. False: the stamp CAS must decide (claim.c).
- */
-/*
  * The stamp word at claim C's first data frame, as commit sees it. Until
  * commit only a padder writes that word, and only with a stamp committed
  * at C's position: so it is either the word of the lap before (what the
@@ -225,6 +220,11 @@ static inline uint64_t evb_claim_stamp(const struct evb_ring *r, struct evb_ring
     return c->stale_data;
 }
 
+/*
+ * X1, the owner's side: decide the commit of C on our slot line and, when
+ * no padder is at the claim (and none padded it already), store the stamp
+ * plainly. True: committed. False: the stamp CAS must decide (claim.c).
+ */
 static inline bool evb_commit_plain(struct evb_ring_producer *p, struct evb_frame *f1,
                                     struct evb_ring_claim *c)
 {
