@@ -430,10 +430,6 @@ static int check_size(const evb_producer *p, uint32_t key_len, uint32_t value_le
     return 0;
 }
 
-/* Header and key of one frame (frame.h); returns where the value goes,
- * 8-aligned, for the caller to fill. The key's padding is zeroed, so no
- * byte of an older lap stays between key and value (and the checksum of
- * equal events is equal). */
 /*
  * A value of up to 64 bytes copied inline, as two overlapping moves of the
  * largest power of two that fits, instead of a call into libc, whose size
@@ -465,6 +461,10 @@ static inline void copy_value(uint8_t *d, const void *src, uint32_t n)
     }
 }
 
+/* Header and key of one frame (frame.h); returns where the value goes,
+ * 8-aligned, for the caller to fill. The key's padding is zeroed, so no
+ * byte of an older lap stays between key and value (and the checksum of
+ * equal events is equal). */
 static inline uint8_t *write_frame(struct evb_frame *f, uint64_t offset, uint64_t ts, uint64_t seq,
                             uint32_t producer_id, const void *key, uint32_t key_len,
                             uint32_t value_len, uint16_t type, uint32_t claim_len,

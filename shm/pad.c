@@ -141,9 +141,11 @@ static int find_hole(struct evb_ring *r, uint64_t pos, uint64_t tpos, uint64_t t
      * moments, so a claim next to it moving on between two looks could
      * drop one owner (the live one) and leave another (a dead CAS loser)
      * to decide alone. */
-    uint64_t named = 0, named_off[EVB_RING_PRODUCER_SLOTS], named_owner[EVB_RING_PRODUCER_SLOTS];
-    uint64_t named_at[EVB_RING_PRODUCER_SLOTS];
-    bool named_data[EVB_RING_PRODUCER_SLOTS];
+    uint64_t named = 0;
+    struct {
+        uint64_t owner, at, offset;
+        bool data_part;
+    } by[EVB_RING_PRODUCER_SLOTS];
     for (uint32_t i = 0; i < EVB_RING_PRODUCER_SLOTS; i++) {
         struct evb_producer_slot *s = &r->pslots[i];
         /* P1: owner, then the intent. */
@@ -178,10 +180,10 @@ static int find_hole(struct evb_ring *r, uint64_t pos, uint64_t tpos, uint64_t t
             continue;
         }
         named |= 1ull << i;
-        named_off[i] = h.offset;
-        named_owner[i] = owner;
-        named_at[i] = in.pos;
-        named_data[i] = h.data_part;
+        by[i].owner = owner;
+        by[i].at = in.pos;
+        by[i].offset = h.offset;
+        by[i].data_part = h.data_part;
         /* Never trust the slot: the pad must fit the ring without wrapping,
          * stay aligned and end inside what was claimed. */
         uint64_t len = h.end - pos;
@@ -198,10 +200,10 @@ static int find_hole(struct evb_ring *r, uint64_t pos, uint64_t tpos, uint64_t t
         found = 1;
     }
     for (uint32_t i = 0; found && i < EVB_RING_PRODUCER_SLOTS; i++) {
-        if (named >> i & 1 && named_off[i] == out->offset && named_data[i] == out->data_part) {
+        if (named >> i & 1 && by[i].offset == out->offset && by[i].data_part == out->data_part) {
             out->slots |= 1ull << i;
-            out->owner[i] = named_owner[i];
-            out->intent_pos[i] = named_at[i];
+            out->owner[i] = by[i].owner;
+            out->intent_pos[i] = by[i].at;
         }
     }
     return found;
