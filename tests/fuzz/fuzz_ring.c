@@ -175,6 +175,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t bytes = EVB_RING_DATA_OFFSET + cap;
     struct guarded g = map_guarded(bytes);
     memcpy(g.image, hdr, HDR_PART);
+    /* Unless ctrl[2] bit 1 keeps the image's own, the format word is this
+     * build's: a ring format change (EVB_RING_VERSION) would otherwise
+     * turn every seed into one refused at the door, and the protocol
+     * behind it would go unfuzzed until the seeds were made again. */
+    if (!(ctrl[2] & 2)) {
+        uint64_t fw = EVB_RING_FORMAT_WORD;
+        memcpy(g.image + offsetof(struct evb_ring_hdr, format), &fw, sizeof fw);
+    }
     size_t got;
     const uint8_t *p = fuzz_bytes(&in, SLOTS_PART, &got);
     memcpy(g.image + EVB_PRODUCER_SLOTS_OFFSET, p, got);
