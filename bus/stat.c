@@ -292,8 +292,8 @@ EVB_EXPORT int evb_producer_list(evb_bus *bus, const char *topic, uint32_t parti
             evb_producer_stat *o = &out[n];
             memset(o, 0, sizeof *o);
             o->pid = (uint32_t)(owner >> 32);
-            o->producer_id = s->producer_id;
             /* Relaxed: statistics (above). */
+            o->producer_id = atomic_load_explicit(&s->producer_id, memory_order_relaxed);
             o->published = atomic_load_explicit(&s->published, memory_order_relaxed);
             o->published_bytes = atomic_load_explicit(&s->published_bytes,
                                                       memory_order_relaxed);

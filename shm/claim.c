@@ -113,7 +113,14 @@
  *       holder is dead): a holder that missed the mark has finished its
  *       store, which that acquire makes visible, and one that saw it
  *       never stores again. Only then is the word cleared (seq_cst CAS)
- *       and may be taken anew.
+ *       and may be taken anew. A revoker in the holder's own slot (its
+ *       owner word was freed by a foreign write) cannot tell the holder
+ *       from a dead one's leftover and waits for nothing; the holder finds
+ *       the word changed at its next store or look (relaxed load, or
+ *       lease_held's acquire), fences acquire, and then sees the taker's
+ *       owner word and producer id in its slot (own_slot_check): it stops
+ *       there. Loss is bounded by the one claim it may have had between
+ *       its check and its store at that moment.
  *   X2  fenceless doorbell (D1's twin for X1): the owner's plain stamp
  *       store, a compiler-only fence, then its load of waiters; a sleeper's
  *       waiter-bit RMW, the heavy fence, then its stamp load
@@ -343,29 +350,10 @@ static bool lease_held(struct evb_ring_producer *p)
     if (w == p->lease_word)
         return true;
     p->leased = false;
+    p->lease_lost = true; /* evb_ring_claim looks at our slot first */
+    p->limit = 0;
     evb_lease_ack(p, w);
     return false;
-}
-
-/*
- * Once a lap, every producer looks at its slot's owner word: a foreign
- * write of it frees the slot to a second producer, and two producers on
- * one slot share its pending and committing words, so a padder judges
- * one's claim by the other's and events are lost without a word to
- * either (a leased holder would also have its lease taken back by a
- * revoker that takes the slot for its own). Relaxed: only we write a
- * live owner (a reaper only a dead one), so any other value is damage,
- * whatever order it came in.
- */
-static int own_slot_check(const struct evb_ring_producer *p)
-{
-    uint64_t own = atomic_load_explicit(&p->slot->owner, memory_order_relaxed);
-    if (own == evb_proc_self())
-        return 0;
-    return evb_err_set(-EBADMSG, "partition %u: producer slot %u, this producer's, says "
-                       "owner %#llx: written by another process; this producer stops "
-                       "rather than share its slot", p->r->partition, p->slot_idx,
-                       (unsigned long long)own);
 }
 
 /*
@@ -587,6 +575,65 @@ static void lease_drop(struct evb_ring_producer *p)
     p->leased = false;
 }
 
+/*
+ * Our slot names another holder (P->slot_lost): the message, with the
+ * words as they are now. Every claim after the loss was found says it.
+ */
+static int slot_lost_err(const struct evb_ring_producer *p)
+{
+    struct evb_producer_slot *s = p->slot;
+    /* Relaxed: for the message only (own_slot_check says why). */
+    uint64_t own = atomic_load_explicit(&s->owner, memory_order_relaxed);
+    uint32_t id = atomic_load_explicit(&s->producer_id, memory_order_relaxed);
+    return evb_err_set(-EBADMSG, "partition %u: producer slot %u, this producer's (pid %u, "
+                       "producer id %u), says owner %#llx (pid %u), producer id %u: written "
+                       "outside the protocol, and another producer may claim through it; this "
+                       "producer claims nothing more on the partition (events it published "
+                       "within the lap before may have been overwritten)", p->r->partition,
+                       p->slot_idx, (unsigned)(evb_proc_self() >> 32), p->producer_id,
+                       (unsigned long long)own, (unsigned)(own >> 32), id);
+}
+
+/*
+ * Is our slot still ours? A foreign write of its owner word frees it to a
+ * second producer (or names another process), and two producers on one
+ * slot share its pending, intent and committing words: a padder judges
+ * one's claim by the other's, and the second, finding the lease word
+ * naming its "own" slot, takes it for a dead holder's leftover, clears it
+ * and may take the lease for itself, so the first claims by CAS beside a
+ * second mover that stores the tail from its own copy: events are
+ * overwritten and no producer is told. The owner word tells processes
+ * apart, the producer id (one per handle, written at attach) two handles
+ * of one process.
+ *
+ * Asked at the claim that ends each lap, and at the first claim after the
+ * lease was found taken back (P->lease_lost): a second producer in our
+ * slot takes it back at its attach, so a holder learns of it at its next
+ * claim, before it claims by CAS. Never per event.
+ *
+ * On a mismatch, we stop for good (P->slot_lost): the lease is given up,
+ * the limit zeroed (the inline claim path comes here), and every claim is
+ * -EBADMSG; detach leaves the slot to whoever holds it now.
+ *
+ * Relaxed loads: only we write a live owner's words (a reaper or padder
+ * frees only a dead owner's slot), so any other value is damage whatever
+ * order it came in, and nothing is read through them. After a lease loss
+ * the caller fences acquire first, which makes them see the taker's words.
+ */
+static int own_slot_check(struct evb_ring_producer *p)
+{
+    struct evb_producer_slot *s = p->slot;
+    /* Relaxed (above). */
+    uint64_t own = atomic_load_explicit(&s->owner, memory_order_relaxed);
+    uint32_t id = atomic_load_explicit(&s->producer_id, memory_order_relaxed);
+    if (own == evb_proc_self() && id == p->producer_id)
+        return 0;
+    p->slot_lost = true;
+    p->limit = 0;
+    lease_drop(p); /* freed if still ours: we store the tail no more */
+    return slot_lost_err(p);
+}
+
 int evb_ring_claim(struct evb_ring_producer *p, uint32_t len, uint32_t events,
                    struct evb_ring_claim *c)
 {
@@ -596,12 +643,26 @@ int evb_ring_claim(struct evb_ring_producer *p, uint32_t len, uint32_t events,
     if (!len || len % EVB_FRAME_ALIGN || len > r->capacity / 2 || !events ||
         events > UINT16_MAX)
         return -EINVAL;
+    if (p->slot_lost)
+        return slot_lost_err(p);
     if (p->revoking) {
         int st = lease_settle(p, p->revoked, p->revoke_fenced);
         if (st)
             return st < 0 ? st : -EAGAIN; /* its holder may still store the tail */
     }
     for (;;) {
+        if (p->lease_lost) {
+            p->lease_lost = false;
+            /* X4 and P1: acquire, after our load of the lease word that
+             * showed it taken back. Every write of that word is a seq_cst
+             * RMW, made after its writer took its slot (P1 CAS) and wrote
+             * its producer id: had it taken our slot, our loads of the
+             * slot's words below see its values (or later ones). */
+            atomic_thread_fence(memory_order_acquire);
+            int bad = own_slot_check(p);
+            if (bad)
+                return bad;
+        }
         uint64_t pos, off;
         evb_claim_tail(p, &pos, &off);
         if (pos % EVB_FRAME_ALIGN)
@@ -889,7 +950,9 @@ int evb_ring_producer_attach(struct evb_ring_producer *p, struct evb_ring *r,
             atomic_store_explicit(&s->commit_mode,
                                   p->fenceless ? EVB_COMMIT_FENCELESS : EVB_COMMIT_CAS,
                                   memory_order_relaxed);
-            s->producer_id = producer_id;
+            /* Relaxed, as commit_mode: only own_slot_check compares it,
+             * and a holder that lost the slot to us fences first. */
+            atomic_store_explicit(&s->producer_id, producer_id, memory_order_relaxed);
             p->slot = s;
             p->slot_idx = i;
             int rc = exclusive_absent(p);
@@ -909,6 +972,22 @@ void evb_ring_producer_detach(struct evb_ring_producer *p)
 {
     if (!p->slot)
         return;
+    if (p->slot_lost) {
+        /* Not ours any more (own_slot_check): its pending and owner words
+         * are the new holder's, and the lease was given up when the loss
+         * was found. Only the exclusive word, if we hold it, is ours to
+         * clear; a CAS from our own word, so a forked child closing this
+         * copy leaves its parent's alone. X3: release, as the store
+         * below; relaxed on failure, nothing read. */
+        uint64_t x = evb_proc_self();
+        if (p->exclusive)
+            atomic_compare_exchange_strong_explicit(&p->r->hdr->exclusive, &x, 0,
+                                                    memory_order_release,
+                                                    memory_order_relaxed);
+        p->slot = NULL;
+        p->leased = p->exclusive = p->revoking = false;
+        return;
+    }
     /* A child closing a handle it inherited by fork(): the slot, the
      * lease and the exclusive word are its parent's, who lives on and
      * claims by them. Relaxed: our own process's word, if it is. */
@@ -940,6 +1019,8 @@ void evb_ring_producer_detach(struct evb_ring_producer *p)
 int evb_ring_producer_unblock(struct evb_ring_producer *p)
 {
     struct evb_ring *r = p->r;
+    if (p->slot_lost)
+        return slot_lost_err(p);
     uint64_t now = evb_mono_ns();
     if (now < p->next_check)
         return 0;

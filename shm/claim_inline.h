@@ -101,7 +101,11 @@ static inline bool evb_lease_move(struct evb_ring_producer *p, uint64_t end, uin
          * our last tail store. */
         atomic_store_explicit(&s->tail_moving, 0, memory_order_release);
     }
+    /* Lost (rare): a limit of 0 sends the next claim, the inline one
+     * included, to evb_ring_claim, which looks at our slot first. */
     p->leased = false;
+    p->lease_lost = true;
+    p->limit = 0;
     evb_lease_ack(p, w);
     return false;
 }

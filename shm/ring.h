@@ -169,6 +169,10 @@ struct evb_ring_producer {
     bool leased;             /* holds the tail lease: moves it by store (X4) */
     bool revoking;           /* took a lease back; must see it unused (X4) */
     bool revoke_fenced;      /* revoking: ran the heavy fence after the mark */
+    bool lease_lost;         /* the lease was found taken back: look at our
+                                slot before the next claim (own_slot_check) */
+    bool slot_lost;          /* our slot names another holder: every claim is
+                                -EBADMSG, and detach leaves the slot alone */
     uint64_t lease_word;     /* leased: the word as we took it (generation) */
     uint64_t revoked;        /* revoking: the lease word as we left it */
     uint64_t revoke_since;   /* revoking: mono ns of the mark */

@@ -218,7 +218,9 @@ struct evb_producer_slot {
     _Atomic uint32_t intent_pad; /* 40: end-of-ring pad bytes before the data */
     _Atomic uint32_t intent_len; /* 44: aligned data bytes after the pad */
     _Atomic uint32_t intent_events; /* 48: events in the claim */
-    uint32_t producer_id;        /* 52: bus-wide id of the owning producer */
+    _Atomic uint32_t producer_id; /* 52: bus-wide id of the owning producer
+                                     (one per producer handle: with owner,
+                                     it tells two holders of a slot apart) */
     /* Statistics of the slot's current owner, for `evbus stat`: written
      * only by that owner (so a plain relaxed load and store, no RMW),
      * zeroed when a process takes the slot, read relaxed by anyone. The

@@ -716,26 +716,112 @@ static int intruder(void *arg)
     return 0;
 }
 
+/* Slot SLOT's owner word and producer id, through a mapping of our own. */
+static uint64_t slot_owner(uint32_t slot, uint32_t *id)
+{
+    char path[512];
+    struct evb_ring r;
+    snprintf(path, sizeof path, "%s/l/0.ring", t_bus_dir());
+    cr_assert_eq(evb_ring_open(&r, path), 0, "%s", path);
+    uint64_t o = atomic_load(&r.pslots[slot].owner);
+    if (id)
+        *id = atomic_load(&r.pslots[slot].producer_id);
+    evb_ring_close(&r);
+    return o;
+}
+
+/* The ring's tail position, through a mapping of our own. */
+static uint64_t tail_now(void)
+{
+    char path[512];
+    struct evb_ring r;
+    uint64_t pos, off;
+    snprintf(path, sizeof path, "%s/l/0.ring", t_bus_dir());
+    cr_assert_eq(evb_ring_open(&r, path), 0, "%s", path);
+    evb_ring_load_tail(&r, &pos, &off);
+    evb_ring_close(&r);
+    return pos;
+}
+
+/* Read what is there now, without waiting, checked as drain() does. */
+static void drain_now(evb_consumer *c, uint64_t *seqs, uint32_t producers)
+{
+    evb_event ev;
+    int rc;
+    while ((rc = evb_consumer_next(c, &ev, 0)) == 0) {
+        uint32_t who;
+        uint64_t seq;
+        cr_assert(t_value_check(ev.value, ev.value_len, &who, &seq), "offset %llu torn",
+                  (unsigned long long)ev.offset);
+        cr_assert_lt(who, producers);
+        cr_assert_eq(seq, seqs[who], "producer %u: %llu, due %llu (offset %llu)", who,
+                     (unsigned long long)seq, (unsigned long long)seqs[who],
+                     (unsigned long long)ev.offset);
+        seqs[who]++;
+    }
+    cr_assert_eq(rc, -EAGAIN, "%s: %s", evb_strerror(rc), evb_last_error());
+}
+
+/* Ring bytes one publish() takes: the tail's move over N of X's. */
+static uint64_t event_bytes(evb_producer *x, uint64_t *seq, uint64_t n)
+{
+    uint64_t t0 = tail_now();
+    for (uint64_t k = 0; k < n; k++, ++*seq)
+        cr_assert_eq(publish(x, 0, *seq), 0, "%s", evb_last_error());
+    return (tail_now() - t0) / n;
+}
+
+/*
+ * X, whose slot is no longer its own, publishes (as producer 0, from *SEQ
+ * on, draining C between publishes: it gates) until it is refused, for at
+ * most three laps. The refusal must be -EBADMSG naming the partition and
+ * the slot, and come within a lap of X's claims: fewer than a ring's
+ * worth of events acknowledged (*OK of them) after the damage.
+ */
+static void refused_within_a_lap(const char *what, evb_producer *x, uint64_t *seq,
+                                 uint64_t per_event, evb_consumer *c, uint64_t *seqs,
+                                 uint32_t producers, uint64_t *ok)
+{
+    uint64_t ring = 64u << 10;
+    int rc;
+    *ok = 0;
+    while ((rc = publish(x, 0, *seq)) == 0 && *ok * per_event < 3 * ring) {
+        ++*seq;
+        ++*ok;
+        drain_now(c, seqs, producers);
+    }
+    cr_assert_eq(rc, -EBADMSG, "%s: the producer goes on over its lost slot (%llu events "
+                 "since the damage): %d %s", what, (unsigned long long)*ok, rc,
+                 evb_last_error());
+    cr_expect_lt(*ok * per_event, ring, "%s: refused only after %llu events (%llu bytes): "
+                 "more than a lap", what, (unsigned long long)*ok,
+                 (unsigned long long)(*ok * per_event));
+    cr_expect(strstr(evb_last_error(), "partition 0: producer slot 0") != NULL, "%s: %s",
+              what, evb_last_error());
+}
+
 /*
  * A foreign write of a producer's slot owner frees the slot to a second
  * producer: before the check, two producers then shared one slot, and a
  * padder judged one's claims by the other's, so events were lost and no
  * producer was told (found by the cold attack of the lease). Whatever the
  * producer's tail mode (leased, shared by CAS, exclusive), it stops with
- * -EBADMSG within a lap, and every event it published before the write
- * is read.
+ * -EBADMSG within a lap, and stays stopped: a producer that moves the
+ * tail on into the next lap does not make its claims good again. Every
+ * event published before the write, and every one acknowledged after the
+ * refusal, is read.
  */
 static void owner_overwritten(const char *mode)
 {
+    bool excl = !strcmp(mode, "exclusive");
     evb_consumer *c = reader();
     evb_producer *x, *other = NULL;
-    evb_producer_options o = {.flags = !strcmp(mode, "exclusive") ? EVB_PRODUCER_EXCLUSIVE : 0};
+    evb_producer_options o = {.flags = excl ? EVB_PRODUCER_EXCLUSIVE : 0};
     cr_assert_eq(evb_producer_open(&x, bus, "l", &o), 0, "%s", evb_last_error());
     if (!strcmp(mode, "shared"))
         cr_assert_eq(evb_producer_open(&other, bus, "l", NULL), 0);
     uint64_t seq = 0;
-    for (; seq < 100; seq++)
-        cr_assert_eq(publish(x, 0, seq), 0);
+    uint64_t per_event = event_bytes(x, &seq, 100);
     uint64_t seqs[3] = {0};
     drain(c, seqs, 3);
     cr_assert_eq(seqs[0], 100u, "%s: before the write", mode);
@@ -744,20 +830,42 @@ static void owner_overwritten(const char *mode)
     int st = t_wait_exit(t_spawn(intruder, NULL), 10000);
     /* (Beside an exclusive producer its first publish is refused:
      * -EBUSY, exit 11.) */
-    cr_expect_eq(st, !strcmp(mode, "exclusive") ? 11 : 0, "%s: the intruder: %d", mode, st);
-    int rc = 0;
-    evb_event ev;
-    for (int i = 0; i < 3000 && !rc; i++, seq++) {
-        rc = publish(x, 0, seq);
-        /* The reader gates the producer: keep it drained. */
-        while (evb_consumer_next(c, &ev, 0) == 0)
-            ;
+    cr_expect_eq(st, excl ? 11 : 0, "%s: the intruder: %d", mode, st);
+    uint64_t ok;
+    refused_within_a_lap(mode, x, &seq, per_event, c, seqs, 3, &ok);
+    /* Sticky: another producer (the intruder's slot is free again, so it
+     * is slot 0 or 1) takes the tail into the next lap and past it; our
+     * claims, smaller or not, stay refused. */
+    evb_producer *n = NULL;
+    uint64_t nseq = 0;
+    if (!excl) {
+        if (other)
+            evb_producer_close(other);
+        other = NULL;
+        cr_assert_eq(evb_producer_open(&n, bus, "l", NULL), 0, "%s", evb_last_error());
+        for (uint64_t k = 0; k < 2 * (64u << 10) / per_event; k++) {
+            cr_assert_eq(publish(n, 1, nseq++), 0, "%s: %s", mode, evb_last_error());
+            drain_now(c, seqs, 3);
+            if (k % 97 == 0)
+                cr_assert_eq(publish(x, 0, seq), -EBADMSG, "%s: taken up again after %llu "
+                             "events of another producer", mode, (unsigned long long)k);
+        }
+        uint8_t v[24];
+        t_value_fill(v, sizeof v, 0, seq);
+        evb_msg m = {.value = v, .value_len = sizeof v, .partition = 0};
+        cr_expect_eq(evb_publish(x, &m), -EBADMSG, "%s: a smaller event", mode);
     }
-    cr_expect_eq(rc, -EBADMSG, "%s: the producer goes on over its lost slot: %d", mode, rc);
-    cr_expect(strstr(evb_last_error(), "slot 0") != NULL, "%s: %s", mode, evb_last_error());
     if (other)
         evb_producer_close(other);
     evb_producer_close(x);
+    if (n) {
+        cr_assert_eq(publish(n, 1, nseq++), 0, "%s: after the stopped one's close", mode);
+        evb_producer_close(n);
+    }
+    drain(c, seqs, 3);
+    cr_expect_eq(seqs[1], nseq, "%s: every event of the producer after the refusal", mode);
+    cr_expect_eq(seqs[2], excl ? 0u : 10u, "%s: the intruder's", mode);
+    cr_expect_geq(seqs[0], 100u, "%s: ours before the write", mode);
     evb_consumer_close(c);
 }
 
@@ -774,4 +882,135 @@ Test(lease, a_shared_producer_whose_slot_owner_is_overwritten_stops)
 Test(lease, an_exclusive_producer_whose_slot_owner_is_overwritten_stops)
 {
     owner_overwritten("exclusive");
+}
+
+/*
+ * The variant the cold attack ran: the holder's slot freed by a foreign
+ * write, then a second producer attaches into it. Here the second is a
+ * handle of the holder's own process, so the owner word names the holder's
+ * process again and only the producer id tells the two apart. The second
+ * takes the lease back at its attach (to it, the word names a dead
+ * holder's leftover in its own slot), and may take it for itself; the
+ * holder, finding its lease gone at its next claim, looks at its slot and
+ * stops there, before it claims by CAS beside a mover that stores the
+ * tail from its own copy. Nothing acknowledged is lost: every event of
+ * both is read, including the second's two laps after the refusal; the
+ * holder's close leaves the slot to the second, so a third producer takes
+ * another one.
+ */
+Test(lease, a_second_handle_in_the_holders_slot_stops_the_holder_at_its_next_claim)
+{
+    evb_consumer *c = reader();
+    evb_producer *h, *i, *j;
+    cr_assert_eq(evb_producer_open(&h, bus, "l", NULL), 0);
+    uint64_t hseq = 0, iseq = 0, jseq = 0;
+    uint64_t per_event = event_bytes(h, &hseq, 100);
+    bool leased = holder(lease_word()) == 1;
+    uint64_t seqs[3] = {0};
+    drain_now(c, seqs, 3);
+    owner_write(0, 0);
+    cr_assert_eq(evb_producer_open(&i, bus, "l", NULL), 0);
+    for (; iseq < 10; iseq++)
+        cr_assert_eq(publish(i, 1, iseq), 0, "%s", evb_last_error());
+    uint32_t iid;
+    cr_assert_eq(slot_owner(0, &iid), evb_proc_self(), "the second took slot 0");
+    uint64_t ok;
+    refused_within_a_lap("second handle", h, &hseq, per_event, c, seqs, 3, &ok);
+    if (leased)
+        cr_expect_eq(ok, 0u, "the holder lost its lease: it should stop at its next claim, "
+                     "not %llu claims later", (unsigned long long)ok);
+    for (uint64_t k = 0; k < 2 * (64u << 10) / per_event; k++) {
+        cr_assert_eq(publish(i, 1, iseq++), 0, "%s", evb_last_error());
+        drain_now(c, seqs, 3);
+        if (k % 97 == 0)
+            cr_assert_eq(publish(h, 0, hseq), -EBADMSG, "taken up again after %llu events "
+                         "of the second", (unsigned long long)k);
+    }
+    evb_producer_close(h);
+    uint32_t id;
+    cr_expect_eq(slot_owner(0, &id), evb_proc_self(), "the holder's close freed the "
+                 "second's slot");
+    cr_expect_eq(id, iid, "the holder's close rewrote the second's slot");
+    cr_assert_eq(evb_producer_open(&j, bus, "l", NULL), 0);
+    for (; jseq < 300; jseq++) {
+        cr_assert_eq(publish(j, 2, jseq), 0, "%s", evb_last_error());
+        cr_assert_eq(publish(i, 1, iseq++), 0, "%s", evb_last_error());
+        drain_now(c, seqs, 3);
+    }
+    cr_expect_neq(slot_owner(1, NULL), 0u, "a third producer took slot 1: slot 0 is held");
+    evb_producer_close(j);
+    evb_producer_close(i);
+    drain(c, seqs, 3);
+    cr_expect_eq(seqs[0], hseq, "every event the holder was told were published");
+    cr_expect_eq(seqs[1], iseq);
+    cr_expect_eq(seqs[2], jseq);
+    evb_consumer_close(c);
+}
+
+/* The second producer of another process: attaches into the freed slot,
+ * publishes 10, then (at sh->go) two laps more while the holder is
+ * refused. */
+static int live_intruder(void *arg)
+{
+    struct t_shared *sh = arg;
+    evb_bus *b;
+    evb_producer *p;
+    evb_producer_options o = {.block_ms = 10000};
+    if (evb_bus_open(&b, t_bus_dir(), NULL) || evb_producer_open(&p, b, "l", &o))
+        return 10;
+    uint64_t i = 0;
+    for (; i < 10; i++)
+        if (publish(p, 1, i))
+            return 11;
+    /* Release, relaxed loads: test gates; the ring orders the events. */
+    atomic_store_explicit(&sh->ready, 1, memory_order_release);
+    if (!t_wait_count(&sh->go, 1, 20000))
+        return 12;
+    uint64_t n = atomic_load_explicit(&sh->val[0], memory_order_relaxed);
+    for (; i < 10 + n; i++)
+        if (publish(p, 1, i))
+            return 13;
+    evb_producer_close(p);
+    evb_bus_close(b);
+    return 0;
+}
+
+Test(lease, a_second_process_in_the_holders_slot_stops_the_holder_at_its_next_claim)
+{
+    skip_if_cas128_is_process_local();
+    evb_consumer *c = reader();
+    evb_producer *h;
+    cr_assert_eq(evb_producer_open(&h, bus, "l", NULL), 0);
+    uint64_t hseq = 0;
+    uint64_t per_event = event_bytes(h, &hseq, 100);
+    bool leased = holder(lease_word()) == 1;
+    uint64_t seqs[2] = {0};
+    drain_now(c, seqs, 2);
+    owner_write(0, 0);
+    struct t_shared *sh = t_shared_new();
+    uint64_t more = 2 * (64u << 10) / per_event;
+    atomic_store_explicit(&sh->val[0], more, memory_order_relaxed);
+    pid_t pid = t_spawn(live_intruder, sh);
+    cr_assert(t_wait_count(&sh->ready, 1, 10000), "the second producer did not attach");
+    cr_assert_neq(slot_owner(0, NULL), 0u);
+    uint64_t ok;
+    refused_within_a_lap("second process", h, &hseq, per_event, c, seqs, 2, &ok);
+    if (leased)
+        cr_expect_eq(ok, 0u, "the holder lost its lease: it should stop at its next claim, "
+                     "not %llu claims later", (unsigned long long)ok);
+    atomic_store_explicit(&sh->go, 1, memory_order_release);
+    /* We read while it publishes (the reader gates it), and are refused
+     * on every try in between. */
+    int st;
+    for (uint64_t k = 0; waitpid(pid, &st, WNOHANG) == 0; k++) {
+        drain_now(c, seqs, 2);
+        if (k % 97 == 0)
+            cr_assert_eq(publish(h, 0, hseq), -EBADMSG, "taken up again");
+    }
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the second producer: status %#x", st);
+    evb_producer_close(h);
+    drain(c, seqs, 2);
+    cr_expect_eq(seqs[0], hseq, "every event the holder was told were published");
+    cr_expect_eq(seqs[1], 10 + more, "every event of the second");
+    evb_consumer_close(c);
 }
