@@ -50,14 +50,15 @@ struct intent {
     uint32_t pad, len, events;
 };
 
-/* Read a slot's intent under its seqlock (I1, claim.c); false when torn or
- * not pending. */
-static bool read_intent(struct evb_producer_slot *s, struct intent *in)
+/* Read a slot's intent under its seqlock (I1, claim.c): 1 read whole and
+ * still pending, 0 read whole and not pending, -1 torn (being rewritten,
+ * or its writer died halfway). */
+static int read_intent_seq(struct evb_producer_slot *s, struct intent *in)
 {
     /* I1: acquire pairs with write_intent's even release. */
     uint64_t s1 = atomic_load_explicit(&s->intent_seq, memory_order_acquire);
     if (s1 & 1)
-        return false;
+        return -1;
     /* Relaxed fields: the seqlock decides whether they are one intent. */
     in->pos = atomic_load_explicit(&s->intent_pos, memory_order_relaxed);
     in->offset = atomic_load_explicit(&s->intent_offset, memory_order_relaxed);
@@ -69,36 +70,76 @@ static bool read_intent(struct evb_producer_slot *s, struct intent *in)
     atomic_thread_fence(memory_order_acquire);
     /* Relaxed: the I1 fence above keeps it after the field loads. */
     if (atomic_load_explicit(&s->intent_seq, memory_order_relaxed) != s1)
-        return false;
+        return -1;
     /* P2: acquire, still pending at the intent's position? */
     return atomic_load_explicit(&s->pending, memory_order_acquire) == in->pos;
 }
 
-/* Is (pos, offset) the start of a claim: committed there, or pending? */
-static bool is_boundary(struct evb_ring *r, uint64_t pos, uint64_t offset)
+/* The intent of a slot, false when torn or not pending. */
+static bool read_intent(struct evb_producer_slot *s, struct intent *in)
+{
+    return read_intent_seq(s, in) > 0;
+}
+
+/*
+ * Is (pos, offset) the start of a claim: committed there, or pending? 1
+ * yes, 0 no, -1 cannot tell yet.
+ *
+ * The claim starting there may commit, and its producer move on, between
+ * our look at the stamp and our look at its slot: then neither says so,
+ * and a hole whose true end this is would lose its reading to a wrong one
+ * (a dead CAS loser's intent of another shape, whose pad would then cover
+ * the committed claim). So once no slot says so, the stamp is looked at
+ * again: whatever of the slot we read was written after that commit
+ * (pending cleared, or a later intent whose even seq we acquired), so the
+ * commit is visible now. A slot caught mid-rewrite is read again; one
+ * that stays torn, of a live owner, leaves the question open.
+ */
+static int is_boundary(struct evb_ring *r, uint64_t pos, uint64_t offset)
 {
     struct evb_frame *f = evb_ring_frame(r, pos);
-    /* A1: acquire as a reader, so the offset below is the committed one. */
-    uint64_t st = atomic_load_explicit(&f->stamp, memory_order_acquire);
-    if (evb_stamp_is_committed(st, pos)) {
-        if (r->capacity - (pos & r->mask) < EVB_FRAME_HDR)
-            return st == (pos | EVB_STAMP_PAD);
-        /* Relaxed atomic read: committed frames do not change, but a
-         * zombie may rewrite the same value. */
-        return __atomic_load_n(&f->offset, __ATOMIC_RELAXED) == offset;
+    bool unsure = false;
+    for (int look = 0; look < 2; look++) {
+        /* A1: acquire as a reader, so the offset below is the committed
+         * one; the second look also pairs with what the slots said (the
+         * P2 release of pending, I1's even release). */
+        uint64_t st = atomic_load_explicit(&f->stamp, memory_order_acquire);
+        if (evb_stamp_is_committed(st, pos)) {
+            if (r->capacity - (pos & r->mask) < EVB_FRAME_HDR)
+                return st == (pos | EVB_STAMP_PAD);
+            /* Relaxed atomic read: committed frames do not change, but a
+             * zombie may rewrite the same value. */
+            return __atomic_load_n(&f->offset, __ATOMIC_RELAXED) == offset;
+        }
+        if (look)
+            break;
+        for (uint32_t i = 0; i < EVB_RING_PRODUCER_SLOTS; i++) {
+            struct evb_producer_slot *s = &r->pslots[i];
+            struct intent in;
+            /* P1: owner, then the intent. */
+            uint64_t owner = atomic_load_explicit(&s->owner, memory_order_acquire);
+            if (!owner)
+                continue;
+            int got = read_intent_seq(s, &in);
+            for (int spin = 0; got < 0 && spin < 1000; spin++) {
+                evb_cpu_relax();
+                got = read_intent_seq(s, &in);
+            }
+            if (got < 0) {
+                /* Died halfway through an intent: before its pending
+                 * store and its claim, so it holds nothing. */
+                unsure |= (owner >> 32) == (evb_proc_self() >> 32) || evb_proc_alive(owner);
+                continue;
+            }
+            if (!got)
+                continue;
+            if (in.pos == pos && in.offset == offset)
+                return 1;
+            if (in.pad && in.pos + in.pad == pos && in.offset == offset)
+                return 1;
+        }
     }
-    for (uint32_t i = 0; i < EVB_RING_PRODUCER_SLOTS; i++) {
-        struct evb_producer_slot *s = &r->pslots[i];
-        struct intent in;
-        /* P1: owner, then the intent. */
-        if (!atomic_load_explicit(&s->owner, memory_order_acquire) || !read_intent(s, &in))
-            continue;
-        if (in.pos == pos && in.offset == offset)
-            return true;
-        if (in.pad && in.pos + in.pad == pos && in.offset == offset)
-            return true;
-    }
-    return false;
+    return unsure ? -1 : 0;
 }
 
 /*
@@ -190,7 +231,9 @@ static int find_hole(struct evb_ring *r, uint64_t pos, uint64_t tpos, uint64_t t
         if (h.end <= pos || len % EVB_FRAME_ALIGN || (pos & r->mask) + len > r->capacity ||
             h.end > tpos || h.events > UINT16_MAX)
             continue;
-        bool ok = h.end == tpos ? h.end_offset == toff : is_boundary(r, h.end, h.end_offset);
+        int ok = h.end == tpos ? h.end_offset == toff : is_boundary(r, h.end, h.end_offset);
+        if (ok < 0)
+            return 0; /* a slot that may say where it ends is being rewritten */
         if (!ok)
             continue;
         if (found && !same_hole(out, &h))

@@ -622,19 +622,22 @@ Test(ring_pad, a_dead_cas_losers_intent_does_not_hide_a_decided_commit)
  * a live claim not stalled yet is never padded. */
 static _Atomic int n_stop;
 
+/* Where N's claim starts (and its offset), for n_moves_on. */
+static uint64_t n_pos = 64, n_off = 1;
+
 static void *n_moves_on(void *arg)
 {
     struct evb_ring *r = arg;
     struct evb_producer_slot *n = &r->pslots[5];
     while (!atomic_load_explicit(&n_stop, memory_order_acquire)) {
-        /* N pending at 64, uncommitted (intent first, as a claim) */
-        evb_claim_write_intent(n, 64, 1, 0, 64, 1);
-        atomic_store_explicit(&n->pending, 64, memory_order_release);
-        tr_stamp(r, 64, 0);
+        /* N pending at n_pos, uncommitted (intent first, as a claim) */
+        evb_claim_write_intent(n, n_pos, n_off, 0, 64, 1);
+        atomic_store_explicit(&n->pending, n_pos, memory_order_release);
+        tr_stamp(r, n_pos, 0);
         for (volatile int i = 0; i < 50; i++)
             ;
         /* N committed, resolved, and its next claim's intent written */
-        tr_stamp(r, 64, 64 | EVB_STAMP_DATA);
+        tr_stamp(r, n_pos, n_pos | EVB_STAMP_DATA);
         atomic_store_explicit(&n->pending, EVB_POS_NONE, memory_order_release);
         evb_claim_write_intent(n, 4096, 7, 0, 64, 1);
         atomic_store_explicit(&n->pending, 4096, memory_order_release);
@@ -642,6 +645,25 @@ static void *n_moves_on(void *arg)
             ;
     }
     return NULL;
+}
+
+/* Offer the hole at POS while N moves on; the offer's code once it is not
+ * 0, or 0 after EVB_T_PAD_RACE_MS (3 s). */
+static int offer_while_n_moves(struct evb_ring *r, uint64_t pos, uint64_t *tries)
+{
+    atomic_store(&n_stop, 0);
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, n_moves_on, r), 0);
+    uint64_t t0 = t_now_ms();
+    int rc = 0;
+    *tries = 0;
+    while (!rc && t_now_ms() - t0 < t_env_u64("EVB_T_PAD_RACE_MS", 3000)) {
+        rc = evb_ring_unblock(r, pos, 1);
+        ++*tries;
+    }
+    atomic_store_explicit(&n_stop, 1, memory_order_release);
+    pthread_join(t, NULL);
+    return rc;
 }
 
 Test(ring_pad, a_claim_next_to_the_hole_moving_on_does_not_hide_its_live_owner)
@@ -657,20 +679,88 @@ Test(ring_pad, a_claim_next_to_the_hole_moving_on_does_not_hide_its_live_owner)
     tr_frame(&r, 64, 1, 64, 64, 1);
     tr_set_tail(&r, 128, 2);
     r.stall_ns = UINT64_MAX / 2;
-    atomic_store(&n_stop, 0);
-    pthread_t t;
-    cr_assert_eq(pthread_create(&t, NULL, n_moves_on, &r), 0);
-    uint64_t t0 = t_now_ms(), tries = 0;
-    int rc = 0;
-    while (!rc && t_now_ms() - t0 < t_env_u64("EVB_T_PAD_RACE_MS", 3000)) {
-        rc = evb_ring_unblock(&r, 0, 1);
-        tries++;
-    }
-    atomic_store_explicit(&n_stop, 1, memory_order_release);
-    pthread_join(t, NULL);
+    n_pos = 64, n_off = 1;
+    uint64_t tries;
+    int rc = offer_while_n_moves(&r, 0, &tries);
     cr_expect_eq(rc, 0, "padded after %llu offers: stamp %#llx, winner's robbing %#llx",
                  (unsigned long long)tries, (unsigned long long)tr_stamp_at(&r, 0),
                  (unsigned long long)TR_LD(r.pslots[3].robbing));
+    cr_expect_eq(TR_LD(r.hdr->padded_dead), 0);
+}
+
+/* The same race where the dead CAS loser's intent has another shape: its
+ * long claim needed an end pad at P (to the lap's end), the live winner's
+ * short one at P none. The loser's end-pad reading is confirmed by its own
+ * intent; the winner's by N, the claim after it. When N committed and
+ * moved on between the look at its stamp and the look at its slot, the
+ * winner's reading failed, the loser's stood alone, and the claim was
+ * padded at once as the loser's end pad: its claim_len covering N, whose
+ * committed event readers then skipped, and the winner not told. Both
+ * readings standing is no verdict: nothing is padded while the winner
+ * lives (found by review). Each trial sets N pending again (a committed
+ * stamp never goes back in a real ring, so not while an offer runs) and
+ * lets a thread commit it and move on while we offer the hole. */
+static _Atomic int n_go, n_done;
+
+static void *n_commits_once(void *arg)
+{
+    struct evb_ring *r = arg;
+    struct evb_producer_slot *n = &r->pslots[5];
+    for (;;) {
+        int go;
+        while (!(go = atomic_load_explicit(&n_go, memory_order_acquire)))
+            ;
+        if (go < 0)
+            return NULL;
+        atomic_store_explicit(&n_go, 0, memory_order_relaxed);
+        for (volatile int i = 0; i < (int)(random() % 2000); i++)
+            ;
+        tr_stamp(r, n_pos, n_pos | EVB_STAMP_DATA);
+        atomic_store_explicit(&n->pending, EVB_POS_NONE, memory_order_release);
+        evb_claim_write_intent(n, 4096, 7, 0, 64, 1);
+        atomic_store_explicit(&n->pending, 4096, memory_order_release);
+        atomic_store_explicit(&n_done, 1, memory_order_release);
+    }
+}
+
+Test(ring_pad, a_claim_after_the_hole_moving_on_does_not_let_a_dead_losers_end_pad_stand)
+{
+    struct evb_ring r;
+    tr_ring(&r, NULL);
+    const uint64_t P = TR_CAP - 256, off = 7;
+    tr_intent(&r, 0, tr_owner_dead(), P, off, 256, 1024, 1); /* the loser */
+    tr_intent(&r, 3, tr_owner_live(), P, off, 0, 64, 1);     /* the winner */
+    TR_ST(r.pslots[3].commit_mode, EVB_COMMIT_FENCELESS);
+    TR_ST(r.pslots[3].committing, EVB_POS_NONE);
+    TR_ST(r.pslots[3].robbing, EVB_POS_NONE);
+    tr_intent(&r, 5, tr_owner_live(), P + 64, off + 1, 0, 64, 1); /* N */
+    tr_frame(&r, P + 64, off + 1, 64, 64, 1);
+    tr_set_tail(&r, TR_CAP + 64, off + 3);
+    r.stall_ns = UINT64_MAX / 2;
+    n_pos = P + 64;
+    atomic_store(&n_go, 0);
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, n_commits_once, &r), 0);
+    uint64_t t0 = t_now_ms(), tries = 0, trials = 0;
+    int rc = 0;
+    while (!rc && t_now_ms() - t0 < t_env_u64("EVB_T_PAD_RACE_MS", 3000)) {
+        /* N pending and uncommitted again (intent first, as a claim) */
+        evb_claim_write_intent(&r.pslots[5], P + 64, off + 1, 0, 64, 1);
+        atomic_store_explicit(&r.pslots[5].pending, P + 64, memory_order_release);
+        tr_stamp(&r, P + 64, 0);
+        atomic_store_explicit(&n_done, 0, memory_order_relaxed);
+        atomic_store_explicit(&n_go, 1, memory_order_release);
+        do {
+            rc = evb_ring_unblock(&r, P, 1);
+            tries++;
+        } while (!rc && !atomic_load_explicit(&n_done, memory_order_acquire));
+        trials++;
+    }
+    atomic_store_explicit(&n_go, -1, memory_order_release);
+    pthread_join(t, NULL);
+    cr_expect_eq(rc, 0, "padded after %llu offers in %llu trials: stamp %#llx, claim_len %u",
+                 (unsigned long long)tries, (unsigned long long)trials,
+                 (unsigned long long)tr_stamp_at(&r, P), evb_ring_frame(&r, P)->claim_len);
     cr_expect_eq(TR_LD(r.hdr->padded_dead), 0);
 }
 
