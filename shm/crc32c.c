@@ -1,8 +1,11 @@
 /*
- * crc32c.c - CRC32C for durable frames. Two implementations of one raw
- * register update: the SSE4.2 crc32 instruction (three independent streams
- * over long buffers, joined with a shift table) and slice-by-8 tables for
- * CPUs without it. Tables are built and the implementation picked once.
+ * crc32c.c - CRC32C for durable frames. Three implementations of one raw
+ * register update: the SSE4.2 crc32 instruction in three independent
+ * streams that split the whole buffer, joined by a carry-less multiply
+ * (PCLMULQDQ); the same instruction in streams of a fixed 256 bytes,
+ * joined with shift tables, for a CPU with SSE4.2 but no PCLMULQDQ; and
+ * slice-by-8 tables for CPUs without either. Tables are built and the
+ * implementation picked once.
  *
  * "Raw" below means the bare reflected CRC register, without the inversion
  * on entry and exit; the public functions add it.
@@ -24,10 +27,26 @@ static_assert(offsetof(struct evb_frame, offset) == 8 &&
  * cycle, so three chains in flight keep it busy. */
 #define HW_BLOCK 256u
 
+/* The PCLMULQDQ path splits a buffer into three streams of W 8-byte words
+ * each, W at most HW_WORDS_MAX (a block of 768 bytes; longer buffers take
+ * several), at least HW_WORDS_MIN (below, one stream costs less than the
+ * joins save). Streams of 512 bytes or more ran at a third of the speed
+ * over buffers not in cache (6-7 GB/s against 22 on this project's AMD
+ * EPYC VMs; perf/RESULTS.md, sixth session), as if the three far-apart
+ * loads defeated the prefetcher; 256 bytes keeps them close. */
+#define HW_WORDS_MAX 32u
+#define HW_WORDS_MIN 4u
+
 static uint32_t slice[8][256]; /* slice[k][b]: byte b followed by k zeros */
 static uint32_t shift[4][256]; /* a register pushed through HW_BLOCK zeros */
+/* shift_k[w]: x^(64w - 33) mod P, bit-reflected; a carry-less product
+ * with it, folded by the crc32 instruction (which multiplies by x^32, and
+ * the reflected product carries one more x), pushes a register through w
+ * zero words. */
+static uint32_t shift_k[2 * HW_WORDS_MAX + 1];
 static uint32_t (*raw_impl)(uint32_t c, const uint8_t *p, size_t n);
-static bool hw_ok;
+static uint32_t (*frame_impl)(const struct evb_frame *f, uint32_t len);
+static bool hw_ok, clmul_ok;
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 
 static uint32_t le32(const uint8_t *p)
@@ -54,6 +73,7 @@ static uint32_t sw_raw(uint32_t c, const uint8_t *p, size_t n)
  * serve every call. */
 #if defined(__x86_64__)
 #include <nmmintrin.h>
+#include <wmmintrin.h>
 
 /* The register after HW_BLOCK more zero bytes. The map is linear over
  * GF(2), so four byte-indexed tables cover every 32-bit register. */
@@ -95,7 +115,170 @@ __attribute__((target("sse4.2"))) static uint32_t hw_raw(uint32_t c, const uint8
         c = _mm_crc32_u8(c, *p);
     return c;
 }
+
+/* The register C pushed through the zero words that K stands for. */
+__attribute__((target("sse4.2,pclmul"))) static inline uint32_t clmul_shift(uint32_t c,
+                                                                           uint32_t k)
+{
+    __m128i prod = _mm_clmulepi64_si128(_mm_cvtsi32_si128((int)c), _mm_cvtsi32_si128((int)k),
+                                        0x00);
+    return (uint32_t)_mm_crc32_u64(0, (uint64_t)_mm_cvtsi128_si64(prod));
+}
+
+/*
+ * The same sum as hw_raw, but the three streams share the whole buffer
+ * (W words each, whatever the length), so no stream of a 1 KiB frame is
+ * left to run alone, one dependent instruction after the other, as
+ * hw_raw's tail past its 768-byte blocks does; the joins are two
+ * independent carry-less multiplies instead of four table lookups each.
+ */
+__attribute__((target("sse4.2,pclmul"))) static uint32_t hw_clmul_raw(uint32_t c,
+                                                                     const uint8_t *p, size_t n)
+{
+    while (n >= 3 * 8 * HW_WORDS_MIN) {
+        size_t w = n / 24;
+        if (w > HW_WORDS_MAX)
+            w = HW_WORDS_MAX;
+        size_t len = 8 * w;
+        uint64_t a = c, b = 0, d = 0;
+        for (size_t i = 0; i < len; i += 8) {
+            a = _mm_crc32_u64(a, load64(p + i));
+            b = _mm_crc32_u64(b, load64(p + len + i));
+            d = _mm_crc32_u64(d, load64(p + 2 * len + i));
+        }
+        c = clmul_shift((uint32_t)a, shift_k[2 * w]) ^ clmul_shift((uint32_t)b, shift_k[w]) ^
+            (uint32_t)d;
+        p += 3 * len;
+        n -= 3 * len;
+    }
+    uint64_t x = c;
+    for (; n >= 8; n -= 8, p += 8)
+        x = _mm_crc32_u64(x, load64(p));
+    c = (uint32_t)x;
+    if (n >= 4) {
+        uint32_t v;
+        memcpy(&v, p, sizeof v);
+        c = _mm_crc32_u32(c, v);
+        p += 4;
+        n -= 4;
+    }
+    for (; n; n--, p++)
+        c = _mm_crc32_u8(c, *p);
+    return c;
+}
+
+/*
+ * evb_frame_crc on the PCLMULQDQ path: the header's covered words are
+ * built in registers from its fields (each loaded once; the claim fields
+ * with relaxed atomics, as frame_crc_generic says why) and fed straight
+ * to the instruction;
+ * a copy stored field by field and loaded back in words would stall on
+ * store forwarding twice a frame. x86-64 is little-endian: a word's
+ * bytes are the fields' bytes in memory order.
+ */
+__attribute__((target("sse4.2,pclmul"))) static uint32_t hw_frame_crc(const struct evb_frame *f,
+                                                                      uint32_t len)
+{
+    uint64_t off = __atomic_load_n(&f->offset, __ATOMIC_RELAXED);
+    uint64_t claim_len = __atomic_load_n(&f->claim_len, __ATOMIC_RELAXED);
+    uint64_t claim_events = __atomic_load_n(&f->claim_events, __ATOMIC_RELAXED);
+    uint64_t c = 0xFFFFFFFFu;
+    c = _mm_crc32_u64(c, off);
+    c = _mm_crc32_u64(c, f->timestamp_ns);
+    c = _mm_crc32_u64(c, f->producer_seq);
+    c = _mm_crc32_u64(c, (uint64_t)f->len | claim_len << 32);
+    c = _mm_crc32_u64(c, (uint64_t)f->producer_id | claim_events << 32 |
+                             (uint64_t)f->key_len << 48);
+    const size_t rest = offsetof(struct evb_frame, type);
+    return ~hw_clmul_raw((uint32_t)c, (const uint8_t *)f + rest, len - rest);
+}
+
+static inline void store64(uint8_t *p, uint64_t v)
+{
+    memcpy(p, &v, sizeof v);
+}
+
+/*
+ * hw_clmul_raw over N bytes at SRC that are stored at DST as they go:
+ * each word is loaded once, into the checksum and into the store, so the
+ * sum is of the bytes written whatever another thread does to SRC
+ * meanwhile, and nothing just stored is loaded back: a load of bytes
+ * still in the store queue, whose lines in a ring larger than the cache
+ * are on their way from memory, waited for them (most of a durable
+ * producer's profile sat on that load, perf/RESULTS.md, sixth session).
+ */
+__attribute__((target("sse4.2,pclmul"))) static uint32_t hw_clmul_copy(uint32_t c, uint8_t *dst,
+                                                                      const uint8_t *src,
+                                                                      size_t n)
+{
+    while (n >= 3 * 8 * HW_WORDS_MIN) {
+        size_t w = n / 24;
+        if (w > HW_WORDS_MAX)
+            w = HW_WORDS_MAX;
+        size_t len = 8 * w;
+        uint64_t a = c, b = 0, d = 0;
+        for (size_t i = 0; i < len; i += 8) {
+            uint64_t x = load64(src + i), y = load64(src + len + i),
+                     z = load64(src + 2 * len + i);
+            a = _mm_crc32_u64(a, x);
+            b = _mm_crc32_u64(b, y);
+            d = _mm_crc32_u64(d, z);
+            store64(dst + i, x);
+            store64(dst + len + i, y);
+            store64(dst + 2 * len + i, z);
+        }
+        c = clmul_shift((uint32_t)a, shift_k[2 * w]) ^ clmul_shift((uint32_t)b, shift_k[w]) ^
+            (uint32_t)d;
+        src += 3 * len;
+        dst += 3 * len;
+        n -= 3 * len;
+    }
+    uint64_t x = c;
+    for (; n >= 8; n -= 8, src += 8, dst += 8) {
+        uint64_t v = load64(src);
+        x = _mm_crc32_u64(x, v);
+        store64(dst, v);
+    }
+    c = (uint32_t)x;
+    for (; n; n--, src++, dst++) {
+        uint8_t v = *src;
+        c = _mm_crc32_u8(c, v);
+        *dst = v;
+    }
+    return c;
+}
+
+/* evb_frame_copy_crc on the PCLMULQDQ path: the header as hw_frame_crc,
+ * type and flags from their fields, the key and its padding (written by
+ * the caller just before, small) from the frame, then the value. */
+__attribute__((target("sse4.2,pclmul"))) static uint32_t hw_frame_copy_crc(struct evb_frame *f,
+                                                                           uint8_t *dst,
+                                                                           const void *src,
+                                                                           uint32_t n)
+{
+    uint64_t off = __atomic_load_n(&f->offset, __ATOMIC_RELAXED);
+    uint64_t claim_len = __atomic_load_n(&f->claim_len, __ATOMIC_RELAXED);
+    uint64_t claim_events = __atomic_load_n(&f->claim_events, __ATOMIC_RELAXED);
+    uint64_t c = 0xFFFFFFFFu;
+    c = _mm_crc32_u64(c, off);
+    c = _mm_crc32_u64(c, f->timestamp_ns);
+    c = _mm_crc32_u64(c, f->producer_seq);
+    c = _mm_crc32_u64(c, (uint64_t)f->len | claim_len << 32);
+    c = _mm_crc32_u64(c, (uint64_t)f->producer_id | claim_events << 32 |
+                             (uint64_t)f->key_len << 48);
+    /* One instruction each: loaded as one word (as the compiler merges
+     * them otherwise), they would wait on two stores. */
+    c = _mm_crc32_u16((uint32_t)c, f->type);
+    c = _mm_crc32_u16((uint32_t)c, f->flags);
+    const uint8_t *k = (const uint8_t *)f + EVB_FRAME_HDR;
+    uint32_t c32 = (uint32_t)c;
+    if ((uint8_t *)dst > k)
+        c32 = hw_clmul_raw(c32, k, (size_t)((uint8_t *)dst - k));
+    return ~hw_clmul_copy(c32, dst, src, n);
+}
 #endif
+
+static uint32_t frame_crc_generic(const struct evb_frame *f, uint32_t len);
 
 static void init(void)
 {
@@ -127,12 +310,28 @@ static void init(void)
             shift[t][b] = v;
         }
 
+    /* shift_k[1] = x^31 (bit 0, reflected); each next one 64 x's on. */
+    uint32_t k = 0x80000000u; /* x^0 */
+    for (int i = 0; i < 31; i++)
+        k = (k >> 1) ^ (k & 1 ? POLY : 0);
+    for (uint32_t w = 1; w <= 2 * HW_WORDS_MAX; w++) {
+        shift_k[w] = k;
+        for (int i = 0; i < 64; i++)
+            k = (k >> 1) ^ (k & 1 ? POLY : 0);
+    }
+
     raw_impl = sw_raw;
+    frame_impl = frame_crc_generic;
 #if defined(__x86_64__)
     __builtin_cpu_init();
     hw_ok = __builtin_cpu_supports("sse4.2");
+    clmul_ok = hw_ok && __builtin_cpu_supports("pclmul");
     if (hw_ok)
         raw_impl = hw_raw;
+    if (clmul_ok) {
+        raw_impl = hw_clmul_raw;
+        frame_impl = hw_frame_crc;
+    }
 #endif
 }
 
@@ -142,7 +341,8 @@ uint32_t evb_crc32c(uint32_t crc, const void *p, size_t n)
     return ~raw_impl(~crc, p, n);
 }
 
-uint32_t evb_frame_crc(const struct evb_frame *f, uint32_t len)
+/* evb_frame_crc from a copy of the header: the table and hw_raw paths. */
+static uint32_t frame_crc_generic(const struct evb_frame *f, uint32_t len)
 {
     const size_t from = offsetof(struct evb_frame, offset);
     const size_t hole = offsetof(struct evb_frame, crc32c);
@@ -160,8 +360,26 @@ uint32_t evb_frame_crc(const struct evb_frame *f, uint32_t len)
     h.len = f->len;
     h.producer_id = f->producer_id;
     h.key_len = f->key_len;
-    uint32_t crc = evb_crc32c(0, (const uint8_t *)&h + from, hole - from);
-    return evb_crc32c(crc, (const uint8_t *)f + rest, len - rest);
+    uint32_t crc = raw_impl(~0u, (const uint8_t *)&h + from, hole - from);
+    return ~raw_impl(crc, (const uint8_t *)f + rest, len - rest);
+}
+
+uint32_t evb_frame_crc(const struct evb_frame *f, uint32_t len)
+{
+    pthread_once(&init_once, init);
+    return frame_impl(f, len);
+}
+
+uint32_t evb_frame_copy_crc(struct evb_frame *f, void *dst, const void *src, uint32_t n)
+{
+    pthread_once(&init_once, init);
+#if defined(__x86_64__)
+    if (clmul_ok)
+        return hw_frame_copy_crc(f, dst, src, n);
+#endif
+    if (n)
+        memcpy(dst, src, n);
+    return frame_impl(f, f->len);
 }
 
 uint32_t evb_crc32c_sw(uint32_t crc, const void *p, size_t n)
@@ -174,10 +392,34 @@ uint32_t evb_crc32c_hw(uint32_t crc, const void *p, size_t n)
 {
     pthread_once(&init_once, init);
 #if defined(__x86_64__)
+    if (clmul_ok)
+        return ~hw_clmul_raw(~crc, p, n);
     if (hw_ok)
         return ~hw_raw(~crc, p, n);
 #endif
     return ~sw_raw(~crc, p, n);
+}
+
+uint32_t evb_crc32c_hw_tables(uint32_t crc, const void *p, size_t n)
+{
+    pthread_once(&init_once, init);
+#if defined(__x86_64__)
+    if (hw_ok)
+        return ~hw_raw(~crc, p, n);
+#endif
+    return ~sw_raw(~crc, p, n);
+}
+
+uint32_t evb_frame_crc_generic(const struct evb_frame *f, uint32_t len)
+{
+    pthread_once(&init_once, init);
+    return frame_crc_generic(f, len);
+}
+
+bool evb_crc32c_has_clmul(void)
+{
+    pthread_once(&init_once, init);
+    return clmul_ok;
 }
 
 bool evb_crc32c_has_hw(void)

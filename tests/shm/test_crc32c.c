@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "crc32c.h"
+#include "frame.h"
 #include "ring_format.h"
 
 static uint64_t rng;
@@ -93,4 +94,80 @@ Test(crc32c, frame_crc_covers_all_but_stamp_and_checksum)
     f[8] ^= 1;
     f[len - 1] ^= 1;
     cr_expect_neq(evb_frame_crc(fr, len), crc);
+}
+
+Test(crc32c, table_joined_streams_agree_with_the_reference)
+{
+    if (!evb_crc32c_has_hw())
+        cr_skip_test("no SSE4.2 on this CPU");
+    size_t big = 20000;
+    uint8_t *buf = malloc(big + 8);
+    cr_assert_not_null(buf);
+    rng = 43;
+    for (size_t i = 0; i < big + 8; i++)
+        buf[i] = (uint8_t)next_rand();
+    for (size_t len = 0; len < big; len += 1 + len / 32) {
+        uint32_t seed = (uint32_t)next_rand();
+        const uint8_t *p = buf + (len & 7);
+        cr_assert_eq(evb_crc32c_hw_tables(seed, p, len), crc_bitwise(seed, p, len), "len %zu",
+                     len);
+    }
+    free(buf);
+}
+
+/* A frame at F (random header fields; key of KEY_LEN random bytes, then
+ * zero padding, as the producer writes them) of the value length N. */
+static uint32_t frame_setup(uint8_t *f, uint32_t key_len, uint32_t n)
+{
+    for (size_t i = 0; i < EVB_FRAME_HDR; i++)
+        f[i] = (uint8_t)next_rand();
+    struct evb_frame *fr = (struct evb_frame *)(void *)f;
+    uint32_t len = (uint32_t)evb_frame_len(key_len, n);
+    fr->len = len;
+    fr->key_len = (uint16_t)key_len;
+    uint64_t at = evb_frame_value_at(key_len, EVB_FRAME_F_VALUE_ALIGNED);
+    memset(f + EVB_FRAME_HDR, 0, at - EVB_FRAME_HDR);
+    for (size_t i = 0; i < key_len; i++)
+        f[EVB_FRAME_HDR + i] = (uint8_t)next_rand();
+    return len;
+}
+
+Test(crc32c, frame_crc_paths_agree)
+{
+    static uint8_t f[6000];
+    rng = 11;
+    for (uint32_t n = 0; n < 5000; n += 1 + n / 16) {
+        uint32_t len = frame_setup(f, n % 19, n);
+        for (size_t i = len - n; i < len; i++)
+            f[i] = (uint8_t)next_rand();
+        struct evb_frame *fr = (struct evb_frame *)(void *)f;
+        uint8_t cat[6000];
+        memcpy(cat, f + 8, 40);
+        memcpy(cat + 40, f + 52, len - 52);
+        uint32_t want = crc_bitwise(0, cat, 40 + len - 52);
+        cr_assert_eq(evb_frame_crc(fr, len), want, "value %u", n);
+        cr_assert_eq(evb_frame_crc_generic(fr, len), want, "value %u", n);
+    }
+}
+
+Test(crc32c, copy_crc_stores_every_byte_and_sums_them)
+{
+    static uint8_t f[6000 + 64], src[6000 + 8];
+    rng = 12;
+    for (size_t i = 0; i < sizeof src; i++)
+        src[i] = (uint8_t)next_rand();
+    for (uint32_t n = 0; n < 5000; n += 1 + n / 16) {
+        for (uint32_t key_len = 0; key_len < 20; key_len += 6) {
+            uint32_t len = frame_setup(f, key_len, n);
+            memset(f + len - n, 0xA5, n + 64); /* the value's place, and guard bytes past it */
+            const uint8_t *s = src + (n & 7);
+            struct evb_frame *fr = (struct evb_frame *)(void *)f;
+            uint32_t crc = evb_frame_copy_crc(fr, f + len - n, s, n);
+            cr_assert_eq(memcmp(f + len - n, s, n), 0, "value %u key %u: copy", n, key_len);
+            for (size_t i = len; i < len + 64; i++)
+                cr_assert_eq(f[i], 0xA5, "value %u key %u: byte %zu past the frame", n,
+                             key_len, i - len);
+            cr_assert_eq(crc, evb_frame_crc_generic(fr, len), "value %u key %u", n, key_len);
+        }
+    }
 }
