@@ -69,12 +69,14 @@ typedef struct ictl {
     uint64_t t0, t_pub, t1;          /* start, last publish returned, sync returned */
     uint64_t events, warm, log0;     /* timed events, warm-up events, log position at t0 */
     uint64_t main_cpu_ns, flusher_cpu_ns;
-    long nvcsw, nivcsw;
+    long nvcsw, nivcsw, minflt;      /* the producer thread's (RUSAGE_THREAD) */
 } ictl;
 
 typedef struct result {
     int ok;
     double ev_s, log_bps, sync_tail_ms, main_cpu, flusher_cpu;
+    double main_ns_ev;               /* producer thread's CPU ns per timed event */
+    long sleeps, faults;             /* its voluntary context switches, page faults */
     uint64_t fsyncs, segments, disk_bytes, log_bytes;
     double blocked_frac, lag_mean;   /* --sample-ms only */
     char why[512];
@@ -153,7 +155,7 @@ static int producer_main(const config *cf, int im, const char *topic, ictl *c)
     atomic_store_explicit(&c->ready, 1, memory_order_release);
     uint64_t cpu0 = du_self_cpu_ns(), fl0 = du_other_threads_cpu_ns();
     struct rusage ru0, ru1;
-    getrusage(RUSAGE_SELF, &ru0);
+    getrusage(RUSAGE_THREAD, &ru0);
     c->t0 = now_ns();
     if (!err)
         err = publish_range(p, msgs, bufs, size, batch, warm, warm + n, c->msg);
@@ -164,9 +166,10 @@ static int producer_main(const config *cf, int im, const char *topic, ictl *c)
     c->events = n;
     c->main_cpu_ns = du_self_cpu_ns() - cpu0;
     c->flusher_cpu_ns = du_other_threads_cpu_ns() - fl0;
-    getrusage(RUSAGE_SELF, &ru1);
+    getrusage(RUSAGE_THREAD, &ru1);
     c->nvcsw = ru1.ru_nvcsw - ru0.ru_nvcsw;
     c->nivcsw = ru1.ru_nivcsw - ru0.ru_nivcsw;
+    c->minflt = ru1.ru_minflt - ru0.ru_minflt;
     free(bufs);
     free(msgs);
     evb_producer_close(p);
@@ -280,6 +283,9 @@ static result run_one(const config *cf, evb_bus *bus, int im, uint64_t ring, int
         res.sync_tail_ms = (double)(c->t1 - c->t_pub) / 1e6;
         res.main_cpu = (double)c->main_cpu_ns / (double)(c->t1 - c->t0);
         res.flusher_cpu = (double)c->flusher_cpu_ns / (double)(c->t1 - c->t0);
+        res.main_ns_ev = (double)c->main_cpu_ns / (double)c->events;
+        res.sleeps = c->nvcsw;
+        res.faults = c->minflt;
         res.fsyncs = s.fsyncs;
         res.segments = s.segments;
         res.disk_bytes = s.disk_bytes;
@@ -466,10 +472,12 @@ int main(int argc, char **argv)
                 if (r->disk_bytes > peak_disk)
                     peak_disk = r->disk_bytes;
                 fprintf(stderr, "  run %d %-12s ring %2" PRIu64 "M %.3f Mev/s %.0f MB/s (log %.0f MB/s) "
-                        "fsyncs %" PRIu64 " segs %" PRIu64 " sync tail %.1f ms cpu main %.2f flusher %.2f%s\n",
+                        "fsyncs %" PRIu64 " segs %" PRIu64 " sync tail %.1f ms cpu main %.2f flusher %.2f"
+                        " main %.0f ns/ev %ld sleeps %ld faults%s\n",
                         run + 1, impl_name[im], cf.rings[ri] >> 20, r->ev_s / 1e6,
                         r->ev_s * (double)cf.size / 1e6, r->log_bps / 1e6, r->fsyncs, r->segments,
-                        r->sync_tail_ms, r->main_cpu, r->flusher_cpu, run < cf.verify && is_durable(im) ? " verified" : "");
+                        r->sync_tail_ms, r->main_cpu, r->flusher_cpu, r->main_ns_ev, r->sleeps, r->faults,
+                        run < cf.verify && is_durable(im) ? " verified" : "");
                 if (r->lag_mean >= 0)
                     fprintf(stderr, "    lag mean %.1f MiB, producer blocked in %.0f%% of samples\n",
                             r->lag_mean / 1048576, 100 * r->blocked_frac);
@@ -505,7 +513,7 @@ int main(int argc, char **argv)
             if (!(cf.impls & (1u << im)))
                 continue;
             double ev[MAX_RUNS], q_none[MAX_RUNS], q_fb[MAX_RUNS], q_fd[MAX_RUNS], log[MAX_RUNS],
-                fs[MAX_RUNS], tail[MAX_RUNS], mc[MAX_RUNS], fc[MAX_RUNS];
+                fs[MAX_RUNS], tail[MAX_RUNS], mc[MAX_RUNS], fc[MAX_RUNS], mn[MAX_RUNS];
             int n = 0, nn = 0, nb = 0, nd = 0;
             int base = is_batch(im) ? IMPL_NONE_BATCH : IMPL_NONE_SINGLE;
             for (int r = 0; r < cf.runs; r++) {
@@ -518,6 +526,7 @@ int main(int argc, char **argv)
                 tail[n] = x->sync_tail_ms;
                 mc[n] = x->main_cpu;
                 fc[n] = x->flusher_cpu;
+                mn[n] = x->main_ns_ev;
                 n++;
                 if (!is_durable(im))
                     continue;
@@ -529,7 +538,7 @@ int main(int argc, char **argv)
                     q_fd[nd++] = x->log_bps / fio_bw[FIO_DIRECT][r];
             }
             stat3 lg = stat3_of(log, n), f = stat3_of(fs, n), t = stat3_of(tail, n),
-                  m = stat3_of(mc, n), fl = stat3_of(fc, n);
+                  m = stat3_of(mc, n), fl = stat3_of(fc, n), mns = stat3_of(mn, n);
             stat3 a = stat3_of(q_none, nn), b = stat3_of(q_fb, nb), d = stat3_of(q_fd, nd);
             char fb[16] = "-", fd[16] = "-";
             if (nb)
@@ -539,10 +548,11 @@ int main(int argc, char **argv)
             if (is_durable(im))
                 snprintf(extra, sizeof extra,
                          "/none %.3f  log %.0f MB/s: /fio-buf %s /fio-direct %s  fsyncs %.0f  "
-                         "sync-at-end %.1f ms  cpu main %.2f flusher %.2f",
-                         a.med, lg.med / 1e6, fb, fd, f.med, t.med, m.med, fl.med);
+                         "sync-at-end %.1f ms  cpu main %.2f flusher %.2f  main %.0f ns/ev",
+                         a.med, lg.med / 1e6, fb, fd, f.med, t.med, m.med, fl.med, mns.med);
             else
-                snprintf(extra, sizeof extra, "log %.0f MB/s  cpu main %.2f", lg.med / 1e6, m.med);
+                snprintf(extra, sizeof extra, "log %.0f MB/s  cpu main %.2f  main %.0f ns/ev",
+                         lg.med / 1e6, m.med, mns.med);
             print_row(impl_name[im], ringname, ev, n, (double)cf.size, extra);
             if (cf.json && n) {
                 stat3 e = stat3_of(ev, n);
@@ -559,8 +569,8 @@ int main(int argc, char **argv)
                     printf(",\"ratio_log_vs_fio_buf\":%.4f", b.med);
                 if (nd)
                     printf(",\"ratio_log_vs_fio_direct\":%.4f", d.med);
-                printf(",\"fsyncs\":%.0f,\"cpu_main\":%.3f,\"cpu_flusher\":%.3f}\n", f.med, m.med,
-                       fl.med);
+                printf(",\"fsyncs\":%.0f,\"cpu_main\":%.3f,\"cpu_flusher\":%.3f,"
+                       "\"main_ns_per_event\":%.1f}\n", f.med, m.med, fl.med, mns.med);
             }
         }
     }
@@ -570,7 +580,8 @@ int main(int argc, char **argv)
            "# time runs from the first publish to evb_producer_sync returning; sync-at-end = "
            "that last sync; cpu = on-CPU time / wall time of the producer thread and of "
            "the other threads\n#   of its process (the flusher and its io_uring workers, "
-           "iou-wrk-*).\n# largest segment footprint of a run: %.2f GiB\n",
+           "iou-wrk-*); main ns/ev = the producer thread's on-CPU ns per event; sleeps, faults = its\n"
+           "#   voluntary context switches and page faults (per run).\n# largest segment footprint of a run: %.2f GiB\n",
            (double)peak_disk / (1 << 30));
     if (failures)
         printf("# %d run(s) FAILED\n", failures);
