@@ -10,7 +10,7 @@
  *   async-*  durability ASYNC, data dir on disk, rings of each --ring size,
  *            the flusher writing through the page cache (EVBUS_FLUSH_DIRECT=0);
  *   dio-*    the same with EVBUS_FLUSH_DIRECT=1 (whole blocks written
- *            O_DIRECT; the library's default since 74829cd);
+ *            O_DIRECT; the library's default from 74829cd to 1565d8a);
  *   none-*   the same producer on a durability NONE topic (no reader, so
  *            the ring never gates: the in-memory rate);
  *   fio-buf, fio-direct  fio sequential 1 MiB io_uring writes of --bytes,
