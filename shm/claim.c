@@ -1004,8 +1004,10 @@ void evb_ring_producer_detach(struct evb_ring_producer *p)
         atomic_store_explicit(&p->r->hdr->exclusive, 0, memory_order_release);
         p->exclusive = false;
     }
-    /* Relaxed: the P1 release of owner below publishes it. */
-    atomic_store_explicit(&p->slot->pending, EVB_POS_NONE, memory_order_relaxed);
+    /* P2: release, as finish()'s: a padder's acquire load that sees it
+     * sees our last commit (pad.c is_boundary), whether or not it also
+     * sees the P1 release of owner below. */
+    atomic_store_explicit(&p->slot->pending, EVB_POS_NONE, memory_order_release);
     /* P1: release, our last commit is visible before the slot reads as free. */
     atomic_store_explicit(&p->slot->owner, 0, memory_order_release);
     p->slot = NULL;

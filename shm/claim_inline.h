@@ -28,12 +28,15 @@ static inline void evb_claim_write_intent(struct evb_producer_slot *s, uint64_t 
                                           uint32_t events)
 {
     /* I1: seqlock over the intent. Relaxed seq load: only this producer
-     * writes it. The odd store is relaxed: the release fence after it
-     * orders it before the fields (pairs with read_intent's acquire
-     * fence); the final release orders the fields before the even value
-     * (pairs with read_intent's first, acquire load). */
+     * writes it. The release fence after the odd store orders it before
+     * the fields (pairs with read_intent's acquire fence); the final
+     * release orders the fields before the even value (pairs with
+     * read_intent's first, acquire load). */
     uint64_t seq = atomic_load_explicit(&s->intent_seq, memory_order_relaxed);
-    atomic_store_explicit(&s->intent_seq, seq + 1, memory_order_relaxed);
+    /* I1: release, pairs with read_intent's acquire of seq: a padder that
+     * sees us mid-rewrite sees our last claim's commit too (pad.c
+     * is_boundary looks at its stamp again). A plain store on x86-64. */
+    atomic_store_explicit(&s->intent_seq, seq + 1, memory_order_release);
     /* I1: odd value before any field. */
     atomic_thread_fence(memory_order_release);
     /* Relaxed fields: the I1 fence and the even release order them. */

@@ -82,27 +82,29 @@ static bool read_intent(struct evb_producer_slot *s, struct intent *in)
 }
 
 /*
- * Is (pos, offset) the start of a claim: committed there, or pending? 1
- * yes, 0 no, -1 cannot tell yet.
+ * Is (pos, offset) the start of a claim: committed there, or pending?
  *
  * The claim starting there may commit, and its producer move on, between
  * our look at the stamp and our look at its slot: then neither says so,
  * and a hole whose true end this is would lose its reading to a wrong one
  * (a dead CAS loser's intent of another shape, whose pad would then cover
  * the committed claim). So once no slot says so, the stamp is looked at
- * again: whatever of the slot we read was written after that commit
- * (pending cleared, or a later intent whose even seq we acquired), so the
- * commit is visible now. A slot caught mid-rewrite is read again; one
- * that stays torn, of a live owner, leaves the question open.
+ * again: what we read of the slot was written after that commit (pending
+ * cleared with release, or a later intent whose odd or even seq, both
+ * released, we acquired), so the commit is visible now. A slot caught
+ * mid-rewrite is read once more, so that a seq that changed under our
+ * relaxed second load is acquired, then skipped: a producer rewrites its
+ * intent only when no claim of its own is pending, so it holds nothing
+ * here (and a slot torn for good, its writer stopped or killed halfway,
+ * must not keep every hole from a verdict).
  */
-static int is_boundary(struct evb_ring *r, uint64_t pos, uint64_t offset)
+static bool is_boundary(struct evb_ring *r, uint64_t pos, uint64_t offset)
 {
     struct evb_frame *f = evb_ring_frame(r, pos);
-    bool unsure = false;
     for (int look = 0; look < 2; look++) {
         /* A1: acquire as a reader, so the offset below is the committed
-         * one; the second look also pairs with what the slots said (the
-         * P2 release of pending, I1's even release). */
+         * one; the second look is also after the acquires of what the
+         * slots said (above). */
         uint64_t st = atomic_load_explicit(&f->stamp, memory_order_acquire);
         if (evb_stamp_is_committed(st, pos)) {
             if (r->capacity - (pos & r->mask) < EVB_FRAME_HDR)
@@ -117,29 +119,20 @@ static int is_boundary(struct evb_ring *r, uint64_t pos, uint64_t offset)
             struct evb_producer_slot *s = &r->pslots[i];
             struct intent in;
             /* P1: owner, then the intent. */
-            uint64_t owner = atomic_load_explicit(&s->owner, memory_order_acquire);
-            if (!owner)
+            if (!atomic_load_explicit(&s->owner, memory_order_acquire))
                 continue;
             int got = read_intent_seq(s, &in);
-            for (int spin = 0; got < 0 && spin < 1000; spin++) {
-                evb_cpu_relax();
+            if (got < 0)
                 got = read_intent_seq(s, &in);
-            }
-            if (got < 0) {
-                /* Died halfway through an intent: before its pending
-                 * store and its claim, so it holds nothing. */
-                unsure |= (owner >> 32) == (evb_proc_self() >> 32) || evb_proc_alive(owner);
-                continue;
-            }
-            if (!got)
+            if (got <= 0)
                 continue;
             if (in.pos == pos && in.offset == offset)
-                return 1;
+                return true;
             if (in.pad && in.pos + in.pad == pos && in.offset == offset)
-                return 1;
+                return true;
         }
     }
-    return unsure ? -1 : 0;
+    return false;
 }
 
 /*
@@ -231,9 +224,7 @@ static int find_hole(struct evb_ring *r, uint64_t pos, uint64_t tpos, uint64_t t
         if (h.end <= pos || len % EVB_FRAME_ALIGN || (pos & r->mask) + len > r->capacity ||
             h.end > tpos || h.events > UINT16_MAX)
             continue;
-        int ok = h.end == tpos ? h.end_offset == toff : is_boundary(r, h.end, h.end_offset);
-        if (ok < 0)
-            return 0; /* a slot that may say where it ends is being rewritten */
+        bool ok = h.end == tpos ? h.end_offset == toff : is_boundary(r, h.end, h.end_offset);
         if (!ok)
             continue;
         if (found && !same_hole(out, &h))

@@ -899,3 +899,44 @@ Test(ring_pad, fenceless_commits_racing_padders_end_one_way_each)
     evb_ring_reader_detach(&rd);
     evb_ring_close(&r);
 }
+
+/* A live producer held mid-way through writing its intent (seq odd:
+ * preempted, stopped, frozen) holds no claim, and must not keep a hole
+ * elsewhere on the ring from its verdict. Here a dead winner owns [0, 64)
+ * and a dead CAS loser named [0, 128), whose end falls inside the
+ * committed claim after the hole: the winner's reading is the only one
+ * believed, and the hole is padded, whether or not a slot is torn; nor may
+ * the verdict at stall + dead call it damage. Likewise a slot torn by a
+ * producer killed there whose pid this process has since (dead to all,
+ * "us" by pid alone). (Found by review of the first is_boundary fix,
+ * which left such holes undecided.) */
+static void torn_setup(struct evb_ring *r, uint64_t torn_owner)
+{
+    tr_ring(r, NULL);
+    uint64_t dead = tr_owner_dead();
+    tr_intent(r, 3, dead, 0, 0, 0, 64, 1);  /* the winner, [0, 64) */
+    tr_intent(r, 4, dead, 0, 0, 0, 128, 2); /* the loser, [0, 128) */
+    tr_frame(r, 64, 1, 128, 128, 1);        /* the claim after: [64, 192) */
+    tr_stamp(r, 64, 64 | EVB_STAMP_DATA);
+    tr_set_tail(r, 192, 2);
+    if (torn_owner) {                       /* mid-intent, nothing pending */
+        tr_intent(r, 6, torn_owner, 192, 2, 0, 64, 1);
+        TR_ST(r->pslots[6].pending, EVB_POS_NONE);
+        TR_ST(r->pslots[6].intent_seq, 5);
+    }
+}
+
+Test(ring_pad, a_slot_torn_mid_intent_does_not_keep_a_hole_from_its_verdict)
+{
+    const uint64_t torn[] = {0, tr_owner_live(), evb_proc_self() ^ 0x5a5a};
+    for (size_t k = 0; k < sizeof torn / sizeof torn[0]; k++) {
+        struct evb_ring r;
+        torn_setup(&r, torn[k]);
+        int rc = evb_ring_hole_verdict(&r, 0, r.stall_ns + r.dead_ns);
+        cr_expect_eq(rc, 1, "torn owner %zu: verdict %d (%s)", k, rc, evb_last_error());
+        cr_expect_eq(tr_stamp_at(&r, 0), 0 | EVB_STAMP_PAD, "torn owner %zu", k);
+        cr_expect_eq(evb_ring_frame(&r, 0)->claim_len, 64, "the winner's length");
+        evb_ring_close(&r);
+    }
+}
+
