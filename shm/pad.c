@@ -82,7 +82,13 @@ static bool read_intent(struct evb_producer_slot *s, struct intent *in)
 }
 
 /*
- * Is (pos, offset) the start of a claim: committed there, or pending?
+ * Is (pos, offset) the start of a claim: committed there, or pending? 2
+ * yes, 1 only as slot SELF's own intent says (the data start after its
+ * end pad), 0 no. An intent is written at the tail, so any slot's intent
+ * or a committed frame there proves a claim boundary; a slot's own data
+ * start proves nothing of the claim before it, and is believed only when
+ * nothing better names the hole (a wrapping claim whose data part is not
+ * committed yet has no other witness).
  *
  * The claim starting there may commit, and its producer move on, between
  * our look at the stamp and our look at its slot: then neither says so,
@@ -98,9 +104,10 @@ static bool read_intent(struct evb_producer_slot *s, struct intent *in)
  * here (and a slot torn for good, its writer stopped or killed halfway,
  * must not keep every hole from a verdict).
  */
-static bool is_boundary(struct evb_ring *r, uint64_t pos, uint64_t offset)
+static int is_boundary(struct evb_ring *r, uint64_t pos, uint64_t offset, uint32_t self)
 {
     struct evb_frame *f = evb_ring_frame(r, pos);
+    bool own = false;
     for (int look = 0; look < 2; look++) {
         /* A1: acquire as a reader, so the offset below is the committed
          * one; the second look is also after the acquires of what the
@@ -108,10 +115,10 @@ static bool is_boundary(struct evb_ring *r, uint64_t pos, uint64_t offset)
         uint64_t st = atomic_load_explicit(&f->stamp, memory_order_acquire);
         if (evb_stamp_is_committed(st, pos)) {
             if (r->capacity - (pos & r->mask) < EVB_FRAME_HDR)
-                return st == (pos | EVB_STAMP_PAD);
+                return st == (pos | EVB_STAMP_PAD) ? 2 : 0;
             /* Relaxed atomic read: committed frames do not change, but a
              * zombie may rewrite the same value. */
-            return __atomic_load_n(&f->offset, __ATOMIC_RELAXED) == offset;
+            return __atomic_load_n(&f->offset, __ATOMIC_RELAXED) == offset ? 2 : 0;
         }
         if (look)
             break;
@@ -126,13 +133,18 @@ static bool is_boundary(struct evb_ring *r, uint64_t pos, uint64_t offset)
                 got = read_intent_seq(s, &in);
             if (got <= 0)
                 continue;
-            if (in.pos == pos && in.offset == offset)
-                return true;
-            if (in.pad && in.pos + in.pad == pos && in.offset == offset)
-                return true;
+            if (in.offset != offset)
+                continue;
+            if (in.pos == pos)
+                return 2;
+            if (in.pad && in.pos + in.pad == pos) {
+                if (i != self)
+                    return 2;
+                own = true;
+            }
         }
     }
-    return false;
+    return own ? 1 : 0;
 }
 
 /*
@@ -169,7 +181,10 @@ static bool same_hole(const struct hole *a, const struct hole *b)
 static int find_hole(struct evb_ring *r, uint64_t pos, uint64_t tpos, uint64_t toff,
                      struct hole *out)
 {
+    /* The readings believed, by the strength of what confirms their end
+     * (is_boundary): only the strongest count, and they must agree. */
     int found = 0;
+    bool disagree = false;
     /* Every slot whose intent names POS as this part, before the checks
      * of its end: that end is looked at slot by slot, at different
      * moments, so a claim next to it moving on between two looks could
@@ -224,15 +239,20 @@ static int find_hole(struct evb_ring *r, uint64_t pos, uint64_t tpos, uint64_t t
         if (h.end <= pos || len % EVB_FRAME_ALIGN || (pos & r->mask) + len > r->capacity ||
             h.end > tpos || h.events > UINT16_MAX)
             continue;
-        bool ok = h.end == tpos ? h.end_offset == toff : is_boundary(r, h.end, h.end_offset);
-        if (!ok)
+        int ok = h.end == tpos ? (h.end_offset == toff ? 2 : 0)
+                               : is_boundary(r, h.end, h.end_offset, i);
+        if (ok < found)
             continue;
-        if (found && !same_hole(out, &h))
-            return 0;
-        if (!found)
+        if (ok > found) {
             *out = h;
-        found = 1;
+            found = ok;
+            disagree = false;
+        } else if (ok && !same_hole(out, &h)) {
+            disagree = true;
+        }
     }
+    if (disagree)
+        return 0;
     for (uint32_t i = 0; found && i < EVB_RING_PRODUCER_SLOTS; i++) {
         if (named >> i & 1 && by[i].offset == out->offset && by[i].data_part == out->data_part) {
             out->slots |= 1ull << i;
@@ -240,7 +260,7 @@ static int find_hole(struct evb_ring *r, uint64_t pos, uint64_t tpos, uint64_t t
             out->intent_pos[i] = by[i].at;
         }
     }
-    return found;
+    return found ? 1 : 0;
 }
 
 /* No owner of H can commit it: each is dead (and none is us). Reads /proc

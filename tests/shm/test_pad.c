@@ -905,6 +905,52 @@ Test(ring_pad, fenceless_commits_racing_padders_end_one_way_each)
     evb_ring_close(&r);
 }
 
+/* A dead CAS loser whose long claim at P needed an end pad names P too,
+ * and its end-pad reading is confirmed by its own intent alone (its data
+ * start). The winner's reading is confirmed by the claim after it, which
+ * proves the claim at P ended there: that reading is the one padded, with
+ * the winner's length, at once when the winner is dead and once it has
+ * stalled when it lives (and it is told). Before, the two readings made
+ * the hole ambiguous while the claim at the lap start was pending: never
+ * padded, and damage after stall + dead. */
+static void end_pad_loser(struct evb_ring *r, uint64_t winner, uint64_t P)
+{
+    tr_ring(r, NULL);
+    tr_intent(r, 0, tr_owner_dead(), P, 7, 256, 1024, 1); /* the loser */
+    tr_intent(r, 3, winner, P, 7, 0, 64, 1);              /* the winner */
+    TR_ST(r->pslots[3].commit_mode, EVB_COMMIT_FENCELESS);
+    TR_ST(r->pslots[3].committing, EVB_POS_NONE);
+    TR_ST(r->pslots[3].robbing, EVB_POS_NONE);
+    tr_frame(r, P + 64, 8, 64, 64, 1); /* X, the claim after the winner's */
+    tr_stamp(r, P + 64, (P + 64) | EVB_STAMP_DATA);
+    /* Y, pending after X: it wraps, its data at the lap start not yet
+     * committed, where the loser's end-pad reading would end. */
+    tr_intent(r, 5, tr_owner_live(), P + 128, 9, 128, 64, 1);
+    tr_set_tail(r, TR_CAP + 64, 10);
+}
+
+Test(ring_pad, a_dead_losers_self_confirmed_end_pad_yields_to_the_winners_reading)
+{
+    const uint64_t P = TR_CAP - 256;
+    struct evb_ring r;
+    end_pad_loser(&r, tr_owner_dead(), P);
+    cr_expect_eq(evb_ring_hole_verdict(&r, P, 1), 1, "%s", evb_last_error());
+    cr_expect_eq(tr_stamp_at(&r, P), P | EVB_STAMP_PAD);
+    cr_expect_eq(evb_ring_frame(&r, P)->claim_len, 64, "the winner's length");
+    cr_expect_eq(TR_LD(r.hdr->padded_dead), 1);
+    evb_ring_close(&r);
+
+    end_pad_loser(&r, tr_owner_live(), P);
+    r.stall_ns = 1000000;
+    cr_expect_eq(evb_ring_unblock(&r, P, 1), 0, "a live winner is waited for");
+    cr_expect_eq(evb_ring_unblock(&r, P, r.stall_ns), 1, "stalled: padded");
+    cr_expect_eq(tr_stamp_at(&r, P), P | EVB_STAMP_PAD);
+    cr_expect_eq(evb_ring_frame(&r, P)->claim_len, 64, "the winner's length");
+    cr_expect_eq(TR_LD(r.pslots[3].robbing), P, "the winner was told");
+    cr_expect_eq(TR_LD(r.hdr->padded_stalled), 1);
+    evb_ring_close(&r);
+}
+
 /* A live producer held mid-way through writing its intent (seq odd:
  * preempted, stopped, frozen) holds no claim, and must not keep a hole
  * elsewhere on the ring from its verdict. Here a dead winner owns [0, 64)
