@@ -54,6 +54,9 @@
 /* Disk is reserved ahead of the writes in steps that double from
  * EVB_SEG_RESERVE_FIRST up to this (flush_segment.c). */
 #define EVB_RESERVE_STEP_MAX (4u << 20)
+/* Through the page cache, write-back of what was written is started once
+ * this much is written and not yet started (flush_round.c, kick). */
+#define EVB_KICK_BYTES (4u << 20)
 
 struct fpart {
     struct evb_ring *r;
@@ -96,6 +99,7 @@ struct fpart {
     bool mark_noted;          /* a mark that could not be written is in
                                  damage.found already (flush_round.c) */
     uint64_t reserved;        /* the segment's disk is reserved below this position */
+    uint64_t kicked;          /* write-back was started below this position */
     /* The next segment, built ahead by a helper thread so that the switch
      * costs no zero-filling in the flush path; the same thread reserves
      * the segment being written ahead of the writes. */
@@ -125,6 +129,7 @@ struct evb_flush {
     struct io_uring ring;
     bool uring_ok;
     bool direct;              /* EVBUS_FLUSH_DIRECT=1: O_DIRECT whole blocks */
+    bool no_kick;             /* sync_file_range refused here: no write-back kicks */
     uint64_t next_retain;
     struct fpart p[];
 };

@@ -7,6 +7,7 @@
  * thread flusher.c's.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
@@ -313,6 +314,40 @@ static int seg_still_ours(struct evb_flush *fl, struct fpart *fp)
     return rc ? evb_err_prefix(rc, "partition %u: flushing stopped", fp->part) : 0;
 }
 
+/*
+ * Through the page cache the kernel starts writing dirty pages back only
+ * past dirty_background_ratio (gigabytes on a large host) or after
+ * dirty_expire (30 s), so the fdatasync at a segment end (or a sync
+ * waiter's) found the whole segment dirty and wrote it all while the
+ * flusher's one write stream stood still. Write-back of what was written
+ * is started every EVB_KICK_BYTES instead: SYNC_FILE_RANGE_WRITE queues
+ * the pages and waits for none, and no WAIT flag is passed, so it takes
+ * no write-back error from this file's fdatasync (that reports it as
+ * before). Nothing is promised on it; an error only ends the kicks where
+ * the call is refused (a file system or a seccomp filter without it).
+ */
+static void kick(struct evb_flush *fl, struct fpart *fp)
+{
+    if (fl->no_kick || fp->dio_fd >= 0 || fp->synced >= fp->written)
+        return;
+    /* Below synced nothing is dirty (an fdatasync of ours or a leader's). */
+    uint64_t from = fp->kicked > fp->synced ? fp->kicked : fp->synced;
+    if (from < fp->seg_base)
+        from = fp->seg_base;
+    if (fp->written < from + EVB_KICK_BYTES)
+        return;
+    if (sync_file_range(fp->seg_fd, (off_t)(from - fp->seg_base), (off_t)(fp->written - from),
+                        SYNC_FILE_RANGE_WRITE) == 0) {
+        fp->kicked = fp->written;
+        return;
+    }
+    int e = errno;
+    if (e == EINVAL || e == ENOSYS || e == EPERM || e == EOPNOTSUPP || e == ESPIPE)
+        fl->no_kick = true;
+    else
+        fp->kicked = fp->written; /* EIO and the like: fdatasync will say */
+}
+
 static void complete(struct evb_flush *fl, struct fpart *fp, uint64_t now)
 {
     fp->busy = false;
@@ -388,6 +423,8 @@ static void complete(struct evb_flush *fl, struct fpart *fp, uint64_t now)
                                       strerror(-fp->sres)));
         }
     }
+    if (!fp->failed)
+        kick(fl, fp);
 }
 
 /*

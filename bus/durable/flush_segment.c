@@ -165,6 +165,7 @@ int evb_flush_seg_open(struct evb_flush *fl, struct fpart *fp, uint64_t base)
     }
     fp->seg_base = base;
     fp->reserved = base + reserved_len(fd, cfg->segment_bytes);
+    fp->kicked = base;
     fp->max_ts = 0;
     fp->idx_next = base;
     return 0;
