@@ -334,7 +334,10 @@ static void kick(struct evb_flush *fl, struct fpart *fp)
     uint64_t from = fp->kicked > fp->synced ? fp->kicked : fp->synced;
     if (from < fp->seg_base)
         from = fp->seg_base;
-    if (fp->written < from + EVB_KICK_BYTES)
+    /* Near the segment's end every write is kicked: what its fdatasync
+     * waits for is then at most one write's worth still in the cache. */
+    uint64_t seg_end = fp->seg_base + fl->cfg.segment_bytes;
+    if (fp->written < from + EVB_KICK_BYTES && fp->written + EVB_KICK_BYTES < seg_end)
         return;
     if (sync_file_range(fp->seg_fd, (off_t)(from - fp->seg_base), (off_t)(fp->written - from),
                         SYNC_FILE_RANGE_WRITE) == 0) {
