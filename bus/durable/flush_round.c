@@ -2,7 +2,8 @@
  * flush_round.c - one round of a flusher: walk each held partition's
  * committed frames, queue a write of them straight from the ring mapping
  * (and a linked fdatasync when due) on io_uring, wait for the completions
- * and publish flushed (F1, F2) and durable (S2; edges in durable.h).
+ * and publish flushed (F1, F2) and durable (S2; edges in durable.h);
+ * through the page cache, start write-back of what was written (kick).
  * Locks are flush_lock.c's, segment switches flush_segment.c's, the
  * thread flusher.c's.
  */
