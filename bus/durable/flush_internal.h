@@ -57,6 +57,9 @@
 /* Through the page cache, write-back of what was written is started once
  * this much is written and not yet started (flush_round.c, kick). */
 #define EVB_KICK_BYTES (4u << 20)
+/* and in whole pages of this size (a larger page is kicked before it is
+ * full at times, and then left to the fdatasync: no harm). */
+#define EVB_KICK_PAGE 4096u
 
 struct fpart {
     struct evb_ring *r;

@@ -331,25 +331,32 @@ static void kick(struct evb_flush *fl, struct fpart *fp)
 {
     if (fl->no_kick || fp->dio_fd >= 0 || fp->synced >= fp->written)
         return;
-    /* Below synced nothing is dirty (an fdatasync of ours or a leader's). */
+    /* Below synced nothing is dirty (an fdatasync of ours or a leader's).
+     * Whole pages only: a page the next write fills further would be
+     * dirtied again while its write-back runs, and the next kick skips a
+     * page under write-back (it waits for none), leaving it to the
+     * fdatasync. So the page a write ends inside waits for a later kick,
+     * and a kick starts at the page its last one stopped in. */
     uint64_t from = fp->kicked > fp->synced ? fp->kicked : fp->synced;
     if (from < fp->seg_base)
         from = fp->seg_base;
+    from &= ~(uint64_t)(EVB_KICK_PAGE - 1);
+    uint64_t to = fp->written & ~(uint64_t)(EVB_KICK_PAGE - 1);
     /* Near the segment's end every write is kicked: what its fdatasync
      * waits for is then at most one write's worth still in the cache. */
     uint64_t seg_end = fp->seg_base + fl->cfg.segment_bytes;
-    if (fp->written < from + EVB_KICK_BYTES && fp->written + EVB_KICK_BYTES < seg_end)
+    if (to <= from || (to < from + EVB_KICK_BYTES && fp->written + EVB_KICK_BYTES < seg_end))
         return;
-    if (sync_file_range(fp->seg_fd, (off_t)(from - fp->seg_base), (off_t)(fp->written - from),
+    if (sync_file_range(fp->seg_fd, (off_t)(from - fp->seg_base), (off_t)(to - from),
                         SYNC_FILE_RANGE_WRITE) == 0) {
-        fp->kicked = fp->written;
+        fp->kicked = to;
         return;
     }
     int e = errno;
     if (e == EINVAL || e == ENOSYS || e == EPERM || e == EOPNOTSUPP || e == ESPIPE)
         fl->no_kick = true;
     else
-        fp->kicked = fp->written; /* EIO and the like: fdatasync will say */
+        fp->kicked = to; /* EIO and the like: fdatasync will say */
 }
 
 static void complete(struct evb_flush *fl, struct fpart *fp, uint64_t now)
