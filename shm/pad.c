@@ -83,10 +83,11 @@ static bool read_intent(struct evb_producer_slot *s, struct intent *in)
 
 /*
  * Is (pos, offset) the start of a claim: committed there, or pending? 2
- * yes, 1 only as slot SELF's own intent says (the data start after its
- * end pad), 0 no. An intent is written at the tail, so any slot's intent
- * or a committed frame there proves a claim boundary; a slot's own data
- * start proves nothing of the claim before it, and is believed only when
+ * yes, 1 only as some slot's planned data start after an end pad, 0 no.
+ * An intent is written at the tail, so an intent that starts there, or a
+ * committed frame, proves a claim boundary; a data start after an end pad
+ * is one only if that slot won its tail CAS, which its intent cannot say
+ * (a CAS loser's plan looks the same), so it is believed only when
  * nothing better names the hole (a wrapping claim whose data part is not
  * committed yet has no other witness).
  *
@@ -97,17 +98,19 @@ static bool read_intent(struct evb_producer_slot *s, struct intent *in)
  * the committed claim). So once no slot says so, the stamp is looked at
  * again: what we read of the slot was written after that commit (pending
  * cleared with release, or a later intent whose odd or even seq, both
- * released, we acquired), so the commit is visible now. A slot caught
+ * released, we acquired; a later claim's pending, stored relaxed after
+ * that release, continues its release sequence: C11's same-thread rule,
+ * and plain TSO on x86-64), so the commit is visible now. A slot caught
  * mid-rewrite is read once more, so that a seq that changed under our
  * relaxed second load is acquired, then skipped: a producer rewrites its
  * intent only when no claim of its own is pending, so it holds nothing
  * here (and a slot torn for good, its writer stopped or killed halfway,
  * must not keep every hole from a verdict).
  */
-static int is_boundary(struct evb_ring *r, uint64_t pos, uint64_t offset, uint32_t self)
+static int is_boundary(struct evb_ring *r, uint64_t pos, uint64_t offset)
 {
     struct evb_frame *f = evb_ring_frame(r, pos);
-    bool own = false;
+    bool planned = false;
     for (int look = 0; look < 2; look++) {
         /* A1: acquire as a reader, so the offset below is the committed
          * one; the second look is also after the acquires of what the
@@ -137,14 +140,11 @@ static int is_boundary(struct evb_ring *r, uint64_t pos, uint64_t offset, uint32
                 continue;
             if (in.pos == pos)
                 return 2;
-            if (in.pad && in.pos + in.pad == pos) {
-                if (i != self)
-                    return 2;
-                own = true;
-            }
+            if (in.pad && in.pos + in.pad == pos)
+                planned = true;
         }
     }
-    return own ? 1 : 0;
+    return planned ? 1 : 0;
 }
 
 /*
@@ -240,7 +240,7 @@ static int find_hole(struct evb_ring *r, uint64_t pos, uint64_t tpos, uint64_t t
             h.end > tpos || h.events > UINT16_MAX)
             continue;
         int ok = h.end == tpos ? (h.end_offset == toff ? 2 : 0)
-                               : is_boundary(r, h.end, h.end_offset, i);
+                               : is_boundary(r, h.end, h.end_offset);
         if (ok < found)
             continue;
         if (ok > found) {

@@ -906,8 +906,8 @@ Test(ring_pad, fenceless_commits_racing_padders_end_one_way_each)
 }
 
 /* A dead CAS loser whose long claim at P needed an end pad names P too,
- * and its end-pad reading is confirmed by its own intent alone (its data
- * start). The winner's reading is confirmed by the claim after it, which
+ * and its end-pad reading is confirmed by a planned data start alone (its
+ * own, or a second such loser's). The winner's reading is confirmed by the claim after it, which
  * proves the claim at P ended there: that reading is the one padded, with
  * the winner's length, at once when the winner is dead and once it has
  * stalled when it lives (and it is told). Before, the two readings made
@@ -929,7 +929,7 @@ static void end_pad_loser(struct evb_ring *r, uint64_t winner, uint64_t P)
     tr_set_tail(r, TR_CAP + 64, 10);
 }
 
-Test(ring_pad, a_dead_losers_self_confirmed_end_pad_yields_to_the_winners_reading)
+Test(ring_pad, a_dead_losers_planned_end_pad_yields_to_the_winners_reading)
 {
     const uint64_t P = TR_CAP - 256;
     struct evb_ring r;
@@ -948,6 +948,14 @@ Test(ring_pad, a_dead_losers_self_confirmed_end_pad_yields_to_the_winners_readin
     cr_expect_eq(evb_ring_frame(&r, P)->claim_len, 64, "the winner's length");
     cr_expect_eq(TR_LD(r.pslots[3].robbing), P, "the winner was told");
     cr_expect_eq(TR_LD(r.hdr->padded_stalled), 1);
+    evb_ring_close(&r);
+
+    /* Two dead wrapping losers plan the same data start: still only a
+     * plan, and the winner's reading stands (found by review). */
+    end_pad_loser(&r, tr_owner_dead(), P);
+    tr_intent(&r, 1, tr_owner_dead(), P, 7, 256, 512, 2);
+    cr_expect_eq(evb_ring_hole_verdict(&r, P, 1), 1, "%s", evb_last_error());
+    cr_expect_eq(evb_ring_frame(&r, P)->claim_len, 64, "the winner's length");
     evb_ring_close(&r);
 }
 
