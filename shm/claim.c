@@ -488,8 +488,8 @@ static bool lease_take(struct evb_ring_producer *p)
 {
     struct evb_ring *r = p->r;
     /* A quick look first: while another slot is held, no lease. Held, not
-     * alive: a producer in another pid namespace reads as dead to
-     * evb_proc_alive (its pid is not ours to look up), and a lease taken
+     * alive: a producer in another pid namespace, or of another user
+     * under hidepid, reads as dead to evb_proc_alive, and a lease taken
      * beside it would make two movers of the tail. A dead producer's slot
      * holds the lease off until it is reaped. P1: acquire, as every look
      * at an owner. */

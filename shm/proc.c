@@ -179,14 +179,21 @@ __attribute__((constructor)) static void fork_gen_init(void)
     pthread_atfork(NULL, NULL, fork_child_bump);
 }
 
-/* Alive unless known gone: a process whose /proc this one cannot read
- * (another user's under hidepid) is one we cannot call dead, and every
- * caller takes "dead" as leave to take over what the owner holds (pad its
- * claim at once and without the heavy fence, reap its slot, clear its
- * exclusive word), which a live owner would then write through. */
 int evb_proc_alive(uint64_t owner)
 {
-    return !evb_proc_gone(owner);
+    int pid = (int)(owner >> 32);
+    if (pid <= 0)
+        return 0;
+    if (kill(pid, 0) < 0 && errno == ESRCH)
+        return 0;
+    uint64_t start = evb_proc_start(pid);
+    if (!start)
+        return 0;
+    uint32_t want = (uint32_t)owner;
+    uint32_t have = (uint32_t)start;
+    if (!have)
+        have = 1;
+    return want == have || (want == 1 && (uint32_t)start == 0);
 }
 
 uint64_t evb_mono_ns(void)

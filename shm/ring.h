@@ -119,7 +119,7 @@ static inline const struct evb_frame *evb_ring_rframe(const struct evb_ring *r, 
 
 /* ---- proc.c: process identity that survives pid reuse ---- */
 uint64_t evb_proc_self(void);         /* pid << 32 | start time (clock ticks) */
-int evb_proc_alive(uint64_t owner);   /* 1 alive or cannot tell, 0 known gone */
+int evb_proc_alive(uint64_t owner);   /* 1 alive, 0 dead */
 uint64_t evb_proc_start(int pid);     /* 0 when gone */
 int evb_proc_stopped(uint64_t owner); /* 1: stopped (SIGSTOP), traced or frozen */
 /* 1 only when OWNER is known to be gone (no such pid here, another start
