@@ -168,16 +168,15 @@ __attribute__((target("sse4.2,pclmul"))) static uint32_t hw_clmul_raw(uint32_t c
 }
 
 /*
- * evb_frame_crc on the PCLMULQDQ path: the header's covered words are
- * built in registers from its fields (each loaded once; the claim fields
- * with relaxed atomics, as frame_crc_generic says why) and fed straight
- * to the instruction;
- * a copy stored field by field and loaded back in words would stall on
- * store forwarding twice a frame. x86-64 is little-endian: a word's
- * bytes are the fields' bytes in memory order.
+ * The register after the header's covered words up to type (offset to
+ * key_len), built in registers from its fields (each loaded once; the
+ * claim fields with relaxed atomics, as frame_crc_generic says why) and
+ * fed straight to the instruction: a copy stored field by field and
+ * loaded back in words would stall on store forwarding twice a frame.
+ * x86-64 is little-endian: a word's bytes are the fields' bytes in memory
+ * order.
  */
-__attribute__((target("sse4.2,pclmul"))) static uint32_t hw_frame_crc(const struct evb_frame *f,
-                                                                      uint32_t len)
+__attribute__((target("sse4.2"))) static inline uint64_t hw_header_crc(const struct evb_frame *f)
 {
     uint64_t off = __atomic_load_n(&f->offset, __ATOMIC_RELAXED);
     uint64_t claim_len = __atomic_load_n(&f->claim_len, __ATOMIC_RELAXED);
@@ -189,6 +188,14 @@ __attribute__((target("sse4.2,pclmul"))) static uint32_t hw_frame_crc(const stru
     c = _mm_crc32_u64(c, (uint64_t)f->len | claim_len << 32);
     c = _mm_crc32_u64(c, (uint64_t)f->producer_id | claim_events << 32 |
                              (uint64_t)f->key_len << 48);
+    return c;
+}
+
+/* evb_frame_crc on the PCLMULQDQ path. */
+__attribute__((target("sse4.2,pclmul"))) static uint32_t hw_frame_crc(const struct evb_frame *f,
+                                                                      uint32_t len)
+{
+    uint64_t c = hw_header_crc(f);
     const size_t rest = offsetof(struct evb_frame, type);
     return ~hw_clmul_raw((uint32_t)c, (const uint8_t *)f + rest, len - rest);
 }
@@ -256,16 +263,7 @@ __attribute__((target("sse4.2,pclmul"))) static uint32_t hw_frame_copy_crc(struc
                                                                            const void *src,
                                                                            uint32_t n)
 {
-    uint64_t off = __atomic_load_n(&f->offset, __ATOMIC_RELAXED);
-    uint64_t claim_len = __atomic_load_n(&f->claim_len, __ATOMIC_RELAXED);
-    uint64_t claim_events = __atomic_load_n(&f->claim_events, __ATOMIC_RELAXED);
-    uint64_t c = 0xFFFFFFFFu;
-    c = _mm_crc32_u64(c, off);
-    c = _mm_crc32_u64(c, f->timestamp_ns);
-    c = _mm_crc32_u64(c, f->producer_seq);
-    c = _mm_crc32_u64(c, (uint64_t)f->len | claim_len << 32);
-    c = _mm_crc32_u64(c, (uint64_t)f->producer_id | claim_events << 32 |
-                             (uint64_t)f->key_len << 48);
+    uint64_t c = hw_header_crc(f);
     /* One instruction each: loaded as one word (as the compiler merges
      * them otherwise), they would wait on two stores. */
     c = _mm_crc32_u16((uint32_t)c, f->type);

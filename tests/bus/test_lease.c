@@ -84,6 +84,20 @@ static evb_consumer *reader(void)
     return c;
 }
 
+/* EV is whole and the next of its producer's SEQS (then counted). */
+static void expect_next(const evb_event *ev, uint64_t *seqs, uint32_t producers)
+{
+    uint32_t who;
+    uint64_t seq;
+    cr_assert(t_value_check(ev->value, ev->value_len, &who, &seq), "offset %llu torn",
+              (unsigned long long)ev->offset);
+    cr_assert_lt(who, producers);
+    cr_assert_eq(seq, seqs[who], "producer %u: %llu, due %llu (offset %llu)", who,
+                 (unsigned long long)seq, (unsigned long long)seqs[who],
+                 (unsigned long long)ev->offset);
+    seqs[who]++;
+}
+
 /* Read what there is: each event intact, each producer's sequences in
  * order from SEQS on, until nothing came for 200 ms or END_MS passed. */
 static uint64_t drain_until(evb_consumer *c, uint64_t *seqs, uint32_t producers,
@@ -93,15 +107,7 @@ static uint64_t drain_until(evb_consumer *c, uint64_t *seqs, uint32_t producers,
     evb_event ev;
     int rc;
     while ((rc = evb_consumer_next(c, &ev, 200)) == 0) {
-        uint32_t who;
-        uint64_t seq;
-        cr_assert(t_value_check(ev.value, ev.value_len, &who, &seq), "offset %llu torn",
-                  (unsigned long long)ev.offset);
-        cr_assert_lt(who, producers);
-        cr_assert_eq(seq, seqs[who], "producer %u: %llu, due %llu (offset %llu)", who,
-                     (unsigned long long)seq, (unsigned long long)seqs[who],
-                     (unsigned long long)ev.offset);
-        seqs[who]++;
+        expect_next(&ev, seqs, producers);
         n++;
         if (t_now_ms() > end_ms)
             return n;
@@ -749,15 +755,7 @@ static void drain_now(evb_consumer *c, uint64_t *seqs, uint32_t producers)
     evb_event ev;
     int rc;
     while ((rc = evb_consumer_next(c, &ev, 0)) == 0) {
-        uint32_t who;
-        uint64_t seq;
-        cr_assert(t_value_check(ev.value, ev.value_len, &who, &seq), "offset %llu torn",
-                  (unsigned long long)ev.offset);
-        cr_assert_lt(who, producers);
-        cr_assert_eq(seq, seqs[who], "producer %u: %llu, due %llu (offset %llu)", who,
-                     (unsigned long long)seq, (unsigned long long)seqs[who],
-                     (unsigned long long)ev.offset);
-        seqs[who]++;
+        expect_next(&ev, seqs, producers);
     }
     cr_assert_eq(rc, -EAGAIN, "%s: %s", evb_strerror(rc), evb_last_error());
 }
