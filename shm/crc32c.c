@@ -125,6 +125,25 @@ __attribute__((target("sse4.2,pclmul"))) static inline uint32_t clmul_shift(uint
     return (uint32_t)_mm_crc32_u64(0, (uint64_t)_mm_cvtsi128_si64(prod));
 }
 
+/* Words per stream of the next block of a buffer of N bytes (N at
+ * least 3 * 8 * HW_WORDS_MIN): three equal streams, each at most
+ * HW_WORDS_MAX words. */
+static inline size_t clmul_words(size_t n)
+{
+    size_t w = n / 24;
+    return w > HW_WORDS_MAX ? HW_WORDS_MAX : w;
+}
+
+/* The register after three streams of W words each, summed from A, 0 and
+ * 0: the first pushed through 2W zero words, the second through W. */
+__attribute__((target("sse4.2,pclmul"))) static inline uint32_t clmul_join(uint64_t a,
+                                                                          uint64_t b,
+                                                                          uint64_t d, size_t w)
+{
+    return clmul_shift((uint32_t)a, shift_k[2 * w]) ^ clmul_shift((uint32_t)b, shift_k[w]) ^
+           (uint32_t)d;
+}
+
 /*
  * The same sum as hw_raw, but the three streams share the whole buffer
  * (W words each, whatever the length), so no stream of a 1 KiB frame is
@@ -136,18 +155,14 @@ __attribute__((target("sse4.2,pclmul"))) static uint32_t hw_clmul_raw(uint32_t c
                                                                      const uint8_t *p, size_t n)
 {
     while (n >= 3 * 8 * HW_WORDS_MIN) {
-        size_t w = n / 24;
-        if (w > HW_WORDS_MAX)
-            w = HW_WORDS_MAX;
-        size_t len = 8 * w;
+        size_t w = clmul_words(n), len = 8 * w;
         uint64_t a = c, b = 0, d = 0;
         for (size_t i = 0; i < len; i += 8) {
             a = _mm_crc32_u64(a, load64(p + i));
             b = _mm_crc32_u64(b, load64(p + len + i));
             d = _mm_crc32_u64(d, load64(p + 2 * len + i));
         }
-        c = clmul_shift((uint32_t)a, shift_k[2 * w]) ^ clmul_shift((uint32_t)b, shift_k[w]) ^
-            (uint32_t)d;
+        c = clmul_join(a, b, d, w);
         p += 3 * len;
         n -= 3 * len;
     }
@@ -219,10 +234,7 @@ __attribute__((target("sse4.2,pclmul"))) static uint32_t hw_clmul_copy(uint32_t 
                                                                       size_t n)
 {
     while (n >= 3 * 8 * HW_WORDS_MIN) {
-        size_t w = n / 24;
-        if (w > HW_WORDS_MAX)
-            w = HW_WORDS_MAX;
-        size_t len = 8 * w;
+        size_t w = clmul_words(n), len = 8 * w;
         uint64_t a = c, b = 0, d = 0;
         for (size_t i = 0; i < len; i += 8) {
             uint64_t x = load64(src + i), y = load64(src + len + i),
@@ -234,8 +246,7 @@ __attribute__((target("sse4.2,pclmul"))) static uint32_t hw_clmul_copy(uint32_t 
             store64(dst + len + i, y);
             store64(dst + 2 * len + i, z);
         }
-        c = clmul_shift((uint32_t)a, shift_k[2 * w]) ^ clmul_shift((uint32_t)b, shift_k[w]) ^
-            (uint32_t)d;
+        c = clmul_join(a, b, d, w);
         src += 3 * len;
         dst += 3 * len;
         n -= 3 * len;
