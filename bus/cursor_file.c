@@ -341,17 +341,20 @@ void evb_cursor_file_store(struct evb_cursor_file *cf, uint32_t part, uint64_t p
                            uint64_t off)
 {
     struct evb_cur_entry *e = &cf->map->e[part];
-    /* Relaxed: only the owner writes seq. */
-    uint64_t s = atomic_load_explicit(&e->seq, memory_order_relaxed);
+    /* Relaxed: only the owner writes seq. An owner killed between its
+     * two seq stores left it odd; counting on from there would invert the
+     * seqlock (odd when whole) for every later commit, so every load
+     * would spin its tries out: the odd value is the next odd one. */
+    uint64_t s = atomic_load_explicit(&e->seq, memory_order_relaxed) | 1;
     /* Relaxed: ordered before the data by the K3 fence. */
-    atomic_store_explicit(&e->seq, s + 1, memory_order_relaxed);
+    atomic_store_explicit(&e->seq, s, memory_order_relaxed);
     /* K3: release fence; pairs with the loader's acquire fence. */
     atomic_thread_fence(memory_order_release);
     /* Relaxed: between the K3 fence and the K2 release below. */
     atomic_store_explicit(&e->pos, pos, memory_order_relaxed);
     atomic_store_explicit(&e->offset, off, memory_order_relaxed);
     /* K2: release; the pair before the even seq. */
-    atomic_store_explicit(&e->seq, s + 2, memory_order_release);
+    atomic_store_explicit(&e->seq, s + 1, memory_order_release);
 }
 
 /* A file of consumers/ for consumers_each(): FD, open read only and closed

@@ -944,6 +944,15 @@ int evb_ring_producer_attach(struct evb_ring_producer *p, struct evb_ring *r,
              * as commit_mode. */
             atomic_store_explicit(&s->committing, EVB_POS_NONE, memory_order_relaxed);
             atomic_store_explicit(&s->robbing, EVB_POS_NONE, memory_order_relaxed);
+            /* A dead owner killed inside evb_claim_write_intent left the
+             * seqlock odd; we would carry it on inverted (odd when whole,
+             * even mid-write), so every intent of ours read as torn and
+             * our holes could never be padded. Made even; the intent's
+             * fields stay stale, and not pending (above). I1: release, as
+             * write_intent's even store. */
+            uint64_t seq = atomic_load_explicit(&s->intent_seq, memory_order_relaxed);
+            if (seq & 1)
+                atomic_store_explicit(&s->intent_seq, seq + 1, memory_order_release);
             /* Not moving the tail (a dead holder of this slot may have
              * left 1). Relaxed, as commit_mode. */
             atomic_store_explicit(&s->tail_moving, 0, memory_order_relaxed);

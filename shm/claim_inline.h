@@ -41,6 +41,7 @@ static inline void evb_claim_write_intent(struct evb_producer_slot *s, uint64_t 
     atomic_thread_fence(memory_order_release);
     /* Relaxed fields: the I1 fence and the even release order them. */
     atomic_store_explicit(&s->intent_pos, pos, memory_order_relaxed);
+    EVB_CRASH_POINT("intent.torn");
     atomic_store_explicit(&s->intent_offset, off, memory_order_relaxed);
     atomic_store_explicit(&s->intent_pad, pad, memory_order_relaxed);
     atomic_store_explicit(&s->intent_len, len, memory_order_relaxed);

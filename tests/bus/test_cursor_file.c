@@ -306,3 +306,24 @@ Test(cursor_file, creator_killed_mid_way_leaves_no_wedge)
     cr_assert_eq(stat(cur_path, &st), 0);
     cr_assert_eq(st.st_size, 96);
 }
+
+/* A consumer killed between the two seq stores of a commit leaves its
+ * entry's seqlock odd. The next owner of the file must not count on from
+ * there: its commits would leave the word odd when whole, and every load
+ * of them (seek, retention's scan) would take them for torn. */
+Test(cursor_file, a_commit_after_one_killed_mid_way_is_whole)
+{
+    make_committed_file(10);
+    struct evb_cur_hdr h;
+    struct evb_cur_entry e[2];
+    read_hdr(&h, e);
+    uint64_t seq = atomic_load(&e[0].seq);
+    cr_assert_eq(seq % 2, 0);
+    patch_u64(EVB_CUR_HDR_BYTES, seq + 1); /* killed mid-commit */
+    make_committed_file(10);
+    read_hdr(&h, e);
+    cr_expect_eq(atomic_load(&e[0].seq) % 2, 0, "seq %llu: the commit reads as torn",
+                 (unsigned long long)atomic_load(&e[0].seq));
+    cr_expect_eq(atomic_load(&e[1].seq) % 2, 0);
+    cr_expect_eq(atomic_load(&e[0].offset), 10, "the commit's offset");
+}

@@ -80,7 +80,8 @@ static uint64_t read_on(evb_consumer *c, uint64_t *seqs, uint32_t producers)
     for (uint64_t n = 1;; n++) {
         evb_event ev;
         int rc = evb_consumer_next(c, &ev, 5000);
-        cr_assert_eq(rc, 0, "event %llu: %s", (unsigned long long)n, evb_strerror(rc));
+        cr_assert_eq(rc, 0, "event %llu: %s (%s)", (unsigned long long)n, evb_strerror(rc),
+                     evb_last_error());
         uint32_t who;
         uint64_t seq;
         cr_assert(t_value_check(ev.value, ev.value_len, &who, &seq), "event %llu is torn",
@@ -208,7 +209,9 @@ Test(published, producer_killed_after_its_abort_resolved)
 
 /* ---- killed at random points ---- */
 
+#ifndef CHAOS_ROUNDS /* more for a local stress build */
 #define CHAOS_ROUNDS 12
+#endif
 #define CHAOS_PRODUCERS 2
 #define CHAOS_EVENTS 20000 /* at most, per producer and round (fits the ring) */
 

@@ -9,6 +9,8 @@
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
+#include <stdlib.h>
 
 #include "claim_inline.h"
 #include "frame.h"
@@ -992,4 +994,57 @@ Test(ring_pad, a_slot_torn_mid_intent_does_not_keep_a_hole_from_its_verdict)
         cr_expect_eq(evb_ring_frame(&r, 0)->claim_len, 64, "the winner's length");
         evb_ring_close(&r);
     }
+}
+
+/* Children of the test below: the first is killed inside its second
+ * intent write (its seqlock left odd), the second claims and exits
+ * without committing. */
+static int killed_mid_intent(void *arg)
+{
+    struct evb_ring *r = arg;
+    struct evb_ring_producer p;
+    struct evb_ring_claim c;
+    setenv("EVB_CRASH_AT", "intent.torn", 1);
+    setenv("EVB_CRASH_SKIP", "1", 1);
+    if (evb_ring_producer_attach(&p, r, 7))
+        return 10;
+    if (tr_publish(&p, 64, &c))
+        return 11;
+    tr_publish(&p, 64, &c);
+    return 12;
+}
+
+static int claims_and_dies(void *arg)
+{
+    struct evb_ring *r = arg;
+    struct evb_ring_producer p;
+    struct evb_ring_claim c;
+    if (evb_ring_producer_attach(&p, r, 8))
+        return 10;
+    return evb_ring_claim(&p, 128, 2, &c) ? 11 : 0;
+}
+
+/* What a producer killed at any point leaves in its slot must not harm
+ * the slot's next owner. Killed mid-intent, it left the seqlock odd, and
+ * the next owner carried it on inverted: every intent of its read as
+ * torn, so when it died holding a claim, nothing could pad the hole, and
+ * readers called it damage (found by the published crash test in CI).
+ * The next owner's claim must be counted open and padded at once. */
+Test(ring_pad, a_slot_left_by_a_producer_killed_mid_intent_serves_its_next_owner)
+{
+    struct evb_ring r;
+    tr_ring(&r, NULL);
+    cr_assert_eq(t_wait_exit(t_spawn(killed_mid_intent, &r), 5000), 128 + SIGKILL);
+    cr_assert_eq(TR_LD(r.pslots[0].intent_seq) & 1, 1, "not killed mid-intent");
+    evb_ring_reap_producers(&r); /* nothing was pending: the slot is free */
+    cr_assert_eq(TR_LD(r.pslots[0].owner), 0);
+    cr_assert_eq(t_wait_exit(t_spawn(claims_and_dies, &r), 5000), 0);
+    cr_assert_neq(TR_LD(r.pslots[0].owner), 0, "the next owner took another slot");
+    cr_expect_eq(evb_ring_open_events(&r, 192, 3), 2, "its claim is not counted open");
+    cr_expect_eq(evb_ring_unblock(&r, 64, 0), 1, "its hole is not padded: %s",
+                 evb_last_error());
+    cr_expect_eq(tr_stamp_at(&r, 64), 64 | EVB_STAMP_PAD);
+    cr_expect_eq(evb_ring_frame(&r, 64)->claim_len, 128);
+    cr_expect_eq(TR_LD(r.pslots[0].owner), 0, "the dead owner's slot is freed");
+    evb_ring_close(&r);
 }
