@@ -173,7 +173,14 @@ struct evb_ring_hdr {
      * leaves the fdatasync to them. Zero padding in older rings. */
     _Atomic uint32_t lead_waiters;
     uint32_t pad3a_;
-    uint8_t pad3_[EVB_LINE - 88];
+    /* 472: CLOCK_MONOTONIC ns of a sync waiter's last sign of life
+     * (durable_wait.c, S4): the two counts above with no waiter alive
+     * behind them for EVB_SYNC_BEAT_STALE_NS were left by killed waiters,
+     * and a flusher zeroes them. Zero padding in older rings; waiters of
+     * older builds do not beat, so their counts read as stale and are
+     * zeroed, which costs them only the flusher's haste. */
+    _Atomic uint64_t sync_beat;
+    uint8_t pad3_[EVB_LINE - 96];
 
     /* line 4: rare-event counters; statistics, relaxed. */
     _Atomic uint64_t aborted;        /* 512: events voided by pads */
@@ -341,7 +348,8 @@ EVB_RING_AT(evb_ring_hdr, flush_bell, 444);
 EVB_RING_AT(evb_ring_hdr, sync_lead, 448);
 EVB_RING_AT(evb_ring_hdr, lead_waiters, 464);
 EVB_RING_AT(evb_ring_hdr, pad3a_, 468);
-EVB_RING_AT(evb_ring_hdr, pad3_, 472);
+EVB_RING_AT(evb_ring_hdr, sync_beat, 472);
+EVB_RING_AT(evb_ring_hdr, pad3_, 480);
 /* line 4 */
 EVB_RING_AT(evb_ring_hdr, aborted, 512);
 EVB_RING_AT(evb_ring_hdr, padded_dead, 520);

@@ -35,7 +35,7 @@
  *       of durable is seen by the flusher's next seq_cst load of
  *       sync_waiters (sync_due, sleep_idle). The count only asks an ASYNC
  *       flusher to sync now rather than at flush_ms; one left by a killed
- *       waiter makes it sync more often, nothing worse. Acquire loads of durable (a
+ *       waiter is zeroed (S4). Acquire loads of durable (a
  *       waiter's spin, a takeover, the orphan check) pair with the store.
  *   S3  sync leaders (durable_wait.c): a sync waiter whose target the
  *       flusher has written (flushed, F1, loaded with acquire after it
@@ -50,6 +50,12 @@
  *       so it does not sync again what a leader synced. A slot of a
  *       process that died is freed (relaxed CAS) by a waiter about to
  *       lead (it looks every 100 ms at most).
+ *   S4  the counts' heartbeat (durable_wait.c, evb_sync_heal): a waiter
+ *       stores sync_beat (seq_cst) before it counts itself (seq_cst RMW)
+ *       and again while it waits; a flusher loads the counts, then the
+ *       beat (seq_cst), and zeroes a count whose beat is stale with a CAS
+ *       from the value it loaded, so a count taken after that load
+ *       survives, and one whose beat it could miss was never loaded.
  *   E1  flush_error rides on the bells: evb_flush_tell() (durable_wait.c,
  *       the one place that sets an error) stores it (relaxed), then bumps
  *       sync_bell and flush_bell (release). A sync waiter loads it
@@ -155,6 +161,7 @@ struct evb_sync_file {
     uint64_t id_base;      /* the segment whose file id names, or UINT64_MAX */
     struct evb_seg_id id;  /* the file a lead synced it through, so one put
                               in its place is told (evb_seg_check_file) */
+    uint64_t beat_at;      /* mono ns of our last sync_beat store (S4) */
     bool entered;          /* counted in sync_waiters (evb_sync_enter) */
     bool lead_counted;     /* and in lead_waiters */
 };
@@ -166,6 +173,13 @@ void evb_sync_file_init(struct evb_sync_file *sf, const char *ddir, uint32_t par
  * evb_wait_durable() enters and leaves by itself when it was not. */
 void evb_sync_enter(struct evb_ring *r, struct evb_sync_file *sf);
 void evb_sync_leave(struct evb_ring *r, struct evb_sync_file *sf);
+/* S4: zero R's waiter counts when no waiter has beaten for
+ * EVB_SYNC_BEAT_STALE_NS (their waiters were killed); NOW: mono ns. A
+ * flusher calls it once a round. */
+void evb_sync_heal(struct evb_ring *r, uint64_t now);
+/* How often a waiter beats, and when counts without a beat are stale. */
+#define EVB_SYNC_BEAT_NS (10ull * 1000 * 1000)
+#define EVB_SYNC_BEAT_STALE_NS (1000ull * 1000 * 1000)
 
 /* Wait until R's durable position reaches TARGET or DEADLINE (mono ns,
  * UINT64_MAX: none) passes. Once the flusher has written TARGET, the

@@ -239,18 +239,41 @@ static bool may_lead(const struct evb_sync_file *sf, uint64_t now)
     return now >= sf->cannot_until;
 }
 
+/* S4: a sign of life for the counts (evb_sync_heal); seq_cst, so that a
+ * healer that sees a count taken after it sees it too. */
+static void beat(struct evb_ring_hdr *h, struct evb_sync_file *sf, uint64_t now)
+{
+    sf->beat_at = now;
+    atomic_store_explicit(&h->sync_beat, now, memory_order_seq_cst);
+}
+
 void evb_sync_enter(struct evb_ring *r, struct evb_sync_file *sf)
 {
     struct evb_ring_hdr *h = r->hdr;
+    uint64_t now = evb_mono_ns();
+    /* S4: the beat before the counts. */
+    beat(h, sf, now);
     /* S2: seq_cst; Dekker with the flusher's store of durable and its
      * later load of the count. */
     atomic_fetch_add_explicit(&h->sync_waiters, 1, memory_order_seq_cst);
-    sf->lead_counted = may_lead(sf, evb_mono_ns());
+    sf->lead_counted = may_lead(sf, now);
     /* S3: seq_cst, as the count above: a flusher that sees our commit
      * (made after this) sees us able to lead, and leaves the fdatasync. */
     if (sf->lead_counted)
         atomic_fetch_add_explicit(&h->lead_waiters, 1, memory_order_seq_cst);
     sf->entered = true;
+}
+
+/* Take one off count C, never below zero: a healer (S4) may have zeroed
+ * it under a waiter stopped for longer than EVB_SYNC_BEAT_STALE_NS, and
+ * wrapping would make it read as four billion waiters. Relaxed (S2, S3:
+ * a late or lost decrement costs at most one early or deferred sync). */
+static void uncount(_Atomic uint32_t *c)
+{
+    uint32_t v = atomic_load_explicit(c, memory_order_relaxed);
+    while (v && !atomic_compare_exchange_weak_explicit(c, &v, v - 1, memory_order_relaxed,
+                                                       memory_order_relaxed))
+        ;
 }
 
 /* No longer one who will lead: the flusher syncs for us again. */
@@ -259,8 +282,7 @@ static void lead_uncount(struct evb_ring *r, struct evb_sync_file *sf)
     if (!sf->lead_counted)
         return;
     sf->lead_counted = false;
-    /* S3: relaxed; a late decrement costs at most one deferred sync. */
-    atomic_fetch_sub_explicit(&r->hdr->lead_waiters, 1, memory_order_relaxed);
+    uncount(&r->hdr->lead_waiters);
 }
 
 void evb_sync_leave(struct evb_ring *r, struct evb_sync_file *sf)
@@ -269,9 +291,51 @@ void evb_sync_leave(struct evb_ring *r, struct evb_sync_file *sf)
         return;
     sf->entered = false;
     lead_uncount(r, sf);
-    /* S2: relaxed; the count only asks the flusher to hurry, and a late
-     * decrement costs at most one early sync. */
-    atomic_fetch_sub_explicit(&r->hdr->sync_waiters, 1, memory_order_relaxed);
+    uncount(&r->hdr->sync_waiters);
+}
+
+/*
+ * S4: counts that no live waiter stands behind. A waiter killed inside its
+ * wait never takes itself off the counts, and they stayed up for the
+ * ring's life: an ASYNC flusher then synced every write (70 times the
+ * fdatasyncs of a clean ring, measured) and waiters stopped spinning. So
+ * every waiter beats (enter, then at least every EVB_SYNC_BEAT_NS while
+ * it waits; its sleeps are at most EVB_IDLE_WAIT_NS), and counts whose
+ * last beat is older than EVB_SYNC_BEAT_STALE_NS are set to zero. A
+ * waiter's beat (seq_cst) comes before its count (seq_cst RMW): a healer
+ * whose load of a count (seq_cst) saw that count loads the beat (seq_cst)
+ * after it and finds it fresh; one whose load missed it zeroes by a CAS
+ * from the value it loaded, which fails if the count moved since, or
+ * lands before the count and keeps it. Only a waiter stopped for the
+ * whole bound (SIGSTOP, a stalled VM) can be zeroed alive: it then leads
+ * its own rounds as before (uncount stops at zero), and the flusher
+ * merely stops hurrying for it.
+ */
+void evb_sync_heal(struct evb_ring *r, uint64_t now)
+{
+    struct evb_ring_hdr *h = r->hdr;
+    _Atomic uint32_t *counts[2] = {&h->sync_waiters, &h->lead_waiters};
+    uint32_t seen[2];
+    bool any = false;
+    for (int i = 0; i < 2; i++) {
+        /* S4: seq_cst, before the beat. */
+        seen[i] = atomic_load_explicit(counts[i], memory_order_seq_cst);
+        any |= seen[i] != 0;
+    }
+    if (!any)
+        return;
+    /* S4: seq_cst, after the counts. */
+    uint64_t b = atomic_load_explicit(&h->sync_beat, memory_order_seq_cst);
+    if (b <= now && now - b < EVB_SYNC_BEAT_STALE_NS)
+        return;
+    /* A beat from the future (a garbage word) is no sign of life either. */
+    for (int i = 0; i < 2; i++)
+        /* S4: seq_cst; fails when a waiter counted itself meanwhile, which
+         * keeps every count (relaxed on failure: nothing read). */
+        if (seen[i])
+            atomic_compare_exchange_strong_explicit(counts[i], &seen[i], 0,
+                                                    memory_order_seq_cst,
+                                                    memory_order_relaxed);
 }
 
 /* S3: a lead slot held by a process that died (SIGKILL inside its
@@ -462,6 +526,8 @@ int evb_wait_durable(struct evb_ring *r, struct evb_sync_file *sf, uint64_t targ
             break;
         }
         uint64_t now = evb_mono_ns();
+        if (now - sf->beat_at >= EVB_SYNC_BEAT_NS)
+            beat(h, sf, now);
         /* F1: acquire; the lead reloads it under its slot. */
         if (may_lead(sf, now) &&
             atomic_load_explicit(&h->flushed, memory_order_acquire) >= target) {

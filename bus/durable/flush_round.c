@@ -182,6 +182,7 @@ bool evb_flush_prepare(struct evb_flush *fl, struct fpart *fp, uint64_t now)
     }
     if (fp->lock_fd < 0 || fp->failed)
         return false;
+    evb_sync_heal(r, now);
     absorb_durable(fl, fp, now);
     if (fp->failed)
         return false; /* let go at the next round, as after our own error */

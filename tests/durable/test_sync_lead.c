@@ -395,3 +395,57 @@ Test(sync_lead, a_flush_error_word_that_is_no_errno_is_damage)
     }
     evb_producer_close(p);
 }
+
+/* The ring's sync waiter counts, and its fdatasyncs so far. */
+static void sync_counts(uint32_t *waiters, uint32_t *leaders, uint64_t *fsyncs)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/" TOPIC "/0.ring", t_bus_dir());
+    struct evb_ring r;
+    cr_assert_eq(evb_ring_open(&r, path), 0, "%s", path);
+    *waiters = atomic_load(&r.hdr->sync_waiters);
+    *leaders = atomic_load(&r.hdr->lead_waiters);
+    *fsyncs = atomic_load(&r.hdr->fsyncs);
+    evb_ring_close(&r);
+}
+
+/*
+ * A waiter killed inside its wait (here leading, at sync.lead) never took
+ * itself off the waiter counts, and they stayed up for the ring's life:
+ * the ASYNC flusher then synced every write, not every flush_ms (found by
+ * an audit: 682 fdatasyncs against 10 for 2000 publishes). With no waiter
+ * alive behind them, a flusher zeroes them within a second or so, and
+ * the fdatasyncs go back to the topic's interval.
+ */
+Test(sync_lead, the_counts_of_a_waiter_killed_waiting_are_cleared)
+{
+    evb_topic_config tc = df_config(EVB_DURABILITY_ASYNC);
+    tc.flush_ms = 200;
+    df_create(TOPIC, &tc);
+    shared = t_shared_new();
+    pid_t pid = t_spawn(sync_child, (void *)"sync.lead");
+    cr_assert_eq(t_wait_exit(pid, 10000), 128 + SIGKILL, "the child did not die leading");
+    uint32_t w, l;
+    uint64_t f0, f1;
+    sync_counts(&w, &l, &f0);
+    cr_assert(w >= 1 && l >= 1, "the killed waiter is not counted (%u, %u)", w, l);
+    /* Our producer's flusher takes the partition over and heals. */
+    evb_producer *p = producer();
+    uint64_t until = t_now_ms() + 5000;
+    do {
+        df_publish_on(p, 1000 + t_now_ms());
+        usleep(10000);
+        sync_counts(&w, &l, &f0);
+    } while ((w || l) && t_now_ms() < until);
+    cr_assert_eq(w, 0, "sync_waiters left at %u", w);
+    cr_assert_eq(l, 0, "lead_waiters left at %u", l);
+    /* 300 publishes over ~300 ms: two or three interval syncs, not 300. */
+    for (int i = 0; i < 300; i++) {
+        df_publish_on(p, (uint64_t)i);
+        usleep(1000);
+    }
+    sync_counts(&w, &l, &f1);
+    cr_expect_leq(f1 - f0, 20, "%llu fdatasyncs for 300 ASYNC publishes (flush_ms 200)",
+                  (unsigned long long)(f1 - f0));
+    evb_producer_close(p);
+}
