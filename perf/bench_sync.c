@@ -61,6 +61,7 @@ typedef struct config {
     uint32_t fsync_samples;
     uint64_t cap; /* samples kept per producer */
     int runs, api_sync, json;
+    int paired;        /* --paired: producer 1 probes write + fdatasync after each publish */
     uint32_t pipeline; /* 0: one sync publish at a time; else receipts outstanding */
     double rate;       /* --rate: events/s over all producers (open loop); 0: closed */
     uint32_t durability; /* EVB_DURABILITY_SYNC (default) or _ASYNC */
@@ -82,11 +83,16 @@ typedef struct sctl {
     uint64_t t_go;           /* the warm-up's start (--rate: the schedule's) */
     int np;                  /* producers of the run */
     pslot p[MAX_PROCS];
+    uint64_t probe_n;        /* --paired: probe samples kept */
 } sctl;
+
+/* --paired: producer 1's probe samples (shared, cap of them). */
+static uint64_t *probe_samples;
 
 typedef struct sres {
     int ok;
     double ev_s, p50, p90, p99, p999, max, ev_per_fsync, sent_s;
+    double own_p50, own_p99, probe_p50; /* --paired: producer 1's publishes, its probes */
     uint64_t samples, fsyncs;
     char why[512];
 } sres;
@@ -215,6 +221,42 @@ static int pipeline_loop(const config *cf, evb_producer *p, evb_msg *m, unsigned
     return rc < 0 ? bench_fail(ps->msg, "evb_publish_receipt/wait/poll", rc) : 0;
 }
 
+/*
+ * --paired: a pre-zeroed probe file of producer 1's, where it times one
+ * pwrite of --size and one fdatasync after each sync publish, so the
+ * baseline is measured beside the publishes, in the same seconds, rather
+ * than before the run: on a disk whose fdatasync drifts by 40 times
+ * within minutes (this VM's, some days) only a paired ratio means much.
+ */
+static int probe_open(const config *cf)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/probe-%d", du_data_dir, (int)getpid());
+    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return -errno;
+    unlink(path);
+    unsigned char *z = calloc(1, 1u << 20);
+    for (uint64_t off = 0; off < (16u << 20); off += 1u << 20)
+        if (pwrite(fd, z, 1u << 20, (off_t)off) != 1 << 20) {
+            free(z);
+            close(fd);
+            return -EIO;
+        }
+    free(z);
+    (void)cf;
+    return fdatasync(fd) < 0 ? -errno : fd;
+}
+
+static uint64_t probe_once(int fd, const unsigned char *buf, uint64_t size, uint64_t *off)
+{
+    uint64_t t0 = now_ns();
+    if (pwrite(fd, buf, size, (off_t)*off) != (ssize_t)size || fdatasync(fd) < 0)
+        return 0;
+    *off = (*off + size) % (16u << 20);
+    return now_ns() - t0;
+}
+
 static int producer_main(const config *cf, const char *topic, sctl *c, int id, uint64_t *samples)
 {
     pslot *ps = &c->p[id];
@@ -228,6 +270,10 @@ static int producer_main(const config *cf, const char *topic, sctl *c, int id, u
         return bench_fail(ps->msg, "evb_producer_open", rc);
     unsigned char *buf = aligned_alloc(64, cf->size);
     fill_pattern(buf + 8, cf->size - 8, 1);
+    int probe_fd = -1;
+    uint64_t probe_off = 0;
+    if (cf->paired && id == 0 && !cf->pipeline && (probe_fd = probe_open(cf)) < 0)
+        return bench_fail(ps->msg, "probe file", probe_fd);
     evb_msg m = { .value = buf, .value_len = (uint32_t)cf->size, .partition = 0,
                   .flags = cf->api_sync ? 0 : EVB_MSG_SYNC };
     atomic_fetch_add_explicit(&c->ready, 1, memory_order_release);
@@ -264,7 +310,18 @@ static int producer_main(const config *cf, const char *topic, sctl *c, int id, u
             if (t1 <= te)
                 ps->done++;
         }
+        if (probe_fd >= 0) {
+            uint64_t d = probe_once(probe_fd, buf, cf->size, &probe_off);
+            if (!d) {
+                err = bench_fail(ps->msg, "probe write+fdatasync", -EIO);
+                break;
+            }
+            if (t0 >= ts && c->probe_n < cf->cap)
+                probe_samples[c->probe_n++] = d;
+        }
     }
+    if (probe_fd >= 0)
+        close(probe_fd);
     free(buf);
     evb_producer_close(p);
     evb_bus_close(bus);
@@ -333,6 +390,17 @@ static sres run_one(const config *cf, evb_bus *bus, int np, int run, uint64_t *s
         snprintf(res.why, sizeof res.why, "durable %" PRIu64 " < tail %" PRIu64 ", flush_error %d",
                  s2.durable_position, s2.tail_position, s2.flush_error);
     else if (!bad) {
+        if (c->probe_n && c->p[0].n) {
+            /* Producer 1's own publishes against its probes, paired. */
+            uint64_t *own = malloc(c->p[0].n * sizeof *own);
+            memcpy(own, samples, c->p[0].n * sizeof *own);
+            qsort(own, c->p[0].n, sizeof *own, cmp_u64);
+            res.own_p50 = (double)du_pct(own, c->p[0].n, 0.50);
+            res.own_p99 = (double)du_pct(own, c->p[0].n, 0.99);
+            free(own);
+            qsort(probe_samples, c->probe_n, sizeof *probe_samples, cmp_u64);
+            res.probe_p50 = (double)du_pct(probe_samples, c->probe_n, 0.50);
+        }
         uint64_t n = 0, done = 0, sent = 0;
         for (int i = 0; i < np; i++) {
             sent += c->p[i].sent;
@@ -390,6 +458,10 @@ static void usage(FILE *f)
             "  --fsync-samples N  baseline fdatasyncs per round (default 2000)\n"
             "  --runs N           rounds (default 5)\n"
             "  --data-root DIR    where perfdata-XXXXXX is made (default /work)\n"
+            "  --paired           producer 1 times a pwrite + fdatasync of its own (a\n"
+            "                     pre-zeroed file beside the segments) after each sync\n"
+            "                     publish: a baseline measured in the same seconds, and\n"
+            "                     its publish p50 and p99 over that probe's p50\n"
             "  --json             also print one JSON line per result\n");
 }
 
@@ -417,7 +489,7 @@ int main(int argc, char **argv)
         { "runs", required_argument, 0, 'r' },      { "data-root", required_argument, 0, 'D' },
         { "json", no_argument, 0, 'j' },            { "help", no_argument, 0, 'h' },
         { "pipeline", required_argument, 0, 'P' }, { "durability", required_argument, 0, 'y' },
-        { "rate", required_argument, 0, 'Q' },
+        { "rate", required_argument, 0, 'Q' },     { "paired", no_argument, 0, 'A' },
         { 0, 0, 0, 0 },
     };
     int o;
@@ -442,6 +514,7 @@ int main(int argc, char **argv)
         case 'r': cf.runs = atoi(optarg); break;
         case 'D': cf.data_root = optarg; break;
         case 'j': cf.json = 1; break;
+        case 'A': cf.paired = 1; break;
         case 'P': cf.pipeline = (uint32_t)strtoul(optarg, NULL, 0); break;
         case 'Q': cf.rate = strtod(optarg, NULL); break;
         case 'y':
@@ -497,6 +570,8 @@ int main(int argc, char **argv)
         return 1;
     }
     uint64_t *samples = shared_alloc((size_t)maxnp * cf.cap * sizeof(uint64_t));
+    if (cf.paired)
+        probe_samples = shared_alloc(cf.cap * sizeof(uint64_t));
     static sres res[MAX_NP][MAX_RUNS];
     static fsres base[MAX_RUNS];
     int failures = 0;
@@ -598,6 +673,39 @@ int main(int argc, char **argv)
                    cf.durability == EVB_DURABILITY_SYNC ? "sync" : "async", cf.pipeline,
                    cf.rate, sent_med, cf.np[k], cf.size, n, nsamp, e.med, e.min, e.max, a.med, b.med,
                    c.med, m.med, f.med, qq.med, qbb.med);
+    }
+    if (cf.paired && !cf.pipeline) {
+        printf("\npaired (producer 1: its sync publishes, each followed by one pwrite + "
+               "fdatasync of its own probe file)\n");
+        printf("%-5s %4s  %-22s %-22s %-24s %-22s %s\n", "procs", "runs", "publish p50 us",
+               "probe p50 us", "p50 / probe p50", "publish p99 us", "p99 / probe p50");
+        for (int k = 0; k < cf.nnp; k++) {
+            double a[MAX_RUNS], b[MAX_RUNS], q5[MAX_RUNS], c9[MAX_RUNS], q9[MAX_RUNS];
+            int n = 0;
+            for (int r = 0; r < cf.runs; r++) {
+                const sres *x = &res[k][r];
+                if (!x->ok || !x->probe_p50)
+                    continue;
+                a[n] = x->own_p50 / 1e3;
+                b[n] = x->probe_p50 / 1e3;
+                q5[n] = x->own_p50 / x->probe_p50;
+                c9[n] = x->own_p99 / 1e3;
+                q9[n] = x->own_p99 / x->probe_p50;
+                n++;
+            }
+            if (!n)
+                continue;
+            stat3 sa = stat3_of(a, n), sb = stat3_of(b, n), s5 = stat3_of(q5, n),
+                  sc = stat3_of(c9, n), s9 = stat3_of(q9, n);
+            char as[64], bs[64], qs[64], cs[64], ds[64];
+            snprintf(as, sizeof as, "%.1f [%.1f..%.1f]", sa.med, sa.min, sa.max);
+            snprintf(bs, sizeof bs, "%.1f [%.1f..%.1f]", sb.med, sb.min, sb.max);
+            snprintf(qs, sizeof qs, "%.2f [%.2f..%.2f]", s5.med, s5.min, s5.max);
+            snprintf(cs, sizeof cs, "%.1f [%.1f..%.1f]", sc.med, sc.min, sc.max);
+            snprintf(ds, sizeof ds, "%.2f [%.2f..%.2f]", s9.med, s9.min, s9.max);
+            printf("%-5d %4d  %-22s %-22s %-24s %-22s %s\n", cf.np[k], n, as, bs, qs, cs, ds);
+        }
+        printf("# events/s above include the probes' time in paired mode.\n");
     }
     if (cf.pipeline)
         printf("# latency: from just before evb_publish_receipt to the poll or wait that saw "
