@@ -156,6 +156,8 @@ int evb_data_dir_record(evb_bus *bus);
  * flushes and syncs what is committed before the last holder lets go. */
 int evb_flusher_get(evb_bus *bus, struct evb_topic_map *tm, struct evb_flusher **out);
 void evb_flusher_put(evb_bus *bus, struct evb_flusher *f);
+/* Its flush, for sync waiters that run its rounds themselves. */
+struct evb_flush *evb_flusher_flush(const struct evb_flusher *f);
 /* Flush partitions whose flush lock nobody holds (the flusher died and no
  * candidate is left): everything committed goes to disk, synced; then
  * apply the retention of those no live flusher holds (evb_retain_now). */

@@ -86,6 +86,11 @@ int evb_flusher_get(evb_bus *bus, struct evb_topic_map *tm, struct evb_flusher *
     return 0;
 }
 
+struct evb_flush *evb_flusher_flush(const struct evb_flusher *fl)
+{
+    return fl->flush;
+}
+
 void evb_flusher_put(evb_bus *bus, struct evb_flusher *fl)
 {
     if (!fl)

@@ -166,6 +166,10 @@ EVB_EXPORT int evb_producer_open(evb_producer **out, evb_bus *bus, const char *t
         evb_producer_close(p);
         return rc;
     }
+    /* Where this process holds a partition's flush lock, its sync waits
+     * run the flush themselves (durable_wait.c). */
+    for (uint32_t i = 0; p->durable && i < p->tm->nparts; i++)
+        p->sync[i].fl = evb_flusher_flush(p->flusher);
     if (opts)
         p->opts = *opts;
     if (p->opts.producer_id) {

@@ -85,6 +85,18 @@
  *       No Dekker here, so no seq_cst: the sleeps it must end are a futex
  *       on the ring's bell, which evb_flush_stop() bumps unconditionally
  *       after the store, and a condition variable under fl->mu.
+ *   H2  a sync waiter's own rounds (flusher.c, evb_flush_inline): where
+ *       this process's flusher holds a partition's flock, a waiter takes
+ *       the flush's round_mu (a pthread mutex) and runs the thread's steps
+ *       itself; every access to the partition's flush state, by the
+ *       thread or a waiter, is under that mutex, which orders them. The
+ *       per-partition held flag is a relaxed hint (set after a takeover,
+ *       cleared at release, by the thread under the mutex), re-checked
+ *       under it.
+ *   H3  inline_waiters (process-local): waiters between their hint check
+ *       and their round, counted relaxed; a thread that sees any does not
+ *       spin for commits (it would take the round from them). A hint:
+ *       the mutex decides who runs.
  *   K1-K4  the cursor files that retention consults through
  *       min_committed are bus/'s: table at the top of bus/cursor_file.c.
  */
@@ -136,6 +148,14 @@ void evb_flush_error_guess(const char *pdir, int err, char *out, size_t cap);
 int evb_flush_start(const struct evb_durable_topic *dt, struct evb_flush **out);
 /* Stop: what is committed is flushed and synced, the locks let go. */
 void evb_flush_stop(struct evb_flush *fl);
+/* A sync waiter of this process runs FL's round for partition PART
+ * itself, writing and syncing what is committed there, when this process
+ * holds that partition's flush lock: no hand-off to the flusher's thread
+ * (it waits for a round of the thread in flight first). Blocks for one
+ * write and fdatasync. 0: a round ran or durable reached TARGET (look
+ * again); 1: not this process's partition, or nothing to do now; the
+ * caller waits as any waiter. */
+int evb_flush_inline(struct evb_flush *fl, uint32_t part, uint64_t target);
 /* Flush partitions whose flush lock nobody holds (the flusher died and no
  * candidate is left): everything committed goes to disk, synced. */
 int evb_flush_orphans_of(const struct evb_durable_topic *dt);
@@ -161,6 +181,7 @@ struct evb_sync_file {
     uint64_t id_base;      /* the segment whose file id names, or UINT64_MAX */
     struct evb_seg_id id;  /* the file a lead synced it through, so one put
                               in its place is told (evb_seg_check_file) */
+    struct evb_flush *fl;  /* this process's flush of the topic, or NULL */
     uint64_t beat_at;      /* mono ns of our last sync_beat store (S4) */
     bool entered;          /* counted in sync_waiters (evb_sync_enter) */
     bool lead_counted;     /* and in lead_waiters */

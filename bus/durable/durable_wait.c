@@ -404,12 +404,6 @@ static int lead(struct evb_ring *r, struct evb_sync_file *sf, uint64_t target, u
 {
     struct evb_ring_hdr *h = r->hdr;
     uint64_t self = evb_proc_self();
-    /* A slot may be held by a leader that died in its fdatasync: looked
-     * at every EVB_IDLE_WAIT_NS at most, since it reads /proc. */
-    if (now - sf->reaped_at >= EVB_IDLE_WAIT_NS) {
-        sf->reaped_at = now;
-        lead_reap(h);
-    }
     _Atomic uint64_t *slot = NULL;
     for (int i = 0; i < EVB_SYNC_LEADS && !slot; i++) {
         uint64_t exp = 0;
@@ -528,6 +522,20 @@ int evb_wait_durable(struct evb_ring *r, struct evb_sync_file *sf, uint64_t targ
         uint64_t now = evb_mono_ns();
         if (now - sf->beat_at >= EVB_SYNC_BEAT_NS)
             beat(h, sf, now);
+        /* A lead slot may be held by a leader that died in its
+         * fdatasync: looked at every EVB_IDLE_WAIT_NS at most, since it
+         * reads /proc; by every waiter, as the flusher takes a held slot
+         * for a round in flight (evb_flush_sync_due). */
+        if (now - sf->reaped_at >= EVB_IDLE_WAIT_NS) {
+            sf->reaped_at = now;
+            lead_reap(h);
+        }
+        /* Our process flushes the partition: write and sync it from this
+         * thread, rather than wake the flusher's and wait for its write. */
+        if (sf->fl && evb_flush_inline(sf->fl, sf->part, target) == 0) {
+            evb_spin_init(&spin, spin_budget(h));
+            continue;
+        }
         /* F1: acquire; the lead reloads it under its slot. */
         if (may_lead(sf, now) &&
             atomic_load_explicit(&h->flushed, memory_order_acquire) >= target) {

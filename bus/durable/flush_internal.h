@@ -114,6 +114,11 @@ struct fpart {
     uint64_t seg_bytes;
     uint32_t mode;
     bool zero_fill;
+    /* A sync waiter of this process runs rounds itself (evb_flush_inline):
+     * the thread holds the flush lock (a hint, H2), and the round being
+     * prepared is such a waiter's, which syncs whatever it writes. */
+    _Atomic bool held;
+    bool force_sync;
 };
 
 /* The flush of one durable topic by this process: a thread (none for an
@@ -126,6 +131,11 @@ struct evb_flush {
     uint64_t (*min_committed)(void *arg, uint32_t part);
     void *min_committed_arg;
     pthread_t thread;
+    /* Every step on p[] (take, rounds, retention, drain, release) runs
+     * under it: the thread holds it but while it spins or sleeps, and a
+     * sync waiter of this process takes it to run a round itself. */
+    pthread_mutex_t round_mu;
+    _Atomic uint32_t inline_waiters; /* such waiters now (H3, a hint) */
     pthread_mutex_t mu;
     pthread_cond_t cv;
     _Atomic bool stop;
@@ -194,6 +204,12 @@ bool evb_flush_prepare(struct evb_flush *fl, struct fpart *fp, uint64_t now);
 bool evb_flush_sync_due(struct evb_flush *fl, struct fpart *fp, uint64_t end, uint64_t now,
                         uint64_t *defer_until);
 void evb_flush_run_ops(struct evb_flush *fl, unsigned nparts, uint64_t now);
+
+/* flush_round.c: with round_mu held, FP held and not failed: rounds that
+ * write and sync FP up to what is committed until its durable position
+ * reaches TARGET (evb_flush_inline). 0: durable reached TARGET or a round
+ * ran; 1: nothing to write or sync (TARGET not committed yet). */
+int evb_flush_round_inline(struct evb_flush *fl, struct fpart *fp, uint64_t target);
 
 /* retention.c: drop FP's old segments as the topic's retention says. */
 void evb_flush_retain(struct evb_flush *fl, struct fpart *fp, uint64_t now_real);

@@ -58,6 +58,8 @@ int evb_flush_lock(const char *pdir, int wait_ms, uint32_t mode)
 
 void evb_flush_release(struct fpart *fp)
 {
+    /* H2: relaxed, as where it is set. */
+    atomic_store_explicit(&fp->held, false, memory_order_relaxed);
     evb_flush_prep_join(fp);
     evb_flush_seg_close(fp);
     if (fp->lock_fd >= 0) {
@@ -211,7 +213,12 @@ bool evb_flush_take(struct evb_flush *fl, struct fpart *fp, uint64_t now)
     }
     fp->has_slot = true;
     /* Not for an orphan flush: it lets go soon. W1: relaxed, a hint. */
-    if (!evb_flush_stopping(fl))
+    if (!evb_flush_stopping(fl)) {
         atomic_store_explicit(&h->flusher, evb_proc_self(), memory_order_relaxed);
+        /* H2: relaxed; tells this process's sync waiters they may run
+         * rounds themselves (evb_flush_inline), which the round lock
+         * orders. */
+        atomic_store_explicit(&fp->held, true, memory_order_relaxed);
+    }
     return true;
 }

@@ -221,7 +221,9 @@ bool evb_flush_prepare(struct evb_flush *fl, struct fpart *fp, uint64_t now)
         return false;
     }
     uint64_t end = fp->walk;
-    bool sync = evb_flush_sync_due(fl, fp, end, now, NULL);
+    /* A sync waiter's own round syncs what it writes (evb_flush_inline). */
+    bool sync = (fp->force_sync && end > fp->synced) ||
+                evb_flush_sync_due(fl, fp, end, now, NULL);
     if (end == fp->written && !sync) {
         /* Idle: the mark catches up with what leaders synced. */
         if (fp->mark_pos != fp->synced && fp->walk_offset_at == fp->synced)
@@ -428,7 +430,12 @@ static void complete(struct evb_flush *fl, struct fpart *fp, uint64_t now)
             atomic_fetch_add_explicit(&fp->r->hdr->fsyncs, 1, memory_order_relaxed);
             fp->self_synced = fp->synced;
             evb_flush_publish_durable(fp->r, fp->synced);
-            if (fp->walk_offset_at == fp->synced)
+            /* A sync waiter's round (force_sync) writes the mark only every
+             * EVB_MARK_EVERY_NS, as for a leader's sync (absorb_durable):
+             * its seven system calls are the waiter's to wait for; the
+             * thread's idle round catches up. */
+            if (fp->walk_offset_at == fp->synced &&
+                (!fp->force_sync || now - fp->mark_at >= EVB_MARK_EVERY_NS))
                 mark_write(fl, fp, fp->synced, fp->walk_offset);
         } else if (fp->sres < 0 && fp->sres != -ECANCELED) {
             evb_flush_fail(fp, evb_err_set(fp->sres, "partition %u: fdatasync: %s", fp->part,
@@ -445,25 +452,57 @@ static void complete(struct evb_flush *fl, struct fpart *fp, uint64_t now)
  * calls, one partition after the other, with the same results io_uring
  * would report, a failed or short write cancelling its linked fdatasync.
  */
+static void run_plain(struct fpart *fp)
+{
+    bool wrote_all = true;
+    if (fp->op_end > fp->written) {
+        ssize_t n;
+        do
+            n = pwrite(fp->wfd, fp->r->data + (fp->written & fp->r->mask), fp->wlen,
+                       (off_t)fp->woff);
+        while (n < 0 && errno == EINTR);
+        fp->wres = n < 0 ? -errno : (int32_t)n;
+        wrote_all = n == (ssize_t)fp->wlen;
+    }
+    if (fp->op_sync)
+        fp->sres = !wrote_all ? -ECANCELED : fdatasync(fp->seg_fd) ? -errno : 0;
+}
+
 static void run_ops_plain(struct evb_flush *fl, unsigned nparts)
 {
-    for (unsigned i = 0; i < nparts; i++) {
-        struct fpart *fp = &fl->p[i];
-        if (!fp->busy)
-            continue;
-        bool wrote_all = true;
-        if (fp->op_end > fp->written) {
-            ssize_t n;
-            do
-                n = pwrite(fp->wfd, fp->r->data + (fp->written & fp->r->mask), fp->wlen,
-                           (off_t)fp->woff);
-            while (n < 0 && errno == EINTR);
-            fp->wres = n < 0 ? -errno : (int32_t)n;
-            wrote_all = n == (ssize_t)fp->wlen;
+    for (unsigned i = 0; i < nparts; i++)
+        if (fl->p[i].busy)
+            run_plain(&fl->p[i]);
+}
+
+/*
+ * A sync waiter's rounds (evb_flush_inline, round_mu held): the thread's
+ * steps, from the waiter's thread, each syncing what it writes, so its
+ * acknowledgement costs one write and one fdatasync and no hand-off. A
+ * few rounds at most: a write is cut at a lap's or a segment's end and
+ * at EVB_WRITE_MAX_CACHED.
+ */
+int evb_flush_round_inline(struct evb_flush *fl, struct fpart *fp, uint64_t target)
+{
+    int rc = 1;
+    for (int round = 0; round < 4 && !fp->failed; round++) {
+        /* S2: acquire, as a waiter's load of durable. */
+        if (atomic_load_explicit(&fp->r->hdr->durable, memory_order_acquire) >= target)
+            return 0;
+        uint64_t now = evb_mono_ns();
+        fp->force_sync = true;
+        bool queued = evb_flush_prepare(fl, fp, now);
+        if (queued) {
+            EVB_CRASH_POINT("flush.inline");
+            run_plain(fp);
+            complete(fl, fp, now);
         }
-        if (fp->op_sync)
-            fp->sres = !wrote_all ? -ECANCELED : fdatasync(fp->seg_fd) ? -errno : 0;
+        fp->force_sync = false;
+        if (!queued)
+            break;
+        rc = 0;
     }
+    return rc;
 }
 
 /* Submit what evb_flush_prepare() queued and wait for every completion. */

@@ -102,17 +102,26 @@ static void all_remove(struct evb_flush *f)
 /* ---- the thread ---- */
 
 /*
- * Sync waiters are about (fewer than CPUs: more would be starved of the
- * CPU we spin on): the next commit of one comes microseconds after its
- * acknowledgement, and a futex wake-up of this thread would add tens of
- * microseconds to each sync publish (S3: the waiter leads the fdatasync,
- * we only write). Poll the held partitions' next stamps for a while
- * first. True: a commit is there.
+ * Sync waiters of other processes are about (fewer than CPUs: more would
+ * be starved of the CPU we spin on): the next commit of one comes
+ * microseconds after its acknowledgement, and a futex wake-up of this
+ * thread would add tens of microseconds to each sync publish (S3: the
+ * waiter leads the fdatasync, we only write). Poll the held partitions'
+ * next stamps for a while first. Not while a waiter of this process runs
+ * its own rounds (evb_flush_inline): we would only take the round from
+ * it. Called with round_mu held; spins without it. True: a commit is
+ * there.
  */
 static bool spin_for_commit(struct evb_flush *fl)
 {
+    /* H3: relaxed, a hint; the round lock decides who runs a round. */
+    if (atomic_load_explicit(&fl->inline_waiters, memory_order_relaxed))
+        return false;
     uint32_t ncpu = evb_online_cpus();
     bool any = false;
+    struct evb_ring *rings[EVB_MAX_PARTITIONS];
+    uint64_t at[EVB_MAX_PARTITIONS];
+    unsigned n = 0;
     for (uint32_t i = 0; i < fl->nparts; i++) {
         struct fpart *fp = &fl->p[i];
         if (fp->lock_fd < 0 || fp->failed)
@@ -123,26 +132,28 @@ static bool spin_for_commit(struct evb_flush *fl)
         if (w >= ncpu)
             return false;
         any |= w > 0;
+        rings[n] = fp->r;
+        at[n++] = fp->walk;
     }
     if (!any)
         return false;
+    pthread_mutex_unlock(&fl->round_mu);
     struct evb_spin spin;
     evb_spin_init(&spin, EVB_SYNC_SPIN_NS);
+    bool got = false;
     do {
-        for (uint32_t i = 0; i < fl->nparts; i++) {
-            struct fpart *fp = &fl->p[i];
-            if (fp->lock_fd < 0 || fp->failed)
-                continue;
+        for (unsigned k = 0; k < n && !got; k++) {
             /* A1: acquire, as the walk's (it reads the frame after). */
-            uint64_t st = atomic_load_explicit(&evb_ring_frame(fp->r, fp->walk)->stamp,
+            uint64_t st = atomic_load_explicit(&evb_ring_frame(rings[k], at[k])->stamp,
                                                memory_order_acquire);
-            if (evb_stamp_is_committed(st, fp->walk))
-                return true;
+            got = evb_stamp_is_committed(st, at[k]);
         }
-    } while (evb_spin_once(&spin) && !evb_flush_stopping(fl));
-    return false;
+    } while (!got && evb_spin_once(&spin) && !evb_flush_stopping(fl));
+    pthread_mutex_lock(&fl->round_mu);
+    return got;
 }
 
+/* With round_mu held; sleeps without it. */
 static void sleep_idle(struct evb_flush *fl, uint64_t now)
 {
     if (spin_for_commit(fl))
@@ -194,6 +205,11 @@ static void sleep_idle(struct evb_flush *fl, uint64_t now)
                 wait = left;
         }
     }
+    /* Only this thread takes and lets go of flush locks (and so of reader
+     * slots), so HELD's rings and slots stay ours while we sleep without
+     * the round lock; a waiter's round meanwhile moves walk, which at
+     * worst wakes us once for nothing. */
+    pthread_mutex_unlock(&fl->round_mu);
     if (!ready && !evb_flush_stopping(fl)) {
         if (n) {
             evb_bell_wait(bells, vals, n, wait);
@@ -209,6 +225,7 @@ static void sleep_idle(struct evb_flush *fl, uint64_t now)
             pthread_mutex_unlock(&fl->mu);
         }
     }
+    pthread_mutex_lock(&fl->round_mu);
     for (unsigned i = 0; i < n; i++)
         evb_ring_waiter_clear(held[i]->r, held[i]->slot);
 }
@@ -250,10 +267,16 @@ static void drain(struct evb_flush *fl)
     }
 }
 
+/*
+ * The thread. Every step on the partitions' state runs under round_mu,
+ * which a sync waiter of this process takes to run a round itself
+ * (evb_flush_inline); the thread lets go of it only to spin and sleep.
+ */
 static void *flusher_main(void *arg)
 {
     struct evb_flush *fl = arg;
     uint32_t n = fl->nparts;
+    pthread_mutex_lock(&fl->round_mu);
     while (!evb_flush_stopping(fl)) {
         uint64_t now = evb_mono_ns();
         for (uint32_t i = 0; i < n; i++)
@@ -277,7 +300,29 @@ static void *flusher_main(void *arg)
     drain(fl);
     for (uint32_t i = 0; i < n; i++)
         evb_flush_release(&fl->p[i]);
+    pthread_mutex_unlock(&fl->round_mu);
     return NULL;
+}
+
+int evb_flush_inline(struct evb_flush *fl, uint32_t part, uint64_t target)
+{
+    if (!fl || part >= fl->nparts)
+        return 1;
+    struct fpart *fp = &fl->p[part];
+    /* H2: relaxed, a hint kept by the thread as it takes and lets go of
+     * the flush lock; the round lock decides. */
+    if (!atomic_load_explicit(&fp->held, memory_order_relaxed))
+        return 1;
+    /* H3: relaxed; a hint for the thread's spin (spin_for_commit). */
+    atomic_fetch_add_explicit(&fl->inline_waiters, 1, memory_order_relaxed);
+    pthread_mutex_lock(&fl->round_mu);
+    int rc = 1;
+    if (fp->lock_fd >= 0 && !fp->failed && !evb_flush_stopping(fl))
+        rc = evb_flush_round_inline(fl, fp, target);
+    pthread_mutex_unlock(&fl->round_mu);
+    /* H3: relaxed, as the count above. */
+    atomic_fetch_sub_explicit(&fl->inline_waiters, 1, memory_order_relaxed);
+    return rc;
 }
 
 static struct evb_flush *flusher_new(const struct evb_durable_topic *dt)
@@ -290,6 +335,7 @@ static struct evb_flush *flusher_new(const struct evb_durable_topic *dt)
     fl->rings = dt->rings;
     fl->min_committed = dt->min_committed;
     fl->min_committed_arg = dt->min_committed_arg;
+    pthread_mutex_init(&fl->round_mu, NULL);
     for (uint32_t i = 0; i < dt->nparts; i++) {
         struct fpart *fp = &fl->p[i];
         fp->r = &dt->rings[i];
@@ -325,6 +371,7 @@ static void flusher_free(struct evb_flush *fl)
     all_remove(fl);
     if (fl->uring_ok)
         io_uring_queue_exit(&fl->ring);
+    pthread_mutex_destroy(&fl->round_mu);
     free(fl);
 }
 

@@ -76,7 +76,36 @@ static void reboot_and_read(uint64_t n)
     evb_consumer_close(c);
 }
 
-static struct t_shared *shared; /* val[0]: the child's acknowledged events */
+/* val[0]: one past the child's last acknowledged sequence; val[1]: its
+ * first (after the flusher child's sequence 0). */
+static struct t_shared *shared;
+
+/* A process whose producer's flusher holds the partition (so that the
+ * other processes' sync waits lead, rather than run rounds of their own:
+ * below), until killed. Forked before this process starts threads of its
+ * own (TSan refuses a fork after that). */
+static int flusher_child(void *arg)
+{
+    (void)arg;
+    if (!df_child_flusher(TOPIC))
+        return 10;
+    atomic_store(&shared->ready, 1);
+    for (;;)
+        pause();
+}
+
+static pid_t start_flusher(void)
+{
+    pid_t pid = t_spawn(flusher_child, NULL);
+    cr_assert(t_wait_count(&shared->ready, 1, 10000), "the flusher child never got ready");
+    return pid;
+}
+
+static void stop_flusher(pid_t pid)
+{
+    kill(pid, SIGKILL);
+    t_wait_exit(pid, 10000);
+}
 
 static int sync_child(void *arg)
 {
@@ -92,7 +121,8 @@ static int sync_child(void *arg)
      * we lead, and die at POINT. (A flusher that looks before we count
      * ourselves syncs at once; it cannot win every time.) */
     uint8_t v[DF_VLEN];
-    for (uint64_t i = 0; i < 200; i++) {
+    uint64_t from = atomic_load(&shared->val[1]);
+    for (uint64_t i = from; i < from + 200; i++) {
         t_value_fill(v, DF_VLEN, 1, i);
         evb_msg m = {.value = v, .value_len = DF_VLEN, .partition = 0, .flags = EVB_MSG_SYNC};
         if (evb_publish(p, &m))
@@ -113,6 +143,9 @@ static void leader_killed_at(const char *point)
 {
     create_sync();
     shared = t_shared_new();
+    pid_t fpid = start_flusher(); /* it publishes sequence 0 */
+    atomic_store(&shared->val[0], 1);
+    atomic_store(&shared->val[1], 1);
     pid_t pid = t_spawn(sync_child, (void *)point);
     int st = t_wait_exit(pid, 10000);
     cr_assert_eq(st, 128 + SIGKILL, "%s: the child did not die leading (%d)", point, st);
@@ -133,6 +166,7 @@ static void leader_killed_at(const char *point)
     struct evb_partition_stat ps = df_stat(TOPIC);
     cr_expect_eq(ps.durable_position, ps.tail_position, "%s", point);
     evb_producer_close(p);
+    stop_flusher(fpid);
     reboot_and_read(first + 50);
 }
 
@@ -423,13 +457,15 @@ Test(sync_lead, the_counts_of_a_waiter_killed_waiting_are_cleared)
     tc.flush_ms = 200;
     df_create(TOPIC, &tc);
     shared = t_shared_new();
+    pid_t fpid = start_flusher();
+    atomic_store(&shared->val[1], 1);
     pid_t pid = t_spawn(sync_child, (void *)"sync.lead");
     cr_assert_eq(t_wait_exit(pid, 10000), 128 + SIGKILL, "the child did not die leading");
     uint32_t w, l;
     uint64_t f0, f1;
     sync_counts(&w, &l, &f0);
     cr_assert(w >= 1 && l >= 1, "the killed waiter is not counted (%u, %u)", w, l);
-    /* Our producer's flusher takes the partition over and heals. */
+    /* The flusher child heals. */
     evb_producer *p = producer();
     uint64_t until = t_now_ms() + 5000;
     do {
@@ -448,4 +484,53 @@ Test(sync_lead, the_counts_of_a_waiter_killed_waiting_are_cleared)
     cr_expect_leq(f1 - f0, 20, "%llu fdatasyncs for 300 ASYNC publishes (flush_ms 200)",
                   (unsigned long long)(f1 - f0));
     evb_producer_close(p);
+    stop_flusher(fpid);
+}
+
+/*
+ * A sync waiter whose process holds the partition's flush lock writes and
+ * syncs the partition itself (evb_flush_inline: no hand-off to the
+ * flusher's thread). Killed inside that round, before its write (the
+ * crash point is reached only on that path): the flush lock goes with the
+ * process, our flusher takes over, and every acknowledged event and the
+ * dead one's committed event are on disk; sync publishes go on.
+ */
+static int inline_child(void *arg)
+{
+    (void)arg;
+    setenv("EVB_CRASH_AT", "flush.inline", 1);
+    setenv("EVB_CRASH_SKIP", "20", 1);
+    evb_bus *b;
+    evb_producer *p;
+    evb_bus_options o = {.data_dir = t_data_dir()};
+    evb_producer_options po = {.block_ms = -1};
+    if (evb_bus_open(&b, t_bus_dir(), &o) || evb_producer_open(&p, b, TOPIC, &po))
+        return 10;
+    uint8_t v[DF_VLEN];
+    for (uint64_t i = 0; i < 200; i++) {
+        t_value_fill(v, DF_VLEN, 1, i);
+        evb_msg m = {.value = v, .value_len = DF_VLEN, .partition = 0, .flags = EVB_MSG_SYNC};
+        if (evb_publish(p, &m))
+            return 11;
+        atomic_store(&shared->val[0], i + 1);
+    }
+    return 12; /* 200 acknowledgements without a round of its own */
+}
+
+Test(sync_lead, a_waiter_killed_in_its_own_round_holds_nobody_up)
+{
+    create_sync();
+    shared = t_shared_new();
+    pid_t pid = t_spawn(inline_child, NULL);
+    cr_assert_eq(t_wait_exit(pid, 10000), 128 + SIGKILL,
+                 "the child did not die in a round of its own");
+    uint64_t first = atomic_load(&shared->val[0]) + 1;
+    cr_assert_geq(first, 20, "the child's first rounds were not its own");
+    evb_producer *p = producer();
+    for (uint64_t i = first; i < first + 50; i++)
+        publish_sync(p, i);
+    struct evb_partition_stat ps = df_stat(TOPIC);
+    cr_expect_eq(ps.durable_position, ps.tail_position);
+    evb_producer_close(p);
+    reboot_and_read(first + 50);
 }
