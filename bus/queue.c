@@ -22,7 +22,11 @@
  *            CAS the taker would make: exactly one of them delivers.
  *   ack      one CAS of {control, deadline} from ours-in-flight to acked;
  *            then whoever acked the event at the floor moves the floor
- *            past every acked event after it (CAS of {pos, qseq}).
+ *            past every acked event after it (CAS of {pos, qseq}). A
+ *            member killed between the two steps leaves the floor on an
+ *            acked event: every retake scan (a take that finds the
+ *            window full asks for one) moves it on first, so nobody
+ *            waits for an ack that already happened.
  *
  * Ordering edges (labels used at each site):
  *
@@ -156,7 +160,10 @@ int evb_queue_take(struct evb_group *g, uint32_t p, uint64_t pos, uint64_t qseq,
     uint64_t lp, ls;
     load_pair(&q->floor_pos, &lp, &ls);
     if (qseq - ls >= g->f->h.window)
-        return -ENOSPC; /* the window is full: wait for acks */
+        /* Full: wait for acks. Or a floor left on acked events by a
+         * member killed before it moved it: the retake scan this answer
+         * asks for (consumer_queue.c) moves it on. */
+        return -ENOSPC;
     struct evb_queue_slot *s = slot_of(g, q, qseq);
     uint64_t ss, sp;
     load_pair(&s->seq, &ss, &sp);
@@ -189,11 +196,14 @@ int evb_queue_take(struct evb_group *g, uint32_t p, uint64_t pos, uint64_t qseq,
         fetch_on(q, pos, qseq, end);
         return -EAGAIN;
     }
+    EVB_CRASH_POINT("queue.claimed");
     uint64_t mine = EVB_QS_CTL(g->id, lap_of(g, qseq), 1, EVB_QS_INFLIGHT);
     /* V1: publish the state, from what the previous lap left. A retaker
      * that found the claim unpublished made the same CAS first: then the
      * event is its, not ours. */
     bool ours = evb_cas128(&s->ctl, ctl, dl, mine, real_ms() + g->f->h.ack_wait_ms);
+    if (ours)
+        EVB_CRASH_POINT("queue.taken");
     fetch_on(q, pos, qseq, end);
     return ours ? 0 : -EAGAIN;
 }
@@ -206,11 +216,58 @@ static bool present(const uint32_t *ids, uint32_t n, uint32_t id)
     return false;
 }
 
+/* Move the floor past every acked event at it. The acker of the event at
+ * the floor does it right after its ack; anyone may, and the retake scan
+ * does, for an acker killed between its ack and this: the ack is in the
+ * slot for all to see, and no later ack need ever come to move the floor
+ * over it (max_in_flight 1, every event of a full window acked, or
+ * nothing left to take). */
+static void floor_on(struct evb_group *g, struct evb_queue_head *q)
+{
+    for (;;) {
+        uint64_t lp, ls, fp, fs;
+        /* V2: acquire pairs; the slot read after the floor and fetch that
+         * name it. */
+        load_pair(&q->floor_pos, &lp, &ls);
+        load_pair(&q->fetch_pos, &fp, &fs);
+        if (lp == EVB_GRP_POS_NONE || fp == EVB_GRP_POS_NONE || ls >= fs)
+            return;
+        struct evb_queue_slot *s = slot_of(g, q, ls);
+        uint64_t ss, sp, ctl, dl;
+        load_pair(&s->seq, &ss, &sp);
+        load_pair(&s->ctl, &ctl, &dl);
+        if (ss != ls + 1 || EVB_QS_LAP(ctl) != lap_of(g, ls) ||
+            EVB_QS_STATE(ctl) != EVB_QS_ACKED)
+            return;
+        /* The new floor is the next event's position: its slot's, or
+         * fetch's when it is the next to take. */
+        uint64_t np;
+        if (ls + 1 == fs) {
+            np = fp;
+        } else {
+            struct evb_queue_slot *n = slot_of(g, q, ls + 1);
+            uint64_t ns, npos;
+            load_pair(&n->seq, &ns, &npos);
+            if (ns != ls + 2)
+                return; /* not written yet: its taker moves the floor later */
+            np = npos;
+        }
+        /* V1: one CAS; failing means someone moved it, look again. */
+        evb_cas128(&q->floor_pos, lp, ls, np, ls + 1);
+    }
+}
+
 int evb_queue_retake(struct evb_group *g, uint32_t p, const uint32_t *ids, uint32_t n,
                      struct evb_queue_take *t)
 {
     struct evb_queue_head *q = head(g, p);
     uint64_t lp, ls, fp, fs;
+    /* First the floor over events acked by a member killed before it
+     * moved the floor (V1/V2 as in floor_on): else a full window stays
+     * full for ever, and with nothing left to take the floor holds the
+     * ring (ring-only topics) and retention (durable ones) at the last
+     * event such a member acked. */
+    floor_on(g, q);
     load_window(q, &lp, &ls, &fp, &fs);
     if (lp == EVB_GRP_POS_NONE || fp == EVB_GRP_POS_NONE)
         return -EAGAIN;
@@ -256,6 +313,7 @@ int evb_queue_retake(struct evb_group *g, uint32_t p, const uint32_t *ids, uint3
         /* V1: one of the members that found it due wins it. */
         if (!evb_cas128(&s->ctl, ctl, dl, mine, now + g->f->h.ack_wait_ms))
             continue;
+        EVB_CRASH_POINT("queue.retaken");
         uint32_t md = g->f->h.max_deliveries;
         if (count && (!md || next <= md))
             /* V3: relaxed counter. A retake past max_deliveries goes to
@@ -265,40 +323,6 @@ int evb_queue_retake(struct evb_group *g, uint32_t p, const uint32_t *ids, uint3
         return 0;
     }
     return -EAGAIN;
-}
-
-/* Move the floor past every acked event at it. */
-static void floor_on(struct evb_group *g, struct evb_queue_head *q)
-{
-    for (;;) {
-        uint64_t lp, ls, fp, fs;
-        load_pair(&q->floor_pos, &lp, &ls);
-        load_pair(&q->fetch_pos, &fp, &fs);
-        if (ls >= fs)
-            return;
-        struct evb_queue_slot *s = slot_of(g, q, ls);
-        uint64_t ss, sp, ctl, dl;
-        load_pair(&s->seq, &ss, &sp);
-        load_pair(&s->ctl, &ctl, &dl);
-        if (ss != ls + 1 || EVB_QS_LAP(ctl) != lap_of(g, ls) ||
-            EVB_QS_STATE(ctl) != EVB_QS_ACKED)
-            return;
-        /* The new floor is the next event's position: its slot's, or
-         * fetch's when it is the next to take. */
-        uint64_t np;
-        if (ls + 1 == fs) {
-            np = fp;
-        } else {
-            struct evb_queue_slot *n = slot_of(g, q, ls + 1);
-            uint64_t ns, npos;
-            load_pair(&n->seq, &ns, &npos);
-            if (ns != ls + 2)
-                return; /* not written yet: its taker moves the floor later */
-            np = npos;
-        }
-        /* V1: one CAS; failing means someone moved it, look again. */
-        evb_cas128(&q->floor_pos, lp, ls, np, ls + 1);
-    }
 }
 
 /* Settle event QSEQ of P, ours in flight: to STATE (acked, or waiting
@@ -325,6 +349,7 @@ static int settle(struct evb_group *g, uint32_t p, uint64_t qseq, uint64_t pos, 
                            "yours in flight: acknowledged already, or taken by another "
                            "member after ack_wait (%u ms) or your expulsion", g->name,
                            g->topic, p, g->f->h.ack_wait_ms);
+    EVB_CRASH_POINT(state == EVB_QS_ACKED ? "queue.acked" : "queue.nacked");
     /* V3: relaxed counter. */
     atomic_fetch_add_explicit(counter, 1, memory_order_relaxed);
     if (state == EVB_QS_ACKED)

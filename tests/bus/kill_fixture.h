@@ -1,6 +1,7 @@
 /*
  * kill_fixture.h - the bus of the tests that kill processes at crash
- * points and then go on with the survivors (test_dlq.c, test_leftovers.c):
+ * points and then go on with the survivors (test_dlq.c, test_leftovers.c,
+ * test_queue_kill.c):
  * over t_bus_dir() and t_data_dir(), with dead_ms 100 so that a killed
  * process's claims are padded and its holds let go within a test. The
  * suite opens it before each test and removes both directories after; a
