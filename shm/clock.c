@@ -28,10 +28,14 @@
  *       release; a reader loads seq with acquire, the fields, fences
  *       acquire and loads seq again: equal and even, the fields are one
  *       anchor.
+ *
+ * A child forked while another thread held the seqlock gets it back even,
+ * the clock started over (clk_fork_child).
  */
 #include "ring.h"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -139,9 +143,36 @@ static uint64_t reanchor(uint64_t seq, uint64_t min_ns, uint64_t next_ns)
     atomic_store_explicit(&clk.rate, mult, memory_order_relaxed);
     atomic_store_explicit(&clk.due_tsc, tsc + ticks, memory_order_relaxed);
     atomic_store_explicit(&clk.state, mode, memory_order_relaxed);
+    /* Tests hold this thread here, the lock odd, while another forks. */
+    EVB_CRASH_POINT("clock.reanchor");
     /* V4: release, the fields before the even value readers check. */
     atomic_store_explicit(&clk.lock_seq, seq + 2, memory_order_release);
     return ns;
+}
+
+/* A child forked while another thread of its parent held the seqlock (a
+ * re-anchor holds it about once a second, for a few hundred ns) inherits
+ * it odd, and no thread of the child will ever make it even: every read
+ * of the clock would spin for ever (the anchor's state says TSC, the lock
+ * says being rewritten). The child has one thread when this runs. An odd
+ * lock means a half-written anchor: the clock starts over, as at its first
+ * call (calibration, 10 ms of clock_gettime). An even one is a whole
+ * anchor, as good in the child as in the parent: kept. */
+static void clk_fork_child(void)
+{
+    /* Relaxed: the child has one thread; nothing races these. */
+    uint64_t seq = atomic_load_explicit(&clk.lock_seq, memory_order_relaxed);
+    if (!(seq & 1))
+        return;
+    atomic_store_explicit(&clk.state, CLK_UNKNOWN, memory_order_relaxed);
+    /* V4: release, as every writer's even value. */
+    atomic_store_explicit(&clk.lock_seq, seq + 1, memory_order_release);
+}
+
+/* Before main(), so that no fork can come before it (shm/proc.c's too). */
+__attribute__((constructor)) static void clk_atfork(void)
+{
+    pthread_atfork(NULL, NULL, clk_fork_child);
 }
 
 /* Take the seqlock if nobody holds it: SEQ (even) on success. */

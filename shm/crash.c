@@ -2,7 +2,10 @@
  * crash.c - crash points for fault tests. Compiled into the test library
  * only (EVB_CRASH_POINTS). EVB_CRASH_AT names the point; EVB_CRASH_SKIP
  * lets that many passes go by first; EVB_CRASH_SIGNAL=STOP stops the
- * process there instead of killing it.
+ * process there instead of killing it. A test may also set
+ * evb_crash_hook, called at every point in the thread that reaches it:
+ * to hold that one thread there while another acts (shm/clock.c's
+ * clock.reanchor, held while another thread forks).
  */
 #ifdef EVB_CRASH_POINTS
 #include "ring.h"
@@ -11,6 +14,8 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+
+_Atomic(evb_crash_hook_fn) evb_crash_hook;
 
 static _Atomic long crash_skip = -1;
 static _Atomic int crash_armed = -1; /* -1 unknown, 0 no, 1 yes */
@@ -29,6 +34,11 @@ __attribute__((constructor)) static void crash_init(void)
 
 void evb_crash_point(const char *name)
 {
+    /* Relaxed: a test sets it before it makes the threads that reach the
+     * points (pthread_create orders the store before them). */
+    evb_crash_hook_fn hook = atomic_load_explicit(&evb_crash_hook, memory_order_relaxed);
+    if (hook)
+        hook(name);
     /* Relaxed: every thread computes the same answer from the environment. */
     int armed = atomic_load_explicit(&crash_armed, memory_order_relaxed);
     if (armed < 0) {

@@ -405,6 +405,13 @@ int evb_ring_waiters_armed(void);
 void evb_ring_waiter_clear(struct evb_ring *r, uint32_t slot_idx);
 
 /* ---- crash points (test builds only) ---- */
+/* Called first at every crash point, in the thread that reaches it, when
+ * a test set it (NULL: none); set before the threads that reach points
+ * run. Defined only in the test builds of the libraries (crash.c): tests
+ * are not compiled with EVB_CRASH_POINTS, and a production build that
+ * used it would not link. */
+typedef void (*evb_crash_hook_fn)(const char *name);
+extern _Atomic(evb_crash_hook_fn) evb_crash_hook;
 #ifdef EVB_CRASH_POINTS
 void evb_crash_point(const char *name);
 #define EVB_CRASH_POINT(name) evb_crash_point(name)

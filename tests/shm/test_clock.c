@@ -1,13 +1,19 @@
 /*
  * test_clock.c - shm/clock.c, the event clock: CLOCK_REALTIME from the
  * time-stamp counter. It must agree with clock_gettime through its
- * calibration, across re-anchors and from many threads at once.
+ * calibration, across re-anchors and from many threads at once, and in a
+ * child forked while another thread held the anchor's seqlock.
  */
 #include <criterion/criterion.h>
+#include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <string.h>
 #include <time.h>
 
 #include "ring.h"
+#include "t_helpers.h"
 
 static int64_t realtime(void)
 {
@@ -73,4 +79,81 @@ Test(clock, event_clock_from_four_threads_at_once, .timeout = 30)
         pthread_join(t[i], NULL);
         cr_expect_leq(worst[i], TOL_NS, "thread %d: %lld ns off", i, (long long)worst[i]);
     }
+}
+
+/* ---- a fork while another thread re-anchors ---- */
+
+/* 0: armed; 1: a thread holds the seqlock at clock.reanchor; 2: let go. */
+static _Atomic int held;
+
+static void hold_at_reanchor(const char *name)
+{
+    int armed = 0;
+    if (strcmp(name, "clock.reanchor") != 0 ||
+        !atomic_compare_exchange_strong(&held, &armed, 1))
+        return;
+    while (atomic_load(&held) != 2)
+        sched_yield();
+}
+
+/* Read the clock until a re-anchor was held and let go (or 5 s). */
+static void *reanchorer(void *arg)
+{
+    (void)arg;
+    int64_t end = realtime() + 5000000000ll;
+    while (atomic_load(&held) != 2 && realtime() < end)
+        evb_event_ns();
+    return NULL;
+}
+
+/* The clock's anchor is on the counter only where the kernel's is. */
+static bool kernel_clock_is_tsc(void)
+{
+    char buf[32] = {0};
+    int fd = open("/sys/devices/system/clocksource/clocksource0/current_clocksource",
+                  O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    return n >= 3 && strncmp(buf, "tsc", 3) == 0;
+}
+
+/* Child: a hundred clock reads, each within clock_gettime's bracket. A
+ * seqlock inherited odd spins in the first for ever. */
+static int child_reads_the_clock(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 100; i++)
+        if (outside() > TOL_NS)
+            return 1;
+    return 0;
+}
+
+/* A thread holds the seqlock (odd) in a re-anchor, the anchor written but
+ * not released, while this one forks: the child's clock must work (it
+ * starts over), and the parent's goes on once the holder lets go. */
+Test(clock, child_forked_while_another_thread_holds_the_anchor, .timeout = 30)
+{
+    if (!kernel_clock_is_tsc())
+        cr_skip_test("the kernel's clocksource is not tsc: the event clock is "
+                     "clock_gettime, no seqlock to inherit");
+    atomic_store(&evb_crash_hook, hold_at_reanchor);
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, reanchorer, NULL), 0);
+    int64_t end = realtime() + 5000000000ll;
+    while (atomic_load(&held) != 1 && realtime() < end)
+        sched_yield();
+    bool was_held = atomic_load(&held) == 1;
+    int rc = -2;
+    if (was_held) {
+        pid_t pid = t_spawn(child_reads_the_clock, NULL);
+        rc = t_wait_exit(pid, 3000);
+    }
+    atomic_store(&held, 2);
+    pthread_join(t, NULL);
+    cr_assert(was_held, "no re-anchor within 5 s");
+    cr_assert_eq(rc, 0, "the child forked under the seqlock: %s",
+                 rc == -1 ? "hung reading the clock" : "clock off, or it died");
+    cr_expect_leq(outside(), TOL_NS, "the parent's clock after the holder let go");
 }
