@@ -9,6 +9,8 @@
 #include "safe_open.h"
 
 #include <errno.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -145,6 +147,29 @@ static int open_nofollow(int dirfd, const char *path, int flags, mode_t mode)
     return fd;
 }
 
+int evb_fid_stat(int fd, const char *path, struct evb_fid *out)
+{
+    const unsigned want = STATX_TYPE | STATX_MODE | STATX_INO | STATX_NLINK | STATX_SIZE;
+    struct statx sx;
+    int rc = path ? statx(AT_FDCWD, path, 0, want, &sx)
+                  : statx(fd, "", AT_EMPTY_PATH, want, &sx);
+    if (rc == 0 && (sx.stx_mask & want) == want) {
+        *out = (struct evb_fid){.dev = makedev(sx.stx_dev_major, sx.stx_dev_minor),
+                                .ino = sx.stx_ino, .size = sx.stx_size,
+                                .nlink = sx.stx_nlink, .mode = sx.stx_mode};
+        return 0;
+    }
+    if (rc < 0 && errno != ENOSYS && errno != EPERM && errno != EINVAL)
+        return -errno;
+    struct stat st;
+    if ((path ? stat(path, &st) : fstat(fd, &st)) < 0)
+        return -errno;
+    *out = (struct evb_fid){.dev = (uint64_t)st.st_dev, .ino = (uint64_t)st.st_ino,
+                            .size = (uint64_t)st.st_size, .nlink = (uint64_t)st.st_nlink,
+                            .mode = st.st_mode};
+    return 0;
+}
+
 int evb_open_file(int dirfd, const char *path, int flags, mode_t mode,
                   enum evb_file_kind kind)
 {
@@ -174,21 +199,22 @@ int evb_open_file(int dirfd, const char *path, int flags, mode_t mode,
                                "directory", path);
         return -e;
     }
-    if (fstat(fd, &st) < 0) {
-        int e = errno;
+    struct evb_fid id;
+    int rc = evb_fid_stat(fd, NULL, &id);
+    if (rc < 0) {
         close(fd);
-        return -e;
+        return rc;
     }
-    if (!kind_ok(st.st_mode, kind)) {
+    if (!kind_ok(id.mode, kind)) {
         close(fd);
-        return refuse(path, st.st_mode, kind);
+        return refuse(path, id.mode, kind);
     }
-    if (writes && kind == EVB_FILE_REG && st.st_nlink != 1) {
+    if (writes && kind == EVB_FILE_REG && id.nlink != 1) {
         close(fd);
         return evb_err_set(-EVB_EFTYPE, "%s: found a file with %lu hard links, expected a "
-                           "regular file with one", path, (unsigned long)st.st_nlink);
+                           "regular file with one", path, (unsigned long)id.nlink);
     }
-    if ((flags & O_TRUNC) && st.st_size && ftruncate(fd, 0) < 0) {
+    if ((flags & O_TRUNC) && id.size && ftruncate(fd, 0) < 0) {
         int e = errno;
         close(fd);
         return -e;

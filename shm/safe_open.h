@@ -9,6 +9,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 /* What the caller expects to find at the path. */
@@ -41,6 +42,20 @@ enum evb_file_kind {
  */
 int evb_open_file(int dirfd, const char *path, int flags, mode_t mode,
                   enum evb_file_kind kind);
+
+/* What a check of a file's identity needs, without its times. */
+struct evb_fid {
+    uint64_t dev, ino, size, nlink;
+    mode_t mode;
+};
+/* Fill *OUT for FD (PATH NULL) or for PATH (followed, as stat(2)): 0 or
+ * -errno. statx(2) asked for type, mode, inode, links and size only: on
+ * kernels with fine-grained timestamps (Linux 6.13 on) a stat that reads
+ * a file's ctime marks the inode, and the next write stamps it anew,
+ * which made the next fdatasync of a segment a third slower on this VM
+ * (perf/RESULTS.md, 2026-12-04 seventh session). fstat(2) where statx is
+ * refused (an old kernel, a seccomp filter). */
+int evb_fid_stat(int fd, const char *path, struct evb_fid *out);
 
 /* The detail for a failed evb_open_file() of PATH the caller reports:
  * "PATH: <strerror>", or the refusal already set. Returns RC. */

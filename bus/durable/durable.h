@@ -156,6 +156,10 @@ void evb_flush_stop(struct evb_flush *fl);
  * again); 1: not this process's partition, or nothing to do now; the
  * caller waits as any waiter. */
 int evb_flush_inline(struct evb_flush *fl, uint32_t part, uint64_t target);
+/* Rounds of FL's partition PART completed so far by such waiters and by
+ * the flusher's thread (tests, benchmarks). */
+void evb_flush_rounds(struct evb_flush *fl, uint32_t part, uint64_t *by_waiters,
+                      uint64_t *by_thread);
 /* Flush partitions whose flush lock nobody holds (the flusher died and no
  * candidate is left): everything committed goes to disk, synced. */
 int evb_flush_orphans_of(const struct evb_durable_topic *dt);

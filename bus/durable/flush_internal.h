@@ -50,6 +50,11 @@
  * are about (flusher.c): a little over one fdatasync, the time between a
  * sync producer's commits. */
 #define EVB_SYNC_SPIN_NS (300ull * 1000)
+/* How long the thread keeps out of a partition after a round a sync
+ * waiter of its process ran there itself (flusher.c, inline_quiet): a few
+ * of its publishes' time, so that it stays out while they go on, and
+ * writes what others committed soon after they stop. */
+#define EVB_INLINE_QUIET_NS (1000ull * 1000)
 #define EVB_DIO 4096u /* O_DIRECT alignment of offsets, lengths and buffers */
 /* Disk is reserved ahead of the writes in steps that double from
  * EVB_SEG_RESERVE_FIRST up to this (flush_segment.c). */
@@ -119,6 +124,9 @@ struct fpart {
      * prepared is such a waiter's, which syncs whatever it writes. */
     _Atomic bool held;
     bool force_sync;
+    uint64_t inline_at;       /* mono ns: such a waiter's last round here */
+    uint64_t rounds_inline;   /* rounds completed by such waiters, */
+    uint64_t rounds_thread;   /* and by the thread (evb_flush_rounds) */
 };
 
 /* The flush of one durable topic by this process: a thread (none for an

@@ -365,6 +365,10 @@ static void kick(struct evb_flush *fl, struct fpart *fp)
 static void complete(struct evb_flush *fl, struct fpart *fp, uint64_t now)
 {
     fp->busy = false;
+    if (fp->force_sync)
+        fp->rounds_inline++;
+    else
+        fp->rounds_thread++;
     uint64_t start = fp->written;
     bool wrote = fp->op_end > start && fp->wres >= 0 && (uint32_t)fp->wres >= fp->wlen;
     if (wrote || (fp->op_sync && fp->sres == 0)) {

@@ -328,37 +328,39 @@ fail:
 
 int evb_seg_check_file(int fd, const char *path, uint64_t bytes, struct evb_seg_id *id)
 {
-    struct stat st, at;
-    if (fstat(fd, &st) < 0)
-        return evb_err_set(-errno, "%s: fstat: %s", path, strerror(errno));
+    /* Without the file's times (evb_fid_stat): this runs after every
+     * round's write and fdatasync. */
+    struct evb_fid st, at;
+    int rc = evb_fid_stat(fd, NULL, &st);
+    if (rc)
+        return evb_err_set(rc, "%s: fstat: %s", path, strerror(-rc));
     struct evb_seg_id was = id ? *id : (struct evb_seg_id){0};
     if (id)
-        *id = (struct evb_seg_id){(uint64_t)st.st_dev, (uint64_t)st.st_ino};
-    if (st.st_nlink == 0)
+        *id = (struct evb_seg_id){st.dev, st.ino};
+    if (st.nlink == 0)
         return evb_err_set(-EIO, "%s: removed while being written: what was written to it "
                            "is in no file a reader or a rebuild will open", path);
     /* A segment keeps its full size from its creation on (evb_seg_create):
      * less is a cut, whatever a later write at a higher offset extended. */
-    if ((uint64_t)st.st_size < bytes)
+    if (st.size < bytes)
         return evb_err_set(-EIO, "%s: cut to %lld bytes while being written (a segment "
                            "has %llu): what was written below the cut is lost", path,
-                           (long long)st.st_size, (unsigned long long)bytes);
+                           (long long)st.size, (unsigned long long)bytes);
     if (!was.ino) {
-        if (stat(path, &at) < 0) {
-            int e = errno;
-            if (e != ENOENT)
-                return evb_err_set(-e, "%s: stat: %s", path, strerror(e));
+        if ((rc = evb_fid_stat(-1, path, &at)) < 0) {
+            if (rc != -ENOENT)
+                return evb_err_set(rc, "%s: stat: %s", path, strerror(-rc));
             return evb_err_set(-EIO, "%s: gone (renamed away?) while being written: what "
                                "was written to it is in no file a reader or a rebuild will "
                                "open", path);
         }
-        was = (struct evb_seg_id){(uint64_t)at.st_dev, (uint64_t)at.st_ino};
+        was = (struct evb_seg_id){at.dev, at.ino};
     }
-    if (was.dev != (uint64_t)st.st_dev || was.ino != (uint64_t)st.st_ino)
+    if (was.dev != st.dev || was.ino != st.ino)
         return evb_err_set(-EIO, "%s: replaced while being written (now inode %llu, written "
                            "through inode %llu): what was written to the old file is lost",
-                           path, (unsigned long long)(id ? st.st_ino : was.ino),
-                           (unsigned long long)(id ? was.ino : st.st_ino));
+                           path, (unsigned long long)(id ? st.ino : was.ino),
+                           (unsigned long long)(id ? was.ino : st.ino));
     return 0;
 }
 
