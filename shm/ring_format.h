@@ -178,7 +178,8 @@ struct evb_ring_hdr {
      * behind them for EVB_SYNC_BEAT_STALE_NS were left by killed waiters,
      * and a flusher zeroes them. Zero padding in older rings; waiters of
      * older builds do not beat, so their counts read as stale and are
-     * zeroed, which costs them only the flusher's haste. */
+     * zeroed, which costs them only the flusher's haste (and a count their
+     * plain decrement wraps after that is zeroed at once). */
     _Atomic uint64_t sync_beat;
     uint8_t pad3_[EVB_LINE - 96];
 

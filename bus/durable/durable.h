@@ -87,16 +87,20 @@
  *       after the store, and a condition variable under fl->mu.
  *   H2  a sync waiter's own rounds (flusher.c, evb_flush_inline): where
  *       this process's flusher holds a partition's flock, a waiter takes
- *       the flush's round_mu (a pthread mutex) and runs the thread's steps
- *       itself; every access to the partition's flush state, by the
- *       thread or a waiter, is under that mutex, which orders them. The
+ *       the flush's round_mu (a pthread mutex, trylock: it never waits for
+ *       the thread) and runs the thread's steps itself; every access to
+ *       the partition's flush state, by the thread or a waiter, is under
+ *       that mutex, which orders them (fork holds it too). The
  *       per-partition held flag is a relaxed hint (set after a takeover,
- *       cleared at release, by the thread under the mutex), re-checked
- *       under it.
- *   H3  inline_waiters (process-local): waiters between their hint check
- *       and their round, counted relaxed; a thread that sees any does not
- *       spin for commits (it would take the round from them). A hint:
- *       the mutex decides who runs.
+ *       cleared at release, by the flock's taker: the thread, or
+ *       evb_flush_start before the thread exists), re-checked under it.
+ *   H3  hints between waiters and the thread, process-local, relaxed:
+ *       inline_waiters counts waiters between their hint check and the
+ *       end of their round (a thread that sees any neither spins for
+ *       commits nor works their partition); thread_wants says the thread
+ *       waits for the mutex (waiters then leave it the round, so one
+ *       partition's sync stream cannot starve the others). The mutex
+ *       decides who runs; a wrong hint costs a round's latency.
  *   K1-K4  the cursor files that retention consults through
  *       min_committed are bus/'s: table at the top of bus/cursor_file.c.
  */
@@ -150,12 +154,16 @@ int evb_flush_start(const struct evb_durable_topic *dt, struct evb_flush **out);
 void evb_flush_stop(struct evb_flush *fl);
 /* A sync waiter of this process runs FL's round for partition PART
  * itself, writing and syncing what is committed there, when this process
- * holds that partition's flush lock: no hand-off to the flusher's thread
- * (it waits for a round of the thread in flight first). Blocks for one
- * write and fdatasync. 0: a round ran or durable reached TARGET (look
- * again); 1: not this process's partition, or nothing to do now; the
- * caller waits as any waiter. */
-int evb_flush_inline(struct evb_flush *fl, uint32_t part, uint64_t target);
+ * holds that partition's flush lock: no hand-off to the flusher's thread.
+ * Never waits for the thread: while it runs a round, or wants to (other
+ * partitions' work), 1 at once. Blocks for one write and fdatasync, and
+ * starts no further round past DEADLINE (mono ns). 0: a round ran or
+ * durable reached TARGET (look again); 1: not this process's partition,
+ * or nothing to do now: the caller waits as any waiter; 2: the thread has
+ * the round lock or wants it: the caller waits, but looks again within
+ * EVB_INLINE_RETRY_NS. */
+int evb_flush_inline(struct evb_flush *fl, uint32_t part, uint64_t target,
+                     uint64_t deadline);
 /* Rounds of FL's partition PART completed so far by such waiters and by
  * the flusher's thread (tests, benchmarks). */
 void evb_flush_rounds(struct evb_flush *fl, uint32_t part, uint64_t *by_waiters,
@@ -205,6 +213,10 @@ void evb_sync_heal(struct evb_ring *r, uint64_t now);
 /* How often a waiter beats, and when counts without a beat are stale. */
 #define EVB_SYNC_BEAT_NS (10ull * 1000 * 1000)
 #define EVB_SYNC_BEAT_STALE_NS (1000ull * 1000 * 1000)
+/* How soon a waiter whose round the flusher thread held up looks again. */
+#define EVB_INLINE_RETRY_NS (200ull * 1000)
+/* A count this large is no number of threads: a decrement wrapped it. */
+#define EVB_SYNC_COUNT_WRAPPED (1u << 31)
 
 /* Wait until R's durable position reaches TARGET or DEADLINE (mono ns,
  * UINT64_MAX: none) passes. Once the flusher has written TARGET, the

@@ -300,16 +300,24 @@ void evb_sync_leave(struct evb_ring *r, struct evb_sync_file *sf)
  * ring's life: an ASYNC flusher then synced every write (70 times the
  * fdatasyncs of a clean ring, measured) and waiters stopped spinning. So
  * every waiter beats (enter, then at least every EVB_SYNC_BEAT_NS while
- * it waits; its sleeps are at most EVB_IDLE_WAIT_NS), and counts whose
- * last beat is older than EVB_SYNC_BEAT_STALE_NS are set to zero. A
- * waiter's beat (seq_cst) comes before its count (seq_cst RMW): a healer
- * whose load of a count (seq_cst) saw that count loads the beat (seq_cst)
- * after it and finds it fresh; one whose load missed it zeroes by a CAS
- * from the value it loaded, which fails if the count moved since, or
- * lands before the count and keeps it. Only a waiter stopped for the
- * whole bound (SIGSTOP, a stalled VM) can be zeroed alive: it then leads
- * its own rounds as before (uncount stops at zero), and the flusher
- * merely stops hurrying for it.
+ * its wait loop turns; its sleeps are at most EVB_IDLE_WAIT_NS), and
+ * counts whose last beat is older than EVB_SYNC_BEAT_STALE_NS are set to
+ * zero. A waiter's beat (seq_cst) comes before its count (seq_cst RMW): a
+ * healer whose load of a count (seq_cst) saw that count loads the beat
+ * (seq_cst) after it and finds it fresh; one whose load missed it zeroes
+ * by a CAS from the value it loaded, which fails if the count moved
+ * since, or lands before the increment and keeps it.
+ *
+ * The counts are hints, and a heal can take live waiters off them: one
+ * that has not beaten for the bound (stopped; blocked on a full ring
+ * between its enter and its wait; inside an fdatasync that long, its own
+ * round's included), or, when a stale waiter leaves and a fresh one
+ * enters between the healer's loads and its CAS, the fresh one. Such a
+ * waiter loses only the flusher's haste: it leads (or runs) its rounds as
+ * before, and looks at durable at least every EVB_IDLE_WAIT_NS. uncount
+ * stops at zero, so no count wraps; a count past any number of threads
+ * (a waiter of an older build, whose decrement does wrap, after a heal)
+ * is zeroed at once.
  */
 void evb_sync_heal(struct evb_ring *r, uint64_t now)
 {
@@ -324,15 +332,14 @@ void evb_sync_heal(struct evb_ring *r, uint64_t now)
     }
     if (!any)
         return;
-    /* S4: seq_cst, after the counts. */
+    /* S4: seq_cst, after the counts. A beat from the future (a garbage
+     * word) is no sign of life either. */
     uint64_t b = atomic_load_explicit(&h->sync_beat, memory_order_seq_cst);
-    if (b <= now && now - b < EVB_SYNC_BEAT_STALE_NS)
-        return;
-    /* A beat from the future (a garbage word) is no sign of life either. */
+    bool stale = b > now || now - b >= EVB_SYNC_BEAT_STALE_NS;
     for (int i = 0; i < 2; i++)
         /* S4: seq_cst; fails when a waiter counted itself meanwhile, which
          * keeps every count (relaxed on failure: nothing read). */
-        if (seen[i])
+        if (seen[i] && (stale || seen[i] >= EVB_SYNC_COUNT_WRAPPED))
             atomic_compare_exchange_strong_explicit(counts[i], &seen[i], 0,
                                                     memory_order_seq_cst,
                                                     memory_order_relaxed);
@@ -531,10 +538,19 @@ int evb_wait_durable(struct evb_ring *r, struct evb_sync_file *sf, uint64_t targ
             lead_reap(h);
         }
         /* Our process flushes the partition: write and sync it from this
-         * thread, rather than wake the flusher's and wait for its write. */
-        if (sf->fl && evb_flush_inline(sf->fl, sf->part, target) == 0) {
-            evb_spin_init(&spin, spin_budget(h));
-            continue;
+         * thread, rather than wake the flusher's and wait for its write.
+         * Not past the deadline (a round is one write and fdatasync). */
+        bool retry_soon = false;
+        if (sf->fl && now < deadline) {
+            int in = evb_flush_inline(sf->fl, sf->part, target, deadline);
+            if (in == 0) {
+                evb_spin_init(&spin, spin_budget(h));
+                continue;
+            }
+            /* The thread has the round lock, or wants it: it may leave
+             * our partition to us (flusher.c, inline_quiet), so we look
+             * again soon rather than sleep for a bell it may not ring. */
+            retry_soon = in == 2;
         }
         /* F1: acquire; the lead reloads it under its slot. */
         if (may_lead(sf, now) &&
@@ -558,6 +574,8 @@ int evb_wait_durable(struct evb_ring *r, struct evb_sync_file *sf, uint64_t targ
         uint64_t wait = deadline - now;
         if (wait > EVB_IDLE_WAIT_NS)
             wait = EVB_IDLE_WAIT_NS;
+        if (retry_soon && wait > EVB_INLINE_RETRY_NS)
+            wait = EVB_INLINE_RETRY_NS;
         evb_bell_sleep(&h->sync_bell, bell, wait);
         evb_spin_init(&spin, spin_budget(h));
     }

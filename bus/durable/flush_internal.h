@@ -124,7 +124,7 @@ struct fpart {
      * prepared is such a waiter's, which syncs whatever it writes. */
     _Atomic bool held;
     bool force_sync;
-    uint64_t inline_at;       /* mono ns: such a waiter's last round here */
+    _Atomic uint64_t inline_at; /* mono ns: such a waiter's last round here (H3) */
     uint64_t rounds_inline;   /* rounds completed by such waiters, */
     uint64_t rounds_thread;   /* and by the thread (evb_flush_rounds) */
 };
@@ -144,6 +144,7 @@ struct evb_flush {
      * sync waiter of this process takes it to run a round itself. */
     pthread_mutex_t round_mu;
     _Atomic uint32_t inline_waiters; /* such waiters now (H3, a hint) */
+    _Atomic bool thread_wants; /* the thread waits for round_mu (H3, a hint) */
     pthread_mutex_t mu;
     pthread_cond_t cv;
     _Atomic bool stop;
@@ -215,9 +216,11 @@ void evb_flush_run_ops(struct evb_flush *fl, unsigned nparts, uint64_t now);
 
 /* flush_round.c: with round_mu held, FP held and not failed: rounds that
  * write and sync FP up to what is committed until its durable position
- * reaches TARGET (evb_flush_inline). 0: durable reached TARGET or a round
- * ran; 1: nothing to write or sync (TARGET not committed yet). */
-int evb_flush_round_inline(struct evb_flush *fl, struct fpart *fp, uint64_t target);
+ * reaches TARGET (evb_flush_inline), none begun past DEADLINE. 0: durable
+ * reached TARGET or a round ran; 1: nothing to write or sync (TARGET not
+ * committed yet). */
+int evb_flush_round_inline(struct evb_flush *fl, struct fpart *fp, uint64_t target,
+                           uint64_t deadline);
 
 /* retention.c: drop FP's old segments as the topic's retention says. */
 void evb_flush_retain(struct evb_flush *fl, struct fpart *fp, uint64_t now_real);

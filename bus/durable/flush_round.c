@@ -439,7 +439,7 @@ static void complete(struct evb_flush *fl, struct fpart *fp, uint64_t now)
              * its seven system calls are the waiter's to wait for; the
              * thread's idle round catches up. */
             if (fp->walk_offset_at == fp->synced &&
-                (!fp->force_sync || now - fp->mark_at >= EVB_MARK_EVERY_NS))
+                (!fp->force_sync || now >= fp->mark_at + EVB_MARK_EVERY_NS))
                 mark_write(fl, fp, fp->synced, fp->walk_offset);
         } else if (fp->sres < 0 && fp->sres != -ECANCELED) {
             evb_flush_fail(fp, evb_err_set(fp->sres, "partition %u: fdatasync: %s", fp->part,
@@ -486,7 +486,8 @@ static void run_ops_plain(struct evb_flush *fl, unsigned nparts)
  * few rounds at most: a write is cut at a lap's or a segment's end and
  * at EVB_WRITE_MAX_CACHED.
  */
-int evb_flush_round_inline(struct evb_flush *fl, struct fpart *fp, uint64_t target)
+int evb_flush_round_inline(struct evb_flush *fl, struct fpart *fp, uint64_t target,
+                           uint64_t deadline)
 {
     int rc = 1;
     for (int round = 0; round < 4 && !fp->failed; round++) {
@@ -494,6 +495,8 @@ int evb_flush_round_inline(struct evb_flush *fl, struct fpart *fp, uint64_t targ
         if (atomic_load_explicit(&fp->r->hdr->durable, memory_order_acquire) >= target)
             return 0;
         uint64_t now = evb_mono_ns();
+        if (round && now >= deadline)
+            break;
         fp->force_sync = true;
         bool queued = evb_flush_prepare(fl, fp, now);
         if (queued) {

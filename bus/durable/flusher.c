@@ -55,22 +55,31 @@
 static pthread_mutex_t all_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct evb_flush *all_flushers;
 
+/* Each flush's round lock is held across the fork too, so that no lock
+ * fd is being opened or closed meanwhile (the child reads them all); a
+ * fork waits for a round in flight. */
 static void fork_prepare(void)
 {
     pthread_mutex_lock(&all_mu);
+    for (struct evb_flush *f = all_flushers; f; f = f->all_next)
+        pthread_mutex_lock(&f->round_mu);
 }
 
 static void fork_parent(void)
 {
+    for (struct evb_flush *f = all_flushers; f; f = f->all_next)
+        pthread_mutex_unlock(&f->round_mu);
     pthread_mutex_unlock(&all_mu);
 }
 
 static void fork_child(void)
 {
-    for (struct evb_flush *f = all_flushers; f; f = f->all_next)
+    for (struct evb_flush *f = all_flushers; f; f = f->all_next) {
         for (uint32_t i = 0; i < f->nparts; i++)
             if (f->p[i].lock_fd >= 0)
                 close(f->p[i].lock_fd);
+        pthread_mutex_unlock(&f->round_mu);
+    }
     pthread_mutex_unlock(&all_mu);
 }
 
@@ -100,6 +109,21 @@ static void all_remove(struct evb_flush *f)
 }
 
 /* ---- the thread ---- */
+
+/*
+ * The thread takes the round lock (it lets go only to spin and sleep).
+ * Waiters of this process that see it wants the lock leave their rounds
+ * to it for a moment (evb_flush_inline says 2), so a stream of sync
+ * publishes on one partition cannot starve the others' writes. H3:
+ * relaxed, a hint; the mutex decides.
+ */
+static void thread_lock(struct evb_flush *fl)
+{
+    atomic_store_explicit(&fl->thread_wants, true, memory_order_relaxed);
+    pthread_mutex_lock(&fl->round_mu);
+    /* H3: relaxed, as above. */
+    atomic_store_explicit(&fl->thread_wants, false, memory_order_relaxed);
+}
 
 /*
  * Sync waiters of other processes are about (fewer than CPUs: more would
@@ -149,7 +173,7 @@ static bool spin_for_commit(struct evb_flush *fl)
             got = evb_stamp_is_committed(st, at[k]);
         }
     } while (!got && evb_spin_once(&spin) && !evb_flush_stopping(fl));
-    pthread_mutex_lock(&fl->round_mu);
+    thread_lock(fl);
     return got;
 }
 
@@ -166,10 +190,34 @@ static bool spin_for_commit(struct evb_flush *fl)
  */
 static bool inline_quiet(struct evb_flush *fl, const struct fpart *fp, uint64_t now)
 {
+    if (fp->failed)
+        return false; /* ours to let go of (evb_flush_prepare) */
     /* H3: relaxed, a hint: a waiter on its way to the round lock. */
-    if (fp->inline_at && atomic_load_explicit(&fl->inline_waiters, memory_order_relaxed))
+    /* H3: relaxed, as where it is stored. */
+    uint64_t at = atomic_load_explicit(&fp->inline_at, memory_order_relaxed);
+    if (at && atomic_load_explicit(&fl->inline_waiters, memory_order_relaxed))
         return true;
-    return fp->inline_at && now - fp->inline_at < EVB_INLINE_QUIET_NS;
+    return at && now - at < EVB_INLINE_QUIET_NS;
+}
+
+/* With round_mu held; sleeps without it. */
+/* When partitions Q[0..NQ) stop being quiet (their waiters' last round is
+ * EVB_INLINE_QUIET_NS old and none is on its way): 0 if one is not now.
+ * Without round_mu: inline_at and the count are atomics (H3). */
+static uint64_t quiet_until(struct evb_flush *fl, struct fpart **q, unsigned nq, uint64_t now)
+{
+    uint64_t until = UINT64_MAX;
+    /* H3: relaxed hints, as in inline_quiet. */
+    bool coming = atomic_load_explicit(&fl->inline_waiters, memory_order_relaxed) != 0;
+    for (unsigned k = 0; k < nq; k++) {
+        uint64_t at = atomic_load_explicit(&q[k]->inline_at, memory_order_relaxed);
+        uint64_t end = coming ? now + EVB_INLINE_QUIET_NS : at + EVB_INLINE_QUIET_NS;
+        if (end <= now)
+            return 0;
+        if (end < until)
+            until = end;
+    }
+    return until;
 }
 
 /* With round_mu held; sleeps without it. */
@@ -180,8 +228,8 @@ static void sleep_idle(struct evb_flush *fl, uint64_t now)
     now = evb_mono_ns(); /* the spin took up to EVB_SYNC_SPIN_NS */
     _Atomic uint32_t *bells[EVB_MAX_PARTITIONS];
     uint32_t vals[EVB_MAX_PARTITIONS];
-    struct fpart *held[EVB_MAX_PARTITIONS];
-    unsigned n = 0;
+    struct fpart *held[EVB_MAX_PARTITIONS], *quiet[EVB_MAX_PARTITIONS];
+    unsigned n = 0, nq = 0;
     uint64_t wait = EVB_IDLE_WAIT_NS;
     bool ready = false;
     for (uint32_t i = 0; i < fl->nparts; i++) {
@@ -194,13 +242,9 @@ static void sleep_idle(struct evb_flush *fl, uint64_t now)
         if (fp->failed)
             continue;
         if (inline_quiet(fl, fp, now)) {
-            /* Neither woken by its commits nor ready for them: look again
-             * once its waiters have been quiet for a while. */
-            uint64_t left = fp->inline_at + EVB_INLINE_QUIET_NS - now;
-            if (now - fp->inline_at >= EVB_INLINE_QUIET_NS)
-                left = EVB_INLINE_QUIET_NS;
-            if (wait > left)
-                wait = left;
+            /* Neither woken by its commits nor ready for them: looked at
+             * again once its waiters have been quiet for a while. */
+            quiet[nq++] = fp;
             continue;
         }
         evb_ring_waiter_set(fp->r, fp->slot, &vals[n]);
@@ -235,17 +279,24 @@ static void sleep_idle(struct evb_flush *fl, uint64_t now)
         }
     }
     /* Only this thread takes and lets go of flush locks (and so of reader
-     * slots), so HELD's rings and slots stay ours while we sleep without
-     * the round lock; a waiter's round meanwhile moves walk, which at
-     * worst wakes us once for nothing. */
+     * slots), so HELD's and QUIET's rings and slots stay ours while we
+     * sleep without the round lock; a waiter's round meanwhile moves walk,
+     * which at worst wakes us once for nothing. While QUIET's waiters go
+     * on with their rounds we sleep on, without taking the lock from
+     * them: a look at the lock would make them wait (evb_flush_inline). */
     pthread_mutex_unlock(&fl->round_mu);
-    if (!ready && !evb_flush_stopping(fl)) {
+    uint64_t until = now + wait;
+    while (!ready && !evb_flush_stopping(fl) && now < until) {
+        uint64_t q = nq ? quiet_until(fl, quiet, nq, now) : UINT64_MAX;
+        if (!q)
+            break;
+        uint64_t nap = (q < until ? q : until) - now;
         if (n) {
-            evb_bell_wait(bells, vals, n, wait);
+            evb_bell_wait(bells, vals, n, nap);
         } else {
             struct timespec ts;
             clock_gettime(CLOCK_REALTIME, &ts);
-            uint64_t ns = (uint64_t)ts.tv_nsec + wait;
+            uint64_t ns = (uint64_t)ts.tv_nsec + nap;
             ts.tv_sec += (time_t)(ns / 1000000000ull);
             ts.tv_nsec = (long)(ns % 1000000000ull);
             pthread_mutex_lock(&fl->mu);
@@ -253,8 +304,16 @@ static void sleep_idle(struct evb_flush *fl, uint64_t now)
                 pthread_cond_timedwait(&fl->cv, &fl->mu, &ts);
             pthread_mutex_unlock(&fl->mu);
         }
+        /* A bell rang (relaxed: only whether it moved; the round that
+         * follows loads what it guards with acquire): work to look at. */
+        bool rang = false;
+        for (unsigned k = 0; k < n && !rang; k++)
+            rang = atomic_load_explicit(bells[k], memory_order_relaxed) != vals[k];
+        if (rang)
+            break;
+        now = evb_mono_ns();
     }
-    pthread_mutex_lock(&fl->round_mu);
+    thread_lock(fl);
     for (unsigned i = 0; i < n; i++)
         evb_ring_waiter_clear(held[i]->r, held[i]->slot);
 }
@@ -305,7 +364,7 @@ static void *flusher_main(void *arg)
 {
     struct evb_flush *fl = arg;
     uint32_t n = fl->nparts;
-    pthread_mutex_lock(&fl->round_mu);
+    thread_lock(fl);
     while (!evb_flush_stopping(fl)) {
         uint64_t now = evb_mono_ns();
         for (uint32_t i = 0; i < n; i++)
@@ -343,24 +402,43 @@ void evb_flush_rounds(struct evb_flush *fl, uint32_t part, uint64_t *by_waiters,
     pthread_mutex_unlock(&fl->round_mu);
 }
 
-int evb_flush_inline(struct evb_flush *fl, uint32_t part, uint64_t target)
+int evb_flush_inline(struct evb_flush *fl, uint32_t part, uint64_t target,
+                     uint64_t deadline)
 {
     if (!fl || part >= fl->nparts)
         return 1;
     struct fpart *fp = &fl->p[part];
     /* H2: relaxed, a hint kept by the thread as it takes and lets go of
-     * the flush lock; the round lock decides. */
+     * the flush lock; the round lock decides. H3: relaxed, a hint; a
+     * thread that wants the lock for other partitions' work gets it. */
     if (!atomic_load_explicit(&fp->held, memory_order_relaxed))
         return 1;
+    if (atomic_load_explicit(&fl->thread_wants, memory_order_relaxed))
+        return 2;
     /* H3: relaxed; a hint for the thread's spin (spin_for_commit). */
     atomic_fetch_add_explicit(&fl->inline_waiters, 1, memory_order_relaxed);
-    pthread_mutex_lock(&fl->round_mu);
-    int rc = 1;
-    if (fp->lock_fd >= 0 && !fp->failed && !evb_flush_stopping(fl)) {
-        rc = evb_flush_round_inline(fl, fp, target);
-        fp->inline_at = evb_mono_ns();
+    /* Never wait for the thread's round (a slow disk, another partition's
+     * fdatasync, a takeover): the caller's deadline would not hold. */
+    int rc = 2;
+    if (pthread_mutex_trylock(&fl->round_mu) == 0) {
+        rc = 1;
+        /* A thread cancelled inside the round's pwrite or fdatasync (both
+         * cancellation points) would leave the lock held for good, and
+         * the partition with it. */
+        int cs;
+        pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cs);
+        if (fp->lock_fd >= 0 && !fp->failed && !evb_flush_stopping(fl)) {
+            rc = evb_flush_round_inline(fl, fp, target, deadline);
+            /* H3: relaxed, a hint the sleeping thread reads unlocked. */
+            atomic_store_explicit(&fp->inline_at, evb_mono_ns(), memory_order_relaxed);
+            /* Failed: the thread lets go of the flush lock; wake it from
+             * its doorbell sleep to do so now. */
+            if (fp->failed)
+                evb_ring_wake(fp->r);
+        }
+        pthread_mutex_unlock(&fl->round_mu);
+        pthread_setcancelstate(cs, NULL);
     }
-    pthread_mutex_unlock(&fl->round_mu);
     /* H3: relaxed, as the count above. */
     atomic_fetch_sub_explicit(&fl->inline_waiters, 1, memory_order_relaxed);
     return rc;
