@@ -192,6 +192,8 @@ Test(sync_lead, a_leader_killed_after_its_fdatasync_holds_nobody_up)
 Test(sync_lead, a_waiter_that_cannot_open_the_segment_leaves_it_to_the_flusher)
 {
     create_sync();
+    shared = t_shared_new();
+    pid_t fpid = start_flusher(); /* so that we lead; it publishes sequence 0 */
     evb_producer *p = producer();
     char seg[PATH_MAX], moved[PATH_MAX + 8];
     snprintf(seg, sizeof seg, "%s/" TOPIC "/0/%020llu.log", t_data_dir(), 0ull);
@@ -200,7 +202,7 @@ Test(sync_lead, a_waiter_that_cannot_open_the_segment_leaves_it_to_the_flusher)
     cr_assert_eq(symlink(moved, seg), 0, "%s: %s", seg, strerror(errno));
     uint64_t f0 = df_stat(TOPIC).fsyncs;
     uint64_t t0 = t_now_ms();
-    for (uint64_t i = 0; i < 20; i++)
+    for (uint64_t i = 1; i <= 20; i++)
         publish_sync(p, i);
     uint64_t ms = t_now_ms() - t0;
     struct evb_partition_stat ps = df_stat(TOPIC);
@@ -210,14 +212,16 @@ Test(sync_lead, a_waiter_that_cannot_open_the_segment_leaves_it_to_the_flusher)
     cr_assert_eq(unlink(seg), 0, "%s", strerror(errno));
     cr_assert_eq(rename(moved, seg), 0, "%s", strerror(errno));
     evb_producer_close(p);
-    reboot_and_read(20);
+    stop_flusher(fpid);
+    reboot_and_read(21);
 }
 
-/* Many waiters of one process take turns leading, across segment ends
- * (each segment's end synced by the flusher itself before the next is
- * written): every publish is acknowledged, durable reaches the tail,
- * the slot is free, and what they acknowledged reads back after a
- * reboot, each thread's events in order. */
+/* Many waiters of one process take turns leading (the flusher another
+ * process), or running rounds themselves (the flusher theirs), across
+ * segment ends (each segment's end synced by the flusher itself before
+ * the next is written): every publish is acknowledged, durable reaches
+ * the tail, the slot is free, and what they acknowledged reads back after
+ * a reboot, each thread's events in order. */
 #define THREADS 4u
 #define PER_THREAD 700u /* ~4 x 700 x 120 B: over two 128 KiB segments */
 struct sync_thread_arg {
@@ -239,9 +243,12 @@ static void *sync_thread(void *argp)
     return NULL;
 }
 
-Test(sync_lead, waiters_of_many_threads_across_segments_all_get_their_acknowledgement)
+static void many_threads(bool leaders)
 {
     create_sync();
+    shared = t_shared_new();
+    pid_t fpid = leaders ? start_flusher() : 0; /* its event is the first */
+    uint64_t first = leaders ? 1 : 0;
     struct sync_thread_arg a[THREADS];
     pthread_t th[THREADS];
     for (unsigned i = 0; i < THREADS; i++) {
@@ -254,7 +261,7 @@ Test(sync_lead, waiters_of_many_threads_across_segments_all_get_their_acknowledg
         cr_expect_null(rv, "thread %u: %s", i, evb_last_error());
     }
     struct evb_partition_stat ps = df_stat(TOPIC);
-    cr_expect_eq(ps.tail_offset, THREADS * PER_THREAD);
+    cr_expect_eq(ps.tail_offset, first + THREADS * PER_THREAD);
     cr_expect_eq(ps.durable_position, ps.tail_position);
     cr_expect_gt(ps.tail_position, 2u * (128u << 10), "did not cross two segment ends");
     uint64_t slots[2];
@@ -263,6 +270,8 @@ Test(sync_lead, waiters_of_many_threads_across_segments_all_get_their_acknowledg
               (unsigned long long)slots[0], (unsigned long long)slots[1]);
     for (unsigned i = 0; i < THREADS; i++)
         evb_producer_close(a[i].p);
+    if (leaders)
+        stop_flusher(fpid);
     evb_bus_close(df_bus);
     t_rmtree(t_bus_dir());
     df_setup();
@@ -271,6 +280,8 @@ Test(sync_lead, waiters_of_many_threads_across_segments_all_get_their_acknowledg
     cr_assert_eq(evb_consumer_open(&c, df_bus, TOPIC, &co), 0, "%s", evb_last_error());
     uint64_t next[THREADS] = {0};
     evb_event ev;
+    if (leaders)
+        cr_assert_eq(evb_consumer_next(c, &ev, 1000), 0, "the flusher child's event");
     for (uint64_t n = 0; n < THREADS * PER_THREAD; n++) {
         int rc = evb_consumer_next(c, &ev, 1000);
         cr_assert_eq(rc, 0, "event %llu: %s", (unsigned long long)n, evb_strerror(rc));
@@ -282,6 +293,16 @@ Test(sync_lead, waiters_of_many_threads_across_segments_all_get_their_acknowledg
         cr_assert_eq(seq, next[who]++, "thread %u out of order", who);
     }
     evb_consumer_close(c);
+}
+
+Test(sync_lead, waiters_of_many_threads_across_segments_all_get_their_acknowledgement)
+{
+    many_threads(true);
+}
+
+Test(sync_lead, waiters_of_many_threads_of_the_flushing_process_run_rounds_across_segments)
+{
+    many_threads(false);
 }
 
 struct eio_arg {
@@ -302,10 +323,20 @@ static void *eio_leader(void *argp)
     return NULL;
 }
 
+/* ARG non-NULL: this process is the flusher, and the failing fdatasync is
+ * an inline round's; else a leader's (the flusher another process). */
 static int eio_child(void *arg)
 {
-    (void)arg;
-    evb_producer *p = df_child_flusher(TOPIC);
+    evb_producer *p = NULL;
+    if (arg) {
+        p = df_child_flusher(TOPIC);
+    } else {
+        evb_bus *b;
+        evb_bus_options o = {.data_dir = t_data_dir()};
+        evb_producer_options po = {.block_ms = -1};
+        if (evb_bus_open(&b, t_bus_dir(), &o) || evb_producer_open(&p, b, TOPIC, &po))
+            p = NULL;
+    }
     if (!p)
         return 10;
     struct eio_arg a = {.p = p};
@@ -332,27 +363,45 @@ static int eio_child(void *arg)
  * a round after it would call lost pages durable). A new flusher clears
  * it and the topic goes on; all committed events read back.
  */
-Test(sync_lead, a_leaders_fdatasync_error_fails_every_waiter_until_a_takeover)
+static void eio(bool inline_round)
 {
     create_sync();
-    int st = t_wait_exit(t_spawn(eio_child, NULL), 20000);
+    shared = t_shared_new();
+    pid_t fpid = inline_round ? 0 : start_flusher(); /* it publishes sequence 0 */
+    int st = t_wait_exit(t_spawn(eio_child, inline_round ? "flusher" : NULL), 20000);
     if (st == 12)
         cr_skip_test("seccomp filters are not available here");
     cr_assert_eq(st, 0, "child: %d (13: leader's error lost, 14: another waiter acked)", st);
+    if (fpid)
+        stop_flusher(fpid);
     evb_producer *p = producer();
     publish_sync(p, 3);
     evb_producer_close(p);
     reboot_and_read(4);
 }
 
+Test(sync_lead, a_leaders_fdatasync_error_fails_every_waiter_until_a_takeover)
+{
+    eio(false);
+}
+
+Test(sync_lead, a_waiters_own_round_fdatasync_error_fails_every_waiter_until_a_takeover)
+{
+    eio(true);
+}
+
 /* The durable mark (what a rebuild trusts as synced, recover.c) follows
  * what leaders synced, though the flusher made no fdatasync of its own:
  * once the topic is idle it names the durable position. */
-Test(sync_lead, the_mark_follows_what_leaders_synced)
+static void mark_follows(bool leaders)
 {
     create_sync();
+    shared = t_shared_new();
+    pid_t fpid = leaders ? start_flusher() : 0; /* it publishes sequence 0 */
     evb_producer *p = producer();
-    for (uint64_t i = 0; i < 40; i++)
+    if (!leaders)
+        publish_sync(p, 0);
+    for (uint64_t i = 1; i <= 40; i++)
         publish_sync(p, i);
     uint64_t durable = df_stat(TOPIC).durable_position, pos = 0, off = 0;
     char dir[PATH_MAX];
@@ -364,8 +413,22 @@ Test(sync_lead, the_mark_follows_what_leaders_synced)
     }
     cr_expect_eq(pos, durable, "mark %llu, durable %llu", (unsigned long long)pos,
                  (unsigned long long)durable);
-    cr_expect_eq(off, 40u, "the mark's offset");
+    cr_expect_eq(off, 41u, "the mark's offset");
     evb_producer_close(p);
+    if (leaders)
+        stop_flusher(fpid);
+}
+
+Test(sync_lead, the_mark_follows_what_leaders_synced)
+{
+    mark_follows(true);
+}
+
+/* The same where the waiter runs its rounds itself, which write the mark
+ * only every few milliseconds: the thread catches up once it is idle. */
+Test(sync_lead, the_mark_follows_what_waiters_own_rounds_synced)
+{
+    mark_follows(false);
 }
 
 /* A full disk often leaves the flusher no room for its note of why

@@ -6,6 +6,8 @@
  * the same and durable once the flusher runs again; block_ms -1 waits it
  * out; block_ms 0 gives up once it sees the flusher stopped. Found by the
  * cold attack of issue 13 (D4: EVB_MSG_SYNC had no timeout at all).
+ * Likewise a sync wait in the flushing process itself, whose flusher
+ * thread is inside a slow fdatasync of another partition.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -14,6 +16,8 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "ring.h"
@@ -181,5 +185,57 @@ Test(sync_stall, block_ms_0_waits_for_a_running_flusher)
         cr_assert_eq(publish_sync(p, i, &r), 0, "%llu: %s", (unsigned long long)i,
                      evb_last_error());
     }
+    evb_producer_close(p);
+}
+
+/* A slow disk for every thread but the test's: the flusher thread's
+ * fdatasync takes 2 s while SLOW is set. */
+static _Atomic int slow;
+static pid_t test_tid;
+
+int fdatasync(int fd)
+{
+    if (atomic_load(&slow) && (pid_t)syscall(SYS_gettid) != test_tid)
+        sleep(2);
+    return (int)syscall(SYS_fdatasync, fd);
+}
+
+/*
+ * A sync waiter in the process whose flusher holds its partition runs the
+ * round itself (evb_flush_inline), but never waits for the round lock:
+ * the thread holds it through another partition's fdatasync (2 s here),
+ * and a waiter that waited for it kept no deadline at all (found by the
+ * inline round's review: -ETIMEDOUT after 201 ms before it, success after
+ * 5.9 s with it). The wait ends at its timeout.
+ */
+Test(sync_stall, a_sync_wait_beside_a_slow_flusher_round_keeps_its_deadline)
+{
+    test_tid = (pid_t)syscall(SYS_gettid);
+    evb_topic_config tc = df_config(EVB_DURABILITY_SYNC);
+    tc.partitions = 2;
+    df_create(TOPIC, &tc);
+    evb_producer_options po = {.block_ms = -1};
+    evb_producer *p;
+    cr_assert_eq(evb_producer_open(&p, df_bus, TOPIC, &po), 0, "%s", evb_last_error());
+    char v[64] = "x";
+    for (uint32_t part = 0; part < 2; part++) {
+        evb_msg m = {.value = v, .value_len = sizeof v, .partition = part,
+                     .flags = EVB_MSG_SYNC};
+        cr_assert_eq(evb_publish(p, &m), 0, "%s", evb_last_error());
+    }
+    atomic_store(&slow, 1);
+    evb_msg m1 = {.value = v, .value_len = sizeof v, .partition = 1};
+    cr_assert_eq(evb_publish(p, &m1), 0); /* the thread syncs it, slowly */
+    usleep(100 * 1000);
+    evb_receipt r = {0};
+    evb_msg m0 = {.value = v, .value_len = sizeof v, .partition = 0};
+    cr_assert_eq(evb_publish_receipt(p, &m0, &r), 0, "%s", evb_last_error());
+    uint64_t t0 = t_now_ms();
+    int rc = evb_producer_wait_durable(p, &r, 200);
+    uint64_t took = t_now_ms() - t0;
+    atomic_store(&slow, 0);
+    cr_expect(rc == -ETIMEDOUT || rc == 0, "rc %d (%s)", rc, evb_last_error());
+    cr_expect_lt(took, 1000, "a 200 ms wait took %llu ms (rc %d)", (unsigned long long)took, rc);
+    cr_assert_eq(evb_producer_wait_durable(p, &r, 10000), 0, "%s", evb_last_error());
     evb_producer_close(p);
 }
