@@ -632,3 +632,33 @@ Test(sync_lead, a_sync_producer_of_the_flushing_process_runs_its_own_rounds)
     evb_producer_close(p);
     reboot_and_read(601);
 }
+
+/*
+ * A waiter of an older build takes itself off the count with a plain
+ * decrement: after a heal zeroed its count, that wraps it to four billion
+ * waiters, which made the flusher sync every write and defer to leaders
+ * for good, even while new waiters beat. A count no number of threads can
+ * reach is zeroed at once, fresh beat or not (found by the heal's review).
+ */
+Test(sync_lead, a_wrapped_waiter_count_is_zeroed_while_waiters_beat)
+{
+    evb_topic_config tc = df_config(EVB_DURABILITY_ASYNC);
+    tc.flush_ms = 60000;
+    df_create(TOPIC, &tc);
+    evb_producer *p = producer(); /* its flusher holds the partition */
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/" TOPIC "/0.ring", t_bus_dir());
+    struct evb_ring r;
+    cr_assert_eq(evb_ring_open(&r, path), 0, "%s", path);
+    atomic_store(&r.hdr->sync_waiters, UINT32_MAX);
+    uint32_t w = UINT32_MAX;
+    for (uint64_t t0 = t_now_ms(), i = 0; w && t_now_ms() - t0 < 2000; i++) {
+        atomic_store(&r.hdr->sync_beat, evb_mono_ns()); /* live waiters beat */
+        df_publish_on(p, i);
+        usleep(5000);
+        w = atomic_load(&r.hdr->sync_waiters);
+    }
+    cr_expect_eq(w, 0, "sync_waiters left at %u", w);
+    evb_ring_close(&r);
+    evb_producer_close(p);
+}
