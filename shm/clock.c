@@ -77,7 +77,7 @@ static struct {
 
 /* The kernel keeps time by the counter: it found it invariant and
  * synchronised (or it would have marked it unstable and switched). */
-static bool kernel_uses_tsc(void)
+bool evb_clock_kernel_tsc(void)
 {
     char buf[32] = {0};
     int fd = open("/sys/devices/system/clocksource/clocksource0/current_clocksource",
@@ -199,7 +199,7 @@ static uint64_t slow_path(void)
     /* Relaxed: under the lock. */
     mode = atomic_load_explicit(&clk.state, memory_order_relaxed);
     if (mode == CLK_UNKNOWN) {
-        bool tsc = kernel_uses_tsc();
+        bool tsc = evb_clock_kernel_tsc();
         uint64_t t, ns;
         pair_now(&t, &ns);
         /* Relaxed stores: the release below publishes them (V4). */

@@ -3,6 +3,7 @@
  * the durable API tests; see durable_fixture.h. What each suite checks
  * stays in its own file.
  */
+#include <signal.h>
 #include "durable_fixture.h"
 
 #include <criterion/criterion.h>
@@ -63,6 +64,33 @@ evb_producer *df_child_flusher(const char *topic)
     t_value_fill(v, DF_VLEN, 1, 0);
     evb_msg m = {.value = v, .value_len = DF_VLEN, .partition = 0, .flags = EVB_MSG_SYNC};
     return evb_publish(p, &m) ? NULL : p;
+}
+
+static struct t_shared *flusher_ready;
+
+static int flusher_child(void *arg)
+{
+    if (!df_child_flusher(arg))
+        return 10;
+    atomic_store(&flusher_ready->ready, 1);
+    for (;;)
+        pause();
+}
+
+pid_t df_start_flusher(const char *topic)
+{
+    flusher_ready = t_shared_new();
+    pid_t pid = t_spawn(flusher_child, (void *)topic);
+    cr_assert(t_wait_count(&flusher_ready->ready, 1, 10000),
+              "the flusher child never got ready");
+    return pid;
+}
+
+void df_stop_flusher(pid_t pid)
+{
+    kill(pid, SIGKILL);
+    kill(pid, SIGCONT);
+    t_wait_exit(pid, 10000);
 }
 
 void df_publish(const char *topic, uint64_t from, uint64_t n)

@@ -39,6 +39,11 @@ void df_publish(const char *topic, uint64_t from, uint64_t n);
  * so that this process runs the partition's flusher. The producer, or
  * NULL when any step failed. */
 evb_producer *df_child_flusher(const char *topic);
+/* A child process whose producer's flusher holds TOPIC's partitions (it
+ * publishes one sync event, sequence 0 of writer 1, to be sure), until
+ * df_stop_flusher(). Fork it before this process starts threads. */
+pid_t df_start_flusher(const char *topic);
+void df_stop_flusher(pid_t pid);
 
 /* Make partition 0's next segment (after the first, of TC's size) a
  * hard link to a file of ours, which the flusher refuses to write

@@ -82,46 +82,26 @@ static void reboot_and_read(uint64_t n)
  * first (after the flusher child's sequence 0). */
 static struct t_shared *shared;
 
-/* A process whose producer's flusher holds the partition (so that the
- * other processes' sync waits lead, rather than run rounds of their own:
- * below), until killed. Forked before this process starts threads of its
- * own (TSan refuses a fork after that). */
-static int flusher_child(void *arg)
-{
-    (void)arg;
-    if (!df_child_flusher(TOPIC))
-        return 10;
-    atomic_store(&shared->ready, 1);
-    for (;;)
-        pause();
-}
 
-static pid_t start_flusher(void)
-{
-    pid_t pid = t_spawn(flusher_child, NULL);
-    cr_assert(t_wait_count(&shared->ready, 1, 10000), "the flusher child never got ready");
-    return pid;
-}
-
-static void stop_flusher(pid_t pid)
-{
-    kill(pid, SIGKILL);
-    t_wait_exit(pid, 10000);
-}
+/* A child that publishes 200 sync events of writer 1 from sequence
+ * shared->val[1] on, noting each acknowledgement in shared->val[0], and is
+ * killed at crash point POINT (after SKIP passes). */
+struct killed_at {
+    const char *point;
+    const char *skip;
+};
 
 static int sync_child(void *arg)
 {
-    const char *point = arg;
-    setenv("EVB_CRASH_AT", point, 1);
+    const struct killed_at *k = arg;
+    setenv("EVB_CRASH_AT", k->point, 1);
+    setenv("EVB_CRASH_SKIP", k->skip, 1);
     evb_bus *b;
     evb_producer *p;
     evb_bus_options o = {.data_dir = t_data_dir()};
     evb_producer_options po = {.block_ms = -1};
     if (evb_bus_open(&b, t_bus_dir(), &o) || evb_producer_open(&p, b, TOPIC, &po))
         return 10;
-    /* The flusher leaves the fdatasync to us (a counted waiter) for 2 ms:
-     * we lead, and die at POINT. (A flusher that looks before we count
-     * ourselves syncs at once; it cannot win every time.) */
     uint8_t v[DF_VLEN];
     uint64_t from = atomic_load(&shared->val[1]);
     for (uint64_t i = from; i < from + 200; i++) {
@@ -131,7 +111,7 @@ static int sync_child(void *arg)
             return 11;
         atomic_store(&shared->val[0], i + 1);
     }
-    return 12; /* acknowledged 200 times without leading */
+    return 12; /* acknowledged 200 times without reaching POINT */
 }
 
 /*
@@ -145,10 +125,14 @@ static void leader_killed_at(const char *point)
 {
     create_sync();
     shared = t_shared_new();
-    pid_t fpid = start_flusher(); /* it publishes sequence 0 */
+    pid_t fpid = df_start_flusher(TOPIC); /* it publishes sequence 0 */
     atomic_store(&shared->val[0], 1);
     atomic_store(&shared->val[1], 1);
-    pid_t pid = t_spawn(sync_child, (void *)point);
+    /* The flusher leaves the fdatasync to the child (a counted waiter) for
+     * 2 ms: it leads, and dies at POINT. (A flusher that looks before it
+     * counts itself syncs at once; it cannot win every time.) */
+    struct killed_at k = {point, "0"};
+    pid_t pid = t_spawn(sync_child, &k);
     int st = t_wait_exit(pid, 10000);
     cr_assert_eq(st, 128 + SIGKILL, "%s: the child did not die leading (%d)", point, st);
     uint64_t slots[2];
@@ -168,7 +152,7 @@ static void leader_killed_at(const char *point)
     struct evb_partition_stat ps = df_stat(TOPIC);
     cr_expect_eq(ps.durable_position, ps.tail_position, "%s", point);
     evb_producer_close(p);
-    stop_flusher(fpid);
+    df_stop_flusher(fpid);
     reboot_and_read(first + 50);
 }
 
@@ -192,8 +176,7 @@ Test(sync_lead, a_leader_killed_after_its_fdatasync_holds_nobody_up)
 Test(sync_lead, a_waiter_that_cannot_open_the_segment_leaves_it_to_the_flusher)
 {
     create_sync();
-    shared = t_shared_new();
-    pid_t fpid = start_flusher(); /* so that we lead; it publishes sequence 0 */
+    pid_t fpid = df_start_flusher(TOPIC); /* so that we lead; it publishes sequence 0 */
     evb_producer *p = producer();
     char seg[PATH_MAX], moved[PATH_MAX + 8];
     snprintf(seg, sizeof seg, "%s/" TOPIC "/0/%020llu.log", t_data_dir(), 0ull);
@@ -212,7 +195,7 @@ Test(sync_lead, a_waiter_that_cannot_open_the_segment_leaves_it_to_the_flusher)
     cr_assert_eq(unlink(seg), 0, "%s", strerror(errno));
     cr_assert_eq(rename(moved, seg), 0, "%s", strerror(errno));
     evb_producer_close(p);
-    stop_flusher(fpid);
+    df_stop_flusher(fpid);
     reboot_and_read(21);
 }
 
@@ -246,8 +229,7 @@ static void *sync_thread(void *argp)
 static void many_threads(bool leaders)
 {
     create_sync();
-    shared = t_shared_new();
-    pid_t fpid = leaders ? start_flusher() : 0; /* its event is the first */
+    pid_t fpid = leaders ? df_start_flusher(TOPIC) : 0; /* its event is the first */
     uint64_t first = leaders ? 1 : 0;
     struct sync_thread_arg a[THREADS];
     pthread_t th[THREADS];
@@ -271,7 +253,7 @@ static void many_threads(bool leaders)
     for (unsigned i = 0; i < THREADS; i++)
         evb_producer_close(a[i].p);
     if (leaders)
-        stop_flusher(fpid);
+        df_stop_flusher(fpid);
     evb_bus_close(df_bus);
     t_rmtree(t_bus_dir());
     df_setup();
@@ -366,14 +348,13 @@ static int eio_child(void *arg)
 static void eio(bool inline_round)
 {
     create_sync();
-    shared = t_shared_new();
-    pid_t fpid = inline_round ? 0 : start_flusher(); /* it publishes sequence 0 */
+    pid_t fpid = inline_round ? 0 : df_start_flusher(TOPIC); /* it publishes sequence 0 */
     int st = t_wait_exit(t_spawn(eio_child, inline_round ? "flusher" : NULL), 20000);
     if (st == 12)
         cr_skip_test("seccomp filters are not available here");
     cr_assert_eq(st, 0, "child: %d (13: leader's error lost, 14: another waiter acked)", st);
     if (fpid)
-        stop_flusher(fpid);
+        df_stop_flusher(fpid);
     evb_producer *p = producer();
     publish_sync(p, 3);
     evb_producer_close(p);
@@ -396,8 +377,7 @@ Test(sync_lead, a_waiters_own_round_fdatasync_error_fails_every_waiter_until_a_t
 static void mark_follows(bool leaders)
 {
     create_sync();
-    shared = t_shared_new();
-    pid_t fpid = leaders ? start_flusher() : 0; /* it publishes sequence 0 */
+    pid_t fpid = leaders ? df_start_flusher(TOPIC) : 0; /* it publishes sequence 0 */
     evb_producer *p = producer();
     if (!leaders)
         publish_sync(p, 0);
@@ -416,7 +396,7 @@ static void mark_follows(bool leaders)
     cr_expect_eq(off, 41u, "the mark's offset");
     evb_producer_close(p);
     if (leaders)
-        stop_flusher(fpid);
+        df_stop_flusher(fpid);
 }
 
 Test(sync_lead, the_mark_follows_what_leaders_synced)
@@ -522,9 +502,10 @@ Test(sync_lead, the_counts_of_a_waiter_killed_waiting_are_cleared)
     tc.flush_ms = 200;
     df_create(TOPIC, &tc);
     shared = t_shared_new();
-    pid_t fpid = start_flusher();
+    pid_t fpid = df_start_flusher(TOPIC);
     atomic_store(&shared->val[1], 1);
-    pid_t pid = t_spawn(sync_child, (void *)"sync.lead");
+    struct killed_at k = {"sync.lead", "0"};
+    pid_t pid = t_spawn(sync_child, &k);
     cr_assert_eq(t_wait_exit(pid, 10000), 128 + SIGKILL, "the child did not die leading");
     uint32_t w, l;
     uint64_t f0, f1;
@@ -549,7 +530,7 @@ Test(sync_lead, the_counts_of_a_waiter_killed_waiting_are_cleared)
     cr_expect_leq(f1 - f0, 20, "%llu fdatasyncs for 300 ASYNC publishes (flush_ms 200)",
                   (unsigned long long)(f1 - f0));
     evb_producer_close(p);
-    stop_flusher(fpid);
+    df_stop_flusher(fpid);
 }
 
 /*
@@ -560,33 +541,12 @@ Test(sync_lead, the_counts_of_a_waiter_killed_waiting_are_cleared)
  * process, our flusher takes over, and every acknowledged event and the
  * dead one's committed event are on disk; sync publishes go on.
  */
-static int inline_child(void *arg)
-{
-    (void)arg;
-    setenv("EVB_CRASH_AT", "flush.inline", 1);
-    setenv("EVB_CRASH_SKIP", "20", 1);
-    evb_bus *b;
-    evb_producer *p;
-    evb_bus_options o = {.data_dir = t_data_dir()};
-    evb_producer_options po = {.block_ms = -1};
-    if (evb_bus_open(&b, t_bus_dir(), &o) || evb_producer_open(&p, b, TOPIC, &po))
-        return 10;
-    uint8_t v[DF_VLEN];
-    for (uint64_t i = 0; i < 200; i++) {
-        t_value_fill(v, DF_VLEN, 1, i);
-        evb_msg m = {.value = v, .value_len = DF_VLEN, .partition = 0, .flags = EVB_MSG_SYNC};
-        if (evb_publish(p, &m))
-            return 11;
-        atomic_store(&shared->val[0], i + 1);
-    }
-    return 12; /* 200 acknowledgements without a round of its own */
-}
-
 Test(sync_lead, a_waiter_killed_in_its_own_round_holds_nobody_up)
 {
     create_sync();
     shared = t_shared_new();
-    pid_t pid = t_spawn(inline_child, NULL);
+    struct killed_at k = {"flush.inline", "20"};
+    pid_t pid = t_spawn(sync_child, &k);
     cr_assert_eq(t_wait_exit(pid, 10000), 128 + SIGKILL,
                  "the child did not die in a round of its own");
     uint64_t first = atomic_load(&shared->val[0]) + 1;

@@ -27,20 +27,7 @@
 
 TestSuite(sync_stall, .init = df_setup, .fini = df_teardown, .timeout = 60);
 
-static struct t_shared *shared;
 static pid_t flusher_pid;
-
-/* A process whose producer's flusher takes the partition, then waits to
- * be killed. */
-static int flusher_child(void *arg)
-{
-    (void)arg;
-    if (!df_child_flusher(TOPIC))
-        return 10;
-    atomic_store(&shared->ready, 1);
-    for (;;)
-        pause();
-}
 
 static uint64_t flusher_word(void)
 {
@@ -58,9 +45,7 @@ static void stopped_flusher(void)
 {
     evb_topic_config tc = df_config(EVB_DURABILITY_SYNC);
     df_create(TOPIC, &tc);
-    shared = t_shared_new();
-    flusher_pid = t_spawn(flusher_child, NULL);
-    cr_assert(t_wait_count(&shared->ready, 1, 10000), "the flusher child never got ready");
+    flusher_pid = df_start_flusher(TOPIC);
     cr_assert_eq(flusher_word() >> 32, (uint64_t)flusher_pid, "the child is not the flusher");
     cr_assert_eq(kill(flusher_pid, SIGSTOP), 0);
     /* Stopped for sure before we publish: /proc says 'T'. */
@@ -71,9 +56,7 @@ static void stopped_flusher(void)
 
 static void flusher_gone(void)
 {
-    kill(flusher_pid, SIGKILL);
-    kill(flusher_pid, SIGCONT);
-    t_wait_exit(flusher_pid, 10000);
+    df_stop_flusher(flusher_pid);
 }
 
 static evb_producer *producer(int32_t block_ms)

@@ -106,19 +106,6 @@ static void *reanchorer(void *arg)
     return NULL;
 }
 
-/* The clock's anchor is on the counter only where the kernel's is. */
-static bool kernel_clock_is_tsc(void)
-{
-    char buf[32] = {0};
-    int fd = open("/sys/devices/system/clocksource/clocksource0/current_clocksource",
-                  O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return false;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    return n >= 3 && strncmp(buf, "tsc", 3) == 0;
-}
-
 /* Child: a hundred clock reads, each within clock_gettime's bracket. A
  * seqlock inherited odd spins in the first for ever. */
 static int child_reads_the_clock(void *arg)
@@ -135,7 +122,7 @@ static int child_reads_the_clock(void *arg)
  * starts over), and the parent's goes on once the holder lets go. */
 Test(clock, child_forked_while_another_thread_holds_the_anchor, .timeout = 30)
 {
-    if (!kernel_clock_is_tsc())
+    if (!evb_clock_kernel_tsc()) /* the anchor is on the counter only then */
         cr_skip_test("the kernel's clocksource is not tsc: the event clock is "
                      "clock_gettime, no seqlock to inherit");
     atomic_store(&evb_crash_hook, hold_at_reanchor);
