@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -424,6 +425,12 @@ static int lead(struct evb_ring *r, struct evb_sync_file *sf, uint64_t target, u
     }
     if (!slot)
         return 1;
+    /* A thread cancelled inside the round (open and fdatasync are
+     * cancellation points) would leave the slot held by a live process,
+     * which no reaper frees: every other waiter would stop leading. The
+     * cancel is acted on after the slot is free again. */
+    int cs;
+    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cs);
     EVB_CRASH_POINT("sync.lead");
     int rc = 0;
     /* F1: acquire, after taking the slot: every byte below flushed is in
@@ -470,6 +477,7 @@ static int lead(struct evb_ring *r, struct evb_sync_file *sf, uint64_t target, u
     /* S2: release bump after the store of durable (or a freed slot
      * another waiter may take). */
     evb_bell_ring(&h->sync_bell);
+    pthread_setcancelstate(cs, NULL);
     return rc;
 }
 

@@ -622,3 +622,67 @@ Test(sync_lead, a_wrapped_waiter_count_is_zeroed_while_waiters_beat)
     evb_ring_close(&r);
     evb_producer_close(p);
 }
+
+/* The thread to cancel when it reaches sync.lead (its slot just taken),
+ * once. */
+static _Thread_local bool cancel_me;
+static _Atomic int cancel_armed;
+
+static void cancel_at_lead(const char *name)
+{
+    if (strcmp(name, "sync.lead") || !cancel_me || !atomic_exchange(&cancel_armed, 0))
+        return;
+    pthread_cancel(pthread_self());
+    pthread_testcancel(); /* dies here unless cancellation is off */
+}
+
+static void *cancelled_leader(void *arg)
+{
+    evb_producer *p = arg;
+    cancel_me = true;
+    for (uint64_t i = 1; i <= 200; i++) {
+        uint8_t v[DF_VLEN];
+        t_value_fill(v, DF_VLEN, 2, i);
+        evb_msg m = {.value = v, .value_len = DF_VLEN, .partition = 0, .flags = EVB_MSG_SYNC};
+        if (evb_publish(p, &m))
+            return (void *)1;
+        pthread_testcancel();
+    }
+    return NULL;
+}
+
+/*
+ * A thread cancelled (pthread_cancel) while it leads a round: open and
+ * fdatasync are cancellation points, and a thread that died there left
+ * the lead slot held by its live process, which no reaper frees, so no
+ * other waiter led again (found by the cold attack of this session's
+ * sync work). Cancellation waits until the slot is free: it is free after
+ * the thread is gone, and the others go on leading.
+ */
+Test(sync_lead, a_leader_cancelled_in_its_round_frees_its_slot)
+{
+    create_sync();
+    pid_t fpid = df_start_flusher(TOPIC); /* so that we lead */
+    evb_producer *p = producer();
+    atomic_store(&evb_crash_hook, cancel_at_lead);
+    atomic_store(&cancel_armed, 1);
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, cancelled_leader, p), 0);
+    void *rv = NULL;
+    cr_assert_eq(pthread_join(t, &rv), 0);
+    atomic_store(&evb_crash_hook, NULL);
+    cr_expect_eq(atomic_load(&cancel_armed), 0, "the thread never led");
+    cr_expect_eq(rv, PTHREAD_CANCELED, "the thread was not cancelled");
+    uint64_t slots[2];
+    lead_slots(slots);
+    cr_expect(slots[0] == 0 && slots[1] == 0, "a cancelled leader's slot is still held: %#llx",
+              (unsigned long long)slots[0]);
+    evb_producer *q = producer();
+    for (uint64_t i = 0; i < 20; i++)
+        publish_sync(q, 1000 + i);
+    struct evb_partition_stat ps = df_stat(TOPIC);
+    cr_expect_eq(ps.durable_position, ps.tail_position);
+    evb_producer_close(q);
+    evb_producer_close(p);
+    df_stop_flusher(fpid);
+}
