@@ -145,8 +145,9 @@ static inline uint32_t evb_proc_fork_gen(void)
  * counter where the kernel keeps time by it (within tens of ns of
  * clock_gettime, at half its cost); thread-safe. */
 uint64_t evb_event_ns(void);
-/* clock.c: the kernel keeps time by the time-stamp counter (then
- * evb_event_ns() reads it directly; else it is clock_gettime). */
+/* clock.c: the kernel keeps time by the x86 time-stamp counter (then
+ * evb_event_ns() reads it directly; else it is clock_gettime, and this is
+ * false, as on every other architecture). */
 bool evb_clock_kernel_tsc(void);
 
 /* ---- fence.c: the heavy half of the asymmetric fences (claim.c X1, X2) ---- */
