@@ -422,7 +422,7 @@ static int claim_wait(evb_producer *p, struct evb_ring_producer *rp, uint32_t le
         if (rc != -EAGAIN)
             return rc;
         if ((turns & 15) == 0 && evb_mono_ns() >= deadline)
-            return -ETIMEDOUT;
+            return evb_ring_full_detail(rp, p->opts.block_ms);
     }
 }
 

@@ -258,6 +258,8 @@ static int refresh_limit(struct evb_ring_producer *p, uint64_t pos)
 {
     struct evb_ring *r = p->r;
     uint64_t min = pos;
+    uint32_t by = EVB_HELD_NONE, slot = 0;
+    uint64_t who = 0;
 
     /* Tails only grow, and this producer's snapshots were loaded in
      * program order (T1 acquire; coherence of one word): one below the
@@ -280,8 +282,12 @@ static int refresh_limit(struct evb_ring_producer *p, uint64_t pos)
             p->limit = 0;
             return bad;
         }
-        if (f < min)
+        if (f < min) {
             min = f;
+            by = EVB_HELD_FLUSHER;
+            /* W1: relaxed; the owner word is a hint, for a message. */
+            who = atomic_load_explicit(&r->hdr->flusher, memory_order_relaxed);
+        }
     }
     for (uint32_t i = 0; !r->durable && i < EVB_RING_READER_SLOTS; i++) {
         struct evb_reader_slot *s = &r->rslots[i];
@@ -299,8 +305,12 @@ static int refresh_limit(struct evb_ring_producer *p, uint64_t pos)
                 return bad;
             continue; /* moved on since our snapshot: holds nothing below it */
         }
-        if (c < min)
+        if (c < min) {
             min = c;
+            by = EVB_HELD_READER;
+            slot = i;
+            who = atomic_load_explicit(&s->owner, memory_order_relaxed); /* a hint */
+        }
     }
     for (uint32_t i = 0; i < EVB_RING_PRODUCER_SLOTS; i++) {
         if (i == p->slot_idx)
@@ -331,10 +341,79 @@ static int refresh_limit(struct evb_ring_producer *p, uint64_t pos)
             continue;
         }
         min = pend;
+        by = EVB_HELD_CLAIM;
+        slot = i;
+        who = owner;
     }
     p->limit = min + r->capacity;
     p->limit_from = pos;
+    p->held_by = by;
+    p->held_slot = slot;
+    p->held_owner = who;
     return 0;
+}
+
+/*
+ * A reader slot's name as text for a message: the bytes are the
+ * mapping's, so the copy stops at the slot's end and at anything that
+ * would not print.
+ */
+static void slot_name(const struct evb_reader_slot *s, char *out, size_t n)
+{
+    size_t i = 0;
+    for (; i + 1 < n && i < sizeof s->name; i++) {
+        char c = s->name[i];
+        if (c < 0x20 || c > 0x7e)
+            break;
+        out[i] = c;
+    }
+    out[i] = '\0';
+}
+
+int evb_ring_full_detail(const struct evb_ring_producer *p, int32_t waited_ms)
+{
+    const struct evb_ring *r = p->r;
+    unsigned long long at = (unsigned long long)p->blocked_pos;
+    int pid = (int)(p->held_owner >> 32);
+    bool stopped = p->held_owner && evb_proc_stopped(p->held_owner) == 1;
+    const char *how = stopped ? ", which is stopped (SIGSTOP, a debugger or a frozen cgroup)"
+                              : "";
+    switch (p->held_by) {
+    case EVB_HELD_FLUSHER:
+        return evb_err_set(-ETIMEDOUT, "partition %u: the ring stayed full for %d ms: its "
+                           "flusher (pid %d%s) has not written position %llu to disk",
+                           r->partition, waited_ms, pid, how, at);
+    case EVB_HELD_READER: {
+        const struct evb_reader_slot *s = &r->rslots[p->held_slot];
+        char name[sizeof s->name + 1];
+        slot_name(s, name, sizeof name);
+        /* Relaxed: a hint for the message, as the owner word was. */
+        bool named = atomic_load_explicit(&s->kind, memory_order_relaxed) ==
+                     EVB_SLOT_CONSUMER;
+        return evb_err_set(-ETIMEDOUT, "partition %u: the ring stayed full for %d ms: "
+                           "%s%s%s (pid %d%s) has not read past position %llu",
+                           r->partition, waited_ms,
+                           named ? "consumer '" : "a lossless subscriber",
+                           named ? name : "", named ? "'" : "", pid, how, at);
+    }
+    case EVB_HELD_CLAIM: {
+        /* A1: acquire, as a reader's load of the stamp. The claim is
+         * within a ring of the tail (pending_claim), so its frame is in
+         * the mapping. */
+        uint64_t st = atomic_load_explicit(&evb_ring_frame(r, p->blocked_pos)->stamp,
+                                           memory_order_acquire);
+        bool padded = st == (p->blocked_pos | EVB_STAMP_PAD);
+        return evb_err_set(-ETIMEDOUT, "partition %u: the ring stayed full for %d ms: "
+                           "producer pid %d%s holds a claim at position %llu it has not "
+                           "committed%s; its bytes are not reused while it may still write "
+                           "there, so producers wait until it commits, aborts or exits",
+                           r->partition, waited_ms, pid, how, at,
+                           padded ? " (padded after stall_ms: readers go past it)" : "");
+    }
+    default:
+        return evb_err_set(-ETIMEDOUT, "partition %u: the ring stayed full for %d ms",
+                           r->partition, waited_ms);
+    }
 }
 
 /*

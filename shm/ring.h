@@ -187,7 +187,18 @@ struct evb_ring_producer {
     uint64_t blocked_pos;    /* min position blocking us, for stall timing */
     uint64_t blocked_since;  /* mono ns */
     uint64_t next_check;     /* mono ns: next liveness/reap pass */
+    /* What the last limit was computed from (refresh_limit), for the
+     * message of a wait that runs out: EVB_HELD_*, the slot, its owner. */
+    uint32_t held_by;
+    uint32_t held_slot;
+    uint64_t held_owner;
 };
+
+/* evb_ring_producer.held_by */
+#define EVB_HELD_NONE 0u    /* our tail snapshot: nothing below it */
+#define EVB_HELD_FLUSHER 1u /* a durable ring's flushed position */
+#define EVB_HELD_READER 2u  /* a gating reader's cursor (reader slot) */
+#define EVB_HELD_CLAIM 3u   /* another producer's pending claim (producer slot) */
 
 struct evb_ring_claim {
     uint64_t pos;            /* claim start (end pad first when pad > 0) */
@@ -221,6 +232,11 @@ void evb_ring_producer_count_wait(struct evb_ring_producer *p);
  * -EBADMSG (message set) when what holds the producer is damage: an
  * impossible intent, or a hole nothing resolves (evb_ring_hole_verdict). */
 int evb_ring_producer_unblock(struct evb_ring_producer *p);
+/* -ETIMEDOUT, with a message naming what held P's ring (a flusher, a
+ * gating reader, another producer's claim, and whether its process is
+ * stopped) as P's last limit found it: for a wait of WAITED_MS for room
+ * that ran out. Reads /proc. */
+int evb_ring_full_detail(const struct evb_ring_producer *p, int32_t waited_ms);
 
 /* A claimed but uncommitted frame a walk is stopped at, being timed. */
 struct evb_hole_timer {

@@ -160,7 +160,10 @@ typedef struct evb_bus_options {
      *  readers, ms. Default 200. */
     uint32_t dead_ms;
     /** A live producer that keeps a claim uncommitted this long may have it
-     *  padded; its commit then returns -ECANCELED. Default 5000. */
+     *  padded (readers go past it); its commit then returns -ECANCELED.
+     *  Its bytes are not reused while its process lives, since it may
+     *  still write there: producers that come round the ring to it wait
+     *  (block_ms), and their -ETIMEDOUT names its pid. Default 5000. */
     uint32_t stall_ms;
     /** Who may use a bus this call creates, as the mode of its files:
      *  0600 (the default, 0: the owner alone), 0640 (its group reads) or
@@ -956,7 +959,9 @@ int evb_producer_open(evb_producer **out, evb_bus *bus, const char *topic,
 /**
  * Publish one event (copying it into the ring). Blocks only on a full
  * ring, per block_ms. Returns 0, -EAGAIN (full, block_ms == 0),
- * -ETIMEDOUT, -EMSGSIZE, -EINVAL (partition out of range; EVB_MSG_SEQ
+ * -ETIMEDOUT (evb_last_error() names what held the ring: a reader, the
+ * flusher, another producer's claim, and whether its process is
+ * stopped), -EMSGSIZE, -EINVAL (partition out of range; EVB_MSG_SEQ
  * without a stable id or at EVB_SEQ_LIMIT and above), -EBUSY (no free
  * producer slot in the ring, an exclusive producer holds it, or P was
  * opened by the process this one was forked from), -EOVERFLOW (a stable

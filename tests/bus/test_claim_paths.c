@@ -9,6 +9,8 @@
 #include <criterion/criterion.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "t_helpers.h"
 
@@ -223,6 +225,125 @@ Test(claim_paths, full_ring_waits_per_block_ms)
     }
     cr_assert_eq(got, n + 1);
     evb_consumer_close(gate);
+}
+
+/* Fill partition 0 with block_ms 0 claims until the ring says -EAGAIN. */
+static void fill_ring(evb_producer *p)
+{
+    struct evb_claim c;
+    int rc;
+    for (uint32_t n = 0; (rc = evb_claim(p, 0, NULL, 0, VLEN, &c)) == 0; n++) {
+        cr_assert_lt(n, 100000u, "the ring never filled");
+        t_value_fill(c.value, VLEN, 1, n);
+        cr_assert_eq(evb_commit(p, &c), 0, "%s", evb_last_error());
+    }
+    cr_assert_eq(rc, -EAGAIN, "%s", evb_last_error());
+}
+
+/* A wait for room that runs out, and its text holds every one of the
+ * NULL-ended WORDS. */
+static void times_out_naming(evb_producer *w, const char *const *words)
+{
+    evb_clear_error();
+    evb_msg m = {.value = "x", .value_len = 1, .partition = 0};
+    cr_assert_eq(evb_publish(w, &m), -ETIMEDOUT, "%s", evb_last_error());
+    const char *e = evb_last_error();
+    for (; *words; words++)
+        cr_assert(strstr(e, *words), "'%s' not in: %s", *words, e);
+}
+
+/* A wait for room that runs out says what holds the ring, and where: a
+ * lossless subscriber, a named consumer, by pid. */
+Test(claim_paths, a_full_ring_s_timeout_names_the_reader_that_holds_it)
+{
+    char pid[32];
+    snprintf(pid, sizeof pid, "pid %d", (int)getpid());
+    evb_consumer *gate;
+    evb_consumer_options co = {.kind = EVB_SUBSCRIBER_LOSSLESS};
+    cr_assert_eq(evb_consumer_open(&gate, bus, "t", &co), 0, "%s", evb_last_error());
+    evb_producer *p = producer(0, 0), *w = producer(0, 50);
+    fill_ring(p);
+    times_out_naming(w, (const char *const[]){"partition 0", "stayed full for 50 ms",
+                                               "a lossless subscriber", pid,
+                                               "has not read past position 0", NULL});
+    evb_consumer_close(gate);
+
+    evb_consumer *named;
+    co = (evb_consumer_options){.kind = EVB_CONSUMER, .name = "slow-reader",
+                                .start = EVB_START_LATEST};
+    cr_assert_eq(evb_consumer_open(&named, bus, "t", &co), 0, "%s", evb_last_error());
+    fill_ring(p);
+    times_out_naming(w, (const char *const[]){"consumer 'slow-reader'", pid, NULL});
+    evb_consumer_close(named);
+    evb_producer_close(w);
+    evb_producer_close(p);
+}
+
+/* A child that claims on partition 0 and stops itself before its commit. */
+static int claim_and_stop(void *arg)
+{
+    (void)arg;
+    evb_bus *b;
+    evb_producer *p;
+    struct evb_claim c;
+    if (evb_bus_open(&b, t_bus_dir(), &(evb_bus_options){.data_dir = t_data_dir()}) ||
+        evb_producer_open(&p, b, "t", &(evb_producer_options){0}) ||
+        evb_claim(p, 0, NULL, 0, VLEN, &c))
+        return 1;
+    raise(SIGSTOP);
+    return evb_commit(p, &c) ? 2 : 0;
+}
+
+/* Another producer's claim it has not committed holds the ring (its
+ * owner may still write there, padded or not): the text names its pid,
+ * says when that process is stopped, and when the claim was padded. */
+Test(claim_paths, a_full_ring_s_timeout_names_the_claim_that_holds_it)
+{
+    pid_t kid = t_spawn(claim_and_stop, NULL);
+    int st;
+    cr_assert_eq(waitpid(kid, &st, WUNTRACED), kid);
+    cr_assert(WIFSTOPPED(st), "the child did not stop: status %#x", st);
+    char pid[32];
+    snprintf(pid, sizeof pid, "producer pid %d", (int)kid);
+    evb_producer *p = producer(0, 0), *w = producer(0, 50);
+    fill_ring(p);
+    times_out_naming(w, (const char *const[]){pid, "which is stopped", "it has not committed",
+                                               "position 0", NULL});
+    kill(kid, SIGKILL);
+    cr_assert_eq(t_wait_exit(kid, 5000), 128 + SIGKILL);
+    evb_producer_close(w);
+    evb_producer_close(p);
+
+    /* A claim of this process, stalled past stall_ms and so padded: it
+     * still holds the ring. */
+    evb_bus *quick;
+    evb_bus_options bo = {.data_dir = t_data_dir(), .stall_ms = 20, .dead_ms = 20};
+    cr_assert_eq(evb_bus_open(&quick, t_bus_dir(), &bo), 0, "%s", evb_last_error());
+    cr_assert_eq(evb_topic_create(quick, "u", &(evb_topic_config){.partitions = 1,
+                 .ring_bytes = 64 << 10, .max_event_bytes = 1024}), 0, "%s",
+                 evb_last_error());
+    evb_producer *stall, *fill;
+    cr_assert_eq(evb_producer_open(&stall, quick, "u", &(evb_producer_options){0}), 0);
+    cr_assert_eq(evb_producer_open(&fill, quick, "u", &(evb_producer_options){0}), 0);
+    struct evb_claim held;
+    cr_assert_eq(evb_claim(stall, 0, NULL, 0, VLEN, &held), 0, "%s", evb_last_error());
+    evb_msg m = {.value = "y", .value_len = 1, .partition = 0};
+    int rc;
+    while ((rc = evb_publish(fill, &m)) == 0)
+        ;
+    cr_assert_eq(rc, -EAGAIN, "%s", evb_last_error());
+    evb_producer *wait;
+    cr_assert_eq(evb_producer_open(&wait, quick, "u",
+                                   &(evb_producer_options){.block_ms = 300}), 0);
+    snprintf(pid, sizeof pid, "producer pid %d", (int)getpid());
+    times_out_naming(wait, (const char *const[]){pid, "padded after stall_ms", NULL});
+    cr_assert_eq(evb_commit(stall, &held), -ECANCELED);
+    /* Its commit, refused, let go of the ring. */
+    cr_assert_eq(evb_publish(wait, &m), 0, "%s", evb_last_error());
+    evb_producer_close(wait);
+    evb_producer_close(fill);
+    evb_producer_close(stall);
+    evb_bus_close(quick);
 }
 
 /* Every value length from 0 to 130 (each size class of the inline copy of

@@ -126,6 +126,34 @@ Test(sync_stall, with_block_ms_0_a_stopped_flusher_ends_the_wait)
     times_out(0, 0);
 }
 
+/* A full durable ring whose flusher is stopped: a publish's wait for room
+ * runs out after block_ms with a text naming the flusher, by pid, as
+ * stopped, and the position it has not written. */
+Test(sync_stall, a_full_ring_s_timeout_names_its_stopped_flusher)
+{
+    stopped_flusher();
+    evb_producer *fill = producer(0), *w = producer(100);
+    uint8_t v[DF_VLEN];
+    evb_msg m = {.value = v, .value_len = DF_VLEN, .partition = 0};
+    int rc;
+    for (uint64_t n = 0; (rc = evb_publish(fill, &m)) == 0; n++) {
+        cr_assert_lt(n, 1000000u, "the ring never filled");
+        t_value_fill(v, DF_VLEN, 1, n);
+    }
+    cr_assert_eq(rc, -EAGAIN, "%s", evb_last_error());
+    evb_clear_error();
+    cr_assert_eq(evb_publish(w, &m), -ETIMEDOUT, "%s", evb_last_error());
+    char want[64];
+    snprintf(want, sizeof want, "its flusher (pid %d, which is stopped", (int)flusher_pid);
+    cr_expect(strstr(evb_last_error(), want) &&
+              strstr(evb_last_error(), "has not written position"),
+              "the detail names the stopped flusher: %s", evb_last_error());
+    cr_assert_eq(kill(flusher_pid, SIGCONT), 0);
+    evb_producer_close(w);
+    evb_producer_close(fill);
+    flusher_gone();
+}
+
 static void *resume_later(void *arg)
 {
     (void)arg;
