@@ -12,6 +12,7 @@
 
 #include "durable.h"
 #include "err.h"
+#include "seg_internal.h"
 
 int evb_dump_parse_path(const char *path, char *dir, size_t cap, uint64_t *base)
 {
@@ -38,21 +39,27 @@ int evb_dump_parse_path(const char *path, char *dir, size_t cap, uint64_t *base)
 }
 
 /* Why there is no valid frame at POS (evb_seg_frame said 0). */
-static const char *why_invalid(const struct evb_seg *s, const struct evb_seg_geom *g,
-                               uint64_t pos)
+static const char *why_invalid(struct evb_seg *s, const struct evb_seg_geom *g, uint64_t pos)
 {
-    const struct evb_frame *f = (const void *)(s->map + (pos - s->base));
-    /* Relaxed: a diagnosis, nothing is published through it; atomic only
-     * so a word a live flusher is writing is never read torn. */
-    uint64_t stamp = __atomic_load_n((const uint64_t *)(const void *)f, __ATOMIC_RELAXED);
+    uint64_t at = pos - s->base, room = g->capacity - (pos & (g->capacity - 1));
+    if (room > s->bytes - at)
+        room = s->bytes - at;
+    size_t hn = room < EVB_FRAME_HDR ? (size_t)room : EVB_FRAME_HDR;
+    const uint8_t *b = hn >= sizeof(uint64_t) ? evb_seg_bytes(s, at, hn) : NULL;
+    if (!b)
+        return "unreadable";
+    /* A copy of the header (read with pread): a diagnosis only. */
+    struct evb_frame hdr;
+    memset(&hdr, 0, sizeof hdr);
+    memcpy(&hdr, b, hn);
+    uint64_t stamp = hdr.stamp;
     if (stamp == 0)
         return "zero bytes";
     if ((stamp & ~(uint64_t)EVB_STAMP_MASK) != pos)
         return "stale stamp";
-    uint64_t room = g->capacity - (pos & (g->capacity - 1));
     struct evb_frame_step st;
     /* A data frame whose header decodes failed only its checksum. */
-    if (evb_frame_decode(f, stamp, pos, room, g->max_frame, &st) == EVB_FRAME_DATA)
+    if (evb_frame_decode(&hdr, stamp, pos, room, g->max_frame, &st) == EVB_FRAME_DATA)
         return "bad checksum";
     return "bad length";
 }
@@ -103,12 +110,11 @@ int evb_dump_walk(const char *dir, uint64_t base, const evb_topic_config *cfg,
     d.position = pos;
     d.why = pos >= end ? "end of file" : why_invalid(&s, &g, pos);
     /* The last non-zero byte after the end: what recovery would cut. */
-    for (uint64_t i = end; i > pos; i--) {
-        if (s.map[i - 1 - base]) {
-            d.trailing_bytes = i - pos;
-            break;
-        }
-    }
+    char path[PATH_MAX];
+    uint64_t trailing = 0;
+    if (pos < end && evb_seg_path(path, sizeof path, dir, base, "log") == 0 &&
+        evb_seg_cut_tail(path, pos - base, false, &trailing) == 0)
+        d.trailing_bytes = trailing;
     fn(&d, arg);
     evb_seg_unmap(&s);
     return 0;

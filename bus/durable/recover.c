@@ -146,7 +146,7 @@ static uint64_t start_offset(struct evb_seg *s, const char *dir, const struct ev
         return off;
     }
     struct evb_seg_frame fr;
-    if (s->map && s->base == base &&
+    if (s->fd >= 0 && s->base == base &&
         evb_seg_resync(s, g, base, base + g->segment_bytes, &fr) < base + g->segment_bytes &&
         fr.f)
         return fr.offset;

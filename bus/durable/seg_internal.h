@@ -33,8 +33,8 @@ int evb_seg_zero_range(int fd, const char *path, uint64_t from, uint64_t n);
 int evb_seg_fill_out(const char *path, uint64_t bytes);
 /* fsync the directory DIR, so renames and unlinks in it last. */
 int evb_seg_sync_dir(const char *dir);
-/* Keep S mapped on the segment holding POS. A segment file cut short is
- * mapped as far as it goes (s->bytes below segment_bytes: the walks stop
+/* Keep S open on the segment holding POS. A segment file cut short is
+ * read as far as it goes (s->bytes below segment_bytes: the walks stop
  * or skip there); -EBADMSG only when not one word is left, -ENOENT none. */
 int evb_seg_hold(struct evb_seg *s, const char *dir, const struct evb_seg_geom *g,
                  uint64_t pos);
@@ -51,7 +51,7 @@ struct evb_seg_walk {
 /* Take the frame at w->pos and move past it: 1 data, 2 pad, with
  * fr->offset the frame's offset; 0 no valid frame, -1 an offset other than
  * the expected one (W unchanged on both). */
-int evb_seg_step(const struct evb_seg *s, const struct evb_seg_geom *g,
+int evb_seg_step(struct evb_seg *s, const struct evb_seg_geom *g,
                  struct evb_seg_walk *w, struct evb_seg_frame *fr);
 /* -EBADMSG with a detail saying why the walk stopped (KIND from step),
  * naming the segment file, the position and the byte in the file. */

@@ -1,8 +1,8 @@
 /*
- * seg_reader.c - frames of a mapped segment: the checks of one frame
- * (shm/read.c's rules plus the checksum), the step of a walk through the
- * log, and the segment reader that consumers and `evbus dump` use. Files
- * and mappings are segment.c's.
+ * seg_reader.c - frames of a segment: the checks of one frame (shm/read.c's
+ * rules plus the checksum), the step of a walk through the log, and the
+ * segment reader that consumers and `evbus dump` use. Files and the
+ * window their bytes are read into are segment.c's.
  */
 #include <errno.h>
 #include <limits.h>
@@ -15,10 +15,12 @@
 #include "frame.h"
 #include "seg_internal.h"
 
-int evb_seg_frame(const struct evb_seg *s, const struct evb_seg_geom *g, uint64_t pos,
+#define SEG_SCAN (64u << 10) /* bytes a resync scans per window asked for */
+
+int evb_seg_frame(struct evb_seg *s, const struct evb_seg_geom *g, uint64_t pos,
                   struct evb_seg_frame *out)
 {
-    if (!s->map || pos < s->base || pos - s->base >= s->bytes || pos % EVB_FRAME_ALIGN)
+    if (s->fd < 0 || pos < s->base || pos - s->base >= s->bytes || pos % EVB_FRAME_ALIGN)
         return 0;
     uint64_t at = pos - s->base;
     /* Bytes to the ring end; the segment end as well, should a damaged
@@ -28,25 +30,33 @@ int evb_seg_frame(const struct evb_seg *s, const struct evb_seg_geom *g, uint64_
         room = s->bytes - at;
     if (room < sizeof(uint64_t))
         return 0;
-    const struct evb_frame *f = (const struct evb_frame *)(const void *)(s->map + at);
+    /* The header first (the stamp alone where less than a header is
+     * left), decoded from a copy; then, for a data frame, the frame whole,
+     * which may read the window again: its header must be the one decoded.
+     * The bytes are a copy read with pread (evb_seg_bytes): plain loads,
+     * no atomics. A frame a flusher is still writing (only `evbus dump`
+     * looks past the flushed position) may be read torn: it fails its
+     * length or checksum check and ends the dump. */
+    size_t hn = room < EVB_FRAME_HDR ? (size_t)room : EVB_FRAME_HDR;
+    const uint8_t *b = evb_seg_bytes(s, at, hn);
+    if (!b)
+        return 0;
+    struct evb_frame hdr;
+    memset(&hdr, 0, sizeof hdr);
+    memcpy(&hdr, b, hn);
     struct evb_frame_step st;
-    /* Relaxed: the mapping is MAP_SHARED, of a file a flusher may still
-     * be appending to, but nothing in it is published by a store to pair
-     * with: bytes below the flushed position no longer change, and the
-     * walks never read above it (evb_seg_read stops at the END it is
-     * given, recovery holds the flush lock, the flusher's retention reads
-     * a kept segment's first frame, long flushed). `evbus dump` may look
-     * past it; a frame half written there fails its length or checksum
-     * check and ends the dump. */
-    uint64_t stamp = __atomic_load_n((const uint64_t *)(const void *)f, __ATOMIC_RELAXED);
-    int kind = evb_frame_decode(f, stamp, pos, room, g->max_frame, &st);
+    int kind = evb_frame_decode(&hdr, hdr.stamp, pos, room, g->max_frame, &st);
     if (kind == EVB_FRAME_PAD) {
-        *out = (struct evb_seg_frame){.f = st.offset == EVB_FRAME_NO_OFFSET ? NULL : f,
-                                      .skip = st.skip, .events = st.events,
-                                      .offset = st.offset};
+        *out = (struct evb_seg_frame){
+            .f = st.offset == EVB_FRAME_NO_OFFSET ? NULL : (const struct evb_frame *)(const void *)b,
+            .skip = st.skip, .events = st.events, .offset = st.offset};
         return 2;
     }
-    if (kind != EVB_FRAME_DATA || f->crc32c != evb_frame_crc(f, st.len))
+    if (kind != EVB_FRAME_DATA)
+        return 0;
+    b = evb_seg_bytes(s, at, st.len);
+    const struct evb_frame *f = (const struct evb_frame *)(const void *)b;
+    if (!b || memcmp(b, &hdr, EVB_FRAME_HDR) || f->crc32c != evb_frame_crc(f, st.len))
         return 0;
     *out = (struct evb_seg_frame){.f = f, .skip = st.skip, .events = 1, .offset = st.offset,
                                   .len = st.len, .key_len = st.key_len,
@@ -55,16 +65,18 @@ int evb_seg_frame(const struct evb_seg *s, const struct evb_seg_geom *g, uint64_
     return 1;
 }
 
-int evb_seg_misfit(const struct evb_seg *s, const struct evb_seg_geom *g, uint64_t pos,
+int evb_seg_misfit(struct evb_seg *s, const struct evb_seg_geom *g, uint64_t pos,
                    uint32_t *len)
 {
-    if (!s->map || pos < s->base || pos - s->base >= s->bytes || pos % EVB_FRAME_ALIGN ||
+    if (s->fd < 0 || pos < s->base || pos - s->base >= s->bytes || pos % EVB_FRAME_ALIGN ||
         evb_seg_frame(s, g, pos, &(struct evb_seg_frame){0}))
         return 0;
     uint64_t at = pos - s->base, room = s->bytes - at;
-    const struct evb_frame *f = (const struct evb_frame *)(const void *)(s->map + at);
     uint64_t stamp;
-    memcpy(&stamp, f, sizeof stamp);
+    const uint8_t *b = evb_seg_bytes(s, at, sizeof stamp);
+    if (!b)
+        return 0;
+    memcpy(&stamp, b, sizeof stamp);
     /* A larger ring_bytes than the log's: no frame crosses the larger
      * ring's ends either, so only a stamp-only pad can tell. A ring pads
      * with a stamp alone where less than a header is left before its end;
@@ -87,14 +99,17 @@ int evb_seg_misfit(const struct evb_seg *s, const struct evb_seg_geom *g, uint64
             break;
         }
     }
-    if (room < EVB_FRAME_HDR)
+    if (room < EVB_FRAME_HDR || !(b = evb_seg_bytes(s, at, EVB_FRAME_HDR)))
         return 0;
+    struct evb_frame hdr;
+    memcpy(&hdr, b, sizeof hdr);
     /* Only the file bounds this time: a frame that passes these and its
      * checksum was written whole by a producer whose limits were not G's. */
     struct evb_frame_step st;
     uint32_t loose = room > UINT32_MAX ? UINT32_MAX : (uint32_t)room;
-    if (evb_frame_decode(f, stamp, pos, room, loose, &st) != EVB_FRAME_DATA ||
-        f->crc32c != evb_frame_crc(f, st.len))
+    if (evb_frame_decode(&hdr, hdr.stamp, pos, room, loose, &st) != EVB_FRAME_DATA ||
+        !(b = evb_seg_bytes(s, at, st.len)) || memcmp(b, &hdr, EVB_FRAME_HDR) ||
+        hdr.crc32c != evb_frame_crc((const struct evb_frame *)(const void *)b, st.len))
         return 0;
     *len = st.len;
     if (st.len > g->max_frame)
@@ -102,26 +117,42 @@ int evb_seg_misfit(const struct evb_seg *s, const struct evb_seg_geom *g, uint64
     return 2; /* it crosses the end of a ring of G's capacity */
 }
 
-uint64_t evb_seg_resync(const struct evb_seg *s, const struct evb_seg_geom *g, uint64_t pos,
+uint64_t evb_seg_resync(struct evb_seg *s, const struct evb_seg_geom *g, uint64_t pos,
                         uint64_t limit, struct evb_seg_frame *fr)
 {
-    if (!s->map || pos < s->base)
+    if (s->fd < 0 || pos < s->base)
         return limit;
     if (limit > s->base + s->bytes)
         limit = s->base + s->bytes;
     pos = (pos + EVB_FRAME_ALIGN - 1) & ~(uint64_t)(EVB_FRAME_ALIGN - 1);
     /* A frame's stamp names its own position: look for such a word first,
-     * then check the frame it starts (length, checksum). */
-    for (; pos + sizeof(uint64_t) <= limit; pos += EVB_FRAME_ALIGN) {
-        uint64_t stamp;
-        memcpy(&stamp, s->map + (pos - s->base), sizeof stamp);
-        if (evb_stamp_is_committed(stamp, pos) && evb_seg_frame(s, g, pos, fr))
-            return pos;
+     * then check the frame it starts (length, checksum). A window at a
+     * time; a frame checked may read another, so the window is asked for
+     * again after one. */
+    while (pos + sizeof(uint64_t) <= limit) {
+        uint64_t n = limit - pos;
+        n = n < SEG_SCAN ? n - n % EVB_FRAME_ALIGN : SEG_SCAN;
+        if (!n)
+            break;
+        const uint8_t *b = evb_seg_bytes(s, pos - s->base, (size_t)n);
+        if (!b)
+            return limit; /* unreadable: no valid frame to be found */
+        for (uint64_t i = 0; i < n; i += EVB_FRAME_ALIGN) {
+            uint64_t stamp;
+            memcpy(&stamp, b + i, sizeof stamp);
+            if (!evb_stamp_is_committed(stamp, pos + i))
+                continue;
+            if (evb_seg_frame(s, g, pos + i, fr))
+                return pos + i;
+            if (!(b = evb_seg_bytes(s, pos - s->base, (size_t)n)))
+                return limit;
+        }
+        pos += n;
     }
     return limit;
 }
 
-int evb_seg_step(const struct evb_seg *s, const struct evb_seg_geom *g,
+int evb_seg_step(struct evb_seg *s, const struct evb_seg_geom *g,
                  struct evb_seg_walk *w, struct evb_seg_frame *fr)
 {
     int kind = evb_seg_frame(s, g, w->pos, fr);
@@ -255,6 +286,9 @@ int evb_seg_read(struct evb_seg_reader *sr, uint64_t end, struct evb_frame_view 
                                (unsigned long long)w.pos);
             break;
         }
+        /* Bytes below END are written and stay as they are: the window
+         * may keep those, never the ones above, still being written. */
+        sr->seg.stable = end;
         uint64_t seg_base = sr->seg.base;
         if (w.pos - seg_base >= sr->seg.bytes) {
             /* Past where a truncated segment was cut: the rest of the

@@ -1,6 +1,6 @@
 /*
  * segment.c - segment files of a durable partition: names and listing,
- * creation (built aside and renamed in), read-only mappings, and the small
+ * creation (built aside and renamed in), reading (pread, into a window), and the small
  * file helpers the other segment files share (seg_internal.h). What the
  * bytes mean is seg_reader.c's; the index is index.c's.
  */
@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -364,18 +363,22 @@ int evb_seg_check_file(int fd, const char *path, uint64_t bytes, struct evb_seg_
     return 0;
 }
 
-/* Map segment BASE; with SHORT a file cut short (damage) is mapped as far
+/* Open segment BASE; with SHORT a file cut short (damage) is read as far
  * as it goes, in whole 8-byte words, and s->bytes says how far. */
 static int map_file(struct evb_seg *s, const char *dir, uint64_t base, uint64_t bytes,
                     bool short_ok)
 {
     char path[PATH_MAX];
-    *s = (struct evb_seg){.fd = -1, .base = base, .bytes = bytes};
+    uint8_t *buf = s->buf;
+    size_t cap = s->buf_cap;
+    /* The window's buffer is kept for the next segment; its bytes are not. */
+    *s = (struct evb_seg){.fd = -1, .base = base, .bytes = bytes, .stable = UINT64_MAX,
+                          .buf = buf, .buf_cap = cap};
     int rc = evb_seg_path(path, sizeof path, dir, base, "log");
     if (rc)
         return rc;
-    if (!bytes || bytes > SIZE_MAX)
-        return evb_err_set(-EINVAL, "%s: mapping %llu bytes", path, (unsigned long long)bytes);
+    if (!bytes || bytes > SIZE_MAX || bytes > INT64_MAX)
+        return evb_err_set(-EINVAL, "%s: reading %llu bytes", path, (unsigned long long)bytes);
     int fd = evb_open_file(AT_FDCWD, path, O_RDONLY, 0, EVB_FILE_REG);
     if (fd < 0)
         return evb_open_fail(fd, path);
@@ -392,13 +395,7 @@ static int map_file(struct evb_seg *s, const char *dir, uint64_t base, uint64_t 
                          (long long)st.st_size, (unsigned long long)bytes);
         goto fail;
     }
-    void *m = mmap(NULL, (size_t)bytes, PROT_READ, MAP_SHARED, fd, 0);
-    if (m == MAP_FAILED) {
-        rc = evb_err_set(-errno, "%s: mmap: %s", path, strerror(errno));
-        goto fail;
-    }
     s->fd = fd;
-    s->map = m;
     return 0;
 fail:
     close(fd);
@@ -407,17 +404,81 @@ fail:
 
 int evb_seg_map(struct evb_seg *s, const char *dir, uint64_t base, uint64_t bytes)
 {
+    s->buf = NULL; /* S is the caller's fresh handle, not one open before */
+    s->buf_cap = 0;
     return map_file(s, dir, base, bytes, false);
 }
 
 void evb_seg_unmap(struct evb_seg *s)
 {
-    if (s->map)
-        munmap((void *)s->map, (size_t)s->bytes);
     if (s->fd >= 0)
         close(s->fd);
-    s->map = NULL;
+    free(s->buf);
+    s->buf = NULL;
+    s->buf_cap = 0;
+    s->win_len = 0;
     s->fd = -1;
+}
+
+/* Bytes read into a window at a time, unless a frame needs more: a walk
+ * reads a segment in steps this size (one pread each). A buffer grown far
+ * past it for one large frame is given back at the next read. */
+#define SEG_WINDOW (256u << 10)
+
+const uint8_t *evb_seg_bytes(struct evb_seg *s, uint64_t at, size_t n)
+{
+    if (s->fd < 0 || at > s->bytes || n > s->bytes - at)
+        return NULL;
+    if (at >= s->win_at && at - s->win_at <= s->win_len && n <= s->win_len - (at - s->win_at))
+        return s->buf + (at - s->win_at);
+    /* From a word boundary, so that frame headers in the buffer are as
+     * aligned as in the file (their words are loaded as such). */
+    uint64_t from = at - at % EVB_FRAME_ALIGN;
+    size_t lead = (size_t)(at - from), need = n + lead;
+    size_t want = need > SEG_WINDOW ? need : SEG_WINDOW;
+    if (want > s->bytes - from)
+        want = (size_t)(s->bytes - from);
+    size_t cap = want > SEG_WINDOW ? want : SEG_WINDOW;
+    if (cap > s->buf_cap || s->buf_cap > 4 * cap) {
+        free(s->buf);
+        s->buf_cap = 0;
+        s->win_len = 0;
+        if (!(s->buf = malloc(cap))) {
+            evb_err_set(-ENOMEM, "segment %020llu: a read window of %zu bytes",
+                        (unsigned long long)s->base, cap);
+            return NULL;
+        }
+        s->buf_cap = cap;
+    }
+    s->win_len = 0;
+    size_t got = 0;
+    while (got < want) {
+        ssize_t k = pread(s->fd, s->buf + got, want - got, (off_t)(from + got));
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k < 0) {
+            evb_err_set(-errno, "segment %020llu: read at file offset %llu: %s",
+                        (unsigned long long)s->base, (unsigned long long)(from + got),
+                        strerror(errno));
+            return NULL;
+        }
+        if (k == 0)
+            break; /* cut short since it was opened: zeros below */
+        got += (size_t)k;
+    }
+    memset(s->buf + got, 0, want - got);
+    s->win_at = from;
+    /* What a later call may take from here without reading again: the
+     * bytes below the stable position only, and none the file lacked (it
+     * may be written there yet). What this call asked for is returned
+     * either way. */
+    uint64_t keep = got;
+    if (s->stable != UINT64_MAX) {
+        uint64_t lim = s->stable > s->base + from ? s->stable - s->base - from : 0;
+        keep = keep < lim ? keep : lim;
+    }
+    s->win_len = (size_t)keep;
+    return s->buf + lead;
 }
 
 int evb_seg_fill_out(const char *path, uint64_t bytes)
@@ -439,9 +500,11 @@ int evb_seg_hold(struct evb_seg *s, const char *dir, const struct evb_seg_geom *
                  uint64_t pos)
 {
     uint64_t base = pos - pos % g->segment_bytes;
-    if (s->map && s->base == base)
+    if (s->fd >= 0 && s->base == base)
         return 0;
-    evb_seg_unmap(s);
+    if (s->fd >= 0)
+        close(s->fd);
+    s->fd = -1;
     /* The walks read a truncated segment up to where it was cut: the
      * frames before are intact, what is missing is damage they count. */
     return map_file(s, dir, base, g->segment_bytes, true);

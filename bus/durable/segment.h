@@ -80,24 +80,43 @@ struct evb_seg_id {
  * readers and to a rebuild, however well it was synced (issue 13, D7). */
 int evb_seg_check_file(int fd, const char *path, uint64_t bytes, struct evb_seg_id *id);
 
-/* A segment mapped read-only (MAP_SHARED). */
+/* A segment open for reading. Its bytes are read with pread into a window
+ * the handle owns, never through a mapping: a file cut short under a
+ * mapping, or a hole of a full tmpfs that a read fault must allocate,
+ * kills the process with SIGBUS, where pread says what it can (holes
+ * read as zeros without being allocated, bytes past a cut as none). */
 struct evb_seg {
-    int fd;             /* -1 when not mapped */
+    int fd;             /* -1 when not open */
     uint64_t base;      /* first position */
-    uint64_t bytes;     /* mapped bytes, segment_bytes */
-    const uint8_t *map; /* NULL when not mapped */
+    uint64_t bytes;     /* the segment's bytes as opened: segment_bytes, or
+                           less for a file cut short (evb_seg_hold) */
+    uint64_t stable;    /* position below which the bytes no longer change
+                           (a reader's END); the window never keeps bytes
+                           at or past it for a later call. UINT64_MAX:
+                           all of them (recovery, under the flush lock) */
+    uint8_t *buf;       /* the window: file bytes [win_at, win_at + win_len) */
+    size_t buf_cap;
+    uint64_t win_at;
+    size_t win_len;
 };
 
-/* Map BYTES of segment BASE. -ENOENT missing (retention removed it),
- * -EBADMSG shorter than BYTES. S may be unmapped whatever this returns. */
+/* Open segment BASE for reading, BYTES long. -ENOENT missing (retention
+ * removed it), -EBADMSG shorter than BYTES. S may be closed (evb_seg_unmap)
+ * whatever this returns. */
 int evb_seg_map(struct evb_seg *s, const char *dir, uint64_t base, uint64_t bytes);
 void evb_seg_unmap(struct evb_seg *s);
+/* N bytes of S at file offset AT (AT + N <= s->bytes), read into S's
+ * window: valid until the next call on S. Bytes the file no longer has
+ * (cut since it was opened) read as zeros, which no frame check passes.
+ * NULL when out of bounds, on a read error or without memory. */
+const uint8_t *evb_seg_bytes(struct evb_seg *s, uint64_t at, size_t n);
 
 #define EVB_SEG_NO_OFFSET EVB_FRAME_NO_OFFSET
 
 /* A checked frame; every field is a copy taken before the checks. */
 struct evb_seg_frame {
-    const struct evb_frame *f; /* in the mapping; NULL for a stamp-only pad */
+    const struct evb_frame *f; /* in S's window, valid until the next call on
+                                  S; NULL for a stamp-only pad */
     uint64_t skip;             /* bytes to the next frame */
     uint32_t events;           /* 1 for data, claim_events for a pad */
     uint64_t offset;           /* frame's offset; EVB_SEG_NO_OFFSET for a
@@ -112,7 +131,7 @@ struct evb_seg_frame {
 /* The frame at POS in S: 1 data, 2 pad, 0 no valid frame there (wrong or
  * stale stamp, bad length, checksum mismatch, POS outside S). The rules are
  * those of shm/read.c plus the checksum; the caller compares offsets. */
-int evb_seg_frame(const struct evb_seg *s, const struct evb_seg_geom *g, uint64_t pos,
+int evb_seg_frame(struct evb_seg *s, const struct evb_seg_geom *g, uint64_t pos,
                   struct evb_seg_frame *out);
 
 /* Whether POS in S holds a data frame written whole (stamp naming POS,
@@ -123,7 +142,7 @@ int evb_seg_frame(const struct evb_seg *s, const struct evb_seg_geom *g, uint64_
  * otherwise (a valid frame, or damage). Such a frame means the topic's
  * config is not the one the log was written with (topic.conf edited):
  * an error to report, never damage to skip or a tail to cut. */
-int evb_seg_misfit(const struct evb_seg *s, const struct evb_seg_geom *g, uint64_t pos,
+int evb_seg_misfit(struct evb_seg *s, const struct evb_seg_geom *g, uint64_t pos,
                    uint32_t *len);
 
 /*
@@ -132,7 +151,7 @@ int evb_seg_misfit(const struct evb_seg *s, const struct evb_seg_geom *g, uint64
  *   evb_seg_reader_open(&sr, dir, &g);
  *   evb_seg_reader_seek(&sr, pos, 0, true);
  *   while (evb_seg_read(&sr, flushed, &v) == 0)
- *       use(v);   // v points into the mapping: valid until the next call
+ *       use(v);   // v points into the reader's window: valid until the next call
  *   // -EAGAIN: sr.pos reached FLUSHED; go back to the ring at sr.pos,
  *   // sr.offset
  *   evb_seg_reader_close(&sr);
@@ -140,7 +159,7 @@ int evb_seg_misfit(const struct evb_seg *s, const struct evb_seg_geom *g, uint64
 struct evb_seg_reader {
     char *dir;              /* partition directory (owned copy) */
     struct evb_seg_geom g;
-    struct evb_seg seg;     /* the segment mapped now, if any */
+    struct evb_seg seg;     /* the segment open now, if any */
     uint64_t pos;           /* next position to read */
     uint64_t offset;        /* offset of the next event, unless learn */
     bool learn;             /* take the offset from the next frame with one */
@@ -178,8 +197,8 @@ void evb_seg_reader_close(struct evb_seg_reader *sr);
 void evb_seg_reader_seek(struct evb_seg_reader *sr, uint64_t pos, uint64_t offset,
                          bool learn);
 /* The next data frame starting below END (a frame boundary: bytes below it
- * are completely written), pads skipped; V points into the mapping, no
- * copy, lost_* = 0. 0 delivered; -EAGAIN sr->pos >= END; -ENOENT the
+ * are completely written), pads skipped; V points into the reader's window
+ * (valid until the next call), lost_* = 0. 0 delivered; -EAGAIN sr->pos >= END; -ENOENT the
  * segment holding sr->pos is gone; -EBADMSG an invalid frame or offset
  * below END (sticky); -EINVAL sr->pos not 8-aligned. */
 int evb_seg_read(struct evb_seg_reader *sr, uint64_t end, struct evb_frame_view *v);
@@ -202,7 +221,7 @@ static inline uint64_t evb_seg_next_offset(const struct evb_seg_reader *sr)
 
 /* The first position in [POS, LIMIT) holding a valid frame of S, LIMIT
  * when none does (*FR then untouched). */
-uint64_t evb_seg_resync(const struct evb_seg *s, const struct evb_seg_geom *g, uint64_t pos,
+uint64_t evb_seg_resync(struct evb_seg *s, const struct evb_seg_geom *g, uint64_t pos,
                         uint64_t limit, struct evb_seg_frame *fr);
 
 /* ---- durable mark (mark.c, mark_format.h) ---- */

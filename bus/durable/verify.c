@@ -106,7 +106,7 @@ int evb_seg_damage_read(const char *dir, struct evb_seg_damage *out)
 }
 
 /*
- * Whether the index of the segment S maps agrees with its frames below
+ * Whether the index of the segment S holds agrees with its frames below
  * END: the header's base offset is the first frame's, and each entry names
  * a frame boundary, that frame's offset and the largest timestamp before
  * it in the segment, as the flusher wrote them (flush_segment.c). Only
@@ -114,7 +114,7 @@ int evb_seg_damage_read(const char *dir, struct evb_seg_damage *out)
  * at or past END (a flusher may be appending) are left alone. No index is
  * fine (seeks walk); one that does not load is bad.
  */
-static bool idx_agrees(const char *dir, const struct evb_seg_geom *g, const struct evb_seg *s,
+static bool idx_agrees(const char *dir, const struct evb_seg_geom *g, struct evb_seg *s,
                        uint64_t end)
 {
     struct evb_idx *x;

@@ -92,7 +92,7 @@ Test(seg_files, create_builds_aside_and_reopens_existing)
     cr_expect_eq(evb_seg_map(&s, dir, SEG, 2 * SEG), -EBADMSG);
     evb_seg_unmap(&s);
     cr_assert_eq(evb_seg_map(&s, dir, SEG, SEG), 0);
-    cr_expect_eq(memcmp(s.map + 100, "data", 4), 0);
+    cr_expect_eq(memcmp(evb_seg_bytes(&s, 100, 4), "data", 4), 0);
     evb_seg_unmap(&s);
 }
 

@@ -93,10 +93,10 @@ static void read_log(const char *dir, uint64_t from, uint64_t end)
     evb_seg_reader_seek(&sr, from, 0, true);
     struct evb_frame_view v;
     for (int i = 0; i < 4 * (int)(SEG / 64) && (rc = evb_seg_read(&sr, end, &v)) == 0; i++) {
-        FUZZ_CHECK(sr.seg.map && (const uint8_t *)v.f >= sr.seg.map &&
+        FUZZ_CHECK(sr.seg.buf && (const uint8_t *)v.f >= sr.seg.buf &&
                        (const uint8_t *)v.f + EVB_FRAME_HDR + v.key_len + v.value_len <=
-                           sr.seg.map + sr.seg.bytes,
-                   "frame at %llu outside its segment", (unsigned long long)v.pos);
+                           sr.seg.buf + sr.seg.buf_cap,
+                   "frame at %llu outside its window", (unsigned long long)v.pos);
         uint32_t len = EVB_FRAME_HDR + v.key_len + v.value_len;
         FUZZ_CHECK(len <= geom.max_frame, "frame of %u bytes", len);
         FUZZ_CHECK(v.f->crc32c == evb_frame_crc(v.f, len), "delivered a bad checksum");
