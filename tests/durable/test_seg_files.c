@@ -3,10 +3,12 @@
  * directory, creating a segment aside and reopening it, -ENOSPC on a full
  * file system, and reopening an index; an index from before the format
  * word is read, one with another format word is refused, then rebuilt or
- * walked around, losing no event.
+ * walked around, losing no event. Reading a segment never dies of SIGBUS:
+ * not over the holes of a full tmpfs, not past a cut made under a reader.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <sched.h>
 #include <fcntl.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -14,6 +16,7 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "crc32c.h"
@@ -245,4 +248,147 @@ Test(seg_files, index_of_another_format_is_refused_and_loses_no_event)
     cr_assert_eq(evb_idx_load(dir, SEG, &x), 0);
     cr_expect_eq(x->n, 0);
     free(x);
+}
+
+/* ---- reading a segment never dies of SIGBUS ---- */
+
+#define BIG_SEG (4u << 20)
+static const struct evb_seg_geom big = {BIG_SEG, CAP, MAX_FRAME};
+
+/* A segment of BIG_SEG bytes in MNT as the flusher leaves one: made by
+ * evb_seg_create (sparse past its first reserved step), the log's frames
+ * written at its start. */
+static int big_segment(const char *mnt)
+{
+    int fd = evb_seg_create(mnt, 0, BIG_SEG, false, 0600);
+    if (fd < 0)
+        return 20;
+    int rc = pwrite(fd, lg.buf, lg.pos, 0) == (ssize_t)lg.pos && fdatasync(fd) == 0 ? 0 : 21;
+    close(fd);
+    return rc;
+}
+
+/* Free blocks of the file system of PATH. */
+static unsigned long long free_blocks(const char *path)
+{
+    struct statvfs sv;
+    return statvfs(path, &sv) ? 0 : (unsigned long long)sv.f_bfree;
+}
+
+/* In a mount namespace of its own (the mount goes with the child): a
+ * tmpfs smaller than the segment, filled up, then every walk of the
+ * segment that reads its holes. Through a MAP_SHARED mapping a read fault
+ * on a tmpfs hole allocates the page, which a full tmpfs cannot: SIGBUS
+ * (the cold attack's rebuild at bus open); a tmpfs with room had every
+ * hole read allocated instead. */
+static int full_tmpfs_child(void *arg)
+{
+    const char *mnt = arg;
+    if (unshare(CLONE_NEWNS) || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) ||
+        mount("evb-full", mnt, "tmpfs", 0, "size=1m"))
+        return 77;
+    int rc = big_segment(mnt);
+    if (rc)
+        return rc;
+    /* Fill what is left. */
+    char fill[400];
+    snprintf(fill, sizeof fill, "%s/fill", mnt);
+    int fd = open(fill, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    static uint8_t junk[4096];
+    memset(junk, 0xa5, sizeof junk);
+    while (fd >= 0 && write(fd, junk, sizeof junk) == (ssize_t)sizeof junk)
+        ;
+    if (fd < 0 || errno != ENOSPC)
+        return 22;
+    close(fd);
+    unsigned long long before = free_blocks(mnt);
+    struct evb_seg_recovery r;
+    if (evb_seg_fit(mnt, &big) || evb_seg_recover(mnt, &big, 0, &r)) {
+        fprintf(stderr, "recover: %s\n", evb_last_error());
+        return 23;
+    }
+    if (r.end_pos != lg.pos || r.end_offset != lg.offset || r.damaged)
+        return 24;
+    struct evb_seg_damage d;
+    if (evb_seg_verify(mnt, &big, 0, BIG_SEG, &d))
+        return 25;
+    struct evb_seg s;
+    if (evb_seg_map(&s, mnt, 0, BIG_SEG))
+        return 26;
+    struct evb_seg_frame fr;
+    uint64_t q = evb_seg_resync(&s, &big, lg.pos, BIG_SEG, &fr);
+    evb_seg_unmap(&s);
+    if (q != BIG_SEG)
+        return 27;
+    if (free_blocks(mnt) != before) {
+        fprintf(stderr, "free blocks %llu, were %llu\n", free_blocks(mnt), before);
+        return 28;
+    }
+    return 0;
+}
+
+Test(seg_files, walks_over_holes_of_a_full_tmpfs_neither_die_nor_allocate)
+{
+    log_reset(SEG);
+    build(SEG / 2);
+    char mnt[300];
+    snprintf(mnt, sizeof mnt, "%s/full", dir);
+    cr_assert_eq(mkdir(mnt, 0755), 0);
+    pid_t pid = t_spawn(full_tmpfs_child, mnt);
+    int st = t_wait_exit(pid, 30000);
+    if (st == 77)
+        cr_skip_test("cannot mount a tmpfs here (needs root: CAP_SYS_ADMIN)");
+    cr_assert_eq(st, 0, "child exit %d (%d+128: a signal; 7 = SIGBUS)", st, st - 128);
+}
+
+/* A segment cut short while a reader has it open: what lies past the cut
+ * is no frame, and neither a frame check, a resync nor a reader dies of
+ * SIGBUS for it (through a mapping, a page past the file's end does). */
+static int cut_under_reader_child(void *arg)
+{
+    (void)arg;
+    if (big_segment(dir))
+        return 20;
+    struct evb_seg s;
+    if (evb_seg_map(&s, dir, 0, BIG_SEG))
+        return 21;
+    struct evb_seg_reader sr;
+    if (evb_seg_reader_open(&sr, dir, &big))
+        return 22;
+    evb_seg_reader_seek(&sr, 0, 0, true);
+    struct evb_frame_view v;
+    if (evb_seg_read(&sr, lg.pos, &v))
+        return 23; /* the reader holds the segment now */
+    char path[400];
+    snprintf(path, sizeof path, "%s/00000000000000000000.log", dir);
+    if (truncate(path, 4096))
+        return 24;
+    struct evb_seg_frame fr;
+    const struct rec *last = &lg.fr[lg.nfr - 1];
+    if (evb_seg_frame(&s, &big, last->pos, &fr) != 0)
+        return 25;
+    if (evb_seg_resync(&s, &big, 8192, BIG_SEG, &fr) != BIG_SEG)
+        return 26;
+    evb_seg_unmap(&s);
+    int rc;
+    size_t n = 0;
+    while ((rc = evb_seg_read(&sr, lg.pos, &v)) == 0)
+        n++;
+    evb_seg_reader_close(&sr);
+    /* Events the reader's window read before the cut are whole copies;
+     * past them, damage. */
+    if (rc != -EBADMSG && !(rc == -EAGAIN && n + 1 == events_below(lg.pos))) {
+        fprintf(stderr, "read %d after %zu events\n", rc, n);
+        return 27;
+    }
+    return 0;
+}
+
+Test(seg_files, a_segment_cut_under_its_reader_is_damage_not_sigbus)
+{
+    log_reset(SEG);
+    build(SEG / 2);
+    pid_t pid = t_spawn(cut_under_reader_child, NULL);
+    int st = t_wait_exit(pid, 30000);
+    cr_assert_eq(st, 0, "child exit %d (%d+128: a signal; 7 = SIGBUS)", st, st - 128);
 }
