@@ -20,8 +20,10 @@
 #include <stdio.h>
 #include <unistd.h>
 
+#include "err.h"
 #include "flush_internal.h"
 #include "safe_open.h"
+#include "seg_internal.h"
 
 void evb_flush_seg_close(struct fpart *fp)
 {
@@ -145,11 +147,63 @@ static uint64_t reserved_len(int fd, uint64_t bytes)
     return h < 0 || (uint64_t)h > bytes ? bytes : (uint64_t)h;
 }
 
+/*
+ * Segment BASE cut short (truncated by hand while a flusher wrote it, or
+ * before it was used): made whole again, so that the flusher goes on in it
+ * at AT, as recovery does with one (recover.c, evb_seg_fill_out). The
+ * round that found the cut failed with -EIO naming the file (flush_round.c,
+ * evb_seg_check_file); the log bytes the cut took below AT read as zeros:
+ * damage, noted in the partition's damage record for `evbus info` and
+ * reported or skipped by readers. The log goes on from
+ * AT; the ring's bytes at AT and after were never flushed, so they are
+ * written in full. Other sizes than a cut one (a longer file, a config
+ * that does not match) are evb_seg_create()'s to refuse.
+ */
+static int refill_cut(struct evb_flush *fl, struct fpart *fp, uint64_t base, uint64_t at)
+{
+    const evb_topic_config *cfg = &fl->cfg;
+    int64_t sz = evb_seg_file_size(fp->dir, base);
+    if (sz < 0 || (uint64_t)sz >= cfg->segment_bytes)
+        return 0; /* missing (made anew), the right size, or evb_seg_create's to refuse */
+    char path[PATH_MAX + 32];
+    evb_seg_path(path, sizeof path, fp->dir, base, "log");
+    int rc = evb_seg_fill_out(path, cfg->segment_bytes);
+    if (rc)
+        return evb_err_prefix(rc, "partition %u: %s was cut to %lld bytes and cannot be made "
+                              "whole again", fp->part, path, (long long)sz);
+    /* What the cut took lies below AT, wherever the file's size says now
+     * (a write of the round that found the cut may have extended it past
+     * the hole): the frames below AT are walked as a reader walks them.
+     * Damage found there before (a rebuild's) is counted again. */
+    struct evb_seg_geom g = {cfg->segment_bytes, cfg->ring_bytes, fl->rings[0].max_frame};
+    struct evb_seg_damage w, d;
+    if (at > base && evb_seg_verify(fp->dir, &g, base, at, &w) == 0 && w.ranges) {
+        if (evb_seg_damage_read(fp->dir, &d))
+            d = (struct evb_seg_damage){.first_pos = UINT64_MAX};
+        struct evb_seg_recovery r = {.damaged = (uint32_t)(d.ranges + w.ranges),
+                                     .damaged_bytes = d.bytes + w.bytes,
+                                     .damaged_pos = d.first_pos < w.first_pos ? d.first_pos
+                                                                              : w.first_pos,
+                                     .mark = d.mark, .cut_bytes = d.cut_bytes,
+                                     .cut_pos = d.cut_pos,
+                                     .skipped_offsets = d.skipped_offsets};
+        evb_seg_damage_note(fp->dir, &r, cfg->file_mode);
+    }
+    return 0;
+}
+
 int evb_flush_seg_open(struct evb_flush *fl, struct fpart *fp, uint64_t base)
 {
     const evb_topic_config *cfg = &fl->cfg;
     evb_flush_prep_join(fp);
     evb_flush_seg_close(fp);
+    /* Where the log goes on in it: fp->written, on a takeover inside the
+     * segment; its base for a new one. */
+    uint64_t at = fp->written > base && fp->written - base < cfg->segment_bytes ? fp->written
+                                                                                 : base;
+    int rc = refill_cut(fl, fp, base, at);
+    if (rc)
+        return rc;
     int fd = evb_seg_create(fp->dir, base, cfg->segment_bytes,
                             cfg->durability == EVB_DURABILITY_SYNC, cfg->file_mode);
     if (fd < 0)

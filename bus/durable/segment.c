@@ -343,7 +343,8 @@ int evb_seg_check_file(int fd, const char *path, uint64_t bytes, struct evb_seg_
      * less is a cut, whatever a later write at a higher offset extended. */
     if (st.size < bytes)
         return evb_err_set(-EIO, "%s: cut to %lld bytes while being written (a segment "
-                           "has %llu): what was written below the cut is lost", path,
+                           "has %llu): what was written past the cut is lost; the flusher "
+                           "makes the file whole again and goes on", path,
                            (long long)st.size, (unsigned long long)bytes);
     if (!was.ino) {
         if ((rc = evb_fid_stat(-1, path, &at)) < 0) {
