@@ -149,6 +149,31 @@ static void sweep_dead_tmps(const char *dir)
     closedir(d);
 }
 
+/*
+ * The callers map the file shared and write through the mapping: a page
+ * that is a hole (the file copied sparse, restored from a backup, grown by
+ * hand) is allocated by the write fault, and a full file system (a full
+ * tmpfs, a full disk) answers that with SIGBUS. Its blocks are made to
+ * exist here instead, where a full file system is -ENOSPC and a message.
+ * Only when the file has fewer blocks than bytes: one fstat otherwise. A
+ * file system without fallocate gets the file as it is.
+ */
+static int fill_holes(int fd, const char *path)
+{
+    struct stat st;
+    if (fstat(fd, &st) < 0)
+        return evb_err_set(-errno, "%s: %s", path, strerror(errno));
+    if (st.st_size <= 0 || (uint64_t)st.st_blocks * 512 >= (uint64_t)st.st_size)
+        return 0;
+    if (fallocate(fd, 0, 0, st.st_size) == 0)
+        return 0;
+    int e = errno;
+    if (e == EOPNOTSUPP || e == ENOSYS || e == EINVAL || e == ENODEV)
+        return 0;
+    return evb_err_set(-e, "%s: it has holes, and its blocks cannot be reserved before it "
+                       "is mapped: %s", path, strerror(e));
+}
+
 int evb_file_open_or_create(const char *path, mode_t mode, size_t bytes, bool sync,
                             void (*init)(void *map, void *arg), void *arg)
 {
@@ -165,8 +190,12 @@ int evb_file_open_or_create(const char *path, mode_t mode, size_t bytes, bool sy
      * file deleted between our create and our open. */
     for (int tries = 0;; tries++) {
         int fd = evb_open_file(AT_FDCWD, path, O_RDWR, 0, EVB_FILE_REG);
-        if (fd >= 0)
-            return fd;
+        if (fd >= 0) {
+            int rc = fill_holes(fd, path);
+            if (rc)
+                close(fd);
+            return rc ? rc : fd;
+        }
         if (fd != -ENOENT || tries == 3)
             return evb_open_fail(fd, path);
         int rc = evb_file_create(path, mode, bytes, sync, init, arg);
