@@ -18,6 +18,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "err.h"
@@ -162,11 +163,15 @@ static uint64_t reserved_len(int fd, uint64_t bytes)
 static int refill_cut(struct evb_flush *fl, struct fpart *fp, uint64_t base, uint64_t at)
 {
     const evb_topic_config *cfg = &fl->cfg;
-    int64_t sz = evb_seg_file_size(fp->dir, base);
-    if (sz < 0 || (uint64_t)sz >= cfg->segment_bytes)
-        return 0; /* missing (made anew), the right size, or evb_seg_create's to refuse */
     char path[PATH_MAX + 32];
-    evb_seg_path(path, sizeof path, fp->dir, base, "log");
+    struct stat st;
+    /* No detail set when it is missing: that is the common case (a new
+     * segment), and evb_seg_create makes it. */
+    if (evb_seg_path(path, sizeof path, fp->dir, base, "log") ||
+        fstatat(AT_FDCWD, path, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode) ||
+        (uint64_t)st.st_size >= cfg->segment_bytes)
+        return 0; /* missing, the right size, or evb_seg_create's to refuse */
+    int64_t sz = st.st_size;
     int rc = evb_seg_fill_out(path, cfg->segment_bytes);
     if (rc)
         return evb_err_prefix(rc, "partition %u: %s was cut to %lld bytes and cannot be made "
