@@ -8,7 +8,7 @@
  *
  *   K1  creation: partitions, version, format and every entry's pos are
  *       stored before the magic (release); pairs with the acquire load of
- *       the magic in evb_cursor_file_open() and cur_map_checked() (scans
+ *       the magic in evb_cursor_file_open() and cur_read_checked() (scans
  *       and lists), so whoever sees the magic sees a finished file. The
  *       file is made under a temporary name and linked into place
  *       (file_create.c), so its name shows it whole; K1 still orders the
@@ -38,6 +38,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -397,31 +398,65 @@ static int consumers_each(const struct evb_topic_map *tm, const char *suffix,
     return rc;
 }
 
-/* Map the cursor file FD read only and check it against a topic of NPARTS
+/*
+ * Read the cursor file FD and check it against a topic of NPARTS
  * partitions, as a reader of someone else's file: NULL when this build
  * cannot read it, and *WHY says why (-EBADMSG damaged, shorter than a
- * header included; -EPROTO another build's format; fstat's errno), else
- * the mapping, *LEN bytes of it for munmap(). */
-static const struct evb_cur_hdr *cur_map_checked(int fd, uint32_t nparts, size_t *len,
-                                                 int *why)
+ * header included; -EPROTO another build's format; -ENOMEM; read's
+ * errno), else a copy in the heap to free(). Read with pread, never
+ * mapped: the file is its owner's, who may cut it or punch a hole in it
+ * and fill the file system, and a fault on either kills the mapper (the
+ * flusher's retention, `evbus stat`) with SIGBUS. Entry PART of the copy
+ * is settled: read again until two reads agree (a commit between them
+ * changes its seq), so the copy holds no commit the owner was writing
+ * while it was read, torn, unless its writer stopped there (a dead
+ * writer's odd seq; cur_load takes its pos alone).
+ */
+static struct evb_cur_hdr *cur_read_checked(int fd, uint32_t nparts, uint32_t part, int *why)
 {
     struct stat st;
     if (fstat(fd, &st) < 0) {
         *why = -errno;
         return NULL;
     }
-    const struct evb_cur_hdr *f =
-        cur_map(fd, (size_t)st.st_size, evb_cur_file_bytes(nparts), PROT_READ, len);
-    if (f == MAP_FAILED) {
+    size_t size = (size_t)st.st_size, want = evb_cur_file_bytes(nparts);
+    size_t len = size < want ? size : want;
+    if (size < EVB_CUR_HDR_BYTES) {
         *why = -EBADMSG;
         return NULL;
     }
-    char msg[128];
-    /* K1: acquire; see evb_cursor_file_open(). */
-    uint64_t magic = atomic_load_explicit(&f->magic, memory_order_acquire);
-    if ((*why = cur_check(f, magic, (size_t)st.st_size, nparts, msg, sizeof msg))) {
-        munmap((void *)f, *len);
+    struct evb_cur_hdr *f = malloc(len);
+    if (!f) {
+        *why = -ENOMEM;
         return NULL;
+    }
+    ssize_t n = pread(fd, f, len, 0);
+    if (n != (ssize_t)len) {
+        *why = n < 0 ? -errno : -EBADMSG; /* cut since the fstat */
+        free(f);
+        return NULL;
+    }
+    char msg[128];
+    /* K1: the file was linked whole (file_create.c): the copy's magic
+     * comes with the words written before it. The acquire is moot on a
+     * copy; kept as the mapping's loads are. */
+    uint64_t magic = atomic_load_explicit(&f->magic, memory_order_acquire);
+    if ((*why = cur_check(f, magic, size, nparts, msg, sizeof msg))) {
+        free(f);
+        return NULL;
+    }
+    off_t at = (off_t)(EVB_CUR_HDR_BYTES + (size_t)part * EVB_CUR_ENTRY_BYTES);
+    if (part < nparts && (size_t)at + EVB_CUR_ENTRY_BYTES <= len) {
+        struct evb_cur_entry x, y;
+        memcpy(&x, &f->e[part], sizeof x);
+        for (int tries = 0; tries < 1000; tries++) {
+            if (pread(fd, &y, sizeof y, at) != (ssize_t)sizeof y)
+                break;
+            if (!memcmp(&x, &y, sizeof x))
+                break;
+            x = y;
+        }
+        memcpy(&f->e[part], &x, sizeof x);
     }
     return f;
 }
@@ -466,15 +501,14 @@ uint64_t evb_scan_min_committed(struct evb_topic_map *tm, uint32_t part, const c
 static uint64_t cursor_commit(struct evb_topic_map *tm, uint32_t part, int fd, const char *path)
 {
     (void)path;
-    size_t len = 0;
     int why;
-    const struct evb_cur_hdr *f = cur_map_checked(fd, tm->nparts, &len, &why);
+    struct evb_cur_hdr *f = cur_read_checked(fd, tm->nparts, part, &why);
     if (!f)
         return UINT64_MAX;
     uint64_t pos = UINT64_MAX, off;
     if (!cur_load(f, part, &pos, &off))
         pos = UINT64_MAX;
-    munmap((void *)f, len);
+    free(f);
     return pos;
 }
 
@@ -556,10 +590,8 @@ static int named_one(int fd, const char *path, const char *name, void *arg)
     size_t len = strlen(name);
     if (len - 4 > EVB_NAME_MAX)
         return 0; /* no consumer can have that name */
-    size_t maplen = 0;
     int why = fd;
-    const struct evb_cur_hdr *f =
-        fd < 0 ? NULL : cur_map_checked(fd, nl->tm->nparts, &maplen, &why);
+    struct evb_cur_hdr *f = fd < 0 ? NULL : cur_read_checked(fd, nl->tm->nparts, nl->part, &why);
     if (!f) {
         /* Listed by name with why, never left out: a consumer whose lag
          * just disappears from evbus stat looks caught up. */
@@ -576,7 +608,7 @@ static int named_one(int fd, const char *path, const char *name, void *arg)
     }
     if (nl->n < nl->cap && nl->out)
         named_fill(nl, f, name, len - 4, &nl->out[nl->n]);
-    munmap((void *)f, maplen);
+    free(f);
     nl->n++;
     return 0;
 }

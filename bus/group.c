@@ -47,7 +47,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
@@ -632,19 +634,61 @@ int evb_group_commit(struct evb_group *g, uint32_t p, uint64_t epoch, uint64_t p
                        "and were expelled): commit refused", g->name, g->topic, p);
 }
 
-/* A group file's commit in PART (a queue's floor), UINT64_MAX: none. */
+/* The word at OFF of FD, read until two reads agree: a read is no atomic
+ * load, and a store between two reads changes the word. -errno, or
+ * -EAGAIN when it never settled. */
+static int word_at(int fd, off_t off, uint64_t *v)
+{
+    uint64_t a, b;
+    if (pread(fd, &a, sizeof a, off) != (ssize_t)sizeof a)
+        return -EIO;
+    for (int tries = 0; tries < 1000; tries++) {
+        if (pread(fd, &b, sizeof b, off) != (ssize_t)sizeof b)
+            return -EIO;
+        if (a == b) {
+            *v = a;
+            return 0;
+        }
+        a = b;
+    }
+    return -EAGAIN;
+}
+
+/*
+ * A group file's commit in PART (a queue's floor), UINT64_MAX: none. Read
+ * with pread, never mapped: the file is the group's, whose members may
+ * cut it or punch a hole in it and fill the file system, and a fault on
+ * either would kill the scanning flusher with SIGBUS. Only the header and
+ * the one position word are read; the position is one word (a commit is
+ * one CAS of the pair whose first word it is, J4), so no pair to match.
+ */
 static uint64_t group_commit(struct evb_topic_map *tm, uint32_t part, int fd, const char *path)
 {
-    struct evb_grp_file *f;
-    size_t bytes;
-    if (evb_group_map(fd, path, tm->nparts, PROT_READ, &f, &bytes))
+    (void)path;
+    struct stat st;
+    size_t least = evb_grp_file_bytes(tm->nparts, EVB_GRP_KIND_PARTITION, 0);
+    if (fstat(fd, &st) < 0 || (size_t)st.st_size < least)
         return UINT64_MAX; /* a file this build cannot read holds no commit to honour */
-    struct evb_group g = {.f = f, .nparts = tm->nparts};
-    uint64_t pos, off;
-    bool have = f->h.kind == EVB_GRP_KIND_QUEUE ? evb_queue_floor(&g, part, &pos, &off)
-                                               : evb_group_cursor(&g, part, &pos, &off);
-    munmap((void *)f, bytes);
-    return have ? pos : UINT64_MAX;
+    struct evb_grp_file *f = malloc(least);
+    if (!f)
+        return UINT64_MAX;
+    uint64_t pos = UINT64_MAX, v;
+    char msg[160];
+    /* J1: the magic's acquire is moot on a copy of a file linked whole
+     * (file_create.c); kept as for the mapping. */
+    if (pread(fd, f, least, 0) == (ssize_t)least &&
+        !evb_group_check(f, atomic_load_explicit(&f->h.magic, memory_order_acquire),
+                         (size_t)st.st_size, tm->nparts, msg, sizeof msg)) {
+        size_t at = f->h.kind == EVB_GRP_KIND_QUEUE
+                        ? least + (size_t)part * evb_grp_queue_bytes(f->h.window) +
+                              offsetof(struct evb_queue_head, floor_pos)
+                        : EVB_GRP_PARTS_AT + (size_t)part * EVB_GRP_PART_BYTES +
+                              offsetof(struct evb_grp_part, pos);
+        if (word_at(fd, (off_t)at, &v) == 0 && v != EVB_GRP_POS_NONE)
+            pos = v;
+    }
+    free(f);
+    return pos;
 }
 
 uint64_t evb_groups_min_committed(struct evb_topic_map *tm, uint32_t part)

@@ -337,11 +337,13 @@ Test(cursor_file, a_commit_after_one_killed_mid_way_is_whole)
 
 /* In a mount namespace of its own: a durable topic's data directory on a
  * small tmpfs, a named consumer's cursor file given a hole (as a sparse
- * copy or a restore from backup leaves one), the tmpfs then filled. The
- * consumer writes its cursor through a shared mapping: a fault on the
- * hole must allocate a page the full tmpfs does not have, which is
- * SIGBUS. Opening it says -ENOSPC instead, and works again once there
- * is room. */
+ * copy or a restore from backup leaves one, or its owner makes one), the
+ * tmpfs then filled. Any fault on the hole must allocate a page the full
+ * tmpfs does not have, which is SIGBUS. A listing of the consumers and
+ * the retention's scan (of the cursor file and of a group's) read the
+ * files instead; the consumer, which
+ * writes its cursor through a shared mapping, is -ENOSPC at open, and
+ * opens again once there is room. */
 static int sparse_cursor_child(void *arg)
 {
     (void)arg;
@@ -366,7 +368,8 @@ static int sparse_cursor_child(void *arg)
     /* 256 partitions: a cursor file of three pages, the hole in the
      * middle one, the header intact. */
     evb_topic_config tc = {.partitions = EVB_MAX_PARTITIONS, .ring_bytes = 64 << 10,
-                           .durability = EVB_DURABILITY_ASYNC};
+                           .durability = EVB_DURABILITY_ASYNC, .retain_bytes = 1 << 20,
+                           .flags = EVB_TOPIC_RETAIN_UNTIL_CONSUMED};
     evb_consumer_options co = {.kind = EVB_CONSUMER, .name = "sparse"};
     evb_consumer *c;
     if (evb_topic_create(b, "t", &tc) || evb_consumer_open(&c, b, "t", &co)) {
@@ -377,18 +380,28 @@ static int sparse_cursor_child(void *arg)
     int crc = evb_consumer_commit(c);
     evb_consumer_close(c);
     snprintf(cur, sizeof cur, "%s/t/consumers/sparse.cur", data);
-    if (crc || access(cur, F_OK)) {
+    /* And a partition group's file, which the retention scans too. */
+    evb_consumer_options go = {.kind = EVB_GROUP_MEMBER, .name = "g"};
+    char grp[700];
+    snprintf(grp, sizeof grp, "%s/t/consumers/g.grp", data);
+    if (crc || access(cur, F_OK) || evb_consumer_open(&c, b, "t", &go)) {
         fprintf(stderr, "commit %d: %s\n", crc, evb_last_error());
         rc = 19;
         goto close;
     }
-    int fd = open(cur, O_RDWR);
-    if (fd < 0 || fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 4096, 4096)) {
+    evb_consumer_close(c);
+    struct stat gs;
+    int fd = open(cur, O_RDWR), gfd = open(grp, O_RDWR);
+    if (fd < 0 || fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 4096, 4096) ||
+        gfd < 0 || fstat(gfd, &gs) ||
+        fallocate(gfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                  ((gs.st_size & ~(off_t)4095) - 8192), 4096)) {
         fprintf(stderr, "%s: %s\n", cur, strerror(errno));
         rc = 13;
         goto close;
     }
     close(fd);
+    close(gfd);
     static char junk[4096];
     memset(junk, 0x5a, sizeof junk);
     fd = open(fill, O_WRONLY | O_CREAT | O_TRUNC, 0600);
@@ -399,6 +412,20 @@ static int sparse_cursor_child(void *arg)
         goto close;
     }
     close(fd);
+    /* Someone else's scan of the file (a list, the retention's) reads
+     * the entries in the hole: a copy read with pread, never a fault. */
+    evb_named_consumer_stat ns[4];
+    int n = evb_named_consumer_list(b, "t", 200, ns, 4);
+    if (n != 1) {
+        fprintf(stderr, "list: %d %s\n", n, evb_last_error());
+        rc = 20;
+        goto close;
+    }
+    if ((n = evb_topic_retain(b, "t")) < 0) {
+        fprintf(stderr, "retain: %d %s\n", n, evb_last_error());
+        rc = 21;
+        goto close;
+    }
     int orc = evb_consumer_open(&c, b, "t", &co);
     if (orc == 0) {
         /* Without the reservation: the commits touch every partition's
