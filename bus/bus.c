@@ -252,6 +252,7 @@ static void unmake(evb_bus *bus)
 EVB_EXPORT int evb_bus_open(evb_bus **out, const char *name_or_path,
                             const evb_bus_options *opts)
 {
+    EVB_NO_CANCEL;
     if (!out)
         return -EINVAL;
     *out = NULL;
@@ -326,6 +327,7 @@ EVB_EXPORT int evb_bus_open(evb_bus **out, const char *name_or_path,
 
 EVB_EXPORT void evb_bus_close(evb_bus *bus)
 {
+    EVB_NO_CANCEL;
     if (!bus)
         return;
     if (bus->meta)

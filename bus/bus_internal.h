@@ -15,6 +15,7 @@
 #include "durable.h"
 #include "err.h"
 #include "evbus.h"
+#include "nocancel.h"
 #include "ring.h"
 
 #define EVB_EXPORT __attribute__((visibility("default")))

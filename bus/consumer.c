@@ -90,6 +90,7 @@ static int dedup_open(evb_consumer *c)
 EVB_EXPORT int evb_consumer_open(evb_consumer **out, evb_bus *bus, const char *topic,
                                  const evb_consumer_options *opts)
 {
+    EVB_NO_CANCEL;
     if (!out || !bus)
         return evb_err_set(-EINVAL, "evb_consumer_open: %s is NULL", !out ? "out" : "bus");
     *out = NULL;
@@ -235,6 +236,7 @@ fail:
 
 EVB_EXPORT void evb_consumer_close(evb_consumer *c)
 {
+    EVB_NO_CANCEL;
     if (!c)
         return;
     for (uint32_t i = 0; c->rd && i < c->n; i++) {
@@ -363,6 +365,7 @@ static void release_all(evb_consumer *c)
  * needs timing, or the deadline passes. */
 void evb_consumer_block(evb_consumer *c, uint64_t deadline)
 {
+    EVB_NO_CANCEL;
     uint64_t now = evb_mono_ns();
     if (now >= deadline)
         return;
@@ -517,6 +520,7 @@ EVB_EXPORT int evb_consumer_poll(evb_consumer *c, int (*fn)(const evb_event *ev,
 
 EVB_EXPORT int evb_consumer_commit(evb_consumer *c)
 {
+    EVB_NO_CANCEL;
     if (c && c->opts.kind == EVB_GROUP_MEMBER && !c->grp.f)
         /* Its group file went, see balance(). */
         return c->failed ? c->failed
@@ -574,6 +578,7 @@ EVB_EXPORT int evb_consumer_lag(evb_consumer *c, uint64_t *bytes)
 EVB_EXPORT int evb_consumer_seek(evb_consumer *c, int32_t partition, uint32_t whence,
                                  uint64_t value)
 {
+    EVB_NO_CANCEL;
     uint32_t w = whence & ~EVB_SEEK_STRICT;
     if (!c)
         return evb_err_set(-EINVAL, "evb_consumer_seek: consumer is NULL");
@@ -614,6 +619,7 @@ EVB_EXPORT int evb_consumer_assignment(evb_consumer *c, uint32_t *parts, uint32_
 EVB_EXPORT int evb_consumer_dedup_stat(evb_consumer *c, int32_t partition, uint64_t *dropped,
                                        uint64_t *evicted)
 {
+    EVB_NO_CANCEL;
     if (!c || !c->dedup)
         return evb_err_set(-EINVAL, "evb_consumer_dedup_stat: %s",
                            !c ? "consumer is NULL" : "not opened with EVB_CONSUMER_DEDUP");

@@ -18,6 +18,7 @@
 
 int evb_consumer_disk_start(evb_consumer *c, uint32_t i, uint64_t pos, uint64_t off, bool learn)
 {
+    EVB_NO_CANCEL;
     struct evb_consumer_disk *d = &c->disk[i];
     if (!d->open) {
         char pdir[PATH_MAX + 16];
@@ -126,6 +127,7 @@ static int owed_read(evb_consumer *c, uint32_t i, struct evb_frame_view *v)
 
 int evb_consumer_disk_read(evb_consumer *c, uint32_t i, struct evb_frame_view *v)
 {
+    EVB_NO_CANCEL;
     if (c->disk[i].state == EVB_CDISK_OWED)
         return owed_read(c, i, v);
     int rc = disk_read(c, i, v);
@@ -157,6 +159,7 @@ static void owed_to_ring(evb_consumer *c, uint32_t i)
 EVB_EXPORT int evb_consumer_skipped(evb_consumer *c, int32_t partition, uint64_t *events,
                                     uint64_t *bytes)
 {
+    EVB_NO_CANCEL;
     if (!c || !events || !bytes)
         return evb_err_set(-EINVAL, "evb_consumer_skipped: %s is NULL",
                            !c ? "consumer" : !events ? "events" : "bytes");
@@ -204,6 +207,7 @@ static int seek_to(evb_consumer *c, uint32_t i, uint64_t pos, uint64_t off, bool
 
 int evb_consumer_seek_one(evb_consumer *c, uint32_t i, uint32_t whence, uint64_t value)
 {
+    EVB_NO_CANCEL;
     struct evb_ring_reader *rd = &c->rd[i];
     struct evb_ring *r = rd->r;
     bool strict = whence & EVB_SEEK_STRICT;

@@ -226,6 +226,7 @@ static void hold_update(evb_consumer *c)
 
 int evb_cgroup_tick(evb_consumer *c, bool force)
 {
+    EVB_NO_CANCEL;
     if (c->in_callback)
         return 0;
     uint64_t now = now_ms();

@@ -48,6 +48,7 @@ static void hold_floors(evb_consumer *c)
 /* Heartbeat, expel the dead and the silent, note who is present. */
 static int tick(evb_consumer *c)
 {
+    EVB_NO_CANCEL;
     uint64_t now = now_ms();
     struct evb_group *g = &c->grp;
     if (evb_group_replaced(g)) {

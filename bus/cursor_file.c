@@ -616,6 +616,7 @@ static int named_one(int fd, const char *path, const char *name, void *arg)
 EVB_EXPORT int evb_named_consumer_list(evb_bus *bus, const char *topic, uint32_t partition,
                                        evb_named_consumer_stat *out, uint32_t cap)
 {
+    EVB_NO_CANCEL;
     struct evb_topic_map *tm;
     if (!bus)
         return -EINVAL;

@@ -160,6 +160,7 @@ int evb_dlq_append(struct evb_dlq_writer **w, evb_bus *bus, const struct evb_top
 
 EVB_EXPORT int evb_consumer_reject(evb_consumer *c, const evb_event *ev, const char *reason)
 {
+    EVB_NO_CANCEL;
     if (!c || !ev)
         return evb_err_set(-EINVAL, "evb_consumer_reject: %s is NULL", !c ? "consumer" : "event");
     if (c->failed)
@@ -189,6 +190,7 @@ EVB_EXPORT int evb_consumer_reject(evb_consumer *c, const evb_event *ev, const c
 
 EVB_EXPORT int evb_consumer_rejects(evb_consumer *c, uint64_t *count)
 {
+    EVB_NO_CANCEL;
     if (!c || !count)
         return evb_err_set(-EINVAL, "evb_consumer_rejects: %s is NULL", !c ? "consumer" : "count");
     *count = c->rejects;

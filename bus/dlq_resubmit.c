@@ -687,6 +687,7 @@ static int run_all(struct resub *rs, int (*fn)(const evb_resubmit_report *r, voi
 EVB_EXPORT int evb_dlq_resubmit(evb_bus *bus, const char *topic, uint64_t offset, uint32_t flags,
                                 int (*fn)(const evb_resubmit_report *r, void *arg), void *arg)
 {
+    EVB_NO_CANCEL;
     if (!bus || !topic || (flags & ~(EVB_RESUBMIT_ALL | EVB_RESUBMIT_SETTLE)))
         return evb_err_set(-EINVAL, "evb_dlq_resubmit: %s",
                            !bus ? "bus is NULL" : !topic ? "topic is NULL" : "unknown flags");
@@ -759,6 +760,7 @@ static int state_peek(evb_bus *bus, const char *topic, struct state_view *sv)
 
 EVB_EXPORT int evb_dlq_resubmitted(evb_bus *bus, const char *topic, uint64_t dlq_offset)
 {
+    EVB_NO_CANCEL;
     if (!bus || !topic)
         return evb_err_set(-EINVAL, "evb_dlq_resubmitted: %s is NULL", !bus ? "bus" : "topic");
     evb_err_clear();
@@ -773,6 +775,7 @@ EVB_EXPORT int evb_dlq_resubmitted(evb_bus *bus, const char *topic, uint64_t dlq
 
 EVB_EXPORT int evb_dlq_resubmitted_count(evb_bus *bus, const char *topic, uint64_t *count)
 {
+    EVB_NO_CANCEL;
     if (!bus || !topic || !count)
         return evb_err_set(-EINVAL, "evb_dlq_resubmitted_count: %s is NULL",
                            !bus ? "bus" : !topic ? "topic" : "count");

@@ -47,6 +47,8 @@ static struct evb_durable_topic describe(struct evb_topic_map *tm)
 int evb_flusher_get(evb_bus *bus, struct evb_topic_map *tm, struct evb_flusher **out)
 {
     pthread_mutex_lock(&bus->lock);
+    /* Tests cancel the thread here: the map and start below open files. */
+    EVB_CRASH_POINT("flusher.get");
     for (struct evb_flusher *f = bus->flushers; f; f = f->next) {
         if (!strcmp(f->tm->ddir, tm->ddir)) {
             f->refs++;
@@ -135,6 +137,7 @@ int evb_retain_now(struct evb_topic_map *tm, int wait_ms)
 
 EVB_EXPORT int evb_topic_retain(evb_bus *bus, const char *topic)
 {
+    EVB_NO_CANCEL;
     if (!bus)
         return -EINVAL;
     evb_err_clear();
@@ -178,6 +181,7 @@ static void flushd_put(void *ctx, void *fl)
 
 EVB_EXPORT int evb_bus_flushd(evb_bus *bus, const volatile int *stop)
 {
+    EVB_NO_CANCEL;
     if (!bus || !stop)
         return -EINVAL;
     static const struct evb_flushd_ops ops = {flushd_list, flushd_get, flushd_put};
@@ -189,6 +193,7 @@ EVB_EXPORT int evb_bus_flushd(evb_bus *bus, const volatile int *stop)
 EVB_EXPORT int evb_dump_segment(const char *path, int (*fn)(const evb_dump_frame *, void *),
                                 void *arg)
 {
+    EVB_NO_CANCEL;
     char dir[PATH_MAX];
     uint64_t base = 0;
     evb_topic_config cfg;
@@ -214,6 +219,7 @@ EVB_EXPORT int evb_dump_segment(const char *path, int (*fn)(const evb_dump_frame
 EVB_EXPORT int evb_segment_list(evb_bus *bus, const char *topic, uint32_t partition,
                                 char ***paths, size_t *n)
 {
+    EVB_NO_CANCEL;
     if (!bus || !paths || !n)
         return -EINVAL;
     *paths = NULL;

@@ -26,6 +26,7 @@ static int cmp_str(const void *a, const void *b)
 EVB_EXPORT int evb_group_list(evb_bus *bus, const char *topic,
                               int (*fn)(const char *group, void *arg), void *arg)
 {
+    EVB_NO_CANCEL;
     if (!bus || !topic)
         return evb_err_set(-EINVAL, "evb_group_list: %s is NULL", !bus ? "bus" : "topic");
     evb_err_clear();
@@ -80,6 +81,7 @@ EVB_EXPORT int evb_group_stat(evb_bus *bus, const char *topic, const char *group
                               evb_group_summary *out, evb_group_member_stat *members,
                               uint32_t mcap, evb_group_partition_stat *parts, uint32_t pcap)
 {
+    EVB_NO_CANCEL;
     if (!bus || !topic || !out || (mcap && !members) || (pcap && !parts))
         return evb_err_set(-EINVAL, "evb_group_stat: bus, topic, out, or an array with a "
                            "capacity is NULL");

@@ -301,6 +301,7 @@ static void touch(const struct evb_ring *r)
 EVB_EXPORT int evb_partition_memory(evb_bus *bus, const char *topic, uint32_t partition,
                          struct evb_partition_memory *out)
 {
+    EVB_NO_CANCEL;
     hwloc_topology_t t = NULL;
     struct evb_topic_map *tm;
     int rc = evb_place_topology(&t);
@@ -357,6 +358,7 @@ static int partition_node(evb_bus *bus, const char *topic, uint32_t partition, i
 
 EVB_EXPORT int evb_pin_near(evb_bus *bus, const char *topic, uint32_t partition)
 {
+    EVB_NO_CANCEL;
     hwloc_topology_t t = NULL;
     int node, rc = evb_place_topology(&t);
     if (rc || (rc = partition_node(bus, topic, partition, &node)))
@@ -377,6 +379,7 @@ EVB_EXPORT int evb_pin_near(evb_bus *bus, const char *topic, uint32_t partition)
 EVB_EXPORT int evb_cpus_near(evb_bus *bus, const char *topic, uint32_t partition, int *cpus,
                   uint32_t cap)
 {
+    EVB_NO_CANCEL;
     hwloc_topology_t t = NULL;
     int node, rc = evb_place_topology(&t);
     if (rc || (rc = partition_node(bus, topic, partition, &node)))

@@ -107,6 +107,7 @@ static void open_unlink(evb_producer *p)
 EVB_EXPORT int evb_producer_open(evb_producer **out, evb_bus *bus, const char *topic,
                                  const evb_producer_options *opts)
 {
+    EVB_NO_CANCEL;
     if (!out || !bus)
         return -EINVAL;
     *out = NULL;
@@ -209,6 +210,7 @@ EVB_EXPORT int evb_producer_open(evb_producer **out, evb_bus *bus, const char *t
 
 EVB_EXPORT void evb_producer_close(evb_producer *p)
 {
+    EVB_NO_CANCEL;
     if (!p)
         return;
     /* A forked child's copy of its parent's handle frees only memory: the
@@ -324,6 +326,20 @@ static __attribute__((cold, noinline)) int no_claim(const evb_producer *p)
     return -EINVAL;
 }
 
+/* A partition's first claim takes a ring slot: liveness checks read /proc
+ * (cancellation points) with the slot, or the exclusive word, ours and not
+ * yet in the handle, which a reaper would not free from a live process. */
+static __attribute__((cold, noinline)) int attach(evb_producer *p,
+                                                  struct evb_ring_producer *rp, uint32_t part)
+{
+    EVB_NO_CANCEL;
+    int rc = evb_ring_producer_attach(rp, &p->tm->rings[part], p->producer_id);
+    if (!rc && (p->opts.flags & EVB_PRODUCER_EXCLUSIVE) &&
+        (rc = evb_ring_producer_exclusive(rp)))
+        evb_ring_producer_detach(rp);
+    return rc;
+}
+
 static struct evb_ring_producer *ring_producer(evb_producer *p, uint32_t part, int *rc)
 {
     struct evb_ring_producer *rp = &p->rp[part];
@@ -334,10 +350,7 @@ static struct evb_ring_producer *ring_producer(evb_producer *p, uint32_t part, i
     }
     if (rp->slot)
         return rp;
-    *rc = evb_ring_producer_attach(rp, &p->tm->rings[part], p->producer_id);
-    if (!*rc && (p->opts.flags & EVB_PRODUCER_EXCLUSIVE) &&
-        (*rc = evb_ring_producer_exclusive(rp)))
-        evb_ring_producer_detach(rp);
+    *rc = attach(p, rp, part);
     return rp;
 }
 
@@ -369,6 +382,7 @@ static int flush_failed(const evb_producer *p, const struct evb_ring *r)
 static int claim_wait(evb_producer *p, struct evb_ring_producer *rp, uint32_t len,
                       uint32_t events, struct evb_ring_claim *c)
 {
+    EVB_NO_CANCEL;
     int rc = evb_ring_claim(rp, len, events, c);
     if (rc != -EAGAIN)
         return rc;
@@ -800,6 +814,7 @@ static int sync_timed_out(const evb_producer *p, uint32_t part)
  * ran, as this call's detail. */
 static int sync_failed(const evb_producer *p, uint32_t part, int rc)
 {
+    EVB_NO_CANCEL;
     char pdir[PATH_MAX + 16], text[512], own[512];
     if (rc == -ETIMEDOUT)
         return sync_timed_out(p, part);
@@ -859,6 +874,7 @@ static uint64_t sync_deadline(const evb_producer *p)
  */
 static int durable_wait(evb_producer *p, uint32_t part, uint64_t target, uint64_t deadline)
 {
+    EVB_NO_CANCEL;
     /* One byte, so that a failure's detail is this wait's (sync_failed). */
     evb_err_clear();
     bool while_running = deadline == SYNC_WHILE_RUNNING;
@@ -876,6 +892,7 @@ static int durable_wait(evb_producer *p, uint32_t part, uint64_t target, uint64_
 /* Every partition P published to, durable by DEADLINE (durable_wait's). */
 static int sync_all(evb_producer *p, uint64_t deadline)
 {
+    EVB_NO_CANCEL;
     for (uint32_t i = 0; i < p->tm->nparts; i++) {
         if (!p->end[i])
             continue;
@@ -1000,6 +1017,22 @@ static bool seq_bad(const evb_producer *p, const evb_msg *m)
     return (m->flags & EVB_MSG_SEQ) && (!p->ps.map || m->seq >= EVB_SEQ_LIMIT);
 }
 
+/* An EVB_MSG_SYNC publish of M in PART: as a whole, not a cancellation
+ * point (evbus.h): its waiter count, our lead of a flush round or the
+ * round itself are never left half done by a cancel. */
+static int publish_sync(evb_producer *p, uint32_t part, const evb_msg *m, evb_receipt *r)
+{
+    EVB_NO_CANCEL;
+    /* A sync publish counts itself a waiter before its commit, so the
+     * flusher that sees the commit leaves the fdatasync to it (S3). */
+    evb_sync_enter(&p->tm->rings[part], &p->sync[part]);
+    int rc = publish_run(p, part, m, 1, r);
+    if (!rc)
+        rc = durable_wait(p, part, p->end[part], sync_deadline(p));
+    evb_sync_leave(&p->tm->rings[part], &p->sync[part]);
+    return rc;
+}
+
 /*
  * Any event through publish_run, R (may be NULL) getting its receipt:
  * evb_publish's path for what publish_one does not take, and every
@@ -1018,17 +1051,9 @@ static __attribute__((noinline)) int publish_full(evb_producer *p, const evb_msg
     int part = pick_partition(p, m->partition, m->key, m->key_len);
     if (part < 0)
         return part;
-    /* A sync publish counts itself a waiter before its commit, so the
-     * flusher that sees the commit leaves the fdatasync to it (S3). */
-    bool sync = (m->flags & EVB_MSG_SYNC) && p->durable;
-    if (sync)
-        evb_sync_enter(&p->tm->rings[part], &p->sync[part]);
-    rc = publish_run(p, (uint32_t)part, m, 1, r);
-    if (!rc && sync)
-        rc = durable_wait(p, (uint32_t)part, p->end[part], sync_deadline(p));
-    if (sync)
-        evb_sync_leave(&p->tm->rings[part], &p->sync[part]);
-    return rc;
+    if ((m->flags & EVB_MSG_SYNC) && p->durable)
+        return publish_sync(p, (uint32_t)part, m, r);
+    return publish_run(p, (uint32_t)part, m, 1, r);
 }
 
 EVB_EXPORT int evb_publish(evb_producer *p, const evb_msg *m)

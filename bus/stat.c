@@ -33,6 +33,7 @@ static int open_part(evb_bus *bus, const char *topic, uint32_t partition,
 EVB_EXPORT int evb_partition_stat(evb_bus *bus, const char *topic, uint32_t partition,
                                   struct evb_partition_stat *out)
 {
+    EVB_NO_CANCEL;
     struct evb_topic_map *tm;
     int rc = open_part(bus, topic, partition, &tm);
     if (rc)
@@ -193,6 +194,7 @@ static bool next_event_ts(const struct evb_ring *r, uint64_t pos, uint64_t tpos,
 EVB_EXPORT int evb_reader_list(evb_bus *bus, const char *topic, uint32_t partition,
                                evb_reader_stat *out, uint32_t cap)
 {
+    EVB_NO_CANCEL;
     struct evb_topic_map *tm;
     int rc = open_part(bus, topic, partition, &tm);
     if (rc)
@@ -275,6 +277,7 @@ static void proc_comm(uint32_t pid, char out[16])
 EVB_EXPORT int evb_producer_list(evb_bus *bus, const char *topic, uint32_t partition,
                                  evb_producer_stat *out, uint32_t cap)
 {
+    EVB_NO_CANCEL;
     struct evb_topic_map *tm;
     int rc = open_part(bus, topic, partition, &tm);
     if (rc)

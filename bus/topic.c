@@ -237,6 +237,7 @@ static int numa_node_check(int node)
 
 EVB_EXPORT int evb_topic_create(evb_bus *bus, const char *topic, const evb_topic_config *cfgp)
 {
+    EVB_NO_CANCEL;
     char dir[PATH_MAX], ddir[PATH_MAX];
     evb_err_clear();
     int rc = evb_topic_dir(bus, topic, dir, sizeof dir);
@@ -284,11 +285,13 @@ static int remove_dir(const char *parent, const char *dir, const char *topic)
 
 EVB_EXPORT int evb_topic_delete(evb_bus *bus, const char *topic)
 {
+    EVB_NO_CANCEL;
     return evb_topic_remove(bus, topic, 0);
 }
 
 EVB_EXPORT int evb_topic_remove(evb_bus *bus, const char *topic, uint32_t flags)
 {
+    EVB_NO_CANCEL;
     char dir[PATH_MAX], ddir[PATH_MAX], why[512];
     evb_err_clear();
     int rc = evb_topic_dir(bus, topic, dir, sizeof dir);

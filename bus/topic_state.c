@@ -83,6 +83,7 @@ static int recorded_damage(evb_bus *bus, const char *topic, const evb_topic_conf
 
 EVB_EXPORT int evb_topic_damage(evb_bus *bus, const char *topic, char *reason, size_t cap)
 {
+    EVB_NO_CANCEL;
     char dir[PATH_MAX], path[PATH_MAX + 32];
     evb_err_clear();
     if (reason && cap)
@@ -122,6 +123,7 @@ EVB_EXPORT int evb_topic_damage(evb_bus *bus, const char *topic, char *reason, s
 
 EVB_EXPORT int evb_topic_info(evb_bus *bus, const char *topic, struct evb_topic_info *out)
 {
+    EVB_NO_CANCEL;
     char dir[PATH_MAX];
     evb_err_clear();
     int rc = evb_topic_dir(bus, topic, dir, sizeof dir);
@@ -154,6 +156,7 @@ EVB_EXPORT int evb_topic_info(evb_bus *bus, const char *topic, struct evb_topic_
 EVB_EXPORT int evb_partition_damage(evb_bus *bus, const char *topic, uint32_t partition,
                                     uint32_t flags, evb_damage *out)
 {
+    EVB_NO_CANCEL;
     evb_err_clear();
     if (!bus || !out || (flags & ~EVB_DAMAGE_VERIFY))
         return -EINVAL;
@@ -258,6 +261,7 @@ static int collect_topics(const char *parent, char ***namesp, size_t *np, size_t
 
 EVB_EXPORT int evb_topic_list(evb_bus *bus, int (*fn)(const char *topic, void *arg), void *arg)
 {
+    EVB_NO_CANCEL;
     char **names = NULL;
     size_t n = 0, cap = 0;
     int rc = collect_topics(bus->path, &names, &n, &cap);

@@ -32,6 +32,7 @@
  * A child forked while another thread held the seqlock gets it back even,
  * the clock started over (clk_fork_child).
  */
+#include "nocancel.h"
 #include "ring.h"
 
 #include <fcntl.h>
@@ -196,6 +197,12 @@ static uint64_t slow_path(void)
     uint64_t seq = atomic_load_explicit(&clk.lock_seq, memory_order_relaxed);
     if (!try_lock(seq))
         return realtime_ns(); /* another thread re-anchors: ask the kernel once */
+    /* The seqlock is ours (odd) until we release it, and the first anchor
+     * reads the clock source (open, read: cancellation points), often
+     * inside a producer's claim, after its CAS: a thread cancelled there
+     * would leave the clock on system calls for the process's life, and
+     * the claim open in the ring but not in its handle (nocancel.h). */
+    EVB_NO_CANCEL;
     /* Relaxed: under the lock. */
     mode = atomic_load_explicit(&clk.state, memory_order_relaxed);
     if (mode == CLK_UNKNOWN) {
