@@ -166,6 +166,7 @@ static void deliver(evb_consumer *c, uint32_t i, evb_event *ev, const struct evb
  * topic, and done. */
 static int dead_letter(evb_consumer *c, uint32_t i, evb_event *ev)
 {
+    EVB_NO_CANCEL;
     int rc = evb_dlq_append(&c->dlq, c->bus, c->tm, ev, "max_deliveries reached",
                             ev->deliveries - 1, c->name);
     if (rc) {

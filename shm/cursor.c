@@ -9,10 +9,12 @@
 #include <string.h>
 
 #include "err.h"
+#include "nocancel.h"
 
 int evb_ring_slot_take(struct evb_ring *r, uint32_t kind, const char *name,
                        uint64_t cursor, uint32_t *slot_idx)
 {
+    EVB_NO_CANCEL;
     uint64_t self = evb_proc_self();
     for (int pass = 0; pass < 2; pass++) {
         for (uint32_t i = 0; i < EVB_RING_READER_SLOTS; i++) {
@@ -68,6 +70,7 @@ void evb_ring_slot_release(struct evb_ring *r, uint32_t slot_idx)
 
 int evb_ring_reap_readers(struct evb_ring *r)
 {
+    EVB_NO_CANCEL;
     uint64_t self_pid = evb_proc_self() >> 32;
     int n = 0;
     for (uint32_t i = 0; i < EVB_RING_READER_SLOTS; i++) {

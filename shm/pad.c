@@ -21,6 +21,7 @@
 
 #include "err.h"
 #include "frame.h"
+#include "nocancel.h"
 
 struct hole {
     uint64_t pos;       /* where the pad goes */
@@ -316,6 +317,7 @@ static int owner_committing(struct evb_ring *r, const struct hole *h, uint64_t p
 
 int evb_ring_unblock(struct evb_ring *r, uint64_t pos, uint64_t waited_ns)
 {
+    EVB_NO_CANCEL;
     uint64_t tpos, toff;
     /* A2: acquire tail; a claim we see has its intent visible (C1). */
     evb_ring_load_tail(r, &tpos, &toff);
@@ -469,6 +471,7 @@ int evb_ring_hole_check(struct evb_ring *r, struct evb_hole_timer *h, uint64_t p
 
 void evb_ring_reap_producers(struct evb_ring *r)
 {
+    EVB_NO_CANCEL;
     uint64_t self_pid = evb_proc_self() >> 32;
     for (uint32_t i = 0; i < EVB_RING_PRODUCER_SLOTS; i++) {
         struct evb_producer_slot *s = &r->pslots[i];

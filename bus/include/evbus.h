@@ -86,6 +86,18 @@
  * there (evb_consumer_close) gives back nothing of the parent's (its reader
  * slots, group membership and consumer name stay the parent's).
  *
+ * Cancellation. No evbus call is a cancellation point: a thread cancelled
+ * (pthread_cancel, deferred) inside one finishes the call, and the cancel
+ * takes it at its next cancellation point after the call returns. That
+ * holds for the calls that wait too (a full ring, EVB_MSG_SYNC,
+ * evb_producer_sync, evb_producer_wait_durable, evb_consumer_next,
+ * evb_bus_flushd): bound them (block_ms, timeout_ms, the stop flag) where
+ * a thread must go soon after its cancel. Callbacks evbus makes run with
+ * cancellation held off, except evb_consumer_poll's, which run in the
+ * caller's state: a thread cancelled there, or between evb_claim and
+ * evb_commit, leaves its handle for another thread to close (the close
+ * aborts an open claim). Asynchronous cancellation is not supported.
+ *
  * Crashes. Any process may die at any instruction. A producer killed
  * between claim and commit leaves a hole that a reader or producer pads
  * within dead_ms; its event is counted as aborted, never served half
