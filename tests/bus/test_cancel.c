@@ -10,6 +10,7 @@
  */
 #include <criterion/criterion.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <string.h>
 #include <time.h>
@@ -363,4 +364,120 @@ Test(cancel, a_claim_left_open_by_a_cancelled_thread_is_aborted_at_close)
     cr_assert_eq(evb_partition_stat(bus, "s", 0, &st), 0, "%s", evb_last_error());
     cr_expect_eq(st.aborted, 1);
     topic_works("s", EVB_MSG_SYNC, 0);
+}
+
+/* ---- waits that look at other processes (/proc) ---- */
+
+static evb_bus *child_bus(void)
+{
+    evb_bus *b;
+    evb_bus_options bo = {.data_dir = t_data_dir(), .dead_ms = 100, .stall_ms = 300};
+    return evb_bus_open(&b, t_bus_dir(), &bo) ? NULL : b;
+}
+
+/* Child: a lossless reader of TOPIC that reads nothing, so the ring fills
+ * and producers wait for it; alive until killed. */
+static int gating_reader(void *arg)
+{
+    struct t_shared *sh = arg;
+    evb_bus *b = child_bus();
+    evb_consumer *c;
+    evb_consumer_options co = {.kind = EVB_SUBSCRIBER_LOSSLESS};
+    if (!b || evb_consumer_open(&c, b, "g", &co))
+        return 1;
+    atomic_store(&sh->ready, 1);
+    for (;;)
+        pause();
+}
+
+static int do_publish_full(struct call *c)
+{
+    uint8_t v[VLEN];
+    t_value_fill(v, VLEN, 8, 2);
+    evb_msg m = {.value = v, .value_len = VLEN, .partition = 0};
+    int rc = evb_publish(c->p, &m);
+    return rc == -ETIMEDOUT ? 0 : rc ? rc : -EEXIST; /* it must wait, and time out */
+}
+
+/*
+ * A producer that waits for room looks whether the readers holding the
+ * ring are alive (/proc: open and read, cancellation points) every
+ * dead_ms / 4. With a cancel pending, the wait must still run out
+ * (-ETIMEDOUT after block_ms), not die in its look at /proc.
+ */
+Test(cancel, a_producer_waiting_for_room_is_not_cut_short)
+{
+    topic("g", EVB_DURABILITY_NONE);
+    struct t_shared *sh = t_shared_new();
+    pid_t pid = t_spawn(gating_reader, sh);
+    cr_assert(t_wait_count(&sh->ready, 1, 5000), "the reader did not start");
+    evb_producer *p;
+    evb_producer_options po = {.block_ms = 300};
+    cr_assert_eq(evb_producer_open(&p, bus, "g", &po), 0, "%s", evb_last_error());
+    uint8_t v[VLEN] = {0};
+    int rc;
+    for (int i = 0; i < 100000; i++)
+        if ((rc = evb_publish(p, &(evb_msg){.value = v, .value_len = VLEN, .partition = 0})))
+            break;
+    cr_assert_eq(rc, -ETIMEDOUT, "the ring never filled: %d", rc);
+    struct call c = {.topic = "g", .p = p, .fn = do_publish_full};
+    run_cancelled(&c, "evb_publish on a full ring");
+    kill(pid, SIGKILL);
+    t_wait_exit(pid, 5000);
+    evb_producer_close(p);
+}
+
+/* Child: claim in TOPIC and stall there, alive, until killed: a hole. */
+static int stall_in_claim(void *arg)
+{
+    struct t_shared *sh = arg;
+    evb_bus *b = child_bus();
+    evb_producer *p;
+    struct evb_claim cl;
+    if (!b || evb_producer_open(&p, b, "h", NULL) || evb_claim(p, 0, NULL, 0, VLEN, &cl))
+        return 1;
+    atomic_store(&sh->ready, 1);
+    for (;;)
+        pause();
+}
+
+static int do_read_past_hole(struct call *c)
+{
+    evb_event ev;
+    int rc = evb_consumer_next(c->c, &ev, 5000);
+    uint32_t who;
+    uint64_t seq;
+    if (!rc && (!t_value_check(ev.value, ev.value_len, &who, &seq) || who != 9))
+        return -EBADMSG;
+    return rc;
+}
+
+/*
+ * A reader at a hole times it, and looks whether its owner is alive
+ * (/proc: open and read) before it pads a claim stalled past stall_ms.
+ * With a cancel pending, the read must pad the stalled claim and return
+ * the event after it, not die in its look at /proc.
+ */
+Test(cancel, a_reader_padding_a_stalled_claim_is_not_cut_short)
+{
+    topic("h", EVB_DURABILITY_NONE);
+    evb_consumer *co;
+    evb_consumer_options o = {.start = EVB_START_EARLIEST};
+    cr_assert_eq(evb_consumer_open(&co, bus, "h", &o), 0, "%s", evb_last_error());
+    struct t_shared *sh = t_shared_new();
+    pid_t pid = t_spawn(stall_in_claim, sh);
+    cr_assert(t_wait_count(&sh->ready, 1, 5000), "the child did not claim");
+    evb_producer *p = producer("h");
+    uint8_t v[VLEN];
+    t_value_fill(v, VLEN, 9, 0);
+    cr_assert_eq(evb_publish(p, &(evb_msg){.value = v, .value_len = VLEN, .partition = 0}), 0);
+    struct call c = {.topic = "h", .c = co, .fn = do_read_past_hole};
+    run_cancelled(&c, "evb_consumer_next at a stalled claim");
+    struct evb_partition_stat st;
+    cr_assert_eq(evb_partition_stat(bus, "h", 0, &st), 0, "%s", evb_last_error());
+    cr_expect_eq(st.padded_stalled, 1);
+    kill(pid, SIGKILL);
+    t_wait_exit(pid, 5000);
+    evb_consumer_close(co);
+    evb_producer_close(p);
 }
