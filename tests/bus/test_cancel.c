@@ -288,11 +288,15 @@ static void cancel_at_point(const char *name)
     pthread_cancel(pthread_self()); /* acted on at the next cancellation point */
 }
 
-static void *open_and_go(void *arg)
+/* The thread: make the call (through its pointer: a local of an inlined
+ * call left out of scope in this frame, which the cancel's unwinding
+ * leaves poisoned, trips ASan as the thread's stack is torn down), then
+ * act on a cancel made inside it. */
+static void *marked_call(void *arg)
 {
     struct call *c = arg;
     cancel_me = true;
-    c->rc = do_open(c);
+    c->rc = c->fn(c);
     atomic_store(&c->returned, 1);
     pthread_testcancel();
     return NULL;
@@ -312,10 +316,10 @@ Test(cancel, a_cancel_inside_producer_open_leaves_no_lock_held)
     cancel_at = "flusher.get";
     atomic_store(&cancel_armed, 1);
     atomic_store(&evb_crash_hook, cancel_at_point);
-    struct call c = {.topic = "d"};
+    struct call c = {.topic = "d", .fn = do_open};
     pthread_t t;
     void *rv = NULL;
-    cr_assert_eq(pthread_create(&t, NULL, open_and_go, &c), 0);
+    cr_assert_eq(pthread_create(&t, NULL, marked_call, &c), 0);
     cr_assert(join_within(t, 10000, &rv), "the cancelled opener hangs");
     atomic_store(&evb_crash_hook, NULL);
     cr_assert_eq(atomic_load(&cancel_armed), 0, "the opener never reached flusher.get");
@@ -328,12 +332,20 @@ Test(cancel, a_cancel_inside_producer_open_leaves_no_lock_held)
 
 /* ---- a claim open in the application's code ---- */
 
+static __attribute__((noinline)) int claim_only(struct call *c)
+{
+    struct evb_claim cl;
+    int rc = evb_claim(c->p, 0, NULL, 0, VLEN, &cl);
+    if (!rc)
+        t_value_fill(cl.value, VLEN, 8, 0);
+    return rc;
+}
+
+/* No locals in the frame the cancel unwinds (see marked_call). */
 static void *claim_then_sleep(void *arg)
 {
     struct call *c = arg;
-    struct evb_claim cl;
-    c->rc = evb_claim(c->p, 0, NULL, 0, VLEN, &cl);
-    t_value_fill(cl.value, VLEN, 8, 0);
+    c->rc = claim_only(c);
     atomic_store(&c->returned, 1);
     for (;;)
         usleep(1000); /* the application's cancellation point */
