@@ -252,6 +252,8 @@ int evb_cursor_file_open(struct evb_cursor_file *cf, const struct evb_topic_map 
     uint64_t self = evb_proc_self();
     uint64_t dev = (uint64_t)st.st_dev, ino = (uint64_t)st.st_ino;
     pthread_mutex_lock(&held_mu);
+    /* Tests cancel the thread here: the liveness look below reads /proc. */
+    EVB_CRASH_POINT("cursor.held");
     for (;;) {
         /* K4: acquire; after the previous holder's release at close. */
         uint64_t o = atomic_load_explicit(&f->owner, memory_order_acquire);

@@ -66,6 +66,14 @@ static bool join_within(pthread_t t, int ms, void **rv)
     return pthread_timedjoin_np(t, rv, &dl) == 0;
 }
 
+/* A child's own handle on the test's bus (a fork opens its own). */
+static evb_bus *child_bus(void)
+{
+    evb_bus *b;
+    evb_bus_options bo = {.data_dir = t_data_dir(), .dead_ms = 100, .stall_ms = 300};
+    return evb_bus_open(&b, t_bus_dir(), &bo) ? NULL : b;
+}
+
 /* ---- a call made with a cancel pending ---- */
 
 struct call {
@@ -330,6 +338,73 @@ Test(cancel, a_cancel_inside_producer_open_leaves_no_lock_held)
         evb_producer_close(c.p);
 }
 
+/* Child: holds the named consumer "x" of TOPIC open until killed. */
+static int hold_consumer(void *arg)
+{
+    struct t_shared *sh = arg;
+    evb_bus *b = child_bus();
+    evb_consumer *c;
+    evb_consumer_options co = {.kind = EVB_CONSUMER, .name = "x"};
+    if (!b || evb_consumer_open(&c, b, "k", &co))
+        return 1;
+    atomic_store(&sh->ready, 1);
+    for (;;)
+        pause();
+}
+
+static int do_open_x(struct call *c)
+{
+    evb_consumer_options co = {.kind = EVB_CONSUMER, .name = "x"};
+    int rc = evb_consumer_open(&c->c, bus, c->topic, &co);
+    return rc == -EBUSY ? 0 : rc ? rc : -EEXIST; /* held by the child */
+}
+
+static void *open_named(void *arg)
+{
+    evb_consumer *c;
+    evb_consumer_options co = {.kind = EVB_CONSUMER, .name = "y"};
+    *(int *)arg = evb_consumer_open(&c, bus, "k", &co);
+    if (!*(int *)arg)
+        evb_consumer_close(c);
+    return NULL;
+}
+
+/*
+ * A named consumer's open looks whether the process holding its cursor
+ * file is alive (/proc: open, read) under the process's list of cursor
+ * files held (a mutex). A thread cancelled there died with the mutex
+ * held, and every later named consumer open or close of the process hung.
+ * The open must complete (-EBUSY: the name is held), and another
+ * thread's open of another name go through.
+ */
+Test(cancel, a_cancel_inside_consumer_open_leaves_no_lock_held)
+{
+    topic("k", EVB_DURABILITY_NONE);
+    struct t_shared *sh = t_shared_new();
+    pid_t pid = t_spawn(hold_consumer, sh);
+    cr_assert(t_wait_count(&sh->ready, 1, 5000), "the child did not open its consumer");
+    cancel_at = "cursor.held";
+    atomic_store(&cancel_armed, 1);
+    atomic_store(&evb_crash_hook, cancel_at_point);
+    struct call c = {.topic = "k", .fn = do_open_x};
+    pthread_t t;
+    void *rv = NULL;
+    cr_assert_eq(pthread_create(&t, NULL, marked_call, &c), 0);
+    cr_assert(join_within(t, 10000, &rv), "the cancelled opener hangs");
+    atomic_store(&evb_crash_hook, NULL);
+    cr_assert_eq(atomic_load(&cancel_armed), 0, "the opener never reached cursor.held");
+    cr_expect_eq(rv, PTHREAD_CANCELED);
+    cr_expect(atomic_load(&c.returned), "evb_consumer_open was cut short by the cancel");
+    cr_expect_eq(c.rc, 0, "evb_consumer_open: %d", c.rc);
+    int rc = -1;
+    cr_assert_eq(pthread_create(&t, NULL, open_named, &rc), 0);
+    cr_expect(join_within(t, 5000, NULL), "another named consumer's open hangs (a lock left "
+              "held?)");
+    cr_expect_eq(rc, 0, "%s", evb_last_error());
+    kill(pid, SIGKILL);
+    t_wait_exit(pid, 5000);
+}
+
 /* ---- a claim open in the application's code ---- */
 
 static __attribute__((noinline)) int claim_only(struct call *c)
@@ -379,13 +454,6 @@ Test(cancel, a_claim_left_open_by_a_cancelled_thread_is_aborted_at_close)
 }
 
 /* ---- waits that look at other processes (/proc) ---- */
-
-static evb_bus *child_bus(void)
-{
-    evb_bus *b;
-    evb_bus_options bo = {.data_dir = t_data_dir(), .dead_ms = 100, .stall_ms = 300};
-    return evb_bus_open(&b, t_bus_dir(), &bo) ? NULL : b;
-}
 
 /* Child: a lossless reader of TOPIC that reads nothing, so the ring fills
  * and producers wait for it; alive until killed. */
