@@ -127,7 +127,6 @@ static int owed_read(evb_consumer *c, uint32_t i, struct evb_frame_view *v)
 
 int evb_consumer_disk_read(evb_consumer *c, uint32_t i, struct evb_frame_view *v)
 {
-    EVB_NO_CANCEL;
     if (c->disk[i].state == EVB_CDISK_OWED)
         return owed_read(c, i, v);
     int rc = disk_read(c, i, v);

@@ -13,6 +13,7 @@
 #include "crc32c.h"
 #include "err.h"
 #include "frame.h"
+#include "nocancel.h"
 #include "seg_internal.h"
 
 #define SEG_SCAN (64u << 10) /* bytes a resync scans per window asked for */
@@ -175,6 +176,7 @@ int evb_seg_step(struct evb_seg *s, const struct evb_seg_geom *g,
 int evb_seg_corrupt(const char *dir, const struct evb_seg_geom *g, const struct evb_seg_walk *w,
                     int kind, const struct evb_seg_frame *fr)
 {
+    EVB_NO_CANCEL;
     /* The file and the byte in it, so the damage can be found and dumped. */
     char path[PATH_MAX];
     uint64_t base = w->pos - w->pos % g->segment_bytes;
@@ -232,6 +234,7 @@ void evb_seg_reader_seek(struct evb_seg_reader *sr, uint64_t pos, uint64_t offse
  * past a missing one; END when there is none. */
 static uint64_t next_base(struct evb_seg_reader *sr, uint64_t pos, uint64_t end)
 {
+    EVB_NO_CANCEL;
     uint64_t *bases, next = end;
     size_t n;
     if (evb_seg_list_checked(sr->dir, &sr->g, &bases, &n))

@@ -16,6 +16,7 @@
 
 #include "durable.h"
 #include "err.h"
+#include "nocancel.h"
 #include "safe_open.h"
 #include "seg_internal.h"
 
@@ -451,6 +452,8 @@ const uint8_t *evb_seg_bytes(struct evb_seg *s, uint64_t at, size_t n)
         }
         s->buf_cap = cap;
     }
+    /* pread is a cancellation point; a reader's call is not (nocancel.h). */
+    EVB_NO_CANCEL;
     s->win_len = 0;
     size_t got = 0;
     while (got < want) {
@@ -503,6 +506,9 @@ int evb_seg_hold(struct evb_seg *s, const char *dir, const struct evb_seg_geom *
     uint64_t base = pos - pos % g->segment_bytes;
     if (s->fd >= 0 && s->base == base)
         return 0;
+    /* A reader's step to the next segment (open, close: cancellation
+     * points) is never cut short with the old one half let go (nocancel.h). */
+    EVB_NO_CANCEL;
     if (s->fd >= 0)
         close(s->fd);
     s->fd = -1;
