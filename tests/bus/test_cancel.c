@@ -561,3 +561,46 @@ Test(cancel, a_reader_padding_a_stalled_claim_is_not_cut_short)
     evb_consumer_close(co);
     evb_producer_close(p);
 }
+
+static int do_read_all(struct call *c)
+{
+    evb_event ev;
+    int rc;
+    uint64_t n = 0;
+    while ((rc = evb_consumer_next(c->c, &ev, 1000)) == 0) {
+        uint32_t who;
+        uint64_t seq;
+        if (!t_value_check(ev.value, ev.value_len, &who, &seq) || who != 7 || seq != n)
+            return -EBADMSG;
+        n++;
+    }
+    return rc != -ETIMEDOUT ? rc : n == 3000 ? 0 : -ENODATA;
+}
+
+/*
+ * A reader behind the ring reads the disk log: it maps each segment as it
+ * gets there (its open and close are cancellation points). With a cancel pending,
+ * the read of every event must run to its end.
+ */
+Test(cancel, a_reader_of_the_disk_log_is_not_cut_short)
+{
+    /* Segments of one ring each: the 3000 events span five of them. */
+    evb_topic_config tc = {.partitions = 1, .ring_bytes = 64 << 10,
+                           .segment_bytes = 64 << 10, .durability = EVB_DURABILITY_ASYNC};
+    cr_assert_eq(evb_topic_create(bus, "l", &tc), 0, "%s", evb_last_error());
+    evb_producer *p = producer("l");
+    for (uint64_t i = 0; i < 3000; i++) {
+        uint8_t v[VLEN];
+        t_value_fill(v, VLEN, 7, i);
+        cr_assert_eq(evb_publish(p, &(evb_msg){.value = v, .value_len = VLEN, .partition = 0}),
+                     0, "%s", evb_last_error());
+    }
+    cr_assert_eq(evb_producer_sync(p, 10000), 0, "%s", evb_last_error());
+    evb_consumer *co;
+    evb_consumer_options o = {.start = EVB_START_EARLIEST};
+    cr_assert_eq(evb_consumer_open(&co, bus, "l", &o), 0, "%s", evb_last_error());
+    struct call c = {.topic = "l", .c = co, .fn = do_read_all};
+    run_cancelled(&c, "evb_consumer_next through the disk log");
+    evb_consumer_close(co);
+    evb_producer_close(p);
+}
