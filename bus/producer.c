@@ -382,6 +382,9 @@ static int flush_failed(const evb_producer *p, const struct evb_ring *r)
 static int claim_wait(evb_producer *p, struct evb_ring_producer *rp, uint32_t len,
                       uint32_t events, struct evb_ring_claim *c)
 {
+    /* Not a cancellation point (evbus.h): the slow path's looks at /proc
+     * and its pads of others' holes run whole, and a claim it takes is in
+     * the handle before a cancel can act. */
     EVB_NO_CANCEL;
     int rc = evb_ring_claim(rp, len, events, c);
     if (rc != -EAGAIN)
@@ -874,6 +877,8 @@ static uint64_t sync_deadline(const evb_producer *p)
  */
 static int durable_wait(evb_producer *p, uint32_t part, uint64_t target, uint64_t deadline)
 {
+    /* A wait by design, and still no cancellation point (evbus.h): a cancel
+     * acts once the caller has its answer, never inside a round it leads. */
     EVB_NO_CANCEL;
     /* One byte, so that a failure's detail is this wait's (sync_failed). */
     evb_err_clear();
