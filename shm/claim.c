@@ -350,6 +350,7 @@ static int refresh_limit(struct evb_ring_producer *p, uint64_t pos)
     p->held_by = by;
     p->held_slot = slot;
     p->held_owner = who;
+    p->held_pos = min;
     return 0;
 }
 
@@ -373,7 +374,7 @@ static void slot_name(const struct evb_reader_slot *s, char *out, size_t n)
 int evb_ring_full_detail(const struct evb_ring_producer *p, int32_t waited_ms)
 {
     const struct evb_ring *r = p->r;
-    unsigned long long at = (unsigned long long)p->blocked_pos;
+    unsigned long long at = (unsigned long long)p->held_pos;
     int pid = (int)(p->held_owner >> 32);
     bool stopped = p->held_owner && evb_proc_stopped(p->held_owner) == 1;
     const char *how = stopped ? ", which is stopped (SIGSTOP, a debugger or a frozen cgroup)"
@@ -400,9 +401,9 @@ int evb_ring_full_detail(const struct evb_ring_producer *p, int32_t waited_ms)
         /* A1: acquire, as a reader's load of the stamp. The claim is
          * within a ring of the tail (pending_claim), so its frame is in
          * the mapping. */
-        uint64_t st = atomic_load_explicit(&evb_ring_frame(r, p->blocked_pos)->stamp,
+        uint64_t st = atomic_load_explicit(&evb_ring_frame(r, p->held_pos)->stamp,
                                            memory_order_acquire);
-        bool padded = st == (p->blocked_pos | EVB_STAMP_PAD);
+        bool padded = st == (p->held_pos | EVB_STAMP_PAD);
         return evb_err_set(-ETIMEDOUT, "partition %u: the ring stayed full for %d ms: "
                            "producer pid %d%s holds a claim at position %llu it has not "
                            "committed%s; its bytes are not reused while it may still write "

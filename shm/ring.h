@@ -192,6 +192,7 @@ struct evb_ring_producer {
     uint32_t held_by;
     uint32_t held_slot;
     uint64_t held_owner;
+    uint64_t held_pos;       /* the position it holds (the limit's base) */
 };
 
 /* evb_ring_producer.held_by */
