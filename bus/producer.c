@@ -354,6 +354,19 @@ static struct evb_ring_producer *ring_producer(evb_producer *p, uint32_t part, i
     return rp;
 }
 
+/* The flush error -ESTALE: no flusher takes this ring any more, as the
+ * data directory's log continues a ring made after it (flush_lock.c,
+ * evb_flush_owner_check). */
+static int rebuilt_under(const evb_producer *p, uint32_t part)
+{
+    return evb_err_set(-ESTALE, "topic %s partition %u: the bus was rebuilt under this "
+                       "process (its bus directory was removed and the topic made again "
+                       "from the data directory while this process ran): the log now "
+                       "continues the new ring, so nothing this process publishes is "
+                       "written any more (what was acknowledged before stays on disk); "
+                       "close the bus and open it again", p->tm->name, part);
+}
+
 /* A durable ring's flusher error (sticky until a flusher takes the
  * partition over and succeeds), as the API's error with a message that
  * says the events so far are kept. Checked where a producer would wait,
@@ -366,6 +379,8 @@ static int flush_failed(const evb_producer *p, const struct evb_ring *r)
     int e = evb_flush_error_load(r);
     if (e >= 0)
         return 0;
+    if (e == -ESTALE)
+        return rebuilt_under(p, r->partition);
     /* The flusher's own words (which file, why: flush.error) when it left
      * them, else the code's. */
     char pdir[PATH_MAX + 16], text[512];
@@ -821,6 +836,8 @@ static int sync_failed(const evb_producer *p, uint32_t part, int rc)
     char pdir[PATH_MAX + 16], text[512], own[512];
     if (rc == -ETIMEDOUT)
         return sync_timed_out(p, part);
+    if (rc == -ESTALE)
+        return rebuilt_under(p, part);
     /* What this call itself found (a leader's fdatasync, a durable word
      * that does not fit): the callers cleared the detail before it. */
     snprintf(own, sizeof own, "%s", evb_last_error());

@@ -125,14 +125,25 @@ static int make_dir(const char *path, uint32_t mode)
 
 /*
  * Build the tmpfs side of TOPIC in a temporary directory and rename it into
- * place. RS (durable topics rebuilt from disk): per partition, where the
- * log ends; NULL for a new topic.
+ * place. RS, for a durable topic: every partition's flush lock, held, and
+ * (rebuilt from disk) per partition where the log ends; NULL for a topic
+ * that is not durable.
+ *
+ * A durable topic's rings are renamed in only by a holder of every flush
+ * lock, who looked for the topic under them first and wrote each
+ * partition's owner record (bus/durable/owner_format.h) naming the ring
+ * it made: so the record names the rings in place, and a process that
+ * maps an older ring of the topic (one that outlived a rebuild) finds it
+ * is not the log's and never writes the log. The look under the locks
+ * also spares a rebuild lost to another's its rings.
  */
 static int make_tmpfs_topic(evb_bus *bus, const char *topic, const evb_topic_config *cfg,
                             const struct evb_restore *rs)
 {
     char dir[PATH_MAX], tmp[PATH_MAX], path[PATH_MAX + 32];
     snprintf(dir, sizeof dir, "%s/%s", bus->path, topic);
+    if (rs && access(dir, F_OK) == 0)
+        return evb_err_set(-EEXIST, "topic %s exists", topic);
     int rc = temp_dir(bus->path, topic, tmp, sizeof tmp, evb_dir_mode(cfg->file_mode));
     if (rc)
         return rc;
@@ -153,17 +164,21 @@ static int make_tmpfs_topic(evb_bus *bus, const char *topic, const evb_topic_con
             .mode = cfg->file_mode,
             .flags = cfg->durability != EVB_DURABILITY_NONE ? EVB_RING_F_DURABLE : 0,
         };
+        bool rebuilt = rs && rs->rec;
         if (rs)
             evb_restore_ring_init(rs, i, &init);
         /* Only a topic that asks for placement loads the topology. A
          * rebuild from disk places as well as it can and never fails for
          * it: the log matters more than where its ring sits. */
         if (cfg->numa_node || cfg->huge_pages) {
-            init.place = rs ? evb_place_ring_lenient : evb_place_ring;
+            init.place = rebuilt ? evb_place_ring_lenient : evb_place_ring;
             init.place_arg = (void *)cfg;
         }
+        init.created_ns = evb_real_ns();
         snprintf(path, sizeof path, "%s/%u.ring", tmp, i);
         rc = evb_ring_create(path, &init);
+        if (!rc && rs)
+            rc = evb_restore_own(rs, i, init.created_ns, init.base_pos);
         if (rc) {
             evb_err_prefix(rc, "topic %s: partition %u", topic, i);
             goto fail;
@@ -260,10 +275,21 @@ EVB_EXPORT int evb_topic_create(evb_bus *bus, const char *topic, const evb_topic
         return evb_err_set(-EEXIST, "topic %s exists on disk but is damaged: %s; deleting it "
                            "with --force (EVB_DELETE_FORCE) removes its data", topic, why);
     bool durable = cfg.durability != EVB_DURABILITY_NONE;
-    if (durable && (rc = make_data_topic(bus, topic, &cfg)))
+    if (!durable)
+        return make_tmpfs_topic(bus, topic, &cfg, NULL);
+    if ((rc = make_data_topic(bus, topic, &cfg)) ||
+        (rc = evb_data_topic_dir(bus, topic, ddir, sizeof ddir)))
         return rc;
-    rc = make_tmpfs_topic(bus, topic, &cfg, NULL);
-    if (rc && durable && rc != -EEXIST && !evb_data_topic_dir(bus, topic, ddir, sizeof ddir))
+    /* Its rings are made under the flush locks, as a rebuild's are (a
+     * process opening the bus may rebuild the topic from the data side
+     * made just now). A lock held by another means the data side is in
+     * use already: it stays. */
+    struct evb_restore rs;
+    if ((rc = evb_restore_lock(&rs, ddir, &cfg)))
+        return evb_err_prefix(rc, "topic %s", topic);
+    rc = make_tmpfs_topic(bus, topic, &cfg, &rs);
+    evb_restore_end(&rs);
+    if (rc && rc != -EEXIST)
         evb_rmtree(ddir); /* ours: its rename succeeded above */
     return rc;
 }

@@ -84,7 +84,7 @@ int evb_ring_create(const char *path, const struct evb_ring_init *init)
     hdr->capacity = capacity;
     hdr->max_frame_bytes = max_frame;
     hdr->partition = init->partition;
-    hdr->created_ns = evb_real_ns();
+    hdr->created_ns = init->created_ns ? init->created_ns : evb_real_ns();
     hdr->base_pos = init->base_pos;
     hdr->base_offset = init->base_offset;
     hdr->flags = init->flags;

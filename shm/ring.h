@@ -75,6 +75,10 @@ struct evb_ring_init {
     uint64_t log_start_pos;    /* oldest position on disk (durable) */
     uint64_t log_start_offset;
     uint64_t dropped;    /* recovered_dropped to record */
+    uint64_t created_ns; /* the header's created_ns (with base_pos, the
+                            ring's incarnation), chosen by the caller so it
+                            can name the ring elsewhere (a durable topic's
+                            owner record); 0: evb_real_ns() now */
     /* Called with the new file's mapping before any of its pages exists,
      * so that a memory policy or page size set on it decides where and
      * how they are allocated (bus/placement.c: NUMA binding, huge pages).

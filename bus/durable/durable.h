@@ -107,6 +107,7 @@
 #ifndef EVB_DURABLE_H
 #define EVB_DURABLE_H
 
+#include <limits.h>
 #include <sched.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -244,6 +245,14 @@ int evb_durable_poll(const struct evb_ring *r, uint64_t *pos, int *err);
  * another process does. A lock file made here gets exactly MODE, the
  * topic's file mode, whatever the umask. */
 int evb_flush_lock(const char *pdir, int wait_ms, uint32_t mode);
+/* The owner record in the flush lock file held by LOCK_FD (owner_format.h):
+ * set names the ring created at CREATED_NS from BASE_POS as the one the
+ * log of partition directory PDIR continues; check is 0 when it names R
+ * (or names none yet: R's is written then), -ESTALE when it names another
+ * ring (R's bus was rebuilt under this process), -EBADMSG when it is
+ * damaged; message set. Both only while LOCK_FD holds the lock. */
+int evb_flush_owner_set(int lock_fd, const char *pdir, uint64_t created_ns, uint64_t base_pos);
+int evb_flush_owner_check(int lock_fd, const char *pdir, const struct evb_ring *r);
 /* mkdir -p, mode 0770 for created levels. */
 int evb_mkdirs(const char *path);
 
@@ -254,7 +263,8 @@ int evb_mkdirs(const char *path);
 struct evb_restore {
     uint32_t nparts;
     int *locks;                   /* flush lock fds, nparts */
-    struct evb_seg_recovery *rec; /* per partition */
+    struct evb_seg_recovery *rec; /* per partition; NULL: a new topic */
+    char ddir[PATH_MAX];
 };
 
 /* Recover every partition of the topic in DDIR (config CFG, frames up to
@@ -266,6 +276,15 @@ int evb_restore_begin(struct evb_restore *rs, const char *ddir, const char *topi
 void evb_restore_ring_init(const struct evb_restore *rs, uint32_t part,
                            struct evb_ring_init *init);
 void evb_restore_end(struct evb_restore *rs);
+/* A new topic in DDIR: only every partition's flush lock (waiting up to
+ * 2 s each), so that its rings are made and named in the owner records
+ * as a rebuild's are; evb_restore_ring_init leaves INIT as it is. */
+int evb_restore_lock(struct evb_restore *rs, const char *ddir, const evb_topic_config *cfg);
+/* Under RS's lock of PART: the ring just made for PART (created at
+ * CREATED_NS from BASE_POS, evb_ring_init) is the one its log continues
+ * (evb_flush_owner_set). Before the rings are renamed into the bus. */
+int evb_restore_own(const struct evb_restore *rs, uint32_t part, uint64_t created_ns,
+                    uint64_t base_pos);
 
 /* ---- evbus flushd (flushd.c) ----
  * Keep one flusher per topic of a listing, every second, until *STOP:

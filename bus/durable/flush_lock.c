@@ -13,9 +13,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "crc32c.h"
 #include "err.h"
 #include "flush_internal.h"
+#include "owner_format.h"
 #include "safe_open.h"
+#include "seg_internal.h"
 
 /* flush.lock carries the writers' bits of the topic's mode only: flock
  * needs nothing but an open descriptor, so a reader who could open the
@@ -54,6 +57,49 @@ int evb_flush_lock(const char *pdir, int wait_ms, uint32_t mode)
         struct timespec nap = {0, 5 * 1000 * 1000};
         nanosleep(&nap, NULL);
     }
+}
+
+int evb_flush_owner_set(int lock_fd, const char *pdir, uint64_t created_ns, uint64_t base_pos)
+{
+    struct evb_owner_rec o = {.magic = EVB_OWNER_MAGIC, .format = EVB_OWNER_FORMAT_WORD,
+                              .created_ns = created_ns, .base_pos = base_pos};
+    o.crc = evb_crc32c(0, &o, offsetof(struct evb_owner_rec, crc));
+    /* One pwrite of 40 bytes at 0: readers hold the flock, so none sees
+     * it half done; a crash mid-write leaves a record that fails its
+     * check, which the next rebuild writes again. */
+    int rc = evb_seg_write_at(lock_fd, &o, sizeof o, 0);
+    return rc ? evb_err_set(rc, "%s/flush.lock: cannot record which ring the log continues: "
+                            "%s", pdir, strerror(-rc))
+              : 0;
+}
+
+int evb_flush_owner_check(int lock_fd, const char *pdir, const struct evb_ring *r)
+{
+    struct evb_owner_rec o;
+    /* Written once by the ring's creator, before its magic (M1). */
+    uint64_t created = r->hdr->created_ns;
+    ssize_t n = pread(lock_fd, &o, sizeof o, 0);
+    if (n < 0)
+        return evb_err_set(-errno, "%s/flush.lock: %s", pdir, strerror(errno));
+    if (n == 0) /* a lock file of an older build: this ring is the log's */
+        return evb_flush_owner_set(lock_fd, pdir, created, r->base_pos);
+    if ((size_t)n != sizeof o || o.magic != EVB_OWNER_MAGIC ||
+        o.format != EVB_OWNER_FORMAT_WORD || o.zero ||
+        o.crc != evb_crc32c(0, &o, offsetof(struct evb_owner_rec, crc)))
+        return evb_err_set(-EBADMSG, "%s/flush.lock: the record of which ring the log "
+                           "continues is damaged (%zd bytes); nothing is written to the log "
+                           "until the topic is rebuilt from it (remove the bus directory "
+                           "while no process uses it)", pdir, n);
+    if (o.created_ns == created && o.base_pos == r->base_pos)
+        return 0;
+    return evb_err_set(-ESTALE, "partition %u: the bus was rebuilt under this process: its "
+                       "bus directory was removed and the topic made again from the data "
+                       "directory, whose log now continues another ring (created %llu ns, "
+                       "base %llu; this process maps the one created %llu ns, base %llu); "
+                       "what this process publishes is not written there: open the bus "
+                       "again", r->partition, (unsigned long long)o.created_ns,
+                       (unsigned long long)o.base_pos, (unsigned long long)created,
+                       (unsigned long long)r->base_pos);
 }
 
 void evb_flush_release(struct fpart *fp)
@@ -131,6 +177,24 @@ static void lock_failed(struct fpart *fp, int err)
 }
 
 /*
+ * The log is not this ring's (-ESTALE: rebuilt under us) or its owner
+ * record is damaged (-EBADMSG): this ring's producers and sync waiters
+ * are told. A rebuilt partition is never ours again (no more tries); its
+ * data directory is another ring's now, so no note goes there either. A
+ * damaged record is tried again now and then, as a failed flush is.
+ */
+static void owner_refused(struct fpart *fp, int err, uint64_t now)
+{
+    if (err == -ESTALE) {
+        fp->next_try = UINT64_MAX;
+    } else {
+        fp->next_try = now + EVB_FAIL_RETRY_NS;
+        evb_flush_error_note(fp, err);
+    }
+    evb_flush_tell(fp->r->hdr, err);
+}
+
+/*
  * A partition that has no durable mark yet gets one, at the ring's base,
  * before its first segment is made (evb_flush_seg_resume below): else a
  * process killed between its first fdatasync and the flusher's first mark
@@ -166,6 +230,16 @@ bool evb_flush_take(struct evb_flush *fl, struct fpart *fp, uint64_t now)
         return false;
     }
     struct evb_ring_hdr *h = fp->r->hdr;
+    /* Under the flock, before anything of the ring is trusted or written:
+     * the log must continue this ring, not one made after it (a rebuild
+     * under this process; owner_format.h). The record changes only under
+     * the flock, which we keep while we write, so once is enough. */
+    int own = evb_flush_owner_check(fd, fp->dir, fp->r);
+    if (own) {
+        owner_refused(fp, own, now);
+        close(fd);
+        return false;
+    }
     fp->lock_fd = fd;
     /* F1, S2 (takeover side): acquire pairs with the previous holder's
      * release store of flushed and seq_cst store of durable; its writes

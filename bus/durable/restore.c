@@ -59,6 +59,7 @@ int evb_restore_begin(struct evb_restore *rs, const char *ddir, const char *topi
         evb_restore_end(rs);
         return -ENOMEM;
     }
+    snprintf(rs->ddir, sizeof rs->ddir, "%s", ddir);
     struct evb_seg_geom g = {cfg->segment_bytes, cfg->ring_bytes, max_frame};
     if ((rc = parts_fit(ddir, cfg))) {
         evb_err_prefix(rc, "topic %s", topic);
@@ -92,9 +93,43 @@ int evb_restore_begin(struct evb_restore *rs, const char *ddir, const char *topi
     return rc;
 }
 
+int evb_restore_lock(struct evb_restore *rs, const char *ddir, const evb_topic_config *cfg)
+{
+    char pdir[PATH_MAX + 16];
+    *rs = (struct evb_restore){0};
+    snprintf(rs->ddir, sizeof rs->ddir, "%s", ddir);
+    if (!(rs->locks = malloc(cfg->partitions * sizeof *rs->locks)))
+        return -ENOMEM;
+    for (uint32_t p = 0; p < cfg->partitions; p++) {
+        evb_seg_part_dir(ddir, p, pdir, sizeof pdir);
+        int fd = evb_flush_lock(pdir, 2000, cfg->file_mode);
+        if (fd < 0) {
+            evb_restore_end(rs);
+            return fd == -EWOULDBLOCK
+                       ? evb_err_set(-EBUSY, "%s: another process holds its flush lock",
+                                     pdir)
+                       : fd;
+        }
+        rs->locks[rs->nparts++] = fd;
+    }
+    return 0;
+}
+
+int evb_restore_own(const struct evb_restore *rs, uint32_t part, uint64_t created_ns,
+                    uint64_t base_pos)
+{
+    char pdir[PATH_MAX + 16];
+    if (part >= rs->nparts)
+        return -EINVAL;
+    evb_seg_part_dir(rs->ddir, part, pdir, sizeof pdir);
+    return evb_flush_owner_set(rs->locks[part], pdir, created_ns, base_pos);
+}
+
 void evb_restore_ring_init(const struct evb_restore *rs, uint32_t part,
                            struct evb_ring_init *init)
 {
+    if (!rs->rec)
+        return; /* a new topic: its rings start at 0 */
     const struct evb_seg_recovery *rec = &rs->rec[part];
     init->base_pos = rec->end_pos;
     init->base_offset = rec->end_offset;

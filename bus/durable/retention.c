@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "err.h"
 #include "flush_internal.h"
 
 /* Whether CFG asks for any segment ever to go. */
@@ -148,6 +149,14 @@ int evb_retain_idle(const struct evb_durable_topic *dt, int wait_ms)
         }
         if (fd < 0)
             return fd;
+        /* Nothing of the log goes on the word of a ring it does not
+         * continue (a rebuild under this process; owner_format.h): its
+         * flushed position names other events' segments. */
+        if (evb_flush_owner_check(fd, pdir, r)) {
+            close(fd);
+            evb_err_clear();
+            continue;
+        }
         /* F1 (takeover side): acquire, as evb_flush_take(); under the lock
          * nobody writes, and the segment holding flushed is the one the
          * next flusher resumes in: it stays, with those after it. */
