@@ -353,7 +353,18 @@ int evb_topic_restore(evb_bus *bus, const char *topic)
     if (cfg.durability == EVB_DURABILITY_NONE)
         return evb_err_set(-EBADMSG, "%s: topic.conf of a topic that is not durable", ddir);
     struct evb_restore rs;
-    if ((rc = evb_restore_begin(&rs, ddir, topic, &cfg, evb_topic_max_frame(&cfg))))
+    if ((rc = evb_restore_begin(&rs, ddir, topic, &cfg)))
+        return rc;
+    /* Rebuilt by another process meanwhile (who renamed it in under these
+     * locks): its log is not ours to recover, nor its owner records to
+     * write (make_tmpfs_topic looks again after recovery all the same). */
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s/%s", bus->path, topic);
+    if (access(dir, F_OK) == 0) {
+        evb_restore_end(&rs);
+        return 0;
+    }
+    if ((rc = evb_restore_recover(&rs, topic, &cfg, evb_topic_max_frame(&cfg))))
         return rc;
     rc = make_tmpfs_topic(bus, topic, &cfg, &rs);
     if (rc == -EEXIST) /* restored by another process meanwhile */

@@ -267,11 +267,16 @@ struct evb_restore {
     char ddir[PATH_MAX];
 };
 
-/* Recover every partition of the topic in DDIR (config CFG, frames up to
- * MAX_FRAME bytes; TOPIC names it in messages). On failure nothing is
- * held. */
+/* Take every flush lock of the topic in DDIR (config CFG; TOPIC names it
+ * in messages), waiting up to 2 s for each (-EBUSY): the caller looks
+ * whether the topic was rebuilt meanwhile before it recovers. On failure
+ * nothing is held. */
 int evb_restore_begin(struct evb_restore *rs, const char *ddir, const char *topic,
-                      const evb_topic_config *cfg, uint32_t max_frame);
+                      const evb_topic_config *cfg);
+/* Under those locks, recover every partition (frames up to MAX_FRAME
+ * bytes). On failure nothing is held any more (evb_restore_end). */
+int evb_restore_recover(struct evb_restore *rs, const char *topic, const evb_topic_config *cfg,
+                        uint32_t max_frame);
 /* Set where partition PART's ring starts: its log end and log start. */
 void evb_restore_ring_init(const struct evb_restore *rs, uint32_t part,
                            struct evb_ring_init *init);

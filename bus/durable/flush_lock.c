@@ -240,6 +240,9 @@ bool evb_flush_take(struct evb_flush *fl, struct fpart *fp, uint64_t now)
         close(fd);
         return false;
     }
+    /* A taker stopped here holds the flock it checked under: a rebuild
+     * waits for it (tests/durable/test_rebuilt.c). */
+    EVB_CRASH_POINT("flush.owned");
     fp->lock_fd = fd;
     /* F1, S2 (takeover side): acquire pairs with the previous holder's
      * release store of flushed and seq_cst store of durable; its writes

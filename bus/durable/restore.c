@@ -2,7 +2,9 @@
  * restore.c - where the rings of a durable topic start when its tmpfs side
  * is rebuilt from disk (after a reboot): each partition's log end is found
  * and its torn tail cut (recover.c) under the partition's flush lock, and
- * becomes the ring's base. Building the tmpfs topic is bus/topic.c's.
+ * becomes the ring's base; the rings made are named, under the same
+ * locks, in each partition's owner record (owner_format.h). Building the
+ * tmpfs topic is bus/topic.c's.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -48,11 +50,11 @@ static int parts_fit(const char *ddir, const evb_topic_config *cfg)
 }
 
 int evb_restore_begin(struct evb_restore *rs, const char *ddir, const char *topic,
-                      const evb_topic_config *cfg, uint32_t max_frame)
+                      const evb_topic_config *cfg)
 {
     char pdir[PATH_MAX + 16];
     int rc = 0;
-    rs->nparts = 0;
+    *rs = (struct evb_restore){0};
     rs->rec = calloc(cfg->partitions, sizeof *rs->rec);
     rs->locks = malloc(cfg->partitions * sizeof *rs->locks);
     if (!rs->rec || !rs->locks) {
@@ -60,29 +62,45 @@ int evb_restore_begin(struct evb_restore *rs, const char *ddir, const char *topi
         return -ENOMEM;
     }
     snprintf(rs->ddir, sizeof rs->ddir, "%s", ddir);
-    struct evb_seg_geom g = {cfg->segment_bytes, cfg->ring_bytes, max_frame};
+    /* Before the locks, which would make a missing partition directory. */
     if ((rc = parts_fit(ddir, cfg))) {
         evb_err_prefix(rc, "topic %s", topic);
         evb_restore_end(rs);
         return rc;
     }
-    /* First every partition's flush lock (no flusher may write while the
-     * log end is found and the torn tail cut off) and the check that the
-     * config fits its log; only then is anything cut, so a config that
-     * one partition proves wrong cuts none. */
-    for (uint32_t held = 0; held < cfg->partitions && !rc; held++) {
+    /* Every partition's flush lock: no flusher may write while the log
+     * end is found and the torn tail cut off (evb_restore_recover). */
+    for (uint32_t held = 0; held < cfg->partitions; held++) {
         evb_seg_part_dir(ddir, held, pdir, sizeof pdir);
         int fd = evb_flush_lock(pdir, 2000, cfg->file_mode);
         if (fd < 0) {
-            rc = fd;
-            break;
+            evb_restore_end(rs);
+            return fd == -EWOULDBLOCK
+                       ? evb_err_set(-EBUSY, "topic %s: partition %u: another process holds "
+                                     "its flush lock", topic, held)
+                       : fd;
         }
         rs->locks[rs->nparts++] = fd;
+    }
+    return 0;
+}
+
+int evb_restore_recover(struct evb_restore *rs, const char *topic, const evb_topic_config *cfg,
+                        uint32_t max_frame)
+{
+    char pdir[PATH_MAX + 16];
+    int rc = 0;
+    struct evb_seg_geom g = {cfg->segment_bytes, cfg->ring_bytes, max_frame};
+    /* First the check that the config fits every partition's log; only
+     * then is anything cut, so a config that one partition proves wrong
+     * cuts none. */
+    for (uint32_t p = 0; p < cfg->partitions && !rc; p++) {
+        evb_seg_part_dir(rs->ddir, p, pdir, sizeof pdir);
         if ((rc = evb_seg_fit(pdir, &g)))
-            evb_err_prefix(rc, "topic %s: partition %u", topic, held);
+            evb_err_prefix(rc, "topic %s: partition %u", topic, p);
     }
     for (uint32_t p = 0; p < cfg->partitions && !rc; p++) {
-        evb_seg_part_dir(ddir, p, pdir, sizeof pdir);
+        evb_seg_part_dir(rs->ddir, p, pdir, sizeof pdir);
         if ((rc = evb_seg_recover(pdir, &g, 0, &rs->rec[p])))
             evb_err_prefix(rc, "topic %s: partition %u", topic, p);
         else
@@ -106,8 +124,8 @@ int evb_restore_lock(struct evb_restore *rs, const char *ddir, const evb_topic_c
         if (fd < 0) {
             evb_restore_end(rs);
             return fd == -EWOULDBLOCK
-                       ? evb_err_set(-EBUSY, "%s: another process holds its flush lock",
-                                     pdir)
+                       ? evb_err_set(-EBUSY, "%s: another process holds its flush lock "
+                                     "(a rebuild of the topic?)", pdir)
                        : fd;
         }
         rs->locks[rs->nparts++] = fd;

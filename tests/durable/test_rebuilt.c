@@ -1,0 +1,327 @@
+/*
+ * test_rebuilt.c - a process that outlives a rebuild of the bus (it was
+ * stopped while the bus directory was removed and the topic rebuilt from
+ * its data directory by others) never writes its old ring into the log
+ * the new ring continues: its flusher is refused (-ESTALE, saying the bus
+ * was rebuilt under it), and every event the new bus acknowledged is read
+ * back after another rebuild. A flusher stopped after its check keeps the
+ * flock, so no rebuild can happen under it. Concurrent openers after a
+ * rebuild all flush the ring that won (the owner record names it). The
+ * owner record itself: damaged is -EBADMSG, absent (an older build's lock
+ * file) is adopted.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "durable.h"
+#include "durable_fixture.h"
+#include "segment.h"
+
+#define TOPIC "r"
+#define FIRST_N 10u /* events acknowledged before the rebuild */
+#define OLD_N 20u   /* events the old process commits that nobody flushes */
+#define NEW_N 30u   /* events the rebuilt bus acknowledges */
+
+TestSuite(rebuilt, .init = df_setup, .fini = df_teardown, .timeout = 120);
+
+static void create_sync(void)
+{
+    evb_topic_config tc = df_config(EVB_DURABILITY_SYNC);
+    df_create(TOPIC, &tc);
+}
+
+static void part_dir(char *out, size_t cap)
+{
+    char tdir[PATH_MAX];
+    snprintf(tdir, sizeof tdir, "%s/" TOPIC, t_data_dir());
+    evb_seg_part_dir(tdir, 0, out, cap);
+}
+
+/* A process that holds the partition's flush lock and flushes nothing. */
+static int lock_holder(void *arg)
+{
+    struct t_shared *sh = arg;
+    char pdir[PATH_MAX];
+    part_dir(pdir, sizeof pdir);
+    if (evb_flush_lock(pdir, 5000, 0600) < 0)
+        return 10;
+    atomic_store(&sh->ready, 1);
+    for (;;)
+        pause();
+}
+
+static pid_t start_lock_holder(void)
+{
+    struct t_shared *sh = t_shared_new();
+    pid_t pid = t_spawn(lock_holder, sh);
+    cr_assert(t_wait_count(&sh->ready, 1, 10000), "the lock holder did not start");
+    return pid;
+}
+
+/* Until PID is stopped (state T in /proc/PID/stat), at most 10 s. */
+static bool wait_stopped(pid_t pid)
+{
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    for (int i = 0; i < 1000; i++) {
+        FILE *f = fopen(path, "r");
+        if (!f)
+            return false;
+        size_t n = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        buf[n] = '\0';
+        const char *rp = strrchr(buf, ')');
+        if (rp && rp[1] == ' ' && (rp[2] == 'T' || rp[2] == 't'))
+            return true;
+        usleep(10000);
+    }
+    return false;
+}
+
+static void kill_wait(pid_t pid)
+{
+    kill(pid, SIGKILL);
+    kill(pid, SIGCONT);
+    t_wait_exit(pid, 10000);
+}
+
+/* tmpfs side gone, rebuilt from the data directory by the next open. */
+static void reboot(void)
+{
+    evb_bus_close(df_bus);
+    t_rmtree(t_bus_dir());
+    df_setup();
+}
+
+/* After a reboot: events 0..N-1 of writer 1 (sequence = offset), then
+ * nothing. */
+static void read_exactly(uint64_t n)
+{
+    evb_consumer *c;
+    evb_consumer_options co = {.start = EVB_START_EARLIEST};
+    cr_assert_eq(evb_consumer_open(&c, df_bus, TOPIC, &co), 0, "%s", evb_last_error());
+    df_read(c, 0, n);
+    evb_event ev;
+    int rc = evb_consumer_next(c, &ev, 100);
+    cr_expect_neq(rc, 0, "an event past the %llu expected, offset %llu",
+                  (unsigned long long)n, (unsigned long long)ev.offset);
+    evb_consumer_close(c);
+}
+
+/*
+ * The old process: commits OLD_N events of writer 1 with sequences SEQ0..
+ * (val[2]), which nobody flushes while the lock holder lives (ready);
+ * then, once told (go), asks for them durable: the result in val[0]
+ * (as -rc), whether the detail says the bus was rebuilt in val[1];
+ * done. EVB_CRASH_AT etc. from val[3] (1: stop at flush.owned).
+ */
+static int old_process(void *arg)
+{
+    struct t_shared *sh = arg;
+    if (atomic_load(&sh->val[3]) == 1) {
+        setenv("EVB_CRASH_AT", "flush.owned", 1);
+        setenv("EVB_CRASH_SIGNAL", "STOP", 1);
+    }
+    evb_bus *b;
+    evb_producer *p;
+    evb_bus_options o = {.data_dir = t_data_dir()};
+    evb_producer_options po = {.block_ms = 5000};
+    if (evb_bus_open(&b, t_bus_dir(), &o) || evb_producer_open(&p, b, TOPIC, &po))
+        return 10;
+    uint8_t v[DF_VLEN];
+    uint64_t seq0 = atomic_load(&sh->val[2]);
+    for (uint64_t i = 0; i < OLD_N; i++) {
+        t_value_fill(v, DF_VLEN, 1, seq0 + i);
+        if (evb_publish(p, &(evb_msg){.value = v, .value_len = DF_VLEN, .partition = 0}))
+            return 11;
+    }
+    atomic_store(&sh->ready, 1);
+    if (!t_wait_count(&sh->go, 1, 60000))
+        return 12;
+    int rc = evb_producer_sync(p, 3000);
+    atomic_store(&sh->val[1], strstr(evb_last_error(), "rebuilt under this process") != NULL);
+    atomic_store(&sh->val[0], (uint64_t)-rc);
+    atomic_store(&sh->done, 1);
+    for (;;)
+        pause();
+}
+
+/*
+ * The attack: the old process O's committed events sit unflushed in its
+ * ring (another process holds the flush lock), O is stopped, the holder
+ * dies, the bus directory is removed and the bus rebuilt; the new ring
+ * starts where the log ends, the positions O's events hold, and NEW_N
+ * events there are acknowledged durable. O resumes: its flusher finds the
+ * flock free. Were it to write, O's events would replace the acknowledged
+ * ones (here their sequences would not match their offsets). It must be
+ * refused, and O's sync told why.
+ */
+Test(rebuilt, an_old_ring_is_never_written_over_the_new_log)
+{
+    create_sync();
+    df_publish(TOPIC, 0, FIRST_N); /* our flusher lets go at the close */
+    pid_t holder = start_lock_holder();
+    struct t_shared *sh = t_shared_new();
+    atomic_store(&sh->val[2], 1000); /* O's sequences: never an offset here */
+    pid_t old = t_spawn(old_process, sh);
+    cr_assert(t_wait_count(&sh->ready, 1, 10000), "the old process did not publish");
+    kill(old, SIGSTOP);
+    cr_assert(wait_stopped(old), "the old process did not stop");
+    kill_wait(holder);
+    reboot();
+    /* The rebuilt ring begins where the log ends: after FIRST_N. */
+    df_publish(TOPIC, FIRST_N, NEW_N);
+    cr_assert_eq(df_stat(TOPIC).durable_position, df_stat(TOPIC).tail_position);
+    kill(old, SIGCONT);
+    atomic_store(&sh->go, 1);
+    cr_assert(t_wait_count(&sh->done, 1, 20000), "the old process's sync did not return");
+    int rc = -(int)atomic_load(&sh->val[0]);
+    cr_expect_eq(rc, -ESTALE, "the old process's sync: %d (%s)", rc, evb_strerror(rc));
+    cr_expect_eq(atomic_load(&sh->val[1]), 1u, "its detail does not say the bus was rebuilt");
+    /* Let its flusher try for a while (it retries a free lock every 50 ms). */
+    usleep(300 * 1000);
+    kill_wait(old);
+    reboot();
+    read_exactly(FIRST_N + NEW_N);
+}
+
+/*
+ * The race: O's flusher takes the free flock and passes the check (its
+ * ring is still the log's), then is stopped before it writes (crash
+ * point flush.owned, SIGSTOP). The flock stays with it, so the bus
+ * cannot be rebuilt meanwhile: the opener waits 2 s for it and finds no
+ * topic, so nothing is acknowledged on a ring O could write over. O
+ * resumes and writes its events, which are then the log's.
+ */
+Test(rebuilt, a_flusher_stopped_after_its_check_keeps_the_rebuild_out)
+{
+    create_sync();
+    df_publish(TOPIC, 0, FIRST_N);
+    pid_t holder = start_lock_holder();
+    struct t_shared *sh = t_shared_new();
+    atomic_store(&sh->val[2], FIRST_N);
+    atomic_store(&sh->val[3], 1);
+    pid_t old = t_spawn(old_process, sh);
+    cr_assert(t_wait_count(&sh->ready, 1, 10000), "the old process did not publish");
+    kill_wait(holder);
+    cr_assert(wait_stopped(old), "the old process's flusher did not stop at flush.owned");
+    reboot();
+    evb_producer *p;
+    evb_producer_options po = {.block_ms = -1};
+    int rc = evb_producer_open(&p, df_bus, TOPIC, &po);
+    cr_assert_neq(rc, 0, "a producer opened on a topic rebuilt under a flusher that holds "
+                  "the flush lock");
+    kill(old, SIGCONT);
+    atomic_store(&sh->go, 1);
+    cr_assert(t_wait_count(&sh->done, 1, 20000), "the old process's sync did not return");
+    cr_expect_eq(atomic_load(&sh->val[0]), 0u, "the old process's sync: %d",
+                 -(int)atomic_load(&sh->val[0]));
+    kill_wait(old);
+    reboot();
+    read_exactly(FIRST_N + OLD_N);
+}
+
+/* N processes open the rebuilt bus at once, each publishes one event
+ * with EVB_MSG_SYNC: each is acknowledged (the owner record names the
+ * ring that won the rebuild, whoever made it), within DEADLINE_MS. */
+#define RACERS 6
+#define ROUNDS 8
+
+static int racer(void *arg)
+{
+    struct t_shared *sh = arg;
+    if (!t_wait_count(&sh->go, 1, 30000))
+        return 10;
+    evb_bus *b;
+    evb_producer *p;
+    evb_bus_options o = {.data_dir = t_data_dir()};
+    evb_producer_options po = {.block_ms = 10000};
+    if (evb_bus_open(&b, t_bus_dir(), &o) || evb_producer_open(&p, b, TOPIC, &po))
+        return 11;
+    uint8_t v[DF_VLEN];
+    t_value_fill(v, DF_VLEN, 2, 0);
+    uint64_t t0 = t_now_ms();
+    int rc = evb_publish(p, &(evb_msg){.value = v, .value_len = DF_VLEN, .partition = 0,
+                                       .flags = EVB_MSG_SYNC});
+    uint64_t ms = t_now_ms() - t0;
+    uint64_t prev = atomic_load(&sh->val[0]);
+    while (ms > prev && !atomic_compare_exchange_weak(&sh->val[0], &prev, ms))
+        ;
+    if (rc)
+        return 12;
+    evb_producer_close(p);
+    evb_bus_close(b);
+    return 0;
+}
+
+Test(rebuilt, concurrent_openers_of_a_rebuilt_bus_all_flush)
+{
+    create_sync();
+    df_publish(TOPIC, 0, 1);
+    evb_bus_close(df_bus);
+    for (int r = 0; r < ROUNDS; r++) {
+        t_rmtree(t_bus_dir());
+        struct t_shared *sh = t_shared_new();
+        pid_t kids[RACERS];
+        for (int i = 0; i < RACERS; i++)
+            kids[i] = t_spawn(racer, sh);
+        atomic_store(&sh->go, 1);
+        for (int i = 0; i < RACERS; i++)
+            cr_expect_eq(t_wait_exit(kids[i], 30000), 0, "round %d: racer %d failed", r, i);
+        cr_expect_lt(atomic_load(&sh->val[0]), 1000u, "round %d: a sync publish took %llu ms",
+                     r, (unsigned long long)atomic_load(&sh->val[0]));
+    }
+    df_setup();
+}
+
+/* The owner record: one that fails its check stops the flush (-EBADMSG,
+ * the file named); an empty lock file (an older build's) is adopted. */
+static void write_lock_file(const void *bytes, size_t n)
+{
+    char pdir[PATH_MAX], path[PATH_MAX + 16];
+    part_dir(pdir, sizeof pdir);
+    snprintf(path, sizeof path, "%s/flush.lock", pdir);
+    int fd = open(path, O_WRONLY | O_TRUNC);
+    cr_assert_geq(fd, 0, "%s: %s", path, strerror(errno));
+    cr_assert_eq(write(fd, bytes, n), (ssize_t)n);
+    close(fd);
+}
+
+Test(rebuilt, a_damaged_owner_record_stops_the_flush)
+{
+    create_sync();
+    df_publish(TOPIC, 0, 1);
+    char junk[40];
+    memset(junk, 0x5a, sizeof junk);
+    write_lock_file(junk, sizeof junk);
+    evb_producer *p;
+    evb_producer_options po = {.block_ms = 500};
+    cr_assert_eq(evb_producer_open(&p, df_bus, TOPIC, &po), 0, "%s", evb_last_error());
+    uint8_t v[DF_VLEN];
+    t_value_fill(v, DF_VLEN, 1, 1);
+    int rc = evb_publish(p, &(evb_msg){.value = v, .value_len = DF_VLEN, .partition = 0,
+                                       .flags = EVB_MSG_SYNC});
+    cr_expect_eq(rc, -EBADMSG, "sync publish: %d %s", rc, evb_last_error());
+    cr_expect(strstr(evb_last_error(), "flush.lock"), "the detail: %s", evb_last_error());
+    evb_producer_close(p);
+}
+
+Test(rebuilt, an_older_lock_file_without_a_record_is_adopted)
+{
+    create_sync();
+    df_publish(TOPIC, 0, 1);
+    write_lock_file("", 0);
+    df_publish(TOPIC, 1, 5);
+    reboot();
+    df_publish(TOPIC, 6, 5);
+    reboot();
+    read_exactly(11);
+}
