@@ -343,6 +343,12 @@ EVB_EXPORT int evb_topic_remove(evb_bus *bus, const char *topic, uint32_t flags)
     return 0;
 }
 
+/* Whether the topic directory DIR (a char *) is in the bus. */
+static bool topic_there(void *dir)
+{
+    return access(dir, F_OK) == 0;
+}
+
 int evb_topic_restore(evb_bus *bus, const char *topic)
 {
     char ddir[PATH_MAX];
@@ -352,15 +358,27 @@ int evb_topic_restore(evb_bus *bus, const char *topic)
         return rc;
     if (cfg.durability == EVB_DURABILITY_NONE)
         return evb_err_set(-EBADMSG, "%s: topic.conf of a topic that is not durable", ddir);
-    struct evb_restore rs;
-    if ((rc = evb_restore_begin(&rs, ddir, topic, &cfg)))
-        return rc;
-    /* Rebuilt by another process meanwhile (who renamed it in under these
-     * locks): its log is not ours to recover, nor its owner records to
-     * write (make_tmpfs_topic looks again after recovery all the same). */
+    /* Rebuilt by another process meanwhile (who renamed it in under the
+     * flush locks): its log is not ours to recover, nor its owner records
+     * to write, nor its flush lock ours to wait for; looked at before the
+     * locks, while waiting for them, and under them (make_tmpfs_topic
+     * looks again all the same). Openers that race a rebuild lost it, but
+     * for the first: each of them went through a whole rebuild under the
+     * locks, one after the other, and each polled the lock for up to 2 s
+     * while the new ring's flusher retried it every 50 ms, so the first
+     * sync publishes on the new ring waited for the chain of them. */
     char dir[PATH_MAX];
     snprintf(dir, sizeof dir, "%s/%s", bus->path, topic);
-    if (access(dir, F_OK) == 0) {
+    if (topic_there(dir))
+        return 0;
+    EVB_CRASH_POINT("topic.restore");
+    struct evb_restore rs;
+    rc = evb_restore_begin(&rs, ddir, topic, &cfg, topic_there, dir);
+    if (rc == -EEXIST)
+        return 0;
+    if (rc)
+        return rc;
+    if (topic_there(dir)) {
         evb_restore_end(&rs);
         return 0;
     }

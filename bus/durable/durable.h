@@ -268,11 +268,12 @@ struct evb_restore {
 };
 
 /* Take every flush lock of the topic in DDIR (config CFG; TOPIC names it
- * in messages), waiting up to 2 s for each (-EBUSY): the caller looks
- * whether the topic was rebuilt meanwhile before it recovers. On failure
- * nothing is held. */
+ * in messages), waiting up to 2 s for each (-EBUSY) unless THERE(ARG)
+ * (may be NULL) says the topic was rebuilt by another meanwhile
+ * (-EEXIST, no message): the caller looks again under the locks before
+ * it recovers. On failure nothing is held. */
 int evb_restore_begin(struct evb_restore *rs, const char *ddir, const char *topic,
-                      const evb_topic_config *cfg);
+                      const evb_topic_config *cfg, bool (*there)(void *arg), void *arg);
 /* Under those locks, recover every partition (frames up to MAX_FRAME
  * bytes). On failure nothing is held any more (evb_restore_end). */
 int evb_restore_recover(struct evb_restore *rs, const char *topic, const evb_topic_config *cfg,

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "durable.h"
@@ -49,8 +50,32 @@ static int parts_fit(const char *ddir, const evb_topic_config *cfg)
     return rc;
 }
 
+/*
+ * PDIR's flush lock, waiting until DEADLINE (mono ns) while another
+ * process holds it: -EWOULDBLOCK then. While waiting, THERE(ARG) says
+ * whether the topic has been rebuilt meanwhile (-EEXIST: nothing to wait
+ * for): the holder is then that topic's flusher, who keeps the lock while
+ * its process lives, and an opener that raced the rebuild would wait the
+ * whole bound for nothing.
+ */
+static int lock_part(const char *pdir, uint32_t mode, uint64_t deadline,
+                     bool (*there)(void *arg), void *arg)
+{
+    for (;;) {
+        int fd = evb_flush_lock(pdir, 0, mode);
+        if (fd != -EWOULDBLOCK)
+            return fd;
+        if (there && there(arg))
+            return -EEXIST;
+        if (evb_mono_ns() >= deadline)
+            return -EWOULDBLOCK;
+        struct timespec nap = {0, 5 * 1000 * 1000};
+        nanosleep(&nap, NULL);
+    }
+}
+
 int evb_restore_begin(struct evb_restore *rs, const char *ddir, const char *topic,
-                      const evb_topic_config *cfg)
+                      const evb_topic_config *cfg, bool (*there)(void *arg), void *arg)
 {
     char pdir[PATH_MAX + 16];
     int rc = 0;
@@ -69,10 +94,12 @@ int evb_restore_begin(struct evb_restore *rs, const char *ddir, const char *topi
         return rc;
     }
     /* Every partition's flush lock: no flusher may write while the log
-     * end is found and the torn tail cut off (evb_restore_recover). */
+     * end is found and the torn tail cut off (evb_restore_recover). Up to
+     * 2 s each, as long as the topic is not rebuilt by another meanwhile. */
     for (uint32_t held = 0; held < cfg->partitions; held++) {
         evb_seg_part_dir(ddir, held, pdir, sizeof pdir);
-        int fd = evb_flush_lock(pdir, 2000, cfg->file_mode);
+        uint64_t deadline = evb_mono_ns() + 2000ull * 1000 * 1000;
+        int fd = lock_part(pdir, cfg->file_mode, deadline, there, arg);
         if (fd < 0) {
             evb_restore_end(rs);
             return fd == -EWOULDBLOCK

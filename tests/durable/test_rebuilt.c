@@ -6,7 +6,8 @@
  * was rebuilt under it), and every event the new bus acknowledged is read
  * back after another rebuild. A flusher stopped after its check keeps the
  * flock, so no rebuild can happen under it. Concurrent openers after a
- * rebuild all flush the ring that won (the owner record names it). The
+ * rebuild all flush the ring that won (the owner record names it), and an
+ * opener that lost the rebuild does not wait for the winner's lock. The
  * owner record itself: damaged is -EBADMSG, absent (an older build's lock
  * file) is adopted.
  */
@@ -279,6 +280,62 @@ Test(rebuilt, concurrent_openers_of_a_rebuilt_bus_all_flush)
         cr_expect_lt(atomic_load(&sh->val[0]), 1000u, "round %d: a sync publish took %llu ms",
                      r, (unsigned long long)atomic_load(&sh->val[0]));
     }
+    df_setup();
+}
+
+/*
+ * An opener that found the topic missing (it raced a rebuild, and lost:
+ * stopped at crash point topic.restore, before the flush locks) while
+ * another process rebuilt it and its flusher took the lock, which it
+ * keeps while it lives. Resumed, the loser sees the topic there and goes
+ * on at once: it does not wait the 2 s bound for a lock it does not need,
+ * and its sync publish is acknowledged (by the winner's flusher).
+ */
+static int late_opener(void *arg)
+{
+    struct t_shared *sh = arg;
+    setenv("EVB_CRASH_AT", "topic.restore", 1);
+    setenv("EVB_CRASH_SIGNAL", "STOP", 1);
+    evb_bus *b;
+    evb_producer *p;
+    evb_bus_options o = {.data_dir = t_data_dir()};
+    if (evb_bus_open(&b, t_bus_dir(), &o))
+        return 10;
+    atomic_store(&sh->val[0], t_now_ms());
+    evb_producer_options po = {.block_ms = 10000};
+    if (evb_producer_open(&p, b, TOPIC, &po))
+        return 11;
+    uint8_t v[DF_VLEN];
+    t_value_fill(v, DF_VLEN, 1, 1);
+    if (evb_publish(p, &(evb_msg){.value = v, .value_len = DF_VLEN, .partition = 0,
+                                  .flags = EVB_MSG_SYNC}))
+        return 12;
+    atomic_store(&sh->val[1], t_now_ms());
+    evb_producer_close(p);
+    evb_bus_close(b);
+    return 0;
+}
+
+Test(rebuilt, an_opener_that_lost_the_rebuild_does_not_wait_for_the_lock)
+{
+    create_sync();
+    evb_bus_close(df_bus);
+    df_bus = NULL;
+    t_rmtree(t_bus_dir());
+    struct t_shared *sh = t_shared_new();
+    pid_t late = t_spawn(late_opener, sh);
+    cr_assert(wait_stopped(late), "the late opener did not stop at topic.restore");
+    pid_t winner = df_start_flusher(TOPIC); /* rebuilds, flushes, keeps the lock */
+    uint64_t t0 = t_now_ms();
+    kill(late, SIGCONT);
+    cr_assert_eq(t_wait_exit(late, 20000), 0, "the late opener failed");
+    uint64_t open_ms = atomic_load(&sh->val[0]) - t0;
+    uint64_t sync_ms = atomic_load(&sh->val[1]) - t0;
+    cr_expect_lt(open_ms, 1000u, "the late opener's bus open took %llu ms after it resumed",
+                 (unsigned long long)open_ms);
+    cr_expect_lt(sync_ms, 1500u, "its sync publish was acknowledged %llu ms after it resumed",
+                 (unsigned long long)sync_ms);
+    df_stop_flusher(winner);
     df_setup();
 }
 
