@@ -288,9 +288,11 @@ EVB_EXPORT int evb_topic_create(evb_bus *bus, const char *topic, const evb_topic
     if ((rc = evb_restore_lock(&rs, ddir, &cfg)))
         return evb_err_prefix(rc, "topic %s", topic);
     rc = make_tmpfs_topic(bus, topic, &cfg, &rs);
-    evb_restore_end(&rs);
+    /* Ours (its rename succeeded above): removed under the locks, so an
+     * opener waiting for them to rebuild it finds it gone. */
     if (rc && rc != -EEXIST)
-        evb_rmtree(ddir); /* ours: its rename succeeded above */
+        evb_rmtree(ddir);
+    evb_restore_end(&rs);
     return rc;
 }
 
@@ -360,13 +362,12 @@ int evb_topic_restore(evb_bus *bus, const char *topic)
         return evb_err_set(-EBADMSG, "%s: topic.conf of a topic that is not durable", ddir);
     /* Rebuilt by another process meanwhile (who renamed it in under the
      * flush locks): its log is not ours to recover, nor its owner records
-     * to write, nor its flush lock ours to wait for; looked at before the
-     * locks, while waiting for them, and under them (make_tmpfs_topic
-     * looks again all the same). Openers that race a rebuild lost it, but
-     * for the first: each of them went through a whole rebuild under the
-     * locks, one after the other, and each polled the lock for up to 2 s
-     * while the new ring's flusher retried it every 50 ms, so the first
-     * sync publishes on the new ring waited for the chain of them. */
+     * to write, nor its flush lock ours to wait for (its flusher keeps it
+     * while it lives). Looked at before the locks, while waiting for them,
+     * and under them, so that of openers racing a rebuild only the first
+     * holds the locks for more than a look: the new ring's flusher, which
+     * retries the lock every 50 ms, is not kept out by a chain of losers
+     * each recovering the log under it. */
     char dir[PATH_MAX];
     snprintf(dir, sizeof dir, "%s/%s", bus->path, topic);
     if (topic_there(dir))
