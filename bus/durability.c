@@ -179,12 +179,23 @@ static void flushd_put(void *ctx, void *fl)
     evb_flusher_put(ctx, fl);
 }
 
+static bool flushd_stale(void *ctx, void *fl)
+{
+    (void)ctx;
+    const struct evb_topic_map *tm = ((const struct evb_flusher *)fl)->tm;
+    for (uint32_t i = 0; i < tm->nparts; i++)
+        if (evb_flush_error_load(&tm->rings[i]) == -ESTALE)
+            return true;
+    return false;
+}
+
 EVB_EXPORT int evb_bus_flushd(evb_bus *bus, const volatile int *stop)
 {
     EVB_NO_CANCEL;
     if (!bus || !stop)
         return -EINVAL;
-    static const struct evb_flushd_ops ops = {flushd_list, flushd_get, flushd_put};
+    static const struct evb_flushd_ops ops = {flushd_list, flushd_get, flushd_put,
+                                              flushd_stale};
     return evb_flushd_run(&ops, bus, stop);
 }
 

@@ -296,11 +296,15 @@ int evb_restore_own(const struct evb_restore *rs, uint32_t part, uint64_t create
  * Keep one flusher per topic of a listing, every second, until *STOP:
  * LIST calls SEEN once per topic; GET starts a flusher for TOPIC (NULL
  * when it is not durable or cannot be opened now: tried again next time);
- * PUT stops it. */
+ * PUT stops it; STALE says whether a flusher's rings are no longer the
+ * ones the topic's log continues (the topic was rebuilt under it: its
+ * flush lock takes are refused with -ESTALE), which is then stopped and
+ * started again on the rings the bus holds now. */
 struct evb_flushd_ops {
     int (*list)(void *ctx, int (*seen)(const char *topic, void *arg), void *arg);
     void *(*get)(void *ctx, const char *topic);
     void (*put)(void *ctx, void *flusher);
+    bool (*stale)(void *ctx, void *flusher);
 };
 int evb_flushd_run(const struct evb_flushd_ops *ops, void *ctx, const volatile int *stop);
 

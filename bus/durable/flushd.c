@@ -64,6 +64,11 @@ int evb_flushd_run(const struct evb_flushd_ops *ops, void *ctx, const volatile i
                 /* Deleted: let its flusher go. */
                 ops->put(ctx, t->fl);
                 t->fl = NULL;
+            } else if (t->seen && t->fl && ops->stale(ctx, t->fl)) {
+                /* Rebuilt under us (the bus directory was removed while
+                 * we were stopped): flush the new rings, not the old. */
+                ops->put(ctx, t->fl);
+                t->fl = ops->get(ctx, t->name);
             } else if (t->seen && !t->fl) {
                 t->fl = ops->get(ctx, t->name);
             }

@@ -6,8 +6,9 @@
  * was rebuilt under it), and every event the new bus acknowledged is read
  * back after another rebuild. A flusher stopped after its check keeps the
  * flock, so no rebuild can happen under it. Concurrent openers after a
- * rebuild all flush the ring that won (the owner record names it), and an
- * opener that lost the rebuild does not wait for the winner's lock. The
+ * rebuild all flush the ring that won (the owner record names it), an
+ * opener that lost the rebuild does not wait for the winner's lock, and
+ * `evbus flushd` stopped through a rebuild flushes the new ring. The
  * owner record itself: damaged is -EBADMSG, absent (an older build's lock
  * file) is adopted.
  */
@@ -337,6 +338,57 @@ Test(rebuilt, an_opener_that_lost_the_rebuild_does_not_wait_for_the_lock)
                  (unsigned long long)sync_ms);
     df_stop_flusher(winner);
     df_setup();
+}
+
+/*
+ * `evbus flushd` stopped through a rebuild (it was waiting for the flush
+ * lock, which another process held, when it was stopped): resumed, its
+ * flusher of the old ring is refused, and it starts one on the rebuilt
+ * ring, which then flushes the partition (the ring names its pid).
+ */
+static int flushd_child(void *arg)
+{
+    struct t_shared *sh = arg;
+    static volatile int stop;
+    evb_bus *b;
+    evb_bus_options o = {.data_dir = t_data_dir()};
+    if (evb_bus_open(&b, t_bus_dir(), &o))
+        return 10;
+    atomic_store(&sh->ready, 1);
+    return evb_bus_flushd(b, &stop) ? 11 : 0;
+}
+
+/* Until the flusher of TOPIC's partition 0 is PID, at most MS. */
+static bool wait_flusher(pid_t pid, int ms)
+{
+    for (int i = 0; i < ms / 20; i++) {
+        if (df_stat(TOPIC).flusher_pid == (uint32_t)pid)
+            return true;
+        usleep(20000);
+    }
+    return false;
+}
+
+Test(rebuilt, flushd_follows_a_rebuild_it_was_stopped_through)
+{
+    create_sync();
+    df_publish(TOPIC, 0, FIRST_N);
+    pid_t holder = start_lock_holder();
+    struct t_shared *sh = t_shared_new();
+    pid_t flushd = t_spawn(flushd_child, sh);
+    cr_assert(t_wait_count(&sh->ready, 1, 10000), "flushd did not start");
+    usleep(1500 * 1000); /* its first listing started a flusher, which waits */
+    kill(flushd, SIGSTOP);
+    cr_assert(wait_stopped(flushd), "flushd did not stop");
+    kill_wait(holder);
+    reboot();
+    df_publish(TOPIC, FIRST_N, NEW_N);
+    kill(flushd, SIGCONT);
+    cr_expect(wait_flusher(flushd, 6000), "flushd does not flush the rebuilt ring (its "
+              "flusher: pid %u)", df_stat(TOPIC).flusher_pid);
+    kill_wait(flushd);
+    reboot();
+    read_exactly(FIRST_N + NEW_N);
 }
 
 /* The owner record: one that fails its check stops the flush (-EBADMSG,
