@@ -680,7 +680,12 @@ typedef struct evb_event {
     uint16_t flags;
     uint64_t offset;
     uint64_t position;
-    uint64_t timestamp_ns;    /**< CLOCK_REALTIME at publish (one per batch run) */
+    uint64_t timestamp_ns;    /**< CLOCK_REALTIME at publish (one per batch run),
+                                   read from the CPU's counter where the kernel
+                                   keeps time by it: it follows a slewed clock
+                                   within tens of ns, but a step of the clock
+                                   (settimeofday, a VM's time sync) shows in the
+                                   stamps only within a second */
     uint64_t producer_seq;    /**< per producer and partition, from 0, +1 per event
                                    (a stable producer's may repeat: EVB_MSG_SEQ) */
     uint32_t producer_id;     /**< below EVB_PRODUCER_ID_STABLE: drawn from the bus,

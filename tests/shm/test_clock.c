@@ -27,6 +27,65 @@ static int64_t realtime(void)
  * the bracket. Returns the worst distance outside it. */
 #define TOL_NS 20000ll
 
+static int64_t monotonic(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000ll + ts.tv_nsec;
+}
+
+/*
+ * Steps of CLOCK_REALTIME: its distance from CLOCK_MONOTONIC moves only
+ * when it is set (settimeofday, clock_settime, a VM's time sync; slewing
+ * moves both). Some VMs step it all the time (one here was stepped 0.5 ms
+ * every 100 ms), and between its anchors the event clock cannot see a
+ * step, by design (clock.c): the measurement below is then of the steps,
+ * not of the event clock, and the tests skip instead of judging it.
+ */
+struct steps {
+    int64_t off;      /* realtime - monotonic at the last look */
+    uint64_t n;       /* steps seen larger than TOL_NS / 2 */
+    int64_t largest;
+};
+
+/* Realtime minus monotonic, from a pair read close together. */
+static int64_t rt_offset(void)
+{
+    int64_t best = INT64_MAX, off = 0;
+    for (int i = 0; i < 5; i++) {
+        int64_t a = monotonic(), r = realtime(), b = monotonic();
+        if (b - a < best) {
+            best = b - a;
+            off = r - (a + (b - a) / 2);
+        }
+    }
+    return off;
+}
+
+static void steps_look(struct steps *st)
+{
+    int64_t o = rt_offset(), d = o > st->off ? o - st->off : st->off - o;
+    if (st->off != INT64_MIN && d > TOL_NS / 2) {
+        st->n++;
+        if (d > st->largest)
+            st->largest = d;
+    }
+    st->off = o;
+}
+
+/* WORST (ns outside clock_gettime) is judged, unless the real-time clock
+ * was stepped meanwhile and WORST is beyond the tolerance. */
+static void judge(const char *who, int64_t worst, const struct steps *st)
+{
+    if (worst > TOL_NS && st->n)
+        cr_skip_test("%s: %lld ns off, but CLOCK_REALTIME was stepped %llu times (up to "
+                     "%lld ns) meanwhile: the event clock follows a step at its next "
+                     "anchor, and this machine cannot show its accuracy",
+                     who, (long long)worst, (unsigned long long)st->n,
+                     (long long)st->largest);
+    cr_expect_leq(worst, TOL_NS, "%s: the event clock strayed %lld ns", who, (long long)worst);
+}
+
 static int64_t outside(void)
 {
     int64_t a = realtime();
@@ -40,30 +99,43 @@ Test(clock, event_clock_agrees_with_clock_gettime_through_its_anchors, .timeout 
 {
     int64_t worst = 0, end = realtime() + 1300000000ll;
     uint64_t n = 0;
+    struct steps st = {.off = INT64_MIN};
+    steps_look(&st);
     while (realtime() < end) {
         int64_t d = outside();
         if (d > worst)
             worst = d;
         n++;
         if (n % 1024 == 0) {
+            steps_look(&st);
             struct timespec nap = {0, 100000};
             nanosleep(&nap, NULL);
         }
     }
+    steps_look(&st);
     cr_log_info("%llu reads, worst %lld ns outside clock_gettime", (unsigned long long)n,
                 (long long)worst);
-    cr_expect_leq(worst, TOL_NS, "the event clock strayed %lld ns", (long long)worst);
+    judge("one thread", worst, &st);
 }
+
+struct hammered {
+    int64_t worst;
+    struct steps st;
+};
 
 static void *hammer(void *arg)
 {
-    int64_t *worst = arg;
+    struct hammered *h = arg;
     int64_t end = realtime() + 300000000ll;
-    while (realtime() < end) {
+    steps_look(&h->st);
+    for (uint64_t n = 1; realtime() < end; n++) {
         int64_t d = outside();
-        if (d > *worst)
-            *worst = d;
+        if (d > h->worst)
+            h->worst = d;
+        if (n % 1024 == 0)
+            steps_look(&h->st);
     }
+    steps_look(&h->st);
     return NULL;
 }
 
@@ -72,12 +144,17 @@ static void *hammer(void *arg)
 Test(clock, event_clock_from_four_threads_at_once, .timeout = 30)
 {
     pthread_t t[4];
-    int64_t worst[4] = {0};
-    for (int i = 0; i < 4; i++)
-        cr_assert_eq(pthread_create(&t[i], NULL, hammer, &worst[i]), 0);
+    struct hammered h[4];
     for (int i = 0; i < 4; i++) {
+        h[i] = (struct hammered){.st.off = INT64_MIN};
+        cr_assert_eq(pthread_create(&t[i], NULL, hammer, &h[i]), 0);
+    }
+    for (int i = 0; i < 4; i++)
         pthread_join(t[i], NULL);
-        cr_expect_leq(worst[i], TOL_NS, "thread %d: %lld ns off", i, (long long)worst[i]);
+    for (int i = 0; i < 4; i++) {
+        char who[32];
+        snprintf(who, sizeof who, "thread %d", i);
+        judge(who, h[i].worst, &h[i].st);
     }
 }
 
