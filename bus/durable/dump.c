@@ -79,6 +79,10 @@ int evb_dump_walk(const char *dir, uint64_t base, const evb_topic_config *cfg,
     while (pos < end) {
         struct evb_seg_frame sf;
         int k = evb_seg_frame(&s, &g, pos, &sf);
+        if (k < 0) {
+            evb_seg_unmap(&s);
+            return k; /* a read error, with its detail: no "invalid frame" */
+        }
         if (!k)
             break;
         memset(&d, 0, sizeof d);

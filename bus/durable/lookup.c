@@ -148,6 +148,10 @@ static int find(const char *dir, const struct evb_seg_geom *g, bool by_time,
             struct evb_seg_frame fr;
             uint64_t at = w.pos, at_off = w.learn ? EVB_SEG_NO_OFFSET : w.offset;
             int kind = evb_seg_step(&s, g, &w, &fr);
+            if (EVB_SEG_EREAD(kind)) {
+                rc = kind; /* unread: neither a match nor damage */
+                goto out;
+            }
             if (at == hinted && kind <= 0) {
                 /* No frame with the offset the index gave where it put
                  * the walk: the index is wrong (the log may be too; the
@@ -164,9 +168,10 @@ static int find(const char *dir, const struct evb_seg_geom *g, bool by_time,
                  * offset is learnt; the reader counts what it skips. A
                  * frame with an unexpected offset loses the offsets
                  * between, no bytes. */
-                if (kind == 0)
-                    w.pos = evb_seg_resync(&s, g, w.pos + EVB_FRAME_ALIGN,
-                                           seg_end < end ? seg_end : end, &fr);
+                if (kind == 0 &&
+                    (rc = evb_seg_resync(&s, g, w.pos + EVB_FRAME_ALIGN,
+                                         seg_end < end ? seg_end : end, &fr, &w.pos)))
+                    goto out;
                 passed(&k, at, w.pos, at_off);
                 w.learn = true;
                 continue;

@@ -86,6 +86,8 @@ static int scan_segment(struct evb_seg *s, const char *dir, const struct evb_seg
     while (w.pos < seg_end) {
         uint64_t at = w.pos;
         int kind = evb_seg_step(s, g, &w, &fr);
+        if (EVB_SEG_EREAD(kind))
+            return kind; /* unread is not "no frame": nothing may be cut on it */
         if (kind == 1 && fr.offset + 1 > sc->max_next)
             sc->max_next = fr.offset + 1;
         if (kind > 0) {
@@ -107,6 +109,8 @@ static int scan_segment(struct evb_seg *s, const char *dir, const struct evb_seg
         }
         uint32_t len;
         int why = evb_seg_misfit(s, g, at, &len);
+        if (EVB_SEG_EREAD(why))
+            return why;
         if (why)
             return misfit_error(dir, g, base, at, why, len);
         /* A range past the durable mark without a valid frame, valid
@@ -119,7 +123,9 @@ static int scan_segment(struct evb_seg *s, const char *dir, const struct evb_seg
          * drop the valid frames after it and hand their offsets out again.
          * Kept, it is reported (info) and readers choose to stop or skip
          * it (EVB_CONSUMER_SKIP_DAMAGE), losing nothing more. */
-        uint64_t q = evb_seg_resync(s, g, at + EVB_FRAME_ALIGN, seg_end, &fr);
+        uint64_t q;
+        if ((rc = evb_seg_resync(s, g, at + EVB_FRAME_ALIGN, seg_end, &fr, &q)))
+            return rc;
         if (q == seg_end)
             break;
         if (r)
@@ -146,9 +152,10 @@ static uint64_t start_offset(struct evb_seg *s, const char *dir, const struct ev
         return off;
     }
     struct evb_seg_frame fr;
+    uint64_t q;
     if (s->fd >= 0 && s->base == base &&
-        evb_seg_resync(s, g, base, base + g->segment_bytes, &fr) < base + g->segment_bytes &&
-        fr.f)
+        evb_seg_resync(s, g, base, base + g->segment_bytes, &fr, &q) == 0 &&
+        q < base + g->segment_bytes && fr.f)
         return fr.offset;
     return fallback;
 }

@@ -79,7 +79,7 @@ static void retain_part(const evb_topic_config *cfg, const char *pdir, struct ev
             struct evb_seg_frame sf;
             struct evb_seg_geom g = {cfg->segment_bytes, cfg->ring_bytes, r->max_frame};
             if (evb_seg_map(&s, pdir, start, cfg->segment_bytes) == 0 &&
-                evb_seg_frame(&s, &g, start, &sf) && sf.offset != EVB_SEG_NO_OFFSET)
+                evb_seg_frame(&s, &g, start, &sf) > 0 && sf.offset != EVB_SEG_NO_OFFSET)
                 off = sf.offset;
             evb_seg_unmap(&s);
         }

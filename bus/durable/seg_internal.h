@@ -38,6 +38,11 @@ int evb_seg_sync_dir(const char *dir);
  * or skip there); -EBADMSG only when not one word is left, -ENOENT none. */
 int evb_seg_hold(struct evb_seg *s, const char *dir, const struct evb_seg_geom *g,
                  uint64_t pos);
+/* S open on a segment cut short (s->bytes below G's segment_bytes): take
+ * its size again, for a file made whole since it was opened (the flusher
+ * does so, flush_segment.c refill_cut), capped at segment_bytes. 0, or
+ * -errno when fstat fails (s->bytes unchanged). */
+int evb_seg_regrow(struct evb_seg *s, const struct evb_seg_geom *g);
 
 /* A walk through the log: next position, next offset (unknown while
  * learn is set; only a hint until a frame's own offset confirmed it). */
@@ -50,7 +55,7 @@ struct evb_seg_walk {
 
 /* Take the frame at w->pos and move past it: 1 data, 2 pad, with
  * fr->offset the frame's offset; 0 no valid frame, -1 an offset other than
- * the expected one (W unchanged on both). */
+ * the expected one, a read error (EVB_SEG_EREAD) (W unchanged on all three). */
 int evb_seg_step(struct evb_seg *s, const struct evb_seg_geom *g,
                  struct evb_seg_walk *w, struct evb_seg_frame *fr);
 /* -EBADMSG with a detail saying why the walk stopped (KIND from step),

@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,15 @@
 #include "seg_internal.h"
 
 #define SEG_SCAN (64u << 10) /* bytes a resync scans per window asked for */
+#define SEG_CRC_STEP (256u << 10) /* bytes of a misfit's checksum per window */
+
+/* The error of the read that just gave NULL (EVB_SEG_EREAD): the bounds
+ * were checked before each, so a NULL is always one. */
+static int read_failed(const struct evb_seg *s)
+{
+    return s->err < -1 ? s->err : evb_err_set(-EIO, "segment %020llu: read failed",
+                                              (unsigned long long)s->base);
+}
 
 int evb_seg_frame(struct evb_seg *s, const struct evb_seg_geom *g, uint64_t pos,
                   struct evb_seg_frame *out)
@@ -41,7 +51,7 @@ int evb_seg_frame(struct evb_seg *s, const struct evb_seg_geom *g, uint64_t pos,
     size_t hn = room < EVB_FRAME_HDR ? (size_t)room : EVB_FRAME_HDR;
     const uint8_t *b = evb_seg_bytes(s, at, hn);
     if (!b)
-        return 0;
+        return read_failed(s);
     struct evb_frame hdr;
     memset(&hdr, 0, sizeof hdr);
     memcpy(&hdr, b, hn);
@@ -56,8 +66,10 @@ int evb_seg_frame(struct evb_seg *s, const struct evb_seg_geom *g, uint64_t pos,
     if (kind != EVB_FRAME_DATA)
         return 0;
     b = evb_seg_bytes(s, at, st.len);
+    if (!b)
+        return read_failed(s);
     const struct evb_frame *f = (const struct evb_frame *)(const void *)b;
-    if (!b || memcmp(b, &hdr, EVB_FRAME_HDR) || f->crc32c != evb_frame_crc(f, st.len))
+    if (memcmp(b, &hdr, EVB_FRAME_HDR) || f->crc32c != evb_frame_crc(f, st.len))
         return 0;
     *out = (struct evb_seg_frame){.f = f, .skip = st.skip, .events = 1, .offset = st.offset,
                                   .len = st.len, .key_len = st.key_len,
@@ -69,14 +81,16 @@ int evb_seg_frame(struct evb_seg *s, const struct evb_seg_geom *g, uint64_t pos,
 int evb_seg_misfit(struct evb_seg *s, const struct evb_seg_geom *g, uint64_t pos,
                    uint32_t *len)
 {
-    if (s->fd < 0 || pos < s->base || pos - s->base >= s->bytes || pos % EVB_FRAME_ALIGN ||
-        evb_seg_frame(s, g, pos, &(struct evb_seg_frame){0}))
+    if (s->fd < 0 || pos < s->base || pos - s->base >= s->bytes || pos % EVB_FRAME_ALIGN)
         return 0;
+    int k = evb_seg_frame(s, g, pos, &(struct evb_seg_frame){0});
+    if (k)
+        return k < 0 ? k : 0;
     uint64_t at = pos - s->base, room = s->bytes - at;
     uint64_t stamp;
     const uint8_t *b = evb_seg_bytes(s, at, sizeof stamp);
     if (!b)
-        return 0;
+        return read_failed(s);
     memcpy(&stamp, b, sizeof stamp);
     /* A larger ring_bytes than the log's: no frame crosses the larger
      * ring's ends either, so only a stamp-only pad can tell. A ring pads
@@ -93,24 +107,47 @@ int evb_seg_misfit(struct evb_seg *s, const struct evb_seg_geom *g, uint64_t pos
             if (gap >= EVB_FRAME_HDR)
                 continue;
             struct evb_seg_frame fr;
-            if (gap < room && evb_seg_frame(s, g, pos + gap, &fr) == 1) {
+            if (gap >= room)
+                break;
+            if ((k = evb_seg_frame(s, g, pos + gap, &fr)) == 1) {
                 *len = (uint32_t)gap;
                 return 3;
             }
+            if (k < 0)
+                return k;
             break;
         }
     }
-    if (room < EVB_FRAME_HDR || !(b = evb_seg_bytes(s, at, EVB_FRAME_HDR)))
+    if (room < EVB_FRAME_HDR)
         return 0;
+    if (!(b = evb_seg_bytes(s, at, EVB_FRAME_HDR)))
+        return read_failed(s);
     struct evb_frame hdr;
     memcpy(&hdr, b, sizeof hdr);
     /* Only the file bounds this time: a frame that passes these and its
-     * checksum was written whole by a producer whose limits were not G's. */
+     * checksum was written whole by a producer whose limits were not G's,
+     * so its length may be anything up to the segment's end (a ring of
+     * up to 16 GiB takes events of a quarter of it). The checksum is
+     * taken a window at a time (the CRC chains, crc32c.h): a forged
+     * length costs reads, never a buffer of that length. The header is
+     * the copy decoded; each later window's bytes are the file's. */
     struct evb_frame_step st;
     uint32_t loose = room > UINT32_MAX ? UINT32_MAX : (uint32_t)room;
-    if (evb_frame_decode(&hdr, hdr.stamp, pos, room, loose, &st) != EVB_FRAME_DATA ||
-        !(b = evb_seg_bytes(s, at, st.len)) || memcmp(b, &hdr, EVB_FRAME_HDR) ||
-        hdr.crc32c != evb_frame_crc((const struct evb_frame *)(const void *)b, st.len))
+    if (evb_frame_decode(&hdr, hdr.stamp, pos, room, loose, &st) != EVB_FRAME_DATA)
+        return 0;
+    const size_t crc_at = offsetof(struct evb_frame, type); /* past crc32c */
+    uint32_t crc = evb_crc32c(0, (const uint8_t *)&hdr + offsetof(struct evb_frame, offset),
+                              offsetof(struct evb_frame, crc32c) -
+                                  offsetof(struct evb_frame, offset));
+    crc = evb_crc32c(crc, (const uint8_t *)&hdr + crc_at, EVB_FRAME_HDR - crc_at);
+    for (uint64_t done = EVB_FRAME_HDR; done < st.len;) {
+        size_t n = st.len - done < SEG_CRC_STEP ? (size_t)(st.len - done) : SEG_CRC_STEP;
+        if (!(b = evb_seg_bytes(s, at + done, n)))
+            return read_failed(s);
+        crc = evb_crc32c(crc, b, n);
+        done += n;
+    }
+    if (hdr.crc32c != crc)
         return 0;
     *len = st.len;
     if (st.len > g->max_frame)
@@ -118,11 +155,12 @@ int evb_seg_misfit(struct evb_seg *s, const struct evb_seg_geom *g, uint64_t pos
     return 2; /* it crosses the end of a ring of G's capacity */
 }
 
-uint64_t evb_seg_resync(struct evb_seg *s, const struct evb_seg_geom *g, uint64_t pos,
-                        uint64_t limit, struct evb_seg_frame *fr)
+int evb_seg_resync(struct evb_seg *s, const struct evb_seg_geom *g, uint64_t pos,
+                   uint64_t limit, struct evb_seg_frame *fr, uint64_t *found)
 {
+    *found = limit;
     if (s->fd < 0 || pos < s->base)
-        return limit;
+        return 0;
     if (limit > s->base + s->bytes)
         limit = s->base + s->bytes;
     pos = (pos + EVB_FRAME_ALIGN - 1) & ~(uint64_t)(EVB_FRAME_ALIGN - 1);
@@ -137,28 +175,33 @@ uint64_t evb_seg_resync(struct evb_seg *s, const struct evb_seg_geom *g, uint64_
             break;
         const uint8_t *b = evb_seg_bytes(s, pos - s->base, (size_t)n);
         if (!b)
-            return limit; /* unreadable: no valid frame to be found */
+            return read_failed(s); /* unread: no saying there is no frame */
         for (uint64_t i = 0; i < n; i += EVB_FRAME_ALIGN) {
             uint64_t stamp;
             memcpy(&stamp, b + i, sizeof stamp);
             if (!evb_stamp_is_committed(stamp, pos + i))
                 continue;
-            if (evb_seg_frame(s, g, pos + i, fr))
-                return pos + i;
+            int k = evb_seg_frame(s, g, pos + i, fr);
+            if (k < 0)
+                return k;
+            if (k) {
+                *found = pos + i;
+                return 0;
+            }
             if (!(b = evb_seg_bytes(s, pos - s->base, (size_t)n)))
-                return limit;
+                return read_failed(s);
         }
         pos += n;
     }
-    return limit;
+    return 0;
 }
 
 int evb_seg_step(struct evb_seg *s, const struct evb_seg_geom *g,
                  struct evb_seg_walk *w, struct evb_seg_frame *fr)
 {
     int kind = evb_seg_frame(s, g, w->pos, fr);
-    if (!kind)
-        return 0;
+    if (kind <= 0)
+        return kind;
     if (fr->offset == EVB_SEG_NO_OFFSET) {
         fr->offset = w->offset; /* a stamp-only pad voids nothing */
     } else if (w->learn || fr->offset == w->offset) {
@@ -293,6 +336,13 @@ int evb_seg_read(struct evb_seg_reader *sr, uint64_t end, struct evb_frame_view 
          * may keep those, never the ones above, still being written. */
         sr->seg.stable = end;
         uint64_t seg_base = sr->seg.base;
+        if (sr->seg.bytes < sr->g.segment_bytes && end - seg_base > sr->seg.bytes &&
+            (rc = evb_seg_regrow(&sr->seg, &sr->g)))
+            break; /* not known whether the cut is still there: try again */
+        /* (A segment held while it was cut short may have been made
+         * whole since, flush_segment.c refill_cut, and the flusher has
+         * written on in it: its size is taken again before anything at
+         * or past the old one, or a frame across it, is called lost.) */
         if (w.pos - seg_base >= sr->seg.bytes) {
             /* Past where a truncated segment was cut: the rest of the
              * segment is gone, damage like any other. */
@@ -316,6 +366,13 @@ int evb_seg_read(struct evb_seg_reader *sr, uint64_t end, struct evb_frame_view 
         struct evb_seg_frame fr;
         uint64_t at = w.pos;
         int kind = evb_seg_step(&sr->seg, &sr->g, &w, &fr);
+        if (EVB_SEG_EREAD(kind)) {
+            /* Not damage: nothing is known about these bytes. The reader
+             * stays where it is, not failed, and a later call reads them
+             * again. */
+            rc = kind;
+            break;
+        }
         if (kind <= 0 && !sr->skip_damage) {
             rc = sr->failed = evb_seg_corrupt(sr->dir, &sr->g, &w, kind, &fr);
             break;
@@ -332,9 +389,12 @@ int evb_seg_read(struct evb_seg_reader *sr, uint64_t end, struct evb_frame_view 
             continue;
         }
         if (kind == 0) {
-            skip_begin(sr, &w);
             /* The next valid frame, else the segment's end (or END). */
-            uint64_t q = evb_seg_resync(&sr->seg, &sr->g, w.pos + EVB_FRAME_ALIGN, end, &fr);
+            uint64_t q;
+            if ((rc = evb_seg_resync(&sr->seg, &sr->g, w.pos + EVB_FRAME_ALIGN, end, &fr,
+                                     &q)))
+                break; /* as above: W still at the damage, nothing counted */
+            skip_begin(sr, &w);
             sr->lost_bytes += q - w.pos;
             w.pos = q;
             w.learn = true;

@@ -429,6 +429,7 @@ void evb_seg_unmap(struct evb_seg *s)
 
 const uint8_t *evb_seg_bytes(struct evb_seg *s, uint64_t at, size_t n)
 {
+    s->err = 0;
     if (s->fd < 0 || at > s->bytes || n > s->bytes - at)
         return NULL;
     if (at >= s->win_at && at - s->win_at <= s->win_len && n <= s->win_len - (at - s->win_at))
@@ -446,8 +447,8 @@ const uint8_t *evb_seg_bytes(struct evb_seg *s, uint64_t at, size_t n)
         s->buf_cap = 0;
         s->win_len = 0;
         if (!(s->buf = malloc(cap))) {
-            evb_err_set(-ENOMEM, "segment %020llu: a read window of %zu bytes",
-                        (unsigned long long)s->base, cap);
+            s->err = evb_err_set(-ENOMEM, "segment %020llu: a read window of %zu bytes",
+                                 (unsigned long long)s->base, cap);
             return NULL;
         }
         s->buf_cap = cap;
@@ -461,9 +462,11 @@ const uint8_t *evb_seg_bytes(struct evb_seg *s, uint64_t at, size_t n)
         if (k < 0 && errno == EINTR)
             continue;
         if (k < 0) {
-            evb_err_set(-errno, "segment %020llu: read at file offset %llu: %s",
-                        (unsigned long long)s->base, (unsigned long long)(from + got),
-                        strerror(errno));
+            /* Never -1, a step's offset break (EVB_SEG_EREAD). */
+            int e = errno == EPERM || !errno ? EIO : errno;
+            s->err = evb_err_set(-e, "segment %020llu: read at file offset %llu: %s",
+                                 (unsigned long long)s->base, (unsigned long long)(from + got),
+                                 strerror(e));
             return NULL;
         }
         if (k == 0)
@@ -515,4 +518,22 @@ int evb_seg_hold(struct evb_seg *s, const char *dir, const struct evb_seg_geom *
     /* The walks read a truncated segment up to where it was cut: the
      * frames before are intact, what is missing is damage they count. */
     return map_file(s, dir, base, g->segment_bytes, true);
+}
+
+int evb_seg_regrow(struct evb_seg *s, const struct evb_seg_geom *g)
+{
+    if (s->fd < 0 || s->bytes >= g->segment_bytes)
+        return 0;
+    struct stat st;
+    if (fstat(s->fd, &st) < 0)
+        return evb_err_set(-errno, "segment %020llu: fstat: %s", (unsigned long long)s->base,
+                           strerror(errno));
+    uint64_t have = (uint64_t)st.st_size - (uint64_t)st.st_size % EVB_FRAME_ALIGN;
+    if (have > g->segment_bytes)
+        have = g->segment_bytes;
+    /* Only ever up: bytes the window keeps lie below the old size, and
+     * those a later cut takes read as zeros (evb_seg_bytes). */
+    if (have > s->bytes)
+        s->bytes = have;
+    return 0;
 }

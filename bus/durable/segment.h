@@ -98,6 +98,8 @@ struct evb_seg {
     size_t buf_cap;
     uint64_t win_at;
     size_t win_len;
+    int err;            /* the last read's error (negative errno), 0 none:
+                           evb_seg_bytes sets it with each NULL it returns */
 };
 
 /* Open segment BASE for reading, BYTES long. -ENOENT missing (retention
@@ -108,7 +110,8 @@ void evb_seg_unmap(struct evb_seg *s);
 /* N bytes of S at file offset AT (AT + N <= s->bytes), read into S's
  * window: valid until the next call on S. Bytes the file no longer has
  * (cut since it was opened) read as zeros, which no frame check passes.
- * NULL when out of bounds, on a read error or without memory. */
+ * NULL when out of bounds (s->err 0), on a read error or without memory
+ * (s->err the negative errno, never -1: see EVB_SEG_EREAD). */
 const uint8_t *evb_seg_bytes(struct evb_seg *s, uint64_t at, size_t n);
 
 #define EVB_SEG_NO_OFFSET EVB_FRAME_NO_OFFSET
@@ -128,9 +131,18 @@ struct evb_seg_frame {
     uint16_t flags;            /* data: EVB_FRAME_F_* */
 };
 
+/* A read of the segment failed (pread's error, no memory for the window):
+ * K, returned by evb_seg_frame, evb_seg_misfit, evb_seg_step and the
+ * walks, is then a negative errno below -1 (-1 is a step's offset break;
+ * an EPERM from a read is passed as -EIO). Nothing is known about the
+ * bytes: no frame, no damage; the caller passes the error up, cuts and
+ * counts nothing, and may try again. */
+#define EVB_SEG_EREAD(k) ((k) < -1)
+
 /* The frame at POS in S: 1 data, 2 pad, 0 no valid frame there (wrong or
- * stale stamp, bad length, checksum mismatch, POS outside S). The rules are
- * those of shm/read.c plus the checksum; the caller compares offsets. */
+ * stale stamp, bad length, checksum mismatch, POS outside S), or a read
+ * error (EVB_SEG_EREAD, with a detail). The rules are those of shm/read.c
+ * plus the checksum; the caller compares offsets. */
 int evb_seg_frame(struct evb_seg *s, const struct evb_seg_geom *g, uint64_t pos,
                   struct evb_seg_frame *out);
 
@@ -139,7 +151,9 @@ int evb_seg_frame(struct evb_seg *s, const struct evb_seg_geom *g, uint64_t pos,
  * 2 it crosses the end of a ring of G's capacity, with *LEN its length;
  * or 3 a stamp-only pad *LEN bytes before the end of a smaller ring, a
  * valid frame at that end (a larger ring_bytes than the log's); 0
- * otherwise (a valid frame, or damage). Such a frame means the topic's
+ * otherwise (a valid frame, or damage); a read error (EVB_SEG_EREAD). The
+ * frame's checksum is taken a window at a time, so a forged length costs
+ * reads up to the segment's end, never a buffer that size. Such a frame means the topic's
  * config is not the one the log was written with (topic.conf edited):
  * an error to report, never damage to skip or a tail to cut. */
 int evb_seg_misfit(struct evb_seg *s, const struct evb_seg_geom *g, uint64_t pos,
@@ -200,7 +214,11 @@ void evb_seg_reader_seek(struct evb_seg_reader *sr, uint64_t pos, uint64_t offse
  * are completely written), pads skipped; V points into the reader's window
  * (valid until the next call), lost_* = 0. 0 delivered; -EAGAIN sr->pos >= END; -ENOENT the
  * segment holding sr->pos is gone; -EBADMSG an invalid frame or offset
- * below END (sticky); -EINVAL sr->pos not 8-aligned. */
+ * below END (sticky); -EINVAL sr->pos not 8-aligned; a read error (-EIO,
+ * -ENOMEM...: EVB_SEG_EREAD), not sticky: the reader stays where it was,
+ * nothing counted lost, and a later call reads there again. A segment
+ * held while it was cut short has its size taken again before the bytes
+ * past the cut are called lost (the flusher makes such a file whole). */
 int evb_seg_read(struct evb_seg_reader *sr, uint64_t end, struct evb_frame_view *v);
 
 /* Skip damage instead of failing (evb_seg_reader.skip_damage): the read
@@ -219,10 +237,11 @@ static inline uint64_t evb_seg_next_offset(const struct evb_seg_reader *sr)
     return sr->offset;
 }
 
-/* The first position in [POS, LIMIT) holding a valid frame of S, LIMIT
- * when none does (*FR then untouched). */
-uint64_t evb_seg_resync(struct evb_seg *s, const struct evb_seg_geom *g, uint64_t pos,
-                        uint64_t limit, struct evb_seg_frame *fr);
+/* *AT: the first position in [POS, LIMIT) holding a valid frame of S,
+ * LIMIT when none does (*FR then untouched); 0. A read error: its
+ * negative errno (EVB_SEG_EREAD), *AT untouched. */
+int evb_seg_resync(struct evb_seg *s, const struct evb_seg_geom *g, uint64_t pos,
+                   uint64_t limit, struct evb_seg_frame *fr, uint64_t *at);
 
 /* ---- durable mark (mark.c, mark_format.h) ---- */
 

@@ -17,6 +17,9 @@
 #include "crc32c.h"
 #include "t_helpers.h"
 
+#include <errno.h>
+#include <sys/syscall.h>
+
 const struct evb_seg_geom geom = {SEG, CAP, MAX_FRAME};
 char dir[128];
 uint64_t rng;
@@ -313,4 +316,21 @@ struct evb_seg_recovery recover_ok(void)
     int rc = evb_seg_recover(dir, &geom, 0, &rec);
     cr_assert_eq(rc, 0, "recover: %d %s", rc, evb_last_error());
     return rec;
+}
+
+long long t_pread_fail_at = -1;
+int t_pread_failed;
+
+/* Takes the place of libc's for the whole test binary (the library is
+ * linked in statically): see seg_helpers.h. */
+ssize_t pread(int fd, void *buf, size_t n, off_t off)
+{
+    long long at = t_pread_fail_at;
+    if (at >= 0 && off <= at && at < off + (off_t)n &&
+        (fcntl(fd, F_GETFL) & O_ACCMODE) == O_RDONLY) {
+        t_pread_failed++;
+        errno = EIO;
+        return -1;
+    }
+    return syscall(SYS_pread64, fd, buf, n, off);
 }

@@ -83,6 +83,14 @@ bool exists(uint64_t base, const char *ext);
  * next one of the image, byte for byte; returns the read's final code. */
 int read_all(uint64_t pos, uint64_t end, size_t *seen, struct evb_seg_reader *out);
 size_t events_below(uint64_t end);
+/* ---- read errors ----
+ * The test binaries' pread (seg_helpers.c): a call on a read-only fd (a
+ * segment reader's, recovery's scan) whose range covers file offset
+ * t_pread_fail_at fails with EIO, counted in t_pread_failed; -1 (the
+ * default): none fails. */
+extern long long t_pread_fail_at;
+extern int t_pread_failed;
+
 /* evb_seg_recover on dir, asserting success. */
 struct evb_seg_recovery recover_ok(void);
 

@@ -579,3 +579,51 @@ Test(seg_damage, newest_segment_cut_short_without_a_mark_is_refused)
     cr_assert_eq(stat(path, &st), 0);
     cr_expect_eq(st.st_size, 60000);
 }
+
+/* One forged header (its stamp right, a length near the segment's size)
+ * costs recovery's misfit check reads, never a window that large (it
+ * allocated and read up to 4 GiB): the checksum is taken a window at a
+ * time. A frame that large written whole is still found to be one, the
+ * chained checksum being the frame's. */
+Test(seg_damage, a_huge_frame_length_does_not_grow_the_window)
+{
+    const uint64_t big = 16ull << 20;
+    const uint32_t len = (uint32_t)(big - 4096);
+    struct evb_seg_geom g = {big, big, MAX_FRAME};
+    uint8_t *img = calloc(1, len);
+    cr_assert(img);
+    struct evb_frame *f = (struct evb_frame *)(void *)img;
+    f->offset = 0;
+    f->len = len;
+    f->claim_len = (uint32_t)evb_align_frame(len);
+    f->claim_events = 1;
+    f->producer_id = 7;
+    f->key_len = 8;
+    f->type = 3;
+    for (uint32_t i = EVB_FRAME_HDR; i < len; i++)
+        img[i] = (uint8_t)next_rand();
+    f->stamp = 0 | EVB_STAMP_DATA;
+    for (int valid = 0; valid < 2; valid++) {
+        f->crc32c = evb_frame_crc(f, len) ^ (valid ? 0u : 1u);
+        int fd = evb_seg_create(dir, 0, big, false, 0644);
+        cr_assert_geq(fd, 0);
+        cr_assert_eq(pwrite(fd, img, len, 0), (ssize_t)len);
+        close(fd);
+        struct evb_seg s;
+        cr_assert_eq(evb_seg_map(&s, dir, 0, big), 0);
+        uint32_t got = 0;
+        int why = evb_seg_misfit(&s, &g, 0, &got);
+        cr_expect_lt(s.buf_cap, 1u << 20, "the window grew to %zu bytes", s.buf_cap);
+        if (valid) {
+            cr_expect_eq(why, 1, "a whole frame longer than max_frame: %d", why);
+            cr_expect_eq(got, len);
+        } else {
+            cr_expect_eq(why, 0, "a forged length: %d", why);
+        }
+        evb_seg_unmap(&s);
+        char path[256];
+        evb_seg_path(path, sizeof path, dir, 0, "log");
+        cr_assert_eq(unlink(path), 0);
+    }
+    free(img);
+}

@@ -316,9 +316,10 @@ static int full_tmpfs_child(void *arg)
     if (evb_seg_map(&s, mnt, 0, BIG_SEG))
         return 26;
     struct evb_seg_frame fr;
-    uint64_t q = evb_seg_resync(&s, &big, lg.pos, BIG_SEG, &fr);
+    uint64_t q = 0;
+    int rr = evb_seg_resync(&s, &big, lg.pos, BIG_SEG, &fr, &q);
     evb_seg_unmap(&s);
-    if (q != BIG_SEG)
+    if (rr || q != BIG_SEG)
         return 27;
     if (free_blocks(mnt) != before) {
         fprintf(stderr, "free blocks %llu, were %llu\n", free_blocks(mnt), before);
@@ -367,7 +368,8 @@ static int cut_under_reader_child(void *arg)
     const struct rec *last = &lg.fr[lg.nfr - 1];
     if (evb_seg_frame(&s, &big, last->pos, &fr) != 0)
         return 25;
-    if (evb_seg_resync(&s, &big, 8192, BIG_SEG, &fr) != BIG_SEG)
+    uint64_t q = 0;
+    if (evb_seg_resync(&s, &big, 8192, BIG_SEG, &fr, &q) || q != BIG_SEG)
         return 26;
     evb_seg_unmap(&s);
     int rc;

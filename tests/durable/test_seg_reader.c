@@ -160,3 +160,100 @@ Test(seg_reader, key_longer_than_the_payload_is_refused_despite_its_checksum)
     cr_expect_eq(sr.pos, r->pos);
     evb_seg_reader_close(&sr);
 }
+
+/* A read error is no damage: the reader returns it, stays where it was,
+ * neither failed (strict: no sticky -EBADMSG) nor counting the unread
+ * bytes lost (skip mode: it went past them for good); once reads work
+ * again it reads every event, none counted lost. */
+Test(seg_reader, a_read_error_is_passed_up_and_loses_nothing)
+{
+    build(2 * SEG + SEG / 2);
+    write_segments(0);
+    for (int skip = 0; skip < 2; skip++) {
+        struct evb_seg_reader sr;
+        cr_assert_eq(evb_seg_reader_open(&sr, dir, &geom), 0);
+        sr.skip_damage = skip;
+        sr.once = skip;
+        evb_seg_reader_seek(&sr, 0, 0, true);
+        /* Read up to MID first: the window keeps nothing from there on,
+         * so the next read of it is a pread, made to fail. */
+        uint64_t mid = lg.fr[lg.nfr / 2].pos;
+        struct evb_frame_view v;
+        size_t seen = 0;
+        int rc;
+        while ((rc = evb_seg_read(&sr, mid, &v)) == 0)
+            seen++;
+        cr_assert_eq(rc, -EAGAIN);
+        t_pread_failed = 0;
+        t_pread_fail_at = (long long)((mid % SEG) + 8);
+        for (int k = 0; k < 2; k++) {
+            rc = evb_seg_read(&sr, lg.pos, &v);
+            cr_expect_eq(rc, -EIO, "skip %d: read %d gave %d", skip, k, rc);
+        }
+        t_pread_fail_at = -1;
+        cr_assert_gt(t_pread_failed, 0);
+        cr_expect_eq(sr.failed, 0);
+        cr_expect_eq(sr.pos, mid);
+        cr_expect_eq(sr.lost_bytes + sr.lost_events + sr.offset_breaks, 0);
+        uint64_t lost = 0;
+        while ((rc = evb_seg_read(&sr, lg.pos, &v)) == 0) {
+            cr_expect_eq(v.f->offset, offset_at(v.pos));
+            lost += v.lost_events + v.lost_bytes;
+            seen++;
+        }
+        cr_expect_eq(rc, -EAGAIN, "skip %d: %d (%s)", skip, rc, evb_last_error());
+        cr_expect_eq(seen, events_below(lg.pos), "skip %d: %zu events", skip, seen);
+        cr_expect_eq(lost, 0, "skip %d: %llu lost", skip, (unsigned long long)lost);
+        evb_seg_reader_close(&sr);
+    }
+}
+
+/* A reader that held a segment while it was cut short sees the frames
+ * written in it once the flusher made it whole again (refill_cut) and
+ * went on: it takes the file's size again, rather than calling what lies
+ * past the old size lost. */
+Test(seg_reader, a_segment_made_whole_again_is_read_on)
+{
+    build(SEG - 4096);
+    write_segments(0);
+    /* cut at a quarter; the flusher had written to half (its round found
+     * the cut), made the file whole, and wrote on to the end */
+    uint64_t cut = lg.fr[lg.nfr / 4].pos, e1 = lg.fr[lg.nfr / 2].pos, e2 = lg.pos;
+    char path[256];
+    evb_seg_path(path, sizeof path, dir, 0, "log");
+    cr_assert_eq(truncate(path, (off_t)cut), 0);
+    for (int skip = 0; skip < 2; skip++) {
+        cr_assert_eq(truncate(path, (off_t)cut), 0);
+        struct evb_seg_reader sr;
+        cr_assert_eq(evb_seg_reader_open(&sr, dir, &geom), 0);
+        sr.skip_damage = true;
+        sr.once = skip;
+        evb_seg_reader_seek(&sr, 0, 0, true);
+        struct evb_frame_view v;
+        size_t seen = 0;
+        int rc;
+        while ((rc = evb_seg_read(&sr, cut, &v)) == 0)
+            seen++;
+        cr_assert_eq(rc, -EAGAIN);
+        cr_assert_eq(seen, events_below(cut));
+        cr_assert_lt(sr.seg.bytes, SEG, "the reader holds the cut file");
+        /* made whole: [cut, e1) zeros (lost), the flusher writes on at e1 */
+        cr_assert_eq(truncate(path, SEG), 0);
+        patch_seg(e1, lg.buf + e1, (size_t)(e2 - e1));
+        size_t after = 0;
+        uint64_t lost_bytes = 0;
+        while ((rc = evb_seg_read(&sr, e2, &v)) == 0) {
+            cr_expect_geq(v.pos, e1);
+            cr_expect_eq(v.f->offset, offset_at(v.pos));
+            lost_bytes += v.lost_bytes;
+            after++;
+        }
+        cr_expect_eq(rc, -EAGAIN, "%d (%s)", rc, evb_last_error());
+        cr_expect_eq(after, events_below(e2) - events_below(e1),
+                     "read %zu events after the refill, %zu were written", after,
+                     events_below(e2) - events_below(e1));
+        /* the zeros of the cut, and nothing past them */
+        cr_expect_eq(lost_bytes, e1 - cut, "%llu bytes lost", (unsigned long long)lost_bytes);
+        evb_seg_reader_close(&sr);
+    }
+}

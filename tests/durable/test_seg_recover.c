@@ -210,3 +210,31 @@ static void torn_without_mark(bool remove_newest)
 
 Test(seg_recover, torn_last_frame_without_a_mark_skips_offsets) { torn_without_mark(false); }
 Test(seg_recover, removed_segment_without_a_mark_counts_in_the_skip) { torn_without_mark(true); }
+
+/* A read error is no "no valid frame": recovery that could not read a
+ * segment says so and cuts nothing (it took the unread position for the
+ * log's end and zeroed every valid frame after it); once reads work, it
+ * finds the whole log. */
+Test(seg_recover, a_read_error_cuts_nothing)
+{
+    build(SEG - 4096);
+    write_segments(8);
+    uint8_t *before = malloc(SEG), *after = malloc(SEG);
+    cr_assert(before && after);
+    read_seg(0, before);
+    t_pread_failed = 0;
+    t_pread_fail_at = (long long)lg.fr[lg.nfr / 2].pos;
+    struct evb_seg_recovery rec;
+    int rc = evb_seg_recover(dir, &geom, 0, &rec);
+    t_pread_fail_at = -1;
+    cr_assert_gt(t_pread_failed, 0);
+    cr_expect_eq(rc, -EIO, "recovery returned %d (%s)", rc, rc ? evb_last_error() : "");
+    read_seg(0, after);
+    cr_expect_eq(memcmp(before, after, SEG), 0, "recovery changed the segment");
+    rec = recover_ok();
+    cr_expect_eq(rec.end_pos, lg.pos);
+    cr_expect_eq(rec.end_offset, lg.offset);
+    cr_expect_eq(rec.dropped_bytes, 0);
+    free(before);
+    free(after);
+}
