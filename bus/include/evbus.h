@@ -658,14 +658,17 @@ typedef struct evb_receipt {
 
 /** A delivered event. Pointers stay valid until the next call on the
  *  consumer handle and are for reading only. They point into a read-only
- *  mapping (a store kills the caller with SIGSEGV) for events a gating
- *  reader (lossless subscriber, named consumer) of a ring-only topic reads
- *  at or after the tail it saw when it attached or last seeked, and for
- *  events any reader of a durable topic reads back from segment files.
- *  Every other event is a private copy in the handle's buffer (a store
- *  changes nothing anyone else sees): a lossy subscriber's, a gating
- *  reader's below that tail, and any event a reader of a durable topic
- *  reads from the ring (none gates producers there). SECURITY.md, "Copies
+ *  mapping of the ring (a store kills the caller with SIGSEGV) for events
+ *  a gating reader (lossless subscriber, named consumer) of a ring-only
+ *  topic reads at or after the tail it saw when it attached or last
+ *  seeked. Every other event is a private copy in memory of the handle's:
+ *  a lossy subscriber's, a gating reader's below that tail, any event a
+ *  reader of a durable topic reads from the ring (none gates producers
+ *  there), and any event read back from segment files (read with pread
+ *  into the handle's read window, never mapped). Storing into a copy is
+ *  not allowed either: nothing stops it and no one else sees it, but it
+ *  changes what the handle still holds (the window serves the events
+ *  after it too, and is checked once, when read). SECURITY.md, "Copies
  *  vs read-only views".
  *  value is 8-byte aligned for every event published by this version
  *  (ring version 3 on); events read back from segments an older version
@@ -1196,9 +1199,9 @@ void evb_producer_close(evb_producer *p);
  * of partitions whose flusher died with no other candidate left.
  *
  * Events are handed out read-only: through a read-only mapping of the
- * ring or segment file, where storing through an event pointer kills the
- * caller with SIGSEGV, or as a private copy (which events are which:
- * evb_event). A caller the topic lets
+ * ring, where storing through an event pointer kills the caller with
+ * SIGSEGV, or as a private copy, events read back from segment files
+ * included (which events are which: evb_event). A caller the topic lets
  * read but not write (file_mode 0640 and a group member) maps the rings
  * read-only: it may be a subscriber, or a named consumer of a durable
  * topic; a lossless subscriber or a named consumer of a ring-only topic
