@@ -148,6 +148,28 @@ static uint64_t reserved_len(int fd, uint64_t bytes)
     return h < 0 || (uint64_t)h > bytes ? bytes : (uint64_t)h;
 }
 
+/* Where the valid frames below CUT in segment BASE end: the damage a cut
+ * at CUT made starts there (a frame across the cut is the cut's). */
+static uint64_t intact_below(const char *dir, const struct evb_seg_geom *g, uint64_t base,
+                             uint64_t cut)
+{
+    struct evb_seg_reader sr;
+    uint64_t end = base;
+    if (cut <= base || evb_seg_reader_open(&sr, dir, g))
+        return base;
+    sr.skip_damage = true;
+    evb_seg_reader_seek(&sr, base, 0, true);
+    struct evb_frame_view v;
+    int rc;
+    while ((rc = evb_seg_read(&sr, cut, &v)) == 0)
+        end = v.end;
+    /* Pads after the last event, and no damage after them: on to there. */
+    if (rc == -EAGAIN && !sr.lost_bytes && sr.lost_from == EVB_SEG_NO_OFFSET)
+        end = sr.pos;
+    evb_seg_reader_close(&sr);
+    return end < cut ? end : cut;
+}
+
 /*
  * Segment BASE cut short (truncated by hand while a flusher wrote it, or
  * before it was used): made whole again, so that the flusher goes on in it
@@ -172,6 +194,17 @@ static int refill_cut(struct evb_flush *fl, struct fpart *fp, uint64_t base, uin
         (uint64_t)st.st_size >= cfg->segment_bytes)
         return 0; /* missing, the right size, or evb_seg_create's to refuse */
     int64_t sz = st.st_size;
+    /* Where the cut is: the file's end, or the first hole below it when
+     * a write of the round that found the cut extended the file past it
+     * (a file system without SEEK_HOLE says the end). */
+    uint64_t cut = (uint64_t)sz;
+    int hfd = evb_open_file(AT_FDCWD, path, O_RDONLY, 0, EVB_FILE_REG);
+    if (hfd >= 0) {
+        off_t h = lseek(hfd, 0, SEEK_HOLE);
+        if (h >= 0 && (uint64_t)h < cut)
+            cut = (uint64_t)h;
+        close(hfd);
+    }
     int rc = evb_seg_fill_out(path, cfg->segment_bytes);
     if (rc)
         return evb_err_prefix(rc, "partition %u: %s was cut to %lld bytes and cannot be made "
@@ -179,10 +212,21 @@ static int refill_cut(struct evb_flush *fl, struct fpart *fp, uint64_t base, uin
     /* What the cut took lies below AT, wherever the file's size says now
      * (a write of the round that found the cut may have extended it past
      * the hole): the frames below AT are walked as a reader walks them.
-     * Damage found there before (a rebuild's) is counted again. */
+     * Only what is new since the cut counts: damage below it was
+     * there before (a rebuild's, an earlier cut's) and is noted already,
+     * so the walk up to the end of the last valid frame before the cut
+     * is taken off. When the cut added bytes but no range (it joined a
+     * range that was there), that is still one range more. */
     struct evb_seg_geom g = {cfg->segment_bytes, cfg->ring_bytes, fl->rings[0].max_frame};
-    struct evb_seg_damage w, d;
-    if (at > base && evb_seg_verify(fp->dir, &g, base, at, &w) == 0 && w.ranges) {
+    struct evb_seg_damage w, d, was = {.first_pos = UINT64_MAX};
+    cut = base + cut - cut % EVB_FRAME_ALIGN;
+    uint64_t intact = intact_below(fp->dir, &g, base, cut < at ? cut : at);
+    if (at > base && evb_seg_verify(fp->dir, &g, base, at, &w) == 0 &&
+        (intact <= base || evb_seg_verify(fp->dir, &g, base, intact, &was) == 0) &&
+        w.bytes > was.bytes) {
+        w.ranges = w.ranges > was.ranges ? w.ranges - was.ranges : 0;
+        w.ranges = w.ranges ? w.ranges : 1;
+        w.bytes -= was.bytes;
         if (evb_seg_damage_read(fp->dir, &d))
             d = (struct evb_seg_damage){.first_pos = UINT64_MAX};
         struct evb_seg_recovery r = {.damaged = (uint32_t)(d.ranges + w.ranges),

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "durable_fixture.h"
+#include "frame.h"
 #include "segment.h"
 
 #define TOPIC "tp"
@@ -175,4 +176,75 @@ Test(seg_tamper, truncated_segment_is_made_whole_and_the_flusher_goes_on, .timeo
     evb_consumer_close(c);
     cr_expect_eq(want, last, "acknowledged from %llu on, read up to %llu",
                  (unsigned long long)first_ok, (unsigned long long)want);
+}
+
+/* Sync publishes from SEQ on until one is acknowledged again after a cut
+ * (the flusher made the segment whole); the next sequence number. */
+static uint64_t publish_through_cut(evb_producer *p, uint64_t seq)
+{
+    uint64_t give_up = t_now_ms() + 10000;
+    for (;;) {
+        int rc = publish_sync(p, seq++);
+        if (rc == 0)
+            return seq;
+        cr_assert_eq(rc, -EIO, "%d %s", rc, evb_last_error());
+        cr_assert_lt(t_now_ms(), give_up, "no sync publish acknowledged for 10 s after a cut");
+        usleep(20000);
+    }
+}
+
+/* The file offset after the last non-zero word of the segment: where
+ * the flusher has written to. */
+static uint64_t written_end(void)
+{
+    int fd = open(seg, O_RDONLY);
+    cr_assert_geq(fd, 0);
+    uint64_t w, end = 0;
+    for (uint64_t at = 0; pread(fd, &w, sizeof w, (off_t)at) == (ssize_t)sizeof w;
+         at += sizeof w)
+        if (w)
+            end = at + sizeof w;
+    close(fd);
+    return end;
+}
+
+/* Each cut is noted once: the flusher that makes a segment whole again
+ * counts the range this cut took, not again the damage an earlier cut
+ * left below it (`evbus info` showed 3 ranges after two cuts). */
+Test(seg_tamper, each_cut_is_counted_once, .timeout = 60)
+{
+    evb_topic_config tc = df_config(EVB_DURABILITY_SYNC);
+    df_create(TOPIC, &tc);
+    snprintf(seg, sizeof seg, "%s/" TOPIC "/0/%020llu.log", t_data_dir(), 0ull);
+    evb_producer_options po = {.block_ms = 5000};
+    evb_producer *p;
+    cr_assert_eq(evb_producer_open(&p, df_bus, TOPIC, &po), 0, "%s", evb_last_error());
+    uint64_t seq = 0;
+    for (; seq < 200; seq++)
+        cr_assert_eq(publish_sync(p, seq), 0, "%s", evb_last_error());
+    truncate_seg();
+    seq = publish_through_cut(p, seq);
+    for (uint64_t n = seq + 300; seq < n; seq++)
+        cr_assert_eq(publish_sync(p, seq), 0, "%s", evb_last_error());
+    /* A second cut well above where the flusher went on after the first. */
+    uint64_t w = written_end();
+    cr_assert_lt(w, tc.segment_bytes, "still in the first segment");
+    uint64_t cut2 = (w - 8192) & ~(uint64_t)4095;
+    cr_assert_eq(truncate(seg, (off_t)cut2), 0);
+    seq = publish_through_cut(p, seq);
+    evb_producer_close(p);
+    char pdir[PATH_MAX];
+    snprintf(pdir, sizeof pdir, "%s/" TOPIC "/0", t_data_dir());
+    struct evb_seg_damage d;
+    cr_assert_eq(evb_seg_damage_read(pdir, &d), 0);
+    cr_expect_eq(d.ranges, 2u, "two cuts, %llu ranges noted", (unsigned long long)d.ranges);
+    cr_expect_leq(d.first_pos, 4096u);
+    /* The bytes: what a walk of the segment finds now. */
+    struct evb_seg_geom g = {tc.segment_bytes, tc.ring_bytes,
+                             (uint32_t)evb_frame_max(tc.max_event_bytes)};
+    struct evb_seg_damage v;
+    cr_assert_eq(evb_seg_verify(pdir, &g, 0, written_end(), &v), 0, "%s", evb_last_error());
+    cr_expect_eq(v.ranges, 2u);
+    cr_expect_eq(d.bytes, v.bytes, "noted %llu bytes, the walk finds %llu",
+                 (unsigned long long)d.bytes, (unsigned long long)v.bytes);
 }
