@@ -170,12 +170,16 @@ int evb_retain_now(struct evb_topic_map *tm, int wait_ms);
 /* cursor_file.c: the smallest position a named consumer of TM has committed
  * in PART (cursor files); UINT64_MAX when none has. */
 uint64_t evb_consumers_min_committed(struct evb_topic_map *tm, uint32_t part);
-/* A reader's commit in PART from its file FD at PATH, UINT64_MAX: none. */
+/* A reader's commit in PART from its file FD at PATH, UINT64_MAX: none;
+ * 0 (hold the whole log) when the file could not be read (a read error),
+ * so that a failed read never lets retention remove what it still needs. */
 typedef uint64_t (*evb_commit_of_fn)(struct evb_topic_map *tm, uint32_t part, int fd,
                                      const char *path);
 /* cursor_file.c: the smallest commit in PART of the files in TM's
  * consumers/ whose name ends in SUFFIX, as COMMIT_OF reads them; only a
- * frame boundary at or below the tail counts. UINT64_MAX when none. */
+ * frame boundary at or below the tail counts. UINT64_MAX when none; 0
+ * when a file, or consumers/, could not be read (I/O error, no memory or
+ * descriptors): retention holds rather than guess. */
 uint64_t evb_scan_min_committed(struct evb_topic_map *tm, uint32_t part, const char *suffix,
                                 evb_commit_of_fn commit_of);
 

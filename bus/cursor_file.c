@@ -400,12 +400,24 @@ static int consumers_each(const struct evb_topic_map *tm, const char *suffix,
     return rc;
 }
 
+/* pread of N bytes at OFF, again when a signal cut it short: the bytes
+ * read (fewer at the file's end), or -errno. */
+static ssize_t cur_pread(int fd, void *buf, size_t n, off_t off)
+{
+    ssize_t k;
+    do
+        k = pread(fd, buf, n, off);
+    while (k < 0 && errno == EINTR);
+    return k < 0 ? -errno : k;
+}
+
 /*
  * Read the cursor file FD and check it against a topic of NPARTS
  * partitions, as a reader of someone else's file: NULL when this build
  * cannot read it, and *WHY says why (-EBADMSG damaged, shorter than a
- * header included; -EPROTO another build's format; -ENOMEM; read's
- * errno), else a copy in the heap to free(). Read with pread, never
+ * header included; -EPROTO another build's format; else the file could
+ * not be read: -ENOMEM, fstat's or read's errno), else a copy in the heap
+ * to free(). Read with pread, never
  * mapped: the file is its owner's, who may cut it or punch a hole in it
  * and fill the file system, and a fault on either kills the mapper (the
  * flusher's retention, `evbus stat`) with SIGBUS. Entry PART of the copy
@@ -432,9 +444,9 @@ static struct evb_cur_hdr *cur_read_checked(int fd, uint32_t nparts, uint32_t pa
         *why = -ENOMEM;
         return NULL;
     }
-    ssize_t n = pread(fd, f, len, 0);
+    ssize_t n = cur_pread(fd, f, len, 0);
     if (n != (ssize_t)len) {
-        *why = n < 0 ? -errno : -EBADMSG; /* cut since the fstat */
+        *why = n < 0 ? (int)n : -EBADMSG; /* cut since the fstat */
         free(f);
         return NULL;
     }
@@ -452,9 +464,14 @@ static struct evb_cur_hdr *cur_read_checked(int fd, uint32_t nparts, uint32_t pa
         struct evb_cur_entry x, y;
         memcpy(&x, &f->e[part], sizeof x);
         for (int tries = 0; tries < 1000; tries++) {
-            if (pread(fd, &y, sizeof y, at) != (ssize_t)sizeof y)
-                break;
-            if (!memcmp(&x, &y, sizeof x))
+            ssize_t k = cur_pread(fd, &y, sizeof y, at);
+            if (k < 0) {
+                /* Not settled: the copy may be torn (K3). */
+                *why = (int)k;
+                free(f);
+                return NULL;
+            }
+            if (k != (ssize_t)sizeof y || !memcmp(&x, &y, sizeof x))
                 break;
             x = y;
         }
@@ -471,12 +488,25 @@ struct min_scan {
     uint64_t min;
 };
 
+/* Whether an open of a file (or consumers/) failed for want of a read
+ * (I/O error, memory, descriptors), not for what is there: its commit is
+ * unknown then, where a file that is no cursor file holds none. */
+static bool scan_unreadable(int rc)
+{
+    return rc == -EIO || rc == -ENOMEM || rc == -EMFILE || rc == -ENFILE || rc == -EINTR ||
+           rc == -ENOBUFS;
+}
+
 static int min_scan_one(int fd, const char *path, const char *name, void *arg)
 {
     (void)name;
     struct min_scan *ms = arg;
+    if (fd < 0 && scan_unreadable(fd)) {
+        ms->min = 0; /* its commit is not known: keep everything (see below) */
+        return 0;
+    }
     if (fd < 0)
-        return 0; /* no commit to honour */
+        return 0; /* no commit to honour: not a file (EVB_EFTYPE), not ours to read */
     uint64_t pos = ms->commit_of(ms->tm, ms->part, fd, path);
     if (pos < ms->min && pos <= ms->tail && pos % EVB_FRAME_ALIGN == 0)
         ms->min = pos;
@@ -494,19 +524,24 @@ uint64_t evb_scan_min_committed(struct evb_topic_map *tm, uint32_t part, const c
      * nobody read). */
     uint64_t toff;
     evb_ring_load_tail(&tm->rings[part], &ms.tail, &toff);
-    consumers_each(tm, suffix, min_scan_one, &ms); /* no consumers/: no commit */
+    int rc = consumers_each(tm, suffix, min_scan_one, &ms); /* no consumers/: no commit */
+    if (rc < 0 && scan_unreadable(rc))
+        ms.min = 0; /* consumers/ could not be read: nobody's commit is known */
     return ms.min;
 }
 
 /* A cursor file's commit in PART, UINT64_MAX when it holds none this
- * build can read. */
+ * build can read; 0 (the log's oldest position: retention keeps it all)
+ * when it could not be read at all (EIO, no memory): its consumer's
+ * commit is not known, and what it still needs must not go on a failed
+ * read. */
 static uint64_t cursor_commit(struct evb_topic_map *tm, uint32_t part, int fd, const char *path)
 {
     (void)path;
     int why;
     struct evb_cur_hdr *f = cur_read_checked(fd, tm->nparts, part, &why);
     if (!f)
-        return UINT64_MAX;
+        return why == -EBADMSG || why == -EPROTO ? UINT64_MAX : 0;
     uint64_t pos = UINT64_MAX, off;
     if (!cur_load(f, part, &pos, &off))
         pos = UINT64_MAX;

@@ -637,14 +637,26 @@ int evb_group_commit(struct evb_group *g, uint32_t p, uint64_t epoch, uint64_t p
 /* The word at OFF of FD, read until two reads agree: a read is no atomic
  * load, and a store between two reads changes the word. -errno, or
  * -EAGAIN when it never settled. */
+/* pread of a word, again when a signal cut it short: 0, -ENODATA past
+ * the file's end, or read's -errno. */
+static int word_read(int fd, off_t off, uint64_t *w)
+{
+    ssize_t k;
+    do
+        k = pread(fd, w, sizeof *w, off);
+    while (k < 0 && errno == EINTR);
+    return k == (ssize_t)sizeof *w ? 0 : k < 0 ? -errno : -ENODATA;
+}
+
 static int word_at(int fd, off_t off, uint64_t *v)
 {
     uint64_t a, b;
-    if (pread(fd, &a, sizeof a, off) != (ssize_t)sizeof a)
-        return -EIO;
+    int rc = word_read(fd, off, &a);
+    if (rc)
+        return rc;
     for (int tries = 0; tries < 1000; tries++) {
-        if (pread(fd, &b, sizeof b, off) != (ssize_t)sizeof b)
-            return -EIO;
+        if ((rc = word_read(fd, off, &b)))
+            return rc;
         if (a == b) {
             *v = a;
             return 0;
@@ -667,25 +679,40 @@ static uint64_t group_commit(struct evb_topic_map *tm, uint32_t part, int fd, co
     (void)path;
     struct stat st;
     size_t least = evb_grp_file_bytes(tm->nparts, EVB_GRP_KIND_PARTITION, 0);
-    if (fstat(fd, &st) < 0 || (size_t)st.st_size < least)
-        return UINT64_MAX; /* a file this build cannot read holds no commit to honour */
+    /* A file that could not be read (fstat, read, memory failed) gives 0,
+     * the log's oldest position: its group's commit is unknown, and
+     * retention must hold rather than remove what the group still needs
+     * (bus_internal.h). One this build cannot read holds no commit. */
+    if (fstat(fd, &st) < 0)
+        return 0;
+    if ((size_t)st.st_size < least)
+        return UINT64_MAX;
     struct evb_grp_file *f = malloc(least);
     if (!f)
-        return UINT64_MAX;
+        return 0;
     uint64_t pos = UINT64_MAX, v;
     char msg[160];
+    ssize_t k;
+    do
+        k = pread(fd, f, least, 0);
+    while (k < 0 && errno == EINTR);
+    if (k < 0)
+        pos = 0;
     /* J1: the magic's acquire is moot on a copy of a file linked whole
      * (file_create.c); kept as for the mapping. */
-    if (pread(fd, f, least, 0) == (ssize_t)least &&
-        !evb_group_check(f, atomic_load_explicit(&f->h.magic, memory_order_acquire),
-                         (size_t)st.st_size, tm->nparts, msg, sizeof msg)) {
+    else if (k == (ssize_t)least &&
+             !evb_group_check(f, atomic_load_explicit(&f->h.magic, memory_order_acquire),
+                              (size_t)st.st_size, tm->nparts, msg, sizeof msg)) {
         size_t at = f->h.kind == EVB_GRP_KIND_QUEUE
                         ? least + (size_t)part * evb_grp_queue_bytes(f->h.window) +
                               offsetof(struct evb_queue_head, floor_pos)
                         : EVB_GRP_PARTS_AT + (size_t)part * EVB_GRP_PART_BYTES +
                               offsetof(struct evb_grp_part, pos);
-        if (word_at(fd, (off_t)at, &v) == 0 && v != EVB_GRP_POS_NONE)
+        int rc = word_at(fd, (off_t)at, &v);
+        if (rc == 0 && v != EVB_GRP_POS_NONE)
             pos = v;
+        else if (rc && rc != -ENODATA)
+            pos = 0; /* unread, or never settled: unknown, hold */
     }
     free(f);
     return pos;

@@ -5,8 +5,12 @@
  * they protect the log from where they joined.
  */
 #include <criterion/criterion.h>
+#include <errno.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "durable_fixture.h"
 
@@ -195,6 +199,61 @@ Test(retention, groups_hold_the_log_at_their_commits)
         cr_expect_gt(st.log_start_offset, 0u, "%s: nothing released", topics[k]);
         cr_expect_leq(st.log_start_offset, 5000u, "%s: released past the group's commit",
                       topics[k]);
+        evb_consumer_close(c);
+    }
+}
+
+/* The test binary's pread (the library is linked in statically): while
+ * fail_suffix is set, a read of a file whose name ends in it fails with
+ * EIO. Set and read across threads (the flusher's scan): relaxed atomics
+ * suffice, the test sets it before the publishes that make the flusher
+ * scan and clears it after they returned. */
+static const char *fail_suffix;
+static unsigned fails;
+
+ssize_t pread(int fd, void *buf, size_t n, off_t off)
+{
+    const char *suf = __atomic_load_n(&fail_suffix, __ATOMIC_RELAXED);
+    if (suf) {
+        char link[64], path[4096];
+        snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+        ssize_t k = readlink(link, path, sizeof path - 1);
+        size_t sl = strlen(suf);
+        if (k > 0 && (size_t)k >= sl && !memcmp(path + k - sl, suf, sl)) {
+            __atomic_fetch_add(&fails, 1, __ATOMIC_RELAXED);
+            errno = EIO;
+            return -1;
+        }
+    }
+    return syscall(SYS_pread64, fd, buf, n, off);
+}
+
+/* A cursor or group file that cannot be read holds the log: its reader's
+ * commit is unknown. (A failed read counted as "no commit", and retention
+ * removed what a consumer that never read it still needed.) */
+Test(retention, an_unreadable_commit_holds_the_log)
+{
+    const uint32_t kinds[3] = {EVB_CONSUMER, EVB_GROUP_MEMBER, EVB_QUEUE_MEMBER};
+    const char *topics[3] = {"fc", "fg", "fq"}, *suffix[3] = {".cur", ".grp", ".grp"};
+    for (int k = 0; k < 3; k++) {
+        create(topics[k], 256 << 10, 0, true);
+        evb_consumer_close(grouped(topics[k], "g", kinds[k]));
+        __atomic_store_n(&fails, 0, __ATOMIC_RELAXED);
+        __atomic_store_n(&fail_suffix, suffix[k], __ATOMIC_RELAXED);
+        df_publish(topics[k], 0, 10000);
+        __atomic_store_n(&fail_suffix, NULL, __ATOMIC_RELAXED);
+        cr_assert_gt(__atomic_load_n(&fails, __ATOMIC_RELAXED), 0u, "%s: no read failed",
+                     topics[k]);
+        struct evb_partition_stat st = df_stat(topics[k]);
+        cr_expect_geq(st.segments, 9u, "%s: retention went past an unread commit: %u left",
+                      topics[k], st.segments);
+        cr_expect_eq(st.log_start_offset, 0u, "%s", topics[k]);
+        /* Readable again: the consumer reads from its first event. */
+        evb_consumer *c = grouped(topics[k], "g", kinds[k]);
+        evb_event ev;
+        cr_assert_eq(evb_consumer_next(c, &ev, 1000), 0, "%s: %s", topics[k], evb_last_error());
+        cr_expect_eq(ev.offset, 0u, "%s", topics[k]);
+        cr_expect_eq(ev.lost_events, 0u, "%s", topics[k]);
         evb_consumer_close(c);
     }
 }
