@@ -344,6 +344,9 @@ static int try_read_full(evb_consumer *c, evb_event *ev)
             c->next = i + 1 == c->n ? 0 : i + 1;
             return 0;
         }
+        if (rc == -EIO || rc == -ENOMEM || rc == -EMFILE || rc == -ENFILE || rc == -EINTR)
+            return rc; /* a segment read that failed: the reader stayed where it
+                          was (evb_seg_read), the caller may try again */
         if (rc != -EAGAIN)
             return c->failed = rc;
     }

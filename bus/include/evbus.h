@@ -1272,7 +1272,10 @@ int evb_consumer_open(evb_consumer **out, evb_bus *bus, const char *topic,
  * forever). EV points into the ring or the handle and stays valid until the
  * next call on C. Returns 0, -EAGAIN (timeout 0, nothing yet), -ETIMEDOUT,
  * -EBADMSG (corrupt ring: the handle stays failed), -EMEDIUMTYPE (a durable
- * topic's segment it must read is a FIFO, symlink or directory).
+ * topic's segment it must read is a FIFO, symlink or directory), -EIO,
+ * -ENOMEM, -EMFILE or -ENFILE (a durable topic's segment could not be
+ * read: nothing was lost or skipped, the handle is not failed, and a later
+ * call reads there again).
  */
 int evb_consumer_next(evb_consumer *c, evb_event *ev, int32_t timeout_ms);
 

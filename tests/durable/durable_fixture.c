@@ -11,6 +11,7 @@
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "segment.h"
@@ -147,4 +148,33 @@ void df_read(evb_consumer *c, uint64_t from, uint64_t n)
 {
     for (uint64_t i = 0; i < n; i++)
         df_next(c, from + i);
+}
+
+/* Set and read across threads (a flusher's scan, a reader): relaxed
+ * atomics suffice, the test sets it before the calls that read and
+ * clears it after they returned. */
+static const char *fail_suffix;
+static unsigned fails;
+
+unsigned df_fail_reads(const char *suffix)
+{
+    __atomic_store_n(&fail_suffix, suffix, __ATOMIC_RELAXED);
+    return __atomic_exchange_n(&fails, 0, __ATOMIC_RELAXED);
+}
+
+ssize_t pread(int fd, void *buf, size_t n, off_t off)
+{
+    const char *suf = __atomic_load_n(&fail_suffix, __ATOMIC_RELAXED);
+    if (suf) {
+        char link[64], path[4096];
+        snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+        ssize_t k = readlink(link, path, sizeof path - 1);
+        size_t sl = strlen(suf);
+        if (k > 0 && (size_t)k >= sl && !memcmp(path + k - sl, suf, sl)) {
+            __atomic_fetch_add(&fails, 1, __ATOMIC_RELAXED);
+            errno = EIO;
+            return -1;
+        }
+    }
+    return syscall(SYS_pread64, fd, buf, n, off);
 }

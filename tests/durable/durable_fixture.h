@@ -50,6 +50,12 @@ void df_stop_flusher(pid_t pid);
  * through: its switch to that segment fails the partition. */
 void df_link_next_segment(const char *topic, const evb_topic_config *tc);
 
+/* From now on a read (pread) of a file whose name ends in SUFFIX fails
+ * with EIO, in every thread of this process (the library is linked in
+ * statically; durable_fixture.c has the pread); NULL: none fails again.
+ * Returns how many failed since the last call. */
+unsigned df_fail_reads(const char *suffix);
+
 /* evb_partition_stat of partition 0, asserting success. */
 struct evb_partition_stat df_stat(const char *topic);
 

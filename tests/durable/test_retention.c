@@ -5,12 +5,8 @@
  * they protect the log from where they joined.
  */
 #include <criterion/criterion.h>
-#include <errno.h>
-#include <stdio.h>
 #include <string.h>
-#include <sys/syscall.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "durable_fixture.h"
 
@@ -203,31 +199,6 @@ Test(retention, groups_hold_the_log_at_their_commits)
     }
 }
 
-/* The test binary's pread (the library is linked in statically): while
- * fail_suffix is set, a read of a file whose name ends in it fails with
- * EIO. Set and read across threads (the flusher's scan): relaxed atomics
- * suffice, the test sets it before the publishes that make the flusher
- * scan and clears it after they returned. */
-static const char *fail_suffix;
-static unsigned fails;
-
-ssize_t pread(int fd, void *buf, size_t n, off_t off)
-{
-    const char *suf = __atomic_load_n(&fail_suffix, __ATOMIC_RELAXED);
-    if (suf) {
-        char link[64], path[4096];
-        snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
-        ssize_t k = readlink(link, path, sizeof path - 1);
-        size_t sl = strlen(suf);
-        if (k > 0 && (size_t)k >= sl && !memcmp(path + k - sl, suf, sl)) {
-            __atomic_fetch_add(&fails, 1, __ATOMIC_RELAXED);
-            errno = EIO;
-            return -1;
-        }
-    }
-    return syscall(SYS_pread64, fd, buf, n, off);
-}
-
 /* A cursor or group file that cannot be read holds the log: its reader's
  * commit is unknown. (A failed read counted as "no commit", and retention
  * removed what a consumer that never read it still needed.) */
@@ -238,12 +209,9 @@ Test(retention, an_unreadable_commit_holds_the_log)
     for (int k = 0; k < 3; k++) {
         create(topics[k], 256 << 10, 0, true);
         evb_consumer_close(grouped(topics[k], "g", kinds[k]));
-        __atomic_store_n(&fails, 0, __ATOMIC_RELAXED);
-        __atomic_store_n(&fail_suffix, suffix[k], __ATOMIC_RELAXED);
+        df_fail_reads(suffix[k]);
         df_publish(topics[k], 0, 10000);
-        __atomic_store_n(&fail_suffix, NULL, __ATOMIC_RELAXED);
-        cr_assert_gt(__atomic_load_n(&fails, __ATOMIC_RELAXED), 0u, "%s: no read failed",
-                     topics[k]);
+        cr_assert_gt(df_fail_reads(NULL), 0u, "%s: no read failed", topics[k]);
         struct evb_partition_stat st = df_stat(topics[k]);
         cr_expect_geq(st.segments, 9u, "%s: retention went past an unread commit: %u left",
                       topics[k], st.segments);

@@ -248,3 +248,42 @@ Test(seg_tamper, each_cut_is_counted_once, .timeout = 60)
     cr_expect_eq(d.bytes, v.bytes, "noted %llu bytes, the walk finds %llu",
                  (unsigned long long)d.bytes, (unsigned long long)v.bytes);
 }
+
+/* A consumer behind the ring whose segment reads fail (EIO) gets the
+ * error, not a damaged log: nothing skipped or counted lost, the handle
+ * not failed; once reads work it reads every event from where it was.
+ * (A read error was "no valid frame": a strict consumer failed for good
+ * with -EBADMSG, a skipping one went past the unread events, lost.) */
+Test(seg_tamper, a_segment_read_error_loses_nothing, .timeout = 60)
+{
+    evb_topic_config tc = df_config(EVB_DURABILITY_ASYNC);
+    df_create(TOPIC, &tc);
+    df_publish(TOPIC, 0, 5000); /* ~5 segments, the ring holds the last ~500 */
+    for (int skip = 0; skip < 2; skip++) {
+        evb_consumer_options co = {.start = EVB_START_EARLIEST,
+                                   .flags = skip ? EVB_CONSUMER_SKIP_DAMAGE : 0};
+        evb_consumer *c;
+        cr_assert_eq(evb_consumer_open(&c, df_bus, TOPIC, &co), 0, "%s", evb_last_error());
+        df_read(c, 0, 100);
+        df_fail_reads(".log");
+        /* What the reader's window holds still comes; then the error. */
+        evb_event ev;
+        uint64_t next = 100;
+        int rc;
+        while ((rc = evb_consumer_next(c, &ev, 1000)) == 0) {
+            cr_assert_eq(ev.offset, next, "skip %d", skip);
+            cr_assert_eq(ev.lost_events + ev.lost_bytes, 0u, "skip %d", skip);
+            next++;
+        }
+        cr_expect_eq(rc, -EIO, "skip %d: %d %s", skip, rc, evb_last_error());
+        cr_expect_lt(next, 4000u, "skip %d: the reads never failed", skip);
+        cr_expect_eq(evb_consumer_next(c, &ev, 0), -EIO, "skip %d: tried again", skip);
+        cr_assert_gt(df_fail_reads(NULL), 0u);
+        for (; next < 5000; next++) {
+            ev = df_next(c, next);
+            cr_assert_eq(ev.lost_events + ev.lost_bytes, 0u, "skip %d: event %llu", skip,
+                         (unsigned long long)next);
+        }
+        evb_consumer_close(c);
+    }
+}
