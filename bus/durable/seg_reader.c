@@ -158,9 +158,10 @@ int evb_seg_misfit(struct evb_seg *s, const struct evb_seg_geom *g, uint64_t pos
 int evb_seg_resync(struct evb_seg *s, const struct evb_seg_geom *g, uint64_t pos,
                    uint64_t limit, struct evb_seg_frame *fr, uint64_t *found)
 {
-    *found = limit;
-    if (s->fd < 0 || pos < s->base)
+    if (s->fd < 0 || pos < s->base) {
+        *found = limit;
         return 0;
+    }
     if (limit > s->base + s->bytes)
         limit = s->base + s->bytes;
     pos = (pos + EVB_FRAME_ALIGN - 1) & ~(uint64_t)(EVB_FRAME_ALIGN - 1);
@@ -193,6 +194,7 @@ int evb_seg_resync(struct evb_seg *s, const struct evb_seg_geom *g, uint64_t pos
         }
         pos += n;
     }
+    *found = limit;
     return 0;
 }
 

@@ -257,3 +257,37 @@ Test(seg_reader, a_segment_made_whole_again_is_read_on)
         evb_seg_reader_close(&sr);
     }
 }
+
+/* Skip mode: damage up to a segment's end is skipped to that end, not
+ * past the segments after it (the resync's bound is the segment's). */
+Test(seg_reader, damage_at_a_segment_end_skips_to_the_next_segment_only)
+{
+    build(2 * SEG + SEG / 2);
+    write_segments(0);
+    size_t k = 0;
+    while (lg.fr[k].pos < 3 * SEG / 4)
+        k++;
+    uint64_t from = lg.fr[k].pos;
+    uint8_t *zeros = calloc(1, SEG);
+    cr_assert(zeros);
+    patch_seg(from, zeros, (size_t)(SEG - from));
+    free(zeros);
+    struct evb_seg_reader sr;
+    cr_assert_eq(evb_seg_reader_open(&sr, dir, &geom), 0);
+    sr.skip_damage = true;
+    evb_seg_reader_seek(&sr, 0, 0, true);
+    struct evb_frame_view v;
+    size_t seen = 0;
+    uint64_t lost = 0;
+    int rc;
+    while ((rc = evb_seg_read(&sr, lg.pos, &v)) == 0) {
+        cr_expect_eq(v.f->offset, offset_at(v.pos));
+        lost += v.lost_bytes;
+        seen++;
+    }
+    cr_expect_eq(rc, -EAGAIN);
+    cr_expect_eq(seen, events_below(lg.pos) - (events_below(SEG) - events_below(from)),
+                 "%zu events read", seen);
+    cr_expect_eq(lost, SEG - from, "%llu bytes lost", (unsigned long long)lost);
+    evb_seg_reader_close(&sr);
+}
