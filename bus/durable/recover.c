@@ -390,7 +390,12 @@ int evb_seg_recover(const char *dir, const struct evb_seg_geom *g, uint64_t hint
              * ends at the segment's end, the log's, or the mark's range. */
             struct seg_scan e;
             uint64_t from = bases[i], to = bases[i] + g->segment_bytes;
-            if (scan_segment(&s, dir, g, bases[i], &e, &r) == 0 && e.any)
+            int src = scan_segment(&s, dir, g, bases[i], &e, &r);
+            if (src == -EIO || src == -ENOMEM || src == -EMFILE || src == -ENFILE) {
+                rc = src; /* unread: neither frames nor damage known */
+                break;
+            }
+            if (src == 0 && e.any)
                 from = e.end_pos;
             to = to < end_pos ? to : end_pos;
             to = to < mark_from ? to : mark_from;
