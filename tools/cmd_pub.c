@@ -269,6 +269,12 @@ static int pub_sync(pub *p)
     if (err == 0 || (err == -ETIMEDOUT && ms == 0))
         return 0;
     const char *s = p->published == 1 ? "" : "s";
+    /* A sync's timeout leaves its detail too: the stopped process that
+     * holds the durable position up, by pid, when it can tell. */
+    if (err == -ETIMEDOUT && *evb_last_error())
+        return cli_error(&p->c, "topic %s: %llu event%s published but not on disk after %g s "
+                         "(--sync-timeout): %s", p->topic, (unsigned long long)p->published, s,
+                         p->sync_timeout, evb_last_error());
     if (err == -ETIMEDOUT)
         return cli_error(&p->c, "topic %s: %llu event%s published but not on disk after %g s "
                          "(--sync-timeout); evbus info %s shows its flusher", p->topic,

@@ -122,6 +122,7 @@ test_stalled_flusher() {
     check "exit 1" rc_is 1
     check "one line" err_one_line
     check "names the wait" err_has "not on disk after 0.3 s"
+    check "names the stopped flusher" err_has "pid $BG_PID) is stopped"
     check "returned in time" test $((SECONDS - t0)) -lt 10
     kill -CONT "$BG_PID"
     kill -TERM "$BG_PID"
