@@ -64,8 +64,13 @@ static int64_t rt_offset(void)
 
 static void steps_look(struct steps *st)
 {
-    int64_t o = rt_offset(), d = o > st->off ? o - st->off : st->off - o;
-    if (st->off != INT64_MIN && d > TOL_NS / 2) {
+    int64_t o = rt_offset();
+    if (st->off == INT64_MIN) { /* the first look: nothing to compare with */
+        st->off = o;
+        return;
+    }
+    int64_t d = o > st->off ? o - st->off : st->off - o;
+    if (d > TOL_NS / 2) {
         st->n++;
         if (d > st->largest)
             st->largest = d;
