@@ -182,6 +182,16 @@ typedef uint64_t (*evb_commit_of_fn)(struct evb_topic_map *tm, uint32_t part, in
  * descriptors): retention holds rather than guess. */
 uint64_t evb_scan_min_committed(struct evb_topic_map *tm, uint32_t part, const char *suffix,
                                 evb_commit_of_fn commit_of);
+/* cursor_file.c: a rebuild of the durable topic in DDIR (NPARTS
+ * partitions) found PART's log ending at END_POS (offset END_OFF), under
+ * its flush lock, before any ring of it exists: every reader's commit in
+ * PART past that end (named consumers' cursors, groups' cursors, queue
+ * groups' floor and fetch, in DDIR/consumers/) is set back to it, each
+ * file as its own commits write it, and synced. *RESET counts the files
+ * set back, *LEFT the ones that could not be opened, mapped or checked
+ * (left as they are). A commit at or below the end is never touched. */
+void evb_commits_reset(const char *ddir, uint32_t nparts, uint32_t part, uint64_t end_pos,
+                       uint64_t end_off, uint64_t *reset, uint64_t *left);
 
 /* <ddir>/<partition> */
 static inline void evb_part_dir(const struct evb_topic_map *tm, uint32_t part, char *out,

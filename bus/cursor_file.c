@@ -46,6 +46,7 @@
 
 #include "bus_internal.h"
 #include "cursor_format.h"
+#include "group.h"
 #include "safe_open.h"
 
 /*
@@ -372,11 +373,11 @@ typedef int (*consumer_file_fn)(int fd, const char *path, const char *name, void
  * over: it holds no commit to honour; a list shows it). 0, FN's nonzero,
  * or the negative errno of opening consumers/ (-ENOENT before the first
  * named reader). */
-static int consumers_each(const struct evb_topic_map *tm, const char *suffix,
-                          consumer_file_fn fn, void *arg)
+static int consumers_each_in(const char *base, const char *suffix, int oflags,
+                             consumer_file_fn fn, void *arg)
 {
     char dir[PATH_MAX + 16];
-    snprintf(dir, sizeof dir, "%s/consumers", tm->ddir[0] ? tm->ddir : tm->dir);
+    snprintf(dir, sizeof dir, "%s/consumers", base);
     DIR *d;
     int rc = evb_open_dir(dir, &d);
     if (rc < 0)
@@ -389,7 +390,7 @@ static int consumers_each(const struct evb_topic_map *tm, const char *suffix,
             continue;
         char path[PATH_MAX + 300];
         snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        int fd = evb_open_file(AT_FDCWD, path, O_RDONLY, 0, EVB_FILE_REG);
+        int fd = evb_open_file(AT_FDCWD, path, oflags, 0, EVB_FILE_REG);
         if (fd == -ENOENT)
             continue; /* removed since readdir */
         rc = fn(fd, path, e->d_name, arg);
@@ -398,6 +399,12 @@ static int consumers_each(const struct evb_topic_map *tm, const char *suffix,
     }
     closedir(d);
     return rc;
+}
+
+static int consumers_each(const struct evb_topic_map *tm, const char *suffix,
+                          consumer_file_fn fn, void *arg)
+{
+    return consumers_each_in(tm->ddir[0] ? tm->ddir : tm->dir, suffix, O_RDONLY, fn, arg);
 }
 
 /* pread of N bytes at OFF, again when a signal cut it short: the bytes
@@ -669,4 +676,117 @@ EVB_EXPORT int evb_named_consumer_list(evb_bus *bus, const char *topic, uint32_t
     consumers_each(tm, ".cur", named_one, &nl); /* no consumers/ yet: no named consumer */
     evb_topic_map_close(tm);
     return (int)nl.n;
+}
+
+/* ---- a rebuild's reset of commits past the log end ---- */
+
+/* Cursor file FD at PATH (a topic of NPARTS partitions): its commit in
+ * PART set back to END_POS, END_OFF when past END_POS. 1 set back, 0
+ * nothing to do, -errno when it cannot be mapped or checked (message
+ * set). Mapped as its owner maps it, after the size is checked: a file
+ * its owner cuts meanwhile would fault this mapping, as it would the
+ * owner's. Its owner, if any lives, is of the topic's previous life (the
+ * rebuild runs before any ring exists for a new one to read): the write
+ * takes the entry's seqlock as a commit does (K2, K3), claiming the odd
+ * seq by CAS so that a commit of that owner racing it is not overwritten
+ * unseen while the CAS holds; one after it is the known limit of
+ * processes that outlive a reboot of their bus. */
+static int cursor_reset(int fd, const char *path, uint32_t nparts, uint32_t part,
+                        uint64_t end_pos, uint64_t end_off)
+{
+    struct stat st;
+    if (fstat(fd, &st) < 0)
+        return evb_err_set(-errno, "%s: %s", path, strerror(errno));
+    size_t want = evb_cur_file_bytes(nparts), len;
+    if ((size_t)st.st_size != want)
+        return evb_err_set(-EBADMSG, "%s: %lld bytes, expected %zu", path,
+                           (long long)st.st_size, want);
+    struct evb_cur_hdr *f = cur_map(fd, want, want, PROT_READ | PROT_WRITE, &len);
+    if (f == MAP_FAILED)
+        return evb_err_set(-errno, "%s: mmap: %s", path, strerror(errno));
+    char msg[128];
+    /* K1: acquire; the words checked below come with the magic. */
+    uint64_t magic = atomic_load_explicit(&f->magic, memory_order_acquire);
+    int rc = cur_check(f, magic, len, nparts, msg, sizeof msg);
+    if (rc) {
+        munmap(f, len);
+        return evb_err_set(rc, "%s: %s", path, msg);
+    }
+    struct evb_cur_entry *e = &f->e[part];
+    uint64_t pos, off;
+    if (cur_load(f, part, &pos, &off) && pos > end_pos) {
+        /* Relaxed: the CAS below claims the seq; what it orders is the
+         * K3 fence's and the K2 release's, as in evb_cursor_file_store.
+         * An odd seq (a writer died mid-commit) is claimed as it is. */
+        uint64_t s = atomic_load_explicit(&e->seq, memory_order_relaxed);
+        uint64_t odd = s | 1;
+        if (atomic_compare_exchange_strong_explicit(&e->seq, &s, odd, memory_order_relaxed,
+                                                    memory_order_relaxed)) {
+            /* K3: release fence; pairs with the loader's acquire fence. */
+            atomic_thread_fence(memory_order_release);
+            /* Relaxed: under the odd seq. Looked at again: a commit that
+             * came between the load and the claim may be at or below
+             * the end, and stays then. */
+            pos = atomic_load_explicit(&e->pos, memory_order_relaxed);
+            if (pos != EVB_POS_NONE && pos > end_pos) {
+                atomic_store_explicit(&e->pos, end_pos, memory_order_relaxed);
+                atomic_store_explicit(&e->offset, end_off, memory_order_relaxed);
+                rc = 1;
+            }
+            /* K2: release; the pair before the even seq. */
+            atomic_store_explicit(&e->seq, odd + 1, memory_order_release);
+        } else {
+            rc = evb_err_set(-EAGAIN, "%s: its owner was committing", path);
+        }
+        /* Durable before any event is handed out at the offsets it names:
+         * a crash after that must not find the old commit again. */
+        if (rc == 1 && msync(f, len, MS_SYNC) < 0)
+            rc = evb_err_set(-errno, "%s: msync: %s", path, strerror(errno));
+    }
+    munmap(f, len);
+    return rc;
+}
+
+struct reset_scan {
+    uint32_t nparts, part;
+    uint64_t end_pos, end_off;
+    bool group;
+    uint64_t reset, left;
+};
+
+static int reset_one(int fd, const char *path, const char *name, void *arg)
+{
+    (void)name;
+    struct reset_scan *rs = arg;
+    int rc = fd;
+    if (fd >= 0)
+        rc = rs->group ? evb_group_file_reset(fd, path, rs->nparts, rs->part, rs->end_pos,
+                                              rs->end_off)
+                       : cursor_reset(fd, path, rs->nparts, rs->part, rs->end_pos,
+                                      rs->end_off);
+    if (rc > 0)
+        rs->reset++;
+    else if (rc < 0)
+        rs->left++; /* left as it is: counted in the damage record */
+    evb_err_clear();
+    return 0;
+}
+
+void evb_commits_reset(const char *ddir, uint32_t nparts, uint32_t part, uint64_t end_pos,
+                       uint64_t end_off, uint64_t *reset, uint64_t *left)
+{
+    struct reset_scan rs = {.nparts = nparts, .part = part, .end_pos = end_pos,
+                            .end_off = end_off};
+    /* No consumers/ (no reader ever committed) is nothing to reset; one
+     * that cannot be read leaves every file unchecked: counted once. */
+    int rc = consumers_each_in(ddir, ".cur", O_RDWR, reset_one, &rs);
+    if (rc == 0) {
+        rs.group = true;
+        rc = consumers_each_in(ddir, ".grp", O_RDWR, reset_one, &rs);
+    }
+    if (rc < 0 && rc != -ENOENT)
+        rs.left++;
+    *reset += rs.reset;
+    *left += rs.left;
+    evb_err_clear();
 }

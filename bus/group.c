@@ -722,3 +722,54 @@ uint64_t evb_groups_min_committed(struct evb_topic_map *tm, uint32_t part)
 {
     return evb_scan_min_committed(tm, part, ".grp", group_commit);
 }
+
+/* Partition entry E's cursor and delivered end set back to END_POS,
+ * END_OFF when past END_POS: 1 when the cursor was. */
+static int part_reset(struct evb_grp_part *e, uint64_t end_pos, uint64_t end_off)
+{
+    uint64_t o = end_off >= EVB_GRP_OFF_MASK ? EVB_GRP_OFF_NONE : end_off;
+    int rc = 0;
+    for (;;) {
+        /* Acquire: the pair as evb_group_cursor reads it; the CAS checks it. */
+        uint64_t ps = atomic_load_explicit(&e->pos, memory_order_acquire);
+        uint64_t tag = atomic_load_explicit(&e->tag, memory_order_acquire);
+        if (ps == EVB_GRP_POS_NONE || ps <= end_pos)
+            break;
+        /* J4: one CAS of the pair, full barrier, as a commit; the owner's
+         * epoch stays in the tag, so this is no change of owner. */
+        if (evb_cas128(&e->pos, ps, tag, end_pos, EVB_GRP_TAG(EVB_GRP_TAG_EPOCH(tag), o))) {
+            rc = 1;
+            break;
+        }
+    }
+    /* Relaxed: a number, as its owner stores it. Past the end it would
+     * flag the new events there "may be a redelivery". */
+    uint64_t d = atomic_load_explicit(&e->delivered_pos, memory_order_relaxed);
+    while (d > end_pos && !atomic_compare_exchange_weak_explicit(
+                              &e->delivered_pos, &d, end_pos, memory_order_relaxed,
+                              memory_order_relaxed))
+        ;
+    return rc;
+}
+
+int evb_group_file_reset(int fd, const char *path, uint32_t nparts, uint32_t p,
+                         uint64_t end_pos, uint64_t end_off)
+{
+    struct evb_grp_file *f;
+    size_t len;
+    /* Mapped as its members map it (the size is checked first): the
+     * words are changed by the CASes of their own protocol. */
+    int rc = evb_group_map(fd, path, nparts, PROT_READ | PROT_WRITE, &f, &len);
+    if (rc)
+        return rc;
+    rc = part_reset(&f->p[p], end_pos, end_off);
+    if (f->h.kind == EVB_GRP_KIND_QUEUE) {
+        int q = evb_queue_reset(f, nparts, p, end_pos);
+        rc = q < 0 ? evb_err_prefix(q, "%s", path) : rc || q;
+    }
+    /* Durable before any event is handed out at the offsets it names. */
+    if (rc > 0 && msync(f, len, MS_SYNC) < 0)
+        rc = evb_err_set(-errno, "%s: msync: %s", path, strerror(errno));
+    munmap(f, len);
+    return rc;
+}

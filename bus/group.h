@@ -149,5 +149,16 @@ uint32_t evb_group_present(const struct evb_group *g, uint32_t *ids);
 
 /* The lowest position any group of TM committed on P (retention). */
 uint64_t evb_groups_min_committed(struct evb_topic_map *tm, uint32_t p);
+/* A rebuild's reset of the group file FD at PATH (a topic of NPARTS
+ * partitions) in P to the log end END_POS, END_OFF (evb_commits_reset):
+ * 1 set back, 0 nothing past the end, or -errno (not mapped or checked,
+ * or a queue whose words contradict each other; message set). */
+int evb_group_file_reset(int fd, const char *path, uint32_t nparts, uint32_t p,
+                         uint64_t end_pos, uint64_t end_off);
+/* queue.c: the same for queue P of the checked group file F: fetch, and
+ * the floor when past END, go back to END; the events taken at or past
+ * END (lost) are forgotten, their slots back as the previous lap left
+ * them, so the next take hands out the new event at END. 1, 0 or -EBADMSG. */
+int evb_queue_reset(struct evb_grp_file *f, uint32_t nparts, uint32_t p, uint64_t end);
 
 #endif

@@ -391,3 +391,56 @@ uint32_t evb_queue_in_flight(const struct evb_group *g, uint32_t p, uint32_t mem
     }
     return n;
 }
+
+int evb_queue_reset(struct evb_grp_file *f, uint32_t nparts, uint32_t p, uint64_t end)
+{
+    struct evb_queue_head *q = evb_queue_head(f, nparts, p);
+    uint32_t window = f->h.window; /* checked: a power of two (evb_group_check) */
+    struct evb_queue_slot *slots = evb_queue_slots(q);
+    uint64_t lp, ls, fp, fs;
+    load_window(q, &lp, &ls, &fp, &fs);
+    /* The floor is at or below fetch: nothing past the end without fetch
+     * past it. A queue nobody started holds nothing. */
+    if (fp == EVB_GRP_POS_NONE || fp <= end)
+        return 0;
+    if (lp == EVB_GRP_POS_NONE || lp > fp || fs < ls || fs - ls > window)
+        return evb_err_set(-EBADMSG, "queue of partition %u: its fetch and floor cursors "
+                           "contradict each other (left as it is)", p);
+    /* The first event taken at or past the end: the log's end is a frame
+     * boundary of what was there (everything below it is that log), so
+     * every event before it ends at or below the end. */
+    uint64_t first = fs;
+    for (uint64_t qs = ls; qs < fs; qs++) {
+        uint64_t ss, sp;
+        load_pair(&slots[qs & (window - 1)].seq, &ss, &sp);
+        if (ss != qs + 1)
+            return evb_err_set(-EBADMSG, "queue of partition %u: the slot of event %llu "
+                               "holds event %llu (left as it is)", p, (unsigned long long)qs,
+                               (unsigned long long)(ss - 1));
+        if (sp >= end) {
+            first = qs;
+            break;
+        }
+    }
+    /* Those events are gone: each slot from FIRST on goes back to what
+     * the previous lap left (or a new file's zeros), state first, so that
+     * no floor move (floor_on) takes a lost event's ack for the new
+     * event's, then the claim; the next take claims it anew. V1: 16-byte
+     * CASes, full barriers, from the pairs just read. */
+    for (uint64_t qs = first; qs < fs; qs++) {
+        struct evb_queue_slot *s = &slots[qs & (window - 1)];
+        uint64_t ctl, dl, ss, sp;
+        uint64_t prev = qs >= window ? qs + 1 - window : 0;
+        uint64_t pctl = qs >= window ? EVB_QS_CTL(0, qs / window, 0, EVB_QS_ACKED) : 0;
+        load_pair(&s->ctl, &ctl, &dl);
+        evb_cas128(&s->ctl, ctl, dl, pctl, 0);
+        load_pair(&s->seq, &ss, &sp);
+        evb_cas128(&s->seq, ss, sp, prev, 0);
+    }
+    /* Then fetch, to the new event at the end; and the floor, when it was
+     * past the end (then FIRST is the floor's event: both meet there). */
+    evb_cas128(&q->fetch_pos, fp, fs, end, first);
+    if (lp > end)
+        evb_cas128(&q->floor_pos, lp, ls, end, ls);
+    return 1;
+}

@@ -351,6 +351,19 @@ static bool topic_there(void *dir)
     return access(dir, F_OK) == 0;
 }
 
+/* evb_restore's reset_commits: ARG names the topic's data directory. */
+struct commits_of {
+    const char *ddir;
+    uint32_t nparts;
+};
+
+static void reset_commits(void *arg, uint32_t part, uint64_t end_pos, uint64_t end_off,
+                          uint64_t *reset, uint64_t *left)
+{
+    const struct commits_of *co = arg;
+    evb_commits_reset(co->ddir, co->nparts, part, end_pos, end_off, reset, left);
+}
+
 int evb_topic_restore(evb_bus *bus, const char *topic)
 {
     char ddir[PATH_MAX];
@@ -383,6 +396,11 @@ int evb_topic_restore(evb_bus *bus, const char *topic)
         evb_restore_end(&rs);
         return 0;
     }
+    /* Readers' commits past each partition's new log end go back to it
+     * under its flush lock, before the rings exist (restore.c). */
+    struct commits_of co = {ddir, cfg.partitions};
+    rs.reset_commits = reset_commits;
+    rs.reset_arg = &co;
     if ((rc = evb_restore_recover(&rs, topic, &cfg, evb_topic_max_frame(&cfg))))
         return rc;
     rc = make_tmpfs_topic(bus, topic, &cfg, &rs);

@@ -208,6 +208,7 @@ EVB_EXPORT int evb_partition_damage(evb_bus *bus, const char *topic, uint32_t pa
                             .mark = d.mark, .unchecked_cut_bytes = d.cut_bytes,
                             .unchecked_cut_position = d.cut_pos,
                             .skipped_offsets = d.skipped_offsets,
+                            .reset_commits = d.reset_commits, .reset_left = d.reset_left,
                             .bad_indexes = d.bad_indexes,
                             .first_bad_index = d.bad_index_base};
     if (!rc)

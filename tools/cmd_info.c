@@ -203,6 +203,12 @@ static void print_disk(const struct evb_topic_info *ti, const struct evb_partiti
                    mark_name(dmg[p].mark), (unsigned long long)dmg[p].unchecked_cut_bytes,
                    (unsigned long long)dmg[p].unchecked_cut_position,
                    (unsigned long long)dmg[p].skipped_offsets);
+        if (dmg[p].reset_commits || dmg[p].reset_left)
+            printf("%-9u  %llu reader commits past the log end set back to it by a rebuild "
+                   "(events read before they were durable were lost; the new events at "
+                   "their offsets are read); %llu reader files left unchecked\n", p,
+                   (unsigned long long)dmg[p].reset_commits,
+                   (unsigned long long)dmg[p].reset_left);
         warn_mark(ti, p, &dmg[p]);
     }
 }
@@ -252,7 +258,9 @@ static json_t *damage_json(const evb_damage *d, bool verify)
          json_object_set_new(o, "unchecked_cut_bytes", cli_json_u64(d->unchecked_cut_bytes)) < 0 ||
          json_object_set_new(o, "unchecked_cut_position",
                              cli_json_u64(d->unchecked_cut_position)) < 0 ||
-         json_object_set_new(o, "skipped_offsets", cli_json_u64(d->skipped_offsets)) < 0)) {
+         json_object_set_new(o, "skipped_offsets", cli_json_u64(d->skipped_offsets)) < 0 ||
+         json_object_set_new(o, "reset_commits", cli_json_u64(d->reset_commits)) < 0 ||
+         json_object_set_new(o, "reset_left", cli_json_u64(d->reset_left)) < 0)) {
         json_decref(o);
         o = NULL;
     }

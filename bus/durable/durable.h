@@ -265,6 +265,15 @@ struct evb_restore {
     int *locks;                   /* flush lock fds, nparts */
     struct evb_seg_recovery *rec; /* per partition; NULL: a new topic */
     char ddir[PATH_MAX];
+    /* Set by the caller after evb_restore_begin (may stay NULL): called by
+     * evb_restore_recover for each partition PART whose log end it found
+     * (END_POS, END_OFF), under its flush lock and before any ring exists,
+     * to set every reader's commit past that end back to it (bus/'s
+     * files); counts what it set back in *RESET and the files it could
+     * not check in *LEFT, both noted in the partition's damage record. */
+    void (*reset_commits)(void *arg, uint32_t part, uint64_t end_pos, uint64_t end_off,
+                          uint64_t *reset, uint64_t *left);
+    void *reset_arg;
 };
 
 /* Take every flush lock of the topic in DDIR (config CFG; TOPIC names it

@@ -86,17 +86,26 @@ static_assert(sizeof(struct evb_mark) == EVB_MARK_BYTES, "mark size");
  *   48  cut_bytes: bytes cut as a torn tail while the mark was not OK
  *   56  cut_pos: where that cut started
  *   64  skipped: offsets voided after that cut, so none is reused
- *   72  crc32c of bytes 0..71, 4 bytes; 4 bytes zero
- *   80
+ *   72  reset: readers' commits set back to the log end by rebuilds
+ *       (commits past it: events read before they were durable, lost)
+ *   80  reset_left: reader files such a rebuild could not read or check,
+ *       left as they were
+ *   88  crc32c of bytes 0..87, 4 bytes; 4 bytes zero
+ *   96
  * A mark that was not OK, what was cut then and the offsets skipped are
- * kept by later recoveries (the mark is rewritten meanwhile): remove the
- * file to acknowledge them.
+ * kept by later recoveries (the mark is rewritten meanwhile), and the
+ * resets add up over rebuilds: remove the file to acknowledge them.
+ * Version 3 (80 bytes: no reset words, crc at 72) is still read.
  */
 #define EVB_DAMAGE_MAGIC 0x31304745444d4256ull /* "VBMDEG01": any fixed word */
-#define EVB_DAMAGE_VERSION 3u
-#define EVB_DAMAGE_BYTES 80u
+#define EVB_DAMAGE_VERSION 4u
+#define EVB_DAMAGE_BYTES 96u
 #define EVB_DAMAGE_NAME "damage.found"
 #define EVB_DAMAGE_FORMAT_WORD ((uint64_t)EVB_DAMAGE_VERSION << 32 | EVB_DAMAGE_BYTES)
+/* Version 3's, read as a record without resets. */
+#define EVB_DAMAGE_V3_BYTES 80u
+#define EVB_DAMAGE_V3_CRC_AT 72u
+#define EVB_DAMAGE_V3_FORMAT_WORD ((uint64_t)3u << 32 | EVB_DAMAGE_V3_BYTES)
 
 struct evb_damage_rec {
     uint64_t magic;     /* 0: EVB_DAMAGE_MAGIC */
@@ -109,11 +118,14 @@ struct evb_damage_rec {
     uint64_t cut_bytes; /* 48 */
     uint64_t cut_pos;   /* 56 */
     uint64_t skipped;   /* 64: offsets voided after the cut */
-    uint32_t crc;       /* 72: crc32c of bytes [0, 72) */
-    uint32_t zero;      /* 76: 0 */
+    uint64_t reset;     /* 72: commits set back to the log end */
+    uint64_t reset_left; /* 80: reader files left unread */
+    uint32_t crc;       /* 88: crc32c of bytes [0, 88) */
+    uint32_t zero;      /* 92: 0 */
 };
 
-static_assert(offsetof(struct evb_damage_rec, crc) == 72, "damage ABI moved: bump version");
+static_assert(offsetof(struct evb_damage_rec, reset) == 72, "damage ABI moved: bump version");
+static_assert(offsetof(struct evb_damage_rec, crc) == 88, "damage ABI moved: bump version");
 static_assert(sizeof(struct evb_damage_rec) == EVB_DAMAGE_BYTES, "damage record size");
 
 #endif

@@ -128,10 +128,20 @@ int evb_restore_recover(struct evb_restore *rs, const char *topic, const evb_top
     }
     for (uint32_t p = 0; p < cfg->partitions && !rc; p++) {
         evb_seg_part_dir(rs->ddir, p, pdir, sizeof pdir);
-        if ((rc = evb_seg_recover(pdir, &g, 0, &rs->rec[p])))
+        if ((rc = evb_seg_recover(pdir, &g, 0, &rs->rec[p]))) {
             evb_err_prefix(rc, "topic %s: partition %u", topic, p);
-        else
-            evb_seg_damage_note(pdir, &rs->rec[p], cfg->file_mode);
+            break;
+        }
+        /* The log ends here now: a reader that committed past it read
+         * events that were lost before they were durable, and the offsets
+         * from here go to new events. Its commit is set back to the end
+         * before the ring that hands them out exists, so it reads them
+         * rather than skipping them or landing inside one. */
+        struct evb_seg_recovery *rec = &rs->rec[p];
+        if (rs->reset_commits)
+            rs->reset_commits(rs->reset_arg, p, rec->end_pos, rec->end_offset,
+                              &rec->reset_commits, &rec->reset_left);
+        evb_seg_damage_note(pdir, rec, cfg->file_mode);
     }
     if (rc)
         evb_restore_end(rs);

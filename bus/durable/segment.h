@@ -354,6 +354,9 @@ struct evb_seg_recovery {
     uint64_t skipped_offsets; /* offsets voided by pads written at the old
                                  end after such a cut, so none it may have
                                  taken back is handed out again */
+    uint64_t reset_commits; /* readers' commits past end_pos set back to it
+                               (evb_restore_recover's caller) */
+    uint64_t reset_left;    /* reader files that could not be checked */
 };
 
 /* Find where the log of DIR ends and cut the torn tail after it.
@@ -411,6 +414,8 @@ struct evb_seg_damage {
     uint64_t cut_bytes;     /* cut without a mark to bound it, at cut_pos */
     uint64_t cut_pos;
     uint64_t skipped_offsets; /* voided after that cut (never reused) */
+    uint64_t reset_commits; /* readers' commits rebuilds set back to the log end */
+    uint64_t reset_left;    /* reader files they could not check */
     uint64_t bad_indexes;   /* evb_seg_verify: indexes contradicting their frames */
     uint64_t bad_index_base; /* the first one's segment (when bad_indexes) */
 };

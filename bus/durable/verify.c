@@ -35,18 +35,25 @@ void evb_seg_damage_note(const char *dir, const struct evb_seg_recovery *r, uint
                                .ranges = r->damaged, .bytes = r->damaged_bytes,
                                .first_pos = r->damaged_pos, .mark = r->mark,
                                .cut_bytes = r->cut_bytes, .cut_pos = r->cut_pos,
-                               .skipped = r->skipped_offsets};
+                               .skipped = r->skipped_offsets,
+                               .reset = r->reset_commits, .reset_left = r->reset_left};
     /* A bad mark, an unbounded cut and the offsets skipped after it are
      * found once (the mark is written again soon after, the pads are the
-     * log's): an earlier report of them stays. */
+     * log's): an earlier report of them stays. Commits set back add up
+     * over rebuilds, each rebuild passing only its own. */
     struct evb_seg_damage old;
-    if (d.mark == EVB_SEG_MARK_OK && !d.cut_bytes && evb_seg_damage_read(dir, &old) == 0) {
+    bool had = evb_seg_damage_read(dir, &old) == 0;
+    if (d.mark == EVB_SEG_MARK_OK && !d.cut_bytes && had) {
         d.mark = old.mark;
         d.cut_bytes = old.cut_bytes;
         d.cut_pos = old.cut_pos;
         d.skipped = old.skipped_offsets;
     }
-    if (!d.ranges && d.mark == EVB_SEG_MARK_OK && !d.cut_bytes) {
+    if (had) {
+        d.reset += old.reset_commits;
+        d.reset_left += old.reset_left;
+    }
+    if (!d.ranges && d.mark == EVB_SEG_MARK_OK && !d.cut_bytes && !d.reset && !d.reset_left) {
         (void)unlink(path);
         return;
     }
@@ -89,11 +96,26 @@ int evb_seg_damage_read(const char *dir, struct evb_seg_damage *out)
         return 0;
     if (fd < 0)
         return evb_open_fail(fd, path);
-    rc = evb_seg_read_at(fd, &d, sizeof d, 0);
+    /* Version 3's 80 bytes first, then this version's rest. */
+    memset(&d, 0, sizeof d);
+    rc = evb_seg_read_at(fd, &d, EVB_DAMAGE_V3_BYTES, 0);
+    bool v3 = !rc && d.format == EVB_DAMAGE_V3_FORMAT_WORD;
+    if (v3) {
+        /* Its crc and zero words sit where this version's reset is. */
+        uint32_t w[2];
+        memcpy(w, (const char *)&d + EVB_DAMAGE_V3_CRC_AT, sizeof w);
+        d.reset = 0;
+        d.crc = w[0];
+        d.zero = w[1];
+    } else if (!rc) {
+        rc = evb_seg_read_at(fd, (char *)&d + EVB_DAMAGE_V3_BYTES,
+                             sizeof d - EVB_DAMAGE_V3_BYTES, EVB_DAMAGE_V3_BYTES);
+    }
     close(fd);
-    if (rc || d.magic != EVB_DAMAGE_MAGIC || d.format != EVB_DAMAGE_FORMAT_WORD || d.zero ||
-        d.pad || d.mark > EVB_SEG_MARK_NOT_FILE ||
-        d.crc != evb_crc32c(0, &d, offsetof(struct evb_damage_rec, crc)))
+    size_t crc_at = v3 ? EVB_DAMAGE_V3_CRC_AT : offsetof(struct evb_damage_rec, crc);
+    if (rc || d.magic != EVB_DAMAGE_MAGIC ||
+        (!v3 && d.format != EVB_DAMAGE_FORMAT_WORD) || d.zero || d.pad ||
+        d.mark > EVB_SEG_MARK_NOT_FILE || d.crc != evb_crc32c(0, &d, crc_at))
         return evb_err_set(-EBADMSG, "%s: not a damage report", path);
     out->ranges = d.ranges;
     out->bytes = d.bytes;
@@ -102,6 +124,8 @@ int evb_seg_damage_read(const char *dir, struct evb_seg_damage *out)
     out->cut_bytes = d.cut_bytes;
     out->skipped_offsets = d.skipped;
     out->cut_pos = d.cut_pos;
+    out->reset_commits = d.reset;
+    out->reset_left = d.reset_left;
     return 0;
 }
 
