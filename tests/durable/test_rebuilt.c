@@ -434,3 +434,125 @@ Test(rebuilt, an_older_lock_file_without_a_record_is_adopted)
     reboot();
     read_exactly(11);
 }
+
+/*
+ * Readers that committed past what was durable. The old process's OLD_N
+ * events sit in the ring, never flushed (another process holds the flush
+ * lock); a reader of each kind reads them from the ring and commits past
+ * them; then the machine "reboots": they are lost, the log ends after
+ * FIRST_N, and the rebuilt ring hands their offsets to NEW_N new events,
+ * of the same size or another. The rebuild sets the commit back to the
+ * log end: the reader reads every new event (no skip; no stall and
+ * -EBADMSG inside a frame), and the damage record counts the reset. A
+ * named consumer that committed exactly at the log end is left as it is.
+ */
+#define BIG_VLEN 200u /* another frame size than DF_VLEN's */
+
+/* A reader of KIND named NAME: at the log's start when new, else where it
+ * committed (the default start for a named consumer). */
+static evb_consumer *reader_open(uint32_t kind, const char *name, bool again)
+{
+    evb_consumer *c;
+    evb_consumer_options co = {.kind = kind, .name = name,
+                               .start = again ? EVB_START_DEFAULT : EVB_START_EARLIEST};
+    cr_assert_eq(evb_consumer_open(&c, df_bus, TOPIC, &co), 0, "%s: %s", name,
+                 evb_last_error());
+    return c;
+}
+
+/* Read N events of C from offset FROM (sequence = offset), acknowledged
+ * or committed as its kind does. */
+static void reader_take(evb_consumer *c, uint32_t kind, uint64_t from, uint64_t n)
+{
+    for (uint64_t i = 0; i < n; i++) {
+        evb_event ev = df_next(c, from + i);
+        if (kind == EVB_QUEUE_MEMBER)
+            cr_assert_eq(evb_consumer_ack(c, &ev), 0, "ack: %s", evb_last_error());
+    }
+    if (kind != EVB_QUEUE_MEMBER)
+        cr_assert_eq(evb_consumer_commit(c), 0, "commit: %s", evb_last_error());
+}
+
+/* N events of VLEN bytes with sequences FROM.., durable before return. */
+static void publish_len(uint64_t from, uint64_t n, uint32_t vlen)
+{
+    evb_producer_options po = {.block_ms = -1};
+    evb_producer *p;
+    cr_assert_eq(evb_producer_open(&p, df_bus, TOPIC, &po), 0, "%s", evb_last_error());
+    uint8_t v[BIG_VLEN];
+    for (uint64_t i = 0; i < n; i++) {
+        t_value_fill(v, vlen, 1, from + i);
+        cr_assert_eq(evb_publish(p, &(evb_msg){.value = v, .value_len = vlen,
+                                               .partition = 0}), 0, "%s", evb_last_error());
+    }
+    cr_assert_eq(evb_producer_sync(p, 10000), 0, "sync: %s", evb_last_error());
+    evb_producer_close(p);
+}
+
+static void commit_past_the_log_end(uint32_t kind, uint32_t vlen)
+{
+    create_sync();
+    df_publish(TOPIC, 0, FIRST_N);
+    /* One named consumer commits at what will be the log end. */
+    evb_consumer *at_end = reader_open(EVB_CONSUMER, "at_end", false);
+    reader_take(at_end, EVB_CONSUMER, 0, FIRST_N);
+    evb_consumer_close(at_end);
+    pid_t holder = start_lock_holder();
+    struct t_shared *sh = t_shared_new();
+    atomic_store(&sh->val[2], FIRST_N); /* its events follow ours */
+    pid_t old = t_spawn(old_process, sh);
+    cr_assert(t_wait_count(&sh->ready, 1, 10000), "the old process did not publish");
+    evb_consumer *c = reader_open(kind, "past", false);
+    reader_take(c, kind, 0, FIRST_N + OLD_N);
+    evb_consumer_close(c);
+    cr_assert_lt(df_stat(TOPIC).durable_position, df_stat(TOPIC).tail_position,
+                 "the old process's events were flushed: nothing would be lost");
+    kill_wait(old);
+    kill_wait(holder);
+    reboot();
+    publish_len(FIRST_N, NEW_N, vlen);
+    c = reader_open(kind, "past", true);
+    reader_take(c, kind, FIRST_N, NEW_N);
+    evb_event ev;
+    cr_expect_neq(evb_consumer_next(c, &ev, 100), 0, "an event past the new ones");
+    evb_consumer_close(c);
+    at_end = reader_open(EVB_CONSUMER, "at_end", true);
+    reader_take(at_end, EVB_CONSUMER, FIRST_N, NEW_N);
+    evb_consumer_close(at_end);
+    evb_damage d;
+    cr_assert_eq(evb_partition_damage(df_bus, TOPIC, 0, 0, &d), 0, "%s", evb_last_error());
+    cr_expect_eq(d.reset_commits, 1, "commits set back: %llu",
+                 (unsigned long long)d.reset_commits);
+    cr_expect_eq(d.reset_left, 0);
+    cr_expect_eq(d.ranges, 0);
+}
+
+Test(rebuilt, a_named_consumer_past_the_log_end_reads_the_new_events)
+{
+    commit_past_the_log_end(EVB_CONSUMER, DF_VLEN);
+}
+
+Test(rebuilt, a_named_consumer_past_the_log_end_reads_new_events_of_another_size)
+{
+    commit_past_the_log_end(EVB_CONSUMER, BIG_VLEN);
+}
+
+Test(rebuilt, a_group_past_the_log_end_reads_the_new_events)
+{
+    commit_past_the_log_end(EVB_GROUP_MEMBER, DF_VLEN);
+}
+
+Test(rebuilt, a_group_past_the_log_end_reads_new_events_of_another_size)
+{
+    commit_past_the_log_end(EVB_GROUP_MEMBER, BIG_VLEN);
+}
+
+Test(rebuilt, a_queue_past_the_log_end_reads_the_new_events)
+{
+    commit_past_the_log_end(EVB_QUEUE_MEMBER, DF_VLEN);
+}
+
+Test(rebuilt, a_queue_past_the_log_end_reads_new_events_of_another_size)
+{
+    commit_past_the_log_end(EVB_QUEUE_MEMBER, BIG_VLEN);
+}
