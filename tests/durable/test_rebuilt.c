@@ -453,24 +453,33 @@ Test(rebuilt, an_older_lock_file_without_a_record_is_adopted)
 static evb_consumer *reader_open(uint32_t kind, const char *name, bool again)
 {
     evb_consumer *c;
+    /* A queue's window of 8 events: laps of its slots go round here. */
     evb_consumer_options co = {.kind = kind, .name = name,
-                               .start = again ? EVB_START_DEFAULT : EVB_START_EARLIEST};
+                               .start = again ? EVB_START_DEFAULT : EVB_START_EARLIEST,
+                               .max_in_flight = kind == EVB_QUEUE_MEMBER ? 8 : 0};
     cr_assert_eq(evb_consumer_open(&c, df_bus, TOPIC, &co), 0, "%s: %s", name,
                  evb_last_error());
     return c;
 }
 
 /* Read N events of C from offset FROM (sequence = offset), acknowledged
- * or committed as its kind does. */
-static void reader_take(evb_consumer *c, uint32_t kind, uint64_t from, uint64_t n)
+ * or committed as its kind does; a queue member leaves the last INFLIGHT
+ * unacknowledged. */
+static void reader_take_some(evb_consumer *c, uint32_t kind, uint64_t from, uint64_t n,
+                             uint64_t inflight)
 {
     for (uint64_t i = 0; i < n; i++) {
         evb_event ev = df_next(c, from + i);
-        if (kind == EVB_QUEUE_MEMBER)
+        if (kind == EVB_QUEUE_MEMBER && i + inflight < n)
             cr_assert_eq(evb_consumer_ack(c, &ev), 0, "ack: %s", evb_last_error());
     }
     if (kind != EVB_QUEUE_MEMBER)
         cr_assert_eq(evb_consumer_commit(c), 0, "commit: %s", evb_last_error());
+}
+
+static void reader_take(evb_consumer *c, uint32_t kind, uint64_t from, uint64_t n)
+{
+    reader_take_some(c, kind, from, n, 0);
 }
 
 /* N events of VLEN bytes with sequences FROM.., durable before return. */
@@ -489,7 +498,9 @@ static void publish_len(uint64_t from, uint64_t n, uint32_t vlen)
     evb_producer_close(p);
 }
 
-static void commit_past_the_log_end(uint32_t kind, uint32_t vlen)
+/* INFLIGHT: a queue member leaves its last INFLIGHT events (of the lost
+ * ones) taken and not acknowledged. */
+static void commit_past_the_log_end(uint32_t kind, uint32_t vlen, uint64_t inflight)
 {
     create_sync();
     df_publish(TOPIC, 0, FIRST_N);
@@ -503,7 +514,7 @@ static void commit_past_the_log_end(uint32_t kind, uint32_t vlen)
     pid_t old = t_spawn(old_process, sh);
     cr_assert(t_wait_count(&sh->ready, 1, 10000), "the old process did not publish");
     evb_consumer *c = reader_open(kind, "past", false);
-    reader_take(c, kind, 0, FIRST_N + OLD_N);
+    reader_take_some(c, kind, 0, FIRST_N + OLD_N, inflight);
     evb_consumer_close(c);
     cr_assert_lt(df_stat(TOPIC).durable_position, df_stat(TOPIC).tail_position,
                  "the old process's events were flushed: nothing would be lost");
@@ -529,30 +540,42 @@ static void commit_past_the_log_end(uint32_t kind, uint32_t vlen)
 
 Test(rebuilt, a_named_consumer_past_the_log_end_reads_the_new_events)
 {
-    commit_past_the_log_end(EVB_CONSUMER, DF_VLEN);
+    commit_past_the_log_end(EVB_CONSUMER, DF_VLEN, 0);
 }
 
 Test(rebuilt, a_named_consumer_past_the_log_end_reads_new_events_of_another_size)
 {
-    commit_past_the_log_end(EVB_CONSUMER, BIG_VLEN);
+    commit_past_the_log_end(EVB_CONSUMER, BIG_VLEN, 0);
 }
 
 Test(rebuilt, a_group_past_the_log_end_reads_the_new_events)
 {
-    commit_past_the_log_end(EVB_GROUP_MEMBER, DF_VLEN);
+    commit_past_the_log_end(EVB_GROUP_MEMBER, DF_VLEN, 0);
 }
 
 Test(rebuilt, a_group_past_the_log_end_reads_new_events_of_another_size)
 {
-    commit_past_the_log_end(EVB_GROUP_MEMBER, BIG_VLEN);
+    commit_past_the_log_end(EVB_GROUP_MEMBER, BIG_VLEN, 0);
 }
 
 Test(rebuilt, a_queue_past_the_log_end_reads_the_new_events)
 {
-    commit_past_the_log_end(EVB_QUEUE_MEMBER, DF_VLEN);
+    commit_past_the_log_end(EVB_QUEUE_MEMBER, DF_VLEN, 0);
 }
 
 Test(rebuilt, a_queue_past_the_log_end_reads_new_events_of_another_size)
 {
-    commit_past_the_log_end(EVB_QUEUE_MEMBER, BIG_VLEN);
+    commit_past_the_log_end(EVB_QUEUE_MEMBER, BIG_VLEN, 0);
+}
+
+/* Events taken and never acknowledged past the log end: the queue's
+ * floor is past it too, and those events' slots name lost events. */
+Test(rebuilt, a_queue_with_lost_events_in_flight_reads_the_new_events)
+{
+    commit_past_the_log_end(EVB_QUEUE_MEMBER, DF_VLEN, 6);
+}
+
+Test(rebuilt, a_queue_with_lost_events_in_flight_reads_new_events_of_another_size)
+{
+    commit_past_the_log_end(EVB_QUEUE_MEMBER, BIG_VLEN, 6);
 }
