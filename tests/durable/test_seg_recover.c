@@ -238,3 +238,43 @@ Test(seg_recover, a_read_error_cuts_nothing)
     free(before);
     free(after);
 }
+
+/* A damage record of version 3 (80 bytes, no reset words) is still read,
+ * with no resets; a note over it adds this rebuild's resets, and the next
+ * adds up. */
+Test(seg_recover, a_version_3_damage_record_is_read_and_resets_add_up)
+{
+    uint8_t v3[80] = {0};
+    uint64_t w[8] = {0x31304745444d4256ull, (uint64_t)3 << 32 | 80, 2, 100, 64, 0, 0, 0};
+    memcpy(v3, w, 64); /* ranges 2, bytes 100, first_pos 64, mark OK, no cut */
+    uint64_t skipped = 0;
+    memcpy(v3 + 64, &skipped, 8);
+    uint32_t crc = evb_crc32c(0, v3, 72);
+    memcpy(v3 + 72, &crc, 4);
+    char path[256];
+    snprintf(path, sizeof path, "%s/damage.found", dir);
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    cr_assert_eq(fwrite(v3, 1, sizeof v3, f), sizeof v3);
+    fclose(f);
+    struct evb_seg_damage d;
+    cr_assert_eq(evb_seg_damage_read(dir, &d), 0, "%s", evb_last_error());
+    cr_expect_eq(d.ranges, 2);
+    cr_expect_eq(d.bytes, 100);
+    cr_expect_eq(d.first_pos, 64);
+    cr_expect_eq(d.reset_commits, 0);
+    struct evb_seg_recovery r = {.damaged = 2, .damaged_bytes = 100, .damaged_pos = 64,
+                                 .reset_commits = 3, .reset_left = 1};
+    evb_seg_damage_note(dir, &r, 0644);
+    evb_seg_damage_note(dir, &r, 0644);
+    cr_assert_eq(evb_seg_damage_read(dir, &d), 0, "%s", evb_last_error());
+    cr_expect_eq(d.ranges, 2);
+    cr_expect_eq(d.reset_commits, 6);
+    cr_expect_eq(d.reset_left, 2);
+    /* Resets alone keep the record: nothing else was found. */
+    r = (struct evb_seg_recovery){.damaged_pos = UINT64_MAX};
+    evb_seg_damage_note(dir, &r, 0644);
+    cr_assert_eq(evb_seg_damage_read(dir, &d), 0, "%s", evb_last_error());
+    cr_expect_eq(d.ranges, 0);
+    cr_expect_eq(d.reset_commits, 6);
+}
