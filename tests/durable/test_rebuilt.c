@@ -20,11 +20,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "durable.h"
 #include "durable_fixture.h"
+#include "group.h"
+#include "group_format.h"
 #include "segment.h"
 
 #define TOPIC "r"
@@ -463,14 +466,14 @@ static evb_consumer *reader_open(uint32_t kind, const char *name, bool again)
 }
 
 /* Read N events of C from offset FROM (sequence = offset), acknowledged
- * or committed as its kind does; a queue member leaves the last INFLIGHT
- * unacknowledged. */
+ * or committed as its kind does; a queue member leaves the INFLIGHT-th
+ * event from the end unacknowledged (the ones after it are). */
 static void reader_take_some(evb_consumer *c, uint32_t kind, uint64_t from, uint64_t n,
                              uint64_t inflight)
 {
     for (uint64_t i = 0; i < n; i++) {
         evb_event ev = df_next(c, from + i);
-        if (kind == EVB_QUEUE_MEMBER && i + inflight < n)
+        if (kind == EVB_QUEUE_MEMBER && i + inflight != n)
             cr_assert_eq(evb_consumer_ack(c, &ev), 0, "ack: %s", evb_last_error());
     }
     if (kind != EVB_QUEUE_MEMBER)
@@ -498,8 +501,37 @@ static void publish_len(uint64_t from, uint64_t n, uint32_t vlen)
     evb_producer_close(p);
 }
 
-/* INFLIGHT: a queue member leaves its last INFLIGHT events (of the lost
- * ones) taken and not acknowledged. */
+/* The queue group "past" after the rebuild: every slot from fetch on is
+ * as the previous lap left it, so that no ack of a lost event is taken
+ * for one of the new event its slot hands out next (a floor moved over an
+ * event whose taker has claimed it, not yet published its state). */
+static void queue_slots_forgotten(void)
+{
+    char path[PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/" TOPIC "/consumers/past.grp", t_data_dir());
+    int fd = open(path, O_RDONLY);
+    cr_assert_geq(fd, 0, "%s: %s", path, strerror(errno));
+    struct evb_grp_file *f;
+    size_t len;
+    cr_assert_eq(evb_group_map(fd, path, 1, PROT_READ, &f, &len), 0, "%s", evb_last_error());
+    close(fd);
+    struct evb_queue_head *q = evb_queue_head(f, 1, 0);
+    uint64_t w = f->h.window, fs = atomic_load(&q->fetch_seq);
+    cr_assert_eq(w, 8);
+    for (uint64_t qs = fs; qs < fs + w; qs++) {
+        struct evb_queue_slot *sl = &evb_queue_slots(q)[qs & (w - 1)];
+        uint64_t ctl = atomic_load(&sl->ctl);
+        cr_expect_neq(atomic_load(&sl->seq), qs + 1, "event %llu's slot is claimed",
+                      (unsigned long long)qs);
+        cr_expect(EVB_QS_LAP(ctl) != (uint16_t)(qs / w + 1),
+                  "event %llu's slot holds a state of its lap (%u)", (unsigned long long)qs,
+                  (unsigned)EVB_QS_STATE(ctl));
+    }
+    munmap(f, len);
+}
+
+/* INFLIGHT: a queue member leaves one event (INFLIGHT from the end, a
+ * lost one) taken and not acknowledged, and acknowledges those after it. */
 static void commit_past_the_log_end(uint32_t kind, uint32_t vlen, uint64_t inflight)
 {
     create_sync();
@@ -521,6 +553,8 @@ static void commit_past_the_log_end(uint32_t kind, uint32_t vlen, uint64_t infli
     kill_wait(old);
     kill_wait(holder);
     reboot();
+    if (kind == EVB_QUEUE_MEMBER)
+        queue_slots_forgotten();
     publish_len(FIRST_N, NEW_N, vlen);
     c = reader_open(kind, "past", true);
     reader_take(c, kind, FIRST_N, NEW_N);
@@ -568,8 +602,9 @@ Test(rebuilt, a_queue_past_the_log_end_reads_new_events_of_another_size)
     commit_past_the_log_end(EVB_QUEUE_MEMBER, BIG_VLEN, 0);
 }
 
-/* Events taken and never acknowledged past the log end: the queue's
- * floor is past it too, and those events' slots name lost events. */
+/* An event taken and never acknowledged past the log end, and acked ones
+ * after it: the queue's floor is past the end too, and the slots name
+ * lost events, acked or in flight. */
 Test(rebuilt, a_queue_with_lost_events_in_flight_reads_the_new_events)
 {
     commit_past_the_log_end(EVB_QUEUE_MEMBER, DF_VLEN, 6);
