@@ -532,7 +532,8 @@ static void queue_slots_forgotten(void)
 
 /* INFLIGHT: a queue member leaves one event (INFLIGHT from the end, a
  * lost one) taken and not acknowledged, and acknowledges those after it. */
-static void commit_past_the_log_end(uint32_t kind, uint32_t vlen, uint64_t inflight)
+static void commit_past_the_log_end_with(uint32_t kind, uint32_t vlen, uint64_t inflight,
+                                        bool junk)
 {
     create_sync();
     df_publish(TOPIC, 0, FIRST_N);
@@ -550,9 +551,28 @@ static void commit_past_the_log_end(uint32_t kind, uint32_t vlen, uint64_t infli
     evb_consumer_close(c);
     cr_assert_lt(df_stat(TOPIC).durable_position, df_stat(TOPIC).tail_position,
                  "the old process's events were flushed: nothing would be lost");
+    /* A reader file the rebuild cannot check: left as it is, counted. */
+    char junk_path[PATH_MAX + 32];
+    static const char junk_text[] = "not a cursor file, 32 bytes or more of it\n";
+    snprintf(junk_path, sizeof junk_path, "%s/" TOPIC "/consumers/junk.cur", t_data_dir());
+    if (junk) {
+        FILE *jf = fopen(junk_path, "w");
+        cr_assert_not_null(jf);
+        fputs(junk_text, jf);
+        fclose(jf);
+    }
     kill_wait(old);
     kill_wait(holder);
     reboot();
+    if (junk) {
+        char got[sizeof junk_text + 8] = {0};
+        FILE *jf = fopen(junk_path, "r");
+        cr_assert_not_null(jf);
+        size_t n = fread(got, 1, sizeof got - 1, jf);
+        fclose(jf);
+        cr_expect(n == strlen(junk_text) && !strcmp(got, junk_text), "the junk file changed");
+        cr_assert_eq(unlink(junk_path), 0); /* the readers below would list it */
+    }
     if (kind == EVB_QUEUE_MEMBER)
         queue_slots_forgotten();
     publish_len(FIRST_N, NEW_N, vlen);
@@ -568,8 +588,14 @@ static void commit_past_the_log_end(uint32_t kind, uint32_t vlen, uint64_t infli
     cr_assert_eq(evb_partition_damage(df_bus, TOPIC, 0, 0, &d), 0, "%s", evb_last_error());
     cr_expect_eq(d.reset_commits, 1, "commits set back: %llu",
                  (unsigned long long)d.reset_commits);
-    cr_expect_eq(d.reset_left, 0);
+    cr_expect_eq(d.reset_left, junk ? 1 : 0, "reader files left: %llu",
+                 (unsigned long long)d.reset_left);
     cr_expect_eq(d.ranges, 0);
+}
+
+static void commit_past_the_log_end(uint32_t kind, uint32_t vlen, uint64_t inflight)
+{
+    commit_past_the_log_end_with(kind, vlen, inflight, false);
 }
 
 Test(rebuilt, a_named_consumer_past_the_log_end_reads_the_new_events)
@@ -613,4 +639,9 @@ Test(rebuilt, a_queue_with_lost_events_in_flight_reads_the_new_events)
 Test(rebuilt, a_queue_with_lost_events_in_flight_reads_new_events_of_another_size)
 {
     commit_past_the_log_end(EVB_QUEUE_MEMBER, BIG_VLEN, 6);
+}
+
+Test(rebuilt, a_reader_file_that_cannot_be_checked_is_left_and_counted)
+{
+    commit_past_the_log_end_with(EVB_CONSUMER, DF_VLEN, 0, true);
 }
