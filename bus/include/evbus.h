@@ -889,16 +889,6 @@ typedef struct evb_damage {
                                    (voided by pads at the log end): that cut
                                    may have taken back offsets already handed
                                    out, and none is ever handed out twice */
-    uint64_t reset_commits;   /**< readers' commits (named consumers, groups,
-                                   queue floors and fetches) rebuilds set back to
-                                   the log end: they were past it, made after
-                                   reading events that were lost before they
-                                   were durable. Their readers go on at the log
-                                   end and read the new events there, whose
-                                   offsets are the lost ones'. Added up over
-                                   rebuilds until damage.found is removed */
-    uint64_t reset_left;      /**< reader files those rebuilds could not read
-                                   or check, left as they were */
     uint64_t bad_indexes;     /**< EVB_DAMAGE_VERIFY: segment indexes (the .idx
                                    beside a segment) that contradict its frames.
                                    Not damage to the log: an index is a hint
@@ -910,6 +900,17 @@ typedef struct evb_damage {
                                    (evb_partition_stat().flush_error), as the
                                    flusher that failed wrote it; empty when
                                    there is none or it kept no text */
+    /* Added in 0.1 after the fields above, which keep their offsets. */
+    uint64_t reset_commits;   /**< readers' commits (named consumers, groups,
+                                   queue floors and fetches) rebuilds set back to
+                                   the log end: they were past it, made after
+                                   reading events that were lost before they
+                                   were durable. Their readers go on at the log
+                                   end and read the new events there, whose
+                                   offsets are the lost ones'. Added up over
+                                   rebuilds until damage.found is removed */
+    uint64_t reset_left;      /**< reader files those rebuilds could not read
+                                   or check, left as they were */
 } evb_damage;
 
 /** evb_damage.mark: the partition's durable mark (which tells a torn tail
