@@ -52,7 +52,8 @@ static const char *why_invalid(struct evb_seg *s, const struct evb_seg_geom *g, 
     struct evb_frame hdr;
     memset(&hdr, 0, sizeof hdr);
     memcpy(&hdr, b, hn);
-    uint64_t stamp = hdr.stamp;
+    /* Relaxed: a local copy, no other thread sees it. */
+    uint64_t stamp = atomic_load_explicit(&hdr.stamp, memory_order_relaxed);
     if (stamp == 0)
         return "zero bytes";
     if ((stamp & ~(uint64_t)EVB_STAMP_MASK) != pos)

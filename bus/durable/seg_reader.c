@@ -56,7 +56,9 @@ int evb_seg_frame(struct evb_seg *s, const struct evb_seg_geom *g, uint64_t pos,
     memset(&hdr, 0, sizeof hdr);
     memcpy(&hdr, b, hn);
     struct evb_frame_step st;
-    int kind = evb_frame_decode(&hdr, hdr.stamp, pos, room, g->max_frame, &st);
+    /* Relaxed: a local copy of the header, no other thread sees it. */
+    int kind = evb_frame_decode(&hdr, atomic_load_explicit(&hdr.stamp, memory_order_relaxed),
+                                pos, room, g->max_frame, &st);
     if (kind == EVB_FRAME_PAD) {
         *out = (struct evb_seg_frame){
             .f = st.offset == EVB_FRAME_NO_OFFSET ? NULL : (const struct evb_frame *)(const void *)b,
@@ -133,7 +135,9 @@ int evb_seg_misfit(struct evb_seg *s, const struct evb_seg_geom *g, uint64_t pos
      * the copy decoded; each later window's bytes are the file's. */
     struct evb_frame_step st;
     uint32_t loose = room > UINT32_MAX ? UINT32_MAX : (uint32_t)room;
-    if (evb_frame_decode(&hdr, hdr.stamp, pos, room, loose, &st) != EVB_FRAME_DATA)
+    /* Relaxed: the local copy, as above. */
+    if (evb_frame_decode(&hdr, atomic_load_explicit(&hdr.stamp, memory_order_relaxed), pos,
+                         room, loose, &st) != EVB_FRAME_DATA)
         return 0;
     const size_t crc_at = offsetof(struct evb_frame, type); /* past crc32c */
     uint32_t crc = evb_crc32c(0, (const uint8_t *)&hdr + offsetof(struct evb_frame, offset),

@@ -602,7 +602,7 @@ Test(seg_damage, a_huge_frame_length_does_not_grow_the_window)
     f->type = 3;
     for (uint32_t i = EVB_FRAME_HDR; i < len; i++)
         img[i] = (uint8_t)next_rand();
-    f->stamp = 0 | EVB_STAMP_DATA;
+    atomic_store_explicit(&f->stamp, 0 | EVB_STAMP_DATA, memory_order_relaxed); /* an image */
     for (int valid = 0; valid < 2; valid++) {
         f->crc32c = evb_frame_crc(f, len) ^ (valid ? 0u : 1u);
         int fd = evb_seg_create(dir, 0, big, false, 0644);
