@@ -30,6 +30,8 @@ struct seg_scan {
     uint64_t first_off;  /* offset of the frame at the base, or NO_OFFSET */
     uint64_t max_next;   /* past the largest offset of a data frame (whose
                             checksum covers it; a pad's has none) */
+    uint64_t zero_from;  /* file offset from which the walk saw only zeros
+                            to the segment's end; UINT64_MAX not known */
 };
 
 /* Note a damaged range [POS, POS + BYTES) below the end. */
@@ -76,7 +78,7 @@ static int misfit_error(const char *dir, const struct evb_seg_geom *g, uint64_t 
 static int scan_segment(struct evb_seg *s, const char *dir, const struct evb_seg_geom *g,
                         uint64_t base, struct seg_scan *sc, struct evb_seg_recovery *r)
 {
-    *sc = (struct seg_scan){.first_off = EVB_SEG_NO_OFFSET};
+    *sc = (struct seg_scan){.first_off = EVB_SEG_NO_OFFSET, .zero_from = UINT64_MAX};
     int rc = evb_seg_hold(s, dir, g, base);
     if (rc)
         return rc;
@@ -126,13 +128,22 @@ static int scan_segment(struct evb_seg *s, const char *dir, const struct evb_seg
         uint64_t q;
         if ((rc = evb_seg_resync(s, g, at + EVB_FRAME_ALIGN, seg_end, &fr, &q)))
             return rc;
-        if (q == seg_end)
-            break;
+        if (q == seg_end) {
+            /* Every word past AT's was looked at (holes skipped are
+             * zeros): the cut of this tail need not read them again. */
+            if (s->bytes == g->segment_bytes)
+                sc->zero_from = at - base + EVB_FRAME_ALIGN > s->scan_end
+                                    ? at - base + EVB_FRAME_ALIGN
+                                    : s->scan_end;
+            return 0;
+        }
         if (r)
             damage(r, at, q - at);
         w.pos = q;
         w.learn = true;
     }
+    if (s->bytes == g->segment_bytes)
+        sc->zero_from = s->bytes; /* frames to the very end */
     return 0;
 }
 
@@ -418,7 +429,10 @@ int evb_seg_recover(const char *dir, const struct evb_seg_geom *g, uint64_t hint
     bool have_end_seg = kept > 0 && bases[kept - 1] == end_base;
     uint64_t first = EVB_SEG_NO_OFFSET;
     if (!rc && have_end_seg && !(rc = evb_seg_path(path, sizeof path, dir, end_base, "log")))
-        rc = evb_seg_cut_tail(path, end_pos - end_base, true, &dropped);
+        rc = evb_seg_cut_tail_below(path, end_pos - end_base,
+                                    top < n && bases[top] == end_base ? sc.zero_from
+                                                                      : UINT64_MAX,
+                                    true, &dropped);
     /* Cut short (only with a mark: refused above otherwise): whole again,
      * for the flusher to go on in; the zeros are the damage counted. */
     if (!rc && have_end_seg)
@@ -446,6 +460,9 @@ int evb_seg_recover(const char *dir, const struct evb_seg_geom *g, uint64_t hint
         struct seg_scan e;
         if (end_pos == end_base)
             first = end_off; /* what the first frame at the base has */
+        else if (top < n && bases[top] == end_base)
+            first = sc.first_off; /* walked above; the cut left the bytes below
+                                     the end, which hold that frame, as they were */
         else if (scan_segment(&s, dir, g, end_base, &e, NULL) == 0)
             first = e.first_off;
         rc = evb_idx_cut(dir, end_base, end_pos, first);
@@ -453,8 +470,14 @@ int evb_seg_recover(const char *dir, const struct evb_seg_geom *g, uint64_t hint
 
     /* The start: the oldest segment's first event. */
     uint64_t start = end_off;
-    if (!rc && kept > 0 && !(end_pos == bases[0]))
-        start = start_offset(&s, dir, g, bases[0], end_off);
+    if (!rc && kept > 0 && !(end_pos == bases[0])) {
+        /* The oldest segment walked above already (the only one, often):
+         * its first frame lies below the end, untouched by the cut. */
+        if (top < n && top == 0 && sc.first_off != EVB_SEG_NO_OFFSET)
+            start = sc.first_off;
+        else
+            start = start_offset(&s, dir, g, bases[0], end_off);
+    }
     evb_seg_unmap(&s);
     if (!rc) {
         r.end_pos = end_pos;

@@ -22,6 +22,12 @@
  * byte into *dropped and, with ZERO, overwrite them with zeros and sync. */
 int evb_seg_cut_tail(const char *path, uint64_t from, bool zero, uint64_t *dropped)
 {
+    return evb_seg_cut_tail_below(path, from, UINT64_MAX, zero, dropped);
+}
+
+int evb_seg_cut_tail_below(const char *path, uint64_t from, uint64_t upto, bool zero,
+                           uint64_t *dropped)
+{
     int fd = evb_open_file(AT_FDCWD, path, zero ? O_RDWR : O_RDONLY, 0, EVB_FILE_REG);
     if (fd < 0)
         return evb_open_fail(fd, path);
@@ -31,6 +37,12 @@ int evb_seg_cut_tail(const char *path, uint64_t from, bool zero, uint64_t *dropp
     if (!buf || fstat(fd, &st) < 0)
         rc = buf ? -errno : -ENOMEM;
     uint64_t hi = rc ? from : (uint64_t)st.st_size, last = from;
+    /* Past the last range that may hold data all is a hole: zeros, not
+     * read (evb_seg_data_end). */
+    if (hi > upto)
+        hi = upto > from ? upto : from;
+    if (hi > from)
+        hi = evb_seg_data_end(fd, from, hi);
     /* Backwards, a chunk at a time, to the last non-zero byte. */
     while (hi > from && !rc) {
         size_t k = hi - from < EVB_SEG_IO_CHUNK ? (size_t)(hi - from) : EVB_SEG_IO_CHUNK;

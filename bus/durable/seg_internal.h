@@ -23,6 +23,16 @@ int evb_seg_list_checked(const char *dir, const struct evb_seg_geom *g, uint64_t
                          size_t *n);
 /* All N bytes at OFF; -ENODATA when the file ends first. */
 int evb_seg_read_at(int fd, void *buf, size_t n, off_t off);
+/* The first file offset at or past AT (below END) that may hold data, as
+ * the file system tells (lseek SEEK_DATA): what lies between reads as
+ * zeros, a hole, and needs no reading. A multiple of EVB_FRAME_ALIGN when
+ * AT is; END when nothing past AT below END is data; AT itself when the
+ * file system cannot tell. */
+uint64_t evb_seg_data_at(int fd, uint64_t at, uint64_t end);
+/* The end of the last range below END, at or past FROM, that may hold
+ * data (SEEK_DATA, SEEK_HOLE): FROM when there is none, END when the file
+ * system cannot tell. */
+uint64_t evb_seg_data_end(int fd, uint64_t from, uint64_t end);
 /* All N bytes at OFF, or at the end of an O_APPEND file when OFF < 0. */
 int evb_seg_write_at(int fd, const void *buf, size_t n, off_t off);
 /* Overwrite N bytes from FROM with zeros (no sync). */
@@ -84,6 +94,10 @@ int evb_idx_read(int fd, const char *path, uint64_t base, struct evb_idx **out);
 /* Count into *DROPPED the bytes of PATH from FROM to its last non-zero
  * byte; with ZERO, overwrite them with zeros and sync. */
 int evb_seg_cut_tail(const char *path, uint64_t from, bool zero, uint64_t *dropped);
+/* evb_seg_cut_tail, told that no byte at or past UPTO is other than zero
+ * (a walk just read them): those are not read again. */
+int evb_seg_cut_tail_below(const char *path, uint64_t from, uint64_t upto, bool zero,
+                           uint64_t *dropped);
 /* Remove segment BASE of DIR, its index first; its bytes into *DROPPED. */
 int evb_seg_remove(const char *dir, uint64_t base, uint64_t *dropped);
 /* The mode of segment BASE's file (0600 when it cannot be read). */

@@ -162,6 +162,7 @@ int evb_seg_misfit(struct evb_seg *s, const struct evb_seg_geom *g, uint64_t pos
 int evb_seg_resync(struct evb_seg *s, const struct evb_seg_geom *g, uint64_t pos,
                    uint64_t limit, struct evb_seg_frame *fr, uint64_t *found)
 {
+    s->scan_end = 0;
     if (s->fd < 0 || pos < s->base) {
         *found = limit;
         return 0;
@@ -174,6 +175,12 @@ int evb_seg_resync(struct evb_seg *s, const struct evb_seg_geom *g, uint64_t pos
      * time; a frame checked may read another, so the window is asked for
      * again after one. */
     while (pos + sizeof(uint64_t) <= limit) {
+        /* A hole up to the next data (or LIMIT): zeros, no frame there,
+         * nothing to read (evb_seg_data_at). Asked once per window, so a
+         * zero-filled stretch that is no hole still costs only its reads. */
+        pos = s->base + evb_seg_data_at(s->fd, pos - s->base, limit - s->base);
+        if (pos + sizeof(uint64_t) > limit)
+            break;
         uint64_t n = limit - pos;
         n = n < SEG_SCAN ? n - n % EVB_FRAME_ALIGN : SEG_SCAN;
         if (!n)
@@ -184,6 +191,8 @@ int evb_seg_resync(struct evb_seg *s, const struct evb_seg_geom *g, uint64_t pos
         for (uint64_t i = 0; i < n; i += EVB_FRAME_ALIGN) {
             uint64_t stamp;
             memcpy(&stamp, b + i, sizeof stamp);
+            if (stamp)
+                s->scan_end = pos + i + sizeof stamp - s->base;
             if (!evb_stamp_is_committed(stamp, pos + i))
                 continue;
             int k = evb_seg_frame(s, g, pos + i, fr);

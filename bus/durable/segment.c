@@ -147,6 +147,50 @@ int evb_seg_read_at(int fd, void *buf, size_t n, off_t off)
     return 0;
 }
 
+/* Holes: a segment is made full size but reserved (written) only as the
+ * log reaches it (evb_seg_create, evb_seg_reserve), so past the log's end
+ * most of it is a hole. The walks that look for frames or bytes past the
+ * end skip those, or a rebuild would read whole segments for a few bytes
+ * of log (perf/RESULTS.md, rebuild_cost). A hole reads as zeros, which
+ * hold no frame (a stamp is never 0, ring_format.h): skipping one finds
+ * exactly what reading it would. lseek moves the file offset only, which
+ * no reader of the segment files uses (pread); it is no cancellation
+ * point. */
+uint64_t evb_seg_data_at(int fd, uint64_t at, uint64_t end)
+{
+    if (at >= end || at > INT64_MAX)
+        return at < end ? at : end;
+    off_t d = lseek(fd, (off_t)at, SEEK_DATA);
+    if (d < 0)
+        return errno == ENXIO ? end : at; /* ENXIO: no data at or past AT */
+    uint64_t u = (uint64_t)d;
+    if (u <= at)
+        return at;
+    if (u >= end)
+        return end;
+    /* Never past data: down to a frame boundary, not below AT. */
+    u -= u % EVB_FRAME_ALIGN;
+    return u > at ? u : at;
+}
+
+uint64_t evb_seg_data_end(int fd, uint64_t from, uint64_t end)
+{
+    uint64_t last = from;
+    for (uint64_t x = from; x < end && x <= INT64_MAX;) {
+        off_t d = lseek(fd, (off_t)x, SEEK_DATA);
+        if (d < 0)
+            return errno == ENXIO ? last : end;
+        if ((uint64_t)d >= end)
+            break;
+        off_t h = lseek(fd, d, SEEK_HOLE);
+        if (h < 0 || h <= d)
+            return end; /* cannot tell: all of it may be data */
+        last = (uint64_t)h < end ? (uint64_t)h : end;
+        x = (uint64_t)h;
+    }
+    return last;
+}
+
 int evb_seg_write_at(int fd, const void *buf, size_t n, off_t off)
 {
     for (const uint8_t *p = buf; n;) {

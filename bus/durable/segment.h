@@ -100,6 +100,9 @@ struct evb_seg {
     size_t win_len;
     int err;            /* the last read's error (negative errno), 0 none:
                            evb_seg_bytes sets it with each NULL it returns */
+    uint64_t scan_end;  /* the last evb_seg_resync: the file offset past the
+                           last non-zero word it looked at, 0 none (so a
+                           cut after it need not read the zeros again) */
 };
 
 /* Open segment BASE for reading, BYTES long. -ENOENT missing (retention
