@@ -104,6 +104,25 @@ Test(rebuild_cost, sync_zero_filled_segment)
     read_back("s");
 }
 
+/* The next segment made (a hole, as the flusher makes it) but not yet
+ * written when the bus went: recovery removes it, counting what it held
+ * (nothing) without reading its holes. */
+Test(rebuild_cost, empty_next_segment_removed)
+{
+    make_topic("e", EVB_DURABILITY_ASYNC);
+    char pdir[PATH_MAX], path[PATH_MAX];
+    snprintf(pdir, sizeof pdir, "%s/e/0", t_data_dir());
+    cr_assert_eq(evb_seg_path(path, sizeof path, pdir, SEG_BYTES, "log"), 0);
+    int fd = open(path, O_RDWR | O_CREAT | O_EXCL, 0600);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(ftruncate(fd, (off_t)SEG_BYTES), 0);
+    close(fd);
+    uint64_t n = rebuild_reads("e");
+    cr_expect_leq(n, READ_BOUND, "the rebuild read %llu bytes", (unsigned long long)n);
+    cr_expect_eq(access(path, F_OK), -1, "the empty segment after the end is still there");
+    read_back("e");
+}
+
 /* A segment zero-filled on disk to its end (no holes: as on a file system
  * without them, or a segment the flusher reserved all of): every byte past
  * the log end must be read to know it holds no frame, but not once per
