@@ -147,15 +147,30 @@ static int scan_segment(struct evb_seg *s, const char *dir, const struct evb_seg
     return 0;
 }
 
+/* The offset of the frame at segment BASE's base (what a walk's first
+ * step there takes: a data frame's, a pad's that carries one), NO_OFFSET
+ * when there is none or it cannot be read. One step, not a walk: the
+ * rest of a full segment is no business of its first frame's. */
+static uint64_t first_frame_offset(struct evb_seg *s, const char *dir,
+                                   const struct evb_seg_geom *g, uint64_t base)
+{
+    if (evb_seg_hold(s, dir, g, base))
+        return EVB_SEG_NO_OFFSET;
+    struct evb_seg_walk w = {.pos = base, .learn = true};
+    struct evb_seg_frame fr;
+    int kind = evb_seg_step(s, g, &w, &fr);
+    return kind > 0 && fr.f ? fr.offset : EVB_SEG_NO_OFFSET;
+}
+
 /* The offset of the first event of segment BASE: its first frame's, else
  * its index's base offset, else the first valid frame's; FALLBACK when
  * none of them tells. */
 static uint64_t start_offset(struct evb_seg *s, const char *dir, const struct evb_seg_geom *g,
                              uint64_t base, uint64_t fallback)
 {
-    struct seg_scan sc;
-    if (scan_segment(s, dir, g, base, &sc, NULL) == 0 && sc.first_off != EVB_SEG_NO_OFFSET)
-        return sc.first_off;
+    uint64_t first = first_frame_offset(s, dir, g, base);
+    if (first != EVB_SEG_NO_OFFSET)
+        return first;
     struct evb_idx *x;
     if (evb_idx_load(dir, base, &x) == 0) {
         uint64_t off = x->base_offset;
@@ -457,14 +472,13 @@ int evb_seg_recover(const char *dir, const struct evb_seg_geom *g, uint64_t hint
         have_end_seg = have_end_seg || (nvoid && !rc);
     }
     if (!rc && have_end_seg) {
-        struct seg_scan e;
         if (end_pos == end_base)
             first = end_off; /* what the first frame at the base has */
         else if (top < n && bases[top] == end_base)
             first = sc.first_off; /* walked above; the cut left the bytes below
                                      the end, which hold that frame, as they were */
-        else if (scan_segment(&s, dir, g, end_base, &e, NULL) == 0)
-            first = e.first_off;
+        else
+            first = first_frame_offset(&s, dir, g, end_base);
         rc = evb_idx_cut(dir, end_base, end_pos, first);
     }
 

@@ -56,6 +56,11 @@ void df_link_next_segment(const char *topic, const evb_topic_config *tc);
  * Returns how many failed since the last call. */
 unsigned df_fail_reads(const char *suffix);
 
+/* From now on count the bytes read (pread) from files whose name ends in
+ * SUFFIX, in every thread (NULL: stop); returns the bytes counted since
+ * the last call. */
+uint64_t df_count_reads(const char *suffix);
+
 /* evb_partition_stat of partition 0, asserting success. */
 struct evb_partition_stat df_stat(const char *topic);
 

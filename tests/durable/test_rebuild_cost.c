@@ -104,6 +104,38 @@ Test(rebuild_cost, sync_zero_filled_segment)
     read_back("s");
 }
 
+/* A log of three 4 MiB segments, the newest holding a little: the
+ * rebuild walks the newest and takes the oldest one's first frame (for
+ * the log start's offset), not a walk of that full segment. The bytes
+ * read from the oldest file are counted (the newest one's depend on how
+ * far the flusher had reserved ahead, which varies with timing). */
+Test(rebuild_cost, older_full_segments_not_walked)
+{
+    evb_topic_config tc = df_config(EVB_DURABILITY_ASYNC);
+    tc.segment_bytes = 4u << 20;
+    df_create("o", &tc);
+    uint64_t n_ev = 0;
+    char pdir[PATH_MAX], path[PATH_MAX];
+    snprintf(pdir, sizeof pdir, "%s/o/0", t_data_dir());
+    cr_assert_eq(evb_seg_path(path, sizeof path, pdir, 8u << 20, "log"), 0);
+    while (access(path, F_OK) != 0) {
+        df_publish("o", n_ev, 4096);
+        n_ev += 4096;
+        cr_assert_lt(n_ev, 1u << 20, "no third segment");
+    }
+    (void)df_count_reads("/00000000000000000000.log");
+    (void)rebuild_reads("o");
+    uint64_t n = df_count_reads(NULL);
+    cr_log_info("o: %llu bytes read from the oldest segment", (unsigned long long)n);
+    cr_expect_leq(n, 512u << 10, "the rebuild read %llu bytes of the oldest segment",
+                  (unsigned long long)n);
+    evb_consumer *c;
+    evb_consumer_options co = {.start = EVB_START_EARLIEST};
+    cr_assert_eq(evb_consumer_open(&c, df_bus, "o", &co), 0, "%s", evb_last_error());
+    df_read(c, 0, n_ev);
+    evb_consumer_close(c);
+}
+
 /* The next segment made (a hole, as the flusher makes it) but not yet
  * written when the bus went: recovery removes it, counting what it held
  * (nothing) without reading its holes. */
