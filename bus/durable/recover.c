@@ -273,6 +273,13 @@ static int write_pads(const char *dir, const struct evb_seg_geom *g, uint32_t mo
 
 int evb_seg_fit(const char *dir, const struct evb_seg_geom *g)
 {
+    return evb_seg_fit_walk(dir, g, NULL);
+}
+
+int evb_seg_fit_walk(const char *dir, const struct evb_seg_geom *g, struct evb_seg_fitted *fit)
+{
+    if (fit)
+        *fit = (struct evb_seg_fitted){0};
     uint64_t *bases;
     size_t n;
     int rc = evb_seg_files_fit(dir, g, &bases, &n);
@@ -281,12 +288,26 @@ int evb_seg_fit(const char *dir, const struct evb_seg_geom *g)
     /* The frames recovery will walk: the newest segment holding one. */
     struct evb_seg s = {.fd = -1};
     struct seg_scan sc = {0};
+    struct evb_seg_recovery probe = {.damaged_pos = UINT64_MAX};
     for (size_t j = n; j-- > 0 && !rc;) {
         int64_t sz = evb_seg_file_size(dir, bases[j]);
         if (sz < 0 || (uint64_t)sz < g->segment_bytes)
             break; /* recovery's to report */
-        if ((rc = scan_segment(&s, dir, g, bases[j], &sc, NULL)) || sc.any)
+        probe = (struct evb_seg_recovery){.damaged_pos = UINT64_MAX};
+        if ((rc = scan_segment(&s, dir, g, bases[j], &sc, &probe)))
             break;
+        if (sc.any) {
+            /* Every file above it full size and walked without a frame:
+             * recovery's walk from the newest down finds the same. */
+            if (fit)
+                *fit = (struct evb_seg_fitted){
+                    .valid = true, .base = bases[j], .top = bases[n - 1],
+                    .end_pos = sc.end_pos, .end_offset = sc.end_offset,
+                    .first_off = sc.first_off, .max_next = sc.max_next,
+                    .zero_from = sc.zero_from, .damaged = probe.damaged,
+                    .damaged_bytes = probe.damaged_bytes, .damaged_pos = probe.damaged_pos};
+            break;
+        }
     }
     evb_seg_unmap(&s);
     free(bases);
@@ -297,6 +318,12 @@ int evb_seg_recover(const char *dir, const struct evb_seg_geom *g, uint64_t hint
                     struct evb_seg_recovery *out)
 {
     (void)hint_pos; /* see segment.h */
+    return evb_seg_recover_fitted(dir, g, NULL, out);
+}
+
+int evb_seg_recover_fitted(const char *dir, const struct evb_seg_geom *g,
+                           const struct evb_seg_fitted *fit, struct evb_seg_recovery *out)
+{
     uint64_t *bases, mpos = 0, moff = 0;
     size_t n;
     struct evb_seg_recovery r = {.damaged_pos = UINT64_MAX};
@@ -367,8 +394,24 @@ int evb_seg_recover(const char *dir, const struct evb_seg_geom *g, uint64_t hint
         if (sz < (int64_t)sizeof(uint64_t))
             continue; /* not one frame left in it */
         struct evb_seg_recovery probe = r;
-        if ((rc = scan_segment(&s, dir, g, bases[j], &sc, &probe)))
+        if (fit && fit->valid && bases[j] > fit->base && bases[n - 1] <= fit->top &&
+            (uint64_t)sz >= g->segment_bytes)
+            continue; /* walked by the fit check: no frame in it */
+        if (fit && fit->valid && bases[j] == fit->base && bases[n - 1] <= fit->top &&
+            (uint64_t)sz >= g->segment_bytes) {
+            /* Walked by the fit check, the same bytes: what it found. */
+            sc = (struct seg_scan){.any = true, .end_pos = fit->end_pos,
+                                   .end_offset = fit->end_offset, .first_off = fit->first_off,
+                                   .max_next = fit->max_next, .zero_from = fit->zero_from};
+            if (fit->damaged) {
+                probe.damaged += fit->damaged;
+                probe.damaged_bytes += fit->damaged_bytes;
+                if (fit->damaged_pos < probe.damaged_pos)
+                    probe.damaged_pos = fit->damaged_pos;
+            }
+        } else if ((rc = scan_segment(&s, dir, g, bases[j], &sc, &probe))) {
             break;
+        }
         if (sc.any) {
             top = j;
             r = probe;

@@ -118,17 +118,24 @@ int evb_restore_recover(struct evb_restore *rs, const char *topic, const evb_top
     char pdir[PATH_MAX + 16];
     int rc = 0;
     struct evb_seg_geom g = {cfg->segment_bytes, cfg->ring_bytes, max_frame};
+    /* What each partition's fit check walked, so that recovery does not
+     * walk it again (all flush locks are held from the one to the other). */
+    struct evb_seg_fitted *fit = calloc(cfg->partitions, sizeof *fit);
+    if (!fit) {
+        evb_restore_end(rs);
+        return -ENOMEM;
+    }
     /* First the check that the config fits every partition's log; only
      * then is anything cut, so a config that one partition proves wrong
      * cuts none. */
     for (uint32_t p = 0; p < cfg->partitions && !rc; p++) {
         evb_seg_part_dir(rs->ddir, p, pdir, sizeof pdir);
-        if ((rc = evb_seg_fit(pdir, &g)))
+        if ((rc = evb_seg_fit_walk(pdir, &g, &fit[p])))
             evb_err_prefix(rc, "topic %s: partition %u", topic, p);
     }
     for (uint32_t p = 0; p < cfg->partitions && !rc; p++) {
         evb_seg_part_dir(rs->ddir, p, pdir, sizeof pdir);
-        if ((rc = evb_seg_recover(pdir, &g, 0, &rs->rec[p]))) {
+        if ((rc = evb_seg_recover_fitted(pdir, &g, &fit[p], &rs->rec[p]))) {
             evb_err_prefix(rc, "topic %s: partition %u", topic, p);
             break;
         }
@@ -143,6 +150,7 @@ int evb_restore_recover(struct evb_restore *rs, const char *topic, const evb_top
                               &rec->reset_commits, &rec->reset_left);
         evb_seg_damage_note(pdir, rec, cfg->file_mode);
     }
+    free(fit);
     if (rc)
         evb_restore_end(rs);
     return rc;

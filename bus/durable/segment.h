@@ -406,6 +406,25 @@ int evb_seg_recover(const char *dir, const struct evb_seg_geom *g, uint64_t hint
  * partition is cut when another proves the config wrong. -ENOENT: 0. */
 int evb_seg_fit(const char *dir, const struct evb_seg_geom *g);
 
+/* What evb_seg_fit_walk's walk found, for evb_seg_recover_fitted to take
+ * instead of walking the same segment again (a rebuild would read each
+ * partition's newest segment twice): the newest segment holding a valid
+ * frame, BASE (every newer one up to TOP holds none), and what its walk
+ * found. Good only while nothing writes the log in between: the caller
+ * holds the partition's flush lock across both calls. */
+struct evb_seg_fitted {
+    bool valid;
+    uint64_t base, top;
+    uint64_t end_pos, end_offset, first_off, max_next, zero_from;
+    uint32_t damaged; /* the walk's damage, as in evb_seg_recovery */
+    uint64_t damaged_bytes, damaged_pos;
+};
+/* evb_seg_fit, filling *FIT (may be NULL). */
+int evb_seg_fit_walk(const char *dir, const struct evb_seg_geom *g, struct evb_seg_fitted *fit);
+/* evb_seg_recover taking FIT (may be NULL) from evb_seg_fit_walk. */
+int evb_seg_recover_fitted(const char *dir, const struct evb_seg_geom *g,
+                           const struct evb_seg_fitted *fit, struct evb_seg_recovery *out);
+
 /* ---- damage reports (verify.c) ---- */
 
 struct evb_seg_damage {
