@@ -136,6 +136,13 @@ int evb_file_open_or_create(const char *path, mode_t mode, size_t bytes, bool sy
 /* Rebuild the tmpfs side of durable topic TOPIC from its data directory
  * (after a reboot wiped tmpfs). 0 also when someone else did it first. */
 int evb_topic_restore(evb_bus *bus, const char *topic);
+/* Whether a rebuild that failed with RC left the topic intact, to be
+ * rebuilt by a later open: another process holds a flush lock (-EBUSY),
+ * or the bus's tmpfs has no room for the rings (-ENOSPC). Not damage. */
+static inline bool evb_restore_later(int rc)
+{
+    return rc == -EBUSY || rc == -ENOSPC;
+}
 /* Restore every durable topic of the bus whose tmpfs side is missing.
  * Returns how many durable topics the data directory holds. */
 int evb_topics_restore_all(evb_bus *bus);

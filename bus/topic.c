@@ -177,6 +177,14 @@ static int make_tmpfs_topic(evb_bus *bus, const char *topic, const evb_topic_con
         init.created_ns = evb_real_ns();
         snprintf(path, sizeof path, "%s/%u.ring", tmp, i);
         rc = evb_ring_create(path, &init);
+        if (rc == -ENOSPC && rebuilt) {
+            /* Named by the place it goes, not the temporary one. */
+            rc = evb_err_set(rc, "topic %s: partition %u: no room in the bus's tmpfs for its "
+                             "ring %s/%u.ring (ring_bytes %llu): the topic is intact in its data "
+                             "directory and is rebuilt at an open once there is room", topic,
+                             i, dir, i, (unsigned long long)init.capacity);
+            goto fail;
+        }
         if (!rc && rs)
             rc = evb_restore_own(rs, i, init.created_ns, init.base_pos);
         if (rc) {
@@ -271,9 +279,13 @@ EVB_EXPORT int evb_topic_create(evb_bus *bus, const char *topic, const evb_topic
     if (access(dir, F_OK) == 0)
         return evb_err_set(-EEXIST, "topic %s exists", topic);
     char why[512];
-    if (evb_topic_damage(bus, topic, why, sizeof why) == 1)
+    int d = evb_topic_damage(bus, topic, why, sizeof why);
+    if (d == 1)
         return evb_err_set(-EEXIST, "topic %s exists on disk but is damaged: %s; deleting it "
                            "with --force (EVB_DELETE_FORCE) removes its data", topic, why);
+    if (evb_restore_later(d))
+        return evb_err_set(-EEXIST, "topic %s exists on disk, intact, not rebuilt into the "
+                           "bus yet: %s", topic, why);
     bool durable = cfg.durability != EVB_DURABILITY_NONE;
     if (!durable)
         return make_tmpfs_topic(bus, topic, &cfg, NULL);
@@ -330,12 +342,23 @@ EVB_EXPORT int evb_topic_remove(evb_bus *bus, const char *topic, uint32_t flags)
     if ((rc = evb_topic_delete_check(topic, dir, ddir)))
         return rc;
     /* A topic that could not be rebuilt keeps its data unless forced: its
-     * segments may be all that is left of its events. */
-    if (!(flags & EVB_DELETE_FORCE) && evb_topic_damage(bus, topic, why, sizeof why) == 1)
+     * segments may be all that is left of its events. One that a process
+     * of the bus from before a reboot keeps from being rebuilt (it holds
+     * a flush lock) is not damaged: it stays, whatever the flags. */
+    int d = flags & EVB_DELETE_FORCE ? 0 : evb_topic_damage(bus, topic, why, sizeof why);
+    if (d == 1)
         return evb_err_set(-EBADMSG, "topic %s is damaged (%s); its data is kept: delete "
                            "with --force (EVB_DELETE_FORCE) to remove it", topic, why);
+    if (d == -EBUSY)
+        return evb_err_set(d, "%s; its data is kept", why);
+    /* Forced, the flush locks say whether a process may still write the
+     * log: never removed under it. Held through the removal. */
+    struct evb_restore rs = {0};
+    if ((flags & EVB_DELETE_FORCE) && (rc = evb_restore_lock_present(&rs, ddir, topic)))
+        return rc;
     int rt = remove_dir(bus->path, dir, topic);
     int rd = remove_dir(bus->data, ddir, topic);
+    evb_restore_end(&rs);
     if (rt == -ENOENT && rd == -ENOENT)
         return evb_err_set(-ENOENT, "no topic %s", topic);
     if (rt && rt != -ENOENT)

@@ -50,8 +50,15 @@ int evb_topic_map_open(evb_bus *bus, const char *topic, struct evb_topic_map **o
     rc = evb_topic_config_read(dir, &cfg);
     if (rc == -ENOENT && !bus->foreign) {
         /* Restored by us, or by another process while ours failed. */
-        evb_topic_restore(bus, topic);
+        char why[512];
+        int rr = evb_topic_restore(bus, topic);
+        snprintf(why, sizeof why, "%s", evb_last_error());
         rc = evb_topic_config_read(dir, &cfg);
+        /* Still not there: why our rebuild failed is why there is no
+         * topic (a flush lock held, no room in tmpfs, damage), unless
+         * there is nothing to rebuild it from. */
+        if (rc == -ENOENT && rr < 0 && rr != -ENOENT)
+            return evb_err_set(rr, "%s", why);
     }
     if (rc)
         return rc == -ENOENT ? evb_err_set(-ENOENT, "no topic %s", topic) : rc;

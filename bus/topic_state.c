@@ -117,6 +117,8 @@ EVB_EXPORT int evb_topic_damage(evb_bus *bus, const char *topic, char *reason, s
         return 0;
     if (reason && cap)
         snprintf(reason, cap, "%s", *evb_last_error() ? evb_last_error() : strerror(-rc));
+    if (evb_restore_later(rc))
+        return rc; /* not damage; the detail stays */
     evb_err_clear();
     return 1;
 }
@@ -134,7 +136,8 @@ EVB_EXPORT int evb_topic_info(evb_bus *bus, const char *topic, struct evb_topic_
     if (rc == -ENOENT) {
         /* Only its disk side left: rebuilt now, or damaged. */
         char why[512];
-        if (evb_topic_damage(bus, topic, why, sizeof why) == 1) {
+        int d = evb_topic_damage(bus, topic, why, sizeof why);
+        if (d == 1 || evb_restore_later(d)) {
             /* The data directory's config is what the topic was: give it
              * to the caller too, so a damaged topic can still be shown. */
             char ddir[PATH_MAX];
@@ -143,6 +146,8 @@ EVB_EXPORT int evb_topic_info(evb_bus *bus, const char *topic, struct evb_topic_
                 snprintf(out->name, sizeof out->name, "%s", topic);
             else
                 memset(out, 0, sizeof *out);
+            if (d != 1) /* intact, not rebuilt yet: the detail says why */
+                return evb_err_set(d, "%s", why);
             return evb_err_set(-EBADMSG, "topic %s is damaged: %s", topic, why);
         }
         rc = evb_topic_config_read(dir, &out->config);

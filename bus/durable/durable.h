@@ -245,6 +245,12 @@ int evb_durable_poll(const struct evb_ring *r, uint64_t *pos, int *err);
  * another process does. A lock file made here gets exactly MODE, the
  * topic's file mode, whatever the umask. */
 int evb_flush_lock(const char *pdir, int wait_ms, uint32_t mode);
+/* Who holds partition directory PDIR's flush lock, for a message, in
+ * OUT: "process PID", saying when it is stopped or this process, or
+ * "another process" when /proc/locks names none. Returns the pid (0 when
+ * unnamed); *STOPPED (may be NULL) whether it is stopped. Reads /proc:
+ * only after a lock was found held. */
+int evb_flush_lock_who(const char *pdir, char *out, size_t cap, bool *stopped);
 /* The owner record in the flush lock file held by LOCK_FD (owner_format.h):
  * set names the ring created at CREATED_NS from BASE_POS as the one the
  * log of partition directory PDIR continues; check is 0 when it names R
@@ -295,6 +301,12 @@ void evb_restore_end(struct evb_restore *rs);
  * 2 s each), so that its rings are made and named in the owner records
  * as a rebuild's are; evb_restore_ring_init leaves INIT as it is. */
 int evb_restore_lock(struct evb_restore *rs, const char *ddir, const evb_topic_config *cfg);
+/* Before a topic's data directory DDIR is removed: the flush lock of
+ * every partition directory there that has one, taken without waiting
+ * and without making anything. -EBUSY naming the holder when another
+ * process (or another handle here) holds one: its flusher may be writing
+ * the log. Nothing held then; else evb_restore_end lets go. */
+int evb_restore_lock_present(struct evb_restore *rs, const char *ddir, const char *topic);
 /* Under RS's lock of PART: the ring just made for PART (created at
  * CREATED_NS from BASE_POS, evb_ring_init) is the one its log continues
  * (evb_flush_owner_set). Before the rings are renamed into the bus. */

@@ -8,8 +8,10 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <stdlib.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -57,6 +59,57 @@ int evb_flush_lock(const char *pdir, int wait_ms, uint32_t mode)
         struct timespec nap = {0, 5 * 1000 * 1000};
         nanosleep(&nap, NULL);
     }
+}
+
+/* The pid /proc/locks names as holding a flock on the file ST describes:
+ * a line "ID: FLOCK  ADVISORY  WRITE PID MAJ:MIN:INODE 0 EOF" (the device
+ * numbers in hex; a waiter's line has "->" after the id). 0 when none
+ * does: no /proc, the lock let go meanwhile, or a holder of another pid
+ * namespace (shown as pid 0 or -1). */
+static int flock_holder(const struct stat *st)
+{
+    FILE *f = fopen("/proc/locks", "re");
+    if (!f)
+        return 0;
+    char line[256];
+    int pid = 0;
+    while (!pid && fgets(line, sizeof line, f)) {
+        char type[16], dev[64];
+        int who;
+        unsigned maj, min;
+        unsigned long long ino;
+        /* The waiters' lines do not parse: "->" is not a lock type. */
+        if (sscanf(line, "%*d: %15s %*s %*s %d %63s", type, &who, dev) != 3 ||
+            strcmp(type, "FLOCK") || who <= 0 ||
+            sscanf(dev, "%x:%x:%llu", &maj, &min, &ino) != 3)
+            continue;
+        if (maj == major(st->st_dev) && min == minor(st->st_dev) && ino == st->st_ino)
+            pid = who;
+    }
+    fclose(f);
+    return pid;
+}
+
+int evb_flush_lock_who(const char *pdir, char *out, size_t cap, bool *stopped)
+{
+    char path[PATH_MAX + 16];
+    struct stat st;
+    int pid = 0;
+    snprintf(path, sizeof path, "%s/flush.lock", pdir);
+    if (fstatat(AT_FDCWD, path, &st, AT_SYMLINK_NOFOLLOW) == 0)
+        pid = flock_holder(&st);
+    /* evb_proc_stopped reads only the pid half of an owner word. */
+    bool halted = pid > 0 && evb_proc_stopped((uint64_t)pid << 32) == 1;
+    if (stopped)
+        *stopped = halted;
+    if (!pid)
+        snprintf(out, cap, "another process (not named in /proc/locks)");
+    else if (pid == getpid())
+        snprintf(out, cap, "process %d (this process, another handle)", pid);
+    else
+        snprintf(out, cap, "process %d%s", pid,
+                 halted ? " (stopped: SIGSTOP, a debugger or a frozen cgroup)" : "");
+    return pid;
 }
 
 int evb_flush_owner_set(int lock_fd, const char *pdir, uint64_t created_ns, uint64_t base_pos)
