@@ -66,9 +66,15 @@ static int disk_read(evb_consumer *c, uint32_t i, struct evb_frame_view *v)
              * learns the offset from the frame it lands on. */
             uint64_t sp = atomic_load_explicit(&h->log_start_pos, memory_order_relaxed);
             uint64_t so = atomic_load_explicit(&h->log_start_offset, memory_order_relaxed);
-            if (sp <= sr->pos)
-                return evb_err_set(-EBADMSG, "partition %u: segment of position %llu missing",
-                                   c->part[i], (unsigned long long)sr->pos);
+            if (sp <= sr->pos) {
+                char path[PATH_MAX + 32];
+                uint64_t base = sr->pos - sr->pos % sr->g.segment_bytes;
+                evb_seg_path(path, sizeof path, sr->dir, base, "log");
+                return evb_err_set(-EBADMSG, "partition %u: %s, the segment of position "
+                                   "%llu, is missing though the log starts at %llu: not "
+                                   "retention's doing (removed by hand?)", c->part[i], path,
+                                   (unsigned long long)sr->pos, (unsigned long long)sp);
+            }
             /* Events: none counted when the offset is not known
              * (EVB_FRAME_NO_OFFSET, a seek by position). */
             evb_ring_reader_add_loss(rd, sp - sr->pos, so > sr->offset ? so - sr->offset : 0);

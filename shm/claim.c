@@ -878,6 +878,17 @@ static int finish(struct evb_ring_producer *p, struct evb_ring_claim *c, uint64_
                              "been", r->partition, (unsigned long long)c->data_pos,
                              (unsigned long long)c->offset, (unsigned long long)t,
                              (unsigned long long)(c->data_pos + c->len));
+        else
+            evb_err_set(rc, "partition %u: the claim at position %llu (offset %llu, %u "
+                        "event%s) was padded because this producer stalled past stall_ms "
+                        "(the padder's; %llu ms in this process) before its %s: %s",
+                        r->partition,
+                        (unsigned long long)c->data_pos, (unsigned long long)c->offset,
+                        c->events, c->events == 1 ? "" : "s",
+                        (unsigned long long)(r->stall_ns / 1000000u),
+                        type == EVB_STAMP_DATA ? "commit" : "abort",
+                        type == EVB_STAMP_DATA ? "the event was not published"
+                                               : "nothing was published, as aborted");
     }
     EVB_CRASH_POINT("finish.after_cas");
     evb_commit_resolved(p, fenceless);

@@ -338,6 +338,11 @@ Test(claim_paths, a_full_ring_s_timeout_names_the_claim_that_holds_it)
     snprintf(pid, sizeof pid, "producer pid %d", (int)getpid());
     times_out_naming(wait, (const char *const[]){pid, "padded after stall_ms", NULL});
     cr_assert_eq(evb_commit(stall, &held), -ECANCELED);
+    /* Said why: the partition, where, the stall, and that it is lost. */
+    const char *why[] = {"partition 0", "position", "stall_ms", "not published"};
+    for (size_t i = 0; i < sizeof why / sizeof why[0]; i++)
+        cr_expect(strstr(evb_last_error(), why[i]), "the detail has no '%s': '%s'", why[i],
+                  evb_last_error());
     /* Its commit, refused, let go of the ring. */
     cr_assert_eq(evb_publish(wait, &m), 0, "%s", evb_last_error());
     evb_producer_close(wait);

@@ -7,6 +7,8 @@
  * sync waiter hears it (bus/durable/segment.c, evb_seg_check_file; the
  * cold attack of issue 13, D7, found acks going on for seconds). A cut
  * one is then made whole again and the flusher goes on (flush_segment.c).
+ * An old segment removed by hand fails the reader that needs it with
+ * -EBADMSG naming the file.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -286,4 +288,24 @@ Test(seg_tamper, a_segment_read_error_loses_nothing, .timeout = 60)
         }
         evb_consumer_close(c);
     }
+}
+
+/* A segment below the ring removed by hand, the log start still below it
+ * (retention did not remove it): a reader that needs it fails with
+ * -EBADMSG naming the missing file, not only a position. */
+Test(seg_tamper, a_removed_old_segment_is_named_to_its_reader)
+{
+    evb_topic_config tc = df_config(EVB_DURABILITY_SYNC);
+    df_create(TOPIC, &tc);
+    df_publish(TOPIC, 0, 2500); /* three segments; the ring holds the last 500 or so */
+    snprintf(seg, sizeof seg, "%s/" TOPIC "/0/%020llu.log", t_data_dir(), 0ull);
+    rm_seg();
+    evb_consumer *c;
+    evb_consumer_options co = {.start = EVB_START_EARLIEST};
+    cr_assert_eq(evb_consumer_open(&c, df_bus, TOPIC, &co), 0, "%s", evb_last_error());
+    evb_event ev;
+    int rc = evb_consumer_next(c, &ev, 1000);
+    cr_expect_eq(rc, -EBADMSG, "read: %d (%s)", rc, evb_last_error());
+    cr_expect(strstr(evb_last_error(), seg), "the detail names %s: %s", seg, evb_last_error());
+    evb_consumer_close(c);
 }
