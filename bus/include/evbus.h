@@ -835,10 +835,16 @@ int evb_topic_create(evb_bus *bus, const char *topic, const evb_topic_config *cf
  *  directory (evb_topic_damage()) is kept: -EBADMSG, see
  *  evb_topic_remove(). Only root, the topic's owner and the owner of the
  *  bus (or data) directory it is in may delete it; anyone else gets
- *  -EACCES, whatever the flags. Returns 0, -ENOENT, -EACCES, -EBADMSG. */
+ *  -EACCES, whatever the flags. A durable topic that a process of the bus
+ *  from before its directory was removed keeps from being rebuilt (it
+ *  holds a flush lock, evb_topic_damage() -EBUSY) is kept too, whatever
+ *  the flags: -EBUSY naming its pid. Returns 0, -ENOENT, -EACCES,
+ *  -EBADMSG, -EBUSY. */
 int evb_topic_delete(evb_bus *bus, const char *topic);
 
-/** evb_topic_remove() flags: remove a damaged topic's data too. */
+/** evb_topic_remove() flags: remove a damaged topic's data too; never
+ *  while another process (or another handle here) holds a partition's
+ *  flush lock, which a live flusher does: -EBUSY naming its pid. */
 #define EVB_DELETE_FORCE 1u
 
 /** evb_topic_delete() with FLAGS (EVB_DELETE_*). */
@@ -851,14 +857,20 @@ int evb_topic_remove(evb_bus *bus, const char *topic, uint32_t flags);
  *  log end and kept it (evb_partition_damage()). Such a topic keeps its
  *  data on evb_topic_remove() unless EVB_DELETE_FORCE. Returns 1 with the
  *  reason in REASON (CAP bytes, may be NULL), 0 when it is not (or does
- *  not exist), -EINVAL, -ENAMETOOLONG for a bad name. evb_topic_list() lists damaged topics. */
+ *  not exist), -EINVAL, -ENAMETOOLONG for a bad name. evb_topic_list() lists damaged topics.
+ *  A topic whose rebuild cannot happen now is intact, not damaged: -EBUSY
+ *  (another process holds a partition's flush lock: one of the bus from
+ *  before its directory was removed, named with its pid) or -ENOSPC (no
+ *  room in the bus's tmpfs for its rings), the reason in REASON and
+ *  evb_last_error(); a later call or open rebuilds it. */
 int evb_topic_damage(evb_bus *bus, const char *topic, char *reason, size_t cap);
 
 /** Fill OUT with TOPIC's configuration (-EBADMSG naming the reason for a
  * damaged topic, evb_topic_damage(); when its tmpfs side is gone OUT then
  * holds the configuration its data directory records, or an empty name
- * when that does not read). Returns 0, -ENOENT, -EBADMSG, -EPROTO
- * (topic.conf of another version), -EMEDIUMTYPE. */
+ * when that does not read; so too for -EBUSY and -ENOSPC, a topic that
+ * cannot be rebuilt now, see there). Returns 0, -ENOENT, -EBADMSG,
+ * -EPROTO (topic.conf of another version), -EMEDIUMTYPE, -EBUSY, -ENOSPC. */
 int evb_topic_info(evb_bus *bus, const char *topic, struct evb_topic_info *out);
 
 /** Call FN for each topic name, in name order, damaged durable topics
@@ -982,7 +994,13 @@ int evb_producer_list(evb_bus *bus, const char *topic, uint32_t partition,
  * not write it), -ENOMEM, -EMEDIUMTYPE, -EINVAL (producer_id below
  * EVB_PRODUCER_ID_STABLE and not 0), -EBUSY (the stable id is open
  * elsewhere), -ETIMEDOUT (the log could not be read to its end),
- * -EOVERFLOW (the bus handed out all 2^31 - 1 ids it draws).
+ * -EOVERFLOW (the bus handed out all 2^31 - 1 ids it draws). A durable
+ * topic whose tmpfs side is gone is rebuilt from its data directory
+ * first; when that cannot happen now the topic is intact and a later open
+ * rebuilds it: -EBUSY (another process holds a partition's flush lock, a
+ * process of the bus from before its directory was removed; the detail
+ * names its pid and whether it is stopped), -ENOSPC (no room in the bus's
+ * tmpfs for a ring; the detail names it). The same for consumers.
  */
 int evb_producer_open(evb_producer **out, evb_bus *bus, const char *topic,
                       const evb_producer_options *opts);
@@ -1266,7 +1284,9 @@ void evb_producer_close(evb_producer *p);
  * members less the topic's other readers (-EBUSY past that, before
  * -EUSERS).
  * Returns 0, -ENOENT, -EINVAL, -ENAMETOOLONG, -EBUSY, -EBADMSG, -EPROTO,
- * -ENOMEM, -EACCES, -EMEDIUMTYPE, -EUSERS. With EVB_CONSUMER_DEDUP a named
+ * -ENOMEM, -EACCES, -EMEDIUMTYPE, -EUSERS, -ENOSPC (-EBUSY and -ENOSPC
+ * also for a topic that cannot be rebuilt now, as evb_producer_open()).
+ * With EVB_CONSUMER_DEDUP a named
  * consumer also opens consumers/NAME.dup (a group member
  * consumers/GROUP.gdup): -EBADMSG or -EPROTO when it is damaged (any
  * record failing its check) or of another format (the cursor file is
