@@ -382,7 +382,8 @@ static const char delete_usage[] =
     "the topic's owner, the owner of the bus (or data) directory, or root\n"
     "may delete it; group members who may write it may not.\n"
     "\n"
-    "  --force          remove a damaged topic's data too\n"
+    "  --force          remove a damaged topic's data too; never while a\n"
+    "                   process holds a partition's flush lock (named)\n"
     CLI_BUS_HELP;
 
 int cmd_delete(int argc, char **argv)
