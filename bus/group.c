@@ -730,7 +730,8 @@ static int part_reset(struct evb_grp_part *e, uint64_t end_pos, uint64_t end_off
     uint64_t o = end_off >= EVB_GRP_OFF_MASK ? EVB_GRP_OFF_NONE : end_off;
     int rc = 0;
     for (;;) {
-        /* Acquire: the pair as evb_group_cursor reads it; the CAS checks it. */
+        /* J4: acquire, the pair as evb_group_cursor reads it; the CAS
+         * below checks it. */
         uint64_t ps = atomic_load_explicit(&e->pos, memory_order_acquire);
         uint64_t tag = atomic_load_explicit(&e->tag, memory_order_acquire);
         if (ps == EVB_GRP_POS_NONE || ps <= end_pos)
