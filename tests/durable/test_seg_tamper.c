@@ -63,9 +63,8 @@ static void truncate_seg(void)
     cr_assert_eq(truncate(seg, 4096), 0, "%s: %s", seg, strerror(errno));
 }
 
-/* Sync publishes go on until the tampering; the next few fail with -EIO
- * naming the segment, not acknowledged. */
-static void tampered(void (*tamper)(void), const char *what)
+/* A SYNC topic, SEG its first segment's path: a producer of it. */
+static evb_producer *sync_topic(void)
 {
     evb_topic_config tc = df_config(EVB_DURABILITY_SYNC);
     df_create(TOPIC, &tc);
@@ -73,6 +72,14 @@ static void tampered(void (*tamper)(void), const char *what)
     evb_producer_options po = {.block_ms = 5000};
     evb_producer *p;
     cr_assert_eq(evb_producer_open(&p, df_bus, TOPIC, &po), 0, "%s", evb_last_error());
+    return p;
+}
+
+/* Sync publishes go on until the tampering; the next few fail with -EIO
+ * naming the segment, not acknowledged. */
+static void tampered(void (*tamper)(void), const char *what)
+{
+    evb_producer *p = sync_topic();
     for (uint64_t i = 0; i < 20; i++)
         cr_assert_eq(publish_sync(p, i), 0, "%s", evb_last_error());
     tamper();
@@ -107,12 +114,7 @@ Test(seg_tamper, truncated_segment_fails_sync_publishes) { tampered(truncate_seg
  * ring was full.) */
 Test(seg_tamper, truncated_segment_is_made_whole_and_the_flusher_goes_on, .timeout = 60)
 {
-    evb_topic_config tc = df_config(EVB_DURABILITY_SYNC);
-    df_create(TOPIC, &tc);
-    snprintf(seg, sizeof seg, "%s/" TOPIC "/0/%020llu.log", t_data_dir(), 0ull);
-    evb_producer_options po = {.block_ms = 5000};
-    evb_producer *p;
-    cr_assert_eq(evb_producer_open(&p, df_bus, TOPIC, &po), 0, "%s", evb_last_error());
+    evb_producer *p = sync_topic();
     /* Well past the cut: acknowledged events the cut takes. */
     for (uint64_t i = 0; i < 200; i++)
         cr_assert_eq(publish_sync(p, i), 0, "%s", evb_last_error());
@@ -149,7 +151,7 @@ Test(seg_tamper, truncated_segment_is_made_whole_and_the_flusher_goes_on, .timeo
     snprintf(pdir, sizeof pdir, "%s/" TOPIC "/0", t_data_dir());
     struct stat st;
     cr_assert_eq(stat(seg, &st), 0);
-    cr_expect_eq((uint64_t)st.st_size, tc.segment_bytes, "the segment is whole again");
+    cr_expect_eq((uint64_t)st.st_size, df_config(EVB_DURABILITY_SYNC).segment_bytes, "the segment is whole again");
     struct evb_seg_damage d;
     cr_assert_eq(evb_seg_damage_read(pdir, &d), 0);
     cr_expect_geq(d.ranges, 1u, "the range the cut took is noted as damage");
@@ -215,12 +217,7 @@ static uint64_t written_end(void)
  * left below it (`evbus info` showed 3 ranges after two cuts). */
 Test(seg_tamper, each_cut_is_counted_once, .timeout = 60)
 {
-    evb_topic_config tc = df_config(EVB_DURABILITY_SYNC);
-    df_create(TOPIC, &tc);
-    snprintf(seg, sizeof seg, "%s/" TOPIC "/0/%020llu.log", t_data_dir(), 0ull);
-    evb_producer_options po = {.block_ms = 5000};
-    evb_producer *p;
-    cr_assert_eq(evb_producer_open(&p, df_bus, TOPIC, &po), 0, "%s", evb_last_error());
+    evb_producer *p = sync_topic();
     uint64_t seq = 0;
     for (; seq < 200; seq++)
         cr_assert_eq(publish_sync(p, seq), 0, "%s", evb_last_error());
@@ -230,7 +227,7 @@ Test(seg_tamper, each_cut_is_counted_once, .timeout = 60)
         cr_assert_eq(publish_sync(p, seq), 0, "%s", evb_last_error());
     /* A second cut well above where the flusher went on after the first. */
     uint64_t w = written_end();
-    cr_assert_lt(w, tc.segment_bytes, "still in the first segment");
+    cr_assert_lt(w, df_config(EVB_DURABILITY_SYNC).segment_bytes, "still in the first segment");
     uint64_t cut2 = (w - 8192) & ~(uint64_t)4095;
     cr_assert_eq(truncate(seg, (off_t)cut2), 0);
     seq = publish_through_cut(p, seq);
@@ -242,7 +239,7 @@ Test(seg_tamper, each_cut_is_counted_once, .timeout = 60)
     cr_expect_eq(d.ranges, 2u, "two cuts, %llu ranges noted", (unsigned long long)d.ranges);
     cr_expect_leq(d.first_pos, 4096u);
     /* The bytes: what a walk of the segment finds now. */
-    struct evb_seg_geom g = {tc.segment_bytes, tc.ring_bytes,
+    struct evb_seg_geom g = {df_config(EVB_DURABILITY_SYNC).segment_bytes, tc.ring_bytes,
                              (uint32_t)evb_frame_max(tc.max_event_bytes)};
     struct evb_seg_damage v;
     cr_assert_eq(evb_seg_verify(pdir, &g, 0, written_end(), &v), 0, "%s", evb_last_error());
