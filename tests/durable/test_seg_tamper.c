@@ -239,7 +239,8 @@ Test(seg_tamper, each_cut_is_counted_once, .timeout = 60)
     cr_expect_eq(d.ranges, 2u, "two cuts, %llu ranges noted", (unsigned long long)d.ranges);
     cr_expect_leq(d.first_pos, 4096u);
     /* The bytes: what a walk of the segment finds now. */
-    struct evb_seg_geom g = {df_config(EVB_DURABILITY_SYNC).segment_bytes, tc.ring_bytes,
+    evb_topic_config tc = df_config(EVB_DURABILITY_SYNC);
+    struct evb_seg_geom g = {tc.segment_bytes, tc.ring_bytes,
                              (uint32_t)evb_frame_max(tc.max_event_bytes)};
     struct evb_seg_damage v;
     cr_assert_eq(evb_seg_verify(pdir, &g, 0, written_end(), &v), 0, "%s", evb_last_error());
