@@ -26,7 +26,7 @@ EVB_EXPORT const char *evb_strerror(int err)
     case -ENOSPC: return "no space left (tmpfs for a ring, or the disk for a durable topic)";
     case -EINVAL: return "invalid argument";
     case -ENOMEM: return "out of memory";
-    case -EBUSY: return "held by another live handle or process (a slot, a flush lock), or no free slot";
+    case -EBUSY: return "held by a live handle of this process or another (a slot, a flush lock), or no free slot";
     case -ECANCELED: return "claim padded after the producer stalled: event not published";
     case -ENAMETOOLONG: return "name too long";
     case -ERANGE: return "older than the retained log";
