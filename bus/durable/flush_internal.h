@@ -20,6 +20,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 #include "durable.h"
 #include "ring.h"
@@ -56,6 +57,9 @@
  * writes what others committed soon after they stop. */
 #define EVB_INLINE_QUIET_NS (1000ull * 1000)
 #define EVB_DIO 4096u /* O_DIRECT alignment of offsets, lengths and buffers */
+/* A write through the page cache that ends inside a block of this size
+ * is padded with zeros to its end (flush_round.c, tail_pad). */
+#define EVB_PAD_BLOCK 4096u
 /* Disk is reserved ahead of the writes in steps that double from
  * EVB_SEG_RESERVE_FIRST up to this (flush_segment.c). */
 #define EVB_RESERVE_STEP_MAX (4u << 20)
@@ -102,6 +106,8 @@ struct fpart {
     uint32_t wlen;
     int wfd;                  /* the write's file (seg_fd or dio_fd) */
     uint64_t woff;            /* and its offset in that file */
+    uint32_t wpad;            /* zeros written after the wlen bytes (flush_round.c) */
+    struct iovec wiov[2];     /* the write's bytes and its zeros, while in flight */
     uint64_t cover, cover_blk; /* O_DIRECT: start of the frame that covers block cover_blk */
     int failed;               /* sticky: corrupt ring or I/O error */
     bool mark_noted;          /* a mark that could not be written is in

@@ -166,6 +166,31 @@ static void absorb_durable(struct evb_flush *fl, struct fpart *fp, uint64_t now)
         mark_write(fl, fp, best, off);
 }
 
+/*
+ * Zeros to write after a write through the page cache that ends at END,
+ * inside a block: up to the block's end. A write that covers only part of
+ * a block whose page is not cached makes the file system read the block
+ * from disk first, inside the write: one synchronous read a round, since
+ * each round ends inside a new block (a SYNC topic's segments are zeroed
+ * O_DIRECT ahead of the writes, so none of their pages is cached), on the
+ * path of every acknowledgement (perf/RESULTS.md, issue 13). Covered
+ * whole, the block needs no read. The file holds zeros there already
+ * (reserved: zeroed or allocated unwritten, both read as zeros), or bytes
+ * past flushed that an earlier flusher wrote and no one was told are
+ * durable (durable never passes flushed), which this round's successors
+ * write again: so nothing a reader or a rebuild may rely on changes.
+ * Never past the reserved disk, nor past the segment.
+ */
+static uint32_t tail_pad(const struct evb_flush *fl, const struct fpart *fp, int wfd, uint64_t end)
+{
+    if (wfd != fp->seg_fd || end % EVB_PAD_BLOCK == 0)
+        return 0;
+    uint64_t up = (end | (EVB_PAD_BLOCK - 1)) + 1;
+    if (up > fp->reserved || up > fp->seg_base + fl->cfg.segment_bytes)
+        return 0;
+    return (uint32_t)(up - end);
+}
+
 /* Queue this round's write and/or fdatasync for FP. True if queued. */
 bool evb_flush_prepare(struct evb_flush *fl, struct fpart *fp, uint64_t now)
 {
@@ -250,10 +275,12 @@ bool evb_flush_prepare(struct evb_flush *fl, struct fpart *fp, uint64_t now)
     /* A sync waits for the write that reaches the walk's end. */
     if (we != end)
         sync = false;
+    fp->wpad = 0;
     if (we > fp->written) {
         fp->wlen = (uint32_t)(we - fp->written);
         fp->wfd = wfd;
         fp->woff = fp->written - fp->seg_base;
+        fp->wpad = tail_pad(fl, fp, wfd, we);
     }
     end = we;
     fp->busy = true;
@@ -450,6 +477,17 @@ static void complete(struct evb_flush *fl, struct fpart *fp, uint64_t now)
         kick(fl, fp);
 }
 
+static const unsigned char pad_zeros[EVB_PAD_BLOCK];
+
+/* The round's write as iovecs in FP (alive until it completes): its ring
+ * bytes, then its pad of zeros (tail_pad). How many. */
+static int write_iov(struct fpart *fp)
+{
+    fp->wiov[0] = (struct iovec){fp->r->data + (fp->written & fp->r->mask), fp->wlen};
+    fp->wiov[1] = (struct iovec){(void *)pad_zeros, fp->wpad};
+    return fp->wpad ? 2 : 1;
+}
+
 /*
  * Without io_uring (not built into the kernel, disabled by sysctl, refused
  * by a seccomp filter or an emulator): the same ops with plain system
@@ -461,12 +499,12 @@ static void run_plain(struct fpart *fp)
     bool wrote_all = true;
     if (fp->op_end > fp->written) {
         ssize_t n;
+        int iovs = write_iov(fp);
         do
-            n = pwrite(fp->wfd, fp->r->data + (fp->written & fp->r->mask), fp->wlen,
-                       (off_t)fp->woff);
+            n = pwritev(fp->wfd, fp->wiov, iovs, (off_t)fp->woff);
         while (n < 0 && errno == EINTR);
         fp->wres = n < 0 ? -errno : (int32_t)n;
-        wrote_all = n == (ssize_t)fp->wlen;
+        wrote_all = n >= (ssize_t)fp->wlen;
     }
     if (fp->op_sync)
         fp->sres = !wrote_all ? -ECANCELED : fdatasync(fp->seg_fd) ? -errno : 0;
@@ -536,8 +574,7 @@ void evb_flush_run_ops(struct evb_flush *fl, unsigned nparts, uint64_t now)
             continue;
         if (fp->op_end > fp->written) {
             struct io_uring_sqe *sqe = io_uring_get_sqe(&fl->ring);
-            io_uring_prep_write(sqe, fp->wfd, fp->r->data + (fp->written & fp->r->mask),
-                                fp->wlen, fp->woff);
+            io_uring_prep_writev(sqe, fp->wfd, fp->wiov, (unsigned)write_iov(fp), fp->woff);
             io_uring_sqe_set_data64(sqe, (uint64_t)i << 1);
             if (fp->op_sync)
                 sqe->flags |= IOSQE_IO_LINK; /* no fdatasync after a failed write */
