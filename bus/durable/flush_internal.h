@@ -63,6 +63,9 @@
 /* Disk is reserved ahead of the writes in steps that double from
  * EVB_SEG_RESERVE_FIRST up to this (flush_segment.c). */
 #define EVB_RESERVE_STEP_MAX (4u << 20)
+/* A SYNC topic's next step is zero-filled only while its rounds wrote
+ * fewer bytes than this per fdatasync over the last step (zero_next). */
+#define EVB_ZERO_BYTES_PER_SYNC (64u << 10)
 /* Through the page cache, write-back of what was written is started once
  * this much is written and not yet started (flush_round.c, kick). */
 #define EVB_KICK_BYTES (4u << 20)
@@ -125,6 +128,8 @@ struct fpart {
     uint64_t seg_bytes;
     uint32_t mode;
     bool zero_fill;
+    uint64_t zero_walk, zero_syncs; /* walk and fdatasyncs at the last step (zero_next) */
+    bool zero_last;           /* and what it chose */
     /* A sync waiter of this process runs rounds itself (evb_flush_inline):
      * the thread holds the flush lock (a hint, H2), and the round being
      * prepared is such a waiter's, which syncs whatever it writes. */
