@@ -167,23 +167,27 @@ static void absorb_durable(struct evb_flush *fl, struct fpart *fp, uint64_t now)
 }
 
 /*
- * Zeros to write after a write through the page cache that ends at END,
- * inside a block: up to the block's end. A write that covers only part of
- * a block whose page is not cached makes the file system read the block
- * from disk first, inside the write: one synchronous read a round, since
- * each round ends inside a new block (a SYNC topic's segments are zeroed
- * O_DIRECT ahead of the writes, so none of their pages is cached), on the
- * path of every acknowledgement (perf/RESULTS.md, issue 13). Covered
- * whole, the block needs no read. The file holds zeros there already
- * (reserved: zeroed or allocated unwritten, both read as zeros), or bytes
- * past flushed that an earlier flusher wrote and no one was told are
- * durable (durable never passes flushed), which this round's successors
- * write again: so nothing a reader or a rebuild may rely on changes.
- * Never past the reserved disk, nor past the segment.
+ * Zeros to write after a SYNC topic's write through the page cache that
+ * ends at END, inside a block: up to the block's end. A write that covers
+ * only part of a block whose page is not cached makes the file system
+ * read the block from disk first, inside the write: one synchronous read
+ * a round, since each round ends inside a new block (a SYNC topic's
+ * segments are zeroed O_DIRECT ahead of the writes, so none of their pages
+ * is cached), on the path of every acknowledgement (perf/RESULTS.md, issue
+ * 13). Covered whole, the block needs no read. The file holds zeros there
+ * already (reserved: zeroed or allocated unwritten, both read as zeros),
+ * or bytes past flushed that an earlier flusher wrote and no one was told
+ * are durable (durable never passes flushed), which this round's
+ * successors write again: so nothing a reader or a rebuild may rely on
+ * changes. Never past the reserved disk, nor past the segment. Not for
+ * ASYNC topics: their reserved disk is never zeroed (unwritten extents
+ * are not read), and there, padded, some written pages escaped the
+ * write-back kicks for good (test writeback/near_the_segment_end_*).
  */
 static uint32_t tail_pad(const struct evb_flush *fl, const struct fpart *fp, int wfd, uint64_t end)
 {
-    if (wfd != fp->seg_fd || end % EVB_PAD_BLOCK == 0)
+    if (fl->cfg.durability != EVB_DURABILITY_SYNC || wfd != fp->seg_fd ||
+        end % EVB_PAD_BLOCK == 0)
         return 0;
     uint64_t up = (end | (EVB_PAD_BLOCK - 1)) + 1;
     if (up > fp->reserved || up > fp->seg_base + fl->cfg.segment_bytes)
