@@ -201,11 +201,11 @@ struct evb_sync_file {
 };
 void evb_sync_file_init(struct evb_sync_file *sf, const char *ddir, uint32_t part,
                         uint64_t seg_bytes);
-/* Count SF in R's sync waiters (and, if it may lead, its lead waiters),
+/* Count SF in R's sync waiters (and, if it may LEAD, its lead waiters),
  * or out again. A producer that will wait enters before its commit, so
  * the flusher that sees the commit leaves the fdatasync to it (S3);
  * evb_wait_durable() enters and leaves by itself when it was not. */
-void evb_sync_enter(struct evb_ring *r, struct evb_sync_file *sf);
+void evb_sync_enter(struct evb_ring *r, struct evb_sync_file *sf, bool lead);
 void evb_sync_leave(struct evb_ring *r, struct evb_sync_file *sf);
 /* S4: zero R's waiter counts when no waiter has beaten for
  * EVB_SYNC_BEAT_STALE_NS (their waiters were killed); NOW: mono ns. A
@@ -220,13 +220,15 @@ void evb_sync_heal(struct evb_ring *r, uint64_t now);
 #define EVB_SYNC_COUNT_WRAPPED (1u << 31)
 
 /* Wait until R's durable position reaches TARGET or DEADLINE (mono ns,
- * UINT64_MAX: none) passes. Once the flusher has written TARGET, the
- * waiter fdatasyncs it itself (S3) unless another round is running;
- * with POKE (ASYNC topics) the flusher is woken to write now rather than
- * at its interval.
+ * UINT64_MAX: none) passes. With LEADS, once the flusher has written
+ * TARGET the waiter fdatasyncs it itself (S3) unless another round is
+ * running, and runs its process's flush rounds itself; without, it
+ * leaves both to the flusher (a producer with events of its own in flight
+ * past TARGET: producer.c). With POKE (ASYNC topics) the flusher is woken
+ * to write now rather than at its interval.
  * 0, -ETIMEDOUT, or the flusher's (or our fdatasync's) error. */
 int evb_wait_durable(struct evb_ring *r, struct evb_sync_file *sf, uint64_t target,
-                     uint64_t deadline, bool poke);
+                     uint64_t deadline, bool poke, bool leads);
 /* R's flush error word (E1: relaxed, after an acquire load of a bell):
  * 0, a negative errno, or -EBADMSG (message set) for a word that is no
  * error code (hostile or damaged). */

@@ -248,7 +248,7 @@ static void beat(struct evb_ring_hdr *h, struct evb_sync_file *sf, uint64_t now)
     atomic_store_explicit(&h->sync_beat, now, memory_order_seq_cst);
 }
 
-void evb_sync_enter(struct evb_ring *r, struct evb_sync_file *sf)
+void evb_sync_enter(struct evb_ring *r, struct evb_sync_file *sf, bool lead)
 {
     struct evb_ring_hdr *h = r->hdr;
     uint64_t now = evb_mono_ns();
@@ -257,7 +257,7 @@ void evb_sync_enter(struct evb_ring *r, struct evb_sync_file *sf)
     /* S2: seq_cst; Dekker with the flusher's store of durable and its
      * later load of the count. */
     atomic_fetch_add_explicit(&h->sync_waiters, 1, memory_order_seq_cst);
-    sf->lead_counted = may_lead(sf, now);
+    sf->lead_counted = lead && may_lead(sf, now);
     /* S3: seq_cst, as the count above: a flusher that sees our commit
      * (made after this) sees us able to lead, and leaves the fdatasync. */
     if (sf->lead_counted)
@@ -492,7 +492,7 @@ static uint64_t spin_budget(struct evb_ring_hdr *h)
 }
 
 int evb_wait_durable(struct evb_ring *r, struct evb_sync_file *sf, uint64_t target,
-                     uint64_t deadline, bool poke)
+                     uint64_t deadline, bool poke, bool leads)
 {
     struct evb_ring_hdr *h = r->hdr;
     /* S2: acquire pairs with the store of durable; a caller may act on
@@ -506,7 +506,7 @@ int evb_wait_durable(struct evb_ring *r, struct evb_sync_file *sf, uint64_t targ
      * writes now rather than at flush_ms. */
     bool own = !sf->entered;
     if (own)
-        evb_sync_enter(r, sf);
+        evb_sync_enter(r, sf, leads);
     if (poke)
         evb_ring_wake(r); /* an ASYNC flusher asleep until its interval */
     /* A short spin between looks: the write or a round in flight lands
@@ -549,7 +549,7 @@ int evb_wait_durable(struct evb_ring *r, struct evb_sync_file *sf, uint64_t targ
          * thread, rather than wake the flusher's and wait for its write.
          * Not past the deadline (a round is one write and fdatasync). */
         bool retry_soon = false;
-        if (sf->fl && now < deadline) {
+        if (leads && sf->fl && now < deadline) {
             int in = evb_flush_inline(sf->fl, sf->part, target, deadline);
             if (in == 0) {
                 evb_spin_init(&spin, spin_budget(h));
@@ -561,7 +561,7 @@ int evb_wait_durable(struct evb_ring *r, struct evb_sync_file *sf, uint64_t targ
             retry_soon = in == 2;
         }
         /* F1: acquire; the lead reloads it under its slot. */
-        if (may_lead(sf, now) &&
+        if (leads && may_lead(sf, now) &&
             atomic_load_explicit(&h->flushed, memory_order_acquire) >= target) {
             rc = lead(r, sf, target, now);
             if (rc < 0)
