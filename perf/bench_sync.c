@@ -32,6 +32,10 @@
  * seen that much late at most, and a sample is that much long. The table says what rate was
  * sent, so a disk that cannot keep up is visible.
  *
+ * With --pipeline --rate, a second baseline in each round: the same
+ * arrivals through a bare group commit (gc_baseline: write what has
+ * arrived, fdatasync, again), what this disk gives a pipelined log.
+ *
  * Baseline in the same run, before each round: the latency of one
  * fdatasync on a pre-zeroed file after a --size pwrite (sequential
  * offsets), --fsync-samples times after 100 warm-up, on the same disk as
@@ -47,6 +51,7 @@
 #include "durable_util.h"
 
 #include <getopt.h>
+#include <pthread.h>
 #include <sys/prctl.h>
 
 #define MAX_NP 8
@@ -101,6 +106,7 @@ typedef struct sres {
 
 typedef struct fsres {
     double sync_p50, sync_p99, both_p50, both_p99;
+    double gc_p50, gc_p99, gc_p999; /* --pipeline --rate: bare group commit */
 } fsres;
 
 static int fsync_baseline(const config *cf, fsres *out)
@@ -148,6 +154,88 @@ static int fsync_baseline(const config *cf, fsres *out)
     free(b);
     free(buf);
     return 0;
+}
+
+/*
+ * --pipeline --rate: the same arrivals (--size values at --rate, one
+ * schedule) through the simplest durable log there is, in this process:
+ * a thread marks each value arrived when due; the writer, back to back,
+ * writes every value that has arrived (one pwrite of their bytes) and
+ * fdatasyncs, and each value's latency is from its due time to the end of
+ * the fdatasync that covered it. No ring, no other process, no frame:
+ * what this disk gives a pipelined log at this rate. The file is
+ * fallocated and not zeroed, as the segments of a SYNC topic written this
+ * fast are (flush_segment.c, zero_next).
+ */
+typedef struct gcarg {
+    _Atomic uint64_t arrived;
+    uint64_t t0, interval, n;
+} gcarg;
+
+static void *gc_arrivals(void *p)
+{
+    gcarg *a = p;
+    for (uint64_t i = 0; i < a->n; i++) {
+        uint64_t due = a->t0 + i * a->interval, now;
+        while ((now = now_ns()) < due)
+            if (due - now > 20000)
+                sleep_ns(20000);
+        atomic_store_explicit(&a->arrived, i + 1, memory_order_release);
+    }
+    return NULL;
+}
+
+static int gc_baseline(const config *cf, fsres *out)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/gc-probe", du_data_dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return -errno;
+    unlink(path);
+    gcarg a = { .interval = (uint64_t)(1e9 / cf->rate) };
+    a.n = (cf->warmup_ms + cf->duration_ms) * 1000000ull / a.interval;
+    uint64_t bytes = a.n * cf->size, max_write = 32u << 20;
+    int rc = posix_fallocate(fd, 0, (off_t)bytes);
+    unsigned char *buf = malloc(max_write);
+    uint64_t *lat = malloc(a.n * sizeof *lat);
+    pthread_t th;
+    a.t0 = now_ns() + 1000000;
+    if (rc || !buf || !lat || (rc = pthread_create(&th, NULL, gc_arrivals, &a))) {
+        close(fd);
+        free(buf);
+        free(lat);
+        return -(rc ? rc : ENOMEM);
+    }
+    fill_pattern(buf, max_write, 5);
+    uint64_t written = 0, done = 0;
+    while (done < a.n && !rc) {
+        uint64_t got = atomic_load_explicit(&a.arrived, memory_order_acquire);
+        if (got == written) {
+            sleep_ns(5000);
+            continue;
+        }
+        if ((got - written) * cf->size > max_write)
+            got = written + max_write / cf->size;
+        ssize_t len = (ssize_t)((got - written) * cf->size);
+        if (pwrite(fd, buf, (size_t)len, (off_t)(written * cf->size)) != len || fdatasync(fd))
+            rc = -EIO;
+        uint64_t end = now_ns();
+        written = got;
+        for (; done < written; done++)
+            lat[done] = end - (a.t0 + done * a.interval);
+    }
+    pthread_join(th, NULL);
+    close(fd);
+    free(buf);
+    /* The window only, as for the producers' samples. */
+    uint64_t skip = cf->warmup_ms * 1000000ull / a.interval, n = done > skip ? done - skip : 0;
+    qsort(lat + skip, n, sizeof *lat, cmp_u64);
+    out->gc_p50 = (double)du_pct(lat + skip, n, 0.50);
+    out->gc_p99 = (double)du_pct(lat + skip, n, 0.99);
+    out->gc_p999 = (double)du_pct(lat + skip, n, 0.999);
+    free(lat);
+    return rc;
 }
 
 /* ---- a producer process -------------------------------------------- */
@@ -583,6 +671,15 @@ int main(int argc, char **argv)
         fprintf(stderr, "  run %d fdatasync p50 %.1f us p99 %.1f us (pwrite+fdatasync p50 %.1f)\n",
                 run + 1, base[run].sync_p50 / 1e3, base[run].sync_p99 / 1e3,
                 base[run].both_p50 / 1e3);
+        if (cf.pipeline && cf.rate > 0) {
+            if ((rc = gc_baseline(&cf, &base[run])) < 0) {
+                fprintf(stderr, "group commit baseline: %s\n", strerror(-rc));
+                return 1;
+            }
+            fprintf(stderr, "  run %d bare group commit p50 %.1f p99 %.1f p99.9 %.1f us\n",
+                    run + 1, base[run].gc_p50 / 1e3, base[run].gc_p99 / 1e3,
+                    base[run].gc_p999 / 1e3);
+        }
         for (int k = 0; k < cf.nnp; k++) {
             sres *r = &res[k][run];
             *r = run_one(&cf, bus, cf.np[k], run, samples);
@@ -613,13 +710,22 @@ int main(int argc, char **argv)
     for (int r = 0; r < cf.runs; r++)
         v[r] = base[r].both_p50;
     pr_stat("write+sync p50", v, cf.runs, 1e3, "%.1f [%.1f..%.1f]");
+    if (cf.pipeline && cf.rate > 0) {
+        for (int r = 0; r < cf.runs; r++)
+            v[r] = base[r].gc_p50;
+        pr_stat("group commit p50", v, cf.runs, 1e3, "%.1f [%.1f..%.1f]");
+        for (int r = 0; r < cf.runs; r++)
+            v[r] = base[r].gc_p99;
+        pr_stat("group commit p99", v, cf.runs, 1e3, "%.1f [%.1f..%.1f]");
+    }
 
     printf("\n%-5s %4s  %-24s %-22s %-22s %-22s %9s %8s  %-20s %s\n", "procs", "runs",
            "events/s med [min..max]", "p50 us", "p99 us", "p99.9 us", "max us", "ev/fsync",
            "p50 / fdatasync p50", "events/s / bound");
     for (int k = 0; k < cf.nnp; k++) {
         double ev[MAX_RUNS], p50[MAX_RUNS], p99[MAX_RUNS], p999[MAX_RUNS], mx[MAX_RUNS],
-            epf[MAX_RUNS], q[MAX_RUNS], qb[MAX_RUNS], sent[MAX_RUNS];
+            epf[MAX_RUNS], q[MAX_RUNS], qb[MAX_RUNS], sent[MAX_RUNS], g50[MAX_RUNS],
+            g99[MAX_RUNS];
         int n = 0;
         uint64_t nsamp = 0;
         for (int r = 0; r < cf.runs; r++) {
@@ -638,6 +744,8 @@ int main(int argc, char **argv)
              * each: np / (write+fdatasync p50) events/s */
             qb[n] = x->ev_s / ((double)cf.np[k] / (base[r].both_p50 / 1e9));
             sent[n] = x->sent_s;
+            g50[n] = base[r].gc_p50 > 0 ? x->p50 / base[r].gc_p50 : 0;
+            g99[n] = base[r].gc_p99 > 0 ? x->p99 / base[r].gc_p99 : 0;
             nsamp += x->samples;
             n++;
         }
@@ -661,6 +769,12 @@ int main(int argc, char **argv)
             snprintf(bound, sizeof bound, "%.3f [%.3f..%.3f]", qbb.med, qbb.min, qbb.max);
         printf("%-5d %4d  %-24s %-22s %-22s %-22s %9.0f %8.1f  %-20s %s\n", cf.np[k], n, es,
                as, bs, cs, m.med, f.med, qs, bound);
+        if (cf.pipeline && cf.rate > 0) {
+            stat3 x5 = stat3_of(g50, n), x9 = stat3_of(g99, n);
+            printf("      %dp over the bare group commit of the same round: p50 %.2f "
+                   "[%.2f..%.2f], p99 %.2f [%.2f..%.2f]\n", cf.np[k], x5.med, x5.min, x5.max,
+                   x9.med, x9.min, x9.max);
+        }
         if (cf.json)
             printf("{\"bench\":\"durable_sync\",\"durability\":\"%s\",\"pipeline\":%u,"
                    "\"rate\":%.6g,\"sent_per_s\":%.6g,"
