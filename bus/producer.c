@@ -882,8 +882,8 @@ static uint64_t sync_deadline(const evb_producer *p)
 /*
  * The one place a producer waits for disk: until PART's durable position
  * reaches TARGET (a frame end this handle committed) or DEADLINE passes;
- * the waiter leads the fdatasync itself once the flusher wrote TARGET
- * (S3). EVB_MSG_SYNC, evb_producer_sync() and evb_producer_wait_durable()
+ * for our newest event there the waiter leads the fdatasync itself once
+ * the flusher wrote TARGET (S3); for an older one it follows (below). EVB_MSG_SYNC, evb_producer_sync() and evb_producer_wait_durable()
  * all come here, so how a producer gets to disk changes in this body
  * alone. DEADLINE SYNC_WHILE_RUNNING (a sync publish with block_ms 0):
  * as long as the flusher works, but not for one that is stopped: every
@@ -907,7 +907,8 @@ static int durable_wait(evb_producer *p, uint32_t part, uint64_t target, uint64_
      * other would take the fdatasync from it (the flusher leaves it to
      * counted leaders) and its partition (inline rounds keep the thread
      * out), each hand-off a wake-up late: at 250 k pipelined acks/s the
-     * p99 was twice that of following (perf/RESULTS.md, issue 13). */
+     * p99 was twice that of following (perf/RESULTS.md, issue 13). A
+     * follower leads all the same after EVB_FOLLOW_NS (durable_wait.c). */
     bool lead = target >= p->end[part];
     const char *who;
     for (;;) {

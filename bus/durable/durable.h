@@ -96,8 +96,9 @@
  *       evb_flush_start before the thread exists), re-checked under it.
  *   H3  hints between waiters and the thread, process-local, relaxed:
  *       inline_waiters counts waiters between their hint check and the
- *       end of their round (a thread that sees any neither spins for
- *       commits nor works their partition); thread_wants says the thread
+ *       end of their round (a thread that sees any does not spin for
+ *       commits), inline_here the same per partition (a thread that sees
+ *       any does not work that partition); thread_wants says the thread
  *       waits for the mutex (waiters then leave it the round, so one
  *       partition's sync stream cannot starve the others). The mutex
  *       decides who runs; a wrong hint costs a round's latency.
@@ -214,6 +215,9 @@ void evb_sync_heal(struct evb_ring *r, uint64_t now);
 /* How often a waiter beats, and when counts without a beat are stale. */
 #define EVB_SYNC_BEAT_NS (10ull * 1000 * 1000)
 #define EVB_SYNC_BEAT_STALE_NS (1000ull * 1000 * 1000)
+/* How long a waiter that does not lead (evb_wait_durable) waits for the
+ * flusher before it leads all the same. */
+#define EVB_FOLLOW_NS (10ull * 1000 * 1000)
 /* How soon a waiter whose round the flusher thread held up looks again. */
 #define EVB_INLINE_RETRY_NS (200ull * 1000)
 /* A count this large is no number of threads: a decrement wrapped it. */
@@ -224,7 +228,7 @@ void evb_sync_heal(struct evb_ring *r, uint64_t now);
  * TARGET the waiter fdatasyncs it itself (S3) unless another round is
  * running, and runs its process's flush rounds itself; without, it
  * leaves both to the flusher (a producer with events of its own in flight
- * past TARGET: producer.c). With POKE (ASYNC topics) the flusher is woken
+ * past TARGET: producer.c) for EVB_FOLLOW_NS, then does them. With POKE (ASYNC topics) the flusher is woken
  * to write now rather than at its interval.
  * 0, -ETIMEDOUT, or the flusher's (or our fdatasync's) error. */
 int evb_wait_durable(struct evb_ring *r, struct evb_sync_file *sf, uint64_t target,

@@ -513,6 +513,7 @@ int evb_wait_durable(struct evb_ring *r, struct evb_sync_file *sf, uint64_t targ
      * within one fdatasync, and a futex sleep would add a wake-up. */
     struct evb_spin spin;
     evb_spin_init(&spin, spin_budget(h));
+    uint64_t since = evb_mono_ns();
     int rc;
     for (;;) {
         /* S2: acquire load of the bell before the words it guards (the
@@ -537,6 +538,11 @@ int evb_wait_durable(struct evb_ring *r, struct evb_sync_file *sf, uint64_t targ
         uint64_t now = evb_mono_ns();
         if (now - sf->beat_at >= EVB_SYNC_BEAT_NS)
             beat(h, sf, now);
+        /* A follower whose acknowledgement is EVB_FOLLOW_NS late leads
+         * after all: the flusher that should sync it is stopped or held
+         * up (a process frozen after its write, a thread kept out of the
+         * partition), and a leader needs only the bytes written. */
+        bool may = leads || now - since >= EVB_FOLLOW_NS;
         /* A lead slot may be held by a leader that died in its
          * fdatasync: looked at every EVB_IDLE_WAIT_NS at most, since it
          * reads /proc; by every waiter, as the flusher takes a held slot
@@ -549,7 +555,7 @@ int evb_wait_durable(struct evb_ring *r, struct evb_sync_file *sf, uint64_t targ
          * thread, rather than wake the flusher's and wait for its write.
          * Not past the deadline (a round is one write and fdatasync). */
         bool retry_soon = false;
-        if (leads && sf->fl && now < deadline) {
+        if (may && sf->fl && now < deadline) {
             int in = evb_flush_inline(sf->fl, sf->part, target, deadline);
             if (in == 0) {
                 evb_spin_init(&spin, spin_budget(h));
@@ -561,7 +567,7 @@ int evb_wait_durable(struct evb_ring *r, struct evb_sync_file *sf, uint64_t targ
             retry_soon = in == 2;
         }
         /* F1: acquire; the lead reloads it under its slot. */
-        if (leads && may_lead(sf, now) &&
+        if (may && may_lead(sf, now) &&
             atomic_load_explicit(&h->flushed, memory_order_acquire) >= target) {
             rc = lead(r, sf, target, now);
             if (rc < 0)
@@ -584,6 +590,10 @@ int evb_wait_durable(struct evb_ring *r, struct evb_sync_file *sf, uint64_t targ
             wait = EVB_IDLE_WAIT_NS;
         if (retry_soon && wait > EVB_INLINE_RETRY_NS)
             wait = EVB_INLINE_RETRY_NS;
+        /* A follower looks again when its patience ends: a flusher that
+         * does not serve it rings no bell. */
+        if (!may && wait > since + EVB_FOLLOW_NS - now)
+            wait = since + EVB_FOLLOW_NS - now;
         evb_bell_sleep(&h->sync_bell, bell, wait);
         evb_spin_init(&spin, spin_budget(h));
     }

@@ -42,8 +42,9 @@
 #define EVB_LEAD_HOLD_NS (50ull * 1000 * 1000)
 /* Flushed ends whose offsets a flusher remembers, for the mark. */
 #define EVB_PUB_NOTES 4u
-/* How often the durable mark follows what sync leaders synced; the
- * flusher's own fdatasyncs write it every time (flush_round.c). A mark
+/* How often, at most, the durable mark follows what was synced (by
+ * leaders or the flusher's rounds, flush_round.c); an idle round catches
+ * it up. A mark
  * behind durable makes a rebuild take damage between the two for a torn
  * tail, as it does for the frames of a round not yet marked. */
 #define EVB_MARK_EVERY_NS (5ull * 1000 * 1000)
@@ -136,6 +137,7 @@ struct fpart {
     _Atomic bool held;
     bool force_sync;
     _Atomic uint64_t inline_at; /* mono ns: such a waiter's last round here (H3) */
+    _Atomic uint32_t inline_here; /* such waiters on their way here now (H3) */
     uint64_t rounds_inline;   /* rounds completed by such waiters, */
     uint64_t rounds_thread;   /* and by the thread (evb_flush_rounds) */
 };

@@ -188,14 +188,14 @@ static bool spin_for_commit(struct evb_flush *fl)
  * It looks again EVB_INLINE_QUIET_NS after the last such round. With
  * round_mu held.
  */
-static bool inline_quiet(struct evb_flush *fl, const struct fpart *fp, uint64_t now)
+static bool inline_quiet(const struct fpart *fp, uint64_t now)
 {
     if (fp->failed)
         return false; /* ours to let go of (evb_flush_prepare) */
-    /* H3: relaxed, a hint: a waiter on its way to the round lock. */
-    /* H3: relaxed, as where it is stored. */
+    /* H3: relaxed hints, as where they are stored: a waiter's last round
+     * here, and one on its way to the round lock for this partition. */
     uint64_t at = atomic_load_explicit(&fp->inline_at, memory_order_relaxed);
-    if (at && atomic_load_explicit(&fl->inline_waiters, memory_order_relaxed))
+    if (at && atomic_load_explicit(&fp->inline_here, memory_order_relaxed))
         return true;
     return at && now - at < EVB_INLINE_QUIET_NS;
 }
@@ -204,12 +204,12 @@ static bool inline_quiet(struct evb_flush *fl, const struct fpart *fp, uint64_t 
 /* When partitions Q[0..NQ) stop being quiet (their waiters' last round is
  * EVB_INLINE_QUIET_NS old and none is on its way): 0 if one is not now.
  * Without round_mu: inline_at and the count are atomics (H3). */
-static uint64_t quiet_until(struct evb_flush *fl, struct fpart **q, unsigned nq, uint64_t now)
+static uint64_t quiet_until(struct fpart **q, unsigned nq, uint64_t now)
 {
     uint64_t until = UINT64_MAX;
     /* H3: relaxed hints, as in inline_quiet. */
-    bool coming = atomic_load_explicit(&fl->inline_waiters, memory_order_relaxed) != 0;
     for (unsigned k = 0; k < nq; k++) {
+        bool coming = atomic_load_explicit(&q[k]->inline_here, memory_order_relaxed) != 0;
         uint64_t at = atomic_load_explicit(&q[k]->inline_at, memory_order_relaxed);
         uint64_t end = coming ? now + EVB_INLINE_QUIET_NS : at + EVB_INLINE_QUIET_NS;
         if (end <= now)
@@ -241,7 +241,7 @@ static void sleep_idle(struct evb_flush *fl, uint64_t now)
         }
         if (fp->failed)
             continue;
-        if (inline_quiet(fl, fp, now)) {
+        if (inline_quiet(fp, now)) {
             /* Neither woken by its commits nor ready for them: looked at
              * again once its waiters have been quiet for a while. */
             quiet[nq++] = fp;
@@ -287,7 +287,7 @@ static void sleep_idle(struct evb_flush *fl, uint64_t now)
     pthread_mutex_unlock(&fl->round_mu);
     uint64_t until = now + wait;
     while (!ready && !evb_flush_stopping(fl) && now < until) {
-        uint64_t q = nq ? quiet_until(fl, quiet, nq, now) : UINT64_MAX;
+        uint64_t q = nq ? quiet_until(quiet, nq, now) : UINT64_MAX;
         if (!q)
             break;
         uint64_t nap = (q < until ? q : until) - now;
@@ -372,7 +372,7 @@ static void *flusher_main(void *arg)
                 evb_flush_take(fl, &fl->p[i], now);
         bool any = false;
         for (uint32_t i = 0; i < n; i++)
-            if (!inline_quiet(fl, &fl->p[i], now))
+            if (!inline_quiet(&fl->p[i], now))
                 any |= evb_flush_prepare(fl, &fl->p[i], now);
         if (any)
             evb_flush_run_ops(fl, n, now);
@@ -417,6 +417,9 @@ int evb_flush_inline(struct evb_flush *fl, uint32_t part, uint64_t target,
         return 2;
     /* H3: relaxed; a hint for the thread's spin (spin_for_commit). */
     atomic_fetch_add_explicit(&fl->inline_waiters, 1, memory_order_relaxed);
+    /* H3: relaxed, as above: the thread keeps out of this partition (not
+     * the others) while one is on its way (inline_quiet). */
+    atomic_fetch_add_explicit(&fp->inline_here, 1, memory_order_relaxed);
     /* Never wait for the thread's round (a slow disk, another partition's
      * fdatasync, a takeover): the caller's deadline would not hold. */
     int rc = 2;
@@ -439,7 +442,8 @@ int evb_flush_inline(struct evb_flush *fl, uint32_t part, uint64_t target,
         pthread_mutex_unlock(&fl->round_mu);
         pthread_setcancelstate(cs, NULL);
     }
-    /* H3: relaxed, as the count above. */
+    /* H3: relaxed, as the counts above. */
+    atomic_fetch_sub_explicit(&fp->inline_here, 1, memory_order_relaxed);
     atomic_fetch_sub_explicit(&fl->inline_waiters, 1, memory_order_relaxed);
     return rc;
 }

@@ -1146,8 +1146,14 @@ int evb_publish_batch_receipts(evb_producer *p, const evb_msg *msgs, size_t n,
  * covers every earlier one there, so a caller may keep only that. Many
  * producers waiting at once share one fdatasync (group commit), as
  * evb_producer_sync() does; on an ASYNC topic the flusher is asked to sync
- * now. On a topic that is not durable it returns 0 at once (after the
- * checks below).
+ * now. Waiting for P's newest event on the partition, the caller may run
+ * the fdatasync (or its process's flush round) itself; waiting for an
+ * older one (pipelined acknowledgements: newer events of P's are in
+ * flight) it leaves them to the flusher, whose rounds carry the stream,
+ * and runs them itself only after 10 ms without an answer (a stopped or
+ * held-up flusher). So a look with TIMEOUT_MS 0 at an older receipt
+ * syncs nothing. On a topic that is not durable it returns 0 at once
+ * (after the checks below).
  * What is checked of R: its partition exists; its incarnation is that of
  * the ring P has mapped (else -ESTALE: the ring was rebuilt since, see
  * evb_receipt); its end_position is 8-aligned and no further than the end
