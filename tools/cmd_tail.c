@@ -17,7 +17,9 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 static const char tail_usage[] =
@@ -44,7 +46,9 @@ static const char tail_usage[] =
     "  --group NAME     join the consumer group NAME: its members split the\n"
     "                   partitions (one owner each, rebalanced as members\n"
     "                   come, go or die) and commit as --name does; the\n"
-    "                   partitions gained and lost are noted on stderr\n"
+    "                   partitions gained and lost are noted on stderr;\n"
+    "                   without -f it also waits out a silent (stopped)\n"
+    "                   member's lease for the events it holds\n"
     "  --queue          with --group: the group is a queue group: members take\n"
     "                   single events from any partition, each acknowledged\n"
     "                   once its line is written; events a killed tail had\n"
@@ -123,6 +127,9 @@ typedef struct tail {
     uint64_t printed;
     uint64_t dropped_seen; /* --dedup: duplicates dropped at the last commit */
     bool stop;             /* output or commit failed: leave at once */
+    uint32_t nparts;       /* the topic's partitions */
+    uint64_t settle_first; /* --group without -f: mono ms of the first look at others' */
+    uint64_t settle_until; /* partitions, and until when to wait for a silent member */
     evb_consumer *cons;
     util_buf out;          /* lines printed but not yet written */
     util_buf b64;          /* scratch for base64 */
@@ -319,6 +326,7 @@ static int tail_open(tail *t)
     int err = evb_topic_info(t->c.bus, t->topic, &ti);
     if (err < 0)
         return cli_fail(&t->c, err, "topic %s", t->topic);
+    t->nparts = ti.config.partitions;
     if (t->co.partition >= 0 && (uint32_t)t->co.partition >= ti.config.partitions)
         return cli_usage_error(&t->c, "--partition %d: topic %s has %u partition%s",
                                t->co.partition, t->topic, ti.config.partitions,
@@ -559,10 +567,87 @@ static bool tail_done(const tail *t)
  * producer), or damage it reports as an error after that. Stopping there
  * would end with exit 0 and events silently unprinted, so keep waiting.
  */
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/*
+ * A group member without -f that has printed its own partitions: events
+ * may still wait on partitions a silent member holds (stopped, or dead and
+ * not yet expelled). Those come to us once its lease runs out, so wait
+ * that long (the reads meanwhile keep our membership ticking and take
+ * them over); past it, say who holds what rather than exit as if nothing
+ * were left. A member that is consuming its share is left to it.
+ */
+static bool tail_group_settled(tail *t)
+{
+    enum { MCAP = 256 };
+    static evb_group_member_stat ms[MCAP];
+    evb_group_partition_stat *ps = calloc(t->nparts ? t->nparts : 1, sizeof *ps);
+    evb_group_summary sum;
+    int m = ps ? evb_group_stat(t->c.bus, t->topic, t->co.name, &sum, ms, MCAP, ps, t->nparts)
+               : -ENOMEM;
+    if (m < 0) {
+        free(ps);
+        return true;
+    }
+    uint32_t self = (uint32_t)getpid(), held = 0, holder = 0;
+    uint64_t events = 0, bytes = 0, wait_ms = 0, silent = 0;
+    for (uint32_t p = 0; p < t->nparts; p++) {
+        if (ps[p].owner_pid == self || (!ps[p].lag_events && !ps[p].backlog_bytes))
+            continue;
+        const evb_group_member_stat *o = NULL;
+        for (int k = 0; k < m && k < MCAP; k++)
+            if (ms[k].member_id == ps[p].owner_id)
+                o = &ms[k];
+        /* A member that gave a sign of life since our first look is at
+         * work: its share is its to print. */
+        if (o && o->alive && t->settle_first && o->silent_ms + 20 < mono_ms() - t->settle_first)
+            continue;
+        /* Silent, dead, or gone without a slot: ours within its lease. */
+        uint64_t lease = o ? o->lease_ms : EVB_GROUP_LEASE_MS;
+        uint64_t left = o && o->silent_ms < lease ? lease - o->silent_ms : 0;
+        if (left + 500 > wait_ms)
+            wait_ms = left + 500;
+        held++;
+        events += ps[p].lag_events;
+        bytes += ps[p].backlog_bytes;
+        if (o) {
+            holder = o->pid;
+            silent = o->silent_ms;
+        }
+    }
+    free(ps);
+    if (!held)
+        return true;
+    uint64_t now = mono_ms();
+    if (!t->settle_until) {
+        t->settle_first = now;
+        t->settle_until = now + wait_ms;
+    }
+    if (now < t->settle_until)
+        return false;
+    if (holder)
+        fprintf(stderr, "evbus tail: group %s: %u partition%s with %llu %s left to member "
+                "pid %u, silent %llu ms (stopped?); not waiting longer\n", t->co.name, held,
+                held == 1 ? "" : "s", (unsigned long long)(events ? events : bytes),
+                events ? "events" : "log bytes", holder, (unsigned long long)silent);
+    else
+        fprintf(stderr, "evbus tail: group %s: %u partition%s with %llu %s not taken over "
+                "yet; not waiting longer\n", t->co.name, held, held == 1 ? "" : "s",
+                (unsigned long long)(events ? events : bytes), events ? "events" : "log bytes");
+    return true;
+}
+
 static bool tail_at_end(tail *t)
 {
     uint64_t lag = 0;
-    return evb_consumer_lag(t->cons, &lag) < 0 || lag == 0;
+    if (evb_consumer_lag(t->cons, &lag) == 0 && lag)
+        return false;
+    return !t->group || tail_group_settled(t);
 }
 
 /* Damage that ended a partition's disk log (--skip-damage) has no event

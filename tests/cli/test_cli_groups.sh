@@ -78,6 +78,29 @@ test_members_share_and_kill() {
     end
 }
 
+# A member stopped (SIGSTOP) holds partitions with events waiting: a
+# second `tail --group` without -f printed nothing and exited 0 at once,
+# as if the group were caught up. It now waits out the silent member's
+# lease, takes its partitions over and prints their events.
+test_stopped_member_share_is_printed() {
+    begin "tail --group without -f waits for a stopped member's share"
+    run create s --partitions 2
+    "$EVBUS" tail s --bus "$BUS" --group w -f >"$TMP/s1.out" 2>"$TMP/s1.err" &
+    local m1=$!
+    BG_PID=$m1
+    check "the first member owns both" wait_for 10 grep -q "assigned partitions 0,1" "$TMP/s1.err"
+    kill -STOP "$m1"
+    run pub s one two three
+    run tail s --group w
+    check "exit 0" rc_is 0
+    check "the stopped member's three events printed" test "$(wc -l <"$OUT")" -eq 3
+    check "taken over" err_has "assigned partitions 0,1"
+    kill -KILL "$m1"
+    wait "$m1" 2>/dev/null || true
+    BG_PID=
+    end
+}
+
 test_bad_input() {
     begin "bad group options: one line, exit 2"
     run create b --partitions 2
@@ -190,6 +213,7 @@ test_one_member_commits_on_print
 test_queue_members
 test_queue_bad_input
 test_members_share_and_kill
+test_stopped_member_share_is_printed
 test_bad_input
 test_damaged_group_file
 
