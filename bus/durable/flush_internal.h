@@ -208,6 +208,10 @@ int evb_flush_check_tail(struct fpart *fp);
 bool evb_flush_take(struct evb_flush *fl, struct fpart *fp, uint64_t now);
 /* flush_lock.c: close FP's files, give back its slot and its lock. */
 void evb_flush_release(struct fpart *fp);
+/* flush_lock.c: let go of FP's flush lock for good when its ring file was
+ * removed (the bus with it), after a last round; the thread, every
+ * EVB_RETAIN_EVERY_NS, with round_mu held. */
+void evb_flush_check_ring(struct evb_flush *fl, struct fpart *fp, uint64_t now);
 
 /* flush_segment.c */
 int evb_flush_seg_open(struct evb_flush *fl, struct fpart *fp, uint64_t base);

@@ -177,6 +177,32 @@ void evb_flush_release(struct fpart *fp)
 }
 
 /*
+ * The ring file gone (its bus directory removed: a reboot's cleanup, a
+ * hand): this process flushes a ring no other can open, while the next
+ * opener of the bus rebuilds the topic from the data directory, which
+ * needs this lock. Kept, it made every opener fail -EBUSY until this
+ * process exited. So what was committed is written in a last round, and
+ * the lock let go for good: this ring's producers and sync waiters get
+ * -ESTALE, as a rebuild under them says. A file still linked is ours
+ * (st_nlink; one fstat a second).
+ */
+void evb_flush_check_ring(struct evb_flush *fl, struct fpart *fp, uint64_t now)
+{
+    struct stat st;
+    if (fp->lock_fd < 0 || fp->failed || fstat(fp->r->fd, &st) != 0 || st.st_nlink)
+        return;
+    if (evb_flush_prepare(fl, fp, now))
+        evb_flush_run_ops(fl, fl->nparts, now);
+    int err = evb_err_set(-ESTALE, "partition %u: its ring file was removed (the bus "
+                          "directory with it): this process's ring is no longer the bus's, "
+                          "so its flusher let go of the flush lock for the rebuild; what is "
+                          "published to it now is not written: open the bus again", fp->part);
+    evb_flush_release(fp);
+    fp->next_try = UINT64_MAX;
+    evb_flush_tell(fp->r->hdr, err);
+}
+
+/*
  * A predecessor may have died (or failed) after writing past durable into
  * earlier segments than the one it was writing: those files are synced
  * here, before anything above durable can be published as durable. (After

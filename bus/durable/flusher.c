@@ -382,6 +382,8 @@ static void *flusher_main(void *arg)
             for (uint32_t i = 0; i < n; i++)
                 if (fl->p[i].lock_fd >= 0)
                     evb_flush_retain(fl, &fl->p[i], real);
+            for (uint32_t i = 0; i < n; i++)
+                evb_flush_check_ring(fl, &fl->p[i], now);
         }
         if (!any)
             sleep_idle(fl, now);

@@ -140,16 +140,19 @@ static int lock_part(const char *pdir, uint32_t mode, uint64_t deadline,
 /* -EBUSY for PDIR's flush lock, held by another process (the rebuild of
  * TOPIC cannot begin): who holds it, and that nothing is lost. A process
  * of the bus from before its directory was removed (a reboot it
- * outlived, a hand) keeps the lock while it lives, and the log may not
- * be cut or continued under it. */
+ * outlived, a hand) keeps the lock while it is stopped (a running flusher
+ * lets go within a second of seeing its ring file gone, flush_lock.c),
+ * or while it lives if it is no flusher of ours, and the log may not be
+ * cut or continued under it. */
 static int part_busy(const char *topic, uint32_t part, const char *pdir)
 {
     char who[128];
     evb_flush_lock_who(pdir, who, sizeof who, NULL);
     return evb_err_set(-EBUSY, "topic %s: partition %u: %s holds its flush lock (%s/flush.lock), "
                        "as a flusher of the bus from before its directory was removed does "
-                       "while it lives: the topic is intact, and is rebuilt from its data "
-                       "directory once that process exits", topic, part, who, pdir);
+                       "until it sees the removal (a running one, within a second): the "
+                       "topic is intact, and is rebuilt from its data directory once that "
+                       "process lets go or exits", topic, part, who, pdir);
 }
 
 int evb_restore_begin(struct evb_restore *rs, const char *ddir, const char *topic,

@@ -144,7 +144,8 @@ static void read_exactly(uint64_t n)
  * (val[2]), which nobody flushes while the lock holder lives (ready);
  * then, once told (go), asks for them durable: the result in val[0]
  * (as -rc), whether the detail says the bus was rebuilt in val[1];
- * done. EVB_CRASH_AT etc. from val[3] (1: stop at flush.owned).
+ * done. EVB_CRASH_AT etc. from val[3] (1: stop at flush.owned); with
+ * val[4], one more event is published before the sync.
  */
 static int old_process(void *arg)
 {
@@ -169,6 +170,11 @@ static int old_process(void *arg)
     atomic_store(&sh->ready, 1);
     if (!t_wait_count(&sh->go, 1, 60000))
         return 12;
+    if (atomic_load(&sh->val[4])) { /* one more, after the bus was rebuilt */
+        t_value_fill(v, DF_VLEN, 1, 999999);
+        if (evb_publish(p, &(evb_msg){.value = v, .value_len = DF_VLEN, .partition = 0}))
+            return 13;
+    }
     int rc = evb_producer_sync(p, 3000);
     atomic_store(&sh->val[1], strstr(evb_last_error(), "rebuilt under this process") != NULL);
     atomic_store(&sh->val[0], (uint64_t)-rc);
@@ -214,6 +220,45 @@ Test(rebuilt, an_old_ring_is_never_written_over_the_new_log)
     kill_wait(old);
     reboot();
     read_exactly(FIRST_N + NEW_N);
+}
+
+/*
+ * A running process of the old bus whose flusher holds the flush lock
+ * (not stopped, nothing wrong with it) kept it through the reboot until
+ * it exited, so every opener of the new bus failed -EBUSY naming it (left
+ * from the last attack). It sees its ring file removed within about a
+ * second, writes what was committed, and lets go for good: the next
+ * opener rebuilds the topic within its 2 s wait for the lock, its events
+ * included, and the old process's sync is told -ESTALE.
+ */
+static bool wait_flusher(pid_t pid, int ms);
+
+Test(rebuilt, a_running_flusher_of_a_removed_bus_lets_go_for_the_rebuild)
+{
+    create_sync();
+    df_publish(TOPIC, 0, FIRST_N); /* our flusher lets go at the close */
+    struct t_shared *sh = t_shared_new();
+    atomic_store(&sh->val[2], FIRST_N);
+    atomic_store(&sh->val[4], 1);
+    pid_t old = t_spawn(old_process, sh);
+    cr_assert(t_wait_count(&sh->ready, 1, 10000), "the old process did not publish");
+    cr_assert(wait_flusher(old, 5000), "the old process does not flush the partition");
+    uint64_t t0 = t_now_ms();
+    reboot();
+    evb_producer *p;
+    evb_producer_options po = {.block_ms = -1};
+    int rc = evb_producer_open(&p, df_bus, TOPIC, &po);
+    cr_assert_eq(rc, 0, "open after %llu ms: %d (%s)", (unsigned long long)(t_now_ms() - t0),
+                 rc, evb_last_error());
+    evb_producer_close(p);
+    df_publish(TOPIC, FIRST_N + OLD_N, NEW_N);
+    atomic_store(&sh->go, 1);
+    cr_assert(t_wait_count(&sh->done, 1, 20000), "the old process's sync did not return");
+    rc = -(int)atomic_load(&sh->val[0]);
+    cr_expect_eq(rc, -ESTALE, "the old process's sync: %d (%s)", rc, evb_strerror(rc));
+    kill_wait(old);
+    reboot();
+    read_exactly(FIRST_N + OLD_N + NEW_N);
 }
 
 /*
