@@ -484,12 +484,12 @@ static void complete(struct evb_flush *fl, struct fpart *fp, uint64_t now)
 
 static const unsigned char pad_zeros[EVB_PAD_BLOCK];
 
-/* The round's write as iovecs in FP (alive until it completes): its ring
- * bytes, then its pad of zeros (tail_pad). How many. */
-static int write_iov(struct fpart *fp)
+/* The round's write as iovecs in IOV[2] (alive until it completes): its
+ * ring bytes, then its pad of zeros (tail_pad). How many. */
+static int write_iov(const struct fpart *fp, struct iovec *iov)
 {
-    fp->wiov[0] = (struct iovec){fp->r->data + (fp->written & fp->r->mask), fp->wlen};
-    fp->wiov[1] = (struct iovec){(void *)pad_zeros, fp->wpad};
+    iov[0] = (struct iovec){fp->r->data + (fp->written & fp->r->mask), fp->wlen};
+    iov[1] = (struct iovec){(void *)pad_zeros, fp->wpad};
     return fp->wpad ? 2 : 1;
 }
 
@@ -504,9 +504,10 @@ static void run_plain(struct fpart *fp)
     bool wrote_all = true;
     if (fp->op_end > fp->written) {
         ssize_t n;
-        int iovs = write_iov(fp);
+        struct iovec iov[2];
+        int iovs = write_iov(fp, iov);
         do
-            n = pwritev(fp->wfd, fp->wiov, iovs, (off_t)fp->woff);
+            n = pwritev(fp->wfd, iov, iovs, (off_t)fp->woff);
         while (n < 0 && errno == EINTR);
         fp->wres = n < 0 ? -errno : (int32_t)n;
         wrote_all = n >= (ssize_t)fp->wlen;
@@ -579,7 +580,8 @@ void evb_flush_run_ops(struct evb_flush *fl, unsigned nparts, uint64_t now)
             continue;
         if (fp->op_end > fp->written) {
             struct io_uring_sqe *sqe = io_uring_get_sqe(&fl->ring);
-            io_uring_prep_writev(sqe, fp->wfd, fp->wiov, (unsigned)write_iov(fp), fp->woff);
+            unsigned iovs = (unsigned)write_iov(fp, fp->wiov);
+            io_uring_prep_writev(sqe, fp->wfd, fp->wiov, iovs, fp->woff);
             io_uring_sqe_set_data64(sqe, (uint64_t)i << 1);
             if (fp->op_sync)
                 sqe->flags |= IOSQE_IO_LINK; /* no fdatasync after a failed write */
