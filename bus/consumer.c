@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "consumer_internal.h"
 #include "dlq.h"
@@ -521,6 +522,26 @@ EVB_EXPORT int evb_consumer_poll(evb_consumer *c, int (*fn)(const evb_event *ev,
     return (int)n;
 }
 
+/*
+ * A durable topic's commits go to files in its data directory, which
+ * outlives the bus directory. A consumer of a process that outlived the
+ * bus directory (removed: a reboot's cleanup, a hand) reads a ring no
+ * other process sees, whose positions past the synced end are not the
+ * rebuilt log's: committed there, they would make the rebuilt bus's
+ * readers skip or misread its new events (the rebuild resets commits past
+ * the log end once, under the flush lock; later ones would stay). The
+ * ring files are unlinked with their directory: one fstat a commit.
+ */
+int evb_consumer_bus_gone(const evb_consumer *c)
+{
+    struct stat st;
+    if (!c->tm->ddir[0] || fstat(c->tm->rings[0].fd, &st) != 0 || st.st_nlink)
+        return 0;
+    return evb_err_set(-ESTALE, "topic %s: the bus directory was removed under this process "
+                       "(its ring files are gone): its positions are not the rebuilt bus's, "
+                       "so nothing is committed; open the bus again", c->tm->name);
+}
+
 EVB_EXPORT int evb_consumer_commit(evb_consumer *c)
 {
     EVB_NO_CANCEL;
@@ -532,10 +553,13 @@ EVB_EXPORT int evb_consumer_commit(evb_consumer *c)
     if (c && c->opts.kind == EVB_QUEUE_MEMBER)
         return evb_err_set(-EINVAL, "a queue group's member acknowledges each event "
                            "(evb_consumer_ack), it does not commit");
-    if (c && c->grp.f)
-        return evb_cgroup_commit(c);
     if (!c)
         return evb_err_set(-EINVAL, "evb_consumer_commit: consumer is NULL");
+    int gone = evb_consumer_bus_gone(c);
+    if (gone)
+        return gone;
+    if (c->grp.f)
+        return evb_cgroup_commit(c);
     if (!c->cur.map)
         return evb_err_set(-EINVAL, "topic %s: only named consumers and groups commit; "
                            "this reader has no cursor", c->tm->name);

@@ -141,6 +141,10 @@ static inline void evb_consumer_fill(evb_event *ev, const struct evb_frame_view 
 int evb_consumer_try_read(evb_consumer *c, evb_event *ev);
 
 /* consumer_queue.c: queue group members. */
+/* consumer.c: -ESTALE (message set) when C's bus directory was removed
+ * under this process (its ring files unlinked): its commits and acks
+ * would land in the data directory a rebuilt bus now uses. 0 otherwise. */
+int evb_consumer_bus_gone(const evb_consumer *c);
 int evb_cqueue_open(evb_consumer *c);
 int evb_cqueue_next(evb_consumer *c, evb_event *ev, int32_t timeout_ms);
 int evb_cqueue_poll(evb_consumer *c, int (*fn)(const evb_event *ev, void *arg), void *arg,

@@ -345,7 +345,7 @@ static int settle_check(evb_consumer *c, const evb_event *ev)
         return evb_err_set(-EINVAL, "not an event a queue group's member was given");
     /* Failed (its group file went and could not be opened again): no
      * queue to settle in; the event goes to another member. */
-    return c->failed;
+    return c->failed ? c->failed : evb_consumer_bus_gone(c);
 }
 
 EVB_EXPORT int evb_consumer_ack(evb_consumer *c, const evb_event *ev)

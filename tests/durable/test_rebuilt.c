@@ -262,6 +262,65 @@ Test(rebuilt, a_running_flusher_of_a_removed_bus_lets_go_for_the_rebuild)
 }
 
 /*
+ * A named consumer of a process that outlived the bus directory: its
+ * cursor file lives in the data directory, which the rebuilt bus uses,
+ * and a commit of its old ring's positions would land there (left from
+ * the last attack). Its commits are refused -ESTALE once its ring files
+ * are gone; the rebuilt bus's consumer of the same name goes on from what
+ * was committed before the reboot.
+ */
+static int survivor_consumer(void *arg)
+{
+    struct t_shared *sh = arg;
+    evb_bus *b;
+    evb_consumer *c;
+    evb_bus_options o = {.data_dir = t_data_dir()};
+    evb_consumer_options co = {.kind = EVB_CONSUMER, .name = "n", .start = EVB_START_EARLIEST};
+    if (evb_bus_open(&b, t_bus_dir(), &o) || evb_consumer_open(&c, b, TOPIC, &co))
+        return 10;
+    evb_event ev;
+    for (uint32_t i = 0; i < FIRST_N; i++)
+        if (evb_consumer_next(c, &ev, 5000))
+            return 11;
+    int rc = evb_consumer_commit(c);
+    if (rc) {
+        fprintf(stderr, "survivor commit: %d %s\n", rc, evb_last_error());
+        return 12;
+    }
+    atomic_store(&sh->ready, 1);
+    if (!t_wait_count(&sh->go, 1, 60000))
+        return 13;
+    atomic_store(&sh->val[0], (uint64_t)-evb_consumer_commit(c));
+    atomic_store(&sh->val[1], strstr(evb_last_error(), "removed under this process") != NULL);
+    atomic_store(&sh->done, 1);
+    for (;;)
+        pause();
+}
+
+Test(rebuilt, a_surviving_consumer_cannot_commit_into_the_rebuilt_bus)
+{
+    create_sync();
+    df_publish(TOPIC, 0, FIRST_N);
+    struct t_shared *sh = t_shared_new();
+    pid_t old = t_spawn(survivor_consumer, sh);
+    cr_assert(t_wait_count(&sh->ready, 1, 10000), "the consumer did not read (exit %d)",
+              t_wait_exit(old, 0));
+    reboot();
+    df_publish(TOPIC, FIRST_N, NEW_N);
+    atomic_store(&sh->go, 1);
+    cr_assert(t_wait_count(&sh->done, 1, 20000), "the consumer's commit did not return");
+    int rc = -(int)atomic_load(&sh->val[0]);
+    cr_expect_eq(rc, -ESTALE, "the surviving consumer's commit: %d (%s)", rc, evb_strerror(rc));
+    cr_expect_eq(atomic_load(&sh->val[1]), 1u, "its detail does not say the bus was removed");
+    kill_wait(old);
+    evb_consumer *c;
+    evb_consumer_options co = {.kind = EVB_CONSUMER, .name = "n"};
+    cr_assert_eq(evb_consumer_open(&c, df_bus, TOPIC, &co), 0, "%s", evb_last_error());
+    df_read(c, FIRST_N, NEW_N);
+    evb_consumer_close(c);
+}
+
+/*
  * The race: O's flusher takes the free flock and passes the check (its
  * ring is still the log's), then is stopped before it writes (crash
  * point flush.owned, SIGSTOP). The flock stays with it, so the bus
