@@ -1419,7 +1419,10 @@ int evb_consumer_skipped(evb_consumer *c, int32_t partition, uint64_t *events,
  *  the partition's duplicate table). A group member commits only
  *  on partitions it still owns: one taken over since (it was expelled,
  *  or was slow to give it back) is refused, never overwritten (-ESTALE,
- *  the others committed; its next call reports the loss).
+ *  the others committed; its next call reports the loss). A process that
+ *  outlived its bus directory (removed: a reboot's cleanup) commits
+ *  nothing on a durable topic (-ESTALE: the data directory is a rebuilt
+ *  bus's now; open the bus again).
  *  Returns 0, -EINVAL (not a named consumer or member), -ESTALE. */
 int evb_consumer_commit(evb_consumer *c);
 
@@ -1429,7 +1432,8 @@ int evb_consumer_commit(evb_consumer *c);
  * succeeds until another member takes the event. Returns 0, -EINVAL (not
  * a queue member's event, or one of another group or topic: its position
  * is checked), -ESTALE (no longer this member's: taken by another member
- * after ack_wait or this member's expulsion; or acknowledged already).
+ * after ack_wait or this member's expulsion; or acknowledged already; or
+ * the bus directory removed under this process, as for commits).
  * Thread-safe with respect to other members, not to other calls on C.
  */
 int evb_consumer_ack(evb_consumer *c, const evb_event *ev);
