@@ -537,9 +537,10 @@ int evb_consumer_bus_gone(const evb_consumer *c)
     struct stat st;
     if (!c->tm->ddir[0] || fstat(c->tm->rings[0].fd, &st) != 0 || st.st_nlink)
         return 0;
-    return evb_err_set(-ESTALE, "topic %s: the bus directory was removed under this process "
-                       "(its ring files are gone): its positions are not the rebuilt bus's, "
-                       "so nothing is committed; open the bus again", c->tm->name);
+    return evb_err_set(-ESTALE, "topic %s: its ring files were removed under this process "
+                       "(the bus directory removed, or the topic deleted): its positions are "
+                       "not the bus's now, so nothing is committed; open the bus again",
+                       c->tm->name);
 }
 
 EVB_EXPORT int evb_consumer_commit(evb_consumer *c)

@@ -176,27 +176,41 @@ void evb_flush_release(struct fpart *fp)
     fp->lock_fd = -1;
 }
 
+/* Whether R's file was removed (its bus directory, or its topic deleted):
+ * no process opens it again. A file we cannot look at is not called gone. */
+static bool ring_gone(const struct evb_ring *r)
+{
+    struct stat st;
+    return fstat(r->fd, &st) == 0 && st.st_nlink == 0;
+}
+
+/* -ESTALE, with its text, for FP's ring file gone. */
+static int ring_gone_err(const struct fpart *fp)
+{
+    return evb_err_set(-ESTALE, "partition %u: its ring file was removed (the bus directory "
+                       "removed, or the topic deleted): this process's ring is no longer the "
+                       "bus's, so it is flushed no more and its flush lock is left to a "
+                       "rebuild; open the bus again", fp->part);
+}
+
 /*
  * The ring file gone (its bus directory removed: a reboot's cleanup, a
- * hand): this process flushes a ring no other can open, while the next
- * opener of the bus rebuilds the topic from the data directory, which
- * needs this lock. Kept, it made every opener fail -EBUSY until this
- * process exited. So what was committed is written in a last round, and
- * the lock let go for good: this ring's producers and sync waiters get
- * -ESTALE, as a rebuild under them says. A file still linked is ours
- * (st_nlink; one fstat a second).
+ * hand; or the topic deleted): this process flushes a ring no other can
+ * open, while the next opener of the bus rebuilds the topic from the data
+ * directory, which needs this lock. Kept, it made every opener fail
+ * -EBUSY until this process exited. So what was committed is written (as
+ * a stopping flusher drains: a round is cut at lap, segment and write
+ * limits; a hole not yet padded ends it), and the lock let go for good:
+ * this ring's producers and sync waiters get -ESTALE, as a rebuild under
+ * them says. A file still linked is ours (st_nlink; one fstat a second).
  */
 void evb_flush_check_ring(struct evb_flush *fl, struct fpart *fp, uint64_t now)
 {
-    struct stat st;
-    if (fp->lock_fd < 0 || fp->failed || fstat(fp->r->fd, &st) != 0 || st.st_nlink)
+    if (fp->lock_fd < 0 || fp->failed || !ring_gone(fp->r))
         return;
-    if (evb_flush_prepare(fl, fp, now))
+    for (int round = 0; round < 1000 && evb_flush_prepare(fl, fp, now); round++)
         evb_flush_run_ops(fl, fl->nparts, now);
-    int err = evb_err_set(-ESTALE, "partition %u: its ring file was removed (the bus "
-                          "directory with it): this process's ring is no longer the bus's, "
-                          "so its flusher let go of the flush lock for the rebuild; what is "
-                          "published to it now is not written: open the bus again", fp->part);
+    int err = ring_gone_err(fp);
     evb_flush_release(fp);
     fp->next_try = UINT64_MAX;
     evb_flush_tell(fp->r->hdr, err);
@@ -302,6 +316,13 @@ bool evb_flush_take(struct evb_flush *fl, struct fpart *fp, uint64_t now)
     if (now < fp->next_try)
         return false;
     fp->next_try = now + EVB_LOCK_RETRY_NS;
+    if (ring_gone(fp->r)) {
+        /* Another process of the removed bus let go for the rebuild:
+         * not ours to take either (evb_flush_check_ring). */
+        fp->next_try = UINT64_MAX;
+        evb_flush_tell(fp->r->hdr, ring_gone_err(fp));
+        return false;
+    }
     int fd = evb_flush_lock(fp->dir, 0, fl->cfg.file_mode);
     if (fd < 0) {
         if (fd != -EWOULDBLOCK)
