@@ -142,6 +142,16 @@ static void drop_lost(evb_consumer *c, bool all)
 static int balance(evb_consumer *c, uint64_t now)
 {
     struct evb_group *g = &c->grp;
+    /* The bus directory removed under us (or the topic deleted): a durable
+     * topic's group file lives on in the data directory, for the rebuilt
+     * bus's members, whose partitions we would go on owning while we
+     * beat. Leave, and fail as a commit would (consumer.c). */
+    int gone = evb_consumer_bus_gone(c);
+    if (gone) {
+        drop_lost(c, true);
+        evb_group_close(g);
+        return c->failed = gone;
+    }
     if (evb_group_replaced(g)) {
         /* The group file was removed (to start the group over) or
          * replaced: what we owned there means nothing now. Join the group

@@ -51,6 +51,13 @@ static int tick(evb_consumer *c)
     EVB_NO_CANCEL;
     uint64_t now = now_ms();
     struct evb_group *g = &c->grp;
+    /* The bus removed under us: leave the queue, which lives on in the
+     * data directory for the rebuilt bus (consumer_group.c, balance). */
+    int gone = evb_consumer_bus_gone(c);
+    if (gone) {
+        evb_group_close(g);
+        return c->failed = gone;
+    }
     if (evb_group_replaced(g)) {
         /* Removed or replaced: the queue at the path is another one. */
         int rc = evb_group_reopen(g, c->tm);

@@ -321,6 +321,61 @@ Test(rebuilt, a_surviving_consumer_cannot_commit_into_the_rebuilt_bus)
 }
 
 /*
+ * A group member of a process that outlived the bus directory: the group
+ * file lives on in the data directory, and the member, beating, kept its
+ * partitions from the rebuilt bus's members for as long as it read (found
+ * by the review of the commit refusal). It leaves at its next tick, its
+ * reads fail -ESTALE, and a member of the rebuilt bus gets the partition.
+ */
+static int survivor_member(void *arg)
+{
+    struct t_shared *sh = arg;
+    evb_bus *b;
+    evb_consumer *c;
+    evb_bus_options o = {.data_dir = t_data_dir()};
+    evb_consumer_options co = {.kind = EVB_GROUP_MEMBER, .name = "g"};
+    if (evb_bus_open(&b, t_bus_dir(), &o) || evb_consumer_open(&c, b, TOPIC, &co))
+        return 10;
+    atomic_store(&sh->ready, 1);
+    evb_event ev;
+    int rc;
+    while ((rc = evb_consumer_next(c, &ev, 50)) == 0 || rc == -EAGAIN || rc == -ETIMEDOUT)
+        ;
+    atomic_store(&sh->val[0], (uint64_t)-rc);
+    atomic_store(&sh->done, 1);
+    for (;;)
+        pause();
+}
+
+Test(rebuilt, a_surviving_group_member_leaves_the_rebuilt_bus_s_group)
+{
+    create_sync();
+    df_publish(TOPIC, 0, FIRST_N);
+    struct t_shared *sh = t_shared_new();
+    pid_t old = t_spawn(survivor_member, sh);
+    cr_assert(t_wait_count(&sh->ready, 1, 10000), "the member did not join");
+    reboot();
+    cr_assert(t_wait_count(&sh->done, 1, 10000), "the surviving member reads on");
+    int rc = -(int)atomic_load(&sh->val[0]);
+    cr_expect_eq(rc, -ESTALE, "the surviving member's read: %d (%s)", rc, evb_strerror(rc));
+    evb_consumer *c;
+    evb_consumer_options co = {.kind = EVB_GROUP_MEMBER, .name = "g"};
+    cr_assert_eq(evb_consumer_open(&c, df_bus, TOPIC, &co), 0, "%s", evb_last_error());
+    evb_group_partition_stat ps;
+    evb_group_summary sum;
+    evb_event ev;
+    uint64_t t0 = t_now_ms();
+    do {
+        (void)evb_consumer_next(c, &ev, 20);
+        cr_assert_geq(evb_group_stat(df_bus, TOPIC, "g", &sum, NULL, 0, &ps, 1), 0);
+    } while (ps.owner_pid != (uint32_t)getpid() && t_now_ms() - t0 < 500);
+    cr_expect_eq(ps.owner_pid, (uint32_t)getpid(), "partition 0 is member pid %u's",
+                 ps.owner_pid);
+    evb_consumer_close(c);
+    kill_wait(old);
+}
+
+/*
  * The race: O's flusher takes the free flock and passes the check (its
  * ring is still the log's), then is stopped before it writes (crash
  * point flush.owned, SIGSTOP). The flock stays with it, so the bus
