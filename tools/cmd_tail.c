@@ -584,14 +584,24 @@ static uint64_t mono_ms(void)
  */
 static bool tail_group_settled(tail *t)
 {
-    enum { MCAP = 256 };
-    static evb_group_member_stat ms[MCAP];
     evb_group_partition_stat *ps = calloc(t->nparts ? t->nparts : 1, sizeof *ps);
+    evb_group_member_stat *ms = NULL;
     evb_group_summary sum;
-    int m = ps ? evb_group_stat(t->c.bus, t->topic, t->co.name, &sum, ms, MCAP, ps, t->nparts)
+    int m = ps ? evb_group_stat(t->c.bus, t->topic, t->co.name, &sum, NULL, 0, NULL, 0)
                : -ENOMEM;
+    /* Every member, so that a holder's own lease is the one waited out;
+     * looked at again if more joined meanwhile. */
+    uint32_t cap = 0;
+    while (m >= 0 && (!ms || (uint32_t)m > cap)) {
+        cap = (uint32_t)m + 8;
+        free(ms);
+        ms = calloc(cap, sizeof *ms);
+        m = ms ? evb_group_stat(t->c.bus, t->topic, t->co.name, &sum, ms, cap, ps, t->nparts)
+               : -ENOMEM;
+    }
     if (m < 0) {
         free(ps);
+        free(ms);
         return true;
     }
     uint32_t self = (uint32_t)getpid(), held = 0, holder = 0;
@@ -600,7 +610,7 @@ static bool tail_group_settled(tail *t)
         if (ps[p].owner_pid == self || (!ps[p].lag_events && !ps[p].backlog_bytes))
             continue;
         const evb_group_member_stat *o = NULL;
-        for (int k = 0; k < m && k < MCAP; k++)
+        for (int k = 0; k < m; k++)
             if (ms[k].member_id == ps[p].owner_id)
                 o = &ms[k];
         /* A member that gave a sign of life since our first look is at
@@ -621,6 +631,7 @@ static bool tail_group_settled(tail *t)
         }
     }
     free(ps);
+    free(ms);
     if (!held)
         return true;
     uint64_t now = mono_ms();
