@@ -320,6 +320,12 @@ int evb_ring_oldest(struct evb_ring *r, uint64_t *pos, uint64_t *offset)
         at = t <= r->capacity ? 0 : (t - r->capacity + r->mask) & ~r->mask;
         if (at < r->base_pos)
             at = r->base_pos; /* a rebuilt ring holds nothing below its base */
+        /* Too near the lap end for a frame header (a rebuilt ring's base
+         * there, or a garbage one): only a stamp-only pad fits, and the
+         * offset word would lie past the data area. The next lap starts
+         * the first event. */
+        if (r->capacity - (at & r->mask) < EVB_FRAME_HDR)
+            at = (at | r->mask) + 1;
         if (at >= t) {
             *pos = t;
             *offset = toff;

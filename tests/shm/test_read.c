@@ -357,3 +357,38 @@ Test(ring_read, oldest_is_the_oldest_whole_lap_start)
     evb_ring_producer_detach(&p);
     evb_ring_close(&r);
 }
+
+/*
+ * A ring rebuilt with its base within a frame header of the lap end, and
+ * a tail (hostile, or a pad alone) that ends at the lap end: the oldest
+ * event was looked for at the base itself, and its offset word read past
+ * the data area (found by fuzz_ring: SEGV with the base 8 bytes short of
+ * the end). Nothing is there to read: the oldest is the tail, the next
+ * lap's start; with an event there, that event.
+ */
+Test(ring_read, oldest_skips_a_base_too_near_the_lap_end_for_a_frame)
+{
+    for (uint64_t gap = 8; gap < EVB_FRAME_HDR; gap += 8) {
+        struct evb_ring r;
+        struct evb_ring_producer p;
+        struct evb_ring_claim c;
+        struct evb_ring_init init = {.capacity = TR_CAP, .max_frame = TR_MAX_FRAME,
+                                     .mode = 0600, .base_pos = TR_CAP - gap,
+                                     .base_offset = 4};
+        tr_ring(&r, &init);
+        uint64_t pos, off;
+        atomic_store(&r.hdr->tail.pos, TR_CAP);
+        int rc = evb_ring_oldest(&r, &pos, &off);
+        cr_expect_eq(rc, 0, "gap %llu: %d", (unsigned long long)gap, rc);
+        cr_expect_eq(pos, TR_CAP, "gap %llu: the oldest at %llu", (unsigned long long)gap,
+                     (unsigned long long)pos);
+        atomic_store(&r.hdr->tail.pos, TR_CAP - gap);
+        cr_assert_eq(evb_ring_producer_attach(&p, &r, 1), 0);
+        cr_assert_eq(tr_publish(&p, 64, &c), 0);
+        cr_assert_eq(evb_ring_oldest(&r, &pos, &off), 0);
+        cr_expect_eq(pos, TR_CAP);
+        cr_expect_eq(off, 4);
+        evb_ring_producer_detach(&p);
+        evb_ring_close(&r);
+    }
+}
