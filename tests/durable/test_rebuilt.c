@@ -376,6 +376,83 @@ Test(rebuilt, a_surviving_group_member_leaves_the_rebuilt_bus_s_group)
 }
 
 /*
+ * A queue member of a process that outlived the bus directory: its acks
+ * would settle entries of the queue file the rebuilt bus goes on using.
+ * They are refused -ESTALE once its ring files are gone, every one of
+ * them. The look (an fstat) costs about as much as the rest of an ack,
+ * and was once to be taken once per tick of the coarse clock (4 ms):
+ * this test then failed, since the whole removal, rebuild and new
+ * publishes took under one tick. Members of the rebuilt bus take and
+ * ack.
+ */
+static int survivor_queue_member(void *arg)
+{
+    struct t_shared *sh = arg;
+    evb_bus *b;
+    evb_consumer *c;
+    evb_bus_options o = {.data_dir = t_data_dir()};
+    evb_consumer_options co = {.kind = EVB_QUEUE_MEMBER, .name = "q", .ack_wait_ms = 500};
+    if (evb_bus_open(&b, t_bus_dir(), &o) || evb_consumer_open(&c, b, TOPIC, &co))
+        return 10;
+    evb_event ev[FIRST_N];
+    for (uint32_t i = 0; i < FIRST_N; i++)
+        if (evb_consumer_next(c, &ev[i], 5000))
+            return 11;
+    for (uint32_t i = 0; i < FIRST_N / 2; i++)
+        if (evb_consumer_ack(c, &ev[i]))
+            return 12;
+    atomic_store(&sh->ready, 1);
+    if (!t_wait_count(&sh->go, 1, 60000))
+        return 13;
+    uint64_t refused = 0;
+    for (uint32_t i = FIRST_N / 2; i < FIRST_N; i++)
+        refused += evb_consumer_ack(c, &ev[i]) == -ESTALE;
+    atomic_store(&sh->val[0], refused);
+    atomic_store(&sh->val[1], (uint64_t)-evb_consumer_nack(c, &ev[FIRST_N - 1], 0));
+    atomic_store(&sh->done, 1);
+    for (;;)
+        pause();
+}
+
+Test(rebuilt, a_surviving_queue_member_s_acks_are_refused)
+{
+    create_sync();
+    df_publish(TOPIC, 0, FIRST_N);
+    struct t_shared *sh = t_shared_new();
+    pid_t old = t_spawn(survivor_queue_member, sh);
+    cr_assert(t_wait_count(&sh->ready, 1, 10000), "the member did not take its events (exit %d)",
+              t_wait_exit(old, 0));
+    reboot();
+    df_publish(TOPIC, FIRST_N, NEW_N);
+    atomic_store(&sh->go, 1);
+    cr_assert(t_wait_count(&sh->done, 1, 20000), "the member's acks did not return");
+    cr_expect_eq(atomic_load(&sh->val[0]), FIRST_N - FIRST_N / 2,
+                 "of %u acks after the removal, %llu were refused", FIRST_N - FIRST_N / 2,
+                 (unsigned long long)atomic_load(&sh->val[0]));
+    cr_expect_eq(-(int)atomic_load(&sh->val[1]), -ESTALE, "the nack after them: %d",
+                 -(int)atomic_load(&sh->val[1]));
+    kill_wait(old);
+    /* The rebuilt bus's member: the survivor's unacked events come again
+     * (after its ack_wait), then the new ones; each is acked. */
+    evb_consumer *c;
+    evb_consumer_options co = {.kind = EVB_QUEUE_MEMBER, .name = "q"};
+    cr_assert_eq(evb_consumer_open(&c, df_bus, TOPIC, &co), 0, "%s", evb_last_error());
+    uint32_t got = 0;
+    evb_event ev;
+    uint64_t t0 = t_now_ms();
+    while (got < FIRST_N - FIRST_N / 2 + NEW_N && t_now_ms() - t0 < 10000) {
+        int rc = evb_consumer_next(c, &ev, 100);
+        if (rc == -EAGAIN || rc == -ETIMEDOUT)
+            continue;
+        cr_assert_eq(rc, 0, "next: %s", evb_last_error());
+        cr_assert_eq(evb_consumer_ack(c, &ev), 0, "ack: %s", evb_last_error());
+        got++;
+    }
+    cr_expect_eq(got, FIRST_N - FIRST_N / 2 + NEW_N, "the rebuilt bus's member acked %u", got);
+    evb_consumer_close(c);
+}
+
+/*
  * The race: O's flusher takes the free flock and passes the check (its
  * ring is still the log's), then is stopped before it writes (crash
  * point flush.owned, SIGSTOP). The flock stays with it, so the bus
