@@ -20,8 +20,12 @@
  *            normal one and reported as per-run ratios to it. The bus must
  *            then be on a tmpfs mounted huge=advise (--shm-dir).
  *
- * Every value carries its sequence number (word 0) and an end flag (word
- * 1); the rest is a fixed pseudo-random pattern whose 64-bit word sum is
+ * With --producers N (evbus paths), N producer processes share the
+ * producer CPU and publish into the one partition, each its own sequence;
+ * the consumer's rate is of all of them (N -> 1).
+ *
+ * Every value carries its sequence number (word 0) and an end flag and its
+ * producer's index (word 1: flag | index << 32); the rest is a fixed pseudo-random pattern whose 64-bit word sum is
  * known, so the consumer reads every byte, checks the sum and checks that
  * sequence numbers arrive in order with none missing. Throughput is taken
  * on the consumer between the first timed event (after a warm-up of at
@@ -56,7 +60,9 @@ static const char *const impl_name[IMPL_COUNT] = {
 
 #define MAX_SIZES 8
 #define MAX_RUNS 64
+#define MAX_PRODUCERS 8
 #define FLAG_END 1u
+#define PRODUCER_SHIFT 32
 
 typedef struct config {
     size_t sizes[MAX_SIZES];
@@ -74,6 +80,7 @@ typedef struct config {
     int dedup;            /* --dedup: stable producer id, EVB_CONSUMER_DEDUP reader */
     int exclusive;        /* --exclusive: EVB_PRODUCER_EXCLUSIVE */
     int read_next;        /* --read next: evb_consumer_next(-1) per event */
+    int producers;        /* --producers: evbus producer processes */
     const char *shm_dir;
 } config;
 
@@ -93,9 +100,10 @@ typedef struct cons_state {
     size_t size;
     uint64_t pattern_sum; /* sum of words 2.. of the value */
     uint64_t warm;        /* sequence number of the first timed event */
-    uint64_t expect;      /* next sequence number */
-    uint64_t t0, t1, end_seq;
+    uint64_t expect[MAX_PRODUCERS]; /* next sequence number of each producer */
+    uint64_t t0, t1, timed;
     uint64_t received, bad_seq, bad_sum, bad_len, lost;
+    int producers, ends;  /* producers to hear from; end events seen */
     int done;
 } cons_state;
 
@@ -116,18 +124,25 @@ static inline void consume_value(cons_state *s, const void *v, size_t len)
     uint64_t sum = sum64(v, len);
     uint64_t seq = load64(v);
     uint64_t flag = load64((const char *)v + 8);
+    uint64_t who = flag >> PRODUCER_SHIFT;
     if (sum != s->pattern_sum + seq + flag)
         s->bad_sum++;
-    if (seq != s->expect)
+    if (who >= (uint64_t)s->producers) {
         s->bad_seq++;
-    s->expect = seq + 1;
+        return;
+    }
+    if (seq != s->expect[who])
+        s->bad_seq++;
+    s->expect[who] = seq + 1;
     s->received++;
-    if (seq == s->warm)
+    /* Timed from the first producer's first timed event. */
+    if (seq == s->warm && !s->t0)
         s->t0 = now_ns();
     if (flag & FLAG_END) {
         s->t1 = now_ns();
-        s->end_seq = seq;
-        s->done = 1;
+        s->timed += seq >= s->warm ? seq - s->warm : 0;
+        if (++s->ends == s->producers)
+            s->done = 1;
     }
 }
 
@@ -135,7 +150,7 @@ static void cons_report(ctl *c, const cons_state *s)
 {
     c->t0 = s->t0;
     c->t1 = s->t1;
-    c->timed_events = s->end_seq >= s->warm ? s->end_seq - s->warm : 0;
+    c->timed_events = s->timed;
     c->received = s->received;
     c->bad_seq = s->bad_seq;
     c->bad_sum = s->bad_sum;
@@ -237,7 +252,8 @@ static int ring_producer(const config *cf, size_t size, spsc *r, unsigned char *
 static int ring_consumer(const config *cf, size_t size, spsc *r, const unsigned char *slots,
                          uint64_t nslots, uint64_t pattern_sum, ctl *c, int batched)
 {
-    cons_state s = { .size = size, .pattern_sum = pattern_sum, .warm = warmup_events(cf, size) };
+    cons_state s = { .size = size, .pattern_sum = pattern_sum, .warm = warmup_events(cf, size),
+                     .producers = 1 };
     uint64_t tail = 0, cached_head = 0, idx = 0;
     atomic_store_explicit(&c->cons_ready, 1, memory_order_release);
     while (!s.done) {
@@ -266,8 +282,9 @@ static int ring_consumer(const config *cf, size_t size, spsc *r, const unsigned 
 /* ---- evbus --------------------------------------------------------- */
 
 static int evb_producer_main(const config *cf, size_t size, enum impl mode, const char *bus_path,
-                             const char *topic, ctl *c)
+                             const char *topic, uint64_t who, ctl *c)
 {
+    uint64_t tag = who << PRODUCER_SHIFT;
     evb_bus *bus = NULL;
     evb_producer *p = NULL;
     int rc = evb_bus_open(&bus, bus_path, NULL);
@@ -302,7 +319,7 @@ static int evb_producer_main(const config *cf, size_t size, enum impl mode, cons
         if (mode == IMPL_EVB_BATCH) {
             for (uint64_t i = 0; i < k; i++) {
                 store64(bufs + i * size, pc.seq + i);
-                store64(bufs + i * size + 8, last ? FLAG_END : 0);
+                store64(bufs + i * size + 8, tag | (last ? FLAG_END : 0));
             }
             size_t done = 0;
             while (done < k) {
@@ -317,7 +334,7 @@ static int evb_producer_main(const config *cf, size_t size, enum impl mode, cons
         } else {
             for (uint64_t i = 0; i < k && !err; i++) {
                 store64(bufs, pc.seq);
-                store64(bufs + 8, last ? FLAG_END : 0);
+                store64(bufs + 8, tag | (last ? FLAG_END : 0));
                 if (mode == IMPL_EVB_SINGLE) {
                     rc = evb_publish(p, &msgs[0]);
                     if (rc < 0)
@@ -375,7 +392,8 @@ static int evb_consumer_main(const config *cf, size_t size, const char *bus_path
     rc = evb_consumer_open(&cons, bus, topic, &co);
     if (rc < 0)
         return bench_fail(c->cons_msg, "evb_consumer_open", rc);
-    cons_state s = { .size = size, .pattern_sum = pattern_sum, .warm = warmup_events(cf, size) };
+    cons_state s = { .size = size, .pattern_sum = pattern_sum, .warm = warmup_events(cf, size),
+                     .producers = cf->producers };
     atomic_store_explicit(&c->cons_ready, 1, memory_order_release);
     int err = 0;
     while (!s.done && cf->read_next) {
@@ -459,31 +477,41 @@ static run_result run_pair(const config *cf, size_t size, enum impl impl, evb_bu
         c->cons_err = e;
         _exit(e);
     }
-    pid_t prod = -1;
+    pid_t prod[MAX_PRODUCERS];
+    int nprod = is_ring ? 1 : cf->producers, forked = 0;
     int cs = 0, ps = 0;
     if (cons < 0 || wait_flag(&c->cons_ready, 1, 10000000000ull) != 0) {
         snprintf(res.why, sizeof(res.why), "consumer did not start: %s", c->cons_msg);
         if (cons > 0)
             kill(cons, SIGKILL);
     } else {
-        prod = fork();
-        if (prod == 0) {
-            int e = pin_to_cpu(cf->prod_cpu) ? 1
-                  : is_ring ? ring_producer(cf, size, r, slots, nslots, impl == IMPL_RING_BATCH)
-                                      : evb_producer_main(cf, size, mode, bus_path, topic, c);
-            c->prod_err = e;
-            _exit(e);
+        for (; forked < nprod; forked++) {
+            prod[forked] = fork();
+            if (prod[forked] < 0)
+                break;
+            if (prod[forked] == 0) {
+                int e = pin_to_cpu(cf->prod_cpu) ? 1
+                      : is_ring ? ring_producer(cf, size, r, slots, nslots,
+                                                impl == IMPL_RING_BATCH)
+                                : evb_producer_main(cf, size, mode, bus_path, topic,
+                                                    (uint64_t)forked, c);
+                c->prod_err = e;
+                _exit(e);
+            }
         }
     }
     uint64_t deadline = now_ns() + budget;
-    if (prod > 0)
-        ps = wait_child(prod, deadline);
-    if (ps != 0 && cons > 0)
+    for (int i = 0; i < forked; i++) {
+        int st = wait_child(prod[i], deadline);
+        if (st && !ps)
+            ps = st;
+    }
+    if ((ps != 0 || forked < nprod) && cons > 0)
         kill(cons, SIGKILL); /* a dead producer would leave it spinning */
     if (cons > 0)
         cs = wait_child(cons, deadline);
 
-    if (ps != 0 || cs != 0 || prod < 0) {
+    if (ps != 0 || cs != 0 || forked < nprod) {
         snprintf(res.why, sizeof(res.why), "producer status %d%s%s, consumer status %d%s%s", ps,
                  c->prod_msg[0] ? ": " : "", c->prod_msg, cs, c->cons_msg[0] ? ": " : "",
                  c->cons_msg);
@@ -531,6 +559,10 @@ static void usage(FILE *f)
             "  --max-event-bytes SIZE  topic max_event_bytes (default max(64K, largest size))\n"
             "  --shm-dir DIR      where the temporary bus is made (default /dev/shm)\n"
             "  --json             also print one JSON line per result\n"
+            "  --producers N      evbus: N producer processes on the producer cpu, one\n"
+            "                     partition, each value checked in its producer's order\n"
+            "                     (default 1; the bare rings stay 1 -> 1; not with\n"
+            "                     --exclusive or --dedup, whose producer is the only one)\n"
             "  --exclusive        evbus: the producer is the topic's only one\n"
             "                     (EVB_PRODUCER_EXCLUSIVE: no atomic RMW per claim)\n"
             "  --read poll|next   evbus reader: evb_consumer_poll (max 256) in a loop that\n"
@@ -598,6 +630,7 @@ int main(int argc, char **argv)
         .cons_cpu = 1,
         .ring_bytes = 8u << 20,
         .shm_dir = "/dev/shm",
+        .producers = 1,
     };
     parse_sizes("64,1024,65536", &cf);
     uint64_t max_event = 0;
@@ -620,6 +653,7 @@ int main(int argc, char **argv)
         { "huge-pages", no_argument, 0, 'H' },
         { "exclusive", no_argument, 0, 'X' },
         { "read", required_argument, 0, 'N' },
+        { "producers", required_argument, 0, 'p' },
         { "help", no_argument, 0, 'h' },
         { 0, 0, 0, 0 },
     };
@@ -652,6 +686,7 @@ int main(int argc, char **argv)
         case 'u': cf.dedup = 1; break;
         case 'H': huge = 1; break;
         case 'X': cf.exclusive = 1; break;
+        case 'p': cf.producers = atoi(optarg); break;
         case 'N':
             if (strcmp(optarg, "poll") && strcmp(optarg, "next")) {
                 fprintf(stderr, "bad --read %s (poll or next)\n", optarg);
@@ -667,7 +702,8 @@ int main(int argc, char **argv)
         cf.impls |= (cf.impls >> IMPL_EVB_BATCH & 7u) << IMPL_EVB_BATCH_HUGE;
     if (cf.batch < 1 || cf.batch > 4096 || cf.runs < 1 || cf.runs > MAX_RUNS ||
         cf.ring_bytes < (64u << 10) || (cf.ring_bytes & (cf.ring_bytes - 1)) ||
-        (!cf.events && !cf.duration_ms)) {
+        (!cf.events && !cf.duration_ms) || cf.producers < 1 || cf.producers > MAX_PRODUCERS ||
+        (cf.producers > 1 && (cf.exclusive || cf.dedup))) {
         fprintf(stderr, "bad arguments\n");
         usage(stderr);
         return 2;
@@ -689,9 +725,10 @@ int main(int argc, char **argv)
     cf.max_event_bytes = (uint32_t)max_event;
 
     print_env_header(stdout, "bench_throughput");
-    printf("# producer cpu %d, consumer cpu %d: %s; ring %" PRIu64 " B; batch %d; %s %" PRIu64
+    printf("# %d producer%s on cpu %d, consumer cpu %d: %s; ring %" PRIu64 " B; batch %d; %s %" PRIu64
            "%s per run; %d runs; warm-up >= 2 ring laps\n",
-           cf.prod_cpu, cf.cons_cpu, topology_name(cf.prod_cpu, cf.cons_cpu), cf.ring_bytes,
+           cf.producers, cf.producers > 1 ? "s (evbus)" : "", cf.prod_cpu, cf.cons_cpu,
+           topology_name(cf.prod_cpu, cf.cons_cpu), cf.ring_bytes,
            cf.batch, cf.events ? "events" : "duration", cf.events ? cf.events : cf.duration_ms,
            cf.events ? "" : " ms", cf.runs);
     fflush(stdout);

@@ -6,20 +6,35 @@
  * tail per run of values it took (as bench_throughput's "spsc-ring-b"
  * reader). No headers, no lengths, no crash handling: what is left is the
  * copy in, the two cache-line transfers and the reader's read.
+ *
+ * Blocking mode (the rate and round-trip tests' "block"): a reader with
+ * nothing to read sleeps on a futex at once, with no spinning first, and
+ * the publisher wakes it when it saw it asleep: the floor of a blocking
+ * hand-off, one futex wake-up and the transfers. Spinning mode pays none
+ * of it (the publisher's fence is only there when blocking).
  */
 #include "xport.h"
 
 #include <errno.h>
+#include <limits.h>
+#include <linux/futex.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "../bench_util.h"
 
 typedef struct ring_hdr {
     _Alignas(BENCH_CACHELINE) _Atomic uint64_t head; /* next slot to write */
     _Alignas(BENCH_CACHELINE) _Atomic uint64_t tail; /* next slot to read */
+    /* Blocking mode: readers asleep or about to be, and the futex word the
+     * publisher bumps when it wakes them. */
+    _Alignas(BENCH_CACHELINE) _Atomic uint32_t sleepers;
+    _Atomic uint32_t bell;
 } ring_hdr;
 
 typedef struct ring {
@@ -27,6 +42,7 @@ typedef struct ring {
     unsigned char *slots;
     uint64_t nslots, cached, pos;
     size_t size;
+    int blocking;
 } ring;
 
 /* Made by the parent before fork, so every child has them; by name, as a
@@ -89,6 +105,7 @@ static int ring_open(void **h, const xp_cfg *cf, char *msg)
         return -ENOENT;
     }
     *h = r; /* each process has its own copy of the cursor fields */
+    r->blocking = cf->blocking;
     return 0;
 }
 
@@ -112,7 +129,41 @@ static int ring_send(void *h, const void *v, size_t len)
     r->pos = head + 1;
     /* release: the slot's bytes are visible before the new head */
     atomic_store_explicit(&r->hdr->head, r->pos, memory_order_release);
+    if (r->blocking) {
+        /* seq_cst fence: our head store before the sleepers load, as the
+         * reader's seq_cst RMW of sleepers is before its head load (a
+         * Dekker pair: one of us sees the other). */
+        atomic_thread_fence(memory_order_seq_cst);
+        /* Relaxed: ordered by the fence above. */
+        if (atomic_load_explicit(&r->hdr->sleepers, memory_order_relaxed)) {
+            /* Relaxed: the futex compares the word; the head store above
+             * is what the woken reader acquires. */
+            atomic_fetch_add_explicit(&r->hdr->bell, 1, memory_order_relaxed);
+            syscall(SYS_futex, &r->hdr->bell, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+        }
+    }
     return 0;
+}
+
+/* Blocking mode: sleep until the head moves past TAIL or T_END (ns, 0:
+ * no end) passes. */
+static void ring_sleep(ring *r, uint64_t tail, uint64_t t_end)
+{
+    /* seq_cst: the Dekker pair of ring_send's fence (above). */
+    atomic_fetch_add_explicit(&r->hdr->sleepers, 1, memory_order_seq_cst);
+    /* Relaxed: the futex compares it; a bump after this load fails the
+     * wait at once. */
+    uint32_t bell = atomic_load_explicit(&r->hdr->bell, memory_order_relaxed);
+    if (atomic_load_explicit(&r->hdr->head, memory_order_seq_cst) == tail) {
+        struct timespec ts = {1, 0}, *tsp = &ts;
+        if (t_end) {
+            uint64_t now = now_ns(), left = t_end > now ? t_end - now : 0;
+            ts.tv_sec = (time_t)(left / 1000000000u);
+            ts.tv_nsec = (long)(left % 1000000000u);
+        }
+        syscall(SYS_futex, &r->hdr->bell, FUTEX_WAIT, bell, tsp, NULL, 0);
+    }
+    atomic_fetch_sub_explicit(&r->hdr->sleepers, 1, memory_order_relaxed);
 }
 
 static int ring_recv(void *h, xp_value_fn fn, void *arg, int32_t timeout_ms)
@@ -125,7 +176,10 @@ static int ring_recv(void *h, xp_value_fn fn, void *arg, int32_t timeout_ms)
         r->cached = atomic_load_explicit(&r->hdr->head, memory_order_acquire);
         if (r->cached != tail || timeout_ms == 0 || (t_end && now_ns() > t_end))
             break;
-        cpu_relax();
+        if (r->blocking)
+            ring_sleep(r, tail, t_end);
+        else
+            cpu_relax();
     }
     uint64_t n = r->cached - tail;
     if (n > 256)
@@ -152,8 +206,8 @@ static void ring_close(void *h)
 const xp_ops xp_ring = {
     .name = "spsc-ring",
     .how = "fixed slots of the value size, head/tail release per value, reader "
-           "releases per run; spinning only, one reader",
-    .can_fanout = 0, .can_block = 0,
+           "releases per run; one reader; blocking: a futex wait at once, no spin",
+    .can_fanout = 0, .can_block = 1,
     .chan_create = ring_chan_create, .chan_destroy = ring_chan_destroy,
     .pub_open = ring_open, .send = ring_send, .pub_close = ring_close,
     .sub_open = ring_sub_open, .recv = ring_recv, .sub_close = ring_close,
