@@ -45,6 +45,25 @@ static void hold_floors(evb_consumer *c)
     }
 }
 
+/* The topic rebuilt from its log under us (J7, group.c): the queue's
+ * positions are the new log's, and our ring's events at them are the old
+ * life's (lost ones past its synced end). Taking one would deliver an
+ * event the bus no longer has and move the queue past a new one; acking
+ * would settle the new one unread. Leave, and fail as the bus's removal
+ * does (tick). One load of a read-mostly line per take and ack, where the
+ * removal's fstat cost ~400 ns and is looked at once per tick. */
+static int rebuilt(evb_consumer *c)
+{
+    if (!evb_group_rebuilt(&c->grp))
+        return 0;
+    evb_group_close(&c->grp);
+    return c->failed = evb_err_set(-ESTALE, "topic %s was rebuilt from its log under this "
+                                   "process (its bus directory removed and the bus opened "
+                                   "again): the queue's positions are not this ring's now, so "
+                                   "nothing is taken or settled; open the bus again",
+                                   c->tm->name);
+}
+
 /* Heartbeat, expel the dead and the silent, note who is present. */
 static int tick(evb_consumer *c)
 {
@@ -58,6 +77,8 @@ static int tick(evb_consumer *c)
         evb_group_close(g);
         return c->failed = gone;
     }
+    if ((gone = rebuilt(c)))
+        return gone;
     if (evb_group_replaced(g)) {
         /* Removed or replaced: the queue at the path is another one. */
         int rc = evb_group_reopen(g, c->tm);
@@ -194,7 +215,8 @@ static int retake(evb_consumer *c, evb_event *ev)
     for (uint32_t i = 0; i < c->n; i++) {
         struct evb_queue_take t;
         int rc;
-        while ((rc = evb_queue_retake(&c->grp, c->part[i], c->present, c->npresent, &t)) == 0) {
+        while (!(rc = rebuilt(c)) &&
+               (rc = evb_queue_retake(&c->grp, c->part[i], c->present, c->npresent, &t)) == 0) {
             struct evb_frame_view v;
             if ((rc = read_at(c, i, t.pos, &v)))
                 return rc == -EAGAIN ? evb_err_set(-EBADMSG, "group %s, partition %u: no "
@@ -238,6 +260,8 @@ static int retake(evb_consumer *c, evb_event *ev)
 /* The next event nobody took, from any partition: 0 and EV, -EAGAIN. */
 static int take(evb_consumer *c, evb_event *ev)
 {
+    /* Tests stop a member here to rebuild the bus under it. */
+    EVB_CRASH_POINT("queue.take");
     for (uint32_t k = 0; k < c->n; k++) {
         uint32_t i = c->next + k;
         if (i >= c->n)
@@ -256,7 +280,7 @@ static int take(evb_consumer *c, evb_event *ev)
             int rc = read_at(c, i, fp, &v);
             if (rc == -EAGAIN)
                 break;
-            if (rc)
+            if (rc || (rc = rebuilt(c)))
                 return rc;
             rc = evb_queue_take(&c->grp, c->part[i], fp, fs, v.pos, v.end);
             if (rc == -EBADMSG)
@@ -351,8 +375,11 @@ static int settle_check(evb_consumer *c, const evb_event *ev)
         ev->deliveries == 0)
         return evb_err_set(-EINVAL, "not an event a queue group's member was given");
     /* Failed (its group file went and could not be opened again): no
-     * queue to settle in; the event goes to another member. */
-    return c->failed ? c->failed : evb_consumer_bus_gone(c);
+     * queue to settle in; the event goes to another member. The bus
+     * removed under us is looked at once per tick (its fstat), rebuilt
+     * at every settle (J7): an ack in between lands in the old life's
+     * file, whose positions past the log's end the rebuild resets. */
+    return c->failed ? c->failed : rebuilt(c);
 }
 
 EVB_EXPORT int evb_consumer_ack(evb_consumer *c, const evb_event *ev)

@@ -29,6 +29,7 @@ struct evb_group {
     bool dedup;                 /* opened with EVB_CONSUMER_DEDUP */
     char path[4096 + 128];      /* the file, to notice it removed or replaced */
     uint64_t dev, ino;
+    uint64_t incarnation;       /* the file's incarnation word when we mapped it */
     /* Progress seen of every other slot, to expel the silent (G5). */
     uint64_t seen_beat[64];
     uint64_t seen_at_ms[64];
@@ -77,6 +78,9 @@ void evb_group_deliver(struct evb_group *g, uint32_t p, uint64_t end);
 /* Whether the file at the group's path is no longer the one mapped
  * (removed to start the group over, or replaced). */
 bool evb_group_replaced(const struct evb_group *g);
+/* Whether the topic was rebuilt from its log since we mapped the file
+ * (its incarnation word moved, J7): we are of the bus's previous life. */
+bool evb_group_rebuilt(const struct evb_group *g);
 /* After evb_group_replaced(): leave the old file, open the group at the
  * path (made anew with the old one's parameters if it is gone) and join
  * it. 0 or evb_group_open's / evb_group_join's errors. */

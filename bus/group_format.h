@@ -145,7 +145,17 @@ struct evb_grp_hdr {
     uint32_t max_deliveries;
     uint32_t window;
     uint32_t pad2_;
-    uint8_t reserved_[EVB_GRP_HDR_BYTES - 88];
+    uint8_t pad3_[128 - 88];
+    /* 128, on a line of its own (read with every queue take and ack):
+     * +1 by every rebuild of the topic from its log (group.c,
+     * evb_group_file_reset), before it resets the file's positions past
+     * the log's end. A member that saw another value when it opened the
+     * file is of the bus's previous life (a process that outlived the
+     * bus directory): its takes and acks would act on the rebuilt log's
+     * positions with the old ring's events (J7). 0 in files made before
+     * it was used, and no older build bumps it. */
+    _Atomic uint64_t incarnation;
+    uint8_t reserved_[EVB_GRP_HDR_BYTES - 136];
 };
 
 struct evb_grp_member {
@@ -209,6 +219,7 @@ EVB_GRP_AT(evb_grp_hdr, handovers, 64);
 EVB_GRP_AT(evb_grp_hdr, ack_wait_ms, 72);
 EVB_GRP_AT(evb_grp_hdr, max_deliveries, 76);
 EVB_GRP_AT(evb_grp_hdr, window, 80);
+EVB_GRP_AT(evb_grp_hdr, incarnation, 128);
 EVB_GRP_AT(evb_grp_member, proc, 0);
 EVB_GRP_AT(evb_grp_member, id, 8);
 EVB_GRP_AT(evb_grp_member, heartbeat_ms, 16);
