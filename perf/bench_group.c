@@ -48,7 +48,8 @@ int main(int argc, char **argv)
     if (!mkdtemp(dir))
         return 1;
     evb_bus *bus;
-    if (evb_bus_open(&bus, dir, NULL) || prefill_topic(bus, "g", &po))
+    evb_bus_options bo = {.data_dir = po.data_dir};
+    if (evb_bus_open(&bus, dir, &bo) || prefill_topic(bus, "g", &po))
         return 1;
     printf("# bench_group: %llu events of %u B in %u partitions, %d rounds\n",
            (unsigned long long)events, po.value, po.parts, runs);
@@ -77,5 +78,7 @@ int main(int argc, char **argv)
     printf("member/named:   median ratio %.3f (min %.3f, max %.3f)\n", sr.med, sr.min, sr.max);
     evb_bus_close(bus);
     rm_rf(dir);
+    if (po.data_dir)
+        rm_rf(po.data_dir);
     return 0;
 }

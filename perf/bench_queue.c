@@ -6,7 +6,11 @@
  * event (next + ack, sampled every 16th event): p50 and p99.
  *
  *   bench_queue [--runs N] [--events N] [--value BYTES] [--partitions P]
- *               [--members 1,2,4]
+ *               [--members 1,2,4] [--durable ROOT]
+ *
+ * --durable ROOT: the topic is ASYNC durable, its log under ROOT (a
+ * perfdata-XXXXXX made there and removed at the end): a durable queue's
+ * acks and the group file in its data directory.
  */
 #include "bench_util.h"
 
@@ -19,11 +23,12 @@ struct board {
 };
 
 static const char *g_dir;
+static evb_bus_options g_bo; /* .data_dir with --durable */
 
 static int member(struct board *b, const char *group, uint64_t total)
 {
     evb_bus *bus;
-    if (evb_bus_open(&bus, g_dir, NULL))
+    if (evb_bus_open(&bus, g_dir, &g_bo))
         return 1;
     evb_consumer_options co = {.kind = EVB_QUEUE_MEMBER, .name = group,
                                .idle = EVB_IDLE_SPIN, .max_in_flight = 4096};
@@ -107,7 +112,7 @@ static double run_queue(int members, const char *group, uint64_t total, double *
 static double run_named(const char *name, uint64_t total)
 {
     evb_bus *bus;
-    evb_bus_open(&bus, g_dir, NULL);
+    evb_bus_open(&bus, g_dir, &g_bo);
     evb_consumer_options co = {.kind = EVB_CONSUMER, .name = name, .start = EVB_START_EARLIEST,
                                .idle = EVB_IDLE_SPIN};
     evb_consumer *c;
@@ -144,11 +149,13 @@ int main(int argc, char **argv)
     if (!mkdtemp(dir))
         return 1;
     g_dir = dir;
+    g_bo.data_dir = po.data_dir;
     evb_bus *bus;
-    if (evb_bus_open(&bus, dir, NULL) || prefill_topic(bus, "q", &po))
+    if (evb_bus_open(&bus, dir, &g_bo) || prefill_topic(bus, "q", &po))
         return 1;
     printf("# bench_queue: %llu events of %u B in %u partitions, %d rounds; member "
-           "processes spin; per-event ack\n", (unsigned long long)events, po.value, po.parts, runs);
+           "processes spin; per-event ack; %s topic\n", (unsigned long long)events, po.value,
+           po.parts, runs, po.data_dir ? "ASYNC durable" : "ring-only");
     printf("# round  members  named_ev_s  queue_acked_ev_s  ratio  p50_ns  p99_ns\n");
     for (int k = 0; k < nm; k++) {
         double *rq = calloc((size_t)runs, sizeof *rq), *rn = calloc((size_t)runs, sizeof *rn);
@@ -173,5 +180,7 @@ int main(int argc, char **argv)
     }
     evb_bus_close(bus);
     rm_rf(dir);
+    if (po.data_dir)
+        rm_rf(po.data_dir);
     return 0;
 }

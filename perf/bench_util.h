@@ -531,20 +531,24 @@ struct prefill_opts {
     int runs;
     uint64_t events;
     uint32_t value, parts;
+    const char *data_dir; /* --durable ROOT: an ASYNC topic, its log in a
+                             perfdata-XXXXXX made under ROOT (prefill_data) */
+    char data_buf[256];
 };
 
 /* 0, or 2 (bad option: the exit code). */
 static inline int prefill_parse(int argc, char **argv, struct prefill_opts *o, const char *extra,
                                 char *extra_buf, size_t extra_cap)
 {
-    struct option opts[6] = {
+    struct option opts[7] = {
         {"runs", required_argument, NULL, 'r'},
         {"events", required_argument, NULL, 'e'},
         {"value", required_argument, NULL, 'v'},
         {"partitions", required_argument, NULL, 'p'},
+        {"durable", required_argument, NULL, 'd'},
     };
     if (extra)
-        opts[4] = (struct option){extra, required_argument, NULL, 'x'};
+        opts[5] = (struct option){extra, required_argument, NULL, 'x'};
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         if (c == 'r')
@@ -557,6 +561,14 @@ static inline int prefill_parse(int argc, char **argv, struct prefill_opts *o, c
             o->parts = (uint32_t)atoi(optarg);
         else if (c == 'x')
             snprintf(extra_buf, extra_cap, "%s", optarg);
+        else if (c == 'd') {
+            snprintf(o->data_buf, sizeof o->data_buf, "%s/perfdata-XXXXXX", optarg);
+            if (!mkdtemp(o->data_buf)) {
+                fprintf(stderr, "--durable %s: %s\n", optarg, strerror(errno));
+                return 2;
+            }
+            o->data_dir = o->data_buf;
+        }
         else
             return 2;
     }
@@ -574,7 +586,8 @@ static inline int prefill_topic(evb_bus *bus, const char *topic, const struct pr
     uint64_t ring = 1 << 20;
     while (ring < per)
         ring <<= 1;
-    evb_topic_config tc = {.partitions = o->parts, .ring_bytes = ring};
+    evb_topic_config tc = {.partitions = o->parts, .ring_bytes = ring,
+                           .durability = o->data_dir ? EVB_DURABILITY_ASYNC : 0};
     evb_producer *p;
     if (evb_topic_create(bus, topic, &tc) || evb_producer_open(&p, bus, topic, NULL)) {
         fprintf(stderr, "create %s: %s\n", topic, evb_last_error());
