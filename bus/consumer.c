@@ -589,6 +589,10 @@ EVB_EXPORT int evb_consumer_lag(evb_consumer *c, uint64_t *bytes)
 {
     if (!c || !bytes)
         return evb_err_set(-EINVAL, "evb_consumer_lag: %s is NULL", !c ? "consumer" : "bytes");
+    /* A queue member that failed left its group: no queue to ask. */
+    if (c->opts.kind == EVB_QUEUE_MEMBER && !c->grp.f)
+        return c->failed ? c->failed : evb_err_set(-EINVAL, "topic %s: this queue member has "
+                                                   "no group file", c->tm->name);
     uint64_t sum = 0;
     for (uint32_t i = 0; i < c->n; i++) {
         uint64_t t, toff, pos = c->rd[i].pos, qs;

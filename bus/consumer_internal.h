@@ -142,9 +142,12 @@ int evb_consumer_try_read(evb_consumer *c, evb_event *ev);
 
 /* consumer_queue.c: queue group members. */
 /* consumer.c: -ESTALE (message set) when C's bus directory was removed
- * under this process (its ring files unlinked): its commits and acks
- * would land in the data directory a rebuilt bus now uses. 0 otherwise. */
+ * under this process (its ring files unlinked): its commits would land
+ * in the data directory a rebuilt bus now uses. 0 otherwise. */
 int evb_consumer_bus_gone(const evb_consumer *c);
+/* Before a queue member writes its queue file: its sticky failure, or
+ * -ESTALE (leaving the group) when the topic was rebuilt under it. */
+int evb_cqueue_check(evb_consumer *c);
 int evb_cqueue_open(evb_consumer *c);
 int evb_cqueue_next(evb_consumer *c, evb_event *ev, int32_t timeout_ms);
 int evb_cqueue_poll(evb_consumer *c, int (*fn)(const evb_event *ev, void *arg), void *arg,

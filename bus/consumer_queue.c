@@ -197,6 +197,11 @@ static int dead_letter(evb_consumer *c, uint32_t i, evb_event *ev)
     EVB_NO_CANCEL;
     int rc = evb_dlq_append(&c->dlq, c->bus, c->tm, ev, "max_deliveries reached",
                             ev->deliveries - 1, c->name);
+    /* The append may have waited (a full or syncing DLQ): rebuilt
+     * meanwhile, the slot is not ours to settle. */
+    int re = evb_cqueue_check(c);
+    if (re)
+        return re;
     if (rc) {
         /* The DLQ refused it (too big for a DLQ made smaller, a name too
          * long...): it waits an ack_wait in the queue, so the error comes
@@ -379,6 +384,11 @@ static int settle_check(evb_consumer *c, const evb_event *ev)
      * removed under us is looked at once per tick (its fstat), rebuilt
      * at every settle (J7): an ack in between lands in the old life's
      * file, whose positions past the log's end the rebuild resets. */
+    return evb_cqueue_check(c);
+}
+
+int evb_cqueue_check(evb_consumer *c)
+{
     return c->failed ? c->failed : rebuilt(c);
 }
 

@@ -172,12 +172,20 @@ EVB_EXPORT int evb_consumer_reject(evb_consumer *c, const evb_event *ev, const c
     if (!mine)
         return evb_err_set(-EINVAL, "topic %s: partition %u is not read by this consumer",
                            c->tm->name, ev->partition);
-    int rc = evb_dlq_append(&c->dlq, c->bus, c->tm, ev, reason,
-                            ev->deliveries ? ev->deliveries : 1, c->name);
+    /* A queue member of the bus's previous life (J7, group.c): its DLQ
+     * is the old one's, its slot not its own to settle. Looked at again
+     * after the append, which may wait. */
+    int rc = c->opts.kind == EVB_QUEUE_MEMBER ? evb_cqueue_check(c) : 0;
+    if (rc)
+        return rc;
+    rc = evb_dlq_append(&c->dlq, c->bus, c->tm, ev, reason, ev->deliveries ? ev->deliveries : 1,
+                        c->name);
     if (rc)
         return rc;
     c->rejects++;
     if (c->opts.kind == EVB_QUEUE_MEMBER) {
+        if ((rc = evb_cqueue_check(c)))
+            return rc;
         /* Handled: acknowledged, so no member gets it again. -ESTALE: it
          * went to another member meanwhile (ack_wait), which may reject
          * it too. */

@@ -43,11 +43,16 @@
  *       acquire, so a slot's words are read as its present holder wrote
  *       them, never a mix with a previous one's.
  *   J7  incarnation: a rebuild bumps it (seq_cst RMW) before its resets'
- *       CASes; a queue member loads it (seq_cst) before each take's and
- *       ack's CAS and stops when it moved. A member whose load came just
- *       before the bump may still land one CAS after the reset: the known
- *       limit of processes that outlive their bus (cursor_file.c), now
- *       a few instructions wide instead of a tick (100 ms).
+ *       CASes; a queue member loads it (acquire) before each take's,
+ *       retake's and settle's CASes and stops when it moved. Known limit
+ *       (as for cursor files, cursor_file.c): a member that passed its
+ *       look just before the bump goes on with the step it began, a
+ *       take's three CASes, a retake scan, a DLQ append and settle; the
+ *       reset puts a slot back to the very values such a CAS expects
+ *       (ABA), so one preempted there can still deliver an old event or
+ *       leave a claimed slot that stalls the queue. Before, the window
+ *       was a whole tick (100 ms) for takes; closing it needs the reset
+ *       to renumber the queue so that no old expectation holds.
  */
 #include "group.h"
 
@@ -266,16 +271,16 @@ static int grp_open(struct evb_group *g, const struct evb_topic_map *tm, const c
     snprintf(g->path, sizeof g->path, "%s", path);
     g->dev = (uint64_t)st.st_dev;
     g->ino = (uint64_t)st.st_ino;
-    /* J7: seq_cst, as every load of the word. */
-    g->incarnation = atomic_load_explicit(&f->h.incarnation, memory_order_seq_cst);
+    /* J7: acquire, as every member's load of the word. */
+    g->incarnation = atomic_load_explicit(&f->h.incarnation, memory_order_acquire);
     return 0;
 }
 
 bool evb_group_rebuilt(const struct evb_group *g)
 {
-    /* J7: seq_cst; the line is read-mostly (a rebuild writes it), so an
-     * L1 hit per take and ack. */
-    return atomic_load_explicit(&g->f->h.incarnation, memory_order_seq_cst) != g->incarnation;
+    /* J7: acquire (no store of ours to order before it); the line is
+     * read-mostly (a rebuild writes it), so an L1 hit per take and ack. */
+    return atomic_load_explicit(&g->f->h.incarnation, memory_order_acquire) != g->incarnation;
 }
 
 int evb_group_open(struct evb_group *g, const struct evb_topic_map *tm, const char *name,

@@ -1433,7 +1433,10 @@ int evb_consumer_commit(evb_consumer *c);
  * a queue member's event, or one of another group or topic: its position
  * is checked), -ESTALE (no longer this member's: taken by another member
  * after ack_wait or this member's expulsion; or acknowledged already; or
- * the bus directory removed under this process, as for commits).
+ * the topic rebuilt from its log under this process, its bus directory
+ * removed and the bus opened again: then it takes, settles and rejects
+ * nothing more, and leaves the group; a removal alone is seen at its next
+ * read, within 100 ms).
  * Thread-safe with respect to other members, not to other calls on C.
  */
 int evb_consumer_ack(evb_consumer *c, const evb_event *ev);
