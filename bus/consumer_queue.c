@@ -256,6 +256,8 @@ static int retake(evb_consumer *c, evb_event *ev)
             }
             return 0;
         }
+        if (rc == -ESTALE && !c->failed)
+            return rebuilt(c); /* J7 moved after our look: leave, say why */
         if (rc != -EAGAIN)
             return rc;
     }
@@ -288,6 +290,8 @@ static int take(evb_consumer *c, evb_event *ev)
             if (rc || (rc = rebuilt(c)))
                 return rc;
             rc = evb_queue_take(&c->grp, c->part[i], fp, fs, v.pos, v.end);
+            if (rc == -ESTALE)
+                return rebuilt(c); /* J7 moved after our look: leave, say why */
             if (rc == -EBADMSG)
                 return rc;
             if (rc == -ENOSPC) {

@@ -44,15 +44,17 @@
  *       them, never a mix with a previous one's.
  *   J7  incarnation: a rebuild bumps it (seq_cst RMW) before its resets'
  *       CASes; a queue member loads it (acquire) before each take's,
- *       retake's and settle's CASes and stops when it moved. Known limit
- *       (as for cursor files, cursor_file.c): a member that passed its
- *       look just before the bump goes on with the step it began, a
- *       take's three CASes, a retake scan, a DLQ append and settle; the
- *       reset puts a slot back to the very values such a CAS expects
- *       (ABA), so one preempted there can still deliver an old event or
- *       leave a claimed slot that stalls the queue. Before, the window
- *       was a whole tick (100 ms) for takes; closing it needs the reset
- *       to renumber the queue so that no old expectation holds.
+ *       retake's and settle's CASes and stops when it moved; and again
+ *       right after a take's claim CAS and a retake's CAS (queue.c), which
+ *       may have met a slot the reset put back to the very values they
+ *       expect (ABA): a CAS that read the reset's value is ordered after
+ *       the bump (the reset's full-barrier CAS, then ours reading it), so
+ *       that second look sees the bump, and nothing is published. The
+ *       reset puts back a claim at fetch too (a survivor's take stopped
+ *       between its claim and its move of fetch). Known limit (as for
+ *       cursor files, cursor_file.c): a member preempted between its
+ *       second look and its next CAS, or inside a DLQ append, can still
+ *       land that one CAS after the reset.
  */
 #include "group.h"
 

@@ -128,11 +128,14 @@ bool evb_queue_fetch(const struct evb_group *g, uint32_t p, uint64_t *pos, uint6
 bool evb_queue_floor(const struct evb_group *g, uint32_t p, uint64_t *pos, uint64_t *off);
 /* Take the event at EV_POS (ending at END), the first after fetch {POS,
  * QSEQ}: 0 and it is ours (in flight, deadline now + ack_wait); -EAGAIN
- * another member took it first (fetch moved), -ENOSPC the window is full. */
+ * another member took it first (fetch moved), -ENOSPC the window is full,
+ * -ESTALE the topic was rebuilt since we opened the file (J7): nothing of
+ * the take is published (no message set). */
 int evb_queue_take(struct evb_group *g, uint32_t p, uint64_t pos, uint64_t qseq,
                    uint64_t ev_pos, uint64_t end);
 /* Find an event of P in flight past its deadline or with its member
- * gone, or nacked and due, and take it again: 0 and *T, -EAGAIN none.
+ * gone, or nacked and due, and take it again: 0 and *T, -EAGAIN none,
+ * -ESTALE rebuilt since we opened the file (J7; no message set).
  * PRESENT: the member ids present now (N of them). */
 int evb_queue_retake(struct evb_group *g, uint32_t p, const uint32_t *present, uint32_t n,
                      struct evb_queue_take *t);

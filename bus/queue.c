@@ -197,6 +197,15 @@ int evb_queue_take(struct evb_group *g, uint32_t p, uint64_t pos, uint64_t qseq,
         return -EAGAIN;
     }
     EVB_CRASH_POINT("queue.claimed");
+    /* J7 (group.c): the topic rebuilt since our caller looked? The claim
+     * may have landed on a slot the rebuild had just put back (ABA), or
+     * before the rebuild, on the log's end. Publish nothing and leave
+     * fetch where it is: the claim then reads as one whose taker died
+     * before publishing, which the reset clears (evb_queue_reset) or the
+     * rebuilt bus's members take over at its position, the old log's end
+     * and a frame boundary of the new log too. */
+    if (evb_group_rebuilt(g))
+        return -ESTALE;
     uint64_t mine = EVB_QS_CTL(g->id, lap_of(g, qseq), 1, EVB_QS_INFLIGHT);
     /* V1: publish the state, from what the previous lap left. A retaker
      * that found the claim unpublished made the same CAS first: then the
@@ -314,6 +323,12 @@ int evb_queue_retake(struct evb_group *g, uint32_t p, const uint32_t *ids, uint3
         if (!evb_cas128(&s->ctl, ctl, dl, mine, now + g->f->h.ack_wait_ms))
             continue;
         EVB_CRASH_POINT("queue.retaken");
+        /* J7: rebuilt meanwhile, the CAS may have met a slot the reset
+         * put back (ABA): deliver nothing. The slot reads as ours in
+         * flight, and we leave the group, so a member of the rebuilt bus
+         * takes it again at once. */
+        if (evb_group_rebuilt(g))
+            return -ESTALE;
         uint32_t md = g->f->h.max_deliveries;
         if (count && (!md || next <= md))
             /* V3: relaxed counter. A retake past max_deliveries goes to
@@ -436,6 +451,22 @@ int evb_queue_reset(struct evb_grp_file *f, uint32_t nparts, uint32_t p, uint64_
         evb_cas128(&s->ctl, ctl, dl, pctl, 0);
         load_pair(&s->seq, &ss, &sp);
         evb_cas128(&s->seq, ss, sp, prev, 0);
+    }
+    /* A claim at FS (its taker, of the old life, has not moved fetch past
+     * it yet) names a position of the old log past the end: put back
+     * too, or the rebuilt bus's members would take it over there. */
+    {
+        struct evb_queue_slot *s = &slots[fs & (window - 1)];
+        uint64_t ss, sp;
+        load_pair(&s->seq, &ss, &sp);
+        if (ss == fs + 1) {
+            uint64_t ctl, dl;
+            uint64_t prev = fs >= window ? fs + 1 - window : 0;
+            uint64_t pctl = fs >= window ? EVB_QS_CTL(0, fs / window, 0, EVB_QS_ACKED) : 0;
+            load_pair(&s->ctl, &ctl, &dl);
+            evb_cas128(&s->ctl, ctl, dl, pctl, 0);
+            evb_cas128(&s->seq, ss, sp, prev, 0);
+        }
     }
     /* Then fetch, to the new event at the end; and the floor, when it was
      * past the end (then FIRST is the floor's event: both meet there). */

@@ -673,6 +673,160 @@ Test(rebuilt, a_surviving_queue_member_s_reject_is_refused_and_its_api_stays_who
 }
 
 /*
+ * The same survivor stopped one step later, after its look and its claim
+ * CAS (queue.claimed): the look passed, so only the queue protocol can
+ * keep the old life out (found by the cold review of the incarnation
+ * word). AT_END: its claim is of the event at the log's end, which the
+ * rebuild leaves alone (nothing of the queue is past the end); PAST_END:
+ * it holds one old event in flight past the end and claimed the next,
+ * which the rebuild must put back with it. New events of another size
+ * than the old ones make a claim left at an old position, or a fetch
+ * moved by an old event's end, land inside a new event. Before, the
+ * survivor delivered an old event and the rebuilt bus's member then got
+ * 1 of 30 new events (at the end) or 29 with a queue wedged on a slot
+ * below its floor (past it). Every new event must come, the survivor
+ * must be told -ESTALE.
+ */
+static _Atomic int stop_at_claim;
+
+static void stop_claimed(const char *name)
+{
+    int armed = 1;
+    if (strcmp(name, "queue.claimed") == 0 &&
+        atomic_compare_exchange_strong(&stop_at_claim, &armed, 0))
+        raise(SIGSTOP);
+}
+
+static int survivor_claimer(void *arg)
+{
+    struct t_shared *sh = arg;
+    evb_bus *b;
+    evb_consumer *c;
+    evb_producer *p;
+    evb_bus_options o = {.data_dir = t_data_dir()};
+    evb_consumer_options co = {.kind = EVB_QUEUE_MEMBER, .name = "q"};
+    evb_producer_options po = {.block_ms = 5000};
+    if (evb_bus_open(&b, t_bus_dir(), &o) || evb_consumer_open(&c, b, TOPIC, &co) ||
+        evb_producer_open(&p, b, TOPIC, &po))
+        return 10;
+    evb_event ev;
+    for (uint32_t i = 0; i < FIRST_N; i++)
+        if (evb_consumer_next(c, &ev, 5000) || evb_consumer_ack(c, &ev))
+            return 11;
+    uint8_t v[DF_VLEN];
+    for (uint64_t i = 0; i < OLD_N; i++) {
+        t_value_fill(v, DF_VLEN, 1, 1000 + i);
+        if (evb_publish(p, &(evb_msg){.value = v, .value_len = DF_VLEN, .partition = 0}))
+            return 12;
+    }
+    for (uint64_t i = 0; i < atomic_load(&sh->val[5]); i++) /* old events held in flight */
+        if (evb_consumer_next(c, &ev, 5000))
+            return 13;
+    atomic_store(&evb_crash_hook, stop_claimed);
+    atomic_store(&stop_at_claim, 1);
+    int rc = evb_consumer_next(c, &ev, 0);
+    uint32_t writer = 0;
+    uint64_t seq = 0;
+    if (rc == 0 && t_value_check(ev.value, ev.value_len, &writer, &seq))
+        atomic_store(&sh->val[1], seq);
+    atomic_store(&sh->val[0], (uint64_t)-rc);
+    atomic_store(&sh->done, 1);
+    for (;;)
+        pause();
+}
+
+/* N events of VLEN bytes, sequence = offset from FROM on, durable. */
+static void publish_sized(uint64_t from, uint64_t n, uint32_t vlen)
+{
+    evb_producer *p;
+    evb_producer_options po = {.block_ms = -1};
+    cr_assert_eq(evb_producer_open(&p, df_bus, TOPIC, &po), 0, "%s", evb_last_error());
+    uint8_t v[512];
+    cr_assert(vlen <= sizeof v);
+    for (uint64_t i = 0; i < n; i++) {
+        t_value_fill(v, vlen, 1, from + i);
+        cr_assert_eq(evb_publish(p, &(evb_msg){.value = v, .value_len = vlen, .partition = 0}),
+                     0, "%s", evb_last_error());
+    }
+    cr_assert_eq(evb_producer_sync(p, 10000), 0, "%s", evb_last_error());
+    evb_producer_close(p);
+}
+
+static void claimed_then_rebuilt(uint64_t held, uint32_t vlen)
+{
+    create_sync();
+    df_publish(TOPIC, 0, FIRST_N);
+    pid_t holder = start_lock_holder();
+    struct t_shared *sh = t_shared_new();
+    atomic_store(&sh->val[5], held);
+    pid_t old = t_spawn(survivor_claimer, sh);
+    cr_assert(wait_stopped(old), "the member did not stop at its claim (exit %d)",
+              t_wait_exit(old, 0));
+    kill_wait(holder);
+    reboot();
+    publish_sized(FIRST_N, NEW_N, vlen);
+    kill(old, SIGCONT);
+    cr_assert(t_wait_count(&sh->done, 1, 20000), "the member's take did not return");
+    int rc = -(int)atomic_load(&sh->val[0]);
+    cr_expect_eq(rc, -ESTALE, "the surviving member's take: %d (%s), an event of sequence "
+                 "%llu", rc, evb_strerror(rc), (unsigned long long)atomic_load(&sh->val[1]));
+    evb_consumer *c;
+    evb_consumer_options co = {.kind = EVB_QUEUE_MEMBER, .name = "q"};
+    cr_assert_eq(evb_consumer_open(&c, df_bus, TOPIC, &co), 0, "%s", evb_last_error());
+    bool seen[NEW_N] = {false};
+    uint32_t distinct = 0, errors = 0;
+    uint64_t t0 = t_now_ms();
+    evb_event ev;
+    while (distinct < NEW_N && t_now_ms() - t0 < 5000) {
+        int r = evb_consumer_next(c, &ev, 100);
+        if (r == -EAGAIN || r == -ETIMEDOUT)
+            continue;
+        if (r) {
+            cr_expect_eq(r, 0, "the rebuilt bus's member: %d %s", r, evb_last_error());
+            if (++errors > 3)
+                break;
+            continue;
+        }
+        uint32_t writer = 0;
+        uint64_t seq = 0;
+        cr_assert(t_value_check(ev.value, ev.value_len, &writer, &seq), "a torn value at %llu",
+                  (unsigned long long)ev.offset);
+        cr_assert(seq == ev.offset && seq >= FIRST_N && seq < FIRST_N + NEW_N,
+                  "event at offset %llu carries sequence %llu", (unsigned long long)ev.offset,
+                  (unsigned long long)seq);
+        if (!seen[seq - FIRST_N]) {
+            seen[seq - FIRST_N] = true;
+            distinct++;
+        }
+        cr_assert_eq(evb_consumer_ack(c, &ev), 0, "ack: %s", evb_last_error());
+    }
+    cr_expect_eq(distinct, NEW_N, "the rebuilt bus's member got %u of the %u new events",
+                 distinct, NEW_N);
+    evb_consumer_close(c);
+    kill_wait(old);
+}
+
+Test(rebuilt, a_survivor_s_claim_at_the_log_end_is_taken_over_by_the_rebuilt_bus)
+{
+    claimed_then_rebuilt(0, 200);
+}
+
+Test(rebuilt, a_survivor_s_claim_past_the_log_end_is_put_back_by_the_rebuild)
+{
+    claimed_then_rebuilt(1, 200);
+}
+
+Test(rebuilt, a_survivor_s_claim_at_the_log_end_of_same_sized_events_is_taken_over)
+{
+    claimed_then_rebuilt(0, DF_VLEN);
+}
+
+Test(rebuilt, a_survivor_s_claim_past_the_end_of_same_sized_events_is_put_back)
+{
+    claimed_then_rebuilt(1, DF_VLEN);
+}
+
+/*
  * The race: O's flusher takes the free flock and passes the check (its
  * ring is still the log's), then is stopped before it writes (crash
  * point flush.owned, SIGSTOP). The flock stays with it, so the bus
