@@ -54,6 +54,8 @@ static void hold_floors(evb_consumer *c)
  * removal's fstat cost ~400 ns and is looked at once per tick. */
 static int rebuilt(evb_consumer *c)
 {
+    if (!c->grp.f) /* left already: a failure said why */
+        return c->failed ? c->failed : -ESTALE;
     if (!evb_group_rebuilt(&c->grp))
         return 0;
     evb_group_close(&c->grp);
@@ -250,7 +252,9 @@ static int retake(evb_consumer *c, evb_event *ev)
             deliver(c, i, ev, &v, t.qseq, t.count);
             uint32_t md = c->grp.f->h.max_deliveries;
             if (md && t.count > md) {
-                if ((rc = dead_letter(c, i, ev)) && rc != -ESTALE)
+                /* -ESTALE: another member took it meanwhile, go on; or we
+                 * left the group (rebuilt under the append): stop. */
+                if ((rc = dead_letter(c, i, ev)) && (rc != -ESTALE || c->failed))
                     return rc;
                 continue;
             }

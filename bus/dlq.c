@@ -105,6 +105,8 @@ int evb_dlq_append(struct evb_dlq_writer **w, evb_bus *bus, const struct evb_top
                    const evb_event *ev, const char *reason, uint32_t deliveries,
                    const char *rejecter)
 {
+    /* Tests stop a queue member here to rebuild the bus under it. */
+    EVB_CRASH_POINT("dlq.append");
     if (!reason)
         reason = "";
     if (!rejecter)

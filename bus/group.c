@@ -48,13 +48,21 @@
  *       right after a take's claim CAS and a retake's CAS (queue.c), which
  *       may have met a slot the reset put back to the very values they
  *       expect (ABA): a CAS that read the reset's value is ordered after
- *       the bump (the reset's full-barrier CAS, then ours reading it), so
- *       that second look sees the bump, and nothing is published. The
- *       reset puts back a claim at fetch too (a survivor's take stopped
- *       between its claim and its move of fetch). Known limit (as for
- *       cursor files, cursor_file.c): a member preempted between its
- *       second look and its next CAS, or inside a DLQ append, can still
- *       land that one CAS after the reset.
+ *       the bump (the reset's release CAS, then ours reading it and its
+ *       trailing barrier), so that second look sees the bump, and the
+ *       state is not published. A claim that met no write of the reset
+ *       relies on the hardware's store-buffering order (x86 locked RMWs;
+ *       aarch64 stlxr then ldar) rather than on C11. The reset puts back
+ *       a claim at fetch too (a take stopped between its claim and its
+ *       move of fetch). Known limit, wider than for cursor files
+ *       (cursor_file.c): a survivor preempted between its first look and
+ *       its claim CAS leaves a claim naming an old position, and one
+ *       preempted between its second look and its state or fetch CAS can
+ *       deliver an old event and move fetch by an old event's end; with
+ *       events of another size in the rebuilt log either wedges the
+ *       queue (the rebuilt members then report damage). The fix is for
+ *       the reset to renumber the queue (qseq past every old one), so
+ *       that no expectation of the old life holds: not done yet.
  */
 #include "group.h"
 

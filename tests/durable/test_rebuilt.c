@@ -827,6 +827,95 @@ Test(rebuilt, a_survivor_s_claim_past_the_end_of_same_sized_events_is_put_back)
 }
 
 /*
+ * A queue member of the bus's previous life dead-lettering an event (its
+ * deliveries past max_deliveries), stopped inside the DLQ append while
+ * the bus is rebuilt: the append's own look finds the rebuild and the
+ * member leaves its group; the retake loop around it then read the closed
+ * group file and the member crashed (found by review). It must fail
+ * -ESTALE, and the rebuilt bus's member must get the event.
+ */
+static _Atomic int stop_at_dlq;
+
+static void stop_in_dlq(const char *name)
+{
+    int armed = 1;
+    if (strcmp(name, "dlq.append") == 0 && atomic_compare_exchange_strong(&stop_at_dlq, &armed, 0))
+        raise(SIGSTOP);
+}
+
+static int survivor_dead_letterer(void *arg)
+{
+    struct t_shared *sh = arg;
+    evb_bus *b;
+    evb_consumer *c;
+    evb_bus_options o = {.data_dir = t_data_dir()};
+    evb_consumer_options co = {.kind = EVB_QUEUE_MEMBER, .name = "q", .max_deliveries = 1};
+    if (evb_bus_open(&b, t_bus_dir(), &o) || evb_consumer_open(&c, b, TOPIC, &co))
+        return 10;
+    evb_event ev;
+    if (evb_consumer_next(c, &ev, 5000) || evb_consumer_nack(c, &ev, 0))
+        return 11;
+    atomic_store(&evb_crash_hook, stop_in_dlq);
+    atomic_store(&stop_at_dlq, 1);
+    int rc = evb_consumer_next(c, &ev, 0); /* retakes it: past max_deliveries, to the DLQ */
+    atomic_store(&sh->val[0], (uint64_t)-rc);
+    atomic_store(&sh->done, 1);
+    for (;;)
+        pause();
+}
+
+Test(rebuilt, a_surviving_queue_member_stopped_in_its_dead_letter_append_fails_whole)
+{
+    create_sync();
+    df_publish(TOPIC, 0, FIRST_N);
+    struct t_shared *sh = t_shared_new();
+    pid_t old = t_spawn(survivor_dead_letterer, sh);
+    cr_assert(wait_stopped(old), "the member did not stop in its DLQ append (exit %d)",
+              t_wait_exit(old, 0));
+    reboot();
+    kill(old, SIGCONT);
+    cr_assert(t_wait_count(&sh->done, 1, 20000), "the member did not return (exit status %d)",
+              t_wait_exit(old, 1000));
+    int rc = -(int)atomic_load(&sh->val[0]);
+    cr_expect_eq(rc, -ESTALE, "the surviving member: %d (%s)", rc, evb_strerror(rc));
+    kill_wait(old);
+    evb_consumer *c;
+    evb_consumer_options co = {.kind = EVB_QUEUE_MEMBER, .name = "q"};
+    cr_assert_eq(evb_consumer_open(&c, df_bus, TOPIC, &co), 0, "%s", evb_last_error());
+    /* Event 0, left in flight past max_deliveries by the survivor, goes
+     * to the rebuilt bus's DLQ when a member of the rebuilt bus takes it
+     * up; the rest come to that member. */
+    evb_event ev;
+    uint32_t got = 0;
+    uint64_t t0 = t_now_ms();
+    while (got < FIRST_N - 1 && t_now_ms() - t0 < 5000) {
+        int r = evb_consumer_next(c, &ev, 100);
+        if (r == -EAGAIN || r == -ETIMEDOUT)
+            continue;
+        cr_assert_eq(r, 0, "the rebuilt bus's member: %d %s", r, evb_last_error());
+        cr_expect_neq(ev.offset, 0u, "event 0 delivered past max_deliveries");
+        cr_assert_eq(evb_consumer_ack(c, &ev), 0, "ack: %s", evb_last_error());
+        got++;
+    }
+    cr_expect_eq(got, FIRST_N - 1, "the rebuilt bus's member got %u events", got);
+    evb_consumer *d;
+    evb_consumer_options dopt = {.start = EVB_START_EARLIEST};
+    bool in_dlq = false;
+    t0 = t_now_ms();
+    while (!in_dlq && t_now_ms() - t0 < 5000) {
+        (void)evb_consumer_next(c, &ev, 50); /* a member's retake scan moves it */
+        if (evb_consumer_open(&d, df_bus, TOPIC EVB_DLQ_SUFFIX, &dopt) != 0)
+            continue;
+        struct evb_dlq_record rec;
+        while (!in_dlq && evb_consumer_next(d, &ev, 0) == 0)
+            in_dlq = evb_dlq_decode(&ev, &rec) == 0 && rec.origin_offset == 0;
+        evb_consumer_close(d);
+    }
+    cr_expect(in_dlq, "event 0 is not in the rebuilt bus's DLQ");
+    evb_consumer_close(c);
+}
+
+/*
  * The race: O's flusher takes the free flock and passes the check (its
  * ring is still the log's), then is stopped before it writes (crash
  * point flush.owned, SIGSTOP). The flock stays with it, so the bus

@@ -725,6 +725,7 @@ static void older_event_waits(bool flusher_child)
         publish_sync(p, 0);
     atomic_store(&evb_crash_hook, count_rounds);
     uint8_t v[DF_VLEN];
+    unsigned late = 0;
     for (uint64_t i = 0; i < 200; i++) {
         evb_receipt r[2];
         for (int k = 0; k < 2; k++) {
@@ -732,16 +733,22 @@ static void older_event_waits(bool flusher_child)
             evb_msg m = {.value = v, .value_len = DF_VLEN, .partition = 0};
             cr_assert_eq(evb_publish_receipt(p, &m, &r[k]), 0, "%s", evb_last_error());
         }
+        uint64_t w0 = t_now_ms();
         int rc = evb_producer_wait_durable(p, &r[0], 10000);
         cr_assert_eq(rc, 0, "wait %llu: %s", (unsigned long long)i, evb_last_error());
+        /* A follower leads after EVB_FOLLOW_NS (10 ms) without an
+         * answer, by design: a loaded machine may make a wait that late. */
+        late += t_now_ms() - w0 >= 10;
     }
     unsigned leads = atomic_load(&leads_seen), rounds = atomic_load(&inline_seen);
     for (uint64_t i = 401; i < 451; i++)
         publish_sync(p, i);
     unsigned ctl = atomic_load(&leads_seen) + atomic_load(&inline_seen) - leads - rounds;
     atomic_store(&evb_crash_hook, NULL);
-    cr_expect_eq(leads, 0, "%u waits for an older event led the fdatasync", leads);
-    cr_expect_eq(rounds, 0, "%u waits for an older event ran their own round", rounds);
+    cr_expect_leq(leads, late, "%u waits for an older event led the fdatasync (%u waited "
+                  "10 ms or more)", leads, late);
+    cr_expect_leq(rounds, late, "%u waits for an older event ran their own round (%u waited "
+                  "10 ms or more)", rounds, late);
     cr_expect_gt(ctl, 0, "50 sync publishes neither led nor ran a round: the count is broken");
     cr_assert_eq(evb_producer_sync(p, 10000), 0, "%s", evb_last_error());
     evb_producer_close(p);
