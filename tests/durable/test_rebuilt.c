@@ -493,109 +493,6 @@ Test(rebuilt, a_surviving_queue_member_s_acks_are_refused)
 }
 
 /*
- * A queue member of a process that outlived the bus directory, caught
- * between its ticks (the bus's removal is looked at once per tick, 100
- * ms): stopped inside a take (a hook at queue.take raises SIGSTOP), the
- * bus removed and rebuilt, new events published, then let go. Its ring
- * still holds its own process's events past the synced end (written
- * while another process held the flush lock, never flushed), at the very
- * positions the rebuilt queue now names. Before, the take went on in the
- * rebuilt queue file: it delivered an old event the bus no longer has,
- * moved the queue past the new event there, and its ack settled that new
- * event unread. The take must fail -ESTALE, and the rebuilt bus's member
- * must get every new event.
- */
-static _Atomic int stop_at_take;
-
-static void stop_in_take(const char *name)
-{
-    int armed = 1;
-    if (strcmp(name, "queue.take") == 0 &&
-        atomic_compare_exchange_strong(&stop_at_take, &armed, 0))
-        raise(SIGSTOP);
-}
-
-static int survivor_taker(void *arg)
-{
-    struct t_shared *sh = arg;
-    evb_bus *b;
-    evb_consumer *c;
-    evb_producer *p;
-    evb_bus_options o = {.data_dir = t_data_dir()};
-    evb_consumer_options co = {.kind = EVB_QUEUE_MEMBER, .name = "q"};
-    evb_producer_options po = {.block_ms = 5000};
-    if (evb_bus_open(&b, t_bus_dir(), &o) || evb_consumer_open(&c, b, TOPIC, &co) ||
-        evb_producer_open(&p, b, TOPIC, &po))
-        return 10;
-    evb_event ev;
-    for (uint32_t i = 0; i < FIRST_N; i++)
-        if (evb_consumer_next(c, &ev, 5000) || evb_consumer_ack(c, &ev))
-            return 11;
-    /* Ours, never flushed (the holder has the lock): past the log's end. */
-    uint8_t v[DF_VLEN];
-    for (uint64_t i = 0; i < OLD_N; i++) {
-        t_value_fill(v, DF_VLEN, 1, 1000 + i);
-        if (evb_publish(p, &(evb_msg){.value = v, .value_len = DF_VLEN, .partition = 0}))
-            return 12;
-    }
-    atomic_store(&evb_crash_hook, stop_in_take);
-    atomic_store(&stop_at_take, 1);
-    int rc = evb_consumer_next(c, &ev, 0); /* stops in the take; goes on once continued */
-    uint32_t writer = 0;
-    uint64_t seq = 0;
-    if (rc == 0 && t_value_check(ev.value, ev.value_len, &writer, &seq))
-        atomic_store(&sh->val[1], seq);
-    if (rc == 0)
-        (void)evb_consumer_ack(c, &ev);
-    atomic_store(&sh->val[0], (uint64_t)-rc);
-    atomic_store(&sh->done, 1);
-    for (;;)
-        pause();
-}
-
-Test(rebuilt, a_surviving_queue_member_stopped_in_a_take_takes_nothing_from_the_rebuilt_bus)
-{
-    create_sync();
-    df_publish(TOPIC, 0, FIRST_N);
-    pid_t holder = start_lock_holder();
-    struct t_shared *sh = t_shared_new();
-    pid_t old = t_spawn(survivor_taker, sh);
-    cr_assert(wait_stopped(old), "the member did not stop in its take (exit %d)",
-              t_wait_exit(old, 0));
-    kill_wait(holder);
-    reboot();
-    df_publish(TOPIC, FIRST_N, NEW_N);
-    kill(old, SIGCONT);
-    cr_assert(t_wait_count(&sh->done, 1, 20000), "the member's take did not return");
-    int rc = -(int)atomic_load(&sh->val[0]);
-    cr_expect_eq(rc, -ESTALE, "the surviving member's take: %d (%s), an event of sequence "
-                 "%llu", rc, evb_strerror(rc), (unsigned long long)atomic_load(&sh->val[1]));
-    kill_wait(old);
-    evb_consumer *c;
-    evb_consumer_options co = {.kind = EVB_QUEUE_MEMBER, .name = "q"};
-    cr_assert_eq(evb_consumer_open(&c, df_bus, TOPIC, &co), 0, "%s", evb_last_error());
-    uint64_t t0 = t_now_ms();
-    uint32_t got = 0;
-    evb_event ev;
-    while (got < NEW_N && t_now_ms() - t0 < 5000) {
-        int r = evb_consumer_next(c, &ev, 100);
-        if (r == -EAGAIN || r == -ETIMEDOUT)
-            continue;
-        cr_assert_eq(r, 0, "the rebuilt bus's member: %s", evb_last_error());
-        uint32_t writer = 0;
-        uint64_t seq = 0;
-        cr_assert(t_value_check(ev.value, ev.value_len, &writer, &seq), "a torn value");
-        cr_expect_eq(seq, ev.offset, "event at offset %llu carries sequence %llu",
-                     (unsigned long long)ev.offset, (unsigned long long)seq);
-        cr_assert_eq(evb_consumer_ack(c, &ev), 0, "ack: %s", evb_last_error());
-        got++;
-    }
-    cr_expect_eq(got, NEW_N, "the rebuilt bus's member got %u of the %u new events", got,
-                 NEW_N);
-    evb_consumer_close(c);
-}
-
-/*
  * A queue member of the bus's previous life that rejects an event (its
  * DLQ writer opened before the removal): the reject must be refused, not
  * append to the old life's DLQ and settle the slot in the rebuilt queue
@@ -687,17 +584,21 @@ Test(rebuilt, a_surviving_queue_member_s_reject_is_refused_and_its_api_stays_who
  * below its floor (past it). Every new event must come, the survivor
  * must be told -ESTALE.
  */
-static _Atomic int stop_at_claim;
+static _Atomic int stop_armed;
+static const char *stop_point; /* set before the survivor is forked */
 
-static void stop_claimed(const char *name)
+static void stop_at_point(const char *name)
 {
     int armed = 1;
-    if (strcmp(name, "queue.claimed") == 0 &&
-        atomic_compare_exchange_strong(&stop_at_claim, &armed, 0))
+    if (strcmp(name, stop_point) == 0 && atomic_compare_exchange_strong(&stop_armed, &armed, 0))
         raise(SIGSTOP);
 }
 
-static int survivor_claimer(void *arg)
+/* A queue member that took and acked FIRST_N events, published OLD_N of
+ * its own that nobody flushes (another process holds the flush lock),
+ * holds val[5] of them in flight, then stops at stop_point inside its
+ * next take. */
+static int survivor_stopped(void *arg)
 {
     struct t_shared *sh = arg;
     evb_bus *b;
@@ -722,8 +623,8 @@ static int survivor_claimer(void *arg)
     for (uint64_t i = 0; i < atomic_load(&sh->val[5]); i++) /* old events held in flight */
         if (evb_consumer_next(c, &ev, 5000))
             return 13;
-    atomic_store(&evb_crash_hook, stop_claimed);
-    atomic_store(&stop_at_claim, 1);
+    atomic_store(&evb_crash_hook, stop_at_point);
+    atomic_store(&stop_armed, 1);
     int rc = evb_consumer_next(c, &ev, 0);
     uint32_t writer = 0;
     uint64_t seq = 0;
@@ -752,15 +653,20 @@ static void publish_sized(uint64_t from, uint64_t n, uint32_t vlen)
     evb_producer_close(p);
 }
 
-static void claimed_then_rebuilt(uint64_t held, uint32_t vlen)
+/* survivor_stopped at POINT with HELD old events in flight; the bus
+ * removed and rebuilt, NEW_N events of VLEN bytes published; the
+ * survivor let go must fail -ESTALE and a member of the rebuilt bus must
+ * get every new event. */
+static void stopped_then_rebuilt(const char *point, uint64_t held, uint32_t vlen)
 {
     create_sync();
     df_publish(TOPIC, 0, FIRST_N);
     pid_t holder = start_lock_holder();
     struct t_shared *sh = t_shared_new();
     atomic_store(&sh->val[5], held);
-    pid_t old = t_spawn(survivor_claimer, sh);
-    cr_assert(wait_stopped(old), "the member did not stop at its claim (exit %d)",
+    stop_point = point;
+    pid_t old = t_spawn(survivor_stopped, sh);
+    cr_assert(wait_stopped(old), "the member did not stop at %s (exit %d)", point,
               t_wait_exit(old, 0));
     kill_wait(holder);
     reboot();
@@ -808,22 +714,40 @@ static void claimed_then_rebuilt(uint64_t held, uint32_t vlen)
 
 Test(rebuilt, a_survivor_s_claim_at_the_log_end_is_taken_over_by_the_rebuilt_bus)
 {
-    claimed_then_rebuilt(0, 200);
+    stopped_then_rebuilt("queue.claimed", 0, 200);
 }
 
 Test(rebuilt, a_survivor_s_claim_past_the_log_end_is_put_back_by_the_rebuild)
 {
-    claimed_then_rebuilt(1, 200);
+    stopped_then_rebuilt("queue.claimed", 1, 200);
 }
 
 Test(rebuilt, a_survivor_s_claim_at_the_log_end_of_same_sized_events_is_taken_over)
 {
-    claimed_then_rebuilt(0, DF_VLEN);
+    stopped_then_rebuilt("queue.claimed", 0, DF_VLEN);
 }
 
 Test(rebuilt, a_survivor_s_claim_past_the_end_of_same_sized_events_is_put_back)
 {
-    claimed_then_rebuilt(1, DF_VLEN);
+    stopped_then_rebuilt("queue.claimed", 1, DF_VLEN);
+}
+
+/*
+ * A queue member of a process that outlived the bus directory, caught
+ * between its ticks (the bus's removal is looked at once per tick, 100
+ * ms): stopped inside a take (a hook at queue.take raises SIGSTOP), the
+ * bus removed and rebuilt, new events published, then let go. Its ring
+ * still holds its own process's events past the synced end (written
+ * while another process held the flush lock, never flushed), at the very
+ * positions the rebuilt queue now names. Before, the take went on in the
+ * rebuilt queue file: it delivered an old event the bus no longer has,
+ * moved the queue past the new event there, and its ack settled that new
+ * event unread. The take must fail -ESTALE, and the rebuilt bus's member
+ * must get every new event.
+ */
+Test(rebuilt, a_surviving_queue_member_stopped_in_a_take_takes_nothing_from_the_rebuilt_bus)
+{
+    stopped_then_rebuilt("queue.take", 0, DF_VLEN);
 }
 
 /*
