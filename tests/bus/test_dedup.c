@@ -80,8 +80,14 @@ struct child {
     struct t_shared *sh;
 };
 
-/* Publish 0, 1, 2, ... (value == sequence) until killed; val[0] counts
- * the publishes that returned. */
+/* Publish 0, 1, 2, ... (value == sequence) until killed, or until
+ * PUB_MAX and then wait for the kill; val[0] counts the publishes that
+ * returned. PUB_MAX keeps the ring (16,384 of these frames) from lapping
+ * into the range republished after the kill: a reader from the earliest
+ * starts at the oldest whole lap, and on a loaded machine the publisher
+ * ran 16 k events before its kill, so that lap began inside the
+ * republished range (it failed once so). */
+#define PUB_MAX 12000u
 static int publisher(void *arg)
 {
     struct child *a = arg;
@@ -91,11 +97,13 @@ static int publisher(void *arg)
     evb_producer *p;
     if (evb_bus_open(&b, t_bus_dir(), &o) || evb_producer_open(&p, b, a->topic, &po))
         return 10;
-    for (uint64_t i = 0;; i++) {
+    for (uint64_t i = 0; i < PUB_MAX; i++) {
         if (pub(p, i, false))
             return 11;
         atomic_store(&a->sh->val[0], i + 1);
     }
+    for (;;)
+        pause();
 }
 
 static pid_t kill_mid_stream(const char *topic, uint64_t at_least, uint64_t *acked)
@@ -133,8 +141,7 @@ static uint64_t republish(const char *topic, uint64_t acked, uint64_t more)
 
 /* Read everything up to value LAST: with DEDUP each value once, in order,
  * sequence == value; returns the events delivered, *FIRST the value of the
- * first (a ring-only topic may have been lapped by the publisher before it
- * died: it holds the last 16,384 events), and *DROPPED. */
+ * first, and *DROPPED. */
 static uint64_t read_all(const char *topic, uint32_t flags, uint64_t last, uint64_t *first,
                          uint64_t *dropped)
 {
