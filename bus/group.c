@@ -44,25 +44,19 @@
  *       them, never a mix with a previous one's.
  *   J7  incarnation: a rebuild bumps it (seq_cst RMW) before its resets'
  *       CASes; a queue member loads it (acquire) before each take's,
- *       retake's and settle's CASes and stops when it moved; and again
- *       right after a take's claim CAS and a retake's CAS (queue.c), which
- *       may have met a slot the reset put back to the very values they
- *       expect (ABA): a CAS that read the reset's value is ordered after
- *       the bump (the reset's release CAS, then ours reading it and its
- *       trailing barrier), so that second look sees the bump, and the
- *       state is not published. A claim that met no write of the reset
- *       relies on the hardware's store-buffering order (x86 locked RMWs;
- *       aarch64 stlxr then ldar) rather than on C11. The reset puts back
- *       a claim at fetch too (a take stopped between its claim and its
- *       move of fetch). Known limit, wider than for cursor files
- *       (cursor_file.c): a survivor preempted between its first look and
- *       its claim CAS leaves a claim naming an old position, and one
- *       preempted between its second look and its state or fetch CAS can
- *       deliver an old event and move fetch by an old event's end; with
- *       events of another size in the rebuilt log either wedges the
- *       queue (the rebuilt members then report damage). The fix is for
- *       the reset to renumber the queue (qseq past every old one), so
- *       that no expectation of the old life holds: not done yet.
+ *       retake's and settle's CASes and stops when it moved, and again
+ *       after a take's and a retake's CASes. The queue's reset
+ *       (queue.c, evb_queue_reset) renumbers every event (qseq + 2 x the
+ *       window: same slots, laps + 2) and writes each word by CAS from
+ *       what it holds now, looking again when a member of the old life
+ *       moved it first: so no CAS of the old life that comes after the
+ *       reset's matches anything in the rebuilt queue (ack tokens
+ *       included), and one that came before is what the reset renumbers.
+ *       A member whose loads saw renumbered words saw the bump too (the
+ *       reset's full-barrier CASes follow it), so its next look stops it.
+ *       Left: a survivor may hand its own application an event of the
+ *       old life it took before its last look, as any take before the
+ *       removal.
  */
 #include "group.h"
 

@@ -191,19 +191,18 @@ int evb_queue_take(struct evb_group *g, uint32_t p, uint64_t pos, uint64_t qseq,
     }
     uint64_t ctl, dl;
     load_pair(&s->ctl, &ctl, &dl);
+    /* Tests stop a member here, after its caller's look (J7). */
+    EVB_CRASH_POINT("queue.claim");
     /* V1: the claim; all takers of qseq expect the same pair. */
     if (!evb_cas128(&s->seq, ss, sp, qseq + 1, ev_pos)) {
         fetch_on(q, pos, qseq, end);
         return -EAGAIN;
     }
     EVB_CRASH_POINT("queue.claimed");
-    /* J7 (group.c): the topic rebuilt since our caller looked? The claim
-     * may have landed on a slot the rebuild had just put back (ABA), or
-     * before the rebuild, on the log's end. Publish nothing and leave
-     * fetch where it is: the claim then reads as one whose taker died
-     * before publishing, which the reset clears (evb_queue_reset) or the
-     * rebuilt bus's members take over at its position, the old log's end
-     * and a frame boundary of the new log too. */
+    /* J7 (group.c): the topic rebuilt since our caller looked? Then our
+     * claim came before the reset, which renumbered it away, or it met a
+     * renumbered slot, which our loads saw after the bump: publish
+     * nothing and leave fetch alone. */
     if (evb_group_rebuilt(g))
         return -ESTALE;
     uint64_t mine = EVB_QS_CTL(g->id, lap_of(g, qseq), 1, EVB_QS_INFLIGHT);
@@ -214,6 +213,10 @@ int evb_queue_take(struct evb_group *g, uint32_t p, uint64_t pos, uint64_t qseq,
     if (ours)
         EVB_CRASH_POINT("queue.taken");
     fetch_on(q, pos, qseq, end);
+    /* J7: rebuilt since the look above, our CASes met the renumbered
+     * queue and did nothing there; the event is of the old life. */
+    if (ours && evb_group_rebuilt(g))
+        return -ESTALE;
     return ours ? 0 : -EAGAIN;
 }
 
@@ -323,10 +326,9 @@ int evb_queue_retake(struct evb_group *g, uint32_t p, const uint32_t *ids, uint3
         if (!evb_cas128(&s->ctl, ctl, dl, mine, now + g->f->h.ack_wait_ms))
             continue;
         EVB_CRASH_POINT("queue.retaken");
-        /* J7: rebuilt meanwhile, the CAS may have met a slot the reset
-         * put back (ABA): deliver nothing. The slot reads as ours in
-         * flight, and we leave the group, so a member of the rebuilt bus
-         * takes it again at once. */
+        /* J7: rebuilt meanwhile: deliver nothing. A slot our CAS took
+         * reads as ours in flight, and we leave the group, so a member
+         * of the rebuilt bus takes it again at once. */
         if (evb_group_rebuilt(g))
             return -ESTALE;
         uint32_t md = g->f->h.max_deliveries;
@@ -407,71 +409,125 @@ uint32_t evb_queue_in_flight(const struct evb_group *g, uint32_t p, uint32_t mem
     return n;
 }
 
+/* The previous lap's state of event QS's slot, as a new file or an acked
+ * lap leaves it (what a take of QS expects). */
+static void prev_lap(uint64_t qs, uint32_t window, uint64_t *seq, uint64_t *ctl)
+{
+    *seq = qs >= window ? qs + 1 - window : 0;
+    *ctl = qs >= window ? EVB_QS_CTL(0, qs / window, 0, EVB_QS_ACKED) : 0;
+}
+
+/* Set slot S to {SEQ, SP} and {CTL, DL} by CAS from whatever it holds
+ * now, state first (so that no floor move takes a lost event's ack for a
+ * new one's); a member of the old life moving it meanwhile makes us look
+ * again. NEXT (non-NULL) recomputes the state from the slot's current
+ * state word. V1: 16-byte CASes, full barriers. */
+static void slot_set(struct evb_queue_slot *s, uint64_t seq, uint64_t sp, uint64_t ctl,
+                     uint64_t dl, uint64_t (*next)(uint64_t ctl, uint64_t qs), uint64_t qs)
+{
+    for (;;) {
+        uint64_t c, d;
+        load_pair(&s->ctl, &c, &d);
+        uint64_t want = next ? next(c, qs) : ctl, wdl = next ? d : dl;
+        if ((c == want && d == wdl) || evb_cas128(&s->ctl, c, d, want, wdl))
+            break;
+    }
+    for (;;) {
+        uint64_t ss, ssp;
+        load_pair(&s->seq, &ss, &ssp);
+        if ((ss == seq && ssp == sp) || evb_cas128(&s->seq, ss, ssp, seq, sp))
+            break;
+    }
+}
+
+/* A kept event's state, renumbered from QS's lap to QS + EVB_QRENUM
+ * laps' (the window's multiple: same slot, lap + 2). A slot claimed but
+ * never published (its taker died between) holds the previous lap's
+ * state, or a new file's 0: it stays the previous lap's. */
+#define EVB_QRENUM_LAPS 2u
+static uint64_t renumbered_ctl(uint64_t c, uint64_t qs)
+{
+    (void)qs;
+    if (c == 0) /* the first lap's "previous lap": lap 0 */
+        return EVB_QS_CTL(0, EVB_QRENUM_LAPS, 0, EVB_QS_ACKED);
+    return EVB_QS_CTL(EVB_QS_MEMBER(c), (uint16_t)(EVB_QS_LAP(c) + EVB_QRENUM_LAPS),
+                      EVB_QS_COUNT(c), EVB_QS_STATE(c));
+}
+
 int evb_queue_reset(struct evb_grp_file *f, uint32_t nparts, uint32_t p, uint64_t end)
 {
     struct evb_queue_head *q = evb_queue_head(f, nparts, p);
     uint32_t window = f->h.window; /* checked: a power of two (evb_group_check) */
     struct evb_queue_slot *slots = evb_queue_slots(q);
-    uint64_t lp, ls, fp, fs;
-    load_window(q, &lp, &ls, &fp, &fs);
-    /* The floor is at or below fetch: nothing past the end without fetch
-     * past it. A queue nobody started holds nothing. */
-    if (fp == EVB_GRP_POS_NONE || fp <= end)
-        return 0;
-    if (lp == EVB_GRP_POS_NONE || lp > fp || fs < ls || fs - ls > window)
-        return evb_err_set(-EBADMSG, "queue of partition %u: its fetch and floor cursors "
-                           "contradict each other (left as it is)", p);
-    /* The first event taken at or past the end: the log's end is a frame
-     * boundary of what was there (everything below it is that log), so
-     * every event before it ends at or below the end. */
-    uint64_t first = fs;
-    for (uint64_t qs = ls; qs < fs; qs++) {
-        uint64_t ss, sp;
-        load_pair(&slots[qs & (window - 1)].seq, &ss, &sp);
-        if (ss != qs + 1)
-            return evb_err_set(-EBADMSG, "queue of partition %u: the slot of event %llu "
-                               "holds event %llu (left as it is)", p, (unsigned long long)qs,
-                               (unsigned long long)(ss - 1));
-        if (sp >= end) {
-            first = qs;
+    /* Every event number moves up by D, a multiple of the window (each
+     * event keeps its slot, its lap goes up by 2): whatever a member of
+     * the bus's previous life loaded before the rebuild (a slot's pair,
+     * fetch, the floor, an ack token) matches nothing the rebuilt queue
+     * holds, so none of its CASes lands after this (J7, group.c). The
+     * numbers are the queue's own; positions and offsets do not move. */
+    const uint64_t D = (uint64_t)EVB_QRENUM_LAPS * window;
+    uint64_t lp, ls, fp, fs, kend;
+    for (int tries = 0;; tries++) {
+        if (tries == 64)
+            return evb_err_set(-EAGAIN, "queue of partition %u: its cursors kept moving "
+                               "under the rebuild (left as it is)", p);
+        load_window(q, &lp, &ls, &fp, &fs);
+        /* A queue nobody started holds nothing. */
+        if (fp == EVB_GRP_POS_NONE)
+            return 0;
+        if (lp == EVB_GRP_POS_NONE || lp > fp || fs < ls || fs - ls > window)
+            return evb_err_set(-EBADMSG, "queue of partition %u: its fetch and floor "
+                               "cursors contradict each other (left as it is)", p);
+        /* The events kept: those taken wholly below the end. The log's end
+         * is a frame boundary of what was there, so every event before
+         * the first one taken at or past it ends at or below it. */
+        kend = fs;
+        for (uint64_t qs = ls; qs < fs; qs++) {
+            uint64_t ss, sp;
+            load_pair(&slots[qs & (window - 1)].seq, &ss, &sp);
+            if (ss != qs + 1)
+                return evb_err_set(-EBADMSG, "queue of partition %u: the slot of event %llu "
+                                   "holds event %llu (left as it is)", p,
+                                   (unsigned long long)qs, (unsigned long long)(ss - 1));
+            if (sp >= end) {
+                kend = qs;
+                break;
+            }
+        }
+        /* Fetch first, from the pair we read: a member of the old life
+         * that moved it since makes us read it all again. Once it is
+         * renumbered, nothing of the old life moves it (V1). */
+        if (evb_cas128(&q->fetch_pos, fp, fs, fp <= end ? fp : end, kend + D))
+            break;
+    }
+    /* The floor: an old member's floor move (its acks are of kept events,
+     * or of lost ones past the end) may land before ours; then from what
+     * it is now. Never past the kept events: those past the end are gone. */
+    for (;;) {
+        uint64_t l2, s2;
+        load_pair(&q->floor_pos, &l2, &s2);
+        uint64_t nl = l2 <= end ? l2 : end, ns = s2 < kend ? s2 : kend;
+        if (s2 > kend)
+            nl = fp <= end ? fp : end; /* acked past the kept ones: floor meets fetch */
+        if (evb_cas128(&q->floor_pos, l2, s2, nl, ns + D)) {
+            ls = ns;
             break;
         }
     }
-    /* Those events are gone: each slot from FIRST on goes back to what
-     * the previous lap left (or a new file's zeros), state first, so that
-     * no floor move (floor_on) takes a lost event's ack for the new
-     * event's, then the claim; the next take claims it anew. V1: 16-byte
-     * CASes, full barriers, from the pairs just read. */
-    for (uint64_t qs = first; qs < fs; qs++) {
-        struct evb_queue_slot *s = &slots[qs & (window - 1)];
-        uint64_t ctl, dl, ss, sp;
-        uint64_t prev = qs >= window ? qs + 1 - window : 0;
-        uint64_t pctl = qs >= window ? EVB_QS_CTL(0, qs / window, 0, EVB_QS_ACKED) : 0;
-        load_pair(&s->ctl, &ctl, &dl);
-        evb_cas128(&s->ctl, ctl, dl, pctl, 0);
-        load_pair(&s->seq, &ss, &sp);
-        evb_cas128(&s->seq, ss, sp, prev, 0);
-    }
-    /* A claim at FS (its taker, of the old life, has not moved fetch past
-     * it yet) names a position of the old log past the end: put back
-     * too, or the rebuilt bus's members would take it over there. */
-    {
-        struct evb_queue_slot *s = &slots[fs & (window - 1)];
-        uint64_t ss, sp;
-        load_pair(&s->seq, &ss, &sp);
-        if (ss == fs + 1) {
-            uint64_t ctl, dl;
-            uint64_t prev = fs >= window ? fs + 1 - window : 0;
-            uint64_t pctl = fs >= window ? EVB_QS_CTL(0, fs / window, 0, EVB_QS_ACKED) : 0;
-            load_pair(&s->ctl, &ctl, &dl);
-            evb_cas128(&s->ctl, ctl, dl, pctl, 0);
-            evb_cas128(&s->seq, ss, sp, prev, 0);
+    /* Each slot of the new window [ls + D, ls + D + window): a kept
+     * event's renumbered, any other the previous lap's of its new number. */
+    for (uint64_t k = 0; k < window; k++) {
+        uint64_t qs = ls + k, nq = qs + D;
+        struct evb_queue_slot *s = &slots[nq & (window - 1)];
+        if (qs < kend) {
+            uint64_t ss, sp;
+            load_pair(&s->seq, &ss, &sp);
+            slot_set(s, nq + 1, sp, 0, 0, renumbered_ctl, qs);
+        } else {
+            uint64_t pseq, pctl;
+            prev_lap(nq, window, &pseq, &pctl);
+            slot_set(s, pseq, 0, pctl, 0, NULL, qs);
         }
     }
-    /* Then fetch, to the new event at the end; and the floor, when it was
-     * past the end (then FIRST is the floor's event: both meet there). */
-    evb_cas128(&q->fetch_pos, fp, fs, end, first);
-    if (lp > end)
-        evb_cas128(&q->floor_pos, lp, ls, end, ls);
     return 1;
 }

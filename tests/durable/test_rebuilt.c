@@ -733,6 +733,35 @@ Test(rebuilt, a_survivor_s_claim_past_the_end_of_same_sized_events_is_put_back)
 }
 
 /*
+ * The survivor stopped before its claim CAS (queue.claim: its look passed)
+ * and after its state CAS (queue.taken: its second look passed too), the
+ * windows the second cold review found: its CASes then landed on the
+ * rebuilt queue (a claim naming an old position, fetch moved by an old
+ * event's end) and the rebuilt bus's members got 0 or 29 of 30 new events,
+ * or reported damage. The rebuild renumbers the queue now, so no CAS of
+ * the old life matches anything in it.
+ */
+Test(rebuilt, a_survivor_stopped_before_its_claim_cas_changes_nothing_in_the_rebuilt_queue)
+{
+    stopped_then_rebuilt("queue.claim", 0, 200);
+}
+
+Test(rebuilt, a_survivor_stopped_before_its_claim_cas_past_the_end_changes_nothing)
+{
+    stopped_then_rebuilt("queue.claim", 1, 200);
+}
+
+Test(rebuilt, a_survivor_stopped_after_publishing_its_take_changes_nothing)
+{
+    stopped_then_rebuilt("queue.taken", 0, 200);
+}
+
+Test(rebuilt, a_survivor_stopped_after_publishing_its_take_past_the_end_changes_nothing)
+{
+    stopped_then_rebuilt("queue.taken", 1, 200);
+}
+
+/*
  * A queue member of a process that outlived the bus directory, caught
  * between its ticks (the bus's removal is looked at once per tick, 100
  * ms): stopped inside a take (a hook at queue.take raises SIGSTOP), the
