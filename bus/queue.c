@@ -417,41 +417,66 @@ static void prev_lap(uint64_t qs, uint32_t window, uint64_t *seq, uint64_t *ctl)
     *ctl = qs >= window ? EVB_QS_CTL(0, qs / window, 0, EVB_QS_ACKED) : 0;
 }
 
-/* Set slot S to {SEQ, SP} and {CTL, DL} by CAS from whatever it holds
- * now, state first (so that no floor move takes a lost event's ack for a
- * new one's); a member of the old life moving it meanwhile makes us look
- * again. NEXT (non-NULL) recomputes the state from the slot's current
- * state word. V1: 16-byte CASes, full barriers. */
-static void slot_set(struct evb_queue_slot *s, uint64_t seq, uint64_t sp, uint64_t ctl,
-                     uint64_t dl, uint64_t (*next)(uint64_t ctl, uint64_t qs), uint64_t qs)
+/* Every event number moves up by 2 windows at a rebuild: each event
+ * keeps its slot, its lap goes up by 2 (evb_queue_reset). */
+#define EVB_QRENUM_LAPS 2u
+
+/* Kept event NQ's state word (new numbering) from C as any stage of a
+ * reset left it: its lap the old numbering's (NQ's lap - 2, or - 3 for a
+ * claim never published, whose state is its previous lap's) or already
+ * NQ's. So a reset killed midway and run again writes the same word. A
+ * new file's first lap holds 0 for "previous lap". */
+static uint64_t kept_ctl(uint64_t c, uint64_t nq, uint32_t window)
+{
+    uint16_t cur = (uint16_t)(nq / window + 1);
+    if (c == 0)
+        return EVB_QS_CTL(0, cur - 1, 0, EVB_QS_ACKED);
+    uint16_t l = EVB_QS_LAP(c);
+    if (l == (uint16_t)(cur - EVB_QRENUM_LAPS - 1))
+        l = (uint16_t)(cur - 1);
+    else if (l == (uint16_t)(cur - EVB_QRENUM_LAPS))
+        l = cur;
+    return EVB_QS_CTL(EVB_QS_MEMBER(c), l, EVB_QS_COUNT(c), EVB_QS_STATE(c));
+}
+
+/* Slot S of kept event NQ (new numbering): {NQ + 1, its position} and its
+ * state renumbered, state first; by CAS from what it holds now, looking
+ * again when a member of the old life moved it first (V1). */
+static void slot_keep(struct evb_queue_slot *s, uint64_t nq, uint32_t window)
 {
     for (;;) {
         uint64_t c, d;
         load_pair(&s->ctl, &c, &d);
-        uint64_t want = next ? next(c, qs) : ctl, wdl = next ? d : dl;
-        if ((c == want && d == wdl) || evb_cas128(&s->ctl, c, d, want, wdl))
+        uint64_t want = kept_ctl(c, nq, window);
+        if (c == want || evb_cas128(&s->ctl, c, d, want, d))
             break;
     }
     for (;;) {
-        uint64_t ss, ssp;
-        load_pair(&s->seq, &ss, &ssp);
-        if ((ss == seq && ssp == sp) || evb_cas128(&s->seq, ss, ssp, seq, sp))
+        uint64_t ss, sp;
+        load_pair(&s->seq, &ss, &sp);
+        if (ss == nq + 1 || evb_cas128(&s->seq, ss, sp, nq + 1, sp))
             break;
     }
 }
 
-/* A kept event's state, renumbered from QS's lap to QS + EVB_QRENUM
- * laps' (the window's multiple: same slot, lap + 2). A slot claimed but
- * never published (its taker died between) holds the previous lap's
- * state, or a new file's 0: it stays the previous lap's. */
-#define EVB_QRENUM_LAPS 2u
-static uint64_t renumbered_ctl(uint64_t c, uint64_t qs)
+/* Slot S of NQ, which nobody took (new numbering): what a take of NQ
+ * expects, the previous lap's, state first; by CAS as slot_keep. */
+static void slot_free(struct evb_queue_slot *s, uint64_t nq, uint32_t window)
 {
-    (void)qs;
-    if (c == 0) /* the first lap's "previous lap": lap 0 */
-        return EVB_QS_CTL(0, EVB_QRENUM_LAPS, 0, EVB_QS_ACKED);
-    return EVB_QS_CTL(EVB_QS_MEMBER(c), (uint16_t)(EVB_QS_LAP(c) + EVB_QRENUM_LAPS),
-                      EVB_QS_COUNT(c), EVB_QS_STATE(c));
+    uint64_t pseq, pctl;
+    prev_lap(nq, window, &pseq, &pctl);
+    for (;;) {
+        uint64_t c, d;
+        load_pair(&s->ctl, &c, &d);
+        if ((c == pctl && d == 0) || evb_cas128(&s->ctl, c, d, pctl, 0))
+            break;
+    }
+    for (;;) {
+        uint64_t ss, sp;
+        load_pair(&s->seq, &ss, &sp);
+        if ((ss == pseq && sp == 0) || evb_cas128(&s->seq, ss, sp, pseq, 0))
+            break;
+    }
 }
 
 int evb_queue_reset(struct evb_grp_file *f, uint32_t nparts, uint32_t p, uint64_t end)
@@ -464,9 +489,13 @@ int evb_queue_reset(struct evb_grp_file *f, uint32_t nparts, uint32_t p, uint64_
      * the bus's previous life loaded before the rebuild (a slot's pair,
      * fetch, the floor, an ack token) matches nothing the rebuilt queue
      * holds, so none of its CASes lands after this (J7, group.c). The
-     * numbers are the queue's own; positions and offsets do not move. */
+     * numbers are the queue's own; positions and offsets do not move.
+     * Order: fetch, the floor, the slots; a reset killed after any step
+     * is taken up where it stopped by the next one (run again by the next
+     * open, the topic not made yet). */
     const uint64_t D = (uint64_t)EVB_QRENUM_LAPS * window;
-    uint64_t lp, ls, fp, fs, kend;
+    uint64_t lp, ls, fp, fs, kend, fdst;
+    bool floor_done = false;
     for (int tries = 0;; tries++) {
         if (tries == 64)
             return evb_err_set(-EAGAIN, "queue of partition %u: its cursors kept moving "
@@ -475,59 +504,92 @@ int evb_queue_reset(struct evb_grp_file *f, uint32_t nparts, uint32_t p, uint64_
         /* A queue nobody started holds nothing. */
         if (fp == EVB_GRP_POS_NONE)
             return 0;
-        if (lp == EVB_GRP_POS_NONE || lp > fp || fs < ls || fs - ls > window)
+        if (lp == EVB_GRP_POS_NONE || lp > fp || fs < ls)
             return evb_err_set(-EBADMSG, "queue of partition %u: its fetch and floor "
                                "cursors contradict each other (left as it is)", p);
+        if (fs - ls > window) {
+            /* A reset killed after its fetch CAS: fetch renumbered, the
+             * floor not yet. */
+            if (fs - ls < D || fs - ls - D > window)
+                return evb_err_set(-EBADMSG, "queue of partition %u: its fetch and floor "
+                                   "cursors contradict each other (left as it is)", p);
+            kend = fs - D;
+            fdst = fp;
+            break;
+        }
         /* The events kept: those taken wholly below the end. The log's end
          * is a frame boundary of what was there, so every event before
-         * the first one taken at or past it ends at or below it. */
+         * the first one taken at or past it ends at or below it. A slot
+         * one numbering behind (QS - D) was left by a reset killed after
+         * its floor CAS: the cursors are renumbered, the slots are next. */
         kend = fs;
+        bool resumed = false, moved = false;
         for (uint64_t qs = ls; qs < fs; qs++) {
             uint64_t ss, sp;
             load_pair(&slots[qs & (window - 1)].seq, &ss, &sp);
-            if (ss != qs + 1)
-                return evb_err_set(-EBADMSG, "queue of partition %u: the slot of event %llu "
-                                   "holds event %llu (left as it is)", p,
-                                   (unsigned long long)qs, (unsigned long long)(ss - 1));
-            if (sp >= end) {
-                kend = qs;
+            if (qs >= D && ss == qs + 1 - D) {
+                resumed = true;
+                continue;
+            }
+            if (ss != qs + 1) {
+                moved = true; /* an old member's claim or ack meanwhile, or damage */
                 break;
             }
+            if (sp >= end && kend == fs)
+                kend = qs;
+        }
+        if (moved) {
+            if (tries < 63)
+                continue;
+            return evb_err_set(-EBADMSG, "queue of partition %u: a slot between its floor "
+                               "and fetch holds another event (left as it is)", p);
+        }
+        if (resumed) {
+            kend = fs;
+            floor_done = true;
+            break;
         }
         /* Fetch first, from the pair we read: a member of the old life
          * that moved it since makes us read it all again. Once it is
          * renumbered, nothing of the old life moves it (V1). */
-        if (evb_cas128(&q->fetch_pos, fp, fs, fp <= end ? fp : end, kend + D))
-            break;
-    }
-    /* The floor: an old member's floor move (its acks are of kept events,
-     * or of lost ones past the end) may land before ours; then from what
-     * it is now. Never past the kept events: those past the end are gone. */
-    for (;;) {
-        uint64_t l2, s2;
-        load_pair(&q->floor_pos, &l2, &s2);
-        uint64_t nl = l2 <= end ? l2 : end, ns = s2 < kend ? s2 : kend;
-        if (s2 > kend)
-            nl = fp <= end ? fp : end; /* acked past the kept ones: floor meets fetch */
-        if (evb_cas128(&q->floor_pos, l2, s2, nl, ns + D)) {
-            ls = ns;
+        fdst = fp <= end ? fp : end;
+        if (evb_cas128(&q->fetch_pos, fp, fs, fdst, kend + D)) {
+            EVB_CRASH_POINT("queue.reset.fetch");
             break;
         }
     }
-    /* Each slot of the new window [ls + D, ls + D + window): a kept
-     * event's renumbered, any other the previous lap's of its new number. */
-    for (uint64_t k = 0; k < window; k++) {
-        uint64_t qs = ls + k, nq = qs + D;
+    uint64_t nls; /* the new floor's event (new numbering) */
+    if (floor_done) {
+        nls = ls;
+        kend = fs;
+    } else {
+        /* The floor: an old member's floor move (its acks are of kept
+         * events, or of lost ones past the end) may land before ours;
+         * then from what it is now. Never past the kept events: those
+         * past the end are gone. */
+        for (;;) {
+            uint64_t l2, s2;
+            load_pair(&q->floor_pos, &l2, &s2);
+            uint64_t nl = l2 <= end ? l2 : end, ns = s2 < kend ? s2 : kend;
+            if (s2 > kend)
+                nl = fdst; /* acked past the kept ones: the floor meets fetch */
+            if (evb_cas128(&q->floor_pos, l2, s2, nl, ns + D)) {
+                nls = ns + D;
+                break;
+            }
+        }
+        kend += D;
+        EVB_CRASH_POINT("queue.reset.floor");
+    }
+    /* Each slot of the new window [nls, nls + window): a kept event's
+     * renumbered, any other the previous lap's of its new number. */
+    for (uint64_t nq = nls; nq < nls + window; nq++) {
         struct evb_queue_slot *s = &slots[nq & (window - 1)];
-        if (qs < kend) {
-            uint64_t ss, sp;
-            load_pair(&s->seq, &ss, &sp);
-            slot_set(s, nq + 1, sp, 0, 0, renumbered_ctl, qs);
-        } else {
-            uint64_t pseq, pctl;
-            prev_lap(nq, window, &pseq, &pctl);
-            slot_set(s, pseq, 0, pctl, 0, NULL, qs);
-        }
+        if (nq < kend)
+            slot_keep(s, nq, window);
+        else
+            slot_free(s, nq, window);
+        EVB_CRASH_POINT("queue.reset.slot");
     }
     return 1;
 }

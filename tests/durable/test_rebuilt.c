@@ -611,8 +611,9 @@ static int survivor_stopped(void *arg)
         evb_producer_open(&p, b, TOPIC, &po))
         return 10;
     evb_event ev;
-    for (uint32_t i = 0; i < FIRST_N; i++)
-        if (evb_consumer_next(c, &ev, 5000) || evb_consumer_ack(c, &ev))
+    for (uint32_t i = 0; i < FIRST_N; i++) /* the last val[6] left in flight */
+        if (evb_consumer_next(c, &ev, 5000) ||
+            (i + atomic_load(&sh->val[6]) < FIRST_N && evb_consumer_ack(c, &ev)))
             return 11;
     uint8_t v[DF_VLEN];
     for (uint64_t i = 0; i < OLD_N; i++) {
@@ -653,6 +654,46 @@ static void publish_sized(uint64_t from, uint64_t n, uint32_t vlen)
     evb_producer_close(p);
 }
 
+/* A queue member of the rebuilt bus gets each of the NEW_N new events
+ * (sequence = offset from FIRST_N on), acking each; damage reported by
+ * the queue fails the test. */
+static void read_new_events(void)
+{
+    evb_consumer *c;
+    evb_consumer_options co = {.kind = EVB_QUEUE_MEMBER, .name = "q"};
+    cr_assert_eq(evb_consumer_open(&c, df_bus, TOPIC, &co), 0, "%s", evb_last_error());
+    bool seen[NEW_N] = {false};
+    uint32_t distinct = 0, errors = 0;
+    uint64_t t0 = t_now_ms();
+    evb_event ev;
+    while (distinct < NEW_N && t_now_ms() - t0 < 5000) {
+        int r = evb_consumer_next(c, &ev, 100);
+        if (r == -EAGAIN || r == -ETIMEDOUT)
+            continue;
+        if (r) {
+            cr_expect_eq(r, 0, "the rebuilt bus's member: %d %s", r, evb_last_error());
+            if (++errors > 3)
+                break;
+            continue;
+        }
+        uint32_t writer = 0;
+        uint64_t seq = 0;
+        cr_assert(t_value_check(ev.value, ev.value_len, &writer, &seq), "a torn value at %llu",
+                  (unsigned long long)ev.offset);
+        cr_assert(seq == ev.offset && seq < FIRST_N + NEW_N,
+                  "event at offset %llu carries sequence %llu", (unsigned long long)ev.offset,
+                  (unsigned long long)seq);
+        if (seq >= FIRST_N && !seen[seq - FIRST_N]) { /* (an old one left in flight: again) */
+            seen[seq - FIRST_N] = true;
+            distinct++;
+        }
+        cr_assert_eq(evb_consumer_ack(c, &ev), 0, "ack: %s", evb_last_error());
+    }
+    cr_expect_eq(distinct, NEW_N, "the rebuilt bus's member got %u of the %u new events",
+                 distinct, NEW_N);
+    evb_consumer_close(c);
+}
+
 /* survivor_stopped at POINT with HELD old events in flight; the bus
  * removed and rebuilt, NEW_N events of VLEN bytes published; the
  * survivor let go must fail -ESTALE and a member of the rebuilt bus must
@@ -676,39 +717,7 @@ static void stopped_then_rebuilt(const char *point, uint64_t held, uint32_t vlen
     int rc = -(int)atomic_load(&sh->val[0]);
     cr_expect_eq(rc, -ESTALE, "the surviving member's take: %d (%s), an event of sequence "
                  "%llu", rc, evb_strerror(rc), (unsigned long long)atomic_load(&sh->val[1]));
-    evb_consumer *c;
-    evb_consumer_options co = {.kind = EVB_QUEUE_MEMBER, .name = "q"};
-    cr_assert_eq(evb_consumer_open(&c, df_bus, TOPIC, &co), 0, "%s", evb_last_error());
-    bool seen[NEW_N] = {false};
-    uint32_t distinct = 0, errors = 0;
-    uint64_t t0 = t_now_ms();
-    evb_event ev;
-    while (distinct < NEW_N && t_now_ms() - t0 < 5000) {
-        int r = evb_consumer_next(c, &ev, 100);
-        if (r == -EAGAIN || r == -ETIMEDOUT)
-            continue;
-        if (r) {
-            cr_expect_eq(r, 0, "the rebuilt bus's member: %d %s", r, evb_last_error());
-            if (++errors > 3)
-                break;
-            continue;
-        }
-        uint32_t writer = 0;
-        uint64_t seq = 0;
-        cr_assert(t_value_check(ev.value, ev.value_len, &writer, &seq), "a torn value at %llu",
-                  (unsigned long long)ev.offset);
-        cr_assert(seq == ev.offset && seq >= FIRST_N && seq < FIRST_N + NEW_N,
-                  "event at offset %llu carries sequence %llu", (unsigned long long)ev.offset,
-                  (unsigned long long)seq);
-        if (!seen[seq - FIRST_N]) {
-            seen[seq - FIRST_N] = true;
-            distinct++;
-        }
-        cr_assert_eq(evb_consumer_ack(c, &ev), 0, "ack: %s", evb_last_error());
-    }
-    cr_expect_eq(distinct, NEW_N, "the rebuilt bus's member got %u of the %u new events",
-                 distinct, NEW_N);
-    evb_consumer_close(c);
+    read_new_events();
     kill_wait(old);
 }
 
@@ -759,6 +768,70 @@ Test(rebuilt, a_survivor_stopped_after_publishing_its_take_changes_nothing)
 Test(rebuilt, a_survivor_stopped_after_publishing_its_take_past_the_end_changes_nothing)
 {
     stopped_then_rebuilt("queue.taken", 1, 200);
+}
+
+/*
+ * A rebuild killed inside the queue's reset (after it renumbered fetch,
+ * after the floor, after its first slots): the next open rebuilds again
+ * and must take the reset up where it stopped, not read the half-done
+ * queue as damage (found by the third cold review). A member left three
+ * events in flight below the log's end and one past it, and was killed;
+ * a child that opens the topic runs the rebuild and dies at POINT (SKIP
+ * passes first).
+ */
+static int open_and_die(void *arg)
+{
+    (void)arg;
+    evb_bus *b;
+    evb_consumer *c;
+    evb_bus_options o = {.data_dir = t_data_dir()};
+    evb_consumer_options co = {.kind = EVB_QUEUE_MEMBER, .name = "q"};
+    if (evb_bus_open(&b, t_bus_dir(), &o) || evb_consumer_open(&c, b, TOPIC, &co))
+        return 10;
+    return 11; /* the crash point was never reached */
+}
+
+static void killed_in_reset(const char *point, const char *skip)
+{
+    create_sync();
+    df_publish(TOPIC, 0, FIRST_N);
+    pid_t holder = start_lock_holder();
+    struct t_shared *sh = t_shared_new();
+    atomic_store(&sh->val[5], 1); /* an old event past the end in flight */
+    atomic_store(&sh->val[6], 3); /* and three below it */
+    stop_point = "queue.take";
+    pid_t old = t_spawn(survivor_stopped, sh);
+    cr_assert(wait_stopped(old), "the member did not stop (exit %d)", t_wait_exit(old, 0));
+    kill_wait(old);
+    kill_wait(holder);
+    evb_bus_close(df_bus);
+    t_rmtree(t_bus_dir());
+    setenv("EVB_CRASH_AT", point, 1);
+    setenv("EVB_CRASH_SKIP", skip, 1);
+    pid_t child = t_spawn(open_and_die, NULL);
+    int st = t_wait_exit(child, 20000);
+    unsetenv("EVB_CRASH_AT");
+    unsetenv("EVB_CRASH_SKIP");
+    cr_assert_eq(st, 128 + SIGKILL, "the rebuilding child was not killed at %s (exit %d)",
+                 point, st);
+    df_setup();
+    publish_sized(FIRST_N, NEW_N, 200);
+    read_new_events();
+}
+
+Test(rebuilt, a_rebuild_killed_after_renumbering_fetch_is_taken_up)
+{
+    killed_in_reset("queue.reset.fetch", "0");
+}
+
+Test(rebuilt, a_rebuild_killed_after_renumbering_the_floor_is_taken_up)
+{
+    killed_in_reset("queue.reset.floor", "0");
+}
+
+Test(rebuilt, a_rebuild_killed_among_the_slots_is_taken_up)
+{
+    killed_in_reset("queue.reset.slot", "1");
 }
 
 /*
