@@ -46,8 +46,8 @@
  *       CASes; a queue member loads it (acquire) before each take's,
  *       retake's and settle's CASes and stops when it moved, and again
  *       after a take's and a retake's CASes. The queue's reset
- *       (queue.c, evb_queue_reset) renumbers every event (qseq + 2 x the
- *       window: same slots, laps + 2) and writes each word by CAS from
+ *       (queue.c, evb_queue_reset) renumbers every event (qseq + 4 x the
+ *       window: same slots, laps + 4) and writes each word by CAS from
  *       what it holds now, looking again when a member of the old life
  *       moved it first: so no CAS of the old life that comes after the
  *       reset's matches anything in the rebuilt queue (ack tokens

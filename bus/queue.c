@@ -417,12 +417,16 @@ static void prev_lap(uint64_t qs, uint32_t window, uint64_t *seq, uint64_t *ctl)
     *ctl = qs >= window ? EVB_QS_CTL(0, qs / window, 0, EVB_QS_ACKED) : 0;
 }
 
-/* Every event number moves up by 2 windows at a rebuild: each event
- * keeps its slot, its lap goes up by 2 (evb_queue_reset). */
-#define EVB_QRENUM_LAPS 2u
+/* Every event number moves up by 4 windows at a rebuild: each event
+ * keeps its slot, its lap goes up by 4 (evb_queue_reset). Four, not two:
+ * a reset killed between its fetch and floor CASes leaves fetch 3 to 5
+ * windows ahead of the floor (an old member may walk the floor up to a
+ * window past the kept events meanwhile), which no queue that is not
+ * half renumbered shows (fetch is at most a window ahead). */
+#define EVB_QRENUM_LAPS 4u
 
 /* Kept event NQ's state word (new numbering) from C as any stage of a
- * reset left it: its lap the old numbering's (NQ's lap - 2, or - 3 for a
+ * reset left it: its lap the old numbering's (NQ's lap - 4, or - 5 for a
  * claim never published, whose state is its previous lap's) or already
  * NQ's. So a reset killed midway and run again writes the same word. A
  * new file's first lap holds 0 for "previous lap". */
@@ -485,14 +489,16 @@ int evb_queue_reset(struct evb_grp_file *f, uint32_t nparts, uint32_t p, uint64_
     uint32_t window = f->h.window; /* checked: a power of two (evb_group_check) */
     struct evb_queue_slot *slots = evb_queue_slots(q);
     /* Every event number moves up by D, a multiple of the window (each
-     * event keeps its slot, its lap goes up by 2): whatever a member of
+     * event keeps its slot, its lap goes up by 4): whatever a member of
      * the bus's previous life loaded before the rebuild (a slot's pair,
      * fetch, the floor, an ack token) matches nothing the rebuilt queue
      * holds, so none of its CASes lands after this (J7, group.c). The
      * numbers are the queue's own; positions and offsets do not move.
      * Order: fetch, the floor, the slots; a reset killed after any step
-     * is taken up where it stopped by the next one (run again by the next
-     * open, the topic not made yet). */
+     * is finished by the next one (run again by the next open, the topic
+     * not made yet): from where it stopped, or, when only slots of no
+     * kept event were left, by renumbering once more, which gives the
+     * same queue D further on. */
     const uint64_t D = (uint64_t)EVB_QRENUM_LAPS * window;
     uint64_t lp, ls, fp, fs, kend, fdst;
     bool floor_done = false;
@@ -508,9 +514,10 @@ int evb_queue_reset(struct evb_grp_file *f, uint32_t nparts, uint32_t p, uint64_
             return evb_err_set(-EBADMSG, "queue of partition %u: its fetch and floor "
                                "cursors contradict each other (left as it is)", p);
         if (fs - ls > window) {
-            /* A reset killed after its fetch CAS: fetch renumbered, the
-             * floor not yet. */
-            if (fs - ls < D || fs - ls - D > window)
+            /* A reset killed after its fetch CAS: fetch renumbered (kend +
+             * D), the floor not yet; an old member may have walked it up
+             * to a window past kend since (the floor loop below clamps). */
+            if (fs - ls < D - window || fs - ls > D + window)
                 return evb_err_set(-EBADMSG, "queue of partition %u: its fetch and floor "
                                    "cursors contradict each other (left as it is)", p);
             kend = fs - D;
