@@ -860,15 +860,6 @@ Test(rebuilt, a_surviving_queue_member_stopped_in_a_take_takes_nothing_from_the_
  * group file and the member crashed (found by review). It must fail
  * -ESTALE, and the rebuilt bus's member must get the event.
  */
-static _Atomic int stop_at_dlq;
-
-static void stop_in_dlq(const char *name)
-{
-    int armed = 1;
-    if (strcmp(name, "dlq.append") == 0 && atomic_compare_exchange_strong(&stop_at_dlq, &armed, 0))
-        raise(SIGSTOP);
-}
-
 static int survivor_dead_letterer(void *arg)
 {
     struct t_shared *sh = arg;
@@ -881,8 +872,9 @@ static int survivor_dead_letterer(void *arg)
     evb_event ev;
     if (evb_consumer_next(c, &ev, 5000) || evb_consumer_nack(c, &ev, 0))
         return 11;
-    atomic_store(&evb_crash_hook, stop_in_dlq);
-    atomic_store(&stop_at_dlq, 1);
+    stop_point = "dlq.append";
+    atomic_store(&evb_crash_hook, stop_at_point);
+    atomic_store(&stop_armed, 1);
     int rc = evb_consumer_next(c, &ev, 0); /* retakes it: past max_deliveries, to the DLQ */
     atomic_store(&sh->val[0], (uint64_t)-rc);
     atomic_store(&sh->done, 1);
