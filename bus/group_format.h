@@ -196,7 +196,12 @@ struct evb_grp_part {
     _Atomic uint64_t delivered_pos;
     /* 48: events its owners rejected to the dead-letter topic (display). */
     _Atomic uint64_t rejected;
-    uint64_t reserved_[1];
+    /* 56: queue groups: 1 while a rebuild renumbers this partition's
+     * queue (evb_queue_reset), from before its first change to after its
+     * last. A rebuild killed midway leaves it set, and only then may the
+     * next one read words one numbering apart as its own unfinished work;
+     * otherwise they are damage. 0 in files made before it was used. */
+    _Atomic uint64_t queue_reset;
 };
 
 #define EVB_GRP_AT(type, field, off)                                             \
@@ -235,6 +240,7 @@ EVB_GRP_AT(evb_grp_part, tag, 24);
 EVB_GRP_AT(evb_grp_part, fenced, 32);
 EVB_GRP_AT(evb_grp_part, delivered_pos, 40);
 EVB_GRP_AT(evb_grp_part, rejected, 48);
+EVB_GRP_AT(evb_grp_part, queue_reset, 56);
 
 struct evb_grp_file {
     struct evb_grp_hdr h;

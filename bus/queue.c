@@ -72,9 +72,11 @@ static struct evb_queue_head *head(const struct evb_group *g, uint32_t p)
 }
 
 /* Floor and fetch as of one moment: both only grow, so a floor that did
- * not move while fetch was read pairs with that fetch (a floor read
- * earlier may lag a fetch read later by more than the window). */
-static void load_window(struct evb_queue_head *q, uint64_t *lp, uint64_t *ls, uint64_t *fp,
+ * not move while fetch was read pairs with that fetch. False when the
+ * floor moved under every try: then the floor read may lag the fetch read
+ * by more than the window, which callers must not take for damage (the
+ * pairs are still each whole, and the floor is at most the fetch). */
+static bool load_window(struct evb_queue_head *q, uint64_t *lp, uint64_t *ls, uint64_t *fp,
                         uint64_t *fs)
 {
     for (int tries = 0; tries < 64; tries++) {
@@ -83,8 +85,9 @@ static void load_window(struct evb_queue_head *q, uint64_t *lp, uint64_t *ls, ui
         load_pair(&q->fetch_pos, fp, fs);
         load_pair(&q->floor_pos, &lp2, &ls2);
         if (lp2 == *lp && ls2 == *ls)
-            return;
+            return true;
     }
+    return false;
 }
 
 static struct evb_queue_slot *slot_of(const struct evb_group *g, struct evb_queue_head *q,
@@ -138,9 +141,9 @@ int evb_queue_start(struct evb_group *g, uint32_t p, uint64_t pos, uint64_t *fet
         evb_cas128(&q->fetch_pos, fp, fs, lp, ls);
         load_pair(&q->fetch_pos, &fp, &fs);
     }
-    load_window(q, &lp, &ls, &fp, &fs);
+    bool whole = load_window(q, &lp, &ls, &fp, &fs);
     if (lp % EVB_FRAME_ALIGN || fp % EVB_FRAME_ALIGN || fp < lp || fs < ls ||
-        fs - ls > g->f->h.window)
+        (whole && fs - ls > g->f->h.window))
         return damaged(g, p, "its fetch and floor cursors contradict each other");
     *fetch = fp;
     return 0;
@@ -280,9 +283,9 @@ int evb_queue_retake(struct evb_group *g, uint32_t p, const uint32_t *ids, uint3
      * ring (ring-only topics) and retention (durable ones) at the last
      * event such a member acked. */
     floor_on(g, q);
-    load_window(q, &lp, &ls, &fp, &fs);
-    if (lp == EVB_GRP_POS_NONE || fp == EVB_GRP_POS_NONE)
-        return -EAGAIN;
+    if (!load_window(q, &lp, &ls, &fp, &fs) || lp == EVB_GRP_POS_NONE ||
+        fp == EVB_GRP_POS_NONE)
+        return -EAGAIN; /* acks moving the floor under us: scan at the next tick */
     if (fs < ls || fs - ls > g->f->h.window)
         return damaged(g, p, "its fetch and floor cursors contradict each other");
     uint64_t now = real_ms();
@@ -394,9 +397,11 @@ uint32_t evb_queue_in_flight(const struct evb_group *g, uint32_t p, uint32_t mem
 {
     struct evb_queue_head *q = head(g, p);
     uint64_t lp, ls, fp, fs;
-    load_window(q, &lp, &ls, &fp, &fs);
-    if (lp == EVB_GRP_POS_NONE || fs < ls || fs - ls > g->f->h.window)
+    bool whole = load_window(q, &lp, &ls, &fp, &fs);
+    if (lp == EVB_GRP_POS_NONE || fs < ls || (whole && fs - ls > g->f->h.window))
         return 0;
+    if (fs - ls > g->f->h.window)
+        fs = ls + g->f->h.window; /* a floor that moved on: its first window */
     uint32_t n = 0;
     for (uint64_t qs = ls; qs < fs; qs++) {
         struct evb_queue_slot *s = slot_of(g, q, qs);
@@ -455,6 +460,7 @@ static void slot_keep(struct evb_queue_slot *s, uint64_t nq, uint32_t window)
         if (c == want || evb_cas128(&s->ctl, c, d, want, d))
             break;
     }
+    EVB_CRASH_POINT("queue.reset.slot_ctl");
     for (;;) {
         uint64_t ss, sp;
         load_pair(&s->seq, &ss, &sp);
@@ -475,6 +481,7 @@ static void slot_free(struct evb_queue_slot *s, uint64_t nq, uint32_t window)
         if ((c == pctl && d == 0) || evb_cas128(&s->ctl, c, d, pctl, 0))
             break;
     }
+    EVB_CRASH_POINT("queue.reset.slot_ctl");
     for (;;) {
         uint64_t ss, sp;
         load_pair(&s->seq, &ss, &sp);
@@ -498,26 +505,42 @@ int evb_queue_reset(struct evb_grp_file *f, uint32_t nparts, uint32_t p, uint64_
      * is finished by the next one (run again by the next open, the topic
      * not made yet): from where it stopped, or, when only slots of no
      * kept event were left, by renumbering once more, which gives the
-     * same queue D further on. */
+     * same queue D further on. Only a reset that did not finish may be
+     * taken up: the partition's queue_reset mark says so, set before our
+     * first change and cleared after our last; without it, words one
+     * numbering apart are damage.
+     *
+     * The mark: relaxed. Resets run one at a time (the rebuild holds
+     * every partition's flush lock, restore.c), so a mark a reset finds
+     * set was left by one that died; the CASes after our store are full
+     * barriers, so it is in memory before any of our changes. */
+    _Atomic uint64_t *mark = &f->p[p].queue_reset;
+    bool unfinished = atomic_load_explicit(mark, memory_order_relaxed) != 0;
+    bool marked = false; /* by us, before any change */
     const uint64_t D = (uint64_t)EVB_QRENUM_LAPS * window;
     uint64_t lp, ls, fp, fs, kend, fdst;
     bool floor_done = false;
     for (int tries = 0;; tries++) {
-        if (tries == 64)
+        if (tries == 64) {
+            if (marked) /* nothing changed yet: as we found it */
+                atomic_store_explicit(mark, 0, memory_order_relaxed);
             return evb_err_set(-EAGAIN, "queue of partition %u: its cursors kept moving "
                                "under the rebuild (left as it is)", p);
-        load_window(q, &lp, &ls, &fp, &fs);
+        }
+        if (!load_window(q, &lp, &ls, &fp, &fs))
+            continue; /* the floor moving under every look (old members' acks) */
         /* A queue nobody started holds nothing. */
         if (fp == EVB_GRP_POS_NONE)
             return 0;
-        if (lp == EVB_GRP_POS_NONE || lp > fp || fs < ls)
+        if (lp == EVB_GRP_POS_NONE || fs < ls || (lp > fp && fs - ls <= window))
             return evb_err_set(-EBADMSG, "queue of partition %u: its fetch and floor "
                                "cursors contradict each other (left as it is)", p);
         if (fs - ls > window) {
             /* A reset killed after its fetch CAS: fetch renumbered (kend +
-             * D), the floor not yet; an old member may have walked it up
-             * to a window past kend since (the floor loop below clamps). */
-            if (fs - ls < D - window || fs - ls > D + window)
+             * D, at most the log's end), the floor not yet; an old member
+             * may have walked it up to a window past kend since, and past
+             * fetch's position then (the floor loop below clamps both). */
+            if (!unfinished || fs - ls < D - window || fs - ls > D + window)
                 return evb_err_set(-EBADMSG, "queue of partition %u: its fetch and floor "
                                    "cursors contradict each other (left as it is)", p);
             kend = fs - D;
@@ -534,7 +557,7 @@ int evb_queue_reset(struct evb_grp_file *f, uint32_t nparts, uint32_t p, uint64_
         for (uint64_t qs = ls; qs < fs; qs++) {
             uint64_t ss, sp;
             load_pair(&slots[qs & (window - 1)].seq, &ss, &sp);
-            if (qs >= D && ss == qs + 1 - D) {
+            if (unfinished && qs >= D && ss == qs + 1 - D) {
                 resumed = true;
                 continue;
             }
@@ -560,6 +583,10 @@ int evb_queue_reset(struct evb_grp_file *f, uint32_t nparts, uint32_t p, uint64_
          * that moved it since makes us read it all again. Once it is
          * renumbered, nothing of the old life moves it (V1). */
         fdst = fp <= end ? fp : end;
+        if (!unfinished && !marked) {
+            atomic_store_explicit(mark, 1, memory_order_relaxed);
+            marked = true;
+        }
         if (evb_cas128(&q->fetch_pos, fp, fs, fdst, kend + D)) {
             EVB_CRASH_POINT("queue.reset.fetch");
             break;
@@ -598,5 +625,8 @@ int evb_queue_reset(struct evb_grp_file *f, uint32_t nparts, uint32_t p, uint64_
             slot_free(s, nq, window);
         EVB_CRASH_POINT("queue.reset.slot");
     }
+    /* Relaxed, as where it was set: the next reset to read it takes the
+     * flush locks after we let them go (or after our death). */
+    atomic_store_explicit(mark, 0, memory_order_relaxed);
     return 1;
 }

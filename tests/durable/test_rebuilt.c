@@ -834,6 +834,177 @@ Test(rebuilt, a_rebuild_killed_among_the_slots_is_taken_up)
     killed_in_reset("queue.reset.slot", "1");
 }
 
+/* Killed between a slot's state CAS and its event CAS: a kept event's
+ * slot (the first of the window) and a free one (past the three kept). */
+Test(rebuilt, a_rebuild_killed_inside_a_kept_slot_s_renumbering_is_taken_up)
+{
+    killed_in_reset("queue.reset.slot_ctl", "0");
+}
+
+Test(rebuilt, a_rebuild_killed_inside_a_free_slot_s_renumbering_is_taken_up)
+{
+    killed_in_reset("queue.reset.slot_ctl", "4");
+}
+
+/* The rebuild's child of a_survivor_walks_the_floor_...: dies in the
+ * reset after renumbering fetch (EVB_CRASH_AT), as open_and_die. */
+static void rebuild_killed_at(const char *point)
+{
+    evb_bus_close(df_bus);
+    t_rmtree(t_bus_dir());
+    setenv("EVB_CRASH_AT", point, 1);
+    setenv("EVB_CRASH_SKIP", "0", 1);
+    pid_t child = t_spawn(open_and_die, NULL);
+    int st = t_wait_exit(child, 20000);
+    unsetenv("EVB_CRASH_AT");
+    unsetenv("EVB_CRASH_SKIP");
+    cr_assert_eq(st, 128 + SIGKILL, "the rebuilding child was not killed at %s (exit %d)",
+                 point, st);
+}
+
+/* A queue member that acked the FIRST_N events, published WALK_N of its
+ * own that nobody flushes (past the log's end) and closed its producer,
+ * took them and acked all but the first, then acks that one and stops
+ * right after the ack's CAS (queue.acked), before it walks the floor. */
+
+#define WALK_N 5u
+static int survivor_floor_walker(void *arg)
+{
+    struct t_shared *sh = arg;
+    evb_bus *b;
+    evb_consumer *c;
+    evb_producer *p;
+    evb_bus_options o = {.data_dir = t_data_dir()};
+    evb_consumer_options co = {.kind = EVB_QUEUE_MEMBER, .name = "q"};
+    evb_producer_options po = {.block_ms = 5000};
+    if (evb_bus_open(&b, t_bus_dir(), &o) || evb_consumer_open(&c, b, TOPIC, &co) ||
+        evb_producer_open(&p, b, TOPIC, &po))
+        return 10;
+    evb_event ev, held;
+    for (uint32_t i = 0; i < FIRST_N; i++)
+        if (evb_consumer_next(c, &ev, 5000) || evb_consumer_ack(c, &ev))
+            return 11;
+    uint8_t v[DF_VLEN];
+    for (uint64_t i = 0; i < WALK_N; i++) {
+        t_value_fill(v, DF_VLEN, 1, 1000 + i);
+        if (evb_publish(p, &(evb_msg){.value = v, .value_len = DF_VLEN, .partition = 0}))
+            return 12;
+    }
+    evb_producer_close(p); /* its flusher gone: the old events stay unflushed */
+    if (evb_consumer_next(c, &held, 5000))
+        return 13;
+    for (uint64_t i = 1; i < WALK_N; i++)
+        if (evb_consumer_next(c, &ev, 5000) || evb_consumer_ack(c, &ev))
+            return 14;
+    atomic_store(&evb_crash_hook, stop_at_point);
+    atomic_store(&stop_armed, 1);
+    int rc = evb_consumer_ack(c, &held);
+    atomic_store(&sh->val[0], (uint64_t)-rc);
+    atomic_store(&sh->done, 1);
+    for (;;)
+        pause();
+}
+
+/*
+ * A member of the bus's old life walks the queue's floor between a
+ * rebuild killed inside the reset and the rebuild that takes it up (the
+ * case the renumbering's four windows are for): its ack of the floor's
+ * event was made before the rebuild, and the floor walk after it moves
+ * the floor, in the old numbering, over its acked events past the log's
+ * end. The next rebuild must still tell the half-done reset from a whole
+ * queue, set the floor no further than the kept events, and a member of
+ * the rebuilt bus must get every new event.
+ */
+Test(rebuilt, a_survivor_walks_the_floor_between_a_killed_reset_and_its_rerun)
+{
+    create_sync();
+    df_publish(TOPIC, 0, FIRST_N);
+    pid_t holder = start_lock_holder();
+    struct t_shared *sh = t_shared_new();
+    stop_point = "queue.acked";
+    pid_t old = t_spawn(survivor_floor_walker, sh);
+    cr_assert(wait_stopped(old), "the member did not stop (exit %d)", t_wait_exit(old, 0));
+    kill_wait(holder);
+    rebuild_killed_at("queue.reset.fetch");
+    kill(old, SIGCONT);
+    cr_assert(t_wait_count(&sh->done, 1, 20000), "the member's ack did not return");
+    cr_expect_eq(atomic_load(&sh->val[0]), 0, "its ack (made before the rebuild): -%llu",
+                 (unsigned long long)atomic_load(&sh->val[0]));
+    kill_wait(old);
+    df_setup();
+    publish_sized(FIRST_N, NEW_N, 200);
+    read_new_events();
+}
+
+/*
+ * Words one numbering apart are a half-done reset only when the queue's
+ * mark says a reset was killed (queue_reset, set from before the reset's
+ * first change to after its last); otherwise they are damage, and the
+ * rebuild must leave the file as it is and count it, not renumber over
+ * it. A member leaves three events in flight, the queue is renumbered
+ * once by a rebuild (numbers below 4 windows have nothing behind them),
+ * then one word is made to look as a half-done reset leaves it: a slot
+ * between the floor and fetch one numbering behind (SLOT), or fetch one
+ * numbering ahead (else), and the bus rebuilt again.
+ */
+static void one_numbering_apart(bool slot)
+{
+    create_sync();
+    df_publish(TOPIC, 0, FIRST_N);
+    evb_consumer *c;
+    evb_consumer_options co = {.kind = EVB_QUEUE_MEMBER, .name = "q"};
+    cr_assert_eq(evb_consumer_open(&c, df_bus, TOPIC, &co), 0, "%s", evb_last_error());
+    evb_event ev;
+    for (uint32_t i = 0; i < 3; i++)
+        cr_assert_eq(evb_consumer_next(c, &ev, 5000), 0, "%s", evb_last_error());
+    evb_consumer_close(c);
+    char path[PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/" TOPIC "/consumers/q.grp", t_data_dir());
+    int fd = open(path, O_RDWR);
+    cr_assert_geq(fd, 0, "%s: %s", path, strerror(errno));
+    struct evb_grp_file *f;
+    size_t len;
+    cr_assert_eq(evb_group_map(fd, path, 1, PROT_READ | PROT_WRITE, &f, &len), 0, "%s",
+                 evb_last_error());
+    close(fd);
+    struct evb_queue_head *q = evb_queue_head(f, 1, 0);
+    uint64_t w = f->h.window, d = 4 * w;
+    reboot();
+    uint64_t ls = atomic_load(&q->floor_seq), fs = atomic_load(&q->fetch_seq);
+    cr_assert(ls >= d && fs - ls == 3, "renumbered: floor %llu, fetch %llu",
+              (unsigned long long)ls, (unsigned long long)fs);
+    cr_assert_eq(atomic_load(&f->p[0].queue_reset), 0, "the mark was left set");
+    struct evb_queue_slot *sl = &evb_queue_slots(q)[(ls + 1) & (w - 1)];
+    if (slot)
+        atomic_store(&sl->seq, ls + 2 - d);
+    else
+        atomic_store(&q->fetch_seq, fs += d);
+    uint64_t ss = atomic_load(&sl->seq);
+    evb_damage before;
+    cr_assert_eq(evb_partition_damage(df_bus, TOPIC, 0, 0, &before), 0, "%s",
+                 evb_last_error());
+    reboot();
+    cr_expect_eq(atomic_load(&q->floor_seq), ls, "the floor moved");
+    cr_expect_eq(atomic_load(&q->fetch_seq), fs, "fetch moved");
+    cr_expect_eq(atomic_load(&sl->seq), ss, "a slot was written over");
+    cr_expect_eq(atomic_load(&f->p[0].queue_reset), 0, "the mark was left set");
+    evb_damage dm;
+    cr_assert_eq(evb_partition_damage(df_bus, TOPIC, 0, 0, &dm), 0, "%s", evb_last_error());
+    cr_expect_eq(dm.reset_left, before.reset_left + 1, "reader files left: %llu, before %llu",
+                 (unsigned long long)dm.reset_left, (unsigned long long)before.reset_left);
+    munmap(f, len);
+}
+
+Test(rebuilt, a_slot_one_numbering_behind_without_a_killed_reset_is_damage)
+{
+    one_numbering_apart(true);
+}
+
+Test(rebuilt, a_fetch_one_numbering_ahead_without_a_killed_reset_is_damage)
+{
+    one_numbering_apart(false);
+}
+
 /*
  * A queue member of a process that outlived the bus directory, caught
  * between its ticks (the bus's removal is looked at once per tick, 100
