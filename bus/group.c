@@ -795,9 +795,13 @@ int evb_group_file_reset(int fd, const char *path, uint32_t nparts, uint32_t p,
         int q = evb_queue_reset(f, nparts, p, end_pos);
         rc = q < 0 ? evb_err_prefix(q, "%s", path) : rc || q;
     }
-    /* Durable before any event is handed out at the offsets it names. */
+    /* Durable before any event is handed out at the offsets it names;
+     * and before the queue's reset mark goes (a power cut meanwhile may
+     * have left any of its pages unwritten: the next rebuild finishes). */
     if (rc > 0 && msync(f, len, MS_SYNC) < 0)
         rc = evb_err_set(-errno, "%s: msync: %s", path, strerror(errno));
+    else if (rc > 0 && f->h.kind == EVB_GRP_KIND_QUEUE)
+        evb_queue_reset_done(f, p);
     munmap(f, len);
     return rc;
 }

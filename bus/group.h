@@ -165,7 +165,11 @@ int evb_group_file_reset(int fd, const char *path, uint32_t nparts, uint32_t p,
 /* queue.c: the same for queue P of the checked group file F: fetch, and
  * the floor when past END, go back to END; the events taken at or past
  * END (lost) are forgotten, their slots back as the previous lap left
- * them, so the next take hands out the new event at END. 1, 0 or -EBADMSG. */
+ * them, so the next take hands out the new event at END. 1 (the
+ * partition's reset mark left set, for evb_queue_reset_done once the file
+ * is on disk), 0, or -EBADMSG or -EAGAIN (left as it is; message set). */
 int evb_queue_reset(struct evb_grp_file *f, uint32_t nparts, uint32_t p, uint64_t end);
+/* After a reset of P's queue that returned 1 is on disk: its mark goes. */
+void evb_queue_reset_done(struct evb_grp_file *f, uint32_t p);
 
 #endif

@@ -40,7 +40,10 @@
  */
 #include <errno.h>
 #include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "bus_internal.h"
 #include "group.h"
@@ -490,6 +493,23 @@ static void slot_free(struct evb_queue_slot *s, uint64_t nq, uint32_t window)
     }
 }
 
+/* Set the reset mark M of F (mapped whole from its start) and put its page
+ * on disk before any change the mark stands for: else a power cut could
+ * leave a renumbered page on disk without it, which the next rebuild would
+ * call damage. */
+static int mark_set(struct evb_grp_file *f, _Atomic uint64_t *m)
+{
+    atomic_store_explicit(m, 1, memory_order_relaxed); /* as in evb_queue_reset */
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    char *at = (char *)f + (((char *)m - (char *)f) & ~(page - 1));
+    if (msync(at, page, MS_SYNC) < 0) {
+        int e = errno;
+        atomic_store_explicit(m, 0, memory_order_relaxed); /* nothing changed */
+        return evb_err_set(-e, "queue reset mark: msync: %s", strerror(e));
+    }
+    return 0;
+}
+
 int evb_queue_reset(struct evb_grp_file *f, uint32_t nparts, uint32_t p, uint64_t end)
 {
     struct evb_queue_head *q = evb_queue_head(f, nparts, p);
@@ -506,8 +526,9 @@ int evb_queue_reset(struct evb_grp_file *f, uint32_t nparts, uint32_t p, uint64_
      * not made yet): from where it stopped, or, when only slots of no
      * kept event were left, by renumbering once more, which gives the
      * same queue D further on. Only a reset that did not finish may be
-     * taken up: the partition's queue_reset mark says so, set before our
-     * first change and cleared after our last; without it, words one
+     * taken up: the partition's queue_reset mark says so, set (and on
+     * disk) before our first change, cleared by our caller once the whole
+     * file is on disk (evb_queue_reset_done); without it, words one
      * numbering apart are damage.
      *
      * The mark: relaxed. Resets run one at a time (the rebuild holds
@@ -516,33 +537,39 @@ int evb_queue_reset(struct evb_grp_file *f, uint32_t nparts, uint32_t p, uint64_
      * barriers, so it is in memory before any of our changes. */
     _Atomic uint64_t *mark = &f->p[p].queue_reset;
     bool unfinished = atomic_load_explicit(mark, memory_order_relaxed) != 0;
-    bool marked = false; /* by us, before any change */
+    bool marked = false; /* by us, nothing changed yet */
     const uint64_t D = (uint64_t)EVB_QRENUM_LAPS * window;
     uint64_t lp, ls, fp, fs, kend, fdst;
     bool floor_done = false;
+    int rc = 0;
     for (int tries = 0;; tries++) {
+        /* Every return of this loop comes before our first change: a mark
+         * we set goes as it came (at out). */
         if (tries == 64) {
-            if (marked) /* nothing changed yet: as we found it */
-                atomic_store_explicit(mark, 0, memory_order_relaxed);
-            return evb_err_set(-EAGAIN, "queue of partition %u: its cursors kept moving "
-                               "under the rebuild (left as it is)", p);
+            rc = evb_err_set(-EAGAIN, "queue of partition %u: its cursors kept moving "
+                             "under the rebuild (left as it is)", p);
+            goto out;
         }
         if (!load_window(q, &lp, &ls, &fp, &fs))
             continue; /* the floor moving under every look (old members' acks) */
         /* A queue nobody started holds nothing. */
         if (fp == EVB_GRP_POS_NONE)
-            return 0;
-        if (lp == EVB_GRP_POS_NONE || fs < ls || (lp > fp && fs - ls <= window))
-            return evb_err_set(-EBADMSG, "queue of partition %u: its fetch and floor "
-                               "cursors contradict each other (left as it is)", p);
+            goto out;
+        if (lp == EVB_GRP_POS_NONE || fs < ls || (lp > fp && fs - ls <= window)) {
+            rc = evb_err_set(-EBADMSG, "queue of partition %u: its fetch and floor cursors "
+                             "contradict each other (left as it is)", p);
+            goto out;
+        }
         if (fs - ls > window) {
             /* A reset killed after its fetch CAS: fetch renumbered (kend +
              * D, at most the log's end), the floor not yet; an old member
              * may have walked it up to a window past kend since, and past
              * fetch's position then (the floor loop below clamps both). */
-            if (!unfinished || fs - ls < D - window || fs - ls > D + window)
-                return evb_err_set(-EBADMSG, "queue of partition %u: its fetch and floor "
-                                   "cursors contradict each other (left as it is)", p);
+            if (!unfinished || fs - ls < D - window || fs - ls > D + window) {
+                rc = evb_err_set(-EBADMSG, "queue of partition %u: its fetch and floor "
+                                 "cursors contradict each other (left as it is)", p);
+                goto out;
+            }
             kend = fs - D;
             fdst = fp;
             break;
@@ -571,8 +598,9 @@ int evb_queue_reset(struct evb_grp_file *f, uint32_t nparts, uint32_t p, uint64_
         if (moved) {
             if (tries < 63)
                 continue;
-            return evb_err_set(-EBADMSG, "queue of partition %u: a slot between its floor "
-                               "and fetch holds another event (left as it is)", p);
+            rc = evb_err_set(-EBADMSG, "queue of partition %u: a slot between its floor and "
+                             "fetch holds another event (left as it is)", p);
+            goto out;
         }
         if (resumed) {
             kend = fs;
@@ -584,7 +612,8 @@ int evb_queue_reset(struct evb_grp_file *f, uint32_t nparts, uint32_t p, uint64_
          * renumbered, nothing of the old life moves it (V1). */
         fdst = fp <= end ? fp : end;
         if (!unfinished && !marked) {
-            atomic_store_explicit(mark, 1, memory_order_relaxed);
+            if ((rc = mark_set(f, mark)))
+                goto out;
             marked = true;
         }
         if (evb_cas128(&q->fetch_pos, fp, fs, fdst, kend + D)) {
@@ -605,8 +634,10 @@ int evb_queue_reset(struct evb_grp_file *f, uint32_t nparts, uint32_t p, uint64_
             uint64_t l2, s2;
             load_pair(&q->floor_pos, &l2, &s2);
             uint64_t nl = l2 <= end ? l2 : end, ns = s2 < kend ? s2 : kend;
-            if (s2 > kend)
-                nl = fdst; /* acked past the kept ones: the floor meets fetch */
+            if (s2 >= kend)
+                nl = fdst; /* no kept event left below it: the floor meets fetch (an
+                            * old member's walk put it on the position of the first
+                            * event past a pad, at fetch's number or past it) */
             if (evb_cas128(&q->floor_pos, l2, s2, nl, ns + D)) {
                 nls = ns + D;
                 break;
@@ -625,8 +656,16 @@ int evb_queue_reset(struct evb_grp_file *f, uint32_t nparts, uint32_t p, uint64_
             slot_free(s, nq, window);
         EVB_CRASH_POINT("queue.reset.slot");
     }
+    return 1;
+out:
+    if (marked)
+        atomic_store_explicit(mark, 0, memory_order_relaxed); /* as where it was set */
+    return rc;
+}
+
+void evb_queue_reset_done(struct evb_grp_file *f, uint32_t p)
+{
     /* Relaxed, as where it was set: the next reset to read it takes the
      * flush locks after we let them go (or after our death). */
-    atomic_store_explicit(mark, 0, memory_order_relaxed);
-    return 1;
+    atomic_store_explicit(&f->p[p].queue_reset, 0, memory_order_relaxed);
 }
