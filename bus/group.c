@@ -797,7 +797,8 @@ int evb_group_file_reset(int fd, const char *path, uint32_t nparts, uint32_t p,
     }
     /* Durable before any event is handed out at the offsets it names;
      * and before the queue's reset mark goes (a power cut meanwhile may
-     * have left any of its pages unwritten: the next rebuild finishes). */
+     * leave slot pages unwritten under renumbered cursors, which the
+     * reset put on disk first: the next rebuild finishes). */
     if (rc > 0 && msync(f, len, MS_SYNC) < 0)
         rc = evb_err_set(-errno, "%s: msync: %s", path, strerror(errno));
     else if (rc > 0 && f->h.kind == EVB_GRP_KIND_QUEUE)

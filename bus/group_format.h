@@ -197,11 +197,11 @@ struct evb_grp_part {
     /* 48: events its owners rejected to the dead-letter topic (display). */
     _Atomic uint64_t rejected;
     /* 56: queue groups: 1 while a rebuild renumbers this partition's
-     * queue (evb_queue_reset), on disk before its first change and
-     * cleared once all of them are. A rebuild killed midway (or a power
-     * cut) leaves it set, and only then may the next one read words one
-     * numbering apart as its own unfinished work; otherwise they are
-     * damage. 0 in files made before it was used (a reset killed under a
+     * queue (evb_queue_reset), on disk before its first change, and
+     * cleared (on disk) once all of them are. A rebuild killed midway (or
+     * a power cut) leaves it set, and only then may the next one read
+     * words one numbering apart as its own unfinished work; otherwise
+     * they are damage. 0 in files made before it was used (a reset killed under a
      * build from before it is then called damage), and older builds
      * neither set nor clear it. */
     _Atomic uint64_t queue_reset;

@@ -493,21 +493,22 @@ static void slot_free(struct evb_queue_slot *s, uint64_t nq, uint32_t window)
     }
 }
 
-/* Set the reset mark M of F (mapped whole from its start) and put its page
- * on disk before any change the mark stands for: else a power cut could
- * leave a renumbered page on disk without it, which the next rebuild would
- * call damage. */
-static int mark_set(struct evb_grp_file *f, _Atomic uint64_t *m)
+/* Put the page of F (mapped whole from its start) that holds AT on disk:
+ * the reset's order on disk, which a power cut must not tear. */
+static int sync_page(struct evb_grp_file *f, const void *at)
 {
-    atomic_store_explicit(m, 1, memory_order_relaxed); /* as in evb_queue_reset */
     uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
-    char *at = (char *)f + (((char *)m - (char *)f) & ~(page - 1));
-    if (msync(at, page, MS_SYNC) < 0) {
-        int e = errno;
-        atomic_store_explicit(m, 0, memory_order_relaxed); /* nothing changed */
-        return evb_err_set(-e, "queue reset mark: msync: %s", strerror(e));
-    }
+    char *base = (char *)f + (((const char *)at - (char *)f) & ~(page - 1));
+    if (msync(base, page, MS_SYNC) < 0)
+        return evb_err_set(-errno, "queue reset: msync: %s", strerror(errno));
     return 0;
+}
+
+/* The reset mark M of F to V, on disk. Relaxed, as evb_queue_reset says. */
+static int mark_store(struct evb_grp_file *f, _Atomic uint64_t *m, uint64_t v)
+{
+    atomic_store_explicit(m, v, memory_order_relaxed);
+    return sync_page(f, m);
 }
 
 int evb_queue_reset(struct evb_grp_file *f, uint32_t nparts, uint32_t p, uint64_t end)
@@ -612,9 +613,10 @@ int evb_queue_reset(struct evb_grp_file *f, uint32_t nparts, uint32_t p, uint64_
          * renumbered, nothing of the old life moves it (V1). */
         fdst = fp <= end ? fp : end;
         if (!unfinished && !marked) {
-            if ((rc = mark_set(f, mark)))
-                goto out;
+            /* On disk before any change it stands for. */
             marked = true;
+            if ((rc = mark_store(f, mark, 1)))
+                goto out;
         }
         if (evb_cas128(&q->fetch_pos, fp, fs, fdst, kend + D)) {
             EVB_CRASH_POINT("queue.reset.fetch");
@@ -646,6 +648,11 @@ int evb_queue_reset(struct evb_grp_file *f, uint32_t nparts, uint32_t p, uint64_
         kend += D;
         EVB_CRASH_POINT("queue.reset.floor");
     }
+    /* The cursors on disk before any slot: a power cut may then leave
+     * renumbered cursors with old slots, which the next rebuild takes up
+     * (the mark is set), never renumbered slots under old cursors. */
+    if ((rc = sync_page(f, q)))
+        return rc; /* the mark stays: the next rebuild goes on from here */
     /* Each slot of the new window [nls, nls + window): a kept event's
      * renumbered, any other the previous lap's of its new number. */
     for (uint64_t nq = nls; nq < nls + window; nq++) {
@@ -658,14 +665,15 @@ int evb_queue_reset(struct evb_grp_file *f, uint32_t nparts, uint32_t p, uint64_
     }
     return 1;
 out:
-    if (marked)
-        atomic_store_explicit(mark, 0, memory_order_relaxed); /* as where it was set */
+    if (marked) /* nothing changed: as it was (a failed msync leaves it set, harmless) */
+        mark_store(f, mark, 0);
     return rc;
 }
 
 void evb_queue_reset_done(struct evb_grp_file *f, uint32_t p)
 {
-    /* Relaxed, as where it was set: the next reset to read it takes the
-     * flush locks after we let them go (or after our death). */
-    atomic_store_explicit(&f->p[p].queue_reset, 0, memory_order_relaxed);
+    /* On disk too, so that a power cut does not leave a stale mark, under
+     * which the next rebuild would take damage for a reset to finish. A
+     * failed msync leaves it so; the reset itself is on disk already. */
+    mark_store(f, &f->p[p].queue_reset, 0);
 }
