@@ -594,6 +594,22 @@ static void stop_at_point(const char *name)
         raise(SIGSTOP);
 }
 
+/* A survivor's next call stops at stop_point (once). */
+static void arm_stop(void)
+{
+    atomic_store(&evb_crash_hook, stop_at_point);
+    atomic_store(&stop_armed, 1);
+}
+
+/* A survivor's call let go returned RC: tell the test, and wait for its kill. */
+static _Noreturn void report_and_wait(struct t_shared *sh, int rc)
+{
+    atomic_store(&sh->val[0], (uint64_t)-rc);
+    atomic_store(&sh->done, 1);
+    for (;;)
+        pause();
+}
+
 /* A queue member that took and acked FIRST_N events, published OLD_N of
  * its own that nobody flushes (another process holds the flush lock),
  * holds val[5] of them in flight, then stops at stop_point inside its
@@ -624,17 +640,13 @@ static int survivor_stopped(void *arg)
     for (uint64_t i = 0; i < atomic_load(&sh->val[5]); i++) /* old events held in flight */
         if (evb_consumer_next(c, &ev, 5000))
             return 13;
-    atomic_store(&evb_crash_hook, stop_at_point);
-    atomic_store(&stop_armed, 1);
+    arm_stop();
     int rc = evb_consumer_next(c, &ev, 0);
     uint32_t writer = 0;
     uint64_t seq = 0;
     if (rc == 0 && t_value_check(ev.value, ev.value_len, &writer, &seq))
         atomic_store(&sh->val[1], seq);
-    atomic_store(&sh->val[0], (uint64_t)-rc);
-    atomic_store(&sh->done, 1);
-    for (;;)
-        pause();
+    report_and_wait(sh, rc);
 }
 
 /* N events of VLEN bytes, sequence = offset from FROM on, durable. */
@@ -896,13 +908,8 @@ static int survivor_floor_walker(void *arg)
     for (uint64_t i = 1; i < WALK_N; i++)
         if (evb_consumer_next(c, &ev, 5000) || evb_consumer_ack(c, &ev))
             return 14;
-    atomic_store(&evb_crash_hook, stop_at_point);
-    atomic_store(&stop_armed, 1);
-    int rc = evb_consumer_ack(c, &held);
-    atomic_store(&sh->val[0], (uint64_t)-rc);
-    atomic_store(&sh->done, 1);
-    for (;;)
-        pause();
+    arm_stop();
+    report_and_wait(sh, evb_consumer_ack(c, &held));
 }
 
 /*
@@ -1167,13 +1174,9 @@ static int survivor_dead_letterer(void *arg)
     if (evb_consumer_next(c, &ev, 5000) || evb_consumer_nack(c, &ev, 0))
         return 11;
     stop_point = "dlq.append";
-    atomic_store(&evb_crash_hook, stop_at_point);
-    atomic_store(&stop_armed, 1);
-    int rc = evb_consumer_next(c, &ev, 0); /* retakes it: past max_deliveries, to the DLQ */
-    atomic_store(&sh->val[0], (uint64_t)-rc);
-    atomic_store(&sh->done, 1);
-    for (;;)
-        pause();
+    arm_stop();
+    /* Retakes it: past max_deliveries, to the DLQ. */
+    report_and_wait(sh, evb_consumer_next(c, &ev, 0));
 }
 
 Test(rebuilt, a_surviving_queue_member_stopped_in_its_dead_letter_append_fails_whole)
