@@ -617,6 +617,7 @@ int evb_queue_reset(struct evb_grp_file *f, uint32_t nparts, uint32_t p, uint64_
             marked = true;
             if ((rc = mark_store(f, mark, 1)))
                 goto out;
+            EVB_CRASH_POINT("queue.reset.marked");
         }
         if (evb_cas128(&q->fetch_pos, fp, fs, fdst, kend + D)) {
             EVB_CRASH_POINT("queue.reset.fetch");

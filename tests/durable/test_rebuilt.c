@@ -803,7 +803,25 @@ static int open_and_die(void *arg)
     return 11; /* the crash point was never reached */
 }
 
-static void killed_in_reset(const char *point, const char *skip)
+/* The bus's tmpfs side removed (the test's bus closed), and a rebuild (by
+ * a child that opens the topic, open_and_die) killed at POINT after SKIP
+ * passes. */
+static void rebuild_killed_at(const char *point, const char *skip)
+{
+    t_rmtree(t_bus_dir());
+    setenv("EVB_CRASH_AT", point, 1);
+    setenv("EVB_CRASH_SKIP", skip, 1);
+    pid_t child = t_spawn(open_and_die, NULL);
+    int st = t_wait_exit(child, 20000);
+    unsetenv("EVB_CRASH_AT");
+    unsetenv("EVB_CRASH_SKIP");
+    cr_assert_eq(st, 128 + SIGKILL, "the rebuilding child was not killed at %s after %s "
+                 "(exit %d)", point, skip, st);
+}
+
+/* The rebuild killed N times in a row, the Ith time at KILLS[I] = {point,
+ * skip}; then one that finishes. */
+static void killed_in_resets(const char *const (*kills)[2], size_t n)
 {
     create_sync();
     df_publish(TOPIC, 0, FIRST_N);
@@ -817,18 +835,17 @@ static void killed_in_reset(const char *point, const char *skip)
     kill_wait(old);
     kill_wait(holder);
     evb_bus_close(df_bus);
-    t_rmtree(t_bus_dir());
-    setenv("EVB_CRASH_AT", point, 1);
-    setenv("EVB_CRASH_SKIP", skip, 1);
-    pid_t child = t_spawn(open_and_die, NULL);
-    int st = t_wait_exit(child, 20000);
-    unsetenv("EVB_CRASH_AT");
-    unsetenv("EVB_CRASH_SKIP");
-    cr_assert_eq(st, 128 + SIGKILL, "the rebuilding child was not killed at %s (exit %d)",
-                 point, st);
+    df_bus = NULL;
+    for (size_t i = 0; i < n; i++)
+        rebuild_killed_at(kills[i][0], kills[i][1]);
     df_setup();
     publish_sized(FIRST_N, NEW_N, 200);
     read_new_events();
+}
+
+static void killed_in_reset(const char *point, const char *skip)
+{
+    killed_in_resets(&(const char *const[2]){point, skip}, 1);
 }
 
 Test(rebuilt, a_rebuild_killed_after_renumbering_fetch_is_taken_up)
@@ -858,20 +875,125 @@ Test(rebuilt, a_rebuild_killed_inside_a_free_slot_s_renumbering_is_taken_up)
     killed_in_reset("queue.reset.slot_ctl", "4");
 }
 
-/* The rebuild's child of a_survivor_walks_the_floor_...: dies in the
- * reset after renumbering fetch (EVB_CRASH_AT), as open_and_die. */
-static void rebuild_killed_at(const char *point)
+/* A queue member that takes and acks events from the start until a take
+ * dies at its crash point (EVB_CRASH_AT, set by the test). */
+static int member_acking(void *arg)
 {
-    evb_bus_close(df_bus);
-    t_rmtree(t_bus_dir());
-    setenv("EVB_CRASH_AT", point, 1);
-    setenv("EVB_CRASH_SKIP", "0", 1);
-    pid_t child = t_spawn(open_and_die, NULL);
-    int st = t_wait_exit(child, 20000);
+    (void)arg;
+    evb_bus *b;
+    evb_consumer *c;
+    evb_bus_options o = {.data_dir = t_data_dir()};
+    evb_consumer_options co = {.kind = EVB_QUEUE_MEMBER, .name = "q", .max_in_flight = 8};
+    if (evb_bus_open(&b, t_bus_dir(), &o) || evb_consumer_open(&c, b, TOPIC, &co))
+        return 10;
+    evb_event ev;
+    for (;;)
+        if (evb_consumer_next(c, &ev, 5000) || evb_consumer_ack(c, &ev))
+            return 11;
+}
+
+/*
+ * A member killed between the claim of an event below the log's end and
+ * the publication of its state (queue.claimed): the slot names the event,
+ * and its state is still the previous lap's (a window of 8: event 9's slot
+ * is in its second lap, so that state is not the new file's zero). The rebuild keeps the event
+ * and renumbers that state as the previous lap's of the event's new number
+ * (kept_ctl), which is what lets a member of the rebuilt bus find the claim
+ * unpublished and take the event again. It must get it, and the new ones.
+ */
+Test(rebuilt, an_event_whose_taker_died_before_publishing_its_take_survives_the_rebuild)
+{
+    create_sync();
+    df_publish(TOPIC, 0, FIRST_N);
+    setenv("EVB_CRASH_AT", "queue.claimed", 1);
+    setenv("EVB_CRASH_SKIP", "9", 1); /* events 0-8 taken and acked, 9 claimed */
+    pid_t m = t_spawn(member_acking, NULL);
+    int st = t_wait_exit(m, 20000);
     unsetenv("EVB_CRASH_AT");
     unsetenv("EVB_CRASH_SKIP");
-    cr_assert_eq(st, 128 + SIGKILL, "the rebuilding child was not killed at %s (exit %d)",
-                 point, st);
+    cr_assert_eq(st, 128 + SIGKILL, "the member was not killed at queue.claimed (exit %d)", st);
+    /* Another member's take meets the claim and moves fetch past it
+     * (fetch_on): the claim is below fetch now, as the rebuild finds it. */
+    char path[PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/" TOPIC "/consumers/q.grp", t_data_dir());
+    int fd = open(path, O_RDWR);
+    cr_assert_geq(fd, 0, "%s: %s", path, strerror(errno));
+    struct evb_grp_file *f;
+    size_t len;
+    cr_assert_eq(evb_group_map(fd, path, 1, PROT_READ | PROT_WRITE, &f, &len), 0, "%s",
+                 evb_last_error());
+    close(fd);
+    struct evb_queue_head *q = evb_queue_head(f, 1, 0);
+    struct evb_queue_slot *sl = &evb_queue_slots(q)[9 & (f->h.window - 1)];
+    cr_assert_eq(f->h.window, 8);
+    cr_assert(atomic_load(&q->fetch_seq) == 9 && atomic_load(&sl->seq) == 10,
+              "fetch %llu, the slot's event %llu", (unsigned long long)atomic_load(&q->fetch_seq),
+              (unsigned long long)atomic_load(&sl->seq) - 1);
+    atomic_store(&q->fetch_pos, atomic_load(&sl->pos) + evb_frame_bytes(0, DF_VLEN));
+    atomic_store(&q->fetch_seq, 10);
+    munmap(f, len);
+    reboot();
+    evb_damage dm;
+    cr_assert_eq(evb_partition_damage(df_bus, TOPIC, 0, 0, &dm), 0, "%s", evb_last_error());
+    cr_assert_eq(dm.reset_left, 0, "the queue was left as it was");
+    publish_sized(FIRST_N, NEW_N, DF_VLEN);
+    evb_consumer *c;
+    evb_consumer_options co = {.kind = EVB_QUEUE_MEMBER, .name = "q", .max_in_flight = 8};
+    cr_assert_eq(evb_consumer_open(&c, df_bus, TOPIC, &co), 0, "%s", evb_last_error());
+    bool seen[FIRST_N + NEW_N] = {false};
+    uint32_t got = 0;
+    uint64_t t0 = t_now_ms();
+    evb_event ev;
+    while (got < FIRST_N + NEW_N - 9 && t_now_ms() - t0 < 5000) {
+        int r = evb_consumer_next(c, &ev, 100);
+        if (r == -EAGAIN || r == -ETIMEDOUT)
+            continue;
+        cr_assert_eq(r, 0, "%s", evb_last_error());
+        cr_assert(ev.offset >= 9 && ev.offset < FIRST_N + NEW_N, "event at offset %llu",
+                  (unsigned long long)ev.offset);
+        if (!seen[ev.offset]) {
+            seen[ev.offset] = true;
+            got++;
+        }
+        cr_assert_eq(evb_consumer_ack(c, &ev), 0, "ack: %s", evb_last_error());
+    }
+    cr_expect(seen[9], "the event whose take was never published was lost");
+    cr_expect_eq(got, FIRST_N + NEW_N - 9, "the rebuilt bus's member got %u of %u", got,
+                 FIRST_N + NEW_N - 9);
+    evb_consumer_close(c);
+}
+
+/*
+ * The class: a rebuild killed at every step of the reset (the mark set,
+ * fetch, the floor, a kept slot's and a free slot's state and event, the
+ * window's end), once; and again inside the rerun, at a step that rerun
+ * reaches from there (a rerun never sets the mark: it finds it set). The
+ * rebuild that then finishes must hand out every new event.
+ */
+Test(rebuilt, rebuilds_killed_at_every_step_of_the_reset_once_and_twice_are_taken_up)
+{
+    static const char *const steps[][2][2] = {
+        {{"queue.reset.marked", "0"}, {"queue.reset.fetch", "0"}},
+        {{"queue.reset.fetch", "0"}, {"queue.reset.floor", "0"}},
+        {{"queue.reset.floor", "0"}, {"queue.reset.slot_ctl", "0"}},
+        {{"queue.reset.slot_ctl", "0"}, {"queue.reset.slot", "0"}},
+        {{"queue.reset.slot", "0"}, {"queue.reset.slot_ctl", "2"}},
+        {{"queue.reset.slot_ctl", "2"}, {"queue.reset.slot", "3"}},
+        {{"queue.reset.slot", "2"}, {"queue.reset.slot_ctl", "3"}},
+        {{"queue.reset.slot_ctl", "3"}, {"queue.reset.slot", "4"}},
+        {{"queue.reset.slot", "3"}, {"queue.reset.slot_ctl", "9"}},
+        {{"queue.reset.slot_ctl", "9"}, {"queue.reset.slot", "100"}},
+        {{"queue.reset.slot", "4095"}, {"queue.reset.fetch", "0"}},
+    };
+    for (size_t twice = 0; twice < 2; twice++)
+        for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
+            fprintf(stderr, "killed at %s after %s%s%s after %s\n", steps[i][0][0],
+                    steps[i][0][1], twice ? ", then at " : "", twice ? steps[i][1][0] : "",
+                    twice ? steps[i][1][1] : "-");
+            killed_in_resets(steps[i], 1 + twice);
+            df_teardown(); /* and a new bus and data directory for the next */
+            df_setup();
+        }
 }
 
 /* A queue member that acked the FIRST_N events, published WALK_N of its
@@ -932,7 +1054,9 @@ Test(rebuilt, a_survivor_walks_the_floor_between_a_killed_reset_and_its_rerun)
     pid_t old = t_spawn(survivor_floor_walker, sh);
     cr_assert(wait_stopped(old), "the member did not stop (exit %d)", t_wait_exit(old, 0));
     kill_wait(holder);
-    rebuild_killed_at("queue.reset.fetch");
+    evb_bus_close(df_bus);
+    df_bus = NULL;
+    rebuild_killed_at("queue.reset.fetch", "0");
     kill(old, SIGCONT);
     cr_assert(t_wait_count(&sh->done, 1, 20000), "the member's ack did not return");
     cr_expect_eq(atomic_load(&sh->val[0]), 0, "its ack (made before the rebuild): -%llu",
