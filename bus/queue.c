@@ -511,6 +511,20 @@ static int mark_store(struct evb_grp_file *f, _Atomic uint64_t *m, uint64_t v)
     return sync_page(f, m);
 }
 
+/* The end of the events kept in [FROM, TO): the first whose slot names a
+ * position at or past END, or TO. */
+static uint64_t kept_end(struct evb_queue_slot *slots, uint32_t window, uint64_t from,
+                         uint64_t to, uint64_t end)
+{
+    for (uint64_t qs = from; qs < to; qs++) {
+        uint64_t ss, sp;
+        load_pair(&slots[qs & (window - 1)].seq, &ss, &sp);
+        if (sp >= end)
+            return qs;
+    }
+    return to;
+}
+
 int evb_queue_reset(struct evb_grp_file *f, uint32_t nparts, uint32_t p, uint64_t end)
 {
     struct evb_queue_head *q = evb_queue_head(f, nparts, p);
@@ -571,8 +585,15 @@ int evb_queue_reset(struct evb_grp_file *f, uint32_t nparts, uint32_t p, uint64_
                                  "cursors contradict each other (left as it is)", p);
                 goto out;
             }
-            kend = fs - D;
-            fdst = fp;
+            /* The killed reset kept events below its end; this run's may
+             * be lower (a power cut since took bytes of the log that were
+             * not on disk): those past it are lost, and fetch comes back
+             * to the first of them. The slots are in the old numbering. */
+            kend = kept_end(slots, window, ls, fs - D, end);
+            fdst = fp <= end ? fp : end;
+            if ((kend != fs - D || fdst != fp) &&
+                !evb_cas128(&q->fetch_pos, fp, fs, fdst, kend + D))
+                continue;
             break;
         }
         /* The events kept: those taken wholly below the end. The log's end
@@ -587,9 +608,7 @@ int evb_queue_reset(struct evb_grp_file *f, uint32_t nparts, uint32_t p, uint64_
             load_pair(&slots[qs & (window - 1)].seq, &ss, &sp);
             if (unfinished && qs >= D && ss == qs + 1 - D) {
                 resumed = true;
-                continue;
-            }
-            if (ss != qs + 1) {
+            } else if (ss != qs + 1) {
                 moved = true; /* an old member's claim or ack meanwhile, or damage */
                 break;
             }
@@ -604,7 +623,17 @@ int evb_queue_reset(struct evb_grp_file *f, uint32_t nparts, uint32_t p, uint64_
             goto out;
         }
         if (resumed) {
-            kend = fs;
+            /* Cursors renumbered, slots under way: as above, events past
+             * this run's end are lost, fetch (and a floor on the first of
+             * them, first: never past fetch) come back; nothing of the old
+             * life moves either. */
+            fdst = fp <= end ? fp : end;
+            if (kend != fs || fdst != fp) {
+                if (ls == kend && !evb_cas128(&q->floor_pos, lp, ls, fdst, kend))
+                    continue;
+                if (!evb_cas128(&q->fetch_pos, fp, fs, fdst, kend))
+                    continue;
+            }
             floor_done = true;
             break;
         }
@@ -627,7 +656,6 @@ int evb_queue_reset(struct evb_grp_file *f, uint32_t nparts, uint32_t p, uint64_
     uint64_t nls; /* the new floor's event (new numbering) */
     if (floor_done) {
         nls = ls;
-        kend = fs;
     } else {
         /* The floor: an old member's floor move (its acks are of kept
          * events, or of lost ones past the end) may land before ours;

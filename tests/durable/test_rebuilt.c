@@ -1194,6 +1194,70 @@ Test(rebuilt, a_floor_walked_onto_fetch_s_number_past_a_pad_is_set_on_fetch)
 }
 
 /*
+ * A rebuild killed in the reset, then a power cut that takes bytes of the
+ * log that were not on disk (a bus directory removed without a reboot: the
+ * killed rebuild read the log from the page cache): the rerun finds a
+ * lower end than the reset it takes up, and events the killed one kept are
+ * lost now. Events 2-4 at 128, 192, 256 in flight, fetch {320, 5}, the
+ * floor on event FLOOR; killed after renumbering fetch (FLOOR_DONE false)
+ * or the floor too; the rerun's end is 192. Fetch must come back to the
+ * log's end, so the rebuilt bus's events there are handed out, the lost
+ * events' slots must be free and the kept ones kept.
+ */
+static void lower_end_after_a_killed_reset(bool floor_done, uint64_t floor)
+{
+    size_t len;
+    uint32_t w = 8;
+    uint64_t d = 4 * w, end = 192;
+    struct evb_grp_file *f = queue_file(w, &len);
+    struct evb_queue_head *q = evb_queue_head(f, 1, 0);
+    struct evb_queue_slot *sl = evb_queue_slots(q);
+    for (uint64_t i = 0; i < 5; i++) {
+        set_pair(&sl[i].seq, i + 1, 64 * i);
+        set_pair(&sl[i].ctl, i < floor ? EVB_QS_CTL(0, 1, 1, EVB_QS_ACKED)
+                                       : EVB_QS_CTL(7, 1, 1, EVB_QS_INFLIGHT), 0);
+    }
+    atomic_store(&f->p[0].queue_reset, 1);
+    set_pair(&q->fetch_pos, 320, 5 + d);
+    set_pair(&q->floor_pos, 64 * floor, floor + (floor_done ? d : 0));
+    int rc = evb_queue_reset(f, 1, 0, end);
+    cr_assert_eq(rc, 1, "%d %s", rc, evb_last_error());
+    cr_expect(atomic_load(&q->fetch_pos) == end && atomic_load(&q->fetch_seq) == 3 + d,
+              "fetch {%llu, %llu}", (unsigned long long)atomic_load(&q->fetch_pos),
+              (unsigned long long)atomic_load(&q->fetch_seq));
+    uint64_t kept = floor < 3 ? floor : 3;
+    cr_expect(atomic_load(&q->floor_pos) == 64 * kept && atomic_load(&q->floor_seq) == kept + d,
+              "floor {%llu, %llu}", (unsigned long long)atomic_load(&q->floor_pos),
+              (unsigned long long)atomic_load(&q->floor_seq));
+    for (uint64_t nq = kept + d; nq < kept + d + w; nq++) {
+        uint64_t ss = atomic_load(&sl[nq & (w - 1)].seq);
+        if (nq < 3 + d)
+            cr_expect_eq(ss, nq + 1, "kept event %llu's slot: %llu", (unsigned long long)nq,
+                         (unsigned long long)ss);
+        else
+            cr_expect_eq(ss, nq + 1 - w, "free slot of %llu: %llu", (unsigned long long)nq,
+                         (unsigned long long)ss);
+    }
+    munmap(f, len);
+}
+
+Test(rebuilt, a_rerun_after_a_power_cut_with_a_lower_end_brings_fetch_back)
+{
+    lower_end_after_a_killed_reset(false, 2);
+}
+
+Test(rebuilt, a_rerun_after_a_power_cut_with_a_lower_end_brings_fetch_back_after_the_floor)
+{
+    lower_end_after_a_killed_reset(true, 2);
+}
+
+Test(rebuilt, a_rerun_after_a_power_cut_with_a_lower_end_brings_a_lost_floor_back)
+{
+    lower_end_after_a_killed_reset(false, 3);
+    lower_end_after_a_killed_reset(true, 3);
+}
+
+/*
  * A power cut while a finished reset's file goes to disk: the page of the
  * head (fetch and floor renumbered) written, the later pages of slots not
  * (found by the cold review: the mark was cleared before the msync, and
