@@ -511,18 +511,26 @@ static int mark_store(struct evb_grp_file *f, _Atomic uint64_t *m, uint64_t v)
     return sync_page(f, m);
 }
 
-/* The end of the events kept in [FROM, TO): the first whose slot names a
- * position at or past END, or TO. */
-static uint64_t kept_end(struct evb_queue_slot *slots, uint32_t window, uint64_t from,
-                         uint64_t to, uint64_t end)
+/* The end of the events kept in [FROM, TO), slots in the numbering of
+ * those numbers, into *KEND: the first whose slot names a position at or
+ * past END, or TO. False when a slot holds another event (an old member's
+ * claim at its stale fetch, after a floor walk freed that slot): look
+ * again, as the scan in evb_queue_reset does. */
+static bool kept_end(struct evb_queue_slot *slots, uint32_t window, uint64_t from, uint64_t to,
+                     uint64_t end, uint64_t *kend)
 {
     for (uint64_t qs = from; qs < to; qs++) {
         uint64_t ss, sp;
         load_pair(&slots[qs & (window - 1)].seq, &ss, &sp);
-        if (sp >= end)
-            return qs;
+        if (ss != qs + 1)
+            return false;
+        if (sp >= end) {
+            *kend = qs;
+            return true;
+        }
     }
-    return to;
+    *kend = to;
+    return true;
 }
 
 int evb_queue_reset(struct evb_grp_file *f, uint32_t nparts, uint32_t p, uint64_t end)
@@ -589,7 +597,13 @@ int evb_queue_reset(struct evb_grp_file *f, uint32_t nparts, uint32_t p, uint64_
              * be lower (a power cut since took bytes of the log that were
              * not on disk): those past it are lost, and fetch comes back
              * to the first of them. The slots are in the old numbering. */
-            kend = kept_end(slots, window, ls, fs - D, end);
+            if (!kept_end(slots, window, ls, fs - D, end, &kend)) {
+                if (tries < 63)
+                    continue;
+                rc = evb_err_set(-EBADMSG, "queue of partition %u: a slot between its floor "
+                                 "and fetch holds another event (left as it is)", p);
+                goto out;
+            }
             fdst = fp <= end ? fp : end;
             if ((kend != fs - D || fdst != fp) &&
                 !evb_cas128(&q->fetch_pos, fp, fs, fdst, kend + D))
@@ -625,8 +639,9 @@ int evb_queue_reset(struct evb_grp_file *f, uint32_t nparts, uint32_t p, uint64_
         if (resumed) {
             /* Cursors renumbered, slots under way: as above, events past
              * this run's end are lost, fetch (and a floor on the first of
-             * them, first: never past fetch) come back; nothing of the old
-             * life moves either. */
+             * them, first: never past fetch) come back. The old life's
+             * claims no longer match fetch; a floor walk over acked slots
+             * makes a CAS fail, and we look again. */
             fdst = fp <= end ? fp : end;
             if (kend != fs || fdst != fp) {
                 if (ls == kend && !evb_cas128(&q->floor_pos, lp, ls, fdst, kend))
