@@ -511,26 +511,52 @@ static int mark_store(struct evb_grp_file *f, _Atomic uint64_t *m, uint64_t v)
     return sync_page(f, m);
 }
 
+/* Whether SP, the position a slot of the window names, can be the next
+ * taken event's after PREV's (none: PREV UINT64_MAX), with the floor at LP and
+ * fetch at FP: aligned, in order, between them, and not below the log's
+ * END once an earlier one was at or past it (AFTER). Group files carry no
+ * checksum: a damaged position must not pass for a lost event, which the
+ * reset would drop. */
+static bool slot_pos_ok(uint64_t sp, uint64_t prev, uint64_t lp, uint64_t fp, uint64_t end,
+                        bool after)
+{
+    return !(sp % EVB_FRAME_ALIGN) && sp >= lp && sp < fp &&
+           (prev == UINT64_MAX || sp > prev) && !(after && sp < end);
+}
+
+/* Fetch at FP after the last taken event at LAST (none: UINT64_MAX, the
+ * floor at LP then): fetch is the end of that event's frame, under 4 GiB
+ * (a frame's length is 32 bits), or the floor itself. */
+static bool fetch_pos_ok(uint64_t fp, uint64_t last, uint64_t lp)
+{
+    return last != UINT64_MAX ? fp - last <= (1ull << 32) + EVB_FRAME_HDR : fp == lp;
+}
+
 /* The end of the events kept in [FROM, TO), slots in the numbering of
  * those numbers, into *KEND: the first whose slot names a position at or
- * past END, or TO. False when a slot holds another event (an old member's
+ * past END, or TO. 0 when a slot holds another event (an old member's
  * claim at its stale fetch, after a floor walk freed that slot): look
- * again, as the scan in evb_queue_reset does. */
-static bool kept_end(struct evb_queue_slot *slots, uint32_t window, uint64_t from, uint64_t to,
-                     uint64_t end, uint64_t *kend)
+ * again, as the scan in evb_queue_reset does; -1 when a position cannot
+ * be (slot_pos_ok, floor at LP, fetch at FP): damage. */
+static int kept_end(struct evb_queue_slot *slots, uint32_t window, uint64_t from, uint64_t to,
+                    uint64_t lp, uint64_t fp, uint64_t end, uint64_t *kend)
 {
+    uint64_t prev = UINT64_MAX;
     for (uint64_t qs = from; qs < to; qs++) {
         uint64_t ss, sp;
         load_pair(&slots[qs & (window - 1)].seq, &ss, &sp);
         if (ss != qs + 1)
-            return false;
+            return 0;
+        if (!slot_pos_ok(sp, prev, lp, fp, end, false))
+            return -1;
         if (sp >= end) {
             *kend = qs;
-            return true;
+            return 1;
         }
+        prev = sp;
     }
     *kend = to;
-    return true;
+    return 1;
 }
 
 int evb_queue_reset(struct evb_grp_file *f, uint32_t nparts, uint32_t p, uint64_t end)
@@ -597,7 +623,13 @@ int evb_queue_reset(struct evb_grp_file *f, uint32_t nparts, uint32_t p, uint64_
              * be lower (a power cut since took bytes of the log that were
              * not on disk): those past it are lost, and fetch comes back
              * to the first of them. The slots are in the old numbering. */
-            if (!kept_end(slots, window, ls, fs - D, end, &kend)) {
+            int k = kept_end(slots, window, ls, fs - D, lp, fp, end, &kend);
+            if (k < 0) {
+                rc = evb_err_set(-EBADMSG, "queue of partition %u: a slot between its floor "
+                                 "and fetch names a position out of order (left as it is)", p);
+                goto out;
+            }
+            if (!k) {
                 if (tries < 63)
                     continue;
                 rc = evb_err_set(-EBADMSG, "queue of partition %u: a slot between its floor "
@@ -616,7 +648,8 @@ int evb_queue_reset(struct evb_grp_file *f, uint32_t nparts, uint32_t p, uint64_
          * one numbering behind (QS - D) was left by a reset killed after
          * its floor CAS: the cursors are renumbered, the slots are next. */
         kend = fs;
-        bool resumed = false, moved = false;
+        bool resumed = false, moved = false, bad = false;
+        uint64_t last = UINT64_MAX;
         for (uint64_t qs = ls; qs < fs; qs++) {
             uint64_t ss, sp;
             load_pair(&slots[qs & (window - 1)].seq, &ss, &sp);
@@ -626,8 +659,19 @@ int evb_queue_reset(struct evb_grp_file *f, uint32_t nparts, uint32_t p, uint64_
                 moved = true; /* an old member's claim or ack meanwhile, or damage */
                 break;
             }
+            if (!slot_pos_ok(sp, last, lp, fp, end, kend != fs)) {
+                bad = true;
+                break;
+            }
+            last = sp;
             if (sp >= end && kend == fs)
                 kend = qs;
+        }
+        if (!moved && (bad || !fetch_pos_ok(fp, last, lp))) {
+            rc = evb_err_set(-EBADMSG, "queue of partition %u: a slot or fetch between its "
+                             "floor and fetch names a position out of order (left as it is)",
+                             p);
+            goto out;
         }
         if (moved) {
             if (tries < 63)
