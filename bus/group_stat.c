@@ -158,7 +158,16 @@ EVB_EXPORT int evb_group_stat(evb_bus *bus, const char *topic, const char *group
         nm++;
     }
     out->members = nm;
-    struct evb_group g = {.f = f, .nparts = tm->nparts};
+    struct evb_group g = {.f = f, .nparts = tm->nparts, .topic = topic};
+    snprintf(g.name, sizeof g.name, "%s", group);
+    /* A queue its members would call damaged is not shown as a healthy
+     * one: the caller's exit status and readable gauge say so. */
+    for (uint32_t p = 0; queue && p < tm->nparts; p++)
+        if ((rc = evb_queue_check(&g, p)) < 0) {
+            munmap(f, bytes);
+            evb_topic_map_close(tm);
+            return rc;
+        }
     for (uint32_t k = 0; queue && k < nm && k < mcap; k++)
         for (uint32_t p = 0; p < tm->nparts; p++)
             members[k].in_flight += evb_queue_in_flight(&g, p, (uint32_t)ids[k]);

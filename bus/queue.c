@@ -144,11 +144,24 @@ int evb_queue_start(struct evb_group *g, uint32_t p, uint64_t pos, uint64_t *fet
         evb_cas128(&q->fetch_pos, fp, fs, lp, ls);
         load_pair(&q->fetch_pos, &fp, &fs);
     }
+    int rc = evb_queue_check(g, p);
+    if (rc)
+        return rc;
+    load_pair(&q->fetch_pos, &fp, &fs);
+    *fetch = fp;
+    return 0;
+}
+
+int evb_queue_check(const struct evb_group *g, uint32_t p)
+{
+    struct evb_queue_head *q = head(g, p);
+    uint64_t fp, fs, lp, ls;
     bool whole = load_window(q, &lp, &ls, &fp, &fs);
+    if (fp == EVB_GRP_POS_NONE)
+        return 0; /* not started yet, or its starter died before fetch: the next one goes on */
     if (lp % EVB_FRAME_ALIGN || fp % EVB_FRAME_ALIGN || fp < lp || fs < ls ||
         (whole && fs - ls > g->f->h.window))
         return damaged(g, p, "its fetch and floor cursors contradict each other");
-    *fetch = fp;
     return 0;
 }
 

@@ -1545,8 +1545,8 @@ int evb_group_list(evb_bus *bus, const char *topic,
  * OUT, up to MCAP members into MEMBERS, and up to PCAP partitions (index =
  * partition) into PARTS; either may be NULL with a cap of 0. Returns the
  * number of members present (may exceed MCAP), -ENOENT (no such topic or
- * group), -EBADMSG / -EPROTO (not a group file this build reads, the
- * message says why), -EINVAL.
+ * group), -EBADMSG / -EPROTO (not a group file this build reads, or a
+ * queue its members would call damaged; the message says why), -EINVAL.
  */
 int evb_group_stat(evb_bus *bus, const char *topic, const char *group, evb_group_summary *out,
                    evb_group_member_stat *members, uint32_t mcap,

@@ -1382,6 +1382,48 @@ Test(rebuilt, a_damaged_slot_position_is_damage_not_lost_events)
     one_numbering_apart(SLOT_POS_BYTE1);
 }
 
+/*
+ * A queue whose members would call it damaged (fetch a window or more
+ * past the floor) was shown by evb_group_stat as a healthy one with a
+ * large backlog, so `evbus groups` exited 0 and `evbus stat` reported
+ * the group readable (found by the cold attack). The stat is -EBADMSG
+ * now, as a member's next is.
+ */
+Test(rebuilt, a_queue_its_members_call_damaged_is_damaged_in_its_stat_too)
+{
+    create_sync();
+    df_publish(TOPIC, 0, FIRST_N);
+    evb_consumer *c;
+    evb_consumer_options co = {.kind = EVB_QUEUE_MEMBER, .name = "q"};
+    cr_assert_eq(evb_consumer_open(&c, df_bus, TOPIC, &co), 0, "%s", evb_last_error());
+    evb_event ev;
+    cr_assert_eq(evb_consumer_next(c, &ev, 5000), 0, "%s", evb_last_error());
+    evb_consumer_close(c);
+    evb_group_summary sum;
+    evb_group_partition_stat ps;
+    cr_assert_geq(evb_group_stat(df_bus, TOPIC, "q", &sum, NULL, 0, &ps, 1), 0, "%s",
+                  evb_last_error());
+    char path[PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/" TOPIC "/consumers/q.grp", t_data_dir());
+    int fd = open(path, O_RDWR);
+    cr_assert_geq(fd, 0, "%s: %s", path, strerror(errno));
+    struct evb_grp_file *f;
+    size_t len;
+    cr_assert_eq(evb_group_map(fd, path, 1, PROT_READ | PROT_WRITE, &f, &len), 0, "%s",
+                 evb_last_error());
+    close(fd);
+    struct evb_queue_head *q = evb_queue_head(f, 1, 0);
+    atomic_store(&q->fetch_seq, atomic_load(&q->fetch_seq) ^ (0xe0ull << 56));
+    munmap(f, len);
+    cr_assert_eq(evb_consumer_open(&c, df_bus, TOPIC, &co), 0, "%s", evb_last_error());
+    int rc = evb_consumer_next(c, &ev, 100);
+    cr_expect_eq(rc, -EBADMSG, "a member's next: %d %s", rc, evb_last_error());
+    evb_consumer_close(c);
+    rc = evb_group_stat(df_bus, TOPIC, "q", &sum, NULL, 0, &ps, 1);
+    cr_expect_eq(rc, -EBADMSG, "the group's stat: %d %s", rc, evb_last_error());
+    cr_expect(strstr(evb_last_error(), "damaged group file"), "%s", evb_last_error());
+}
+
 Test(rebuilt, a_damaged_fetch_position_is_damage_not_lost_events)
 {
     one_numbering_apart(FETCH_POS_BYTE7);
