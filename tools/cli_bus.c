@@ -98,8 +98,8 @@ static bool data_dir(const cli *c, const char *bus, char *out, size_t cap)
 static bool holds_durable_topic(const char *dir)
 {
     DIR *d = opendir(dir);
-    if (d == NULL)
-        return false;
+    if (d == NULL) /* one we may not look into: evb_bus_open() says why */
+        return errno != ENOENT && errno != ENOTDIR;
     bool found = false;
     struct dirent *e;
     while (!found && (e = readdir(d)) != NULL) {
@@ -108,7 +108,10 @@ static bool holds_durable_topic(const char *dir)
         if (e->d_name[0] == '.')
             continue;
         snprintf(conf, sizeof(conf), "%s/topic.conf", e->d_name);
-        found = fstatat(dirfd(d), conf, &st, 0) == 0 && S_ISREG(st.st_mode);
+        if (fstatat(dirfd(d), conf, &st, 0) == 0)
+            found = S_ISREG(st.st_mode);
+        else
+            found = errno != ENOENT && errno != ENOTDIR; /* as above */
     }
     closedir(d);
     return found;

@@ -160,6 +160,29 @@ test_their_bus_dir() {
     end
 }
 
+# A bus a reboot emptied, whose private durable topic another user may not
+# remake: they are told so, not that there is no bus (the CLI's own look
+# for a topic to rebuild from could not see into the data directory;
+# found by the cold attack).
+test_rebuild_refused() {
+    begin "a user who may not remake a rebooted bus is told why, not that there is none"
+    local b="$P/rb" d="$P/rbdata"
+    RC=0
+    "$EVBUS" create t --partitions 1 --durability sync --bus "$b" --data-dir "$d" \
+        >"$OUT" 2>"$ERR" || RC=$?
+    check "create: exit 0" rc_is 0
+    rm -rf "$b"
+    local args
+    for args in "groups t" "info t" "list"; do
+        # shellcheck disable=SC2086
+        as_run "$READER" "$GROUP" "$EVBUS" $args --bus "$b" --data-dir "$d"
+        check "$args: permission denied in one line" denied_one_line
+        check "$args: not 'no bus'" not_grep "no bus at" "$ERR"
+    done
+    end
+}
+
+test_rebuild_refused
 test_modes_umask_077
 test_modes_umask_022
 test_group_writer
