@@ -538,11 +538,13 @@ static bool slot_pos_ok(uint64_t sp, uint64_t prev, uint64_t lp, uint64_t fp, ui
 }
 
 /* Fetch at FP after the last taken event at LAST (none: UINT64_MAX, the
- * floor at LP then): fetch is the end of that event's frame, under 4 GiB
- * (a frame's length is 32 bits), or the floor itself. */
+ * floor at LP then): fetch is the end of that event's frame (a frame's
+ * length is 32 bits), or, after a rebuild lost the events past it, the
+ * log's end, a pad and the lost event's frame further at most: far under
+ * 16 GiB. Else the floor itself. */
 static bool fetch_pos_ok(uint64_t fp, uint64_t last, uint64_t lp)
 {
-    return last != UINT64_MAX ? fp - last <= (1ull << 32) + EVB_FRAME_HDR : fp == lp;
+    return last != UINT64_MAX ? fp - last <= (1ull << 34) : fp == lp;
 }
 
 /* The end of the events kept in [FROM, TO), slots in the numbering of
