@@ -160,7 +160,7 @@ EVB_EXPORT int evb_group_stat(evb_bus *bus, const char *topic, const char *group
     out->members = nm;
     struct evb_group g = {.f = f, .nparts = tm->nparts, .topic = topic};
     snprintf(g.name, sizeof g.name, "%s", group);
-    /* A queue its members would call damaged is not shown as a healthy
+    /* A queue its running members call damaged is not shown as a healthy
      * one: the caller's exit status and readable gauge say so. */
     for (uint32_t p = 0; queue && p < tm->nparts; p++)
         if ((rc = evb_queue_check(&g, p)) < 0) {

@@ -144,10 +144,10 @@ int evb_queue_start(struct evb_group *g, uint32_t p, uint64_t pos, uint64_t *fet
         evb_cas128(&q->fetch_pos, fp, fs, lp, ls);
         load_pair(&q->fetch_pos, &fp, &fs);
     }
-    int rc = evb_queue_check(g, p);
-    if (rc)
-        return rc;
-    load_pair(&q->fetch_pos, &fp, &fs);
+    bool whole = load_window(q, &lp, &ls, &fp, &fs);
+    if (lp % EVB_FRAME_ALIGN || fp % EVB_FRAME_ALIGN || fp < lp || fs < ls ||
+        (whole && fs - ls > g->f->h.window))
+        return damaged(g, p, "its fetch and floor cursors contradict each other");
     *fetch = fp;
     return 0;
 }
@@ -156,11 +156,13 @@ int evb_queue_check(const struct evb_group *g, uint32_t p)
 {
     struct evb_queue_head *q = head(g, p);
     uint64_t fp, fs, lp, ls;
-    bool whole = load_window(q, &lp, &ls, &fp, &fs);
-    if (fp == EVB_GRP_POS_NONE)
-        return 0; /* not started yet, or its starter died before fetch: the next one goes on */
-    if (lp % EVB_FRAME_ALIGN || fp % EVB_FRAME_ALIGN || fp < lp || fs < ls ||
-        (whole && fs - ls > g->f->h.window))
+    /* What a running member's retake scan calls damage, no more (a member
+     * that fell behind retention may leave positions a joiner would
+     * question, and the queue still works). */
+    if (!load_window(q, &lp, &ls, &fp, &fs) || fp == EVB_GRP_POS_NONE ||
+        lp == EVB_GRP_POS_NONE)
+        return 0;
+    if (fs < ls || fs - ls > g->f->h.window)
         return damaged(g, p, "its fetch and floor cursors contradict each other");
     return 0;
 }
