@@ -290,6 +290,32 @@ static void floor_on(struct evb_group *g, struct evb_queue_head *q)
     }
 }
 
+/*
+ * Event QS's slot, between the floor and fetch when the retake scan read
+ * them, no longer shows QS's event or any state of its lap. Legitimately
+ * only because it moved on: then the floor is past QS now (a later lap's
+ * take needs it so, and a rebuild moves the floor before any slot), and
+ * the event is skipped (0). A floor still at or below QS means the slot
+ * lost its event, which is damage, not an event to skip for good (found
+ * by the cold attack: one flipped byte of a slot's event number, then of
+ * its state word's lap, each lost that event with no error anywhere).
+ * WHAT says what the slot shows.
+ */
+static int slot_moved_on(struct evb_group *g, uint32_t p, struct evb_queue_head *q,
+                         uint64_t qs, const char *what)
+{
+    uint64_t lp, ls;
+    load_pair(&q->floor_pos, &lp, &ls);
+    if (ls > qs)
+        return 0;
+    if (evb_group_rebuilt(g))
+        return -ESTALE;
+    char text[96];
+    snprintf(text, sizeof text, "the slot of event %llu, between the floor and fetch, %s",
+             (unsigned long long)qs, what);
+    return damaged(g, p, text);
+}
+
 int evb_queue_retake(struct evb_group *g, uint32_t p, const uint32_t *ids, uint32_t n,
                      struct evb_queue_take *t)
 {
@@ -312,42 +338,39 @@ int evb_queue_retake(struct evb_group *g, uint32_t p, const uint32_t *ids, uint3
         uint64_t ss, sp, ctl, dl;
         load_pair(&s->seq, &ss, &sp);
         if (ss != qs + 1) {
-            /* Moved on since we looked at the floor: then the floor is
-             * past QS now (a later lap's take needs it so, and a rebuild
-             * moves the floor before any slot). A floor still at or below
-             * QS means the slot lost its event: damage, not an event to
-             * skip for good (found by the cold attack: one flipped byte). */
-            uint64_t lp2, ls2;
-            load_pair(&q->floor_pos, &lp2, &ls2);
-            if (ls2 > qs)
-                continue;
-            if (evb_group_rebuilt(g))
-                return -ESTALE;
-            return damaged(g, p, "a slot between the floor and fetch holds another event");
+            int rc = slot_moved_on(g, p, q, qs, "holds another event");
+            if (rc)
+                return rc;
+            continue;
         }
         load_pair(&s->ctl, &ctl, &dl);
+        uint16_t lap = lap_of(g, qs);
         uint32_t count = EVB_QS_COUNT(ctl);
         uint8_t st = EVB_QS_STATE(ctl);
         bool due;
-        if (EVB_QS_LAP(ctl) == (uint16_t)(lap_of(g, qs) - 1) &&
-            (EVB_QS_STATE(ctl) == EVB_QS_ACKED || ctl == 0)) {
+        if (EVB_QS_LAP(ctl) == (uint16_t)(lap - 1) && (st == EVB_QS_ACKED || ctl == 0)) {
             /* Claimed, state not published: the slot still shows the
              * previous lap's acked event. The taker died between the two
              * steps, or is about to publish; the CAS below decides. */
             due = true;
             count = 0;
-        } else if (EVB_QS_LAP(ctl) != lap_of(g, qs)) {
-            /* The slot moved on to a later lap since we loaded its seq:
-             * this event was acked meanwhile. */
-            continue;
-        } else if (st == EVB_QS_INFLIGHT) {
+        } else if (EVB_QS_LAP(ctl) == lap && st == EVB_QS_INFLIGHT) {
             /* IDS may predate a member that joined and took this since:
              * look again before calling its owner gone (J2: its id is in
              * its slot before it took anything). */
             uint32_t m = EVB_QS_MEMBER(ctl);
             due = now >= dl || (!present(ids, n, m) && !evb_group_id_present(g, m));
-        } else {
+        } else if (EVB_QS_LAP(ctl) == lap && (st == EVB_QS_WAIT || st == EVB_QS_ACKED)) {
             due = st == EVB_QS_WAIT && now >= dl;
+        } else {
+            /* No state a take, an ack or a nack of this lap leaves: the
+             * slot moved on to a later lap since we loaded its seq (this
+             * event was acked meanwhile), or its state word lost the
+             * event (one flipped byte of its lap, say). */
+            int rc = slot_moved_on(g, p, q, qs, "has a state of no lap of its event");
+            if (rc)
+                return rc;
+            continue;
         }
         if (!due)
             continue;

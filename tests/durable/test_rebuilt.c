@@ -1426,13 +1426,24 @@ Test(rebuilt, a_queue_its_members_call_damaged_is_damaged_in_its_stat_too)
 
 /*
  * The running queue's side of the same class: a member's retake scan read
- * a slot between the floor and fetch that no longer names its event as
- * "moved on since the floor was read" and skipped it for good, so one
- * flipped byte of an in-flight slot's event number lost that event with
- * no error anywhere (the two silent cases left in a re-run of the cold
- * attack). With the floor still at or below the event, that is damage.
+ * a slot between the floor and fetch that no longer names its event, or
+ * whose state word names no state of its event's lap, as "moved on since
+ * the floor was read" and skipped it for good (or, for a state no take or
+ * ack writes, never retook it), so one flipped byte of an in-flight slot
+ * lost that event with no error anywhere (the silent cases left in two
+ * re-runs of the cold attack: its event number, then its lap). With the
+ * floor still at or below the event, each is damage.
  */
-Test(rebuilt, a_damaged_in_flight_slot_is_damage_to_the_retake_not_a_skipped_event)
+enum slot_tamper {
+    SLOT_SEQ_HIGH,   /* the event number's top byte */
+    SLOT_LAP_NEXT,   /* the state word's lap one up: a later lap's */
+    SLOT_LAP_PREV,   /* the lap one down, in flight: no claim leaves that */
+    SLOT_LAP_HIGH,   /* the lap's top byte */
+    SLOT_STATE_NONE, /* a state byte no take, ack or nack writes */
+    SLOT_STATE_FREE, /* in flight turned free in its own lap */
+};
+
+static void damaged_in_flight_slot(enum slot_tamper how)
 {
     create_sync();
     df_publish(TOPIC, 0, FIRST_N);
@@ -1455,7 +1466,31 @@ Test(rebuilt, a_damaged_in_flight_slot_is_damage_to_the_retake_not_a_skipped_eve
     struct evb_queue_head *q = evb_queue_head(f, 1, 0);
     uint64_t ls = atomic_load(&q->floor_seq);
     struct evb_queue_slot *sl = &evb_queue_slots(q)[(ls + 1) & (f->h.window - 1)];
-    atomic_store(&sl->seq, atomic_load(&sl->seq) ^ (0xe0ull << 56));
+    uint64_t ctl = atomic_load(&sl->ctl);
+    cr_assert_eq(EVB_QS_STATE(ctl), EVB_QS_INFLIGHT, "%#llx", (unsigned long long)ctl);
+    uint16_t lap = EVB_QS_LAP(ctl);
+    switch (how) {
+    case SLOT_SEQ_HIGH:
+        atomic_store(&sl->seq, atomic_load(&sl->seq) ^ (0xe0ull << 56));
+        break;
+    case SLOT_LAP_NEXT:
+        ctl = EVB_QS_CTL(EVB_QS_MEMBER(ctl), lap + 1, EVB_QS_COUNT(ctl), EVB_QS_INFLIGHT);
+        break;
+    case SLOT_LAP_PREV:
+        ctl = EVB_QS_CTL(EVB_QS_MEMBER(ctl), lap - 1, EVB_QS_COUNT(ctl), EVB_QS_INFLIGHT);
+        break;
+    case SLOT_LAP_HIGH:
+        ctl ^= 0xe0ull << 24;
+        break;
+    case SLOT_STATE_NONE:
+        ctl ^= 0x40;
+        break;
+    case SLOT_STATE_FREE:
+        ctl = EVB_QS_CTL(EVB_QS_MEMBER(ctl), lap, EVB_QS_COUNT(ctl), EVB_QS_FREE);
+        break;
+    }
+    if (how != SLOT_SEQ_HIGH)
+        atomic_store(&sl->ctl, ctl);
     munmap(f, len);
     cr_assert_eq(evb_consumer_open(&c, df_bus, TOPIC, &co), 0, "%s", evb_last_error());
     int rc = 0, got = 0;
@@ -1466,9 +1501,39 @@ Test(rebuilt, a_damaged_in_flight_slot_is_damage_to_the_retake_not_a_skipped_eve
             cr_assert_eq(evb_consumer_ack(c, &ev), 0, "%s", evb_last_error());
         }
     }
-    cr_expect_eq(rc, -EBADMSG, "the damaged slot was skipped: %d events, last %d %s", got, rc,
-                 evb_last_error());
+    cr_expect_eq(rc, -EBADMSG, "tamper %d: the damaged slot was skipped: %d events, last %d %s",
+                 how, got, rc, evb_last_error());
     evb_consumer_close(c);
+}
+
+Test(rebuilt, a_damaged_in_flight_slot_is_damage_to_the_retake_not_a_skipped_event)
+{
+    damaged_in_flight_slot(SLOT_SEQ_HIGH);
+}
+
+Test(rebuilt, a_lap_of_no_claim_in_an_in_flight_slot_is_damage_to_the_retake)
+{
+    damaged_in_flight_slot(SLOT_LAP_NEXT);
+}
+
+Test(rebuilt, a_previous_lap_in_flight_in_a_claimed_slot_is_damage_to_the_retake)
+{
+    damaged_in_flight_slot(SLOT_LAP_PREV);
+}
+
+Test(rebuilt, a_flipped_lap_byte_in_an_in_flight_slot_is_damage_to_the_retake)
+{
+    damaged_in_flight_slot(SLOT_LAP_HIGH);
+}
+
+Test(rebuilt, a_state_nobody_writes_in_an_in_flight_slot_is_damage_to_the_retake)
+{
+    damaged_in_flight_slot(SLOT_STATE_NONE);
+}
+
+Test(rebuilt, a_free_state_in_its_own_lap_is_damage_to_the_retake)
+{
+    damaged_in_flight_slot(SLOT_STATE_FREE);
 }
 
 Test(rebuilt, a_damaged_fetch_position_is_damage_not_lost_events)
