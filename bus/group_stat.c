@@ -86,6 +86,8 @@ EVB_EXPORT int evb_group_stat(evb_bus *bus, const char *topic, const char *group
         return evb_err_set(-EINVAL, "evb_group_stat: bus, topic, out, or an array with a "
                            "capacity is NULL");
     evb_err_clear();
+    /* Partitions 0 says "nothing filled in" after any error (evbus.h). */
+    memset(out, 0, sizeof *out);
     int rc = evb_name_check(group, "group");
     if (rc)
         return rc;
@@ -161,13 +163,22 @@ EVB_EXPORT int evb_group_stat(evb_bus *bus, const char *topic, const char *group
     struct evb_group g = {.f = f, .nparts = tm->nparts, .topic = topic};
     snprintf(g.name, sizeof g.name, "%s", group);
     /* A queue its running members call damaged is not shown as a healthy
-     * one: the caller's exit status and readable gauge say so. */
-    for (uint32_t p = 0; queue && p < tm->nparts; p++)
-        if ((rc = evb_queue_check(&g, p)) < 0) {
-            munmap(f, bytes);
-            evb_topic_map_close(tm);
-            return rc;
+     * one: the call fails, so the caller's exit status and readable gauge
+     * say so, but with every partition filled in and the damaged ones
+     * marked. The message is the first damaged partition's. */
+    char first[512] = "";
+    uint32_t ndamaged = 0;
+    bool damaged[EVB_MAX_PARTITIONS] = {false};
+    for (uint32_t p = 0; queue && p < tm->nparts; p++) {
+        int bad = evb_queue_check(&g, p);
+        if (bad >= 0)
+            continue;
+        if (!ndamaged++) {
+            rc = bad;
+            snprintf(first, sizeof first, "%s", evb_last_error());
         }
+        damaged[p] = true;
+    }
     for (uint32_t k = 0; queue && k < nm && k < mcap; k++)
         for (uint32_t p = 0; p < tm->nparts; p++)
             members[k].in_flight += evb_queue_in_flight(&g, p, (uint32_t)ids[k]);
@@ -183,6 +194,7 @@ EVB_EXPORT int evb_group_stat(evb_bus *bus, const char *topic, const char *group
             continue;
         evb_group_partition_stat *ps = &parts[p];
         memset(ps, 0, sizeof *ps);
+        ps->damaged = damaged[p];
         ps->owner_id = owner;
         ps->owner_pid = opid;
         ps->epoch = epoch;
@@ -223,5 +235,9 @@ EVB_EXPORT int evb_group_stat(evb_bus *bus, const char *topic, const char *group
     }
     munmap(f, bytes);
     evb_topic_map_close(tm);
+    if (ndamaged > 1)
+        return evb_err_set(rc, "%u partitions damaged; the first: %s", ndamaged, first);
+    if (ndamaged)
+        return evb_err_set(rc, "%s", first);
     return (int)nm;
 }

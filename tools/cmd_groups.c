@@ -24,7 +24,9 @@ static const char groups_usage[] =
     "queue group (evbus tail --group NAME --queue): its ack wait and\n"
     "delivery limit, each member's events in flight, and per partition the\n"
     "floor (every event below it acknowledged), the backlog nobody took\n"
-    "yet, events in flight, acked, nacked, redelivered and dead-lettered.\n"
+    "yet, events in flight, acked, nacked, redelivered and dead-lettered; a\n"
+    "partition whose queue its members call damaged is marked DAMAGED (the\n"
+    "exit status is then 1, and the message says what was found).\n"
     "\n"
     "  --json           one JSON object per group\n"
     CLI_BUS_HELP;
@@ -54,7 +56,8 @@ static json_t *opt_u64(uint64_t v)
 
 static json_t *queue_part_json(uint32_t p, const evb_group_partition_stat *s)
 {
-    return json_pack("{s:I, s:o, s:o, s:I, s:o, s:o, s:o, s:o}", "partition", (json_int_t)p,
+    return json_pack("{s:I, s:b, s:o, s:o, s:I, s:o, s:o, s:o, s:o}", "partition",
+                     (json_int_t)p, "damaged", s->damaged != 0,
                      "floor_position", opt_u64(s->committed_position),
                      "backlog_bytes", cli_json_u64(s->backlog_bytes),
                      "in_flight", (json_int_t)s->in_flight, "acked", cli_json_u64(s->acked),
@@ -113,10 +116,11 @@ static void print_text(const groups *g, const char *name, const evb_group_summar
                 snprintf(floor, sizeof floor, "-");
             else
                 snprintf(floor, sizeof floor, "%llu", (unsigned long long)s->committed_position);
-            printf("  %-9u %-14s %-12llu %-9u %-10llu %-8llu %-11llu %llu\n", p, floor,
+            printf("  %-9u %-14s %-12llu %-9u %-10llu %-8llu %-11llu %llu%s\n", p, floor,
                    (unsigned long long)s->backlog_bytes, s->in_flight,
                    (unsigned long long)s->acked, (unsigned long long)s->nacked,
-                   (unsigned long long)s->redelivered, (unsigned long long)s->dead_lettered);
+                   (unsigned long long)s->redelivered, (unsigned long long)s->dead_lettered,
+                   s->damaged ? "  DAMAGED" : "");
         }
         return;
     }
@@ -154,8 +158,13 @@ static int show_group(const char *name, void *arg)
     int n = evb_group_stat(g->c.bus, g->topic, name, &sum, ms, 64, ps, EVB_MAX_PARTITIONS);
     if (n < 0) {
         g->rc = cli_fail(&g->c, n, "topic %s: group %s", g->topic, name);
-        free(ps);
-        return 0;
+        /* A queue with damaged partitions comes filled in all the same
+         * (partitions not 0): shown, those marked, the exit status set. */
+        if (!sum.partitions) {
+            free(ps);
+            return 0;
+        }
+        n = (int)sum.members;
     }
     uint32_t nm = (uint32_t)n < 64 ? (uint32_t)n : 64;
     g->shown++;

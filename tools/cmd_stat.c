@@ -513,7 +513,9 @@ static int print_group(const char *group, void *arg)
     group_line g;
     int rc = group_line_of(topic, group, &g);
     if (rc < 0) {
-        printf("  group %s: unreadable: %s\n", group, evb_last_error());
+        /* Partitions filled in: read, and a queue found damaged. */
+        printf("  group %s: %s: %s\n", group, g.sum.partitions ? "damaged" : "unreadable",
+               evb_last_error());
         note_bad_group(topic, group);
         return 0;
     }

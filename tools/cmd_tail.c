@@ -130,6 +130,7 @@ typedef struct tail {
     uint32_t nparts;       /* the topic's partitions */
     uint64_t settle_first; /* --group without -f: mono ms of the first look at others' */
     uint64_t settle_until; /* partitions, and until when to wait for a silent member */
+    int settle_rc;         /* the exit code of a group whose state could not be read */
     evb_consumer *cons;
     util_buf out;          /* lines printed but not yet written */
     util_buf b64;          /* scratch for base64 */
@@ -600,6 +601,12 @@ static bool tail_group_settled(tail *t)
                : -ENOMEM;
     }
     if (m < 0) {
+        /* Not "nothing left": a damaged queue, or a group file this build
+         * cannot read, may hold events nobody will deliver. Said once,
+         * and the exit status says so. */
+        if (!t->settle_rc)
+            t->settle_rc = cli_fail(&t->c, m, "group %s: what other members hold cannot be "
+                                    "told", t->co.name);
         free(ps);
         free(ms);
         return true;
@@ -728,7 +735,7 @@ static int tail_loop(tail *t)
         int frc = tail_flush(t);
         rc = rc != 0 ? rc : frc;
     }
-    return rc;
+    return rc != 0 ? rc : t->settle_rc;
 }
 
 int cmd_tail(int argc, char **argv)

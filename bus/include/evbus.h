@@ -1506,7 +1506,8 @@ typedef struct evb_group_member_stat {
 typedef struct evb_group_partition_stat {
     uint64_t owner_id;        /**< 0: nobody owns it now */
     uint32_t owner_pid;       /**< 0: nobody, or its owner left no slot */
-    uint32_t reserved_;
+    uint32_t damaged;         /**< 1: a queue its members call damaged (the call
+                                   then returns -EBADMSG, all filled in) */
     uint64_t epoch;           /**< changes of owner so far */
     uint64_t committed_position; /**< UINT64_MAX: nothing committed */
     uint64_t committed_offset;   /**< UINT64_MAX: not known (or nothing committed) */
@@ -1545,8 +1546,13 @@ int evb_group_list(evb_bus *bus, const char *topic,
  * OUT, up to MCAP members into MEMBERS, and up to PCAP partitions (index =
  * partition) into PARTS; either may be NULL with a cap of 0. Returns the
  * number of members present (may exceed MCAP), -ENOENT (no such topic or
- * group), -EBADMSG / -EPROTO (not a group file this build reads, or a
- * queue its members would call damaged; the message says why), -EINVAL.
+ * group), -EBADMSG / -EPROTO (not a group file this build reads; the
+ * message says why), -EINVAL.
+ *
+ * A queue group with a partition its members call damaged is -EBADMSG
+ * too, but with everything filled in: OUT->partitions is then non-zero
+ * (it is 0 after every other error) and PARTS[p].damaged is 1 for each
+ * such partition, so one damaged partition does not hide the others.
  */
 int evb_group_stat(evb_bus *bus, const char *topic, const char *group, evb_group_summary *out,
                    evb_group_member_stat *members, uint32_t mcap,

@@ -155,6 +155,48 @@ test_damaged_group_file() {
     end
 }
 
+test_damaged_queue_partition() {
+    begin "a queue damaged in one partition: groups shows the rest, marks it, exits 1"
+    run create dq --partitions 2
+    run pub dq a b c d
+    run tail dq --group q --queue
+    check "the events were taken" test "$(wc -l <"$OUT")" -eq 4
+    run groups dq --json
+    local win
+    win=$(json_field 'o["max_in_flight"]')
+    # The top byte of partition 1's fetch event number (group_format.h:
+    # header, 64 member slots, a word per partition, then each queue).
+    python3 - "$BUS/dq/consumers/q.grp" "$win" <<'PY'
+import sys
+path, win = sys.argv[1], int(sys.argv[2])
+at = 256 + 64 * 64 + 2 * 64 + (64 + win * 32) + 8 + 7
+with open(path, "r+b") as f:
+    f.seek(at)
+    b = f.read(1)[0]
+    f.seek(at)
+    f.write(bytes([b ^ 0xE0]))
+PY
+    run groups dq
+    check "exit 1" rc_is 1
+    check "the message names the partition" err_has "partition 1"
+    check "partition 1 is marked" py '
+import sys
+rows = [l.split() for l in sys.stdin if l.strip()[:1].isdigit()]
+sys.exit(0 if [r[0] for r in rows] == ["0", "1"] and rows[1][-1] == "DAMAGED" and rows[0][-1] != "DAMAGED" else 1)'
+    check "the healthy partition's acks are shown" py '
+import sys
+rows = [l.split() for l in sys.stdin if l.strip()[:1].isdigit()]
+sys.exit(0 if int(rows[0][4]) > 0 else 1)'
+    run groups dq --json
+    check "json: exit 1" rc_is 1
+    check "json: damaged per partition" json_field \
+        '[p["damaged"] for p in o["partition_state"]] == [False, True] or sys.exit(1)'
+    run stat
+    check "stat: exit 1" rc_is 1
+    check "stat: the group is shown damaged" out_has "group q: damaged"
+    end
+}
+
 test_queue_members() {
     begin "tail --group --queue: members share events, each printed once, acked on print"
     run create qq --partitions 2
@@ -216,5 +258,6 @@ test_members_share_and_kill
 test_stopped_member_share_is_printed
 test_bad_input
 test_damaged_group_file
+test_damaged_queue_partition
 
 finish

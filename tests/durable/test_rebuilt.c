@@ -1425,6 +1425,66 @@ Test(rebuilt, a_queue_its_members_call_damaged_is_damaged_in_its_stat_too)
 }
 
 /*
+ * One damaged partition hid the whole group: evb_group_stat failed before
+ * it filled anything in, so `evbus groups` showed neither the members nor
+ * the healthy partitions (found by a review). It still fails, but with
+ * everything filled in and the damaged partition marked; after any other
+ * failure the summary says nothing was (partitions 0).
+ */
+Test(rebuilt, a_damaged_queue_partition_is_marked_and_hides_nothing_else)
+{
+    evb_topic_config tc = df_config(EVB_DURABILITY_SYNC);
+    tc.partitions = 2;
+    df_create(TOPIC, &tc);
+    df_publish(TOPIC, 0, FIRST_N);
+    evb_consumer *c;
+    evb_consumer_options co = {.kind = EVB_QUEUE_MEMBER, .name = "q"};
+    cr_assert_eq(evb_consumer_open(&c, df_bus, TOPIC, &co), 0, "%s", evb_last_error());
+    evb_event ev;
+    uint32_t acked = 0;
+    int rc;
+    while ((rc = evb_consumer_next(c, &ev, 200)) == 0) {
+        cr_assert_eq(evb_consumer_ack(c, &ev), 0, "%s", evb_last_error());
+        acked++;
+    }
+    cr_assert_eq(rc, -ETIMEDOUT, "%d %s", rc, evb_last_error());
+    cr_assert_eq(acked, FIRST_N);
+    char path[PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/" TOPIC "/consumers/q.grp", t_data_dir());
+    int fd = open(path, O_RDWR);
+    cr_assert_geq(fd, 0, "%s: %s", path, strerror(errno));
+    struct evb_grp_file *f;
+    size_t len;
+    cr_assert_eq(evb_group_map(fd, path, 2, PROT_READ | PROT_WRITE, &f, &len), 0, "%s",
+                 evb_last_error());
+    close(fd);
+    struct evb_queue_head *q = evb_queue_head(f, 2, 1);
+    atomic_store(&q->fetch_seq, atomic_load(&q->fetch_seq) ^ (0xe0ull << 56));
+    munmap(f, len);
+    evb_group_summary sum;
+    evb_group_member_stat ms[4];
+    evb_group_partition_stat ps[2];
+    memset(ps, 0xa5, sizeof ps); /* what the call must not leave */
+    rc = evb_group_stat(df_bus, TOPIC, "q", &sum, ms, 4, ps, 2);
+    cr_expect_eq(rc, -EBADMSG, "%d %s", rc, evb_last_error());
+    cr_expect(strstr(evb_last_error(), "partition 1"), "%s", evb_last_error());
+    cr_expect_eq(sum.partitions, 2, "filled in all the same");
+    cr_expect_eq(sum.members, 1, "the member is still shown: %u", sum.members);
+    cr_expect_eq(ms[0].in_flight, 0);
+    cr_expect_eq(ps[1].damaged, 1);
+    cr_expect_eq(ps[0].damaged, 0, "the healthy partition is not marked");
+    cr_expect_eq(ps[0].acked + ps[1].acked, FIRST_N, "acked: %llu + %llu",
+                 (unsigned long long)ps[0].acked, (unsigned long long)ps[1].acked);
+    cr_expect_eq(ps[0].in_flight, 0);
+    evb_consumer_close(c);
+    /* Any other failure: nothing filled in, and the summary says so. */
+    memset(&sum, 0xa5, sizeof sum);
+    rc = evb_group_stat(df_bus, TOPIC, "nosuch", &sum, NULL, 0, NULL, 0);
+    cr_expect_eq(rc, -ENOENT, "%d", rc);
+    cr_expect_eq(sum.partitions, 0);
+}
+
+/*
  * The running queue's side of the same class: a member's retake scan read
  * a slot between the floor and fetch that no longer names its event, or
  * whose state word names no state of its event's lap, as "moved on since
