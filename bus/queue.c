@@ -292,14 +292,18 @@ static void floor_on(struct evb_group *g, struct evb_queue_head *q)
 
 /*
  * Event QS's slot, between the floor and fetch when the retake scan read
- * them, no longer shows QS's event or any state of its lap. Legitimately
- * only because it moved on: then the floor is past QS now (a later lap's
- * take needs it so, and a rebuild moves the floor before any slot), and
- * the event is skipped (0). A floor still at or below QS means the slot
- * lost its event, which is damage, not an event to skip for good (found
- * by the cold attack: one flipped byte of a slot's event number, then of
- * its state word's lap, each lost that event with no error anywhere).
- * WHAT says what the slot shows.
+ * them, names another event, or names QS with a state word no step of
+ * QS's life leaves (WHAT says which). Legitimately only because the slot
+ * moved on to a later lap: then the floor is past QS now (a later lap's
+ * take, or the retake of its unpublished claim, needs the floor so; a
+ * rebuild's reset renumbers the floor before any slot, so a member of the
+ * old life scanning old numbers sees it past QS too), and the event is
+ * skipped (0). A floor still at or below QS means the slot lost its
+ * event: damage, not an event to skip for good (found by the cold attack:
+ * one flipped byte of a slot's event number, then of its state word's
+ * lap, each lost that event with no error anywhere); or, for a member
+ * whose group file was rebuilt since it joined (it read renumbered
+ * cursors over slots not renumbered yet), -ESTALE.
  */
 static int slot_moved_on(struct evb_group *g, uint32_t p, struct evb_queue_head *q,
                          uint64_t qs, const char *what)
@@ -310,7 +314,7 @@ static int slot_moved_on(struct evb_group *g, uint32_t p, struct evb_queue_head 
         return 0;
     if (evb_group_rebuilt(g))
         return -ESTALE;
-    char text[96];
+    char text[160];
     snprintf(text, sizeof text, "the slot of event %llu, between the floor and fetch, %s",
              (unsigned long long)qs, what);
     return damaged(g, p, text);
@@ -321,6 +325,8 @@ int evb_queue_retake(struct evb_group *g, uint32_t p, const uint32_t *ids, uint3
 {
     struct evb_queue_head *q = head(g, p);
     uint64_t lp, ls, fp, fs;
+    /* Tests stop a member here to rebuild the bus under its scan. */
+    EVB_CRASH_POINT("queue.retake");
     /* First the floor over events acked by a member killed before it
      * moved the floor (V1/V2 as in floor_on): else a full window stays
      * full for ever, and with nothing left to take the floor holds the
@@ -330,8 +336,13 @@ int evb_queue_retake(struct evb_group *g, uint32_t p, const uint32_t *ids, uint3
     if (!load_window(q, &lp, &ls, &fp, &fs) || lp == EVB_GRP_POS_NONE ||
         fp == EVB_GRP_POS_NONE)
         return -EAGAIN; /* acks moving the floor under us: scan at the next tick */
-    if (fs < ls || fs - ls > g->f->h.window)
+    if (fs < ls || fs - ls > g->f->h.window) {
+        /* A rebuild caught between its fetch and floor CASes leaves such
+         * cursors for a member of the old life (found by a review). */
+        if (evb_group_rebuilt(g))
+            return -ESTALE;
         return damaged(g, p, "its fetch and floor cursors contradict each other");
+    }
     uint64_t now = real_ms();
     for (uint64_t qs = ls; qs < fs; qs++) {
         struct evb_queue_slot *s = slot_of(g, q, qs);
@@ -363,10 +374,11 @@ int evb_queue_retake(struct evb_group *g, uint32_t p, const uint32_t *ids, uint3
         } else if (EVB_QS_LAP(ctl) == lap && (st == EVB_QS_WAIT || st == EVB_QS_ACKED)) {
             due = st == EVB_QS_WAIT && now >= dl;
         } else {
-            /* No state a take, an ack or a nack of this lap leaves: the
-             * slot moved on to a later lap since we loaded its seq (this
-             * event was acked meanwhile), or its state word lost the
-             * event (one flipped byte of its lap, say). */
+            /* No state a take, retake, ack, nack or dead-letter of this
+             * event leaves: the slot moved on to a later lap since we
+             * loaded its seq (this event was acked meanwhile), or its
+             * state word lost the event (one flipped byte of its lap,
+             * say). */
             int rc = slot_moved_on(g, p, q, qs, "has a state of no lap of its event");
             if (rc)
                 return rc;

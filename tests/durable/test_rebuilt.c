@@ -61,6 +61,20 @@ static void create_sync(void)
     df_create(TOPIC, &tc);
 }
 
+/* Group GROUP of TOPIC's file mapped with PROT for a test to look at or
+ * tamper with (NPARTS partitions); *LEN for the munmap. */
+static struct evb_grp_file *grp_map(const char *group, uint32_t nparts, int prot, size_t *len)
+{
+    char path[PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/" TOPIC "/consumers/%s.grp", t_data_dir(), group);
+    int fd = open(path, prot & PROT_WRITE ? O_RDWR : O_RDONLY);
+    cr_assert_geq(fd, 0, "%s: %s", path, strerror(errno));
+    struct evb_grp_file *f;
+    cr_assert_eq(evb_group_map(fd, path, nparts, prot, &f, len), 0, "%s", evb_last_error());
+    close(fd);
+    return f;
+}
+
 static void part_dir(char *out, size_t cap)
 {
     char tdir[PATH_MAX];
@@ -914,15 +928,8 @@ Test(rebuilt, an_event_whose_taker_died_before_publishing_its_take_survives_the_
     cr_assert_eq(st, 128 + SIGKILL, "the member was not killed at queue.claimed (exit %d)", st);
     /* Another member's take meets the claim and moves fetch past it
      * (fetch_on): the claim is below fetch now, as the rebuild finds it. */
-    char path[PATH_MAX + 32];
-    snprintf(path, sizeof path, "%s/" TOPIC "/consumers/q.grp", t_data_dir());
-    int fd = open(path, O_RDWR);
-    cr_assert_geq(fd, 0, "%s: %s", path, strerror(errno));
-    struct evb_grp_file *f;
     size_t len;
-    cr_assert_eq(evb_group_map(fd, path, 1, PROT_READ | PROT_WRITE, &f, &len), 0, "%s",
-                 evb_last_error());
-    close(fd);
+    struct evb_grp_file *f = grp_map("q", 1, PROT_READ | PROT_WRITE, &len);
     struct evb_queue_head *q = evb_queue_head(f, 1, 0);
     struct evb_queue_slot *sl = &evb_queue_slots(q)[9 & (f->h.window - 1)];
     cr_assert_eq(f->h.window, 8);
@@ -1034,6 +1041,56 @@ static int survivor_floor_walker(void *arg)
     report_and_wait(sh, evb_consumer_ack(c, &held));
 }
 
+/* A queue member with three events in flight past their ack wait, stopped
+ * at the start of its next retake scan (queue.retake). */
+static int survivor_in_retake(void *arg)
+{
+    struct t_shared *sh = arg;
+    evb_bus *b;
+    evb_consumer *c;
+    evb_bus_options o = {.data_dir = t_data_dir()};
+    evb_consumer_options co = {.kind = EVB_QUEUE_MEMBER, .name = "q", .ack_wait_ms = 100};
+    if (evb_bus_open(&b, t_bus_dir(), &o) || evb_consumer_open(&c, b, TOPIC, &co))
+        return 10;
+    evb_event ev;
+    for (uint32_t i = 0; i < 3; i++)
+        if (evb_consumer_next(c, &ev, 5000))
+            return 11;
+    usleep(400 * 1000); /* past the ack wait, and the next scan due */
+    arm_stop();
+    report_and_wait(sh, evb_consumer_next(c, &ev, 0));
+}
+
+/*
+ * A member of the old life whose retake scan reads the queue's cursors
+ * while a rebuild's reset is between its fetch and its floor CAS (fetch
+ * renumbered 4 windows on, the floor not yet) saw "fetch and floor
+ * contradict each other" and returned -EBADMSG to its application (found
+ * by a review): its group file was rebuilt, which is -ESTALE. Here the
+ * rebuild is killed right after its fetch CAS, the member let go, then
+ * the rebuild run again.
+ */
+Test(rebuilt, a_survivor_in_a_retake_scan_across_a_killed_reset_is_stale_not_damaged)
+{
+    create_sync();
+    df_publish(TOPIC, 0, FIRST_N);
+    struct t_shared *sh = t_shared_new();
+    stop_point = "queue.retake";
+    pid_t old = t_spawn(survivor_in_retake, sh);
+    cr_assert(wait_stopped(old), "the member did not stop (exit %d)", t_wait_exit(old, 0));
+    evb_bus_close(df_bus);
+    df_bus = NULL;
+    rebuild_killed_at("queue.reset.fetch", "0");
+    kill(old, SIGCONT);
+    cr_assert(t_wait_count(&sh->done, 1, 20000), "the member's next did not return");
+    cr_expect_eq(atomic_load(&sh->val[0]), ESTALE, "its next: -%llu",
+                 (unsigned long long)atomic_load(&sh->val[0]));
+    kill_wait(old);
+    df_setup();
+    publish_sized(FIRST_N, NEW_N, 200);
+    read_new_events();
+}
+
 /*
  * A member of the bus's old life walks the queue's floor between a
  * rebuild killed inside the reset and the rebuild that takes it up (the
@@ -1091,15 +1148,8 @@ static void one_numbering_apart(enum tamper how)
     for (uint32_t i = 0; i < 3; i++)
         cr_assert_eq(evb_consumer_next(c, &ev, 5000), 0, "%s", evb_last_error());
     evb_consumer_close(c);
-    char path[PATH_MAX + 32];
-    snprintf(path, sizeof path, "%s/" TOPIC "/consumers/q.grp", t_data_dir());
-    int fd = open(path, O_RDWR);
-    cr_assert_geq(fd, 0, "%s: %s", path, strerror(errno));
-    struct evb_grp_file *f;
     size_t len;
-    cr_assert_eq(evb_group_map(fd, path, 1, PROT_READ | PROT_WRITE, &f, &len), 0, "%s",
-                 evb_last_error());
-    close(fd);
+    struct evb_grp_file *f = grp_map("q", 1, PROT_READ | PROT_WRITE, &len);
     struct evb_queue_head *q = evb_queue_head(f, 1, 0);
     uint64_t w = f->h.window, d = 4 * w;
     reboot();
@@ -1403,15 +1453,8 @@ Test(rebuilt, a_queue_its_members_call_damaged_is_damaged_in_its_stat_too)
     evb_group_partition_stat ps;
     cr_assert_geq(evb_group_stat(df_bus, TOPIC, "q", &sum, NULL, 0, &ps, 1), 0, "%s",
                   evb_last_error());
-    char path[PATH_MAX + 32];
-    snprintf(path, sizeof path, "%s/" TOPIC "/consumers/q.grp", t_data_dir());
-    int fd = open(path, O_RDWR);
-    cr_assert_geq(fd, 0, "%s: %s", path, strerror(errno));
-    struct evb_grp_file *f;
     size_t len;
-    cr_assert_eq(evb_group_map(fd, path, 1, PROT_READ | PROT_WRITE, &f, &len), 0, "%s",
-                 evb_last_error());
-    close(fd);
+    struct evb_grp_file *f = grp_map("q", 1, PROT_READ | PROT_WRITE, &len);
     struct evb_queue_head *q = evb_queue_head(f, 1, 0);
     atomic_store(&q->fetch_seq, atomic_load(&q->fetch_seq) ^ (0xe0ull << 56));
     munmap(f, len);
@@ -1449,15 +1492,8 @@ Test(rebuilt, a_damaged_queue_partition_is_marked_and_hides_nothing_else)
     }
     cr_assert_eq(rc, -ETIMEDOUT, "%d %s", rc, evb_last_error());
     cr_assert_eq(acked, FIRST_N);
-    char path[PATH_MAX + 32];
-    snprintf(path, sizeof path, "%s/" TOPIC "/consumers/q.grp", t_data_dir());
-    int fd = open(path, O_RDWR);
-    cr_assert_geq(fd, 0, "%s: %s", path, strerror(errno));
-    struct evb_grp_file *f;
     size_t len;
-    cr_assert_eq(evb_group_map(fd, path, 2, PROT_READ | PROT_WRITE, &f, &len), 0, "%s",
-                 evb_last_error());
-    close(fd);
+    struct evb_grp_file *f = grp_map("q", 2, PROT_READ | PROT_WRITE, &len);
     struct evb_queue_head *q = evb_queue_head(f, 2, 1);
     atomic_store(&q->fetch_seq, atomic_load(&q->fetch_seq) ^ (0xe0ull << 56));
     munmap(f, len);
@@ -1514,15 +1550,8 @@ static void damaged_in_flight_slot(enum slot_tamper how)
     for (uint32_t i = 0; i < 3; i++)
         cr_assert_eq(evb_consumer_next(c, &ev, 5000), 0, "%s", evb_last_error());
     evb_consumer_close(c); /* three in flight, their member gone */
-    char path[PATH_MAX + 32];
-    snprintf(path, sizeof path, "%s/" TOPIC "/consumers/q.grp", t_data_dir());
-    int fd = open(path, O_RDWR);
-    cr_assert_geq(fd, 0, "%s: %s", path, strerror(errno));
-    struct evb_grp_file *f;
     size_t len;
-    cr_assert_eq(evb_group_map(fd, path, 1, PROT_READ | PROT_WRITE, &f, &len), 0, "%s",
-                 evb_last_error());
-    close(fd);
+    struct evb_grp_file *f = grp_map("q", 1, PROT_READ | PROT_WRITE, &len);
     struct evb_queue_head *q = evb_queue_head(f, 1, 0);
     uint64_t ls = atomic_load(&q->floor_seq);
     struct evb_queue_slot *sl = &evb_queue_slots(q)[(ls + 1) & (f->h.window - 1)];
@@ -1571,7 +1600,7 @@ Test(rebuilt, a_damaged_in_flight_slot_is_damage_to_the_retake_not_a_skipped_eve
     damaged_in_flight_slot(SLOT_SEQ_HIGH);
 }
 
-Test(rebuilt, a_lap_of_no_claim_in_an_in_flight_slot_is_damage_to_the_retake)
+Test(rebuilt, a_later_laps_state_above_the_floor_is_damage_to_the_retake)
 {
     damaged_in_flight_slot(SLOT_LAP_NEXT);
 }
@@ -2005,14 +2034,8 @@ static void publish_len(uint64_t from, uint64_t n, uint32_t vlen)
  * event whose taker has claimed it, not yet published its state). */
 static void queue_slots_forgotten(void)
 {
-    char path[PATH_MAX + 32];
-    snprintf(path, sizeof path, "%s/" TOPIC "/consumers/past.grp", t_data_dir());
-    int fd = open(path, O_RDONLY);
-    cr_assert_geq(fd, 0, "%s: %s", path, strerror(errno));
-    struct evb_grp_file *f;
     size_t len;
-    cr_assert_eq(evb_group_map(fd, path, 1, PROT_READ, &f, &len), 0, "%s", evb_last_error());
-    close(fd);
+    struct evb_grp_file *f = grp_map("past", 1, PROT_READ, &len);
     struct evb_queue_head *q = evb_queue_head(f, 1, 0);
     uint64_t w = f->h.window, fs = atomic_load(&q->fetch_seq);
     cr_assert_eq(w, 8);
