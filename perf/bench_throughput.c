@@ -80,6 +80,7 @@ typedef struct config {
     int dedup;            /* --dedup: stable producer id, EVB_CONSUMER_DEDUP reader */
     int exclusive;        /* --exclusive: EVB_PRODUCER_EXCLUSIVE */
     int read_next;        /* --read next: evb_consumer_next(-1) per event */
+    int idle_pauses;      /* --idle-pauses: pause instructions per empty look */
     int producers;        /* --producers: evbus producer processes */
     const char *shm_dir;
 } config;
@@ -249,6 +250,16 @@ static int ring_producer(const config *cf, size_t size, spsc *r, unsigned char *
     return 0;
 }
 
+/* A reader that found nothing new: --idle-pauses pause instructions (1 by
+ * default, what a busy-spinning reader of any library does) before it
+ * looks again. Every look at the word a producer is about to write takes
+ * that line from the producer; more pauses, fewer thefts, later reads. */
+static void idle(const config *cf)
+{
+    for (int i = 0; i < cf->idle_pauses; i++)
+        cpu_relax();
+}
+
 static int ring_consumer(const config *cf, size_t size, spsc *r, const unsigned char *slots,
                          uint64_t nslots, uint64_t pattern_sum, ctl *c, int batched)
 {
@@ -261,7 +272,7 @@ static int ring_consumer(const config *cf, size_t size, spsc *r, const unsigned 
             /* acquire: pairs with the producer's release of head */
             cached_head = atomic_load_explicit(&r->head, memory_order_acquire);
             if (cached_head == tail)
-                cpu_relax();
+                idle(cf);
         }
         uint64_t n = batched ? cached_head - tail : 1;
         if (n > 256)
@@ -412,7 +423,7 @@ static int evb_consumer_main(const config *cf, size_t size, const char *bus_path
             break;
         }
         if (rc == 0)
-            cpu_relax();
+            idle(cf);
     }
     cons_report(c, &s);
     evb_consumer_close(cons);
@@ -568,6 +579,9 @@ static void usage(FILE *f)
             "  --read poll|next   evbus reader: evb_consumer_poll (max 256) in a loop that\n"
             "                     pauses once when it returns 0 (default), or\n"
             "                     evb_consumer_next(-1) per event (the library's own spin)\n"
+            "  --idle-pauses N    pause instructions a poll reader (evbus poll, and the bare\n"
+            "                     rings' readers alike) spins after finding nothing new\n"
+            "                     (default 1; 0..100000)\n"
             "  --dedup            evbus: the producer has a stable id and the consumer\n"
             "                     drops duplicates (EVB_CONSUMER_DEDUP); the filter's cost\n"
             "  --huge-pages       each evbus path also with its ring in huge pages, runs\n"
@@ -631,6 +645,7 @@ int main(int argc, char **argv)
         .ring_bytes = 8u << 20,
         .shm_dir = "/dev/shm",
         .producers = 1,
+        .idle_pauses = 1,
     };
     parse_sizes("64,1024,65536", &cf);
     uint64_t max_event = 0;
@@ -653,6 +668,7 @@ int main(int argc, char **argv)
         { "huge-pages", no_argument, 0, 'H' },
         { "exclusive", no_argument, 0, 'X' },
         { "read", required_argument, 0, 'N' },
+        { "idle-pauses", required_argument, 0, 'I' },
         { "producers", required_argument, 0, 'p' },
         { "help", no_argument, 0, 'h' },
         { 0, 0, 0, 0 },
@@ -687,6 +703,7 @@ int main(int argc, char **argv)
         case 'H': huge = 1; break;
         case 'X': cf.exclusive = 1; break;
         case 'p': cf.producers = atoi(optarg); break;
+        case 'I': cf.idle_pauses = atoi(optarg); break;
         case 'N':
             if (strcmp(optarg, "poll") && strcmp(optarg, "next")) {
                 fprintf(stderr, "bad --read %s (poll or next)\n", optarg);
@@ -702,7 +719,8 @@ int main(int argc, char **argv)
         cf.impls |= (cf.impls >> IMPL_EVB_BATCH & 7u) << IMPL_EVB_BATCH_HUGE;
     if (cf.batch < 1 || cf.batch > 4096 || cf.runs < 1 || cf.runs > MAX_RUNS ||
         cf.ring_bytes < (64u << 10) || (cf.ring_bytes & (cf.ring_bytes - 1)) ||
-        (!cf.events && !cf.duration_ms) || cf.producers < 1 || cf.producers > MAX_PRODUCERS ||
+        (!cf.events && !cf.duration_ms) || cf.idle_pauses < 0 || cf.idle_pauses > 100000 ||
+        cf.producers < 1 || cf.producers > MAX_PRODUCERS ||
         (cf.producers > 1 && (cf.exclusive || cf.dedup))) {
         fprintf(stderr, "bad arguments\n");
         usage(stderr);
