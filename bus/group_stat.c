@@ -160,7 +160,11 @@ EVB_EXPORT int evb_group_stat(evb_bus *bus, const char *topic, const char *group
         nm++;
     }
     out->members = nm;
-    struct evb_group g = {.f = f, .nparts = tm->nparts, .topic = topic};
+    /* The incarnation seen now: only a rebuild during this look makes
+     * the checks below -ESTALE (J7, acquire). */
+    struct evb_group g = {.f = f, .nparts = tm->nparts, .topic = topic,
+                          .incarnation = atomic_load_explicit(&f->h.incarnation,
+                                                              memory_order_acquire)};
     snprintf(g.name, sizeof g.name, "%s", group);
     /* A queue its running members call damaged is not shown as a healthy
      * one: the call fails, so the caller's exit status and readable gauge

@@ -152,21 +152,6 @@ int evb_queue_start(struct evb_group *g, uint32_t p, uint64_t pos, uint64_t *fet
     return 0;
 }
 
-int evb_queue_check(const struct evb_group *g, uint32_t p)
-{
-    struct evb_queue_head *q = head(g, p);
-    uint64_t fp, fs, lp, ls;
-    /* What a running member's retake scan calls damage, no more (a member
-     * that fell behind retention may leave positions a joiner would
-     * question, and the queue still works). */
-    if (!load_window(q, &lp, &ls, &fp, &fs) || fp == EVB_GRP_POS_NONE ||
-        lp == EVB_GRP_POS_NONE)
-        return 0;
-    if (fs < ls || fs - ls > g->f->h.window)
-        return damaged(g, p, "its fetch and floor cursors contradict each other");
-    return 0;
-}
-
 /* Move fetch from {POS, QSEQ} past the event ending at END. */
 static void fetch_on(struct evb_queue_head *q, uint64_t pos, uint64_t qseq, uint64_t end)
 {
@@ -305,7 +290,7 @@ static void floor_on(struct evb_group *g, struct evb_queue_head *q)
  * whose group file was rebuilt since it joined (it read renumbered
  * cursors over slots not renumbered yet), -ESTALE.
  */
-static int slot_moved_on(struct evb_group *g, uint32_t p, struct evb_queue_head *q,
+static int slot_moved_on(const struct evb_group *g, uint32_t p, struct evb_queue_head *q,
                          uint64_t qs, const char *what)
 {
     uint64_t lp, ls;
@@ -318,6 +303,69 @@ static int slot_moved_on(struct evb_group *g, uint32_t p, struct evb_queue_head 
     snprintf(text, sizeof text, "the slot of event %llu, between the floor and fetch, %s",
              (unsigned long long)qs, what);
     return damaged(g, p, text);
+}
+
+/* What event QS's slot says, as a retake scan reads it. */
+enum slot_says { SLOT_MOVED_ON, SLOT_UNPUBLISHED, SLOT_IN_FLIGHT, SLOT_SETTLED };
+
+/*
+ * Read event QS's slot, QS between the floor and fetch as last read: its
+ * position into *SP and state pair into *CTL, *DL, and what they say (a
+ * claim not published yet, in flight, acked or waiting); SLOT_MOVED_ON
+ * for a slot that moved on to a later lap (skip it); -EBADMSG (or
+ * -ESTALE) for a slot that lost its event (slot_moved_on).
+ */
+static int slot_read(const struct evb_group *g, uint32_t p, struct evb_queue_head *q,
+                     uint64_t qs, uint64_t *sp, uint64_t *ctl, uint64_t *dl)
+{
+    struct evb_queue_slot *s = slot_of(g, q, qs);
+    uint64_t ss;
+    load_pair(&s->seq, &ss, sp);
+    int rc;
+    if (ss != qs + 1) {
+        rc = slot_moved_on(g, p, q, qs, "holds another event");
+        return rc ? rc : SLOT_MOVED_ON;
+    }
+    load_pair(&s->ctl, ctl, dl);
+    uint16_t lap = lap_of(g, qs);
+    uint8_t st = EVB_QS_STATE(*ctl);
+    /* Claimed, state not published: the slot still shows the previous
+     * lap's acked event. The taker died between the two steps, or is
+     * about to publish. */
+    if (EVB_QS_LAP(*ctl) == (uint16_t)(lap - 1) && (st == EVB_QS_ACKED || *ctl == 0))
+        return SLOT_UNPUBLISHED;
+    if (EVB_QS_LAP(*ctl) == lap && st == EVB_QS_INFLIGHT)
+        return SLOT_IN_FLIGHT;
+    if (EVB_QS_LAP(*ctl) == lap && (st == EVB_QS_WAIT || st == EVB_QS_ACKED))
+        return SLOT_SETTLED;
+    /* No state a take, retake, ack, nack or dead-letter of this event
+     * leaves: the slot moved on to a later lap since we loaded its seq
+     * (this event was acked meanwhile), or its state word lost the event
+     * (one flipped byte of its lap, say). */
+    rc = slot_moved_on(g, p, q, qs, "has a state of no lap of its event");
+    return rc ? rc : SLOT_MOVED_ON;
+}
+
+int evb_queue_check(const struct evb_group *g, uint32_t p)
+{
+    struct evb_queue_head *q = head(g, p);
+    uint64_t fp, fs, lp, ls;
+    /* What a running member's retake scan calls damage, no more (a member
+     * that fell behind retention may leave positions a joiner would
+     * question, and the queue still works): the cursors, and each slot
+     * between them as slot_read reads it. */
+    if (!load_window(q, &lp, &ls, &fp, &fs) || fp == EVB_GRP_POS_NONE ||
+        lp == EVB_GRP_POS_NONE)
+        return 0;
+    if (fs < ls || fs - ls > g->f->h.window)
+        return damaged(g, p, "its fetch and floor cursors contradict each other");
+    for (uint64_t qs = ls; qs < fs; qs++) {
+        uint64_t sp, ctl, dl;
+        int says = slot_read(g, p, q, qs, &sp, &ctl, &dl);
+        if (says < 0)
+            return says;
+    }
+    return 0;
 }
 
 int evb_queue_retake(struct evb_group *g, uint32_t p, const uint32_t *ids, uint32_t n,
@@ -346,43 +394,26 @@ int evb_queue_retake(struct evb_group *g, uint32_t p, const uint32_t *ids, uint3
     uint64_t now = real_ms();
     for (uint64_t qs = ls; qs < fs; qs++) {
         struct evb_queue_slot *s = slot_of(g, q, qs);
-        uint64_t ss, sp, ctl, dl;
-        load_pair(&s->seq, &ss, &sp);
-        if (ss != qs + 1) {
-            int rc = slot_moved_on(g, p, q, qs, "holds another event");
-            if (rc)
-                return rc;
-            continue;
-        }
-        load_pair(&s->ctl, &ctl, &dl);
-        uint16_t lap = lap_of(g, qs);
+        uint64_t sp = 0, ctl = 0, dl = 0;
+        int says = slot_read(g, p, q, qs, &sp, &ctl, &dl);
+        if (says < 0)
+            return says;
         uint32_t count = EVB_QS_COUNT(ctl);
-        uint8_t st = EVB_QS_STATE(ctl);
         bool due;
-        if (EVB_QS_LAP(ctl) == (uint16_t)(lap - 1) && (st == EVB_QS_ACKED || ctl == 0)) {
-            /* Claimed, state not published: the slot still shows the
-             * previous lap's acked event. The taker died between the two
-             * steps, or is about to publish; the CAS below decides. */
+        if (says == SLOT_MOVED_ON) {
+            continue;
+        } else if (says == SLOT_UNPUBLISHED) {
+            /* The CAS below decides between the taker and us. */
             due = true;
             count = 0;
-        } else if (EVB_QS_LAP(ctl) == lap && st == EVB_QS_INFLIGHT) {
+        } else if (says == SLOT_IN_FLIGHT) {
             /* IDS may predate a member that joined and took this since:
              * look again before calling its owner gone (J2: its id is in
              * its slot before it took anything). */
             uint32_t m = EVB_QS_MEMBER(ctl);
             due = now >= dl || (!present(ids, n, m) && !evb_group_id_present(g, m));
-        } else if (EVB_QS_LAP(ctl) == lap && (st == EVB_QS_WAIT || st == EVB_QS_ACKED)) {
-            due = st == EVB_QS_WAIT && now >= dl;
         } else {
-            /* No state a take, retake, ack, nack or dead-letter of this
-             * event leaves: the slot moved on to a later lap since we
-             * loaded its seq (this event was acked meanwhile), or its
-             * state word lost the event (one flipped byte of its lap,
-             * say). */
-            int rc = slot_moved_on(g, p, q, qs, "has a state of no lap of its event");
-            if (rc)
-                return rc;
-            continue;
+            due = EVB_QS_STATE(ctl) == EVB_QS_WAIT && now >= dl;
         }
         if (!due)
             continue;

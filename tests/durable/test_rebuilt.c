@@ -1581,8 +1581,17 @@ static void damaged_in_flight_slot(enum slot_tamper how)
     if (how != SLOT_SEQ_HIGH)
         atomic_store(&sl->ctl, ctl);
     munmap(f, len);
+    /* The group's stat calls it damaged too, as its members will (it said
+     * healthy before, while a member's next said damaged: the re-run of
+     * the cold attack's loop). */
+    evb_group_summary sum;
+    evb_group_partition_stat ps;
+    int rc = evb_group_stat(df_bus, TOPIC, "q", &sum, NULL, 0, &ps, 1);
+    cr_expect_eq(rc, -EBADMSG, "tamper %d: the group's stat: %d %s", how, rc, evb_last_error());
+    cr_expect_eq(ps.damaged, 1, "tamper %d: the partition is not marked", how);
     cr_assert_eq(evb_consumer_open(&c, df_bus, TOPIC, &co), 0, "%s", evb_last_error());
-    int rc = 0, got = 0;
+    int got = 0;
+    rc = 0;
     for (int i = 0; i < 20 && rc != -EBADMSG; i++) {
         rc = evb_consumer_next(c, &ev, 100);
         if (rc == 0) {
