@@ -309,14 +309,15 @@ static int slot_moved_on(const struct evb_group *g, uint32_t p, struct evb_queue
 enum slot_says { SLOT_MOVED_ON, SLOT_UNPUBLISHED, SLOT_IN_FLIGHT, SLOT_SETTLED };
 
 /*
- * Read event QS's slot, QS between the floor and fetch as last read: its
- * position into *SP and state pair into *CTL, *DL, and what they say (a
- * claim not published yet, in flight, acked or waiting); SLOT_MOVED_ON
- * for a slot that moved on to a later lap (skip it); -EBADMSG (or
- * -ESTALE) for a slot that lost its event (slot_moved_on).
+ * Read event QS's slot, QS between the floor (at position LP) and fetch
+ * as last read: its position into *SP and state pair into *CTL, *DL, and
+ * what they say (a claim not published yet, in flight, acked or
+ * waiting); SLOT_MOVED_ON for a slot that moved on to a later lap (skip
+ * it); -EBADMSG (or -ESTALE) for a slot that lost its event
+ * (slot_moved_on) or names a position no event of the queue can have.
  */
 static int slot_read(const struct evb_group *g, uint32_t p, struct evb_queue_head *q,
-                     uint64_t qs, uint64_t *sp, uint64_t *ctl, uint64_t *dl)
+                     uint64_t lp, uint64_t qs, uint64_t *sp, uint64_t *ctl, uint64_t *dl)
 {
     struct evb_queue_slot *s = slot_of(g, q, qs);
     uint64_t ss;
@@ -326,6 +327,11 @@ static int slot_read(const struct evb_group *g, uint32_t p, struct evb_queue_hea
         rc = slot_moved_on(g, p, q, qs, "holds another event");
         return rc ? rc : SLOT_MOVED_ON;
     }
+    /* Events are taken in log order: none between the floor and fetch
+     * lies below the floor's. */
+    if (*sp % EVB_FRAME_ALIGN || *sp < lp)
+        return evb_group_rebuilt(g) ? -ESTALE
+                                    : damaged(g, p, "a slot names a position below the floor");
     load_pair(&s->ctl, ctl, dl);
     uint16_t lap = lap_of(g, qs);
     uint8_t st = EVB_QS_STATE(*ctl);
@@ -361,7 +367,7 @@ int evb_queue_check(const struct evb_group *g, uint32_t p)
         return damaged(g, p, "its fetch and floor cursors contradict each other");
     for (uint64_t qs = ls; qs < fs; qs++) {
         uint64_t sp, ctl, dl;
-        int says = slot_read(g, p, q, qs, &sp, &ctl, &dl);
+        int says = slot_read(g, p, q, lp, qs, &sp, &ctl, &dl);
         if (says < 0)
             return says;
     }
@@ -395,7 +401,7 @@ int evb_queue_retake(struct evb_group *g, uint32_t p, const uint32_t *ids, uint3
     for (uint64_t qs = ls; qs < fs; qs++) {
         struct evb_queue_slot *s = slot_of(g, q, qs);
         uint64_t sp = 0, ctl = 0, dl = 0;
-        int says = slot_read(g, p, q, qs, &sp, &ctl, &dl);
+        int says = slot_read(g, p, q, lp, qs, &sp, &ctl, &dl);
         if (says < 0)
             return says;
         uint32_t count = EVB_QS_COUNT(ctl);
@@ -417,8 +423,6 @@ int evb_queue_retake(struct evb_group *g, uint32_t p, const uint32_t *ids, uint3
         }
         if (!due)
             continue;
-        if (sp % EVB_FRAME_ALIGN || sp < lp)
-            return damaged(g, p, "a slot names a position below the floor");
         uint32_t next = count < 255 ? count + 1 : 255;
         uint64_t mine = EVB_QS_CTL(g->id, lap_of(g, qs), next, EVB_QS_INFLIGHT);
         /* V1: one of the members that found it due wins it. */

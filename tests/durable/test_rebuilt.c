@@ -1537,6 +1537,7 @@ enum slot_tamper {
     SLOT_LAP_HIGH,   /* the lap's top byte */
     SLOT_STATE_NONE, /* a state byte no take, ack or nack writes */
     SLOT_STATE_FREE, /* in flight turned free in its own lap */
+    SLOT_POS_ODD,    /* its position off the frame alignment */
 };
 
 static void damaged_in_flight_slot(enum slot_tamper how)
@@ -1577,8 +1578,11 @@ static void damaged_in_flight_slot(enum slot_tamper how)
     case SLOT_STATE_FREE:
         ctl = EVB_QS_CTL(EVB_QS_MEMBER(ctl), lap, EVB_QS_COUNT(ctl), EVB_QS_FREE);
         break;
+    case SLOT_POS_ODD:
+        atomic_store(&sl->pos, atomic_load(&sl->pos) ^ 4);
+        break;
     }
-    if (how != SLOT_SEQ_HIGH)
+    if (how != SLOT_SEQ_HIGH && how != SLOT_POS_ODD)
         atomic_store(&sl->ctl, ctl);
     munmap(f, len);
     /* The group's stat calls it damaged too, as its members will (it said
@@ -1632,6 +1636,11 @@ Test(rebuilt, a_state_nobody_writes_in_an_in_flight_slot_is_damage_to_the_retake
 Test(rebuilt, a_free_state_in_its_own_lap_is_damage_to_the_retake)
 {
     damaged_in_flight_slot(SLOT_STATE_FREE);
+}
+
+Test(rebuilt, a_misaligned_position_in_an_in_flight_slot_is_damage_to_the_retake)
+{
+    damaged_in_flight_slot(SLOT_POS_ODD);
 }
 
 Test(rebuilt, a_damaged_fetch_position_is_damage_not_lost_events)
