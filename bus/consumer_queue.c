@@ -289,8 +289,15 @@ static int take(evb_consumer *c, evb_event *ev)
             }
             struct evb_frame_view v;
             int rc = read_at(c, i, fp, &v);
-            if (rc == -EAGAIN)
+            if (rc == -EAGAIN) {
+                /* Nothing at fetch yet: unless fetch is past the end,
+                 * where nothing will ever come (damage, said). */
+                uint64_t t, toff;
+                evb_ring_load_tail(c->rd[i].r, &t, &toff);
+                if ((rc = evb_queue_fetch_check(&c->grp, c->part[i], fp, t)))
+                    return rc == -ESTALE ? rebuilt(c) : rc;
                 break;
+            }
             if (rc || (rc = rebuilt(c)))
                 return rc;
             rc = evb_queue_take(&c->grp, c->part[i], fp, fs, v.pos, v.end);

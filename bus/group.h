@@ -170,10 +170,13 @@ int evb_group_file_reset(int fd, const char *path, uint32_t nparts, uint32_t p,
  * is on disk), 0, or -EBADMSG or -EAGAIN (left as it is; message set). */
 int evb_queue_reset(struct evb_grp_file *f, uint32_t nparts, uint32_t p, uint64_t end);
 /* queue.c: 0, or -EBADMSG when queue P's fetch and floor contradict each
- * other or a slot between them lost its event (damaged group file;
- * message set), as a running member's retake scan would find them;
- * -ESTALE when G's file was rebuilt meanwhile. */
-int evb_queue_check(const struct evb_group *g, uint32_t p);
+ * other, fetch lies past TAIL (the partition's end), or a slot between
+ * them lost its event (damaged group file; message set), as a running
+ * member would find them; -ESTALE when G's file was rebuilt meanwhile. */
+int evb_queue_check(const struct evb_group *g, uint32_t p, uint64_t tail);
+/* queue.c: 0, or -EBADMSG (-ESTALE when rebuilt) when FP, queue P's fetch
+ * position, lies past TAIL or off the frame alignment. */
+int evb_queue_fetch_check(const struct evb_group *g, uint32_t p, uint64_t fp, uint64_t tail);
 /* After a reset of P's queue that returned 1 is on disk: its mark goes. */
 void evb_queue_reset_done(struct evb_grp_file *f, uint32_t p);
 

@@ -152,6 +152,23 @@ int evb_queue_start(struct evb_group *g, uint32_t p, uint64_t pos, uint64_t *fet
     return 0;
 }
 
+int evb_queue_fetch_check(const struct evb_group *g, uint32_t p, uint64_t fp, uint64_t tail)
+{
+    /* Fetch is the end of an event taken from the partition, which the
+     * tail passed before anyone could read it (and the tail never goes
+     * back but in a rebuild, whose reset brings fetch within the log):
+     * fetch past the tail is damage. A member left waiting there would
+     * never see the partition's next events, and say nothing. */
+    if (fp % EVB_FRAME_ALIGN == 0 && fp <= tail)
+        return 0;
+    if (evb_group_rebuilt(g))
+        return -ESTALE;
+    char text[128];
+    snprintf(text, sizeof text, "its fetch position %llu is past the partition's end %llu",
+             (unsigned long long)fp, (unsigned long long)tail);
+    return damaged(g, p, text);
+}
+
 /* Move fetch from {POS, QSEQ} past the event ending at END. */
 static void fetch_on(struct evb_queue_head *q, uint64_t pos, uint64_t qseq, uint64_t end)
 {
@@ -352,19 +369,24 @@ static int slot_read(const struct evb_group *g, uint32_t p, struct evb_queue_hea
     return rc ? rc : SLOT_MOVED_ON;
 }
 
-int evb_queue_check(const struct evb_group *g, uint32_t p)
+int evb_queue_check(const struct evb_group *g, uint32_t p, uint64_t tail)
 {
     struct evb_queue_head *q = head(g, p);
     uint64_t fp, fs, lp, ls;
-    /* What a running member's retake scan calls damage, no more (a member
-     * that fell behind retention may leave positions a joiner would
-     * question, and the queue still works): the cursors, and each slot
-     * between them as slot_read reads it. */
+    /* What a running member calls damage, no more (a member that fell
+     * behind retention may leave positions a joiner would question, and
+     * the queue still works): the cursors, fetch within the partition,
+     * and each slot between them as slot_read reads it. */
     if (!load_window(q, &lp, &ls, &fp, &fs) || fp == EVB_GRP_POS_NONE ||
         lp == EVB_GRP_POS_NONE)
         return 0;
     if (fs < ls || fs - ls > g->f->h.window)
         return damaged(g, p, "its fetch and floor cursors contradict each other");
+    int rc = evb_queue_fetch_check(g, p, fp, tail);
+    if (rc)
+        return rc;
+    if (lp > fp)
+        return damaged(g, p, "its floor is past its fetch position");
     for (uint64_t qs = ls; qs < fs; qs++) {
         uint64_t sp, ctl, dl;
         int says = slot_read(g, p, q, lp, qs, &sp, &ctl, &dl);

@@ -1643,6 +1643,40 @@ Test(rebuilt, a_misaligned_position_in_an_in_flight_slot_is_damage_to_the_retake
     damaged_in_flight_slot(SLOT_POS_ODD);
 }
 
+/*
+ * One flipped bit in a running queue's fetch position (a byte above the
+ * lowest) moved it, still aligned, past the partition's end: members
+ * waited there for events that would never come, the events published
+ * meanwhile were never delivered, and every tool exited 0 (found by the
+ * cold attack). A fetch past the tail is damage, to members and stat.
+ */
+Test(rebuilt, a_fetch_past_the_partitions_end_is_damage_not_a_silent_wait)
+{
+    create_sync();
+    df_publish(TOPIC, 0, FIRST_N);
+    evb_consumer *c;
+    evb_consumer_options co = {.kind = EVB_QUEUE_MEMBER, .name = "q"};
+    cr_assert_eq(evb_consumer_open(&c, df_bus, TOPIC, &co), 0, "%s", evb_last_error());
+    evb_event ev;
+    cr_assert_eq(evb_consumer_next(c, &ev, 5000), 0, "%s", evb_last_error());
+    cr_assert_eq(evb_consumer_ack(c, &ev), 0, "%s", evb_last_error());
+    evb_consumer_close(c);
+    size_t len;
+    struct evb_grp_file *f = grp_map("q", 1, PROT_READ | PROT_WRITE, &len);
+    struct evb_queue_head *q = evb_queue_head(f, 1, 0);
+    atomic_store(&q->fetch_pos, atomic_load(&q->fetch_pos) ^ (1ull << 24));
+    munmap(f, len);
+    evb_group_summary sum;
+    evb_group_partition_stat ps;
+    int rc = evb_group_stat(df_bus, TOPIC, "q", &sum, NULL, 0, &ps, 1);
+    cr_expect_eq(rc, -EBADMSG, "the group's stat: %d %s", rc, evb_last_error());
+    cr_expect(strstr(evb_last_error(), "past the partition's end"), "%s", evb_last_error());
+    cr_assert_eq(evb_consumer_open(&c, df_bus, TOPIC, &co), 0, "%s", evb_last_error());
+    rc = evb_consumer_next(c, &ev, 500);
+    cr_expect_eq(rc, -EBADMSG, "a member's next: %d %s", rc, evb_last_error());
+    evb_consumer_close(c);
+}
+
 Test(rebuilt, a_damaged_fetch_position_is_damage_not_lost_events)
 {
     one_numbering_apart(FETCH_POS_BYTE7);
