@@ -64,19 +64,12 @@ int main(int argc, char **argv)
         return 2;
     }
     char dir[256];
-    if (bench_bus_dir(dir, sizeof dir, "/dev/shm"))
-        return 1;
     evb_bus *bus;
     evb_producer *p;
-    int rc = evb_bus_open(&bus, dir, NULL);
-    if (rc)
-        return fail("evb_bus_open", rc);
-    evb_topic_config tc = {.partitions = 1, .ring_bytes = RING, .max_event_bytes = 1024};
-    if ((rc = evb_topic_create(bus, "t", &tc)))
-        return fail("evb_topic_create", rc);
-    evb_producer_options po = {.flags = exclusive ? EVB_PRODUCER_EXCLUSIVE : 0};
-    if ((rc = evb_producer_open(&p, bus, "t", &po)))
-        return fail("evb_producer_open", rc);
+    if (bench_one_topic("bench_solo", dir, sizeof dir, RING,
+                        exclusive ? EVB_PRODUCER_EXCLUSIVE : 0, &bus, &p))
+        return 1;
+    int rc;
     uint64_t value[VALUE / 8] = {0};
     evb_msg m = {.value = value, .value_len = VALUE, .partition = EVB_PARTITION_ANY};
     double ns[64], base[64];

@@ -467,6 +467,29 @@ static inline int bench_bus_dir(char *out, size_t cap, const char *shm_dir)
     return 0;
 }
 
+/* A private bus in a fresh directory under /dev/shm (DIR, for rm_rf),
+ * one 1-partition topic "t" with a RING-byte ring and 1 KiB events, and
+ * a producer of it opened with FLAGS: for one-process benchmarks. 0, or
+ * 1 after saying on stderr, as PROG, which call failed. */
+static inline int bench_one_topic(const char *prog, char *dir, size_t cap, uint64_t ring,
+                                  uint32_t flags, evb_bus **bus, evb_producer **p)
+{
+    if (bench_bus_dir(dir, cap, "/dev/shm"))
+        return 1;
+    const char *what = "evb_bus_open";
+    int rc = evb_bus_open(bus, dir, NULL);
+    evb_topic_config tc = {.partitions = 1, .ring_bytes = ring, .max_event_bytes = 1024};
+    if (!rc && (rc = evb_topic_create(*bus, "t", &tc)))
+        what = "evb_topic_create";
+    evb_producer_options po = {.flags = flags};
+    if (!rc && (rc = evb_producer_open(p, *bus, "t", &po)))
+        what = "evb_producer_open";
+    if (!rc)
+        return 0;
+    fprintf(stderr, "%s: %s: %s (%s)\n", prog, what, evb_strerror(rc), evb_last_error());
+    return 1;
+}
+
 /* ---- errors --------------------------------------------------------- */
 
 /* Format a failed call into MSG (256 bytes, usually in shared memory so

@@ -1432,6 +1432,24 @@ Test(rebuilt, a_damaged_slot_position_is_damage_not_lost_events)
     one_numbering_apart(SLOT_POS_BYTE1);
 }
 
+/* A sync topic with FIRST_N events and a queue member "q" of it that
+ * took N of them (and acked them if ACK): left open, for the caller. */
+static evb_consumer *queue_member_took(uint32_t n, bool ack)
+{
+    create_sync();
+    df_publish(TOPIC, 0, FIRST_N);
+    evb_consumer *c;
+    evb_consumer_options co = {.kind = EVB_QUEUE_MEMBER, .name = "q"};
+    cr_assert_eq(evb_consumer_open(&c, df_bus, TOPIC, &co), 0, "%s", evb_last_error());
+    for (uint32_t i = 0; i < n; i++) {
+        evb_event ev;
+        cr_assert_eq(evb_consumer_next(c, &ev, 5000), 0, "%s", evb_last_error());
+        if (ack)
+            cr_assert_eq(evb_consumer_ack(c, &ev), 0, "%s", evb_last_error());
+    }
+    return c;
+}
+
 /*
  * A queue whose members would call it damaged (fetch a window or more
  * past the floor) was shown by evb_group_stat as a healthy one with a
@@ -1441,14 +1459,10 @@ Test(rebuilt, a_damaged_slot_position_is_damage_not_lost_events)
  */
 Test(rebuilt, a_queue_its_members_call_damaged_is_damaged_in_its_stat_too)
 {
-    create_sync();
-    df_publish(TOPIC, 0, FIRST_N);
-    evb_consumer *c;
-    evb_consumer_options co = {.kind = EVB_QUEUE_MEMBER, .name = "q"};
-    cr_assert_eq(evb_consumer_open(&c, df_bus, TOPIC, &co), 0, "%s", evb_last_error());
-    evb_event ev;
-    cr_assert_eq(evb_consumer_next(c, &ev, 5000), 0, "%s", evb_last_error());
+    evb_consumer *c = queue_member_took(1, false);
     evb_consumer_close(c);
+    evb_consumer_options co = {.kind = EVB_QUEUE_MEMBER, .name = "q"};
+    evb_event ev;
     evb_group_summary sum;
     evb_group_partition_stat ps;
     cr_assert_geq(evb_group_stat(df_bus, TOPIC, "q", &sum, NULL, 0, &ps, 1), 0, "%s",
@@ -1542,15 +1556,10 @@ enum slot_tamper {
 
 static void damaged_in_flight_slot(enum slot_tamper how)
 {
-    create_sync();
-    df_publish(TOPIC, 0, FIRST_N);
-    evb_consumer *c;
-    evb_consumer_options co = {.kind = EVB_QUEUE_MEMBER, .name = "q"};
-    cr_assert_eq(evb_consumer_open(&c, df_bus, TOPIC, &co), 0, "%s", evb_last_error());
-    evb_event ev;
-    for (uint32_t i = 0; i < 3; i++)
-        cr_assert_eq(evb_consumer_next(c, &ev, 5000), 0, "%s", evb_last_error());
+    evb_consumer *c = queue_member_took(3, false);
     evb_consumer_close(c); /* three in flight, their member gone */
+    evb_consumer_options co = {.kind = EVB_QUEUE_MEMBER, .name = "q"};
+    evb_event ev;
     size_t len;
     struct evb_grp_file *f = grp_map("q", 1, PROT_READ | PROT_WRITE, &len);
     struct evb_queue_head *q = evb_queue_head(f, 1, 0);
@@ -1652,15 +1661,10 @@ Test(rebuilt, a_misaligned_position_in_an_in_flight_slot_is_damage_to_the_retake
  */
 Test(rebuilt, a_fetch_past_the_partitions_end_is_damage_not_a_silent_wait)
 {
-    create_sync();
-    df_publish(TOPIC, 0, FIRST_N);
-    evb_consumer *c;
-    evb_consumer_options co = {.kind = EVB_QUEUE_MEMBER, .name = "q"};
-    cr_assert_eq(evb_consumer_open(&c, df_bus, TOPIC, &co), 0, "%s", evb_last_error());
-    evb_event ev;
-    cr_assert_eq(evb_consumer_next(c, &ev, 5000), 0, "%s", evb_last_error());
-    cr_assert_eq(evb_consumer_ack(c, &ev), 0, "%s", evb_last_error());
+    evb_consumer *c = queue_member_took(1, true);
     evb_consumer_close(c);
+    evb_consumer_options co = {.kind = EVB_QUEUE_MEMBER, .name = "q"};
+    evb_event ev;
     size_t len;
     struct evb_grp_file *f = grp_map("q", 1, PROT_READ | PROT_WRITE, &len);
     struct evb_queue_head *q = evb_queue_head(f, 1, 0);
