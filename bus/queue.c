@@ -387,11 +387,22 @@ int evb_queue_check(const struct evb_group *g, uint32_t p, uint64_t tail)
         return rc;
     if (lp > fp)
         return damaged(g, p, "its floor is past its fetch position");
+    /* Events are taken in log order: the slots that still hold theirs
+     * name positions that rise from the floor's and stay below fetch's
+     * (a member would find the event at a position out of that order
+     * missing, when it retook it). */
+    uint64_t below = lp;
     for (uint64_t qs = ls; qs < fs; qs++) {
         uint64_t sp, ctl, dl;
         int says = slot_read(g, p, q, lp, qs, &sp, &ctl, &dl);
         if (says < 0)
             return says;
+        if (says == SLOT_MOVED_ON)
+            continue;
+        if ((qs > ls && sp <= below) || sp >= fp)
+            return damaged(g, p, "a slot between the floor and fetch names a position out of "
+                           "the log's order");
+        below = sp;
     }
     return 0;
 }

@@ -1552,6 +1552,7 @@ enum slot_tamper {
     SLOT_STATE_NONE, /* a state byte no take, ack or nack writes */
     SLOT_STATE_FREE, /* in flight turned free in its own lap */
     SLOT_POS_ODD,    /* its position off the frame alignment */
+    SLOT_POS_HIGH,   /* its position aligned, past fetch's */
 };
 
 static void damaged_in_flight_slot(enum slot_tamper how)
@@ -1590,8 +1591,11 @@ static void damaged_in_flight_slot(enum slot_tamper how)
     case SLOT_POS_ODD:
         atomic_store(&sl->pos, atomic_load(&sl->pos) ^ 4);
         break;
+    case SLOT_POS_HIGH:
+        atomic_store(&sl->pos, atomic_load(&sl->pos) ^ (1ull << 16));
+        break;
     }
-    if (how != SLOT_SEQ_HIGH && how != SLOT_POS_ODD)
+    if (how != SLOT_SEQ_HIGH && how != SLOT_POS_ODD && how != SLOT_POS_HIGH)
         atomic_store(&sl->ctl, ctl);
     munmap(f, len);
     /* The group's stat calls it damaged too, as its members will (it said
@@ -1650,6 +1654,11 @@ Test(rebuilt, a_free_state_in_its_own_lap_is_damage_to_the_retake)
 Test(rebuilt, a_misaligned_position_in_an_in_flight_slot_is_damage_to_the_retake)
 {
     damaged_in_flight_slot(SLOT_POS_ODD);
+}
+
+Test(rebuilt, an_in_flight_slot_position_out_of_log_order_is_damage_to_the_retake)
+{
+    damaged_in_flight_slot(SLOT_POS_HIGH);
 }
 
 /*
