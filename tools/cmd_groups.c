@@ -23,10 +23,12 @@ static const char groups_usage[] =
     "and commits refused because the committer no longer owned it. For a\n"
     "queue group (evbus tail --group NAME --queue): its ack wait and\n"
     "delivery limit, each member's events in flight, and per partition the\n"
-    "floor (every event below it acknowledged), the backlog nobody took\n"
-    "yet, events in flight, acked, nacked, redelivered and dead-lettered; a\n"
-    "partition whose queue its members call damaged is marked DAMAGED (the\n"
-    "exit status is then 1, and the message says what was found).\n"
+    "floor (the log position every event below which is acknowledged), the\n"
+    "backlog nobody took yet (log bytes), events in flight, acked, nacked,\n"
+    "redelivered and dead-lettered; a partition whose queue its members\n"
+    "call damaged is marked DAMAGED, its floor, backlog and events in\n"
+    "flight shown as - (the exit status is then 1, and the message says\n"
+    "what was found).\n"
     "\n"
     "  --json           one JSON object per group\n"
     CLI_BUS_HELP;
@@ -56,11 +58,14 @@ static json_t *opt_u64(uint64_t v)
 
 static json_t *queue_part_json(uint32_t p, const evb_group_partition_stat *s)
 {
-    return json_pack("{s:I, s:b, s:o, s:o, s:I, s:o, s:o, s:o, s:o}", "partition",
-                     (json_int_t)p, "damaged", s->damaged != 0,
-                     "floor_position", opt_u64(s->committed_position),
-                     "backlog_bytes", cli_json_u64(s->backlog_bytes),
-                     "in_flight", (json_int_t)s->in_flight, "acked", cli_json_u64(s->acked),
+    /* A damaged queue's cursors and slots say nothing reliable: null. */
+    bool d = s->damaged != 0;
+    return json_pack("{s:I, s:b, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "partition",
+                     (json_int_t)p, "damaged", d,
+                     "floor_position", d ? json_null() : opt_u64(s->committed_position),
+                     "backlog_bytes", d ? json_null() : cli_json_u64(s->backlog_bytes),
+                     "in_flight", d ? json_null() : json_integer(s->in_flight),
+                     "acked", cli_json_u64(s->acked),
                      "nacked", cli_json_u64(s->nacked),
                      "redelivered", cli_json_u64(s->redelivered),
                      "dead_lettered", cli_json_u64(s->dead_lettered));
@@ -111,14 +116,18 @@ static void print_text(const groups *g, const char *name, const evb_group_summar
                "backlog", "in_flight", "acked", "nacked", "redelivered", "dead_lettered");
         for (uint32_t p = 0; p < sum->partitions; p++) {
             const evb_group_partition_stat *s = &ps[p];
-            char floor[24];
-            if (s->committed_position == UINT64_MAX)
+            char floor[24], backlog[24], in_flight[16];
+            /* A damaged queue's cursors and slots say nothing reliable:
+             * only its counters are shown. */
+            if (s->committed_position == UINT64_MAX || s->damaged)
                 snprintf(floor, sizeof floor, "-");
             else
                 snprintf(floor, sizeof floor, "%llu", (unsigned long long)s->committed_position);
-            printf("  %-9u %-14s %-12llu %-9u %-10llu %-8llu %-11llu %llu%s\n", p, floor,
-                   (unsigned long long)s->backlog_bytes, s->in_flight,
-                   (unsigned long long)s->acked, (unsigned long long)s->nacked,
+            snprintf(backlog, sizeof backlog, s->damaged ? "-" : "%llu",
+                     (unsigned long long)s->backlog_bytes);
+            snprintf(in_flight, sizeof in_flight, s->damaged ? "-" : "%u", s->in_flight);
+            printf("  %-9u %-14s %-12s %-9s %-10llu %-8llu %-11llu %llu%s\n", p, floor, backlog,
+                   in_flight, (unsigned long long)s->acked, (unsigned long long)s->nacked,
                    (unsigned long long)s->redelivered, (unsigned long long)s->dead_lettered,
                    s->damaged ? "  DAMAGED" : "");
         }

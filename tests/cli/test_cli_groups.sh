@@ -183,6 +183,10 @@ PY
 import sys
 rows = [l.split() for l in sys.stdin if l.strip()[:1].isdigit()]
 sys.exit(0 if [r[0] for r in rows] == ["0", "1"] and rows[1][-1] == "DAMAGED" and rows[0][-1] != "DAMAGED" else 1)'
+    check "the damaged partition's cursors are not shown" py '
+import sys
+rows = [l.split() for l in sys.stdin if l.strip()[:1].isdigit()]
+sys.exit(0 if rows[1][1:4] == ["-", "-", "-"] and rows[0][1] != "-" else 1)'
     check "the healthy partition's acks are shown" py '
 import sys
 rows = [l.split() for l in sys.stdin if l.strip()[:1].isdigit()]
@@ -191,6 +195,8 @@ sys.exit(0 if int(rows[0][4]) > 0 else 1)'
     check "json: exit 1" rc_is 1
     check "json: damaged per partition" json_field \
         '[p["damaged"] for p in o["partition_state"]] == [False, True] or sys.exit(1)'
+    check "json: the damaged partition's cursors are null" json_field \
+        '[p["in_flight"] is None for p in o["partition_state"]] == [False, True] or sys.exit(1)'
     run stat
     check "stat: exit 1" rc_is 1
     check "stat: the group is shown damaged" out_has "group q: damaged"
