@@ -228,8 +228,8 @@ static int retake(evb_consumer *c, evb_event *ev)
             if ((rc = read_at(c, i, t.pos, &v)))
                 return rc == -EAGAIN ? evb_err_set(-EBADMSG, "group %s, partition %u: no "
                                                    "event at position %llu that the queue "
-                                                   "holds", c->name, c->part[i],
-                                                   (unsigned long long)t.pos)
+                                                   "holds (damaged group file)", c->name,
+                                                   c->part[i], (unsigned long long)t.pos)
                                      : rc;
             if (v.pos > t.pos && v.lost_bytes) {
                 /* Gone: a ring-only topic lapped it while no member lived
@@ -246,7 +246,8 @@ static int retake(evb_consumer *c, evb_event *ev)
             }
             if (v.pos != t.pos)
                 return evb_err_set(-EBADMSG, "group %s, partition %u: the queue names "
-                                   "position %llu, the log has an event at %llu",
+                                   "position %llu, the log has an event at %llu (damaged "
+                                   "group file)",
                                    c->name, c->part[i], (unsigned long long)t.pos,
                                    (unsigned long long)v.pos);
             deliver(c, i, ev, &v, t.qseq, t.count);

@@ -287,6 +287,12 @@ static void floor_on(struct evb_group *g, struct evb_queue_head *q)
                 return; /* not written yet: its taker moves the floor later */
             np = npos;
         }
+        /* Events lie in log order: a next position not past this one is
+         * a damaged slot, which the floor must not take on (the retake
+         * scan reports it; taken on, the damage would become the floor
+         * the scan checks against). */
+        if (np <= lp || np % EVB_FRAME_ALIGN)
+            return;
         /* V1: one CAS; failing means someone moved it, look again. */
         evb_cas128(&q->floor_pos, lp, ls, np, ls + 1);
     }
@@ -326,15 +332,20 @@ static int slot_moved_on(const struct evb_group *g, uint32_t p, struct evb_queue
 enum slot_says { SLOT_MOVED_ON, SLOT_UNPUBLISHED, SLOT_IN_FLIGHT, SLOT_SETTLED };
 
 /*
- * Read event QS's slot, QS between the floor (at position LP) and fetch
- * as last read: its position into *SP and state pair into *CTL, *DL, and
- * what they say (a claim not published yet, in flight, acked or
- * waiting); SLOT_MOVED_ON for a slot that moved on to a later lap (skip
- * it); -EBADMSG (or -ESTALE) for a slot that lost its event
- * (slot_moved_on) or names a position no event of the queue can have.
+ * Read event QS's slot, QS between the floor {LP, LS} and fetch (at
+ * position FP) as last read, the slots from LS on read in order: its
+ * position into *SP and state pair into *CTL, *DL, and what they say (a
+ * claim not published yet, in flight, acked or waiting); SLOT_MOVED_ON
+ * for a slot that moved on to a later lap (skip it); -EBADMSG (or
+ * -ESTALE) for a slot that lost its event (slot_moved_on), names a
+ * position no event of the queue can have there, or counts more
+ * deliveries than the group allows. *BELOW: the position of the last
+ * slot read that holds its event (LP before the first), which events
+ * taken in log order must rise from.
  */
 static int slot_read(const struct evb_group *g, uint32_t p, struct evb_queue_head *q,
-                     uint64_t lp, uint64_t qs, uint64_t *sp, uint64_t *ctl, uint64_t *dl)
+                     uint64_t lp, uint64_t ls, uint64_t fp, uint64_t qs, uint64_t *below,
+                     uint64_t *sp, uint64_t *ctl, uint64_t *dl)
 {
     struct evb_queue_slot *s = slot_of(g, q, qs);
     uint64_t ss;
@@ -344,12 +355,24 @@ static int slot_read(const struct evb_group *g, uint32_t p, struct evb_queue_hea
         rc = slot_moved_on(g, p, q, qs, "holds another event");
         return rc ? rc : SLOT_MOVED_ON;
     }
-    /* Events are taken in log order: none between the floor and fetch
-     * lies below the floor's. */
-    if (*sp % EVB_FRAME_ALIGN || *sp < lp)
+    /* Events are taken in log order: those between the floor and fetch
+     * lie at rising positions from the floor's, below fetch's. A slot out
+     * of that order would have a member deliver another event in its
+     * place (found by the second cold attack). */
+    if (*sp % EVB_FRAME_ALIGN || *sp < lp || (qs > ls && *sp <= *below) || *sp >= fp)
         return evb_group_rebuilt(g) ? -ESTALE
-                                    : damaged(g, p, "a slot names a position below the floor");
+                                    : damaged(g, p, "a slot between the floor and fetch names a "
+                                              "position out of the log's order");
+    *below = *sp;
     load_pair(&s->ctl, ctl, dl);
+    /* A retake past max_deliveries goes to the dead-letter topic at
+     * once: no slot counts more than one over (found by the second cold
+     * attack: a flipped count sent events to the DLQ unsaid). */
+    uint32_t md = g->f->h.max_deliveries;
+    if (md && EVB_QS_COUNT(*ctl) > md + 1 && EVB_QS_LAP(*ctl) == lap_of(g, qs))
+        return evb_group_rebuilt(g) ? -ESTALE
+                                    : damaged(g, p, "a slot counts more deliveries than the "
+                                              "group allows");
     uint16_t lap = lap_of(g, qs);
     uint8_t st = EVB_QS_STATE(*ctl);
     /* Claimed, state not published: the slot still shows the previous
@@ -367,6 +390,68 @@ static int slot_read(const struct evb_group *g, uint32_t p, struct evb_queue_hea
      * (one flipped byte of its lap, say). */
     rc = slot_moved_on(g, p, q, qs, "has a state of no lap of its event");
     return rc ? rc : SLOT_MOVED_ON;
+}
+
+/*
+ * The slot just below the floor LS: the floor passes acked events only,
+ * so one that still holds event LS - 1 holds it acked (or the next lap's
+ * claim took it since). One in flight there means the floor's event
+ * number jumped over events nobody acked, which every member would skip
+ * for good (found by the second cold attack: a flipped floor number).
+ */
+static int below_floor_check(const struct evb_group *g, uint32_t p, struct evb_queue_head *q,
+                             uint64_t ls)
+{
+    if (ls == 0)
+        return 0;
+    struct evb_queue_slot *s = slot_of(g, q, ls - 1);
+    uint64_t ss, sp, ctl, dl;
+    load_pair(&s->seq, &ss, &sp);
+    if (ss != ls)
+        return 0; /* moved on, or never held it (a queue that started there) */
+    load_pair(&s->ctl, &ctl, &dl);
+    if (EVB_QS_LAP(ctl) == lap_of(g, ls - 1) && EVB_QS_STATE(ctl) == EVB_QS_ACKED)
+        return 0;
+    /* A take of the next lap claims the seq before it publishes its state:
+     * the seq looked at again tells that from damage. */
+    load_pair(&s->seq, &ss, &sp);
+    if (ss != ls)
+        return 0;
+    /* Claimed, state not published: a queue started at LS - 1 whose first
+     * taker died; the floor passes no such event. */
+    if (evb_group_rebuilt(g))
+        return -ESTALE;
+    return damaged(g, p, "the event just below the floor is not acknowledged");
+}
+
+/*
+ * Event QS's slot, at or past fetch {FP, FS} as last read: a take of QS
+ * expects the previous lap's pair there (or finds it claimed by a taker
+ * that has not moved fetch yet). Anything else with fetch still where it
+ * was is what that take will call damage (evb_queue_take).
+ */
+static int ahead_check(const struct evb_group *g, uint32_t p, struct evb_queue_head *q,
+                       uint64_t fp, uint64_t fs, uint64_t qs)
+{
+    struct evb_queue_slot *s = slot_of(g, q, qs);
+    uint64_t ss, sp;
+    load_pair(&s->seq, &ss, &sp);
+    uint64_t prev = qs >= g->f->h.window ? qs + 1 - g->f->h.window : 0;
+    if (ss == prev || ss == qs + 1)
+        return 0;
+    uint64_t fp2, fs2;
+    load_pair(&q->fetch_pos, &fp2, &fs2);
+    if (fp2 != fp || fs2 != fs)
+        return 0; /* takes went on meanwhile: judged by the next look */
+    load_pair(&s->seq, &ss, &sp);
+    if (ss == prev || ss == qs + 1)
+        return 0;
+    if (evb_group_rebuilt(g))
+        return -ESTALE;
+    char text[128];
+    snprintf(text, sizeof text, "the slot of event %llu, past fetch, holds event %llu",
+             (unsigned long long)qs, (unsigned long long)(ss - 1));
+    return damaged(g, p, text);
 }
 
 int evb_queue_check(const struct evb_group *g, uint32_t p, uint64_t tail)
@@ -387,22 +472,21 @@ int evb_queue_check(const struct evb_group *g, uint32_t p, uint64_t tail)
         return rc;
     if (lp > fp)
         return damaged(g, p, "its floor is past its fetch position");
-    /* Events are taken in log order: the slots that still hold theirs
-     * name positions that rise from the floor's and stay below fetch's
-     * (a member would find the event at a position out of that order
-     * missing, when it retook it). */
+    if ((rc = below_floor_check(g, p, q, ls)))
+        return rc;
     uint64_t below = lp;
     for (uint64_t qs = ls; qs < fs; qs++) {
         uint64_t sp, ctl, dl;
-        int says = slot_read(g, p, q, lp, qs, &sp, &ctl, &dl);
+        int says = slot_read(g, p, q, lp, ls, fp, qs, &below, &sp, &ctl, &dl);
         if (says < 0)
             return says;
-        if (says == SLOT_MOVED_ON)
-            continue;
-        if ((qs > ls && sp <= below) || sp >= fp)
-            return damaged(g, p, "a slot between the floor and fetch names a position out of "
-                           "the log's order");
-        below = sp;
+    }
+    /* The slots ahead of fetch, as the take that reaches each will find
+     * it: the previous lap's, or claimed by a taker that has not moved
+     * fetch yet. */
+    for (uint64_t qs = fs; qs < ls + g->f->h.window; qs++) {
+        if ((rc = ahead_check(g, p, q, fp, fs, qs)))
+            return rc;
     }
     return 0;
 }
@@ -430,11 +514,14 @@ int evb_queue_retake(struct evb_group *g, uint32_t p, const uint32_t *ids, uint3
             return -ESTALE;
         return damaged(g, p, "its fetch and floor cursors contradict each other");
     }
-    uint64_t now = real_ms();
+    int rc = below_floor_check(g, p, q, ls);
+    if (rc)
+        return rc;
+    uint64_t now = real_ms(), below = lp;
     for (uint64_t qs = ls; qs < fs; qs++) {
         struct evb_queue_slot *s = slot_of(g, q, qs);
         uint64_t sp = 0, ctl = 0, dl = 0;
-        int says = slot_read(g, p, q, lp, qs, &sp, &ctl, &dl);
+        int says = slot_read(g, p, q, lp, ls, fp, qs, &below, &sp, &ctl, &dl);
         if (says < 0)
             return says;
         uint32_t count = EVB_QS_COUNT(ctl);

@@ -1553,6 +1553,10 @@ enum slot_tamper {
     SLOT_STATE_FREE, /* in flight turned free in its own lap */
     SLOT_POS_ODD,    /* its position off the frame alignment */
     SLOT_POS_HIGH,   /* its position aligned, past fetch's */
+    SLOT_POS_BACK,   /* its position the event before's: a boundary */
+    SLOT_COUNT_HIGH, /* its delivery count past max_deliveries + 1 */
+    FLOOR_SEQ_UP,    /* the floor's event number over two in flight */
+    AHEAD_SEQ_HIGH,  /* the event number of a slot past fetch */
 };
 
 static void damaged_in_flight_slot(enum slot_tamper how)
@@ -1594,8 +1598,26 @@ static void damaged_in_flight_slot(enum slot_tamper how)
     case SLOT_POS_HIGH:
         atomic_store(&sl->pos, atomic_load(&sl->pos) ^ (1ull << 16));
         break;
+    case SLOT_POS_BACK:
+        atomic_store(&sl->pos, atomic_load(&evb_queue_slots(q)[ls & (f->h.window - 1)].pos));
+        break;
+    case SLOT_COUNT_HIGH:
+        cr_assert_gt(f->h.max_deliveries, 0);
+        ctl = EVB_QS_CTL(EVB_QS_MEMBER(ctl), lap, f->h.max_deliveries + 2, EVB_QS_INFLIGHT);
+        break;
+    case FLOOR_SEQ_UP:
+        atomic_store(&q->floor_seq, ls + 2);
+        break;
+    case AHEAD_SEQ_HIGH: {
+        struct evb_queue_slot *ahead =
+            &evb_queue_slots(q)[(atomic_load(&q->fetch_seq) + 2) & (f->h.window - 1)];
+        atomic_store(&ahead->seq, atomic_load(&ahead->seq) ^ (0xe0ull << 56));
+        break;
     }
-    if (how != SLOT_SEQ_HIGH && how != SLOT_POS_ODD && how != SLOT_POS_HIGH)
+    }
+    bool ctl_tamper = how != SLOT_SEQ_HIGH && how != SLOT_POS_ODD && how != SLOT_POS_HIGH &&
+                      how != SLOT_POS_BACK && how != FLOOR_SEQ_UP && how != AHEAD_SEQ_HIGH;
+    if (ctl_tamper)
         atomic_store(&sl->ctl, ctl);
     munmap(f, len);
     /* The group's stat calls it damaged too, as its members will (it said
@@ -1659,6 +1681,35 @@ Test(rebuilt, a_misaligned_position_in_an_in_flight_slot_is_damage_to_the_retake
 Test(rebuilt, an_in_flight_slot_position_out_of_log_order_is_damage_to_the_retake)
 {
     damaged_in_flight_slot(SLOT_POS_HIGH);
+}
+
+/*
+ * Found by the second cold attack, each one flipped byte that members
+ * got past with no error (and the stat, but for the first, called
+ * healthy): a slot naming the event before's position had that event
+ * delivered twice and its own never; a delivery count past the limit
+ * sent the event to the dead-letter topic unsaid; a floor number moved
+ * over events in flight skipped them for good; a damaged slot past fetch
+ * stopped every member at its take while the stat said healthy.
+ */
+Test(rebuilt, an_in_flight_slot_naming_the_event_befores_position_is_damage)
+{
+    damaged_in_flight_slot(SLOT_POS_BACK);
+}
+
+Test(rebuilt, a_delivery_count_past_the_limit_is_damage_not_a_dead_letter)
+{
+    damaged_in_flight_slot(SLOT_COUNT_HIGH);
+}
+
+Test(rebuilt, a_floor_number_over_events_in_flight_is_damage)
+{
+    damaged_in_flight_slot(FLOOR_SEQ_UP);
+}
+
+Test(rebuilt, a_damaged_slot_past_fetch_is_damage_in_the_stat_too)
+{
+    damaged_in_flight_slot(AHEAD_SEQ_HIGH);
 }
 
 /*
