@@ -14,6 +14,7 @@
 
 struct evb_topic_map;
 struct evb_grp_file;
+struct evb_ring;
 
 /* One member's view of its group. */
 struct evb_group {
@@ -170,10 +171,10 @@ int evb_group_file_reset(int fd, const char *path, uint32_t nparts, uint32_t p,
  * is on disk), 0, or -EBADMSG or -EAGAIN (left as it is; message set). */
 int evb_queue_reset(struct evb_grp_file *f, uint32_t nparts, uint32_t p, uint64_t end);
 /* queue.c: 0, or -EBADMSG when queue P's fetch and floor contradict each
- * other, fetch lies past TAIL (the partition's end), or a slot between
- * them lost its event (damaged group file; message set), as a running
- * member would find them; -ESTALE when G's file was rebuilt meanwhile. */
-int evb_queue_check(const struct evb_group *g, uint32_t p, uint64_t tail);
+ * other, fetch lies past RING's tail, or a slot lost its event or names
+ * a position out of the log's order (damaged group file; message set);
+ * -ESTALE when G's file was rebuilt meanwhile. */
+int evb_queue_check(const struct evb_group *g, uint32_t p, const struct evb_ring *ring);
 /* queue.c: 0, or -EBADMSG (-ESTALE when rebuilt) when FP, queue P's fetch
  * position, lies past TAIL or off the frame alignment. */
 int evb_queue_fetch_check(const struct evb_group *g, uint32_t p, uint64_t fp, uint64_t tail);

@@ -174,9 +174,7 @@ EVB_EXPORT int evb_group_stat(evb_bus *bus, const char *topic, const char *group
     uint32_t ndamaged = 0;
     bool damaged[EVB_MAX_PARTITIONS] = {false};
     for (uint32_t p = 0; queue && p < tm->nparts; p++) {
-        uint64_t t, toff;
-        evb_ring_load_tail(&tm->rings[p], &t, &toff);
-        int bad = evb_queue_check(&g, p, t);
+        int bad = evb_queue_check(&g, p, &tm->rings[p]);
         if (bad >= 0)
             continue;
         if (!ndamaged++) {

@@ -287,12 +287,6 @@ static void floor_on(struct evb_group *g, struct evb_queue_head *q)
                 return; /* not written yet: its taker moves the floor later */
             np = npos;
         }
-        /* Events lie in log order: a next position not past this one is
-         * a damaged slot, which the floor must not take on (the retake
-         * scan reports it; taken on, the damage would become the floor
-         * the scan checks against). */
-        if (np <= lp || np % EVB_FRAME_ALIGN)
-            return;
         /* V1: one CAS; failing means someone moved it, look again. */
         evb_cas128(&q->floor_pos, lp, ls, np, ls + 1);
     }
@@ -337,15 +331,20 @@ enum slot_says { SLOT_MOVED_ON, SLOT_UNPUBLISHED, SLOT_IN_FLIGHT, SLOT_SETTLED }
  * position into *SP and state pair into *CTL, *DL, and what they say (a
  * claim not published yet, in flight, acked or waiting); SLOT_MOVED_ON
  * for a slot that moved on to a later lap (skip it); -EBADMSG (or
- * -ESTALE) for a slot that lost its event (slot_moved_on), names a
- * position no event of the queue can have there, or counts more
- * deliveries than the group allows. *BELOW: the position of the last
- * slot read that holds its event (LP before the first), which events
- * taken in log order must rise from.
+ * -ESTALE) for a slot that lost its event (slot_moved_on) or names a
+ * position below the floor's or off alignment.
+ *
+ * STRICT (the stat's look): also positions that do not rise from slot to
+ * slot below fetch's (*BELOW: the last slot's that holds its event, LP
+ * before the first). Events are taken in log order, but a queue that
+ * fell behind retention can break that legitimately: two takers of one
+ * fetch may read different events, one of them through a removed
+ * segment's open file (found by a review), so running members must not
+ * stop on it; the stat reports it.
  */
 static int slot_read(const struct evb_group *g, uint32_t p, struct evb_queue_head *q,
-                     uint64_t lp, uint64_t ls, uint64_t fp, uint64_t qs, uint64_t *below,
-                     uint64_t *sp, uint64_t *ctl, uint64_t *dl)
+                     uint64_t lp, uint64_t ls, uint64_t fp, uint64_t qs, bool strict,
+                     uint64_t *below, uint64_t *sp, uint64_t *ctl, uint64_t *dl)
 {
     struct evb_queue_slot *s = slot_of(g, q, qs);
     uint64_t ss;
@@ -355,24 +354,14 @@ static int slot_read(const struct evb_group *g, uint32_t p, struct evb_queue_hea
         rc = slot_moved_on(g, p, q, qs, "holds another event");
         return rc ? rc : SLOT_MOVED_ON;
     }
-    /* Events are taken in log order: those between the floor and fetch
-     * lie at rising positions from the floor's, below fetch's. A slot out
-     * of that order would have a member deliver another event in its
-     * place (found by the second cold attack). */
-    if (*sp % EVB_FRAME_ALIGN || *sp < lp || (qs > ls && *sp <= *below) || *sp >= fp)
+    /* None between the floor and fetch lies below the floor's. */
+    if (*sp % EVB_FRAME_ALIGN || *sp < lp ||
+        (strict && ((qs > ls && *sp <= *below) || *sp >= fp)))
         return evb_group_rebuilt(g) ? -ESTALE
                                     : damaged(g, p, "a slot between the floor and fetch names a "
                                               "position out of the log's order");
     *below = *sp;
     load_pair(&s->ctl, ctl, dl);
-    /* A retake past max_deliveries goes to the dead-letter topic at
-     * once: no slot counts more than one over (found by the second cold
-     * attack: a flipped count sent events to the DLQ unsaid). */
-    uint32_t md = g->f->h.max_deliveries;
-    if (md && EVB_QS_COUNT(*ctl) > md + 1 && EVB_QS_LAP(*ctl) == lap_of(g, qs))
-        return evb_group_rebuilt(g) ? -ESTALE
-                                    : damaged(g, p, "a slot counts more deliveries than the "
-                                              "group allows");
     uint16_t lap = lap_of(g, qs);
     uint8_t st = EVB_QS_STATE(*ctl);
     /* Claimed, state not published: the slot still shows the previous
@@ -454,17 +443,22 @@ static int ahead_check(const struct evb_group *g, uint32_t p, struct evb_queue_h
     return damaged(g, p, text);
 }
 
-int evb_queue_check(const struct evb_group *g, uint32_t p, uint64_t tail)
+int evb_queue_check(const struct evb_group *g, uint32_t p, const struct evb_ring *ring)
 {
     struct evb_queue_head *q = head(g, p);
     uint64_t fp, fs, lp, ls;
-    /* What a running member calls damage, no more (a member that fell
-     * behind retention may leave positions a joiner would question, and
-     * the queue still works): the cursors, fetch within the partition,
-     * and each slot between them as slot_read reads it. */
+    /* What running members call damage (the cursors, fetch within the
+     * partition, each slot between them as slot_read reads it, the slot
+     * below the floor), plus what they meet only later: slot positions
+     * out of the log's order, a floor past fetch, slots ahead of fetch. */
     if (!load_window(q, &lp, &ls, &fp, &fs) || fp == EVB_GRP_POS_NONE ||
         lp == EVB_GRP_POS_NONE)
         return 0;
+    /* The tail after fetch, as a member's take reads them: loaded
+     * before, it could be older than an event taken since (found by a
+     * review). */
+    uint64_t tail, toff;
+    evb_ring_load_tail(ring, &tail, &toff);
     if (fs < ls || fs - ls > g->f->h.window)
         return damaged(g, p, "its fetch and floor cursors contradict each other");
     int rc = evb_queue_fetch_check(g, p, fp, tail);
@@ -477,7 +471,7 @@ int evb_queue_check(const struct evb_group *g, uint32_t p, uint64_t tail)
     uint64_t below = lp;
     for (uint64_t qs = ls; qs < fs; qs++) {
         uint64_t sp, ctl, dl;
-        int says = slot_read(g, p, q, lp, ls, fp, qs, &below, &sp, &ctl, &dl);
+        int says = slot_read(g, p, q, lp, ls, fp, qs, true, &below, &sp, &ctl, &dl);
         if (says < 0)
             return says;
     }
@@ -521,7 +515,7 @@ int evb_queue_retake(struct evb_group *g, uint32_t p, const uint32_t *ids, uint3
     for (uint64_t qs = ls; qs < fs; qs++) {
         struct evb_queue_slot *s = slot_of(g, q, qs);
         uint64_t sp = 0, ctl = 0, dl = 0;
-        int says = slot_read(g, p, q, lp, ls, fp, qs, &below, &sp, &ctl, &dl);
+        int says = slot_read(g, p, q, lp, ls, fp, qs, false, &below, &sp, &ctl, &dl);
         if (says < 0)
             return says;
         uint32_t count = EVB_QS_COUNT(ctl);
