@@ -331,16 +331,16 @@ enum slot_says { SLOT_MOVED_ON, SLOT_UNPUBLISHED, SLOT_IN_FLIGHT, SLOT_SETTLED }
  * position into *SP and state pair into *CTL, *DL, and what they say (a
  * claim not published yet, in flight, acked or waiting); SLOT_MOVED_ON
  * for a slot that moved on to a later lap (skip it); -EBADMSG (or
- * -ESTALE) for a slot that lost its event (slot_moved_on) or names a
- * position below the floor's or off alignment.
+ * -ESTALE) for a slot that lost its event (slot_moved_on).
  *
- * STRICT (the stat's look): also positions that do not rise from slot to
- * slot below fetch's (*BELOW: the last slot's that holds its event, LP
- * before the first). Events are taken in log order, but a queue that
- * fell behind retention can break that legitimately: two takers of one
- * fetch may read different events, one of them through a removed
- * segment's open file (found by a review), so running members must not
- * stop on it; the stat reports it.
+ * STRICT (the stat's look): also positions off alignment, below the
+ * floor's, or that do not rise from slot to slot below fetch's (*BELOW:
+ * the last slot's that holds its event, LP before the first). Events are
+ * taken in log order, but a queue that fell behind retention can break
+ * that legitimately: two takers of one fetch may read different events,
+ * one of them through a removed segment's open file (found by a review),
+ * so running members check a position only when they retake its event
+ * (evb_queue_retake); the stat reports the order.
  */
 static int slot_read(const struct evb_group *g, uint32_t p, struct evb_queue_head *q,
                      uint64_t lp, uint64_t ls, uint64_t fp, uint64_t qs, bool strict,
@@ -354,9 +354,7 @@ static int slot_read(const struct evb_group *g, uint32_t p, struct evb_queue_hea
         rc = slot_moved_on(g, p, q, qs, "holds another event");
         return rc ? rc : SLOT_MOVED_ON;
     }
-    /* None between the floor and fetch lies below the floor's. */
-    if (*sp % EVB_FRAME_ALIGN || *sp < lp ||
-        (strict && ((qs > ls && *sp <= *below) || *sp >= fp)))
+    if (strict && (*sp % EVB_FRAME_ALIGN || *sp < lp || (qs > ls && *sp <= *below) || *sp >= fp))
         return evb_group_rebuilt(g) ? -ESTALE
                                     : damaged(g, p, "a slot between the floor and fetch names a "
                                               "position out of the log's order");
@@ -537,6 +535,8 @@ int evb_queue_retake(struct evb_group *g, uint32_t p, const uint32_t *ids, uint3
         }
         if (!due)
             continue;
+        if (sp % EVB_FRAME_ALIGN || sp < lp)
+            return damaged(g, p, "a slot names a position below the floor");
         uint32_t next = count < 255 ? count + 1 : 255;
         uint64_t mine = EVB_QS_CTL(g->id, lap_of(g, qs), next, EVB_QS_INFLIGHT);
         /* V1: one of the members that found it due wins it. */
