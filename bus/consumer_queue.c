@@ -215,13 +215,30 @@ static int dead_letter(evb_consumer *c, uint32_t i, evb_event *ev)
     return evb_queue_dead_letter(&c->grp, c->part[i], ev->ack_token, ev->position);
 }
 
+/* Fetch of partition I within the log: past the tail, a take would wait
+ * there for ever and the partition's next events never come (damage,
+ * said). Looked at once per scan, not per take: the tail is the
+ * producers' hottest line, which a waiting take must not pull away. The
+ * tail is loaded after fetch, as a take reads them. */
+static int fetch_in_log(evb_consumer *c, uint32_t i)
+{
+    uint64_t fp, fs, t, toff;
+    if (!evb_queue_fetch(&c->grp, c->part[i], &fp, &fs))
+        return 0;
+    evb_ring_load_tail(c->rd[i].r, &t, &toff);
+    int rc = evb_queue_fetch_check(&c->grp, c->part[i], fp, t);
+    return rc == -ESTALE ? rebuilt(c) : rc;
+}
+
 /* An event due again (nacked, ack_wait passed, member gone): 0 and EV,
  * -EAGAIN none. */
 static int retake(evb_consumer *c, evb_event *ev)
 {
     for (uint32_t i = 0; i < c->n; i++) {
         struct evb_queue_take t;
-        int rc;
+        int rc = fetch_in_log(c, i);
+        if (rc)
+            return rc;
         while (!(rc = rebuilt(c)) &&
                (rc = evb_queue_retake(&c->grp, c->part[i], c->present, c->npresent, &t)) == 0) {
             struct evb_frame_view v;
@@ -290,15 +307,8 @@ static int take(evb_consumer *c, evb_event *ev)
             }
             struct evb_frame_view v;
             int rc = read_at(c, i, fp, &v);
-            if (rc == -EAGAIN) {
-                /* Nothing at fetch yet: unless fetch is past the end,
-                 * where nothing will ever come (damage, said). */
-                uint64_t t, toff;
-                evb_ring_load_tail(c->rd[i].r, &t, &toff);
-                if ((rc = evb_queue_fetch_check(&c->grp, c->part[i], fp, t)))
-                    return rc == -ESTALE ? rebuilt(c) : rc;
+            if (rc == -EAGAIN)
                 break;
-            }
             if (rc || (rc = rebuilt(c)))
                 return rc;
             rc = evb_queue_take(&c->grp, c->part[i], fp, fs, v.pos, v.end);

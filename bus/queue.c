@@ -152,6 +152,13 @@ int evb_queue_start(struct evb_group *g, uint32_t p, uint64_t pos, uint64_t *fet
     return 0;
 }
 
+/* WHAT found in queue P: damage, or -ESTALE for a member whose group file
+ * was rebuilt since it joined (renumbered words met with old ones). */
+static int damaged_unless_rebuilt(const struct evb_group *g, uint32_t p, const char *what)
+{
+    return evb_group_rebuilt(g) ? -ESTALE : damaged(g, p, what);
+}
+
 int evb_queue_fetch_check(const struct evb_group *g, uint32_t p, uint64_t fp, uint64_t tail)
 {
     /* Fetch is the end of an event taken from the partition, which the
@@ -161,12 +168,10 @@ int evb_queue_fetch_check(const struct evb_group *g, uint32_t p, uint64_t fp, ui
      * never see the partition's next events, and say nothing. */
     if (fp % EVB_FRAME_ALIGN == 0 && fp <= tail)
         return 0;
-    if (evb_group_rebuilt(g))
-        return -ESTALE;
     char text[128];
     snprintf(text, sizeof text, "its fetch position %llu is past the partition's end %llu",
              (unsigned long long)fp, (unsigned long long)tail);
-    return damaged(g, p, text);
+    return damaged_unless_rebuilt(g, p, text);
 }
 
 /* Move fetch from {POS, QSEQ} past the event ending at END. */
@@ -314,12 +319,10 @@ static int slot_moved_on(const struct evb_group *g, uint32_t p, struct evb_queue
     load_pair(&q->floor_pos, &lp, &ls);
     if (ls > qs)
         return 0;
-    if (evb_group_rebuilt(g))
-        return -ESTALE;
     char text[160];
     snprintf(text, sizeof text, "the slot of event %llu, between the floor and fetch, %s",
              (unsigned long long)qs, what);
-    return damaged(g, p, text);
+    return damaged_unless_rebuilt(g, p, text);
 }
 
 /* What event QS's slot says, as a retake scan reads it. */
@@ -355,9 +358,8 @@ static int slot_read(const struct evb_group *g, uint32_t p, struct evb_queue_hea
         return rc ? rc : SLOT_MOVED_ON;
     }
     if (strict && (*sp % EVB_FRAME_ALIGN || *sp < lp || (qs > ls && *sp <= *below) || *sp >= fp))
-        return evb_group_rebuilt(g) ? -ESTALE
-                                    : damaged(g, p, "a slot between the floor and fetch names a "
-                                              "position out of the log's order");
+        return damaged_unless_rebuilt(g, p, "a slot between the floor and fetch names a "
+                                      "position out of the log's order");
     *below = *sp;
     load_pair(&s->ctl, ctl, dl);
     uint16_t lap = lap_of(g, qs);
@@ -406,9 +408,7 @@ static int below_floor_check(const struct evb_group *g, uint32_t p, struct evb_q
         return 0;
     /* Claimed, state not published: a queue started at LS - 1 whose first
      * taker died; the floor passes no such event. */
-    if (evb_group_rebuilt(g))
-        return -ESTALE;
-    return damaged(g, p, "the event just below the floor is not acknowledged");
+    return damaged_unless_rebuilt(g, p, "the event just below the floor is not acknowledged");
 }
 
 /*
@@ -433,12 +433,10 @@ static int ahead_check(const struct evb_group *g, uint32_t p, struct evb_queue_h
     load_pair(&s->seq, &ss, &sp);
     if (ss == prev || ss == qs + 1)
         return 0;
-    if (evb_group_rebuilt(g))
-        return -ESTALE;
     char text[128];
     snprintf(text, sizeof text, "the slot of event %llu, past fetch, holds event %llu",
              (unsigned long long)qs, (unsigned long long)(ss - 1));
-    return damaged(g, p, text);
+    return damaged_unless_rebuilt(g, p, text);
 }
 
 int evb_queue_check(const struct evb_group *g, uint32_t p, const struct evb_ring *ring)
@@ -502,9 +500,8 @@ int evb_queue_retake(struct evb_group *g, uint32_t p, const uint32_t *ids, uint3
     if (fs < ls || fs - ls > g->f->h.window) {
         /* A rebuild caught between its fetch and floor CASes leaves such
          * cursors for a member of the old life (found by a review). */
-        if (evb_group_rebuilt(g))
-            return -ESTALE;
-        return damaged(g, p, "its fetch and floor cursors contradict each other");
+        return damaged_unless_rebuilt(g, p, "its fetch and floor cursors contradict each "
+                                      "other");
     }
     int rc = below_floor_check(g, p, q, ls);
     if (rc)
