@@ -120,9 +120,9 @@ static inline void evb_consumer_fill(evb_event *ev, const struct evb_frame_view 
     ev->value_len = v->value_len;
     ev->partition = part;
     ev->type = f->type;
-    /* The layout bit is the library's (shm/ring_format.h), not the
+    /* The layout bits are the library's (shm/ring_format.h), not the
      * application's. */
-    ev->flags = v->flags & (uint16_t)~EVB_FRAME_F_VALUE_ALIGNED;
+    ev->flags = v->flags & (uint16_t)~(EVB_FRAME_F_VALUE_ALIGNED | EVB_FRAME_F_LINE_PADDED);
     /* Relaxed atomic: F may be a ring frame whose losing padder is still
      * storing the same offset (shm/frame.h, evb_frame_set_claim). */
     ev->offset = __atomic_load_n(&f->offset, __ATOMIC_RELAXED);

@@ -739,7 +739,7 @@ static int publish_run(evb_producer *p, uint32_t part, const evb_msg *m, size_t 
                                      m[i].key, m[i].key_len, m[i].value_len, m[i].type,
                                      i ? 0 : (uint32_t)len, i ? 0 : (uint16_t)n);
         fill_value(p, f, value, m[i].value, m[i].value_len);
-        pos += evb_align_frame(f->len);
+        pos += evb_frame_bytes(m[i].key_len, m[i].value_len);
     }
     rc = evb_ring_commit_fast(rp, &c);
     if (!rc) {

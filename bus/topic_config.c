@@ -18,6 +18,14 @@
 #include "safe_open.h"
 #include "topic_config_format.h"
 
+/* The largest max_event_bytes a ring of RING_BYTES takes, as documented
+ * (evbus.h): a quarter of the ring less a header and a key's padding, so
+ * the largest frame (evb_frame_max) fits that quarter. */
+static uint64_t max_event_for(uint64_t ring_bytes)
+{
+    return ring_bytes / 4 - EVB_FRAME_HDR - EVB_FRAME_ALIGN;
+}
+
 void evb_topic_config_defaults(evb_topic_config *cfg)
 {
     if (!cfg->partitions)
@@ -26,9 +34,8 @@ void evb_topic_config_defaults(evb_topic_config *cfg)
         cfg->ring_bytes = 4u << 20;
     if (!cfg->max_event_bytes) {
         cfg->max_event_bytes = 64u << 10;
-        if (cfg->max_event_bytes > cfg->ring_bytes / 4 - EVB_FRAME_HDR - EVB_FRAME_ALIGN)
-            cfg->max_event_bytes = (uint32_t)(cfg->ring_bytes / 4 - EVB_FRAME_HDR -
-                                              EVB_FRAME_ALIGN);
+        if (cfg->max_event_bytes > max_event_for(cfg->ring_bytes))
+            cfg->max_event_bytes = (uint32_t)max_event_for(cfg->ring_bytes);
     }
     if (!cfg->file_mode)
         cfg->file_mode = 0600;
@@ -55,10 +62,10 @@ int evb_topic_config_check(const evb_topic_config *cfg)
     /* The key's padding included (shm/frame.h), so the bound stated is
      * the bound accepted. */
     uint64_t frame = evb_frame_max(cfg->max_event_bytes);
-    if (!cfg->max_event_bytes || frame > rb / 4)
+    if (!cfg->max_event_bytes || cfg->max_event_bytes > max_event_for(rb) || frame > rb / 4)
         return evb_err_set(-EINVAL, "max event bytes %u: need 1..%llu for a %llu-byte ring",
                            cfg->max_event_bytes,
-                           (unsigned long long)(rb / 4 - EVB_FRAME_HDR - EVB_FRAME_ALIGN),
+                           (unsigned long long)max_event_for(rb),
                            (unsigned long long)rb);
     if (cfg->file_mode & ~0777u)
         return evb_err_set(-EINVAL, "file mode %o: only permission bits", cfg->file_mode);

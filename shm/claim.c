@@ -901,12 +901,12 @@ int evb_ring_commit(struct evb_ring_producer *p, struct evb_ring_claim *c)
     struct evb_frame *f1 = evb_ring_frame(r, c->data_pos);
 
     /* R2: frames after the first, in order, before frame 1. Walk by the
-     * lengths we wrote ourselves, bounded by the claim. */
+     * lengths and flags we wrote ourselves, bounded by the claim. */
     uint64_t end = c->data_pos + c->len;
-    uint64_t q = c->data_pos + evb_align_frame(f1->len);
+    uint64_t q = c->data_pos + evb_frame_skip(f1->len, f1->flags);
     for (uint32_t i = 1; i < c->events && q + EVB_FRAME_HDR <= end; i++) {
         struct evb_frame *f = evb_ring_frame(r, q);
-        uint64_t step = evb_align_frame(f->len);
+        uint64_t step = evb_frame_skip(f->len, f->flags);
         /* R2: this frame's header and value before its stamp, and all of
          * it before frame 1's R1 CAS. */
         atomic_store_explicit(&f->stamp, q | EVB_STAMP_DATA, memory_order_release);

@@ -16,7 +16,9 @@
  *            | data: capacity bytes        |  frames, position p at p & (cap-1)
  *            +-----------------------------+
  *
- * A frame (8-byte aligned, never wraps; a PAD frame fills a ring end):
+ * A frame (8-byte aligned, never wraps; a PAD frame fills a ring end;
+ * this version pads every data frame to a whole number of 64-byte lines,
+ * flag EVB_FRAME_F_LINE_PADDED, so two frames never share a cache line):
  *
  *   0  stamp         pos|EVB_STAMP_DATA when committed, pos|EVB_STAMP_PAD when
  *                    padded; anything else: not yet committed
@@ -41,6 +43,9 @@
  *                    (flag EVB_FRAME_F_VALUE_ALIGNED; version 3 on). A
  *                    frame without the flag (version 2, kept in segments
  *                    on disk) has its value right after the key.
+ *   round_up(len, 8), or round_up(len, 64) with EVB_FRAME_F_LINE_PADDED
+ *      next frame    the padding between is not written (old ring bytes,
+ *                    outside the checksum)
  *
  * Positions are 8-aligned, so the low three bits of a stamp are free to say
  * what was committed there. A zeroed file has no valid stamp (0 is neither
@@ -72,12 +77,17 @@ static_assert(ATOMIC_INT_LOCK_FREE == 2, "32-bit atomics must be lock-free");
  * 5: a lone shared producer holds the tail lease (header word tail_lease,
  * slot word tail_moving; claim.c X4) and moves the tail with a plain
  * store, which a version 4 producer attaching would not revoke.
+ * 6: data frames are padded to whole 64-byte lines (EVB_FRAME_F_LINE_PADDED),
+ * which a version 5 reader refuses as unknown flags.
  * A ring of another version is refused (-EPROTO); segments keep their
  * frames, which say their own layout in their flags. */
-#define EVB_RING_VERSION 5u
+#define EVB_RING_VERSION 6u
 #define EVB_LINE 128u
 #define EVB_FRAME_ALIGN 8u
 #define EVB_FRAME_HDR 56u
+/* What a line-padded frame is padded to: part of the format, whatever the
+ * build's cache line. */
+#define EVB_FRAME_LINE 64u
 #define EVB_RING_MIN_CAPACITY (64u * 1024u)
 #define EVB_RING_MAX_CAPACITY (1ull << 34)
 #define EVB_RING_PRODUCER_SLOTS 64u
@@ -94,7 +104,8 @@ static_assert(EVB_LINE % EVB_CACHE_LINE == 0, "ring lines must not share a cache
 
 /* evb_frame.flags */
 #define EVB_FRAME_F_VALUE_ALIGNED 1u /* value at 56 + round_up(key_len, 8) */
-#define EVB_FRAME_F_KNOWN EVB_FRAME_F_VALUE_ALIGNED
+#define EVB_FRAME_F_LINE_PADDED 2u   /* next frame at round_up(len, 64) (version 6 on) */
+#define EVB_FRAME_F_KNOWN (EVB_FRAME_F_VALUE_ALIGNED | EVB_FRAME_F_LINE_PADDED)
 
 #define EVB_STAMP_DATA 1u
 #define EVB_STAMP_PAD 2u
@@ -422,6 +433,11 @@ static_assert(1024 + (EVB_RING_PRODUCER_SLOTS + EVB_RING_READER_SLOTS) * EVB_LIN
 static inline uint64_t evb_align_frame(uint64_t n)
 {
     return (n + (EVB_FRAME_ALIGN - 1)) & ~(uint64_t)(EVB_FRAME_ALIGN - 1);
+}
+
+static inline uint64_t evb_align_line(uint64_t n)
+{
+    return (n + (EVB_FRAME_LINE - 1)) & ~(uint64_t)(EVB_FRAME_LINE - 1);
 }
 
 #endif /* EVB_RING_FORMAT_H */

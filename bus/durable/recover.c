@@ -210,9 +210,11 @@ static uint64_t unbounded_skip(uint64_t top, uint64_t end_pos)
  * Write pads at POS that void VOID offsets from OFF on, so the log itself
  * says that they were skipped: a reader walking over them finds the
  * offsets it expects, and a later recovery finds the end after them. A
- * pad carrying an offset takes EVB_FRAME_HDR bytes and voids at most
- * UINT16_MAX events; where less than a header is left before a ring end a
- * stamp-only pad fills it (a segment end is a ring end). Each segment
+ * pad carrying an offset takes a header, up to the next 64-byte line (so
+ * the frames written after it start on a line again, ring_format.h), and
+ * voids at most UINT16_MAX events; where less than a header is left
+ * before a ring end a stamp-only pad fills it (a segment end is a ring
+ * end). Each segment
  * file written is synced; one missing is made with MODE. *END gets the
  * position after the pads.
  */
@@ -246,14 +248,15 @@ static int write_pads(const char *dir, const struct evb_seg_geom *g, uint32_t mo
         size_t len = sizeof stamp;
         uint64_t n = 0;
         if (room >= EVB_FRAME_HDR) {
-            uint32_t skip = EVB_FRAME_HDR;
+            /* At most ROOM: the ring's end is on a line. */
+            uint32_t skip = (uint32_t)(evb_align_line(pos + EVB_FRAME_HDR) - pos);
             n = nvoid < UINT16_MAX ? nvoid : UINT16_MAX;
             uint16_t ev = (uint16_t)n;
             memcpy(hdr + offsetof(struct evb_frame, offset), &off, sizeof off);
             memcpy(hdr + offsetof(struct evb_frame, claim_len), &skip, sizeof skip);
             memcpy(hdr + offsetof(struct evb_frame, claim_events), &ev, sizeof ev);
             len = EVB_FRAME_HDR;
-            room = EVB_FRAME_HDR;
+            room = skip;
         }
         rc = evb_seg_write_at(fd, hdr, len, (off_t)(pos - base));
         if (rc)

@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "frame.h"
 #include "ring_format.h"
 #include "t_helpers.h"
 
@@ -74,7 +75,7 @@ static void setup(void)
         pos_of[i] = ev.position;
         ts_of[i] = ev.timestamp_ns;
     }
-    pos_of[N] = ev.position + ((EVB_FRAME_HDR + VLEN + 7u) & ~7u);
+    pos_of[N] = ev.position + evb_frame_bytes(0, VLEN);
     evb_consumer_close(c);
     evb_bus_close(bus);
     t_rmtree(t_bus_dir());

@@ -316,12 +316,12 @@ Test(durable, torn_last_frame_is_truncated)
     char path[600];
     uint64_t base;
     last_segment("t", path, sizeof path, &base);
-    /* Scribble over the second half of the last frame (56 + 64 bytes). */
+    /* Scribble over the end of the last frame (56 + 64 bytes, in two lines). */
     int fd = open(path, O_WRONLY);
     cr_assert_geq(fd, 0);
     uint8_t junk[40];
     memset(junk, 0xa5, sizeof junk);
-    cr_assert_eq(pwrite(fd, junk, sizeof junk, (off_t)(end - base - sizeof junk)),
+    cr_assert_eq(pwrite(fd, junk, sizeof junk, (off_t)(end - base - 128 + 120 - sizeof junk)),
                  (ssize_t)sizeof junk);
     close(fd);
     /* Torn: past the durable mark, as when the mark's own write had not
@@ -332,9 +332,9 @@ Test(durable, torn_last_frame_is_truncated)
     /* Without the mark the cut is unbounded: the torn event may have been
      * synced and its offset handed out, so offsets are skipped past every
      * one the log could have held (bus/durable/recover.c) and never reused;
-     * the skip is pads at the old end (end - 120). */
+     * the skip is pads at the old end (end - 128). */
     cr_expect_gt(st.tail_offset, 999u, "offset 999 would be handed out again");
-    cr_expect_eq(st.tail_position, end - 120 + 56); /* one pad, a frame header */
+    cr_expect_eq(st.tail_position, end - 128 + 64); /* one pad, a header to the line */
     cr_expect_gt(st.recovered_dropped, 0u);
     evb_damage d;
     cr_assert_eq(evb_partition_damage(bus, "t", 0, 0, &d), 0);

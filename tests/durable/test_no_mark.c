@@ -16,10 +16,15 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "frame.h"
 #include "t_helpers.h"
 
 #define SEG (1u << 20)
 #define VLEN 64u
+/* Ring bytes of each event, and where in a frame at F its value's last
+ * word is (before the padding to the line, which no check covers). */
+#define FRAME evb_frame_bytes(0, VLEN)
+#define LAST_WORD(f) ((f) + evb_frame_len(0, VLEN) - 8)
 
 static evb_bus *bus;
 
@@ -187,12 +192,12 @@ Test(no_mark, cut_without_a_mark_reuses_no_offset)
 {
     const uint64_t n = 2000;
     uint64_t end = synced_topic("t", n);
-    cr_assert_gt(end, 2 * 120 * 100);
+    cr_assert_gt(end, 2 * FRAME * 100);
     char path[600];
     part_file("t", "durable.mark", path, sizeof path);
     cr_assert_eq(unlink(path), 0);
-    flip_byte("t", end / 2 + 60);          /* inside some frame in the middle */
-    flip_byte("t", end - 8);               /* the last frame's value */
+    flip_byte("t", end / 2 - end / 2 % FRAME + 60); /* a frame in the middle */
+    flip_byte("t", LAST_WORD(end - FRAME));         /* the last frame's value */
     reboot();
     struct evb_partition_stat st;
     cr_assert_eq(evb_partition_stat(bus, "t", 0, &st), 0, "%s", evb_last_error());
@@ -227,7 +232,7 @@ Test(no_mark, with_a_mark_nothing_is_skipped)
 {
     const uint64_t n = 2000;
     uint64_t end = synced_topic("t", n);
-    flip_byte("t", end - 8);
+    flip_byte("t", LAST_WORD(end - FRAME));
     reboot();
     struct evb_partition_stat st;
     cr_assert_eq(evb_partition_stat(bus, "t", 0, &st), 0, "%s", evb_last_error());
@@ -272,7 +277,7 @@ Test(no_mark, unwritable_mark_is_reported_not_trusted)
     cr_assert_eq(evb_partition_damage(bus, "t", 0, 0, &d), 0, "%s", evb_last_error());
     cr_expect_eq(d.mark, EVB_MARK_NOT_FILE, "the unwritable mark is not reported");
     /* A rebuild: the damaged last frame is cut, its offset not reused. */
-    flip_byte("t", st.durable_position - 8);
+    flip_byte("t", LAST_WORD(st.durable_position - FRAME));
     reboot();
     cr_assert_eq(evb_partition_stat(bus, "t", 0, &st), 0, "%s", evb_last_error());
     cr_expect_gt(st.tail_offset, 2 * n, "offset %llu would be handed out again",

@@ -132,15 +132,56 @@ Test(frame, valid_data_frame_decodes)
 {
     union fbuf u;
     struct evb_frame_step s;
-    data_frame(&u, 5, 20); /* 56 + 8 (key, padded) + 20 = 84 bytes, 88 aligned */
+    data_frame(&u, 5, 20); /* 56 + 8 (key, padded) + 20 = 84 bytes: two lines */
     cr_assert_eq(decode(&u, ROOM, &s), EVB_FRAME_DATA);
-    cr_expect_eq(s.skip, 88);
+    cr_expect_eq(s.skip, 128);
     cr_expect_eq(s.offset, 77);
     cr_expect_eq(s.events, 1);
     cr_expect_eq(s.len, EVB_FRAME_HDR + 8 + 20);
     cr_expect_eq(s.key_len, 5);
     cr_expect_eq(s.value_at, EVB_FRAME_HDR + 8);
     cr_expect_eq(s.value_len, 20);
+    cr_expect_eq(s.flags, EVB_FRAME_F_VALUE_ALIGNED | EVB_FRAME_F_LINE_PADDED);
+}
+
+/* A frame of version 5 and older (segments on disk keep them): without
+ * the line flag the next frame is at the next 8-byte word. */
+Test(frame, frame_without_the_line_flag_skips_to_the_next_word)
+{
+    union fbuf u;
+    struct evb_frame_step s;
+    data_frame(&u, 5, 20);
+    u.f.flags = EVB_FRAME_F_VALUE_ALIGNED;
+    cr_assert_eq(decode(&u, ROOM, &s), EVB_FRAME_DATA);
+    cr_expect_eq(s.skip, 88);
+    cr_expect_eq(s.value_at, EVB_FRAME_HDR + 8);
+    cr_assert_eq(decode(&u, 88, &s), EVB_FRAME_DATA, "88 bytes of room hold it");
+    expect_bad(&u, 80, "frame length", EVB_FRAME_HDR + 8 + 20);
+    /* The line flag alone (no value alignment) pads to the line too. */
+    u.f.flags = EVB_FRAME_F_LINE_PADDED;
+    cr_assert_eq(decode(&u, ROOM, &s), EVB_FRAME_DATA);
+    cr_expect_eq(s.skip, 128);
+    cr_expect_eq(s.value_at, EVB_FRAME_HDR + 5);
+}
+
+/* What a claim reserves: whole lines, the key's padding counted. */
+Test(frame, frame_bytes_are_whole_lines)
+{
+    cr_expect_eq(evb_frame_bytes(0, 0), 64);
+    cr_expect_eq(evb_frame_bytes(0, 8), 64);
+    cr_expect_eq(evb_frame_bytes(0, 9), 128);
+    cr_expect_eq(evb_frame_bytes(0, 64), 128);
+    cr_expect_eq(evb_frame_bytes(1, 64), 128, "56 + 8 (the key, padded) + 64");
+    cr_expect_eq(evb_frame_bytes(9, 64), 192, "56 + 16 + 64: the key's padding tips it over");
+    cr_expect_eq(evb_frame_bytes(0, 72), 128);
+    /* The largest frame of a max_event: a key of 8k + 1 bytes pads 7. */
+    for (uint32_t m = 1; m < 300; m++)
+        for (uint32_t k = 0; k <= m; k++) {
+            uint64_t b = evb_frame_bytes(k, m - k);
+            cr_assert_leq(evb_frame_len(k, m - k), evb_frame_max(m), "key %u of %u", k, m);
+            cr_assert_leq(b, evb_frame_max(m), "key %u of %u", k, m);
+            cr_assert_eq(b % EVB_FRAME_LINE, 0);
+        }
 }
 
 Test(frame, data_length_below_the_header_is_bad)
@@ -225,8 +266,8 @@ Test(frame, unknown_flag_bits_are_bad)
 {
     union fbuf u;
     data_frame(&u, 3, 5);
-    u.f.flags = 2;
-    expect_bad(&u, ROOM, "frame flags", 2);
+    u.f.flags = 4;
+    expect_bad(&u, ROOM, "frame flags", 4);
     u.f.flags = 0x8001;
     expect_bad(&u, ROOM, "frame flags", 0x8001);
 }
@@ -302,9 +343,15 @@ Test(frame, room_of_exactly_a_header_holds_a_frame)
     union fbuf u;
     struct evb_frame_step s;
     data_frame(&u, 0, 0); /* a bare header: no key, no value */
+    u.f.flags = EVB_FRAME_F_VALUE_ALIGNED; /* as version 5 wrote it */
     cr_assert_eq(decode(&u, EVB_FRAME_HDR, &s), EVB_FRAME_DATA);
     cr_expect_eq(s.skip, EVB_FRAME_HDR);
     cr_expect_eq(s.len, EVB_FRAME_HDR);
+    /* Line-padded, it needs the whole line. */
+    u.f.flags |= EVB_FRAME_F_LINE_PADDED;
+    expect_bad(&u, EVB_FRAME_HDR, "frame length", EVB_FRAME_HDR);
+    cr_assert_eq(decode(&u, EVB_FRAME_LINE, &s), EVB_FRAME_DATA);
+    cr_expect_eq(s.skip, EVB_FRAME_LINE);
     /* A pad there has a header, so its claim is read, not the room. */
     pad_frame(&u, EVB_FRAME_HDR, 2);
     cr_assert_eq(decode(&u, EVB_FRAME_HDR, &s), EVB_FRAME_PAD);
@@ -317,9 +364,10 @@ Test(frame, data_frame_that_exactly_fills_its_room_decodes)
 {
     union fbuf u;
     struct evb_frame_step s;
-    data_frame(&u, 0, 41); /* 97 bytes, 104 aligned */
-    cr_assert_eq(decode(&u, 104, &s), EVB_FRAME_DATA);
-    cr_expect_eq(s.skip, 104);
+    data_frame(&u, 0, 41); /* 97 bytes, two lines */
+    cr_assert_eq(decode(&u, 128, &s), EVB_FRAME_DATA);
+    cr_expect_eq(s.skip, 128);
+    expect_bad(&u, 120, "frame length", 97);
     pad_frame(&u, 256, 1);
     cr_assert_eq(decode(&u, 256, &s), EVB_FRAME_PAD);
     cr_expect_eq(s.skip, 256);
@@ -374,7 +422,7 @@ Test(frame, init_writes_the_header_but_not_the_stamp_or_the_payload)
     cr_expect_eq(u.f.key_len, 12);
     cr_expect_eq(u.f.crc32c, 0, "the checksum is sealed later, from zero");
     cr_expect_eq(u.f.type, 0x4142);
-    cr_expect_eq(u.f.flags, EVB_FRAME_F_VALUE_ALIGNED);
+    cr_expect_eq(u.f.flags, EVB_FRAME_F_VALUE_ALIGNED | EVB_FRAME_F_LINE_PADDED);
     cr_expect_eq(memcmp(u.b + EVB_FRAME_HDR, before.b + EVB_FRAME_HDR,
                         sizeof u.b - EVB_FRAME_HDR),
                  0, "bytes after the header changed");
