@@ -117,6 +117,8 @@ int evb_topic_config_read(const char *dir, evb_topic_config *cfg);
 void evb_topic_config_defaults(evb_topic_config *cfg);
 /* topic_config.c: 0, or -EINVAL naming the first field out of range. */
 int evb_topic_config_check(const evb_topic_config *cfg);
+/* The largest max_event_bytes a ring of RING_BYTES takes. */
+uint64_t evb_topic_max_event(uint64_t ring_bytes);
 /* Write DIR/topic.conf, which must not exist yet (DIR is a topic being
  * built aside, renamed into place when complete). */
 int evb_topic_config_write(const char *dir, const evb_topic_config *cfg);

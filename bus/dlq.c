@@ -58,7 +58,8 @@ static evb_topic_config dlq_config(const evb_topic_config *origin)
     cfg.file_mode = origin->file_mode;
     cfg.max_event_bytes = origin->max_event_bytes + EVB_DLQ_OVERHEAD_BYTES;
     cfg.ring_bytes = origin->ring_bytes;
-    while (evb_topic_max_frame(&cfg) > cfg.ring_bytes / 4)
+    while (cfg.ring_bytes < EVB_RING_MAX_CAPACITY &&
+           cfg.max_event_bytes > evb_topic_max_event(cfg.ring_bytes))
         cfg.ring_bytes *= 2;
     return cfg;
 }

@@ -512,9 +512,11 @@ static inline void fill_value(const evb_producer *p, struct evb_frame *f, uint8_
 }
 
 /* Header and key of one frame (frame.h); returns where the value goes,
- * 8-aligned, for the caller to fill. The key's padding is zeroed, so no
- * byte of an older lap stays between key and value (and the checksum of
- * equal events is equal). */
+ * 8-aligned, for the caller to fill. The key's padding and the frame's
+ * padding to its line are zeroed, so no byte of an older lap stays
+ * between key and value (and the checksum of equal events is equal) or
+ * after the value (where the flusher would copy it to disk, to outlive
+ * the older event's own segment). */
 static inline uint8_t *write_frame(struct evb_frame *f, uint64_t offset, uint64_t ts, uint64_t seq,
                             uint32_t producer_id, const void *key, uint32_t key_len,
                             uint32_t value_len, uint16_t type, uint32_t claim_len,
@@ -527,6 +529,12 @@ static inline uint8_t *write_frame(struct evb_frame *f, uint64_t offset, uint64_
                           .claim_events = claim_events});
     uint8_t *k = (uint8_t *)f + EVB_FRAME_HDR;
     uint8_t *value = (uint8_t *)f + evb_frame_value_at(key_len, EVB_FRAME_F_VALUE_ALIGNED);
+    /* From the value's last word to the line's end; the value (written
+     * after this) takes its part of that word back. One to seven words. */
+    uint64_t len = evb_frame_len(key_len, value_len);
+    for (uint64_t q = len & ~(uint64_t)(EVB_FRAME_ALIGN - 1); q < evb_align_line(len);
+         q += EVB_FRAME_ALIGN)
+        memset((uint8_t *)f + q, 0, EVB_FRAME_ALIGN);
     if (key_len) {
         /* The last aligned word of the key first, then the key over it. */
         memset(value - EVB_FRAME_ALIGN, 0, EVB_FRAME_ALIGN);

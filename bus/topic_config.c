@@ -20,10 +20,14 @@
 
 /* The largest max_event_bytes a ring of RING_BYTES takes, as documented
  * (evbus.h): a quarter of the ring less a header and a key's padding, so
- * the largest frame (evb_frame_max) fits that quarter. */
-static uint64_t max_event_for(uint64_t ring_bytes)
+ * the largest frame (evb_frame_max) fits that quarter, and a frame's
+ * length its 32-bit field (the quarter of a 16 GiB ring would not). */
+uint64_t evb_topic_max_event(uint64_t ring_bytes)
 {
-    return ring_bytes / 4 - EVB_FRAME_HDR - EVB_FRAME_ALIGN;
+    uint64_t quarter = ring_bytes / 4;
+    if (quarter > UINT32_MAX - (EVB_FRAME_LINE - 1))
+        quarter = (uint64_t)UINT32_MAX + 1 - EVB_FRAME_LINE;
+    return quarter - EVB_FRAME_HDR - EVB_FRAME_ALIGN;
 }
 
 void evb_topic_config_defaults(evb_topic_config *cfg)
@@ -34,8 +38,8 @@ void evb_topic_config_defaults(evb_topic_config *cfg)
         cfg->ring_bytes = 4u << 20;
     if (!cfg->max_event_bytes) {
         cfg->max_event_bytes = 64u << 10;
-        if (cfg->max_event_bytes > max_event_for(cfg->ring_bytes))
-            cfg->max_event_bytes = (uint32_t)max_event_for(cfg->ring_bytes);
+        if (cfg->max_event_bytes > evb_topic_max_event(cfg->ring_bytes))
+            cfg->max_event_bytes = (uint32_t)evb_topic_max_event(cfg->ring_bytes);
     }
     if (!cfg->file_mode)
         cfg->file_mode = 0600;
@@ -62,10 +66,11 @@ int evb_topic_config_check(const evb_topic_config *cfg)
     /* The key's padding included (shm/frame.h), so the bound stated is
      * the bound accepted. */
     uint64_t frame = evb_frame_max(cfg->max_event_bytes);
-    if (!cfg->max_event_bytes || cfg->max_event_bytes > max_event_for(rb) || frame > rb / 4)
+    if (!cfg->max_event_bytes || cfg->max_event_bytes > evb_topic_max_event(rb) ||
+        frame > rb / 4)
         return evb_err_set(-EINVAL, "max event bytes %u: need 1..%llu for a %llu-byte ring",
                            cfg->max_event_bytes,
-                           (unsigned long long)max_event_for(rb),
+                           (unsigned long long)evb_topic_max_event(rb),
                            (unsigned long long)rb);
     if (cfg->file_mode & ~0777u)
         return evb_err_set(-EINVAL, "file mode %o: only permission bits", cfg->file_mode);

@@ -146,8 +146,9 @@ int main(int argc, char **argv)
         du_cleanup();
         return 1;
     }
-    /* A keyless frame: the 56-byte header, the value 8-aligned (ring_format.h). */
-    uint64_t frame = 56 + (((uint64_t)size + 7) & ~7ull);
+    /* A keyless frame: the 56-byte header and the value, padded to whole
+     * 64-byte lines (ring_format.h). */
+    uint64_t frame = (56 + (uint64_t)size + 63) & ~63ull;
     printf("# %" PRIu64 " events of %u B (frames of %" PRIu64 " B) from disk, page cache "
            "warm\n# run  replay_Mev/s  replay_GB/s  pread_GB/s  replay/pread\n",
            events, size, frame);

@@ -165,7 +165,7 @@ static const char *impossible_intent(const struct evb_ring *r, const struct inte
     if (!in->events || in->events > UINT16_MAX)
         return "intent events";
     if (!in->len || in->len % EVB_FRAME_ALIGN || in->len > r->capacity / 2 ||
-        in->len > (uint64_t)r->max_frame * in->events)
+        in->len > evb_align_line(r->max_frame) * in->events) /* frames padded to lines */
         return "intent length";
     if (in->pad && (in->pad % EVB_FRAME_ALIGN || (in->pos & r->mask) + in->pad != r->capacity))
         return "intent pad";

@@ -44,8 +44,9 @@
  *                    frame without the flag (version 2, kept in segments
  *                    on disk) has its value right after the key.
  *   round_up(len, 8), or round_up(len, 64) with EVB_FRAME_F_LINE_PADDED
- *      next frame    the padding between is not written (old ring bytes,
- *                    outside the checksum)
+ *      next frame    the padding between holds zeros (this version's
+ *                    producers write them; outside the checksum, and no
+ *                    reader looks)
  *
  * Positions are 8-aligned, so the low three bits of a stamp are free to say
  * what was committed there. A zeroed file has no valid stamp (0 is neither
@@ -78,7 +79,9 @@ static_assert(ATOMIC_INT_LOCK_FREE == 2, "32-bit atomics must be lock-free");
  * slot word tail_moving; claim.c X4) and moves the tail with a plain
  * store, which a version 4 producer attaching would not revoke.
  * 6: data frames are padded to whole 64-byte lines (EVB_FRAME_F_LINE_PADDED),
- * which a version 5 reader refuses as unknown flags.
+ * which a version 5 reader refuses as unknown flags (in segments too: an
+ * older build reads a log only up to the first such frame, as a version 2
+ * build did with version 3's frames).
  * A ring of another version is refused (-EPROTO); segments keep their
  * frames, which say their own layout in their flags. */
 #define EVB_RING_VERSION 6u

@@ -228,13 +228,14 @@ enum evb_durability {
 typedef struct evb_topic_config {
     uint32_t partitions;      /**< 1..EVB_MAX_PARTITIONS; default 1 */
     uint32_t max_event_bytes; /**< key + value bytes; default 64 KiB, at most
-                                   ring_bytes/4 - 64 (frame header and key padding) */
+                                   ring_bytes/4 - 64 (frame header and key padding;
+                                   2^32 - 128 for a 16 GiB ring) */
     uint64_t ring_bytes;      /**< per partition, power of two >= 64 KiB; default 4 MiB.
                                    An event takes a 56-byte header, its key
                                    padded to 8 and its value, rounded up to
                                    whole 64-byte lines (so no two events share
-                                   a cache line): 64 B for up to 8 bytes of
-                                   key and value, 128 B for a 64-byte value;
+                                   one): 64 B for a value of up to 8 bytes
+                                   without a key, 128 B for a 64-byte value;
                                    durable segments hold the same bytes */
     /** Who may use the topic, as the mode of its files: 0600 (default: the
      *  owner alone), 0640 (the group reads), 0660 (the group publishes

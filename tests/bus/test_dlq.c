@@ -821,3 +821,29 @@ Test(dlq, state_starts_at_the_oldest_held_offset)
     cr_assert_eq(evb_dlq_resubmitted_count(bus, "far", &count), 0, "%s", evb_last_error());
     cr_expect_eq(count, last - oldest + 1);
 }
+
+/* The DLQ's ring is doubled until its larger events fit: for every origin
+ * max_event_bytes around where that takes one more doubling (a 64 KiB
+ * ring's quarter, less a header, a key's padding and the record's
+ * overhead), the DLQ that reject makes passes the same check as any
+ * topic, and the reject lands. (With frames padded to lines, one rule
+ * sized the ring and another refused it, for 7 of these sizes.) */
+Test(dlq, every_origin_size_near_a_ring_doubling_gets_its_dlq)
+{
+    const uint32_t edge = (64u << 10) / 4 - 64 - EVB_DLQ_OVERHEAD_BYTES;
+    for (uint32_t m = edge - 16; m <= edge + 40; m++) {
+        char name[32];
+        snprintf(name, sizeof name, "m%u", m);
+        evb_topic_config tc = {.partitions = 1, .ring_bytes = 64u << 10, .max_event_bytes = m};
+        cr_assert_eq(evb_topic_create(bus, name, &tc), 0, "%s: %s", name, evb_last_error());
+        publish_n(name, 1);
+        evb_consumer *c;
+        evb_consumer_options co = {.kind = EVB_CONSUMER, .name = "billing"};
+        cr_assert_eq(evb_consumer_open(&c, bus, name, &co), 0);
+        evb_event ev;
+        cr_assert_eq(evb_consumer_next(c, &ev, 2000), 0);
+        cr_assert_eq(evb_consumer_reject(c, &ev, "edge"), 0, "max_event_bytes %u: %s", m,
+                     evb_last_error());
+        evb_consumer_close(c);
+    }
+}

@@ -7,9 +7,12 @@
  * the key and the value; a key of a later build is skipped.
  */
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "bus_internal.h"
+#include "frame.h"
 #include "t_helpers.h"
 #include "topic_config_format.h"
 
@@ -273,4 +276,35 @@ Test(topic_config, placement_keys_written_when_set)
     fclose(g);
     cr_assert_null(strstr(text, "numa_node"), "not written unless set: %s", text);
     cr_assert_null(strstr(text, "huge_pages"), "%s", text);
+}
+
+/* The bound evbus.h states (a quarter of the ring less 64) is the bound
+ * accepted, for every ring size, and every accepted max_event_bytes makes
+ * a largest frame that fits the ring's quarter and a frame's 32-bit
+ * length: a 16 GiB ring's quarter is 2^32, one past it (the frame limit
+ * wrapped to 0 and the topic could not be made). */
+Test(topic_config, every_accepted_max_event_makes_a_ring_that_holds_it)
+{
+    for (uint64_t rb = EVB_RING_MIN_CAPACITY; rb <= EVB_RING_MAX_CAPACITY; rb *= 2) {
+        uint64_t top = evb_topic_max_event(rb);
+        uint64_t stated = rb / 4 - 64 < (1ull << 32) - 128 ? rb / 4 - 64 : (1ull << 32) - 128;
+        cr_assert_eq(top, stated, "ring %llu", (unsigned long long)rb);
+        for (uint64_t m = top - 80; m <= top + 1; m++) {
+            evb_topic_config cfg = {.partitions = 1, .ring_bytes = rb,
+                                    .max_event_bytes = (uint32_t)m};
+            int rc = evb_topic_config_check(&cfg);
+            if (m > top) {
+                cr_assert_eq(rc, -EINVAL, "ring %llu max %llu", (unsigned long long)rb,
+                             (unsigned long long)m);
+                continue;
+            }
+            cr_assert_eq(rc, 0, "ring %llu max %llu: %s", (unsigned long long)rb,
+                         (unsigned long long)m, evb_last_error());
+            uint32_t frame = evb_topic_max_frame(&cfg);
+            cr_assert_eq(frame, evb_frame_max(m), "ring %llu max %llu: frame limit wrapped",
+                         (unsigned long long)rb, (unsigned long long)m);
+            cr_assert_leq(frame, rb / 4);
+            cr_assert_eq(frame % EVB_FRAME_LINE, 0);
+        }
+    }
 }

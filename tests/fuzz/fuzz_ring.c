@@ -134,9 +134,10 @@ static void produce(struct evb_ring *r, uint32_t value_len)
     FUZZ_CHECK(rc == 0 || rc == -EBUSY || rc == -EBADMSG, "producer_attach %d", rc);
     if (rc)
         return;
-    uint32_t len = (uint32_t)evb_align_frame(EVB_FRAME_HDR + (uint64_t)value_len);
-    if (len > r->max_frame)
-        len = (uint32_t)evb_align_frame(EVB_FRAME_HDR);
+    /* What the library's producers claim: the frame padded to its line. */
+    if (evb_frame_len(0, value_len) > r->max_frame)
+        value_len = 0;
+    uint32_t len = (uint32_t)evb_frame_bytes(0, value_len);
     struct evb_ring_claim c;
     for (int tries = 0; tries < 3; tries++) {
         rc = evb_ring_claim(&p, len, 1, &c);
@@ -149,7 +150,7 @@ static void produce(struct evb_ring *r, uint32_t value_len)
     if (rc == 0) {
         struct evb_frame *f = evb_ring_frame(r, c.data_pos);
         evb_frame_init(f, &(struct evb_frame_fields){
-                              .offset = c.offset, .value_len = len - EVB_FRAME_HDR,
+                              .offset = c.offset, .value_len = value_len,
                               .claim_len = c.len, .claim_events = 1});
         rc = evb_ring_commit(&p, &c);
         FUZZ_CHECK(rc == 0 || rc == -ECANCELED, "commit %d", rc);

@@ -1048,3 +1048,29 @@ Test(ring_pad, a_slot_left_by_a_producer_killed_mid_intent_serves_its_next_owner
     cr_expect_eq(TR_LD(r.pslots[0].owner), 0, "the dead owner's slot is freed");
     evb_ring_close(&r);
 }
+
+/* A ring whose largest frame is not a whole line (120: a 64-byte value's
+ * frame): its producers claim the frame padded to 128, and a dead one's
+ * claim of two such frames (256 bytes, more than 2 x 120) is padded, not
+ * called an impossible intent. One line more is. */
+Test(ring_pad, claim_of_line_padded_frames_over_max_frame_is_padded)
+{
+    struct evb_ring r;
+    struct evb_ring_init init = {.capacity = TR_CAP, .max_frame = 120, .mode = 0600};
+    tr_ring(&r, &init);
+    tr_intent(&r, 3, tr_owner_dead(), 0, 0, 0, 256, 2);
+    tr_set_tail(&r, 256, 2);
+    cr_assert_eq(evb_ring_unblock(&r, 0, 0), 1, "%s", evb_err_get());
+    cr_expect_eq(tr_stamp_at(&r, 0), 0 | EVB_STAMP_PAD);
+    cr_expect_eq(evb_ring_frame(&r, 0)->claim_len, 256);
+    evb_ring_close(&r);
+
+    tr_ring(&r, &init);
+    tr_intent(&r, 3, tr_owner_dead(), 0, 0, 0, 320, 2);
+    tr_set_tail(&r, 320, 2);
+    evb_err_clear();
+    evb_ring_unblock(&r, 0, 0);
+    cr_expect(strstr(evb_err_get(), "intent length"), "'%s'", evb_err_get());
+    cr_expect_eq(tr_stamp_at(&r, 0), 0, "an impossible intent is not padded");
+    evb_ring_close(&r);
+}
