@@ -174,8 +174,12 @@ int evb_flush_prep_next(struct evb_flush *fl, struct fpart *fp)
 
 /* How much of segment FD, from its start, is known to be reserved: up to
  * its first hole (SEEK_HOLE; a file system without it says the end, and
- * then the writes themselves report a full disk). A hole may be a range
- * reserved but never written; reserving it again changes nothing. */
+ * then the writes themselves report a full disk). A hole past the log may
+ * be a range reserved but never written; reserving it again changes
+ * nothing. A hole below the log's end is log bytes that read as zeros (a
+ * copy that made holes of zero blocks, cp -a or rsync -S): the caller
+ * never reserves below the log's end, where a zero-filling reservation
+ * would write over the log. */
 static uint64_t reserved_len(int fd, uint64_t bytes)
 {
     off_t h = lseek(fd, 0, SEEK_HOLE);
@@ -301,7 +305,10 @@ int evb_flush_seg_open(struct evb_flush *fl, struct fpart *fp, uint64_t base)
         fp->dio_fd = fd < 0 ? -1 : fd;
     }
     fp->seg_base = base;
+    /* Never below AT: the log is there, holes or not. */
     fp->reserved = base + reserved_len(fd, cfg->segment_bytes);
+    if (fp->reserved < at)
+        fp->reserved = at;
     fp->kicked = base;
     fp->max_ts = 0;
     fp->idx_next = base;
