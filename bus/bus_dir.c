@@ -558,9 +558,14 @@ int evb_topic_delete_check(const char *topic, const char *dir, const char *ddir)
     snprintf(ring, sizeof ring, "%s/0.ring", dir);
     bool writer = faccessat(AT_FDCWD, ring, W_OK, AT_EACCESS) == 0 ||
                   (on_disk && faccessat(AT_FDCWD, ddir, W_OK, AT_EACCESS) == 0);
-    if (!writer)
+    bool reader = faccessat(AT_FDCWD, ring, R_OK, AT_EACCESS) == 0;
+    if (!writer && reader)
         return evb_err_set(-EACCES, "topic %s: you may read it, not delete it (it is uid "
                            "%u's)", topic, (unsigned)owner);
+    if (!writer)
+        return evb_err_set(-EACCES, "topic %s is uid %u's and not yours to use: only its "
+                           "owner, the owner of the directory it is in, or root may delete it",
+                           topic, (unsigned)owner);
     return evb_err_set(-EACCES, "topic %s is uid %u's: only its owner, the owner of the "
                        "directory it is in, or root may delete it", topic, (unsigned)owner);
 }

@@ -110,6 +110,16 @@ int evb_topic_map_open(evb_bus *bus, const char *topic, struct evb_topic_map **o
         else if (r->durable != durable)
             rc = evb_err_set(-EBADMSG, "%s: a %sdurable ring, topic.conf says %sdurable", path,
                              r->durable ? "" : "non-", durable ? "" : "non-");
+        if (rc == -EPROTO) {
+            /* Another build's ring: say what to do (README, "Rings made
+             * by builds before"). A copy: evb_err_set formats from it. */
+            char was[512];
+            snprintf(was, sizeof was, "%s", evb_err_get());
+            evb_err_set(rc, "%s; %s", was,
+                        durable ? "stop its processes and remove the bus directory: the "
+                                  "next open rebuilds the topic from its segments"
+                                : "delete the topic and create it again");
+        }
         if (rc) {
             if (tm->rings[i].base)
                 evb_ring_close(&tm->rings[i]);

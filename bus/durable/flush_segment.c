@@ -244,6 +244,17 @@ static int refill_cut(struct evb_flush *fl, struct fpart *fp, uint64_t base, uin
         close(hfd);
     }
     int rc = evb_seg_fill_out(path, cfg->segment_bytes);
+    /* The cut's range below AT, a hole now, is reserved as zeros (what it
+     * reads as): the flusher reserves from AT on only (evb_flush_seg_open),
+     * and a hole left below the log would be taken for this cut's by the
+     * next cut's look above. */
+    if (!rc && base + cut < at) {
+        int zfd = evb_open_file(AT_FDCWD, path, O_RDWR, 0, EVB_FILE_REG);
+        rc = zfd < 0 ? evb_open_fail(zfd, path)
+                     : evb_seg_reserve(zfd, path, cut, at - base - cut, true);
+        if (zfd >= 0)
+            close(zfd);
+    }
     if (rc)
         return evb_err_prefix(rc, "partition %u: %s was cut to %lld bytes and cannot be made "
                               "whole again", fp->part, path, (long long)sz);

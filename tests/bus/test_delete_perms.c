@@ -112,6 +112,20 @@ static int b_reader_tries(void *arg)
     return 0;
 }
 
+/* B, who may not even read A's topic: not told it may read it. */
+static int b_stranger_tries(void *arg)
+{
+    (void)arg;
+    evb_bus *bus;
+    CHILD_CHECK(open_bus(&bus) == 0, 1);
+    CHILD_CHECK(evb_topic_delete(bus, a_topic) == -EACCES, 2);
+    CHILD_CHECK(!strstr(evb_last_error(), "you may read it"), 3);
+    CHILD_CHECK(strstr(evb_last_error(), "not yours to use"), 4);
+    CHILD_CHECK(strstr(evb_last_error(), "only its owner"), 5);
+    evb_bus_close(bus);
+    return 0;
+}
+
 /* B, who may write A's topic: publishes and retains, may not delete. */
 static int b_writer_tries(void *arg)
 {
@@ -178,6 +192,16 @@ Test(delete_perms, a_reader_may_not_delete)
     run_child(UID_A, a_creates, (void *)(uintptr_t)0640, "A creates");
     run_child(UID_B, b_reader_tries, NULL, "B, a reader");
     expect_topic_intact("ro", "secret");
+    run_child(UID_A, a_deletes, NULL, "A deletes its own");
+}
+
+Test(delete_perms, a_stranger_may_not_delete_and_is_not_told_it_may_read)
+{
+    setup();
+    a_topic = "mine";
+    run_child(UID_A, a_creates, (void *)(uintptr_t)0600, "A creates");
+    run_child(UID_B, b_stranger_tries, NULL, "B, neither reader nor writer");
+    expect_topic_intact("mine", "secret");
     run_child(UID_A, a_deletes, NULL, "A deletes its own");
 }
 

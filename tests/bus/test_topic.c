@@ -5,6 +5,7 @@
  * and both values named, never read as a smaller or different topic.
  */
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -73,4 +74,44 @@ Test(topic, an_intact_config_opens, .init = setup, .fini = teardown, .timeout = 
     evb_producer *p;
     cr_assert_eq(evb_producer_open(&p, bus, "t", NULL), 0);
     evb_producer_close(p);
+}
+
+/* A ring an older build made (its format word says version 5) is refused
+ * with -EPROTO naming both versions and saying what to do, for a
+ * ring-only topic and for a durable one. */
+static void old_ring(const char *topic, bool durable, const char *todo)
+{
+    evb_bus_close(bus);
+    evb_bus_options o = {.data_dir = t_data_dir()};
+    cr_assert_eq(evb_bus_open(&bus, t_bus_dir(), &o), 0, "%s", evb_last_error());
+    evb_topic_config tc = {.partitions = 1, .ring_bytes = 1 << 16,
+                           .durability = durable ? EVB_DURABILITY_ASYNC : EVB_DURABILITY_NONE};
+    cr_assert_eq(evb_topic_create(bus, topic, &tc), 0, "%s", evb_last_error());
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s/0.ring", t_bus_dir(), topic);
+    FILE *f = fopen(path, "r+b");
+    cr_assert_not_null(f, "%s", path);
+    uint64_t word;
+    cr_assert_eq(fseek(f, 8, SEEK_SET), 0); /* evb_ring_hdr.format */
+    cr_assert_eq(fread(&word, sizeof word, 1, f), 1);
+    cr_assert_eq(word >> 48, 6, "format word 0x%llx", (unsigned long long)word);
+    word = (word & ~(0xffffull << 48)) | 5ull << 48;
+    cr_assert_eq(fseek(f, 8, SEEK_SET), 0);
+    cr_assert_eq(fwrite(&word, sizeof word, 1, f), 1);
+    fclose(f);
+    evb_producer *p;
+    cr_assert_eq(evb_producer_open(&p, bus, topic, NULL), -EPROTO);
+    const char *e = evb_last_error();
+    cr_expect(strstr(e, "(version 5)") && strstr(e, "(version 6)"), "%s", e);
+    cr_expect(strstr(e, todo), "'%s' lacks '%s'", e, todo);
+}
+
+Test(topic, ring_only_topic_of_an_older_build_says_to_make_it_again)
+{
+    old_ring("old", false, "delete the topic and create it again");
+}
+
+Test(topic, durable_topic_of_an_older_build_says_to_remove_the_bus_directory)
+{
+    old_ring("oldd", true, "remove the bus directory");
 }
