@@ -115,7 +115,7 @@ int evb_topic_map_open(evb_bus *bus, const char *topic, struct evb_topic_map **o
              * by builds before"). A copy: evb_err_set formats from it. */
             char was[512];
             snprintf(was, sizeof was, "%s", evb_err_get());
-            evb_err_set(rc, "%s; %s", was,
+            evb_err_set(rc, "%s; if an older build made it, %s", was,
                         durable ? "stop its processes and remove the bus directory: the "
                                   "next open rebuilds the topic from its segments"
                                 : "delete the topic and create it again");

@@ -18,6 +18,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -186,6 +187,42 @@ static uint64_t reserved_len(int fd, uint64_t bytes)
     return h < 0 || (uint64_t)h > bytes ? bytes : (uint64_t)h;
 }
 
+/* The holes of FD in [FROM, TO) (file offsets), and what of it lies past
+ * the file's end, written with zeros: what they read as, so no byte the
+ * file holds changes. A file system that cannot tell holes leaves it as
+ * it is. */
+static int fill_holes(int fd, const char *path, uint64_t from, uint64_t to)
+{
+    struct stat st;
+    if (fstat(fd, &st) < 0)
+        return evb_err_set(-errno, "%s: fstat: %s", path, strerror(errno));
+    uint64_t size = (uint64_t)st.st_size;
+    for (uint64_t x = from; x < to;) {
+        uint64_t h = x, d = to;
+        if (x < size) {
+            off_t hole = lseek(fd, (off_t)x, SEEK_HOLE); /* the file's end counts */
+            if (hole < 0)
+                return 0;
+            h = (uint64_t)hole;
+            if (h >= to)
+                break;
+            if (h < size) {
+                off_t data = lseek(fd, hole, SEEK_DATA);
+                d = data >= 0 ? (uint64_t)data : errno == ENXIO ? size : h;
+                if (d == h)
+                    return 0; /* cannot tell */
+                if (d > to)
+                    d = to;
+            }
+        }
+        int rc = evb_seg_reserve(fd, path, h, d - h, true);
+        if (rc)
+            return rc;
+        x = d;
+    }
+    return 0;
+}
+
 /* Where the valid frames below CUT in segment BASE end: the damage a cut
  * at CUT made starts there (a frame across the cut is the cut's). */
 static uint64_t intact_below(const char *dir, const struct evb_seg_geom *g, uint64_t base,
@@ -243,18 +280,22 @@ static int refill_cut(struct evb_flush *fl, struct fpart *fp, uint64_t base, uin
             cut = (uint64_t)h;
         close(hfd);
     }
-    int rc = evb_seg_fill_out(path, cfg->segment_bytes);
-    /* The cut's range below AT, a hole now, is reserved as zeros (what it
-     * reads as): the flusher reserves from AT on only (evb_flush_seg_open),
-     * and a hole left below the log would be taken for this cut's by the
-     * next cut's look above. */
-    if (!rc && base + cut < at) {
+    /* The cut's range below AT, a hole now (or past the file's end), is
+     * reserved as zeros, what it reads as: the flusher reserves from AT on
+     * only (evb_flush_seg_open), and a hole left below the log would be
+     * taken for this cut's by the next cut's look above. Holes only: CUT
+     * may be an older hole's start (a copy's, recovery's), and the log
+     * between is intact. Before the fill-out, so a file still short says
+     * the cut is not made whole yet. */
+    int rc = 0;
+    if (base + cut < at) {
         int zfd = evb_open_file(AT_FDCWD, path, O_RDWR, 0, EVB_FILE_REG);
-        rc = zfd < 0 ? evb_open_fail(zfd, path)
-                     : evb_seg_reserve(zfd, path, cut, at - base - cut, true);
+        rc = zfd < 0 ? evb_open_fail(zfd, path) : fill_holes(zfd, path, cut, at - base);
         if (zfd >= 0)
             close(zfd);
     }
+    if (!rc)
+        rc = evb_seg_fill_out(path, cfg->segment_bytes);
     if (rc)
         return evb_err_prefix(rc, "partition %u: %s was cut to %lld bytes and cannot be made "
                               "whole again", fp->part, path, (long long)sz);

@@ -439,6 +439,47 @@ Test(prealloc, a_full_disk_fails_blocked_producers_and_resumes_when_freed, .time
  * the segment's first hole for the end of what was reserved and, on a
  * topic that zero-fills its steps, wrote zeros from there over the log.
  */
+static void live_cut_keeps_the_log_below(const char *path, const evb_producer_options *po,
+                                         uint8_t *v, uint32_t vlen)
+{
+    evb_producer *p;
+    cr_assert_eq(evb_producer_open(&p, bus, "h", po), 0, "%s", evb_last_error());
+    for (uint32_t i = 0; i < 100; i++) {
+        evb_msg m = {.value = v, .value_len = vlen, .partition = 0, .flags = EVB_MSG_SYNC};
+        cr_assert_eq(evb_publish(p, &m), 0, "%s", evb_last_error());
+    }
+    struct evb_partition_stat st;
+    cr_assert_eq(evb_partition_stat(bus, "h", 0, &st), 0);
+    uint64_t end = st.durable_position, cut = (end - 8192) & ~(uint64_t)4095;
+    uint8_t *before = malloc(cut), *after = malloc(cut);
+    cr_assert(before && after);
+    int fd = open(path, O_RDONLY);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(pread(fd, before, cut, 0), (ssize_t)cut);
+    close(fd);
+    cr_assert_eq(truncate(path, (off_t)cut), 0);
+    uint64_t give_up = t_now_ms() + 10000;
+    for (;;) {
+        evb_msg m = {.value = v, .value_len = 16, .partition = 0, .flags = EVB_MSG_SYNC};
+        int rc = evb_publish(p, &m);
+        if (rc == 0)
+            break;
+        cr_assert_eq(rc, -EIO, "%d %s", rc, evb_last_error());
+        cr_assert_lt(t_now_ms(), give_up, "no sync publish acknowledged for 10 s after a cut");
+        usleep(20000);
+    }
+    evb_producer_close(p);
+    fd = open(path, O_RDONLY);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(pread(fd, after, cut, 0), (ssize_t)cut);
+    close(fd);
+    for (uint64_t i = 0; i < cut; i++)
+        cr_assert_eq(after[i], before[i], "byte %llu below the cut at %llu changed",
+                     (unsigned long long)i, (unsigned long long)cut);
+    free(before);
+    free(after);
+}
+
 static void holes_below_the_end(uint32_t durability)
 {
     const uint32_t vlen = 8000, n = 300;
@@ -483,8 +524,10 @@ static void holes_below_the_end(uint32_t durability)
             cr_skip_test("%s: no holes here: %s", path, strerror(errno));
         holes++;
     }
+    off_t first_hole = lseek(fd, 0, SEEK_HOLE);
     close(fd);
     cr_assert_gt(holes, n / 2, "%u holes punched", holes);
+    cr_assert_lt(first_hole, (off_t)end, "the file system kept no hole below the end");
 
     /* A reboot, and an event published to the other partition: its
      * flusher takes the whole topic over, this partition too. */
@@ -497,6 +540,12 @@ static void holes_below_the_end(uint32_t durability)
     cr_assert_eq(evb_publish(p, &m), 0, "%s", evb_last_error());
     cr_assert_eq(evb_producer_sync(p, 30000), 0, "%s", evb_last_error());
     evb_producer_close(p);
+
+    /* A cut under a live flusher above those holes (the segment truncated
+     * while written; test_seg_tamper): made whole again, and not a byte
+     * below the cut changes, holes or not. */
+    if (durability == EVB_DURABILITY_SYNC)
+        live_cut_keeps_the_log_below(path, &po, v, vlen);
 
     fd = open(path, O_RDONLY);
     cr_assert_geq(fd, 0);
