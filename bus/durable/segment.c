@@ -303,10 +303,23 @@ int evb_seg_reserve(int fd, const char *path, uint64_t from, uint64_t n, bool ze
                            (unsigned long long)n, strerror(-rc));
     if (!zero_fill)
         return 0;
-    rc = zero_direct(path, from, n);
-    if (rc < 0)
-        return evb_err_set(rc, "%s: writing zeros: %s", path, strerror(-rc));
-    if (rc && (rc = evb_seg_zero_range(fd, path, from, n)))
+    /* The whole blocks inside direct; a partial block at either end (a
+     * reservation from where a taken-over log goes on, evb_flush_seg_open)
+     * through the page cache: a few bytes, not the step. */
+    uint64_t a = (from + EVB_SEG_DIO - 1) / EVB_SEG_DIO * EVB_SEG_DIO;
+    uint64_t e = (from + n) / EVB_SEG_DIO * EVB_SEG_DIO;
+    if (a >= e)
+        a = e = from + n; /* no whole block: all through the page cache */
+    if (a > from && (rc = evb_seg_zero_range(fd, path, from, a - from)))
+        return rc;
+    if (e > a) {
+        rc = zero_direct(path, a, e - a);
+        if (rc < 0)
+            return evb_err_set(rc, "%s: writing zeros: %s", path, strerror(-rc));
+        if (rc && (rc = evb_seg_zero_range(fd, path, a, e - a)))
+            return rc;
+    }
+    if (from + n > e && (rc = evb_seg_zero_range(fd, path, e, from + n - e)))
         return rc;
     if (fdatasync(fd) < 0)
         return evb_err_set(-errno, "%s: fdatasync: %s", path, strerror(errno));

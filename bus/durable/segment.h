@@ -65,7 +65,10 @@ int evb_seg_create(const char *dir, uint64_t base, uint64_t bytes, bool zero_fil
 /* Reserve N bytes of segment file FD (named PATH in messages) from file
  * offset FROM: allocated (-ENOSPC when the disk is full) and, with
  * ZERO_FILL, written with zeros and synced, so later fdatasyncs have no
- * unwritten extents to convert. Only for a range nothing was written to. */
+ * unwritten extents to convert: whole blocks with O_DIRECT where the file
+ * system takes it (no page of the step left dirty for the next fdatasync),
+ * a partial block at either end through the page cache. Only for a range
+ * nothing was written to; no byte outside it is written. */
 int evb_seg_reserve(int fd, const char *path, uint64_t from, uint64_t n, bool zero_fill);
 
 /* The file a segment writer or sync leader has open, as it knows it. */

@@ -15,11 +15,13 @@
 #include <stdlib.h>
 #include <sys/ioctl.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
 #include <unistd.h>
 
+#include "segment.h"
 #include "t_helpers.h"
 
 static evb_bus *bus;
@@ -584,4 +586,54 @@ Test(prealloc, a_sync_log_with_holes_below_its_end_goes_on_unchanged)
 Test(prealloc, an_async_log_with_holes_below_its_end_goes_on_unchanged)
 {
     holes_below_the_end(EVB_DURABILITY_ASYNC);
+}
+
+/*
+ * A zero-filling reservation from an offset off the block (a log taken
+ * over in the middle of a segment goes on there) writes no byte below it,
+ * and writes its whole blocks around the page cache (O_DIRECT), as one
+ * from a block does: zeros left dirty in the page cache would be written
+ * by the next sync round's fdatasync (perf/RESULTS.md, zero_fill_stall).
+ */
+Test(prealloc, a_reservation_off_the_block_writes_nothing_below_and_its_blocks_direct)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s/reserve.log", data);
+    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+    cr_assert_geq(fd, 0, "%s", path);
+    const uint64_t from = 5000, n = 70000, size = 1 << 20;
+    cr_assert_eq(ftruncate(fd, (off_t)size), 0);
+    uint8_t log[5000];
+    memset(log, 0x5a, sizeof log);
+    cr_assert_eq(pwrite(fd, log, sizeof log, 0), (ssize_t)sizeof log);
+    cr_assert_eq(fsync(fd), 0);
+    cr_assert_eq(evb_seg_reserve(fd, path, from, n, true), 0, "%s", evb_last_error());
+    /* The whole blocks inside went around the page cache, where the file
+     * system takes O_DIRECT: not resident (nothing has read them yet). */
+    int dfd = open(path, O_RDONLY | O_DIRECT);
+    if (dfd >= 0) {
+        close(dfd);
+        void *m = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
+        cr_assert_neq(m, MAP_FAILED);
+        unsigned char vec[256];
+        cr_assert_eq(mincore(m, size, vec), 0);
+        uint64_t first = (from + 4095) / 4096, last = (from + n) / 4096; /* whole pages */
+        uint32_t resident = 0;
+        for (uint64_t pg = first; pg < last; pg++)
+            resident += vec[pg] & 1;
+        munmap(m, size);
+        cr_expect_eq(resident, 0, "%u of the %llu whole pages went through the page cache",
+                     resident, (unsigned long long)(last - first));
+    }
+    uint8_t *b = malloc(size);
+    cr_assert_not_null(b);
+    cr_assert_eq(pread(fd, b, size, 0), (ssize_t)size);
+    cr_assert_eq(memcmp(b, log, sizeof log), 0, "bytes below the reservation changed");
+    for (uint64_t i = from; i < from + n; i++)
+        cr_assert_eq(b[i], 0, "byte %llu", (unsigned long long)i);
+    free(b);
+    /* Allocated through its end (no hole below it). */
+    off_t hole = lseek(fd, 0, SEEK_HOLE);
+    close(fd);
+    cr_assert_geq(hole, (off_t)(from + n) / 4096 * 4096, "a hole at %lld", (long long)hole);
 }
