@@ -114,6 +114,12 @@ int evb_topic_rings_match(const char *topic, const char *dir, const evb_topic_co
 int evb_topic_map_open(evb_bus *bus, const char *topic, struct evb_topic_map **out);
 void evb_topic_map_close(struct evb_topic_map *tm);
 int evb_topic_config_read(const char *dir, evb_topic_config *cfg);
+/* The same, and VERSION (NULL: not wanted) the file's first line says. */
+int evb_topic_config_read_version(const char *dir, evb_topic_config *cfg, unsigned *version);
+/* DIR/topic.conf written again, as this version writes it (its version
+ * line), replaced in one rename and synced; the file's mode as at its
+ * making. */
+int evb_topic_config_upgrade(const char *dir, const evb_topic_config *cfg);
 void evb_topic_config_defaults(evb_topic_config *cfg);
 /* topic_config.c: 0, or -EINVAL naming the first field out of range. */
 int evb_topic_config_check(const evb_topic_config *cfg);

@@ -31,6 +31,7 @@
 #include "frame.h"
 #include "placement.h"
 #include "safe_open.h"
+#include "topic_config_format.h"
 
 int evb_name_check(const char *name, const char *what)
 {
@@ -391,8 +392,9 @@ int evb_topic_restore(evb_bus *bus, const char *topic)
 {
     char ddir[PATH_MAX];
     evb_topic_config cfg;
+    unsigned version;
     int rc = evb_data_topic_dir(bus, topic, ddir, sizeof ddir);
-    if (rc || (rc = evb_topic_config_read(ddir, &cfg)))
+    if (rc || (rc = evb_topic_config_read_version(ddir, &cfg, &version)))
         return rc;
     if (cfg.durability == EVB_DURABILITY_NONE)
         return evb_err_set(-EBADMSG, "%s: topic.conf of a topic that is not durable", ddir);
@@ -426,6 +428,13 @@ int evb_topic_restore(evb_bus *bus, const char *topic)
     rs.reset_arg = &co;
     if ((rc = evb_restore_recover(&rs, topic, &cfg, evb_topic_max_frame(&cfg))))
         return rc;
+    /* An older build's topic: from here on its segments get line-padded
+     * frames, which that build would take for damage; its topic.conf says
+     * so now, for that build to refuse (topic_config_format.h, version 2).
+     * A caller that may not write it (a reader's open rebuilding the
+     * topic) leaves it: best effort, never a reason to refuse the log. */
+    if (version < EVB_CONF_VERSION && evb_topic_config_upgrade(ddir, &cfg))
+        evb_err_clear();
     rc = make_tmpfs_topic(bus, topic, &cfg, &rs);
     if (rc == -EEXIST) /* restored by another process meanwhile */
         rc = 0;

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "bus_internal.h"
@@ -93,10 +94,9 @@ int evb_topic_config_check(const evb_topic_config *cfg)
     return 0;
 }
 
-int evb_topic_config_write(const char *dir, const evb_topic_config *cfg)
+/* CFG as topic.conf text into PATH, a file that must not exist yet. */
+static int conf_write(const char *path, const evb_topic_config *cfg)
 {
-    char path[PATH_MAX];
-    snprintf(path, sizeof path, "%s/topic.conf", dir);
     /* What fopen(path, "wx") would do, minus following a symlink. */
     int fd = evb_open_file(AT_FDCWD, path, O_WRONLY | O_CREAT | O_EXCL | O_TRUNC, 0666,
                            EVB_FILE_REG);
@@ -136,6 +136,43 @@ int evb_topic_config_write(const char *dir, const evb_topic_config *cfg)
     return 0;
 }
 
+int evb_topic_config_write(const char *dir, const evb_topic_config *cfg)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/topic.conf", dir);
+    return conf_write(path, cfg);
+}
+
+int evb_topic_config_upgrade(const char *dir, const evb_topic_config *cfg)
+{
+    char path[PATH_MAX], tmp[PATH_MAX + 8];
+    snprintf(path, sizeof path, "%s/topic.conf", dir);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    (void)unlink(tmp); /* an earlier upgrade's, cut short */
+    int rc = conf_write(tmp, cfg);
+    int fd = rc ? -1 : evb_open_file(AT_FDCWD, tmp, O_RDONLY, 0, EVB_FILE_REG);
+    if (!rc && fd < 0)
+        rc = evb_open_fail(fd, tmp);
+    /* The mode the topic's files have (bus/topic.c, config_mode). */
+    if (!rc && fchmod(fd, cfg->file_mode & 0444) < 0)
+        rc = evb_err_set(-errno, "%s: fchmod: %s", tmp, strerror(errno));
+    if (fd >= 0)
+        close(fd);
+    if (!rc && rename(tmp, path) < 0)
+        rc = evb_err_set(-errno, "%s: rename: %s", tmp, strerror(errno));
+    if (rc) {
+        (void)unlink(tmp);
+        return rc;
+    }
+    /* The rename on disk too (the directory's entry). */
+    int dfd = evb_open_file(AT_FDCWD, dir, O_RDONLY, 0, EVB_FILE_DIR);
+    if (dfd < 0)
+        return evb_open_fail(dfd, dir);
+    rc = fsync(dfd) < 0 ? evb_err_set(-errno, "%s: fsync: %s", dir, strerror(errno)) : 0;
+    close(dfd);
+    return rc;
+}
+
 /* The keys of topic.conf (topic_config_format.h): the evb_topic_config
  * field each fills, its width, base and largest value that fits. */
 struct conf_key {
@@ -173,18 +210,20 @@ static const struct conf_key conf_keys[] = {
 #define CONF_NKEYS (sizeof conf_keys / sizeof conf_keys[0])
 static_assert(CONF_NKEYS <= 32, "conf_line tracks keys seen in a 32-bit mask");
 
-/* The version line: "evbus-topic 1". Another number is another build's
- * file (-EPROTO); anything else is not a topic.conf (-EBADMSG). */
-static int conf_header(const char *path, const char *line)
+/* The version line: "evbus-topic 1" or "evbus-topic 2" (VERSION gets the
+ * number). Another number is another build's file (-EPROTO); anything
+ * else is not a topic.conf (-EBADMSG). */
+static int conf_header(const char *path, const char *line, unsigned *version)
 {
     size_t n = strlen(EVB_CONF_NAME);
     const char *v = line + n + 1;
     if (strncmp(line, EVB_CONF_NAME " ", n + 1) || !*v || strspn(v, "0123456789") != strlen(v))
         return evb_err_set(-EBADMSG, "%s: first line '%.40s', expected '%s'", path, line,
                            EVB_CONF_HEADER);
-    if (strcmp(v, EVB_CONF_STR(EVB_CONF_VERSION)))
-        return evb_err_set(-EPROTO, "%s: version %.20s, this build reads %d", path, v,
+    if (strcmp(v, "1") && strcmp(v, EVB_CONF_STR(EVB_CONF_VERSION)))
+        return evb_err_set(-EPROTO, "%s: version %.20s, this build reads 1 to %d", path, v,
                            EVB_CONF_VERSION);
+    *version = (unsigned)(v[0] - '0');
     return 0;
 }
 
@@ -255,6 +294,12 @@ static long conf_getline(FILE *f, char *line, long *nul_at)
 
 int evb_topic_config_read(const char *dir, evb_topic_config *cfg)
 {
+    return evb_topic_config_read_version(dir, cfg, NULL);
+}
+
+int evb_topic_config_read_version(const char *dir, evb_topic_config *cfg, unsigned *version)
+{
+    unsigned v = 0;
     char path[PATH_MAX], line[EVB_CONF_LINE_MAX + 1];
     snprintf(path, sizeof path, "%s/topic.conf", dir);
     int fd = evb_open_file(AT_FDCWD, path, O_RDONLY, 0, EVB_FILE_REG);
@@ -278,7 +323,7 @@ int evb_topic_config_read(const char *dir, evb_topic_config *cfg)
             rc = evb_err_set(-EBADMSG, "%s:%d: line longer than %d bytes", path, lineno,
                              EVB_CONF_LINE_MAX - 1);
         else
-            rc = lineno == 1 ? conf_header(path, line)
+            rc = lineno == 1 ? conf_header(path, line, &v)
                              : conf_line(path, lineno, line, cfg, &seen);
     }
     if (!rc && ferror(f))
@@ -295,6 +340,8 @@ int evb_topic_config_read(const char *dir, evb_topic_config *cfg)
                              conf_keys[k].name);
     if (!rc && evb_topic_config_check(cfg))
         rc = evb_err_prefix(-EBADMSG, "%s", path);
+    if (version)
+        *version = v;
     return rc;
 }
 

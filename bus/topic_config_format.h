@@ -4,7 +4,7 @@
  * every open; for durable topics a copy in the data directory is the
  * topic's identity on disk and survives a reboot).
  *
- *   evbus-topic 1              <- first line: name and version
+ *   evbus-topic 2              <- first line: name and version
  *   partitions 4               <- then "key value", one per line
  *   ring_bytes 4194304
  *   max_event_bytes 65536
@@ -41,7 +41,7 @@
  *
  * Reading is strict; each refusal names the file, line, key and value:
  *   first line not "evbus-topic <n>"          -EBADMSG  (not a topic.conf)
- *   "evbus-topic <n>" with n != 1             -EPROTO   (another build's)
+ *   "evbus-topic <n>" with n not 1 or 2       -EPROTO   (another build's)
  *   a line not "key value", a value that is not a number of the key's
  *   base or does not fit its type, a key given twice, a line longer
  *   than EVB_CONF_LINE_MAX with its newline (so 255 bytes before it),
@@ -59,15 +59,22 @@
  *      build that skips them (see above) reads the topic correctly, and a
  *      file without them means no node and normal pages. A key that
  *      changes what the bytes mean must bump the version instead.
+ *   2  the same keys; the topic's rings and segments may hold data frames
+ *      padded to 64-byte lines (ring version 6), which a build that reads
+ *      only version 1 would take for damage (and, without a durable mark,
+ *      cut the log at). Written by every build of ring version 6 on, and
+ *      written over a version 1 file in the data directory when such a
+ *      build rebuilds the topic from its segments (bus/topic.c), so an
+ *      older build refuses the topic rather than read it. Both read.
  */
 #ifndef EVB_TOPIC_CONFIG_FORMAT_H
 #define EVB_TOPIC_CONFIG_FORMAT_H
 
 #define EVB_CONF_NAME "evbus-topic"
-#define EVB_CONF_VERSION 1
+#define EVB_CONF_VERSION 2
 #define EVB_CONF_STR_(x) #x
 #define EVB_CONF_STR(x) EVB_CONF_STR_(x)
-/* The first line, "evbus-topic 1". */
+/* The first line, "evbus-topic 2". */
 #define EVB_CONF_HEADER EVB_CONF_NAME " " EVB_CONF_STR(EVB_CONF_VERSION)
 #define EVB_CONF_LINE_MAX 256 /* bytes of a line, its newline included */
 /* The highest NUMA node numa_node may name (Linux allows 1024 nodes). */

@@ -68,7 +68,17 @@ Test(topic_config, new_topic_reads_back)
     char first[64] = {0};
     cr_assert_not_null(fgets(first, sizeof first, f));
     fclose(f);
-    cr_assert_str_eq(first, "evbus-topic 1\n");
+    cr_assert_str_eq(first, "evbus-topic 2\n");
+}
+
+/* A version 1 file (every build before ring version 6 wrote one) reads
+ * as it did: the keys are the same. */
+Test(topic_config, version_1_file_reads)
+{
+    write_conf(GOOD_HEAD "partitions 2\n");
+    struct evb_topic_info ti;
+    cr_assert_eq(evb_topic_info(bus, "t", &ti), 0, "%s", evb_last_error());
+    cr_assert_eq(ti.config.partitions, 2);
 }
 
 Test(topic_config, unknown_key_is_skipped)
@@ -99,20 +109,24 @@ Test(topic_config, durable_keys_without_durability_are_ebadmsg)
 
 Test(topic_config, other_version_is_eproto)
 {
-    write_conf("evbus-topic 2\npartitions 3\n");
-    expect_refused(-EPROTO, "version 2, this build reads 1");
+    write_conf("evbus-topic 3\npartitions 3\n");
+    expect_refused(-EPROTO, "version 3, this build reads 1 to 2");
+    write_conf("evbus-topic 0\npartitions 3\n");
+    expect_refused(-EPROTO, "version 0, this build reads 1 to 2");
+    write_conf("evbus-topic 12\npartitions 3\n");
+    expect_refused(-EPROTO, "version 12, this build reads 1 to 2");
 }
 
 Test(topic_config, foreign_first_line_is_ebadmsg)
 {
     write_conf("partitions 3\nring_bytes 1048576\n");
-    expect_refused(-EBADMSG, "first line 'partitions 3', expected 'evbus-topic 1'");
+    expect_refused(-EBADMSG, "first line 'partitions 3', expected 'evbus-topic 2'");
 }
 
 Test(topic_config, unversioned_header_is_ebadmsg)
 {
     write_conf("evbus-topic\npartitions 3\n");
-    expect_refused(-EBADMSG, "first line 'evbus-topic', expected 'evbus-topic 1'");
+    expect_refused(-EBADMSG, "first line 'evbus-topic', expected 'evbus-topic 2'");
 }
 
 Test(topic_config, empty_file_is_ebadmsg)

@@ -679,3 +679,53 @@ Test(durable, retention_until_consumed_and_its_cap)
     evb_consumer_close(c);
     evb_producer_close(p);
 }
+
+/* A topic an older build made (topic.conf version 1 in its data
+ * directory) is marked version 2 when this build rebuilds it from its
+ * segments, where line-padded frames go from then on: a build that reads
+ * only version 1 refuses it then, rather than take them for damage. The
+ * rest of the file, its mode and the log stay as they were. */
+Test(durable, an_older_builds_topic_is_marked_when_rebuilt)
+{
+    create("up", 1, 1 << 20, 1 << 20, EVB_DURABILITY_ASYNC);
+    publish_sync("up", 100);
+    char path[600], text[1024], again[1024];
+    snprintf(path, sizeof path, "%s/up/topic.conf", t_data_dir());
+    FILE *f = fopen(path, "r");
+    cr_assert_not_null(f, "%s", path);
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    text[n] = '\0';
+    cr_assert(!strncmp(text, "evbus-topic 2\n", 14), "%s", text);
+    struct stat st0;
+    cr_assert_eq(stat(path, &st0), 0);
+    /* As a build before ring version 6 wrote it. */
+    text[12] = '1';
+    cr_assert_eq(chmod(path, 0600), 0);
+    f = fopen(path, "w");
+    cr_assert_not_null(f);
+    cr_assert_eq(fwrite(text, 1, n, f), n);
+    fclose(f);
+    cr_assert_eq(chmod(path, st0.st_mode & 07777), 0);
+    reboot();
+    struct seen s;
+    cr_assert_eq(read_all("up", &s, 100, 200), 100u);
+    f = fopen(path, "r");
+    cr_assert_not_null(f);
+    size_t m = fread(again, 1, sizeof again - 1, f);
+    fclose(f);
+    again[m] = '\0';
+    text[12] = '2';
+    cr_expect_str_eq(again, text, "only the version line changes");
+    struct stat st1;
+    cr_assert_eq(stat(path, &st1), 0);
+    cr_expect_eq(st1.st_mode & 07777, st0.st_mode & 07777, "mode %o, was %o",
+                 st1.st_mode & 07777, st0.st_mode & 07777);
+    char tmp[620];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    cr_expect_neq(access(tmp, F_OK), 0, "%s left behind", tmp);
+    /* A second rebuild finds version 2 and leaves the file alone. */
+    reboot();
+    cr_assert_eq(stat(path, &st0), 0);
+    cr_expect_eq(st0.st_ino, st1.st_ino, "rewritten again");
+}
