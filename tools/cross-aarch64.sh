@@ -149,7 +149,7 @@ run=(qemu-aarch64 "/usr/$multi/lib/ld-linux-aarch64.so.1"
 smoke=$(mktemp -d /dev/shm/evbus-aarch64.XXXXXX)
 trap 'rm -rf "$smoke"' EXIT
 evb() { "${run[@]}" "$build/tools/evbus" "$1" --bus "$smoke/bus" "${@:2}"; }
-evb create t --partitions 4 --ring-bytes 1M
+evb create t --partitions 4 --ring-bytes 4M  # 10000 keyed events in one partition: 128-byte frames
 seq 1 20000 | evb pub t
 seq 20001 30000 | evb pub t --key k
 evb tail t >"$smoke/out"
