@@ -273,12 +273,12 @@ static int refill_cut(struct evb_flush *fl, struct fpart *fp, uint64_t base, uin
      * a write of the round that found the cut extended the file past it
      * (a file system without SEEK_HOLE says the end). */
     uint64_t cut = (uint64_t)sz;
-    int hfd = evb_open_file(AT_FDCWD, path, O_RDONLY, 0, EVB_FILE_REG);
-    if (hfd >= 0) {
-        off_t h = lseek(hfd, 0, SEEK_HOLE);
+    int fd = evb_open_file(AT_FDCWD, path, O_RDWR, 0, EVB_FILE_REG);
+    int rc = fd < 0 ? evb_open_fail(fd, path) : 0;
+    if (!rc) {
+        off_t h = lseek(fd, 0, SEEK_HOLE);
         if (h >= 0 && (uint64_t)h < cut)
             cut = (uint64_t)h;
-        close(hfd);
     }
     /* The cut's range below AT, a hole now (or past the file's end), is
      * reserved as zeros, what it reads as: the flusher reserves from AT on
@@ -287,13 +287,10 @@ static int refill_cut(struct evb_flush *fl, struct fpart *fp, uint64_t base, uin
      * may be an older hole's start (a copy's, recovery's), and the log
      * between is intact. Before the fill-out, so a file still short says
      * the cut is not made whole yet. */
-    int rc = 0;
-    if (base + cut < at) {
-        int zfd = evb_open_file(AT_FDCWD, path, O_RDWR, 0, EVB_FILE_REG);
-        rc = zfd < 0 ? evb_open_fail(zfd, path) : fill_holes(zfd, path, cut, at - base);
-        if (zfd >= 0)
-            close(zfd);
-    }
+    if (!rc && base + cut < at)
+        rc = fill_holes(fd, path, cut, at - base);
+    if (fd >= 0)
+        close(fd);
     if (!rc)
         rc = evb_seg_fill_out(path, cfg->segment_bytes);
     if (rc)

@@ -433,14 +433,30 @@ Test(prealloc, a_full_disk_fails_blocked_producers_and_resumes_when_freed, .time
     read_back(sent, true);
 }
 
-/*
- * A log whose zero blocks became holes (what cp -a, rsync -S or tar -S
- * make of a backup: a copy of a segment has holes wherever the original
- * held a block of zeros, pads and zero values alike) goes on after a
- * reboot without a byte below its end changing. Before, the flusher took
- * the segment's first hole for the end of what was reserved and, on a
- * topic that zero-fills its steps, wrote zeros from there over the log.
- */
+/* The first N bytes of file PATH, malloc'd. */
+static uint8_t *file_head(const char *path, uint64_t n)
+{
+    uint8_t *b = malloc(n);
+    cr_assert_not_null(b);
+    int fd = open(path, O_RDONLY);
+    cr_assert_geq(fd, 0, "%s", path);
+    cr_assert_eq(pread(fd, b, n, 0), (ssize_t)n);
+    close(fd);
+    return b;
+}
+
+/* The first N bytes of PATH are BEFORE's still (then freed). */
+static void expect_head_unchanged(const char *path, uint8_t *before, uint64_t n,
+                                  const char *what)
+{
+    uint8_t *after = file_head(path, n);
+    for (uint64_t i = 0; i < n; i++)
+        cr_assert_eq(after[i], before[i], "byte %llu of %llu changed %s",
+                     (unsigned long long)i, (unsigned long long)n, what);
+    free(before);
+    free(after);
+}
+
 static void live_cut_keeps_the_log_below(const char *path, const evb_producer_options *po,
                                          uint8_t *v, uint32_t vlen)
 {
@@ -453,12 +469,7 @@ static void live_cut_keeps_the_log_below(const char *path, const evb_producer_op
     struct evb_partition_stat st;
     cr_assert_eq(evb_partition_stat(bus, "h", 0, &st), 0);
     uint64_t end = st.durable_position, cut = (end - 8192) & ~(uint64_t)4095;
-    uint8_t *before = malloc(cut), *after = malloc(cut);
-    cr_assert(before && after);
-    int fd = open(path, O_RDONLY);
-    cr_assert_geq(fd, 0);
-    cr_assert_eq(pread(fd, before, cut, 0), (ssize_t)cut);
-    close(fd);
+    uint8_t *before = file_head(path, cut);
     cr_assert_eq(truncate(path, (off_t)cut), 0);
     uint64_t give_up = t_now_ms() + 10000;
     for (;;) {
@@ -471,17 +482,17 @@ static void live_cut_keeps_the_log_below(const char *path, const evb_producer_op
         usleep(20000);
     }
     evb_producer_close(p);
-    fd = open(path, O_RDONLY);
-    cr_assert_geq(fd, 0);
-    cr_assert_eq(pread(fd, after, cut, 0), (ssize_t)cut);
-    close(fd);
-    for (uint64_t i = 0; i < cut; i++)
-        cr_assert_eq(after[i], before[i], "byte %llu below the cut at %llu changed",
-                     (unsigned long long)i, (unsigned long long)cut);
-    free(before);
-    free(after);
+    expect_head_unchanged(path, before, cut, "below a cut there");
 }
 
+/*
+ * A log whose zero blocks became holes (what cp -a, rsync -S or tar -S
+ * make of a backup: a copy of a segment has holes wherever the original
+ * held a block of zeros, pads and zero values alike) goes on after a
+ * reboot without a byte below its end changing. Before, the flusher took
+ * the segment's first hole for the end of what was reserved and, on a
+ * topic that zero-fills its steps, wrote zeros from there over the log.
+ */
 static void holes_below_the_end(uint32_t durability)
 {
     const uint32_t vlen = 8000, n = 300;
@@ -549,17 +560,7 @@ static void holes_below_the_end(uint32_t durability)
     if (durability == EVB_DURABILITY_SYNC)
         live_cut_keeps_the_log_below(path, &po, v, vlen);
 
-    fd = open(path, O_RDONLY);
-    cr_assert_geq(fd, 0);
-    uint8_t *after = malloc(end);
-    cr_assert_not_null(after);
-    cr_assert_eq(pread(fd, after, end, 0), (ssize_t)end);
-    close(fd);
-    for (uint64_t i = 0; i < end; i++)
-        cr_assert_eq(after[i], before[i], "log byte %llu of %llu changed after the reboot",
-                     (unsigned long long)i, (unsigned long long)end);
-    free(before);
-    free(after);
+    expect_head_unchanged(path, before, end, "after the reboot");
 
     /* And every event reads back, the new one after them. */
     evb_consumer *c;
