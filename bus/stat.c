@@ -183,8 +183,8 @@ static bool next_event_ts(const struct evb_ring *r, uint64_t pos, uint64_t tpos,
             return t2 <= pos + r->capacity;
         }
         struct evb_frame_step s;
-        if (evb_frame_decode(f, st, at, r->capacity - (at & r->mask), r->max_frame, &s) !=
-            EVB_FRAME_PAD)
+        uint64_t room = r->capacity - (at & r->mask);
+        if (evb_frame_decode(f, st, at, room, r->max_frame, r->max_event, &s) != EVB_FRAME_PAD)
             return false;
         at += s.skip;
     }

@@ -110,6 +110,14 @@ int evb_topic_map_open(evb_bus *bus, const char *topic, struct evb_topic_map **o
         else if (r->durable != durable)
             rc = evb_err_set(-EBADMSG, "%s: a %sdurable ring, topic.conf says %sdurable", path,
                              r->durable ? "" : "non-", durable ? "" : "non-");
+        else if (r->max_frame != evb_topic_max_frame(&cfg))
+            rc = evb_err_set(-EBADMSG, "%s: frames of up to %u bytes, topic.conf's "
+                             "max_event_bytes %u makes them %u", path, r->max_frame,
+                             cfg.max_event_bytes, evb_topic_max_frame(&cfg));
+        else
+            /* Readers hand out no event larger than the topic takes, even
+             * from a frame the line padding leaves room for (frame.h). */
+            r->max_event = cfg.max_event_bytes;
         if (rc == -EPROTO) {
             /* Another build's ring: say what to do (README, "Rings made
              * by builds before"). A copy: evb_err_set formats from it. */

@@ -117,6 +117,9 @@ static inline void evb_frame_init(struct evb_frame *f, const struct evb_frame_fi
 /* A stamp-only pad (too little room for a header) carries no offset. */
 #define EVB_FRAME_NO_OFFSET UINT64_MAX
 
+/* No bound on a data frame's key + value beyond its frame's (max_frame). */
+#define EVB_FRAME_ANY_EVENT UINT32_MAX
+
 /* A decoded frame: every header field the walk acts on, loaded once. */
 struct evb_frame_step {
     uint64_t skip;      /* bytes to the next frame (aligned) */
@@ -134,9 +137,12 @@ struct evb_frame_step {
 /*
  * Decode the frame F at POS whose stamp the caller loaded as STAMP (with
  * the order its walk needs). ROOM is what is left to the end of the ring
- * (or of the segment, if less), MAX_FRAME the largest frame allowed. Every
- * field is read once, then checked against ROOM and MAX_FRAME, so a
- * corrupt or hostile header can never send a walk out of bounds; callers
+ * (or of the segment, if less), MAX_FRAME the largest frame allowed and
+ * MAX_EVENT the largest key + value (the topic's max_event_bytes, or
+ * EVB_FRAME_ANY_EVENT). Every field is read once, then checked against
+ * ROOM and both bounds, so a corrupt or hostile header can never send a
+ * walk out of bounds, nor hand a user an event larger than the topic
+ * allows (a frame's line padding leaves room for one); callers
  * use S, never the header again (no double fetch). F may be a private
  * copy of the header (a lap-checking reader). The claim fields (offset,
  * claim_len, claim_events) are loaded with relaxed atomics, in pads and
@@ -145,7 +151,7 @@ struct evb_frame_step {
  * the committed frame's, always with the same values (evb_frame_set_claim).
  */
 static inline int evb_frame_decode(const struct evb_frame *f, uint64_t stamp, uint64_t pos,
-                                   uint64_t room, uint32_t max_frame,
+                                   uint64_t room, uint32_t max_frame, uint32_t max_event,
                                    struct evb_frame_step *s)
 {
     /* Data first: the common case, and a caller that tested the stamp for
@@ -182,6 +188,11 @@ static inline int evb_frame_decode(const struct evb_frame *f, uint64_t stamp, ui
         }
         s->value_at = (uint32_t)value_at;
         s->value_len = len - (uint32_t)value_at;
+        if ((uint64_t)key_len + s->value_len > max_event) {
+            s->bad = "event length";
+            s->bad_value = (uint64_t)key_len + s->value_len;
+            return EVB_FRAME_BAD;
+        }
         return EVB_FRAME_DATA;
     }
     if (stamp != (pos | EVB_STAMP_PAD))

@@ -157,6 +157,7 @@ int evb_ring_validate(struct evb_ring *r, const void *base, size_t bytes)
     r->capacity = cap;
     r->mask = cap - 1;
     r->max_frame = max_frame;
+    r->max_event = max_frame - EVB_FRAME_HDR;
     r->partition = hdr->partition;
     uint64_t base_pos = hdr->base_pos;
     uint32_t flags = hdr->flags;

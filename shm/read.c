@@ -209,7 +209,7 @@ int evb_ring_read(struct evb_ring_reader *rd, struct evb_frame_view *v)
             h = (const struct evb_frame *)(void *)rd->buf;
         }
         struct evb_frame_step st = {0};
-        int kind = evb_frame_decode(h, stamp, pos, room, r->max_frame, &st);
+        int kind = evb_frame_decode(h, stamp, pos, room, r->max_frame, r->max_event, &st);
         if (verify) {
             if (kind == EVB_FRAME_DATA)
                 memcpy(rd->buf + EVB_FRAME_HDR, (const uint8_t *)f + EVB_FRAME_HDR,

@@ -60,7 +60,7 @@ static const char *why_invalid(struct evb_seg *s, const struct evb_seg_geom *g, 
         return "stale stamp";
     struct evb_frame_step st;
     /* A data frame whose header decodes failed only its checksum. */
-    if (evb_frame_decode(&hdr, stamp, pos, room, g->max_frame, &st) == EVB_FRAME_DATA)
+    if (evb_frame_decode(&hdr, stamp, pos, room, g->max_frame, g->max_event, &st) == EVB_FRAME_DATA)
         return "bad checksum";
     return "bad length";
 }
@@ -70,7 +70,8 @@ int evb_dump_walk(const char *dir, uint64_t base, const evb_topic_config *cfg,
 {
     /* The topic's largest frame, key padding included (frame.h). */
     struct evb_seg_geom g = {cfg->segment_bytes, cfg->ring_bytes,
-                             (uint32_t)evb_frame_max(cfg->max_event_bytes)};
+                             (uint32_t)evb_frame_max(cfg->max_event_bytes),
+                             cfg->max_event_bytes};
     struct evb_seg s;
     int rc = evb_seg_map(&s, dir, base, cfg->segment_bytes);
     if (rc)

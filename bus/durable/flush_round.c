@@ -39,7 +39,7 @@ static void walk(struct evb_flush *fl, struct fpart *fp, uint64_t limit)
         /* A1: acquire pairs with the commit (R1/R2) or a padder's CAS. */
         uint64_t stamp = atomic_load_explicit(&f->stamp, memory_order_acquire);
         struct evb_frame_step st;
-        int kind = evb_frame_decode(f, stamp, pos, room, r->max_frame, &st);
+        int kind = evb_frame_decode(f, stamp, pos, room, r->max_frame, r->max_event, &st);
         if (kind == EVB_FRAME_NONE) {
             /* Not committed: time it if it is a hole (shm/pad.c). */
             int rc = evb_ring_hole_check(r, &fp->hole, pos);

@@ -52,11 +52,12 @@ static int misfit_error(const char *dir, const struct evb_seg_geom *g, uint64_t 
     if (evb_seg_path(path, sizeof path, dir, base, "log"))
         snprintf(path, sizeof path, "%s", dir);
     if (why == 1)
-        return evb_err_set(-EBADMSG, "%s: the frame at position %llu has %u bytes and a valid "
-                           "checksum, but topic.conf's max_event_bytes allows %u-byte frames: "
-                           "topic.conf does not match the log (changed since it was written?); "
-                           "nothing was changed", path, (unsigned long long)at, len,
-                           g->max_frame);
+        return evb_err_set(-EBADMSG, "%s: the frame at position %llu (%u bytes) has a valid "
+                           "checksum, but is larger than topic.conf's max_event_bytes allows "
+                           "(%u-byte frames, events of %u bytes): topic.conf does not match "
+                           "the log (changed since it was written?); nothing was changed",
+                           path, (unsigned long long)at, len, g->max_frame,
+                           g->max_event);
     if (why == 3)
         return evb_err_set(-EBADMSG, "%s: position %llu holds a stamp-only pad %u bytes "
                            "before a ring end, which topic.conf's ring_bytes %llu does not "

@@ -58,7 +58,7 @@ int evb_seg_frame(struct evb_seg *s, const struct evb_seg_geom *g, uint64_t pos,
     struct evb_frame_step st;
     /* Relaxed: a local copy of the header, no other thread sees it. */
     int kind = evb_frame_decode(&hdr, atomic_load_explicit(&hdr.stamp, memory_order_relaxed),
-                                pos, room, g->max_frame, &st);
+                                pos, room, g->max_frame, g->max_event, &st);
     if (kind == EVB_FRAME_PAD) {
         *out = (struct evb_seg_frame){
             .f = st.offset == EVB_FRAME_NO_OFFSET ? NULL : (const struct evb_frame *)(const void *)b,
@@ -137,7 +137,7 @@ int evb_seg_misfit(struct evb_seg *s, const struct evb_seg_geom *g, uint64_t pos
     uint32_t loose = room > UINT32_MAX ? UINT32_MAX : (uint32_t)room;
     /* Relaxed: the local copy, as above. */
     if (evb_frame_decode(&hdr, atomic_load_explicit(&hdr.stamp, memory_order_relaxed), pos,
-                         room, loose, &st) != EVB_FRAME_DATA)
+                         room, loose, EVB_FRAME_ANY_EVENT, &st) != EVB_FRAME_DATA)
         return 0;
     const size_t crc_at = offsetof(struct evb_frame, type); /* past crc32c */
     uint32_t crc = evb_crc32c(0, (const uint8_t *)&hdr + offsetof(struct evb_frame, offset),
@@ -154,7 +154,7 @@ int evb_seg_misfit(struct evb_seg *s, const struct evb_seg_geom *g, uint64_t pos
     if (hdr.crc32c != crc)
         return 0;
     *len = st.len;
-    if (st.len > g->max_frame)
+    if (st.len > g->max_frame || (uint64_t)st.key_len + st.value_len > g->max_event)
         return 1;
     return 2; /* it crosses the end of a ring of G's capacity */
 }

@@ -36,6 +36,7 @@ struct evb_seg_geom {
     uint64_t segment_bytes; /* a multiple of capacity */
     uint64_t capacity;      /* ring capacity C, a power of two */
     uint32_t max_frame;     /* largest frame, header included */
+    uint32_t max_event;     /* largest key + value (shm/frame.h) */
 };
 
 /* "<ddir>/<part>": the directory of partition PART of the durable topic
@@ -153,7 +154,8 @@ int evb_seg_frame(struct evb_seg *s, const struct evb_seg_geom *g, uint64_t pos,
                   struct evb_seg_frame *out);
 
 /* Whether POS in S holds a data frame written whole (stamp naming POS,
- * checksum matching) that G refuses: 1 it is longer than G's max_frame,
+ * checksum matching) that G refuses: 1 it is longer than G's max_frame
+ * or its key and value exceed G's max_event,
  * 2 it crosses the end of a ring of G's capacity, with *LEN its length;
  * or 3 a stamp-only pad *LEN bytes before the end of a smaller ring, a
  * valid frame at that end (a larger ring_bytes than the log's); 0

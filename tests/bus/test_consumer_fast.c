@@ -107,6 +107,13 @@ static void long_len(struct evb_frame *f, const struct evb_ring *r)
     f->len = r->max_frame + EVB_FRAME_ALIGN;
 }
 
+/* Within max_frame and the room, but one byte of key + value more than
+ * the topic's max_event_bytes: the line padding leaves room for it. */
+static void long_event(struct evb_frame *f, const struct evb_ring *r)
+{
+    f->len = r->max_frame; /* a 1-byte key padded to 8, then the value */
+}
+
 static void odd_flags(struct evb_frame *f, const struct evb_ring *r)
 {
     (void)r;
@@ -128,6 +135,12 @@ static void other_offset(struct evb_frame *f, const struct evb_ring *r)
 Test(consumer_fast, frame_length_past_max_frame_is_ebadmsg)
 {
     damaged_second_frame(long_len, "frame length");
+}
+
+Test(consumer_fast, event_past_max_event_in_a_valid_frame_is_ebadmsg)
+{
+    /* "frame length" would name a frame past max_frame: not this case. */
+    damaged_second_frame(long_event, "event length");
 }
 
 Test(consumer_fast, unknown_frame_flags_are_ebadmsg)

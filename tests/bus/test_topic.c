@@ -1,14 +1,16 @@
 /*
  * test_topic.c - a topic's rings checked against its topic.conf when it is
  * opened (bus/topic.c): a config that lost partitions, or names another
- * ring size or durability than the rings have, is refused with the file
- * and both values named, never read as a smaller or different topic.
+ * ring size, durability or largest event than the rings have, is refused
+ * with the file and both values named, never read as a smaller or
+ * different topic.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "ring_format.h"
 #include "t_helpers.h"
 
 static evb_bus *bus;
@@ -67,6 +69,35 @@ Test(topic, a_config_with_another_ring_size_is_refused, .init = setup, .fini = t
 {
     conf_set("ring_bytes", "ring_bytes 131072");
     expect_refused("capacity 65536, topic.conf says ring_bytes 131072");
+}
+
+/* Both ways the frame bound and max_event_bytes can disagree: topic.conf
+ * edited, or the ring's header word changed. Either would let readers
+ * hand out events the topic does not take, or refuse ones it does. */
+Test(topic, a_config_with_another_max_event_is_refused, .init = setup, .fini = teardown,
+     .timeout = 10)
+{
+    conf_set("max_event_bytes", "max_event_bytes 1000");
+    expect_refused("topic.conf's max_event_bytes 1000 makes them 1088");
+}
+
+Test(topic, a_ring_header_with_another_max_frame_is_refused, .init = setup, .fini = teardown,
+     .timeout = 10)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/t/0.ring", t_bus_dir());
+    FILE *f = fopen(path, "r+b");
+    cr_assert_not_null(f, "%s", path);
+    uint32_t frame;
+    cr_assert_eq(fseek(f, 24, SEEK_SET), 0); /* evb_ring_hdr.max_frame_bytes */
+    cr_assert_eq(fread(&frame, sizeof frame, 1, f), 1);
+    frame -= EVB_FRAME_LINE; /* still a valid bound, not this topic's */
+    cr_assert_eq(fseek(f, 24, SEEK_SET), 0);
+    cr_assert_eq(fwrite(&frame, sizeof frame, 1, f), 1);
+    fclose(f);
+    char want[64];
+    snprintf(want, sizeof want, "frames of up to %u bytes", frame);
+    expect_refused(want);
 }
 
 Test(topic, an_intact_config_opens, .init = setup, .fini = teardown, .timeout = 10)

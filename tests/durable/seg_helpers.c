@@ -20,7 +20,7 @@
 #include <errno.h>
 #include <sys/syscall.h>
 
-const struct evb_seg_geom geom = {SEG, CAP, MAX_FRAME};
+const struct evb_seg_geom geom = {SEG, CAP, MAX_FRAME, MAX_FRAME - EVB_FRAME_HDR};
 char dir[128];
 uint64_t rng;
 

@@ -446,6 +446,17 @@ Test(seg_damage, smaller_max_frame_with_mark_is_a_config_error)
     misfit(g, true, "max_event_bytes");
 }
 
+/* A smaller max_event_bytes whose frames are no shorter (line padding
+ * leaves the same frame bound for several): the events it refuses are
+ * whole, so the config is named, and nothing is cut. */
+Test(seg_damage, smaller_max_event_in_the_same_frames_is_a_config_error)
+{
+    struct evb_seg_geom g = geom;
+    g.max_event = 1;
+    misfit(g, false, "max_event_bytes");
+    misfit(g, true, "max_event_bytes");
+}
+
 /* A larger ring than the log's: only the stamp-only pads that end the
  * smaller ring's laps show it (seg_reader.c, evb_seg_misfit); the build
  * ends even laps with one, so the newest segment, two laps of CAP, holds
@@ -589,7 +600,7 @@ Test(seg_damage, a_huge_frame_length_does_not_grow_the_window)
 {
     const uint64_t big = 16ull << 20;
     const uint32_t len = (uint32_t)(big - 4096);
-    struct evb_seg_geom g = {big, big, MAX_FRAME};
+    struct evb_seg_geom g = {big, big, MAX_FRAME, MAX_FRAME - EVB_FRAME_HDR};
     uint8_t *img = calloc(1, len);
     cr_assert(img);
     struct evb_frame *f = (struct evb_frame *)(void *)img;

@@ -253,7 +253,7 @@ Test(seg_files, index_of_another_format_is_refused_and_loses_no_event)
 /* ---- reading a segment never dies of SIGBUS ---- */
 
 #define BIG_SEG (4u << 20)
-static const struct evb_seg_geom big = {BIG_SEG, CAP, MAX_FRAME};
+static const struct evb_seg_geom big = {BIG_SEG, CAP, MAX_FRAME, MAX_FRAME - EVB_FRAME_HDR};
 
 /* A segment of BIG_SEG bytes in MNT as the flusher leaves one: made by
  * evb_seg_create (sparse past its first reserved step), the log's frames

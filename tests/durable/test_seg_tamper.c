@@ -241,7 +241,7 @@ Test(seg_tamper, each_cut_is_counted_once, .timeout = 60)
     /* The bytes: what a walk of the segment finds now. */
     evb_topic_config tc = df_config(EVB_DURABILITY_SYNC);
     struct evb_seg_geom g = {tc.segment_bytes, tc.ring_bytes,
-                             (uint32_t)evb_frame_max(tc.max_event_bytes)};
+                             (uint32_t)evb_frame_max(tc.max_event_bytes), tc.max_event_bytes};
     struct evb_seg_damage v;
     cr_assert_eq(evb_seg_verify(pdir, &g, 0, written_end(), &v), 0, "%s", evb_last_error());
     cr_expect_eq(v.ranges, 2u);

@@ -21,7 +21,7 @@
 
 #define SEG (64u << 10)
 
-static const struct evb_seg_geom geom = {SEG, SEG, 4096};
+static const struct evb_seg_geom geom = {SEG, SEG, 4096, 4096 - EVB_FRAME_HDR};
 
 static void check_loaded(const struct evb_idx *x, uint64_t base, uint64_t below)
 {

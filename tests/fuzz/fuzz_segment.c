@@ -37,7 +37,7 @@
 
 #define SEG (64u << 10)
 
-static const struct evb_seg_geom geom = {SEG, SEG, 4096};
+static const struct evb_seg_geom geom = {SEG, SEG, 4096, 4096 - EVB_FRAME_HDR};
 static uint8_t image[SEG];
 static uint64_t sum;
 

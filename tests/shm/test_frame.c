@@ -59,10 +59,16 @@ static void pad_frame(union fbuf *u, uint32_t len, uint16_t events)
     set_stamp(u, POS | EVB_STAMP_PAD);
 }
 
-static int decode(union fbuf *u, uint64_t room, struct evb_frame_step *s)
+static int decode_max(union fbuf *u, uint64_t room, uint32_t max_event,
+                      struct evb_frame_step *s)
 {
     memset(s, 0x5a, sizeof *s); /* so a field left unset shows */
-    return evb_frame_decode(&u->f, get_stamp(u), POS, room, MAX_FRAME, s);
+    return evb_frame_decode(&u->f, get_stamp(u), POS, room, MAX_FRAME, max_event, s);
+}
+
+static int decode(union fbuf *u, uint64_t room, struct evb_frame_step *s)
+{
+    return decode_max(u, room, EVB_FRAME_ANY_EVENT, s);
 }
 
 /* Expect BAD naming FIELD with VALUE. */
@@ -202,6 +208,32 @@ Test(frame, data_length_above_max_frame_is_bad)
     expect_bad(&u, ROOM, "frame length", MAX_FRAME + 1);
     u.f.len = UINT32_MAX;
     expect_bad(&u, ROOM, "frame length", UINT32_MAX);
+}
+
+/* A frame's line padding (and the key's) leaves room for more key + value
+ * than the topic takes: the event bound is checked on its own, and counts
+ * the key and value, never the padding between them. */
+Test(frame, data_event_above_max_event_is_bad)
+{
+    union fbuf u;
+    struct evb_frame_step s;
+    data_frame(&u, 1, 15); /* 56 + 8 + 15 = 79 bytes */
+    cr_assert_eq(decode_max(&u, ROOM, 16, &s), EVB_FRAME_DATA, "1 + 15 bytes fit 16");
+    cr_expect_eq(s.value_len, 15);
+    cr_assert_eq(decode_max(&u, ROOM, 23, &s), EVB_FRAME_DATA);
+    /* The same frame length, read as a 23-byte value: over 16. */
+    data_frame(&u, 0, 23);
+    cr_assert_eq(decode_max(&u, ROOM, 23, &s), EVB_FRAME_DATA);
+    cr_assert_eq(decode_max(&u, ROOM, 16, &s), EVB_FRAME_BAD);
+    cr_expect_str_eq(s.bad, "event length");
+    cr_expect_eq(s.bad_value, 23);
+    /* A hostile length inside max_frame and the room. */
+    data_frame(&u, 0, 8);
+    u.f.len = MAX_FRAME;
+    cr_assert_eq(decode_max(&u, ROOM, MAX_FRAME - EVB_FRAME_HDR, &s), EVB_FRAME_DATA);
+    cr_assert_eq(decode_max(&u, ROOM, MAX_FRAME - EVB_FRAME_HDR - 1, &s), EVB_FRAME_BAD);
+    cr_expect_str_eq(s.bad, "event length");
+    cr_expect_eq(s.bad_value, MAX_FRAME - EVB_FRAME_HDR);
 }
 
 Test(frame, data_frame_longer_than_its_room_is_bad)
