@@ -117,8 +117,9 @@ static inline void evb_frame_init(struct evb_frame *f, const struct evb_frame_fi
 /* A stamp-only pad (too little room for a header) carries no offset. */
 #define EVB_FRAME_NO_OFFSET UINT64_MAX
 
-/* No bound on a data frame's key + value beyond its frame's (max_frame). */
-#define EVB_FRAME_ANY_EVENT UINT32_MAX
+/* No bound on a data frame's key + value beyond its frame's (max_frame):
+ * a constant the compiler folds the check away with. */
+#define EVB_FRAME_ANY_EVENT UINT64_MAX
 
 /* A decoded frame: every header field the walk acts on, loaded once. */
 struct evb_frame_step {
@@ -151,7 +152,7 @@ struct evb_frame_step {
  * the committed frame's, always with the same values (evb_frame_set_claim).
  */
 static inline int evb_frame_decode(const struct evb_frame *f, uint64_t stamp, uint64_t pos,
-                                   uint64_t room, uint32_t max_frame, uint32_t max_event,
+                                   uint64_t room, uint32_t max_frame, uint64_t max_event,
                                    struct evb_frame_step *s)
 {
     /* Data first: the common case, and a caller that tested the stamp for

@@ -28,7 +28,8 @@ struct evb_ring {
     uint32_t max_frame;
     uint32_t max_event; /* largest key + value a reader hands out: what
                            max_frame holds, until the topic narrows it to
-                           its max_event_bytes (bus/topic_map.c) */
+                           its max_event_bytes (bus/topic_map.c); never
+                           above max_frame - EVB_FRAME_HDR */
     uint32_t partition;
     bool durable;      /* EVB_RING_F_DURABLE: producers gate on flushed */
     bool readonly;     /* mapped PROT_READ (evb_ring_open_ro): never written;

@@ -143,6 +143,37 @@ Test(consumer_fast, event_past_max_event_in_a_valid_frame_is_ebadmsg)
     damaged_second_frame(long_event, "event length");
 }
 
+/* The largest event with a 1-byte key: its key's padding makes the frame
+ * longer than the header and max_event_bytes, which the fast path leaves
+ * to the full one (read_inline.h); it still arrives, whole. */
+Test(consumer_fast, largest_keyed_event_arrives)
+{
+    evb_topic_config tc = {.partitions = 1, .ring_bytes = 64 << 10, .max_event_bytes = 512};
+    cr_assert_eq(evb_topic_create(bus, "big", &tc), 0);
+    evb_consumer *c;
+    evb_consumer_options co = {.kind = EVB_SUBSCRIBER_LOSSLESS};
+    cr_assert_eq(evb_consumer_open(&c, bus, "big", &co), 0);
+    evb_producer *p;
+    cr_assert_eq(evb_producer_open(&p, bus, "big", NULL), 0);
+    static char v[512];
+    memset(v, 0x5c, sizeof v);
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(evb_publish(p, &(evb_msg){.key = "k", .key_len = 1, .value = v,
+                                               .value_len = 511, .partition = 0}), 0);
+    cr_assert_eq(evb_publish(p, &(evb_msg){.key = "k", .key_len = 1, .value = v,
+                                           .value_len = 512, .partition = 0}),
+                 -EMSGSIZE);
+    for (int i = 0; i < 3; i++) {
+        evb_event ev;
+        cr_assert_eq(evb_consumer_next(c, &ev, 100), 0, "event %d: %s", i, evb_last_error());
+        cr_expect_eq(ev.key_len, 1);
+        cr_expect_eq(ev.value_len, 511);
+        cr_expect_eq(memcmp(ev.value, v, 511), 0);
+    }
+    evb_producer_close(p);
+    evb_consumer_close(c);
+}
+
 Test(consumer_fast, unknown_frame_flags_are_ebadmsg)
 {
     damaged_second_frame(odd_flags, "frame flags");
