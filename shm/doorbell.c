@@ -67,6 +67,36 @@ int evb_bell_sleep(_Atomic uint32_t *bell, uint32_t val, uint64_t timeout_ns)
     return rc < 0 ? -errno : 0;
 }
 
+/*
+ * Classes on one word (FUTEX_WAKE_BITSET): a ring wakes only the sleepers
+ * whose mask meets its own, so waiters who wait for different things on
+ * one word do not all wake for each (the sync waiters of durable_wait.c
+ * class themselves by target). Plain FUTEX_WAKE and FUTEX_WAIT match every
+ * class, so the two kinds mix on a word, and with builds that have only
+ * the plain kind.
+ */
+void evb_bell_ring_mask(_Atomic uint32_t *bell, uint32_t mask)
+{
+    /* B1: release, as evb_bell_ring. */
+    atomic_fetch_add_explicit(bell, 1, memory_order_release);
+    syscall(SYS_futex, bell, FUTEX_WAKE_BITSET, INT_MAX, NULL, NULL, mask);
+}
+
+int evb_bell_sleep_mask(_Atomic uint32_t *bell, uint32_t val, uint64_t timeout_ns,
+                        uint32_t mask)
+{
+    /* FUTEX_WAIT_BITSET's timeout is absolute, on CLOCK_MONOTONIC. */
+    struct timespec ts, *at = NULL;
+    if (timeout_ns) {
+        uint64_t until = evb_mono_ns() + timeout_ns;
+        ts = (struct timespec){(time_t)(until / 1000000000ull),
+                               (long)(until % 1000000000ull)};
+        at = &ts;
+    }
+    long rc = syscall(SYS_futex, bell, FUTEX_WAIT_BITSET, val, at, NULL, mask);
+    return rc < 0 ? -errno : 0;
+}
+
 void evb_ring_wake(struct evb_ring *r)
 {
     evb_bell_ring(&r->hdr->bell);

@@ -418,6 +418,11 @@ void evb_bell_ring(_Atomic uint32_t *bell);
 /* Sleep while BELL still holds VAL, at most TIMEOUT_NS (0: no limit).
  * 0 woken (or spuriously), -ETIMEDOUT, -EAGAIN (BELL moved already), -EINTR. */
 int evb_bell_sleep(_Atomic uint32_t *bell, uint32_t val, uint64_t timeout_ns);
+/* The same with a class: a sleeper of class bits MASK is woken by a ring
+ * whose bits meet them, and by every plain evb_bell_ring. MASK != 0. */
+void evb_bell_ring_mask(_Atomic uint32_t *bell, uint32_t mask);
+int evb_bell_sleep_mask(_Atomic uint32_t *bell, uint32_t val, uint64_t timeout_ns,
+                        uint32_t mask);
 void evb_ring_wake(struct evb_ring *r);  /* bump the bell, wake all sleepers */
 void evb_ring_wake_waiters(struct evb_ring *r); /* after commits: if any bit set */
 /* Sleep until one of N rings rings or TIMEOUT_NS passes (0: forever). The

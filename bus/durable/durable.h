@@ -239,8 +239,15 @@ int evb_wait_durable(struct evb_ring *r, struct evb_sync_file *sf, uint64_t targ
 int evb_flush_error_load(const struct evb_ring *r);
 /* Publish POS as R's durable position unless it is already further
  * (seq_cst, S2): the flusher and leaders publish at once. A word no
- * durable position can be is replaced. */
-void evb_durable_publish_max(struct evb_ring *r, uint64_t pos);
+ * durable position can be is replaced. Returns the durable position it
+ * replaced: POS or more when it changed nothing, 0 for a garbage word. */
+uint64_t evb_durable_publish_max(struct evb_ring *r, uint64_t pos);
+/* Ring R's sync_bell for the waiters that may now act (S5): those whose
+ * target lies past LO, a durable position loaded before the change that
+ * calls for the ring, and at or below flushed. */
+void evb_sync_ring(struct evb_ring *r, uint64_t lo);
+/* The class (one bit) a waiter for durable position TARGET > 0 sleeps in. */
+uint32_t evb_sync_class(uint64_t target);
 /* R's durable position, without waiting or a system call, checked as a
  * waiter checks a durable word it would believe (aligned, not past the
  * tail): 0 with *POS and the flusher's error word (0 or -errno) in *ERR,

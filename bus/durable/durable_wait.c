@@ -11,6 +11,7 @@
 #include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -87,17 +88,16 @@ int evb_flush_check_tail(struct fpart *fp)
 /* S2 (the sync doorbell) and E1 (flush_error) are in durable.h's table. */
 void evb_flush_publish_durable(struct evb_ring *r, uint64_t pos)
 {
-    struct evb_ring_hdr *h = r->hdr;
     /* S2: seq_cst store of durable, before the bell below; pairs with the
      * waiter's seq_cst load of durable after its count and its read of the
      * bell (Dekker with sync_waiters). Never below what a leader (S3)
      * published. */
-    evb_durable_publish_max(r, pos);
-    /* Always wake: one system call per fdatasync is noise, and so a
-     * waiter SIGKILLed before it could decrement sync_waiters (which then
-     * only asks ASYNC flushers to sync at once) costs no lost wake-up.
-     * S2: release bump; pairs with the waiter's acquire load of the bell. */
-    evb_bell_ring(&h->sync_bell);
+    uint64_t was = evb_durable_publish_max(r, pos);
+    /* Whether or not a waiter is counted: a waiter SIGKILLed before it
+     * could decrement sync_waiters (which then only asks ASYNC flushers to
+     * sync at once) costs no lost wake-up. S2: release bump, S5: the
+     * classes that may act. */
+    evb_sync_ring(r, was < pos ? was : pos);
 }
 
 void evb_flush_tell(struct evb_ring_hdr *h, int err)
@@ -177,7 +177,7 @@ int evb_flush_error_load(const struct evb_ring *r)
                        "error code: written by another process", r->partition, (int)e);
 }
 
-void evb_durable_publish_max(struct evb_ring *r, uint64_t pos)
+uint64_t evb_durable_publish_max(struct evb_ring *r, uint64_t pos)
 {
     _Atomic uint64_t *w = &r->hdr->durable;
     /* Never past flushed: the caller synced POS, but under O_DIRECT that
@@ -202,13 +202,58 @@ void evb_durable_publish_max(struct evb_ring *r, uint64_t pos)
         f = atomic_load_explicit(&r->hdr->flushed, memory_order_acquire);
         bool garbage = cur % EVB_FRAME_ALIGN || cur > t || cur > f;
         if (!garbage && cur >= pos)
-            return;
+            return cur;
         /* S2: seq_cst both ways, as every access of durable; a failure
          * reloads CUR for the next look. */
         if (atomic_compare_exchange_weak_explicit(w, &cur, pos, memory_order_seq_cst,
                                                   memory_order_seq_cst))
-            return;
+            return garbage ? 0 : cur;
     }
+}
+
+/*
+ * S5, the sync waiters' classes: a waiter sleeps on sync_bell in the
+ * class of its target (EVB_SYNC_CLASS_SHIFT-sized slices of positions, 32
+ * classes round), and a ring wakes the classes of the targets that may
+ * act on it: those in (LO, flushed]. Below LO they were woken by the ring
+ * that moved durable past them; past flushed nothing can serve them yet
+ * (no durable position passes flushed, and no waiter leads before its
+ * bytes are written), and the write that moves flushed past them rings
+ * for them. LO must be a durable position loaded before the change the
+ * ring is for: any such load is at most the value a waiter saw before it
+ * slept, as durable only grows (a garbage word, replaced, wakes all). A
+ * waiter that read the bell before the bump sleeps on the old value and
+ * returns at once (B1), so only sleepers already asleep are sorted. Eight
+ * producers on one partition woke all eight for each write and each
+ * round, two or three times as often as any one could act
+ * (perf/RESULTS.md, fourteenth session).
+ */
+#define EVB_SYNC_CLASS_SHIFT 10
+
+uint32_t evb_sync_class(uint64_t target)
+{
+    return 1u << (((target - 1) >> EVB_SYNC_CLASS_SHIFT) & 31);
+}
+
+void evb_sync_ring(struct evb_ring *r, uint64_t lo)
+{
+    /* F1: acquire, after the change (a store of flushed or durable, or a
+     * freed lead slot) the caller made. */
+    uint64_t hi = atomic_load_explicit(&r->hdr->flushed, memory_order_acquire);
+    uint32_t mask = 0;
+    if (hi <= lo)
+        /* Nobody can act, unless the words are garbage: then all. */
+        mask = hi == lo ? 0 : UINT32_MAX;
+    else if (((hi - 1) >> EVB_SYNC_CLASS_SHIFT) - (lo >> EVB_SYNC_CLASS_SHIFT) >= 31)
+        mask = UINT32_MAX;
+    else
+        for (uint64_t b = lo >> EVB_SYNC_CLASS_SHIFT; b <= (hi - 1) >> EVB_SYNC_CLASS_SHIFT; b++)
+            mask |= 1u << (b & 31);
+    if (mask)
+        evb_bell_ring_mask(&r->hdr->sync_bell, mask);
+    else
+        /* S2: the bump alone, release: a waiter about to sleep looks again. */
+        atomic_fetch_add_explicit(&r->hdr->sync_bell, 1, memory_order_release);
 }
 
 void evb_sync_file_init(struct evb_sync_file *sf, const char *ddir, uint32_t part,
@@ -475,8 +520,8 @@ static int lead(struct evb_ring *r, struct evb_sync_file *sf, uint64_t target, u
     atomic_compare_exchange_strong_explicit(slot, &mine, 0, memory_order_release,
                                             memory_order_relaxed);
     /* S2: release bump after the store of durable (or a freed slot
-     * another waiter may take). */
-    evb_bell_ring(&h->sync_bell);
+     * another waiter may take); S5: from the durable position we found. */
+    evb_sync_ring(r, d);
     pthread_setcancelstate(cs, NULL);
     return rc;
 }
@@ -489,6 +534,27 @@ static uint64_t spin_budget(struct evb_ring_hdr *h)
     /* S2: relaxed, a hint for how long to spin; nothing is ordered by it. */
     uint32_t w = atomic_load_explicit(&h->sync_waiters, memory_order_relaxed);
     return w < evb_online_cpus() ? 50000 : 0;
+}
+
+/* The longest sleep between looks: a flusher that died is replaced by
+ * another process, who rings only for the waiters it sees. Test builds
+ * (EVB_CRASH_POINTS) take EVB_TEST_SYNC_NAP_MS instead, so that a wake-up
+ * the classes lose (S5) shows as a wait that never ends rather than one
+ * 100 ms late. */
+static uint64_t nap_ns(void)
+{
+#ifdef EVB_CRASH_POINTS
+    static _Atomic uint64_t nap; /* relaxed: every thread computes the same */
+    uint64_t v = atomic_load_explicit(&nap, memory_order_relaxed);
+    if (!v) {
+        const char *e = getenv("EVB_TEST_SYNC_NAP_MS");
+        v = e && *e ? strtoull(e, NULL, 10) * 1000000ull : EVB_IDLE_WAIT_NS;
+        atomic_store_explicit(&nap, v ? v : EVB_IDLE_WAIT_NS, memory_order_relaxed);
+    }
+    return v ? v : EVB_IDLE_WAIT_NS;
+#else
+    return EVB_IDLE_WAIT_NS;
+#endif
 }
 
 int evb_wait_durable(struct evb_ring *r, struct evb_sync_file *sf, uint64_t target,
@@ -586,15 +652,16 @@ int evb_wait_durable(struct evb_ring *r, struct evb_sync_file *sf, uint64_t targ
         /* Wake at least every 100 ms: a flusher that died is replaced by
          * another process, who bumps the bell only if it sees us. */
         uint64_t wait = deadline - now;
-        if (wait > EVB_IDLE_WAIT_NS)
-            wait = EVB_IDLE_WAIT_NS;
+        if (wait > nap_ns())
+            wait = nap_ns();
         if (retry_soon && wait > EVB_INLINE_RETRY_NS)
             wait = EVB_INLINE_RETRY_NS;
         /* A follower looks again when its patience ends: a flusher that
          * does not serve it rings no bell. */
         if (!may && wait > since + EVB_FOLLOW_NS - now)
             wait = since + EVB_FOLLOW_NS - now;
-        evb_bell_sleep(&h->sync_bell, bell, wait);
+        /* S5: asleep in our target's class. */
+        evb_bell_sleep_mask(&h->sync_bell, bell, wait, evb_sync_class(target));
         evb_spin_init(&spin, spin_budget(h));
     }
     if (own)

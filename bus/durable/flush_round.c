@@ -447,8 +447,10 @@ static void complete(struct evb_flush *fl, struct fpart *fp, uint64_t now)
         evb_bell_ring(&fp->r->hdr->flush_bell);
         /* Sync waiters sleep on sync_bell alone (one futex word: no
          * futex_waitv needed) and lead once their bytes are written (S3).
-         * S2: release bump after the F1 store, as above. */
-        evb_bell_ring(&fp->r->hdr->sync_bell);
+         * S2: release bump after the F1 store, as above; S5: the classes
+         * of the targets now written and not durable. Relaxed: any
+         * durable position will do (durable_wait.c, S5). */
+        evb_sync_ring(fp->r, atomic_load_explicit(&fp->r->hdr->durable, memory_order_relaxed));
         /* The offset at this end, for the mark a leader's sync lets us
          * write (absorb_durable). */
         if (fp->walk_offset_at == pub) {

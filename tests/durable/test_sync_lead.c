@@ -228,6 +228,9 @@ static void *sync_thread(void *argp)
 
 static void many_threads(bool leaders)
 {
+    /* Waiters nap for a minute, not 100 ms, between looks: a wake-up the
+     * sync classes lose (durable_wait.c, S5) hangs the test. */
+    setenv("EVB_TEST_SYNC_NAP_MS", "60000", 1);
     create_sync();
     pid_t fpid = leaders ? df_start_flusher(TOPIC) : 0; /* its event is the first */
     uint64_t first = leaders ? 1 : 0;
@@ -842,4 +845,78 @@ Test(sync_lead, a_follower_is_served_while_another_partition_runs_its_own_rounds
                   "out of their partition)", slow, EVB_FOLLOW_NS / 2000000);
     cr_expect_leq(n, 8, "%u of 50 follower waits ran out of patience", n);
     evb_producer_close(p);
+}
+
+/* A thread asleep on a ring's sync_bell as a sync waiter for TARGET
+ * sleeps (S5), counting its returns until STOP. */
+struct class_sleeper {
+    struct evb_ring *r;
+    uint64_t target;
+    _Atomic int stop;
+    _Atomic pid_t tid;
+    _Atomic unsigned returns;
+};
+
+static void *class_sleep(void *arg)
+{
+    struct class_sleeper *c = arg;
+    atomic_store_explicit(&c->tid, (pid_t)syscall(SYS_gettid), memory_order_release);
+    while (!atomic_load_explicit(&c->stop, memory_order_acquire)) {
+        uint32_t v = atomic_load_explicit(&c->r->hdr->sync_bell, memory_order_acquire);
+        if (atomic_load_explicit(&c->stop, memory_order_acquire))
+            break;
+        evb_bell_sleep_mask(&c->r->hdr->sync_bell, v, 5ull * 1000000000ull,
+                            evb_sync_class(c->target));
+        atomic_fetch_add_explicit(&c->returns, 1, memory_order_acq_rel);
+    }
+    return NULL;
+}
+
+/* Whether evb_sync_ring(R, LO), with flushed at FLUSHED, wakes a waiter
+ * for TARGET. */
+static bool sync_ring_wakes(struct evb_ring *r, uint64_t target, uint64_t lo, uint64_t flushed)
+{
+    struct class_sleeper c = {.r = r, .target = target};
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, class_sleep, &c), 0);
+    while (!atomic_load_explicit(&c.tid, memory_order_acquire))
+        sched_yield();
+    cr_assert(t_task_asleep(c.tid, 2000), "the waiter never slept");
+    /* Relaxed: no other process maps this topic's ring now. */
+    atomic_store_explicit(&r->hdr->flushed, flushed, memory_order_relaxed);
+    evb_sync_ring(r, lo);
+    /* Woken, or still asleep after its chance to run. */
+    uint64_t until = t_now_ms() + 200;
+    while (!atomic_load_explicit(&c.returns, memory_order_acquire) && t_now_ms() < until)
+        sched_yield();
+    bool woke = atomic_load_explicit(&c.returns, memory_order_acquire) != 0;
+    atomic_store_explicit(&c.stop, 1, memory_order_release);
+    evb_bell_ring(&r->hdr->sync_bell);
+    pthread_join(th, NULL);
+    return woke;
+}
+
+/* S5: a ring wakes the waiters whose targets lie in (LO, flushed], the
+ * ones that may now return or lead, and no other (targets past flushed
+ * cannot be served yet, those at or below LO were served); garbage words
+ * (flushed below LO) wake every class. */
+Test(sync_lead, a_sync_ring_wakes_the_waiters_that_may_act)
+{
+    create_sync();
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/" TOPIC "/0.ring", t_bus_dir());
+    struct evb_ring r;
+    cr_assert_eq(evb_ring_open(&r, path), 0, "%s", path);
+    const uint64_t K = 1024; /* a class's span, durable_wait.c */
+    cr_expect(sync_ring_wakes(&r, 5 * K + 8, 4 * K, 8 * K), "a target in range");
+    cr_expect(sync_ring_wakes(&r, 8 * K, 4 * K, 8 * K), "a target at flushed");
+    cr_expect(sync_ring_wakes(&r, 4 * K + 8, 4 * K, 8 * K), "a target just past LO");
+    cr_expect(!sync_ring_wakes(&r, 9 * K + 8, 4 * K, 8 * K), "a target past flushed");
+    cr_expect(!sync_ring_wakes(&r, 3 * K, 4 * K, 8 * K), "a target at or below LO");
+    cr_expect(!sync_ring_wakes(&r, 5 * K, 8 * K, 8 * K), "nothing new");
+    cr_expect(sync_ring_wakes(&r, 100 * K, 8 * K, 4 * K), "flushed below LO: garbage");
+    /* A range of 32 classes or more wakes them all, a target past it too
+     * (its class comes round again). */
+    cr_expect(sync_ring_wakes(&r, 200 * K, 0, 40 * K), "a wide range");
+    evb_ring_close(&r);
 }

@@ -101,6 +101,26 @@ uint64_t t_now_ms(void)
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+bool t_task_asleep(pid_t tid, int timeout_ms)
+{
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/self/task/%d/stat", (int)tid);
+    uint64_t until = t_now_ms() + (uint64_t)timeout_ms;
+    do {
+        FILE *f = fopen(path, "r");
+        size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+        if (f)
+            fclose(f);
+        buf[n] = 0;
+        /* "tid (comm) S ...": the comm may hold spaces or parentheses. */
+        const char *e = strrchr(buf, ')');
+        if (e && e[1] == ' ' && e[2] == 'S')
+            return true;
+        usleep(1000);
+    } while (t_now_ms() < until);
+    return false;
+}
+
 int t_wait_exit(pid_t pid, int timeout_ms)
 {
     uint64_t end = t_now_ms() + (uint64_t)timeout_ms;

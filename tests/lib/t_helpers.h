@@ -50,6 +50,11 @@ bool t_wait_count(_Atomic uint64_t *ctr, uint64_t n, int timeout_ms);
 
 uint64_t t_now_ms(void);
 
+/* Whether thread TID of this process is asleep (state S in its
+ * /proc/self/task/TID/stat) within TIMEOUT_MS: a thread that does nothing
+ * but sleep on a futex is then in the kernel's queue. */
+bool t_task_asleep(pid_t tid, int timeout_ms);
+
 /* A seccomp filter on the calling thread (and the threads it creates
  * after): system call NR fails with ERR, every other one runs. 0, or -1
  * where seccomp filters are not available (the caller skips). */

@@ -10,6 +10,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "ring_helpers.h"
@@ -214,4 +215,76 @@ Test(ring_doorbell, wait_on_300_bells_times_out_or_sees_a_moved_bell)
     cr_expect_eq(evb_bell_wait(m.bells, m.vals, MANY_BELLS, 5ull * 1000000000ull), -EAGAIN);
     cr_expect_lt(evb_mono_ns() - t0, 1000000000ull);
     munmap((void *)m.words, 4096);
+}
+
+/* A thread that sleeps on BELL in class MASK until STOP, counting the
+ * times its sleep returned. */
+struct classed {
+    _Atomic uint32_t *bell;
+    uint32_t mask;
+    _Atomic int stop;
+    _Atomic pid_t tid;
+    _Atomic unsigned returns;
+    int last_rc;
+};
+
+static void *classed_sleeper(void *arg)
+{
+    struct classed *c = arg;
+    atomic_store_explicit(&c->tid, (pid_t)syscall(SYS_gettid), memory_order_release);
+    while (!atomic_load_explicit(&c->stop, memory_order_acquire)) {
+        uint32_t v = atomic_load_explicit(c->bell, memory_order_acquire);
+        if (atomic_load_explicit(&c->stop, memory_order_acquire))
+            break;
+        c->last_rc = evb_bell_sleep_mask(c->bell, v, 5ull * 1000000000ull, c->mask);
+        atomic_fetch_add_explicit(&c->returns, 1, memory_order_acq_rel);
+    }
+    return NULL;
+}
+
+static unsigned returns(struct classed *c)
+{
+    return atomic_load_explicit(&c->returns, memory_order_acquire);
+}
+
+/* Rings whose class bits miss a sleeper's leave it asleep, the bell
+ * moving under it or not; one that meets them wakes it, and so does a
+ * plain ring (every class). The sleep's timeout is absolute inside the
+ * call: it still ends a sleep nothing wakes. */
+Test(ring_doorbell, a_classed_sleeper_wakes_only_for_its_classes)
+{
+    static _Atomic uint32_t bell;
+    struct classed c = {.bell = &bell, .mask = 1u << 3};
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, classed_sleeper, &c), 0);
+    while (!atomic_load_explicit(&c.tid, memory_order_acquire))
+        sched_yield();
+    for (int i = 0; i < 5; i++) {
+        cr_assert(t_task_asleep(c.tid, 2000), "the sleeper never slept");
+        evb_bell_ring_mask(&bell, 1u << 5 | 1u << 31);
+    }
+    cr_assert(t_task_asleep(c.tid, 2000));
+    cr_expect_eq(returns(&c), 0, "rings of other classes woke it %u times", returns(&c));
+    evb_bell_ring_mask(&bell, 1u << 3 | 1u << 9);
+    uint64_t until = t_now_ms() + 2000;
+    while (returns(&c) < 1 && t_now_ms() < until)
+        sched_yield();
+    cr_expect_eq(returns(&c), 1, "its class's ring did not wake it");
+    cr_expect_eq(c.last_rc, 0);
+    cr_assert(t_task_asleep(c.tid, 2000));
+    evb_bell_ring(&bell);
+    until = t_now_ms() + 2000;
+    while (returns(&c) < 2 && t_now_ms() < until)
+        sched_yield();
+    cr_expect_eq(returns(&c), 2, "a plain ring did not wake it");
+    atomic_store_explicit(&c.stop, 1, memory_order_release);
+    evb_bell_ring(&bell);
+    pthread_join(th, NULL);
+    /* The timeout: relative for the caller, absolute for the kernel. */
+    uint32_t v = atomic_load_explicit(&bell, memory_order_relaxed);
+    uint64_t t0 = evb_mono_ns();
+    cr_expect_eq(evb_bell_sleep_mask(&bell, v, 20 * 1000 * 1000, 1), -ETIMEDOUT);
+    uint64_t slept = evb_mono_ns() - t0;
+    cr_expect(slept >= 20ull * 1000 * 1000 && slept < 2000ull * 1000 * 1000, "slept %llu ns",
+              (unsigned long long)slept);
 }
