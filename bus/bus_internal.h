@@ -125,6 +125,9 @@ void evb_topic_config_defaults(evb_topic_config *cfg);
 int evb_topic_config_check(const evb_topic_config *cfg);
 /* The largest max_event_bytes a ring of RING_BYTES takes. */
 uint64_t evb_topic_max_event(uint64_t ring_bytes);
+/* The most bytes of frames one claim of a batch takes in such a ring: a
+ * quarter of it, within a claim's 32-bit length. */
+uint64_t evb_topic_max_run(uint64_t ring_bytes);
 /* Write DIR/topic.conf, which must not exist yet (DIR is a topic being
  * built aside, renamed into place when complete). */
 int evb_topic_config_write(const char *dir, const evb_topic_config *cfg);

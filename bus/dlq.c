@@ -48,20 +48,30 @@ int evb_dlq_name(const char *topic, char *out)
 
 /* What a DLQ made by reject looks like: ORIGIN's durability, flush
  * interval and mode, one partition, room for its largest event as a
- * record (the ring doubled until that fits), no retention. */
-static evb_topic_config dlq_config(const evb_topic_config *origin)
+ * record (the ring doubled until that fits), no retention (dlq.h). An origin
+ * whose largest event leaves no room for a record in the largest ring
+ * (max_event_bytes within 1240 bytes of 4 GiB) gets no DLQ: -EMSGSIZE. */
+int evb_dlq_config(const evb_topic_config *origin, evb_topic_config *cfg)
 {
-    evb_topic_config cfg = {0};
-    cfg.partitions = 1;
-    cfg.durability = origin->durability;
-    cfg.flush_ms = origin->durability == EVB_DURABILITY_NONE ? 0 : origin->flush_ms;
-    cfg.file_mode = origin->file_mode;
-    cfg.max_event_bytes = origin->max_event_bytes + EVB_DLQ_OVERHEAD_BYTES;
-    cfg.ring_bytes = origin->ring_bytes;
-    while (cfg.ring_bytes < EVB_RING_MAX_CAPACITY &&
-           cfg.max_event_bytes > evb_topic_max_event(cfg.ring_bytes))
-        cfg.ring_bytes *= 2;
-    return cfg;
+    /* In 64 bits: an origin near the 32-bit limit must not wrap to a
+     * DLQ of a few hundred bytes. */
+    uint64_t max_event = (uint64_t)origin->max_event_bytes + EVB_DLQ_OVERHEAD_BYTES;
+    if (max_event > evb_topic_max_event(EVB_RING_MAX_CAPACITY))
+        return evb_err_set(-EMSGSIZE, "max_event_bytes %u leaves no room for a dead-letter "
+                           "record (at most %llu)", origin->max_event_bytes,
+                           (unsigned long long)(evb_topic_max_event(EVB_RING_MAX_CAPACITY) -
+                                                EVB_DLQ_OVERHEAD_BYTES));
+    *cfg = (evb_topic_config){0};
+    cfg->partitions = 1;
+    cfg->durability = origin->durability;
+    cfg->flush_ms = origin->durability == EVB_DURABILITY_NONE ? 0 : origin->flush_ms;
+    cfg->file_mode = origin->file_mode;
+    cfg->max_event_bytes = (uint32_t)max_event;
+    cfg->ring_bytes = origin->ring_bytes;
+    while (cfg->ring_bytes < EVB_RING_MAX_CAPACITY &&
+           max_event > evb_topic_max_event(cfg->ring_bytes))
+        cfg->ring_bytes *= 2;
+    return 0;
 }
 
 static int writer_open(struct evb_dlq_writer **out, evb_bus *bus,
@@ -80,8 +90,10 @@ static int writer_open(struct evb_dlq_writer **out, evb_bus *bus,
         /* Two rejecting processes may race here: topics are created by
          * renaming a finished directory in, so the loser sees -EEXIST and
          * opens the winner's DLQ, whatever config it chose. */
-        evb_topic_config cfg = dlq_config(&origin->cfg);
-        rc = evb_topic_create(bus, name, &cfg);
+        evb_topic_config cfg;
+        rc = evb_dlq_config(&origin->cfg, &cfg);
+        if (!rc)
+            rc = evb_topic_create(bus, name, &cfg);
         if (rc == 0 || rc == -EEXIST)
             rc = evb_producer_open(&w->p, bus, name, &po);
     }

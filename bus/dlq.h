@@ -29,6 +29,9 @@ void evb_dlq_writer_close(struct evb_dlq_writer *w);
 bool evb_dlq_is_dlq(const char *topic);
 /* <topic>.dlq into OUT (EVB_NAME_MAX + 1 bytes): 0 or -ENAMETOOLONG. */
 int evb_dlq_name(const char *topic, char *out);
+/* The config of the DLQ of a topic configured as ORIGIN, into CFG: 0, or
+ * -EMSGSIZE when no ring holds its largest event as a record. */
+int evb_dlq_config(const evb_topic_config *origin, evb_topic_config *cfg);
 
 /* producer.c: set the application type of P's open claim (evb_claim
  * writes 0), for a resubmit that claims first to learn the position.

@@ -14,6 +14,7 @@
 #include "bus_internal.h"
 #include "group.h"
 #include "placement.h"
+#include "topic_config_format.h"
 
 /* One durable topic's flusher in this bus handle. */
 struct evb_flusher {
@@ -44,6 +45,31 @@ static struct evb_durable_topic describe(struct evb_topic_map *tm)
     };
 }
 
+/*
+ * Before anything of ours writes TM's segments: a topic.conf an older
+ * build wrote (version 1, frames padded to 8 bytes) says version 2 first,
+ * so that build refuses the log rather than take our line-padded frames
+ * for damage (topic_config_format.h). A rebuild marks it already (topic.c,
+ * evb_topic_restore), but only where its caller may write the data
+ * directory: a reader's rebuild leaves it, and the first writer marks it
+ * here, or writes nothing. Another process marking it meanwhile is as
+ * good as our own mark.
+ */
+static int conf_current(const struct evb_topic_map *tm)
+{
+    evb_topic_config c;
+    unsigned v;
+    int rc = evb_topic_config_read_version(tm->ddir, &c, &v);
+    if (rc || v >= EVB_CONF_VERSION)
+        return rc;
+    rc = evb_topic_config_upgrade(tm->ddir, &tm->cfg);
+    if (rc && !evb_topic_config_read_version(tm->ddir, &c, &v) && v >= EVB_CONF_VERSION)
+        rc = 0;
+    return rc ? evb_err_prefix(rc, "topic %s: marking topic.conf version %u before "
+                               "writing line-padded frames", tm->name, EVB_CONF_VERSION)
+              : 0;
+}
+
 int evb_flusher_get(evb_bus *bus, struct evb_topic_map *tm, struct evb_flusher **out)
 {
     pthread_mutex_lock(&bus->lock);
@@ -63,6 +89,8 @@ int evb_flusher_get(evb_bus *bus, struct evb_topic_map *tm, struct evb_flusher *
         return -ENOMEM;
     }
     int rc = evb_topic_map_open(bus, tm->name, &fl->tm);
+    if (!rc && (rc = conf_current(fl->tm)))
+        evb_topic_map_close(fl->tm);
     if (rc) {
         free(fl);
         pthread_mutex_unlock(&bus->lock);
@@ -121,7 +149,10 @@ void evb_flusher_put(evb_bus *bus, struct evb_flusher *fl)
 int evb_flush_orphans(struct evb_topic_map *tm)
 {
     struct evb_durable_topic dt = describe(tm);
-    int rc = evb_flush_orphans_of(&dt);
+    int rc = conf_current(tm);
+    if (rc)
+        return rc;
+    rc = evb_flush_orphans_of(&dt);
     /* Whoever opens the topic applies the retention nobody else is
      * applying: segments that aged past retain_ms while no producer lived
      * go now, not when one comes back. */

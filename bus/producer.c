@@ -1130,10 +1130,11 @@ static int publish_batch(evb_producer *p, const evb_msg *msgs, size_t n, evb_rec
         if (part < 0)
             return done ? (int)done : part;
         /* Extend the run while messages go to the same partition and the
-         * claim stays within a quarter ring. */
+         * claim stays within a quarter ring, and within a claim's 32-bit
+         * length (a 16 GiB ring's quarter is 4 GiB: one line less). */
         size_t k = 1;
         uint64_t bytes = evb_frame_bytes(m->key_len, m->value_len);
-        uint64_t max = p->tm->cfg.ring_bytes / 4;
+        uint64_t max = evb_topic_max_run(p->tm->cfg.ring_bytes);
         while (done + k < n && k < UINT16_MAX) {
             const evb_msg *x = &msgs[done + k];
             uint64_t b = evb_frame_bytes(x->key_len, x->value_len);

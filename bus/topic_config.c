@@ -31,6 +31,12 @@ uint64_t evb_topic_max_event(uint64_t ring_bytes)
     return quarter - EVB_FRAME_HDR - EVB_FRAME_ALIGN;
 }
 
+uint64_t evb_topic_max_run(uint64_t ring_bytes)
+{
+    uint64_t quarter = ring_bytes / 4;
+    return quarter > UINT32_MAX ? (uint64_t)UINT32_MAX + 1 - EVB_FRAME_LINE : quarter;
+}
+
 void evb_topic_config_defaults(evb_topic_config *cfg)
 {
     if (!cfg->partitions)

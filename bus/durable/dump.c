@@ -60,8 +60,12 @@ static const char *why_invalid(struct evb_seg *s, const struct evb_seg_geom *g, 
         return "stale stamp";
     struct evb_frame_step st;
     /* A data frame whose header decodes failed only its checksum. */
-    if (evb_frame_decode(&hdr, stamp, pos, room, g->max_frame, g->max_event, &st) == EVB_FRAME_DATA)
+    int kind = evb_frame_decode(&hdr, stamp, pos, room, g->max_frame, g->max_event, &st);
+    if (kind == EVB_FRAME_DATA)
         return "bad checksum";
+    /* A frame within its bounds whose key and value pass max_event_bytes. */
+    if (kind == EVB_FRAME_BAD && !strcmp(st.bad, "event length"))
+        return "event too large";
     return "bad length";
 }
 

@@ -56,6 +56,13 @@
  *       beat (seq_cst), and zeroes a count whose beat is stale with a CAS
  *       from the value it loaded, so a count taken after that load
  *       survives, and one whose beat it could miss was never loaded.
+ *   S5  the sync waiters' classes (durable_wait.c, evb_sync_ring): a
+ *       waiter sleeps on sync_bell with FUTEX_WAIT_BITSET in the class of
+ *       its target; the flusher's write, its durable store and a leader's
+ *       round ring the classes of targets in (durable as loaded before the
+ *       change, flushed as loaded with acquire after it). The bump is
+ *       still release (S2); which sleepers wake is the only change, and
+ *       its argument is at evb_sync_ring. Plain rings (E1) wake all.
  *   E1  flush_error rides on the bells: evb_flush_tell() (durable_wait.c,
  *       the one place that sets an error) stores it (relaxed), then bumps
  *       sync_bell and flush_bell (release). A sync waiter loads it

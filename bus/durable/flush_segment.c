@@ -178,9 +178,10 @@ int evb_flush_prep_next(struct evb_flush *fl, struct fpart *fp)
  * then the writes themselves report a full disk). A hole past the log may
  * be a range reserved but never written; reserving it again changes
  * nothing. A hole below the log's end is log bytes that read as zeros (a
- * copy that made holes of zero blocks, cp -a or rsync -S): the caller
+ * copy that made holes of zero blocks, cp -a or rsync -S): the flusher
  * never reserves below the log's end, where a zero-filling reservation
- * would write over the log. */
+ * would write over the log; only refill_cut fills holes there, holes
+ * alone, with the zeros they read as. */
 static uint64_t reserved_len(int fd, uint64_t bytes)
 {
     off_t h = lseek(fd, 0, SEEK_HOLE);

@@ -1813,7 +1813,8 @@ typedef struct evb_dump_frame {
     uint16_t type;
     uint16_t reserved_;
     /** END: "end of file", "zero bytes" (the unwritten rest), "bad checksum",
-     *  "stale stamp", "bad length" */
+     *  "stale stamp", "bad length", "event too large" (whole, but larger
+     *  than the max_event_bytes the walk was given) */
     const char *why;
     uint64_t trailing_bytes;  /**< END: bytes after it up to the last non-zero one */
 } evb_dump_frame;

@@ -7,11 +7,14 @@
  * in dlq_resubmit.c) at any step and rerun.
  */
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
+#include "bus_internal.h"
+#include "dlq.h"
 #include "dlq_format.h"
 #include "kill_fixture.h"
 #include "t_helpers.h"
@@ -846,4 +849,32 @@ Test(dlq, every_origin_size_near_a_ring_doubling_gets_its_dlq)
                      evb_last_error());
         evb_consumer_close(c);
     }
+}
+
+/* An origin whose largest event is near the 32-bit limit (a 16 GiB
+ * ring's): its DLQ holds records of that event in full, or, where no ring
+ * can, the reject is refused with -EMSGSIZE; the record size never wraps
+ * to a few hundred bytes. Computed, not made: a 16 GiB ring is no test's. */
+Test(dlq, an_origin_near_the_32_bit_limit_gets_a_full_dlq_or_a_refusal)
+{
+    const uint64_t top = evb_topic_max_event(EVB_RING_MAX_CAPACITY);
+    evb_topic_config o = {.partitions = 1, .ring_bytes = EVB_RING_MAX_CAPACITY};
+    evb_topic_config d;
+    o.max_event_bytes = (uint32_t)(top - EVB_DLQ_OVERHEAD_BYTES);
+    cr_assert_eq(evb_dlq_config(&o, &d), 0, "%s", evb_last_error());
+    cr_expect_eq(d.max_event_bytes, top);
+    cr_expect_eq(d.ring_bytes, EVB_RING_MAX_CAPACITY);
+    cr_expect_eq(evb_topic_config_check(&d), 0, "%s", evb_last_error());
+    for (uint64_t m = top - EVB_DLQ_OVERHEAD_BYTES + 1; m <= top; m += 97) {
+        o.max_event_bytes = (uint32_t)m;
+        cr_expect_eq(evb_dlq_config(&o, &d), -EMSGSIZE, "max_event_bytes %llu",
+                     (unsigned long long)m);
+        cr_expect(strstr(evb_last_error(), "no room for a dead-letter record"), "%s",
+                  evb_last_error());
+    }
+    /* And a small origin still gets a DLQ of its own ring's size. */
+    o = (evb_topic_config){.partitions = 1, .ring_bytes = 1 << 20, .max_event_bytes = 1000};
+    cr_assert_eq(evb_dlq_config(&o, &d), 0);
+    cr_expect_eq(d.max_event_bytes, 1000 + EVB_DLQ_OVERHEAD_BYTES);
+    cr_expect_eq(d.ring_bytes, 1 << 20);
 }

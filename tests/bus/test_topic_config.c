@@ -319,6 +319,14 @@ Test(topic_config, every_accepted_max_event_makes_a_ring_that_holds_it)
                          (unsigned long long)rb, (unsigned long long)m);
             cr_assert_leq(frame, rb / 4);
             cr_assert_eq(frame % EVB_FRAME_LINE, 0);
+            cr_assert_leq(frame, evb_topic_max_run(rb), "a batch must take one largest event");
         }
+        /* A batch's claim: a quarter ring, in 32 bits, whole lines (a 16
+         * GiB ring's quarter truncated to a claim of 0 bytes). */
+        uint64_t run = evb_topic_max_run(rb);
+        cr_assert_leq(run, rb / 4);
+        cr_assert_leq(run, UINT32_MAX, "ring %llu", (unsigned long long)rb);
+        cr_assert_eq(run % EVB_FRAME_LINE, 0);
+        cr_assert_geq(run, rb / 4 < (1ull << 32) ? rb / 4 : (1ull << 32) - EVB_FRAME_LINE);
     }
 }

@@ -685,32 +685,50 @@ Test(durable, retention_until_consumed_and_its_cap)
  * segments, where line-padded frames go from then on: a build that reads
  * only version 1 refuses it then, rather than take them for damage. The
  * rest of the file, its mode and the log stay as they were. */
-Test(durable, an_older_builds_topic_is_marked_when_rebuilt)
+/* Topic TOPIC's topic.conf in the data directory (PATH, its text in
+ * TEXT, its stat in ST0) rewritten as a build before ring
+ * version 6 wrote it: version 1, same mode. */
+static void conf_as_version_1(const char *topic, char *path, size_t cap, char *text,
+                                size_t tcap, struct stat *st0)
 {
-    create("up", 1, 1 << 20, 1 << 20, EVB_DURABILITY_ASYNC);
-    publish_sync("up", 100);
-    char path[600], text[1024], again[1024];
-    snprintf(path, sizeof path, "%s/up/topic.conf", t_data_dir());
+    snprintf(path, cap, "%s/%s/topic.conf", t_data_dir(), topic);
     FILE *f = fopen(path, "r");
     cr_assert_not_null(f, "%s", path);
-    size_t n = fread(text, 1, sizeof text - 1, f);
+    size_t n = fread(text, 1, tcap - 1, f);
     fclose(f);
     text[n] = '\0';
     cr_assert(!strncmp(text, "evbus-topic 2\n", 14), "%s", text);
-    struct stat st0;
-    cr_assert_eq(stat(path, &st0), 0);
-    /* As a build before ring version 6 wrote it. */
+    cr_assert_eq(stat(path, st0), 0);
     text[12] = '1';
     cr_assert_eq(chmod(path, 0600), 0);
     f = fopen(path, "w");
     cr_assert_not_null(f);
     cr_assert_eq(fwrite(text, 1, n, f), n);
     fclose(f);
-    cr_assert_eq(chmod(path, st0.st_mode & 07777), 0);
+    cr_assert_eq(chmod(path, st0->st_mode & 07777), 0);
+}
+
+static unsigned conf_version(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    cr_assert_not_null(f, "%s", path);
+    unsigned v = 0;
+    cr_assert_eq(fscanf(f, "evbus-topic %u", &v), 1);
+    fclose(f);
+    return v;
+}
+
+Test(durable, an_older_builds_topic_is_marked_when_rebuilt)
+{
+    create("up", 1, 1 << 20, 1 << 20, EVB_DURABILITY_ASYNC);
+    publish_sync("up", 100);
+    char path[600], text[1024], again[1024];
+    struct stat st0;
+    conf_as_version_1("up", path, sizeof path, text, sizeof text, &st0);
     reboot();
     struct seen s;
     cr_assert_eq(read_all("up", &s, 100, 200), 100u);
-    f = fopen(path, "r");
+    FILE *f = fopen(path, "r");
     cr_assert_not_null(f);
     size_t m = fread(again, 1, sizeof again - 1, f);
     fclose(f);
@@ -728,4 +746,24 @@ Test(durable, an_older_builds_topic_is_marked_when_rebuilt)
     reboot();
     cr_assert_eq(stat(path, &st0), 0);
     cr_expect_eq(st0.st_ino, st1.st_ino, "rewritten again");
+}
+
+/* A version 1 topic.conf that a rebuild could not mark (a reader's, who
+ * may not write the data directory) is marked by the first process that
+ * flushes the topic, before it writes a frame. */
+Test(durable, an_older_builds_topic_is_marked_before_a_flusher_writes)
+{
+    create("upw", 1, 1 << 20, 1 << 20, EVB_DURABILITY_ASYNC);
+    publish_sync("upw", 10);
+    char path[600], text[1024];
+    struct stat st0;
+    conf_as_version_1("upw", path, sizeof path, text, sizeof text, &st0);
+    cr_assert_eq(conf_version(path), 1);
+    evb_producer *p = producer("upw");
+    publish(p, 4, 10, 10);
+    cr_assert_eq(evb_producer_sync(p, 10000), 0);
+    evb_producer_close(p);
+    cr_expect_eq(conf_version(path), 2, "a flusher wrote under a version 1 topic.conf");
+    struct seen s;
+    cr_assert_eq(read_all("upw", &s, 20, 200), 20u);
 }

@@ -139,3 +139,33 @@ Test(seg_layout, dump_shows_every_layout_byte_for_byte)
     cr_expect_eq(evb_dump_walk(dir, 0, &cfg, on_frame, &s), 0, "%s", evb_last_error());
     cr_expect_eq(s.n, LAYOUTS * (MAX_KEY + 1));
 }
+
+struct dump_end {
+    uint32_t events;
+    const char *why;
+};
+
+static int on_end(const evb_dump_frame *f, void *arg)
+{
+    struct dump_end *e = arg;
+    if (f->kind == EVB_DUMP_DATA)
+        e->events++;
+    if (f->kind == EVB_DUMP_END)
+        e->why = f->why;
+    return 0;
+}
+
+/* Walked with a max_event_bytes smaller than its first event (no key
+ * and a value of VLEN bytes), the dump stops at that event and says why:
+ * it is whole, only too large for the config given. */
+Test(seg_layout, dump_names_an_event_too_large_for_the_config)
+{
+    build_mixed();
+    evb_topic_config cfg = {.partitions = 1, .ring_bytes = CAP, .segment_bytes = SEG,
+                            .max_event_bytes = VLEN - 1, .durability = EVB_DURABILITY_SYNC};
+    struct dump_end e = {0};
+    cr_expect_eq(evb_dump_walk(dir, 0, &cfg, on_end, &e), 0, "%s", evb_last_error());
+    cr_expect_eq(e.events, 0);
+    cr_assert_not_null(e.why);
+    cr_expect_str_eq(e.why, "event too large");
+}
