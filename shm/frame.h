@@ -176,6 +176,14 @@ static inline int evb_frame_decode(const struct evb_frame *f, uint64_t stamp, ui
             s->bad_value = len;
             return EVB_FRAME_BAD;
         }
+        /* Every data frame has an offset; the word that says "none" (a
+         * stamp-only pad's) would be taken by a walk for no offset at all,
+         * and handed to the user as one. */
+        if (s->offset == EVB_FRAME_NO_OFFSET) {
+            s->bad = "frame offset";
+            s->bad_value = s->offset;
+            return EVB_FRAME_BAD;
+        }
         if (flags & ~EVB_FRAME_F_KNOWN) {
             s->bad = "frame flags";
             s->bad_value = flags;

@@ -114,6 +114,12 @@ static void long_event(struct evb_frame *f, const struct evb_ring *r)
     f->len = r->max_frame; /* a 1-byte key padded to 8, then the value */
 }
 
+static void no_offset(struct evb_frame *f, const struct evb_ring *r)
+{
+    (void)r;
+    __atomic_store_n(&f->offset, EVB_FRAME_NO_OFFSET, __ATOMIC_RELAXED);
+}
+
 static void odd_flags(struct evb_frame *f, const struct evb_ring *r)
 {
     (void)r;
@@ -182,6 +188,11 @@ Test(consumer_fast, unknown_frame_flags_are_ebadmsg)
 Test(consumer_fast, key_longer_than_its_frame_is_ebadmsg)
 {
     damaged_second_frame(long_key, "key length");
+}
+
+Test(consumer_fast, data_frame_with_the_no_offset_word_is_ebadmsg)
+{
+    damaged_second_frame(no_offset, "frame offset");
 }
 
 Test(consumer_fast, frame_with_another_offset_is_ebadmsg)

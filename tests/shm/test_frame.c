@@ -59,7 +59,7 @@ static void pad_frame(union fbuf *u, uint32_t len, uint16_t events)
     set_stamp(u, POS | EVB_STAMP_PAD);
 }
 
-static int decode_max(union fbuf *u, uint64_t room, uint32_t max_event,
+static int decode_max(union fbuf *u, uint64_t room, uint64_t max_event,
                       struct evb_frame_step *s)
 {
     memset(s, 0x5a, sizeof *s); /* so a field left unset shows */
@@ -241,6 +241,22 @@ Test(frame, data_frame_longer_than_its_room_is_bad)
     union fbuf u;
     data_frame(&u, 0, 41); /* 97 bytes, 104 aligned */
     expect_bad(&u, 96, "frame length", 97);
+}
+
+/* A data frame whose offset is the "no offset" word of stamp-only pads:
+ * bad, never an event at offset 2^64 - 1 (a cold attack saw one handed
+ * out, then the offsets after it). Any other offset is the walk's to
+ * compare. */
+Test(frame, data_frame_without_an_offset_is_bad)
+{
+    union fbuf u;
+    struct evb_frame_step s;
+    data_frame(&u, 0, 8);
+    __atomic_store_n(&u.f.offset, EVB_FRAME_NO_OFFSET, __ATOMIC_RELAXED);
+    expect_bad(&u, ROOM, "frame offset", EVB_FRAME_NO_OFFSET);
+    __atomic_store_n(&u.f.offset, EVB_FRAME_NO_OFFSET - 1, __ATOMIC_RELAXED);
+    cr_expect_eq(decode(&u, ROOM, &s), EVB_FRAME_DATA);
+    cr_expect_eq(s.offset, EVB_FRAME_NO_OFFSET - 1);
 }
 
 /* key_len is checked against len, and named with the value found. */
