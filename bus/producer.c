@@ -460,8 +460,10 @@ static int claim_wait(evb_producer *p, struct evb_ring_producer *rp, uint32_t le
 
 static int check_size(const evb_producer *p, uint32_t key_len, uint32_t value_len)
 {
-    if (key_len > UINT16_MAX ||
-        (uint64_t)key_len + value_len > p->tm->cfg.max_event_bytes)
+    if (key_len > EVB_MAX_KEY_BYTES)
+        return evb_err_set(-EMSGSIZE, "a key of %u bytes: keys are at most %u bytes", key_len,
+                           EVB_MAX_KEY_BYTES);
+    if ((uint64_t)key_len + value_len > p->tm->cfg.max_event_bytes)
         return -EMSGSIZE;
     return 0;
 }

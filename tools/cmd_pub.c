@@ -141,6 +141,9 @@ static int pub_options(pub *p, int argc, char **argv)
             return CLI_PARSE_CODE(opt);
         if (opt == OPT_KEY) {
             p->tmpl.key = optarg;
+            if (strlen(optarg) > EVB_MAX_KEY_BYTES)
+                return cli_usage_error(&p->c, "--key of %zu bytes: keys are at most %u bytes",
+                                       strlen(optarg), EVB_MAX_KEY_BYTES);
             p->tmpl.key_len = (uint32_t)strlen(optarg);
         } else if (opt == OPT_PARTITION) {
             rc = cli_opt_u64(&p->c, "--partition", optarg, 0, EVB_MAX_PARTITIONS - 1, &v);

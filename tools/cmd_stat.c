@@ -43,7 +43,9 @@ static const char stat_usage[] =
     "that names other rings; no permission) is shown with the reason in place\n"
     "of its counters, and the others as usual; so is a group whose file cannot\n"
     "be read (`unreadable` and why), and a named consumer whose cursor file\n"
-    "cannot be read (DAMAGED and why, its lag unknown). The\n"
+    "cannot be read (DAMAGED and why, its lag unknown). A topic that reads\n"
+    "but whose last rebuild kept damage on disk (readers stop there unless\n"
+    "they skip it) is shown with its counters and DAMAGED on disk and why. The\n"
     "exit status is then 1 (for --watch: when the last round had one).\n"
     "\n"
     "  --watch SECONDS  redraw every SECONDS, at least 0.05 (fractions\n"
@@ -82,6 +84,10 @@ typedef struct topic_snap {
      * was read. */
     char *error;
     bool damaged;       /* error was -EBADMSG */
+    /* A topic that reads but whose last rebuild kept damage on disk
+     * (evb_topic_damage: readers stop there unless they skip it): why;
+     * NULL when there is none. */
+    char *damage;
     /* Its dead-letter topic <name>.dlq, when there is one: events in it
      * (offsets it ever gave, junk included), and how many of them were
      * resubmitted, or why that is not known (dlq_state_error). */
@@ -114,6 +120,7 @@ static void snap_free(snapshot *s)
         }
         free(s->topics[i].parts);
         free(s->topics[i].error);
+        free(s->topics[i].damage);
         free(s->topics[i].dlq_state_error);
     }
     free(s->topics);
@@ -229,6 +236,11 @@ static int snap_topic(evb_bus *bus, const char *topic, snapshot *s)
     s->n++;  /* from here snap_free() owns it */
     for (; rc == 0 && ts->nparts < np; ts->nparts++)
         rc = snap_part(bus, topic, ts->nparts, &ts->parts[ts->nparts]);
+    char note[1024];
+    if (rc == 0 && ts->ti.config.durability != EVB_DURABILITY_NONE &&
+        evb_topic_damage(bus, topic, note, sizeof(note)) == 1 &&
+        (ts->damage = strdup(note)) == NULL)
+        rc = -ENOMEM;
     if (rc == 0)
         return snap_dlq(bus, ts);
     snap_topic_clear(ts);
@@ -576,6 +588,8 @@ static void print_topic(const stat_round *r, const topic_snap *ts)
     printf("topic %s: %u partition%s, ring %s, max event %s%s%s\n", ts->ti.name, ts->nparts,
            ts->nparts == 1 ? "" : "s", ring, max, durable ? ", durability " : "",
            durable ? cli_durability_name(ts->ti.config.durability) : "");
+    if (ts->damage != NULL)
+        printf("  DAMAGED on disk: %s\n", ts->damage);
     printf("  %4s %12s %14s %12s %8s %6s %7s %4s %7s %10s%s\n", "part", "tail_offset",
            "tail_position", "published", "aborted", "dead", "stalled", "prod",
            "readers", "ev/s", durable ? "     unsynced" : "");
@@ -758,6 +772,9 @@ static json_t *round_json(const stat_round *r)
         if (dlq != NULL && ts->dlq_state_error)
             json_object_set_new(dlq, "state_error", json_string(ts->dlq_state_error));
         json_object_set_new(o, "dlq", dlq);
+        /* "damage": null, or why its last rebuild kept damage on disk. */
+        json_object_set_new(o, "damage",
+                            ts->damage ? json_string(ts->damage) : json_null());
         json_array_append_new(topics, o);
     }
     /* "time": when the snapshot was taken (seconds since the epoch), so
@@ -1150,6 +1167,14 @@ static void prom_topics(const snapshot *s)
         prom_label("topic", s->topics[i].ti.name, true);
         printf("} %d\n", s->topics[i].error == NULL);
     }
+    prom_head("evbus_topic_damaged", "gauge",
+              "1 when the topic is damaged: unreadable, or readable with damage its last "
+              "rebuild kept on disk (evbus stat says why)");
+    for (size_t i = 0; i < s->n; i++) {
+        printf("evbus_topic_damaged{");
+        prom_label("topic", s->topics[i].ti.name, true);
+        printf("} %d\n", s->topics[i].damaged || s->topics[i].damage != NULL);
+    }
 }
 
 static void prom_parts(const snapshot *s)
@@ -1338,11 +1363,13 @@ static size_t snap_bad_cursors(const snapshot *s, const topic_snap **first_topic
 }
 
 /* Topics of S that could not be read; *FIRST is the first of them. */
+/* Topics that did not read, or read with damage kept on disk: how many,
+ * and the first in *FIRST. */
 static size_t snap_unreadable(const snapshot *s, const topic_snap **first)
 {
     size_t n = 0;
     for (size_t i = s->n; i-- > 0;)
-        if (s->topics[i].error != NULL) {
+        if (s->topics[i].error != NULL || s->topics[i].damage != NULL) {
             *first = &s->topics[i];
             n++;
         }
@@ -1368,7 +1395,7 @@ static int stat_run(cli *c, const char *topic, double watch)
         bad = snap_unreadable(&snaps[cur], &ts);
         if (ts != NULL) {
             snprintf(first, sizeof(first), "%s", ts->ti.name);
-            snprintf(why, sizeof(why), "%s", ts->error);
+            snprintf(why, sizeof(why), "%s", ts->error ? ts->error : ts->damage);
         }
         const evb_named_consumer_stat *nc = NULL;
         cbad = snap_bad_cursors(&snaps[cur], &ts, &nc);
@@ -1394,8 +1421,8 @@ static int stat_run(cli *c, const char *topic, double watch)
     if (rc == 0 && bad == 1)
         rc = cli_error(c, "topic %s: %s", first, why);
     else if (rc == 0 && bad > 1)
-        rc = cli_error(c, "%zu topics could not be read (%s, ...): each shown with the "
-                       "reason in place of its counters", bad, first);
+        rc = cli_error(c, "%zu topics could not be read or are damaged (%s, ...): each "
+                       "shown with the reason", bad, first);
     else if (rc == 0 && gbad == 1)
         rc = cli_error(c, "group %s: %s", gfirst, gwhy);
     else if (rc == 0 && gbad > 1)

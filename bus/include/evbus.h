@@ -25,7 +25,8 @@
  *
  *   -EAGAIN     ring full (back-pressure) or nothing to read yet
  *   -ETIMEDOUT  a blocking call's timeout expired
- *   -EMSGSIZE   event larger than the topic's max_event_bytes
+ *   -EMSGSIZE   event larger than the topic's max_event_bytes, or a key
+ *               longer than EVB_MAX_KEY_BYTES
  *   -ENOENT     unknown bus path component or topic
  *   -EEXIST     topic already exists
  *   -EBADMSG    corrupt ring header or frame (the handle stays failed), or
@@ -579,11 +580,15 @@ typedef struct evb_producer_options {
 /** Stable producers a deduplicating reader remembers per partition. */
 #define EVB_DEDUP_PRODUCERS 64
 
+/** The longest key an event carries (a frame's 16-bit key length); key
+ *  and value together are bound by the topic's max_event_bytes too. */
+#define EVB_MAX_KEY_BYTES 65535u
+
 /** One event to publish. */
 typedef struct evb_msg {
     const void *key;          /**< may be NULL when key_len is 0 */
     const void *value;        /**< may be NULL when value_len is 0 */
-    uint32_t key_len;
+    uint32_t key_len;         /**< at most EVB_MAX_KEY_BYTES */
     uint32_t value_len;
     int32_t partition;        /**< EVB_PARTITION_ANY or 0..partitions-1 */
     uint16_t type;            /**< application event type, carried as is */

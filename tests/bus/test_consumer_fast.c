@@ -180,6 +180,49 @@ Test(consumer_fast, largest_keyed_event_arrives)
     evb_consumer_close(c);
 }
 
+/* Keys: up to EVB_MAX_KEY_BYTES (a frame's 16-bit key length) through
+ * every way of publishing, one byte more refused with -EMSGSIZE and a
+ * message about keys, not the topic's max_event_bytes, which this topic's
+ * is far above (a cold attack found the message misleading). */
+Test(consumer_fast, keys_up_to_65535_bytes_and_no_longer)
+{
+    evb_topic_config tc = {.partitions = 1, .ring_bytes = 1 << 20};
+    cr_assert_eq(evb_topic_create(bus, "keys", &tc), 0);
+    evb_consumer *c;
+    evb_consumer_options co = {.kind = EVB_SUBSCRIBER_LOSSLESS};
+    cr_assert_eq(evb_consumer_open(&c, bus, "keys", &co), 0);
+    evb_producer *p;
+    cr_assert_eq(evb_producer_open(&p, bus, "keys", NULL), 0);
+    static char key[EVB_MAX_KEY_BYTES + 1];
+    memset(key, 'k', sizeof key);
+    evb_msg m = {.key = key, .key_len = EVB_MAX_KEY_BYTES, .value = "v", .value_len = 1,
+                 .partition = 0};
+    cr_assert_eq(evb_publish(p, &m), 0, "%s", evb_last_error());
+    cr_assert_eq(evb_publish_batch(p, &m, 1), 1, "%s", evb_last_error());
+    struct evb_claim cl;
+    cr_assert_eq(evb_claim(p, 0, key, EVB_MAX_KEY_BYTES, 1, &cl), 0, "%s", evb_last_error());
+    memcpy(cl.value, "v", 1);
+    cr_assert_eq(evb_commit(p, &cl), 0);
+    m.key_len = EVB_MAX_KEY_BYTES + 1;
+    cr_expect_eq(evb_publish(p, &m), -EMSGSIZE);
+    cr_expect(strstr(evb_last_error(), "keys are at most 65535 bytes"), "%s",
+              evb_last_error());
+    cr_expect_eq(evb_publish_batch(p, &m, 1), -EMSGSIZE);
+    cr_expect_eq(evb_claim(p, 0, key, EVB_MAX_KEY_BYTES + 1, 1, &cl), -EMSGSIZE);
+    cr_expect(strstr(evb_last_error(), "keys are at most"), "%s", evb_last_error());
+    for (int i = 0; i < 3; i++) {
+        evb_event ev;
+        cr_assert_eq(evb_consumer_next(c, &ev, 100), 0, "event %d: %s", i, evb_last_error());
+        cr_expect_eq(ev.key_len, EVB_MAX_KEY_BYTES);
+        cr_expect_eq(memcmp(ev.key, key, EVB_MAX_KEY_BYTES), 0);
+        cr_expect_eq(ev.value_len, 1);
+    }
+    evb_event ev;
+    cr_expect_eq(evb_consumer_next(c, &ev, 10), -ETIMEDOUT, "a refused event arrived");
+    evb_producer_close(p);
+    evb_consumer_close(c);
+}
+
 Test(consumer_fast, unknown_frame_flags_are_ebadmsg)
 {
     damaged_second_frame(odd_flags, "frame flags");

@@ -32,6 +32,21 @@ check "setup: info reports the damage" eval '! grep -q "^0 *none" "$OUT"'
 drun list
 check "list flags t as damaged" out_has "^t	damaged: .*partition 0.*damaged range"
 check "list shows the sound topic plainly" out_has "^ok$"
+# stat too (a cold attack found it saying nothing): the topic reads, its
+# damage is named, and the exit status and the metrics say so.
+drun stat t
+check "stat: exit 1" rc_is 1
+check "stat: the counters still shown" out_has "^topic t: 1 partition"
+check "stat: the damage named" out_has "^  DAMAGED on disk: partition 0.*damaged range"
+drun stat --prometheus
+check "stat --prometheus: exit 1" rc_is 1
+check "... t readable" out_has '^evbus_topic_readable{topic="t"} 1$'
+check "... and damaged" out_has '^evbus_topic_damaged{topic="t"} 1$'
+check "... ok is not" out_has '^evbus_topic_damaged{topic="ok"} 0$'
+drun stat t --json
+check "stat --json: the damage" eval "python3 -c 'import json,sys; o=json.loads(open(sys.argv[1]).readline()); sys.exit(0 if \"damaged range\" in o[\"topics\"][0][\"damage\"] else 1)' \"\$OUT\""
+drun stat ok --json
+check "stat --json: none on ok" eval "python3 -c 'import json,sys; o=json.loads(open(sys.argv[1]).readline()); sys.exit(0 if o[\"topics\"][0][\"damage\"] is None else 1)' \"\$OUT\""
 drun delete t
 check "delete without --force: exit 1" rc_is 1
 check "delete: one line" err_one_line

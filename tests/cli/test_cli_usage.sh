@@ -318,7 +318,22 @@ test_data_dir_belongs_to_bus() {
     end
 }
 
+test_key_bound() {
+    begin "pub --key: up to 65535 bytes, a usage error past that"
+    ev create keys --bus "$BUS" --ring-bytes 1M
+    local k
+    k=$(head -c 65535 /dev/zero | tr '\0' k)
+    ev pub keys --bus "$BUS" --key "$k" v
+    check "a 65535-byte key: exit 0" rc_is 0
+    ev pub keys --bus "$BUS" --key "${k}k" v
+    check "a 65536-byte key: exit 2" rc_is 2
+    check "... saying keys are at most 65535 bytes" err_has "keys are at most 65535 bytes"
+    check "... in one line" err_one_line
+    end
+}
+
 test_common_options_first
+test_key_bound
 test_missing_value_named
 test_value_looks_like_option
 test_usage_edges
