@@ -879,9 +879,10 @@ static bool sync_ring_wakes(struct evb_ring *r, uint64_t target, uint64_t lo, ui
     struct class_sleeper c = {.r = r, .target = target};
     pthread_t th;
     cr_assert_eq(pthread_create(&th, NULL, class_sleep, &c), 0);
-    while (!atomic_load_explicit(&c.tid, memory_order_acquire))
+    pid_t tid;
+    while (!(tid = atomic_load_explicit(&c.tid, memory_order_acquire)))
         sched_yield();
-    cr_assert(t_task_asleep(c.tid, 2000), "the waiter never slept");
+    cr_assert(t_task_asleep(tid, 2000), "the waiter never slept");
     /* Relaxed: no other process maps this topic's ring now. */
     atomic_store_explicit(&r->hdr->flushed, flushed, memory_order_relaxed);
     evb_sync_ring(r, lo);

@@ -257,13 +257,14 @@ Test(ring_doorbell, a_classed_sleeper_wakes_only_for_its_classes)
     struct classed c = {.bell = &bell, .mask = 1u << 3};
     pthread_t th;
     cr_assert_eq(pthread_create(&th, NULL, classed_sleeper, &c), 0);
-    while (!atomic_load_explicit(&c.tid, memory_order_acquire))
+    pid_t tid;
+    while (!(tid = atomic_load_explicit(&c.tid, memory_order_acquire)))
         sched_yield();
     for (int i = 0; i < 5; i++) {
-        cr_assert(t_task_asleep(c.tid, 2000), "the sleeper never slept");
+        cr_assert(t_task_asleep(tid, 2000), "the sleeper never slept");
         evb_bell_ring_mask(&bell, 1u << 5 | 1u << 31);
     }
-    cr_assert(t_task_asleep(c.tid, 2000));
+    cr_assert(t_task_asleep(tid, 2000));
     cr_expect_eq(returns(&c), 0, "rings of other classes woke it %u times", returns(&c));
     evb_bell_ring_mask(&bell, 1u << 3 | 1u << 9);
     uint64_t until = t_now_ms() + 2000;
@@ -271,7 +272,7 @@ Test(ring_doorbell, a_classed_sleeper_wakes_only_for_its_classes)
         sched_yield();
     cr_expect_eq(returns(&c), 1, "its class's ring did not wake it");
     cr_expect_eq(c.last_rc, 0);
-    cr_assert(t_task_asleep(c.tid, 2000));
+    cr_assert(t_task_asleep(tid, 2000));
     evb_bell_ring(&bell);
     until = t_now_ms() + 2000;
     while (returns(&c) < 2 && t_now_ms() < until)
