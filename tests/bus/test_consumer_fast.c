@@ -47,15 +47,21 @@ static int collect(const evb_event *ev, void *arg)
     return 0;
 }
 
-/* A one-partition topic, a lossless subscriber at its (empty) tail, and a
- * producer. */
-static void start(const char *topic, uint64_t ring_bytes, evb_consumer **c, evb_producer **p)
+/* A topic configured as TC, a lossless subscriber at its (empty) tail,
+ * and a producer. */
+static void start_cfg(const char *topic, evb_topic_config tc, evb_consumer **c,
+                      evb_producer **p)
 {
-    evb_topic_config tc = {.partitions = 1, .ring_bytes = ring_bytes};
     cr_assert_eq(evb_topic_create(bus, topic, &tc), 0);
     evb_consumer_options co = {.kind = EVB_SUBSCRIBER_LOSSLESS};
     cr_assert_eq(evb_consumer_open(c, bus, topic, &co), 0);
     cr_assert_eq(evb_producer_open(p, bus, topic, NULL), 0);
+}
+
+/* The same for a one-partition topic of RING_BYTES. */
+static void start(const char *topic, uint64_t ring_bytes, evb_consumer **c, evb_producer **p)
+{
+    start_cfg(topic, (evb_topic_config){.partitions = 1, .ring_bytes = ring_bytes}, c, p);
 }
 
 static void publish(evb_producer *p, uint32_t n)
@@ -154,13 +160,10 @@ Test(consumer_fast, event_past_max_event_in_a_valid_frame_is_ebadmsg)
  * to the full one (read_inline.h); it still arrives, whole. */
 Test(consumer_fast, largest_keyed_event_arrives)
 {
-    evb_topic_config tc = {.partitions = 1, .ring_bytes = 64 << 10, .max_event_bytes = 512};
-    cr_assert_eq(evb_topic_create(bus, "big", &tc), 0);
     evb_consumer *c;
-    evb_consumer_options co = {.kind = EVB_SUBSCRIBER_LOSSLESS};
-    cr_assert_eq(evb_consumer_open(&c, bus, "big", &co), 0);
     evb_producer *p;
-    cr_assert_eq(evb_producer_open(&p, bus, "big", NULL), 0);
+    start_cfg("big", (evb_topic_config){.partitions = 1, .ring_bytes = 64 << 10,
+                                        .max_event_bytes = 512}, &c, &p);
     static char v[512];
     memset(v, 0x5c, sizeof v);
     for (int i = 0; i < 3; i++)
@@ -186,13 +189,9 @@ Test(consumer_fast, largest_keyed_event_arrives)
  * is far above (a cold attack found the message misleading). */
 Test(consumer_fast, keys_up_to_65535_bytes_and_no_longer)
 {
-    evb_topic_config tc = {.partitions = 1, .ring_bytes = 1 << 20};
-    cr_assert_eq(evb_topic_create(bus, "keys", &tc), 0);
     evb_consumer *c;
-    evb_consumer_options co = {.kind = EVB_SUBSCRIBER_LOSSLESS};
-    cr_assert_eq(evb_consumer_open(&c, bus, "keys", &co), 0);
     evb_producer *p;
-    cr_assert_eq(evb_producer_open(&p, bus, "keys", NULL), 0);
+    start("keys", 1 << 20, &c, &p);
     static char key[EVB_MAX_KEY_BYTES + 1];
     memset(key, 'k', sizeof key);
     evb_msg m = {.key = key, .key_len = EVB_MAX_KEY_BYTES, .value = "v", .value_len = 1,
