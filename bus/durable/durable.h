@@ -59,10 +59,15 @@
  *   S5  the sync waiters' classes (durable_wait.c, evb_sync_ring): a
  *       waiter sleeps on sync_bell with FUTEX_WAIT_BITSET in the class of
  *       its target; the flusher's write, its durable store and a leader's
- *       round ring the classes of targets in (durable as loaded before the
- *       change, flushed as loaded with acquire after it). The bump is
- *       still release (S2); which sleepers wake is the only change, and
- *       its argument is at evb_sync_ring. Plain rings (E1) wake all.
+ *       round ring the classes of targets in (a durable position it
+ *       loaded, flushed loaded after a seq_cst fence that follows the
+ *       change). The fence pairs with one a waiter takes between its load
+ *       of flushed and its look at the lead slots. Every store of durable
+ *       is followed by its own ring; one a killed publisher never made is
+ *       made up by a ring of every class where a dead leader's slot is
+ *       freed (lead_reap) and at each flusher takeover. The bump is still
+ *       release (S2); which sleepers wake is the only change. Plain rings
+ *       (E1) wake all.
  *   E1  flush_error rides on the bells: evb_flush_tell() (durable_wait.c,
  *       the one place that sets an error) stores it (relaxed), then bumps
  *       sync_bell and flush_bell (release). A sync waiter loads it

@@ -219,9 +219,12 @@ uint64_t evb_durable_publish_max(struct evb_ring *r, uint64_t pos)
  * that moved durable past them; past flushed nothing can serve them yet
  * (no durable position passes flushed, and no waiter leads before its
  * bytes are written), and the write that moves flushed past them rings
- * for them. LO must be a durable position loaded before the change the
- * ring is for: any such load is at most the value a waiter saw before it
- * slept, as durable only grows (a garbage word, replaced, wakes all). A
+ * for them. LO may be any durable position the caller loaded: a waiter
+ * whose target lies at or below it was made durable by a store that rang
+ * for it, since every store of durable is followed by its ring, and where
+ * its publisher was killed in between, a ring of every class follows
+ * (lead_reap, a flusher's takeover); a garbage word replaced wakes from
+ * the bottom. A
  * waiter that read the bell before the bump sleeps on the old value and
  * returns at once (B1), so only sleepers already asleep are sorted. Eight
  * producers on one partition woke all eight for each write and each
@@ -237,8 +240,15 @@ uint32_t evb_sync_class(uint64_t target)
 
 void evb_sync_ring(struct evb_ring *r, uint64_t lo)
 {
-    /* F1: acquire, after the change (a store of flushed or durable, or a
-     * freed lead slot) the caller made. */
+    /* S5: seq_cst fence between the change (a store of flushed or
+     * durable, or a freed lead slot) and the load of flushed below, which
+     * pairs with the one a waiter takes before it tries a slot (lead()):
+     * either we see the flushed it saw, or it sees our slot free. Without
+     * it a release store followed by a load may be reordered (allowed by
+     * C11, and by AArch64 and POWER), and a waiter that found our slot
+     * still taken would not be in our range. F1: acquire, as every load
+     * of flushed before acting on it. */
+    atomic_thread_fence(memory_order_seq_cst);
     uint64_t hi = atomic_load_explicit(&r->hdr->flushed, memory_order_acquire);
     uint32_t mask = 0;
     if (hi <= lo)
@@ -400,10 +410,14 @@ static void lead_reap(struct evb_ring_hdr *h)
 {
     for (int i = 0; i < 2; i++) {
         uint64_t o = atomic_load_explicit(&h->sync_lead[i], memory_order_relaxed);
-        if (o && evb_proc_gone(o) == 1)
+        /* S5: a leader that died may have stored durable and not rung for
+         * it, so a ring of every class (S2: release bump) follows each
+         * slot freed. */
+        if (o && evb_proc_gone(o) == 1 &&
             atomic_compare_exchange_strong_explicit(&h->sync_lead[i], &o, 0,
                                                     memory_order_relaxed,
-                                                    memory_order_relaxed);
+                                                    memory_order_relaxed))
+            evb_bell_ring(&h->sync_bell);
     }
 }
 
@@ -458,6 +472,9 @@ static int lead(struct evb_ring *r, struct evb_sync_file *sf, uint64_t target, u
     struct evb_ring_hdr *h = r->hdr;
     uint64_t self = evb_proc_self();
     _Atomic uint64_t *slot = NULL;
+    /* S5: seq_cst fence between the caller's load of flushed and our look
+     * at the slots; pairs with evb_sync_ring's. */
+    atomic_thread_fence(memory_order_seq_cst);
     for (int i = 0; i < EVB_SYNC_LEADS && !slot; i++) {
         uint64_t exp = 0;
         /* S3: acquire, pairs with the last leader's release of the slot:
@@ -511,7 +528,12 @@ static int lead(struct evb_ring *r, struct evb_sync_file *sf, uint64_t target, u
         EVB_CRASH_POINT("sync.synced");
         /* Relaxed: a statistic. */
         atomic_fetch_add_explicit(&h->fsyncs, 1, memory_order_relaxed);
-        evb_durable_publish_max(r, f);
+        uint64_t was = evb_durable_publish_max(r, f);
+        /* Tests kill a leader here: durable stored, its ring not made. */
+        EVB_CRASH_POINT("sync.published");
+        /* S5: a garbage word replaced (0) wakes from the bottom. */
+        if (was < d)
+            d = was;
     }
     /* S3: release, after our durable store (see the acquire above); a CAS
      * so that a slot reaped from under us (a liveness check that got us

@@ -389,6 +389,10 @@ bool evb_flush_take(struct evb_flush *fl, struct fpart *fp, uint64_t now)
         return false;
     }
     fp->has_slot = true;
+    /* S5: the flusher before us may have died between a store of durable
+     * and its ring; a ring of every class wakes whoever it left asleep
+     * (S2: release bump). Once per takeover. */
+    evb_bell_ring(&h->sync_bell);
     /* Not for an orphan flush: it lets go soon. W1: relaxed, a hint. */
     if (!evb_flush_stopping(fl)) {
         atomic_store_explicit(&h->flusher, evb_proc_self(), memory_order_relaxed);

@@ -166,6 +166,13 @@ Test(sync_lead, a_leader_killed_after_its_fdatasync_holds_nobody_up)
     leader_killed_at("sync.synced");
 }
 
+/* Killed after its store of durable, before its ring (S5): the slot freed
+ * by the next waiters rings every class in its stead. */
+Test(sync_lead, a_leader_killed_after_publishing_durable_holds_nobody_up)
+{
+    leader_killed_at("sync.published");
+}
+
 /*
  * A waiter that cannot open the segment (here its name is a symlink to
  * the file, which segment opens refuse; in life, a file another user may
