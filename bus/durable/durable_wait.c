@@ -224,9 +224,9 @@ uint64_t evb_durable_publish_max(struct evb_ring *r, uint64_t pos)
  * for it, since every store of durable is followed by its ring, and where
  * its publisher was killed in between, a ring of every class follows
  * (lead_reap, a flusher's takeover); a garbage word replaced wakes from
- * the bottom. A
- * waiter that read the bell before the bump sleeps on the old value and
- * returns at once (B1), so only sleepers already asleep are sorted. Eight
+ * the bottom. A waiter that read the bell before the bump sleeps on the
+ * old value and returns at once (B1), so only sleepers already asleep are
+ * sorted. Eight
  * producers on one partition woke all eight for each write and each
  * round, two or three times as often as any one could act
  * (perf/RESULTS.md, fourteenth session).
