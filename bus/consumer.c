@@ -167,9 +167,8 @@ EVB_EXPORT int evb_consumer_open(evb_consumer **out, evb_bus *bus, const char *t
             rc = -ENOMEM;
             goto fail;
         }
-        c->geom = (struct evb_seg_geom){c->tm->cfg.segment_bytes, c->tm->cfg.ring_bytes,
-                                        c->tm->rings[0].max_frame,
-                                        c->tm->cfg.max_event_bytes};
+        c->geom = evb_seg_geom_of(c->tm->cfg.segment_bytes, c->tm->cfg.ring_bytes,
+                                  c->tm->cfg.max_event_bytes);
     }
     c->slot_kind = o.kind == EVB_SUBSCRIBER ? EVB_SLOT_SUBSCRIBER
                    : o.kind == EVB_SUBSCRIBER_LOSSLESS ? EVB_SLOT_LOSSLESS

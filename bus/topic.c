@@ -426,7 +426,7 @@ int evb_topic_restore(evb_bus *bus, const char *topic)
     struct commits_of co = {ddir, cfg.partitions};
     rs.reset_commits = reset_commits;
     rs.reset_arg = &co;
-    if ((rc = evb_restore_recover(&rs, topic, &cfg, evb_topic_max_frame(&cfg))))
+    if ((rc = evb_restore_recover(&rs, topic, &cfg)))
         return rc;
     /* An older build's topic: from here on its segments get line-padded
      * frames, which that build would take for damage; its topic.conf says

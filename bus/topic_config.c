@@ -19,22 +19,20 @@
 #include "safe_open.h"
 #include "topic_config_format.h"
 
-/* The largest max_event_bytes a ring of RING_BYTES takes, as documented
- * (evbus.h): a quarter of the ring less a header and a key's padding, so
- * the largest frame (evb_frame_max) fits that quarter, and a frame's
- * length its 32-bit field (the quarter of a 16 GiB ring would not). */
-uint64_t evb_topic_max_event(uint64_t ring_bytes)
-{
-    uint64_t quarter = ring_bytes / 4;
-    if (quarter > UINT32_MAX - (EVB_FRAME_LINE - 1))
-        quarter = (uint64_t)UINT32_MAX + 1 - EVB_FRAME_LINE;
-    return quarter - EVB_FRAME_HDR - EVB_FRAME_ALIGN;
-}
-
+/* A quarter of the ring, but within 32 bits, whole lines: a claim's and a
+ * frame's length fields (the quarter of a 16 GiB ring would not fit). */
 uint64_t evb_topic_max_run(uint64_t ring_bytes)
 {
     uint64_t quarter = ring_bytes / 4;
     return quarter > UINT32_MAX ? (uint64_t)UINT32_MAX + 1 - EVB_FRAME_LINE : quarter;
+}
+
+/* The largest max_event_bytes a ring of RING_BYTES takes, as documented
+ * (evbus.h): that run less a header and a key's padding, so the largest
+ * frame (evb_frame_max) fits it. */
+uint64_t evb_topic_max_event(uint64_t ring_bytes)
+{
+    return evb_topic_max_run(ring_bytes) - EVB_FRAME_HDR - EVB_FRAME_ALIGN;
 }
 
 void evb_topic_config_defaults(evb_topic_config *cfg)

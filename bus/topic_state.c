@@ -181,8 +181,8 @@ EVB_EXPORT int evb_partition_damage(evb_bus *bus, const char *topic, uint32_t pa
         rc = evb_seg_damage_read(pdir, &d);
     } else if (!rc) {
         struct evb_ring_hdr *h = tm->rings[partition].hdr;
-        struct evb_seg_geom g = {tm->cfg.segment_bytes, tm->cfg.ring_bytes,
-                                 evb_topic_max_frame(&tm->cfg), tm->cfg.max_event_bytes};
+        struct evb_seg_geom g = evb_seg_geom_of(tm->cfg.segment_bytes, tm->cfg.ring_bytes,
+                                                tm->cfg.max_event_bytes);
         /* G1 (bus/durable/durable.h): relaxed; a start that retention
          * moves meanwhile makes the walk miss a segment (-ENOENT, tried
          * once more from the new start). F1: acquire, pairs with the

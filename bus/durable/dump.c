@@ -73,9 +73,8 @@ int evb_dump_walk(const char *dir, uint64_t base, const evb_topic_config *cfg,
                   int (*fn)(const evb_dump_frame *, void *), void *arg)
 {
     /* The topic's largest frame, key padding included (frame.h). */
-    struct evb_seg_geom g = {cfg->segment_bytes, cfg->ring_bytes,
-                             (uint32_t)evb_frame_max(cfg->max_event_bytes),
-                             cfg->max_event_bytes};
+    struct evb_seg_geom g = evb_seg_geom_of(cfg->segment_bytes, cfg->ring_bytes,
+                                            cfg->max_event_bytes);
     struct evb_seg s;
     int rc = evb_seg_map(&s, dir, base, cfg->segment_bytes);
     if (rc)

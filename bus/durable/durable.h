@@ -314,10 +314,9 @@ struct evb_restore {
  * it recovers. On failure nothing is held. */
 int evb_restore_begin(struct evb_restore *rs, const char *ddir, const char *topic,
                       const evb_topic_config *cfg, bool (*there)(void *arg), void *arg);
-/* Under those locks, recover every partition (frames up to MAX_FRAME
- * bytes). On failure nothing is held any more (evb_restore_end). */
-int evb_restore_recover(struct evb_restore *rs, const char *topic, const evb_topic_config *cfg,
-                        uint32_t max_frame);
+/* Under those locks, recover every partition (events up to CFG's
+ * max_event_bytes). On failure nothing is held any more (evb_restore_end). */
+int evb_restore_recover(struct evb_restore *rs, const char *topic, const evb_topic_config *cfg);
 /* Set where partition PART's ring starts: its log end and log start. */
 void evb_restore_ring_init(const struct evb_restore *rs, uint32_t part,
                            struct evb_ring_init *init);

@@ -570,10 +570,13 @@ static uint64_t nap_ns(void)
     uint64_t v = atomic_load_explicit(&nap, memory_order_relaxed);
     if (!v) {
         const char *e = getenv("EVB_TEST_SYNC_NAP_MS");
-        v = e && *e ? strtoull(e, NULL, 10) * 1000000ull : EVB_IDLE_WAIT_NS;
-        atomic_store_explicit(&nap, v ? v : EVB_IDLE_WAIT_NS, memory_order_relaxed);
+        v = e ? strtoull(e, NULL, 10) * 1000000ull : 0;
+        if (!v)
+            v = EVB_IDLE_WAIT_NS;
+        /* Relaxed: a value, every thread stores the same one. */
+        atomic_store_explicit(&nap, v, memory_order_relaxed);
     }
-    return v ? v : EVB_IDLE_WAIT_NS;
+    return v;
 #else
     return EVB_IDLE_WAIT_NS;
 #endif

@@ -305,8 +305,8 @@ static int refill_cut(struct evb_flush *fl, struct fpart *fp, uint64_t base, uin
      * so the walk up to the end of the last valid frame before the cut
      * is taken off. When the cut added bytes but no range (it joined a
      * range that was there), that is still one range more. */
-    struct evb_seg_geom g = {cfg->segment_bytes, cfg->ring_bytes, fl->rings[0].max_frame,
-                             cfg->max_event_bytes};
+    struct evb_seg_geom g = evb_seg_geom_of(cfg->segment_bytes, cfg->ring_bytes,
+                                            cfg->max_event_bytes);
     struct evb_seg_damage w, d, was = {.first_pos = UINT64_MAX};
     cut = base + cut - cut % EVB_FRAME_ALIGN;
     uint64_t intact = intact_below(fp->dir, &g, base, cut < at ? cut : at);
@@ -379,8 +379,8 @@ int evb_flush_seg_resume(struct evb_flush *fl, struct fpart *fp, uint64_t at)
     int rc = evb_flush_seg_open(fl, fp, base);
     if (rc || at == base)
         return rc;
-    struct evb_seg_geom g = {cfg->segment_bytes, cfg->ring_bytes, fl->rings[0].max_frame,
-                             cfg->max_event_bytes};
+    struct evb_seg_geom g = evb_seg_geom_of(cfg->segment_bytes, cfg->ring_bytes,
+                                            cfg->max_event_bytes);
     struct evb_seg_reader sr;
     if ((rc = evb_seg_reader_open(&sr, fp->dir, &g)))
         return rc;

@@ -190,13 +190,12 @@ int evb_restore_begin(struct evb_restore *rs, const char *ddir, const char *topi
     return 0;
 }
 
-int evb_restore_recover(struct evb_restore *rs, const char *topic, const evb_topic_config *cfg,
-                        uint32_t max_frame)
+int evb_restore_recover(struct evb_restore *rs, const char *topic, const evb_topic_config *cfg)
 {
     char pdir[PATH_MAX + 16];
     int rc = 0;
-    struct evb_seg_geom g = {cfg->segment_bytes, cfg->ring_bytes, max_frame,
-                             cfg->max_event_bytes};
+    struct evb_seg_geom g = evb_seg_geom_of(cfg->segment_bytes, cfg->ring_bytes,
+                                            cfg->max_event_bytes);
     /* What each partition's fit check walked, so that recovery does not
      * walk it again (all flush locks are held from the one to the other). */
     struct evb_seg_fitted *fit = calloc(cfg->partitions, sizeof *fit);

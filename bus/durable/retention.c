@@ -77,8 +77,8 @@ static void retain_part(const evb_topic_config *cfg, const char *pdir, struct ev
         } else {
             struct evb_seg s;
             struct evb_seg_frame sf;
-            struct evb_seg_geom g = {cfg->segment_bytes, cfg->ring_bytes, r->max_frame,
-                                     cfg->max_event_bytes};
+            struct evb_seg_geom g = evb_seg_geom_of(cfg->segment_bytes, cfg->ring_bytes,
+                                                    cfg->max_event_bytes);
             if (evb_seg_map(&s, pdir, start, cfg->segment_bytes) == 0 &&
                 evb_seg_frame(&s, &g, start, &sf) > 0 && sf.offset != EVB_SEG_NO_OFFSET)
                 off = sf.offset;

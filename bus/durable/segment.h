@@ -39,6 +39,16 @@ struct evb_seg_geom {
     uint32_t max_event;     /* largest key + value (shm/frame.h) */
 };
 
+/* The geometry of a topic's log: segments of SEGMENT_BYTES, a ring of
+ * RING_BYTES, events of at most MAX_EVENT bytes (and the frames that
+ * makes, as the topic's rings have them). */
+static inline struct evb_seg_geom evb_seg_geom_of(uint64_t segment_bytes, uint64_t ring_bytes,
+                                                  uint32_t max_event)
+{
+    return (struct evb_seg_geom){segment_bytes, ring_bytes,
+                                 (uint32_t)evb_frame_max(max_event), max_event};
+}
+
 /* "<ddir>/<part>": the directory of partition PART of the durable topic
  * whose data directory is DDIR. */
 void evb_seg_part_dir(const char *ddir, uint32_t part, char *out, size_t cap);
