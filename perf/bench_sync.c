@@ -1,6 +1,7 @@
 /*
  * bench_sync.c - SYNC durable topics: latency of each synchronous publish
- * and total rate, with 1..N producer processes.
+ * and total rate, with 1..N producer processes (--threads: N threads of
+ * one process, which then also holds the partition's flush lock).
  *
  * Each producer process publishes --size values to a 1-partition
  * EVB_DURABILITY_SYNC topic with evb_publish(EVB_MSG_SYNC) in a loop (or
@@ -67,6 +68,7 @@ typedef struct config {
     uint64_t cap; /* samples kept per producer */
     int runs, api_sync, json;
     int paired;        /* --paired: producer 1 probes write + fdatasync after each publish */
+    int threads;       /* --threads: producers are threads of one process */
     uint32_t pipeline; /* 0: one sync publish at a time; else receipts outstanding */
     double rate;       /* --rate: events/s over all producers (open loop); 0: closed */
     uint32_t durability; /* EVB_DURABILITY_SYNC (default) or _ASYNC */
@@ -93,6 +95,15 @@ typedef struct sctl {
 
 /* --paired: producer 1's probe samples (shared, cap of them). */
 static uint64_t *probe_samples;
+
+/* --threads: what each producer thread of the one child process runs. */
+typedef struct tjob {
+    const config *cf;
+    const char *topic;
+    sctl *c;
+    int id;
+    uint64_t *samples;
+} tjob;
 
 typedef struct sres {
     int ok;
@@ -416,6 +427,35 @@ static int producer_main(const config *cf, const char *topic, sctl *c, int id, u
     return err;
 }
 
+static void *producer_thread(void *a)
+{
+    tjob *j = a;
+    j->c->p[j->id].err = producer_main(j->cf, j->topic, j->c, j->id, j->samples);
+    return NULL;
+}
+
+/* --threads: NP producer threads in this (child) process; the first error. */
+static int producer_threads(const config *cf, const char *topic, sctl *c, int np,
+                            uint64_t *samples)
+{
+    pthread_t th[MAX_PROCS];
+    tjob jobs[MAX_PROCS];
+    int err = 0, n = 0;
+    for (; n < np; n++) {
+        jobs[n] = (tjob){ cf, topic, c, n, samples + (size_t)n * cf->cap };
+        if (pthread_create(&th[n], NULL, producer_thread, &jobs[n])) {
+            err = bench_fail(c->p[n].msg, "pthread_create", -EAGAIN);
+            break;
+        }
+    }
+    for (int i = 0; i < n; i++) {
+        pthread_join(th[i], NULL);
+        if (!err)
+            err = c->p[i].err;
+    }
+    return err;
+}
+
 static sres run_one(const config *cf, evb_bus *bus, int np, int run, uint64_t *samples)
 {
     sres res = { 0 };
@@ -432,7 +472,16 @@ static sres run_one(const config *cf, evb_bus *bus, int np, int run, uint64_t *s
     sctl *c = shared_alloc(sizeof *c);
     pid_t pids[MAX_PROCS];
     fflush(NULL);
-    for (int i = 0; i < np; i++) {
+    int nproc = cf->threads ? 1 : np; /* --threads: one child runs them all */
+    if (cf->threads) {
+        pids[0] = fork();
+        if (pids[0] == 0) {
+            du_child_init();
+            _exit(producer_threads(cf, topic, c, np, samples) ? 1 : 0);
+        }
+        du_child_add(pids[0]);
+    }
+    for (int i = 0; i < np && !cf->threads; i++) {
         pids[i] = fork();
         if (pids[i] == 0) {
             du_child_init();
@@ -460,14 +509,21 @@ static sres run_one(const config *cf, evb_bus *bus, int np, int run, uint64_t *s
         evb_partition_stat(bus, topic, 0, &s1);
     }
     int bad = !started;
-    for (int i = 0; i < np; i++) {
+    for (int i = 0; i < nproc; i++) {
         if (!started)
             kill(pids[i], SIGKILL);
         int st = wait_child(pids[i], now_ns() + 60000000000ull);
         du_child_del(pids[i]);
         if (st != 0 && !bad) {
             bad = 1;
-            snprintf(res.why, sizeof res.why, "producer %d status %d: %s", i, st, c->p[i].msg);
+            int who = i;
+            for (int k = 0; cf->threads && k < np; k++)
+                if (c->p[k].err) {
+                    who = k;
+                    break;
+                }
+            snprintf(res.why, sizeof res.why, "producer %d status %d: %s", who, st,
+                     c->p[who].msg);
         }
     }
     struct evb_partition_stat s2 = { 0 };
@@ -529,6 +585,8 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: bench_sync [options]\n"
             "  --producers LIST   producer process counts (default 1,2,8)\n"
+            "  --threads          the producers are threads of one process (default:\n"
+            "                     one process each)\n"
             "  --duration-ms MS   timed window per run (default 3000)\n"
             "  --warmup-ms MS     before the window (default 300)\n"
             "  --size SIZE        value size (default 1K)\n"
@@ -578,6 +636,7 @@ int main(int argc, char **argv)
         { "json", no_argument, 0, 'j' },            { "help", no_argument, 0, 'h' },
         { "pipeline", required_argument, 0, 'P' }, { "durability", required_argument, 0, 'y' },
         { "rate", required_argument, 0, 'Q' },     { "paired", no_argument, 0, 'A' },
+        { "threads", no_argument, 0, 'T' },
         { 0, 0, 0, 0 },
     };
     int o;
@@ -603,6 +662,7 @@ int main(int argc, char **argv)
         case 'D': cf.data_root = optarg; break;
         case 'j': cf.json = 1; break;
         case 'A': cf.paired = 1; break;
+        case 'T': cf.threads = 1; break;
         case 'P': cf.pipeline = (uint32_t)strtoul(optarg, NULL, 0); break;
         case 'Q': cf.rate = strtod(optarg, NULL); break;
         case 'y':
@@ -642,13 +702,13 @@ int main(int argc, char **argv)
                "was due\n", cf.rate);
     printf("# data dir %s, bus %s; %s topic, %" PRIu64 " B events, %s, ring %" PRIu64
            " B, segment %" PRIu64 " B; window %" PRIu64 " ms after %" PRIu64 " ms warm-up; "
-           "%d rounds interleaved; producers unpinned on %ld CPUs\n",
+           "%d rounds interleaved; producers (%s) unpinned on %ld CPUs\n",
            du_data_dir, du_bus_dir, cf.durability == EVB_DURABILITY_SYNC ? "SYNC" : "ASYNC",
            cf.size,
            cf.pipeline ? "evb_publish_receipt, pipelined" :
            cf.api_sync ? "evb_publish + evb_producer_sync" : "evb_publish with EVB_MSG_SYNC",
            cf.ring, cf.segment, cf.duration_ms, cf.warmup_ms, cf.runs,
-           sysconf(_SC_NPROCESSORS_ONLN));
+           cf.threads ? "threads of one process" : "one process each", sysconf(_SC_NPROCESSORS_ONLN));
     printf("# baseline: fdatasync after a %" PRIu64 " B pwrite to a pre-zeroed 16 MiB file, "
            "%u samples per round\n", cf.size, cf.fsync_samples);
     evb_bus *bus = NULL;
