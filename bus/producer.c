@@ -964,13 +964,17 @@ static int no_partition(const evb_producer *p, uint32_t part)
                        p->tm->nparts, part);
 }
 
-/* A target this handle may wait for: a frame end (8-aligned) no further
- * than what it has committed to PART, which is never past the tail;
- * anything else could only be reached by events it did not publish. */
+/* A target this handle may wait for: a frame end (8-aligned, past 0) no
+ * further than what it has committed to PART, which is never past the
+ * tail; anything else could only be reached by events it did not publish
+ * (0 is what a failed publish leaves in its receipt, evbus.h). */
 static int target_bad(const evb_producer *p, uint32_t part, uint64_t target)
 {
     if (part >= p->tm->nparts)
         return no_partition(p, part);
+    if (!target)
+        return evb_err_set(-EINVAL, "partition %u: the receipt's end position is 0: no "
+                           "publish filled it", part);
     if (target % EVB_FRAME_ALIGN == 0 && target <= p->end[part])
         return 0;
     return evb_err_set(-EINVAL, "partition %u: %llu is not the end of an event this "
@@ -1053,10 +1057,23 @@ EVB_EXPORT int evb_producer_durable_position(evb_producer *p, const evb_receipt 
     return sync_failed(p, partition, err);
 }
 
-/* EVB_MSG_SEQ is a stable producer's, below EVB_SEQ_LIMIT. */
-static bool seq_bad(const evb_producer *p, const evb_msg *m)
+/* Flags this version does not know are refused (a mistyped EVB_MSG_SYNC
+ * would otherwise publish without the wait for disk its caller meant);
+ * EVB_MSG_SEQ is a stable producer's, below EVB_SEQ_LIMIT. */
+static bool flags_bad(const evb_producer *p, const evb_msg *m)
 {
-    return (m->flags & EVB_MSG_SEQ) && (!p->ps.map || m->seq >= EVB_SEQ_LIMIT);
+    return (m->flags & ~(EVB_MSG_SYNC | EVB_MSG_SEQ)) ||
+           ((m->flags & EVB_MSG_SEQ) && (!p->ps.map || m->seq >= EVB_SEQ_LIMIT));
+}
+
+/* -EINVAL for a message flags_bad() or a missing key or value refuses,
+ * saying which when it is the flags. */
+static int msg_refused(const evb_msg *m)
+{
+    if (m->flags & ~(EVB_MSG_SYNC | EVB_MSG_SEQ))
+        return evb_err_set(-EINVAL, "message flags 0x%x: only EVB_MSG_SYNC and EVB_MSG_SEQ "
+                           "are known", (unsigned)m->flags);
+    return -EINVAL;
 }
 
 /* An EVB_MSG_SYNC publish of M in PART: as a whole, not a cancellation
@@ -1085,8 +1102,10 @@ static int publish_sync(evb_producer *p, uint32_t part, const evb_msg *m, evb_re
 static __attribute__((noinline)) int publish_full(evb_producer *p, const evb_msg *m,
                                                   evb_receipt *r)
 {
-    if (!p || !m || (m->key_len && !m->key) || (m->value_len && !m->value) || seq_bad(p, m))
+    if (!p || !m)
         return -EINVAL;
+    if ((m->key_len && !m->key) || (m->value_len && !m->value) || flags_bad(p, m))
+        return msg_refused(m);
     int rc = check_size(p, m->key_len, m->value_len);
     if (rc)
         return rc;
@@ -1123,8 +1142,8 @@ static int publish_batch(evb_producer *p, const evb_msg *msgs, size_t n, evb_rec
     size_t done = 0;
     while (done < n) {
         const evb_msg *m = &msgs[done];
-        if ((m->key_len && !m->key) || (m->value_len && !m->value) || seq_bad(p, m))
-            return done ? (int)done : -EINVAL;
+        if ((m->key_len && !m->key) || (m->value_len && !m->value) || flags_bad(p, m))
+            return done ? (int)done : msg_refused(m);
         int rc = check_size(p, m->key_len, m->value_len);
         if (rc)
             return done ? (int)done : rc;
@@ -1141,7 +1160,7 @@ static int publish_batch(evb_producer *p, const evb_msg *msgs, size_t n, evb_rec
             const evb_msg *x = &msgs[done + k];
             uint64_t b = evb_frame_bytes(x->key_len, x->value_len);
             if (bytes + b > max || check_size(p, x->key_len, x->value_len) ||
-                (x->key_len && !x->key) || (x->value_len && !x->value) || seq_bad(p, x))
+                (x->key_len && !x->key) || (x->value_len && !x->value) || flags_bad(p, x))
                 break;
             int xp = x->partition;
             if (xp == EVB_PARTITION_ANY) {

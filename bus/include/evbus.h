@@ -1022,8 +1022,9 @@ int evb_producer_open(evb_producer **out, evb_bus *bus, const char *topic,
  * ring, per block_ms. Returns 0, -EAGAIN (full, block_ms == 0),
  * -ETIMEDOUT (evb_last_error() names what held the ring: a reader, the
  * flusher, another producer's claim, and whether its process is
- * stopped), -EMSGSIZE, -EINVAL (partition out of range; EVB_MSG_SEQ
- * without a stable id or at EVB_SEQ_LIMIT and above), -EBUSY (no free
+ * stopped), -EMSGSIZE, -EINVAL (partition out of range; a flag bit that
+ * is not an EVB_MSG_*; EVB_MSG_SEQ without a stable id or at
+ * EVB_SEQ_LIMIT and above), -EBUSY (no free
  * producer slot in the ring, an exclusive producer holds it, or P was
  * opened by the process this one was forked from), -EOVERFLOW (a stable
  * producer's sequence would pass EVB_SEQ_LIMIT), -EBADMSG, -ECANCELED
@@ -1168,7 +1169,8 @@ int evb_publish_batch_receipts(evb_producer *p, const evb_msg *msgs, size_t n,
  * (after the checks below).
  * What is checked of R: its partition exists; its incarnation is that of
  * the ring P has mapped (else -ESTALE: the ring was rebuilt since, see
- * evb_receipt); its end_position is 8-aligned and no further than the end
+ * evb_receipt); its end_position is not 0 (what a failed publish
+ * leaves), is 8-aligned and no further than the end
  * of P's own last commit to that partition, so that the wait ends once P's
  * events are synced (else -EINVAL). Whose receipt it is, is not checked:
  * another handle's of the same ring that ends there passes, and the answer

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "durable.h"
+#include "err.h"
 #include "frame.h"
 #include "ring.h"
 #include "segment.h"
@@ -698,8 +699,26 @@ Test(acks, bad_arguments_are_einval)
     cr_expect_eq(evb_producer_durable_position(p, &r1, &pos), 0, "%s", evb_last_error());
     /* Nothing wrong with asking for what is durable already. */
     cr_expect_eq(evb_producer_wait_durable(p, &r, 10000), 0);
+    /* A receipt whose end is 0 is what a failed publish leaves (evbus.h):
+     * "durable" would tell its caller the event is on disk. */
     b = r;
     b.end_position = 0;
-    cr_expect_eq(evb_producer_wait_durable(p, &b, 0), 0);
+    evb_err_clear();
+    cr_expect_eq(evb_producer_wait_durable(p, &b, 0), -EINVAL, "a failed publish's receipt");
+    cr_expect(strstr(evb_last_error(), "end position is 0"), "%s", evb_last_error());
+    /* Flag bits that are no EVB_MSG_* are refused, with a message, on
+     * every publish path: a mistyped EVB_MSG_SYNC must not publish
+     * without the wait for disk. */
+    for (uint16_t bit = 4; bit; bit = (uint16_t)(bit << 1)) {
+        evb_msg x = m;
+        x.flags = EVB_MSG_SYNC | bit;
+        evb_err_clear();
+        cr_expect_eq(evb_publish(p, &x), -EINVAL, "flag %#x", bit);
+        cr_expect(strstr(evb_last_error(), "message flags"), "%s", evb_last_error());
+        cr_expect_eq(evb_publish_receipt(p, &x, &r), -EINVAL, "flag %#x", bit);
+        cr_expect_eq(evb_publish_batch(p, &x, 1), -EINVAL, "flag %#x", bit);
+        evb_msg two[2] = {m, x};
+        cr_expect_eq(evb_publish_batch(p, two, 2), 1, "flag %#x: the good one only", bit);
+    }
     evb_producer_close(p);
 }
