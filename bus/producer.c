@@ -386,7 +386,7 @@ static int flush_failed(const evb_producer *p, const struct evb_ring *r)
     char pdir[PATH_MAX + 16], text[512];
     evb_part_dir(p->tm, r->partition, pdir, sizeof pdir);
     if (evb_flush_error_text(pdir, e, text, sizeof text) != 0)
-        snprintf(text, sizeof text, "%s", evb_strerror(e));
+        evb_flush_error_guess(pdir, e, text, sizeof text);
     return evb_err_set(e, "partition %u: the flusher cannot write (%s); the ring is full, "
                        "and what it holds is kept until the flush can go on",
                        r->partition, text);
@@ -856,15 +856,10 @@ static int sync_failed(const evb_producer *p, uint32_t part, int rc)
         return evb_err_set(rc, "partition %u: not durable, the flusher failed: %s", part, text);
     if (*own)
         return evb_err_set(rc, "%s", own);
-    /* No text kept: a full disk, say, takes the flusher's report too.
-     * The code's words are evb_strerror(rc), which callers print beside
-     * this detail, so it says only where: the partition's directory (and
-     * for a full one, that it is full). */
+    /* No text kept: a full or read-only disk, say, takes the flusher's
+     * report too. Then the code is all there is: its words, and where. */
     evb_flush_error_guess(pdir, rc, text, sizeof text);
-    if (*text)
-        return evb_err_set(rc, "partition %u: not durable: %s", part, text);
-    return evb_err_set(rc, "partition %u: not durable: its flusher stopped and kept no text "
-                       "of why in %s", part, pdir);
+    return evb_err_set(rc, "partition %u: not durable: %s", part, text);
 }
 
 /* A timeout in ms (<0: none) as a deadline on evb_mono_ns()'s clock. */

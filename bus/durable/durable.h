@@ -155,9 +155,9 @@ struct evb_flush;
  * that code. */
 int evb_flush_error_text(const char *pdir, int err, char *out, size_t cap);
 /* The text of ERR where its flusher could keep none in PDIR: for a full
- * file system (-ENOSPC, -EDQUOT, which is why no text could be written
- * there) the words say so and name PDIR; otherwise "" (the code's own
- * words are all there is). */
+ * or read-only file system (-ENOSPC, -EDQUOT, -EROFS, which is why no
+ * text could be written there) the words say so and name PDIR; for any
+ * other error its errno's words and PDIR; "" for no error (0). */
 void evb_flush_error_guess(const char *pdir, int err, char *out, size_t cap);
 
 /* Start flushing DT: this process becomes a flush candidate for each of

@@ -97,4 +97,10 @@ void evb_flush_error_guess(const char *pdir, int err, char *out, size_t cap)
     if (err == -ENOSPC || err == -EDQUOT)
         snprintf(out, cap, "the file system of %s is full (or its quota is): the flusher "
                  "could write neither the log nor its note of why there", pdir);
+    else if (err == -EROFS)
+        snprintf(out, cap, "the file system of %s is read-only: the flusher could write "
+                 "neither the log nor its note of why there", pdir);
+    else if (err)
+        snprintf(out, cap, "%s (the flusher kept no note of why in %s)", evb_strerror(err),
+                 pdir);
 }

@@ -922,8 +922,10 @@ typedef struct evb_damage {
     uint64_t first_bad_index; /**< the first such segment's base position */
     char flush_error[256];    /**< the text of the partition's flush error
                                    (evb_partition_stat().flush_error), as the
-                                   flusher that failed wrote it; empty when
-                                   there is none or it kept no text */
+                                   flusher that failed wrote it, or where it
+                                   kept none, the code's words and the
+                                   partition's directory; empty when there
+                                   is none */
     /* Added in 0.1 after the fields above, which keep their offsets. */
     uint64_t reset_commits;   /**< readers' commits (named consumers, groups,
                                    queue floors and fetches) rebuilds set back to

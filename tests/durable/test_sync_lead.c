@@ -421,11 +421,13 @@ Test(sync_lead, the_mark_follows_what_waiters_own_rounds_synced)
     mark_follows(false);
 }
 
-/* A full disk often leaves the flusher no room for its note of why
- * (flush.error, beside the log): a waiter, and evb_partition_damage for
- * `evbus info`, then say that the data directory is full, in their own
- * words, not only the code's. */
-Test(sync_lead, a_full_disk_without_its_note_is_named)
+/* A full or read-only disk often leaves the flusher no room for its note
+ * of why (flush.error, beside the log): a waiter, and evb_partition_damage
+ * for `evbus info`, then say what the data directory is, in their own
+ * words; any other error without its note is named by its errno's words
+ * (a cold attack found a read-only data directory's sync publish saying
+ * only that the flusher "kept no text of why"). */
+static void no_note_named(int err, const char *says)
 {
     evb_topic_config tc = df_config(EVB_DURABILITY_ASYNC);
     tc.flush_ms = 60000;
@@ -436,16 +438,31 @@ Test(sync_lead, a_full_disk_without_its_note_is_named)
     snprintf(path, sizeof path, "%s/" TOPIC "/0.ring", t_bus_dir());
     struct evb_ring r;
     cr_assert_eq(evb_ring_open(&r, path), 0, "%s", path);
-    atomic_store(&r.hdr->flush_error, -ENOSPC);
+    atomic_store(&r.hdr->flush_error, err);
     evb_ring_close(&r);
     int rc = evb_producer_sync(p, 2000);
-    cr_expect_eq(rc, -ENOSPC, "sync: %d", rc);
-    cr_expect(strstr(evb_last_error(), "is full") && strstr(evb_last_error(), t_data_dir()),
+    cr_expect_eq(rc, err, "sync: %d", rc);
+    cr_expect(strstr(evb_last_error(), says) && strstr(evb_last_error(), t_data_dir()),
               "the detail: %s", evb_last_error());
     evb_damage d;
     cr_assert_eq(evb_partition_damage(df_bus, TOPIC, 0, 0, &d), 0, "%s", evb_last_error());
-    cr_expect(strstr(d.flush_error, "is full"), "info's text: '%s'", d.flush_error);
+    cr_expect(strstr(d.flush_error, says), "info's text: '%s'", d.flush_error);
     evb_producer_close(p);
+}
+
+Test(sync_lead, a_full_disk_without_its_note_is_named)
+{
+    no_note_named(-ENOSPC, "is full");
+}
+
+Test(sync_lead, a_read_only_disk_without_its_note_is_named)
+{
+    no_note_named(-EROFS, "read-only");
+}
+
+Test(sync_lead, any_other_error_without_its_note_says_its_errno)
+{
+    no_note_named(-EIO, evb_strerror(-EIO));
 }
 
 /* The flush error word as a hostile process may leave it: a positive
