@@ -45,15 +45,19 @@ static const char stat_usage[] =
     "be read (`unreadable` and why), and a named consumer whose cursor file\n"
     "cannot be read (DAMAGED and why, its lag unknown). A topic that reads\n"
     "but whose last rebuild kept damage on disk (readers stop there unless\n"
-    "they skip it) is shown with its counters and DAMAGED on disk and why. The\n"
-    "exit status is then 1 (for --watch: when the last round had one).\n"
+    "they skip it) is shown with its counters and DAMAGED on disk and why; one\n"
+    "whose flusher failed (a full or read-only disk, an I/O error: nothing\n"
+    "more becomes durable until a flusher succeeds) with FLUSH FAILED and why\n"
+    "(JSON flush_error and flush_error_text per partition). The exit status\n"
+    "is then 1 (for --watch: when the last round had one).\n"
     "\n"
     "  --watch SECONDS  redraw every SECONDS, at least 0.05 (fractions\n"
     "                   allowed, up to 86400), with events/s rates, until\n"
     "                   Ctrl-C\n"
     "  --json           one JSON object per round\n"
     "  --prometheus     the Prometheus text exposition format (for a scrape or\n"
-    "                   node-exporter's textfile collector): evbus_partition_*,\n"
+    "                   node-exporter's textfile collector): evbus_partition_*\n"
+    "                   (evbus_partition_flush_failed: 1 while its flusher fails),\n"
     "                   evbus_reader_*, evbus_group_*, evbus_dlq_* metrics\n"
     CLI_BUS_HELP;
 
@@ -73,6 +77,9 @@ typedef struct part_snap {
     evb_producer_stat *producers;
     uint32_t nnamed;    /* named consumers, open or closed (cursor files) */
     evb_named_consumer_stat *named;
+    /* ps.flush_error's text (the flusher's own words, evb_partition_damage,
+     * or the code's); "" when there is none. */
+    char flush_text[256];
 } part_snap;
 
 typedef struct topic_snap {
@@ -155,6 +162,12 @@ static int snap_part(evb_bus *bus, const char *topic, uint32_t p, part_snap *ps)
             return -ENOMEM;
         memcpy(ps->producers, pr, ps->nproducers * sizeof(*pr));
     }
+    /* A failed flusher's words. */
+    evb_damage d;
+    if (ps->ps.flush_error)
+        snprintf(ps->flush_text, sizeof(ps->flush_text), "%s",
+                 evb_partition_damage(bus, topic, p, 0, &d) == 0 && d.flush_error[0]
+                     ? d.flush_error : evb_strerror(ps->ps.flush_error));
     /* Named consumers come and go between the two calls: what the second
      * finds, up to what the first counted. */
     n = evb_named_consumer_list(bus, topic, p, NULL, 0);
@@ -590,6 +603,11 @@ static void print_topic(const stat_round *r, const topic_snap *ts)
            durable ? cli_durability_name(ts->ti.config.durability) : "");
     if (ts->damage != NULL)
         printf("  DAMAGED on disk: %s\n", ts->damage);
+    for (uint32_t p = 0; p < ts->nparts; p++)
+        if (ts->parts[p].ps.flush_error)
+            printf("  FLUSH FAILED: partition %u: %s (durable up to position %llu)\n", p,
+                   ts->parts[p].flush_text,
+                   (unsigned long long)ts->parts[p].ps.durable_position);
     printf("  %4s %12s %14s %12s %8s %6s %7s %4s %7s %10s%s\n", "part", "tail_offset",
            "tail_position", "published", "aborted", "dead", "stalled", "prod",
            "readers", "ev/s", durable ? "     unsynced" : "");
@@ -723,6 +741,17 @@ static json_t *part_json(const stat_round *r, const topic_snap *ts, uint32_t p)
     }
     if (o != NULL)
         json_rate(o, rate(r, pp, pp ? pp->ps.tail_offset : 0, s->tail_offset));
+    /* "flush_error": the flusher's -errno, 0 when fine; with
+     * "flush_error_text": its words, null when fine. */
+    if (o != NULL && is_durable(ts) &&
+        json_object_update_new(o, json_pack("{s:i, s:o}", "flush_error", (int)s->flush_error,
+                                            "flush_error_text",
+                                            s->flush_error
+                                                ? json_string(ts->parts[p].flush_text)
+                                                : json_null())) < 0) {
+        json_decref(o);
+        o = NULL;
+    }
     if (o != NULL && is_durable(ts) &&
         json_object_update_new(o, json_pack("{s:o, s:o, s:o, s:o, s:o}",
                                             "flushed_position", cli_json_u64(s->flushed_position),
@@ -843,6 +872,10 @@ PART_FIELD(fsyncs)
 PART_FIELD(retention_unconsumed)
 PART_FIELD(segments)
 PART_FIELD(disk_bytes)
+static uint64_t pg_flush_failed(const part_snap *ps)
+{
+    return ps->ps.flush_error != 0;
+}
 static uint64_t pg_unflushed(const part_snap *ps)
 {
     return disk_lag(&ps->ps, ps->ps.flushed_position);
@@ -890,6 +923,9 @@ static const struct prom_part_metric {
     { "evbus_partition_retention_unconsumed_bytes_total", "counter",
       "Log bytes retention removed before a named consumer committed past them",
       pg_retention_unconsumed, true },
+    { "evbus_partition_flush_failed", "gauge",
+      "1 while the partition's flusher fails (evbus stat says why): nothing more becomes "
+      "durable", pg_flush_failed, true },
     { "evbus_partition_segments", "gauge",
       "Segment files of the partition's log", pg_segments, true },
     { "evbus_partition_disk_bytes", "gauge",
@@ -1362,14 +1398,23 @@ static size_t snap_bad_cursors(const snapshot *s, const topic_snap **first_topic
     return n;
 }
 
-/* Topics of S that could not be read; *FIRST is the first of them. */
-/* Topics that did not read, or read with damage kept on disk: how many,
- * and the first in *FIRST. */
+/* TS's first partition whose flusher failed, or NULL. */
+static const part_snap *flush_failed(const topic_snap *ts)
+{
+    for (uint32_t p = 0; p < ts->nparts; p++)
+        if (ts->parts[p].ps.flush_error)
+            return &ts->parts[p];
+    return NULL;
+}
+
+/* Topics that did not read, read with damage kept on disk, or have a
+ * flusher that failed: how many, and the first in *FIRST. */
 static size_t snap_unreadable(const snapshot *s, const topic_snap **first)
 {
     size_t n = 0;
     for (size_t i = s->n; i-- > 0;)
-        if (s->topics[i].error != NULL || s->topics[i].damage != NULL) {
+        if (s->topics[i].error != NULL || s->topics[i].damage != NULL ||
+            flush_failed(&s->topics[i])) {
             *first = &s->topics[i];
             n++;
         }
@@ -1394,8 +1439,13 @@ static int stat_run(cli *c, const char *topic, double watch)
         const topic_snap *ts = NULL;
         bad = snap_unreadable(&snaps[cur], &ts);
         if (ts != NULL) {
+            const part_snap *ff = flush_failed(ts);
             snprintf(first, sizeof(first), "%s", ts->ti.name);
-            snprintf(why, sizeof(why), "%s", ts->error ? ts->error : ts->damage);
+            if (ts->error || ts->damage)
+                snprintf(why, sizeof(why), "%s", ts->error ? ts->error : ts->damage);
+            else
+                snprintf(why, sizeof(why), "partition %u: its flusher failed: %s",
+                         (unsigned)(ff - ts->parts), ff->flush_text);
         }
         const evb_named_consumer_stat *nc = NULL;
         cbad = snap_bad_cursors(&snaps[cur], &ts, &nc);
@@ -1421,8 +1471,8 @@ static int stat_run(cli *c, const char *topic, double watch)
     if (rc == 0 && bad == 1)
         rc = cli_error(c, "topic %s: %s", first, why);
     else if (rc == 0 && bad > 1)
-        rc = cli_error(c, "%zu topics could not be read or are damaged (%s, ...): each "
-                       "shown with the reason", bad, first);
+        rc = cli_error(c, "%zu topics could not be read, are damaged or failed to flush "
+                       "(%s, ...): each shown with the reason", bad, first);
     else if (rc == 0 && gbad == 1)
         rc = cli_error(c, "group %s: %s", gfirst, gwhy);
     else if (rc == 0 && gbad > 1)

@@ -46,6 +46,19 @@ for dur in sync async; do
     drun info f
     check "info while the last flush failed: exit 1" rc_is 1
     check "info names the failed flush" err_has "partition 0: the last flush failed"
+    # stat too (a cold attack found it silent: the header promised it):
+    # text, JSON, Prometheus, and the exit status.
+    drun stat f
+    check "stat while the flush fails: exit 1" rc_is 1
+    check "stat: one line on stderr naming it" err_one_line
+    check "stat: the stderr line says why" err_has "flusher failed"
+    check "stat: FLUSH FAILED and why" out_has "^  FLUSH FAILED: partition 0: .*No space left"
+    drun stat f --json
+    check "stat --json: exit 1" rc_is 1
+    check "stat --json: flush_error and its text" eval "python3 -c 'import json,sys; p=json.loads(open(sys.argv[1]).readline())[\"topics\"][0][\"partitions\"][0]; sys.exit(0 if p[\"flush_error\"] < 0 and \"No space left\" in p[\"flush_error_text\"] else 1)' \"\$OUT\""
+    drun stat --prometheus
+    check "stat --prometheus: exit 1" rc_is 1
+    check "... evbus_partition_flush_failed 1" out_has '^evbus_partition_flush_failed{topic="f",partition="0"} 1$'
     # Room again: the flusher retries by itself, about once a second.
     mount -o remount,size=16m tmpfs "$DATA"
     ok=0
@@ -58,6 +71,11 @@ for dur in sync async; do
     drun info f --json
     check "info once a flush succeeded again: exit 0" rc_is 0
     tail_off=$(json_field 'o["partitions"][0]["tail_offset"]' 2>/dev/null || echo 0)
+    drun stat f --prometheus
+    check "stat once a flush succeeded again: exit 0" rc_is 0
+    check "... evbus_partition_flush_failed 0" out_has '^evbus_partition_flush_failed{topic="f",partition="0"} 0$'
+    drun stat f --json
+    check "stat --json: no flush error" eval "python3 -c 'import json,sys; p=json.loads(open(sys.argv[1]).readline())[\"topics\"][0][\"partitions\"][0]; sys.exit(0 if p[\"flush_error\"] == 0 and p[\"flush_error_text\"] is None else 1)' \"\$OUT\""
     reboot
     drun tail f --from earliest --count "$tail_off"
     check "tail after a reboot" rc_is 0
