@@ -152,15 +152,24 @@ int evb_data_dir_resolve(evb_bus *bus)
     return 0;
 }
 
+void evb_data_dir_unrecord(evb_bus *bus)
+{
+    char path[PATH_MAX + 16];
+    snprintf(path, sizeof path, "%s/data_dir", bus->path);
+    unlink(path);
+}
+
 static void record_init(void *map, void *arg)
 {
     const char *line = arg;
     memcpy(map, line, strlen(line));
 }
 
-int evb_data_dir_record(evb_bus *bus)
+int evb_data_dir_record(evb_bus *bus, bool *made)
 {
     char canon[PATH_MAX], line[PATH_MAX + 1], rec[PATH_MAX + 1];
+    if (made)
+        *made = false;
     int rc = canonical(bus->data, canon, sizeof canon);
     if (rc)
         return rc;
@@ -171,6 +180,8 @@ int evb_data_dir_record(evb_bus *bus)
     snprintf(path, sizeof path, "%s/data_dir", bus->path);
     /* The mode of bus.meta: whoever may open the bus reads the record. */
     rc = evb_file_create(path, bus->opts.mode & 0444, (size_t)n, false, record_init, line);
+    if (rc == 0 && made)
+        *made = true;
     if (rc != -EEXIST)
         return rc;
     /* Another process recorded first (or this bus was opened before the

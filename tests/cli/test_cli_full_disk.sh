@@ -85,4 +85,25 @@ for dur in sync async; do
     end
 done
 
+begin "a durable create refused by a read-only data directory leaves the bus free to use another"
+# A cold attack found the failed create had recorded the read-only
+# directory as the bus's, so every later create with a good one failed.
+umount "$DATA"
+mount -t tmpfs -o size=2m,mode=0755,ro tmpfs "$DATA"
+rm -rf "$DBUS"
+drun create r --durability sync --ring-bytes 64K --segment-bytes 1M
+check "create into a read-only data directory: exit 1" rc_is 1
+check "create: one line" err_one_line
+check "create: says read-only" err_has "read-only"
+check "no data directory recorded" test ! -e "$DBUS/data_dir"
+good="$TMP/good-data"
+RC=0
+"$EVBUS" create r --bus "$DBUS" --data-dir "$good" --durability sync --ring-bytes 64K \
+    --segment-bytes 1M >"$OUT" 2>"$ERR" || RC=$?
+check "create with a writable data directory then: exit 0" rc_is 0
+check "the writable one recorded" eval '[[ "$(cat "$DBUS/data_dir")" == "$(realpath "$good")" ]]'
+umount "$DATA"
+mount -t tmpfs -o size=2m,mode=0755 tmpfs "$DATA"
+end
+
 finish
