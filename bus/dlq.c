@@ -193,6 +193,13 @@ EVB_EXPORT int evb_consumer_reject(evb_consumer *c, const evb_event *ev, const c
     int rc = c->opts.kind == EVB_QUEUE_MEMBER ? evb_cqueue_check(c) : 0;
     if (rc)
         return rc;
+    /* Still ours, and kept ours while the record is written: an event
+     * acknowledged already, or taken by another member after ack_wait,
+     * gets no record (resubmitted, it would be delivered again; found by
+     * a cold attack). */
+    if (c->opts.kind == EVB_QUEUE_MEMBER &&
+        (rc = evb_queue_hold(&c->grp, ev->partition, ev->ack_token, ev->position)))
+        return rc;
     rc = evb_dlq_append(&c->dlq, c->bus, c->tm, ev, reason, ev->deliveries ? ev->deliveries : 1,
                         c->name);
     if (rc)

@@ -556,10 +556,10 @@ int evb_queue_retake(struct evb_group *g, uint32_t p, const uint32_t *ids, uint3
     return -EAGAIN;
 }
 
-/* Settle event QSEQ of P, ours in flight: to STATE (acked, or waiting
- * until DEADLINE), counted in *COUNTER. */
-static int settle(struct evb_group *g, uint32_t p, uint64_t qseq, uint64_t pos, uint8_t state,
-                  uint64_t deadline, _Atomic uint64_t *counter)
+/* Event QSEQ of P, ours in flight, to STATE (acked, or waiting until
+ * DEADLINE); with KEEP still ours in flight, until DEADLINE instead. */
+static int cas_ours(struct evb_group *g, uint32_t p, uint64_t qseq, uint64_t pos, bool keep,
+                    uint8_t state, uint64_t deadline)
 {
     struct evb_queue_head *q = head(g, p);
     struct evb_queue_slot *s = slot_of(g, q, qseq);
@@ -574,12 +574,25 @@ static int settle(struct evb_group *g, uint32_t p, uint64_t qseq, uint64_t pos, 
     if (ss != qseq + 1 || EVB_QS_LAP(ctl) != lap_of(g, qseq) ||
         EVB_QS_STATE(ctl) != EVB_QS_INFLIGHT || EVB_QS_MEMBER(ctl) != (uint32_t)g->id ||
         /* V1: ours in flight, until the CAS. */
-        !evb_cas128(&s->ctl, ctl, dl, EVB_QS_CTL(0, lap_of(g, qseq), EVB_QS_COUNT(ctl), state),
+        !evb_cas128(&s->ctl, ctl, dl,
+                    keep ? ctl : EVB_QS_CTL(0, lap_of(g, qseq), EVB_QS_COUNT(ctl), state),
                     deadline))
         return evb_err_set(-ESTALE, "group %s of topic %s, partition %u: the event is not "
                            "yours in flight: acknowledged already, or taken by another "
                            "member after ack_wait (%u ms) or your expulsion", g->name,
                            g->topic, p, g->f->h.ack_wait_ms);
+    return 0;
+}
+
+/* Settle event QSEQ of P, ours in flight: to STATE (acked, or waiting
+ * until DEADLINE), counted in *COUNTER. */
+static int settle(struct evb_group *g, uint32_t p, uint64_t qseq, uint64_t pos, uint8_t state,
+                  uint64_t deadline, _Atomic uint64_t *counter)
+{
+    int rc = cas_ours(g, p, qseq, pos, false, state, deadline);
+    if (rc)
+        return rc;
+    struct evb_queue_head *q = head(g, p);
     EVB_CRASH_POINT(state == EVB_QS_ACKED ? "queue.acked" : "queue.nacked");
     /* V3: relaxed counter. */
     atomic_fetch_add_explicit(counter, 1, memory_order_relaxed);
@@ -597,6 +610,12 @@ int evb_queue_nack(struct evb_group *g, uint32_t p, uint64_t qseq, uint64_t pos,
                    uint32_t delay_ms)
 {
     return settle(g, p, qseq, pos, EVB_QS_WAIT, real_ms() + delay_ms, &head(g, p)->nacked);
+}
+
+int evb_queue_hold(struct evb_group *g, uint32_t p, uint64_t qseq, uint64_t pos)
+{
+    return cas_ours(g, p, qseq, pos, true, 0,
+                    real_ms() + g->f->h.ack_wait_ms + EVB_QUEUE_HOLD_MS);
 }
 
 int evb_queue_dead_letter(struct evb_group *g, uint32_t p, uint64_t qseq, uint64_t pos)

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include "ring.h"
 #include "t_helpers.h"
 
 static evb_bus *bus;
@@ -433,6 +434,89 @@ Test(queue, reject_is_handled)
     cr_assert_geq(evb_group_stat(bus, "jobs", "p", &sum, NULL, 0, ps, 1), 0);
     cr_assert_eq(ps[0].rejected, 1);
     evb_consumer_close(c);
+}
+
+/* Events in TOPIC's dead-letter topic (0 when it has none). */
+static uint64_t dlq_events(const char *topic)
+{
+    char dn[EVB_NAME_MAX + 8];
+    snprintf(dn, sizeof dn, "%s.dlq", topic);
+    struct evb_partition_stat st;
+    return evb_partition_stat(bus, dn, 0, &st) == 0 ? st.tail_offset : 0;
+}
+
+/* A reject of an event that is no longer the member's (acknowledged by
+ * it, rejected by it already, or taken by another member after ack_wait)
+ * fails with -ESTALE and writes no dead-letter record: resubmitted, the
+ * record would deliver an event that was handled (a cold attack found
+ * both records written, and `dlq resubmit --all` putting both back). */
+Test(queue, a_reject_of_an_event_no_longer_ours_writes_no_record)
+{
+    make_topic("jobs", 1, false);
+    evb_consumer *a = member("jobs", "q", 200, 0);
+    evb_consumer *b = member("jobs", "q", 200, 0);
+    publish_n("jobs", 0, 3);
+    evb_event ea, eb;
+    /* Acknowledged, then rejected. */
+    cr_assert_eq(evb_consumer_next(a, &ea, 1000), 0);
+    cr_assert_eq(evb_consumer_ack(a, &ea), 0);
+    cr_expect_eq(evb_consumer_reject(a, &ea, "after ack"), -ESTALE);
+    cr_expect_eq(dlq_events("jobs"), 0, "a record for an acknowledged event");
+    /* Rejected twice: one record. */
+    cr_assert_eq(evb_consumer_next(a, &ea, 1000), 0);
+    cr_assert_eq(evb_consumer_reject(a, &ea, "first"), 0, "%s", evb_last_error());
+    cr_expect_eq(evb_consumer_reject(a, &ea, "again"), -ESTALE);
+    cr_expect_eq(dlq_events("jobs"), 1, "a second record of one reject");
+    /* Taken by the other member after ack_wait and acknowledged there. */
+    cr_assert_eq(evb_consumer_next(a, &ea, 1000), 0);
+    usleep(250000);
+    cr_assert_eq(evb_consumer_next(b, &eb, 1000), 0);
+    cr_assert_eq(eb.deliveries, 2);
+    cr_assert_eq(evb_consumer_ack(b, &eb), 0);
+    cr_expect_eq(evb_consumer_reject(a, &ea, "too late"), -ESTALE);
+    cr_expect_eq(dlq_events("jobs"), 1, "a record for an event another member handled");
+    evb_consumer_close(a);
+    evb_consumer_close(b);
+}
+
+/* While a reject writes its record, past its ack_wait: what the other
+ * member gets. */
+static evb_consumer *other;
+static int other_got;
+
+static void slow_append(const char *name)
+{
+    if (strcmp(name, "dlq.append") != 0 || !other)
+        return;
+    usleep(250000);
+    evb_event ev;
+    evb_consumer *b = other;
+    other = NULL; /* once */
+    other_got = evb_consumer_next(b, &ev, 300);
+}
+
+/* A reject keeps the event its member's while the record is written: no
+ * other member is handed it then, even past ack_wait. */
+Test(queue, a_reject_holds_its_event_past_ack_wait)
+{
+    make_topic("jobs", 1, false);
+    evb_consumer *a = member("jobs", "q", 100, 0);
+    evb_consumer *b = member("jobs", "q", 100, 0);
+    publish_n("jobs", 0, 1);
+    evb_event ea, eb;
+    cr_assert_eq(evb_consumer_next(a, &ea, 1000), 0);
+    other = b;
+    other_got = 1;
+    atomic_store(&evb_crash_hook, slow_append);
+    int rc = evb_consumer_reject(a, &ea, "slow");
+    atomic_store(&evb_crash_hook, NULL);
+    cr_assert_eq(rc, 0, "%s", evb_last_error());
+    cr_expect_eq(other_got, -ETIMEDOUT, "handed to the other member while rejected: %d",
+                 other_got);
+    cr_expect_eq(evb_consumer_next(b, &eb, 300), -ETIMEDOUT, "handed out after its reject");
+    cr_expect_eq(dlq_events("jobs"), 1);
+    evb_consumer_close(a);
+    evb_consumer_close(b);
 }
 
 /* A member busy with one event for longer than the default lease, but
