@@ -468,6 +468,19 @@ void evb_ring_reader_skip_before(struct evb_ring_reader *rd, uint64_t timestamp_
 int evb_ring_reader_seek_offset(struct evb_ring_reader *rd, uint64_t offset)
 {
     uint64_t pos, off;
+    /* At or past the tail's offset: the tail (T1 snapshot). Walked to
+     * from the oldest event instead, the reader stood there until its
+     * next read, and a named consumer's first commit (or a queue's
+     * start) recorded the oldest position: the history came again on the
+     * next run (found by a cold attack). The filter stays: events below
+     * OFFSET published since are skipped. */
+    evb_ring_load_tail(rd->r, &pos, &off);
+    if (pos % EVB_FRAME_ALIGN == 0 && off != EVB_FRAME_NO_OFFSET && offset >= off) {
+        int rc = evb_ring_reader_seek(rd, pos, off, false);
+        if (!rc)
+            rd->skip_below = offset;
+        return rc;
+    }
     int rc = evb_ring_oldest(rd->r, &pos, &off);
     if (rc == -EBADMSG)
         return rd->failed = rc;

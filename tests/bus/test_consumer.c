@@ -106,6 +106,57 @@ Test(consumer, seek_to_offset_lands_on_that_event)
     evb_consumer_close(c);
 }
 
+/* A start at or past the tail's offset lands at the tail (evbus.h), and
+ * a named consumer that read nothing commits the tail there: it read the
+ * history before with the oldest position committed, and the next open
+ * delivered it all (found by a cold attack). Events published later at
+ * or past the offset come. */
+static void publish_one_part(const char *topic, int n)
+{
+    evb_producer *p;
+    cr_assert_eq(evb_producer_open(&p, bus, topic, NULL), 0);
+    for (int i = 0; i < n; i++)
+        cr_assert_eq(evb_publish(p, &(evb_msg){.value = "v", .value_len = 1}), 0);
+    evb_producer_close(p);
+}
+
+Test(consumer, a_start_past_the_end_commits_the_tail)
+{
+    evb_topic_config tc = {.partitions = 1, .ring_bytes = 1 << 20};
+    cr_assert_eq(evb_topic_create(bus, "one", &tc), 0);
+    publish_one_part("one", 5); /* offsets 0..4 */
+    for (uint64_t at = 5; at <= 9; at += 4) {
+        char name[16];
+        snprintf(name, sizeof name, "late%llu", (unsigned long long)at);
+        evb_consumer_options co = {.kind = EVB_CONSUMER, .name = name,
+                                   .start = EVB_START_OFFSET, .start_value = at};
+        evb_consumer *c;
+        cr_assert_eq(evb_consumer_open(&c, bus, "one", &co), 0, "%s", evb_last_error());
+        /* Committed before any read (`evbus tail --name N --from O` does,
+         * when nothing comes). */
+        cr_assert_eq(evb_consumer_commit(c), 0);
+        evb_event ev;
+        cr_expect_eq(evb_consumer_next(c, &ev, 0), -EAGAIN, "from %llu",
+                     (unsigned long long)at);
+        evb_consumer_close(c);
+        co.start = EVB_START_DEFAULT; /* committed */
+        cr_assert_eq(evb_consumer_open(&c, bus, "one", &co), 0);
+        cr_expect_eq(evb_consumer_next(c, &ev, 0), -EAGAIN, "from %llu: the history came "
+                     "again, offset %llu", (unsigned long long)at,
+                     (unsigned long long)ev.offset);
+        evb_consumer_close(c);
+    }
+    publish_one_part("one", 1); /* offset 5 */
+    evb_consumer_options co = {.kind = EVB_CONSUMER, .name = "late5"};
+    evb_consumer *c;
+    cr_assert_eq(evb_consumer_open(&c, bus, "one", &co), 0);
+    evb_event ev;
+    cr_assert_eq(evb_consumer_next(c, &ev, 1000), 0);
+    cr_expect_eq(ev.offset, 5);
+    cr_expect_eq(evb_consumer_next(c, &ev, 0), -EAGAIN);
+    evb_consumer_close(c);
+}
+
 /* A forked child (no exec) opens consumer NAME of topic c on a bus handle
  * of its own: 0 when refused as another process's, 2 when opened, 3 when
  * refused with another message, 4 when another name fails to open. */

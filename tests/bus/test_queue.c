@@ -580,6 +580,25 @@ Test(queue, starts_at_an_offset)
     evb_consumer_close(c);
 }
 
+/* A queue started at or past the tail's offset starts at the tail: it
+ * handed out the whole history at once (found by a cold attack). */
+Test(queue, starts_past_the_end_at_the_tail)
+{
+    make_topic("jobs", 1, true);
+    publish_n("jobs", 0, 5);
+    evb_consumer_options co = {.kind = EVB_QUEUE_MEMBER, .name = "q",
+                               .start = EVB_START_OFFSET, .start_value = 6};
+    evb_consumer *c;
+    cr_assert_eq(evb_consumer_open(&c, bus, "jobs", &co), 0, "%s", evb_last_error());
+    evb_event ev;
+    cr_expect_eq(evb_consumer_next(c, &ev, 200), -ETIMEDOUT, "handed out offset %llu",
+                 (unsigned long long)ev.offset);
+    publish_n("jobs", 5, 1);
+    cr_assert_eq(evb_consumer_next(c, &ev, 1000), 0);
+    cr_expect_eq(ev.offset, 5, "the next event published");
+    evb_consumer_close(c);
+}
+
 /* A ring-only queue whose only member died holding an event, lapped by
  * producers while nobody held the ring: the next member goes on, told
  * of the loss, instead of failing for good. */
