@@ -106,6 +106,18 @@ int evb_group_check(const struct evb_grp_file *f, uint64_t magic, size_t size,
                  EVB_QUEUE_WINDOW_MAX);
         return -EBADMSG;
     }
+    /* What evb_cqueue_open() writes: an ack_wait of 0 would hand every
+     * event to the next member at once, a limit past 254 is none the
+     * slots can count to (a cold attack planted both unnoticed). */
+    if (kind == EVB_GRP_KIND_QUEUE && f->h.ack_wait_ms == 0) {
+        snprintf(msg, cap, "queue ack_wait 0 ms, none is made so");
+        return -EBADMSG;
+    }
+    if (kind == EVB_GRP_KIND_QUEUE && f->h.max_deliveries > 254) {
+        snprintf(msg, cap, "queue max_deliveries %u, at most 254 (0: no limit)",
+                 f->h.max_deliveries);
+        return -EBADMSG;
+    }
     size_t want = evb_grp_file_bytes(nparts, kind, w);
     if (f->h.partitions != nparts) {
         snprintf(msg, cap, "a group of %u partitions, the topic has %u", f->h.partitions,

@@ -511,6 +511,35 @@ Test(group, damaged_file)
     }
 }
 
+/* A queue group file whose ack_wait is 0 or whose max_deliveries is past
+ * 254 is damage: no open writes either, and believed they would hand
+ * every event on at once, or count deliveries past what a slot holds (a
+ * cold attack planted both unnoticed). */
+Test(group, queue_parameters_out_of_range_are_damage)
+{
+    make_topic("jobs", 1, false);
+    evb_consumer_options co = {.kind = EVB_QUEUE_MEMBER, .name = "q"};
+    evb_consumer *c;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/jobs/consumers/q.grp", t_bus_dir());
+    struct { long at; uint32_t v; const char *says; } bad[] = {
+        {72, 0, "ack_wait 0"}, {76, 255, "max_deliveries 255"},
+        {76, 0xffffffffu, "max_deliveries 4294967295"},
+    };
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+        cr_assert_eq(evb_consumer_open(&c, bus, "jobs", &co), 0, "%s", evb_last_error());
+        evb_consumer_close(c);
+        FILE *f = fopen(path, "r+");
+        cr_assert(f, "%s", path);
+        fseek(f, bad[k].at, SEEK_SET);
+        fwrite(&bad[k].v, 4, 1, f);
+        fclose(f);
+        cr_expect_eq(evb_consumer_open(&c, bus, "jobs", &co), -EBADMSG, "%s", bad[k].says);
+        cr_expect(strstr(evb_last_error(), bad[k].says), "%s", evb_last_error());
+        unlink(path);
+    }
+}
+
 /* A member expelled while it still had events to read (a slow consumer,
  * silent past its lease) hears LOST before it is handed anything from
  * the partitions another member took: two members never read one
