@@ -532,6 +532,28 @@ class Readers(BusCase):
             self.assertIn(b"cannot parse", bytes(ev.value))
             self.assertEqual(ev.key, b"k")
 
+    def test_strings_with_a_nul_are_refused(self):
+        # C would read them cut at the NUL: another topic or name, a
+        # shorter reason (a cold attack found reject("a\0b") writing "a").
+        self.bus.create_topic("t", 1)
+        for call in (lambda: self.bus.create_topic("t\0x", 1),
+                     lambda: self.bus.topic_info("t\0x"),
+                     lambda: self.bus.producer("t\0x"),
+                     lambda: self.bus.consumer("t\0x", kind="subscriber"),
+                     lambda: self.bus.consumer("t", kind="consumer", name="n\0m")):
+            with self.assertRaises(ValueError):
+                call()
+        with self.bus.consumer("t", kind="consumer", name="r") as c, \
+                self.bus.producer("t") as p:
+            p.publish(b"bad")
+            ev = c.next(1)
+            with self.assertRaises(ValueError):
+                ev.reject("a\0b")
+            ev.reject("a b")
+        with self.bus.consumer("t.dlq", kind="subscriber", start="earliest") as d:
+            self.assertIn(b"a b", bytes(d.next(1).value))
+            self.assertIsNone(d.next(0))
+
     def test_dropped_handles_close_themselves(self):
         self.bus.create_topic("t", 1)
         for _ in range(100):  # more than a ring's 64 reader slots

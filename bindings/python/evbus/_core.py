@@ -121,10 +121,20 @@ def _check(rc: int, where: str, cold: bool = False) -> int:
     return rc
 
 
-def _b(s: Union[str, bytes, None]) -> Optional[bytes]:
-    if s is None or isinstance(s, bytes):
+def _cstr(s: Union[str, bytes], what: str) -> bytes:
+    """S as the NUL-terminated string C takes: one with a NUL inside would
+    reach C cut short there (a topic, a name or a reason other than the
+    one given), so it is refused."""
+    b = s if isinstance(s, bytes) else s.encode()
+    if b"\0" in b:
+        raise ValueError(f"{what} {s!r} holds a NUL character")
+    return b
+
+
+def _b(s: Union[str, bytes, None], what: str = "string") -> Optional[bytes]:
+    if s is None:
         return s
-    return s.encode()
+    return _cstr(s, what)
 
 
 def version() -> str:
@@ -187,9 +197,9 @@ class Bus:
                  mode: int = 0, dead_ms: int = 0, stall_ms: int = 0):
         opts = capi.BusOptions(dead_ms=_u32("dead_ms", dead_ms),
                                stall_ms=_u32("stall_ms", stall_ms), mode=_u32("mode", mode),
-                               data_dir=_b(data_dir))
+                               data_dir=_b(data_dir, "data_dir"))
         h = ctypes.c_void_p()
-        _check(capi.evb_bus_open(byref(h), _b(name_or_path), byref(opts)),
+        _check(capi.evb_bus_open(byref(h), _b(name_or_path, "bus"), byref(opts)),
                f"bus {name_or_path or '(default)'}", cold=True)
         self._h: Optional[int] = h.value
         # Weak: a producer or consumer dropped unclosed is closed by its
@@ -222,7 +232,7 @@ class Bus:
                                retain_bytes=_u64("retain_bytes", retain_bytes),
                                retain_ms=_u64("retain_ms", retain_ms),
                                flush_ms=_u32("flush_ms", flush_ms))
-        rc = capi.evb_topic_create(self._handle(), name.encode(), byref(cfg))
+        rc = capi.evb_topic_create(self._handle(), _cstr(name, "topic"), byref(cfg))
         if not (exist_ok and rc == -_errno.EEXIST):
             _check(rc, f"topic {name}: create", cold=True)
         return self.topic_info(name)
@@ -230,7 +240,7 @@ class Bus:
     def topic_info(self, name: str) -> TopicInfo:
         """Topic NAME's configuration (evb_topic_info)."""
         ti = capi.TopicInfo()
-        _check(capi.evb_topic_info(self._handle(), name.encode(), byref(ti)), f"topic {name}",
+        _check(capi.evb_topic_info(self._handle(), _cstr(name, "topic"), byref(ti)), f"topic {name}",
                cold=True)
         c = ti.config
         dur = {v: k for k, v in _DURABILITY.items()}.get(c.durability, str(c.durability))
@@ -240,7 +250,7 @@ class Bus:
     def delete_topic(self, name: str, *, force: bool = False) -> None:
         """Delete topic NAME (evb_topic_remove; ``force`` also removes a
         damaged durable topic's data)."""
-        _check(capi.evb_topic_remove(self._handle(), name.encode(),
+        _check(capi.evb_topic_remove(self._handle(), _cstr(name, "topic"),
                                      capi.EVB_DELETE_FORCE if force else 0),
                f"topic {name}: delete", cold=True)
 
@@ -259,7 +269,7 @@ class Bus:
     def partition_stat(self, topic: str, partition: int) -> dict[str, int]:
         """Live counters of one partition (evb_partition_stat), as a dict."""
         st = capi.PartitionStat()
-        _check(capi.evb_partition_stat(self._handle(), topic.encode(),
+        _check(capi.evb_partition_stat(self._handle(), _cstr(topic, "topic"),
                                        _u32("partition", partition), byref(st)),
                f"topic {topic} partition {partition}", cold=True)
         return {f: getattr(st, f) for f, _ in capi.PartitionStat._fields_}
@@ -327,7 +337,7 @@ class Producer:
                                     producer_id=_u32("producer_id", producer_id),
                                     flags=capi.EVB_PRODUCER_EXCLUSIVE if exclusive else 0)
         h = ctypes.c_void_p()
-        _check(capi.evb_producer_open(byref(h), bus._handle(), topic.encode(), byref(opts)),
+        _check(capi.evb_producer_open(byref(h), bus._handle(), _cstr(topic, "topic"), byref(opts)),
                f"topic {topic}: producer", cold=True)
         self._h: Optional[int] = h.value
         self.topic = topic
@@ -725,7 +735,7 @@ class Consumer:
                     self._cb_exc = e
             self._cb = capi.RebalanceFn(cb)
         opts = capi.ConsumerOptions(
-            kind=_KINDS[kind], name=_b(name), start=whence | (capi.EVB_SEEK_STRICT if strict
+            kind=_KINDS[kind], name=_b(name, "name"), start=whence | (capi.EVB_SEEK_STRICT if strict
                                                                else 0),
             start_value=value, idle=_IDLE[idle],
             partition=_ranged("partition", partition, 0, I32[1]) if partition is not None
@@ -753,7 +763,7 @@ class Consumer:
             max(1 << 20, 4 * (info.max_event_bytes + 64))
         self._new_arena(max(alen, info.max_event_bytes + 64))
         h = ctypes.c_void_p()
-        rc = capi.evb_consumer_open(byref(h), bus._handle(), topic.encode(), byref(opts))
+        rc = capi.evb_consumer_open(byref(h), bus._handle(), _cstr(topic, "topic"), byref(opts))
         self._raise_cb()
         _check(rc, f"topic {topic}: open {kind}" + (f" {name}" if name else ""), cold=True)
         self._h = h.value
@@ -1147,7 +1157,8 @@ class Consumer:
 
     def reject(self, ev: Event, reason: str = "") -> None:
         """Send EV, from the last read, to <topic>.dlq (evb_consumer_reject)."""
-        _check(capi.evb_consumer_reject(self._handle(), byref(ev._struct()), reason.encode()),
+        _check(capi.evb_consumer_reject(self._handle(), byref(ev._struct()),
+                                          _cstr(reason, "reason")),
                f"topic {self.topic}: reject")
 
     # -- lifetime
