@@ -43,7 +43,8 @@ static void print_main_help(FILE *out)
     fprintf(out,
             "\n"
             "options of every command, accepted before or after it:\n"
-            "  --bus NAME|PATH  the bus: a NAME lives in /dev/shm/evbus/NAME, a value\n"
+            "  --bus NAME|PATH  the bus: a NAME lives in /dev/shm/evbus/NAME (root's)\n"
+            "                   or /dev/shm/evbus-UID/NAME (another user's), a value\n"
             "                   with '/' is a directory; default $EVBUS_BUS, else\n"
             "                   \"default\". create, flushd and bench make a missing\n"
             "                   bus; other commands need it to exist (or its durable\n"

@@ -19,6 +19,10 @@ test_help() {
     check "evbus --help documents exit codes" out_has "usage error"
     check "evbus --help documents --data-dir" out_has "--data-dir DIR"
     check "evbus --help documents EVBUS_DATA_DIR" out_has 'EVBUS_DATA_DIR'
+    # Where a named bus lives for root and for everyone else (a cold attack
+    # found only root's place named).
+    check "evbus --help names root's bus place" out_has '/dev/shm/evbus/NAME'
+    check "evbus --help names other users' bus place" out_has '/dev/shm/evbus-UID/NAME'
     for cmd in create list info delete pub tail stat dump flushd; do
         run "$cmd" --help
         check "$cmd --help exits 0" rc_is 0
