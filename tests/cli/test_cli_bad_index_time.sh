@@ -83,6 +83,8 @@ for kind in "v^(0x10<<56)" "0" "v+10**9" "2**64-1"; do
         drun info x --verify
         check "verify exits 1" rc_is 1
         check "verify names the index" out_has "00000000000000131072.idx"
+        check "verify: one stderr line says why" err_one_line
+        check "... that it is an index, not log damage" err_has "index contradicts"
         check "and says it is no log damage" out_has "no damage"
         reboot
         check "after a rebuild too" seek_ok "${targets[$((${#targets[@]} / 2))]}"
