@@ -96,6 +96,8 @@ struct evb_consumer {
     bool scan_now;              /* a window was full, or nothing new: look now */
     uint32_t present[64];       /* member ids present at the last tick */
     uint32_t npresent;
+    uint64_t handed;            /* queue member: events handed to the caller (its
+                                   readers read more: lost takes, retakes) */
 };
 
 /* consumer.c, for consumer_group.c and consumer_queue.c: one event of

@@ -97,10 +97,10 @@ static int tick(evb_consumer *c)
     evb_group_beat(g, now);
     evb_group_reap(g, now);
     c->npresent = evb_group_present(g, c->present);
-    uint64_t delivered = 0;
-    for (uint32_t i = 0; i < c->n; i++)
-        delivered += c->rd[i].delivered;
-    evb_group_count(g, 0, delivered);
+    /* What the caller was handed, not what the readers read: a take that
+     * another member won reads the event too (a cold attack saw two
+     * members' counts add up to more than the events). */
+    evb_group_count(g, 0, c->handed);
     c->next_tick_ms = now + EVB_TICK_MS;
     return 0;
 }
@@ -276,6 +276,7 @@ static int retake(evb_consumer *c, evb_event *ev)
                     return rc;
                 continue;
             }
+            c->handed++;
             return 0;
         }
         if (rc == -ESTALE && !c->failed)
@@ -323,6 +324,7 @@ static int take(evb_consumer *c, evb_event *ev)
             if (rc == 0) {
                 deliver(c, i, ev, &v, fs, 1);
                 c->next = i + 1 == c->n ? 0 : i + 1;
+                c->handed++;
                 return 0;
             }
         }
