@@ -18,7 +18,7 @@ EVB_EXPORT const char *evb_strerror(int err)
     case -EAGAIN: return "would block: ring full or nothing to read yet";
     case -ETIMEDOUT: return "timed out";
     case -EMSGSIZE: return "event larger than the topic's max_event_bytes";
-    case -ENOENT: return "no such topic or bus";
+    case -ENOENT: return "not found (no such topic, bus, file or event)";
     case -EEXIST: return "topic already exists";
     case -EBADMSG: return "corrupt ring, frame or file";
     case -EPROTO: return "ring or file format not readable by this build";

@@ -90,6 +90,10 @@ for v in ["bad-%d" % i for i in range(5)]:
     check "a missing offset: exit 1" rc_is 1
     check "a missing offset: one line naming it" err_one_line
     check "a missing offset: says so" err_has "no event at offset 99"
+    # Its words are not a missing topic's (a cold attack read "no such
+    # topic or bus" before the detail).
+    check "a missing offset: not 'no such topic or bus'" not_grep "no such topic or bus" "$ERR"
+    check "a missing offset: not found" err_has "not found"
     end
 }
 
