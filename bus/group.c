@@ -395,6 +395,11 @@ int evb_group_join(struct evb_group *g, uint32_t lease_ms)
         if (!atomic_compare_exchange_strong_explicit(&m->proc, &o, self, memory_order_acq_rel,
                                                      memory_order_relaxed))
             continue;
+        /* A dead member's slot taken over: it is expelled as the reaper
+         * would have (a cold attack found the group's only member, killed,
+         * never counted). J5: relaxed counter. */
+        if (o)
+            atomic_fetch_add_explicit(&g->f->h.expelled, 1, memory_order_relaxed);
         /* J5: relaxed, liveness numbers. */
         atomic_store_explicit(&m->heartbeat_ms, now, memory_order_relaxed);
         atomic_store_explicit(&m->lease_ms, lease_ms, memory_order_relaxed);

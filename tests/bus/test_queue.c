@@ -266,6 +266,30 @@ Test(queue, killed_member_event_redelivered_with_count_2)
     cr_assert_eq(ev.deliveries, 2);
     cr_assert_eq(evb_consumer_ack(c, &ev), 0);
     cr_assert_eq(evb_consumer_next(c, &ev, 200), -ETIMEDOUT);
+    /* The killed member counts as expelled, whoever freed its slot. */
+    evb_group_summary sum;
+    cr_assert_geq(evb_group_stat(bus, "jobs", "q", &sum, NULL, 0, NULL, 0), 0);
+    cr_expect_eq(sum.expelled, 1);
+    evb_consumer_close(c);
+    munmap(sh, sizeof *sh);
+}
+
+/* The group's only member killed, a new one joining takes its slot: that
+ * is an expulsion too (a cold attack found it not counted). */
+Test(queue, a_sole_member_killed_counts_as_expelled)
+{
+    make_topic("jobs", 1, false);
+    publish_n("jobs", 0, 1);
+    struct shared *sh = mmap(NULL, sizeof *sh, PROT_READ | PROT_WRITE,
+                             MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    pid_t pid = t_spawn(grab_and_die, sh);
+    cr_assert(t_wait_count(&sh->done, 1, 5000));
+    kill(pid, SIGKILL);
+    cr_assert_eq(t_wait_exit(pid, 5000), 128 + SIGKILL);
+    evb_consumer *c = member("jobs", "q", 1000, 0);
+    evb_group_summary sum;
+    cr_assert_geq(evb_group_stat(bus, "jobs", "q", &sum, NULL, 0, NULL, 0), 0);
+    cr_expect_eq(sum.expelled, 1);
     evb_consumer_close(c);
     munmap(sh, sizeof *sh);
 }
