@@ -23,6 +23,12 @@ test_help() {
     # found only root's place named).
     check "evbus --help names root's bus place" out_has '/dev/shm/evbus/NAME'
     check "evbus --help names other users' bus place" out_has '/dev/shm/evbus-UID/NAME'
+    # What a cold attack found missing from the help.
+    run tail --help
+    check "tail --help: --from only for a new group" out_has "only where the group is new"
+    check "tail --help: tail never nacks or rejects" out_has "never nacks or"
+    run dlq --help
+    check "dlq --help: the unknown status" out_has '`unknown` for every event'
     for cmd in create list info delete pub tail stat dump flushd; do
         run "$cmd" --help
         check "$cmd --help exits 0" rc_is 0
