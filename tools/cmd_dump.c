@@ -38,7 +38,8 @@ static const char dump_usage[] =
     "(`evbus info --verify TOPIC` counts it, `tail --skip-damage` reads past).\n"
     "A TOPIC the library will not open (evbus list marks it damaged) is dumped\n"
     "from the files in its data directory, each on its own; then the reason is\n"
-    "said on stderr and the exit status is 1.\n"
+    "said on stderr and the exit status is 1. So is it for a TOPIC whose last\n"
+    "rebuild kept damage on disk (evbus info and stat say DAMAGED).\n"
     "\n"
     "  --values         print each event's value too\n"
     "  --json           one JSON object per frame, each with \"segment\"\n"
@@ -400,6 +401,12 @@ static int dump_topic(dump *d)
         free(paths[i]);
     }
     free(paths);
+    /* Damage its last rebuild kept (what info and stat call DAMAGED):
+     * the end line that stops below the durable end is that, and the
+     * exit status says so, as theirs do (a cold attack found dump
+     * exiting 0 with nothing to tell the damage from a torn tail). */
+    if (rc == 0 && !d->stop && evb_topic_damage(d->c.bus, d->target, why, sizeof(why)) == 1)
+        rc = cli_error(&d->c, "topic %s: damaged: %s", d->target, why);
     cli_close(&d->c);
     return rc;
 }

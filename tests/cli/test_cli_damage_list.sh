@@ -47,6 +47,15 @@ drun stat t --json
 check "stat --json: the damage" eval "python3 -c 'import json,sys; o=json.loads(open(sys.argv[1]).readline()); sys.exit(0 if \"damaged range\" in o[\"topics\"][0][\"damage\"] else 1)' \"\$OUT\""
 drun stat ok --json
 check "stat --json: none on ok" eval "python3 -c 'import json,sys; o=json.loads(open(sys.argv[1]).readline()); sys.exit(0 if o[\"topics\"][0][\"damage\"] is None else 1)' \"\$OUT\""
+# dump too: the frames, then the damage named, exit 1 (a cold attack
+# found it exiting 0 with nothing telling damage from a torn tail).
+drun dump t
+check "dump: exit 1" rc_is 1
+check "dump: the frames still shown" out_has "^pos=0 offset=0 data"
+check "dump: one stderr line naming the damage" err_one_line
+check "dump: ... as damaged" err_has "damaged: .*damaged range"
+drun dump ok
+check "dump of a sound topic: exit 0" rc_is 0
 drun delete t
 check "delete without --force: exit 1" rc_is 1
 check "delete: one line" err_one_line
