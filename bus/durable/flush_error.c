@@ -101,6 +101,6 @@ void evb_flush_error_guess(const char *pdir, int err, char *out, size_t cap)
         snprintf(out, cap, "the file system of %s is read-only: the flusher could write "
                  "neither the log nor its note of why there", pdir);
     else if (err)
-        snprintf(out, cap, "%s (the flusher kept no note of why in %s)", evb_strerror(err),
+        snprintf(out, cap, "%s (the flusher kept no note of why in %s)", strerror(-err),
                  pdir);
 }

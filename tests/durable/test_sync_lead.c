@@ -462,7 +462,7 @@ Test(sync_lead, a_read_only_disk_without_its_note_is_named)
 
 Test(sync_lead, any_other_error_without_its_note_says_its_errno)
 {
-    no_note_named(-EIO, evb_strerror(-EIO));
+    no_note_named(-EIO, strerror(EIO));
 }
 
 /* The flush error word as a hostile process may leave it: a positive
