@@ -318,7 +318,7 @@ EVB_EXPORT int evb_bus_open(evb_bus **out, const char *name_or_path,
      * went with tmpfs). A bus directory this process may not write keeps
      * working unrecorded, as before. */
     if (!bus->foreign && evb_topics_restore_all(bus) > 0) {
-        evb_data_dir_record(bus, NULL);
+        evb_data_dir_record(bus);
         evb_err_clear();
     }
     *out = bus;

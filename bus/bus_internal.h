@@ -166,14 +166,15 @@ int evb_topics_restore_all(evb_bus *bus);
 int evb_data_dir_resolve(evb_bus *bus);
 /* Record bus->data (resolved) as the bus's data directory, which must
  * exist. 0 also when that is already the record; -EINVAL naming both
- * when another directory is. *MADE (may be NULL): whether this call made
- * the record, for evb_data_dir_unrecord(). */
-int evb_data_dir_record(evb_bus *bus, bool *made);
-/* Take back a record this process just made (evb_data_dir_record's
- * *MADE) when the durable topic it was made for could not be: a data
- * directory that cannot be written (read-only, another user's) must not
- * stay the bus's, refusing every later create with a directory that can. */
-void evb_data_dir_unrecord(evb_bus *bus);
+ * when another directory is. */
+int evb_data_dir_record(evb_bus *bus);
+/* Whether bus->data may be the bus's: 0 when it is the record or there
+ * is none, -EINVAL naming both when another directory is. Nothing is
+ * written: a create checks first and records only once the directory
+ * took its files (a read-only or unwritable one never becomes the
+ * bus's; a record once made is never taken back, as another creator may
+ * stand on it). */
+int evb_data_dir_check(evb_bus *bus);
 
 /* ---- durability.c: bus/'s side of bus/durable ---- */
 /* Make this process a flush candidate for every partition of TM's durable

@@ -152,24 +152,39 @@ int evb_data_dir_resolve(evb_bus *bus)
     return 0;
 }
 
-void evb_data_dir_unrecord(evb_bus *bus)
-{
-    char path[PATH_MAX + 16];
-    snprintf(path, sizeof path, "%s/data_dir", bus->path);
-    unlink(path);
-}
-
 static void record_init(void *map, void *arg)
 {
     const char *line = arg;
     memcpy(map, line, strlen(line));
 }
 
-int evb_data_dir_record(evb_bus *bus, bool *made)
+/* The record REC against bus->data (CANON, resolved): -EINVAL naming
+ * both when they differ. */
+static int record_is_ours(const evb_bus *bus, const char *rec, const char *canon)
+{
+    if (strcmp(rec, canon))
+        return evb_err_set(-EINVAL,
+                           "data directory %s, but the bus keeps its durable topics in %s",
+                           bus->data, rec);
+    return 0;
+}
+
+int evb_data_dir_check(evb_bus *bus)
+{
+    char canon[PATH_MAX], rec[PATH_MAX + 1];
+    int rc = canonical(bus->data, canon, sizeof canon);
+    if (rc)
+        return rc;
+    bool trusted;
+    rc = record_read(bus, rec, sizeof rec, &trusted);
+    if (rc == -ENOENT)
+        return 0;
+    return rc ? rc : record_is_ours(bus, rec, canon);
+}
+
+int evb_data_dir_record(evb_bus *bus)
 {
     char canon[PATH_MAX], line[PATH_MAX + 1], rec[PATH_MAX + 1];
-    if (made)
-        *made = false;
     int rc = canonical(bus->data, canon, sizeof canon);
     if (rc)
         return rc;
@@ -180,8 +195,6 @@ int evb_data_dir_record(evb_bus *bus, bool *made)
     snprintf(path, sizeof path, "%s/data_dir", bus->path);
     /* The mode of bus.meta: whoever may open the bus reads the record. */
     rc = evb_file_create(path, bus->opts.mode & 0444, (size_t)n, false, record_init, line);
-    if (rc == 0 && made)
-        *made = true;
     if (rc != -EEXIST)
         return rc;
     /* Another process recorded first (or this bus was opened before the
@@ -189,9 +202,5 @@ int evb_data_dir_record(evb_bus *bus, bool *made)
     bool trusted;
     if ((rc = record_read(bus, rec, sizeof rec, &trusted)))
         return rc;
-    if (strcmp(rec, canon))
-        return evb_err_set(-EINVAL,
-                           "data directory %s, but the bus keeps its durable topics in %s",
-                           bus->data, rec);
-    return 0;
+    return record_is_ours(bus, rec, canon);
 }

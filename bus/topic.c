@@ -217,17 +217,19 @@ static int make_data_topic(evb_bus *bus, const char *topic, const evb_topic_conf
         evb_unmake_dirs(bus->data, made); /* refused: what was made goes again */
         return rc == -ENOENT ? evb_err_set(rc, "data directory %s vanished", bus->data) : rc;
     }
-    /* Before anything is made in it: the directory must be the bus's. A
-     * record made now goes again if the topic cannot be made (a data
-     * directory this user cannot write in, a read-only one). */
-    bool recorded;
-    if ((rc = evb_data_dir_record(bus, &recorded)))
+    /* Before anything is made in it: the directory must be the bus's (or
+     * no directory is yet). It becomes the record once it took the
+     * topic's config, not before: a read-only directory, or one this user
+     * cannot write in, must not stay the bus's (a cold attack found every
+     * later create refused so). */
+    if ((rc = evb_data_dir_check(bus)))
         return rc;
     if ((rc = evb_data_topic_dir(bus, topic, ddir, sizeof ddir)))
-        goto unrecord;
+        return rc;
     if ((rc = temp_dir(bus->data, topic, tmp, sizeof tmp, evb_dir_mode(cfg->file_mode))))
-        goto unrecord;
-    if ((rc = evb_topic_config_write(tmp, cfg)) || (rc = config_mode(tmp, cfg)))
+        return rc;
+    if ((rc = evb_topic_config_write(tmp, cfg)) || (rc = config_mode(tmp, cfg)) ||
+        (rc = evb_data_dir_record(bus)))
         goto fail;
     for (uint32_t i = 0; i <= cfg->partitions; i++) {
         bool last = i == cfg->partitions;
@@ -251,9 +253,6 @@ static int make_data_topic(evb_bus *bus, const char *topic, const evb_topic_conf
     return 0;
 fail:
     evb_rmtree(tmp);
-unrecord:
-    if (recorded)
-        evb_data_dir_unrecord(bus);
     return rc;
 }
 
