@@ -150,6 +150,12 @@ int evb_consumer_bus_gone(const evb_consumer *c);
 /* Before a queue member writes its queue file: its sticky failure, or
  * -ESTALE (leaving the group) when the topic was rebuilt under it. */
 int evb_cqueue_check(evb_consumer *c);
+/* Queue member C's event EV kept its own in flight: for ack_wait +
+ * EVB_QUEUE_HOLD_MS from now with LONG (a reject writing its record),
+ * else for ack_wait. A sign of life first, so that the member's lease
+ * runs from now too. -ESTALE when EV is not its own in flight, or C was
+ * expelled (its events are others' to take). */
+int evb_cqueue_hold(evb_consumer *c, const evb_event *ev, bool lng);
 int evb_cqueue_open(evb_consumer *c);
 int evb_cqueue_next(evb_consumer *c, evb_event *ev, int32_t timeout_ms);
 int evb_cqueue_poll(evb_consumer *c, int (*fn)(const evb_event *ev, void *arg), void *arg,

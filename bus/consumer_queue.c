@@ -197,7 +197,12 @@ static void deliver(evb_consumer *c, uint32_t i, evb_event *ev, const struct evb
 static int dead_letter(evb_consumer *c, uint32_t i, evb_event *ev)
 {
     EVB_NO_CANCEL;
-    int rc = evb_dlq_append(&c->dlq, c->bus, c->tm, ev, "max_deliveries reached",
+    /* Held as a reject holds (dlq.c): an append slower than ack_wait must
+     * not let another member take it and write a second record. */
+    int rc = evb_cqueue_hold(c, ev, true);
+    if (rc)
+        return rc;
+    rc = evb_dlq_append(&c->dlq, c->bus, c->tm, ev, "max_deliveries reached",
                             ev->deliveries - 1, c->name);
     /* The append may have waited (a full or syncing DLQ): rebuilt
      * meanwhile, the slot is not ours to settle. */
@@ -418,6 +423,26 @@ static int settle_check(evb_consumer *c, const evb_event *ev)
 int evb_cqueue_check(evb_consumer *c)
 {
     return c->failed ? c->failed : rebuilt(c);
+}
+
+int evb_cqueue_hold(evb_consumer *c, const evb_event *ev, bool lng)
+{
+    EVB_NO_CANCEL;
+    int rc = settle_check(c, ev);
+    if (rc)
+        return rc;
+    struct evb_group *g = &c->grp;
+    /* Expelled (silent past our lease): our slots are due to the others
+     * whatever their deadline, so a hold would keep nothing. */
+    if (!evb_group_member(g))
+        return evb_err_set(-ESTALE, "group %s of topic %s: this member was expelled (silent "
+                           "past its lease of %u ms): its events go to the others", c->name,
+                           c->tm->name, g->lease_ms);
+    /* A sign of life, so that the lease (at least ack_wait) runs from now,
+     * while the hold's deadline is ours. */
+    evb_group_beat(g, now_ms());
+    return evb_queue_hold(g, ev->partition, ev->ack_token, ev->position,
+                          lng ? EVB_QUEUE_HOLD_MS : 0);
 }
 
 EVB_EXPORT int evb_consumer_ack(evb_consumer *c, const evb_event *ev)

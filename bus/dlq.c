@@ -114,18 +114,10 @@ void evb_dlq_writer_close(struct evb_dlq_writer *w)
     free(w);
 }
 
-int evb_dlq_append(struct evb_dlq_writer **w, evb_bus *bus, const struct evb_topic_map *origin,
-                   const evb_event *ev, const char *reason, uint32_t deliveries,
-                   const char *rejecter)
+int evb_dlq_args(const struct evb_topic_map *origin, const evb_event *ev, const char *reason,
+                 uint32_t deliveries)
 {
-    /* Tests stop a queue member here to rebuild the bus under it. */
-    EVB_CRASH_POINT("dlq.append");
-    if (!reason)
-        reason = "";
-    if (!rejecter)
-        rejecter = "";
-    size_t rl = strnlen(reason, EVB_DLQ_REASON_MAX + 1);
-    if (rl > EVB_DLQ_REASON_MAX)
+    if (reason && strnlen(reason, EVB_DLQ_REASON_MAX + 1) > EVB_DLQ_REASON_MAX)
         return evb_err_set(-EINVAL, "reject reason longer than %d bytes", EVB_DLQ_REASON_MAX);
     if (evb_dlq_is_dlq(origin->name))
         return evb_err_set(-EINVAL, "topic %s is a dead-letter topic: its events are not "
@@ -133,7 +125,23 @@ int evb_dlq_append(struct evb_dlq_writer **w, evb_bus *bus, const struct evb_top
     if ((ev->key_len && !ev->key) || (ev->value_len && !ev->value) || deliveries == 0)
         return evb_err_set(-EINVAL, "topic %s: the event to reject has a length without "
                            "its bytes, or no delivery", origin->name);
-    int rc;
+    return 0;
+}
+
+int evb_dlq_append(struct evb_dlq_writer **w, evb_bus *bus, const struct evb_topic_map *origin,
+                   const evb_event *ev, const char *reason, uint32_t deliveries,
+                   const char *rejecter)
+{
+    /* Tests stop a queue member here to rebuild the bus under it. */
+    EVB_CRASH_POINT("dlq.append");
+    int rc = evb_dlq_args(origin, ev, reason, deliveries);
+    if (rc)
+        return rc;
+    if (!reason)
+        reason = "";
+    if (!rejecter)
+        rejecter = "";
+    size_t rl = strlen(reason);
     if (!*w && (rc = writer_open(w, bus, origin)))
         return rc;
     uint32_t tl = (uint32_t)strlen(origin->name);
@@ -193,17 +201,23 @@ EVB_EXPORT int evb_consumer_reject(evb_consumer *c, const evb_event *ev, const c
     int rc = c->opts.kind == EVB_QUEUE_MEMBER ? evb_cqueue_check(c) : 0;
     if (rc)
         return rc;
+    uint32_t deliveries = ev->deliveries ? ev->deliveries : 1;
+    if ((rc = evb_dlq_args(c->tm, ev, reason, deliveries)))
+        return rc;
     /* Still ours, and kept ours while the record is written: an event
-     * acknowledged already, or taken by another member after ack_wait,
-     * gets no record (resubmitted, it would be delivered again; found by
-     * a cold attack). */
-    if (c->opts.kind == EVB_QUEUE_MEMBER &&
-        (rc = evb_queue_hold(&c->grp, ev->partition, ev->ack_token, ev->position)))
+     * acknowledged already, or taken by another member after ack_wait or
+     * our expulsion, gets no record (resubmitted, it would be delivered
+     * again; found by a cold attack). */
+    if (c->opts.kind == EVB_QUEUE_MEMBER && (rc = evb_cqueue_hold(c, ev, true)))
         return rc;
-    rc = evb_dlq_append(&c->dlq, c->bus, c->tm, ev, reason, ev->deliveries ? ev->deliveries : 1,
-                        c->name);
-    if (rc)
+    rc = evb_dlq_append(&c->dlq, c->bus, c->tm, ev, reason, deliveries, c->name);
+    if (rc) {
+        /* Not rejected: ours again as any event in flight (ack_wait from
+         * now), to ack, nack or reject again. */
+        if (c->opts.kind == EVB_QUEUE_MEMBER)
+            evb_cqueue_hold(c, ev, false);
         return rc;
+    }
     c->rejects++;
     if (c->opts.kind == EVB_QUEUE_MEMBER) {
         if ((rc = evb_cqueue_check(c)))

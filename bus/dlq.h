@@ -20,6 +20,11 @@ struct evb_dlq_writer;
  * name, "" or NULL for none). Returns once the DLQ event is committed, and
  * on a SYNC topic on disk. 0 or -errno as evb_consumer_reject().
  */
+/* What evb_dlq_append() refuses before it writes anything: -EINVAL for a
+ * reason too long, an ORIGIN that is a DLQ, an event with a length and
+ * no bytes or with no delivery; else 0. */
+int evb_dlq_args(const struct evb_topic_map *origin, const evb_event *ev, const char *reason,
+                 uint32_t deliveries);
 int evb_dlq_append(struct evb_dlq_writer **w, evb_bus *bus, const struct evb_topic_map *origin,
                    const evb_event *ev, const char *reason, uint32_t deliveries,
                    const char *rejecter);

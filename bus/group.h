@@ -145,13 +145,15 @@ int evb_queue_retake(struct evb_group *g, uint32_t p, const uint32_t *present, u
 int evb_queue_ack(struct evb_group *g, uint32_t p, uint64_t qseq, uint64_t pos);
 int evb_queue_nack(struct evb_group *g, uint32_t p, uint64_t qseq, uint64_t pos,
                    uint32_t delay_ms);
-/* Keep it ours in flight for ack_wait + EVB_QUEUE_HOLD_MS from now: what
- * a reject does before it writes the dead-letter record, so that no record
- * is written for an event acknowledged already or taken by another member
- * (its resubmission would deliver it again), and no member takes it while
- * the record is written. 0, -ESTALE as ack. */
+/* Keep it ours in flight for ack_wait + EXTRA_MS from now: what a reject
+ * does (EVB_QUEUE_HOLD_MS) before it writes the dead-letter record, so
+ * that no record is written for an event acknowledged already or taken by
+ * another member (its resubmission would deliver it again), and no member
+ * takes it while the record is written (as long as we are not expelled:
+ * the caller beats first). 0, -ESTALE as ack. */
 #define EVB_QUEUE_HOLD_MS 10000u
-int evb_queue_hold(struct evb_group *g, uint32_t p, uint64_t qseq, uint64_t pos);
+int evb_queue_hold(struct evb_group *g, uint32_t p, uint64_t qseq, uint64_t pos,
+                   uint32_t extra_ms);
 /* Settle it as dead-lettered: acknowledged (never delivered again) and
  * counted in dead_lettered, not acked. 0, -ESTALE as ack. */
 int evb_queue_dead_letter(struct evb_group *g, uint32_t p, uint64_t qseq, uint64_t pos);

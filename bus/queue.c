@@ -612,10 +612,10 @@ int evb_queue_nack(struct evb_group *g, uint32_t p, uint64_t qseq, uint64_t pos,
     return settle(g, p, qseq, pos, EVB_QS_WAIT, real_ms() + delay_ms, &head(g, p)->nacked);
 }
 
-int evb_queue_hold(struct evb_group *g, uint32_t p, uint64_t qseq, uint64_t pos)
+int evb_queue_hold(struct evb_group *g, uint32_t p, uint64_t qseq, uint64_t pos,
+                   uint32_t extra_ms)
 {
-    return cas_ours(g, p, qseq, pos, true, 0,
-                    real_ms() + g->f->h.ack_wait_ms + EVB_QUEUE_HOLD_MS);
+    return cas_ours(g, p, qseq, pos, true, 0, real_ms() + g->f->h.ack_wait_ms + extra_ms);
 }
 
 int evb_queue_dead_letter(struct evb_group *g, uint32_t p, uint64_t qseq, uint64_t pos)

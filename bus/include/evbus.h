@@ -1639,9 +1639,12 @@ int evb_group_stat(evb_bus *bus, const char *topic, const char *group, evb_group
  * for ".dlq"), -EMSGSIZE (an existing DLQ's max_event_bytes is too small
  * for this event), -ETIMEDOUT (the DLQ's ring stayed full), -EACCES,
  * -ESTALE (a queue group member's event that is no longer its own:
- * acknowledged or rejected already, or taken by another member after
- * ack_wait; no record is written. While the record is written the event
- * stays the member's, for up to ack_wait + 10 s), and
+ * acknowledged or rejected already, taken by another member after
+ * ack_wait, or the member was expelled; no record is written. While the
+ * record is written the event stays the member's, for up to ack_wait +
+ * 10 s and as long as its lease, renewed as the reject starts, lasts: an
+ * append slower than that, a stopped process, may still see the event
+ * handed on, and -ESTALE after its record), and
  * what evb_topic_create(), evb_producer_open() and evb_publish() return.
  */
 int evb_consumer_reject(evb_consumer *c, const evb_event *ev, const char *reason);

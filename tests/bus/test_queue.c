@@ -516,7 +516,7 @@ static void slow_append(const char *name)
     evb_event ev;
     evb_consumer *b = other;
     other = NULL; /* once */
-    other_got = evb_consumer_next(b, &ev, 300);
+    other_got = evb_consumer_next(b, &ev, 200);
 }
 
 /* A reject keeps the event its member's while the record is written: no
@@ -539,6 +539,66 @@ Test(queue, a_reject_holds_its_event_past_ack_wait)
                  other_got);
     cr_expect_eq(evb_consumer_next(b, &eb, 300), -ETIMEDOUT, "handed out after its reject");
     cr_expect_eq(dlq_events("jobs"), 1);
+    evb_consumer_close(a);
+    evb_consumer_close(b);
+}
+
+/* The hold is kept against expulsion too: a member whose lease was near
+ * its end when it rejected is not expelled (and its event handed on)
+ * while the record is written, as a reject beats first (a review found B
+ * reaping A during a slow append, taking the event with deliveries 2 while
+ * A's record was written and its reject said -ESTALE). */
+static int slow_reject_then_check(evb_consumer *a, const evb_event *ea)
+{
+    other_got = 1;
+    atomic_store(&evb_crash_hook, slow_append);
+    int rc = evb_consumer_reject(a, ea, "slow");
+    atomic_store(&evb_crash_hook, NULL);
+    return rc;
+}
+
+Test(queue, a_reject_is_not_expelled_while_its_record_is_written)
+{
+    make_topic("jobs", 1, false);
+    evb_consumer_options co = {.kind = EVB_QUEUE_MEMBER, .name = "q", .ack_wait_ms = 500,
+                               .lease_ms = 500};
+    evb_consumer *a, *b;
+    cr_assert_eq(evb_consumer_open(&a, bus, "jobs", &co), 0, "%s", evb_last_error());
+    cr_assert_eq(evb_consumer_open(&b, bus, "jobs", &co), 0, "%s", evb_last_error());
+    publish_n("jobs", 0, 1);
+    evb_event ea, eb;
+    cr_assert_eq(evb_consumer_next(a, &ea, 1000), 0);
+    usleep(400000); /* busy, within ack_wait and the lease, no tick */
+    other = b;
+    int rc = slow_reject_then_check(a, &ea); /* b looks 250 ms into it */
+    cr_expect_eq(rc, 0, "%s", evb_last_error());
+    cr_expect_eq(other_got, -ETIMEDOUT, "handed to the other member while rejected: %d",
+                 other_got);
+    cr_expect_eq(dlq_events("jobs"), 1);
+    cr_expect_eq(evb_consumer_next(b, &eb, 300), -ETIMEDOUT, "handed out after its reject");
+    evb_consumer_close(a);
+    evb_consumer_close(b);
+}
+
+/* A reject refused before it writes (a reason too long) leaves the event
+ * its member's as any in flight, not held for ack_wait + 10 s: it can be
+ * acknowledged, and another member takes it after ack_wait. */
+Test(queue, a_refused_reject_holds_nothing)
+{
+    make_topic("jobs", 1, false);
+    evb_consumer *a = member("jobs", "q", 200, 0);
+    evb_consumer *b = member("jobs", "q", 200, 0);
+    publish_n("jobs", 0, 1);
+    evb_event ea, eb;
+    cr_assert_eq(evb_consumer_next(a, &ea, 1000), 0);
+    char reason[EVB_DLQ_REASON_MAX + 2];
+    memset(reason, 'r', sizeof reason - 1);
+    reason[sizeof reason - 1] = '\0';
+    cr_assert_eq(evb_consumer_reject(a, &ea, reason), -EINVAL);
+    cr_assert_eq(dlq_events("jobs"), 0);
+    usleep(300000);
+    /* Within a's lease (1000 ms, no expulsion), past its ack_wait. */
+    cr_expect_eq(evb_consumer_next(b, &eb, 400), 0, "not handed on after ack_wait");
     evb_consumer_close(a);
     evb_consumer_close(b);
 }
