@@ -318,6 +318,12 @@ int evb_consumer_seek_one(evb_consumer *c, uint32_t i, uint32_t whence, uint64_t
         evb_ring_reader_add_loss(rd, 0, start - value);
         return evb_consumer_seek_one(c, i, EVB_START_EARLIEST, 0);
     }
+    /* An offset at or past the tail's: every event there is now, damaged
+     * or not, lies below it, so no damage the lookup skipped is this
+     * reader's loss (the seek lands at the tail, read.c). T1 snapshot. */
+    uint64_t tpos, toff;
+    evb_ring_load_tail(r, &tpos, &toff);
+    bool past_end = whence == EVB_START_OFFSET && value >= toff;
     /* F1: acquire; below flushed the segments hold every byte. */
     uint64_t flushed = atomic_load_explicit(&r->hdr->flushed, memory_order_acquire);
     struct evb_seg_skipped sk;
@@ -358,7 +364,7 @@ int evb_consumer_seek_one(evb_consumer *c, uint32_t i, uint32_t whence, uint64_t
      * to flushed: lost unless the ring still holds it from where the
      * reader starts. */
     uint64_t dstart = flushed - sk.bytes;
-    if (rc || (!sk.bytes && sk.from == EVB_SEG_NO_OFFSET) || rd->pos <= dstart)
+    if (rc || past_end || (!sk.bytes && sk.from == EVB_SEG_NO_OFFSET) || rd->pos <= dstart)
         return rc;
     /* Owed like damage a read ends on. The ring counts the events an
      * offset seek lost itself (from the offset asked); by time, the count

@@ -251,3 +251,55 @@ Test(consumer_disk, seek_by_time_into_damage_at_the_end)
     cr_expect_eq(events, 10, "events %llu", (unsigned long long)events);
     evb_consumer_close(c);
 }
+
+/* A live bus (the ring still holds every event), the disk log's last
+ * events damaged under it; a seek by offset at the tail's offset reported
+ * the damage lost though the caller asked for none of it and the ring
+ * holds it whole (found by a review). */
+Test(consumer_disk, seek_past_the_end_over_live_damage_loses_nothing)
+{
+    damage(N - 3, N);
+    /* the rebuilt bus: the ring starts empty at the log end; publish
+     * enough for the ring to hold a stretch of fresh events, then damage
+     * the last of those on disk too */
+    bus = open_bus();
+    publish(N, 100);
+    char path[512];
+    /* damage events N+97..N+99 on disk (their positions: the ring knows) */
+    evb_consumer *s;
+    evb_consumer_options so = {.kind = EVB_SUBSCRIBER, .start = EVB_START_OFFSET,
+                               .start_value = N + 90};
+    cr_assert_eq(evb_consumer_open(&s, bus, "t", &so), 0);
+    evb_event ev;
+    uint64_t p97 = 0, pend = 0;
+    for (int i = 0; i < 10; i++) {
+        cr_assert_eq(evb_consumer_next(s, &ev, 1000), 0, "%s", evb_last_error());
+        if (ev.offset == N + 97)
+            p97 = ev.position;
+        pend = ev.position + evb_frame_bytes(0, VLEN);
+    }
+    evb_consumer_close(s);
+    for (uint64_t pp = p97; pp < pend; pp += evb_frame_bytes(0, VLEN)) {
+        uint64_t base = pp - pp % SEG;
+        seg_path(path, sizeof path, base);
+        int fd = open(path, O_RDWR);
+        cr_assert_geq(fd, 0, "%s", path);
+        off_t at = (off_t)(pp - base + EVB_FRAME_HDR + 4);
+        uint8_t b;
+        cr_assert_eq(pread(fd, &b, 1, at), 1);
+        b ^= 0x40;
+        cr_assert_eq(pwrite(fd, &b, 1, at), 1);
+        close(fd);
+    }
+    evb_consumer *c;
+    evb_consumer_options co = {.kind = EVB_SUBSCRIBER_LOSSLESS, .start = EVB_START_OFFSET,
+                               .start_value = N + 100, .flags = EVB_CONSUMER_SKIP_DAMAGE};
+    cr_assert_eq(evb_consumer_open(&c, bus, "t", &co), 0, "consumer: %s", evb_last_error());
+    publish(N + 100, 1);
+    int rc = evb_consumer_next(c, &ev, 1000);
+    cr_assert_eq(rc, 0, "%s", evb_last_error());
+    cr_expect_eq(ev.offset, N + 100);
+    cr_expect_eq(ev.lost_bytes, 0, "reported %llu bytes lost",
+                 (unsigned long long)ev.lost_bytes);
+    evb_consumer_close(c);
+}
