@@ -165,6 +165,9 @@ int cli_print_json(const cli *c, json_t *j);
  * INT64_MAX, which JSON's signed integers here cannot hold (a "none"
  * sentinel, or hostile bytes read from a file). */
 json_t *cli_json_u64(uint64_t v);
+/* S as a JSON string: bytes that are not UTF-8 become '?' (json_string
+ * alone gives NULL for them, which drops whatever holds it). */
+json_t *cli_json_text(const char *s);
 
 /* A topic's configuration as a JSON object (shared by info and stat);
  * the durability fields only for durable topics. */

@@ -292,7 +292,7 @@ static bool disk_json(json_t *o, const struct evb_partition_stat *ps, const evb_
                           "flusher_pid", (json_int_t)ps->flusher_pid);
     if (d != NULL && ps->flush_error != 0 &&
         json_object_set_new(d, "flush_error_text",
-                            json_string(dmg->flush_error[0] ? dmg->flush_error
+                            cli_json_text(dmg->flush_error[0] ? dmg->flush_error
                                                             : evb_strerror(ps->flush_error))) < 0) {
         json_decref(d);
         d = NULL;

@@ -747,7 +747,7 @@ static json_t *part_json(const stat_round *r, const topic_snap *ts, uint32_t p)
         json_object_update_new(o, json_pack("{s:i, s:o}", "flush_error", (int)s->flush_error,
                                             "flush_error_text",
                                             s->flush_error
-                                                ? json_string(ts->parts[p].flush_text)
+                                                ? cli_json_text(ts->parts[p].flush_text)
                                                 : json_null())) < 0) {
         json_decref(o);
         o = NULL;
@@ -774,9 +774,9 @@ static json_t *round_json(const stat_round *r)
     for (size_t i = 0; topics != NULL && i < r->cur->n; i++) {
         const topic_snap *ts = &r->cur->topics[i];
         if (ts->error != NULL) {
-            json_array_append_new(topics, json_pack("{s:s, s:b, s:s}", "name", ts->ti.name,
+            json_array_append_new(topics, json_pack("{s:s, s:b, s:o}", "name", ts->ti.name,
                                                     "damaged", ts->damaged,
-                                                    "error", ts->error));
+                                                    "error", cli_json_text(ts->error)));
             continue;
         }
         json_t *parts = json_array();
@@ -799,11 +799,11 @@ static json_t *round_json(const stat_round *r)
                                                      ? json_null()
                                                      : cli_json_u64(ts->dlq_resubmitted));
         if (dlq != NULL && ts->dlq_state_error)
-            json_object_set_new(dlq, "state_error", json_string(ts->dlq_state_error));
+            json_object_set_new(dlq, "state_error", cli_json_text(ts->dlq_state_error));
         json_object_set_new(o, "dlq", dlq);
         /* "damage": null, or why its last rebuild kept damage on disk. */
         json_object_set_new(o, "damage",
-                            ts->damage ? json_string(ts->damage) : json_null());
+                            ts->damage ? cli_json_text(ts->damage) : json_null());
         json_array_append_new(topics, o);
     }
     /* "time": when the snapshot was taken (seconds since the epoch), so

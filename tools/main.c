@@ -342,6 +342,25 @@ json_t *cli_json_u64(uint64_t v)
     return json_integer((json_int_t)v);
 }
 
+json_t *cli_json_text(const char *s)
+{
+    json_t *j = json_string(s);
+    if (j != NULL || s == NULL)
+        return j;
+    /* Not UTF-8 (a path's raw bytes, cut mid-character): every byte past
+     * ASCII as '?', rather than no string at all, which would drop the
+     * object it belongs to. */
+    size_t n = strlen(s);
+    char *t = malloc(n + 1);
+    if (t == NULL)
+        return NULL;
+    for (size_t i = 0; i <= n; i++)
+        t[i] = (unsigned char)s[i] < 0x80 ? s[i] : '?';
+    j = json_string(t);
+    free(t);
+    return j;
+}
+
 const char *cli_durability_name(uint32_t durability)
 {
     switch (durability) {

@@ -85,6 +85,32 @@ for dur in sync async; do
     end
 done
 
+begin "stat --json of a failed flusher whose words hold bytes that are not UTF-8"
+# The partition directory is named in the text when the flusher could keep
+# no note; a JSON string cannot hold those bytes raw (a review found the
+# partition dropped from the output).
+umount "$DATA"
+mount -t tmpfs -o size=2m,mode=0755 tmpfs "$DATA"
+rm -rf "$DBUS"
+odd="$DATA/odd$(printf '\xff')dir"
+mkdir -p "$odd"
+RC=0
+"$EVBUS" create u --bus "$DBUS" --data-dir "$odd" --durability sync --ring-bytes 64K \
+    --segment-bytes 1M >"$OUT" 2>"$ERR" || RC=$?
+check "create with an odd data directory" rc_is 0
+seq 1 200000 >"$TMP/lines"
+RC=0
+timeout 30 "$EVBUS" pub u --bus "$DBUS" --data-dir "$odd" <"$TMP/lines" >"$OUT" 2>"$ERR" || RC=$?
+check "pub into the full disk: exit 1" rc_is 1
+# No note kept (a full disk may take its write): the words are the guess,
+# which names the partition directory.
+: >"$odd/u/0/flush.error"
+RC=0
+"$EVBUS" stat u --json --bus "$DBUS" --data-dir "$odd" >"$OUT" 2>"$ERR" || RC=$?
+check "stat --json: exit 1" rc_is 1
+check "stat --json: the partition with its flush error" eval "python3 -c 'import json,sys; p=json.loads(open(sys.argv[1]).readline())[\"topics\"][0][\"partitions\"][0]; sys.exit(0 if p[\"flush_error\"] < 0 and p[\"flush_error_text\"] else 1)' \"\$OUT\""
+end
+
 begin "a durable create refused by a read-only data directory leaves the bus free to use another"
 # A cold attack found the failed create had recorded the read-only
 # directory as the bus's, so every later create with a good one failed.
