@@ -244,6 +244,14 @@ static int grab_and_die(void *arg)
         pause(); /* "processing" until killed */
 }
 
+/* Queue q of topic jobs counts EXPELLED members expelled. */
+static void expelled_is(uint64_t expelled)
+{
+    evb_group_summary sum;
+    cr_assert_geq(evb_group_stat(bus, "jobs", "q", &sum, NULL, 0, NULL, 0), 0);
+    cr_expect_eq(sum.expelled, expelled);
+}
+
 Test(queue, killed_member_event_redelivered_with_count_2)
 {
     make_topic("jobs", 2, false);
@@ -267,9 +275,7 @@ Test(queue, killed_member_event_redelivered_with_count_2)
     cr_assert_eq(evb_consumer_ack(c, &ev), 0);
     cr_assert_eq(evb_consumer_next(c, &ev, 200), -ETIMEDOUT);
     /* The killed member counts as expelled, whoever freed its slot. */
-    evb_group_summary sum;
-    cr_assert_geq(evb_group_stat(bus, "jobs", "q", &sum, NULL, 0, NULL, 0), 0);
-    cr_expect_eq(sum.expelled, 1);
+    expelled_is(1);
     evb_consumer_close(c);
     munmap(sh, sizeof *sh);
 }
@@ -287,9 +293,7 @@ Test(queue, a_sole_member_killed_counts_as_expelled)
     kill(pid, SIGKILL);
     cr_assert_eq(t_wait_exit(pid, 5000), 128 + SIGKILL);
     evb_consumer *c = member("jobs", "q", 1000, 0);
-    evb_group_summary sum;
-    cr_assert_geq(evb_group_stat(bus, "jobs", "q", &sum, NULL, 0, NULL, 0), 0);
-    cr_expect_eq(sum.expelled, 1);
+    expelled_is(1);
     evb_consumer_close(c);
     munmap(sh, sizeof *sh);
 }
@@ -460,6 +464,18 @@ Test(queue, reject_is_handled)
     evb_consumer_close(c);
 }
 
+/* Topic "jobs" (one partition, N events) and two members A and B of queue
+ * q with ACK_WAIT; A has taken the first event into *EA. */
+static void two_members(uint32_t ack_wait, uint64_t n, evb_consumer **a, evb_consumer **b,
+                        evb_event *ea)
+{
+    make_topic("jobs", 1, false);
+    *a = member("jobs", "q", ack_wait, 0);
+    *b = member("jobs", "q", ack_wait, 0);
+    publish_n("jobs", 0, n);
+    cr_assert_eq(evb_consumer_next(*a, ea, 1000), 0);
+}
+
 /* Events in TOPIC's dead-letter topic (0 when it has none). */
 static uint64_t dlq_events(const char *topic)
 {
@@ -476,13 +492,10 @@ static uint64_t dlq_events(const char *topic)
  * both records written, and `dlq resubmit --all` putting both back). */
 Test(queue, a_reject_of_an_event_no_longer_ours_writes_no_record)
 {
-    make_topic("jobs", 1, false);
-    evb_consumer *a = member("jobs", "q", 200, 0);
-    evb_consumer *b = member("jobs", "q", 200, 0);
-    publish_n("jobs", 0, 3);
+    evb_consumer *a, *b;
     evb_event ea, eb;
+    two_members(200, 3, &a, &b, &ea);
     /* Acknowledged, then rejected. */
-    cr_assert_eq(evb_consumer_next(a, &ea, 1000), 0);
     cr_assert_eq(evb_consumer_ack(a, &ea), 0);
     cr_expect_eq(evb_consumer_reject(a, &ea, "after ack"), -ESTALE);
     cr_expect_eq(dlq_events("jobs"), 0, "a record for an acknowledged event");
@@ -523,12 +536,9 @@ static void slow_append(const char *name)
  * other member is handed it then, even past ack_wait. */
 Test(queue, a_reject_holds_its_event_past_ack_wait)
 {
-    make_topic("jobs", 1, false);
-    evb_consumer *a = member("jobs", "q", 100, 0);
-    evb_consumer *b = member("jobs", "q", 100, 0);
-    publish_n("jobs", 0, 1);
+    evb_consumer *a, *b;
     evb_event ea, eb;
-    cr_assert_eq(evb_consumer_next(a, &ea, 1000), 0);
+    two_members(100, 1, &a, &b, &ea);
     other = b;
     other_got = 1;
     atomic_store(&evb_crash_hook, slow_append);
@@ -585,12 +595,9 @@ Test(queue, a_reject_is_not_expelled_while_its_record_is_written)
  * acknowledged, and another member takes it after ack_wait. */
 Test(queue, a_refused_reject_holds_nothing)
 {
-    make_topic("jobs", 1, false);
-    evb_consumer *a = member("jobs", "q", 200, 0);
-    evb_consumer *b = member("jobs", "q", 200, 0);
-    publish_n("jobs", 0, 1);
+    evb_consumer *a, *b;
     evb_event ea, eb;
-    cr_assert_eq(evb_consumer_next(a, &ea, 1000), 0);
+    two_members(200, 1, &a, &b, &ea);
     char reason[EVB_DLQ_REASON_MAX + 2];
     memset(reason, 'r', sizeof reason - 1);
     reason[sizeof reason - 1] = '\0';
@@ -648,15 +655,23 @@ Test(queue, ack_checks_the_event)
     evb_consumer_close(o);
 }
 
+/* Topic jobs (DURABLE or not) with N events, and the first member of a
+ * new queue q asked to start at offset AT. */
+static evb_consumer *started_at(bool durable, uint64_t n, uint64_t at)
+{
+    make_topic("jobs", 1, durable);
+    publish_n("jobs", 0, n);
+    evb_consumer_options co = {.kind = EVB_QUEUE_MEMBER, .name = "q",
+                               .start = EVB_START_OFFSET, .start_value = at};
+    evb_consumer *c;
+    cr_assert_eq(evb_consumer_open(&c, bus, "jobs", &co), 0, "%s", evb_last_error());
+    return c;
+}
+
 /* A new queue group asked to start at an offset starts there. */
 Test(queue, starts_at_an_offset)
 {
-    make_topic("jobs", 1, false);
-    publish_n("jobs", 0, 20);
-    evb_consumer_options co = {.kind = EVB_QUEUE_MEMBER, .name = "q",
-                               .start = EVB_START_OFFSET, .start_value = 12};
-    evb_consumer *c;
-    cr_assert_eq(evb_consumer_open(&c, bus, "jobs", &co), 0);
+    evb_consumer *c = started_at(false, 20, 12);
     evb_event ev;
     cr_assert_eq(evb_consumer_next(c, &ev, 1000), 0);
     cr_assert_eq(ev.offset, 12);
@@ -704,12 +719,7 @@ Test(queue, members_delivered_add_up_to_the_events)
  * handed out the whole history at once (found by a cold attack). */
 Test(queue, starts_past_the_end_at_the_tail)
 {
-    make_topic("jobs", 1, true);
-    publish_n("jobs", 0, 5);
-    evb_consumer_options co = {.kind = EVB_QUEUE_MEMBER, .name = "q",
-                               .start = EVB_START_OFFSET, .start_value = 6};
-    evb_consumer *c;
-    cr_assert_eq(evb_consumer_open(&c, bus, "jobs", &co), 0, "%s", evb_last_error());
+    evb_consumer *c = started_at(true, 5, 6);
     evb_event ev;
     cr_expect_eq(evb_consumer_next(c, &ev, 200), -ETIMEDOUT, "handed out offset %llu",
                  (unsigned long long)ev.offset);
