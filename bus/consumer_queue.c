@@ -203,7 +203,7 @@ static int dead_letter(evb_consumer *c, uint32_t i, evb_event *ev)
     if (rc)
         return rc;
     rc = evb_dlq_append(&c->dlq, c->bus, c->tm, ev, "max_deliveries reached",
-                            ev->deliveries - 1, c->name);
+                        ev->deliveries - 1, c->name);
     /* The append may have waited (a full or syncing DLQ): rebuilt
      * meanwhile, the slot is not ours to settle. */
     int re = evb_cqueue_check(c);
