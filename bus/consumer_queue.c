@@ -153,8 +153,10 @@ int evb_cqueue_open(evb_consumer *c)
              * queue starts at the first one it lets through, if any. */
             uint64_t at = c->rd[i].pos;
             struct evb_frame_view v;
-            if (start != EVB_START_LATEST && evb_consumer_read_part(c, i, &v) == 0)
+            if (start != EVB_START_LATEST && evb_consumer_read_part(c, i, &v) == 0) {
                 at = v.pos;
+                evb_ring_reader_uncount(&c->rd[i]); /* a look, not a delivery */
+            }
             if ((rc = evb_queue_start(&c->grp, c->part[i], at, &fp)))
                 return rc;
         }
@@ -263,6 +265,7 @@ static int retake(evb_consumer *c, evb_event *ev)
                  * (acked, or retaken and found gone in turn), so that gap
                  * is not the loss, and this event's own size is unknown. */
                 evb_ring_reader_add_loss(&c->rd[i], 0, 1);
+                evb_ring_reader_uncount(&c->rd[i]); /* the later event read: not handed */
                 evb_queue_ack(&c->grp, c->part[i], t.qseq, t.pos);
                 continue;
             }
@@ -275,6 +278,7 @@ static int retake(evb_consumer *c, evb_event *ev)
             deliver(c, i, ev, &v, t.qseq, t.count);
             uint32_t md = c->grp.f->h.max_deliveries;
             if (md && t.count > md) {
+                evb_ring_reader_uncount(&c->rd[i]); /* to the DLQ, not the caller */
                 /* -ESTALE: another member took it meanwhile, go on; or we
                  * left the group (rebuilt under the append): stop. */
                 if ((rc = dead_letter(c, i, ev)) && (rc != -ESTALE || c->failed))
@@ -318,6 +322,8 @@ static int take(evb_consumer *c, evb_event *ev)
             if (rc || (rc = rebuilt(c)))
                 return rc;
             rc = evb_queue_take(&c->grp, c->part[i], fp, fs, v.pos, v.end);
+            if (rc)
+                evb_ring_reader_uncount(&c->rd[i]); /* read, not taken: not delivered */
             if (rc == -ESTALE)
                 return rebuilt(c); /* J7 moved after our look: leave, say why */
             if (rc == -EBADMSG)

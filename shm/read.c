@@ -288,8 +288,15 @@ void evb_ring_reader_release_to(struct evb_ring_reader *rd, uint64_t pos)
     struct evb_reader_slot *s = &rd->r->rslots[rd->slot_idx];
     if (pos > rd->pos)
         pos = rd->pos;
-    if (pos == rd->published)
+    if (pos == rd->published) {
+        /* A queue member's floor can stay while it hands events out:
+         * the statistic moves on its own. Relaxed, as below. */
+        if (rd->delivered != rd->published_delivered) {
+            atomic_store_explicit(&s->delivered, rd->delivered, memory_order_relaxed);
+            rd->published_delivered = rd->delivered;
+        }
         return;
+    }
     /* Not overwritten: a foreign value must stay seen (the next read
      * fails), not be hidden by ours. One load of the line we are about to
      * store to anyway. */
@@ -300,6 +307,7 @@ void evb_ring_reader_release_to(struct evb_ring_reader *rd, uint64_t pos)
     /* Statistics: relaxed. */
     atomic_store_explicit(&s->cursor_offset, rd->offset, memory_order_relaxed);
     atomic_store_explicit(&s->delivered, rd->delivered, memory_order_relaxed);
+    rd->published_delivered = rd->delivered;
     rd->published = pos;
 }
 
@@ -458,6 +466,12 @@ void evb_ring_reader_add_loss(struct evb_ring_reader *rd, uint64_t bytes, uint64
 {
     rd->lost_bytes += bytes;
     rd->lost_events += events;
+}
+
+void evb_ring_reader_uncount(struct evb_ring_reader *rd)
+{
+    if (rd->delivered)
+        rd->delivered--;
 }
 
 void evb_ring_reader_skip_before(struct evb_ring_reader *rd, uint64_t timestamp_ns)

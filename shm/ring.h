@@ -323,6 +323,7 @@ struct evb_ring_reader {
     uint64_t lost_bytes;
     uint64_t delivered;       /* events returned; statistic */
     uint64_t published;       /* cursor value last stored in the slot */
+    uint64_t published_delivered; /* delivered value last stored there */
     struct evb_hole_timer hole; /* a claimed, uncommitted frame at pos */
     uint32_t idle_polls;      /* empty polls, to pace tail peeks */
     uint64_t learn_floor;     /* learning: the offset the seek wanted; a higher
@@ -391,6 +392,10 @@ int evb_ring_reader_seek(struct evb_ring_reader *rd, uint64_t pos, uint64_t offs
  */
 void evb_ring_reader_moved(struct evb_ring_reader *rd, uint64_t pos, uint64_t offset);
 void evb_ring_reader_add_loss(struct evb_ring_reader *rd, uint64_t bytes, uint64_t events);
+/* The last event read was not handed out after all (a queue member's take
+ * that another member won, an event it sends to the dead-letter topic):
+ * the slot's "delivered" counts what a caller got, not what was read. */
+void evb_ring_reader_uncount(struct evb_ring_reader *rd);
 int evb_ring_reader_resume(struct evb_ring_reader *rd, uint64_t pos, uint64_t offset,
                            bool learn);
 /* After a seek by time: skip events stamped before TIMESTAMP_NS, once. */

@@ -82,6 +82,8 @@ struct shared {
     _Atomic uint32_t per_member[MEMBERS];
     _Atomic uint64_t done;
     _Atomic uint32_t go;
+    _Atomic uint32_t parked; /* members done and counted, still attached */
+    _Atomic uint32_t leave;
 };
 
 struct marg {
@@ -120,6 +122,14 @@ static int worker(void *argp)
         atomic_fetch_add(&a->sh->per_member[a->me], 1);
         atomic_fetch_add(&a->sh->done, 1);
     }
+    /* Past a tick, one more call publishes this member's counts; it stays
+     * attached until the test has read its readers' (evbus stat). */
+    usleep(150000);
+    evb_event ev;
+    evb_consumer_next(c, &ev, 0);
+    atomic_fetch_add(&a->sh->parked, 1);
+    while (!atomic_load(&a->sh->leave))
+        usleep(1000);
     evb_consumer_close(c);
     evb_bus_close(b);
     return 0;
@@ -142,8 +152,25 @@ Test(queue, eight_members_two_partitions_all_work)
     }
     usleep(200000);
     atomic_store(&sh->go, 1);
+    while (atomic_load(&sh->parked) < MEMBERS && atomic_load(&sh->done) <= N_EVENTS)
+        usleep(1000);
+    /* Eight members racing for each event read far more than they take;
+     * each reader's "delivered" (what `evbus stat` shows) counts the events
+     * its member was handed, so they add up to the events (they added up
+     * to the reads). */
+    uint64_t per_reader = 0;
+    for (uint32_t p = 0; p < 2; p++) {
+        evb_reader_stat rs[MEMBERS];
+        int nr = evb_reader_list(bus, "jobs", p, rs, MEMBERS);
+        cr_expect_eq(nr, MEMBERS, "partition %u: %d readers", p, nr);
+        for (int k = 0; k < nr && k < MEMBERS; k++)
+            per_reader += rs[k].delivered;
+    }
+    atomic_store(&sh->leave, 1);
     for (int m = 0; m < MEMBERS; m++)
         cr_assert_eq(t_wait_exit(pids[m], 60000), 0, "member %d", m);
+    cr_expect_eq(per_reader, N_EVENTS, "the readers' delivered add up to %llu",
+                 (unsigned long long)per_reader);
     for (int i = 0; i < N_EVENTS; i++) {
         uint32_t n = atomic_load(&sh->acks[i]);
         cr_assert_eq(n, 1, "event %d acknowledged %u times", i, n);
@@ -196,6 +223,13 @@ Test(queue, nack_redelivers_then_dead_letters)
     cr_assert_eq(nacks, 3);
     cr_assert_eq(seen_counts[1] + seen_counts[2] + seen_counts[3], 3);
     cr_assert_eq(seen_counts[3], 1);
+    /* The member's reader counts the 5 events it handed out, not the read
+     * that sent event 1 to the DLQ (`evbus stat`). */
+    usleep(150000);
+    cr_assert_eq(evb_consumer_next(c, &ev, 0), -EAGAIN);
+    evb_reader_stat rs[2];
+    cr_assert_eq(evb_reader_list(bus, "jobs", 0, rs, 2), 1);
+    cr_expect_eq(rs[0].delivered, 5, "delivered %llu", (unsigned long long)rs[0].delivered);
     evb_consumer_close(c);
     /* The dead-letter topic holds it, with its count. */
     evb_consumer_options so = {.kind = EVB_SUBSCRIBER, .start = EVB_START_EARLIEST};
@@ -711,6 +745,18 @@ Test(queue, members_delivered_add_up_to_the_events)
     cr_assert_eq(n, 2, "%d", n);
     cr_expect_eq(ms[0].delivered + ms[1].delivered, 40, "%llu + %llu",
                  (unsigned long long)ms[0].delivered, (unsigned long long)ms[1].delivered);
+    /* And so does each member's reader of each partition (`evbus stat`),
+     * which counted every read. */
+    uint64_t per_reader = 0;
+    for (uint32_t p = 0; p < 2; p++) {
+        evb_reader_stat rs[4];
+        int nr = evb_reader_list(bus, "jobs", p, rs, 4);
+        cr_assert_eq(nr, 2, "partition %u: %d readers", p, nr);
+        for (int k = 0; k < nr; k++)
+            per_reader += rs[k].delivered;
+    }
+    cr_expect_eq(per_reader, 40, "readers' delivered add up to %llu",
+                 (unsigned long long)per_reader);
     evb_consumer_close(m[0]);
     evb_consumer_close(m[1]);
 }
