@@ -213,10 +213,11 @@ static int dead_letter(evb_consumer *c, uint32_t i, evb_event *ev)
         return re;
     if (rc) {
         /* The DLQ refused it (too big for a DLQ made smaller, a name too
-         * long...): it waits an ack_wait in the queue, so the error comes
-         * back that often, not at every call, and other events flow. */
-        evb_queue_nack(&c->grp, c->part[i], ev->ack_token, ev->position,
-                       c->grp.f->h.ack_wait_ms);
+         * long, a full disk...): it waits an ack_wait in the queue, so the
+         * error comes back that often, not at every call, and other events
+         * flow. Not a nack nor a delivery: each try counts nowhere. */
+        evb_queue_retry(&c->grp, c->part[i], ev->ack_token, ev->position,
+                        c->grp.f->h.ack_wait_ms);
         return rc;
     }
     return evb_queue_dead_letter(&c->grp, c->part[i], ev->ack_token, ev->position);

@@ -154,6 +154,11 @@ int evb_queue_nack(struct evb_group *g, uint32_t p, uint64_t qseq, uint64_t pos,
 #define EVB_QUEUE_HOLD_MS 10000u
 int evb_queue_hold(struct evb_group *g, uint32_t p, uint64_t qseq, uint64_t pos,
                    uint32_t extra_ms);
+/* Waiting again for DELAY_MS, counted nowhere and its delivery count
+ * taken back (its retake counts it again): an event the dead-letter topic
+ * refused, whose record is tried again then. 0, -ESTALE as ack. */
+int evb_queue_retry(struct evb_group *g, uint32_t p, uint64_t qseq, uint64_t pos,
+                    uint32_t delay_ms);
 /* Settle it as dead-lettered: acknowledged (never delivered again) and
  * counted in dead_lettered, not acked. 0, -ESTALE as ack. */
 int evb_queue_dead_letter(struct evb_group *g, uint32_t p, uint64_t qseq, uint64_t pos);

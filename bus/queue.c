@@ -559,7 +559,7 @@ int evb_queue_retake(struct evb_group *g, uint32_t p, const uint32_t *ids, uint3
 /* Event QSEQ of P, ours in flight, to STATE (acked, or waiting until
  * DEADLINE); with KEEP still ours in flight, until DEADLINE instead. */
 static int cas_ours(struct evb_group *g, uint32_t p, uint64_t qseq, uint64_t pos, bool keep,
-                    uint8_t state, uint64_t deadline)
+                    uint8_t state, uint64_t deadline, uint32_t back)
 {
     struct evb_queue_head *q = head(g, p);
     struct evb_queue_slot *s = slot_of(g, q, qseq);
@@ -575,7 +575,10 @@ static int cas_ours(struct evb_group *g, uint32_t p, uint64_t qseq, uint64_t pos
         EVB_QS_STATE(ctl) != EVB_QS_INFLIGHT || EVB_QS_MEMBER(ctl) != (uint32_t)g->id ||
         /* V1: ours in flight, until the CAS. */
         !evb_cas128(&s->ctl, ctl, dl,
-                    keep ? ctl : EVB_QS_CTL(0, lap_of(g, qseq), EVB_QS_COUNT(ctl), state),
+                    keep ? ctl
+                         : EVB_QS_CTL(0, lap_of(g, qseq),
+                                      EVB_QS_COUNT(ctl) > back ? EVB_QS_COUNT(ctl) - back : 1,
+                                      state),
                     deadline))
         return evb_err_set(-ESTALE, "group %s of topic %s, partition %u: the event is not "
                            "yours in flight: acknowledged already, or taken by another "
@@ -589,7 +592,7 @@ static int cas_ours(struct evb_group *g, uint32_t p, uint64_t qseq, uint64_t pos
 static int settle(struct evb_group *g, uint32_t p, uint64_t qseq, uint64_t pos, uint8_t state,
                   uint64_t deadline, _Atomic uint64_t *counter)
 {
-    int rc = cas_ours(g, p, qseq, pos, false, state, deadline);
+    int rc = cas_ours(g, p, qseq, pos, false, state, deadline, 0);
     if (rc)
         return rc;
     struct evb_queue_head *q = head(g, p);
@@ -615,7 +618,14 @@ int evb_queue_nack(struct evb_group *g, uint32_t p, uint64_t qseq, uint64_t pos,
 int evb_queue_hold(struct evb_group *g, uint32_t p, uint64_t qseq, uint64_t pos,
                    uint32_t extra_ms)
 {
-    return cas_ours(g, p, qseq, pos, true, 0, real_ms() + g->f->h.ack_wait_ms + extra_ms);
+    return cas_ours(g, p, qseq, pos, true, 0, real_ms() + g->f->h.ack_wait_ms + extra_ms, 0);
+}
+
+int evb_queue_retry(struct evb_group *g, uint32_t p, uint64_t qseq, uint64_t pos,
+                    uint32_t delay_ms)
+{
+    /* Its retake counts it again: the count stays where the take left it. */
+    return cas_ours(g, p, qseq, pos, false, EVB_QS_WAIT, real_ms() + delay_ms, 1);
 }
 
 int evb_queue_dead_letter(struct evb_group *g, uint32_t p, uint64_t qseq, uint64_t pos)

@@ -624,6 +624,39 @@ Test(queue, a_reject_is_not_expelled_while_its_record_is_written)
     evb_consumer_close(b);
 }
 
+/* A dead-letter topic that refuses the record (here its name would be too
+ * long) keeps the event in the queue, tried again each ack_wait. Each try
+ * is neither a nack nor a delivery: the counts stay what the clients did
+ * (they grew by one nack a try, the event's delivery count with them). */
+Test(queue, a_refused_dead_letter_is_tried_again_counted_once)
+{
+    char name[EVB_NAME_MAX + 1];
+    memset(name, 'n', EVB_NAME_MAX - 3);
+    name[EVB_NAME_MAX - 3] = '\0';
+    make_topic(name, 1, false);
+    evb_consumer *c = member(name, "q", 100, 1);
+    publish_n(name, 0, 1);
+    evb_event ev;
+    cr_assert_eq(evb_consumer_next(c, &ev, 1000), 0, "%s", evb_last_error());
+    cr_assert_eq(evb_consumer_nack(c, &ev, 0), 0);
+    int refused = 0;
+    for (uint64_t end = t_now_ms() + 1000; t_now_ms() < end;) {
+        int rc = evb_consumer_next(c, &ev, 50);
+        cr_assert(rc == -ETIMEDOUT || rc == -ENAMETOOLONG, "%d %s", rc, evb_last_error());
+        refused += rc == -ENAMETOOLONG;
+    }
+    cr_assert_geq(refused, 3, "the record was tried %d times", refused);
+    evb_group_summary sum;
+    evb_group_partition_stat ps[1];
+    cr_assert_geq(evb_group_stat(bus, name, "q", &sum, NULL, 0, ps, 1), 0);
+    cr_expect_eq(ps[0].nacked, 1, "nacked %llu", (unsigned long long)ps[0].nacked);
+    cr_expect_eq(ps[0].redelivered, 0, "redelivered %llu",
+                 (unsigned long long)ps[0].redelivered);
+    cr_expect_eq(ps[0].dead_lettered, 0);
+    cr_expect_eq(ps[0].acked, 0);
+    evb_consumer_close(c);
+}
+
 /* A reject refused before it writes (a reason too long) leaves the event
  * its member's as any in flight, not held for ack_wait + 10 s: it can be
  * acknowledged, and another member takes it after ack_wait. */
