@@ -41,11 +41,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#if defined(__x86_64__)
-#include <x86intrin.h>
-#define EVB_HAVE_TSC 1
-#endif
-
 /* 64 x 64 -> 128-bit products: a tick count times a 32.32 rate. */
 __extension__ typedef unsigned __int128 u128;
 
@@ -60,21 +55,8 @@ static uint64_t realtime_ns(void)
 }
 
 #ifdef EVB_HAVE_TSC
-enum { CLK_UNKNOWN, CLK_CALIBRATING, CLK_TSC, CLK_SYSCALL };
-
-/*
- * The anchor, under a seqlock (one writer at a time by the odd value's
- * CAS). Readers are every publishing thread of the process; the writer is
- * whichever of them first finds the anchor due.
- */
-static struct {
-    _Atomic uint64_t lock_seq;   /* even: stable; odd: being rewritten */
-    _Atomic uint64_t anchor_tsc; /* counter at the anchor */
-    _Atomic uint64_t anchor_ns;  /* CLOCK_REALTIME at the anchor */
-    _Atomic uint64_t rate;       /* ns per tick, 32.32 fixed point */
-    _Atomic uint64_t due_tsc;    /* counter value of the next anchor */
-    _Atomic int state;           /* CLK_* */
-} clk;
+/* The anchor (clock.h), read inline by evb_event_ns(). */
+struct evb_clk evb_clk;
 
 /* The kernel keeps time by the counter: it found it invariant and
  * synchronised (or it would have marked it unstable and switched). */
@@ -123,31 +105,31 @@ static uint64_t reanchor(uint64_t seq, uint64_t min_ns, uint64_t next_ns)
     pair_now(&tsc, &ns);
     /* Relaxed: we hold the seqlock; the fields are ours until the release
      * below. */
-    uint64_t t0 = atomic_load_explicit(&clk.anchor_tsc, memory_order_relaxed);
-    uint64_t n0 = atomic_load_explicit(&clk.anchor_ns, memory_order_relaxed);
-    uint64_t mult = atomic_load_explicit(&clk.rate, memory_order_relaxed);
-    int mode = atomic_load_explicit(&clk.state, memory_order_relaxed);
+    uint64_t t0 = atomic_load_explicit(&evb_clk.anchor_tsc, memory_order_relaxed);
+    uint64_t n0 = atomic_load_explicit(&evb_clk.anchor_ns, memory_order_relaxed);
+    uint64_t mult = atomic_load_explicit(&evb_clk.rate, memory_order_relaxed);
+    int mode = atomic_load_explicit(&evb_clk.state, memory_order_relaxed);
     /* A rate needs a long enough interval: two threads that find the
      * anchor due together re-anchor twice, the second a moment later. */
     if (tsc > t0 && ns >= n0 + min_ns) {
         u128 m = ((u128)(ns - n0) << 32) / (tsc - t0);
         /* A step of the clock (settimeofday) gives one odd rate: keep the
          * old one then, the anchor itself takes the step. */
-        if (mode == CLK_CALIBRATING || (m > mult / 2 && m < mult * 2))
+        if (mode == EVB_CLK_CALIBRATING || (m > mult / 2 && m < mult * 2))
             mult = (uint64_t)m;
-        mode = CLK_TSC;
+        mode = EVB_CLK_TSC;
     }
     uint64_t ticks = mult ? (uint64_t)(((u128)next_ns << 32) / mult) : 0;
     /* Relaxed stores: the seqlock's release below publishes them (V4). */
-    atomic_store_explicit(&clk.anchor_tsc, tsc, memory_order_relaxed);
-    atomic_store_explicit(&clk.anchor_ns, ns, memory_order_relaxed);
-    atomic_store_explicit(&clk.rate, mult, memory_order_relaxed);
-    atomic_store_explicit(&clk.due_tsc, tsc + ticks, memory_order_relaxed);
-    atomic_store_explicit(&clk.state, mode, memory_order_relaxed);
+    atomic_store_explicit(&evb_clk.anchor_tsc, tsc, memory_order_relaxed);
+    atomic_store_explicit(&evb_clk.anchor_ns, ns, memory_order_relaxed);
+    atomic_store_explicit(&evb_clk.rate, mult, memory_order_relaxed);
+    atomic_store_explicit(&evb_clk.due_tsc, tsc + ticks, memory_order_relaxed);
+    atomic_store_explicit(&evb_clk.state, mode, memory_order_relaxed);
     /* Tests hold this thread here, the lock odd, while another forks. */
     EVB_CRASH_POINT("clock.reanchor");
     /* V4: release, the fields before the even value readers check. */
-    atomic_store_explicit(&clk.lock_seq, seq + 2, memory_order_release);
+    atomic_store_explicit(&evb_clk.lock_seq, seq + 2, memory_order_release);
     return ns;
 }
 
@@ -162,12 +144,12 @@ static uint64_t reanchor(uint64_t seq, uint64_t min_ns, uint64_t next_ns)
 static void clk_fork_child(void)
 {
     /* Relaxed: the child has one thread; nothing races these. */
-    uint64_t seq = atomic_load_explicit(&clk.lock_seq, memory_order_relaxed);
+    uint64_t seq = atomic_load_explicit(&evb_clk.lock_seq, memory_order_relaxed);
     if (!(seq & 1))
         return;
-    atomic_store_explicit(&clk.state, CLK_UNKNOWN, memory_order_relaxed);
+    atomic_store_explicit(&evb_clk.state, EVB_CLK_UNKNOWN, memory_order_relaxed);
     /* V4: release, as every writer's even value. */
-    atomic_store_explicit(&clk.lock_seq, seq + 1, memory_order_release);
+    atomic_store_explicit(&evb_clk.lock_seq, seq + 1, memory_order_release);
 }
 
 /* Before main(), so that no fork can come before it (shm/proc.c's too). */
@@ -182,19 +164,19 @@ static bool try_lock(uint64_t seq)
     /* V4: acquire on success, so the fields we read are the last
      * writer's; a failed CAS reads nothing: relaxed. */
     return !(seq & 1) &&
-           atomic_compare_exchange_strong_explicit(&clk.lock_seq, &seq, seq + 1,
+           atomic_compare_exchange_strong_explicit(&evb_clk.lock_seq, &seq, seq + 1,
                                                    memory_order_acquire,
                                                    memory_order_relaxed);
 }
 
-static uint64_t slow_path(void)
+uint64_t evb_event_ns_slow(void)
 {
     /* Relaxed: a hint; the seqlock decides who writes. */
-    int mode = atomic_load_explicit(&clk.state, memory_order_relaxed);
-    if (mode == CLK_SYSCALL)
+    int mode = atomic_load_explicit(&evb_clk.state, memory_order_relaxed);
+    if (mode == EVB_CLK_SYSCALL)
         return realtime_ns();
     /* Relaxed: the CAS in try_lock() rechecks it. */
-    uint64_t seq = atomic_load_explicit(&clk.lock_seq, memory_order_relaxed);
+    uint64_t seq = atomic_load_explicit(&evb_clk.lock_seq, memory_order_relaxed);
     if (!try_lock(seq))
         return realtime_ns(); /* another thread re-anchors: ask the kernel once */
     /* The seqlock is ours (odd) until we release it, and the first anchor
@@ -204,29 +186,29 @@ static uint64_t slow_path(void)
      * the claim open in the ring but not in its handle (nocancel.h). */
     EVB_NO_CANCEL;
     /* Relaxed: under the lock. */
-    mode = atomic_load_explicit(&clk.state, memory_order_relaxed);
-    if (mode == CLK_UNKNOWN) {
+    mode = atomic_load_explicit(&evb_clk.state, memory_order_relaxed);
+    if (mode == EVB_CLK_UNKNOWN) {
         bool tsc = evb_clock_kernel_tsc();
         uint64_t t, ns;
         pair_now(&t, &ns);
         /* Relaxed stores: the release below publishes them (V4). */
-        atomic_store_explicit(&clk.anchor_tsc, t, memory_order_relaxed);
-        atomic_store_explicit(&clk.anchor_ns, ns, memory_order_relaxed);
-        atomic_store_explicit(&clk.rate, 0, memory_order_relaxed);
-        atomic_store_explicit(&clk.due_tsc, 0, memory_order_relaxed);
-        atomic_store_explicit(&clk.state, tsc ? CLK_CALIBRATING : CLK_SYSCALL,
+        atomic_store_explicit(&evb_clk.anchor_tsc, t, memory_order_relaxed);
+        atomic_store_explicit(&evb_clk.anchor_ns, ns, memory_order_relaxed);
+        atomic_store_explicit(&evb_clk.rate, 0, memory_order_relaxed);
+        atomic_store_explicit(&evb_clk.due_tsc, 0, memory_order_relaxed);
+        atomic_store_explicit(&evb_clk.state, tsc ? EVB_CLK_CALIBRATING : EVB_CLK_SYSCALL,
                               memory_order_relaxed);
         /* V4: release, as in reanchor(). */
-        atomic_store_explicit(&clk.lock_seq, seq + 2, memory_order_release);
+        atomic_store_explicit(&evb_clk.lock_seq, seq + 2, memory_order_release);
         return ns;
     }
-    if (mode == CLK_CALIBRATING) {
+    if (mode == EVB_CLK_CALIBRATING) {
         /* Relaxed: under the lock. */
-        uint64_t n0 = atomic_load_explicit(&clk.anchor_ns, memory_order_relaxed);
+        uint64_t n0 = atomic_load_explicit(&evb_clk.anchor_ns, memory_order_relaxed);
         uint64_t ns = realtime_ns();
         if (ns < n0 + CALIBRATE_NS) {
             /* V4: release, nothing changed but the lock. */
-            atomic_store_explicit(&clk.lock_seq, seq + 2, memory_order_release);
+            atomic_store_explicit(&evb_clk.lock_seq, seq + 2, memory_order_release);
             return ns;
         }
         /* The first rate; the next anchor 100 ms on, then REANCHOR_NS. */
@@ -234,46 +216,21 @@ static uint64_t slow_path(void)
     }
     /* Relaxed: under the lock. Another thread may have re-anchored since
      * our reader found it due. */
-    uint64_t t0 = atomic_load_explicit(&clk.anchor_tsc, memory_order_relaxed);
-    uint64_t n0 = atomic_load_explicit(&clk.anchor_ns, memory_order_relaxed);
-    uint64_t mult = atomic_load_explicit(&clk.rate, memory_order_relaxed);
-    uint64_t due = atomic_load_explicit(&clk.due_tsc, memory_order_relaxed);
+    uint64_t t0 = atomic_load_explicit(&evb_clk.anchor_tsc, memory_order_relaxed);
+    uint64_t n0 = atomic_load_explicit(&evb_clk.anchor_ns, memory_order_relaxed);
+    uint64_t mult = atomic_load_explicit(&evb_clk.rate, memory_order_relaxed);
+    uint64_t due = atomic_load_explicit(&evb_clk.due_tsc, memory_order_relaxed);
     uint64_t t = __rdtsc();
     if (t >= t0 && t < due) {
         /* V4: release, nothing changed but the lock. */
-        atomic_store_explicit(&clk.lock_seq, seq + 2, memory_order_release);
+        atomic_store_explicit(&evb_clk.lock_seq, seq + 2, memory_order_release);
         return n0 + (uint64_t)(((u128)(t - t0) * mult) >> 32);
     }
     return reanchor(seq, 50000000ull, REANCHOR_NS);
 }
 
-uint64_t evb_event_ns(void)
-{
-    uint64_t t = __rdtsc();
-    for (;;) {
-        /* V4: acquire pairs with the writer's even release. */
-        uint64_t s1 = atomic_load_explicit(&clk.lock_seq, memory_order_acquire);
-        /* Relaxed fields: the seqlock decides whether they belong together. */
-        int mode = atomic_load_explicit(&clk.state, memory_order_relaxed);
-        uint64_t t0 = atomic_load_explicit(&clk.anchor_tsc, memory_order_relaxed);
-        uint64_t n0 = atomic_load_explicit(&clk.anchor_ns, memory_order_relaxed);
-        uint64_t mult = atomic_load_explicit(&clk.rate, memory_order_relaxed);
-        uint64_t due = atomic_load_explicit(&clk.due_tsc, memory_order_relaxed);
-        /* V4: the field loads before the second seq load. */
-        atomic_thread_fence(memory_order_acquire);
-        /* Relaxed: ordered by the fence above. */
-        if (atomic_load_explicit(&clk.lock_seq, memory_order_relaxed) != s1 || (s1 & 1)) {
-            if (mode != CLK_TSC)
-                return slow_path();
-            continue;
-        }
-        if (mode != CLK_TSC || t >= due || t < t0)
-            return slow_path();
-        return n0 + (uint64_t)(((u128)(t - t0) * mult) >> 32);
-    }
-}
 #else
-uint64_t evb_event_ns(void)
+uint64_t evb_event_ns_slow(void)
 {
     return realtime_ns();
 }

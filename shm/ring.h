@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "clock.h"
 #include "ring_format.h"
 
 /* A mapped ring. Values copied out of the header at open were checked once
@@ -149,14 +150,9 @@ static inline uint32_t evb_proc_fork_gen(void)
 {
     return evb_proc_fork_generation;
 }
-/* clock.c: CLOCK_REALTIME for event timestamps, from the time-stamp
- * counter where the kernel keeps time by it (within tens of ns of
- * clock_gettime, at half its cost); thread-safe. */
-uint64_t evb_event_ns(void);
-/* clock.c: the kernel keeps time by the x86 time-stamp counter (then
- * evb_event_ns() reads it directly; else it is clock_gettime, and this is
- * false, as on every other architecture). */
-bool evb_clock_kernel_tsc(void);
+/* clock.h: evb_event_ns(), CLOCK_REALTIME for event timestamps, from the
+ * time-stamp counter where the kernel keeps time by it (within tens of ns
+ * of clock_gettime, at half its cost); thread-safe. */
 
 /* ---- fence.c: the heavy half of the asymmetric fences (claim.c X1, X2) ---- */
 /* Register this process so a heavy fence reaches it; true once it is (a
