@@ -22,15 +22,34 @@
 #include "producer_state.h"
 #include "spin.h"
 
+/*
+ * An open claim, as evb_claim left it for evb_commit. The common claim
+ * (claim_one) stores only what its commit reads: every store on the way
+ * from claim to commit queues behind the frame's own stores while a
+ * caught-up reader holds the frame's lines, and a dozen of them cost a
+ * 1 -> 1 stream about 8 % (perf/RESULTS.md, sixteenth session).
+ */
+enum {
+    EVB_CLAIM_NONE,
+    EVB_CLAIM_FULL,  /* every field of claim */
+    EVB_CLAIM_PLAIN, /* data_pos, offset and len; one event, no end pad */
+};
+
+/* P's open claim: its EVB_CLAIM_* and partition, in one word so that a
+ * claim opens with one store. */
+#define OPEN(kind, part) ((uint32_t)(kind) << 16 | (part))
+#define open_kind(p) ((p)->open >> 16)
+#define open_part(p) ((p)->open & 0xffffu)
+static_assert(EVB_MAX_PARTITIONS <= 0x10000, "a partition fits the open word's low half");
+
 struct evb_producer {
     evb_bus *bus;
     struct evb_topic_map *tm;
     evb_producer_options opts;
     uint32_t producer_id;
     uint32_t rr;               /* round-robin cursor */
-    bool claim_open;
+    uint32_t open;             /* the claim open: its kind << 16 | partition */
     struct evb_ring_claim claim;
-    uint32_t claim_part;
     struct evb_ring_producer *rp; /* per partition; rp[i].slot == NULL until used */
     uint64_t *seq;             /* next producer sequence per partition */
     uint64_t *end;             /* durable: end of our last commit per partition */
@@ -52,7 +71,7 @@ static struct evb_ring_producer *ring_producer(evb_producer *p, uint32_t part, i
  * the claims open at the fork out of its copies: such a claim is the
  * parent's, which may still be writing its frame, and a commit in the
  * child would make it readable half written (an abort would pad it under
- * the parent). Closed in the child (claim_open false), evb_commit and
+ * the parent). Closed in the child (open 0), evb_commit and
  * evb_abort there fall into their "no claim open" branch, which names the
  * fork (no_claim): the commit's fast path pays no fork check of its own.
  * Claims, publishes and batches are refused by ring_producer's check.
@@ -75,7 +94,7 @@ static void open_fork_parent(void)
 static void open_fork_child(void)
 {
     for (evb_producer *p = open_list; p; p = p->next)
-        p->claim_open = false;
+        p->open = 0;
     pthread_mutex_unlock(&open_mu);
 }
 
@@ -217,7 +236,7 @@ EVB_EXPORT void evb_producer_close(evb_producer *p)
      * claim, ring slots, exclusive hold and flusher thread are the
      * parent's (the thread does not even exist here). */
     bool copy = p->fork_gen != evb_proc_fork_gen();
-    if (p->claim_open && !copy)
+    if (p->open && !copy)
         evb_abort(p, &(struct evb_claim){0});
     for (uint32_t i = 0; p->rp && !copy && i < p->tm->nparts; i++)
         evb_ring_producer_detach(&p->rp[i]);
@@ -555,16 +574,30 @@ static inline void receipt_fill(evb_receipt *r, const struct evb_ring *ring, uin
 }
 
 /* The claim of PART is open: its frame's value at VALUE, C told where. */
-static inline void claim_opened(evb_producer *p, uint32_t part, uint8_t *value,
+static inline void claim_opened(evb_producer *p, uint32_t part, uint8_t kind, uint8_t *value,
                                 uint32_t value_len, struct evb_claim *c)
 {
-    p->claim_open = true;
-    p->claim_part = part;
+    p->open = OPEN(kind, part);
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    /* C's 32 bytes in two 16-byte stores rather than five (stores: see
+     * EVB_CLAIM_PLAIN); value_len and partition are one little-endian
+     * word. */
+    typedef uint64_t v2u64 __attribute__((vector_size(16), aligned(8)));
+    static_assert(offsetof(struct evb_claim, value_len) == 8 &&
+                  offsetof(struct evb_claim, partition) == 12 &&
+                  offsetof(struct evb_claim, offset) == 16 &&
+                  offsetof(struct evb_claim, position) == 24, "evb_claim's head as stored");
+    v2u64 head = {(uint64_t)(uintptr_t)value, (uint64_t)part << 32 | value_len};
+    v2u64 where = {p->claim.offset, p->claim.data_pos};
+    memcpy(c, &head, sizeof head);
+    memcpy(&c->offset, &where, sizeof where);
+#else
     c->value = value;
     c->value_len = value_len;
     c->partition = part;
     c->offset = p->claim.offset;
     c->position = p->claim.data_pos;
+#endif
 }
 
 /* evb_claim in PART (picked) for what claim_one does not take: a key, a
@@ -593,7 +626,7 @@ static __attribute__((noinline)) int claim_part(evb_producer *p, uint32_t part,
     struct evb_frame *f = evb_ring_frame(rp->r, rc_->data_pos);
     uint8_t *value = write_frame(f, rc_->offset, evb_event_ns(), p->seq[part]++,
                                  p->producer_id, key, key_len, value_len, 0, len, 1);
-    claim_opened(p, part, value, value_len, c);
+    claim_opened(p, part, EVB_CLAIM_FULL, value, value_len, c);
     return 0;
 }
 
@@ -608,20 +641,30 @@ static inline int claim_one(evb_producer *p, uint32_t part, uint32_t value_len,
 {
     struct evb_ring_producer *rp = &p->rp[part];
     uint32_t len = (uint32_t)evb_frame_bytes(0, value_len);
+    struct evb_ring_claim rc_;
+    /* The stamp first: across the claim one value is live rather than the
+     * clock's six in the middle of the header's, which spilled to the
+     * stack (stores, see EVB_CLAIM_PLAIN). The event's time is still its
+     * claim's, to a few ns; a claim that falls through reads it again. */
+    uint64_t ts = evb_event_ns();
     if (!rp->slot || p->fork_gen != evb_proc_fork_gen() ||
-        !evb_ring_claim_fast(rp, len, 1, &p->claim))
+        !evb_ring_claim_fast(rp, len, 1, &rc_))
         return claim_part(p, part, NULL, 0, value_len, c);
-    struct evb_frame *f = evb_ring_frame(rp->r, p->claim.data_pos);
-    uint8_t *value = write_frame(f, p->claim.offset, evb_event_ns(), p->seq[part]++,
-                                 p->producer_id, NULL, 0, value_len, 0, len, 1);
-    claim_opened(p, part, value, value_len, c);
+    /* EVB_CLAIM_PLAIN: the rest is known (claim_whole). */
+    p->claim.data_pos = rc_.data_pos;
+    p->claim.offset = rc_.offset;
+    p->claim.len = len;
+    struct evb_frame *f = evb_ring_frame(rp->r, rc_.data_pos);
+    uint8_t *value = write_frame(f, rc_.offset, ts, p->seq[part]++, p->producer_id, NULL, 0,
+                                 value_len, 0, len, 1);
+    claim_opened(p, part, EVB_CLAIM_PLAIN, value, value_len, c);
     return 0;
 }
 
 EVB_EXPORT int evb_claim(evb_producer *p, int32_t partition, const void *key,
                          uint32_t key_len, uint32_t value_len, struct evb_claim *c)
 {
-    if (!p || !c || (key_len && !key) || p->claim_open)
+    if (!p || !c || (key_len && !key) || p->open)
         return -EINVAL;
     int rc = check_size(p, key_len, value_len);
     if (rc)
@@ -636,11 +679,11 @@ EVB_EXPORT int evb_claim(evb_producer *p, int32_t partition, const void *key,
 
 int evb_claim_set_type(evb_producer *p, uint16_t type)
 {
-    if (!p || !p->claim_open)
+    if (!p || !p->open)
         return no_claim(p);
     /* Ours until the commit, which computes a durable frame's checksum
      * after this. */
-    evb_ring_frame(p->rp[p->claim_part].r, p->claim.data_pos)->type = type;
+    evb_ring_frame(p->rp[open_part(p)].r, p->claim.data_pos)->type = type;
     return 0;
 }
 
@@ -651,32 +694,69 @@ static void seal(const evb_producer *p, struct evb_frame *f)
         f->crc32c = evb_frame_crc(f, f->len);
 }
 
-/* evb_commit and evb_commit_receipt: R NULL for the first (inlined with
- * it, so the plain commit pays nothing for receipts). */
-static inline __attribute__((always_inline)) int commit(evb_producer *p, evb_receipt *r)
+/* The fields of an EVB_CLAIM_PLAIN claim it did not store. */
+static void claim_whole(evb_producer *p)
 {
-    if (!p || !p->claim_open)
+    if (open_kind(p) != EVB_CLAIM_PLAIN)
+        return;
+    p->claim.pos = p->claim.data_pos;
+    p->claim.pad = 0;
+    p->claim.events = 1;
+    p->claim.stale_pad = 0;
+    p->open = OPEN(EVB_CLAIM_FULL, open_part(p));
+}
+
+/* evb_commit_receipt, and evb_commit off its common case: R NULL for the
+ * second; DECIDED when its plain commit found a padder at the claim (X1),
+ * so the stamp CAS decides. */
+static __attribute__((noinline)) int commit(evb_producer *p, evb_receipt *r, bool decided)
+{
+    if (!p || !p->open)
         return no_claim(p);
-    p->claim_open = false;
+    claim_whole(p);
+    uint32_t part = open_part(p);
+    p->open = 0;
     struct evb_ring_claim *rc_ = &p->claim;
-    struct evb_ring_producer *rp = &p->rp[p->claim_part];
+    struct evb_ring_producer *rp = &p->rp[part];
     seal(p, evb_ring_frame(rp->r, rc_->data_pos));
-    int rc = evb_ring_commit_fast(rp, rc_);
+    int rc = decided ? evb_ring_commit(rp, rc_) : evb_ring_commit_fast(rp, rc_);
     if (!rc) {
-        p->end[p->claim_part] = rc_->data_pos + rc_->len;
+        p->end[part] = rc_->data_pos + rc_->len;
         if (r)
-            receipt_fill(r, rp->r, p->claim_part, rc_->offset, rc_->data_pos,
-                         rc_->data_pos + rc_->len);
+            receipt_fill(r, rp->r, part, rc_->offset, rc_->data_pos, rc_->data_pos + rc_->len);
     }
     if (p->ps.map)
-        state_done(p, p->claim_part, true); /* on -ECANCELED its sequence stays used */
+        state_done(p, part, true); /* on -ECANCELED its sequence stays used */
     return rc;
 }
 
+/*
+ * The common claim's commit (claim_one's, on a ring-only topic, by a
+ * fenceless producer without a stable id), as publish_one commits: a leaf
+ * that stores only what the commit must, so that no register is saved on
+ * the way (stores, see EVB_CLAIM_PLAIN). Anything else, or a padder at the
+ * claim, goes to commit().
+ */
 EVB_EXPORT int evb_commit(evb_producer *p, struct evb_claim *c)
 {
     (void)c;
-    return commit(p, NULL);
+    if (__builtin_expect(!p || open_kind(p) != EVB_CLAIM_PLAIN || p->durable, 0))
+        return commit(p, NULL, false);
+    struct evb_ring_claim *rc_ = &p->claim;
+    uint32_t part = open_part(p);
+    struct evb_ring_producer *rp = &p->rp[part];
+    if (!rp->fenceless)
+        return commit(p, NULL, false);
+    /* As evb_ring_commit_fast, inline. */
+    EVB_CRASH_POINT("commit.before_stamp");
+    if (!evb_commit_plain(rp, evb_ring_frame(rp->r, rc_->data_pos), rc_))
+        return commit(p, NULL, true);
+    p->open = 0;
+    evb_claim_count(rp->slot, &(struct evb_ring_claim){.events = 1, .len = rc_->len});
+    EVB_CRASH_POINT("finish.after_cas");
+    p->end[part] = rc_->data_pos + rc_->len;
+    evb_commit_resolved(rp, true);
+    return 0;
 }
 
 EVB_EXPORT int evb_commit_receipt(evb_producer *p, struct evb_claim *c, evb_receipt *r)
@@ -684,21 +764,23 @@ EVB_EXPORT int evb_commit_receipt(evb_producer *p, struct evb_claim *c, evb_rece
     (void)c;
     if (!r)
         return -EINVAL;
-    return commit(p, r);
+    return commit(p, r, false);
 }
 
 EVB_EXPORT int evb_abort(evb_producer *p, struct evb_claim *c)
 {
     (void)c;
-    if (!p || !p->claim_open)
+    if (!p || !p->open)
         return no_claim(p);
-    p->claim_open = false;
+    claim_whole(p);
+    uint32_t part = open_part(p);
+    p->open = 0;
     /* The sequence number was not used by a published event: give it back
      * so per-producer sequences stay gap-free for consumers. */
-    p->seq[p->claim_part]--;
-    int rc = evb_ring_abort(&p->rp[p->claim_part], &p->claim);
+    p->seq[part]--;
+    int rc = evb_ring_abort(&p->rp[part], &p->claim);
     if (p->ps.map)
-        state_done(p, p->claim_part, false);
+        state_done(p, part, false);
     return rc;
 }
 
@@ -779,14 +861,15 @@ static inline int publish_one(evb_producer *p, uint32_t part, const evb_msg *m)
     struct evb_ring_producer *rp = &p->rp[part];
     uint32_t len = (uint32_t)evb_frame_bytes(0, m->value_len);
     struct evb_ring_claim c;
+    uint64_t ts = evb_event_ns(); /* first, as in claim_one */
     /* A forked copy (ring_producer's check), a partition not attached
      * yet, or a claim that does not fit: the full path. */
     if (!rp->slot || p->fork_gen != evb_proc_fork_gen() ||
         !evb_ring_claim_fast(rp, len, 1, &c))
         return publish_run(p, part, m, 1, NULL);
     struct evb_frame *f = evb_ring_frame(rp->r, c.data_pos);
-    uint8_t *value = write_frame(f, c.offset, evb_event_ns(), p->seq[part], p->producer_id,
-                                 NULL, 0, m->value_len, m->type, len, 1);
+    uint8_t *value = write_frame(f, c.offset, ts, p->seq[part], p->producer_id, NULL, 0,
+                                 m->value_len, m->type, len, 1);
     fill_value(p, f, value, m->value, m->value_len);
     int rc = evb_ring_commit_fast(rp, &c);
     if (!rc) {

@@ -170,7 +170,13 @@ static inline void evb_claim_tail(const struct evb_ring_producer *p, uint64_t *p
         *pos = p->xpos;
         *off = p->xoff;
     } else {
-        evb_ring_load_tail(p->r, pos, off);
+        /* Its own locals: the caller's, whose address the call would
+         * take, then live on the stack in the common case too (two
+         * stores a claim). */
+        uint64_t tp, to;
+        evb_ring_load_tail(p->r, &tp, &to);
+        *pos = tp;
+        *off = to;
     }
 }
 
@@ -221,11 +227,9 @@ static inline void evb_claim_count(struct evb_producer_slot *s, const struct evb
  * its own. Relaxed: the value is only compared; the CAS, or X1's robbing
  * check, decides.
  */
-static inline uint64_t evb_claim_stamp(const struct evb_ring *r, struct evb_ring_claim *c)
+static inline uint64_t evb_claim_stamp(const struct evb_ring *r, const struct evb_ring_claim *c)
 {
-    c->stale_data = atomic_load_explicit(&evb_ring_frame(r, c->data_pos)->stamp,
-                                         memory_order_relaxed);
-    return c->stale_data;
+    return atomic_load_explicit(&evb_ring_frame(r, c->data_pos)->stamp, memory_order_relaxed);
 }
 
 /*

@@ -213,7 +213,6 @@ struct evb_ring_claim {
     uint32_t len;            /* aligned data bytes */
     uint32_t events;
     uint64_t stale_pad;      /* stamp word found at pos before we wrote it */
-    uint64_t stale_data;     /* stamp word at data_pos, loaded at commit */
 };
 
 int evb_ring_producer_attach(struct evb_ring_producer *p, struct evb_ring *r,
