@@ -241,7 +241,10 @@ static int collect_topics(const char *parent, char ***namesp, size_t *np, size_t
         if (e->d_name[0] == '.' || evb_name_check(e->d_name, "topic"))
             continue;
         snprintf(conf, sizeof conf, "%s/%s/topic.conf", parent, e->d_name);
-        if (access(conf, F_OK))
+        /* Not a topic: no config, or not a directory. A topic this caller
+         * may not look into (EACCES) is listed, so that what shows the
+         * list says it cannot be read rather than leave it out. */
+        if (access(conf, F_OK) && (errno == ENOENT || errno == ENOTDIR))
             continue;
         if (n == cap) {
             cap = cap ? 2 * cap : 16;
