@@ -42,6 +42,12 @@ EVB_EXPORT int evb_partition_stat(evb_bus *bus, const char *topic, uint32_t part
     struct evb_ring_hdr *h = r->hdr;
     memset(out, 0, sizeof *out);
     evb_ring_load_tail(r, &out->tail_position, &out->tail_offset);
+    /* A damaged tail stops every reader and producer: so it must stop
+     * the stat (the topic shown damaged), not be shown as a number. */
+    if ((rc = evb_ring_tail_check(r, out->tail_position, out->tail_offset))) {
+        evb_topic_map_close(tm);
+        return rc;
+    }
     out->capacity = r->capacity;
     /* Relaxed throughout: a snapshot for `evbus stat`, each word on its
      * own; nothing is read through these values. */

@@ -152,6 +152,21 @@ void evb_ring_load_tail(const struct evb_ring *r, uint64_t *pos, uint64_t *offse
     }
 }
 
+int evb_ring_tail_check(const struct evb_ring *r, uint64_t pos, uint64_t offset)
+{
+    if (pos % EVB_FRAME_ALIGN)
+        return evb_err_set(-EBADMSG, "partition %u: tail %llu is not aligned", r->partition,
+                           (unsigned long long)pos);
+    /* Relaxed: written once, before the ring's magic was released. */
+    uint64_t base_off = __atomic_load_n(&r->hdr->base_offset, __ATOMIC_RELAXED);
+    if (pos < r->base_pos || offset < base_off)
+        return evb_err_set(-EBADMSG, "partition %u: tail %llu (offset %llu) is below the "
+                           "ring's first position %llu (offset %llu)", r->partition,
+                           (unsigned long long)pos, (unsigned long long)offset,
+                           (unsigned long long)r->base_pos, (unsigned long long)base_off);
+    return 0;
+}
+
 /*
  * Is PEND, a pending word of another slot, a claim the ring still holds,
  * seen from our tail snapshot POS? Never trust the mapping: the word may be
@@ -745,9 +760,9 @@ int evb_ring_claim(struct evb_ring_producer *p, uint32_t len, uint32_t events,
         }
         uint64_t pos, off;
         evb_claim_tail(p, &pos, &off);
-        if (pos % EVB_FRAME_ALIGN)
-            return evb_err_set(-EBADMSG, "partition %u: tail %llu is not aligned",
-                               r->partition, (unsigned long long)pos);
+        int bad = evb_ring_tail_check(r, pos, off);
+        if (bad)
+            return bad;
         uint64_t idx = pos & r->mask;
         uint32_t pad = 0;
         uint64_t limit = p->limit;

@@ -321,9 +321,9 @@ int evb_ring_oldest(struct evb_ring *r, uint64_t *pos, uint64_t *offset)
     for (int tries = 0; tries < 8; tries++) {
         uint64_t t, toff;
         evb_ring_load_tail(r, &t, &toff);
-        if (t % EVB_FRAME_ALIGN)
-            return evb_err_set(-EBADMSG, "partition %u: tail %llu is not aligned",
-                               r->partition, (unsigned long long)t);
+        int bad = evb_ring_tail_check(r, t, toff);
+        if (bad)
+            return bad;
         /* The oldest lap start whose whole lap is still held. */
         at = t <= r->capacity ? 0 : (t - r->capacity + r->mask) & ~r->mask;
         if (at < r->base_pos)
@@ -377,9 +377,9 @@ static int seek(struct evb_ring_reader *rd, uint64_t pos, uint64_t offset, bool 
     if (pos % EVB_FRAME_ALIGN)
         return -EINVAL;
     evb_ring_load_tail(r, &t, &toff);
-    if (t % EVB_FRAME_ALIGN)
-        return rd->failed = evb_err_set(-EBADMSG, "partition %u: tail %llu is not aligned",
-                                        r->partition, (unsigned long long)t);
+    int bad = evb_ring_tail_check(r, t, toff);
+    if (bad)
+        return rd->failed = bad;
     rd->behind = false;
     uint64_t floor = EVB_FRAME_NO_OFFSET;
     if (reached && pos > t && !r->durable)
@@ -544,10 +544,10 @@ int evb_ring_reader_attach(struct evb_ring_reader *rd, struct evb_ring *r, uint3
     /* S1: the slot is stored and fenced (cursor.c); this tail is the one
      * every producer that missed the slot stays below. */
     evb_ring_load_tail(r, &t, &toff);
-    if (t % EVB_FRAME_ALIGN) {
+    int bad = evb_ring_tail_check(r, t, toff);
+    if (bad) {
         evb_ring_reader_detach(rd);
-        return evb_err_set(-EBADMSG, "partition %u: tail %llu is not aligned", r->partition,
-                           (unsigned long long)t);
+        return bad;
     }
     /* Readers of durable rings gate nothing: every frame is lap-checked. */
     rd->verify_below = EVB_SLOT_GATES(kind) && !r->durable ? t : EVB_POS_NONE;

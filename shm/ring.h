@@ -164,6 +164,10 @@ int evb_fence_heavy(void);
 
 /* ---- tail pair (claim.c) ---- */
 void evb_ring_load_tail(const struct evb_ring *r, uint64_t *pos, uint64_t *offset);
+/* A tail no step of the protocol writes (not aligned, or below the ring's
+ * first position or offset): -EBADMSG with the reason set, else 0. What
+ * producers, readers and evbus stat all call damage. */
+int evb_ring_tail_check(const struct evb_ring *r, uint64_t pos, uint64_t offset);
 
 /* ---- claim.c, pad.c: producers ---- */
 struct evb_ring_producer {

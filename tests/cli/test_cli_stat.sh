@@ -7,8 +7,12 @@
 # counters (published, lag, delivered, group lag); an unreadable group
 # file is a 0 in evbus_group_readable and exit status 1, a damaged cursor
 # file of a named consumer (bad header, or a commit past the tail) a
-# DAMAGED line, a 0 in evbus_consumer_readable and exit status 1; --json
-# and --prometheus together are a usage error.
+# DAMAGED line, a 0 in evbus_consumer_readable and exit status 1; a ring
+# whose tail word is damaged (not aligned, below the ring's first
+# position) shows the topic DAMAGED, readable 0, exit 1 in every output,
+# as readers and producers refuse it (a cold attack found stat printing
+# the garbage as a position, exit 0); --json and --prometheus together are
+# a usage error.
 #
 # Usage: test_cli_stat.sh PATH/TO/evbus
 set -euo pipefail
@@ -154,6 +158,40 @@ test_damaged_cursor() {
     end
 }
 
+# The tail pair is the ring header's words at 128 (position) and 136
+# (offset), shm/ring_format.h.
+test_damaged_tail() {
+    local how
+    for how in unaligned below; do
+        begin "stat: a ring with a damaged tail ($how) is damage, not a number"
+        run create dt --partitions 2
+        seq 1 10 | "$EVBUS" pub dt --bus "$BUS" >/dev/null
+        if [[ $how == unaligned ]]; then
+            printf 'ZZZZ' | dd of="$BUS/dt/1.ring" bs=1 seek=128 conv=notrunc status=none
+        else # a position below the first (8) while the offset stays
+            printf '\010\000\000\000\000\000\000\000\377\377\377\377\377\377\377\177' |
+                dd of="$BUS/dt/1.ring" bs=1 seek=128 conv=notrunc status=none
+            python3 -c "import struct,sys; f=open(sys.argv[1],'r+b'); f.seek(40); f.write(struct.pack('<Q', 64))" "$BUS/dt/1.ring"
+        fi
+        run tail dt
+        check "tail refuses it: exit 1" rc_is 1
+        run stat dt
+        check "stat: exit 1" rc_is 1
+        check "... the topic shown damaged" out_has "DAMAGED"
+        check "... with the tail named" out_has "partition 1: tail"
+        run stat
+        check "stat of the bus: exit 1" rc_is 1
+        run stat dt --json
+        check "--json: exit 1" rc_is 1
+        check "... damaged in the JSON" eval "json_field 'o[\"topics\"][0][\"damaged\"]' | grep -qx True"
+        run stat dt --prometheus
+        check "--prometheus: exit 1" rc_is 1
+        check "... readable 0" out_has '^evbus_topic_readable{topic="dt"} 0$'
+        run delete dt --force
+        end
+    done
+}
+
 test_checker_fails() {
     begin "prom_check.py rejects what the format forbids"
     printf 'a_total 1\n' >"$OUT"
@@ -168,6 +206,7 @@ test_checker_fails() {
 test_prometheus
 test_producer_labels
 test_damaged_cursor
+test_damaged_tail
 test_checker_fails
 
 finish
