@@ -217,6 +217,12 @@ EVB_EXPORT int evb_reader_list(evb_bus *bus, const char *topic, uint32_t partiti
         uint64_t owner = atomic_load_explicit(&s->owner, memory_order_relaxed);
         if (!owner || !evb_proc_alive(owner))
             continue;
+        /* A flusher's slot is its doorbell registration, no reader: it
+         * keeps no cursor, so it would show as a reader of offset 0 whose
+         * lag only grows (its progress is the flushed position), and the
+         * partition's readers count leaves it out too. Relaxed, as above. */
+        if (atomic_load_explicit(&s->kind, memory_order_relaxed) == EVB_SLOT_FLUSHER)
+            continue;
         if (n < cap && out) {
             evb_reader_stat *o = &out[n];
             memset(o, 0, sizeof *o);

@@ -79,6 +79,31 @@ Test(stat, live_producers_and_readers_are_attached, .init = setup, .fini = teard
     evb_consumer_close(c);
 }
 
+/* A durable topic's flusher holds a reader slot for its doorbell; it is
+ * no reader: not counted, not listed (it was listed as a subscriber at
+ * offset 0 whose lag grew for ever, found by a cold attack). */
+Test(stat, a_flusher_is_no_reader, .init = setup, .fini = teardown, .timeout = 20)
+{
+    evb_bus_close(bus);
+    cr_assert_eq(evb_bus_open(&bus, t_bus_dir(), &(evb_bus_options){.data_dir = t_data_dir()}),
+                 0, "%s", evb_last_error());
+    evb_topic_config tc = {.partitions = 1, .ring_bytes = 1 << 20,
+                           .durability = EVB_DURABILITY_ASYNC};
+    cr_assert_eq(evb_topic_create(bus, "d", &tc), 0, "%s", evb_last_error());
+    evb_producer *p;
+    cr_assert_eq(evb_producer_open(&p, bus, "d", NULL), 0, "%s", evb_last_error());
+    evb_receipt r;
+    cr_assert_eq(evb_publish_receipt(p, &(evb_msg){.value = "x", .value_len = 1}, &r), 0);
+    cr_assert_eq(evb_producer_wait_durable(p, &r, 5000), 0, "%s", evb_last_error());
+    struct evb_partition_stat st;
+    cr_assert_eq(evb_partition_stat(bus, "d", 0, &st), 0);
+    cr_expect_eq(st.readers, 0);
+    evb_reader_stat rs[4];
+    int n = evb_reader_list(bus, "d", 0, rs, 4);
+    cr_expect_eq(n, 0, "%d listed, the first '%s'", n, n > 0 ? rs[0].name : "");
+    evb_producer_close(p);
+}
+
 /* A producer's own counters: its events and ring bytes, the publishes
  * that met a full ring (a lossless subscriber that reads nothing holds
  * it), its command name; a producer that takes the slot next starts at
