@@ -45,6 +45,7 @@
 #include <unistd.h>
 
 #include "bus_internal.h"
+#include "dedup.h"
 #include "cursor_format.h"
 #include "group.h"
 #include "safe_open.h"
@@ -650,8 +651,23 @@ static int named_one(int fd, const char *path, const char *name, void *arg)
         nl->n++;
         return 0;
     }
-    if (nl->n < nl->cap && nl->out)
-        named_fill(nl, f, name, len - 4, &nl->out[nl->n]);
+    if (nl->n < nl->cap && nl->out) {
+        evb_named_consumer_stat *o = &nl->out[nl->n];
+        named_fill(nl, f, name, len - 4, o);
+        /* Its dedup table, if it has one: damaged (in any partition: the
+         * table goes with the cursor file), its open is refused as for a
+         * damaged cursor file, so it is shown the same way. */
+        char why[256];
+        int bad = o->error ? 0 : evb_dedup_file_verify(nl->tm, o->name, false, UINT32_MAX, why,
+                                                       sizeof why);
+        if (bad) {
+            o->error = bad;
+            o->dedup_damaged = 1;
+            o->pid = 0;
+            o->committed_position = o->committed_offset = UINT64_MAX;
+            o->lag_events = o->lag_bytes = 0;
+        }
+    }
     free(f);
     nl->n++;
     return 0;

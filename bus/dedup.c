@@ -75,6 +75,7 @@
 #include "bus_internal.h"
 #include "dedup_format.h"
 #include "group.h"
+#include "safe_open.h"
 
 static_assert(EVB_DEDUP_PRODUCERS == EVB_DUP_PRODUCERS, "dedup table size");
 
@@ -346,6 +347,48 @@ int evb_dedup_file_open(struct evb_dedup *d, const struct evb_topic_map *tm,
         return evb_err_set(rc, "%s: %s; remove it to start the tables empty (duplicates "
                            "of events before are then delivered again)", path, msg);
     return 0;
+}
+
+int evb_dedup_file_verify(const struct evb_topic_map *tm, const char *name, bool group,
+                          uint32_t part, char *why, size_t cap)
+{
+    char path[PATH_MAX + 128];
+    snprintf(path, sizeof path, "%s/consumers/%s.%s", tm->ddir[0] ? tm->ddir : tm->dir, name,
+             group ? "gdup" : "dup");
+    int fd = evb_open_file(AT_FDCWD, path, O_RDONLY, 0, EVB_FILE_REG);
+    if (fd == -ENOENT)
+        return 0; /* no table: nothing to refuse */
+    if (fd < 0) {
+        snprintf(why, cap, "consumers/%s.%s: %s", name, group ? "gdup" : "dup",
+                 strerror(-fd));
+        return fd;
+    }
+    struct stat st;
+    int rc = fstat(fd, &st) < 0 ? -errno : 0;
+    void *m = MAP_FAILED;
+    char msg[200] = "";
+    if (!rc && (size_t)st.st_size < EVB_DUP_HDR_BYTES) {
+        snprintf(msg, sizeof msg, "%lld bytes, not a dedup file", (long long)st.st_size);
+        rc = -EBADMSG;
+    }
+    if (!rc && (m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0)) == MAP_FAILED)
+        rc = -errno;
+    close(fd);
+    if (!rc && !(rc = dup_check(m, (size_t)st.st_size, tm->nparts, msg, sizeof msg))) {
+        /* The check a partition's reader makes as it loads its table. */
+        struct evb_dedup_part *t = calloc(1, sizeof *t);
+        rc = t ? 0 : -ENOMEM;
+        for (uint32_t p = part == UINT32_MAX ? 0 : part;
+             !rc && p < (part == UINT32_MAX ? tm->nparts : part + 1); p++)
+            rc = dup_load(t, m, p, 0, msg, sizeof msg);
+        free(t);
+    }
+    if (m != MAP_FAILED)
+        munmap(m, (size_t)st.st_size);
+    if (rc)
+        snprintf(why, cap, "consumers/%s.%s: %s", name, group ? "gdup" : "dup",
+                 msg[0] ? msg : strerror(-rc));
+    return rc;
 }
 
 int evb_dedup_load(struct evb_dedup *d, uint32_t i, uint32_t part, uint64_t pos)

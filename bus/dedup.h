@@ -79,6 +79,12 @@ void evb_dedup_reset(struct evb_dedup *d, uint32_t i);
  * -EBADMSG, -EPROTO, -EACCES, -EMEDIUMTYPE with the detail naming it. */
 int evb_dedup_file_open(struct evb_dedup *d, const struct evb_topic_map *tm,
                         const char *name, bool group);
+/* Check TM's table NAME.dup (GROUP: NAME.gdup) for PART (UINT32_MAX:
+ * every partition) as its reader's open and load would, read only, for evbus stat: 0 (sound, or no table),
+ * else -EBADMSG, -EPROTO or an open error, and WHY (CAP bytes) names the
+ * file and the fault. Nothing set for evb_last_error(). */
+int evb_dedup_file_verify(const struct evb_topic_map *tm, const char *name, bool group,
+                          uint32_t part, char *why, size_t cap);
 /* Load table I (partition PART) from the file's slot covering POS, the
  * position its reader starts at (empty when none covers it); call it at
  * open and whenever a reader takes a partition over. -EBADMSG (count or

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "bus_internal.h"
+#include "dedup.h"
 #include "group.h"
 #include "group_format.h"
 #include "safe_open.h"
@@ -238,7 +239,17 @@ EVB_EXPORT int evb_group_stat(evb_bus *bus, const char *topic, const char *group
         }
     }
     munmap(f, bytes);
+    /* Its dedup table, if it has one: damaged, every member's open is
+     * refused, as for a group file that does not read. */
+    char why[256];
+    int bad = evb_dedup_file_verify(tm, group, true, UINT32_MAX, why, sizeof why);
     evb_topic_map_close(tm);
+    if (bad) {
+        memset(out, 0, sizeof *out); /* partitions 0: nothing filled in (evbus.h) */
+        return evb_err_set(bad, "group %s of topic %s: dedup table damaged: %s; remove it to "
+                           "start the tables empty (duplicates of events before are then "
+                           "delivered again)", group, topic, why);
+    }
     if (ndamaged > 1)
         return evb_err_set(rc, "%u partitions damaged; the first: %s", ndamaged, first);
     if (ndamaged)

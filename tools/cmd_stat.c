@@ -395,7 +395,15 @@ static bool named_damaged(const evb_named_consumer_stat *nc)
 
 static const char *named_why(const evb_named_consumer_stat *nc)
 {
-    return nc->error == -EBADMSG ? "cursor file damaged" : evb_strerror(nc->error);
+    if (nc->error == -EBADMSG)
+        return nc->dedup_damaged ? "dedup table damaged" : "cursor file damaged";
+    return evb_strerror(nc->error);
+}
+
+/* The file of NC that is damaged: its cursor file, or its dedup table. */
+static const char *named_file(const evb_named_consumer_stat *nc)
+{
+    return nc->dedup_damaged ? "dup" : "cur";
 }
 
 /* ---- text ------------------------------------------------------------ */
@@ -467,9 +475,9 @@ static void print_readers(const stat_round *r, const part_snap *ps, const part_s
     for (uint32_t i = 0; i < ps->nnamed; i++) {
         const evb_named_consumer_stat *nc = &ps->named[i];
         if (named_damaged(nc)) {
-            printf("        %-10s %8s %12s %10s %12s %8s %12s %10s %10s  %s (%s: consumers/%s.cur)\n",
+            printf("        %-10s %8s %12s %10s %12s %8s %12s %10s %10s  %s (%s: consumers/%s.%s)\n",
                    "DAMAGED", "-", "-", "-", "-", "-", "-", "-", "-", nc->name, named_why(nc),
-                   nc->name);
+                   nc->name, named_file(nc));
             continue;
         }
         if (!named_closed(nc))

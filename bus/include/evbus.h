@@ -381,6 +381,11 @@ typedef struct evb_named_consumer_stat {
                                    lapped or on disk only), at least the events the
                                    ring holds */
     uint64_t lag_bytes;       /**< tail_position - committed_position, 0 when unknown */
+    /** 1: the cursor file reads, but the consumer's dedup table
+     *  (consumers/NAME.dup) fails its check (in any partition), which its
+     *  open with EVB_CONSUMER_DEDUP refuses; error is then -EBADMSG (or
+     *  the table's open error) and the rest as for a damaged file. */
+    uint8_t dedup_damaged;
 } evb_named_consumer_stat;
 
 /** Fill up to CAP named consumers of TOPIC with their commits in
@@ -1562,8 +1567,9 @@ int evb_group_list(evb_bus *bus, const char *topic,
  * OUT, up to MCAP members into MEMBERS, and up to PCAP partitions (index =
  * partition) into PARTS; either may be NULL with a cap of 0. Returns the
  * number of members present (may exceed MCAP), -ENOENT (no such topic or
- * group), -EBADMSG / -EPROTO (not a group file this build reads; the
- * message says why), -EINVAL.
+ * group), -EBADMSG / -EPROTO (not a group file this build reads, or a
+ * dedup table (consumers/GROUP.gdup) that fails its check, which every
+ * member's open refuses; the message says why), -EINVAL.
  *
  * A queue group with a partition its members call damaged is -EBADMSG
  * too, but with everything filled in: OUT->partitions is then non-zero

@@ -11,7 +11,9 @@
 # whose tail word is damaged (not aligned, below the ring's first
 # position) shows the topic DAMAGED, readable 0, exit 1 in every output,
 # as readers and producers refuse it (a cold attack found stat printing
-# the garbage as a position, exit 0); --json and --prometheus together are
+# the garbage as a position, exit 0); a damaged dedup table (a named
+# consumer's .dup, a group's .gdup), which its consumer's open refuses, is
+# damage too (it was shown healthy); --json and --prometheus together are
 # a usage error.
 #
 # Usage: test_cli_stat.sh PATH/TO/evbus
@@ -192,6 +194,35 @@ test_damaged_tail() {
     done
 }
 
+# A byte of the one slot in use of partition 0 (dedup_format.h: header
+# 64 bytes, 2 slots of 1568 per partition; the second holds the first save).
+test_damaged_dedup() {
+    begin "stat and groups: a damaged dedup table is damage, as its consumer's open says"
+    run create dd
+    seq 1 5 | "$EVBUS" pub dd --bus "$BUS" --producer-id 2147483655 >/dev/null
+    run tail dd --name nc --dedup
+    run tail dd --group G --dedup
+    run stat dd
+    check "sound tables: exit 0" rc_is 0
+    local f
+    for f in nc.dup G.gdup; do
+        printf '\001' | dd of="$BUS/dd/consumers/$f" bs=1 seek=$((0x6a0)) conv=notrunc status=none
+    done
+    run tail dd --name nc --dedup
+    check "the consumer's open refuses it" rc_is 1
+    run stat dd
+    check "stat: exit 1" rc_is 1
+    check "... nc DAMAGED, naming its table" out_has 'DAMAGED .* nc (dedup table damaged: consumers/nc.dup)$'
+    run stat dd --prometheus
+    check "--prometheus: exit 1" rc_is 1
+    check "... consumer readable 0" out_has '^evbus_consumer_readable{topic="dd",partition="0",consumer="nc"} 0$'
+    check "... group readable 0" out_has '^evbus_group_readable{topic="dd",group="G"} 0$'
+    run groups dd
+    check "groups: exit 1" rc_is 1
+    check "... saying why" err_has "dedup table damaged: consumers/G.gdup"
+    end
+}
+
 test_checker_fails() {
     begin "prom_check.py rejects what the format forbids"
     printf 'a_total 1\n' >"$OUT"
@@ -207,6 +238,7 @@ test_prometheus
 test_producer_labels
 test_damaged_cursor
 test_damaged_tail
+test_damaged_dedup
 test_checker_fails
 
 finish
