@@ -365,22 +365,31 @@ static void describe_cpus(run *ru, const int *pcpu, const int *ccpu)
 }
 
 /* With placement asked for, what came of it, after the CPUs in R->cpus:
- * "; ring on node 0, 8 MiB of 8 MiB in huge pages". */
+ * "; ring on node 0; 8192 of 8212 KiB in huge pages". Both sizes in
+ * the largest unit that holds each exactly: util_fmt_size picks one per
+ * number, and "8 MiB of 8212 KiB" is hard to compare. */
 static void describe_memory(run *ru)
 {
+    static const char *const units[] = { "B", "KiB", "MiB", "GiB" };
     struct evb_partition_memory pm;
     if (!ru->cfg->numa_node && !ru->cfg->huge_pages)
         return;
     if (evb_partition_memory(ru->c->bus, ru->r->topic, 0, &pm))
         return;
     size_t n = strlen(ru->r->cpus), cap = sizeof(ru->r->cpus);
-    char huge[32], all[32];
-    util_fmt_size(pm.huge_bytes, huge, sizeof(huge));
-    util_fmt_size(pm.bytes, all, sizeof(all));
+    uint64_t huge = pm.huge_bytes, all = pm.bytes;
+    size_t u = 0;
+    while (u + 1 < sizeof(units) / sizeof(units[0]) && all >= 1024 && all % 1024 == 0 &&
+           huge % 1024 == 0) {
+        huge /= 1024;
+        all /= 1024;
+        u++;
+    }
     if (pm.node >= 0)
         n += (size_t)snprintf(ru->r->cpus + n, cap - n, "; ring on node %d", pm.node);
     if (ru->cfg->huge_pages && n < cap)
-        snprintf(ru->r->cpus + n, cap - n, "; %s of %s in huge pages", huge, all);
+        snprintf(ru->r->cpus + n, cap - n, "; %" PRIu64 " of %" PRIu64 " %s in huge pages",
+                 huge, all, units[u]);
 }
 
 /* Topics bench-PID-N of benches whose process is gone (killed before
@@ -421,7 +430,10 @@ int bench_run(cli *c, const bench_cfg *cfg, uint64_t value_bytes, bench_result *
     run ru = { .c = c, .cfg = cfg, .r = r, .nprod = cfg->producers, .ncons = cfg->consumers };
     memset(r, 0, sizeof(*r));
     r->value_bytes = value_bytes;
-    r->fanout = cfg->reader == BENCH_GROUP || cfg->reader == BENCH_QUEUE ? 1 : cfg->consumers;
+    /* A group or queue hands each event to one member: none without
+     * members, as a subscriber kind with no consumers gets no copy. */
+    r->fanout = cfg->reader == BENCH_GROUP || cfg->reader == BENCH_QUEUE ? cfg->consumers != 0
+                                                                         : cfg->consumers;
     snprintf(r->topic, sizeof(r->topic), "bench-%ld-%" PRIu64, (long)getpid(), value_bytes);
     sweep_stale_topics(c->bus);
     allowed_cpus(&ru);
@@ -530,6 +542,12 @@ kill:
     kill_all(&ru);
     rc = CLI_FAIL;
 out:
+    /* A run that failed: what its children had counted when they were
+     * stopped, for --json's error (supervise fills these on success). */
+    if (rc != 0 && ru.shm != MAP_FAILED && ru.shm != NULL) {
+        r->published = sum_slots(&ru, 0, ru.nprod, false);
+        r->delivered = sum_slots(&ru, ru.nprod, ru.ncons, false);
+    }
     if (ru.shm != MAP_FAILED && ru.shm != NULL)
         munmap(ru.shm, sizeof(bench_shm));
     if (ru.hists != MAP_FAILED && ru.hists != NULL)

@@ -126,6 +126,11 @@ int cli_fail_hot(const cli *c, int rc, const char *fmt, ...)
 int cli_error(const cli *c, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* The message of the last line the three above (or cli_usage_error)
+ * wrote since cli_begin(), without "evbus CMD: "; "" if none: for a
+ * command that also says why it failed in its JSON (bench). */
+const char *cli_last_message(void);
+
 /* Whether a command may create the bus it opens (see cli_bus.c). */
 enum cli_bus_open {
     CLI_BUS_CREATE,    /* create, flushd, bench: make the bus when missing */
@@ -156,6 +161,18 @@ int cli_opt_u64(const cli *c, const char *opt, const char *text, uint64_t min,
                 uint64_t max, uint64_t *out);
 int cli_opt_size(const cli *c, const char *opt, const char *text, uint64_t min,
                  uint64_t max, uint64_t *out);
+
+/* --ring-bytes's range, for create and bench alike: the library's
+ * (EVB_RING_MIN_CAPACITY, EVB_RING_MAX_CAPACITY in shm/ring_format.h,
+ * which evbus.h does not export), said as a usage error before a bus is
+ * made for a ring it would refuse. create's --help says "64K..16G". */
+#define CLI_RING_MIN (64ull << 10)
+#define CLI_RING_MAX (16ull << 30)
+
+/* --huge-pages[=try|strict] (TEXT is its optarg, NULL when bare) into
+ * EVB_HUGE_PAGES_*; returns 0 or reports a usage error and returns
+ * CLI_USAGE. create and bench take the same. */
+int cli_opt_huge_pages(const cli *c, const char *text, uint32_t *out);
 
 /* Print J as one compact JSON line on stdout and drop the reference.
  * Returns 0 or CLI_FAIL (out of memory, reported). */

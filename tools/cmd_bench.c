@@ -7,6 +7,7 @@
 #include "bench.h"
 #include "util.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
@@ -51,8 +52,8 @@ static const char bench_usage[] =
     "                     (evb_publish), batch (evb_publish_batch of --batch),\n"
     "                     claim (evb_claim, fill the value in place, evb_commit)\n"
     "  --batch N          events per batch, 1..4096 (default 32)\n"
-    "  --ring-bytes SIZE  ring per partition, a power of two >= 64K (default 8M,\n"
-    "                     as perf/bench_throughput)\n"
+    "  --ring-bytes SIZE  ring per partition, a power of two, 64K..16G (default\n"
+    "                     8M, as perf/bench_throughput)\n"
     ;
 
 /* The rest of the help: ISO C promises string literals of 4095 bytes, and
@@ -63,15 +64,17 @@ static const char bench_usage_rest[] =
     "                     CPUs this process may use, consumers to the next ones\n"
     "                     (shared when more processes than CPUs); auto: CPUs\n"
     "                     of the topic's NUMA node, a core each first\n"
-    "  --numa-node N, --huge-pages  as evbus create's, for the topic\n"
+    "  --numa-node N, --huge-pages[=strict]\n"
+    "                     as evbus create's, for the topic\n"
     "  --rate EV/S        publish at this rate over all producers instead of as\n"
-    "                     fast as possible. Latency is timed from when each\n"
-    "                     event was due, not when it was sent, so a stall shows\n"
-    "                     in the latency of every event behind it (with\n"
-    "                     --path batch an event waits for its batch to be due:\n"
-    "                     --path single times each event alone)\n"
+    "                     fast as possible, 1..1e9 (100000 or 1e5). Latency is\n"
+    "                     timed from when each event was due, not when it was\n"
+    "                     sent, so a stall shows in the latency of every event\n"
+    "                     behind it (with --path batch an event waits for its\n"
+    "                     batch to be due: --path single times each event alone)\n"
     "  --json             print one JSON object (fields in README.md, \"evbus\n"
-    "                     bench\") instead of the table\n"
+    "                     bench\") instead of the table; on a failure too, with\n"
+    "                     its \"error\" (not on a bad option, exit 2)\n"
     "  --plot FILE.png    draw latency by percentile and throughput over time\n"
     "                     with gnuplot (Debian: gnuplot-nox), one line per size\n"
     "  --keep             keep the topic(s) after the run\n"
@@ -150,6 +153,28 @@ static int seconds(const cli *c, const char *opt, const char *text, double min, 
     return 0;
 }
 
+/* Most events/s --rate takes over all producers. */
+#define RATE_MAX 1e9
+
+/* --rate EV/S: a decimal number (100000, 1e5, 2.5e5) from 1 to RATE_MAX.
+ * One that reads as a number but lies outside (1e30, 0.5) is said to be
+ * out of range, with the range, not "not a number". */
+static int parse_rate(const cli *c, const char *text, double *out)
+{
+    char *end = NULL;
+    double v = 0;
+    errno = 0;
+    /* Decimal only, as --duration: strtod also takes hex, inf and nan. */
+    if ((isdigit((unsigned char)text[0]) || text[0] == '.') && !strpbrk(text, "xXpP"))
+        v = strtod(text, &end);
+    if (end == NULL || end == text || *end != '\0')
+        return cli_usage_error(c, "--rate '%s': not a number of events/s", text);
+    if (errno == ERANGE || !(v >= 1 && v <= RATE_MAX))
+        return cli_usage_error(c, "--rate '%s': out of range 1..%.0f events/s", text, RATE_MAX);
+    *out = v;
+    return 0;
+}
+
 /* Parse bench's options into CFG; returns 0 or an exit code. */
 static int bench_options(cli *c, bench_cfg *cfg, int argc, char **argv)
 {
@@ -170,7 +195,7 @@ static int bench_options(cli *c, bench_cfg *cfg, int argc, char **argv)
         { "ring-bytes", required_argument, NULL, OPT_RING },
         { "pin", optional_argument, NULL, OPT_PIN },
         { "numa-node", required_argument, NULL, OPT_NUMA_NODE },
-        { "huge-pages", no_argument, NULL, OPT_HUGE_PAGES },
+        { "huge-pages", optional_argument, NULL, OPT_HUGE_PAGES },
         { "rate", required_argument, NULL, OPT_RATE },
         { "plot", required_argument, NULL, OPT_PLOT },
         { "keep", no_argument, NULL, OPT_KEEP },
@@ -209,11 +234,11 @@ static int bench_options(cli *c, bench_cfg *cfg, int argc, char **argv)
             rc = cli_opt_u64(c, "--events", optarg, 1, UINT64_MAX / 2, &cfg->events);
             break;
         case OPT_RATE:
-            rc = cli_opt_u64(c, "--rate", optarg, 1, 1000000000, &v);
-            cfg->rate = (double)v;
+            rc = parse_rate(c, optarg, &cfg->rate);
             break;
         case OPT_RING:
-            rc = cli_opt_size(c, "--ring-bytes", optarg, 64u << 10, 1ull << 40, &cfg->ring_bytes);
+            rc = cli_opt_size(c, "--ring-bytes", optarg, CLI_RING_MIN, CLI_RING_MAX,
+                              &cfg->ring_bytes);
             if (!rc && (cfg->ring_bytes & (cfg->ring_bytes - 1)))
                 rc = cli_usage_error(c, "--ring-bytes '%s': not a power of two", optarg);
             break;
@@ -253,7 +278,7 @@ static int bench_options(cli *c, bench_cfg *cfg, int argc, char **argv)
             break;
         }
         case OPT_HUGE_PAGES:
-            cfg->huge_pages = EVB_HUGE_PAGES_TRY;
+            rc = cli_opt_huge_pages(c, optarg, &cfg->huge_pages);
             break;
         case OPT_PLOT:
             if (!optarg[0])
@@ -331,8 +356,7 @@ static const char *check_counts(const bench_cfg *cfg, const bench_result *r)
                                                  : NULL;
     case BENCH_GROUP:
     case BENCH_QUEUE:
-        return cfg->consumers && r->delivered - r->redelivered < expected
-                   ? "events not delivered" : NULL;
+        return r->delivered - r->redelivered < expected ? "events not delivered" : NULL;
     default:
         return r->delivered != expected || r->lost ? "a lossless reader did not get every event"
                                                    : NULL;
@@ -453,6 +477,32 @@ static json_t *config_json(const bench_cfg *cfg)
                      "exclusive", cfg->exclusive);
 }
 
+/* --json's object, on every exit but a usage error (exit 2), so that a
+ * script reading stdout always gets one: the runs that finished, and
+ * "error", null when the exit status RC is 0, else the line stderr got
+ * and, when the run of one size failed (FAILED), what its processes had
+ * counted by then. Returns 0 or CLI_FAIL (reported). */
+static int print_json(cli *c, const bench_cfg *cfg, const bench_result *res, uint32_t done,
+                      const bench_result *failed, int rc)
+{
+    json_t *all = json_array();
+    for (uint32_t i = 0; all && i < done; i++)
+        json_array_append_new(all, result_json(cfg, &res[i]));
+    json_t *error = json_null();
+    if (rc != 0 && failed)
+        error = json_pack("{s:o, s:o, s:s, s:o, s:o}", "message",
+                          cli_json_text(cli_last_message()),
+                          "value_bytes", cli_json_u64(failed->value_bytes),
+                          "topic", failed->topic, "published", cli_json_u64(failed->published),
+                          "delivered", cli_json_u64(failed->delivered));
+    else if (rc != 0)
+        error = json_pack("{s:o}", "message", cli_json_text(cli_last_message()));
+    json_t *o = json_pack("{s:s, s:o, s:o, s:o, s:o}", "command", "bench",
+                          "bus", c->bus ? cli_json_text(evb_bus_path(c->bus)) : json_null(),
+                          "config", config_json(cfg), "results", all, "error", error);
+    return cli_print_json(c, o);
+}
+
 int cmd_bench(int argc, char **argv)
 {
     cli c;
@@ -464,9 +514,9 @@ int cmd_bench(int argc, char **argv)
     if (rc)
         return rc;
     if (cfg.plot && !bench_have_gnuplot())
-        return cli_error(&c, "--plot: gnuplot not found in PATH (Debian: apt-get install "
-                         "gnuplot-nox)");
-    if (cfg.plot) {
+        rc = cli_error(&c, "--plot: gnuplot not found in PATH (Debian: apt-get install "
+                       "gnuplot-nox)");
+    if (!rc && cfg.plot) {
         /* Its directory must take the file: found out now, not after the
          * whole run. */
         char dir[4096];
@@ -474,18 +524,22 @@ int cmd_bench(int argc, char **argv)
         char *slash = strrchr(dir, '/');
         const char *d = !slash ? "." : slash == dir ? "/" : (*slash = '\0', dir);
         if (access(d, W_OK | X_OK) != 0)
-            return cli_error(&c, "--plot %s: cannot write in directory %s: %s", cfg.plot, d,
-                             strerror(errno));
+            rc = cli_error(&c, "--plot %s: cannot write in directory %s: %s", cfg.plot, d,
+                           strerror(errno));
     }
     cfg.progress = fileno(stderr) >= 0 && isatty(fileno(stderr));
-    if ((rc = cli_open_bus(&c, CLI_BUS_CREATE)) != 0)
-        return rc;
-    cli_catch_signals();
-    bench_result *res = calloc(cfg.nsizes, sizeof(*res));
-    if (res == NULL) {
+    if (!rc)
+        rc = cli_open_bus(&c, CLI_BUS_CREATE);
+    bench_result *res = NULL;
+    if (!rc && (res = calloc(cfg.nsizes, sizeof(*res))) == NULL)
+        rc = cli_error(&c, "out of memory");
+    if (rc) {
+        if (c.json)
+            print_json(&c, &cfg, NULL, 0, NULL, rc);
         cli_close(&c);
-        return cli_error(&c, "out of memory");
+        return rc;
     }
+    cli_catch_signals();
     uint32_t done = 0;
     for (; done < cfg.nsizes && !cli_stop; done++) {
         if ((rc = bench_run(&c, &cfg, cfg.sizes[done], &res[done])) != 0)
@@ -497,6 +551,8 @@ int cmd_bench(int argc, char **argv)
             fflush(stdout);
         }
     }
+    /* The size whose run failed, if one did: its counts so far. */
+    const bench_result *failed = rc != 0 ? &res[done] : NULL;
     const char *why = NULL;
     if (done > 0 && !c.json) {
         printf("\n");
@@ -505,15 +561,6 @@ int cmd_bench(int argc, char **argv)
         if (cfg.keep)
             for (uint32_t i = 0; i < done; i++)
                 printf("kept topic %s\n", res[i].topic);
-    }
-    if (done > 0 && c.json) {
-        json_t *all = json_array();
-        for (uint32_t i = 0; all && i < done; i++)
-            json_array_append_new(all, result_json(&cfg, &res[i]));
-        json_t *o = json_pack("{s:s, s:s, s:o, s:o}", "command", "bench", "bus",
-                              evb_bus_path(c.bus), "config", config_json(&cfg), "results", all);
-        if (cli_print_json(&c, o) != 0 && rc == 0)
-            rc = CLI_FAIL;
     }
     for (uint32_t i = 0; i < done && !why; i++)
         why = check_counts(&cfg, &res[i]);
@@ -531,6 +578,8 @@ int cmd_bench(int argc, char **argv)
                   cli_stop == SIGTERM ? "SIGTERM" : cli_stop == SIGHUP ? "SIGHUP" : "SIGINT");
     if (cli_stop && (rc == 0 || done == 0))
         rc = 128 + cli_stop;
+    if (c.json && print_json(&c, &cfg, res, done, failed, rc) != 0 && rc == 0)
+        rc = CLI_FAIL;
     for (uint32_t i = 0; i < cfg.nsizes; i++)
         free(res[i].series);
     free(res);

@@ -80,7 +80,6 @@ enum {
  * library's check). evbus.h does not export it; test_cli_usage.sh pins
  * the bound this gives to what the library accepts. */
 #define CREATE_FRAME_OVERHEAD 64u
-#define CREATE_RING_MIN (64u << 10)
 #define CREATE_RING_DEFAULT (4u << 20)
 
 /*
@@ -114,7 +113,7 @@ static int parse_mode(const cli *c, const char *text, uint32_t *out)
 static int check_max_event(const cli *c, const struct evb_topic_config *cfg)
 {
     uint64_t ring = cfg->ring_bytes ? cfg->ring_bytes : CREATE_RING_DEFAULT;
-    if (cfg->max_event_bytes == 0 || ring < CREATE_RING_MIN || (ring & (ring - 1)) != 0)
+    if (cfg->max_event_bytes == 0 || ring < CLI_RING_MIN || (ring & (ring - 1)) != 0)
         return 0;
     /* The quarter ring is a multiple of 8, so this is the largest event
      * whose frame, however its key and value split, still fits in it. */
@@ -237,7 +236,7 @@ static int create_options(cli *c, int argc, char **argv, struct evb_topic_config
             rc = cli_opt_u64(c, "--partitions", optarg, 1, EVB_MAX_PARTITIONS, &v);
             cfg->partitions = (uint32_t)v;
         } else if (opt == OPT_RING_BYTES) {
-            rc = cli_opt_size(c, "--ring-bytes", optarg, 1, UINT64_MAX, &v);
+            rc = cli_opt_size(c, "--ring-bytes", optarg, CLI_RING_MIN, CLI_RING_MAX, &v);
             cfg->ring_bytes = v;
         } else if (opt == OPT_MAX_EVENT) {
             rc = cli_opt_size(c, "--max-event-bytes", optarg, 1, UINT32_MAX, &v);
@@ -248,12 +247,7 @@ static int create_options(cli *c, int argc, char **argv, struct evb_topic_config
             rc = cli_opt_u64(c, "--numa-node", optarg, 0, 1023, &v);
             cfg->numa_node = EVB_NUMA_NODE(v);
         } else if (opt == OPT_HUGE_PAGES) {
-            if (!optarg || !strcmp(optarg, "try"))
-                cfg->huge_pages = EVB_HUGE_PAGES_TRY;
-            else if (!strcmp(optarg, "strict"))
-                cfg->huge_pages = EVB_HUGE_PAGES_STRICT;
-            else
-                rc = cli_usage_error(c, "--huge-pages=%s: not try or strict", optarg);
+            rc = cli_opt_huge_pages(c, optarg, &cfg->huge_pages);
         } else {
             rc = create_durable_option(c, opt, cfg);
         }

@@ -96,9 +96,16 @@ void cli_catch_signals(void)
     sigaction(SIGHUP, &sa, NULL);
 }
 
+/* The last line vreport wrote, and where its message starts (after
+ * "evbus CMD: "): see cli_last_message(). */
+static char last_line[1024];
+static size_t last_at;
+
 void cli_begin(cli *c, const char *cmd, const char *usage)
 {
     *c = (cli){ .cmd = cmd, .usage = usage };
+    last_line[0] = '\0';
+    last_at = 0;
     /* getopt keeps state across calls; each subcommand parses afresh. 0,
      * not 1, makes glibc forget the rest of a `-abc` it was inside, which
      * points into an argv that may be gone (one process running many
@@ -111,17 +118,23 @@ __attribute__((format(printf, 2, 0)))
 static void vreport(const cli *c, const char *fmt, va_list ap)
 {
     /* Build the whole line first so it reaches stderr in one write. */
-    char line[1024];
-    int n = snprintf(line, sizeof(line), "evbus %s: ", c->cmd);
-    if (n < 0 || (size_t)n >= sizeof(line))
+    char *line = last_line;
+    int n = snprintf(line, sizeof(last_line), "evbus %s: ", c->cmd);
+    if (n < 0 || (size_t)n >= sizeof(last_line))
         n = 0;
-    vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
+    last_at = (size_t)n;
+    vsnprintf(line + n, sizeof(last_line) - (size_t)n, fmt, ap);
     /* Names come from the user and may hold newlines; the message must
      * stay one line for scripts that read stderr. */
     for (char *p = line; *p != '\0'; p++)
         if ((unsigned char)*p < 0x20)
             *p = '?';
     fprintf(stderr, "%s\n", line);
+}
+
+const char *cli_last_message(void)
+{
+    return last_line + last_at;
 }
 
 int cli_usage_error(const cli *c, const char *fmt, ...)
@@ -317,6 +330,17 @@ int cli_opt_size(const cli *c, const char *opt, const char *text, uint64_t min,
                                opt, text);
     if (rc < 0 || *out < min || *out > max)
         return opt_number_error(c, opt, text, rc, min, max);
+    return 0;
+}
+
+int cli_opt_huge_pages(const cli *c, const char *text, uint32_t *out)
+{
+    if (!text || !strcmp(text, "try"))
+        *out = EVB_HUGE_PAGES_TRY;
+    else if (!strcmp(text, "strict"))
+        *out = EVB_HUGE_PAGES_STRICT;
+    else
+        return cli_usage_error(c, "--huge-pages=%s: not try or strict", text);
     return 0;
 }
 

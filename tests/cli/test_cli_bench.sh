@@ -60,6 +60,23 @@ assert r['latency_us']['samples'] == 0, r['latency_us']"
     end
 }
 
+test_no_members() {
+    begin "bench --consumers 0: a group or queue with no member promises no delivery (fanout 0)"
+    local kind
+    for kind in group queue; do
+        run bench --json --reader "$kind" --consumers 0 --duration 0.2 --warmup 0
+        check "$kind: exit 0" rc_is 0
+        check "$kind: fanout 0, expected 0, check null, as the other kinds" py "
+import json, sys
+(r,) = json.load(sys.stdin)['results']
+assert r['published'] > 0 and r['delivered'] == 0, r
+assert r['fanout'] == 0 and r['expected'] == 0 and r['check'] is None, r"
+    done
+    run bench --reader queue --consumers 0 --duration 0.2 --warmup 0
+    check "table: no copy promised" out_has "delivered 0 (0 copies each)"
+    end
+}
+
 test_events_kinds() {
     begin "bench --events counts exactly N timed events, for every reader kind and path"
     local kind path run
@@ -241,6 +258,83 @@ assert r['lost'] == 0 and r['bad'] == 0 and r['check'] is None, r"
     end
 }
 
+test_child_killed_json() {
+    begin "bench --json when a process is killed: one JSON object with the error, exit 1"
+    "$EVBUS" bench --bus "$BUS" --duration 60 --warmup 0 --json >"$OUT" 2>"$ERR" &
+    BG_PID=$!
+    check "the run starts" wait_for 10 bench_publishing
+    local kid
+    kid=$(pgrep -P "$BG_PID" | sort -n | head -1)
+    kill -KILL "$kid"
+    wait_bg 15
+    check "exit 1" rc_is 1
+    check "stderr says which" err_has "killed by signal 9"
+    check "stdout is one object: no results, the error and the counts so far" py "
+import json, sys
+o = json.load(sys.stdin)
+assert o['command'] == 'bench' and o['results'] == [], o
+e = o['error']
+assert 'killed by signal 9' in e['message'] and e['value_bytes'] == 64, e
+assert e['topic'].startswith('bench-') and e['published'] > 0, e
+assert isinstance(e['delivered'], int), e"
+    run bench --json --duration 0.1 --warmup 0
+    check "a run that passes: error null" json_field 'o["error"] is None or sys.exit(1)'
+    run list
+    check "the private topic is deleted" out_empty
+    end
+}
+
+test_placement_options() {
+    begin "bench takes --huge-pages as create does; the header gives both sizes in one unit"
+    local hp
+    for hp in --huge-pages --huge-pages=try --huge-pages=strict; do
+        run bench "$hp" --duration 0.1 --warmup 0
+        # strict fails (exit 1) where the tmpfs gives no huge pages: not a
+        # usage error either way.
+        check "$hp: not a usage error" test "$RC" -ne 2
+        check "$hp: no unknown option" not_grep "unknown option" "$ERR"
+    done
+    run bench --huge-pages --duration 0.1 --warmup 0
+    check "header: huge pages of the ring in one unit" \
+        grep -Eq '; [0-9]+ of [0-9]+ (B|KiB|MiB|GiB) in huge pages$' "$OUT"
+    run bench --huge-pages=maybe
+    check "--huge-pages=maybe: exit 2" rc_is 2
+    check "--huge-pages=maybe: says what it takes" err_has "not try or strict"
+    end
+}
+
+test_ring_limit() {
+    begin "bench --ring-bytes: create's range (64K..16G), a usage error past it"
+    local size
+    for size in 32G 64G 1T; do
+        run bench --ring-bytes "$size" --duration 0.1 --warmup 0
+        check "bench $size: exit 2" rc_is 2
+        check "bench $size: says the range" err_has "out of range 65536\.\.17179869184"
+        run create big --ring-bytes "$size"
+        check "create $size: exit 2" rc_is 2
+        check "create $size: the same range" err_has "out of range 65536\.\.17179869184"
+    done
+    run bench --help
+    check "--help says the range" out_has "64K\.\.16G"
+    end
+}
+
+test_rate_range() {
+    begin "bench --rate: a number out of range is said to be, with the range"
+    local r
+    for r in 1e30 1e999 0.5 99999999999999999999999 0; do
+        run bench --rate "$r" --duration 0.1
+        check "--rate $r: exit 2" rc_is 2
+        check "--rate $r: out of range, with the range" err_has "out of range 1\.\.1000000000"
+    done
+    run bench --rate abc
+    check "--rate abc: exit 2, not a number" err_has "not a number"
+    run bench --json --rate 1e5 --events 2000 --warmup 0
+    check "--rate 1e5: exit 0" rc_is 0
+    check "--rate 1e5: rate 100000" json_field 'o["config"]["rate"] == 100000 or sys.exit(1)'
+    end
+}
+
 test_bad_options() {
     begin "bad options: one line, exit 2"
     local args
@@ -264,6 +358,7 @@ test_table
 test_json_counts
 test_no_consumers
 test_exclusive
+test_no_members
 test_events_kinds
 test_sweep
 test_plot
@@ -271,5 +366,9 @@ test_keep
 test_interrupt
 test_terminate_json
 test_parent_killed
+test_child_killed_json
+test_placement_options
+test_ring_limit
+test_rate_range
 test_bad_options
 finish
