@@ -270,12 +270,14 @@ static int retake(evb_consumer *c, evb_event *ev)
                 evb_queue_ack(&c->grp, c->part[i], t.qseq, t.pos);
                 continue;
             }
-            if (v.pos != t.pos)
+            if (v.pos != t.pos) {
+                evb_ring_reader_uncount(&c->rd[i]); /* not the queue's: not handed */
                 return evb_err_set(-EBADMSG, "group %s, partition %u: the queue names "
                                    "position %llu, the log has an event at %llu (damaged "
                                    "group file)",
                                    c->name, c->part[i], (unsigned long long)t.pos,
                                    (unsigned long long)v.pos);
+            }
             deliver(c, i, ev, &v, t.qseq, t.count);
             uint32_t md = c->grp.f->h.max_deliveries;
             if (md && t.count > md) {

@@ -707,8 +707,9 @@ static void claim_whole(evb_producer *p)
 }
 
 /* evb_commit_receipt, and evb_commit off its common case: R NULL for the
- * second; DECIDED when its plain commit found a padder at the claim (X1),
- * so the stamp CAS decides. */
+ * second; DECIDED when its plain commit found a padder at the claim (X1):
+ * evb_ring_commit then (which looks once more, then lets the stamp CAS
+ * decide), not evb_ring_commit_fast's plain try again. */
 static __attribute__((noinline)) int commit(evb_producer *p, evb_receipt *r, bool decided)
 {
     if (!p || !p->open)
@@ -747,13 +748,9 @@ EVB_EXPORT int evb_commit(evb_producer *p, struct evb_claim *c)
     struct evb_ring_producer *rp = &p->rp[part];
     if (!rp->fenceless)
         return commit(p, NULL, false);
-    /* As evb_ring_commit_fast, inline. */
-    EVB_CRASH_POINT("commit.before_stamp");
-    if (!evb_commit_plain(rp, evb_ring_frame(rp->r, rc_->data_pos), rc_))
+    if (!evb_ring_commit_one(rp, rc_))
         return commit(p, NULL, true);
     p->open = 0;
-    evb_claim_count(rp->slot, &(struct evb_ring_claim){.events = 1, .len = rc_->len});
-    EVB_CRASH_POINT("finish.after_cas");
     p->end[part] = rc_->data_pos + rc_->len;
     evb_commit_resolved(rp, true);
     return 0;

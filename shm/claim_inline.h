@@ -207,15 +207,19 @@ static inline bool evb_ring_claim_fast(struct evb_ring_producer *p, uint32_t len
  * them, so they never pull the line away for a write. Relaxed: numbers to
  * show, nothing is read through them.
  */
-static inline void evb_claim_count(struct evb_producer_slot *s, const struct evb_ring_claim *c)
+static inline void evb_claim_count_n(struct evb_producer_slot *s, uint32_t events, uint32_t len)
 {
     atomic_store_explicit(&s->published,
-                          atomic_load_explicit(&s->published, memory_order_relaxed) + c->events,
+                          atomic_load_explicit(&s->published, memory_order_relaxed) + events,
                           memory_order_relaxed);
     atomic_store_explicit(&s->published_bytes,
-                          atomic_load_explicit(&s->published_bytes, memory_order_relaxed) +
-                              c->len,
+                          atomic_load_explicit(&s->published_bytes, memory_order_relaxed) + len,
                           memory_order_relaxed);
+}
+
+static inline void evb_claim_count(struct evb_producer_slot *s, const struct evb_ring_claim *c)
+{
+    evb_claim_count_n(s, c->events, c->len);
 }
 
 /*
@@ -238,7 +242,7 @@ static inline uint64_t evb_claim_stamp(const struct evb_ring *r, const struct ev
  * plainly. True: committed. False: the stamp CAS must decide (claim.c).
  */
 static inline bool evb_commit_plain(struct evb_ring_producer *p, struct evb_frame *f1,
-                                    struct evb_ring_claim *c)
+                                    const struct evb_ring_claim *c)
 {
     struct evb_producer_slot *s = p->slot;
     /* X1: release, our frames before the word a padder finishes them by. */
@@ -283,20 +287,33 @@ static inline void evb_commit_resolved(struct evb_ring_producer *p, bool fencele
 }
 
 /*
+ * X1 for a one-event claim without an end pad (C's data_pos and len) by a
+ * fenceless producer: true when committed with the plain store and
+ * counted, and the caller then calls evb_commit_resolved(P, true), last
+ * (a call in last place saves no register); false when a padder is at the
+ * claim, and evb_ring_commit's stamp CAS must decide. The one copy of this
+ * sequence: evb_ring_commit_fast and the producer's commit of a claim it
+ * kept only part of (bus/producer.c, EVB_CLAIM_PLAIN) both go through it.
+ */
+static inline bool evb_ring_commit_one(struct evb_ring_producer *p, const struct evb_ring_claim *c)
+{
+    EVB_CRASH_POINT("commit.before_stamp");
+    if (!evb_commit_plain(p, evb_ring_frame(p->r, c->data_pos), c))
+        return false;
+    evb_claim_count_n(p->slot, 1, c->len);
+    EVB_CRASH_POINT("finish.after_cas");
+    return true;
+}
+
+/*
  * Commit claim C: a one-event claim without an end pad by a fenceless
  * producer here (X1), anything else (a batch, an end pad, a padder at the
  * claim) in claim.c. 0 or -ECANCELED, as evb_ring_commit().
  */
 static inline int evb_ring_commit_fast(struct evb_ring_producer *p, struct evb_ring_claim *c)
 {
-    if (c->events != 1 || c->pad || !p->fenceless)
+    if (c->events != 1 || c->pad || !p->fenceless || !evb_ring_commit_one(p, c))
         return evb_ring_commit(p, c);
-    EVB_CRASH_POINT("commit.before_stamp");
-    struct evb_frame *f1 = evb_ring_frame(p->r, c->data_pos);
-    if (!evb_commit_plain(p, f1, c))
-        return evb_ring_commit(p, c);
-    evb_claim_count(p->slot, c);
-    EVB_CRASH_POINT("finish.after_cas");
     evb_commit_resolved(p, true);
     return 0;
 }
