@@ -3,7 +3,9 @@ from a venv with the package installed: a C producer process and this
 process as the consumer, the numpy path against the per-event path,
 lifetimes of events and views, errors, and every reader kind."""
 import errno
+import json
 import os
+import signal
 import struct
 import subprocess
 import sys
@@ -701,11 +703,35 @@ class DurableAcks(BusCase):
 
 
 class Example(BusCase):
+    SENSOR = np.dtype([("sensor", "<u4"), ("seq", "<u4"), ("time_ns", "<u8"), ("reading", "<f8")])
+
+    def example(self, *args, popen=False):
+        cmd = [sys.executable, os.path.join(os.environ["EVB_PY_SRC"], "examples",
+                                            "sensor_alerts.py"), "--bus", self.path, *args]
+        if popen:
+            return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                    text=True)
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+
+    def readings(self, sensor, values):
+        """Publish VALUES as SENSOR's readings at once: the example, started
+        after, reads them in one batch."""
+        rows = np.zeros(len(values), self.SENSOR)
+        rows["sensor"], rows["seq"], rows["reading"] = sensor, np.arange(len(values)), values
+        self.bus.create_topic("sensors", 4, exist_ok=True)
+        with self.bus.producer("sensors") as p:
+            p.publish_many(rows, key=str(sensor))
+
+    def alerts(self, sensor):
+        with self.bus.consumer("alerts", start="earliest") as c:
+            alerts = [json.loads(bytes(ev.value)) for ev in c.events(timeout=0)]
+        return [a for a in alerts if a["sensor"] == sensor]
+
+    def last_mean(self, out):
+        return [line for line in out.stdout.splitlines() if line.startswith("rolling mean")][-1]
+
     def test_sensor_alerts_alerts_once_per_crossing(self):
-        ex = os.path.join(os.environ["EVB_PY_SRC"], "examples", "sensor_alerts.py")
-        out = subprocess.run([sys.executable, ex, "--bus", self.path, "--demo",
-                              "--seconds", "3", "--window", "10", "--threshold", "70"],
-                             capture_output=True, text=True, timeout=60)
+        out = self.example("--demo", "--seconds", "3", "--window", "10", "--threshold", "70")
         self.assertEqual(out.returncode, 0, out.stderr)
         self.assertIn("rolling mean: 0=", out.stdout)
         printed = [line for line in out.stdout.splitlines() if line.startswith("ALERT")]
@@ -714,6 +740,91 @@ class Example(BusCase):
             alerts = [(ev.key, bytes(ev.value).decode()) for ev in c.events(timeout=0)]
         self.assertEqual([v for _, v in alerts], [line[6:] for line in printed])
         self.assertEqual({k for k, _ in alerts}, {b"3"})
+
+    def test_sensor_alerts_every_crossing_in_one_batch(self):
+        # The mean of 4 crosses 10 three times (at the third 20 of each
+        # run of them), all in the first batch; sensor 2 once.
+        self.readings(1, [0, 0, 0, 0, 20, 20, 20, 20] * 3)
+        self.readings(2, [100] * 5)
+        out = self.example("--window", "4", "--threshold", "10", "--seconds", "1")
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertEqual([(a["offset"], a["mean"]) for a in self.alerts(1)],
+                         [(6, 15.0), (14, 15.0), (22, 15.0)])
+        self.assertEqual(len(self.alerts(2)), 1)
+
+    def test_sensor_alerts_restart_keeps_windows_and_crossings(self):
+        args = ("--window", "4", "--threshold", "10", "--seconds", "1.5")
+        self.readings(1, [0, 0, 0, 0, 20, 20, 20, 20])
+        out = self.example(*args)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertEqual(len(self.alerts(1)), 1)
+        # Still above: no second alert, and the window goes on (20 20 30 30).
+        self.readings(1, [30, 30])
+        out = self.example(*args)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertEqual(len(self.alerts(1)), 1, out.stdout)
+        self.assertEqual(self.last_mean(out), "rolling mean: 1=25.0")
+        self.assertTrue(os.path.exists(f"{self.path}/sensors/sensor-alerts.state"))
+
+    def test_sensor_alerts_killed_after_the_state_before_the_commit(self):
+        state = self.dir.name + "/alerts.state"
+        args = ("--window", "4", "--threshold", "10", "--state", state)
+        self.readings(1, [0, 0, 0, 0, 20, 20, 20, 20])
+        p = self.example(*args, popen=True)
+        try:
+            # Killed once the state holds the last event (offset 7).
+            deadline = time.monotonic() + 30
+            while True:
+                if p.poll() is not None:
+                    self.fail(f"exited {p.returncode}: {p.stderr.read()}")
+                self.assertLess(time.monotonic(), deadline, "state never written")
+                try:
+                    with open(state) as f:
+                        if 7 in json.load(f)["done"].values():
+                            break
+                except (OSError, ValueError, KeyError):
+                    pass
+                time.sleep(0.01)
+        finally:
+            p.kill()
+            p.wait()
+            p.stderr.close()
+        self.assertEqual(p.returncode, -signal.SIGKILL)
+        # Whether it committed or not, the worst case: its commit lost, so
+        # the batch comes again, and must not be folded in again.
+        with self.bus.consumer("sensors", kind="consumer", name="sensor-alerts") as c:
+            c.seek(start="earliest")
+            c.commit()
+        self.readings(1, [30, 30])
+        out = self.example(*args, "--seconds", "1.5")
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertEqual(len(self.alerts(1)), 1, out.stdout)
+        self.assertEqual(self.last_mean(out), "rolling mean: 1=25.0")
+
+    def test_sensor_alerts_damaged_state_in_one_line(self):
+        state = self.dir.name + "/alerts.state"
+        with open(state, "w") as f:
+            f.write('{"tail": ')
+        out = self.example("--state", state, "--seconds", "0.5")
+        self.assertEqual(out.returncode, 1)
+        self.assertEqual(len(out.stderr.splitlines()), 1, out.stderr)
+        self.assertTrue(out.stderr.startswith(f"sensor_alerts.py: state file {state}: "),
+                        out.stderr)
+
+    def test_sensor_alerts_refuses_bad_arguments_in_one_line(self):
+        for bad in (["--window", "0"], ["--window", "-5"], ["--threshold", "nan"]):
+            with self.subTest(bad=bad):
+                out = self.example(*bad, "--seconds", "0.5")
+                self.assertEqual((out.returncode, len(out.stderr.splitlines())), (2, 1),
+                                 out.stderr)
+
+    def test_sensor_alerts_second_instance_in_one_line(self):
+        # Its named consumer is open already (here, in this process).
+        self.bus.create_topic("sensors", 4)
+        with self.bus.consumer("sensors", kind="consumer", name="sensor-alerts"):
+            out = self.example("--seconds", "0.5")
+        self.assertEqual((out.returncode, len(out.stderr.splitlines())), (1, 1), out.stderr)
+        self.assertTrue(out.stderr.startswith("sensor_alerts.py: topic sensors: "), out.stderr)
 
 
 if __name__ == "__main__":
