@@ -7,11 +7,14 @@
  * block_ms says.
  */
 #include <criterion/criterion.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "ring.h"
 #include "t_helpers.h"
 
 #define VLEN 48u
@@ -348,6 +351,98 @@ Test(claim_paths, a_full_ring_s_timeout_names_the_claim_that_holds_it)
     evb_producer_close(wait);
     evb_producer_close(fill);
     evb_producer_close(stall);
+    evb_bus_close(quick);
+}
+
+/* A padder that finds the owner's commit decided (X1: its committing word
+ * at the claim) finishes that commit with a DATA stamp; the owner's commit
+ * then says 0, and the event is there. The common claim's commit takes
+ * this path through its fallback (producer.c, commit(..., true)); a
+ * fallback that answered -ECANCELED would tell the caller a published
+ * event was lost (found by a cold review). The padder runs in the owner's
+ * thread, from the crash hook at "commit.decided". */
+static evb_bus *quick;
+static _Atomic int padded_once, seen_early, padder_rc;
+static void *padder(void *arg)
+{
+    (void)arg;
+    evb_producer *w;
+    if (evb_producer_open(&w, quick, "u", &(evb_producer_options){.block_ms = 5000})) {
+        atomic_store(&padder_rc, -1000);
+        return NULL;
+    }
+    evb_msg m = {.value = "y", .value_len = 1, .partition = 0};
+    /* Waits on the ring the open claim holds and pads it, which finishes
+     * the commit; goes on once the owner resolves its claim. */
+    atomic_store(&padder_rc, evb_publish(w, &m));
+    evb_producer_close(w);
+    return NULL;
+}
+
+static pthread_t padder_thread;
+static uint64_t held_offset, held_position;
+static void pad_at_decided(const char *name)
+{
+    if (strcmp(name, "commit.decided") || atomic_exchange(&padded_once, 1))
+        return;
+    usleep(60000); /* past stall_ms */
+    cr_assert_eq(pthread_create(&padder_thread, NULL, padder, NULL), 0);
+    /* The padder's DATA stamp makes the event readable before our own. */
+    evb_consumer *c;
+    cr_assert_eq(evb_consumer_open(&c, quick, "u", &(evb_consumer_options){
+                     .kind = EVB_SUBSCRIBER, .start = EVB_START_POSITION,
+                     .start_value = held_position}), 0, "%s", evb_last_error());
+    evb_event ev;
+    while (evb_consumer_next(c, &ev, 3000) == 0)
+        if (ev.offset == held_offset) {
+            uint32_t who = 0;
+            uint64_t seq = 0;
+            /* 2: whole, as the owner wrote it. */
+            atomic_store(&seen_early, ev.value_len == VLEN &&
+                                          t_value_check(ev.value, VLEN, &who, &seq) &&
+                                          who == 1 && seq == 77 ? 2 : 1);
+            break;
+        }
+    evb_consumer_close(c);
+}
+
+Test(claim_paths, a_commit_a_padder_finished_is_published)
+{
+    evb_bus_options bo = {.data_dir = t_data_dir(), .stall_ms = 20, .dead_ms = 20};
+    cr_assert_eq(evb_bus_open(&quick, t_bus_dir(), &bo), 0, "%s", evb_last_error());
+    cr_assert_eq(evb_topic_create(quick, "u", &(evb_topic_config){.partitions = 1,
+                 .ring_bytes = 64 << 10, .max_event_bytes = 1024}), 0, "%s",
+                 evb_last_error());
+    evb_producer *owner, *fill;
+    cr_assert_eq(evb_producer_open(&owner, quick, "u", &(evb_producer_options){0}), 0);
+    cr_assert_eq(evb_producer_open(&fill, quick, "u", &(evb_producer_options){0}), 0);
+    /* Attached first: a producer's first claim in a partition takes the
+     * full path, the next ones the common claim this is about. */
+    evb_msg first = {.value = "x", .value_len = 1, .partition = 0};
+    cr_assert_eq(evb_publish(owner, &first), 0);
+    struct evb_claim held;
+    cr_assert_eq(evb_claim(owner, 0, NULL, 0, VLEN, &held), 0, "%s", evb_last_error());
+    t_value_fill(held.value, VLEN, 1, 77);
+    held_offset = held.offset;
+    held_position = held.position;
+    evb_msg m = {.value = "y", .value_len = 1, .partition = 0};
+    int rc;
+    while ((rc = evb_publish(fill, &m)) == 0)
+        ;
+    cr_assert_eq(rc, -EAGAIN, "%s", evb_last_error());
+    atomic_store(&evb_crash_hook, pad_at_decided);
+    rc = evb_commit(owner, &held);
+    atomic_store(&evb_crash_hook, NULL);
+    cr_assert(atomic_load(&padded_once), "the hook never ran: no commit.decided point");
+    cr_assert_eq(pthread_join(padder_thread, NULL), 0);
+    cr_expect_eq(atomic_load(&padder_rc), 0, "the padder's publish");
+    cr_assert(atomic_load(&seen_early), "the padder did not finish the commit: not tested");
+    cr_expect_eq(rc, 0, "the commit a padder finished: %d %s", rc, evb_last_error());
+    /* It was there, whole, at its offset, before our commit went on (the
+     * padder's publish has lapped it since). */
+    cr_expect_eq(atomic_load(&seen_early), 2, "the event the padder finished is not ours");
+    evb_producer_close(fill);
+    evb_producer_close(owner);
     evb_bus_close(quick);
 }
 
