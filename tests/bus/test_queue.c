@@ -797,6 +797,28 @@ Test(queue, members_delivered_add_up_to_the_events)
     evb_consumer_close(m[1]);
 }
 
+/* A member's reader count moves on while its floor stays (an event it
+ * has not acked holds the floor): the slot's count was published only
+ * when the floor moved, so `evbus stat` showed it stuck. */
+Test(queue, a_held_floor_does_not_freeze_the_count)
+{
+    make_topic("jobs", 1, false);
+    evb_consumer *c = member("jobs", "q", 0, 0);
+    publish_n("jobs", 0, 4);
+    evb_event ev[4];
+    for (int k = 0; k < 3; k++)
+        cr_assert_eq(evb_consumer_next(c, &ev[k], 1000), 0, "%s", evb_last_error());
+    cr_assert_eq(evb_consumer_ack(c, &ev[1]), 0);
+    cr_assert_eq(evb_consumer_ack(c, &ev[2]), 0);
+    cr_assert_eq(evb_consumer_next(c, &ev[3], 1000), 0, "%s", evb_last_error());
+    usleep(150000); /* past a tick */
+    cr_assert_eq(evb_consumer_next(c, &ev[0], 0), -EAGAIN);
+    evb_reader_stat rs[2];
+    cr_assert_eq(evb_reader_list(bus, "jobs", 0, rs, 2), 1);
+    cr_expect_eq(rs[0].delivered, 4, "delivered %llu", (unsigned long long)rs[0].delivered);
+    evb_consumer_close(c);
+}
+
 /* A queue started at or past the tail's offset starts at the tail: it
  * handed out the whole history at once (found by a cold attack). */
 Test(queue, starts_past_the_end_at_the_tail)
