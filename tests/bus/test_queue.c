@@ -660,6 +660,60 @@ Test(queue, a_refused_dead_letter_is_tried_again_counted_once)
     evb_consumer_close(c);
 }
 
+/* The same with a DLQ that refuses for a while (full: a lossless reader
+ * that reads nothing holds it) and then takes the record: the record says
+ * max_deliveries, as if the DLQ had taken it at once. Each try gave the
+ * event's delivery count one more, and the record said so. */
+Test(queue, a_dead_letter_tried_again_keeps_its_delivery_count, .timeout = 60)
+{
+    make_topic("jobs", 1, false);
+    evb_topic_config dc = {.partitions = 1, .ring_bytes = 64 << 10, .max_event_bytes = 4096};
+    cr_assert_eq(evb_topic_create(bus, "jobs.dlq", &dc), 0, "%s", evb_last_error());
+    evb_consumer *hold;
+    cr_assert_eq(evb_consumer_open(&hold, bus, "jobs.dlq", &(evb_consumer_options){
+                     .kind = EVB_SUBSCRIBER_LOSSLESS}), 0, "%s", evb_last_error());
+    evb_producer *junk;
+    cr_assert_eq(evb_producer_open(&junk, bus, "jobs.dlq", &(evb_producer_options){0}), 0);
+    static char big[2048];
+    int rc;
+    while ((rc = evb_publish(junk, &(evb_msg){.value = big, .value_len = sizeof big})) == 0)
+        ;
+    cr_assert_eq(rc, -EAGAIN, "%s", evb_last_error());
+    evb_producer_close(junk);
+    evb_consumer *c = member("jobs", "q", 100, 1);
+    publish_n("jobs", 0, 1);
+    evb_event ev;
+    cr_assert_eq(evb_consumer_next(c, &ev, 1000), 0, "%s", evb_last_error());
+    cr_assert_eq(evb_consumer_nack(c, &ev, 0), 0);
+    /* Each try waits a second for room, then an ack_wait: three tries. */
+    for (uint64_t end = t_now_ms() + 3500; t_now_ms() < end;)
+        evb_consumer_next(c, &ev, 50);
+    evb_group_summary sum;
+    evb_group_partition_stat ps[1];
+    cr_assert_geq(evb_group_stat(bus, "jobs", "q", &sum, NULL, 0, ps, 1), 0);
+    cr_assert_eq(ps[0].dead_lettered, 0, "the full DLQ took the record");
+    evb_consumer_close(hold); /* room: the next try is taken */
+    for (uint64_t end = t_now_ms() + 3000; t_now_ms() < end;)
+        evb_consumer_next(c, &ev, 50);
+    cr_assert_geq(evb_group_stat(bus, "jobs", "q", &sum, NULL, 0, ps, 1), 0);
+    cr_assert_eq(ps[0].dead_lettered, 1, "%s", evb_last_error());
+    cr_expect_eq(ps[0].nacked, 1, "nacked %llu", (unsigned long long)ps[0].nacked);
+    evb_consumer_close(c);
+    evb_consumer *d;
+    cr_assert_eq(evb_consumer_open(&d, bus, "jobs.dlq", &(evb_consumer_options){
+                     .kind = EVB_SUBSCRIBER, .start = EVB_START_EARLIEST}), 0);
+    int records = 0;
+    while (evb_consumer_next(d, &ev, 200) == 0) {
+        struct evb_dlq_record rec;
+        if (evb_dlq_decode(&ev, &rec) != 0)
+            continue; /* the junk */
+        records++;
+        cr_expect_eq(rec.deliveries, 1, "the record says %u deliveries", rec.deliveries);
+    }
+    cr_expect_eq(records, 1);
+    evb_consumer_close(d);
+}
+
 /* A reject refused before it writes (a reason too long) leaves the event
  * its member's as any in flight, not held for ack_wait + 10 s: it can be
  * acknowledged, and another member takes it after ack_wait. */
