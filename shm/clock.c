@@ -24,10 +24,12 @@
  * Ordering (one edge, process-local):
  *
  *   V4  the anchor's seqlock: a writer takes it by CAS to an odd value
- *       (acquire), stores the fields, stores the next even value with
- *       release; a reader loads seq with acquire, the fields, fences
- *       acquire and loads seq again: equal and even, the fields are one
- *       anchor.
+ *       (acquire), fences release (so no field store is seen before the
+ *       odd value: free on x86, where only this path compiles, but the
+ *       language's rule), stores the fields, stores the next even value
+ *       with release; a reader (clock.h) loads seq with acquire, the
+ *       fields, fences acquire and loads seq again: equal and even, the
+ *       fields are one anchor.
  *
  * A child forked while another thread held the seqlock gets it back even,
  * the clock started over (clk_fork_child).
@@ -55,8 +57,9 @@ static uint64_t realtime_ns(void)
 }
 
 #ifdef EVB_HAVE_TSC
-/* The anchor (clock.h), read inline by evb_event_ns(). */
-struct evb_clk evb_clk;
+/* The anchor (clock.h), read inline by evb_event_ns(); a line of its own,
+ * which only a re-anchor (once a second) writes. */
+_Alignas(64) struct evb_clk evb_clk;
 
 /* The kernel keeps time by the counter: it found it invariant and
  * synchronised (or it would have marked it unstable and switched). */
@@ -163,10 +166,13 @@ static bool try_lock(uint64_t seq)
 {
     /* V4: acquire on success, so the fields we read are the last
      * writer's; a failed CAS reads nothing: relaxed. */
-    return !(seq & 1) &&
-           atomic_compare_exchange_strong_explicit(&evb_clk.lock_seq, &seq, seq + 1,
-                                                   memory_order_acquire,
-                                                   memory_order_relaxed);
+    if ((seq & 1) || !atomic_compare_exchange_strong_explicit(&evb_clk.lock_seq, &seq, seq + 1,
+                                                              memory_order_acquire,
+                                                              memory_order_relaxed))
+        return false;
+    /* V4: release fence; the odd value before any field store. */
+    atomic_thread_fence(memory_order_release);
+    return true;
 }
 
 uint64_t evb_event_ns_slow(void)

@@ -42,8 +42,10 @@ static const char stat_usage[] =
     "A topic that cannot be read (damaged: evbus list says why; a topic.conf\n"
     "that names other rings; no permission) is shown with the reason in place\n"
     "of its counters, and the others as usual; so is a group whose file cannot\n"
-    "be read (`unreadable` and why), and a named consumer whose cursor file\n"
-    "cannot be read (DAMAGED and why, its lag unknown). A topic that reads\n"
+    "be read or whose dedup table (.gdup) is damaged (`unreadable` and why),\n"
+    "and a named consumer whose cursor file cannot be read or whose dedup\n"
+    "table (.dup) is damaged (DAMAGED and why, its lag unknown); a ring whose\n"
+    "tail word is damaged makes its topic unreadable. A topic that reads\n"
     "but whose last rebuild kept damage on disk (readers stop there unless\n"
     "they skip it) is shown with its counters and DAMAGED on disk and why; one\n"
     "whose flusher failed (a full or read-only disk, an I/O error: nothing\n"
@@ -1009,8 +1011,9 @@ static void prom_named(const snapshot *s)
             for (uint32_t k = 0; k < ts->parts[p].nnamed; k++) {
                 if (!rhead)
                     prom_head("evbus_consumer_readable", "gauge",
-                              "1 when the named consumer's cursor file could be read, 0 "
-                              "when it is damaged or unreadable (evbus stat says why)");
+                              "1 when the named consumer's cursor file (and dedup table, "
+                              "if any) could be read, 0 when damaged or unreadable (evbus "
+                              "stat says why)");
                 rhead = true;
                 printf("evbus_consumer_readable{");
                 prom_part_labels(ts->ti.name, p);
@@ -1489,8 +1492,8 @@ static int stat_run(cli *c, const char *topic, double watch)
     else if (rc == 0 && cbad == 1)
         rc = cli_error(c, "consumer %s: %s", cfirst, cwhy);
     else if (rc == 0 && cbad > 1)
-        rc = cli_error(c, "%zu named consumers' cursor files could not be read (%s, ...): "
-                       "each shown as DAMAGED with the reason", cbad, cfirst);
+        rc = cli_error(c, "%zu named consumers' cursor files or dedup tables could not be "
+                       "read (%s, ...): each shown as DAMAGED with the reason", cbad, cfirst);
     return rc;
 }
 
