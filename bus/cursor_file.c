@@ -655,18 +655,14 @@ static int named_one(int fd, const char *path, const char *name, void *arg)
         evb_named_consumer_stat *o = &nl->out[nl->n];
         named_fill(nl, f, name, len - 4, o);
         /* Its dedup table, if it has one: damaged (in any partition: the
-         * table goes with the cursor file), its open is refused as for a
-         * damaged cursor file, so it is shown the same way. */
+         * table goes with the cursor file), its open with dedup is
+         * refused. Its commit and lag stay known: an open without dedup
+         * reads on. */
         char why[256];
         int bad = o->error ? 0 : evb_dedup_file_verify(nl->tm, o->name, false, UINT32_MAX, why,
                                                        sizeof why);
-        if (bad) {
-            o->error = bad;
+        if (bad)
             o->dedup_damaged = 1;
-            o->pid = 0;
-            o->committed_position = o->committed_offset = UINT64_MAX;
-            o->lag_events = o->lag_bytes = 0;
-        }
     }
     free(f);
     nl->n++;

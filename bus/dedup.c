@@ -349,45 +349,89 @@ int evb_dedup_file_open(struct evb_dedup *d, const struct evb_topic_map *tm,
     return 0;
 }
 
+/* Verify TM's table in the copy COPY (WANT bytes) for PART (UINT32_MAX:
+ * all): 0 or -errno, MSG says why. */
+static int dup_verify_copy(const struct evb_topic_map *tm, const void *copy, size_t want,
+                           uint32_t part, char *msg, size_t cap)
+{
+    int rc = dup_check(copy, want, tm->nparts, msg, cap);
+    if (rc)
+        return rc;
+    /* The check a partition's reader makes as it loads its table. */
+    struct evb_dedup_part *t = calloc(1, sizeof *t);
+    rc = t ? 0 : -ENOMEM;
+    for (uint32_t p = part == UINT32_MAX ? 0 : part;
+         !rc && p < (part == UINT32_MAX ? tm->nparts : part + 1); p++)
+        rc = dup_load(t, copy, p, 0, msg, cap);
+    free(t);
+    return rc;
+}
+
+/* Tries at a table its writer may be saving: a copy read across a save
+ * can fail its check where the file is sound (the reader's own load looks
+ * at the slot's words again, Z2; a copy cannot). Damage reads the same
+ * twice in a row; a save in progress does not. */
+#define EVB_DUP_VERIFY_TRIES 16
+
 int evb_dedup_file_verify(const struct evb_topic_map *tm, const char *name, bool group,
                           uint32_t part, char *why, size_t cap)
 {
     char path[PATH_MAX + 128];
+    const char *ext = group ? "gdup" : "dup";
     snprintf(path, sizeof path, "%s/consumers/%s.%s", tm->ddir[0] ? tm->ddir : tm->dir, name,
-             group ? "gdup" : "dup");
+             ext);
     int fd = evb_open_file(AT_FDCWD, path, O_RDONLY, 0, EVB_FILE_REG);
     if (fd == -ENOENT)
         return 0; /* no table: nothing to refuse */
     if (fd < 0) {
-        snprintf(why, cap, "consumers/%s.%s: %s", name, group ? "gdup" : "dup",
-                 strerror(-fd));
+        snprintf(why, cap, "consumers/%s.%s: %s", name, ext, strerror(-fd));
         return fd;
     }
+    /* Copies read with pread, not a mapping: the file sits in a directory
+     * other users may write, and one cut short after the size check would
+     * fault a mapping (SIGBUS in whoever runs the stat). The size first,
+     * so no size on disk decides what is allocated. */
     struct stat st;
-    int rc = fstat(fd, &st) < 0 ? -errno : 0;
-    void *m = MAP_FAILED;
+    size_t want = evb_dup_file_bytes(tm->nparts);
     char msg[200] = "";
-    if (!rc && (size_t)st.st_size < EVB_DUP_HDR_BYTES) {
-        snprintf(msg, sizeof msg, "%lld bytes, not a dedup file", (long long)st.st_size);
+    int rc = fstat(fd, &st) < 0 ? -errno : 0;
+    if (!rc && (uint64_t)st.st_size != want) {
+        snprintf(msg, sizeof msg, "%lld bytes, a table of %u partitions has %zu",
+                 (long long)st.st_size, tm->nparts, want);
         rc = -EBADMSG;
     }
-    if (!rc && (m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0)) == MAP_FAILED)
-        rc = -errno;
-    close(fd);
-    if (!rc && !(rc = dup_check(m, (size_t)st.st_size, tm->nparts, msg, sizeof msg))) {
-        /* The check a partition's reader makes as it loads its table. */
-        struct evb_dedup_part *t = calloc(1, sizeof *t);
-        rc = t ? 0 : -ENOMEM;
-        for (uint32_t p = part == UINT32_MAX ? 0 : part;
-             !rc && p < (part == UINT32_MAX ? tm->nparts : part + 1); p++)
-            rc = dup_load(t, m, p, 0, msg, sizeof msg);
-        free(t);
+    uint8_t *copy = rc ? NULL : malloc(2 * want), *prev = copy ? copy + want : NULL;
+    if (!rc && !copy)
+        rc = -ENOMEM;
+    for (int tries = 0; !rc; tries++) {
+        ssize_t got = pread(fd, copy, want, 0);
+        if (got < 0) {
+            rc = -errno;
+            break;
+        }
+        if ((size_t)got != want) {
+            snprintf(msg, sizeof msg, "%zd bytes read of %zu: cut short", got, want);
+            rc = -EBADMSG;
+            break;
+        }
+        int v = dup_verify_copy(tm, copy, want, part, msg, sizeof msg);
+        if (v == 0)
+            break; /* sound */
+        if (v != -EBADMSG || (tries && !memcmp(copy, prev, want))) {
+            rc = v; /* the same twice in a row: damage */
+            break;
+        }
+        if (tries + 1 == EVB_DUP_VERIFY_TRIES)
+            break; /* never the same twice: saved all along, not damage */
+        memcpy(prev, copy, want);
+        msg[0] = '\0';
+        if (tries)
+            sched_yield();
     }
-    if (m != MAP_FAILED)
-        munmap(m, (size_t)st.st_size);
+    close(fd);
+    free(copy);
     if (rc)
-        snprintf(why, cap, "consumers/%s.%s: %s", name, group ? "gdup" : "dup",
-                 msg[0] ? msg : strerror(-rc));
+        snprintf(why, cap, "consumers/%s.%s: %s", name, ext, msg[0] ? msg : strerror(-rc));
     return rc;
 }
 

@@ -28,7 +28,8 @@ static const char groups_usage[] =
     "redelivered and dead-lettered; a partition whose queue its members\n"
     "call damaged is marked DAMAGED, its floor, backlog and events in\n"
     "flight shown as - (the exit status is then 1, and the message says\n"
-    "what was found).\n"
+    "what was found). A group file or dedup table that does not read, and\n"
+    "a topic whose groups you may not read, are said on stderr, exit 1.\n"
     "\n"
     "  --json           one JSON object per group\n"
     CLI_BUS_HELP;

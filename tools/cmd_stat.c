@@ -395,17 +395,18 @@ static bool named_damaged(const evb_named_consumer_stat *nc)
     return nc->error != 0;
 }
 
-static const char *named_why(const evb_named_consumer_stat *nc)
+/* Damaged in either file: its cursor file (nothing known of it), or its
+ * dedup table (its open with dedup refused; its commit and lag known). */
+static bool named_bad(const evb_named_consumer_stat *nc)
 {
-    if (nc->error == -EBADMSG)
-        return nc->dedup_damaged ? "dedup table damaged" : "cursor file damaged";
-    return evb_strerror(nc->error);
+    return named_damaged(nc) || nc->dedup_damaged;
 }
 
-/* The file of NC that is damaged: its cursor file, or its dedup table. */
-static const char *named_file(const evb_named_consumer_stat *nc)
+static const char *named_why(const evb_named_consumer_stat *nc)
 {
-    return nc->dedup_damaged ? "dup" : "cur";
+    if (!nc->error && nc->dedup_damaged)
+        return "dedup table damaged";
+    return nc->error == -EBADMSG ? "cursor file damaged" : evb_strerror(nc->error);
 }
 
 /* ---- text ------------------------------------------------------------ */
@@ -477,11 +478,15 @@ static void print_readers(const stat_round *r, const part_snap *ps, const part_s
     for (uint32_t i = 0; i < ps->nnamed; i++) {
         const evb_named_consumer_stat *nc = &ps->named[i];
         if (named_damaged(nc)) {
-            printf("        %-10s %8s %12s %10s %12s %8s %12s %10s %10s  %s (%s: consumers/%s.%s)\n",
+            printf("        %-10s %8s %12s %10s %12s %8s %12s %10s %10s  %s (%s: consumers/%s.cur)\n",
                    "DAMAGED", "-", "-", "-", "-", "-", "-", "-", "-", nc->name, named_why(nc),
-                   nc->name, named_file(nc));
+                   nc->name);
             continue;
         }
+        if (nc->dedup_damaged)
+            printf("        %-10s %8s %12s %10s %12s %8s %12s %10s %10s  %s (%s: consumers/%s.dup)\n",
+                   "DAMAGED", "-", "-", "-", "-", "-", "-", "-", "-", nc->name, named_why(nc),
+                   nc->name);
         if (!named_closed(nc))
             continue;
         char off[32];
@@ -697,15 +702,18 @@ static json_t *closed_json(const part_snap *ps)
                                                named_why(nc)));
             continue;
         }
-        if (!named_closed(nc))
+        if (!named_closed(nc) && !nc->dedup_damaged)
             continue;
         bool none = nc->committed_offset == UINT64_MAX;
-        json_array_append_new(a, json_pack("{s:s, s:o, s:o, s:o}", "name", nc->name,
-                                           "committed_offset",
-                                           none ? json_null()
-                                                : cli_json_u64(nc->committed_offset),
-                                           "lag_events", cli_json_u64(nc->lag_events),
-                                           "lag_bytes", cli_json_u64(nc->lag_bytes)));
+        json_t *o = json_pack("{s:s, s:o, s:o, s:o}", "name", nc->name, "committed_offset",
+                              none ? json_null() : cli_json_u64(nc->committed_offset),
+                              "lag_events", cli_json_u64(nc->lag_events), "lag_bytes",
+                              cli_json_u64(nc->lag_bytes));
+        /* Its commit known, its dedup table not usable: said beside it. */
+        if (o && nc->dedup_damaged)
+            json_object_update_new(o, json_pack("{s:b, s:s}", "damaged", 1, "error",
+                                                named_why(nc)));
+        json_array_append_new(a, o);
     }
     return a;
 }
@@ -1018,7 +1026,7 @@ static void prom_named(const snapshot *s)
                 printf("evbus_consumer_readable{");
                 prom_part_labels(ts->ti.name, p);
                 prom_label("consumer", ts->parts[p].named[k].name, false);
-                printf("} %d\n", !named_damaged(&ts->parts[p].named[k]));
+                printf("} %d\n", !named_bad(&ts->parts[p].named[k]));
             }
     }
     static const char *const names[] = { "evbus_consumer_open", "evbus_consumer_lag_events",
@@ -1401,7 +1409,7 @@ static size_t snap_bad_cursors(const snapshot *s, const topic_snap **first_topic
         if (ts->error != NULL || ts->nparts == 0)
             continue;
         for (uint32_t k = 0; k < ts->parts[0].nnamed; k++)
-            if (named_damaged(&ts->parts[0].named[k]) && n++ == 0) {
+            if (named_bad(&ts->parts[0].named[k]) && n++ == 0) {
                 *first_topic = ts;
                 *first = &ts->parts[0].named[k];
             }

@@ -382,9 +382,9 @@ typedef struct evb_named_consumer_stat {
                                    ring holds */
     uint64_t lag_bytes;       /**< tail_position - committed_position, 0 when unknown */
     /** 1: the cursor file reads, but the consumer's dedup table
-     *  (consumers/NAME.dup) fails its check (in any partition), which its
-     *  open with EVB_CONSUMER_DEDUP refuses; error is then -EBADMSG (or
-     *  the table's open error) and the rest as for a damaged file. */
+     *  (consumers/NAME.dup) fails its check (in any partition) or cannot
+     *  be opened, which its open with EVB_CONSUMER_DEDUP refuses (an open
+     *  without it reads on); the fields above are as usual. */
     uint8_t dedup_damaged;
 } evb_named_consumer_stat;
 
@@ -891,8 +891,9 @@ int evb_topic_damage(evb_bus *bus, const char *topic, char *reason, size_t cap);
 int evb_topic_info(evb_bus *bus, const char *topic, struct evb_topic_info *out);
 
 /** Call FN for each topic name, in name order, damaged durable topics
- *  (evb_topic_damage()) included; stops early when FN returns non-zero.
- *  Returns the number of topics visited or -errno. */
+ *  (evb_topic_damage()) and topics the caller may not look into (calls
+ *  about them say -EACCES) included; stops early when FN returns
+ *  non-zero. Returns the number of topics visited or -errno. */
 int evb_topic_list(evb_bus *bus, int (*fn)(const char *topic, void *arg), void *arg);
 
 /** Live counters of one partition. Returns 0, -ENOENT, -EINVAL,

@@ -66,6 +66,9 @@ check "lists shut with its error" eval \
     "json_field '[t[\"error\"] for t in o[\"topics\"] if t[\"name\"] == \"shut\"][0]' | grep -q 'permission denied'"
 as "$READER" "$GROUP" list
 check "list names it" eval 'grep -qx shut "$OUT"'
+as "$READER" "$GROUP" groups
+check "groups of the bus: exit 1" rc_is 1
+check "... naming the topic it may not read" err_has "topic shut: .*permission denied"
 end
 
 finish

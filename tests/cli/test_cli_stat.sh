@@ -213,6 +213,8 @@ test_damaged_dedup() {
     run stat dd
     check "stat: exit 1" rc_is 1
     check "... nc DAMAGED, naming its table" out_has 'DAMAGED .* nc (dedup table damaged: consumers/nc.dup)$'
+    check "... its commit and lag still shown (an open without dedup reads on)" \
+        out_has '^ *closed  *- *5 .* nc$'
     run stat dd --prometheus
     check "--prometheus: exit 1" rc_is 1
     check "... consumer readable 0" out_has '^evbus_consumer_readable{topic="dd",partition="0",consumer="nc"} 0$'
@@ -220,6 +222,16 @@ test_damaged_dedup() {
     run groups dd
     check "groups: exit 1" rc_is 1
     check "... saying why" err_has "dedup table damaged: consumers/G.gdup"
+    # A table of the wrong size (cut short, or grown): read by pread into a
+    # copy of the size the topic's tables have, never mapped (a file cut
+    # short under a mapping would kill the stat with SIGBUS).
+    truncate -s 64 "$BUS/dd/consumers/nc.dup"
+    truncate -s 1G "$BUS/dd/consumers/G.gdup"
+    run stat dd
+    check "wrong sizes: exit 1, no crash" rc_is 1
+    check "... nc DAMAGED" out_has 'DAMAGED .* nc (dedup table damaged: consumers/nc.dup)$'
+    run groups dd
+    check "... the group's table said" err_has "G.gdup: 1073741824 bytes"
     end
 }
 

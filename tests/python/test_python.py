@@ -811,6 +811,25 @@ class Example(BusCase):
         self.assertTrue(out.stderr.startswith(f"sensor_alerts.py: state file {state}: "),
                         out.stderr)
 
+    def test_sensor_alerts_state_never_through_a_symlink(self):
+        # Another writer of the topic plants a symlink where the state goes
+        # (the default path is in the topic's directory): the example
+        # neither reads nor writes through it.
+        victim = self.dir.name + "/victim"
+        with open(victim, "w") as f:
+            f.write("precious")
+        state = self.dir.name + "/planted.state"
+        os.symlink(victim, state + ".tmp")  # a name a writer could guess
+        out = self.example("--state", state, "--seconds", "0.5")
+        self.assertEqual(out.returncode, 0, out.stderr)
+        os.unlink(state)
+        os.symlink(victim, state)
+        out = self.example("--state", state, "--seconds", "0.5")
+        self.assertEqual(out.returncode, 1, out.stderr)
+        self.assertEqual(len(out.stderr.splitlines()), 1, out.stderr)
+        with open(victim) as f:
+            self.assertEqual(f.read(), "precious")
+
     def test_sensor_alerts_refuses_bad_arguments_in_one_line(self):
         for bad in (["--window", "0"], ["--window", "-5"], ["--threshold", "nan"]):
             with self.subTest(bad=bad):

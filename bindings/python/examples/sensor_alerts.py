@@ -50,6 +50,7 @@ import json
 import math
 import os
 import sys
+import tempfile
 import threading
 import time
 
@@ -95,7 +96,10 @@ def load_state(path: str, window: int) -> tuple[dict[int, np.ndarray], set[int],
     above the threshold, and per partition the offset of the last event
     folded in; all empty when PATH does not exist yet (the first run)."""
     try:
-        with open(path, encoding="utf-8") as f:
+        # Not through a symlink: the default path is in the topic's
+        # directory, which other writers of the topic may write.
+        with os.fdopen(os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC),
+                       encoding="utf-8") as f:
             s = json.load(f)
         tail = {int(k): np.array(v, float) for k, v in s["tail"].items()}
         if any(t.ndim != 1 or not len(t) for t in tail.values()):
@@ -114,14 +118,19 @@ def save_state(path: str, tail: dict[int, np.ndarray], above: set[int],
                done: dict[int, int]) -> None:
     """Replace PATH's state in one step: a kill leaves the old file or the
     new one, never a torn one."""
-    tmp = path + ".tmp"
+    tmp = None
     try:
-        with open(tmp, "w", encoding="utf-8") as f:
+        # A new file of a name nobody can plant beforehand (mkstemp: O_EXCL,
+        # so never through a symlink); the rename replaces whatever PATH is.
+        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)),
+                                   prefix=".sensor-alerts.")
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
             json.dump({"tail": {str(k): t.tolist() for k, t in tail.items()},
                        "above": sorted(above), "done": {str(k): v for k, v in done.items()}}, f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+        tmp = None
         # The rename too must reach the disk before the commit does.
         fd = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
         try:
@@ -130,6 +139,12 @@ def save_state(path: str, tail: dict[int, np.ndarray], above: set[int],
             os.close(fd)
     except OSError as e:
         raise StateError(f"state file {path}: cannot write: {e}") from None
+    finally:
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
 
 
 def demo_producer(bus: evbus.Bus, topic: str, stop: threading.Event, sensors: int = 8) -> None:
