@@ -154,7 +154,7 @@ Test(queue, eight_members_two_partitions_all_work)
     atomic_store(&sh->go, 1);
     /* A member that fails returns without parking: bounded, then its exit
      * status below says which and why. */
-    for (uint64_t end = t_now_ms() + 60000;
+    for (uint64_t end = t_now_ms() + 30000;
          atomic_load(&sh->parked) < MEMBERS && t_now_ms() < end;)
         usleep(1000);
     /* Eight members racing for each event read far more than they take;
@@ -171,7 +171,7 @@ Test(queue, eight_members_two_partitions_all_work)
     }
     atomic_store(&sh->leave, 1);
     for (int m = 0; m < MEMBERS; m++)
-        cr_assert_eq(t_wait_exit(pids[m], 60000), 0, "member %d", m);
+        cr_assert_eq(t_wait_exit(pids[m], 30000), 0, "member %d", m);
     cr_expect_eq(per_reader, N_EVENTS, "the readers' delivered add up to %llu",
                  (unsigned long long)per_reader);
     for (int i = 0; i < N_EVENTS; i++) {
