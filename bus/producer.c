@@ -578,10 +578,9 @@ static inline void claim_opened(evb_producer *p, uint32_t part, uint8_t kind, ui
                                 uint32_t value_len, struct evb_claim *c)
 {
     p->open = OPEN(kind, part);
-#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
     /* C's 32 bytes in two 16-byte stores rather than five (stores: see
-     * EVB_CLAIM_PLAIN); value_len and partition are one little-endian
-     * word. */
+     * EVB_CLAIM_PLAIN); value_len and partition are one little-endian word
+     * (shm/arch.h refuses big-endian builds). */
     typedef uint64_t v2u64 __attribute__((vector_size(16), aligned(8)));
     static_assert(offsetof(struct evb_claim, value_len) == 8 &&
                   offsetof(struct evb_claim, partition) == 12 &&
@@ -591,13 +590,6 @@ static inline void claim_opened(evb_producer *p, uint32_t part, uint8_t kind, ui
     v2u64 where = {p->claim.offset, p->claim.data_pos};
     memcpy(c, &head, sizeof head);
     memcpy(&c->offset, &where, sizeof where);
-#else
-    c->value = value;
-    c->value_len = value_len;
-    c->partition = part;
-    c->offset = p->claim.offset;
-    c->position = p->claim.data_pos;
-#endif
 }
 
 /* evb_claim in PART (picked) for what claim_one does not take: a key, a

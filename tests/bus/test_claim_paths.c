@@ -297,6 +297,31 @@ static int claim_and_stop(void *arg)
     return evb_commit(p, &c) ? 2 : 0;
 }
 
+/* A bus that pads a claim stalled past 20 ms, its topic "u" of a 64 KiB
+ * ring; *STALL, *FILL producers of it. */
+static evb_bus *quick_bus(evb_producer **stall, evb_producer **fill)
+{
+    evb_bus *b;
+    evb_bus_options bo = {.data_dir = t_data_dir(), .stall_ms = 20, .dead_ms = 20};
+    cr_assert_eq(evb_bus_open(&b, t_bus_dir(), &bo), 0, "%s", evb_last_error());
+    cr_assert_eq(evb_topic_create(b, "u", &(evb_topic_config){.partitions = 1,
+                 .ring_bytes = 64 << 10, .max_event_bytes = 1024}), 0, "%s",
+                 evb_last_error());
+    cr_assert_eq(evb_producer_open(stall, b, "u", &(evb_producer_options){0}), 0);
+    cr_assert_eq(evb_producer_open(fill, b, "u", &(evb_producer_options){0}), 0);
+    return b;
+}
+
+/* Publish with FILL until the ring is full. */
+static void fill_up(evb_producer *fill)
+{
+    evb_msg m = {.value = "y", .value_len = 1, .partition = 0};
+    int rc;
+    while ((rc = evb_publish(fill, &m)) == 0)
+        ;
+    cr_assert_eq(rc, -EAGAIN, "%s", evb_last_error());
+}
+
 /* Another producer's claim it has not committed holds the ring (its
  * owner may still write there, padded or not): the text names its pid,
  * says when that process is stopped, and when the claim was padded. */
@@ -319,22 +344,12 @@ Test(claim_paths, a_full_ring_s_timeout_names_the_claim_that_holds_it)
 
     /* A claim of this process, stalled past stall_ms and so padded: it
      * still holds the ring. */
-    evb_bus *quick;
-    evb_bus_options bo = {.data_dir = t_data_dir(), .stall_ms = 20, .dead_ms = 20};
-    cr_assert_eq(evb_bus_open(&quick, t_bus_dir(), &bo), 0, "%s", evb_last_error());
-    cr_assert_eq(evb_topic_create(quick, "u", &(evb_topic_config){.partitions = 1,
-                 .ring_bytes = 64 << 10, .max_event_bytes = 1024}), 0, "%s",
-                 evb_last_error());
     evb_producer *stall, *fill;
-    cr_assert_eq(evb_producer_open(&stall, quick, "u", &(evb_producer_options){0}), 0);
-    cr_assert_eq(evb_producer_open(&fill, quick, "u", &(evb_producer_options){0}), 0);
+    evb_bus *quick = quick_bus(&stall, &fill);
     struct evb_claim held;
     cr_assert_eq(evb_claim(stall, 0, NULL, 0, VLEN, &held), 0, "%s", evb_last_error());
+    fill_up(fill);
     evb_msg m = {.value = "y", .value_len = 1, .partition = 0};
-    int rc;
-    while ((rc = evb_publish(fill, &m)) == 0)
-        ;
-    cr_assert_eq(rc, -EAGAIN, "%s", evb_last_error());
     evb_producer *wait;
     cr_assert_eq(evb_producer_open(&wait, quick, "u",
                                    &(evb_producer_options){.block_ms = 300}), 0);
@@ -408,14 +423,8 @@ static void pad_at_decided(const char *name)
 
 Test(claim_paths, a_commit_a_padder_finished_is_published)
 {
-    evb_bus_options bo = {.data_dir = t_data_dir(), .stall_ms = 20, .dead_ms = 20};
-    cr_assert_eq(evb_bus_open(&quick, t_bus_dir(), &bo), 0, "%s", evb_last_error());
-    cr_assert_eq(evb_topic_create(quick, "u", &(evb_topic_config){.partitions = 1,
-                 .ring_bytes = 64 << 10, .max_event_bytes = 1024}), 0, "%s",
-                 evb_last_error());
     evb_producer *owner, *fill;
-    cr_assert_eq(evb_producer_open(&owner, quick, "u", &(evb_producer_options){0}), 0);
-    cr_assert_eq(evb_producer_open(&fill, quick, "u", &(evb_producer_options){0}), 0);
+    quick = quick_bus(&owner, &fill);
     /* Attached first: a producer's first claim in a partition takes the
      * full path, the next ones the common claim this is about. */
     evb_msg first = {.value = "x", .value_len = 1, .partition = 0};
@@ -425,13 +434,9 @@ Test(claim_paths, a_commit_a_padder_finished_is_published)
     t_value_fill(held.value, VLEN, 1, 77);
     held_offset = held.offset;
     held_position = held.position;
-    evb_msg m = {.value = "y", .value_len = 1, .partition = 0};
-    int rc;
-    while ((rc = evb_publish(fill, &m)) == 0)
-        ;
-    cr_assert_eq(rc, -EAGAIN, "%s", evb_last_error());
+    fill_up(fill);
     atomic_store(&evb_crash_hook, pad_at_decided);
-    rc = evb_commit(owner, &held);
+    int rc = evb_commit(owner, &held);
     atomic_store(&evb_crash_hook, NULL);
     cr_assert(atomic_load(&padded_once), "the hook never ran: no commit.decided point");
     cr_assert_eq(pthread_join(padder_thread, NULL), 0);
