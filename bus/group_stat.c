@@ -118,6 +118,7 @@ EVB_EXPORT int evb_group_stat(evb_bus *bus, const char *topic, const char *group
     out->generation = atomic_load_explicit(&f->h.generation, memory_order_acquire);
     out->expelled = atomic_load_explicit(&f->h.expelled, memory_order_relaxed);
     out->handovers = atomic_load_explicit(&f->h.handovers, memory_order_relaxed);
+    out->dlq_refused = atomic_load_explicit(&f->h.dlq_refused, memory_order_relaxed);
     bool queue = f->h.kind == EVB_GRP_KIND_QUEUE;
     out->kind = queue ? EVB_QUEUE_MEMBER : EVB_GROUP_MEMBER;
     if (queue) {

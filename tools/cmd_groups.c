@@ -22,7 +22,10 @@ static const char groups_usage[] =
     "the committed offset, the lag (events published and not committed)\n"
     "and commits refused because the committer no longer owned it. For a\n"
     "queue group (evbus tail --group NAME --queue): its ack wait and\n"
-    "delivery limit, each member's events in flight, and per partition the\n"
+    "delivery limit, the dead letters the dead-letter topic refused (full,\n"
+    "too small: each try counted; the event is tried again each ack wait\n"
+    "and the member's call gets the error), each member's events in\n"
+    "flight, and per partition the\n"
     "floor (the log position every event below which is acknowledged), the\n"
     "backlog nobody took yet (log bytes), events in flight, acked, nacked,\n"
     "redelivered and dead-lettered; a partition whose queue its members\n"
@@ -94,8 +97,9 @@ static void print_text(const groups *g, const char *name, const evb_group_summar
            sum->members == 1 ? "" : "s", sum->partitions, (unsigned long long)sum->generation,
            (unsigned long long)sum->expelled);
     if (queue)
-        printf(", ack wait %u ms, max deliveries %u, %u in flight at most per partition\n",
-               sum->ack_wait_ms, sum->max_deliveries, sum->max_in_flight);
+        printf(", ack wait %u ms, max deliveries %u, %u in flight at most per partition, "
+               "%llu dead letters refused\n", sum->ack_wait_ms, sum->max_deliveries,
+               sum->max_in_flight, (unsigned long long)sum->dlq_refused);
     else
         printf(", %llu handovers\n", (unsigned long long)sum->handovers);
     for (uint32_t k = 0; k < nm; k++) {
@@ -194,10 +198,11 @@ static int show_group(const char *name, void *arg)
                               cli_json_u64(sum.handovers), "members", jm, "partition_state",
                               jp);
         if (queue)
-            json_object_update_new(o, json_pack("{s:I, s:I, s:I}", "ack_wait_ms",
+            json_object_update_new(o, json_pack("{s:I, s:I, s:I, s:o}", "ack_wait_ms",
                                                 (json_int_t)sum.ack_wait_ms, "max_deliveries",
                                                 (json_int_t)sum.max_deliveries, "max_in_flight",
-                                                (json_int_t)sum.max_in_flight));
+                                                (json_int_t)sum.max_in_flight, "dlq_refused",
+                                                cli_json_u64(sum.dlq_refused)));
         char *text = json_dumps(o, JSON_COMPACT);
         if (text)
             puts(text);

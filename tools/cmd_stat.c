@@ -34,10 +34,11 @@ static const char stat_usage[] =
     "retention_unconsumed: log bytes retention's cap removed before a named\n"
     "consumer had committed past them). Per consumer group one line: members,\n"
     "lag and events its members rejected to the dead-letter topic (a queue\n"
-    "group: backlog, events in flight, redelivered and dead-lettered); evbus\n"
-    "groups shows each in full. A topic with a dead-letter topic TOPIC.dlq\n"
-    "gets a line with the events in it and how many were resubmitted\n"
-    "(evbus dlq; `unknown` and why when its resubmit state is damaged).\n"
+    "group: backlog, events in flight, redelivered, dead-lettered and dead\n"
+    "letters the dead-letter topic refused); evbus groups shows each in full.\n"
+    "A topic with a dead-letter topic TOPIC.dlq gets a line with the events\n"
+    "in it and how many were resubmitted (evbus dlq; `unknown` and why when\n"
+    "its resubmit state is damaged).\n"
     "\n"
     "A topic that cannot be read (damaged: evbus list says why; a topic.conf\n"
     "that names other rings; no permission) is shown with the reason in place\n"
@@ -561,10 +562,11 @@ static int print_group(const char *group, void *arg)
     }
     if (g.sum.kind == EVB_QUEUE_MEMBER)
         printf("  group %s: queue, %u member%s, backlog %llu bytes, %llu in flight, "
-               "%llu redelivered, %llu dead-lettered (evbus groups %s)\n", group,
-               g.sum.members, g.sum.members == 1 ? "" : "s",
+               "%llu redelivered, %llu dead-lettered, %llu dead letters refused "
+               "(evbus groups %s)\n", group, g.sum.members, g.sum.members == 1 ? "" : "s",
                (unsigned long long)g.backlog_bytes, (unsigned long long)g.in_flight,
-               (unsigned long long)g.redelivered, (unsigned long long)g.dead_lettered, topic);
+               (unsigned long long)g.redelivered, (unsigned long long)g.dead_lettered,
+               (unsigned long long)g.sum.dlq_refused, topic);
     else
         printf("  group %s: %u member%s, lag %llu events, %llu rejected, %llu expelled "
                "(evbus groups %s)\n", group, g.sum.members, g.sum.members == 1 ? "" : "s",
@@ -589,11 +591,12 @@ static int group_json(const char *group, void *arg)
                           queue ? "queue" : "partition", "members", (json_int_t)g.sum.members,
                           "expelled", cli_json_u64(g.sum.expelled));
     if (queue)
-        json_object_update_new(o, json_pack("{s:o, s:o, s:o, s:o}", "backlog_bytes",
+        json_object_update_new(o, json_pack("{s:o, s:o, s:o, s:o, s:o}", "backlog_bytes",
                                             cli_json_u64(g.backlog_bytes), "in_flight",
                                             cli_json_u64(g.in_flight), "redelivered",
                                             cli_json_u64(g.redelivered), "dead_lettered",
-                                            cli_json_u64(g.dead_lettered)));
+                                            cli_json_u64(g.dead_lettered), "dlq_refused",
+                                            cli_json_u64(g.sum.dlq_refused)));
     else
         json_object_update_new(o, json_pack("{s:o, s:o}", "lag_events",
                                             cli_json_u64(g.lag_events), "rejected",
@@ -1181,6 +1184,7 @@ GROUP_FIELD(redelivered)
 GROUP_FIELD(dead_lettered)
 static uint64_t gg_members(const group_line *g) { return g->sum.members; }
 static uint64_t gg_expelled(const group_line *g) { return g->sum.expelled; }
+static uint64_t gg_dlq_refused(const group_line *g) { return g->sum.dlq_refused; }
 
 static const struct prom_group_metric {
     const char *name, *type, *help;
@@ -1203,6 +1207,9 @@ static const struct prom_group_metric {
       gg_redelivered, EVB_QUEUE_MEMBER },
     { "evbus_group_dead_lettered_events_total", "counter",
       "Events moved to the dead-letter topic", gg_dead_lettered, EVB_QUEUE_MEMBER },
+    { "evbus_group_dlq_refused_total", "counter",
+      "Tries to dead-letter an event that the dead-letter topic refused (tried again "
+      "each ack_wait)", gg_dlq_refused, EVB_QUEUE_MEMBER },
 };
 
 static void prom_group_labels(const char *topic, const prom_group *pg)

@@ -1556,6 +1556,11 @@ typedef struct evb_group_summary {
     uint32_t ack_wait_ms;     /**< queue groups */
     uint32_t max_deliveries;  /**< queue groups; 0: no limit */
     uint32_t max_in_flight;   /**< queue groups: per partition */
+    /** Queue groups: tries to dead-letter an event past max_deliveries
+     *  that the dead-letter topic refused (full, too small for it, a name
+     *  too long). The member's call returned the error; the event waits
+     *  ack_wait in the queue and is tried again, each try counted. */
+    uint64_t dlq_refused;
 } evb_group_summary;
 
 /** Call FN for each group of TOPIC, in name order; stops early when FN

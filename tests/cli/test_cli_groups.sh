@@ -158,7 +158,9 @@ test_damaged_group_file() {
 test_damaged_queue_partition() {
     begin "a queue damaged in one partition: groups shows the rest, marks it, exits 1"
     run create dq --partitions 2
-    run pub dq a b c d
+    # Two events in each partition, whichever partition a batch would take.
+    run pub dq a b --partition 0
+    run pub dq c d --partition 1
     run tail dq --group q --queue
     check "the events were taken" test "$(wc -l <"$OUT")" -eq 4
     run groups dq --json
@@ -257,7 +259,39 @@ test_queue_bad_input() {
     end
 }
 
+test_dlq_refusals_shown() {
+    begin "a queue's refused dead letters: groups, stat and Prometheus show the count"
+    run create dr
+    run pub dr a
+    run tail dr --group q --queue
+    run groups dr --json
+    check "none at first" json_field 'o["dlq_refused"] == 0 or sys.exit(1)'
+    # The count's word in the group header (group_format.h, offset 136),
+    # as members leave it after seven refused tries.
+    python3 -c '
+import struct, sys
+with open(sys.argv[1], "r+b") as f:
+    f.seek(136)
+    f.write(struct.pack("<Q", 7))' "$BUS/dr/consumers/q.grp"
+    run groups dr
+    check "text: the count" out_has "7 dead letters refused"
+    run groups dr --json
+    check "JSON: dlq_refused" json_field 'o["dlq_refused"] == 7 or sys.exit(1)'
+    run stat dr
+    check "stat's group line" out_has "7 dead letters refused"
+    run stat dr --json
+    check "stat JSON" py '
+import json, sys
+o = json.load(sys.stdin)
+t = o["topics"][0] if "topics" in o else o
+sys.exit(0 if [g["dlq_refused"] for g in t["groups"]] == [7] else 1)'
+    run stat dr --prometheus
+    check "Prometheus counter" out_has 'evbus_group_dlq_refused_total{topic="dr",group="q",kind="queue"} 7'
+    end
+}
+
 test_one_member_commits_on_print
+test_dlq_refusals_shown
 test_queue_members
 test_queue_bad_input
 test_members_share_and_kill
