@@ -7,7 +7,9 @@
 # nobody (65534) is in their group (nogroup). A stranger (65533) in no
 # group of the bus is still refused. Ring-only and durable topics. Also:
 # stat and list of the whole bus show a topic the caller may not look
-# into, with the reason (a cold attack found it left out, stat exit 0).
+# into, with the reason (a cold attack found it left out, stat exit 0);
+# bench's sweep of a killed bench's topics passes over ones it may not
+# remove, so that they never take the places of its own.
 # Needs root (setpriv); exits 77 (skipped) otherwise.
 #
 # Usage: test_cli_perms5.sh PATH/TO/evbus
@@ -69,6 +71,26 @@ check "list names it" eval 'grep -qx shut "$OUT"'
 as "$READER" "$GROUP" groups
 check "groups of the bus: exit 1" rc_is 1
 check "... naming the topic it may not read" err_has "topic shut: .*permission denied"
+end
+
+begin "bench's sweep of dead benches' topics passes over other users' topics"
+# A pid no process has: bench-PID-N topics of it are a killed bench's.
+dead=4000000
+while kill -0 "$dead" 2>/dev/null; do dead=$((dead - 1)); done
+# Sixteen of root's, which nobody may not remove, sort before nobody's
+# own: the sweep takes at most 16 names a run.
+for i in $(seq 1 16); do
+    prun create "bench-$dead-$i" --partitions 1 --ring-bytes 64K --mode 0600
+done
+chmod g+w "$PB" # shared with GROUP, as README "Sharing a bus with a group"
+as "$READER" "$GROUP" create "bench-$dead-99" --partitions 1 --ring-bytes 64K
+check "nobody leaves a topic of a dead bench" rc_is 0
+as "$READER" "$GROUP" bench --duration 0.1 --warmup 0 --ring-bytes 64K
+check "nobody's bench: exit 0" rc_is 0
+prun list
+check "nobody's dead bench topic is swept" not_grep "bench-$dead-99" "$OUT"
+check "root's are left" eval '[[ "$(grep -c "^bench-$dead-" "$OUT")" -eq 16 ]]'
+chmod g-w "$PB"
 end
 
 finish
