@@ -217,7 +217,7 @@ static int dead_letter(evb_consumer *c, uint32_t i, evb_event *ev)
          * error comes back that often, not at every call, and other events
          * flow. Not a nack nor a delivery: each try counts only as a
          * refusal, which `evbus groups` shows (relaxed: a number). */
-        atomic_fetch_add_explicit(&c->grp.f->h.dlq_refused, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&c->grp.f->h.dlq_refusals, 1, memory_order_relaxed);
         evb_queue_retry(&c->grp, c->part[i], ev->ack_token, ev->position,
                         c->grp.f->h.ack_wait_ms);
         return rc;

@@ -164,6 +164,10 @@ int evb_queue_retry(struct evb_group *g, uint32_t p, uint64_t qseq, uint64_t pos
 int evb_queue_dead_letter(struct evb_group *g, uint32_t p, uint64_t qseq, uint64_t pos);
 /* Our events in flight in P (for `evbus groups`), counted by scanning. */
 uint32_t evb_queue_in_flight(const struct evb_group *g, uint32_t p, uint32_t member);
+/* Events of P past max_deliveries whose dead-letter record is not written
+ * yet: waiting for their next take (which writes it), or held while it is
+ * written. Stays up while the dead-letter topic refuses records. */
+uint32_t evb_queue_dlq_due(const struct evb_group *g, uint32_t p);
 /* Whether a member slot holds ID now. */
 bool evb_group_id_present(const struct evb_group *g, uint64_t id);
 /* The member ids present now, into IDS (64); how many. */

@@ -155,13 +155,15 @@ struct evb_grp_hdr {
      * positions with the old ring's events (J7). 0 in files made before
      * it was used, and no older build bumps it. */
     _Atomic uint64_t incarnation;
-    /* 136: queue groups, for `evbus groups`: tries to write the
-     * dead-letter record of an event past max_deliveries that the
-     * dead-letter topic refused (full, too small, a name too long); the
-     * event waits an ack_wait and is tried again, each try counted here.
-     * 0 in files made before it was used; older builds leave it be. */
-    _Atomic uint64_t dlq_refused;
-    uint8_t reserved_[EVB_GRP_HDR_BYTES - 144];
+    uint8_t pad4_[192 - 136];
+    /* 192, on a line no take or ack reads: queue groups, for `evbus
+     * groups`: tries to write the dead-letter record of an event past
+     * max_deliveries that the dead-letter topic refused (full, too small,
+     * a name too long); the event waits an ack_wait and is tried again,
+     * each try counted here. Zero in files made before it was used; older
+     * builds leave it be. */
+    _Atomic uint64_t dlq_refusals;
+    uint8_t reserved_[EVB_GRP_HDR_BYTES - 200];
 };
 
 struct evb_grp_member {
@@ -234,7 +236,7 @@ EVB_GRP_AT(evb_grp_hdr, ack_wait_ms, 72);
 EVB_GRP_AT(evb_grp_hdr, max_deliveries, 76);
 EVB_GRP_AT(evb_grp_hdr, window, 80);
 EVB_GRP_AT(evb_grp_hdr, incarnation, 128);
-EVB_GRP_AT(evb_grp_hdr, dlq_refused, 136);
+EVB_GRP_AT(evb_grp_hdr, dlq_refusals, 192);
 EVB_GRP_AT(evb_grp_member, proc, 0);
 EVB_GRP_AT(evb_grp_member, id, 8);
 EVB_GRP_AT(evb_grp_member, heartbeat_ms, 16);

@@ -118,7 +118,7 @@ EVB_EXPORT int evb_group_stat(evb_bus *bus, const char *topic, const char *group
     out->generation = atomic_load_explicit(&f->h.generation, memory_order_acquire);
     out->expelled = atomic_load_explicit(&f->h.expelled, memory_order_relaxed);
     out->handovers = atomic_load_explicit(&f->h.handovers, memory_order_relaxed);
-    out->dlq_refused = atomic_load_explicit(&f->h.dlq_refused, memory_order_relaxed);
+    out->dlq_refusals = atomic_load_explicit(&f->h.dlq_refusals, memory_order_relaxed);
     bool queue = f->h.kind == EVB_GRP_KIND_QUEUE;
     out->kind = queue ? EVB_QUEUE_MEMBER : EVB_GROUP_MEMBER;
     if (queue) {
@@ -218,6 +218,7 @@ EVB_EXPORT int evb_group_stat(evb_bus *bus, const char *topic, const char *group
             ps->backlog_bytes =
                 evb_queue_fetch(&g, p, &fp, &fs) && t > fp ? t - fp : 0;
             ps->in_flight = evb_queue_in_flight(&g, p, 0);
+            ps->dlq_due = evb_queue_dlq_due(&g, p);
             /* V3 (queue.c): relaxed counters. */
             ps->acked = atomic_load_explicit(&q->acked, memory_order_relaxed);
             ps->nacked = atomic_load_explicit(&q->nacked, memory_order_relaxed);

@@ -633,7 +633,22 @@ int evb_queue_dead_letter(struct evb_group *g, uint32_t p, uint64_t qseq, uint64
     return settle(g, p, qseq, pos, EVB_QS_ACKED, 0, &head(g, p)->dead_lettered);
 }
 
-uint32_t evb_queue_in_flight(const struct evb_group *g, uint32_t p, uint32_t member)
+/* Does slot state CTL count? IN_FLIGHT: in flight (to MEMBER, 0 any);
+ * else due for the dead-letter topic: waiting with max_deliveries MD
+ * deliveries behind it (its next take writes the record: a last nack,
+ * or a record the DLQ refused), or held while its record is written. */
+static bool slot_counts(uint64_t ctl, bool in_flight, uint32_t member, uint32_t md)
+{
+    uint8_t st = EVB_QS_STATE(ctl);
+    if (in_flight)
+        return st == EVB_QS_INFLIGHT && (!member || EVB_QS_MEMBER(ctl) == member);
+    return md && ((st == EVB_QS_WAIT && EVB_QS_COUNT(ctl) >= md) ||
+                  (st == EVB_QS_INFLIGHT && EVB_QS_COUNT(ctl) > md));
+}
+
+/* Slots of P's window whose state slot_counts() counts. */
+static uint32_t count_window(const struct evb_group *g, uint32_t p, bool in_flight,
+                             uint32_t member)
 {
     struct evb_queue_head *q = head(g, p);
     uint64_t lp, ls, fp, fs;
@@ -642,16 +657,25 @@ uint32_t evb_queue_in_flight(const struct evb_group *g, uint32_t p, uint32_t mem
         return 0;
     if (fs - ls > g->f->h.window)
         fs = ls + g->f->h.window; /* a floor that moved on: its first window */
-    uint32_t n = 0;
+    uint32_t md = g->f->h.max_deliveries, n = 0;
     for (uint64_t qs = ls; qs < fs; qs++) {
         struct evb_queue_slot *s = slot_of(g, q, qs);
         /* V2: acquire, one word. */
         uint64_t ctl = atomic_load_explicit(&s->ctl, memory_order_acquire);
-        if (EVB_QS_LAP(ctl) == lap_of(g, qs) && EVB_QS_STATE(ctl) == EVB_QS_INFLIGHT &&
-            (!member || EVB_QS_MEMBER(ctl) == member))
+        if (EVB_QS_LAP(ctl) == lap_of(g, qs) && slot_counts(ctl, in_flight, member, md))
             n++;
     }
     return n;
+}
+
+uint32_t evb_queue_in_flight(const struct evb_group *g, uint32_t p, uint32_t member)
+{
+    return count_window(g, p, true, member);
+}
+
+uint32_t evb_queue_dlq_due(const struct evb_group *g, uint32_t p)
+{
+    return count_window(g, p, false, 0);
 }
 
 /* The previous lap's state of event QS's slot, as a new file or an acked

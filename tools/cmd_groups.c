@@ -22,15 +22,17 @@ static const char groups_usage[] =
     "the committed offset, the lag (events published and not committed)\n"
     "and commits refused because the committer no longer owned it. For a\n"
     "queue group (evbus tail --group NAME --queue): its ack wait and\n"
-    "delivery limit, the dead letters the dead-letter topic refused (full,\n"
-    "too small: each try counted; the event is tried again each ack wait\n"
-    "and the member's call gets the error), each member's events in\n"
-    "flight, and per partition the\n"
-    "floor (the log position every event below which is acknowledged), the\n"
+    "delivery limit; its dead-letter refusals: tries to move an event past\n"
+    "max deliveries that the dead-letter topic refused (full, too small;\n"
+    "the event is tried again each ack wait, the member's call gets the\n"
+    "error); each member's events in flight; and per partition the floor\n"
+    "(the log position every event below which is acknowledged), the\n"
     "backlog nobody took yet (log bytes), events in flight, acked, nacked,\n"
-    "redelivered and dead-lettered; a partition whose queue its members\n"
-    "call damaged is marked DAMAGED, its floor, backlog and events in\n"
-    "flight shown as - (the exit status is then 1, and the message says\n"
+    "redelivered, dead-lettered, and dlq_due: events past max deliveries\n"
+    "whose dead-letter record is not written yet (it stays up while the\n"
+    "dead-letter topic refuses them); a partition whose queue its members\n"
+    "call damaged is marked DAMAGED, its floor, backlog, events in flight\n"
+    "and dlq_due shown as - (the exit status is then 1, and the message says\n"
     "what was found). A group file or dedup table that does not read, and\n"
     "a topic whose groups you may not read, are said on stderr, exit 1.\n"
     "\n"
@@ -64,7 +66,7 @@ static json_t *queue_part_json(uint32_t p, const evb_group_partition_stat *s)
 {
     /* A damaged queue's cursors and slots say nothing reliable: null. */
     bool d = s->damaged != 0;
-    return json_pack("{s:I, s:b, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "partition",
+    return json_pack("{s:I, s:b, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "partition",
                      (json_int_t)p, "damaged", d,
                      "floor_position", d ? json_null() : opt_u64(s->committed_position),
                      "backlog_bytes", d ? json_null() : cli_json_u64(s->backlog_bytes),
@@ -72,7 +74,8 @@ static json_t *queue_part_json(uint32_t p, const evb_group_partition_stat *s)
                      "acked", cli_json_u64(s->acked),
                      "nacked", cli_json_u64(s->nacked),
                      "redelivered", cli_json_u64(s->redelivered),
-                     "dead_lettered", cli_json_u64(s->dead_lettered));
+                     "dead_lettered", cli_json_u64(s->dead_lettered),
+                     "dlq_due", d ? json_null() : json_integer(s->dlq_due));
 }
 
 static json_t *part_json(uint32_t p, const evb_group_partition_stat *s)
@@ -98,8 +101,8 @@ static void print_text(const groups *g, const char *name, const evb_group_summar
            (unsigned long long)sum->expelled);
     if (queue)
         printf(", ack wait %u ms, max deliveries %u, %u in flight at most per partition, "
-               "%llu dead letters refused\n", sum->ack_wait_ms, sum->max_deliveries,
-               sum->max_in_flight, (unsigned long long)sum->dlq_refused);
+               "%llu dead-letter refusals\n", sum->ack_wait_ms, sum->max_deliveries,
+               sum->max_in_flight, (unsigned long long)sum->dlq_refusals);
     else
         printf(", %llu handovers\n", (unsigned long long)sum->handovers);
     for (uint32_t k = 0; k < nm; k++) {
@@ -117,11 +120,12 @@ static void print_text(const groups *g, const char *name, const evb_group_summar
                    m->alive ? "" : " (dead: to be expelled)");
     }
     if (queue) {
-        printf("  %-9s %-14s %-12s %-9s %-10s %-8s %-11s %s\n", "partition", "floor",
-               "backlog", "in_flight", "acked", "nacked", "redelivered", "dead_lettered");
+        printf("  %-9s %-14s %-12s %-9s %-10s %-8s %-11s %-13s %s\n", "partition", "floor",
+               "backlog", "in_flight", "acked", "nacked", "redelivered", "dead_lettered",
+               "dlq_due");
         for (uint32_t p = 0; p < sum->partitions; p++) {
             const evb_group_partition_stat *s = &ps[p];
-            char floor[24], backlog[24], in_flight[16];
+            char floor[24], backlog[24], in_flight[16], due[16];
             /* A damaged queue's cursors and slots say nothing reliable:
              * only its counters are shown. */
             if (s->committed_position == UINT64_MAX || s->damaged)
@@ -131,10 +135,11 @@ static void print_text(const groups *g, const char *name, const evb_group_summar
             snprintf(backlog, sizeof backlog, s->damaged ? "-" : "%llu",
                      (unsigned long long)s->backlog_bytes);
             snprintf(in_flight, sizeof in_flight, s->damaged ? "-" : "%u", s->in_flight);
-            printf("  %-9u %-14s %-12s %-9s %-10llu %-8llu %-11llu %llu%s\n", p, floor, backlog,
-                   in_flight, (unsigned long long)s->acked, (unsigned long long)s->nacked,
-                   (unsigned long long)s->redelivered, (unsigned long long)s->dead_lettered,
-                   s->damaged ? "  DAMAGED" : "");
+            snprintf(due, sizeof due, s->damaged ? "-" : "%u", s->dlq_due);
+            printf("  %-9u %-14s %-12s %-9s %-10llu %-8llu %-11llu %-13llu %s%s\n", p, floor,
+                   backlog, in_flight, (unsigned long long)s->acked,
+                   (unsigned long long)s->nacked, (unsigned long long)s->redelivered,
+                   (unsigned long long)s->dead_lettered, due, s->damaged ? "  DAMAGED" : "");
         }
         return;
     }
@@ -201,8 +206,8 @@ static int show_group(const char *name, void *arg)
             json_object_update_new(o, json_pack("{s:I, s:I, s:I, s:o}", "ack_wait_ms",
                                                 (json_int_t)sum.ack_wait_ms, "max_deliveries",
                                                 (json_int_t)sum.max_deliveries, "max_in_flight",
-                                                (json_int_t)sum.max_in_flight, "dlq_refused",
-                                                cli_json_u64(sum.dlq_refused)));
+                                                (json_int_t)sum.max_in_flight, "dlq_refusals",
+                                                cli_json_u64(sum.dlq_refusals)));
         char *text = json_dumps(o, JSON_COMPACT);
         if (text)
             puts(text);

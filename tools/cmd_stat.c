@@ -34,8 +34,9 @@ static const char stat_usage[] =
     "retention_unconsumed: log bytes retention's cap removed before a named\n"
     "consumer had committed past them). Per consumer group one line: members,\n"
     "lag and events its members rejected to the dead-letter topic (a queue\n"
-    "group: backlog, events in flight, redelivered, dead-lettered and dead\n"
-    "letters the dead-letter topic refused); evbus groups shows each in full.\n"
+    "group: backlog, events in flight, redelivered, dead-lettered, events\n"
+    "past max deliveries due for the dead-letter topic and the tries it\n"
+    "refused); evbus groups shows each in full.\n"
     "A topic with a dead-letter topic TOPIC.dlq gets a line with the events\n"
     "in it and how many were resubmitted (evbus dlq; `unknown` and why when\n"
     "its resubmit state is damaged).\n"
@@ -510,7 +511,7 @@ static evb_bus *stat_bus;
  * flight. -errno when the group cannot be read. */
 typedef struct group_line {
     evb_group_summary sum;
-    uint64_t lag_events, backlog_bytes, in_flight, redelivered, dead_lettered, rejected;
+    uint64_t lag_events, backlog_bytes, in_flight, redelivered, dead_lettered, rejected, dlq_due;
 } group_line;
 
 static int group_line_of(const char *topic, const char *group, group_line *g)
@@ -526,6 +527,7 @@ static int group_line_of(const char *topic, const char *group, group_line *g)
         g->in_flight += ps[p].in_flight;
         g->redelivered += ps[p].redelivered;
         g->dead_lettered += ps[p].dead_lettered;
+        g->dlq_due += ps[p].dlq_due;
         g->rejected += ps[p].rejected;
     }
     free(ps);
@@ -562,11 +564,12 @@ static int print_group(const char *group, void *arg)
     }
     if (g.sum.kind == EVB_QUEUE_MEMBER)
         printf("  group %s: queue, %u member%s, backlog %llu bytes, %llu in flight, "
-               "%llu redelivered, %llu dead-lettered, %llu dead letters refused "
-               "(evbus groups %s)\n", group, g.sum.members, g.sum.members == 1 ? "" : "s",
-               (unsigned long long)g.backlog_bytes, (unsigned long long)g.in_flight,
-               (unsigned long long)g.redelivered, (unsigned long long)g.dead_lettered,
-               (unsigned long long)g.sum.dlq_refused, topic);
+               "%llu redelivered, %llu dead-lettered, %llu due for the dead-letter topic "
+               "(%llu refusals) (evbus groups %s)\n", group, g.sum.members,
+               g.sum.members == 1 ? "" : "s", (unsigned long long)g.backlog_bytes,
+               (unsigned long long)g.in_flight, (unsigned long long)g.redelivered,
+               (unsigned long long)g.dead_lettered, (unsigned long long)g.dlq_due,
+               (unsigned long long)g.sum.dlq_refusals, topic);
     else
         printf("  group %s: %u member%s, lag %llu events, %llu rejected, %llu expelled "
                "(evbus groups %s)\n", group, g.sum.members, g.sum.members == 1 ? "" : "s",
@@ -591,12 +594,13 @@ static int group_json(const char *group, void *arg)
                           queue ? "queue" : "partition", "members", (json_int_t)g.sum.members,
                           "expelled", cli_json_u64(g.sum.expelled));
     if (queue)
-        json_object_update_new(o, json_pack("{s:o, s:o, s:o, s:o, s:o}", "backlog_bytes",
+        json_object_update_new(o, json_pack("{s:o, s:o, s:o, s:o, s:o, s:o}", "backlog_bytes",
                                             cli_json_u64(g.backlog_bytes), "in_flight",
                                             cli_json_u64(g.in_flight), "redelivered",
                                             cli_json_u64(g.redelivered), "dead_lettered",
-                                            cli_json_u64(g.dead_lettered), "dlq_refused",
-                                            cli_json_u64(g.sum.dlq_refused)));
+                                            cli_json_u64(g.dead_lettered), "dlq_due",
+                                            cli_json_u64(g.dlq_due), "dlq_refusals",
+                                            cli_json_u64(g.sum.dlq_refusals)));
     else
         json_object_update_new(o, json_pack("{s:o, s:o}", "lag_events",
                                             cli_json_u64(g.lag_events), "rejected",
@@ -1182,9 +1186,10 @@ GROUP_FIELD(backlog_bytes)
 GROUP_FIELD(in_flight)
 GROUP_FIELD(redelivered)
 GROUP_FIELD(dead_lettered)
+GROUP_FIELD(dlq_due)
 static uint64_t gg_members(const group_line *g) { return g->sum.members; }
 static uint64_t gg_expelled(const group_line *g) { return g->sum.expelled; }
-static uint64_t gg_dlq_refused(const group_line *g) { return g->sum.dlq_refused; }
+static uint64_t gg_dlq_refusals(const group_line *g) { return g->sum.dlq_refusals; }
 
 static const struct prom_group_metric {
     const char *name, *type, *help;
@@ -1207,9 +1212,12 @@ static const struct prom_group_metric {
       gg_redelivered, EVB_QUEUE_MEMBER },
     { "evbus_group_dead_lettered_events_total", "counter",
       "Events moved to the dead-letter topic", gg_dead_lettered, EVB_QUEUE_MEMBER },
-    { "evbus_group_dlq_refused_total", "counter",
-      "Tries to dead-letter an event that the dead-letter topic refused (tried again "
-      "each ack_wait)", gg_dlq_refused, EVB_QUEUE_MEMBER },
+    { "evbus_group_dlq_due_events", "gauge",
+      "Events past max_deliveries whose dead-letter record is not written yet",
+      gg_dlq_due, EVB_QUEUE_MEMBER },
+    { "evbus_group_dlq_refusals_total", "counter",
+      "Tries to dead-letter an event past max_deliveries that the dead-letter topic "
+      "refused (each tried again every ack_wait)", gg_dlq_refusals, EVB_QUEUE_MEMBER },
 };
 
 static void prom_group_labels(const char *topic, const prom_group *pg)

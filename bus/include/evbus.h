@@ -1541,7 +1541,10 @@ typedef struct evb_group_partition_stat {
      * is acknowledged; offsets are not kept, lag_events is 0): */
     uint64_t backlog_bytes;   /**< log bytes published and not taken yet */
     uint32_t in_flight;       /**< events delivered and not acknowledged */
-    uint32_t reserved2_;
+    uint32_t dlq_due;         /**< events past max_deliveries whose dead-letter
+                                   record is not written yet (it is at their
+                                   next take); stays up while the dead-letter
+                                   topic refuses them (see dlq_refusals) */
     uint64_t acked, nacked, redelivered, dead_lettered;
 } evb_group_partition_stat;
 
@@ -1558,9 +1561,13 @@ typedef struct evb_group_summary {
     uint32_t max_in_flight;   /**< queue groups: per partition */
     /** Queue groups: tries to dead-letter an event past max_deliveries
      *  that the dead-letter topic refused (full, too small for it, a name
-     *  too long). The member's call returned the error; the event waits
-     *  ack_wait in the queue and is tried again, each try counted. */
-    uint64_t dlq_refused;
+     *  too long): tries, not events (evb_group_partition_stat.dlq_due
+     *  says how many events wait). The member's call returned the error;
+     *  the event waits ack_wait in the queue and is tried again. A
+     *  refused evb_consumer_reject() is not counted: its caller has the
+     *  error and the event. */
+    uint64_t dlq_refusals;
+    uint64_t reserved_[4];    /**< zero: room for later fields */
 } evb_group_summary;
 
 /** Call FN for each group of TOPIC, in name order; stops early when FN

@@ -260,33 +260,37 @@ test_queue_bad_input() {
 }
 
 test_dlq_refusals_shown() {
-    begin "a queue's refused dead letters: groups, stat and Prometheus show the count"
+    begin "a queue's dead-letter refusals and events due: groups, stat and Prometheus"
     run create dr
     run pub dr a
     run tail dr --group q --queue
     run groups dr --json
-    check "none at first" json_field 'o["dlq_refused"] == 0 or sys.exit(1)'
-    # The count's word in the group header (group_format.h, offset 136),
+    check "no refusal at first" json_field 'o["dlq_refusals"] == 0 or sys.exit(1)'
+    check "nothing due" json_field '[p["dlq_due"] for p in o["partition_state"]] == [0] or sys.exit(1)'
+    run groups dr
+    check "text: a dlq_due column" out_has "dead_lettered dlq_due"
+    # The count's word in the group header (group_format.h, offset 192),
     # as members leave it after seven refused tries.
     python3 -c '
 import struct, sys
 with open(sys.argv[1], "r+b") as f:
-    f.seek(136)
+    f.seek(192)
     f.write(struct.pack("<Q", 7))' "$BUS/dr/consumers/q.grp"
     run groups dr
-    check "text: the count" out_has "7 dead letters refused"
+    check "text: the count" out_has "7 dead-letter refusals"
     run groups dr --json
-    check "JSON: dlq_refused" json_field 'o["dlq_refused"] == 7 or sys.exit(1)'
+    check "JSON: dlq_refusals" json_field 'o["dlq_refusals"] == 7 or sys.exit(1)'
     run stat dr
-    check "stat's group line" out_has "7 dead letters refused"
+    check "stat's group line" out_has "0 due for the dead-letter topic (7 refusals)"
     run stat dr --json
     check "stat JSON" py '
 import json, sys
 o = json.load(sys.stdin)
 t = o["topics"][0] if "topics" in o else o
-sys.exit(0 if [g["dlq_refused"] for g in t["groups"]] == [7] else 1)'
+sys.exit(0 if [(g["dlq_refusals"], g["dlq_due"]) for g in t["groups"]] == [(7, 0)] else 1)'
     run stat dr --prometheus
-    check "Prometheus counter" out_has 'evbus_group_dlq_refused_total{topic="dr",group="q",kind="queue"} 7'
+    check "Prometheus counter" out_has 'evbus_group_dlq_refusals_total{topic="dr",group="q",kind="queue"} 7'
+    check "Prometheus gauge" out_has 'evbus_group_dlq_due_events{topic="dr",group="q",kind="queue"} 0'
     end
 }
 

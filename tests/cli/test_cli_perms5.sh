@@ -77,7 +77,7 @@ begin "bench's sweep of dead benches' topics passes over other users' topics"
 # A pid no process has: bench-PID-N topics of it are a killed bench's.
 dead=4000000
 while kill -0 "$dead" 2>/dev/null; do dead=$((dead - 1)); done
-# Sixteen of root's, which nobody may not remove, sort before nobody's
+# Sixteen of root's, which `nobody` cannot remove, sort before nobody's
 # own: the sweep takes at most 16 names a run.
 for i in $(seq 1 16); do
     prun create "bench-$dead-$i" --partitions 1 --ring-bytes 64K --mode 0600
