@@ -195,7 +195,8 @@ static void deliver(evb_consumer *c, uint32_t i, evb_event *ev, const struct evb
 }
 
 /* An event that was delivered max_deliveries times: to the dead-letter
- * topic, and done. */
+ * topic, and done; or, when the DLQ refuses it, back in the queue for an
+ * ack_wait (0 either way: the member goes on with other events). */
 static int dead_letter(evb_consumer *c, uint32_t i, evb_event *ev)
 {
     EVB_NO_CANCEL;
@@ -204,23 +205,29 @@ static int dead_letter(evb_consumer *c, uint32_t i, evb_event *ev)
     int rc = evb_cqueue_hold(c, ev, true);
     if (rc)
         return rc;
+    /* No wait for room: a full DLQ would hold up every healthy event
+     * behind this one (a try each ack_wait, per event due). */
     rc = evb_dlq_append(&c->dlq, c->bus, c->tm, ev, "max_deliveries reached",
-                        ev->deliveries - 1, c->name);
-    /* The append may have waited (a full or syncing DLQ): rebuilt
-     * meanwhile, the slot is not ours to settle. */
+                        ev->deliveries - 1, c->name, 0);
+    /* The append may have waited (a syncing DLQ): rebuilt meanwhile, the
+     * slot is not ours to settle. */
     int re = evb_cqueue_check(c);
     if (re)
         return re;
     if (rc) {
-        /* The DLQ refused it (too big for a DLQ made smaller, a name too
-         * long, a full disk...): it waits an ack_wait in the queue, so the
-         * error comes back that often, not at every call, and other events
-         * flow. Not a nack nor a delivery: each try counts only as a
-         * refusal, which `evbus groups` shows (relaxed: a number). */
+        /* The DLQ refused it (full, too small for it, a name too long, a
+         * full disk...). It is not this call's failure: the caller asked
+         * for an event, and the others behind this one flow. It waits an
+         * ack_wait in the queue and is tried again; not a nack nor a
+         * delivery: each try counts only as a refusal, with its error,
+         * which evb_group_stat and `evbus groups` show (relaxed: numbers;
+         * the error is a hint, the last writer's). */
+        atomic_store_explicit(&c->grp.f->h.dlq_refusal_error, rc, memory_order_relaxed);
         atomic_fetch_add_explicit(&c->grp.f->h.dlq_refusals, 1, memory_order_relaxed);
         evb_queue_retry(&c->grp, c->part[i], ev->ack_token, ev->position,
                         c->grp.f->h.ack_wait_ms);
-        return rc;
+        evb_err_clear();
+        return 0;
     }
     return evb_queue_dead_letter(&c->grp, c->part[i], ev->ack_token, ev->position);
 }
@@ -285,7 +292,8 @@ static int retake(evb_consumer *c, evb_event *ev)
             if (md && t.count > md) {
                 evb_ring_reader_uncount(&c->rd[i]); /* to the DLQ, not the caller */
                 /* -ESTALE: another member took it meanwhile, go on; or we
-                 * left the group (rebuilt under the append): stop. */
+                 * left the group (rebuilt under the append): stop. A DLQ
+                 * that refused it is no failure of ours (0): go on. */
                 if ((rc = dead_letter(c, i, ev)) && (rc != -ESTALE || c->failed))
                     return rc;
                 continue;

@@ -20,10 +20,6 @@ static_assert(EVB_DLQ_OVERHEAD_BYTES ==
               "EVB_DLQ_OVERHEAD_BYTES is the largest record beside the value");
 static_assert(EVB_DLQ_REASON_MAX <= UINT16_MAX, "reason_len is a u16");
 
-/* How long a reject waits for room in the DLQ's ring. Bounded: a DLQ
- * whose gating reader is the rejecting thread itself would wait for ever. */
-#define EVB_DLQ_BLOCK_MS 1000
-
 struct evb_dlq_writer {
     evb_producer *p;
     bool sync;                 /* the origin is SYNC: wait for the disk */
@@ -130,7 +126,7 @@ int evb_dlq_args(const struct evb_topic_map *origin, const evb_event *ev, const 
 
 int evb_dlq_append(struct evb_dlq_writer **w, evb_bus *bus, const struct evb_topic_map *origin,
                    const evb_event *ev, const char *reason, uint32_t deliveries,
-                   const char *rejecter)
+                   const char *rejecter, int32_t block_ms)
 {
     /* Tests stop a queue member here to rebuild the bus under it. */
     EVB_CRASH_POINT("dlq.append");
@@ -151,8 +147,9 @@ int evb_dlq_append(struct evb_dlq_writer **w, evb_bus *bus, const struct evb_top
     if (total > UINT32_MAX)
         return -EMSGSIZE;
     struct evb_claim cl;
+    evb_producer_set_block_ms((*w)->p, block_ms);
     if ((rc = evb_claim((*w)->p, 0, ev->key, ev->key_len, (uint32_t)total, &cl)))
-        return evb_err_set(rc, "dead-letter topic of %s: claiming %llu bytes: %s",
+        return evb_err_set(rc, "dead-letter topic %s.dlq: claiming %llu bytes: %s",
                            origin->name, (unsigned long long)total, evb_strerror(rc));
     struct evb_dlq_hdr h = {
         .magic = EVB_DLQ_MAGIC, .version = EVB_DLQ_VERSION, .hdr_bytes = EVB_DLQ_HDR_BYTES,
@@ -210,7 +207,8 @@ EVB_EXPORT int evb_consumer_reject(evb_consumer *c, const evb_event *ev, const c
      * again; found by a cold attack). */
     if (c->opts.kind == EVB_QUEUE_MEMBER && (rc = evb_cqueue_hold(c, ev, true)))
         return rc;
-    rc = evb_dlq_append(&c->dlq, c->bus, c->tm, ev, reason, deliveries, c->name);
+    rc = evb_dlq_append(&c->dlq, c->bus, c->tm, ev, reason, deliveries, c->name,
+                        EVB_DLQ_BLOCK_MS);
     if (rc) {
         /* Not rejected: ours again as any event in flight (ack_wait from
          * now), to ack, nack or reject again. */

@@ -12,22 +12,29 @@
 /* A producer on one DLQ, kept by whoever rejects. */
 struct evb_dlq_writer;
 
-/*
- * Append EV, read from ORIGIN (the topic's map), to <origin>.dlq through
- * *W (opened, and the DLQ created, on first use; close with
- * evb_dlq_writer_close), with REASON (NUL-terminated, <= EVB_DLQ_REASON_MAX
- * bytes, NULL for ""), DELIVERIES (>= 1) and REJECTER (a consumer or group
- * name, "" or NULL for none). Returns once the DLQ event is committed, and
- * on a SYNC topic on disk. 0 or -errno as evb_consumer_reject().
- */
 /* What evb_dlq_append() refuses before it writes anything: -EINVAL for a
  * reason too long, an ORIGIN that is a DLQ, an event with a length and
  * no bytes or with no delivery; else 0. */
 int evb_dlq_args(const struct evb_topic_map *origin, const evb_event *ev, const char *reason,
                  uint32_t deliveries);
+/* How long a reject waits for room in a full DLQ's ring. Bounded: a DLQ
+ * whose gating reader is the rejecting thread itself would wait for ever.
+ * A queue group's dead letter (max_deliveries) waits not at all: the
+ * member has other events to hand out, and the refused one comes back
+ * after ack_wait. */
+#define EVB_DLQ_BLOCK_MS 1000
+/*
+ * Append EV, read from ORIGIN (the topic's map), to <origin>.dlq through
+ * *W (opened, and the DLQ created, on first use; close with
+ * evb_dlq_writer_close), with REASON (NUL-terminated, <= EVB_DLQ_REASON_MAX
+ * bytes, NULL for ""), DELIVERIES (>= 1) and REJECTER (a consumer or group
+ * name, "" or NULL for none), waiting up to BLOCK_MS for room (the
+ * producer's block_ms). Returns once the DLQ event is committed, and on a
+ * SYNC topic on disk. 0 or -errno as evb_consumer_reject().
+ */
 int evb_dlq_append(struct evb_dlq_writer **w, evb_bus *bus, const struct evb_topic_map *origin,
                    const evb_event *ev, const char *reason, uint32_t deliveries,
-                   const char *rejecter);
+                   const char *rejecter, int32_t block_ms);
 void evb_dlq_writer_close(struct evb_dlq_writer *w);
 
 /* 1 when TOPIC names a dead-letter topic (ends in EVB_DLQ_SUFFIX). */
@@ -42,5 +49,7 @@ int evb_dlq_config(const evb_topic_config *origin, evb_topic_config *cfg);
  * writes 0), for a resubmit that claims first to learn the position.
  * 0 or -EINVAL (no claim open). */
 int evb_claim_set_type(evb_producer *p, uint16_t type);
+/* producer.c: P's block_ms from now on (evb_producer_options). */
+void evb_producer_set_block_ms(evb_producer *p, int32_t block_ms);
 
 #endif

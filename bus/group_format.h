@@ -163,7 +163,10 @@ struct evb_grp_hdr {
      * each try counted here. Zero in files made before it was used; older
      * builds leave it be. */
     _Atomic uint64_t dlq_refusals;
-    uint8_t reserved_[EVB_GRP_HDR_BYTES - 200];
+    /* 200: the error of the last such refusal (-errno; 0: none yet), so
+     * that `evbus groups` can say why. */
+    _Atomic int32_t dlq_refusal_error;
+    uint8_t reserved_[EVB_GRP_HDR_BYTES - 204];
 };
 
 struct evb_grp_member {
@@ -237,6 +240,7 @@ EVB_GRP_AT(evb_grp_hdr, max_deliveries, 76);
 EVB_GRP_AT(evb_grp_hdr, window, 80);
 EVB_GRP_AT(evb_grp_hdr, incarnation, 128);
 EVB_GRP_AT(evb_grp_hdr, dlq_refusals, 192);
+EVB_GRP_AT(evb_grp_hdr, dlq_refusal_error, 200);
 EVB_GRP_AT(evb_grp_member, proc, 0);
 EVB_GRP_AT(evb_grp_member, id, 8);
 EVB_GRP_AT(evb_grp_member, heartbeat_ms, 16);

@@ -119,6 +119,10 @@ EVB_EXPORT int evb_group_stat(evb_bus *bus, const char *topic, const char *group
     out->expelled = atomic_load_explicit(&f->h.expelled, memory_order_relaxed);
     out->handovers = atomic_load_explicit(&f->h.handovers, memory_order_relaxed);
     out->dlq_refusals = atomic_load_explicit(&f->h.dlq_refusals, memory_order_relaxed);
+    /* Relaxed: a hint beside the count. Shared memory: only an errno-like
+     * value is passed on. */
+    int32_t e = atomic_load_explicit(&f->h.dlq_refusal_error, memory_order_relaxed);
+    out->dlq_refusal_error = e < 0 && e > -4096 ? e : 0;
     bool queue = f->h.kind == EVB_GRP_KIND_QUEUE;
     out->kind = queue ? EVB_QUEUE_MEMBER : EVB_GROUP_MEMBER;
     if (queue) {

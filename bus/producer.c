@@ -669,6 +669,11 @@ EVB_EXPORT int evb_claim(evb_producer *p, int32_t partition, const void *key,
     return claim_part(p, (uint32_t)part, key, key_len, value_len, c);
 }
 
+void evb_producer_set_block_ms(evb_producer *p, int32_t block_ms)
+{
+    p->opts.block_ms = block_ms;
+}
+
 int evb_claim_set_type(evb_producer *p, uint16_t type)
 {
     if (!p || !p->open)

@@ -99,10 +99,14 @@ static void print_text(const groups *g, const char *name, const evb_group_summar
            g->topic, name, queue ? "queue" : "partition", sum->members,
            sum->members == 1 ? "" : "s", sum->partitions, (unsigned long long)sum->generation,
            (unsigned long long)sum->expelled);
-    if (queue)
+    if (queue) {
         printf(", ack wait %u ms, max deliveries %u, %u in flight at most per partition, "
-               "%llu dead-letter refusals\n", sum->ack_wait_ms, sum->max_deliveries,
+               "%llu dead-letter refusals", sum->ack_wait_ms, sum->max_deliveries,
                sum->max_in_flight, (unsigned long long)sum->dlq_refusals);
+        if (sum->dlq_refusal_error)
+            printf(" (last: %s)", evb_strerror(sum->dlq_refusal_error));
+        putchar('\n');
+    }
     else
         printf(", %llu handovers\n", (unsigned long long)sum->handovers);
     for (uint32_t k = 0; k < nm; k++) {
@@ -202,12 +206,17 @@ static int show_group(const char *name, void *arg)
                               cli_json_u64(sum.expelled), "handovers",
                               cli_json_u64(sum.handovers), "members", jm, "partition_state",
                               jp);
-        if (queue)
+        if (queue) {
             json_object_update_new(o, json_pack("{s:I, s:I, s:I, s:o}", "ack_wait_ms",
                                                 (json_int_t)sum.ack_wait_ms, "max_deliveries",
                                                 (json_int_t)sum.max_deliveries, "max_in_flight",
                                                 (json_int_t)sum.max_in_flight, "dlq_refusals",
                                                 cli_json_u64(sum.dlq_refusals)));
+            json_object_set_new(o, "dlq_refusal_error",
+                                sum.dlq_refusal_error
+                                    ? json_string(evb_strerror(sum.dlq_refusal_error))
+                                    : json_null());
+        }
         char *text = json_dumps(o, JSON_COMPACT);
         if (text)
             puts(text);

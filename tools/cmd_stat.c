@@ -565,11 +565,13 @@ static int print_group(const char *group, void *arg)
     if (g.sum.kind == EVB_QUEUE_MEMBER)
         printf("  group %s: queue, %u member%s, backlog %llu bytes, %llu in flight, "
                "%llu redelivered, %llu dead-lettered, %llu due for the dead-letter topic "
-               "(%llu refusals) (evbus groups %s)\n", group, g.sum.members,
+               "(%llu refusals%s%s) (evbus groups %s)\n", group, g.sum.members,
                g.sum.members == 1 ? "" : "s", (unsigned long long)g.backlog_bytes,
                (unsigned long long)g.in_flight, (unsigned long long)g.redelivered,
                (unsigned long long)g.dead_lettered, (unsigned long long)g.dlq_due,
-               (unsigned long long)g.sum.dlq_refusals, topic);
+               (unsigned long long)g.sum.dlq_refusals,
+               g.sum.dlq_refusal_error ? ", last: " : "",
+               g.sum.dlq_refusal_error ? evb_strerror(g.sum.dlq_refusal_error) : "", topic);
     else
         printf("  group %s: %u member%s, lag %llu events, %llu rejected, %llu expelled "
                "(evbus groups %s)\n", group, g.sum.members, g.sum.members == 1 ? "" : "s",
@@ -601,6 +603,11 @@ static int group_json(const char *group, void *arg)
                                             cli_json_u64(g.dead_lettered), "dlq_due",
                                             cli_json_u64(g.dlq_due), "dlq_refusals",
                                             cli_json_u64(g.sum.dlq_refusals)));
+    if (queue)
+        json_object_set_new(o, "dlq_refusal_error",
+                            g.sum.dlq_refusal_error
+                                ? json_string(evb_strerror(g.sum.dlq_refusal_error))
+                                : json_null());
     else
         json_object_update_new(o, json_pack("{s:o, s:o}", "lag_events",
                                             cli_json_u64(g.lag_events), "rejected",

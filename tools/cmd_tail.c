@@ -614,7 +614,22 @@ static bool tail_group_settled(tail *t)
         return true;
     }
     uint32_t self = (uint32_t)getpid(), held = 0, holder = 0;
-    uint64_t events = 0, bytes = 0, wait_ms = 0, silent = 0;
+    uint64_t events = 0, bytes = 0, wait_ms = 0, silent = 0, due = 0;
+    for (uint32_t p = 0; p < t->nparts; p++)
+        due += ps[p].dlq_due;
+    /* A queue's events past max deliveries that the dead-letter topic
+     * refuses stay in the queue for ever: not "nothing left". Said once,
+     * and the exit status says so. */
+    if (due && !t->settle_rc) {
+        fprintf(stderr, "evbus tail: group %s: %llu event%s past max deliveries wait%s for "
+                "the dead-letter topic %s.dlq, which refused %s %llu time%s (last: %s); "
+                "evbus groups %s shows them\n", t->co.name, (unsigned long long)due,
+                due == 1 ? "" : "s", due == 1 ? "s" : "", t->topic, due == 1 ? "it" : "them",
+                (unsigned long long)sum.dlq_refusals, sum.dlq_refusals == 1 ? "" : "s",
+                sum.dlq_refusal_error ? evb_strerror(sum.dlq_refusal_error) : "not yet tried",
+                t->topic);
+        t->settle_rc = CLI_FAIL;
+    }
     for (uint32_t p = 0; p < t->nparts; p++) {
         if (ps[p].owner_pid == self || (!ps[p].lag_events && !ps[p].backlog_bytes))
             continue;

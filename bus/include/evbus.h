@@ -1301,7 +1301,11 @@ void evb_producer_close(evb_producer *p);
  * half done, and the next member moves it again, so the DLQ can hold two
  * records of one event, the second with a delivery count past
  * max_deliveries (`evbus dlq list` marks it; EVB_RESUBMIT_ALL skips it,
- * EVB_RESUBMIT_DUPLICATE). A new group starts at .start (default earliest); the group's
+ * EVB_RESUBMIT_DUPLICATE). A DLQ that refuses the record (full, too small
+ * for it, a name too long) does not stop the member: the event waits
+ * ack_wait in the queue and is tried again, the others are handed out
+ * meanwhile, and evb_group_stat counts the tries (dlq_refusals, with the
+ * last error) and the events waiting (dlq_due). A new group starts at .start (default earliest); the group's
  * parameters are its creator's. On a ring-only topic the members hold the
  * ring at the oldest event not acknowledged (producers wait for it); with
  * no member alive nothing holds it, and events lapped meanwhile are
@@ -1561,13 +1565,18 @@ typedef struct evb_group_summary {
     uint32_t max_in_flight;   /**< queue groups: per partition */
     /** Queue groups: tries to dead-letter an event past max_deliveries
      *  that the dead-letter topic refused (full, too small for it, a name
-     *  too long): tries, not events (evb_group_partition_stat.dlq_due
-     *  says how many events wait). The member's call returned the error;
-     *  the event waits ack_wait in the queue and is tried again. A
+     *  too long, a full disk): tries, not events
+     *  (evb_group_partition_stat.dlq_due says how many events wait). The
+     *  member's evb_consumer_next() goes on with other events; the
+     *  refused one waits ack_wait in the queue and is tried again. A
      *  refused evb_consumer_reject() is not counted: its caller has the
      *  error and the event. */
     uint64_t dlq_refusals;
-    uint64_t reserved_[4];    /**< zero: room for later fields */
+    /** The error of the last refusal (-errno, evb_strerror() names it; 0:
+     *  none yet). */
+    int32_t dlq_refusal_error;
+    uint32_t reserved0_;      /**< zero */
+    uint64_t reserved_[3];    /**< zero: room for later fields */
 } evb_group_summary;
 
 /** Call FN for each group of TOPIC, in name order; stops early when FN

@@ -294,7 +294,39 @@ sys.exit(0 if [(g["dlq_refusals"], g["dlq_due"]) for g in t["groups"]] == [(7, 0
     end
 }
 
+test_refusing_dlq_stops_no_member() {
+    begin "a dead-letter topic that refuses records stops no member: the rest is printed"
+    run create q2
+    run create q2.dlq --ring-bytes 64K --max-event-bytes 1K
+    python3 -c "for i in range(10): print(str(i) * 20000)" >"$TMP/big"
+    run_in "$TMP/big" pub q2
+    # A member that takes events and dies holding them (its output is a
+    # pipe nobody reads): they are past max deliveries 1 after ack wait.
+    ("$EVBUS" tail q2 --bus "$BUS" --group g --queue -f --max-deliveries 1 --ack-wait 300 \
+        | sleep 30) &
+    local pipeline=$! pid=""
+    for _ in $(seq 100); do
+        pid=$(pgrep -f "tail q2 --bus $BUS --group g" || true)
+        [[ -n "$pid" ]] && break
+        sleep 0.05
+    done
+    sleep 1
+    kill -9 $pid 2>/dev/null || true
+    kill "$pipeline" 2>/dev/null || true
+    wait "$pipeline" 2>/dev/null || true
+    sleep 0.5
+    run tail q2 --group g --queue
+    check "exit 1: events are left that the DLQ refuses" rc_is 1
+    check "says which and why" err_has "past max deliveries wait.* for the dead-letter topic q2.dlq.*(last: "
+    check "the healthy events were printed" test "$(wc -l <"$OUT")" -ge 1
+    run groups q2 --json
+    check "acknowledged and due make all 10, none dead-lettered" json_field \
+        "(o['partition_state'][0]['acked'] + o['partition_state'][0]['dlq_due'] == 10 and o['partition_state'][0]['dlq_due'] >= 1 and o['partition_state'][0]['dead_lettered'] == 0 and o['dlq_refusals'] >= 1) or sys.exit(1)"
+    end
+}
+
 test_one_member_commits_on_print
+test_refusing_dlq_stops_no_member
 test_dlq_refusals_shown
 test_queue_members
 test_queue_bad_input
