@@ -70,6 +70,13 @@ int evb_dlq_config(const evb_topic_config *origin, evb_topic_config *cfg)
     return 0;
 }
 
+int evb_dlq_parts_refused(const char *dlq, uint32_t parts)
+{
+    return evb_err_set(-EINVAL, "dead-letter topic %s: %u partitions; a dead-letter topic has "
+                       "one, so that an offset names one record (the first reject makes "
+                       "one)", dlq, parts);
+}
+
 static int writer_open(struct evb_dlq_writer **out, evb_bus *bus,
                        const struct evb_topic_map *origin)
 {
@@ -93,7 +100,17 @@ static int writer_open(struct evb_dlq_writer **out, evb_bus *bus,
         if (rc == 0 || rc == -EEXIST)
             rc = evb_producer_open(&w->p, bus, name, &po);
     }
+    /* One made by hand (or by an older build) with more partitions:
+     * records would scatter where no dlq command finds them. */
+    struct evb_topic_info ti;
+    if (!rc && !(rc = evb_topic_info(bus, name, &ti)) && ti.config.partitions != 1) {
+        evb_producer_close(w->p);
+        free(w);
+        return evb_dlq_parts_refused(name, ti.config.partitions);
+    }
     if (rc) {
+        if (w->p)
+            evb_producer_close(w->p);
         free(w);
         return evb_err_prefix(rc, "dead-letter topic %s", name);
     }

@@ -39,6 +39,10 @@ void evb_dlq_writer_close(struct evb_dlq_writer *w);
 
 /* 1 when TOPIC names a dead-letter topic (ends in EVB_DLQ_SUFFIX). */
 bool evb_dlq_is_dlq(const char *topic);
+/* -EINVAL, said: DLQ has PARTS partitions, not the one that lets an
+ * offset name one record (dlq list, resubmit and the resubmit state all
+ * count in offsets of partition 0). */
+int evb_dlq_parts_refused(const char *dlq, uint32_t parts);
 /* <topic>.dlq into OUT (EVB_NAME_MAX + 1 bytes): 0 or -ENAMETOOLONG. */
 int evb_dlq_name(const char *topic, char *out);
 /* The config of the DLQ of a topic configured as ORIGIN, into CFG: 0, or

@@ -699,6 +699,8 @@ EVB_EXPORT int evb_dlq_resubmit(evb_bus *bus, const char *topic, uint64_t offset
         return rc;
     if ((rc = evb_topic_info(bus, topic, &oi)) || (rc = evb_topic_info(bus, rs.dlq, &di)))
         return rc;
+    if (di.config.partitions != 1)
+        return evb_dlq_parts_refused(rs.dlq, di.config.partitions);
     if ((rc = state_path(bus, rs.dlq, rs.path, sizeof rs.path, &rs.sync)))
         return rc;
     rs.nparts = oi.config.partitions;

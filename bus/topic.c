@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "bus_internal.h"
+#include "dlq.h"
 #include "frame.h"
 #include "placement.h"
 #include "safe_open.h"
@@ -280,6 +281,8 @@ EVB_EXPORT int evb_topic_create(evb_bus *bus, const char *topic, const evb_topic
         return evb_err_prefix(rc, "topic %s", topic);
     if (cfg.numa_node && (rc = numa_node_check(EVB_NUMA_NODE_OF(cfg.numa_node))))
         return evb_err_prefix(rc, "topic %s", topic);
+    if (evb_dlq_is_dlq(topic) && cfg.partitions != 1)
+        return evb_dlq_parts_refused(topic, cfg.partitions);
     if (bus->foreign)
         return foreign_refused(bus, topic);
     if (access(dir, F_OK) == 0)

@@ -277,13 +277,23 @@ static int dlq_list(dlq_cmd *d)
                                .start = d->has_from ? EVB_START_OFFSET : EVB_START_EARLIEST,
                                .start_value = d->from};
     evb_consumer *cons;
-    int err = evb_consumer_open(&cons, d->c.bus, d->dlq, &co);
+    struct evb_topic_info ti;
+    int err = evb_topic_info(d->c.bus, d->dlq, &ti);
+    if (err == 0 && ti.config.partitions != 1)
+        return cli_error(&d->c, "dead-letter topic %s: %u partitions; a dead-letter topic has "
+                         "one, so that an offset names one record (made by hand?)", d->dlq,
+                         ti.config.partitions);
+    err = evb_consumer_open(&cons, d->c.bus, d->dlq, &co);
     if (err < 0)
         return cli_fail(&d->c, err, "topic %s: dead-letter topic %s", d->topic, d->dlq);
     int rc = 0;
     bool bad = false;
     int state_err = 0;
     uint64_t printed = 0;
+    /* The next offset the list owes: a DLQ's offsets are dense, so any
+     * gap before an event (a ring-only DLQ that lapped, before the list
+     * or while it ran) is records no longer held. */
+    uint64_t expect = d->has_from ? d->from : 0;
     while (rc == 0 && !cli_stop && !(d->has_limit && printed >= d->limit)) {
         evb_event ev;
         err = evb_consumer_next(cons, &ev, DLQ_SETTLE_MS);
@@ -297,10 +307,15 @@ static int dlq_list(dlq_cmd *d)
             rc = cli_fail(&d->c, err, "dead-letter topic %s: reading", d->dlq);
             break;
         }
-        if (ev.lost_events)
+        if (ev.offset > expect) {
+            /* A ring-only DLQ that lapped: records overwritten, which the
+             * exit status says too (a list with holes is not the DLQ). */
             fprintf(stderr, "evbus dlq: lost %llu dead-letter events before offset %llu "
-                    "(no longer held)\n", (unsigned long long)ev.lost_events,
-                    (unsigned long long)ev.offset);
+                    "(no longer held: the dead-letter topic's ring went round)\n",
+                    (unsigned long long)(ev.offset - expect), (unsigned long long)ev.offset);
+            bad = true;
+        }
+        expect = ev.offset + 1;
         struct evb_dlq_record r;
         err = evb_dlq_decode(&ev, &r);
         if (err < 0) {

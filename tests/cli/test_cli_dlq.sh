@@ -304,7 +304,25 @@ sys.exit(0 if d == [None, 0, None] else 1)'"
     end
 }
 
+test_dlq_shape_and_loss() {
+    begin "a DLQ of several partitions is refused; a lapped ring-only DLQ lists with exit 1"
+    drun create s4.dlq --partitions 4
+    check "create s4.dlq --partitions 4: exit 2" rc_is 2
+    check "says a dead-letter topic has one partition" err_has "a dead-letter topic has one"
+    drun create ro --ring-bytes 1M
+    drun create ro.dlq --ring-bytes 64K
+    python3 -c "for i in range(200): print('bad-' + str(i) * 200)" >"$TMP/bads"
+    drun pub ro <"$TMP/bads"
+    "$REJECT" "$DBUS" "$DATA" ro >"$OUT" 2>"$ERR" || true
+    check "the consumer rejected all 200" out_is "200 200"
+    drun dlq list ro
+    check "lapped: exit 1" rc_is 1
+    check "lapped: says how many were lost" err_has "lost [0-9]* dead-letter events"
+    end
+}
+
 test_round_trip
+test_dlq_shape_and_loss
 test_duplicate_records
 test_usage
 test_damaged_state
