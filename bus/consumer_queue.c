@@ -105,6 +105,20 @@ static int tick(evb_consumer *c)
     return 0;
 }
 
+/* Reader I to POS, a position the group file gave (WHAT names it): one a
+ * seek refuses as no position at all (off alignment) is damage of the
+ * file, not a caller's bad argument (a cold attack's flipped floor made
+ * tail exit 2, "invalid argument"). */
+static int seek_queued(evb_consumer *c, uint32_t i, uint64_t pos, const char *what)
+{
+    int rc = evb_consumer_seek_one(c, i, EVB_START_POSITION, pos);
+    if (rc == -EINVAL)
+        return evb_err_set(-EBADMSG, "group %s, partition %u: its %s is position %llu, which "
+                           "no event can have (damaged group file)", c->name, c->part[i], what,
+                           (unsigned long long)pos);
+    return rc;
+}
+
 int evb_cqueue_open(evb_consumer *c)
 {
     uint32_t w = c->opts.max_in_flight ? c->opts.max_in_flight : EVB_WINDOW_DEFAULT;
@@ -165,7 +179,7 @@ int evb_cqueue_open(evb_consumer *c)
             return -EBADMSG;
         /* From the floor: nothing at or above it may be overwritten
          * while this member lives (ring-only topics). */
-        if ((rc = evb_consumer_seek_one(c, i, EVB_START_POSITION, lp)))
+        if ((rc = seek_queued(c, i, lp, "floor")))
             return rc;
         evb_ring_reader_release_to(&c->rd[i], lp);
     }
@@ -179,7 +193,7 @@ static int read_at(evb_consumer *c, uint32_t i, uint64_t pos, struct evb_frame_v
     bool on_disk = c->disk && c->disk[i].state;
     uint64_t at = on_disk ? c->disk[i].sr.pos : c->rd[i].pos;
     if (at != pos) {
-        int rc = evb_consumer_seek_one(c, i, EVB_START_POSITION, pos);
+        int rc = seek_queued(c, i, pos, "queue");
         if (rc)
             return rc;
     }

@@ -1032,6 +1032,61 @@ Test(queue, damaged_slot_is_reported)
     evb_consumer_close(c);
 }
 
+/* A queue position the file gives that no event can have (a flipped low
+ * bit of the floor, of fetch or of a slot's position) is damage of the
+ * group file (-EBADMSG, said), at a member's open and at its takes: never
+ * -EINVAL, which the CLI reports as its caller's bad argument, exit 2 (a
+ * cold attack's flipped floor). */
+Test(queue, a_position_off_alignment_in_the_file_is_damage)
+{
+    make_topic("jobs", 1, false);
+    evb_consumer *c = member("jobs", "q", 0, 0);
+    publish_n("jobs", 0, 3);
+    evb_event ev;
+    cr_assert_eq(evb_consumer_next(c, &ev, 1000), 0);
+    cr_assert_eq(evb_consumer_ack(c, &ev), 0);
+    cr_assert_eq(evb_consumer_next(c, &ev, 1000), 0); /* slot 1, in flight */
+    evb_consumer_close(c);
+    char path[4096];
+    snprintf(path, sizeof path, "%s/jobs/consumers/q.grp", t_bus_dir());
+    /* Header, 64 member slots, one partition entry, then the queue head:
+     * fetch_pos (0), floor_pos (16); slot 1's position (64 + 32 + 8). */
+    const long head = 4352 + 64, words[] = {head + 0, head + 16, head + 64 + 32 + 8};
+    for (size_t w = 0; w < sizeof words / sizeof words[0]; w++) {
+        for (int bit = 0; bit < 3; bit++) {
+            FILE *f = fopen(path, "r+");
+            cr_assert(f);
+            uint64_t v;
+            fseek(f, words[w], SEEK_SET);
+            cr_assert_eq(fread(&v, 8, 1, f), 1);
+            uint64_t flipped = v ^ (1ull << bit);
+            fseek(f, words[w], SEEK_SET);
+            fwrite(&flipped, 8, 1, f);
+            fflush(f);
+            evb_consumer *m = NULL;
+            int rc = evb_consumer_open(&m, bus, "jobs", &(evb_consumer_options){
+                                           .kind = EVB_QUEUE_MEMBER, .name = "q"});
+            for (int k = 0; rc == 0 && k < 4; k++) {
+                rc = evb_consumer_next(m, &ev, 300);
+                if (rc == 0)
+                    evb_consumer_nack(m, &ev, 0);
+                else if (rc == -ETIMEDOUT)
+                    rc = 0;
+            }
+            if (m)
+                evb_consumer_close(m);
+            cr_expect(rc == 0 || rc == -EBADMSG, "word at %ld, bit %d: %d %s", words[w], bit,
+                      rc, evb_last_error());
+            if (rc == -EBADMSG)
+                cr_expect(strstr(evb_last_error(), "damaged group file"), "%s",
+                          evb_last_error());
+            fseek(f, words[w], SEEK_SET);
+            fwrite(&v, 8, 1, f);
+            fclose(f);
+        }
+    }
+}
+
 /* A queue member takes a reader slot in every partition: with the
  * topic's 64 slots taken by members, the next one is refused with a
  * message that says why, and the members already in keep working. */
