@@ -205,6 +205,20 @@ static uint64_t huge_mapped_bytes(const void *base)
     return kb * 1024;
 }
 
+/* The size of a transparent huge page (PMD), 2 MiB where the kernel
+ * does not say. */
+static uint64_t hpage_bytes(void)
+{
+    unsigned long long v = 0;
+    FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/hpage_pmd_size", "re");
+    if (f) {
+        if (fscanf(f, "%llu", &v) != 1)
+            v = 0;
+        fclose(f);
+    }
+    return v ? v : 2u << 20;
+}
+
 static int place_huge(void *base, uint64_t bytes, const evb_topic_config *cfg)
 {
     /* A tmpfs page's size is chosen when the page is allocated, from the
@@ -225,9 +239,18 @@ static int place_huge(void *base, uint64_t bytes, const evb_topic_config *cfg)
         return evb_err_set(rc == -EINVAL ? -EOPNOTSUPP : rc,
                            "huge pages: madvise: %s (a kernel without transparent huge "
                            "pages, or older than 5.14)", strerror(-rc));
-    if (!huge_mapped_bytes(base))
+    if (!huge_mapped_bytes(base)) {
+        /* The mounts are fine, and still none fits: say that first (a
+         * cold attack was told to mount huge=advise, which it had). */
+        uint64_t hp = hpage_bytes();
+        if (bytes < hp)
+            return evb_err_set(-EOPNOTSUPP, "huge pages: none fits a ring of %llu bytes "
+                               "with its header (a huge page is %llu): a ring_bytes of %llu "
+                               "or more can have them", (unsigned long long)bytes,
+                               (unsigned long long)hp, (unsigned long long)hp);
         return evb_err_set(-EOPNOTSUPP, "huge pages: none given (the tmpfs must be mounted "
                            "with huge=advise, or shmem_enabled be force)");
+    }
     return 0;
 }
 
