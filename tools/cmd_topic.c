@@ -283,6 +283,15 @@ int cmd_create(int argc, char **argv)
         !evb_partition_memory(c.bus, topic, 0, &pm) && !pm.huge_bytes)
         fprintf(stderr, "evbus create: topic %s: no huge pages here (the bus's tmpfs must be "
                 "mounted huge=advise), normal pages used\n", topic);
+    /* A name that leaves no room for ".dlq" is no error either, but its
+     * events can never be dead-lettered: said now, not at the first
+     * reject or at a queue's max deliveries (a cold attack's queue found
+     * out there). */
+    size_t len = strlen(topic);
+    if (!err && len + 4 > EVB_NAME_MAX && !(len > 4 && !strcmp(topic + len - 4, ".dlq")))
+        fprintf(stderr, "evbus create: topic %s: a name of %zu bytes leaves no room for its "
+                "dead-letter topic %s.dlq (at most %d): rejects and a queue group's max "
+                "deliveries cannot move events there\n", topic, len, topic, EVB_NAME_MAX);
     /* -EINVAL is a value the library refused (a ring size that is not a
      * power of two, a segment size that is not a multiple of it, a bad
      * name): the command line was wrong, as with a bad number. */

@@ -309,7 +309,13 @@ test_dlq_shape_and_loss() {
     drun create s4.dlq --partitions 4
     check "create s4.dlq --partitions 4: exit 2" rc_is 2
     check "says a dead-letter topic has one partition" err_has "a dead-letter topic has one"
+    local long
+    long=$(printf 'l%.0s' {1..61})
+    drun create "$long"
+    check "a name with no room for .dlq: created" rc_is 0
+    check "... and said" err_has "leaves no room for its dead-letter topic"
     drun create ro --ring-bytes 1M
+    check "a name with room: nothing said" eval '[[ ! -s "$ERR" ]]'
     drun create ro.dlq --ring-bytes 64K
     python3 -c "for i in range(200): print('bad-' + str(i) * 200)" >"$TMP/bads"
     drun pub ro <"$TMP/bads"
