@@ -100,9 +100,11 @@ static void print_text(const groups *g, const char *name, const evb_group_summar
            sum->members == 1 ? "" : "s", sum->partitions, (unsigned long long)sum->generation,
            (unsigned long long)sum->expelled);
     if (queue) {
-        printf(", ack wait %u ms, max deliveries %u, %u in flight at most per partition, "
-               "%llu dead-letter refusals", sum->ack_wait_ms, sum->max_deliveries,
-               sum->max_in_flight, (unsigned long long)sum->dlq_refusals);
+        char md[16];
+        snprintf(md, sizeof md, sum->max_deliveries ? "%u" : "none", sum->max_deliveries);
+        printf(", ack wait %u ms, max deliveries %s, %u in flight at most per partition, "
+               "%llu dead-letter refusals", sum->ack_wait_ms, md, sum->max_in_flight,
+               (unsigned long long)sum->dlq_refusals);
         if (sum->dlq_refusal_error)
             printf(" (last: %s)", evb_strerror(sum->dlq_refusal_error));
         putchar('\n');

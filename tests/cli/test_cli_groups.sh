@@ -250,6 +250,8 @@ test_queue_bad_input() {
     run groups qb --json
     check "... makes a group without a limit" json_field \
         '[g for g in [o] if g["group"] == "nolimit"][0]["max_deliveries"] == 0 or sys.exit(1)'
+    run groups qb
+    check "text: max deliveries none" out_has "max deliveries none,"
     run tail qb --group nolimit --queue --ack-wait 1234
     check "an existing group's parameters: a note says which apply" err_has "those apply"
     run tail qb --group p
