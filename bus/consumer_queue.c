@@ -208,9 +208,13 @@ static void deliver(evb_consumer *c, uint32_t i, evb_event *ev, const struct evb
     ev->ack_token = qseq;
 }
 
+/* dead_letter(): the DLQ refused the record; the event is back in the
+ * queue for an ack_wait. */
+#define DLQ_REFUSED 1
+
 /* An event that was delivered max_deliveries times: to the dead-letter
- * topic, and done; or, when the DLQ refuses it, back in the queue for an
- * ack_wait (0 either way: the member goes on with other events). */
+ * topic, and done (0); or, when the DLQ refuses it, back in the queue for
+ * an ack_wait (DLQ_REFUSED: the member goes on with other events). */
 static int dead_letter(evb_consumer *c, uint32_t i, evb_event *ev)
 {
     EVB_NO_CANCEL;
@@ -219,10 +223,11 @@ static int dead_letter(evb_consumer *c, uint32_t i, evb_event *ev)
     int rc = evb_cqueue_hold(c, ev, true);
     if (rc)
         return rc;
-    /* No wait for room: a full DLQ would hold up every healthy event
-     * behind this one (a try each ack_wait, per event due). */
+    /* A short wait for room: a DLQ reader a moment behind is no refusal
+     * (which costs the event an ack_wait), while a full DLQ holds up the
+     * member's other events no longer than this, once per scan. */
     rc = evb_dlq_append(&c->dlq, c->bus, c->tm, ev, "max_deliveries reached",
-                        ev->deliveries - 1, c->name, 0);
+                        ev->deliveries - 1, c->name, EVB_DLQ_QUEUE_BLOCK_MS);
     /* The append may have waited (a syncing DLQ): rebuilt meanwhile, the
      * slot is not ours to settle. */
     int re = evb_cqueue_check(c);
@@ -241,7 +246,7 @@ static int dead_letter(evb_consumer *c, uint32_t i, evb_event *ev)
         evb_queue_retry(&c->grp, c->part[i], ev->ack_token, ev->position,
                         c->grp.f->h.ack_wait_ms);
         evb_err_clear();
-        return 0;
+        return DLQ_REFUSED;
     }
     return evb_queue_dead_letter(&c->grp, c->part[i], ev->ack_token, ev->position);
 }
@@ -307,8 +312,17 @@ static int retake(evb_consumer *c, evb_event *ev)
                 evb_ring_reader_uncount(&c->rd[i]); /* to the DLQ, not the caller */
                 /* -ESTALE: another member took it meanwhile, go on; or we
                  * left the group (rebuilt under the append): stop. A DLQ
-                 * that refused it is no failure of ours (0): go on. */
-                if ((rc = dead_letter(c, i, ev)) && (rc != -ESTALE || c->failed))
+                 * that refused it is no failure of ours, but ends this
+                 * partition's scan: the next scan goes on, and the take of
+                 * new events meanwhile (a scan that went on refusing could
+                 * outlast ack_wait and never end: a review's 3500 refused
+                 * events kept one call busy for good). */
+                rc = dead_letter(c, i, ev);
+                if (rc == DLQ_REFUSED) {
+                    rc = -EAGAIN;
+                    break;
+                }
+                if (rc && (rc != -ESTALE || c->failed))
                     return rc;
                 continue;
             }

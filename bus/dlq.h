@@ -19,10 +19,11 @@ int evb_dlq_args(const struct evb_topic_map *origin, const evb_event *ev, const 
                  uint32_t deliveries);
 /* How long a reject waits for room in a full DLQ's ring. Bounded: a DLQ
  * whose gating reader is the rejecting thread itself would wait for ever.
- * A queue group's dead letter (max_deliveries) waits not at all: the
+ * A queue group's dead letter (max_deliveries) waits only briefly: the
  * member has other events to hand out, and the refused one comes back
  * after ack_wait. */
 #define EVB_DLQ_BLOCK_MS 1000
+#define EVB_DLQ_QUEUE_BLOCK_MS 10
 /*
  * Append EV, read from ORIGIN (the topic's map), to <origin>.dlq through
  * *W (opened, and the DLQ created, on first use; close with

@@ -169,8 +169,12 @@ int evb_queue_fetch_check(const struct evb_group *g, uint32_t p, uint64_t fp, ui
     if (fp % EVB_FRAME_ALIGN == 0 && fp <= tail)
         return 0;
     char text[128];
-    snprintf(text, sizeof text, "its fetch position %llu is past the partition's end %llu",
-             (unsigned long long)fp, (unsigned long long)tail);
+    if (fp % EVB_FRAME_ALIGN)
+        snprintf(text, sizeof text, "its fetch position %llu is no event's end (not %u-byte "
+                 "aligned)", (unsigned long long)fp, EVB_FRAME_ALIGN);
+    else
+        snprintf(text, sizeof text, "its fetch position %llu is past the partition's end %llu",
+                 (unsigned long long)fp, (unsigned long long)tail);
     return damaged_unless_rebuilt(g, p, text);
 }
 

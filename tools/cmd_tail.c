@@ -620,13 +620,13 @@ static bool tail_group_settled(tail *t)
     /* A queue's events past max deliveries that the dead-letter topic
      * refuses stay in the queue for ever: not "nothing left". Said once,
      * and the exit status says so. */
-    if (due && !t->settle_rc) {
+    if (due && sum.dlq_refusals && !t->settle_rc) {
         fprintf(stderr, "evbus tail: group %s: %llu event%s past max deliveries wait%s for "
                 "the dead-letter topic %s.dlq, which refused %s %llu time%s (last: %s); "
                 "evbus groups %s shows them\n", t->co.name, (unsigned long long)due,
                 due == 1 ? "" : "s", due == 1 ? "s" : "", t->topic, due == 1 ? "it" : "them",
                 (unsigned long long)sum.dlq_refusals, sum.dlq_refusals == 1 ? "" : "s",
-                sum.dlq_refusal_error ? evb_strerror(sum.dlq_refusal_error) : "not yet tried",
+                sum.dlq_refusal_error ? evb_strerror(sum.dlq_refusal_error) : "unknown",
                 t->topic);
         t->settle_rc = CLI_FAIL;
     }

@@ -1302,10 +1302,13 @@ void evb_producer_close(evb_producer *p);
  * records of one event, the second with a delivery count past
  * max_deliveries (`evbus dlq list` marks it; EVB_RESUBMIT_ALL skips it,
  * EVB_RESUBMIT_DUPLICATE). A DLQ that refuses the record (full, too small
- * for it, a name too long) does not stop the member: the event waits
- * ack_wait in the queue and is tried again, the others are handed out
- * meanwhile, and evb_group_stat counts the tries (dlq_refusals, with the
- * last error) and the events waiting (dlq_due). A new group starts at .start (default earliest); the group's
+ * for it, a name too long) fails no call: the event waits ack_wait in the
+ * queue and is tried again, the others are handed out meanwhile, and
+ * evb_group_stat counts the tries (dlq_refusals, with the last error) and
+ * the events waiting (dlq_due). The waiting event still holds the queue's
+ * floor: past it a member takes at most max_in_flight events, and on a
+ * ring-only topic producers wait once the ring is full, until the DLQ
+ * takes it (make room, or give it a larger one). A new group starts at .start (default earliest); the group's
  * parameters are its creator's. On a ring-only topic the members hold the
  * ring at the oldest event not acknowledged (producers wait for it); with
  * no member alive nothing holds it, and events lapped meanwhile are
@@ -1567,8 +1570,9 @@ typedef struct evb_group_summary {
      *  that the dead-letter topic refused (full, too small for it, a name
      *  too long, a full disk): tries, not events
      *  (evb_group_partition_stat.dlq_due says how many events wait). The
-     *  member's evb_consumer_next() goes on with other events; the
-     *  refused one waits ack_wait in the queue and is tried again. A
+     *  member's evb_consumer_next() goes on with other events (as far
+     *  as the floor the refused one holds lets it); the refused one
+     *  waits ack_wait in the queue and is tried again. A
      *  refused evb_consumer_reject() is not counted: its caller has the
      *  error and the event. */
     uint64_t dlq_refusals;

@@ -303,19 +303,16 @@ test_refusing_dlq_stops_no_member() {
     python3 -c "for i in range(10): print(str(i) * 20000)" >"$TMP/big"
     run_in "$TMP/big" pub q2
     # A member that takes events and dies holding them (its output is a
-    # pipe nobody reads): they are past max deliveries 1 after ack wait.
-    ("$EVBUS" tail q2 --bus "$BUS" --group g --queue -f --max-deliveries 1 --ack-wait 300 \
-        | sleep 30) &
-    local pipeline=$! pid=""
-    for _ in $(seq 100); do
-        pid=$(pgrep -f "tail q2 --bus $BUS --group g" || true)
-        [[ -n "$pid" ]] && break
-        sleep 0.05
-    done
+    # FIFO nobody reads): they are past max deliveries 1 after ack wait.
+    mkfifo "$TMP/stuck"
+    sleep 30 <"$TMP/stuck" &
+    local reader=$!
+    "$EVBUS" tail q2 --bus "$BUS" --group g --queue -f --max-deliveries 1 --ack-wait 300 \
+        >"$TMP/stuck" 2>/dev/null &
+    local member=$!
     sleep 1
-    kill -9 $pid 2>/dev/null || true
-    kill "$pipeline" 2>/dev/null || true
-    wait "$pipeline" 2>/dev/null || true
+    kill -9 "$member" "$reader" 2>/dev/null || true
+    wait "$member" "$reader" 2>/dev/null || true
     sleep 0.5
     run tail q2 --group g --queue
     check "exit 1: events are left that the DLQ refuses" rc_is 1
