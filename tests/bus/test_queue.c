@@ -735,7 +735,7 @@ Test(queue, a_dead_letter_tried_again_keeps_its_delivery_count, .timeout = 60)
  * the record) are handed out all the same, at once: the refusal stops
  * neither the member nor the queue (a cold attack found every CLI member
  * stopped, or hung a second per try, with healthy events waiting). */
-Test(queue, healthy_events_flow_past_one_the_dlq_refuses, .timeout = 30)
+Test(queue, healthy_events_flow_past_one_the_dlq_refuses)
 {
     make_topic("jobs", 1, false);
     evb_topic_config dc = {.partitions = 1, .ring_bytes = 64 << 10, .max_event_bytes = 64};
@@ -777,7 +777,7 @@ Test(queue, healthy_events_flow_past_one_the_dlq_refuses, .timeout = 30)
  * them all: each call still returns, and the healthy events come (a
  * review found a call that refused on and on, rescanning from the floor,
  * outlast ack_wait and never return). */
-Test(queue, many_refused_events_never_hold_a_call, .timeout = 60)
+Test(queue, many_refused_events_never_hold_a_call)
 {
     make_topic("jobs", 1, false);
     evb_topic_config dc = {.partitions = 1, .ring_bytes = 64 << 10, .max_event_bytes = 64};
