@@ -40,8 +40,10 @@ static void hold_floors(evb_consumer *c)
 {
     for (uint32_t i = 0; i < c->n; i++) {
         uint64_t pos, off;
-        if (evb_queue_floor(&c->grp, c->part[i], &pos, &off))
+        if (evb_queue_floor(&c->grp, c->part[i], &pos, &off)) {
+            c->rd[i].hold = pos;
             evb_ring_reader_release_to(&c->rd[i], pos);
+        }
     }
 }
 
@@ -179,6 +181,9 @@ int evb_cqueue_open(evb_consumer *c)
             return -EBADMSG;
         /* From the floor: nothing at or above it may be overwritten
          * while this member lives (ring-only topics). */
+        /* Every release from now on stops at the floor (hold_floors
+         * moves it on): the seeks to fetch and slots, and the waits. */
+        c->rd[i].hold = lp;
         if ((rc = seek_queued(c, i, lp, "floor")))
             return rc;
         evb_ring_reader_release_to(&c->rd[i], lp);

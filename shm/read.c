@@ -288,6 +288,12 @@ void evb_ring_reader_release_to(struct evb_ring_reader *rd, uint64_t pos)
     struct evb_reader_slot *s = &rd->r->rslots[rd->slot_idx];
     if (pos > rd->pos)
         pos = rd->pos;
+    /* A queue member reads ahead of its floor, seeks there and waits
+     * there, and every one of those releases: none may let producers
+     * past the floor, or a ring-only topic overwrites the events it holds
+     * (a cold attack lost events nacked or refused by the DLQ). */
+    if (pos > rd->hold)
+        pos = rd->hold;
     if (pos == rd->published) {
         /* A queue member's floor can stay while it hands events out:
          * the statistic moves on its own. Relaxed, as below. */
@@ -552,6 +558,7 @@ int evb_ring_reader_attach(struct evb_ring_reader *rd, struct evb_ring *r, uint3
     /* Readers of durable rings gate nothing: every frame is lap-checked. */
     rd->verify_below = EVB_SLOT_GATES(kind) && !r->durable ? t : EVB_POS_NONE;
     rd->published = EVB_POS_NONE;
+    rd->hold = EVB_POS_NONE;
     if (start_pos == EVB_POS_NONE) {
         rd->pos = t;
         rd->offset = toff;

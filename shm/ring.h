@@ -322,6 +322,8 @@ struct evb_ring_reader {
     uint64_t lost_bytes;
     uint64_t delivered;       /* events returned; statistic */
     uint64_t published;       /* cursor value last stored in the slot */
+    uint64_t hold;            /* never published past this (a queue member's
+                               * floor); EVB_POS_NONE: no hold */
     uint64_t published_delivered; /* delivered value last stored there */
     struct evb_hole_timer hole; /* a claimed, uncommitted frame at pos */
     uint32_t idle_polls;      /* empty polls, to pace tail peeks */

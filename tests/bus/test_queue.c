@@ -812,6 +812,69 @@ Test(queue, many_refused_events_never_hold_a_call)
     evb_consumer_close(c);
 }
 
+/* On a ring-only topic a queue's floor holds the ring: an event nacked
+ * for a while (or one the DLQ refuses) stays below the events members
+ * take past it, and producers wait before they overwrite it. A member's
+ * reads ahead, its seeks and its waits all release its reader: none may
+ * let producers past the floor (a cold attack lost such events, and
+ * found the queue calling itself damaged). */
+Test(queue, a_held_floor_holds_a_ring_only_topic)
+{
+    evb_topic_config tc = {.partitions = 1, .ring_bytes = 64 << 10};
+    cr_assert_eq(evb_topic_create(bus, "jobs", &tc), 0, "%s", evb_last_error());
+    evb_consumer *c = member("jobs", "q", 30000, EVB_NO_MAX_DELIVERIES);
+    /* Event 0 held 1.5 s; event 1 nacked again at each delivery, so that
+     * the member goes back and forth between it and new events. */
+    publish_n("jobs", 0, 2);
+    evb_event ev;
+    cr_assert_eq(evb_consumer_next(c, &ev, 1000), 0, "%s", evb_last_error());
+    cr_assert_eq(evb_consumer_nack(c, &ev, 1500), 0);
+    cr_assert_eq(evb_consumer_next(c, &ev, 1000), 0, "%s", evb_last_error());
+    cr_assert_eq(evb_consumer_nack(c, &ev, 0), 0);
+    evb_producer *p;
+    cr_assert_eq(evb_producer_open(&p, bus, "jobs", &(evb_producer_options){.block_ms = 0}), 0);
+    int rc = 0;
+    uint64_t published = 0;
+    for (uint64_t i = 2; i < 4000; i++) {
+        rc = evb_publish(p, &(evb_msg){.value = &i, .value_len = sizeof i,
+                                       .partition = EVB_PARTITION_ANY});
+        if (rc)
+            break;
+        published++;
+        /* Taken and acked at once, then a short wait (waits release the
+         * member's reader too). */
+        int n = 0;
+        while (n++ < 8 && (rc = evb_consumer_next(c, &ev, 1)) == 0) {
+            uint64_t v;
+            memcpy(&v, ev.value, sizeof v);
+            cr_assert_eq(v == 1 ? evb_consumer_nack(c, &ev, 0) : evb_consumer_ack(c, &ev), 0);
+        }
+        cr_assert(rc == 0 || rc == -ETIMEDOUT, "%d %s", rc, evb_last_error());
+        rc = 0;
+    }
+    evb_producer_close(p);
+    cr_assert_eq(rc, -EAGAIN, "the producer went on past the held event: %d, %llu published",
+                 rc, (unsigned long long)published);
+    cr_assert_lt(published, (64u << 10) / 64, "%llu published over a 64 KiB ring",
+                 (unsigned long long)published);
+    /* The held event, intact, once its delay is over. */
+    uint64_t t0 = t_now_ms(), v = UINT64_MAX;
+    while (t_now_ms() - t0 < 5000) {
+        rc = evb_consumer_next(c, &ev, 200);
+        if (rc == -ETIMEDOUT)
+            continue;
+        cr_assert_eq(rc, 0, "%d %s", rc, evb_last_error());
+        memcpy(&v, ev.value, sizeof v);
+        cr_assert_eq(evb_consumer_ack(c, &ev), 0);
+        if (v == 0)
+            break;
+        v = UINT64_MAX;
+    }
+    cr_assert_eq(v, 0, "the held event never came back");
+    cr_expect_eq(ev.lost_bytes, 0, "lost %llu bytes", (unsigned long long)ev.lost_bytes);
+    evb_consumer_close(c);
+}
+
 /* A reject refused before it writes (a reason too long) leaves the event
  * its member's as any in flight, not held for ack_wait + 10 s: it can be
  * acknowledged, and another member takes it after ack_wait. */
