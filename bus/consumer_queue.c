@@ -216,6 +216,9 @@ static void deliver(evb_consumer *c, uint32_t i, evb_event *ev, const struct evb
 /* dead_letter(): the DLQ refused the record; the event is back in the
  * queue for an ack_wait. */
 #define DLQ_REFUSED 1
+/* A scan's budget of DLQ refusals (retake). */
+#define EVB_REFUSALS_A_SCAN 64
+#define EVB_REFUSING_MS 20
 
 /* An event that was delivered max_deliveries times: to the dead-letter
  * topic, and done (0); or, when the DLQ refuses it, back in the queue for
@@ -275,6 +278,13 @@ static int fetch_in_log(evb_consumer *c, uint32_t i)
  * -EAGAIN none. */
 static int retake(evb_consumer *c, evb_event *ev)
 {
+    /* Refusals of the DLQ this scan may take: each sends the scan back to
+     * the floor (evb_queue_retake), and a scan that went on refusing could
+     * outlast ack_wait and never end (a review's 3500 refused events kept
+     * one call busy for good); past the budget the scan ends, new events
+     * are taken, and the next scan goes on. */
+    uint32_t refusals = 0;
+    uint64_t since = now_ms();
     for (uint32_t i = 0; i < c->n; i++) {
         struct evb_queue_take t;
         int rc = fetch_in_log(c, i);
@@ -317,15 +327,13 @@ static int retake(evb_consumer *c, evb_event *ev)
                 evb_ring_reader_uncount(&c->rd[i]); /* to the DLQ, not the caller */
                 /* -ESTALE: another member took it meanwhile, go on; or we
                  * left the group (rebuilt under the append): stop. A DLQ
-                 * that refused it is no failure of ours, but ends this
-                 * partition's scan: the next scan goes on, and the take of
-                 * new events meanwhile (a scan that went on refusing could
-                 * outlast ack_wait and never end: a review's 3500 refused
-                 * events kept one call busy for good). */
+                 * that refused it is no failure of ours: go on, within the
+                 * scan's budget (above). */
                 rc = dead_letter(c, i, ev);
                 if (rc == DLQ_REFUSED) {
-                    rc = -EAGAIN;
-                    break;
+                    if (++refusals < EVB_REFUSALS_A_SCAN && now_ms() - since < EVB_REFUSING_MS)
+                        continue;
+                    return -EAGAIN;
                 }
                 if (rc && (rc != -ESTALE || c->failed))
                     return rc;
