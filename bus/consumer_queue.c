@@ -233,7 +233,8 @@ static int dead_letter(evb_consumer *c, uint32_t i, evb_event *ev)
         return rc;
     /* A short wait for room: a DLQ reader a moment behind is no refusal
      * (which costs the event an ack_wait), while a full DLQ holds up the
-     * member's other events no longer than this, once per scan. */
+     * member's other events no longer than this a try, within the scan's
+     * budget (retake). */
     rc = evb_dlq_append(&c->dlq, c->bus, c->tm, ev, "max_deliveries reached",
                         ev->deliveries - 1, c->name, EVB_DLQ_QUEUE_BLOCK_MS);
     /* The append may have waited (a syncing DLQ): rebuilt meanwhile, the
