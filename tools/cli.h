@@ -182,6 +182,8 @@ int cli_print_json(const cli *c, json_t *j);
  * INT64_MAX, which JSON's signed integers here cannot hold (a "none"
  * sentinel, or hostile bytes read from a file). */
 json_t *cli_json_u64(uint64_t v);
+/* A -errno's words (evb_strerror) as a JSON string; null for 0. */
+json_t *cli_json_errno(int err);
 /* S as a JSON string: bytes that are not UTF-8 become '?' (json_string
  * alone gives NULL for them, which drops whatever holds it). */
 json_t *cli_json_text(const char *s);

@@ -215,10 +215,7 @@ static int show_group(const char *name, void *arg)
                                                 (json_int_t)sum.max_deliveries, "max_in_flight",
                                                 (json_int_t)sum.max_in_flight, "dlq_refusals",
                                                 cli_json_u64(sum.dlq_refusals)));
-            json_object_set_new(o, "dlq_refusal_error",
-                                sum.dlq_refusal_error
-                                    ? json_string(evb_strerror(sum.dlq_refusal_error))
-                                    : json_null());
+            json_object_set_new(o, "dlq_refusal_error", cli_json_errno(sum.dlq_refusal_error));
         }
         char *text = json_dumps(o, JSON_COMPACT);
         if (text)

@@ -604,10 +604,7 @@ static int group_json(const char *group, void *arg)
                                             cli_json_u64(g.dlq_due), "dlq_refusals",
                                             cli_json_u64(g.sum.dlq_refusals)));
     if (queue)
-        json_object_set_new(o, "dlq_refusal_error",
-                            g.sum.dlq_refusal_error
-                                ? json_string(evb_strerror(g.sum.dlq_refusal_error))
-                                : json_null());
+        json_object_set_new(o, "dlq_refusal_error", cli_json_errno(g.sum.dlq_refusal_error));
     else
         json_object_update_new(o, json_pack("{s:o, s:o}", "lag_events",
                                             cli_json_u64(g.lag_events), "rejected",

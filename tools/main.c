@@ -366,6 +366,11 @@ json_t *cli_json_u64(uint64_t v)
     return json_integer((json_int_t)v);
 }
 
+json_t *cli_json_errno(int err)
+{
+    return err ? json_string(evb_strerror(err)) : json_null();
+}
+
 json_t *cli_json_text(const char *s)
 {
     json_t *j = json_string(s);

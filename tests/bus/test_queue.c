@@ -731,15 +731,22 @@ Test(queue, a_dead_letter_tried_again_keeps_its_delivery_count, .timeout = 60)
     evb_consumer_close(d);
 }
 
+/* Topic jobs and a jobs.dlq too small for any of its records: every
+ * dead letter is refused (-EMSGSIZE). */
+static void jobs_with_a_dlq_too_small(void)
+{
+    make_topic("jobs", 1, false);
+    evb_topic_config dc = {.partitions = 1, .ring_bytes = 64 << 10, .max_event_bytes = 64};
+    cr_assert_eq(evb_topic_create(bus, "jobs.dlq", &dc), 0, "%s", evb_last_error());
+}
+
 /* Healthy events behind one the DLQ refuses (its DLQ made too small for
  * the record) are handed out all the same, at once: the refusal stops
  * neither the member nor the queue (a cold attack found every CLI member
  * stopped, or hung a second per try, with healthy events waiting). */
 Test(queue, healthy_events_flow_past_one_the_dlq_refuses)
 {
-    make_topic("jobs", 1, false);
-    evb_topic_config dc = {.partitions = 1, .ring_bytes = 64 << 10, .max_event_bytes = 64};
-    cr_assert_eq(evb_topic_create(bus, "jobs.dlq", &dc), 0, "%s", evb_last_error());
+    jobs_with_a_dlq_too_small();
     evb_consumer *c = member("jobs", "q", 200, 1);
     publish_n("jobs", 0, 1);
     evb_event ev;
@@ -779,9 +786,7 @@ Test(queue, healthy_events_flow_past_one_the_dlq_refuses)
  * outlast ack_wait and never return). */
 Test(queue, many_refused_events_never_hold_a_call)
 {
-    make_topic("jobs", 1, false);
-    evb_topic_config dc = {.partitions = 1, .ring_bytes = 64 << 10, .max_event_bytes = 64};
-    cr_assert_eq(evb_topic_create(bus, "jobs.dlq", &dc), 0, "%s", evb_last_error());
+    jobs_with_a_dlq_too_small();
     enum { DUE = 4000 };
     evb_consumer *c = member("jobs", "q", 40, 1);
     publish_n("jobs", 0, DUE);
