@@ -182,7 +182,7 @@ int evb_cqueue_open(evb_consumer *c)
         /* From the floor: nothing at or above it may be overwritten
          * while this member lives (ring-only topics). */
         /* Every release from now on stops at the floor (hold_floors
-         * moves it on): the seeks to fetch and slots, and the waits. */
+         * moves it on): the seeks to fetch and to retaken events. */
         c->rd[i].hold = lp;
         if ((rc = seek_queued(c, i, lp, "floor")))
             return rc;

@@ -288,9 +288,9 @@ void evb_ring_reader_release_to(struct evb_ring_reader *rd, uint64_t pos)
     struct evb_reader_slot *s = &rd->r->rslots[rd->slot_idx];
     if (pos > rd->pos)
         pos = rd->pos;
-    /* A queue member reads ahead of its floor, seeks there and waits
-     * there, and every one of those releases: none may let producers
-     * past the floor, or a ring-only topic overwrites the events it holds
+    /* A queue member reads ahead of its floor and seeks back and forth
+     * (to retaken events, on to new ones), and each seek releases: none
+     * may let producers past the floor, or a ring-only topic overwrites the events it holds
      * (a cold attack lost events nacked or refused by the DLQ). */
     if (pos > rd->hold)
         pos = rd->hold;
